@@ -1,0 +1,26 @@
+/*
+ * Process-wide initialization of the library.
+ */
+#ifndef MEMFABRIC_MF_INIT_H
+#define MEMFABRIC_MF_INIT_H
+
+#include <memfabric/mf_common.h>
+#include <memfabric/mf_status.h>
+
+MF_BEGIN_DECLS
+
+/*
+ * Initializes the library: logging level from MF_LOG_LEVEL, event library
+ * locking.  Reference counted: every successful mf_init() is paired with
+ * one mf_uninit().  The store API works without it (it initializes what it
+ * needs); the BM API requires it.
+ */
+MF_API mf_status_t mf_init(void);
+MF_API void mf_uninit(void);
+
+/* "major.minor.patch" */
+MF_API const char *mf_version(void);
+
+MF_END_DECLS
+
+#endif

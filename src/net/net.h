@@ -1,0 +1,223 @@
+/*
+ * Control-plane messaging: framed binary request/response over TCP on
+ * libevent.
+ *
+ * Every frame is a 24-byte header followed by body_len bytes of body.  The
+ * header, little-endian on the wire:
+ *
+ *   u32 magic     MF_NET_MAGIC
+ *   u8  version   MF_NET_VERSION; a frame of another version is rejected
+ *   u8  kind      MF_NET_KIND_REQUEST / _RESPONSE / _NOTIFY
+ *   u16 opcode    chosen by the service that uses the server
+ *   i32 status    mf_status_t of a response, 0 in requests and notifies
+ *   u32 body_len  bounded by the receiver's max_body before anything is read
+ *   u64 req_id    chosen by the client, echoed in the response; 0 in notifies
+ *
+ * A peer that sends a bad magic, version, kind or an oversized length is
+ * disconnected; nothing it sent reaches the service.  Bodies are encoded
+ * with mf_wbuf and decoded with mf_rbuf, which bounds-check every read.
+ *
+ * Both server and client run an event loop on a thread of their own.  The
+ * byte stream of a connection is created by an mf_net_stream_ops_t, so
+ * TLS (OpenSSL bufferevents) can replace the plain socket without touching
+ * callers.
+ */
+#ifndef MF_NET_NET_H
+#define MF_NET_NET_H
+
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct bufferevent;
+
+#define MF_NET_MAGIC    0x544e464du /* "MFNT" read as little-endian bytes */
+#define MF_NET_VERSION  1
+#define MF_NET_HDR_SIZE 24
+#define MF_NET_DEFAULT_MAX_BODY (64u << 20)
+
+typedef enum mf_net_kind {
+    MF_NET_KIND_REQUEST = 1,
+    MF_NET_KIND_RESPONSE = 2,
+    MF_NET_KIND_NOTIFY = 3,
+} mf_net_kind_t;
+
+typedef struct mf_net_hdr {
+    uint32_t magic;
+    uint8_t version;
+    uint8_t kind;
+    uint16_t opcode;
+    int32_t status;
+    uint32_t body_len;
+    uint64_t req_id;
+} mf_net_hdr_t;
+
+void mf_net_hdr_encode(const mf_net_hdr_t *hdr, uint8_t out[MF_NET_HDR_SIZE]);
+/* Checks magic, version, kind and body_len <= max_body. */
+mf_status_t mf_net_hdr_decode(const uint8_t in[MF_NET_HDR_SIZE],
+                              size_t max_body, mf_net_hdr_t *hdr_p);
+
+/* ---- body encoding: little-endian writer and bounds-checked reader ---- */
+
+typedef struct mf_wbuf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    bool failed; /* an allocation failed; every later put is a no-op */
+} mf_wbuf_t;
+
+void mf_wbuf_init(mf_wbuf_t *w);
+void mf_wbuf_free(mf_wbuf_t *w);
+void mf_wbuf_put_u8(mf_wbuf_t *w, uint8_t v);
+void mf_wbuf_put_u16(mf_wbuf_t *w, uint16_t v);
+void mf_wbuf_put_u32(mf_wbuf_t *w, uint32_t v);
+void mf_wbuf_put_u64(mf_wbuf_t *w, uint64_t v);
+void mf_wbuf_put_i64(mf_wbuf_t *w, int64_t v);
+void mf_wbuf_put_raw(mf_wbuf_t *w, const void *data, size_t len);
+/* u32 length, then the bytes. */
+void mf_wbuf_put_bytes(mf_wbuf_t *w, const void *data, size_t len);
+void mf_wbuf_put_str(mf_wbuf_t *w, const char *s);
+/* MF_ERR_NOMEM if any put failed, else MF_OK. */
+mf_status_t mf_wbuf_status(const mf_wbuf_t *w);
+
+typedef struct mf_rbuf {
+    const uint8_t *p;
+    size_t left;
+    bool failed; /* a read ran past the end or a bound; later reads fail */
+} mf_rbuf_t;
+
+void mf_rbuf_init(mf_rbuf_t *r, const void *data, size_t len);
+/* Each getter returns false (and sets failed, and zeroes the output) when
+ * the data is short or a bound is exceeded. */
+bool mf_rbuf_get_u8(mf_rbuf_t *r, uint8_t *v);
+bool mf_rbuf_get_u16(mf_rbuf_t *r, uint16_t *v);
+bool mf_rbuf_get_u32(mf_rbuf_t *r, uint32_t *v);
+bool mf_rbuf_get_u64(mf_rbuf_t *r, uint64_t *v);
+bool mf_rbuf_get_i64(mf_rbuf_t *r, int64_t *v);
+bool mf_rbuf_get_raw(mf_rbuf_t *r, const void **data, size_t len);
+/* u32 length (<= max_len), then a pointer into the buffer (not copied). */
+bool mf_rbuf_get_bytes(mf_rbuf_t *r, const void **data, size_t *len,
+                       size_t max_len);
+/* Like get_bytes; copies into out (out_size > len, NUL-terminated) and
+ * rejects embedded NUL bytes. */
+bool mf_rbuf_get_str(mf_rbuf_t *r, char *out, size_t out_size);
+/* MF_OK when no read failed and, if require_end, nothing is left. */
+mf_status_t mf_rbuf_status(const mf_rbuf_t *r, bool require_end);
+
+/* ---- byte streams (plain TCP now, TLS later) ---- */
+
+typedef struct mf_net_stream_ops {
+    const char *name;
+    /* Wraps a connected socket; server is true on the accepting side. */
+    struct bufferevent *(*bev_new)(struct event_base *base, int fd,
+                                   bool server, void *ctx);
+    void *ctx;
+} mf_net_stream_ops_t;
+
+extern const mf_net_stream_ops_t mf_net_stream_plain;
+
+/* ---- server ---- */
+
+typedef struct mf_net_server mf_net_server_t;
+typedef struct mf_net_conn mf_net_conn_t;
+
+typedef struct mf_net_server_ops {
+    /* A whole, well-formed request frame.  body is valid only during the
+     * call.  The handler replies now or later with mf_net_conn_reply(). */
+    void (*on_request)(mf_net_conn_t *conn, uint16_t opcode, uint64_t req_id,
+                       const uint8_t *body, size_t len, void *arg);
+    /* Optional: a connection was accepted. */
+    void (*on_open)(mf_net_conn_t *conn, void *arg);
+    /* Optional: the connection is closing (peer gone, protocol error or
+     * server stop); the conn is freed when this returns. */
+    void (*on_close)(mf_net_conn_t *conn, void *arg);
+} mf_net_server_ops_t;
+
+typedef struct mf_net_server_params {
+    const char *host;     /* address to bind, e.g. "127.0.0.1", "0.0.0.0" */
+    uint16_t port;        /* 0 picks a free port */
+    size_t max_body;      /* 0 = MF_NET_DEFAULT_MAX_BODY */
+    uint32_t max_conns;   /* 0 = unlimited */
+    const mf_net_server_ops_t *ops;
+    void *arg;
+    const mf_net_stream_ops_t *stream; /* NULL = plain TCP */
+} mf_net_server_params_t;
+
+/* Binds, listens and starts the loop thread. */
+mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
+                                mf_net_server_t **server_p);
+/* Stops the loop, closes every connection (on_close runs for each). */
+void mf_net_server_stop(mf_net_server_t *server);
+uint16_t mf_net_server_port(const mf_net_server_t *server);
+/* The loop of the server, for timers of the service; loop thread only. */
+struct event_base *mf_net_server_base(mf_net_server_t *server);
+/* Runs fn(arg) on the loop thread and waits for it (from another thread);
+ * runs it directly when called on the loop thread. */
+mf_status_t mf_net_server_run_sync(mf_net_server_t *server,
+                                   void (*fn)(void *arg), void *arg);
+
+/* Loop thread only.  A reply or notify to a closing conn is dropped. */
+mf_status_t mf_net_conn_reply(mf_net_conn_t *conn, uint64_t req_id,
+                              uint16_t opcode, mf_status_t status,
+                              const void *body, size_t len);
+mf_status_t mf_net_conn_notify(mf_net_conn_t *conn, uint16_t opcode,
+                               const void *body, size_t len);
+void mf_net_conn_set_data(mf_net_conn_t *conn, void *data);
+void *mf_net_conn_get_data(const mf_net_conn_t *conn);
+/* "ip:port" of the peer, for messages. */
+const char *mf_net_conn_peer(const mf_net_conn_t *conn);
+/* Closes after the pending output is flushed; on_close follows. */
+void mf_net_conn_close(mf_net_conn_t *conn);
+
+/* ---- client ---- */
+
+typedef struct mf_net_client mf_net_client_t;
+
+typedef struct mf_net_client_params {
+    const char *host;
+    uint16_t port;
+    uint32_t connect_timeout_ms; /* 0 = 5000 */
+    size_t max_body;             /* 0 = MF_NET_DEFAULT_MAX_BODY */
+    /* Optional, on the client's loop thread: a NOTIFY frame arrived. */
+    void (*on_notify)(uint16_t opcode, const uint8_t *body, size_t len,
+                      void *arg);
+    /* Optional, on a thread of its own (calls are allowed there): the
+     * connection was re-established after a loss. */
+    void (*on_reconnect)(void *arg);
+    /* Optional, on the loop thread: the connection was lost. */
+    void (*on_disconnect)(void *arg);
+    void *arg;
+    const mf_net_stream_ops_t *stream; /* NULL = plain TCP */
+} mf_net_client_params_t;
+
+/* Connects (within connect_timeout_ms) and starts the loop thread. */
+mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
+                                 mf_net_client_t **client_p);
+/* Fails pending calls with MF_ERR_CANCELED, stops the loop, frees. */
+void mf_net_client_destroy(mf_net_client_t *client);
+
+typedef struct mf_net_resp {
+    mf_status_t status; /* status field of the response */
+    uint8_t *body;      /* malloc'd, or NULL if empty; mf_net_resp_free() */
+    size_t len;
+} mf_net_resp_t;
+
+/*
+ * Sends a request and waits for its response, from any thread but the
+ * client's loop thread (MF_ERR_STATE there).  Thread safe; many calls may
+ * be outstanding at once.  Returns MF_OK when a response arrived (its
+ * status is in resp_p->status), MF_ERR_TIMEOUT after timeout_ms, or a peer
+ * error when the connection broke: then the call fails and the next call
+ * reconnects first.
+ */
+mf_status_t mf_net_client_call(mf_net_client_t *client, uint16_t opcode,
+                               const void *body, size_t len,
+                               uint32_t timeout_ms, mf_net_resp_t *resp_p);
+void mf_net_resp_free(mf_net_resp_t *resp);
+
+/* Ensures the process-wide libevent setup (pthreads locking) is done. */
+void mf_net_global_init(void);
+
+#endif

@@ -1,0 +1,96 @@
+/*
+ * Declarative configuration tables.
+ *
+ * A component describes its settings once, as an array of mf_cfg_entry_t
+ * that point into a plain C struct by offset.  From that one table come the
+ * defaults, the parser for `key = value` files, the environment overrides
+ * (<env_prefix><NAME IN UPPER CASE>) and the help text.  Every value is
+ * parsed and range-checked; an error names the key, the value, the source
+ * (file:line or environment variable) and what was expected.
+ */
+#ifndef MF_UTIL_CONFIG_H
+#define MF_UTIL_CONFIG_H
+
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum mf_cfg_type {
+    MF_CFG_STR,    /* char array of entry->str_size bytes in the struct */
+    MF_CFG_BOOL,   /* bool: true/false, yes/no, on/off, 1/0 */
+    MF_CFG_U32,    /* uint32_t, decimal or 0x hex */
+    MF_CFG_U64,    /* uint64_t, decimal or 0x hex */
+    MF_CFG_SIZE,   /* uint64_t bytes, with optional K/M/G/T suffix (1024) */
+    MF_CFG_MS,     /* uint32_t milliseconds, with optional ms/s/m suffix */
+    MF_CFG_LOGLVL, /* int: log level name */
+} mf_cfg_type_t;
+
+typedef struct mf_cfg_entry {
+    const char *name;          /* key in files, lower_snake_case */
+    mf_cfg_type_t type;
+    size_t offset;             /* offsetof(struct, field) */
+    size_t str_size;           /* MF_CFG_STR: size of the char array */
+    const char *default_value; /* parsed like any other value */
+    uint64_t min;              /* numeric types: inclusive bounds; */
+    uint64_t max;              /* min == max == 0 means unbounded */
+    const char *help;
+} mf_cfg_entry_t;
+
+typedef struct mf_cfg_table {
+    const char *component;  /* e.g. "mf-bm", used in messages */
+    const char *env_prefix; /* e.g. "MF_", NULL for no environment */
+    const mf_cfg_entry_t *entries;
+    size_t count;
+} mf_cfg_table_t;
+
+#define MF_CFG_COUNT(_array) (sizeof(_array) / sizeof((_array)[0]))
+
+/* Writes every default into obj.  Fails only if a default is malformed. */
+mf_status_t mf_cfg_set_defaults(const mf_cfg_table_t *table, void *obj);
+
+/* Parses and stores one value; MF_ERR_CONFIG with a logged reason. */
+mf_status_t mf_cfg_set(const mf_cfg_table_t *table, void *obj, const char *key,
+                       const char *value);
+
+/* Same, with the origin ("file.conf:12") used in the error message. */
+mf_status_t mf_cfg_set_from(const mf_cfg_table_t *table, void *obj,
+                            const char *key, const char *value,
+                            const char *origin);
+
+/*
+ * Parses `key = value` lines from text: '#' starts a comment, blank lines
+ * are ignored, surrounding whitespace and one pair of double quotes around
+ * the value are stripped.  Stops at the first error.
+ */
+mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
+                               const char *text, size_t len,
+                               const char *origin);
+
+mf_status_t mf_cfg_load_file(const mf_cfg_table_t *table, void *obj,
+                             const char *path);
+
+/* Applies <env_prefix><NAME> variables that are set. */
+mf_status_t mf_cfg_load_env(const mf_cfg_table_t *table, void *obj);
+
+/* Formats an entry's current value; returns buf. */
+const char *mf_cfg_format(const mf_cfg_entry_t *entry, const void *obj,
+                          char *buf, size_t len);
+
+const mf_cfg_entry_t *mf_cfg_find(const mf_cfg_table_t *table,
+                                  const char *key);
+
+/* Prints every key with its default, environment variable and help. */
+void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out);
+
+/* Prints `key = value` for every key (a valid config file). */
+void mf_cfg_dump(const mf_cfg_table_t *table, const void *obj, FILE *out);
+
+/* Parsers used by the table, exported for other code that reads sizes. */
+mf_status_t mf_parse_size(const char *text, uint64_t *value_p);
+mf_status_t mf_parse_u64(const char *text, uint64_t *value_p);
+mf_status_t mf_parse_ms(const char *text, uint32_t *value_p);
+mf_status_t mf_parse_bool(const char *text, bool *value_p);
+
+#endif

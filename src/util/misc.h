@@ -1,0 +1,45 @@
+/*
+ * Time, addresses and other small helpers.
+ */
+#ifndef MF_UTIL_MISC_H
+#define MF_UTIL_MISC_H
+
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MF_ARRAY_SIZE(_a)   (sizeof(_a) / sizeof((_a)[0]))
+#define MF_MIN(_a, _b)      ((_a) < (_b) ? (_a) : (_b))
+#define MF_MAX(_a, _b)      ((_a) > (_b) ? (_a) : (_b))
+#define MF_ALIGN_UP(_x, _a) (((_x) + (_a)-1) & ~((uint64_t)(_a)-1))
+#define mf_likely(_x)       __builtin_expect(!!(_x), 1)
+#define mf_unlikely(_x)     __builtin_expect(!!(_x), 0)
+
+/* Monotonic clock. */
+uint64_t mf_time_ns(void);
+static inline uint64_t mf_time_ms(void)
+{
+    return mf_time_ns() / 1000000u;
+}
+/* Fills a CLOCK_REALTIME timespec `ms` from now, for pthread_cond_timedwait
+ * on a condition variable created with the default clock. */
+struct timespec;
+void mf_deadline_after_ms(struct timespec *ts, uint64_t ms);
+
+/*
+ * Parses "tcp://host:port", "host:port" or "[v6addr]:port" into host and
+ * port.  host must have room for host_len bytes.
+ */
+mf_status_t mf_url_parse(const char *url, char *host, size_t host_len,
+                         uint16_t *port_p);
+
+/* Copies at most dst_size-1 bytes and terminates; returns false if cut. */
+bool mf_strlcpy(char *dst, const char *src, size_t dst_size);
+
+/* A stable identifier of this host: boot id and UTS host name. */
+const char *mf_host_id(void);
+
+size_t mf_page_size(void);
+
+#endif

@@ -77,9 +77,9 @@ static mf_status_t mf_cfg_parse_scaled(const char *text, uint64_t *value_p,
 
 mf_status_t mf_parse_size(const char *text, uint64_t *value_p)
 {
-    static const char *const suffixes[] = {"b",   "k",   "kb", "kib", "m",
-                                           "mb",  "mib", "g",  "gb",  "gib",
-                                           "t",   "tb",  "tib"};
+    static const char *const suffixes[] = {"b",  "k",   "kb", "kib", "m",
+                                           "mb", "mib", "g",  "gb",  "gib",
+                                           "t",  "tb",  "tib"};
     static const uint64_t scales[] = {
         1,          1ull << 10, 1ull << 10, 1ull << 10, 1ull << 20,
         1ull << 20, 1ull << 20, 1ull << 30, 1ull << 30, 1ull << 30,
@@ -122,8 +122,7 @@ mf_status_t mf_parse_bool(const char *text, bool *value_p)
     return MF_ERR_CONFIG;
 }
 
-const mf_cfg_entry_t *mf_cfg_find(const mf_cfg_table_t *table,
-                                  const char *key)
+const mf_cfg_entry_t *mf_cfg_find(const mf_cfg_table_t *table, const char *key)
 {
     for (size_t i = 0; i < table->count; i++) {
         if (strcmp(table->entries[i].name, key) == 0) {
@@ -220,8 +219,7 @@ mf_status_t mf_cfg_set_from(const mf_cfg_table_t *table, void *obj,
     }
     if (status != MF_OK) {
         mf_error("%s: %s: bad value '%s' for '%s': expected %s",
-                 table->component, origin, value, key,
-                 mf_cfg_expected(entry));
+                 table->component, origin, value, key, mf_cfg_expected(entry));
         return MF_ERR_CONFIG;
     }
     if (!mf_cfg_in_range(entry, number)) {
@@ -271,8 +269,7 @@ static char *mf_cfg_trim(char *start, char *end)
 }
 
 mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
-                               const char *text, size_t len,
-                               const char *origin)
+                               const char *text, size_t len, const char *origin)
 {
     char *copy, *line, *next, *eq, *key, *value, *hash;
     char where[512];
@@ -380,11 +377,10 @@ out_close:
 }
 
 static void mf_cfg_env_name(const mf_cfg_table_t *table,
-                            const mf_cfg_entry_t *entry, char *buf,
-                            size_t len)
+                            const mf_cfg_entry_t *entry, char *buf, size_t len)
 {
-    size_t n = (size_t)snprintf(buf, len, "%s%s", table->env_prefix,
-                                entry->name);
+    size_t n =
+        (size_t)snprintf(buf, len, "%s%s", table->env_prefix, entry->name);
     for (size_t i = 0; i < n && i < len; i++) {
         buf[i] = (char)toupper((unsigned char)buf[i]);
     }
@@ -431,8 +427,7 @@ const char *mf_cfg_format(const mf_cfg_entry_t *entry, const void *obj,
         static const char *const names[] = {"off",  "error", "warn",
                                             "info", "debug", "trace"};
         int level = *(const int *)field;
-        snprintf(buf, len, "%s",
-                 level >= 0 && level <= 5 ? names[level] : "?");
+        snprintf(buf, len, "%s", level >= 0 && level <= 5 ? names[level] : "?");
         break;
     }
     case MF_CFG_U32:
@@ -457,7 +452,7 @@ void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out)
 {
     char env[128];
 
-    fprintf(out, "Configuration keys of %s (file: key = value", 
+    fprintf(out, "Configuration keys of %s (file: key = value",
             table->component);
     if (table->env_prefix != NULL) {
         fprintf(out, "; environment: %s<KEY>", table->env_prefix);

@@ -28,7 +28,7 @@ typedef enum mf_cfg_type {
 } mf_cfg_type_t;
 
 typedef struct mf_cfg_entry {
-    const char *name;          /* key in files, lower_snake_case */
+    const char *name; /* key in files, lower_snake_case */
     mf_cfg_type_t type;
     size_t offset;             /* offsetof(struct, field) */
     size_t str_size;           /* MF_CFG_STR: size of the char array */
@@ -78,8 +78,7 @@ mf_status_t mf_cfg_load_env(const mf_cfg_table_t *table, void *obj);
 const char *mf_cfg_format(const mf_cfg_entry_t *entry, const void *obj,
                           char *buf, size_t len);
 
-const mf_cfg_entry_t *mf_cfg_find(const mf_cfg_table_t *table,
-                                  const char *key);
+const mf_cfg_entry_t *mf_cfg_find(const mf_cfg_table_t *table, const char *key);
 
 /* Prints every key with its default, environment variable and help. */
 void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out);

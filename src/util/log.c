@@ -29,9 +29,8 @@ static mf_log_sink_cb mf_log_sink;
 static void *mf_log_sink_arg;
 
 static const char *const mf_log_level_names[] = {
-    [MF_LOG_OFF] = "off",     [MF_LOG_ERROR] = "error",
-    [MF_LOG_WARN] = "warn",   [MF_LOG_INFO] = "info",
-    [MF_LOG_DEBUG] = "debug", [MF_LOG_TRACE] = "trace",
+    [MF_LOG_OFF] = "off",   [MF_LOG_ERROR] = "error", [MF_LOG_WARN] = "warn",
+    [MF_LOG_INFO] = "info", [MF_LOG_DEBUG] = "debug", [MF_LOG_TRACE] = "trace",
 };
 
 MF_API void mf_log_set_level(mf_log_level_t level)
@@ -81,8 +80,10 @@ void mf_log_init_from_env(void)
     }
     level = mf_log_level_parse(value);
     if (level < 0) {
-        fprintf(stderr, "memfabric: ignoring MF_LOG_LEVEL=%s (expected "
-                        "off, error, warn, info, debug or trace)\n", value);
+        fprintf(stderr,
+                "memfabric: ignoring MF_LOG_LEVEL=%s (expected "
+                "off, error, warn, info, debug or trace)\n",
+                value);
         return;
     }
     mf_log_set_level((mf_log_level_t)level);

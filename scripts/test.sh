@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds and runs every test: once in a normal build, once under
+# AddressSanitizer + UndefinedBehaviorSanitizer.  Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+jobs=$(nproc)
+
+run_suite() {
+    local dir=$1; shift
+    cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+    cmake --build "$dir"
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300
+}
+
+echo "== build and test: normal =="
+run_suite build
+echo "== build and test: ASan + UBSan =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_suite build-asan -DMF_SANITIZE=ON

@@ -1,0 +1,461 @@
+/*
+ * RPC server: a listener and its connections on a loop thread of their
+ * own.
+ *
+ * Everything about a connection happens on the loop thread, so the
+ * connection list and the connections themselves need no lock.  A
+ * connection is never freed from inside one of its own callbacks: closing
+ * marks it and activates its close event, whose callback runs on_close and
+ * frees it, so a handler may close (or reply to) its connection at any
+ * time.  Stopping runs as the loop's last task: the listener goes first,
+ * then every connection with its on_close.
+ */
+#include "net/net_int.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct mf_net_server {
+    mf_net_loop_t loop;
+    mf_net_server_ops_t ops;
+    void *arg;
+    const mf_net_stream_ops_t *stream;
+    size_t max_body;
+    uint32_t max_conns;
+    uint16_t port;
+    char addr[80]; /* "host:port" we listen on, for messages */
+    struct evconnlistener *listener;
+    mf_list_t conns; /* of mf_net_conn_t, loop thread only */
+    uint32_t nconns;
+};
+
+struct mf_net_conn {
+    mf_list_t link;
+    mf_net_server_t *server;
+    struct bufferevent *bev;
+    struct event *close_ev; /* activated to free the conn from the loop */
+    mf_net_reader_t reader;
+    bool closing; /* no more input is handled, output is dropped */
+    void *data;
+    char peer[64];
+};
+
+/* ---- connections ---- */
+
+/* Runs on_close and frees; never from one of conn's bufferevent callbacks
+ * while it still uses conn (callers return right after). */
+static void mf_net_server_conn_destroy(mf_net_conn_t *conn)
+{
+    mf_net_server_t *server = conn->server;
+
+    mf_list_del(&conn->link);
+    server->nconns--;
+    conn->closing = true;
+    if (server->ops.on_close != NULL) {
+        server->ops.on_close(conn, server->arg);
+    }
+    mf_debug("%s: connection from %s closed", server->addr, conn->peer);
+    bufferevent_free(conn->bev);
+    event_free(conn->close_ev);
+    free(conn);
+}
+
+static void mf_net_server_conn_close_cb(evutil_socket_t fd, short what,
+                                        void *arg)
+{
+    mf_net_server_conn_destroy(arg);
+}
+
+/* Drops the connection now: input and pending output are discarded. */
+static void mf_net_server_conn_drop(mf_net_conn_t *conn)
+{
+    conn->closing = true;
+    bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+    event_active(conn->close_ev, 0, 0);
+}
+
+static void mf_net_server_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    mf_net_conn_t *conn = arg;
+    mf_net_server_t *server = conn->server;
+    const uint8_t *body;
+    mf_net_hdr_t hdr;
+    mf_status_t status;
+    bool ready;
+
+    while (!conn->closing) {
+        status = mf_net_reader_next(&conn->reader, bev, conn->peer, &ready,
+                                    &hdr, &body);
+        if (status != MF_OK) {
+            mf_net_server_conn_drop(conn);
+            return;
+        }
+        if (!ready) {
+            return;
+        }
+        if (hdr.kind != MF_NET_KIND_REQUEST) {
+            mf_warn("%s: %s sent a frame of kind %u, disconnecting",
+                    server->addr, conn->peer, hdr.kind);
+            mf_net_server_conn_drop(conn);
+            return;
+        }
+        server->ops.on_request(conn, hdr.opcode, hdr.req_id, body, hdr.body_len,
+                               server->arg);
+        mf_net_reader_consume(&conn->reader, bev);
+    }
+}
+
+static void mf_net_server_conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    mf_net_conn_t *conn = arg;
+
+    /* The output drained; a graceful close can finish now. */
+    if (conn->closing) {
+        event_active(conn->close_ev, 0, 0);
+    }
+}
+
+static void mf_net_server_conn_event_cb(struct bufferevent *bev, short what,
+                                        void *arg)
+{
+    mf_net_conn_t *conn = arg;
+
+    if (what & BEV_EVENT_ERROR) {
+        mf_debug("%s: connection from %s failed: %s", conn->server->addr,
+                 conn->peer,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    } else if (what & BEV_EVENT_EOF) {
+        mf_debug("%s: %s closed the connection", conn->server->addr,
+                 conn->peer);
+    } else {
+        return;
+    }
+    mf_net_server_conn_drop(conn);
+}
+
+static void mf_net_server_accept_cb(struct evconnlistener *listener,
+                                    evutil_socket_t fd, struct sockaddr *addr,
+                                    int addrlen, void *arg)
+{
+    mf_net_server_t *server = arg;
+    mf_net_conn_t *conn;
+    char peer[64];
+
+    mf_net_addr_str(addr, peer, sizeof(peer));
+    if ((server->max_conns != 0) && (server->nconns >= server->max_conns)) {
+        mf_warn("%s: refusing connection from %s: already %u connections",
+                server->addr, peer, server->nconns);
+        goto err_close_fd;
+    }
+
+    conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        mf_error("%s: no memory for a connection from %s", server->addr, peer);
+        goto err_close_fd;
+    }
+    conn->server = server;
+    mf_strlcpy(conn->peer, peer, sizeof(conn->peer));
+    mf_net_reader_init(&conn->reader, server->max_body);
+    conn->close_ev =
+        event_new(server->loop.base, -1, 0, mf_net_server_conn_close_cb, conn);
+    if (conn->close_ev == NULL) {
+        mf_error("%s: event_new() failed for %s", server->addr, peer);
+        goto err_free_conn;
+    }
+    conn->bev = server->stream->bev_new(server->loop.base, fd, true,
+                                        server->stream->ctx);
+    if (conn->bev == NULL) {
+        goto err_free_close_ev; /* bev_new logged */
+    }
+    bufferevent_setcb(conn->bev, mf_net_server_conn_read_cb,
+                      mf_net_server_conn_write_cb, mf_net_server_conn_event_cb,
+                      conn);
+    bufferevent_setwatermark(conn->bev, EV_READ, MF_NET_HDR_SIZE, 0);
+    if (bufferevent_enable(conn->bev, EV_READ | EV_WRITE) < 0) {
+        mf_error("%s: cannot enable the connection from %s", server->addr,
+                 peer);
+        goto err_free_bev;
+    }
+
+    mf_list_push_back(&server->conns, &conn->link);
+    server->nconns++;
+    mf_debug("%s: accepted connection from %s", server->addr, peer);
+    if (server->ops.on_open != NULL) {
+        server->ops.on_open(conn, server->arg);
+    }
+    return;
+
+err_free_bev:
+    bufferevent_free(conn->bev); /* closes fd */
+    event_free(conn->close_ev);
+    free(conn);
+    return;
+err_free_close_ev:
+    event_free(conn->close_ev);
+err_free_conn:
+    free(conn);
+err_close_fd:
+    close(fd);
+}
+
+static void mf_net_server_accept_error_cb(struct evconnlistener *listener,
+                                          void *arg)
+{
+    mf_net_server_t *server = arg;
+
+    /* E.g. EMFILE: the listener keeps going and retries on the next
+     * readiness; the pending connection waits in the backlog. */
+    mf_warn("%s: accept() failed: %s", server->addr,
+            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/* ---- listener ---- */
+
+static mf_status_t mf_net_server_listen(mf_net_server_t *server,
+                                        const char *host, uint16_t port)
+{
+    struct addrinfo hints = {0}, *res;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    char port_str[8];
+    mf_status_t status;
+    int fd, rc, one = 1;
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port_str, sizeof(port_str), "%u", port);
+    rc = getaddrinfo(host, port_str, &hints, &res);
+    if (rc != 0) {
+        mf_error("cannot resolve listen address %s: %s",
+                 (host != NULL) ? host : "*", gai_strerror(rc));
+        status = MF_ERR_INVALID;
+        goto err;
+    }
+
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mf_error("socket() failed: %m");
+        status = MF_ERR_IO;
+        goto err_free_res;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+        mf_error("setsockopt(SO_REUSEADDR) failed: %m");
+        status = MF_ERR_IO;
+        goto err_close_fd;
+    }
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        mf_error("bind(%s:%u) failed: %m", (host != NULL) ? host : "*", port);
+        status = (errno == EADDRINUSE) ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
+        goto err_close_fd;
+    }
+    if (listen(fd, SOMAXCONN) < 0) {
+        mf_error("listen(%s:%u) failed: %m", (host != NULL) ? host : "*", port);
+        status = (errno == EADDRINUSE) ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
+        goto err_close_fd;
+    }
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+        mf_error("getsockname() failed: %m");
+        status = MF_ERR_IO;
+        goto err_close_fd;
+    }
+    mf_net_addr_str((struct sockaddr *)&bound, server->addr,
+                    sizeof(server->addr));
+    server->port = (bound.ss_family == AF_INET6)
+                       ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                       : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+
+    /* backlog 0: listen() was called above. */
+    server->listener = evconnlistener_new(
+        server->loop.base, mf_net_server_accept_cb, server,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+    if (server->listener == NULL) {
+        mf_error("evconnlistener_new() failed for %s", server->addr);
+        status = MF_ERR_NOMEM;
+        goto err_close_fd;
+    }
+    evconnlistener_set_error_cb(server->listener,
+                                mf_net_server_accept_error_cb);
+    freeaddrinfo(res);
+    return MF_OK;
+
+err_close_fd:
+    close(fd);
+err_free_res:
+    freeaddrinfo(res);
+err:
+    return status;
+}
+
+/* ---- server ---- */
+
+mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
+                                mf_net_server_t **server_p)
+{
+    mf_net_server_t *server;
+    mf_status_t status;
+
+    if ((params == NULL) || (params->ops == NULL) ||
+        (params->ops->on_request == NULL)) {
+        mf_error("server parameters without an on_request handler");
+        status = MF_ERR_INVALID;
+        goto err;
+    }
+    mf_net_global_init();
+
+    server = calloc(1, sizeof(*server));
+    if (server == NULL) {
+        mf_error("no memory for a server");
+        status = MF_ERR_NOMEM;
+        goto err;
+    }
+    server->ops = *params->ops;
+    server->arg = params->arg;
+    server->stream =
+        (params->stream != NULL) ? params->stream : &mf_net_stream_plain;
+    server->max_body =
+        (params->max_body != 0) ? params->max_body : MF_NET_DEFAULT_MAX_BODY;
+    server->max_conns = params->max_conns;
+    mf_list_init(&server->conns);
+
+    status = mf_net_loop_init(&server->loop, "mf-net-server");
+    if (status != MF_OK) {
+        goto err_free_server;
+    }
+    status = mf_net_server_listen(server, params->host, params->port);
+    if (status != MF_OK) {
+        goto err_cleanup_loop;
+    }
+    status = mf_net_loop_start(&server->loop);
+    if (status != MF_OK) {
+        goto err_free_listener;
+    }
+    mf_info("%s: server listening (%s)", server->addr, server->stream->name);
+    *server_p = server;
+    return MF_OK;
+
+err_free_listener:
+    evconnlistener_free(server->listener);
+err_cleanup_loop:
+    mf_net_loop_cleanup(&server->loop);
+err_free_server:
+    free(server);
+err:
+    return status;
+}
+
+static void mf_net_server_shutdown(void *arg)
+{
+    mf_net_server_t *server = arg;
+    mf_list_t *elem;
+
+    evconnlistener_free(server->listener);
+    server->listener = NULL;
+    while ((elem = server->conns.next) != &server->conns) {
+        mf_net_server_conn_destroy(mf_container_of(elem, mf_net_conn_t, link));
+    }
+}
+
+void mf_net_server_stop(mf_net_server_t *server)
+{
+    if (server == NULL) {
+        return;
+    }
+    if (mf_net_loop_is_current(&server->loop)) {
+        mf_error("%s: mf_net_server_stop() called on the server's own "
+                 "thread; not stopped",
+                 server->addr);
+        return;
+    }
+    mf_net_loop_stop(&server->loop, mf_net_server_shutdown, server);
+    mf_net_loop_cleanup(&server->loop);
+    mf_info("%s: server stopped", server->addr);
+    free(server);
+}
+
+uint16_t mf_net_server_port(const mf_net_server_t *server)
+{
+    return server->port;
+}
+
+struct event_base *mf_net_server_base(mf_net_server_t *server)
+{
+    return server->loop.base;
+}
+
+mf_status_t mf_net_server_run_sync(mf_net_server_t *server,
+                                   void (*fn)(void *arg), void *arg)
+{
+    return mf_net_loop_run_sync(&server->loop, fn, arg);
+}
+
+/* ---- replies ---- */
+
+static mf_status_t mf_net_conn_send(mf_net_conn_t *conn, uint8_t kind,
+                                    uint64_t req_id, uint16_t opcode,
+                                    int32_t status, const void *body,
+                                    size_t len)
+{
+    if (conn->closing) {
+        mf_debug("%s: dropping a frame to closing connection %s",
+                 conn->server->addr, conn->peer);
+        return MF_ERR_CONN_RESET;
+    }
+    /* Writes the whole frame or nothing. */
+    return mf_net_frame_write(conn->bev, kind, opcode, status, req_id, body,
+                              len);
+}
+
+mf_status_t mf_net_conn_reply(mf_net_conn_t *conn, uint64_t req_id,
+                              uint16_t opcode, mf_status_t status,
+                              const void *body, size_t len)
+{
+    return mf_net_conn_send(conn, MF_NET_KIND_RESPONSE, req_id, opcode, status,
+                            body, len);
+}
+
+mf_status_t mf_net_conn_notify(mf_net_conn_t *conn, uint16_t opcode,
+                               const void *body, size_t len)
+{
+    return mf_net_conn_send(conn, MF_NET_KIND_NOTIFY, 0, opcode, 0, body, len);
+}
+
+void mf_net_conn_set_data(mf_net_conn_t *conn, void *data)
+{
+    conn->data = data;
+}
+
+void *mf_net_conn_get_data(const mf_net_conn_t *conn)
+{
+    return conn->data;
+}
+
+const char *mf_net_conn_peer(const mf_net_conn_t *conn)
+{
+    return conn->peer;
+}
+
+void mf_net_conn_close(mf_net_conn_t *conn)
+{
+    if (conn->closing) {
+        return;
+    }
+    conn->closing = true;
+    bufferevent_disable(conn->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {
+        event_active(conn->close_ev, 0, 0);
+    }
+    /* Otherwise the write callback finishes the close once drained. */
+}

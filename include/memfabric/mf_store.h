@@ -22,6 +22,7 @@
 #include <memfabric/mf_common.h>
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 MF_BEGIN_DECLS
 
@@ -40,10 +41,36 @@ typedef struct mf_store_server_config {
     uint64_t max_total_bytes;      /* all keys and values, default 1 GiB */
     uint32_t max_connections;      /* default 4096 */
     uint32_t heartbeat_timeout_ms; /* a session silent this long is dead;
-                                      default 10000 */
+                                      default 10000; 0 = never */
+    int log_level;                 /* mf_log_level_t for the mf-store daemon,
+                                      default MF_LOG_INFO; the embedded
+                                      server ignores it */
 } mf_store_server_config_t;
 
 MF_API void mf_store_server_config_init(mf_store_server_config_t *cfg);
+
+/*
+ * The settings have names (host, port, max_key_size, max_value_size,
+ * max_total_bytes, max_connections, heartbeat_timeout_ms, log_level), which
+ * config files (`key = value` lines, '#' comments) and the environment
+ * variables MF_STORE_<NAME IN UPPER CASE> use.  Each of these parses and
+ * range-checks the values and returns MF_ERR_CONFIG, with a logged reason,
+ * on a bad key or value.
+ */
+MF_API mf_status_t mf_store_server_config_set(mf_store_server_config_t *cfg,
+                                              const char *key,
+                                              const char *value);
+MF_API mf_status_t
+mf_store_server_config_load_file(mf_store_server_config_t *cfg,
+                                 const char *path);
+MF_API mf_status_t
+mf_store_server_config_load_env(mf_store_server_config_t *cfg);
+/* Prints every setting with its default, environment variable and help. */
+MF_API void mf_store_server_config_print_help(FILE *out);
+/* Prints the settings of cfg as a valid config file. */
+MF_API void mf_store_server_config_dump(const mf_store_server_config_t *cfg,
+                                        FILE *out);
+
 MF_API mf_status_t mf_store_server_start(const mf_store_server_config_t *cfg,
                                          mf_store_server_t **server_p);
 /* The port it listens on (useful with port 0). */
@@ -67,7 +94,11 @@ MF_API void mf_store_config_init(mf_store_config_t *cfg);
 MF_API mf_status_t mf_store_connect(const char *url,
                                     const mf_store_config_t *cfg,
                                     mf_store_t **store_p);
-/* Leaves every rank group of the session, drops its ephemeral keys. */
+/*
+ * Ends the session: the server drops its ephemeral keys and releases its
+ * ranks.  Subscribers see MF_RANK_LOST for ranks not left before with
+ * mf_store_rank_leave().
+ */
 MF_API void mf_store_close(mf_store_t *store);
 
 #define MF_STORE_EPHEMERAL 0x1u /* removed when this session ends */
@@ -128,6 +159,8 @@ MF_API void mf_store_unwatch(mf_store_t *store, mf_store_watch_t *watch);
 /*
  * Waits until `count` participants called the barrier `name` (one
  * generation per round, counted per client).  MF_ERR_TIMEOUT otherwise.
+ * Barrier and allgather keep their keys under "__mf/", a prefix reserved
+ * for the library; only the keys of a name's latest round stay behind.
  */
 MF_API mf_status_t mf_store_barrier(mf_store_t *store, const char *name,
                                     uint32_t count, uint32_t timeout_ms);
@@ -135,6 +168,7 @@ MF_API mf_status_t mf_store_barrier(mf_store_t *store, const char *name,
 /*
  * Every one of `count` participants gives `len` bytes and its index
  * (0..count-1); out (count * len bytes) receives all of them by index.
+ * On failure out may hold part of the data.
  */
 MF_API mf_status_t mf_store_allgather(mf_store_t *store, const char *name,
                                       uint32_t index, uint32_t count,
@@ -164,7 +198,8 @@ typedef enum mf_rank_event {
 typedef void (*mf_rank_event_cb)(const char *group, uint32_t rank,
                                   mf_rank_event_t event, void *arg);
 
-/* Calls cb for every later join or leave in group; one per store. */
+/* Calls cb for every later join or leave in group; one per store and
+ * group (MF_ERR_EXISTS for a second one). */
 MF_API mf_status_t mf_store_rank_subscribe(mf_store_t *store,
                                            const char *group,
                                            mf_rank_event_cb cb, void *arg);

@@ -36,8 +36,9 @@ static struct bufferevent *mf_net_plain_bev_new(struct event_base *base, int fd,
         /* Only latency suffers; not a reason to drop the connection. */
         mf_warn("setsockopt(TCP_NODELAY) on socket %d failed: %m", fd);
     }
-    bev = bufferevent_socket_new(base, fd,
-                                 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_THREADSAFE);
+    /* Only the loop thread touches a bufferevent (other threads queue
+     * frames to it), so it needs no lock of its own. */
+    bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         mf_error("bufferevent_socket_new() failed for socket %d", fd);
         return NULL;

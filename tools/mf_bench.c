@@ -1,0 +1,1695 @@
+/*
+ * mf-bench: copy bandwidth of the BM API, with a memcpy baseline measured
+ * in the same run.
+ *
+ * By default the tool runs a whole pool by itself: for every copy thread
+ * setting it forks a config store process and N rank processes (all on this
+ * host, so peers are reached through the shm transport), and rank 0 copies
+ * to, from and between the segments of ranks 1 and 2.  Rank 0 sends each
+ * result to the parent through a pipe; the parent prints them.  With
+ * --store/--world the process is one rank of a pool started elsewhere.
+ *
+ * Invariants: the parent never calls into the library, so forking from it
+ * is safe; every child dies with the parent (PR_SET_PDEATHSIG) and is
+ * reaped, and on any failure the parent kills the rest.  Every measured
+ * configuration is first verified byte for byte with a fresh pattern, so a
+ * speed is never reported for a copy that moves the wrong bytes.
+ */
+#include <memfabric/memfabric.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MB_KIB          ((uint64_t)1024)
+#define MB_MIB          (MB_KIB * 1024)
+#define MB_GIB          (MB_MIB * 1024)
+#define MB_MAX_SIZES    32
+#define MB_MAX_THREADS  65
+#define MB_MAX_RANKS    64
+#define MB_KV_LAYERS    61
+#define MB_KV_PIECES    (2 * MB_KV_LAYERS)
+#define MB_KV_BIG       (128 * MB_KIB)
+#define MB_KV_SMALL     (16 * MB_KIB)
+#define MB_KV_TOTAL     (MB_KV_LAYERS * (MB_KV_BIG + MB_KV_SMALL))
+#define MB_STAGE        (8 * MB_MIB)
+#define MB_SAMPLE_NS    1000000ull /* one timed sample lasts >= 1 ms */
+#define MB_MIN_SAMPLES  5
+#define MB_MAX_SAMPLES  2000
+#define MB_JOIN_WAIT_MS 60000
+
+#if defined(__x86_64__) || defined(__i386__)
+#define MB_CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define MB_CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define MB_CPU_RELAX()                                                         \
+    do {                                                                       \
+    } while (0)
+#endif
+
+typedef enum mb_layout { MB_SINGLE, MB_BATCH, MB_KV, MB_LAYOUTS } mb_layout_t;
+typedef enum mb_dir { MB_LH2GH, MB_GH2LH, MB_GH2GH, MB_DIRS } mb_dir_t;
+
+static const char *mb_layout_names[] = {"single", "batch", "kv"};
+static const char *mb_dir_names[] = {"LH2GH", "GH2LH", "GH2GH"};
+static const mf_copy_dir_t mb_dirs[] = {MF_COPY_LH2GH, MF_COPY_GH2LH,
+                                        MF_COPY_GH2GH};
+
+typedef struct mb_opts {
+    uint32_t ranks;
+    uint32_t threads[8];
+    unsigned nthreads;
+    uint64_t sizes[MB_MAX_SIZES];
+    unsigned nsizes;
+    uint64_t max_size;
+    uint32_t pieces;
+    bool layouts[MB_LAYOUTS];
+    bool dirs[MB_DIRS];
+    unsigned iters;  /* 0: as many as fill min_time */
+    double min_time; /* seconds per measurement */
+    char transport[16];
+    bool json;
+    const char *store_url; /* external pool */
+    uint32_t world;
+    unsigned timeout_s;
+} mb_opts_t;
+
+/* What rank 0 sends to the parent: one header, then results. */
+typedef struct mb_record {
+    uint32_t type; /* MB_REC_* */
+    uint32_t world;
+    uint64_t split_min;
+    uint32_t layout;
+    uint32_t dir;
+    uint64_t size;
+    uint32_t pieces;
+    uint32_t threads;
+    uint32_t samples;
+    double gbps;
+    double base_gbps;
+} mb_record_t;
+
+enum { MB_REC_HEADER = 1, MB_REC_RESULT = 2 };
+
+static mb_opts_t mb_opts;
+static volatile sig_atomic_t mb_stop_signal;
+
+/* ------------------------------------------------------------ helpers */
+
+static void mb_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void mb_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "mf-bench: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}
+
+static uint64_t mb_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void mb_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+static int mb_parse_size(const char *text, uint64_t *size_p)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mult = 1;
+
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text) {
+        return -1;
+    }
+    switch (*end) {
+    case 'k':
+    case 'K':
+        mult = MB_KIB;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = MB_MIB;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = MB_GIB;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (mult != 1 && (*end == 'i' || *end == 'I')) {
+        end++;
+    }
+    if (mult != 1 && (*end == 'b' || *end == 'B')) {
+        end++;
+    }
+    if (*end != '\0' || v == 0 || v > (1ull << 40) / mult) {
+        return -1;
+    }
+    *size_p = v * mult;
+    return 0;
+}
+
+static const char *mb_size_str(uint64_t size, char *buf, size_t len)
+{
+    if (size >= MB_GIB && size % MB_GIB == 0) {
+        snprintf(buf, len, "%" PRIu64 " GiB", size / MB_GIB);
+    } else if (size >= MB_MIB && size % MB_MIB == 0) {
+        snprintf(buf, len, "%" PRIu64 " MiB", size / MB_MIB);
+    } else if (size >= MB_KIB && size % MB_KIB == 0) {
+        snprintf(buf, len, "%" PRIu64 " KiB", size / MB_KIB);
+    } else {
+        snprintf(buf, len, "%" PRIu64 " B", size);
+    }
+    return buf;
+}
+
+/* A cheap pattern that depends on (seed, absolute position), so a region
+ * left over from an earlier copy never matches a new seed. */
+static inline uint64_t mb_pattern_word(uint64_t seed, uint64_t k)
+{
+    return ((k ^ (seed << 40)) + seed) * 0x9e3779b97f4a7c15ull;
+}
+
+static inline uint8_t mb_pattern_byte(uint64_t seed, uint64_t pos)
+{
+    return (uint8_t)(mb_pattern_word(seed, pos / 8) >> (8 * (pos % 8)));
+}
+
+static void mb_pattern_fill(uint8_t *p, size_t len, uint64_t seed,
+                            uint64_t base)
+{
+    size_t i = 0;
+
+    for (; i < len && (base + i) % 8 != 0; i++) {
+        p[i] = mb_pattern_byte(seed, base + i);
+    }
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = mb_pattern_word(seed, (base + i) / 8);
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < len; i++) {
+        p[i] = mb_pattern_byte(seed, base + i);
+    }
+}
+
+/* Index of the first wrong byte, or -1. */
+static ssize_t mb_pattern_check(const uint8_t *p, size_t len, uint64_t seed,
+                                uint64_t base)
+{
+    size_t i = 0;
+
+    for (; i < len && (base + i) % 8 != 0; i++) {
+        if (p[i] != mb_pattern_byte(seed, base + i)) {
+            return (ssize_t)i;
+        }
+    }
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = mb_pattern_word(seed, (base + i) / 8);
+        if (memcmp(p + i, &w, 8) != 0) {
+            break;
+        }
+    }
+    for (; i < len; i++) {
+        if (p[i] != mb_pattern_byte(seed, base + i)) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+/* --------------------------------------------------- memcpy baseline */
+
+/*
+ * A memcpy of a piece list by `nthreads` threads: the caller and persistent
+ * helpers, each taking an equal share of the bytes.  While a baseline is
+ * measured the helpers spin on a generation counter (the fastest hand-off
+ * there is, so the baseline is what plain memcpy can do); otherwise they
+ * sleep, so they do not take CPU from the library's copy threads.
+ */
+typedef struct mb_mcpy {
+    pthread_t tids[MB_MAX_THREADS];
+    unsigned nthreads;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    const mf_copy_piece_t *pieces;
+    size_t count;
+    uint64_t total;
+    unsigned active;   /* threads that copy in this run */
+    unsigned gen;      /* bumped to start a run (atomic) */
+    unsigned finished; /* helpers done with this run (atomic) */
+    bool hot;          /* helpers spin (atomic) */
+    bool quit;         /* helpers exit (atomic) */
+} mb_mcpy_t;
+
+typedef struct mb_mcpy_arg {
+    mb_mcpy_t *mc;
+    unsigned index;
+} mb_mcpy_arg_t;
+
+static mb_mcpy_arg_t mb_mcpy_args[MB_MAX_THREADS];
+
+static void mb_mcpy_share(mb_mcpy_t *mc, unsigned index)
+{
+    uint64_t begin, end, pos = 0;
+    size_t i;
+
+    if (index >= mc->active) {
+        return;
+    }
+    begin = mc->total * index / mc->active;
+    end = mc->total * (index + 1) / mc->active;
+    for (i = 0; i < mc->count && pos < end; i++) {
+        const mf_copy_piece_t *pc = &mc->pieces[i];
+        uint64_t lo = pos > begin ? pos : begin;
+        uint64_t hi = pos + pc->size < end ? pos + pc->size : end;
+
+        if (lo < hi) {
+            memcpy((char *)(uintptr_t)pc->dst + (lo - pos),
+                   (const char *)(uintptr_t)pc->src + (lo - pos), hi - lo);
+        }
+        pos += pc->size;
+    }
+}
+
+static void *mb_mcpy_thread(void *arg)
+{
+    mb_mcpy_arg_t *a = arg;
+    mb_mcpy_t *mc = a->mc;
+    unsigned seen = 0, gen;
+
+    for (;;) {
+        pthread_mutex_lock(&mc->lock);
+        while (!__atomic_load_n(&mc->hot, __ATOMIC_ACQUIRE) &&
+               !__atomic_load_n(&mc->quit, __ATOMIC_ACQUIRE)) {
+            pthread_cond_wait(&mc->cond, &mc->lock);
+        }
+        pthread_mutex_unlock(&mc->lock);
+        if (__atomic_load_n(&mc->quit, __ATOMIC_ACQUIRE)) {
+            return NULL;
+        }
+        while (__atomic_load_n(&mc->hot, __ATOMIC_ACQUIRE)) {
+            gen = __atomic_load_n(&mc->gen, __ATOMIC_ACQUIRE);
+            if (gen == seen) {
+                MB_CPU_RELAX();
+                continue;
+            }
+            seen = gen;
+            mb_mcpy_share(mc, a->index);
+            __atomic_add_fetch(&mc->finished, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+static void mb_mcpy_set(mb_mcpy_t *mc, bool *flag, bool value)
+{
+    pthread_mutex_lock(&mc->lock);
+    __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&mc->cond);
+    pthread_mutex_unlock(&mc->lock);
+}
+
+static void mb_mcpy_fini(mb_mcpy_t *mc)
+{
+    unsigned i;
+
+    mb_mcpy_set(mc, &mc->quit, true);
+    for (i = 1; i < mc->nthreads; i++) {
+        pthread_join(mc->tids[i], NULL);
+    }
+    pthread_cond_destroy(&mc->cond);
+    pthread_mutex_destroy(&mc->lock);
+}
+
+static int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads)
+{
+    unsigned i;
+
+    memset(mc, 0, sizeof(*mc));
+    pthread_mutex_init(&mc->lock, NULL);
+    pthread_cond_init(&mc->cond, NULL);
+    mc->nthreads = 1;
+    for (i = 1; i < nthreads; i++) {
+        mb_mcpy_args[i].mc = mc;
+        mb_mcpy_args[i].index = i;
+        if (pthread_create(&mc->tids[i], NULL, mb_mcpy_thread,
+                           &mb_mcpy_args[i]) != 0) {
+            mb_err("pthread_create failed");
+            return -1; /* the ones started are stopped by fini */
+        }
+        mc->nthreads = i + 1;
+    }
+    return 0;
+}
+
+/* Helpers spin (hot) only while a baseline is measured. */
+static void mb_mcpy_hot(mb_mcpy_t *mc, bool hot)
+{
+    if (mc->nthreads > 1) {
+        mb_mcpy_set(mc, &mc->hot, hot);
+    }
+}
+
+static void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces,
+                        size_t count, uint64_t total, unsigned active)
+{
+    unsigned helpers = active - 1;
+
+    mc->pieces = pieces;
+    mc->count = count;
+    mc->total = total;
+    mc->active = active;
+    if (helpers == 0) {
+        mb_mcpy_share(mc, 0);
+        return;
+    }
+    /* only helpers 1..active-1 run; the others see index >= active */
+    __atomic_store_n(&mc->finished, 0, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&mc->gen, 1, __ATOMIC_RELEASE);
+    mb_mcpy_share(mc, 0);
+    while (__atomic_load_n(&mc->finished, __ATOMIC_ACQUIRE) <
+           mc->nthreads - 1) {
+        MB_CPU_RELAX();
+    }
+}
+
+/* -------------------------------------------------------- rank 0 work */
+
+typedef struct mb_bench {
+    mf_bm_t *bm;
+    uint32_t world;
+    uint32_t threads;   /* total threads doing a copy */
+    uint64_t split_min; /* the library's copy_split_min */
+    uint8_t *a;         /* local source side */
+    uint8_t *b;         /* local destination side, baseline target */
+    uint8_t *stage;     /* to fill and read back remote memory */
+    uint8_t *kv[MB_KV_PIECES];
+    uint64_t r1; /* GVA of rank 1's and rank 2's segments */
+    uint64_t r2;
+    uint64_t seed;
+    mf_copy_piece_t *pieces;
+    mf_status_t *results;
+    size_t max_pieces;
+    mb_mcpy_t mcpy;
+    int out_fd; /* results to the parent, or -1 to print here */
+} mb_bench_t;
+
+static size_t mb_kv_size(size_t i)
+{
+    return i < MB_KV_LAYERS ? MB_KV_BIG : MB_KV_SMALL;
+}
+
+/*
+ * Builds the piece list of one configuration.  The "local" side is the
+ * private buffer a (sources) or b (destinations) or, for the KV layout,
+ * the separate buffers kv[i]; the "remote" side is laid out contiguously
+ * (batch pieces in reverse order, so a batch is not one big memcpy).
+ * dir MB_DIRS builds the baseline: local sources into b.
+ */
+static size_t mb_build(mb_bench_t *b, mb_layout_t layout, int dir,
+                       uint64_t size, uint64_t *total_p)
+{
+    size_t count, i;
+    uint64_t psize = size, off = 0, loc, rem;
+
+    count = layout == MB_SINGLE ? 1
+            : layout == MB_KV   ? MB_KV_PIECES
+                                : mb_opts.pieces;
+    if (layout == MB_BATCH) {
+        psize = size / count;
+    }
+    for (i = 0; i < count; i++) {
+        uint64_t lsrc, ldst, rbase1, rbase2;
+        uint64_t sz = layout == MB_KV ? mb_kv_size(i) : psize;
+
+        if (layout == MB_KV) {
+            lsrc = ldst = (uint64_t)(uintptr_t)b->kv[i];
+            rem = off;
+        } else {
+            loc = i * psize;
+            rem = layout == MB_BATCH ? (count - 1 - i) * psize : 0;
+            lsrc = (uint64_t)(uintptr_t)(b->a + loc);
+            ldst = (uint64_t)(uintptr_t)(b->b + loc);
+        }
+        rbase1 = b->r1 + rem;
+        rbase2 = b->r2 + rem;
+        switch (dir) {
+        case MB_LH2GH:
+            b->pieces[i].src = lsrc;
+            b->pieces[i].dst = rbase1;
+            break;
+        case MB_GH2LH:
+            b->pieces[i].src = rbase1;
+            b->pieces[i].dst = ldst;
+            break;
+        case MB_GH2GH:
+            b->pieces[i].src = rbase1;
+            b->pieces[i].dst = rbase2;
+            break;
+        default: /* baseline */
+            b->pieces[i].src = lsrc;
+            b->pieces[i].dst = (uint64_t)(uintptr_t)(b->b + rem);
+            break;
+        }
+        b->pieces[i].size = sz;
+        off += sz;
+    }
+    *total_p = off;
+    return count;
+}
+
+static int mb_copy(mb_bench_t *b, mb_layout_t layout, mf_copy_dir_t dir,
+                   const mf_copy_piece_t *pieces, size_t count,
+                   mf_status_t *results)
+{
+    mf_status_t st;
+
+    if (layout == MB_SINGLE) {
+        st = mf_bm_copy(b->bm, pieces[0].src, pieces[0].dst, pieces[0].size,
+                        dir);
+    } else {
+        st = mf_bm_copy_batch(b->bm, pieces, count, dir, results);
+    }
+    if (st != MF_OK) {
+        mb_err("%s copy (%s, %zu pieces): %s", mf_copy_dir_name(dir),
+               mb_layout_names[layout], count, mf_status_str(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* Fills remote memory with the pattern through the stage buffer. */
+static int mb_remote_fill(mb_bench_t *b, uint64_t gva, uint64_t size,
+                          uint64_t seed, uint64_t base)
+{
+    uint64_t done, n;
+    mf_status_t st;
+
+    for (done = 0; done < size; done += n) {
+        n = size - done < MB_STAGE ? size - done : MB_STAGE;
+        mb_pattern_fill(b->stage, n, seed, base + done);
+        st = mf_bm_copy(b->bm, (uint64_t)(uintptr_t)b->stage, gva + done, n,
+                        MF_COPY_LH2GH);
+        if (st != MF_OK) {
+            mb_err("filling 0x%" PRIx64 ": %s", gva, mf_status_str(st));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Reads remote memory back through the stage buffer and checks it. */
+static int mb_remote_check(mb_bench_t *b, uint64_t gva, uint64_t size,
+                           uint64_t seed, uint64_t base, ssize_t *bad_p)
+{
+    uint64_t done, n;
+    mf_status_t st;
+    ssize_t bad;
+
+    *bad_p = -1;
+    for (done = 0; done < size; done += n) {
+        n = size - done < MB_STAGE ? size - done : MB_STAGE;
+        memset(b->stage, 0, n);
+        st = mf_bm_copy(b->bm, gva + done, (uint64_t)(uintptr_t)b->stage, n,
+                        MF_COPY_GH2LH);
+        if (st != MF_OK) {
+            mb_err("reading 0x%" PRIx64 " back: %s", gva, mf_status_str(st));
+            return -1;
+        }
+        bad = mb_pattern_check(b->stage, n, seed, base + done);
+        if (bad >= 0) {
+            *bad_p = (ssize_t)done + bad;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Copies the pieces once with a fresh pattern and checks every byte. */
+static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
+                     size_t count)
+{
+    bool src_local = dir == MB_LH2GH, dst_local = dir == MB_GH2LH;
+    uint64_t seed = ++b->seed, base = 0;
+    size_t i;
+    ssize_t bad;
+
+    for (i = 0; i < count; i++) {
+        mf_copy_piece_t *pc = &b->pieces[i];
+
+        if (src_local) {
+            mb_pattern_fill((uint8_t *)(uintptr_t)pc->src, pc->size, seed,
+                            base);
+        } else if (mb_remote_fill(b, pc->src, pc->size, seed, base) != 0) {
+            return -1;
+        }
+        if (dst_local) {
+            memset((void *)(uintptr_t)pc->dst, 0, pc->size);
+        }
+        base += pc->size;
+    }
+    for (i = 0; i < count; i++) {
+        b->results[i] = MF_ERR_STATE;
+    }
+    if (mb_copy(b, layout, mb_dirs[dir], b->pieces, count, b->results) != 0) {
+        return -1;
+    }
+    for (i = 0, base = 0; i < count; i++) {
+        mf_copy_piece_t *pc = &b->pieces[i];
+
+        if (layout != MB_SINGLE && b->results[i] != MF_OK) {
+            mb_err("verify: piece %zu: %s", i, mf_status_str(b->results[i]));
+            return -1;
+        }
+        if (dst_local) {
+            bad = mb_pattern_check((uint8_t *)(uintptr_t)pc->dst, pc->size,
+                                   seed, base);
+        } else if (mb_remote_check(b, pc->dst, pc->size, seed, base, &bad) !=
+                   0) {
+            return -1;
+        }
+        if (bad >= 0) {
+            mb_err("WRONG DATA: %s %s copy, piece %zu of %zu (%zu "
+                   "bytes): byte %zd differs",
+                   mb_dir_names[dir], mb_layout_names[layout], i, count,
+                   (size_t)pc->size, bad);
+            return -1;
+        }
+        base += pc->size;
+    }
+    return 0;
+}
+
+typedef int (*mb_run_fn)(mb_bench_t *b, void *arg);
+
+typedef struct mb_copy_arg {
+    mb_layout_t layout;
+    mf_copy_dir_t dir;
+    size_t count;
+} mb_copy_arg_t;
+
+static int mb_run_copy(mb_bench_t *b, void *arg)
+{
+    mb_copy_arg_t *c = arg;
+
+    return mb_copy(b, c->layout, c->dir, b->pieces, c->count, NULL);
+}
+
+typedef struct mb_base_arg {
+    size_t count;
+    uint64_t total;
+    unsigned active;
+} mb_base_arg_t;
+
+static int mb_run_base(mb_bench_t *b, void *arg)
+{
+    mb_base_arg_t *c = arg;
+
+    mb_mcpy_run(&b->mcpy, b->pieces, c->count, c->total, c->active);
+    return 0;
+}
+
+static int mb_cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, c = *(const double *)y;
+
+    return a < c ? -1 : a > c;
+}
+
+/*
+ * One warm-up run, then timed samples of `reps` runs each (reps chosen so
+ * that a sample lasts >= 1 ms) until min_time passed and at least
+ * MB_MIN_SAMPLES were taken, or exactly --iters samples.  Returns the
+ * median bandwidth in GB/s (1e9 bytes/s), or a negative value on failure.
+ */
+static double mb_measure(mb_bench_t *b, mb_run_fn fn, void *arg, uint64_t bytes,
+                         unsigned *samples_p)
+{
+    static double rates[MB_MAX_SAMPLES];
+    uint64_t t0, t1, start, reps = 1, k;
+    unsigned n = 0;
+
+    if (fn(b, arg) != 0) { /* warm-up */
+        return -1;
+    }
+    /* calibrate: double reps until one sample lasts >= MB_SAMPLE_NS */
+    for (;;) {
+        t0 = mb_now_ns();
+        for (k = 0; k < reps; k++) {
+            if (fn(b, arg) != 0) {
+                return -1;
+            }
+        }
+        t1 = mb_now_ns();
+        if (t1 - t0 >= MB_SAMPLE_NS || reps >= (1u << 20) ||
+            mb_opts.iters > 0) {
+            break;
+        }
+        reps *= 2;
+    }
+    start = mb_now_ns();
+    for (;;) {
+        t0 = mb_now_ns();
+        for (k = 0; k < reps; k++) {
+            if (fn(b, arg) != 0) {
+                return -1;
+            }
+        }
+        t1 = mb_now_ns();
+        rates[n++] = (double)(bytes * reps) / (double)(t1 - t0 ? t1 - t0 : 1);
+        if (n == MB_MAX_SAMPLES) {
+            break;
+        }
+        if (mb_opts.iters > 0) {
+            if (n >= mb_opts.iters) {
+                break;
+            }
+        } else if (n >= MB_MIN_SAMPLES &&
+                   (double)(t1 - start) >= mb_opts.min_time * 1e9) {
+            break;
+        }
+    }
+    qsort(rates, n, sizeof(rates[0]), mb_cmp_double);
+    *samples_p = n;
+    return n % 2 ? rates[n / 2] : (rates[n / 2 - 1] + rates[n / 2]) / 2;
+}
+
+static void mb_print_header(uint32_t world, uint64_t split_min)
+{
+    if (mb_opts.json) {
+        return;
+    }
+    printf("# mf-bench %s: %u ranks, rank 0 copies to/from rank 1 "
+           "%s\n",
+           mf_version(), world,
+           world >= 3 ? "(GH2GH: rank 1 -> rank 2)"
+                      : "(GH2GH skipped: needs 3 ranks)");
+    if (mb_opts.iters > 0) {
+        printf("# GB/s = 1e9 bytes/s; median of %u timed copies, after one "
+               "warm-up\n",
+               mb_opts.iters);
+    } else {
+        printf("# GB/s = 1e9 bytes/s; median of >= %u timed samples (each "
+               ">= 1 ms) over >= %.2f s, after one warm-up\n",
+               MB_MIN_SAMPLES, mb_opts.min_time);
+    }
+    printf("# threads = threads doing the copy (copy_threads + caller); "
+           "pieces: 1 = mf_bm_copy, else mf_bm_copy_batch (%u equal pieces, "
+           "or %d KV pieces 61x128K+61x16K)\n",
+           mb_opts.pieces, MB_KV_PIECES);
+    printf("# baseline: memcpy of the same pieces between private buffers of "
+           "one process, by the same number of threads (bytes split evenly) "
+           "when size >= copy_split_min (%" PRIu64 " bytes), else by one\n",
+           split_min);
+    printf("# every configuration was verified byte for byte before it was "
+           "timed\n");
+    printf("%-9s %-9s %10s %6s %7s %9s %9s %6s\n", "transport", "direction",
+           "size", "pieces", "threads", "GB/s", "base GB/s", "ratio");
+    fflush(stdout);
+}
+
+static void mb_print_result(const mb_record_t *r)
+{
+    char sz[32];
+    double ratio = r->base_gbps > 0 ? r->gbps / r->base_gbps : 0;
+
+    if (mb_opts.json) {
+        printf("{\"transport\":\"%s\",\"direction\":\"%s\",\"layout\":\"%s\","
+               "\"size\":%" PRIu64 ",\"pieces\":%u,\"threads\":%u,"
+               "\"gbps\":%.3f,\"baseline_gbps\":%.3f,\"ratio\":%.3f,"
+               "\"samples\":%u,\"stat\":\"median\",\"ranks\":%u}\n",
+               mb_opts.transport, mb_dir_names[r->dir],
+               mb_layout_names[r->layout], r->size, r->pieces, r->threads,
+               r->gbps, r->base_gbps, ratio, r->samples, r->world);
+    } else {
+        printf("%-9s %-9s %10s %6u %7u %9.2f %9.2f %6.2f\n", mb_opts.transport,
+               mb_dir_names[r->dir], mb_size_str(r->size, sz, sizeof(sz)),
+               r->pieces, r->threads, r->gbps, r->base_gbps, ratio);
+    }
+    fflush(stdout);
+}
+
+static int mb_emit(mb_bench_t *b, const mb_record_t *r)
+{
+    if (b->out_fd < 0) {
+        if (r->type == MB_REC_HEADER) {
+            mb_print_header(r->world, r->split_min);
+        } else {
+            mb_print_result(r);
+        }
+        return 0;
+    }
+    if (write(b->out_fd, r, sizeof(*r)) != (ssize_t)sizeof(*r)) {
+        mb_err("writing a result to the parent: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Measures one (layout, size): the baseline once, then every direction. */
+static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
+{
+    mb_base_arg_t barg;
+    mb_copy_arg_t carg;
+    mb_record_t rec;
+    uint64_t total;
+    size_t count;
+    unsigned samples, d;
+    double base, gbps;
+
+    count = mb_build(b, layout, MB_DIRS, size, &total);
+    barg.count = count;
+    barg.total = total;
+    barg.active = total >= b->split_min ? b->threads : 1;
+    mb_mcpy_hot(&b->mcpy, barg.active > 1);
+    base = mb_measure(b, mb_run_base, &barg, total, &samples);
+    mb_mcpy_hot(&b->mcpy, false);
+    for (d = 0; d < MB_DIRS; d++) {
+        if (!mb_opts.dirs[d] || (d == MB_GH2GH && b->world < 3)) {
+            continue;
+        }
+        count = mb_build(b, layout, (int)d, size, &total);
+        if (mb_verify(b, layout, d, count) != 0) {
+            return -1;
+        }
+        carg.layout = layout;
+        carg.dir = mb_dirs[d];
+        carg.count = count;
+        gbps = mb_measure(b, mb_run_copy, &carg, total, &samples);
+        if (gbps < 0) {
+            return -1;
+        }
+        memset(&rec, 0, sizeof(rec));
+        rec.type = MB_REC_RESULT;
+        rec.world = b->world;
+        rec.layout = layout;
+        rec.dir = d;
+        rec.size = total;
+        rec.pieces = (uint32_t)count;
+        rec.threads = b->threads;
+        rec.samples = samples;
+        rec.gbps = gbps;
+        rec.base_gbps = base;
+        if (mb_emit(b, &rec) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t mb_max_size(void)
+{
+    uint64_t m = 0;
+    unsigned i;
+
+    for (i = 0; i < mb_opts.nsizes; i++) {
+        m = mb_opts.sizes[i] > m ? mb_opts.sizes[i] : m;
+    }
+    if (mb_opts.layouts[MB_KV] && m < MB_KV_TOTAL) {
+        m = MB_KV_TOTAL;
+    }
+    return m;
+}
+
+static void *mb_alloc(uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        mb_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
+        return NULL;
+    }
+    madvise(p, size, MADV_HUGEPAGE);
+    memset(p, 0x5a, size); /* fault the pages in before timing */
+    return p;
+}
+
+static int mb_bench_run(mb_bench_t *b, uint64_t max)
+{
+    mb_record_t rec;
+    unsigned l, i;
+    size_t k;
+
+    b->max_pieces =
+        mb_opts.pieces > MB_KV_PIECES ? mb_opts.pieces : MB_KV_PIECES;
+    b->pieces = calloc(b->max_pieces, sizeof(*b->pieces));
+    b->results = calloc(b->max_pieces, sizeof(*b->results));
+    if (b->pieces == NULL || b->results == NULL) {
+        mb_err("out of memory");
+        return -1;
+    }
+    b->a = mb_alloc(max);
+    b->b = mb_alloc(max);
+    b->stage = mb_alloc(MB_STAGE);
+    if (b->a == NULL || b->b == NULL || b->stage == NULL) {
+        return -1;
+    }
+    for (k = 0; k < MB_KV_PIECES; k++) {
+        b->kv[k] = mb_alloc(mb_kv_size(k));
+        if (b->kv[k] == NULL) {
+            return -1;
+        }
+    }
+    if (mb_mcpy_init(&b->mcpy, b->threads) != 0) {
+        return -1;
+    }
+    memset(&rec, 0, sizeof(rec));
+    rec.type = MB_REC_HEADER;
+    rec.world = b->world;
+    rec.split_min = b->split_min;
+    if (mb_emit(b, &rec) != 0) {
+        return -1;
+    }
+    for (l = 0; l < MB_LAYOUTS; l++) {
+        if (!mb_opts.layouts[l]) {
+            continue;
+        }
+        if (l == MB_KV) {
+            if (mb_bench_size(b, MB_KV, MB_KV_TOTAL) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        for (i = 0; i < mb_opts.nsizes; i++) {
+            if (l == MB_BATCH && mb_opts.sizes[i] < mb_opts.pieces) {
+                continue;
+            }
+            if (mb_bench_size(b, l, mb_opts.sizes[i]) != 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void mb_bench_free(mb_bench_t *b, uint64_t max)
+{
+    size_t k;
+
+    if (b->mcpy.nthreads > 0) {
+        mb_mcpy_fini(&b->mcpy);
+    }
+    for (k = 0; k < MB_KV_PIECES; k++) {
+        if (b->kv[k] != NULL) {
+            munmap(b->kv[k], mb_kv_size(k));
+        }
+    }
+    if (b->stage != NULL) {
+        munmap(b->stage, MB_STAGE);
+    }
+    if (b->b != NULL) {
+        munmap(b->b, max);
+    }
+    if (b->a != NULL) {
+        munmap(b->a, max);
+    }
+    free(b->pieces);
+    free(b->results);
+}
+
+/* --------------------------------------------------------------- rank */
+
+static int mb_wait_joined(mf_bm_t *bm, uint32_t rank)
+{
+    uint64_t deadline = mb_now_ns() + MB_JOIN_WAIT_MS * 1000000ull;
+
+    while (!mf_bm_rank_joined(bm, rank)) {
+        if (mb_now_ns() > deadline) {
+            mb_err("rank %u did not join within %d ms", rank, MB_JOIN_WAIT_MS);
+            return -1;
+        }
+        mb_sleep_ms(10);
+    }
+    return 0;
+}
+
+/* One rank of a pool; rank 0 measures.  Returns the exit code. */
+static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
+                        int out_fd)
+{
+    char thr[16];
+    mf_bm_create_params_t params;
+    mf_bm_config_t cfg;
+    mf_store_t *store = NULL;
+    mb_bench_t bench;
+    uint32_t rank = UINT32_MAX, barrier_timeout;
+    uint64_t max = mb_max_size(), seg;
+    mf_status_t st;
+    int ret = 1;
+
+    memset(&bench, 0, sizeof(bench));
+    bench.out_fd = out_fd;
+    seg = (max + 2 * MB_MIB - 1) / (2 * MB_MIB) * (2 * MB_MIB);
+    barrier_timeout = mb_opts.timeout_s * 1000u;
+
+    mf_bm_config_init(&cfg);
+    snprintf(thr, sizeof(thr), "%u", threads - 1);
+    st = mf_bm_config_set(&cfg, "copy_threads", thr);
+    if (st == MF_OK) {
+        st = mf_bm_config_set(&cfg, "transport", mb_opts.transport);
+    }
+    if (st != MF_OK) {
+        mb_err("config: %s", mf_status_str(st));
+        return 1;
+    }
+    st = mf_init();
+    if (st != MF_OK) {
+        mb_err("mf_init: %s", mf_status_str(st));
+        return 1;
+    }
+    st = mf_store_connect(url, NULL, &store);
+    if (st != MF_OK) {
+        mb_err("connecting to the store %s: %s", url, mf_status_str(st));
+        goto out_uninit;
+    }
+    st = mf_bm_init(url, world, MF_RANK_AUTO, &cfg);
+    if (st != MF_OK) {
+        mb_err("mf_bm_init: %s", mf_status_str(st));
+        goto out_close_store;
+    }
+    mf_bm_rank_id(&rank);
+    mf_bm_create_params_init(&params);
+    params.local_dram_size = seg;
+    params.max_dram_per_rank = seg;
+    st = mf_bm_create(0, &params, &bench.bm);
+    if (st != MF_OK) {
+        mb_err("rank %u: mf_bm_create: %s", rank, mf_status_str(st));
+        goto out_bm_uninit;
+    }
+    st = mf_bm_join(bench.bm);
+    if (st != MF_OK) {
+        mb_err("rank %u: mf_bm_join: %s", rank, mf_status_str(st));
+        goto out_destroy;
+    }
+    st = mf_store_barrier(store, "mf-bench/joined", world, barrier_timeout);
+    if (st != MF_OK) {
+        mb_err("rank %u: barrier: %s", rank, mf_status_str(st));
+        goto out_leave;
+    }
+    if (rank == 0) {
+        bench.world = world;
+        bench.threads = threads;
+        bench.split_min = cfg.copy_split_min;
+        bench.r1 =
+            (uint64_t)(uintptr_t)mf_bm_gva_of_rank(bench.bm, 1, MF_MEM_HOST);
+        bench.r2 = world >= 3 ? (uint64_t)(uintptr_t)mf_bm_gva_of_rank(
+                                    bench.bm, 2, MF_MEM_HOST)
+                              : 0;
+        if (mb_wait_joined(bench.bm, 1) != 0 ||
+            (world >= 3 && mb_wait_joined(bench.bm, 2) != 0)) {
+            goto out_leave;
+        }
+        if (mb_bench_run(&bench, max) != 0) {
+            /* the others wait at the barrier; the parent kills them */
+            mb_bench_free(&bench, max);
+            goto out_leave;
+        }
+        mb_bench_free(&bench, max);
+    }
+    /* nobody leaves while rank 0 may still copy into its segment */
+    st = mf_store_barrier(store, "mf-bench/done", world, barrier_timeout);
+    if (st != MF_OK) {
+        mb_err("rank %u: final barrier: %s", rank, mf_status_str(st));
+        goto out_leave;
+    }
+    ret = 0;
+out_leave:
+    st = mf_bm_leave(bench.bm);
+    if (st != MF_OK && ret == 0) {
+        mb_err("rank %u: mf_bm_leave: %s", rank, mf_status_str(st));
+        ret = 1;
+    }
+out_destroy:
+    mf_bm_destroy(bench.bm);
+out_bm_uninit:
+    mf_bm_uninit();
+out_close_store:
+    mf_store_close(store);
+out_uninit:
+    mf_uninit();
+    return ret;
+}
+
+/* ------------------------------------------------------------- parent */
+
+typedef struct mb_child {
+    pid_t pid;
+    bool done;
+} mb_child_t;
+
+static void mb_on_signal(int sig)
+{
+    mb_stop_signal = sig;
+}
+
+static void mb_child_setup(pid_t parent)
+{
+    sigset_t none;
+
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+        _exit(1);
+    }
+}
+
+static void mb_kill_reap(mb_child_t *children, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (children[i].pid > 0 && !children[i].done) {
+            kill(children[i].pid, SIGKILL);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (children[i].pid > 0 && !children[i].done) {
+            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            children[i].done = true;
+        }
+    }
+}
+
+/* The store process: serves until SIGTERM, reports its port first. */
+static void mb_store_main(int fd)
+{
+    mf_store_server_config_t cfg;
+    mf_store_server_t *server;
+    sigset_t set;
+    uint16_t port = 0;
+    int sig;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    mf_store_server_config_init(&cfg);
+    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    cfg.port = 0;
+    if (mf_store_server_start(&cfg, &server) != MF_OK) {
+        mb_err("cannot start the config store");
+        _exit(1);
+    }
+    port = mf_store_server_port(server);
+    if (write(fd, &port, sizeof(port)) != (ssize_t)sizeof(port)) {
+        _exit(1);
+    }
+    close(fd);
+    while (sigwait(&set, &sig) != 0) {
+    }
+    mf_store_server_stop(server);
+    exit(0);
+}
+
+static pid_t mb_store_start(char *url, size_t len)
+{
+    pid_t parent = getpid(), pid;
+    struct pollfd pfd;
+    uint16_t port = 0;
+    int fds[2];
+    ssize_t n = 0;
+
+    if (pipe(fds) < 0) {
+        mb_err("pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        mb_err("fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        mb_child_setup(parent);
+        close(fds[0]);
+        mb_store_main(fds[1]);
+    }
+    close(fds[1]);
+    pfd.fd = fds[0];
+    pfd.events = POLLIN;
+    if (poll(&pfd, 1, 30000) == 1) {
+        n = read(fds[0], &port, sizeof(port));
+    }
+    close(fds[0]);
+    if (n != (ssize_t)sizeof(port) || port == 0) {
+        mb_err("the config store did not start");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    snprintf(url, len, "tcp://127.0.0.1:%u", (unsigned)port);
+    return pid;
+}
+
+static int mb_store_stop(pid_t pid)
+{
+    uint64_t deadline = mb_now_ns() + 30000000000ull;
+    int status;
+    pid_t r;
+
+    kill(pid, SIGTERM);
+    for (;;) {
+        r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            break;
+        }
+        if (r < 0 && errno != EINTR) {
+            return -1;
+        }
+        if (mb_now_ns() > deadline) {
+            mb_err("the config store did not stop: killed");
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            return -1;
+        }
+        mb_sleep_ms(10);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        mb_err("the config store exited with status 0x%x", status);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads whole records from fd; prints them.  -1 on EOF. */
+static int mb_drain(int fd, bool *header_done)
+{
+    static mb_record_t rec;
+    static size_t have;
+    ssize_t n;
+
+    n = read(fd, (char *)&rec + have, sizeof(rec) - have);
+    if (n <= 0) {
+        return n == 0 || errno != EINTR ? -1 : 0;
+    }
+    have += (size_t)n;
+    if (have < sizeof(rec)) {
+        return 0;
+    }
+    have = 0;
+    if (rec.type == MB_REC_HEADER) {
+        if (!*header_done) {
+            mb_print_header(rec.world, rec.split_min);
+            *header_done = true;
+        }
+    } else {
+        mb_print_result(&rec);
+    }
+    return 0;
+}
+
+/* One pool with `threads` threads per copy: store + ranks, until done. */
+static int mb_round(uint32_t threads, bool *header_done, uint64_t deadline)
+{
+    mb_child_t children[MB_MAX_RANKS];
+    const uint32_t n = mb_opts.ranks;
+    pid_t parent = getpid(), store_pid, pid;
+    char url[64];
+    struct pollfd pfd;
+    unsigned i, left = n;
+    int fds[2], status, ret = -1;
+    bool eof = false;
+
+    memset(children, 0, sizeof(children));
+    store_pid = mb_store_start(url, sizeof(url));
+    if (store_pid < 0) {
+        return -1;
+    }
+    if (pipe(fds) < 0) {
+        mb_err("pipe: %s", strerror(errno));
+        goto out_store;
+    }
+    fflush(NULL);
+    for (i = 0; i < n; i++) {
+        pid = fork();
+        if (pid < 0) {
+            mb_err("fork: %s", strerror(errno));
+            mb_kill_reap(children, i);
+            close(fds[0]);
+            close(fds[1]);
+            goto out_store;
+        }
+        if (pid == 0) {
+            mb_child_setup(parent);
+            close(fds[0]);
+            /* exit(), not _exit(): a sanitizer build checks for leaks */
+            exit(mb_rank_main(url, n, threads, fds[1]));
+        }
+        children[i].pid = pid;
+    }
+    close(fds[1]);
+    pfd.fd = fds[0];
+    pfd.events = POLLIN;
+    while (left > 0 || !eof) {
+        if (mb_stop_signal) {
+            mb_err("interrupted by signal %d", (int)mb_stop_signal);
+            goto out_kill;
+        }
+        if (mb_now_ns() > deadline) {
+            mb_err("run took longer than --timeout %u s", mb_opts.timeout_s);
+            goto out_kill;
+        }
+        if (!eof && poll(&pfd, 1, 100) == 1 &&
+            mb_drain(fds[0], header_done) < 0) {
+            eof = true;
+        }
+        if (eof) {
+            mb_sleep_ms(10);
+        }
+        for (i = 0; i < n; i++) {
+            if (children[i].done) {
+                continue;
+            }
+            pid = waitpid(children[i].pid, &status, WNOHANG);
+            if (pid != children[i].pid) {
+                continue;
+            }
+            children[i].done = true;
+            left--;
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                if (WIFSIGNALED(status)) {
+                    mb_err("rank process %d killed by signal %d", (int)pid,
+                           WTERMSIG(status));
+                } else {
+                    mb_err("rank process %d failed (exit %d)", (int)pid,
+                           WEXITSTATUS(status));
+                }
+                goto out_kill;
+            }
+        }
+    }
+    ret = 0;
+out_kill:
+    mb_kill_reap(children, n);
+    close(fds[0]);
+out_store:
+    if (mb_store_stop(store_pid) != 0) {
+        ret = -1;
+    }
+    return ret;
+}
+
+/* ------------------------------------------------------------ options */
+
+static void mb_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mf-bench [options]\n"
+            "Measures BM copy bandwidth (mf_bm_copy, mf_bm_copy_batch) "
+            "against a memcpy\nbaseline measured in the same run.  By "
+            "default it starts a config store and\na pool of --ranks "
+            "processes on this host by itself, once per --threads value.\n"
+            "\n"
+            "  --ranks N          processes in the pool (default 4, >= 2; "
+            "GH2GH needs 3)\n"
+            "  --threads LIST     threads doing a copy, comma separated "
+            "(default 1,2);\n"
+            "                     copy_threads = threads - 1\n"
+            "  --sizes LIST       copy sizes, suffixes K M G "
+            "(default 4K,64K,1M,8M,64M,256M,1G)\n"
+            "  --max-size SIZE    leave out sizes above SIZE\n"
+            "  --pieces N         pieces of a batched copy (default 64)\n"
+            "  --layouts LIST     single,batch,kv (default all; kv = 61 x "
+            "128 KiB + 61 x 16 KiB)\n"
+            "  --dirs LIST        LH2GH,GH2LH,GH2GH (default all)\n"
+            "  --iters N          timed samples per measurement (default: "
+            "enough for --min-time)\n"
+            "  --min-time SEC     time per measurement (default 0.2)\n"
+            "  --transport NAME   BM transport (default shm)\n"
+            "  --quick            sizes 4K,64K,1M, --min-time 0.02 (smoke "
+            "test)\n"
+            "  --json             one JSON object per result on stdout\n"
+            "  --timeout SEC      give up after SEC seconds (default 900)\n"
+            "  --store URL        run as one rank of a pool whose store is at "
+            "URL ...\n"
+            "  --world N          ... of N ranks (start every rank with the "
+            "same options;\n"
+            "                     the one that gets rank 0 measures; threads "
+            "= first of --threads)\n"
+            "  -h, --help         this help\n"
+            "\n"
+            "Segments are as large as the largest size; a 1 GiB size needs "
+            "about 1 GiB per\nrank plus 2 GiB in rank 0.\n");
+}
+
+static int mb_parse_list(const char *arg, const char *what,
+                         int (*fn)(const char *item, void *ctx), void *ctx)
+{
+    char buf[512], *save = NULL, *tok;
+
+    if (strlen(arg) >= sizeof(buf)) {
+        mb_err("%s: list too long", what);
+        return -1;
+    }
+    strcpy(buf, arg);
+    for (tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (fn(tok, ctx) != 0) {
+            mb_err("%s: bad item '%s'", what, tok);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int mb_add_size(const char *item, void *ctx)
+{
+    uint64_t v;
+
+    if (mb_opts.nsizes == MB_MAX_SIZES || mb_parse_size(item, &v) != 0) {
+        return -1;
+    }
+    mb_opts.sizes[mb_opts.nsizes++] = v;
+    return 0;
+}
+
+static int mb_add_threads(const char *item, void *ctx)
+{
+    char *end;
+    unsigned long v = strtoul(item, &end, 10);
+
+    if (*end != '\0' || v < 1 || v > MB_MAX_THREADS ||
+        mb_opts.nthreads == sizeof(mb_opts.threads) / sizeof(uint32_t)) {
+        return -1;
+    }
+    mb_opts.threads[mb_opts.nthreads++] = (uint32_t)v;
+    return 0;
+}
+
+static int mb_pick(const char *item, const char *const *names, unsigned n,
+                   bool *set)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (strcasecmp(item, names[i]) == 0) {
+            set[i] = true;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int mb_add_layout(const char *item, void *ctx)
+{
+    return mb_pick(item, mb_layout_names, MB_LAYOUTS, mb_opts.layouts);
+}
+
+static int mb_add_dir(const char *item, void *ctx)
+{
+    return mb_pick(item, mb_dir_names, MB_DIRS, mb_opts.dirs);
+}
+
+static int mb_parse_uint(const char *arg, const char *what, unsigned min,
+                         unsigned max, unsigned *v_p)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (errno != 0 || *end != '\0' || end == arg || v < min || v > max) {
+        mb_err("%s: expected a number in %u..%u, got '%s'", what, min, max,
+               arg);
+        return -1;
+    }
+    *v_p = (unsigned)v;
+    return 0;
+}
+
+static int mb_parse_args(int argc, char **argv)
+{
+    enum {
+        O_RANKS = 256,
+        O_THREADS,
+        O_SIZES,
+        O_MAX,
+        O_PIECES,
+        O_LAYOUTS,
+        O_DIRS,
+        O_ITERS,
+        O_MINTIME,
+        O_TRANSPORT,
+        O_QUICK,
+        O_JSON,
+        O_TIMEOUT,
+        O_STORE,
+        O_WORLD
+    };
+    static const struct option longopts[] = {
+        {"ranks", required_argument, NULL, O_RANKS},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"sizes", required_argument, NULL, O_SIZES},
+        {"max-size", required_argument, NULL, O_MAX},
+        {"pieces", required_argument, NULL, O_PIECES},
+        {"layouts", required_argument, NULL, O_LAYOUTS},
+        {"dirs", required_argument, NULL, O_DIRS},
+        {"iters", required_argument, NULL, O_ITERS},
+        {"min-time", required_argument, NULL, O_MINTIME},
+        {"transport", required_argument, NULL, O_TRANSPORT},
+        {"quick", no_argument, NULL, O_QUICK},
+        {"json", no_argument, NULL, O_JSON},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"store", required_argument, NULL, O_STORE},
+        {"world", required_argument, NULL, O_WORLD},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    bool quick = false, layouts = false, dirs = false, min_time = false;
+    unsigned v, i, j;
+    char *end;
+    int opt;
+
+    mb_opts.ranks = 4;
+    mb_opts.pieces = 64;
+    mb_opts.min_time = 0.2;
+    mb_opts.timeout_s = 900;
+    snprintf(mb_opts.transport, sizeof(mb_opts.transport), "shm");
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case O_RANKS:
+            if (mb_parse_uint(optarg, "--ranks", 2, MB_MAX_RANKS, &v) != 0) {
+                return -1;
+            }
+            mb_opts.ranks = v;
+            break;
+        case O_THREADS:
+            if (mb_parse_list(optarg, "--threads", mb_add_threads, NULL) != 0) {
+                return -1;
+            }
+            break;
+        case O_SIZES:
+            if (mb_parse_list(optarg, "--sizes", mb_add_size, NULL) != 0) {
+                return -1;
+            }
+            break;
+        case O_MAX:
+            if (mb_parse_size(optarg, &mb_opts.max_size) != 0) {
+                mb_err("--max-size: bad size '%s'", optarg);
+                return -1;
+            }
+            break;
+        case O_PIECES:
+            if (mb_parse_uint(optarg, "--pieces", 1, 65536, &v) != 0) {
+                return -1;
+            }
+            mb_opts.pieces = v;
+            break;
+        case O_LAYOUTS:
+            layouts = true;
+            if (mb_parse_list(optarg, "--layouts", mb_add_layout, NULL) != 0) {
+                return -1;
+            }
+            break;
+        case O_DIRS:
+            dirs = true;
+            if (mb_parse_list(optarg, "--dirs", mb_add_dir, NULL) != 0) {
+                return -1;
+            }
+            break;
+        case O_ITERS:
+            if (mb_parse_uint(optarg, "--iters", 1, MB_MAX_SAMPLES, &v) != 0) {
+                return -1;
+            }
+            mb_opts.iters = v;
+            break;
+        case O_MINTIME:
+            mb_opts.min_time = strtod(optarg, &end);
+            if (*end != '\0' || !(mb_opts.min_time >= 0) ||
+                mb_opts.min_time > 60) {
+                mb_err("--min-time: expected seconds in 0..60, got "
+                       "'%s'",
+                       optarg);
+                return -1;
+            }
+            min_time = true;
+            break;
+        case O_TRANSPORT:
+            if (strlen(optarg) >= sizeof(mb_opts.transport)) {
+                mb_err("--transport: name too long");
+                return -1;
+            }
+            snprintf(mb_opts.transport, sizeof(mb_opts.transport), "%s",
+                     optarg);
+            break;
+        case O_QUICK:
+            quick = true;
+            break;
+        case O_JSON:
+            mb_opts.json = true;
+            break;
+        case O_TIMEOUT:
+            if (mb_parse_uint(optarg, "--timeout", 1, 86400, &v) != 0) {
+                return -1;
+            }
+            mb_opts.timeout_s = v;
+            break;
+        case O_STORE:
+            mb_opts.store_url = optarg;
+            break;
+        case O_WORLD:
+            if (mb_parse_uint(optarg, "--world", 2, 1u << 20, &v) != 0) {
+                return -1;
+            }
+            mb_opts.world = v;
+            break;
+        case 'h':
+            mb_usage(stdout);
+            exit(0);
+        default:
+            mb_usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        mb_err("unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if ((mb_opts.store_url == NULL) != (mb_opts.world == 0)) {
+        mb_err("--store and --world go together");
+        return -1;
+    }
+    if (mb_opts.nsizes == 0) {
+        static const uint64_t def[] = {4 * MB_KIB, 64 * MB_KIB, MB_MIB,
+                                       8 * MB_MIB, 64 * MB_MIB, 256 * MB_MIB,
+                                       MB_GIB};
+        static const uint64_t small[] = {4 * MB_KIB, 64 * MB_KIB, MB_MIB};
+        const uint64_t *src = quick ? small : def;
+        unsigned n = quick ? 3 : 7;
+
+        for (i = 0; i < n; i++) {
+            mb_opts.sizes[mb_opts.nsizes++] = src[i];
+        }
+    }
+    if (quick && !min_time) {
+        mb_opts.min_time = 0.02;
+    }
+    if (mb_opts.max_size > 0) {
+        for (i = 0, j = 0; i < mb_opts.nsizes; i++) {
+            if (mb_opts.sizes[i] <= mb_opts.max_size) {
+                mb_opts.sizes[j++] = mb_opts.sizes[i];
+            }
+        }
+        mb_opts.nsizes = j;
+    }
+    if (mb_opts.nthreads == 0) {
+        mb_opts.threads[0] = 1;
+        mb_opts.threads[1] = 2;
+        mb_opts.nthreads = 2;
+    }
+    if (!layouts) {
+        for (i = 0; i < MB_LAYOUTS; i++) {
+            mb_opts.layouts[i] = true;
+        }
+    }
+    if (!dirs) {
+        for (i = 0; i < MB_DIRS; i++) {
+            mb_opts.dirs[i] = true;
+        }
+    }
+    if (mb_opts.max_size > 0 && mb_opts.max_size < MB_KV_TOTAL) {
+        mb_opts.layouts[MB_KV] = false;
+    }
+    if (mb_opts.nsizes == 0) {
+        mb_opts.layouts[MB_SINGLE] = false;
+        mb_opts.layouts[MB_BATCH] = false;
+    }
+    for (i = 0, j = 0; i < MB_LAYOUTS; i++) {
+        j += mb_opts.layouts[i];
+    }
+    if (j == 0) {
+        mb_err("nothing left to measure (see --sizes, --max-size, "
+               "--layouts)");
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa;
+    bool header_done = false;
+    uint64_t deadline;
+    unsigned i;
+
+    if (mb_parse_args(argc, argv) != 0) {
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (mb_opts.store_url != NULL) {
+        return mb_rank_main(mb_opts.store_url, mb_opts.world,
+                            mb_opts.threads[0], -1);
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = mb_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    deadline = mb_now_ns() + (uint64_t)mb_opts.timeout_s * 1000000000ull;
+    for (i = 0; i < mb_opts.nthreads; i++) {
+        if (mb_round(mb_opts.threads[i], &header_done, deadline) != 0) {
+            mb_err("FAILED (threads = %u)", mb_opts.threads[i]);
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,555 @@
+/*
+ * BM life cycle over the config store: library init, bootstrap (store
+ * connection and rank), collective create, join and leave, destroy.
+ *
+ * Store keys of pool <id> (group MF_FABRIC_GROUP holds the ranks):
+ *   mf/bm/<id>/resv/<rank>  "<status> <reason>": the rank's window result
+ *   mf/bm/<id>/created      counter: creators 1..world form the pool
+ *   mf/bm/<id>/seg/<rank>   ephemeral segment descriptor while joined; a
+ *                           graceful leave first rewrites it as a tombstone,
+ *                           so a removal without one means the peer died
+ *
+ * Store callbacks run on the store client's thread: they only queue events
+ * for the pool's event thread and never call the store.  Locks: the global
+ * lock guards the bootstrap state; the list lock the list of pools (taken
+ * by the rank callback, so never held while closing the store); bm->lock
+ * membership.
+ */
+#include "fabric/fabric.h"
+
+#include "net/net.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MF_FABRIC_KEY_MAX 96
+
+static struct {
+    pthread_mutex_t lock;
+    int init_count;
+    bool bm_inited;
+    mf_store_t *store;
+    uint32_t rank;
+    uint32_t world;
+    mf_bm_config_t cfg;
+    pthread_mutex_t list_lock;
+    mf_list_t bms;
+} mf_fabric_g = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .list_lock = PTHREAD_MUTEX_INITIALIZER,
+    .bms = {&mf_fabric_g.bms, &mf_fabric_g.bms},
+};
+
+/* ---------------------------------------------------------------- init */
+
+MF_API mf_status_t mf_init(void)
+{
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (mf_fabric_g.init_count++ == 0) {
+        mf_log_init_from_env();
+        mf_net_global_init();
+    }
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+    return MF_OK;
+}
+
+MF_API void mf_uninit(void)
+{
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (mf_fabric_g.init_count > 0) {
+        mf_fabric_g.init_count--;
+    }
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+}
+
+MF_API const char *mf_version(void)
+{
+    return MF_FABRIC_VERSION;
+}
+
+/* ----------------------------------------------------------- bootstrap */
+
+static void mf_fabric_rank_event_cb(const char *group, uint32_t rank,
+                                    mf_rank_event_t event, void *arg)
+{
+    mf_fabric_ev_t *ev;
+    mf_list_t *elem;
+
+    if (event != MF_RANK_LOST) {
+        return; /* joins and graceful leaves come with the descriptors */
+    }
+    pthread_mutex_lock(&mf_fabric_g.list_lock);
+    for (elem = mf_fabric_g.bms.next; elem != &mf_fabric_g.bms;
+         elem = elem->next) {
+        mf_bm_t *bm = mf_container_of(elem, mf_bm_t, elem);
+
+        if (rank >= bm->world) {
+            continue;
+        }
+        ev = mf_fabric_ev_new(MF_FABRIC_EV_RANK_LOST, rank, NULL, 0);
+        if (ev != NULL) {
+            mf_fabric_ev_post(bm, ev);
+        }
+    }
+    pthread_mutex_unlock(&mf_fabric_g.list_lock);
+}
+
+MF_API mf_status_t mf_bm_init(const char *store_url, uint32_t world_size,
+                              uint32_t rank, const mf_bm_config_t *cfg)
+{
+    mf_store_config_t store_cfg;
+    mf_bm_config_t defaults;
+    mf_store_t *store;
+    mf_status_t status;
+    uint32_t my_rank;
+
+    if (store_url == NULL || world_size == 0 ||
+        (rank != MF_RANK_AUTO && rank >= world_size) ||
+        (cfg != NULL && cfg->size < sizeof(*cfg))) {
+        mf_error("mf_bm_init: bad arguments (url %s, world %u, rank %d)",
+                 store_url != NULL ? store_url : "(null)", world_size,
+                 (int)rank);
+        return MF_ERR_INVALID;
+    }
+    if (cfg == NULL) {
+        mf_bm_config_init(&defaults);
+        cfg = &defaults;
+    }
+    status = mf_fabric_config_check(cfg);
+    if (status != MF_OK) {
+        return status;
+    }
+
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (mf_fabric_g.init_count == 0 || mf_fabric_g.bm_inited) {
+        mf_error("mf_bm_init: %s", mf_fabric_g.init_count == 0
+                                       ? "call mf_init() first"
+                                       : "already initialized");
+        status = MF_ERR_STATE;
+        goto out_unlock;
+    }
+    mf_store_config_init(&store_cfg);
+    store_cfg.op_timeout_ms = cfg->op_timeout_ms;
+    store_cfg.heartbeat_ms = cfg->heartbeat_ms;
+    store_cfg.connect_timeout_ms =
+        MF_MIN(store_cfg.connect_timeout_ms, cfg->timeout_ms);
+    status = mf_store_connect(store_url, &store_cfg, &store);
+    if (status != MF_OK) {
+        /* the store client logged why */
+        mf_debug("mf_bm_init: cannot connect to the store at %s: %s", store_url,
+                 mf_status_name(status));
+        goto out_unlock;
+    }
+    status =
+        mf_store_rank_join(store, MF_FABRIC_GROUP, world_size, rank, &my_rank);
+    if (status != MF_OK) {
+        /* a full group is normal while a leaving rank is being freed */
+        mf_log(status == MF_ERR_BUSY ? MF_LOG_DEBUG : MF_LOG_WARN,
+               "mf_bm_init: cannot take rank %d of %u: %s", (int)rank,
+               world_size, mf_status_name(status));
+        goto err_close_store;
+    }
+    status = mf_store_rank_subscribe(store, MF_FABRIC_GROUP,
+                                     mf_fabric_rank_event_cb, NULL);
+    if (status != MF_OK) {
+        mf_error("mf_bm_init: cannot follow the ranks: %s",
+                 mf_status_name(status));
+        goto err_close_store;
+    }
+    mf_fabric_g.store = store;
+    mf_fabric_g.rank = my_rank;
+    mf_fabric_g.world = world_size;
+    mf_fabric_g.cfg = *cfg;
+    mf_fabric_g.bm_inited = true;
+    mf_info("mf-bm: rank %u of %u, store %s", my_rank, world_size, store_url);
+    goto out_unlock;
+
+err_close_store:
+    mf_store_close(store);
+out_unlock:
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+    return status;
+}
+
+MF_API void mf_bm_uninit(void)
+{
+    mf_bm_t *bm;
+    mf_store_t *store;
+
+    for (;;) {
+        pthread_mutex_lock(&mf_fabric_g.list_lock);
+        bm = mf_list_empty(&mf_fabric_g.bms)
+                 ? NULL
+                 : mf_container_of(mf_fabric_g.bms.next, mf_bm_t, elem);
+        pthread_mutex_unlock(&mf_fabric_g.list_lock);
+        if (bm == NULL) {
+            break;
+        }
+        mf_warn("mf_bm_uninit: pool %u still exists, destroying it", bm->id);
+        mf_bm_destroy(bm);
+    }
+
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (!mf_fabric_g.bm_inited) {
+        pthread_mutex_unlock(&mf_fabric_g.lock);
+        return;
+    }
+    store = mf_fabric_g.store;
+    (void)mf_store_rank_leave(store, MF_FABRIC_GROUP, mf_fabric_g.rank);
+    mf_store_close(store);
+    mf_fabric_g.store = NULL;
+    mf_fabric_g.bm_inited = false;
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+}
+
+MF_API mf_status_t mf_bm_rank_id(uint32_t *rank_p)
+{
+    mf_status_t status = MF_ERR_STATE;
+
+    if (rank_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (mf_fabric_g.bm_inited) {
+        *rank_p = mf_fabric_g.rank;
+        status = MF_OK;
+    }
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+    return status;
+}
+
+MF_API uint32_t mf_bm_world_size(void)
+{
+    uint32_t world;
+
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    world = mf_fabric_g.bm_inited ? mf_fabric_g.world : 0;
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+    return world;
+}
+
+/* -------------------------------------------------------------- create */
+
+MF_API void mf_bm_create_params_init(mf_bm_create_params_t *params)
+{
+    if (params == NULL) {
+        return;
+    }
+    memset(params, 0, sizeof(*params));
+    params->size = sizeof(*params);
+}
+
+/*
+ * Publishes this rank's window result and, for the ranks that form the
+ * pool, checks every other rank's.  MF_OK when all could reserve.
+ */
+static mf_status_t mf_fabric_create_collective(mf_store_t *store, uint32_t id,
+                                               uint32_t rank, uint32_t world,
+                                               uint64_t base, uint64_t stride,
+                                               uint32_t timeout_ms,
+                                               mf_status_t own_status,
+                                               const char *own_why)
+{
+    char key[MF_FABRIC_KEY_MAX], value[640];
+    mf_status_t status, result = MF_OK;
+    int64_t creators;
+    size_t len;
+    void *data;
+    uint32_t r;
+    long peer_status;
+    char *reason;
+
+    snprintf(key, sizeof(key), "mf/bm/%u/resv/%u", id, rank);
+    len = (size_t)snprintf(value, sizeof(value), "%d %s", (int)own_status,
+                           own_status == MF_OK ? "reserved" : own_why);
+    status = mf_store_set(store, key, value, MF_MIN(len, sizeof(value) - 1), 0);
+    if (status != MF_OK) {
+        mf_error("mf_bm_create: cannot publish the window result: %s",
+                 mf_status_name(status));
+        return status;
+    }
+    snprintf(key, sizeof(key), "mf/bm/%u/created", id);
+    status = mf_store_add(store, key, 1, &creators);
+    if (status != MF_OK) {
+        mf_error("mf_bm_create: cannot count the creators: %s",
+                 mf_status_name(status));
+        return status;
+    }
+    if (own_status != MF_OK) {
+        return own_status;
+    }
+    if (creators > (int64_t)world) {
+        return MF_OK; /* a late creator: only its own window counts */
+    }
+
+    for (r = 0; r < world; r++) {
+        if (r == rank) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "mf/bm/%u/resv/%u", id, r);
+        status = mf_store_get(store, key, timeout_ms, &data, &len);
+        if (status != MF_OK) {
+            mf_error("mf_bm_create: no window result from rank %u within "
+                     "%u ms: %s",
+                     r, timeout_ms, mf_status_name(status));
+            return status;
+        }
+        peer_status = strtol(data, &reason, 10);
+        if (peer_status != MF_OK) {
+            if (*reason == ' ') {
+                reason++;
+            }
+            mf_error("mf_bm_create: rank %u cannot reserve the window "
+                     "0x%" PRIx64 "-0x%" PRIx64 ": %s",
+                     r, base, base + (uint64_t)world * stride, reason);
+            result = MF_ERR_ADDR_IN_USE;
+        }
+        free(data);
+    }
+    return result;
+}
+
+MF_API mf_status_t mf_bm_create(uint32_t id,
+                                const mf_bm_create_params_t *params,
+                                mf_bm_t **bm_p)
+{
+    char why[512] = "";
+    mf_bm_config_t cfg;
+    mf_status_t status, own_status;
+    mf_store_t *store;
+    uint32_t rank, world;
+    uint64_t len = 0;
+    bool reserved = false;
+    mf_bm_t *bm;
+
+    if (bm_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (!mf_fabric_g.bm_inited) {
+        pthread_mutex_unlock(&mf_fabric_g.lock);
+        mf_error("mf_bm_create: call mf_bm_init() first");
+        return MF_ERR_STATE;
+    }
+    store = mf_fabric_g.store;
+    rank = mf_fabric_g.rank;
+    world = mf_fabric_g.world;
+    cfg = mf_fabric_g.cfg;
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+
+    own_status = mf_fabric_window_check(&cfg, world, params, &len);
+    if (own_status != MF_OK) {
+        snprintf(why, sizeof(why), "bad parameters: %s",
+                 mf_status_name(own_status));
+    } else {
+        own_status = mf_mem_reserve(cfg.host_base, len, why, sizeof(why));
+        reserved = own_status == MF_OK;
+    }
+    status = mf_fabric_create_collective(
+        store, id, rank, world, cfg.host_base,
+        params != NULL ? params->max_dram_per_rank : 0, cfg.timeout_ms,
+        own_status, why);
+    if (status != MF_OK) {
+        goto err_unreserve;
+    }
+    status = mf_fabric_bm_alloc(id, rank, world, &cfg, params, &bm);
+    if (status != MF_OK) {
+        goto err_unreserve;
+    }
+    bm->store = store;
+    snprintf(bm->seg_prefix, sizeof(bm->seg_prefix), "mf/bm/%u/seg/", id);
+
+    pthread_mutex_lock(&mf_fabric_g.list_lock);
+    mf_list_push_back(&mf_fabric_g.bms, &bm->elem);
+    pthread_mutex_unlock(&mf_fabric_g.list_lock);
+    mf_info("mf-bm %u: rank %u created 0x%" PRIx64 " bytes at 0x%" PRIx64, id,
+            rank, bm->local_size, bm->segs[rank].gva);
+    *bm_p = bm;
+    return MF_OK;
+
+err_unreserve:
+    if (reserved) {
+        mf_mem_unreserve(cfg.host_base, len);
+    }
+    return status;
+}
+
+/* ---------------------------------------------------------- join/leave */
+
+static void mf_fabric_watch_cb(mf_store_event_t event, const char *key,
+                               const void *value, size_t len, void *arg)
+{
+    mf_bm_t *bm = arg;
+    const char *num = key + strlen(bm->seg_prefix);
+    mf_fabric_ev_t *ev;
+    unsigned long rank;
+    char *end;
+
+    if (strncmp(key, bm->seg_prefix, strlen(bm->seg_prefix)) != 0 ||
+        *num < '0' || *num > '9') {
+        return;
+    }
+    rank = strtoul(num, &end, 10);
+    if (*end != '\0' || rank >= bm->world) {
+        return;
+    }
+    atomic_fetch_add(&bm->segs[rank].watch_seq, 1);
+    ev = mf_fabric_ev_new(event == MF_STORE_EVENT_SET ? MF_FABRIC_EV_SEG_SET
+                                                      : MF_FABRIC_EV_SEG_REMOVE,
+                          (uint32_t)rank, value,
+                          event == MF_STORE_EVENT_SET ? len : 0);
+    if (ev != NULL) {
+        ev->gen = atomic_load(&bm->join_gen);
+        mf_fabric_ev_post(bm, ev);
+    }
+}
+
+static mf_status_t mf_fabric_publish(mf_bm_t *bm, bool leaving)
+{
+    char key[MF_FABRIC_KEY_MAX];
+    mf_status_t status;
+    size_t len;
+    void *desc;
+
+    status = mf_fabric_desc_pack(bm, leaving, &desc, &len);
+    if (status != MF_OK) {
+        return status;
+    }
+    snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, bm->rank);
+    status = mf_store_set(bm->store, key, desc, len, MF_STORE_EPHEMERAL);
+    free(desc);
+    if (status != MF_OK) {
+        mf_error("mf-bm %u: cannot publish the segment: %s", bm->id,
+                 mf_status_name(status));
+    }
+    return status;
+}
+
+MF_API mf_status_t mf_bm_join(mf_bm_t *bm)
+{
+    char key[MF_FABRIC_KEY_MAX];
+    mf_status_t status;
+    unsigned seq;
+    size_t len;
+    void *value;
+    uint32_t r;
+
+    if (bm == NULL) {
+        return MF_ERR_INVALID;
+    }
+    pthread_mutex_lock(&bm->lock);
+    if (atomic_load(&bm->joined)) {
+        status = MF_ERR_EXISTS;
+        goto out_unlock;
+    }
+    atomic_fetch_add(&bm->join_gen, 1);
+    status = mf_fabric_publish(bm, false);
+    if (status != MF_OK) {
+        goto out_unlock;
+    }
+    status = mf_store_watch(bm->store, bm->seg_prefix, mf_fabric_watch_cb, bm,
+                            &bm->watch);
+    if (status != MF_OK) {
+        mf_error("mf-bm %u: cannot watch %s: %s", bm->id, bm->seg_prefix,
+                 mf_status_name(status));
+        goto err_remove;
+    }
+    atomic_store(&bm->joined, true);
+
+    /* Peers that joined before the watch; an event seen meanwhile is
+     * newer than what get returned, and the event thread applies it. */
+    for (r = 0; r < bm->world; r++) {
+        if (r == bm->rank) {
+            continue;
+        }
+        seq = atomic_load(&bm->segs[r].watch_seq);
+        snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, r);
+        status = mf_store_get(bm->store, key, 0, &value, &len);
+        if (status == MF_ERR_NOT_FOUND) {
+            continue;
+        }
+        if (status != MF_OK) {
+            mf_error("mf-bm %u: cannot read the segment of rank %u: %s", bm->id,
+                     r, mf_status_name(status));
+            goto err_unwatch;
+        }
+        if (seq == atomic_load(&bm->segs[r].watch_seq)) {
+            mf_fabric_seg_apply_set_locked(bm, r, value, len);
+        }
+        free(value);
+    }
+    mf_info("mf-bm %u: rank %u joined", bm->id, bm->rank);
+    status = MF_OK;
+    goto out_unlock;
+
+err_unwatch:
+    mf_store_unwatch(bm->store, bm->watch);
+    bm->watch = NULL;
+    atomic_store(&bm->joined, false);
+    atomic_fetch_add(&bm->join_gen, 1);
+    for (r = 0; r < bm->world; r++) {
+        mf_fabric_seg_leave_locked(bm, r, MF_OK, false);
+        if (r != bm->rank) {
+            atomic_store(&bm->segs[r].state, MF_FABRIC_SEG_NONE);
+        }
+    }
+err_remove:
+    snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, bm->rank);
+    (void)mf_store_remove(bm->store, key);
+out_unlock:
+    pthread_mutex_unlock(&bm->lock);
+    return status;
+}
+
+MF_API mf_status_t mf_bm_leave(mf_bm_t *bm)
+{
+    char key[MF_FABRIC_KEY_MAX];
+    mf_status_t status;
+    uint32_t r;
+
+    if (bm == NULL) {
+        return MF_ERR_INVALID;
+    }
+    pthread_mutex_lock(&bm->lock);
+    if (!atomic_load(&bm->joined)) {
+        status = MF_ERR_STATE;
+        goto out_unlock;
+    }
+    /* the tombstone tells the peers it is a graceful leave */
+    status = mf_fabric_publish(bm, true);
+    snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, bm->rank);
+    if (mf_store_remove(bm->store, key) != MF_OK && status == MF_OK) {
+        status = MF_ERR_IO;
+    }
+    mf_store_unwatch(bm->store, bm->watch);
+    bm->watch = NULL;
+    atomic_store(&bm->joined, false);
+    atomic_fetch_add(&bm->join_gen, 1); /* drops the queued events */
+    for (r = 0; r < bm->world; r++) {
+        if (r != bm->rank) {
+            mf_fabric_seg_leave_locked(bm, r, MF_OK, false);
+            atomic_store(&bm->segs[r].state, MF_FABRIC_SEG_NONE);
+            bm->segs[r].incarnation = 0;
+        }
+    }
+    mf_info("mf-bm %u: rank %u left", bm->id, bm->rank);
+out_unlock:
+    pthread_mutex_unlock(&bm->lock);
+    return status;
+}
+
+MF_API void mf_bm_destroy(mf_bm_t *bm)
+{
+    if (bm == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&mf_fabric_g.list_lock);
+    mf_list_del(&bm->elem);
+    pthread_mutex_unlock(&mf_fabric_g.list_lock);
+    if (atomic_load(&bm->joined)) {
+        (void)mf_bm_leave(bm);
+    }
+    mf_fabric_bm_free(bm);
+}

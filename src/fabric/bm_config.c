@@ -1,0 +1,124 @@
+/*
+ * BM configuration: one declarative table feeds the defaults, the MF_<KEY>
+ * environment variables, `key = value` files, single settings and the help
+ * text.  Values are range-checked by the table; the transport name is
+ * checked against the transports built in.
+ */
+#include "fabric/fabric.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
+    {"host_base", MF_CFG_U64, offsetof(mf_bm_config_t, host_base), 0,
+     "0x100000000000", 0x10000, 0x7fffffff0000ull,
+     "base address of the host GVA window; the same in every process"},
+    {"copy_threads", MF_CFG_U32, offsetof(mf_bm_config_t, copy_threads), 0, "1",
+     0, 64, "copy threads besides the caller (0..64)"},
+    {"copy_split_min", MF_CFG_SIZE, offsetof(mf_bm_config_t, copy_split_min), 0,
+     "1M", 4096, 1ull << 40,
+     "copies and batches from this many bytes are split across the copy "
+     "threads"},
+    {"timeout_ms", MF_CFG_MS, offsetof(mf_bm_config_t, timeout_ms), 0, "60s", 1,
+     0xffffffffu, "timeout of bootstrap steps (create, join)"},
+    {"op_timeout_ms", MF_CFG_MS, offsetof(mf_bm_config_t, op_timeout_ms), 0,
+     "10s", 1, 0xffffffffu, "timeout of each config store request"},
+    {"heartbeat_ms", MF_CFG_MS, offsetof(mf_bm_config_t, heartbeat_ms), 0, "1s",
+     1, 0xffffffffu, "liveness heartbeat period to the config store"},
+    {"prefault", MF_CFG_BOOL, offsetof(mf_bm_config_t, prefault), 0, "true", 0,
+     0, "fault segment pages in at create and join, not on first use"},
+    {"transport", MF_CFG_STR, offsetof(mf_bm_config_t, transport),
+     sizeof(((mf_bm_config_t *)0)->transport), "auto", 0, 0,
+     "transport to peers: auto (the first that reaches a peer) or shm"},
+};
+
+const mf_cfg_table_t mf_fabric_cfg_table = {
+    .component = "mf-bm",
+    .env_prefix = "MF_",
+    .entries = mf_fabric_cfg_entries,
+    .count = MF_CFG_COUNT(mf_fabric_cfg_entries),
+};
+
+mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg)
+{
+    if (strcmp(cfg->transport, "auto") != 0 &&
+        mf_tl_find(cfg->transport) == NULL) {
+        mf_error("mf-bm: unknown transport '%s' (auto or shm)", cfg->transport);
+        return MF_ERR_CONFIG;
+    }
+    if (cfg->host_base % mf_page_size() != 0) {
+        mf_error("mf-bm: host_base 0x%llx is not page aligned",
+                 (unsigned long long)cfg->host_base);
+        return MF_ERR_CONFIG;
+    }
+    return MF_OK;
+}
+
+MF_API void mf_bm_config_init(mf_bm_config_t *cfg)
+{
+    mf_bm_config_t tmp;
+
+    if (cfg == NULL) {
+        return;
+    }
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->size = sizeof(*cfg);
+    (void)mf_cfg_set_defaults(&mf_fabric_cfg_table, cfg);
+    /* The environment applies as a whole or not at all. */
+    tmp = *cfg;
+    if (mf_cfg_load_env(&mf_fabric_cfg_table, &tmp) == MF_OK &&
+        mf_fabric_config_check(&tmp) == MF_OK) {
+        *cfg = tmp;
+    } else {
+        mf_error("mf-bm: ignoring the MF_* environment settings");
+    }
+}
+
+MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path)
+{
+    mf_bm_config_t tmp;
+    mf_status_t status;
+
+    if (cfg == NULL || path == NULL) {
+        return MF_ERR_INVALID;
+    }
+    tmp = *cfg;
+    status = mf_cfg_load_file(&mf_fabric_cfg_table, &tmp, path);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mf_fabric_config_check(&tmp);
+    if (status != MF_OK) {
+        mf_error("mf-bm: in %s", path);
+        return status;
+    }
+    *cfg = tmp;
+    return MF_OK;
+}
+
+MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
+                                    const char *value)
+{
+    mf_bm_config_t tmp;
+    mf_status_t status;
+
+    if (cfg == NULL || key == NULL || value == NULL) {
+        return MF_ERR_INVALID;
+    }
+    tmp = *cfg;
+    status = mf_cfg_set(&mf_fabric_cfg_table, &tmp, key, value);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mf_fabric_config_check(&tmp);
+    if (status != MF_OK) {
+        return status;
+    }
+    *cfg = tmp;
+    return MF_OK;
+}
+
+MF_API void mf_bm_config_help(FILE *out)
+{
+    mf_cfg_print_help(&mf_fabric_cfg_table, out != NULL ? out : stdout);
+}

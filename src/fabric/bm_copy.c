@@ -1,0 +1,606 @@
+/*
+ * The copy engine of BM: address translation, single, batched and
+ * asynchronous copies.
+ *
+ * Hot path: a GVA names its rank by one division; the rank's entry is held
+ * by one atomic increment for the duration of the copy, its range checked,
+ * and the bytes moved by the entry's transport (for a same-host peer, a
+ * memcpy into the mapping).  No allocation, lock, store access or logging
+ * above debug level happens per copy; an address outside the joined
+ * segments is reported once at warn level, then at debug level.
+ *
+ * Edge cases: a copy of 0 bytes succeeds and touches nothing (only its
+ * direction is checked); an AUTO copy with no address inside the window is
+ * MF_ERR_OUT_OF_RANGE; a range that wraps around the address space is
+ * MF_ERR_OUT_OF_RANGE on a global side, MF_ERR_INVALID on a local one.
+ *
+ * An address the caller calls local (L) is still checked against the
+ * window: if it lies in it, it is validated like a global one, so a copy
+ * never touches a PROT_NONE reservation or a segment being unmapped.
+ */
+#include "fabric/fabric.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MF_FABRIC_ASYNC_CHUNK_MIN (256u * 1024u)
+#define MF_FABRIC_ASYNC_CHUNK_MAX (256u * 1024u * 1024u)
+
+static const char *const mf_fabric_dir_names[MF_COPY_DIR_MAX] = {
+    [MF_COPY_LH2GH] = "LH2GH", [MF_COPY_GH2LH] = "GH2LH",
+    [MF_COPY_GH2GH] = "GH2GH", [MF_COPY_LD2GH] = "LD2GH",
+    [MF_COPY_GH2LD] = "GH2LD", [MF_COPY_LH2GD] = "LH2GD",
+    [MF_COPY_GD2LH] = "GD2LH", [MF_COPY_LD2GD] = "LD2GD",
+    [MF_COPY_GD2LD] = "GD2LD", [MF_COPY_GH2GD] = "GH2GD",
+    [MF_COPY_GD2GH] = "GD2GH", [MF_COPY_GD2GD] = "GD2GD",
+    [MF_COPY_AUTO] = "AUTO",
+};
+
+MF_API const char *mf_copy_dir_name(mf_copy_dir_t dir)
+{
+    if ((unsigned)dir >= MF_COPY_DIR_MAX) {
+        return "UNKNOWN";
+    }
+    return mf_fabric_dir_names[dir];
+}
+
+/* ------------------------------------------------------------ segments */
+
+static inline mf_status_t mf_fabric_seg_acquire(mf_fabric_seg_t *seg)
+{
+    unsigned state;
+
+    atomic_fetch_add(&seg->readers, 1);
+    state = atomic_load(&seg->state);
+    if (mf_likely(state == MF_FABRIC_SEG_JOINED)) {
+        return MF_OK;
+    }
+    atomic_fetch_sub(&seg->readers, 1);
+    switch (state) {
+    case MF_FABRIC_SEG_NONE:
+        return MF_ERR_OUT_OF_RANGE;
+    case MF_FABRIC_SEG_UNREACHABLE:
+        return MF_ERR_UNREACHABLE;
+    default:
+        return MF_ERR_PEER_LOST;
+    }
+}
+
+static inline void mf_fabric_seg_release(mf_fabric_seg_t *seg)
+{
+    if (seg != NULL) {
+        atomic_fetch_sub_explicit(&seg->readers, 1, memory_order_release);
+    }
+}
+
+static __attribute__((noinline, cold)) mf_status_t
+mf_fabric_bad_range(mf_bm_t *bm, uint64_t addr, size_t size, mf_status_t status,
+                    const char *why)
+{
+    if (!atomic_exchange(&bm->oor_warned, true)) {
+        mf_warn("mf-bm %u: copy of %zu bytes at 0x%" PRIx64 " refused: %s "
+                "(%s; later ones are logged at debug level)",
+                bm->id, size, addr, why, mf_status_name(status));
+    } else {
+        mf_debug("mf-bm %u: copy of %zu bytes at 0x%" PRIx64 " refused: %s",
+                 bm->id, size, addr, why);
+    }
+    return status;
+}
+
+/*
+ * Resolves [addr, addr + size): *seg_p is the held segment, or NULL for
+ * local memory outside the window.  global: it must be in a segment.
+ */
+static inline mf_status_t mf_fabric_resolve(mf_bm_t *bm, uint64_t addr,
+                                            size_t size, bool global,
+                                            mf_fabric_seg_t **seg_p)
+{
+    mf_fabric_seg_t *seg;
+    mf_status_t status;
+    uint64_t end = addr + size;
+
+    if (mf_unlikely(end < addr)) {
+        return mf_fabric_bad_range(
+            bm, addr, size, global ? MF_ERR_OUT_OF_RANGE : MF_ERR_INVALID,
+            "the range wraps around");
+    }
+    if (end <= bm->base || addr >= bm->window_end) {
+        if (mf_unlikely(global)) {
+            return mf_fabric_bad_range(bm, addr, size, MF_ERR_OUT_OF_RANGE,
+                                       "outside the window");
+        }
+        if (mf_unlikely(addr == 0)) {
+            return MF_ERR_INVALID;
+        }
+        *seg_p = NULL;
+        return MF_OK;
+    }
+    if (mf_unlikely(addr < bm->base)) {
+        return mf_fabric_bad_range(bm, addr, size, MF_ERR_OUT_OF_RANGE,
+                                   "the range starts before the window");
+    }
+    seg = &bm->segs[(addr - bm->base) / bm->stride];
+    status = mf_fabric_seg_acquire(seg);
+    if (mf_unlikely(status != MF_OK)) {
+        if (status == MF_ERR_OUT_OF_RANGE) {
+            return mf_fabric_bad_range(bm, addr, size, status,
+                                       "the rank has not joined");
+        }
+        mf_debug("mf-bm %u: copy at 0x%" PRIx64 ": %s", bm->id, addr,
+                 mf_status_name(status));
+        return status;
+    }
+    if (mf_unlikely(addr - seg->gva + size > seg->size)) {
+        mf_fabric_seg_release(seg);
+        return mf_fabric_bad_range(bm, addr, size, MF_ERR_OUT_OF_RANGE,
+                                   "the range crosses the segment's end");
+    }
+    *seg_p = seg;
+    return MF_OK;
+}
+
+static inline bool mf_fabric_in_window(mf_bm_t *bm, uint64_t addr)
+{
+    return addr >= bm->base && addr < bm->window_end;
+}
+
+/* Which sides of dir are global; device directions are unsupported. */
+static inline mf_status_t mf_fabric_dir_sides(mf_bm_t *bm, mf_copy_dir_t dir,
+                                              uint64_t src, uint64_t dst,
+                                              bool *src_g, bool *dst_g)
+{
+    switch (dir) {
+    case MF_COPY_LH2GH:
+        *src_g = false;
+        *dst_g = true;
+        return MF_OK;
+    case MF_COPY_GH2LH:
+        *src_g = true;
+        *dst_g = false;
+        return MF_OK;
+    case MF_COPY_GH2GH:
+        *src_g = true;
+        *dst_g = true;
+        return MF_OK;
+    case MF_COPY_AUTO:
+        *src_g = mf_fabric_in_window(bm, src);
+        *dst_g = mf_fabric_in_window(bm, dst);
+        if (mf_unlikely(!*src_g && !*dst_g)) {
+            return mf_fabric_bad_range(bm, dst, 0, MF_ERR_OUT_OF_RANGE,
+                                       "AUTO copy without a global address");
+        }
+        return MF_OK;
+    default:
+        return (unsigned)dir < MF_COPY_DIR_MAX ? MF_ERR_UNSUPPORTED
+                                               : MF_ERR_INVALID;
+    }
+}
+
+/* ------------------------------------------------------------ transfer */
+
+typedef struct mf_fabric_comp {
+    mf_tl_comp_t super;
+    atomic_int done;
+    mf_status_t status;
+} mf_fabric_comp_t;
+
+static void mf_fabric_comp_cb(mf_tl_comp_t *comp, mf_status_t status)
+{
+    mf_fabric_comp_t *fc = (mf_fabric_comp_t *)comp;
+
+    fc->status = status;
+    atomic_store_explicit(&fc->done, 1, memory_order_release);
+}
+
+static __attribute__((noinline)) mf_status_t
+mf_fabric_comp_wait(mf_fabric_comp_t *fc, mf_tl_ep_t *ep)
+{
+    while (!atomic_load_explicit(&fc->done, memory_order_acquire)) {
+        if (mf_tl_progress(ep->iface) == 0) {
+            sched_yield();
+        }
+    }
+    return fc->status;
+}
+
+/* Moves bytes between resolved sides (a NULL segment is local memory). */
+static inline mf_status_t mf_fabric_xfer(uint64_t src, mf_fabric_seg_t *sseg,
+                                         uint64_t dst, mf_fabric_seg_t *dseg,
+                                         size_t size)
+{
+    mf_fabric_comp_t comp;
+    mf_status_t status;
+    mf_tl_ep_t *ep;
+
+    comp.super.cb = mf_fabric_comp_cb;
+    atomic_init(&comp.done, 0);
+    if (dseg != NULL && (sseg == NULL || sseg->addr != NULL)) {
+        ep = dseg->ep;
+        status = mf_tl_put(ep, (const void *)(uintptr_t)src, dst, size,
+                           dseg->rkey, &comp.super);
+    } else if (sseg != NULL && (dseg == NULL || dseg->addr != NULL)) {
+        ep = sseg->ep;
+        status = mf_tl_get(ep, (void *)(uintptr_t)dst, src, size, sseg->rkey,
+                           &comp.super);
+    } else if (sseg == NULL && dseg == NULL) {
+        memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, size);
+        return MF_OK;
+    } else {
+        return MF_ERR_UNSUPPORTED; /* two remote segments: not yet */
+    }
+    if (mf_unlikely(status == MF_INPROGRESS)) {
+        status = mf_fabric_comp_wait(&comp, ep);
+    }
+    return status;
+}
+
+/* Validates, holds, copies and releases one piece. */
+static mf_status_t mf_fabric_copy_one(mf_bm_t *bm, uint64_t src, uint64_t dst,
+                                      size_t size, mf_copy_dir_t dir)
+{
+    mf_fabric_seg_t *sseg, *dseg;
+    mf_status_t status;
+    bool src_g, dst_g;
+
+    status = mf_fabric_dir_sides(bm, dir, src, dst, &src_g, &dst_g);
+    if (mf_unlikely(status != MF_OK)) {
+        return status;
+    }
+    if (mf_unlikely(size == 0)) {
+        return MF_OK;
+    }
+    status = mf_fabric_resolve(bm, src, size, src_g, &sseg);
+    if (mf_unlikely(status != MF_OK)) {
+        return status;
+    }
+    status = mf_fabric_resolve(bm, dst, size, dst_g, &dseg);
+    if (mf_unlikely(status != MF_OK)) {
+        mf_fabric_seg_release(sseg);
+        return status;
+    }
+    status = mf_fabric_xfer(src, sseg, dst, dseg, size);
+    mf_fabric_seg_release(dseg);
+    mf_fabric_seg_release(sseg);
+    return status;
+}
+
+MF_API mf_status_t mf_bm_copy(mf_bm_t *bm, uint64_t src, uint64_t dst,
+                              size_t size, mf_copy_dir_t dir)
+{
+    if (mf_unlikely(bm == NULL)) {
+        return MF_ERR_INVALID;
+    }
+    return mf_fabric_copy_one(bm, src, dst, size, dir);
+}
+
+/* --------------------------------------------------------------- batch */
+
+typedef struct mf_fabric_batch_job {
+    mf_tl_job_t job;
+    mf_bm_t *bm;
+    const mf_copy_piece_t *pieces;
+    mf_copy_dir_t dir;
+    mf_status_t *results;
+} mf_fabric_batch_job_t;
+
+static mf_status_t mf_fabric_batch_chunk(mf_tl_job_t *job, size_t index)
+{
+    mf_fabric_batch_job_t *bj = (mf_fabric_batch_job_t *)job;
+    const mf_copy_piece_t *piece = &bj->pieces[index];
+    mf_status_t status;
+
+    status = mf_fabric_copy_one(bj->bm, piece->src, piece->dst, piece->size,
+                                bj->dir);
+    if (bj->results != NULL) {
+        bj->results[index] = status;
+    }
+    return status;
+}
+
+static bool mf_fabric_batch_parallel(mf_bm_t *bm, const mf_copy_piece_t *pieces,
+                                     size_t count)
+{
+    uint64_t total = 0;
+    size_t i;
+
+    if (count < 2 || mf_tl_workers_count(bm->workers) == 0 ||
+        mf_tl_workers_in_worker()) {
+        return false;
+    }
+    for (i = 0; i < count; i++) {
+        total += pieces[i].size;
+        if (total >= bm->cfg.copy_split_min) {
+            return true;
+        }
+    }
+    return false;
+}
+
+MF_API mf_status_t mf_bm_copy_batch(mf_bm_t *bm, const mf_copy_piece_t *pieces,
+                                    size_t count, mf_copy_dir_t dir,
+                                    mf_status_t *results)
+{
+    mf_fabric_batch_job_t bj;
+    mf_status_t status = MF_OK, piece_status;
+    size_t i;
+
+    if (bm == NULL || (pieces == NULL && count > 0)) {
+        return MF_ERR_INVALID;
+    }
+    if (!mf_fabric_batch_parallel(bm, pieces, count)) {
+        for (i = 0; i < count; i++) {
+            piece_status = mf_fabric_copy_one(bm, pieces[i].src, pieces[i].dst,
+                                              pieces[i].size, dir);
+            if (results != NULL) {
+                results[i] = piece_status;
+            }
+            if (piece_status != MF_OK && status == MF_OK) {
+                status = piece_status;
+            }
+        }
+        return status;
+    }
+
+    bj.job.fn = mf_fabric_batch_chunk;
+    bj.job.final_cb = NULL;
+    bj.job.nchunks = count;
+    bj.job.max_helpers = 0;
+    bj.bm = bm;
+    bj.pieces = pieces;
+    bj.dir = dir;
+    bj.results = results;
+    status = mf_tl_workers_run(bm->workers, &bj.job);
+    if (status != MF_OK && results != NULL) {
+        /* the first error in piece order, not in time */
+        for (i = 0; i < count; i++) {
+            if (results[i] != MF_OK) {
+                return results[i];
+            }
+        }
+    }
+    return status;
+}
+
+/* --------------------------------------------------------------- async */
+
+struct mf_bm_req {
+    mf_tl_job_t job;
+    mf_bm_t *bm;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;            /* under lock */
+    atomic_bool released; /* the pool no longer touches req */
+    mf_status_t status;
+    mf_copy_dir_t dir;
+    /* single copy, already resolved and held */
+    uint64_t src;
+    uint64_t dst;
+    size_t size;
+    size_t chunk;
+    mf_fabric_seg_t *sseg;
+    mf_fabric_seg_t *dseg;
+    /* batch */
+    mf_copy_piece_t *pieces;
+};
+
+static mf_status_t mf_fabric_req_chunk_single(mf_tl_job_t *job, size_t index)
+{
+    mf_bm_req_t *req = (mf_bm_req_t *)job;
+    size_t off = index * req->chunk;
+
+    return mf_fabric_xfer(req->src + off, req->sseg, req->dst + off, req->dseg,
+                          MF_MIN(req->chunk, req->size - off));
+}
+
+static mf_status_t mf_fabric_req_chunk_batch(mf_tl_job_t *job, size_t index)
+{
+    mf_bm_req_t *req = (mf_bm_req_t *)job;
+    const mf_copy_piece_t *piece = &req->pieces[index];
+
+    return mf_fabric_copy_one(req->bm, piece->src, piece->dst, piece->size,
+                              req->dir);
+}
+
+static void mf_fabric_req_final(mf_tl_job_t *job)
+{
+    mf_bm_req_t *req = (mf_bm_req_t *)job;
+
+    mf_fabric_seg_release(req->sseg);
+    mf_fabric_seg_release(req->dseg);
+    pthread_mutex_lock(&req->lock);
+    req->status = mf_tl_job_status(job);
+    req->done = true;
+    pthread_cond_broadcast(&req->cond);
+    pthread_mutex_unlock(&req->lock);
+    atomic_store_explicit(&req->released, true, memory_order_release);
+}
+
+static mf_bm_req_t *mf_fabric_req_new(mf_bm_t *bm, mf_copy_dir_t dir)
+{
+    mf_bm_req_t *req = calloc(1, sizeof(*req));
+
+    if (req == NULL) {
+        mf_error("mf-bm: cannot allocate a copy request");
+        return NULL;
+    }
+    req->bm = bm;
+    req->dir = dir;
+    pthread_mutex_init(&req->lock, NULL);
+    pthread_cond_init(&req->cond, NULL);
+    atomic_init(&req->released, false);
+    req->job.final_cb = mf_fabric_req_final;
+    req->job.max_helpers = 0;
+    return req;
+}
+
+static void mf_fabric_req_free(mf_bm_req_t *req)
+{
+    pthread_cond_destroy(&req->cond);
+    pthread_mutex_destroy(&req->lock);
+    free(req->pieces);
+    free(req);
+}
+
+/* Runs req on the copy threads, or here when there are none. */
+static void mf_fabric_req_start(mf_bm_req_t *req)
+{
+    mf_tl_workers_t *workers = req->bm->workers;
+
+    if (mf_tl_workers_count(workers) == 0 || mf_tl_workers_in_worker()) {
+        (void)mf_tl_workers_run(NULL, &req->job);
+        mf_fabric_req_final(&req->job);
+    } else {
+        mf_tl_workers_submit(workers, &req->job);
+    }
+}
+
+MF_API mf_status_t mf_bm_copy_async(mf_bm_t *bm, uint64_t src, uint64_t dst,
+                                    size_t size, mf_copy_dir_t dir,
+                                    mf_bm_req_t **req_p)
+{
+    mf_fabric_seg_t *sseg = NULL, *dseg = NULL;
+    uint32_t nthreads;
+    mf_status_t status;
+    bool src_g, dst_g;
+    mf_bm_req_t *req;
+
+    if (bm == NULL || req_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    status = mf_fabric_dir_sides(bm, dir, src, dst, &src_g, &dst_g);
+    if (status != MF_OK) {
+        return status;
+    }
+    if (size > 0) {
+        status = mf_fabric_resolve(bm, src, size, src_g, &sseg);
+        if (status != MF_OK) {
+            goto err;
+        }
+        status = mf_fabric_resolve(bm, dst, size, dst_g, &dseg);
+        if (status != MF_OK) {
+            goto err_release_src;
+        }
+    }
+    req = mf_fabric_req_new(bm, dir);
+    if (req == NULL) {
+        status = MF_ERR_NOMEM;
+        goto err_release_dst;
+    }
+    req->src = src;
+    req->dst = dst;
+    req->size = size;
+    req->sseg = sseg;
+    req->dseg = dseg;
+    nthreads = mf_tl_workers_count(bm->workers);
+    if (size >= bm->cfg.copy_split_min && nthreads > 0) {
+        req->chunk =
+            MF_MIN(MF_MAX(size / (4u * nthreads), MF_FABRIC_ASYNC_CHUNK_MIN),
+                   MF_FABRIC_ASYNC_CHUNK_MAX);
+        req->chunk = MF_ALIGN_UP(req->chunk, 4096);
+    } else {
+        req->chunk = MF_MAX(size, 1);
+    }
+    req->job.fn = mf_fabric_req_chunk_single;
+    req->job.nchunks = (size + req->chunk - 1) / req->chunk;
+    mf_fabric_req_start(req);
+    *req_p = req;
+    return MF_OK;
+
+err_release_dst:
+    mf_fabric_seg_release(dseg);
+err_release_src:
+    mf_fabric_seg_release(sseg);
+err:
+    return status;
+}
+
+MF_API mf_status_t mf_bm_copy_batch_async(mf_bm_t *bm,
+                                          const mf_copy_piece_t *pieces,
+                                          size_t count, mf_copy_dir_t dir,
+                                          mf_bm_req_t **req_p)
+{
+    mf_bm_req_t *req;
+
+    if (bm == NULL || req_p == NULL || (pieces == NULL && count > 0) ||
+        count > SIZE_MAX / sizeof(*pieces)) {
+        return MF_ERR_INVALID;
+    }
+    if ((unsigned)dir >= MF_COPY_DIR_MAX) {
+        return MF_ERR_INVALID;
+    }
+    req = mf_fabric_req_new(bm, dir);
+    if (req == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    if (count > 0) {
+        req->pieces = malloc(count * sizeof(*pieces));
+        if (req->pieces == NULL) {
+            mf_error("mf-bm: cannot copy %zu batch pieces", count);
+            mf_fabric_req_free(req);
+            return MF_ERR_NOMEM;
+        }
+        memcpy(req->pieces, pieces, count * sizeof(*pieces));
+    }
+    req->job.fn = mf_fabric_req_chunk_batch;
+    req->job.nchunks = count;
+    mf_fabric_req_start(req);
+    *req_p = req;
+    return MF_OK;
+}
+
+MF_API mf_status_t mf_bm_wait(mf_bm_req_t *req, int timeout_ms)
+{
+    struct timespec deadline;
+    mf_status_t status;
+    int ret = 0;
+
+    if (req == NULL) {
+        return MF_ERR_INVALID;
+    }
+    if (timeout_ms >= 0) {
+        mf_deadline_after_ms(&deadline, (uint64_t)timeout_ms);
+    }
+    /* rather than sleep, take the chunks nobody took yet */
+    if (timeout_ms != 0) {
+        mf_tl_workers_help(req->bm->workers, &req->job);
+    }
+    pthread_mutex_lock(&req->lock);
+    while (!req->done && ret != ETIMEDOUT) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&req->cond, &req->lock);
+        } else {
+            ret = pthread_cond_timedwait(&req->cond, &req->lock, &deadline);
+        }
+    }
+    if (!req->done) {
+        pthread_mutex_unlock(&req->lock);
+        return MF_ERR_TIMEOUT;
+    }
+    status = req->status;
+    pthread_mutex_unlock(&req->lock);
+    while (!atomic_load_explicit(&req->released, memory_order_acquire)) {
+        sched_yield();
+    }
+    mf_fabric_req_free(req);
+    return status;
+}
+
+MF_API mf_status_t mf_bm_test(mf_bm_req_t *req)
+{
+    mf_status_t status;
+
+    if (req == NULL) {
+        return MF_ERR_INVALID;
+    }
+    if (!atomic_load_explicit(&req->released, memory_order_acquire)) {
+        return MF_INPROGRESS;
+    }
+    status = req->status;
+    mf_fabric_req_free(req);
+    return status;
+}

@@ -1,0 +1,806 @@
+/*
+ * BM pools without the store: the window and its segment table, this rank's
+ * segment and transports, peer segments mapped and unmapped from their
+ * descriptors, the event thread that applies store events in order, and the
+ * queries and registrations that only read the table.
+ *
+ * Invariants: bm->lock serializes every change of the table; an entry
+ * leaves JOINED (to CLOSING) before its mapping goes away, and the mapping
+ * goes only when no copy holds it; this rank's own entry is JOINED from
+ * create to destroy.  A peer's descriptor is trusted for nothing: its
+ * address must be the rank's window slot and its size must fit the stride.
+ */
+#include "fabric/fabric.h"
+
+#include "net/net.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MF_FABRIC_DESC_MAGIC   0x4442464du /* "MFBD" */
+#define MF_FABRIC_DESC_VERSION 1
+#define MF_FABRIC_BLOB_MAX     1024
+
+/* ------------------------------------------------------------- window */
+
+mf_status_t mf_fabric_window_check(const mf_bm_config_t *cfg, uint32_t world,
+                                   const mf_bm_create_params_t *params,
+                                   uint64_t *len_p)
+{
+    uint64_t page = mf_page_size();
+    uint64_t len;
+
+    if (params == NULL || params->size < sizeof(*params)) {
+        mf_error("mf_bm_create: params missing or of an older size");
+        return MF_ERR_INVALID;
+    }
+    if (world == 0 || params->local_dram_size == 0 ||
+        params->max_dram_per_rank == 0 ||
+        params->local_dram_size > params->max_dram_per_rank ||
+        params->max_dram_per_rank % page != 0) {
+        mf_error("mf_bm_create: bad sizes: local 0x%" PRIx64
+                 ", max per rank 0x%" PRIx64 " (> 0, local <= max, max a "
+                 "multiple of %" PRIu64 ")",
+                 params->local_dram_size, params->max_dram_per_rank, page);
+        return MF_ERR_INVALID;
+    }
+    if (params->local_hbm_size != 0) {
+        mf_error("mf_bm_create: device memory is not supported yet");
+        return MF_ERR_UNSUPPORTED;
+    }
+    if (cfg->host_base == 0 || cfg->host_base % page != 0 ||
+        __builtin_mul_overflow(params->max_dram_per_rank, (uint64_t)world,
+                               &len) ||
+        cfg->host_base + len < cfg->host_base ||
+        cfg->host_base + len > MF_FABRIC_VA_LIMIT) {
+        mf_error("mf_bm_create: window 0x%" PRIx64 " + %u x 0x%" PRIx64
+                 " does not fit the 47-bit user address space",
+                 cfg->host_base, world, params->max_dram_per_rank);
+        return MF_ERR_INVALID;
+    }
+    *len_p = len;
+    return MF_OK;
+}
+
+/* ------------------------------------------------------------- events */
+
+mf_fabric_ev_t *mf_fabric_ev_new(mf_fabric_ev_type_t type, uint32_t rank,
+                                 const void *data, size_t len)
+{
+    mf_fabric_ev_t *ev = malloc(sizeof(*ev) + len);
+
+    if (ev == NULL) {
+        mf_error("mf-bm: cannot allocate an event of %zu bytes", len);
+        return NULL;
+    }
+    mf_list_init(&ev->elem);
+    ev->type = type;
+    ev->rank = rank;
+    ev->gen = 0;
+    ev->joined = false;
+    ev->reason = MF_OK;
+    ev->len = len;
+    if (len > 0) {
+        memcpy(ev->data, data, len);
+    }
+    return ev;
+}
+
+void mf_fabric_ev_post(mf_bm_t *bm, mf_fabric_ev_t *ev)
+{
+    pthread_mutex_lock(&bm->ev_lock);
+    mf_list_push_back(&bm->ev_queue, &ev->elem);
+    pthread_cond_signal(&bm->ev_cond);
+    pthread_mutex_unlock(&bm->ev_lock);
+}
+
+static void mf_fabric_notify(mf_bm_t *bm, uint32_t rank, bool joined,
+                             mf_status_t reason)
+{
+    mf_fabric_ev_t *ev = mf_fabric_ev_new(MF_FABRIC_EV_NOTIFY, rank, NULL, 0);
+
+    if (ev != NULL) {
+        ev->joined = joined;
+        ev->reason = reason;
+        mf_fabric_ev_post(bm, ev);
+    }
+}
+
+static void mf_fabric_ev_handle(mf_bm_t *bm, mf_fabric_ev_t *ev)
+{
+    mf_bm_rank_cb cb;
+    void *arg;
+    bool current;
+
+    pthread_mutex_lock(&bm->lock);
+    current = atomic_load(&bm->joined) && ev->gen == atomic_load(&bm->join_gen);
+    switch (ev->type) {
+    case MF_FABRIC_EV_SEG_SET:
+        if (current) {
+            mf_fabric_seg_apply_set_locked(bm, ev->rank, ev->data, ev->len);
+        }
+        break;
+    case MF_FABRIC_EV_SEG_REMOVE:
+        if (current) {
+            mf_fabric_seg_leave_locked(bm, ev->rank, MF_ERR_PEER_LOST, true);
+        }
+        break;
+    case MF_FABRIC_EV_RANK_LOST:
+        mf_fabric_seg_leave_locked(bm, ev->rank, MF_ERR_PEER_LOST, true);
+        break;
+    case MF_FABRIC_EV_NOTIFY:
+        cb = bm->rank_cb;
+        arg = bm->rank_cb_arg;
+        pthread_mutex_unlock(&bm->lock);
+        if (cb != NULL) {
+            cb(bm, ev->rank, ev->joined, ev->reason, arg);
+        }
+        return;
+    }
+    pthread_mutex_unlock(&bm->lock);
+}
+
+static void *mf_fabric_ev_main(void *arg)
+{
+    mf_bm_t *bm = arg;
+    mf_list_t *elem;
+
+    pthread_mutex_lock(&bm->ev_lock);
+    for (;;) {
+        elem = mf_list_pop_front(&bm->ev_queue);
+        if (elem == NULL) {
+            if (bm->ev_stop) {
+                break;
+            }
+            pthread_cond_wait(&bm->ev_cond, &bm->ev_lock);
+            continue;
+        }
+        pthread_mutex_unlock(&bm->ev_lock);
+        mf_fabric_ev_handle(bm, mf_container_of(elem, mf_fabric_ev_t, elem));
+        free(mf_container_of(elem, mf_fabric_ev_t, elem));
+        pthread_mutex_lock(&bm->ev_lock);
+    }
+    pthread_mutex_unlock(&bm->ev_lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- descriptors */
+
+mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
+                                size_t *len_p)
+{
+    uint8_t blob[MF_FABRIC_BLOB_MAX];
+    mf_status_t status;
+    uint32_t ntl = 0;
+    size_t i, len;
+    mf_wbuf_t w;
+
+    for (i = 0; i < bm->ntl; i++) {
+        ntl += bm->tl_selected[i] ? 1 : 0;
+    }
+    mf_wbuf_init(&w);
+    mf_wbuf_put_u32(&w, MF_FABRIC_DESC_MAGIC);
+    mf_wbuf_put_u8(&w, MF_FABRIC_DESC_VERSION);
+    mf_wbuf_put_u8(&w, leaving ? 1 : 0);
+    mf_wbuf_put_u32(&w, bm->rank);
+    mf_wbuf_put_u64(&w, (uint64_t)(uintptr_t)bm->own.addr);
+    mf_wbuf_put_u64(&w, bm->local_size);
+    mf_wbuf_put_u64(&w, bm->own.size);
+    mf_wbuf_put_u64(&w, bm->incarnation);
+    mf_wbuf_put_u32(&w, (uint32_t)getpid());
+    mf_wbuf_put_str(&w, mf_host_id());
+    mf_wbuf_put_u32(&w, ntl);
+    for (i = 0; i < bm->ntl; i++) {
+        mf_tl_iface_t *iface = bm->ifaces[i];
+
+        if (!bm->tl_selected[i]) {
+            continue;
+        }
+        mf_wbuf_put_str(&w, iface->ops->name);
+        status = iface->ops->iface_addr_pack(iface, blob, sizeof(blob), &len);
+        if (status != MF_OK) {
+            mf_error("mf-bm: %s: cannot pack the address: %s", iface->ops->name,
+                     mf_status_name(status));
+            goto err_free_buf;
+        }
+        mf_wbuf_put_bytes(&w, blob, len);
+        status = iface->ops->rkey_pack(iface, bm->own_memh[i], blob,
+                                       sizeof(blob), &len);
+        if (status != MF_OK) {
+            mf_error("mf-bm: %s: cannot pack the remote key: %s",
+                     iface->ops->name, mf_status_name(status));
+            goto err_free_buf;
+        }
+        mf_wbuf_put_bytes(&w, blob, len);
+    }
+    status = mf_wbuf_status(&w);
+    if (status != MF_OK) {
+        mf_error("mf-bm: cannot encode the segment descriptor");
+        goto err_free_buf;
+    }
+    *buf_p = w.data;
+    *len_p = w.len;
+    return MF_OK;
+
+err_free_buf:
+    mf_wbuf_free(&w);
+    return status;
+}
+
+/* Maps the peer through the first transport of ours that reaches it. */
+static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
+                                         uint64_t map_size, mf_rbuf_t *r,
+                                         uint32_t ntl)
+{
+    mf_status_t status = MF_ERR_UNREACHABLE;
+    const void *addr, *rkey_buf;
+    size_t addr_len, rkey_len, i;
+    char name[32];
+    mf_tl_ep_t *ep;
+    mf_tl_rkey_t *rkey;
+    uint32_t k;
+
+    for (k = 0; k < ntl; k++) {
+        if (!mf_rbuf_get_str(r, name, sizeof(name)) ||
+            !mf_rbuf_get_bytes(r, &addr, &addr_len, MF_FABRIC_BLOB_MAX) ||
+            !mf_rbuf_get_bytes(r, &rkey_buf, &rkey_len, MF_FABRIC_BLOB_MAX)) {
+            return MF_ERR_PROTO;
+        }
+        for (i = 0; i < bm->ntl; i++) {
+            mf_tl_iface_t *iface = bm->ifaces[i];
+
+            if (!bm->tl_selected[i] || strcmp(iface->ops->name, name) != 0 ||
+                !iface->ops->iface_is_reachable(iface, addr, addr_len)) {
+                continue;
+            }
+            status = iface->ops->ep_create(iface, addr, addr_len, &ep);
+            if (status != MF_OK) {
+                continue;
+            }
+            status = iface->ops->rkey_unpack(iface, rkey_buf, rkey_len,
+                                             seg->gva, map_size, &rkey);
+            if (status != MF_OK) {
+                iface->ops->ep_destroy(ep);
+                continue;
+            }
+            seg->ep = ep;
+            seg->rkey = rkey;
+            seg->addr = rkey->addr;
+            seg->tl = i;
+            return MF_OK;
+        }
+    }
+    return status;
+}
+
+void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
+                                    const void *value, size_t len)
+{
+    uint64_t gva, size, map_size, incarnation;
+    uint32_t magic, desc_rank, pid, ntl;
+    char host_id[256];
+    uint8_t version, leaving;
+    mf_fabric_seg_t *seg;
+    mf_status_t status;
+    unsigned state;
+    mf_rbuf_t r;
+
+    if (rank >= bm->world || rank == bm->rank) {
+        return;
+    }
+    seg = &bm->segs[rank];
+    mf_rbuf_init(&r, value, len);
+    mf_rbuf_get_u32(&r, &magic);
+    mf_rbuf_get_u8(&r, &version);
+    mf_rbuf_get_u8(&r, &leaving);
+    mf_rbuf_get_u32(&r, &desc_rank);
+    mf_rbuf_get_u64(&r, &gva);
+    mf_rbuf_get_u64(&r, &size);
+    mf_rbuf_get_u64(&r, &map_size);
+    mf_rbuf_get_u64(&r, &incarnation);
+    mf_rbuf_get_u32(&r, &pid);
+    mf_rbuf_get_str(&r, host_id, sizeof(host_id));
+    mf_rbuf_get_u32(&r, &ntl);
+    if (mf_rbuf_status(&r, false) != MF_OK || magic != MF_FABRIC_DESC_MAGIC ||
+        version != MF_FABRIC_DESC_VERSION) {
+        mf_error("mf-bm: malformed segment descriptor of rank %u "
+                 "(%zu bytes)",
+                 rank, len);
+        return;
+    }
+    if (desc_rank != rank || gva != seg->gva || size == 0 ||
+        size > bm->stride || map_size != MF_ALIGN_UP(size, mf_page_size()) ||
+        map_size > bm->stride || ntl > MF_FABRIC_TL_MAX * 4) {
+        mf_error("mf-bm: descriptor of rank %u claims rank %u at 0x%" PRIx64
+                 "+0x%" PRIx64 "; expected 0x%" PRIx64 " and at most "
+                 "0x%" PRIx64 " bytes",
+                 rank, desc_rank, gva, size, seg->gva, bm->stride);
+        return;
+    }
+    if (leaving) {
+        mf_fabric_seg_leave_locked(bm, rank, MF_OK, true);
+        return;
+    }
+
+    state = atomic_load(&seg->state);
+    if ((state == MF_FABRIC_SEG_JOINED || state == MF_FABRIC_SEG_UNREACHABLE) &&
+        seg->incarnation == incarnation) {
+        return; /* seen already */
+    }
+    if (state == MF_FABRIC_SEG_JOINED || state == MF_FABRIC_SEG_UNREACHABLE) {
+        mf_fabric_seg_leave_locked(bm, rank, MF_OK, false); /* replaced */
+    }
+
+    status = mf_fabric_seg_connect(bm, seg, map_size, &r, ntl);
+    if (status == MF_ERR_PROTO) {
+        mf_error("mf-bm: malformed transport list of rank %u", rank);
+        return;
+    }
+    seg->incarnation = incarnation;
+    seg->pid = pid;
+    if (status != MF_OK) {
+        mf_warn("mf-bm: rank %u (host %s, pid %u) is not reachable: %s", rank,
+                host_id, pid, mf_status_name(status));
+        atomic_store(&seg->state, MF_FABRIC_SEG_UNREACHABLE);
+        return;
+    }
+    seg->size = size;
+    atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
+    mf_debug("mf-bm: rank %u joined: 0x%" PRIx64 "+0x%" PRIx64 " over %s", rank,
+             gva, size, bm->ifaces[seg->tl]->ops->name);
+    mf_fabric_notify(bm, rank, true, MF_OK);
+}
+
+void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
+                                bool notify)
+{
+    mf_fabric_seg_t *seg;
+    mf_tl_iface_t *iface;
+    unsigned state, spins = 0;
+
+    if (rank >= bm->world || rank == bm->rank) {
+        return;
+    }
+    seg = &bm->segs[rank];
+    state = atomic_load(&seg->state);
+    if (state != MF_FABRIC_SEG_JOINED && state != MF_FABRIC_SEG_UNREACHABLE) {
+        return;
+    }
+    if (state == MF_FABRIC_SEG_JOINED) {
+        /* New copies see CLOSING; wait for the running ones. */
+        atomic_store(&seg->state, MF_FABRIC_SEG_CLOSING);
+        while (atomic_load(&seg->readers) != 0) {
+            if (++spins < 100) {
+                sched_yield();
+            } else {
+                usleep(100);
+            }
+        }
+        iface = bm->ifaces[seg->tl];
+        iface->ops->rkey_release(iface, seg->rkey);
+        seg->ep->ops->ep_destroy(seg->ep);
+        seg->rkey = NULL;
+        seg->ep = NULL;
+        seg->addr = NULL;
+    }
+    atomic_store(&seg->state, MF_FABRIC_SEG_LEFT);
+    mf_debug("mf-bm: rank %u left: %s", rank, mf_status_name(reason));
+    if (notify) {
+        mf_fabric_notify(bm, rank, false, reason);
+    }
+}
+
+/* ---------------------------------------------------------- create/free */
+
+static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
+{
+    mf_tl_mem_params_t mem_params;
+    mf_tl_params_t params;
+    const mf_tl_ops_t *ops;
+    mf_status_t status;
+    bool is_auto = strcmp(bm->cfg.transport, "auto") == 0;
+    size_t i;
+
+    params.host_id = mf_host_id();
+    params.workers = bm->workers;
+    params.split_min = bm->cfg.copy_split_min;
+    params.mem_flags = bm->cfg.prefault ? MF_MEM_SEG_PREFAULT : 0;
+    mem_params.addr = bm->own.addr;
+    mem_params.size = bm->own.size;
+    mem_params.seg = &bm->own;
+
+    /* shm first: it reaches this rank's own segment */
+    for (i = 0; i < mf_tl_count() && bm->ntl < MF_FABRIC_TL_MAX; i++) {
+        ops = mf_tl_at(i);
+        if (ops != &mf_tl_shm_ops && !is_auto &&
+            strcmp(ops->name, bm->cfg.transport) != 0) {
+            continue;
+        }
+        status = ops->iface_open(&params, &bm->ifaces[bm->ntl]);
+        if (status != MF_OK) {
+            mf_error("mf-bm: cannot open transport %s: %s", ops->name,
+                     mf_status_name(status));
+            return status;
+        }
+        bm->tl_selected[bm->ntl] =
+            is_auto || strcmp(ops->name, bm->cfg.transport) == 0;
+        status = ops->mem_reg(bm->ifaces[bm->ntl], &mem_params,
+                              &bm->own_memh[bm->ntl]);
+        bm->ntl++;
+        if (status != MF_OK) {
+            mf_error("mf-bm: %s: cannot register the segment: %s", ops->name,
+                     mf_status_name(status));
+            return status;
+        }
+    }
+    return MF_OK;
+}
+
+static void mf_fabric_tl_close(mf_bm_t *bm)
+{
+    size_t i;
+
+    for (i = bm->ntl; i-- > 0;) {
+        if (bm->own_memh[i] != NULL) {
+            bm->ifaces[i]->ops->mem_dereg(bm->ifaces[i], bm->own_memh[i]);
+        }
+        bm->ifaces[i]->ops->iface_close(bm->ifaces[i]);
+    }
+    bm->ntl = 0;
+}
+
+/* Own segment as a table entry, through shm like any same-host peer. */
+static mf_status_t mf_fabric_self_connect(mf_bm_t *bm)
+{
+    mf_fabric_seg_t *seg = &bm->segs[bm->rank];
+    mf_tl_iface_t *shm = bm->ifaces[0];
+    uint8_t addr[MF_FABRIC_BLOB_MAX], rkey[MF_FABRIC_BLOB_MAX];
+    size_t addr_len, rkey_len;
+    mf_status_t status;
+
+    status = shm->ops->iface_addr_pack(shm, addr, sizeof(addr), &addr_len);
+    if (status != MF_OK) {
+        goto err;
+    }
+    status = shm->ops->rkey_pack(shm, bm->own_memh[0], rkey, sizeof(rkey),
+                                 &rkey_len);
+    if (status != MF_OK) {
+        goto err;
+    }
+    status = shm->ops->ep_create(shm, addr, addr_len, &seg->ep);
+    if (status != MF_OK) {
+        goto err;
+    }
+    status = shm->ops->rkey_unpack(shm, rkey, rkey_len, seg->gva, bm->own.size,
+                                   &seg->rkey);
+    if (status != MF_OK) {
+        goto err_destroy_ep;
+    }
+    seg->addr = seg->rkey->addr;
+    seg->tl = 0;
+    seg->size = bm->local_size;
+    seg->pid = (uint32_t)getpid();
+    seg->incarnation = bm->incarnation;
+    atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
+    return MF_OK;
+
+err_destroy_ep:
+    shm->ops->ep_destroy(seg->ep);
+    seg->ep = NULL;
+err:
+    mf_error("mf-bm: cannot reach the own segment over shm: %s",
+             mf_status_name(status));
+    return status;
+}
+
+static void mf_fabric_segs_release(mf_bm_t *bm)
+{
+    mf_fabric_seg_t *seg;
+    uint32_t r;
+
+    for (r = 0; r < bm->world; r++) {
+        seg = &bm->segs[r];
+        if (seg->rkey != NULL) {
+            bm->ifaces[seg->tl]->ops->rkey_release(bm->ifaces[seg->tl],
+                                                   seg->rkey);
+            seg->rkey = NULL;
+        }
+        if (seg->ep != NULL) {
+            seg->ep->ops->ep_destroy(seg->ep);
+            seg->ep = NULL;
+        }
+        atomic_store(&seg->state, MF_FABRIC_SEG_NONE);
+    }
+}
+
+mf_status_t mf_fabric_bm_alloc(uint32_t id, uint32_t rank, uint32_t world,
+                               const mf_bm_config_t *cfg,
+                               const mf_bm_create_params_t *params,
+                               mf_bm_t **bm_p)
+{
+    unsigned flags = 0;
+    mf_status_t status;
+    mf_bm_t *bm;
+    uint32_t r;
+    int ret;
+
+    bm = aligned_alloc(64, MF_ALIGN_UP(sizeof(*bm), 64));
+    if (bm == NULL) {
+        mf_error("mf-bm: cannot allocate pool %u", id);
+        status = MF_ERR_NOMEM;
+        goto err;
+    }
+    memset(bm, 0, sizeof(*bm));
+    bm->id = id;
+    bm->rank = rank;
+    bm->world = world;
+    bm->cfg = *cfg;
+    bm->base = cfg->host_base;
+    bm->stride = params->max_dram_per_rank;
+    bm->window_end = bm->base + (uint64_t)world * bm->stride;
+    bm->local_size = params->local_dram_size;
+    bm->incarnation = mf_time_ns() ^ ((uint64_t)getpid() << 32);
+    bm->own.fd = -1;
+    atomic_init(&bm->oor_warned, false);
+    atomic_init(&bm->joined, false);
+    atomic_init(&bm->join_gen, 0);
+    pthread_mutex_init(&bm->lock, NULL);
+    pthread_mutex_init(&bm->ev_lock, NULL);
+    pthread_cond_init(&bm->ev_cond, NULL);
+    mf_list_init(&bm->ev_queue);
+    mf_list_init(&bm->elem);
+    mf_vec_init(&bm->regions, sizeof(mf_fabric_region_t));
+
+    bm->segs = aligned_alloc(64, sizeof(*bm->segs) * world);
+    if (bm->segs == NULL) {
+        mf_error("mf-bm: cannot allocate the table of %u segments", world);
+        status = MF_ERR_NOMEM;
+        goto err_free_bm;
+    }
+    memset(bm->segs, 0, sizeof(*bm->segs) * world);
+    for (r = 0; r < world; r++) {
+        atomic_init(&bm->segs[r].state, MF_FABRIC_SEG_NONE);
+        atomic_init(&bm->segs[r].readers, 0);
+        atomic_init(&bm->segs[r].watch_seq, 0);
+        bm->segs[r].gva = bm->base + (uint64_t)r * bm->stride;
+    }
+
+    if (cfg->prefault) {
+        flags |= MF_MEM_SEG_PREFAULT;
+    }
+    if (bm->local_size >= (2u << 20)) {
+        flags |= MF_MEM_SEG_HUGEPAGE;
+    }
+    status = mf_mem_host_ops.seg_create(
+        (void *)(uintptr_t)bm->segs[rank].gva,
+        MF_ALIGN_UP(bm->local_size, mf_page_size()), flags, &bm->own);
+    if (status != MF_OK) {
+        goto err_free_segs;
+    }
+    status = mf_tl_workers_create(cfg->copy_threads, &bm->workers);
+    if (status != MF_OK) {
+        goto err_destroy_own;
+    }
+    status = mf_fabric_tl_open(bm);
+    if (status != MF_OK) {
+        goto err_close_tl;
+    }
+    status = mf_fabric_self_connect(bm);
+    if (status != MF_OK) {
+        goto err_close_tl;
+    }
+    ret = pthread_create(&bm->ev_thread, NULL, mf_fabric_ev_main, bm);
+    if (ret != 0) {
+        errno = ret;
+        mf_error("mf-bm: pthread_create(event thread) failed: %m");
+        status = MF_ERR_NOMEM;
+        goto err_release_segs;
+    }
+    bm->ev_started = true;
+    *bm_p = bm;
+    return MF_OK;
+
+err_release_segs:
+    mf_fabric_segs_release(bm);
+err_close_tl:
+    mf_fabric_tl_close(bm);
+    mf_tl_workers_destroy(bm->workers);
+err_destroy_own:
+    mf_mem_host_ops.seg_destroy(&bm->own);
+err_free_segs:
+    free(bm->segs);
+err_free_bm:
+    mf_vec_free(&bm->regions);
+    pthread_cond_destroy(&bm->ev_cond);
+    pthread_mutex_destroy(&bm->ev_lock);
+    pthread_mutex_destroy(&bm->lock);
+    free(bm);
+err:
+    return status;
+}
+
+void mf_fabric_bm_free(mf_bm_t *bm)
+{
+    mf_fabric_region_t *region;
+    mf_list_t *elem;
+    size_t i, k;
+
+    if (bm->ev_started) {
+        pthread_mutex_lock(&bm->ev_lock);
+        bm->ev_stop = true;
+        pthread_cond_signal(&bm->ev_cond);
+        pthread_mutex_unlock(&bm->ev_lock);
+        pthread_join(bm->ev_thread, NULL);
+    }
+    while ((elem = mf_list_pop_front(&bm->ev_queue)) != NULL) {
+        free(mf_container_of(elem, mf_fabric_ev_t, elem));
+    }
+    /* runs what is queued: no copy is in flight after this */
+    mf_tl_workers_destroy(bm->workers);
+    bm->workers = NULL;
+
+    mf_fabric_segs_release(bm);
+    for (i = 0; i < bm->regions.count; i++) {
+        region = mf_vec_at(&bm->regions, i);
+        for (k = 0; k < bm->ntl; k++) {
+            if (region->memh[k] != NULL) {
+                bm->ifaces[k]->ops->mem_dereg(bm->ifaces[k], region->memh[k]);
+            }
+        }
+    }
+    mf_vec_free(&bm->regions);
+    mf_fabric_tl_close(bm);
+    mf_mem_host_ops.seg_destroy(&bm->own);
+    mf_mem_unreserve(bm->base, bm->window_end - bm->base);
+
+    free(bm->segs);
+    pthread_cond_destroy(&bm->ev_cond);
+    pthread_mutex_destroy(&bm->ev_lock);
+    pthread_mutex_destroy(&bm->lock);
+    free(bm);
+}
+
+/* ------------------------------------------------------------- queries */
+
+MF_API void *mf_bm_gva_of_rank(mf_bm_t *bm, uint32_t rank, mf_mem_type_t type)
+{
+    if (bm == NULL || rank >= bm->world || type != MF_MEM_HOST) {
+        return NULL;
+    }
+    return (void *)(uintptr_t)bm->segs[rank].gva;
+}
+
+MF_API mf_status_t mf_bm_rank_of_gva(mf_bm_t *bm, uint64_t gva,
+                                     uint32_t *rank_p)
+{
+    if (bm == NULL || rank_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    if (gva < bm->base || gva >= bm->window_end) {
+        return MF_ERR_OUT_OF_RANGE;
+    }
+    *rank_p = (uint32_t)((gva - bm->base) / bm->stride);
+    return MF_OK;
+}
+
+MF_API bool mf_bm_rank_joined(mf_bm_t *bm, uint32_t rank)
+{
+    if (bm == NULL || rank >= bm->world) {
+        return false;
+    }
+    if (rank == bm->rank) {
+        return atomic_load(&bm->joined);
+    }
+    return atomic_load(&bm->segs[rank].state) == MF_FABRIC_SEG_JOINED;
+}
+
+MF_API uint64_t mf_bm_local_size(mf_bm_t *bm, mf_mem_type_t type)
+{
+    if (bm == NULL || type != MF_MEM_HOST) {
+        return 0;
+    }
+    return bm->local_size;
+}
+
+MF_API void mf_bm_set_rank_cb(mf_bm_t *bm, mf_bm_rank_cb cb, void *arg)
+{
+    if (bm == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&bm->lock);
+    bm->rank_cb = cb;
+    bm->rank_cb_arg = arg;
+    pthread_mutex_unlock(&bm->lock);
+}
+
+/* ---------------------------------------------------------- registration */
+
+MF_API mf_status_t mf_bm_register(mf_bm_t *bm, void *addr, size_t size)
+{
+    mf_fabric_region_t region, *other;
+    mf_tl_mem_params_t params;
+    mf_status_t status;
+    uint64_t start = (uint64_t)(uintptr_t)addr;
+    size_t i;
+
+    if (bm == NULL || addr == NULL || size == 0 || start + size < start) {
+        return MF_ERR_INVALID;
+    }
+    memset(&region, 0, sizeof(region));
+    region.addr = start;
+    region.size = size;
+    params.addr = addr;
+    params.size = size;
+    params.seg = NULL;
+
+    pthread_mutex_lock(&bm->lock);
+    for (i = 0; i < bm->regions.count; i++) {
+        other = mf_vec_at(&bm->regions, i);
+        if (start < other->addr + other->size && other->addr < start + size) {
+            status = MF_ERR_EXISTS;
+            goto out_unlock;
+        }
+    }
+    for (i = 0; i < bm->ntl; i++) {
+        status = bm->ifaces[i]->ops->mem_reg(bm->ifaces[i], &params,
+                                             &region.memh[i]);
+        if (status == MF_ERR_UNSUPPORTED) {
+            region.memh[i] = NULL; /* the transport copies without it */
+        } else if (status != MF_OK) {
+            mf_error("mf-bm: %s: cannot register %p+%zu: %s",
+                     bm->ifaces[i]->ops->name, addr, size,
+                     mf_status_name(status));
+            goto err_dereg;
+        }
+    }
+    if (mf_vec_push(&bm->regions, &region) == NULL) {
+        mf_error("mf-bm: cannot grow the region table");
+        status = MF_ERR_NOMEM;
+        goto err_dereg;
+    }
+    status = MF_OK;
+    goto out_unlock;
+
+err_dereg:
+    while (i-- > 0) {
+        if (region.memh[i] != NULL) {
+            bm->ifaces[i]->ops->mem_dereg(bm->ifaces[i], region.memh[i]);
+        }
+    }
+out_unlock:
+    pthread_mutex_unlock(&bm->lock);
+    return status;
+}
+
+MF_API mf_status_t mf_bm_unregister(mf_bm_t *bm, void *addr)
+{
+    mf_fabric_region_t *region;
+    mf_status_t status = MF_ERR_NOT_FOUND;
+    size_t i, k;
+
+    if (bm == NULL || addr == NULL) {
+        return MF_ERR_INVALID;
+    }
+    pthread_mutex_lock(&bm->lock);
+    for (i = 0; i < bm->regions.count; i++) {
+        region = mf_vec_at(&bm->regions, i);
+        if (region->addr != (uint64_t)(uintptr_t)addr) {
+            continue;
+        }
+        for (k = 0; k < bm->ntl; k++) {
+            if (region->memh[k] != NULL) {
+                bm->ifaces[k]->ops->mem_dereg(bm->ifaces[k], region->memh[k]);
+            }
+        }
+        mf_vec_swap_remove(&bm->regions, i);
+        status = MF_OK;
+        break;
+    }
+    pthread_mutex_unlock(&bm->lock);
+    return status;
+}

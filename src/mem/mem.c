@@ -1,0 +1,196 @@
+/*
+ * Memory kinds: the table of kinds, the stubs of kinds that are absent, and
+ * the PROT_NONE address reservations segments are mapped into.
+ *
+ * Invariant: a reserved range is always mapped, either PROT_NONE or by a
+ * segment; replacing one by the other uses MAP_FIXED over it, so the range
+ * is never unmapped in between and no other mapping can land there.
+ */
+#include "mem/mem.h"
+
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+#define MF_MEM_RESERVE_PROT  PROT_NONE
+#define MF_MEM_RESERVE_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+/* ---- cuda kind: not built yet, every slot answers "unsupported" ---- */
+
+static mf_status_t mf_mem_cuda_seg_create(void *addr, uint64_t size,
+                                          unsigned flags, mf_mem_seg_t *seg_p)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static void mf_mem_cuda_seg_destroy(mf_mem_seg_t *seg)
+{
+}
+
+static mf_status_t mf_mem_cuda_seg_export(const mf_mem_seg_t *seg,
+                                          mf_mem_desc_t *desc_p)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static mf_status_t mf_mem_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
+                                          unsigned flags, mf_mem_seg_t *seg_p)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static mf_status_t mf_mem_cuda_copy(void *dst, const void *src, size_t size)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+const mf_mem_ops_t mf_mem_cuda_ops = {
+    .name = "cuda",
+    .kind = MF_MEM_KIND_CUDA,
+    .seg_create = mf_mem_cuda_seg_create,
+    .seg_destroy = mf_mem_cuda_seg_destroy,
+    .seg_export = mf_mem_cuda_seg_export,
+    .seg_import = mf_mem_cuda_seg_import,
+    .copy = mf_mem_cuda_copy,
+};
+
+static const mf_mem_ops_t *const mf_mem_kinds[MF_MEM_KIND_LAST] = {
+    [MF_MEM_KIND_HOST] = &mf_mem_host_ops,
+    [MF_MEM_KIND_CUDA] = &mf_mem_cuda_ops,
+};
+
+const mf_mem_ops_t *mf_mem_ops_get(mf_mem_kind_t kind)
+{
+    if ((unsigned)kind >= MF_MEM_KIND_LAST) {
+        return NULL;
+    }
+    return mf_mem_kinds[kind];
+}
+
+/* ---- reservations ---- */
+
+void mf_mem_describe_range(uint64_t base, uint64_t len, char *out,
+                           size_t out_len)
+{
+    char line[512];
+    size_t used = 0;
+    FILE *maps;
+
+    if (out_len == 0) {
+        return;
+    }
+    out[0] = '\0';
+    maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof(line), maps) != NULL) {
+        unsigned long long start, end;
+        char perms[8] = "";
+        int path_off = 0;
+        char *nl;
+        int n;
+
+        if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &start, &end, perms,
+                   &path_off) < 3) {
+            continue;
+        }
+        if (end <= base || start >= base + len) {
+            continue;
+        }
+        nl = strchr(line, '\n');
+        if (nl != NULL) {
+            *nl = '\0';
+        }
+        n = snprintf(out + used, out_len - used, "%s%llx-%llx %s %s",
+                     used > 0 ? "; " : "", start, end, perms,
+                     (path_off > 0 && line[path_off] != '\0') ? line + path_off
+                                                              : "[anonymous]");
+        if (n < 0 || (size_t)n >= out_len - used) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    fclose(maps);
+}
+
+mf_status_t mf_mem_reserve(uint64_t base, uint64_t len, char *why,
+                           size_t why_len)
+{
+    char conflict[384];
+    char reason[512];
+    void *addr;
+    int err;
+
+    if (len == 0 || base == 0 || base % mf_page_size() != 0 ||
+        len % mf_page_size() != 0 || base + len < base) {
+        snprintf(reason, sizeof(reason),
+                 "range 0x%" PRIx64 "+0x%" PRIx64 " is not page aligned", base,
+                 len);
+        mf_error("cannot reserve: %s", reason);
+        if (why != NULL && why_len > 0) {
+            mf_strlcpy(why, reason, why_len);
+        }
+        return MF_ERR_INVALID;
+    }
+
+    addr = mmap((void *)(uintptr_t)base, len, MF_MEM_RESERVE_PROT,
+                MF_MEM_RESERVE_FLAGS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (addr == (void *)(uintptr_t)base) {
+        return MF_OK;
+    }
+
+    err = errno;
+    if (addr != MAP_FAILED) {
+        /* A kernel before 4.17 ignores MAP_FIXED_NOREPLACE and treats the
+         * address as a hint: it placed the range elsewhere. */
+        munmap(addr, len);
+        err = EEXIST;
+    }
+    mf_mem_describe_range(base, len, conflict, sizeof(conflict));
+    if (err == EEXIST) {
+        snprintf(reason, sizeof(reason),
+                 "range 0x%" PRIx64 "-0x%" PRIx64 " is taken by %s", base,
+                 base + len, conflict[0] != '\0' ? conflict : "a mapping");
+    } else {
+        snprintf(reason, sizeof(reason),
+                 "mmap(0x%" PRIx64 "-0x%" PRIx64 ") failed: %s", base,
+                 base + len, strerror(err));
+    }
+    mf_error("cannot reserve the address window: %s", reason);
+    if (why != NULL && why_len > 0) {
+        mf_strlcpy(why, reason, why_len);
+    }
+    return (err == EEXIST || err == EPERM) ? MF_ERR_ADDR_IN_USE
+           : err == ENOMEM                 ? MF_ERR_NOMEM
+                                           : MF_ERR_IO;
+}
+
+void mf_mem_unreserve(uint64_t base, uint64_t len)
+{
+    if (munmap((void *)(uintptr_t)base, len) != 0) {
+        mf_warn("munmap(0x%" PRIx64 "+0x%" PRIx64 ") failed: %m", base, len);
+    }
+}
+
+mf_status_t mf_mem_restore_reservation(void *addr, uint64_t len)
+{
+    void *p = mmap(addr, len, MF_MEM_RESERVE_PROT,
+                   MF_MEM_RESERVE_FLAGS | MAP_FIXED, -1, 0);
+
+    if (p != addr) {
+        mf_error("cannot restore the reservation at %p+0x%" PRIx64 ": %m", addr,
+                 len);
+        return MF_ERR_IO;
+    }
+    return MF_OK;
+}

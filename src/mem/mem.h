@@ -1,0 +1,91 @@
+/*
+ * Memory kinds behind one ops table, and the virtual address reservations
+ * the segments live in.
+ *
+ * A segment is memory of one kind mapped at a fixed address inside a
+ * PROT_NONE reservation owned by the caller.  The owner creates it and can
+ * export a descriptor; another process of the same host imports the
+ * descriptor and maps the same memory at the same address.  Destroying a
+ * segment (created or imported) puts the PROT_NONE reservation back in its
+ * place: the address range never becomes a hole another mapping could take.
+ *
+ * Every kind fills every slot of mf_mem_ops_t; what a kind cannot do returns
+ * MF_ERR_UNSUPPORTED.  This layer knows nothing of transports or pools.
+ */
+#ifndef MF_MEM_MEM_H
+#define MF_MEM_MEM_H
+
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mf_mem_kind {
+    MF_MEM_KIND_HOST = 0,
+    MF_MEM_KIND_CUDA = 1,
+    MF_MEM_KIND_LAST
+} mf_mem_kind_t;
+
+/* Flags of seg_create / seg_import. */
+#define MF_MEM_SEG_PREFAULT 0x1u /* fault every page in now, not on use */
+#define MF_MEM_SEG_HUGEPAGE 0x2u /* hint transparent huge pages */
+
+/* What another process needs to import a segment. */
+typedef struct mf_mem_desc {
+    uint32_t kind; /* mf_mem_kind_t */
+    uint32_t pid;  /* owner process */
+    int32_t fd;    /* the owner's descriptor number of the memory */
+    uint64_t size; /* bytes, a multiple of the page size */
+} mf_mem_desc_t;
+
+typedef struct mf_mem_seg {
+    mf_mem_kind_t kind;
+    void *addr;    /* fixed address of the mapping */
+    uint64_t size; /* mapped bytes, a multiple of the page size */
+    int fd;        /* owner: the memfd; importer: -1 (closed after map) */
+    bool imported; /* mapped from a peer's descriptor */
+} mf_mem_seg_t;
+
+typedef struct mf_mem_ops {
+    const char *name;
+    mf_mem_kind_t kind;
+    /* Creates size bytes (page multiple) at addr, inside a reservation. */
+    mf_status_t (*seg_create)(void *addr, uint64_t size, unsigned flags,
+                              mf_mem_seg_t *seg_p);
+    /* Unmaps a created or imported segment and restores the reservation. */
+    void (*seg_destroy)(mf_mem_seg_t *seg);
+    mf_status_t (*seg_export)(const mf_mem_seg_t *seg, mf_mem_desc_t *desc_p);
+    /* Maps a peer's segment at addr (inside a reservation). */
+    mf_status_t (*seg_import)(const mf_mem_desc_t *desc, void *addr,
+                              unsigned flags, mf_mem_seg_t *seg_p);
+    /* Copies between memory of this kind and host memory. */
+    mf_status_t (*copy)(void *dst, const void *src, size_t size);
+} mf_mem_ops_t;
+
+extern const mf_mem_ops_t mf_mem_host_ops;
+extern const mf_mem_ops_t mf_mem_cuda_ops;
+
+/* The ops of a kind; never NULL for kind < MF_MEM_KIND_LAST. */
+const mf_mem_ops_t *mf_mem_ops_get(mf_mem_kind_t kind);
+
+/*
+ * Reserves [base, base + len) as PROT_NONE without replacing anything.
+ * MF_ERR_ADDR_IN_USE when part of it is taken: the error is logged, and why
+ * (optional, why_len bytes) receives a one-line reason naming the range and
+ * the conflicting mapping.
+ */
+mf_status_t mf_mem_reserve(uint64_t base, uint64_t len, char *why,
+                           size_t why_len);
+/* Unmaps a reservation (and whatever is mapped inside it). */
+void mf_mem_unreserve(uint64_t base, uint64_t len);
+/* Replaces [addr, addr + len) by PROT_NONE reservation, atomically. */
+mf_status_t mf_mem_restore_reservation(void *addr, uint64_t len);
+
+/*
+ * Describes the mappings of this process that overlap [base, base + len)
+ * from /proc/self/maps, e.g. "7f00..-7f10.. rw-p [heap]"; "" if none.
+ */
+void mf_mem_describe_range(uint64_t base, uint64_t len, char *out,
+                           size_t out_len);
+
+#endif

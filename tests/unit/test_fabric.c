@@ -1,0 +1,1198 @@
+/*
+ * Unit tests of the fabric layer.
+ *
+ * Without the store: the config table (defaults, environment, files, set,
+ * help, bad values), a pool object of rank 1 in a world of 4 (address
+ * translation, own-segment copies of every direction, ranges crossing a
+ * segment's end, overflow, unsupported directions, batch, async,
+ * registration), and a peer segment from a forked process applied from
+ * its descriptor, copied to and from, and unmapped while another thread
+ * copies from it.
+ *
+ * With a real store server in this process and ranks as forked children:
+ * 4 ranks copying every direction byte for byte, batch and async; a
+ * graceful leave and rejoin while others copy; a SIGKILLed rank reported
+ * as lost while the others keep working; an address conflict in one rank
+ * failing create on every rank.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "fabric/fabric.h"
+
+#include <memfabric/memfabric.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_MB (1024ull * 1024ull)
+
+#define CHILD_CHECK(_cond)                                                     \
+    do {                                                                       \
+        if (!(_cond)) {                                                        \
+            fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(),   \
+                    __FILE__, __LINE__, #_cond);                               \
+            _exit(1);                                                          \
+        }                                                                      \
+    } while (0)
+
+#define CHILD_OK(_expr)                                                        \
+    do {                                                                       \
+        mf_status_t _st = (_expr);                                             \
+        if (_st != MF_OK) {                                                    \
+            fprintf(stderr, "child %d: %s:%d: %s: %s\n", getpid(), __FILE__,   \
+                    __LINE__, #_expr, mf_status_name(_st));                    \
+            _exit(1);                                                          \
+        }                                                                      \
+    } while (0)
+
+static int test_wait_child(pid_t pid)
+{
+    int wstatus;
+
+    if (waitpid(pid, &wstatus, 0) != pid) {
+        return -1;
+    }
+    if (WIFSIGNALED(wstatus)) {
+        return 128 + WTERMSIG(wstatus);
+    }
+    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 255;
+}
+
+static inline uint8_t test_pat(uint32_t tag, uint64_t off)
+{
+    return (uint8_t)(off * 7u + tag * 31u + (off >> 9) + (off >> 17));
+}
+
+static void test_fill(void *p, uint64_t off, size_t size, uint32_t tag)
+{
+    uint8_t *b = p;
+
+    for (size_t i = 0; i < size; i++) {
+        b[i] = test_pat(tag, off + i);
+    }
+}
+
+static bool test_check(const void *p, uint64_t off, size_t size, uint32_t tag)
+{
+    const uint8_t *b = p;
+
+    for (size_t i = 0; i < size; i++) {
+        if (b[i] != test_pat(tag, off + i)) {
+            fprintf(stderr, "byte %zu (off 0x%llx, tag %u): %u, expected %u\n",
+                    i, (unsigned long long)(off + i), tag, b[i],
+                    test_pat(tag, off + i));
+            return false;
+        }
+    }
+    return true;
+}
+
+static uint64_t test_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* ================================================================ config */
+
+static void test_config(void **state)
+{
+    mf_bm_config_t cfg;
+    char path[] = "/tmp/test_fabric_cfgXXXXXX";
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *out;
+    int fd;
+
+    unsetenv("MF_COPY_THREADS");
+    unsetenv("MF_HOST_BASE");
+    mf_bm_config_init(&cfg);
+    assert_int_equal(cfg.size, sizeof(cfg));
+    assert_int_equal(cfg.host_base, MF_FABRIC_DEFAULT_BASE);
+    assert_int_equal(cfg.copy_threads, 1);
+    assert_int_equal(cfg.copy_split_min, TEST_MB);
+    assert_int_equal(cfg.timeout_ms, 60000);
+    assert_int_equal(cfg.op_timeout_ms, 10000);
+    assert_int_equal(cfg.heartbeat_ms, 1000);
+    assert_true(cfg.prefault);
+    assert_string_equal(cfg.transport, "auto");
+
+    /* environment */
+    setenv("MF_COPY_THREADS", "3", 1);
+    setenv("MF_HOST_BASE", "0x200000000000", 1);
+    mf_bm_config_init(&cfg);
+    assert_int_equal(cfg.copy_threads, 3);
+    assert_int_equal(cfg.host_base, 0x200000000000ull);
+    mf_log_set_level(MF_LOG_OFF);
+    setenv("MF_COPY_THREADS", "65", 1); /* the whole environment ignored */
+    mf_bm_config_init(&cfg);
+    assert_int_equal(cfg.copy_threads, 1);
+    assert_int_equal(cfg.host_base, MF_FABRIC_DEFAULT_BASE);
+    unsetenv("MF_COPY_THREADS");
+    unsetenv("MF_HOST_BASE");
+
+    /* set */
+    mf_bm_config_init(&cfg);
+    assert_int_equal(mf_bm_config_set(&cfg, "copy_threads", "2"), MF_OK);
+    assert_int_equal(cfg.copy_threads, 2);
+    assert_int_equal(mf_bm_config_set(&cfg, "copy_split_min", "256K"), MF_OK);
+    assert_int_equal(cfg.copy_split_min, 256 * 1024);
+    assert_int_equal(mf_bm_config_set(&cfg, "timeout_ms", "2s"), MF_OK);
+    assert_int_equal(cfg.timeout_ms, 2000);
+    assert_int_equal(mf_bm_config_set(&cfg, "prefault", "off"), MF_OK);
+    assert_false(cfg.prefault);
+    assert_int_equal(mf_bm_config_set(&cfg, "transport", "shm"), MF_OK);
+    assert_string_equal(cfg.transport, "shm");
+    assert_int_equal(mf_bm_config_set(&cfg, "copy_threads", "65"),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "copy_threads", "two"),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "transport", "carrier-pigeon"),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "host_base", "0x100000000001"),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "prefault", "maybe"),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(NULL, "prefault", "on"), MF_ERR_INVALID);
+    /* failed sets changed nothing */
+    assert_int_equal(cfg.copy_threads, 2);
+    assert_string_equal(cfg.transport, "shm");
+    assert_int_equal(cfg.host_base, MF_FABRIC_DEFAULT_BASE);
+
+    /* file */
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_true(dprintf(fd, "# test\ncopy_threads = 4\n\nhost_base = "
+                            "0x300000000000\nprefault = no\n") > 0);
+    close(fd);
+    mf_bm_config_init(&cfg);
+    assert_int_equal(mf_bm_config_load(&cfg, path), MF_OK);
+    assert_int_equal(cfg.copy_threads, 4);
+    assert_int_equal(cfg.host_base, 0x300000000000ull);
+    assert_false(cfg.prefault);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_true(dprintf(fd, "copy_threads = 8\ntransport = tcpx\n") > 0);
+    close(fd);
+    assert_int_equal(mf_bm_config_load(&cfg, path), MF_ERR_CONFIG);
+    assert_int_equal(cfg.copy_threads, 4); /* all or nothing */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_true(dprintf(fd, "copy_threads = 1\nbogus line\n") > 0);
+    close(fd);
+    assert_int_equal(mf_bm_config_load(&cfg, path), MF_ERR_CONFIG);
+    unlink(path);
+    assert_int_not_equal(mf_bm_config_load(&cfg, path), MF_OK);
+    mf_log_set_level(MF_LOG_WARN);
+
+    /* help names every key and its variable */
+    out = open_memstream(&text, &text_len);
+    assert_non_null(out);
+    mf_bm_config_help(out);
+    fclose(out);
+    for (size_t i = 0; i < mf_fabric_cfg_table.count; i++) {
+        assert_non_null(strstr(text, mf_fabric_cfg_table.entries[i].name));
+    }
+    assert_non_null(strstr(text, "MF_HOST_BASE"));
+    assert_non_null(strstr(text, "MF_COPY_SPLIT_MIN"));
+    free(text);
+}
+
+static void test_names(void **state)
+{
+    assert_string_equal(mf_copy_dir_name(MF_COPY_LH2GH), "LH2GH");
+    assert_string_equal(mf_copy_dir_name(MF_COPY_GD2GD), "GD2GD");
+    assert_string_equal(mf_copy_dir_name(MF_COPY_AUTO), "AUTO");
+    assert_string_equal(mf_copy_dir_name(MF_COPY_DIR_MAX), "UNKNOWN");
+    assert_string_equal(mf_version(), "0.1.0");
+    assert_int_equal(mf_init(), MF_OK);
+    assert_int_equal(mf_init(), MF_OK);
+    mf_uninit();
+    mf_uninit();
+}
+
+/* ============================================== a pool without the store */
+
+#define LOCAL_BASE   0x230000000000ull
+#define LOCAL_STRIDE (64 * TEST_MB)
+#define LOCAL_SIZE   (8 * TEST_MB + 4096 * 3)
+#define LOCAL_WORLD  4
+
+typedef struct test_local {
+    mf_bm_t *bm;
+    mf_bm_config_t cfg;
+    uint64_t window;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int events;
+    uint32_t ev_rank;
+    bool ev_joined;
+    mf_status_t ev_reason;
+} test_local_t;
+
+static void test_local_rank_cb(mf_bm_t *bm, uint32_t rank, bool joined,
+                               mf_status_t reason, void *arg)
+{
+    test_local_t *t = arg;
+
+    pthread_mutex_lock(&t->lock);
+    t->events++;
+    t->ev_rank = rank;
+    t->ev_joined = joined;
+    t->ev_reason = reason;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static mf_status_t test_local_open(test_local_t *t, uint32_t rank,
+                                   uint32_t threads)
+{
+    mf_bm_create_params_t params;
+    mf_status_t st;
+
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    mf_bm_config_init(&t->cfg);
+    t->cfg.host_base = LOCAL_BASE;
+    t->cfg.copy_threads = threads;
+    t->cfg.copy_split_min = 256 * 1024;
+    mf_bm_create_params_init(&params);
+    params.local_dram_size = LOCAL_SIZE;
+    params.max_dram_per_rank = LOCAL_STRIDE;
+    st = mf_fabric_window_check(&t->cfg, LOCAL_WORLD, &params, &t->window);
+    if (st != MF_OK) {
+        return st;
+    }
+    st = mf_mem_reserve(LOCAL_BASE, t->window, NULL, 0);
+    if (st != MF_OK) {
+        return st;
+    }
+    st = mf_fabric_bm_alloc(7, rank, LOCAL_WORLD, &t->cfg, &params, &t->bm);
+    if (st != MF_OK) {
+        mf_mem_unreserve(LOCAL_BASE, t->window);
+        return st;
+    }
+    mf_bm_set_rank_cb(t->bm, test_local_rank_cb, t);
+    return MF_OK;
+}
+
+static void test_local_close(test_local_t *t)
+{
+    mf_fabric_bm_free(t->bm);
+    pthread_cond_destroy(&t->cond);
+    pthread_mutex_destroy(&t->lock);
+}
+
+static void test_window_check(void **state)
+{
+    mf_bm_create_params_t p;
+    mf_bm_config_t cfg;
+    uint64_t len;
+
+    mf_bm_config_init(&cfg);
+    mf_bm_create_params_init(&p);
+    p.local_dram_size = TEST_MB;
+    p.max_dram_per_rank = 2 * TEST_MB;
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_OK);
+    assert_int_equal(len, 8 * TEST_MB);
+    assert_int_equal(mf_fabric_window_check(&cfg, 0, &p, &len), MF_ERR_INVALID);
+    p.local_dram_size = 3 * TEST_MB; /* > max */
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    p.local_dram_size = 0;
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    p.local_dram_size = 100;
+    p.max_dram_per_rank = TEST_MB + 100; /* not page aligned */
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    p.max_dram_per_rank = 1ull << 40; /* 16 TiB + 4096 x 1 TiB > 2^47 */
+    assert_int_equal(mf_fabric_window_check(&cfg, 4096, &p, &len),
+                     MF_ERR_INVALID);
+    p.max_dram_per_rank = 1ull << 62; /* multiplication overflows */
+    assert_int_equal(mf_fabric_window_check(&cfg, 8, &p, &len), MF_ERR_INVALID);
+    p.max_dram_per_rank = TEST_MB;
+    p.local_hbm_size = TEST_MB;
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len),
+                     MF_ERR_UNSUPPORTED);
+    p.local_hbm_size = 0;
+    p.size = 8;
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    mf_log_set_level(MF_LOG_WARN);
+}
+
+static void test_local_translation(void **state)
+{
+    test_local_t t;
+    uint64_t own, gva;
+    uint32_t rank;
+    mf_bm_t *bm;
+
+    assert_int_equal(test_local_open(&t, 1, 1), MF_OK);
+    bm = t.bm;
+    own = LOCAL_BASE + LOCAL_STRIDE;
+    assert_ptr_equal(mf_bm_gva_of_rank(bm, 0, MF_MEM_HOST), (void *)LOCAL_BASE);
+    assert_ptr_equal(mf_bm_gva_of_rank(bm, 1, MF_MEM_HOST), (void *)own);
+    assert_ptr_equal(mf_bm_gva_of_rank(bm, 3, MF_MEM_HOST),
+                     (void *)(LOCAL_BASE + 3 * LOCAL_STRIDE));
+    assert_null(mf_bm_gva_of_rank(bm, 4, MF_MEM_HOST));
+    assert_null(mf_bm_gva_of_rank(bm, 0, MF_MEM_DEVICE));
+    assert_null(mf_bm_gva_of_rank(NULL, 0, MF_MEM_HOST));
+
+    for (rank = 0; rank < LOCAL_WORLD; rank++) {
+        uint32_t r = 99;
+
+        gva = LOCAL_BASE + rank * LOCAL_STRIDE;
+        assert_int_equal(mf_bm_rank_of_gva(bm, gva, &r), MF_OK);
+        assert_int_equal(r, rank);
+        assert_int_equal(mf_bm_rank_of_gva(bm, gva + LOCAL_STRIDE - 1, &r),
+                         MF_OK);
+        assert_int_equal(r, rank);
+    }
+    rank = 99;
+    assert_int_equal(mf_bm_rank_of_gva(bm, LOCAL_BASE - 1, &rank),
+                     MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(
+        mf_bm_rank_of_gva(bm, LOCAL_BASE + LOCAL_WORLD * LOCAL_STRIDE, &rank),
+        MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(mf_bm_rank_of_gva(bm, 0, &rank), MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(rank, 99); /* outputs only on success */
+    assert_int_equal(mf_bm_local_size(bm, MF_MEM_HOST), LOCAL_SIZE);
+    assert_int_equal(mf_bm_local_size(bm, MF_MEM_DEVICE), 0);
+    assert_false(mf_bm_rank_joined(bm, 0));
+    assert_false(mf_bm_rank_joined(bm, 1)); /* not joined yet */
+    assert_false(mf_bm_rank_joined(bm, 9));
+    test_local_close(&t);
+}
+
+static void test_local_copies(void **state)
+{
+    size_t big = 4 * TEST_MB + 77;
+    uint8_t *buf = malloc(LOCAL_SIZE), *back = malloc(LOCAL_SIZE);
+    uint64_t own = LOCAL_BASE + LOCAL_STRIDE, peer = LOCAL_BASE;
+    uint64_t end = own + LOCAL_SIZE, s = 88172645463325252ull;
+    mf_copy_piece_t pieces[8];
+    mf_status_t results[8];
+    mf_bm_req_t *req;
+    test_local_t t;
+    mf_bm_t *bm;
+    int i;
+
+    assert_non_null(buf);
+    assert_non_null(back);
+    assert_int_equal(test_local_open(&t, 1, 2), MF_OK);
+    bm = t.bm;
+
+    /* own segment: every host direction, random unaligned pieces */
+    test_fill(buf, 0, LOCAL_SIZE, 3);
+    assert_int_equal(
+        mf_bm_copy(bm, (uint64_t)buf, own, LOCAL_SIZE, MF_COPY_LH2GH), MF_OK);
+    assert_true(test_check((void *)own, 0, LOCAL_SIZE, 3));
+    for (i = 0; i < 300; i++) {
+        uint64_t size = 1 + test_rand(&s) % (i % 10 == 0 ? big : 70000);
+        uint64_t off = test_rand(&s) % (LOCAL_SIZE - size + 1);
+        uint64_t off2 = test_rand(&s) % (LOCAL_SIZE - size + 1);
+        mf_copy_dir_t dir = i % 2 ? MF_COPY_GH2LH : MF_COPY_AUTO;
+
+        memset(back, 0, size);
+        assert_int_equal(mf_bm_copy(bm, own + off, (uint64_t)back, size, dir),
+                         MF_OK);
+        assert_true(test_check(back, off, size, 3));
+        /* GH2GH inside the own segment (no overlap: copy to scratch) */
+        if (off2 + size <= off || off + size <= off2) {
+            assert_int_equal(mf_bm_copy(bm, own + off, own + off2, size,
+                                        i % 3 ? MF_COPY_GH2GH : MF_COPY_AUTO),
+                             MF_OK);
+            assert_true(test_check((void *)(own + off2), off, size, 3));
+            /* restore */
+            assert_int_equal(mf_bm_copy(bm, (uint64_t)buf + off2, own + off2,
+                                        size, MF_COPY_LH2GH),
+                             MF_OK);
+        }
+    }
+
+    /* size 0 is a no-op that succeeds */
+    assert_int_equal(mf_bm_copy(bm, 0, 0, 0, MF_COPY_LH2GH), MF_OK);
+    /* bad addresses: errors, never a crash */
+    mf_log_set_level(MF_LOG_ERROR); /* the warning about the first one */
+    assert_int_equal(mf_bm_copy(bm, (uint64_t)buf, end - 10, 11, MF_COPY_LH2GH),
+                     MF_ERR_OUT_OF_RANGE); /* crosses the segment's end */
+    assert_int_equal(mf_bm_copy(bm, end, (uint64_t)buf, 1, MF_COPY_GH2LH),
+                     MF_ERR_OUT_OF_RANGE); /* past the end, in the slot */
+    assert_int_equal(mf_bm_copy(bm, (uint64_t)buf, end - 10, 10, MF_COPY_LH2GH),
+                     MF_OK);
+    assert_int_equal(mf_bm_copy(bm, peer, (uint64_t)buf, 16, MF_COPY_GH2LH),
+                     MF_ERR_OUT_OF_RANGE); /* rank 0 has not joined */
+    assert_int_equal(
+        mf_bm_copy(bm, (uint64_t)buf, (uint64_t)back, 16, MF_COPY_LH2GH),
+        MF_ERR_OUT_OF_RANGE); /* G address outside the window */
+    assert_int_equal(
+        mf_bm_copy(bm, (uint64_t)buf, (uint64_t)back, 16, MF_COPY_AUTO),
+        MF_ERR_OUT_OF_RANGE); /* AUTO without a G address */
+    assert_int_equal(mf_bm_copy(bm, own, UINT64_MAX - 8, 16, MF_COPY_GH2LH),
+                     MF_ERR_INVALID); /* local range wraps around */
+    assert_int_equal(
+        mf_bm_copy(bm, UINT64_MAX - 8, (uint64_t)buf, 16, MF_COPY_GH2LH),
+        MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(
+        mf_bm_copy(bm, own, (uint64_t)buf, UINT64_MAX, MF_COPY_GH2LH),
+        MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(mf_bm_copy(bm, LOCAL_BASE - 8, own, 16, MF_COPY_LH2GH),
+                     MF_ERR_OUT_OF_RANGE); /* "local" overlapping the window */
+    assert_int_equal(mf_bm_copy(bm, own, 0, 16, MF_COPY_GH2LH), MF_ERR_INVALID);
+    assert_int_equal(mf_bm_copy(bm, own, (uint64_t)buf, 16, MF_COPY_GD2LH),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(mf_bm_copy(bm, own, (uint64_t)buf, 16, MF_COPY_LH2GD),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(mf_bm_copy(bm, own, (uint64_t)buf, 16, MF_COPY_DIR_MAX),
+                     MF_ERR_INVALID);
+    assert_int_equal(mf_bm_copy(NULL, own, (uint64_t)buf, 16, MF_COPY_AUTO),
+                     MF_ERR_INVALID);
+
+    /* batch with per-piece results, inline and across threads */
+    for (int round = 0; round < 2; round++) {
+        size_t psize = round == 0 ? 1000 : TEST_MB - 3;
+
+        for (i = 0; i < 8; i++) {
+            pieces[i].src = own + (uint64_t)i * psize + 5;
+            pieces[i].dst = (uint64_t)back + (uint64_t)i * psize;
+            pieces[i].size = psize;
+        }
+        pieces[5].src = end - 3; /* crosses the end */
+        pieces[6].src = peer;    /* not joined */
+        memset(results, 0x7f, sizeof(results));
+        assert_int_equal(
+            mf_bm_copy_batch(bm, pieces, 8, MF_COPY_GH2LH, results),
+            MF_ERR_OUT_OF_RANGE);
+        for (i = 0; i < 8; i++) {
+            if (i == 5 || i == 6) {
+                assert_int_equal(results[i], MF_ERR_OUT_OF_RANGE);
+            } else {
+                assert_int_equal(results[i], MF_OK);
+                assert_true(test_check(back + (uint64_t)i * psize,
+                                       (uint64_t)i * psize + 5, psize, 3));
+            }
+        }
+        pieces[5].src = own;
+        pieces[6].src = own;
+        assert_int_equal(mf_bm_copy_batch(bm, pieces, 8, MF_COPY_GH2LH, NULL),
+                         MF_OK);
+    }
+    assert_int_equal(mf_bm_copy_batch(bm, pieces, 0, MF_COPY_GH2LH, NULL),
+                     MF_OK);
+    assert_int_equal(mf_bm_copy_batch(bm, NULL, 2, MF_COPY_GH2LH, NULL),
+                     MF_ERR_INVALID);
+
+    /* async, single and batch */
+    memset(back, 0, LOCAL_SIZE);
+    assert_int_equal(
+        mf_bm_copy_async(bm, own + 1, (uint64_t)back, big, MF_COPY_GH2LH, &req),
+        MF_OK);
+    assert_int_equal(mf_bm_wait(req, -1), MF_OK);
+    assert_true(test_check(back, 1, big, 3));
+    assert_int_equal(
+        mf_bm_copy_async(bm, own + 1, (uint64_t)back, 64, MF_COPY_GH2LH, &req),
+        MF_OK);
+    for (;;) {
+        mf_status_t st = mf_bm_test(req);
+
+        if (st != MF_INPROGRESS) {
+            assert_int_equal(st, MF_OK);
+            break;
+        }
+    }
+    assert_int_equal(
+        mf_bm_copy_async(bm, peer, (uint64_t)back, 64, MF_COPY_GH2LH, &req),
+        MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(
+        mf_bm_copy_async(bm, own, (uint64_t)back, 0, MF_COPY_GH2LH, &req),
+        MF_OK);
+    assert_int_equal(mf_bm_wait(req, 1000), MF_OK);
+    for (i = 0; i < 8; i++) {
+        pieces[i].src = (uint64_t)buf + (uint64_t)i * 100000;
+        pieces[i].dst = own + (uint64_t)i * 100000 + 3;
+        pieces[i].size = 100000;
+    }
+    assert_int_equal(mf_bm_copy_batch_async(bm, pieces, 8, MF_COPY_LH2GH, &req),
+                     MF_OK);
+    assert_int_equal(mf_bm_wait(req, 10000), MF_OK);
+    for (i = 0; i < 8; i++) {
+        assert_true(test_check((void *)(own + (uint64_t)i * 100000 + 3),
+                               (uint64_t)i * 100000, 100000, 3));
+    }
+    pieces[2].dst = end;
+    assert_int_equal(mf_bm_copy_batch_async(bm, pieces, 8, MF_COPY_LH2GH, &req),
+                     MF_OK);
+    assert_int_equal(mf_bm_wait(req, -1), MF_ERR_OUT_OF_RANGE);
+    mf_log_set_level(MF_LOG_WARN);
+
+    /* registration */
+    assert_int_equal(mf_bm_register(bm, buf, 4096), MF_OK);
+    assert_int_equal(mf_bm_register(bm, buf + 4095, 10), MF_ERR_EXISTS);
+    assert_int_equal(mf_bm_register(bm, buf + 4096, 4096), MF_OK);
+    assert_int_equal(mf_bm_register(bm, buf, 0), MF_ERR_INVALID);
+    assert_int_equal(mf_bm_unregister(bm, buf + 1), MF_ERR_NOT_FOUND);
+    assert_int_equal(mf_bm_unregister(bm, buf), MF_OK);
+    assert_int_equal(mf_bm_unregister(bm, buf), MF_ERR_NOT_FOUND);
+    /* buf + 4096 stays registered: destroy releases it */
+
+    test_local_close(&t);
+    free(buf);
+    free(back);
+}
+
+/* A copy loop racing with the unmapping of the segment it reads. */
+typedef struct test_racer {
+    mf_bm_t *bm;
+    uint64_t src;
+    size_t size;
+    atomic_bool stop;
+    atomic_int ok;
+    atomic_int lost;
+    atomic_int other;
+} test_racer_t;
+
+static void *test_racer_main(void *arg)
+{
+    test_racer_t *r = arg;
+    uint8_t *buf = malloc(r->size);
+
+    while (!atomic_load(&r->stop)) {
+        mf_status_t st =
+            mf_bm_copy(r->bm, r->src, (uint64_t)buf, r->size, MF_COPY_GH2LH);
+
+        if (st == MF_OK) {
+            atomic_fetch_add(&r->ok, 1);
+        } else if (st == MF_ERR_PEER_LOST) {
+            atomic_fetch_add(&r->lost, 1);
+        } else {
+            atomic_fetch_add(&r->other, 1);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void test_local_peer(void **state)
+{
+    int topipe[2], frompipe[2];
+    uint8_t desc[MF_FABRIC_DESC_MAX], *buf;
+    uint64_t peer = LOCAL_BASE, len;
+    test_racer_t racer;
+    pthread_t thread;
+    test_local_t t;
+    size_t desc_len;
+    ssize_t n;
+    pid_t pid;
+    char c;
+
+    assert_int_equal(pipe(topipe), 0);
+    assert_int_equal(pipe(frompipe), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        void *d;
+
+        alarm(60);
+        /* rank 0 */
+        CHILD_OK(test_local_open(&t, 0, 0));
+        test_fill((void *)peer, 0, LOCAL_SIZE, 10);
+        CHILD_OK(mf_fabric_desc_pack(t.bm, false, &d, &desc_len));
+        CHILD_CHECK(write(frompipe[1], d, desc_len) == (ssize_t)desc_len);
+        free(d);
+        CHILD_CHECK(read(topipe[0], &c, 1) == 1);
+        /* the parent wrote its pattern at 1 MiB */
+        CHILD_CHECK(test_check((void *)(peer + TEST_MB), 0, 100000, 11));
+        test_local_close(&t);
+        _exit(0);
+    }
+    close(frompipe[1]);
+    close(topipe[0]);
+    n = read(frompipe[0], desc, sizeof(desc));
+    assert_true(n > 0);
+    desc_len = (size_t)n;
+
+    assert_int_equal(test_local_open(&t, 1, 1), MF_OK);
+    atomic_store(&t.bm->joined, true);
+    buf = malloc(LOCAL_SIZE);
+    assert_non_null(buf);
+
+    /* malformed descriptors change nothing */
+    mf_log_set_level(MF_LOG_OFF);
+    pthread_mutex_lock(&t.bm->lock);
+    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, desc_len - 1);
+    mf_fabric_seg_apply_set_locked(t.bm, 2, desc, desc_len); /* other rank */
+    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, 3);
+    pthread_mutex_unlock(&t.bm->lock);
+    mf_log_set_level(MF_LOG_WARN);
+    assert_false(mf_bm_rank_joined(t.bm, 0));
+    assert_false(mf_bm_rank_joined(t.bm, 2));
+
+    pthread_mutex_lock(&t.bm->lock);
+    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, desc_len);
+    pthread_mutex_unlock(&t.bm->lock);
+    assert_true(mf_bm_rank_joined(t.bm, 0));
+
+    /* the rank callback: joined */
+    pthread_mutex_lock(&t.lock);
+    while (t.events < 1) {
+        pthread_cond_wait(&t.cond, &t.lock);
+    }
+    assert_int_equal(t.ev_rank, 0);
+    assert_true(t.ev_joined);
+    assert_int_equal(t.ev_reason, MF_OK);
+    pthread_mutex_unlock(&t.lock);
+
+    /* read and write the peer */
+    assert_int_equal(mf_bm_copy(t.bm, peer + 3, (uint64_t)buf, LOCAL_SIZE - 3,
+                                MF_COPY_GH2LH),
+                     MF_OK);
+    assert_true(test_check(buf, 3, LOCAL_SIZE - 3, 10));
+    test_fill(buf, 0, 100000, 11);
+    assert_int_equal(
+        mf_bm_copy(t.bm, (uint64_t)buf, peer + TEST_MB, 100000, MF_COPY_AUTO),
+        MF_OK);
+    /* peer to own, GH2GH */
+    assert_int_equal(mf_bm_copy(t.bm, peer, LOCAL_BASE + LOCAL_STRIDE,
+                                LOCAL_SIZE, MF_COPY_GH2GH),
+                     MF_OK);
+    assert_true(
+        test_check((void *)(LOCAL_BASE + LOCAL_STRIDE), 0, TEST_MB, 10));
+    /* applying the same descriptor again is a no-op */
+    pthread_mutex_lock(&t.bm->lock);
+    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, desc_len);
+    pthread_mutex_unlock(&t.bm->lock);
+    assert_true(mf_bm_rank_joined(t.bm, 0));
+
+    /* unmap while another thread copies from it */
+    memset(&racer, 0, sizeof(racer));
+    racer.bm = t.bm;
+    racer.src = peer;
+    racer.size = 256 * 1024;
+    assert_int_equal(pthread_create(&thread, NULL, test_racer_main, &racer), 0);
+    while (atomic_load(&racer.ok) < 20) {
+        sched_yield();
+    }
+    pthread_mutex_lock(&t.bm->lock);
+    mf_fabric_seg_leave_locked(t.bm, 0, MF_ERR_PEER_LOST, true);
+    pthread_mutex_unlock(&t.bm->lock);
+    while (atomic_load(&racer.lost) < 5) {
+        sched_yield();
+    }
+    atomic_store(&racer.stop, true);
+    pthread_join(thread, NULL);
+    assert_int_equal(atomic_load(&racer.other), 0);
+    assert_false(mf_bm_rank_joined(t.bm, 0));
+    assert_int_equal(mf_bm_copy(t.bm, peer, (uint64_t)buf, 8, MF_COPY_GH2LH),
+                     MF_ERR_PEER_LOST);
+    pthread_mutex_lock(&t.lock);
+    while (t.events < 2) {
+        pthread_cond_wait(&t.cond, &t.lock);
+    }
+    assert_false(t.ev_joined);
+    assert_int_equal(t.ev_reason, MF_ERR_PEER_LOST);
+    pthread_mutex_unlock(&t.lock);
+
+    /* the window slot is a reservation again */
+    {
+        char maps[512];
+
+        mf_mem_describe_range(peer, LOCAL_SIZE, maps, sizeof(maps));
+        assert_non_null(strstr(maps, "---p"));
+        assert_null(strstr(maps, "rw-s"));
+    }
+    assert_int_equal(write(topipe[1], "x", 1), 1);
+    close(topipe[1]);
+    close(frompipe[0]);
+    assert_int_equal(test_wait_child(pid), 0);
+    len = t.window;
+    test_local_close(&t);
+    /* the whole window is released */
+    {
+        void *p =
+            mmap((void *)LOCAL_BASE, len, PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+        assert_ptr_equal(p, (void *)LOCAL_BASE);
+        munmap(p, len);
+    }
+    free(buf);
+}
+
+/* ======================================== ranks as processes, real store */
+
+#define MP_SEG    (32 * TEST_MB)
+#define MP_STRIDE (64 * TEST_MB)
+#define MP_WORLD  4
+#define MP_STRIPE (MP_SEG / 8) /* upper half: one stripe per writer */
+
+typedef struct test_mp {
+    mf_store_server_t *server;
+    char url[64];
+} test_mp_t;
+
+static void test_mp_start(test_mp_t *mp)
+{
+    mf_store_server_config_t cfg;
+
+    mf_store_server_config_init(&cfg);
+    cfg.port = 0;
+    cfg.heartbeat_timeout_ms = 3000;
+    assert_int_equal(mf_store_server_start(&cfg, &mp->server), MF_OK);
+    snprintf(mp->url, sizeof(mp->url), "tcp://127.0.0.1:%u",
+             mf_store_server_port(mp->server));
+}
+
+static void test_mp_stop(test_mp_t *mp)
+{
+    mf_store_server_stop(mp->server);
+}
+
+typedef struct test_rank {
+    mf_store_t *ctl; /* barriers and flags of the test */
+    mf_bm_t *bm;
+    uint32_t rank;
+    atomic_int lost_events;
+    atomic_int left_events;
+    atomic_int joined_events;
+} test_rank_t;
+
+static void test_rank_cb(mf_bm_t *bm, uint32_t rank, bool joined,
+                         mf_status_t reason, void *arg)
+{
+    test_rank_t *tr = arg;
+
+    if (joined) {
+        atomic_fetch_add(&tr->joined_events, 1);
+    } else if (reason == MF_ERR_PEER_LOST) {
+        atomic_fetch_add(&tr->lost_events, 1);
+    } else {
+        atomic_fetch_add(&tr->left_events, 1);
+    }
+}
+
+static mf_status_t test_rank_open(test_rank_t *tr, const char *url,
+                                  uint32_t world, uint32_t rank, uint32_t id,
+                                  uint64_t base, uint32_t threads)
+{
+    mf_bm_create_params_t params;
+    mf_bm_config_t cfg;
+    mf_status_t st;
+
+    memset(tr, 0, sizeof(*tr));
+    CHILD_OK(mf_init());
+    CHILD_OK(mf_store_connect(url, NULL, &tr->ctl));
+    mf_bm_config_init(&cfg);
+    cfg.host_base = base;
+    cfg.copy_threads = threads;
+    cfg.timeout_ms = 20000;
+    CHILD_OK(mf_bm_init(url, world, rank, &cfg));
+    CHILD_OK(mf_bm_rank_id(&tr->rank));
+    CHILD_CHECK(mf_bm_world_size() == world);
+    mf_bm_create_params_init(&params);
+    params.local_dram_size = MP_SEG;
+    params.max_dram_per_rank = MP_STRIDE;
+    st = mf_bm_create(id, &params, &tr->bm);
+    if (st != MF_OK) {
+        return st;
+    }
+    mf_bm_set_rank_cb(tr->bm, test_rank_cb, tr);
+    return MF_OK;
+}
+
+static void test_rank_close(test_rank_t *tr)
+{
+    mf_bm_destroy(tr->bm);
+    mf_bm_uninit();
+    mf_store_close(tr->ctl);
+    mf_uninit();
+}
+
+static void test_rank_barrier(test_rank_t *tr, const char *name, uint32_t count)
+{
+    CHILD_OK(mf_store_barrier(tr->ctl, name, count, 30000));
+}
+
+static void test_rank_wait_joined(test_rank_t *tr, uint32_t rank, bool joined)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (mf_bm_rank_joined(tr->bm, rank) == joined) {
+            return;
+        }
+        usleep(5000);
+    }
+    fprintf(stderr, "rank %u: rank %u still %s\n", tr->rank, rank,
+            joined ? "not joined" : "joined");
+    _exit(1);
+}
+
+static uint64_t test_gva(mf_bm_t *bm, uint32_t rank, uint64_t off)
+{
+    return (uint64_t)(uintptr_t)mf_bm_gva_of_rank(bm, rank, MF_MEM_HOST) + off;
+}
+
+/* Every direction, random sizes and offsets, verified byte for byte. */
+static void test_mp_copies_child(const char *url, uint32_t world)
+{
+    uint8_t *buf = malloc(MP_SEG), *buf2 = malloc(MP_SEG);
+    uint64_t s, own;
+    mf_copy_piece_t pieces[122];
+    mf_status_t results[122];
+    mf_bm_req_t *req;
+    test_rank_t tr;
+    uint32_t r, w;
+    int i;
+
+    CHILD_CHECK(buf != NULL && buf2 != NULL);
+    CHILD_OK(
+        test_rank_open(&tr, url, world, MF_RANK_AUTO, 1, 0x240000000000ull, 1));
+    own = test_gva(tr.bm, tr.rank, 0);
+    s = 0x9e3779b97f4a7c15ull * (tr.rank + 1);
+    /* lower half: the owner's pattern */
+    test_fill((void *)own, 0, MP_SEG / 2, tr.rank);
+    CHILD_OK(mf_bm_join(tr.bm));
+    CHILD_CHECK(mf_bm_join(tr.bm) == MF_ERR_EXISTS);
+    for (r = 0; r < world; r++) {
+        test_rank_wait_joined(&tr, r, true);
+    }
+    test_rank_barrier(&tr, "filled", world);
+
+    /* GH2LH / AUTO reads of every rank */
+    for (i = 0; i < 400; i++) {
+        uint64_t size = 1 + test_rand(&s) % (i % 20 == 0 ? 3 * TEST_MB : 9000);
+        uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
+        uint64_t boff = test_rand(&s) % 64;
+
+        r = (uint32_t)(test_rand(&s) % world);
+        CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
+                            (uint64_t)buf + boff, size,
+                            i % 2 ? MF_COPY_GH2LH : MF_COPY_AUTO));
+        CHILD_CHECK(test_check(buf + boff, off, size, r));
+    }
+    /* GH2GH: from a peer's lower half into the own upper half and back */
+    for (i = 0; i < 50; i++) {
+        uint64_t size = 1 + test_rand(&s) % (MP_STRIPE - 64);
+        uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
+
+        r = (uint32_t)(test_rand(&s) % world);
+        CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
+                            own + MP_SEG / 2 + tr.rank * MP_STRIPE, size,
+                            MF_COPY_GH2GH));
+        CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + tr.rank * MP_STRIPE),
+                               off, size, r));
+    }
+    test_rank_barrier(&tr, "gh2gh", world);
+
+    /* LH2GH: stripe tr.rank of every rank's upper half */
+    for (r = 0; r < world; r++) {
+        uint64_t base = test_gva(tr.bm, r, MP_SEG / 2 + tr.rank * MP_STRIPE);
+        uint32_t tag = 100 + tr.rank * 10 + r;
+
+        test_fill(buf, 0, MP_STRIPE, tag);
+        /* in unaligned random pieces that tile the stripe */
+        for (uint64_t off = 0; off < MP_STRIPE;) {
+            uint64_t size = 1 + test_rand(&s) % 300000;
+
+            size = MF_MIN(size, MP_STRIPE - off);
+
+            CHILD_OK(mf_bm_copy(tr.bm, (uint64_t)buf + off, base + off, size,
+                                off % 2 ? MF_COPY_LH2GH : MF_COPY_AUTO));
+            off += size;
+        }
+    }
+    test_rank_barrier(&tr, "written", world);
+    for (w = 0; w < world; w++) {
+        CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + w * MP_STRIPE), 0,
+                               MP_STRIPE, 100 + w * 10 + tr.rank));
+    }
+
+    /* batch: the KV-block layout, from the next rank into local memory */
+    r = (tr.rank + 1) % world;
+    for (i = 0; i < 122; i++) {
+        uint64_t size = i < 61 ? 128 * 1024 : 16 * 1024;
+        uint64_t off = i < 61 ? (uint64_t)i * 128 * 1024
+                              : 61 * 128 * 1024 + (uint64_t)(i - 61) * 16384;
+
+        pieces[i].src = test_gva(tr.bm, r, off + 1);
+        pieces[i].dst = (uint64_t)buf + off;
+        pieces[i].size = size;
+    }
+    CHILD_OK(mf_bm_copy_batch(tr.bm, pieces, 122, MF_COPY_GH2LH, results));
+    for (i = 0; i < 122; i++) {
+        CHILD_CHECK(results[i] == MF_OK);
+    }
+    CHILD_CHECK(test_check(buf, 1, 61 * 144 * 1024, r));
+    /* a bad piece in the middle: its own error, the rest copied */
+    mf_log_set_level(MF_LOG_ERROR);
+    pieces[7].src = test_gva(tr.bm, r, MP_SEG - 100);
+    CHILD_CHECK(mf_bm_copy_batch(tr.bm, pieces, 122, MF_COPY_GH2LH, results) ==
+                MF_ERR_OUT_OF_RANGE);
+    CHILD_CHECK(results[7] == MF_ERR_OUT_OF_RANGE && results[8] == MF_OK);
+
+    /* async */
+    CHILD_OK(mf_bm_copy_async(tr.bm, test_gva(tr.bm, r, 5), (uint64_t)buf2,
+                              MP_SEG / 2 - 5, MF_COPY_GH2LH, &req));
+    CHILD_OK(mf_bm_wait(req, 30000));
+    CHILD_CHECK(test_check(buf2, 5, MP_SEG / 2 - 5, r));
+    pieces[7].src = test_gva(tr.bm, r, 7 * 128 * 1024 + 1);
+    CHILD_OK(mf_bm_copy_batch_async(tr.bm, pieces, 122, MF_COPY_AUTO, &req));
+    CHILD_OK(mf_bm_wait(req, -1));
+
+    /* bad GVAs */
+    mf_log_set_level(MF_LOG_ERROR);
+    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, MP_SEG), (uint64_t)buf, 1,
+                           MF_COPY_GH2LH) == MF_ERR_OUT_OF_RANGE);
+    CHILD_CHECK(mf_bm_copy(tr.bm, (uint64_t)buf, test_gva(tr.bm, r, 10), MP_SEG,
+                           MF_COPY_LH2GH) == MF_ERR_OUT_OF_RANGE);
+    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, world, 0), (uint64_t)buf, 1,
+                           MF_COPY_GH2LH) == MF_ERR_OUT_OF_RANGE);
+    CHILD_CHECK(mf_bm_copy(tr.bm, 0x1000, (uint64_t)buf, 1, MF_COPY_GH2LH) ==
+                MF_ERR_OUT_OF_RANGE);
+    mf_log_set_level(MF_LOG_WARN);
+
+    test_rank_barrier(&tr, "done", world);
+    CHILD_OK(mf_bm_leave(tr.bm));
+    CHILD_CHECK(mf_bm_leave(tr.bm) == MF_ERR_STATE);
+    test_rank_close(&tr);
+    free(buf);
+    free(buf2);
+    _exit(0);
+}
+
+static void test_mp_copies(void **state)
+{
+    pid_t pids[MP_WORLD];
+    test_mp_t mp;
+    uint32_t i;
+
+    test_mp_start(&mp);
+    for (i = 0; i < MP_WORLD; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            alarm(60);
+            test_mp_copies_child(mp.url, MP_WORLD);
+        }
+    }
+    for (i = 0; i < MP_WORLD; i++) {
+        assert_int_equal(test_wait_child(pids[i]), 0);
+    }
+    test_mp_stop(&mp);
+}
+
+/*
+ * Rank 3 leaves gracefully while rank 0 copies from it, then joins again;
+ * rank 2 is killed with SIGKILL; ranks 0 and 1 keep working.
+ */
+static void test_mp_churn_child(const char *url, uint32_t rank)
+{
+    uint8_t *buf = malloc(TEST_MB);
+    test_rank_t tr;
+    uint32_t r;
+
+    CHILD_CHECK(buf != NULL);
+    CHILD_OK(test_rank_open(&tr, url, MP_WORLD, rank, 2, 0x250000000000ull, 1));
+    test_fill((void *)test_gva(tr.bm, rank, 0), 0, MP_SEG, rank);
+    CHILD_OK(mf_bm_join(tr.bm));
+    for (r = 0; r < MP_WORLD; r++) {
+        test_rank_wait_joined(&tr, r, true);
+    }
+    test_rank_barrier(&tr, "joined", MP_WORLD);
+
+    if (rank == 3) {
+        usleep(100 * 1000); /* rank 0 is copying from us */
+        CHILD_OK(mf_bm_leave(tr.bm));
+        CHILD_OK(mf_store_set(tr.ctl, "test/left3", "1", 1, 0));
+        /* rejoin once the others saw the leave */
+        CHILD_OK(mf_store_get(tr.ctl, "test/rejoin3", 30000, (void **)&buf,
+                              &(size_t){0}));
+        free(buf);
+        CHILD_OK(mf_bm_join(tr.bm));
+        test_rank_barrier(&tr, "rejoined", 3);
+        test_rank_barrier(&tr, "end", 3);
+        test_rank_close(&tr);
+        _exit(0);
+    }
+    if (rank == 2) {
+        CHILD_OK(mf_store_set(tr.ctl, "test/ready2", "1", 1, 0));
+        pause(); /* until SIGKILL */
+        _exit(1);
+    }
+
+    /* ranks 0 and 1 */
+    if (rank == 0) {
+        /* copy from rank 3 until it is gone: OK or PEER_LOST only */
+        int lost = 0, ok = 0;
+
+        while (lost < 3) {
+            mf_status_t st = mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 4096),
+                                        (uint64_t)buf, TEST_MB, MF_COPY_GH2LH);
+
+            if (st == MF_OK) {
+                CHILD_CHECK(test_check(buf, 4096, TEST_MB, 3));
+                ok++;
+            } else {
+                CHILD_CHECK(st == MF_ERR_PEER_LOST);
+                lost++;
+            }
+        }
+        CHILD_CHECK(ok > 0);
+    }
+    CHILD_OK(mf_store_get(tr.ctl, "test/left3", 30000, &(void *){NULL},
+                          &(size_t){0}));
+    test_rank_wait_joined(&tr, 3, false);
+    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 0), (uint64_t)buf, 64,
+                           MF_COPY_GH2LH) == MF_ERR_PEER_LOST);
+    CHILD_CHECK(atomic_load(&tr.left_events) == 1);
+    CHILD_CHECK(atomic_load(&tr.lost_events) == 0);
+    test_rank_barrier(&tr, "saw-leave", 2);
+    if (rank == 0) {
+        CHILD_OK(mf_store_set(tr.ctl, "test/rejoin3", "1", 1, 0));
+    }
+    test_rank_wait_joined(&tr, 3, true);
+    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 100), (uint64_t)buf, 1000,
+                        MF_COPY_GH2LH));
+    CHILD_CHECK(test_check(buf, 100, 1000, 3));
+    test_rank_barrier(&tr, "rejoined", 3);
+
+    /* the parent kills rank 2 now */
+    CHILD_OK(mf_store_get(tr.ctl, "test/killed2", 30000, &(void *){NULL},
+                          &(size_t){0}));
+    test_rank_wait_joined(&tr, 2, false);
+    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, 2, 0), (uint64_t)buf, 64,
+                           MF_COPY_GH2LH) == MF_ERR_PEER_LOST);
+    for (int i = 0; i < 200 && atomic_load(&tr.lost_events) == 0; i++) {
+        usleep(10000);
+    }
+    CHILD_CHECK(atomic_load(&tr.lost_events) == 1);
+    /* the others keep working */
+    r = 1 - rank;
+    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, 7), (uint64_t)buf, TEST_MB,
+                        MF_COPY_GH2LH));
+    CHILD_CHECK(test_check(buf, 7, TEST_MB, r));
+    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 7), (uint64_t)buf, TEST_MB,
+                        MF_COPY_GH2LH));
+    CHILD_CHECK(test_check(buf, 7, TEST_MB, 3));
+    test_rank_barrier(&tr, "end", 3);
+    test_rank_close(&tr);
+    _exit(0);
+}
+
+static void test_mp_churn(void **state)
+{
+    pid_t pids[MP_WORLD];
+    mf_store_t *ctl;
+    test_mp_t mp;
+    void *value;
+    size_t len;
+    uint32_t i;
+
+    test_mp_start(&mp);
+    for (i = 0; i < MP_WORLD; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            alarm(60);
+            test_mp_churn_child(mp.url, i);
+        }
+    }
+    assert_int_equal(mf_store_connect(mp.url, NULL, &ctl), MF_OK);
+    assert_int_equal(mf_store_get(ctl, "test/ready2", 60000, &value, &len),
+                     MF_OK);
+    free(value);
+    /* after rank 3 rejoined: a key rank 0 and 1 set once they saw it */
+    assert_int_equal(mf_store_get(ctl, "test/rejoin3", 60000, &value, &len),
+                     MF_OK);
+    free(value);
+    usleep(300 * 1000);
+    kill(pids[2], SIGKILL);
+    assert_int_equal(test_wait_child(pids[2]), 128 + SIGKILL);
+    assert_int_equal(mf_store_set(ctl, "test/killed2", "1", 1, 0), MF_OK);
+    for (i = 0; i < MP_WORLD; i++) {
+        if (i != 2) {
+            assert_int_equal(test_wait_child(pids[i]), 0);
+        }
+    }
+    mf_store_close(ctl);
+    test_mp_stop(&mp);
+}
+
+/* Rank 1 finds its window taken: create fails on every rank. */
+static void test_mp_addr_in_use_child(const char *url, uint32_t rank)
+{
+    uint64_t base = 0x260000000000ull;
+    test_rank_t tr;
+    mf_status_t st;
+
+    if (rank == 1) {
+        void *p =
+            mmap((void *)(base + 2 * MP_STRIDE + 8192), 4096, PROT_READ,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+        CHILD_CHECK(p == (void *)(base + 2 * MP_STRIDE + 8192));
+    }
+    mf_log_set_level(MF_LOG_OFF); /* the expected errors */
+    st = test_rank_open(&tr, url, 3, rank, 3, base, 0);
+    CHILD_CHECK(st == MF_ERR_ADDR_IN_USE);
+    /* nothing left behind: the window can be reserved again */
+    if (rank != 1) {
+        CHILD_CHECK(mf_mem_reserve(base, 3 * MP_STRIDE, NULL, 0) == MF_OK);
+        mf_mem_unreserve(base, 3 * MP_STRIDE);
+    }
+    mf_bm_uninit();
+    mf_store_close(tr.ctl);
+    mf_uninit();
+    _exit(0);
+}
+
+static void test_mp_addr_in_use(void **state)
+{
+    pid_t pids[3];
+    test_mp_t mp;
+    uint32_t i;
+
+    test_mp_start(&mp);
+    for (i = 0; i < 3; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            alarm(60);
+            test_mp_addr_in_use_child(mp.url, i);
+        }
+    }
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(test_wait_child(pids[i]), 0);
+    }
+    test_mp_stop(&mp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_window_check),
+        cmocka_unit_test(test_local_translation),
+        cmocka_unit_test(test_local_copies),
+        cmocka_unit_test(test_local_peer),
+        cmocka_unit_test(test_mp_copies),
+        cmocka_unit_test(test_mp_churn),
+        cmocka_unit_test(test_mp_addr_in_use),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

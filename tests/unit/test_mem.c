@@ -1,0 +1,263 @@
+/*
+ * Unit tests of the memory-kind layer: host segments (create, prefault,
+ * export, import in a forked child at the same address, destroy restores
+ * the reservation), window reservations and their conflict report, the
+ * cuda stubs.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mem/mem.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_BASE 0x210000000000ull
+#define TEST_MB   (1024ull * 1024ull)
+
+/* Checks in forked children: no cmocka there. */
+#define CHILD_CHECK(_cond)                                                     \
+    do {                                                                       \
+        if (!(_cond)) {                                                        \
+            fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(),   \
+                    __FILE__, __LINE__, #_cond);                               \
+            _exit(1);                                                          \
+        }                                                                      \
+    } while (0)
+
+static int test_wait_child(pid_t pid)
+{
+    int wstatus;
+
+    if (waitpid(pid, &wstatus, 0) != pid) {
+        return -1;
+    }
+    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128;
+}
+
+/* Whether the range is mapped PROT_NONE (a reservation). */
+static bool test_is_reserved(uint64_t base, uint64_t len)
+{
+    char desc[1024];
+
+    mf_mem_describe_range(base, len, desc, sizeof(desc));
+    return strstr(desc, "---p") != NULL && strstr(desc, "rw-s") == NULL;
+}
+
+static void test_ops_filled(void **state)
+{
+    const mf_mem_ops_t *ops;
+    mf_mem_seg_t seg;
+    mf_mem_desc_t desc;
+    int kind;
+    char c;
+
+    for (kind = 0; kind < MF_MEM_KIND_LAST; kind++) {
+        ops = mf_mem_ops_get((mf_mem_kind_t)kind);
+        assert_non_null(ops);
+        assert_int_equal(ops->kind, kind);
+        assert_non_null(ops->name);
+        assert_non_null(ops->seg_create);
+        assert_non_null(ops->seg_destroy);
+        assert_non_null(ops->seg_export);
+        assert_non_null(ops->seg_import);
+        assert_non_null(ops->copy);
+    }
+    assert_null(mf_mem_ops_get(MF_MEM_KIND_LAST));
+
+    ops = mf_mem_ops_get(MF_MEM_KIND_CUDA);
+    memset(&desc, 0, sizeof(desc));
+    assert_int_equal(ops->seg_create((void *)TEST_BASE, 4096, 0, &seg),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(ops->seg_import(&desc, (void *)TEST_BASE, 0, &seg),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(ops->seg_export(&seg, &desc), MF_ERR_UNSUPPORTED);
+    assert_int_equal(ops->copy(&c, &c, 1), MF_ERR_UNSUPPORTED);
+}
+
+static void test_reserve_conflict(void **state)
+{
+    uint64_t base = TEST_BASE + 64 * TEST_MB;
+    uint64_t len = 16 * TEST_MB;
+    char why[512], expect[64];
+    void *p;
+
+    /* something of ours in the middle of the range */
+    p = mmap((void *)(uintptr_t)(base + 4 * TEST_MB), 4096,
+             PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    assert_ptr_equal(p, (void *)(uintptr_t)(base + 4 * TEST_MB));
+
+    mf_log_set_level(MF_LOG_OFF); /* the expected error */
+    assert_int_equal(mf_mem_reserve(base, len, why, sizeof(why)),
+                     MF_ERR_ADDR_IN_USE);
+    mf_log_set_level(MF_LOG_WARN);
+    snprintf(expect, sizeof(expect), "%llx-%llx",
+             (unsigned long long)(base + 4 * TEST_MB),
+             (unsigned long long)(base + 4 * TEST_MB + 4096));
+    assert_non_null(strstr(why, expect));
+    assert_non_null(strstr(why, "taken by"));
+    /* the mapping is untouched */
+    *(volatile char *)p = 1;
+    munmap(p, 4096);
+
+    /* free now */
+    assert_int_equal(mf_mem_reserve(base, len, why, sizeof(why)), MF_OK);
+    assert_true(test_is_reserved(base, len));
+    /* a second reservation of the same range is refused */
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(mf_mem_reserve(base, len, NULL, 0), MF_ERR_ADDR_IN_USE);
+    assert_int_equal(mf_mem_reserve(base + 1, len, NULL, 0), MF_ERR_INVALID);
+    mf_log_set_level(MF_LOG_WARN);
+    mf_mem_unreserve(base, len);
+}
+
+static void test_host_create_import(void **state)
+{
+    const mf_mem_ops_t *ops = &mf_mem_host_ops;
+    uint64_t base = TEST_BASE + 128 * TEST_MB;
+    uint64_t len = 8 * TEST_MB, size = 4 * TEST_MB;
+    void *addr = (void *)(uintptr_t)(base + 2 * TEST_MB);
+    struct rusage before, after;
+    int pipefd[2];
+    mf_mem_seg_t seg;
+    mf_mem_desc_t desc;
+    pid_t pid;
+    char c;
+
+    assert_int_equal(mf_mem_reserve(base, len, NULL, 0), MF_OK);
+    assert_int_equal(ops->seg_create(addr, size,
+                                     MF_MEM_SEG_PREFAULT | MF_MEM_SEG_HUGEPAGE,
+                                     &seg),
+                     MF_OK);
+    assert_ptr_equal(seg.addr, addr);
+    assert_int_equal(seg.size, size);
+    assert_true(seg.fd >= 0);
+    assert_false(seg.imported);
+
+    /* pre-faulted: touching every page takes (almost) no fault now */
+    getrusage(RUSAGE_SELF, &before);
+    for (uint64_t off = 0; off < size; off += 4096) {
+        ((volatile char *)addr)[off] = (char)(off >> 12);
+    }
+    getrusage(RUSAGE_SELF, &after);
+    /* (sanitizers fault in shadow pages: allow far less than one a page) */
+    assert_true((uint64_t)(after.ru_minflt - before.ru_minflt) <
+                size / 4096 / 2);
+
+    assert_int_equal(ops->seg_export(&seg, &desc), MF_OK);
+    assert_int_equal(desc.pid, getpid());
+    assert_int_equal(desc.fd, seg.fd);
+    assert_int_equal(desc.size, size);
+
+    assert_int_equal(pipe(pipefd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        mf_mem_seg_t imp;
+
+        /* forget the inherited mapping: back to a bare reservation */
+        CHILD_CHECK(mf_mem_restore_reservation(addr, size) == MF_OK);
+        CHILD_CHECK(test_is_reserved(base, len));
+        CHILD_CHECK(ops->seg_import(&desc, addr, MF_MEM_SEG_PREFAULT, &imp) ==
+                    MF_OK);
+        CHILD_CHECK(imp.imported && imp.addr == addr && imp.size == size);
+        for (uint64_t off = 0; off < size; off += 4096) {
+            CHILD_CHECK(((volatile char *)addr)[off] == (char)(off >> 12));
+        }
+        memset((char *)addr + 4096, 0x5a, 4096); /* seen by the parent */
+        ops->seg_destroy(&imp);
+        CHILD_CHECK(test_is_reserved(base, len));
+        CHILD_CHECK(write(pipefd[1], "x", 1) == 1);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    assert_int_equal(read(pipefd[0], &c, 1), 1);
+    close(pipefd[0]);
+    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(((unsigned char *)addr)[4096], 0x5a);
+    assert_int_equal(((unsigned char *)addr)[8191], 0x5a);
+
+    /* destroy restores the reservation: no hole */
+    ops->seg_destroy(&seg);
+    assert_true(test_is_reserved(base, len));
+    assert_int_equal(seg.fd, -1);
+    mf_mem_unreserve(base, len);
+}
+
+static void test_host_import_errors(void **state)
+{
+    const mf_mem_ops_t *ops = &mf_mem_host_ops;
+    uint64_t base = TEST_BASE + 256 * TEST_MB;
+    void *addr = (void *)(uintptr_t)base;
+    mf_mem_desc_t desc;
+    mf_mem_seg_t seg;
+    pid_t pid;
+
+    assert_int_equal(mf_mem_reserve(base, 4 * TEST_MB, NULL, 0), MF_OK);
+    mf_log_set_level(MF_LOG_OFF);
+
+    /* a process that is gone */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        _exit(0);
+    }
+    assert_int_equal(test_wait_child(pid), 0);
+    desc.kind = MF_MEM_KIND_HOST;
+    desc.pid = (uint32_t)pid;
+    desc.fd = 3;
+    desc.size = 4096;
+    assert_int_equal(ops->seg_import(&desc, addr, 0, &seg), MF_ERR_PEER_LOST);
+    assert_true(test_is_reserved(base, 4 * TEST_MB));
+
+    /* malformed descriptors */
+    desc.pid = (uint32_t)getpid();
+    desc.size = 100;
+    assert_int_equal(ops->seg_import(&desc, addr, 0, &seg), MF_ERR_INVALID);
+    desc.size = 4096;
+    desc.fd = -1;
+    assert_int_equal(ops->seg_import(&desc, addr, 0, &seg), MF_ERR_INVALID);
+    desc.fd = 0;
+    desc.kind = MF_MEM_KIND_CUDA;
+    assert_int_equal(ops->seg_import(&desc, addr, 0, &seg), MF_ERR_INVALID);
+    /* a descriptor claiming more than the file holds */
+    {
+        mf_mem_seg_t own;
+
+        assert_int_equal(ops->seg_create(addr, 4096, 0, &own), MF_OK);
+        assert_int_equal(ops->seg_export(&own, &desc), MF_OK);
+        desc.size = 2 * TEST_MB;
+        assert_int_equal(
+            ops->seg_import(&desc, (char *)addr + 2 * TEST_MB, 0, &seg),
+            MF_ERR_INVALID);
+        ops->seg_destroy(&own);
+    }
+    assert_int_equal(ops->seg_create(addr, 100, 0, &seg), MF_ERR_INVALID);
+    mf_log_set_level(MF_LOG_WARN);
+    assert_true(test_is_reserved(base, 4 * TEST_MB));
+    mf_mem_unreserve(base, 4 * TEST_MB);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops_filled),
+        cmocka_unit_test(test_reserve_conflict),
+        cmocka_unit_test(test_host_create_import),
+        cmocka_unit_test(test_host_import_errors),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -651,13 +651,6 @@ int it_free_port(uint16_t *port_p)
 void it_bm_config(mf_bm_config_t *cfg)
 {
     mf_bm_config_init(cfg);
-#ifdef IT_ASAN
-    /* The default window (16 TiB) lies in AddressSanitizer's high shadow
-     * on x86_64; above 0x10007fff8000 is ordinary application memory. */
-    if (getenv("MF_HOST_BASE") == NULL) {
-        cfg->host_base = 0x200000000000ull;
-    }
-#endif
     cfg->timeout_ms = 60000;
     cfg->op_timeout_ms = 30000;
 }

@@ -1220,7 +1220,7 @@ static void test_heartbeat_timeout(void **state)
 
     (void)state;
     mf_store_server_config_init(&cfg);
-    cfg.heartbeat_timeout_ms = 1000;
+    cfg.heartbeat_timeout_ms = 2000;
     test_server_start_cfg(&cfg);
     test_events_init(&log);
     live = test_connect(50);
@@ -1247,7 +1247,7 @@ static void test_heartbeat_timeout(void **state)
     close(fd);
 
     /* The client that heartbeats keeps its rank well past the timeout. */
-    test_sleep_ms(2000);
+    test_sleep_ms(3000);
     assert_int_equal(mf_store_rank_list(sub, "hb", ranks, 2, &count), MF_OK);
     assert_int_equal(count, 1);
     assert_int_equal(ranks[0], 0);

@@ -16,6 +16,18 @@ run_suite() {
 
 echo "== build and test: normal =="
 run_suite build
+echo "== install, then build and run the examples against the install =="
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install build --prefix "$prefix" >/dev/null
+cmake -S examples -B build-examples -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build build-examples
+LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/$(gcc -print-multiarch)" ./build-examples/bm_copy
+cc -Wall -Wextra -Werror examples/bm_copy.c -o build-examples/bm_copy_pc \
+   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
+     pkg-config --cflags --libs memfabric)
+echo "install: CMake package and pkg-config both work"
+
 echo "== build and test: ASan + UBSan =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

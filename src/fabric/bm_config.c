@@ -41,6 +41,12 @@ const mf_cfg_table_t mf_fabric_cfg_table = {
 
 mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg)
 {
+    /* a caller may fill the struct by hand: never read past the field */
+    if (memchr(cfg->transport, '\0', sizeof(cfg->transport)) == NULL) {
+        mf_error("mf-bm: transport name is not terminated within %zu bytes",
+                 sizeof(cfg->transport));
+        return MF_ERR_CONFIG;
+    }
     if (strcmp(cfg->transport, "auto") != 0 &&
         mf_tl_find(cfg->transport) == NULL) {
         mf_error("mf-bm: unknown transport '%s' (auto or shm)", cfg->transport);

@@ -96,9 +96,9 @@ mf_fabric_bad_range(mf_bm_t *bm, uint64_t addr, size_t size, mf_status_t status,
  * Resolves [addr, addr + size): *seg_p is the held segment, or NULL for
  * local memory outside the window.  global: it must be in a segment.
  */
-static inline mf_status_t mf_fabric_resolve(mf_bm_t *bm, uint64_t addr,
-                                            size_t size, bool global,
-                                            mf_fabric_seg_t **seg_p)
+static inline __attribute__((always_inline)) mf_status_t
+mf_fabric_resolve(mf_bm_t *bm, uint64_t addr, size_t size, bool global,
+                  mf_fabric_seg_t **seg_p)
 {
     mf_fabric_seg_t *seg;
     mf_status_t status;
@@ -239,11 +239,56 @@ static inline mf_status_t mf_fabric_xfer(uint64_t src, mf_fabric_seg_t *sseg,
     return status;
 }
 
-/* Validates, holds, copies and releases one piece. */
-static mf_status_t mf_fabric_copy_one(mf_bm_t *bm, uint64_t src, uint64_t dst,
-                                      size_t size, mf_copy_dir_t dir)
+/*
+ * The segments a run of pieces holds: consecutive pieces in the segment held
+ * already cost a range check instead of an atomic increment and decrement
+ * on a line every copying thread writes.  A segment that leaves JOINED is
+ * let go at the next piece, so an unmap waits for one piece, not a batch.
+ */
+typedef struct mf_fabric_hold {
+    mf_fabric_seg_t *src;
+    mf_fabric_seg_t *dst;
+} mf_fabric_hold_t;
+
+static inline __attribute__((always_inline)) mf_status_t
+mf_fabric_resolve_held(mf_bm_t *bm, uint64_t addr, size_t size, bool global,
+                       mf_fabric_seg_t **held_p, mf_fabric_seg_t **seg_p)
 {
-    mf_fabric_seg_t *sseg, *dseg;
+    mf_fabric_seg_t *held = *held_p;
+    mf_status_t status;
+
+    if (held != NULL) {
+        if (mf_likely(
+                addr >= held->gva && size <= held->size &&
+                addr - held->gva <= held->size - size &&
+                atomic_load_explicit(&held->state, memory_order_relaxed) ==
+                    MF_FABRIC_SEG_JOINED)) {
+            *seg_p = held;
+            return MF_OK;
+        }
+        mf_fabric_seg_release(held);
+        *held_p = NULL;
+    }
+    status = mf_fabric_resolve(bm, addr, size, global, seg_p);
+    if (mf_likely(status == MF_OK)) {
+        *held_p = *seg_p;
+    }
+    return status;
+}
+
+static inline void mf_fabric_hold_release(mf_fabric_hold_t *hold)
+{
+    mf_fabric_seg_release(hold->dst);
+    mf_fabric_seg_release(hold->src);
+}
+
+/* Validates and copies one piece, holding its segments in hold. */
+static inline mf_status_t mf_fabric_copy_held(mf_bm_t *bm, uint64_t src,
+                                              uint64_t dst, size_t size,
+                                              mf_copy_dir_t dir,
+                                              mf_fabric_hold_t *hold)
+{
+    mf_fabric_seg_t *sseg = NULL, *dseg = NULL;
     mf_status_t status;
     bool src_g, dst_g;
 
@@ -254,18 +299,26 @@ static mf_status_t mf_fabric_copy_one(mf_bm_t *bm, uint64_t src, uint64_t dst,
     if (mf_unlikely(size == 0)) {
         return MF_OK;
     }
-    status = mf_fabric_resolve(bm, src, size, src_g, &sseg);
+    status = mf_fabric_resolve_held(bm, src, size, src_g, &hold->src, &sseg);
     if (mf_unlikely(status != MF_OK)) {
         return status;
     }
-    status = mf_fabric_resolve(bm, dst, size, dst_g, &dseg);
+    status = mf_fabric_resolve_held(bm, dst, size, dst_g, &hold->dst, &dseg);
     if (mf_unlikely(status != MF_OK)) {
-        mf_fabric_seg_release(sseg);
         return status;
     }
-    status = mf_fabric_xfer(src, sseg, dst, dseg, size);
-    mf_fabric_seg_release(dseg);
-    mf_fabric_seg_release(sseg);
+    return mf_fabric_xfer(src, sseg, dst, dseg, size);
+}
+
+/* Validates, holds, copies and releases one piece. */
+static mf_status_t mf_fabric_copy_one(mf_bm_t *bm, uint64_t src, uint64_t dst,
+                                      size_t size, mf_copy_dir_t dir)
+{
+    mf_fabric_hold_t hold = {NULL, NULL};
+    mf_status_t status;
+
+    status = mf_fabric_copy_held(bm, src, dst, size, dir, &hold);
+    mf_fabric_hold_release(&hold);
     return status;
 }
 
@@ -280,10 +333,58 @@ MF_API mf_status_t mf_bm_copy(mf_bm_t *bm, uint64_t src, uint64_t dst,
 
 /* --------------------------------------------------------------- batch */
 
+/* Copies pieces [first, end); returns the first error in piece order. */
+static mf_status_t
+mf_fabric_copy_pieces(mf_bm_t *bm, const mf_copy_piece_t *pieces, size_t first,
+                      size_t end, mf_copy_dir_t dir, mf_status_t *results)
+{
+    mf_fabric_hold_t hold = {NULL, NULL};
+    mf_status_t status = MF_OK, piece_status;
+    size_t i;
+
+    for (i = first; i < end; i++) {
+        piece_status = mf_fabric_copy_held(bm, pieces[i].src, pieces[i].dst,
+                                           pieces[i].size, dir, &hold);
+        if (results != NULL) {
+            results[i] = piece_status;
+        }
+        if (mf_unlikely(piece_status != MF_OK) && status == MF_OK) {
+            status = piece_status;
+        }
+    }
+    mf_fabric_hold_release(&hold);
+    return status;
+}
+
+/* A batch runs on the copy threads as nparts runs of consecutive pieces,
+ * a few per thread, so a thread the scheduler stopped holds up little and
+ * no piece costs a hand-off of its own. */
+#define MF_FABRIC_BATCH_PARTS_EACH 4
+
+static size_t mf_fabric_batch_nparts(mf_bm_t *bm, size_t count)
+{
+    size_t parts = ((size_t)mf_tl_workers_count(bm->workers) + 1) *
+                   MF_FABRIC_BATCH_PARTS_EACH;
+
+    return MF_MAX(MF_MIN(count, parts), 1);
+}
+
+/* Pieces [*first_p, *end_p) of part index of nparts over count pieces. */
+static inline void mf_fabric_batch_part(size_t count, size_t nparts,
+                                        size_t index, size_t *first_p,
+                                        size_t *end_p)
+{
+    size_t each = count / nparts, rest = count % nparts;
+
+    *first_p = index * each + MF_MIN(index, rest);
+    *end_p = *first_p + each + (index < rest ? 1 : 0);
+}
+
 typedef struct mf_fabric_batch_job {
     mf_tl_job_t job;
     mf_bm_t *bm;
     const mf_copy_piece_t *pieces;
+    size_t count;
     mf_copy_dir_t dir;
     mf_status_t *results;
 } mf_fabric_batch_job_t;
@@ -291,15 +392,11 @@ typedef struct mf_fabric_batch_job {
 static mf_status_t mf_fabric_batch_chunk(mf_tl_job_t *job, size_t index)
 {
     mf_fabric_batch_job_t *bj = (mf_fabric_batch_job_t *)job;
-    const mf_copy_piece_t *piece = &bj->pieces[index];
-    mf_status_t status;
+    size_t first, end;
 
-    status = mf_fabric_copy_one(bj->bm, piece->src, piece->dst, piece->size,
-                                bj->dir);
-    if (bj->results != NULL) {
-        bj->results[index] = status;
-    }
-    return status;
+    mf_fabric_batch_part(bj->count, job->nchunks, index, &first, &end);
+    return mf_fabric_copy_pieces(bj->bm, bj->pieces, first, end, bj->dir,
+                                 bj->results);
 }
 
 static bool mf_fabric_batch_parallel(mf_bm_t *bm, const mf_copy_piece_t *pieces,
@@ -326,32 +423,23 @@ MF_API mf_status_t mf_bm_copy_batch(mf_bm_t *bm, const mf_copy_piece_t *pieces,
                                     mf_status_t *results)
 {
     mf_fabric_batch_job_t bj;
-    mf_status_t status = MF_OK, piece_status;
+    mf_status_t status;
     size_t i;
 
     if (bm == NULL || (pieces == NULL && count > 0)) {
         return MF_ERR_INVALID;
     }
     if (!mf_fabric_batch_parallel(bm, pieces, count)) {
-        for (i = 0; i < count; i++) {
-            piece_status = mf_fabric_copy_one(bm, pieces[i].src, pieces[i].dst,
-                                              pieces[i].size, dir);
-            if (results != NULL) {
-                results[i] = piece_status;
-            }
-            if (piece_status != MF_OK && status == MF_OK) {
-                status = piece_status;
-            }
-        }
-        return status;
+        return mf_fabric_copy_pieces(bm, pieces, 0, count, dir, results);
     }
 
     bj.job.fn = mf_fabric_batch_chunk;
     bj.job.final_cb = NULL;
-    bj.job.nchunks = count;
+    bj.job.nchunks = mf_fabric_batch_nparts(bm, count);
     bj.job.max_helpers = 0;
     bj.bm = bm;
     bj.pieces = pieces;
+    bj.count = count;
     bj.dir = dir;
     bj.results = results;
     status = mf_tl_workers_run(bm->workers, &bj.job);
@@ -386,6 +474,7 @@ struct mf_bm_req {
     mf_fabric_seg_t *dseg;
     /* batch */
     mf_copy_piece_t *pieces;
+    size_t count;
 };
 
 static mf_status_t mf_fabric_req_chunk_single(mf_tl_job_t *job, size_t index)
@@ -400,10 +489,11 @@ static mf_status_t mf_fabric_req_chunk_single(mf_tl_job_t *job, size_t index)
 static mf_status_t mf_fabric_req_chunk_batch(mf_tl_job_t *job, size_t index)
 {
     mf_bm_req_t *req = (mf_bm_req_t *)job;
-    const mf_copy_piece_t *piece = &req->pieces[index];
+    size_t first, end;
 
-    return mf_fabric_copy_one(req->bm, piece->src, piece->dst, piece->size,
-                              req->dir);
+    mf_fabric_batch_part(req->count, job->nchunks, index, &first, &end);
+    return mf_fabric_copy_pieces(req->bm, req->pieces, first, end, req->dir,
+                                 NULL);
 }
 
 static void mf_fabric_req_final(mf_tl_job_t *job)
@@ -546,8 +636,9 @@ MF_API mf_status_t mf_bm_copy_batch_async(mf_bm_t *bm,
         }
         memcpy(req->pieces, pieces, count * sizeof(*pieces));
     }
+    req->count = count;
     req->job.fn = mf_fabric_req_chunk_batch;
-    req->job.nchunks = count;
+    req->job.nchunks = count > 0 ? mf_fabric_batch_nparts(bm, count) : 0;
     mf_fabric_req_start(req);
     *req_p = req;
     return MF_OK;

@@ -23,10 +23,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define MF_FABRIC_VERSION      "0.1.0"
-#define MF_FABRIC_GROUP        "mf/bm"
-#define MF_FABRIC_TL_MAX       4
-#define MF_FABRIC_DESC_MAX     4096
+#define MF_FABRIC_VERSION  "0.1.0"
+#define MF_FABRIC_GROUP    "mf/bm"
+#define MF_FABRIC_TL_MAX   4
+#define MF_FABRIC_DESC_MAX 4096
 /* 32 TiB: far from where Linux puts executables, heaps and mmaps, and
  * above AddressSanitizer's shadow (which ends at 0x10007fff8000 on x86_64),
  * so sanitizer builds run with the default window too. */
@@ -44,7 +44,6 @@ typedef enum mf_fabric_seg_state {
 typedef struct mf_fabric_seg {
     /* hot: read by every copy */
     atomic_uint state;
-    atomic_uint readers;
     uint64_t gva;   /* first address (= window slot of the rank) */
     uint64_t size;  /* valid bytes */
     mf_tl_ep_t *ep; /* set while JOINED */
@@ -55,6 +54,9 @@ typedef struct mf_fabric_seg {
     uint32_t pid;
     uint64_t incarnation;
     atomic_uint watch_seq; /* bumped by every watch event of the rank */
+    /* written by every copy: on a line of its own, so that copies running
+     * on several threads do not evict the fields above from each other */
+    atomic_uint readers __attribute__((aligned(64)));
 } __attribute__((aligned(64))) mf_fabric_seg_t;
 
 typedef struct mf_fabric_region {

@@ -173,6 +173,15 @@ static void test_config(void **state)
     assert_int_equal(cfg.copy_threads, 2);
     assert_string_equal(cfg.transport, "shm");
     assert_int_equal(cfg.host_base, MF_FABRIC_DEFAULT_BASE);
+    {
+        /* a hand-filled struct whose transport name is not terminated */
+        mf_bm_config_t bad = cfg;
+
+        memset(bad.transport, 'x', sizeof(bad.transport));
+        mf_log_set_level(MF_LOG_OFF);
+        assert_int_equal(mf_fabric_config_check(&bad), MF_ERR_CONFIG);
+        mf_log_set_level(MF_LOG_WARN);
+    }
 
     /* file */
     fd = mkstemp(path);
@@ -494,6 +503,48 @@ static void test_local_copies(void **state)
     }
     assert_int_equal(mf_bm_copy_batch(bm, pieces, 0, MF_COPY_GH2LH, NULL),
                      MF_OK);
+    /* many small pieces, split into runs across threads: a bad piece in
+     * the middle of a run fails alone, the pieces after it still copy */
+    for (int round = 0; round < 2; round++) {
+        size_t n = 301, psize = round == 0 ? 64 : 4093;
+        mf_copy_piece_t *many = calloc(n, sizeof(*many));
+        mf_status_t *res = calloc(n, sizeof(*res));
+        size_t k;
+
+        assert_non_null(many);
+        assert_non_null(res);
+        memset(back, 0, n * psize);
+        for (k = 0; k < n; k++) {
+            /* reverse order, so the batch is not one long memcpy */
+            many[k].src = own + (uint64_t)(n - 1 - k) * psize + 7;
+            many[k].dst = (uint64_t)back + (uint64_t)k * psize;
+            many[k].size = psize;
+        }
+        many[100].src = end - 1; /* crosses the end */
+        many[101].src = peer;    /* not joined */
+        many[250].size = 0;      /* nothing to do */
+        assert_int_equal(mf_bm_copy_batch(bm, many, n, MF_COPY_AUTO, res),
+                         MF_ERR_OUT_OF_RANGE);
+        for (k = 0; k < n; k++) {
+            if (k == 100 || k == 101) {
+                assert_int_equal(res[k], MF_ERR_OUT_OF_RANGE);
+            } else if (k != 250) {
+                assert_int_equal(res[k], MF_OK);
+                assert_true(test_check(back + (uint64_t)k * psize,
+                                       (uint64_t)(n - 1 - k) * psize + 7, psize,
+                                       3));
+            } else {
+                assert_int_equal(res[k], MF_OK);
+            }
+        }
+        memset(back, 0, n * psize);
+        assert_int_equal(
+            mf_bm_copy_batch_async(bm, many, n, MF_COPY_GH2LH, &req), MF_OK);
+        assert_int_equal(mf_bm_wait(req, -1), MF_ERR_OUT_OF_RANGE);
+        assert_true(test_check(back + (uint64_t)(n - 1) * psize, 7, psize, 3));
+        free(res);
+        free(many);
+    }
     assert_int_equal(mf_bm_copy_batch(bm, NULL, 2, MF_COPY_GH2LH, NULL),
                      MF_ERR_INVALID);
 

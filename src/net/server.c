@@ -27,6 +27,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Output a connection may have pending beyond twice the largest frame. */
+#define MF_NET_OUT_MARGIN (64u << 20)
+
 struct mf_net_server {
     mf_net_loop_t loop;
     mf_net_server_ops_t ops;
@@ -408,9 +411,20 @@ static mf_status_t mf_net_conn_send(mf_net_conn_t *conn, uint8_t kind,
                                     int32_t status, const void *body,
                                     size_t len)
 {
+    size_t pending;
+
     if (conn->closing) {
         mf_debug("%s: dropping a frame to closing connection %s",
                  conn->server->addr, conn->peer);
+        return MF_ERR_CONN_RESET;
+    }
+    /* A peer that stops reading must not grow our memory without bound:
+     * past twice the largest frame plus a margin, it is disconnected. */
+    pending = evbuffer_get_length(bufferevent_get_output(conn->bev));
+    if (pending > 2 * conn->server->max_body + MF_NET_OUT_MARGIN) {
+        mf_warn("%s: %s does not read its %zu pending bytes; disconnecting",
+                conn->server->addr, conn->peer, pending);
+        mf_net_server_conn_drop(conn);
         return MF_ERR_CONN_RESET;
     }
     /* Writes the whole frame or nothing. */

@@ -11,8 +11,9 @@
  *   its rank slots and its group subscriptions.  mf_store_server_session_end
  *   releases all of them exactly once, when the connection closes or its
  *   heartbeats stop; an ended session gets no more events or replies.
- * - total_bytes is the sum of key and value lengths of all items and never
- *   exceeds max_total_bytes.
+ * - total_bytes is the sum of key and value lengths of all items and of the
+ *   rank slot arrays of all groups, and never exceeds max_total_bytes: a
+ *   client cannot grow the server past it with keys or with rank groups.
  * - Peer input is validated here (sizes, rank numbers, flags) and answered
  *   with an error status; it is logged at debug level only, so a bad client
  *   cannot flood the log.
@@ -785,6 +786,41 @@ static mf_store_group_t *mf_store_server_group_get(mf_store_server_t *server,
     return group;
 }
 
+/* Gives an empty group world_size rank slots, charged to total_bytes. */
+static mf_status_t mf_store_server_group_size(mf_store_server_t *server,
+                                              mf_store_session_t *sess,
+                                              mf_store_group_t *group,
+                                              uint32_t world_size)
+{
+    uint64_t bytes = (uint64_t)world_size * sizeof(*group->slots);
+
+    if (server->total_bytes + bytes > server->cfg.max_total_bytes) {
+        mf_debug("store: a group of %u ranks for %s would exceed "
+                 "max_total_bytes %" PRIu64,
+                 world_size, mf_store_server_peer(sess),
+                 server->cfg.max_total_bytes);
+        return MF_ERR_TOO_LARGE;
+    }
+    group->slots = calloc(world_size, sizeof(*group->slots));
+    if (group->slots == NULL) {
+        mf_error("store: out of memory for a group of %u ranks", world_size);
+        return MF_ERR_NOMEM;
+    }
+    group->world_size = world_size;
+    server->total_bytes += bytes;
+    return MF_OK;
+}
+
+/* An empty group forgets its size: the next join sets it. */
+static void mf_store_server_group_unsize(mf_store_server_t *server,
+                                         mf_store_group_t *group)
+{
+    server->total_bytes -= (uint64_t)group->world_size * sizeof(*group->slots);
+    free(group->slots);
+    group->slots = NULL;
+    group->world_size = 0;
+}
+
 static void mf_store_server_group_free(mf_store_group_t *group)
 {
     mf_vec_free(&group->subscribers);
@@ -812,10 +848,7 @@ static void mf_store_server_group_release(mf_store_server_t *server,
             (event == MF_RANK_LEFT) ? "left" : "lost");
     mf_store_server_notify_rank(server, group, rank, event);
     if (group->members == 0) {
-        /* An empty group forgets its size: the next join sets it. */
-        free(group->slots);
-        group->slots = NULL;
-        group->world_size = 0;
+        mf_store_server_group_unsize(server, group);
     }
 }
 
@@ -853,14 +886,11 @@ static mf_status_t mf_store_server_do_rank_join(mf_store_server_t *server,
         return MF_ERR_NOMEM;
     }
     if (group->world_size == 0) {
-        group->slots = calloc(req->world_size, sizeof(*group->slots));
-        if (group->slots == NULL) {
-            mf_error("store: out of memory for a group of %u ranks",
-                     req->world_size);
-            status = MF_ERR_NOMEM;
+        status =
+            mf_store_server_group_size(server, sess, group, req->world_size);
+        if (status != MF_OK) {
             goto out_put_group;
         }
-        group->world_size = req->world_size;
     } else if (group->world_size != req->world_size) {
         mf_debug("store: join of group %s with world size %u from %s; the "
                  "group has %u",
@@ -897,10 +927,8 @@ static mf_status_t mf_store_server_do_rank_join(mf_store_server_t *server,
     return MF_OK;
 
 out_put_group:
-    if (group->members == 0) {
-        free(group->slots);
-        group->slots = NULL;
-        group->world_size = 0;
+    if (group->members == 0 && group->world_size != 0) {
+        mf_store_server_group_unsize(server, group);
     }
     mf_store_server_group_put(server, group);
     return status;

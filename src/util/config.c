@@ -167,7 +167,7 @@ mf_status_t mf_cfg_set_from(const mf_cfg_table_t *table, void *obj,
     const mf_cfg_entry_t *entry = mf_cfg_find(table, key);
     char *field;
     uint64_t number = 0;
-    uint32_t ms;
+    uint32_t ms = 0;
     bool flag;
     int level;
     mf_status_t status = MF_OK;

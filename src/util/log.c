@@ -1,7 +1,7 @@
 /*
  * Logging: one level, one sink, both replaceable at run time.
  *
- * The level is a plain global read without a lock by the mf_log macros (a
+ * The level is an atomic read with relaxed order by the mf_log macros (a
  * stale read only means one message more or less).  The sink and its
  * argument change together under a lock, so a sink never sees another
  * sink's argument.  Messages are formatted into a stack buffer; long ones
@@ -22,7 +22,7 @@
 
 #define MF_LOG_LINE_MAX 1024
 
-mf_log_level_t mf_log_level_g = MF_LOG_WARN;
+_Atomic(mf_log_level_t) mf_log_level_g = MF_LOG_WARN;
 
 static pthread_rwlock_t mf_log_sink_lock = PTHREAD_RWLOCK_INITIALIZER;
 static mf_log_sink_cb mf_log_sink;
@@ -38,12 +38,12 @@ MF_API void mf_log_set_level(mf_log_level_t level)
     if (level > MF_LOG_TRACE) {
         level = MF_LOG_TRACE;
     }
-    mf_log_level_g = level;
+    atomic_store_explicit(&mf_log_level_g, level, memory_order_relaxed);
 }
 
 MF_API mf_log_level_t mf_log_get_level(void)
 {
-    return mf_log_level_g;
+    return atomic_load_explicit(&mf_log_level_g, memory_order_relaxed);
 }
 
 MF_API int mf_log_level_parse(const char *name)

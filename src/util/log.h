@@ -7,8 +7,11 @@
 #define MF_UTIL_LOG_H
 
 #include <memfabric/mf_log.h>
+#include <stdatomic.h>
 
-extern mf_log_level_t mf_log_level_g;
+/* Read with relaxed loads (a plain load on x86): a level change reaches
+ * other threads soon, without ordering anything else. */
+extern _Atomic(mf_log_level_t) mf_log_level_g;
 
 void mf_log_emit(mf_log_level_t level, const char *file, int line,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -18,7 +21,8 @@ void mf_log_init_from_env(void);
 
 #define mf_log(_level, ...)                                                    \
     do {                                                                       \
-        if ((_level) <= mf_log_level_g) {                                      \
+        if ((_level) <=                                                        \
+            atomic_load_explicit(&mf_log_level_g, memory_order_relaxed)) {     \
             mf_log_emit((_level), __FILE__, __LINE__, __VA_ARGS__);            \
         }                                                                      \
     } while (0)

@@ -413,6 +413,7 @@ enum {
     OP_GATHER = 6,  /* hold until TEST_GATHER arrived, reply in reverse */
     OP_RELEASE = 7, /* reply to every held OP_HOLD, then to itself */
     OP_CLOSE = 8,   /* reply "bye" and close the connection */
+    OP_FLOOD = 9,   /* notify 1 MiB frames until the server refuses */
 };
 
 #define TEST_NOTIFY_OPCODE 77
@@ -433,6 +434,8 @@ typedef struct test_srv {
     atomic_int nopen;
     atomic_int nclose;
     atomic_int nheld_total;
+    atomic_int flood_sent; /* frames OP_FLOOD queued before the refusal */
+    atomic_int flood_refused;
     /* loop thread only */
     test_held_t held[TEST_MAX_HELD];
     int nheld;
@@ -509,6 +512,18 @@ static void test_srv_on_request(mf_net_conn_t *conn, uint16_t opcode,
             srv->ngathered = 0;
         }
         break;
+    case OP_FLOOD: {
+        static uint8_t chunk[1u << 20];
+        for (int i = 0; i < 256; i++) {
+            if (mf_net_conn_notify(conn, TEST_NOTIFY_OPCODE, chunk,
+                                   sizeof(chunk)) != MF_OK) {
+                atomic_store(&srv->flood_refused, 1);
+                break;
+            }
+            atomic_fetch_add(&srv->flood_sent, 1);
+        }
+        break;
+    }
     case OP_RELEASE:
         for (int i = 0; i < srv->nheld; i++) {
             mf_net_conn_reply(srv->held[i].conn, srv->held[i].req_id, OP_HOLD,
@@ -907,6 +922,45 @@ static void test_raw_send_hdr(int fd, uint32_t magic, uint8_t version,
 
     mf_net_hdr_encode(&hdr, raw);
     assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL), sizeof(raw));
+}
+
+/* A peer that stops reading is disconnected before the server's output
+ * buffer grows without bound; other clients are not disturbed. */
+static void test_slow_reader(void **state)
+{
+    test_srv_t *srv = test_srv_start(4096, 0);
+    test_cli_t cli;
+    int fd, rcvbuf = 4096;
+
+    (void)state;
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    fd = test_raw_connect(srv->port);
+    assert_int_equal(
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    {
+        mf_net_hdr_t hdr = {.magic = MF_NET_MAGIC,
+                            .version = MF_NET_VERSION,
+                            .kind = MF_NET_KIND_REQUEST,
+                            .opcode = OP_FLOOD,
+                            .req_id = 1};
+        uint8_t raw[MF_NET_HDR_SIZE];
+        mf_net_hdr_encode(&hdr, raw);
+        assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL), sizeof(raw));
+    }
+    for (int i = 0; i < TEST_WAIT_MS / 10 && !atomic_load(&srv->flood_refused);
+         i++) {
+        usleep(10000);
+    }
+    assert_true(atomic_load(&srv->flood_refused));
+    /* The limit is 2 * max_body + 64 MiB of pending output. */
+    assert_true(atomic_load(&srv->flood_sent) < 256);
+    assert_true(atomic_load(&srv->flood_sent) >= 60);
+    close(fd);
+    assert_int_equal(test_echo(cli.client, "ok", 2), MF_OK);
+    mf_net_client_destroy(cli.client);
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(atomic_load(&test_errors), 0);
 }
 
 static void test_bad_peers(void **state)
@@ -1312,6 +1366,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deferred_reply, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_call_timeout, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_slow_reader, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_peers, test_setup,
                                         test_teardown),

@@ -1207,6 +1207,38 @@ static void test_rank_lost_sigkill(void **state)
     test_events_destroy(&log);
 }
 
+/* Rank groups count against max_total_bytes like keys do, so no client can
+ * make the server allocate without bound through huge world sizes. */
+static void test_group_budget(void **state)
+{
+    mf_store_server_config_t cfg;
+    mf_store_t *a, *b;
+    uint32_t rank;
+
+    (void)state;
+    mf_store_server_config_init(&cfg);
+    cfg.max_total_bytes = 64 * 1024;
+    test_server_start_cfg(&cfg);
+    a = test_connect(1000);
+    b = test_connect(1000);
+    test_allow_errors(true); /* refused joins are logged by the client */
+    assert_int_equal(
+        mf_store_rank_join(a, "huge", 1u << 20, MF_RANK_AUTO, &rank),
+        MF_ERR_TOO_LARGE);
+    assert_int_equal(mf_store_rank_join(a, "small", 1024, MF_RANK_AUTO, &rank),
+                     MF_OK);
+    /* 8 KiB of slots used; 7300 ranks would need 58400 bytes more */
+    assert_int_equal(mf_store_rank_join(b, "other", 7300, MF_RANK_AUTO, &rank),
+                     MF_ERR_TOO_LARGE);
+    assert_int_equal(mf_store_rank_leave(a, "small", 0), MF_OK);
+    /* an empty group gives its slots back */
+    assert_int_equal(mf_store_rank_join(b, "other", 7300, MF_RANK_AUTO, &rank),
+                     MF_OK);
+    test_allow_errors(false);
+    mf_store_close(a);
+    mf_store_close(b);
+}
+
 static void test_heartbeat_timeout(void **state)
 {
     mf_store_server_config_t cfg;
@@ -1536,6 +1568,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_rank_events, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_rank_lost_sigkill, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_group_budget, test_setup_bare,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_timeout, test_setup_bare,
                                         test_teardown),

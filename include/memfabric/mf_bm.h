@@ -36,16 +36,16 @@ MF_BEGIN_DECLS
 /* ---------------------------------------------------------------- config */
 
 typedef struct mf_bm_config {
-    size_t size;                  /* sizeof(mf_bm_config_t) */
-    uint64_t host_base;           /* GVA window base of host segments */
-    uint32_t copy_threads;        /* copy threads besides the caller (0..64) */
-    uint64_t copy_split_min;      /* copies from this size are split across
-                                     copy threads */
-    uint32_t timeout_ms;          /* bootstrap steps (create, join) */
-    uint32_t op_timeout_ms;       /* store requests */
-    uint32_t heartbeat_ms;        /* liveness heartbeat to the store */
-    bool prefault;                /* touch segment pages at create */
-    char transport[16];           /* "auto" (default) or a transport name */
+    size_t size;             /* sizeof(mf_bm_config_t) */
+    uint64_t host_base;      /* GVA window base of host segments */
+    uint32_t copy_threads;   /* copy threads besides the caller (0..64) */
+    uint64_t copy_split_min; /* copies from this size are split across
+                                copy threads */
+    uint32_t timeout_ms;     /* bootstrap steps (create, join) */
+    uint32_t op_timeout_ms;  /* store requests */
+    uint32_t heartbeat_ms;   /* liveness heartbeat to the store */
+    bool prefault;           /* touch segment pages at create */
+    char transport[16];      /* "auto" (default) or a transport name */
 } mf_bm_config_t;
 
 /* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE). */
@@ -107,8 +107,7 @@ typedef enum mf_mem_type {
 } mf_mem_type_t;
 
 /* Start of rank's segment (a GVA as a pointer); NULL if out of range. */
-MF_API void *mf_bm_gva_of_rank(mf_bm_t *bm, uint32_t rank,
-                               mf_mem_type_t type);
+MF_API void *mf_bm_gva_of_rank(mf_bm_t *bm, uint32_t rank, mf_mem_type_t type);
 /* Rank owning gva; MF_ERR_OUT_OF_RANGE outside the windows. */
 MF_API mf_status_t mf_bm_rank_of_gva(mf_bm_t *bm, uint64_t gva,
                                      uint32_t *rank_p);

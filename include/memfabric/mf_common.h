@@ -16,7 +16,7 @@
 
 #ifdef __cplusplus
 #define MF_BEGIN_DECLS extern "C" {
-#define MF_END_DECLS }
+#define MF_END_DECLS   }
 #else
 #define MF_BEGIN_DECLS
 #define MF_END_DECLS

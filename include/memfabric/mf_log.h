@@ -25,8 +25,8 @@ typedef enum mf_log_level {
  * formatted, without a trailing newline.  It may be called from any thread
  * of the library, concurrently; it must not call back into the library.
  */
-typedef void (*mf_log_sink_cb)(mf_log_level_t level, const char *file,
-                               int line, const char *message, void *arg);
+typedef void (*mf_log_sink_cb)(mf_log_level_t level, const char *file, int line,
+                               const char *message, void *arg);
 
 MF_API void mf_log_set_level(mf_log_level_t level);
 MF_API mf_log_level_t mf_log_get_level(void);

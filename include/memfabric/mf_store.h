@@ -60,9 +60,8 @@ MF_API void mf_store_server_config_init(mf_store_server_config_t *cfg);
 MF_API mf_status_t mf_store_server_config_set(mf_store_server_config_t *cfg,
                                               const char *key,
                                               const char *value);
-MF_API mf_status_t
-mf_store_server_config_load_file(mf_store_server_config_t *cfg,
-                                 const char *path);
+MF_API mf_status_t mf_store_server_config_load_file(
+    mf_store_server_config_t *cfg, const char *path);
 MF_API mf_status_t
 mf_store_server_config_load_env(mf_store_server_config_t *cfg);
 /* Prints every setting with its default, environment variable and help. */
@@ -104,8 +103,7 @@ MF_API void mf_store_close(mf_store_t *store);
 #define MF_STORE_EPHEMERAL 0x1u /* removed when this session ends */
 
 MF_API mf_status_t mf_store_set(mf_store_t *store, const char *key,
-                                const void *value, size_t len,
-                                uint32_t flags);
+                                const void *value, size_t len, uint32_t flags);
 
 /*
  * Gets a value.  If the key is absent, waits up to timeout_ms for it to be
@@ -196,12 +194,11 @@ typedef enum mf_rank_event {
 } mf_rank_event_t;
 
 typedef void (*mf_rank_event_cb)(const char *group, uint32_t rank,
-                                  mf_rank_event_t event, void *arg);
+                                 mf_rank_event_t event, void *arg);
 
 /* Calls cb for every later join or leave in group; one per store and
  * group (MF_ERR_EXISTS for a second one). */
-MF_API mf_status_t mf_store_rank_subscribe(mf_store_t *store,
-                                           const char *group,
+MF_API mf_status_t mf_store_rank_subscribe(mf_store_t *store, const char *group,
                                            mf_rank_event_cb cb, void *arg);
 
 /* Lists the live ranks of group, ascending; *count_p may exceed max. */

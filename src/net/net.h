@@ -33,9 +33,9 @@
 struct event_base;
 struct bufferevent;
 
-#define MF_NET_MAGIC    0x544e464du /* "MFNT" read as little-endian bytes */
-#define MF_NET_VERSION  1
-#define MF_NET_HDR_SIZE 24
+#define MF_NET_MAGIC            0x544e464du /* "MFNT" read as little-endian bytes */
+#define MF_NET_VERSION          1
+#define MF_NET_HDR_SIZE         24
 #define MF_NET_DEFAULT_MAX_BODY (64u << 20)
 
 typedef enum mf_net_kind {
@@ -111,8 +111,8 @@ mf_status_t mf_rbuf_status(const mf_rbuf_t *r, bool require_end);
 typedef struct mf_net_stream_ops {
     const char *name;
     /* Wraps a connected socket; server is true on the accepting side. */
-    struct bufferevent *(*bev_new)(struct event_base *base, int fd,
-                                   bool server, void *ctx);
+    struct bufferevent *(*bev_new)(struct event_base *base, int fd, bool server,
+                                   void *ctx);
     void *ctx;
 } mf_net_stream_ops_t;
 
@@ -136,10 +136,10 @@ typedef struct mf_net_server_ops {
 } mf_net_server_ops_t;
 
 typedef struct mf_net_server_params {
-    const char *host;     /* address to bind, e.g. "127.0.0.1", "0.0.0.0" */
-    uint16_t port;        /* 0 picks a free port */
-    size_t max_body;      /* 0 = MF_NET_DEFAULT_MAX_BODY */
-    uint32_t max_conns;   /* 0 = unlimited */
+    const char *host;   /* address to bind, e.g. "127.0.0.1", "0.0.0.0" */
+    uint16_t port;      /* 0 picks a free port */
+    size_t max_body;    /* 0 = MF_NET_DEFAULT_MAX_BODY */
+    uint32_t max_conns; /* 0 = unlimited */
     const mf_net_server_ops_t *ops;
     void *arg;
     const mf_net_stream_ops_t *stream; /* NULL = plain TCP */

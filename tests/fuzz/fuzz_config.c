@@ -22,12 +22,11 @@ static const mf_cfg_entry_t fuzz_cfg_entries[] = {
     {"u64", MF_CFG_U64, offsetof(fuzz_cfg_t, u64), 0, "0", 0, 0, "u"},
     {"size", MF_CFG_SIZE, offsetof(fuzz_cfg_t, size), 0, "1K", 0, 0, "z"},
     {"ms", MF_CFG_MS, offsetof(fuzz_cfg_t, ms), 0, "1s", 0, 0, "t"},
-    {"level", MF_CFG_LOGLVL, offsetof(fuzz_cfg_t, level), 0, "warn", 0, 0,
-     "l"},
+    {"level", MF_CFG_LOGLVL, offsetof(fuzz_cfg_t, level), 0, "warn", 0, 0, "l"},
 };
 
-static const mf_cfg_table_t fuzz_cfg_table = {
-    "fuzz", NULL, fuzz_cfg_entries, MF_CFG_COUNT(fuzz_cfg_entries)};
+static const mf_cfg_table_t fuzz_cfg_table = {"fuzz", NULL, fuzz_cfg_entries,
+                                              MF_CFG_COUNT(fuzz_cfg_entries)};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -35,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     mf_log_set_level(MF_LOG_OFF);
     mf_cfg_set_defaults(&fuzz_cfg_table, &cfg);
-    mf_cfg_load_string(&fuzz_cfg_table, &cfg, (const char *)data, size,
-                       "fuzz");
+    mf_cfg_load_string(&fuzz_cfg_table, &cfg, (const char *)data, size, "fuzz");
     if (cfg.u32 < 1 || cfg.u32 > 100) {
         __builtin_trap(); /* bounds are enforced */
     }

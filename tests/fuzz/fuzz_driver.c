@@ -53,8 +53,8 @@ static size_t fuzz_mutate(uint8_t *buf, size_t len)
         return len > 0 ? fuzz_next() % len : 0;
     case 2: /* a 32-bit field set to an extreme */
         if (len >= 4) {
-            static const uint32_t extremes[] = {0, 1, 0x7fffffff,
-                                                0xffffffff, 0x80000000};
+            static const uint32_t extremes[] = {0, 1, 0x7fffffff, 0xffffffff,
+                                                0x80000000};
             uint32_t v = extremes[fuzz_next() % 5];
             pos = fuzz_next() % (len - 3);
             memcpy(buf + pos, &v, 4);

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_child.h"
+
 #include "fabric/fabric.h"
 
 #include <memfabric/memfabric.h>
@@ -37,38 +39,6 @@
 #include <unistd.h>
 
 #define TEST_MB (1024ull * 1024ull)
-
-#define CHILD_CHECK(_cond)                                                     \
-    do {                                                                       \
-        if (!(_cond)) {                                                        \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(),   \
-                    __FILE__, __LINE__, #_cond);                               \
-            _exit(1);                                                          \
-        }                                                                      \
-    } while (0)
-
-#define CHILD_OK(_expr)                                                        \
-    do {                                                                       \
-        mf_status_t _st = (_expr);                                             \
-        if (_st != MF_OK) {                                                    \
-            fprintf(stderr, "child %d: %s:%d: %s: %s\n", getpid(), __FILE__,   \
-                    __LINE__, #_expr, mf_status_name(_st));                    \
-            _exit(1);                                                          \
-        }                                                                      \
-    } while (0)
-
-static int test_wait_child(pid_t pid)
-{
-    int wstatus;
-
-    if (waitpid(pid, &wstatus, 0) != pid) {
-        return -1;
-    }
-    if (WIFSIGNALED(wstatus)) {
-        return 128 + WTERMSIG(wstatus);
-    }
-    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 255;
-}
 
 static inline uint8_t test_pat(uint32_t tag, uint64_t off)
 {

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_child.h"
+
 #include "mem/mem.h"
 #include "util/log.h"
 #include "util/misc.h"
@@ -25,26 +27,6 @@
 
 #define TEST_BASE 0x210000000000ull
 #define TEST_MB   (1024ull * 1024ull)
-
-/* Checks in forked children: no cmocka there. */
-#define CHILD_CHECK(_cond)                                                     \
-    do {                                                                       \
-        if (!(_cond)) {                                                        \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(),   \
-                    __FILE__, __LINE__, #_cond);                               \
-            _exit(1);                                                          \
-        }                                                                      \
-    } while (0)
-
-static int test_wait_child(pid_t pid)
-{
-    int wstatus;
-
-    if (waitpid(pid, &wstatus, 0) != pid) {
-        return -1;
-    }
-    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128;
-}
 
 /* Whether the range is mapped PROT_NONE (a reservation). */
 static bool test_is_reserved(uint64_t base, uint64_t len)

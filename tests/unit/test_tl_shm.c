@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_child.h"
+
 #include "mem/mem.h"
 #include "tl/tl.h"
 #include "tl/tl_workers.h"
@@ -26,25 +28,6 @@
 
 #define TEST_BASE 0x220000000000ull
 #define TEST_MB   (1024ull * 1024ull)
-
-#define CHILD_CHECK(_cond)                                                     \
-    do {                                                                       \
-        if (!(_cond)) {                                                        \
-            fprintf(stderr, "child %d: %s:%d: check failed: %s\n", getpid(),   \
-                    __FILE__, __LINE__, #_cond);                               \
-            _exit(1);                                                          \
-        }                                                                      \
-    } while (0)
-
-static int test_wait_child(pid_t pid)
-{
-    int wstatus;
-
-    if (waitpid(pid, &wstatus, 0) != pid) {
-        return -1;
-    }
-    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128;
-}
 
 static void test_fill(uint8_t *p, size_t size, uint32_t seed)
 {

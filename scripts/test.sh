@@ -14,6 +14,11 @@ run_suite() {
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300
 }
 
+echo "== build: Release, as the main job builds it (-O3 warns differently) =="
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DMF_BUILD_TESTS=OFF >/dev/null
+cmake --build build-release
+
 echo "== build and test: normal =="
 run_suite build
 echo "== install, then build and run the examples against the install =="

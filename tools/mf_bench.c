@@ -17,10 +17,13 @@
  */
 #include <memfabric/memfabric.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,7 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -84,6 +92,10 @@ typedef struct mb_opts {
     unsigned iters;  /* 0: as many as fill min_time */
     double min_time; /* seconds per measurement */
     char transport[16];
+    bool tcp;   /* transport tcp: raw TCP stream baseline, lanes */
+    bool netns; /* ranks in two network namespaces */
+    uint32_t lanes[8];
+    unsigned nlanes;
     bool json;
     const char *store_url; /* external pool */
     uint32_t world;
@@ -100,6 +112,7 @@ typedef struct mb_record {
     uint64_t size;
     uint32_t pieces;
     uint32_t threads;
+    uint32_t lanes; /* tcp lanes; 0 for shm */
     uint32_t samples;
     double gbps;
     double base_gbps;
@@ -283,6 +296,21 @@ typedef struct mb_mcpy_arg {
 
 static mb_mcpy_arg_t mb_mcpy_args[MB_MAX_THREADS];
 
+/*
+ * One step of a busy wait: pause, and after a few thousand steps yield, so
+ * that a waiter whose partner was descheduled (another process wants the
+ * CPU) gives the CPU back instead of burning its whole time slice; the
+ * library's copy threads wait the same way.
+ */
+static void mb_spin_wait(unsigned *spins)
+{
+    if (++*spins < 4096) {
+        MB_CPU_RELAX();
+    } else {
+        sched_yield();
+    }
+}
+
 static void mb_mcpy_share(mb_mcpy_t *mc, unsigned index)
 {
     uint64_t begin, end, pos = 0;
@@ -310,7 +338,7 @@ static void *mb_mcpy_thread(void *arg)
 {
     mb_mcpy_arg_t *a = arg;
     mb_mcpy_t *mc = a->mc;
-    unsigned seen = 0, gen;
+    unsigned seen = 0, gen, spins = 0;
 
     for (;;) {
         pthread_mutex_lock(&mc->lock);
@@ -325,9 +353,10 @@ static void *mb_mcpy_thread(void *arg)
         while (__atomic_load_n(&mc->hot, __ATOMIC_ACQUIRE)) {
             gen = __atomic_load_n(&mc->gen, __ATOMIC_ACQUIRE);
             if (gen == seen) {
-                MB_CPU_RELAX();
+                mb_spin_wait(&spins);
                 continue;
             }
+            spins = 0;
             seen = gen;
             mb_mcpy_share(mc, a->index);
             __atomic_add_fetch(&mc->finished, 1, __ATOMIC_RELEASE);
@@ -387,7 +416,7 @@ static void mb_mcpy_hot(mb_mcpy_t *mc, bool hot)
 static void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces,
                         size_t count, uint64_t total, unsigned active)
 {
-    unsigned helpers = active - 1;
+    unsigned helpers = active - 1, spins = 0;
 
     mc->pieces = pieces;
     mc->count = count;
@@ -403,8 +432,392 @@ static void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces,
     mb_mcpy_share(mc, 0);
     while (__atomic_load_n(&mc->finished, __ATOMIC_ACQUIRE) <
            mc->nthreads - 1) {
-        MB_CPU_RELAX();
+        mb_spin_wait(&spins);
     }
+}
+
+/* --------------------------------------------------- raw TCP baseline */
+
+/*
+ * The baseline of the tcp transport: rank 0 and rank 1 open as many plain
+ * TCP connections as the transport has lanes and move the same bytes with
+ * send/recv, one thread per connection on each side, each connection an
+ * equal share.  A write sends a header and the data and waits for a 1-byte
+ * ack sent once all of it is in rank 1's buffer; a read sends a header and
+ * receives the data into rank 0's buffer: the round trips of the
+ * transport's put and get.  Rank 1 publishes "address port" under
+ * MB_TCPB_KEY in the store.
+ */
+#define MB_TCPB_MAX   16
+#define MB_TCPB_WRITE 1u
+#define MB_TCPB_READ  2u
+#define MB_TCPB_KEY   "mf-bench/tcp-baseline"
+#ifndef MB_TCPB_IO
+#define MB_TCPB_IO (1024 * 1024) /* bytes per send()/recv() call at most */
+#endif
+
+typedef struct mb_tcpb_hdr {
+    uint32_t op;
+    uint32_t pad;
+    uint64_t off;
+    uint64_t len;
+} mb_tcpb_hdr_t;
+
+static const char *mb_tcp_addr = "127.0.0.1"; /* where rank 1 listens */
+
+static int mb_send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = send(fd, p, len < MB_TCPB_IO ? len : MB_TCPB_IO, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int mb_recv_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = recv(fd, p, len < MB_TCPB_IO ? len : MB_TCPB_IO, 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void mb_nodelay(int fd)
+{
+    int one = 1;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* Rank 1's side. */
+typedef struct mb_tcpb_srv {
+    int lfd;
+    uint8_t *buf;
+    uint64_t size;
+    pthread_t accept_tid;
+    bool accepting;
+    pthread_t tids[MB_TCPB_MAX];
+    int fds[MB_TCPB_MAX];
+    unsigned nconns;
+    bool stop; /* atomic */
+} mb_tcpb_srv_t;
+
+typedef struct mb_tcpb_conn_arg {
+    mb_tcpb_srv_t *srv;
+    int fd;
+} mb_tcpb_conn_arg_t;
+
+static mb_tcpb_conn_arg_t mb_tcpb_conn_args[MB_TCPB_MAX];
+
+static void *mb_tcpb_serve(void *arg)
+{
+    mb_tcpb_conn_arg_t *a = arg;
+    mb_tcpb_srv_t *srv = a->srv;
+    mb_tcpb_hdr_t hdr;
+    char ack = 'k';
+
+    while (mb_recv_all(a->fd, &hdr, sizeof(hdr)) == 0) {
+        if (hdr.off > srv->size || hdr.len > srv->size - hdr.off) {
+            break;
+        }
+        if (hdr.op == MB_TCPB_WRITE) {
+            if (mb_recv_all(a->fd, srv->buf + hdr.off, hdr.len) != 0 ||
+                mb_send_all(a->fd, &ack, 1) != 0) {
+                break;
+            }
+        } else if (hdr.op == MB_TCPB_READ) {
+            if (mb_send_all(a->fd, srv->buf + hdr.off, hdr.len) != 0) {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void *mb_tcpb_accept(void *arg)
+{
+    mb_tcpb_srv_t *srv = arg;
+    struct pollfd pfd = {srv->lfd, POLLIN, 0};
+    int fd;
+
+    while (!__atomic_load_n(&srv->stop, __ATOMIC_ACQUIRE)) {
+        if (poll(&pfd, 1, 100) != 1) {
+            continue;
+        }
+        fd = accept(srv->lfd, NULL, NULL);
+        if (fd < 0) {
+            continue;
+        }
+        if (srv->nconns == MB_TCPB_MAX) {
+            close(fd);
+            continue;
+        }
+        mb_nodelay(fd);
+        mb_tcpb_conn_args[srv->nconns].srv = srv;
+        mb_tcpb_conn_args[srv->nconns].fd = fd;
+        if (pthread_create(&srv->tids[srv->nconns], NULL, mb_tcpb_serve,
+                           &mb_tcpb_conn_args[srv->nconns]) != 0) {
+            close(fd);
+            continue;
+        }
+        srv->fds[srv->nconns++] = fd;
+    }
+    return NULL;
+}
+
+/* Listens on mb_tcp_addr, port 0; *where_p gets "address port". */
+static int mb_tcpb_srv_start(mb_tcpb_srv_t *srv, uint8_t *buf, uint64_t size,
+                             char *where, size_t len)
+{
+    struct sockaddr_in sa;
+    socklen_t salen = sizeof(sa);
+
+    memset(srv, 0, sizeof(*srv));
+    srv->buf = buf;
+    srv->size = size;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    if (inet_pton(AF_INET, mb_tcp_addr, &sa.sin_addr) != 1) {
+        mb_err("bad address %s", mb_tcp_addr);
+        return -1;
+    }
+    srv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (srv->lfd < 0) {
+        mb_err("socket: %s", strerror(errno));
+        return -1;
+    }
+    if (bind(srv->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(srv->lfd, MB_TCPB_MAX) < 0 ||
+        getsockname(srv->lfd, (struct sockaddr *)&sa, &salen) < 0) {
+        mb_err("baseline listener on %s: %s", mb_tcp_addr, strerror(errno));
+        close(srv->lfd);
+        return -1;
+    }
+    if (pthread_create(&srv->accept_tid, NULL, mb_tcpb_accept, srv) != 0) {
+        mb_err("pthread_create failed");
+        close(srv->lfd);
+        return -1;
+    }
+    srv->accepting = true;
+    snprintf(where, len, "%s %u", mb_tcp_addr, (unsigned)ntohs(sa.sin_port));
+    return 0;
+}
+
+static void mb_tcpb_srv_stop(mb_tcpb_srv_t *srv)
+{
+    unsigned i;
+
+    if (!srv->accepting) {
+        return;
+    }
+    __atomic_store_n(&srv->stop, true, __ATOMIC_RELEASE);
+    pthread_join(srv->accept_tid, NULL);
+    for (i = 0; i < srv->nconns; i++) {
+        shutdown(srv->fds[i], SHUT_RDWR);
+    }
+    for (i = 0; i < srv->nconns; i++) {
+        pthread_join(srv->tids[i], NULL);
+        close(srv->fds[i]);
+    }
+    close(srv->lfd);
+    srv->accepting = false;
+}
+
+/* Rank 0's side: the caller drives connection 0, helpers the others. */
+typedef struct mb_tcpb {
+    unsigned n;
+    int fds[MB_TCPB_MAX];
+    pthread_t tids[MB_TCPB_MAX];
+    unsigned nthreads; /* helpers started + 1 */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_cond_t done;
+    unsigned gen;
+    unsigned finished;
+    int failed;
+    bool quit;
+    uint32_t op;
+    uint8_t *local;
+    uint64_t total;
+} mb_tcpb_t;
+
+typedef struct mb_tcpb_arg {
+    mb_tcpb_t *tb;
+    unsigned index;
+} mb_tcpb_arg_t;
+
+static mb_tcpb_arg_t mb_tcpb_args[MB_TCPB_MAX];
+
+static int mb_tcpb_share(mb_tcpb_t *tb, unsigned i)
+{
+    mb_tcpb_hdr_t hdr;
+    char ack;
+
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.op = tb->op;
+    hdr.off = tb->total * i / tb->n;
+    hdr.len = tb->total * (i + 1) / tb->n - hdr.off;
+    if (mb_send_all(tb->fds[i], &hdr, sizeof(hdr)) != 0) {
+        return -1;
+    }
+    if (tb->op == MB_TCPB_WRITE) {
+        if (mb_send_all(tb->fds[i], tb->local + hdr.off, hdr.len) != 0 ||
+            mb_recv_all(tb->fds[i], &ack, 1) != 0) {
+            return -1;
+        }
+        return 0;
+    }
+    return mb_recv_all(tb->fds[i], tb->local + hdr.off, hdr.len);
+}
+
+static void *mb_tcpb_thread(void *arg)
+{
+    mb_tcpb_arg_t *a = arg;
+    mb_tcpb_t *tb = a->tb;
+    unsigned seen = 0;
+    int ret;
+
+    pthread_mutex_lock(&tb->lock);
+    for (;;) {
+        while (tb->gen == seen && !tb->quit) {
+            pthread_cond_wait(&tb->cond, &tb->lock);
+        }
+        if (tb->quit) {
+            break;
+        }
+        seen = tb->gen;
+        pthread_mutex_unlock(&tb->lock);
+        ret = mb_tcpb_share(tb, a->index);
+        pthread_mutex_lock(&tb->lock);
+        if (ret != 0) {
+            tb->failed = 1;
+        }
+        tb->finished++;
+        pthread_cond_signal(&tb->done);
+    }
+    pthread_mutex_unlock(&tb->lock);
+    return NULL;
+}
+
+static void mb_tcpb_fini(mb_tcpb_t *tb)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&tb->lock);
+    tb->quit = true;
+    pthread_cond_broadcast(&tb->cond);
+    pthread_mutex_unlock(&tb->lock);
+    for (i = 1; i < tb->nthreads; i++) {
+        pthread_join(tb->tids[i], NULL);
+    }
+    for (i = 0; i < tb->n; i++) {
+        if (tb->fds[i] >= 0) {
+            close(tb->fds[i]);
+        }
+    }
+    pthread_cond_destroy(&tb->done);
+    pthread_cond_destroy(&tb->cond);
+    pthread_mutex_destroy(&tb->lock);
+    tb->n = 0;
+}
+
+/* Opens n connections to rank 1's listener at "address port". */
+static int mb_tcpb_init(mb_tcpb_t *tb, unsigned n, const char *where)
+{
+    struct sockaddr_in sa;
+    char addr[64];
+    unsigned port, i;
+
+    memset(tb, 0, sizeof(*tb));
+    pthread_mutex_init(&tb->lock, NULL);
+    pthread_cond_init(&tb->cond, NULL);
+    pthread_cond_init(&tb->done, NULL);
+    tb->nthreads = 1;
+    tb->n = n;
+    for (i = 0; i < n; i++) {
+        tb->fds[i] = -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    if (sscanf(where, "%63s %u", addr, &port) != 2 || port == 0 ||
+        port > 65535 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+        mb_err("bad baseline address '%s'", where);
+        return -1;
+    }
+    sa.sin_port = htons((uint16_t)port);
+    for (i = 0; i < n; i++) {
+        tb->fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (tb->fds[i] < 0 ||
+            connect(tb->fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+            mb_err("baseline connection to %s: %s", where, strerror(errno));
+            return -1;
+        }
+        mb_nodelay(tb->fds[i]);
+    }
+    for (i = 1; i < n; i++) {
+        mb_tcpb_args[i].tb = tb;
+        mb_tcpb_args[i].index = i;
+        if (pthread_create(&tb->tids[i], NULL, mb_tcpb_thread,
+                           &mb_tcpb_args[i]) != 0) {
+            mb_err("pthread_create failed");
+            return -1;
+        }
+        tb->nthreads = i + 1;
+    }
+    return 0;
+}
+
+/* Moves total bytes from (write) or into (read) local over every lane. */
+static int mb_tcpb_run(mb_tcpb_t *tb, uint32_t op, uint8_t *local,
+                       uint64_t total)
+{
+    int ret;
+
+    pthread_mutex_lock(&tb->lock);
+    tb->op = op;
+    tb->local = local;
+    tb->total = total;
+    tb->finished = 0;
+    tb->failed = 0;
+    tb->gen++;
+    pthread_cond_broadcast(&tb->cond);
+    pthread_mutex_unlock(&tb->lock);
+    ret = mb_tcpb_share(tb, 0);
+    pthread_mutex_lock(&tb->lock);
+    while (tb->finished < tb->n - 1) {
+        pthread_cond_wait(&tb->done, &tb->lock);
+    }
+    if (tb->failed) {
+        ret = -1;
+    }
+    pthread_mutex_unlock(&tb->lock);
+    if (ret != 0) {
+        mb_err("raw TCP baseline transfer failed");
+    }
+    return ret;
 }
 
 /* -------------------------------------------------------- rank 0 work */
@@ -425,7 +838,9 @@ typedef struct mb_bench {
     mf_status_t *results;
     size_t max_pieces;
     mb_mcpy_t mcpy;
-    int out_fd; /* results to the parent, or -1 to print here */
+    uint32_t lanes; /* tcp lanes, 0 for shm */
+    mb_tcpb_t tcpb; /* raw TCP baseline connections (tcp) */
+    int out_fd;     /* results to the parent, or -1 to print here */
 } mb_bench_t;
 
 static size_t mb_kv_size(size_t i)
@@ -643,6 +1058,19 @@ static int mb_run_base(mb_bench_t *b, void *arg)
     return 0;
 }
 
+typedef struct mb_tcpb_run_arg {
+    uint32_t op;
+    uint64_t total;
+} mb_tcpb_run_arg_t;
+
+static int mb_run_tcpb(mb_bench_t *b, void *arg)
+{
+    mb_tcpb_run_arg_t *c = arg;
+
+    return mb_tcpb_run(&b->tcpb, c->op, c->op == MB_TCPB_WRITE ? b->a : b->b,
+                       c->total);
+}
+
 static int mb_cmp_double(const void *x, const void *y)
 {
     double a = *(const double *)x, c = *(const double *)y;
@@ -731,14 +1159,31 @@ static void mb_print_header(uint32_t world, uint64_t split_min)
            "pieces: 1 = mf_bm_copy, else mf_bm_copy_batch (%u equal pieces, "
            "or %d KV pieces 61x128K+61x16K)\n",
            mb_opts.pieces, MB_KV_PIECES);
-    printf("# baseline: memcpy of the same pieces between private buffers of "
-           "one process, by the same number of threads (bytes split evenly) "
-           "when size >= copy_split_min (%" PRIu64 " bytes), else by one\n",
-           split_min);
+    if (mb_opts.tcp) {
+        printf("# transport forced to tcp (even between ranks of one host); "
+               "lanes = TCP connections per peer (tcp_lanes)\n");
+        printf("# baseline: raw TCP stream between the same two processes "
+               "(rank 0 and rank 1) over as many connections as lanes, one "
+               "thread per connection on each side, plain send/recv into a "
+               "buffer; a write waits for a 1-byte ack, a read sends a "
+               "request first\n");
+    } else {
+        printf("# baseline: memcpy of the same pieces between private buffers "
+               "of one process, by the same number of threads (bytes split "
+               "evenly) when size >= copy_split_min (%" PRIu64
+               " bytes), else by one\n",
+               split_min);
+    }
     printf("# every configuration was verified byte for byte before it was "
            "timed\n");
-    printf("%-9s %-9s %10s %6s %7s %9s %9s %6s\n", "transport", "direction",
-           "size", "pieces", "threads", "GB/s", "base GB/s", "ratio");
+    if (mb_opts.tcp) {
+        printf("%-9s %-9s %10s %6s %7s %5s %9s %9s %6s\n", "transport",
+               "direction", "size", "pieces", "threads", "lanes", "GB/s",
+               "base GB/s", "ratio");
+    } else {
+        printf("%-9s %-9s %10s %6s %7s %9s %9s %6s\n", "transport", "direction",
+               "size", "pieces", "threads", "GB/s", "base GB/s", "ratio");
+    }
     fflush(stdout);
 }
 
@@ -750,11 +1195,17 @@ static void mb_print_result(const mb_record_t *r)
     if (mb_opts.json) {
         printf("{\"transport\":\"%s\",\"direction\":\"%s\",\"layout\":\"%s\","
                "\"size\":%" PRIu64 ",\"pieces\":%u,\"threads\":%u,"
-               "\"gbps\":%.3f,\"baseline_gbps\":%.3f,\"ratio\":%.3f,"
-               "\"samples\":%u,\"stat\":\"median\",\"ranks\":%u}\n",
+               "\"lanes\":%u,\"gbps\":%.3f,\"baseline_gbps\":%.3f,"
+               "\"ratio\":%.3f,\"samples\":%u,\"stat\":\"median\","
+               "\"ranks\":%u}\n",
                mb_opts.transport, mb_dir_names[r->dir],
                mb_layout_names[r->layout], r->size, r->pieces, r->threads,
-               r->gbps, r->base_gbps, ratio, r->samples, r->world);
+               r->lanes, r->gbps, r->base_gbps, ratio, r->samples, r->world);
+    } else if (mb_opts.tcp) {
+        printf("%-9s %-9s %10s %6u %7u %5u %9.2f %9.2f %6.2f\n",
+               mb_opts.transport, mb_dir_names[r->dir],
+               mb_size_str(r->size, sz, sizeof(sz)), r->pieces, r->threads,
+               r->lanes, r->gbps, r->base_gbps, ratio);
     } else {
         printf("%-9s %-9s %10s %6u %7u %9.2f %9.2f %6.2f\n", mb_opts.transport,
                mb_dir_names[r->dir], mb_size_str(r->size, sz, sizeof(sz)),
@@ -783,6 +1234,7 @@ static int mb_emit(mb_bench_t *b, const mb_record_t *r)
 /* Measures one (layout, size): the baseline once, then every direction. */
 static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
 {
+    mb_tcpb_run_arg_t targ;
     mb_base_arg_t barg;
     mb_copy_arg_t carg;
     mb_record_t rec;
@@ -792,15 +1244,29 @@ static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
     double base, gbps;
 
     count = mb_build(b, layout, MB_DIRS, size, &total);
-    barg.count = count;
-    barg.total = total;
-    barg.active = total >= b->split_min ? b->threads : 1;
-    mb_mcpy_hot(&b->mcpy, barg.active > 1);
-    base = mb_measure(b, mb_run_base, &barg, total, &samples);
-    mb_mcpy_hot(&b->mcpy, false);
+    base = 0;
+    if (!mb_opts.tcp) {
+        barg.count = count;
+        barg.total = total;
+        barg.active = total >= b->split_min ? b->threads : 1;
+        mb_mcpy_hot(&b->mcpy, barg.active > 1);
+        base = mb_measure(b, mb_run_base, &barg, total, &samples);
+        mb_mcpy_hot(&b->mcpy, false);
+    }
     for (d = 0; d < MB_DIRS; d++) {
         if (!mb_opts.dirs[d] || (d == MB_GH2GH && b->world < 3)) {
             continue;
+        }
+        if (mb_opts.tcp && d != MB_GH2GH) {
+            /* the raw stream in the same direction, same bytes */
+            targ.op = d == MB_GH2LH ? MB_TCPB_READ : MB_TCPB_WRITE;
+            targ.total = total;
+            base = mb_measure(b, mb_run_tcpb, &targ, total, &samples);
+            if (base < 0) {
+                return -1;
+            }
+        } else if (mb_opts.tcp) {
+            base = 0; /* no raw stream between two other processes */
         }
         count = mb_build(b, layout, (int)d, size, &total);
         if (mb_verify(b, layout, d, count) != 0) {
@@ -821,6 +1287,7 @@ static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
         rec.size = total;
         rec.pieces = (uint32_t)count;
         rec.threads = b->threads;
+        rec.lanes = b->lanes;
         rec.samples = samples;
         rec.gbps = gbps;
         rec.base_gbps = base;
@@ -924,6 +1391,9 @@ static void mb_bench_free(mb_bench_t *b, uint64_t max)
     if (b->mcpy.nthreads > 0) {
         mb_mcpy_fini(&b->mcpy);
     }
+    if (b->tcpb.n > 0) {
+        mb_tcpb_fini(&b->tcpb);
+    }
     for (k = 0; k < MB_KV_PIECES; k++) {
         if (b->kv[k] != NULL) {
             munmap(b->kv[k], mb_kv_size(k));
@@ -960,9 +1430,13 @@ static int mb_wait_joined(mf_bm_t *bm, uint32_t rank)
 
 /* One rank of a pool; rank 0 measures.  Returns the exit code. */
 static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
-                        int out_fd)
+                        uint32_t lanes, uint32_t want_rank, int out_fd)
 {
-    char thr[16];
+    char thr[16], where[96];
+    mb_tcpb_srv_t srv;
+    uint8_t *srv_buf = NULL;
+    void *value = NULL;
+    size_t vlen;
     mf_bm_create_params_t params;
     mf_bm_config_t cfg;
     mf_store_t *store = NULL;
@@ -973,6 +1447,7 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     int ret = 1;
 
     memset(&bench, 0, sizeof(bench));
+    memset(&srv, 0, sizeof(srv));
     bench.out_fd = out_fd;
     seg = (max + 2 * MB_MIB - 1) / (2 * MB_MIB) * (2 * MB_MIB);
     barrier_timeout = mb_opts.timeout_s * 1000u;
@@ -982,6 +1457,13 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     st = mf_bm_config_set(&cfg, "copy_threads", thr);
     if (st == MF_OK) {
         st = mf_bm_config_set(&cfg, "transport", mb_opts.transport);
+    }
+    if (st == MF_OK && mb_opts.tcp) {
+        snprintf(thr, sizeof(thr), "%u", lanes);
+        st = mf_bm_config_set(&cfg, "tcp_lanes", thr);
+        if (st != MF_OK) {
+            mb_err("this library does not take tcp_lanes = %u", lanes);
+        }
     }
     if (st != MF_OK) {
         mb_err("config: %s", mf_status_str(st));
@@ -997,7 +1479,7 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         mb_err("connecting to the store %s: %s", url, mf_status_str(st));
         goto out_uninit;
     }
-    st = mf_bm_init(url, world, MF_RANK_AUTO, &cfg);
+    st = mf_bm_init(url, world, want_rank, &cfg);
     if (st != MF_OK) {
         mb_err("mf_bm_init: %s", mf_status_str(st));
         goto out_close_store;
@@ -1016,10 +1498,36 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         mb_err("rank %u: mf_bm_join: %s", rank, mf_status_str(st));
         goto out_destroy;
     }
+    if (mb_opts.tcp && rank == 1) {
+        /* the raw TCP baseline's receiving end */
+        srv_buf = mb_alloc(max);
+        if (srv_buf == NULL ||
+            mb_tcpb_srv_start(&srv, srv_buf, max, where, sizeof(where)) != 0) {
+            goto out_leave;
+        }
+        st = mf_store_set(store, MB_TCPB_KEY, where, strlen(where), 0);
+        if (st != MF_OK) {
+            mb_err("rank 1: publishing the baseline address: %s",
+                   mf_status_str(st));
+            goto out_leave;
+        }
+    }
     st = mf_store_barrier(store, "mf-bench/joined", world, barrier_timeout);
     if (st != MF_OK) {
         mb_err("rank %u: barrier: %s", rank, mf_status_str(st));
         goto out_leave;
+    }
+    if (rank == 0 && mb_opts.tcp) {
+        bench.lanes = lanes;
+        st = mf_store_get(store, MB_TCPB_KEY, barrier_timeout, &value, &vlen);
+        if (st != MF_OK) {
+            mb_err("rank 0: the baseline address of rank 1: %s",
+                   mf_status_str(st));
+            goto out_leave;
+        }
+        if (mb_tcpb_init(&bench.tcpb, lanes, value) != 0) {
+            goto out_leave;
+        }
     }
     if (rank == 0) {
         bench.world = world;
@@ -1049,6 +1557,14 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     }
     ret = 0;
 out_leave:
+    if (bench.tcpb.n > 0) {
+        mb_tcpb_fini(&bench.tcpb);
+    }
+    mb_tcpb_srv_stop(&srv);
+    if (srv_buf != NULL) {
+        munmap(srv_buf, max);
+    }
+    free(value);
     st = mf_bm_leave(bench.bm);
     if (st != MF_OK && ret == 0) {
         mb_err("rank %u: mf_bm_leave: %s", rank, mf_status_str(st));
@@ -1063,6 +1579,175 @@ out_close_store:
 out_uninit:
     mf_uninit();
     return ret;
+}
+
+/* ----------------------------------------------------- netns hosts */
+
+/*
+ * --netns: two "hosts" as network namespaces mfbench<pid>h0/h1, each with
+ * a veth pair into a bridge in a third namespace mfbench<pid>sw, with the
+ * addresses 10.213.0.1 and 10.213.0.2 (used only inside them).  The store
+ * and even ranks run in host 0, odd ranks in host 1; rank i takes rank i.
+ * The namespaces are removed at exit, on SIGINT/SIGTERM (through the
+ * normal exit path), and namespaces of earlier runs whose process is gone
+ * are removed at start.
+ */
+#define MB_NETNS_DIR  "/run/netns"
+#define MB_NETNS_BASE "mfbench"
+
+static char mb_ns_names[3][32];
+static bool mb_ns_made[3];
+static pid_t mb_ns_owner;
+static const char *const mb_ns_addrs[2] = {"10.213.0.1", "10.213.0.2"};
+static const char *mb_store_host = "127.0.0.1";
+
+static void mb_ns_remove(const char *name)
+{
+    char path[512];
+
+    snprintf(path, sizeof(path), MB_NETNS_DIR "/%s", name);
+    umount2(path, MNT_DETACH);
+    unlink(path);
+}
+
+static void mb_ns_cleanup(void)
+{
+    int i;
+
+    if (getpid() != mb_ns_owner) {
+        return;
+    }
+    for (i = 0; i < 3; i++) {
+        if (mb_ns_made[i]) {
+            mb_ns_remove(mb_ns_names[i]);
+            mb_ns_made[i] = false;
+        }
+    }
+}
+
+static void mb_ns_remove_stale(void)
+{
+    const size_t blen = strlen(MB_NETNS_BASE);
+    struct dirent *de;
+    unsigned long pid;
+    char *end;
+    DIR *dir = opendir(MB_NETNS_DIR);
+
+    if (dir == NULL) {
+        return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        if (strncmp(de->d_name, MB_NETNS_BASE, blen) != 0) {
+            continue;
+        }
+        pid = strtoul(de->d_name + blen, &end, 10);
+        if (end != de->d_name + blen && pid > 0 && pid < 0x7fffffff &&
+            (pid_t)pid != getpid() && kill((pid_t)pid, 0) < 0 &&
+            errno == ESRCH) {
+            mb_ns_remove(de->d_name);
+        }
+    }
+    closedir(dir);
+}
+
+/* Runs `ip <args>`; 0 on success. */
+static int mb_ip(const char *const *args)
+{
+    char *argv[24];
+    pid_t pid;
+    int i, status;
+
+    argv[0] = "ip";
+    for (i = 0; args[i] != NULL && i < 22; i++) {
+        argv[i + 1] = (char *)args[i];
+    }
+    argv[i + 1] = NULL;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        mb_err("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        execvp("ip", argv);
+        execv("/usr/sbin/ip", argv);
+        execv("/sbin/ip", argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        mb_err("`ip %s %s %s %s ...` failed", args[0], args[1],
+               args[2] != NULL ? args[2] : "",
+               args[2] != NULL && args[3] != NULL ? args[3] : "");
+        return -1;
+    }
+    return 0;
+}
+
+#define MB_IP(...)                                                             \
+    do {                                                                       \
+        const char *const _a[] = {__VA_ARGS__, NULL};                          \
+        if (mb_ip(_a) != 0) {                                                  \
+            return -1;                                                         \
+        }                                                                      \
+    } while (0)
+
+static int mb_ns_setup(void)
+{
+    const char *sw = mb_ns_names[2];
+    char port[8], cidr[32];
+    int i;
+
+    mb_ns_owner = getpid();
+    atexit(mb_ns_cleanup);
+    mb_ns_remove_stale();
+    snprintf(mb_ns_names[0], sizeof(mb_ns_names[0]), MB_NETNS_BASE "%dh0",
+             (int)getpid());
+    snprintf(mb_ns_names[1], sizeof(mb_ns_names[1]), MB_NETNS_BASE "%dh1",
+             (int)getpid());
+    snprintf(mb_ns_names[2], sizeof(mb_ns_names[2]), MB_NETNS_BASE "%dsw",
+             (int)getpid());
+    mb_ns_made[2] = true;
+    MB_IP("netns", "add", sw);
+    MB_IP("-n", sw, "link", "add", "br0", "type", "bridge");
+    MB_IP("-n", sw, "link", "set", "br0", "up");
+    for (i = 0; i < 2; i++) {
+        const char *h = mb_ns_names[i];
+
+        snprintf(port, sizeof(port), "p%d", i);
+        snprintf(cidr, sizeof(cidr), "%s/24", mb_ns_addrs[i]);
+        mb_ns_made[i] = true;
+        MB_IP("netns", "add", h);
+        MB_IP("-n", h, "link", "set", "lo", "up");
+        MB_IP("link", "add", "eth0", "netns", h, "type", "veth", "peer", "name",
+              port, "netns", sw);
+        MB_IP("-n", sw, "link", "set", port, "master", "br0");
+        MB_IP("-n", sw, "link", "set", port, "up");
+        MB_IP("-n", h, "addr", "add", cidr, "dev", "eth0");
+        MB_IP("-n", h, "link", "set", "eth0", "up");
+    }
+    mb_store_host = mb_ns_addrs[0];
+    mb_tcp_addr = mb_ns_addrs[1];
+    return 0;
+}
+
+/* In a child: enters host (0 or 1); a no-op without --netns. */
+static void mb_ns_enter(int host)
+{
+    char path[128];
+    int fd;
+
+    if (!mb_opts.netns) {
+        return;
+    }
+    snprintf(path, sizeof(path), MB_NETNS_DIR "/%s", mb_ns_names[host]);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+        mb_err("entering %s: %s", path, strerror(errno));
+        _exit(1);
+    }
+    close(fd);
 }
 
 /* ------------------------------------------------------------- parent */
@@ -1121,7 +1806,7 @@ static void mb_store_main(int fd)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     mf_store_server_config_init(&cfg);
-    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    snprintf(cfg.host, sizeof(cfg.host), "%s", mb_store_host);
     cfg.port = 0;
     if (mf_store_server_start(&cfg, &server) != MF_OK) {
         mb_err("cannot start the config store");
@@ -1160,6 +1845,7 @@ static pid_t mb_store_start(char *url, size_t len)
     }
     if (pid == 0) {
         mb_child_setup(parent);
+        mb_ns_enter(0);
         close(fds[0]);
         mb_store_main(fds[1]);
     }
@@ -1176,7 +1862,7 @@ static pid_t mb_store_start(char *url, size_t len)
         waitpid(pid, NULL, 0);
         return -1;
     }
-    snprintf(url, len, "tcp://127.0.0.1:%u", (unsigned)port);
+    snprintf(url, len, "tcp://%s:%u", mb_store_host, (unsigned)port);
     return pid;
 }
 
@@ -1238,7 +1924,8 @@ static int mb_drain(int fd, bool *header_done)
 }
 
 /* One pool with `threads` threads per copy: store + ranks, until done. */
-static int mb_round(uint32_t threads, bool *header_done, uint64_t deadline)
+static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
+                    uint64_t deadline)
 {
     mb_child_t children[MB_MAX_RANKS];
     const uint32_t n = mb_opts.ranks;
@@ -1270,9 +1957,11 @@ static int mb_round(uint32_t threads, bool *header_done, uint64_t deadline)
         }
         if (pid == 0) {
             mb_child_setup(parent);
+            mb_ns_enter((int)(i % 2));
             close(fds[0]);
             /* exit(), not _exit(): a sanitizer build checks for leaks */
-            exit(mb_rank_main(url, n, threads, fds[1]));
+            exit(mb_rank_main(url, n, threads, lanes,
+                              mb_opts.netns ? i : MF_RANK_AUTO, fds[1]));
         }
         children[i].pid = pid;
     }
@@ -1354,7 +2043,26 @@ static void mb_usage(FILE *out)
             "  --iters N          timed samples per measurement (default: "
             "enough for --min-time)\n"
             "  --min-time SEC     time per measurement (default 0.2)\n"
-            "  --transport NAME   BM transport (default shm)\n"
+            "  --transport NAME   BM transport (default shm); tcp forces the "
+            "tcp transport\n"
+            "                     between the ranks of this host and "
+            "measures a raw TCP\n"
+            "                     stream between rank 0 and rank 1 as the "
+            "baseline (defaults\n"
+            "                     then: --ranks 2, --sizes 1M,8M,64M, "
+            "--layouts single,kv,\n"
+            "                     --dirs LH2GH,GH2LH, --threads 1, "
+            "--lanes 1,2)\n"
+            "  --lanes LIST       tcp: TCP connections per peer (tcp_lanes), "
+            "comma separated;\n"
+            "                     the baseline opens as many (JSON field "
+            "lanes: 0 with shm)\n"
+            "  --netns            tcp: rank processes in two network "
+            "namespaces (hosts\n"
+            "                     joined by veth and a bridge, "
+            "10.213.0.1-2), even ranks in\n"
+            "                     the first, odd in the second; needs root "
+            "and iproute2\n"
             "  --quick            sizes 4K,64K,1M, --min-time 0.02 (smoke "
             "test)\n"
             "  --json             one JSON object per result on stdout\n"
@@ -1412,6 +2120,19 @@ static int mb_add_threads(const char *item, void *ctx)
         return -1;
     }
     mb_opts.threads[mb_opts.nthreads++] = (uint32_t)v;
+    return 0;
+}
+
+static int mb_add_lanes(const char *item, void *ctx)
+{
+    char *end;
+    unsigned long v = strtoul(item, &end, 10);
+
+    if (*end != '\0' || v < 1 || v > MB_TCPB_MAX ||
+        mb_opts.nlanes == sizeof(mb_opts.lanes) / sizeof(uint32_t)) {
+        return -1;
+    }
+    mb_opts.lanes[mb_opts.nlanes++] = (uint32_t)v;
     return 0;
 }
 
@@ -1473,7 +2194,9 @@ static int mb_parse_args(int argc, char **argv)
         O_JSON,
         O_TIMEOUT,
         O_STORE,
-        O_WORLD
+        O_WORLD,
+        O_LANES,
+        O_NETNS
     };
     static const struct option longopts[] = {
         {"ranks", required_argument, NULL, O_RANKS},
@@ -1491,10 +2214,13 @@ static int mb_parse_args(int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"store", required_argument, NULL, O_STORE},
         {"world", required_argument, NULL, O_WORLD},
+        {"lanes", required_argument, NULL, O_LANES},
+        {"netns", no_argument, NULL, O_NETNS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bool quick = false, layouts = false, dirs = false, min_time = false;
+    bool ranks = false, sizes = false;
     unsigned v, i, j;
     char *end;
     int opt;
@@ -1511,6 +2237,7 @@ static int mb_parse_args(int argc, char **argv)
                 return -1;
             }
             mb_opts.ranks = v;
+            ranks = true;
             break;
         case O_THREADS:
             if (mb_parse_list(optarg, "--threads", mb_add_threads, NULL) != 0) {
@@ -1521,6 +2248,7 @@ static int mb_parse_args(int argc, char **argv)
             if (mb_parse_list(optarg, "--sizes", mb_add_size, NULL) != 0) {
                 return -1;
             }
+            sizes = true;
             break;
         case O_MAX:
             if (mb_parse_size(optarg, &mb_opts.max_size) != 0) {
@@ -1586,6 +2314,14 @@ static int mb_parse_args(int argc, char **argv)
         case O_STORE:
             mb_opts.store_url = optarg;
             break;
+        case O_NETNS:
+            mb_opts.netns = true;
+            break;
+        case O_LANES:
+            if (mb_parse_list(optarg, "--lanes", mb_add_lanes, NULL) != 0) {
+                return -1;
+            }
+            break;
         case O_WORLD:
             if (mb_parse_uint(optarg, "--world", 2, 1u << 20, &v) != 0) {
                 return -1;
@@ -1607,6 +2343,48 @@ static int mb_parse_args(int argc, char **argv)
     if ((mb_opts.store_url == NULL) != (mb_opts.world == 0)) {
         mb_err("--store and --world go together");
         return -1;
+    }
+    mb_opts.tcp = strcmp(mb_opts.transport, "tcp") == 0;
+    if (mb_opts.netns && (!mb_opts.tcp || mb_opts.store_url != NULL)) {
+        mb_err("--netns goes with --transport tcp, without --store");
+        return -1;
+    }
+    if (mb_opts.nlanes > 0 && !mb_opts.tcp) {
+        mb_err("--lanes goes with --transport tcp");
+        return -1;
+    }
+    if (mb_opts.tcp) {
+        /* rank 0 and rank 1: write and read; 1 MiB, 8 MiB, 64 MiB and
+         * the KV block; 1 and 2 lanes; one thread */
+        static const uint64_t tcp_sizes[] = {MB_MIB, 8 * MB_MIB, 64 * MB_MIB};
+
+        if (!ranks) {
+            mb_opts.ranks = 2;
+        }
+        if (!sizes && !quick) {
+            for (i = 0; i < 3; i++) {
+                mb_opts.sizes[mb_opts.nsizes++] = tcp_sizes[i];
+            }
+        }
+        if (!layouts) {
+            layouts = true;
+            mb_opts.layouts[MB_SINGLE] = true;
+            mb_opts.layouts[MB_KV] = true;
+        }
+        if (!dirs) {
+            dirs = true;
+            mb_opts.dirs[MB_LH2GH] = true;
+            mb_opts.dirs[MB_GH2LH] = true;
+        }
+        if (mb_opts.nthreads == 0) {
+            mb_opts.threads[mb_opts.nthreads++] = 1;
+        }
+        if (mb_opts.nlanes == 0) {
+            mb_opts.lanes[mb_opts.nlanes++] = 1;
+            mb_opts.lanes[mb_opts.nlanes++] = 2;
+        }
+    } else {
+        mb_opts.lanes[mb_opts.nlanes++] = 0; /* one round, no lanes */
     }
     if (mb_opts.nsizes == 0) {
         static const uint64_t def[] = {4 * MB_KIB, 64 * MB_KIB, MB_MIB,
@@ -1669,7 +2447,7 @@ int main(int argc, char **argv)
     struct sigaction sa;
     bool header_done = false;
     uint64_t deadline;
-    unsigned i;
+    unsigned i, l;
 
     if (mb_parse_args(argc, argv) != 0) {
         return 2;
@@ -1677,18 +2455,28 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (mb_opts.store_url != NULL) {
         return mb_rank_main(mb_opts.store_url, mb_opts.world,
-                            mb_opts.threads[0], -1);
+                            mb_opts.threads[0], mb_opts.lanes[0], MF_RANK_AUTO,
+                            -1);
     }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = mb_on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (mb_opts.netns && mb_ns_setup() != 0) {
+        mb_err("cannot create the network namespaces for --netns (root and "
+               "iproute2 needed)");
+        return 1;
+    }
     deadline = mb_now_ns() + (uint64_t)mb_opts.timeout_s * 1000000000ull;
     for (i = 0; i < mb_opts.nthreads; i++) {
-        if (mb_round(mb_opts.threads[i], &header_done, deadline) != 0) {
-            mb_err("FAILED (threads = %u)", mb_opts.threads[i]);
-            return 1;
+        for (l = 0; l < mb_opts.nlanes; l++) {
+            if (mb_round(mb_opts.threads[i], mb_opts.lanes[l], &header_done,
+                         deadline) != 0) {
+                mb_err("FAILED (threads = %u, lanes = %u)", mb_opts.threads[i],
+                       mb_opts.lanes[l]);
+                return 1;
+            }
         }
     }
     return 0;

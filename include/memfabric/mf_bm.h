@@ -46,6 +46,16 @@ typedef struct mf_bm_config {
     uint32_t heartbeat_ms;   /* liveness heartbeat to the store */
     bool prefault;           /* touch segment pages at create */
     char transport[16];      /* "auto" (default) or a transport name */
+    /* added with the tcp transport: */
+    uint32_t tcp_lanes;      /* tcp connections per peer (1..16) */
+    uint64_t tcp_chunk_size; /* tcp copies move in chunks of this size */
+    char tcp_addr[64];       /* tcp address to listen on and advertise; ""
+                                listens on all and advertises the address
+                                routed towards the config store */
+    uint32_t tcp_port;       /* tcp port to listen on; 0: a free one */
+    char host_id[128];       /* ranks with equal host ids share memory
+                                (shm); "" detects it: boot id, host name,
+                                network namespace */
 } mf_bm_config_t;
 
 /* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE). */

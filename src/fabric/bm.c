@@ -34,6 +34,7 @@ static struct {
     uint32_t rank;
     uint32_t world;
     mf_bm_config_t cfg;
+    char store_host[256]; /* of the store URL */
     pthread_mutex_t list_lock;
     mf_list_t bms;
 } mf_fabric_g = {
@@ -70,6 +71,12 @@ MF_API const char *mf_version(void)
 }
 
 /* ----------------------------------------------------------- bootstrap */
+
+/* Set by mf_bm_init before any pool exists, read while pools are created. */
+const char *mf_fabric_store_host(void)
+{
+    return mf_fabric_g.store_host;
+}
 
 static void mf_fabric_rank_event_cb(const char *group, uint32_t rank,
                                     mf_rank_event_t event, void *arg)
@@ -162,6 +169,14 @@ MF_API mf_status_t mf_bm_init(const char *store_url, uint32_t world_size,
     mf_fabric_g.rank = my_rank;
     mf_fabric_g.world = world_size;
     mf_fabric_g.cfg = *cfg;
+    {
+        uint16_t port;
+
+        if (mf_url_parse(store_url, mf_fabric_g.store_host,
+                         sizeof(mf_fabric_g.store_host), &port) != MF_OK) {
+            mf_fabric_g.store_host[0] = '\0';
+        }
+    }
     mf_fabric_g.bm_inited = true;
     mf_info("mf-bm: rank %u of %u, store %s", my_rank, world_size, store_url);
     goto out_unlock;
@@ -200,6 +215,7 @@ MF_API void mf_bm_uninit(void)
     (void)mf_store_rank_leave(store, MF_FABRIC_GROUP, mf_fabric_g.rank);
     mf_store_close(store);
     mf_fabric_g.store = NULL;
+    mf_fabric_g.store_host[0] = '\0';
     mf_fabric_g.bm_inited = false;
     pthread_mutex_unlock(&mf_fabric_g.lock);
 }

@@ -29,7 +29,28 @@ static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
      0, "fault segment pages in at create and join, not on first use"},
     {"transport", MF_CFG_STR, offsetof(mf_bm_config_t, transport),
      sizeof(((mf_bm_config_t *)0)->transport), "auto", 0, 0,
-     "transport to peers: auto (the first that reaches a peer) or shm"},
+     "transport to peers: auto (shm on the same host, tcp to other hosts), "
+     "shm or tcp (also between ranks of one host)"},
+    {"tcp_lanes", MF_CFG_U32, offsetof(mf_bm_config_t, tcp_lanes), 0, "2", 1,
+     16,
+     "tcp: connections (lanes) to each peer, and transport threads; large "
+     "copies are spread over the lanes"},
+    {"tcp_chunk_size", MF_CFG_SIZE, offsetof(mf_bm_config_t, tcp_chunk_size), 0,
+     "512K", 4096, 64ull << 20,
+     "tcp: copies move in chunks of at most this size, pipelined on every "
+     "lane; a smaller chunk lets small copies pass large ones sooner"},
+    {"tcp_addr", MF_CFG_STR, offsetof(mf_bm_config_t, tcp_addr),
+     sizeof(((mf_bm_config_t *)0)->tcp_addr), "", 0, 0,
+     "tcp: IPv4 address (or host name) to listen on and advertise to "
+     "peers; empty: listen on all addresses and advertise the one routed "
+     "towards the config store"},
+    {"tcp_port", MF_CFG_U32, offsetof(mf_bm_config_t, tcp_port), 0, "0", 0,
+     65535, "tcp: port to listen on; 0 picks a free port"},
+    {"host_id", MF_CFG_STR, offsetof(mf_bm_config_t, host_id),
+     sizeof(((mf_bm_config_t *)0)->host_id), "", 0, 0,
+     "identity of this host: ranks with equal ids share memory over shm, "
+     "others use tcp; empty: detected from the boot id, host name and "
+     "network namespace"},
 };
 
 const mf_cfg_table_t mf_fabric_cfg_table = {
@@ -47,9 +68,23 @@ mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg)
                  sizeof(cfg->transport));
         return MF_ERR_CONFIG;
     }
+    if (memchr(cfg->tcp_addr, '\0', sizeof(cfg->tcp_addr)) == NULL ||
+        memchr(cfg->host_id, '\0', sizeof(cfg->host_id)) == NULL) {
+        mf_error("mf-bm: tcp_addr or host_id is not terminated");
+        return MF_ERR_CONFIG;
+    }
     if (strcmp(cfg->transport, "auto") != 0 &&
         mf_tl_find(cfg->transport) == NULL) {
-        mf_error("mf-bm: unknown transport '%s' (auto or shm)", cfg->transport);
+        mf_error("mf-bm: unknown transport '%s' (auto, shm or tcp)",
+                 cfg->transport);
+        return MF_ERR_CONFIG;
+    }
+    if (cfg->tcp_lanes < 1 || cfg->tcp_lanes > 16 || cfg->tcp_port > 65535 ||
+        cfg->tcp_chunk_size < 4096 || cfg->tcp_chunk_size > (64ull << 20)) {
+        mf_error("mf-bm: tcp_lanes %u (1..16), tcp_chunk_size %llu "
+                 "(4K..64M) or tcp_port %u out of range",
+                 cfg->tcp_lanes, (unsigned long long)cfg->tcp_chunk_size,
+                 cfg->tcp_port);
         return MF_ERR_CONFIG;
     }
     if (cfg->host_base % mf_page_size() != 0) {

@@ -9,6 +9,15 @@
  * above debug level happens per copy; an address outside the joined
  * segments is reported once at warn level, then at debug level.
  *
+ * Segments of other hosts (tcp) are not mapped: a copy puts to or gets
+ * from them and the copying thread sleeps on a count of completions (a
+ * futex) until the transport's threads finish it.  Batch pieces to such
+ * segments start together, a window of MF_FABRIC_WINDOW at a time, each
+ * holding its segments until it completes.  A copy between two of them
+ * (GH2GH) bounces through a local buffer of at most two chunks, reading
+ * the next chunk while the previous one is written.  The transport may
+ * allocate per request; mapped memory never costs an allocation.
+ *
  * Edge cases: a copy of 0 bytes succeeds and touches nothing (only its
  * direction is checked); an AUTO copy with no address inside the window is
  * MF_ERR_OUT_OF_RANGE; a range that wraps around the address space is
@@ -22,10 +31,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MF_FABRIC_ASYNC_CHUNK_MIN (256u * 1024u)
 #define MF_FABRIC_ASYNC_CHUNK_MAX (256u * 1024u * 1024u)
@@ -183,59 +196,184 @@ static inline mf_status_t mf_fabric_dir_sides(mf_bm_t *bm, mf_copy_dir_t dir,
 
 /* ------------------------------------------------------------ transfer */
 
+/*
+ * Completions of transports that finish later (tcp): a waiter counts the
+ * operations outstanding, each callback takes one off, and the thread that
+ * waits sleeps on the count (a futex) instead of spinning, so it leaves the
+ * CPU to the transport threads.
+ */
+typedef struct mf_fabric_waiter {
+    atomic_int left;
+} mf_fabric_waiter_t;
+
 typedef struct mf_fabric_comp {
     mf_tl_comp_t super;
-    atomic_int done;
+    mf_fabric_waiter_t *waiter;
     mf_status_t status;
 } mf_fabric_comp_t;
 
 static void mf_fabric_comp_cb(mf_tl_comp_t *comp, mf_status_t status)
 {
     mf_fabric_comp_t *fc = (mf_fabric_comp_t *)comp;
+    mf_fabric_waiter_t *waiter = fc->waiter;
 
     fc->status = status;
-    atomic_store_explicit(&fc->done, 1, memory_order_release);
-}
-
-static __attribute__((noinline)) mf_status_t
-mf_fabric_comp_wait(mf_fabric_comp_t *fc, mf_tl_ep_t *ep)
-{
-    while (!atomic_load_explicit(&fc->done, memory_order_acquire)) {
-        if (mf_tl_progress(ep->iface) == 0) {
-            sched_yield();
-        }
+    if (atomic_fetch_sub_explicit(&waiter->left, 1, memory_order_acq_rel) ==
+        1) {
+        /* the waiter may be gone already: a stray wake is harmless */
+        syscall(SYS_futex, &waiter->left, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+                NULL, 0);
     }
-    return fc->status;
 }
 
-/* Moves bytes between resolved sides (a NULL segment is local memory). */
+static inline void mf_fabric_comp_init(mf_fabric_comp_t *fc,
+                                       mf_fabric_waiter_t *waiter)
+{
+    fc->super.cb = mf_fabric_comp_cb;
+    fc->waiter = waiter;
+    fc->status = MF_OK;
+}
+
+/* Waits until every operation counted in waiter completed. */
+static __attribute__((noinline)) void
+mf_fabric_waiter_wait(mf_fabric_waiter_t *waiter, mf_tl_iface_t *iface)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    int left;
+
+    while ((left = atomic_load_explicit(&waiter->left, memory_order_acquire)) !=
+           0) {
+        if (iface != NULL && mf_tl_progress(iface) != 0) {
+            continue;
+        }
+        /* returns at once if left changed; the timeout keeps transports
+         * that need progress calls moving */
+        syscall(SYS_futex, &waiter->left, FUTEX_WAIT_PRIVATE, left, &ts, NULL,
+                0);
+    }
+}
+
+/*
+ * Starts moving bytes between resolved sides (a NULL segment is local
+ * memory).  MF_INPROGRESS: comp completes later through its waiter (whose
+ * count the caller raised by one), and *ep_p is the endpoint it runs on.
+ * Two segments that are both remote go through mf_fabric_bounce(), which
+ * finishes before it returns.
+ */
+static mf_status_t mf_fabric_bounce(uint64_t src, mf_fabric_seg_t *sseg,
+                                    uint64_t dst, mf_fabric_seg_t *dseg,
+                                    size_t size);
+
+static inline mf_status_t
+mf_fabric_xfer_start(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
+                     mf_fabric_seg_t *dseg, size_t size, mf_fabric_comp_t *comp,
+                     mf_tl_ep_t **ep_p)
+{
+    if (dseg != NULL && (sseg == NULL || sseg->addr != NULL)) {
+        *ep_p = dseg->ep;
+        return mf_tl_put(dseg->ep, (const void *)(uintptr_t)src, dst, size,
+                         dseg->rkey, &comp->super);
+    }
+    if (sseg != NULL && (dseg == NULL || dseg->addr != NULL)) {
+        *ep_p = sseg->ep;
+        return mf_tl_get(sseg->ep, (void *)(uintptr_t)dst, src, size,
+                         sseg->rkey, &comp->super);
+    }
+    if (sseg == NULL && dseg == NULL) {
+        memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, size);
+        return MF_OK;
+    }
+    return mf_fabric_bounce(src, sseg, dst, dseg, size);
+}
+
+/* Moves bytes between resolved sides and waits for them. */
 static inline mf_status_t mf_fabric_xfer(uint64_t src, mf_fabric_seg_t *sseg,
                                          uint64_t dst, mf_fabric_seg_t *dseg,
                                          size_t size)
 {
+    mf_fabric_waiter_t waiter;
     mf_fabric_comp_t comp;
     mf_status_t status;
-    mf_tl_ep_t *ep;
+    mf_tl_ep_t *ep = NULL;
 
-    comp.super.cb = mf_fabric_comp_cb;
-    atomic_init(&comp.done, 0);
-    if (dseg != NULL && (sseg == NULL || sseg->addr != NULL)) {
-        ep = dseg->ep;
-        status = mf_tl_put(ep, (const void *)(uintptr_t)src, dst, size,
-                           dseg->rkey, &comp.super);
-    } else if (sseg != NULL && (dseg == NULL || dseg->addr != NULL)) {
-        ep = sseg->ep;
-        status = mf_tl_get(ep, (void *)(uintptr_t)dst, src, size, sseg->rkey,
-                           &comp.super);
-    } else if (sseg == NULL && dseg == NULL) {
-        memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, size);
-        return MF_OK;
-    } else {
-        return MF_ERR_UNSUPPORTED; /* two remote segments: not yet */
-    }
+    atomic_init(&waiter.left, 1);
+    mf_fabric_comp_init(&comp, &waiter);
+    status = mf_fabric_xfer_start(src, sseg, dst, dseg, size, &comp, &ep);
     if (mf_unlikely(status == MF_INPROGRESS)) {
-        status = mf_fabric_comp_wait(&comp, ep);
+        mf_fabric_waiter_wait(&waiter, ep->iface);
+        status = comp.status;
     }
+    return status;
+}
+
+/*
+ * Between two remote segments: get a chunk into a bounded local buffer,
+ * then put it, while the next chunk is read into the other half of the
+ * buffer.  At most 2 x MF_FABRIC_BOUNCE_CHUNK bytes are allocated.
+ */
+#define MF_FABRIC_BOUNCE_CHUNK (4u << 20)
+
+static __attribute__((noinline)) mf_status_t
+mf_fabric_bounce(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
+                 mf_fabric_seg_t *dseg, size_t size)
+{
+    size_t chunk = MF_MIN(size, MF_FABRIC_BOUNCE_CHUNK), off, len;
+    mf_fabric_waiter_t get_w, put_w[2];
+    mf_fabric_comp_t get_c, put_c[2];
+    mf_status_t status = MF_OK, st;
+    bool put_busy[2] = {false, false};
+    mf_tl_ep_t *ep;
+    uint8_t *buf;
+    unsigned k = 0;
+
+    buf = malloc(2 * chunk);
+    if (buf == NULL) {
+        mf_error("mf-bm: cannot allocate a bounce buffer of %zu bytes",
+                 2 * chunk);
+        return MF_ERR_NOMEM;
+    }
+    for (off = 0; off < size && status == MF_OK; off += len, k ^= 1) {
+        len = MF_MIN(chunk, size - off);
+        if (put_busy[k]) {
+            mf_fabric_waiter_wait(&put_w[k], dseg->ep->iface);
+            put_busy[k] = false;
+            if (put_c[k].status != MF_OK) {
+                status = put_c[k].status;
+                break;
+            }
+        }
+        atomic_init(&get_w.left, 1);
+        mf_fabric_comp_init(&get_c, &get_w);
+        st = mf_tl_get(sseg->ep, buf + k * chunk, src + off, len, sseg->rkey,
+                       &get_c.super);
+        if (st == MF_INPROGRESS) {
+            mf_fabric_waiter_wait(&get_w, sseg->ep->iface);
+            st = get_c.status;
+        }
+        if (st != MF_OK) {
+            status = st;
+            break;
+        }
+        atomic_init(&put_w[k].left, 1);
+        mf_fabric_comp_init(&put_c[k], &put_w[k]);
+        ep = dseg->ep;
+        st = mf_tl_put(ep, buf + k * chunk, dst + off, len, dseg->rkey,
+                       &put_c[k].super);
+        if (st == MF_INPROGRESS) {
+            put_busy[k] = true;
+        } else if (st != MF_OK) {
+            status = st;
+        }
+    }
+    for (k = 0; k < 2; k++) {
+        if (put_busy[k]) {
+            mf_fabric_waiter_wait(&put_w[k], dseg->ep->iface);
+            if (put_c[k].status != MF_OK && status == MF_OK) {
+                status = put_c[k].status;
+            }
+        }
+    }
+    free(buf);
     return status;
 }
 
@@ -250,9 +388,10 @@ typedef struct mf_fabric_hold {
     mf_fabric_seg_t *dst;
 } mf_fabric_hold_t;
 
-static inline __attribute__((always_inline)) mf_status_t
-mf_fabric_resolve_held(mf_bm_t *bm, uint64_t addr, size_t size, bool global,
-                       mf_fabric_seg_t **held_p, mf_fabric_seg_t **seg_p)
+static inline mf_status_t mf_fabric_resolve_held(mf_bm_t *bm, uint64_t addr,
+                                                 size_t size, bool global,
+                                                 mf_fabric_seg_t **held_p,
+                                                 mf_fabric_seg_t **seg_p)
 {
     mf_fabric_seg_t *held = *held_p;
     mf_status_t status;
@@ -282,11 +421,73 @@ static inline void mf_fabric_hold_release(mf_fabric_hold_t *hold)
     mf_fabric_seg_release(hold->src);
 }
 
-/* Validates and copies one piece, holding its segments in hold. */
-static inline mf_status_t mf_fabric_copy_held(mf_bm_t *bm, uint64_t src,
-                                              uint64_t dst, size_t size,
-                                              mf_copy_dir_t dir,
-                                              mf_fabric_hold_t *hold)
+/*
+ * Pieces of a batch in flight on transports that complete later: up to
+ * MF_FABRIC_WINDOW of them run at once, then the window drains.  Each holds
+ * a reference on its segments of its own, so the run's hold may move on.
+ */
+#define MF_FABRIC_WINDOW 64
+
+typedef struct mf_fabric_slot {
+    mf_fabric_comp_t comp;
+    size_t index;
+    mf_fabric_seg_t *sseg;
+    mf_fabric_seg_t *dseg;
+} mf_fabric_slot_t;
+
+typedef struct mf_fabric_window {
+    mf_fabric_waiter_t waiter;
+    mf_tl_iface_t *iface; /* of the last piece started, for progress */
+    unsigned n;
+    mf_fabric_slot_t slots[MF_FABRIC_WINDOW];
+} mf_fabric_window_t;
+
+static inline void mf_fabric_seg_addref(mf_fabric_seg_t *seg)
+{
+    if (seg != NULL) {
+        atomic_fetch_add_explicit(&seg->readers, 1, memory_order_relaxed);
+    }
+}
+
+/* Starts a piece in win (or, win NULL, copies it and waits). */
+static inline mf_status_t
+mf_fabric_piece_xfer(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
+                     mf_fabric_seg_t *dseg, size_t size,
+                     mf_fabric_window_t *win, size_t index)
+{
+    mf_fabric_slot_t *slot;
+    mf_status_t status;
+    mf_tl_ep_t *ep = NULL;
+
+    if (win == NULL || ((sseg == NULL || sseg->addr != NULL) &&
+                        (dseg == NULL || dseg->addr != NULL))) {
+        /* memory mapped here: copied now */
+        return mf_fabric_xfer(src, sseg, dst, dseg, size);
+    }
+    slot = &win->slots[win->n];
+    mf_fabric_comp_init(&slot->comp, &win->waiter);
+    atomic_fetch_add_explicit(&win->waiter.left, 1, memory_order_relaxed);
+    status = mf_fabric_xfer_start(src, sseg, dst, dseg, size, &slot->comp, &ep);
+    if (status != MF_INPROGRESS) {
+        atomic_fetch_sub_explicit(&win->waiter.left, 1, memory_order_relaxed);
+        return status;
+    }
+    slot->index = index;
+    slot->sseg = sseg;
+    slot->dseg = dseg;
+    mf_fabric_seg_addref(sseg);
+    mf_fabric_seg_addref(dseg);
+    win->iface = ep->iface;
+    win->n++;
+    return MF_INPROGRESS;
+}
+
+/* Validates and copies one piece, holding its segments in hold; with a
+ * window, a piece that completes later returns MF_INPROGRESS. */
+static inline mf_status_t
+mf_fabric_copy_held(mf_bm_t *bm, uint64_t src, uint64_t dst, size_t size,
+                    mf_copy_dir_t dir, mf_fabric_hold_t *hold,
+                    mf_fabric_window_t *win, size_t index)
 {
     mf_fabric_seg_t *sseg = NULL, *dseg = NULL;
     mf_status_t status;
@@ -307,7 +508,7 @@ static inline mf_status_t mf_fabric_copy_held(mf_bm_t *bm, uint64_t src,
     if (mf_unlikely(status != MF_OK)) {
         return status;
     }
-    return mf_fabric_xfer(src, sseg, dst, dseg, size);
+    return mf_fabric_piece_xfer(src, sseg, dst, dseg, size, win, index);
 }
 
 /* Validates, holds, copies and releases one piece. */
@@ -317,7 +518,7 @@ static mf_status_t mf_fabric_copy_one(mf_bm_t *bm, uint64_t src, uint64_t dst,
     mf_fabric_hold_t hold = {NULL, NULL};
     mf_status_t status;
 
-    status = mf_fabric_copy_held(bm, src, dst, size, dir, &hold);
+    status = mf_fabric_copy_held(bm, src, dst, size, dir, &hold, NULL, 0);
     mf_fabric_hold_release(&hold);
     return status;
 }
@@ -333,27 +534,73 @@ MF_API mf_status_t mf_bm_copy(mf_bm_t *bm, uint64_t src, uint64_t dst,
 
 /* --------------------------------------------------------------- batch */
 
-/* Copies pieces [first, end); returns the first error in piece order. */
+/* The first error in piece order of a run, and the per-piece results. */
+typedef struct mf_fabric_outcome {
+    mf_status_t status;
+    size_t index;
+    mf_status_t *results;
+} mf_fabric_outcome_t;
+
+static inline void mf_fabric_outcome_set(mf_fabric_outcome_t *out, size_t i,
+                                         mf_status_t status)
+{
+    if (out->results != NULL) {
+        out->results[i] = status;
+    }
+    if (mf_unlikely(status != MF_OK) && i < out->index) {
+        out->index = i;
+        out->status = status;
+    }
+}
+
+/* Waits for the pieces of win and records them. */
+static void mf_fabric_window_drain(mf_fabric_window_t *win,
+                                   mf_fabric_outcome_t *out)
+{
+    mf_fabric_slot_t *slot;
+    unsigned i;
+
+    if (win->n == 0) {
+        return;
+    }
+    mf_fabric_waiter_wait(&win->waiter, win->iface);
+    for (i = 0; i < win->n; i++) {
+        slot = &win->slots[i];
+        mf_fabric_outcome_set(out, slot->index, slot->comp.status);
+        mf_fabric_seg_release(slot->dseg);
+        mf_fabric_seg_release(slot->sseg);
+    }
+    win->n = 0;
+}
+
+/* Copies pieces [first, end), those to remote segments all at once (a
+ * window at a time); returns the first error in piece order. */
 static mf_status_t
 mf_fabric_copy_pieces(mf_bm_t *bm, const mf_copy_piece_t *pieces, size_t first,
                       size_t end, mf_copy_dir_t dir, mf_status_t *results)
 {
     mf_fabric_hold_t hold = {NULL, NULL};
-    mf_status_t status = MF_OK, piece_status;
+    mf_fabric_outcome_t out = {MF_OK, SIZE_MAX, results};
+    mf_fabric_window_t win;
+    mf_status_t piece_status;
     size_t i;
 
+    atomic_init(&win.waiter.left, 0);
+    win.iface = NULL;
+    win.n = 0;
     for (i = first; i < end; i++) {
-        piece_status = mf_fabric_copy_held(bm, pieces[i].src, pieces[i].dst,
-                                           pieces[i].size, dir, &hold);
-        if (results != NULL) {
-            results[i] = piece_status;
+        if (win.n == MF_FABRIC_WINDOW) {
+            mf_fabric_window_drain(&win, &out);
         }
-        if (mf_unlikely(piece_status != MF_OK) && status == MF_OK) {
-            status = piece_status;
+        piece_status = mf_fabric_copy_held(bm, pieces[i].src, pieces[i].dst,
+                                           pieces[i].size, dir, &hold, &win, i);
+        if (piece_status != MF_INPROGRESS) {
+            mf_fabric_outcome_set(&out, i, piece_status);
         }
     }
+    mf_fabric_window_drain(&win, &out);
     mf_fabric_hold_release(&hold);
-    return status;
+    return out.status;
 }
 
 /* A batch runs on the copy threads as nparts runs of consecutive pieces,

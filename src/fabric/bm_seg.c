@@ -193,7 +193,7 @@ mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
     mf_wbuf_put_u64(&w, bm->own.size);
     mf_wbuf_put_u64(&w, bm->incarnation);
     mf_wbuf_put_u32(&w, (uint32_t)getpid());
-    mf_wbuf_put_str(&w, mf_host_id());
+    mf_wbuf_put_str(&w, mf_fabric_host_id(bm));
     mf_wbuf_put_u32(&w, ntl);
     for (i = 0; i < bm->ntl; i++) {
         mf_tl_iface_t *iface = bm->ifaces[i];
@@ -232,38 +232,58 @@ err_free_buf:
     return status;
 }
 
-/* Maps the peer through the first transport of ours that reaches it. */
+/* Maps the peer through the first transport of ours that reaches it.  The
+ * whole list is decoded first: a descriptor that is cut or has trailing
+ * bytes connects nothing. */
 static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
                                          uint64_t map_size, mf_rbuf_t *r,
                                          uint32_t ntl)
 {
+    struct {
+        char name[32];
+        const void *addr;
+        const void *rkey;
+        size_t addr_len;
+        size_t rkey_len;
+    } tls[MF_FABRIC_TL_MAX * 4];
     mf_status_t status = MF_ERR_UNREACHABLE;
-    const void *addr, *rkey_buf;
-    size_t addr_len, rkey_len, i;
-    char name[32];
     mf_tl_ep_t *ep;
     mf_tl_rkey_t *rkey;
     uint32_t k;
+    size_t i;
 
+    if (ntl > MF_ARRAY_SIZE(tls)) {
+        return MF_ERR_PROTO;
+    }
     for (k = 0; k < ntl; k++) {
-        if (!mf_rbuf_get_str(r, name, sizeof(name)) ||
-            !mf_rbuf_get_bytes(r, &addr, &addr_len, MF_FABRIC_BLOB_MAX) ||
-            !mf_rbuf_get_bytes(r, &rkey_buf, &rkey_len, MF_FABRIC_BLOB_MAX)) {
+        if (!mf_rbuf_get_str(r, tls[k].name, sizeof(tls[k].name)) ||
+            !mf_rbuf_get_bytes(r, &tls[k].addr, &tls[k].addr_len,
+                               MF_FABRIC_BLOB_MAX) ||
+            !mf_rbuf_get_bytes(r, &tls[k].rkey, &tls[k].rkey_len,
+                               MF_FABRIC_BLOB_MAX)) {
             return MF_ERR_PROTO;
         }
+    }
+    if (mf_rbuf_status(r, true) != MF_OK) {
+        return MF_ERR_PROTO;
+    }
+    for (k = 0; k < ntl; k++) {
         for (i = 0; i < bm->ntl; i++) {
             mf_tl_iface_t *iface = bm->ifaces[i];
 
-            if (!bm->tl_selected[i] || strcmp(iface->ops->name, name) != 0 ||
-                !iface->ops->iface_is_reachable(iface, addr, addr_len)) {
+            if (!bm->tl_selected[i] ||
+                strcmp(iface->ops->name, tls[k].name) != 0 ||
+                !iface->ops->iface_is_reachable(iface, tls[k].addr,
+                                                tls[k].addr_len)) {
                 continue;
             }
-            status = iface->ops->ep_create(iface, addr, addr_len, &ep);
+            status =
+                iface->ops->ep_create(iface, tls[k].addr, tls[k].addr_len, &ep);
             if (status != MF_OK) {
                 continue;
             }
-            status = iface->ops->rkey_unpack(iface, rkey_buf, rkey_len,
-                                             seg->gva, map_size, &rkey);
+            status = iface->ops->rkey_unpack(
+                iface, tls[k].rkey, tls[k].rkey_len, seg->gva, map_size, &rkey);
             if (status != MF_OK) {
                 iface->ops->ep_destroy(ep);
                 continue;
@@ -406,10 +426,16 @@ static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
     bool is_auto = strcmp(bm->cfg.transport, "auto") == 0;
     size_t i;
 
-    params.host_id = mf_host_id();
+    memset(&params, 0, sizeof(params));
+    params.host_id = mf_fabric_host_id(bm);
     params.workers = bm->workers;
     params.split_min = bm->cfg.copy_split_min;
     params.mem_flags = bm->cfg.prefault ? MF_MEM_SEG_PREFAULT : 0;
+    params.tcp_addr = bm->cfg.tcp_addr;
+    params.tcp_route_host = mf_fabric_store_host();
+    params.tcp_port = (uint16_t)bm->cfg.tcp_port;
+    params.tcp_lanes = bm->cfg.tcp_lanes;
+    params.tcp_chunk_size = bm->cfg.tcp_chunk_size;
     mem_params.addr = bm->own.addr;
     mem_params.size = bm->own.size;
     mem_params.seg = &bm->own;
@@ -422,6 +448,13 @@ static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
             continue;
         }
         status = ops->iface_open(&params, &bm->ifaces[bm->ntl]);
+        if (status != MF_OK && is_auto && ops != &mf_tl_shm_ops) {
+            /* auto: the pool still works with what opened */
+            mf_warn("mf-bm: transport %s is not available (%s); peers only "
+                    "it reaches will be unreachable",
+                    ops->name, mf_status_name(status));
+            continue;
+        }
         if (status != MF_OK) {
             mf_error("mf-bm: cannot open transport %s: %s", ops->name,
                      mf_status_name(status));

@@ -128,6 +128,17 @@ typedef struct mf_fabric_ev {
     uint8_t data[];
 } mf_fabric_ev_t;
 
+/* This rank's host id: the host_id setting, else the detected one. */
+static inline const char *mf_fabric_host_id(const mf_bm_t *bm)
+{
+    return bm->cfg.host_id[0] != '\0' ? bm->cfg.host_id : mf_host_id();
+}
+
+/* ---- bm.c ---- */
+/* Host of the config store the process bootstrapped from ("" before
+ * mf_bm_init): tcp advertises the local address routed towards it. */
+const char *mf_fabric_store_host(void);
+
 /* ---- bm_config.c ---- */
 extern const mf_cfg_table_t mf_fabric_cfg_table;
 mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg);

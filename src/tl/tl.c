@@ -10,6 +10,7 @@
 
 static const mf_tl_ops_t *const mf_tl_all[] = {
     &mf_tl_shm_ops,
+    &mf_tl_tcp_ops,
 };
 
 size_t mf_tl_count(void)

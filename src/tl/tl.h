@@ -72,6 +72,15 @@ typedef struct mf_tl_params {
     mf_tl_workers_t *workers; /* copy threads, NULL for none */
     uint64_t split_min;       /* copies from this size use the workers */
     unsigned mem_flags;       /* MF_MEM_SEG_* for imported segments */
+    /* tcp (zero: defaults) */
+    const char *tcp_addr;       /* IPv4 address or name to listen on and
+                                   advertise; NULL or "" listens on all */
+    const char *tcp_route_host; /* listening on all: advertise the local
+                                   address routed towards this host (the
+                                   config store); NULL: 127.0.0.1 */
+    uint16_t tcp_port;          /* 0: a free port */
+    uint32_t tcp_lanes;         /* connections per peer and threads */
+    uint64_t tcp_chunk_size;    /* bytes per request on a lane */
 } mf_tl_params_t;
 
 /* What to register: memory of a segment (seg set), or plain user memory. */
@@ -144,6 +153,7 @@ static inline unsigned mf_tl_progress(mf_tl_iface_t *iface)
 /* ---- registry ---- */
 
 extern const mf_tl_ops_t mf_tl_shm_ops;
+extern const mf_tl_ops_t mf_tl_tcp_ops; /* tl/tcp/tcp.c: peers on any host */
 
 /* Number of transports built in, and the i-th one (NULL past the end). */
 size_t mf_tl_count(void);

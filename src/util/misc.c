@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,14 +105,21 @@ mf_status_t mf_url_parse(const char *url, char *host, size_t host_len,
     return MF_OK;
 }
 
-static char mf_host_id_buf[128];
+static char mf_host_id_buf[192];
 static pthread_once_t mf_host_id_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Boot id, UTS host name and network namespace: processes in different
+ * network namespaces of one machine count as different hosts (they reach
+ * each other over the network, as multi-host tests run them).
+ */
 static void mf_host_id_init(void)
 {
     char boot[64] = "unknown-boot";
     char name[64] = "unknown-host";
+    char net[32] = "";
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    struct stat st;
 
     if (f != NULL) {
         if (fgets(boot, sizeof(boot), f) != NULL) {
@@ -123,7 +131,11 @@ static void mf_host_id_init(void)
         mf_strlcpy(name, "unknown-host", sizeof(name));
     }
     name[sizeof(name) - 1] = '\0';
-    snprintf(mf_host_id_buf, sizeof(mf_host_id_buf), "%s/%s", boot, name);
+    if (stat("/proc/self/ns/net", &st) == 0) {
+        snprintf(net, sizeof(net), "/net:%llu", (unsigned long long)st.st_ino);
+    }
+    snprintf(mf_host_id_buf, sizeof(mf_host_id_buf), "%s/%s%s", boot, name,
+             net);
 }
 
 const char *mf_host_id(void)

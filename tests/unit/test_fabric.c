@@ -100,6 +100,41 @@ static void test_config(void **state)
     assert_int_equal(cfg.heartbeat_ms, 1000);
     assert_true(cfg.prefault);
     assert_string_equal(cfg.transport, "auto");
+    assert_int_equal(cfg.tcp_lanes, 2);
+    assert_int_equal(cfg.tcp_chunk_size, 512 * 1024);
+    assert_string_equal(cfg.tcp_addr, "");
+    assert_int_equal(cfg.tcp_port, 0);
+    assert_string_equal(cfg.host_id, "");
+
+    /* the tcp settings and the host id */
+    assert_int_equal(mf_bm_config_set(&cfg, "transport", "tcp"), MF_OK);
+    assert_string_equal(cfg.transport, "tcp");
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "4"), MF_OK);
+    assert_int_equal(cfg.tcp_lanes, 4);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_chunk_size", "1M"), MF_OK);
+    assert_int_equal(cfg.tcp_chunk_size, TEST_MB);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_addr", "10.1.2.3"), MF_OK);
+    assert_string_equal(cfg.tcp_addr, "10.1.2.3");
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_port", "7000"), MF_OK);
+    assert_int_equal(cfg.tcp_port, 7000);
+    assert_int_equal(mf_bm_config_set(&cfg, "host_id", "rack1-node7"), MF_OK);
+    assert_string_equal(cfg.host_id, "rack1-node7");
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "0"), MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "17"), MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_chunk_size", "1K"),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_port", "65536"),
+                     MF_ERR_CONFIG);
+    mf_log_set_level(MF_LOG_WARN);
+    assert_int_equal(cfg.tcp_lanes, 4);
+    setenv("MF_TRANSPORT", "tcp", 1);
+    setenv("MF_HOST_ID", "from-env", 1);
+    mf_bm_config_init(&cfg);
+    assert_string_equal(cfg.transport, "tcp");
+    assert_string_equal(cfg.host_id, "from-env");
+    unsetenv("MF_TRANSPORT");
+    unsetenv("MF_HOST_ID");
 
     /* environment */
     setenv("MF_COPY_THREADS", "3", 1);
@@ -143,15 +178,6 @@ static void test_config(void **state)
     assert_int_equal(cfg.copy_threads, 2);
     assert_string_equal(cfg.transport, "shm");
     assert_int_equal(cfg.host_base, MF_FABRIC_DEFAULT_BASE);
-    {
-        /* a hand-filled struct whose transport name is not terminated */
-        mf_bm_config_t bad = cfg;
-
-        memset(bad.transport, 'x', sizeof(bad.transport));
-        mf_log_set_level(MF_LOG_OFF);
-        assert_int_equal(mf_fabric_config_check(&bad), MF_ERR_CONFIG);
-        mf_log_set_level(MF_LOG_WARN);
-    }
 
     /* file */
     fd = mkstemp(path);
@@ -841,6 +867,34 @@ static void test_rank_cb(mf_bm_t *bm, uint32_t rank, bool joined,
     }
 }
 
+/*
+ * How the multi-process tests reach peers: "" (auto: shm on this host), or
+ * in the children, through the MF_* environment as a user would set it:
+ * MF_TRANSPORT=tcp for every peer, or MF_HOST_ID making ranks of even and
+ * odd fork index look like two hosts (shm within, tcp across).
+ */
+typedef enum test_mp_mode {
+    TEST_MP_AUTO = 0,
+    TEST_MP_TCP,
+    TEST_MP_TWO_HOSTS,
+} test_mp_mode_t;
+
+static test_mp_mode_t test_mp_mode;
+
+static void test_mp_child_env(uint32_t index)
+{
+    char id[32];
+
+    if (test_mp_mode == TEST_MP_TCP) {
+        CHILD_CHECK(setenv("MF_TRANSPORT", "tcp", 1) == 0);
+        CHILD_CHECK(setenv("MF_TCP_LANES", index % 2 ? "3" : "1", 1) == 0);
+        CHILD_CHECK(setenv("MF_TCP_CHUNK_SIZE", "128K", 1) == 0);
+    } else if (test_mp_mode == TEST_MP_TWO_HOSTS) {
+        snprintf(id, sizeof(id), "test-host-%u", index % 2);
+        CHILD_CHECK(setenv("MF_HOST_ID", id, 1) == 0);
+    }
+}
+
 static mf_status_t test_rank_open(test_rank_t *tr, const char *url,
                                   uint32_t world, uint32_t rank, uint32_t id,
                                   uint64_t base, uint32_t threads)
@@ -935,6 +989,26 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     for (r = 0; r < world; r++) {
         test_rank_wait_joined(&tr, r, true);
     }
+    /* each peer through the transport the mode asks for */
+    {
+        uint32_t tcp = 0, shm = 0;
+
+        for (r = 0; r < world; r++) {
+            mf_fabric_seg_t *seg = &tr.bm->segs[r];
+            const char *name = tr.bm->ifaces[seg->tl]->ops->name;
+
+            if (r == tr.rank) {
+                continue;
+            }
+            tcp += strcmp(name, "tcp") == 0 && seg->addr == NULL;
+            shm += strcmp(name, "shm") == 0 && seg->addr != NULL;
+        }
+        CHILD_CHECK(tcp + shm == world - 1);
+        CHILD_CHECK(test_mp_mode != TEST_MP_AUTO || shm == world - 1);
+        CHILD_CHECK(test_mp_mode != TEST_MP_TCP || tcp == world - 1);
+        CHILD_CHECK(test_mp_mode != TEST_MP_TWO_HOSTS ||
+                    (shm == world / 2 - 1 && tcp == world / 2));
+    }
     test_rank_barrier(&tr, "filled", world);
 
     /* GH2LH / AUTO reads of every rank */
@@ -960,6 +1034,20 @@ static void test_mp_copies_child(const char *url, uint32_t world)
                             MF_COPY_GH2GH));
         CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + tr.rank * MP_STRIPE),
                                off, size, r));
+    }
+    /* GH2GH between two peers: from r's lower half into our stripe of
+     * r2's upper half, read back */
+    for (i = 0; i < 20; i++) {
+        uint64_t size = 1 + test_rand(&s) % (MP_STRIPE - 64);
+        uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
+        uint32_t r2 = (uint32_t)(test_rand(&s) % world);
+        uint64_t dst = test_gva(tr.bm, r2, MP_SEG / 2 + tr.rank * MP_STRIPE);
+
+        r = (uint32_t)(test_rand(&s) % world);
+        CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off), dst, size,
+                            i % 2 ? MF_COPY_GH2GH : MF_COPY_AUTO));
+        CHILD_OK(mf_bm_copy(tr.bm, dst, (uint64_t)buf2, size, MF_COPY_GH2LH));
+        CHILD_CHECK(test_check(buf2, off, size, r));
     }
     test_rank_barrier(&tr, "gh2gh", world);
 
@@ -1017,6 +1105,35 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     pieces[7].src = test_gva(tr.bm, r, 7 * 128 * 1024 + 1);
     CHILD_OK(mf_bm_copy_batch_async(tr.bm, pieces, 122, MF_COPY_AUTO, &req));
     CHILD_OK(mf_bm_wait(req, -1));
+    CHILD_CHECK(test_check(buf, 1, 61 * 144 * 1024, r));
+
+    /* batch writes: local pieces into our stripe of rank r's upper half,
+     * then from there into our stripe of the rank after it (GH2GH) */
+    {
+        uint64_t stripe = test_gva(tr.bm, r, MP_SEG / 2 + tr.rank * MP_STRIPE);
+        uint32_t r2 = (r + 1) % world;
+        uint64_t stripe2 =
+            test_gva(tr.bm, r2, MP_SEG / 2 + tr.rank * MP_STRIPE);
+
+        test_fill(buf, 0, MP_STRIPE, 50 + tr.rank);
+        for (i = 0; i < 64; i++) {
+            pieces[i].src = (uint64_t)buf + (uint64_t)i * (MP_STRIPE / 64);
+            pieces[i].dst = stripe + (uint64_t)i * (MP_STRIPE / 64);
+            pieces[i].size = MP_STRIPE / 64;
+        }
+        CHILD_OK(mf_bm_copy_batch(tr.bm, pieces, 64, MF_COPY_LH2GH, results));
+        for (i = 0; i < 64; i++) {
+            pieces[i].src = stripe + (uint64_t)i * (MP_STRIPE / 64);
+            pieces[i].dst = stripe2 + (uint64_t)i * (MP_STRIPE / 64);
+        }
+        CHILD_OK(
+            mf_bm_copy_batch_async(tr.bm, pieces, 64, MF_COPY_GH2GH, &req));
+        CHILD_OK(mf_bm_wait(req, -1));
+        memset(buf2, 0, MP_STRIPE);
+        CHILD_OK(mf_bm_copy(tr.bm, stripe2, (uint64_t)buf2, MP_STRIPE,
+                            MF_COPY_GH2LH));
+        CHILD_CHECK(test_check(buf2, 0, MP_STRIPE, 50 + tr.rank));
+    }
 
     /* bad GVAs */
     mf_log_set_level(MF_LOG_ERROR);
@@ -1039,18 +1156,20 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     _exit(0);
 }
 
-static void test_mp_copies(void **state)
+static void test_mp_copies_in(test_mp_mode_t mode)
 {
     pid_t pids[MP_WORLD];
     test_mp_t mp;
     uint32_t i;
 
+    test_mp_mode = mode;
     test_mp_start(&mp);
     for (i = 0; i < MP_WORLD; i++) {
         pids[i] = fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
-            alarm(60);
+            alarm(100);
+            test_mp_child_env(i);
             test_mp_copies_child(mp.url, MP_WORLD);
         }
     }
@@ -1058,6 +1177,24 @@ static void test_mp_copies(void **state)
         assert_int_equal(test_wait_child(pids[i]), 0);
     }
     test_mp_stop(&mp);
+    test_mp_mode = TEST_MP_AUTO;
+}
+
+static void test_mp_copies(void **state)
+{
+    test_mp_copies_in(TEST_MP_AUTO);
+}
+
+/* The same over tcp between every pair of ranks of this host. */
+static void test_mp_copies_tcp(void **state)
+{
+    test_mp_copies_in(TEST_MP_TCP);
+}
+
+/* Two "hosts" by host id: shm within each, tcp across. */
+static void test_mp_copies_two_hosts(void **state)
+{
+    test_mp_copies_in(TEST_MP_TWO_HOSTS);
 }
 
 /*
@@ -1155,7 +1292,7 @@ static void test_mp_churn_child(const char *url, uint32_t rank)
     _exit(0);
 }
 
-static void test_mp_churn(void **state)
+static void test_mp_churn_in(test_mp_mode_t mode)
 {
     pid_t pids[MP_WORLD];
     mf_store_t *ctl;
@@ -1164,12 +1301,14 @@ static void test_mp_churn(void **state)
     size_t len;
     uint32_t i;
 
+    test_mp_mode = mode;
     test_mp_start(&mp);
     for (i = 0; i < MP_WORLD; i++) {
         pids[i] = fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
-            alarm(60);
+            alarm(100);
+            test_mp_child_env(i);
             test_mp_churn_child(mp.url, i);
         }
     }
@@ -1192,6 +1331,19 @@ static void test_mp_churn(void **state)
     }
     mf_store_close(ctl);
     test_mp_stop(&mp);
+    test_mp_mode = TEST_MP_AUTO;
+}
+
+static void test_mp_churn(void **state)
+{
+    test_mp_churn_in(TEST_MP_AUTO);
+}
+
+/* Leave, rejoin and kill -9 with every peer over tcp: copies end with OK
+ * or a peer error, never hang. */
+static void test_mp_churn_tcp(void **state)
+{
+    test_mp_churn_in(TEST_MP_TCP);
 }
 
 /* Rank 1 finds its window taken: create fails on every rank. */
@@ -1253,7 +1405,10 @@ int main(void)
         cmocka_unit_test(test_local_copies),
         cmocka_unit_test(test_local_peer),
         cmocka_unit_test(test_mp_copies),
+        cmocka_unit_test(test_mp_copies_tcp),
+        cmocka_unit_test(test_mp_copies_two_hosts),
         cmocka_unit_test(test_mp_churn),
+        cmocka_unit_test(test_mp_churn_tcp),
         cmocka_unit_test(test_mp_addr_in_use),
     };
 

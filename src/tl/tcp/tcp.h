@@ -1,0 +1,131 @@
+/*
+ * tcp transport: wire format and the hooks tests use.  Private to the
+ * transport and its tests.
+ *
+ * Every message on a lane starts with a 48-byte header, little-endian:
+ *
+ *   off  size  field
+ *     0   u32  magic     MF_TL_TCP_MAGIC
+ *     4   u8   version   MF_TL_TCP_VERSION
+ *     5   u8   op        MF_TL_TCP_OP_*
+ *     6   u16  flags     0
+ *     8   i32  status    mf_status_t of a response, 0 in requests
+ *    12   u32  reserved  0
+ *    16   u64  req_id    chosen by the requester, echoed in the response
+ *    24   u64  key       remote key token (requests), 0 in responses
+ *    32   u64  addr      remote address (requests), echoed in responses
+ *    40   u64  len       bytes the operation covers
+ *
+ * PUT:      header, then len bytes of data; answered by PUT_ACK (len 0).
+ * GET:      header only; answered by GET_DATA, followed by len bytes of
+ *           data when its status is MF_OK (else len is 0).
+ * A server answers the requests of one connection in order.
+ */
+#ifndef MF_TL_TCP_TCP_H
+#define MF_TL_TCP_TCP_H
+
+#include "tl/tl.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define MF_TL_TCP_MAGIC    0x4354464du /* "MFTC" as little-endian bytes */
+#define MF_TL_TCP_VERSION  1
+#define MF_TL_TCP_HDR_SIZE 48
+/* A single request never covers more; a larger one is a protocol error. */
+#define MF_TL_TCP_LEN_MAX (1ull << 30)
+
+#define MF_TL_TCP_DEFAULT_LANES 2
+#define MF_TL_TCP_DEFAULT_CHUNK (512u * 1024u)
+#define MF_TL_TCP_MAX_LANES     16
+#define MF_TL_TCP_CHUNK_MIN     (4u * 1024u)
+#define MF_TL_TCP_CHUNK_MAX     (64u * 1024u * 1024u)
+
+typedef enum mf_tl_tcp_op_code {
+    MF_TL_TCP_OP_PUT = 1,
+    MF_TL_TCP_OP_GET = 2,
+    MF_TL_TCP_OP_PUT_ACK = 3,
+    MF_TL_TCP_OP_GET_DATA = 4,
+} mf_tl_tcp_op_code_t;
+
+typedef struct mf_tl_tcp_hdr {
+    uint32_t magic;
+    uint8_t version;
+    uint8_t op;
+    uint16_t flags;
+    int32_t status;
+    uint64_t req_id;
+    uint64_t key;
+    uint64_t addr;
+    uint64_t len;
+} mf_tl_tcp_hdr_t;
+
+static inline void mf_tl_tcp_le64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline uint64_t mf_tl_tcp_le64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++) {
+        v |= (uint64_t)p[i] << (8 * i);
+    }
+    return v;
+}
+
+static inline void mf_tl_tcp_hdr_encode(const mf_tl_tcp_hdr_t *hdr,
+                                        uint8_t out[MF_TL_TCP_HDR_SIZE])
+{
+    uint32_t status = (uint32_t)hdr->status;
+
+    out[0] = (uint8_t)hdr->magic;
+    out[1] = (uint8_t)(hdr->magic >> 8);
+    out[2] = (uint8_t)(hdr->magic >> 16);
+    out[3] = (uint8_t)(hdr->magic >> 24);
+    out[4] = hdr->version;
+    out[5] = hdr->op;
+    out[6] = (uint8_t)hdr->flags;
+    out[7] = (uint8_t)(hdr->flags >> 8);
+    out[8] = (uint8_t)status;
+    out[9] = (uint8_t)(status >> 8);
+    out[10] = (uint8_t)(status >> 16);
+    out[11] = (uint8_t)(status >> 24);
+    memset(out + 12, 0, 4);
+    mf_tl_tcp_le64_put(out + 16, hdr->req_id);
+    mf_tl_tcp_le64_put(out + 24, hdr->key);
+    mf_tl_tcp_le64_put(out + 32, hdr->addr);
+    mf_tl_tcp_le64_put(out + 40, hdr->len);
+}
+
+/* Decodes without judging: the caller checks magic, version and op. */
+static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
+                                        mf_tl_tcp_hdr_t *hdr)
+{
+    hdr->magic = (uint32_t)in[0] | (uint32_t)in[1] << 8 |
+                 (uint32_t)in[2] << 16 | (uint32_t)in[3] << 24;
+    hdr->version = in[4];
+    hdr->op = in[5];
+    hdr->flags = (uint16_t)(in[6] | in[7] << 8);
+    hdr->status = (int32_t)((uint32_t)in[8] | (uint32_t)in[9] << 8 |
+                            (uint32_t)in[10] << 16 | (uint32_t)in[11] << 24);
+    hdr->req_id = mf_tl_tcp_le64_get(in + 16);
+    hdr->key = mf_tl_tcp_le64_get(in + 24);
+    hdr->addr = mf_tl_tcp_le64_get(in + 32);
+    hdr->len = mf_tl_tcp_le64_get(in + 40);
+}
+
+/* ---- for tests ---- */
+
+/* The port the interface listens on. */
+uint16_t mf_tl_tcp_iface_port(mf_tl_iface_t *iface);
+/* The key token of a registered segment, as its packed rkey carries it. */
+uint64_t mf_tl_tcp_memh_key(mf_tl_memh_t *memh);
+/* Closes every connection this interface accepted (as a peer's crash
+ * would); returns how many.  Peers fail what they had in flight. */
+unsigned mf_tl_tcp_iface_drop_conns(mf_tl_iface_t *iface);
+
+#endif

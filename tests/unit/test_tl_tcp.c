@@ -1,0 +1,881 @@
+/*
+ * Unit tests of the tcp transport on 127.0.0.1: two interfaces in one
+ * process (and one across a fork) put and get many sizes, unaligned, byte
+ * for byte, over one to four lanes; many operations at once; flush;
+ * requests outside the registered memory refused, also when crafted by
+ * hand on a raw socket; a connection lost mid-transfer fails what was in
+ * flight with a peer error and a later operation reconnects; a small
+ * operation completes while a large one is in flight.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_child.h"
+
+#include "mem/mem.h"
+#include "tl/tcp/tcp.h"
+#include "tl/tl.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_MB      (1024ull * 1024ull)
+#define TEST_SEG     (72 * TEST_MB)
+#define TEST_WAIT_MS 120000
+
+static const mf_tl_ops_t *ops = &mf_tl_tcp_ops;
+
+typedef struct test_comp {
+    mf_tl_comp_t super;
+    atomic_int calls;
+    mf_status_t status;
+} test_comp_t;
+
+static void test_comp_cb(mf_tl_comp_t *comp, mf_status_t status)
+{
+    test_comp_t *tc = (test_comp_t *)comp;
+
+    tc->status = status;
+    atomic_fetch_add_explicit(&tc->calls, 1, memory_order_release);
+}
+
+static void test_comp_init(test_comp_t *tc)
+{
+    tc->super.cb = test_comp_cb;
+    atomic_init(&tc->calls, 0);
+    tc->status = MF_ERR_STATE;
+}
+
+static bool test_comp_done(test_comp_t *tc)
+{
+    return atomic_load_explicit(&tc->calls, memory_order_acquire) > 0;
+}
+
+/* Waits for an operation started with status; returns its final status. */
+static mf_status_t test_comp_wait(test_comp_t *tc, mf_status_t status)
+{
+    uint64_t deadline = mf_time_ms() + TEST_WAIT_MS;
+
+    if (status != MF_INPROGRESS) {
+        return status;
+    }
+    while (!test_comp_done(tc)) {
+        if (mf_time_ms() > deadline) {
+            fprintf(stderr, "operation did not complete\n");
+            return MF_ERR_TIMEOUT;
+        }
+        usleep(50);
+    }
+    return tc->status;
+}
+
+static void test_fill(uint8_t *p, size_t size, uint32_t seed)
+{
+    for (size_t i = 0; i < size; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
+    }
+}
+
+static mf_tl_iface_t *test_open(uint32_t lanes, uint64_t chunk)
+{
+    mf_tl_params_t params;
+    mf_tl_iface_t *iface;
+
+    memset(&params, 0, sizeof(params));
+    params.host_id = mf_host_id();
+    params.tcp_addr = "127.0.0.1";
+    params.tcp_lanes = lanes;
+    params.tcp_chunk_size = chunk;
+    if (ops->iface_open(&params, &iface) != MF_OK) {
+        return NULL;
+    }
+    return iface;
+}
+
+/* A server interface with a registered "segment" and a client with an
+ * endpoint and remote key to it. */
+typedef struct test_pair {
+    mf_tl_iface_t *server;
+    mf_tl_iface_t *client;
+    uint8_t *mem;
+    mf_mem_seg_t seg;
+    mf_tl_memh_t *memh;
+    mf_tl_ep_t *ep;
+    mf_tl_rkey_t *rkey;
+    uint8_t rkey_buf[128];
+    size_t rkey_len;
+} test_pair_t;
+
+static void test_pair_open(test_pair_t *tp, uint32_t lanes, uint64_t chunk)
+{
+    mf_tl_mem_params_t mem_params;
+    uint8_t addr[128];
+    size_t addr_len;
+
+    memset(tp, 0, sizeof(*tp));
+    tp->mem = malloc(TEST_SEG);
+    assert_non_null(tp->mem);
+    tp->seg.kind = MF_MEM_KIND_HOST;
+    tp->seg.addr = tp->mem;
+    tp->seg.size = TEST_SEG;
+    tp->seg.fd = -1;
+    tp->server = test_open(lanes, chunk);
+    assert_non_null(tp->server);
+    tp->client = test_open(lanes, chunk);
+    assert_non_null(tp->client);
+    mem_params.addr = tp->mem;
+    mem_params.size = TEST_SEG;
+    mem_params.seg = &tp->seg;
+    assert_int_equal(ops->mem_reg(tp->server, &mem_params, &tp->memh), MF_OK);
+    assert_int_equal(ops->rkey_pack(tp->server, tp->memh, tp->rkey_buf,
+                                    sizeof(tp->rkey_buf), &tp->rkey_len),
+                     MF_OK);
+    assert_int_equal(
+        ops->iface_addr_pack(tp->server, addr, sizeof(addr), &addr_len), MF_OK);
+    assert_true(ops->iface_is_reachable(tp->client, addr, addr_len));
+    assert_int_equal(ops->ep_create(tp->client, addr, addr_len, &tp->ep),
+                     MF_OK);
+    assert_int_equal(ops->rkey_unpack(tp->client, tp->rkey_buf, tp->rkey_len,
+                                      (uint64_t)(uintptr_t)tp->mem, TEST_SEG,
+                                      &tp->rkey),
+                     MF_OK);
+    assert_null(tp->rkey->addr);
+}
+
+static void test_pair_close(test_pair_t *tp)
+{
+    ops->rkey_release(tp->client, tp->rkey);
+    ops->ep_destroy(tp->ep);
+    ops->mem_dereg(tp->server, tp->memh);
+    ops->iface_close(tp->client);
+    ops->iface_close(tp->server);
+    free(tp->mem);
+}
+
+static mf_status_t test_put(test_pair_t *tp, const void *buf, uint64_t off,
+                            size_t size)
+{
+    test_comp_t tc;
+
+    test_comp_init(&tc);
+    return test_comp_wait(&tc, ops->put(tp->ep, buf,
+                                        (uint64_t)(uintptr_t)tp->mem + off,
+                                        size, tp->rkey, &tc.super));
+}
+
+static mf_status_t test_get(test_pair_t *tp, void *buf, uint64_t off,
+                            size_t size)
+{
+    test_comp_t tc;
+
+    test_comp_init(&tc);
+    return test_comp_wait(&tc, ops->get(tp->ep, buf,
+                                        (uint64_t)(uintptr_t)tp->mem + off,
+                                        size, tp->rkey, &tc.super));
+}
+
+static void test_registry(void **state)
+{
+    mf_tl_caps_t caps;
+    mf_tl_iface_t *iface;
+
+    /* processes in other network namespaces count as other hosts */
+    assert_non_null(strstr(mf_host_id(), "/net:"));
+    assert_ptr_equal(mf_tl_find("tcp"), &mf_tl_tcp_ops);
+    assert_ptr_equal(mf_tl_at(0), &mf_tl_shm_ops);
+    iface = test_open(0, 0);
+    assert_non_null(iface);
+    ops->iface_query(iface, &caps);
+    assert_true(caps.flags & MF_TL_CAP_PUT);
+    assert_true(caps.flags & MF_TL_CAP_GET);
+    assert_false(caps.flags & MF_TL_CAP_ADDRESSABLE);
+    assert_false(caps.flags & MF_TL_CAP_SAME_HOST);
+    assert_true(mf_tl_tcp_iface_port(iface) != 0);
+    assert_int_equal(ops->progress(iface), 0);
+    assert_false(ops->iface_is_reachable(iface, "junk", 4));
+    ops->iface_close(iface);
+
+    mf_log_set_level(MF_LOG_OFF);
+    assert_null(test_open(MF_TL_TCP_MAX_LANES + 1, 0));
+    assert_null(test_open(1, 100));
+    mf_log_set_level(MF_LOG_WARN);
+}
+
+/* put and get of 1 B .. 64 MiB, unaligned on both sides, every lane count */
+static void test_sizes(void **state)
+{
+    static const uint32_t lanes[] = {1, 2, 4};
+    static const size_t sizes[] = {1,           2,
+                                   7,           100,
+                                   4095,        4097,
+                                   65537,       512 * 1024 - 1,
+                                   512 * 1024,  512 * 1024 + 1,
+                                   TEST_MB + 3, 3 * TEST_MB + 4097,
+                                   8 * TEST_MB, 17 * TEST_MB + 11,
+                                   64 * TEST_MB};
+    uint8_t *src = malloc(64 * TEST_MB + 64), *dst = malloc(64 * TEST_MB + 64);
+    test_pair_t tp;
+
+    assert_non_null(src);
+    assert_non_null(dst);
+    test_fill(src, 64 * TEST_MB + 64, 5);
+    for (size_t l = 0; l < MF_ARRAY_SIZE(lanes); l++) {
+        test_pair_open(&tp, lanes[l], l == 2 ? 64 * 1024 : 0);
+        memset(tp.mem, 0xee, TEST_SEG);
+        for (size_t i = 0; i < MF_ARRAY_SIZE(sizes); i++) {
+            size_t so = (i * 7 + l) % 61, ro = (i * 13 + l) % 4093 + 1;
+
+            assert_int_equal(test_put(&tp, src + so, ro, sizes[i]), MF_OK);
+            assert_memory_equal(tp.mem + ro, src + so, sizes[i]);
+            assert_int_equal(tp.mem[ro - 1], 0xee);
+            if (ro + sizes[i] < TEST_SEG) {
+                assert_int_equal(tp.mem[ro + sizes[i]], 0xee);
+            }
+            memset(dst, 0, sizes[i] + 64);
+            assert_int_equal(test_get(&tp, dst + (so ^ 5), ro, sizes[i]),
+                             MF_OK);
+            assert_memory_equal(dst + (so ^ 5), src + so, sizes[i]);
+            if ((so ^ 5) > 0) {
+                assert_int_equal(dst[(so ^ 5) - 1], 0);
+            }
+            assert_int_equal(dst[(so ^ 5) + sizes[i]], 0);
+            memset(tp.mem + ro, 0xee, sizes[i]);
+        }
+        /* the last byte of the segment, and size 0 */
+        assert_int_equal(test_put(&tp, src, TEST_SEG - 1, 1), MF_OK);
+        assert_int_equal(tp.mem[TEST_SEG - 1], src[0]);
+        assert_int_equal(test_put(&tp, src, 0, 0), MF_OK);
+        test_pair_close(&tp);
+    }
+    free(src);
+    free(dst);
+}
+
+/* hundreds of operations in flight at once, every one completed once */
+static void test_concurrent(void **state)
+{
+    enum { N = 600 };
+    test_comp_t *comps = calloc(N, sizeof(*comps)), flush;
+    uint8_t *src = malloc(32 * TEST_MB), *dst = malloc(32 * TEST_MB);
+    size_t off[N], size[N];
+    uint64_t base;
+    mf_status_t status;
+    test_pair_t tp;
+    size_t pos = 0;
+
+    assert_non_null(comps);
+    assert_non_null(src);
+    assert_non_null(dst);
+    test_fill(src, 32 * TEST_MB, 9);
+    test_pair_open(&tp, 2, 128 * 1024);
+    base = (uint64_t)(uintptr_t)tp.mem;
+    for (int i = 0; i < N; i++) {
+        size[i] = i % 50 == 0 ? TEST_MB + (size_t)i : 1 + (size_t)i * 37 % 9000;
+        off[i] = pos;
+        pos += size[i] + 3;
+    }
+    assert_true(pos < 32 * TEST_MB);
+    for (int i = 0; i < N; i++) {
+        test_comp_init(&comps[i]);
+        status = ops->put(tp.ep, src + off[i], base + off[i], size[i], tp.rkey,
+                          &comps[i].super);
+        assert_int_equal(status, MF_INPROGRESS);
+    }
+    test_comp_init(&flush);
+    status = ops->flush(tp.ep, &flush.super);
+    assert_int_equal(test_comp_wait(&flush, status), MF_OK);
+    /* the flush completed after every put before it */
+    for (int i = 0; i < N; i++) {
+        assert_true(test_comp_done(&comps[i]));
+        assert_int_equal(comps[i].status, MF_OK);
+        assert_int_equal(atomic_load(&comps[i].calls), 1);
+        assert_memory_equal(tp.mem + off[i], src + off[i], size[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        test_comp_init(&comps[i]);
+        status = ops->get(tp.ep, dst + off[i], base + off[i], size[i], tp.rkey,
+                          &comps[i].super);
+        assert_int_equal(status, MF_INPROGRESS);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(test_comp_wait(&comps[i], MF_INPROGRESS), MF_OK);
+        assert_memory_equal(dst + off[i], src + off[i], size[i]);
+    }
+    usleep(10000);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(atomic_load(&comps[i].calls), 1);
+    }
+    /* nothing in flight: flush is done at once */
+    assert_int_equal(ops->flush(tp.ep, &flush.super), MF_OK);
+    test_pair_close(&tp);
+    free(comps);
+    free(src);
+    free(dst);
+}
+
+/* out of range: refused by the client's key, and by the server when the
+ * key lies about the size */
+static void test_out_of_range(void **state)
+{
+    uint64_t base, big_size = 2 * TEST_SEG;
+    uint8_t buf[4096], forged[128];
+    mf_tl_rkey_t *big;
+    mf_tl_comp_t never = {NULL};
+    test_pair_t tp;
+    size_t i;
+
+    test_pair_open(&tp, 2, 0);
+    base = (uint64_t)(uintptr_t)tp.mem;
+    assert_int_equal(
+        ops->put(tp.ep, buf, base + TEST_SEG - 1, 2, tp.rkey, &never),
+        MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(ops->get(tp.ep, buf, base - 1, 1, tp.rkey, &never),
+                     MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(ops->get(tp.ep, buf, UINT64_MAX, 2, tp.rkey, &never),
+                     MF_ERR_OUT_OF_RANGE);
+
+    /* a key unpacked with a larger size: the server still says no */
+    memcpy(forged, tp.rkey_buf, tp.rkey_len);
+    for (i = 0; i < 8; i++) {
+        forged[tp.rkey_len - 8 + i] = (uint8_t)(big_size >> (8 * i));
+    }
+    assert_int_equal(
+        ops->rkey_unpack(tp.client, forged, tp.rkey_len, base, big_size, &big),
+        MF_OK);
+    {
+        test_comp_t tc;
+
+        test_comp_init(&tc);
+        assert_int_equal(
+            test_comp_wait(&tc, ops->get(tp.ep, buf, base + TEST_SEG, 100, big,
+                                         &tc.super)),
+            MF_ERR_OUT_OF_RANGE);
+        test_comp_init(&tc);
+        assert_int_equal(
+            test_comp_wait(&tc, ops->put(tp.ep, buf, base + TEST_SEG - 10,
+                                         sizeof(buf), big, &tc.super)),
+            MF_ERR_OUT_OF_RANGE);
+        /* large, across lanes: every chunk past the end refused */
+        uint8_t *large = malloc(8 * TEST_MB);
+
+        assert_non_null(large);
+        test_comp_init(&tc);
+        assert_int_equal(
+            test_comp_wait(&tc,
+                           ops->get(tp.ep, large, base + TEST_SEG - TEST_MB,
+                                    8 * TEST_MB, big, &tc.super)),
+            MF_ERR_OUT_OF_RANGE);
+        free(large);
+    }
+    /* the lanes are still fine */
+    memset(buf, 0x5a, sizeof(buf));
+    assert_int_equal(test_put(&tp, buf, 10, sizeof(buf)), MF_OK);
+    assert_memory_equal(tp.mem + 10, buf, sizeof(buf));
+    ops->rkey_release(tp.client, big);
+
+    /* keys: malformed, wrong place */
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(ops->rkey_unpack(tp.client, tp.rkey_buf, tp.rkey_len - 1,
+                                      base, TEST_SEG, &big),
+                     MF_ERR_PROTO);
+    assert_int_equal(ops->rkey_unpack(tp.client, tp.rkey_buf, tp.rkey_len,
+                                      base + 4096, TEST_SEG, &big),
+                     MF_ERR_PROTO);
+    mf_log_set_level(MF_LOG_WARN);
+    test_pair_close(&tp);
+}
+
+/* ---------------------------------------------------- raw wire tests */
+
+static int test_raw_connect(uint16_t port)
+{
+    struct sockaddr_in sin;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+static void test_raw_write(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads exactly len bytes; false at EOF. */
+static bool test_raw_read(int fd, void *data, size_t len)
+{
+    uint8_t *p = data;
+
+    while (len > 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        ssize_t n;
+
+        assert_int_equal(poll(&pfd, 1, TEST_WAIT_MS), 1);
+        n = read(fd, p, len);
+        if (n <= 0) {
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static void test_raw_request(int fd, uint8_t op, uint64_t req_id, uint64_t key,
+                             uint64_t addr, uint64_t len)
+{
+    mf_tl_tcp_hdr_t hdr = {
+        MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION, op, 0, 0, req_id, key, addr, len};
+    uint8_t wire[MF_TL_TCP_HDR_SIZE];
+
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    test_raw_write(fd, wire, sizeof(wire));
+}
+
+static void test_raw_response(int fd, mf_tl_tcp_hdr_t *hdr)
+{
+    uint8_t wire[MF_TL_TCP_HDR_SIZE];
+
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, hdr);
+    assert_int_equal(hdr->magic, MF_TL_TCP_MAGIC);
+    assert_int_equal(hdr->version, MF_TL_TCP_VERSION);
+}
+
+/* requests crafted by hand: refused with an error, the connection lives;
+ * a broken frame closes it */
+static void test_raw_requests(void **state)
+{
+    uint8_t data[1000], back[1000];
+    mf_tl_tcp_hdr_t hdr;
+    uint64_t base, key;
+    test_pair_t tp;
+    uint16_t port;
+    int fd;
+
+    test_pair_open(&tp, 1, 0);
+    base = (uint64_t)(uintptr_t)tp.mem;
+    key = mf_tl_tcp_memh_key(tp.memh);
+    port = mf_tl_tcp_iface_port(tp.server);
+    test_fill(data, sizeof(data), 3);
+    fd = test_raw_connect(port);
+
+    /* a wrong key */
+    test_raw_request(fd, MF_TL_TCP_OP_GET, 1, key ^ 1, base, 16);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_GET_DATA);
+    assert_int_equal(hdr.req_id, 1);
+    assert_int_equal(hdr.status, MF_ERR_PEER_REJECTED);
+    assert_int_equal(hdr.len, 0);
+    /* below, across the end, wrapping around */
+    test_raw_request(fd, MF_TL_TCP_OP_GET, 2, key, base - 1, 16);
+    test_raw_request(fd, MF_TL_TCP_OP_GET, 3, key, base + TEST_SEG - 8, 16);
+    test_raw_request(fd, MF_TL_TCP_OP_GET, 4, key, UINT64_MAX - 4, 16);
+    for (uint64_t id = 2; id <= 4; id++) {
+        test_raw_response(fd, &hdr);
+        assert_int_equal(hdr.req_id, id);
+        assert_int_equal(hdr.status, MF_ERR_OUT_OF_RANGE);
+        assert_int_equal(hdr.len, 0);
+    }
+    /* a put outside: its data is read and dropped, then refused */
+    test_raw_request(fd, MF_TL_TCP_OP_PUT, 5, key, base + TEST_SEG - 10,
+                     sizeof(data));
+    test_raw_write(fd, data, sizeof(data));
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_PUT_ACK);
+    assert_int_equal(hdr.req_id, 5);
+    assert_int_equal(hdr.status, MF_ERR_OUT_OF_RANGE);
+    /* the stream is still in step: a good put and get */
+    test_raw_request(fd, MF_TL_TCP_OP_PUT, 6, key, base + 100, sizeof(data));
+    test_raw_write(fd, data, sizeof(data));
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 6);
+    assert_int_equal(hdr.status, MF_OK);
+    assert_memory_equal(tp.mem + 100, data, sizeof(data));
+    test_raw_request(fd, MF_TL_TCP_OP_GET, 7, key, base + 100, sizeof(data));
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 7);
+    assert_int_equal(hdr.status, MF_OK);
+    assert_int_equal(hdr.len, sizeof(data));
+    assert_true(test_raw_read(fd, back, sizeof(back)));
+    assert_memory_equal(back, data, sizeof(data));
+
+    /* framing errors: the server hangs up */
+    mf_log_set_level(MF_LOG_ERROR);
+    test_raw_request(fd, 99, 8, key, base, 1);
+    assert_false(test_raw_read(fd, back, 1));
+    close(fd);
+    fd = test_raw_connect(port);
+    test_raw_request(fd, MF_TL_TCP_OP_PUT, 9, key, base, 1ull << 40);
+    assert_false(test_raw_read(fd, back, 1));
+    close(fd);
+    fd = test_raw_connect(port);
+    memset(data, 0xff, MF_TL_TCP_HDR_SIZE);
+    test_raw_write(fd, data, MF_TL_TCP_HDR_SIZE);
+    assert_false(test_raw_read(fd, back, 1));
+    close(fd);
+    /* a peer that leaves half a header behind */
+    fd = test_raw_connect(port);
+    test_raw_write(fd, data, 10);
+    close(fd);
+    mf_log_set_level(MF_LOG_WARN);
+
+    /* the server still serves */
+    assert_int_equal(test_get(&tp, back, 100, 1000), MF_OK);
+    assert_memory_equal(back, tp.mem + 100, 1000);
+    test_pair_close(&tp);
+}
+
+/* A fake peer: the client's lane to it breaks mid-transfer. */
+static void test_conn_lost_raw(void **state)
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    mf_tl_iface_t *client;
+    mf_tl_rkey_t *rkey;
+    mf_tl_ep_t *ep;
+    test_comp_t tc;
+    mf_tl_tcp_hdr_t hdr;
+    uint8_t addr[64], rkey_buf[64], wire[MF_TL_TCP_HDR_SIZE];
+    uint8_t *buf = malloc(4 * TEST_MB);
+    uint64_t base = 0x10000000, key = 77;
+    mf_status_t status;
+    size_t len = 0;
+    int lfd, fd, one = 1;
+
+    assert_non_null(buf);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+    (void)one;
+
+    /* the address and key the fake peer would publish */
+    {
+        uint32_t magic = 0x41544d46u, kmagic = 0x4b544d46u;
+        uint16_t port = ntohs(sin.sin_port);
+
+        memcpy(addr, &magic, 4); /* little-endian host */
+        addr[4] = 1;
+        addr[5] = 4;
+        addr[6] = (uint8_t)port;
+        addr[7] = (uint8_t)(port >> 8);
+        memcpy(addr + 8, &sin.sin_addr.s_addr, 4);
+        memcpy(rkey_buf, &kmagic, 4);
+        rkey_buf[4] = 1;
+        mf_tl_tcp_le64_put(rkey_buf + 5, key);
+        mf_tl_tcp_le64_put(rkey_buf + 13, base);
+        mf_tl_tcp_le64_put(rkey_buf + 21, 64 * TEST_MB);
+        len = 29;
+    }
+    client = test_open(1, 0);
+    assert_non_null(client);
+    assert_int_equal(ops->ep_create(client, addr, 12, &ep), MF_OK);
+    assert_int_equal(
+        ops->rkey_unpack(client, rkey_buf, len, base, 64 * TEST_MB, &rkey),
+        MF_OK);
+
+    /* a get: the peer reads the request, sends half the data and dies */
+    test_comp_init(&tc);
+    status = ops->get(ep, buf, base + 5, 4 * TEST_MB, rkey, &tc.super);
+    assert_int_equal(status, MF_INPROGRESS);
+    fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_GET);
+    assert_int_equal(hdr.key, key);
+    assert_int_equal(hdr.addr, base + 5);
+    hdr.op = MF_TL_TCP_OP_GET_DATA;
+    hdr.status = MF_OK;
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    test_raw_write(fd, wire, sizeof(wire));
+    test_raw_write(fd, buf + 2 * TEST_MB, hdr.len / 2); /* any bytes */
+    close(fd);
+    status = test_comp_wait(&tc, status);
+    assert_true(mf_status_is_peer_error(status));
+    assert_int_equal(atomic_load(&tc.calls), 1);
+
+    /* the next put reconnects; the peer answers properly this time */
+    memset(buf, 0x11, 1000);
+    test_comp_init(&tc);
+    status = ops->put(ep, buf, base, 1000, rkey, &tc.super);
+    assert_int_equal(status, MF_INPROGRESS);
+    fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_PUT);
+    assert_int_equal(hdr.len, 1000);
+    {
+        uint8_t got[1000];
+
+        assert_true(test_raw_read(fd, got, sizeof(got)));
+        assert_memory_equal(got, buf, sizeof(got));
+    }
+    hdr.op = MF_TL_TCP_OP_PUT_ACK;
+    hdr.len = 0;
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    test_raw_write(fd, wire, sizeof(wire));
+    assert_int_equal(test_comp_wait(&tc, status), MF_OK);
+
+    /* a response nobody asked for: protocol error, the op fails */
+    mf_log_set_level(MF_LOG_OFF);
+    test_comp_init(&tc);
+    status = ops->get(ep, buf, base, 10, rkey, &tc.super);
+    assert_int_equal(status, MF_INPROGRESS);
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, &hdr);
+    hdr.req_id += 1000;
+    hdr.op = MF_TL_TCP_OP_GET_DATA;
+    hdr.len = 10;
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    test_raw_write(fd, wire, sizeof(wire));
+    assert_int_not_equal(test_comp_wait(&tc, status), MF_OK);
+    mf_log_set_level(MF_LOG_WARN);
+    close(fd);
+
+    /* the peer is gone: refused, and queued ops fail, nothing hangs */
+    close(lfd);
+    for (int i = 0; i < 3; i++) {
+        test_comp_init(&tc);
+        status = ops->put(ep, buf, base, 3 * TEST_MB, rkey, &tc.super);
+        status = test_comp_wait(&tc, status);
+        assert_true(mf_status_is_peer_error(status));
+    }
+    ops->rkey_release(client, rkey);
+    ops->ep_destroy(ep);
+    ops->iface_close(client);
+    free(buf);
+}
+
+/* A real peer drops its connections while large transfers run: they end
+ * with OK or a peer error, each exactly once, and later ones succeed. */
+static void test_conn_dropped(void **state)
+{
+    enum { N = 4 };
+    uint8_t *src = malloc(64 * TEST_MB);
+    test_comp_t tc[N];
+    unsigned failed = 0;
+    mf_status_t status;
+    test_pair_t tp;
+
+    assert_non_null(src);
+    test_fill(src, 64 * TEST_MB, 1);
+    test_pair_open(&tp, 2, 0);
+    for (int round = 0; round < 5; round++) {
+        assert_int_equal(test_put(&tp, src, 0, 100), MF_OK); /* connected */
+        for (int i = 0; i < N; i++) {
+            test_comp_init(&tc[i]);
+            status = i % 2 == 0
+                         ? ops->put(tp.ep, src, (uint64_t)(uintptr_t)tp.mem,
+                                    64 * TEST_MB, tp.rkey, &tc[i].super)
+                         : ops->get(tp.ep, src + TEST_MB,
+                                    (uint64_t)(uintptr_t)tp.mem + TEST_MB,
+                                    16 * TEST_MB, tp.rkey, &tc[i].super);
+            assert_int_equal(status, MF_INPROGRESS);
+        }
+        mf_tl_tcp_iface_drop_conns(tp.server);
+        for (int i = 0; i < N; i++) {
+            status = test_comp_wait(&tc[i], MF_INPROGRESS);
+            assert_true(status == MF_OK || mf_status_is_peer_error(status));
+            failed += status != MF_OK;
+        }
+        /* later operations reconnect */
+        test_fill(src, 64 * TEST_MB, (uint32_t)round);
+        assert_int_equal(test_put(&tp, src, 3, 9 * TEST_MB), MF_OK);
+        assert_memory_equal(tp.mem + 3, src, 9 * TEST_MB);
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(atomic_load(&tc[i].calls), 1);
+        }
+    }
+    fprintf(stderr, "dropped connections failed %u of %d transfers\n", failed,
+            5 * N);
+    test_pair_close(&tp);
+    free(src);
+}
+
+/* A small operation does not wait for the rest of a large one. */
+static void test_small_passes_large(void **state)
+{
+    uint8_t *big = malloc(64 * TEST_MB), small[16];
+    test_comp_t large, tiny;
+    unsigned passed = 0;
+    mf_status_t status;
+    test_pair_t tp;
+
+    assert_non_null(big);
+    test_pair_open(&tp, 1, 64 * 1024);
+    assert_int_equal(test_put(&tp, small, 0, 1), MF_OK); /* connected */
+    for (int round = 0; round < 5; round++) {
+        test_comp_init(&large);
+        test_comp_init(&tiny);
+        status = ops->get(tp.ep, big, (uint64_t)(uintptr_t)tp.mem, 64 * TEST_MB,
+                          tp.rkey, &large.super);
+        assert_int_equal(status, MF_INPROGRESS);
+        status = ops->get(tp.ep, small, (uint64_t)(uintptr_t)tp.mem + 5,
+                          sizeof(small), tp.rkey, &tiny.super);
+        assert_int_equal(test_comp_wait(&tiny, status), MF_OK);
+        passed += !test_comp_done(&large);
+        assert_int_equal(test_comp_wait(&large, MF_INPROGRESS), MF_OK);
+        assert_memory_equal(small, tp.mem + 5, sizeof(small));
+    }
+    /* timing is the scheduler's: one overtaking of five is proof enough */
+    assert_true(passed >= 1);
+    test_pair_close(&tp);
+    free(big);
+}
+
+/* The serving side in another process. */
+static void test_fork(void **state)
+{
+    size_t seg = 16 * TEST_MB;
+    uint8_t msg[256], *buf, *expect;
+    int topipe[2], frompipe[2];
+    mf_tl_iface_t *client;
+    mf_tl_rkey_t *rkey;
+    mf_tl_ep_t *ep;
+    uint64_t base;
+    size_t addr_len, rkey_len;
+    pid_t pid;
+
+    assert_int_equal(pipe(topipe), 0);
+    assert_int_equal(pipe(frompipe), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        mf_tl_mem_params_t mp;
+        mf_tl_iface_t *server;
+        mf_tl_memh_t *memh;
+        mf_mem_seg_t s;
+        uint8_t *mem = malloc(seg), out[256];
+        size_t al, rl;
+        char c;
+
+        CHILD_CHECK(mem != NULL);
+        test_fill(mem, seg, 21);
+        server = test_open(2, 0);
+        CHILD_CHECK(server != NULL);
+        memset(&s, 0, sizeof(s));
+        s.addr = mem;
+        s.size = seg;
+        mp.addr = mem;
+        mp.size = seg;
+        mp.seg = &s;
+        CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
+        CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
+        CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
+        mf_tl_tcp_le64_put(out, al);
+        mf_tl_tcp_le64_put(out + 8, rl);
+        CHILD_CHECK(write(frompipe[1], out, sizeof(out)) == sizeof(out));
+        CHILD_CHECK(read(topipe[0], &c, 1) == 1); /* parent done */
+        /* closed first: the workers that wrote mem are joined */
+        ops->mem_dereg(server, memh);
+        ops->iface_close(server);
+        /* the parent put the pattern of seed 22 at offset 7 */
+        {
+            uint8_t *want = malloc(seg);
+
+            CHILD_CHECK(want != NULL);
+            test_fill(want, seg - 7, 22);
+            CHILD_CHECK(memcmp(mem + 7, want, seg - 7) == 0);
+            free(want);
+        }
+        free(mem);
+        _exit(0);
+    }
+    close(topipe[0]);
+    close(frompipe[1]);
+    assert_true(test_raw_read(frompipe[0], msg, sizeof(msg)));
+    addr_len = mf_tl_tcp_le64_get(msg);
+    rkey_len = mf_tl_tcp_le64_get(msg + 8);
+    base = mf_tl_tcp_le64_get(msg + 128 + 13);
+    client = test_open(2, 0);
+    assert_non_null(client);
+    assert_int_equal(ops->ep_create(client, msg + 16, addr_len, &ep), MF_OK);
+    assert_int_equal(
+        ops->rkey_unpack(client, msg + 128, rkey_len, base, seg, &rkey), MF_OK);
+    buf = malloc(seg);
+    expect = malloc(seg);
+    assert_non_null(buf);
+    assert_non_null(expect);
+    test_fill(expect, seg, 21);
+    {
+        test_comp_t tc;
+
+        test_comp_init(&tc);
+        assert_int_equal(
+            test_comp_wait(&tc, ops->get(ep, buf, base, seg, rkey, &tc.super)),
+            MF_OK);
+        assert_memory_equal(buf, expect, seg);
+        test_fill(buf, seg - 7, 22);
+        test_comp_init(&tc);
+        assert_int_equal(
+            test_comp_wait(
+                &tc, ops->put(ep, buf, base + 7, seg - 7, rkey, &tc.super)),
+            MF_OK);
+    }
+    ops->rkey_release(client, rkey);
+    ops->ep_destroy(ep);
+    ops->iface_close(client);
+    assert_int_equal(write(topipe[1], "x", 1), 1);
+    assert_int_equal(test_wait_child(pid), 0);
+    close(topipe[1]);
+    close(frompipe[0]);
+    free(buf);
+    free(expect);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        /* first: forks while the process has no other thread */
+        cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_concurrent),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_raw_requests),
+        cmocka_unit_test(test_conn_lost_raw),
+        cmocka_unit_test(test_conn_dropped),
+        cmocka_unit_test(test_small_passes_large),
+    };
+
+    mf_log_set_level(MF_LOG_WARN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

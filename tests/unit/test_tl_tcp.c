@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -730,6 +731,174 @@ static void test_conn_dropped(void **state)
     free(src);
 }
 
+/* A lane whose send fails while its worker runs the queue (the reset came
+ * in after the last epoll batch, so no event will report it) connects
+ * again for what is still queued: nothing waits forever. */
+typedef struct test_slow_comp {
+    test_comp_t tc;
+    atomic_int entered;
+} test_slow_comp_t;
+
+static void test_slow_cb(mf_tl_comp_t *comp, mf_status_t status)
+{
+    test_slow_comp_t *sc = (test_slow_comp_t *)comp;
+
+    atomic_store(&sc->entered, 1);
+    usleep(500 * 1000); /* keeps the worker busy */
+    test_comp_cb(comp, status);
+}
+
+static void *test_ep_destroy_thread(void *arg)
+{
+    ops->ep_destroy(arg);
+    return NULL;
+}
+
+static void test_send_fail_requeue(void **state)
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    struct linger lg = {1, 0};
+    mf_tl_iface_t *client;
+    mf_tl_rkey_t *rkey;
+    mf_tl_ep_t *ep1, *ep2;
+    test_slow_comp_t sc;
+    test_comp_t tc[2];
+    mf_tl_tcp_hdr_t hdr;
+    pthread_t thread;
+    uint8_t addr[12], rkey_buf[29], wire[MF_TL_TCP_HDR_SIZE], got[100];
+    uint8_t *buf = calloc(1, 8 * TEST_MB);
+    uint64_t base = 0x10000000, key = 78, deadline;
+    uint32_t magic = 0x41544d46u, kmagic = 0x4b544d46u;
+    mf_status_t status;
+    int lfd, fd1, fd2;
+
+    assert_non_null(buf);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 8), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+    memcpy(addr, &magic, 4); /* little-endian host */
+    addr[4] = 1;
+    addr[5] = 4;
+    addr[6] = (uint8_t)ntohs(sin.sin_port);
+    addr[7] = (uint8_t)(ntohs(sin.sin_port) >> 8);
+    memcpy(addr + 8, &sin.sin_addr.s_addr, 4);
+    memcpy(rkey_buf, &kmagic, 4);
+    rkey_buf[4] = 1;
+    mf_tl_tcp_le64_put(rkey_buf + 5, key);
+    mf_tl_tcp_le64_put(rkey_buf + 13, base);
+    mf_tl_tcp_le64_put(rkey_buf + 21, 64 * TEST_MB);
+
+    client = test_open(1, 0); /* one worker runs both endpoints */
+    assert_non_null(client);
+    assert_int_equal(ops->ep_create(client, addr, sizeof(addr), &ep1), MF_OK);
+    assert_int_equal(ops->ep_create(client, addr, sizeof(addr), &ep2), MF_OK);
+    assert_int_equal(ops->rkey_unpack(client, rkey_buf, sizeof(rkey_buf), base,
+                                      64 * TEST_MB, &rkey),
+                     MF_OK);
+
+    /* ep1 connected and idle */
+    test_comp_init(&tc[0]);
+    status = ops->put(ep1, buf, base, sizeof(got), rkey, &tc[0].super);
+    assert_int_equal(status, MF_INPROGRESS);
+    fd1 = accept(lfd, NULL, NULL);
+    assert_true(fd1 >= 0);
+    assert_true(test_raw_read(fd1, wire, sizeof(wire)));
+    assert_true(test_raw_read(fd1, got, sizeof(got)));
+    mf_tl_tcp_hdr_decode(wire, &hdr);
+    hdr.op = MF_TL_TCP_OP_PUT_ACK;
+    hdr.len = 0;
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    test_raw_write(fd1, wire, sizeof(wire));
+    assert_int_equal(test_comp_wait(&tc[0], status), MF_OK);
+
+    /* ep2: a get nobody answers; destroying ep2 cancels it, and its
+     * callback holds the worker while ep1's connection is reset */
+    test_comp_init(&sc.tc);
+    sc.tc.super.cb = test_slow_cb;
+    atomic_init(&sc.entered, 0);
+    status = ops->get(ep2, buf, base, 10, rkey, &sc.tc.super);
+    assert_int_equal(status, MF_INPROGRESS);
+    fd2 = accept(lfd, NULL, NULL);
+    assert_true(fd2 >= 0);
+    assert_true(test_raw_read(fd2, wire, sizeof(wire)));
+    assert_int_equal(pthread_create(&thread, NULL, test_ep_destroy_thread, ep2),
+                     0);
+    while (atomic_load(&sc.entered) == 0) {
+        usleep(100);
+    }
+    assert_int_equal(setsockopt(fd1, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
+                     0);
+    close(fd1); /* reset */
+    usleep(50 * 1000);
+    /* the first fills the window and fails with the send; the second is
+     * still queued and must not be forgotten */
+    for (int i = 0; i < 2; i++) {
+        test_comp_init(&tc[i]);
+        status = ops->put(ep1, buf, base, 8 * TEST_MB, rkey, &tc[i].super);
+        assert_int_equal(status, MF_INPROGRESS);
+    }
+    close(lfd); /* a new connection is refused */
+    deadline = mf_time_ms() + 20000;
+    for (int i = 0; i < 2; i++) {
+        while (!test_comp_done(&tc[i]) && mf_time_ms() < deadline) {
+            usleep(1000);
+        }
+        assert_true(test_comp_done(&tc[i]));
+        assert_true(mf_status_is_peer_error(tc[i].status));
+    }
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(sc.tc.status, MF_ERR_CANCELED);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(atomic_load(&tc[i].calls), 1);
+    }
+    close(fd2);
+    ops->rkey_release(client, rkey);
+    ops->ep_destroy(ep1);
+    ops->iface_close(client);
+    free(buf);
+}
+
+/* A forked child holds copies of the sockets: connections this process
+ * closed must still leave its epoll sets, or their events would reach
+ * freed state. */
+static void test_fork_holds_sockets(void **state)
+{
+    uint8_t src[100];
+    mf_status_t status;
+    test_pair_t tp;
+    test_comp_t tc;
+    pid_t pid;
+    int wstatus;
+
+    test_fill(src, sizeof(src), 5);
+    test_pair_open(&tp, 1, 0);
+    assert_int_equal(test_put(&tp, src, 0, sizeof(src)), MF_OK);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        usleep(1000 * 1000); /* holds every socket for a while */
+        _exit(0);
+    }
+    /* the server forgets its connection; the socket lives on in the child */
+    assert_int_equal(mf_tl_tcp_iface_drop_conns(tp.server), 1);
+    test_comp_init(&tc);
+    status = ops->put(tp.ep, src, (uint64_t)(uintptr_t)tp.mem, sizeof(src),
+                      tp.rkey, &tc.super);
+    status = test_comp_wait(&tc, status);
+    assert_true(status == MF_OK || mf_status_is_peer_error(status));
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    /* and the next one connects again */
+    assert_int_equal(test_put(&tp, src, 7, sizeof(src)), MF_OK);
+    assert_memory_equal(tp.mem + 7, src, sizeof(src));
+    test_pair_close(&tp);
+}
+
 /* A small operation does not wait for the rest of a large one. */
 static void test_small_passes_large(void **state)
 {
@@ -873,6 +1042,8 @@ int main(void)
         cmocka_unit_test(test_raw_requests),
         cmocka_unit_test(test_conn_lost_raw),
         cmocka_unit_test(test_conn_dropped),
+        cmocka_unit_test(test_send_fail_requeue),
+        cmocka_unit_test(test_fork_holds_sockets),
         cmocka_unit_test(test_small_passes_large),
     };
 

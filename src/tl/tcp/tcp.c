@@ -566,7 +566,10 @@ static void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
 
     mf_tl_tcp_done_init(&done);
     if (lane->sock.fd >= 0) {
-        close(lane->sock.fd); /* leaves the epoll set too */
+        /* close() alone leaves the epoll set only when no other process
+         * (a fork) still holds the socket */
+        (void)epoll_ctl(lane->worker->epfd, EPOLL_CTL_DEL, lane->sock.fd, NULL);
+        close(lane->sock.fd);
         lane->sock.fd = -1;
     }
     if (lane->state == MF_TL_TCP_LANE_CONNECTING) {
@@ -850,6 +853,11 @@ static void mf_tl_tcp_lane_run(mf_tl_tcp_lane_t *lane)
         mf_tl_tcp_lane_send(lane);
     } while (lane->state == MF_TL_TCP_LANE_CONNECTED && lane->count != before &&
              lane->nsent == lane->count);
+    /* a send that failed here closed the lane with no event to come: what
+     * is still queued needs a new connection, or it would wait forever */
+    if (lane->state == MF_TL_TCP_LANE_IDLE && mf_tl_tcp_ep_has_work(lane->ep)) {
+        mf_tl_tcp_lane_connect(lane);
+    }
 }
 
 static void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
@@ -922,6 +930,10 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
 static void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn)
 {
     mf_debug("tcp: connection from %s closed", conn->peer);
+    if (conn->worker != NULL) {
+        /* as in mf_tl_tcp_lane_close(): a fork may hold the socket */
+        (void)epoll_ctl(conn->worker->epfd, EPOLL_CTL_DEL, conn->sock.fd, NULL);
+    }
     close(conn->sock.fd);
     mf_list_del(&conn->elem);
     free(conn);

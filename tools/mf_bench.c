@@ -62,7 +62,8 @@
 #define MB_JOIN_WAIT_MS 60000
 
 #if defined(__x86_64__) || defined(__i386__)
-#define MB_CPU_RELAX() __builtin_ia32_pause()
+#define MB_ARRAY_LEN(_a) (sizeof(_a) / sizeof((_a)[0]))
+#define MB_CPU_RELAX()   __builtin_ia32_pause()
 #elif defined(__aarch64__)
 #define MB_CPU_RELAX() __asm__ __volatile__("yield")
 #else
@@ -2110,30 +2111,30 @@ static int mb_add_size(const char *item, void *ctx)
     return 0;
 }
 
-static int mb_add_threads(const char *item, void *ctx)
+/* Appends a count in 1..max to list (of cap entries, *n used). */
+static int mb_add_count(const char *item, unsigned long max, uint32_t *list,
+                        unsigned *n, unsigned cap)
 {
     char *end;
     unsigned long v = strtoul(item, &end, 10);
 
-    if (*end != '\0' || v < 1 || v > MB_MAX_THREADS ||
-        mb_opts.nthreads == sizeof(mb_opts.threads) / sizeof(uint32_t)) {
+    if (*end != '\0' || v < 1 || v > max || *n == cap) {
         return -1;
     }
-    mb_opts.threads[mb_opts.nthreads++] = (uint32_t)v;
+    list[(*n)++] = (uint32_t)v;
     return 0;
+}
+
+static int mb_add_threads(const char *item, void *ctx)
+{
+    return mb_add_count(item, MB_MAX_THREADS, mb_opts.threads,
+                        &mb_opts.nthreads, MB_ARRAY_LEN(mb_opts.threads));
 }
 
 static int mb_add_lanes(const char *item, void *ctx)
 {
-    char *end;
-    unsigned long v = strtoul(item, &end, 10);
-
-    if (*end != '\0' || v < 1 || v > MB_TCPB_MAX ||
-        mb_opts.nlanes == sizeof(mb_opts.lanes) / sizeof(uint32_t)) {
-        return -1;
-    }
-    mb_opts.lanes[mb_opts.nlanes++] = (uint32_t)v;
-    return 0;
+    return mb_add_count(item, MB_TCPB_MAX, mb_opts.lanes, &mb_opts.nlanes,
+                        MB_ARRAY_LEN(mb_opts.lanes));
 }
 
 static int mb_pick(const char *item, const char *const *names, unsigned n,

@@ -81,6 +81,10 @@ void mf_wbuf_put_bytes(mf_wbuf_t *w, const void *data, size_t len);
 void mf_wbuf_put_str(mf_wbuf_t *w, const char *s);
 /* MF_ERR_NOMEM if any put failed, else MF_OK. */
 mf_status_t mf_wbuf_status(const mf_wbuf_t *w);
+/* Copies what w holds into buf (MF_ERR_TOO_LARGE if it needs more than
+ * buf_len bytes), sets *len_p on success, and frees w in every case. */
+mf_status_t mf_wbuf_copy_out(mf_wbuf_t *w, void *buf, size_t buf_len,
+                             size_t *len_p);
 
 typedef struct mf_rbuf {
     const uint8_t *p;

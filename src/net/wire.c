@@ -238,6 +238,22 @@ mf_status_t mf_wbuf_status(const mf_wbuf_t *w)
     return w->failed ? MF_ERR_NOMEM : MF_OK;
 }
 
+mf_status_t mf_wbuf_copy_out(mf_wbuf_t *w, void *buf, size_t buf_len,
+                             size_t *len_p)
+{
+    mf_status_t status = mf_wbuf_status(w);
+
+    if (status == MF_OK && w->len > buf_len) {
+        status = MF_ERR_TOO_LARGE;
+    }
+    if (status == MF_OK) {
+        memcpy(buf, w->data, w->len);
+        *len_p = w->len;
+    }
+    mf_wbuf_free(w);
+    return status;
+}
+
 /* ---- reader ---- */
 
 void mf_rbuf_init(mf_rbuf_t *r, const void *data, size_t len)

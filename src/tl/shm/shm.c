@@ -155,7 +155,6 @@ static mf_status_t mf_tl_shm_rkey_pack(mf_tl_iface_t *tl_iface,
 {
     mf_tl_shm_iface_t *iface = (mf_tl_shm_iface_t *)tl_iface;
     mf_tl_shm_memh_t *memh = (mf_tl_shm_memh_t *)tl_memh;
-    mf_status_t status;
     mf_wbuf_t w;
 
     if (!memh->exported) {
@@ -171,20 +170,7 @@ static mf_status_t mf_tl_shm_rkey_pack(mf_tl_iface_t *tl_iface,
     mf_wbuf_put_u32(&w, (uint32_t)memh->desc.fd);
     mf_wbuf_put_u64(&w, (uint64_t)(uintptr_t)memh->super.addr);
     mf_wbuf_put_u64(&w, memh->desc.size);
-    status = mf_wbuf_status(&w);
-    if (status != MF_OK) {
-        goto out_free_buf;
-    }
-    if (w.len > buf_len) {
-        status = MF_ERR_TOO_LARGE;
-        goto out_free_buf;
-    }
-    memcpy(buf, w.data, w.len);
-    *len_p = w.len;
-
-out_free_buf:
-    mf_wbuf_free(&w);
-    return status;
+    return mf_wbuf_copy_out(&w, buf, buf_len, len_p);
 }
 
 static mf_status_t mf_tl_shm_rkey_unpack(mf_tl_iface_t *tl_iface,

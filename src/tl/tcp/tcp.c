@@ -1607,7 +1607,6 @@ static mf_status_t mf_tl_tcp_iface_addr_pack(mf_tl_iface_t *tl_iface, void *buf,
                                              size_t buf_len, size_t *len_p)
 {
     mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
-    mf_status_t status;
     mf_wbuf_t w;
 
     mf_wbuf_init(&w);
@@ -1616,16 +1615,7 @@ static mf_status_t mf_tl_tcp_iface_addr_pack(mf_tl_iface_t *tl_iface, void *buf,
     mf_wbuf_put_u8(&w, 4); /* IPv4 */
     mf_wbuf_put_u16(&w, ntohs(iface->adv.sin_port));
     mf_wbuf_put_raw(&w, &iface->adv.sin_addr.s_addr, 4);
-    status = mf_wbuf_status(&w);
-    if (status == MF_OK && w.len > buf_len) {
-        status = MF_ERR_TOO_LARGE;
-    }
-    if (status == MF_OK) {
-        memcpy(buf, w.data, w.len);
-        *len_p = w.len;
-    }
-    mf_wbuf_free(&w);
-    return status;
+    return mf_wbuf_copy_out(&w, buf, buf_len, len_p);
 }
 
 static mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
@@ -1748,7 +1738,6 @@ static mf_status_t mf_tl_tcp_rkey_pack(mf_tl_iface_t *iface, mf_tl_memh_t *memh,
                                        void *buf, size_t buf_len, size_t *len_p)
 {
     mf_tl_tcp_region_t *region = (mf_tl_tcp_region_t *)memh;
-    mf_status_t status;
     mf_wbuf_t w;
 
     if (!region->exported) {
@@ -1760,16 +1749,7 @@ static mf_status_t mf_tl_tcp_rkey_pack(mf_tl_iface_t *iface, mf_tl_memh_t *memh,
     mf_wbuf_put_u64(&w, region->key);
     mf_wbuf_put_u64(&w, (uint64_t)(uintptr_t)memh->addr);
     mf_wbuf_put_u64(&w, memh->size);
-    status = mf_wbuf_status(&w);
-    if (status == MF_OK && w.len > buf_len) {
-        status = MF_ERR_TOO_LARGE;
-    }
-    if (status == MF_OK) {
-        memcpy(buf, w.data, w.len);
-        *len_p = w.len;
-    }
-    mf_wbuf_free(&w);
-    return status;
+    return mf_wbuf_copy_out(&w, buf, buf_len, len_p);
 }
 
 static mf_status_t mf_tl_tcp_rkey_unpack(mf_tl_iface_t *iface, const void *buf,

@@ -1,0 +1,197 @@
+/*
+ * MemCache client API: the local service linked into an application.
+ *
+ * A process creates one mmc_t.  It connects to the meta service
+ * (`mmc-meta`), joins the pool's MemFabric BM pool (whose config store the
+ * meta service hosts), contributes dram_size bytes of its DRAM as a segment
+ * the meta service places objects in (0: a pure client that only reads and
+ * writes), and then puts and gets objects.
+ *
+ * Data moves one-sided.  A put asks the meta service for space on 1..8
+ * replicas (distinct ranks, distinct hosts first, the caller's own rank
+ * first when it has room), copies the caller's buffers straight into each
+ * replica's global address and commits; a put that fails or is abandoned
+ * leaves nothing readable and no space behind.  A get looks the key up,
+ * which takes a read lease (the object cannot be removed nor its space
+ * reused until the lease is released), copies from the best replica (same
+ * host first) straight into the caller's buffers and releases the lease.
+ * The meta service never touches object bytes.
+ *
+ * Keys are NUL-terminated strings of 1..MMC_KEY_MAX bytes.  An object is
+ * write-once: a second put of a committed key returns MMC_ERR_EXISTS unless
+ * it passes MMC_PUT_REPLACE; of two concurrent puts of one key exactly one
+ * wins (the other gets MMC_ERR_EXISTS, or MMC_ERR_BUSY with REPLACE).
+ *
+ * Buffers are owned by the caller and must stay valid for the call.  Every
+ * call is thread safe; calls from many threads run concurrently.
+ *
+ * Batch calls take up to MMC_BATCH_MAX keys, return MMC_OK when every item
+ * succeeded, MMC_ERR_PARTIAL when some did (results[i] says which), or the
+ * error of the call itself (bad arguments, meta service unreachable; then
+ * every results[i] holds that error too).
+ */
+#ifndef MEMCACHE_MMC_H
+#define MEMCACHE_MMC_H
+
+#include <memcache/mmc_status.h>
+#include <memfabric/mf_bm.h>
+#include <memfabric/mf_common.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+MF_BEGIN_DECLS
+
+#define MMC_KEY_MAX      255   /* bytes of a key, without the NUL */
+#define MMC_BATCH_MAX    16384 /* keys of one batch call */
+#define MMC_MAX_REPLICAS 8
+
+/* ---- configuration (mmc-local.conf) ---- */
+
+typedef struct mmc_config {
+    size_t size;            /* sizeof(mmc_config_t) */
+    char meta_url[256];     /* "tcp://host:port" of mmc-meta */
+    uint64_t dram_size;     /* DRAM this process contributes; 0 = client */
+    uint32_t replicas;      /* replicas of a put without options (1..8) */
+    uint32_t timeout_ms;    /* one request to the meta service */
+    uint32_t connect_timeout_ms; /* connecting and joining the pool */
+    char name[64];          /* shown by the meta service; "" = host:pid */
+    /* MemFabric settings of this process, set with "fabric.<key>"
+     * (e.g. fabric.transport = tcp); the meta service overrides the pool
+     * layout (host_base) so that every member agrees on it. */
+    mf_bm_config_t fabric;
+} mmc_config_t;
+
+/* Fills the defaults (see docs/configuration.md or mmc_config_help()). */
+MF_API void mmc_config_init(mmc_config_t *cfg);
+/* Sets one key from its text form; "fabric.<key>" goes to the MemFabric
+ * settings.  MF_ERR_CONFIG (logged, naming key and value) when the key is
+ * unknown or the value does not parse or is out of bounds. */
+MF_API mmc_status_t mmc_config_set(mmc_config_t *cfg, const char *key,
+                                   const char *value);
+/* Loads a "key = value" file (mmc-local.conf; '#' comments); errors name
+ * file and line.  Then applies MMC_<KEY> environment variables, which win
+ * over the file (MMC_FABRIC_TRANSPORT for fabric.transport). */
+MF_API mmc_status_t mmc_config_load(mmc_config_t *cfg, const char *path);
+/* Applies only the MMC_<KEY> environment variables. */
+MF_API mmc_status_t mmc_config_load_env(mmc_config_t *cfg);
+/* Prints every key with its default and meaning. */
+MF_API void mmc_config_help(FILE *out);
+
+/* ---- the local service ---- */
+
+typedef struct mmc mmc_t;
+
+/*
+ * Connects to the meta service, joins the pool and registers this
+ * process's segment.  One mmc_t per process (a second one: MF_ERR_STATE).
+ * The caller owns *mmc_p and frees it with mmc_destroy().
+ */
+MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p);
+
+/*
+ * Leaves the pool gracefully: the meta service drops this process's
+ * segment (objects whose only replicas were here are gone, others keep
+ * their other replicas), then disconnects.  Calls still running in other
+ * threads must have returned.  NULL is accepted.
+ */
+MF_API void mmc_destroy(mmc_t *mmc);
+
+/* This process's rank in the pool. */
+MF_API uint32_t mmc_rank(const mmc_t *mmc);
+
+/* ---- objects ---- */
+
+/* One buffer of an object made of several ("layers"). */
+typedef struct mmc_iov {
+    void *base;
+    size_t len;
+} mmc_iov_t;
+
+#define MMC_PUT_REPLACE 0x1u /* overwrite a committed object */
+
+typedef struct mmc_put_opts {
+    uint32_t replicas; /* 1..8; 0 = the configured default */
+    uint32_t flags;    /* MMC_PUT_* */
+    uint32_t npreferred;
+    /* ranks to place replicas on first, in order (distinct hosts still
+     * come before a second replica on a host already used) */
+    uint32_t preferred[MMC_MAX_REPLICAS];
+} mmc_put_opts_t;
+
+typedef enum mmc_media {
+    MMC_MEDIA_DRAM = 0,
+    MMC_MEDIA_HBM = 1,
+} mmc_media_t;
+
+typedef struct mmc_obj_info {
+    uint64_t size;      /* bytes of the object */
+    uint32_t nreplicas; /* committed replicas */
+    uint32_t ranks[MMC_MAX_REPLICAS];
+    uint8_t media[MMC_MAX_REPLICAS]; /* mmc_media_t of each replica */
+    uint64_t gvas[MMC_MAX_REPLICAS]; /* global address of each replica */
+} mmc_obj_info_t;
+
+/* opts may be NULL (defaults).  size 0: MF_ERR_INVALID. */
+MF_API mmc_status_t mmc_put(mmc_t *mmc, const char *key, const void *buf,
+                            size_t size, const mmc_put_opts_t *opts);
+/* The object is the concatenation of the niov buffers (1..65536). */
+MF_API mmc_status_t mmc_put_layers(mmc_t *mmc, const char *key,
+                                   const mmc_iov_t *iov, size_t niov,
+                                   const mmc_put_opts_t *opts);
+
+/* size must equal the object's size, else MMC_ERR_SIZE_MISMATCH (the log
+ * names both sizes) and nothing is copied. */
+MF_API mmc_status_t mmc_get(mmc_t *mmc, const char *key, void *buf,
+                            size_t size);
+/* The buffers' lengths must add up to the object's size. */
+MF_API mmc_status_t mmc_get_layers(mmc_t *mmc, const char *key,
+                                   const mmc_iov_t *iov, size_t niov);
+
+/* MMC_OK when a committed object exists, else MMC_ERR_NOT_FOUND. */
+MF_API mmc_status_t mmc_exist(mmc_t *mmc, const char *key);
+MF_API mmc_status_t mmc_query(mmc_t *mmc, const char *key,
+                              mmc_obj_info_t *info_p);
+/* Removes the object.  A read in progress completes with the old bytes;
+ * the space is reused once its lease is released. */
+MF_API mmc_status_t mmc_remove(mmc_t *mmc, const char *key);
+
+/* ---- batches (count <= MMC_BATCH_MAX, results[count]) ---- */
+
+MF_API mmc_status_t mmc_put_batch(mmc_t *mmc, const char *const *keys,
+                                  const void *const *bufs, const size_t *sizes,
+                                  size_t count, const mmc_put_opts_t *opts,
+                                  mmc_status_t *results);
+MF_API mmc_status_t mmc_put_layers_batch(mmc_t *mmc, const char *const *keys,
+                                         const mmc_iov_t *const *iovs,
+                                         const size_t *niovs, size_t count,
+                                         const mmc_put_opts_t *opts,
+                                         mmc_status_t *results);
+MF_API mmc_status_t mmc_get_batch(mmc_t *mmc, const char *const *keys,
+                                  void *const *bufs, const size_t *sizes,
+                                  size_t count, mmc_status_t *results);
+MF_API mmc_status_t mmc_get_layers_batch(mmc_t *mmc, const char *const *keys,
+                                         const mmc_iov_t *const *iovs,
+                                         const size_t *niovs, size_t count,
+                                         mmc_status_t *results);
+MF_API mmc_status_t mmc_exist_batch(mmc_t *mmc, const char *const *keys,
+                                    size_t count, mmc_status_t *results);
+/* infos[i] is set where results[i] is MMC_OK. */
+MF_API mmc_status_t mmc_query_batch(mmc_t *mmc, const char *const *keys,
+                                    size_t count, mmc_obj_info_t *infos,
+                                    mmc_status_t *results);
+MF_API mmc_status_t mmc_remove_batch(mmc_t *mmc, const char *const *keys,
+                                     size_t count, mmc_status_t *results);
+
+/* ---- user buffers ---- */
+
+/* Marks [addr, addr + size) as memory the transports may register once
+ * and reuse for puts and gets (pinned NIC memory, CUDA host registration
+ * where those exist).  Optional: unregistered buffers work too. */
+MF_API mmc_status_t mmc_register_buffer(mmc_t *mmc, void *addr, size_t size);
+MF_API mmc_status_t mmc_unregister_buffer(mmc_t *mmc, void *addr);
+
+MF_END_DECLS
+
+#endif /* MEMCACHE_MMC_H */

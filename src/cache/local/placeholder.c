@@ -1,0 +1,2 @@
+/* Replaced by the local service. */
+typedef int mmc_local_placeholder_t;

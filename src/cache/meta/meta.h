@@ -1,0 +1,144 @@
+/*
+ * The MemCache meta service (mmc-meta), embeddable in any process.
+ *
+ * mmc_meta_start() starts, in this order: the pool's MemFabric config store
+ * (an mf_store server on store_port), the RPC server that local services
+ * talk to (src/cache/proto on port), and the HTTP endpoint (http_port).
+ * All meta state lives on the RPC server's loop thread: requests, timers and
+ * HTTP handlers run there one at a time, so the state needs no lock.  The
+ * functions marked "loop thread" may be called only from there (HTTP
+ * handlers, timers); mmc_meta_run_sync() gets there from another thread.
+ *
+ * Files:
+ *   meta.c        start/stop, RPC handlers, per-connection bookkeeping
+ *   meta_state.c  segments, object index, placement, puts, leases
+ *   alloc.c       space allocator of one segment
+ *   meta_config.c the mmc-meta.conf table
+ *   meta_http.c   /health, /metrics, /segments, /key/<key>
+ */
+#ifndef MMC_CACHE_META_META_H
+#define MMC_CACHE_META_META_H
+
+#include "cache/proto/proto.h"
+
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct event_base;
+
+/* ---- configuration (meta_config.c) ---- */
+
+typedef struct mmc_meta_config {
+    char addr[64];             /* address the three servers bind */
+    uint32_t port;             /* RPC port; 0 = a free one */
+    uint32_t store_port;       /* config store port; 0 = a free one */
+    uint32_t http_port;        /* HTTP port; 0 = a free one */
+    bool http_enable;          /* serve HTTP at all */
+    uint32_t pool_id;          /* MemFabric BM id of the pool */
+    uint32_t max_ranks;        /* ranks of the pool (BM world size) */
+    uint64_t max_segment_size; /* largest segment a rank may contribute */
+    uint64_t host_base;        /* GVA window base of host segments */
+    uint64_t alloc_align;      /* alignment of replicas in segments */
+    uint32_t lease_ms;         /* read lease duration */
+    uint32_t put_timeout_ms;   /* an uncommitted put is aborted after */
+    uint32_t max_batch;        /* keys per request (<= MMC_BATCH_MAX) */
+    uint32_t max_clients;      /* connections to the RPC server */
+    char log_level[16];        /* error, warn, info, debug, trace */
+} mmc_meta_config_t;
+
+void mmc_meta_config_init(mmc_meta_config_t *cfg);
+/* MF_ERR_CONFIG (logged) for an unknown key or a bad value. */
+mf_status_t mmc_meta_config_set(mmc_meta_config_t *cfg, const char *key,
+                                const char *value);
+/* "key = value" lines; errors name file and line. */
+mf_status_t mmc_meta_config_load_file(mmc_meta_config_t *cfg,
+                                      const char *path);
+/* MMC_META_<KEY> environment variables. */
+mf_status_t mmc_meta_config_load_env(mmc_meta_config_t *cfg);
+void mmc_meta_config_print_help(FILE *out);
+void mmc_meta_config_dump(const mmc_meta_config_t *cfg, FILE *out);
+
+/* ---- the service (meta.c) ---- */
+
+typedef struct mmc_meta mmc_meta_t;
+
+mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p);
+/* Stops HTTP, RPC and store; every connection is closed. NULL accepted. */
+void mmc_meta_stop(mmc_meta_t *meta);
+uint16_t mmc_meta_port(const mmc_meta_t *meta);
+uint16_t mmc_meta_store_port(const mmc_meta_t *meta);
+uint16_t mmc_meta_http_port(const mmc_meta_t *meta); /* 0 when disabled */
+const mmc_meta_config_t *mmc_meta_config(const mmc_meta_t *meta);
+/* Runs fn(arg) on the loop thread and waits for it. */
+mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
+                              void *arg);
+
+/* ---- what HTTP reads (loop thread) ---- */
+
+/* Latency histogram: bucket i counts samples <= mmc_hist_bounds_us[i];
+ * the last bucket counts the rest (+Inf). */
+#define MMC_HIST_BUCKETS 16
+extern const double mmc_hist_bounds_us[MMC_HIST_BUCKETS - 1];
+
+typedef struct mmc_hist {
+    uint64_t buckets[MMC_HIST_BUCKETS]; /* not cumulative */
+    uint64_t count;
+    double sum_us;
+} mmc_hist_t;
+
+void mmc_hist_add(mmc_hist_t *h, double us);
+
+typedef struct mmc_meta_stats {
+    uint64_t objects;       /* committed objects */
+    uint64_t object_bytes;  /* their sizes, once per object */
+    uint64_t pending_puts;  /* allocated, not yet committed */
+    uint64_t leases;        /* read leases held */
+    uint64_t clients;       /* RPC connections */
+    uint64_t members;       /* ranks with a registered segment */
+    uint64_t requests[MMC_OP_MAX]; /* requests by opcode */
+    uint64_t errors[MMC_OP_MAX];   /* requests or items that failed */
+    mmc_hist_t latency[MMC_OP_MAX]; /* time in the handler */
+    uint64_t puts_committed, puts_aborted, gets, removes;
+} mmc_meta_stats_t;
+
+void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats);
+
+typedef struct mmc_meta_seg_info {
+    uint32_t rank;
+    uint32_t host_idx;
+    const char *host_id;
+    const char *name; /* the local service's name */
+    uint8_t media;    /* mmc_media_t */
+    uint64_t gva;
+    uint64_t capacity;
+    uint64_t used;
+    uint64_t free;
+    uint64_t largest_free;
+    uint64_t replicas; /* replicas (committed and pending) placed here */
+} mmc_meta_seg_info_t;
+
+void mmc_meta_foreach_seg(mmc_meta_t *meta,
+                          void (*cb)(const mmc_meta_seg_info_t *seg,
+                                     void *arg),
+                          void *arg);
+
+/* The committed object under key: MF_OK with *info_p and *leases_p (read
+ * leases held on it), or MMC_ERR_NOT_FOUND. */
+mmc_status_t mmc_meta_key_info(mmc_meta_t *meta, const char *key,
+                               size_t key_len, mmc_obj_info_t *info_p,
+                               uint32_t *leases_p);
+
+/* ---- HTTP endpoint (meta_http.c), started and stopped on the loop
+ * thread by mmc_meta_start/stop ---- */
+
+typedef struct mmc_meta_http mmc_meta_http_t;
+
+mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
+                                const char *addr, uint16_t port,
+                                mmc_meta_http_t **http_p);
+uint16_t mmc_meta_http_bound_port(const mmc_meta_http_t *http);
+void mmc_meta_http_stop(mmc_meta_http_t *http);
+
+#endif

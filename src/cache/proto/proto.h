@@ -1,0 +1,217 @@
+/*
+ * MemCache wire messages between local services (clients) and the meta
+ * service.
+ *
+ * Messages travel as bodies of mf_net frames (src/net/net.h): the frame
+ * carries the opcode (MMC_OP_*), the request id and, in responses, the
+ * status of the whole request.  Bodies are little-endian, encoded with
+ * mf_wbuf and decoded with mf_rbuf.  Every decoder:
+ *   - bounds every count before it allocates (batches <= MMC_BATCH_MAX,
+ *     replicas <= MMC_MAX_REPLICAS, segments <= MMC_PROTO_MAX_SEGS);
+ *   - checks every key: 1..MMC_KEY_MAX bytes, no NUL byte;
+ *   - requires the body to end exactly where the message ends;
+ * and returns MF_ERR_PROTO (never crashes, never reads out of bounds) on
+ * anything else.  Decoded keys point into the body, which must outlive
+ * the decoded message; arrays are malloc'd and freed with the message's
+ * _free function (which accepts a zeroed message).
+ *
+ * Encoding (u32 count, then per item):
+ *   key        u32 len, len bytes (no NUL)
+ *   replica    u32 rank, u32 host_idx, u8 media, u64 gva
+ *   obj        i32 status, u64 id, u64 size, u8 nrep, nrep x replica
+ *
+ * Requests and responses (request body -> response body):
+ *   HELLO       u32 version, str name           -> hello_resp
+ *   REGISTER    register_req                    -> u32 host_idx
+ *   UNREGISTER  (empty)                         -> (empty)
+ *   PUT_ALLOC   put_alloc_req                   -> obj list (id = put id)
+ *   PUT_COMMIT  commit list (u64 put id, i32 status: MMC_OK commits,
+ *               an error aborts)                -> status list
+ *   GET         key list                        -> obj list (id = lease id)
+ *   RELEASE     id list (lease ids)             -> status list
+ *   EXIST       key list                        -> status list
+ *   QUERY       key list                        -> obj list (id = 0)
+ *   REMOVE      key list                        -> status list
+ * Per-item outcomes travel in the lists; the frame status is MF_OK unless
+ * the request as a whole failed (then the body is empty).
+ */
+#ifndef MMC_CACHE_PROTO_PROTO_H
+#define MMC_CACHE_PROTO_PROTO_H
+
+#include "net/net.h"
+
+#include <memcache/mmc.h>
+#include <stdint.h>
+
+#define MMC_PROTO_VERSION   1
+#define MMC_PROTO_MAX_SEGS  2   /* one DRAM and one HBM segment per rank */
+#define MMC_PROTO_NAME_MAX  63
+#define MMC_PROTO_HOST_MAX  127 /* bytes of a host id */
+/* largest body either side sends: a full batch of obj results */
+#define MMC_PROTO_MAX_BODY  (16u << 20)
+
+typedef enum mmc_op {
+    MMC_OP_HELLO = 1,
+    MMC_OP_REGISTER = 2,
+    MMC_OP_UNREGISTER = 3,
+    MMC_OP_PUT_ALLOC = 4,
+    MMC_OP_PUT_COMMIT = 5,
+    MMC_OP_GET = 6,
+    MMC_OP_RELEASE = 7,
+    MMC_OP_EXIST = 8,
+    MMC_OP_QUERY = 9,
+    MMC_OP_REMOVE = 10,
+    MMC_OP_MAX
+} mmc_op_t;
+
+/* "PUT_ALLOC", ...; "?" for an unknown opcode. */
+const char *mmc_op_name(uint16_t op);
+
+typedef struct mmc_key {
+    const char *data; /* not NUL-terminated; points into a body or a
+                         caller's string */
+    uint32_t len;
+} mmc_key_t;
+
+typedef struct mmc_replica {
+    uint32_t rank;
+    uint32_t host_idx; /* the meta service's number for the rank's host */
+    uint8_t media;     /* mmc_media_t */
+    uint64_t gva;      /* global address of the replica's first byte */
+} mmc_replica_t;
+
+typedef struct mmc_obj_result {
+    int32_t status; /* mmc_status_t of this item */
+    uint64_t id;    /* put id (PUT_ALLOC) or lease id (GET); 0 otherwise */
+    uint64_t size;
+    uint8_t nrep;
+    mmc_replica_t reps[MMC_MAX_REPLICAS];
+} mmc_obj_result_t;
+
+/* ---- HELLO ---- */
+
+typedef struct mmc_hello_req {
+    uint32_t version;
+    char name[MMC_PROTO_NAME_MAX + 1];
+} mmc_hello_req_t;
+
+typedef struct mmc_hello_resp {
+    uint32_t version;
+    uint64_t meta_id;          /* random per meta service start */
+    uint32_t store_port;       /* the pool's config store, on the meta
+                                  service's host */
+    uint32_t pool_id;          /* MemFabric BM id of the pool */
+    uint32_t world_size;       /* ranks of the pool */
+    uint64_t max_segment_size; /* per rank and media (GVA stride) */
+    uint64_t host_base;        /* GVA window base of host segments */
+    uint32_t lease_ms;         /* read lease duration */
+    uint32_t max_batch;        /* keys per request */
+} mmc_hello_resp_t;
+
+/* ---- REGISTER ---- */
+
+typedef struct mmc_seg_desc {
+    uint8_t media; /* mmc_media_t */
+    uint64_t gva;
+    uint64_t size;
+} mmc_seg_desc_t;
+
+typedef struct mmc_register_req {
+    uint32_t rank;
+    char host_id[MMC_PROTO_HOST_MAX + 1];
+    uint32_t nsegs; /* 0 for a pure client */
+    mmc_seg_desc_t segs[MMC_PROTO_MAX_SEGS];
+} mmc_register_req_t;
+
+/* ---- PUT_ALLOC ---- */
+
+typedef struct mmc_put_item {
+    mmc_key_t key;
+    uint64_t size;
+} mmc_put_item_t;
+
+typedef struct mmc_put_alloc_req {
+    uint32_t flags;    /* MMC_PUT_* */
+    uint32_t replicas; /* 1..MMC_MAX_REPLICAS */
+    uint32_t npref;
+    uint32_t pref[MMC_MAX_REPLICAS];
+    uint32_t count;
+    mmc_put_item_t *items;
+} mmc_put_alloc_req_t;
+
+/* ---- lists ---- */
+
+typedef struct mmc_key_list {
+    uint32_t count;
+    mmc_key_t *keys;
+} mmc_key_list_t;
+
+typedef struct mmc_commit_item {
+    uint64_t put_id;
+    int32_t status;
+} mmc_commit_item_t;
+
+typedef struct mmc_commit_list {
+    uint32_t count;
+    mmc_commit_item_t *items;
+} mmc_commit_list_t;
+
+typedef struct mmc_id_list {
+    uint32_t count;
+    uint64_t *ids;
+} mmc_id_list_t;
+
+typedef struct mmc_status_list {
+    uint32_t count;
+    int32_t *status;
+} mmc_status_list_t;
+
+typedef struct mmc_obj_list {
+    uint32_t count;
+    mmc_obj_result_t *items;
+} mmc_obj_list_t;
+
+/* ---- encoders: append to w (check mf_wbuf_status() once at the end) ---- */
+
+void mmc_hello_req_encode(mf_wbuf_t *w, const mmc_hello_req_t *m);
+void mmc_hello_resp_encode(mf_wbuf_t *w, const mmc_hello_resp_t *m);
+void mmc_register_req_encode(mf_wbuf_t *w, const mmc_register_req_t *m);
+void mmc_put_alloc_req_encode(mf_wbuf_t *w, const mmc_put_alloc_req_t *m);
+void mmc_key_list_encode(mf_wbuf_t *w, const mmc_key_list_t *m);
+void mmc_commit_list_encode(mf_wbuf_t *w, const mmc_commit_list_t *m);
+void mmc_id_list_encode(mf_wbuf_t *w, const mmc_id_list_t *m);
+void mmc_status_list_encode(mf_wbuf_t *w, const mmc_status_list_t *m);
+void mmc_obj_list_encode(mf_wbuf_t *w, const mmc_obj_list_t *m);
+
+/* ---- decoders: MF_OK, MF_ERR_PROTO or MF_ERR_NOMEM; *m is zeroed first
+ * and holds nothing to free after a failure ---- */
+
+mf_status_t mmc_hello_req_decode(const void *body, size_t len,
+                                 mmc_hello_req_t *m);
+mf_status_t mmc_hello_resp_decode(const void *body, size_t len,
+                                  mmc_hello_resp_t *m);
+mf_status_t mmc_register_req_decode(const void *body, size_t len,
+                                    mmc_register_req_t *m);
+mf_status_t mmc_put_alloc_req_decode(const void *body, size_t len,
+                                     mmc_put_alloc_req_t *m);
+mf_status_t mmc_key_list_decode(const void *body, size_t len,
+                                mmc_key_list_t *m);
+mf_status_t mmc_commit_list_decode(const void *body, size_t len,
+                                   mmc_commit_list_t *m);
+mf_status_t mmc_id_list_decode(const void *body, size_t len, mmc_id_list_t *m);
+mf_status_t mmc_status_list_decode(const void *body, size_t len,
+                                   mmc_status_list_t *m);
+mf_status_t mmc_obj_list_decode(const void *body, size_t len,
+                                mmc_obj_list_t *m);
+
+void mmc_put_alloc_req_free(mmc_put_alloc_req_t *m);
+void mmc_key_list_free(mmc_key_list_t *m);
+void mmc_commit_list_free(mmc_commit_list_t *m);
+void mmc_id_list_free(mmc_id_list_t *m);
+void mmc_status_list_free(mmc_status_list_t *m);
+void mmc_obj_list_free(mmc_obj_list_t *m);
+
+/* True when key is 1..MMC_KEY_MAX bytes without NUL. */
+bool mmc_key_valid(const char *data, size_t len);
+
+#endif

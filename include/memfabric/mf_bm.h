@@ -89,7 +89,14 @@ typedef struct mf_bm_create_params {
     uint64_t max_dram_per_rank; /* window stride; >= every local size */
     uint64_t local_hbm_size;    /* device segment; 0 until CUDA exists */
     uint64_t max_hbm_per_rank;
+    /* added after 0.1.0; callers built with the older, shorter struct
+     * read as 0: */
+    uint32_t flags;             /* MF_BM_CREATE_* */
 } mf_bm_create_params_t;
+
+/* The pool grows and shrinks while it serves (MemCache): no rank waits for
+ * the others at create; each checks only its own window. */
+#define MF_BM_CREATE_ELASTIC 0x1u
 
 MF_API void mf_bm_create_params_init(mf_bm_create_params_t *params);
 
@@ -98,7 +105,8 @@ MF_API void mf_bm_create_params_init(mf_bm_create_params_t *params);
  * rank's segment.  The first world_size ranks to create a pool do it
  * collectively: if the window is taken in any of them, every one fails
  * with MF_ERR_ADDR_IN_USE and logs which rank, address and why.  A rank
- * that creates later (re-joining) checks only itself.
+ * that creates later (re-joining), or any rank of an MF_BM_CREATE_ELASTIC
+ * pool, checks only itself.
  */
 MF_API mf_status_t mf_bm_create(uint32_t id,
                                 const mf_bm_create_params_t *params,

@@ -257,6 +257,15 @@ MF_API void mf_bm_create_params_init(mf_bm_create_params_t *params)
     params->size = sizeof(*params);
 }
 
+/* The flags field exists only in params of its size or larger. */
+static bool mf_fabric_create_elastic(const mf_bm_create_params_t *params)
+{
+    return params != NULL &&
+           params->size >= offsetof(mf_bm_create_params_t, flags) +
+                               sizeof(params->flags) &&
+           (params->flags & MF_BM_CREATE_ELASTIC) != 0;
+}
+
 /*
  * Publishes this rank's window result and, for the ranks that form the
  * pool, checks every other rank's.  MF_OK when all could reserve.
@@ -266,7 +275,8 @@ static mf_status_t mf_fabric_create_collective(mf_store_t *store, uint32_t id,
                                                uint64_t base, uint64_t stride,
                                                uint32_t timeout_ms,
                                                mf_status_t own_status,
-                                               const char *own_why)
+                                               const char *own_why,
+                                               bool elastic)
 {
     char key[MF_FABRIC_KEY_MAX], value[640];
     mf_status_t status, result = MF_OK;
@@ -296,7 +306,7 @@ static mf_status_t mf_fabric_create_collective(mf_store_t *store, uint32_t id,
     if (own_status != MF_OK) {
         return own_status;
     }
-    if (creators > (int64_t)world) {
+    if (elastic || creators > (int64_t)world) {
         return MF_OK; /* a late creator: only its own window counts */
     }
 
@@ -366,7 +376,7 @@ MF_API mf_status_t mf_bm_create(uint32_t id,
     status = mf_fabric_create_collective(
         store, id, rank, world, cfg.host_base,
         params != NULL ? params->max_dram_per_rank : 0, cfg.timeout_ms,
-        own_status, why);
+        own_status, why, mf_fabric_create_elastic(params));
     if (status != MF_OK) {
         goto err_unreserve;
     }

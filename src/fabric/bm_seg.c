@@ -35,7 +35,8 @@ mf_status_t mf_fabric_window_check(const mf_bm_config_t *cfg, uint32_t world,
     uint64_t page = mf_page_size();
     uint64_t len;
 
-    if (params == NULL || params->size < sizeof(*params)) {
+    if (params == NULL ||
+        params->size < offsetof(mf_bm_create_params_t, flags)) {
         mf_error("mf_bm_create: params missing or of an older size");
         return MF_ERR_INVALID;
     }

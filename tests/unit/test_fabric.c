@@ -895,6 +895,8 @@ static void test_mp_child_env(uint32_t index)
     }
 }
 
+static uint32_t test_create_flags; /* MF_BM_CREATE_* of test_rank_open */
+
 static mf_status_t test_rank_open(test_rank_t *tr, const char *url,
                                   uint32_t world, uint32_t rank, uint32_t id,
                                   uint64_t base, uint32_t threads)
@@ -916,6 +918,7 @@ static mf_status_t test_rank_open(test_rank_t *tr, const char *url,
     mf_bm_create_params_init(&params);
     params.local_dram_size = MP_SEG;
     params.max_dram_per_rank = MP_STRIDE;
+    params.flags = test_create_flags;
     st = mf_bm_create(id, &params, &tr->bm);
     if (st != MF_OK) {
         return st;
@@ -1395,6 +1398,62 @@ static void test_mp_addr_in_use(void **state)
     test_mp_stop(&mp);
 }
 
+/*
+ * An elastic pool of world 8 formed by two ranks: neither waits for the six
+ * that never come (a collective create would fail with a timeout after the
+ * ranks' 20 s bootstrap limit), and both copy to each other.
+ */
+static void test_mp_elastic_child(const char *url)
+{
+    uint64_t base = 0x270000000000ull;
+    uint32_t peer;
+    test_rank_t tr;
+    char *buf;
+
+    test_create_flags = MF_BM_CREATE_ELASTIC;
+    CHILD_OK(test_rank_open(&tr, url, 8, MF_RANK_AUTO, 4, base, 0));
+    CHILD_OK(mf_bm_join(tr.bm));
+    CHILD_CHECK(tr.rank < 2);
+    peer = 1 - tr.rank;
+    test_rank_wait_joined(&tr, peer, true);
+    buf = malloc(TEST_MB);
+    CHILD_CHECK(buf != NULL);
+    memset(buf, 'a' + (int)tr.rank, TEST_MB);
+    CHILD_OK(mf_bm_copy(tr.bm, (uint64_t)(uintptr_t)buf,
+                        test_gva(tr.bm, peer, 0), TEST_MB, MF_COPY_LH2GH));
+    test_rank_barrier(&tr, "elastic-written", 2);
+    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, tr.rank, 0),
+                        (uint64_t)(uintptr_t)buf, TEST_MB, MF_COPY_GH2LH));
+    for (size_t i = 0; i < TEST_MB; i++) {
+        CHILD_CHECK(buf[i] == 'a' + (int)peer);
+    }
+    test_rank_barrier(&tr, "elastic-read", 2);
+    free(buf);
+    CHILD_OK(mf_bm_leave(tr.bm));
+    test_rank_close(&tr);
+    _exit(0);
+}
+
+static void test_mp_elastic(void **state)
+{
+    pid_t pids[2];
+    test_mp_t mp;
+
+    test_mp_start(&mp);
+    for (int i = 0; i < 2; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            alarm(120);
+            test_mp_elastic_child(mp.url);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(test_wait_child(pids[i]), 0);
+    }
+    test_mp_stop(&mp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1410,6 +1469,7 @@ int main(void)
         cmocka_unit_test(test_mp_churn),
         cmocka_unit_test(test_mp_churn_tcp),
         cmocka_unit_test(test_mp_addr_in_use),
+        cmocka_unit_test(test_mp_elastic),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

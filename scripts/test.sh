@@ -31,6 +31,20 @@ LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/$(gcc -print-multiarch)" ./build-exampl
 cc -Wall -Wextra -Werror examples/bm_copy.c -o build-examples/bm_copy_pc \
    $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
      pkg-config --cflags --libs memfabric)
+cc -Wall -Wextra -Werror examples/mmc_put_get.c -o build-examples/mmc_put_get_pc \
+   $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig:$prefix/lib/$(gcc -print-multiarch)/pkgconfig" \
+     pkg-config --cflags --libs memcache)
+# The MemCache example needs a meta service: the installed daemon, on free
+# loopback ports, stopped whatever happens.
+coproc META { exec "$prefix/bin/mmc-meta" --set addr=127.0.0.1 --set port=0 \
+    --set store_port=0 --set http_port=0; }
+meta_pid=$META_PID
+trap 'kill "$meta_pid" 2>/dev/null; rm -rf "$prefix"' EXIT
+read -r -t 30 ready <&"${META[0]}"
+rpc=${ready#*rpc=}; rpc=${rpc%% *}
+LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/$(gcc -print-multiarch)" \
+    ./build-examples/mmc_put_get "tcp://$rpc"
+kill "$meta_pid"; wait "$meta_pid" || true
 echo "install: CMake package and pkg-config both work"
 
 echo "== build and test: ASan + UBSan =="

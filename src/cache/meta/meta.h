@@ -101,6 +101,11 @@ typedef struct mmc_meta_stats {
     uint64_t errors[MMC_OP_MAX];   /* requests or items that failed */
     mmc_hist_t latency[MMC_OP_MAX]; /* time in the handler */
     uint64_t puts_committed, puts_aborted, gets, removes;
+    uint64_t puts_reclaimed;   /* of puts_aborted: put_timeout_ms passed */
+    uint64_t leases_expired;   /* leases that ran out before release */
+    uint64_t unlinked_objects; /* removed or replaced, space held by leases */
+    uint64_t segs_dropped;     /* segments gone with their rank */
+    uint64_t replicas_lost;    /* committed replicas gone with a segment */
 } mmc_meta_stats_t;
 
 void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats);

@@ -1,0 +1,789 @@
+/*
+ * The MemCache meta service: its servers, the RPC handlers and the
+ * per-connection bookkeeping (see meta.h).
+ *
+ * Start order: config store, RPC server, then on the RPC loop thread the
+ * expiry timer and HTTP; stop undoes it in reverse.  Every handler, timer
+ * and HTTP callback runs on the RPC loop thread, the only thread that
+ * touches meta->state and meta->stats; other threads reach them through
+ * mmc_meta_run_sync().
+ *
+ * A connection is an owner of the state (mmc_state_owner_t): its pending
+ * puts, leases and registered rank go when it closes.  A request other
+ * than HELLO on a connection that has not said HELLO fails with
+ * MF_ERR_STATE; a body that does not decode fails with MF_ERR_PROTO; in
+ * both cases the connection stays open.  Per-item outcomes travel in the
+ * response lists and the frame status is MF_OK.
+ *
+ * Statistics: requests[] and errors[] are indexed by opcode, slot 0
+ * counting unknown opcodes; errors[] counts failed requests plus failed
+ * items of successful requests.
+ */
+#include "cache/meta/meta.h"
+
+#include "cache/meta/meta_state.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <memfabric/mf_store.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* Expiry timer period bounds. */
+#define MMC_META_TICK_MIN_MS 1u
+#define MMC_META_TICK_MAX_MS 1000u
+
+const double mmc_hist_bounds_us[MMC_HIST_BUCKETS - 1] = {
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000,
+};
+
+struct mmc_meta {
+    mmc_meta_config_t cfg;
+    uint64_t meta_id;
+    mf_store_server_t *store;
+    mf_net_server_t *server;
+    mmc_meta_http_t *http;
+    mmc_state_t *state;
+    struct event *timer;
+    uint16_t port;
+    uint16_t store_port;
+    uint16_t http_port;
+    mmc_meta_stats_t stats; /* requests, errors, latency, clients */
+};
+
+typedef struct mmc_meta_conn {
+    mmc_meta_t *meta;
+    mmc_state_owner_t *owner;
+    bool hello;
+    char name[MMC_PROTO_NAME_MAX + 1];
+} mmc_meta_conn_t;
+
+/* What a handler produced: the frame status, the body, failed items. */
+typedef struct mmc_meta_reply {
+    mf_status_t status;
+    mf_wbuf_t body;
+    uint64_t item_errors;
+} mmc_meta_reply_t;
+
+/* ---- statistics ---- */
+
+void mmc_hist_add(mmc_hist_t *h, double us)
+{
+    int i = 0;
+
+    while ((i < MMC_HIST_BUCKETS - 1) && (us > mmc_hist_bounds_us[i])) {
+        i++;
+    }
+    h->buckets[i]++;
+    h->count++;
+    h->sum_us += us;
+}
+
+static uint64_t mmc_meta_now_ms(void)
+{
+    return mf_time_ms();
+}
+
+/* ---- handlers ---- */
+
+static void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                  const uint8_t *body, size_t len,
+                                  mmc_meta_reply_t *rep)
+{
+    mmc_hello_req_t req;
+    mmc_hello_resp_t resp;
+
+    rep->status = mmc_hello_req_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    if (req.version != MMC_PROTO_VERSION) {
+        mf_warn("meta: %s speaks protocol version %" PRIu32 ", not %u",
+                req.name, req.version, MMC_PROTO_VERSION);
+        rep->status = MF_ERR_UNSUPPORTED;
+        return;
+    }
+    mf_strlcpy(mc->name, req.name, sizeof(mc->name));
+    mc->hello = true;
+    memset(&resp, 0, sizeof(resp));
+    resp.version = MMC_PROTO_VERSION;
+    resp.meta_id = meta->meta_id;
+    resp.store_port = meta->store_port;
+    resp.pool_id = meta->cfg.pool_id;
+    resp.world_size = meta->cfg.max_ranks;
+    resp.max_segment_size = meta->cfg.max_segment_size;
+    resp.host_base = meta->cfg.host_base;
+    resp.lease_ms = meta->cfg.lease_ms;
+    resp.max_batch = meta->cfg.max_batch;
+    mmc_hello_resp_encode(&rep->body, &resp);
+}
+
+static void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                     const uint8_t *body, size_t len,
+                                     mmc_meta_reply_t *rep)
+{
+    mmc_register_req_t req;
+    uint32_t host_idx;
+
+    rep->status = mmc_register_req_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    rep->status =
+        mmc_state_register(meta->state, mc->owner, req.rank, req.host_id,
+                           mc->name, req.nsegs, req.segs, &host_idx);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    mf_info("meta: rank %" PRIu32 " (%s) registered with %" PRIu32
+            " segment(s), host %" PRIu32,
+            req.rank, mc->name, req.nsegs, host_idx);
+    mf_wbuf_put_u32(&rep->body, host_idx);
+}
+
+static void mmc_meta_handle_unregister(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                       size_t len, mmc_meta_reply_t *rep)
+{
+    if (len != 0) {
+        rep->status = MF_ERR_PROTO;
+        return;
+    }
+    mmc_state_owner_reset(meta->state, mc->owner);
+    rep->status = MF_OK;
+}
+
+static bool mmc_meta_batch_ok(const mmc_meta_t *meta, uint32_t count,
+                              mmc_meta_reply_t *rep)
+{
+    if (count > meta->cfg.max_batch) {
+        rep->status = MF_ERR_TOO_LARGE;
+        return false;
+    }
+    return true;
+}
+
+/* Allocates the result array of an obj list. */
+static bool mmc_meta_obj_list_alloc(mmc_obj_list_t *out, uint32_t count,
+                                    mmc_meta_reply_t *rep)
+{
+    out->count = count;
+    out->items = NULL;
+    if (count == 0) {
+        return true;
+    }
+    out->items = malloc((size_t)count * sizeof(*out->items));
+    if (out->items == NULL) {
+        mf_error("meta: out of memory for %" PRIu32 " results", count);
+        rep->status = MF_ERR_NOMEM;
+        return false;
+    }
+    return true;
+}
+
+static bool mmc_meta_status_list_alloc(mmc_status_list_t *out, uint32_t count,
+                                       mmc_meta_reply_t *rep)
+{
+    out->count = count;
+    out->status = NULL;
+    if (count == 0) {
+        return true;
+    }
+    out->status = malloc((size_t)count * sizeof(*out->status));
+    if (out->status == NULL) {
+        mf_error("meta: out of memory for %" PRIu32 " results", count);
+        rep->status = MF_ERR_NOMEM;
+        return false;
+    }
+    return true;
+}
+
+static void mmc_meta_send_objs(mmc_obj_list_t *out, mmc_meta_reply_t *rep)
+{
+    for (uint32_t i = 0; i < out->count; i++) {
+        rep->item_errors += (out->items[i].status != MMC_OK);
+    }
+    mmc_obj_list_encode(&rep->body, out);
+    free(out->items);
+}
+
+static void mmc_meta_send_status(mmc_status_list_t *out, mmc_meta_reply_t *rep)
+{
+    for (uint32_t i = 0; i < out->count; i++) {
+        rep->item_errors += (out->status[i] != MMC_OK);
+    }
+    mmc_status_list_encode(&rep->body, out);
+    free(out->status);
+}
+
+static void mmc_meta_handle_put_alloc(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                      const uint8_t *body, size_t len,
+                                      mmc_meta_reply_t *rep)
+{
+    mmc_put_alloc_req_t req;
+    mmc_state_put_opts_t opts;
+    mmc_obj_list_t out;
+    uint64_t now = mmc_meta_now_ms();
+
+    rep->status = mmc_put_alloc_req_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    if (!mmc_meta_batch_ok(meta, req.count, rep)) {
+        goto out_free_req;
+    }
+    if ((req.replicas == 0) || (req.replicas > MMC_MAX_REPLICAS)) {
+        rep->status = MF_ERR_INVALID;
+        goto out_free_req;
+    }
+    if (!mmc_meta_obj_list_alloc(&out, req.count, rep)) {
+        goto out_free_req;
+    }
+    opts.flags = req.flags;
+    opts.replicas = req.replicas;
+    opts.npref = req.npref;
+    opts.pref = req.pref;
+    for (uint32_t i = 0; i < req.count; i++) {
+        (void)mmc_state_put_alloc(meta->state, mc->owner, req.items[i].key.data,
+                                  req.items[i].key.len, req.items[i].size,
+                                  &opts, now, &out.items[i]);
+    }
+    mmc_meta_send_objs(&out, rep);
+out_free_req:
+    mmc_put_alloc_req_free(&req);
+}
+
+static void mmc_meta_handle_put_commit(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                       const uint8_t *body, size_t len,
+                                       mmc_meta_reply_t *rep)
+{
+    mmc_commit_list_t req;
+    mmc_status_list_t out;
+
+    rep->status = mmc_commit_list_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    if (mmc_meta_batch_ok(meta, req.count, rep) &&
+        mmc_meta_status_list_alloc(&out, req.count, rep)) {
+        for (uint32_t i = 0; i < req.count; i++) {
+            out.status[i] =
+                mmc_state_put_commit(meta->state, mc->owner,
+                                     req.items[i].put_id, req.items[i].status);
+        }
+        mmc_meta_send_status(&out, rep);
+    }
+    mmc_commit_list_free(&req);
+}
+
+static void mmc_meta_handle_release(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                    const uint8_t *body, size_t len,
+                                    mmc_meta_reply_t *rep)
+{
+    mmc_id_list_t req;
+    mmc_status_list_t out;
+
+    rep->status = mmc_id_list_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    if (mmc_meta_batch_ok(meta, req.count, rep) &&
+        mmc_meta_status_list_alloc(&out, req.count, rep)) {
+        for (uint32_t i = 0; i < req.count; i++) {
+            out.status[i] =
+                mmc_state_release(meta->state, mc->owner, req.ids[i]);
+        }
+        mmc_meta_send_status(&out, rep);
+    }
+    mmc_id_list_free(&req);
+}
+
+/* GET, EXIST, QUERY and REMOVE: a key list in. */
+static void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                 uint16_t opcode, const uint8_t *body,
+                                 size_t len, mmc_meta_reply_t *rep)
+{
+    mmc_key_list_t req;
+    mmc_obj_list_t objs;
+    mmc_status_list_t sts;
+    mmc_obj_result_t res;
+    uint64_t now = mmc_meta_now_ms();
+
+    rep->status = mmc_key_list_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    if (!mmc_meta_batch_ok(meta, req.count, rep)) {
+        goto out_free_req;
+    }
+    if ((opcode == MMC_OP_GET) || (opcode == MMC_OP_QUERY)) {
+        if (!mmc_meta_obj_list_alloc(&objs, req.count, rep)) {
+            goto out_free_req;
+        }
+        for (uint32_t i = 0; i < req.count; i++) {
+            const mmc_key_t *k = &req.keys[i];
+            if (opcode == MMC_OP_GET) {
+                (void)mmc_state_get(meta->state, mc->owner, k->data, k->len,
+                                    now, &objs.items[i]);
+            } else {
+                (void)mmc_state_query(meta->state, k->data, k->len,
+                                      &objs.items[i], NULL);
+            }
+        }
+        mmc_meta_send_objs(&objs, rep);
+        goto out_free_req;
+    }
+    if (!mmc_meta_status_list_alloc(&sts, req.count, rep)) {
+        goto out_free_req;
+    }
+    for (uint32_t i = 0; i < req.count; i++) {
+        const mmc_key_t *k = &req.keys[i];
+        if (opcode == MMC_OP_EXIST) {
+            sts.status[i] =
+                mmc_state_query(meta->state, k->data, k->len, &res, NULL);
+        } else {
+            sts.status[i] = mmc_state_remove(meta->state, k->data, k->len);
+        }
+    }
+    mmc_meta_send_status(&sts, rep);
+out_free_req:
+    mmc_key_list_free(&req);
+}
+
+/* ---- connections ---- */
+
+static mmc_meta_conn_t *mmc_meta_conn_new(mmc_meta_t *meta)
+{
+    mmc_meta_conn_t *mc = calloc(1, sizeof(*mc));
+
+    if (mc == NULL) {
+        mf_error("meta: out of memory for a connection");
+        return NULL;
+    }
+    mc->meta = meta;
+    if (mmc_state_owner_create(meta->state, &mc->owner) != MF_OK) {
+        free(mc);
+        return NULL;
+    }
+    return mc;
+}
+
+static void mmc_meta_on_open(mf_net_conn_t *conn, void *arg)
+{
+    mmc_meta_t *meta = arg;
+
+    meta->stats.clients++;
+    /* NULL on failure: the first request tries again. */
+    mf_net_conn_set_data(conn, mmc_meta_conn_new(meta));
+}
+
+static void mmc_meta_on_close(mf_net_conn_t *conn, void *arg)
+{
+    mmc_meta_t *meta = arg;
+    mmc_meta_conn_t *mc = mf_net_conn_get_data(conn);
+
+    meta->stats.clients--;
+    if (mc == NULL) {
+        return;
+    }
+    if (mmc_state_owner_rank(mc->owner) != UINT32_MAX) {
+        mf_info("meta: rank %" PRIu32 " (%s, %s) disconnected",
+                mmc_state_owner_rank(mc->owner), mc->name,
+                mf_net_conn_peer(conn));
+    }
+    mmc_state_owner_destroy(meta->state, mc->owner);
+    mf_net_conn_set_data(conn, NULL);
+    free(mc);
+}
+
+static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
+                                uint64_t req_id, const uint8_t *body,
+                                size_t len, void *arg)
+{
+    mmc_meta_t *meta = arg;
+    mmc_meta_conn_t *mc = mf_net_conn_get_data(conn);
+    uint64_t start = mf_time_ns();
+    uint16_t slot = ((opcode > 0) && (opcode < MMC_OP_MAX)) ? opcode : 0;
+    mmc_meta_reply_t rep;
+    mf_status_t status;
+
+    rep.status = MF_OK;
+    rep.item_errors = 0;
+    mf_wbuf_init(&rep.body);
+    if (mc == NULL) {
+        mc = mmc_meta_conn_new(meta);
+        mf_net_conn_set_data(conn, mc);
+    }
+    if (mc == NULL) {
+        rep.status = MF_ERR_NOMEM;
+    } else if (slot == 0) {
+        mf_debug("meta: %s sent unknown opcode %u", mf_net_conn_peer(conn),
+                 opcode);
+        rep.status = MF_ERR_UNSUPPORTED;
+    } else if (!mc->hello && (opcode != MMC_OP_HELLO)) {
+        mf_debug("meta: %s sent %s before HELLO", mf_net_conn_peer(conn),
+                 mmc_op_name(opcode));
+        rep.status = MF_ERR_STATE;
+    } else {
+        switch (opcode) {
+        case MMC_OP_HELLO:
+            mmc_meta_handle_hello(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_REGISTER:
+            mmc_meta_handle_register(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_UNREGISTER:
+            mmc_meta_handle_unregister(meta, mc, len, &rep);
+            break;
+        case MMC_OP_PUT_ALLOC:
+            mmc_meta_handle_put_alloc(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_PUT_COMMIT:
+            mmc_meta_handle_put_commit(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_RELEASE:
+            mmc_meta_handle_release(meta, mc, body, len, &rep);
+            break;
+        default: /* GET, EXIST, QUERY, REMOVE */
+            mmc_meta_handle_keys(meta, mc, opcode, body, len, &rep);
+            break;
+        }
+        if (rep.status == MF_ERR_PROTO) {
+            mf_debug("meta: %s sent a malformed %s (%zu bytes)",
+                     mf_net_conn_peer(conn), mmc_op_name(opcode), len);
+        }
+    }
+    if ((rep.status == MF_OK) && (mf_wbuf_status(&rep.body) != MF_OK)) {
+        mf_error("meta: out of memory encoding a %s response",
+                 mmc_op_name(opcode));
+        rep.status = MF_ERR_NOMEM;
+    }
+    if (rep.status == MF_OK) {
+        status = mf_net_conn_reply(conn, req_id, opcode, MF_OK, rep.body.data,
+                                   rep.body.len);
+    } else {
+        status = mf_net_conn_reply(conn, req_id, opcode, rep.status, NULL, 0);
+    }
+    if (status != MF_OK) {
+        mf_debug("meta: reply to %s failed: %s", mf_net_conn_peer(conn),
+                 mf_status_str(status));
+    }
+    mf_wbuf_free(&rep.body);
+
+    meta->stats.requests[slot]++;
+    meta->stats.errors[slot] += (rep.status != MF_OK) + rep.item_errors;
+    mmc_hist_add(&meta->stats.latency[slot],
+                 (double)(mf_time_ns() - start) / 1000.0);
+}
+
+static const mf_net_server_ops_t mmc_meta_server_ops = {
+    .on_request = mmc_meta_on_request,
+    .on_open = mmc_meta_on_open,
+    .on_close = mmc_meta_on_close,
+};
+
+/* ---- timers and HTTP, on the loop thread ---- */
+
+static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
+{
+    mmc_meta_t *meta = arg;
+
+    (void)fd;
+    (void)what;
+    mmc_state_expire(meta->state, mmc_meta_now_ms());
+}
+
+typedef struct mmc_meta_loop_start {
+    mmc_meta_t *meta;
+    mf_status_t status;
+} mmc_meta_loop_start_t;
+
+static void mmc_meta_loop_start(void *arg)
+{
+    mmc_meta_loop_start_t *ls = arg;
+    mmc_meta_t *meta = ls->meta;
+    struct event_base *base = mf_net_server_base(meta->server);
+    uint32_t tick_ms = MF_MIN(meta->cfg.lease_ms, meta->cfg.put_timeout_ms);
+    struct timeval tv;
+
+    tick_ms =
+        MF_MAX(MF_MIN(tick_ms / 4, MMC_META_TICK_MAX_MS), MMC_META_TICK_MIN_MS);
+    tv.tv_sec = tick_ms / 1000;
+    tv.tv_usec = (tick_ms % 1000) * 1000;
+    meta->timer = event_new(base, -1, EV_PERSIST, mmc_meta_tick, meta);
+    if ((meta->timer == NULL) || (event_add(meta->timer, &tv) != 0)) {
+        mf_error("meta: cannot start the expiry timer");
+        ls->status = MF_ERR_NOMEM;
+        goto err_free_timer;
+    }
+    if (meta->cfg.http_enable) {
+        ls->status =
+            mmc_meta_http_start(meta, base, meta->cfg.addr,
+                                (uint16_t)meta->cfg.http_port, &meta->http);
+        if (ls->status != MF_OK) {
+            goto err_free_timer;
+        }
+        meta->http_port = mmc_meta_http_bound_port(meta->http);
+    }
+    ls->status = MF_OK;
+    return;
+
+err_free_timer:
+    if (meta->timer != NULL) {
+        event_free(meta->timer);
+        meta->timer = NULL;
+    }
+}
+
+static void mmc_meta_loop_stop(void *arg)
+{
+    mmc_meta_t *meta = arg;
+
+    if (meta->http != NULL) {
+        mmc_meta_http_stop(meta->http);
+        meta->http = NULL;
+    }
+    if (meta->timer != NULL) {
+        event_free(meta->timer);
+        meta->timer = NULL;
+    }
+}
+
+/* ---- start / stop ---- */
+
+static mf_status_t mmc_meta_check_config(const mmc_meta_config_t *cfg)
+{
+    if ((cfg->port > UINT16_MAX) || (cfg->store_port > UINT16_MAX) ||
+        (cfg->http_port > UINT16_MAX) || (cfg->max_batch == 0) ||
+        (cfg->max_batch > MMC_BATCH_MAX) || (cfg->lease_ms == 0) ||
+        (cfg->put_timeout_ms == 0) ||
+        (strnlen(cfg->addr, sizeof(cfg->addr)) == sizeof(cfg->addr))) {
+        mf_error("meta: bad configuration (ports %" PRIu32 "/%" PRIu32
+                 "/%" PRIu32 ", max_batch %" PRIu32 ", lease_ms %" PRIu32
+                 ", put_timeout_ms %" PRIu32 ")",
+                 cfg->port, cfg->store_port, cfg->http_port, cfg->max_batch,
+                 cfg->lease_ms, cfg->put_timeout_ms);
+        return MF_ERR_INVALID;
+    }
+    return MF_OK;
+}
+
+static uint64_t mmc_meta_random_id(void)
+{
+    uint64_t id = 0;
+
+    if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != (ssize_t)sizeof(id)) {
+        id = mf_time_ns() ^ ((uint64_t)time(NULL) << 32);
+    }
+    return id;
+}
+
+mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
+{
+    mf_store_server_config_t store_cfg;
+    mf_net_server_params_t params;
+    mmc_state_params_t state_params;
+    mmc_meta_loop_start_t ls;
+    mmc_meta_t *meta;
+    mf_status_t status;
+
+    status = mmc_meta_check_config(cfg);
+    if (status != MF_OK) {
+        return status;
+    }
+    meta = calloc(1, sizeof(*meta));
+    if (meta == NULL) {
+        mf_error("meta: out of memory");
+        return MF_ERR_NOMEM;
+    }
+    meta->cfg = *cfg;
+    meta->meta_id = mmc_meta_random_id();
+
+    memset(&state_params, 0, sizeof(state_params));
+    state_params.max_ranks = cfg->max_ranks;
+    state_params.max_segment_size = cfg->max_segment_size;
+    state_params.host_base = cfg->host_base;
+    state_params.alloc_align = cfg->alloc_align;
+    state_params.lease_ms = cfg->lease_ms;
+    state_params.put_timeout_ms = cfg->put_timeout_ms;
+    status = mmc_state_create(&state_params, &meta->state);
+    if (status != MF_OK) {
+        goto err_free_meta;
+    }
+
+    mf_store_server_config_init(&store_cfg);
+    mf_strlcpy(store_cfg.host, cfg->addr, sizeof(store_cfg.host));
+    store_cfg.port = (uint16_t)cfg->store_port;
+    status = mf_store_server_start(&store_cfg, &meta->store);
+    if (status != MF_OK) {
+        mf_error("meta: config store on %s:%" PRIu32 " failed: %s", cfg->addr,
+                 cfg->store_port, mf_status_str(status));
+        goto err_destroy_state;
+    }
+    meta->store_port = mf_store_server_port(meta->store);
+
+    memset(&params, 0, sizeof(params));
+    params.host = cfg->addr;
+    params.port = (uint16_t)cfg->port;
+    params.max_body = MMC_PROTO_MAX_BODY;
+    params.max_conns = cfg->max_clients;
+    params.ops = &mmc_meta_server_ops;
+    params.arg = meta;
+    status = mf_net_server_start(&params, &meta->server);
+    if (status != MF_OK) {
+        mf_error("meta: RPC server on %s:%" PRIu32 " failed: %s", cfg->addr,
+                 cfg->port, mf_status_str(status));
+        goto err_stop_store;
+    }
+    meta->port = mf_net_server_port(meta->server);
+
+    ls.meta = meta;
+    ls.status = MF_ERR_STATE;
+    status = mf_net_server_run_sync(meta->server, mmc_meta_loop_start, &ls);
+    if (status == MF_OK) {
+        status = ls.status;
+    }
+    if (status != MF_OK) {
+        goto err_stop_server;
+    }
+    mf_info("meta: serving rpc=%s:%u store=%u http=%u", cfg->addr, meta->port,
+            meta->store_port, meta->http_port);
+    *meta_p = meta;
+    return MF_OK;
+
+err_stop_server:
+    mf_net_server_stop(meta->server);
+err_stop_store:
+    mf_store_server_stop(meta->store);
+err_destroy_state:
+    mmc_state_destroy(meta->state);
+err_free_meta:
+    free(meta);
+    return status;
+}
+
+void mmc_meta_stop(mmc_meta_t *meta)
+{
+    if (meta == NULL) {
+        return;
+    }
+    (void)mf_net_server_run_sync(meta->server, mmc_meta_loop_stop, meta);
+    mf_net_server_stop(meta->server); /* closes every connection */
+    mmc_state_destroy(meta->state);
+    mf_store_server_stop(meta->store);
+    free(meta);
+}
+
+uint16_t mmc_meta_port(const mmc_meta_t *meta)
+{
+    return meta->port;
+}
+
+uint16_t mmc_meta_store_port(const mmc_meta_t *meta)
+{
+    return meta->store_port;
+}
+
+uint16_t mmc_meta_http_port(const mmc_meta_t *meta)
+{
+    return meta->http_port;
+}
+
+const mmc_meta_config_t *mmc_meta_config(const mmc_meta_t *meta)
+{
+    return &meta->cfg;
+}
+
+mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
+                              void *arg)
+{
+    return mf_net_server_run_sync(meta->server, fn, arg);
+}
+
+/* ---- what HTTP reads (loop thread) ---- */
+
+void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
+{
+    mmc_state_counters_t c;
+
+    mmc_state_get_counters(meta->state, &c);
+    *stats = meta->stats;
+    stats->objects = c.objects;
+    stats->object_bytes = c.object_bytes;
+    stats->pending_puts = c.pending_puts;
+    stats->leases = c.leases;
+    stats->members = c.members;
+    stats->puts_committed = c.puts_committed;
+    stats->puts_aborted = c.puts_aborted;
+    stats->gets = c.gets;
+    stats->removes = c.removes;
+    stats->puts_reclaimed = c.puts_reclaimed;
+    stats->leases_expired = c.leases_expired;
+    stats->unlinked_objects = c.unlinked;
+    stats->segs_dropped = c.segs_dropped;
+    stats->replicas_lost = c.replicas_lost;
+}
+
+typedef struct mmc_meta_seg_walk {
+    void (*cb)(const mmc_meta_seg_info_t *seg, void *arg);
+    void *arg;
+} mmc_meta_seg_walk_t;
+
+static void mmc_meta_seg_cb(const mmc_state_seg_info_t *s, void *arg)
+{
+    mmc_meta_seg_walk_t *walk = arg;
+    mmc_meta_seg_info_t info;
+
+    info.rank = s->rank;
+    info.host_idx = s->host_idx;
+    info.host_id = s->host_id;
+    info.name = s->name;
+    info.media = s->media;
+    info.gva = s->gva;
+    info.capacity = s->capacity;
+    info.used = s->used;
+    info.free = s->free;
+    info.largest_free = s->largest_free;
+    info.replicas = s->replicas;
+    walk->cb(&info, walk->arg);
+}
+
+void mmc_meta_foreach_seg(mmc_meta_t *meta,
+                          void (*cb)(const mmc_meta_seg_info_t *seg, void *arg),
+                          void *arg)
+{
+    mmc_meta_seg_walk_t walk = {cb, arg};
+
+    mmc_state_foreach_seg(meta->state, mmc_meta_seg_cb, &walk);
+}
+
+mmc_status_t mmc_meta_key_info(mmc_meta_t *meta, const char *key,
+                               size_t key_len, mmc_obj_info_t *info_p,
+                               uint32_t *leases_p)
+{
+    mmc_obj_result_t res;
+    mmc_obj_info_t info;
+    uint32_t leases = 0;
+    mmc_status_t status;
+
+    status = mmc_state_query(meta->state, key, key_len, &res, &leases);
+    if (status != MMC_OK) {
+        return status;
+    }
+    memset(&info, 0, sizeof(info));
+    info.size = res.size;
+    info.nreplicas = res.nrep;
+    for (uint32_t i = 0; i < res.nrep; i++) {
+        info.ranks[i] = res.reps[i].rank;
+        info.media[i] = res.reps[i].media;
+        info.gvas[i] = res.reps[i].gva;
+    }
+    *info_p = info;
+    if (leases_p != NULL) {
+        *leases_p = leases;
+    }
+    return MMC_OK;
+}

@@ -1,0 +1,175 @@
+/*
+ * State of the MemCache meta service, independent of the network: hosts,
+ * segments with their allocators, the object index, placement, pending
+ * puts and read leases, and the owners (connections) they belong to.
+ *
+ * Every call runs on one thread (the meta service's loop thread); nothing
+ * here locks.  Time is passed in (now_ms, any monotonic clock), so the
+ * state machine can be driven by tests without sleeping; callers pass a
+ * clock that never goes back.
+ *
+ * Statuses: per-item outcomes are mmc_status_t (MMC_OK, MMC_ERR_*, or
+ * MF_ERR_INVALID for a bad argument); MF_ERR_NOMEM when host memory ran
+ * out, in which case nothing changed.
+ */
+#ifndef MMC_CACHE_META_META_STATE_H
+#define MMC_CACHE_META_META_STATE_H
+
+#include "cache/proto/proto.h"
+
+#include <memcache/mmc.h>
+#include <memcache/mmc_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mmc_state mmc_state_t;
+/* What a connection holds: its rank, pending puts and read leases. */
+typedef struct mmc_state_owner mmc_state_owner_t;
+
+typedef struct mmc_state_params {
+    uint32_t max_ranks;        /* ranks of the pool */
+    uint64_t max_segment_size; /* GVA stride and largest segment */
+    uint64_t host_base;        /* GVA of rank 0's DRAM segment */
+    uint64_t alloc_align;      /* power of two */
+    uint32_t lease_ms;         /* read lease duration */
+    uint32_t put_timeout_ms;   /* a pending put is reclaimed after */
+} mmc_state_params_t;
+
+typedef struct mmc_state_counters {
+    uint64_t objects;      /* committed objects in the index */
+    uint64_t object_bytes; /* their sizes */
+    uint64_t unlinked;     /* removed or replaced, kept for leases */
+    uint64_t pending_puts;
+    uint64_t leases;
+    uint64_t members;    /* ranks with at least one segment */
+    uint64_t registered; /* ranks registered (members and clients) */
+    uint64_t hosts;      /* host ids interned */
+    uint64_t puts_committed;
+    uint64_t puts_aborted;   /* by the client, by owner loss, or empty */
+    uint64_t puts_reclaimed; /* of puts_aborted: their timeout passed */
+    uint64_t leases_expired;
+    uint64_t gets;          /* leases granted */
+    uint64_t removes;       /* keys removed by REMOVE */
+    uint64_t segs_dropped;  /* segments dropped (owner gone, unregister) */
+    uint64_t replicas_lost; /* committed replicas dropped with segments */
+} mmc_state_counters_t;
+
+mf_status_t mmc_state_create(const mmc_state_params_t *params,
+                             mmc_state_t **state_p);
+/* Frees everything (owners included).  NULL accepted. */
+void mmc_state_destroy(mmc_state_t *state);
+
+void mmc_state_get_counters(const mmc_state_t *state,
+                            mmc_state_counters_t *counters);
+
+/* ---- owners ---- */
+
+mf_status_t mmc_state_owner_create(mmc_state_t *state,
+                                   mmc_state_owner_t **owner_p);
+/* Aborts its puts, releases its leases, drops its segments and rank, and
+ * frees it.  NULL accepted. */
+void mmc_state_owner_destroy(mmc_state_t *state, mmc_state_owner_t *owner);
+/* Like destroy, but the owner stays usable (UNREGISTER). */
+void mmc_state_owner_reset(mmc_state_t *state, mmc_state_owner_t *owner);
+/* The registered rank, or UINT32_MAX. */
+uint32_t mmc_state_owner_rank(const mmc_state_owner_t *owner);
+
+/* ---- membership ---- */
+
+/*
+ * Registers owner as rank (on host host_id, shown as name) with nsegs
+ * segments.  MF_ERR_INVALID: rank out of range, a bad segment (gva not
+ * at the rank's DRAM window, size 0 or over max_segment_size, media
+ * twice or unknown), an empty host id; MF_ERR_EXISTS: another owner holds
+ * the rank; MF_ERR_STATE: this owner registered already.
+ */
+mf_status_t mmc_state_register(mmc_state_t *state, mmc_state_owner_t *owner,
+                               uint32_t rank, const char *host_id,
+                               const char *name, uint32_t nsegs,
+                               const mmc_seg_desc_t *segs,
+                               uint32_t *host_idx_p);
+
+/* ---- puts ---- */
+
+typedef struct mmc_state_put_opts {
+    uint32_t flags;    /* MMC_PUT_* */
+    uint32_t replicas; /* 1..MMC_MAX_REPLICAS */
+    uint32_t npref;
+    const uint32_t *pref;
+} mmc_state_put_opts_t;
+
+/*
+ * Allocates one pending put of key: fills res (status, id = put id, size,
+ * replicas).  res->status: MMC_OK, MF_ERR_INVALID (size 0, bad key or
+ * replica count), MMC_ERR_EXISTS, MMC_ERR_BUSY, MMC_ERR_NO_SPACE (nothing
+ * allocated) or MF_ERR_NOMEM.  Also returns res->status.
+ */
+mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
+                                 const char *key, size_t key_len, uint64_t size,
+                                 const mmc_state_put_opts_t *opts,
+                                 uint64_t now_ms, mmc_obj_result_t *res);
+
+/*
+ * Commits (status MMC_OK) or aborts (any other status) owner's put.
+ * MMC_OK, or MMC_ERR_ABORTED when the id is unknown (never allocated,
+ * reclaimed, aborted, another owner's) or every replica vanished.
+ */
+mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
+                                  uint64_t put_id, mmc_status_t status);
+
+/* ---- reads ---- */
+
+/* Takes a read lease (res->id) on the committed object: MMC_OK or
+ * MMC_ERR_NOT_FOUND (MF_ERR_NOMEM). */
+mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
+                           const char *key, size_t key_len, uint64_t now_ms,
+                           mmc_obj_result_t *res);
+/* MMC_OK, or MMC_ERR_LEASE_EXPIRED (expired, unknown, another owner's). */
+mmc_status_t mmc_state_release(mmc_state_t *state, mmc_state_owner_t *owner,
+                               uint64_t lease_id);
+/* The committed object, res->id = 0; leases_p (optional) gets its lease
+ * count.  MMC_OK or MMC_ERR_NOT_FOUND. */
+mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
+                             size_t key_len, mmc_obj_result_t *res,
+                             uint32_t *leases_p);
+/* Unlinks the committed object: MMC_OK or MMC_ERR_NOT_FOUND. */
+mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
+                              size_t key_len);
+
+/* ---- time ---- */
+
+/* Expires leases and reclaims puts whose deadline is <= now_ms. */
+void mmc_state_expire(mmc_state_t *state, uint64_t now_ms);
+
+/* ---- inspection ---- */
+
+typedef struct mmc_state_seg_info {
+    uint32_t rank;
+    uint32_t host_idx;
+    const char *host_id;
+    const char *name;
+    uint8_t media;
+    uint64_t gva;
+    uint64_t capacity;
+    uint64_t used;
+    uint64_t free;
+    uint64_t largest_free;
+    uint64_t replicas; /* committed, unlinked and pending */
+    const struct mmc_alloc *alloc;
+} mmc_state_seg_info_t;
+
+/* Calls cb for every segment, by rank then media. */
+void mmc_state_foreach_seg(const mmc_state_t *state,
+                           void (*cb)(const mmc_state_seg_info_t *seg,
+                                      void *arg),
+                           void *arg);
+
+/*
+ * Checks the bookkeeping: each segment's allocator is consistent and
+ * holds exactly the bytes (rounded) of the replicas placed there, counters
+ * match.  MF_OK or MF_ERR_STATE (logged).  O(everything): for tests.
+ */
+mf_status_t mmc_state_check(const mmc_state_t *state);
+
+#endif

@@ -1,0 +1,1107 @@
+/*
+ * Unit tests of the MemCache meta state machine (meta_state.c), driven
+ * directly, without sockets, on a clock the tests move by hand: the object
+ * index, placement, pending puts, leases, owners and segments.  After every
+ * scenario each segment's allocator must be consistent and hold exactly
+ * the bytes of the live replicas placed there (mmc_state_check), and the
+ * tests compare used bytes with what they expect.  An error log that a
+ * test did not expect fails it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cache/meta/alloc.h"
+#include "cache/meta/meta_state.h"
+#include "util/log.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PG        4096ull
+#define SEG_SIZE  (64 * PG)
+#define MAX_SEG   (256 * PG)
+#define HOST_BASE 0x100000000ull
+#define LEASE_MS  100u
+#define PUT_MS    1000u
+#define NRANKS    16u
+
+/* ---- log capture ---- */
+
+static int test_meta_errors;
+
+static void test_meta_log_sink(mf_log_level_t level, const char *file, int line,
+                               const char *message, void *arg)
+{
+    (void)file;
+    (void)line;
+    (void)arg;
+    (void)message;
+    if (level <= MF_LOG_ERROR) {
+        test_meta_errors++;
+    }
+}
+
+/* ---- fixture ---- */
+
+typedef struct test_meta {
+    mmc_state_t *st;
+    mmc_state_owner_t *owners[NRANKS];
+    uint64_t now;
+} test_meta_t;
+
+static int test_meta_setup(void **state)
+{
+    mmc_state_params_t p = {
+        .max_ranks = NRANKS,
+        .max_segment_size = MAX_SEG,
+        .host_base = HOST_BASE,
+        .alloc_align = PG,
+        .lease_ms = LEASE_MS,
+        .put_timeout_ms = PUT_MS,
+    };
+    test_meta_t *t = calloc(1, sizeof(*t));
+
+    test_meta_errors = 0;
+    mf_log_set_sink(test_meta_log_sink, NULL);
+    mf_log_set_level(MF_LOG_WARN);
+    assert_non_null(t);
+    assert_int_equal(mmc_state_create(&p, &t->st), MF_OK);
+    t->now = 1000;
+    *state = t;
+    return 0;
+}
+
+static int test_meta_teardown(void **state)
+{
+    test_meta_t *t = *state;
+    int errors;
+
+    mmc_state_destroy(t->st);
+    free(t);
+    mf_log_set_sink(NULL, NULL);
+    errors = test_meta_errors;
+    if (errors != 0) {
+        print_error("%d unexpected error log(s)\n", errors);
+        return -1;
+    }
+    return 0;
+}
+
+static void test_meta_check(test_meta_t *t)
+{
+    assert_int_equal(mmc_state_check(t->st), MF_OK);
+}
+
+static mmc_state_owner_t *test_meta_owner(test_meta_t *t)
+{
+    mmc_state_owner_t *o = NULL;
+
+    assert_int_equal(mmc_state_owner_create(t->st, &o), MF_OK);
+    return o;
+}
+
+/* Registers rank with a DRAM segment of size bytes (0: a pure client) on
+ * host; returns its owner (kept in t->owners[rank]). */
+static mmc_state_owner_t *test_meta_member(test_meta_t *t, uint32_t rank,
+                                           const char *host, uint64_t size)
+{
+    mmc_state_owner_t *o = test_meta_owner(t);
+    mmc_seg_desc_t seg = {
+        .media = MMC_MEDIA_DRAM,
+        .gva = HOST_BASE + rank * MAX_SEG,
+        .size = size,
+    };
+    uint32_t host_idx = UINT32_MAX;
+
+    assert_int_equal(mmc_state_register(t->st, o, rank, host, "test",
+                                        size ? 1 : 0, &seg, &host_idx),
+                     MF_OK);
+    assert_true(host_idx != UINT32_MAX);
+    t->owners[rank] = o;
+    return o;
+}
+
+static void test_meta_drop(test_meta_t *t, uint32_t rank)
+{
+    mmc_state_owner_destroy(t->st, t->owners[rank]);
+    t->owners[rank] = NULL;
+}
+
+static const mmc_state_put_opts_t test_meta_opts1 = {.replicas = 1};
+
+static mmc_status_t test_meta_put_opts(test_meta_t *t, mmc_state_owner_t *o,
+                                       const char *key, uint64_t size,
+                                       const mmc_state_put_opts_t *opts,
+                                       mmc_obj_result_t *res)
+{
+    mmc_obj_result_t local;
+    mmc_status_t s;
+
+    if (res == NULL) {
+        res = &local;
+    }
+    s = mmc_state_put_alloc(t->st, o, key, strlen(key), size, opts, t->now,
+                            res);
+    assert_int_equal(s, res->status);
+    return s;
+}
+
+/* A committed put of key with `replicas` replicas; returns the result. */
+static mmc_obj_result_t test_meta_put(test_meta_t *t, mmc_state_owner_t *o,
+                                      const char *key, uint64_t size,
+                                      uint32_t replicas, uint32_t flags)
+{
+    mmc_state_put_opts_t opts = {.replicas = replicas, .flags = flags};
+    mmc_obj_result_t res;
+
+    assert_int_equal(test_meta_put_opts(t, o, key, size, &opts, &res), MMC_OK);
+    assert_int_equal(res.nrep, replicas);
+    assert_int_equal(res.size, size);
+    assert_true(res.id != 0);
+    assert_int_equal(mmc_state_put_commit(t->st, o, res.id, MMC_OK), MMC_OK);
+    return res;
+}
+
+static mmc_status_t test_meta_get(test_meta_t *t, mmc_state_owner_t *o,
+                                  const char *key, mmc_obj_result_t *res)
+{
+    mmc_obj_result_t local;
+
+    return mmc_state_get(t->st, o, key, strlen(key), t->now,
+                         res ? res : &local);
+}
+
+static mmc_status_t test_meta_query(test_meta_t *t, const char *key,
+                                    mmc_obj_result_t *res, uint32_t *leases)
+{
+    mmc_obj_result_t local;
+
+    return mmc_state_query(t->st, key, strlen(key), res ? res : &local, leases);
+}
+
+typedef struct test_meta_used {
+    uint64_t used[NRANKS];
+    uint64_t replicas[NRANKS];
+    uint64_t total;
+    uint32_t segs;
+} test_meta_used_t;
+
+static void test_meta_used_cb(const mmc_state_seg_info_t *seg, void *arg)
+{
+    test_meta_used_t *u = arg;
+    mmc_alloc_stats_t st;
+
+    assert_true(seg->rank < NRANKS);
+    assert_int_equal(seg->used + seg->free, seg->capacity);
+    assert_int_equal(mmc_alloc_check(seg->alloc), MF_OK);
+    mmc_alloc_stats(seg->alloc, &st);
+    assert_int_equal(st.used, seg->used);
+    assert_int_equal(st.allocations, seg->replicas);
+    u->used[seg->rank] = seg->used;
+    u->replicas[seg->rank] = seg->replicas;
+    u->total += seg->used;
+    u->segs++;
+}
+
+static test_meta_used_t test_meta_usage(test_meta_t *t)
+{
+    test_meta_used_t u;
+
+    memset(&u, 0, sizeof(u));
+    test_meta_check(t);
+    mmc_state_foreach_seg(t->st, test_meta_used_cb, &u);
+    return u;
+}
+
+static mmc_state_counters_t test_meta_counters(test_meta_t *t)
+{
+    mmc_state_counters_t c;
+
+    mmc_state_get_counters(t->st, &c);
+    return c;
+}
+
+/* ---- index ---- */
+
+static void test_meta_index(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "h0", SEG_SIZE);
+    mmc_obj_result_t res;
+    mmc_obj_result_t got;
+    uint32_t leases = 99;
+
+    assert_int_equal(test_meta_query(t, "k", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_get(t, a, "k", NULL), MMC_ERR_NOT_FOUND);
+
+    /* pending: not visible */
+    assert_int_equal(
+        test_meta_put_opts(t, a, "k", 5000, &test_meta_opts1, &res), MMC_OK);
+    assert_int_equal(res.nrep, 1);
+    assert_int_equal(res.reps[0].rank, 0);
+    assert_int_equal(res.reps[0].media, MMC_MEDIA_DRAM);
+    assert_int_equal(res.reps[0].gva, HOST_BASE); /* best fit: offset 0 */
+    assert_int_equal(test_meta_query(t, "k", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_get(t, a, "k", NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_usage(t).used[0], 2 * PG);
+    assert_int_equal(test_meta_counters(t).pending_puts, 1);
+
+    assert_int_equal(mmc_state_put_commit(t->st, a, res.id, MMC_OK), MMC_OK);
+    /* a second commit of the same id: unknown now */
+    assert_int_equal(mmc_state_put_commit(t->st, a, res.id, MMC_OK),
+                     MMC_ERR_ABORTED);
+    assert_int_equal(test_meta_query(t, "k", &got, &leases), MMC_OK);
+    assert_int_equal(got.id, 0);
+    assert_int_equal(got.size, 5000);
+    assert_int_equal(got.nrep, 1);
+    assert_int_equal(got.reps[0].gva, res.reps[0].gva);
+    assert_int_equal(leases, 0);
+
+    assert_int_equal(test_meta_get(t, a, "k", &got), MMC_OK);
+    assert_true(got.id != 0);
+    assert_int_equal(got.size, 5000);
+    assert_int_equal(mmc_state_release(t->st, a, got.id), MMC_OK);
+    assert_int_equal(mmc_state_release(t->st, a, got.id),
+                     MMC_ERR_LEASE_EXPIRED);
+
+    /* write once */
+    assert_int_equal(test_meta_put_opts(t, a, "k", 100, &test_meta_opts1, NULL),
+                     MMC_ERR_EXISTS);
+    assert_int_equal(test_meta_usage(t).used[0], 2 * PG);
+
+    /* remove */
+    assert_int_equal(mmc_state_remove(t->st, "k", 1), MMC_OK);
+    assert_int_equal(mmc_state_remove(t->st, "k", 1), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_query(t, "k", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_usage(t).used[0], 0);
+
+    /* and written again after the removal */
+    test_meta_put(t, a, "k", 1, 1, 0);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+    assert_int_equal(test_meta_counters(t).objects, 1);
+    assert_int_equal(test_meta_counters(t).object_bytes, 1);
+    assert_int_equal(test_meta_counters(t).puts_committed, 2);
+    assert_int_equal(test_meta_counters(t).removes, 1);
+}
+
+static void test_meta_replace(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "h0", SEG_SIZE);
+    mmc_state_owner_t *b = test_meta_owner(t);
+    mmc_obj_result_t v1;
+    mmc_obj_result_t v2;
+    mmc_obj_result_t lease;
+    mmc_obj_result_t got;
+    uint32_t leases = 0;
+
+    v1 = test_meta_put(t, a, "k", PG, 1, 0);
+    assert_int_equal(test_meta_get(t, b, "k", &lease), MMC_OK);
+    assert_int_equal(lease.reps[0].gva, v1.reps[0].gva);
+    assert_int_equal(test_meta_query(t, "k", NULL, &leases), MMC_OK);
+    assert_int_equal(leases, 1);
+
+    /* replace while v1 is leased: v1 stays allocated */
+    v2 = test_meta_put(t, a, "k", 3 * PG, 1, MMC_PUT_REPLACE);
+    assert_int_not_equal(v2.reps[0].gva, v1.reps[0].gva);
+    assert_int_equal(test_meta_query(t, "k", &got, &leases), MMC_OK);
+    assert_int_equal(got.size, 3 * PG);
+    assert_int_equal(got.reps[0].gva, v2.reps[0].gva);
+    assert_int_equal(leases, 0);
+    assert_int_equal(test_meta_usage(t).used[0], 4 * PG);
+    assert_int_equal(test_meta_counters(t).unlinked, 1);
+    assert_int_equal(test_meta_counters(t).objects, 1);
+
+    /* the reader releases: v1's space is freed */
+    assert_int_equal(mmc_state_release(t->st, b, lease.id), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], 3 * PG);
+    assert_int_equal(test_meta_counters(t).unlinked, 0);
+
+    /* replace without a lease: freed at once */
+    test_meta_put(t, a, "k", PG, 1, MMC_PUT_REPLACE);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+
+    /* REPLACE of an absent key is a plain put */
+    test_meta_put(t, a, "new", PG, 1, MMC_PUT_REPLACE);
+    assert_int_equal(test_meta_usage(t).used[0], 2 * PG);
+
+    /* remove under a lease: gone for readers, space kept until release */
+    assert_int_equal(test_meta_get(t, b, "new", &lease), MMC_OK);
+    assert_int_equal(mmc_state_remove(t->st, "new", 3), MMC_OK);
+    assert_int_equal(test_meta_get(t, b, "new", NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_usage(t).used[0], 2 * PG);
+    assert_int_equal(mmc_state_release(t->st, b, lease.id), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+    mmc_state_owner_destroy(t->st, b);
+}
+
+static void test_meta_bad_input(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "h0", SEG_SIZE);
+    mmc_state_put_opts_t opts = {.replicas = 0};
+    char big[300];
+
+    assert_int_equal(test_meta_put_opts(t, a, "k", 0, &test_meta_opts1, NULL),
+                     MF_ERR_INVALID);
+    assert_int_equal(test_meta_put_opts(t, a, "k", 1, &opts, NULL),
+                     MF_ERR_INVALID);
+    opts.replicas = MMC_MAX_REPLICAS + 1;
+    assert_int_equal(test_meta_put_opts(t, a, "k", 1, &opts, NULL),
+                     MF_ERR_INVALID);
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(test_meta_put_opts(t, a, big, 1, &test_meta_opts1, NULL),
+                     MF_ERR_INVALID);
+    assert_int_equal(test_meta_put_opts(t, a, "", 1, &test_meta_opts1, NULL),
+                     MF_ERR_INVALID);
+    /* larger than any segment */
+    assert_int_equal(
+        test_meta_put_opts(t, a, "k", SEG_SIZE + 1, &test_meta_opts1, NULL),
+        MMC_ERR_NO_SPACE);
+    assert_int_equal(
+        test_meta_put_opts(t, a, "k", UINT64_MAX, &test_meta_opts1, NULL),
+        MF_ERR_INVALID);
+    assert_int_equal(mmc_state_put_commit(t->st, a, 12345, MMC_OK),
+                     MMC_ERR_ABORTED);
+    assert_int_equal(mmc_state_release(t->st, a, 12345), MMC_ERR_LEASE_EXPIRED);
+    assert_int_equal(test_meta_usage(t).total, 0);
+    assert_int_equal(test_meta_counters(t).pending_puts, 0);
+}
+
+/* ---- membership ---- */
+
+static void test_meta_register(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_owner(t);
+    mmc_state_owner_t *b = test_meta_owner(t);
+    mmc_seg_desc_t seg = {.media = MMC_MEDIA_DRAM,
+                          .gva = HOST_BASE + 3 * MAX_SEG,
+                          .size = SEG_SIZE};
+    mmc_seg_desc_t two[2] = {seg, seg};
+    uint32_t idx = 77;
+    uint32_t idx2 = 77;
+
+    /* rank out of range, wrong gva, sizes */
+    assert_int_equal(
+        mmc_state_register(t->st, a, NRANKS, "h", "n", 0, NULL, &idx),
+        MF_ERR_INVALID);
+    assert_int_equal(mmc_state_register(t->st, a, 2, "h", "n", 1, &seg, &idx),
+                     MF_ERR_INVALID);
+    seg.size = 0;
+    assert_int_equal(mmc_state_register(t->st, a, 3, "h", "n", 1, &seg, &idx),
+                     MF_ERR_INVALID);
+    seg.size = MAX_SEG + PG;
+    assert_int_equal(mmc_state_register(t->st, a, 3, "h", "n", 1, &seg, &idx),
+                     MF_ERR_INVALID);
+    seg.size = SEG_SIZE;
+    seg.media = 7;
+    assert_int_equal(mmc_state_register(t->st, a, 3, "h", "n", 1, &seg, &idx),
+                     MF_ERR_INVALID);
+    seg.media = MMC_MEDIA_DRAM;
+    assert_int_equal(mmc_state_register(t->st, a, 3, "h", "n", 2, two, &idx),
+                     MF_ERR_INVALID);
+    assert_int_equal(mmc_state_register(t->st, a, 3, "", "n", 1, &seg, &idx),
+                     MF_ERR_INVALID);
+    assert_int_equal(idx, 77);
+    assert_int_equal(test_meta_counters(t).registered, 0);
+
+    assert_int_equal(mmc_state_register(t->st, a, 3, "h", "n", 1, &seg, &idx),
+                     MF_OK);
+    assert_int_equal(mmc_state_owner_rank(a), 3);
+    /* taken by a live owner */
+    assert_int_equal(mmc_state_register(t->st, b, 3, "h", "n", 1, &seg, &idx2),
+                     MF_ERR_EXISTS);
+    /* one rank per owner */
+    assert_int_equal(mmc_state_register(t->st, a, 4, "h", "n", 0, NULL, &idx2),
+                     MF_ERR_STATE);
+    /* a pure client on the same host gets the same host index */
+    assert_int_equal(mmc_state_register(t->st, b, 5, "h", "n", 0, NULL, &idx2),
+                     MF_OK);
+    assert_int_equal(idx2, idx);
+    assert_int_equal(test_meta_counters(t).members, 1);
+    assert_int_equal(test_meta_counters(t).registered, 2);
+    assert_int_equal(test_meta_usage(t).segs, 1);
+
+    /* the rank is free again once its owner resets (UNREGISTER) */
+    mmc_state_owner_reset(t->st, a);
+    assert_int_equal(mmc_state_owner_rank(a), UINT32_MAX);
+    assert_int_equal(test_meta_counters(t).members, 0);
+    assert_int_equal(test_meta_usage(t).segs, 0);
+    mmc_state_owner_destroy(t->st, b);
+    b = test_meta_owner(t);
+    assert_int_equal(
+        mmc_state_register(t->st, b, 3, "other", "n", 1, &seg, &idx2), MF_OK);
+    assert_int_not_equal(idx2, idx);
+    /* and the reset owner may register again, elsewhere */
+    assert_int_equal(mmc_state_register(t->st, a, 5, "h", "n", 0, NULL, &idx2),
+                     MF_OK);
+    assert_int_equal(idx2, idx);
+    test_meta_check(t);
+    (void)state;
+}
+
+/* ---- placement ---- */
+
+static uint32_t test_meta_host_of(const mmc_obj_result_t *res, uint32_t i)
+{
+    return res->reps[i].host_idx;
+}
+
+static void test_meta_place_distinct(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *client = test_meta_owner(t);
+    mmc_obj_result_t res;
+    bool seen[NRANKS];
+
+    /* ranks 0,1 on host A; 2,3 on host B; 4 on host C */
+    test_meta_member(t, 0, "A", SEG_SIZE);
+    test_meta_member(t, 1, "A", SEG_SIZE);
+    test_meta_member(t, 2, "B", SEG_SIZE);
+    test_meta_member(t, 3, "B", SEG_SIZE);
+    test_meta_member(t, 4, "C", SEG_SIZE);
+
+    /* three replicas from a pure client: one per host */
+    res = test_meta_put(t, client, "k3", PG, 3, 0);
+    assert_true(test_meta_host_of(&res, 0) != test_meta_host_of(&res, 1));
+    assert_true(test_meta_host_of(&res, 0) != test_meta_host_of(&res, 2));
+    assert_true(test_meta_host_of(&res, 1) != test_meta_host_of(&res, 2));
+
+    /* five: every rank once, hosts first */
+    res = test_meta_put(t, client, "k5", PG, 5, 0);
+    memset(seen, 0, sizeof(seen));
+    for (uint32_t i = 0; i < 5; i++) {
+        assert_false(seen[res.reps[i].rank]);
+        seen[res.reps[i].rank] = true;
+    }
+    assert_true(test_meta_host_of(&res, 0) != test_meta_host_of(&res, 1));
+    assert_true(test_meta_host_of(&res, 0) != test_meta_host_of(&res, 2));
+    assert_true(test_meta_host_of(&res, 1) != test_meta_host_of(&res, 2));
+
+    /* six: too few ranks; nothing allocated */
+    {
+        test_meta_used_t before = test_meta_usage(t);
+        test_meta_used_t after;
+        mmc_state_put_opts_t six = {.replicas = 6};
+
+        assert_int_equal(test_meta_put_opts(t, client, "k6", PG, &six, NULL),
+                         MMC_ERR_NO_SPACE);
+        after = test_meta_usage(t);
+        assert_memory_equal(&before, &after, sizeof(before));
+        assert_int_equal(test_meta_query(t, "k6", NULL, NULL),
+                         MMC_ERR_NOT_FOUND);
+        /* and the key is not left pending */
+        res = test_meta_put(t, client, "k6", PG, 1, 0);
+    }
+    mmc_state_owner_destroy(t->st, client);
+}
+
+static void test_meta_place_order(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *own;
+    mmc_state_owner_t *client = test_meta_owner(t);
+    mmc_obj_result_t res;
+    mmc_state_put_opts_t opts = {.replicas = 1};
+    uint32_t pref[2];
+
+    /* sizes differ: rank 2 has the most space, then 1, then 0 */
+    test_meta_member(t, 0, "A", 16 * PG);
+    test_meta_member(t, 1, "B", 32 * PG);
+    test_meta_member(t, 2, "C", 48 * PG);
+    own = test_meta_member(t, 3, "D", 8 * PG);
+
+    /* most free space first */
+    res = test_meta_put(t, client, "a", PG, 1, 0);
+    assert_int_equal(res.reps[0].rank, 2);
+    res = test_meta_put(t, client, "b", PG, 3, 0);
+    assert_int_equal(res.reps[0].rank, 2);
+    assert_int_equal(res.reps[1].rank, 1);
+    assert_int_equal(res.reps[2].rank, 0);
+
+    /* own rank first, then most free */
+    res = test_meta_put(t, own, "c", PG, 2, 0);
+    assert_int_equal(res.reps[0].rank, 3);
+    assert_int_equal(res.reps[1].rank, 2);
+
+    /* preferred ranks first, in order, then own */
+    pref[0] = 0;
+    pref[1] = 1;
+    opts.replicas = 3;
+    opts.npref = 2;
+    opts.pref = pref;
+    assert_int_equal(test_meta_put_opts(t, own, "d", PG, &opts, &res), MMC_OK);
+    assert_int_equal(res.reps[0].rank, 0);
+    assert_int_equal(res.reps[1].rank, 1);
+    assert_int_equal(res.reps[2].rank, 3);
+    assert_int_equal(mmc_state_put_commit(t->st, own, res.id, MMC_OK), MMC_OK);
+
+    /* preferred ranks that do not exist or have no room are skipped */
+    pref[0] = NRANKS + 5;
+    pref[1] = 9; /* not registered */
+    opts.replicas = 1;
+    assert_int_equal(test_meta_put_opts(t, own, "e", PG, &opts, &res), MMC_OK);
+    assert_int_equal(res.reps[0].rank, 3);
+    assert_int_equal(mmc_state_put_commit(t->st, own, res.id, MMC_OK), MMC_OK);
+
+    /* own rank full: the next best */
+    assert_int_equal(
+        test_meta_put_opts(t, own, "big", 6 * PG, &test_meta_opts1, &res),
+        MMC_OK);
+    assert_int_equal(res.reps[0].rank, 2);
+    assert_int_equal(mmc_state_put_commit(t->st, own, res.id, MMC_OK), MMC_OK);
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, client);
+}
+
+static void test_meta_place_hosts(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *own;
+    mmc_obj_result_t res;
+    mmc_state_put_opts_t opts = {.replicas = 2};
+    uint32_t pref[2] = {1, 2};
+
+    /* own rank 0 and rank 1 on host A (1 has the most space); 2 on B */
+    own = test_meta_member(t, 0, "A", 16 * PG);
+    test_meta_member(t, 1, "A", 64 * PG);
+    test_meta_member(t, 2, "B", 16 * PG);
+
+    /* own rank, then another host before more space on the same host */
+    res = test_meta_put(t, own, "a", PG, 2, 0);
+    assert_int_equal(res.reps[0].rank, 0);
+    assert_int_equal(res.reps[1].rank, 2);
+
+    /* preferred 1 (host A), then preferred 2 (B): own rank (host A too)
+     * comes after the distinct hosts */
+    opts.npref = 2;
+    opts.pref = pref;
+    opts.replicas = 3;
+    assert_int_equal(test_meta_put_opts(t, own, "b", PG, &opts, &res), MMC_OK);
+    assert_int_equal(res.reps[0].rank, 1);
+    assert_int_equal(res.reps[1].rank, 2);
+    assert_int_equal(res.reps[2].rank, 0);
+    assert_int_equal(mmc_state_put_commit(t->st, own, res.id, MMC_OK), MMC_OK);
+
+    /* a preferred rank on a used host waits for the distinct hosts */
+    pref[0] = 0;
+    pref[1] = 1;
+    opts.replicas = 2;
+    assert_int_equal(test_meta_put_opts(t, own, "c", PG, &opts, &res), MMC_OK);
+    assert_int_equal(res.reps[0].rank, 0);
+    assert_int_equal(res.reps[1].rank, 2);
+    assert_int_equal(mmc_state_put_commit(t->st, own, res.id, MMC_OK), MMC_OK);
+    test_meta_check(t);
+}
+
+static void test_meta_no_space_rollback(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", 4 * PG);
+    mmc_state_owner_t *b = test_meta_member(t, 1, "B", 8 * PG);
+    test_meta_used_t before;
+    test_meta_used_t after;
+    mmc_state_put_opts_t two = {.replicas = 2};
+
+    test_meta_put(t, a, "x", 3 * PG, 1, 0); /* rank 0: 1 page left */
+    before = test_meta_usage(t);
+    /* fits on rank 1 only: the allocation there is rolled back */
+    assert_int_equal(test_meta_put_opts(t, a, "y", 2 * PG, &two, NULL),
+                     MMC_ERR_NO_SPACE);
+    after = test_meta_usage(t);
+    assert_memory_equal(&before, &after, sizeof(before));
+    assert_int_equal(test_meta_counters(t).pending_puts, 0);
+    /* fragmentation: 2 free pages on rank 1 split by a used one */
+    test_meta_put(t, b, "p1", PG, 1, 0);
+    test_meta_put(t, b, "p2", PG, 1, 0);
+    test_meta_put(t, b, "p3", PG, 1, 0);
+    test_meta_put(t, b, "p4", 5 * PG, 1, 0);
+    assert_int_equal(mmc_state_remove(t->st, "p1", 2), MMC_OK);
+    assert_int_equal(mmc_state_remove(t->st, "p3", 2), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[1], 6 * PG);
+    assert_int_equal(
+        test_meta_put_opts(t, b, "z", 2 * PG, &test_meta_opts1, NULL),
+        MMC_ERR_NO_SPACE);
+    assert_int_equal(test_meta_usage(t).used[1], 6 * PG);
+    test_meta_put(t, b, "z", PG, 1, 0);
+}
+
+static void test_meta_media(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *o = test_meta_owner(t);
+    mmc_seg_desc_t segs[2] = {
+        {.media = MMC_MEDIA_HBM, .gva = 0x7000000000ull, .size = 4 * PG},
+        {.media = MMC_MEDIA_DRAM,
+         .gva = HOST_BASE + 2 * MAX_SEG,
+         .size = 2 * PG},
+    };
+    mmc_obj_result_t res;
+    uint32_t idx;
+
+    assert_int_equal(mmc_state_register(t->st, o, 2, "A", "n", 2, segs, &idx),
+                     MF_OK);
+    assert_int_equal(test_meta_usage(t).segs, 2);
+    /* DRAM first, then HBM once DRAM is full */
+    res = test_meta_put(t, o, "d", 2 * PG, 1, 0);
+    assert_int_equal(res.reps[0].media, MMC_MEDIA_DRAM);
+    assert_int_equal(res.reps[0].gva, HOST_BASE + 2 * MAX_SEG);
+    res = test_meta_put(t, o, "h", 3 * PG, 1, 0);
+    assert_int_equal(res.reps[0].media, MMC_MEDIA_HBM);
+    assert_int_equal(res.reps[0].gva, 0x7000000000ull);
+    assert_int_equal(
+        test_meta_put_opts(t, o, "x", 2 * PG, &test_meta_opts1, NULL),
+        MMC_ERR_NO_SPACE);
+    /* HBM at address 0 is refused */
+    segs[0].gva = 0;
+    assert_int_equal(mmc_state_register(t->st, test_meta_owner(t), 3, "A", "n",
+                                        1, segs, &idx),
+                     MF_ERR_INVALID);
+    mmc_state_owner_destroy(t->st, o);
+    assert_int_equal(test_meta_usage(t).segs, 0);
+    assert_int_equal(test_meta_counters(t).objects, 0);
+}
+
+/* ---- pending puts ---- */
+
+static void test_meta_put_abort(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_obj_result_t res;
+
+    assert_int_equal(
+        test_meta_put_opts(t, a, "k", 3 * PG, &test_meta_opts1, &res), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], 3 * PG);
+    /* an error status aborts: the item itself succeeds */
+    assert_int_equal(mmc_state_put_commit(t->st, a, res.id, MF_ERR_IO), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], 0);
+    assert_int_equal(mmc_state_put_commit(t->st, a, res.id, MMC_OK),
+                     MMC_ERR_ABORTED);
+    assert_int_equal(test_meta_query(t, "k", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_counters(t).puts_aborted, 1);
+    /* the key is free again */
+    test_meta_put(t, a, "k", PG, 1, 0);
+}
+
+static void test_meta_put_reclaim(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_obj_result_t r1;
+    mmc_obj_result_t r2;
+
+    assert_int_equal(test_meta_put_opts(t, a, "k1", PG, &test_meta_opts1, &r1),
+                     MMC_OK);
+    t->now += PUT_MS / 2;
+    assert_int_equal(test_meta_put_opts(t, a, "k2", PG, &test_meta_opts1, &r2),
+                     MMC_OK);
+    t->now += PUT_MS / 2 - 1;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_counters(t).pending_puts, 2);
+    t->now += 1;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_counters(t).pending_puts, 1);
+    assert_int_equal(test_meta_counters(t).puts_reclaimed, 1);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+    assert_int_equal(mmc_state_put_commit(t->st, a, r1.id, MMC_OK),
+                     MMC_ERR_ABORTED);
+    assert_int_equal(mmc_state_put_commit(t->st, a, r2.id, MMC_OK), MMC_OK);
+    t->now += PUT_MS;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_query(t, "k2", NULL, NULL), MMC_OK);
+    assert_int_equal(test_meta_query(t, "k1", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+}
+
+static void test_meta_put_concurrent(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_state_owner_t *b = test_meta_member(t, 1, "B", SEG_SIZE);
+    mmc_state_put_opts_t repl = {.replicas = 1, .flags = MMC_PUT_REPLACE};
+    mmc_obj_result_t ra;
+
+    assert_int_equal(test_meta_put_opts(t, a, "k", PG, &test_meta_opts1, &ra),
+                     MMC_OK);
+    assert_int_equal(test_meta_put_opts(t, b, "k", PG, &test_meta_opts1, NULL),
+                     MMC_ERR_EXISTS);
+    assert_int_equal(test_meta_put_opts(t, b, "k", PG, &repl, NULL),
+                     MMC_ERR_BUSY);
+    /* the same owner too */
+    assert_int_equal(test_meta_put_opts(t, a, "k", PG, &repl, NULL),
+                     MMC_ERR_BUSY);
+    /* nobody else can commit a's put */
+    assert_int_equal(mmc_state_put_commit(t->st, b, ra.id, MMC_OK),
+                     MMC_ERR_ABORTED);
+    assert_int_equal(test_meta_usage(t).total, PG);
+    assert_int_equal(mmc_state_put_commit(t->st, a, ra.id, MMC_OK), MMC_OK);
+    assert_int_equal(test_meta_put_opts(t, b, "k", PG, &test_meta_opts1, NULL),
+                     MMC_ERR_EXISTS);
+    test_meta_put(t, b, "k", 2 * PG, 1, MMC_PUT_REPLACE);
+    assert_int_equal(test_meta_usage(t).total, 2 * PG);
+    assert_int_equal(test_meta_counters(t).objects, 1);
+}
+
+/* ---- leases ---- */
+
+static void test_meta_leases(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_state_owner_t *r1 = test_meta_owner(t);
+    mmc_state_owner_t *r2 = test_meta_owner(t);
+    mmc_obj_result_t l1;
+    mmc_obj_result_t l2;
+    mmc_obj_result_t l3;
+    uint32_t leases = 0;
+
+    test_meta_put(t, a, "k", PG, 1, 0);
+    assert_int_equal(test_meta_get(t, r1, "k", &l1), MMC_OK);
+    assert_int_equal(test_meta_get(t, r1, "k", &l2), MMC_OK);
+    assert_int_not_equal(l1.id, l2.id);
+    assert_int_equal(test_meta_get(t, r2, "k", &l3), MMC_OK);
+    assert_int_equal(test_meta_query(t, "k", NULL, &leases), MMC_OK);
+    assert_int_equal(leases, 3);
+    /* only its owner releases a lease */
+    assert_int_equal(mmc_state_release(t->st, r2, l1.id),
+                     MMC_ERR_LEASE_EXPIRED);
+    assert_int_equal(mmc_state_release(t->st, r1, l1.id), MMC_OK);
+
+    /* remove: the last lease holder keeps the space */
+    assert_int_equal(mmc_state_remove(t->st, "k", 1), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+
+    /* r2 goes away: its lease is released */
+    mmc_state_owner_destroy(t->st, r2);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+    assert_int_equal(test_meta_counters(t).leases, 1);
+
+    /* l2 expires: the space is freed, release reports it */
+    t->now += LEASE_MS - 1;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_counters(t).leases, 1);
+    t->now += 1;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_counters(t).leases, 0);
+    assert_int_equal(test_meta_counters(t).leases_expired, 1);
+    assert_int_equal(test_meta_usage(t).used[0], 0);
+    assert_int_equal(mmc_state_release(t->st, r1, l2.id),
+                     MMC_ERR_LEASE_EXPIRED);
+
+    /* leases on a live object: expiry does not touch the object */
+    test_meta_put(t, a, "k", PG, 1, 0);
+    assert_int_equal(test_meta_get(t, r1, "k", &l1), MMC_OK);
+    t->now += LEASE_MS;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_query(t, "k", NULL, &leases), MMC_OK);
+    assert_int_equal(leases, 0);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+    assert_int_equal(test_meta_counters(t).gets, 4);
+    mmc_state_owner_destroy(t->st, r1);
+}
+
+/* ---- segments ---- */
+
+static void test_meta_drop_segment(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *client = test_meta_owner(t);
+    mmc_state_owner_t *c2 = test_meta_owner(t);
+    mmc_obj_result_t lease;
+    mmc_obj_result_t p1;
+    mmc_obj_result_t p2;
+    mmc_obj_result_t got;
+    mmc_state_put_opts_t opts = {.replicas = 1};
+    uint32_t pref[2] = {1, 2};
+
+    test_meta_member(t, 1, "A", SEG_SIZE);
+    test_meta_member(t, 2, "B", SEG_SIZE);
+    opts.pref = pref;
+
+    /* both: replicas on 1 and 2; only1: on 1; only2: on 2 */
+    opts.replicas = 2;
+    opts.npref = 2;
+    assert_int_equal(test_meta_put_opts(t, client, "both", PG, &opts, &p1),
+                     MMC_OK);
+    assert_int_equal(mmc_state_put_commit(t->st, client, p1.id, MMC_OK),
+                     MMC_OK);
+    opts.replicas = 1;
+    opts.npref = 1;
+    assert_int_equal(test_meta_put_opts(t, client, "only1", PG, &opts, &p1),
+                     MMC_OK);
+    assert_int_equal(p1.reps[0].rank, 1);
+    assert_int_equal(mmc_state_put_commit(t->st, client, p1.id, MMC_OK),
+                     MMC_OK);
+    pref[0] = 2;
+    assert_int_equal(test_meta_put_opts(t, client, "only2", PG, &opts, &p1),
+                     MMC_OK);
+    assert_int_equal(mmc_state_put_commit(t->st, client, p1.id, MMC_OK),
+                     MMC_OK);
+    /* "leased1" on 1 only, leased by c2 */
+    pref[0] = 1;
+    assert_int_equal(test_meta_put_opts(t, client, "leased1", PG, &opts, &p1),
+                     MMC_OK);
+    assert_int_equal(mmc_state_put_commit(t->st, client, p1.id, MMC_OK),
+                     MMC_OK);
+    assert_int_equal(test_meta_get(t, c2, "leased1", &lease), MMC_OK);
+    /* pending: p1 on 1 only, p2 on 1 and 2 */
+    assert_int_equal(test_meta_put_opts(t, client, "pend1", PG, &opts, &p1),
+                     MMC_OK);
+    opts.replicas = 2;
+    opts.npref = 2;
+    pref[1] = 2;
+    assert_int_equal(test_meta_put_opts(t, client, "pend2", PG, &opts, &p2),
+                     MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[1], 5 * PG);
+    assert_int_equal(test_meta_usage(t).used[2], 3 * PG);
+
+    test_meta_drop(t, 1);
+    assert_int_equal(test_meta_usage(t).segs, 1);
+    assert_int_equal(test_meta_query(t, "both", &got, NULL), MMC_OK);
+    assert_int_equal(got.nrep, 1);
+    assert_int_equal(got.reps[0].rank, 2);
+    assert_int_equal(test_meta_query(t, "only1", NULL, NULL),
+                     MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_query(t, "only2", NULL, NULL), MMC_OK);
+    assert_int_equal(test_meta_query(t, "leased1", NULL, NULL),
+                     MMC_ERR_NOT_FOUND);
+    /* the put with no replica left is aborted, the other commits with the
+     * survivor */
+    assert_int_equal(mmc_state_put_commit(t->st, client, p1.id, MMC_OK),
+                     MMC_ERR_ABORTED);
+    assert_int_equal(mmc_state_put_commit(t->st, client, p2.id, MMC_OK),
+                     MMC_OK);
+    assert_int_equal(test_meta_query(t, "pend2", &got, NULL), MMC_OK);
+    assert_int_equal(got.nrep, 1);
+    assert_int_equal(got.reps[0].rank, 2);
+    assert_int_equal(test_meta_usage(t).used[2], 3 * PG);
+    assert_int_equal(test_meta_counters(t).objects, 3);
+    assert_int_equal(test_meta_counters(t).segs_dropped, 1);
+    /* the lease on the lost object still releases cleanly */
+    assert_int_equal(mmc_state_release(t->st, c2, lease.id), MMC_OK);
+    assert_int_equal(test_meta_counters(t).unlinked, 0);
+
+    /* the rank comes back empty */
+    test_meta_member(t, 1, "A", SEG_SIZE);
+    assert_int_equal(test_meta_usage(t).used[1], 0);
+
+    /* the last segment goes: everything goes */
+    test_meta_drop(t, 2);
+    assert_int_equal(test_meta_counters(t).objects, 0);
+    assert_int_equal(test_meta_counters(t).object_bytes, 0);
+    assert_int_equal(test_meta_usage(t).total, 0);
+    mmc_state_owner_destroy(t->st, client);
+    mmc_state_owner_destroy(t->st, c2);
+}
+
+static void test_meta_owner_close(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_state_owner_t *c = test_meta_member(t, 1, "B", 0); /* client */
+    mmc_obj_result_t res;
+    mmc_obj_result_t lease;
+
+    test_meta_put(t, c, "k", PG, 1, 0);
+    assert_int_equal(test_meta_get(t, c, "k", &lease), MMC_OK);
+    assert_int_equal(
+        test_meta_put_opts(t, c, "p", 2 * PG, &test_meta_opts1, &res), MMC_OK);
+    assert_int_equal(mmc_state_remove(t->st, "k", 1), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], 3 * PG);
+    /* the client goes: its put aborts, its lease goes, k's space too */
+    test_meta_drop(t, 1);
+    assert_int_equal(test_meta_usage(t).used[0], 0);
+    assert_int_equal(test_meta_counters(t).pending_puts, 0);
+    assert_int_equal(test_meta_counters(t).leases, 0);
+    assert_int_equal(test_meta_counters(t).registered, 1);
+    assert_int_equal(test_meta_put_opts(t, a, "p", PG, &test_meta_opts1, &res),
+                     MMC_OK);
+    /* UNREGISTER of the member: the same, and the owner stays usable */
+    mmc_state_owner_reset(t->st, a);
+    assert_int_equal(test_meta_usage(t).segs, 0);
+    assert_int_equal(test_meta_put_opts(t, a, "p", PG, &test_meta_opts1, NULL),
+                     MMC_ERR_NO_SPACE);
+}
+
+/* ---- ids ---- */
+
+static void test_meta_ids(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", MAX_SEG);
+    mmc_obj_result_t res;
+    uint64_t last = 0;
+    char key[32];
+
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "id%d", i);
+        assert_int_equal(
+            test_meta_put_opts(t, a, key, PG, &test_meta_opts1, &res), MMC_OK);
+        assert_true(res.id > last);
+        last = res.id;
+        assert_int_equal(mmc_state_put_commit(t->st, a, res.id,
+                                              (i % 2) ? MMC_OK : MF_ERR_IO),
+                         MMC_OK);
+        assert_int_equal(test_meta_get(t, a, key, &res),
+                         (i % 2) ? MMC_OK : MMC_ERR_NOT_FOUND);
+        if (i % 2) {
+            assert_true(res.id > last);
+            last = res.id;
+            assert_int_equal(mmc_state_release(t->st, a, res.id), MMC_OK);
+        }
+    }
+}
+
+/* ---- a random run against the bookkeeping checks ---- */
+
+static void test_meta_random(void **state)
+{
+    test_meta_t *t = *state;
+    enum { NKEYS = 64, NOWN = 6, NPUT = 256 };
+    mmc_state_owner_t *owners[NOWN];
+    uint64_t put_ids[NPUT];
+    mmc_state_owner_t *put_owner[NPUT];
+    uint64_t lease_ids[NPUT];
+    mmc_state_owner_t *lease_owner[NPUT];
+    uint32_t nputs = 0;
+    uint32_t nleases = 0;
+    uint32_t seed = 12345;
+    char key[16];
+
+    for (uint32_t r = 0; r < NOWN; r++) {
+        char host[8];
+        snprintf(host, sizeof(host), "h%u", r % 3);
+        owners[r] = test_meta_member(t, r, host, (8 + 8 * r) * PG);
+    }
+    for (int step = 0; step < 20000; step++) {
+        uint32_t op;
+        uint32_t o;
+
+        seed = seed * 1103515245u + 12345u;
+        op = (seed >> 16) % 100;
+        o = (seed >> 8) % NOWN;
+        snprintf(key, sizeof(key), "k%u", (seed >> 4) % NKEYS);
+        if (op < 30 && nputs < NPUT) {
+            mmc_state_put_opts_t opts = {
+                .replicas = 1 + (seed >> 12) % 3,
+                .flags = (op < 10) ? MMC_PUT_REPLACE : 0,
+            };
+            mmc_obj_result_t res;
+            if (test_meta_put_opts(t, owners[o], key,
+                                   1 + (seed >> 20) % (3 * PG), &opts,
+                                   &res) == MMC_OK) {
+                put_ids[nputs] = res.id;
+                put_owner[nputs++] = owners[o];
+            }
+        } else if (op < 55 && nputs > 0) {
+            uint32_t i = (seed >> 12) % nputs;
+            (void)mmc_state_put_commit(t->st, put_owner[i], put_ids[i],
+                                       (op < 50) ? MMC_OK : MF_ERR_IO);
+            put_ids[i] = put_ids[--nputs];
+            put_owner[i] = put_owner[nputs];
+        } else if (op < 70 && nleases < NPUT) {
+            mmc_obj_result_t res;
+            if (test_meta_get(t, owners[o], key, &res) == MMC_OK) {
+                lease_ids[nleases] = res.id;
+                lease_owner[nleases++] = owners[o];
+            }
+        } else if (op < 85 && nleases > 0) {
+            uint32_t i = (seed >> 12) % nleases;
+            (void)mmc_state_release(t->st, lease_owner[i], lease_ids[i]);
+            lease_ids[i] = lease_ids[--nleases];
+            lease_owner[i] = lease_owner[nleases];
+        } else if (op < 95) {
+            (void)mmc_state_remove(t->st, key, strlen(key));
+        } else if (op < 98) {
+            t->now += 1 + (seed >> 10) % 400;
+            mmc_state_expire(t->st, t->now);
+        } else {
+            /* an owner leaves and comes back */
+            char host[8];
+            for (uint32_t i = 0; i < nputs;) {
+                if (put_owner[i] == owners[o]) {
+                    put_ids[i] = put_ids[--nputs];
+                    put_owner[i] = put_owner[nputs];
+                } else {
+                    i++;
+                }
+            }
+            for (uint32_t i = 0; i < nleases;) {
+                if (lease_owner[i] == owners[o]) {
+                    lease_ids[i] = lease_ids[--nleases];
+                    lease_owner[i] = lease_owner[nleases];
+                } else {
+                    i++;
+                }
+            }
+            mmc_state_owner_destroy(t->st, owners[o]);
+            snprintf(host, sizeof(host), "h%u", o % 3);
+            owners[o] = test_meta_member(t, o, host, (8 + 8 * o) * PG);
+        }
+        if (step % 97 == 0) {
+            test_meta_check(t);
+        }
+    }
+    test_meta_check(t);
+    /* the run did exercise each path */
+    {
+        mmc_state_counters_t c = test_meta_counters(t);
+        assert_true(c.puts_committed > 1000);
+        assert_true(c.puts_aborted > 100);
+        assert_true(c.puts_reclaimed > 0);
+        assert_true(c.leases_expired > 0);
+        assert_true(c.removes > 100);
+        assert_true(c.segs_dropped > 10);
+        assert_true(c.replicas_lost > 0);
+    }
+    /* everything released, expired and removed: no space left behind */
+    t->now += PUT_MS + LEASE_MS;
+    mmc_state_expire(t->st, t->now);
+    for (uint32_t k = 0; k < NKEYS; k++) {
+        snprintf(key, sizeof(key), "k%u", k);
+        (void)mmc_state_remove(t->st, key, strlen(key));
+    }
+    assert_int_equal(test_meta_usage(t).total, 0);
+    assert_int_equal(test_meta_counters(t).pending_puts, 0);
+    assert_int_equal(test_meta_counters(t).leases, 0);
+    assert_int_equal(test_meta_counters(t).unlinked, 0);
+}
+
+int main(void)
+{
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+#define T(_f) cmocka_unit_test_setup_teardown(_f, test_meta_setup,             \
+                                              test_meta_teardown)
+        T(test_meta_index),
+        T(test_meta_replace),
+        T(test_meta_bad_input),
+        T(test_meta_register),
+        T(test_meta_place_distinct),
+        T(test_meta_place_order),
+        T(test_meta_place_hosts),
+        T(test_meta_no_space_rollback),
+        T(test_meta_media),
+        T(test_meta_put_abort),
+        T(test_meta_put_reclaim),
+        T(test_meta_put_concurrent),
+        T(test_meta_leases),
+        T(test_meta_drop_segment),
+        T(test_meta_owner_close),
+        T(test_meta_ids),
+        T(test_meta_random),
+#undef T
+    };
+    /* clang-format on */
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

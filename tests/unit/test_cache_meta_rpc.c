@@ -1,0 +1,969 @@
+/*
+ * Unit tests of the MemCache meta service over its RPC port: the service
+ * runs in this process (mmc_meta_start on 127.0.0.1, free ports, no HTTP)
+ * and the tests talk to it with mf_net clients and the proto encoders:
+ * HELLO, REGISTER checks, a put/commit/get/release/exist/query/remove
+ * round, full batches, malformed bodies, unknown opcodes, requests before
+ * HELLO, UNREGISTER and a client that disconnects in the middle of a put.
+ * The service's state is inspected on its loop thread (mmc_meta_run_sync).
+ * An error log that a test did not expect fails it; waits for the service
+ * to notice a closed connection are bounded only as hang guards.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "cache/meta/meta.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CALL_MS   30000
+#define WAIT_MS   20000
+#define MAX_SEG   (256ull << 20)
+#define HOST_BASE 0x200000000000ull
+#define NRANKS    8u
+#define PG        4096ull
+
+static atomic_int test_rpc_errors;
+
+static void test_rpc_log_sink(mf_log_level_t level, const char *file, int line,
+                              const char *message, void *arg)
+{
+    (void)arg;
+    if (level <= MF_LOG_ERROR) {
+        atomic_fetch_add(&test_rpc_errors, 1);
+        fprintf(stderr, "unexpected error: %s:%d %s\n", file, line, message);
+    }
+}
+
+/* ---- fixture ---- */
+
+typedef struct test_rpc {
+    mmc_meta_t *meta;
+    int fds;
+} test_rpc_t;
+
+static mmc_meta_t *test_rpc_start_ms(uint32_t max_batch, uint32_t lease_ms,
+                                     uint32_t put_timeout_ms)
+{
+    mmc_meta_config_t cfg;
+    mmc_meta_t *meta = NULL;
+
+    mmc_meta_config_init(&cfg);
+    mf_strlcpy(cfg.addr, "127.0.0.1", sizeof(cfg.addr));
+    cfg.port = 0;
+    cfg.store_port = 0;
+    cfg.http_port = 0;
+    cfg.http_enable = false;
+    cfg.max_ranks = NRANKS;
+    cfg.max_segment_size = MAX_SEG;
+    cfg.host_base = HOST_BASE;
+    cfg.alloc_align = PG;
+    cfg.lease_ms = lease_ms;
+    cfg.put_timeout_ms = put_timeout_ms;
+    cfg.max_batch = max_batch;
+    assert_int_equal(mmc_meta_start(&cfg, &meta), MF_OK);
+    assert_non_null(meta);
+    assert_true(mmc_meta_port(meta) != 0);
+    assert_true(mmc_meta_store_port(meta) != 0);
+    assert_int_equal(mmc_meta_http_port(meta), 0);
+    return meta;
+}
+
+/* Nothing expires during a test. */
+static mmc_meta_t *test_rpc_start(uint32_t max_batch)
+{
+    return test_rpc_start_ms(max_batch, 600000, 600000);
+}
+
+static int test_rpc_count_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *ent;
+    int n = 0;
+
+    if (dir == NULL) {
+        return -1;
+    }
+    while ((ent = readdir(dir)) != NULL) {
+        n += (ent->d_name[0] != '.');
+    }
+    closedir(dir);
+    return n;
+}
+
+static int test_rpc_setup(void **state)
+{
+    test_rpc_t *t = calloc(1, sizeof(*t));
+
+    atomic_store(&test_rpc_errors, 0);
+    mf_log_set_sink(test_rpc_log_sink, NULL);
+    mf_log_set_level(MF_LOG_WARN);
+    assert_non_null(t);
+    t->fds = test_rpc_count_fds();
+    t->meta = test_rpc_start(MMC_BATCH_MAX);
+    *state = t;
+    return 0;
+}
+
+static int test_rpc_teardown(void **state)
+{
+    test_rpc_t *t = *state;
+    int errors;
+
+    int fds;
+
+    mmc_meta_stop(t->meta);
+    fds = test_rpc_count_fds();
+    if (fds != t->fds) {
+        print_error("%d file descriptors before, %d after\n", t->fds, fds);
+        return -1;
+    }
+    free(t);
+    mf_log_set_sink(NULL, NULL);
+    errors = atomic_load(&test_rpc_errors);
+    if (errors != 0) {
+        print_error("%d unexpected error log(s)\n", errors);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- client helpers ---- */
+
+static mf_net_client_t *test_rpc_connect(mmc_meta_t *meta)
+{
+    mf_net_client_params_t p;
+    mf_net_client_t *c = NULL;
+
+    memset(&p, 0, sizeof(p));
+    p.host = "127.0.0.1";
+    p.port = mmc_meta_port(meta);
+    p.max_body = MMC_PROTO_MAX_BODY;
+    assert_int_equal(mf_net_client_create(&p, &c), MF_OK);
+    return c;
+}
+
+/* Sends body (may be NULL) and returns the frame status; resp gets the
+ * body (free with mf_net_resp_free). */
+static mf_status_t test_rpc_call_raw(mf_net_client_t *c, uint16_t op,
+                                     const void *body, size_t len,
+                                     mf_net_resp_t *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    assert_int_equal(mf_net_client_call(c, op, body, len, CALL_MS, resp),
+                     MF_OK);
+    if (resp->status != MF_OK) {
+        assert_int_equal(resp->len, 0);
+    }
+    return resp->status;
+}
+
+/* Sends what w holds (and frees it). */
+static mf_status_t test_rpc_call(mf_net_client_t *c, uint16_t op, mf_wbuf_t *w,
+                                 mf_net_resp_t *resp)
+{
+    mf_status_t status;
+
+    assert_int_equal(mf_wbuf_status(w), MF_OK);
+    status = test_rpc_call_raw(c, op, w->data, w->len, resp);
+    mf_wbuf_free(w);
+    return status;
+}
+
+static mmc_hello_resp_t test_rpc_hello(mf_net_client_t *c)
+{
+    mmc_hello_req_t req = {.version = MMC_PROTO_VERSION};
+    mmc_hello_resp_t hr;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    mf_strlcpy(req.name, "test", sizeof(req.name));
+    mf_wbuf_init(&w);
+    mmc_hello_req_encode(&w, &req);
+    assert_int_equal(test_rpc_call(c, MMC_OP_HELLO, &w, &resp), MF_OK);
+    assert_int_equal(mmc_hello_resp_decode(resp.body, resp.len, &hr), MF_OK);
+    mf_net_resp_free(&resp);
+    return hr;
+}
+
+/* REGISTER with a DRAM segment of size bytes (0: none) at gva (0: the
+ * rank's own); the frame status, *host_idx_p on success. */
+static mf_status_t test_rpc_register(mf_net_client_t *c, uint32_t rank,
+                                     const char *host, uint64_t size,
+                                     uint64_t gva, uint32_t *host_idx_p)
+{
+    mmc_register_req_t req;
+    mf_net_resp_t resp;
+    mf_status_t status;
+    mf_wbuf_t w;
+
+    memset(&req, 0, sizeof(req));
+    req.rank = rank;
+    mf_strlcpy(req.host_id, host, sizeof(req.host_id));
+    if (size != 0) {
+        req.nsegs = 1;
+        req.segs[0].media = MMC_MEDIA_DRAM;
+        req.segs[0].gva = gva ? gva : HOST_BASE + rank * MAX_SEG;
+        req.segs[0].size = size;
+    }
+    mf_wbuf_init(&w);
+    mmc_register_req_encode(&w, &req);
+    status = test_rpc_call(c, MMC_OP_REGISTER, &w, &resp);
+    if (status == MF_OK) {
+        mf_rbuf_t r;
+        uint32_t idx = 0;
+
+        mf_rbuf_init(&r, resp.body, resp.len);
+        assert_true(mf_rbuf_get_u32(&r, &idx));
+        assert_int_equal(mf_rbuf_status(&r, true), MF_OK);
+        if (host_idx_p != NULL) {
+            *host_idx_p = idx;
+        }
+    }
+    mf_net_resp_free(&resp);
+    return status;
+}
+
+/* A connected, greeted client (registered as rank with size bytes when
+ * size != 0). */
+static mf_net_client_t *test_rpc_member(mmc_meta_t *meta, uint32_t rank,
+                                        uint64_t size)
+{
+    mf_net_client_t *c = test_rpc_connect(meta);
+
+    (void)test_rpc_hello(c);
+    if (size != 0) {
+        assert_int_equal(test_rpc_register(c, rank, "host-a", size, 0, NULL),
+                         MF_OK);
+    }
+    return c;
+}
+
+static char (*test_rpc_keys(uint32_t n, const char *prefix))[32]
+{
+    char(*keys)[32] = calloc(n, 32);
+
+    assert_non_null(keys);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(keys[i], 32, "%s-%" PRIu32, prefix, i);
+    }
+    return keys;
+}
+
+/* PUT_ALLOC of n keys of size bytes; returns the decoded obj list. */
+static mf_status_t test_rpc_put_alloc(mf_net_client_t *c, char (*keys)[32],
+                                      uint32_t n, uint64_t size,
+                                      uint32_t replicas, uint32_t flags,
+                                      mmc_obj_list_t *out)
+{
+    mmc_put_alloc_req_t req;
+    mf_net_resp_t resp;
+    mf_status_t status;
+    mf_wbuf_t w;
+
+    memset(&req, 0, sizeof(req));
+    req.flags = flags;
+    req.replicas = replicas;
+    req.count = n;
+    req.items = calloc(n ? n : 1, sizeof(*req.items));
+    assert_non_null(req.items);
+    for (uint32_t i = 0; i < n; i++) {
+        req.items[i].key.data = keys[i];
+        req.items[i].key.len = (uint32_t)strlen(keys[i]);
+        req.items[i].size = size;
+    }
+    mf_wbuf_init(&w);
+    mmc_put_alloc_req_encode(&w, &req);
+    free(req.items);
+    status = test_rpc_call(c, MMC_OP_PUT_ALLOC, &w, &resp);
+    memset(out, 0, sizeof(*out));
+    if (status == MF_OK) {
+        assert_int_equal(mmc_obj_list_decode(resp.body, resp.len, out), MF_OK);
+        assert_int_equal(out->count, n);
+    }
+    mf_net_resp_free(&resp);
+    return status;
+}
+
+/* PUT_COMMIT of the items of a put_alloc result (status st for each). */
+static void test_rpc_commit(mf_net_client_t *c, const mmc_obj_list_t *puts,
+                            int32_t st, int32_t expect)
+{
+    mmc_commit_list_t req;
+    mmc_status_list_t out;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    req.count = puts->count;
+    req.items = calloc(puts->count ? puts->count : 1, sizeof(*req.items));
+    assert_non_null(req.items);
+    for (uint32_t i = 0; i < puts->count; i++) {
+        req.items[i].put_id = puts->items[i].id;
+        req.items[i].status = st;
+    }
+    mf_wbuf_init(&w);
+    mmc_commit_list_encode(&w, &req);
+    free(req.items);
+    assert_int_equal(test_rpc_call(c, MMC_OP_PUT_COMMIT, &w, &resp), MF_OK);
+    assert_int_equal(mmc_status_list_decode(resp.body, resp.len, &out), MF_OK);
+    assert_int_equal(out.count, puts->count);
+    for (uint32_t i = 0; i < out.count; i++) {
+        assert_int_equal(out.status[i], expect);
+    }
+    mmc_status_list_free(&out);
+    mf_net_resp_free(&resp);
+}
+
+static void test_rpc_encode_keys(mf_wbuf_t *w, char (*keys)[32], uint32_t n)
+{
+    mmc_key_list_t req;
+
+    req.count = n;
+    req.keys = calloc(n ? n : 1, sizeof(*req.keys));
+    assert_non_null(req.keys);
+    for (uint32_t i = 0; i < n; i++) {
+        req.keys[i].data = keys[i];
+        req.keys[i].len = (uint32_t)strlen(keys[i]);
+    }
+    mf_wbuf_init(w);
+    mmc_key_list_encode(w, &req);
+    free(req.keys);
+}
+
+/* GET or QUERY of n keys. */
+static void test_rpc_objs(mf_net_client_t *c, uint16_t op, char (*keys)[32],
+                          uint32_t n, mmc_obj_list_t *out)
+{
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    test_rpc_encode_keys(&w, keys, n);
+    assert_int_equal(test_rpc_call(c, op, &w, &resp), MF_OK);
+    assert_int_equal(mmc_obj_list_decode(resp.body, resp.len, out), MF_OK);
+    assert_int_equal(out->count, n);
+    mf_net_resp_free(&resp);
+}
+
+/* EXIST or REMOVE of n keys: every status must be expect. */
+static void test_rpc_statuses(mf_net_client_t *c, uint16_t op, char (*keys)[32],
+                              uint32_t n, int32_t expect)
+{
+    mmc_status_list_t out;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    test_rpc_encode_keys(&w, keys, n);
+    assert_int_equal(test_rpc_call(c, op, &w, &resp), MF_OK);
+    assert_int_equal(mmc_status_list_decode(resp.body, resp.len, &out), MF_OK);
+    assert_int_equal(out.count, n);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(out.status[i], expect);
+    }
+    mmc_status_list_free(&out);
+    mf_net_resp_free(&resp);
+}
+
+/* RELEASE of the leases of a GET result. */
+static void test_rpc_release(mf_net_client_t *c, const mmc_obj_list_t *gets,
+                             int32_t expect)
+{
+    mmc_id_list_t req;
+    mmc_status_list_t out;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    req.count = gets->count;
+    req.ids = calloc(gets->count ? gets->count : 1, sizeof(*req.ids));
+    assert_non_null(req.ids);
+    for (uint32_t i = 0; i < gets->count; i++) {
+        req.ids[i] = gets->items[i].id;
+    }
+    mf_wbuf_init(&w);
+    mmc_id_list_encode(&w, &req);
+    free(req.ids);
+    assert_int_equal(test_rpc_call(c, MMC_OP_RELEASE, &w, &resp), MF_OK);
+    assert_int_equal(mmc_status_list_decode(resp.body, resp.len, &out), MF_OK);
+    assert_int_equal(out.count, gets->count);
+    for (uint32_t i = 0; i < out.count; i++) {
+        assert_int_equal(out.status[i], expect);
+    }
+    mmc_status_list_free(&out);
+    mf_net_resp_free(&resp);
+}
+
+/* ---- the service's view, on its loop thread ---- */
+
+typedef struct test_rpc_view {
+    mmc_meta_t *meta;
+    mmc_meta_stats_t stats;
+    uint32_t segs;
+    uint64_t used;
+    uint64_t replicas;
+} test_rpc_view_t;
+
+static void test_rpc_view_seg(const mmc_meta_seg_info_t *seg, void *arg)
+{
+    test_rpc_view_t *v = arg;
+
+    v->segs++;
+    v->used += seg->used;
+    v->replicas += seg->replicas;
+}
+
+static void test_rpc_view_fn(void *arg)
+{
+    test_rpc_view_t *v = arg;
+
+    mmc_meta_get_stats(v->meta, &v->stats);
+    mmc_meta_foreach_seg(v->meta, test_rpc_view_seg, v);
+}
+
+static test_rpc_view_t test_rpc_view(mmc_meta_t *meta)
+{
+    test_rpc_view_t v;
+
+    memset(&v, 0, sizeof(v));
+    v.meta = meta;
+    assert_int_equal(mmc_meta_run_sync(meta, test_rpc_view_fn, &v), MF_OK);
+    return v;
+}
+
+typedef struct test_rpc_key_info {
+    mmc_meta_t *meta;
+    const char *key;
+    mmc_status_t status;
+    mmc_obj_info_t info;
+    uint32_t leases;
+} test_rpc_key_info_t;
+
+static void test_rpc_key_info_fn(void *arg)
+{
+    test_rpc_key_info_t *ki = arg;
+
+    ki->status = mmc_meta_key_info(ki->meta, ki->key, strlen(ki->key),
+                                   &ki->info, &ki->leases);
+}
+
+static test_rpc_key_info_t test_rpc_key_info(mmc_meta_t *meta, const char *key)
+{
+    test_rpc_key_info_t ki;
+
+    memset(&ki, 0, sizeof(ki));
+    ki.meta = meta;
+    ki.key = key;
+    assert_int_equal(mmc_meta_run_sync(meta, test_rpc_key_info_fn, &ki), MF_OK);
+    return ki;
+}
+
+/* Waits (hang guard only) until the service has `clients` connections. */
+static test_rpc_view_t test_rpc_wait_clients(mmc_meta_t *meta, uint64_t clients)
+{
+    uint64_t deadline = mf_time_ms() + WAIT_MS;
+    test_rpc_view_t v;
+
+    for (;;) {
+        v = test_rpc_view(meta);
+        if (v.stats.clients == clients) {
+            return v;
+        }
+        assert_true(mf_time_ms() < deadline);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+}
+
+/* ---- tests ---- */
+
+static void test_rpc_hello_and_state(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *c = test_rpc_connect(t->meta);
+    mmc_hello_req_t bad = {.version = MMC_PROTO_VERSION + 1};
+    mmc_hello_resp_t hr;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+    char(*keys)[32] = test_rpc_keys(1, "k");
+
+    /* everything but HELLO is refused first */
+    for (uint16_t op = MMC_OP_REGISTER; op < MMC_OP_MAX; op++) {
+        assert_int_equal(test_rpc_call_raw(c, op, NULL, 0, &resp),
+                         MF_ERR_STATE);
+    }
+    test_rpc_encode_keys(&w, keys, 1);
+    assert_int_equal(test_rpc_call(c, MMC_OP_GET, &w, &resp), MF_ERR_STATE);
+    /* an unknown opcode is unsupported, greeted or not */
+    assert_int_equal(test_rpc_call_raw(c, 0, NULL, 0, &resp),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(test_rpc_call_raw(c, 999, NULL, 0, &resp),
+                     MF_ERR_UNSUPPORTED);
+    /* another protocol version */
+    mf_wbuf_init(&w);
+    mmc_hello_req_encode(&w, &bad);
+    assert_int_equal(test_rpc_call(c, MMC_OP_HELLO, &w, &resp),
+                     MF_ERR_UNSUPPORTED);
+    /* a malformed HELLO */
+    assert_int_equal(test_rpc_call_raw(c, MMC_OP_HELLO, "xy", 2, &resp),
+                     MF_ERR_PROTO);
+
+    hr = test_rpc_hello(c);
+    assert_int_equal(hr.version, MMC_PROTO_VERSION);
+    assert_int_equal(hr.store_port, mmc_meta_store_port(t->meta));
+    assert_int_equal(hr.world_size, NRANKS);
+    assert_int_equal(hr.max_segment_size, MAX_SEG);
+    assert_int_equal(hr.host_base, HOST_BASE);
+    assert_int_equal(hr.lease_ms, 600000);
+    assert_int_equal(hr.max_batch, MMC_BATCH_MAX);
+    assert_int_equal(hr.pool_id, mmc_meta_config(t->meta)->pool_id);
+    assert_int_equal(test_rpc_hello(c).meta_id, hr.meta_id);
+
+    test_rpc_encode_keys(&w, keys, 1);
+    assert_int_equal(test_rpc_call(c, MMC_OP_EXIST, &w, &resp), MF_OK);
+    mf_net_resp_free(&resp);
+    assert_int_equal(test_rpc_call_raw(c, 999, NULL, 0, &resp),
+                     MF_ERR_UNSUPPORTED);
+    {
+        test_rpc_view_t v = test_rpc_view(t->meta);
+        assert_int_equal(v.stats.clients, 1);
+        assert_int_equal(v.stats.requests[MMC_OP_HELLO], 4);
+        assert_int_equal(v.stats.errors[MMC_OP_HELLO], 2);
+        assert_int_equal(v.stats.requests[0], 3);
+        assert_int_equal(v.stats.latency[MMC_OP_HELLO].count, 4);
+    }
+    mf_net_client_destroy(c);
+    free(keys);
+}
+
+static void test_rpc_register_checks(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *a = test_rpc_member(t->meta, 0, 0);
+    mf_net_client_t *b = test_rpc_member(t->meta, 0, 0);
+    mf_net_resp_t resp;
+    uint32_t ia = 99;
+    uint32_t ib = 99;
+
+    assert_int_equal(test_rpc_register(a, NRANKS, "h", PG, HOST_BASE, NULL),
+                     MF_ERR_INVALID);
+    assert_int_equal(test_rpc_register(a, 1, "h", PG, HOST_BASE, NULL),
+                     MF_ERR_INVALID); /* rank 0's window */
+    assert_int_equal(test_rpc_register(a, 1, "h", MAX_SEG + PG, 0, NULL),
+                     MF_ERR_INVALID);
+    assert_int_equal(test_rpc_register(a, 1, "h", 64 * PG, 0, &ia), MF_OK);
+    assert_int_equal(test_rpc_register(b, 1, "h", 64 * PG, 0, NULL),
+                     MF_ERR_EXISTS);
+    assert_int_equal(test_rpc_register(a, 2, "h", 64 * PG, 0, NULL),
+                     MF_ERR_STATE);
+    /* a pure client on the same host */
+    assert_int_equal(test_rpc_register(b, 2, "h", 0, 0, &ib), MF_OK);
+    assert_int_equal(ia, ib);
+    assert_int_equal(test_rpc_view(t->meta).segs, 1);
+    assert_int_equal(test_rpc_view(t->meta).stats.members, 1);
+
+    /* UNREGISTER: the segment goes, the connection stays usable */
+    assert_int_equal(test_rpc_call_raw(a, MMC_OP_UNREGISTER, "x", 1, &resp),
+                     MF_ERR_PROTO);
+    assert_int_equal(test_rpc_call_raw(a, MMC_OP_UNREGISTER, NULL, 0, &resp),
+                     MF_OK);
+    assert_int_equal(test_rpc_view(t->meta).segs, 0);
+    assert_int_equal(test_rpc_register(a, 1, "h", 64 * PG, 0, NULL), MF_OK);
+
+    /* rank 1 frees when a goes away */
+    mf_net_client_destroy(a);
+    (void)test_rpc_wait_clients(t->meta, 1);
+    assert_int_equal(test_rpc_view(t->meta).segs, 0);
+    mf_net_client_destroy(b);
+    b = test_rpc_member(t->meta, 0, 0);
+    assert_int_equal(test_rpc_register(b, 1, "h2", 64 * PG, 0, &ib), MF_OK);
+    assert_int_not_equal(ib, ia);
+    mf_net_client_destroy(b);
+}
+
+static void test_rpc_round(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *m = test_rpc_member(t->meta, 3, 64 * PG);
+    mf_net_client_t *c = test_rpc_member(t->meta, 0, 0);
+    char(*keys)[32] = test_rpc_keys(4, "round");
+    mmc_obj_list_t puts;
+    mmc_obj_list_t again;
+    mmc_obj_list_t gets;
+    mmc_obj_list_t qs;
+    test_rpc_key_info_t ki;
+    test_rpc_view_t v;
+
+    assert_int_equal(test_rpc_put_alloc(c, keys, 4, 5000, 1, 0, &puts), MF_OK);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(puts.items[i].status, MMC_OK);
+        assert_int_equal(puts.items[i].nrep, 1);
+        assert_int_equal(puts.items[i].reps[0].rank, 3);
+        assert_int_equal(puts.items[i].reps[0].media, MMC_MEDIA_DRAM);
+        assert_true(puts.items[i].reps[0].gva >= HOST_BASE + 3 * MAX_SEG);
+        assert_true(puts.items[i].id != 0);
+    }
+    /* pending: not there yet, and a second put is refused */
+    test_rpc_statuses(c, MMC_OP_EXIST, keys, 4, MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_rpc_put_alloc(m, keys, 1, 10, 1, 0, &again), MF_OK);
+    assert_int_equal(again.items[0].status, MMC_ERR_EXISTS);
+    mmc_obj_list_free(&again);
+    assert_int_equal(
+        test_rpc_put_alloc(m, keys, 1, 10, 1, MMC_PUT_REPLACE, &again), MF_OK);
+    assert_int_equal(again.items[0].status, MMC_ERR_BUSY);
+    mmc_obj_list_free(&again);
+    /* replicas out of range */
+    assert_int_equal(test_rpc_put_alloc(c, keys, 1, 10, 0, 0, &again),
+                     MF_ERR_INVALID);
+    /* two replicas, one rank */
+    assert_int_equal(test_rpc_put_alloc(c, keys + 3, 1, 10, 2, 0, &again),
+                     MF_OK);
+    assert_int_equal(again.items[0].status, MMC_ERR_EXISTS);
+    mmc_obj_list_free(&again);
+
+    /* another connection cannot commit c's puts */
+    test_rpc_commit(m, &puts, MMC_OK, MMC_ERR_ABORTED);
+    test_rpc_commit(c, &puts, MMC_OK, MMC_OK);
+    test_rpc_commit(c, &puts, MMC_OK, MMC_ERR_ABORTED);
+    test_rpc_statuses(c, MMC_OP_EXIST, keys, 4, MMC_OK);
+
+    test_rpc_objs(c, MMC_OP_GET, keys, 4, &gets);
+    test_rpc_objs(c, MMC_OP_QUERY, keys, 4, &qs);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(gets.items[i].status, MMC_OK);
+        assert_true(gets.items[i].id != 0);
+        assert_int_equal(gets.items[i].size, 5000);
+        assert_int_equal(gets.items[i].reps[0].gva, puts.items[i].reps[0].gva);
+        assert_int_equal(qs.items[i].status, MMC_OK);
+        assert_int_equal(qs.items[i].id, 0);
+        assert_int_equal(qs.items[i].reps[0].gva, puts.items[i].reps[0].gva);
+    }
+    v = test_rpc_view(t->meta);
+    assert_int_equal(v.stats.objects, 4);
+    assert_int_equal(v.stats.object_bytes, 4 * 5000);
+    assert_int_equal(v.stats.leases, 4);
+    assert_int_equal(v.used, 8 * PG);
+    ki = test_rpc_key_info(t->meta, keys[0]);
+    assert_int_equal(ki.status, MMC_OK);
+    assert_int_equal(ki.info.size, 5000);
+    assert_int_equal(ki.info.nreplicas, 1);
+    assert_int_equal(ki.info.ranks[0], 3);
+    assert_int_equal(ki.info.gvas[0], puts.items[0].reps[0].gva);
+    assert_int_equal(ki.leases, 1);
+    assert_int_equal(test_rpc_key_info(t->meta, "nope").status,
+                     MMC_ERR_NOT_FOUND);
+
+    /* remove under the leases: gone at once, space kept until release */
+    test_rpc_statuses(c, MMC_OP_REMOVE, keys, 4, MMC_OK);
+    test_rpc_statuses(c, MMC_OP_REMOVE, keys, 4, MMC_ERR_NOT_FOUND);
+    test_rpc_statuses(c, MMC_OP_EXIST, keys, 4, MMC_ERR_NOT_FOUND);
+    mmc_obj_list_free(&qs);
+    test_rpc_objs(c, MMC_OP_QUERY, keys, 4, &qs);
+    assert_int_equal(qs.items[2].status, MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_rpc_view(t->meta).used, 8 * PG);
+    test_rpc_release(m, &gets, MMC_ERR_LEASE_EXPIRED); /* not m's leases */
+    test_rpc_release(c, &gets, MMC_OK);
+    test_rpc_release(c, &gets, MMC_ERR_LEASE_EXPIRED);
+    v = test_rpc_view(t->meta);
+    assert_int_equal(v.used, 0);
+    assert_int_equal(v.stats.leases, 0);
+    assert_int_equal(v.stats.objects, 0);
+    assert_int_equal(v.stats.puts_committed, 4);
+    assert_int_equal(v.stats.removes, 4);
+
+    /* abort through commit with an error status */
+    mmc_obj_list_free(&puts);
+    assert_int_equal(test_rpc_put_alloc(c, keys, 4, 1, 1, 0, &puts), MF_OK);
+    test_rpc_commit(c, &puts, MF_ERR_IO, MMC_OK);
+    assert_int_equal(test_rpc_view(t->meta).used, 0);
+    assert_int_equal(test_rpc_view(t->meta).stats.puts_aborted, 4);
+
+    mmc_obj_list_free(&puts);
+    mmc_obj_list_free(&gets);
+    mmc_obj_list_free(&qs);
+    free(keys);
+    mf_net_client_destroy(c);
+    mf_net_client_destroy(m);
+}
+
+static void test_rpc_batch(void **state)
+{
+    test_rpc_t *t = *state;
+    const uint32_t n = MMC_BATCH_MAX;
+    mf_net_client_t *m = test_rpc_member(t->meta, 0, MAX_SEG);
+    char(*keys)[32] = test_rpc_keys(n + 1, "batch");
+    mmc_obj_list_t puts;
+    mmc_obj_list_t gets;
+    mmc_obj_list_t too;
+    test_rpc_view_t v;
+
+    assert_int_equal(test_rpc_put_alloc(m, keys, n, 100, 1, 0, &puts), MF_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(puts.items[i].status, MMC_OK);
+    }
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys, n, MMC_OK);
+    test_rpc_objs(m, MMC_OP_GET, keys, n, &gets);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(gets.items[i].status, MMC_OK);
+        assert_int_equal(gets.items[i].reps[0].gva, puts.items[i].reps[0].gva);
+    }
+    v = test_rpc_view(t->meta);
+    assert_int_equal(v.stats.objects, n);
+    assert_int_equal(v.stats.leases, n);
+    assert_int_equal(v.used, n * PG);
+    test_rpc_release(m, &gets, MMC_OK);
+    test_rpc_statuses(m, MMC_OP_REMOVE, keys, n, MMC_OK);
+    assert_int_equal(test_rpc_view(t->meta).used, 0);
+
+    /* one key over the protocol's limit: the decoder refuses it */
+    assert_int_equal(test_rpc_put_alloc(m, keys, n + 1, 100, 1, 0, &too),
+                     MF_ERR_PROTO);
+    assert_int_equal(test_rpc_view(t->meta).used, 0);
+
+    mmc_obj_list_free(&puts);
+    mmc_obj_list_free(&gets);
+    free(keys);
+    mf_net_client_destroy(m);
+}
+
+static void test_rpc_max_batch(void **state)
+{
+    test_rpc_t *t = *state;
+    mmc_meta_t *meta = test_rpc_start(4);
+    mf_net_client_t *m = test_rpc_member(meta, 0, 64 * PG);
+    char(*keys)[32] = test_rpc_keys(5, "mb");
+    mmc_obj_list_t puts;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    (void)t;
+    assert_int_equal(test_rpc_hello(m).max_batch, 4);
+    assert_int_equal(test_rpc_put_alloc(m, keys, 5, 1, 1, 0, &puts),
+                     MF_ERR_TOO_LARGE);
+    for (uint16_t op = MMC_OP_GET; op <= MMC_OP_REMOVE; op++) {
+        if (op == MMC_OP_RELEASE) {
+            continue;
+        }
+        test_rpc_encode_keys(&w, keys, 5);
+        assert_int_equal(test_rpc_call(m, op, &w, &resp), MF_ERR_TOO_LARGE);
+    }
+    assert_int_equal(test_rpc_put_alloc(m, keys, 4, 1, 1, 0, &puts), MF_OK);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    free(keys);
+    mf_net_client_destroy(m);
+    mmc_meta_stop(meta);
+}
+
+static void test_rpc_malformed(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *m = test_rpc_member(t->meta, 0, 64 * PG);
+    char(*keys)[32] = test_rpc_keys(2, "mal");
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3};
+    mmc_obj_list_t puts;
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+    mf_wbuf_t good;
+    char long_key[MMC_KEY_MAX + 2];
+
+    /* a valid PUT_ALLOC body, truncated at every length */
+    {
+        mmc_put_alloc_req_t req;
+        mmc_put_item_t item = {{keys[0], (uint32_t)strlen(keys[0])}, 100};
+
+        memset(&req, 0, sizeof(req));
+        req.replicas = 1;
+        req.count = 1;
+        req.items = &item;
+        mf_wbuf_init(&good);
+        mmc_put_alloc_req_encode(&good, &req);
+        for (size_t len = 0; len < good.len; len++) {
+            assert_int_equal(
+                test_rpc_call_raw(m, MMC_OP_PUT_ALLOC, good.data, len, &resp),
+                MF_ERR_PROTO);
+        }
+        /* trailing bytes */
+        mf_wbuf_put_u8(&good, 0);
+        assert_int_equal(test_rpc_call(m, MMC_OP_PUT_ALLOC, &good, &resp),
+                         MF_ERR_PROTO);
+    }
+    /* garbage for every opcode that takes a body */
+    for (uint16_t op = MMC_OP_HELLO; op < MMC_OP_MAX; op++) {
+        assert_int_equal(
+            test_rpc_call_raw(m, op, garbage, sizeof(garbage), &resp),
+            MF_ERR_PROTO);
+    }
+    /* keys: with a NUL, empty, too long */
+    mf_wbuf_init(&w);
+    mf_wbuf_put_u32(&w, 1);
+    mf_wbuf_put_bytes(&w, "a\0b", 3);
+    assert_int_equal(test_rpc_call(m, MMC_OP_GET, &w, &resp), MF_ERR_PROTO);
+    mf_wbuf_init(&w);
+    mf_wbuf_put_u32(&w, 1);
+    mf_wbuf_put_bytes(&w, "", 0);
+    assert_int_equal(test_rpc_call(m, MMC_OP_EXIST, &w, &resp), MF_ERR_PROTO);
+    memset(long_key, 'k', sizeof(long_key) - 1);
+    long_key[sizeof(long_key) - 1] = '\0';
+    mf_wbuf_init(&w);
+    mf_wbuf_put_u32(&w, 1);
+    mf_wbuf_put_bytes(&w, long_key, MMC_KEY_MAX + 1);
+    assert_int_equal(test_rpc_call(m, MMC_OP_REMOVE, &w, &resp), MF_ERR_PROTO);
+    /* a count far beyond the body */
+    mf_wbuf_init(&w);
+    mf_wbuf_put_u32(&w, 1000);
+    mf_wbuf_put_u64(&w, 1);
+    assert_int_equal(test_rpc_call(m, MMC_OP_RELEASE, &w, &resp), MF_ERR_PROTO);
+
+    /* the connection and the service still work; nothing was allocated */
+    assert_int_equal(test_rpc_view(t->meta).used, 0);
+    assert_int_equal(test_rpc_put_alloc(m, keys, 2, 100, 1, 0, &puts), MF_OK);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys, 2, MMC_OK);
+    assert_true(test_rpc_view(t->meta).stats.errors[MMC_OP_PUT_ALLOC] >= 10);
+    mmc_obj_list_free(&puts);
+    free(keys);
+    mf_net_client_destroy(m);
+}
+
+static void test_rpc_disconnect(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *m = test_rpc_member(t->meta, 0, 64 * PG);
+    mf_net_client_t *m2 = test_rpc_member(t->meta, 1, 64 * PG);
+    mf_net_client_t *c = test_rpc_member(t->meta, 0, 0);
+    char(*keys)[32] = test_rpc_keys(8, "dc");
+    mmc_obj_list_t puts;
+    mmc_obj_list_t gets;
+    test_rpc_view_t v;
+
+    /* committed objects with two replicas, and a lease held by c */
+    assert_int_equal(test_rpc_put_alloc(m, keys, 4, 100, 2, 0, &puts), MF_OK);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    test_rpc_objs(c, MMC_OP_GET, keys, 1, &gets);
+    /* c allocates and goes away before committing */
+    assert_int_equal(test_rpc_put_alloc(c, keys + 4, 4, 3 * PG, 2, 0, &puts),
+                     MF_OK);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(puts.items[i].status, MMC_OK);
+    }
+    v = test_rpc_view(t->meta);
+    assert_int_equal(v.stats.pending_puts, 4);
+    assert_int_equal(v.used, 2 * (4 * PG + 4 * 3 * PG));
+    mf_net_client_destroy(c);
+    v = test_rpc_wait_clients(t->meta, 2);
+    assert_int_equal(v.stats.pending_puts, 0);
+    assert_int_equal(v.stats.leases, 0);
+    assert_int_equal(v.used, 2 * 4 * PG);
+    assert_int_equal(v.stats.puts_aborted, 4);
+
+    /* member m goes: its replicas go, the objects keep their others */
+    mf_net_client_destroy(m);
+    v = test_rpc_wait_clients(t->meta, 1);
+    assert_int_equal(v.segs, 1);
+    assert_int_equal(v.used, 4 * PG);
+    assert_int_equal(v.stats.objects, 4);
+    assert_int_equal(v.stats.members, 1);
+    test_rpc_statuses(m2, MMC_OP_EXIST, keys, 4, MMC_OK);
+    /* and m2 too: nothing is left */
+    mf_net_client_destroy(m2);
+    v = test_rpc_wait_clients(t->meta, 0);
+    assert_int_equal(v.segs, 0);
+    assert_int_equal(v.stats.objects, 0);
+    assert_int_equal(v.stats.members, 0);
+    mmc_obj_list_free(&puts);
+    mmc_obj_list_free(&gets);
+    free(keys);
+}
+
+static void test_rpc_expiry(void **state)
+{
+    test_rpc_t *t = *state;
+    mmc_meta_t *meta = test_rpc_start_ms(MMC_BATCH_MAX, 20, 20);
+    mf_net_client_t *m = test_rpc_member(meta, 0, 64 * PG);
+    char(*keys)[32] = test_rpc_keys(2, "exp");
+    uint64_t deadline = mf_time_ms() + WAIT_MS;
+    mmc_obj_list_t puts;
+    mmc_obj_list_t gets;
+    test_rpc_view_t v;
+
+    (void)t;
+    assert_int_equal(test_rpc_put_alloc(m, keys, 1, 100, 1, 0, &puts), MF_OK);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    test_rpc_objs(m, MMC_OP_GET, keys, 1, &gets);
+    assert_int_equal(test_rpc_put_alloc(m, keys + 1, 1, 100, 1, 0, &puts),
+                     MF_OK);
+    /* the timer reclaims the put and expires the lease (hang guard) */
+    do {
+        assert_true(mf_time_ms() < deadline);
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+        v = test_rpc_view(meta);
+    } while ((v.stats.pending_puts != 0) || (v.stats.leases != 0));
+    assert_int_equal(v.stats.puts_reclaimed, 1);
+    assert_int_equal(v.stats.leases_expired, 1);
+    assert_int_equal(v.used, PG);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_ERR_ABORTED);
+    test_rpc_release(m, &gets, MMC_ERR_LEASE_EXPIRED);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys, 1, MMC_OK);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys + 1, 1, MMC_ERR_NOT_FOUND);
+    mmc_obj_list_free(&puts);
+    mmc_obj_list_free(&gets);
+    free(keys);
+    mf_net_client_destroy(m);
+    mmc_meta_stop(meta);
+}
+
+/* HTTP starts and stops on the loop thread with the service. */
+static void test_rpc_http_lifecycle(void **state)
+{
+    mmc_meta_config_t cfg;
+    mmc_meta_t *meta = NULL;
+    mf_net_client_t *c;
+
+    (void)state;
+    mmc_meta_config_init(&cfg);
+    mf_strlcpy(cfg.addr, "127.0.0.1", sizeof(cfg.addr));
+    cfg.port = 0;
+    cfg.store_port = 0;
+    cfg.http_port = 0;
+    cfg.http_enable = true;
+    assert_int_equal(mmc_meta_start(&cfg, &meta), MF_OK);
+    assert_true(mmc_meta_http_port(meta) != 0);
+    assert_int_not_equal(mmc_meta_http_port(meta), mmc_meta_port(meta));
+    c = test_rpc_member(meta, 0, 0);
+    mf_net_client_destroy(c);
+    mmc_meta_stop(meta);
+}
+
+int main(void)
+{
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+#define T(_f) cmocka_unit_test_setup_teardown(_f, test_rpc_setup,              \
+                                              test_rpc_teardown)
+        T(test_rpc_hello_and_state),
+        T(test_rpc_register_checks),
+        T(test_rpc_round),
+        T(test_rpc_batch),
+        T(test_rpc_max_batch),
+        T(test_rpc_malformed),
+        T(test_rpc_disconnect),
+        T(test_rpc_expiry),
+        T(test_rpc_http_lifecycle),
+#undef T
+    };
+    /* clang-format on */
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

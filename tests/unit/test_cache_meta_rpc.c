@@ -511,7 +511,7 @@ static void test_rpc_hello_and_state(void **state)
     mf_wbuf_init(&w);
     mmc_hello_req_encode(&w, &bad);
     assert_int_equal(test_rpc_call(c, MMC_OP_HELLO, &w, &resp),
-                     MF_ERR_UNSUPPORTED);
+                     MF_ERR_VERSION);
     /* a malformed HELLO */
     assert_int_equal(test_rpc_call_raw(c, MMC_OP_HELLO, "xy", 2, &resp),
                      MF_ERR_PROTO);

@@ -104,7 +104,7 @@ static void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     if (req.version != MMC_PROTO_VERSION) {
         mf_warn("meta: %s speaks protocol version %" PRIu32 ", not %u",
                 req.name, req.version, MMC_PROTO_VERSION);
-        rep->status = MF_ERR_UNSUPPORTED;
+        rep->status = MF_ERR_VERSION;
         return;
     }
     mf_strlcpy(mc->name, req.name, sizeof(mc->name));

@@ -554,23 +554,6 @@ static void mmc_meta_loop_stop(void *arg)
 
 /* ---- start / stop ---- */
 
-static mf_status_t mmc_meta_check_config(const mmc_meta_config_t *cfg)
-{
-    if ((cfg->port > UINT16_MAX) || (cfg->store_port > UINT16_MAX) ||
-        (cfg->http_port > UINT16_MAX) || (cfg->max_batch == 0) ||
-        (cfg->max_batch > MMC_BATCH_MAX) || (cfg->lease_ms == 0) ||
-        (cfg->put_timeout_ms == 0) ||
-        (strnlen(cfg->addr, sizeof(cfg->addr)) == sizeof(cfg->addr))) {
-        mf_error("meta: bad configuration (ports %" PRIu32 "/%" PRIu32
-                 "/%" PRIu32 ", max_batch %" PRIu32 ", lease_ms %" PRIu32
-                 ", put_timeout_ms %" PRIu32 ")",
-                 cfg->port, cfg->store_port, cfg->http_port, cfg->max_batch,
-                 cfg->lease_ms, cfg->put_timeout_ms);
-        return MF_ERR_INVALID;
-    }
-    return MF_OK;
-}
-
 static uint64_t mmc_meta_random_id(void)
 {
     uint64_t id = 0;
@@ -590,7 +573,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     mmc_meta_t *meta;
     mf_status_t status;
 
-    status = mmc_meta_check_config(cfg);
+    status = mmc_meta_config_check(cfg);
     if (status != MF_OK) {
         return status;
     }

@@ -55,6 +55,11 @@ mf_status_t mmc_meta_config_set(mmc_meta_config_t *cfg, const char *key,
 /* "key = value" lines; errors name file and line. */
 mf_status_t mmc_meta_config_load_file(mmc_meta_config_t *cfg,
                                       const char *path);
+/* Checks every value and the combination of them (the GVA window
+ * host_base + max_ranks * max_segment_size must end below 2^47); run once
+ * every source is applied.  mmc_meta_start() runs it too.  MF_ERR_CONFIG
+ * (logged) or MF_OK. */
+mf_status_t mmc_meta_config_check(const mmc_meta_config_t *cfg);
 /* MMC_META_<KEY> environment variables. */
 mf_status_t mmc_meta_config_load_env(mmc_meta_config_t *cfg);
 void mmc_meta_config_print_help(FILE *out);

@@ -1,0 +1,740 @@
+/*
+ * The meta service's HTTP endpoint: read-only views of the meta state for
+ * operators and monitoring.
+ *
+ *   GET /health     200 "ok\n"; with ?format=json or an Accept header that
+ *                   names application/json: {"status":"ok","members":N,
+ *                   "objects":N}
+ *   GET /metrics    Prometheus text exposition format 0.0.4
+ *   GET /segments   JSON array, one object per registered segment
+ *   GET /key/<key>  JSON of one committed object (the key URL-encoded), or
+ *                   404 with a JSON error
+ * Any other path is 404, any other method 405; errors carry a JSON body
+ * {"error": "..."}.
+ *
+ * The evhttp server runs on the meta service's loop thread (the event_base
+ * given to mmc_meta_http_start), so handlers read the meta state directly
+ * through meta.h, one request at a time, and always answer before they
+ * return.  Everything a peer controls is escaped on output: JSON strings
+ * (keys may hold any byte but NUL; invalid UTF-8 becomes U+FFFD) and
+ * Prometheus label values (host ids).
+ */
+#include "cache/meta/meta.h"
+
+#include "util/log.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MMC_META_HTTP_TIMEOUT_S   30
+#define MMC_META_HTTP_MAX_HEADERS 16384
+#define MMC_META_HTTP_MAX_BODY    65536
+
+struct mmc_meta_http {
+    mmc_meta_t *meta;
+    struct evhttp *http;
+    uint16_t port;
+};
+
+/* ------------------------------------------------------------ escaping */
+
+/* Length (1..4) of the valid UTF-8 sequence at s, 0 if it is not one. */
+static size_t mmc_meta_http_utf8_len(const unsigned char *s, size_t left)
+{
+    uint32_t cp;
+    size_t n, i;
+
+    if (s[0] < 0x80) {
+        return 1;
+    } else if ((s[0] & 0xe0) == 0xc0) {
+        n = 2;
+        cp = s[0] & 0x1f;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = s[0] & 0x0f;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        n = 4;
+        cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > left) {
+        return 0;
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    /* overlong forms, surrogates, beyond U+10FFFF */
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+        (n == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) ||
+        cp > 0x10ffff) {
+        return 0;
+    }
+    return n;
+}
+
+/* A JSON string, quotes included. */
+static void mmc_meta_http_json_str(struct evbuffer *b, const char *s,
+                                   size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+
+    evbuffer_add(b, "\"", 1);
+    while (i < len) {
+        unsigned char c = p[i];
+
+        if (c == '"' || c == '\\') {
+            evbuffer_add_printf(b, "\\%c", c);
+            i++;
+        } else if (c == '\n') {
+            evbuffer_add(b, "\\n", 2);
+            i++;
+        } else if (c == '\r') {
+            evbuffer_add(b, "\\r", 2);
+            i++;
+        } else if (c == '\t') {
+            evbuffer_add(b, "\\t", 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            evbuffer_add_printf(b, "\\u%04x", c);
+            i++;
+        } else if ((n = mmc_meta_http_utf8_len(p + i, len - i)) != 0) {
+            evbuffer_add(b, p + i, n);
+            i += n;
+        } else {
+            evbuffer_add(b, "\\ufffd", 6);
+            i++;
+        }
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+/* A Prometheus label value, quotes included: \\, \" and \n escaped,
+ * other control bytes and invalid UTF-8 replaced by U+FFFD. */
+static void mmc_meta_http_label(struct evbuffer *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+    size_t len = strlen((const char *)p), i = 0, n;
+
+    evbuffer_add(b, "\"", 1);
+    while (i < len) {
+        unsigned char c = p[i];
+
+        if (c == '"' || c == '\\') {
+            evbuffer_add_printf(b, "\\%c", c);
+            i++;
+        } else if (c == '\n') {
+            evbuffer_add(b, "\\n", 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            evbuffer_add(b, "\xef\xbf\xbd", 3);
+            i++;
+        } else if ((n = mmc_meta_http_utf8_len(p + i, len - i)) != 0) {
+            evbuffer_add(b, p + i, n);
+            i += n;
+        } else {
+            evbuffer_add(b, "\xef\xbf\xbd", 3);
+            i++;
+        }
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+static const char *mmc_meta_http_media(uint8_t media)
+{
+    switch (media) {
+    case MMC_MEDIA_DRAM:
+        return "dram";
+    case MMC_MEDIA_HBM:
+        return "hbm";
+    default:
+        return "unknown";
+    }
+}
+
+/* "put_alloc" for MMC_OP_PUT_ALLOC; "unknown" for slot 0, where the
+ * meta service counts requests with an opcode it does not know. */
+static void mmc_meta_http_op_label(uint16_t op, char *buf, size_t len)
+{
+    const char *name = (op == 0) ? "unknown" : mmc_op_name(op);
+    size_t i;
+
+    for (i = 0; i + 1 < len && name[i] != '\0'; i++) {
+        buf[i] = (name[i] >= 'A' && name[i] <= 'Z')
+                     ? (char)(name[i] - 'A' + 'a')
+                     : name[i];
+    }
+    buf[i] = '\0';
+}
+
+/* Seconds with no exponent and no trailing zeros: "0.00005", "2.5". */
+static void mmc_meta_http_seconds(double us, char *buf, size_t len)
+{
+    char *end;
+
+    snprintf(buf, len, "%.9f", us / 1e6);
+    if (strchr(buf, '.') == NULL) {
+        return;
+    }
+    end = buf + strlen(buf);
+    while (end > buf && end[-1] == '0') {
+        *--end = '\0';
+    }
+    if (end > buf && end[-1] == '.') {
+        end[-1] = '\0';
+    }
+}
+
+/* ----------------------------------------------------------- responses */
+
+static void mmc_meta_http_send(struct evhttp_request *req, int code,
+                               const char *reason, const char *type,
+                               struct evbuffer *body)
+{
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+
+    evhttp_add_header(headers, "Content-Type", type);
+    evhttp_add_header(headers, "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+static void mmc_meta_http_send_error(struct evhttp_request *req, int code,
+                                     const char *reason, const char *message)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    if (body == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add_printf(body, "{\"error\":");
+    mmc_meta_http_json_str(body, message, strlen(message));
+    evbuffer_add_printf(body, "}\n");
+    mmc_meta_http_send(req, code, reason, "application/json", body);
+    evbuffer_free(body);
+}
+
+/* -------------------------------------------------------------- /health */
+
+static bool mmc_meta_http_wants_json(struct evhttp_request *req)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = (uri != NULL) ? evhttp_uri_get_query(uri) : NULL;
+    const char *accept =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
+
+    if (query != NULL && strstr(query, "format=json") != NULL) {
+        return true;
+    }
+    return accept != NULL && strstr(accept, "application/json") != NULL;
+}
+
+static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
+                                 struct evbuffer *body)
+{
+    mmc_meta_stats_t *stats;
+
+    if (!mmc_meta_http_wants_json(req)) {
+        evbuffer_add(body, "ok\n", 3);
+        mmc_meta_http_send(req, HTTP_OK, "OK", "text/plain; charset=utf-8",
+                           body);
+        return;
+    }
+    stats = calloc(1, sizeof(*stats));
+    if (stats == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        return;
+    }
+    mmc_meta_get_stats(h->meta, stats);
+    evbuffer_add_printf(body,
+                        "{\"status\":\"ok\",\"members\":%llu,"
+                        "\"objects\":%llu}\n",
+                        (unsigned long long)stats->members,
+                        (unsigned long long)stats->objects);
+    free(stats);
+    mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", body);
+}
+
+/* ------------------------------------------------------------- /metrics */
+
+static void mmc_meta_http_family(struct evbuffer *b, const char *name,
+                                 const char *type, const char *help)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+                        type);
+}
+
+static void mmc_meta_http_gauge(struct evbuffer *b, const char *name,
+                                const char *type, const char *help,
+                                uint64_t value)
+{
+    mmc_meta_http_family(b, name, type, help);
+    evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)value);
+}
+
+typedef enum mmc_meta_http_seg_field {
+    MMC_META_HTTP_SEG_CAPACITY,
+    MMC_META_HTTP_SEG_USED,
+    MMC_META_HTTP_SEG_FREE,
+    MMC_META_HTTP_SEG_LARGEST_FREE,
+    MMC_META_HTTP_SEG_REPLICAS,
+    MMC_META_HTTP_SEG_FIELDS
+} mmc_meta_http_seg_field_t;
+
+static const struct {
+    const char *name;
+    const char *help;
+} mmc_meta_http_seg_families[MMC_META_HTTP_SEG_FIELDS] = {
+    {"mmc_segment_capacity_bytes", "Bytes of the segment."},
+    {"mmc_segment_used_bytes", "Bytes of the segment allocated to replicas."},
+    {"mmc_segment_free_bytes", "Bytes of the segment not allocated."},
+    {"mmc_segment_largest_free_bytes",
+     "Largest free extent of the segment, in bytes."},
+    {"mmc_segment_replicas",
+     "Replicas (committed and pending) placed in the segment."},
+};
+
+typedef struct mmc_meta_http_seg_ctx {
+    struct evbuffer *body;
+    mmc_meta_http_seg_field_t field;
+    bool first; /* /segments: no comma before the first object */
+} mmc_meta_http_seg_ctx_t;
+
+static void mmc_meta_http_seg_metric_cb(const mmc_meta_seg_info_t *seg,
+                                        void *arg)
+{
+    mmc_meta_http_seg_ctx_t *ctx = arg;
+    struct evbuffer *b = ctx->body;
+    uint64_t value = 0;
+
+    switch (ctx->field) {
+    case MMC_META_HTTP_SEG_CAPACITY:
+        value = seg->capacity;
+        break;
+    case MMC_META_HTTP_SEG_USED:
+        value = seg->used;
+        break;
+    case MMC_META_HTTP_SEG_FREE:
+        value = seg->free;
+        break;
+    case MMC_META_HTTP_SEG_LARGEST_FREE:
+        value = seg->largest_free;
+        break;
+    case MMC_META_HTTP_SEG_REPLICAS:
+    case MMC_META_HTTP_SEG_FIELDS:
+        value = seg->replicas;
+        break;
+    }
+    evbuffer_add_printf(b, "%s{rank=\"%u\",media=\"%s\",host=",
+                        mmc_meta_http_seg_families[ctx->field].name, seg->rank,
+                        mmc_meta_http_media(seg->media));
+    mmc_meta_http_label(b, seg->host_id);
+    evbuffer_add_printf(b, "} %llu\n", (unsigned long long)value);
+}
+
+static void mmc_meta_http_op_counters(struct evbuffer *b, const char *name,
+                                      const char *help, const uint64_t *values)
+{
+    char op[32];
+
+    mmc_meta_http_family(b, name, "counter", help);
+    for (uint16_t i = 0; i < MMC_OP_MAX; i++) {
+        mmc_meta_http_op_label(i, op, sizeof(op));
+        evbuffer_add_printf(b, "%s{op=\"%s\"} %llu\n", name, op,
+                            (unsigned long long)values[i]);
+    }
+}
+
+static void mmc_meta_http_histograms(struct evbuffer *b,
+                                     const mmc_meta_stats_t *stats)
+{
+    static const char *name = "mmc_request_duration_seconds";
+    char op[32], le[48], sum[48];
+
+    mmc_meta_http_family(b, name, "histogram",
+                         "Time spent handling a request, by opcode.");
+    for (uint16_t i = 0; i < MMC_OP_MAX; i++) {
+        const mmc_hist_t *h = &stats->latency[i];
+        uint64_t cumulative = 0;
+
+        mmc_meta_http_op_label(i, op, sizeof(op));
+        for (int k = 0; k < MMC_HIST_BUCKETS - 1; k++) {
+            cumulative += h->buckets[k];
+            mmc_meta_http_seconds(mmc_hist_bounds_us[k], le, sizeof(le));
+            evbuffer_add_printf(b, "%s_bucket{op=\"%s\",le=\"%s\"} %llu\n",
+                                name, op, le, (unsigned long long)cumulative);
+        }
+        /* +Inf and _count come from the same buckets, so they agree */
+        cumulative += h->buckets[MMC_HIST_BUCKETS - 1];
+        evbuffer_add_printf(b, "%s_bucket{op=\"%s\",le=\"+Inf\"} %llu\n", name,
+                            op, (unsigned long long)cumulative);
+        snprintf(sum, sizeof(sum), "%.9g", h->sum_us / 1e6);
+        evbuffer_add_printf(b, "%s_sum{op=\"%s\"} %s\n", name, op, sum);
+        evbuffer_add_printf(b, "%s_count{op=\"%s\"} %llu\n", name, op,
+                            (unsigned long long)cumulative);
+    }
+}
+
+static void mmc_meta_http_metrics(mmc_meta_http_t *h,
+                                  struct evhttp_request *req,
+                                  struct evbuffer *b)
+{
+    mmc_meta_http_seg_ctx_t ctx = {.body = b};
+    mmc_meta_stats_t *stats = calloc(1, sizeof(*stats));
+
+    if (stats == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        return;
+    }
+    mmc_meta_get_stats(h->meta, stats);
+
+    mmc_meta_http_gauge(b, "mmc_objects", "gauge", "Committed objects.",
+                        stats->objects);
+    mmc_meta_http_gauge(b, "mmc_object_bytes", "gauge",
+                        "Bytes of the committed objects, once per object.",
+                        stats->object_bytes);
+    mmc_meta_http_gauge(b, "mmc_pending_puts", "gauge",
+                        "Puts allocated and not yet committed.",
+                        stats->pending_puts);
+    mmc_meta_http_gauge(b, "mmc_leases", "gauge", "Read leases held.",
+                        stats->leases);
+    mmc_meta_http_gauge(b, "mmc_clients", "gauge",
+                        "Connections to the RPC server.", stats->clients);
+    mmc_meta_http_gauge(b, "mmc_members", "gauge",
+                        "Ranks with a registered segment.", stats->members);
+    mmc_meta_http_gauge(b, "mmc_unlinked_objects", "gauge",
+                        "Objects removed or replaced whose space waits for "
+                        "their read leases.",
+                        stats->unlinked_objects);
+
+    for (int f = 0; f < MMC_META_HTTP_SEG_FIELDS; f++) {
+        ctx.field = (mmc_meta_http_seg_field_t)f;
+        mmc_meta_http_family(b, mmc_meta_http_seg_families[f].name, "gauge",
+                             mmc_meta_http_seg_families[f].help);
+        mmc_meta_foreach_seg(h->meta, mmc_meta_http_seg_metric_cb, &ctx);
+    }
+
+    mmc_meta_http_op_counters(b, "mmc_requests_total",
+                              "Requests handled, by opcode.", stats->requests);
+    mmc_meta_http_op_counters(b, "mmc_errors_total",
+                              "Requests or items that failed, by opcode.",
+                              stats->errors);
+    mmc_meta_http_histograms(b, stats);
+
+    mmc_meta_http_gauge(b, "mmc_puts_committed_total", "counter",
+                        "Puts committed.", stats->puts_committed);
+    mmc_meta_http_gauge(b, "mmc_puts_aborted_total", "counter",
+                        "Puts aborted (by the client, a timeout or a lost "
+                        "connection or segment).",
+                        stats->puts_aborted);
+    mmc_meta_http_gauge(b, "mmc_gets_total", "counter",
+                        "Gets that found an object (read leases granted).",
+                        stats->gets);
+    mmc_meta_http_gauge(b, "mmc_removes_total", "counter", "Objects removed.",
+                        stats->removes);
+    mmc_meta_http_gauge(b, "mmc_puts_reclaimed_total", "counter",
+                        "Puts aborted because put_timeout_ms passed (also "
+                        "counted in mmc_puts_aborted_total).",
+                        stats->puts_reclaimed);
+    mmc_meta_http_gauge(b, "mmc_leases_expired_total", "counter",
+                        "Read leases that ran out before their release.",
+                        stats->leases_expired);
+    mmc_meta_http_gauge(b, "mmc_segments_dropped_total", "counter",
+                        "Segments dropped with their rank (connection lost "
+                        "or unregistered).",
+                        stats->segs_dropped);
+    mmc_meta_http_gauge(b, "mmc_replicas_lost_total", "counter",
+                        "Committed replicas dropped with their segment.",
+                        stats->replicas_lost);
+    free(stats);
+    mmc_meta_http_send(req, HTTP_OK, "OK",
+                       "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+/* ------------------------------------------------------------ /segments */
+
+static void mmc_meta_http_seg_json_cb(const mmc_meta_seg_info_t *seg, void *arg)
+{
+    mmc_meta_http_seg_ctx_t *ctx = arg;
+    struct evbuffer *b = ctx->body;
+    const char *host = (seg->host_id != NULL) ? seg->host_id : "";
+    const char *name = (seg->name != NULL) ? seg->name : "";
+
+    evbuffer_add_printf(b, "%s\n  {\"rank\":%u,\"host_idx\":%u,\"host\":",
+                        ctx->first ? "" : ",", seg->rank, seg->host_idx);
+    ctx->first = false;
+    mmc_meta_http_json_str(b, host, strlen(host));
+    evbuffer_add_printf(b, ",\"name\":");
+    mmc_meta_http_json_str(b, name, strlen(name));
+    evbuffer_add_printf(
+        b,
+        ",\"media\":\"%s\",\"gva\":%llu,\"capacity\":%llu,"
+        "\"used\":%llu,\"free\":%llu,\"largest_free\":%llu,"
+        "\"replicas\":%llu}",
+        mmc_meta_http_media(seg->media), (unsigned long long)seg->gva,
+        (unsigned long long)seg->capacity, (unsigned long long)seg->used,
+        (unsigned long long)seg->free, (unsigned long long)seg->largest_free,
+        (unsigned long long)seg->replicas);
+}
+
+static void mmc_meta_http_segments(mmc_meta_http_t *h,
+                                   struct evhttp_request *req,
+                                   struct evbuffer *b)
+{
+    mmc_meta_http_seg_ctx_t ctx = {.body = b, .first = true};
+
+    evbuffer_add(b, "[", 1);
+    mmc_meta_foreach_seg(h->meta, mmc_meta_http_seg_json_cb, &ctx);
+    evbuffer_add_printf(b, "%s]\n", ctx.first ? "" : "\n");
+    mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", b);
+}
+
+/* ------------------------------------------------------------ /key/<k> */
+
+static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
+                              const char *encoded, struct evbuffer *b)
+{
+    mmc_obj_info_t info;
+    uint32_t leases = 0;
+    mmc_status_t status;
+    size_t len = 0;
+    char *key;
+
+    key = evhttp_uridecode(encoded, 0, &len);
+    if (key == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        return;
+    }
+    if (!mmc_key_valid(key, len)) {
+        mmc_meta_http_send_error(req, HTTP_BADREQUEST, "Bad Request",
+                                 "invalid key: 1 to 255 bytes, no NUL");
+        goto out_free_key;
+    }
+    memset(&info, 0, sizeof(info));
+    status = mmc_meta_key_info(h->meta, key, len, &info, &leases);
+    if (status == MMC_ERR_NOT_FOUND) {
+        evbuffer_add_printf(b, "{\"error\":\"not found\",\"key\":");
+        mmc_meta_http_json_str(b, key, len);
+        evbuffer_add_printf(b, "}\n");
+        mmc_meta_http_send(req, HTTP_NOTFOUND, "Not Found", "application/json",
+                           b);
+        goto out_free_key;
+    }
+    if (status != MMC_OK) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 mmc_status_name(status));
+        goto out_free_key;
+    }
+    evbuffer_add_printf(b, "{\"key\":");
+    mmc_meta_http_json_str(b, key, len);
+    evbuffer_add_printf(b, ",\"size\":%llu,\"replicas\":[",
+                        (unsigned long long)info.size);
+    for (uint32_t i = 0; i < info.nreplicas && i < MMC_MAX_REPLICAS; i++) {
+        evbuffer_add_printf(b, "%s{\"rank\":%u,\"media\":\"%s\",\"gva\":%llu}",
+                            (i == 0) ? "" : ",", info.ranks[i],
+                            mmc_meta_http_media(info.media[i]),
+                            (unsigned long long)info.gvas[i]);
+    }
+    evbuffer_add_printf(b, "],\"leases\":%u}\n", leases);
+    mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", b);
+
+out_free_key:
+    free(key);
+}
+
+/* ------------------------------------------------------------- routing */
+
+static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
+{
+    static const char key_prefix[] = "/key/";
+    mmc_meta_http_t *h = arg;
+    const struct evhttp_uri *uri;
+    struct evbuffer *body;
+    const char *path;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                          "GET");
+        if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+            /* an answer to HEAD has no body */
+            evhttp_send_reply(req, 405, "Method Not Allowed", NULL);
+            return;
+        }
+        mmc_meta_http_send_error(req, 405, "Method Not Allowed",
+                                 "method not allowed: only GET");
+        return;
+    }
+    uri = evhttp_request_get_evhttp_uri(req);
+    path = (uri != NULL) ? evhttp_uri_get_path(uri) : NULL;
+    if (path == NULL || path[0] == '\0') {
+        path = "/";
+    }
+    body = evbuffer_new();
+    if (body == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    if (strcmp(path, "/health") == 0) {
+        mmc_meta_http_health(h, req, body);
+    } else if (strcmp(path, "/metrics") == 0) {
+        mmc_meta_http_metrics(h, req, body);
+    } else if (strcmp(path, "/segments") == 0) {
+        mmc_meta_http_segments(h, req, body);
+    } else if (strncmp(path, key_prefix, sizeof(key_prefix) - 1) == 0) {
+        mmc_meta_http_key(h, req, path + sizeof(key_prefix) - 1, body);
+    } else {
+        mmc_meta_http_send_error(req, HTTP_NOTFOUND, "Not Found",
+                                 "no such path: try /health, /metrics, "
+                                 "/segments or /key/<key>");
+    }
+    evbuffer_free(body);
+}
+
+/* ------------------------------------------------------- start and stop */
+
+/* A listening, non-blocking socket on addr:port; *port_p gets the port. */
+static mf_status_t mmc_meta_http_listen(const char *addr, uint16_t port,
+                                        int *fd_p, uint16_t *port_p)
+{
+    struct addrinfo hints, *res;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof(bound);
+    char port_str[8];
+    mf_status_t status;
+    int fd, rc, one = 1;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port_str, sizeof(port_str), "%u", port);
+    rc = getaddrinfo(addr, port_str, &hints, &res);
+    if (rc != 0) {
+        mf_error("mmc-meta: cannot resolve HTTP address %s: %s", addr,
+                 gai_strerror(rc));
+        status = MF_ERR_INVALID;
+        goto err;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mf_error("mmc-meta: socket() failed: %m");
+        status = MF_ERR_IO;
+        goto err_free_res;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+        mf_error("mmc-meta: setsockopt(SO_REUSEADDR) failed: %m");
+        status = MF_ERR_IO;
+        goto err_close_fd;
+    }
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+        listen(fd, SOMAXCONN) < 0) {
+        mf_error("mmc-meta: cannot listen for HTTP on %s:%u: %m", addr, port);
+        status = (errno == EADDRINUSE) ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
+        goto err_close_fd;
+    }
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+        mf_error("mmc-meta: getsockname() failed: %m");
+        status = MF_ERR_IO;
+        goto err_close_fd;
+    }
+    *port_p = (bound.ss_family == AF_INET6)
+                  ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                  : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    *fd_p = fd;
+    freeaddrinfo(res);
+    return MF_OK;
+
+err_close_fd:
+    close(fd);
+err_free_res:
+    freeaddrinfo(res);
+err:
+    return status;
+}
+
+mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
+                                const char *addr, uint16_t port,
+                                mmc_meta_http_t **http_p)
+{
+    mmc_meta_http_t *h;
+    mf_status_t status;
+    int fd = -1;
+
+    if (meta == NULL || base == NULL || addr == NULL || http_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        status = MF_ERR_NOMEM;
+        goto err;
+    }
+    h->meta = meta;
+    status = mmc_meta_http_listen(addr, port, &fd, &h->port);
+    if (status != MF_OK) {
+        goto err_free_h;
+    }
+    h->http = evhttp_new(base);
+    if (h->http == NULL) {
+        mf_error("mmc-meta: evhttp_new() failed");
+        status = MF_ERR_NOMEM;
+        goto err_close_fd;
+    }
+    /* every method reaches the handler, which answers 405 itself */
+    evhttp_set_allowed_methods(
+        h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                     EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                     EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_timeout(h->http, MMC_META_HTTP_TIMEOUT_S);
+    evhttp_set_max_headers_size(h->http, MMC_META_HTTP_MAX_HEADERS);
+    evhttp_set_max_body_size(h->http, MMC_META_HTTP_MAX_BODY);
+    evhttp_set_gencb(h->http, mmc_meta_http_request_cb, h);
+    /* from here on, evhttp_free() closes fd */
+    if (evhttp_accept_socket_with_handle(h->http, fd) == NULL) {
+        mf_error("mmc-meta: cannot serve HTTP on %s:%u", addr, h->port);
+        status = MF_ERR_IO;
+        goto err_free_http;
+    }
+    mf_info("mmc-meta: HTTP on %s:%u", addr, h->port);
+    *http_p = h;
+    return MF_OK;
+
+err_free_http:
+    evhttp_free(h->http);
+err_close_fd:
+    close(fd);
+err_free_h:
+    free(h);
+err:
+    return status;
+}
+
+uint16_t mmc_meta_http_bound_port(const mmc_meta_http_t *http)
+{
+    return (http != NULL) ? http->port : 0;
+}
+
+void mmc_meta_http_stop(mmc_meta_http_t *http)
+{
+    if (http == NULL) {
+        return;
+    }
+    evhttp_free(http->http);
+    free(http);
+}

@@ -1,0 +1,1288 @@
+/*
+ * The mmc-meta daemon binary (MMC_META_BIN, or $MMC_META_BIN): its ready
+ * line, its HTTP endpoint (/health, /metrics in Prometheus format,
+ * /segments, /key/<key>, 404, 405), its robustness against garbage and
+ * truncated frames on every port, its command line (--help, --set,
+ * --config, --dump-config, the environment and their precedence, exit
+ * codes) and a clean exit on SIGTERM and SIGINT.
+ *
+ * The test process never starts a thread: daemons run with fork+exec
+ * (it_spawn_exec) on 127.0.0.1 with port 0 for every server, and the HTTP
+ * client is a plain blocking socket with poll() deadlines.  Every wait is
+ * a generous hang guard, never a timing assertion.
+ */
+#include "it_helpers.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define MT_WAIT_MS  30000
+#define MT_RESP_MAX (4u << 20)
+
+#ifndef MMC_META_BIN
+#define MMC_META_BIN "mmc-meta"
+#endif
+
+static const char *const mt_keys[] = {
+    "addr",        "port",        "store_port", "http_port",
+    "http_enable", "pool_id",     "max_ranks",  "max_segment_size",
+    "host_base",   "alloc_align", "lease_ms",   "put_timeout_ms",
+    "max_batch",   "max_clients", "log_level",
+};
+
+#define MT_NKEYS (sizeof(mt_keys) / sizeof(mt_keys[0]))
+
+static char mt_bin[PATH_MAX];
+
+static void mt_find_binary(void)
+{
+    const char *env = getenv("MMC_META_BIN");
+
+    snprintf(mt_bin, sizeof(mt_bin), "%s",
+             (env != NULL && env[0] != '\0') ? env : MMC_META_BIN);
+    if (access(mt_bin, X_OK) != 0) {
+        fail_msg("mmc-meta binary not found at %s (set MMC_META_BIN)", mt_bin);
+    }
+}
+
+/* ------------------------------------------------------------ daemons */
+
+typedef struct mt_daemon {
+    pid_t pid;
+    uint16_t rpc_port;
+    uint16_t store_port;
+    uint16_t http_port;
+} mt_daemon_t;
+
+/*
+ * Starts the daemon on 127.0.0.1 with every port 0 unless extra (a NULL
+ * terminated list of arguments, may be NULL) says otherwise, and parses
+ * its ready line.  0 or -1 (the daemon is killed).
+ */
+static int mt_start(mt_daemon_t *d, const char *const *extra)
+{
+    char *argv[64];
+    char line[256], expect[256], addr[64];
+    unsigned rpc = 0, store = 0, http = 0;
+    int argc = 0, fd = -1;
+
+    memset(d, 0, sizeof(*d));
+    argv[argc++] = mt_bin;
+    argv[argc++] = "--set";
+    argv[argc++] = "addr=127.0.0.1";
+    argv[argc++] = "--set";
+    argv[argc++] = "port=0";
+    argv[argc++] = "--set";
+    argv[argc++] = "store_port=0";
+    argv[argc++] = "--set";
+    argv[argc++] = "http_port=0";
+    for (int i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++) {
+        argv[argc++] = (char *)extra[i];
+    }
+    argv[argc] = NULL;
+    d->pid = it_spawn_exec(argv, &fd);
+    if (d->pid < 0) {
+        return -1;
+    }
+    if (it_read_line(fd, line, sizeof(line), MT_WAIT_MS) != 0) {
+        it_log("mmc-meta did not print its ready line");
+        goto fail;
+    }
+    close(fd);
+    fd = -1;
+    if (sscanf(line, "mmc-meta ready rpc=%63[^:]:%u store=%u http=%u", addr,
+               &rpc, &store, &http) != 4) {
+        it_log("unexpected ready line '%s'", line);
+        goto fail;
+    }
+    /* exactly this line, nothing more */
+    snprintf(expect, sizeof(expect),
+             "mmc-meta ready rpc=127.0.0.1:%u store=%u http=%u", rpc, store,
+             http);
+    if (strcmp(line, expect) != 0 || rpc == 0 || rpc > 65535 || store == 0 ||
+        store > 65535 || http > 65535) {
+        it_log("unexpected ready line '%s'", line);
+        goto fail;
+    }
+    d->rpc_port = (uint16_t)rpc;
+    d->store_port = (uint16_t)store;
+    d->http_port = (uint16_t)http;
+    return 0;
+
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    kill(d->pid, SIGKILL);
+    it_wait(d->pid, MT_WAIT_MS);
+    d->pid = -1;
+    return -1;
+}
+
+/* Sends sig and returns the exit code. */
+static int mt_stop(mt_daemon_t *d, int sig)
+{
+    int code;
+
+    kill(d->pid, sig);
+    code = it_wait(d->pid, MT_WAIT_MS);
+    d->pid = -1;
+    return code;
+}
+
+/* Everything fd delivers until EOF (NUL-terminated, malloc'd); NULL on
+ * timeout or error. */
+static char *mt_read_all(int fd, size_t *len_p)
+{
+    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+    ssize_t n;
+    int wait;
+
+    while (buf != NULL) {
+        if (len + 1 == cap) {
+            char *grown = (cap < MT_RESP_MAX) ? realloc(buf, cap * 2) : NULL;
+            if (grown == NULL) {
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        if (poll(&pfd, 1, wait) != 1) {
+            break;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            break;
+        }
+        if (n == 0) {
+            buf[len] = '\0';
+            if (len_p != NULL) {
+                *len_p = len;
+            }
+            return buf;
+        }
+        len += (size_t)n;
+    }
+    it_log("reading until EOF failed or timed out");
+    free(buf);
+    return NULL;
+}
+
+/*
+ * Runs argv (argv[0] a path) with stdout (and stderr when merge_stderr,
+ * through /bin/sh) into a pipe; returns the exit code and *out_p the
+ * output (malloc'd).  env: NULL or "NAME=value ..." put before the command.
+ */
+static int mt_run(const char *const *args, bool merge_stderr, const char *env,
+                  char **out_p)
+{
+    char script[4096];
+    char *argv[64];
+    size_t used;
+    int argc = 0, fd = -1, code;
+    char *out;
+    pid_t pid;
+
+    if (merge_stderr || env != NULL) {
+        /* exec "$0" "$@" with the environment and 2>&1 */
+        used = (size_t)snprintf(script, sizeof(script),
+                                "%s exec \"$0\" "
+                                "\"$@\" %s",
+                                env != NULL ? env : "",
+                                merge_stderr ? "2>&1" : "");
+        assert_true(used < sizeof(script));
+        argv[argc++] = "/bin/sh";
+        argv[argc++] = "-c";
+        argv[argc++] = script;
+    }
+    for (int i = 0; args[i] != NULL && argc < 63; i++) {
+        argv[argc++] = (char *)args[i];
+    }
+    argv[argc] = NULL;
+    pid = it_spawn_exec(argv, &fd);
+    assert_true(pid > 0);
+    out = mt_read_all(fd, NULL);
+    close(fd);
+    code = it_wait(pid, MT_WAIT_MS);
+    assert_non_null(out);
+    *out_p = out;
+    return code;
+}
+
+/* --------------------------------------------------------------- HTTP */
+
+typedef struct mt_resp {
+    int code;
+    char *raw;     /* the whole response, NUL-terminated */
+    char *headers; /* into raw: from the status line to the blank line */
+    char *body;    /* into raw */
+    size_t body_len;
+} mt_resp_t;
+
+static void mt_resp_free(mt_resp_t *r)
+{
+    free(r->raw);
+    memset(r, 0, sizeof(*r));
+}
+
+static int mt_connect(uint16_t port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        fail_msg("connect to 127.0.0.1:%u failed: %s", port, strerror(errno));
+    }
+    return fd;
+}
+
+static void mt_send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        /* the peer may close first on garbage: that is fine */
+        if (n <= 0) {
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* A header value of the response (case-insensitive name), or NULL. */
+static const char *mt_header(const mt_resp_t *r, const char *name, char *buf,
+                             size_t len)
+{
+    const char *line = strstr(r->headers, "\r\n");
+    size_t nlen = strlen(name);
+
+    while (line != NULL && line[2] != '\0') {
+        const char *start = line + 2;
+        const char *end = strstr(start, "\r\n");
+        size_t vlen;
+
+        if (end == NULL) {
+            break;
+        }
+        if (strncasecmp(start, name, nlen) == 0 && start[nlen] == ':') {
+            start += nlen + 1;
+            while (*start == ' ') {
+                start++;
+            }
+            vlen = (size_t)(end - start);
+            snprintf(buf, len, "%.*s", (int)vlen, start);
+            return buf;
+        }
+        line = end;
+    }
+    return NULL;
+}
+
+/* One request with "Connection: close"; the response is read to EOF. */
+static void mt_http(uint16_t port, const char *method, const char *path,
+                    const char *extra_headers, mt_resp_t *r)
+{
+    char req[2048], clen[32];
+    char *sep;
+    int fd, n;
+
+    memset(r, 0, sizeof(*r));
+    n = snprintf(req, sizeof(req),
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: "
+                 "close\r\nContent-Length: 0\r\n\r\n",
+                 method, path, extra_headers != NULL ? extra_headers : "");
+    assert_true(n > 0 && (size_t)n < sizeof(req));
+    fd = mt_connect(port);
+    mt_send_all(fd, req, (size_t)n);
+    r->raw = mt_read_all(fd, NULL);
+    close(fd);
+    assert_non_null(r->raw);
+    if (sscanf(r->raw, "HTTP/1.1 %d ", &r->code) != 1) {
+        fail_msg("bad status line in '%.80s'", r->raw);
+    }
+    sep = strstr(r->raw, "\r\n\r\n");
+    assert_non_null(sep);
+    sep[2] = '\0'; /* headers end with their last CRLF */
+    r->headers = r->raw;
+    r->body = sep + 4;
+    r->body_len = strlen(r->body);
+    if (mt_header(r, "Content-Length", clen, sizeof(clen)) != NULL) {
+        assert_int_equal(strtoul(clen, NULL, 10), r->body_len);
+    }
+}
+
+static void mt_expect(uint16_t port, const char *method, const char *path,
+                      int code, const char *body_has)
+{
+    mt_resp_t r;
+
+    mt_http(port, method, path, NULL, &r);
+    if (r.code != code ||
+        (body_has != NULL && strstr(r.body, body_has) == NULL)) {
+        fail_msg("%s %s: %d '%s', expected %d with '%s'", method, path, r.code,
+                 r.body, code, body_has != NULL ? body_has : "");
+    }
+    mt_resp_free(&r);
+}
+
+/* ---------------------------------------------------- Prometheus check */
+
+#define MT_MAX_FAMILIES 64
+
+typedef struct mt_family {
+    char name[96];
+    char type[16];
+    bool help;
+    bool samples;
+} mt_family_t;
+
+typedef struct mt_metrics {
+    mt_family_t fam[MT_MAX_FAMILIES];
+    int nfam;
+} mt_metrics_t;
+
+static mt_family_t *mt_family_find(mt_metrics_t *m, const char *name)
+{
+    for (int i = 0; i < m->nfam; i++) {
+        if (strcmp(m->fam[i].name, name) == 0) {
+            return &m->fam[i];
+        }
+    }
+    return NULL;
+}
+
+/* The family a sample belongs to: its name, or for a histogram the name
+ * without _bucket/_sum/_count. */
+static mt_family_t *mt_family_of(mt_metrics_t *m, const char *sample)
+{
+    static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+    char base[96];
+    mt_family_t *f = mt_family_find(m, sample);
+    size_t len = strlen(sample);
+
+    if (f != NULL) {
+        return f;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        size_t slen = strlen(suffixes[i]);
+        if (len > slen && strcmp(sample + len - slen, suffixes[i]) == 0 &&
+            len - slen < sizeof(base)) {
+            memcpy(base, sample, len - slen);
+            base[len - slen] = '\0';
+            f = mt_family_find(m, base);
+            if (f != NULL && strcmp(f->type, "histogram") == 0) {
+                return f;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Value of label `name` in a sample line's {...}, copied to buf. */
+static bool mt_label(const char *line, const char *name, char *buf, size_t len)
+{
+    char pattern[64];
+    const char *p, *end;
+
+    snprintf(pattern, sizeof(pattern), "%s=\"", name);
+    p = strstr(line, pattern);
+    if (p == NULL) {
+        return false;
+    }
+    p += strlen(pattern);
+    end = strchr(p, '"');
+    if (end == NULL || (size_t)(end - p) >= len) {
+        return false;
+    }
+    memcpy(buf, p, (size_t)(end - p));
+    buf[end - p] = '\0';
+    return true;
+}
+
+typedef struct mt_hist_state {
+    char op[64];
+    double last_le;
+    double last_count;
+    double inf;
+    bool have_inf;
+    int buckets;
+} mt_hist_state_t;
+
+/*
+ * Checks the exposition format: every sample belongs to a family declared
+ * by # HELP and # TYPE before it; a family's samples are contiguous;
+ * histogram buckets per op rise with le and in count, and the +Inf bucket
+ * equals _count.  Returns the number of samples.
+ */
+static int mt_check_metrics(char *text, mt_metrics_t *m)
+{
+    mt_hist_state_t h;
+    mt_family_t *current = NULL;
+    char name[96], type[16], label[64];
+    char *line, *next;
+    int samples = 0;
+
+    memset(m, 0, sizeof(*m));
+    memset(&h, 0, sizeof(h));
+    for (line = text; line != NULL && *line != '\0'; line = next) {
+        next = strchr(line, '\n');
+        assert_non_null(next); /* every line ends with a newline */
+        *next++ = '\0';
+        if (strncmp(line, "# HELP ", 7) == 0) {
+            assert_int_equal(sscanf(line + 7, "%95s", name), 1);
+            assert_null(mt_family_find(m, name)); /* declared once */
+            assert_true(m->nfam < MT_MAX_FAMILIES);
+            current = &m->fam[m->nfam++];
+            snprintf(current->name, sizeof(current->name), "%s", name);
+            current->help = true;
+            assert_true(strlen(line + 7) > strlen(name) + 1); /* has text */
+            continue;
+        }
+        if (strncmp(line, "# TYPE ", 7) == 0) {
+            assert_int_equal(sscanf(line + 7, "%95s %15s", name, type), 2);
+            assert_non_null(current);
+            assert_string_equal(current->name, name);
+            assert_true(strcmp(type, "gauge") == 0 ||
+                        strcmp(type, "counter") == 0 ||
+                        strcmp(type, "histogram") == 0);
+            assert_false(current->samples);
+            snprintf(current->type, sizeof(current->type), "%s", type);
+            continue;
+        }
+        assert_true(line[0] != '#' && line[0] != '\0');
+        {
+            size_t nlen = strcspn(line, "{ ");
+            mt_family_t *f;
+            const char *value;
+            double v;
+            char *end;
+
+            assert_true(nlen > 0 && nlen < sizeof(name));
+            memcpy(name, line, nlen);
+            name[nlen] = '\0';
+            f = mt_family_of(m, name);
+            if (f == NULL || f != current || f->type[0] == '\0') {
+                fail_msg("sample '%s' outside its family's block", line);
+            }
+            f->samples = true;
+            value = strrchr(line, ' ');
+            assert_non_null(value);
+            v = strtod(value + 1, &end);
+            assert_true(*end == '\0' && end != value + 1);
+            samples++;
+            if (strcmp(f->type, "histogram") != 0) {
+                assert_true(v >= 0);
+                continue;
+            }
+            assert_true(mt_label(line, "op", label, sizeof(label)));
+            if (strcmp(label, h.op) != 0) {
+                /* a new series: the previous one ended with _count */
+                assert_true(h.op[0] == '\0' || h.have_inf == false);
+                memset(&h, 0, sizeof(h));
+                snprintf(h.op, sizeof(h.op), "%s", label);
+                h.last_le = -1;
+            }
+            if (strstr(name, "_bucket") != NULL) {
+                char le[32];
+                assert_true(mt_label(line, "le", le, sizeof(le)));
+                assert_false(h.have_inf);
+                assert_true(v >= h.last_count); /* cumulative */
+                h.last_count = v;
+                h.buckets++;
+                if (strcmp(le, "+Inf") == 0) {
+                    h.have_inf = true;
+                    h.inf = v;
+                } else {
+                    double bound = strtod(le, &end);
+                    assert_true(*end == '\0');
+                    assert_true(bound > h.last_le); /* le ascending */
+                    h.last_le = bound;
+                }
+            } else if (strstr(name, "_sum") != NULL) {
+                assert_true(h.have_inf);
+                assert_true(v >= 0);
+            } else {
+                assert_true(strstr(name, "_count") != NULL);
+                assert_true(h.have_inf);
+                assert_true(v == h.inf); /* +Inf bucket == _count */
+                assert_true(h.buckets >= 2);
+                h.have_inf = false;
+            }
+        }
+    }
+    for (int i = 0; i < m->nfam; i++) {
+        assert_true(m->fam[i].help);
+        assert_true(m->fam[i].type[0] != '\0');
+    }
+    return samples;
+}
+
+/* The value of the sample line that starts with prefix, -1 if none. */
+static double mt_metric_value(const char *text, const char *prefix)
+{
+    const char *p = text;
+    size_t len = strlen(prefix);
+
+    while (p != NULL && *p != '\0') {
+        if (strncmp(p, prefix, len) == 0 && p[len] == ' ') {
+            return strtod(p + len + 1, NULL);
+        }
+        p = strchr(p, '\n');
+        p = (p != NULL) ? p + 1 : NULL;
+    }
+    return -1;
+}
+
+/* ----------------------------------------------------------- frames */
+
+#define MT_NET_MAGIC 0x544e464du
+#define MT_HDR_SIZE  24
+
+static void mt_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint32_t mt_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* A request header: magic, version 1, kind request, opcode, status 0,
+ * body_len, req_id. */
+static void mt_frame_hdr(uint8_t *out, uint16_t opcode, uint32_t body_len,
+                         uint64_t req_id)
+{
+    memset(out, 0, MT_HDR_SIZE);
+    mt_put32(out, MT_NET_MAGIC);
+    out[4] = 1;
+    out[5] = 1;
+    out[6] = (uint8_t)opcode;
+    out[7] = (uint8_t)(opcode >> 8);
+    mt_put32(out + 12, body_len);
+    mt_put32(out + 16, (uint32_t)req_id);
+    mt_put32(out + 20, (uint32_t)(req_id >> 32));
+}
+
+static bool mt_read_exact(int fd, void *buf, size_t len)
+{
+    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    uint8_t *p = buf;
+    int wait;
+
+    while (len > 0) {
+        ssize_t n;
+        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        if (poll(&pfd, 1, wait) != 1) {
+            return false;
+        }
+        n = read(fd, p, len);
+        if (n <= 0) {
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Reads one response header on fd; checks req_id; returns its status and
+ * skips its body. */
+static int32_t mt_read_response(int fd, uint16_t opcode, uint64_t req_id)
+{
+    uint8_t hdr[MT_HDR_SIZE], skip[256];
+    uint32_t body_len;
+
+    assert_true(mt_read_exact(fd, hdr, sizeof(hdr)));
+    assert_int_equal(mt_get32(hdr), MT_NET_MAGIC);
+    assert_int_equal(hdr[5], 2); /* response */
+    assert_int_equal(hdr[6] | (hdr[7] << 8), opcode);
+    assert_int_equal(mt_get32(hdr + 16), (uint32_t)req_id);
+    body_len = mt_get32(hdr + 12);
+    while (body_len > 0) {
+        size_t n = body_len < sizeof(skip) ? body_len : sizeof(skip);
+        assert_true(mt_read_exact(fd, skip, n));
+        body_len -= (uint32_t)n;
+    }
+    return (int32_t)mt_get32(hdr + 8);
+}
+
+/* Waits until the peer closes fd (or the guard runs out: false). */
+static bool mt_wait_closed(int fd)
+{
+    char buf[256];
+    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    struct pollfd pfd = {fd, POLLIN, 0};
+
+    for (;;) {
+        int wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        ssize_t n;
+
+        if (poll(&pfd, 1, wait) != 1) {
+            return false;
+        }
+        n = read(fd, buf, sizeof(buf));
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+            return true;
+        }
+        if (n < 0 && errno != EINTR) {
+            return false;
+        }
+    }
+}
+
+/* A request body under construction, little-endian like mf_wbuf. */
+typedef struct mt_body {
+    uint8_t data[1024];
+    size_t len;
+} mt_body_t;
+
+static void mt_body_u8(mt_body_t *b, uint8_t v)
+{
+    assert_true(b->len + 1 <= sizeof(b->data));
+    b->data[b->len++] = v;
+}
+
+static void mt_body_u32(mt_body_t *b, uint32_t v)
+{
+    assert_true(b->len + 4 <= sizeof(b->data));
+    mt_put32(b->data + b->len, v);
+    b->len += 4;
+}
+
+static void mt_body_u64(mt_body_t *b, uint64_t v)
+{
+    mt_body_u32(b, (uint32_t)v);
+    mt_body_u32(b, (uint32_t)(v >> 32));
+}
+
+static void mt_body_bytes(mt_body_t *b, const char *s, size_t len)
+{
+    mt_body_u32(b, (uint32_t)len);
+    assert_true(b->len + len <= sizeof(b->data));
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+}
+
+static uint64_t mt_get64(const uint8_t *p)
+{
+    return (uint64_t)mt_get32(p) | ((uint64_t)mt_get32(p + 4) << 32);
+}
+
+/* Sends one request and reads its response: the frame status, and the
+ * body into resp (up to cap bytes; *len_p its length). */
+static int32_t mt_call(int fd, uint16_t opcode, uint64_t req_id,
+                       const mt_body_t *body, uint8_t *resp, size_t cap,
+                       size_t *len_p)
+{
+    uint8_t hdr[MT_HDR_SIZE];
+    uint32_t body_len;
+
+    mt_frame_hdr(hdr, opcode, (uint32_t)body->len, req_id);
+    mt_send_all(fd, hdr, sizeof(hdr));
+    mt_send_all(fd, body->data, body->len);
+    assert_true(mt_read_exact(fd, hdr, sizeof(hdr)));
+    assert_int_equal(mt_get32(hdr), MT_NET_MAGIC);
+    assert_int_equal(hdr[5], 2);
+    assert_int_equal(mt_get32(hdr + 16), (uint32_t)req_id);
+    body_len = mt_get32(hdr + 12);
+    assert_true(body_len <= cap);
+    assert_true(body_len == 0 || mt_read_exact(fd, resp, body_len));
+    *len_p = body_len;
+    return (int32_t)mt_get32(hdr + 8);
+}
+
+/* Polls url until its status is code (a hang guard, no timing). */
+static void mt_wait_http(uint16_t port, const char *path, int code)
+{
+    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    mt_resp_t r;
+
+    for (;;) {
+        mt_http(port, "GET", path, NULL, &r);
+        if (r.code == code) {
+            mt_resp_free(&r);
+            return;
+        }
+        mt_resp_free(&r);
+        if (it_now_ms() > deadline) {
+            fail_msg("GET %s never answered %d", path, code);
+        }
+        it_sleep_ms(20);
+    }
+}
+
+/* -------------------------------------------------------------- tests */
+
+static void test_http(void **state)
+{
+    static const char *const gauges[] = {
+        "mmc_objects", "mmc_object_bytes", "mmc_pending_puts",
+        "mmc_leases",  "mmc_clients",      "mmc_members",
+    };
+    static const char *const families[] = {
+        "mmc_segment_capacity_bytes",
+        "mmc_segment_used_bytes",
+        "mmc_segment_free_bytes",
+        "mmc_segment_largest_free_bytes",
+        "mmc_segment_replicas",
+        "mmc_requests_total",
+        "mmc_errors_total",
+        "mmc_request_duration_seconds",
+        "mmc_puts_committed_total",
+        "mmc_puts_aborted_total",
+        "mmc_gets_total",
+        "mmc_removes_total",
+        "mmc_unlinked_objects",
+        "mmc_puts_reclaimed_total",
+        "mmc_leases_expired_total",
+        "mmc_segments_dropped_total",
+        "mmc_replicas_lost_total",
+    };
+    mt_metrics_t *m = calloc(1, sizeof(*m));
+    char value[128];
+    mt_daemon_t d;
+    mt_resp_t r;
+
+    assert_non_null(m);
+    mt_find_binary();
+    assert_int_equal(mt_start(&d, NULL), 0);
+    assert_true(d.http_port != 0);
+
+    /* /health: plain, then JSON */
+    mt_http(d.http_port, "GET", "/health", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "ok\n");
+    mt_resp_free(&r);
+    mt_http(d.http_port, "GET", "/health?format=json", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body,
+                        "{\"status\":\"ok\",\"members\":0,\"objects\":0}\n");
+    assert_non_null(mt_header(&r, "Content-Type", value, sizeof(value)));
+    assert_string_equal(value, "application/json");
+    mt_resp_free(&r);
+    mt_http(d.http_port, "GET", "/health", "Accept: application/json\r\n", &r);
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.body, "\"status\":\"ok\""));
+    mt_resp_free(&r);
+
+    /* /metrics */
+    mt_http(d.http_port, "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_non_null(mt_header(&r, "Content-Type", value, sizeof(value)));
+    assert_non_null(strstr(value, "text/plain"));
+    assert_non_null(strstr(value, "version=0.0.4"));
+    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "%s", gauges[i]);
+        if (mt_metric_value(r.body, prefix) != 0) {
+            fail_msg("%s is not 0 in an empty service", gauges[i]);
+        }
+    }
+    assert_true(mt_check_metrics(r.body, m) > 0);
+    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+        mt_family_t *f = mt_family_find(m, gauges[i]);
+        assert_non_null(f);
+        assert_string_equal(f->type, "gauge");
+    }
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        mt_family_t *f = mt_family_find(m, families[i]);
+        if (f == NULL) {
+            fail_msg("metric family %s missing", families[i]);
+        }
+    }
+    assert_string_equal(mt_family_find(m, "mmc_request_duration_seconds")->type,
+                        "histogram");
+    assert_string_equal(mt_family_find(m, "mmc_requests_total")->type,
+                        "counter");
+    mt_resp_free(&r);
+
+    /* /segments: none registered */
+    mt_http(d.http_port, "GET", "/segments", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_true(r.body[0] == '[');
+    assert_non_null(strstr(r.body, "]"));
+    assert_null(strstr(r.body, "{"));
+    mt_resp_free(&r);
+
+    /* /key: unknown keys, escaped back; invalid keys */
+    mt_expect(d.http_port, "GET", "/key/unknown", 404, "\"error\"");
+    mt_expect(d.http_port, "GET", "/key/unknown", 404, "\"key\":\"unknown\"");
+    mt_expect(d.http_port, "GET", "/key/a%22b%5Cc%0Ad%2Fe", 404,
+              "\"key\":\"a\\\"b\\\\c\\nd/e\"");
+    mt_expect(d.http_port, "GET", "/key/%01%ff", 404,
+              "\"key\":\"\\u0001\\ufffd\"");
+    mt_expect(d.http_port, "GET", "/key/a%00b", 400, "\"error\"");
+    mt_expect(d.http_port, "GET", "/key/", 400, "\"error\"");
+
+    /* unknown paths and methods */
+    mt_expect(d.http_port, "GET", "/nope", 404, "\"error\"");
+    mt_expect(d.http_port, "GET", "/", 404, "\"error\"");
+    mt_expect(d.http_port, "GET", "/healthz", 404, "\"error\"");
+    mt_http(d.http_port, "POST", "/health", NULL, &r);
+    assert_int_equal(r.code, 405);
+    assert_non_null(mt_header(&r, "Allow", value, sizeof(value)));
+    assert_string_equal(value, "GET");
+    mt_resp_free(&r);
+    mt_expect(d.http_port, "DELETE", "/key/x", 405, "\"error\"");
+    mt_expect(d.http_port, "PUT", "/metrics", 405, "\"error\"");
+    mt_http(d.http_port, "HEAD", "/health", NULL, &r);
+    assert_int_equal(r.code, 405);
+    assert_int_equal(r.body_len, 0);
+    mt_resp_free(&r);
+
+    /* still serving; SIGTERM stops it cleanly */
+    mt_expect(d.http_port, "GET", "/health", 200, "ok");
+    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    free(m);
+}
+
+/*
+ * A client speaking the wire protocol by hand registers a segment (with a
+ * host id full of characters to escape), puts and commits an object and
+ * takes a read lease: the views show them; when it disconnects, they go.
+ */
+static void test_views_of_state(void **state)
+{
+    static const char host_id[] = "h\"1\\\n\xff";
+    static const char key[] = "dir/k\xc3\xbc"; /* "dir/kü" */
+    const char *extra[] = {"--set", "max_ranks=4", "--set",
+                           "max_segment_size=1M", NULL};
+    const uint64_t gva1 = 0x200000000000ull + (1ull << 20);
+    mt_metrics_t *m = calloc(1, sizeof(*m));
+    uint8_t resp[1024];
+    char expect[256];
+    uint64_t put_id;
+    size_t len;
+    mt_body_t b;
+    mt_daemon_t d;
+    mt_resp_t r;
+    int fd;
+
+    assert_non_null(m);
+    mt_find_binary();
+    assert_int_equal(mt_start(&d, extra), 0);
+    fd = mt_connect(d.rpc_port);
+
+    memset(&b, 0, sizeof(b)); /* HELLO */
+    mt_body_u32(&b, 1);
+    mt_body_bytes(&b, "it-client", 9);
+    assert_int_equal(mt_call(fd, 1, 1, &b, resp, sizeof(resp), &len), 0);
+
+    memset(&b, 0, sizeof(b)); /* REGISTER rank 1, one DRAM segment */
+    mt_body_u32(&b, 1);
+    mt_body_bytes(&b, host_id, strlen(host_id));
+    mt_body_u32(&b, 1);
+    mt_body_u8(&b, 0);
+    mt_body_u64(&b, gva1);
+    mt_body_u64(&b, 1u << 20);
+    assert_int_equal(mt_call(fd, 2, 2, &b, resp, sizeof(resp), &len), 0);
+
+    memset(&b, 0, sizeof(b)); /* PUT_ALLOC one key of 1000 bytes */
+    mt_body_u32(&b, 0);
+    mt_body_u32(&b, 1);
+    mt_body_u32(&b, 0);
+    mt_body_u32(&b, 1);
+    mt_body_bytes(&b, key, strlen(key));
+    mt_body_u64(&b, 1000);
+    assert_int_equal(mt_call(fd, 4, 3, &b, resp, sizeof(resp), &len), 0);
+    /* u32 count, i32 status, u64 put id, u64 size, u8 nrep, replica */
+    if (len != 4 + 4 + 8 + 8 + 1 + 17) {
+        fail_msg("PUT_ALLOC answered %zu bytes, item status %d", len,
+                 len >= 8 ? (int)mt_get32(resp + 4) : 0);
+    }
+    assert_int_equal(mt_get32(resp), 1);
+    assert_int_equal(mt_get32(resp + 4), 0);
+    put_id = mt_get64(resp + 8);
+    assert_int_equal(resp[24], 1);
+    assert_int_equal(mt_get32(resp + 25), 1); /* rank 1 */
+
+    memset(&b, 0, sizeof(b)); /* PUT_COMMIT */
+    mt_body_u32(&b, 1);
+    mt_body_u64(&b, put_id);
+    mt_body_u32(&b, 0);
+    assert_int_equal(mt_call(fd, 5, 4, &b, resp, sizeof(resp), &len), 0);
+    assert_int_equal(mt_get32(resp + 4), 0);
+
+    memset(&b, 0, sizeof(b)); /* GET: a read lease */
+    mt_body_u32(&b, 1);
+    mt_body_bytes(&b, key, strlen(key));
+    assert_int_equal(mt_call(fd, 6, 5, &b, resp, sizeof(resp), &len), 0);
+    assert_int_equal(mt_get32(resp + 4), 0);
+
+    /* /segments */
+    mt_http(d.http_port, "GET", "/segments", NULL, &r);
+    assert_int_equal(r.code, 200);
+    snprintf(expect, sizeof(expect),
+             "\"rank\":1,\"host_idx\":0,\"host\":\"h\\\"1\\\\\\n\\ufffd\","
+             "\"name\":\"it-client\",\"media\":\"dram\",\"gva\":%llu,"
+             "\"capacity\":1048576,",
+             (unsigned long long)gva1);
+    if (strstr(r.body, expect) == NULL) {
+        fail_msg("/segments: '%s' lacks '%s'", r.body, expect);
+    }
+    assert_non_null(strstr(r.body, "\"replicas\":1}"));
+    mt_resp_free(&r);
+
+    /* /key/<key>, URL-encoded */
+    mt_http(d.http_port, "GET", "/key/dir%2Fk%C3%BC", NULL, &r);
+    assert_int_equal(r.code, 200);
+    snprintf(expect, sizeof(expect),
+             "{\"key\":\"dir/k\xc3\xbc\",\"size\":1000,\"replicas\":"
+             "[{\"rank\":1,\"media\":\"dram\",\"gva\":%llu}],"
+             "\"leases\":1}\n",
+             (unsigned long long)gva1);
+    assert_string_equal(r.body, expect);
+    mt_resp_free(&r);
+
+    /* /metrics */
+    mt_http(d.http_port, "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_true(mt_metric_value(r.body, "mmc_members") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_objects") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_object_bytes") == 1000);
+    assert_true(mt_metric_value(r.body, "mmc_leases") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_clients") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_puts_committed_total") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_gets_total") == 1);
+    assert_true(
+        mt_metric_value(r.body, "mmc_requests_total{op=\"put_alloc\"}") == 1);
+    assert_true(mt_metric_value(
+                    r.body,
+                    "mmc_segment_capacity_bytes{rank=\"1\",media="
+                    "\"dram\",host=\"h\\\"1\\\\\\n\xef\xbf\xbd\"}") == 1048576);
+    assert_true(mt_metric_value(r.body, "mmc_request_duration_seconds_count"
+                                        "{op=\"hello\"}") == 1);
+    assert_true(mt_check_metrics(r.body, m) > 0);
+    mt_resp_free(&r);
+
+    mt_http(d.http_port, "GET", "/health?format=json", NULL, &r);
+    assert_string_equal(r.body,
+                        "{\"status\":\"ok\",\"members\":1,\"objects\":1}\n");
+    mt_resp_free(&r);
+
+    /* the connection goes: its segment, and the object with it */
+    close(fd);
+    mt_wait_http(d.http_port, "/key/dir%2Fk%C3%BC", 404);
+    mt_http(d.http_port, "GET", "/segments", NULL, &r);
+    assert_null(strstr(r.body, "{"));
+    mt_resp_free(&r);
+    mt_http(d.http_port, "GET", "/metrics", NULL, &r);
+    assert_true(mt_metric_value(r.body, "mmc_segments_dropped_total") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_replicas_lost_total") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_objects") == 0);
+    assert_true(mt_metric_value(r.body, "mmc_members") == 0);
+    mt_resp_free(&r);
+
+    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    free(m);
+}
+
+static void test_garbage(void **state)
+{
+    uint8_t junk[4096], frame[MT_HDR_SIZE + 16];
+    it_rng_t rng;
+    mt_daemon_t d;
+    mt_resp_t r;
+    int fd;
+
+    mt_find_binary();
+    assert_int_equal(mt_start(&d, NULL), 0);
+    it_rng_seed(&rng, 42);
+    for (size_t i = 0; i < sizeof(junk); i++) {
+        junk[i] = (uint8_t)it_rng_next(&rng);
+    }
+
+    /* random bytes: every server drops the connection (HTTP answers 400
+     * first, or closes) */
+    fd = mt_connect(d.rpc_port);
+    mt_send_all(fd, junk, sizeof(junk));
+    assert_true(mt_wait_closed(fd));
+    close(fd);
+    fd = mt_connect(d.store_port);
+    mt_send_all(fd, junk, sizeof(junk));
+    assert_true(mt_wait_closed(fd));
+    close(fd);
+    fd = mt_connect(d.http_port);
+    mt_send_all(fd, junk, sizeof(junk));
+    assert_true(mt_wait_closed(fd));
+    close(fd);
+
+    /* a frame cut short, then the connection closed */
+    fd = mt_connect(d.rpc_port);
+    mt_frame_hdr(frame, 1 /* HELLO */, 100, 1);
+    mt_send_all(fd, frame, MT_HDR_SIZE + 10);
+    close(fd);
+    /* a header cut short */
+    fd = mt_connect(d.rpc_port);
+    mt_send_all(fd, frame, 11);
+    close(fd);
+    /* a body length beyond any limit: disconnected */
+    fd = mt_connect(d.rpc_port);
+    mt_frame_hdr(frame, 1, 0xffffffffu, 2);
+    mt_send_all(fd, frame, MT_HDR_SIZE);
+    assert_true(mt_wait_closed(fd));
+    close(fd);
+
+    /* well-framed nonsense fails per request, the connection stays */
+    fd = mt_connect(d.rpc_port);
+    mt_frame_hdr(frame, 999, 0, 3);
+    mt_send_all(fd, frame, MT_HDR_SIZE);
+    assert_int_equal(mt_read_response(fd, 999, 3), MF_ERR_UNSUPPORTED);
+    mt_frame_hdr(frame, 1 /* HELLO */, 3, 4);
+    memcpy(frame + MT_HDR_SIZE, "\x01\x02\x03", 3);
+    mt_send_all(fd, frame, MT_HDR_SIZE + 3);
+    assert_int_equal(mt_read_response(fd, 1, 4), MF_ERR_PROTO);
+    mt_frame_hdr(frame, 6 /* GET before HELLO */, 0, 5);
+    mt_send_all(fd, frame, MT_HDR_SIZE);
+    assert_true(mt_read_response(fd, 6, 5) < 0);
+    mt_frame_hdr(frame, 0, 0, 6);
+    mt_send_all(fd, frame, MT_HDR_SIZE);
+    assert_int_equal(mt_read_response(fd, 0, 6), MF_ERR_UNSUPPORTED);
+    close(fd);
+
+    /* a partial HTTP request that never ends is not answered: others are */
+    fd = mt_connect(d.http_port);
+    mt_send_all(fd, "GET /heal", 9);
+
+    mt_http(d.http_port, "GET", "/health", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "ok\n");
+    mt_resp_free(&r);
+    /* the bad requests were counted */
+    mt_http(d.http_port, "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.code, 200);
+    assert_true(mt_metric_value(r.body, "mmc_requests_total{op=\"unknown\"}") >=
+                2);
+    assert_true(mt_metric_value(r.body, "mmc_errors_total{op=\"hello\"}") >= 1);
+    mt_resp_free(&r);
+    close(fd);
+
+    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+}
+
+static void test_cli(void **state)
+{
+    const char *help[] = {mt_bin, "--help", NULL};
+    const char *bad_port[] = {mt_bin, "--set", "port=70000", NULL};
+    const char *bad_key[] = {mt_bin, "--set", "no_such_key=1", NULL};
+    const char *bad_form[] = {mt_bin, "--set", "port", NULL};
+    const char *bad_opt[] = {mt_bin, "--no-such-option", NULL};
+    const char *bad_arg[] = {mt_bin, "stray", NULL};
+    const char *window[] = {mt_bin, "--set", "max_ranks=4096", NULL};
+    const char *align[] = {mt_bin, "--set", "alloc_align=12K", NULL};
+    char path[64], cfg_arg[96];
+    const char *file_dump[] = {mt_bin,      "--config",      path, "--set",
+                               "port=4444", "--dump-config", NULL};
+    const char *no_file[] = {mt_bin, "--config", "/nonexistent/mmc.conf", NULL};
+    const char *order[] = {mt_bin,
+                           "--set",
+                           "max_ranks=1024",
+                           "--set",
+                           "max_segment_size=64G",
+                           "--dump-config",
+                           NULL};
+    char *out;
+    int fd;
+
+    mt_find_binary();
+
+    /* --help: exit 0, every key and its variable */
+    assert_int_equal(mt_run(help, false, NULL, &out), 0);
+    assert_non_null(strstr(out, "Usage: mmc-meta"));
+    assert_non_null(strstr(out, "--config"));
+    assert_non_null(strstr(out, "--set"));
+    assert_non_null(strstr(out, "--dump-config"));
+    for (size_t i = 0; i < MT_NKEYS; i++) {
+        char env[64];
+        snprintf(env, sizeof(env), "MMC_META_%s", mt_keys[i]);
+        for (char *p = env; *p != '\0'; p++) {
+            if (*p >= 'a' && *p <= 'z') {
+                *p = (char)(*p - 'a' + 'A');
+            }
+        }
+        if (strstr(out, mt_keys[i]) == NULL || strstr(out, env) == NULL) {
+            fail_msg("--help lacks %s / %s", mt_keys[i], env);
+        }
+    }
+    free(out);
+
+    /* bad settings: exit 2 with the reason on stderr */
+    assert_int_equal(mt_run(bad_port, true, NULL, &out), 2);
+    assert_non_null(strstr(out, "port"));
+    assert_non_null(strstr(out, "70000"));
+    assert_non_null(strstr(out, "range"));
+    assert_null(strstr(out, "mmc-meta ready"));
+    free(out);
+    assert_int_equal(mt_run(bad_key, true, NULL, &out), 2);
+    assert_non_null(strstr(out, "unknown key 'no_such_key'"));
+    free(out);
+    assert_int_equal(mt_run(bad_form, true, NULL, &out), 2);
+    assert_non_null(strstr(out, "KEY=VALUE"));
+    free(out);
+    assert_int_equal(mt_run(bad_opt, true, NULL, &out), 2);
+    free(out);
+    assert_int_equal(mt_run(bad_arg, true, NULL, &out), 2);
+    free(out);
+    assert_int_equal(mt_run(window, true, NULL, &out), 2);
+    assert_non_null(strstr(out, "47-bit"));
+    free(out);
+    assert_int_equal(mt_run(align, true, NULL, &out), 2);
+    assert_non_null(strstr(out, "power of two"));
+    free(out);
+    assert_int_equal(mt_run(no_file, true, NULL, &out), 2);
+    assert_non_null(strstr(out, "/nonexistent/mmc.conf"));
+    free(out);
+    assert_int_equal(mt_run(bad_port, true, "MMC_META_PORT=1", &out), 2);
+    free(out);
+    assert_int_equal(mt_run(help, true, "MMC_META_PORT=http", &out), 0);
+    free(out);
+
+    /* the window is checked after every setting: order does not matter */
+    assert_int_equal(mt_run(order, false, NULL, &out), 0);
+    assert_non_null(strstr(out, "max_ranks = 1024\n"));
+    free(out);
+
+    /* precedence: defaults < file < environment < --set */
+    snprintf(path, sizeof(path), "/tmp/it_mmc_meta_conf_XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    {
+        const char *text = "# test\nport = 1111\nstore_port = 1112\n"
+                           "http_port = 1113\nlease_ms = 2s\n";
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    }
+    close(fd);
+    assert_int_equal(mt_run(file_dump, false,
+                            "MMC_META_PORT=2221 MMC_META_STORE_PORT=2222",
+                            &out),
+                     0);
+    assert_non_null(strstr(out, "port = 4444\n"));
+    assert_non_null(strstr(out, "store_port = 2222\n"));
+    assert_non_null(strstr(out, "http_port = 1113\n"));
+    assert_non_null(strstr(out, "lease_ms = 2000\n"));
+    assert_non_null(strstr(out, "max_batch = 16384\n"));
+    for (size_t i = 0; i < MT_NKEYS; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "%s = ", mt_keys[i]);
+        assert_non_null(strstr(out, line));
+    }
+    free(out);
+
+    /* a file error names file and line */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "port = 1\n\nmax_batch = 0\n", 24), 24);
+    close(fd);
+    snprintf(cfg_arg, sizeof(cfg_arg), "%s:3", path);
+    assert_int_equal(mt_run(file_dump, true, NULL, &out), 2);
+    assert_non_null(strstr(out, cfg_arg));
+    assert_non_null(strstr(out, "max_batch"));
+    free(out);
+    unlink(path);
+}
+
+static void test_ports_and_signals(void **state)
+{
+    char taken[32];
+    const char *no_http[] = {"--set", "http_enable=false", NULL};
+    mt_daemon_t first, second;
+    char *out;
+
+    mt_find_binary();
+    assert_int_equal(mt_start(&first, NULL), 0);
+
+    /* a port in use: exit 1 with a message */
+    snprintf(taken, sizeof(taken), "port=%u", first.rpc_port);
+    {
+        const char *args[] = {mt_bin,        "--set", "addr=127.0.0.1", "--set",
+                              taken,         "--set", "store_port=0",   "--set",
+                              "http_port=0", NULL};
+        assert_int_equal(mt_run(args, true, NULL, &out), 1);
+        assert_non_null(strstr(out, "cannot start"));
+        assert_null(strstr(out, "mmc-meta ready"));
+        free(out);
+    }
+    snprintf(taken, sizeof(taken), "store_port=%u", first.store_port);
+    {
+        const char *args[] = {
+            mt_bin,  "--set", "addr=127.0.0.1", "--set",       "port=0",
+            "--set", taken,   "--set",          "http_port=0", NULL};
+        assert_int_equal(mt_run(args, true, NULL, &out), 1);
+        free(out);
+    }
+    snprintf(taken, sizeof(taken), "http_port=%u", first.http_port);
+    {
+        const char *args[] = {mt_bin,   "--set", "addr=127.0.0.1", "--set",
+                              "port=0", "--set", "store_port=0",   "--set",
+                              taken,    NULL};
+        assert_int_equal(mt_run(args, true, NULL, &out), 1);
+        free(out);
+    }
+
+    /* HTTP off: http=0 in the ready line */
+    assert_int_equal(mt_start(&second, no_http), 0);
+    assert_int_equal(second.http_port, 0);
+    assert_int_equal(mt_stop(&second, SIGINT), 0);
+
+    /* the first one still serves, and stops on SIGINT */
+    mt_expect(first.http_port, "GET", "/health", 200, "ok");
+    assert_int_equal(mt_stop(&first, SIGINT), 0);
+    assert_int_equal(it_tracked_children(), 0);
+}
+
+/* A failed test leaves no daemon behind. */
+static int mt_teardown(void **state)
+{
+    it_kill_all();
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_http, mt_teardown),
+        cmocka_unit_test_teardown(test_views_of_state, mt_teardown),
+        cmocka_unit_test_teardown(test_garbage, mt_teardown),
+        cmocka_unit_test_teardown(test_cli, mt_teardown),
+        cmocka_unit_test_teardown(test_ports_and_signals, mt_teardown),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,177 @@
+/*
+ * mmc-meta: the MemCache meta service as a daemon.
+ *
+ * Settings come, later ones winning, from the defaults, the config file
+ * (--config), the environment (MMC_META_<KEY>) and the command line
+ * (--set key=value).  Once the config store, the RPC server and the HTTP
+ * endpoint all listen, prints exactly one line on stdout and flushes it:
+ *
+ *     mmc-meta ready rpc=<addr>:<port> store=<store_port> http=<http_port>
+ *
+ * (the ports actually bound, so port = 0 works; http=0 when HTTP is off).
+ * Runs until SIGINT or SIGTERM, then stops every server and exits 0.
+ * Exit codes: 2 for bad options or settings, 1 when the service cannot
+ * start (a port in use, say).
+ */
+#include "cache/meta/meta.h"
+
+#include <memfabric/mf_log.h>
+#include <memfabric/mf_status.h>
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MMC_META_TOOL_MAX_SETS 64
+
+/* Defined in meta_config.c, not (yet) in meta.h: the checks across
+ * values, made once every source is applied. */
+
+static void mmc_meta_tool_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mmc-meta [options]\n"
+            "Runs the MemCache meta service: the pool's config store, the "
+            "RPC server\n"
+            "that local services connect to, and the HTTP endpoint "
+            "(/health, /metrics,\n"
+            "/segments, /key/<key>).\n"
+            "\n"
+            "  -c, --config FILE    read settings from FILE (mmc-meta.conf: "
+            "key = value)\n"
+            "  -s, --set KEY=VALUE  any setting below (repeatable)\n"
+            "      --dump-config    print the settings in effect and exit\n"
+            "  -h, --help           print this help and exit\n"
+            "\n"
+            "Settings (later sources win: defaults, config file,\n"
+            "environment, command line):\n");
+    mmc_meta_config_print_help(out);
+}
+
+static int mmc_meta_tool_set(mmc_meta_config_t *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    char key[64];
+
+    if ((eq == NULL) || (eq == arg) || ((size_t)(eq - arg) >= sizeof(key))) {
+        fprintf(stderr, "mmc-meta: --set expects KEY=VALUE, got '%s'\n", arg);
+        return -1;
+    }
+    memcpy(key, arg, (size_t)(eq - arg));
+    key[eq - arg] = '\0';
+    if (mmc_meta_config_set(cfg, key, eq + 1) != MF_OK) {
+        return -1; /* the reason was logged */
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option long_opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"dump-config", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *sets[MMC_META_TOOL_MAX_SETS];
+    const char *config_file = NULL;
+    mmc_meta_config_t cfg;
+    mmc_meta_t *meta = NULL;
+    bool dump_config = false;
+    size_t nsets = 0, i;
+    mf_status_t status;
+    sigset_t sigs;
+    int opt, sig, level;
+
+    while ((opt = getopt_long(argc, argv, "c:s:h", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_file = optarg;
+            break;
+        case 's':
+            if (nsets == MMC_META_TOOL_MAX_SETS) {
+                fprintf(stderr, "mmc-meta: too many settings\n");
+                return 2;
+            }
+            sets[nsets++] = optarg;
+            break;
+        case 'D':
+            dump_config = true;
+            break;
+        case 'h':
+            mmc_meta_tool_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'mmc-meta --help'.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr,
+                "mmc-meta: unexpected argument '%s'; try 'mmc-meta "
+                "--help'.\n",
+                argv[optind]);
+        return 2;
+    }
+
+    mmc_meta_config_init(&cfg);
+    if ((config_file != NULL) &&
+        (mmc_meta_config_load_file(&cfg, config_file) != MF_OK)) {
+        return 2;
+    }
+    if (mmc_meta_config_load_env(&cfg) != MF_OK) {
+        return 2;
+    }
+    for (i = 0; i < nsets; i++) {
+        if (mmc_meta_tool_set(&cfg, sets[i]) != 0) {
+            return 2;
+        }
+    }
+    if (mmc_meta_config_check(&cfg) != MF_OK) {
+        return 2; /* the reason was logged */
+    }
+    if (dump_config) {
+        mmc_meta_config_dump(&cfg, stdout);
+        return 0;
+    }
+    level = mf_log_level_parse(cfg.log_level);
+    mf_log_set_level((level >= 0) ? (mf_log_level_t)level : MF_LOG_WARN);
+
+    /* Every thread the service starts inherits the blocked signals, so
+     * they reach only sigwait() below.  An ignored signal (a background
+     * job of a non-interactive shell ignores SIGINT) would be discarded
+     * rather than left pending, so the default action is restored. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    status = mmc_meta_start(&cfg, &meta);
+    if (status != MF_OK) {
+        fprintf(stderr,
+                "mmc-meta: cannot start on %s (rpc %u, store %u, http %u): "
+                "%s\n",
+                cfg.addr, cfg.port, cfg.store_port, cfg.http_port,
+                mf_status_str(status));
+        return 1;
+    }
+    printf("mmc-meta ready rpc=%s:%u store=%u http=%u\n", cfg.addr,
+           (unsigned)mmc_meta_port(meta), (unsigned)mmc_meta_store_port(meta),
+           (unsigned)mmc_meta_http_port(meta));
+    fflush(stdout);
+
+    if (sigwait(&sigs, &sig) != 0) {
+        sig = 0;
+    }
+    fprintf(stderr, "mmc-meta: %s, stopping\n",
+            (sig == SIGINT) ? "SIGINT" : "SIGTERM");
+    mmc_meta_stop(meta);
+    return 0;
+}

@@ -382,6 +382,7 @@ static void test_meta_register(void **state)
     test_meta_t *t = *state;
     mmc_state_owner_t *a = test_meta_owner(t);
     mmc_state_owner_t *b = test_meta_owner(t);
+    mmc_state_owner_t *c;
     mmc_seg_desc_t seg = {.media = MMC_MEDIA_DRAM,
                           .gva = HOST_BASE + 3 * MAX_SEG,
                           .size = SEG_SIZE};
@@ -435,17 +436,87 @@ static void test_meta_register(void **state)
     assert_int_equal(mmc_state_owner_rank(a), UINT32_MAX);
     assert_int_equal(test_meta_counters(t).members, 0);
     assert_int_equal(test_meta_usage(t).segs, 0);
-    mmc_state_owner_destroy(t->st, b);
-    b = test_meta_owner(t);
+    /* another host id, while "h" is in use (by b): another index */
+    c = test_meta_owner(t);
     assert_int_equal(
-        mmc_state_register(t->st, b, 3, "other", "n", 1, &seg, &idx2), MF_OK);
+        mmc_state_register(t->st, c, 3, "other", "n", 1, &seg, &idx2), MF_OK);
     assert_int_not_equal(idx2, idx);
     /* and the reset owner may register again, elsewhere */
-    assert_int_equal(mmc_state_register(t->st, a, 5, "h", "n", 0, NULL, &idx2),
+    assert_int_equal(mmc_state_register(t->st, a, 6, "h", "n", 0, NULL, &idx2),
                      MF_OK);
     assert_int_equal(idx2, idx);
+    assert_int_equal(test_meta_counters(t).hosts, 2);
     test_meta_check(t);
     (void)state;
+}
+
+/* Host ids live while a registered rank (member or pure client) uses them;
+ * the index of a freed one goes to the next new id. */
+static void test_meta_hosts(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_owner(t);
+    mmc_state_owner_t *b = test_meta_owner(t);
+    mmc_seg_desc_t seg = {.media = MMC_MEDIA_DRAM,
+                          .gva = HOST_BASE + 2 * MAX_SEG,
+                          .size = SEG_SIZE};
+    uint32_t ia = 99;
+    uint32_t ib = 99;
+    uint32_t idx = 99;
+    char host[64];
+
+    /* a peer that cycles through new host ids: nothing accumulates */
+    for (int i = 0; i < 1000; i++) {
+        snprintf(host, sizeof(host), "cycling-host-%d", i);
+        assert_int_equal(
+            mmc_state_register(t->st, a, 1, host, "n", 0, NULL, &idx), MF_OK);
+        assert_int_equal(idx, 0);
+        assert_int_equal(test_meta_counters(t).hosts, 1);
+        mmc_state_owner_reset(t->st, a);
+        assert_int_equal(test_meta_counters(t).hosts, 0);
+    }
+    test_meta_check(t);
+
+    /* two ranks on one host: the id lives until both are gone */
+    assert_int_equal(
+        mmc_state_register(t->st, a, 2, "shared", "n", 1, &seg, &ia), MF_OK);
+    assert_int_equal(
+        mmc_state_register(t->st, b, 4, "shared", "n", 0, NULL, &ib), MF_OK);
+    assert_int_equal(ia, ib);
+    assert_int_equal(test_meta_counters(t).hosts, 1);
+    mmc_state_owner_reset(t->st, a);
+    assert_int_equal(test_meta_counters(t).hosts, 1);
+    test_meta_check(t);
+    /* a new host while "shared" lives: another index */
+    assert_int_equal(
+        mmc_state_register(t->st, a, 2, "second", "n", 1, &seg, &idx), MF_OK);
+    assert_int_not_equal(idx, ib);
+    assert_int_equal(test_meta_counters(t).hosts, 2);
+    /* b goes: "shared"'s index is free and the next new host takes it */
+    mmc_state_owner_destroy(t->st, b);
+    assert_int_equal(test_meta_counters(t).hosts, 1);
+    b = test_meta_owner(t);
+    assert_int_equal(
+        mmc_state_register(t->st, b, 5, "third", "n", 0, NULL, &idx), MF_OK);
+    assert_int_equal(idx, ib);
+    test_meta_check(t);
+
+    /* failed registrations leave no host behind */
+    mmc_state_owner_reset(t->st, b);
+    assert_int_equal(test_meta_counters(t).hosts, 1);
+    assert_int_equal(
+        mmc_state_register(t->st, b, 2, "fourth", "n", 0, NULL, &idx),
+        MF_ERR_EXISTS);
+    seg.size = 0;
+    assert_int_equal(
+        mmc_state_register(t->st, b, 3, "fourth", "n", 1, &seg, &idx),
+        MF_ERR_INVALID);
+    assert_int_equal(test_meta_counters(t).hosts, 1);
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, a);
+    mmc_state_owner_destroy(t->st, b);
+    assert_int_equal(test_meta_counters(t).hosts, 0);
+    test_meta_check(t);
 }
 
 /* ---- placement ---- */
@@ -660,11 +731,39 @@ static void test_meta_media(void **state)
     assert_int_equal(
         test_meta_put_opts(t, o, "x", 2 * PG, &test_meta_opts1, NULL),
         MMC_ERR_NO_SPACE);
-    /* HBM at address 0 is refused */
-    segs[0].gva = 0;
-    assert_int_equal(mmc_state_register(t->st, test_meta_owner(t), 3, "A", "n",
-                                        1, segs, &idx),
-                     MF_ERR_INVALID);
+    /* HBM at address 0, wrapping, in the DRAM window (another rank's DRAM)
+     * or over another rank's HBM is refused, and leaves no host behind */
+    {
+        mmc_state_owner_t *o2 = test_meta_owner(t);
+        mmc_seg_desc_t hbm = {.media = MMC_MEDIA_HBM, .size = 4 * PG};
+        const uint64_t bad[] = {
+            0,
+            UINT64_MAX - PG + 1,
+            HOST_BASE,
+            HOST_BASE + 5 * MAX_SEG + PG,
+            HOST_BASE + NRANKS * MAX_SEG - PG,
+            HOST_BASE - PG,
+            0x7000000000ull + 3 * PG,
+            0x7000000000ull - 3 * PG,
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            hbm.gva = bad[i];
+            assert_int_equal(
+                mmc_state_register(t->st, o2, 3, "B", "n", 1, &hbm, &idx),
+                MF_ERR_INVALID);
+        }
+        assert_int_equal(test_meta_counters(t).hosts, 1);
+        /* right after the window and after rank 2's HBM: fine */
+        hbm.gva = HOST_BASE + NRANKS * MAX_SEG;
+        assert_int_equal(
+            mmc_state_register(t->st, o2, 3, "B", "n", 1, &hbm, &idx), MF_OK);
+        mmc_state_owner_reset(t->st, o2);
+        hbm.gva = 0x7000000000ull + 4 * PG;
+        assert_int_equal(
+            mmc_state_register(t->st, o2, 3, "B", "n", 1, &hbm, &idx), MF_OK);
+        mmc_state_owner_destroy(t->st, o2);
+    }
     mmc_state_owner_destroy(t->st, o);
     assert_int_equal(test_meta_usage(t).segs, 0);
     assert_int_equal(test_meta_counters(t).objects, 0);
@@ -809,6 +908,170 @@ static void test_meta_leases(void **state)
     mmc_state_owner_destroy(t->st, r1);
 }
 
+/* A lease whose object lost a replica with its segment cannot vouch for
+ * the bytes any more: once the rank is back, the same space goes to new
+ * objects.  Its release reports it expired. */
+static void test_meta_lease_damage(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *b = test_meta_member(t, 1, "B", SEG_SIZE);
+    mmc_state_owner_t *reader = test_meta_owner(t);
+    mmc_state_put_opts_t opts = {.replicas = 1, .npref = 1};
+    uint32_t pref[1] = {1};
+    mmc_obj_result_t old;
+    mmc_obj_result_t other;
+    mmc_obj_result_t after;
+    mmc_obj_result_t res;
+    mmc_seg_desc_t seg = {.media = MMC_MEDIA_DRAM,
+                          .gva = HOST_BASE + 1 * MAX_SEG,
+                          .size = SEG_SIZE};
+    uint32_t idx;
+
+    opts.pref = pref;
+    test_meta_member(t, 2, "C", SEG_SIZE);
+    /* "old" on rank 1 only; "two" on 1 and 2; "safe" on 2 only */
+    test_meta_put(t, b, "old", PG, 1, 0);
+    assert_int_equal(test_meta_get(t, reader, "old", &old), MMC_OK);
+    assert_int_equal(old.reps[0].rank, 1);
+    test_meta_put(t, b, "two", PG, 2, 0);
+    assert_int_equal(test_meta_get(t, reader, "two", &res), MMC_OK);
+    pref[0] = 2;
+    assert_int_equal(test_meta_put_opts(t, b, "safe", PG, &opts, &other),
+                     MMC_OK);
+    assert_int_equal(other.reps[0].rank, 2);
+    assert_int_equal(mmc_state_put_commit(t->st, b, other.id, MMC_OK), MMC_OK);
+    assert_int_equal(test_meta_get(t, reader, "safe", &other), MMC_OK);
+
+    /* rank 1 unregisters and comes back; its bytes go to a new object */
+    mmc_state_owner_reset(t->st, b);
+    assert_int_equal(mmc_state_register(t->st, b, 1, "B", "n", 1, &seg, &idx),
+                     MF_OK);
+    pref[0] = 1;
+    assert_int_equal(test_meta_put_opts(t, b, "new", PG, &opts, &after),
+                     MMC_OK);
+    assert_int_equal(after.reps[0].gva, old.reps[0].gva);
+    assert_int_equal(mmc_state_put_commit(t->st, b, after.id, MMC_OK), MMC_OK);
+
+    /* the lease on the lost object, and on the one that kept a replica */
+    assert_int_equal(mmc_state_release(t->st, reader, old.id),
+                     MMC_ERR_LEASE_EXPIRED);
+    assert_int_equal(mmc_state_release(t->st, reader, res.id),
+                     MMC_ERR_LEASE_EXPIRED);
+    /* untouched objects and leases taken after the loss are fine */
+    assert_int_equal(mmc_state_release(t->st, reader, other.id), MMC_OK);
+    assert_int_equal(test_meta_get(t, reader, "two", &res), MMC_OK);
+    assert_int_equal(mmc_state_release(t->st, reader, res.id), MMC_OK);
+    assert_int_equal(test_meta_counters(t).leases_damaged, 2);
+    assert_int_equal(test_meta_counters(t).leases, 0);
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, reader);
+}
+
+/* An owner holds at most max_owner_leases leases; more GETs fail per item
+ * with MF_ERR_TOO_LARGE (counted) until it releases some. */
+static void test_meta_lease_limit(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_params_t p = {
+        .max_ranks = 2,
+        .max_segment_size = MAX_SEG,
+        .host_base = HOST_BASE,
+        .alloc_align = PG,
+        .lease_ms = LEASE_MS,
+        .put_timeout_ms = PUT_MS,
+        .max_owner_leases = 4,
+    };
+    mmc_state_t *st = NULL;
+    mmc_state_owner_t *a = NULL;
+    mmc_state_owner_t *r = NULL;
+    mmc_state_owner_t *r2 = NULL;
+    mmc_seg_desc_t seg = {
+        .media = MMC_MEDIA_DRAM, .gva = HOST_BASE, .size = SEG_SIZE};
+    mmc_state_put_opts_t opts = {.replicas = 1};
+    mmc_obj_result_t res;
+    uint64_t ids[4];
+    mmc_state_counters_t c;
+    uint32_t idx;
+
+    (void)t;
+    assert_int_equal(MMC_META_MAX_LEASES_PER_OWNER, 1u << 20);
+    assert_int_equal(mmc_state_create(&p, &st), MF_OK);
+    assert_int_equal(mmc_state_owner_create(st, &a), MF_OK);
+    assert_int_equal(mmc_state_owner_create(st, &r), MF_OK);
+    assert_int_equal(mmc_state_owner_create(st, &r2), MF_OK);
+    assert_int_equal(mmc_state_register(st, a, 0, "A", "n", 1, &seg, &idx),
+                     MF_OK);
+    assert_int_equal(mmc_state_put_alloc(st, a, "k", 1, PG, &opts, 0, &res),
+                     MMC_OK);
+    assert_int_equal(mmc_state_put_commit(st, a, res.id, MMC_OK), MMC_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(mmc_state_get(st, r, "k", 1, 0, &res), MMC_OK);
+        ids[i] = res.id;
+    }
+    assert_int_equal(mmc_state_get(st, r, "k", 1, 0, &res), MF_ERR_TOO_LARGE);
+    assert_int_equal(res.status, MF_ERR_TOO_LARGE);
+    assert_int_equal(res.id, 0);
+    /* a miss is still a miss */
+    assert_int_equal(mmc_state_get(st, r, "nope", 4, 0, &res),
+                     MMC_ERR_NOT_FOUND);
+    /* another owner is not limited by r's leases */
+    assert_int_equal(mmc_state_get(st, r2, "k", 1, 0, &res), MMC_OK);
+    mmc_state_get_counters(st, &c);
+    assert_int_equal(c.leases_refused, 1);
+    assert_int_equal(c.leases, 5);
+    /* released or expired leases make room */
+    assert_int_equal(mmc_state_release(st, r, ids[0]), MMC_OK);
+    assert_int_equal(mmc_state_get(st, r, "k", 1, 0, &res), MMC_OK);
+    assert_int_equal(mmc_state_get(st, r, "k", 1, 0, &res), MF_ERR_TOO_LARGE);
+    mmc_state_expire(st, LEASE_MS);
+    assert_int_equal(mmc_state_get(st, r, "k", 1, LEASE_MS, &res), MMC_OK);
+    mmc_state_get_counters(st, &c);
+    assert_int_equal(c.leases_refused, 2);
+    assert_int_equal(c.leases, 1);
+    assert_int_equal(mmc_state_check(st), MF_OK);
+    mmc_state_destroy(st);
+}
+
+/* mmc_state_expire_some does at most its budget and says whether more is
+ * due. */
+static void test_meta_expire_budget(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_obj_result_t res;
+    char key[16];
+
+    test_meta_put(t, a, "k", PG, 1, 0);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(test_meta_get(t, a, "k", NULL), MMC_OK);
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "p%d", i);
+        assert_int_equal(
+            test_meta_put_opts(t, a, key, PG, &test_meta_opts1, &res), MMC_OK);
+    }
+    /* not due yet: nothing to do, whatever the budget */
+    assert_false(mmc_state_expire_some(t->st, t->now, 0));
+    assert_false(mmc_state_expire_some(t->st, t->now, 4));
+    assert_int_equal(test_meta_counters(t).leases, 10);
+    t->now += PUT_MS;
+    /* 15 due: 4 + 4 + 4 + 3 */
+    assert_true(mmc_state_expire_some(t->st, t->now, 0));
+    assert_int_equal(test_meta_counters(t).leases, 10);
+    assert_true(mmc_state_expire_some(t->st, t->now, 4));
+    assert_int_equal(test_meta_counters(t).leases, 6);
+    assert_true(mmc_state_expire_some(t->st, t->now, 4));
+    assert_int_equal(test_meta_counters(t).leases, 2);
+    assert_true(mmc_state_expire_some(t->st, t->now, 4));
+    assert_int_equal(test_meta_counters(t).leases, 0);
+    assert_int_equal(test_meta_counters(t).pending_puts, 3);
+    assert_false(mmc_state_expire_some(t->st, t->now, 3));
+    assert_int_equal(test_meta_counters(t).pending_puts, 0);
+    assert_int_equal(test_meta_counters(t).leases_expired, 10);
+    assert_int_equal(test_meta_counters(t).puts_reclaimed, 5);
+    assert_int_equal(test_meta_usage(t).used[0], PG);
+}
+
 /* ---- segments ---- */
 
 static void test_meta_drop_segment(void **state)
@@ -886,9 +1149,12 @@ static void test_meta_drop_segment(void **state)
     assert_int_equal(test_meta_usage(t).used[2], 3 * PG);
     assert_int_equal(test_meta_counters(t).objects, 3);
     assert_int_equal(test_meta_counters(t).segs_dropped, 1);
-    /* the lease on the lost object still releases cleanly */
-    assert_int_equal(mmc_state_release(t->st, c2, lease.id), MMC_OK);
+    /* the lease on the lost object goes, reported as expired: its bytes
+     * may be handed out again */
+    assert_int_equal(mmc_state_release(t->st, c2, lease.id),
+                     MMC_ERR_LEASE_EXPIRED);
     assert_int_equal(test_meta_counters(t).unlinked, 0);
+    assert_int_equal(test_meta_counters(t).leases, 0);
 
     /* the rank comes back empty */
     test_meta_member(t, 1, "A", SEG_SIZE);
@@ -1086,6 +1352,7 @@ int main(void)
         T(test_meta_replace),
         T(test_meta_bad_input),
         T(test_meta_register),
+        T(test_meta_hosts),
         T(test_meta_place_distinct),
         T(test_meta_place_order),
         T(test_meta_place_hosts),
@@ -1095,6 +1362,9 @@ int main(void)
         T(test_meta_put_reclaim),
         T(test_meta_put_concurrent),
         T(test_meta_leases),
+        T(test_meta_lease_damage),
+        T(test_meta_lease_limit),
+        T(test_meta_expire_budget),
         T(test_meta_drop_segment),
         T(test_meta_owner_close),
         T(test_meta_ids),

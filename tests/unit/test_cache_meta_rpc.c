@@ -19,7 +19,11 @@
 #include "util/log.h"
 #include "util/misc.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,11 +40,15 @@
 #define PG        4096ull
 
 static atomic_int test_rpc_errors;
+static atomic_int test_rpc_hbm_warns;
 
 static void test_rpc_log_sink(mf_log_level_t level, const char *file, int line,
                               const char *message, void *arg)
 {
     (void)arg;
+    if ((level == MF_LOG_WARN) && (strstr(message, "HBM") != NULL)) {
+        atomic_fetch_add(&test_rpc_hbm_warns, 1);
+    }
     if (level <= MF_LOG_ERROR) {
         atomic_fetch_add(&test_rpc_errors, 1);
         fprintf(stderr, "unexpected error: %s:%d %s\n", file, line, message);
@@ -583,10 +591,141 @@ static void test_rpc_register_checks(void **state)
     (void)test_rpc_wait_clients(t->meta, 1);
     assert_int_equal(test_rpc_view(t->meta).segs, 0);
     mf_net_client_destroy(b);
+    (void)test_rpc_wait_clients(t->meta, 0);
+    assert_int_equal(test_rpc_view(t->meta).stats.hosts, 0);
+    /* nobody uses "h" any more: a new host id takes its index */
     b = test_rpc_member(t->meta, 0, 0);
     assert_int_equal(test_rpc_register(b, 1, "h2", 64 * PG, 0, &ib), MF_OK);
-    assert_int_not_equal(ib, ia);
+    assert_int_equal(ib, ia);
+    assert_int_equal(test_rpc_view(t->meta).stats.hosts, 1);
     mf_net_client_destroy(b);
+}
+
+/* REGISTER with explicit segments; the frame status. */
+static mf_status_t test_rpc_register_segs(mf_net_client_t *c, uint32_t rank,
+                                          const char *host, uint32_t nsegs,
+                                          const mmc_seg_desc_t *segs)
+{
+    mmc_register_req_t req;
+    mf_net_resp_t resp;
+    mf_status_t status;
+    mf_wbuf_t w;
+
+    memset(&req, 0, sizeof(req));
+    req.rank = rank;
+    mf_strlcpy(req.host_id, host, sizeof(req.host_id));
+    req.nsegs = nsegs;
+    for (uint32_t i = 0; i < nsegs; i++) {
+        req.segs[i] = segs[i];
+    }
+    mf_wbuf_init(&w);
+    mmc_register_req_encode(&w, &req);
+    status = test_rpc_call(c, MMC_OP_REGISTER, &w, &resp);
+    mf_net_resp_free(&resp);
+    return status;
+}
+
+/* HBM segments are refused until a device window exists (warned once per
+ * connection); unknown media are invalid; nothing stays registered. */
+static void test_rpc_register_media(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *a = test_rpc_member(t->meta, 0, 0);
+    mf_net_client_t *b = test_rpc_member(t->meta, 0, 0);
+    mmc_seg_desc_t segs[2] = {
+        {.media = MMC_MEDIA_DRAM,
+         .gva = HOST_BASE + 2 * MAX_SEG,
+         .size = 64 * PG},
+        {.media = MMC_MEDIA_HBM, .gva = 0x7000000000ull, .size = 64 * PG},
+    };
+    test_rpc_view_t v;
+
+    atomic_store(&test_rpc_hbm_warns, 0);
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 1, &segs[1]),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
+                     MF_ERR_UNSUPPORTED);
+    /* an HBM segment inside the DRAM window: the same */
+    segs[1].gva = HOST_BASE;
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(atomic_load(&test_rpc_hbm_warns), 1);
+    assert_int_equal(test_rpc_register_segs(b, 3, "h", 1, &segs[1]),
+                     MF_ERR_UNSUPPORTED);
+    assert_int_equal(atomic_load(&test_rpc_hbm_warns), 2);
+    /* unknown media */
+    segs[1].media = 2;
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
+                     MF_ERR_INVALID);
+    segs[1].media = 0xff;
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 1, &segs[1]),
+                     MF_ERR_INVALID);
+    v = test_rpc_view(t->meta);
+    assert_int_equal(v.segs, 0);
+    assert_int_equal(v.stats.hosts, 0);
+    assert_int_equal(v.stats.errors[MMC_OP_REGISTER], 6);
+    /* DRAM only: fine */
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 1, segs), MF_OK);
+    assert_int_equal(test_rpc_view(t->meta).segs, 1);
+    mf_net_client_destroy(a);
+    mf_net_client_destroy(b);
+}
+
+/* NOT_FOUND of GET, EXIST, QUERY and REMOVE is a miss, not an error. */
+static void test_rpc_misses(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *m = test_rpc_member(t->meta, 0, 64 * PG);
+    char(*keys)[32] = test_rpc_keys(3, "miss");
+    mmc_obj_list_t puts;
+    mmc_obj_list_t gets;
+    mmc_obj_list_t qs;
+    test_rpc_view_t v;
+
+    /* keys[0] exists, the others do not */
+    assert_int_equal(test_rpc_put_alloc(m, keys, 1, 100, 1, 0, &puts), MF_OK);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    test_rpc_objs(m, MMC_OP_GET, keys, 3, &gets);
+    test_rpc_objs(m, MMC_OP_QUERY, keys, 3, &qs);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys + 1, 2, MMC_ERR_NOT_FOUND);
+    test_rpc_statuses(m, MMC_OP_REMOVE, keys + 1, 2, MMC_ERR_NOT_FOUND);
+    assert_int_equal(gets.items[1].status, MMC_ERR_NOT_FOUND);
+    assert_int_equal(qs.items[2].status, MMC_ERR_NOT_FOUND);
+    /* real failures stay errors: an unknown lease, an aborted put */
+    {
+        uint64_t unknown = 12345;
+        mmc_id_list_t req = {.count = 1, .ids = &unknown};
+        mmc_status_list_t out;
+        mf_net_resp_t resp;
+        mf_wbuf_t w;
+
+        mf_wbuf_init(&w);
+        mmc_id_list_encode(&w, &req);
+        assert_int_equal(test_rpc_call(m, MMC_OP_RELEASE, &w, &resp), MF_OK);
+        assert_int_equal(mmc_status_list_decode(resp.body, resp.len, &out),
+                         MF_OK);
+        assert_int_equal(out.status[0], MMC_ERR_LEASE_EXPIRED);
+        mmc_status_list_free(&out);
+        mf_net_resp_free(&resp);
+    }
+    test_rpc_commit(m, &puts, MMC_OK, MMC_ERR_ABORTED);
+    v = test_rpc_view(t->meta);
+    for (uint16_t op = MMC_OP_GET; op <= MMC_OP_REMOVE; op++) {
+        if (op == MMC_OP_RELEASE) {
+            continue;
+        }
+        assert_int_equal(v.stats.misses[op], 2);
+        assert_int_equal(v.stats.errors[op], 0);
+    }
+    assert_int_equal(v.stats.errors[MMC_OP_RELEASE], 1);
+    assert_int_equal(v.stats.misses[MMC_OP_RELEASE], 0);
+    assert_int_equal(v.stats.errors[MMC_OP_PUT_COMMIT], 1);
+    assert_int_equal(v.stats.misses[MMC_OP_PUT_COMMIT], 0);
+    mmc_obj_list_free(&puts);
+    mmc_obj_list_free(&gets);
+    mmc_obj_list_free(&qs);
+    free(keys);
+    mf_net_client_destroy(m);
 }
 
 static void test_rpc_round(void **state)
@@ -886,6 +1025,112 @@ static void test_rpc_disconnect(void **state)
     free(keys);
 }
 
+/* Writes a request frame; false once the peer is gone. */
+static bool test_rpc_raw_send(int fd, uint16_t op, uint64_t req_id,
+                              const mf_wbuf_t *w)
+{
+    mf_net_hdr_t hdr = {
+        .magic = MF_NET_MAGIC,
+        .version = MF_NET_VERSION,
+        .kind = MF_NET_KIND_REQUEST,
+        .opcode = op,
+        .body_len = (uint32_t)w->len,
+        .req_id = req_id,
+    };
+    uint8_t raw[MF_NET_HDR_SIZE];
+    const uint8_t *parts[2] = {raw, w->data};
+    size_t lens[2] = {sizeof(raw), w->len};
+
+    mf_net_hdr_encode(&hdr, raw);
+    for (int i = 0; i < 2; i++) {
+        size_t off = 0;
+
+        while (off < lens[i]) {
+            ssize_t n = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
+            if (n <= 0) {
+                return false;
+            }
+            off += (size_t)n;
+        }
+    }
+    return true;
+}
+
+/*
+ * A client that sends requests and never reads: its replies pile up until
+ * the server refuses one and drops the connection.  The leases granted by
+ * the GET whose reply was refused are released at once (grants_undone),
+ * before the connection's close releases the rest.  QUERY replies fill
+ * most of the way first (the server holds at most 2 * 16 MiB + 64 MiB of
+ * output for a connection), so that few leases are needed.
+ */
+static void test_rpc_lost_reply(void **state)
+{
+    enum { K = MMC_BATCH_MAX, NQUERY = 30, NGET = 40 };
+    test_rpc_t *t = *state;
+    mf_net_client_t *m[NRANKS];
+    char(*key)[32] = test_rpc_keys(1, "lost");
+    char(*same)[32] = calloc(K, 32);
+    mmc_hello_req_t hello = {.version = MMC_PROTO_VERSION};
+    struct sockaddr_in addr;
+    mmc_obj_list_t puts;
+    test_rpc_view_t v;
+    mf_wbuf_t w;
+    int rcvbuf = 4096;
+    uint64_t id = 1;
+    int fd;
+
+    assert_non_null(same);
+    for (uint32_t r = 0; r < NRANKS; r++) {
+        m[r] = test_rpc_member(t->meta, r, 64 * PG);
+    }
+    /* one object with the most replicas: the largest reply per key */
+    assert_int_equal(
+        test_rpc_put_alloc(m[0], key, 1, 100, MMC_MAX_REPLICAS, 0, &puts),
+        MF_OK);
+    test_rpc_commit(m[0], &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    for (uint32_t i = 0; i < K; i++) {
+        memcpy(same[i], key[0], 32);
+    }
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(mmc_meta_port(t->meta));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    mf_strlcpy(hello.name, "slow", sizeof(hello.name));
+    mf_wbuf_init(&w);
+    mmc_hello_req_encode(&w, &hello);
+    assert_true(test_rpc_raw_send(fd, MMC_OP_HELLO, id++, &w));
+    mf_wbuf_free(&w);
+    test_rpc_encode_keys(&w, same, K);
+    assert_int_equal(mf_wbuf_status(&w), MF_OK);
+    for (int i = 0; i < NQUERY + NGET; i++) {
+        if (!test_rpc_raw_send(fd, (i < NQUERY) ? MMC_OP_QUERY : MMC_OP_GET,
+                               id++, &w)) {
+            break; /* dropped already */
+        }
+    }
+    mf_wbuf_free(&w);
+    v = test_rpc_wait_clients(t->meta, NRANKS);
+    close(fd);
+    assert_int_equal(v.stats.replies_lost, 1);
+    assert_int_equal(v.stats.grants_undone, K);
+    assert_int_equal(v.stats.leases, 0);
+    assert_true(v.stats.requests[MMC_OP_GET] < NGET);
+    assert_true(v.stats.gets > K);
+    for (uint32_t r = 0; r < NRANKS; r++) {
+        mf_net_client_destroy(m[r]);
+    }
+    free(same);
+    free(key);
+}
+
 static void test_rpc_expiry(void **state)
 {
     test_rpc_t *t = *state;
@@ -954,11 +1199,14 @@ int main(void)
                                               test_rpc_teardown)
         T(test_rpc_hello_and_state),
         T(test_rpc_register_checks),
+        T(test_rpc_register_media),
+        T(test_rpc_misses),
         T(test_rpc_round),
         T(test_rpc_batch),
         T(test_rpc_max_batch),
         T(test_rpc_malformed),
         T(test_rpc_disconnect),
+        T(test_rpc_lost_reply),
         T(test_rpc_expiry),
         T(test_rpc_http_lifecycle),
 #undef T

@@ -15,9 +15,22 @@
  * both cases the connection stays open.  Per-item outcomes travel in the
  * response lists and the frame status is MF_OK.
  *
- * Statistics: requests[] and errors[] are indexed by opcode, slot 0
- * counting unknown opcodes; errors[] counts failed requests plus failed
- * items of successful requests.
+ * Statistics: requests[], errors[] and misses[] are indexed by opcode,
+ * slot 0 counting unknown opcodes; errors[] counts failed requests plus
+ * failed items of successful requests, except ordinary misses (NOT_FOUND
+ * of GET, EXIST, QUERY and REMOVE), which misses[] counts.
+ *
+ * Lost replies.  When the reply of a PUT_ALLOC or GET cannot be encoded or
+ * sent, the client never learns its put ids or lease ids: the puts are
+ * aborted and the leases released at once rather than left to the timers.
+ *
+ * Media.  REGISTER refuses HBM segments (MF_ERR_UNSUPPORTED, warned once
+ * per connection): there is no device GVA window to check them against
+ * yet.  Any other media but DRAM is MF_ERR_INVALID.
+ *
+ * Expiry.  The timer expires at most MMC_META_EXPIRE_BUDGET leases and
+ * puts per run and, when more are due, runs again at once (after pending
+ * I/O) instead of blocking the loop.
  */
 #include "cache/meta/meta.h"
 
@@ -36,6 +49,8 @@
 /* Expiry timer period bounds. */
 #define MMC_META_TICK_MIN_MS 1u
 #define MMC_META_TICK_MAX_MS 1000u
+/* Leases and puts expired per timer run. */
+#define MMC_META_EXPIRE_BUDGET 65536u
 
 const double mmc_hist_bounds_us[MMC_HIST_BUCKETS - 1] = {
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000,
@@ -49,6 +64,7 @@ struct mmc_meta {
     mmc_meta_http_t *http;
     mmc_state_t *state;
     struct event *timer;
+    struct event *more; /* one-shot: expiry work left over by a tick */
     uint16_t port;
     uint16_t store_port;
     uint16_t http_port;
@@ -59,14 +75,19 @@ typedef struct mmc_meta_conn {
     mmc_meta_t *meta;
     mmc_state_owner_t *owner;
     bool hello;
+    bool hbm_warned; /* an HBM segment was refused once already */
     char name[MMC_PROTO_NAME_MAX + 1];
 } mmc_meta_conn_t;
 
-/* What a handler produced: the frame status, the body, failed items. */
+/* What a handler produced: the frame status, the body, failed and missed
+ * items, and what it granted (puts or leases, by id in grants.items[i].id
+ * where status is MMC_OK) to take back if the reply is lost. */
 typedef struct mmc_meta_reply {
     mf_status_t status;
     mf_wbuf_t body;
     uint64_t item_errors;
+    uint64_t item_misses;
+    mmc_obj_list_t grants;
 } mmc_meta_reply_t;
 
 /* ---- statistics ---- */
@@ -122,6 +143,36 @@ static void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     mmc_hello_resp_encode(&rep->body, &resp);
 }
 
+/* DRAM only: MF_ERR_INVALID for an unknown media, MF_ERR_UNSUPPORTED for
+ * HBM (no device window to check its addresses against yet). */
+static mf_status_t mmc_meta_check_media(mmc_meta_conn_t *mc,
+                                        const mmc_register_req_t *req)
+{
+    bool hbm = false;
+
+    for (uint32_t i = 0; i < req->nsegs; i++) {
+        uint8_t media = req->segs[i].media;
+
+        if ((media != MMC_MEDIA_DRAM) && (media != MMC_MEDIA_HBM)) {
+            mf_warn("meta: %s registers rank %" PRIu32
+                    " with a segment of unknown media %u",
+                    mc->name, req->rank, media);
+            return MF_ERR_INVALID;
+        }
+        hbm |= (media == MMC_MEDIA_HBM);
+    }
+    if (hbm) {
+        if (!mc->hbm_warned) {
+            mf_warn("meta: %s registers rank %" PRIu32
+                    " with an HBM segment: not supported",
+                    mc->name, req->rank);
+            mc->hbm_warned = true;
+        }
+        return MF_ERR_UNSUPPORTED;
+    }
+    return MF_OK;
+}
+
 static void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                                      const uint8_t *body, size_t len,
                                      mmc_meta_reply_t *rep)
@@ -130,6 +181,10 @@ static void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     uint32_t host_idx;
 
     rep->status = mmc_register_req_decode(body, len, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    rep->status = mmc_meta_check_media(mc, &req);
     if (rep->status != MF_OK) {
         return;
     }
@@ -201,19 +256,41 @@ static bool mmc_meta_status_list_alloc(mmc_status_list_t *out, uint32_t count,
     return true;
 }
 
-static void mmc_meta_send_objs(mmc_obj_list_t *out, mmc_meta_reply_t *rep)
+/* Counts a failed item: NOT_FOUND is a miss where a miss is ordinary. */
+static void mmc_meta_count_item(mmc_status_t status, bool miss_ok,
+                                mmc_meta_reply_t *rep)
 {
-    for (uint32_t i = 0; i < out->count; i++) {
-        rep->item_errors += (out->items[i].status != MMC_OK);
+    if (status == MMC_OK) {
+        return;
     }
-    mmc_obj_list_encode(&rep->body, out);
-    free(out->items);
+    if (miss_ok && (status == MMC_ERR_NOT_FOUND)) {
+        rep->item_misses++;
+    } else {
+        rep->item_errors++;
+    }
 }
 
-static void mmc_meta_send_status(mmc_status_list_t *out, mmc_meta_reply_t *rep)
+/* Encodes out; keeps it in rep->grants when its ids were granted (puts,
+ * leases), frees it otherwise. */
+static void mmc_meta_send_objs(mmc_obj_list_t *out, bool miss_ok, bool grants,
+                               mmc_meta_reply_t *rep)
 {
     for (uint32_t i = 0; i < out->count; i++) {
-        rep->item_errors += (out->status[i] != MMC_OK);
+        mmc_meta_count_item(out->items[i].status, miss_ok, rep);
+    }
+    mmc_obj_list_encode(&rep->body, out);
+    if (grants) {
+        rep->grants = *out;
+    } else {
+        free(out->items);
+    }
+}
+
+static void mmc_meta_send_status(mmc_status_list_t *out, bool miss_ok,
+                                 mmc_meta_reply_t *rep)
+{
+    for (uint32_t i = 0; i < out->count; i++) {
+        mmc_meta_count_item(out->status[i], miss_ok, rep);
     }
     mmc_status_list_encode(&rep->body, out);
     free(out->status);
@@ -251,7 +328,7 @@ static void mmc_meta_handle_put_alloc(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                                   req.items[i].key.len, req.items[i].size,
                                   &opts, now, &out.items[i]);
     }
-    mmc_meta_send_objs(&out, rep);
+    mmc_meta_send_objs(&out, false, true, rep);
 out_free_req:
     mmc_put_alloc_req_free(&req);
 }
@@ -274,7 +351,7 @@ static void mmc_meta_handle_put_commit(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                 mmc_state_put_commit(meta->state, mc->owner,
                                      req.items[i].put_id, req.items[i].status);
         }
-        mmc_meta_send_status(&out, rep);
+        mmc_meta_send_status(&out, false, rep);
     }
     mmc_commit_list_free(&req);
 }
@@ -296,7 +373,7 @@ static void mmc_meta_handle_release(mmc_meta_t *meta, mmc_meta_conn_t *mc,
             out.status[i] =
                 mmc_state_release(meta->state, mc->owner, req.ids[i]);
         }
-        mmc_meta_send_status(&out, rep);
+        mmc_meta_send_status(&out, false, rep);
     }
     mmc_id_list_free(&req);
 }
@@ -333,7 +410,7 @@ static void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                                       &objs.items[i], NULL);
             }
         }
-        mmc_meta_send_objs(&objs, rep);
+        mmc_meta_send_objs(&objs, true, opcode == MMC_OP_GET, rep);
         goto out_free_req;
     }
     if (!mmc_meta_status_list_alloc(&sts, req.count, rep)) {
@@ -348,7 +425,7 @@ static void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
             sts.status[i] = mmc_state_remove(meta->state, k->data, k->len);
         }
     }
-    mmc_meta_send_status(&sts, rep);
+    mmc_meta_send_status(&sts, true, rep);
 out_free_req:
     mmc_key_list_free(&req);
 }
@@ -399,6 +476,27 @@ static void mmc_meta_on_close(mf_net_conn_t *conn, void *arg)
     free(mc);
 }
 
+/* The reply carrying rep->grants was lost: aborts the puts or releases the
+ * leases it granted. */
+static void mmc_meta_undo_grants(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                 uint16_t opcode, const mmc_meta_reply_t *rep)
+{
+    for (uint32_t i = 0; i < rep->grants.count; i++) {
+        const mmc_obj_result_t *item = &rep->grants.items[i];
+
+        if (item->status != MMC_OK) {
+            continue;
+        }
+        if (opcode == MMC_OP_PUT_ALLOC) {
+            (void)mmc_state_put_commit(meta->state, mc->owner, item->id,
+                                       MMC_ERR_ABORTED);
+        } else {
+            (void)mmc_state_release(meta->state, mc->owner, item->id);
+        }
+        meta->stats.grants_undone++;
+    }
+}
+
 static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
                                 uint64_t req_id, const uint8_t *body,
                                 size_t len, void *arg)
@@ -410,8 +508,8 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
     mmc_meta_reply_t rep;
     mf_status_t status;
 
+    memset(&rep, 0, sizeof(rep));
     rep.status = MF_OK;
-    rep.item_errors = 0;
     mf_wbuf_init(&rep.body);
     if (mc == NULL) {
         mc = mmc_meta_conn_new(meta);
@@ -471,9 +569,16 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
         mf_debug("meta: reply to %s failed: %s", mf_net_conn_peer(conn),
                  mf_status_str(status));
     }
+    if ((rep.status != MF_OK) || (status != MF_OK)) {
+        /* the client never sees the ids granted: take them back now */
+        meta->stats.replies_lost += (rep.grants.count > 0);
+        mmc_meta_undo_grants(meta, mc, opcode, &rep);
+    }
+    free(rep.grants.items);
     mf_wbuf_free(&rep.body);
 
     meta->stats.requests[slot]++;
+    meta->stats.misses[slot] += rep.item_misses;
     meta->stats.errors[slot] += (rep.status != MF_OK) + rep.item_errors;
     mmc_hist_add(&meta->stats.latency[slot],
                  (double)(mf_time_ns() - start) / 1000.0);
@@ -487,13 +592,23 @@ static const mf_net_server_ops_t mmc_meta_server_ops = {
 
 /* ---- timers and HTTP, on the loop thread ---- */
 
+/* The expiry timer, and its one-shot follow-up when a run had more due
+ * than its budget. */
 static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
 {
+    static const struct timeval now = {0, 0};
     mmc_meta_t *meta = arg;
 
     (void)fd;
     (void)what;
-    mmc_state_expire(meta->state, mmc_meta_now_ms());
+    if (mmc_state_expire_some(meta->state, mmc_meta_now_ms(),
+                              MMC_META_EXPIRE_BUDGET)) {
+        meta->stats.expiry_reruns++;
+        if (event_add(meta->more, &now) != 0) {
+            mf_warn("meta: cannot re-arm the expiry timer; the next tick "
+                    "continues");
+        }
+    }
 }
 
 typedef struct mmc_meta_loop_start {
@@ -514,7 +629,9 @@ static void mmc_meta_loop_start(void *arg)
     tv.tv_sec = tick_ms / 1000;
     tv.tv_usec = (tick_ms % 1000) * 1000;
     meta->timer = event_new(base, -1, EV_PERSIST, mmc_meta_tick, meta);
-    if ((meta->timer == NULL) || (event_add(meta->timer, &tv) != 0)) {
+    meta->more = event_new(base, -1, 0, mmc_meta_tick, meta);
+    if ((meta->timer == NULL) || (meta->more == NULL) ||
+        (event_add(meta->timer, &tv) != 0)) {
         mf_error("meta: cannot start the expiry timer");
         ls->status = MF_ERR_NOMEM;
         goto err_free_timer;
@@ -532,6 +649,10 @@ static void mmc_meta_loop_start(void *arg)
     return;
 
 err_free_timer:
+    if (meta->more != NULL) {
+        event_free(meta->more);
+        meta->more = NULL;
+    }
     if (meta->timer != NULL) {
         event_free(meta->timer);
         meta->timer = NULL;
@@ -545,6 +666,10 @@ static void mmc_meta_loop_stop(void *arg)
     if (meta->http != NULL) {
         mmc_meta_http_stop(meta->http);
         meta->http = NULL;
+    }
+    if (meta->more != NULL) {
+        event_free(meta->more);
+        meta->more = NULL;
     }
     if (meta->timer != NULL) {
         event_free(meta->timer);
@@ -708,6 +833,9 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->unlinked_objects = c.unlinked;
     stats->segs_dropped = c.segs_dropped;
     stats->replicas_lost = c.replicas_lost;
+    stats->leases_damaged = c.leases_damaged;
+    stats->leases_refused = c.leases_refused;
+    stats->hosts = c.hosts;
 }
 
 typedef struct mmc_meta_seg_walk {

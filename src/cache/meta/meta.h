@@ -104,6 +104,7 @@ typedef struct mmc_meta_stats {
     uint64_t members;       /* ranks with a registered segment */
     uint64_t requests[MMC_OP_MAX]; /* requests by opcode */
     uint64_t errors[MMC_OP_MAX];   /* requests or items that failed */
+    uint64_t misses[MMC_OP_MAX];   /* NOT_FOUND of GET/EXIST/QUERY/REMOVE */
     mmc_hist_t latency[MMC_OP_MAX]; /* time in the handler */
     uint64_t puts_committed, puts_aborted, gets, removes;
     uint64_t puts_reclaimed;   /* of puts_aborted: put_timeout_ms passed */
@@ -111,6 +112,12 @@ typedef struct mmc_meta_stats {
     uint64_t unlinked_objects; /* removed or replaced, space held by leases */
     uint64_t segs_dropped;     /* segments gone with their rank */
     uint64_t replicas_lost;    /* committed replicas gone with a segment */
+    uint64_t leases_damaged;   /* released as expired: a replica was lost */
+    uint64_t leases_refused;   /* GET items over the per-connection limit */
+    uint64_t hosts;            /* host ids interned (used by a live rank) */
+    uint64_t replies_lost;     /* PUT_ALLOC/GET replies not encoded or sent */
+    uint64_t grants_undone;    /* puts aborted, leases released: reply lost */
+    uint64_t expiry_reruns;    /* expiry runs that left work for the next */
 } mmc_meta_stats_t;
 
 void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats);

@@ -433,8 +433,13 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
     mmc_meta_http_op_counters(b, "mmc_requests_total",
                               "Requests handled, by opcode.", stats->requests);
     mmc_meta_http_op_counters(b, "mmc_errors_total",
-                              "Requests or items that failed, by opcode.",
+                              "Requests or items that failed, by opcode "
+                              "(misses are not failures).",
                               stats->errors);
+    mmc_meta_http_op_counters(b, "mmc_misses_total",
+                              "Items whose key was not found (GET, EXIST, "
+                              "QUERY, REMOVE), by opcode.",
+                              stats->misses);
     mmc_meta_http_histograms(b, stats);
 
     mmc_meta_http_gauge(b, "mmc_puts_committed_total", "counter",

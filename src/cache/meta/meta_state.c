@@ -22,6 +22,19 @@
  * Ids.  Put and lease ids come from one 64-bit counter that starts at a
  * random value below 2^62 and only grows: an id is never reused.
  *
+ * Damage.  A committed object counts (obj->damage) the replicas it lost
+ * with their segments; a lease keeps the count it was granted at.  The
+ * space of a dropped segment may be handed out again once its rank comes
+ * back, so a lease whose object lost any replica meanwhile is released as
+ * expired: its reader cannot know whether the bytes it read were still
+ * the object's.  Conservative on purpose.
+ *
+ * Hosts.  Host ids are interned to small indexes (state->hosts) with a
+ * reference per registered rank on that host; an id nobody uses is freed
+ * and its index goes on a free list for the next new id, so the table
+ * never outgrows the ranks registered at once.  Clients compare host_idx
+ * only among live members.
+ *
  * Invariants: a key is at most once in the index and at most once in the
  * pending map; an owner's rank, puts and leases are on its lists; every
  * replica is on exactly one segment's list.
@@ -77,6 +90,7 @@ typedef struct mmc_state_rep {
 struct mmc_state_obj {
     uint64_t size;
     uint64_t version; /* id of the put that wrote it */
+    uint64_t damage;  /* replicas lost with their segments */
     uint32_t nrep;    /* live slots of reps (slots keep their order) */
     uint32_t nleases;
     mmc_state_put_t *put; /* non-NULL while pending */
@@ -101,6 +115,7 @@ struct mmc_state_put {
 typedef struct mmc_state_lease {
     uint64_t id;
     uint64_t expiry_ms;
+    uint64_t damage; /* obj->damage when granted */
     mmc_state_obj_t *obj;
     mmc_state_owner_t *owner;
     mf_list_t owner_link;
@@ -111,8 +126,16 @@ struct mmc_state_owner {
     mmc_state_rank_t *rank; /* NULL: not registered */
     mf_list_t puts;         /* of mmc_state_put_t */
     mf_list_t leases;       /* of mmc_state_lease_t */
+    uint64_t nleases;       /* on leases */
     mf_list_t link;         /* in state->owners */
 };
+
+/* An interned host id; refs 0: a free slot (id NULL) on the free list. */
+typedef struct mmc_state_host {
+    char *id;
+    uint32_t refs;      /* registered ranks on this host */
+    uint32_t next_free; /* free slot: index + 1 of the next, 0 = none */
+} mmc_state_host_t;
 
 struct mmc_state {
     mmc_state_params_t params;
@@ -120,7 +143,8 @@ struct mmc_state {
     uint64_t epoch;
     mmc_state_rank_t *ranks; /* params.max_ranks */
     mf_list_t members;       /* ranks with segments, registration order */
-    mf_vec_t hosts;          /* of char *, by host_idx */
+    mf_vec_t hosts;          /* of mmc_state_host_t, by host_idx */
+    uint32_t free_host;      /* index + 1 of a free slot, 0 = none */
     mf_hmap_t host_map;      /* host id -> host_idx + 1 */
     mf_hmap_t index;         /* key -> committed mmc_state_obj_t */
     mf_hmap_t pending;       /* key -> mmc_state_put_t */
@@ -270,6 +294,7 @@ static void mmc_state_lease_drop(mmc_state_t *state, mmc_state_lease_t *lease)
     (void)mf_hmap_remove(&state->leases, &lease->id, sizeof(lease->id));
     mf_list_del(&lease->owner_link);
     mf_list_del(&lease->time_link);
+    lease->owner->nleases--;
     state->counters.leases--;
     free(lease);
     obj->nleases--;
@@ -303,6 +328,31 @@ static void mmc_state_put_abort(mmc_state_t *state, mmc_state_put_t *put)
     state->counters.puts_aborted++;
 }
 
+/* ---- hosts ---- */
+
+static mmc_state_host_t *mmc_state_host_at(const mmc_state_t *state,
+                                           uint32_t host_idx)
+{
+    return mf_vec_at(&state->hosts, host_idx);
+}
+
+/* Drops a registered rank's reference; frees the id at 0 and puts the slot
+ * on the free list. */
+static void mmc_state_host_unref(mmc_state_t *state, uint32_t host_idx)
+{
+    mmc_state_host_t *h = mmc_state_host_at(state, host_idx);
+
+    if (--h->refs > 0) {
+        return;
+    }
+    (void)mf_hmap_remove(&state->host_map, h->id, strlen(h->id));
+    free(h->id);
+    h->id = NULL;
+    h->next_free = state->free_host;
+    state->free_host = host_idx + 1;
+    state->counters.hosts--;
+}
+
 /* ---- segments ---- */
 
 static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
@@ -322,6 +372,7 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
             continue;
         }
         state->counters.replicas_lost++;
+        obj->damage++; /* its leases can no longer vouch for the bytes */
         if ((obj->nrep == 0) && obj->linked) {
             mmc_state_obj_unlink(state, obj);
         }
@@ -353,6 +404,7 @@ static void mmc_state_rank_drop(mmc_state_t *state, mmc_state_rank_t *rank)
     rank->owner = NULL;
     rank->name[0] = '\0';
     state->counters.registered--;
+    mmc_state_host_unref(state, rank->host_idx);
 }
 
 /* ---- create / destroy ---- */
@@ -384,13 +436,16 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
         return MF_ERR_NOMEM;
     }
     state->params = *params;
+    if (state->params.max_owner_leases == 0) {
+        state->params.max_owner_leases = MMC_META_MAX_LEASES_PER_OWNER;
+    }
     state->next_id = mmc_state_seed_id();
     for (uint32_t r = 0; r < params->max_ranks; r++) {
         state->ranks[r].rank = r;
         mf_list_init(&state->ranks[r].member_link);
     }
     mf_list_init(&state->members);
-    mf_vec_init(&state->hosts, sizeof(char *));
+    mf_vec_init(&state->hosts, sizeof(mmc_state_host_t));
     mf_hmap_init(&state->host_map);
     mf_hmap_init(&state->index);
     mf_hmap_init(&state->pending);
@@ -424,7 +479,7 @@ void mmc_state_destroy(mmc_state_t *state)
         free(entry->value);
     }
     for (size_t i = 0; i < state->hosts.count; i++) {
-        free(*(char **)mf_vec_at(&state->hosts, i));
+        free(mmc_state_host_at(state, (uint32_t)i)->id);
     }
     mf_vec_free(&state->hosts);
     mf_hmap_free(&state->host_map);
@@ -494,32 +549,51 @@ uint32_t mmc_state_owner_rank(const mmc_state_owner_t *owner)
 
 /* ---- membership ---- */
 
+/* The index of host_id with a reference taken for a registration (drop it
+ * with mmc_state_host_unref); a new id takes a free slot first. */
 static mf_status_t mmc_state_host_intern(mmc_state_t *state,
                                          const char *host_id,
                                          uint32_t *host_idx_p)
 {
     size_t len = strlen(host_id);
     void *found = mf_hmap_get(&state->host_map, host_id, len);
+    mmc_state_host_t *h;
     char *copy;
     uint32_t idx;
 
     if (found != NULL) {
-        *host_idx_p = (uint32_t)((uintptr_t)found - 1);
+        idx = (uint32_t)((uintptr_t)found - 1);
+        mmc_state_host_at(state, idx)->refs++;
+        *host_idx_p = idx;
         return MF_OK;
     }
     copy = strdup(host_id);
     if (copy == NULL) {
         goto err;
     }
-    idx = (uint32_t)state->hosts.count;
-    if (mf_vec_push(&state->hosts, &copy) == NULL) {
-        goto err_free_copy;
+    if (state->free_host != 0) {
+        idx = state->free_host - 1;
+        h = mmc_state_host_at(state, idx);
+    } else {
+        mmc_state_host_t fresh = {NULL, 0, 0};
+
+        idx = (uint32_t)state->hosts.count;
+        h = mf_vec_push(&state->hosts, &fresh);
+        if (h == NULL) {
+            goto err_free_copy;
+        }
+        /* a free slot now, taken below */
+        h->next_free = 0;
+        state->free_host = idx + 1;
     }
     if (mf_hmap_put(&state->host_map, host_id, len,
                     (void *)(uintptr_t)(idx + 1), NULL) != MF_OK) {
-        state->hosts.count--;
-        goto err_free_copy;
+        goto err_free_copy; /* the slot stays free */
     }
+    state->free_host = h->next_free;
+    h->next_free = 0;
+    h->id = copy;
+    h->refs = 1;
     state->counters.hosts++;
     *host_idx_p = idx;
     return MF_OK;
@@ -529,6 +603,48 @@ err_free_copy:
 err:
     mf_error("meta state: out of memory for host %s", host_id);
     return MF_ERR_NOMEM;
+}
+
+/* Whether [a, a + alen) and [b, b + blen) meet (neither wraps). */
+static bool mmc_state_ranges_meet(uint64_t a, uint64_t alen, uint64_t b,
+                                  uint64_t blen)
+{
+    return (a < b + blen) && (b < a + alen);
+}
+
+/* An HBM segment: not at 0, not wrapping, outside the DRAM window of the
+ * pool and apart from every other rank's HBM segment. */
+static mf_status_t mmc_state_check_hbm(const mmc_state_t *state, uint32_t rank,
+                                       const mmc_seg_desc_t *s)
+{
+    const mmc_state_params_t *p = &state->params;
+    uint64_t window = (uint64_t)p->max_ranks * p->max_segment_size;
+
+    if ((s->gva == 0) || (s->gva > UINT64_MAX - s->size)) {
+        mf_warn("meta: rank %" PRIu32 ": HBM segment at 0x%" PRIx64 " (%" PRIu64
+                " bytes) is out of the address space",
+                rank, s->gva, s->size);
+        return MF_ERR_INVALID;
+    }
+    if (mmc_state_ranges_meet(s->gva, s->size, p->host_base, window)) {
+        mf_warn("meta: rank %" PRIu32 ": HBM segment at 0x%" PRIx64
+                " overlaps the DRAM window",
+                rank, s->gva);
+        return MF_ERR_INVALID;
+    }
+    for (uint32_t r = 0; r < p->max_ranks; r++) {
+        const mmc_state_seg_t *other = state->ranks[r].segs[MMC_MEDIA_HBM];
+
+        if ((r != rank) && (other != NULL) &&
+            mmc_state_ranges_meet(s->gva, s->size, other->gva,
+                                  other->capacity)) {
+            mf_warn("meta: rank %" PRIu32 ": HBM segment at 0x%" PRIx64
+                    " overlaps rank %" PRIu32 "'s",
+                    rank, s->gva, r);
+            return MF_ERR_INVALID;
+        }
+    }
+    return MF_OK;
 }
 
 static mf_status_t mmc_state_check_segs(const mmc_state_t *state, uint32_t rank,
@@ -568,8 +684,8 @@ static mf_status_t mmc_state_check_segs(const mmc_state_t *state, uint32_t rank,
                     p->host_base + (uint64_t)rank * p->max_segment_size);
             return MF_ERR_INVALID;
         }
-        if ((s->media == MMC_MEDIA_HBM) && (s->gva == 0)) {
-            mf_warn("meta: rank %" PRIu32 ": HBM segment at address 0", rank);
+        if ((s->media == MMC_MEDIA_HBM) &&
+            (mmc_state_check_hbm(state, rank, s) != MF_OK)) {
             return MF_ERR_INVALID;
         }
     }
@@ -657,6 +773,7 @@ err_free_segs:
             free(made[m]);
         }
     }
+    mmc_state_host_unref(state, host_idx);
     return status;
 }
 
@@ -957,6 +1074,13 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
         res->status = MMC_ERR_NOT_FOUND;
         return res->status;
     }
+    if (owner->nleases >= state->params.max_owner_leases) {
+        mf_debug("meta: an owner holds %" PRIu64 " leases; get of %.*s refused",
+                 owner->nleases, (int)key_len, key);
+        state->counters.leases_refused++;
+        res->status = MF_ERR_TOO_LARGE;
+        return res->status;
+    }
     lease = calloc(1, sizeof(*lease));
     if (lease == NULL) {
         goto err;
@@ -965,6 +1089,7 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
     lease->expiry_ms = now_ms + state->params.lease_ms;
     lease->obj = obj;
     lease->owner = owner;
+    lease->damage = obj->damage;
     if (mf_hmap_put(&state->leases, &lease->id, sizeof(lease->id), lease,
                     NULL) != MF_OK) {
         free(lease);
@@ -972,6 +1097,7 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
     }
     mf_list_push_back(&owner->leases, &lease->owner_link);
     mf_list_push_back(&state->lease_fifo, &lease->time_link);
+    owner->nleases++;
     obj->nleases++;
     state->counters.leases++;
     state->counters.gets++;
@@ -990,11 +1116,15 @@ mmc_status_t mmc_state_release(mmc_state_t *state, mmc_state_owner_t *owner,
     mmc_state_lease_t *lease =
         mf_hmap_get(&state->leases, &lease_id, sizeof(lease_id));
 
+    bool damaged;
+
     if ((lease == NULL) || (lease->owner != owner)) {
         return MMC_ERR_LEASE_EXPIRED;
     }
+    damaged = (lease->damage != lease->obj->damage);
+    state->counters.leases_damaged += damaged;
     mmc_state_lease_drop(state, lease);
-    return MMC_OK;
+    return damaged ? MMC_ERR_LEASE_EXPIRED : MMC_OK;
 }
 
 mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
@@ -1030,7 +1160,7 @@ mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
 
 /* ---- time ---- */
 
-void mmc_state_expire(mmc_state_t *state, uint64_t now_ms)
+bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms, uint64_t budget)
 {
     while (!mf_list_empty(&state->lease_fifo)) {
         mmc_state_lease_t *lease = mf_container_of(
@@ -1038,6 +1168,10 @@ void mmc_state_expire(mmc_state_t *state, uint64_t now_ms)
         if (lease->expiry_ms > now_ms) {
             break;
         }
+        if (budget == 0) {
+            return true;
+        }
+        budget--;
         state->counters.leases_expired++;
         mmc_state_lease_drop(state, lease);
     }
@@ -1047,12 +1181,22 @@ void mmc_state_expire(mmc_state_t *state, uint64_t now_ms)
         if (put->deadline_ms > now_ms) {
             break;
         }
+        if (budget == 0) {
+            return true;
+        }
+        budget--;
         mf_debug("meta: put %" PRIu64 " of %.*s reclaimed after %" PRIu32 " ms",
                  put->id, (int)put->obj->key_len, put->obj->key,
                  state->params.put_timeout_ms);
         state->counters.puts_reclaimed++;
         mmc_state_put_abort(state, put);
     }
+    return false;
+}
+
+void mmc_state_expire(mmc_state_t *state, uint64_t now_ms)
+{
+    (void)mmc_state_expire_some(state, now_ms, UINT64_MAX);
 }
 
 /* ---- inspection ---- */
@@ -1077,8 +1221,7 @@ void mmc_state_foreach_seg(const mmc_state_t *state,
             memset(&info, 0, sizeof(info));
             info.rank = rank->rank;
             info.host_idx = rank->host_idx;
-            info.host_id =
-                *(char *const *)mf_vec_at(&state->hosts, rank->host_idx);
+            info.host_id = mmc_state_host_at(state, rank->host_idx)->id;
             info.name = rank->name;
             info.media = seg->media;
             info.gva = seg->gva;
@@ -1128,6 +1271,62 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
     return MF_OK;
 }
 
+/* Every registered rank holds one reference on its host; free slots are
+ * exactly those on the free list. */
+static mf_status_t mmc_state_check_hosts(const mmc_state_t *state)
+{
+    uint64_t live = 0;
+    uint64_t refs = 0;
+    uint64_t nfree = 0;
+    uint64_t registered = 0;
+
+    for (uint32_t f = state->free_host; f != 0;
+         f = mmc_state_host_at(state, f - 1)->next_free) {
+        if ((mmc_state_host_at(state, f - 1)->id != NULL) ||
+            (++nfree > state->hosts.count)) {
+            mf_error("meta check: host free list is broken");
+            return MF_ERR_STATE;
+        }
+    }
+    for (size_t i = 0; i < state->hosts.count; i++) {
+        const mmc_state_host_t *h = mmc_state_host_at(state, (uint32_t)i);
+        if (h->id == NULL) {
+            continue;
+        }
+        if ((h->refs == 0) ||
+            (mf_hmap_get(&state->host_map, h->id, strlen(h->id)) !=
+             (void *)(uintptr_t)(i + 1))) {
+            mf_error("meta check: host %s is unused or not mapped", h->id);
+            return MF_ERR_STATE;
+        }
+        live++;
+        refs += h->refs;
+    }
+    for (uint32_t r = 0; r < state->params.max_ranks; r++) {
+        const mmc_state_rank_t *rank = &state->ranks[r];
+        if (rank->owner != NULL) {
+            registered++;
+            if ((rank->host_idx >= state->hosts.count) ||
+                (mmc_state_host_at(state, rank->host_idx)->id == NULL)) {
+                mf_error("meta check: rank %" PRIu32 " on a freed host", r);
+                return MF_ERR_STATE;
+            }
+        }
+    }
+    if ((live != state->counters.hosts) ||
+        (live + nfree != state->hosts.count) ||
+        (state->host_map.count != live) || (refs != registered) ||
+        (registered != state->counters.registered)) {
+        mf_error("meta check: hosts disagree (live %" PRIu64 "/%" PRIu64
+                 ", free %" PRIu64 ", slots %zu, refs %" PRIu64
+                 ", registered %" PRIu64 "/%" PRIu64 ")",
+                 live, state->counters.hosts, nfree, state->hosts.count, refs,
+                 registered, state->counters.registered);
+        return MF_ERR_STATE;
+    }
+    return MF_OK;
+}
+
 mf_status_t mmc_state_check(const mmc_state_t *state)
 {
     const mmc_state_counters_t *c = &state->counters;
@@ -1168,6 +1367,25 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
         if (obj->linked || (obj->nleases == 0)) {
             mf_error("meta check: unlinked object %.*s is linked or free",
                      (int)obj->key_len, obj->key);
+            return MF_ERR_STATE;
+        }
+    }
+    if (mmc_state_check_hosts(state) != MF_OK) {
+        return MF_ERR_STATE;
+    }
+    for (elem = state->owners.next; elem != &state->owners; elem = elem->next) {
+        const mmc_state_owner_t *o =
+            mf_container_of(elem, mmc_state_owner_t, link);
+        uint64_t n = 0;
+
+        for (const mf_list_t *l = o->leases.next; l != &o->leases;
+             l = l->next) {
+            n++;
+        }
+        if (n != o->nleases) {
+            mf_error("meta check: an owner counts %" PRIu64
+                     " leases, holds %" PRIu64,
+                     o->nleases, n);
             return MF_ERR_STATE;
         }
     }

@@ -11,6 +11,10 @@
  * Statuses: per-item outcomes are mmc_status_t (MMC_OK, MMC_ERR_*, or
  * MF_ERR_INVALID for a bad argument); MF_ERR_NOMEM when host memory ran
  * out, in which case nothing changed.
+ *
+ * Bounds: an owner holds at most max_owner_leases read leases; host ids
+ * are kept only while a registered rank uses them; one expiry pass does at
+ * most the work it is given (mmc_state_expire_some).
  */
 #ifndef MMC_CACHE_META_META_STATE_H
 #define MMC_CACHE_META_META_STATE_H
@@ -23,6 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Read leases one owner (connection) may hold at once. */
+#define MMC_META_MAX_LEASES_PER_OWNER (1u << 20)
+
 typedef struct mmc_state mmc_state_t;
 /* What a connection holds: its rank, pending puts and read leases. */
 typedef struct mmc_state_owner mmc_state_owner_t;
@@ -34,6 +41,7 @@ typedef struct mmc_state_params {
     uint64_t alloc_align;      /* power of two */
     uint32_t lease_ms;         /* read lease duration */
     uint32_t put_timeout_ms;   /* a pending put is reclaimed after */
+    uint32_t max_owner_leases; /* 0 = MMC_META_MAX_LEASES_PER_OWNER */
 } mmc_state_params_t;
 
 typedef struct mmc_state_counters {
@@ -44,15 +52,17 @@ typedef struct mmc_state_counters {
     uint64_t leases;
     uint64_t members;    /* ranks with at least one segment */
     uint64_t registered; /* ranks registered (members and clients) */
-    uint64_t hosts;      /* host ids interned */
+    uint64_t hosts;      /* host ids interned (used by a registered rank) */
     uint64_t puts_committed;
     uint64_t puts_aborted;   /* by the client, by owner loss, or empty */
     uint64_t puts_reclaimed; /* of puts_aborted: their timeout passed */
     uint64_t leases_expired;
-    uint64_t gets;          /* leases granted */
-    uint64_t removes;       /* keys removed by REMOVE */
-    uint64_t segs_dropped;  /* segments dropped (owner gone, unregister) */
-    uint64_t replicas_lost; /* committed replicas dropped with segments */
+    uint64_t gets;           /* leases granted */
+    uint64_t removes;        /* keys removed by REMOVE */
+    uint64_t segs_dropped;   /* segments dropped (owner gone, unregister) */
+    uint64_t replicas_lost;  /* committed replicas dropped with segments */
+    uint64_t leases_damaged; /* released after a replica of theirs went */
+    uint64_t leases_refused; /* gets over the owner's lease limit */
 } mmc_state_counters_t;
 
 mf_status_t mmc_state_create(const mmc_state_params_t *params,
@@ -79,10 +89,13 @@ uint32_t mmc_state_owner_rank(const mmc_state_owner_t *owner);
 
 /*
  * Registers owner as rank (on host host_id, shown as name) with nsegs
- * segments.  MF_ERR_INVALID: rank out of range, a bad segment (gva not
- * at the rank's DRAM window, size 0 or over max_segment_size, media
- * twice or unknown), an empty host id; MF_ERR_EXISTS: another owner holds
- * the rank; MF_ERR_STATE: this owner registered already.
+ * segments.  MF_ERR_INVALID: rank out of range, a bad segment (DRAM gva
+ * not at the rank's DRAM window; HBM at 0, wrapping, inside the DRAM
+ * window or over another rank's HBM; size 0 or over max_segment_size,
+ * media twice or unknown), an empty host id; MF_ERR_EXISTS: another owner
+ * holds the rank; MF_ERR_STATE: this owner registered already.  Host ids
+ * are interned to host_idx while a registered rank uses them; the index
+ * of a host id nobody uses any more is given to the next new one.
  */
 mf_status_t mmc_state_register(mmc_state_t *state, mmc_state_owner_t *owner,
                                uint32_t rank, const char *host_id,
@@ -120,12 +133,17 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
 
 /* ---- reads ---- */
 
-/* Takes a read lease (res->id) on the committed object: MMC_OK or
- * MMC_ERR_NOT_FOUND (MF_ERR_NOMEM). */
+/* Takes a read lease (res->id) on the committed object: MMC_OK,
+ * MMC_ERR_NOT_FOUND, MF_ERR_TOO_LARGE when owner holds max_owner_leases
+ * already (MF_ERR_NOMEM).  The lease remembers the object's damage
+ * generation, which moves whenever one of its replicas is dropped with a
+ * segment. */
 mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
                            const char *key, size_t key_len, uint64_t now_ms,
                            mmc_obj_result_t *res);
-/* MMC_OK, or MMC_ERR_LEASE_EXPIRED (expired, unknown, another owner's). */
+/* MMC_OK, or MMC_ERR_LEASE_EXPIRED (expired, unknown, another owner's, or
+ * a replica of its object was dropped with a segment since the lease was
+ * granted: the bytes read may have been reused; the lease goes anyway). */
 mmc_status_t mmc_state_release(mmc_state_t *state, mmc_state_owner_t *owner,
                                uint64_t lease_id);
 /* The committed object, res->id = 0; leases_p (optional) gets its lease
@@ -141,6 +159,10 @@ mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
 
 /* Expires leases and reclaims puts whose deadline is <= now_ms. */
 void mmc_state_expire(mmc_state_t *state, uint64_t now_ms);
+/* The same, but at most budget leases and puts; true when more are due
+ * (call again soon). */
+bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms,
+                           uint64_t budget);
 
 /* ---- inspection ---- */
 

@@ -1,7 +1,8 @@
 /*
  * The mmc-meta daemon binary (MMC_META_BIN, or $MMC_META_BIN): its ready
  * line, its HTTP endpoint (/health, /metrics in Prometheus format,
- * /segments, /key/<key>, 404, 405), its robustness against garbage and
+ * /segments, /key/<key>, 404, 405), eviction and member liveness as
+ * /metrics shows them, its robustness against garbage and
  * truncated frames on every port, its command line (--help, --set,
  * --config, --dump-config, the environment and their precedence, exit
  * codes) and a clean exit on SIGTERM and SIGINT.
@@ -38,10 +39,25 @@
 #endif
 
 static const char *const mt_keys[] = {
-    "addr",        "port",        "store_port", "http_port",
-    "http_enable", "pool_id",     "max_ranks",  "max_segment_size",
-    "host_base",   "alloc_align", "lease_ms",   "put_timeout_ms",
-    "max_batch",   "max_clients", "log_level",
+    "addr",
+    "port",
+    "store_port",
+    "http_port",
+    "http_enable",
+    "pool_id",
+    "max_ranks",
+    "max_segment_size",
+    "host_base",
+    "alloc_align",
+    "lease_ms",
+    "put_timeout_ms",
+    "max_batch",
+    "max_clients",
+    "evict_high_pct",
+    "evict_low_pct",
+    "evict_max_per_put",
+    "member_timeout_ms",
+    "log_level",
 };
 
 #define MT_NKEYS (sizeof(mt_keys) / sizeof(mt_keys[0]))
@@ -773,6 +789,14 @@ static void test_http(void **state)
         "mmc_leases_expired_total",
         "mmc_segments_dropped_total",
         "mmc_replicas_lost_total",
+        "mmc_segment_usage_ratio",
+        "mmc_evictions_total",
+        "mmc_evictions_put_total",
+        "mmc_evicted_bytes_total",
+        "mmc_eviction_runs_total",
+        "mmc_eviction_skipped_total",
+        "mmc_member_losses_total",
+        "mmc_connections_timed_out_total",
     };
     mt_metrics_t *m = calloc(1, sizeof(*m));
     char value[128];
@@ -1007,8 +1031,171 @@ static void test_views_of_state(void **state)
     assert_true(mt_metric_value(r.body, "mmc_replicas_lost_total") == 1);
     assert_true(mt_metric_value(r.body, "mmc_objects") == 0);
     assert_true(mt_metric_value(r.body, "mmc_members") == 0);
+    assert_true(mt_metric_value(
+                    r.body, "mmc_member_losses_total{reason=\"closed\"}") == 1);
+    assert_true(
+        mt_metric_value(r.body,
+                        "mmc_member_losses_total{reason=\"timeout\"}") == 0);
     mt_resp_free(&r);
 
+    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    free(m);
+}
+
+/* HELLO, then REGISTER rank with a 1 MiB DRAM segment (max_segment_size
+ * = 1M); req ids from *req. */
+static void mt_join(int fd, uint32_t rank, uint64_t *req)
+{
+    uint8_t resp[64];
+    size_t len;
+    mt_body_t b;
+
+    memset(&b, 0, sizeof(b));
+    mt_body_u32(&b, 1);
+    mt_body_bytes(&b, "it-client", 9);
+    assert_int_equal(mt_call(fd, 1, (*req)++, &b, resp, sizeof(resp), &len), 0);
+    memset(&b, 0, sizeof(b));
+    mt_body_u32(&b, rank);
+    mt_body_bytes(&b, "host-a", 6);
+    mt_body_u32(&b, 1);
+    mt_body_u8(&b, 0);
+    mt_body_u64(&b, 0x200000000000ull + ((uint64_t)rank << 20));
+    mt_body_u64(&b, 1u << 20);
+    assert_int_equal(mt_call(fd, 2, (*req)++, &b, resp, sizeof(resp), &len), 0);
+}
+
+/* PUT_ALLOC and PUT_COMMIT of one key, both succeeding. */
+static void mt_put(int fd, const char *key, uint64_t size, uint64_t *req)
+{
+    uint8_t resp[256];
+    uint64_t put_id;
+    size_t len;
+    mt_body_t b;
+
+    memset(&b, 0, sizeof(b));
+    mt_body_u32(&b, 0); /* flags */
+    mt_body_u32(&b, 1); /* replicas */
+    mt_body_u32(&b, 0); /* preferred ranks */
+    mt_body_u32(&b, 1);
+    mt_body_bytes(&b, key, strlen(key));
+    mt_body_u64(&b, size);
+    assert_int_equal(mt_call(fd, 4, (*req)++, &b, resp, sizeof(resp), &len), 0);
+    assert_true(len >= 16);
+    assert_int_equal(mt_get32(resp + 4), 0);
+    put_id = mt_get64(resp + 8);
+    memset(&b, 0, sizeof(b));
+    mt_body_u32(&b, 1);
+    mt_body_u64(&b, put_id);
+    mt_body_u32(&b, 0);
+    assert_int_equal(mt_call(fd, 5, (*req)++, &b, resp, sizeof(resp), &len), 0);
+    assert_int_equal(mt_get32(resp + 4), 0);
+}
+
+static void mt_ping(int fd, uint64_t *req)
+{
+    uint8_t resp[16];
+    size_t len;
+    mt_body_t b;
+
+    memset(&b, 0, sizeof(b));
+    assert_int_equal(mt_call(fd, 11, (*req)++, &b, resp, sizeof(resp), &len),
+                     0);
+    assert_int_equal(len, 0);
+}
+
+/* Polls /metrics until the sample `prefix` reaches at least want (a hang
+ * guard, no timing); pings fd (if >= 0) meanwhile.  *r gets the last
+ * response (mt_resp_free). */
+static void mt_wait_metric(uint16_t port, const char *prefix, double want,
+                           int fd, uint64_t *req, mt_resp_t *r)
+{
+    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+
+    for (;;) {
+        if (fd >= 0) {
+            mt_ping(fd, req);
+        }
+        mt_http(port, "GET", "/metrics", NULL, r);
+        assert_int_equal(r->code, 200);
+        if (mt_metric_value(r->body, prefix) >= want) {
+            return;
+        }
+        mt_resp_free(r);
+        if (it_now_ms() > deadline) {
+            fail_msg("%s never reached %g", prefix, want);
+        }
+        it_sleep_ms(20);
+    }
+}
+
+/*
+ * A member fills its segment past the high mark over the wire: /metrics
+ * shows the evictions and the segment at its low mark.  A second member
+ * goes silent (no FIN: its socket stays open): it is closed after
+ * member_timeout_ms and counted lost, while the first, which pings,
+ * stays; when the first closes, that is a loss too.
+ */
+static void test_evict_and_liveness(void **state)
+{
+    const char *extra[] = {"--set", "max_ranks=4",
+                           "--set", "max_segment_size=1M",
+                           "--set", "member_timeout_ms=2000",
+                           NULL};
+    static const char usage[] =
+        "mmc_segment_usage_ratio{rank=\"1\",media=\"dram\",host=\"host-a\"}";
+    mt_metrics_t *m = calloc(1, sizeof(*m));
+    uint64_t req = 1;
+    mt_daemon_t d;
+    char key[32];
+    mt_resp_t r;
+    int fd, silent;
+
+    assert_non_null(m);
+    mt_find_binary();
+    assert_int_equal(mt_start(&d, extra), 0);
+    fd = mt_connect(d.rpc_port);
+    mt_join(fd, 1, &req);
+    /* 15 x 64 KiB of 1 MiB: 94% > 90%; back to 12 (75% <= 80%) */
+    for (int i = 0; i < 15; i++) {
+        snprintf(key, sizeof(key), "ev/%d", i);
+        mt_put(fd, key, 64u << 10, &req);
+    }
+    mt_wait_metric(d.http_port, "mmc_evictions_total", 3, fd, &req, &r);
+    assert_true(mt_metric_value(r.body, "mmc_evictions_total") == 3);
+    assert_true(mt_metric_value(r.body, "mmc_evicted_bytes_total") ==
+                3 * 65536);
+    assert_true(mt_metric_value(r.body, "mmc_eviction_runs_total") >= 1);
+    assert_true(mt_metric_value(r.body, "mmc_objects") == 12);
+    assert_true(mt_metric_value(r.body, usage) == 0.75);
+    assert_true(mt_check_metrics(r.body, m) > 0);
+    mt_resp_free(&r);
+    mt_expect(d.http_port, "GET", "/key/ev%2F2", 404, "\"error\"");
+    mt_expect(d.http_port, "GET", "/key/ev%2F3", 200, "\"size\":65536");
+
+    /* rank 2 joins and goes silent */
+    silent = mt_connect(d.rpc_port);
+    mt_join(silent, 2, &req);
+    mt_wait_metric(d.http_port, "mmc_members", 2, fd, &req, &r);
+    mt_resp_free(&r);
+    mt_wait_metric(d.http_port, "mmc_member_losses_total{reason=\"timeout\"}",
+                   1, fd, &req, &r);
+    assert_true(mt_metric_value(r.body, "mmc_members") == 1);
+    assert_true(mt_metric_value(r.body, "mmc_connections_timed_out_total") ==
+                1);
+    assert_true(mt_metric_value(
+                    r.body, "mmc_member_losses_total{reason=\"closed\"}") == 0);
+    mt_resp_free(&r);
+    assert_true(mt_wait_closed(silent));
+    close(silent);
+    mt_ping(fd, &req); /* the one that pinged is still served */
+
+    /* rank 1 closes without UNREGISTER */
+    close(fd);
+    mt_wait_metric(d.http_port, "mmc_member_losses_total{reason=\"closed\"}", 1,
+                   -1, NULL, &r);
+    assert_true(mt_metric_value(r.body, "mmc_members") == 0);
+    assert_true(mt_metric_value(r.body, "mmc_objects") == 0);
+    mt_resp_free(&r);
     assert_int_equal(mt_stop(&d, SIGTERM), 0);
     free(m);
 }
@@ -1278,6 +1465,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_http, mt_teardown),
         cmocka_unit_test_teardown(test_views_of_state, mt_teardown),
+        cmocka_unit_test_teardown(test_evict_and_liveness, mt_teardown),
         cmocka_unit_test_teardown(test_garbage, mt_teardown),
         cmocka_unit_test_teardown(test_cli, mt_teardown),
         cmocka_unit_test_teardown(test_ports_and_signals, mt_teardown),

@@ -1,8 +1,9 @@
 /*
  * Unit tests of the MemCache meta state machine (meta_state.c), driven
  * directly, without sockets, on a clock the tests move by hand: the object
- * index, placement, pending puts, leases, owners and segments.  After every
- * scenario each segment's allocator must be consistent and hold exactly
+ * index, placement, pending puts, leases, owners, segments and eviction
+ * (LRU order, watermarks, leased and pending objects, puts that evict).  After
+ * every scenario each segment's allocator must be consistent and hold exactly
  * the bytes of the live replicas placed there (mmc_state_check), and the
  * tests compare used bytes with what they expect.  An error log that a
  * test did not expect fails it.
@@ -1229,9 +1230,9 @@ static void test_meta_ids(void **state)
 
 /* ---- a random run against the bookkeeping checks ---- */
 
-static void test_meta_random(void **state)
+/* Random operations; with evict, larger objects and eviction passes. */
+static void test_meta_random_run(test_meta_t *t, bool evict)
 {
-    test_meta_t *t = *state;
     enum { NKEYS = 64, NOWN = 6, NPUT = 256 };
     mmc_state_owner_t *owners[NOWN];
     uint64_t put_ids[NPUT];
@@ -1263,8 +1264,9 @@ static void test_meta_random(void **state)
             };
             mmc_obj_result_t res;
             if (test_meta_put_opts(t, owners[o], key,
-                                   1 + (seed >> 20) % (3 * PG), &opts,
-                                   &res) == MMC_OK) {
+                                   evict ? 1 + (seed >> 6) % (12 * PG)
+                                         : 1 + (seed >> 20) % (3 * PG),
+                                   &opts, &res) == MMC_OK) {
                 put_ids[nputs] = res.id;
                 put_owner[nputs++] = owners[o];
             }
@@ -1290,6 +1292,9 @@ static void test_meta_random(void **state)
         } else if (op < 98) {
             t->now += 1 + (seed >> 10) % 400;
             mmc_state_expire(t->st, t->now);
+            if (evict && mmc_state_evict_due(t->st)) {
+                (void)mmc_state_evict_some(t->st, 1 + (seed >> 6) % 8);
+            }
         } else {
             /* an owner leaves and comes back */
             char host[8];
@@ -1312,6 +1317,9 @@ static void test_meta_random(void **state)
             mmc_state_owner_destroy(t->st, owners[o]);
             snprintf(host, sizeof(host), "h%u", o % 3);
             owners[o] = test_meta_member(t, o, host, (8 + 8 * o) * PG);
+        }
+        if (evict && (step % 7 == 0) && mmc_state_evict_due(t->st)) {
+            (void)mmc_state_evict_some(t->st, 1 + (seed >> 6) % 8);
         }
         if (step % 97 == 0) {
             test_meta_check(t);
@@ -1342,6 +1350,427 @@ static void test_meta_random(void **state)
     assert_int_equal(test_meta_counters(t).unlinked, 0);
 }
 
+static void test_meta_random(void **state)
+{
+    test_meta_random_run(*state, false);
+}
+
+/* ---- eviction ---- */
+
+/* Recreates the state with eviction on: background passes above high% of
+ * a segment, down to low%; a put evicts up to max_put objects. */
+static void test_meta_evict_state(test_meta_t *t, uint32_t high, uint32_t low,
+                                  uint32_t max_put)
+{
+    mmc_state_params_t p = {
+        .max_ranks = NRANKS,
+        .max_segment_size = MAX_SEG,
+        .host_base = HOST_BASE,
+        .alloc_align = PG,
+        .lease_ms = LEASE_MS,
+        .put_timeout_ms = PUT_MS,
+        .evict_high_pct = high,
+        .evict_low_pct = low,
+        .evict_max_per_put = max_put,
+    };
+
+    mmc_state_destroy(t->st);
+    t->st = NULL;
+    assert_int_equal(mmc_state_create(&p, &t->st), MF_OK);
+}
+
+static void test_meta_key(char *buf, size_t len, uint32_t i)
+{
+    snprintf(buf, len, "k%" PRIu32, i);
+}
+
+/* Commits objects k<from>..k<to - 1> of one page each on one replica. */
+static void test_meta_fill(test_meta_t *t, mmc_state_owner_t *o, uint32_t from,
+                           uint32_t to)
+{
+    char key[16];
+
+    for (uint32_t i = from; i < to; i++) {
+        test_meta_key(key, sizeof(key), i);
+        test_meta_put(t, o, key, PG, 1, 0);
+    }
+}
+
+static bool test_meta_has(test_meta_t *t, uint32_t i)
+{
+    char key[16];
+
+    test_meta_key(key, sizeof(key), i);
+    return test_meta_query(t, key, NULL, NULL) == MMC_OK;
+}
+
+/* Runs passes (budget each) until none is left to run; returns how many
+ * ran.  A hang guard bounds them. */
+static uint32_t test_meta_evict_all(test_meta_t *t, uint64_t budget)
+{
+    uint32_t runs = 1;
+
+    while (mmc_state_evict_some(t->st, budget)) {
+        runs++;
+        assert_true(runs < 10000);
+    }
+    test_meta_check(t);
+    return runs;
+}
+
+/* Objects go oldest first, a GET makes one recent, the pass stops at the
+ * low mark; nothing happens below the high mark. */
+static void test_meta_evict_lru(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t l;
+    mmc_state_counters_t c;
+
+    test_meta_evict_state(t, 90, 80, 0);
+    a = test_meta_member(t, 0, "A", SEG_SIZE); /* 64 pages */
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 57); /* 57 of 64 pages: 89% */
+    assert_false(mmc_state_evict_due(t->st));
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    assert_int_equal(test_meta_counters(t).evictions, 0);
+    /* k0 read: now the most recent */
+    assert_int_equal(test_meta_get(t, r, "k0", &l), MMC_OK);
+    assert_int_equal(mmc_state_release(t->st, r, l.id), MMC_OK);
+    test_meta_fill(t, a, 57, 58); /* 58 pages: above 90% */
+    assert_true(mmc_state_evict_due(t->st));
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    assert_false(mmc_state_evict_due(t->st));
+    /* down to 51 pages (<= 80%): k1..k7 went, k0 stayed */
+    assert_int_equal(test_meta_usage(t).used[0], 51 * PG);
+    assert_true(test_meta_has(t, 0));
+    for (uint32_t i = 1; i <= 7; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    for (uint32_t i = 8; i < 58; i++) {
+        assert_true(test_meta_has(t, i));
+    }
+    c = test_meta_counters(t);
+    assert_int_equal(c.evictions, 7);
+    assert_int_equal(c.evicted_bytes, 7 * PG);
+    assert_int_equal(c.evictions_put, 0);
+    assert_int_equal(c.eviction_runs, 2);
+    assert_int_equal(c.objects, 51);
+    /* a new object with the key of an evicted one is fine */
+    test_meta_put(t, a, "k1", PG, 1, 0);
+    assert_false(mmc_state_evict_due(t->st));
+    mmc_state_owner_destroy(t->st, r);
+}
+
+/* An object is evicted whole: its replica on a segment below its mark
+ * goes too. */
+static void test_meta_evict_replicas(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *b;
+    test_meta_used_t u;
+
+    test_meta_evict_state(t, 90, 80, 0);
+    a = test_meta_member(t, 0, "A", SEG_SIZE);
+    b = test_meta_member(t, 1, "B", 4 * SEG_SIZE);
+    test_meta_put(t, a, "both", PG, 2, 0); /* oldest, on 0 and 1 */
+    test_meta_fill(t, a, 0, 57);           /* on rank 0: preferred own */
+    u = test_meta_usage(t);
+    assert_int_equal(u.used[0], 58 * PG);
+    assert_int_equal(u.used[1], PG);
+    test_meta_evict_all(t, 1000);
+    u = test_meta_usage(t);
+    assert_int_equal(u.used[0], 51 * PG);
+    assert_int_equal(u.used[1], 0);
+    assert_int_equal(test_meta_query(t, "both", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_meta_counters(t).evictions, 7);
+    (void)b;
+}
+
+/* Leased objects are passed over, not waited for: the pass evicts the
+ * next ones and still reaches the low mark. */
+static void test_meta_evict_skip_leased(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t l[5];
+    char key[16];
+
+    test_meta_evict_state(t, 90, 80, 0);
+    a = test_meta_member(t, 0, "A", SEG_SIZE);
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 58);
+    for (uint32_t i = 0; i < 5; i++) {
+        test_meta_key(key, sizeof(key), i);
+        assert_int_equal(test_meta_get(t, r, key, &l[i]), MMC_OK);
+    }
+    test_meta_evict_all(t, 1000);
+    assert_int_equal(test_meta_usage(t).used[0], 51 * PG);
+    for (uint32_t i = 0; i < 5; i++) {
+        assert_true(test_meta_has(t, i)); /* leased: kept */
+    }
+    for (uint32_t i = 5; i < 12; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    assert_true(test_meta_has(t, 12));
+    assert_int_equal(test_meta_counters(t).evictions, 7);
+    for (uint32_t i = 0; i < 5; i++) {
+        assert_int_equal(mmc_state_release(t->st, r, l[i].id), MMC_OK);
+    }
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, r);
+}
+
+/* Every object leased: the segment stays above its mark and passes do not
+ * spin on it; a lease that goes makes its object a candidate again, and
+ * once the leases expire the pass reaches the low mark.  Small budgets
+ * split the work over several passes. */
+static void test_meta_evict_stuck(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t l[60];
+    mmc_state_counters_t c;
+    char key[16];
+
+    test_meta_evict_state(t, 90, 80, 0);
+    a = test_meta_member(t, 0, "A", SEG_SIZE);
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 60);
+    for (uint32_t i = 0; i < 60; i++) {
+        test_meta_key(key, sizeof(key), i);
+        assert_int_equal(test_meta_get(t, r, key, &l[i]), MMC_OK);
+    }
+    assert_true(mmc_state_evict_due(t->st));
+    test_meta_evict_all(t, 7); /* a full walk over several passes */
+    c = test_meta_counters(t);
+    assert_int_equal(c.evictions, 0);
+    assert_int_equal(c.evict_skipped, 60);
+    assert_false(mmc_state_evict_due(t->st));
+    /* stuck: another pass visits nothing */
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    assert_int_equal(test_meta_counters(t).evict_skipped, 60);
+    assert_int_equal(test_meta_usage(t).used[0], 60 * PG);
+
+    /* k10 released: a candidate, evicted; the rest still leased */
+    assert_int_equal(mmc_state_release(t->st, r, l[10].id), MMC_OK);
+    assert_true(mmc_state_evict_due(t->st));
+    test_meta_evict_all(t, 1000);
+    assert_false(test_meta_has(t, 10));
+    assert_int_equal(test_meta_counters(t).evictions, 1);
+    assert_int_equal(test_meta_usage(t).used[0], 59 * PG);
+    assert_false(mmc_state_evict_due(t->st));
+
+    /* the leases run out (the reader died): back to the low mark */
+    t->now += LEASE_MS;
+    mmc_state_expire(t->st, t->now);
+    assert_int_equal(test_meta_counters(t).leases_expired, 59);
+    assert_true(mmc_state_evict_due(t->st));
+    test_meta_evict_all(t, 3);
+    assert_int_equal(test_meta_usage(t).used[0], 51 * PG);
+    assert_int_equal(test_meta_counters(t).evictions, 9);
+    assert_int_equal(test_meta_counters(t).leases, 0);
+    mmc_state_owner_destroy(t->st, r);
+}
+
+/* Pending puts and unlinked objects are never evicted: the committed
+ * ones go; a segment holding only pending puts stays above its mark
+ * without spinning. */
+static void test_meta_evict_pending(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *b;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t p[22];
+    mmc_obj_result_t q[15];
+    mmc_obj_result_t l;
+    mmc_state_counters_t c;
+    char key[16];
+
+    test_meta_evict_state(t, 90, 80, 0);
+    a = test_meta_member(t, 0, "A", SEG_SIZE);
+    b = test_meta_member(t, 1, "B", SEG_SIZE);
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 20);
+    /* k0 removed while leased: unlinked, its page held */
+    assert_int_equal(test_meta_get(t, r, "k0", &l), MMC_OK);
+    assert_int_equal(mmc_state_remove(t->st, "k0", 2), MMC_OK);
+    /* 44 pages pending on rank 0: the segment is full */
+    for (uint32_t i = 0; i < 22; i++) {
+        test_meta_key(key, sizeof(key), 100 + i);
+        assert_int_equal(
+            test_meta_put_opts(t, a, key, 2 * PG, &test_meta_opts1, &p[i]),
+            MMC_OK);
+        assert_int_equal(p[i].reps[0].rank, 0);
+    }
+    /* 60 pages pending on rank 1 */
+    for (uint32_t i = 0; i < 15; i++) {
+        test_meta_key(key, sizeof(key), 200 + i);
+        assert_int_equal(
+            test_meta_put_opts(t, b, key, 4 * PG, &test_meta_opts1, &q[i]),
+            MMC_OK);
+        assert_int_equal(q[i].reps[0].rank, 1);
+    }
+    assert_true(mmc_state_evict_due(t->st));
+    test_meta_evict_all(t, 1000);
+    /* rank 0: k1..k13 went (13 pages), down to 51; k0 and the puts kept */
+    assert_int_equal(test_meta_usage(t).used[0], 51 * PG);
+    assert_int_equal(test_meta_usage(t).used[1], 60 * PG);
+    for (uint32_t i = 1; i <= 13; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    assert_true(test_meta_has(t, 14));
+    c = test_meta_counters(t);
+    assert_int_equal(c.evictions, 13);
+    assert_int_equal(c.pending_puts, 37);
+    assert_int_equal(c.unlinked, 1);
+    /* rank 1 is stuck: nothing to visit */
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    assert_int_equal(test_meta_counters(t).evict_skipped, 0);
+    for (uint32_t i = 0; i < 22; i++) {
+        assert_int_equal(mmc_state_put_commit(t->st, a, p[i].id, MMC_OK),
+                         MMC_OK);
+    }
+    /* committed on rank 1: candidates now, the pass takes it down */
+    for (uint32_t i = 0; i < 15; i++) {
+        assert_int_equal(mmc_state_put_commit(t->st, b, q[i].id, MMC_OK),
+                         MMC_OK);
+    }
+    assert_true(mmc_state_evict_due(t->st));
+    test_meta_evict_all(t, 1000);
+    assert_int_equal(test_meta_usage(t).used[1], 48 * PG);
+    assert_int_equal(mmc_state_release(t->st, r, l.id), MMC_OK);
+    assert_int_equal(test_meta_usage(t).used[0], 50 * PG);
+    mmc_state_owner_destroy(t->st, r);
+}
+
+/* A put that finds no room evicts (LRU first, leased skipped) up to its
+ * bound and tries again; past the bound it fails with nothing allocated.
+ * Pending puts are never evicted for it. */
+static void test_meta_evict_put(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t res;
+    mmc_obj_result_t l[5];
+    mmc_state_counters_t c;
+    char key[16];
+
+    /* background eviction off (100%): only puts evict */
+    test_meta_evict_state(t, 100, 80, 4);
+    a = test_meta_member(t, 0, "A", SEG_SIZE);
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 64); /* full */
+    assert_false(mmc_state_evict_due(t->st));
+    /* 3 pages: k0..k2 go */
+    assert_int_equal(
+        test_meta_put_opts(t, a, "big3", 3 * PG, &test_meta_opts1, &res),
+        MMC_OK);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    assert_true(test_meta_has(t, 3));
+    c = test_meta_counters(t);
+    assert_int_equal(c.evictions, 3);
+    assert_int_equal(c.evictions_put, 3);
+    assert_int_equal(c.eviction_runs, 0);
+    /* big3 is pending: not a candidate for the next put */
+    for (uint32_t i = 3; i < 8; i++) {
+        test_meta_key(key, sizeof(key), i);
+        assert_int_equal(test_meta_get(t, r, key, &l[i - 3]), MMC_OK);
+    }
+    /* 5 pages: k3..k7 leased, k8..k11 evicted (the bound, 4 pages),
+     * still no room: no space, nothing allocated */
+    assert_int_equal(
+        test_meta_put_opts(t, a, "big5", 5 * PG, &test_meta_opts1, NULL),
+        MMC_ERR_NO_SPACE);
+    for (uint32_t i = 3; i < 8; i++) {
+        assert_true(test_meta_has(t, i));
+    }
+    for (uint32_t i = 8; i < 12; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    assert_true(test_meta_has(t, 12));
+    assert_int_equal(test_meta_counters(t).evictions_put, 7);
+    assert_int_equal(test_meta_usage(t).used[0], 60 * PG);
+    assert_int_equal(test_meta_counters(t).pending_puts, 1);
+    /* the next try evicts k12 (k8..k12 contiguous: 5 pages) and fits */
+    assert_int_equal(
+        test_meta_put_opts(t, a, "big5", 5 * PG, &test_meta_opts1, NULL),
+        MMC_OK);
+    assert_false(test_meta_has(t, 12));
+    assert_int_equal(test_meta_counters(t).evictions_put, 8);
+    assert_int_equal(mmc_state_put_commit(t->st, a, res.id, MMC_OK), MMC_OK);
+    for (uint32_t i = 0; i < 5; i++) {
+        assert_int_equal(mmc_state_release(t->st, r, l[i].id), MMC_OK);
+    }
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, r);
+}
+
+/* A segment full of pending puts: a put that needs room evicts nothing
+ * and fails; the puts all commit afterwards. */
+static void test_meta_evict_put_pending(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_obj_result_t p[64];
+    char key[16];
+
+    test_meta_evict_state(t, 90, 80, 256);
+    a = test_meta_member(t, 0, "A", SEG_SIZE);
+    for (uint32_t i = 0; i < 64; i++) {
+        test_meta_key(key, sizeof(key), i);
+        assert_int_equal(
+            test_meta_put_opts(t, a, key, PG, &test_meta_opts1, &p[i]), MMC_OK);
+    }
+    assert_int_equal(
+        test_meta_put_opts(t, a, "more", PG, &test_meta_opts1, NULL),
+        MMC_ERR_NO_SPACE);
+    test_meta_evict_all(t, 1000);
+    assert_int_equal(test_meta_counters(t).evictions, 0);
+    for (uint32_t i = 0; i < 64; i++) {
+        assert_int_equal(mmc_state_put_commit(t->st, a, p[i].id, MMC_OK),
+                         MMC_OK);
+    }
+    /* committed: the background pass takes the segment to its low mark */
+    test_meta_evict_all(t, 1000);
+    assert_int_equal(test_meta_usage(t).used[0], 51 * PG);
+    assert_int_equal(test_meta_counters(t).evictions, 13);
+    /* and a drop of the rank leaves nothing behind */
+    test_meta_drop(t, 0);
+    test_meta_check(t);
+    assert_int_equal(test_meta_counters(t).objects, 0);
+}
+
+static void test_meta_random_evict(void **state)
+{
+    test_meta_t *t = *state;
+
+    test_meta_evict_state(t, 60, 30, 8);
+    test_meta_random_run(t, true);
+    assert_true(test_meta_counters(t).evictions > 0);
+    assert_true(test_meta_counters(t).eviction_runs > 0);
+}
+
+/* The same with only puts evicting. */
+static void test_meta_random_evict_put(void **state)
+{
+    test_meta_t *t = *state;
+
+    test_meta_evict_state(t, 100, 30, 8);
+    test_meta_random_run(t, true);
+    assert_true(test_meta_counters(t).evictions_put > 0);
+    assert_int_equal(test_meta_counters(t).evictions,
+                     test_meta_counters(t).evictions_put);
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -1369,6 +1798,15 @@ int main(void)
         T(test_meta_owner_close),
         T(test_meta_ids),
         T(test_meta_random),
+        T(test_meta_evict_lru),
+        T(test_meta_evict_replicas),
+        T(test_meta_evict_skip_leased),
+        T(test_meta_evict_stuck),
+        T(test_meta_evict_pending),
+        T(test_meta_evict_put),
+        T(test_meta_evict_put_pending),
+        T(test_meta_random_evict),
+        T(test_meta_random_evict_put),
 #undef T
     };
     /* clang-format on */

@@ -24,10 +24,25 @@
 /* Defined in meta_config.c, not (yet) in meta.h. */
 
 static const char *const tmc_keys[] = {
-    "addr",        "port",        "store_port", "http_port",
-    "http_enable", "pool_id",     "max_ranks",  "max_segment_size",
-    "host_base",   "alloc_align", "lease_ms",   "put_timeout_ms",
-    "max_batch",   "max_clients", "log_level",
+    "addr",
+    "port",
+    "store_port",
+    "http_port",
+    "http_enable",
+    "pool_id",
+    "max_ranks",
+    "max_segment_size",
+    "host_base",
+    "alloc_align",
+    "lease_ms",
+    "put_timeout_ms",
+    "max_batch",
+    "max_clients",
+    "evict_high_pct",
+    "evict_low_pct",
+    "evict_max_per_put",
+    "member_timeout_ms",
+    "log_level",
 };
 
 #define TMC_NKEYS (sizeof(tmc_keys) / sizeof(tmc_keys[0]))
@@ -131,6 +146,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.put_timeout_ms, 30000);
     assert_int_equal(cfg.max_batch, 16384);
     assert_int_equal(cfg.max_clients, 4096);
+    assert_int_equal(cfg.evict_high_pct, 90);
+    assert_int_equal(cfg.evict_low_pct, 80);
+    assert_int_equal(cfg.evict_max_per_put, 256);
+    assert_int_equal(cfg.member_timeout_ms, 10000);
     assert_string_equal(cfg.log_level, "warn");
     assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
     assert_int_equal(tmc_log.errors, 0);
@@ -165,6 +184,19 @@ static void test_set(void **state)
     assert_string_equal(cfg.log_level, "debug");
     assert_int_equal(mmc_meta_config_set(&cfg, "max_batch", "1"), MF_OK);
     assert_int_equal(cfg.max_batch, 1);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_high_pct", "95"), MF_OK);
+    assert_int_equal(cfg.evict_high_pct, 95);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_low_pct", "50"), MF_OK);
+    assert_int_equal(cfg.evict_low_pct, 50);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_max_per_put", "0"),
+                     MF_OK);
+    assert_int_equal(cfg.evict_max_per_put, 0);
+    assert_int_equal(mmc_meta_config_set(&cfg, "member_timeout_ms", "300"),
+                     MF_OK);
+    assert_int_equal(cfg.member_timeout_ms, 300);
+    assert_int_equal(mmc_meta_config_set(&cfg, "member_timeout_ms", "0"),
+                     MF_OK);
+    assert_int_equal(cfg.member_timeout_ms, 0);
     assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
     assert_int_equal(tmc_log.errors, 0);
 
@@ -226,6 +258,11 @@ static void test_bounds(void **state)
     tmc_expect_bad("host_base", "0", "host_base");
     tmc_expect_bad("host_base", "0x200000000001", "page");
     tmc_expect_bad("host_base", "0x800000000000", "below");
+    tmc_expect_bad("evict_high_pct", "0", "range");
+    tmc_expect_bad("evict_high_pct", "101", "range");
+    tmc_expect_bad("evict_low_pct", "100", "range");
+    tmc_expect_bad("evict_max_per_put", "2000000", "range");
+    tmc_expect_bad("member_timeout_ms", "86400001", "range");
 
     /* the edges themselves are accepted */
     mmc_meta_config_init(&cfg);
@@ -283,6 +320,36 @@ static void test_check_window(void **state)
     memset(cfg.addr, 'x', sizeof(cfg.addr));
     assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
     assert_int_equal(mmc_meta_config_check(NULL), MF_ERR_INVALID);
+}
+
+/* The low watermark must be below the high one, in whatever order they
+ * are set. */
+static void test_check_watermarks(void **state)
+{
+    mmc_meta_config_t cfg;
+    int errors;
+
+    (void)state;
+    mmc_meta_config_init(&cfg);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_low_pct", "95"), MF_OK);
+    errors = tmc_log.errors;
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
+    assert_int_equal(tmc_log.errors, errors + 1);
+    tmc_assert_logged("evict_low_pct", "evict_high_pct");
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_high_pct", "95"), MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_high_pct", "96"), MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    /* the edges */
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_high_pct", "100"), MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_low_pct", "99"), MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_high_pct", "1"), MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_low_pct", "0"), MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    /* by hand */
+    cfg.evict_low_pct = 1;
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
 }
 
 static void test_file(void **state)
@@ -445,6 +512,8 @@ int main(void)
                                         tmc_teardown),
         cmocka_unit_test_setup_teardown(test_bounds, tmc_setup, tmc_teardown),
         cmocka_unit_test_setup_teardown(test_check_window, tmc_setup,
+                                        tmc_teardown),
+        cmocka_unit_test_setup_teardown(test_check_watermarks, tmc_setup,
                                         tmc_teardown),
         cmocka_unit_test_setup_teardown(test_file, tmc_setup, tmc_teardown),
         cmocka_unit_test_setup_teardown(test_env, tmc_setup, tmc_teardown),

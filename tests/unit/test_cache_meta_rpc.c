@@ -4,7 +4,9 @@
  * and the tests talk to it with mf_net clients and the proto encoders:
  * HELLO, REGISTER checks, a put/commit/get/release/exist/query/remove
  * round, full batches, malformed bodies, unknown opcodes, requests before
- * HELLO, UNREGISTER and a client that disconnects in the middle of a put.
+ * HELLO, UNREGISTER, a client that disconnects in the middle of a put,
+ * eviction of a full pool, and a silent client closed after
+ * member_timeout_ms while one that sends PING stays.
  * The service's state is inspected on its loop thread (mmc_meta_run_sync).
  * An error log that a test did not expect fails it; waits for the service
  * to notice a closed connection are bounded only as hang guards.
@@ -86,6 +88,36 @@ static mmc_meta_t *test_rpc_start_ms(uint32_t max_batch, uint32_t lease_ms,
     assert_true(mmc_meta_port(meta) != 0);
     assert_true(mmc_meta_store_port(meta) != 0);
     assert_int_equal(mmc_meta_http_port(meta), 0);
+    return meta;
+}
+
+/* A service with settings changed from the fixture's: NULL-terminated
+ * key, value pairs. */
+static mmc_meta_t *test_rpc_start_with(const char *key, ...)
+{
+    mmc_meta_config_t cfg;
+    mmc_meta_t *meta = NULL;
+    va_list ap;
+
+    mmc_meta_config_init(&cfg);
+    mf_strlcpy(cfg.addr, "127.0.0.1", sizeof(cfg.addr));
+    cfg.port = 0;
+    cfg.store_port = 0;
+    cfg.http_port = 0;
+    cfg.http_enable = false;
+    cfg.max_ranks = NRANKS;
+    cfg.max_segment_size = MAX_SEG;
+    cfg.host_base = HOST_BASE;
+    cfg.alloc_align = PG;
+    cfg.lease_ms = 600000;
+    cfg.put_timeout_ms = 600000;
+    va_start(ap, key);
+    for (const char *k = key; k != NULL; k = va_arg(ap, const char *)) {
+        const char *v = va_arg(ap, const char *);
+        assert_int_equal(mmc_meta_config_set(&cfg, k, v), MF_OK);
+    }
+    va_end(ap);
+    assert_int_equal(mmc_meta_start(&cfg, &meta), MF_OK);
     return meta;
 }
 
@@ -418,6 +450,7 @@ typedef struct test_rpc_view {
     mmc_meta_stats_t stats;
     uint32_t segs;
     uint64_t used;
+    uint64_t capacity;
     uint64_t replicas;
 } test_rpc_view_t;
 
@@ -427,6 +460,7 @@ static void test_rpc_view_seg(const mmc_meta_seg_info_t *seg, void *arg)
 
     v->segs++;
     v->used += seg->used;
+    v->capacity += seg->capacity;
     v->replicas += seg->replicas;
 }
 
@@ -518,8 +552,7 @@ static void test_rpc_hello_and_state(void **state)
     /* another protocol version */
     mf_wbuf_init(&w);
     mmc_hello_req_encode(&w, &bad);
-    assert_int_equal(test_rpc_call(c, MMC_OP_HELLO, &w, &resp),
-                     MF_ERR_VERSION);
+    assert_int_equal(test_rpc_call(c, MMC_OP_HELLO, &w, &resp), MF_ERR_VERSION);
     /* a malformed HELLO */
     assert_int_equal(test_rpc_call_raw(c, MMC_OP_HELLO, "xy", 2, &resp),
                      MF_ERR_PROTO);
@@ -1169,6 +1202,181 @@ static void test_rpc_expiry(void **state)
     mmc_meta_stop(meta);
 }
 
+/* A pool filled past its high mark in one batch is brought down to its
+ * low mark off the request path, oldest objects first; a batch that finds
+ * no room evicts for itself, then the pass runs again. */
+static void test_rpc_evict(void **state)
+{
+    mmc_meta_t *meta =
+        test_rpc_start_with("evict_high_pct", "90", "evict_low_pct", "80",
+                            "evict_max_per_put", "16", NULL);
+    mf_net_client_t *m = test_rpc_member(meta, 0, 64 * PG);
+    char(*keys)[32] = test_rpc_keys(80, "ev");
+    uint64_t deadline = mf_time_ms() + WAIT_MS;
+    mmc_obj_list_t puts;
+    test_rpc_view_t v;
+
+    (void)state;
+    assert_int_equal(test_rpc_put_alloc(m, keys, 60, PG, 1, 0, &puts), MF_OK);
+    for (uint32_t i = 0; i < 60; i++) {
+        assert_int_equal(puts.items[i].status, MMC_OK);
+    }
+    /* pending puts are not evicted: all 60 pages are held */
+    v = test_rpc_view(meta);
+    assert_int_equal(v.used, 60 * PG);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    /* the pass runs after the commit (hang guard) */
+    do {
+        assert_true(mf_time_ms() < deadline);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        v = test_rpc_view(meta);
+    } while (v.used * 100 > v.capacity * 80);
+    assert_int_equal(v.used, 51 * PG);
+    assert_int_equal(v.stats.evictions, 9);
+    assert_int_equal(v.stats.evicted_bytes, 9 * PG);
+    assert_int_equal(v.stats.evictions_put, 0);
+    assert_true(v.stats.eviction_runs >= 1);
+    assert_int_equal(v.stats.objects, 51);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys, 9, MMC_ERR_NOT_FOUND);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys + 9, 51, MMC_OK);
+
+    /* 20 more pages: 13 fit, 7 evict for themselves */
+    assert_int_equal(test_rpc_put_alloc(m, keys + 60, 20, PG, 1, 0, &puts),
+                     MF_OK);
+    for (uint32_t i = 0; i < 20; i++) {
+        assert_int_equal(puts.items[i].status, MMC_OK);
+    }
+    /* (the pass may already have run: the allocation filled the pool) */
+    v = test_rpc_view(meta);
+    assert_int_equal(v.stats.evictions_put, 7);
+    assert_true(v.used <= 64 * PG);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    do {
+        assert_true(mf_time_ms() < deadline);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        v = test_rpc_view(meta);
+    } while (v.used * 100 > v.capacity * 80);
+    assert_int_equal(v.used, 51 * PG);
+    assert_int_equal(v.stats.evictions, 9 + 7 + 13);
+    /* the oldest went, the newest stayed */
+    test_rpc_statuses(m, MMC_OP_EXIST, keys, 29, MMC_ERR_NOT_FOUND);
+    test_rpc_statuses(m, MMC_OP_EXIST, keys + 29, 51, MMC_OK);
+    free(keys);
+    mf_net_client_destroy(m);
+    mmc_meta_stop(meta);
+}
+
+/* PING is answered (empty) after HELLO; anything else is a bad frame. */
+static void test_rpc_ping(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *c = test_rpc_connect(t->meta);
+    mf_net_resp_t resp;
+
+    assert_int_equal(test_rpc_call_raw(c, MMC_OP_PING, NULL, 0, &resp),
+                     MF_ERR_STATE);
+    (void)test_rpc_hello(c);
+    assert_int_equal(test_rpc_call_raw(c, MMC_OP_PING, NULL, 0, &resp), MF_OK);
+    assert_int_equal(resp.len, 0);
+    mf_net_resp_free(&resp);
+    assert_int_equal(test_rpc_call_raw(c, MMC_OP_PING, "x", 1, &resp),
+                     MF_ERR_PROTO);
+    assert_int_equal(test_rpc_view(t->meta).stats.requests[MMC_OP_PING], 3);
+    mf_net_client_destroy(c);
+}
+
+static void test_rpc_ping_once(mf_net_client_t *c)
+{
+    mf_net_resp_t resp;
+
+    assert_int_equal(test_rpc_call_raw(c, MMC_OP_PING, NULL, 0, &resp), MF_OK);
+    mf_net_resp_free(&resp);
+}
+
+/*
+ * A member that goes silent (its process hung or its host gone: no FIN
+ * ever comes) is closed after member_timeout_ms: its segment, objects and
+ * leases go.  A member that sends PING stays.  A member whose connection
+ * closes without UNREGISTER is a loss too; one that unregisters is not.
+ */
+static void test_rpc_member_timeout(void **state)
+{
+    mmc_meta_t *meta = test_rpc_start_with("member_timeout_ms", "500", NULL);
+    mf_net_client_t *alive = test_rpc_member(meta, 0, 64 * PG);
+    mf_net_client_t *silent = test_rpc_member(meta, 1, 64 * PG);
+    char(*keys)[32] = test_rpc_keys(2, "mt");
+    uint64_t deadline = mf_time_ms() + WAIT_MS;
+    mmc_obj_list_t puts;
+    mmc_obj_list_t gets;
+    test_rpc_view_t v;
+
+    (void)state;
+    /* an object on rank 1 only, and a lease of the silent one */
+    assert_int_equal(test_rpc_put_alloc(silent, keys, 1, PG, 1, 0, &puts),
+                     MF_OK);
+    assert_int_equal(puts.items[0].reps[0].rank, 1);
+    test_rpc_commit(silent, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    test_rpc_objs(silent, MMC_OP_GET, keys, 1, &gets);
+    mmc_obj_list_free(&gets);
+    v = test_rpc_view(meta);
+    assert_int_equal(v.stats.members, 2);
+    assert_int_equal(v.stats.leases, 1);
+    /* rank 1 says nothing more; rank 0 pings (hang guard only) */
+    do {
+        assert_true(mf_time_ms() < deadline);
+        test_rpc_ping_once(alive);
+        nanosleep(&(struct timespec){0, 20000000}, NULL);
+        v = test_rpc_view(meta);
+    } while (v.stats.members != 1);
+    assert_int_equal(v.stats.member_losses_timeout, 1);
+    assert_int_equal(v.stats.member_losses_closed, 0);
+    assert_true(v.stats.conns_timed_out >= 1);
+    assert_int_equal(v.stats.leases, 0);
+    assert_int_equal(v.stats.objects, 0);
+    assert_int_equal(v.segs, 1);
+    assert_int_equal(v.used, 0);
+    v = test_rpc_wait_clients(meta, 1);
+    /* the one that pinged still works */
+    test_rpc_statuses(alive, MMC_OP_EXIST, keys, 1, MMC_ERR_NOT_FOUND);
+    mf_net_client_destroy(silent);
+
+    /* rank 1 again, then its connection closes: a loss (closed) */
+    silent = test_rpc_member(meta, 1, 64 * PG);
+    mf_net_client_destroy(silent);
+    do {
+        assert_true(mf_time_ms() < deadline);
+        test_rpc_ping_once(alive);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        v = test_rpc_view(meta);
+    } while (v.stats.clients != 1);
+    assert_int_equal(v.stats.member_losses_closed, 1);
+    /* an UNREGISTER first: no loss */
+    silent = test_rpc_member(meta, 1, 64 * PG);
+    {
+        mf_net_resp_t resp;
+        assert_int_equal(
+            test_rpc_call_raw(silent, MMC_OP_UNREGISTER, NULL, 0, &resp),
+            MF_OK);
+        mf_net_resp_free(&resp);
+    }
+    mf_net_client_destroy(silent);
+    do {
+        assert_true(mf_time_ms() < deadline);
+        test_rpc_ping_once(alive);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+        v = test_rpc_view(meta);
+    } while (v.stats.clients != 1);
+    assert_int_equal(v.stats.member_losses_closed, 1);
+    assert_int_equal(v.stats.member_losses_timeout, 1);
+    assert_int_equal(v.stats.members, 1);
+    free(keys);
+    mf_net_client_destroy(alive);
+    mmc_meta_stop(meta);
+}
+
 /* HTTP starts and stops on the loop thread with the service. */
 static void test_rpc_http_lifecycle(void **state)
 {
@@ -1208,6 +1416,9 @@ int main(void)
         T(test_rpc_disconnect),
         T(test_rpc_lost_reply),
         T(test_rpc_expiry),
+        T(test_rpc_evict),
+        T(test_rpc_ping),
+        T(test_rpc_member_timeout),
         T(test_rpc_http_lifecycle),
 #undef T
     };

@@ -937,11 +937,17 @@ static void test_free_zeroed(void **state)
 static void test_op_names(void **state)
 {
     static const char *const names[] = {
-        [MMC_OP_HELLO] = "HELLO",           [MMC_OP_REGISTER] = "REGISTER",
-        [MMC_OP_UNREGISTER] = "UNREGISTER", [MMC_OP_PUT_ALLOC] = "PUT_ALLOC",
-        [MMC_OP_PUT_COMMIT] = "PUT_COMMIT", [MMC_OP_GET] = "GET",
-        [MMC_OP_RELEASE] = "RELEASE",       [MMC_OP_EXIST] = "EXIST",
-        [MMC_OP_QUERY] = "QUERY",           [MMC_OP_REMOVE] = "REMOVE",
+        [MMC_OP_HELLO] = "HELLO",
+        [MMC_OP_REGISTER] = "REGISTER",
+        [MMC_OP_UNREGISTER] = "UNREGISTER",
+        [MMC_OP_PUT_ALLOC] = "PUT_ALLOC",
+        [MMC_OP_PUT_COMMIT] = "PUT_COMMIT",
+        [MMC_OP_GET] = "GET",
+        [MMC_OP_RELEASE] = "RELEASE",
+        [MMC_OP_EXIST] = "EXIST",
+        [MMC_OP_QUERY] = "QUERY",
+        [MMC_OP_REMOVE] = "REMOVE",
+        [MMC_OP_PING] = "PING",
     };
 
     (void)state;

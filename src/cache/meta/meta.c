@@ -31,10 +31,28 @@
  * Expiry.  The timer expires at most MMC_META_EXPIRE_BUDGET leases and
  * puts per run and, when more are due, runs again at once (after pending
  * I/O) instead of blocking the loop.
+ *
+ * Eviction.  Handlers never evict in the background themselves: when the
+ * state says a pass may have work (mmc_state_evict_due, after a request or
+ * a tick), the dedicated event meta->evict is activated and the pass runs
+ * on its own, at most MMC_META_EVICT_BUDGET candidates at a time, re-armed
+ * behind pending I/O while work is left.  A PUT_ALLOC item that finds no
+ * room evicts synchronously inside the state (bounded by
+ * evict_max_per_put).
+ *
+ * Liveness.  Every frame refreshes its connection's last-seen time and
+ * moves it to the end of meta->conns, so the list is ordered by silence.
+ * The tick closes connections silent for more than member_timeout_ms
+ * (their peer crashed, or its host vanished and no FIN will ever come):
+ * it drops their puts, leases and rank at once, then closes the
+ * connection.  Clients send PING at a quarter of the timeout.  A
+ * registered rank whose connection goes without UNREGISTER is a member
+ * loss (closed, or timeout).
  */
 #include "cache/meta/meta.h"
 
 #include "cache/meta/meta_state.h"
+#include "util/containers.h"
 #include "util/log.h"
 #include "util/misc.h"
 
@@ -51,6 +69,8 @@
 #define MMC_META_TICK_MAX_MS 1000u
 /* Leases and puts expired per timer run. */
 #define MMC_META_EXPIRE_BUDGET 65536u
+/* Eviction candidates visited per pass. */
+#define MMC_META_EVICT_BUDGET 4096u
 
 const double mmc_hist_bounds_us[MMC_HIST_BUCKETS - 1] = {
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000,
@@ -64,7 +84,9 @@ struct mmc_meta {
     mmc_meta_http_t *http;
     mmc_state_t *state;
     struct event *timer;
-    struct event *more; /* one-shot: expiry work left over by a tick */
+    struct event *more;  /* one-shot: expiry work left over by a tick */
+    struct event *evict; /* one-shot: a background eviction pass */
+    mf_list_t conns;     /* of mmc_meta_conn_t, least recently heard first */
     uint16_t port;
     uint16_t store_port;
     uint16_t http_port;
@@ -73,7 +95,10 @@ struct mmc_meta {
 
 typedef struct mmc_meta_conn {
     mmc_meta_t *meta;
-    mmc_state_owner_t *owner;
+    mf_net_conn_t *conn;
+    mmc_state_owner_t *owner; /* NULL once dropped for silence */
+    mf_list_t link;           /* in meta->conns while owner is set */
+    uint64_t last_ms;         /* when its last frame arrived */
     bool hello;
     bool hbm_warned; /* an HBM segment was refused once already */
     char name[MMC_PROTO_NAME_MAX + 1];
@@ -209,6 +234,11 @@ static void mmc_meta_handle_unregister(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     }
     mmc_state_owner_reset(meta->state, mc->owner);
     rep->status = MF_OK;
+}
+
+static void mmc_meta_handle_ping(size_t len, mmc_meta_reply_t *rep)
+{
+    rep->status = (len == 0) ? MF_OK : MF_ERR_PROTO;
 }
 
 static bool mmc_meta_batch_ok(const mmc_meta_t *meta, uint32_t count,
@@ -432,7 +462,7 @@ out_free_req:
 
 /* ---- connections ---- */
 
-static mmc_meta_conn_t *mmc_meta_conn_new(mmc_meta_t *meta)
+static mmc_meta_conn_t *mmc_meta_conn_new(mmc_meta_t *meta, mf_net_conn_t *conn)
 {
     mmc_meta_conn_t *mc = calloc(1, sizeof(*mc));
 
@@ -441,11 +471,39 @@ static mmc_meta_conn_t *mmc_meta_conn_new(mmc_meta_t *meta)
         return NULL;
     }
     mc->meta = meta;
+    mc->conn = conn;
     if (mmc_state_owner_create(meta->state, &mc->owner) != MF_OK) {
         free(mc);
         return NULL;
     }
+    mc->last_ms = mmc_meta_now_ms();
+    mf_list_push_back(&meta->conns, &mc->link);
     return mc;
+}
+
+/* Drops what the connection holds (puts, leases, rank); counts a lost
+ * member when it had a rank. */
+static void mmc_meta_conn_drop(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                               bool timeout)
+{
+    uint32_t rank = mmc_state_owner_rank(mc->owner);
+
+    if (rank != UINT32_MAX) {
+        if (timeout) {
+            mf_warn("meta: rank %" PRIu32 " (%s, %s) sent nothing for %" PRIu32
+                    " ms: dropped",
+                    rank, mc->name, mf_net_conn_peer(mc->conn),
+                    meta->cfg.member_timeout_ms);
+            meta->stats.member_losses_timeout++;
+        } else {
+            mf_info("meta: rank %" PRIu32 " (%s, %s) disconnected", rank,
+                    mc->name, mf_net_conn_peer(mc->conn));
+            meta->stats.member_losses_closed++;
+        }
+    }
+    mf_list_del(&mc->link);
+    mmc_state_owner_destroy(meta->state, mc->owner);
+    mc->owner = NULL;
 }
 
 static void mmc_meta_on_open(mf_net_conn_t *conn, void *arg)
@@ -454,7 +512,7 @@ static void mmc_meta_on_open(mf_net_conn_t *conn, void *arg)
 
     meta->stats.clients++;
     /* NULL on failure: the first request tries again. */
-    mf_net_conn_set_data(conn, mmc_meta_conn_new(meta));
+    mf_net_conn_set_data(conn, mmc_meta_conn_new(meta, conn));
 }
 
 static void mmc_meta_on_close(mf_net_conn_t *conn, void *arg)
@@ -466,14 +524,20 @@ static void mmc_meta_on_close(mf_net_conn_t *conn, void *arg)
     if (mc == NULL) {
         return;
     }
-    if (mmc_state_owner_rank(mc->owner) != UINT32_MAX) {
-        mf_info("meta: rank %" PRIu32 " (%s, %s) disconnected",
-                mmc_state_owner_rank(mc->owner), mc->name,
-                mf_net_conn_peer(conn));
+    if (mc->owner != NULL) {
+        mmc_meta_conn_drop(meta, mc, false);
     }
-    mmc_state_owner_destroy(meta->state, mc->owner);
     mf_net_conn_set_data(conn, NULL);
     free(mc);
+}
+
+/* Schedules a background eviction pass when the state has work for one;
+ * never runs it here. */
+static void mmc_meta_evict_kick(mmc_meta_t *meta)
+{
+    if ((meta->evict != NULL) && mmc_state_evict_due(meta->state)) {
+        event_active(meta->evict, 0, 0);
+    }
 }
 
 /* The reply carrying rep->grants was lost: aborts the puts or releases the
@@ -512,11 +576,19 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
     rep.status = MF_OK;
     mf_wbuf_init(&rep.body);
     if (mc == NULL) {
-        mc = mmc_meta_conn_new(meta);
+        mc = mmc_meta_conn_new(meta, conn);
         mf_net_conn_set_data(conn, mc);
+    }
+    if ((mc != NULL) && (mc->owner != NULL)) {
+        /* heard from: to the end of the silence order */
+        mc->last_ms = mmc_meta_now_ms();
+        mf_list_del(&mc->link);
+        mf_list_push_back(&meta->conns, &mc->link);
     }
     if (mc == NULL) {
         rep.status = MF_ERR_NOMEM;
+    } else if (mc->owner == NULL) {
+        rep.status = MF_ERR_STATE; /* dropped for silence, closing */
     } else if (slot == 0) {
         mf_debug("meta: %s sent unknown opcode %u", mf_net_conn_peer(conn),
                  opcode);
@@ -544,6 +616,9 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
             break;
         case MMC_OP_RELEASE:
             mmc_meta_handle_release(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_PING:
+            mmc_meta_handle_ping(len, &rep);
             break;
         default: /* GET, EXIST, QUERY, REMOVE */
             mmc_meta_handle_keys(meta, mc, opcode, body, len, &rep);
@@ -582,6 +657,7 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
     meta->stats.errors[slot] += (rep.status != MF_OK) + rep.item_errors;
     mmc_hist_add(&meta->stats.latency[slot],
                  (double)(mf_time_ns() - start) / 1000.0);
+    mmc_meta_evict_kick(meta);
 }
 
 static const mf_net_server_ops_t mmc_meta_server_ops = {
@@ -592,22 +668,61 @@ static const mf_net_server_ops_t mmc_meta_server_ops = {
 
 /* ---- timers and HTTP, on the loop thread ---- */
 
+/* Closes the connections silent for more than member_timeout_ms; what
+ * they held goes now, whether or not their close completes soon. */
+static void mmc_meta_reap_silent(mmc_meta_t *meta, uint64_t now)
+{
+    uint64_t timeout = meta->cfg.member_timeout_ms;
+
+    if (timeout == 0) {
+        return;
+    }
+    while (!mf_list_empty(&meta->conns)) {
+        mmc_meta_conn_t *mc =
+            mf_container_of(meta->conns.next, mmc_meta_conn_t, link);
+
+        if (mc->last_ms + timeout >= now) {
+            break; /* the rest were heard from later */
+        }
+        meta->stats.conns_timed_out++;
+        mmc_meta_conn_drop(meta, mc, true);
+        mf_net_conn_close(mc->conn);
+    }
+}
+
 /* The expiry timer, and its one-shot follow-up when a run had more due
  * than its budget. */
 static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
 {
     static const struct timeval now = {0, 0};
     mmc_meta_t *meta = arg;
+    uint64_t now_ms = mmc_meta_now_ms();
 
     (void)fd;
     (void)what;
-    if (mmc_state_expire_some(meta->state, mmc_meta_now_ms(),
-                              MMC_META_EXPIRE_BUDGET)) {
+    mmc_meta_reap_silent(meta, now_ms);
+    if (mmc_state_expire_some(meta->state, now_ms, MMC_META_EXPIRE_BUDGET)) {
         meta->stats.expiry_reruns++;
         if (event_add(meta->more, &now) != 0) {
             mf_warn("meta: cannot re-arm the expiry timer; the next tick "
                     "continues");
         }
+    }
+    mmc_meta_evict_kick(meta);
+}
+
+/* A background eviction pass; re-armed behind pending I/O while work is
+ * left. */
+static void mmc_meta_evict_run(evutil_socket_t fd, short what, void *arg)
+{
+    static const struct timeval now = {0, 0};
+    mmc_meta_t *meta = arg;
+
+    (void)fd;
+    (void)what;
+    if (mmc_state_evict_some(meta->state, MMC_META_EVICT_BUDGET) &&
+        (event_add(meta->evict, &now) != 0)) {
+        mf_warn("meta: cannot re-arm eviction; the next tick continues");
     }
 }
 
@@ -624,14 +739,18 @@ static void mmc_meta_loop_start(void *arg)
     uint32_t tick_ms = MF_MIN(meta->cfg.lease_ms, meta->cfg.put_timeout_ms);
     struct timeval tv;
 
+    if (meta->cfg.member_timeout_ms != 0) {
+        tick_ms = MF_MIN(tick_ms, meta->cfg.member_timeout_ms);
+    }
     tick_ms =
         MF_MAX(MF_MIN(tick_ms / 4, MMC_META_TICK_MAX_MS), MMC_META_TICK_MIN_MS);
     tv.tv_sec = tick_ms / 1000;
     tv.tv_usec = (tick_ms % 1000) * 1000;
     meta->timer = event_new(base, -1, EV_PERSIST, mmc_meta_tick, meta);
     meta->more = event_new(base, -1, 0, mmc_meta_tick, meta);
+    meta->evict = event_new(base, -1, 0, mmc_meta_evict_run, meta);
     if ((meta->timer == NULL) || (meta->more == NULL) ||
-        (event_add(meta->timer, &tv) != 0)) {
+        (meta->evict == NULL) || (event_add(meta->timer, &tv) != 0)) {
         mf_error("meta: cannot start the expiry timer");
         ls->status = MF_ERR_NOMEM;
         goto err_free_timer;
@@ -649,6 +768,10 @@ static void mmc_meta_loop_start(void *arg)
     return;
 
 err_free_timer:
+    if (meta->evict != NULL) {
+        event_free(meta->evict);
+        meta->evict = NULL;
+    }
     if (meta->more != NULL) {
         event_free(meta->more);
         meta->more = NULL;
@@ -666,6 +789,10 @@ static void mmc_meta_loop_stop(void *arg)
     if (meta->http != NULL) {
         mmc_meta_http_stop(meta->http);
         meta->http = NULL;
+    }
+    if (meta->evict != NULL) {
+        event_free(meta->evict);
+        meta->evict = NULL;
     }
     if (meta->more != NULL) {
         event_free(meta->more);
@@ -709,6 +836,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     }
     meta->cfg = *cfg;
     meta->meta_id = mmc_meta_random_id();
+    mf_list_init(&meta->conns);
 
     memset(&state_params, 0, sizeof(state_params));
     state_params.max_ranks = cfg->max_ranks;
@@ -717,6 +845,9 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     state_params.alloc_align = cfg->alloc_align;
     state_params.lease_ms = cfg->lease_ms;
     state_params.put_timeout_ms = cfg->put_timeout_ms;
+    state_params.evict_high_pct = cfg->evict_high_pct;
+    state_params.evict_low_pct = cfg->evict_low_pct;
+    state_params.evict_max_per_put = cfg->evict_max_per_put;
     status = mmc_state_create(&state_params, &meta->state);
     if (status != MF_OK) {
         goto err_free_meta;
@@ -836,6 +967,11 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->leases_damaged = c.leases_damaged;
     stats->leases_refused = c.leases_refused;
     stats->hosts = c.hosts;
+    stats->evictions = c.evictions;
+    stats->evictions_put = c.evictions_put;
+    stats->evicted_bytes = c.evicted_bytes;
+    stats->eviction_runs = c.eviction_runs;
+    stats->evict_skipped = c.evict_skipped;
 }
 
 typedef struct mmc_meta_seg_walk {
@@ -859,6 +995,7 @@ static void mmc_meta_seg_cb(const mmc_state_seg_info_t *s, void *arg)
     info.free = s->free;
     info.largest_free = s->largest_free;
     info.replicas = s->replicas;
+    info.lru = s->lru;
     walk->cb(&info, walk->arg);
 }
 

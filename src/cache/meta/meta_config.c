@@ -15,7 +15,8 @@
  *     max_segment_size, a non-empty addr), made whenever a value is set,
  *     with the origin (file:line, variable) in the message;
  *   - across values (the GVA window host_base + max_ranks x
- *     max_segment_size must end within the 47-bit user address space),
+ *     max_segment_size must end within the 47-bit user address space;
+ *     evict_low_pct below evict_high_pct),
  *     made by mmc_meta_config_check() once every source is applied, so
  *     that the order of settings does not matter.
  */
@@ -78,6 +79,20 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
                  "keys per request"),
     MMC_META_OPT(max_clients, MF_CFG_U32, "4096", 1, 1u << 20,
                  "most connections to the RPC server at once"),
+    MMC_META_OPT(evict_high_pct, MF_CFG_U32, "90", 1, 100,
+                 "background eviction starts when a segment is fuller than "
+                 "this percentage of its capacity (100: only puts that find "
+                 "no room evict)"),
+    MMC_META_OPT(evict_low_pct, MF_CFG_U32, "80", 0, 99,
+                 "background eviction stops at this percentage; below "
+                 "evict_high_pct"),
+    MMC_META_OPT(evict_max_per_put, MF_CFG_U32, "256", 0, 1u << 20,
+                 "objects a put item that finds no room may evict before it "
+                 "fails with no space (0: none)"),
+    MMC_META_OPT(member_timeout_ms, MF_CFG_MS, "10s", 0, 86400000,
+                 "a connection that sends nothing for this long is closed "
+                 "and its rank dropped (clients ping at a quarter of it); 0 "
+                 "never"),
     {"log_level", MF_CFG_LOGLVL, offsetof(mmc_meta_opts_t, log_level), 0,
      "warn", 0, 0, "log level: off, error, warn, info, debug, trace"},
 };
@@ -398,6 +413,12 @@ mf_status_t mmc_meta_config_check(const mmc_meta_config_t *cfg)
                  (unsigned long long)MMC_META_VA_LIMIT);
         return MF_ERR_CONFIG;
     }
+    if (o.cfg.evict_low_pct >= o.cfg.evict_high_pct) {
+        mf_error("mmc-meta: config: 'evict_low_pct' %u must be below "
+                 "'evict_high_pct' %u",
+                 o.cfg.evict_low_pct, o.cfg.evict_high_pct);
+        return MF_ERR_CONFIG;
+    }
     return MF_OK;
 }
 
@@ -406,7 +427,7 @@ void mmc_meta_config_print_help(FILE *out)
     mf_cfg_print_help(&mmc_meta_cfg_table, out);
     fprintf(out,
             "  host_base + max_ranks x max_segment_size must not exceed "
-            "0x%llx (47 bits).\n",
+            "0x%llx (47 bits); evict_low_pct < evict_high_pct.\n",
             (unsigned long long)MMC_META_VA_LIMIT);
 }
 

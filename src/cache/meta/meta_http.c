@@ -293,6 +293,7 @@ typedef enum mmc_meta_http_seg_field {
     MMC_META_HTTP_SEG_FREE,
     MMC_META_HTTP_SEG_LARGEST_FREE,
     MMC_META_HTTP_SEG_REPLICAS,
+    MMC_META_HTTP_SEG_USAGE,
     MMC_META_HTTP_SEG_FIELDS
 } mmc_meta_http_seg_field_t;
 
@@ -307,6 +308,9 @@ static const struct {
      "Largest free extent of the segment, in bytes."},
     {"mmc_segment_replicas",
      "Replicas (committed and pending) placed in the segment."},
+    {"mmc_segment_usage_ratio",
+     "Used bytes over capacity of the segment (eviction watermarks apply "
+     "to it)."},
 };
 
 typedef struct mmc_meta_http_seg_ctx {
@@ -336,6 +340,7 @@ static void mmc_meta_http_seg_metric_cb(const mmc_meta_seg_info_t *seg,
         value = seg->largest_free;
         break;
     case MMC_META_HTTP_SEG_REPLICAS:
+    case MMC_META_HTTP_SEG_USAGE:
     case MMC_META_HTTP_SEG_FIELDS:
         value = seg->replicas;
         break;
@@ -344,6 +349,13 @@ static void mmc_meta_http_seg_metric_cb(const mmc_meta_seg_info_t *seg,
                         mmc_meta_http_seg_families[ctx->field].name, seg->rank,
                         mmc_meta_http_media(seg->media));
     mmc_meta_http_label(b, seg->host_id);
+    if (ctx->field == MMC_META_HTTP_SEG_USAGE) {
+        double ratio = (seg->capacity > 0)
+                           ? (double)seg->used / (double)seg->capacity
+                           : 0.0;
+        evbuffer_add_printf(b, "} %.6f\n", ratio);
+        return;
+    }
     evbuffer_add_printf(b, "} %llu\n", (unsigned long long)value);
 }
 
@@ -467,6 +479,35 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
     mmc_meta_http_gauge(b, "mmc_replicas_lost_total", "counter",
                         "Committed replicas dropped with their segment.",
                         stats->replicas_lost);
+    mmc_meta_http_gauge(b, "mmc_evictions_total", "counter",
+                        "Objects evicted (all replicas), in the background "
+                        "or for a put that found no room.",
+                        stats->evictions);
+    mmc_meta_http_gauge(b, "mmc_evictions_put_total", "counter",
+                        "Of mmc_evictions_total: evicted for a put that "
+                        "found no room.",
+                        stats->evictions_put);
+    mmc_meta_http_gauge(b, "mmc_evicted_bytes_total", "counter",
+                        "Bytes of the evicted objects, once per object.",
+                        stats->evicted_bytes);
+    mmc_meta_http_gauge(b, "mmc_eviction_runs_total", "counter",
+                        "Background eviction passes.", stats->eviction_runs);
+    mmc_meta_http_gauge(b, "mmc_eviction_skipped_total", "counter",
+                        "Eviction candidates passed over because they were "
+                        "under a read lease.",
+                        stats->evict_skipped);
+    mmc_meta_http_family(b, "mmc_member_losses_total", "counter",
+                         "Registered ranks lost without UNREGISTER: their "
+                         "connection closed, or sent nothing for "
+                         "member_timeout_ms.");
+    evbuffer_add_printf(b, "mmc_member_losses_total{reason=\"closed\"} %llu\n",
+                        (unsigned long long)stats->member_losses_closed);
+    evbuffer_add_printf(b, "mmc_member_losses_total{reason=\"timeout\"} %llu\n",
+                        (unsigned long long)stats->member_losses_timeout);
+    mmc_meta_http_gauge(b, "mmc_connections_timed_out_total", "counter",
+                        "Connections closed after member_timeout_ms of "
+                        "silence (registered or not).",
+                        stats->conns_timed_out);
     free(stats);
     mmc_meta_http_send(req, HTTP_OK, "OK",
                        "text/plain; version=0.0.4; charset=utf-8", b);

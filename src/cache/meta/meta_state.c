@@ -35,9 +35,22 @@
  * never outgrows the ranks registered at once.  Clients compare host_idx
  * only among live members.
  *
+ * Eviction.  Each segment keeps the replicas of committed, linked objects
+ * on an LRU list (seg->lru, oldest first); commit appends, GET moves to
+ * the end, unlink and free take them off.  A walk pops candidates from the
+ * front: an object with leases is moved to the end (it is being read, so
+ * recently used) and counted in seg->skipped, any other is evicted whole.
+ * When a segment's skipped count reaches its list length, every candidate
+ * was passed over since its last eviction: the segment is stuck and
+ * background passes leave it alone until a candidate appears (a commit
+ * there, or the last lease of one of its objects going).  So a segment
+ * full of leased objects stays above its mark without the passes spinning
+ * on it.  state->evict_due tells the caller that a pass may now do work.
+ *
  * Invariants: a key is at most once in the index and at most once in the
  * pending map; an owner's rank, puts and leases are on its lists; every
- * replica is on exactly one segment's list.
+ * replica is on exactly one segment's list, and on that segment's LRU list
+ * exactly when its object is committed and linked.
  */
 #include "cache/meta/meta_state.h"
 
@@ -54,6 +67,10 @@
 
 #define MMC_STATE_NMEDIA  2
 #define MMC_STATE_NO_RANK UINT32_MAX
+/* Candidates a put item may visit per object it may evict, plus a few:
+ * bounds the walk over leased objects. */
+#define MMC_STATE_PUT_VISITS_PER_EVICTION 8u
+#define MMC_STATE_PUT_VISITS_EXTRA        64u
 
 typedef struct mmc_state_obj mmc_state_obj_t;
 typedef struct mmc_state_put mmc_state_put_t;
@@ -67,7 +84,12 @@ typedef struct mmc_state_seg {
     uint64_t used;     /* rounded sizes of the replicas here */
     uint64_t nreps;
     mmc_alloc_t *alloc;
-    mf_list_t reps; /* of mmc_state_rep_t */
+    mf_list_t reps;   /* of mmc_state_rep_t */
+    mf_list_t lru;    /* of mmc_state_rep_t of linked objects, oldest first */
+    uint64_t nlru;    /* on lru */
+    uint64_t skipped; /* leased candidates passed over since an eviction */
+    bool stuck;       /* every candidate was passed over: see above */
+    bool evicting;    /* a background pass is bringing it to its low mark */
 } mmc_state_seg_t;
 
 struct mmc_state_rank {
@@ -81,7 +103,9 @@ struct mmc_state_rank {
 };
 
 typedef struct mmc_state_rep {
-    mf_list_t link;       /* in seg->reps */
+    mf_list_t link;     /* in seg->reps */
+    mf_list_t lru_link; /* in seg->lru while in_lru */
+    bool in_lru;
     mmc_state_seg_t *seg; /* NULL: empty slot */
     mmc_state_obj_t *obj;
     uint64_t offset;
@@ -154,6 +178,7 @@ struct mmc_state {
     mf_list_t lease_fifo;    /* by expiry */
     mf_list_t unlinked;      /* of mmc_state_obj_t */
     mf_list_t owners;
+    bool evict_due; /* a background pass may have work: see above */
     mmc_state_counters_t counters;
 };
 
@@ -228,6 +253,68 @@ static void mmc_state_fill_result(const mmc_state_t *state,
     (void)state;
 }
 
+/* ---- LRU and watermarks ---- */
+
+static bool mmc_state_evict_enabled(const mmc_state_t *state)
+{
+    return (state->params.evict_high_pct > 0) &&
+           (state->params.evict_high_pct < 100);
+}
+
+/* used > pct% of capacity (capacity < 2^47: no overflow). */
+static bool mmc_state_seg_above(const mmc_state_seg_t *seg, uint32_t pct)
+{
+    return seg->used * 100 > seg->capacity * pct;
+}
+
+static bool mmc_state_seg_over_high(const mmc_state_t *state,
+                                    const mmc_state_seg_t *seg)
+{
+    return mmc_state_evict_enabled(state) &&
+           mmc_state_seg_above(seg, state->params.evict_high_pct);
+}
+
+/* A pass may do work in seg now: tell the caller. */
+static void mmc_state_seg_note(mmc_state_t *state, const mmc_state_seg_t *seg)
+{
+    if (!seg->stuck && mmc_state_seg_over_high(state, seg)) {
+        state->evict_due = true;
+    }
+}
+
+/* A new candidate in seg: it is not stuck any more. */
+static void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg)
+{
+    seg->stuck = false;
+    seg->skipped = 0;
+    mmc_state_seg_note(state, seg);
+}
+
+static void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep)
+{
+    mf_list_push_back(&rep->seg->lru, &rep->lru_link);
+    rep->in_lru = true;
+    rep->seg->nlru++;
+    mmc_state_seg_unstick(state, rep->seg);
+}
+
+static void mmc_state_lru_del(mmc_state_rep_t *rep)
+{
+    if (rep->in_lru) {
+        mf_list_del(&rep->lru_link);
+        rep->in_lru = false;
+        rep->seg->nlru--;
+    }
+}
+
+static void mmc_state_lru_touch(mmc_state_rep_t *rep)
+{
+    if (rep->in_lru) {
+        mf_list_del(&rep->lru_link);
+        mf_list_push_back(&rep->seg->lru, &rep->lru_link);
+    }
+}
+
 /* ---- replicas and objects ---- */
 
 /* Takes the replica out of its segment; frees its space unless the segment
@@ -238,6 +325,7 @@ static void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
     mmc_state_seg_t *seg = rep->seg;
     uint64_t len = mmc_state_round(state, rep->obj->size);
 
+    mmc_state_lru_del(rep);
     mf_list_del(&rep->link);
     seg->nreps--;
     seg->used -= len;
@@ -266,6 +354,11 @@ static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
  * leased. */
 static void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
 {
+    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+        if (obj->reps[i].seg != NULL) {
+            mmc_state_lru_del(&obj->reps[i]);
+        }
+    }
     obj->linked = false;
     state->counters.objects--;
     state->counters.object_bytes -= obj->size;
@@ -300,6 +393,14 @@ static void mmc_state_lease_drop(mmc_state_t *state, mmc_state_lease_t *lease)
     obj->nleases--;
     if ((obj->nleases == 0) && !obj->linked) {
         mmc_state_obj_free(state, obj);
+        return;
+    }
+    if (obj->nleases == 0) { /* a candidate again */
+        for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+            if (obj->reps[i].seg != NULL) {
+                mmc_state_seg_unstick(state, obj->reps[i].seg);
+            }
+        }
     }
 }
 
@@ -416,11 +517,16 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
 
     if ((params->max_ranks == 0) || (params->max_segment_size == 0) ||
         (params->alloc_align == 0) ||
-        ((params->alloc_align & (params->alloc_align - 1)) != 0)) {
+        ((params->alloc_align & (params->alloc_align - 1)) != 0) ||
+        (params->evict_high_pct > 100) ||
+        ((params->evict_high_pct > 0) &&
+         (params->evict_low_pct >= params->evict_high_pct))) {
         mf_error("meta state: bad parameters (max_ranks %" PRIu32
-                 ", max_segment_size %" PRIu64 ", alloc_align %" PRIu64 ")",
+                 ", max_segment_size %" PRIu64 ", alloc_align %" PRIu64
+                 ", evict_high_pct %" PRIu32 ", evict_low_pct %" PRIu32 ")",
                  params->max_ranks, params->max_segment_size,
-                 params->alloc_align);
+                 params->alloc_align, params->evict_high_pct,
+                 params->evict_low_pct);
         return MF_ERR_INVALID;
     }
     state = calloc(1, sizeof(*state));
@@ -750,6 +856,7 @@ mf_status_t mmc_state_register(mmc_state_t *state, mmc_state_owner_t *owner,
         seg->gva = segs[i].gva;
         seg->capacity = st.capacity;
         mf_list_init(&seg->reps);
+        mf_list_init(&seg->lru);
     }
     r->owner = owner;
     r->host_idx = host_idx;
@@ -916,6 +1023,177 @@ static void mmc_state_place_rollback(mmc_state_place_t *pl)
     pl->n = 0;
 }
 
+/* ---- eviction ---- */
+
+/* Evicts a committed, linked object without leases: gone whole, like
+ * REMOVE, space freed at once. */
+static void mmc_state_evict_obj(mmc_state_t *state, mmc_state_obj_t *obj,
+                                bool for_put)
+{
+    mf_debug("meta: evicting %.*s (%" PRIu64 " bytes, %" PRIu32 " replicas)%s",
+             (int)obj->key_len, obj->key, obj->size, obj->nrep,
+             for_put ? " for a put" : "");
+    state->counters.evictions++;
+    state->counters.evictions_put += for_put;
+    state->counters.evicted_bytes += obj->size;
+    mmc_state_obj_unlink(state, obj);
+}
+
+/* Whether seg is where the walk wants it: a free block of len bytes
+ * (len > 0), or at most its low mark (len 0). */
+static bool mmc_state_seg_enough(const mmc_state_t *state,
+                                 const mmc_state_seg_t *seg, uint64_t len)
+{
+    mmc_alloc_stats_t st;
+
+    if (len == 0) {
+        return !mmc_state_seg_above(seg, state->params.evict_low_pct);
+    }
+    if (seg->capacity - seg->used < len) {
+        return false;
+    }
+    mmc_alloc_stats(seg->alloc, &st);
+    return st.largest_free >= len;
+}
+
+/*
+ * Walks seg's LRU list from the oldest: evicts unleased objects until seg
+ * is enough for len (see above), *evicted_p reaches max_evict or visits
+ * reach max_visits; leased ones go to the end.  Marks seg stuck when every
+ * candidate was passed over.  Returns the candidates visited.
+ */
+static uint64_t mmc_state_seg_evict(mmc_state_t *state, mmc_state_seg_t *seg,
+                                    uint64_t len, uint64_t max_evict,
+                                    uint64_t max_visits, bool for_put,
+                                    uint64_t *evicted_p)
+{
+    uint64_t visits = 0;
+
+    while ((visits < max_visits) && (*evicted_p < max_evict) &&
+           !mmc_state_seg_enough(state, seg, len)) {
+        mmc_state_rep_t *rep;
+
+        if (seg->skipped >= seg->nlru) {
+            seg->stuck = true;
+            break;
+        }
+        rep = mf_container_of(seg->lru.next, mmc_state_rep_t, lru_link);
+        visits++;
+        if (rep->obj->nleases > 0) {
+            mmc_state_lru_touch(rep);
+            seg->skipped++;
+            state->counters.evict_skipped++;
+            continue;
+        }
+        mmc_state_evict_obj(state, rep->obj, for_put);
+        seg->skipped = 0;
+        (*evicted_p)++;
+    }
+    return visits;
+}
+
+bool mmc_state_evict_due(const mmc_state_t *state)
+{
+    return state->evict_due;
+}
+
+bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget)
+{
+    uint64_t evicted = 0;
+    bool more = false;
+    mf_list_t *elem;
+
+    state->evict_due = false;
+    if (!mmc_state_evict_enabled(state)) {
+        return false;
+    }
+    state->counters.eviction_runs++;
+    for (elem = state->members.next; elem != &state->members;
+         elem = elem->next) {
+        mmc_state_rank_t *r =
+            mf_container_of(elem, mmc_state_rank_t, member_link);
+
+        for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+            mmc_state_seg_t *seg = r->segs[m];
+
+            if ((seg == NULL) || seg->stuck) {
+                continue;
+            }
+            if (!seg->evicting && !mmc_state_seg_over_high(state, seg)) {
+                continue;
+            }
+            if (budget == 0) {
+                return true;
+            }
+            seg->evicting = true;
+            budget -= mmc_state_seg_evict(state, seg, 0, UINT64_MAX, budget,
+                                          false, &evicted);
+            if (seg->stuck || mmc_state_seg_enough(state, seg, 0)) {
+                seg->evicting = false;
+            } else {
+                more = true; /* stopped on the budget */
+            }
+        }
+    }
+    return more;
+}
+
+/*
+ * A put item of len bytes found fewer than `want` ranks with room: evicts
+ * from the candidate segments, in placement order (preferred ranks, the
+ * caller's rank, then the members), until `want` ranks have a free block
+ * of len or evict_max_per_put objects went.  Pending puts (this request's
+ * among them) are never candidates.  True when a new placement may work.
+ */
+static bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len,
+                                    uint32_t want, uint32_t own,
+                                    const mmc_state_put_opts_t *opts)
+{
+    uint64_t max_evict = state->params.evict_max_per_put;
+    uint64_t visits = max_evict * MMC_STATE_PUT_VISITS_PER_EVICTION +
+                      MMC_STATE_PUT_VISITS_EXTRA;
+    uint64_t evicted = 0;
+    uint32_t ready = 0;
+    uint32_t npref = opts->npref;
+    mf_list_t *elem = state->members.next;
+
+    state->epoch++;
+    for (uint32_t i = 0; (ready < want) && (evicted < max_evict); i++) {
+        mmc_state_rank_t *r;
+
+        if (i < npref) {
+            r = mmc_state_rank_at(state, opts->pref[i]);
+        } else if (i == npref) {
+            r = mmc_state_rank_at(state, own);
+        } else if (elem != &state->members) {
+            r = mf_container_of(elem, mmc_state_rank_t, member_link);
+            elem = elem->next;
+        } else {
+            break;
+        }
+        if ((r == NULL) || (r->owner == NULL) || (r->epoch == state->epoch)) {
+            continue;
+        }
+        r->epoch = state->epoch;
+        for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+            mmc_state_seg_t *seg = r->segs[m];
+
+            if ((seg == NULL) || (seg->capacity < len)) {
+                continue;
+            }
+            if (!mmc_state_seg_enough(state, seg, len) && (visits > 0)) {
+                visits -= mmc_state_seg_evict(state, seg, len, max_evict,
+                                              visits, true, &evicted);
+            }
+            if (mmc_state_seg_enough(state, seg, len)) {
+                ready++;
+                break;
+            }
+        }
+    }
+    return (ready >= want) && (evicted > 0);
+}
+
 /* ---- puts ---- */
 
 mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
@@ -952,6 +1230,14 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
     pl.len = mmc_state_round(state, size);
     own = mmc_state_owner_rank(owner);
     mmc_state_place(state, &pl, opts->replicas, own, opts);
+    if ((pl.error == MF_OK) && (pl.n < opts->replicas) &&
+        (state->params.evict_max_per_put > 0)) {
+        /* no room: evict within the bound, then try once more */
+        mmc_state_place_rollback(&pl);
+        if (mmc_state_put_make_room(state, pl.len, opts->replicas, own, opts)) {
+            mmc_state_place(state, &pl, opts->replicas, own, opts);
+        }
+    }
     if (pl.error != MF_OK) {
         mmc_state_place_rollback(&pl);
         status = pl.error;
@@ -995,6 +1281,7 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         mf_list_push_back(&pl.segs[i]->reps, &rep->link);
         pl.segs[i]->nreps++;
         pl.segs[i]->used += pl.len;
+        mmc_state_seg_note(state, pl.segs[i]);
     }
     obj->nrep = pl.n;
     mf_list_push_back(&owner->puts, &put->owner_link);
@@ -1054,6 +1341,11 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
     }
     mmc_state_put_forget(state, put);
     obj->linked = true;
+    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+        if (obj->reps[i].seg != NULL) {
+            mmc_state_lru_add(state, &obj->reps[i]);
+        }
+    }
     state->counters.objects++;
     state->counters.object_bytes += obj->size;
     state->counters.puts_committed++;
@@ -1099,6 +1391,11 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
     mf_list_push_back(&state->lease_fifo, &lease->time_link);
     owner->nleases++;
     obj->nleases++;
+    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+        if (obj->reps[i].seg != NULL) {
+            mmc_state_lru_touch(&obj->reps[i]);
+        }
+    }
     state->counters.leases++;
     state->counters.gets++;
     mmc_state_fill_result(state, obj, lease->id, res);
@@ -1230,6 +1527,7 @@ void mmc_state_foreach_seg(const mmc_state_t *state,
             info.free = st.free;
             info.largest_free = st.largest_free;
             info.replicas = seg->nreps;
+            info.lru = seg->nlru;
             info.alloc = seg->alloc;
             cb(&info, arg);
         }
@@ -1242,6 +1540,7 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
     mmc_alloc_stats_t st;
     uint64_t used = 0;
     uint64_t n = 0;
+    uint64_t nlru = 0;
     const mf_list_t *elem;
 
     if (mmc_alloc_check(seg->alloc) != MF_OK) {
@@ -1258,6 +1557,22 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
         n++;
     }
     mmc_alloc_stats(seg->alloc, &st);
+    for (elem = seg->lru.next; elem != &seg->lru; elem = elem->next) {
+        const mmc_state_rep_t *rep =
+            mf_container_of(elem, mmc_state_rep_t, lru_link);
+        if ((rep->seg != seg) || !rep->in_lru || !rep->obj->linked ||
+            (rep->obj->put != NULL) || (++nlru > seg->nreps)) {
+            mf_error("meta check: rank %" PRIu32 " media %u: a bad LRU entry",
+                     seg->rank->rank, seg->media);
+            return MF_ERR_STATE;
+        }
+    }
+    if (nlru != seg->nlru) {
+        mf_error("meta check: rank %" PRIu32 " media %u: LRU holds %" PRIu64
+                 ", counts %" PRIu64,
+                 seg->rank->rank, seg->media, nlru, seg->nlru);
+        return MF_ERR_STATE;
+    }
     if ((used != seg->used) || (st.used != used) || (n != seg->nreps) ||
         (st.allocations != n)) {
         mf_error("meta check: rank %" PRIu32 " media %u: replicas %" PRIu64
@@ -1357,6 +1672,13 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
             mf_error("meta check: object %s in the index is not committed",
                      entry->key);
             return MF_ERR_STATE;
+        }
+        for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+            if ((obj->reps[i].seg != NULL) && !obj->reps[i].in_lru) {
+                mf_error("meta check: object %.*s has a replica off the LRU",
+                         (int)obj->key_len, obj->key);
+                return MF_ERR_STATE;
+            }
         }
         bytes += obj->size;
     }

@@ -13,8 +13,18 @@
  * out, in which case nothing changed.
  *
  * Bounds: an owner holds at most max_owner_leases read leases; host ids
- * are kept only while a registered rank uses them; one expiry pass does at
- * most the work it is given (mmc_state_expire_some).
+ * are kept only while a registered rank uses them; one expiry pass and one
+ * eviction pass do at most the work they are given (mmc_state_expire_some,
+ * mmc_state_evict_some).
+ *
+ * Eviction: each segment keeps the replicas of committed objects in LRU
+ * order (a GET touches every replica of its object).  Pending puts and
+ * unlinked objects are never candidates; an object under a read lease is
+ * skipped (moved to the recent end: it is in use).  Evicting an object
+ * removes it whole, like REMOVE.  Background passes (mmc_state_evict_some)
+ * bring segments above evict_high_pct of their capacity down to
+ * evict_low_pct; a put that finds no space evicts up to evict_max_per_put
+ * objects from its candidate segments and tries once more.
  */
 #ifndef MMC_CACHE_META_META_STATE_H
 #define MMC_CACHE_META_META_STATE_H
@@ -42,6 +52,13 @@ typedef struct mmc_state_params {
     uint32_t lease_ms;         /* read lease duration */
     uint32_t put_timeout_ms;   /* a pending put is reclaimed after */
     uint32_t max_owner_leases; /* 0 = MMC_META_MAX_LEASES_PER_OWNER */
+    /* Background eviction starts above evict_high_pct percent of a
+     * segment's capacity and stops at evict_low_pct; 0 or 100 disables
+     * it (evict_low_pct < evict_high_pct). */
+    uint32_t evict_high_pct;
+    uint32_t evict_low_pct;
+    /* Objects a put item may evict before MMC_ERR_NO_SPACE; 0: none. */
+    uint32_t evict_max_per_put;
 } mmc_state_params_t;
 
 typedef struct mmc_state_counters {
@@ -63,6 +80,11 @@ typedef struct mmc_state_counters {
     uint64_t replicas_lost;  /* committed replicas dropped with segments */
     uint64_t leases_damaged; /* released after a replica of theirs went */
     uint64_t leases_refused; /* gets over the owner's lease limit */
+    uint64_t evictions;      /* objects evicted (background and for puts) */
+    uint64_t evictions_put;  /* of evictions: for a put that found no room */
+    uint64_t evicted_bytes;  /* their sizes, once per object */
+    uint64_t eviction_runs;  /* background passes */
+    uint64_t evict_skipped;  /* leased candidates passed over */
 } mmc_state_counters_t;
 
 mf_status_t mmc_state_create(const mmc_state_params_t *params,
@@ -116,7 +138,8 @@ typedef struct mmc_state_put_opts {
  * Allocates one pending put of key: fills res (status, id = put id, size,
  * replicas).  res->status: MMC_OK, MF_ERR_INVALID (size 0, bad key or
  * replica count), MMC_ERR_EXISTS, MMC_ERR_BUSY, MMC_ERR_NO_SPACE (nothing
- * allocated) or MF_ERR_NOMEM.  Also returns res->status.
+ * allocated, after evicting up to evict_max_per_put objects) or
+ * MF_ERR_NOMEM.  Also returns res->status.
  */
 mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
                                  const char *key, size_t key_len, uint64_t size,
@@ -133,7 +156,8 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
 
 /* ---- reads ---- */
 
-/* Takes a read lease (res->id) on the committed object: MMC_OK,
+/* Takes a read lease (res->id) on the committed object and moves it to
+ * the recent end of its segments' LRU lists: MMC_OK,
  * MMC_ERR_NOT_FOUND, MF_ERR_TOO_LARGE when owner holds max_owner_leases
  * already (MF_ERR_NOMEM).  The lease remembers the object's damage
  * generation, which moves whenever one of its replicas is dropped with a
@@ -164,6 +188,22 @@ void mmc_state_expire(mmc_state_t *state, uint64_t now_ms);
 bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms,
                            uint64_t budget);
 
+/* ---- eviction ---- */
+
+/* Whether something happened since the last pass that calls for one
+ * (a segment went above its high mark, or a candidate appeared in one that
+ * is): the caller schedules mmc_state_evict_some off the request path. */
+bool mmc_state_evict_due(const mmc_state_t *state);
+/*
+ * One background pass: in every segment above its high mark, evicts
+ * objects in LRU order until the segment is at or below its low mark.
+ * A segment whose candidates are all leased is left above its mark until
+ * a lease on one of its objects goes or a new object is committed there.
+ * Visits at most budget candidates; true when it stopped on the budget
+ * with work left (call again soon).
+ */
+bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget);
+
 /* ---- inspection ---- */
 
 typedef struct mmc_state_seg_info {
@@ -178,6 +218,7 @@ typedef struct mmc_state_seg_info {
     uint64_t free;
     uint64_t largest_free;
     uint64_t replicas; /* committed, unlinked and pending */
+    uint64_t lru;      /* of replicas: eviction candidates (committed) */
     const struct mmc_alloc *alloc;
 } mmc_state_seg_info_t;
 

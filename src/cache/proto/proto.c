@@ -29,11 +29,17 @@
 #define MMC_PROTO_SEG_MIN     (1u + 8u + 8u)
 
 static const char *const mmc_op_names[MMC_OP_MAX] = {
-    [MMC_OP_HELLO] = "HELLO",           [MMC_OP_REGISTER] = "REGISTER",
-    [MMC_OP_UNREGISTER] = "UNREGISTER", [MMC_OP_PUT_ALLOC] = "PUT_ALLOC",
-    [MMC_OP_PUT_COMMIT] = "PUT_COMMIT", [MMC_OP_GET] = "GET",
-    [MMC_OP_RELEASE] = "RELEASE",       [MMC_OP_EXIST] = "EXIST",
-    [MMC_OP_QUERY] = "QUERY",           [MMC_OP_REMOVE] = "REMOVE",
+    [MMC_OP_HELLO] = "HELLO",
+    [MMC_OP_REGISTER] = "REGISTER",
+    [MMC_OP_UNREGISTER] = "UNREGISTER",
+    [MMC_OP_PUT_ALLOC] = "PUT_ALLOC",
+    [MMC_OP_PUT_COMMIT] = "PUT_COMMIT",
+    [MMC_OP_GET] = "GET",
+    [MMC_OP_RELEASE] = "RELEASE",
+    [MMC_OP_EXIST] = "EXIST",
+    [MMC_OP_QUERY] = "QUERY",
+    [MMC_OP_REMOVE] = "REMOVE",
+    [MMC_OP_PING] = "PING",
 };
 
 const char *mmc_op_name(uint16_t op)

@@ -32,6 +32,9 @@
  *   EXIST       key list                        -> status list
  *   QUERY       key list                        -> obj list (id = 0)
  *   REMOVE      key list                        -> status list
+ *   PING        (empty)                         -> (empty); a heartbeat:
+ *               the meta service closes a connection silent for longer
+ *               than its member_timeout_ms
  * Per-item outcomes travel in the lists; the frame status is MF_OK unless
  * the request as a whole failed (then the body is empty).
  */
@@ -61,6 +64,7 @@ typedef enum mmc_op {
     MMC_OP_EXIST = 8,
     MMC_OP_QUERY = 9,
     MMC_OP_REMOVE = 10,
+    MMC_OP_PING = 11,
     MMC_OP_MAX
 } mmc_op_t;
 

@@ -185,7 +185,9 @@ static bool fuzz_cache_equal(int t, const fuzz_cache_msg_t *a,
                 b->hello_resp.max_segment_size) &&
                (a->hello_resp.host_base == b->hello_resp.host_base) &&
                (a->hello_resp.lease_ms == b->hello_resp.lease_ms) &&
-               (a->hello_resp.max_batch == b->hello_resp.max_batch);
+               (a->hello_resp.max_batch == b->hello_resp.max_batch) &&
+               (a->hello_resp.member_timeout_ms ==
+                b->hello_resp.member_timeout_ms);
     case FUZZ_CACHE_REGISTER:
         if ((a->reg.rank != b->reg.rank) || (a->reg.nsegs != b->reg.nsegs) ||
             (a->reg.nsegs > MMC_PROTO_MAX_SEGS) ||

@@ -263,6 +263,8 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
         assert_int_equal(a->hello_resp.host_base, b->hello_resp.host_base);
         assert_int_equal(a->hello_resp.lease_ms, b->hello_resp.lease_ms);
         assert_int_equal(a->hello_resp.max_batch, b->hello_resp.max_batch);
+        assert_int_equal(a->hello_resp.member_timeout_ms,
+                         b->hello_resp.member_timeout_ms);
         break;
     case TEST_REGISTER:
         assert_int_equal(a->reg.rank, b->reg.rank);
@@ -392,6 +394,7 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
             m->hello_resp.host_base = 0x200000000000ull;
             m->hello_resp.lease_ms = 5000;
             m->hello_resp.max_batch = UINT32_MAX;
+            m->hello_resp.member_timeout_ms = 10000;
         }
         break;
     case TEST_REGISTER:

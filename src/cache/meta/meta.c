@@ -165,6 +165,7 @@ static void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     resp.host_base = meta->cfg.host_base;
     resp.lease_ms = meta->cfg.lease_ms;
     resp.max_batch = meta->cfg.max_batch;
+    resp.member_timeout_ms = meta->cfg.member_timeout_ms;
     mmc_hello_resp_encode(&rep->body, &resp);
 }
 

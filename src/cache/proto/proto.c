@@ -191,6 +191,7 @@ void mmc_hello_resp_encode(mf_wbuf_t *w, const mmc_hello_resp_t *m)
     mf_wbuf_put_u64(w, m->host_base);
     mf_wbuf_put_u32(w, m->lease_ms);
     mf_wbuf_put_u32(w, m->max_batch);
+    mf_wbuf_put_u32(w, m->member_timeout_ms);
 }
 
 mf_status_t mmc_hello_resp_decode(const void *body, size_t len,
@@ -209,6 +210,7 @@ mf_status_t mmc_hello_resp_decode(const void *body, size_t len,
     mf_rbuf_get_u64(&r, &m->host_base);
     mf_rbuf_get_u32(&r, &m->lease_ms);
     mf_rbuf_get_u32(&r, &m->max_batch);
+    mf_rbuf_get_u32(&r, &m->member_timeout_ms);
     if (mf_rbuf_status(&r, true) != MF_OK) {
         memset(m, 0, sizeof(*m));
         return MF_ERR_PROTO;

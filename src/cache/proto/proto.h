@@ -110,6 +110,8 @@ typedef struct mmc_hello_resp {
     uint64_t host_base;        /* GVA window base of host segments */
     uint32_t lease_ms;         /* read lease duration */
     uint32_t max_batch;        /* keys per request */
+    uint32_t member_timeout_ms; /* a member silent this long is dropped:
+                                   clients ping well within it; 0 = never */
 } mmc_hello_resp_t;
 
 /* ---- REGISTER ---- */

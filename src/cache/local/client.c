@@ -1,0 +1,582 @@
+/*
+ * The local service's life cycle: connect to the meta service, HELLO,
+ * join the pool's BM, REGISTER the segment; and the way back.  Also the
+ * one RPC helper every operation uses, and user buffer registration.
+ *
+ * Start: RPC connect -> HELLO (store port, pool id, world size, segment
+ * stride, GVA base, batch limit) -> mf_bm_init on the store the meta
+ * service hosts -> mf_bm_create -> mf_bm_join -> REGISTER {rank, host id,
+ * the DRAM segment, or none for a pure client}.
+ *
+ * The BM pool is elastic (MF_BM_CREATE_ELASTIC): local services come and
+ * go one at a time, so no creator waits for the others and each checks
+ * only its own window.
+ *
+ * One mmc_t per process: the BM bootstrap is per process.  The struct is
+ * immutable after create (see local.h).
+ *
+ * Liveness: the meta service drops a member whose connection stays silent
+ * for its member_timeout_ms, so a thread sends PING at a quarter of it.
+ * After a lost connection the next call reconnects; the meta service has
+ * forgotten this process, which then announces itself again (HELLO +
+ * REGISTER), best effort: from the reconnect callback, or from a call
+ * that the new connection refused with MF_ERR_STATE (then retried once),
+ * whichever comes first.
+ */
+#include "cache/local/local.h"
+
+#include <memfabric/mf_init.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MMC_LOCAL_PURE_CLIENT_SIZE 4096u /* the BM segment of a client */
+
+static pthread_mutex_t mmc_local_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool mmc_local_exists; /* an mmc_t lives in this process */
+
+static void mmc_local_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* ------------------------------------------------------------ RPC */
+
+static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen);
+
+/* Sends one request; MF_OK and *resp_p, whatever the response's status. */
+static mmc_status_t mmc_local_send(mmc_t *mmc, uint16_t op, const mf_wbuf_t *w,
+                                   mf_net_resp_t *resp_p)
+{
+    mmc_status_t status;
+
+    status = mf_net_client_call(mmc->rpc, op, w->data, w->len,
+                                mmc->cfg.timeout_ms, resp_p);
+    if (status != MF_OK && op != MMC_OP_PING) { /* the pinger logs */
+        mf_error("mmc-local: %s to the meta service at %s:%u failed: %s",
+                 mmc_op_name(op), mmc->meta_host, mmc->meta_port,
+                 mf_status_name(status));
+    }
+    return status;
+}
+
+mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
+                            mf_net_resp_t *resp_p)
+{
+    mf_net_resp_t resp = {0};
+    mmc_status_t status;
+    uint64_t gen = atomic_load(&mmc->reg_gen);
+
+    status = mf_wbuf_status(w);
+    if (status != MF_OK) {
+        mf_error("mmc-local: cannot encode %s: %s", mmc_op_name(op),
+                 mf_status_name(status));
+        goto out_free;
+    }
+    if (w->len > MMC_PROTO_MAX_BODY) {
+        mf_error("mmc-local: %s request of %zu bytes is over the limit",
+                 mmc_op_name(op), w->len);
+        status = MF_ERR_TOO_LARGE;
+        goto out_free;
+    }
+    status = mmc_local_send(mmc, op, w, &resp);
+    if (status == MF_OK && resp.status == MF_ERR_STATE &&
+        op >= MMC_OP_PUT_ALLOC && atomic_load(&mmc->registered)) {
+        /* a new connection that the meta service does not know yet: the
+         * reconnect announcement may still be on its way */
+        mf_net_resp_free(&resp);
+        status = mmc_local_reannounce(mmc, gen);
+        if (status == MF_OK) {
+            status = mmc_local_send(mmc, op, w, &resp);
+        }
+    }
+    if (status != MF_OK) {
+        goto out_free;
+    }
+    if (resp.status != MF_OK) {
+        status = resp.status;
+        mf_error("mmc-local: the meta service refused %s: %s", mmc_op_name(op),
+                 mmc_status_name(status));
+        mf_net_resp_free(&resp);
+        goto out_free;
+    }
+    *resp_p = resp;
+out_free:
+    mf_wbuf_free(w);
+    return status;
+}
+
+/* HELLO: fills *hello_p. */
+static mmc_status_t mmc_local_hello(mmc_t *mmc, mmc_hello_resp_t *hello_p)
+{
+    mf_net_resp_t resp;
+    mmc_status_t status;
+    mf_wbuf_t w;
+
+    mf_wbuf_init(&w);
+    mmc_hello_req_encode(&w, &mmc->hello_req);
+    status = mmc_local_call(mmc, MMC_OP_HELLO, &w, &resp);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mmc_hello_resp_decode(resp.body, resp.len, hello_p);
+    mf_net_resp_free(&resp);
+    if (status != MF_OK) {
+        mf_error("mmc-local: malformed HELLO response: %s",
+                 mf_status_name(status));
+        return status;
+    }
+    if (hello_p->version != MMC_PROTO_VERSION) {
+        mf_error("mmc-local: the meta service speaks version %u, this "
+                 "library %u",
+                 hello_p->version, MMC_PROTO_VERSION);
+        return MF_ERR_VERSION;
+    }
+    if (hello_p->world_size == 0 || hello_p->max_segment_size == 0 ||
+        hello_p->store_port == 0 || hello_p->store_port > 65535) {
+        mf_error("mmc-local: HELLO response out of range (world %u, "
+                 "segment %" PRIu64 ", store port %u)",
+                 hello_p->world_size, hello_p->max_segment_size,
+                 hello_p->store_port);
+        return MF_ERR_PROTO;
+    }
+    return MF_OK;
+}
+
+/* REGISTER: *host_idx_p on success. */
+static mmc_status_t mmc_local_register(mmc_t *mmc, uint32_t *host_idx_p)
+{
+    mf_net_resp_t resp;
+    mmc_status_t status;
+    uint32_t host_idx = 0;
+    mf_rbuf_t r;
+    mf_wbuf_t w;
+
+    mf_wbuf_init(&w);
+    mmc_register_req_encode(&w, &mmc->reg);
+    status = mmc_local_call(mmc, MMC_OP_REGISTER, &w, &resp);
+    if (status != MF_OK) {
+        return status;
+    }
+    mf_rbuf_init(&r, resp.body, resp.len);
+    mf_rbuf_get_u32(&r, &host_idx);
+    status = mf_rbuf_status(&r, true);
+    mf_net_resp_free(&resp);
+    if (status != MF_OK) {
+        mf_error("mmc-local: malformed REGISTER response");
+        return MF_ERR_PROTO;
+    }
+    *host_idx_p = host_idx;
+    return MF_OK;
+}
+
+/*
+ * Announces this process again (HELLO + REGISTER) on a new connection,
+ * unless that happened since seen_gen.  A REGISTER answered MF_ERR_STATE
+ * means this connection holds the rank already.
+ */
+static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
+{
+    mmc_hello_resp_t hello;
+    mmc_status_t status;
+    uint32_t host_idx;
+
+    pthread_mutex_lock(&mmc->reg_lock);
+    if (atomic_load(&mmc->reg_gen) != seen_gen) {
+        pthread_mutex_unlock(&mmc->reg_lock);
+        return MF_OK;
+    }
+    status = mmc_local_hello(mmc, &hello);
+    if (status == MF_OK &&
+        (hello.pool_id != mmc->hello.pool_id ||
+         hello.world_size != mmc->hello.world_size ||
+         hello.host_base != mmc->hello.host_base ||
+         hello.max_segment_size != mmc->hello.max_segment_size)) {
+        mf_error("mmc-local: the meta service now runs another pool layout; "
+                 "this process must be restarted");
+        status = MF_ERR_STATE;
+    }
+    if (status == MF_OK) {
+        status = mmc_local_register(mmc, &host_idx);
+        if (status == MF_OK) {
+            atomic_store(&mmc->host_idx, host_idx);
+            mf_info("mmc-local: registered rank %u again with the meta "
+                    "service",
+                    mmc->rank);
+        } else if (status == MF_ERR_STATE) {
+            status = MF_OK; /* registered on this connection already */
+        }
+    }
+    if (status == MF_OK) {
+        atomic_fetch_add(&mmc->reg_gen, 1);
+    } else {
+        mf_warn("mmc-local: cannot register again after a reconnect: %s",
+                mmc_status_name(status));
+    }
+    pthread_mutex_unlock(&mmc->reg_lock);
+    return status;
+}
+
+/* After a lost meta connection came back: the meta service forgot this
+ * client (its segment, puts and leases), so announce it again. */
+static void mmc_local_on_reconnect(void *arg)
+{
+    mmc_t *mmc = arg;
+
+    if (atomic_load(&mmc->registered)) {
+        (void)mmc_local_reannounce(mmc, atomic_load(&mmc->reg_gen));
+    }
+}
+
+/* ------------------------------------------------------------ heartbeat */
+
+static void mmc_local_ping(mmc_t *mmc)
+{
+    mf_net_resp_t resp;
+    mmc_status_t status;
+    mf_wbuf_t w;
+
+    mf_wbuf_init(&w);
+    status = mmc_local_call(mmc, MMC_OP_PING, &w, &resp);
+    if (status == MF_OK) {
+        mf_net_resp_free(&resp);
+        if (mmc->ping_failing) {
+            mf_info("mmc-local: the meta service answers again");
+        }
+        mmc->ping_failing = false;
+    } else if (!mmc->ping_failing) {
+        mf_warn("mmc-local: heartbeat to the meta service at %s:%u failed: "
+                "%s",
+                mmc->meta_host, mmc->meta_port, mmc_status_name(status));
+        mmc->ping_failing = true;
+    }
+}
+
+/* Keeps the meta connection from looking idle: the meta service drops a
+ * member whose connection is silent for member_timeout_ms. */
+static void *mmc_local_ping_thread(void *arg)
+{
+    mmc_t *mmc = arg;
+    uint32_t period = MF_MAX(mmc->hello.member_timeout_ms / 4, 50u);
+    struct timespec deadline;
+
+    pthread_mutex_lock(&mmc->ping_lock);
+    while (!mmc->ping_stop) {
+        mf_deadline_after_ms(&deadline, period);
+        while (!mmc->ping_stop &&
+               pthread_cond_timedwait(&mmc->ping_cond, &mmc->ping_lock,
+                                      &deadline) == 0) {
+        }
+        if (mmc->ping_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&mmc->ping_lock);
+        mmc_local_ping(mmc);
+        pthread_mutex_lock(&mmc->ping_lock);
+    }
+    pthread_mutex_unlock(&mmc->ping_lock);
+    return NULL;
+}
+
+static mmc_status_t mmc_local_ping_start(mmc_t *mmc)
+{
+    int rc;
+
+    if (mmc->hello.member_timeout_ms == 0) {
+        return MF_OK; /* the meta service never drops a silent member */
+    }
+    rc = pthread_create(&mmc->ping_thread, NULL, mmc_local_ping_thread, mmc);
+    if (rc != 0) {
+        mf_error("mmc-local: cannot start the heartbeat thread: %s",
+                 strerror(rc));
+        return MF_ERR_NOMEM;
+    }
+    pthread_setname_np(mmc->ping_thread, "mmc-ping");
+    mmc->ping_started = true;
+    return MF_OK;
+}
+
+static void mmc_local_ping_stop(mmc_t *mmc)
+{
+    if (!mmc->ping_started) {
+        return;
+    }
+    pthread_mutex_lock(&mmc->ping_lock);
+    mmc->ping_stop = true;
+    pthread_cond_signal(&mmc->ping_cond);
+    pthread_mutex_unlock(&mmc->ping_lock);
+    pthread_join(mmc->ping_thread, NULL);
+    mmc->ping_started = false;
+}
+
+/* ------------------------------------------------------------ pool */
+
+/* mf_bm_init (retrying while a rank is being freed), create, join. */
+static mmc_status_t mmc_local_pool_open(mmc_t *mmc, uint64_t deadline_ms)
+{
+    mf_bm_create_params_t params;
+    mf_bm_config_t fabric = mmc->cfg.fabric;
+    mmc_status_t status;
+    char url[300];
+
+    snprintf(url, sizeof(url), "tcp://%s:%u", mmc->meta_host,
+             mmc->hello.store_port);
+    fabric.host_base = mmc->hello.host_base;
+    for (;;) {
+        status = mf_bm_init(url, mmc->hello.world_size, MF_RANK_AUTO, &fabric);
+        if (status != MF_ERR_BUSY || mf_time_ms() >= deadline_ms) {
+            break;
+        }
+        mmc_local_sleep_ms(50); /* the pool is full: a rank may be freed */
+    }
+    if (status != MF_OK) {
+        mf_error("mmc-local: cannot join the pool's store at %s (%u ranks): "
+                 "%s",
+                 url, mmc->hello.world_size, mf_status_name(status));
+        return status;
+    }
+    status = mf_bm_rank_id(&mmc->rank);
+    if (status != MF_OK) {
+        goto err_uninit;
+    }
+
+    mf_bm_create_params_init(&params);
+    params.local_dram_size = mmc->cfg.dram_size != 0
+                                 ? mmc->cfg.dram_size
+                                 : MMC_LOCAL_PURE_CLIENT_SIZE;
+    params.max_dram_per_rank = mmc->hello.max_segment_size;
+    params.flags = MF_BM_CREATE_ELASTIC; /* members come and go */
+    if (params.local_dram_size > params.max_dram_per_rank) {
+        mf_error("mmc-local: dram_size %" PRIu64 " is larger than the "
+                 "pool's max_segment_size %" PRIu64,
+                 mmc->cfg.dram_size, mmc->hello.max_segment_size);
+        status = MF_ERR_CONFIG;
+        goto err_uninit;
+    }
+    status = mf_bm_create(mmc->hello.pool_id, &params, &mmc->bm);
+    if (status != MF_OK) {
+        mf_error("mmc-local: cannot create pool %u: %s", mmc->hello.pool_id,
+                 mf_status_name(status));
+        goto err_uninit;
+    }
+    status = mf_bm_join(mmc->bm);
+    if (status != MF_OK) {
+        mf_error("mmc-local: cannot join pool %u: %s", mmc->hello.pool_id,
+                 mf_status_name(status));
+        goto err_destroy;
+    }
+    return MF_OK;
+
+err_destroy:
+    mf_bm_destroy(mmc->bm);
+    mmc->bm = NULL;
+err_uninit:
+    mf_bm_uninit();
+    return status;
+}
+
+static void mmc_local_pool_close(mmc_t *mmc)
+{
+    (void)mf_bm_leave(mmc->bm);
+    mf_bm_destroy(mmc->bm);
+    mmc->bm = NULL;
+    mf_bm_uninit();
+}
+
+/* Fills the REGISTER request of this process. */
+static void mmc_local_fill_register(mmc_t *mmc)
+{
+    mmc_register_req_t *reg = &mmc->reg;
+
+    memset(reg, 0, sizeof(*reg));
+    reg->rank = mmc->rank;
+    mf_strlcpy(reg->host_id, mf_fabric_host_id(mmc->bm), sizeof(reg->host_id));
+    if (mmc->cfg.dram_size != 0) {
+        reg->nsegs = 1;
+        reg->segs[0].media = MMC_MEDIA_DRAM;
+        reg->segs[0].gva = (uint64_t)(uintptr_t)mf_bm_gva_of_rank(
+            mmc->bm, mmc->rank, MF_MEM_HOST);
+        reg->segs[0].size = mmc->cfg.dram_size;
+    }
+}
+
+/* UNREGISTER: the meta service drops this process's segment. */
+static void mmc_local_unregister(mmc_t *mmc)
+{
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    mf_wbuf_init(&w);
+    if (mmc_local_call(mmc, MMC_OP_UNREGISTER, &w, &resp) == MF_OK) {
+        mf_net_resp_free(&resp);
+    }
+}
+
+/* ------------------------------------------------------- create/destroy */
+
+MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
+{
+    mf_net_client_params_t params;
+    mmc_status_t status;
+    uint64_t deadline;
+    uint32_t host_idx = 0;
+    char host[48];
+    mmc_t *mmc;
+
+    if (cfg == NULL || mmc_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    status = mmc_local_config_check(cfg);
+    if (status != MF_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&mmc_local_lock);
+    if (mmc_local_exists) {
+        pthread_mutex_unlock(&mmc_local_lock);
+        mf_error("mmc_create: this process has an mmc_t already");
+        return MF_ERR_STATE;
+    }
+    mmc_local_exists = true;
+    pthread_mutex_unlock(&mmc_local_lock);
+
+    mmc = calloc(1, sizeof(*mmc));
+    if (mmc == NULL) {
+        status = MF_ERR_NOMEM;
+        goto err_release;
+    }
+    mmc->cfg = *cfg;
+    pthread_mutex_init(&mmc->reg_lock, NULL);
+    pthread_mutex_init(&mmc->ping_lock, NULL);
+    pthread_cond_init(&mmc->ping_cond, NULL);
+    deadline = mf_time_ms() + cfg->connect_timeout_ms;
+    (void)mf_url_parse(cfg->meta_url, mmc->meta_host, sizeof(mmc->meta_host),
+                       &mmc->meta_port);
+    mf_init();
+
+    mmc->hello_req.version = MMC_PROTO_VERSION;
+    if (cfg->name[0] != '\0') {
+        mf_strlcpy(mmc->hello_req.name, cfg->name, sizeof(mmc->hello_req.name));
+    } else {
+        if (gethostname(host, sizeof(host)) != 0) {
+            mf_strlcpy(host, "?", sizeof(host));
+        }
+        host[sizeof(host) - 1] = '\0';
+        snprintf(mmc->hello_req.name, sizeof(mmc->hello_req.name), "%.40s:%d",
+                 host, (int)getpid());
+    }
+
+    memset(&params, 0, sizeof(params));
+    params.host = mmc->meta_host;
+    params.port = mmc->meta_port;
+    params.connect_timeout_ms = cfg->connect_timeout_ms;
+    params.max_body = MMC_PROTO_MAX_BODY;
+    params.on_reconnect = mmc_local_on_reconnect;
+    params.arg = mmc;
+    status = mf_net_client_create(&params, &mmc->rpc);
+    if (status != MF_OK) {
+        mf_error("mmc_create: cannot connect to the meta service at %s: %s",
+                 cfg->meta_url, mf_status_name(status));
+        goto err_uninit;
+    }
+    status = mmc_local_hello(mmc, &mmc->hello);
+    if (status != MF_OK) {
+        goto err_close_rpc;
+    }
+    mmc->max_batch = mmc->hello.max_batch == 0
+                         ? 1
+                         : MF_MIN(mmc->hello.max_batch, MMC_BATCH_MAX);
+
+    status = mmc_local_pool_open(mmc, deadline);
+    if (status != MF_OK) {
+        goto err_close_rpc;
+    }
+    mmc_local_fill_register(mmc);
+    for (;;) {
+        status = mmc_local_register(mmc, &host_idx);
+        /* the rank's previous owner may still be dropping its connection */
+        if (status != MF_ERR_EXISTS || mf_time_ms() >= deadline) {
+            break;
+        }
+        mmc_local_sleep_ms(50);
+    }
+    if (status != MF_OK) {
+        goto err_close_pool;
+    }
+    atomic_store(&mmc->host_idx, host_idx);
+    atomic_store(&mmc->registered, true);
+    status = mmc_local_ping_start(mmc);
+    if (status != MF_OK) {
+        goto err_unregister;
+    }
+    mf_info("mmc-local: rank %u of pool %u, %" PRIu64 " bytes, host %u",
+            mmc->rank, mmc->hello.pool_id, cfg->dram_size, host_idx);
+    *mmc_p = mmc;
+    return MF_OK;
+
+err_unregister:
+    mmc_local_unregister(mmc);
+err_close_pool:
+    mmc_local_pool_close(mmc);
+err_close_rpc:
+    mf_net_client_destroy(mmc->rpc);
+err_uninit:
+    mf_uninit();
+    pthread_cond_destroy(&mmc->ping_cond);
+    pthread_mutex_destroy(&mmc->ping_lock);
+    pthread_mutex_destroy(&mmc->reg_lock);
+    free(mmc);
+err_release:
+    pthread_mutex_lock(&mmc_local_lock);
+    mmc_local_exists = false;
+    pthread_mutex_unlock(&mmc_local_lock);
+    return status;
+}
+
+MF_API void mmc_destroy(mmc_t *mmc)
+{
+    if (mmc == NULL) {
+        return;
+    }
+    mmc_local_ping_stop(mmc);
+    /* the meta service drops the segment before the pool withdraws it */
+    mmc_local_unregister(mmc);
+    mmc_local_pool_close(mmc);
+    mf_net_client_destroy(mmc->rpc);
+    mf_uninit();
+    pthread_cond_destroy(&mmc->ping_cond);
+    pthread_mutex_destroy(&mmc->ping_lock);
+    pthread_mutex_destroy(&mmc->reg_lock);
+    free(mmc);
+    pthread_mutex_lock(&mmc_local_lock);
+    mmc_local_exists = false;
+    pthread_mutex_unlock(&mmc_local_lock);
+}
+
+MF_API uint32_t mmc_rank(const mmc_t *mmc)
+{
+    return mmc != NULL ? mmc->rank : UINT32_MAX;
+}
+
+/* ------------------------------------------------------- user buffers */
+
+MF_API mmc_status_t mmc_register_buffer(mmc_t *mmc, void *addr, size_t size)
+{
+    if (mmc == NULL || addr == NULL || size == 0) {
+        return MF_ERR_INVALID;
+    }
+    return mf_bm_register(mmc->bm, addr, size);
+}
+
+MF_API mmc_status_t mmc_unregister_buffer(mmc_t *mmc, void *addr)
+{
+    if (mmc == NULL || addr == NULL) {
+        return MF_ERR_INVALID;
+    }
+    return mf_bm_unregister(mmc->bm, addr);
+}

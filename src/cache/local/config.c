@@ -1,0 +1,346 @@
+/*
+ * mmc-local.conf: the local service's settings.
+ *
+ * One declarative table (util/config.h) gives the defaults, the
+ * `key = value` files, the MMC_<KEY> environment variables and the help
+ * text.  Keys "fabric.<key>" are MemFabric's BM settings of this process
+ * (mf_bm_config_t, cfg->fabric); their variables are MMC_FABRIC_<KEY>.
+ *
+ * Every change is made on a copy and applied only when the whole of it
+ * (a file, the environment, one key) parsed and checked, so a failed call
+ * leaves cfg as it was.
+ */
+#include "cache/local/local.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MMC_CFG_FABRIC_PREFIX     "fabric."
+#define MMC_CFG_FABRIC_ENV_PREFIX "MMC_FABRIC_"
+
+static const mf_cfg_entry_t mmc_cfg_entries[] = {
+    {"meta_url", MF_CFG_STR, offsetof(mmc_config_t, meta_url),
+     sizeof(((mmc_config_t *)0)->meta_url), "tcp://127.0.0.1:5800", 0, 0,
+     "address of the meta service (mmc-meta), tcp://host:port"},
+    {"dram_size", MF_CFG_SIZE, offsetof(mmc_config_t, dram_size), 0, "1G", 0, 0,
+     "DRAM this process contributes to the pool; 0: a pure client that "
+     "stores nothing"},
+    {"replicas", MF_CFG_U32, offsetof(mmc_config_t, replicas), 0, "1", 1,
+     MMC_MAX_REPLICAS, "replicas of a put that does not ask for a number"},
+    {"timeout_ms", MF_CFG_MS, offsetof(mmc_config_t, timeout_ms), 0, "10s", 1,
+     0xffffffffu, "timeout of one request to the meta service"},
+    {"connect_timeout_ms", MF_CFG_MS,
+     offsetof(mmc_config_t, connect_timeout_ms), 0, "30s", 1, 0xffffffffu,
+     "timeout of connecting to the meta service and joining the pool"},
+    {"name", MF_CFG_STR, offsetof(mmc_config_t, name),
+     sizeof(((mmc_config_t *)0)->name), "", 0, 0,
+     "name the meta service shows for this process; empty: host:pid"},
+};
+
+static const mf_cfg_table_t mmc_cfg_table = {
+    .component = "mmc-local",
+    .env_prefix = "MMC_",
+    .entries = mmc_cfg_entries,
+    .count = MF_CFG_COUNT(mmc_cfg_entries),
+};
+
+/* MemFabric's table under the names the local service gives it. */
+static mf_cfg_table_t mmc_cfg_fabric_table(void)
+{
+    mf_cfg_table_t table = mf_fabric_cfg_table;
+
+    table.component = "mmc-local fabric";
+    table.env_prefix = MMC_CFG_FABRIC_ENV_PREFIX;
+    return table;
+}
+
+mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
+{
+    char host[256];
+    uint16_t port;
+
+    if (cfg->size < sizeof(*cfg)) {
+        mf_error("mmc-local: config size %zu, expected %zu (call "
+                 "mmc_config_init)",
+                 cfg->size, sizeof(*cfg));
+        return MF_ERR_INVALID;
+    }
+    if (memchr(cfg->meta_url, '\0', sizeof(cfg->meta_url)) == NULL ||
+        memchr(cfg->name, '\0', sizeof(cfg->name)) == NULL) {
+        mf_error("mmc-local: meta_url or name is not terminated");
+        return MF_ERR_CONFIG;
+    }
+    if (mf_url_parse(cfg->meta_url, host, sizeof(host), &port) != MF_OK ||
+        port == 0) {
+        mf_error("mmc-local: meta_url '%s' is not tcp://host:port",
+                 cfg->meta_url);
+        return MF_ERR_CONFIG;
+    }
+    if (cfg->replicas < 1 || cfg->replicas > MMC_MAX_REPLICAS) {
+        mf_error("mmc-local: replicas %u out of range (1..%u)", cfg->replicas,
+                 MMC_MAX_REPLICAS);
+        return MF_ERR_CONFIG;
+    }
+    if (cfg->timeout_ms == 0 || cfg->connect_timeout_ms == 0) {
+        mf_error("mmc-local: timeout_ms and connect_timeout_ms must be > 0");
+        return MF_ERR_CONFIG;
+    }
+    if (cfg->fabric.size < sizeof(cfg->fabric)) {
+        mf_error("mmc-local: fabric settings not initialized");
+        return MF_ERR_INVALID;
+    }
+    return mf_fabric_config_check(&cfg->fabric);
+}
+
+MF_API void mmc_config_init(mmc_config_t *cfg)
+{
+    if (cfg == NULL) {
+        return;
+    }
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->size = sizeof(*cfg);
+    (void)mf_cfg_set_defaults(&mmc_cfg_table, cfg);
+    mf_bm_config_init(&cfg->fabric);
+}
+
+/* Sets one key on cfg (no check of the whole); origin names the source. */
+static mmc_status_t mmc_config_set_from(mmc_config_t *cfg, const char *key,
+                                        const char *value, const char *origin)
+{
+    mf_cfg_table_t fabric;
+
+    if (strncmp(key, MMC_CFG_FABRIC_PREFIX, strlen(MMC_CFG_FABRIC_PREFIX)) ==
+        0) {
+        fabric = mmc_cfg_fabric_table();
+        return mf_cfg_set_from(&fabric, &cfg->fabric,
+                               key + strlen(MMC_CFG_FABRIC_PREFIX), value,
+                               origin);
+    }
+    return mf_cfg_set_from(&mmc_cfg_table, cfg, key, value, origin);
+}
+
+MF_API mmc_status_t mmc_config_set(mmc_config_t *cfg, const char *key,
+                                   const char *value)
+{
+    mmc_config_t tmp;
+    mmc_status_t status;
+
+    if (cfg == NULL || key == NULL || value == NULL ||
+        cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    tmp = *cfg;
+    status = mmc_config_set_from(&tmp, key, value, "setting");
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mmc_local_config_check(&tmp);
+    if (status != MF_OK) {
+        mf_error("mmc-local: refusing %s = %s", key, value);
+        return MF_ERR_CONFIG;
+    }
+    *cfg = tmp;
+    return MF_OK;
+}
+
+static char *mmc_config_trim(char *start, char *end)
+{
+    while (start < end && (*start == ' ' || *start == '\t' || *start == '\r')) {
+        start++;
+    }
+    while (end > start &&
+           (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) {
+        end--;
+    }
+    *end = '\0';
+    return start;
+}
+
+/* Applies the `key = value` lines of text to cfg; stops at the first
+ * error, which names path and line. */
+static mmc_status_t mmc_config_parse(mmc_config_t *cfg, char *text,
+                                     const char *path)
+{
+    char *line, *next, *hash, *eq, *key, *value;
+    char where[512];
+    unsigned lineno = 0;
+    mmc_status_t status = MF_OK;
+    size_t vlen;
+
+    for (line = text; line != NULL && status == MF_OK; line = next) {
+        lineno++;
+        next = strchr(line, '\n');
+        if (next != NULL) {
+            *next++ = '\0';
+        }
+        hash = strchr(line, '#');
+        if (hash != NULL) {
+            *hash = '\0';
+        }
+        key = mmc_config_trim(line, line + strlen(line));
+        if (*key == '\0') {
+            continue;
+        }
+        snprintf(where, sizeof(where), "%s:%u", path, lineno);
+        eq = strchr(key, '=');
+        if (eq == NULL) {
+            mf_error("mmc-local: %s: expected 'key = value', got '%s'", where,
+                     key);
+            return MF_ERR_CONFIG;
+        }
+        value = mmc_config_trim(eq + 1, eq + 1 + strlen(eq + 1));
+        key = mmc_config_trim(key, eq);
+        vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
+        status = mmc_config_set_from(cfg, key, value, where);
+    }
+    return status;
+}
+
+/* Reads a whole file (at most 16 MiB) into a NUL-terminated buffer. */
+static mmc_status_t mmc_config_read_file(const char *path, char **text_p)
+{
+    size_t len = 0, cap = 4096, n;
+    char *text, *grown;
+    mmc_status_t status;
+    FILE *f;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        mf_error("mmc-local: cannot open config file '%s': %m", path);
+        return MF_ERR_CONFIG;
+    }
+    text = malloc(cap);
+    if (text == NULL) {
+        status = MF_ERR_NOMEM;
+        goto err_close;
+    }
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap >= (16u << 20)) {
+                mf_error("mmc-local: config file '%s' is larger than 16 MiB",
+                         path);
+                status = MF_ERR_CONFIG;
+                goto err_free;
+            }
+            grown = realloc(text, cap * 2);
+            if (grown == NULL) {
+                status = MF_ERR_NOMEM;
+                goto err_free;
+            }
+            text = grown;
+            cap *= 2;
+        }
+        n = fread(text + len, 1, cap - len - 1, f);
+        if (n == 0) {
+            break;
+        }
+        len += n;
+    }
+    if (ferror(f)) {
+        mf_error("mmc-local: cannot read config file '%s'", path);
+        status = MF_ERR_CONFIG;
+        goto err_free;
+    }
+    text[len] = '\0';
+    if (strlen(text) != len) {
+        mf_error("mmc-local: config file '%s' contains a NUL byte", path);
+        status = MF_ERR_CONFIG;
+        goto err_free;
+    }
+    fclose(f);
+    *text_p = text;
+    return MF_OK;
+
+err_free:
+    free(text);
+err_close:
+    fclose(f);
+    return status;
+}
+
+/* Applies MMC_<KEY> and MMC_FABRIC_<KEY> to cfg (no check). */
+static mmc_status_t mmc_config_apply_env(mmc_config_t *cfg)
+{
+    mf_cfg_table_t fabric = mmc_cfg_fabric_table();
+    mmc_status_t status;
+
+    status = mf_cfg_load_env(&mmc_cfg_table, cfg);
+    if (status != MF_OK) {
+        return status;
+    }
+    return mf_cfg_load_env(&fabric, &cfg->fabric);
+}
+
+MF_API mmc_status_t mmc_config_load(mmc_config_t *cfg, const char *path)
+{
+    mmc_config_t tmp;
+    mmc_status_t status;
+    char *text;
+
+    if (cfg == NULL || path == NULL || cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    status = mmc_config_read_file(path, &text);
+    if (status != MF_OK) {
+        return status;
+    }
+    tmp = *cfg;
+    status = mmc_config_parse(&tmp, text, path);
+    free(text);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mmc_config_apply_env(&tmp);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mmc_local_config_check(&tmp);
+    if (status != MF_OK) {
+        mf_error("mmc-local: in %s or the MMC_* environment", path);
+        return MF_ERR_CONFIG;
+    }
+    *cfg = tmp;
+    return MF_OK;
+}
+
+MF_API mmc_status_t mmc_config_load_env(mmc_config_t *cfg)
+{
+    mmc_config_t tmp;
+    mmc_status_t status;
+
+    if (cfg == NULL || cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    tmp = *cfg;
+    status = mmc_config_apply_env(&tmp);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mmc_local_config_check(&tmp);
+    if (status != MF_OK) {
+        mf_error("mmc-local: in the MMC_* environment");
+        return MF_ERR_CONFIG;
+    }
+    *cfg = tmp;
+    return MF_OK;
+}
+
+MF_API void mmc_config_help(FILE *out)
+{
+    mf_cfg_table_t fabric = mmc_cfg_fabric_table();
+
+    if (out == NULL) {
+        out = stdout;
+    }
+    mf_cfg_print_help(&mmc_cfg_table, out);
+    fprintf(out,
+            "\nMemFabric settings of this process, as \"%s<key>\" "
+            "(environment: %s<KEY>):\n",
+            MMC_CFG_FABRIC_PREFIX, MMC_CFG_FABRIC_ENV_PREFIX);
+    mf_cfg_print_help(&fabric, out);
+}

@@ -1,0 +1,72 @@
+/*
+ * The local service's private state, shared by its files:
+ *   config.c  mmc-local.conf table, files and MMC_* environment variables
+ *   client.c  create/destroy (connect, HELLO, BM pool, REGISTER), the RPC
+ *             helper, reconnection, the heartbeat, user buffers
+ *   ops.c     put/get/exist/query/remove and their batch and layers forms
+ *
+ * Invariant: everything in struct mmc is written once by mmc_create and
+ * only read afterwards, except host_idx and reg_gen (atomics, changed when
+ * the meta connection is re-established, under reg_lock) and the
+ * heartbeat's fields (ping_lock, or the ping thread's own); so every call
+ * may run on any thread without a lock.  The RPC client and the BM pool
+ * are thread safe.
+ */
+#ifndef MMC_CACHE_LOCAL_LOCAL_H
+#define MMC_CACHE_LOCAL_LOCAL_H
+
+#include "cache/proto/proto.h"
+#include "fabric/fabric.h"
+#include "net/net.h"
+
+#include <memcache/mmc.h>
+#include <stdatomic.h>
+
+/* Buffers of one item of a batch, whatever the API form. */
+typedef struct mmc_local_item {
+    const char *key;
+    const mmc_iov_t *iov;
+    size_t niov;
+    uint64_t size; /* sum of the iov lengths */
+} mmc_local_item_t;
+
+struct mmc {
+    mmc_config_t cfg;
+    mf_net_client_t *rpc;
+    mmc_hello_resp_t hello;
+    mmc_hello_req_t hello_req;
+    mmc_register_req_t reg; /* what REGISTER sends (again on reconnect) */
+    mf_bm_t *bm;
+    uint32_t rank;
+    uint32_t max_batch; /* keys per request, from HELLO, >= 1 */
+    _Atomic uint32_t host_idx;
+    /* announcing again after a reconnect */
+    pthread_mutex_t reg_lock;
+    _Atomic uint64_t reg_gen; /* re-registrations done */
+    atomic_bool registered;   /* create finished (the first REGISTER) */
+    /* heartbeat: PING at a quarter of the meta's member timeout */
+    pthread_t ping_thread;
+    bool ping_started;
+    pthread_mutex_t ping_lock;
+    pthread_cond_t ping_cond;
+    bool ping_stop;    /* under ping_lock */
+    bool ping_failing; /* ping thread only: the last PING failed */
+    char meta_host[256];
+    uint16_t meta_port;
+};
+
+/* ---- config.c ---- */
+mmc_status_t mmc_local_config_check(const mmc_config_t *cfg);
+
+/* ---- client.c ---- */
+
+/*
+ * Sends a request whose body w holds (w is freed) and waits for the
+ * response.  MF_OK with *resp_p (free with mf_net_resp_free) when the
+ * response's status is MF_OK; else the failing status (transport error,
+ * timeout or the response's status), logged once, and nothing to free.
+ */
+mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
+                            mf_net_resp_t *resp_p);
+
+#endif

@@ -56,6 +56,9 @@ typedef struct mf_bm_config {
     char host_id[128];       /* ranks with equal host ids share memory
                                 (shm); "" detects it: boot id, host name,
                                 network namespace */
+    /* added later (fields are only ever appended): */
+    uint32_t tcp_timeout_ms; /* tcp: a peer that acknowledges nothing for
+                                this long is dead (copies to it fail) */
 } mf_bm_config_t;
 
 /* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE). */

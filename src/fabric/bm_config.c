@@ -51,6 +51,11 @@ static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
      "identity of this host: ranks with equal ids share memory over shm, "
      "others use tcp; empty: detected from the boot id, host name and "
      "network namespace"},
+    {"tcp_timeout_ms", MF_CFG_MS, offsetof(mf_bm_config_t, tcp_timeout_ms), 0,
+     "30s", 1000, 3600000,
+     "tcp: a peer that acknowledges nothing (data sent, keepalive probes, "
+     "a connect) for this long is taken for dead and the copies to it "
+     "fail (1s..1h)"},
 };
 
 const mf_cfg_table_t mf_fabric_cfg_table = {

@@ -437,6 +437,7 @@ static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
     params.tcp_port = (uint16_t)bm->cfg.tcp_port;
     params.tcp_lanes = bm->cfg.tcp_lanes;
     params.tcp_chunk_size = bm->cfg.tcp_chunk_size;
+    params.tcp_timeout_ms = bm->cfg.tcp_timeout_ms;
     mem_params.addr = bm->own.addr;
     mem_params.size = bm->own.size;
     mem_params.seg = &bm->own;

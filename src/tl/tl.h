@@ -81,6 +81,8 @@ typedef struct mf_tl_params {
     uint16_t tcp_port;          /* 0: a free port */
     uint32_t tcp_lanes;         /* connections per peer and threads */
     uint64_t tcp_chunk_size;    /* bytes per request on a lane */
+    uint32_t tcp_timeout_ms;    /* a silent peer is dead after this long
+                                   (user timeout, keepalive, connect) */
 } mf_tl_params_t;
 
 /* What to register: memory of a segment (seg set), or plain user memory. */

@@ -73,8 +73,8 @@
 #define MF_TL_TCP_WINDOW_CHUNKS 8  /* chunks in flight per lane */
 #define MF_TL_TCP_IOV_MAX       32
 #define MF_TL_TCP_SCRATCH       (64u * 1024u)
-#define MF_TL_TCP_CONNECT_MS    10000
-#define MF_TL_TCP_USER_TIMEOUT  30000
+#define MF_TL_TCP_CONNECT_MS    10000 /* at most; tcp_timeout_ms if less */
+#define MF_TL_TCP_USER_TIMEOUT  30000 /* tcp_timeout_ms when it is 0 */
 #define MF_TL_TCP_EVENTS        64
 
 typedef struct mf_tl_tcp_iface mf_tl_tcp_iface_t;
@@ -259,6 +259,7 @@ struct mf_tl_tcp_iface {
     unsigned lanes;
     uint64_t chunk;
     uint64_t window; /* bytes in flight per lane */
+    uint32_t timeout_ms; /* dead-peer timeout (tcp_timeout_ms) */
     atomic_uint next_worker;
     pthread_mutex_t regions_lock;
     mf_list_t regions; /* exported mf_tl_tcp_region_t */
@@ -281,10 +282,19 @@ static mf_status_t mf_tl_tcp_errno_status(int err)
     }
 }
 
-static void mf_tl_tcp_sockopts(int fd)
+/*
+ * Options of every connection.  A peer that acknowledges nothing for
+ * timeout_ms is dead: TCP_USER_TIMEOUT bounds unacknowledged data, and
+ * keepalive (idle timeout/3, then 3 probes timeout/6 apart; the user
+ * timeout cuts it short) finds a silent peer while a lane waits for an
+ * answer with nothing unacknowledged.
+ */
+static void mf_tl_tcp_sockopts(int fd, uint32_t timeout_ms)
 {
-    int one = 1, idle = 10, intvl = 5, cnt = 3;
-    unsigned user_timeout = MF_TL_TCP_USER_TIMEOUT;
+    int one = 1, cnt = 3;
+    int idle = (int)MF_MAX(timeout_ms / 3000u, 1u);
+    int intvl = (int)MF_MAX(timeout_ms / 6000u, 1u);
+    unsigned user_timeout = timeout_ms;
 
     /* best effort: a missing option costs speed or failure detection */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -615,6 +625,7 @@ static bool mf_tl_tcp_ep_has_work(mf_tl_tcp_ep_t *ep)
 static void mf_tl_tcp_lane_connect(mf_tl_tcp_lane_t *lane)
 {
     mf_tl_tcp_worker_t *worker = lane->worker;
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)lane->ep->super.iface;
     int fd, ret;
 
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -623,7 +634,7 @@ static void mf_tl_tcp_lane_connect(mf_tl_tcp_lane_t *lane)
         mf_tl_tcp_lane_close(lane, MF_ERR_IO, true);
         return;
     }
-    mf_tl_tcp_sockopts(fd);
+    mf_tl_tcp_sockopts(fd, iface->timeout_ms);
     lane->sock.fd = fd;
     ret =
         connect(fd, (struct sockaddr *)&lane->ep->addr, sizeof(lane->ep->addr));
@@ -633,7 +644,8 @@ static void mf_tl_tcp_lane_connect(mf_tl_tcp_lane_t *lane)
         return;
     }
     lane->state = MF_TL_TCP_LANE_CONNECTING;
-    lane->connect_deadline = mf_time_ms() + MF_TL_TCP_CONNECT_MS;
+    lane->connect_deadline =
+        mf_time_ms() + MF_MIN(MF_TL_TCP_CONNECT_MS, iface->timeout_ms);
     mf_list_push_back(&worker->connecting, &lane->celem);
     if (mf_tl_tcp_epoll_add(worker, &lane->sock,
                             EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
@@ -1216,7 +1228,7 @@ static void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
             }
             return;
         }
-        mf_tl_tcp_sockopts(fd);
+        mf_tl_tcp_sockopts(fd, iface->timeout_ms);
         conn = calloc(1, sizeof(*conn));
         if (conn == NULL) {
             mf_error("tcp: cannot allocate a connection");
@@ -1512,6 +1524,8 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     iface->chunk = params->tcp_chunk_size != 0 ? params->tcp_chunk_size
                                                : MF_TL_TCP_DEFAULT_CHUNK;
     iface->window = iface->chunk * MF_TL_TCP_WINDOW_CHUNKS;
+    iface->timeout_ms = params->tcp_timeout_ms != 0 ? params->tcp_timeout_ms
+                                                    : MF_TL_TCP_USER_TIMEOUT;
     pthread_mutex_init(&iface->regions_lock, NULL);
     mf_list_init(&iface->regions);
     atomic_init(&iface->next_worker, 0);

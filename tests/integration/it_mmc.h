@@ -8,6 +8,12 @@
  * store=<port> http=<port>` once it listens.  Clients are forked children
  * (the parent never calls the library, so it stays free of threads); they
  * meet at barriers kept in a MAP_SHARED page made before any fork.
+ *
+ * For the test parent, which must stay free of threads (so never links
+ * the library's calls), it also speaks to the daemon directly over plain
+ * sockets, possibly inside a host namespace: HTTP GET (/segments, /key,
+ * /metrics) and a raw wire client of the RPC protocol (HELLO, GET,
+ * RELEASE, PING) that can hold read leases.
  */
 #ifndef MF_IT_MMC_H
 #define MF_IT_MMC_H
@@ -15,16 +21,24 @@
 #include "it_helpers.h"
 #include "it_netns.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <memcache/memcache.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define IT_MMC_WAIT_MS 120000 /* hang guard of every wait */
+#define IT_MMC_UNUSED  __attribute__((unused))
 
 typedef struct it_mmc_meta {
     pid_t pid;
@@ -59,7 +73,7 @@ static int it_mmc_shared_init(void)
 }
 
 /* Clears the counters between tests (the meta's address stays). */
-static void it_mmc_shared_reset(void)
+IT_MMC_UNUSED static void it_mmc_shared_reset(void)
 {
     it_mmc_meta_t meta = it_mmc_sh->meta;
 
@@ -68,7 +82,7 @@ static void it_mmc_shared_reset(void)
 }
 
 /* Waits until n processes arrived at barrier id.  0 or -1 (timeout). */
-static int it_mmc_barrier(int id, int n)
+IT_MMC_UNUSED static int it_mmc_barrier(int id, int n)
 {
     uint64_t deadline = it_now_ms() + IT_MMC_WAIT_MS;
 
@@ -113,8 +127,10 @@ static int it_mmc_exec_fn(int index, void *arg)
  * not NULL) with free ports plus extra "--set key=value" settings
  * (NULL-terminated list of "key=value"), and parses its ready line.
  */
-static int it_mmc_meta_start(it_mmc_meta_t *m, const it_netns_t *net, int host,
-                             const char *addr, const char *const *extra)
+IT_MMC_UNUSED static int it_mmc_meta_start(it_mmc_meta_t *m,
+                                           const it_netns_t *net, int host,
+                                           const char *addr,
+                                           const char *const *extra)
 {
     char *argv[64];
     char sets[32][96];
@@ -187,7 +203,7 @@ static int it_mmc_meta_start(it_mmc_meta_t *m, const it_netns_t *net, int host,
 }
 
 /* SIGTERM and wait; the daemon's exit code (0: clean), or -1. */
-static int it_mmc_meta_stop(it_mmc_meta_t *m)
+IT_MMC_UNUSED static int it_mmc_meta_stop(it_mmc_meta_t *m)
 {
     int code;
 
@@ -200,9 +216,15 @@ static int it_mmc_meta_stop(it_mmc_meta_t *m)
     return code;
 }
 
-/* In a child: a client of the shared meta with dram bytes (0: pure). */
-static mmc_status_t it_mmc_open(uint64_t dram, const char *transport,
-                                mmc_t **mmc_p)
+/*
+ * In a child: a client of the shared meta with dram bytes (0: pure);
+ * kv (optional) is a NULL-terminated list of key, value pairs set after
+ * the test defaults.
+ */
+IT_MMC_UNUSED static mmc_status_t it_mmc_open_kv(uint64_t dram,
+                                                 const char *transport,
+                                                 const char *const *kv,
+                                                 mmc_t **mmc_p)
 {
     mmc_config_t cfg;
     mmc_status_t st;
@@ -223,6 +245,9 @@ static mmc_status_t it_mmc_open(uint64_t dram, const char *transport,
     if (st == MMC_OK && transport != NULL) {
         st = mmc_config_set(&cfg, "fabric.transport", transport);
     }
+    for (int i = 0; st == MMC_OK && kv != NULL && kv[i] != NULL; i += 2) {
+        st = mmc_config_set(&cfg, kv[i], kv[i + 1]);
+    }
     if (st != MMC_OK) {
         it_log("config: %s", mmc_status_name(st));
         return st;
@@ -232,6 +257,12 @@ static mmc_status_t it_mmc_open(uint64_t dram, const char *transport,
         it_log("mmc_create(%s): %s", cfg.meta_url, mmc_status_name(st));
     }
     return st;
+}
+
+IT_MMC_UNUSED static mmc_status_t
+it_mmc_open(uint64_t dram, const char *transport, mmc_t **mmc_p)
+{
+    return it_mmc_open_kv(dram, transport, NULL, mmc_p);
 }
 
 /* Like IT_CHECK_ST, naming MemCache statuses. */
@@ -248,14 +279,14 @@ static mmc_status_t it_mmc_open(uint64_t dram, const char *transport,
 
 /* A buffer whose first 8 bytes are the seed and the rest the pattern of
  * that seed, so a reader can tell whose whole object it got. */
-static void it_mmc_fill(void *buf, size_t len, uint64_t seed)
+IT_MMC_UNUSED static void it_mmc_fill(void *buf, size_t len, uint64_t seed)
 {
     memcpy(buf, &seed, sizeof(seed));
     it_pattern_fill((char *)buf + 8, len - 8, seed, 8);
 }
 
 /* The seed of a buffer filled by it_mmc_fill, or UINT64_MAX if torn. */
-static uint64_t it_mmc_seed_of(const void *buf, size_t len)
+IT_MMC_UNUSED static uint64_t it_mmc_seed_of(const void *buf, size_t len)
 {
     uint64_t seed;
 
@@ -263,6 +294,445 @@ static uint64_t it_mmc_seed_of(const void *buf, size_t len)
     return it_pattern_check((const char *)buf + 8, len - 8, seed, 8) < 0
                ? seed
                : UINT64_MAX;
+}
+
+/* ------------------------------------------------ sockets of the parent */
+
+/*
+ * A TCP connection to addr:port made inside host `host` of net (net NULL:
+ * here).  The socket is created in the host's namespace and the process
+ * returns to its own at once (it has no threads, so nothing else sees the
+ * switch).  The fd, or -1 (logged).
+ */
+IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
+                                        const char *addr, uint16_t port)
+{
+    struct sockaddr_in sa;
+    int self = -1, fd = -1;
+
+    if (net != NULL) {
+        self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (self < 0 || it_netns_enter(net, host) != 0) {
+            it_log("cannot enter host %d: %s", host, strerror(errno));
+            if (self >= 0) {
+                close(self);
+            }
+            return -1;
+        }
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (net != NULL) {
+        if (setns(self, CLONE_NEWNET) != 0) {
+            it_log("cannot return to the test's namespace: %s",
+                   strerror(errno));
+            abort();
+        }
+        close(self);
+    }
+    if (fd < 0) {
+        it_log("socket: %s", strerror(errno));
+        return -1;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        it_log("connect to %s:%u failed: %s", addr, port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static inline bool it_mmc_send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Reads len bytes within timeout_ms. */
+static inline bool it_mmc_read_exact(int fd, void *buf, size_t len,
+                                     unsigned timeout_ms)
+{
+    uint64_t deadline = it_now_ms() + timeout_ms;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        uint64_t now = it_now_ms();
+        ssize_t n;
+
+        if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) != 1) {
+            return false;
+        }
+        n = read(fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/*
+ * GET path over HTTP/1.1 from the daemon's HTTP port (inside host of net
+ * when net is not NULL).  The status code, with the body in *body_p
+ * (malloc'd, NUL-terminated), or -1.
+ */
+IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
+                                         const it_mmc_meta_t *m,
+                                         const char *path, char **body_p)
+{
+    char req[512], *raw = NULL, *sep, *grown;
+    size_t len = 0, cap = 0;
+    uint64_t deadline = it_now_ms() + 30000;
+    struct pollfd pfd;
+    int fd, n, code = -1;
+
+    *body_p = NULL;
+    fd = it_mmc_connect(net, host, m->addr, m->http_port);
+    if (fd < 0) {
+        return -1;
+    }
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                 path, m->addr);
+    if (n <= 0 || (size_t)n >= sizeof(req) ||
+        !it_mmc_send_all(fd, req, (size_t)n)) {
+        goto out;
+    }
+    pfd.fd = fd;
+    pfd.events = POLLIN;
+    for (;;) {
+        ssize_t got;
+        uint64_t now = it_now_ms();
+
+        if (cap - len < 4096) {
+            cap = cap == 0 ? 65536 : 2 * cap;
+            grown = realloc(raw, cap);
+            if (grown == NULL) {
+                goto out;
+            }
+            raw = grown;
+        }
+        if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) != 1) {
+            it_log("HTTP GET %s: no answer", path);
+            goto out;
+        }
+        got = read(fd, raw + len, cap - len - 1);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            goto out;
+        }
+        if (got == 0) {
+            break;
+        }
+        len += (size_t)got;
+    }
+    raw[len] = '\0';
+    sep = strstr(raw, "\r\n\r\n");
+    if (sscanf(raw, "HTTP/1.1 %d ", &code) != 1 || sep == NULL) {
+        it_log("HTTP GET %s: bad response '%.80s'", path, raw);
+        code = -1;
+        goto out;
+    }
+    *body_p = strdup(sep + 4);
+    if (*body_p == NULL) {
+        code = -1;
+    }
+out:
+    free(raw);
+    close(fd);
+    return code;
+}
+
+/* One registered segment as /segments shows it. */
+typedef struct it_mmc_seg {
+    uint32_t rank;
+    uint64_t capacity;
+    uint64_t used;
+    uint64_t replicas;
+} it_mmc_seg_t;
+
+static inline bool it_mmc_json_u64(const char *obj, const char *end,
+                                   const char *name, uint64_t *v_p)
+{
+    char pat[48];
+    const char *p;
+
+    snprintf(pat, sizeof(pat), "\"%s\":", name);
+    p = strstr(obj, pat);
+    if (p == NULL || p > end) {
+        return false;
+    }
+    *v_p = strtoull(p + strlen(pat), NULL, 10);
+    return true;
+}
+
+/*
+ * GET /segments: up to max segments into segs.  Their number, or -1.
+ */
+IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
+                                         const it_mmc_meta_t *m,
+                                         it_mmc_seg_t *segs, int max)
+{
+    char *body = NULL, *p;
+    int code, n = 0;
+
+    code = it_mmc_http_get(net, host, m, "/segments", &body);
+    if (code != 200) {
+        it_log("GET /segments: %d", code);
+        free(body);
+        return -1;
+    }
+    for (p = strstr(body, "{\"rank\":"); p != NULL && n < max;
+         p = strstr(p + 1, "{\"rank\":")) {
+        const char *end = strchr(p, '}');
+        uint64_t rank = 0;
+
+        if (end == NULL || !it_mmc_json_u64(p, end, "rank", &rank) ||
+            !it_mmc_json_u64(p, end, "capacity", &segs[n].capacity) ||
+            !it_mmc_json_u64(p, end, "used", &segs[n].used) ||
+            !it_mmc_json_u64(p, end, "replicas", &segs[n].replicas)) {
+            it_log("GET /segments: cannot parse '%.120s'", p);
+            free(body);
+            return -1;
+        }
+        segs[n++].rank = (uint32_t)rank;
+    }
+    free(body);
+    return n;
+}
+
+/* The value of the /metrics sample line that starts with `prefix` (name
+ * and labels), or -1. */
+IT_MMC_UNUSED static double it_mmc_metric(const it_netns_t *net, int host,
+                                          const it_mmc_meta_t *m,
+                                          const char *prefix)
+{
+    char *body = NULL, *p;
+    size_t len = strlen(prefix);
+    double v = -1;
+
+    if (it_mmc_http_get(net, host, m, "/metrics", &body) != 200) {
+        free(body);
+        return -1;
+    }
+    for (p = body; p != NULL && *p != '\0'; p = strchr(p, '\n')) {
+        if (*p == '\n') {
+            p++;
+        }
+        if (strncmp(p, prefix, len) == 0 && p[len] == ' ') {
+            v = strtod(p + len + 1, NULL);
+            break;
+        }
+    }
+    free(body);
+    return v;
+}
+
+/* ------------------------------------------------ raw wire client */
+
+/*
+ * The RPC protocol spoken by hand (frames of src/net: 24-byte header,
+ * little-endian; bodies of src/cache/proto), so that the thread-free test
+ * parent can hold read leases: HELLO, then GET without RELEASE.
+ */
+#define IT_MMC_WIRE_MAGIC 0x544e464du
+#define IT_MMC_WIRE_HDR   24
+#define IT_MMC_WIRE_IO_MS 30000
+
+typedef struct it_mmc_wire {
+    int fd;
+    uint64_t req;
+    uint8_t resp[65536];
+    size_t resp_len;
+} it_mmc_wire_t;
+
+typedef struct it_mmc_body {
+    uint8_t data[8192];
+    size_t len;
+    bool overflow;
+} it_mmc_body_t;
+
+static inline void it_mmc_put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static inline uint64_t it_mmc_get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = n - 1; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static inline void it_mmc_body_int(it_mmc_body_t *b, uint64_t v, int n)
+{
+    if (b->len + (size_t)n > sizeof(b->data)) {
+        b->overflow = true;
+        return;
+    }
+    it_mmc_put_le(b->data + b->len, v, n);
+    b->len += (size_t)n;
+}
+
+static inline void it_mmc_body_str(it_mmc_body_t *b, const char *s)
+{
+    size_t len = strlen(s);
+
+    it_mmc_body_int(b, len, 4);
+    if (b->len + len > sizeof(b->data)) {
+        b->overflow = true;
+        return;
+    }
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+}
+
+/*
+ * Sends one request and reads its response into w->resp.  The frame
+ * status, or INT32_MIN when the connection failed or the answer does not
+ * fit.
+ */
+static inline int32_t it_mmc_wire_call(it_mmc_wire_t *w, uint16_t opcode,
+                                       const it_mmc_body_t *b)
+{
+    uint8_t hdr[IT_MMC_WIRE_HDR];
+    uint64_t id = w->req++;
+    uint64_t body_len;
+
+    if (b->overflow) {
+        return INT32_MIN;
+    }
+    memset(hdr, 0, sizeof(hdr));
+    it_mmc_put_le(hdr, IT_MMC_WIRE_MAGIC, 4);
+    hdr[4] = 1; /* version */
+    hdr[5] = 1; /* request */
+    it_mmc_put_le(hdr + 6, opcode, 2);
+    it_mmc_put_le(hdr + 12, b->len, 4);
+    it_mmc_put_le(hdr + 16, id, 8);
+    if (!it_mmc_send_all(w->fd, hdr, sizeof(hdr)) ||
+        !it_mmc_send_all(w->fd, b->data, b->len) ||
+        !it_mmc_read_exact(w->fd, hdr, sizeof(hdr), IT_MMC_WIRE_IO_MS)) {
+        it_log("wire: opcode %u: connection failed", opcode);
+        return INT32_MIN;
+    }
+    body_len = it_mmc_get_le(hdr + 12, 4);
+    if (it_mmc_get_le(hdr, 4) != IT_MMC_WIRE_MAGIC || hdr[5] != 2 ||
+        it_mmc_get_le(hdr + 16, 8) != id || body_len > sizeof(w->resp) ||
+        !it_mmc_read_exact(w->fd, w->resp, body_len, IT_MMC_WIRE_IO_MS)) {
+        it_log("wire: opcode %u: bad response", opcode);
+        return INT32_MIN;
+    }
+    w->resp_len = body_len;
+    return (int32_t)it_mmc_get_le(hdr + 8, 4);
+}
+
+/* Connects (inside host of net, if net) and says HELLO.  0 or -1. */
+IT_MMC_UNUSED static int it_mmc_wire_open(it_mmc_wire_t *w,
+                                          const it_netns_t *net, int host,
+                                          const it_mmc_meta_t *m)
+{
+    it_mmc_body_t b = {.len = 0};
+
+    w->req = 1;
+    w->fd = it_mmc_connect(net, host, m->addr, m->port);
+    if (w->fd < 0) {
+        return -1;
+    }
+    it_mmc_body_int(&b, 1, 4); /* protocol version */
+    it_mmc_body_str(&b, "it-wire");
+    if (it_mmc_wire_call(w, 1 /* HELLO */, &b) != 0) {
+        close(w->fd);
+        w->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+IT_MMC_UNUSED static void it_mmc_wire_close(it_mmc_wire_t *w)
+{
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+}
+
+IT_MMC_UNUSED static int it_mmc_wire_ping(it_mmc_wire_t *w)
+{
+    it_mmc_body_t b = {.len = 0};
+
+    return it_mmc_wire_call(w, 11 /* PING */, &b) == 0 ? 0 : -1;
+}
+
+/*
+ * GET of one key: a read lease that this connection holds until
+ * it_mmc_wire_release (or its expiry, or the connection's end).  The
+ * item's status (MMC_OK with *lease_p), or INT32_MIN.
+ */
+IT_MMC_UNUSED static int32_t it_mmc_wire_get(it_mmc_wire_t *w, const char *key,
+                                             uint64_t *lease_p)
+{
+    it_mmc_body_t b = {.len = 0};
+    int32_t st;
+
+    it_mmc_body_int(&b, 1, 4);
+    it_mmc_body_str(&b, key);
+    st = it_mmc_wire_call(w, 6 /* GET */, &b);
+    if (st != 0) {
+        it_log("wire: GET %s: frame status %d", key, st);
+        return INT32_MIN;
+    }
+    /* u32 count, i32 status, u64 id, ... */
+    if (w->resp_len < 16 || it_mmc_get_le(w->resp, 4) != 1) {
+        return INT32_MIN;
+    }
+    st = (int32_t)it_mmc_get_le(w->resp + 4, 4);
+    if (st == 0) {
+        *lease_p = it_mmc_get_le(w->resp + 8, 8);
+    }
+    return st;
+}
+
+/* RELEASE of one lease: the item's status, or INT32_MIN. */
+IT_MMC_UNUSED static int32_t it_mmc_wire_release(it_mmc_wire_t *w,
+                                                 uint64_t lease)
+{
+    it_mmc_body_t b = {.len = 0};
+
+    it_mmc_body_int(&b, 1, 4);
+    it_mmc_body_int(&b, lease, 8);
+    if (it_mmc_wire_call(w, 7 /* RELEASE */, &b) != 0 || w->resp_len != 8 ||
+        it_mmc_get_le(w->resp, 4) != 1) {
+        return INT32_MIN;
+    }
+    return (int32_t)it_mmc_get_le(w->resp + 4, 4);
 }
 
 #endif

@@ -93,6 +93,10 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
     return mf_fabric_config_check(&cfg->fabric);
 }
 
+/* A copy to a host that vanished fails within the time a request to the
+ * meta service may take (timeout_ms), not MemFabric's 30 s default. */
+#define MMC_LOCAL_TCP_TIMEOUT_MS 10000
+
 MF_API void mmc_config_init(mmc_config_t *cfg)
 {
     if (cfg == NULL) {
@@ -102,6 +106,7 @@ MF_API void mmc_config_init(mmc_config_t *cfg)
     cfg->size = sizeof(*cfg);
     (void)mf_cfg_set_defaults(&mmc_cfg_table, cfg);
     mf_bm_config_init(&cfg->fabric);
+    cfg->fabric.tcp_timeout_ms = MMC_LOCAL_TCP_TIMEOUT_MS;
 }
 
 /* Sets one key on cfg (no check of the whole); origin names the source. */

@@ -8,8 +8,9 @@
  *       PUT_COMMIT of every allocated item, with MMC_OK or the copy error
  *       (which aborts the item: its space is freed, nothing is readable).
  * get:  validate -> GET (read leases) -> size check -> one batch copy GH2LH
- *       from each item's best replica (same host first); items whose copy
- *       failed with a peer error go again from their next replica ->
+ *       from each item's best replica (on a rank seen joined, same host
+ *       first); items whose copy failed with a peer error go again from
+ *       their next replica ->
  *       RELEASE of every lease; an expired lease fails its item, since the
  *       bytes read may have been reused meanwhile.
  *
@@ -516,18 +517,31 @@ typedef struct mmc_ops_get_item {
     bool all_peer;                   /* every failure was a peer error */
 } mmc_ops_get_item_t;
 
-static void mmc_ops_get_order(mmc_ops_get_item_t *g, uint32_t host_idx)
+/*
+ * The order to try an object's replicas in: those on ranks this process
+ * sees joined first (same host before other hosts), then the others
+ * (same host first again).  A replica on a rank not joined here is either
+ * on a process that just died (the meta service has not dropped it yet)
+ * or on one that just joined (its membership is on its way): it is
+ * waited for, up to the request timeout, so it comes last, not first.
+ */
+static void mmc_ops_get_order(mmc_t *mmc, mmc_ops_get_item_t *g,
+                              uint32_t host_idx)
 {
+    bool joined[MMC_MAX_REPLICAS];
     uint8_t n = 0;
 
     for (uint8_t r = 0; r < g->obj.nrep; r++) {
-        if (g->obj.reps[r].host_idx == host_idx) {
-            g->order[n++] = r;
-        }
+        joined[r] = mf_bm_rank_joined(mmc->bm, g->obj.reps[r].rank);
     }
-    for (uint8_t r = 0; r < g->obj.nrep; r++) {
-        if (g->obj.reps[r].host_idx != host_idx) {
-            g->order[n++] = r;
+    for (int pass = 0; pass < 4; pass++) {
+        bool want_joined = pass < 2, want_local = (pass % 2) == 0;
+
+        for (uint8_t r = 0; r < g->obj.nrep; r++) {
+            if (joined[r] == want_joined &&
+                (g->obj.reps[r].host_idx == host_idx) == want_local) {
+                g->order[n++] = r;
+            }
         }
     }
 }
@@ -679,7 +693,7 @@ static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
             results[i] = MMC_ERR_SIZE_MISMATCH;
         }
         if (results[i] == MMC_OK) {
-            mmc_ops_get_order(&g[i], host_idx);
+            mmc_ops_get_order(mmc, &g[i], host_idx);
             g[i].all_peer = true;
         }
     }

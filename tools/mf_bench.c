@@ -17,7 +17,8 @@
  */
 #include <memfabric/memfabric.h>
 
-#include <dirent.h>
+#include "bench_netns.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -37,7 +38,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -1587,168 +1587,33 @@ out_uninit:
 /*
  * --netns: two "hosts" as network namespaces mfbench<pid>h0/h1, each with
  * a veth pair into a bridge in a third namespace mfbench<pid>sw, with the
- * addresses 10.213.0.1 and 10.213.0.2 (used only inside them).  The store
- * and even ranks run in host 0, odd ranks in host 1; rank i takes rank i.
+ * addresses 10.213.0.1 and 10.213.0.2 (used only inside them; made by
+ * common/bench_netns.c, shared with mmc-bench).  The store and even ranks
+ * run in host 0, odd ranks in host 1; rank i takes rank i.
  * The namespaces are removed at exit, on SIGINT/SIGTERM (through the
  * normal exit path), and namespaces of earlier runs whose process is gone
  * are removed at start.
  */
-#define MB_NETNS_DIR  "/run/netns"
 #define MB_NETNS_BASE "mfbench"
 
-static char mb_ns_names[3][32];
-static bool mb_ns_made[3];
-static pid_t mb_ns_owner;
-static const char *const mb_ns_addrs[2] = {"10.213.0.1", "10.213.0.2"};
 static const char *mb_store_host = "127.0.0.1";
-
-static void mb_ns_remove(const char *name)
-{
-    char path[512];
-
-    snprintf(path, sizeof(path), MB_NETNS_DIR "/%s", name);
-    umount2(path, MNT_DETACH);
-    unlink(path);
-}
-
-static void mb_ns_cleanup(void)
-{
-    int i;
-
-    if (getpid() != mb_ns_owner) {
-        return;
-    }
-    for (i = 0; i < 3; i++) {
-        if (mb_ns_made[i]) {
-            mb_ns_remove(mb_ns_names[i]);
-            mb_ns_made[i] = false;
-        }
-    }
-}
-
-static void mb_ns_remove_stale(void)
-{
-    const size_t blen = strlen(MB_NETNS_BASE);
-    struct dirent *de;
-    unsigned long pid;
-    char *end;
-    DIR *dir = opendir(MB_NETNS_DIR);
-
-    if (dir == NULL) {
-        return;
-    }
-    while ((de = readdir(dir)) != NULL) {
-        if (strncmp(de->d_name, MB_NETNS_BASE, blen) != 0) {
-            continue;
-        }
-        pid = strtoul(de->d_name + blen, &end, 10);
-        if (end != de->d_name + blen && pid > 0 && pid < 0x7fffffff &&
-            (pid_t)pid != getpid() && kill((pid_t)pid, 0) < 0 &&
-            errno == ESRCH) {
-            mb_ns_remove(de->d_name);
-        }
-    }
-    closedir(dir);
-}
-
-/* Runs `ip <args>`; 0 on success. */
-static int mb_ip(const char *const *args)
-{
-    char *argv[24];
-    pid_t pid;
-    int i, status;
-
-    argv[0] = "ip";
-    for (i = 0; args[i] != NULL && i < 22; i++) {
-        argv[i + 1] = (char *)args[i];
-    }
-    argv[i + 1] = NULL;
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        mb_err("fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        execvp("ip", argv);
-        execv("/usr/sbin/ip", argv);
-        execv("/sbin/ip", argv);
-        _exit(127);
-    }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        mb_err("`ip %s %s %s %s ...` failed", args[0], args[1],
-               args[2] != NULL ? args[2] : "",
-               args[2] != NULL && args[3] != NULL ? args[3] : "");
-        return -1;
-    }
-    return 0;
-}
-
-#define MB_IP(...)                                                             \
-    do {                                                                       \
-        const char *const _a[] = {__VA_ARGS__, NULL};                          \
-        if (mb_ip(_a) != 0) {                                                  \
-            return -1;                                                         \
-        }                                                                      \
-    } while (0)
 
 static int mb_ns_setup(void)
 {
-    const char *sw = mb_ns_names[2];
-    char port[8], cidr[32];
-    int i;
-
-    mb_ns_owner = getpid();
-    atexit(mb_ns_cleanup);
-    mb_ns_remove_stale();
-    snprintf(mb_ns_names[0], sizeof(mb_ns_names[0]), MB_NETNS_BASE "%dh0",
-             (int)getpid());
-    snprintf(mb_ns_names[1], sizeof(mb_ns_names[1]), MB_NETNS_BASE "%dh1",
-             (int)getpid());
-    snprintf(mb_ns_names[2], sizeof(mb_ns_names[2]), MB_NETNS_BASE "%dsw",
-             (int)getpid());
-    mb_ns_made[2] = true;
-    MB_IP("netns", "add", sw);
-    MB_IP("-n", sw, "link", "add", "br0", "type", "bridge");
-    MB_IP("-n", sw, "link", "set", "br0", "up");
-    for (i = 0; i < 2; i++) {
-        const char *h = mb_ns_names[i];
-
-        snprintf(port, sizeof(port), "p%d", i);
-        snprintf(cidr, sizeof(cidr), "%s/24", mb_ns_addrs[i]);
-        mb_ns_made[i] = true;
-        MB_IP("netns", "add", h);
-        MB_IP("-n", h, "link", "set", "lo", "up");
-        MB_IP("link", "add", "eth0", "netns", h, "type", "veth", "peer", "name",
-              port, "netns", sw);
-        MB_IP("-n", sw, "link", "set", port, "master", "br0");
-        MB_IP("-n", sw, "link", "set", port, "up");
-        MB_IP("-n", h, "addr", "add", cidr, "dev", "eth0");
-        MB_IP("-n", h, "link", "set", "eth0", "up");
+    if (bench_netns_setup("mf-bench", MB_NETNS_BASE, 2) != 0) {
+        return -1;
     }
-    mb_store_host = mb_ns_addrs[0];
-    mb_tcp_addr = mb_ns_addrs[1];
+    mb_store_host = bench_netns_addr(0);
+    mb_tcp_addr = bench_netns_addr(1);
     return 0;
 }
 
 /* In a child: enters host (0 or 1); a no-op without --netns. */
 static void mb_ns_enter(int host)
 {
-    char path[128];
-    int fd;
-
-    if (!mb_opts.netns) {
-        return;
-    }
-    snprintf(path, sizeof(path), MB_NETNS_DIR "/%s", mb_ns_names[host]);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-        mb_err("entering %s: %s", path, strerror(errno));
+    if (mb_opts.netns && bench_netns_enter((unsigned)host) != 0) {
         _exit(1);
     }
-    close(fd);
 }
 
 /* ------------------------------------------------------------- parent */

@@ -142,7 +142,7 @@ static void test_defaults(void **state)
     assert_true(cfg.max_segment_size == (256ull << 30));
     assert_true(cfg.host_base == 0x200000000000ull);
     assert_true(cfg.alloc_align == 4096);
-    assert_int_equal(cfg.lease_ms, 5000);
+    assert_int_equal(cfg.lease_ms, 30000);
     assert_int_equal(cfg.put_timeout_ms, 30000);
     assert_int_equal(cfg.max_batch, 16384);
     assert_int_equal(cfg.max_clients, 4096);

@@ -491,10 +491,16 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     mmc->max_batch = mmc->hello.max_batch == 0
                          ? 1
                          : MF_MIN(mmc->hello.max_batch, MMC_BATCH_MAX);
+    /* From HELLO on: creating and pre-faulting a large segment may take
+     * longer than the meta service lets a connection stay silent. */
+    status = mmc_local_ping_start(mmc);
+    if (status != MF_OK) {
+        goto err_close_rpc;
+    }
 
     status = mmc_local_pool_open(mmc, deadline);
     if (status != MF_OK) {
-        goto err_close_rpc;
+        goto err_stop_ping;
     }
     mmc_local_fill_register(mmc);
     for (;;) {
@@ -510,19 +516,15 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     }
     atomic_store(&mmc->host_idx, host_idx);
     atomic_store(&mmc->registered, true);
-    status = mmc_local_ping_start(mmc);
-    if (status != MF_OK) {
-        goto err_unregister;
-    }
     mf_info("mmc-local: rank %u of pool %u, %" PRIu64 " bytes, host %u",
             mmc->rank, mmc->hello.pool_id, cfg->dram_size, host_idx);
     *mmc_p = mmc;
     return MF_OK;
 
-err_unregister:
-    mmc_local_unregister(mmc);
 err_close_pool:
     mmc_local_pool_close(mmc);
+err_stop_ping:
+    mmc_local_ping_stop(mmc);
 err_close_rpc:
     mf_net_client_destroy(mmc->rpc);
 err_uninit:

@@ -72,7 +72,7 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
                  "in every process of the pool"),
     MMC_META_OPT(alloc_align, MF_CFG_SIZE, "4096", 4096, 1u << 30,
                  "alignment of replicas in segments; a power of two"),
-    MMC_META_OPT(lease_ms, MF_CFG_MS, "5s", 1, 86400000, "read lease duration"),
+    MMC_META_OPT(lease_ms, MF_CFG_MS, "30s", 1, 86400000, "read lease duration"),
     MMC_META_OPT(put_timeout_ms, MF_CFG_MS, "30s", 1, 86400000,
                  "an uncommitted put is aborted after this long"),
     MMC_META_OPT(max_batch, MF_CFG_U32, "16384", 1, MMC_BATCH_MAX,

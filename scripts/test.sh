@@ -39,7 +39,7 @@ cc -Wall -Wextra -Werror examples/mmc_put_get.c -o build-examples/mmc_put_get_pc
 coproc META { exec "$prefix/bin/mmc-meta" --set addr=127.0.0.1 --set port=0 \
     --set store_port=0 --set http_port=0; }
 meta_pid=$META_PID
-trap 'kill "$meta_pid" 2>/dev/null; rm -rf "$prefix"' EXIT
+trap 'kill "$meta_pid" 2>/dev/null || true; rm -rf "$prefix"' EXIT
 read -r -t 30 ready <&"${META[0]}"
 rpc=${ready#*rpc=}; rpc=${rpc%% *}
 LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/$(gcc -print-multiarch)" \

@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config libevent-dev
-          libcmocka-dev iproute2)
+          libcmocka-dev iproute2 python3-dev python3-pytest
+          python3-setuptools)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,0 +1,263 @@
+"""Code run in the child processes of the Python tests (started with the
+multiprocessing "spawn" method: a fresh interpreter, no inherited threads).
+Each function returns a value the parent checks, or raises."""
+
+import ctypes
+import os
+
+
+def pattern(seed, size):
+    """size bytes that depend on seed and on every position."""
+    block = bytes((seed * 31 + i * 7 + (i >> 8)) & 0xFF for i in range(256))
+    return (block * (size // 256 + 1))[:size]
+
+
+# -------------------------------------------------------------- MemFabric
+
+def store_party(url, index, count):
+    """One participant of a config store allgather and barrier."""
+    import memfabric as mf
+
+    with mf.Store(url, connect_timeout_ms=10000) as st:
+        total = st.add("py/counter", 1)
+        gathered = st.allgather("py/ag", index, count,
+                                b"rank-%02d" % index, 60000)
+        st.barrier("py/bar", count, 60000)
+        final = int(st.get("py/counter"))
+    return {"gathered": gathered, "total": total, "final": final}
+
+
+def pool_rank(url, world):
+    """One rank of a 2-rank BM pool: every Pool call, byte for byte."""
+    import memfabric as mf
+    from memfabric import CopyDir, MfError
+
+    seg = 1 << 20
+    mf.init()
+    mf.bm_init(url, world, settings={"timeout_ms": "60s",
+                                     "copy_threads": 1})
+    rank = mf.bm_rank_id()
+    out = {"rank": rank, "world": mf.bm_world_size()}
+    st = mf.Store(url)
+    with mf.Pool(0, seg, seg) as pool:
+        pool.join()
+        st.barrier("pool/joined", world, 60000)
+        peer = (rank + 1) % world
+        out["joined"] = [pool.rank_joined(r) for r in range(world)]
+        out["local_size"] = pool.local_size()
+        base = pool.gva_of_rank(rank)
+        pbase = pool.gva_of_rank(peer)
+        out["rank_of_peer_gva"] = pool.rank_of_gva(pbase + 100)
+
+        # single copy from a bytes object into the peer's segment
+        mine = pattern(rank, 64 << 10)
+        pool.copy(mine, pbase, direction=CopyDir.LH2GH)
+        # batch copy: four pieces from a bytearray and a raw address
+        src = bytearray(pattern(rank + 10, 4096))
+        raw = ctypes.create_string_buffer(pattern(rank + 20, 4096), 4096)
+        pieces = [(src, pbase + (128 << 10) + i * 4096) for i in range(2)]
+        pieces.append((ctypes.addressof(raw), pbase + (140 << 10), 4096))
+        pieces.append((memoryview(src)[:100], pbase + (150 << 10)))
+        pool.copy_batch(pieces, CopyDir.LH2GH)
+        # async copy, waited on
+        big = bytearray(pattern(rank + 30, 256 << 10))
+        req = pool.copy_async(big, pbase + (256 << 10))
+        try:
+            pool.destroy()  # refused: the copy is not finished
+        except MfError as exc:
+            out["destroy_busy"] = exc.name
+        req.wait(60000)
+        out["async_done"] = req.done
+        breq = pool.copy_batch_async([(big, pbase + (512 << 10), 1000),
+                                      (mine, pbase + (600 << 10), 1000)])
+        while not breq.test():
+            pass
+        st.barrier("pool/written", world, 60000)
+
+        # read back what the peer wrote into my segment
+        got = bytearray(64 << 10)
+        pool.copy(base, got, direction=CopyDir.GH2LH)
+        ok = bytes(got) == pattern(peer, 64 << 10)
+        got = bytearray(4096)
+        pool.copy(base + (128 << 10) + 4096, got)
+        ok = ok and bytes(got) == pattern(peer + 10, 4096)
+        pool.copy(base + (140 << 10), got)
+        ok = ok and bytes(got) == pattern(peer + 20, 4096)
+        small = bytearray(100)
+        pool.copy(base + (150 << 10), small)
+        ok = ok and bytes(small) == pattern(peer + 10, 100)
+        got = bytearray(256 << 10)
+        pool.copy_async(base + (256 << 10), got).wait()
+        ok = ok and bytes(got) == pattern(peer + 30, 256 << 10)
+        one = bytearray(1000)
+        pool.copy(base + (600 << 10), one)
+        ok = ok and bytes(one) == pattern(peer, 1000)
+        out["bytes_ok"] = ok
+
+        # registration of a buffer and of a raw address
+        reg = bytearray(8192)
+        addr = pool.register(reg)
+        out["registered"] = addr == mf.buffer_address(reg)[0]
+        try:
+            pool.register(reg)
+            out["double_register"] = None
+        except MfError as exc:
+            out["double_register"] = exc.name
+        try:
+            reg.append(0)  # registered: pinned, not resizable
+            out["reg_pinned"] = False
+        except BufferError:
+            out["reg_pinned"] = True
+        pool.unregister(reg)
+        reg.append(0)
+        pool.register(ctypes.addressof(raw), 4096)
+        pool.unregister(ctypes.addressof(raw))
+
+        # errors
+        errors = {}
+        try:
+            pool.copy(mine, base + seg - 10, direction=CopyDir.LH2GH)
+        except MfError as exc:
+            errors["out_of_range"] = exc.name
+        try:
+            pool.copy_batch([(mine, pbase, 10), (mine, base + seg * 200, 10)],
+                            CopyDir.LH2GH)
+        except MfError as exc:
+            errors["batch"] = (exc.name, exc.results)
+        try:
+            pool.copy(base, b"read-only", 4)
+        except BufferError:
+            errors["readonly"] = "BufferError"
+        try:
+            pool.copy(bytes(10), bytearray(100), 50)
+        except ValueError:
+            errors["too_big"] = "ValueError"
+        try:
+            pool.copy(base, pbase)
+        except TypeError:
+            errors["no_size"] = "TypeError"
+        out["errors"] = errors
+        st.barrier("pool/read", world, 60000)
+        pool.leave()
+    try:
+        pool.join()
+    except MfError as exc:
+        out["after_destroy"] = exc.name
+    st.close()
+    mf.bm_uninit()
+    mf.uninit()
+    return out
+
+
+# --------------------------------------------------------------- MemCache
+
+def cache_client(url, index, nprocs, barrier, nkeys, size):
+    """A MemCache client process: puts its own objects (single, batch and
+    layers forms), then, once everybody did (barrier), reads every
+    process's objects and checks them byte for byte."""
+    from memfabric import DistributedObjectStore
+
+    store = DistributedObjectStore()
+    store.setup({"meta_url": url, "dram_size": "32M", "timeout_ms": "30s",
+                 "fabric.prefault": False})
+    assert store.init(0) == 0
+    rank = store.get_local_service_id()
+    prefix = "mp/%d/" % index
+    keys = [prefix + "b%d" % i for i in range(nkeys)]
+    vals = [pattern(index * 100 + i, size + i) for i in range(nkeys)]
+    res = {"rank": rank, "put": store.put_batch(keys, vals)}
+    layer_bufs = [bytearray(pattern(index * 100 + 50 + j, 1000 + j))
+                  for j in range(3)]
+    addrs = [ctypes.addressof((ctypes.c_char * len(b)).from_buffer(b))
+             for b in layer_bufs]
+    res["layers"] = store.put_from_layers(prefix + "layers", addrs,
+                                          [len(b) for b in layer_bufs])
+    barrier.wait(120)
+
+    bad = []
+    for other in range(nprocs):
+        okeys = ["mp/%d/b%d" % (other, i) for i in range(nkeys)]
+        got = store.get_batch(okeys)
+        for i, g in enumerate(got):
+            if g != pattern(other * 100 + i, size + i):
+                bad.append(okeys[i])
+        lsizes = [1000, 1001, 1002]
+        outs = [bytearray(n) for n in lsizes]
+        optrs = [ctypes.addressof((ctypes.c_char * n).from_buffer(o))
+                 for n, o in zip(lsizes, outs)]
+        st = store.get_into_layers("mp/%d/layers" % other, optrs, lsizes)
+        if st != 0 or any(bytes(o) != pattern(other * 100 + 50 + j, n)
+                          for j, (o, n) in enumerate(zip(outs, lsizes))):
+            bad.append("mp/%d/layers" % other)
+    res["bad"] = bad
+    barrier.wait(120)  # nobody leaves while others still read
+    res["close"] = store.close()
+    return res
+
+
+def cache_client_entry(url, index, nprocs, barrier, nkeys, size, queue):
+    """Process entry: runs cache_client and reports through queue."""
+    try:
+        queue.put((index, cache_client(url, index, nprocs, barrier, nkeys,
+                                       size)))
+    except BaseException as exc:  # reported to the parent
+        queue.put((index, {"error": repr(exc)}))
+        barrier.abort()
+
+
+def second_client(url):
+    """A child holding one client tries a second one (MF_ERR_STATE)."""
+    from memfabric import Client, MfError
+
+    with Client({"meta_url": url, "dram_size": 0}) as c:
+        try:
+            Client({"meta_url": url, "dram_size": 0})
+        except MfError as exc:
+            return exc.name
+    return None
+
+
+def config_file_client(path):
+    """A store set up from an mmc-local.conf file."""
+    from memfabric import DistributedObjectStore
+
+    store = DistributedObjectStore()
+    res = [store.setup(path), store.init(0), store.put("cf/key", b"f"),
+           store.get("cf/key"), store.remove("cf/key"), store.close()]
+    return res
+
+
+def numpy_roundtrip(url):
+    """The NumPy path: put from an array, get into an array."""
+    import numpy as np
+
+    from memfabric import DistributedObjectStore
+
+    store = DistributedObjectStore()
+    store.setup({"meta_url": url, "dram_size": 0})
+    assert store.init(0) == 0
+    a = np.arange(10000, dtype=np.float32)
+    res = [store.put("np/a", a)]
+    b = np.zeros_like(a)
+    res.append(store.get_into_buffer("np/a", b))
+    res.append(bool((a == b).all()))
+    c = np.zeros_like(a)
+    res.append(store.get_into("np/a", c.ctypes.data, c.nbytes))
+    res.append(bool((a == c).all()))
+    res.append(np.frombuffer(store.get("np/a"), dtype=np.float32).sum()
+               == a.sum())
+    # a non-contiguous view is refused (BufferError), not copied wrongly
+    try:
+        store.put("np/strided", a[::2])
+        res.append("accepted")
+    except (BufferError, ValueError):
+        res.append("refused")
+    store.remove("np/a")
+    store.close()
+    return res
+
+
+def rss_bytes():
+    """Resident set size of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -6,10 +6,16 @@ cd "$(dirname "$0")/.."
 
 bash scripts/deps.sh
 jobs=$(nproc)
+# The Python tests use the distribution's interpreter, for which deps.sh
+# installed the headers and pytest (another python3 may come first in PATH).
+py=()
+if [[ -x /usr/bin/python3 ]]; then
+    py=(-DPython3_EXECUTABLE=/usr/bin/python3)
+fi
 
 run_suite() {
     local dir=$1; shift
-    cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+    cmake -S . -B "$dir" -G Ninja "${py[@]}" "$@" >/dev/null
     cmake --build "$dir"
     ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 300
 }

@@ -50,13 +50,13 @@ MF_BEGIN_DECLS
 /* ---- configuration (mmc-local.conf) ---- */
 
 typedef struct mmc_config {
-    size_t size;            /* sizeof(mmc_config_t) */
-    char meta_url[256];     /* "tcp://host:port" of mmc-meta */
-    uint64_t dram_size;     /* DRAM this process contributes; 0 = client */
-    uint32_t replicas;      /* replicas of a put without options (1..8) */
-    uint32_t timeout_ms;    /* one request to the meta service */
+    size_t size;                 /* sizeof(mmc_config_t) */
+    char meta_url[256];          /* "tcp://host:port" of mmc-meta */
+    uint64_t dram_size;          /* DRAM this process contributes; 0 = client */
+    uint32_t replicas;           /* replicas of a put without options (1..8) */
+    uint32_t timeout_ms;         /* one request to the meta service */
     uint32_t connect_timeout_ms; /* connecting and joining the pool */
-    char name[64];          /* shown by the meta service; "" = host:pid */
+    char name[64];               /* shown by the meta service; "" = host:pid */
     /* MemFabric settings of this process, set with "fabric.<key>"
      * (e.g. fabric.transport = tcp); the meta service overrides the pool
      * layout (host_base) so that every member agrees on it. */

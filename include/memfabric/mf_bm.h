@@ -94,7 +94,7 @@ typedef struct mf_bm_create_params {
     uint64_t max_hbm_per_rank;
     /* added after 0.1.0; callers built with the older, shorter struct
      * read as 0: */
-    uint32_t flags;             /* MF_BM_CREATE_* */
+    uint32_t flags; /* MF_BM_CREATE_* */
 } mf_bm_create_params_t;
 
 /* The pool grows and shrinks while it serves (MemCache): no rank waits for

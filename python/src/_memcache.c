@@ -30,8 +30,7 @@ static const char *mc_str(int st)
 }
 
 typedef struct mc_client {
-    PyObject_HEAD
-    mmc_t *mmc;
+    PyObject_HEAD mmc_t *mmc;
     int busy; /* calls in flight with the GIL released */
 } mc_client_t;
 
@@ -196,8 +195,7 @@ static int mc_batch_iov(pyh_views_t *vs, PyObject *layers_list, size_t count,
         return -1;
     }
     if ((size_t)PyTuple_GET_SIZE(outer) != count) {
-        PyErr_Format(PyExc_ValueError,
-                     "%zu keys but %zd buffer lists", count,
+        PyErr_Format(PyExc_ValueError, "%zu keys but %zd buffer lists", count,
                      PyTuple_GET_SIZE(outer));
         goto fail_outer;
     }
@@ -318,10 +316,9 @@ static int mc_client_init(mc_client_t *self, PyObject *args, PyObject *kw)
         }
         Py_CLEAR(items);
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mmc_create(&cfg, &mmc);
-    Py_END_ALLOW_THREADS
-    if (st != MMC_OK) {
+    Py_BEGIN_ALLOW_THREADS st = mmc_create(&cfg, &mmc);
+    Py_END_ALLOW_THREADS if (st != MMC_OK)
+    {
         pyh_raise(st, NULL);
         return -1;
     }
@@ -338,8 +335,7 @@ static void mc_client_close_now(mc_client_t *self)
 
     self->mmc = NULL;
     if (mmc != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        mmc_destroy(mmc);
+        Py_BEGIN_ALLOW_THREADS mmc_destroy(mmc);
         Py_END_ALLOW_THREADS
     }
 }
@@ -373,11 +369,10 @@ static PyObject *mc_client_rank(mc_client_t *self, PyObject *unused)
     return PyLong_FromUnsignedLong(mmc_rank(self->mmc));
 }
 
-static PyObject *mc_client_put(mc_client_t *self, PyObject *args,
-                               PyObject *kw)
+static PyObject *mc_client_put(mc_client_t *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"key", "layers", "replicas", "flags",
-                             "preferred", NULL};
+    static char *kwlist[] = {"key",   "layers",    "replicas",
+                             "flags", "preferred", NULL};
     PyObject *key_obj, *layers, *replicas = NULL, *preferred = NULL;
     PyObject *hold = NULL;
     unsigned flags = 0;
@@ -389,8 +384,7 @@ static PyObject *mc_client_put(mc_client_t *self, PyObject *args,
     mmc_status_t st;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIO", kwlist, &key_obj,
-                                     &layers, &replicas, &flags,
-                                     &preferred) ||
+                                     &layers, &replicas, &flags, &preferred) ||
         pyh_key(key_obj, &key) != 0 ||
         mc_opts(replicas, flags, preferred, &opts) != 0 ||
         mc_layers(&vs, layers, 0, &iov, &niov, &hold) != 0) {
@@ -400,14 +394,15 @@ static PyObject *mc_client_put(mc_client_t *self, PyObject *args,
     if (mc_enter(self) != 0) {
         goto fail;
     }
-    Py_BEGIN_ALLOW_THREADS
-    if (niov == 1) {
+    Py_BEGIN_ALLOW_THREADS if (niov == 1)
+    {
         st = mmc_put(self->mmc, key, iov[0].base, iov[0].len, &opts);
-    } else {
+    }
+    else
+    {
         st = mmc_put_layers(self->mmc, key, iov, niov, &opts);
     }
-    Py_END_ALLOW_THREADS
-    mc_leave(self);
+    Py_END_ALLOW_THREADS mc_leave(self);
     PyMem_Free(iov);
     Py_DECREF(hold);
     pyh_views_release(&vs);
@@ -443,14 +438,15 @@ static PyObject *mc_client_get(mc_client_t *self, PyObject *args)
         pyh_views_release(&vs);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    if (niov == 1) {
+    Py_BEGIN_ALLOW_THREADS if (niov == 1)
+    {
         st = mmc_get(self->mmc, key, iov[0].base, iov[0].len);
-    } else {
+    }
+    else
+    {
         st = mmc_get_layers(self->mmc, key, iov, niov);
     }
-    Py_END_ALLOW_THREADS
-    mc_leave(self);
+    Py_END_ALLOW_THREADS mc_leave(self);
     PyMem_Free(iov);
     Py_DECREF(hold);
     pyh_views_release(&vs);
@@ -470,10 +466,9 @@ static PyObject *mc_get_bytes_key(mc_client_t *self, const char *key,
         PyObject *bytes;
         mmc_status_t st;
 
-        Py_BEGIN_ALLOW_THREADS
-        st = mmc_query(self->mmc, key, &info);
-        Py_END_ALLOW_THREADS
-        if (st != MMC_OK) {
+        Py_BEGIN_ALLOW_THREADS st = mmc_query(self->mmc, key, &info);
+        Py_END_ALLOW_THREADS if (st != MMC_OK)
+        {
             *st_p = st;
             return NULL;
         }
@@ -487,11 +482,10 @@ static PyObject *mc_get_bytes_key(mc_client_t *self, const char *key,
             return NULL;
         }
         /* the new bytes is not shared yet: writing it unlocked is safe */
-        Py_BEGIN_ALLOW_THREADS
-        st = mmc_get(self->mmc, key, PyBytes_AS_STRING(bytes),
-                     (size_t)info.size);
-        Py_END_ALLOW_THREADS
-        if (st == MMC_OK) {
+        Py_BEGIN_ALLOW_THREADS st = mmc_get(
+            self->mmc, key, PyBytes_AS_STRING(bytes), (size_t)info.size);
+        Py_END_ALLOW_THREADS if (st == MMC_OK)
+        {
             *st_p = MMC_OK;
             return bytes;
         }
@@ -573,22 +567,25 @@ static PyObject *mc_batch_xfer(mc_client_t *self, PyObject *keys,
             bufs[i] = b.iovs[i][0].base;
             sizes[i] = b.iovs[i][0].len;
         }
-        Py_BEGIN_ALLOW_THREADS
-        if (is_get) {
+        Py_BEGIN_ALLOW_THREADS if (is_get)
+        {
             mmc_get_batch(self->mmc, ck, bufs, sizes, count, results);
-        } else {
+        }
+        else
+        {
             mmc_put_batch(self->mmc, ck, (const void *const *)bufs, sizes,
                           count, opts, results);
         }
-        Py_END_ALLOW_THREADS
-        PyMem_Free(bufs);
+        Py_END_ALLOW_THREADS PyMem_Free(bufs);
         PyMem_Free(sizes);
     } else {
-        Py_BEGIN_ALLOW_THREADS
-        if (is_get) {
+        Py_BEGIN_ALLOW_THREADS if (is_get)
+        {
             mmc_get_layers_batch(self->mmc, ck, b.iovs, b.niovs, count,
                                  results);
-        } else {
+        }
+        else
+        {
             mmc_put_layers_batch(self->mmc, ck, b.iovs, b.niovs, count, opts,
                                  results);
         }
@@ -608,15 +605,14 @@ out:
 static PyObject *mc_client_put_batch(mc_client_t *self, PyObject *args,
                                      PyObject *kw)
 {
-    static char *kwlist[] = {"keys", "layers", "replicas", "flags",
-                             "preferred", NULL};
+    static char *kwlist[] = {"keys",  "layers",    "replicas",
+                             "flags", "preferred", NULL};
     PyObject *keys, *layers, *replicas = NULL, *preferred = NULL;
     unsigned flags = 0;
     mmc_put_opts_t opts;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIO", kwlist, &keys,
-                                     &layers, &replicas, &flags,
-                                     &preferred) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIO", kwlist, &keys, &layers,
+                                     &replicas, &flags, &preferred) ||
         mc_opts(replicas, flags, preferred, &opts) != 0) {
         return NULL;
     }
@@ -668,10 +664,10 @@ static PyObject *mc_client_get_batch_bytes(mc_client_t *self, PyObject *keys)
     if (mc_enter(self) != 0) {
         goto fail;
     }
-    Py_BEGIN_ALLOW_THREADS
-    mmc_query_batch(self->mmc, ck, count, infos, results);
-    Py_END_ALLOW_THREADS
-    for (size_t i = 0; i < count; i++) {
+    Py_BEGIN_ALLOW_THREADS mmc_query_batch(self->mmc, ck, count, infos,
+                                           results);
+    Py_END_ALLOW_THREADS for (size_t i = 0; i < count; i++)
+    {
         PyObject *item;
 
         if (results[i] == MMC_OK && infos[i].size <= PY_SSIZE_T_MAX) {
@@ -694,8 +690,8 @@ static PyObject *mc_client_get_batch_bytes(mc_client_t *self, PyObject *keys)
     }
     if (nf > 0) {
         /* the new bytes objects are not shared yet: written unlocked */
-        Py_BEGIN_ALLOW_THREADS
-        mmc_get_batch(self->mmc, fk, bufs, sizes, nf, fres);
+        Py_BEGIN_ALLOW_THREADS mmc_get_batch(self->mmc, fk, bufs, sizes, nf,
+                                             fres);
         Py_END_ALLOW_THREADS
     }
     for (size_t j = 0; j < nf; j++) {
@@ -752,10 +748,8 @@ static int mc_key_call(mc_client_t *self, PyObject *key_obj, mc_key_fn fn,
         return -1;
     }
     Py_INCREF(key_obj);
-    Py_BEGIN_ALLOW_THREADS
-    st = fn(self->mmc, key);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(key_obj);
+    Py_BEGIN_ALLOW_THREADS st = fn(self->mmc, key);
+    Py_END_ALLOW_THREADS Py_DECREF(key_obj);
     mc_leave(self);
     *st_p = st;
     return 0;
@@ -791,8 +785,7 @@ static PyObject *mc_client_remove(mc_client_t *self, PyObject *key_obj)
 typedef mmc_status_t (*mc_keys_fn)(mmc_t *mmc, const char *const *keys,
                                    size_t count, mmc_status_t *results);
 
-static PyObject *mc_keys_call(mc_client_t *self, PyObject *keys,
-                              mc_keys_fn fn)
+static PyObject *mc_keys_call(mc_client_t *self, PyObject *keys, mc_keys_fn fn)
 {
     PyObject *kt, *res = NULL;
     const char **ck;
@@ -807,10 +800,8 @@ static PyObject *mc_keys_call(mc_client_t *self, PyObject *keys,
     if (results == NULL) {
         PyErr_NoMemory();
     } else if (mc_enter(self) == 0) {
-        Py_BEGIN_ALLOW_THREADS
-        fn(self->mmc, ck, count, results);
-        Py_END_ALLOW_THREADS
-        mc_leave(self);
+        Py_BEGIN_ALLOW_THREADS fn(self->mmc, ck, count, results);
+        Py_END_ALLOW_THREADS mc_leave(self);
         res = pyh_int_list(results, count);
     }
     PyMem_Free(results);
@@ -832,8 +823,8 @@ static PyObject *mc_client_remove_batch(mc_client_t *self, PyObject *keys)
 /* (size, [(rank, media, gva), ...]) */
 static PyObject *mc_info_tuple(const mmc_obj_info_t *info)
 {
-    uint32_t n = info->nreplicas > MMC_MAX_REPLICAS ? MMC_MAX_REPLICAS
-                                                    : info->nreplicas;
+    uint32_t n =
+        info->nreplicas > MMC_MAX_REPLICAS ? MMC_MAX_REPLICAS : info->nreplicas;
     PyObject *reps = PyList_New(n), *res;
 
     if (reps == NULL) {
@@ -864,10 +855,8 @@ static PyObject *mc_client_query(mc_client_t *self, PyObject *key_obj)
         return NULL;
     }
     Py_INCREF(key_obj);
-    Py_BEGIN_ALLOW_THREADS
-    st = mmc_query(self->mmc, key, &info);
-    Py_END_ALLOW_THREADS
-    Py_DECREF(key_obj);
+    Py_BEGIN_ALLOW_THREADS st = mmc_query(self->mmc, key, &info);
+    Py_END_ALLOW_THREADS Py_DECREF(key_obj);
     mc_leave(self);
     if (st != MMC_OK) {
         return pyh_raise(st, NULL);
@@ -897,10 +886,9 @@ static PyObject *mc_client_query_batch(mc_client_t *self, PyObject *keys)
     if (mc_enter(self) != 0) {
         goto out;
     }
-    Py_BEGIN_ALLOW_THREADS
-    mmc_query_batch(self->mmc, ck, count, infos, results);
-    Py_END_ALLOW_THREADS
-    mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS mmc_query_batch(self->mmc, ck, count, infos,
+                                           results);
+    Py_END_ALLOW_THREADS mc_leave(self);
     res = PyList_New((Py_ssize_t)count);
     for (size_t i = 0; res != NULL && i < count; i++) {
         PyObject *info, *item;
@@ -942,11 +930,9 @@ static PyObject *mc_client_register_buffer(mc_client_t *self, PyObject *args)
     if (mc_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mmc_register_buffer(self->mmc, (void *)(uintptr_t)addr,
-                             (size_t)size);
-    Py_END_ALLOW_THREADS
-    mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS st =
+        mmc_register_buffer(self->mmc, (void *)(uintptr_t)addr, (size_t)size);
+    Py_END_ALLOW_THREADS mc_leave(self);
     if (st != MMC_OK) {
         return pyh_raise(st, NULL);
     }
@@ -962,10 +948,9 @@ static PyObject *mc_client_unregister_buffer(mc_client_t *self,
     if (pyh_addr(addr_obj, &addr) != 0 || mc_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mmc_unregister_buffer(self->mmc, (void *)(uintptr_t)addr);
-    Py_END_ALLOW_THREADS
-    mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS st =
+        mmc_unregister_buffer(self->mmc, (void *)(uintptr_t)addr);
+    Py_END_ALLOW_THREADS mc_leave(self);
     if (st != MMC_OK) {
         return pyh_raise(st, NULL);
     }
@@ -1031,8 +1016,7 @@ static PyGetSetDef mc_client_getset[] = {
 };
 
 static PyTypeObject mc_client_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "memfabric._memcache.Client",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memfabric._memcache.Client",
     .tp_basicsize = sizeof(mc_client_t),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Client(settings=None, config_file=None, load_env=True)\n--\n\n"
@@ -1082,9 +1066,9 @@ static PyObject *mc_buffer_address(PyObject *mod, PyObject *args)
     PyObject *res;
 
     if (!PyArg_ParseTuple(args, "O|p", &obj, &writable) ||
-        PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS |
-                                           (writable ? PyBUF_WRITABLE : 0)) !=
-            0) {
+        PyObject_GetBuffer(obj, &view,
+                           PyBUF_C_CONTIGUOUS |
+                               (writable ? PyBUF_WRITABLE : 0)) != 0) {
         return NULL;
     }
     res = Py_BuildValue("(Kn)", (unsigned long long)(uintptr_t)view.buf,

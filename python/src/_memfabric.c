@@ -129,8 +129,7 @@ static int mfp_apply(PyObject *settings, void *cfg, mfp_set_fn set)
         if (!PyTuple_Check(kv) || PyTuple_GET_SIZE(kv) != 2) {
             Py_DECREF(kv);
             Py_DECREF(items);
-            PyErr_SetString(PyExc_TypeError,
-                            "settings are (key, value) pairs");
+            PyErr_SetString(PyExc_TypeError, "settings are (key, value) pairs");
             return -1;
         }
         k = PyObject_Str(PyTuple_GET_ITEM(kv, 0));
@@ -169,17 +168,16 @@ static mf_status_t mfp_server_set(void *cfg, const char *k, const char *v)
 
 static PyObject *mfp_bm_init(PyObject *mod, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"store_url", "world_size", "rank", "settings",
-                             "config_file", NULL};
+    static char *kwlist[] = {"store_url", "world_size",  "rank",
+                             "settings",  "config_file", NULL};
     const char *url, *config_file = NULL;
     unsigned world, rank = MF_RANK_AUTO;
     PyObject *settings = NULL;
     mf_bm_config_t cfg;
     mf_status_t st;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|IOz", kwlist, &url,
-                                     &world, &rank, &settings,
-                                     &config_file)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sI|IOz", kwlist, &url, &world,
+                                     &rank, &settings, &config_file)) {
         return NULL;
     }
     mf_bm_config_init(&cfg);
@@ -192,18 +190,14 @@ static PyObject *mfp_bm_init(PyObject *mod, PyObject *args, PyObject *kw)
     if (mfp_apply(settings, &cfg, mfp_bm_set) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_bm_init(url, world, rank, &cfg);
-    Py_END_ALLOW_THREADS
-    return mfp_check(st);
+    Py_BEGIN_ALLOW_THREADS st = mf_bm_init(url, world, rank, &cfg);
+    Py_END_ALLOW_THREADS return mfp_check(st);
 }
 
 static PyObject *mfp_bm_uninit(PyObject *mod, PyObject *unused)
 {
-    Py_BEGIN_ALLOW_THREADS
-    mf_bm_uninit();
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS mf_bm_uninit();
+    Py_END_ALLOW_THREADS Py_RETURN_NONE;
 }
 
 static PyObject *mfp_bm_rank_id(PyObject *mod, PyObject *unused)
@@ -225,20 +219,18 @@ static PyObject *mfp_bm_world_size(PyObject *mod, PyObject *unused)
 /* ------------------------------------------------------ copy requests */
 
 typedef struct mfp_pool {
-    PyObject_HEAD
-    mf_bm_t *bm;
+    PyObject_HEAD mf_bm_t *bm;
     int busy;             /* calls in flight with the GIL released */
     int pending;          /* asynchronous copies not finished */
     PyObject *registered; /* dict address -> object registered by buffer */
 } mfp_pool_t;
 
 typedef struct mfp_req {
-    PyObject_HEAD
-    mf_bm_req_t *req; /* NULL once finished */
-    int status;       /* final status once finished */
-    int busy;         /* a wait() in flight */
+    PyObject_HEAD mf_bm_req_t *req; /* NULL once finished */
+    int status;                     /* final status once finished */
+    int busy;                       /* a wait() in flight */
     pyh_views_t views;
-    PyObject *pool;   /* keeps the pool alive while the copy runs */
+    PyObject *pool; /* keeps the pool alive while the copy runs */
 } mfp_req_t;
 
 static PyTypeObject mfp_req_type;
@@ -270,10 +262,8 @@ static PyObject *mfp_req_wait(mfp_req_t *self, PyObject *args, PyObject *kw)
         }
         req = self->req;
         self->busy = 1;
-        Py_BEGIN_ALLOW_THREADS
-        st = mf_bm_wait(req, timeout_ms);
-        Py_END_ALLOW_THREADS
-        self->busy = 0;
+        Py_BEGIN_ALLOW_THREADS st = mf_bm_wait(req, timeout_ms);
+        Py_END_ALLOW_THREADS self->busy = 0;
         if (st == MF_ERR_TIMEOUT) {
             return pyh_raise(st, NULL); /* still running */
         }
@@ -314,10 +304,8 @@ static void mfp_req_dealloc(mfp_req_t *self)
         mf_status_t st;
 
         /* the copy may still write into the views: wait for it */
-        Py_BEGIN_ALLOW_THREADS
-        st = mf_bm_wait(req, -1);
-        Py_END_ALLOW_THREADS
-        mfp_req_finish(self, st);
+        Py_BEGIN_ALLOW_THREADS st = mf_bm_wait(req, -1);
+        Py_END_ALLOW_THREADS mfp_req_finish(self, st);
     }
     pyh_views_release(&self->views);
     Py_XDECREF(self->pool);
@@ -342,8 +330,7 @@ static PyGetSetDef mfp_req_getset[] = {
 };
 
 static PyTypeObject mfp_req_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "memfabric._memfabric.CopyRequest",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memfabric._memfabric.CopyRequest",
     .tp_basicsize = sizeof(mfp_req_t),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "An asynchronous copy in flight (Pool.copy_async, "
@@ -371,8 +358,7 @@ static void mfp_pool_leave(mfp_pool_t *self)
     self->busy--;
 }
 
-static PyObject *mfp_pool_new(PyTypeObject *type, PyObject *args,
-                              PyObject *kw)
+static PyObject *mfp_pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"id", "local_dram_size", "max_dram_per_rank",
                              "flags", NULL};
@@ -400,10 +386,9 @@ static PyObject *mfp_pool_new(PyTypeObject *type, PyObject *args,
         Py_DECREF(self);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_bm_create(id, &params, &bm);
-    Py_END_ALLOW_THREADS
-    if (st != MF_OK) {
+    Py_BEGIN_ALLOW_THREADS st = mf_bm_create(id, &params, &bm);
+    Py_END_ALLOW_THREADS if (st != MF_OK)
+    {
         Py_DECREF(self);
         return pyh_raise(st, NULL);
     }
@@ -417,8 +402,7 @@ static void mfp_pool_destroy_now(mfp_pool_t *self)
 
     self->bm = NULL;
     if (bm != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        mf_bm_destroy(bm);
+        Py_BEGIN_ALLOW_THREADS mf_bm_destroy(bm);
         Py_END_ALLOW_THREADS
     }
     if (self->registered != NULL) {
@@ -451,10 +435,8 @@ static PyObject *mfp_pool_call(mfp_pool_t *self, mfp_bm_fn fn)
     if (mfp_pool_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = fn(self->bm);
-    Py_END_ALLOW_THREADS
-    mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS st = fn(self->bm);
+    Py_END_ALLOW_THREADS mfp_pool_leave(self);
     return mfp_check(st);
 }
 
@@ -609,8 +591,7 @@ static int mfp_pieces(pyh_views_t *vs, PyObject *seq,
             goto fail;
         }
         if (mfp_piece(vs, PyTuple_GET_ITEM(p, 0), PyTuple_GET_ITEM(p, 1),
-                      PyTuple_GET_SIZE(p) == 3 ? PyTuple_GET_ITEM(p, 2)
-                                               : NULL,
+                      PyTuple_GET_SIZE(p) == 3 ? PyTuple_GET_ITEM(p, 2) : NULL,
                       &pieces[i]) != 0) {
             goto fail;
         }
@@ -625,8 +606,7 @@ fail:
     return -1;
 }
 
-static PyObject *mfp_pool_copy(mfp_pool_t *self, PyObject *args,
-                               PyObject *kw)
+static PyObject *mfp_pool_copy(mfp_pool_t *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"src", "dst", "size", "direction", NULL};
     PyObject *src, *dst, *size = NULL;
@@ -642,11 +622,9 @@ static PyObject *mfp_pool_copy(mfp_pool_t *self, PyObject *args,
         pyh_views_release(&vs);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_bm_copy(self->bm, piece.src, piece.dst, piece.size,
-                    (mf_copy_dir_t)dir);
-    Py_END_ALLOW_THREADS
-    mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS st = mf_bm_copy(self->bm, piece.src, piece.dst,
+                                           piece.size, (mf_copy_dir_t)dir);
+    Py_END_ALLOW_THREADS mfp_pool_leave(self);
     pyh_views_release(&vs);
     return mfp_check(st);
 }
@@ -677,11 +655,9 @@ static PyObject *mfp_pool_copy_batch(mfp_pool_t *self, PyObject *args,
         pyh_views_release(&vs);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_bm_copy_batch(self->bm, pieces, count, (mf_copy_dir_t)dir,
-                          results);
-    Py_END_ALLOW_THREADS
-    mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS st =
+        mf_bm_copy_batch(self->bm, pieces, count, (mf_copy_dir_t)dir, results);
+    Py_END_ALLOW_THREADS mfp_pool_leave(self);
     PyMem_Free(pieces);
     pyh_views_release(&vs);
     if (st != MF_OK) {
@@ -732,16 +708,17 @@ static PyObject *mfp_pool_async(mfp_pool_t *self, pyh_views_t *vs,
     memset(vs, 0, sizeof(*vs));
     r->pool = (PyObject *)self;
     Py_INCREF(self);
-    Py_BEGIN_ALLOW_THREADS
-    if (single) {
+    Py_BEGIN_ALLOW_THREADS if (single)
+    {
         st = mf_bm_copy_async(self->bm, pieces[0].src, pieces[0].dst,
                               pieces[0].size, (mf_copy_dir_t)dir, &req);
-    } else {
-        st = mf_bm_copy_batch_async(self->bm, pieces, count,
-                                    (mf_copy_dir_t)dir, &req);
     }
-    Py_END_ALLOW_THREADS
-    mfp_pool_leave(self);
+    else
+    {
+        st = mf_bm_copy_batch_async(self->bm, pieces, count, (mf_copy_dir_t)dir,
+                                    &req);
+    }
+    Py_END_ALLOW_THREADS mfp_pool_leave(self);
     if (st != MF_OK) {
         Py_DECREF(r);
         return pyh_raise(st, NULL);
@@ -828,10 +805,9 @@ static PyObject *mfp_pool_register(mfp_pool_t *self, PyObject *args)
     if (held == NULL || key == NULL || mfp_pool_enter(self) != 0) {
         goto fail;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_bm_register(self->bm, (void *)(uintptr_t)addr, size);
-    Py_END_ALLOW_THREADS
-    mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS st =
+        mf_bm_register(self->bm, (void *)(uintptr_t)addr, size);
+    Py_END_ALLOW_THREADS mfp_pool_leave(self);
     if (st != MF_OK) {
         pyh_raise(st, NULL);
         goto fail;
@@ -864,10 +840,9 @@ static PyObject *mfp_pool_unregister(mfp_pool_t *self, PyObject *obj)
     if (mfp_pool_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_bm_unregister(self->bm, (void *)(uintptr_t)addr);
-    Py_END_ALLOW_THREADS
-    mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS st =
+        mf_bm_unregister(self->bm, (void *)(uintptr_t)addr);
+    Py_END_ALLOW_THREADS mfp_pool_leave(self);
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -933,14 +908,12 @@ static PyMethodDef mfp_pool_methods[] = {
 };
 
 static PyGetSetDef mfp_pool_getset[] = {
-    {"closed", (getter)mfp_pool_closed, NULL,
-     "True once destroy() ran.", NULL},
+    {"closed", (getter)mfp_pool_closed, NULL, "True once destroy() ran.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject mfp_pool_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "memfabric._memfabric.Pool",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memfabric._memfabric.Pool",
     .tp_basicsize = sizeof(mfp_pool_t),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Pool(id, local_dram_size, max_dram_per_rank=0, flags=0)\n--\n"
@@ -956,8 +929,7 @@ static PyTypeObject mfp_pool_type = {
 /* ------------------------------------------------------- store client */
 
 typedef struct mfp_store {
-    PyObject_HEAD
-    mf_store_t *store;
+    PyObject_HEAD mf_store_t *store;
     int busy;
 } mfp_store_t;
 
@@ -990,10 +962,9 @@ static int mfp_store_init(mfp_store_t *self, PyObject *args, PyObject *kw)
         pyh_raise(MF_ERR_STATE, NULL);
         return -1;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_store_connect(url, &cfg, &store);
-    Py_END_ALLOW_THREADS
-    if (st != MF_OK) {
+    Py_BEGIN_ALLOW_THREADS st = mf_store_connect(url, &cfg, &store);
+    Py_END_ALLOW_THREADS if (st != MF_OK)
+    {
         pyh_raise(st, NULL);
         return -1;
     }
@@ -1007,8 +978,7 @@ static void mfp_store_close_now(mfp_store_t *self)
 
     self->store = NULL;
     if (store != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        mf_store_close(store);
+        Py_BEGIN_ALLOW_THREADS mf_store_close(store);
         Py_END_ALLOW_THREADS
     }
 }
@@ -1034,14 +1004,11 @@ static PyObject *mfp_store_close(mfp_store_t *self, PyObject *unused)
         if (mfp_store_enter(self) != 0) {                                      \
             goto fail;                                                         \
         }                                                                      \
-        Py_BEGIN_ALLOW_THREADS                                                 \
-        st = (expr);                                                           \
-        Py_END_ALLOW_THREADS                                                   \
-        (self)->busy--;                                                        \
+        Py_BEGIN_ALLOW_THREADS st = (expr);                                    \
+        Py_END_ALLOW_THREADS(self)->busy--;                                    \
     } while (0)
 
-static PyObject *mfp_store_set(mfp_store_t *self, PyObject *args,
-                               PyObject *kw)
+static PyObject *mfp_store_set(mfp_store_t *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"key", "value", "ephemeral", NULL};
     PyObject *key_obj;
@@ -1058,8 +1025,7 @@ static PyObject *mfp_store_set(mfp_store_t *self, PyObject *args,
         goto fail;
     }
     MFP_STORE_CALL(self,
-                   mf_store_set(self->store, key, value.buf,
-                                (size_t)value.len,
+                   mf_store_set(self->store, key, value.buf, (size_t)value.len,
                                 ephemeral ? MF_STORE_EPHEMERAL : 0),
                    st);
     PyBuffer_Release(&value);
@@ -1069,8 +1035,7 @@ fail:
     return NULL;
 }
 
-static PyObject *mfp_store_get(mfp_store_t *self, PyObject *args,
-                               PyObject *kw)
+static PyObject *mfp_store_get(mfp_store_t *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"key", "timeout_ms", NULL};
     PyObject *key_obj, *res;
@@ -1085,9 +1050,8 @@ static PyObject *mfp_store_get(mfp_store_t *self, PyObject *args,
         pyh_key(key_obj, &key) != 0) {
         return NULL;
     }
-    MFP_STORE_CALL(self,
-                   mf_store_get(self->store, key, timeout_ms, &value, &len),
-                   st);
+    MFP_STORE_CALL(
+        self, mf_store_get(self->store, key, timeout_ms, &value, &len), st);
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -1132,10 +1096,9 @@ static PyObject *mfp_store_append(mfp_store_t *self, PyObject *args)
     if (pyh_key(key_obj, &key) != 0) {
         goto fail;
     }
-    MFP_STORE_CALL(self,
-                   mf_store_append(self->store, key, value.buf,
-                                   (size_t)value.len),
-                   st);
+    MFP_STORE_CALL(
+        self, mf_store_append(self->store, key, value.buf, (size_t)value.len),
+        st);
     PyBuffer_Release(&value);
     return mfp_check(st);
 fail:
@@ -1163,13 +1126,12 @@ static PyObject *mfp_store_cas(mfp_store_t *self, PyObject *args)
         have_expected = 0;
         goto fail;
     }
-    MFP_STORE_CALL(self,
-                   mf_store_cas(self->store, key,
-                                have_expected ? expected.buf : NULL,
-                                have_expected ? (size_t)expected.len : 0,
-                                desired.buf, (size_t)desired.len, &cur,
-                                &cur_len),
-                   st);
+    MFP_STORE_CALL(
+        self,
+        mf_store_cas(self->store, key, have_expected ? expected.buf : NULL,
+                     have_expected ? (size_t)expected.len : 0, desired.buf,
+                     (size_t)desired.len, &cur, &cur_len),
+        st);
     if (have_expected) {
         PyBuffer_Release(&expected);
     }
@@ -1223,8 +1185,7 @@ static PyObject *mfp_store_barrier(mfp_store_t *self, PyObject *args,
                                      &timeout_ms)) {
         return NULL;
     }
-    MFP_STORE_CALL(self,
-                   mf_store_barrier(self->store, name, count, timeout_ms),
+    MFP_STORE_CALL(self, mf_store_barrier(self->store, name, count, timeout_ms),
                    st);
     return mfp_check(st);
 fail:
@@ -1234,23 +1195,24 @@ fail:
 static PyObject *mfp_store_allgather(mfp_store_t *self, PyObject *args,
                                      PyObject *kw)
 {
-    static char *kwlist[] = {"name", "index", "count", "data", "timeout_ms",
-                             NULL};
+    static char *kwlist[] = {"name", "index",      "count",
+                             "data", "timeout_ms", NULL};
     const char *name;
     unsigned index, count, timeout_ms = 60000;
     Py_buffer data = {0};
     PyObject *out = NULL, *list = NULL;
     mf_status_t st = MF_OK;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sIIy*|I", kwlist, &name,
-                                     &index, &count, &data, &timeout_ms)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sIIy*|I", kwlist, &name, &index,
+                                     &count, &data, &timeout_ms)) {
         return NULL;
     }
     if (count == 0 || index >= count) {
         PyErr_SetString(PyExc_ValueError, "need 0 <= index < count");
         goto fail;
     }
-    if (data.len > 0 && (size_t)count > (size_t)PY_SSIZE_T_MAX / (size_t)data.len) {
+    if (data.len > 0 &&
+        (size_t)count > (size_t)PY_SSIZE_T_MAX / (size_t)data.len) {
         PyErr_SetString(PyExc_OverflowError, "count * len(data) too large");
         goto fail;
     }
@@ -1259,9 +1221,9 @@ static PyObject *mfp_store_allgather(mfp_store_t *self, PyObject *args,
         goto fail;
     }
     MFP_STORE_CALL(self,
-                   mf_store_allgather(self->store, name, index, count,
-                                      data.buf, (size_t)data.len,
-                                      PyBytes_AS_STRING(out), timeout_ms),
+                   mf_store_allgather(self->store, name, index, count, data.buf,
+                                      (size_t)data.len, PyBytes_AS_STRING(out),
+                                      timeout_ms),
                    st);
     if (st != MF_OK) {
         pyh_raise(st, NULL);
@@ -1297,9 +1259,8 @@ static PyObject *mfp_store_rank_join(mfp_store_t *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "sI|I", &group, &world, &rank)) {
         return NULL;
     }
-    MFP_STORE_CALL(self,
-                   mf_store_rank_join(self->store, group, world, rank, &got),
-                   st);
+    MFP_STORE_CALL(
+        self, mf_store_rank_join(self->store, group, world, rank, &got), st);
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -1333,10 +1294,8 @@ static PyObject *mfp_store_rank_list(mfp_store_t *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "s", &group)) {
         return NULL;
     }
-    MFP_STORE_CALL(self,
-                   mf_store_rank_list(self->store, group, ranks, 4096,
-                                      &count),
-                   st);
+    MFP_STORE_CALL(
+        self, mf_store_rank_list(self->store, group, ranks, 4096, &count), st);
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -1401,14 +1360,12 @@ static PyMethodDef mfp_store_methods[] = {
 };
 
 static PyGetSetDef mfp_store_getset[] = {
-    {"closed", (getter)mfp_store_closed, NULL, "True once close() ran.",
-     NULL},
+    {"closed", (getter)mfp_store_closed, NULL, "True once close() ran.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject mfp_store_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "memfabric._memfabric.Store",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memfabric._memfabric.Store",
     .tp_basicsize = sizeof(mfp_store_t),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "Store(url, connect_timeout_ms=5000, op_timeout_ms=10000, "
@@ -1424,8 +1381,7 @@ static PyTypeObject mfp_store_type = {
 /* ------------------------------------------------------- store server */
 
 typedef struct mfp_server {
-    PyObject_HEAD
-    mf_store_server_t *server;
+    PyObject_HEAD mf_store_server_t *server;
 } mfp_server_t;
 
 static int mfp_server_init(mfp_server_t *self, PyObject *args, PyObject *kw)
@@ -1462,10 +1418,9 @@ static int mfp_server_init(mfp_server_t *self, PyObject *args, PyObject *kw)
     if (mfp_apply(settings, &cfg, mfp_server_set) != 0) {
         return -1;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = mf_store_server_start(&cfg, &server);
-    Py_END_ALLOW_THREADS
-    if (st != MF_OK) {
+    Py_BEGIN_ALLOW_THREADS st = mf_store_server_start(&cfg, &server);
+    Py_END_ALLOW_THREADS if (st != MF_OK)
+    {
         pyh_raise(st, NULL);
         return -1;
     }
@@ -1479,8 +1434,7 @@ static void mfp_server_stop_now(mfp_server_t *self)
 
     self->server = NULL;
     if (server != NULL) {
-        Py_BEGIN_ALLOW_THREADS
-        mf_store_server_stop(server);
+        Py_BEGIN_ALLOW_THREADS mf_store_server_stop(server);
         Py_END_ALLOW_THREADS
     }
 }
@@ -1517,8 +1471,7 @@ static PyGetSetDef mfp_server_getset[] = {
 };
 
 static PyTypeObject mfp_server_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "memfabric._memfabric.StoreServer",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memfabric._memfabric.StoreServer",
     .tp_basicsize = sizeof(mfp_server_t),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
     .tp_doc = "StoreServer(host='127.0.0.1', port=0, settings=None)\n--\n\n"
@@ -1540,9 +1493,9 @@ static PyObject *mfp_buffer_address(PyObject *mod, PyObject *args)
     Py_buffer view;
 
     if (!PyArg_ParseTuple(args, "O|p", &obj, &writable) ||
-        PyObject_GetBuffer(obj, &view, PyBUF_C_CONTIGUOUS |
-                                           (writable ? PyBUF_WRITABLE : 0)) !=
-            0) {
+        PyObject_GetBuffer(obj, &view,
+                           PyBUF_C_CONTIGUOUS |
+                               (writable ? PyBUF_WRITABLE : 0)) != 0) {
         return NULL;
     }
     res = Py_BuildValue("(Kn)", (unsigned long long)(uintptr_t)view.buf,
@@ -1554,8 +1507,7 @@ static PyObject *mfp_buffer_address(PyObject *mod, PyObject *args)
 static PyMethodDef mfp_module_methods[] = {
     {"init", mfp_init, METH_NOARGS,
      "init()\n--\n\nInitializes the library (reference counted)."},
-    {"uninit", mfp_uninit, METH_NOARGS,
-     "uninit()\n--\n\nPairs one init()."},
+    {"uninit", mfp_uninit, METH_NOARGS, "uninit()\n--\n\nPairs one init()."},
     {"version", mfp_version, METH_NOARGS,
      "version()\n--\n\nThe library version, 'major.minor.patch'."},
     {"status_name", mfp_status_name, METH_O,
@@ -1599,8 +1551,7 @@ PyMODINIT_FUNC PyInit__memfabric(void)
     PyObject *m;
 
     if (pyh_errors_init("MfError", mfp_name, mfp_str) != 0 ||
-        PyType_Ready(&mfp_req_type) != 0 ||
-        PyType_Ready(&mfp_pool_type) != 0 ||
+        PyType_Ready(&mfp_req_type) != 0 || PyType_Ready(&mfp_pool_type) != 0 ||
         PyType_Ready(&mfp_store_type) != 0 ||
         PyType_Ready(&mfp_server_type) != 0) {
         return NULL;

@@ -36,7 +36,7 @@ typedef struct pyh_errors {
 static pyh_errors_t pyh_err;
 
 static inline int pyh_errors_init(const char *cls_name, pyh_name_fn name,
-                           pyh_name_fn str)
+                                  pyh_name_fn str)
 {
     PyObject *mod = PyImport_ImportModule("memfabric._errors");
 
@@ -95,7 +95,7 @@ static inline void pyh_views_release(pyh_views_t *vs)
 /* Takes a C-contiguous view of obj (writable when asked) and keeps it in
  * vs.  0, or -1 with an exception set. */
 static inline int pyh_views_take(pyh_views_t *vs, PyObject *obj, int writable,
-                          void **addr_p, size_t *len_p)
+                                 void **addr_p, size_t *len_p)
 {
     int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
 
@@ -150,8 +150,7 @@ static inline int pyh_size(PyObject *obj, size_t *size_p)
     }
     v = PyLong_AsSize_t(obj);
     if (v == (size_t)-1 && PyErr_Occurred()) {
-        PyErr_SetString(PyExc_ValueError,
-                        "a size must be a non-negative int");
+        PyErr_SetString(PyExc_ValueError, "a size must be a non-negative int");
         return -1;
     }
     *size_p = v;
@@ -163,7 +162,7 @@ static inline int pyh_size(PyObject *obj, size_t *size_p)
  * 2-tuple (address: int, size: int).  0, or -1 with an exception set.
  */
 static inline int pyh_range(pyh_views_t *vs, PyObject *obj, int writable,
-                     void **addr_p, size_t *len_p)
+                            void **addr_p, size_t *len_p)
 {
     if (PyTuple_Check(obj)) {
         uint64_t addr;

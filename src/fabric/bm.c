@@ -261,8 +261,8 @@ MF_API void mf_bm_create_params_init(mf_bm_create_params_t *params)
 static bool mf_fabric_create_elastic(const mf_bm_create_params_t *params)
 {
     return params != NULL &&
-           params->size >= offsetof(mf_bm_create_params_t, flags) +
-                               sizeof(params->flags) &&
+           params->size >=
+               offsetof(mf_bm_create_params_t, flags) + sizeof(params->flags) &&
            (params->flags & MF_BM_CREATE_ELASTIC) != 0;
 }
 
@@ -270,13 +270,11 @@ static bool mf_fabric_create_elastic(const mf_bm_create_params_t *params)
  * Publishes this rank's window result and, for the ranks that form the
  * pool, checks every other rank's.  MF_OK when all could reserve.
  */
-static mf_status_t mf_fabric_create_collective(mf_store_t *store, uint32_t id,
-                                               uint32_t rank, uint32_t world,
-                                               uint64_t base, uint64_t stride,
-                                               uint32_t timeout_ms,
-                                               mf_status_t own_status,
-                                               const char *own_why,
-                                               bool elastic)
+static mf_status_t
+mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
+                            uint32_t world, uint64_t base, uint64_t stride,
+                            uint32_t timeout_ms, mf_status_t own_status,
+                            const char *own_why, bool elastic)
 {
     char key[MF_FABRIC_KEY_MAX], value[640];
     mf_status_t status, result = MF_OK;

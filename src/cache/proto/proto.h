@@ -46,12 +46,12 @@
 #include <memcache/mmc.h>
 #include <stdint.h>
 
-#define MMC_PROTO_VERSION   1
-#define MMC_PROTO_MAX_SEGS  2   /* one DRAM and one HBM segment per rank */
-#define MMC_PROTO_NAME_MAX  63
-#define MMC_PROTO_HOST_MAX  127 /* bytes of a host id */
+#define MMC_PROTO_VERSION  1
+#define MMC_PROTO_MAX_SEGS 2 /* one DRAM and one HBM segment per rank */
+#define MMC_PROTO_NAME_MAX 63
+#define MMC_PROTO_HOST_MAX 127 /* bytes of a host id */
 /* largest body either side sends: a full batch of obj results */
-#define MMC_PROTO_MAX_BODY  (16u << 20)
+#define MMC_PROTO_MAX_BODY (16u << 20)
 
 typedef enum mmc_op {
     MMC_OP_HELLO = 1,
@@ -101,15 +101,15 @@ typedef struct mmc_hello_req {
 
 typedef struct mmc_hello_resp {
     uint32_t version;
-    uint64_t meta_id;          /* random per meta service start */
-    uint32_t store_port;       /* the pool's config store, on the meta
-                                  service's host */
-    uint32_t pool_id;          /* MemFabric BM id of the pool */
-    uint32_t world_size;       /* ranks of the pool */
-    uint64_t max_segment_size; /* per rank and media (GVA stride) */
-    uint64_t host_base;        /* GVA window base of host segments */
-    uint32_t lease_ms;         /* read lease duration */
-    uint32_t max_batch;        /* keys per request */
+    uint64_t meta_id;           /* random per meta service start */
+    uint32_t store_port;        /* the pool's config store, on the meta
+                                   service's host */
+    uint32_t pool_id;           /* MemFabric BM id of the pool */
+    uint32_t world_size;        /* ranks of the pool */
+    uint64_t max_segment_size;  /* per rank and media (GVA stride) */
+    uint64_t host_base;         /* GVA window base of host segments */
+    uint32_t lease_ms;          /* read lease duration */
+    uint32_t max_batch;         /* keys per request */
     uint32_t member_timeout_ms; /* a member silent this long is dropped:
                                    clients ping well within it; 0 = never */
 } mmc_hello_resp_t;

@@ -258,7 +258,7 @@ struct mf_tl_tcp_iface {
     struct sockaddr_in adv; /* advertised address */
     unsigned lanes;
     uint64_t chunk;
-    uint64_t window; /* bytes in flight per lane */
+    uint64_t window;     /* bytes in flight per lane */
     uint32_t timeout_ms; /* dead-peer timeout (tcp_timeout_ms) */
     atomic_uint next_worker;
     pthread_mutex_t regions_lock;

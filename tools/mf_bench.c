@@ -18,6 +18,7 @@
 #include <memfabric/memfabric.h>
 
 #include "bench_netns.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +28,6 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -125,78 +125,6 @@ static mb_opts_t mb_opts;
 static volatile sig_atomic_t mb_stop_signal;
 
 /* ------------------------------------------------------------ helpers */
-
-static void mb_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void mb_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "mf-bench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-}
-
-static uint64_t mb_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void mb_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-static int mb_parse_size(const char *text, uint64_t *size_p)
-{
-    char *end;
-    unsigned long long v;
-    uint64_t mult = 1;
-
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text) {
-        return -1;
-    }
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = MB_KIB;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = MB_MIB;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = MB_GIB;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (mult != 1 && (*end == 'i' || *end == 'I')) {
-        end++;
-    }
-    if (mult != 1 && (*end == 'b' || *end == 'B')) {
-        end++;
-    }
-    if (*end != '\0' || v == 0 || v > (1ull << 40) / mult) {
-        return -1;
-    }
-    *size_p = v * mult;
-    return 0;
-}
 
 static const char *mb_size_str(uint64_t size, char *buf, size_t len)
 {
@@ -398,7 +326,7 @@ static int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads)
         mb_mcpy_args[i].index = i;
         if (pthread_create(&mc->tids[i], NULL, mb_mcpy_thread,
                            &mb_mcpy_args[i]) != 0) {
-            mb_err("pthread_create failed");
+            bench_err("pthread_create failed");
             return -1; /* the ones started are stopped by fini */
         }
         mc->nthreads = i + 1;
@@ -602,23 +530,23 @@ static int mb_tcpb_srv_start(mb_tcpb_srv_t *srv, uint8_t *buf, uint64_t size,
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     if (inet_pton(AF_INET, mb_tcp_addr, &sa.sin_addr) != 1) {
-        mb_err("bad address %s", mb_tcp_addr);
+        bench_err("bad address %s", mb_tcp_addr);
         return -1;
     }
     srv->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (srv->lfd < 0) {
-        mb_err("socket: %s", strerror(errno));
+        bench_err("socket: %s", strerror(errno));
         return -1;
     }
     if (bind(srv->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         listen(srv->lfd, MB_TCPB_MAX) < 0 ||
         getsockname(srv->lfd, (struct sockaddr *)&sa, &salen) < 0) {
-        mb_err("baseline listener on %s: %s", mb_tcp_addr, strerror(errno));
+        bench_err("baseline listener on %s: %s", mb_tcp_addr, strerror(errno));
         close(srv->lfd);
         return -1;
     }
     if (pthread_create(&srv->accept_tid, NULL, mb_tcpb_accept, srv) != 0) {
-        mb_err("pthread_create failed");
+        bench_err("pthread_create failed");
         close(srv->lfd);
         return -1;
     }
@@ -765,7 +693,7 @@ static int mb_tcpb_init(mb_tcpb_t *tb, unsigned n, const char *where)
     sa.sin_family = AF_INET;
     if (sscanf(where, "%63s %u", addr, &port) != 2 || port == 0 ||
         port > 65535 || inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-        mb_err("bad baseline address '%s'", where);
+        bench_err("bad baseline address '%s'", where);
         return -1;
     }
     sa.sin_port = htons((uint16_t)port);
@@ -773,7 +701,7 @@ static int mb_tcpb_init(mb_tcpb_t *tb, unsigned n, const char *where)
         tb->fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (tb->fds[i] < 0 ||
             connect(tb->fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-            mb_err("baseline connection to %s: %s", where, strerror(errno));
+            bench_err("baseline connection to %s: %s", where, strerror(errno));
             return -1;
         }
         mb_nodelay(tb->fds[i]);
@@ -783,7 +711,7 @@ static int mb_tcpb_init(mb_tcpb_t *tb, unsigned n, const char *where)
         mb_tcpb_args[i].index = i;
         if (pthread_create(&tb->tids[i], NULL, mb_tcpb_thread,
                            &mb_tcpb_args[i]) != 0) {
-            mb_err("pthread_create failed");
+            bench_err("pthread_create failed");
             return -1;
         }
         tb->nthreads = i + 1;
@@ -816,7 +744,7 @@ static int mb_tcpb_run(mb_tcpb_t *tb, uint32_t op, uint8_t *local,
     }
     pthread_mutex_unlock(&tb->lock);
     if (ret != 0) {
-        mb_err("raw TCP baseline transfer failed");
+        bench_err("raw TCP baseline transfer failed");
     }
     return ret;
 }
@@ -921,8 +849,8 @@ static int mb_copy(mb_bench_t *b, mb_layout_t layout, mf_copy_dir_t dir,
         st = mf_bm_copy_batch(b->bm, pieces, count, dir, results);
     }
     if (st != MF_OK) {
-        mb_err("%s copy (%s, %zu pieces): %s", mf_copy_dir_name(dir),
-               mb_layout_names[layout], count, mf_status_str(st));
+        bench_err("%s copy (%s, %zu pieces): %s", mf_copy_dir_name(dir),
+                  mb_layout_names[layout], count, mf_status_str(st));
         return -1;
     }
     return 0;
@@ -941,7 +869,7 @@ static int mb_remote_fill(mb_bench_t *b, uint64_t gva, uint64_t size,
         st = mf_bm_copy(b->bm, (uint64_t)(uintptr_t)b->stage, gva + done, n,
                         MF_COPY_LH2GH);
         if (st != MF_OK) {
-            mb_err("filling 0x%" PRIx64 ": %s", gva, mf_status_str(st));
+            bench_err("filling 0x%" PRIx64 ": %s", gva, mf_status_str(st));
             return -1;
         }
     }
@@ -963,7 +891,7 @@ static int mb_remote_check(mb_bench_t *b, uint64_t gva, uint64_t size,
         st = mf_bm_copy(b->bm, gva + done, (uint64_t)(uintptr_t)b->stage, n,
                         MF_COPY_GH2LH);
         if (st != MF_OK) {
-            mb_err("reading 0x%" PRIx64 " back: %s", gva, mf_status_str(st));
+            bench_err("reading 0x%" PRIx64 " back: %s", gva, mf_status_str(st));
             return -1;
         }
         bad = mb_pattern_check(b->stage, n, seed, base + done);
@@ -1008,7 +936,7 @@ static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
         mf_copy_piece_t *pc = &b->pieces[i];
 
         if (layout != MB_SINGLE && b->results[i] != MF_OK) {
-            mb_err("verify: piece %zu: %s", i, mf_status_str(b->results[i]));
+            bench_err("verify: piece %zu: %s", i, mf_status_str(b->results[i]));
             return -1;
         }
         if (dst_local) {
@@ -1019,10 +947,10 @@ static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
             return -1;
         }
         if (bad >= 0) {
-            mb_err("WRONG DATA: %s %s copy, piece %zu of %zu (%zu "
-                   "bytes): byte %zd differs",
-                   mb_dir_names[dir], mb_layout_names[layout], i, count,
-                   (size_t)pc->size, bad);
+            bench_err("WRONG DATA: %s %s copy, piece %zu of %zu (%zu "
+                      "bytes): byte %zd differs",
+                      mb_dir_names[dir], mb_layout_names[layout], i, count,
+                      (size_t)pc->size, bad);
             return -1;
         }
         base += pc->size;
@@ -1072,13 +1000,6 @@ static int mb_run_tcpb(mb_bench_t *b, void *arg)
                        c->total);
 }
 
-static int mb_cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, c = *(const double *)y;
-
-    return a < c ? -1 : a > c;
-}
-
 /*
  * One warm-up run, then timed samples of `reps` runs each (reps chosen so
  * that a sample lasts >= 1 ms) until min_time passed and at least
@@ -1097,28 +1018,28 @@ static double mb_measure(mb_bench_t *b, mb_run_fn fn, void *arg, uint64_t bytes,
     }
     /* calibrate: double reps until one sample lasts >= MB_SAMPLE_NS */
     for (;;) {
-        t0 = mb_now_ns();
+        t0 = bench_now_ns();
         for (k = 0; k < reps; k++) {
             if (fn(b, arg) != 0) {
                 return -1;
             }
         }
-        t1 = mb_now_ns();
+        t1 = bench_now_ns();
         if (t1 - t0 >= MB_SAMPLE_NS || reps >= (1u << 20) ||
             mb_opts.iters > 0) {
             break;
         }
         reps *= 2;
     }
-    start = mb_now_ns();
+    start = bench_now_ns();
     for (;;) {
-        t0 = mb_now_ns();
+        t0 = bench_now_ns();
         for (k = 0; k < reps; k++) {
             if (fn(b, arg) != 0) {
                 return -1;
             }
         }
-        t1 = mb_now_ns();
+        t1 = bench_now_ns();
         rates[n++] = (double)(bytes * reps) / (double)(t1 - t0 ? t1 - t0 : 1);
         if (n == MB_MAX_SAMPLES) {
             break;
@@ -1132,9 +1053,9 @@ static double mb_measure(mb_bench_t *b, mb_run_fn fn, void *arg, uint64_t bytes,
             break;
         }
     }
-    qsort(rates, n, sizeof(rates[0]), mb_cmp_double);
+    qsort(rates, n, sizeof(rates[0]), bench_cmp_double);
     *samples_p = n;
-    return n % 2 ? rates[n / 2] : (rates[n / 2 - 1] + rates[n / 2]) / 2;
+    return bench_median_double(rates, n);
 }
 
 static void mb_print_header(uint32_t world, uint64_t split_min)
@@ -1226,7 +1147,7 @@ static int mb_emit(mb_bench_t *b, const mb_record_t *r)
         return 0;
     }
     if (write(b->out_fd, r, sizeof(*r)) != (ssize_t)sizeof(*r)) {
-        mb_err("writing a result to the parent: %s", strerror(errno));
+        bench_err("writing a result to the parent: %s", strerror(errno));
         return -1;
     }
     return 0;
@@ -1319,7 +1240,7 @@ static void *mb_alloc(uint64_t size)
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
     if (p == MAP_FAILED) {
-        mb_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
+        bench_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
         return NULL;
     }
     madvise(p, size, MADV_HUGEPAGE);
@@ -1338,7 +1259,7 @@ static int mb_bench_run(mb_bench_t *b, uint64_t max)
     b->pieces = calloc(b->max_pieces, sizeof(*b->pieces));
     b->results = calloc(b->max_pieces, sizeof(*b->results));
     if (b->pieces == NULL || b->results == NULL) {
-        mb_err("out of memory");
+        bench_err("out of memory");
         return -1;
     }
     b->a = mb_alloc(max);
@@ -1417,14 +1338,15 @@ static void mb_bench_free(mb_bench_t *b, uint64_t max)
 
 static int mb_wait_joined(mf_bm_t *bm, uint32_t rank)
 {
-    uint64_t deadline = mb_now_ns() + MB_JOIN_WAIT_MS * 1000000ull;
+    uint64_t deadline = bench_now_ns() + MB_JOIN_WAIT_MS * 1000000ull;
 
     while (!mf_bm_rank_joined(bm, rank)) {
-        if (mb_now_ns() > deadline) {
-            mb_err("rank %u did not join within %d ms", rank, MB_JOIN_WAIT_MS);
+        if (bench_now_ns() > deadline) {
+            bench_err("rank %u did not join within %d ms", rank,
+                      MB_JOIN_WAIT_MS);
             return -1;
         }
-        mb_sleep_ms(10);
+        bench_sleep_ms(10);
     }
     return 0;
 }
@@ -1463,26 +1385,26 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         snprintf(thr, sizeof(thr), "%u", lanes);
         st = mf_bm_config_set(&cfg, "tcp_lanes", thr);
         if (st != MF_OK) {
-            mb_err("this library does not take tcp_lanes = %u", lanes);
+            bench_err("this library does not take tcp_lanes = %u", lanes);
         }
     }
     if (st != MF_OK) {
-        mb_err("config: %s", mf_status_str(st));
+        bench_err("config: %s", mf_status_str(st));
         return 1;
     }
     st = mf_init();
     if (st != MF_OK) {
-        mb_err("mf_init: %s", mf_status_str(st));
+        bench_err("mf_init: %s", mf_status_str(st));
         return 1;
     }
     st = mf_store_connect(url, NULL, &store);
     if (st != MF_OK) {
-        mb_err("connecting to the store %s: %s", url, mf_status_str(st));
+        bench_err("connecting to the store %s: %s", url, mf_status_str(st));
         goto out_uninit;
     }
     st = mf_bm_init(url, world, want_rank, &cfg);
     if (st != MF_OK) {
-        mb_err("mf_bm_init: %s", mf_status_str(st));
+        bench_err("mf_bm_init: %s", mf_status_str(st));
         goto out_close_store;
     }
     mf_bm_rank_id(&rank);
@@ -1491,12 +1413,12 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     params.max_dram_per_rank = seg;
     st = mf_bm_create(0, &params, &bench.bm);
     if (st != MF_OK) {
-        mb_err("rank %u: mf_bm_create: %s", rank, mf_status_str(st));
+        bench_err("rank %u: mf_bm_create: %s", rank, mf_status_str(st));
         goto out_bm_uninit;
     }
     st = mf_bm_join(bench.bm);
     if (st != MF_OK) {
-        mb_err("rank %u: mf_bm_join: %s", rank, mf_status_str(st));
+        bench_err("rank %u: mf_bm_join: %s", rank, mf_status_str(st));
         goto out_destroy;
     }
     if (mb_opts.tcp && rank == 1) {
@@ -1508,22 +1430,22 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         }
         st = mf_store_set(store, MB_TCPB_KEY, where, strlen(where), 0);
         if (st != MF_OK) {
-            mb_err("rank 1: publishing the baseline address: %s",
-                   mf_status_str(st));
+            bench_err("rank 1: publishing the baseline address: %s",
+                      mf_status_str(st));
             goto out_leave;
         }
     }
     st = mf_store_barrier(store, "mf-bench/joined", world, barrier_timeout);
     if (st != MF_OK) {
-        mb_err("rank %u: barrier: %s", rank, mf_status_str(st));
+        bench_err("rank %u: barrier: %s", rank, mf_status_str(st));
         goto out_leave;
     }
     if (rank == 0 && mb_opts.tcp) {
         bench.lanes = lanes;
         st = mf_store_get(store, MB_TCPB_KEY, barrier_timeout, &value, &vlen);
         if (st != MF_OK) {
-            mb_err("rank 0: the baseline address of rank 1: %s",
-                   mf_status_str(st));
+            bench_err("rank 0: the baseline address of rank 1: %s",
+                      mf_status_str(st));
             goto out_leave;
         }
         if (mb_tcpb_init(&bench.tcpb, lanes, value) != 0) {
@@ -1553,7 +1475,7 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     /* nobody leaves while rank 0 may still copy into its segment */
     st = mf_store_barrier(store, "mf-bench/done", world, barrier_timeout);
     if (st != MF_OK) {
-        mb_err("rank %u: final barrier: %s", rank, mf_status_str(st));
+        bench_err("rank %u: final barrier: %s", rank, mf_status_str(st));
         goto out_leave;
     }
     ret = 0;
@@ -1568,7 +1490,7 @@ out_leave:
     free(value);
     st = mf_bm_leave(bench.bm);
     if (st != MF_OK && ret == 0) {
-        mb_err("rank %u: mf_bm_leave: %s", rank, mf_status_str(st));
+        bench_err("rank %u: mf_bm_leave: %s", rank, mf_status_str(st));
         ret = 1;
     }
 out_destroy:
@@ -1618,11 +1540,6 @@ static void mb_ns_enter(int host)
 
 /* ------------------------------------------------------------- parent */
 
-typedef struct mb_child {
-    pid_t pid;
-    bool done;
-} mb_child_t;
-
 static void mb_on_signal(int sig)
 {
     mb_stop_signal = sig;
@@ -1638,24 +1555,6 @@ static void mb_child_setup(pid_t parent)
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
         _exit(1);
-    }
-}
-
-static void mb_kill_reap(mb_child_t *children, unsigned n)
-{
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            kill(children[i].pid, SIGKILL);
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            children[i].done = true;
-        }
     }
 }
 
@@ -1675,7 +1574,7 @@ static void mb_store_main(int fd)
     snprintf(cfg.host, sizeof(cfg.host), "%s", mb_store_host);
     cfg.port = 0;
     if (mf_store_server_start(&cfg, &server) != MF_OK) {
-        mb_err("cannot start the config store");
+        bench_err("cannot start the config store");
         _exit(1);
     }
     port = mf_store_server_port(server);
@@ -1698,13 +1597,13 @@ static pid_t mb_store_start(char *url, size_t len)
     ssize_t n = 0;
 
     if (pipe(fds) < 0) {
-        mb_err("pipe: %s", strerror(errno));
+        bench_err("pipe: %s", strerror(errno));
         return -1;
     }
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
-        mb_err("fork: %s", strerror(errno));
+        bench_err("fork: %s", strerror(errno));
         close(fds[0]);
         close(fds[1]);
         return -1;
@@ -1723,7 +1622,7 @@ static pid_t mb_store_start(char *url, size_t len)
     }
     close(fds[0]);
     if (n != (ssize_t)sizeof(port) || port == 0) {
-        mb_err("the config store did not start");
+        bench_err("the config store did not start");
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return -1;
@@ -1734,7 +1633,7 @@ static pid_t mb_store_start(char *url, size_t len)
 
 static int mb_store_stop(pid_t pid)
 {
-    uint64_t deadline = mb_now_ns() + 30000000000ull;
+    uint64_t deadline = bench_now_ns() + 30000000000ull;
     int status;
     pid_t r;
 
@@ -1747,16 +1646,16 @@ static int mb_store_stop(pid_t pid)
         if (r < 0 && errno != EINTR) {
             return -1;
         }
-        if (mb_now_ns() > deadline) {
-            mb_err("the config store did not stop: killed");
+        if (bench_now_ns() > deadline) {
+            bench_err("the config store did not stop: killed");
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
             return -1;
         }
-        mb_sleep_ms(10);
+        bench_sleep_ms(10);
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        mb_err("the config store exited with status 0x%x", status);
+        bench_err("the config store exited with status 0x%x", status);
         return -1;
     }
     return 0;
@@ -1793,7 +1692,7 @@ static int mb_drain(int fd, bool *header_done)
 static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
                     uint64_t deadline)
 {
-    mb_child_t children[MB_MAX_RANKS];
+    bench_child_t children[MB_MAX_RANKS];
     const uint32_t n = mb_opts.ranks;
     pid_t parent = getpid(), store_pid, pid;
     char url[64];
@@ -1808,15 +1707,15 @@ static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
         return -1;
     }
     if (pipe(fds) < 0) {
-        mb_err("pipe: %s", strerror(errno));
+        bench_err("pipe: %s", strerror(errno));
         goto out_store;
     }
     fflush(NULL);
     for (i = 0; i < n; i++) {
         pid = fork();
         if (pid < 0) {
-            mb_err("fork: %s", strerror(errno));
-            mb_kill_reap(children, i);
+            bench_err("fork: %s", strerror(errno));
+            bench_kill_reap(children, i);
             close(fds[0]);
             close(fds[1]);
             goto out_store;
@@ -1836,11 +1735,11 @@ static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
     pfd.events = POLLIN;
     while (left > 0 || !eof) {
         if (mb_stop_signal) {
-            mb_err("interrupted by signal %d", (int)mb_stop_signal);
+            bench_err("interrupted by signal %d", (int)mb_stop_signal);
             goto out_kill;
         }
-        if (mb_now_ns() > deadline) {
-            mb_err("run took longer than --timeout %u s", mb_opts.timeout_s);
+        if (bench_now_ns() > deadline) {
+            bench_err("run took longer than --timeout %u s", mb_opts.timeout_s);
             goto out_kill;
         }
         if (!eof && poll(&pfd, 1, 100) == 1 &&
@@ -1848,7 +1747,7 @@ static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
             eof = true;
         }
         if (eof) {
-            mb_sleep_ms(10);
+            bench_sleep_ms(10);
         }
         for (i = 0; i < n; i++) {
             if (children[i].done) {
@@ -1862,11 +1761,11 @@ static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
             left--;
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 if (WIFSIGNALED(status)) {
-                    mb_err("rank process %d killed by signal %d", (int)pid,
-                           WTERMSIG(status));
+                    bench_err("rank process %d killed by signal %d", (int)pid,
+                              WTERMSIG(status));
                 } else {
-                    mb_err("rank process %d failed (exit %d)", (int)pid,
-                           WEXITSTATUS(status));
+                    bench_err("rank process %d failed (exit %d)", (int)pid,
+                              WEXITSTATUS(status));
                 }
                 goto out_kill;
             }
@@ -1874,7 +1773,7 @@ static int mb_round(uint32_t threads, uint32_t lanes, bool *header_done,
     }
     ret = 0;
 out_kill:
-    mb_kill_reap(children, n);
+    bench_kill_reap(children, n);
     close(fds[0]);
 out_store:
     if (mb_store_stop(store_pid) != 0) {
@@ -1951,14 +1850,14 @@ static int mb_parse_list(const char *arg, const char *what,
     char buf[512], *save = NULL, *tok;
 
     if (strlen(arg) >= sizeof(buf)) {
-        mb_err("%s: list too long", what);
+        bench_err("%s: list too long", what);
         return -1;
     }
     strcpy(buf, arg);
     for (tok = strtok_r(buf, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         if (fn(tok, ctx) != 0) {
-            mb_err("%s: bad item '%s'", what, tok);
+            bench_err("%s: bad item '%s'", what, tok);
             return -1;
         }
     }
@@ -1969,7 +1868,7 @@ static int mb_add_size(const char *item, void *ctx)
 {
     uint64_t v;
 
-    if (mb_opts.nsizes == MB_MAX_SIZES || mb_parse_size(item, &v) != 0) {
+    if (mb_opts.nsizes == MB_MAX_SIZES || bench_parse_size(item, &v) != 0) {
         return -1;
     }
     mb_opts.sizes[mb_opts.nsizes++] = v;
@@ -2024,23 +1923,6 @@ static int mb_add_layout(const char *item, void *ctx)
 static int mb_add_dir(const char *item, void *ctx)
 {
     return mb_pick(item, mb_dir_names, MB_DIRS, mb_opts.dirs);
-}
-
-static int mb_parse_uint(const char *arg, const char *what, unsigned min,
-                         unsigned max, unsigned *v_p)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(arg, &end, 10);
-    if (errno != 0 || *end != '\0' || end == arg || v < min || v > max) {
-        mb_err("%s: expected a number in %u..%u, got '%s'", what, min, max,
-               arg);
-        return -1;
-    }
-    *v_p = (unsigned)v;
-    return 0;
 }
 
 static int mb_parse_args(int argc, char **argv)
@@ -2099,7 +1981,7 @@ static int mb_parse_args(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case O_RANKS:
-            if (mb_parse_uint(optarg, "--ranks", 2, MB_MAX_RANKS, &v) != 0) {
+            if (bench_parse_uint(optarg, "--ranks", 2, MB_MAX_RANKS, &v) != 0) {
                 return -1;
             }
             mb_opts.ranks = v;
@@ -2117,13 +1999,13 @@ static int mb_parse_args(int argc, char **argv)
             sizes = true;
             break;
         case O_MAX:
-            if (mb_parse_size(optarg, &mb_opts.max_size) != 0) {
-                mb_err("--max-size: bad size '%s'", optarg);
+            if (bench_parse_size(optarg, &mb_opts.max_size) != 0) {
+                bench_err("--max-size: bad size '%s'", optarg);
                 return -1;
             }
             break;
         case O_PIECES:
-            if (mb_parse_uint(optarg, "--pieces", 1, 65536, &v) != 0) {
+            if (bench_parse_uint(optarg, "--pieces", 1, 65536, &v) != 0) {
                 return -1;
             }
             mb_opts.pieces = v;
@@ -2141,7 +2023,8 @@ static int mb_parse_args(int argc, char **argv)
             }
             break;
         case O_ITERS:
-            if (mb_parse_uint(optarg, "--iters", 1, MB_MAX_SAMPLES, &v) != 0) {
+            if (bench_parse_uint(optarg, "--iters", 1, MB_MAX_SAMPLES, &v) !=
+                0) {
                 return -1;
             }
             mb_opts.iters = v;
@@ -2150,16 +2033,16 @@ static int mb_parse_args(int argc, char **argv)
             mb_opts.min_time = strtod(optarg, &end);
             if (*end != '\0' || !(mb_opts.min_time >= 0) ||
                 mb_opts.min_time > 60) {
-                mb_err("--min-time: expected seconds in 0..60, got "
-                       "'%s'",
-                       optarg);
+                bench_err("--min-time: expected seconds in 0..60, got "
+                          "'%s'",
+                          optarg);
                 return -1;
             }
             min_time = true;
             break;
         case O_TRANSPORT:
             if (strlen(optarg) >= sizeof(mb_opts.transport)) {
-                mb_err("--transport: name too long");
+                bench_err("--transport: name too long");
                 return -1;
             }
             snprintf(mb_opts.transport, sizeof(mb_opts.transport), "%s",
@@ -2172,7 +2055,7 @@ static int mb_parse_args(int argc, char **argv)
             mb_opts.json = true;
             break;
         case O_TIMEOUT:
-            if (mb_parse_uint(optarg, "--timeout", 1, 86400, &v) != 0) {
+            if (bench_parse_uint(optarg, "--timeout", 1, 86400, &v) != 0) {
                 return -1;
             }
             mb_opts.timeout_s = v;
@@ -2189,7 +2072,7 @@ static int mb_parse_args(int argc, char **argv)
             }
             break;
         case O_WORLD:
-            if (mb_parse_uint(optarg, "--world", 2, 1u << 20, &v) != 0) {
+            if (bench_parse_uint(optarg, "--world", 2, 1u << 20, &v) != 0) {
                 return -1;
             }
             mb_opts.world = v;
@@ -2203,20 +2086,20 @@ static int mb_parse_args(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        mb_err("unexpected argument '%s'", argv[optind]);
+        bench_err("unexpected argument '%s'", argv[optind]);
         return -1;
     }
     if ((mb_opts.store_url == NULL) != (mb_opts.world == 0)) {
-        mb_err("--store and --world go together");
+        bench_err("--store and --world go together");
         return -1;
     }
     mb_opts.tcp = strcmp(mb_opts.transport, "tcp") == 0;
     if (mb_opts.netns && (!mb_opts.tcp || mb_opts.store_url != NULL)) {
-        mb_err("--netns goes with --transport tcp, without --store");
+        bench_err("--netns goes with --transport tcp, without --store");
         return -1;
     }
     if (mb_opts.nlanes > 0 && !mb_opts.tcp) {
-        mb_err("--lanes goes with --transport tcp");
+        bench_err("--lanes goes with --transport tcp");
         return -1;
     }
     if (mb_opts.tcp) {
@@ -2301,8 +2184,8 @@ static int mb_parse_args(int argc, char **argv)
         j += mb_opts.layouts[i];
     }
     if (j == 0) {
-        mb_err("nothing left to measure (see --sizes, --max-size, "
-               "--layouts)");
+        bench_err("nothing left to measure (see --sizes, --max-size, "
+                  "--layouts)");
         return -1;
     }
     return 0;
@@ -2315,6 +2198,7 @@ int main(int argc, char **argv)
     uint64_t deadline;
     unsigned i, l;
 
+    bench_set_tool("mf-bench");
     if (mb_parse_args(argc, argv) != 0) {
         return 2;
     }
@@ -2330,17 +2214,17 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (mb_opts.netns && mb_ns_setup() != 0) {
-        mb_err("cannot create the network namespaces for --netns (root and "
-               "iproute2 needed)");
+        bench_err("cannot create the network namespaces for --netns (root and "
+                  "iproute2 needed)");
         return 1;
     }
-    deadline = mb_now_ns() + (uint64_t)mb_opts.timeout_s * 1000000000ull;
+    deadline = bench_now_ns() + (uint64_t)mb_opts.timeout_s * 1000000000ull;
     for (i = 0; i < mb_opts.nthreads; i++) {
         for (l = 0; l < mb_opts.nlanes; l++) {
             if (mb_round(mb_opts.threads[i], mb_opts.lanes[l], &header_done,
                          deadline) != 0) {
-                mb_err("FAILED (threads = %u, lanes = %u)", mb_opts.threads[i],
-                       mb_opts.lanes[l]);
+                bench_err("FAILED (threads = %u, lanes = %u)",
+                          mb_opts.threads[i], mb_opts.lanes[l]);
                 return 1;
             }
         }

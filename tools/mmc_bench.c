@@ -33,6 +33,7 @@
 #include <memcache/mmc.h>
 
 #include "bench_netns.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +43,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -154,78 +154,6 @@ static char mcb_run_id[32];
 
 /* ------------------------------------------------------------ helpers */
 
-static void mcb_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void mcb_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "mmc-bench: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-}
-
-static uint64_t mcb_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void mcb_sleep_us(unsigned us)
-{
-    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-static int mcb_parse_size(const char *text, uint64_t *size_p)
-{
-    char *end;
-    unsigned long long v;
-    uint64_t mult = 1;
-
-    errno = 0;
-    v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text) {
-        return -1;
-    }
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = MCB_KIB;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = MCB_MIB;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = MCB_GIB;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (mult != 1 && (*end == 'i' || *end == 'I')) {
-        end++;
-    }
-    if (mult != 1 && (*end == 'b' || *end == 'B')) {
-        end++;
-    }
-    if (*end != '\0' || v == 0 || v > (1ull << 40) / mult) {
-        return -1;
-    }
-    *size_p = v * mult;
-    return 0;
-}
-
 /* A cheap pattern that depends on (seed, position in the object), so the
  * bytes of another block, or of the same block shifted, never match. */
 static inline uint64_t mcb_pattern_word(uint64_t seed, uint64_t k)
@@ -280,20 +208,6 @@ static size_t mcb_piece_size(size_t i)
     return i < MCB_LAYERS ? MCB_BIG : MCB_SMALL;
 }
 
-static int mcb_cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-
-    return a < b ? -1 : a > b;
-}
-
-static int mcb_cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-
-    return a < b ? -1 : a > b;
-}
-
 /* ------------------------------------------------------------ barrier */
 
 /*
@@ -321,9 +235,9 @@ static int mcb_barrier(void)
         if (++spins < 64) {
             sched_yield();
         } else {
-            mcb_sleep_us(50);
-            if ((spins & 1023) == 0 && mcb_now_ns() > mcb_deadline) {
-                mcb_err("timed out waiting for the other clients");
+            bench_sleep_us(50);
+            if ((spins & 1023) == 0 && bench_now_ns() > mcb_deadline) {
+                bench_err("timed out waiting for the other clients");
                 return -1;
             }
         }
@@ -372,7 +286,7 @@ static void *mcb_map(uint64_t size)
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
     if (p == MAP_FAILED) {
-        mcb_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
+        bench_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
         return NULL;
     }
     madvise(p, size, MADV_HUGEPAGE);
@@ -388,7 +302,7 @@ static char *mcb_key(const char *kind, uint32_t owner, uint32_t k)
     snprintf(buf, sizeof(buf), "mmcb%s/p%u/%s%u", mcb_run_id, owner, kind, k);
     s = strdup(buf);
     if (s == NULL) {
-        mcb_err("out of memory");
+        bench_err("out of memory");
     }
     return s;
 }
@@ -454,7 +368,7 @@ static int mcb_client_alloc_remote(mcb_client_t *c)
     c->rput_keys = calloc(K, sizeof(char *));
     c->rget_keys = calloc((size_t)P * K, sizeof(char *));
     if (c->rput_keys == NULL || c->rget_keys == NULL) {
-        mcb_err("out of memory");
+        bench_err("out of memory");
         return -1;
     }
     for (i = 0; i < K; i++) {
@@ -469,7 +383,7 @@ static int mcb_client_alloc_remote(mcb_client_t *c)
         }
         c->rget_keys[c->nrget] = strdup(c->all_keys[i]);
         if (c->rget_keys[c->nrget] == NULL) {
-            mcb_err("out of memory");
+            bench_err("out of memory");
             return -1;
         }
         c->nrget++;
@@ -509,7 +423,7 @@ static int mcb_client_alloc(mcb_client_t *c)
         c->iovs == NULL || c->niovs == NULL || c->results == NULL ||
         c->infos == NULL || c->bufs == NULL || c->sizes == NULL ||
         c->lat == NULL) {
-        mcb_err("out of memory");
+        bench_err("out of memory");
         return -1;
     }
     for (i = 0; i < K; i++) {
@@ -559,13 +473,13 @@ static int mcb_batch_failed(mcb_client_t *c, const char *what, mmc_status_t st,
 
     for (i = 0; i < count; i++) {
         if (c->results[i] != MMC_OK) {
-            mcb_err("client %u: %s: %s (item %zu, key %s: %s)", c->proc, what,
-                    mmc_status_name(st), i, c->keys[i],
-                    mmc_status_name(c->results[i]));
+            bench_err("client %u: %s: %s (item %zu, key %s: %s)", c->proc, what,
+                      mmc_status_name(st), i, c->keys[i],
+                      mmc_status_name(c->results[i]));
             return -1;
         }
     }
-    mcb_err("client %u: %s: %s", c->proc, what, mmc_status_name(st));
+    bench_err("client %u: %s: %s", c->proc, what, mmc_status_name(st));
     return -1;
 }
 
@@ -709,8 +623,8 @@ static int mcb_do_exist(mcb_client_t *c, uint32_t b, uint64_t j)
     mmc_status_t st = mmc_exist(c->mmc, key);
 
     if (st != MMC_OK) {
-        mcb_err("client %u: mmc_exist(%s): %s", c->proc, key,
-                mmc_status_name(st));
+        bench_err("client %u: mmc_exist(%s): %s", c->proc, key,
+                  mmc_status_name(st));
         return -1;
     }
     return 0;
@@ -726,7 +640,7 @@ static const mcb_call_fn mcb_op_fns[MCB_OPS] = {
 static int mcb_send(mcb_client_t *c, const mcb_record_t *r)
 {
     if (write(c->out_fd, r, sizeof(*r)) != (ssize_t)sizeof(*r)) {
-        mcb_err("client %u: writing a result: %s", c->proc, strerror(errno));
+        bench_err("client %u: writing a result: %s", c->proc, strerror(errno));
         return -1;
     }
     return 0;
@@ -751,14 +665,14 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
     if (mcb_barrier() != 0 || fn(c, b, 0) != 0 || mcb_barrier() != 0) {
         return -1;
     }
-    start = mcb_now_ns();
+    start = bench_now_ns();
     for (;;) {
-        t0 = mcb_now_ns();
+        t0 = bench_now_ns();
         if (fn(c, b, j++) != 0) {
             __atomic_store_n(&mcb_sh->abort, 1, __ATOMIC_RELEASE);
             return -1;
         }
-        t1 = mcb_now_ns();
+        t1 = bench_now_ns();
         c->lat[n++] = t1 - t0;
         if (!flagged && ((n >= mcb_opts.min_calls &&
                           (double)(t1 - start) >= mcb_opts.min_time * 1e9) ||
@@ -773,14 +687,15 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
         }
         if (__atomic_load_n(&mcb_sh->abort, __ATOMIC_ACQUIRE) != 0 ||
             t1 > mcb_deadline) {
-            mcb_err("client %u: aborted during %s", c->proc, mcb_op_names[op]);
+            bench_err("client %u: aborted during %s", c->proc,
+                      mcb_op_names[op]);
             return -1;
         }
     }
     memset(&r, 0, sizeof(r));
-    r.t_end = mcb_now_ns();
+    r.t_end = bench_now_ns();
     r.t_start = start;
-    qsort(c->lat, n, sizeof(c->lat[0]), mcb_cmp_u64);
+    qsort(c->lat, n, sizeof(c->lat[0]), bench_cmp_u64);
     r.op = op;
     r.proc = c->proc;
     r.host = c->host;
@@ -789,10 +704,7 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
     r.keys = keys;
     r.calls = (uint32_t)n;
     r.copy_threads = c->copy_threads;
-    r.p50_us =
-        (n % 2 ? (double)c->lat[n / 2]
-               : ((double)c->lat[n / 2 - 1] + (double)c->lat[n / 2]) / 2) /
-        1e3;
+    r.p50_us = bench_median_u64(c->lat, n) / 1e3;
     r.p99_us = (double)c->lat[(n * 99 + 99) / 100 - 1] / 1e3;
     r.bytes = block_op ? n * b * MCB_BLOCK : 0;
     r.items = n * keys;
@@ -811,9 +723,9 @@ static int mcb_check_block(mcb_client_t *c, size_t i, uint32_t owner,
         bad = mcb_pattern_check(c->dst_iov[i][p].base, c->dst_iov[i][p].len,
                                 mcb_block_seed(owner, k), off);
         if (bad >= 0) {
-            mcb_err("client %u: %s: block %s differs at byte %" PRIu64
-                    " (piece %zu)",
-                    c->proc, when, c->keys[i], off + (uint64_t)bad, p);
+            bench_err("client %u: %s: block %s differs at byte %" PRIu64
+                      " (piece %zu)",
+                      c->proc, when, c->keys[i], off + (uint64_t)bad, p);
             return -1;
         }
         off += c->dst_iov[i][p].len;
@@ -837,7 +749,7 @@ static int mcb_get_into_dst(mcb_client_t *c, char *const *keys, size_t cnt,
     st = mmc_get_layers_batch(c->mmc, c->keys, c->iovs, c->niovs, cnt,
                               c->results);
     if (st != MMC_OK) {
-        mcb_err("client %u: %s:", c->proc, when);
+        bench_err("client %u: %s:", c->proc, when);
         return mcb_batch_failed(c, "mmc_get_layers_batch", st, cnt);
     }
     return 0;
@@ -889,10 +801,10 @@ static int mcb_verify_all(mcb_client_t *c, const char *when)
     for (i = 0; i < K; i++) {
         if (c->infos[i].nreplicas != 1 ||
             c->infos[i].ranks[0] != c->peer_rank) {
-            mcb_err("client %u: %s: %s is on rank %u (%u replicas), not on "
-                    "rank %u of another host (its preferred rank)",
-                    c->proc, when, c->rput_keys[i], c->infos[i].ranks[0],
-                    c->infos[i].nreplicas, c->peer_rank);
+            bench_err("client %u: %s: %s is on rank %u (%u replicas), not on "
+                      "rank %u of another host (its preferred rank)",
+                      c->proc, when, c->rput_keys[i], c->infos[i].ranks[0],
+                      c->infos[i].nreplicas, c->peer_rank);
             return -1;
         }
     }
@@ -938,10 +850,10 @@ static int mcb_verify_meta(mcb_client_t *c)
     }
     for (i = 0; i < M; i++) {
         if (c->infos[i].size != MCB_META_SIZE || c->infos[i].nreplicas < 1) {
-            mcb_err("client %u: mmc_query_batch: %s has size %" PRIu64
-                    " and %u replicas, expected %d and >= 1",
-                    c->proc, c->meta_mixed[i], c->infos[i].size,
-                    c->infos[i].nreplicas, MCB_META_SIZE);
+            bench_err("client %u: mmc_query_batch: %s has size %" PRIu64
+                      " and %u replicas, expected %d and >= 1",
+                      c->proc, c->meta_mixed[i], c->infos[i].size,
+                      c->infos[i].nreplicas, MCB_META_SIZE);
             return -1;
         }
     }
@@ -949,9 +861,9 @@ static int mcb_verify_meta(mcb_client_t *c)
              c->proc);
     st = mmc_exist(c->mmc, missing);
     if (st != MMC_ERR_NOT_FOUND) {
-        mcb_err("client %u: mmc_exist of a key never put: %s, expected "
-                "MMC_ERR_NOT_FOUND",
-                c->proc, mmc_status_name(st));
+        bench_err("client %u: mmc_exist of a key never put: %s, expected "
+                  "MMC_ERR_NOT_FOUND",
+                  c->proc, mmc_status_name(st));
         return -1;
     }
     return 0;
@@ -1003,8 +915,8 @@ static void mcb_client_cleanup(mcb_client_t *c)
                               mcb_opts.bmax, c->results);
     }
     if (st != MMC_OK) {
-        mcb_err("client %u: removing its objects: %s", c->proc,
-                mmc_status_name(st));
+        bench_err("client %u: removing its objects: %s", c->proc,
+                  mmc_status_name(st));
     }
 }
 
@@ -1030,7 +942,7 @@ static int mcb_client_main(uint32_t proc, uint32_t host, const char *url,
         goto out_free;
     }
     if (strlen(url) >= sizeof(cfg.meta_url)) {
-        mcb_err("meta URL too long: %s", url);
+        bench_err("meta URL too long: %s", url);
         goto out_free;
     }
     snprintf(cfg.meta_url, sizeof(cfg.meta_url), "%s", url);
@@ -1048,15 +960,15 @@ static int mcb_client_main(uint32_t proc, uint32_t host, const char *url,
         eq = strchr(kv, '=');
         *eq = '\0';
         if (mmc_config_set(&cfg, kv, eq + 1) != MMC_OK) {
-            mcb_err("--set %s: rejected", mcb_opts.client_sets[i]);
+            bench_err("--set %s: rejected", mcb_opts.client_sets[i]);
             goto out_free;
         }
     }
     c.copy_threads = cfg.fabric.copy_threads;
     st = mmc_create(&cfg, &c.mmc);
     if (st != MMC_OK) {
-        mcb_err("client %u: mmc_create(%s): %s", proc, url,
-                mmc_status_name(st));
+        bench_err("client %u: mmc_create(%s): %s", proc, url,
+                  mmc_status_name(st));
         goto out_free;
     }
     c.rank = mmc_rank(c.mmc);
@@ -1088,11 +1000,6 @@ out_free:
 
 /* ---------------------------------------------------- child processes */
 
-typedef struct mcb_child {
-    pid_t pid;
-    bool done;
-} mcb_child_t;
-
 static void mcb_on_signal(int sig)
 {
     mcb_stop_signal = sig;
@@ -1112,24 +1019,6 @@ static void mcb_child_setup(pid_t parent)
     }
 }
 
-static void mcb_kill_reap(mcb_child_t *children, unsigned n)
-{
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            kill(children[i].pid, SIGKILL);
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            children[i].done = true;
-        }
-    }
-}
-
 /* ---------------------------------------------------------- meta daemon */
 
 typedef struct mcb_meta {
@@ -1144,7 +1033,7 @@ typedef struct mcb_meta {
 static int mcb_meta_wait_ready(mcb_meta_t *m)
 {
     static const char prefix[] = "mmc-meta ready rpc=";
-    uint64_t deadline = mcb_now_ns() + MCB_READY_MS * 1000000ull;
+    uint64_t deadline = bench_now_ns() + MCB_READY_MS * 1000000ull;
     char line[512];
     size_t have = 0;
     struct pollfd pfd;
@@ -1154,11 +1043,11 @@ static int mcb_meta_wait_ready(mcb_meta_t *m)
     pfd.fd = m->out_fd;
     pfd.events = POLLIN;
     for (;;) {
-        uint64_t now = mcb_now_ns();
+        uint64_t now = bench_now_ns();
 
         if (mcb_stop_signal || now >= deadline) {
-            mcb_err("mmc-meta printed no ready line within %d s",
-                    MCB_READY_MS / 1000);
+            bench_err("mmc-meta printed no ready line within %d s",
+                      MCB_READY_MS / 1000);
             return -1;
         }
         if (poll(&pfd, 1, deadline - now > 100000000ull ? 100 : 1) <= 0) {
@@ -1169,7 +1058,7 @@ static int mcb_meta_wait_ready(mcb_meta_t *m)
             if (n < 0 && errno == EINTR) {
                 continue;
             }
-            mcb_err("mmc-meta exited before it was ready");
+            bench_err("mmc-meta exited before it was ready");
             return -1;
         }
         have += (size_t)n;
@@ -1184,7 +1073,7 @@ static int mcb_meta_wait_ready(mcb_meta_t *m)
             memmove(line, nl + 1, have + 1);
         }
         if (have == sizeof(line) - 1) {
-            mcb_err("mmc-meta: unexpected output");
+            bench_err("mmc-meta: unexpected output");
             return -1;
         }
     }
@@ -1194,7 +1083,7 @@ found:
     if (sp == NULL || (size_t)(sp - rpc) >= sizeof(m->rpc) ||
         sscanf(sp, " store=%u http=%u", &m->store_port, &m->http_port) != 2 ||
         strrchr(rpc, ':') == NULL) {
-        mcb_err("mmc-meta: cannot parse its ready line '%s'", line);
+        bench_err("mmc-meta: cannot parse its ready line '%s'", line);
         return -1;
     }
     memcpy(m->rpc, rpc, (size_t)(sp - rpc));
@@ -1230,18 +1119,18 @@ static int mcb_meta_start(mcb_meta_t *m, const char *addr)
     }
     argv[n] = NULL;
     if (access(mcb_opts.meta_bin, X_OK) != 0) {
-        mcb_err("cannot run the meta daemon %s: %s (see --meta-bin, --meta)",
-                mcb_opts.meta_bin, strerror(errno));
+        bench_err("cannot run the meta daemon %s: %s (see --meta-bin, --meta)",
+                  mcb_opts.meta_bin, strerror(errno));
         return -1;
     }
     if (pipe(fds) < 0) {
-        mcb_err("pipe: %s", strerror(errno));
+        bench_err("pipe: %s", strerror(errno));
         return -1;
     }
     fflush(NULL);
     m->pid = fork();
     if (m->pid < 0) {
-        mcb_err("fork: %s", strerror(errno));
+        bench_err("fork: %s", strerror(errno));
         close(fds[0]);
         close(fds[1]);
         return -1;
@@ -1302,7 +1191,7 @@ static void mcb_meta_drain(mcb_meta_t *m)
 /* SIGTERM, then SIGKILL after MCB_STOP_MS; -1 unless it exited with 0. */
 static int mcb_meta_stop(mcb_meta_t *m)
 {
-    uint64_t deadline = mcb_now_ns() + MCB_STOP_MS * 1000000ull;
+    uint64_t deadline = bench_now_ns() + MCB_STOP_MS * 1000000ull;
     int status = 0, ret = 0;
     pid_t r;
 
@@ -1320,19 +1209,19 @@ static int mcb_meta_stop(mcb_meta_t *m)
             ret = -1;
             break;
         }
-        if (mcb_now_ns() > deadline) {
-            mcb_err("mmc-meta did not stop within %d s: killed",
-                    MCB_STOP_MS / 1000);
+        if (bench_now_ns() > deadline) {
+            bench_err("mmc-meta did not stop within %d s: killed",
+                      MCB_STOP_MS / 1000);
             kill(m->pid, SIGKILL);
             while (waitpid(m->pid, NULL, 0) < 0 && errno == EINTR) {
             }
             ret = -1;
             break;
         }
-        mcb_sleep_us(10000);
+        bench_sleep_us(10000);
     }
     if (ret == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) {
-        mcb_err("mmc-meta exited with status 0x%x", status);
+        bench_err("mmc-meta exited with status 0x%x", status);
         ret = -1;
     }
     m->pid = -1;
@@ -1472,27 +1361,23 @@ static int mcb_row_all(mcb_op_t op, uint32_t blocks, mcb_row_t *row)
     if (n == 0) {
         return -1;
     }
-    qsort(p50s, n, sizeof(double), mcb_cmp_double);
-    qsort(per_block, n, sizeof(double), mcb_cmp_double);
-    qsort(base_block, nb, sizeof(double), mcb_cmp_double);
+    qsort(p50s, n, sizeof(double), bench_cmp_double);
+    qsort(per_block, n, sizeof(double), bench_cmp_double);
+    qsort(base_block, nb, sizeof(double), bench_cmp_double);
     row->op = op;
     row->proc = -1;
     row->procs = n;
     row->blocks = blocks;
-    row->p50_us = n % 2 ? p50s[n / 2] : (p50s[n / 2 - 1] + p50s[n / 2]) / 2;
+    row->p50_us = bench_median_double(p50s, n);
     row->gbps_proc /= n;
     row->keys_per_s_proc /= n;
     secs = (double)(t1 - t0) / 1e9;
     row->gbps = secs > 0 ? (double)bytes / secs / 1e9 : 0;
     row->keys_per_s = secs > 0 ? (double)items / secs : 0;
     if (blocks > 0) {
-        row->per_block_us = n % 2
-                                ? per_block[n / 2]
-                                : (per_block[n / 2 - 1] + per_block[n / 2]) / 2;
+        row->per_block_us = bench_median_double(per_block, n);
         if (nb > 0) {
-            row->base_block_us =
-                nb % 2 ? base_block[nb / 2]
-                       : (base_block[nb / 2 - 1] + base_block[nb / 2]) / 2;
+            row->base_block_us = bench_median_double(base_block, nb);
             row->ratio = row->per_block_us / row->base_block_us;
         }
     }
@@ -1687,7 +1572,7 @@ static void mcb_print(const char *url, bool spawned)
 /* Forks the clients and collects their records until all exited. */
 static int mcb_run_clients(const char *url, mcb_meta_t *meta)
 {
-    mcb_child_t children[MCB_MAX_PROCS];
+    bench_child_t children[MCB_MAX_PROCS];
     const uint32_t n = mcb_opts.procs;
     pid_t parent = getpid(), pid;
     struct pollfd pfd;
@@ -1697,14 +1582,14 @@ static int mcb_run_clients(const char *url, mcb_meta_t *meta)
 
     memset(children, 0, sizeof(children));
     if (pipe(fds) < 0) {
-        mcb_err("pipe: %s", strerror(errno));
+        bench_err("pipe: %s", strerror(errno));
         return -1;
     }
     fflush(NULL);
     for (i = 0; i < n; i++) {
         pid = fork();
         if (pid < 0) {
-            mcb_err("fork: %s", strerror(errno));
+            bench_err("fork: %s", strerror(errno));
             goto out_kill;
         }
         if (pid == 0) {
@@ -1729,11 +1614,12 @@ static int mcb_run_clients(const char *url, mcb_meta_t *meta)
     pfd.events = POLLIN;
     while (left > 0 || !eof) {
         if (mcb_stop_signal) {
-            mcb_err("interrupted by signal %d", (int)mcb_stop_signal);
+            bench_err("interrupted by signal %d", (int)mcb_stop_signal);
             goto out_kill;
         }
-        if (mcb_now_ns() > mcb_deadline) {
-            mcb_err("run took longer than --timeout %u s", mcb_opts.timeout_s);
+        if (bench_now_ns() > mcb_deadline) {
+            bench_err("run took longer than --timeout %u s",
+                      mcb_opts.timeout_s);
             goto out_kill;
         }
         mcb_meta_drain(meta);
@@ -1741,11 +1627,11 @@ static int mcb_run_clients(const char *url, mcb_meta_t *meta)
             eof = true;
         }
         if (eof) {
-            mcb_sleep_us(10000);
+            bench_sleep_us(10000);
         }
         if (meta->pid > 0 &&
             waitpid(meta->pid, &status, WNOHANG) == meta->pid) {
-            mcb_err("mmc-meta exited during the run (status 0x%x)", status);
+            bench_err("mmc-meta exited during the run (status 0x%x)", status);
             meta->pid = -1;
             goto out_kill;
         }
@@ -1761,11 +1647,11 @@ static int mcb_run_clients(const char *url, mcb_meta_t *meta)
             left--;
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 if (WIFSIGNALED(status)) {
-                    mcb_err("client process %u (pid %d) killed by signal %d", i,
-                            (int)pid, WTERMSIG(status));
+                    bench_err("client process %u (pid %d) killed by signal %d",
+                              i, (int)pid, WTERMSIG(status));
                 } else {
-                    mcb_err("client process %u (pid %d) failed (exit %d)", i,
-                            (int)pid, WEXITSTATUS(status));
+                    bench_err("client process %u (pid %d) failed (exit %d)", i,
+                              (int)pid, WEXITSTATUS(status));
                 }
                 goto out_kill;
             }
@@ -1776,9 +1662,9 @@ out_kill:
     __atomic_store_n(&mcb_sh->abort, 1, __ATOMIC_RELEASE);
     if (ret != 0) {
         /* a moment for the others to notice the abort and say why */
-        mcb_sleep_us(200000);
+        bench_sleep_us(200000);
     }
-    mcb_kill_reap(children, n);
+    bench_kill_reap(children, n);
     close(fds[0]);
     if (fds[1] >= 0) {
         close(fds[1]);
@@ -1849,30 +1735,13 @@ static void mcb_usage(FILE *out)
             "every block is verified.\n");
 }
 
-static int mcb_parse_uint(const char *arg, const char *what, unsigned min,
-                          unsigned max, unsigned *v_p)
-{
-    char *end;
-    unsigned long v;
-
-    errno = 0;
-    v = strtoul(arg, &end, 10);
-    if (errno != 0 || *end != '\0' || end == arg || v < min || v > max) {
-        mcb_err("%s: expected a number in %u..%u, got '%s'", what, min, max,
-                arg);
-        return -1;
-    }
-    *v_p = (unsigned)v;
-    return 0;
-}
-
 static int mcb_parse_batches(const char *arg)
 {
     char buf[256], *save = NULL, *tok;
     unsigned v;
 
     if (strlen(arg) >= sizeof(buf)) {
-        mcb_err("--batches: list too long");
+        bench_err("--batches: list too long");
         return -1;
     }
     strcpy(buf, arg);
@@ -1880,16 +1749,16 @@ static int mcb_parse_batches(const char *arg)
     for (tok = strtok_r(buf, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         if (mcb_opts.nbatches == MCB_MAX_BATCHES) {
-            mcb_err("--batches: at most %d values", MCB_MAX_BATCHES);
+            bench_err("--batches: at most %d values", MCB_MAX_BATCHES);
             return -1;
         }
-        if (mcb_parse_uint(tok, "--batches", 1, MCB_MAX_BATCH, &v) != 0) {
+        if (bench_parse_uint(tok, "--batches", 1, MCB_MAX_BATCH, &v) != 0) {
             return -1;
         }
         mcb_opts.batches[mcb_opts.nbatches++] = v;
     }
     if (mcb_opts.nbatches == 0) {
-        mcb_err("--batches: empty list");
+        bench_err("--batches: empty list");
         return -1;
     }
     return 0;
@@ -1901,11 +1770,11 @@ static int mcb_add_set(const char *arg, const char *what, const char **list,
     const char *eq = strchr(arg, '=');
 
     if (eq == NULL || eq == arg || strlen(arg) >= 500) {
-        mcb_err("%s: expected KEY=VALUE, got '%s'", what, arg);
+        bench_err("%s: expected KEY=VALUE, got '%s'", what, arg);
         return -1;
     }
     if (*n == MCB_MAX_SETS) {
-        mcb_err("%s: at most %d", what, MCB_MAX_SETS);
+        bench_err("%s: at most %d", what, MCB_MAX_SETS);
         return -1;
     }
     list[(*n)++] = arg;
@@ -1920,8 +1789,8 @@ static int mcb_default_meta_bin(void)
     char *slash;
 
     if (n <= 0) {
-        mcb_err("readlink /proc/self/exe: %s (use --meta-bin)",
-                strerror(errno));
+        bench_err("readlink /proc/self/exe: %s (use --meta-bin)",
+                  strerror(errno));
         return -1;
     }
     self[n] = '\0';
@@ -1931,7 +1800,7 @@ static int mcb_default_meta_bin(void)
     }
     slash[1] = '\0';
     if (strlen(self) + sizeof("mmc-meta") > sizeof(mcb_opts.meta_bin)) {
-        mcb_err("path too long: %s", self);
+        bench_err("path too long: %s", self);
         return -1;
     }
     memcpy(mcb_opts.meta_bin, self, strlen(self));
@@ -2008,15 +1877,16 @@ static int mcb_parse_args(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case O_PROCS:
-            if (mcb_parse_uint(optarg, "--procs", 1, MCB_MAX_PROCS, &v) != 0) {
+            if (bench_parse_uint(optarg, "--procs", 1, MCB_MAX_PROCS, &v) !=
+                0) {
                 return -1;
             }
             mcb_opts.procs = v;
             procs = true;
             break;
         case O_DRAM:
-            if (mcb_parse_size(optarg, &mcb_opts.dram) != 0) {
-                mcb_err("--dram: bad size '%s'", optarg);
+            if (bench_parse_size(optarg, &mcb_opts.dram) != 0) {
+                bench_err("--dram: bad size '%s'", optarg);
                 return -1;
             }
             break;
@@ -2027,7 +1897,7 @@ static int mcb_parse_args(int argc, char **argv)
             batches = true;
             break;
         case O_META_KEYS:
-            if (mcb_parse_uint(optarg, "--meta-keys", 1, MMC_BATCH_MAX, &v) !=
+            if (bench_parse_uint(optarg, "--meta-keys", 1, MMC_BATCH_MAX, &v) !=
                 0) {
                 return -1;
             }
@@ -2038,14 +1908,14 @@ static int mcb_parse_args(int argc, char **argv)
             mcb_opts.min_time = strtod(optarg, &end);
             if (*end != '\0' || end == optarg || !(mcb_opts.min_time >= 0) ||
                 mcb_opts.min_time > 60) {
-                mcb_err("--min-time: expected seconds in 0..60, got '%s'",
-                        optarg);
+                bench_err("--min-time: expected seconds in 0..60, got '%s'",
+                          optarg);
                 return -1;
             }
             min_time = true;
             break;
         case O_MINCALLS:
-            if (mcb_parse_uint(optarg, "--min-calls", 1, MCB_MAX_CALLS, &v) !=
+            if (bench_parse_uint(optarg, "--min-calls", 1, MCB_MAX_CALLS, &v) !=
                 0) {
                 return -1;
             }
@@ -2065,8 +1935,8 @@ static int mcb_parse_args(int argc, char **argv)
             mcb_opts.netns = true;
             break;
         case O_HOSTS:
-            if (mcb_parse_uint(optarg, "--hosts", 1, BENCH_NETNS_MAX_HOSTS,
-                               &v) != 0) {
+            if (bench_parse_uint(optarg, "--hosts", 1, BENCH_NETNS_MAX_HOSTS,
+                                 &v) != 0) {
                 return -1;
             }
             mcb_opts.hosts = v;
@@ -2077,7 +1947,7 @@ static int mcb_parse_args(int argc, char **argv)
             break;
         case O_META_BIN:
             if (strlen(optarg) >= sizeof(mcb_opts.meta_bin)) {
-                mcb_err("--meta-bin: path too long");
+                bench_err("--meta-bin: path too long");
                 return -1;
             }
             snprintf(mcb_opts.meta_bin, sizeof(mcb_opts.meta_bin), "%s",
@@ -2096,7 +1966,7 @@ static int mcb_parse_args(int argc, char **argv)
             }
             break;
         case O_TIMEOUT:
-            if (mcb_parse_uint(optarg, "--timeout", 1, 86400, &v) != 0) {
+            if (bench_parse_uint(optarg, "--timeout", 1, 86400, &v) != 0) {
                 return -1;
             }
             mcb_opts.timeout_s = v;
@@ -2110,22 +1980,22 @@ static int mcb_parse_args(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        mcb_err("unexpected argument '%s'", argv[optind]);
+        bench_err("unexpected argument '%s'", argv[optind]);
         return -1;
     }
     if (hosts && !mcb_opts.netns) {
-        mcb_err("--hosts goes with --netns");
+        bench_err("--hosts goes with --netns");
         return -1;
     }
     if (mcb_opts.netns && mcb_opts.meta_url != NULL) {
-        mcb_err("--netns starts its own mmc-meta: it does not go with "
-                "--meta");
+        bench_err("--netns starts its own mmc-meta: it does not go with "
+                  "--meta");
         return -1;
     }
     if (mcb_opts.meta_url != NULL &&
         (mcb_opts.nmeta_sets > 0 || mcb_opts.meta_bin[0] != '\0')) {
-        mcb_err("--meta-set and --meta-bin are for a started mmc-meta, not "
-                "--meta");
+        bench_err("--meta-set and --meta-bin are for a started mmc-meta, not "
+                  "--meta");
         return -1;
     }
     if (mcb_opts.quick) {
@@ -2158,8 +2028,8 @@ static int mcb_parse_args(int argc, char **argv)
         mcb_opts.hosts = 2;
     }
     if (mcb_opts.netns && mcb_opts.procs < mcb_opts.hosts) {
-        mcb_err("--procs %u leaves hosts empty (--hosts %u)", mcb_opts.procs,
-                mcb_opts.hosts);
+        bench_err("--procs %u leaves hosts empty (--hosts %u)", mcb_opts.procs,
+                  mcb_opts.hosts);
         return -1;
     }
     for (i = 0; i < mcb_opts.nbatches; i++) {
@@ -2185,6 +2055,7 @@ int main(int argc, char **argv)
     const char *addr = "127.0.0.1";
     int ret = 1;
 
+    bench_set_tool("mmc-bench");
     if (mcb_parse_args(argc, argv) != 0) {
         return 2;
     }
@@ -2193,7 +2064,7 @@ int main(int argc, char **argv)
     meta.pid = -1;
     meta.out_fd = -1;
     if (mcb_opts.netns && geteuid() != 0) {
-        mcb_err("--netns makes network namespaces and needs root; skipped");
+        bench_err("--netns makes network namespaces and needs root; skipped");
         return 77;
     }
     memset(&sa, 0, sizeof(sa));
@@ -2202,19 +2073,20 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     snprintf(mcb_run_id, sizeof(mcb_run_id), "%d", (int)getpid());
-    mcb_deadline = mcb_now_ns() + (uint64_t)mcb_opts.timeout_s * 1000000000ull;
+    mcb_deadline =
+        bench_now_ns() + (uint64_t)mcb_opts.timeout_s * 1000000000ull;
     mcb_sh = mmap(NULL, sizeof(*mcb_sh), PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mcb_sh == MAP_FAILED) {
-        mcb_err("mmap: %s", strerror(errno));
+        bench_err("mmap: %s", strerror(errno));
         return 1;
     }
     memset(mcb_sh, 0, sizeof(*mcb_sh));
     if (mcb_opts.netns) {
         if (bench_netns_setup("mmc-bench", MCB_NETNS_BASE, mcb_opts.hosts) !=
             0) {
-            mcb_err("cannot create the network namespaces for --netns "
-                    "(iproute2 needed)");
+            bench_err("cannot create the network namespaces for --netns "
+                      "(iproute2 needed)");
             goto out_unmap;
         }
         addr = bench_netns_addr(0);
@@ -2228,14 +2100,14 @@ int main(int argc, char **argv)
         snprintf(url, sizeof(url), "tcp://%s", meta.rpc);
     }
     if (mcb_run_clients(url, &meta) != 0) {
-        mcb_err("FAILED");
+        bench_err("FAILED");
         goto out_meta;
     }
     mcb_print(url, mcb_opts.meta_url == NULL);
     ret = 0;
 out_meta:
     if (mcb_meta_stop(&meta) != 0) {
-        mcb_err("FAILED: mmc-meta did not stop cleanly");
+        bench_err("FAILED: mmc-meta did not stop cleanly");
         ret = 1;
     }
 out_netns:

@@ -1,0 +1,160 @@
+/*
+ * Helpers shared by the benchmarks; see bench_util.h.
+ *
+ * Invariants: the messages and the accepted syntax are the tools' own, so
+ * moving a helper here changes no tool's output or options.
+ */
+#include "bench_util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static const char *bench_tool_name = "bench";
+
+void bench_set_tool(const char *name)
+{
+    bench_tool_name = name;
+}
+
+void bench_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", bench_tool_name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+void bench_sleep_us(unsigned us)
+{
+    struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+int bench_parse_size(const char *text, uint64_t *size_p)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mult = 1;
+
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text) {
+        return -1;
+    }
+    switch (*end) {
+    case 'k':
+    case 'K':
+        mult = BENCH_KIB;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = BENCH_MIB;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = BENCH_GIB;
+        end++;
+        break;
+    default:
+        break;
+    }
+    if (mult != 1 && (*end == 'i' || *end == 'I')) {
+        end++;
+    }
+    if (mult != 1 && (*end == 'b' || *end == 'B')) {
+        end++;
+    }
+    if (*end != '\0' || v == 0 || v > (1ull << 40) / mult) {
+        return -1;
+    }
+    *size_p = v * mult;
+    return 0;
+}
+
+int bench_parse_uint(const char *arg, const char *what, unsigned min,
+                     unsigned max, unsigned *v_p)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(arg, &end, 10);
+    if (errno != 0 || *end != '\0' || end == arg || v < min || v > max) {
+        bench_err("%s: expected a number in %u..%u, got '%s'", what, min, max,
+                  arg);
+        return -1;
+    }
+    *v_p = (unsigned)v;
+    return 0;
+}
+
+void bench_kill_reap(bench_child_t *children, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (children[i].pid > 0 && !children[i].done) {
+            kill(children[i].pid, SIGKILL);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (children[i].pid > 0 && !children[i].done) {
+            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            children[i].done = true;
+        }
+    }
+}
+
+int bench_cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+int bench_cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+double bench_median_double(const double *sorted, size_t n)
+{
+    return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+double bench_median_u64(const uint64_t *sorted, size_t n)
+{
+    return n % 2 ? (double)sorted[n / 2]
+                 : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2;
+}

@@ -1,0 +1,65 @@
+/*
+ * Small helpers shared by the benchmarks (mf-bench, mmc-bench): error
+ * messages prefixed with the tool's name, the monotonic clock, sleeping,
+ * reaping children, parsing of sizes and numbers from the command line, and
+ * medians of sorted samples.
+ *
+ * Invariants: nothing here allocates or starts a thread, so every helper is
+ * safe in the parent and in forked children alike; the tool name is set
+ * once, at the start of main, before any fork.
+ */
+#ifndef BENCH_UTIL_H
+#define BENCH_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BENCH_KIB ((uint64_t)1024)
+#define BENCH_MIB (BENCH_KIB * 1024)
+#define BENCH_GIB (BENCH_MIB * 1024)
+
+/* Sets the name that prefixes bench_err() messages ("mf-bench"); name must
+ * stay valid for the life of the process. */
+void bench_set_tool(const char *name);
+
+/* Prints "<tool>: <message>\n" to stderr. */
+void bench_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/* Sleeps ms milliseconds (us microseconds), resuming after signals. */
+void bench_sleep_ms(unsigned ms);
+void bench_sleep_us(unsigned us);
+
+/* Parses a size in bytes: a number in 1..2^40 bytes with an optional K, M
+ * or G suffix (powers of 1024; "KiB", "kb" and the like also accepted).
+ * 0 and *size_p set, or -1 (nothing logged). */
+int bench_parse_size(const char *text, uint64_t *size_p);
+
+/* Parses a decimal number in min..max for option what.  0 and *v_p set, or
+ * -1 (logged with bench_err). */
+int bench_parse_uint(const char *arg, const char *what, unsigned min,
+                     unsigned max, unsigned *v_p);
+
+/* A child process of the benchmark; done once it has been reaped. */
+typedef struct bench_child {
+    pid_t pid;
+    bool done;
+} bench_child_t;
+
+/* Kills (SIGKILL) and reaps the children of the n that are not done yet. */
+void bench_kill_reap(bench_child_t *children, unsigned n);
+
+/* qsort() comparators, ascending. */
+int bench_cmp_double(const void *x, const void *y);
+int bench_cmp_u64(const void *x, const void *y);
+
+/* Median of n >= 1 samples sorted ascending: the middle one, or the mean of
+ * the two middle ones. */
+double bench_median_double(const double *sorted, size_t n);
+double bench_median_u64(const uint64_t *sorted, size_t n);
+
+#endif /* BENCH_UTIL_H */

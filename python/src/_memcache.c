@@ -316,9 +316,10 @@ static int mc_client_init(mc_client_t *self, PyObject *args, PyObject *kw)
         }
         Py_CLEAR(items);
     }
-    Py_BEGIN_ALLOW_THREADS st = mmc_create(&cfg, &mmc);
-    Py_END_ALLOW_THREADS if (st != MMC_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = mmc_create(&cfg, &mmc);
+    Py_END_ALLOW_THREADS
+    if (st != MMC_OK) {
         pyh_raise(st, NULL);
         return -1;
     }
@@ -335,7 +336,8 @@ static void mc_client_close_now(mc_client_t *self)
 
     self->mmc = NULL;
     if (mmc != NULL) {
-        Py_BEGIN_ALLOW_THREADS mmc_destroy(mmc);
+        Py_BEGIN_ALLOW_THREADS
+            mmc_destroy(mmc);
         Py_END_ALLOW_THREADS
     }
 }
@@ -394,15 +396,14 @@ static PyObject *mc_client_put(mc_client_t *self, PyObject *args, PyObject *kw)
     if (mc_enter(self) != 0) {
         goto fail;
     }
-    Py_BEGIN_ALLOW_THREADS if (niov == 1)
-    {
-        st = mmc_put(self->mmc, key, iov[0].base, iov[0].len, &opts);
-    }
-    else
-    {
-        st = mmc_put_layers(self->mmc, key, iov, niov, &opts);
-    }
-    Py_END_ALLOW_THREADS mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        if (niov == 1) {
+            st = mmc_put(self->mmc, key, iov[0].base, iov[0].len, &opts);
+        } else {
+            st = mmc_put_layers(self->mmc, key, iov, niov, &opts);
+        }
+    Py_END_ALLOW_THREADS
+    mc_leave(self);
     PyMem_Free(iov);
     Py_DECREF(hold);
     pyh_views_release(&vs);
@@ -438,15 +439,14 @@ static PyObject *mc_client_get(mc_client_t *self, PyObject *args)
         pyh_views_release(&vs);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS if (niov == 1)
-    {
-        st = mmc_get(self->mmc, key, iov[0].base, iov[0].len);
-    }
-    else
-    {
-        st = mmc_get_layers(self->mmc, key, iov, niov);
-    }
-    Py_END_ALLOW_THREADS mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        if (niov == 1) {
+            st = mmc_get(self->mmc, key, iov[0].base, iov[0].len);
+        } else {
+            st = mmc_get_layers(self->mmc, key, iov, niov);
+        }
+    Py_END_ALLOW_THREADS
+    mc_leave(self);
     PyMem_Free(iov);
     Py_DECREF(hold);
     pyh_views_release(&vs);
@@ -466,9 +466,10 @@ static PyObject *mc_get_bytes_key(mc_client_t *self, const char *key,
         PyObject *bytes;
         mmc_status_t st;
 
-        Py_BEGIN_ALLOW_THREADS st = mmc_query(self->mmc, key, &info);
-        Py_END_ALLOW_THREADS if (st != MMC_OK)
-        {
+        Py_BEGIN_ALLOW_THREADS
+            st = mmc_query(self->mmc, key, &info);
+        Py_END_ALLOW_THREADS
+        if (st != MMC_OK) {
             *st_p = st;
             return NULL;
         }
@@ -482,10 +483,11 @@ static PyObject *mc_get_bytes_key(mc_client_t *self, const char *key,
             return NULL;
         }
         /* the new bytes is not shared yet: writing it unlocked is safe */
-        Py_BEGIN_ALLOW_THREADS st = mmc_get(
-            self->mmc, key, PyBytes_AS_STRING(bytes), (size_t)info.size);
-        Py_END_ALLOW_THREADS if (st == MMC_OK)
-        {
+        Py_BEGIN_ALLOW_THREADS
+            st = mmc_get(self->mmc, key, PyBytes_AS_STRING(bytes),
+                         (size_t)info.size);
+        Py_END_ALLOW_THREADS
+        if (st == MMC_OK) {
             *st_p = MMC_OK;
             return bytes;
         }
@@ -567,28 +569,25 @@ static PyObject *mc_batch_xfer(mc_client_t *self, PyObject *keys,
             bufs[i] = b.iovs[i][0].base;
             sizes[i] = b.iovs[i][0].len;
         }
-        Py_BEGIN_ALLOW_THREADS if (is_get)
-        {
-            mmc_get_batch(self->mmc, ck, bufs, sizes, count, results);
-        }
-        else
-        {
-            mmc_put_batch(self->mmc, ck, (const void *const *)bufs, sizes,
-                          count, opts, results);
-        }
-        Py_END_ALLOW_THREADS PyMem_Free(bufs);
+        Py_BEGIN_ALLOW_THREADS
+            if (is_get) {
+                mmc_get_batch(self->mmc, ck, bufs, sizes, count, results);
+            } else {
+                mmc_put_batch(self->mmc, ck, (const void *const *)bufs, sizes,
+                              count, opts, results);
+            }
+        Py_END_ALLOW_THREADS
+        PyMem_Free(bufs);
         PyMem_Free(sizes);
     } else {
-        Py_BEGIN_ALLOW_THREADS if (is_get)
-        {
-            mmc_get_layers_batch(self->mmc, ck, b.iovs, b.niovs, count,
-                                 results);
-        }
-        else
-        {
-            mmc_put_layers_batch(self->mmc, ck, b.iovs, b.niovs, count, opts,
-                                 results);
-        }
+        Py_BEGIN_ALLOW_THREADS
+            if (is_get) {
+                mmc_get_layers_batch(self->mmc, ck, b.iovs, b.niovs, count,
+                                     results);
+            } else {
+                mmc_put_layers_batch(self->mmc, ck, b.iovs, b.niovs, count,
+                                     opts, results);
+            }
         Py_END_ALLOW_THREADS
     }
     mc_leave(self);
@@ -664,10 +663,10 @@ static PyObject *mc_client_get_batch_bytes(mc_client_t *self, PyObject *keys)
     if (mc_enter(self) != 0) {
         goto fail;
     }
-    Py_BEGIN_ALLOW_THREADS mmc_query_batch(self->mmc, ck, count, infos,
-                                           results);
-    Py_END_ALLOW_THREADS for (size_t i = 0; i < count; i++)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        mmc_query_batch(self->mmc, ck, count, infos, results);
+    Py_END_ALLOW_THREADS
+    for (size_t i = 0; i < count; i++) {
         PyObject *item;
 
         if (results[i] == MMC_OK && infos[i].size <= PY_SSIZE_T_MAX) {
@@ -690,8 +689,8 @@ static PyObject *mc_client_get_batch_bytes(mc_client_t *self, PyObject *keys)
     }
     if (nf > 0) {
         /* the new bytes objects are not shared yet: written unlocked */
-        Py_BEGIN_ALLOW_THREADS mmc_get_batch(self->mmc, fk, bufs, sizes, nf,
-                                             fres);
+        Py_BEGIN_ALLOW_THREADS
+            mmc_get_batch(self->mmc, fk, bufs, sizes, nf, fres);
         Py_END_ALLOW_THREADS
     }
     for (size_t j = 0; j < nf; j++) {
@@ -748,8 +747,10 @@ static int mc_key_call(mc_client_t *self, PyObject *key_obj, mc_key_fn fn,
         return -1;
     }
     Py_INCREF(key_obj);
-    Py_BEGIN_ALLOW_THREADS st = fn(self->mmc, key);
-    Py_END_ALLOW_THREADS Py_DECREF(key_obj);
+    Py_BEGIN_ALLOW_THREADS
+        st = fn(self->mmc, key);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(key_obj);
     mc_leave(self);
     *st_p = st;
     return 0;
@@ -800,8 +801,10 @@ static PyObject *mc_keys_call(mc_client_t *self, PyObject *keys, mc_keys_fn fn)
     if (results == NULL) {
         PyErr_NoMemory();
     } else if (mc_enter(self) == 0) {
-        Py_BEGIN_ALLOW_THREADS fn(self->mmc, ck, count, results);
-        Py_END_ALLOW_THREADS mc_leave(self);
+        Py_BEGIN_ALLOW_THREADS
+            fn(self->mmc, ck, count, results);
+        Py_END_ALLOW_THREADS
+        mc_leave(self);
         res = pyh_int_list(results, count);
     }
     PyMem_Free(results);
@@ -855,8 +858,10 @@ static PyObject *mc_client_query(mc_client_t *self, PyObject *key_obj)
         return NULL;
     }
     Py_INCREF(key_obj);
-    Py_BEGIN_ALLOW_THREADS st = mmc_query(self->mmc, key, &info);
-    Py_END_ALLOW_THREADS Py_DECREF(key_obj);
+    Py_BEGIN_ALLOW_THREADS
+        st = mmc_query(self->mmc, key, &info);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(key_obj);
     mc_leave(self);
     if (st != MMC_OK) {
         return pyh_raise(st, NULL);
@@ -886,9 +891,10 @@ static PyObject *mc_client_query_batch(mc_client_t *self, PyObject *keys)
     if (mc_enter(self) != 0) {
         goto out;
     }
-    Py_BEGIN_ALLOW_THREADS mmc_query_batch(self->mmc, ck, count, infos,
-                                           results);
-    Py_END_ALLOW_THREADS mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        mmc_query_batch(self->mmc, ck, count, infos, results);
+    Py_END_ALLOW_THREADS
+    mc_leave(self);
     res = PyList_New((Py_ssize_t)count);
     for (size_t i = 0; res != NULL && i < count; i++) {
         PyObject *info, *item;
@@ -930,9 +936,11 @@ static PyObject *mc_client_register_buffer(mc_client_t *self, PyObject *args)
     if (mc_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st =
-        mmc_register_buffer(self->mmc, (void *)(uintptr_t)addr, (size_t)size);
-    Py_END_ALLOW_THREADS mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = mmc_register_buffer(self->mmc, (void *)(uintptr_t)addr,
+                                 (size_t)size);
+    Py_END_ALLOW_THREADS
+    mc_leave(self);
     if (st != MMC_OK) {
         return pyh_raise(st, NULL);
     }
@@ -948,9 +956,10 @@ static PyObject *mc_client_unregister_buffer(mc_client_t *self,
     if (pyh_addr(addr_obj, &addr) != 0 || mc_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st =
-        mmc_unregister_buffer(self->mmc, (void *)(uintptr_t)addr);
-    Py_END_ALLOW_THREADS mc_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = mmc_unregister_buffer(self->mmc, (void *)(uintptr_t)addr);
+    Py_END_ALLOW_THREADS
+    mc_leave(self);
     if (st != MMC_OK) {
         return pyh_raise(st, NULL);
     }

@@ -190,14 +190,18 @@ static PyObject *mfp_bm_init(PyObject *mod, PyObject *args, PyObject *kw)
     if (mfp_apply(settings, &cfg, mfp_bm_set) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_bm_init(url, world, rank, &cfg);
-    Py_END_ALLOW_THREADS return mfp_check(st);
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_init(url, world, rank, &cfg);
+    Py_END_ALLOW_THREADS
+    return mfp_check(st);
 }
 
 static PyObject *mfp_bm_uninit(PyObject *mod, PyObject *unused)
 {
-    Py_BEGIN_ALLOW_THREADS mf_bm_uninit();
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        mf_bm_uninit();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *mfp_bm_rank_id(PyObject *mod, PyObject *unused)
@@ -262,8 +266,10 @@ static PyObject *mfp_req_wait(mfp_req_t *self, PyObject *args, PyObject *kw)
         }
         req = self->req;
         self->busy = 1;
-        Py_BEGIN_ALLOW_THREADS st = mf_bm_wait(req, timeout_ms);
-        Py_END_ALLOW_THREADS self->busy = 0;
+        Py_BEGIN_ALLOW_THREADS
+            st = mf_bm_wait(req, timeout_ms);
+        Py_END_ALLOW_THREADS
+        self->busy = 0;
         if (st == MF_ERR_TIMEOUT) {
             return pyh_raise(st, NULL); /* still running */
         }
@@ -304,8 +310,10 @@ static void mfp_req_dealloc(mfp_req_t *self)
         mf_status_t st;
 
         /* the copy may still write into the views: wait for it */
-        Py_BEGIN_ALLOW_THREADS st = mf_bm_wait(req, -1);
-        Py_END_ALLOW_THREADS mfp_req_finish(self, st);
+        Py_BEGIN_ALLOW_THREADS
+            st = mf_bm_wait(req, -1);
+        Py_END_ALLOW_THREADS
+        mfp_req_finish(self, st);
     }
     pyh_views_release(&self->views);
     Py_XDECREF(self->pool);
@@ -386,9 +394,10 @@ static PyObject *mfp_pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         Py_DECREF(self);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_bm_create(id, &params, &bm);
-    Py_END_ALLOW_THREADS if (st != MF_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_create(id, &params, &bm);
+    Py_END_ALLOW_THREADS
+    if (st != MF_OK) {
         Py_DECREF(self);
         return pyh_raise(st, NULL);
     }
@@ -402,7 +411,8 @@ static void mfp_pool_destroy_now(mfp_pool_t *self)
 
     self->bm = NULL;
     if (bm != NULL) {
-        Py_BEGIN_ALLOW_THREADS mf_bm_destroy(bm);
+        Py_BEGIN_ALLOW_THREADS
+            mf_bm_destroy(bm);
         Py_END_ALLOW_THREADS
     }
     if (self->registered != NULL) {
@@ -435,8 +445,10 @@ static PyObject *mfp_pool_call(mfp_pool_t *self, mfp_bm_fn fn)
     if (mfp_pool_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st = fn(self->bm);
-    Py_END_ALLOW_THREADS mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = fn(self->bm);
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
     return mfp_check(st);
 }
 
@@ -622,9 +634,11 @@ static PyObject *mfp_pool_copy(mfp_pool_t *self, PyObject *args, PyObject *kw)
         pyh_views_release(&vs);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_bm_copy(self->bm, piece.src, piece.dst,
-                                           piece.size, (mf_copy_dir_t)dir);
-    Py_END_ALLOW_THREADS mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_copy(self->bm, piece.src, piece.dst, piece.size,
+                        (mf_copy_dir_t)dir);
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
     pyh_views_release(&vs);
     return mfp_check(st);
 }
@@ -655,9 +669,11 @@ static PyObject *mfp_pool_copy_batch(mfp_pool_t *self, PyObject *args,
         pyh_views_release(&vs);
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st =
-        mf_bm_copy_batch(self->bm, pieces, count, (mf_copy_dir_t)dir, results);
-    Py_END_ALLOW_THREADS mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_copy_batch(self->bm, pieces, count, (mf_copy_dir_t)dir,
+                              results);
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
     PyMem_Free(pieces);
     pyh_views_release(&vs);
     if (st != MF_OK) {
@@ -708,17 +724,16 @@ static PyObject *mfp_pool_async(mfp_pool_t *self, pyh_views_t *vs,
     memset(vs, 0, sizeof(*vs));
     r->pool = (PyObject *)self;
     Py_INCREF(self);
-    Py_BEGIN_ALLOW_THREADS if (single)
-    {
-        st = mf_bm_copy_async(self->bm, pieces[0].src, pieces[0].dst,
-                              pieces[0].size, (mf_copy_dir_t)dir, &req);
-    }
-    else
-    {
-        st = mf_bm_copy_batch_async(self->bm, pieces, count, (mf_copy_dir_t)dir,
-                                    &req);
-    }
-    Py_END_ALLOW_THREADS mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        if (single) {
+            st = mf_bm_copy_async(self->bm, pieces[0].src, pieces[0].dst,
+                                  pieces[0].size, (mf_copy_dir_t)dir, &req);
+        } else {
+            st = mf_bm_copy_batch_async(self->bm, pieces, count,
+                                        (mf_copy_dir_t)dir, &req);
+        }
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
     if (st != MF_OK) {
         Py_DECREF(r);
         return pyh_raise(st, NULL);
@@ -805,9 +820,10 @@ static PyObject *mfp_pool_register(mfp_pool_t *self, PyObject *args)
     if (held == NULL || key == NULL || mfp_pool_enter(self) != 0) {
         goto fail;
     }
-    Py_BEGIN_ALLOW_THREADS st =
-        mf_bm_register(self->bm, (void *)(uintptr_t)addr, size);
-    Py_END_ALLOW_THREADS mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_register(self->bm, (void *)(uintptr_t)addr, size);
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
     if (st != MF_OK) {
         pyh_raise(st, NULL);
         goto fail;
@@ -840,9 +856,10 @@ static PyObject *mfp_pool_unregister(mfp_pool_t *self, PyObject *obj)
     if (mfp_pool_enter(self) != 0) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st =
-        mf_bm_unregister(self->bm, (void *)(uintptr_t)addr);
-    Py_END_ALLOW_THREADS mfp_pool_leave(self);
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_unregister(self->bm, (void *)(uintptr_t)addr);
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -962,9 +979,10 @@ static int mfp_store_init(mfp_store_t *self, PyObject *args, PyObject *kw)
         pyh_raise(MF_ERR_STATE, NULL);
         return -1;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_store_connect(url, &cfg, &store);
-    Py_END_ALLOW_THREADS if (st != MF_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_store_connect(url, &cfg, &store);
+    Py_END_ALLOW_THREADS
+    if (st != MF_OK) {
         pyh_raise(st, NULL);
         return -1;
     }
@@ -978,7 +996,8 @@ static void mfp_store_close_now(mfp_store_t *self)
 
     self->store = NULL;
     if (store != NULL) {
-        Py_BEGIN_ALLOW_THREADS mf_store_close(store);
+        Py_BEGIN_ALLOW_THREADS
+            mf_store_close(store);
         Py_END_ALLOW_THREADS
     }
 }
@@ -1004,8 +1023,9 @@ static PyObject *mfp_store_close(mfp_store_t *self, PyObject *unused)
         if (mfp_store_enter(self) != 0) {                                      \
             goto fail;                                                         \
         }                                                                      \
-        Py_BEGIN_ALLOW_THREADS st = (expr);                                    \
-        Py_END_ALLOW_THREADS(self)->busy--;                                    \
+        Py_BEGIN_ALLOW_THREADS                                                 \
+            st = (expr);                                                       \
+            Py_END_ALLOW_THREADS(self)->busy--;                                \
     } while (0)
 
 static PyObject *mfp_store_set(mfp_store_t *self, PyObject *args, PyObject *kw)
@@ -1418,9 +1438,10 @@ static int mfp_server_init(mfp_server_t *self, PyObject *args, PyObject *kw)
     if (mfp_apply(settings, &cfg, mfp_server_set) != 0) {
         return -1;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_store_server_start(&cfg, &server);
-    Py_END_ALLOW_THREADS if (st != MF_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_store_server_start(&cfg, &server);
+    Py_END_ALLOW_THREADS
+    if (st != MF_OK) {
         pyh_raise(st, NULL);
         return -1;
     }
@@ -1434,7 +1455,8 @@ static void mfp_server_stop_now(mfp_server_t *self)
 
     self->server = NULL;
     if (server != NULL) {
-        Py_BEGIN_ALLOW_THREADS mf_store_server_stop(server);
+        Py_BEGIN_ALLOW_THREADS
+            mf_store_server_stop(server);
         Py_END_ALLOW_THREADS
     }
 }

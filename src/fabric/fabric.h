@@ -134,6 +134,14 @@ static inline const char *mf_fabric_host_id(const mf_bm_t *bm)
     return bm->cfg.host_id[0] != '\0' ? bm->cfg.host_id : mf_host_id();
 }
 
+/* Whether rank has joined but no transport of this process reaches it (so
+ * waiting for it to become reachable is pointless); false out of range. */
+static inline bool mf_fabric_rank_unreachable(mf_bm_t *bm, uint32_t rank)
+{
+    return rank < bm->world &&
+           atomic_load(&bm->segs[rank].state) == MF_FABRIC_SEG_UNREACHABLE;
+}
+
 /* ---- bm.c ---- */
 /* Host of the config store the process bootstrapped from ("" before
  * mf_bm_init): tcp advertises the local address routed towards it. */

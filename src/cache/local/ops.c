@@ -137,12 +137,11 @@ static void mmc_ops_wait_joined(mmc_t *mmc, uint32_t rank, uint64_t deadline_ms)
 {
     struct timespec ts = {0, 1000000L};
 
-    if (rank >= mmc->bm->world) {
+    if (rank >= mmc->hello.world_size) {
         return; /* the copy reports MF_ERR_OUT_OF_RANGE */
     }
     while (!mf_bm_rank_joined(mmc->bm, rank) &&
-           atomic_load(&mmc->bm->segs[rank].state) !=
-               MF_FABRIC_SEG_UNREACHABLE &&
+           !mf_fabric_rank_unreachable(mmc->bm, rank) &&
            mf_time_ms() < deadline_ms) {
         nanosleep(&ts, NULL);
     }

@@ -610,7 +610,7 @@ mf_fabric_copy_pieces(mf_bm_t *bm, const mf_copy_piece_t *pieces, size_t first,
 
 static size_t mf_fabric_batch_nparts(mf_bm_t *bm, size_t count)
 {
-    size_t parts = ((size_t)mf_tl_workers_count(bm->workers) + 1) *
+    size_t parts = ((size_t)mf_workers_count(bm->workers) + 1) *
                    MF_FABRIC_BATCH_PARTS_EACH;
 
     return MF_MAX(MF_MIN(count, parts), 1);
@@ -628,7 +628,7 @@ static inline void mf_fabric_batch_part(size_t count, size_t nparts,
 }
 
 typedef struct mf_fabric_batch_job {
-    mf_tl_job_t job;
+    mf_job_t job;
     mf_bm_t *bm;
     const mf_copy_piece_t *pieces;
     size_t count;
@@ -636,7 +636,7 @@ typedef struct mf_fabric_batch_job {
     mf_status_t *results;
 } mf_fabric_batch_job_t;
 
-static mf_status_t mf_fabric_batch_chunk(mf_tl_job_t *job, size_t index)
+static mf_status_t mf_fabric_batch_chunk(mf_job_t *job, size_t index)
 {
     mf_fabric_batch_job_t *bj = (mf_fabric_batch_job_t *)job;
     size_t first, end;
@@ -652,8 +652,8 @@ static bool mf_fabric_batch_parallel(mf_bm_t *bm, const mf_copy_piece_t *pieces,
     uint64_t total = 0;
     size_t i;
 
-    if (count < 2 || mf_tl_workers_count(bm->workers) == 0 ||
-        mf_tl_workers_in_worker()) {
+    if (count < 2 || mf_workers_count(bm->workers) == 0 ||
+        mf_workers_in_worker()) {
         return false;
     }
     for (i = 0; i < count; i++) {
@@ -689,7 +689,7 @@ MF_API mf_status_t mf_bm_copy_batch(mf_bm_t *bm, const mf_copy_piece_t *pieces,
     bj.count = count;
     bj.dir = dir;
     bj.results = results;
-    status = mf_tl_workers_run(bm->workers, &bj.job);
+    status = mf_workers_run(bm->workers, &bj.job);
     if (status != MF_OK && results != NULL) {
         /* the first error in piece order, not in time */
         for (i = 0; i < count; i++) {
@@ -704,7 +704,7 @@ MF_API mf_status_t mf_bm_copy_batch(mf_bm_t *bm, const mf_copy_piece_t *pieces,
 /* --------------------------------------------------------------- async */
 
 struct mf_bm_req {
-    mf_tl_job_t job;
+    mf_job_t job;
     mf_bm_t *bm;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -724,7 +724,7 @@ struct mf_bm_req {
     size_t count;
 };
 
-static mf_status_t mf_fabric_req_chunk_single(mf_tl_job_t *job, size_t index)
+static mf_status_t mf_fabric_req_chunk_single(mf_job_t *job, size_t index)
 {
     mf_bm_req_t *req = (mf_bm_req_t *)job;
     size_t off = index * req->chunk;
@@ -733,7 +733,7 @@ static mf_status_t mf_fabric_req_chunk_single(mf_tl_job_t *job, size_t index)
                           MF_MIN(req->chunk, req->size - off));
 }
 
-static mf_status_t mf_fabric_req_chunk_batch(mf_tl_job_t *job, size_t index)
+static mf_status_t mf_fabric_req_chunk_batch(mf_job_t *job, size_t index)
 {
     mf_bm_req_t *req = (mf_bm_req_t *)job;
     size_t first, end;
@@ -743,14 +743,14 @@ static mf_status_t mf_fabric_req_chunk_batch(mf_tl_job_t *job, size_t index)
                                  NULL);
 }
 
-static void mf_fabric_req_final(mf_tl_job_t *job)
+static void mf_fabric_req_final(mf_job_t *job)
 {
     mf_bm_req_t *req = (mf_bm_req_t *)job;
 
     mf_fabric_seg_release(req->sseg);
     mf_fabric_seg_release(req->dseg);
     pthread_mutex_lock(&req->lock);
-    req->status = mf_tl_job_status(job);
+    req->status = mf_job_status(job);
     req->done = true;
     pthread_cond_broadcast(&req->cond);
     pthread_mutex_unlock(&req->lock);
@@ -786,13 +786,13 @@ static void mf_fabric_req_free(mf_bm_req_t *req)
 /* Runs req on the copy threads, or here when there are none. */
 static void mf_fabric_req_start(mf_bm_req_t *req)
 {
-    mf_tl_workers_t *workers = req->bm->workers;
+    mf_workers_t *workers = req->bm->workers;
 
-    if (mf_tl_workers_count(workers) == 0 || mf_tl_workers_in_worker()) {
-        (void)mf_tl_workers_run(NULL, &req->job);
+    if (mf_workers_count(workers) == 0 || mf_workers_in_worker()) {
+        (void)mf_workers_run(NULL, &req->job);
         mf_fabric_req_final(&req->job);
     } else {
-        mf_tl_workers_submit(workers, &req->job);
+        mf_workers_submit(workers, &req->job);
     }
 }
 
@@ -833,7 +833,7 @@ MF_API mf_status_t mf_bm_copy_async(mf_bm_t *bm, uint64_t src, uint64_t dst,
     req->size = size;
     req->sseg = sseg;
     req->dseg = dseg;
-    nthreads = mf_tl_workers_count(bm->workers);
+    nthreads = mf_workers_count(bm->workers);
     if (size >= bm->cfg.copy_split_min && nthreads > 0) {
         req->chunk =
             MF_MIN(MF_MAX(size / (4u * nthreads), MF_FABRIC_ASYNC_CHUNK_MIN),
@@ -905,7 +905,7 @@ MF_API mf_status_t mf_bm_wait(mf_bm_req_t *req, int timeout_ms)
     }
     /* rather than sleep, take the chunks nobody took yet */
     if (timeout_ms != 0) {
-        mf_tl_workers_help(req->bm->workers, &req->job);
+        mf_workers_help(req->bm->workers, &req->job);
     }
     pthread_mutex_lock(&req->lock);
     while (!req->done && ret != ETIMEDOUT) {

@@ -12,7 +12,7 @@
  */
 #include "fabric/fabric.h"
 
-#include "net/net.h"
+#include "util/codec.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -617,7 +617,7 @@ mf_status_t mf_fabric_bm_alloc(uint32_t id, uint32_t rank, uint32_t world,
     if (status != MF_OK) {
         goto err_free_segs;
     }
-    status = mf_tl_workers_create(cfg->copy_threads, &bm->workers);
+    status = mf_workers_create(cfg->copy_threads, &bm->workers);
     if (status != MF_OK) {
         goto err_destroy_own;
     }
@@ -644,7 +644,7 @@ err_release_segs:
     mf_fabric_segs_release(bm);
 err_close_tl:
     mf_fabric_tl_close(bm);
-    mf_tl_workers_destroy(bm->workers);
+    mf_workers_destroy(bm->workers);
 err_destroy_own:
     mf_mem_host_ops.seg_destroy(&bm->own);
 err_free_segs:
@@ -676,7 +676,7 @@ void mf_fabric_bm_free(mf_bm_t *bm)
         free(mf_container_of(elem, mf_fabric_ev_t, elem));
     }
     /* runs what is queued: no copy is in flight after this */
-    mf_tl_workers_destroy(bm->workers);
+    mf_workers_destroy(bm->workers);
     bm->workers = NULL;
 
     mf_fabric_segs_release(bm);

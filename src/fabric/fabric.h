@@ -13,7 +13,7 @@
 
 #include "mem/mem.h"
 #include "tl/tl.h"
-#include "tl/tl_workers.h"
+#include "util/workers.h"
 #include "util/config.h"
 #include "util/containers.h"
 #include "util/log.h"
@@ -80,7 +80,7 @@ struct mf_bm {
     uint64_t local_size; /* local_dram_size */
     mf_mem_seg_t own;    /* own segment, mapped size page aligned */
     uint64_t incarnation;
-    mf_tl_workers_t *workers;
+    mf_workers_t *workers;
 
     /* transports: [0] is always shm (own segment, same-host peers) */
     size_t ntl;

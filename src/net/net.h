@@ -15,7 +15,8 @@
  *
  * A peer that sends a bad magic, version, kind or an oversized length is
  * disconnected; nothing it sent reaches the service.  Bodies are encoded
- * with mf_wbuf and decoded with mf_rbuf, which bounds-check every read.
+ * with mf_wbuf and decoded with mf_rbuf (util/codec.h), which
+ * bounds-check every read.
  *
  * Both server and client run an event loop on a thread of their own.  The
  * byte stream of a connection is created by an mf_net_stream_ops_t, so
@@ -24,6 +25,8 @@
  */
 #ifndef MF_NET_NET_H
 #define MF_NET_NET_H
+
+#include "util/codec.h"
 
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
@@ -58,57 +61,6 @@ void mf_net_hdr_encode(const mf_net_hdr_t *hdr, uint8_t out[MF_NET_HDR_SIZE]);
 /* Checks magic, version, kind and body_len <= max_body. */
 mf_status_t mf_net_hdr_decode(const uint8_t in[MF_NET_HDR_SIZE],
                               size_t max_body, mf_net_hdr_t *hdr_p);
-
-/* ---- body encoding: little-endian writer and bounds-checked reader ---- */
-
-typedef struct mf_wbuf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-    bool failed; /* an allocation failed; every later put is a no-op */
-} mf_wbuf_t;
-
-void mf_wbuf_init(mf_wbuf_t *w);
-void mf_wbuf_free(mf_wbuf_t *w);
-void mf_wbuf_put_u8(mf_wbuf_t *w, uint8_t v);
-void mf_wbuf_put_u16(mf_wbuf_t *w, uint16_t v);
-void mf_wbuf_put_u32(mf_wbuf_t *w, uint32_t v);
-void mf_wbuf_put_u64(mf_wbuf_t *w, uint64_t v);
-void mf_wbuf_put_i64(mf_wbuf_t *w, int64_t v);
-void mf_wbuf_put_raw(mf_wbuf_t *w, const void *data, size_t len);
-/* u32 length, then the bytes. */
-void mf_wbuf_put_bytes(mf_wbuf_t *w, const void *data, size_t len);
-void mf_wbuf_put_str(mf_wbuf_t *w, const char *s);
-/* MF_ERR_NOMEM if any put failed, else MF_OK. */
-mf_status_t mf_wbuf_status(const mf_wbuf_t *w);
-/* Copies what w holds into buf (MF_ERR_TOO_LARGE if it needs more than
- * buf_len bytes), sets *len_p on success, and frees w in every case. */
-mf_status_t mf_wbuf_copy_out(mf_wbuf_t *w, void *buf, size_t buf_len,
-                             size_t *len_p);
-
-typedef struct mf_rbuf {
-    const uint8_t *p;
-    size_t left;
-    bool failed; /* a read ran past the end or a bound; later reads fail */
-} mf_rbuf_t;
-
-void mf_rbuf_init(mf_rbuf_t *r, const void *data, size_t len);
-/* Each getter returns false (and sets failed, and zeroes the output) when
- * the data is short or a bound is exceeded. */
-bool mf_rbuf_get_u8(mf_rbuf_t *r, uint8_t *v);
-bool mf_rbuf_get_u16(mf_rbuf_t *r, uint16_t *v);
-bool mf_rbuf_get_u32(mf_rbuf_t *r, uint32_t *v);
-bool mf_rbuf_get_u64(mf_rbuf_t *r, uint64_t *v);
-bool mf_rbuf_get_i64(mf_rbuf_t *r, int64_t *v);
-bool mf_rbuf_get_raw(mf_rbuf_t *r, const void **data, size_t len);
-/* u32 length (<= max_len), then a pointer into the buffer (not copied). */
-bool mf_rbuf_get_bytes(mf_rbuf_t *r, const void **data, size_t *len,
-                       size_t max_len);
-/* Like get_bytes; copies into out (out_size > len, NUL-terminated) and
- * rejects embedded NUL bytes. */
-bool mf_rbuf_get_str(mf_rbuf_t *r, char *out, size_t out_size);
-/* MF_OK when no read failed and, if require_end, nothing is left. */
-mf_status_t mf_rbuf_status(const mf_rbuf_t *r, bool require_end);
 
 /* ---- byte streams (plain TCP now, TLS later) ---- */
 

@@ -12,7 +12,7 @@
 #ifndef MF_STORE_STORE_PROTO_H
 #define MF_STORE_STORE_PROTO_H
 
-#include "net/net.h"
+#include "util/codec.h"
 
 #include <memfabric/mf_status.h>
 #include <stdbool.h>

@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 typedef struct mf_tl_ops mf_tl_ops_t;
-typedef struct mf_tl_workers mf_tl_workers_t;
+typedef struct mf_workers mf_workers_t;
 
 typedef struct mf_tl_iface {
     const mf_tl_ops_t *ops;
@@ -69,7 +69,7 @@ typedef struct mf_tl_caps {
 
 typedef struct mf_tl_params {
     const char *host_id;      /* mf_host_id() */
-    mf_tl_workers_t *workers; /* copy threads, NULL for none */
+    mf_workers_t *workers; /* copy threads, NULL for none */
     uint64_t split_min;       /* copies from this size use the workers */
     unsigned mem_flags;       /* MF_MEM_SEG_* for imported segments */
     /* tcp (zero: defaults) */

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cache/meta/meta.h"
+#include "net/net.h"
 #include "util/log.h"
 #include "util/misc.h"
 

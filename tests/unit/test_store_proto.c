@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "net/net.h"
+#include "util/codec.h"
 #include "store/store_proto.h"
 
 #include <memfabric/mf_store.h>

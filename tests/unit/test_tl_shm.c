@@ -15,7 +15,7 @@
 
 #include "mem/mem.h"
 #include "tl/tl.h"
-#include "tl/tl_workers.h"
+#include "util/workers.h"
 #include "util/log.h"
 #include "util/misc.h"
 
@@ -80,37 +80,37 @@ static void test_workers_memcpy(void **state)
     static const uint32_t threads[] = {0, 1, 3};
     size_t max = 9 * TEST_MB + 123;
     uint8_t *src = malloc(max + 64), *dst = malloc(max + 64);
-    mf_tl_workers_t *workers;
+    mf_workers_t *workers;
     size_t sizes[] = {1, 7, 4096, 65537, TEST_MB, 3 * TEST_MB + 17, max};
 
     assert_non_null(src);
     assert_non_null(dst);
     test_fill(src, max + 64, 1);
     for (size_t t = 0; t < MF_ARRAY_SIZE(threads); t++) {
-        assert_int_equal(mf_tl_workers_create(threads[t], &workers), MF_OK);
-        assert_int_equal(mf_tl_workers_count(workers), threads[t]);
+        assert_int_equal(mf_workers_create(threads[t], &workers), MF_OK);
+        assert_int_equal(mf_workers_count(workers), threads[t]);
         for (size_t i = 0; i < MF_ARRAY_SIZE(sizes); i++) {
             size_t so = (i * 7) % 64, doff = (i * 13) % 64;
 
             memset(dst, 0, max + 64);
-            mf_tl_workers_memcpy(workers, dst + doff, src + so, sizes[i]);
+            mf_workers_memcpy(workers, dst + doff, src + so, sizes[i]);
             assert_memory_equal(dst + doff, src + so, sizes[i]);
             /* nothing written past the end */
             if (doff + sizes[i] < max + 64) {
                 assert_int_equal(dst[doff + sizes[i]], 0);
             }
         }
-        mf_tl_workers_destroy(workers);
+        mf_workers_destroy(workers);
     }
     mf_log_set_level(MF_LOG_OFF);
-    assert_int_equal(mf_tl_workers_create(65, &workers), MF_ERR_INVALID);
+    assert_int_equal(mf_workers_create(65, &workers), MF_ERR_INVALID);
     mf_log_set_level(MF_LOG_WARN);
     free(src);
     free(dst);
 }
 
 typedef struct test_job {
-    mf_tl_job_t job;
+    mf_job_t job;
     atomic_int calls;
     atomic_int finals;
     size_t fail_at;
@@ -119,7 +119,7 @@ typedef struct test_job {
     bool done;
 } test_job_t;
 
-static mf_status_t test_job_chunk(mf_tl_job_t *job, size_t index)
+static mf_status_t test_job_chunk(mf_job_t *job, size_t index)
 {
     test_job_t *tj = (test_job_t *)job;
 
@@ -127,7 +127,7 @@ static mf_status_t test_job_chunk(mf_tl_job_t *job, size_t index)
     return index == tj->fail_at ? MF_ERR_IO : MF_OK;
 }
 
-static void test_job_final(mf_tl_job_t *job)
+static void test_job_final(mf_job_t *job)
 {
     test_job_t *tj = (test_job_t *)job;
 
@@ -140,11 +140,11 @@ static void test_job_final(mf_tl_job_t *job)
 
 static void test_workers_jobs(void **state)
 {
-    mf_tl_workers_t *workers;
+    mf_workers_t *workers;
     test_job_t tj;
     int round;
 
-    assert_int_equal(mf_tl_workers_create(2, &workers), MF_OK);
+    assert_int_equal(mf_workers_create(2, &workers), MF_OK);
     memset(&tj, 0, sizeof(tj));
     pthread_mutex_init(&tj.lock, NULL);
     pthread_cond_init(&tj.cond, NULL);
@@ -156,7 +156,7 @@ static void test_workers_jobs(void **state)
         atomic_store(&tj.calls, 0);
         tj.job.nchunks = 1 + (size_t)round % 37;
         tj.fail_at = round % 3 == 0 ? (size_t)round % tj.job.nchunks : SIZE_MAX;
-        assert_int_equal(mf_tl_workers_run(workers, &tj.job),
+        assert_int_equal(mf_workers_run(workers, &tj.job),
                          tj.fail_at != SIZE_MAX ? MF_ERR_IO : MF_OK);
         assert_int_equal(atomic_load(&tj.calls), (int)tj.job.nchunks);
     }
@@ -168,7 +168,7 @@ static void test_workers_jobs(void **state)
         tj.job.nchunks = (size_t)round % 11; /* 0 included */
         tj.job.max_helpers = (uint32_t)round % 3;
         tj.fail_at = round % 4 == 1 && tj.job.nchunks > 0 ? 0 : SIZE_MAX;
-        mf_tl_workers_submit(workers, &tj.job);
+        mf_workers_submit(workers, &tj.job);
         pthread_mutex_lock(&tj.lock);
         while (!tj.done) {
             pthread_cond_wait(&tj.cond, &tj.lock);
@@ -176,15 +176,15 @@ static void test_workers_jobs(void **state)
         pthread_mutex_unlock(&tj.lock);
         assert_int_equal(atomic_load(&tj.calls), (int)tj.job.nchunks);
         assert_int_equal(atomic_load(&tj.finals), 1);
-        assert_int_equal(mf_tl_job_status(&tj.job),
+        assert_int_equal(mf_job_status(&tj.job),
                          tj.fail_at != SIZE_MAX ? MF_ERR_IO : MF_OK);
     }
-    mf_tl_workers_destroy(workers);
+    mf_workers_destroy(workers);
     pthread_cond_destroy(&tj.cond);
     pthread_mutex_destroy(&tj.lock);
 }
 
-static mf_tl_iface_t *test_shm_open(mf_tl_workers_t *workers, const char *id)
+static mf_tl_iface_t *test_shm_open(mf_workers_t *workers, const char *id)
 {
     mf_tl_params_t params;
     mf_tl_iface_t *iface;
@@ -209,7 +209,7 @@ static void test_shm_two_processes(void **state)
     uint64_t base = TEST_BASE, seg_size = 16 * TEST_MB;
     uint64_t gva = base + 16 * TEST_MB;
     mf_tl_mem_params_t mem_params;
-    mf_tl_workers_t *workers;
+    mf_workers_t *workers;
     mf_tl_iface_t *iface;
     mf_tl_memh_t *memh;
     mf_tl_caps_t caps;
@@ -264,7 +264,7 @@ static void test_shm_two_processes(void **state)
         /* a fresh view: the inherited mapping goes, the reservation stays */
         CHILD_CHECK(mf_mem_restore_reservation((void *)(uintptr_t)gva,
                                                seg_size) == MF_OK);
-        CHILD_CHECK(mf_tl_workers_create(2, &workers) == MF_OK);
+        CHILD_CHECK(mf_workers_create(2, &workers) == MF_OK);
         ci = test_shm_open(workers, mf_host_id());
         CHILD_CHECK(ci != NULL);
         CHILD_CHECK(ops->iface_is_reachable(ci, addr, addr_len));
@@ -325,7 +325,7 @@ static void test_shm_two_processes(void **state)
         }
         ops->ep_destroy(ep);
         ops->iface_close(ci);
-        mf_tl_workers_destroy(workers);
+        mf_workers_destroy(workers);
         CHILD_CHECK(write(frompipe[1], expect, 0) == 0);
         /* report the expected image through the pipe */
         for (uint64_t off = 0; off < seg_size;) {

@@ -599,9 +599,9 @@ static void test_conn_lost_raw(void **state)
         memcpy(addr + 8, &sin.sin_addr.s_addr, 4);
         memcpy(rkey_buf, &kmagic, 4);
         rkey_buf[4] = 1;
-        mf_tl_tcp_le64_put(rkey_buf + 5, key);
-        mf_tl_tcp_le64_put(rkey_buf + 13, base);
-        mf_tl_tcp_le64_put(rkey_buf + 21, 64 * TEST_MB);
+        mf_le64_store(rkey_buf + 5, key);
+        mf_le64_store(rkey_buf + 13, base);
+        mf_le64_store(rkey_buf + 21, 64 * TEST_MB);
         len = 29;
     }
     client = test_open(1, 0);
@@ -790,9 +790,9 @@ static void test_send_fail_requeue(void **state)
     memcpy(addr + 8, &sin.sin_addr.s_addr, 4);
     memcpy(rkey_buf, &kmagic, 4);
     rkey_buf[4] = 1;
-    mf_tl_tcp_le64_put(rkey_buf + 5, key);
-    mf_tl_tcp_le64_put(rkey_buf + 13, base);
-    mf_tl_tcp_le64_put(rkey_buf + 21, 64 * TEST_MB);
+    mf_le64_store(rkey_buf + 5, key);
+    mf_le64_store(rkey_buf + 13, base);
+    mf_le64_store(rkey_buf + 21, 64 * TEST_MB);
 
     client = test_open(1, 0); /* one worker runs both endpoints */
     assert_non_null(client);
@@ -969,8 +969,8 @@ static void test_fork(void **state)
         CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
         CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
         CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
-        mf_tl_tcp_le64_put(out, al);
-        mf_tl_tcp_le64_put(out + 8, rl);
+        mf_le64_store(out, al);
+        mf_le64_store(out + 8, rl);
         CHILD_CHECK(write(frompipe[1], out, sizeof(out)) == sizeof(out));
         CHILD_CHECK(read(topipe[0], &c, 1) == 1); /* parent done */
         /* closed first: the workers that wrote mem are joined */
@@ -991,9 +991,9 @@ static void test_fork(void **state)
     close(topipe[0]);
     close(frompipe[1]);
     assert_true(test_raw_read(frompipe[0], msg, sizeof(msg)));
-    addr_len = mf_tl_tcp_le64_get(msg);
-    rkey_len = mf_tl_tcp_le64_get(msg + 8);
-    base = mf_tl_tcp_le64_get(msg + 128 + 13);
+    addr_len = mf_le64_load(msg);
+    rkey_len = mf_le64_load(msg + 8);
+    base = mf_le64_load(msg + 128 + 13);
     client = test_open(2, 0);
     assert_non_null(client);
     assert_int_equal(ops->ep_create(client, msg + 16, addr_len, &ep), MF_OK);

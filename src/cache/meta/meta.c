@@ -50,6 +50,7 @@
  * loss (closed, or timeout).
  */
 #include "cache/meta/meta.h"
+#include "net/net.h"
 
 #include "cache/meta/meta_state.h"
 #include "util/containers.h"

@@ -41,7 +41,7 @@
 #ifndef MMC_CACHE_PROTO_PROTO_H
 #define MMC_CACHE_PROTO_PROTO_H
 
-#include "net/net.h"
+#include "util/codec.h"
 
 #include <memcache/mmc.h>
 #include <stdint.h>

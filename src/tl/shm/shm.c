@@ -12,9 +12,9 @@
  * peer says; releasing a key restores the PROT_NONE reservation.
  */
 #include "tl/tl.h"
-#include "tl/tl_workers.h"
+#include "util/workers.h"
 
-#include "net/net.h"
+#include "util/codec.h"
 #include "util/log.h"
 #include "util/misc.h"
 
@@ -30,7 +30,7 @@
 typedef struct mf_tl_shm_iface {
     mf_tl_iface_t super;
     char host_id[MF_TL_SHM_HOST_ID_MAX];
-    mf_tl_workers_t *workers;
+    mf_workers_t *workers;
     uint64_t split_min;
     unsigned mem_flags;
 } mf_tl_shm_iface_t;
@@ -288,7 +288,7 @@ static inline void mf_tl_shm_copy(mf_tl_shm_iface_t *iface, void *dst,
                                   const void *src, size_t size)
 {
     if (size >= iface->split_min) {
-        mf_tl_workers_memcpy(iface->workers, dst, src, size);
+        mf_workers_memcpy(iface->workers, dst, src, size);
     } else {
         memcpy(dst, src, size);
     }

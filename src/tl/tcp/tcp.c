@@ -41,7 +41,7 @@
  */
 #include "tl/tcp/tcp.h"
 
-#include "net/net.h"
+#include "util/codec.h"
 #include "util/containers.h"
 #include "util/log.h"
 #include "util/misc.h"

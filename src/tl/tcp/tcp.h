@@ -25,6 +25,7 @@
 #define MF_TL_TCP_TCP_H
 
 #include "tl/tl.h"
+#include "util/codec.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -60,23 +61,6 @@ typedef struct mf_tl_tcp_hdr {
     uint64_t len;
 } mf_tl_tcp_hdr_t;
 
-static inline void mf_tl_tcp_le64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static inline uint64_t mf_tl_tcp_le64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++) {
-        v |= (uint64_t)p[i] << (8 * i);
-    }
-    return v;
-}
-
 static inline void mf_tl_tcp_hdr_encode(const mf_tl_tcp_hdr_t *hdr,
                                         uint8_t out[MF_TL_TCP_HDR_SIZE])
 {
@@ -95,10 +79,10 @@ static inline void mf_tl_tcp_hdr_encode(const mf_tl_tcp_hdr_t *hdr,
     out[10] = (uint8_t)(status >> 16);
     out[11] = (uint8_t)(status >> 24);
     memset(out + 12, 0, 4);
-    mf_tl_tcp_le64_put(out + 16, hdr->req_id);
-    mf_tl_tcp_le64_put(out + 24, hdr->key);
-    mf_tl_tcp_le64_put(out + 32, hdr->addr);
-    mf_tl_tcp_le64_put(out + 40, hdr->len);
+    mf_le64_store(out + 16, hdr->req_id);
+    mf_le64_store(out + 24, hdr->key);
+    mf_le64_store(out + 32, hdr->addr);
+    mf_le64_store(out + 40, hdr->len);
 }
 
 /* Decodes without judging: the caller checks magic, version and op. */
@@ -112,10 +96,10 @@ static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
     hdr->flags = (uint16_t)(in[6] | in[7] << 8);
     hdr->status = (int32_t)((uint32_t)in[8] | (uint32_t)in[9] << 8 |
                             (uint32_t)in[10] << 16 | (uint32_t)in[11] << 24);
-    hdr->req_id = mf_tl_tcp_le64_get(in + 16);
-    hdr->key = mf_tl_tcp_le64_get(in + 24);
-    hdr->addr = mf_tl_tcp_le64_get(in + 32);
-    hdr->len = mf_tl_tcp_le64_get(in + 40);
+    hdr->req_id = mf_le64_load(in + 16);
+    hdr->key = mf_le64_load(in + 24);
+    hdr->addr = mf_le64_load(in + 32);
+    hdr->len = mf_le64_load(in + 40);
 }
 
 /* ---- for tests ---- */

@@ -12,7 +12,7 @@
  * costs tens of microseconds on a virtual machine, as much as copying a
  * few hundred kilobytes.
  */
-#include "tl/tl_workers.h"
+#include "util/workers.h"
 
 #include "util/log.h"
 #include "util/misc.h"
@@ -30,7 +30,7 @@
 #define MF_TL_MEMCPY_MAX_CHUNK   (256u * 1024u * 1024u)
 #define MF_TL_MEMCPY_CHUNKS_EACH 4
 
-struct mf_tl_workers {
+struct mf_workers {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     mf_list_t queue;
@@ -43,9 +43,9 @@ struct mf_tl_workers {
     pthread_t threads[];
 };
 
-static _Thread_local bool mf_tl_workers_self;
+static _Thread_local bool mf_workers_self;
 
-static inline void mf_tl_workers_cpu_relax(void)
+static inline void mf_workers_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -54,12 +54,12 @@ static inline void mf_tl_workers_cpu_relax(void)
 #endif
 }
 
-bool mf_tl_workers_in_worker(void)
+bool mf_workers_in_worker(void)
 {
-    return mf_tl_workers_self;
+    return mf_workers_self;
 }
 
-static void mf_tl_job_set_error(mf_tl_job_t *job, mf_status_t status)
+static void mf_job_set_error(mf_job_t *job, mf_status_t status)
 {
     int expected = MF_OK;
 
@@ -67,7 +67,7 @@ static void mf_tl_job_set_error(mf_tl_job_t *job, mf_status_t status)
 }
 
 /* Takes chunks until none is left. */
-static void mf_tl_workers_work(mf_tl_job_t *job)
+static void mf_workers_work(mf_job_t *job)
 {
     size_t index;
     mf_status_t status;
@@ -79,13 +79,12 @@ static void mf_tl_workers_work(mf_tl_job_t *job)
         }
         status = job->fn(job, index);
         if (mf_unlikely(status != MF_OK)) {
-            mf_tl_job_set_error(job, status);
+            mf_job_set_error(job, status);
         }
     }
 }
 
-static void mf_tl_workers_unqueue_locked(mf_tl_workers_t *workers,
-                                         mf_tl_job_t *job)
+static void mf_workers_unqueue_locked(mf_workers_t *workers, mf_job_t *job)
 {
     if (job->queued) {
         mf_list_del(&job->elem);
@@ -96,13 +95,12 @@ static void mf_tl_workers_unqueue_locked(mf_tl_workers_t *workers,
 
 /* Leaves job; true if the caller must now call its final_cb.  After the
  * decrement a synchronous job may be gone. */
-static bool mf_tl_workers_detach_locked(mf_tl_workers_t *workers,
-                                        mf_tl_job_t *job)
+static bool mf_workers_detach_locked(mf_workers_t *workers, mf_job_t *job)
 {
     bool final;
 
     if (atomic_load(&job->next) >= job->nchunks) {
-        mf_tl_workers_unqueue_locked(workers, job);
+        mf_workers_unqueue_locked(workers, job);
     }
     final = job->async && !job->queued && !job->finished;
     final = atomic_fetch_sub(&job->active, 1) == 1 && final;
@@ -112,31 +110,31 @@ static bool mf_tl_workers_detach_locked(mf_tl_workers_t *workers,
     return final;
 }
 
-static void *mf_tl_workers_main(void *arg)
+static void *mf_workers_main(void *arg)
 {
-    mf_tl_workers_t *workers = arg;
-    mf_tl_job_t *job;
+    mf_workers_t *workers = arg;
+    mf_job_t *job;
     bool final;
     uint64_t spin_end;
 
-    mf_tl_workers_self = true;
+    mf_workers_self = true;
     pthread_mutex_lock(&workers->lock);
     for (;;) {
         if (!mf_list_empty(&workers->queue)) {
-            job = mf_container_of(workers->queue.next, mf_tl_job_t, elem);
+            job = mf_container_of(workers->queue.next, mf_job_t, elem);
             if (job->wanted > 0) {
                 job->wanted--;
             }
             if (job->wanted == 0) {
-                mf_tl_workers_unqueue_locked(workers, job);
+                mf_workers_unqueue_locked(workers, job);
             }
             atomic_fetch_add(&job->active, 1);
             pthread_mutex_unlock(&workers->lock);
 
-            mf_tl_workers_work(job);
+            mf_workers_work(job);
 
             pthread_mutex_lock(&workers->lock);
-            final = mf_tl_workers_detach_locked(workers, job);
+            final = mf_workers_detach_locked(workers, job);
             if (final) {
                 pthread_mutex_unlock(&workers->lock);
                 job->final_cb(job);
@@ -154,7 +152,7 @@ static void *mf_tl_workers_main(void *arg)
         while (atomic_load_explicit(&workers->nqueued, memory_order_relaxed) ==
                    0 &&
                mf_time_ns() < spin_end) {
-            mf_tl_workers_cpu_relax();
+            mf_workers_cpu_relax();
         }
         pthread_mutex_lock(&workers->lock);
         if (!mf_list_empty(&workers->queue) || workers->stop) {
@@ -168,9 +166,9 @@ static void *mf_tl_workers_main(void *arg)
     return NULL;
 }
 
-mf_status_t mf_tl_workers_create(uint32_t nthreads, mf_tl_workers_t **workers_p)
+mf_status_t mf_workers_create(uint32_t nthreads, mf_workers_t **workers_p)
 {
-    mf_tl_workers_t *workers;
+    mf_workers_t *workers;
     mf_status_t status;
     uint32_t i;
     long ncpu;
@@ -198,7 +196,7 @@ mf_status_t mf_tl_workers_create(uint32_t nthreads, mf_tl_workers_t **workers_p)
         (uint32_t)MF_MIN((long)nthreads, MF_MAX(ncpu - 1, 1));
 
     for (i = 0; i < nthreads; i++) {
-        ret = pthread_create(&workers->threads[i], NULL, mf_tl_workers_main,
+        ret = pthread_create(&workers->threads[i], NULL, mf_workers_main,
                              workers);
         if (ret != 0) {
             errno = ret;
@@ -212,11 +210,11 @@ mf_status_t mf_tl_workers_create(uint32_t nthreads, mf_tl_workers_t **workers_p)
     return MF_OK;
 
 err_stop_threads:
-    mf_tl_workers_destroy(workers);
+    mf_workers_destroy(workers);
     return status;
 }
 
-void mf_tl_workers_destroy(mf_tl_workers_t *workers)
+void mf_workers_destroy(mf_workers_t *workers)
 {
     uint32_t i;
 
@@ -235,12 +233,12 @@ void mf_tl_workers_destroy(mf_tl_workers_t *workers)
     free(workers);
 }
 
-uint32_t mf_tl_workers_count(const mf_tl_workers_t *workers)
+uint32_t mf_workers_count(const mf_workers_t *workers)
 {
     return workers == NULL ? 0 : workers->nthreads;
 }
 
-static void mf_tl_job_prepare(mf_tl_job_t *job, bool async)
+static void mf_job_prepare(mf_job_t *job, bool async)
 {
     atomic_init(&job->next, 0);
     atomic_init(&job->status, MF_OK);
@@ -252,8 +250,8 @@ static void mf_tl_job_prepare(mf_tl_job_t *job, bool async)
 }
 
 /* Queues job for `wanted` helpers and wakes them. */
-static void mf_tl_workers_enqueue(mf_tl_workers_t *workers, mf_tl_job_t *job,
-                                  uint32_t wanted)
+static void mf_workers_enqueue(mf_workers_t *workers, mf_job_t *job,
+                               uint32_t wanted)
 {
     uint32_t wake;
 
@@ -268,8 +266,8 @@ static void mf_tl_workers_enqueue(mf_tl_workers_t *workers, mf_tl_job_t *job,
     pthread_mutex_unlock(&workers->lock);
 }
 
-static uint32_t mf_tl_workers_helpers(const mf_tl_workers_t *workers,
-                                      const mf_tl_job_t *job, bool async)
+static uint32_t mf_workers_helpers(const mf_workers_t *workers,
+                                   const mf_job_t *job, bool async)
 {
     uint64_t want = job->nchunks - (async ? 0 : 1);
 
@@ -279,50 +277,50 @@ static uint32_t mf_tl_workers_helpers(const mf_tl_workers_t *workers,
     return (uint32_t)MF_MIN(want, workers->max_helpers);
 }
 
-mf_status_t mf_tl_workers_run(mf_tl_workers_t *workers, mf_tl_job_t *job)
+mf_status_t mf_workers_run(mf_workers_t *workers, mf_job_t *job)
 {
     uint32_t helpers = 0;
     unsigned spins = 0;
 
-    mf_tl_job_prepare(job, false);
-    if (workers != NULL && !mf_tl_workers_self && job->nchunks > 1) {
-        helpers = mf_tl_workers_helpers(workers, job, false);
+    mf_job_prepare(job, false);
+    if (workers != NULL && !mf_workers_self && job->nchunks > 1) {
+        helpers = mf_workers_helpers(workers, job, false);
     }
     if (helpers > 0) {
-        mf_tl_workers_enqueue(workers, job, helpers);
+        mf_workers_enqueue(workers, job, helpers);
     }
-    mf_tl_workers_work(job);
+    mf_workers_work(job);
     if (helpers > 0) {
         pthread_mutex_lock(&workers->lock);
-        mf_tl_workers_unqueue_locked(workers, job);
+        mf_workers_unqueue_locked(workers, job);
         pthread_mutex_unlock(&workers->lock);
         while (atomic_load_explicit(&job->active, memory_order_acquire) > 0) {
             if (++spins < 4096) {
-                mf_tl_workers_cpu_relax();
+                mf_workers_cpu_relax();
             } else {
                 sched_yield();
             }
         }
     }
-    return mf_tl_job_status(job);
+    return mf_job_status(job);
 }
 
-void mf_tl_workers_submit(mf_tl_workers_t *workers, mf_tl_job_t *job)
+void mf_workers_submit(mf_workers_t *workers, mf_job_t *job)
 {
-    mf_tl_job_prepare(job, true);
+    mf_job_prepare(job, true);
     if (job->nchunks == 0) {
         job->final_cb(job);
         return;
     }
-    mf_tl_workers_enqueue(workers, job,
-                          MF_MAX(mf_tl_workers_helpers(workers, job, true), 1));
+    mf_workers_enqueue(workers, job,
+                       MF_MAX(mf_workers_helpers(workers, job, true), 1));
 }
 
-void mf_tl_workers_help(mf_tl_workers_t *workers, mf_tl_job_t *job)
+void mf_workers_help(mf_workers_t *workers, mf_job_t *job)
 {
     bool final;
 
-    if (workers == NULL || mf_tl_workers_self) {
+    if (workers == NULL || mf_workers_self) {
         return;
     }
     pthread_mutex_lock(&workers->lock);
@@ -333,10 +331,10 @@ void mf_tl_workers_help(mf_tl_workers_t *workers, mf_tl_job_t *job)
     atomic_fetch_add(&job->active, 1);
     pthread_mutex_unlock(&workers->lock);
 
-    mf_tl_workers_work(job);
+    mf_workers_work(job);
 
     pthread_mutex_lock(&workers->lock);
-    final = mf_tl_workers_detach_locked(workers, job);
+    final = mf_workers_detach_locked(workers, job);
     pthread_mutex_unlock(&workers->lock);
     if (final) {
         job->final_cb(job);
@@ -344,14 +342,14 @@ void mf_tl_workers_help(mf_tl_workers_t *workers, mf_tl_job_t *job)
 }
 
 typedef struct mf_tl_memcpy_job {
-    mf_tl_job_t job;
+    mf_job_t job;
     char *dst;
     const char *src;
     size_t size;
     size_t chunk;
 } mf_tl_memcpy_job_t;
 
-static mf_status_t mf_tl_workers_memcpy_chunk(mf_tl_job_t *job, size_t index)
+static mf_status_t mf_workers_memcpy_chunk(mf_job_t *job, size_t index)
 {
     mf_tl_memcpy_job_t *mj = mf_container_of(job, mf_tl_memcpy_job_t, job);
     size_t off = index * mj->chunk;
@@ -360,13 +358,13 @@ static mf_status_t mf_tl_workers_memcpy_chunk(mf_tl_job_t *job, size_t index)
     return MF_OK;
 }
 
-void mf_tl_workers_memcpy(mf_tl_workers_t *workers, void *dst, const void *src,
-                          size_t size)
+void mf_workers_memcpy(mf_workers_t *workers, void *dst, const void *src,
+                       size_t size)
 {
     mf_tl_memcpy_job_t mj;
     size_t parts;
 
-    if (workers == NULL || workers->nthreads == 0 || mf_tl_workers_self) {
+    if (workers == NULL || workers->nthreads == 0 || mf_workers_self) {
         memcpy(dst, src, size);
         return;
     }
@@ -379,9 +377,9 @@ void mf_tl_workers_memcpy(mf_tl_workers_t *workers, void *dst, const void *src,
     mj.dst = dst;
     mj.src = src;
     mj.size = size;
-    mj.job.fn = mf_tl_workers_memcpy_chunk;
+    mj.job.fn = mf_workers_memcpy_chunk;
     mj.job.final_cb = NULL;
     mj.job.nchunks = (size + mj.chunk - 1) / mj.chunk;
     mj.job.max_helpers = 0;
-    (void)mf_tl_workers_run(workers, &mj.job);
+    (void)mf_workers_run(workers, &mj.job);
 }

@@ -182,13 +182,16 @@ static mf_status_t bench_wait(bench_comp_t *bc, mf_status_t status)
 
 static mf_tl_iface_t *bench_open(unsigned lanes)
 {
+    mf_tl_tcp_config_t cfg;
     mf_tl_params_t params;
     mf_tl_iface_t *iface;
 
+    (void)mf_cfg_set_defaults(&mf_tl_tcp_cfg_table, &cfg);
+    snprintf(cfg.addr, sizeof(cfg.addr), "127.0.0.1");
+    cfg.lanes = lanes;
     memset(&params, 0, sizeof(params));
     params.host_id = "bench";
-    params.tcp_addr = "127.0.0.1";
-    params.tcp_lanes = lanes;
+    params.config = &cfg;
     if (mf_tl_tcp_ops.iface_open(&params, &iface) != MF_OK) {
         exit(1);
     }

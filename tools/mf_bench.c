@@ -1083,7 +1083,7 @@ static void mb_print_header(uint32_t world, uint64_t split_min)
            mb_opts.pieces, MB_KV_PIECES);
     if (mb_opts.tcp) {
         printf("# transport forced to tcp (even between ranks of one host); "
-               "lanes = TCP connections per peer (tcp_lanes)\n");
+               "lanes = TCP connections per peer (tcp.lanes)\n");
         printf("# baseline: raw TCP stream between the same two processes "
                "(rank 0 and rank 1) over as many connections as lanes, one "
                "thread per connection on each side, plain send/recv into a "
@@ -1383,9 +1383,9 @@ static int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     }
     if (st == MF_OK && mb_opts.tcp) {
         snprintf(thr, sizeof(thr), "%u", lanes);
-        st = mf_bm_config_set(&cfg, "tcp_lanes", thr);
+        st = mf_bm_config_set(&cfg, "tcp.lanes", thr);
         if (st != MF_OK) {
-            bench_err("this library does not take tcp_lanes = %u", lanes);
+            bench_err("this library does not take tcp.lanes = %u", lanes);
         }
     }
     if (st != MF_OK) {
@@ -1818,7 +1818,7 @@ static void mb_usage(FILE *out)
             "--layouts single,kv,\n"
             "                     --dirs LH2GH,GH2LH, --threads 1, "
             "--lanes 1,2)\n"
-            "  --lanes LIST       tcp: TCP connections per peer (tcp_lanes), "
+            "  --lanes LIST       tcp: TCP connections per peer (tcp.lanes), "
             "comma separated;\n"
             "                     the baseline opens as many (JSON field "
             "lanes: 0 with shm)\n"

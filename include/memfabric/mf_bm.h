@@ -46,30 +46,45 @@ typedef struct mf_bm_config {
     uint32_t heartbeat_ms;   /* liveness heartbeat to the store */
     bool prefault;           /* touch segment pages at create */
     char transport[16];      /* "auto" (default) or a transport name */
-    /* added with the tcp transport: */
-    uint32_t tcp_lanes;      /* tcp connections per peer (1..16) */
-    uint64_t tcp_chunk_size; /* tcp copies move in chunks of this size */
-    char tcp_addr[64];       /* tcp address to listen on and advertise; ""
-                                listens on all and advertises the address
-                                routed towards the config store */
-    uint32_t tcp_port;       /* tcp port to listen on; 0: a free one */
     char host_id[128];       /* ranks with equal host ids share memory
                                 (shm); "" detects it: boot id, host name,
                                 network namespace */
-    /* added later (fields are only ever appended): */
-    uint32_t tcp_timeout_ms; /* tcp: a peer that acknowledges nothing for
-                                this long is dead (copies to it fail) */
+    /* Settings of the transports (keys "<transport>.<key>", e.g.
+     * tcp.lanes), kept as text by mf_bm_config_set/load: set and read them
+     * with mf_bm_config_set/mf_bm_config_get, never by hand. */
+    char tl_settings[1024];
 } mf_bm_config_t;
 
-/* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE). */
+/* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE;
+ * MF_TCP_LANES for tcp.lanes). */
 MF_API void mf_bm_config_init(mf_bm_config_t *cfg);
 /* Applies a `key = value` file; MF_ERR_CONFIG names the bad line. */
 MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path);
-/* Sets one key from its text form, e.g. ("copy_threads", "2"). */
+/* Applies <env_prefix><KEY> variables (NULL: "MF_"), the key in upper case
+ * with '.' as '_'; all or nothing. */
+MF_API mf_status_t mf_bm_config_load_env(mf_bm_config_t *cfg,
+                                         const char *env_prefix);
+/* Sets one key from its text form, e.g. ("copy_threads", "2") or
+ * ("tcp.lanes", "4").  Old names of keys (tcp_lanes) still work and log a
+ * deprecation warning once per process.  On error cfg is unchanged. */
 MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
                                     const char *value);
-/* Prints every key, its default, environment variable and help. */
+/* The value of one key in its text form, into buf of len bytes;
+ * MF_ERR_CONFIG for an unknown key, MF_ERR_TOO_LARGE if buf is short. */
+MF_API mf_status_t mf_bm_config_get(const mf_bm_config_t *cfg, const char *key,
+                                    char *buf, size_t len);
+/* Checks a config filled or changed by hand: terminated strings, ranges,
+ * a known transport and parsable transport settings (MF_ERR_CONFIG,
+ * logged). */
+MF_API mf_status_t mf_bm_config_check(const mf_bm_config_t *cfg);
+/* Prints every key (the transports' too), its default, environment
+ * variable and help, and the old names. */
 MF_API void mf_bm_config_help(FILE *out);
+/* The same for a component that forwards the keys: each printed as
+ * key_prefix + key ("fabric.tcp.lanes"), its environment variable under
+ * env_prefix ("MMC_FABRIC_"; NULL: "MF_"). */
+MF_API void mf_bm_config_help_as(FILE *out, const char *key_prefix,
+                                 const char *env_prefix);
 
 /* ------------------------------------------------------------- bootstrap */
 

@@ -3,10 +3,16 @@
  * environment variables, `key = value` files, single settings and the help
  * text.  Values are range-checked by the table; the transport name is
  * checked against the transports built in.
+ *
+ * Keys "<transport>.<key>" belong to the transports: each checks them with
+ * its own table (tl/tl.c), and the fabric keeps them as text in
+ * cfg->tl_settings.  Every change is made on a copy and applied only when
+ * it parsed and checked, so a failed call leaves cfg as it was.
  */
 #include "fabric/fabric.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
@@ -29,33 +35,14 @@ static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
      0, "fault segment pages in at create and join, not on first use"},
     {"transport", MF_CFG_STR, offsetof(mf_bm_config_t, transport),
      sizeof(((mf_bm_config_t *)0)->transport), "auto", 0, 0,
-     "transport to peers: auto (shm on the same host, tcp to other hosts), "
-     "shm or tcp (also between ranks of one host)"},
-    {"tcp_lanes", MF_CFG_U32, offsetof(mf_bm_config_t, tcp_lanes), 0, "2", 1,
-     16,
-     "tcp: connections (lanes) to each peer, and transport threads; large "
-     "copies are spread over the lanes"},
-    {"tcp_chunk_size", MF_CFG_SIZE, offsetof(mf_bm_config_t, tcp_chunk_size), 0,
-     "512K", 4096, 64ull << 20,
-     "tcp: copies move in chunks of at most this size, pipelined on every "
-     "lane; a smaller chunk lets small copies pass large ones sooner"},
-    {"tcp_addr", MF_CFG_STR, offsetof(mf_bm_config_t, tcp_addr),
-     sizeof(((mf_bm_config_t *)0)->tcp_addr), "", 0, 0,
-     "tcp: IPv4 address (or host name) to listen on and advertise to "
-     "peers; empty: listen on all addresses and advertise the one routed "
-     "towards the config store"},
-    {"tcp_port", MF_CFG_U32, offsetof(mf_bm_config_t, tcp_port), 0, "0", 0,
-     65535, "tcp: port to listen on; 0 picks a free port"},
+     "transport to peers: auto (for each peer the best transport that "
+     "reaches it: mapped shared memory on the same host, tcp to other "
+     "hosts) or the name of one transport (shm, tcp) for every peer"},
     {"host_id", MF_CFG_STR, offsetof(mf_bm_config_t, host_id),
      sizeof(((mf_bm_config_t *)0)->host_id), "", 0, 0,
      "identity of this host: ranks with equal ids share memory over shm, "
      "others use tcp; empty: detected from the boot id, host name and "
      "network namespace"},
-    {"tcp_timeout_ms", MF_CFG_MS, offsetof(mf_bm_config_t, tcp_timeout_ms), 0,
-     "30s", 1000, 3600000,
-     "tcp: a peer that acknowledges nothing (data sent, keepalive probes, "
-     "a connect) for this long is taken for dead and the copies to it "
-     "fail (1s..1h)"},
 };
 
 const mf_cfg_table_t mf_fabric_cfg_table = {
@@ -67,30 +54,34 @@ const mf_cfg_table_t mf_fabric_cfg_table = {
 
 mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg)
 {
+    mf_status_t status;
+    void *config;
+    size_t i;
+
     /* a caller may fill the struct by hand: never read past the field */
     if (memchr(cfg->transport, '\0', sizeof(cfg->transport)) == NULL) {
         mf_error("mf-bm: transport name is not terminated within %zu bytes",
                  sizeof(cfg->transport));
         return MF_ERR_CONFIG;
     }
-    if (memchr(cfg->tcp_addr, '\0', sizeof(cfg->tcp_addr)) == NULL ||
-        memchr(cfg->host_id, '\0', sizeof(cfg->host_id)) == NULL) {
-        mf_error("mf-bm: tcp_addr or host_id is not terminated");
+    if (memchr(cfg->host_id, '\0', sizeof(cfg->host_id)) == NULL ||
+        memchr(cfg->tl_settings, '\0', sizeof(cfg->tl_settings)) == NULL) {
+        mf_error("mf-bm: host_id or the transport settings are not "
+                 "terminated");
         return MF_ERR_CONFIG;
     }
     if (strcmp(cfg->transport, "auto") != 0 &&
         mf_tl_find(cfg->transport) == NULL) {
-        mf_error("mf-bm: unknown transport '%s' (auto, shm or tcp)",
-                 cfg->transport);
+        mf_error("mf-bm: unknown transport '%s' (auto, %s)", cfg->transport,
+                 mf_tl_names());
         return MF_ERR_CONFIG;
     }
-    if (cfg->tcp_lanes < 1 || cfg->tcp_lanes > 16 || cfg->tcp_port > 65535 ||
-        cfg->tcp_chunk_size < 4096 || cfg->tcp_chunk_size > (64ull << 20)) {
-        mf_error("mf-bm: tcp_lanes %u (1..16), tcp_chunk_size %llu "
-                 "(4K..64M) or tcp_port %u out of range",
-                 cfg->tcp_lanes, (unsigned long long)cfg->tcp_chunk_size,
-                 cfg->tcp_port);
-        return MF_ERR_CONFIG;
+    for (i = 0; i < mf_tl_count(); i++) {
+        status = mf_tl_config_parse(mf_tl_at(i), cfg->tl_settings, &config);
+        if (status != MF_OK) {
+            return status;
+        }
+        free(config);
     }
     if (cfg->host_base % mf_page_size() != 0) {
         mf_error("mf-bm: host_base 0x%llx is not page aligned",
@@ -98,6 +89,43 @@ mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg)
         return MF_ERR_CONFIG;
     }
     return MF_OK;
+}
+
+/* Sets one key of either kind on cfg (no check of the whole). */
+static mf_status_t mf_fabric_config_set_from(mf_bm_config_t *cfg,
+                                             const char *key, const char *value,
+                                             const char *origin)
+{
+    key = mf_cfg_alias_resolve(&mf_fabric_cfg_table, key, origin);
+    key = mf_tl_config_alias(key, origin);
+    if (mf_cfg_find(&mf_fabric_cfg_table, key) != NULL ||
+        mf_tl_config_owner(key) == NULL) {
+        return mf_cfg_set_from(&mf_fabric_cfg_table, cfg, key, value, origin);
+    }
+    return mf_tl_config_set(cfg->tl_settings, sizeof(cfg->tl_settings), key,
+                            value, origin);
+}
+
+static mf_status_t mf_fabric_config_line(void *arg, const char *key,
+                                         const char *value, const char *origin)
+{
+    return mf_fabric_config_set_from(arg, key, value, origin);
+}
+
+/* Applies <prefix><KEY> variables of every key to cfg (no check). */
+static mf_status_t mf_fabric_config_apply_env(mf_bm_config_t *cfg,
+                                              const char *prefix)
+{
+    mf_cfg_table_t table = mf_fabric_cfg_table;
+    mf_status_t status;
+
+    table.env_prefix = prefix;
+    status = mf_cfg_load_env(&table, cfg);
+    if (status != MF_OK) {
+        return status;
+    }
+    return mf_tl_config_load_env(cfg->tl_settings, sizeof(cfg->tl_settings),
+                                 prefix);
 }
 
 MF_API void mf_bm_config_init(mf_bm_config_t *cfg)
@@ -112,7 +140,7 @@ MF_API void mf_bm_config_init(mf_bm_config_t *cfg)
     (void)mf_cfg_set_defaults(&mf_fabric_cfg_table, cfg);
     /* The environment applies as a whole or not at all. */
     tmp = *cfg;
-    if (mf_cfg_load_env(&mf_fabric_cfg_table, &tmp) == MF_OK &&
+    if (mf_fabric_config_apply_env(&tmp, "MF_") == MF_OK &&
         mf_fabric_config_check(&tmp) == MF_OK) {
         *cfg = tmp;
     } else {
@@ -120,16 +148,47 @@ MF_API void mf_bm_config_init(mf_bm_config_t *cfg)
     }
 }
 
-MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path)
+MF_API mf_status_t mf_bm_config_load_env(mf_bm_config_t *cfg,
+                                         const char *env_prefix)
 {
     mf_bm_config_t tmp;
     mf_status_t status;
 
-    if (cfg == NULL || path == NULL) {
+    if (cfg == NULL || cfg->size < sizeof(*cfg)) {
         return MF_ERR_INVALID;
     }
     tmp = *cfg;
-    status = mf_cfg_load_file(&mf_fabric_cfg_table, &tmp, path);
+    status = mf_fabric_config_apply_env(&tmp, env_prefix != NULL ? env_prefix
+                                                                 : "MF_");
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mf_fabric_config_check(&tmp);
+    if (status != MF_OK) {
+        return status;
+    }
+    *cfg = tmp;
+    return MF_OK;
+}
+
+MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path)
+{
+    mf_bm_config_t tmp;
+    mf_status_t status;
+    size_t len;
+    char *text;
+
+    if (cfg == NULL || path == NULL || cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    status = mf_cfg_read_file(mf_fabric_cfg_table.component, path, &text, &len);
+    if (status != MF_OK) {
+        return status;
+    }
+    tmp = *cfg;
+    status = mf_cfg_parse_lines(mf_fabric_cfg_table.component, text, len, path,
+                                mf_fabric_config_line, &tmp);
+    free(text);
     if (status != MF_OK) {
         return status;
     }
@@ -148,11 +207,12 @@ MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
     mf_bm_config_t tmp;
     mf_status_t status;
 
-    if (cfg == NULL || key == NULL || value == NULL) {
+    if (cfg == NULL || key == NULL || value == NULL ||
+        cfg->size < sizeof(*cfg)) {
         return MF_ERR_INVALID;
     }
     tmp = *cfg;
-    status = mf_cfg_set(&mf_fabric_cfg_table, &tmp, key, value);
+    status = mf_fabric_config_set_from(&tmp, key, value, "setting");
     if (status != MF_OK) {
         return status;
     }
@@ -164,7 +224,55 @@ MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
     return MF_OK;
 }
 
+MF_API mf_status_t mf_bm_config_get(const mf_bm_config_t *cfg, const char *key,
+                                    char *buf, size_t len)
+{
+    const mf_cfg_entry_t *entry;
+    char value[1024];
+    mf_status_t status;
+
+    if (cfg == NULL || key == NULL || buf == NULL || len == 0 ||
+        cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    key = mf_cfg_alias_resolve(&mf_fabric_cfg_table, key, "get");
+    key = mf_tl_config_alias(key, "get");
+    entry = mf_cfg_find(&mf_fabric_cfg_table, key);
+    if (entry != NULL) {
+        mf_cfg_format(entry, cfg, value, sizeof(value));
+    } else {
+        status = mf_tl_config_get(cfg->tl_settings, key, value, sizeof(value));
+        if (status != MF_OK) {
+            mf_error("mf-bm: unknown key '%s'", key);
+            return status;
+        }
+    }
+    if (strlen(value) >= len) {
+        return MF_ERR_TOO_LARGE;
+    }
+    memcpy(buf, value, strlen(value) + 1);
+    return MF_OK;
+}
+
+MF_API mf_status_t mf_bm_config_check(const mf_bm_config_t *cfg)
+{
+    if (cfg == NULL || cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    return mf_fabric_config_check(cfg);
+}
+
 MF_API void mf_bm_config_help(FILE *out)
 {
-    mf_cfg_print_help(&mf_fabric_cfg_table, out != NULL ? out : stdout);
+    mf_bm_config_help_as(out, "", "MF_");
+}
+
+MF_API void mf_bm_config_help_as(FILE *out, const char *key_prefix,
+                                 const char *env_prefix)
+{
+    out = out != NULL ? out : stdout;
+    key_prefix = key_prefix != NULL ? key_prefix : "";
+    env_prefix = env_prefix != NULL ? env_prefix : "MF_";
+    mf_cfg_print_help_as(&mf_fabric_cfg_table, out, key_prefix, env_prefix);
+    mf_tl_config_help(out, key_prefix, env_prefix);
 }

@@ -264,32 +264,48 @@ static mf_status_t mf_fabric_bounce(uint64_t src, mf_fabric_seg_t *sseg,
                                     uint64_t dst, mf_fabric_seg_t *dseg,
                                     size_t size);
 
-static inline mf_status_t
-mf_fabric_xfer_start(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
-                     mf_fabric_seg_t *dseg, size_t size, mf_fabric_comp_t *comp,
-                     mf_tl_ep_t **ep_p)
+/* Between memory mapped here (local, or a segment mapped at its GVA): a
+ * copy by the memory kind, split across the copy threads when large. */
+static inline void mf_fabric_mapped_copy(mf_bm_t *bm, uint64_t dst,
+                                         uint64_t src, size_t size)
 {
-    if (dseg != NULL && (sseg == NULL || sseg->addr != NULL)) {
+    if (size >= bm->cfg.copy_split_min) {
+        mf_workers_memcpy(bm->workers, (void *)(uintptr_t)dst,
+                          (const void *)(uintptr_t)src, size);
+    } else {
+        memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, size);
+    }
+}
+
+static inline mf_status_t
+mf_fabric_xfer_start(mf_bm_t *bm, uint64_t src, mf_fabric_seg_t *sseg,
+                     uint64_t dst, mf_fabric_seg_t *dseg, size_t size,
+                     mf_fabric_comp_t *comp, mf_tl_ep_t **ep_p)
+{
+    bool src_mapped = sseg == NULL || sseg->addr != NULL;
+    bool dst_mapped = dseg == NULL || dseg->addr != NULL;
+
+    if (src_mapped && dst_mapped) {
+        mf_fabric_mapped_copy(bm, dst, src, size);
+        return MF_OK;
+    }
+    if (src_mapped) {
         *ep_p = dseg->ep;
         return mf_tl_put(dseg->ep, (const void *)(uintptr_t)src, dst, size,
                          dseg->rkey, &comp->super);
     }
-    if (sseg != NULL && (dseg == NULL || dseg->addr != NULL)) {
+    if (dst_mapped) {
         *ep_p = sseg->ep;
         return mf_tl_get(sseg->ep, (void *)(uintptr_t)dst, src, size,
                          sseg->rkey, &comp->super);
-    }
-    if (sseg == NULL && dseg == NULL) {
-        memcpy((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, size);
-        return MF_OK;
     }
     return mf_fabric_bounce(src, sseg, dst, dseg, size);
 }
 
 /* Moves bytes between resolved sides and waits for them. */
-static inline mf_status_t mf_fabric_xfer(uint64_t src, mf_fabric_seg_t *sseg,
-                                         uint64_t dst, mf_fabric_seg_t *dseg,
-                                         size_t size)
+static inline mf_status_t mf_fabric_xfer(mf_bm_t *bm, uint64_t src,
+                                         mf_fabric_seg_t *sseg, uint64_t dst,
+                                         mf_fabric_seg_t *dseg, size_t size)
 {
     mf_fabric_waiter_t waiter;
     mf_fabric_comp_t comp;
@@ -298,7 +314,7 @@ static inline mf_status_t mf_fabric_xfer(uint64_t src, mf_fabric_seg_t *sseg,
 
     atomic_init(&waiter.left, 1);
     mf_fabric_comp_init(&comp, &waiter);
-    status = mf_fabric_xfer_start(src, sseg, dst, dseg, size, &comp, &ep);
+    status = mf_fabric_xfer_start(bm, src, sseg, dst, dseg, size, &comp, &ep);
     if (mf_unlikely(status == MF_INPROGRESS)) {
         mf_fabric_waiter_wait(&waiter, ep->iface);
         status = comp.status;
@@ -451,8 +467,8 @@ static inline void mf_fabric_seg_addref(mf_fabric_seg_t *seg)
 
 /* Starts a piece in win (or, win NULL, copies it and waits). */
 static inline mf_status_t
-mf_fabric_piece_xfer(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
-                     mf_fabric_seg_t *dseg, size_t size,
+mf_fabric_piece_xfer(mf_bm_t *bm, uint64_t src, mf_fabric_seg_t *sseg,
+                     uint64_t dst, mf_fabric_seg_t *dseg, size_t size,
                      mf_fabric_window_t *win, size_t index)
 {
     mf_fabric_slot_t *slot;
@@ -462,12 +478,13 @@ mf_fabric_piece_xfer(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
     if (win == NULL || ((sseg == NULL || sseg->addr != NULL) &&
                         (dseg == NULL || dseg->addr != NULL))) {
         /* memory mapped here: copied now */
-        return mf_fabric_xfer(src, sseg, dst, dseg, size);
+        return mf_fabric_xfer(bm, src, sseg, dst, dseg, size);
     }
     slot = &win->slots[win->n];
     mf_fabric_comp_init(&slot->comp, &win->waiter);
     atomic_fetch_add_explicit(&win->waiter.left, 1, memory_order_relaxed);
-    status = mf_fabric_xfer_start(src, sseg, dst, dseg, size, &slot->comp, &ep);
+    status =
+        mf_fabric_xfer_start(bm, src, sseg, dst, dseg, size, &slot->comp, &ep);
     if (status != MF_INPROGRESS) {
         atomic_fetch_sub_explicit(&win->waiter.left, 1, memory_order_relaxed);
         return status;
@@ -508,7 +525,7 @@ mf_fabric_copy_held(mf_bm_t *bm, uint64_t src, uint64_t dst, size_t size,
     if (mf_unlikely(status != MF_OK)) {
         return status;
     }
-    return mf_fabric_piece_xfer(src, sseg, dst, dseg, size, win, index);
+    return mf_fabric_piece_xfer(bm, src, sseg, dst, dseg, size, win, index);
 }
 
 /* Validates, holds, copies and releases one piece. */
@@ -729,8 +746,8 @@ static mf_status_t mf_fabric_req_chunk_single(mf_job_t *job, size_t index)
     mf_bm_req_t *req = (mf_bm_req_t *)job;
     size_t off = index * req->chunk;
 
-    return mf_fabric_xfer(req->src + off, req->sseg, req->dst + off, req->dseg,
-                          MF_MIN(req->chunk, req->size - off));
+    return mf_fabric_xfer(req->bm, req->src + off, req->sseg, req->dst + off,
+                          req->dseg, MF_MIN(req->chunk, req->size - off));
 }
 
 static mf_status_t mf_fabric_req_chunk_batch(mf_job_t *job, size_t index)

@@ -177,13 +177,10 @@ mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
 {
     uint8_t blob[MF_FABRIC_BLOB_MAX];
     mf_status_t status;
-    uint32_t ntl = 0;
+    uint32_t ntl = (uint32_t)bm->ntl;
     size_t i, len;
     mf_wbuf_t w;
 
-    for (i = 0; i < bm->ntl; i++) {
-        ntl += bm->tl_selected[i] ? 1 : 0;
-    }
     mf_wbuf_init(&w);
     mf_wbuf_put_u32(&w, MF_FABRIC_DESC_MAGIC);
     mf_wbuf_put_u8(&w, MF_FABRIC_DESC_VERSION);
@@ -199,9 +196,6 @@ mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
     for (i = 0; i < bm->ntl; i++) {
         mf_tl_iface_t *iface = bm->ifaces[i];
 
-        if (!bm->tl_selected[i]) {
-            continue;
-        }
         mf_wbuf_put_str(&w, iface->ops->name);
         status = iface->ops->iface_addr_pack(iface, blob, sizeof(blob), &len);
         if (status != MF_OK) {
@@ -233,7 +227,8 @@ err_free_buf:
     return status;
 }
 
-/* Maps the peer through the first transport of ours that reaches it.  The
+/* Reaches the peer through the best of our transports that reaches it
+ * (bm->tl_order: see mf_fabric_tl_rank) and moves its memory kind.  The
  * whole list is decoded first: a descriptor that is cut or has trailing
  * bytes connects nothing. */
 static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
@@ -248,10 +243,11 @@ static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
         size_t rkey_len;
     } tls[MF_FABRIC_TL_MAX * 4];
     mf_status_t status = MF_ERR_UNREACHABLE;
+    mf_tl_iface_t *iface;
     mf_tl_ep_t *ep;
     mf_tl_rkey_t *rkey;
     uint32_t k;
-    size_t i;
+    size_t n, i;
 
     if (ntl > MF_ARRAY_SIZE(tls)) {
         return MF_ERR_PROTO;
@@ -268,12 +264,14 @@ static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
     if (mf_rbuf_status(r, true) != MF_OK) {
         return MF_ERR_PROTO;
     }
-    for (k = 0; k < ntl; k++) {
-        for (i = 0; i < bm->ntl; i++) {
-            mf_tl_iface_t *iface = bm->ifaces[i];
-
-            if (!bm->tl_selected[i] ||
-                strcmp(iface->ops->name, tls[k].name) != 0 ||
+    for (n = 0; n < bm->ntl; n++) {
+        i = bm->tl_order[n];
+        iface = bm->ifaces[i];
+        if (!(bm->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST))) {
+            continue;
+        }
+        for (k = 0; k < ntl; k++) {
+            if (strcmp(iface->ops->name, tls[k].name) != 0 ||
                 !iface->ops->iface_is_reachable(iface, tls[k].addr,
                                                 tls[k].addr_len)) {
                 continue;
@@ -418,39 +416,94 @@ void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
 
 /* ---------------------------------------------------------- create/free */
 
-static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
+/*
+ * How much a transport is preferred for a peer it reaches: memory mapped
+ * here (loads and stores, copies by the memory kind) beats a transport that
+ * moves bytes; among those, one made for peers of this host beats one for
+ * any host.  Ties keep the registry's order.
+ */
+static unsigned mf_fabric_tl_rank(const mf_tl_caps_t *caps)
+{
+    return ((caps->flags & MF_TL_CAP_ADDRESSABLE) ? 2u : 0u) +
+           ((caps->flags & MF_TL_CAP_SAME_HOST) ? 1u : 0u);
+}
+
+static void mf_fabric_tl_sort(mf_bm_t *bm)
+{
+    size_t i, k, tmp;
+
+    for (i = 0; i < bm->ntl; i++) {
+        bm->tl_order[i] = i;
+    }
+    for (i = 1; i < bm->ntl; i++) { /* insertion sort: stable, <= 4 */
+        for (k = i;
+             k > 0 && mf_fabric_tl_rank(&bm->tl_caps[bm->tl_order[k]]) >
+                          mf_fabric_tl_rank(&bm->tl_caps[bm->tl_order[k - 1]]);
+             k--) {
+            tmp = bm->tl_order[k];
+            bm->tl_order[k] = bm->tl_order[k - 1];
+            bm->tl_order[k - 1] = tmp;
+        }
+    }
+}
+
+/* Opens transport ops with the pool's settings and registers the own
+ * segment with it; *iface_p stays NULL on failure. */
+static mf_status_t mf_fabric_tl_open_one(mf_bm_t *bm, const mf_tl_ops_t *ops,
+                                         mf_tl_iface_t **iface_p,
+                                         mf_tl_memh_t **memh_p)
 {
     mf_tl_mem_params_t mem_params;
     mf_tl_params_t params;
-    const mf_tl_ops_t *ops;
     mf_status_t status;
-    bool is_auto = strcmp(bm->cfg.transport, "auto") == 0;
-    size_t i;
+    void *config;
 
+    status = mf_tl_config_parse(ops, bm->cfg.tl_settings, &config);
+    if (status != MF_OK) {
+        return status;
+    }
     memset(&params, 0, sizeof(params));
     params.host_id = mf_fabric_host_id(bm);
+    params.route_host = mf_fabric_store_host();
     params.workers = bm->workers;
     params.split_min = bm->cfg.copy_split_min;
     params.mem_flags = bm->cfg.prefault ? MF_MEM_SEG_PREFAULT : 0;
-    params.tcp_addr = bm->cfg.tcp_addr;
-    params.tcp_route_host = mf_fabric_store_host();
-    params.tcp_port = (uint16_t)bm->cfg.tcp_port;
-    params.tcp_lanes = bm->cfg.tcp_lanes;
-    params.tcp_chunk_size = bm->cfg.tcp_chunk_size;
-    params.tcp_timeout_ms = bm->cfg.tcp_timeout_ms;
+    params.config = config;
+    status = ops->iface_open(&params, iface_p);
+    free(config);
+    if (status != MF_OK) {
+        *iface_p = NULL;
+        return status;
+    }
     mem_params.addr = bm->own.addr;
     mem_params.size = bm->own.size;
     mem_params.seg = &bm->own;
+    status = ops->mem_reg(*iface_p, &mem_params, memh_p);
+    if (status != MF_OK) {
+        mf_error("mf-bm: %s: cannot register the segment: %s", ops->name,
+                 mf_status_name(status));
+        ops->iface_close(*iface_p);
+        *iface_p = NULL;
+    }
+    return status;
+}
 
-    /* shm first: it reaches this rank's own segment */
+/* auto: every transport built in that opens; else the one named. */
+static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
+{
+    bool is_auto = strcmp(bm->cfg.transport, "auto") == 0;
+    const mf_tl_ops_t *ops;
+    mf_status_t status;
+    size_t i;
+
     for (i = 0; i < mf_tl_count() && bm->ntl < MF_FABRIC_TL_MAX; i++) {
         ops = mf_tl_at(i);
-        if (ops != &mf_tl_shm_ops && !is_auto &&
-            strcmp(ops->name, bm->cfg.transport) != 0) {
+        if (!is_auto && strcmp(ops->name, bm->cfg.transport) != 0) {
             continue;
         }
-        status = ops->iface_open(&params, &bm->ifaces[bm->ntl]);
-        if (status != MF_OK && is_auto && ops != &mf_tl_shm_ops) {
+        status = mf_fabric_tl_open_one(bm, ops, &bm->ifaces[bm->ntl],
+                                       &bm->own_memh[bm->ntl]);
+        if (status != MF_OK && is_auto) {
             /* auto: the pool still works with what opened */
             mf_warn("mf-bm: transport %s is not available (%s); peers only "
                     "it reaches will be unreachable",
@@ -462,17 +515,15 @@ static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
                      mf_status_name(status));
             return status;
         }
-        bm->tl_selected[bm->ntl] =
-            is_auto || strcmp(ops->name, bm->cfg.transport) == 0;
-        status = ops->mem_reg(bm->ifaces[bm->ntl], &mem_params,
-                              &bm->own_memh[bm->ntl]);
+        ops->iface_query(bm->ifaces[bm->ntl], &bm->tl_caps[bm->ntl]);
         bm->ntl++;
-        if (status != MF_OK) {
-            mf_error("mf-bm: %s: cannot register the segment: %s", ops->name,
-                     mf_status_name(status));
-            return status;
-        }
     }
+    if (bm->ntl == 0) {
+        mf_error("mf-bm: no transport could be opened (transport = %s)",
+                 bm->cfg.transport);
+        return MF_ERR_UNSUPPORTED;
+    }
+    mf_fabric_tl_sort(bm);
     return MF_OK;
 }
 
@@ -483,54 +534,27 @@ static void mf_fabric_tl_close(mf_bm_t *bm)
     for (i = bm->ntl; i-- > 0;) {
         if (bm->own_memh[i] != NULL) {
             bm->ifaces[i]->ops->mem_dereg(bm->ifaces[i], bm->own_memh[i]);
+            bm->own_memh[i] = NULL;
         }
         bm->ifaces[i]->ops->iface_close(bm->ifaces[i]);
     }
     bm->ntl = 0;
 }
 
-/* Own segment as a table entry, through shm like any same-host peer. */
-static mf_status_t mf_fabric_self_connect(mf_bm_t *bm)
+/* The own segment as a table entry: mapped here, copied by its memory
+ * kind, no transport involved. */
+static void mf_fabric_self_map(mf_bm_t *bm)
 {
     mf_fabric_seg_t *seg = &bm->segs[bm->rank];
-    mf_tl_iface_t *shm = bm->ifaces[0];
-    uint8_t addr[MF_FABRIC_BLOB_MAX], rkey[MF_FABRIC_BLOB_MAX];
-    size_t addr_len, rkey_len;
-    mf_status_t status;
 
-    status = shm->ops->iface_addr_pack(shm, addr, sizeof(addr), &addr_len);
-    if (status != MF_OK) {
-        goto err;
-    }
-    status = shm->ops->rkey_pack(shm, bm->own_memh[0], rkey, sizeof(rkey),
-                                 &rkey_len);
-    if (status != MF_OK) {
-        goto err;
-    }
-    status = shm->ops->ep_create(shm, addr, addr_len, &seg->ep);
-    if (status != MF_OK) {
-        goto err;
-    }
-    status = shm->ops->rkey_unpack(shm, rkey, rkey_len, seg->gva, bm->own.size,
-                                   &seg->rkey);
-    if (status != MF_OK) {
-        goto err_destroy_ep;
-    }
-    seg->addr = seg->rkey->addr;
-    seg->tl = 0;
+    seg->ep = NULL;
+    seg->rkey = NULL;
+    seg->addr = bm->own.addr;
+    seg->tl = SIZE_MAX;
     seg->size = bm->local_size;
     seg->pid = (uint32_t)getpid();
     seg->incarnation = bm->incarnation;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
-    return MF_OK;
-
-err_destroy_ep:
-    shm->ops->ep_destroy(seg->ep);
-    seg->ep = NULL;
-err:
-    mf_error("mf-bm: cannot reach the own segment over shm: %s",
-             mf_status_name(status));
-    return status;
 }
 
 static void mf_fabric_segs_release(mf_bm_t *bm)
@@ -625,10 +649,7 @@ mf_status_t mf_fabric_bm_alloc(uint32_t id, uint32_t rank, uint32_t world,
     if (status != MF_OK) {
         goto err_close_tl;
     }
-    status = mf_fabric_self_connect(bm);
-    if (status != MF_OK) {
-        goto err_close_tl;
-    }
+    mf_fabric_self_map(bm);
     ret = pthread_create(&bm->ev_thread, NULL, mf_fabric_ev_main, bm);
     if (ret != 0) {
         errno = ret;

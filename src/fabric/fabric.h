@@ -50,7 +50,8 @@ typedef struct mf_fabric_seg {
     mf_tl_rkey_t *rkey;
     void *addr; /* rkey->addr: mapped here, or NULL */
     /* control: under bm->lock */
-    size_t tl; /* index of the transport in bm->ifaces */
+    size_t tl; /* index of the transport in bm->ifaces; SIZE_MAX for
+                  the own segment, which needs none */
     uint32_t pid;
     uint64_t incarnation;
     atomic_uint watch_seq; /* bumped by every watch event of the rank */
@@ -82,12 +83,13 @@ struct mf_bm {
     uint64_t incarnation;
     mf_workers_t *workers;
 
-    /* transports: [0] is always shm (own segment, same-host peers) */
+    /* transports opened (auto: all that open; else the one named), in
+     * registry order; tl_order lists them best first for a peer */
     size_t ntl;
     mf_tl_iface_t *ifaces[MF_FABRIC_TL_MAX];
-    bool tl_selected[MF_FABRIC_TL_MAX]; /* used to reach peers */
+    mf_tl_caps_t tl_caps[MF_FABRIC_TL_MAX];
+    size_t tl_order[MF_FABRIC_TL_MAX];
     mf_tl_memh_t *own_memh[MF_FABRIC_TL_MAX];
-    mf_tl_ep_t *self_ep;
 
     pthread_mutex_t lock; /* membership, regions, callbacks */
     atomic_bool joined;   /* written under lock */

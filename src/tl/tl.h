@@ -12,11 +12,41 @@
  * once, possibly from another thread) or an error (comp->cb never fires).
  * Every slot of a table is filled; a transport points what it cannot do at
  * the mf_tl_no_* stubs, which return MF_ERR_UNSUPPORTED.
+ *
+ * Threads and progress, the contract every transport keeps:
+ *  - iface_open/close, mem_reg/dereg, rkey_pack/unpack/release and
+ *    ep_create/destroy are control calls; the fabric serializes them per
+ *    interface (under its pool lock), so a transport need not lock against
+ *    itself there.  close and destroy are never called while a put, get or
+ *    flush on the same object is running, or before every comp it accepted
+ *    has fired.
+ *  - put, get and flush may be called from any number of threads at once,
+ *    on the same endpoint too, and never block on the network: what cannot
+ *    finish at once returns MF_INPROGRESS.
+ *  - Progress is driven by the transport's own threads (tcp: its lane
+ *    threads) or, for a transport that has none, by progress(), which the
+ *    fabric calls from threads that wait for a completion of that
+ *    interface (a UCX worker is progressed this way).  progress() may be
+ *    called from several threads at once; a transport that needs one
+ *    caller at a time serializes it itself (trylock, return 0).
+ *  - comp->cb runs on whichever thread completes the operation (a
+ *    transport thread, or a thread inside progress()).  It must not block
+ *    or call back into the same interface; the fabric's callbacks only
+ *    count down and wake waiters.
+ *
+ * Settings: each transport owns a config table (keys "<name>.<key>", e.g.
+ * tcp.lanes) over a struct of config_size bytes.  The fabric keeps what
+ * the user set as text and hands iface_open the struct parsed from it
+ * (mf_tl_config_parse), so no layer above names a transport's setting.
+ *
+ * Adding a transport: a folder src/tl/<name>/ whose ops table is named in
+ * the registry of tl.c.
  */
 #ifndef MF_TL_TL_H
 #define MF_TL_TL_H
 
 #include "mem/mem.h"
+#include "util/config.h"
 
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
@@ -61,28 +91,28 @@ struct mf_tl_comp {
 #define MF_TL_CAP_ADDRESSABLE 0x4u /* unpacked remote memory is mapped */
 #define MF_TL_CAP_SAME_HOST   0x8u /* reaches peers of this host only */
 
+/* Bit of a memory kind in mf_tl_caps_t.mem_kinds. */
+#define MF_TL_MEM_KIND(_kind) (1u << (_kind))
+
 typedef struct mf_tl_caps {
-    uint32_t flags;  /* MF_TL_CAP_* */
-    size_t addr_max; /* bytes of a packed interface address */
-    size_t rkey_max; /* bytes of a packed remote key */
+    uint32_t flags;     /* MF_TL_CAP_* */
+    uint32_t mem_kinds; /* MF_TL_MEM_KIND() of every kind it can move */
+    size_t addr_max;    /* bytes of a packed interface address */
+    size_t rkey_max;    /* bytes of a packed remote key */
 } mf_tl_caps_t;
 
 typedef struct mf_tl_params {
-    const char *host_id;      /* mf_host_id() */
-    mf_workers_t *workers; /* copy threads, NULL for none */
-    uint64_t split_min;       /* copies from this size use the workers */
-    unsigned mem_flags;       /* MF_MEM_SEG_* for imported segments */
-    /* tcp (zero: defaults) */
-    const char *tcp_addr;       /* IPv4 address or name to listen on and
-                                   advertise; NULL or "" listens on all */
-    const char *tcp_route_host; /* listening on all: advertise the local
-                                   address routed towards this host (the
-                                   config store); NULL: 127.0.0.1 */
-    uint16_t tcp_port;          /* 0: a free port */
-    uint32_t tcp_lanes;         /* connections per peer and threads */
-    uint64_t tcp_chunk_size;    /* bytes per request on a lane */
-    uint32_t tcp_timeout_ms;    /* a silent peer is dead after this long
-                                   (user timeout, keepalive, connect) */
+    const char *host_id;    /* this process's host identity */
+    const char *route_host; /* a host every peer reaches (the config
+                               store): a transport listening on all
+                               addresses advertises the one routed towards
+                               it; NULL or "": loopback */
+    mf_workers_t *workers;  /* copy threads, NULL for none */
+    uint64_t split_min;     /* copies from this size use the workers */
+    unsigned mem_flags;     /* MF_MEM_SEG_* for imported segments */
+    const void *config;     /* the transport's settings (ops->config_size
+                               bytes, from mf_tl_config_parse); NULL:
+                               its defaults */
 } mf_tl_params_t;
 
 /* What to register: memory of a segment (seg set), or plain user memory. */
@@ -94,6 +124,11 @@ typedef struct mf_tl_mem_params {
 
 struct mf_tl_ops {
     const char *name;
+    /* Settings: keys "<name>.<key>" over a struct of config_size bytes;
+     * config_check cross-checks a parsed struct (MF_ERR_CONFIG, logged). */
+    const mf_cfg_table_t *config;
+    size_t config_size;
+    mf_status_t (*config_check)(const void *config);
     mf_status_t (*iface_open)(const mf_tl_params_t *params,
                               mf_tl_iface_t **iface_p);
     void (*iface_close)(mf_tl_iface_t *iface);
@@ -154,16 +189,53 @@ static inline unsigned mf_tl_progress(mf_tl_iface_t *iface)
 
 /* ---- registry ---- */
 
-extern const mf_tl_ops_t mf_tl_shm_ops;
-extern const mf_tl_ops_t mf_tl_tcp_ops; /* tl/tcp/tcp.c: peers on any host */
-
-/* Number of transports built in, and the i-th one (NULL past the end). */
+/* Number of transports built in, and the i-th one (NULL past the end), in
+ * the registry's order (which breaks ties when the fabric chooses). */
 size_t mf_tl_count(void);
 const mf_tl_ops_t *mf_tl_at(size_t index);
 /* By name; NULL if unknown. */
 const mf_tl_ops_t *mf_tl_find(const char *name);
+/* The names of every transport, ", "-separated, for messages. */
+const char *mf_tl_names(void);
+
+/* ---- settings ---- */
+
+/* The transport a setting belongs to (by the text before its first '.');
+ * NULL if none. */
+const mf_tl_ops_t *mf_tl_config_owner(const char *key);
+/* Current name of a key: old names of a transport's keys are aliases
+ * (warned about once); anything else is returned as it is. */
+const char *mf_tl_config_alias(const char *key, const char *origin);
+/*
+ * Sets key (a transport's, current name) in settings, the text of
+ * `key=value` lines of cap bytes the fabric keeps: the value is parsed and
+ * checked by the owner's table, and stored canonical.  MF_ERR_CONFIG
+ * (logged, naming origin) for an unknown key or bad value, MF_ERR_TOO_LARGE
+ * if the text would not fit; settings is unchanged then.
+ */
+mf_status_t mf_tl_config_set(char *settings, size_t cap, const char *key,
+                             const char *value, const char *origin);
+/* Looks key up in settings; its value, else the owner's default, into
+ * buf.  MF_ERR_CONFIG if no transport has the key. */
+mf_status_t mf_tl_config_get(const char *settings, const char *key, char *buf,
+                             size_t len);
+/* Applies <prefix><KEY> environment variables of every transport's keys
+ * (MF_TCP_LANES for tcp.lanes) to settings. */
+mf_status_t mf_tl_config_load_env(char *settings, size_t cap,
+                                  const char *prefix);
+/* Parses the settings of ops from settings (defaults for what is not
+ * set) into a new struct of ops->config_size bytes; free() it. */
+mf_status_t mf_tl_config_parse(const mf_tl_ops_t *ops, const char *settings,
+                               void **config_p);
+/* Help of every transport's keys (as mf_cfg_print_help_as). */
+void mf_tl_config_help(FILE *out, const char *key_prefix,
+                       const char *env_prefix);
 
 /* ---- stubs for unsupported slots ---- */
+
+/* A transport without settings: config = &mf_tl_no_config. */
+extern const mf_cfg_table_t mf_tl_no_config;
+mf_status_t mf_tl_no_config_check(const void *config);
 
 mf_status_t mf_tl_no_mem_reg(mf_tl_iface_t *iface,
                              const mf_tl_mem_params_t *params,

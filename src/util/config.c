@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -164,7 +165,7 @@ mf_status_t mf_cfg_set_from(const mf_cfg_table_t *table, void *obj,
                             const char *key, const char *value,
                             const char *origin)
 {
-    const mf_cfg_entry_t *entry = mf_cfg_find(table, key);
+    const mf_cfg_entry_t *entry;
     char *field;
     uint64_t number = 0;
     uint32_t ms = 0;
@@ -172,6 +173,8 @@ mf_status_t mf_cfg_set_from(const mf_cfg_table_t *table, void *obj,
     int level;
     mf_status_t status = MF_OK;
 
+    key = mf_cfg_alias_resolve(table, key, origin);
+    entry = mf_cfg_find(table, key);
     if (entry == NULL) {
         mf_error("%s: %s: unknown key '%s'", table->component, origin, key);
         return MF_ERR_CONFIG;
@@ -268,8 +271,9 @@ static char *mf_cfg_trim(char *start, char *end)
     return start;
 }
 
-mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
-                               const char *text, size_t len, const char *origin)
+mf_status_t mf_cfg_parse_lines(const char *component, const char *text,
+                               size_t len, const char *origin,
+                               mf_cfg_line_fn fn, void *arg)
 {
     char *copy, *line, *next, *eq, *key, *value, *hash;
     char where[512];
@@ -284,7 +288,7 @@ mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
     memcpy(copy, text, len);
     copy[len] = '\0';
     if (strlen(copy) != len) {
-        mf_error("%s: %s: contains a NUL byte", table->component, origin);
+        mf_error("%s: %s: contains a NUL byte", component, origin);
         status = MF_ERR_CONFIG;
         goto out_free;
     }
@@ -306,8 +310,8 @@ mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
         snprintf(where, sizeof(where), "%s:%u", origin, lineno);
         eq = strchr(key, '=');
         if (eq == NULL) {
-            mf_error("%s: %s: expected 'key = value', got '%s'",
-                     table->component, where, key);
+            mf_error("%s: %s: expected 'key = value', got '%s'", component,
+                     where, key);
             status = MF_ERR_CONFIG;
             break;
         }
@@ -318,7 +322,7 @@ mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
             value[vlen - 1] = '\0';
             value++;
         }
-        status = mf_cfg_set_from(table, obj, key, value, where);
+        status = fn(arg, key, value, where);
     }
 
 out_free:
@@ -326,64 +330,148 @@ out_free:
     return status;
 }
 
-mf_status_t mf_cfg_load_file(const mf_cfg_table_t *table, void *obj,
-                             const char *path)
+typedef struct mf_cfg_table_obj {
+    const mf_cfg_table_t *table;
+    void *obj;
+} mf_cfg_table_obj_t;
+
+static mf_status_t mf_cfg_table_line(void *arg, const char *key,
+                                     const char *value, const char *origin)
+{
+    mf_cfg_table_obj_t *to = arg;
+
+    return mf_cfg_set_from(to->table, to->obj, key, value, origin);
+}
+
+mf_status_t mf_cfg_load_string(const mf_cfg_table_t *table, void *obj,
+                               const char *text, size_t len, const char *origin)
+{
+    mf_cfg_table_obj_t to = {table, obj};
+
+    return mf_cfg_parse_lines(table->component, text, len, origin,
+                              mf_cfg_table_line, &to);
+}
+
+mf_status_t mf_cfg_read_file(const char *component, const char *path,
+                             char **text_p, size_t *len_p)
 {
     FILE *f;
     char *text = NULL;
     size_t len = 0, cap = 0, n;
-    mf_status_t status;
+    mf_status_t status = MF_OK;
 
     f = fopen(path, "r");
     if (f == NULL) {
-        mf_error("%s: cannot open config file '%s': %m", table->component,
-                 path);
+        mf_error("%s: cannot open config file '%s': %m", component, path);
         return MF_ERR_CONFIG;
     }
     for (;;) {
-        if (len == cap) {
+        if (len + 1 >= cap) {
             char *grown;
             cap = cap ? cap * 2 : 4096;
             if (cap > (16u << 20)) {
                 mf_error("%s: config file '%s' is larger than 16 MiB",
-                         table->component, path);
+                         component, path);
                 status = MF_ERR_CONFIG;
-                goto out_close;
+                goto err_free;
             }
             grown = realloc(text, cap);
             if (grown == NULL) {
                 status = MF_ERR_NOMEM;
-                goto out_close;
+                goto err_free;
             }
             text = grown;
         }
-        n = fread(text + len, 1, cap - len, f);
+        n = fread(text + len, 1, cap - len - 1, f);
         len += n;
         if (n == 0) {
             break;
         }
     }
     if (ferror(f)) {
-        mf_error("%s: cannot read config file '%s'", table->component, path);
+        mf_error("%s: cannot read config file '%s'", component, path);
         status = MF_ERR_CONFIG;
-        goto out_close;
+        goto err_free;
     }
-    status = mf_cfg_load_string(table, obj, text ? text : "", len, path);
-
-out_close:
     fclose(f);
+    text[len] = '\0';
+    *text_p = text;
+    *len_p = len;
+    return MF_OK;
+
+err_free:
+    free(text);
+    fclose(f);
+    return status;
+}
+
+mf_status_t mf_cfg_load_file(const mf_cfg_table_t *table, void *obj,
+                             const char *path)
+{
+    mf_status_t status;
+    size_t len;
+    char *text;
+
+    status = mf_cfg_read_file(table->component, path, &text, &len);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mf_cfg_load_string(table, obj, text, len, path);
     free(text);
     return status;
 }
 
-static void mf_cfg_env_name(const mf_cfg_table_t *table,
-                            const mf_cfg_entry_t *entry, char *buf, size_t len)
+void mf_cfg_env_name(const char *prefix, const char *key, char *buf, size_t len)
 {
-    size_t n =
-        (size_t)snprintf(buf, len, "%s%s", table->env_prefix, entry->name);
+    size_t n = (size_t)snprintf(buf, len, "%s%s", prefix, key);
+
     for (size_t i = 0; i < n && i < len; i++) {
-        buf[i] = (char)toupper((unsigned char)buf[i]);
+        buf[i] = buf[i] == '.' ? '_' : (char)toupper((unsigned char)buf[i]);
     }
+}
+
+/* Aliases already warned about; a handful per process at most. */
+#define MF_CFG_WARNED_MAX 64
+static pthread_mutex_t mf_cfg_warned_lock = PTHREAD_MUTEX_INITIALIZER;
+static const mf_cfg_alias_t *mf_cfg_warned[MF_CFG_WARNED_MAX];
+static size_t mf_cfg_nwarned;
+
+static bool mf_cfg_alias_first_use(const mf_cfg_alias_t *alias)
+{
+    bool first = true;
+    size_t i;
+
+    pthread_mutex_lock(&mf_cfg_warned_lock);
+    for (i = 0; i < mf_cfg_nwarned; i++) {
+        if (mf_cfg_warned[i] == alias) {
+            first = false;
+            break;
+        }
+    }
+    if (first && mf_cfg_nwarned < MF_CFG_WARNED_MAX) {
+        mf_cfg_warned[mf_cfg_nwarned++] = alias;
+    }
+    pthread_mutex_unlock(&mf_cfg_warned_lock);
+    return first;
+}
+
+const char *mf_cfg_alias_resolve(const mf_cfg_table_t *table, const char *key,
+                                 const char *origin)
+{
+    const mf_cfg_alias_t *alias;
+
+    for (size_t i = 0; i < table->alias_count; i++) {
+        alias = &table->aliases[i];
+        if (strcmp(alias->old_name, key) != 0) {
+            continue;
+        }
+        if (mf_cfg_alias_first_use(alias)) {
+            mf_warn("%s: %s: '%s' is deprecated, use '%s' (same value)",
+                    table->component, origin, alias->old_name, alias->new_name);
+        }
+        return alias->new_name;
+    }
+    return key;
 }
 
 mf_status_t mf_cfg_load_env(const mf_cfg_table_t *table, void *obj)
@@ -398,7 +486,7 @@ mf_status_t mf_cfg_load_env(const mf_cfg_table_t *table, void *obj)
         const char *value;
         mf_status_t status;
 
-        mf_cfg_env_name(table, entry, name, sizeof(name));
+        mf_cfg_env_name(table->env_prefix, entry->name, name, sizeof(name));
         value = getenv(name);
         if (value == NULL) {
             continue;
@@ -448,22 +536,25 @@ const char *mf_cfg_format(const mf_cfg_entry_t *entry, const void *obj,
     return buf;
 }
 
-void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out)
+void mf_cfg_print_help_as(const mf_cfg_table_t *table, FILE *out,
+                          const char *key_prefix, const char *env_prefix)
 {
-    char env[128];
+    char env[128], key[128];
 
-    fprintf(out, "Configuration keys of %s (file: key = value",
-            table->component);
-    if (table->env_prefix != NULL) {
-        fprintf(out, "; environment: %s<KEY>", table->env_prefix);
+    fprintf(out, "Configuration keys of %s (file: %skey = value",
+            table->component, key_prefix);
+    if (env_prefix != NULL) {
+        fprintf(out, "; environment: %s<KEY>", env_prefix);
     }
     fprintf(out, "):\n");
     for (size_t i = 0; i < table->count; i++) {
         const mf_cfg_entry_t *entry = &table->entries[i];
-        fprintf(out, "  %-24s default: %s", entry->name,
+
+        snprintf(key, sizeof(key), "%s%s", key_prefix, entry->name);
+        fprintf(out, "  %-24s default: %s", key,
                 *entry->default_value ? entry->default_value : "\"\"");
-        if (table->env_prefix != NULL) {
-            mf_cfg_env_name(table, entry, env, sizeof(env));
+        if (env_prefix != NULL) {
+            mf_cfg_env_name(env_prefix, entry->name, env, sizeof(env));
             fprintf(out, "  env: %s", env);
         }
         fprintf(out, "\n      %s", entry->help);
@@ -473,6 +564,17 @@ void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out)
         }
         fprintf(out, "\n");
     }
+    for (size_t i = 0; i < table->alias_count; i++) {
+        snprintf(key, sizeof(key), "%s%s", key_prefix,
+                 table->aliases[i].old_name);
+        fprintf(out, "  %-24s deprecated name of %s%s\n", key, key_prefix,
+                table->aliases[i].new_name);
+    }
+}
+
+void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out)
+{
+    mf_cfg_print_help_as(table, out, "", table->env_prefix);
 }
 
 void mf_cfg_dump(const mf_cfg_table_t *table, const void *obj, FILE *out)

@@ -38,11 +38,20 @@ typedef struct mf_cfg_entry {
     const char *help;
 } mf_cfg_entry_t;
 
+/* An old name of a key: it keeps working, with a warning the first time
+ * a process uses it. */
+typedef struct mf_cfg_alias {
+    const char *old_name;
+    const char *new_name;
+} mf_cfg_alias_t;
+
 typedef struct mf_cfg_table {
     const char *component;  /* e.g. "mf-bm", used in messages */
     const char *env_prefix; /* e.g. "MF_", NULL for no environment */
     const mf_cfg_entry_t *entries;
     size_t count;
+    const mf_cfg_alias_t *aliases; /* may be NULL */
+    size_t alias_count;
 } mf_cfg_table_t;
 
 #define MF_CFG_COUNT(_array) (sizeof(_array) / sizeof((_array)[0]))
@@ -74,6 +83,33 @@ mf_status_t mf_cfg_load_file(const mf_cfg_table_t *table, void *obj,
 /* Applies <env_prefix><NAME> variables that are set. */
 mf_status_t mf_cfg_load_env(const mf_cfg_table_t *table, void *obj);
 
+/* The environment variable of a key: prefix + the name in upper case,
+ * with '.' as '_' ("MF_" + "tcp.lanes" -> "MF_TCP_LANES"). */
+void mf_cfg_env_name(const char *prefix, const char *key, char *buf,
+                     size_t len);
+
+/* The current name of key: key itself, or the new name when key is an
+ * alias of table (warned about once per process, naming origin). */
+const char *mf_cfg_alias_resolve(const mf_cfg_table_t *table, const char *key,
+                                 const char *origin);
+
+/*
+ * The `key = value` parser behind mf_cfg_load_string, for settings spread
+ * over several tables: calls fn for every line ('#' comments, blank lines,
+ * whitespace and one pair of quotes stripped), with origin "file:line";
+ * stops at the first line fn fails.
+ */
+typedef mf_status_t (*mf_cfg_line_fn)(void *arg, const char *key,
+                                      const char *value, const char *origin);
+mf_status_t mf_cfg_parse_lines(const char *component, const char *text,
+                               size_t len, const char *origin,
+                               mf_cfg_line_fn fn, void *arg);
+
+/* Reads a whole config file (at most 16 MiB) into *text_p (malloc'd,
+ * NUL-terminated) and its length into *len_p. */
+mf_status_t mf_cfg_read_file(const char *component, const char *path,
+                             char **text_p, size_t *len_p);
+
 /* Formats an entry's current value; returns buf. */
 const char *mf_cfg_format(const mf_cfg_entry_t *entry, const void *obj,
                           char *buf, size_t len);
@@ -82,6 +118,10 @@ const mf_cfg_entry_t *mf_cfg_find(const mf_cfg_table_t *table, const char *key);
 
 /* Prints every key with its default, environment variable and help. */
 void mf_cfg_print_help(const mf_cfg_table_t *table, FILE *out);
+/* The same, for keys another component forwards: each key as key_prefix +
+ * name, its variable under env_prefix (NULL: none). */
+void mf_cfg_print_help_as(const mf_cfg_table_t *table, FILE *out,
+                          const char *key_prefix, const char *env_prefix);
 
 /* Prints `key = value` for every key (a valid config file). */
 void mf_cfg_dump(const mf_cfg_table_t *table, const void *obj, FILE *out);

@@ -24,11 +24,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MF_TL_WORKERS_SPIN_NS    (200u * 1000u)
-#define MF_TL_WORKERS_MAX        64
-#define MF_TL_MEMCPY_MIN_CHUNK   (64u * 1024u)
-#define MF_TL_MEMCPY_MAX_CHUNK   (256u * 1024u * 1024u)
-#define MF_TL_MEMCPY_CHUNKS_EACH 4
+#define MF_WORKERS_SPIN_NS    (200u * 1000u)
+#define MF_WORKERS_MAX        64
+#define MF_WORKERS_MEMCPY_MIN_CHUNK   (64u * 1024u)
+#define MF_WORKERS_MEMCPY_MAX_CHUNK   (256u * 1024u * 1024u)
+#define MF_WORKERS_MEMCPY_CHUNKS_EACH 4
 
 struct mf_workers {
     pthread_mutex_t lock;
@@ -148,7 +148,7 @@ static void *mf_workers_main(void *arg)
 
         /* Spin a while for the next job before sleeping. */
         pthread_mutex_unlock(&workers->lock);
-        spin_end = mf_time_ns() + MF_TL_WORKERS_SPIN_NS;
+        spin_end = mf_time_ns() + MF_WORKERS_SPIN_NS;
         while (atomic_load_explicit(&workers->nqueued, memory_order_relaxed) ==
                    0 &&
                mf_time_ns() < spin_end) {
@@ -174,9 +174,9 @@ mf_status_t mf_workers_create(uint32_t nthreads, mf_workers_t **workers_p)
     long ncpu;
     int ret;
 
-    if (nthreads > MF_TL_WORKERS_MAX) {
+    if (nthreads > MF_WORKERS_MAX) {
         mf_error("%u copy threads requested, at most %u", nthreads,
-                 MF_TL_WORKERS_MAX);
+                 MF_WORKERS_MAX);
         return MF_ERR_INVALID;
     }
     workers = calloc(1, sizeof(*workers) + nthreads * sizeof(pthread_t));
@@ -341,17 +341,17 @@ void mf_workers_help(mf_workers_t *workers, mf_job_t *job)
     }
 }
 
-typedef struct mf_tl_memcpy_job {
+typedef struct mf_workers_memcpy_job {
     mf_job_t job;
     char *dst;
     const char *src;
     size_t size;
     size_t chunk;
-} mf_tl_memcpy_job_t;
+} mf_workers_memcpy_job_t;
 
 static mf_status_t mf_workers_memcpy_chunk(mf_job_t *job, size_t index)
 {
-    mf_tl_memcpy_job_t *mj = mf_container_of(job, mf_tl_memcpy_job_t, job);
+    mf_workers_memcpy_job_t *mj = mf_container_of(job, mf_workers_memcpy_job_t, job);
     size_t off = index * mj->chunk;
 
     memcpy(mj->dst + off, mj->src + off, MF_MIN(mj->chunk, mj->size - off));
@@ -361,18 +361,18 @@ static mf_status_t mf_workers_memcpy_chunk(mf_job_t *job, size_t index)
 void mf_workers_memcpy(mf_workers_t *workers, void *dst, const void *src,
                        size_t size)
 {
-    mf_tl_memcpy_job_t mj;
+    mf_workers_memcpy_job_t mj;
     size_t parts;
 
     if (workers == NULL || workers->nthreads == 0 || mf_workers_self) {
         memcpy(dst, src, size);
         return;
     }
-    parts = (size_t)(workers->max_helpers + 1) * MF_TL_MEMCPY_CHUNKS_EACH;
+    parts = (size_t)(workers->max_helpers + 1) * MF_WORKERS_MEMCPY_CHUNKS_EACH;
     /* Small enough chunks that a thread the scheduler stopped holds up
      * little: the others take what is left. */
-    mj.chunk = MF_MIN(MF_MAX(size / parts, MF_TL_MEMCPY_MIN_CHUNK),
-                      MF_TL_MEMCPY_MAX_CHUNK);
+    mj.chunk = MF_MIN(MF_MAX(size / parts, MF_WORKERS_MEMCPY_MIN_CHUNK),
+                      MF_WORKERS_MEMCPY_MAX_CHUNK);
     mj.chunk = MF_ALIGN_UP(mj.chunk, 4096);
     mj.dst = dst;
     mj.src = src;

@@ -25,8 +25,15 @@ static const mf_cfg_entry_t fuzz_cfg_entries[] = {
     {"level", MF_CFG_LOGLVL, offsetof(fuzz_cfg_t, level), 0, "warn", 0, 0, "l"},
 };
 
-static const mf_cfg_table_t fuzz_cfg_table = {"fuzz", NULL, fuzz_cfg_entries,
-                                              MF_CFG_COUNT(fuzz_cfg_entries)};
+static const mf_cfg_alias_t fuzz_cfg_aliases[] = {{"old_name", "name"}};
+
+static const mf_cfg_table_t fuzz_cfg_table = {
+    .component = "fuzz",
+    .entries = fuzz_cfg_entries,
+    .count = MF_CFG_COUNT(fuzz_cfg_entries),
+    .aliases = fuzz_cfg_aliases,
+    .alias_count = MF_CFG_COUNT(fuzz_cfg_aliases),
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -43,6 +43,7 @@ static int api_config_child(int index, void *arg)
 {
     char path[] = "/tmp/it_mmc_api_confXXXXXX";
     mmc_config_t cfg;
+    char value[64];
     FILE *f;
     int fd, ret = 1;
 
@@ -71,18 +72,30 @@ static int api_config_child(int index, void *arg)
     IT_CHECK(f != NULL, "fdopen");
     fprintf(f, "# sample\nmeta_url = tcp://10.0.0.1:6000\n"
                "dram_size = 2G   # two\nname = \"worker 1\"\n"
-               "fabric.copy_threads = 3\ntimeout_ms = 5s\n");
+               "fabric.copy_threads = 3\ntimeout_ms = 5s\n"
+               "fabric.tcp_chunk_size = 1M # old name of tcp.chunk_size\n");
     fclose(f);
     setenv("MMC_REPLICAS", "2", 1);
     setenv("MMC_FABRIC_TCP_LANES", "4", 1);
     mmc_config_init(&cfg);
+    IT_MMC_ST(
+        mf_bm_config_get(&cfg.fabric, "tcp.timeout_ms", value, sizeof(value)),
+        MF_OK);
+    IT_CHECK(strcmp(value, "10000") == 0, "clients' tcp timeout %s", value);
     IT_MMC_ST(mmc_config_load(&cfg, path), MMC_OK);
     IT_CHECK(strcmp(cfg.meta_url, "tcp://10.0.0.1:6000") == 0 &&
                  cfg.dram_size == (2ull << 30) &&
                  strcmp(cfg.name, "worker 1") == 0 &&
                  cfg.fabric.copy_threads == 3 && cfg.timeout_ms == 5000 &&
-                 cfg.replicas == 2 && cfg.fabric.tcp_lanes == 4,
+                 cfg.replicas == 2,
              "loaded settings");
+    IT_MMC_ST(mf_bm_config_get(&cfg.fabric, "tcp.lanes", value, sizeof(value)),
+              MF_OK);
+    IT_CHECK(strcmp(value, "4") == 0, "tcp.lanes from MMC_FABRIC_TCP_LANES");
+    IT_MMC_ST(
+        mf_bm_config_get(&cfg.fabric, "tcp.chunk_size", value, sizeof(value)),
+        MF_OK);
+    IT_CHECK(strcmp(value, "1048576") == 0, "tcp.chunk_size from its alias");
     setenv("MMC_REPLICAS", "12", 1);
     IT_MMC_ST(mmc_config_load_env(&cfg), MF_ERR_CONFIG);
     IT_CHECK(cfg.replicas == 2, "a failed load changed the config");

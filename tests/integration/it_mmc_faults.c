@@ -17,7 +17,7 @@
  * stay readable, the others are not found, and every segment holds
  * exactly what its live replicas need.
  *
- * The clients run with fabric.tcp_timeout_ms below their timeout_ms, so a
+ * The clients run with fabric.tcp.timeout_ms below their timeout_ms, so a
  * copy from a host that vanished fails over in time.
  *
  * Invariants of both: every library call returns within its timeout plus
@@ -515,7 +515,7 @@ static int fl_child_main(int slot, void *arg)
 {
     const char *const kv[] = {
         "timeout_ms", "10s", "connect_timeout_ms",    "20s",
-        "replicas",   "2",   "fabric.tcp_timeout_ms", "3s",
+        "replicas",   "2",   "fabric.tcp.timeout_ms", "3s",
         NULL};
     fl_child_t c = {.slot = slot};
     char *verify_buf = NULL;
@@ -889,7 +889,7 @@ fail:
 
 static int vn_child(int index, void *arg)
 {
-    const char *const kv[] = {"timeout_ms", "10s", "fabric.tcp_timeout_ms",
+    const char *const kv[] = {"timeout_ms", "10s", "fabric.tcp.timeout_ms",
                               "3s", NULL};
     mmc_obj_info_t info;
     mmc_t *mmc = NULL;
@@ -1221,7 +1221,7 @@ fail:
 
 static int pt_child(int index, void *arg)
 {
-    const char *const kv[] = {"timeout_ms", "10s", "fabric.tcp_timeout_ms",
+    const char *const kv[] = {"timeout_ms", "10s", "fabric.tcp.timeout_ms",
                               "3s", NULL};
     mmc_put_opts_t opts = {.replicas = 1};
     mmc_obj_info_t info;

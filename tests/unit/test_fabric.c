@@ -79,6 +79,15 @@ static uint64_t test_rand(uint64_t *s)
 
 /* ================================================================ config */
 
+/* The text form of key in cfg (a static buffer). */
+static const char *test_cfg_get(const mf_bm_config_t *cfg, const char *key)
+{
+    static char value[256];
+
+    assert_int_equal(mf_bm_config_get(cfg, key, value, sizeof(value)), MF_OK);
+    return value;
+}
+
 static void test_config(void **state)
 {
     mf_bm_config_t cfg;
@@ -100,39 +109,75 @@ static void test_config(void **state)
     assert_int_equal(cfg.heartbeat_ms, 1000);
     assert_true(cfg.prefault);
     assert_string_equal(cfg.transport, "auto");
-    assert_int_equal(cfg.tcp_lanes, 2);
-    assert_int_equal(cfg.tcp_chunk_size, 512 * 1024);
-    assert_string_equal(cfg.tcp_addr, "");
-    assert_int_equal(cfg.tcp_port, 0);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "2");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.chunk_size"), "524288");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.addr"), "");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.port"), "0");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.timeout_ms"), "30000");
+    assert_string_equal(test_cfg_get(&cfg, "copy_threads"), "1");
     assert_string_equal(cfg.host_id, "");
+    assert_string_equal(cfg.tl_settings, ""); /* nothing set: defaults */
 
-    /* the tcp settings and the host id */
+    /* the transport's settings, owned and checked by the transport */
     assert_int_equal(mf_bm_config_set(&cfg, "transport", "tcp"), MF_OK);
     assert_string_equal(cfg.transport, "tcp");
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "4"), MF_OK);
-    assert_int_equal(cfg.tcp_lanes, 4);
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_chunk_size", "1M"), MF_OK);
-    assert_int_equal(cfg.tcp_chunk_size, TEST_MB);
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_addr", "10.1.2.3"), MF_OK);
-    assert_string_equal(cfg.tcp_addr, "10.1.2.3");
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_port", "7000"), MF_OK);
-    assert_int_equal(cfg.tcp_port, 7000);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.lanes", "4"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "4");
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.chunk_size", "1M"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.chunk_size"), "1048576");
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.addr", "10.1.2.3"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.addr"), "10.1.2.3");
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.port", "7000"), MF_OK);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.lanes", "3"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.port"), "7000");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "3");
     assert_int_equal(mf_bm_config_set(&cfg, "host_id", "rack1-node7"), MF_OK);
     assert_string_equal(cfg.host_id, "rack1-node7");
     mf_log_set_level(MF_LOG_OFF);
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "0"), MF_ERR_CONFIG);
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "17"), MF_ERR_CONFIG);
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_chunk_size", "1K"),
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.lanes", "0"), MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.lanes", "17"), MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.chunk_size", "1K"),
                      MF_ERR_CONFIG);
-    assert_int_equal(mf_bm_config_set(&cfg, "tcp_port", "65536"),
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.port", "65536"),
                      MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.nosuch", "1"), MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp.addr", "a\nb"), MF_ERR_CONFIG);
     mf_log_set_level(MF_LOG_WARN);
-    assert_int_equal(cfg.tcp_lanes, 4);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "3");
+    assert_int_equal(mf_bm_config_get(&cfg, "tcp.nosuch", (char[8]){0}, 8),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mf_bm_config_get(&cfg, "tcp.addr", (char[4]){0}, 4),
+                     MF_ERR_TOO_LARGE);
+    /* the old names are aliases */
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_lanes", "5"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "5");
+    assert_string_equal(test_cfg_get(&cfg, "tcp_lanes"), "5");
+    assert_int_equal(mf_bm_config_set(&cfg, "tcp_timeout_ms", "5s"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.timeout_ms"), "5000");
+    /* a hand-broken struct is caught */
+    assert_int_equal(mf_bm_config_check(&cfg), MF_OK);
+    snprintf(cfg.tl_settings, sizeof(cfg.tl_settings), "tcp.lanes=99\n");
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(mf_bm_config_check(&cfg), MF_ERR_CONFIG);
+    mf_log_set_level(MF_LOG_WARN);
+    setenv("MF_TCP_LANES", "7", 1); /* tcp.lanes and tcp_lanes alike */
     setenv("MF_TRANSPORT", "tcp", 1);
     setenv("MF_HOST_ID", "from-env", 1);
     mf_bm_config_init(&cfg);
     assert_string_equal(cfg.transport, "tcp");
     assert_string_equal(cfg.host_id, "from-env");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "7");
+    unsetenv("MF_TCP_LANES");
+    setenv("MMC_FABRIC_TCP_CHUNK_SIZE", "64K", 1);
+    assert_int_equal(mf_bm_config_load_env(&cfg, "MMC_FABRIC_"), MF_OK);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.chunk_size"), "65536");
+    assert_string_equal(test_cfg_get(&cfg, "tcp.lanes"), "7");
+    setenv("MMC_FABRIC_TCP_CHUNK_SIZE", "1", 1);
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(mf_bm_config_load_env(&cfg, "MMC_FABRIC_"), MF_ERR_CONFIG);
+    mf_log_set_level(MF_LOG_WARN);
+    assert_string_equal(test_cfg_get(&cfg, "tcp.chunk_size"), "65536");
+    unsetenv("MMC_FABRIC_TCP_CHUNK_SIZE");
     unsetenv("MF_TRANSPORT");
     unsetenv("MF_HOST_ID");
 
@@ -998,11 +1043,14 @@ static void test_mp_copies_child(const char *url, uint32_t world)
 
         for (r = 0; r < world; r++) {
             mf_fabric_seg_t *seg = &tr.bm->segs[r];
-            const char *name = tr.bm->ifaces[seg->tl]->ops->name;
+            const char *name;
 
             if (r == tr.rank) {
+                /* the own segment is mapped and needs no transport */
+                CHILD_CHECK(seg->addr != NULL && seg->ep == NULL);
                 continue;
             }
+            name = tr.bm->ifaces[seg->tl]->ops->name;
             tcp += strcmp(name, "tcp") == 0 && seg->addr == NULL;
             shm += strcmp(name, "shm") == 0 && seg->addr != NULL;
         }

@@ -14,7 +14,7 @@
 #include "test_child.h"
 
 #include "mem/mem.h"
-#include "tl/tl.h"
+#include "tl/shm/shm.h"
 #include "util/workers.h"
 #include "util/log.h"
 #include "util/misc.h"

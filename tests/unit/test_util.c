@@ -150,8 +150,15 @@ static const mf_cfg_entry_t test_cfg_entries[] = {
      "level"},
 };
 
+static const mf_cfg_alias_t test_cfg_aliases[] = {
+    {"nthreads", "threads"},
+};
+
 static const mf_cfg_table_t test_cfg_table = {
-    "test", "MFTEST_", test_cfg_entries, MF_CFG_COUNT(test_cfg_entries)};
+    "test",           "MFTEST_",
+    test_cfg_entries, MF_CFG_COUNT(test_cfg_entries),
+    test_cfg_aliases, MF_CFG_COUNT(test_cfg_aliases),
+};
 
 static void test_cfg_defaults_and_set(void **state)
 {
@@ -203,6 +210,32 @@ static void test_cfg_defaults_and_set(void **state)
     assert_non_null(strstr(log->last, "unknown key 'nosuch'"));
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "log_level", "loud"),
                      MF_ERR_CONFIG);
+
+    /* An old name still sets the key, and warns the first time only. */
+    log->count = 0;
+    assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nthreads", "7"), MF_OK);
+    assert_int_equal(cfg.threads, 7);
+    assert_int_equal(log->count, 1);
+    assert_non_null(strstr(log->last, "'nthreads' is deprecated, use "
+                                      "'threads'"));
+    assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nthreads", "8"), MF_OK);
+    assert_int_equal(cfg.threads, 8);
+    assert_int_equal(log->count, 1);
+    assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nthreads", "65"),
+                     MF_ERR_CONFIG);
+    assert_non_null(strstr(log->last, "'threads'"));
+}
+
+static void test_cfg_env_names(void **state)
+{
+    char name[64];
+
+    mf_cfg_env_name("MF_", "tcp.lanes", name, sizeof(name));
+    assert_string_equal(name, "MF_TCP_LANES");
+    mf_cfg_env_name("MMC_FABRIC_", "copy_threads", name, sizeof(name));
+    assert_string_equal(name, "MMC_FABRIC_COPY_THREADS");
+    mf_cfg_env_name("MF_", "tcp.lanes", name, 6);
+    assert_string_equal(name, "MF_TC");
 }
 
 static void test_cfg_file_and_env(void **state)
@@ -439,6 +472,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_file_and_env, test_setup_log,
                                         test_teardown_log),
         cmocka_unit_test(test_cfg_help_and_dump),
+        cmocka_unit_test(test_cfg_env_names),
         cmocka_unit_test(test_hmap),
         cmocka_unit_test(test_vec_buf_list),
         cmocka_unit_test_setup_teardown(test_url_parse, test_setup_log,

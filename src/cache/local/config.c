@@ -45,16 +45,6 @@ static const mf_cfg_table_t mmc_cfg_table = {
     .count = MF_CFG_COUNT(mmc_cfg_entries),
 };
 
-/* MemFabric's table under the names the local service gives it. */
-static mf_cfg_table_t mmc_cfg_fabric_table(void)
-{
-    mf_cfg_table_t table = mf_fabric_cfg_table;
-
-    table.component = "mmc-local fabric";
-    table.env_prefix = MMC_CFG_FABRIC_ENV_PREFIX;
-    return table;
-}
-
 mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
 {
     char host[256];
@@ -90,12 +80,12 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
         mf_error("mmc-local: fabric settings not initialized");
         return MF_ERR_INVALID;
     }
-    return mf_fabric_config_check(&cfg->fabric);
+    return mf_bm_config_check(&cfg->fabric);
 }
 
 /* A copy to a host that vanished fails within the time a request to the
  * meta service may take (timeout_ms), not MemFabric's 30 s default. */
-#define MMC_LOCAL_TCP_TIMEOUT_MS 10000
+#define MMC_LOCAL_TCP_TIMEOUT "10s"
 
 MF_API void mmc_config_init(mmc_config_t *cfg)
 {
@@ -106,21 +96,24 @@ MF_API void mmc_config_init(mmc_config_t *cfg)
     cfg->size = sizeof(*cfg);
     (void)mf_cfg_set_defaults(&mmc_cfg_table, cfg);
     mf_bm_config_init(&cfg->fabric);
-    cfg->fabric.tcp_timeout_ms = MMC_LOCAL_TCP_TIMEOUT_MS;
+    (void)mf_bm_config_set(&cfg->fabric, "tcp.timeout_ms",
+                           MMC_LOCAL_TCP_TIMEOUT);
 }
 
 /* Sets one key on cfg (no check of the whole); origin names the source. */
 static mmc_status_t mmc_config_set_from(mmc_config_t *cfg, const char *key,
                                         const char *value, const char *origin)
 {
-    mf_cfg_table_t fabric;
+    mmc_status_t status;
 
     if (strncmp(key, MMC_CFG_FABRIC_PREFIX, strlen(MMC_CFG_FABRIC_PREFIX)) ==
         0) {
-        fabric = mmc_cfg_fabric_table();
-        return mf_cfg_set_from(&fabric, &cfg->fabric,
-                               key + strlen(MMC_CFG_FABRIC_PREFIX), value,
-                               origin);
+        status = mf_bm_config_set(&cfg->fabric,
+                                  key + strlen(MMC_CFG_FABRIC_PREFIX), value);
+        if (status != MF_OK) {
+            mf_error("mmc-local: %s: refusing %s = %s", origin, key, value);
+        }
+        return status;
     }
     return mf_cfg_set_from(&mmc_cfg_table, cfg, key, value, origin);
 }
@@ -149,153 +142,41 @@ MF_API mmc_status_t mmc_config_set(mmc_config_t *cfg, const char *key,
     return MF_OK;
 }
 
-static char *mmc_config_trim(char *start, char *end)
+static mmc_status_t mmc_config_line(void *arg, const char *key,
+                                    const char *value, const char *origin)
 {
-    while (start < end && (*start == ' ' || *start == '\t' || *start == '\r')) {
-        start++;
-    }
-    while (end > start &&
-           (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) {
-        end--;
-    }
-    *end = '\0';
-    return start;
-}
-
-/* Applies the `key = value` lines of text to cfg; stops at the first
- * error, which names path and line. */
-static mmc_status_t mmc_config_parse(mmc_config_t *cfg, char *text,
-                                     const char *path)
-{
-    char *line, *next, *hash, *eq, *key, *value;
-    char where[512];
-    unsigned lineno = 0;
-    mmc_status_t status = MF_OK;
-    size_t vlen;
-
-    for (line = text; line != NULL && status == MF_OK; line = next) {
-        lineno++;
-        next = strchr(line, '\n');
-        if (next != NULL) {
-            *next++ = '\0';
-        }
-        hash = strchr(line, '#');
-        if (hash != NULL) {
-            *hash = '\0';
-        }
-        key = mmc_config_trim(line, line + strlen(line));
-        if (*key == '\0') {
-            continue;
-        }
-        snprintf(where, sizeof(where), "%s:%u", path, lineno);
-        eq = strchr(key, '=');
-        if (eq == NULL) {
-            mf_error("mmc-local: %s: expected 'key = value', got '%s'", where,
-                     key);
-            return MF_ERR_CONFIG;
-        }
-        value = mmc_config_trim(eq + 1, eq + 1 + strlen(eq + 1));
-        key = mmc_config_trim(key, eq);
-        vlen = strlen(value);
-        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
-            value[vlen - 1] = '\0';
-            value++;
-        }
-        status = mmc_config_set_from(cfg, key, value, where);
-    }
-    return status;
-}
-
-/* Reads a whole file (at most 16 MiB) into a NUL-terminated buffer. */
-static mmc_status_t mmc_config_read_file(const char *path, char **text_p)
-{
-    size_t len = 0, cap = 4096, n;
-    char *text, *grown;
-    mmc_status_t status;
-    FILE *f;
-
-    f = fopen(path, "r");
-    if (f == NULL) {
-        mf_error("mmc-local: cannot open config file '%s': %m", path);
-        return MF_ERR_CONFIG;
-    }
-    text = malloc(cap);
-    if (text == NULL) {
-        status = MF_ERR_NOMEM;
-        goto err_close;
-    }
-    for (;;) {
-        if (len + 1 >= cap) {
-            if (cap >= (16u << 20)) {
-                mf_error("mmc-local: config file '%s' is larger than 16 MiB",
-                         path);
-                status = MF_ERR_CONFIG;
-                goto err_free;
-            }
-            grown = realloc(text, cap * 2);
-            if (grown == NULL) {
-                status = MF_ERR_NOMEM;
-                goto err_free;
-            }
-            text = grown;
-            cap *= 2;
-        }
-        n = fread(text + len, 1, cap - len - 1, f);
-        if (n == 0) {
-            break;
-        }
-        len += n;
-    }
-    if (ferror(f)) {
-        mf_error("mmc-local: cannot read config file '%s'", path);
-        status = MF_ERR_CONFIG;
-        goto err_free;
-    }
-    text[len] = '\0';
-    if (strlen(text) != len) {
-        mf_error("mmc-local: config file '%s' contains a NUL byte", path);
-        status = MF_ERR_CONFIG;
-        goto err_free;
-    }
-    fclose(f);
-    *text_p = text;
-    return MF_OK;
-
-err_free:
-    free(text);
-err_close:
-    fclose(f);
-    return status;
+    return mmc_config_set_from(arg, key, value, origin);
 }
 
 /* Applies MMC_<KEY> and MMC_FABRIC_<KEY> to cfg (no check). */
 static mmc_status_t mmc_config_apply_env(mmc_config_t *cfg)
 {
-    mf_cfg_table_t fabric = mmc_cfg_fabric_table();
     mmc_status_t status;
 
     status = mf_cfg_load_env(&mmc_cfg_table, cfg);
     if (status != MF_OK) {
         return status;
     }
-    return mf_cfg_load_env(&fabric, &cfg->fabric);
+    return mf_bm_config_load_env(&cfg->fabric, MMC_CFG_FABRIC_ENV_PREFIX);
 }
 
 MF_API mmc_status_t mmc_config_load(mmc_config_t *cfg, const char *path)
 {
     mmc_config_t tmp;
     mmc_status_t status;
+    size_t len;
     char *text;
 
     if (cfg == NULL || path == NULL || cfg->size < sizeof(*cfg)) {
         return MF_ERR_INVALID;
     }
-    status = mmc_config_read_file(path, &text);
+    status = mf_cfg_read_file(mmc_cfg_table.component, path, &text, &len);
     if (status != MF_OK) {
         return status;
     }
     tmp = *cfg;
-    status = mmc_config_parse(&tmp, text, path);
+    status = mf_cfg_parse_lines(mmc_cfg_table.component, text, len, path,
+                                mmc_config_line, &tmp);
     free(text);
     if (status != MF_OK) {
         return status;
@@ -337,15 +218,10 @@ MF_API mmc_status_t mmc_config_load_env(mmc_config_t *cfg)
 
 MF_API void mmc_config_help(FILE *out)
 {
-    mf_cfg_table_t fabric = mmc_cfg_fabric_table();
-
     if (out == NULL) {
         out = stdout;
     }
     mf_cfg_print_help(&mmc_cfg_table, out);
-    fprintf(out,
-            "\nMemFabric settings of this process, as \"%s<key>\" "
-            "(environment: %s<KEY>):\n",
-            MMC_CFG_FABRIC_PREFIX, MMC_CFG_FABRIC_ENV_PREFIX);
-    mf_cfg_print_help(&fabric, out);
+    fprintf(out, "\nMemFabric settings of this process:\n");
+    mf_bm_config_help_as(out, MMC_CFG_FABRIC_PREFIX, MMC_CFG_FABRIC_ENV_PREFIX);
 }

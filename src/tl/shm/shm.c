@@ -11,7 +11,7 @@
  * is mapped only at the address range the caller expects, never where the
  * peer says; releasing a key restores the PROT_NONE reservation.
  */
-#include "tl/tl.h"
+#include "tl/shm/shm.h"
 #include "util/workers.h"
 
 #include "util/codec.h"
@@ -84,6 +84,7 @@ static void mf_tl_shm_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
 {
     caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET | MF_TL_CAP_ADDRESSABLE |
                     MF_TL_CAP_SAME_HOST;
+    caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
     caps_p->addr_max = MF_TL_SHM_HOST_ID_MAX;
     caps_p->rkey_max = 64 + MF_TL_SHM_HOST_ID_MAX;
 }
@@ -314,6 +315,9 @@ static mf_status_t mf_tl_shm_get(mf_tl_ep_t *ep, void *buf, uint64_t raddr,
 
 const mf_tl_ops_t mf_tl_shm_ops = {
     .name = "shm",
+    .config = &mf_tl_no_config,
+    .config_size = 0,
+    .config_check = mf_tl_no_config_check,
     .iface_open = mf_tl_shm_iface_open,
     .iface_close = mf_tl_shm_iface_close,
     .iface_query = mf_tl_shm_iface_query,

@@ -74,7 +74,6 @@
 #define MF_TL_TCP_IOV_MAX       32
 #define MF_TL_TCP_SCRATCH       (64u * 1024u)
 #define MF_TL_TCP_CONNECT_MS    10000 /* at most; tcp_timeout_ms if less */
-#define MF_TL_TCP_USER_TIMEOUT  30000 /* tcp_timeout_ms when it is 0 */
 #define MF_TL_TCP_EVENTS        64
 
 typedef struct mf_tl_tcp_iface mf_tl_tcp_iface_t;
@@ -256,10 +255,11 @@ struct mf_tl_tcp_iface {
     mf_tl_tcp_worker_t *workers;
     mf_tl_tcp_sock_t listen;
     struct sockaddr_in adv; /* advertised address */
+    mf_tl_tcp_config_t cfg;
     unsigned lanes;
     uint64_t chunk;
     uint64_t window;     /* bytes in flight per lane */
-    uint32_t timeout_ms; /* dead-peer timeout (tcp_timeout_ms) */
+    uint32_t timeout_ms; /* dead-peer timeout (tcp.timeout_ms) */
     atomic_uint next_worker;
     pthread_mutex_t regions_lock;
     mf_list_t regions; /* exported mf_tl_tcp_region_t */
@@ -1438,7 +1438,7 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface);
 static mf_status_t mf_tl_tcp_listen(mf_tl_tcp_iface_t *iface,
                                     const mf_tl_params_t *params)
 {
-    const char *bind_host = params->tcp_addr;
+    const char *bind_host = iface->cfg.addr;
     struct sockaddr_in sin;
     socklen_t len = sizeof(sin);
     char name[64];
@@ -1447,7 +1447,7 @@ static mf_status_t mf_tl_tcp_listen(mf_tl_tcp_iface_t *iface,
 
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
-    sin.sin_port = htons(params->tcp_port);
+    sin.sin_port = htons((uint16_t)iface->cfg.port);
     if (bind_host == NULL || bind_host[0] == '\0') {
         bind_host = "0.0.0.0";
     }
@@ -1477,10 +1477,9 @@ static mf_status_t mf_tl_tcp_listen(mf_tl_tcp_iface_t *iface,
     iface->adv = sin;
     if (sin.sin_addr.s_addr == htonl(INADDR_ANY)) {
         /* advertise the address peers route to: towards the store host */
-        if (params->tcp_route_host != NULL &&
-            params->tcp_route_host[0] != '\0') {
-            status = mf_tl_tcp_route_to(params->tcp_route_host,
-                                        &iface->adv.sin_addr);
+        if (params->route_host != NULL && params->route_host[0] != '\0') {
+            status =
+                mf_tl_tcp_route_to(params->route_host, &iface->adv.sin_addr);
             if (status != MF_OK) {
                 return status;
             }
@@ -1502,16 +1501,6 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     unsigned i;
     int ret;
 
-    if (params->tcp_lanes > MF_TL_TCP_MAX_LANES ||
-        (params->tcp_chunk_size != 0 &&
-         (params->tcp_chunk_size < MF_TL_TCP_CHUNK_MIN ||
-          params->tcp_chunk_size > MF_TL_TCP_CHUNK_MAX))) {
-        mf_error("tcp: %u lanes (at most %u), chunk of %" PRIu64
-                 " bytes (%u..%u)",
-                 params->tcp_lanes, MF_TL_TCP_MAX_LANES, params->tcp_chunk_size,
-                 MF_TL_TCP_CHUNK_MIN, MF_TL_TCP_CHUNK_MAX);
-        return MF_ERR_INVALID;
-    }
     iface = calloc(1, sizeof(*iface));
     if (iface == NULL) {
         mf_error("tcp: cannot allocate the interface");
@@ -1519,13 +1508,20 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     }
     iface->super.ops = &mf_tl_tcp_ops;
     iface->listen.fd = -1;
-    iface->lanes =
-        params->tcp_lanes != 0 ? params->tcp_lanes : MF_TL_TCP_DEFAULT_LANES;
-    iface->chunk = params->tcp_chunk_size != 0 ? params->tcp_chunk_size
-                                               : MF_TL_TCP_DEFAULT_CHUNK;
+    if (params->config != NULL) {
+        iface->cfg = *(const mf_tl_tcp_config_t *)params->config;
+    } else {
+        (void)mf_cfg_set_defaults(&mf_tl_tcp_cfg_table, &iface->cfg);
+    }
+    status = mf_tl_tcp_config_check(&iface->cfg);
+    if (status != MF_OK) {
+        free(iface);
+        return status;
+    }
+    iface->lanes = iface->cfg.lanes;
+    iface->chunk = iface->cfg.chunk_size;
     iface->window = iface->chunk * MF_TL_TCP_WINDOW_CHUNKS;
-    iface->timeout_ms = params->tcp_timeout_ms != 0 ? params->tcp_timeout_ms
-                                                    : MF_TL_TCP_USER_TIMEOUT;
+    iface->timeout_ms = iface->cfg.timeout_ms;
     pthread_mutex_init(&iface->regions_lock, NULL);
     mf_list_init(&iface->regions);
     atomic_init(&iface->next_worker, 0);
@@ -1613,6 +1609,7 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
 static void mf_tl_tcp_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
 {
     caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET;
+    caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
     caps_p->addr_max = 64;
     caps_p->rkey_max = 64;
 }
@@ -2052,6 +2049,9 @@ unsigned mf_tl_tcp_iface_drop_conns(mf_tl_iface_t *tl_iface)
 
 const mf_tl_ops_t mf_tl_tcp_ops = {
     .name = "tcp",
+    .config = &mf_tl_tcp_cfg_table,
+    .config_size = sizeof(mf_tl_tcp_config_t),
+    .config_check = mf_tl_tcp_config_check,
     .iface_open = mf_tl_tcp_iface_open,
     .iface_close = mf_tl_tcp_iface_close,
     .iface_query = mf_tl_tcp_iface_query,

@@ -36,11 +36,24 @@
 /* A single request never covers more; a larger one is a protocol error. */
 #define MF_TL_TCP_LEN_MAX (1ull << 30)
 
-#define MF_TL_TCP_DEFAULT_LANES 2
-#define MF_TL_TCP_DEFAULT_CHUNK (512u * 1024u)
-#define MF_TL_TCP_MAX_LANES     16
-#define MF_TL_TCP_CHUNK_MIN     (4u * 1024u)
-#define MF_TL_TCP_CHUNK_MAX     (64u * 1024u * 1024u)
+#define MF_TL_TCP_MAX_LANES 16
+#define MF_TL_TCP_CHUNK_MIN (4u * 1024u)
+#define MF_TL_TCP_CHUNK_MAX (64u * 1024u * 1024u)
+
+/* Settings of an interface (keys tcp.*, tcp_config.c). */
+typedef struct mf_tl_tcp_config {
+    char addr[64];       /* tcp.addr: listen on and advertise; "": all */
+    uint32_t port;       /* tcp.port: 0 picks a free one */
+    uint32_t lanes;      /* tcp.lanes: connections per peer and threads */
+    uint64_t chunk_size; /* tcp.chunk_size: bytes per request on a lane */
+    uint32_t timeout_ms; /* tcp.timeout_ms: a silent peer is dead after
+                            this long (user timeout, keepalive, connect) */
+} mf_tl_tcp_config_t;
+
+extern const mf_cfg_table_t mf_tl_tcp_cfg_table;
+mf_status_t mf_tl_tcp_config_check(const void *config);
+
+extern const mf_tl_ops_t mf_tl_tcp_ops;
 
 typedef enum mf_tl_tcp_op_code {
     MF_TL_TCP_OP_PUT = 1,

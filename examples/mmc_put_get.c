@@ -22,7 +22,7 @@ int main(int argc, char **argv)
     const char *file = getenv("MMC_CONFIG");
     const size_t size = 1 << 20;
     mmc_config_t cfg;
-    mmc_obj_info_t info;
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     mmc_status_t st;
     mmc_t *mmc = NULL;
     char *out = NULL, *in = NULL;

@@ -414,6 +414,7 @@ static int mcb_client_alloc(mcb_client_t *c)
     c->niovs = calloc(maxn, sizeof(size_t));
     c->results = calloc(maxn, sizeof(mmc_status_t));
     c->infos = calloc(maxn, sizeof(mmc_obj_info_t));
+    mmc_obj_info_init(c->infos, maxn);
     c->bufs = calloc(maxn, sizeof(void *));
     c->sizes = calloc(maxn, sizeof(size_t));
     c->lat = calloc(MCB_MAX_CALLS, sizeof(uint64_t));
@@ -492,7 +493,7 @@ static int mcb_put_blocks(mcb_client_t *c, uint32_t b, uint64_t j, char **keys)
     mmc_status_t st;
     uint32_t i, k;
 
-    memset(&po, 0, sizeof(po));
+    mmc_put_opts_init(&po);
     po.flags = MMC_PUT_REPLACE;
     if (keys == c->rput_keys) {
         po.npreferred = 1;
@@ -823,7 +824,7 @@ static int mcb_put_all(mcb_client_t *c)
         (c->rput_keys != NULL && mcb_do_put_remote(c, mcb_opts.bmax, 0) != 0)) {
         return -1;
     }
-    memset(&po, 0, sizeof(po));
+    mmc_put_opts_init(&po);
     po.flags = MMC_PUT_REPLACE;
     for (i = 0; i < M; i++) {
         c->keys[i] = c->meta_keys[i];

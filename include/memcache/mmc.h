@@ -36,6 +36,7 @@
 #include <memcache/mmc_status.h>
 #include <memfabric/mf_bm.h>
 #include <memfabric/mf_common.h>
+#include <memfabric/mf_log.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,20 @@ MF_API mmc_status_t mmc_config_load_env(mmc_config_t *cfg);
 /* Prints every key with its default and meaning. */
 MF_API void mmc_config_help(FILE *out);
 
+/* ---- logging ---- */
+
+/*
+ * libmemcache carries its own copy of MemFabric's internals, so the
+ * mf_log_* calls of libmemfabric do not reach its messages: these do.
+ * Levels and sink are those of <memfabric/mf_log.h>; the default level is
+ * MF_LOG_WARN, or MF_LOG_LEVEL from the environment at mmc_create().  The
+ * sink may be called from any thread of the library, concurrently, and
+ * must not call back into it; NULL restores the stderr sink.
+ */
+MF_API void mmc_log_set_level(mf_log_level_t level);
+MF_API mf_log_level_t mmc_log_get_level(void);
+MF_API void mmc_log_set_sink(mf_log_sink_cb sink, void *arg);
+
 /* ---- the local service ---- */
 
 typedef struct mmc mmc_t;
@@ -103,35 +118,64 @@ MF_API uint32_t mmc_rank(const mmc_t *mmc);
 
 /* ---- objects ---- */
 
-/* One buffer of an object made of several ("layers"). */
+/* Where a buffer lives.  AUTO (0, what a zero-filled struct says) lets
+ * the library classify the pointer; HOST and DEVICE say it outright.
+ * Device memory needs the CUDA memory kind: a build or machine without it
+ * answers MF_ERR_UNSUPPORTED. */
+typedef enum mmc_mem {
+    MMC_MEM_AUTO = 0,
+    MMC_MEM_HOST = 1,
+    MMC_MEM_DEVICE = 2,
+} mmc_mem_t;
+
+/* One buffer of an object made of several ("layers").  Arrays of them are
+ * passed, so the struct keeps this layout; a zero-filled mem is AUTO. */
 typedef struct mmc_iov {
     void *base;
     size_t len;
+    uint32_t mem; /* mmc_mem_t */
 } mmc_iov_t;
 
 #define MMC_PUT_REPLACE 0x1u /* overwrite a committed object */
 
+/* Options of a put.  Fields are only ever appended: set size (as
+ * mmc_put_opts_init does) so the library reads no field the caller's
+ * version lacks. */
 typedef struct mmc_put_opts {
+    size_t size;       /* sizeof(mmc_put_opts_t) */
     uint32_t replicas; /* 1..8; 0 = the configured default */
     uint32_t flags;    /* MMC_PUT_* */
     uint32_t npreferred;
     /* ranks to place replicas on first, in order (distinct hosts still
      * come before a second replica on a host already used) */
     uint32_t preferred[MMC_MAX_REPLICAS];
+    uint32_t mem; /* mmc_mem_t of the buffers of mmc_put/mmc_put_batch
+                     (the layers forms say it per buffer) */
 } mmc_put_opts_t;
+
+/* Defaults: every field 0 (configured replicas, no flags, AUTO), size set. */
+MF_API void mmc_put_opts_init(mmc_put_opts_t *opts);
 
 typedef enum mmc_media {
     MMC_MEDIA_DRAM = 0,
     MMC_MEDIA_HBM = 1,
 } mmc_media_t;
 
+/* What mmc_query tells of an object.  Fields are only ever appended: the
+ * caller sets info_size (as mmc_obj_info_init does) and the library writes
+ * no byte past it.  An array for mmc_query_batch is infos[0].info_size
+ * bytes per element. */
 typedef struct mmc_obj_info {
+    size_t info_size;   /* sizeof(mmc_obj_info_t) */
     uint64_t size;      /* bytes of the object */
     uint32_t nreplicas; /* committed replicas */
     uint32_t ranks[MMC_MAX_REPLICAS];
     uint8_t media[MMC_MAX_REPLICAS]; /* mmc_media_t of each replica */
     uint64_t gvas[MMC_MAX_REPLICAS]; /* global address of each replica */
 } mmc_obj_info_t;
+
+/* Zeroes info and sets info_size; for an array, every element. */
+MF_API void mmc_obj_info_init(mmc_obj_info_t *infos, size_t count);
 
 /* opts may be NULL (defaults).  size 0: MF_ERR_INVALID. */
 MF_API mmc_status_t mmc_put(mmc_t *mmc, const char *key, const void *buf,

@@ -149,6 +149,17 @@ MF_API mf_status_t mf_bm_rank_of_gva(mf_bm_t *bm, uint64_t gva,
                                      uint32_t *rank_p);
 /* Whether rank's segment is joined and reachable from here. */
 MF_API bool mf_bm_rank_joined(mf_bm_t *bm, uint32_t rank);
+/*
+ * Waits until rank's segment is addressable from here (this rank: until
+ * mf_bm_join): MF_OK; MF_ERR_UNREACHABLE when the rank joined but no
+ * transport of this process reaches it; MF_ERR_TIMEOUT after timeout_ms
+ * (0: test only, < 0: no limit); MF_ERR_INVALID for a rank out of the
+ * world.  Woken by the pool's own events, not by polling.
+ */
+MF_API mf_status_t mf_bm_rank_wait(mf_bm_t *bm, uint32_t rank, int timeout_ms);
+/* This process's host identity in the pool (the host_id setting, else the
+ * one detected): ranks with equal ids share memory. */
+MF_API const char *mf_bm_host_id(mf_bm_t *bm);
 /* Size of this rank's own segment. */
 MF_API uint64_t mf_bm_local_size(mf_bm_t *bm, mf_mem_type_t type);
 

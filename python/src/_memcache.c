@@ -55,7 +55,7 @@ static void mc_leave(mc_client_t *self)
 static int mc_opts(PyObject *replicas, unsigned flags, PyObject *preferred,
                    mmc_put_opts_t *opts)
 {
-    memset(opts, 0, sizeof(*opts));
+    mmc_put_opts_init(opts);
     opts->flags = flags;
     if (replicas != NULL && replicas != Py_None) {
         long v = PyLong_AsLong(replicas);
@@ -462,7 +462,7 @@ static PyObject *mc_get_bytes_key(mc_client_t *self, const char *key,
                                   mmc_status_t *st_p)
 {
     for (int attempt = 0; attempt < 8; attempt++) {
-        mmc_obj_info_t info;
+        mmc_obj_info_t info = {.info_size = sizeof(info)};
         PyObject *bytes;
         mmc_status_t st;
 
@@ -646,6 +646,7 @@ static PyObject *mc_client_get_batch_bytes(mc_client_t *self, PyObject *keys)
     count = (size_t)PyTuple_GET_SIZE(kt);
     n1 = count > 0 ? count : 1;
     infos = PyMem_Calloc(n1, sizeof(*infos));
+    mmc_obj_info_init(infos, infos != NULL ? n1 : 0);
     results = PyMem_Calloc(n1, sizeof(*results));
     fres = PyMem_Calloc(n1, sizeof(*fres));
     fk = PyMem_Calloc(n1, sizeof(*fk));
@@ -850,7 +851,7 @@ static PyObject *mc_info_tuple(const mmc_obj_info_t *info)
 
 static PyObject *mc_client_query(mc_client_t *self, PyObject *key_obj)
 {
-    mmc_obj_info_t info;
+    mmc_obj_info_t info = {.info_size = sizeof(info)};
     const char *key;
     mmc_status_t st;
 
@@ -883,6 +884,7 @@ static PyObject *mc_client_query_batch(mc_client_t *self, PyObject *keys)
     }
     count = (size_t)PyTuple_GET_SIZE(kt);
     infos = PyMem_Calloc(count > 0 ? count : 1, sizeof(*infos));
+    mmc_obj_info_init(infos, infos != NULL ? count : 0);
     results = PyMem_Calloc(count > 0 ? count : 1, sizeof(*results));
     if (infos == NULL || results == NULL) {
         PyErr_NoMemory();

@@ -481,6 +481,7 @@ MF_API mf_status_t mf_bm_join(mf_bm_t *bm)
         goto err_remove;
     }
     atomic_store(&bm->joined, true);
+    mf_fabric_seg_changed_locked(bm);
 
     /* Peers that joined before the watch; an event seen meanwhile is
      * newer than what get returned, and the event thread applies it. */
@@ -512,6 +513,7 @@ err_unwatch:
     mf_store_unwatch(bm->store, bm->watch);
     bm->watch = NULL;
     atomic_store(&bm->joined, false);
+    mf_fabric_seg_changed_locked(bm);
     atomic_fetch_add(&bm->join_gen, 1);
     for (r = 0; r < bm->world; r++) {
         mf_fabric_seg_leave_locked(bm, r, MF_OK, false);
@@ -550,6 +552,7 @@ MF_API mf_status_t mf_bm_leave(mf_bm_t *bm)
     mf_store_unwatch(bm->store, bm->watch);
     bm->watch = NULL;
     atomic_store(&bm->joined, false);
+    mf_fabric_seg_changed_locked(bm);
     atomic_fetch_add(&bm->join_gen, 1); /* drops the queued events */
     for (r = 0; r < bm->world; r++) {
         if (r != bm->rank) {

@@ -366,10 +366,12 @@ void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
         mf_warn("mf-bm: rank %u (host %s, pid %u) is not reachable: %s", rank,
                 host_id, pid, mf_status_name(status));
         atomic_store(&seg->state, MF_FABRIC_SEG_UNREACHABLE);
+        mf_fabric_seg_changed_locked(bm);
         return;
     }
     seg->size = size;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
+    mf_fabric_seg_changed_locked(bm);
     mf_debug("mf-bm: rank %u joined: 0x%" PRIx64 "+0x%" PRIx64 " over %s", rank,
              gva, size, bm->ifaces[seg->tl]->ops->name);
     mf_fabric_notify(bm, rank, true, MF_OK);
@@ -408,6 +410,7 @@ void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
         seg->addr = NULL;
     }
     atomic_store(&seg->state, MF_FABRIC_SEG_LEFT);
+    mf_fabric_seg_changed_locked(bm);
     mf_debug("mf-bm: rank %u left: %s", rank, mf_status_name(reason));
     if (notify) {
         mf_fabric_notify(bm, rank, false, reason);
@@ -609,6 +612,7 @@ mf_status_t mf_fabric_bm_alloc(uint32_t id, uint32_t rank, uint32_t world,
     atomic_init(&bm->joined, false);
     atomic_init(&bm->join_gen, 0);
     pthread_mutex_init(&bm->lock, NULL);
+    pthread_cond_init(&bm->seg_cond, NULL);
     pthread_mutex_init(&bm->ev_lock, NULL);
     pthread_cond_init(&bm->ev_cond, NULL);
     mf_list_init(&bm->ev_queue);
@@ -674,6 +678,7 @@ err_free_bm:
     mf_vec_free(&bm->regions);
     pthread_cond_destroy(&bm->ev_cond);
     pthread_mutex_destroy(&bm->ev_lock);
+    pthread_cond_destroy(&bm->seg_cond);
     pthread_mutex_destroy(&bm->lock);
     free(bm);
 err:
@@ -717,6 +722,7 @@ void mf_fabric_bm_free(mf_bm_t *bm)
     free(bm->segs);
     pthread_cond_destroy(&bm->ev_cond);
     pthread_mutex_destroy(&bm->ev_lock);
+    pthread_cond_destroy(&bm->seg_cond);
     pthread_mutex_destroy(&bm->lock);
     free(bm);
 }
@@ -753,6 +759,54 @@ MF_API bool mf_bm_rank_joined(mf_bm_t *bm, uint32_t rank)
         return atomic_load(&bm->joined);
     }
     return atomic_load(&bm->segs[rank].state) == MF_FABRIC_SEG_JOINED;
+}
+
+MF_API mf_status_t mf_bm_rank_wait(mf_bm_t *bm, uint32_t rank, int timeout_ms)
+{
+    struct timespec deadline;
+    mf_status_t status;
+    unsigned state;
+    int ret = 0;
+
+    if (bm == NULL || rank >= bm->world) {
+        return MF_ERR_INVALID;
+    }
+    if (timeout_ms > 0) {
+        mf_deadline_after_ms(&deadline, (uint64_t)timeout_ms);
+    }
+    pthread_mutex_lock(&bm->lock);
+    for (;;) {
+        if (rank == bm->rank) {
+            state = atomic_load(&bm->joined) ? MF_FABRIC_SEG_JOINED
+                                             : MF_FABRIC_SEG_NONE;
+        } else {
+            state = atomic_load(&bm->segs[rank].state);
+        }
+        if (state == MF_FABRIC_SEG_JOINED) {
+            status = MF_OK;
+            break;
+        }
+        if (state == MF_FABRIC_SEG_UNREACHABLE) {
+            status = MF_ERR_UNREACHABLE;
+            break;
+        }
+        if (timeout_ms == 0 || ret == ETIMEDOUT) {
+            status = MF_ERR_TIMEOUT;
+            break;
+        }
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&bm->seg_cond, &bm->lock);
+        } else {
+            ret = pthread_cond_timedwait(&bm->seg_cond, &bm->lock, &deadline);
+        }
+    }
+    pthread_mutex_unlock(&bm->lock);
+    return status;
+}
+
+MF_API const char *mf_bm_host_id(mf_bm_t *bm)
+{
+    return bm != NULL ? mf_fabric_host_id(bm) : mf_host_id();
 }
 
 MF_API uint64_t mf_bm_local_size(mf_bm_t *bm, mf_mem_type_t type)

@@ -91,8 +91,10 @@ struct mf_bm {
     size_t tl_order[MF_FABRIC_TL_MAX];
     mf_tl_memh_t *own_memh[MF_FABRIC_TL_MAX];
 
-    pthread_mutex_t lock; /* membership, regions, callbacks */
-    atomic_bool joined;   /* written under lock */
+    pthread_mutex_t lock;    /* membership, regions, callbacks */
+    pthread_cond_t seg_cond; /* broadcast under lock when a segment's
+                                state or bm->joined changed */
+    atomic_bool joined;      /* written under lock */
     atomic_uint join_gen;
     mf_store_t *store;       /* the process's store client */
     mf_store_watch_t *watch; /* segment descriptors, while joined */
@@ -136,12 +138,11 @@ static inline const char *mf_fabric_host_id(const mf_bm_t *bm)
     return bm->cfg.host_id[0] != '\0' ? bm->cfg.host_id : mf_host_id();
 }
 
-/* Whether rank has joined but no transport of this process reaches it (so
- * waiting for it to become reachable is pointless); false out of range. */
-static inline bool mf_fabric_rank_unreachable(mf_bm_t *bm, uint32_t rank)
+/* Wakes mf_bm_rank_wait callers: a segment's state or bm->joined changed
+ * (bm->lock held). */
+static inline void mf_fabric_seg_changed_locked(mf_bm_t *bm)
 {
-    return rank < bm->world &&
-           atomic_load(&bm->segs[rank].state) == MF_FABRIC_SEG_UNREACHABLE;
+    pthread_cond_broadcast(&bm->seg_cond);
 }
 
 /* ---- bm.c ---- */

@@ -39,6 +39,20 @@ static void api_run(int n, it_proc_fn fn, void *arg)
 
 /* ---------------------------------------------------------- config */
 
+typedef struct api_log {
+    int count;
+    char last[512];
+} api_log_t;
+
+static void api_log_sink(mf_log_level_t level, const char *file, int line,
+                         const char *message, void *arg)
+{
+    api_log_t *log = arg;
+
+    log->count++;
+    snprintf(log->last, sizeof(log->last), "%s", message);
+}
+
 static int api_config_child(int index, void *arg)
 {
     char path[] = "/tmp/it_mmc_api_confXXXXXX";
@@ -122,8 +136,29 @@ static int api_config_child(int index, void *arg)
                      strstr(text, "connect_timeout_ms") != NULL &&
                      strstr(text, "MMC_DRAM_SIZE") != NULL &&
                      strstr(text, "fabric.") != NULL &&
-                     strstr(text, "MMC_FABRIC_TRANSPORT") != NULL,
+                     strstr(text, "MMC_FABRIC_TRANSPORT") != NULL &&
+                     strstr(text, "fabric.tcp.lanes") != NULL &&
+                     strstr(text, "MMC_FABRIC_TCP_LANES") != NULL &&
+                     strstr(text, "fabric.tcp_lanes") != NULL,
                  "help text:\n%s", text);
+    }
+
+    /* the library's log goes where its user says, at the level it says */
+    {
+        api_log_t log = {0};
+
+        mmc_log_set_sink(api_log_sink, &log);
+        mmc_log_set_level(MF_LOG_ERROR);
+        IT_CHECK(mmc_log_get_level() == MF_LOG_ERROR, "log level");
+        IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
+        IT_CHECK(log.count >= 1 && strstr(log.last, "no_such_key") != NULL,
+                 "sink got %d messages, last '%s'", log.count, log.last);
+        log.count = 0;
+        mmc_log_set_level(MF_LOG_OFF);
+        IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
+        IT_CHECK(log.count == 0, "%d messages while off", log.count);
+        mmc_log_set_sink(NULL, NULL);
+        mmc_log_set_level(MF_LOG_WARN);
     }
     ret = 0;
 fail:
@@ -178,8 +213,8 @@ static int api_basic_child(int index, void *arg)
 {
     const size_t size = 3 * MB + 123;
     char long_key[MMC_KEY_MAX + 2];
-    mmc_put_opts_t opts = {0};
-    mmc_obj_info_t info;
+    mmc_put_opts_t opts = {.size = sizeof(mmc_put_opts_t)};
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     mmc_t *mmc = NULL, *second = NULL;
     mmc_config_t cfg;
     char *a = NULL, *b = NULL, *c = NULL;
@@ -252,6 +287,30 @@ static int api_basic_child(int index, void *arg)
     opts.flags = 0;
     opts.replicas = MMC_MAX_REPLICAS + 1;
     IT_MMC_ST(mmc_put(mmc, "basic/r9", a, size, &opts), MF_ERR_INVALID);
+    /* structs that can grow: a size is required, kinds are checked */
+    {
+        mmc_put_opts_t unsized = {.replicas = 1};
+        mmc_obj_info_t unsized_info = {.size = 1};
+        mmc_iov_t dev = {a, size, MMC_MEM_DEVICE}, odd = {a, size, 7};
+
+        IT_MMC_ST(mmc_put(mmc, "basic/unsized", a, size, &unsized),
+                  MF_ERR_INVALID);
+        IT_MMC_ST(mmc_query(mmc, "basic/a", &unsized_info), MF_ERR_INVALID);
+        IT_MMC_ST(mmc_put_layers(mmc, "basic/dev", &dev, 1, NULL),
+                  MF_ERR_UNSUPPORTED);
+        IT_MMC_ST(mmc_get_layers(mmc, "basic/a", &dev, 1), MF_ERR_UNSUPPORTED);
+        IT_MMC_ST(mmc_put_layers(mmc, "basic/odd", &odd, 1, NULL),
+                  MF_ERR_INVALID);
+        mmc_put_opts_init(&unsized);
+        unsized.mem = MMC_MEM_DEVICE;
+        IT_MMC_ST(mmc_put(mmc, "basic/dev", a, size, &unsized),
+                  MF_ERR_UNSUPPORTED);
+        unsized.mem = MMC_MEM_HOST;
+        IT_MMC_ST(mmc_put(mmc, "basic/host", a, size, &unsized), MMC_OK);
+        IT_MMC_ST(mmc_exist(mmc, "basic/host"), MMC_OK);
+        IT_MMC_ST(mmc_exist(mmc, "basic/dev"), MMC_ERR_NOT_FOUND);
+        IT_MMC_ST(mmc_remove(mmc, "basic/host"), MMC_OK);
+    }
     IT_MMC_ST(mmc_get(mmc, "", c, size), MF_ERR_INVALID);
     IT_MMC_ST(mmc_get(mmc, long_key, c, size), MF_ERR_INVALID);
     IT_MMC_ST(mmc_exist(mmc, long_key), MF_ERR_INVALID);
@@ -403,10 +462,33 @@ static int api_batch_child(int index, void *arg)
     IT_MMC_ST(mmc_put_batch(mmc, keys, cbufs, sizes, BATCH_N, NULL, res),
               MMC_OK);
     IT_MMC_ST(mmc_exist_batch(mmc, keys, BATCH_N, res), MMC_OK);
+    mmc_obj_info_init(infos, BATCH_N);
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MMC_OK);
     for (i = 0; i < BATCH_N; i++) {
         IT_CHECK(infos[i].size == sizes[i] && infos[i].nreplicas == 1,
                  "query %d", i);
+    }
+    /* a caller built with a larger (newer) info struct: the elements are
+     * info_size apart and nothing past a known field is written */
+    {
+        enum { WIDE = sizeof(mmc_obj_info_t) + 24 };
+        uint8_t *wide = malloc((size_t)BATCH_N * WIDE);
+        mmc_obj_info_t one;
+
+        IT_CHECK(wide != NULL, "malloc");
+        memset(wide, 0xa5, (size_t)BATCH_N * WIDE);
+        ((mmc_obj_info_t *)wide)->info_size = WIDE;
+        IT_MMC_ST(
+            mmc_query_batch(mmc, keys, BATCH_N, (mmc_obj_info_t *)wide, res),
+            MMC_OK);
+        for (i = 0; i < BATCH_N; i++) {
+            memcpy(&one, wide + (size_t)i * WIDE, sizeof(one));
+            IT_CHECK(one.size == sizes[i] && one.nreplicas == 1 &&
+                         wide[(size_t)i * WIDE + WIDE - 1] == 0xa5 &&
+                         wide[(size_t)i * WIDE + sizeof(one)] == 0xa5,
+                     "wide query %d", i);
+        }
+        free(wide);
     }
     memset(small, 0, BATCH_N * 64 * 1024);
     IT_MMC_ST(mmc_get_batch(mmc, keys, bufs, sizes, BATCH_N, res), MMC_OK);
@@ -537,8 +619,8 @@ static void test_max_batch(void **state)
 static int api_replicas_child(int index, void *arg)
 {
     const size_t size = 2 * MB;
-    mmc_put_opts_t opts = {0};
-    mmc_obj_info_t info;
+    mmc_put_opts_t opts = {.size = sizeof(mmc_put_opts_t)};
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     mmc_t *mmc = NULL;
     char *buf = NULL;
     int ret = 1;
@@ -1053,7 +1135,7 @@ static int api_kill_child(int index, void *arg)
         snprintf(key, sizeof(key), "fill/%d", KILL_FILL);
         st = mmc_put(mmc, key, buf, KILL_OBJ, NULL);
         if (st == MMC_OK) {
-            mmc_obj_info_t info = {0};
+            mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
 
             (void)mmc_query(mmc, key, &info);
             IT_CHECK(false, "a fifth object fit, on rank %u (this is %u)",

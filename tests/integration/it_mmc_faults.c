@@ -211,7 +211,7 @@ typedef struct fl_child {
  * differ, the object's replicas now, and what a second read gives. */
 static void fl_wrong_bytes(fl_child_t *c, const char *key, const fl_rec_t *snap)
 {
-    mmc_obj_info_t info;
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     char *expect = malloc(snap->size);
     ssize_t diff = -1;
     size_t bad = 0;
@@ -345,7 +345,7 @@ static int fl_put_one(fl_child_t *c)
 {
     uint32_t n = atomic_load(&fl->next[c->slot]);
     fl_rec_t *r = &fl->ring[c->slot][n % RING];
-    mmc_obj_info_t info;
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     it_rng_t rng;
     char key[64];
     mmc_status_t st;
@@ -397,7 +397,7 @@ static int fl_put_one(fl_child_t *c)
     for (int k = 0; k < MMC_MAX_REPLICAS; k++) {
         before[k] = -1;
     }
-    memset(&info, 0, sizeof(info));
+    mmc_obj_info_init(&info, 1);
     start = it_now_ms();
     st = mmc_query(c->mmc, key, &info);
     if (!fl_timed(start, CALL_MS, "query", key)) {
@@ -891,7 +891,7 @@ static int vn_child(int index, void *arg)
 {
     const char *const kv[] = {"timeout_ms", "10s", "fabric.tcp.timeout_ms",
                               "3s", NULL};
-    mmc_obj_info_t info;
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     mmc_t *mmc = NULL;
     vn_reader_t rd = {.index = index};
     pthread_t rt;
@@ -906,7 +906,8 @@ static int vn_child(int index, void *arg)
     atomic_store(&vn->client_rank[index], (int)mmc_rank(mmc));
     IT_CHECK(it_mmc_barrier(0, VN_CLIENTS) == 0, "barrier 0");
     for (int reps = 1; reps <= 2; reps++) {
-        mmc_put_opts_t opts = {.replicas = (uint32_t)reps};
+        mmc_put_opts_t opts = {.size = sizeof(mmc_put_opts_t),
+                               .replicas = (uint32_t)reps};
 
         for (int k = 0; k < VN_OBJS; k++) {
             uint64_t size = vn_size(index, reps, k);
@@ -1223,8 +1224,8 @@ static int pt_child(int index, void *arg)
 {
     const char *const kv[] = {"timeout_ms", "10s", "fabric.tcp.timeout_ms",
                               "3s", NULL};
-    mmc_put_opts_t opts = {.replicas = 1};
-    mmc_obj_info_t info;
+    mmc_put_opts_t opts = {.size = sizeof(mmc_put_opts_t), .replicas = 1};
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     mmc_t *mmc = NULL;
     char key[64], *buf = malloc(OBJ_MAX);
     int ret = 1;

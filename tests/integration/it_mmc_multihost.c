@@ -88,8 +88,8 @@ static void mh_run(it_proc_fn fn, const int *victims, int nvictims)
 
 static int mh_replicas_child(int index, void *arg)
 {
-    mmc_put_opts_t opts = {.replicas = 2};
-    mmc_obj_info_t info;
+    mmc_put_opts_t opts = {.size = sizeof(mmc_put_opts_t), .replicas = 2};
+    mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
     mmc_t *mmc = NULL;
     char *buf = NULL, key[32];
     int ret = 1, h0, h1;
@@ -171,7 +171,8 @@ static void test_mh_replicas(void **state)
 
 static int mh_kill_child(int index, void *arg)
 {
-    mmc_put_opts_t two = {.replicas = 2}, one = {.replicas = 1};
+    mmc_put_opts_t two = {.size = sizeof(mmc_put_opts_t), .replicas = 2};
+    mmc_put_opts_t one = {.size = sizeof(mmc_put_opts_t), .replicas = 1};
     mmc_t *mmc = NULL;
     char *buf = NULL, key[32];
     int ret = 1, k;

@@ -104,7 +104,7 @@ static void *pr_writer(void *arg)
     uint32_t n;
     mmc_status_t st;
     unsigned nospace = 0;
-    mmc_put_opts_t two = {.replicas = 2};
+    mmc_put_opts_t two = {.size = sizeof(mmc_put_opts_t), .replicas = 2};
 
     c->ret_writer = 1;
     IT_CHECK(buf != NULL, "malloc");
@@ -324,7 +324,8 @@ static int pr_child_main(int index, void *arg)
     /* small objects on this rank (they fit between the others) until one
      * takes it over the high mark; then the pass takes it to the low mark */
     for (int pushed = 0;; pushed++) {
-        mmc_put_opts_t own = {.replicas = 1, .npreferred = 1};
+        mmc_put_opts_t own = {
+            .size = sizeof(mmc_put_opts_t), .replicas = 1, .npreferred = 1};
         uint64_t before, start;
 
         IT_CHECK(pushed < 1000, "never above the high mark");

@@ -987,6 +987,14 @@ static void test_rank_barrier(test_rank_t *tr, const char *name, uint32_t count)
 
 static void test_rank_wait_joined(test_rank_t *tr, uint32_t rank, bool joined)
 {
+    if (joined) {
+        /* woken by the pool's events; 10 s only bounds a broken run */
+        if (mf_bm_rank_wait(tr->bm, rank, 10000) == MF_OK) {
+            return;
+        }
+        fprintf(stderr, "rank %u: rank %u not joined\n", tr->rank, rank);
+        _exit(1);
+    }
     for (int i = 0; i < 2000; i++) {
         if (mf_bm_rank_joined(tr->bm, rank) == joined) {
             return;
@@ -1032,7 +1040,13 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     s = 0x9e3779b97f4a7c15ull * (tr.rank + 1);
     /* lower half: the owner's pattern */
     test_fill((void *)own, 0, MP_SEG / 2, tr.rank);
+    CHILD_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 0) == MF_ERR_TIMEOUT);
+    CHILD_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 20) == MF_ERR_TIMEOUT);
+    CHILD_CHECK(mf_bm_rank_wait(tr.bm, world, 0) == MF_ERR_INVALID);
+    CHILD_CHECK(strcmp(mf_bm_host_id(tr.bm), mf_host_id()) == 0 ||
+                test_mp_mode == TEST_MP_TWO_HOSTS);
     CHILD_OK(mf_bm_join(tr.bm));
+    CHILD_OK(mf_bm_rank_wait(tr.bm, tr.rank, 0));
     CHILD_CHECK(mf_bm_join(tr.bm) == MF_ERR_EXISTS);
     for (r = 0; r < world; r++) {
         test_rank_wait_joined(&tr, r, true);

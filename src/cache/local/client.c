@@ -396,7 +396,7 @@ static void mmc_local_fill_register(mmc_t *mmc)
 
     memset(reg, 0, sizeof(*reg));
     reg->rank = mmc->rank;
-    mf_strlcpy(reg->host_id, mf_fabric_host_id(mmc->bm), sizeof(reg->host_id));
+    mf_strlcpy(reg->host_id, mf_bm_host_id(mmc->bm), sizeof(reg->host_id));
     if (mmc->cfg.dram_size != 0) {
         reg->nsegs = 1;
         reg->segs[0].media = MMC_MEDIA_DRAM;

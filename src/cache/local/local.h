@@ -4,6 +4,7 @@
  *   client.c  create/destroy (connect, HELLO, BM pool, REGISTER), the RPC
  *             helper, reconnection, the heartbeat, user buffers
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
+ *   log.c     the logging control libmemcache exports
  *
  * Invariant: everything in struct mmc is written once by mmc_create and
  * only read afterwards, except host_idx and reg_gen (atomics, changed when
@@ -16,10 +17,14 @@
 #define MMC_CACHE_LOCAL_LOCAL_H
 
 #include "cache/proto/proto.h"
-#include "fabric/fabric.h"
 #include "net/net.h"
+#include "util/config.h"
+#include "util/log.h"
+#include "util/misc.h"
 
 #include <memcache/mmc.h>
+#include <memfabric/mf_bm.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 /* Buffers of one item of a batch, whatever the API form. */

@@ -31,6 +31,12 @@
 #include <string.h>
 #include <time.h>
 
+/* The smallest option and info structs a caller may pass: those of the
+ * first version with a size field (fields are only ever appended). */
+#define MMC_OPS_PUT_OPTS_MIN                                                   \
+    (offsetof(mmc_put_opts_t, mem) + sizeof(((mmc_put_opts_t *)0)->mem))
+#define MMC_OPS_OBJ_INFO_MIN                                                   \
+    (offsetof(mmc_obj_info_t, gvas) + sizeof(((mmc_obj_info_t *)0)->gvas))
 #define MMC_OPS_MAX_IOV     65536u
 #define MMC_OPS_PIECE_CHUNK 65536u /* pieces of one mf_bm_copy_batch call */
 #define MMC_OPS_LOG_ITEMS   8u     /* bad items logged one by one */
@@ -135,16 +141,13 @@ static mmc_key_t mmc_ops_key(const char *key)
  * here, when the pool has not shown it joined yet. */
 static void mmc_ops_wait_joined(mmc_t *mmc, uint32_t rank, uint64_t deadline_ms)
 {
-    struct timespec ts = {0, 1000000L};
+    uint64_t now = mf_time_ms();
 
-    if (rank >= mmc->hello.world_size) {
-        return; /* the copy reports MF_ERR_OUT_OF_RANGE */
+    if (rank >= mmc->hello.world_size || now >= deadline_ms) {
+        return; /* the copy reports what is wrong */
     }
-    while (!mf_bm_rank_joined(mmc->bm, rank) &&
-           !mf_fabric_rank_unreachable(mmc->bm, rank) &&
-           mf_time_ms() < deadline_ms) {
-        nanosleep(&ts, NULL);
-    }
+    (void)mf_bm_rank_wait(mmc->bm, rank,
+                          (int)MF_MIN(deadline_ms - now, (uint64_t)INT32_MAX));
 }
 
 /* A batch copy of pieces that belong to items: piece k is of item
@@ -249,6 +252,19 @@ static mmc_status_t mmc_ops_check_iov(const char *what,
             mmc_ops_bad_item(what, index, nbad, "a buffer is NULL");
             return MF_ERR_INVALID;
         }
+        switch (item->iov[j].mem) {
+        case MMC_MEM_AUTO:
+        case MMC_MEM_HOST:
+            break;
+        case MMC_MEM_DEVICE:
+            mmc_ops_bad_item(what, index, nbad,
+                             "a buffer is device memory, which needs the "
+                             "CUDA memory kind (not in this build)");
+            return MF_ERR_UNSUPPORTED;
+        default:
+            mmc_ops_bad_item(what, index, nbad, "a buffer's mem is unknown");
+            return MF_ERR_INVALID;
+        }
     }
     return MF_OK;
 }
@@ -310,6 +326,12 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
     memset(&req, 0, sizeof(req));
     req.replicas = mmc->cfg.replicas;
     if (opts != NULL) {
+        if (opts->size < MMC_OPS_PUT_OPTS_MIN) {
+            mf_error("%s: opts->size is %zu (call mmc_put_opts_init)", what,
+                     opts->size);
+            mmc_ops_fill(results, count, MF_ERR_INVALID);
+            return MF_ERR_INVALID;
+        }
         if (opts->replicas > MMC_MAX_REPLICAS ||
             opts->npreferred > MMC_MAX_REPLICAS) {
             mf_error("%s: replicas %u or npreferred %u above %u", what,
@@ -846,16 +868,20 @@ static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
             }
             results[k] = ol.items[i].status;
             if (results[k] == MMC_OK) {
-                mmc_obj_info_t *info = &infos[k];
+                mmc_obj_info_t info;
 
-                memset(info, 0, sizeof(*info));
-                info->size = ol.items[i].size;
-                info->nreplicas = ol.items[i].nrep;
+                memset(&info, 0, sizeof(info));
+                info.info_size = infos[0].info_size;
+                info.size = ol.items[i].size;
+                info.nreplicas = ol.items[i].nrep;
                 for (uint8_t r = 0; r < ol.items[i].nrep; r++) {
-                    info->ranks[r] = ol.items[i].reps[r].rank;
-                    info->media[r] = ol.items[i].reps[r].media;
-                    info->gvas[r] = ol.items[i].reps[r].gva;
+                    info.ranks[r] = ol.items[i].reps[r].rank;
+                    info.media[r] = ol.items[i].reps[r].media;
+                    info.gvas[r] = ol.items[i].reps[r].gva;
                 }
+                /* the caller's struct may be of another version */
+                memcpy((uint8_t *)infos + k * infos[0].info_size, &info,
+                       MF_MIN(infos[0].info_size, sizeof(info)));
             }
         }
         if (op == MMC_OP_QUERY) {
@@ -873,10 +899,27 @@ out_free:
 
 /* ------------------------------------------------------------ the API */
 
-/* Items of put/get from the plain (one buffer per object) form. */
+MF_API void mmc_put_opts_init(mmc_put_opts_t *opts)
+{
+    if (opts != NULL) {
+        memset(opts, 0, sizeof(*opts));
+        opts->size = sizeof(*opts);
+    }
+}
+
+MF_API void mmc_obj_info_init(mmc_obj_info_t *infos, size_t count)
+{
+    for (size_t i = 0; infos != NULL && i < count; i++) {
+        memset(&infos[i], 0, sizeof(infos[i]));
+        infos[i].info_size = sizeof(infos[i]);
+    }
+}
+
+/* Items of put/get from the plain (one buffer per object) form; mem is
+ * where every buffer lives. */
 static mmc_status_t mmc_ops_items_plain(const char *const *keys,
                                         void *const *bufs, const size_t *sizes,
-                                        size_t count,
+                                        size_t count, uint32_t mem,
                                         mmc_local_item_t **items_p,
                                         mmc_iov_t **iovs_p)
 {
@@ -891,6 +934,7 @@ static mmc_status_t mmc_ops_items_plain(const char *const *keys,
     for (size_t i = 0; i < count; i++) {
         iovs[i].base = bufs[i];
         iovs[i].len = sizes[i];
+        iovs[i].mem = mem;
         items[i].key = keys[i];
         items[i].iov = &iovs[i];
         items[i].niov = 1;
@@ -932,6 +976,7 @@ static mmc_status_t mmc_ops_plain(mmc_t *mmc, bool put, const char *what,
     mmc_local_item_t *items;
     mmc_iov_t *iovs;
     mmc_status_t status;
+    uint32_t mem;
 
     status = mmc_ops_check_call(what, mmc, keys, count, results);
     if (status != MF_OK) {
@@ -942,7 +987,9 @@ static mmc_status_t mmc_ops_plain(mmc_t *mmc, bool put, const char *what,
         mmc_ops_fill(results, count, MF_ERR_INVALID);
         return MF_ERR_INVALID;
     }
-    status = mmc_ops_items_plain(keys, bufs, sizes, count, &items, &iovs);
+    mem = (opts != NULL && opts->size >= MMC_OPS_PUT_OPTS_MIN) ? opts->mem
+                                                               : MMC_MEM_AUTO;
+    status = mmc_ops_items_plain(keys, bufs, sizes, count, mem, &items, &iovs);
     if (status != MF_OK) {
         mmc_ops_fill(results, count, status);
         return status;
@@ -1047,6 +1094,13 @@ MF_API mmc_status_t mmc_query_batch(mmc_t *mmc, const char *const *keys,
         mmc_ops_fill(results, count, MF_ERR_INVALID);
         return MF_ERR_INVALID;
     }
+    if (count > 0 && infos[0].info_size < MMC_OPS_OBJ_INFO_MIN) {
+        mf_error("mmc_query: infos[0].info_size is %zu (call "
+                 "mmc_obj_info_init)",
+                 infos[0].info_size);
+        mmc_ops_fill(results, count, MF_ERR_INVALID);
+        return MF_ERR_INVALID;
+    }
     return mmc_ops_keys(mmc, MMC_OP_QUERY, "mmc_query", keys, count, infos,
                         results);
 }
@@ -1116,13 +1170,19 @@ MF_API mmc_status_t mmc_query(mmc_t *mmc, const char *key,
     mmc_obj_info_t info;
     mmc_status_t result;
 
-    if (info_p == NULL) {
-        mf_error("mmc_query: info_p is NULL");
+    if (info_p == NULL || info_p->info_size < MMC_OPS_OBJ_INFO_MIN) {
+        mf_error("mmc_query: info_p is NULL or its info_size too small "
+                 "(call mmc_obj_info_init)");
         return MF_ERR_INVALID;
     }
+    mmc_obj_info_init(&info, 1);
     (void)mmc_query_batch(mmc, &key, 1, &info, &result);
     if (result == MMC_OK) {
-        *info_p = info;
+        /* outputs only on success, and no byte past the caller's size */
+        memcpy((uint8_t *)info_p + sizeof(info.info_size),
+               (const uint8_t *)&info + sizeof(info.info_size),
+               MF_MIN(info_p->info_size, sizeof(info)) -
+                   sizeof(info.info_size));
     }
     return result;
 }

@@ -12,6 +12,8 @@
 #include "util/misc.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,14 +55,45 @@ static mf_status_t mf_mem_cuda_copy(void *dst, const void *src, size_t size)
     return MF_ERR_UNSUPPORTED;
 }
 
+static mf_status_t mf_mem_cuda_probe(void)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static bool mf_mem_cuda_claims(const void *ptr, size_t size)
+{
+    return false;
+}
+
+static mf_status_t mf_mem_cuda_copy_async(void *dst, const void *src,
+                                          size_t size, mf_mem_comp_t *comp)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static mf_status_t mf_mem_cuda_dma_reg(void *addr, size_t size,
+                                       mf_mem_reg_t **reg_p)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static void mf_mem_cuda_dma_dereg(mf_mem_reg_t *reg)
+{
+}
+
 const mf_mem_ops_t mf_mem_cuda_ops = {
     .name = "cuda",
     .kind = MF_MEM_KIND_CUDA,
+    .probe = mf_mem_cuda_probe,
+    .claims = mf_mem_cuda_claims,
     .seg_create = mf_mem_cuda_seg_create,
     .seg_destroy = mf_mem_cuda_seg_destroy,
     .seg_export = mf_mem_cuda_seg_export,
     .seg_import = mf_mem_cuda_seg_import,
     .copy = mf_mem_cuda_copy,
+    .copy_async = mf_mem_cuda_copy_async,
+    .dma_reg = mf_mem_cuda_dma_reg,
+    .dma_dereg = mf_mem_cuda_dma_dereg,
 };
 
 static const mf_mem_ops_t *const mf_mem_kinds[MF_MEM_KIND_LAST] = {
@@ -74,6 +107,51 @@ const mf_mem_ops_t *mf_mem_ops_get(mf_mem_kind_t kind)
         return NULL;
     }
     return mf_mem_kinds[kind];
+}
+
+/* Probe results, one per kind: 0 not asked yet, else 1 + the status's
+ * negation (so MF_OK is 1). */
+static atomic_int mf_mem_ready_g[MF_MEM_KIND_LAST];
+/* Bit per device kind whose probe said MF_OK. */
+static atomic_uint mf_mem_devices_g;
+static pthread_once_t mf_mem_probe_once = PTHREAD_ONCE_INIT;
+
+static void mf_mem_probe_all(void)
+{
+    mf_status_t status;
+    int kind;
+
+    for (kind = 0; kind < MF_MEM_KIND_LAST; kind++) {
+        status = mf_mem_kinds[kind]->probe();
+        atomic_store(&mf_mem_ready_g[kind], 1 - (int)status);
+        if (status == MF_OK && kind != MF_MEM_KIND_HOST) {
+            atomic_fetch_or(&mf_mem_devices_g, 1u << kind);
+        }
+    }
+}
+
+mf_status_t mf_mem_kind_ready(mf_mem_kind_t kind)
+{
+    if ((unsigned)kind >= MF_MEM_KIND_LAST) {
+        return MF_ERR_INVALID;
+    }
+    pthread_once(&mf_mem_probe_once, mf_mem_probe_all);
+    return (mf_status_t)(1 - atomic_load(&mf_mem_ready_g[kind]));
+}
+
+mf_mem_kind_t mf_mem_classify(const void *ptr, size_t size)
+{
+    unsigned devices;
+    int kind;
+
+    pthread_once(&mf_mem_probe_once, mf_mem_probe_all);
+    devices = atomic_load_explicit(&mf_mem_devices_g, memory_order_relaxed);
+    for (kind = 0; devices != 0 && kind < MF_MEM_KIND_LAST; kind++) {
+        if ((devices & (1u << kind)) && mf_mem_kinds[kind]->claims(ptr, size)) {
+            return (mf_mem_kind_t)kind;
+        }
+    }
+    return MF_MEM_KIND_HOST;
 }
 
 /* ---- reservations ---- */

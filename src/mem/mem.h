@@ -46,9 +46,25 @@ typedef struct mf_mem_seg {
     bool imported; /* mapped from a peer's descriptor */
 } mf_mem_seg_t;
 
+/* Completion of an asynchronous copy: cb fires once, on any thread. */
+typedef struct mf_mem_comp mf_mem_comp_t;
+struct mf_mem_comp {
+    void (*cb)(mf_mem_comp_t *comp, mf_status_t status);
+};
+
+/* Memory registered for DMA by a kind (e.g. host memory pinned for a
+ * device's copy engine); opaque to callers. */
+typedef struct mf_mem_reg mf_mem_reg_t;
+
 typedef struct mf_mem_ops {
     const char *name;
     mf_mem_kind_t kind;
+    /* MF_OK when the kind works in this process (its driver loaded and a
+     * device present), else why not (MF_ERR_UNSUPPORTED, logged once). */
+    mf_status_t (*probe)(void);
+    /* Whether [ptr, ptr + size) is memory of this kind (a device kind asks
+     * its driver; the host kind claims everything no other kind does). */
+    bool (*claims)(const void *ptr, size_t size);
     /* Creates size bytes (page multiple) at addr, inside a reservation. */
     mf_status_t (*seg_create)(void *addr, uint64_t size, unsigned flags,
                               mf_mem_seg_t *seg_p);
@@ -58,8 +74,16 @@ typedef struct mf_mem_ops {
     /* Maps a peer's segment at addr (inside a reservation). */
     mf_status_t (*seg_import)(const mf_mem_desc_t *desc, void *addr,
                               unsigned flags, mf_mem_seg_t *seg_p);
-    /* Copies between memory of this kind and host memory. */
+    /* Copies between memory of this kind and host memory (or memory of
+     * this kind), and returns when it is done. */
     mf_status_t (*copy)(void *dst, const void *src, size_t size);
+    /* The same, asynchronously: MF_OK (done), MF_INPROGRESS (comp->cb
+     * fires later, once) or an error (comp->cb never fires). */
+    mf_status_t (*copy_async)(void *dst, const void *src, size_t size,
+                              mf_mem_comp_t *comp);
+    /* Registers host memory for DMA by this kind's copy engine. */
+    mf_status_t (*dma_reg)(void *addr, size_t size, mf_mem_reg_t **reg_p);
+    void (*dma_dereg)(mf_mem_reg_t *reg);
 } mf_mem_ops_t;
 
 extern const mf_mem_ops_t mf_mem_host_ops;
@@ -67,6 +91,13 @@ extern const mf_mem_ops_t mf_mem_cuda_ops;
 
 /* The ops of a kind; never NULL for kind < MF_MEM_KIND_LAST. */
 const mf_mem_ops_t *mf_mem_ops_get(mf_mem_kind_t kind);
+
+/* Whether a kind works here (its probe, asked once per process). */
+mf_status_t mf_mem_kind_ready(mf_mem_kind_t kind);
+
+/* The kind of [ptr, ptr + size): the first device kind that is ready and
+ * claims it, else host.  Costs one load while no device kind is ready. */
+mf_mem_kind_t mf_mem_classify(const void *ptr, size_t size);
 
 /*
  * Reserves [base, base + len) as PROT_NONE without replacing anything.

@@ -236,12 +236,46 @@ static mf_status_t mf_mem_host_copy(void *dst, const void *src, size_t size)
     return MF_OK;
 }
 
+static mf_status_t mf_mem_host_probe(void)
+{
+    return MF_OK;
+}
+
+static bool mf_mem_host_claims(const void *ptr, size_t size)
+{
+    return true;
+}
+
+static mf_status_t mf_mem_host_copy_async(void *dst, const void *src,
+                                          size_t size, mf_mem_comp_t *comp)
+{
+    memcpy(dst, src, size);
+    return MF_OK;
+}
+
+/* Host memory needs no registration for the CPU's copies. */
+static mf_status_t mf_mem_host_dma_reg(void *addr, size_t size,
+                                       mf_mem_reg_t **reg_p)
+{
+    *reg_p = NULL;
+    return MF_OK;
+}
+
+static void mf_mem_host_dma_dereg(mf_mem_reg_t *reg)
+{
+}
+
 const mf_mem_ops_t mf_mem_host_ops = {
     .name = "host",
     .kind = MF_MEM_KIND_HOST,
+    .probe = mf_mem_host_probe,
+    .claims = mf_mem_host_claims,
     .seg_create = mf_mem_host_seg_create,
     .seg_destroy = mf_mem_host_seg_destroy,
     .seg_export = mf_mem_host_seg_export,
     .seg_import = mf_mem_host_seg_import,
     .copy = mf_mem_host_copy,
+    .copy_async = mf_mem_host_copy_async,
+    .dma_reg = mf_mem_host_dma_reg,
+    .dma_dereg = mf_mem_host_dma_dereg,
 };

@@ -1516,6 +1516,99 @@ static void test_mp_elastic(void **state)
     test_mp_stop(&mp);
 }
 
+/*
+ * Asynchronous copies to a peer over tcp complete from the transport's own
+ * completions: with no copy threads at all, copy_async and
+ * copy_batch_async return while the peer is stopped (SIGSTOP), the copies
+ * stay in progress meanwhile, a copy into mapped memory completes beside
+ * them, and all finish once the peer runs again.
+ */
+static void test_mp_async_child(const char *url)
+{
+    uint64_t base = 0x278000000000ull, peer_gva, own_gva;
+    mf_copy_piece_t pieces[8];
+    mf_bm_req_t *single, *batch, *mapped;
+    uint32_t peer;
+    test_rank_t tr;
+    char *buf, *back;
+    pid_t peer_pid;
+
+    CHILD_CHECK(setenv("MF_TRANSPORT", "tcp", 1) == 0);
+    CHILD_OK(test_rank_open(&tr, url, 2, MF_RANK_AUTO, 5, base, 0));
+    CHILD_OK(mf_bm_join(tr.bm));
+    peer = 1 - tr.rank;
+    test_rank_wait_joined(&tr, peer, true);
+    if (tr.rank == 1) {
+        test_rank_barrier(&tr, "async-done", 2);
+        CHILD_OK(mf_bm_leave(tr.bm));
+        test_rank_close(&tr);
+        _exit(0);
+    }
+    buf = malloc(2 * TEST_MB);
+    back = malloc(2 * TEST_MB);
+    CHILD_CHECK(buf != NULL && back != NULL);
+    test_fill(buf, 0, 2 * TEST_MB, 7);
+    peer_gva = test_gva(tr.bm, peer, 0);
+    own_gva = test_gva(tr.bm, tr.rank, 0);
+    CHILD_CHECK(tr.bm->segs[peer].addr == NULL); /* reached over tcp */
+    peer_pid = (pid_t)tr.bm->segs[peer].pid;
+
+    CHILD_CHECK(kill(peer_pid, SIGSTOP) == 0);
+    CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, peer_gva,
+                              TEST_MB, MF_COPY_LH2GH, &single));
+    for (int i = 0; i < 8; i++) {
+        pieces[i].src = (uint64_t)(uintptr_t)buf + TEST_MB + i * 4096u;
+        pieces[i].dst = peer_gva + TEST_MB + i * 8192u;
+        pieces[i].size = 4096;
+    }
+    CHILD_OK(mf_bm_copy_batch_async(tr.bm, pieces, 8, MF_COPY_LH2GH, &batch));
+    CHILD_CHECK(mf_bm_wait(single, 0) == MF_ERR_TIMEOUT);
+    CHILD_CHECK(mf_bm_wait(batch, 0) == MF_ERR_TIMEOUT);
+    CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, own_gva,
+                              TEST_MB, MF_COPY_LH2GH, &mapped));
+    CHILD_OK(mf_bm_wait(mapped, 10000));
+    CHILD_CHECK(mf_bm_test(single) == MF_INPROGRESS);
+    CHILD_CHECK(kill(peer_pid, SIGCONT) == 0);
+    CHILD_OK(mf_bm_wait(single, 30000));
+    CHILD_OK(mf_bm_wait(batch, 30000));
+
+    CHILD_OK(mf_bm_copy(tr.bm, peer_gva, (uint64_t)(uintptr_t)back, TEST_MB,
+                        MF_COPY_GH2LH));
+    CHILD_CHECK(memcmp(back, buf, TEST_MB) == 0);
+    CHILD_CHECK(memcmp((void *)(uintptr_t)own_gva, buf, TEST_MB) == 0);
+    for (int i = 0; i < 8; i++) {
+        CHILD_OK(mf_bm_copy(tr.bm, pieces[i].dst, (uint64_t)(uintptr_t)back,
+                            4096, MF_COPY_GH2LH));
+        CHILD_CHECK(memcmp(back, buf + TEST_MB + i * 4096u, 4096) == 0);
+    }
+    free(buf);
+    free(back);
+    test_rank_barrier(&tr, "async-done", 2);
+    CHILD_OK(mf_bm_leave(tr.bm));
+    test_rank_close(&tr);
+    _exit(0);
+}
+
+static void test_mp_async_tcp(void **state)
+{
+    pid_t pids[2];
+    test_mp_t mp;
+
+    test_mp_start(&mp);
+    for (int i = 0; i < 2; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            alarm(120);
+            test_mp_async_child(mp.url);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(test_wait_child(pids[i]), 0);
+    }
+    test_mp_stop(&mp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1532,6 +1625,7 @@ int main(void)
         cmocka_unit_test(test_mp_churn_tcp),
         cmocka_unit_test(test_mp_addr_in_use),
         cmocka_unit_test(test_mp_elastic),
+        cmocka_unit_test(test_mp_async_tcp),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

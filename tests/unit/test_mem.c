@@ -55,8 +55,29 @@ static void test_ops_filled(void **state)
         assert_non_null(ops->seg_export);
         assert_non_null(ops->seg_import);
         assert_non_null(ops->copy);
+        assert_non_null(ops->probe);
+        assert_non_null(ops->claims);
+        assert_non_null(ops->copy_async);
+        assert_non_null(ops->dma_reg);
+        assert_non_null(ops->dma_dereg);
     }
     assert_null(mf_mem_ops_get(MF_MEM_KIND_LAST));
+
+    /* host memory is always there and claims what no device kind does */
+    assert_int_equal(mf_mem_kind_ready(MF_MEM_KIND_HOST), MF_OK);
+    assert_int_equal(mf_mem_kind_ready(MF_MEM_KIND_LAST), MF_ERR_INVALID);
+    assert_int_equal(mf_mem_classify(&c, 1), MF_MEM_KIND_HOST);
+    ops = mf_mem_ops_get(MF_MEM_KIND_HOST);
+    {
+        char src[8] = "abcdefg", dst[8] = {0};
+        mf_mem_comp_t comp = {NULL};
+        mf_mem_reg_t *reg = (mf_mem_reg_t *)&comp;
+
+        assert_int_equal(ops->copy_async(dst, src, sizeof(src), &comp), MF_OK);
+        assert_string_equal(dst, "abcdefg");
+        assert_int_equal(ops->dma_reg(src, sizeof(src), &reg), MF_OK);
+        ops->dma_dereg(reg);
+    }
 
     ops = mf_mem_ops_get(MF_MEM_KIND_CUDA);
     memset(&desc, 0, sizeof(desc));
@@ -66,6 +87,9 @@ static void test_ops_filled(void **state)
                      MF_ERR_UNSUPPORTED);
     assert_int_equal(ops->seg_export(&seg, &desc), MF_ERR_UNSUPPORTED);
     assert_int_equal(ops->copy(&c, &c, 1), MF_ERR_UNSUPPORTED);
+    /* no device kind in this build: it is not ready, claims nothing */
+    assert_int_equal(mf_mem_kind_ready(MF_MEM_KIND_CUDA), MF_ERR_UNSUPPORTED);
+    assert_false(ops->claims(&c, 1));
 }
 
 static void test_reserve_conflict(void **state)

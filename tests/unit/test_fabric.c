@@ -23,7 +23,7 @@
 
 #include "test_child.h"
 
-#include "fabric/fabric.h"
+#include "fabric/core/core.h"
 
 #include <memfabric/memfabric.h>
 
@@ -37,6 +37,9 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The fabric pool behind a BM handle, for checks of the internals. */
+#define TEST_POOL(_bm) ((mf_fabric_pool_t *)(_bm))
 
 #define TEST_MB (1024ull * 1024ull)
 
@@ -333,7 +336,8 @@ static mf_status_t test_local_open(test_local_t *t, uint32_t rank,
     if (st != MF_OK) {
         return st;
     }
-    st = mf_fabric_bm_alloc(7, rank, LOCAL_WORLD, &t->cfg, &params, &t->bm);
+    st = mf_fabric_pool_alloc(7, rank, LOCAL_WORLD, &t->cfg, &params, NULL,
+                              (mf_fabric_pool_t **)&t->bm);
     if (st != MF_OK) {
         mf_mem_unreserve(LOCAL_BASE, t->window);
         return st;
@@ -344,7 +348,7 @@ static mf_status_t test_local_open(test_local_t *t, uint32_t rank,
 
 static void test_local_close(test_local_t *t)
 {
-    mf_fabric_bm_free(t->bm);
+    mf_fabric_pool_free(TEST_POOL(t->bm));
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->lock);
 }
@@ -703,7 +707,7 @@ static void test_local_peer(void **state)
         /* rank 0 */
         CHILD_OK(test_local_open(&t, 0, 0));
         test_fill((void *)peer, 0, LOCAL_SIZE, 10);
-        CHILD_OK(mf_fabric_desc_pack(t.bm, false, &d, &desc_len));
+        CHILD_OK(mf_fabric_desc_pack(TEST_POOL(t.bm), false, &d, &desc_len));
         CHILD_CHECK(write(frompipe[1], d, desc_len) == (ssize_t)desc_len);
         free(d);
         CHILD_CHECK(read(topipe[0], &c, 1) == 1);
@@ -719,24 +723,25 @@ static void test_local_peer(void **state)
     desc_len = (size_t)n;
 
     assert_int_equal(test_local_open(&t, 1, 1), MF_OK);
-    atomic_store(&t.bm->joined, true);
+    atomic_store(&TEST_POOL(t.bm)->joined, true);
     buf = malloc(LOCAL_SIZE);
     assert_non_null(buf);
 
     /* malformed descriptors change nothing */
     mf_log_set_level(MF_LOG_OFF);
-    pthread_mutex_lock(&t.bm->lock);
-    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, desc_len - 1);
-    mf_fabric_seg_apply_set_locked(t.bm, 2, desc, desc_len); /* other rank */
-    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, 3);
-    pthread_mutex_unlock(&t.bm->lock);
+    pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, desc_len - 1);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 2, desc,
+                                   desc_len); /* other rank */
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, 3);
+    pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     mf_log_set_level(MF_LOG_WARN);
     assert_false(mf_bm_rank_joined(t.bm, 0));
     assert_false(mf_bm_rank_joined(t.bm, 2));
 
-    pthread_mutex_lock(&t.bm->lock);
-    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, desc_len);
-    pthread_mutex_unlock(&t.bm->lock);
+    pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, desc_len);
+    pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     assert_true(mf_bm_rank_joined(t.bm, 0));
 
     /* the rank callback: joined */
@@ -765,9 +770,9 @@ static void test_local_peer(void **state)
     assert_true(
         test_check((void *)(LOCAL_BASE + LOCAL_STRIDE), 0, TEST_MB, 10));
     /* applying the same descriptor again is a no-op */
-    pthread_mutex_lock(&t.bm->lock);
-    mf_fabric_seg_apply_set_locked(t.bm, 0, desc, desc_len);
-    pthread_mutex_unlock(&t.bm->lock);
+    pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, desc_len);
+    pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     assert_true(mf_bm_rank_joined(t.bm, 0));
 
     /* unmap while another thread copies from it */
@@ -779,9 +784,9 @@ static void test_local_peer(void **state)
     while (atomic_load(&racer.ok) < 20) {
         sched_yield();
     }
-    pthread_mutex_lock(&t.bm->lock);
-    mf_fabric_seg_leave_locked(t.bm, 0, MF_ERR_PEER_LOST, true);
-    pthread_mutex_unlock(&t.bm->lock);
+    pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
+    mf_fabric_seg_leave_locked(TEST_POOL(t.bm), 0, MF_ERR_PEER_LOST, true);
+    pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     while (atomic_load(&racer.lost) < 5) {
         sched_yield();
     }
@@ -1056,7 +1061,7 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         uint32_t tcp = 0, shm = 0;
 
         for (r = 0; r < world; r++) {
-            mf_fabric_seg_t *seg = &tr.bm->segs[r];
+            mf_fabric_seg_t *seg = &TEST_POOL(tr.bm)->segs[r];
             const char *name;
 
             if (r == tr.rank) {
@@ -1064,7 +1069,7 @@ static void test_mp_copies_child(const char *url, uint32_t world)
                 CHILD_CHECK(seg->addr != NULL && seg->ep == NULL);
                 continue;
             }
-            name = tr.bm->ifaces[seg->tl]->ops->name;
+            name = TEST_POOL(tr.bm)->ifaces[seg->tl]->ops->name;
             tcp += strcmp(name, "tcp") == 0 && seg->addr == NULL;
             shm += strcmp(name, "shm") == 0 && seg->addr != NULL;
         }
@@ -1550,8 +1555,9 @@ static void test_mp_async_child(const char *url)
     test_fill(buf, 0, 2 * TEST_MB, 7);
     peer_gva = test_gva(tr.bm, peer, 0);
     own_gva = test_gva(tr.bm, tr.rank, 0);
-    CHILD_CHECK(tr.bm->segs[peer].addr == NULL); /* reached over tcp */
-    peer_pid = (pid_t)tr.bm->segs[peer].pid;
+    CHILD_CHECK(TEST_POOL(tr.bm)->segs[peer].addr ==
+                NULL); /* reached over tcp */
+    peer_pid = (pid_t)TEST_POOL(tr.bm)->segs[peer].pid;
 
     CHILD_CHECK(kill(peer_pid, SIGSTOP) == 0);
     CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, peer_gva,
@@ -1564,8 +1570,8 @@ static void test_mp_async_child(const char *url)
     CHILD_OK(mf_bm_copy_batch_async(tr.bm, pieces, 8, MF_COPY_LH2GH, &batch));
     CHILD_CHECK(mf_bm_wait(single, 0) == MF_ERR_TIMEOUT);
     CHILD_CHECK(mf_bm_wait(batch, 0) == MF_ERR_TIMEOUT);
-    CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, own_gva,
-                              TEST_MB, MF_COPY_LH2GH, &mapped));
+    CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, own_gva, TEST_MB,
+                              MF_COPY_LH2GH, &mapped));
     CHILD_OK(mf_bm_wait(mapped, 10000));
     CHILD_CHECK(mf_bm_test(single) == MF_INPROGRESS);
     CHILD_CHECK(kill(peer_pid, SIGCONT) == 0);

@@ -24,7 +24,7 @@
 #include <stdatomic.h>
 
 #define MF_FABRIC_VERSION  "0.1.0"
-#define MF_FABRIC_GROUP    "mf/bm"
+#define MF_FABRIC_GROUP    "mf/pool"
 #define MF_FABRIC_TL_MAX   4
 #define MF_FABRIC_DESC_MAX 4096
 /* 32 TiB: far from where Linux puts executables, heaps and mmaps, and
@@ -49,8 +49,8 @@ typedef struct mf_fabric_seg {
     mf_tl_ep_t *ep; /* set while JOINED */
     mf_tl_rkey_t *rkey;
     void *addr; /* rkey->addr: mapped here, or NULL */
-    /* control: under bm->lock */
-    size_t tl; /* index of the transport in bm->ifaces; SIZE_MAX for
+    /* control: under pool->lock */
+    size_t tl; /* index of the transport in pool->ifaces; SIZE_MAX for
                   the own segment, which needs none */
     uint32_t pid;
     uint64_t incarnation;
@@ -60,13 +60,15 @@ typedef struct mf_fabric_seg {
     atomic_uint readers __attribute__((aligned(64)));
 } __attribute__((aligned(64))) mf_fabric_seg_t;
 
+typedef struct mf_fabric_pool mf_fabric_pool_t;
+
 typedef struct mf_fabric_region {
     uint64_t addr;
     uint64_t size;
     mf_tl_memh_t *memh[MF_FABRIC_TL_MAX];
 } mf_fabric_region_t;
 
-struct mf_bm {
+struct mf_fabric_pool {
     /* hot, read-only after create */
     uint64_t base;       /* host_base */
     uint64_t stride;     /* max_dram_per_rank */
@@ -78,8 +80,11 @@ struct mf_bm {
 
     uint32_t id;
     mf_bm_config_t cfg;
-    uint64_t local_size; /* local_dram_size */
-    mf_mem_seg_t own;    /* own segment, mapped size page aligned */
+    char route_host[256]; /* the config store's host: transports listening
+                             on all addresses advertise the one routed
+                             towards it ("": loopback) */
+    uint64_t local_size;  /* local_dram_size */
+    mf_mem_seg_t own;     /* own segment, mapped size page aligned */
     uint64_t incarnation;
     mf_workers_t *workers;
 
@@ -93,12 +98,12 @@ struct mf_bm {
 
     pthread_mutex_t lock;    /* membership, regions, callbacks */
     pthread_cond_t seg_cond; /* broadcast under lock when a segment's
-                                state or bm->joined changed */
+                                state or pool->joined changed */
     atomic_bool joined;      /* written under lock */
     atomic_uint join_gen;
     mf_store_t *store;       /* the process's store client */
     mf_store_watch_t *watch; /* segment descriptors, while joined */
-    char seg_prefix[64];     /* "mf/bm/<id>/seg/" */
+    char seg_prefix[64];     /* "mf/pool/<id>/seg/" */
     mf_bm_rank_cb rank_cb;
     void *rank_cb_arg;
     mf_vec_t regions; /* mf_fabric_region_t */
@@ -133,28 +138,78 @@ typedef struct mf_fabric_ev {
 } mf_fabric_ev_t;
 
 /* This rank's host id: the host_id setting, else the detected one. */
-static inline const char *mf_fabric_host_id(const mf_bm_t *bm)
+static inline const char *mf_fabric_host_id(const mf_fabric_pool_t *pool)
 {
-    return bm->cfg.host_id[0] != '\0' ? bm->cfg.host_id : mf_host_id();
+    return pool->cfg.host_id[0] != '\0' ? pool->cfg.host_id : mf_host_id();
 }
 
-/* Wakes mf_bm_rank_wait callers: a segment's state or bm->joined changed
- * (bm->lock held). */
-static inline void mf_fabric_seg_changed_locked(mf_bm_t *bm)
+/* Wakes mf_bm_rank_wait callers: a segment's state or pool->joined changed
+ * (pool->lock held). */
+static inline void mf_fabric_seg_changed_locked(mf_fabric_pool_t *pool)
 {
-    pthread_cond_broadcast(&bm->seg_cond);
+    pthread_cond_broadcast(&pool->seg_cond);
 }
 
-/* ---- bm.c ---- */
+/* ---- boot.c: the process (store, rank) and the life of pools ---- */
+
 /* Host of the config store the process bootstrapped from ("" before
- * mf_bm_init): tcp advertises the local address routed towards it. */
+ * mf_fabric_init): tcp advertises the local address routed towards it. */
 const char *mf_fabric_store_host(void);
+mf_status_t mf_fabric_init(const char *store_url, uint32_t world_size,
+                           uint32_t rank, const mf_bm_config_t *cfg);
+void mf_fabric_uninit(void);
+mf_status_t mf_fabric_rank_id(uint32_t *rank_p);
+uint32_t mf_fabric_world_size(void);
+void mf_fabric_create_params_init(mf_bm_create_params_t *params);
+mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
+                             mf_fabric_pool_t **pool_p);
+mf_status_t mf_fabric_join(mf_fabric_pool_t *pool);
+mf_status_t mf_fabric_leave(mf_fabric_pool_t *pool);
+void mf_fabric_destroy(mf_fabric_pool_t *pool);
 
-/* ---- bm_config.c ---- */
+/* ---- config.c: the settings of pools (the mf_bm_config_t API) ---- */
 extern const mf_cfg_table_t mf_fabric_cfg_table;
 mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg);
+void mf_fabric_config_init(mf_bm_config_t *cfg);
+mf_status_t mf_fabric_config_load_env(mf_bm_config_t *cfg,
+                                      const char *env_prefix);
+mf_status_t mf_fabric_config_load(mf_bm_config_t *cfg, const char *path);
+mf_status_t mf_fabric_config_set(mf_bm_config_t *cfg, const char *key,
+                                 const char *value);
+mf_status_t mf_fabric_config_get(const mf_bm_config_t *cfg, const char *key,
+                                 char *buf, size_t len);
+void mf_fabric_config_help(FILE *out);
+void mf_fabric_config_help_as(FILE *out, const char *key_prefix,
+                              const char *env_prefix);
 
-/* ---- bm_seg.c: the store-free part of a pool ---- */
+/* ---- copy.c: the copy engine ---- */
+mf_status_t mf_fabric_copy(mf_fabric_pool_t *pool, uint64_t src, uint64_t dst,
+                           size_t size, mf_copy_dir_t dir);
+mf_status_t mf_fabric_copy_batch(mf_fabric_pool_t *pool,
+                                 const mf_copy_piece_t *pieces, size_t count,
+                                 mf_copy_dir_t dir, mf_status_t *results);
+mf_status_t mf_fabric_copy_async(mf_fabric_pool_t *pool, uint64_t src,
+                                 uint64_t dst, size_t size, mf_copy_dir_t dir,
+                                 mf_bm_req_t **req_p);
+mf_status_t mf_fabric_copy_batch_async(mf_fabric_pool_t *pool,
+                                       const mf_copy_piece_t *pieces,
+                                       size_t count, mf_copy_dir_t dir,
+                                       mf_bm_req_t **req_p);
+mf_status_t mf_fabric_req_wait(mf_bm_req_t *req, int timeout_ms);
+mf_status_t mf_fabric_req_test(mf_bm_req_t *req);
+
+/* ---- segtab.c: the store-free part of a pool ---- */
+void *mf_fabric_gva_of_rank(mf_fabric_pool_t *pool, uint32_t rank,
+                            mf_mem_type_t type);
+mf_status_t mf_fabric_rank_of_gva(mf_fabric_pool_t *pool, uint64_t gva,
+                                  uint32_t *rank_p);
+bool mf_fabric_rank_joined(mf_fabric_pool_t *pool, uint32_t rank);
+mf_status_t mf_fabric_rank_wait(mf_fabric_pool_t *pool, uint32_t rank,
+                                int timeout_ms);
+uint64_t mf_fabric_local_size(mf_fabric_pool_t *pool, mf_mem_type_t type);
+void mf_fabric_set_rank_cb(mf_fabric_pool_t *pool, mf_bm_rank_cb cb, void *arg);
+mf_status_t mf_fabric_register(mf_fabric_pool_t *pool, void *addr, size_t size);
+mf_status_t mf_fabric_unregister(mf_fabric_pool_t *pool, void *addr);
 
 /* Validates params and the window; *len_p: the window length. */
 mf_status_t mf_fabric_window_check(const mf_bm_config_t *cfg, uint32_t world,
@@ -162,24 +217,25 @@ mf_status_t mf_fabric_window_check(const mf_bm_config_t *cfg, uint32_t world,
                                    uint64_t *len_p);
 /* Creates a pool object whose window is already reserved: own segment,
  * transports, copy threads, event thread. */
-mf_status_t mf_fabric_bm_alloc(uint32_t id, uint32_t rank, uint32_t world,
-                               const mf_bm_config_t *cfg,
-                               const mf_bm_create_params_t *params,
-                               mf_bm_t **bm_p);
-/* Undoes mf_fabric_bm_alloc and releases the window. */
-void mf_fabric_bm_free(mf_bm_t *bm);
+mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
+                                 const mf_bm_config_t *cfg,
+                                 const mf_bm_create_params_t *params,
+                                 const char *route_host,
+                                 mf_fabric_pool_t **pool_p);
+/* Undoes mf_fabric_pool_alloc and releases the window. */
+void mf_fabric_pool_free(mf_fabric_pool_t *pool);
 
 /* Packs this rank's segment descriptor (leaving: a tombstone). */
-mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
-                                size_t *len_p);
-/* Applies a peer's descriptor (bm->lock held). */
-void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
+mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
+                                void **buf_p, size_t *len_p);
+/* Applies a peer's descriptor (pool->lock held). */
+void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
                                     const void *value, size_t len);
-/* Unmaps a peer (bm->lock held); notify: queue the rank callback. */
-void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
-                                bool notify);
+/* Unmaps a peer (pool->lock held); notify: queue the rank callback. */
+void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
+                                mf_status_t reason, bool notify);
 /* Queues an event for the event thread (takes ownership). */
-void mf_fabric_ev_post(mf_bm_t *bm, mf_fabric_ev_t *ev);
+void mf_fabric_ev_post(mf_fabric_pool_t *pool, mf_fabric_ev_t *ev);
 mf_fabric_ev_t *mf_fabric_ev_new(mf_fabric_ev_type_t type, uint32_t rank,
                                  const void *data, size_t len);
 

@@ -9,7 +9,7 @@
  * cfg->tl_settings.  Every change is made on a copy and applied only when
  * it parsed and checked, so a failed call leaves cfg as it was.
  */
-#include "fabric/fabric.h"
+#include "fabric/core/core.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -128,7 +128,7 @@ static mf_status_t mf_fabric_config_apply_env(mf_bm_config_t *cfg,
                                  prefix);
 }
 
-MF_API void mf_bm_config_init(mf_bm_config_t *cfg)
+void mf_fabric_config_init(mf_bm_config_t *cfg)
 {
     mf_bm_config_t tmp;
 
@@ -148,8 +148,8 @@ MF_API void mf_bm_config_init(mf_bm_config_t *cfg)
     }
 }
 
-MF_API mf_status_t mf_bm_config_load_env(mf_bm_config_t *cfg,
-                                         const char *env_prefix)
+mf_status_t mf_fabric_config_load_env(mf_bm_config_t *cfg,
+                                      const char *env_prefix)
 {
     mf_bm_config_t tmp;
     mf_status_t status;
@@ -171,7 +171,7 @@ MF_API mf_status_t mf_bm_config_load_env(mf_bm_config_t *cfg,
     return MF_OK;
 }
 
-MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path)
+mf_status_t mf_fabric_config_load(mf_bm_config_t *cfg, const char *path)
 {
     mf_bm_config_t tmp;
     mf_status_t status;
@@ -201,8 +201,8 @@ MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path)
     return MF_OK;
 }
 
-MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
-                                    const char *value)
+mf_status_t mf_fabric_config_set(mf_bm_config_t *cfg, const char *key,
+                                 const char *value)
 {
     mf_bm_config_t tmp;
     mf_status_t status;
@@ -224,8 +224,8 @@ MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
     return MF_OK;
 }
 
-MF_API mf_status_t mf_bm_config_get(const mf_bm_config_t *cfg, const char *key,
-                                    char *buf, size_t len)
+mf_status_t mf_fabric_config_get(const mf_bm_config_t *cfg, const char *key,
+                                 char *buf, size_t len)
 {
     const mf_cfg_entry_t *entry;
     char value[1024];
@@ -254,21 +254,13 @@ MF_API mf_status_t mf_bm_config_get(const mf_bm_config_t *cfg, const char *key,
     return MF_OK;
 }
 
-MF_API mf_status_t mf_bm_config_check(const mf_bm_config_t *cfg)
-{
-    if (cfg == NULL || cfg->size < sizeof(*cfg)) {
-        return MF_ERR_INVALID;
-    }
-    return mf_fabric_config_check(cfg);
-}
-
-MF_API void mf_bm_config_help(FILE *out)
+void mf_fabric_config_help(FILE *out)
 {
     mf_bm_config_help_as(out, "", "MF_");
 }
 
-MF_API void mf_bm_config_help_as(FILE *out, const char *key_prefix,
-                                 const char *env_prefix)
+void mf_fabric_config_help_as(FILE *out, const char *key_prefix,
+                              const char *env_prefix)
 {
     out = out != NULL ? out : stdout;
     key_prefix = key_prefix != NULL ? key_prefix : "";

@@ -3,19 +3,19 @@
  * connection and rank), collective create, join and leave, destroy.
  *
  * Store keys of pool <id> (group MF_FABRIC_GROUP holds the ranks):
- *   mf/bm/<id>/resv/<rank>  "<status> <reason>": the rank's window result
- *   mf/bm/<id>/created      counter: creators 1..world form the pool
- *   mf/bm/<id>/seg/<rank>   ephemeral segment descriptor while joined; a
+ *   mf/pool/<id>/resv/<rank>  "<status> <reason>": the rank's window result
+ *   mf/pool/<id>/created      counter: creators 1..world form the pool
+ *   mf/pool/<id>/seg/<rank>   ephemeral segment descriptor while joined; a
  *                           graceful leave first rewrites it as a tombstone,
  *                           so a removal without one means the peer died
  *
  * Store callbacks run on the store client's thread: they only queue events
  * for the pool's event thread and never call the store.  Locks: the global
  * lock guards the bootstrap state; the list lock the list of pools (taken
- * by the rank callback, so never held while closing the store); bm->lock
+ * by the rank callback, so never held while closing the store); pool->lock
  * membership.
  */
-#include "fabric/fabric.h"
+#include "fabric/core/core.h"
 
 #include "net/net.h"
 
@@ -90,21 +90,21 @@ static void mf_fabric_rank_event_cb(const char *group, uint32_t rank,
     pthread_mutex_lock(&mf_fabric_g.list_lock);
     for (elem = mf_fabric_g.bms.next; elem != &mf_fabric_g.bms;
          elem = elem->next) {
-        mf_bm_t *bm = mf_container_of(elem, mf_bm_t, elem);
+        mf_fabric_pool_t *pool = mf_container_of(elem, mf_fabric_pool_t, elem);
 
-        if (rank >= bm->world) {
+        if (rank >= pool->world) {
             continue;
         }
         ev = mf_fabric_ev_new(MF_FABRIC_EV_RANK_LOST, rank, NULL, 0);
         if (ev != NULL) {
-            mf_fabric_ev_post(bm, ev);
+            mf_fabric_ev_post(pool, ev);
         }
     }
     pthread_mutex_unlock(&mf_fabric_g.list_lock);
 }
 
-MF_API mf_status_t mf_bm_init(const char *store_url, uint32_t world_size,
-                              uint32_t rank, const mf_bm_config_t *cfg)
+mf_status_t mf_fabric_init(const char *store_url, uint32_t world_size,
+                           uint32_t rank, const mf_bm_config_t *cfg)
 {
     mf_store_config_t store_cfg;
     mf_bm_config_t defaults;
@@ -188,22 +188,23 @@ out_unlock:
     return status;
 }
 
-MF_API void mf_bm_uninit(void)
+void mf_fabric_uninit(void)
 {
-    mf_bm_t *bm;
+    mf_fabric_pool_t *pool;
     mf_store_t *store;
 
     for (;;) {
         pthread_mutex_lock(&mf_fabric_g.list_lock);
-        bm = mf_list_empty(&mf_fabric_g.bms)
-                 ? NULL
-                 : mf_container_of(mf_fabric_g.bms.next, mf_bm_t, elem);
+        pool =
+            mf_list_empty(&mf_fabric_g.bms)
+                ? NULL
+                : mf_container_of(mf_fabric_g.bms.next, mf_fabric_pool_t, elem);
         pthread_mutex_unlock(&mf_fabric_g.list_lock);
-        if (bm == NULL) {
+        if (pool == NULL) {
             break;
         }
-        mf_warn("mf_bm_uninit: pool %u still exists, destroying it", bm->id);
-        mf_bm_destroy(bm);
+        mf_warn("mf_bm_uninit: pool %u still exists, destroying it", pool->id);
+        mf_fabric_destroy(pool);
     }
 
     pthread_mutex_lock(&mf_fabric_g.lock);
@@ -220,7 +221,7 @@ MF_API void mf_bm_uninit(void)
     pthread_mutex_unlock(&mf_fabric_g.lock);
 }
 
-MF_API mf_status_t mf_bm_rank_id(uint32_t *rank_p)
+mf_status_t mf_fabric_rank_id(uint32_t *rank_p)
 {
     mf_status_t status = MF_ERR_STATE;
 
@@ -236,7 +237,7 @@ MF_API mf_status_t mf_bm_rank_id(uint32_t *rank_p)
     return status;
 }
 
-MF_API uint32_t mf_bm_world_size(void)
+uint32_t mf_fabric_world_size(void)
 {
     uint32_t world;
 
@@ -248,7 +249,7 @@ MF_API uint32_t mf_bm_world_size(void)
 
 /* -------------------------------------------------------------- create */
 
-MF_API void mf_bm_create_params_init(mf_bm_create_params_t *params)
+void mf_fabric_create_params_init(mf_bm_create_params_t *params)
 {
     if (params == NULL) {
         return;
@@ -285,7 +286,7 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
     long peer_status;
     char *reason;
 
-    snprintf(key, sizeof(key), "mf/bm/%u/resv/%u", id, rank);
+    snprintf(key, sizeof(key), "mf/pool/%u/resv/%u", id, rank);
     len = (size_t)snprintf(value, sizeof(value), "%d %s", (int)own_status,
                            own_status == MF_OK ? "reserved" : own_why);
     status = mf_store_set(store, key, value, MF_MIN(len, sizeof(value) - 1), 0);
@@ -294,7 +295,7 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
                  mf_status_name(status));
         return status;
     }
-    snprintf(key, sizeof(key), "mf/bm/%u/created", id);
+    snprintf(key, sizeof(key), "mf/pool/%u/created", id);
     status = mf_store_add(store, key, 1, &creators);
     if (status != MF_OK) {
         mf_error("mf_bm_create: cannot count the creators: %s",
@@ -312,7 +313,7 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
         if (r == rank) {
             continue;
         }
-        snprintf(key, sizeof(key), "mf/bm/%u/resv/%u", id, r);
+        snprintf(key, sizeof(key), "mf/pool/%u/resv/%u", id, r);
         status = mf_store_get(store, key, timeout_ms, &data, &len);
         if (status != MF_OK) {
             mf_error("mf_bm_create: no window result from rank %u within "
@@ -335,9 +336,8 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
     return result;
 }
 
-MF_API mf_status_t mf_bm_create(uint32_t id,
-                                const mf_bm_create_params_t *params,
-                                mf_bm_t **bm_p)
+mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
+                             mf_fabric_pool_t **pool_p)
 {
     char why[512] = "";
     mf_bm_config_t cfg;
@@ -346,9 +346,9 @@ MF_API mf_status_t mf_bm_create(uint32_t id,
     uint32_t rank, world;
     uint64_t len = 0;
     bool reserved = false;
-    mf_bm_t *bm;
+    mf_fabric_pool_t *pool;
 
-    if (bm_p == NULL) {
+    if (pool_p == NULL) {
         return MF_ERR_INVALID;
     }
     pthread_mutex_lock(&mf_fabric_g.lock);
@@ -378,19 +378,20 @@ MF_API mf_status_t mf_bm_create(uint32_t id,
     if (status != MF_OK) {
         goto err_unreserve;
     }
-    status = mf_fabric_bm_alloc(id, rank, world, &cfg, params, &bm);
+    status = mf_fabric_pool_alloc(id, rank, world, &cfg, params,
+                                  mf_fabric_store_host(), &pool);
     if (status != MF_OK) {
         goto err_unreserve;
     }
-    bm->store = store;
-    snprintf(bm->seg_prefix, sizeof(bm->seg_prefix), "mf/bm/%u/seg/", id);
+    pool->store = store;
+    snprintf(pool->seg_prefix, sizeof(pool->seg_prefix), "mf/pool/%u/seg/", id);
 
     pthread_mutex_lock(&mf_fabric_g.list_lock);
-    mf_list_push_back(&mf_fabric_g.bms, &bm->elem);
+    mf_list_push_back(&mf_fabric_g.bms, &pool->elem);
     pthread_mutex_unlock(&mf_fabric_g.list_lock);
     mf_info("mf-bm %u: rank %u created 0x%" PRIx64 " bytes at 0x%" PRIx64, id,
-            rank, bm->local_size, bm->segs[rank].gva);
-    *bm_p = bm;
+            rank, pool->local_size, pool->segs[rank].gva);
+    *pool_p = pool;
     return MF_OK;
 
 err_unreserve:
@@ -405,53 +406,53 @@ err_unreserve:
 static void mf_fabric_watch_cb(mf_store_event_t event, const char *key,
                                const void *value, size_t len, void *arg)
 {
-    mf_bm_t *bm = arg;
-    const char *num = key + strlen(bm->seg_prefix);
+    mf_fabric_pool_t *pool = arg;
+    const char *num = key + strlen(pool->seg_prefix);
     mf_fabric_ev_t *ev;
     unsigned long rank;
     char *end;
 
-    if (strncmp(key, bm->seg_prefix, strlen(bm->seg_prefix)) != 0 ||
+    if (strncmp(key, pool->seg_prefix, strlen(pool->seg_prefix)) != 0 ||
         *num < '0' || *num > '9') {
         return;
     }
     rank = strtoul(num, &end, 10);
-    if (*end != '\0' || rank >= bm->world) {
+    if (*end != '\0' || rank >= pool->world) {
         return;
     }
-    atomic_fetch_add(&bm->segs[rank].watch_seq, 1);
+    atomic_fetch_add(&pool->segs[rank].watch_seq, 1);
     ev = mf_fabric_ev_new(event == MF_STORE_EVENT_SET ? MF_FABRIC_EV_SEG_SET
                                                       : MF_FABRIC_EV_SEG_REMOVE,
                           (uint32_t)rank, value,
                           event == MF_STORE_EVENT_SET ? len : 0);
     if (ev != NULL) {
-        ev->gen = atomic_load(&bm->join_gen);
-        mf_fabric_ev_post(bm, ev);
+        ev->gen = atomic_load(&pool->join_gen);
+        mf_fabric_ev_post(pool, ev);
     }
 }
 
-static mf_status_t mf_fabric_publish(mf_bm_t *bm, bool leaving)
+static mf_status_t mf_fabric_publish(mf_fabric_pool_t *pool, bool leaving)
 {
     char key[MF_FABRIC_KEY_MAX];
     mf_status_t status;
     size_t len;
     void *desc;
 
-    status = mf_fabric_desc_pack(bm, leaving, &desc, &len);
+    status = mf_fabric_desc_pack(pool, leaving, &desc, &len);
     if (status != MF_OK) {
         return status;
     }
-    snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, bm->rank);
-    status = mf_store_set(bm->store, key, desc, len, MF_STORE_EPHEMERAL);
+    snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, pool->rank);
+    status = mf_store_set(pool->store, key, desc, len, MF_STORE_EPHEMERAL);
     free(desc);
     if (status != MF_OK) {
-        mf_error("mf-bm %u: cannot publish the segment: %s", bm->id,
+        mf_error("mf-bm %u: cannot publish the segment: %s", pool->id,
                  mf_status_name(status));
     }
     return status;
 }
 
-MF_API mf_status_t mf_bm_join(mf_bm_t *bm)
+mf_status_t mf_fabric_join(mf_fabric_pool_t *pool)
 {
     char key[MF_FABRIC_KEY_MAX];
     mf_status_t status;
@@ -460,123 +461,123 @@ MF_API mf_status_t mf_bm_join(mf_bm_t *bm)
     void *value;
     uint32_t r;
 
-    if (bm == NULL) {
+    if (pool == NULL) {
         return MF_ERR_INVALID;
     }
-    pthread_mutex_lock(&bm->lock);
-    if (atomic_load(&bm->joined)) {
+    pthread_mutex_lock(&pool->lock);
+    if (atomic_load(&pool->joined)) {
         status = MF_ERR_EXISTS;
         goto out_unlock;
     }
-    atomic_fetch_add(&bm->join_gen, 1);
-    status = mf_fabric_publish(bm, false);
+    atomic_fetch_add(&pool->join_gen, 1);
+    status = mf_fabric_publish(pool, false);
     if (status != MF_OK) {
         goto out_unlock;
     }
-    status = mf_store_watch(bm->store, bm->seg_prefix, mf_fabric_watch_cb, bm,
-                            &bm->watch);
+    status = mf_store_watch(pool->store, pool->seg_prefix, mf_fabric_watch_cb,
+                            pool, &pool->watch);
     if (status != MF_OK) {
-        mf_error("mf-bm %u: cannot watch %s: %s", bm->id, bm->seg_prefix,
+        mf_error("mf-bm %u: cannot watch %s: %s", pool->id, pool->seg_prefix,
                  mf_status_name(status));
         goto err_remove;
     }
-    atomic_store(&bm->joined, true);
-    mf_fabric_seg_changed_locked(bm);
+    atomic_store(&pool->joined, true);
+    mf_fabric_seg_changed_locked(pool);
 
     /* Peers that joined before the watch; an event seen meanwhile is
      * newer than what get returned, and the event thread applies it. */
-    for (r = 0; r < bm->world; r++) {
-        if (r == bm->rank) {
+    for (r = 0; r < pool->world; r++) {
+        if (r == pool->rank) {
             continue;
         }
-        seq = atomic_load(&bm->segs[r].watch_seq);
-        snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, r);
-        status = mf_store_get(bm->store, key, 0, &value, &len);
+        seq = atomic_load(&pool->segs[r].watch_seq);
+        snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, r);
+        status = mf_store_get(pool->store, key, 0, &value, &len);
         if (status == MF_ERR_NOT_FOUND) {
             continue;
         }
         if (status != MF_OK) {
-            mf_error("mf-bm %u: cannot read the segment of rank %u: %s", bm->id,
-                     r, mf_status_name(status));
+            mf_error("mf-bm %u: cannot read the segment of rank %u: %s",
+                     pool->id, r, mf_status_name(status));
             goto err_unwatch;
         }
-        if (seq == atomic_load(&bm->segs[r].watch_seq)) {
-            mf_fabric_seg_apply_set_locked(bm, r, value, len);
+        if (seq == atomic_load(&pool->segs[r].watch_seq)) {
+            mf_fabric_seg_apply_set_locked(pool, r, value, len);
         }
         free(value);
     }
-    mf_info("mf-bm %u: rank %u joined", bm->id, bm->rank);
+    mf_info("mf-bm %u: rank %u joined", pool->id, pool->rank);
     status = MF_OK;
     goto out_unlock;
 
 err_unwatch:
-    mf_store_unwatch(bm->store, bm->watch);
-    bm->watch = NULL;
-    atomic_store(&bm->joined, false);
-    mf_fabric_seg_changed_locked(bm);
-    atomic_fetch_add(&bm->join_gen, 1);
-    for (r = 0; r < bm->world; r++) {
-        mf_fabric_seg_leave_locked(bm, r, MF_OK, false);
-        if (r != bm->rank) {
-            atomic_store(&bm->segs[r].state, MF_FABRIC_SEG_NONE);
+    mf_store_unwatch(pool->store, pool->watch);
+    pool->watch = NULL;
+    atomic_store(&pool->joined, false);
+    mf_fabric_seg_changed_locked(pool);
+    atomic_fetch_add(&pool->join_gen, 1);
+    for (r = 0; r < pool->world; r++) {
+        mf_fabric_seg_leave_locked(pool, r, MF_OK, false);
+        if (r != pool->rank) {
+            atomic_store(&pool->segs[r].state, MF_FABRIC_SEG_NONE);
         }
     }
 err_remove:
-    snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, bm->rank);
-    (void)mf_store_remove(bm->store, key);
+    snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, pool->rank);
+    (void)mf_store_remove(pool->store, key);
 out_unlock:
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_unlock(&pool->lock);
     return status;
 }
 
-MF_API mf_status_t mf_bm_leave(mf_bm_t *bm)
+mf_status_t mf_fabric_leave(mf_fabric_pool_t *pool)
 {
     char key[MF_FABRIC_KEY_MAX];
     mf_status_t status;
     uint32_t r;
 
-    if (bm == NULL) {
+    if (pool == NULL) {
         return MF_ERR_INVALID;
     }
-    pthread_mutex_lock(&bm->lock);
-    if (!atomic_load(&bm->joined)) {
+    pthread_mutex_lock(&pool->lock);
+    if (!atomic_load(&pool->joined)) {
         status = MF_ERR_STATE;
         goto out_unlock;
     }
     /* the tombstone tells the peers it is a graceful leave */
-    status = mf_fabric_publish(bm, true);
-    snprintf(key, sizeof(key), "%s%u", bm->seg_prefix, bm->rank);
-    if (mf_store_remove(bm->store, key) != MF_OK && status == MF_OK) {
+    status = mf_fabric_publish(pool, true);
+    snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, pool->rank);
+    if (mf_store_remove(pool->store, key) != MF_OK && status == MF_OK) {
         status = MF_ERR_IO;
     }
-    mf_store_unwatch(bm->store, bm->watch);
-    bm->watch = NULL;
-    atomic_store(&bm->joined, false);
-    mf_fabric_seg_changed_locked(bm);
-    atomic_fetch_add(&bm->join_gen, 1); /* drops the queued events */
-    for (r = 0; r < bm->world; r++) {
-        if (r != bm->rank) {
-            mf_fabric_seg_leave_locked(bm, r, MF_OK, false);
-            atomic_store(&bm->segs[r].state, MF_FABRIC_SEG_NONE);
-            bm->segs[r].incarnation = 0;
+    mf_store_unwatch(pool->store, pool->watch);
+    pool->watch = NULL;
+    atomic_store(&pool->joined, false);
+    mf_fabric_seg_changed_locked(pool);
+    atomic_fetch_add(&pool->join_gen, 1); /* drops the queued events */
+    for (r = 0; r < pool->world; r++) {
+        if (r != pool->rank) {
+            mf_fabric_seg_leave_locked(pool, r, MF_OK, false);
+            atomic_store(&pool->segs[r].state, MF_FABRIC_SEG_NONE);
+            pool->segs[r].incarnation = 0;
         }
     }
-    mf_info("mf-bm %u: rank %u left", bm->id, bm->rank);
+    mf_info("mf-bm %u: rank %u left", pool->id, pool->rank);
 out_unlock:
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_unlock(&pool->lock);
     return status;
 }
 
-MF_API void mf_bm_destroy(mf_bm_t *bm)
+void mf_fabric_destroy(mf_fabric_pool_t *pool)
 {
-    if (bm == NULL) {
+    if (pool == NULL) {
         return;
     }
     pthread_mutex_lock(&mf_fabric_g.list_lock);
-    mf_list_del(&bm->elem);
+    mf_list_del(&pool->elem);
     pthread_mutex_unlock(&mf_fabric_g.list_lock);
-    if (atomic_load(&bm->joined)) {
-        (void)mf_bm_leave(bm);
+    if (atomic_load(&pool->joined)) {
+        (void)mf_fabric_leave(pool);
     }
-    mf_fabric_bm_free(bm);
+    mf_fabric_pool_free(pool);
 }

@@ -4,13 +4,13 @@
  * descriptors, the event thread that applies store events in order, and the
  * queries and registrations that only read the table.
  *
- * Invariants: bm->lock serializes every change of the table; an entry
+ * Invariants: pool->lock serializes every change of the table; an entry
  * leaves JOINED (to CLOSING) before its mapping goes away, and the mapping
  * goes only when no copy holds it; this rank's own entry is JOINED from
  * create to destroy.  A peer's descriptor is trusted for nothing: its
  * address must be the rank's window slot and its size must fit the stride.
  */
-#include "fabric/fabric.h"
+#include "fabric/core/core.h"
 
 #include "util/codec.h"
 
@@ -92,15 +92,15 @@ mf_fabric_ev_t *mf_fabric_ev_new(mf_fabric_ev_type_t type, uint32_t rank,
     return ev;
 }
 
-void mf_fabric_ev_post(mf_bm_t *bm, mf_fabric_ev_t *ev)
+void mf_fabric_ev_post(mf_fabric_pool_t *pool, mf_fabric_ev_t *ev)
 {
-    pthread_mutex_lock(&bm->ev_lock);
-    mf_list_push_back(&bm->ev_queue, &ev->elem);
-    pthread_cond_signal(&bm->ev_cond);
-    pthread_mutex_unlock(&bm->ev_lock);
+    pthread_mutex_lock(&pool->ev_lock);
+    mf_list_push_back(&pool->ev_queue, &ev->elem);
+    pthread_cond_signal(&pool->ev_cond);
+    pthread_mutex_unlock(&pool->ev_lock);
 }
 
-static void mf_fabric_notify(mf_bm_t *bm, uint32_t rank, bool joined,
+static void mf_fabric_notify(mf_fabric_pool_t *pool, uint32_t rank, bool joined,
                              mf_status_t reason)
 {
     mf_fabric_ev_t *ev = mf_fabric_ev_new(MF_FABRIC_EV_NOTIFY, rank, NULL, 0);
@@ -108,76 +108,77 @@ static void mf_fabric_notify(mf_bm_t *bm, uint32_t rank, bool joined,
     if (ev != NULL) {
         ev->joined = joined;
         ev->reason = reason;
-        mf_fabric_ev_post(bm, ev);
+        mf_fabric_ev_post(pool, ev);
     }
 }
 
-static void mf_fabric_ev_handle(mf_bm_t *bm, mf_fabric_ev_t *ev)
+static void mf_fabric_ev_handle(mf_fabric_pool_t *pool, mf_fabric_ev_t *ev)
 {
     mf_bm_rank_cb cb;
     void *arg;
     bool current;
 
-    pthread_mutex_lock(&bm->lock);
-    current = atomic_load(&bm->joined) && ev->gen == atomic_load(&bm->join_gen);
+    pthread_mutex_lock(&pool->lock);
+    current =
+        atomic_load(&pool->joined) && ev->gen == atomic_load(&pool->join_gen);
     switch (ev->type) {
     case MF_FABRIC_EV_SEG_SET:
         if (current) {
-            mf_fabric_seg_apply_set_locked(bm, ev->rank, ev->data, ev->len);
+            mf_fabric_seg_apply_set_locked(pool, ev->rank, ev->data, ev->len);
         }
         break;
     case MF_FABRIC_EV_SEG_REMOVE:
         if (current) {
-            mf_fabric_seg_leave_locked(bm, ev->rank, MF_ERR_PEER_LOST, true);
+            mf_fabric_seg_leave_locked(pool, ev->rank, MF_ERR_PEER_LOST, true);
         }
         break;
     case MF_FABRIC_EV_RANK_LOST:
-        mf_fabric_seg_leave_locked(bm, ev->rank, MF_ERR_PEER_LOST, true);
+        mf_fabric_seg_leave_locked(pool, ev->rank, MF_ERR_PEER_LOST, true);
         break;
     case MF_FABRIC_EV_NOTIFY:
-        cb = bm->rank_cb;
-        arg = bm->rank_cb_arg;
-        pthread_mutex_unlock(&bm->lock);
+        cb = pool->rank_cb;
+        arg = pool->rank_cb_arg;
+        pthread_mutex_unlock(&pool->lock);
         if (cb != NULL) {
-            cb(bm, ev->rank, ev->joined, ev->reason, arg);
+            cb((mf_bm_t *)pool, ev->rank, ev->joined, ev->reason, arg);
         }
         return;
     }
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_unlock(&pool->lock);
 }
 
 static void *mf_fabric_ev_main(void *arg)
 {
-    mf_bm_t *bm = arg;
+    mf_fabric_pool_t *pool = arg;
     mf_list_t *elem;
 
-    pthread_mutex_lock(&bm->ev_lock);
+    pthread_mutex_lock(&pool->ev_lock);
     for (;;) {
-        elem = mf_list_pop_front(&bm->ev_queue);
+        elem = mf_list_pop_front(&pool->ev_queue);
         if (elem == NULL) {
-            if (bm->ev_stop) {
+            if (pool->ev_stop) {
                 break;
             }
-            pthread_cond_wait(&bm->ev_cond, &bm->ev_lock);
+            pthread_cond_wait(&pool->ev_cond, &pool->ev_lock);
             continue;
         }
-        pthread_mutex_unlock(&bm->ev_lock);
-        mf_fabric_ev_handle(bm, mf_container_of(elem, mf_fabric_ev_t, elem));
+        pthread_mutex_unlock(&pool->ev_lock);
+        mf_fabric_ev_handle(pool, mf_container_of(elem, mf_fabric_ev_t, elem));
         free(mf_container_of(elem, mf_fabric_ev_t, elem));
-        pthread_mutex_lock(&bm->ev_lock);
+        pthread_mutex_lock(&pool->ev_lock);
     }
-    pthread_mutex_unlock(&bm->ev_lock);
+    pthread_mutex_unlock(&pool->ev_lock);
     return NULL;
 }
 
 /* ---------------------------------------------------------- descriptors */
 
-mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
-                                size_t *len_p)
+mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
+                                void **buf_p, size_t *len_p)
 {
     uint8_t blob[MF_FABRIC_BLOB_MAX];
     mf_status_t status;
-    uint32_t ntl = (uint32_t)bm->ntl;
+    uint32_t ntl = (uint32_t)pool->ntl;
     size_t i, len;
     mf_wbuf_t w;
 
@@ -185,16 +186,16 @@ mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
     mf_wbuf_put_u32(&w, MF_FABRIC_DESC_MAGIC);
     mf_wbuf_put_u8(&w, MF_FABRIC_DESC_VERSION);
     mf_wbuf_put_u8(&w, leaving ? 1 : 0);
-    mf_wbuf_put_u32(&w, bm->rank);
-    mf_wbuf_put_u64(&w, (uint64_t)(uintptr_t)bm->own.addr);
-    mf_wbuf_put_u64(&w, bm->local_size);
-    mf_wbuf_put_u64(&w, bm->own.size);
-    mf_wbuf_put_u64(&w, bm->incarnation);
+    mf_wbuf_put_u32(&w, pool->rank);
+    mf_wbuf_put_u64(&w, (uint64_t)(uintptr_t)pool->own.addr);
+    mf_wbuf_put_u64(&w, pool->local_size);
+    mf_wbuf_put_u64(&w, pool->own.size);
+    mf_wbuf_put_u64(&w, pool->incarnation);
     mf_wbuf_put_u32(&w, (uint32_t)getpid());
-    mf_wbuf_put_str(&w, mf_fabric_host_id(bm));
+    mf_wbuf_put_str(&w, mf_fabric_host_id(pool));
     mf_wbuf_put_u32(&w, ntl);
-    for (i = 0; i < bm->ntl; i++) {
-        mf_tl_iface_t *iface = bm->ifaces[i];
+    for (i = 0; i < pool->ntl; i++) {
+        mf_tl_iface_t *iface = pool->ifaces[i];
 
         mf_wbuf_put_str(&w, iface->ops->name);
         status = iface->ops->iface_addr_pack(iface, blob, sizeof(blob), &len);
@@ -204,7 +205,7 @@ mf_status_t mf_fabric_desc_pack(mf_bm_t *bm, bool leaving, void **buf_p,
             goto err_free_buf;
         }
         mf_wbuf_put_bytes(&w, blob, len);
-        status = iface->ops->rkey_pack(iface, bm->own_memh[i], blob,
+        status = iface->ops->rkey_pack(iface, pool->own_memh[i], blob,
                                        sizeof(blob), &len);
         if (status != MF_OK) {
             mf_error("mf-bm: %s: cannot pack the remote key: %s",
@@ -228,10 +229,11 @@ err_free_buf:
 }
 
 /* Reaches the peer through the best of our transports that reaches it
- * (bm->tl_order: see mf_fabric_tl_rank) and moves its memory kind.  The
+ * (pool->tl_order: see mf_fabric_tl_rank) and moves its memory kind.  The
  * whole list is decoded first: a descriptor that is cut or has trailing
  * bytes connects nothing. */
-static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
+static mf_status_t mf_fabric_seg_connect(mf_fabric_pool_t *pool,
+                                         mf_fabric_seg_t *seg,
                                          uint64_t map_size, mf_rbuf_t *r,
                                          uint32_t ntl)
 {
@@ -264,10 +266,10 @@ static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
     if (mf_rbuf_status(r, true) != MF_OK) {
         return MF_ERR_PROTO;
     }
-    for (n = 0; n < bm->ntl; n++) {
-        i = bm->tl_order[n];
-        iface = bm->ifaces[i];
-        if (!(bm->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST))) {
+    for (n = 0; n < pool->ntl; n++) {
+        i = pool->tl_order[n];
+        iface = pool->ifaces[i];
+        if (!(pool->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST))) {
             continue;
         }
         for (k = 0; k < ntl; k++) {
@@ -297,7 +299,7 @@ static mf_status_t mf_fabric_seg_connect(mf_bm_t *bm, mf_fabric_seg_t *seg,
     return status;
 }
 
-void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
+void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
                                     const void *value, size_t len)
 {
     uint64_t gva, size, map_size, incarnation;
@@ -309,10 +311,10 @@ void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
     unsigned state;
     mf_rbuf_t r;
 
-    if (rank >= bm->world || rank == bm->rank) {
+    if (rank >= pool->world || rank == pool->rank) {
         return;
     }
-    seg = &bm->segs[rank];
+    seg = &pool->segs[rank];
     mf_rbuf_init(&r, value, len);
     mf_rbuf_get_u32(&r, &magic);
     mf_rbuf_get_u8(&r, &version);
@@ -333,16 +335,16 @@ void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
         return;
     }
     if (desc_rank != rank || gva != seg->gva || size == 0 ||
-        size > bm->stride || map_size != MF_ALIGN_UP(size, mf_page_size()) ||
-        map_size > bm->stride || ntl > MF_FABRIC_TL_MAX * 4) {
+        size > pool->stride || map_size != MF_ALIGN_UP(size, mf_page_size()) ||
+        map_size > pool->stride || ntl > MF_FABRIC_TL_MAX * 4) {
         mf_error("mf-bm: descriptor of rank %u claims rank %u at 0x%" PRIx64
                  "+0x%" PRIx64 "; expected 0x%" PRIx64 " and at most "
                  "0x%" PRIx64 " bytes",
-                 rank, desc_rank, gva, size, seg->gva, bm->stride);
+                 rank, desc_rank, gva, size, seg->gva, pool->stride);
         return;
     }
     if (leaving) {
-        mf_fabric_seg_leave_locked(bm, rank, MF_OK, true);
+        mf_fabric_seg_leave_locked(pool, rank, MF_OK, true);
         return;
     }
 
@@ -352,10 +354,10 @@ void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
         return; /* seen already */
     }
     if (state == MF_FABRIC_SEG_JOINED || state == MF_FABRIC_SEG_UNREACHABLE) {
-        mf_fabric_seg_leave_locked(bm, rank, MF_OK, false); /* replaced */
+        mf_fabric_seg_leave_locked(pool, rank, MF_OK, false); /* replaced */
     }
 
-    status = mf_fabric_seg_connect(bm, seg, map_size, &r, ntl);
+    status = mf_fabric_seg_connect(pool, seg, map_size, &r, ntl);
     if (status == MF_ERR_PROTO) {
         mf_error("mf-bm: malformed transport list of rank %u", rank);
         return;
@@ -366,28 +368,28 @@ void mf_fabric_seg_apply_set_locked(mf_bm_t *bm, uint32_t rank,
         mf_warn("mf-bm: rank %u (host %s, pid %u) is not reachable: %s", rank,
                 host_id, pid, mf_status_name(status));
         atomic_store(&seg->state, MF_FABRIC_SEG_UNREACHABLE);
-        mf_fabric_seg_changed_locked(bm);
+        mf_fabric_seg_changed_locked(pool);
         return;
     }
     seg->size = size;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
-    mf_fabric_seg_changed_locked(bm);
+    mf_fabric_seg_changed_locked(pool);
     mf_debug("mf-bm: rank %u joined: 0x%" PRIx64 "+0x%" PRIx64 " over %s", rank,
-             gva, size, bm->ifaces[seg->tl]->ops->name);
-    mf_fabric_notify(bm, rank, true, MF_OK);
+             gva, size, pool->ifaces[seg->tl]->ops->name);
+    mf_fabric_notify(pool, rank, true, MF_OK);
 }
 
-void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
-                                bool notify)
+void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
+                                mf_status_t reason, bool notify)
 {
     mf_fabric_seg_t *seg;
     mf_tl_iface_t *iface;
     unsigned state, spins = 0;
 
-    if (rank >= bm->world || rank == bm->rank) {
+    if (rank >= pool->world || rank == pool->rank) {
         return;
     }
-    seg = &bm->segs[rank];
+    seg = &pool->segs[rank];
     state = atomic_load(&seg->state);
     if (state != MF_FABRIC_SEG_JOINED && state != MF_FABRIC_SEG_UNREACHABLE) {
         return;
@@ -402,7 +404,7 @@ void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
                 usleep(100);
             }
         }
-        iface = bm->ifaces[seg->tl];
+        iface = pool->ifaces[seg->tl];
         iface->ops->rkey_release(iface, seg->rkey);
         seg->ep->ops->ep_destroy(seg->ep);
         seg->rkey = NULL;
@@ -410,10 +412,10 @@ void mf_fabric_seg_leave_locked(mf_bm_t *bm, uint32_t rank, mf_status_t reason,
         seg->addr = NULL;
     }
     atomic_store(&seg->state, MF_FABRIC_SEG_LEFT);
-    mf_fabric_seg_changed_locked(bm);
+    mf_fabric_seg_changed_locked(pool);
     mf_debug("mf-bm: rank %u left: %s", rank, mf_status_name(reason));
     if (notify) {
-        mf_fabric_notify(bm, rank, false, reason);
+        mf_fabric_notify(pool, rank, false, reason);
     }
 }
 
@@ -431,28 +433,30 @@ static unsigned mf_fabric_tl_rank(const mf_tl_caps_t *caps)
            ((caps->flags & MF_TL_CAP_SAME_HOST) ? 1u : 0u);
 }
 
-static void mf_fabric_tl_sort(mf_bm_t *bm)
+static void mf_fabric_tl_sort(mf_fabric_pool_t *pool)
 {
     size_t i, k, tmp;
 
-    for (i = 0; i < bm->ntl; i++) {
-        bm->tl_order[i] = i;
+    for (i = 0; i < pool->ntl; i++) {
+        pool->tl_order[i] = i;
     }
-    for (i = 1; i < bm->ntl; i++) { /* insertion sort: stable, <= 4 */
+    for (i = 1; i < pool->ntl; i++) { /* insertion sort: stable, <= 4 */
         for (k = i;
-             k > 0 && mf_fabric_tl_rank(&bm->tl_caps[bm->tl_order[k]]) >
-                          mf_fabric_tl_rank(&bm->tl_caps[bm->tl_order[k - 1]]);
+             k > 0 &&
+             mf_fabric_tl_rank(&pool->tl_caps[pool->tl_order[k]]) >
+                 mf_fabric_tl_rank(&pool->tl_caps[pool->tl_order[k - 1]]);
              k--) {
-            tmp = bm->tl_order[k];
-            bm->tl_order[k] = bm->tl_order[k - 1];
-            bm->tl_order[k - 1] = tmp;
+            tmp = pool->tl_order[k];
+            pool->tl_order[k] = pool->tl_order[k - 1];
+            pool->tl_order[k - 1] = tmp;
         }
     }
 }
 
 /* Opens transport ops with the pool's settings and registers the own
  * segment with it; *iface_p stays NULL on failure. */
-static mf_status_t mf_fabric_tl_open_one(mf_bm_t *bm, const mf_tl_ops_t *ops,
+static mf_status_t mf_fabric_tl_open_one(mf_fabric_pool_t *pool,
+                                         const mf_tl_ops_t *ops,
                                          mf_tl_iface_t **iface_p,
                                          mf_tl_memh_t **memh_p)
 {
@@ -461,16 +465,16 @@ static mf_status_t mf_fabric_tl_open_one(mf_bm_t *bm, const mf_tl_ops_t *ops,
     mf_status_t status;
     void *config;
 
-    status = mf_tl_config_parse(ops, bm->cfg.tl_settings, &config);
+    status = mf_tl_config_parse(ops, pool->cfg.tl_settings, &config);
     if (status != MF_OK) {
         return status;
     }
     memset(&params, 0, sizeof(params));
-    params.host_id = mf_fabric_host_id(bm);
-    params.route_host = mf_fabric_store_host();
-    params.workers = bm->workers;
-    params.split_min = bm->cfg.copy_split_min;
-    params.mem_flags = bm->cfg.prefault ? MF_MEM_SEG_PREFAULT : 0;
+    params.host_id = mf_fabric_host_id(pool);
+    params.route_host = pool->route_host;
+    params.workers = pool->workers;
+    params.split_min = pool->cfg.copy_split_min;
+    params.mem_flags = pool->cfg.prefault ? MF_MEM_SEG_PREFAULT : 0;
     params.config = config;
     status = ops->iface_open(&params, iface_p);
     free(config);
@@ -478,9 +482,9 @@ static mf_status_t mf_fabric_tl_open_one(mf_bm_t *bm, const mf_tl_ops_t *ops,
         *iface_p = NULL;
         return status;
     }
-    mem_params.addr = bm->own.addr;
-    mem_params.size = bm->own.size;
-    mem_params.seg = &bm->own;
+    mem_params.addr = pool->own.addr;
+    mem_params.size = pool->own.size;
+    mem_params.seg = &pool->own;
     status = ops->mem_reg(*iface_p, &mem_params, memh_p);
     if (status != MF_OK) {
         mf_error("mf-bm: %s: cannot register the segment: %s", ops->name,
@@ -492,20 +496,20 @@ static mf_status_t mf_fabric_tl_open_one(mf_bm_t *bm, const mf_tl_ops_t *ops,
 }
 
 /* auto: every transport built in that opens; else the one named. */
-static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
+static mf_status_t mf_fabric_tl_open(mf_fabric_pool_t *pool)
 {
-    bool is_auto = strcmp(bm->cfg.transport, "auto") == 0;
+    bool is_auto = strcmp(pool->cfg.transport, "auto") == 0;
     const mf_tl_ops_t *ops;
     mf_status_t status;
     size_t i;
 
-    for (i = 0; i < mf_tl_count() && bm->ntl < MF_FABRIC_TL_MAX; i++) {
+    for (i = 0; i < mf_tl_count() && pool->ntl < MF_FABRIC_TL_MAX; i++) {
         ops = mf_tl_at(i);
-        if (!is_auto && strcmp(ops->name, bm->cfg.transport) != 0) {
+        if (!is_auto && strcmp(ops->name, pool->cfg.transport) != 0) {
             continue;
         }
-        status = mf_fabric_tl_open_one(bm, ops, &bm->ifaces[bm->ntl],
-                                       &bm->own_memh[bm->ntl]);
+        status = mf_fabric_tl_open_one(pool, ops, &pool->ifaces[pool->ntl],
+                                       &pool->own_memh[pool->ntl]);
         if (status != MF_OK && is_auto) {
             /* auto: the pool still works with what opened */
             mf_warn("mf-bm: transport %s is not available (%s); peers only "
@@ -518,58 +522,58 @@ static mf_status_t mf_fabric_tl_open(mf_bm_t *bm)
                      mf_status_name(status));
             return status;
         }
-        ops->iface_query(bm->ifaces[bm->ntl], &bm->tl_caps[bm->ntl]);
-        bm->ntl++;
+        ops->iface_query(pool->ifaces[pool->ntl], &pool->tl_caps[pool->ntl]);
+        pool->ntl++;
     }
-    if (bm->ntl == 0) {
+    if (pool->ntl == 0) {
         mf_error("mf-bm: no transport could be opened (transport = %s)",
-                 bm->cfg.transport);
+                 pool->cfg.transport);
         return MF_ERR_UNSUPPORTED;
     }
-    mf_fabric_tl_sort(bm);
+    mf_fabric_tl_sort(pool);
     return MF_OK;
 }
 
-static void mf_fabric_tl_close(mf_bm_t *bm)
+static void mf_fabric_tl_close(mf_fabric_pool_t *pool)
 {
     size_t i;
 
-    for (i = bm->ntl; i-- > 0;) {
-        if (bm->own_memh[i] != NULL) {
-            bm->ifaces[i]->ops->mem_dereg(bm->ifaces[i], bm->own_memh[i]);
-            bm->own_memh[i] = NULL;
+    for (i = pool->ntl; i-- > 0;) {
+        if (pool->own_memh[i] != NULL) {
+            pool->ifaces[i]->ops->mem_dereg(pool->ifaces[i], pool->own_memh[i]);
+            pool->own_memh[i] = NULL;
         }
-        bm->ifaces[i]->ops->iface_close(bm->ifaces[i]);
+        pool->ifaces[i]->ops->iface_close(pool->ifaces[i]);
     }
-    bm->ntl = 0;
+    pool->ntl = 0;
 }
 
 /* The own segment as a table entry: mapped here, copied by its memory
  * kind, no transport involved. */
-static void mf_fabric_self_map(mf_bm_t *bm)
+static void mf_fabric_self_map(mf_fabric_pool_t *pool)
 {
-    mf_fabric_seg_t *seg = &bm->segs[bm->rank];
+    mf_fabric_seg_t *seg = &pool->segs[pool->rank];
 
     seg->ep = NULL;
     seg->rkey = NULL;
-    seg->addr = bm->own.addr;
+    seg->addr = pool->own.addr;
     seg->tl = SIZE_MAX;
-    seg->size = bm->local_size;
+    seg->size = pool->local_size;
     seg->pid = (uint32_t)getpid();
-    seg->incarnation = bm->incarnation;
+    seg->incarnation = pool->incarnation;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
 }
 
-static void mf_fabric_segs_release(mf_bm_t *bm)
+static void mf_fabric_segs_release(mf_fabric_pool_t *pool)
 {
     mf_fabric_seg_t *seg;
     uint32_t r;
 
-    for (r = 0; r < bm->world; r++) {
-        seg = &bm->segs[r];
+    for (r = 0; r < pool->world; r++) {
+        seg = &pool->segs[r];
         if (seg->rkey != NULL) {
-            bm->ifaces[seg->tl]->ops->rkey_release(bm->ifaces[seg->tl],
-                                                   seg->rkey);
+            pool->ifaces[seg->tl]->ops->rkey_release(pool->ifaces[seg->tl],
+                                                     seg->rkey);
             seg->rkey = NULL;
         }
         if (seg->ep != NULL) {
@@ -580,207 +584,213 @@ static void mf_fabric_segs_release(mf_bm_t *bm)
     }
 }
 
-mf_status_t mf_fabric_bm_alloc(uint32_t id, uint32_t rank, uint32_t world,
-                               const mf_bm_config_t *cfg,
-                               const mf_bm_create_params_t *params,
-                               mf_bm_t **bm_p)
+mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
+                                 const mf_bm_config_t *cfg,
+                                 const mf_bm_create_params_t *params,
+                                 const char *route_host,
+                                 mf_fabric_pool_t **pool_p)
 {
     unsigned flags = 0;
     mf_status_t status;
-    mf_bm_t *bm;
+    mf_fabric_pool_t *pool;
     uint32_t r;
     int ret;
 
-    bm = aligned_alloc(64, MF_ALIGN_UP(sizeof(*bm), 64));
-    if (bm == NULL) {
+    pool = aligned_alloc(64, MF_ALIGN_UP(sizeof(*pool), 64));
+    if (pool == NULL) {
         mf_error("mf-bm: cannot allocate pool %u", id);
         status = MF_ERR_NOMEM;
         goto err;
     }
-    memset(bm, 0, sizeof(*bm));
-    bm->id = id;
-    bm->rank = rank;
-    bm->world = world;
-    bm->cfg = *cfg;
-    bm->base = cfg->host_base;
-    bm->stride = params->max_dram_per_rank;
-    bm->window_end = bm->base + (uint64_t)world * bm->stride;
-    bm->local_size = params->local_dram_size;
-    bm->incarnation = mf_time_ns() ^ ((uint64_t)getpid() << 32);
-    bm->own.fd = -1;
-    atomic_init(&bm->oor_warned, false);
-    atomic_init(&bm->joined, false);
-    atomic_init(&bm->join_gen, 0);
-    pthread_mutex_init(&bm->lock, NULL);
-    pthread_cond_init(&bm->seg_cond, NULL);
-    pthread_mutex_init(&bm->ev_lock, NULL);
-    pthread_cond_init(&bm->ev_cond, NULL);
-    mf_list_init(&bm->ev_queue);
-    mf_list_init(&bm->elem);
-    mf_vec_init(&bm->regions, sizeof(mf_fabric_region_t));
+    memset(pool, 0, sizeof(*pool));
+    pool->id = id;
+    pool->rank = rank;
+    pool->world = world;
+    pool->cfg = *cfg;
+    mf_strlcpy(pool->route_host, route_host != NULL ? route_host : "",
+               sizeof(pool->route_host));
+    pool->base = cfg->host_base;
+    pool->stride = params->max_dram_per_rank;
+    pool->window_end = pool->base + (uint64_t)world * pool->stride;
+    pool->local_size = params->local_dram_size;
+    pool->incarnation = mf_time_ns() ^ ((uint64_t)getpid() << 32);
+    pool->own.fd = -1;
+    atomic_init(&pool->oor_warned, false);
+    atomic_init(&pool->joined, false);
+    atomic_init(&pool->join_gen, 0);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->seg_cond, NULL);
+    pthread_mutex_init(&pool->ev_lock, NULL);
+    pthread_cond_init(&pool->ev_cond, NULL);
+    mf_list_init(&pool->ev_queue);
+    mf_list_init(&pool->elem);
+    mf_vec_init(&pool->regions, sizeof(mf_fabric_region_t));
 
-    bm->segs = aligned_alloc(64, sizeof(*bm->segs) * world);
-    if (bm->segs == NULL) {
+    pool->segs = aligned_alloc(64, sizeof(*pool->segs) * world);
+    if (pool->segs == NULL) {
         mf_error("mf-bm: cannot allocate the table of %u segments", world);
         status = MF_ERR_NOMEM;
         goto err_free_bm;
     }
-    memset(bm->segs, 0, sizeof(*bm->segs) * world);
+    memset(pool->segs, 0, sizeof(*pool->segs) * world);
     for (r = 0; r < world; r++) {
-        atomic_init(&bm->segs[r].state, MF_FABRIC_SEG_NONE);
-        atomic_init(&bm->segs[r].readers, 0);
-        atomic_init(&bm->segs[r].watch_seq, 0);
-        bm->segs[r].gva = bm->base + (uint64_t)r * bm->stride;
+        atomic_init(&pool->segs[r].state, MF_FABRIC_SEG_NONE);
+        atomic_init(&pool->segs[r].readers, 0);
+        atomic_init(&pool->segs[r].watch_seq, 0);
+        pool->segs[r].gva = pool->base + (uint64_t)r * pool->stride;
     }
 
     if (cfg->prefault) {
         flags |= MF_MEM_SEG_PREFAULT;
     }
-    if (bm->local_size >= (2u << 20)) {
+    if (pool->local_size >= (2u << 20)) {
         flags |= MF_MEM_SEG_HUGEPAGE;
     }
     status = mf_mem_host_ops.seg_create(
-        (void *)(uintptr_t)bm->segs[rank].gva,
-        MF_ALIGN_UP(bm->local_size, mf_page_size()), flags, &bm->own);
+        (void *)(uintptr_t)pool->segs[rank].gva,
+        MF_ALIGN_UP(pool->local_size, mf_page_size()), flags, &pool->own);
     if (status != MF_OK) {
         goto err_free_segs;
     }
-    status = mf_workers_create(cfg->copy_threads, &bm->workers);
+    status = mf_workers_create(cfg->copy_threads, &pool->workers);
     if (status != MF_OK) {
         goto err_destroy_own;
     }
-    status = mf_fabric_tl_open(bm);
+    status = mf_fabric_tl_open(pool);
     if (status != MF_OK) {
         goto err_close_tl;
     }
-    mf_fabric_self_map(bm);
-    ret = pthread_create(&bm->ev_thread, NULL, mf_fabric_ev_main, bm);
+    mf_fabric_self_map(pool);
+    ret = pthread_create(&pool->ev_thread, NULL, mf_fabric_ev_main, pool);
     if (ret != 0) {
         errno = ret;
         mf_error("mf-bm: pthread_create(event thread) failed: %m");
         status = MF_ERR_NOMEM;
         goto err_release_segs;
     }
-    bm->ev_started = true;
-    *bm_p = bm;
+    pool->ev_started = true;
+    *pool_p = pool;
     return MF_OK;
 
 err_release_segs:
-    mf_fabric_segs_release(bm);
+    mf_fabric_segs_release(pool);
 err_close_tl:
-    mf_fabric_tl_close(bm);
-    mf_workers_destroy(bm->workers);
+    mf_fabric_tl_close(pool);
+    mf_workers_destroy(pool->workers);
 err_destroy_own:
-    mf_mem_host_ops.seg_destroy(&bm->own);
+    mf_mem_host_ops.seg_destroy(&pool->own);
 err_free_segs:
-    free(bm->segs);
+    free(pool->segs);
 err_free_bm:
-    mf_vec_free(&bm->regions);
-    pthread_cond_destroy(&bm->ev_cond);
-    pthread_mutex_destroy(&bm->ev_lock);
-    pthread_cond_destroy(&bm->seg_cond);
-    pthread_mutex_destroy(&bm->lock);
-    free(bm);
+    mf_vec_free(&pool->regions);
+    pthread_cond_destroy(&pool->ev_cond);
+    pthread_mutex_destroy(&pool->ev_lock);
+    pthread_cond_destroy(&pool->seg_cond);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
 err:
     return status;
 }
 
-void mf_fabric_bm_free(mf_bm_t *bm)
+void mf_fabric_pool_free(mf_fabric_pool_t *pool)
 {
     mf_fabric_region_t *region;
     mf_list_t *elem;
     size_t i, k;
 
-    if (bm->ev_started) {
-        pthread_mutex_lock(&bm->ev_lock);
-        bm->ev_stop = true;
-        pthread_cond_signal(&bm->ev_cond);
-        pthread_mutex_unlock(&bm->ev_lock);
-        pthread_join(bm->ev_thread, NULL);
+    if (pool->ev_started) {
+        pthread_mutex_lock(&pool->ev_lock);
+        pool->ev_stop = true;
+        pthread_cond_signal(&pool->ev_cond);
+        pthread_mutex_unlock(&pool->ev_lock);
+        pthread_join(pool->ev_thread, NULL);
     }
-    while ((elem = mf_list_pop_front(&bm->ev_queue)) != NULL) {
+    while ((elem = mf_list_pop_front(&pool->ev_queue)) != NULL) {
         free(mf_container_of(elem, mf_fabric_ev_t, elem));
     }
     /* runs what is queued: no copy is in flight after this */
-    mf_workers_destroy(bm->workers);
-    bm->workers = NULL;
+    mf_workers_destroy(pool->workers);
+    pool->workers = NULL;
 
-    mf_fabric_segs_release(bm);
-    for (i = 0; i < bm->regions.count; i++) {
-        region = mf_vec_at(&bm->regions, i);
-        for (k = 0; k < bm->ntl; k++) {
+    mf_fabric_segs_release(pool);
+    for (i = 0; i < pool->regions.count; i++) {
+        region = mf_vec_at(&pool->regions, i);
+        for (k = 0; k < pool->ntl; k++) {
             if (region->memh[k] != NULL) {
-                bm->ifaces[k]->ops->mem_dereg(bm->ifaces[k], region->memh[k]);
+                pool->ifaces[k]->ops->mem_dereg(pool->ifaces[k],
+                                                region->memh[k]);
             }
         }
     }
-    mf_vec_free(&bm->regions);
-    mf_fabric_tl_close(bm);
-    mf_mem_host_ops.seg_destroy(&bm->own);
-    mf_mem_unreserve(bm->base, bm->window_end - bm->base);
+    mf_vec_free(&pool->regions);
+    mf_fabric_tl_close(pool);
+    mf_mem_host_ops.seg_destroy(&pool->own);
+    mf_mem_unreserve(pool->base, pool->window_end - pool->base);
 
-    free(bm->segs);
-    pthread_cond_destroy(&bm->ev_cond);
-    pthread_mutex_destroy(&bm->ev_lock);
-    pthread_cond_destroy(&bm->seg_cond);
-    pthread_mutex_destroy(&bm->lock);
-    free(bm);
+    free(pool->segs);
+    pthread_cond_destroy(&pool->ev_cond);
+    pthread_mutex_destroy(&pool->ev_lock);
+    pthread_cond_destroy(&pool->seg_cond);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
 }
 
 /* ------------------------------------------------------------- queries */
 
-MF_API void *mf_bm_gva_of_rank(mf_bm_t *bm, uint32_t rank, mf_mem_type_t type)
+void *mf_fabric_gva_of_rank(mf_fabric_pool_t *pool, uint32_t rank,
+                            mf_mem_type_t type)
 {
-    if (bm == NULL || rank >= bm->world || type != MF_MEM_HOST) {
+    if (pool == NULL || rank >= pool->world || type != MF_MEM_HOST) {
         return NULL;
     }
-    return (void *)(uintptr_t)bm->segs[rank].gva;
+    return (void *)(uintptr_t)pool->segs[rank].gva;
 }
 
-MF_API mf_status_t mf_bm_rank_of_gva(mf_bm_t *bm, uint64_t gva,
-                                     uint32_t *rank_p)
+mf_status_t mf_fabric_rank_of_gva(mf_fabric_pool_t *pool, uint64_t gva,
+                                  uint32_t *rank_p)
 {
-    if (bm == NULL || rank_p == NULL) {
+    if (pool == NULL || rank_p == NULL) {
         return MF_ERR_INVALID;
     }
-    if (gva < bm->base || gva >= bm->window_end) {
+    if (gva < pool->base || gva >= pool->window_end) {
         return MF_ERR_OUT_OF_RANGE;
     }
-    *rank_p = (uint32_t)((gva - bm->base) / bm->stride);
+    *rank_p = (uint32_t)((gva - pool->base) / pool->stride);
     return MF_OK;
 }
 
-MF_API bool mf_bm_rank_joined(mf_bm_t *bm, uint32_t rank)
+bool mf_fabric_rank_joined(mf_fabric_pool_t *pool, uint32_t rank)
 {
-    if (bm == NULL || rank >= bm->world) {
+    if (pool == NULL || rank >= pool->world) {
         return false;
     }
-    if (rank == bm->rank) {
-        return atomic_load(&bm->joined);
+    if (rank == pool->rank) {
+        return atomic_load(&pool->joined);
     }
-    return atomic_load(&bm->segs[rank].state) == MF_FABRIC_SEG_JOINED;
+    return atomic_load(&pool->segs[rank].state) == MF_FABRIC_SEG_JOINED;
 }
 
-MF_API mf_status_t mf_bm_rank_wait(mf_bm_t *bm, uint32_t rank, int timeout_ms)
+mf_status_t mf_fabric_rank_wait(mf_fabric_pool_t *pool, uint32_t rank,
+                                int timeout_ms)
 {
     struct timespec deadline;
     mf_status_t status;
     unsigned state;
     int ret = 0;
 
-    if (bm == NULL || rank >= bm->world) {
+    if (pool == NULL || rank >= pool->world) {
         return MF_ERR_INVALID;
     }
     if (timeout_ms > 0) {
         mf_deadline_after_ms(&deadline, (uint64_t)timeout_ms);
     }
-    pthread_mutex_lock(&bm->lock);
+    pthread_mutex_lock(&pool->lock);
     for (;;) {
-        if (rank == bm->rank) {
-            state = atomic_load(&bm->joined) ? MF_FABRIC_SEG_JOINED
-                                             : MF_FABRIC_SEG_NONE;
+        if (rank == pool->rank) {
+            state = atomic_load(&pool->joined) ? MF_FABRIC_SEG_JOINED
+                                               : MF_FABRIC_SEG_NONE;
         } else {
-            state = atomic_load(&bm->segs[rank].state);
+            state = atomic_load(&pool->segs[rank].state);
         }
         if (state == MF_FABRIC_SEG_JOINED) {
             status = MF_OK;
@@ -795,42 +805,38 @@ MF_API mf_status_t mf_bm_rank_wait(mf_bm_t *bm, uint32_t rank, int timeout_ms)
             break;
         }
         if (timeout_ms < 0) {
-            pthread_cond_wait(&bm->seg_cond, &bm->lock);
+            pthread_cond_wait(&pool->seg_cond, &pool->lock);
         } else {
-            ret = pthread_cond_timedwait(&bm->seg_cond, &bm->lock, &deadline);
+            ret =
+                pthread_cond_timedwait(&pool->seg_cond, &pool->lock, &deadline);
         }
     }
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_unlock(&pool->lock);
     return status;
 }
 
-MF_API const char *mf_bm_host_id(mf_bm_t *bm)
+uint64_t mf_fabric_local_size(mf_fabric_pool_t *pool, mf_mem_type_t type)
 {
-    return bm != NULL ? mf_fabric_host_id(bm) : mf_host_id();
-}
-
-MF_API uint64_t mf_bm_local_size(mf_bm_t *bm, mf_mem_type_t type)
-{
-    if (bm == NULL || type != MF_MEM_HOST) {
+    if (pool == NULL || type != MF_MEM_HOST) {
         return 0;
     }
-    return bm->local_size;
+    return pool->local_size;
 }
 
-MF_API void mf_bm_set_rank_cb(mf_bm_t *bm, mf_bm_rank_cb cb, void *arg)
+void mf_fabric_set_rank_cb(mf_fabric_pool_t *pool, mf_bm_rank_cb cb, void *arg)
 {
-    if (bm == NULL) {
+    if (pool == NULL) {
         return;
     }
-    pthread_mutex_lock(&bm->lock);
-    bm->rank_cb = cb;
-    bm->rank_cb_arg = arg;
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_lock(&pool->lock);
+    pool->rank_cb = cb;
+    pool->rank_cb_arg = arg;
+    pthread_mutex_unlock(&pool->lock);
 }
 
 /* ---------------------------------------------------------- registration */
 
-MF_API mf_status_t mf_bm_register(mf_bm_t *bm, void *addr, size_t size)
+mf_status_t mf_fabric_register(mf_fabric_pool_t *pool, void *addr, size_t size)
 {
     mf_fabric_region_t region, *other;
     mf_tl_mem_params_t params;
@@ -838,7 +844,7 @@ MF_API mf_status_t mf_bm_register(mf_bm_t *bm, void *addr, size_t size)
     uint64_t start = (uint64_t)(uintptr_t)addr;
     size_t i;
 
-    if (bm == NULL || addr == NULL || size == 0 || start + size < start) {
+    if (pool == NULL || addr == NULL || size == 0 || start + size < start) {
         return MF_ERR_INVALID;
     }
     memset(&region, 0, sizeof(region));
@@ -848,27 +854,27 @@ MF_API mf_status_t mf_bm_register(mf_bm_t *bm, void *addr, size_t size)
     params.size = size;
     params.seg = NULL;
 
-    pthread_mutex_lock(&bm->lock);
-    for (i = 0; i < bm->regions.count; i++) {
-        other = mf_vec_at(&bm->regions, i);
+    pthread_mutex_lock(&pool->lock);
+    for (i = 0; i < pool->regions.count; i++) {
+        other = mf_vec_at(&pool->regions, i);
         if (start < other->addr + other->size && other->addr < start + size) {
             status = MF_ERR_EXISTS;
             goto out_unlock;
         }
     }
-    for (i = 0; i < bm->ntl; i++) {
-        status = bm->ifaces[i]->ops->mem_reg(bm->ifaces[i], &params,
-                                             &region.memh[i]);
+    for (i = 0; i < pool->ntl; i++) {
+        status = pool->ifaces[i]->ops->mem_reg(pool->ifaces[i], &params,
+                                               &region.memh[i]);
         if (status == MF_ERR_UNSUPPORTED) {
             region.memh[i] = NULL; /* the transport copies without it */
         } else if (status != MF_OK) {
             mf_error("mf-bm: %s: cannot register %p+%zu: %s",
-                     bm->ifaces[i]->ops->name, addr, size,
+                     pool->ifaces[i]->ops->name, addr, size,
                      mf_status_name(status));
             goto err_dereg;
         }
     }
-    if (mf_vec_push(&bm->regions, &region) == NULL) {
+    if (mf_vec_push(&pool->regions, &region) == NULL) {
         mf_error("mf-bm: cannot grow the region table");
         status = MF_ERR_NOMEM;
         goto err_dereg;
@@ -879,38 +885,39 @@ MF_API mf_status_t mf_bm_register(mf_bm_t *bm, void *addr, size_t size)
 err_dereg:
     while (i-- > 0) {
         if (region.memh[i] != NULL) {
-            bm->ifaces[i]->ops->mem_dereg(bm->ifaces[i], region.memh[i]);
+            pool->ifaces[i]->ops->mem_dereg(pool->ifaces[i], region.memh[i]);
         }
     }
 out_unlock:
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_unlock(&pool->lock);
     return status;
 }
 
-MF_API mf_status_t mf_bm_unregister(mf_bm_t *bm, void *addr)
+mf_status_t mf_fabric_unregister(mf_fabric_pool_t *pool, void *addr)
 {
     mf_fabric_region_t *region;
     mf_status_t status = MF_ERR_NOT_FOUND;
     size_t i, k;
 
-    if (bm == NULL || addr == NULL) {
+    if (pool == NULL || addr == NULL) {
         return MF_ERR_INVALID;
     }
-    pthread_mutex_lock(&bm->lock);
-    for (i = 0; i < bm->regions.count; i++) {
-        region = mf_vec_at(&bm->regions, i);
+    pthread_mutex_lock(&pool->lock);
+    for (i = 0; i < pool->regions.count; i++) {
+        region = mf_vec_at(&pool->regions, i);
         if (region->addr != (uint64_t)(uintptr_t)addr) {
             continue;
         }
-        for (k = 0; k < bm->ntl; k++) {
+        for (k = 0; k < pool->ntl; k++) {
             if (region->memh[k] != NULL) {
-                bm->ifaces[k]->ops->mem_dereg(bm->ifaces[k], region->memh[k]);
+                pool->ifaces[k]->ops->mem_dereg(pool->ifaces[k],
+                                                region->memh[k]);
             }
         }
-        mf_vec_swap_remove(&bm->regions, i);
+        mf_vec_swap_remove(&pool->regions, i);
         status = MF_OK;
         break;
     }
-    pthread_mutex_unlock(&bm->lock);
+    pthread_mutex_unlock(&pool->lock);
     return status;
 }

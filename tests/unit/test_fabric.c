@@ -24,6 +24,7 @@
 #include "test_child.h"
 
 #include "fabric/core/core.h"
+#include "fabric/core/desc.h"
 
 #include <memfabric/memfabric.h>
 
@@ -78,6 +79,67 @@ static uint64_t test_rand(uint64_t *s)
     *s ^= *s >> 7;
     *s ^= *s << 17;
     return *s;
+}
+
+/* ============================================================ descriptor */
+
+/* Round trip; every cut and a trailing byte are refused. */
+static void test_desc_codec(void **state)
+{
+    mf_fabric_desc_t desc, back;
+    uint8_t addr[3] = {1, 2, 3}, rkey[40];
+    mf_wbuf_t w;
+    size_t cut;
+
+    memset(&desc, 0, sizeof(desc));
+    memset(rkey, 0x5a, sizeof(rkey));
+    desc.rank = 3;
+    desc.gva = 0x200000000000ull;
+    desc.size = 1000;
+    desc.map_size = 4096;
+    desc.incarnation = 77;
+    desc.pid = 1234;
+    snprintf(desc.host_id, sizeof(desc.host_id), "host-a");
+    desc.ntl = 2;
+    snprintf(desc.tls[0].name, sizeof(desc.tls[0].name), "shm");
+    desc.tls[0].addr = addr;
+    desc.tls[0].addr_len = sizeof(addr);
+    desc.tls[0].rkey = rkey;
+    desc.tls[0].rkey_len = sizeof(rkey);
+    snprintf(desc.tls[1].name, sizeof(desc.tls[1].name), "tcp");
+    desc.tls[1].addr = addr;
+    desc.tls[1].addr_len = 0;
+    desc.tls[1].rkey = rkey;
+    desc.tls[1].rkey_len = 8;
+    mf_wbuf_init(&w);
+    mf_fabric_desc_encode(&desc, &w);
+    assert_int_equal(mf_wbuf_status(&w), MF_OK);
+    assert_int_equal(mf_fabric_desc_decode(w.data, w.len, &back), MF_OK);
+    assert_int_equal(back.rank, 3);
+    assert_int_equal(back.gva, desc.gva);
+    assert_int_equal(back.size, 1000);
+    assert_int_equal(back.map_size, 4096);
+    assert_int_equal(back.incarnation, 77);
+    assert_int_equal(back.pid, 1234);
+    assert_false(back.leaving);
+    assert_string_equal(back.host_id, "host-a");
+    assert_int_equal(back.ntl, 2);
+    assert_string_equal(back.tls[1].name, "tcp");
+    assert_int_equal(back.tls[0].rkey_len, sizeof(rkey));
+    assert_memory_equal(back.tls[0].rkey, rkey, sizeof(rkey));
+    for (cut = 0; cut < w.len; cut++) {
+        assert_int_equal(mf_fabric_desc_decode(w.data, cut, &back),
+                         MF_ERR_PROTO);
+    }
+    mf_wbuf_put_u8(&w, 0);
+    assert_int_equal(mf_fabric_desc_decode(w.data, w.len, &back), MF_ERR_PROTO);
+    mf_wbuf_free(&w);
+    /* more transports than a descriptor may name */
+    desc.ntl = MF_FABRIC_DESC_TL_MAX + 1;
+    mf_wbuf_init(&w);
+    mf_fabric_desc_encode(&desc, &w);
+    assert_int_equal(mf_fabric_desc_decode(w.data, w.len, &back), MF_ERR_PROTO);
+    mf_wbuf_free(&w);
 }
 
 /* ================================================================ config */
@@ -1618,6 +1680,7 @@ static void test_mp_async_tcp(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_desc_codec),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_window_check),

@@ -11,6 +11,7 @@
  * address must be the rank's window slot and its size must fit the stride.
  */
 #include "fabric/core/core.h"
+#include "fabric/core/desc.h"
 
 #include "util/codec.h"
 
@@ -21,10 +22,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define MF_FABRIC_DESC_MAGIC   0x4442464du /* "MFBD" */
-#define MF_FABRIC_DESC_VERSION 1
-#define MF_FABRIC_BLOB_MAX     1024
 
 /* ------------------------------------------------------------- window */
 
@@ -176,115 +173,91 @@ static void *mf_fabric_ev_main(void *arg)
 mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
                                 void **buf_p, size_t *len_p)
 {
-    uint8_t blob[MF_FABRIC_BLOB_MAX];
+    uint8_t blobs[MF_FABRIC_TL_MAX][2][MF_FABRIC_BLOB_MAX];
+    mf_fabric_desc_t desc;
     mf_status_t status;
-    uint32_t ntl = (uint32_t)pool->ntl;
-    size_t i, len;
+    mf_tl_iface_t *iface;
+    size_t i;
     mf_wbuf_t w;
 
-    mf_wbuf_init(&w);
-    mf_wbuf_put_u32(&w, MF_FABRIC_DESC_MAGIC);
-    mf_wbuf_put_u8(&w, MF_FABRIC_DESC_VERSION);
-    mf_wbuf_put_u8(&w, leaving ? 1 : 0);
-    mf_wbuf_put_u32(&w, pool->rank);
-    mf_wbuf_put_u64(&w, (uint64_t)(uintptr_t)pool->own.addr);
-    mf_wbuf_put_u64(&w, pool->local_size);
-    mf_wbuf_put_u64(&w, pool->own.size);
-    mf_wbuf_put_u64(&w, pool->incarnation);
-    mf_wbuf_put_u32(&w, (uint32_t)getpid());
-    mf_wbuf_put_str(&w, mf_fabric_host_id(pool));
-    mf_wbuf_put_u32(&w, ntl);
+    memset(&desc, 0, sizeof(desc));
+    desc.leaving = leaving;
+    desc.rank = pool->rank;
+    desc.gva = (uint64_t)(uintptr_t)pool->own.addr;
+    desc.size = pool->local_size;
+    desc.map_size = pool->own.size;
+    desc.incarnation = pool->incarnation;
+    desc.pid = (uint32_t)getpid();
+    mf_strlcpy(desc.host_id, mf_fabric_host_id(pool), sizeof(desc.host_id));
+    desc.ntl = (uint32_t)pool->ntl;
     for (i = 0; i < pool->ntl; i++) {
-        mf_tl_iface_t *iface = pool->ifaces[i];
+        mf_fabric_desc_tl_t *tl = &desc.tls[i];
 
-        mf_wbuf_put_str(&w, iface->ops->name);
-        status = iface->ops->iface_addr_pack(iface, blob, sizeof(blob), &len);
+        iface = pool->ifaces[i];
+        mf_strlcpy(tl->name, iface->ops->name, sizeof(tl->name));
+        status = iface->ops->iface_addr_pack(iface, blobs[i][0],
+                                             MF_FABRIC_BLOB_MAX, &tl->addr_len);
         if (status != MF_OK) {
             mf_error("mf-bm: %s: cannot pack the address: %s", iface->ops->name,
                      mf_status_name(status));
-            goto err_free_buf;
+            return status;
         }
-        mf_wbuf_put_bytes(&w, blob, len);
-        status = iface->ops->rkey_pack(iface, pool->own_memh[i], blob,
-                                       sizeof(blob), &len);
+        status = iface->ops->rkey_pack(iface, pool->own_memh[i], blobs[i][1],
+                                       MF_FABRIC_BLOB_MAX, &tl->rkey_len);
         if (status != MF_OK) {
             mf_error("mf-bm: %s: cannot pack the remote key: %s",
                      iface->ops->name, mf_status_name(status));
-            goto err_free_buf;
+            return status;
         }
-        mf_wbuf_put_bytes(&w, blob, len);
+        tl->addr = blobs[i][0];
+        tl->rkey = blobs[i][1];
     }
+    mf_wbuf_init(&w);
+    mf_fabric_desc_encode(&desc, &w);
     status = mf_wbuf_status(&w);
     if (status != MF_OK) {
         mf_error("mf-bm: cannot encode the segment descriptor");
-        goto err_free_buf;
+        mf_wbuf_free(&w);
+        return status;
     }
     *buf_p = w.data;
     *len_p = w.len;
     return MF_OK;
-
-err_free_buf:
-    mf_wbuf_free(&w);
-    return status;
 }
 
 /* Reaches the peer through the best of our transports that reaches it
- * (pool->tl_order: see mf_fabric_tl_rank) and moves its memory kind.  The
- * whole list is decoded first: a descriptor that is cut or has trailing
- * bytes connects nothing. */
+ * (pool->tl_order: see mf_fabric_tl_rank) and moves its memory kind. */
 static mf_status_t mf_fabric_seg_connect(mf_fabric_pool_t *pool,
                                          mf_fabric_seg_t *seg,
-                                         uint64_t map_size, mf_rbuf_t *r,
-                                         uint32_t ntl)
+                                         const mf_fabric_desc_t *desc)
 {
-    struct {
-        char name[32];
-        const void *addr;
-        const void *rkey;
-        size_t addr_len;
-        size_t rkey_len;
-    } tls[MF_FABRIC_TL_MAX * 4];
     mf_status_t status = MF_ERR_UNREACHABLE;
+    const mf_fabric_desc_tl_t *tl;
     mf_tl_iface_t *iface;
-    mf_tl_ep_t *ep;
     mf_tl_rkey_t *rkey;
+    mf_tl_ep_t *ep;
     uint32_t k;
     size_t n, i;
 
-    if (ntl > MF_ARRAY_SIZE(tls)) {
-        return MF_ERR_PROTO;
-    }
-    for (k = 0; k < ntl; k++) {
-        if (!mf_rbuf_get_str(r, tls[k].name, sizeof(tls[k].name)) ||
-            !mf_rbuf_get_bytes(r, &tls[k].addr, &tls[k].addr_len,
-                               MF_FABRIC_BLOB_MAX) ||
-            !mf_rbuf_get_bytes(r, &tls[k].rkey, &tls[k].rkey_len,
-                               MF_FABRIC_BLOB_MAX)) {
-            return MF_ERR_PROTO;
-        }
-    }
-    if (mf_rbuf_status(r, true) != MF_OK) {
-        return MF_ERR_PROTO;
-    }
     for (n = 0; n < pool->ntl; n++) {
         i = pool->tl_order[n];
         iface = pool->ifaces[i];
         if (!(pool->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST))) {
             continue;
         }
-        for (k = 0; k < ntl; k++) {
-            if (strcmp(iface->ops->name, tls[k].name) != 0 ||
-                !iface->ops->iface_is_reachable(iface, tls[k].addr,
-                                                tls[k].addr_len)) {
+        for (k = 0; k < desc->ntl; k++) {
+            tl = &desc->tls[k];
+            if (strcmp(iface->ops->name, tl->name) != 0 ||
+                !iface->ops->iface_is_reachable(iface, tl->addr,
+                                                tl->addr_len)) {
                 continue;
             }
-            status =
-                iface->ops->ep_create(iface, tls[k].addr, tls[k].addr_len, &ep);
+            status = iface->ops->ep_create(iface, tl->addr, tl->addr_len, &ep);
             if (status != MF_OK) {
                 continue;
             }
-            status = iface->ops->rkey_unpack(
-                iface, tls[k].rkey, tls[k].rkey_len, seg->gva, map_size, &rkey);
+            status = iface->ops->rkey_unpack(iface, tl->rkey, tl->rkey_len,
+                                             seg->gva, desc->map_size, &rkey);
             if (status != MF_OK) {
                 iface->ops->ep_destroy(ep);
                 continue;
@@ -302,80 +275,60 @@ static mf_status_t mf_fabric_seg_connect(mf_fabric_pool_t *pool,
 void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
                                     const void *value, size_t len)
 {
-    uint64_t gva, size, map_size, incarnation;
-    uint32_t magic, desc_rank, pid, ntl;
-    char host_id[256];
-    uint8_t version, leaving;
+    mf_fabric_desc_t desc;
     mf_fabric_seg_t *seg;
     mf_status_t status;
     unsigned state;
-    mf_rbuf_t r;
 
     if (rank >= pool->world || rank == pool->rank) {
         return;
     }
     seg = &pool->segs[rank];
-    mf_rbuf_init(&r, value, len);
-    mf_rbuf_get_u32(&r, &magic);
-    mf_rbuf_get_u8(&r, &version);
-    mf_rbuf_get_u8(&r, &leaving);
-    mf_rbuf_get_u32(&r, &desc_rank);
-    mf_rbuf_get_u64(&r, &gva);
-    mf_rbuf_get_u64(&r, &size);
-    mf_rbuf_get_u64(&r, &map_size);
-    mf_rbuf_get_u64(&r, &incarnation);
-    mf_rbuf_get_u32(&r, &pid);
-    mf_rbuf_get_str(&r, host_id, sizeof(host_id));
-    mf_rbuf_get_u32(&r, &ntl);
-    if (mf_rbuf_status(&r, false) != MF_OK || magic != MF_FABRIC_DESC_MAGIC ||
-        version != MF_FABRIC_DESC_VERSION) {
+    if (mf_fabric_desc_decode(value, len, &desc) != MF_OK) {
         mf_error("mf-bm: malformed segment descriptor of rank %u "
                  "(%zu bytes)",
                  rank, len);
         return;
     }
-    if (desc_rank != rank || gva != seg->gva || size == 0 ||
-        size > pool->stride || map_size != MF_ALIGN_UP(size, mf_page_size()) ||
-        map_size > pool->stride || ntl > MF_FABRIC_TL_MAX * 4) {
+    if (desc.rank != rank || desc.gva != seg->gva || desc.size == 0 ||
+        desc.size > pool->stride ||
+        desc.map_size != MF_ALIGN_UP(desc.size, mf_page_size()) ||
+        desc.map_size > pool->stride) {
         mf_error("mf-bm: descriptor of rank %u claims rank %u at 0x%" PRIx64
                  "+0x%" PRIx64 "; expected 0x%" PRIx64 " and at most "
                  "0x%" PRIx64 " bytes",
-                 rank, desc_rank, gva, size, seg->gva, pool->stride);
+                 rank, desc.rank, desc.gva, desc.size, seg->gva, pool->stride);
         return;
     }
-    if (leaving) {
+    if (desc.leaving) {
         mf_fabric_seg_leave_locked(pool, rank, MF_OK, true);
         return;
     }
 
     state = atomic_load(&seg->state);
     if ((state == MF_FABRIC_SEG_JOINED || state == MF_FABRIC_SEG_UNREACHABLE) &&
-        seg->incarnation == incarnation) {
+        seg->incarnation == desc.incarnation) {
         return; /* seen already */
     }
     if (state == MF_FABRIC_SEG_JOINED || state == MF_FABRIC_SEG_UNREACHABLE) {
         mf_fabric_seg_leave_locked(pool, rank, MF_OK, false); /* replaced */
     }
 
-    status = mf_fabric_seg_connect(pool, seg, map_size, &r, ntl);
-    if (status == MF_ERR_PROTO) {
-        mf_error("mf-bm: malformed transport list of rank %u", rank);
-        return;
-    }
-    seg->incarnation = incarnation;
-    seg->pid = pid;
+    status = mf_fabric_seg_connect(pool, seg, &desc);
+    seg->incarnation = desc.incarnation;
+    seg->pid = desc.pid;
     if (status != MF_OK) {
         mf_warn("mf-bm: rank %u (host %s, pid %u) is not reachable: %s", rank,
-                host_id, pid, mf_status_name(status));
+                desc.host_id, desc.pid, mf_status_name(status));
         atomic_store(&seg->state, MF_FABRIC_SEG_UNREACHABLE);
         mf_fabric_seg_changed_locked(pool);
         return;
     }
-    seg->size = size;
+    seg->size = desc.size;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
     mf_fabric_seg_changed_locked(pool);
     mf_debug("mf-bm: rank %u joined: 0x%" PRIx64 "+0x%" PRIx64 " over %s", rank,
-             gva, size, pool->ifaces[seg->tl]->ops->name);
+             desc.gva, desc.size, pool->ifaces[seg->tl]->ops->name);
     mf_fabric_notify(pool, rank, true, MF_OK);
 }
 

@@ -11,8 +11,11 @@
  * and every pending call in one step under the lock, so a call is either
  * answered or failed, never lost.  Connecting (the first time and after a
  * loss, by the next call) happens on a calling thread, with a non-blocking
- * connect bounded by connect_timeout_ms; one thread connects while others
- * wait for its outcome.  The locking order is client lock, then libevent's
+ * connect bounded by connect_timeout_ms (mf_sock_connect); one thread
+ * connects while others wait for its outcome.  The opening request
+ * (open_opcode) goes into the bufferevent before the connection is marked
+ * connected, so it precedes every call; its response (req_id 0, never a
+ * call's) is dropped.  The locking order is client lock, then libevent's
  * locks; nobody takes the client lock while holding a libevent lock of
  * another thread's object.
  */

@@ -2,10 +2,12 @@
  * mf-store: the MemFabric config store as a daemon.
  *
  * Settings come, later ones winning, from the defaults, the config file
- * (-c), the environment (MF_STORE_<KEY>) and the command line.  Prints
- * "mf-store listening on host:port" on stdout once it serves, runs until
- * SIGINT or SIGTERM, then stops cleanly.  Uses the public API only.
+ * (-c), the environment (MF_STORE_<KEY>) and the command line.  Raises
+ * its open files limit to the hard limit, prints "mf-store listening on
+ * host:port" on stdout once it serves, runs until SIGINT or SIGTERM, then
+ * stops cleanly.  Uses the public API only.
  */
+#include <memfabric/mf_init.h>
 #include <memfabric/mf_log.h>
 #include <memfabric/mf_status.h>
 #include <memfabric/mf_store.h>
@@ -136,6 +138,8 @@ int main(int argc, char **argv)
         return 0;
     }
     mf_log_set_level((mf_log_level_t)cfg.log_level);
+    /* A connection is a descriptor: serve as many as the system allows. */
+    (void)mf_nofile_limit_raise(NULL);
 
     /* Every thread the server starts inherits the blocked signals, so
      * they reach only sigwait() below.  An ignored signal (a background

@@ -3,8 +3,9 @@
  *
  * Settings come, later ones winning, from the defaults, the config file
  * (--config), the environment (MMC_META_<KEY>) and the command line
- * (--set key=value).  Once the config store, the RPC server and the HTTP
- * endpoint all listen, prints exactly one line on stdout and flushes it:
+ * (--set key=value).  It raises its open files limit to the hard limit.
+ * Once the config store, the RPC server and the HTTP endpoint all listen,
+ * prints exactly one line on stdout and flushes it:
  *
  *     mmc-meta ready rpc=<addr>:<port> store=<store_port> http=<http_port>
  *
@@ -15,6 +16,7 @@
  */
 #include "cache/meta/meta.h"
 
+#include <memfabric/mf_init.h>
 #include <memfabric/mf_log.h>
 #include <memfabric/mf_status.h>
 
@@ -140,6 +142,8 @@ int main(int argc, char **argv)
     }
     level = mf_log_level_parse(cfg.log_level);
     mf_log_set_level((level >= 0) ? (mf_log_level_t)level : MF_LOG_WARN);
+    /* A connection is a descriptor: serve as many as the system allows. */
+    (void)mf_nofile_limit_raise(NULL);
 
     /* Every thread the service starts inherits the blocked signals, so
      * they reach only sigwait() below.  An ignored signal (a background

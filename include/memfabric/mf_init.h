@@ -18,6 +18,14 @@ MF_BEGIN_DECLS
 MF_API mf_status_t mf_init(void);
 MF_API void mf_uninit(void);
 
+/*
+ * Raises this process's soft limit of open files (RLIMIT_NOFILE) to its
+ * hard limit, for a daemon that serves many connections (mf-store and
+ * mmc-meta call it at start), and logs the limit in effect at info level.
+ * *limit_p (optional) gets it.  Failing to raise it is only a warning.
+ */
+MF_API mf_status_t mf_nofile_limit_raise(uint64_t *limit_p);
+
 /* "major.minor.patch" */
 MF_API const char *mf_version(void);
 

@@ -45,13 +45,18 @@ typedef struct mf_store_server_config {
     int log_level;                 /* mf_log_level_t for the mf-store daemon,
                                       default MF_LOG_INFO; the embedded
                                       server ignores it */
+    uint32_t idle_timeout_ms;      /* a connection that sends nothing (or
+                                      reads nothing of a pending response)
+                                      this long is closed; default 15000;
+                                      0 = the default */
 } mf_store_server_config_t;
 
 MF_API void mf_store_server_config_init(mf_store_server_config_t *cfg);
 
 /*
  * The settings have names (host, port, max_key_size, max_value_size,
- * max_total_bytes, max_connections, heartbeat_timeout_ms, log_level), which
+ * max_total_bytes, max_connections, heartbeat_timeout_ms, log_level,
+ * idle_timeout_ms), which
  * config files (`key = value` lines, '#' comments) and the environment
  * variables MF_STORE_<NAME IN UPPER CASE> use.  Each of these parses and
  * range-checks the values and returns MF_ERR_CONFIG, with a logged reason,

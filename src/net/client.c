@@ -11,26 +11,27 @@
  * and every pending call in one step under the lock, so a call is either
  * answered or failed, never lost.  Connecting (the first time and after a
  * loss, by the next call) happens on a calling thread, with a non-blocking
- * connect bounded by connect_timeout_ms; one thread connects while others
- * wait for its outcome.  The locking order is client lock, then libevent's
+ * connect bounded by connect_timeout_ms (mf_sock_connect); one thread
+ * connects while others wait for its outcome.  The opening request
+ * (open_opcode) goes into the bufferevent before the connection is marked
+ * connected, so it precedes every call; its response (req_id 0, never a
+ * call's) is dropped.  The locking order is client lock, then libevent's
  * locks; nobody takes the client lock while holding a libevent lock of
  * another thread's object.
  */
 #include "net/net_int.h"
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/sock.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ struct mf_net_client {
                       void *arg);
     void (*on_reconnect)(void *arg);
     void (*on_disconnect)(void *arg);
+    uint16_t open_opcode;
     void *arg;
     const mf_net_stream_ops_t *stream;
     char addr[300]; /* "host:port", for messages */
@@ -87,122 +89,6 @@ struct mf_net_client {
     bool reconnect_pending;
     pthread_cond_t reconnect_cond;
 };
-
-/* ---- connecting ---- */
-
-static mf_status_t mf_net_client_errno_status(int err)
-{
-    switch (err) {
-    case ECONNREFUSED:
-        return MF_ERR_CONN_REFUSED;
-    case ETIMEDOUT:
-        return MF_ERR_TIMEOUT;
-    case ENETUNREACH:
-    case EHOSTUNREACH:
-    case ENETDOWN:
-    case EHOSTDOWN:
-        return MF_ERR_UNREACHABLE;
-    case ECONNRESET:
-    case ECONNABORTED:
-        return MF_ERR_CONN_RESET;
-    case ENOMEM:
-    case ENOBUFS:
-        return MF_ERR_NOMEM;
-    default:
-        return MF_ERR_IO;
-    }
-}
-
-/* Connects one address before deadline_ms; *err_p gets the errno. */
-static int mf_net_client_connect_addr(const struct addrinfo *ai,
-                                      uint64_t deadline_ms, int *err_p)
-{
-    struct pollfd pfd;
-    socklen_t err_len = sizeof(int);
-    uint64_t now;
-    int fd, rc, err;
-
-    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *err_p = errno;
-        return -1;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-        return fd;
-    }
-    if (errno != EINPROGRESS) {
-        *err_p = errno;
-        goto err_close_fd;
-    }
-    for (;;) {
-        now = mf_time_ms();
-        if (now >= deadline_ms) {
-            *err_p = ETIMEDOUT;
-            goto err_close_fd;
-        }
-        pfd.fd = fd;
-        pfd.events = POLLOUT;
-        pfd.revents = 0;
-        rc = poll(&pfd, 1, (int)MF_MIN(deadline_ms - now, (uint64_t)INT32_MAX));
-        if (rc > 0) {
-            break;
-        }
-        if ((rc < 0) && (errno != EINTR)) {
-            *err_p = errno;
-            goto err_close_fd;
-        }
-    }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0) {
-        *err_p = errno;
-        goto err_close_fd;
-    }
-    if (err != 0) {
-        *err_p = err;
-        goto err_close_fd;
-    }
-    return fd;
-
-err_close_fd:
-    close(fd);
-    return -1;
-}
-
-/* Resolves and connects, trying every address until the deadline. */
-static mf_status_t mf_net_client_connect_fd(mf_net_client_t *client, int *fd_p)
-{
-    struct addrinfo hints = {0}, *res, *ai;
-    uint64_t deadline_ms = mf_time_ms() + client->connect_timeout_ms;
-    char port_str[8];
-    int fd = -1, err = ETIMEDOUT, rc;
-    mf_status_t status;
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    snprintf(port_str, sizeof(port_str), "%u", client->port);
-    rc = getaddrinfo(client->host, port_str, &hints, &res);
-    if (rc != 0) {
-        mf_warn("cannot resolve %s: %s", client->addr,
-                (rc == EAI_SYSTEM) ? strerror(errno) : gai_strerror(rc));
-        return MF_ERR_UNREACHABLE;
-    }
-    for (ai = res; (ai != NULL) && (fd < 0); ai = ai->ai_next) {
-        fd = mf_net_client_connect_addr(ai, deadline_ms, &err);
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        status = mf_net_client_errno_status(err);
-        if (err == ETIMEDOUT) {
-            mf_warn("cannot connect to %s: no answer within %u ms",
-                    client->addr, client->connect_timeout_ms);
-        } else {
-            mf_warn("cannot connect to %s: %s", client->addr, strerror(err));
-        }
-        return status;
-    }
-    *fd_p = fd;
-    return MF_OK;
-}
 
 /* ---- loop side ---- */
 
@@ -253,6 +139,9 @@ static void mf_net_client_response(mf_net_client_t *client,
     mf_net_pending_t *pending;
     uint8_t *copy = NULL;
 
+    if (hdr->req_id == 0) {
+        return; /* to the opening request (open_opcode) */
+    }
     if (hdr->body_len > 0) {
         copy = malloc(hdr->body_len);
         if (copy != NULL) {
@@ -391,6 +280,15 @@ static void mf_net_client_attach(void *arg)
         attach->status = MF_ERR_IO;
         return;
     }
+    /* Ahead of every call: those reach bev only once CONNECTED, below.
+     * req_id 0 is never a call's, so its response is dropped. */
+    if ((client->open_opcode != 0) &&
+        (mf_net_frame_write(bev, MF_NET_KIND_REQUEST, client->open_opcode, 0, 0,
+                            NULL, 0) != MF_OK)) {
+        bufferevent_free(bev); /* closes fd; mf_net_frame_write logged */
+        attach->status = MF_ERR_NOMEM;
+        return;
+    }
     client->bev = bev;
     mf_net_reader_init(&client->reader, client->max_body);
 
@@ -457,7 +355,8 @@ static mf_status_t mf_net_client_connect_locked(mf_net_client_t *client,
     client->state = MF_NET_CLIENT_CONNECTING;
     pthread_mutex_unlock(&client->lock);
 
-    status = mf_net_client_connect_fd(client, &attach.fd);
+    status = mf_sock_connect(client->host, client->port,
+                             client->connect_timeout_ms, &attach.fd);
     if (status == MF_OK) {
         status =
             mf_net_loop_run_sync(&client->loop, mf_net_client_attach, &attach);
@@ -712,6 +611,7 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     client->on_notify = params->on_notify;
     client->on_reconnect = params->on_reconnect;
     client->on_disconnect = params->on_disconnect;
+    client->open_opcode = params->open_opcode;
     client->arg = params->arg;
     client->stream =
         (params->stream != NULL) ? params->stream : &mf_net_stream_plain;

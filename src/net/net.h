@@ -14,7 +14,12 @@
  *   u64 req_id    chosen by the client, echoed in the response; 0 in notifies
  *
  * A peer that sends a bad magic, version, kind or an oversized length is
- * disconnected; nothing it sent reaches the service.  Bodies are encoded
+ * disconnected; nothing it sent reaches the service.  A server takes
+ * frames of at most untrusted_max_body bytes on a connection until the
+ * service trusts it (mf_net_conn_set_trusted, after its handshake), and
+ * closes a connection that sent nothing for idle_timeout_ms, so a peer
+ * that never completes a handshake or stalls in the middle of a frame
+ * holds little memory and not for long.  Bodies are encoded
  * with mf_wbuf and decoded with mf_rbuf (util/codec.h), which
  * bounds-check every read.
  *
@@ -35,11 +40,17 @@
 
 struct event_base;
 struct bufferevent;
+struct evhttp;
+struct sockaddr;
 
 #define MF_NET_MAGIC            0x544e464du /* "MFNT" read as little-endian bytes */
 #define MF_NET_VERSION          1
 #define MF_NET_HDR_SIZE         24
 #define MF_NET_DEFAULT_MAX_BODY (64u << 20)
+/* Largest frame body of a connection the service does not trust yet. */
+#define MF_NET_DEFAULT_UNTRUSTED_MAX_BODY (64u << 10)
+/* A connection silent this long is closed. */
+#define MF_NET_DEFAULT_IDLE_TIMEOUT_MS 15000u
 
 typedef enum mf_net_kind {
     MF_NET_KIND_REQUEST = 1,
@@ -74,6 +85,37 @@ typedef struct mf_net_stream_ops {
 
 extern const mf_net_stream_ops_t mf_net_stream_plain;
 
+/* ---- listeners ---- */
+
+typedef struct mf_net_listener mf_net_listener_t;
+
+/* A connection was accepted: fd is non-blocking, close-on-exec and the
+ * callee's. */
+typedef void (*mf_net_accept_cb)(int fd, const struct sockaddr *addr,
+                                 void *arg);
+
+/*
+ * Listens on host:port (port 0 picks a free one) with an evconnlistener on
+ * base.  A failed accept() (out of descriptors, say) pauses accepting for
+ * MF_SOCK_ACCEPT_BACKOFF_MS, sheds the backlog and is logged at most once
+ * per MF_SOCK_ACCEPT_LOG_MS (util/sock.h); established connections are not
+ * touched.  on_accept may be NULL when the listener goes to evhttp
+ * (mf_net_listener_bind_http).  From creation on, the listener is used on
+ * base's loop thread only.
+ */
+mf_status_t mf_net_listener_create(struct event_base *base, const char *host,
+                                   uint16_t port, mf_net_accept_cb on_accept,
+                                   void *arg, mf_net_listener_t **listener_p);
+/* Serves http on the listener: evhttp_free(http) frees its socket, after
+ * mf_net_listener_destroy() (the backoff stays until then). */
+mf_status_t mf_net_listener_bind_http(mf_net_listener_t *listener,
+                                      struct evhttp *http);
+uint16_t mf_net_listener_port(const mf_net_listener_t *listener);
+/* "ip:port" it is bound to, for messages. */
+const char *mf_net_listener_addr(const mf_net_listener_t *listener);
+/* Closes the socket (unless evhttp owns it) and frees; loop thread. */
+void mf_net_listener_destroy(mf_net_listener_t *listener);
+
 /* ---- server ---- */
 
 typedef struct mf_net_server mf_net_server_t;
@@ -92,9 +134,15 @@ typedef struct mf_net_server_ops {
 } mf_net_server_ops_t;
 
 typedef struct mf_net_server_params {
-    const char *host;   /* address to bind, e.g. "127.0.0.1", "0.0.0.0" */
-    uint16_t port;      /* 0 picks a free port */
-    size_t max_body;    /* 0 = MF_NET_DEFAULT_MAX_BODY */
+    const char *host; /* address to bind, e.g. "127.0.0.1", "0.0.0.0" */
+    uint16_t port;    /* 0 picks a free port */
+    size_t max_body;  /* 0 = MF_NET_DEFAULT_MAX_BODY */
+    /* Until mf_net_conn_set_trusted(); 0 = MF_NET_DEFAULT_UNTRUSTED_MAX_BODY,
+     * never more than max_body. */
+    size_t untrusted_max_body;
+    /* A connection that sent nothing (or left output unread) this long is
+     * closed; 0 = MF_NET_DEFAULT_IDLE_TIMEOUT_MS. */
+    uint32_t idle_timeout_ms;
     uint32_t max_conns; /* 0 = unlimited */
     const mf_net_server_ops_t *ops;
     void *arg;
@@ -124,6 +172,9 @@ void mf_net_conn_set_data(mf_net_conn_t *conn, void *data);
 void *mf_net_conn_get_data(const mf_net_conn_t *conn);
 /* "ip:port" of the peer, for messages. */
 const char *mf_net_conn_peer(const mf_net_conn_t *conn);
+/* The peer completed the service's handshake: frames of up to max_body
+ * bytes are taken from now on (the next frame already). */
+void mf_net_conn_set_trusted(mf_net_conn_t *conn);
 /* Closes after the pending output is flushed; on_close follows. */
 void mf_net_conn_close(mf_net_conn_t *conn);
 
@@ -144,6 +195,12 @@ typedef struct mf_net_client_params {
     void (*on_reconnect)(void *arg);
     /* Optional, on the loop thread: the connection was lost. */
     void (*on_disconnect)(void *arg);
+    /* Optional (0 = none): the opcode of a request with an empty body sent
+     * first on every new connection, ahead of any call; its response is
+     * dropped.  For a server that trusts a connection after its first
+     * request (mf_net_conn_set_trusted), so a large call is taken even
+     * when it is the one that reconnects. */
+    uint16_t open_opcode;
     void *arg;
     const mf_net_stream_ops_t *stream; /* NULL = plain TCP */
 } mf_net_client_params_t;

@@ -14,7 +14,6 @@
 #include <stdbool.h>
 
 struct event;
-struct sockaddr;
 
 /* ---- loop thread ---- */
 
@@ -73,8 +72,5 @@ void mf_net_reader_consume(mf_net_reader_t *reader, struct bufferevent *bev);
 mf_status_t mf_net_frame_write(struct bufferevent *bev, uint8_t kind,
                                uint16_t opcode, int32_t status, uint64_t req_id,
                                const void *body, size_t len);
-
-/* "ip:port" ("[ip6]:port") of a socket address. */
-void mf_net_addr_str(const struct sockaddr *addr, char *out, size_t out_size);
 
 #endif

@@ -9,18 +9,24 @@
  * frees it, so a handler may close (or reply to) its connection at any
  * time.  Stopping runs as the loop's last task: the listener goes first,
  * then every connection with its on_close.
+ *
+ * What a peer can make the server hold is bounded: frames of at most
+ * untrusted_max_body bytes until the service trusts the connection, at
+ * most max_body after; a connection that sends nothing for
+ * idle_timeout_ms (whether between frames or in the middle of one), or
+ * leaves our output unread that long, is dropped; pending output beyond
+ * twice max_body plus a margin drops it too.  The listener (net/listener.c)
+ * backs off when accept() fails, so running out of descriptors never
+ * spins the loop.
  */
 #include "net/net_int.h"
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/sock.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +42,12 @@ struct mf_net_server {
     void *arg;
     const mf_net_stream_ops_t *stream;
     size_t max_body;
+    size_t untrusted_max_body;
+    struct timeval idle_timeout;
     uint32_t max_conns;
     uint16_t port;
-    char addr[80]; /* "host:port" we listen on, for messages */
-    struct evconnlistener *listener;
+    char addr[MF_SOCK_ADDR_STRLEN]; /* "ip:port" we listen on, for messages */
+    mf_net_listener_t *listener;
     mf_list_t conns; /* of mf_net_conn_t, loop thread only */
     uint32_t nconns;
 };
@@ -51,8 +59,9 @@ struct mf_net_conn {
     struct event *close_ev; /* activated to free the conn from the loop */
     mf_net_reader_t reader;
     bool closing; /* no more input is handled, output is dropped */
+    bool trusted; /* frames up to server->max_body */
     void *data;
-    char peer[64];
+    char peer[MF_SOCK_ADDR_STRLEN];
 };
 
 /* ---- connections ---- */
@@ -135,7 +144,14 @@ static void mf_net_server_conn_event_cb(struct bufferevent *bev, short what,
 {
     mf_net_conn_t *conn = arg;
 
-    if (what & BEV_EVENT_ERROR) {
+    if (what & BEV_EVENT_TIMEOUT) {
+        mf_debug("%s: %s was idle for %ld ms (%s), closing it",
+                 conn->server->addr, conn->peer,
+                 (long)(conn->server->idle_timeout.tv_sec * 1000 +
+                        conn->server->idle_timeout.tv_usec / 1000),
+                 (what & BEV_EVENT_READING) ? "sent nothing"
+                                            : "read nothing of our output");
+    } else if (what & BEV_EVENT_ERROR) {
         mf_debug("%s: connection from %s failed: %s", conn->server->addr,
                  conn->peer,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -148,15 +164,14 @@ static void mf_net_server_conn_event_cb(struct bufferevent *bev, short what,
     mf_net_server_conn_drop(conn);
 }
 
-static void mf_net_server_accept_cb(struct evconnlistener *listener,
-                                    evutil_socket_t fd, struct sockaddr *addr,
-                                    int addrlen, void *arg)
+static void mf_net_server_accept_cb(int fd, const struct sockaddr *addr,
+                                    void *arg)
 {
     mf_net_server_t *server = arg;
     mf_net_conn_t *conn;
-    char peer[64];
+    char peer[MF_SOCK_ADDR_STRLEN];
 
-    mf_net_addr_str(addr, peer, sizeof(peer));
+    mf_sock_addr_str(addr, peer, sizeof(peer));
     if ((server->max_conns != 0) && (server->nconns >= server->max_conns)) {
         mf_warn("%s: refusing connection from %s: already %u connections",
                 server->addr, peer, server->nconns);
@@ -170,7 +185,7 @@ static void mf_net_server_accept_cb(struct evconnlistener *listener,
     }
     conn->server = server;
     mf_strlcpy(conn->peer, peer, sizeof(conn->peer));
-    mf_net_reader_init(&conn->reader, server->max_body);
+    mf_net_reader_init(&conn->reader, server->untrusted_max_body);
     conn->close_ev =
         event_new(server->loop.base, -1, 0, mf_net_server_conn_close_cb, conn);
     if (conn->close_ev == NULL) {
@@ -186,7 +201,9 @@ static void mf_net_server_accept_cb(struct evconnlistener *listener,
                       mf_net_server_conn_write_cb, mf_net_server_conn_event_cb,
                       conn);
     bufferevent_setwatermark(conn->bev, EV_READ, MF_NET_HDR_SIZE, 0);
-    if (bufferevent_enable(conn->bev, EV_READ | EV_WRITE) < 0) {
+    if ((bufferevent_set_timeouts(conn->bev, &server->idle_timeout,
+                                  &server->idle_timeout) < 0) ||
+        (bufferevent_enable(conn->bev, EV_READ | EV_WRITE) < 0)) {
         mf_error("%s: cannot enable the connection from %s", server->addr,
                  peer);
         goto err_free_bev;
@@ -213,95 +230,6 @@ err_close_fd:
     close(fd);
 }
 
-static void mf_net_server_accept_error_cb(struct evconnlistener *listener,
-                                          void *arg)
-{
-    mf_net_server_t *server = arg;
-
-    /* E.g. EMFILE: the listener keeps going and retries on the next
-     * readiness; the pending connection waits in the backlog. */
-    mf_warn("%s: accept() failed: %s", server->addr,
-            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-}
-
-/* ---- listener ---- */
-
-static mf_status_t mf_net_server_listen(mf_net_server_t *server,
-                                        const char *host, uint16_t port)
-{
-    struct addrinfo hints = {0}, *res;
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof(bound);
-    char port_str[8];
-    mf_status_t status;
-    int fd, rc, one = 1;
-
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port_str, sizeof(port_str), "%u", port);
-    rc = getaddrinfo(host, port_str, &hints, &res);
-    if (rc != 0) {
-        mf_error("cannot resolve listen address %s: %s",
-                 (host != NULL) ? host : "*", gai_strerror(rc));
-        status = MF_ERR_INVALID;
-        goto err;
-    }
-
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        mf_error("socket() failed: %m");
-        status = MF_ERR_IO;
-        goto err_free_res;
-    }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-        mf_error("setsockopt(SO_REUSEADDR) failed: %m");
-        status = MF_ERR_IO;
-        goto err_close_fd;
-    }
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-        mf_error("bind(%s:%u) failed: %m", (host != NULL) ? host : "*", port);
-        status = (errno == EADDRINUSE) ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
-        goto err_close_fd;
-    }
-    if (listen(fd, SOMAXCONN) < 0) {
-        mf_error("listen(%s:%u) failed: %m", (host != NULL) ? host : "*", port);
-        status = (errno == EADDRINUSE) ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
-        goto err_close_fd;
-    }
-    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
-        mf_error("getsockname() failed: %m");
-        status = MF_ERR_IO;
-        goto err_close_fd;
-    }
-    mf_net_addr_str((struct sockaddr *)&bound, server->addr,
-                    sizeof(server->addr));
-    server->port = (bound.ss_family == AF_INET6)
-                       ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                       : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-
-    /* backlog 0: listen() was called above. */
-    server->listener = evconnlistener_new(
-        server->loop.base, mf_net_server_accept_cb, server,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-    if (server->listener == NULL) {
-        mf_error("evconnlistener_new() failed for %s", server->addr);
-        status = MF_ERR_NOMEM;
-        goto err_close_fd;
-    }
-    evconnlistener_set_error_cb(server->listener,
-                                mf_net_server_accept_error_cb);
-    freeaddrinfo(res);
-    return MF_OK;
-
-err_close_fd:
-    close(fd);
-err_free_res:
-    freeaddrinfo(res);
-err:
-    return status;
-}
-
 /* ---- server ---- */
 
 mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
@@ -309,6 +237,7 @@ mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
 {
     mf_net_server_t *server;
     mf_status_t status;
+    uint32_t idle_ms;
 
     if ((params == NULL) || (params->ops == NULL) ||
         (params->ops->on_request == NULL)) {
@@ -330,6 +259,15 @@ mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
         (params->stream != NULL) ? params->stream : &mf_net_stream_plain;
     server->max_body =
         (params->max_body != 0) ? params->max_body : MF_NET_DEFAULT_MAX_BODY;
+    server->untrusted_max_body = (params->untrusted_max_body != 0)
+                                     ? params->untrusted_max_body
+                                     : MF_NET_DEFAULT_UNTRUSTED_MAX_BODY;
+    server->untrusted_max_body =
+        MF_MIN(server->untrusted_max_body, server->max_body);
+    idle_ms = (params->idle_timeout_ms != 0) ? params->idle_timeout_ms
+                                             : MF_NET_DEFAULT_IDLE_TIMEOUT_MS;
+    server->idle_timeout.tv_sec = idle_ms / 1000;
+    server->idle_timeout.tv_usec = (idle_ms % 1000) * 1000;
     server->max_conns = params->max_conns;
     mf_list_init(&server->conns);
 
@@ -337,10 +275,15 @@ mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
     if (status != MF_OK) {
         goto err_free_server;
     }
-    status = mf_net_server_listen(server, params->host, params->port);
+    status = mf_net_listener_create(server->loop.base, params->host,
+                                    params->port, mf_net_server_accept_cb,
+                                    server, &server->listener);
     if (status != MF_OK) {
         goto err_cleanup_loop;
     }
+    server->port = mf_net_listener_port(server->listener);
+    mf_strlcpy(server->addr, mf_net_listener_addr(server->listener),
+               sizeof(server->addr));
     status = mf_net_loop_start(&server->loop);
     if (status != MF_OK) {
         goto err_free_listener;
@@ -350,7 +293,7 @@ mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
     return MF_OK;
 
 err_free_listener:
-    evconnlistener_free(server->listener);
+    mf_net_listener_destroy(server->listener);
 err_cleanup_loop:
     mf_net_loop_cleanup(&server->loop);
 err_free_server:
@@ -364,7 +307,7 @@ static void mf_net_server_shutdown(void *arg)
     mf_net_server_t *server = arg;
     mf_list_t *elem;
 
-    evconnlistener_free(server->listener);
+    mf_net_listener_destroy(server->listener);
     server->listener = NULL;
     while ((elem = server->conns.next) != &server->conns) {
         mf_net_server_conn_destroy(mf_container_of(elem, mf_net_conn_t, link));
@@ -459,6 +402,14 @@ void *mf_net_conn_get_data(const mf_net_conn_t *conn)
 const char *mf_net_conn_peer(const mf_net_conn_t *conn)
 {
     return conn->peer;
+}
+
+void mf_net_conn_set_trusted(mf_net_conn_t *conn)
+{
+    if (!conn->trusted) {
+        conn->trusted = true;
+        conn->reader.max_body = conn->server->max_body;
+    }
 }
 
 void mf_net_conn_close(mf_net_conn_t *conn)

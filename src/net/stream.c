@@ -11,13 +11,11 @@
 #include "net/net_int.h"
 #include "util/log.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <sys/socket.h>
 
 /* ---- plain TCP ---- */
@@ -80,6 +78,12 @@ mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
             return MF_ERR_IO;
         }
         status = mf_net_hdr_decode(raw, reader->max_body, &reader->hdr);
+        if (status == MF_ERR_TOO_LARGE) {
+            mf_warn("%s announced a frame body of %u bytes, over its limit "
+                    "of %zu; disconnecting",
+                    peer, mf_le32_load(raw + 12), reader->max_body);
+            return status;
+        }
         if (status != MF_OK) {
             mf_warn("%s sent a bad frame header (%s), disconnecting", peer,
                     mf_status_name(status));
@@ -148,21 +152,4 @@ mf_status_t mf_net_frame_write(struct bufferevent *bev, uint8_t kind,
         evbuffer_add(out, body, len);
     }
     return MF_OK;
-}
-
-void mf_net_addr_str(const struct sockaddr *addr, char *out, size_t out_size)
-{
-    char ip[INET6_ADDRSTRLEN];
-
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof(ip));
-        snprintf(out, out_size, "%s:%u", ip, ntohs(in4->sin_port));
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-        snprintf(out, out_size, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    } else {
-        snprintf(out, out_size, "?(family %d)", addr->sa_family);
-    }
 }

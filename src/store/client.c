@@ -17,6 +17,8 @@
  *   unwatching), where the dispatcher frees it after the callback.
  * - What the session must restore (ephemeral values, ranks, watches,
  *   subscriptions) is recorded only after the server accepted it.
+ * - Every connection opens with a HEARTBEAT (the net client's open_opcode):
+ *   the server takes frames over 64 KiB only after a first request.
  */
 #include "net/net.h"
 #include "store/store_client.h"
@@ -631,6 +633,10 @@ MF_API mf_status_t mf_store_connect(const char *url,
     params.max_body = MF_STORE_CLIENT_MAX_BODY;
     params.on_notify = mf_store_on_notify;
     params.on_reconnect = mf_store_on_reconnect;
+    /* the server takes large values once a request of the connection
+     * decoded: this small one goes first, even ahead of the large call
+     * that reconnects */
+    params.open_opcode = MF_STORE_OP_HEARTBEAT;
     params.arg = store;
     status = mf_net_client_create(&params, &store->net);
     if (status != MF_OK) {

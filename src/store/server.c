@@ -17,6 +17,11 @@
  * - Peer input is validated here (sizes, rank numbers, flags) and answered
  *   with an error status; it is logged at debug level only, so a bad client
  *   cannot flood the log.
+ * - A connection is trusted with frames of the full size (large values)
+ *   once one request of it decoded; before that, it may send frames of
+ *   MF_NET_DEFAULT_UNTRUSTED_MAX_BODY bytes at most.  The client opens
+ *   every connection with a HEARTBEAT for that.  Any connection silent for
+ *   idle_timeout_ms is closed by the net server.
  */
 #include "net/net.h"
 #include "store/store_proto.h"
@@ -1138,6 +1143,8 @@ static void mf_store_server_on_request(mf_net_conn_t *conn, uint16_t opcode,
         mf_net_conn_reply(conn, req_id, opcode, status, NULL, 0);
         return;
     }
+    /* it speaks the protocol: large values from now on */
+    mf_net_conn_set_trusted(conn);
 
     mf_wbuf_init(&resp);
     switch (opcode) {
@@ -1348,6 +1355,7 @@ MF_API mf_status_t mf_store_server_start(const mf_store_server_config_t *cfg,
     params.port = server->cfg.port;
     params.max_body = 2 * (size_t)server->cfg.max_value_size +
                       server->cfg.max_key_size + MF_STORE_BODY_OVERHEAD;
+    params.idle_timeout_ms = server->cfg.idle_timeout_ms;
     params.max_conns = server->cfg.max_connections;
     params.ops = &mf_store_server_net_ops;
     params.arg = server;

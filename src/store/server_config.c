@@ -23,6 +23,7 @@ typedef struct mf_store_server_opts {
     uint64_t max_total_bytes;
     uint32_t max_connections;
     uint32_t heartbeat_timeout_ms;
+    uint32_t idle_timeout_ms;
     int log_level;
 } mf_store_server_opts_t;
 
@@ -50,6 +51,10 @@ static const mf_cfg_entry_t mf_store_server_cfg_entries[] = {
                  "most client connections at once"),
     MF_STORE_OPT(heartbeat_timeout_ms, MF_CFG_MS, "10s", 0, 0,
                  "a session silent this long is dead (0: never)"),
+    MF_STORE_OPT(idle_timeout_ms, MF_CFG_MS, "15s", 1, 86400000,
+                 "a connection that sends nothing, or reads nothing of a "
+                 "pending response, for this long is closed (clients "
+                 "heartbeat every second)"),
     MF_STORE_OPT(log_level, MF_CFG_LOGLVL, "info", 0, 0,
                  "log level of the mf-store daemon"),
 };
@@ -72,6 +77,7 @@ static void mf_store_server_opts_from_cfg(mf_store_server_opts_t *o,
     o->max_total_bytes = cfg->max_total_bytes;
     o->max_connections = cfg->max_connections;
     o->heartbeat_timeout_ms = cfg->heartbeat_timeout_ms;
+    o->idle_timeout_ms = cfg->idle_timeout_ms;
     o->log_level = cfg->log_level;
 }
 
@@ -86,6 +92,7 @@ static void mf_store_server_opts_to_cfg(const mf_store_server_opts_t *o,
     cfg->max_total_bytes = o->max_total_bytes;
     cfg->max_connections = o->max_connections;
     cfg->heartbeat_timeout_ms = o->heartbeat_timeout_ms;
+    cfg->idle_timeout_ms = o->idle_timeout_ms;
     cfg->log_level = o->log_level;
 }
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -350,9 +351,12 @@ int it_spawn_n(int n, it_proc_fn fn, void *arg, pid_t *pids)
     return 0;
 }
 
-pid_t it_spawn_exec(char *const argv[], int *stdout_fd)
+/* nofile 0: the limit of open files stays as it is. */
+static pid_t it_spawn_exec_limit(char *const argv[], unsigned nofile,
+                                 int *stdout_fd)
 {
     int fds[2] = {-1, -1};
+    struct rlimit rl;
     pid_t pid;
 
     if (stdout_fd != NULL && pipe(fds) < 0) {
@@ -365,6 +369,16 @@ pid_t it_spawn_exec(char *const argv[], int *stdout_fd)
             dup2(fds[1], STDOUT_FILENO);
             close(fds[0]);
             close(fds[1]);
+        }
+        if (nofile != 0) {
+            if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+                rl.rlim_cur = nofile;
+            }
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+                it_log("setrlimit(RLIMIT_NOFILE, %u) failed: %s", nofile,
+                       strerror(errno));
+                _exit(127);
+            }
         }
         execv(argv[0], argv);
         it_log("execv(%s) failed: %s", argv[0], strerror(errno));
@@ -379,6 +393,50 @@ pid_t it_spawn_exec(char *const argv[], int *stdout_fd)
         }
     }
     return pid;
+}
+
+pid_t it_spawn_exec(char *const argv[], int *stdout_fd)
+{
+    return it_spawn_exec_limit(argv, 0, stdout_fd);
+}
+
+pid_t it_spawn_exec_nofile(char *const argv[], unsigned nofile, int *stdout_fd)
+{
+    return it_spawn_exec_limit(argv, nofile, stdout_fd);
+}
+
+static uint64_t it_limit_value(const char *s)
+{
+    return (strncmp(s, "unlimited", 9) == 0) ? UINT64_MAX
+                                             : strtoull(s, NULL, 10);
+}
+
+int it_nofile_limits(pid_t pid, uint64_t *soft_p, uint64_t *hard_p)
+{
+    char path[64], line[256], soft[32], hard[32];
+    int ret = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        it_log("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if ((strncmp(line, "Max open files", 14) == 0) &&
+            (sscanf(line + 14, "%31s %31s", soft, hard) == 2)) {
+            *soft_p = it_limit_value(soft);
+            *hard_p = it_limit_value(hard);
+            ret = 0;
+            break;
+        }
+    }
+    fclose(f);
+    if (ret != 0) {
+        it_log("%s has no line on open files", path);
+    }
+    return ret;
 }
 
 int it_read_line(int fd, char *buf, size_t len, unsigned timeout_ms)

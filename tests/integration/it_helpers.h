@@ -122,6 +122,12 @@ int it_wait_all(const pid_t *pids, int n, unsigned timeout_ms, int *codes);
  * the pid (remembered like it_spawn's), or -1.
  */
 pid_t it_spawn_exec(char *const argv[], int *stdout_fd);
+/* it_spawn_exec() with the soft limit of open files of the child set to
+ * nofile before the exec (its hard limit stays). */
+pid_t it_spawn_exec_nofile(char *const argv[], unsigned nofile, int *stdout_fd);
+/* The soft and hard limits of open files of process pid, as
+ * /proc/<pid>/limits shows them ("unlimited" is UINT64_MAX).  0 or -1. */
+int it_nofile_limits(pid_t pid, uint64_t *soft_p, uint64_t *hard_p);
 
 /* Reads one line (without the newline) from fd within timeout_ms; 0 or -1. */
 int it_read_line(int fd, char *buf, size_t len, unsigned timeout_ms);

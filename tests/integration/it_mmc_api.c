@@ -520,6 +520,8 @@ static int api_batch_child(int index, void *arg)
              "exist, one missing: %s %s %s", mmc_status_name(res[0]),
              mmc_status_name(res[3]), mmc_status_name(res[4]));
     memset(infos, 0xa5, sizeof(infos));
+    IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MF_ERR_INVALID);
+    infos[0].info_size = sizeof(infos[0]);
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MMC_OK);
     IT_CHECK(res[0] == MMC_OK && infos[0].size == sizes[0] &&
                  res[3] == MMC_ERR_NOT_FOUND && res[4] == MMC_OK,

@@ -5,7 +5,8 @@
  * /metrics shows them, its robustness against garbage and
  * truncated frames on every port, its command line (--help, --set,
  * --config, --dump-config, the environment and their precedence, exit
- * codes) and a clean exit on SIGTERM and SIGINT.
+ * codes), a clean exit on SIGTERM and SIGINT, and its open files limit
+ * raised to the hard limit at start.
  *
  * The test process never starts a thread: daemons run with fork+exec
  * (it_spawn_exec) on 127.0.0.1 with port 0 for every server, and the HTTP
@@ -57,6 +58,7 @@ static const char *const mt_keys[] = {
     "evict_low_pct",
     "evict_max_per_put",
     "member_timeout_ms",
+    "idle_timeout_ms",
     "log_level",
 };
 
@@ -89,7 +91,8 @@ typedef struct mt_daemon {
  * terminated list of arguments, may be NULL) says otherwise, and parses
  * its ready line.  0 or -1 (the daemon is killed).
  */
-static int mt_start(mt_daemon_t *d, const char *const *extra)
+static int mt_start_nofile(mt_daemon_t *d, const char *const *extra,
+                           unsigned nofile)
 {
     char *argv[64];
     char line[256], expect[256], addr[64];
@@ -110,7 +113,7 @@ static int mt_start(mt_daemon_t *d, const char *const *extra)
         argv[argc++] = (char *)extra[i];
     }
     argv[argc] = NULL;
-    d->pid = it_spawn_exec(argv, &fd);
+    d->pid = it_spawn_exec_nofile(argv, nofile, &fd);
     if (d->pid < 0) {
         return -1;
     }
@@ -147,6 +150,11 @@ fail:
     it_wait(d->pid, MT_WAIT_MS);
     d->pid = -1;
     return -1;
+}
+
+static int mt_start(mt_daemon_t *d, const char *const *extra)
+{
+    return mt_start_nofile(d, extra, 0);
 }
 
 /* Sends sig and returns the exit code. */
@@ -1454,6 +1462,21 @@ static void test_ports_and_signals(void **state)
 }
 
 /* A failed test leaves no daemon behind. */
+/* Started with a soft limit of 64 open files, the daemon serves as many
+ * connections as its hard limit allows. */
+static void test_open_files_limit(void **state)
+{
+    uint64_t soft = 0, hard = 0;
+    mt_daemon_t d;
+
+    (void)state;
+    assert_int_equal(mt_start_nofile(&d, NULL, 64), 0);
+    assert_int_equal(it_nofile_limits(d.pid, &soft, &hard), 0);
+    assert_true(soft == hard);
+    mt_expect(d.http_port, "GET", "/health", 200, "ok");
+    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+}
+
 static int mt_teardown(void **state)
 {
     it_kill_all();
@@ -1469,6 +1492,7 @@ int main(void)
         cmocka_unit_test_teardown(test_garbage, mt_teardown),
         cmocka_unit_test_teardown(test_cli, mt_teardown),
         cmocka_unit_test_teardown(test_ports_and_signals, mt_teardown),
+        cmocka_unit_test_teardown(test_open_files_limit, mt_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

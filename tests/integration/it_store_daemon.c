@@ -1,7 +1,8 @@
 /*
  * The mf-store daemon binary: starts on a free port of 127.0.0.1, serves
  * set/get/add/cas/barrier to two client processes, and exits 0 on SIGTERM
- * or SIGINT.  A port already taken and bad options make it fail.
+ * or SIGINT.  A port already taken and bad options make it fail.  Started
+ * with a low soft limit of open files, it raises it to the hard limit.
  *
  * The binary is $MF_STORE_BIN or, by default, tools/mf-store of the same
  * build tree (../../tools/mf-store from this test's directory).
@@ -55,9 +56,11 @@ static int sd_find_binary(void)
     return 0;
 }
 
-/* Starts the daemon with extra arguments; returns its pid and the port it
- * reports on stdout ("mf-store listening on host:port"). */
-static pid_t sd_start(const char *port_arg, uint16_t *port_p)
+/* Starts the daemon (with a soft limit of nofile open files unless 0);
+ * returns its pid and the port it reports on stdout ("mf-store listening
+ * on host:port"). */
+static pid_t sd_start_nofile(const char *port_arg, unsigned nofile,
+                             uint16_t *port_p)
 {
     char *argv[] = {sd_bin, "-H", "127.0.0.1", "-p", (char *)port_arg, NULL};
     char line[256];
@@ -66,7 +69,7 @@ static pid_t sd_start(const char *port_arg, uint16_t *port_p)
     int fd = -1;
     pid_t pid;
 
-    pid = it_spawn_exec(argv, &fd);
+    pid = it_spawn_exec_nofile(argv, nofile, &fd);
     if (pid < 0) {
         return -1;
     }
@@ -88,6 +91,11 @@ static pid_t sd_start(const char *port_arg, uint16_t *port_p)
     }
     *port_p = (uint16_t)port;
     return pid;
+}
+
+static pid_t sd_start(const char *port_arg, uint16_t *port_p)
+{
+    return sd_start_nofile(port_arg, 0, port_p);
 }
 
 static int sd_client(int index, void *arg)
@@ -198,12 +206,30 @@ static void test_failures(void **state)
     assert_int_equal(it_wait(first, 30000), 0);
 }
 
+/* Every connection is a descriptor: the daemon serves as many as the
+ * hard limit allows. */
+static void test_open_files_limit(void **state)
+{
+    uint64_t soft = 0, hard = 0;
+    uint16_t port = 0;
+    pid_t daemon;
+
+    assert_int_equal(sd_find_binary(), 0);
+    daemon = sd_start_nofile("0", 64, &port);
+    assert_true(daemon > 0);
+    assert_int_equal(it_nofile_limits(daemon, &soft, &hard), 0);
+    assert_true(soft == hard);
+    kill(daemon, SIGTERM);
+    assert_int_equal(it_wait(daemon, 30000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_any_port_sigterm),
         cmocka_unit_test(test_given_port_sigint),
         cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_open_files_limit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

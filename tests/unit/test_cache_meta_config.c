@@ -42,6 +42,7 @@ static const char *const tmc_keys[] = {
     "evict_low_pct",
     "evict_max_per_put",
     "member_timeout_ms",
+    "idle_timeout_ms",
     "log_level",
 };
 
@@ -150,6 +151,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.evict_low_pct, 80);
     assert_int_equal(cfg.evict_max_per_put, 256);
     assert_int_equal(cfg.member_timeout_ms, 10000);
+    assert_int_equal(cfg.idle_timeout_ms, 15000);
     assert_string_equal(cfg.log_level, "warn");
     assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
     assert_int_equal(tmc_log.errors, 0);
@@ -263,6 +265,7 @@ static void test_bounds(void **state)
     tmc_expect_bad("evict_low_pct", "100", "range");
     tmc_expect_bad("evict_max_per_put", "2000000", "range");
     tmc_expect_bad("member_timeout_ms", "86400001", "range");
+    tmc_expect_bad("idle_timeout_ms", "0", "range");
 
     /* the edges themselves are accepted */
     mmc_meta_config_init(&cfg);

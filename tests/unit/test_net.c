@@ -414,6 +414,7 @@ enum {
     OP_RELEASE = 7, /* reply to every held OP_HOLD, then to itself */
     OP_CLOSE = 8,   /* reply "bye" and close the connection */
     OP_FLOOD = 9,   /* notify 1 MiB frames until the server refuses */
+    OP_TRUST = 10,  /* trust the connection (a handshake), reply */
 };
 
 #define TEST_NOTIFY_OPCODE 77
@@ -436,6 +437,10 @@ typedef struct test_srv {
     atomic_int nheld_total;
     atomic_int flood_sent; /* frames OP_FLOOD queued before the refusal */
     atomic_int flood_refused;
+    /* set before the start */
+    bool untrusted;            /* connections wait for OP_TRUST */
+    size_t untrusted_max_body; /* the server's parameters */
+    uint32_t idle_ms;
     /* loop thread only */
     test_held_t held[TEST_MAX_HELD];
     int nheld;
@@ -532,6 +537,10 @@ static void test_srv_on_request(mf_net_conn_t *conn, uint16_t opcode,
         srv->nheld = 0;
         mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
         break;
+    case OP_TRUST:
+        mf_net_conn_set_trusted(conn);
+        mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
+        break;
     case OP_CLOSE:
         mf_net_conn_reply(conn, req_id, opcode, MF_OK, "bye", 3);
         mf_net_conn_close(conn);
@@ -552,6 +561,9 @@ static void test_srv_on_open(mf_net_conn_t *conn, void *arg)
     assert_non_null(mf_net_conn_peer(conn));
     assert_true(strncmp(mf_net_conn_peer(conn), "127.0.0.1:", 10) == 0);
     mf_net_conn_set_data(conn, srv);
+    if (!srv->untrusted) {
+        mf_net_conn_set_trusted(conn); /* no handshake in most tests */
+    }
     atomic_fetch_add(&srv->nopen, 1);
 }
 
@@ -582,6 +594,8 @@ static void test_srv_start_ex(test_srv_t *srv, uint16_t port, size_t max_body,
         .host = "127.0.0.1",
         .port = port,
         .max_body = max_body,
+        .untrusted_max_body = srv->untrusted_max_body,
+        .idle_timeout_ms = srv->idle_ms,
         .max_conns = max_conns,
         .ops = &test_srv_ops,
         .arg = srv,
@@ -670,9 +684,9 @@ static void test_cli_on_reconnect(void *arg)
     atomic_fetch_add(&cli->nreconnect, 1);
 }
 
-static mf_status_t test_cli_create_ex(test_cli_t *cli, uint16_t port,
-                                      uint32_t connect_timeout_ms,
-                                      size_t max_body)
+static mf_status_t test_cli_create_open(test_cli_t *cli, uint16_t port,
+                                        uint32_t connect_timeout_ms,
+                                        size_t max_body, uint16_t open_opcode)
 {
     mf_net_client_params_t params = {
         .host = "127.0.0.1",
@@ -682,12 +696,20 @@ static mf_status_t test_cli_create_ex(test_cli_t *cli, uint16_t port,
         .on_notify = test_cli_on_notify,
         .on_reconnect = test_cli_on_reconnect,
         .on_disconnect = test_cli_on_disconnect,
+        .open_opcode = open_opcode,
         .arg = cli,
     };
 
     memset(cli, 0, sizeof(*cli));
     atomic_store(&cli->reconnect_call_status, 1);
     return mf_net_client_create(&params, &cli->client);
+}
+
+static mf_status_t test_cli_create_ex(test_cli_t *cli, uint16_t port,
+                                      uint32_t connect_timeout_ms,
+                                      size_t max_body)
+{
+    return test_cli_create_open(cli, port, connect_timeout_ms, max_body, 0);
 }
 
 static mf_status_t test_cli_create(test_cli_t *cli, uint16_t port,
@@ -1037,6 +1059,114 @@ static void test_bad_peers(void **state)
     assert_int_equal(atomic_load(&test_errors), 0);
 }
 
+/*
+ * Until the service trusts a connection (its handshake), the server takes
+ * frames of untrusted_max_body bytes at most: a header announcing more
+ * disconnects the peer before any body byte is awaited.  A trusted
+ * connection takes frames of up to max_body, and a client that opens its
+ * connections with the handshake may start with a large call.
+ */
+static void test_untrusted_frames(void **state)
+{
+    test_srv_t *srv = calloc(1, sizeof(*srv));
+    size_t big_len = 256u << 10;
+    uint8_t *big = malloc(big_len);
+    test_cli_t cli, opener;
+    mf_net_resp_t resp;
+    int fd;
+
+    (void)state;
+    assert_non_null(srv);
+    assert_non_null(big);
+    memset(big, 'u', big_len);
+    srv->untrusted = true;
+    srv->untrusted_max_body = 1024;
+    test_srv_start_ex(srv, 0, 1u << 20, 0);
+
+    fd = test_raw_connect(srv->port);
+    test_raw_send_hdr(fd, MF_NET_MAGIC, MF_NET_VERSION, MF_NET_KIND_REQUEST,
+                      1025);
+    assert_true(test_raw_closed(fd));
+    close(fd);
+
+    /* Up to the limit is served before the handshake; more drops the
+     * connection and fails the call as a peer error. */
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    assert_int_equal(test_echo(cli.client, big, 1024), MF_OK);
+    assert_int_equal(test_echo(cli.client, big, big_len), MF_ERR_CONN_RESET);
+    assert_true(test_wait_for(&cli.ndisconnect, 1));
+    /* After the handshake (on the new connection) large frames pass. */
+    assert_int_equal(mf_net_client_call(cli.client, OP_TRUST, NULL, 0,
+                                        TEST_CALL_TIMEOUT_MS, &resp),
+                     MF_OK);
+    assert_int_equal(resp.status, MF_OK);
+    mf_net_resp_free(&resp);
+    assert_int_equal(test_echo(cli.client, big, big_len), MF_OK);
+    mf_net_client_destroy(cli.client);
+
+    /* The opening request goes ahead of the first call. */
+    assert_int_equal(test_cli_create_open(&opener, srv->port, 0, 0, OP_TRUST),
+                     MF_OK);
+    assert_int_equal(test_echo(opener.client, big, big_len), MF_OK);
+    assert_int_equal(atomic_load(&opener.ndisconnect), 0);
+    mf_net_client_destroy(opener.client);
+
+    test_srv_stop(srv);
+    free(srv);
+    free(big);
+    assert_int_equal(atomic_load(&test_errors), 0);
+}
+
+/*
+ * A connection that sends nothing for idle_timeout_ms is closed, whether
+ * it never sent a byte, stalled in the middle of a frame, or just went
+ * quiet between calls (a client then reconnects on its next call).  The
+ * waits are hang guards, far longer than the timeout.
+ */
+static void test_idle_timeout(void **state)
+{
+    test_srv_t *srv = calloc(1, sizeof(*srv));
+    char partial[10];
+    test_cli_t cli;
+    int fd;
+
+    (void)state;
+    assert_non_null(srv);
+    memset(partial, 'p', sizeof(partial));
+    srv->idle_ms = 300;
+    test_srv_start_ex(srv, 0, 4096, 0);
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    assert_int_equal(test_echo(cli.client, "ok", 2), MF_OK);
+
+    /* silent from the start */
+    fd = test_raw_connect(srv->port);
+    assert_true(test_raw_closed(fd));
+    close(fd);
+    /* half a header */
+    fd = test_raw_connect(srv->port);
+    assert_int_equal(send(fd, partial, sizeof(partial), MSG_NOSIGNAL),
+                     sizeof(partial));
+    assert_true(test_raw_closed(fd));
+    close(fd);
+    /* a header and part of its body */
+    fd = test_raw_connect(srv->port);
+    test_raw_send_hdr(fd, MF_NET_MAGIC, MF_NET_VERSION, MF_NET_KIND_REQUEST,
+                      100);
+    assert_int_equal(send(fd, partial, sizeof(partial), MSG_NOSIGNAL),
+                     sizeof(partial));
+    assert_true(test_raw_closed(fd));
+    close(fd);
+
+    /* the client went quiet too; its next call reconnects */
+    assert_true(test_wait_for(&cli.ndisconnect, 1));
+    assert_int_equal(test_echo(cli.client, "again", 5), MF_OK);
+    assert_true(test_wait_for(&cli.nreconnect, 1));
+    mf_net_client_destroy(cli.client);
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(atomic_load(&test_errors), 0);
+}
+
 static void test_client_rejects_oversized(void **state)
 {
     test_srv_t *srv = test_srv_start(0, 0);
@@ -1370,6 +1500,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_slow_reader, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_peers, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_frames, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_timeout, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_client_rejects_oversized,
                                         test_setup, test_teardown),

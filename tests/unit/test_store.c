@@ -8,8 +8,8 @@
  * unwatch), barrier and allgather over four clients and several rounds,
  * rank groups (auto, explicit, conflicts, full, world-size mismatch, list,
  * JOINED/LEFT/LOST events, a SIGKILLed holder, heartbeat timeout),
- * reconnection after a server restart, malformed frames, the server
- * config table.
+ * reconnection after a server restart, malformed frames, the frame limit
+ * of connections that sent no request yet, the server config table.
  *
  * Every test counts error messages through the log sink and open file
  * descriptors: an unexpected error log or a leaked socket fails it.  Waits
@@ -1472,6 +1472,73 @@ static void test_bad_frames(void **state)
     mf_store_close(store);
 }
 
+/*
+ * A connection may send frames of 64 KiB at most until one of its requests
+ * decoded: a larger first frame is cut off at its header.  The client
+ * opens each connection with a heartbeat, so even a large first call
+ * passes.
+ */
+static void test_untrusted_frames(void **state)
+{
+    size_t big_len = 1u << 20;
+    char *big = malloc(big_len);
+    uint8_t body[256];
+    mf_store_req_t req;
+    mf_net_hdr_t hdr;
+    mf_store_t *store;
+    void *value;
+    size_t len;
+    int fd;
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 'v', big_len);
+    memset(&req, 0, sizeof(req));
+    req.key = "big";
+    req.key_len = 3;
+    req.value = big;
+    req.value_len = big_len;
+
+    /* first frame too large: closed before its body is read */
+    fd = test_raw_connect();
+    {
+        mf_net_hdr_t h = {.magic = MF_NET_MAGIC,
+                          .version = MF_NET_VERSION,
+                          .kind = MF_NET_KIND_REQUEST,
+                          .opcode = MF_STORE_OP_SET,
+                          .body_len = MF_NET_DEFAULT_UNTRUSTED_MAX_BODY + 1,
+                          .req_id = 1};
+        uint8_t raw[MF_NET_HDR_SIZE];
+
+        mf_net_hdr_encode(&h, raw);
+        assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL),
+                         (ssize_t)sizeof(raw));
+    }
+    assert_true(test_raw_wait_closed(fd, TEST_WAIT_MS));
+    close(fd);
+
+    /* after one request that decoded, large frames pass */
+    fd = test_raw_connect();
+    test_raw_send(fd, MF_STORE_OP_HEARTBEAT, 1, NULL, 0);
+    assert_true(test_raw_recv(fd, &hdr, body, sizeof(body)));
+    assert_int_equal(hdr.status, MF_OK);
+    test_raw_send_req(fd, MF_STORE_OP_SET, 2, &req);
+    assert_true(test_raw_recv(fd, &hdr, body, sizeof(body)));
+    assert_int_equal(hdr.req_id, 2);
+    assert_int_equal(hdr.status, MF_OK);
+    close(fd);
+
+    /* a client's very first call may be large */
+    store = test_connect(0);
+    assert_int_equal(mf_store_set(store, "big2", big, big_len, 0), MF_OK);
+    assert_int_equal(mf_store_get(store, "big", 0, &value, &len), MF_OK);
+    assert_int_equal(len, big_len);
+    assert_memory_equal(value, big, big_len);
+    free(value);
+    mf_store_close(store);
+    free(big);
+}
+
 static void test_server_config(void **state)
 {
     mf_store_server_config_t cfg;
@@ -1489,7 +1556,11 @@ static void test_server_config(void **state)
     assert_int_equal(cfg.max_total_bytes, 1ull << 30);
     assert_int_equal(cfg.max_connections, 4096);
     assert_int_equal(cfg.heartbeat_timeout_ms, 10000);
+    assert_int_equal(cfg.idle_timeout_ms, 15000);
     assert_int_equal(cfg.log_level, MF_LOG_INFO);
+    assert_int_equal(mf_store_server_config_set(&cfg, "idle_timeout_ms", "2s"),
+                     MF_OK);
+    assert_int_equal(cfg.idle_timeout_ms, 2000);
 
     assert_int_equal(mf_store_server_config_set(&cfg, "port", "4321"), MF_OK);
     assert_int_equal(cfg.port, 4321);
@@ -1576,6 +1647,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_reconnect, test_setup_bare,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_bad_frames, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_untrusted_frames, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_server_config, test_setup,
                                         test_teardown),

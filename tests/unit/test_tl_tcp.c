@@ -5,7 +5,9 @@
  * requests outside the registered memory refused, also when crafted by
  * hand on a raw socket; a connection lost mid-transfer fails what was in
  * flight with a peer error and a later operation reconnects; a small
- * operation completes while a large one is in flight.
+ * operation completes while a large one is in flight; a server out of
+ * descriptors pauses accepting, logs that once per interval, keeps
+ * serving its connections and accepts again once descriptors are free.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include "tl/tl.h"
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1045,11 +1049,206 @@ static void test_fork(void **state)
     free(expect);
 }
 
+/* ---- out of descriptors ---- */
+
+#define TEST_CHILD_NOFILE 64
+#define TEST_FLOOD_CONNS  150
+
+/* In the child only. */
+static atomic_int test_accept_msgs;
+static int test_accept_notify_fd = -1;
+
+static void test_accept_sink(mf_log_level_t level, const char *file, int line,
+                             const char *message, void *arg)
+{
+    (void)arg;
+    if ((strstr(message, "accept() failed") != NULL) &&
+        (atomic_fetch_add(&test_accept_msgs, 1) == 0) &&
+        (write(test_accept_notify_fd, "F", 1) != 1)) {
+        fprintf(stderr, "child: cannot notify the parent\n");
+    }
+    fprintf(stderr, "child [%d] %s:%d %s\n", (int)level, file, line, message);
+}
+
+/* A server with a soft limit of TEST_CHILD_NOFILE open files: publishes
+ * its address and remote key, serves until the parent says done, then
+ * checks how often it logged failed accepts. */
+static int test_accept_child(int out_fd, int in_fd)
+{
+    size_t seg = TEST_MB, al, rl;
+    uint64_t start, elapsed;
+    mf_tl_mem_params_t mp;
+    mf_tl_iface_t *server;
+    mf_tl_memh_t *memh;
+    struct rlimit rlim;
+    uint8_t out[256];
+    mf_mem_seg_t s;
+    uint8_t *mem;
+    char c;
+
+    CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &rlim) == 0);
+    rlim.rlim_cur = TEST_CHILD_NOFILE;
+    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rlim) == 0);
+    mf_log_set_sink(test_accept_sink, NULL);
+    mem = calloc(1, seg);
+    CHILD_CHECK(mem != NULL);
+    server = test_open(1, 0);
+    CHILD_CHECK(server != NULL);
+    memset(&s, 0, sizeof(s));
+    s.addr = mem;
+    s.size = seg;
+    mp.addr = mem;
+    mp.size = seg;
+    mp.seg = &s;
+    CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
+    CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
+    CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
+    mf_le64_store(out, al);
+    mf_le64_store(out + 8, rl);
+    start = mf_time_ms();
+    CHILD_CHECK(write(out_fd, out, sizeof(out)) == sizeof(out));
+    CHILD_CHECK(read(in_fd, &c, 1) == 1); /* parent done */
+    elapsed = mf_time_ms() - start;
+    ops->mem_dereg(server, memh);
+    ops->iface_close(server);
+    free(mem);
+    fprintf(stderr, "child: %d accept failure messages in %llu ms\n",
+            atomic_load(&test_accept_msgs), (unsigned long long)elapsed);
+    CHILD_CHECK(atomic_load(&test_accept_msgs) >= 1);
+    CHILD_CHECK((uint64_t)atomic_load(&test_accept_msgs) <=
+                1 + elapsed / MF_SOCK_ACCEPT_LOG_MS);
+    return 0;
+}
+
+/* An endpoint and remote key of the child's segment, for a new client. */
+static void test_accept_ep(mf_tl_iface_t *client, const uint8_t *msg,
+                           mf_tl_ep_t **ep_p, mf_tl_rkey_t **rkey_p)
+{
+    uint64_t base = mf_le64_load(msg + 128 + 13);
+
+    assert_int_equal(ops->ep_create(client, msg + 16, mf_le64_load(msg), ep_p),
+                     MF_OK);
+    assert_int_equal(ops->rkey_unpack(client, msg + 128, mf_le64_load(msg + 8),
+                                      base, TEST_MB, rkey_p),
+                     MF_OK);
+}
+
+static mf_status_t test_accept_put(mf_tl_ep_t *ep, mf_tl_rkey_t *rkey,
+                                   const uint8_t *msg, uint8_t value)
+{
+    uint64_t base = mf_le64_load(msg + 128 + 13);
+    uint8_t buf[4096], back[4096];
+    test_comp_t tc;
+    mf_status_t status;
+
+    memset(buf, value, sizeof(buf));
+    test_comp_init(&tc);
+    status = test_comp_wait(
+        &tc, ops->put(ep, buf, base + value, sizeof(buf), rkey, &tc.super));
+    if (status != MF_OK) {
+        return status;
+    }
+    test_comp_init(&tc);
+    status = test_comp_wait(
+        &tc, ops->get(ep, back, base + value, sizeof(back), rkey, &tc.super));
+    if ((status == MF_OK) && (memcmp(back, buf, sizeof(buf)) != 0)) {
+        status = MF_ERR_PROTO;
+    }
+    return status;
+}
+
+/* The serving process runs out of descriptors: connections made before
+ * are served, accepting pauses (logged once per interval, not per
+ * failure), and resumes once descriptors are free again. */
+static void test_out_of_fds(void **state)
+{
+    int topipe[2], frompipe[2], notify[2], flood[TEST_FLOOD_CONNS];
+    struct sockaddr_in sin;
+    mf_tl_iface_t *client, *late;
+    mf_tl_rkey_t *rkey, *late_rkey;
+    mf_tl_ep_t *ep, *late_ep;
+    uint64_t deadline;
+    mf_status_t status;
+    uint8_t msg[256];
+    char c;
+    pid_t pid;
+
+    assert_int_equal(pipe(topipe), 0);
+    assert_int_equal(pipe(frompipe), 0);
+    assert_int_equal(pipe(notify), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(topipe[1]);
+        close(frompipe[0]);
+        close(notify[0]);
+        test_accept_notify_fd = notify[1];
+        _exit(test_accept_child(frompipe[1], topipe[0]));
+    }
+    close(topipe[0]);
+    close(frompipe[1]);
+    close(notify[1]);
+    assert_true(test_raw_read(frompipe[0], msg, sizeof(msg)));
+
+    /* a client connected before the crowd */
+    client = test_open(1, 0);
+    assert_non_null(client);
+    test_accept_ep(client, msg, &ep, &rkey);
+    assert_int_equal(test_accept_put(ep, rkey, msg, 1), MF_OK);
+
+    /* far more connections than the child has descriptors */
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(mf_le16_load(msg + 16 + 6)); /* its packed port */
+    for (int i = 0; i < TEST_FLOOD_CONNS; i++) {
+        flood[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(flood[i] >= 0);
+        assert_int_equal(
+            connect(flood[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+    }
+    assert_true(test_raw_read(notify[0], &c, 1));
+
+    /* the client from before is served */
+    assert_int_equal(test_accept_put(ep, rkey, msg, 2), MF_OK);
+
+    /* once the crowd leaves, a new client gets in (connections that come
+     * while the server still runs out may be turned away: retry) */
+    for (int i = 0; i < TEST_FLOOD_CONNS; i++) {
+        close(flood[i]);
+    }
+    late = test_open(1, 0);
+    assert_non_null(late);
+    test_accept_ep(late, msg, &late_ep, &late_rkey);
+    deadline = mf_time_ms() + TEST_WAIT_MS;
+    mf_log_set_level(MF_LOG_ERROR); /* the turned-away attempts */
+    do {
+        status = test_accept_put(late_ep, late_rkey, msg, 3);
+    } while ((status != MF_OK) && mf_status_is_peer_error(status) &&
+             (mf_time_ms() < deadline));
+    mf_log_set_level(MF_LOG_WARN);
+    assert_int_equal(status, MF_OK);
+    assert_int_equal(test_accept_put(ep, rkey, msg, 4), MF_OK);
+
+    ops->rkey_release(late, late_rkey);
+    ops->ep_destroy(late_ep);
+    ops->iface_close(late);
+    ops->rkey_release(client, rkey);
+    ops->ep_destroy(ep);
+    ops->iface_close(client);
+    assert_int_equal(write(topipe[1], "x", 1), 1);
+    assert_int_equal(test_wait_child(pid), 0);
+    close(topipe[1]);
+    close(frompipe[0]);
+    close(notify[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         /* first: forks while the process has no other thread */
         cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_out_of_fds),
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_concurrent),

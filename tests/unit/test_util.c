@@ -1,7 +1,8 @@
 /*
  * Unit tests of the util layer: status strings, logging level and sink,
  * config tables (defaults, files, environment, errors, help), containers,
- * URL parsing.
+ * URL parsing, sockets (listen, connect, address strings, the open files
+ * limit, and the guard of a listener whose accept() fails).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,11 +14,16 @@
 #include "util/containers.h"
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/sock.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* ---- log capture ---- */
@@ -459,6 +465,143 @@ static void test_misc(void **state)
     assert_int_equal(MF_ALIGN_UP(4097, 4096), 8192);
 }
 
+/* ---- sockets ---- */
+
+static void test_sock_listen_connect(void **state)
+{
+    test_log_t *log = *state;
+    struct sockaddr_in6 in6;
+    char str[MF_SOCK_ADDR_STRLEN], want[MF_SOCK_ADDR_STRLEN];
+    mf_sock_addr_t bound, addr;
+    int lfd, lfd2 = -7, cfd = -7, afd;
+    uint16_t port;
+
+    (void)state;
+    assert_int_equal(mf_sock_listen("127.0.0.1", 0, AF_UNSPEC, &lfd, &bound),
+                     MF_OK);
+    port = mf_sock_addr_port((struct sockaddr *)&bound.ss);
+    assert_int_not_equal(port, 0);
+    mf_sock_addr_str((struct sockaddr *)&bound.ss, str, sizeof(str));
+    snprintf(want, sizeof(want), "127.0.0.1:%u", port);
+    assert_string_equal(str, want);
+    assert_true(fcntl(lfd, F_GETFL) & O_NONBLOCK);
+    assert_true(fcntl(lfd, F_GETFD) & FD_CLOEXEC);
+
+    /* the port is taken now; outputs stay untouched */
+    assert_int_equal(mf_sock_listen("127.0.0.1", port, AF_INET, &lfd2, NULL),
+                     MF_ERR_ADDR_IN_USE);
+    assert_int_equal(lfd2, -7);
+    assert_int_equal(log->count, 1);
+    assert_int_equal(log->last_level, MF_LOG_ERROR);
+
+    assert_int_equal(mf_sock_connect("127.0.0.1", port, 5000, &cfd), MF_OK);
+    assert_true(fcntl(cfd, F_GETFL) & O_NONBLOCK);
+    afd = -1;
+    for (int i = 0; (i < 1000) && (afd < 0); i++) {
+        afd = accept(lfd, NULL, NULL);
+        if (afd < 0) {
+            assert_int_equal(errno, EAGAIN);
+            usleep(1000);
+        }
+    }
+    assert_true(afd >= 0);
+    close(afd);
+    close(cfd);
+    close(lfd);
+
+    /* nobody listens any more: refused, a warning */
+    cfd = -7;
+    assert_int_equal(mf_sock_connect("127.0.0.1", port, 5000, &cfd),
+                     MF_ERR_CONN_REFUSED);
+    assert_int_equal(cfd, -7);
+    assert_int_equal(log->last_level, MF_LOG_WARN);
+
+    assert_int_equal(mf_sock_resolve("127.0.0.1", 80, AF_INET, false, &addr),
+                     MF_OK);
+    assert_int_equal(mf_sock_addr_port((struct sockaddr *)&addr.ss), 80);
+    assert_int_equal(addr.len, sizeof(struct sockaddr_in));
+    memset(&in6, 0, sizeof(in6));
+    in6.sin6_family = AF_INET6;
+    in6.sin6_port = htons(5802);
+    in6.sin6_addr = in6addr_loopback;
+    mf_sock_addr_str((struct sockaddr *)&in6, str, sizeof(str));
+    assert_string_equal(str, "[::1]:5802");
+    assert_int_equal(mf_sock_errno_status(ECONNREFUSED), MF_ERR_CONN_REFUSED);
+    assert_int_equal(mf_sock_errno_status(ETIMEDOUT), MF_ERR_TIMEOUT);
+    assert_int_equal(mf_sock_errno_status(EBADF), MF_ERR_IO);
+}
+
+static void test_sock_nofile_raise(void **state)
+{
+    struct rlimit rl;
+    uint64_t limit = 0;
+
+    (void)state;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_max > 64) {
+        rl.rlim_cur = 64; /* lowering the soft limit is always allowed */
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    assert_int_equal(mf_sock_nofile_raise(&limit), MF_OK);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(rl.rlim_cur == rl.rlim_max);
+    assert_true(limit == (uint64_t)rl.rlim_cur);
+}
+
+/* A listener out of descriptors: what waits is shed through the reserve
+ * descriptor, and one message stands for many failures. */
+static void test_sock_accept_guard(void **state)
+{
+    test_log_t *log = *state;
+    mf_sock_accept_guard_t guard;
+    mf_sock_addr_t bound;
+    int lfd, cfds[3];
+    uint16_t port;
+    char byte;
+
+    (void)state;
+    assert_true(mf_sock_accept_transient(EAGAIN));
+    assert_true(mf_sock_accept_transient(ECONNABORTED));
+    assert_false(mf_sock_accept_transient(EMFILE));
+    assert_false(mf_sock_accept_transient(ENOBUFS));
+
+    assert_int_equal(mf_sock_listen("127.0.0.1", 0, AF_INET, &lfd, &bound),
+                     MF_OK);
+    port = mf_sock_addr_port((struct sockaddr *)&bound.ss);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mf_sock_connect("127.0.0.1", port, 5000, &cfds[i]),
+                         MF_OK);
+    }
+    mf_sock_accept_guard_init(&guard, "test listener");
+    assert_true(guard.reserve_fd >= 0);
+    log->count = 0;
+    mf_sock_accept_failed(&guard, lfd, EMFILE);
+    assert_int_equal(log->count, 1);
+    assert_int_equal(log->last_level, MF_LOG_WARN);
+    assert_non_null(strstr(log->last, "test listener"));
+    assert_non_null(strstr(log->last, "3 connections closed unserved"));
+    assert_true(guard.reserve_fd >= 0);
+    /* every waiting connection was closed: none is left to accept */
+    assert_true(accept(lfd, NULL, NULL) < 0);
+    assert_int_equal(errno, EAGAIN);
+    for (int i = 0; i < 3; i++) {
+        struct timeval tv = {10, 0};
+
+        fcntl(cfds[i], F_SETFL, 0);
+        setsockopt(cfds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_true(recv(cfds[i], &byte, 1, 0) <= 0); /* EOF or reset */
+        close(cfds[i]);
+    }
+    /* more failures within the interval: counted, not logged */
+    mf_sock_accept_failed(&guard, lfd, EMFILE);
+    mf_sock_accept_failed(&guard, lfd, ENOBUFS);
+    assert_int_equal(log->count, 1);
+    assert_int_equal(guard.failures, 2);
+    mf_sock_accept_guard_cleanup(&guard);
+    assert_int_equal(guard.reserve_fd, -1);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -478,6 +621,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_url_parse, test_setup_log,
                                         test_teardown_log),
         cmocka_unit_test(test_misc),
+        cmocka_unit_test_setup_teardown(test_sock_listen_connect,
+                                        test_setup_log, test_teardown_log),
+        cmocka_unit_test_setup_teardown(test_sock_nofile_raise, test_setup_log,
+                                        test_teardown_log),
+        cmocka_unit_test_setup_teardown(test_sock_accept_guard, test_setup_log,
+                                        test_teardown_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

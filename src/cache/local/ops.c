@@ -39,9 +39,11 @@
     (offsetof(mmc_put_opts_t, mem) + sizeof(((mmc_put_opts_t *)0)->mem))
 #define MMC_OPS_OBJ_INFO_MIN                                                   \
     (offsetof(mmc_obj_info_t, gvas) + sizeof(((mmc_obj_info_t *)0)->gvas))
-#define MMC_OPS_MAX_IOV     65536u
-#define MMC_OPS_PIECE_CHUNK 65536u /* pieces of one mf_bm_copy_batch call */
-#define MMC_OPS_LOG_ITEMS   8u     /* bad items logged one by one */
+/* A larger info_size is garbage, not a newer struct. */
+#define MMC_OPS_OBJ_INFO_MAX 4096u
+#define MMC_OPS_MAX_IOV      65536u
+#define MMC_OPS_PIECE_CHUNK  65536u /* pieces of one mf_bm_copy_batch call */
+#define MMC_OPS_LOG_ITEMS    8u     /* bad items logged one by one */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1100,7 +1102,8 @@ MF_API mmc_status_t mmc_query_batch(mmc_t *mmc, const char *const *keys,
         mmc_ops_fill(results, count, MF_ERR_INVALID);
         return MF_ERR_INVALID;
     }
-    if (count > 0 && infos[0].info_size < MMC_OPS_OBJ_INFO_MIN) {
+    if (count > 0 && (infos[0].info_size < MMC_OPS_OBJ_INFO_MIN ||
+                      infos[0].info_size > MMC_OPS_OBJ_INFO_MAX)) {
         mf_error("mmc_query: infos[0].info_size is %zu (call "
                  "mmc_obj_info_init)",
                  infos[0].info_size);
@@ -1176,7 +1179,8 @@ MF_API mmc_status_t mmc_query(mmc_t *mmc, const char *key,
     mmc_obj_info_t info;
     mmc_status_t result;
 
-    if (info_p == NULL || info_p->info_size < MMC_OPS_OBJ_INFO_MIN) {
+    if (info_p == NULL || info_p->info_size < MMC_OPS_OBJ_INFO_MIN ||
+        info_p->info_size > MMC_OPS_OBJ_INFO_MAX) {
         mf_error("mmc_query: info_p is NULL or its info_size too small "
                  "(call mmc_obj_info_init)");
         return MF_ERR_INVALID;

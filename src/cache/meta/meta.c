@@ -12,8 +12,11 @@
  * puts, leases and registered rank go when it closes.  A request other
  * than HELLO on a connection that has not said HELLO fails with
  * MF_ERR_STATE; a body that does not decode fails with MF_ERR_PROTO; in
- * both cases the connection stays open.  Per-item outcomes travel in the
- * response lists and the frame status is MF_OK.
+ * both cases the connection stays open.  Until its HELLO succeeds, a
+ * connection may send frames of MF_NET_DEFAULT_UNTRUSTED_MAX_BODY bytes
+ * at most (a larger one disconnects it), so connections that never say
+ * HELLO hold little memory.  Per-item outcomes travel in the response
+ * lists and the frame status is MF_OK.
  *
  * Statistics: requests[], errors[] and misses[] are indexed by opcode,
  * slot 0 counting unknown opcodes; errors[] counts failed requests plus
@@ -45,7 +48,9 @@
  * The tick closes connections silent for more than member_timeout_ms
  * (their peer crashed, or its host vanished and no FIN will ever come):
  * it drops their puts, leases and rank at once, then closes the
- * connection.  Clients send PING at a quarter of the timeout.  A
+ * connection.  The net server closes any connection silent for
+ * idle_timeout_ms too; HELLO tells clients the shorter of the two and
+ * they send PING at a quarter of it.  A
  * registered rank whose connection goes without UNREGISTER is a member
  * loss (closed, or timeout).
  */
@@ -156,6 +161,8 @@ static void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     }
     mf_strlcpy(mc->name, req.name, sizeof(mc->name));
     mc->hello = true;
+    /* frames up to MMC_PROTO_MAX_BODY from now on */
+    mf_net_conn_set_trusted(mc->conn);
     memset(&resp, 0, sizeof(resp));
     resp.version = MMC_PROTO_VERSION;
     resp.meta_id = meta->meta_id;
@@ -166,7 +173,12 @@ static void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     resp.host_base = meta->cfg.host_base;
     resp.lease_ms = meta->cfg.lease_ms;
     resp.max_batch = meta->cfg.max_batch;
-    resp.member_timeout_ms = meta->cfg.member_timeout_ms;
+    /* what a client must not stay silent for: the idle timeout closes
+     * any connection, member_timeout_ms may be shorter */
+    resp.member_timeout_ms =
+        (meta->cfg.member_timeout_ms != 0)
+            ? MF_MIN(meta->cfg.member_timeout_ms, meta->cfg.idle_timeout_ms)
+            : meta->cfg.idle_timeout_ms;
     mmc_hello_resp_encode(&rep->body, &resp);
 }
 
@@ -758,9 +770,9 @@ static void mmc_meta_loop_start(void *arg)
         goto err_free_timer;
     }
     if (meta->cfg.http_enable) {
-        ls->status =
-            mmc_meta_http_start(meta, base, meta->cfg.addr,
-                                (uint16_t)meta->cfg.http_port, &meta->http);
+        ls->status = mmc_meta_http_start(
+            meta, base, meta->cfg.addr, (uint16_t)meta->cfg.http_port,
+            meta->cfg.idle_timeout_ms, &meta->http);
         if (ls->status != MF_OK) {
             goto err_free_timer;
         }
@@ -858,6 +870,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     mf_store_server_config_init(&store_cfg);
     mf_strlcpy(store_cfg.host, cfg->addr, sizeof(store_cfg.host));
     store_cfg.port = (uint16_t)cfg->store_port;
+    store_cfg.idle_timeout_ms = cfg->idle_timeout_ms;
     status = mf_store_server_start(&store_cfg, &meta->store);
     if (status != MF_OK) {
         mf_error("meta: config store on %s:%" PRIu32 " failed: %s", cfg->addr,
@@ -869,7 +882,8 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     memset(&params, 0, sizeof(params));
     params.host = cfg->addr;
     params.port = (uint16_t)cfg->port;
-    params.max_body = MMC_PROTO_MAX_BODY;
+    params.max_body = MMC_PROTO_MAX_BODY; /* after HELLO */
+    params.idle_timeout_ms = cfg->idle_timeout_ms;
     params.max_conns = cfg->max_clients;
     params.ops = &mmc_meta_server_ops;
     params.arg = meta;

@@ -50,6 +50,8 @@ typedef struct mmc_meta_config {
     uint32_t evict_low_pct;     /* ... down to this % (< evict_high_pct) */
     uint32_t evict_max_per_put; /* objects a put item may evict */
     uint32_t member_timeout_ms; /* a silent connection is closed; 0 never */
+    uint32_t idle_timeout_ms;   /* any connection, on every port, silent
+                                   this long is closed */
     char log_level[16];         /* error, warn, info, debug, trace */
 } mmc_meta_config_t;
 
@@ -167,8 +169,10 @@ mmc_status_t mmc_meta_key_info(mmc_meta_t *meta, const char *key,
 
 typedef struct mmc_meta_http mmc_meta_http_t;
 
+/* A connection idle for idle_timeout_ms is closed. */
 mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
                                 const char *addr, uint16_t port,
+                                uint32_t idle_timeout_ms,
                                 mmc_meta_http_t **http_p);
 uint16_t mmc_meta_http_bound_port(const mmc_meta_http_t *http);
 void mmc_meta_http_stop(mmc_meta_http_t *http);

@@ -94,6 +94,10 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
                  "a connection that sends nothing for this long is closed "
                  "and its rank dropped (clients ping at a quarter of it); 0 "
                  "never"),
+    MMC_META_OPT(idle_timeout_ms, MF_CFG_MS, "15s", 1, 86400000,
+                 "a connection to any port (RPC, config store, HTTP) that "
+                 "sends nothing, or reads nothing of a pending response, "
+                 "for this long is closed"),
     {"log_level", MF_CFG_LOGLVL, offsetof(mmc_meta_opts_t, log_level), 0,
      "warn", 0, 0, "log level: off, error, warn, info, debug, trace"},
 };

@@ -15,35 +15,33 @@
  * The evhttp server runs on the meta service's loop thread (the event_base
  * given to mmc_meta_http_start), so handlers read the meta state directly
  * through meta.h, one request at a time, and always answer before they
- * return.  Everything a peer controls is escaped on output: JSON strings
- * (keys may hold any byte but NUL; invalid UTF-8 becomes U+FFFD) and
- * Prometheus label values (host ids).
+ * return.  It serves on a net listener (net/listener.c), so a failed
+ * accept() (out of descriptors) pauses accepting and is logged once per
+ * interval instead of spinning the loop that the RPC server shares; a
+ * connection idle for the meta's idle_timeout_ms is closed.  Everything a peer
+ * controls is escaped on output: JSON strings (keys may hold any byte but NUL;
+ * invalid UTF-8 becomes U+FFFD) and Prometheus label values (host ids).
  */
 #include "cache/meta/meta.h"
+#include "net/net.h"
 
 #include "util/log.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#define MMC_META_HTTP_TIMEOUT_S   30
 #define MMC_META_HTTP_MAX_HEADERS 16384
 #define MMC_META_HTTP_MAX_BODY    65536
 
 struct mmc_meta_http {
     mmc_meta_t *meta;
     struct evhttp *http;
-    uint16_t port;
+    mf_net_listener_t *listener;
 };
 
 /* ------------------------------------------------------------ escaping */
@@ -655,116 +653,60 @@ static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
 
 /* ------------------------------------------------------- start and stop */
 
-/* A listening, non-blocking socket on addr:port; *port_p gets the port. */
-static mf_status_t mmc_meta_http_listen(const char *addr, uint16_t port,
-                                        int *fd_p, uint16_t *port_p)
-{
-    struct addrinfo hints, *res;
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof(bound);
-    char port_str[8];
-    mf_status_t status;
-    int fd, rc, one = 1;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port_str, sizeof(port_str), "%u", port);
-    rc = getaddrinfo(addr, port_str, &hints, &res);
-    if (rc != 0) {
-        mf_error("mmc-meta: cannot resolve HTTP address %s: %s", addr,
-                 gai_strerror(rc));
-        status = MF_ERR_INVALID;
-        goto err;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        mf_error("mmc-meta: socket() failed: %m");
-        status = MF_ERR_IO;
-        goto err_free_res;
-    }
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-        mf_error("mmc-meta: setsockopt(SO_REUSEADDR) failed: %m");
-        status = MF_ERR_IO;
-        goto err_close_fd;
-    }
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-        listen(fd, SOMAXCONN) < 0) {
-        mf_error("mmc-meta: cannot listen for HTTP on %s:%u: %m", addr, port);
-        status = (errno == EADDRINUSE) ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
-        goto err_close_fd;
-    }
-    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
-        mf_error("mmc-meta: getsockname() failed: %m");
-        status = MF_ERR_IO;
-        goto err_close_fd;
-    }
-    *port_p = (bound.ss_family == AF_INET6)
-                  ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                  : ntohs(((struct sockaddr_in *)&bound)->sin_port);
-    *fd_p = fd;
-    freeaddrinfo(res);
-    return MF_OK;
-
-err_close_fd:
-    close(fd);
-err_free_res:
-    freeaddrinfo(res);
-err:
-    return status;
-}
-
 mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
                                 const char *addr, uint16_t port,
+                                uint32_t idle_timeout_ms,
                                 mmc_meta_http_t **http_p)
 {
+    const struct timeval idle = {
+        .tv_sec = idle_timeout_ms / 1000,
+        .tv_usec = (idle_timeout_ms % 1000) * 1000,
+    };
     mmc_meta_http_t *h;
     mf_status_t status;
-    int fd = -1;
 
     if (meta == NULL || base == NULL || addr == NULL || http_p == NULL) {
         return MF_ERR_INVALID;
     }
     h = calloc(1, sizeof(*h));
     if (h == NULL) {
+        mf_error("mmc-meta: out of memory for HTTP");
         status = MF_ERR_NOMEM;
         goto err;
     }
     h->meta = meta;
-    status = mmc_meta_http_listen(addr, port, &fd, &h->port);
+    status = mf_net_listener_create(base, addr, port, NULL, NULL, &h->listener);
     if (status != MF_OK) {
+        mf_error("mmc-meta: cannot listen for HTTP on %s:%u", addr, port);
         goto err_free_h;
     }
     h->http = evhttp_new(base);
     if (h->http == NULL) {
         mf_error("mmc-meta: evhttp_new() failed");
         status = MF_ERR_NOMEM;
-        goto err_close_fd;
+        goto err_destroy_listener;
     }
     /* every method reaches the handler, which answers 405 itself */
     evhttp_set_allowed_methods(
         h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                      EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                      EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-    evhttp_set_timeout(h->http, MMC_META_HTTP_TIMEOUT_S);
+    evhttp_set_timeout_tv(h->http, &idle);
     evhttp_set_max_headers_size(h->http, MMC_META_HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(h->http, MMC_META_HTTP_MAX_BODY);
     evhttp_set_gencb(h->http, mmc_meta_http_request_cb, h);
-    /* from here on, evhttp_free() closes fd */
-    if (evhttp_accept_socket_with_handle(h->http, fd) == NULL) {
-        mf_error("mmc-meta: cannot serve HTTP on %s:%u", addr, h->port);
-        status = MF_ERR_IO;
+    status = mf_net_listener_bind_http(h->listener, h->http);
+    if (status != MF_OK) {
         goto err_free_http;
     }
-    mf_info("mmc-meta: HTTP on %s:%u", addr, h->port);
+    mf_info("mmc-meta: HTTP on %s", mf_net_listener_addr(h->listener));
     *http_p = h;
     return MF_OK;
 
 err_free_http:
     evhttp_free(h->http);
-err_close_fd:
-    close(fd);
+err_destroy_listener:
+    mf_net_listener_destroy(h->listener);
 err_free_h:
     free(h);
 err:
@@ -773,7 +715,7 @@ err:
 
 uint16_t mmc_meta_http_bound_port(const mmc_meta_http_t *http)
 {
-    return (http != NULL) ? http->port : 0;
+    return (http != NULL) ? mf_net_listener_port(http->listener) : 0;
 }
 
 void mmc_meta_http_stop(mmc_meta_http_t *http)
@@ -781,6 +723,8 @@ void mmc_meta_http_stop(mmc_meta_http_t *http)
     if (http == NULL) {
         return;
     }
+    /* The listener first: evhttp_free() then frees its socket. */
+    mf_net_listener_destroy(http->listener);
     evhttp_free(http->http);
     free(http);
 }

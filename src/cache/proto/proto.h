@@ -34,7 +34,7 @@
  *   REMOVE      key list                        -> status list
  *   PING        (empty)                         -> (empty); a heartbeat:
  *               the meta service closes a connection silent for longer
- *               than its member_timeout_ms
+ *               than the member_timeout_ms that HELLO returned
  * Per-item outcomes travel in the lists; the frame status is MF_OK unless
  * the request as a whole failed (then the body is empty).
  */
@@ -110,8 +110,10 @@ typedef struct mmc_hello_resp {
     uint64_t host_base;         /* GVA window base of host segments */
     uint32_t lease_ms;          /* read lease duration */
     uint32_t max_batch;         /* keys per request */
-    uint32_t member_timeout_ms; /* a member silent this long is dropped:
-                                   clients ping well within it; 0 = never */
+    uint32_t member_timeout_ms; /* a member silent this long is dropped
+                                   (the meta's member_timeout_ms or, if
+                                   shorter, idle_timeout_ms): clients ping
+                                   well within it; 0 = never */
 } mmc_hello_resp_t;
 
 /* ---- REGISTER ---- */

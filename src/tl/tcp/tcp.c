@@ -45,6 +45,7 @@
 #include "util/containers.h"
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/sock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -254,7 +255,10 @@ struct mf_tl_tcp_iface {
     unsigned nworkers;
     mf_tl_tcp_worker_t *workers;
     mf_tl_tcp_sock_t listen;
-    struct sockaddr_in adv; /* advertised address */
+    mf_sock_accept_guard_t accept_guard; /* set up while listen.fd is open */
+    uint64_t listen_resume_ms; /* accepts paused until then; 0: not paused;
+                                  worker 0 only */
+    struct sockaddr_in adv;    /* advertised address */
     mf_tl_tcp_config_t cfg;
     unsigned lanes;
     uint64_t chunk;
@@ -309,30 +313,19 @@ static void mf_tl_tcp_sockopts(int fd, uint32_t timeout_ms)
 static void mf_tl_tcp_addr_str(const struct sockaddr_in *sin, char *out,
                                size_t len)
 {
-    char ip[INET_ADDRSTRLEN] = "?";
-
-    (void)inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-    snprintf(out, len, "%s:%u", ip, ntohs(sin->sin_port));
+    mf_sock_addr_str((const struct sockaddr *)sin, out, len);
 }
 
 static mf_status_t mf_tl_tcp_resolve(const char *host, struct in_addr *out)
 {
-    struct addrinfo hints, *res;
-    int ret;
+    mf_sock_addr_t addr;
+    mf_status_t status;
 
-    if (inet_pton(AF_INET, host, out) == 1) {
-        return MF_OK;
+    status = mf_sock_resolve(host, 0, AF_INET, false, &addr);
+    if (status != MF_OK) {
+        return status;
     }
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    ret = getaddrinfo(host, NULL, &hints, &res);
-    if (ret != 0 || res == NULL) {
-        mf_error("tcp: cannot resolve '%s': %s", host, gai_strerror(ret));
-        return MF_ERR_INVALID;
-    }
-    *out = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
+    *out = ((struct sockaddr_in *)&addr.ss)->sin_addr;
     return MF_OK;
 }
 
@@ -1205,6 +1198,38 @@ static void mf_tl_tcp_conn_adopt_cmd(mf_tl_tcp_worker_t *worker, void *arg)
     mf_tl_tcp_conn_adopt(worker, conn);
 }
 
+/* accept() failed (out of descriptors, say): the listening socket leaves
+ * the epoll set for a moment, or it would wake the worker at once, again
+ * and again; mf_tl_tcp_accept_resume() puts it back. */
+static void mf_tl_tcp_accept_pause(mf_tl_tcp_worker_t *worker, int err)
+{
+    mf_tl_tcp_iface_t *iface = worker->iface;
+
+    mf_sock_accept_failed(&iface->accept_guard, iface->listen.fd, err);
+    if (epoll_ctl(worker->epfd, EPOLL_CTL_DEL, iface->listen.fd, NULL) != 0) {
+        mf_error("tcp: epoll_ctl(DEL, %d) failed: %m", iface->listen.fd);
+        return;
+    }
+    iface->listen_resume_ms = mf_time_ms() + MF_SOCK_ACCEPT_BACKOFF_MS;
+}
+
+static bool mf_tl_tcp_accept_paused(mf_tl_tcp_worker_t *worker)
+{
+    return (worker->index == 0) && (worker->iface->listen_resume_ms != 0);
+}
+
+static void mf_tl_tcp_accept_resume(mf_tl_tcp_worker_t *worker)
+{
+    mf_tl_tcp_iface_t *iface = worker->iface;
+
+    if (!mf_tl_tcp_accept_paused(worker) ||
+        (mf_time_ms() < iface->listen_resume_ms)) {
+        return;
+    }
+    iface->listen_resume_ms = 0;
+    (void)mf_tl_tcp_epoll_add(worker, &iface->listen, EPOLLIN); /* logs */
+}
+
 static void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
 {
     mf_tl_tcp_iface_t *iface = worker->iface;
@@ -1220,12 +1245,13 @@ static void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
         fd = accept4(iface->listen.fd, (struct sockaddr *)&peer, &len,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
-                mf_error("tcp: accept failed: %m");
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
             }
-            if (errno == EINTR || errno == ECONNABORTED) {
+            if (mf_sock_accept_transient(errno)) {
                 continue;
             }
+            mf_tl_tcp_accept_pause(worker, errno);
             return;
         }
         mf_tl_tcp_sockopts(fd, iface->timeout_ms);
@@ -1330,7 +1356,10 @@ static void *mf_tl_tcp_worker_main(void *arg)
 
     for (;;) {
         n = epoll_wait(worker->epfd, evs, MF_TL_TCP_EVENTS,
-                       mf_list_empty(&worker->connecting) ? -1 : 100);
+                       (mf_list_empty(&worker->connecting) &&
+                        !mf_tl_tcp_accept_paused(worker))
+                           ? -1
+                           : 100);
         if (n < 0) {
             if (errno != EINTR) {
                 mf_error("tcp: epoll_wait failed: %m");
@@ -1357,6 +1386,7 @@ static void *mf_tl_tcp_worker_main(void *arg)
         if (!mf_list_empty(&worker->connecting)) {
             mf_tl_tcp_worker_timeouts(worker);
         }
+        mf_tl_tcp_accept_resume(worker);
         pthread_mutex_lock(&worker->lock);
         stop = worker->stop && mf_list_empty(&worker->cmds);
         pthread_mutex_unlock(&worker->lock);
@@ -1439,41 +1469,24 @@ static mf_status_t mf_tl_tcp_listen(mf_tl_tcp_iface_t *iface,
                                     const mf_tl_params_t *params)
 {
     const char *bind_host = iface->cfg.addr;
+    mf_sock_addr_t bound;
     struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    char name[64];
+    char name[64], what[80];
     mf_status_t status;
-    int one = 1;
 
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)iface->cfg.port);
     if (bind_host == NULL || bind_host[0] == '\0') {
         bind_host = "0.0.0.0";
     }
-    status = mf_tl_tcp_resolve(bind_host, &sin.sin_addr);
+    status = mf_sock_listen(bind_host, (uint16_t)iface->cfg.port, AF_INET,
+                            &iface->listen.fd, &bound);
     if (status != MF_OK) {
         return status;
     }
     iface->listen.type = MF_TL_TCP_SOCK_LISTEN;
-    iface->listen.fd =
-        socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (iface->listen.fd < 0) {
-        mf_error("tcp: socket() failed: %m");
-        return MF_ERR_IO;
-    }
-    (void)setsockopt(iface->listen.fd, SOL_SOCKET, SO_REUSEADDR, &one,
-                     sizeof(one));
+    memcpy(&sin, &bound.ss, sizeof(sin));
     mf_tl_tcp_addr_str(&sin, name, sizeof(name));
-    if (bind(iface->listen.fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-        mf_error("tcp: bind(%s) failed: %m", name);
-        return errno == EADDRINUSE ? MF_ERR_ADDR_IN_USE : MF_ERR_IO;
-    }
-    if (listen(iface->listen.fd, 512) != 0 ||
-        getsockname(iface->listen.fd, (struct sockaddr *)&sin, &len) != 0) {
-        mf_error("tcp: listen(%s) failed: %m", name);
-        return MF_ERR_IO;
-    }
+    snprintf(what, sizeof(what), "tcp %s", name);
+    mf_sock_accept_guard_init(&iface->accept_guard, what);
     iface->adv = sin;
     if (sin.sin_addr.s_addr == htonl(INADDR_ANY)) {
         /* advertise the address peers route to: towards the store host */
@@ -1597,6 +1610,7 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
     free(iface->workers);
     if (iface->listen.fd >= 0) {
         close(iface->listen.fd);
+        mf_sock_accept_guard_cleanup(&iface->accept_guard);
     }
     while ((elem = mf_list_pop_front(&iface->regions)) != NULL) {
         region = mf_container_of(elem, mf_tl_tcp_region_t, elem);

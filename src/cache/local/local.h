@@ -4,6 +4,8 @@
  *   client.c  create/destroy (connect, HELLO, BM pool, REGISTER), the RPC
  *             helper, reconnection, the heartbeat, user buffers
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
+ *   batch.c   what they run on: item checks, one record per item, the
+ *             chunked requests to the meta service, the batch copier
  *   log.c     the logging control libmemcache exports
  *
  * Invariant: everything in struct mmc is written once by mmc_create and

@@ -1,0 +1,643 @@
+/*
+ * tcp transport, client side: endpoints to peers, their lanes, and the
+ * operations (put, get, flush) cut into chunks, pipelined on every lane
+ * and completed exactly once.
+ */
+#include "tl/tcp/tcp_int.h"
+
+/* ============================================================ completion */
+
+/* Completes what is on list (ops and flushes), outside every lock. */
+typedef struct mf_tl_tcp_done {
+    mf_list_t ops;
+    mf_list_t flushes;
+} mf_tl_tcp_done_t;
+
+static void mf_tl_tcp_done_init(mf_tl_tcp_done_t *done)
+{
+    mf_list_init(&done->ops);
+    mf_list_init(&done->flushes);
+}
+
+static void mf_tl_tcp_done_fire(mf_tl_tcp_done_t *done)
+{
+    mf_tl_tcp_flush_t *flush;
+    mf_tl_tcp_op_t *op;
+    mf_tl_comp_t *comp;
+    mf_status_t status;
+    mf_list_t *elem;
+
+    while ((elem = mf_list_pop_front(&done->ops)) != NULL) {
+        op = mf_container_of(elem, mf_tl_tcp_op_t, aelem);
+        comp = op->comp;
+        status = op->status;
+        free(op);
+        comp->cb(comp, status);
+    }
+    while ((elem = mf_list_pop_front(&done->flushes)) != NULL) {
+        flush = mf_container_of(elem, mf_tl_tcp_flush_t, elem);
+        comp = flush->comp;
+        free(flush);
+        comp->cb(comp, MF_OK);
+    }
+}
+
+/* ep->lock held: moves op to done when nothing of it is queued or in
+ * flight, and the flushes it was holding back. */
+static void mf_tl_tcp_op_check_locked(mf_tl_tcp_ep_t *ep, mf_tl_tcp_op_t *op,
+                                      mf_tl_tcp_done_t *done)
+{
+    mf_tl_tcp_flush_t *flush;
+    uint64_t min_seq;
+
+    if (op->queued || op->inflight > 0) {
+        return;
+    }
+    mf_list_del(&op->aelem);
+    mf_list_push_back(&done->ops, &op->aelem);
+    min_seq =
+        mf_list_empty(&ep->all_ops)
+            ? UINT64_MAX
+            : mf_container_of(ep->all_ops.next, mf_tl_tcp_op_t, aelem)->seq;
+    while (!mf_list_empty(&ep->flushes)) {
+        flush = mf_container_of(ep->flushes.next, mf_tl_tcp_flush_t, elem);
+        if (flush->seq >= min_seq) {
+            break;
+        }
+        mf_list_del(&flush->elem);
+        mf_list_push_back(&done->flushes, &flush->elem);
+    }
+}
+
+static void mf_tl_tcp_op_fail_locked(mf_tl_tcp_ep_t *ep, mf_tl_tcp_op_t *op,
+                                     mf_status_t status, mf_tl_tcp_done_t *done)
+{
+    if (op->status == MF_OK) {
+        op->status = status;
+    }
+    if (op->queued) {
+        mf_list_del(&op->qelem);
+        op->queued = false;
+    }
+    mf_tl_tcp_op_check_locked(ep, op, done);
+}
+
+/* A chunk of op finished with status (worker thread). */
+static void mf_tl_tcp_chunk_done(mf_tl_tcp_ep_t *ep, mf_tl_tcp_op_t *op,
+                                 mf_status_t status, mf_tl_tcp_done_t *done)
+{
+    pthread_mutex_lock(&ep->lock);
+    op->inflight--;
+    if (status != MF_OK) {
+        mf_tl_tcp_op_fail_locked(ep, op, status, done);
+    } else {
+        mf_tl_tcp_op_check_locked(ep, op, done);
+    }
+    pthread_mutex_unlock(&ep->lock);
+}
+
+/* Fails everything queued on ep (nothing of it is on a lane yet, or the
+ * rest of it fails with it). */
+static void mf_tl_tcp_ep_fail_queued(mf_tl_tcp_ep_t *ep, mf_status_t status,
+                                     mf_tl_tcp_done_t *done)
+{
+    mf_list_t *queues[2] = {&ep->small_q, &ep->large_q};
+    mf_tl_tcp_op_t *op;
+
+    pthread_mutex_lock(&ep->lock);
+    for (int q = 0; q < 2; q++) {
+        while (!mf_list_empty(queues[q])) {
+            op = mf_container_of(queues[q]->next, mf_tl_tcp_op_t, qelem);
+            mf_tl_tcp_op_fail_locked(ep, op, status, done);
+        }
+    }
+    pthread_mutex_unlock(&ep->lock);
+}
+
+/* ================================================================ lanes */
+
+void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
+                          bool fail_queued)
+{
+    mf_tl_tcp_done_t done;
+    mf_tl_tcp_chunk_t *chunk;
+
+    mf_tl_tcp_done_init(&done);
+    if (lane->sock.fd >= 0) {
+        /* close() alone leaves the epoll set only when no other process
+         * (a fork) still holds the socket */
+        (void)epoll_ctl(lane->worker->epfd, EPOLL_CTL_DEL, lane->sock.fd, NULL);
+        close(lane->sock.fd);
+        lane->sock.fd = -1;
+    }
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING) {
+        mf_list_del(&lane->celem);
+    }
+    lane->state = MF_TL_TCP_LANE_IDLE;
+    while (lane->count > 0) {
+        chunk = &lane->ring[lane->head];
+        lane->head = (lane->head + 1) % MF_TL_TCP_RING;
+        lane->count--;
+        mf_tl_tcp_chunk_done(lane->ep, chunk->op, status, &done);
+    }
+    lane->head = 0;
+    lane->nsent = 0;
+    lane->sent_off = 0;
+    lane->inflight_bytes = 0;
+    lane->in_got = 0;
+    lane->in_payload = false;
+    if (fail_queued) {
+        mf_tl_tcp_ep_fail_queued(lane->ep, status, &done);
+    }
+    mf_tl_tcp_done_fire(&done);
+}
+
+void mf_tl_tcp_lane_fail(mf_tl_tcp_lane_t *lane, mf_status_t status,
+                         bool fail_queued, const char *why)
+{
+    mf_debug("tcp: lane %u to %s: %s (%s)", lane->index, lane->ep->name, why,
+             mf_status_name(status));
+    mf_tl_tcp_lane_close(lane, status, fail_queued);
+}
+
+static bool mf_tl_tcp_ep_has_work(mf_tl_tcp_ep_t *ep)
+{
+    bool work;
+
+    pthread_mutex_lock(&ep->lock);
+    work = !mf_list_empty(&ep->small_q) || !mf_list_empty(&ep->large_q);
+    pthread_mutex_unlock(&ep->lock);
+    return work;
+}
+
+static void mf_tl_tcp_lane_connect(mf_tl_tcp_lane_t *lane)
+{
+    mf_tl_tcp_worker_t *worker = lane->worker;
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)lane->ep->super.iface;
+    int fd, ret;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mf_error("tcp: socket() failed: %m");
+        mf_tl_tcp_lane_close(lane, MF_ERR_IO, true);
+        return;
+    }
+    mf_tl_tcp_sockopts(fd, iface->timeout_ms);
+    lane->sock.fd = fd;
+    ret =
+        connect(fd, (struct sockaddr *)&lane->ep->addr, sizeof(lane->ep->addr));
+    if (ret != 0 && errno != EINPROGRESS) {
+        mf_tl_tcp_lane_fail(lane, mf_tl_tcp_errno_status(errno), true,
+                            "connect failed");
+        return;
+    }
+    lane->state = MF_TL_TCP_LANE_CONNECTING;
+    lane->connect_deadline =
+        mf_time_ms() + MF_MIN(MF_TL_TCP_CONNECT_MS, iface->timeout_ms);
+    mf_list_push_back(&worker->connecting, &lane->celem);
+    if (mf_tl_tcp_epoll_add(worker, &lane->sock,
+                            EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+        mf_tl_tcp_lane_close(lane, MF_ERR_IO, true);
+    }
+}
+
+/* Takes chunks from the endpoint's queues while the window has room. */
+static void mf_tl_tcp_lane_fill(mf_tl_tcp_lane_t *lane)
+{
+    mf_tl_tcp_ep_t *ep = lane->ep;
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)ep->super.iface;
+    mf_tl_tcp_chunk_t *chunk;
+    mf_tl_tcp_hdr_t hdr;
+    mf_tl_tcp_op_t *op;
+    mf_list_t *q;
+
+    if (lane->count >= MF_TL_TCP_RING ||
+        lane->inflight_bytes >= iface->window) {
+        return;
+    }
+    pthread_mutex_lock(&ep->lock);
+    while (lane->count < MF_TL_TCP_RING &&
+           lane->inflight_bytes < iface->window) {
+        q = !mf_list_empty(&ep->small_q) ? &ep->small_q : &ep->large_q;
+        if (mf_list_empty(q)) {
+            break;
+        }
+        op = mf_container_of(q->next, mf_tl_tcp_op_t, qelem);
+        chunk = &lane->ring[(lane->head + lane->count) % MF_TL_TCP_RING];
+        chunk->op = op;
+        chunk->off = op->next_off;
+        chunk->len = MF_MIN(iface->chunk, op->size - op->next_off);
+        chunk->req_id = lane->next_req_id++;
+        op->next_off += chunk->len;
+        op->inflight++;
+        if (op->next_off == op->size) {
+            mf_list_del(&op->qelem);
+            op->queued = false;
+        }
+        hdr.magic = MF_TL_TCP_MAGIC;
+        hdr.version = MF_TL_TCP_VERSION;
+        hdr.op = op->code;
+        hdr.flags = 0;
+        hdr.status = 0;
+        hdr.req_id = chunk->req_id;
+        hdr.key = op->key;
+        hdr.addr = op->raddr + chunk->off;
+        hdr.len = chunk->len;
+        mf_tl_tcp_hdr_encode(&hdr, chunk->hdr);
+        lane->count++;
+        lane->inflight_bytes += chunk->len;
+    }
+    pthread_mutex_unlock(&ep->lock);
+}
+
+/* Writes what is ready: headers, and PUT data straight from the source. */
+static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
+{
+    struct iovec iov[MF_TL_TCP_IOV_MAX];
+    mf_tl_tcp_chunk_t *chunk;
+    size_t skip, n, total;
+    unsigned i, k;
+    ssize_t ret;
+
+    while (lane->nsent < lane->count) {
+        n = 0;
+        total = 0;
+        skip = lane->sent_off;
+        for (i = lane->nsent; i < lane->count && n + 2 <= MF_TL_TCP_IOV_MAX;
+             i++) {
+            chunk = &lane->ring[(lane->head + i) % MF_TL_TCP_RING];
+            if (skip < MF_TL_TCP_HDR_SIZE) {
+                iov[n].iov_base = chunk->hdr + skip;
+                iov[n].iov_len = MF_TL_TCP_HDR_SIZE - skip;
+                total += iov[n++].iov_len;
+                skip = 0;
+            } else {
+                skip -= MF_TL_TCP_HDR_SIZE;
+            }
+            if (chunk->op->code == MF_TL_TCP_OP_PUT) {
+                iov[n].iov_base = chunk->op->buf + chunk->off + skip;
+                iov[n].iov_len = chunk->len - skip;
+                total += iov[n++].iov_len;
+            }
+            skip = 0;
+        }
+        ret = mf_tl_tcp_sendv(lane->sock.fd, iov, n);
+        if (ret < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                return;
+            }
+            mf_tl_tcp_lane_fail(lane, MF_ERR_CONN_RESET, false, "send failed");
+            return;
+        }
+        /* advance over what was written */
+        n = (size_t)ret;
+        for (k = lane->nsent; k < lane->count && n > 0;) {
+            chunk = &lane->ring[(lane->head + k) % MF_TL_TCP_RING];
+            size_t whole =
+                MF_TL_TCP_HDR_SIZE +
+                (chunk->op->code == MF_TL_TCP_OP_PUT ? chunk->len : 0);
+            size_t left = whole - lane->sent_off;
+
+            if (n >= left) {
+                n -= left;
+                lane->sent_off = 0;
+                lane->nsent = ++k;
+            } else {
+                lane->sent_off += n;
+                n = 0;
+            }
+        }
+        if ((size_t)ret < total) {
+            return; /* the socket buffer is full */
+        }
+    }
+}
+
+/* Reads responses: headers, and GET data straight into the destination. */
+static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
+{
+    mf_tl_tcp_done_t done;
+    mf_tl_tcp_chunk_t *chunk;
+    mf_tl_tcp_hdr_t hdr;
+    mf_status_t status;
+    ssize_t ret;
+
+    mf_tl_tcp_done_init(&done);
+    while (lane->state == MF_TL_TCP_LANE_CONNECTED) {
+        if (lane->in_payload) {
+            ret = recv(lane->sock.fd, lane->in_dst, lane->in_left, 0);
+        } else {
+            ret = recv(lane->sock.fd, lane->in_hdr + lane->in_got,
+                       MF_TL_TCP_HDR_SIZE - lane->in_got, 0);
+        }
+        if (ret <= 0) {
+            if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
+                break;
+            }
+            mf_tl_tcp_done_fire(&done);
+            mf_tl_tcp_lane_fail(lane,
+                                ret == 0 ? MF_ERR_CONN_RESET
+                                         : mf_tl_tcp_errno_status(errno),
+                                false, "connection lost");
+            return;
+        }
+        chunk = &lane->ring[lane->head];
+        if (lane->in_payload) {
+            lane->in_dst += ret;
+            lane->in_left -= (uint64_t)ret;
+            if (lane->in_left > 0) {
+                continue;
+            }
+            lane->in_payload = false;
+            status = MF_OK;
+        } else {
+            lane->in_got += (size_t)ret;
+            if (lane->in_got < MF_TL_TCP_HDR_SIZE) {
+                continue;
+            }
+            lane->in_got = 0;
+            mf_tl_tcp_hdr_decode(lane->in_hdr, &hdr);
+            if (hdr.magic != MF_TL_TCP_MAGIC ||
+                hdr.version != MF_TL_TCP_VERSION || lane->nsent == 0 ||
+                hdr.req_id != chunk->req_id ||
+                hdr.op != (chunk->op->code == MF_TL_TCP_OP_PUT
+                               ? MF_TL_TCP_OP_PUT_ACK
+                               : MF_TL_TCP_OP_GET_DATA) ||
+                (hdr.status >= 0 && hdr.status != MF_OK) ||
+                hdr.len !=
+                    (hdr.op == MF_TL_TCP_OP_GET_DATA && hdr.status == MF_OK
+                         ? chunk->len
+                         : 0)) {
+                mf_error("tcp: lane %u to %s: unexpected response (op %u, "
+                         "id %" PRIu64 ", status %d, len %" PRIu64 ")",
+                         lane->index, lane->ep->name, hdr.op, hdr.req_id,
+                         hdr.status, hdr.len);
+                mf_tl_tcp_done_fire(&done);
+                mf_tl_tcp_lane_close(lane, MF_ERR_PROTO, false);
+                return;
+            }
+            if (hdr.len > 0) {
+                lane->in_payload = true;
+                lane->in_dst = chunk->op->buf + chunk->off;
+                lane->in_left = hdr.len;
+                continue;
+            }
+            status = (mf_status_t)hdr.status;
+        }
+        /* the head chunk is complete */
+        lane->head = (lane->head + 1) % MF_TL_TCP_RING;
+        lane->count--;
+        lane->nsent--;
+        lane->inflight_bytes -= chunk->len;
+        mf_tl_tcp_chunk_done(lane->ep, chunk->op, status, &done);
+    }
+    mf_tl_tcp_done_fire(&done);
+}
+
+void mf_tl_tcp_lane_run(mf_tl_tcp_lane_t *lane)
+{
+    unsigned before;
+
+    if (lane->state == MF_TL_TCP_LANE_IDLE) {
+        if (mf_tl_tcp_ep_has_work(lane->ep)) {
+            mf_tl_tcp_lane_connect(lane);
+        }
+        return;
+    }
+    if (lane->state != MF_TL_TCP_LANE_CONNECTED) {
+        return;
+    }
+    do {
+        before = lane->count;
+        mf_tl_tcp_lane_fill(lane);
+        mf_tl_tcp_lane_send(lane);
+    } while (lane->state == MF_TL_TCP_LANE_CONNECTED && lane->count != before &&
+             lane->nsent == lane->count);
+    /* a send that failed here closed the lane with no event to come: what
+     * is still queued needs a new connection, or it would wait forever */
+    if (lane->state == MF_TL_TCP_LANE_IDLE && mf_tl_tcp_ep_has_work(lane->ep)) {
+        mf_tl_tcp_lane_connect(lane);
+    }
+}
+
+void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
+{
+    socklen_t len = sizeof(int);
+    int err = 0;
+
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+            return;
+        }
+        if (getsockopt(lane->sock.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+            err = errno;
+        }
+        if (err != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+            mf_tl_tcp_lane_fail(
+                lane, mf_tl_tcp_errno_status(err != 0 ? err : ECONNRESET), true,
+                "connect failed");
+            return;
+        }
+        mf_list_del(&lane->celem);
+        lane->state = MF_TL_TCP_LANE_CONNECTED;
+        mf_debug("tcp: lane %u to %s connected", lane->index, lane->ep->name);
+    }
+    if (lane->state != MF_TL_TCP_LANE_CONNECTED) {
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        mf_tl_tcp_lane_recv(lane);
+    }
+    if (lane->state == MF_TL_TCP_LANE_CONNECTED && (events & EPOLLOUT)) {
+        mf_tl_tcp_lane_send(lane);
+    }
+    mf_tl_tcp_lane_run(lane);
+}
+
+/* ============================================================ endpoints */
+
+
+mf_status_t mf_tl_tcp_ep_create(mf_tl_iface_t *tl_iface, const void *addr,
+                                size_t len, mf_tl_ep_t **ep_p)
+{
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
+    mf_tl_tcp_lane_t *lane;
+    mf_tl_tcp_ep_t *ep;
+    unsigned i, first;
+
+    ep = calloc(1, sizeof(*ep));
+    if (ep == NULL) {
+        mf_error("tcp: cannot allocate an endpoint");
+        return MF_ERR_NOMEM;
+    }
+    if (mf_tl_tcp_addr_unpack(addr, len, &ep->addr) != MF_OK) {
+        mf_error("tcp: malformed peer address (%zu bytes)", len);
+        free(ep);
+        return MF_ERR_PROTO;
+    }
+    ep->super.ops = &mf_tl_tcp_ops;
+    ep->super.iface = tl_iface;
+    mf_tl_tcp_addr_str(&ep->addr, ep->name, sizeof(ep->name));
+    pthread_mutex_init(&ep->lock, NULL);
+    mf_list_init(&ep->small_q);
+    mf_list_init(&ep->large_q);
+    mf_list_init(&ep->all_ops);
+    mf_list_init(&ep->flushes);
+    atomic_init(&ep->rr, 0);
+    ep->lanes = calloc(iface->lanes, sizeof(*ep->lanes));
+    if (ep->lanes == NULL) {
+        mf_error("tcp: cannot allocate %u lanes", iface->lanes);
+        pthread_mutex_destroy(&ep->lock);
+        free(ep);
+        return MF_ERR_NOMEM;
+    }
+    ep->nlanes = iface->lanes;
+    first = atomic_fetch_add(&iface->next_worker, 1);
+    for (i = 0; i < ep->nlanes; i++) {
+        lane = &ep->lanes[i];
+        lane->sock.type = MF_TL_TCP_SOCK_LANE;
+        lane->sock.fd = -1;
+        lane->ep = ep;
+        lane->index = i;
+        lane->worker = &iface->workers[(first + i) % iface->nworkers];
+        lane->next_req_id = 1;
+        mf_list_init(&lane->celem);
+        mf_list_init(&lane->kelem);
+    }
+    *ep_p = &ep->super;
+    return MF_OK;
+}
+
+static void mf_tl_tcp_lane_destroy_cmd(mf_tl_tcp_worker_t *worker, void *arg)
+{
+    mf_tl_tcp_lane_t *lane = arg;
+
+    pthread_mutex_lock(&worker->lock);
+    if (lane->kicked) {
+        mf_list_del(&lane->kelem);
+        lane->kicked = false;
+    }
+    pthread_mutex_unlock(&worker->lock);
+    mf_tl_tcp_lane_close(lane, MF_ERR_CANCELED, false);
+}
+
+void mf_tl_tcp_ep_destroy(mf_tl_ep_t *tl_ep)
+{
+    mf_tl_tcp_ep_t *ep = (mf_tl_tcp_ep_t *)tl_ep;
+    mf_tl_tcp_done_t done;
+    mf_list_t *elem;
+    unsigned i;
+
+    for (i = 0; i < ep->nlanes; i++) {
+        mf_tl_tcp_worker_run(ep->lanes[i].worker, mf_tl_tcp_lane_destroy_cmd,
+                             &ep->lanes[i]);
+    }
+    mf_tl_tcp_done_init(&done);
+    mf_tl_tcp_ep_fail_queued(ep, MF_ERR_CANCELED, &done);
+    /* flushes still waiting: nothing is left to wait for */
+    pthread_mutex_lock(&ep->lock);
+    while ((elem = mf_list_pop_front(&ep->flushes)) != NULL) {
+        mf_list_push_back(&done.flushes, elem);
+    }
+    pthread_mutex_unlock(&ep->lock);
+    mf_tl_tcp_done_fire(&done);
+    pthread_mutex_destroy(&ep->lock);
+    free(ep->lanes);
+    free(ep);
+}
+
+/* ============================================================ put / get */
+
+static mf_status_t mf_tl_tcp_post(mf_tl_ep_t *tl_ep, uint8_t code, void *buf,
+                                  uint64_t raddr, size_t size,
+                                  mf_tl_rkey_t *tl_rkey, mf_tl_comp_t *comp)
+{
+    mf_tl_tcp_ep_t *ep = (mf_tl_tcp_ep_t *)tl_ep;
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_ep->iface;
+    mf_tl_tcp_rkey_t *rkey = (mf_tl_tcp_rkey_t *)tl_rkey;
+    mf_tl_tcp_op_t *op;
+    unsigned i, n;
+    bool small;
+
+    if (mf_unlikely(size == 0)) {
+        return MF_OK;
+    }
+    if (mf_unlikely(raddr < tl_rkey->gva || size > tl_rkey->size ||
+                    raddr - tl_rkey->gva > tl_rkey->size - size)) {
+        return MF_ERR_OUT_OF_RANGE;
+    }
+    op = malloc(sizeof(*op));
+    if (mf_unlikely(op == NULL)) {
+        mf_error("tcp: cannot allocate an operation");
+        return MF_ERR_NOMEM;
+    }
+    op->comp = comp;
+    op->code = code;
+    op->queued = true;
+    op->buf = buf;
+    op->raddr = raddr;
+    op->size = size;
+    op->key = rkey->key;
+    op->next_off = 0;
+    op->inflight = 0;
+    op->status = MF_OK;
+    small = size <= iface->chunk;
+    pthread_mutex_lock(&ep->lock);
+    op->seq = ep->next_seq++;
+    mf_list_push_back(small ? &ep->small_q : &ep->large_q, &op->qelem);
+    mf_list_push_back(&ep->all_ops, &op->aelem);
+    pthread_mutex_unlock(&ep->lock);
+
+    if (small) {
+        mf_tl_tcp_lane_kick(
+            &ep->lanes[atomic_fetch_add(&ep->rr, 1) % ep->nlanes]);
+    } else {
+        n = (unsigned)MF_MIN((size + iface->chunk - 1) / iface->chunk,
+                             (uint64_t)ep->nlanes);
+        for (i = 0; i < n; i++) {
+            mf_tl_tcp_lane_kick(&ep->lanes[i]);
+        }
+    }
+    return MF_INPROGRESS;
+}
+
+mf_status_t mf_tl_tcp_put(mf_tl_ep_t *ep, const void *buf, uint64_t raddr,
+                          size_t size, mf_tl_rkey_t *rkey, mf_tl_comp_t *comp)
+{
+    return mf_tl_tcp_post(ep, MF_TL_TCP_OP_PUT, (void *)buf, raddr, size, rkey,
+                          comp);
+}
+
+mf_status_t mf_tl_tcp_get(mf_tl_ep_t *ep, void *buf, uint64_t raddr,
+                          size_t size, mf_tl_rkey_t *rkey, mf_tl_comp_t *comp)
+{
+    return mf_tl_tcp_post(ep, MF_TL_TCP_OP_GET, buf, raddr, size, rkey, comp);
+}
+
+mf_status_t mf_tl_tcp_flush(mf_tl_ep_t *tl_ep, mf_tl_comp_t *comp)
+{
+    mf_tl_tcp_ep_t *ep = (mf_tl_tcp_ep_t *)tl_ep;
+    mf_tl_tcp_flush_t *flush;
+
+    flush = malloc(sizeof(*flush));
+    if (flush == NULL) {
+        mf_error("tcp: cannot allocate a flush");
+        return MF_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&ep->lock);
+    if (mf_list_empty(&ep->all_ops)) {
+        pthread_mutex_unlock(&ep->lock);
+        free(flush);
+        return MF_OK;
+    }
+    flush->comp = comp;
+    flush->seq = ep->next_seq - 1;
+    mf_list_push_back(&ep->flushes, &flush->elem);
+    pthread_mutex_unlock(&ep->lock);
+    return MF_INPROGRESS;
+}
+
+unsigned mf_tl_tcp_progress(mf_tl_iface_t *iface)
+{
+    return 0; /* the workers drive everything */
+}

@@ -1,0 +1,343 @@
+/*
+ * tcp transport, private to its files: one-sided put and get to peers on
+ * any host.
+ *
+ * Files: tcp_iface.c (interface, listener, registration, keys, the ops
+ * table), tcp_worker.c (the transport threads: epoll loop, commands,
+ * socket helpers), tcp_client.c (endpoints, lanes, operations and their
+ * completion), tcp_server.c (serving peers' requests from the registered
+ * segments).
+ *
+ * Every interface listens on a TCP port and runs `lanes` worker threads,
+ * each with its own epoll set.  A worker owns sockets of two kinds:
+ *   - lanes: connections this process opened to a peer's interface, one of
+ *     the `lanes` connections of an endpoint; requests go out on them and
+ *     responses come back;
+ *   - conns: connections peers opened to us; requests come in and are
+ *     served from (PUT: received into, GET: sent from) our registered
+ *     segments, responses go out in request order.
+ * All sockets are non-blocking and edge-triggered; data moves with
+ * writev/recv straight between the socket and the final memory: no staging
+ * buffer, no extra copy.
+ *
+ * An operation (put/get) waits in its endpoint's queue; lanes pull it in
+ * chunks of at most chunk_size bytes while they have fewer than their
+ * window of bytes (and MF_TL_TCP_RING requests) in flight, so a large
+ * operation spreads over every lane and is pipelined on each.  Operations
+ * of at most one chunk wait in a queue of their own that lanes serve
+ * first, so a small operation is never queued behind the rest of a large
+ * one, only behind the window already in flight.
+ *
+ * Invariants:
+ *   - a socket and the state of its lane or conn are touched only by the
+ *     worker that owns it; other threads reach a worker through its
+ *     command queue (and eventfd), and wait for synchronous commands;
+ *   - an operation's queue position, next offset, chunks in flight and
+ *     status are under its endpoint's lock; comp->cb fires exactly once,
+ *     outside any lock, when no chunk is queued or in flight;
+ *   - a served request is checked against the registered segments (key,
+ *     address and length) before any byte is touched; anything else gets
+ *     an error response (a PUT's data is read and dropped), and a peer
+ *     that breaks the framing is disconnected;
+ *   - a lane that breaks fails the chunks it had in flight with a peer
+ *     error (their operations fail) and reconnects when there is work; a
+ *     failed connect fails everything queued on the endpoint, so nothing
+ *     waits on a peer that is gone;
+ *   - a segment being deregistered is first removed from the table, then
+ *     every worker drops the conns that still point into it.
+ */
+#ifndef MF_TL_TCP_TCP_INT_H
+#define MF_TL_TCP_TCP_INT_H
+
+#include "tl/tcp/tcp.h"
+
+#include "util/codec.h"
+#include "util/containers.h"
+#include "util/log.h"
+#include "util/misc.h"
+#include "util/sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MF_TL_TCP_ADDR_MAGIC    0x41544d46u /* "FMTA" */
+#define MF_TL_TCP_ADDR_VERSION  1
+#define MF_TL_TCP_RKEY_MAGIC    0x4b544d46u /* "FMTK" */
+#define MF_TL_TCP_RKEY_VERSION  1
+#define MF_TL_TCP_RING          64 /* requests in flight per lane / conn */
+#define MF_TL_TCP_WINDOW_CHUNKS 8  /* chunks in flight per lane */
+#define MF_TL_TCP_IOV_MAX       32
+#define MF_TL_TCP_SCRATCH       (64u * 1024u)
+#define MF_TL_TCP_CONNECT_MS    10000 /* at most; tcp_timeout_ms if less */
+#define MF_TL_TCP_EVENTS        64
+
+typedef struct mf_tl_tcp_iface mf_tl_tcp_iface_t;
+typedef struct mf_tl_tcp_worker mf_tl_tcp_worker_t;
+typedef struct mf_tl_tcp_ep mf_tl_tcp_ep_t;
+typedef struct mf_tl_tcp_op mf_tl_tcp_op_t;
+
+typedef enum mf_tl_tcp_sock_type {
+    MF_TL_TCP_SOCK_LISTEN = 1,
+    MF_TL_TCP_SOCK_EVENT,
+    MF_TL_TCP_SOCK_LANE,
+    MF_TL_TCP_SOCK_CONN,
+} mf_tl_tcp_sock_type_t;
+
+/* First member of everything an epoll event points at. */
+typedef struct mf_tl_tcp_sock {
+    mf_tl_tcp_sock_type_t type;
+    int fd;
+} mf_tl_tcp_sock_t;
+
+/* A registered segment that peers may reach. */
+typedef struct mf_tl_tcp_region {
+    mf_tl_memh_t super;
+    uint64_t key;
+    bool exported; /* in the served table */
+    mf_list_t elem;
+} mf_tl_tcp_region_t;
+
+typedef struct mf_tl_tcp_rkey {
+    mf_tl_rkey_t super;
+    uint64_t key;
+} mf_tl_tcp_rkey_t;
+
+/* ------------------------------------------------------- client side */
+
+struct mf_tl_tcp_op {
+    mf_list_t qelem; /* in ep->small_q or ep->large_q while queued */
+    mf_list_t aelem; /* in ep->all_ops until completed */
+    mf_tl_comp_t *comp;
+    uint8_t code; /* MF_TL_TCP_OP_PUT or _GET */
+    bool queued;
+    uint8_t *buf;
+    uint64_t raddr;
+    uint64_t size;
+    uint64_t key;
+    uint64_t seq;
+    uint64_t next_off;
+    uint32_t inflight;
+    mf_status_t status;
+};
+
+typedef struct mf_tl_tcp_flush {
+    mf_list_t elem;
+    mf_tl_comp_t *comp;
+    uint64_t seq; /* completes when every op up to seq is done */
+} mf_tl_tcp_flush_t;
+
+typedef struct mf_tl_tcp_chunk {
+    mf_tl_tcp_op_t *op;
+    uint64_t off;
+    uint64_t len;
+    uint64_t req_id;
+    uint8_t hdr[MF_TL_TCP_HDR_SIZE];
+} mf_tl_tcp_chunk_t;
+
+typedef enum mf_tl_tcp_lane_state {
+    MF_TL_TCP_LANE_IDLE = 0, /* no socket */
+    MF_TL_TCP_LANE_CONNECTING,
+    MF_TL_TCP_LANE_CONNECTED,
+} mf_tl_tcp_lane_state_t;
+
+typedef struct mf_tl_tcp_lane {
+    mf_tl_tcp_sock_t sock;
+    mf_tl_tcp_ep_t *ep;
+    mf_tl_tcp_worker_t *worker;
+    unsigned index;
+    /* worker only */
+    mf_tl_tcp_lane_state_t state;
+    uint64_t connect_deadline;
+    mf_list_t celem; /* in worker->connecting */
+    mf_tl_tcp_chunk_t ring[MF_TL_TCP_RING];
+    unsigned head;   /* oldest chunk in flight */
+    unsigned count;  /* chunks in the ring */
+    unsigned nsent;  /* of them, fully sent (from head) */
+    size_t sent_off; /* bytes of ring[head + nsent] sent */
+    uint64_t inflight_bytes;
+    uint8_t in_hdr[MF_TL_TCP_HDR_SIZE];
+    size_t in_got;
+    bool in_payload;
+    uint64_t in_left;
+    uint8_t *in_dst;
+    uint64_t next_req_id;
+    /* under worker->lock */
+    bool kicked;
+    mf_list_t kelem; /* in worker->kicked */
+} mf_tl_tcp_lane_t;
+
+struct mf_tl_tcp_ep {
+    mf_tl_ep_t super;
+    struct sockaddr_in addr;
+    char name[64]; /* "ip:port", for messages */
+    unsigned nlanes;
+    mf_tl_tcp_lane_t *lanes;
+    atomic_uint rr; /* lane kicked for the next small op */
+    pthread_mutex_t lock;
+    mf_list_t small_q;
+    mf_list_t large_q;
+    mf_list_t all_ops; /* in issue order */
+    mf_list_t flushes;
+    uint64_t next_seq;
+};
+
+/* ------------------------------------------------------- server side */
+
+typedef struct mf_tl_tcp_resp {
+    uint8_t hdr[MF_TL_TCP_HDR_SIZE];
+    const uint8_t *data;
+    uint64_t len;
+    mf_tl_tcp_region_t *region; /* data points into it */
+} mf_tl_tcp_resp_t;
+
+typedef enum mf_tl_tcp_in_state {
+    MF_TL_TCP_IN_HDR = 0,
+    MF_TL_TCP_IN_DATA,    /* PUT data into in_dst */
+    MF_TL_TCP_IN_DISCARD, /* PUT data of a refused request */
+} mf_tl_tcp_in_state_t;
+
+typedef struct mf_tl_tcp_conn {
+    mf_tl_tcp_sock_t sock;
+    mf_tl_tcp_worker_t *worker;
+    mf_list_t elem; /* in worker->conns */
+    char peer[64];
+    mf_tl_tcp_in_state_t in_state;
+    uint8_t in_hdr[MF_TL_TCP_HDR_SIZE];
+    size_t in_got;
+    mf_tl_tcp_hdr_t in_req;
+    uint8_t *in_dst;
+    uint64_t in_left;
+    mf_status_t in_status;
+    mf_tl_tcp_region_t *in_region;
+    mf_tl_tcp_resp_t ring[MF_TL_TCP_RING];
+    unsigned head;
+    unsigned count;
+    size_t sent_off;
+} mf_tl_tcp_conn_t;
+
+/* ------------------------------------------------------- workers */
+
+typedef struct mf_tl_tcp_cmd {
+    mf_list_t elem;
+    void (*fn)(mf_tl_tcp_worker_t *worker, void *arg);
+    void *arg;
+    bool sync;
+    bool done;
+} mf_tl_tcp_cmd_t;
+
+struct mf_tl_tcp_worker {
+    mf_tl_tcp_iface_t *iface;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    int epfd;
+    mf_tl_tcp_sock_t ev; /* eventfd */
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* synchronous commands done */
+    mf_list_t cmds;
+    mf_list_t kicked;
+    bool stop;
+    bool woken; /* eventfd written and not read yet */
+    /* worker only */
+    mf_list_t conns;
+    mf_list_t connecting;
+    uint8_t *scratch;
+};
+
+struct mf_tl_tcp_iface {
+    mf_tl_iface_t super;
+    unsigned nworkers;
+    mf_tl_tcp_worker_t *workers;
+    mf_tl_tcp_sock_t listen;
+    mf_sock_accept_guard_t accept_guard; /* set up while listen.fd is open */
+    uint64_t listen_resume_ms; /* accepts paused until then; 0: not paused;
+                                  worker 0 only */
+    struct sockaddr_in adv;    /* advertised address */
+    mf_tl_tcp_config_t cfg;
+    unsigned lanes;
+    uint64_t chunk;
+    uint64_t window;     /* bytes in flight per lane */
+    uint32_t timeout_ms; /* dead-peer timeout (tcp.timeout_ms) */
+    atomic_uint next_worker;
+    pthread_mutex_t regions_lock;
+    mf_list_t regions; /* exported mf_tl_tcp_region_t */
+    atomic_bool proto_warned;
+};
+
+/* ---- tcp_client.c: endpoints, lanes and operations ---- */
+
+mf_status_t mf_tl_tcp_ep_create(mf_tl_iface_t *tl_iface, const void *addr,
+                                size_t len, mf_tl_ep_t **ep_p);
+void mf_tl_tcp_ep_destroy(mf_tl_ep_t *tl_ep);
+mf_status_t mf_tl_tcp_put(mf_tl_ep_t *ep, const void *buf, uint64_t raddr,
+                          size_t size, mf_tl_rkey_t *rkey, mf_tl_comp_t *comp);
+mf_status_t mf_tl_tcp_get(mf_tl_ep_t *ep, void *buf, uint64_t raddr,
+                          size_t size, mf_tl_rkey_t *rkey, mf_tl_comp_t *comp);
+mf_status_t mf_tl_tcp_flush(mf_tl_ep_t *tl_ep, mf_tl_comp_t *comp);
+unsigned mf_tl_tcp_progress(mf_tl_iface_t *iface);
+/* Worker side of a lane: an epoll event, more work to pull, closing it
+ * (fail_queued: fail what waits in the endpoint's queues too). */
+void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events);
+void mf_tl_tcp_lane_run(mf_tl_tcp_lane_t *lane);
+void mf_tl_tcp_lane_kick(mf_tl_tcp_lane_t *lane);
+void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
+                          bool fail_queued);
+void mf_tl_tcp_lane_fail(mf_tl_tcp_lane_t *lane, mf_status_t status,
+                         bool fail_queued, const char *why);
+
+/* ---- tcp_server.c: peers' connections ---- */
+
+/* Accepts what the listener has (worker 0), or pauses while the process
+ * is out of descriptors. */
+void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker);
+bool mf_tl_tcp_accept_paused(mf_tl_tcp_worker_t *worker);
+void mf_tl_tcp_accept_resume(mf_tl_tcp_worker_t *worker);
+void mf_tl_tcp_conn_event(mf_tl_tcp_conn_t *conn, uint32_t events);
+void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn);
+
+/* ---- tcp_iface.c ---- */
+
+/* A peer's packed interface address; MF_ERR_PROTO if malformed. */
+mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
+                                  struct sockaddr_in *sin);
+
+/* ---- tcp_worker.c: threads and socket helpers ---- */
+
+mf_status_t mf_tl_tcp_worker_init(mf_tl_tcp_iface_t *iface,
+                                  mf_tl_tcp_worker_t *worker, unsigned index);
+void *mf_tl_tcp_worker_main(void *arg);
+void mf_tl_tcp_worker_cleanup(mf_tl_tcp_worker_t *worker);
+/* Queues cmd for the worker's thread (wakes it). */
+void mf_tl_tcp_worker_post(mf_tl_tcp_worker_t *worker, mf_tl_tcp_cmd_t *cmd);
+/* Runs fn(worker, arg) on the worker's thread and waits for it. */
+void mf_tl_tcp_worker_run(mf_tl_tcp_worker_t *worker,
+                          void (*fn)(mf_tl_tcp_worker_t *, void *), void *arg);
+void mf_tl_tcp_worker_stop_cmd(mf_tl_tcp_worker_t *worker, void *arg);
+int mf_tl_tcp_epoll_add(mf_tl_tcp_worker_t *worker, mf_tl_tcp_sock_t *sock,
+                        uint32_t events);
+mf_status_t mf_tl_tcp_errno_status(int err);
+/* Options of every connection: no delay, keepalive and user timeout
+ * derived from timeout_ms. */
+void mf_tl_tcp_sockopts(int fd, uint32_t timeout_ms);
+ssize_t mf_tl_tcp_sendv(int fd, struct iovec *iov, size_t n);
+void mf_tl_tcp_addr_str(const struct sockaddr_in *sin, char *out, size_t len);
+/* The local address the kernel would use towards host. */
+mf_status_t mf_tl_tcp_route_to(const char *host, struct in_addr *out);
+
+#endif

@@ -1,0 +1,392 @@
+/*
+ * tcp transport, server side: connections peers opened to us, requests
+ * checked against the registered segments and served straight from (GET)
+ * or into (PUT) them, responses in request order.
+ */
+#include "tl/tcp/tcp_int.h"
+
+/* ========================================================== server side */
+
+static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
+                                                 uint64_t key, uint64_t addr,
+                                                 uint64_t len,
+                                                 mf_status_t *status_p)
+{
+    mf_tl_tcp_region_t *region, *found = NULL;
+    uint64_t base;
+    mf_list_t *elem;
+
+    *status_p = MF_ERR_PEER_REJECTED; /* no such key */
+    pthread_mutex_lock(&iface->regions_lock);
+    for (elem = iface->regions.next; elem != &iface->regions;
+         elem = elem->next) {
+        region = mf_container_of(elem, mf_tl_tcp_region_t, elem);
+        if (region->key != key) {
+            continue;
+        }
+        base = (uint64_t)(uintptr_t)region->super.addr;
+        if (addr >= base && len <= region->super.size &&
+            addr - base <= region->super.size - len) {
+            found = region;
+            *status_p = MF_OK;
+        } else {
+            *status_p = MF_ERR_OUT_OF_RANGE;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&iface->regions_lock);
+    return found;
+}
+
+void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn)
+{
+    mf_debug("tcp: connection from %s closed", conn->peer);
+    if (conn->worker != NULL) {
+        /* as in mf_tl_tcp_lane_close(): a fork may hold the socket */
+        (void)epoll_ctl(conn->worker->epfd, EPOLL_CTL_DEL, conn->sock.fd, NULL);
+    }
+    close(conn->sock.fd);
+    mf_list_del(&conn->elem);
+    free(conn);
+}
+
+static void mf_tl_tcp_conn_proto_error(mf_tl_tcp_conn_t *conn, const char *why)
+{
+    mf_tl_tcp_iface_t *iface = conn->worker->iface;
+
+    if (!atomic_exchange(&iface->proto_warned, true)) {
+        mf_warn("tcp: %s broke the protocol (%s); disconnected (later ones "
+                "are logged at debug level)",
+                conn->peer, why);
+    } else {
+        mf_debug("tcp: %s broke the protocol (%s); disconnected", conn->peer,
+                 why);
+    }
+    mf_tl_tcp_conn_close(conn);
+}
+
+static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
+                                   mf_status_t status, const uint8_t *data,
+                                   uint64_t len, mf_tl_tcp_region_t *region)
+{
+    mf_tl_tcp_resp_t *resp =
+        &conn->ring[(conn->head + conn->count) % MF_TL_TCP_RING];
+    mf_tl_tcp_hdr_t hdr;
+
+    hdr.magic = MF_TL_TCP_MAGIC;
+    hdr.version = MF_TL_TCP_VERSION;
+    hdr.op = code;
+    hdr.flags = 0;
+    hdr.status = status;
+    hdr.req_id = conn->in_req.req_id;
+    hdr.key = 0;
+    hdr.addr = conn->in_req.addr;
+    hdr.len = len;
+    mf_tl_tcp_hdr_encode(&hdr, resp->hdr);
+    resp->data = data;
+    resp->len = len;
+    resp->region = region;
+    conn->count++;
+}
+
+/* Returns false when the conn was closed. */
+static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
+{
+    struct iovec iov[MF_TL_TCP_IOV_MAX];
+    mf_tl_tcp_resp_t *resp;
+    size_t skip, n, total, left;
+    unsigned i;
+    ssize_t ret;
+
+    while (conn->count > 0) {
+        n = 0;
+        total = 0;
+        skip = conn->sent_off;
+        for (i = 0; i < conn->count && n + 2 <= MF_TL_TCP_IOV_MAX; i++) {
+            resp = &conn->ring[(conn->head + i) % MF_TL_TCP_RING];
+            if (skip < MF_TL_TCP_HDR_SIZE) {
+                iov[n].iov_base = resp->hdr + skip;
+                iov[n].iov_len = MF_TL_TCP_HDR_SIZE - skip;
+                total += iov[n++].iov_len;
+                skip = 0;
+            } else {
+                skip -= MF_TL_TCP_HDR_SIZE;
+            }
+            if (resp->len > 0) {
+                iov[n].iov_base = (void *)(resp->data + skip);
+                iov[n].iov_len = resp->len - skip;
+                total += iov[n++].iov_len;
+            }
+            skip = 0;
+        }
+        ret = mf_tl_tcp_sendv(conn->sock.fd, iov, n);
+        if (ret < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                return true;
+            }
+            mf_debug("tcp: send to %s failed: %m", conn->peer);
+            mf_tl_tcp_conn_close(conn);
+            return false;
+        }
+        n = (size_t)ret;
+        while (conn->count > 0 && n > 0) {
+            resp = &conn->ring[conn->head];
+            left = MF_TL_TCP_HDR_SIZE + resp->len - conn->sent_off;
+            if (n >= left) {
+                n -= left;
+                conn->sent_off = 0;
+                conn->head = (conn->head + 1) % MF_TL_TCP_RING;
+                conn->count--;
+            } else {
+                conn->sent_off += n;
+                n = 0;
+            }
+        }
+        if ((size_t)ret < total) {
+            return true;
+        }
+    }
+    return true;
+}
+
+/* A whole request header is in conn->in_hdr.  Returns false when the
+ * conn was closed. */
+static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
+{
+    mf_tl_tcp_iface_t *iface = conn->worker->iface;
+    mf_tl_tcp_hdr_t *req = &conn->in_req;
+    mf_tl_tcp_region_t *region;
+    mf_status_t status;
+
+    mf_tl_tcp_hdr_decode(conn->in_hdr, req);
+    if (req->magic != MF_TL_TCP_MAGIC) {
+        mf_tl_tcp_conn_proto_error(conn, "bad magic");
+        return false;
+    }
+    if (req->version != MF_TL_TCP_VERSION) {
+        mf_tl_tcp_conn_proto_error(conn, "unsupported version");
+        return false;
+    }
+    if ((req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
+        req->len > MF_TL_TCP_LEN_MAX) {
+        mf_tl_tcp_conn_proto_error(conn, "bad operation or length");
+        return false;
+    }
+    region =
+        mf_tl_tcp_region_find(iface, req->key, req->addr, req->len, &status);
+    if (status != MF_OK) {
+        mf_debug("tcp: %s: %s of %" PRIu64 " bytes at 0x%" PRIx64
+                 " refused: %s",
+                 conn->peer, req->op == MF_TL_TCP_OP_PUT ? "put" : "get",
+                 req->len, req->addr, mf_status_name(status));
+    }
+    if (req->op == MF_TL_TCP_OP_GET) {
+        if (status == MF_OK) {
+            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_GET_DATA, MF_OK,
+                                   (const uint8_t *)(uintptr_t)req->addr,
+                                   req->len, region);
+        } else {
+            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_GET_DATA, status, NULL, 0,
+                                   NULL);
+        }
+        return true;
+    }
+    conn->in_status = status;
+    conn->in_left = req->len;
+    conn->in_region = region;
+    conn->in_dst = (uint8_t *)(uintptr_t)req->addr;
+    conn->in_state = status == MF_OK ? MF_TL_TCP_IN_DATA : MF_TL_TCP_IN_DISCARD;
+    if (conn->in_left == 0) {
+        conn->in_state = MF_TL_TCP_IN_HDR;
+        conn->in_region = NULL;
+        mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, status, NULL, 0,
+                               NULL);
+    }
+    return true;
+}
+
+/* Returns false when the conn was closed. */
+static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn)
+{
+    uint8_t *scratch = conn->worker->scratch;
+    ssize_t ret;
+
+    while (conn->count < MF_TL_TCP_RING) {
+        switch (conn->in_state) {
+        case MF_TL_TCP_IN_HDR:
+            ret = recv(conn->sock.fd, conn->in_hdr + conn->in_got,
+                       MF_TL_TCP_HDR_SIZE - conn->in_got, 0);
+            break;
+        case MF_TL_TCP_IN_DATA:
+            ret = recv(conn->sock.fd, conn->in_dst, conn->in_left, 0);
+            break;
+        default:
+            ret = recv(conn->sock.fd, scratch,
+                       MF_MIN(conn->in_left, MF_TL_TCP_SCRATCH), 0);
+            break;
+        }
+        if (ret <= 0) {
+            if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
+                return true;
+            }
+            mf_tl_tcp_conn_close(conn);
+            return false;
+        }
+        if (conn->in_state == MF_TL_TCP_IN_HDR) {
+            conn->in_got += (size_t)ret;
+            if (conn->in_got == MF_TL_TCP_HDR_SIZE) {
+                conn->in_got = 0;
+                if (!mf_tl_tcp_conn_request(conn)) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        if (conn->in_state == MF_TL_TCP_IN_DATA) {
+            conn->in_dst += ret;
+        }
+        conn->in_left -= (uint64_t)ret;
+        if (conn->in_left == 0) {
+            conn->in_state = MF_TL_TCP_IN_HDR;
+            conn->in_region = NULL;
+            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, conn->in_status,
+                                   NULL, 0, NULL);
+        }
+    }
+    return true;
+}
+
+void mf_tl_tcp_conn_event(mf_tl_tcp_conn_t *conn, uint32_t events)
+{
+    bool blocked;
+
+    /* input stops while the response ring is full (edge-triggered: the
+     * data stays in the socket), so read again once sending made room */
+    for (;;) {
+        if (!mf_tl_tcp_conn_recv(conn)) {
+            return;
+        }
+        blocked = conn->count == MF_TL_TCP_RING;
+        if (!mf_tl_tcp_conn_send(conn)) {
+            return;
+        }
+        if (!blocked || conn->count == MF_TL_TCP_RING) {
+            return;
+        }
+    }
+}
+
+static void mf_tl_tcp_conn_adopt(mf_tl_tcp_worker_t *worker, void *arg)
+{
+    mf_tl_tcp_conn_t *conn = arg;
+
+    conn->worker = worker;
+    mf_list_push_back(&worker->conns, &conn->elem);
+    if (mf_tl_tcp_epoll_add(worker, &conn->sock,
+                            EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+        mf_tl_tcp_conn_close(conn);
+        return;
+    }
+    mf_tl_tcp_conn_event(conn, EPOLLIN);
+}
+
+typedef struct mf_tl_tcp_adopt_cmd {
+    mf_tl_tcp_cmd_t cmd; /* freed with the conn's command */
+    mf_tl_tcp_conn_t *conn;
+} mf_tl_tcp_adopt_cmd_t;
+
+static void mf_tl_tcp_conn_adopt_cmd(mf_tl_tcp_worker_t *worker, void *arg)
+{
+    mf_tl_tcp_adopt_cmd_t *ac = arg;
+    mf_tl_tcp_conn_t *conn = ac->conn;
+
+    free(ac);
+    mf_tl_tcp_conn_adopt(worker, conn);
+}
+
+/* accept() failed (out of descriptors, say): the listening socket leaves
+ * the epoll set for a moment, or it would wake the worker at once, again
+ * and again; mf_tl_tcp_accept_resume() puts it back. */
+static void mf_tl_tcp_accept_pause(mf_tl_tcp_worker_t *worker, int err)
+{
+    mf_tl_tcp_iface_t *iface = worker->iface;
+
+    mf_sock_accept_failed(&iface->accept_guard, iface->listen.fd, err);
+    if (epoll_ctl(worker->epfd, EPOLL_CTL_DEL, iface->listen.fd, NULL) != 0) {
+        mf_error("tcp: epoll_ctl(DEL, %d) failed: %m", iface->listen.fd);
+        return;
+    }
+    iface->listen_resume_ms = mf_time_ms() + MF_SOCK_ACCEPT_BACKOFF_MS;
+}
+
+bool mf_tl_tcp_accept_paused(mf_tl_tcp_worker_t *worker)
+{
+    return (worker->index == 0) && (worker->iface->listen_resume_ms != 0);
+}
+
+void mf_tl_tcp_accept_resume(mf_tl_tcp_worker_t *worker)
+{
+    mf_tl_tcp_iface_t *iface = worker->iface;
+
+    if (!mf_tl_tcp_accept_paused(worker) ||
+        (mf_time_ms() < iface->listen_resume_ms)) {
+        return;
+    }
+    iface->listen_resume_ms = 0;
+    (void)mf_tl_tcp_epoll_add(worker, &iface->listen, EPOLLIN); /* logs */
+}
+
+void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
+{
+    mf_tl_tcp_iface_t *iface = worker->iface;
+    mf_tl_tcp_adopt_cmd_t *ac;
+    mf_tl_tcp_worker_t *owner;
+    struct sockaddr_in peer;
+    socklen_t len;
+    mf_tl_tcp_conn_t *conn;
+    int fd;
+
+    for (;;) {
+        len = sizeof(peer);
+        fd = accept4(iface->listen.fd, (struct sockaddr *)&peer, &len,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
+            }
+            if (mf_sock_accept_transient(errno)) {
+                continue;
+            }
+            mf_tl_tcp_accept_pause(worker, errno);
+            return;
+        }
+        mf_tl_tcp_sockopts(fd, iface->timeout_ms);
+        conn = calloc(1, sizeof(*conn));
+        if (conn == NULL) {
+            mf_error("tcp: cannot allocate a connection");
+            close(fd);
+            continue;
+        }
+        conn->sock.type = MF_TL_TCP_SOCK_CONN;
+        conn->sock.fd = fd;
+        mf_list_init(&conn->elem);
+        mf_tl_tcp_addr_str(&peer, conn->peer, sizeof(conn->peer));
+        mf_debug("tcp: connection from %s", conn->peer);
+        owner = &iface->workers[atomic_fetch_add(&iface->next_worker, 1) %
+                                iface->nworkers];
+        if (owner == worker) {
+            mf_tl_tcp_conn_adopt(worker, conn);
+            continue;
+        }
+        ac = malloc(sizeof(*ac));
+        if (ac == NULL) {
+            mf_error("tcp: cannot allocate a command");
+            mf_tl_tcp_conn_adopt(worker, conn);
+            continue;
+        }
+        ac->conn = conn;
+        ac->cmd.fn = mf_tl_tcp_conn_adopt_cmd;
+        ac->cmd.arg = ac;
+        mf_tl_tcp_worker_post(owner, &ac->cmd);
+    }
+}

@@ -55,6 +55,7 @@
  * loss (closed, or timeout).
  */
 #include "cache/meta/meta.h"
+#include "cache/meta/meta_http.h"
 #include "net/net.h"
 
 #include "cache/meta/meta_state.h"
@@ -77,10 +78,6 @@
 #define MMC_META_EXPIRE_BUDGET 65536u
 /* Eviction candidates visited per pass. */
 #define MMC_META_EVICT_BUDGET 4096u
-
-const double mmc_hist_bounds_us[MMC_HIST_BUCKETS - 1] = {
-    1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000,
-};
 
 struct mmc_meta {
     mmc_meta_config_t cfg;
@@ -120,20 +117,6 @@ typedef struct mmc_meta_reply {
     uint64_t item_misses;
     mmc_obj_list_t grants;
 } mmc_meta_reply_t;
-
-/* ---- statistics ---- */
-
-void mmc_hist_add(mmc_hist_t *h, double us)
-{
-    int i = 0;
-
-    while ((i < MMC_HIST_BUCKETS - 1) && (us > mmc_hist_bounds_us[i])) {
-        i++;
-    }
-    h->buckets[i]++;
-    h->count++;
-    h->sum_us += us;
-}
 
 static uint64_t mmc_meta_now_ms(void)
 {
@@ -725,6 +708,25 @@ static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
     mmc_meta_evict_kick(meta);
 }
 
+/* ---- the view readers get (meta_view.h) ---- */
+
+static void mmc_meta_view_stats(void *ctx, mmc_meta_stats_t *stats)
+{
+    mmc_meta_get_stats(ctx, stats);
+}
+
+static void mmc_meta_view_segs(void *ctx, mmc_meta_seg_fn cb, void *arg)
+{
+    mmc_meta_foreach_seg(ctx, cb, arg);
+}
+
+static mmc_status_t mmc_meta_view_key(void *ctx, const char *key,
+                                      size_t key_len, mmc_obj_info_t *info_p,
+                                      uint32_t *leases_p)
+{
+    return mmc_meta_key_info(ctx, key, key_len, info_p, leases_p);
+}
+
 /* A background eviction pass; re-armed behind pending I/O while work is
  * left. */
 static void mmc_meta_evict_run(evutil_socket_t fd, short what, void *arg)
@@ -770,8 +772,11 @@ static void mmc_meta_loop_start(void *arg)
         goto err_free_timer;
     }
     if (meta->cfg.http_enable) {
+        mmc_meta_view_t view = {meta, mmc_meta_view_stats, mmc_meta_view_segs,
+                                mmc_meta_view_key};
+
         ls->status = mmc_meta_http_start(
-            meta, base, meta->cfg.addr, (uint16_t)meta->cfg.http_port,
+            &view, base, meta->cfg.addr, (uint16_t)meta->cfg.http_port,
             meta->cfg.idle_timeout_ms, &meta->http);
         if (ls->status != MF_OK) {
             goto err_free_timer;
@@ -1015,9 +1020,7 @@ static void mmc_meta_seg_cb(const mmc_state_seg_info_t *s, void *arg)
     walk->cb(&info, walk->arg);
 }
 
-void mmc_meta_foreach_seg(mmc_meta_t *meta,
-                          void (*cb)(const mmc_meta_seg_info_t *seg, void *arg),
-                          void *arg)
+void mmc_meta_foreach_seg(mmc_meta_t *meta, mmc_meta_seg_fn cb, void *arg)
 {
     mmc_meta_seg_walk_t walk = {cb, arg};
 

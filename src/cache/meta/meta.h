@@ -14,63 +14,21 @@
  *   meta_state.c  segments, object index, placement, puts, leases,
  *                 eviction
  *   alloc.c       space allocator of one segment
- *   meta_config.c the mmc-meta.conf table
- *   meta_http.c   /health, /metrics, /segments, /key/<key>
+ *   meta_config.c the mmc-meta.conf table (meta_config.h)
+ *   meta_view.c   the read-only view: counters and histograms (meta_view.h)
+ *   meta_http.c   /health, /metrics, /segments, /key/<key> (meta_http.h),
+ *                 reading the service through its view only
  */
 #ifndef MMC_CACHE_META_META_H
 #define MMC_CACHE_META_META_H
 
+#include "cache/meta/meta_config.h"
+#include "cache/meta/meta_view.h"
 #include "cache/proto/proto.h"
 
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-
-struct event_base;
-
-/* ---- configuration (meta_config.c) ---- */
-
-typedef struct mmc_meta_config {
-    char addr[64];              /* address the three servers bind */
-    uint32_t port;              /* RPC port; 0 = a free one */
-    uint32_t store_port;        /* config store port; 0 = a free one */
-    uint32_t http_port;         /* HTTP port; 0 = a free one */
-    bool http_enable;           /* serve HTTP at all */
-    uint32_t pool_id;           /* MemFabric BM id of the pool */
-    uint32_t max_ranks;         /* ranks of the pool (BM world size) */
-    uint64_t max_segment_size;  /* largest segment a rank may contribute */
-    uint64_t host_base;         /* GVA window base of host segments */
-    uint64_t alloc_align;       /* alignment of replicas in segments */
-    uint32_t lease_ms;          /* read lease duration */
-    uint32_t put_timeout_ms;    /* an uncommitted put is aborted after */
-    uint32_t max_batch;         /* keys per request (<= MMC_BATCH_MAX) */
-    uint32_t max_clients;       /* connections to the RPC server */
-    uint32_t evict_high_pct;    /* background eviction above this % */
-    uint32_t evict_low_pct;     /* ... down to this % (< evict_high_pct) */
-    uint32_t evict_max_per_put; /* objects a put item may evict */
-    uint32_t member_timeout_ms; /* a silent connection is closed; 0 never */
-    uint32_t idle_timeout_ms;   /* any connection, on every port, silent
-                                   this long is closed */
-    char log_level[16];         /* error, warn, info, debug, trace */
-} mmc_meta_config_t;
-
-void mmc_meta_config_init(mmc_meta_config_t *cfg);
-/* MF_ERR_CONFIG (logged) for an unknown key or a bad value. */
-mf_status_t mmc_meta_config_set(mmc_meta_config_t *cfg, const char *key,
-                                const char *value);
-/* "key = value" lines; errors name file and line. */
-mf_status_t mmc_meta_config_load_file(mmc_meta_config_t *cfg, const char *path);
-/* Checks every value and the combination of them (the GVA window
- * host_base + max_ranks * max_segment_size must end below 2^47,
- * evict_low_pct < evict_high_pct); run once
- * every source is applied.  mmc_meta_start() runs it too.  MF_ERR_CONFIG
- * (logged) or MF_OK. */
-mf_status_t mmc_meta_config_check(const mmc_meta_config_t *cfg);
-/* MMC_META_<KEY> environment variables. */
-mf_status_t mmc_meta_config_load_env(mmc_meta_config_t *cfg);
-void mmc_meta_config_print_help(FILE *out);
-void mmc_meta_config_dump(const mmc_meta_config_t *cfg, FILE *out);
 
 /* ---- the service (meta.c) ---- */
 
@@ -83,98 +41,14 @@ uint16_t mmc_meta_port(const mmc_meta_t *meta);
 uint16_t mmc_meta_store_port(const mmc_meta_t *meta);
 uint16_t mmc_meta_http_port(const mmc_meta_t *meta); /* 0 when disabled */
 const mmc_meta_config_t *mmc_meta_config(const mmc_meta_t *meta);
-/* Runs fn(arg) on the loop thread and waits for it. */
-mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
-                              void *arg);
-
-/* ---- what HTTP reads (loop thread) ---- */
-
-/* Latency histogram: bucket i counts samples <= mmc_hist_bounds_us[i];
- * the last bucket counts the rest (+Inf). */
-#define MMC_HIST_BUCKETS 16
-extern const double mmc_hist_bounds_us[MMC_HIST_BUCKETS - 1];
-
-typedef struct mmc_hist {
-    uint64_t buckets[MMC_HIST_BUCKETS]; /* not cumulative */
-    uint64_t count;
-    double sum_us;
-} mmc_hist_t;
-
-void mmc_hist_add(mmc_hist_t *h, double us);
-
-typedef struct mmc_meta_stats {
-    uint64_t objects;               /* committed objects */
-    uint64_t object_bytes;          /* their sizes, once per object */
-    uint64_t pending_puts;          /* allocated, not yet committed */
-    uint64_t leases;                /* read leases held */
-    uint64_t clients;               /* RPC connections */
-    uint64_t members;               /* ranks with a registered segment */
-    uint64_t requests[MMC_OP_MAX];  /* requests by opcode */
-    uint64_t errors[MMC_OP_MAX];    /* requests or items that failed */
-    uint64_t misses[MMC_OP_MAX];    /* NOT_FOUND of GET/EXIST/QUERY/REMOVE */
-    mmc_hist_t latency[MMC_OP_MAX]; /* time in the handler */
-    uint64_t puts_committed, puts_aborted, gets, removes;
-    uint64_t puts_reclaimed;   /* of puts_aborted: put_timeout_ms passed */
-    uint64_t leases_expired;   /* leases that ran out before release */
-    uint64_t unlinked_objects; /* removed or replaced, space held by leases */
-    uint64_t segs_dropped;     /* segments gone with their rank */
-    uint64_t replicas_lost;    /* committed replicas gone with a segment */
-    uint64_t leases_damaged;   /* released as expired: a replica was lost */
-    uint64_t leases_refused;   /* GET items over the per-connection limit */
-    uint64_t hosts;            /* host ids interned (used by a live rank) */
-    uint64_t replies_lost;     /* PUT_ALLOC/GET replies not encoded or sent */
-    uint64_t grants_undone;    /* puts aborted, leases released: reply lost */
-    uint64_t expiry_reruns;    /* expiry runs that left work for the next */
-    uint64_t evictions;        /* objects evicted */
-    uint64_t evictions_put;    /* of evictions: for a put with no room */
-    uint64_t evicted_bytes;    /* their sizes, once per object */
-    uint64_t eviction_runs;    /* background eviction passes */
-    uint64_t evict_skipped;    /* leased candidates passed over */
-    uint64_t member_losses_closed;  /* registered ranks whose connection
-                                       closed without UNREGISTER */
-    uint64_t member_losses_timeout; /* ... closed for member_timeout_ms of
-                                       silence */
-    uint64_t conns_timed_out;       /* connections closed for silence, all */
-} mmc_meta_stats_t;
-
+/* The view readers see; loop thread only (meta_view.h). */
 void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats);
-
-typedef struct mmc_meta_seg_info {
-    uint32_t rank;
-    uint32_t host_idx;
-    const char *host_id;
-    const char *name; /* the local service's name */
-    uint8_t media;    /* mmc_media_t */
-    uint64_t gva;
-    uint64_t capacity;
-    uint64_t used;
-    uint64_t free;
-    uint64_t largest_free;
-    uint64_t replicas; /* replicas (committed and pending) placed here */
-    uint64_t lru;      /* of replicas: eviction candidates (committed) */
-} mmc_meta_seg_info_t;
-
-void mmc_meta_foreach_seg(mmc_meta_t *meta,
-                          void (*cb)(const mmc_meta_seg_info_t *seg, void *arg),
-                          void *arg);
-
-/* The committed object under key: MF_OK with *info_p and *leases_p (read
- * leases held on it), or MMC_ERR_NOT_FOUND. */
+void mmc_meta_foreach_seg(mmc_meta_t *meta, mmc_meta_seg_fn cb, void *arg);
 mmc_status_t mmc_meta_key_info(mmc_meta_t *meta, const char *key,
                                size_t key_len, mmc_obj_info_t *info_p,
                                uint32_t *leases_p);
-
-/* ---- HTTP endpoint (meta_http.c), started and stopped on the loop
- * thread by mmc_meta_start/stop ---- */
-
-typedef struct mmc_meta_http mmc_meta_http_t;
-
-/* A connection idle for idle_timeout_ms is closed. */
-mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
-                                const char *addr, uint16_t port,
-                                uint32_t idle_timeout_ms,
-                                mmc_meta_http_t **http_p);
-uint16_t mmc_meta_http_bound_port(const mmc_meta_http_t *http);
-void mmc_meta_http_stop(mmc_meta_http_t *http);
+/* Runs fn(arg) on the loop thread and waits for it. */
+mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
+                              void *arg);
 
 #endif

@@ -20,7 +20,8 @@
  *     made by mmc_meta_config_check() once every source is applied, so
  *     that the order of settings does not matter.
  */
-#include "cache/meta/meta.h"
+#include "cache/meta/meta_config.h"
+#include "cache/proto/proto.h"
 
 #include "util/config.h"
 #include "util/log.h"

@@ -14,15 +14,15 @@
  *
  * The evhttp server runs on the meta service's loop thread (the event_base
  * given to mmc_meta_http_start), so handlers read the meta state directly
- * through meta.h, one request at a time, and always answer before they
- * return.  It serves on a net listener (net/listener.c), so a failed
- * accept() (out of descriptors) pauses accepting and is logged once per
- * interval instead of spinning the loop that the RPC server shares; a
+ * through the service's view (meta_view.h), one request at a time, and always
+ * answer before they return.  It serves on a net listener (net/listener.c), so
+ * a failed accept() (out of descriptors) pauses accepting and is logged once
+ * per interval instead of spinning the loop that the RPC server shares; a
  * connection idle for the meta's idle_timeout_ms is closed.  Everything a peer
  * controls is escaped on output: JSON strings (keys may hold any byte but NUL;
  * invalid UTF-8 becomes U+FFFD) and Prometheus label values (host ids).
  */
-#include "cache/meta/meta.h"
+#include "cache/meta/meta_http.h"
 #include "net/net.h"
 
 #include "util/log.h"
@@ -39,7 +39,7 @@
 #define MMC_META_HTTP_MAX_BODY    65536
 
 struct mmc_meta_http {
-    mmc_meta_t *meta;
+    mmc_meta_view_t view;
     struct evhttp *http;
     mf_net_listener_t *listener;
 };
@@ -258,7 +258,7 @@ static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
                                  "out of memory");
         return;
     }
-    mmc_meta_get_stats(h->meta, stats);
+    h->view.get_stats(h->view.ctx, stats);
     evbuffer_add_printf(body,
                         "{\"status\":\"ok\",\"members\":%llu,"
                         "\"objects\":%llu}\n",
@@ -412,7 +412,7 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                                  "out of memory");
         return;
     }
-    mmc_meta_get_stats(h->meta, stats);
+    h->view.get_stats(h->view.ctx, stats);
 
     mmc_meta_http_gauge(b, "mmc_objects", "gauge", "Committed objects.",
                         stats->objects);
@@ -437,7 +437,7 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
         ctx.field = (mmc_meta_http_seg_field_t)f;
         mmc_meta_http_family(b, mmc_meta_http_seg_families[f].name, "gauge",
                              mmc_meta_http_seg_families[f].help);
-        mmc_meta_foreach_seg(h->meta, mmc_meta_http_seg_metric_cb, &ctx);
+        h->view.foreach_seg(h->view.ctx, mmc_meta_http_seg_metric_cb, &ctx);
     }
 
     mmc_meta_http_op_counters(b, "mmc_requests_total",
@@ -544,7 +544,7 @@ static void mmc_meta_http_segments(mmc_meta_http_t *h,
     mmc_meta_http_seg_ctx_t ctx = {.body = b, .first = true};
 
     evbuffer_add(b, "[", 1);
-    mmc_meta_foreach_seg(h->meta, mmc_meta_http_seg_json_cb, &ctx);
+    h->view.foreach_seg(h->view.ctx, mmc_meta_http_seg_json_cb, &ctx);
     evbuffer_add_printf(b, "%s]\n", ctx.first ? "" : "\n");
     mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", b);
 }
@@ -572,7 +572,7 @@ static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
         goto out_free_key;
     }
     memset(&info, 0, sizeof(info));
-    status = mmc_meta_key_info(h->meta, key, len, &info, &leases);
+    status = h->view.key_info(h->view.ctx, key, len, &info, &leases);
     if (status == MMC_ERR_NOT_FOUND) {
         evbuffer_add_printf(b, "{\"error\":\"not found\",\"key\":");
         mmc_meta_http_json_str(b, key, len);
@@ -653,9 +653,9 @@ static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
 
 /* ------------------------------------------------------- start and stop */
 
-mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
-                                const char *addr, uint16_t port,
-                                uint32_t idle_timeout_ms,
+mf_status_t mmc_meta_http_start(const mmc_meta_view_t *view,
+                                struct event_base *base, const char *addr,
+                                uint16_t port, uint32_t idle_timeout_ms,
                                 mmc_meta_http_t **http_p)
 {
     const struct timeval idle = {
@@ -665,7 +665,7 @@ mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
     mmc_meta_http_t *h;
     mf_status_t status;
 
-    if (meta == NULL || base == NULL || addr == NULL || http_p == NULL) {
+    if (view == NULL || base == NULL || addr == NULL || http_p == NULL) {
         return MF_ERR_INVALID;
     }
     h = calloc(1, sizeof(*h));
@@ -674,7 +674,7 @@ mf_status_t mmc_meta_http_start(mmc_meta_t *meta, struct event_base *base,
         status = MF_ERR_NOMEM;
         goto err;
     }
-    h->meta = meta;
+    h->view = *view;
     status = mf_net_listener_create(base, addr, port, NULL, NULL, &h->listener);
     if (status != MF_OK) {
         mf_error("mmc-meta: cannot listen for HTTP on %s:%u", addr, port);

@@ -1,0 +1,55 @@
+/*
+ * The settings of the meta service: the mmc-meta.conf table
+ * (meta_config.c), its files, MMC_META_<KEY> environment variables, help
+ * and dump, and the checks of the whole.
+ */
+#ifndef MMC_CACHE_META_META_CONFIG_H
+#define MMC_CACHE_META_META_CONFIG_H
+
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct mmc_meta_config {
+    char addr[64];              /* address the three servers bind */
+    uint32_t port;              /* RPC port; 0 = a free one */
+    uint32_t store_port;        /* config store port; 0 = a free one */
+    uint32_t http_port;         /* HTTP port; 0 = a free one */
+    bool http_enable;           /* serve HTTP at all */
+    uint32_t pool_id;           /* MemFabric BM id of the pool */
+    uint32_t max_ranks;         /* ranks of the pool (BM world size) */
+    uint64_t max_segment_size;  /* largest segment a rank may contribute */
+    uint64_t host_base;         /* GVA window base of host segments */
+    uint64_t alloc_align;       /* alignment of replicas in segments */
+    uint32_t lease_ms;          /* read lease duration */
+    uint32_t put_timeout_ms;    /* an uncommitted put is aborted after */
+    uint32_t max_batch;         /* keys per request (<= MMC_BATCH_MAX) */
+    uint32_t max_clients;       /* connections to the RPC server */
+    uint32_t evict_high_pct;    /* background eviction above this % */
+    uint32_t evict_low_pct;     /* ... down to this % (< evict_high_pct) */
+    uint32_t evict_max_per_put; /* objects a put item may evict */
+    uint32_t member_timeout_ms; /* a silent connection is closed; 0 never */
+    uint32_t idle_timeout_ms;   /* any connection, on every port, silent
+                                   this long is closed */
+    char log_level[16];         /* error, warn, info, debug, trace */
+} mmc_meta_config_t;
+
+void mmc_meta_config_init(mmc_meta_config_t *cfg);
+/* MF_ERR_CONFIG (logged) for an unknown key or a bad value. */
+mf_status_t mmc_meta_config_set(mmc_meta_config_t *cfg, const char *key,
+                                const char *value);
+/* "key = value" lines; errors name file and line. */
+mf_status_t mmc_meta_config_load_file(mmc_meta_config_t *cfg, const char *path);
+/* Checks every value and the combination of them (the GVA window
+ * host_base + max_ranks * max_segment_size must end below 2^47,
+ * evict_low_pct < evict_high_pct); run once
+ * every source is applied.  mmc_meta_start() runs it too.  MF_ERR_CONFIG
+ * (logged) or MF_OK. */
+mf_status_t mmc_meta_config_check(const mmc_meta_config_t *cfg);
+/* MMC_META_<KEY> environment variables. */
+mf_status_t mmc_meta_config_load_env(mmc_meta_config_t *cfg);
+void mmc_meta_config_print_help(FILE *out);
+void mmc_meta_config_dump(const mmc_meta_config_t *cfg, FILE *out);
+
+#endif

@@ -86,11 +86,19 @@ mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
         goto out_free;
     }
     status = mmc_local_send(mmc, op, w, &resp);
-    if (status == MF_OK && resp.status == MF_ERR_STATE &&
-        op >= MMC_OP_PUT_ALLOC && atomic_load(&mmc->registered)) {
+    if (op >= MMC_OP_PUT_ALLOC && atomic_load(&mmc->registered) &&
+        ((status == MF_OK && resp.status == MF_ERR_STATE) ||
+         (status == MF_ERR_CONN_RESET &&
+          w->len > MF_NET_DEFAULT_UNTRUSTED_MAX_BODY))) {
         /* a new connection that the meta service does not know yet: the
-         * reconnect announcement may still be on its way */
-        mf_net_resp_free(&resp);
+         * reconnect announcement may still be on its way.  Until HELLO a
+         * connection may send small frames only, so a large request cut
+         * off there comes back as a reset; the meta service aborted
+         * whatever the old connection left pending, so sending it again
+         * after the announcement is safe. */
+        if (status == MF_OK) {
+            mf_net_resp_free(&resp);
+        }
         status = mmc_local_reannounce(mmc, gen);
         if (status == MF_OK) {
             status = mmc_local_send(mmc, op, w, &resp);

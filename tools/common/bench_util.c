@@ -7,10 +7,13 @@
 #include "bench_util.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -116,6 +119,20 @@ int bench_parse_uint(const char *arg, const char *what, unsigned min,
     return 0;
 }
 
+int bench_parse_seconds(const char *arg, const char *what, double max,
+                        double *v_p)
+{
+    char *end;
+    double v = strtod(arg, &end);
+
+    if (*end != '\0' || end == arg || !(v >= 0) || v > max) {
+        bench_err("%s: expected seconds in 0..%g, got '%s'", what, max, arg);
+        return -1;
+    }
+    *v_p = v;
+    return 0;
+}
+
 void bench_kill_reap(bench_child_t *children, unsigned n)
 {
     unsigned i;
@@ -157,4 +174,18 @@ double bench_median_u64(const uint64_t *sorted, size_t n)
 {
     return n % 2 ? (double)sorted[n / 2]
                  : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2;
+}
+
+void *bench_map(uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        bench_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
+        return NULL;
+    }
+    madvise(p, size, MADV_HUGEPAGE);
+    memset(p, 0x5a, size); /* fault the pages in before timing */
+    return p;
 }

@@ -8,13 +8,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <time.h>
 
 static const char *bench_tool_name = "bench";
@@ -131,24 +129,6 @@ int bench_parse_seconds(const char *arg, const char *what, double max,
     }
     *v_p = v;
     return 0;
-}
-
-void bench_kill_reap(bench_child_t *children, unsigned n)
-{
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            kill(children[i].pid, SIGKILL);
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            children[i].done = true;
-        }
-    }
 }
 
 int bench_cmp_double(const void *x, const void *y)

@@ -1,9 +1,8 @@
 /*
  * Small helpers shared by the benchmarks (mf-bench, mmc-bench,
  * tcp-rma-bench): error messages prefixed with the tool's name, the
- * monotonic clock, sleeping, reaping children, parsing of sizes and numbers
- * from the command line, medians of sorted samples, and buffers mapped for
- * timing.
+ * monotonic clock, sleeping, parsing of sizes and numbers from the command
+ * line, medians of sorted samples, and buffers mapped for timing.
  *
  * Invariants: nothing here uses malloc or starts a thread, so every helper
  * is safe in the parent and in forked children alike; the tool name is set
@@ -12,10 +11,8 @@
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #define BENCH_KIB ((uint64_t)1024)
 #define BENCH_MIB (BENCH_KIB * 1024)
@@ -51,15 +48,6 @@ int bench_parse_uint(const char *arg, const char *what, unsigned min,
  * set, or -1 (logged with bench_err). */
 int bench_parse_seconds(const char *arg, const char *what, double max,
                         double *v_p);
-
-/* A child process of the benchmark; done once it has been reaped. */
-typedef struct bench_child {
-    pid_t pid;
-    bool done;
-} bench_child_t;
-
-/* Kills (SIGKILL) and reaps the children of the n that are not done yet. */
-void bench_kill_reap(bench_child_t *children, unsigned n);
 
 /* qsort() comparators, ascending. */
 int bench_cmp_double(const void *x, const void *y);

@@ -49,7 +49,7 @@ static const char *mb_store_host = "127.0.0.1";
 
 int mb_pool_netns_setup(void)
 {
-    if (bench_netns_setup("mf-bench", MB_NETNS_BASE, 2) != 0) {
+    if (bench_netns_setup(MB_NETNS_BASE, 2) != 0) {
         return -1;
     }
     mb_store_host = bench_netns_addr(0);

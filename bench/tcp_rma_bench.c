@@ -4,7 +4,8 @@
  * Baseline: `lanes` plain TCP connections, each with a sender thread and a
  * receiver thread (blocking send, recv with MSG_WAITALL), stream
  * size/lanes bytes per iteration with no framing and no per-iteration
- * synchronization: the best a TCP stream does.
+ * synchronization: the best a TCP stream does (the stream of
+ * tools/common/bench_tcp.c).
  * Transport: two interfaces in this process (server with a registered
  * segment, client with an endpoint), `lanes` lanes each; iterations of
  * one put (or get) of size bytes, each waited for before the next, as a
@@ -18,16 +19,14 @@
 #include "tl/tl.h"
 #include "util/misc.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "bench_tcp.h"
+#include "bench_util.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 static double bench_secs = 2.0;
 /* bytes per send/recv call of the raw stream (0: a whole piece) */
@@ -35,114 +34,15 @@ static size_t raw_io;
 
 /* ------------------------------------------------------------ raw TCP */
 
-typedef struct raw_side {
-    int fd;
-    uint8_t *buf;
-    size_t piece;
-    uint64_t total;
-} raw_side_t;
-
-static void *raw_send_main(void *arg)
-{
-    raw_side_t *s = arg;
-    uint64_t left = s->total;
-
-    while (left > 0) {
-        size_t n = (size_t)(left < s->piece ? left : s->piece);
-        ssize_t ret;
-
-        if (raw_io != 0 && n > raw_io) {
-            n = raw_io;
-        }
-        ret = send(s->fd, s->buf, n, 0);
-
-        if (ret <= 0) {
-            perror("send");
-            exit(1);
-        }
-        left -= (uint64_t)ret;
-    }
-    return NULL;
-}
-
-static void *raw_recv_main(void *arg)
-{
-    raw_side_t *s = arg;
-    uint64_t left = s->total, off = 0;
-
-    while (left > 0) {
-        size_t n = s->piece - off;
-        ssize_t ret;
-
-        if (n > left) {
-            n = (size_t)left;
-        }
-        if (raw_io != 0 && n > raw_io) {
-            n = raw_io;
-        }
-        ret = recv(s->fd, s->buf + off, n, MSG_WAITALL);
-        if (ret <= 0) {
-            perror("recv");
-            exit(1);
-        }
-        left -= (uint64_t)ret;
-        off = (off + (uint64_t)ret) % s->piece;
-    }
-    return NULL;
-}
-
+/* The raw stream (bench_tcp_stream_run); a failure ends the benchmark. */
 static double raw_run(unsigned lanes, size_t size, uint64_t iters)
 {
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    raw_side_t snd[16], rcv[16];
-    pthread_t st[16], rt[16];
-    int lfd, one = 1;
-    uint64_t t0, t1;
+    double gbps = bench_tcp_stream_run(lanes, size, iters, raw_io);
 
-    lfd = socket(AF_INET, SOCK_STREAM, 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
-        listen(lfd, 16) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&sin, &len) != 0) {
-        perror("listen");
+    if (gbps < 0) {
         exit(1);
     }
-    for (unsigned i = 0; i < lanes; i++) {
-        snd[i].fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(snd[i].fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
-            perror("connect");
-            exit(1);
-        }
-        setsockopt(snd[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        rcv[i].fd = accept(lfd, NULL, NULL);
-        snd[i].piece = rcv[i].piece = size / lanes;
-        snd[i].total = rcv[i].total = iters * (size / lanes);
-        snd[i].buf = malloc(size / lanes);
-        rcv[i].buf = malloc(size / lanes);
-        memset(snd[i].buf, 1, size / lanes);
-        memset(rcv[i].buf, 0, size / lanes);
-    }
-    t0 = mf_time_ns();
-    for (unsigned i = 0; i < lanes; i++) {
-        pthread_create(&rt[i], NULL, raw_recv_main, &rcv[i]);
-        pthread_create(&st[i], NULL, raw_send_main, &snd[i]);
-    }
-    for (unsigned i = 0; i < lanes; i++) {
-        pthread_join(st[i], NULL);
-        pthread_join(rt[i], NULL);
-    }
-    t1 = mf_time_ns();
-    for (unsigned i = 0; i < lanes; i++) {
-        close(snd[i].fd);
-        close(rcv[i].fd);
-        free(snd[i].buf);
-        free(rcv[i].buf);
-    }
-    close(lfd);
-    return (double)(iters * (size / lanes) * lanes) / (double)(t1 - t0);
+    return gbps;
 }
 
 /* ------------------------------------------------------------ transport */
@@ -262,6 +162,7 @@ int main(int argc, char **argv)
     static const unsigned lanes[] = {1, 2};
     int rounds = 5;
 
+    bench_set_tool("tcp-rma-bench");
     if (argc > 1) {
         bench_secs = atof(argv[1]);
     }

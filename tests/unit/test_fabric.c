@@ -1563,7 +1563,9 @@ static void test_mp_elastic_child(const char *url)
     _exit(0);
 }
 
-static void test_mp_elastic(void **state)
+/* Runs child(url) in two processes against a fresh store; both must exit
+ * 0 within two minutes. */
+static void test_mp_pair(void (*child)(const char *url))
 {
     pid_t pids[2];
     test_mp_t mp;
@@ -1574,13 +1576,18 @@ static void test_mp_elastic(void **state)
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             alarm(120);
-            test_mp_elastic_child(mp.url);
+            child(mp.url);
         }
     }
     for (int i = 0; i < 2; i++) {
         assert_int_equal(test_wait_child(pids[i]), 0);
     }
     test_mp_stop(&mp);
+}
+
+static void test_mp_elastic(void **state)
+{
+    test_mp_pair(test_mp_elastic_child);
 }
 
 /*
@@ -1659,22 +1666,7 @@ static void test_mp_async_child(const char *url)
 
 static void test_mp_async_tcp(void **state)
 {
-    pid_t pids[2];
-    test_mp_t mp;
-
-    test_mp_start(&mp);
-    for (int i = 0; i < 2; i++) {
-        pids[i] = fork();
-        assert_true(pids[i] >= 0);
-        if (pids[i] == 0) {
-            alarm(120);
-            test_mp_async_child(mp.url);
-        }
-    }
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(test_wait_child(pids[i]), 0);
-    }
-    test_mp_stop(&mp);
+    test_mp_pair(test_mp_async_child);
 }
 
 int main(void)

@@ -6,11 +6,12 @@
  */
 #include "bench_netns.h"
 
+#include "bench_util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,27 +24,12 @@
 #define BENCH_NETNS_DIR    "/run/netns"
 #define BENCH_NETNS_SUBNET "10.213.0"
 
-static const char *bench_ns_prog = "bench";
 static char bench_ns_base[32];
 static char bench_ns_names[BENCH_NETNS_MAX_HOSTS + 1][48];
 static char bench_ns_addrs[BENCH_NETNS_MAX_HOSTS][16];
 static bool bench_ns_made[BENCH_NETNS_MAX_HOSTS + 1];
 static unsigned bench_ns_hosts;
 static pid_t bench_ns_owner;
-
-static void bench_ns_err(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static void bench_ns_err(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "%s: ", bench_ns_prog);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-}
 
 static void bench_ns_remove(const char *name)
 {
@@ -110,7 +96,7 @@ static int bench_ns_ip(const char *const *args)
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
-        bench_ns_err("fork: %s", strerror(errno));
+        bench_err("fork: %s", strerror(errno));
         return -1;
     }
     if (pid == 0) {
@@ -122,9 +108,9 @@ static int bench_ns_ip(const char *const *args)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        bench_ns_err("`ip %s %s %s %s ...` failed", args[0], args[1],
-                     args[2] != NULL ? args[2] : "",
-                     args[2] != NULL && args[3] != NULL ? args[3] : "");
+        bench_err("`ip %s %s %s %s ...` failed", args[0], args[1],
+                  args[2] != NULL ? args[2] : "",
+                  args[2] != NULL && args[3] != NULL ? args[3] : "");
         return -1;
     }
     return 0;
@@ -138,16 +124,15 @@ static int bench_ns_ip(const char *const *args)
         }                                                                      \
     } while (0)
 
-int bench_netns_setup(const char *prog, const char *base, unsigned nhosts)
+int bench_netns_setup(const char *base, unsigned nhosts)
 {
     const char *sw;
     char port[8], cidr[32];
     unsigned i;
 
-    bench_ns_prog = prog;
     if (nhosts < 1 || nhosts > BENCH_NETNS_MAX_HOSTS ||
         strlen(base) >= sizeof(bench_ns_base) || bench_ns_owner != 0) {
-        bench_ns_err("bad network namespace setup (%u hosts)", nhosts);
+        bench_err("bad network namespace setup (%u hosts)", nhosts);
         return -1;
     }
     snprintf(bench_ns_base, sizeof(bench_ns_base), "%s", base);
@@ -200,13 +185,13 @@ int bench_netns_enter(unsigned host)
     int fd;
 
     if (bench_ns_owner == 0 || host >= bench_ns_hosts) {
-        bench_ns_err("no network namespace for host %u", host);
+        bench_err("no network namespace for host %u", host);
         return -1;
     }
     snprintf(path, sizeof(path), BENCH_NETNS_DIR "/%s", bench_ns_names[host]);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
-        bench_ns_err("entering %s: %s", path, strerror(errno));
+        bench_err("entering %s: %s", path, strerror(errno));
         if (fd >= 0) {
             close(fd);
         }

@@ -21,9 +21,9 @@
 
 #define BENCH_NETNS_MAX_HOSTS 16
 
-/* Creates the hosts and the switch; prog prefixes error messages.  0, or
- * -1 (logged to stderr; whatever was made is removed at exit). */
-int bench_netns_setup(const char *prog, const char *base, unsigned nhosts);
+/* Creates the hosts and the switch.  0, or -1 (logged with bench_err();
+ * whatever was made is removed at exit). */
+int bench_netns_setup(const char *base, unsigned nhosts);
 
 /* Address of host (10.213.0.<host + 1>); NULL before setup. */
 const char *bench_netns_addr(unsigned host);

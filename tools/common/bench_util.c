@@ -7,11 +7,12 @@
 #include "bench_util.h"
 
 #include <errno.h>
-#include <signal.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 static const char *bench_tool_name = "bench";
@@ -116,22 +117,18 @@ int bench_parse_uint(const char *arg, const char *what, unsigned min,
     return 0;
 }
 
-void bench_kill_reap(bench_child_t *children, unsigned n)
+int bench_parse_seconds(const char *arg, const char *what, double max,
+                        double *v_p)
 {
-    unsigned i;
+    char *end;
+    double v = strtod(arg, &end);
 
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            kill(children[i].pid, SIGKILL);
-        }
+    if (*end != '\0' || end == arg || !(v >= 0) || v > max) {
+        bench_err("%s: expected seconds in 0..%g, got '%s'", what, max, arg);
+        return -1;
     }
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            children[i].done = true;
-        }
-    }
+    *v_p = v;
+    return 0;
 }
 
 int bench_cmp_double(const void *x, const void *y)
@@ -157,4 +154,18 @@ double bench_median_u64(const uint64_t *sorted, size_t n)
 {
     return n % 2 ? (double)sorted[n / 2]
                  : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2;
+}
+
+void *bench_map(uint64_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        bench_err("mmap(%" PRIu64 " bytes): %s", size, strerror(errno));
+        return NULL;
+    }
+    madvise(p, size, MADV_HUGEPAGE);
+    memset(p, 0x5a, size); /* fault the pages in before timing */
+    return p;
 }

@@ -1,24 +1,24 @@
 /*
- * Small helpers shared by the benchmarks (mf-bench, mmc-bench): error
- * messages prefixed with the tool's name, the monotonic clock, sleeping,
- * reaping children, parsing of sizes and numbers from the command line, and
- * medians of sorted samples.
+ * Small helpers shared by the benchmarks (mf-bench, mmc-bench,
+ * tcp-rma-bench): error messages prefixed with the tool's name, the
+ * monotonic clock, sleeping, parsing of sizes and numbers from the command
+ * line, medians of sorted samples, and buffers mapped for timing.
  *
- * Invariants: nothing here allocates or starts a thread, so every helper is
- * safe in the parent and in forked children alike; the tool name is set
+ * Invariants: nothing here uses malloc or starts a thread, so every helper
+ * is safe in the parent and in forked children alike; the tool name is set
  * once, at the start of main, before any fork.
  */
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #define BENCH_KIB ((uint64_t)1024)
 #define BENCH_MIB (BENCH_KIB * 1024)
 #define BENCH_GIB (BENCH_MIB * 1024)
+
+#define BENCH_ARRAY_LEN(_a) (sizeof(_a) / sizeof((_a)[0]))
 
 /* Sets the name that prefixes bench_err() messages ("mf-bench"); name must
  * stay valid for the life of the process. */
@@ -44,14 +44,10 @@ int bench_parse_size(const char *text, uint64_t *size_p);
 int bench_parse_uint(const char *arg, const char *what, unsigned min,
                      unsigned max, unsigned *v_p);
 
-/* A child process of the benchmark; done once it has been reaped. */
-typedef struct bench_child {
-    pid_t pid;
-    bool done;
-} bench_child_t;
-
-/* Kills (SIGKILL) and reaps the children of the n that are not done yet. */
-void bench_kill_reap(bench_child_t *children, unsigned n);
+/* Parses a decimal number of seconds in 0..max for option what.  0 and *v_p
+ * set, or -1 (logged with bench_err). */
+int bench_parse_seconds(const char *arg, const char *what, double max,
+                        double *v_p);
 
 /* qsort() comparators, ascending. */
 int bench_cmp_double(const void *x, const void *y);
@@ -61,5 +57,10 @@ int bench_cmp_u64(const void *x, const void *y);
  * the two middle ones. */
 double bench_median_double(const double *sorted, size_t n);
 double bench_median_u64(const uint64_t *sorted, size_t n);
+
+/* Maps size bytes of private memory (huge pages advised) and touches every
+ * page, so that no page fault lands in a timed copy; munmap() frees it.
+ * NULL (logged) when the mapping fails. */
+void *bench_map(uint64_t size);
 
 #endif /* BENCH_UTIL_H */

@@ -1,0 +1,274 @@
+/*
+ * Process control of the benchmarks; see bench_proc.h.
+ *
+ * Invariants: the messages are the tools' own, so a tool that moved here
+ * prints what it printed before.  The stop flag is the only state, set by
+ * the signal handler and read by the parent's loops.
+ */
+#include "bench_proc.h"
+
+#include "bench_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t bench_proc_stop_sig;
+
+void bench_proc_kill_reap(bench_proc_child_t *children, unsigned n)
+{
+    unsigned i;
+
+    for (i = 0; i < n; i++) {
+        if (children[i].pid > 0 && !children[i].done) {
+            kill(children[i].pid, SIGKILL);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (children[i].pid > 0 && !children[i].done) {
+            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
+            }
+            children[i].done = true;
+        }
+    }
+}
+
+static void bench_proc_on_signal(int sig)
+{
+    bench_proc_stop_sig = sig;
+}
+
+void bench_proc_signals_init(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = bench_proc_on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int bench_proc_stop_signal(void)
+{
+    return (int)bench_proc_stop_sig;
+}
+
+void bench_proc_child_setup(pid_t parent)
+{
+    sigset_t none;
+
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
+        _exit(1);
+    }
+}
+
+pid_t bench_proc_spawn(void (*child_main)(int fd, void *arg), void *arg,
+                       int *rfd_p)
+{
+    pid_t parent = getpid(), pid;
+    int fds[2];
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        bench_err("pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        bench_err("fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        bench_proc_child_setup(parent);
+        close(fds[0]);
+        child_main(fds[1], arg);
+        _exit(1);
+    }
+    close(fds[1]);
+    *rfd_p = fds[0];
+    return pid;
+}
+
+int bench_proc_stop(pid_t pid, const char *what, unsigned timeout_ms,
+                    void (*tick)(void *arg), void *arg)
+{
+    uint64_t deadline = bench_now_ns() + timeout_ms * 1000000ull;
+    bench_proc_child_t child = {pid, false};
+    int status = 0;
+    pid_t r;
+
+    kill(pid, SIGTERM);
+    for (;;) {
+        if (tick != NULL) {
+            tick(arg);
+        }
+        r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            break;
+        }
+        if (r < 0 && errno != EINTR) {
+            return -1;
+        }
+        if (bench_now_ns() > deadline) {
+            bench_err("%s did not stop within %u s: killed", what,
+                      timeout_ms / 1000);
+            bench_proc_kill_reap(&child, 1);
+            return -1;
+        }
+        bench_sleep_ms(10);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        bench_err("%s exited with status 0x%x", what, status);
+        return -1;
+    }
+    return 0;
+}
+
+/* Room for one record of a group. */
+typedef union bench_proc_rec {
+    max_align_t align;
+    char bytes[PIPE_BUF];
+} bench_proc_rec_t;
+
+/* Reads what fd has towards the next record; hands on a whole one.
+ * -1 on EOF or error. */
+static int bench_proc_group_read(const bench_proc_group_t *g, int fd,
+                                 bench_proc_rec_t *rec, size_t *have)
+{
+    ssize_t n = read(fd, rec->bytes + *have, g->rec_size - *have);
+
+    if (n <= 0) {
+        return n == 0 || errno != EINTR ? -1 : 0;
+    }
+    *have += (size_t)n;
+    if (*have == g->rec_size) {
+        *have = 0;
+        g->record(rec->bytes, g->arg);
+    }
+    return 0;
+}
+
+/* Reaps the children that exited; -1 (logged) if one failed. */
+static int bench_proc_group_reap(const bench_proc_group_t *g,
+                                 bench_proc_child_t *children, unsigned *left)
+{
+    char name[96];
+    unsigned i;
+    int status;
+
+    for (i = 0; i < g->n; i++) {
+        if (children[i].done ||
+            waitpid(children[i].pid, &status, WNOHANG) != children[i].pid) {
+            continue;
+        }
+        children[i].done = true;
+        (*left)--;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            continue;
+        }
+        if (g->name_index) {
+            snprintf(name, sizeof(name), "%s %u (pid %d)", g->what, i,
+                     (int)children[i].pid);
+        } else {
+            snprintf(name, sizeof(name), "%s %d", g->what,
+                     (int)children[i].pid);
+        }
+        if (WIFSIGNALED(status)) {
+            bench_err("%s killed by signal %d", name, WTERMSIG(status));
+        } else {
+            bench_err("%s failed (exit %d)", name, WEXITSTATUS(status));
+        }
+        return -1;
+    }
+    return 0;
+}
+
+int bench_proc_group_run(const bench_proc_group_t *g)
+{
+    bench_proc_child_t children[BENCH_PROC_MAX_CHILDREN];
+    bench_proc_rec_t rec;
+    pid_t parent = getpid(), pid;
+    struct pollfd pfd;
+    unsigned i, left = g->n;
+    int fds[2], ret = -1;
+    size_t have = 0;
+    bool eof = false;
+
+    memset(children, 0, sizeof(children));
+    if (g->n > BENCH_PROC_MAX_CHILDREN || g->rec_size > sizeof(rec.bytes)) {
+        bench_err("a group of %u children, records of %zu bytes: too many, "
+                  "too large",
+                  g->n, g->rec_size);
+        return -1;
+    }
+    if (pipe(fds) < 0) {
+        bench_err("pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    for (i = 0; i < g->n; i++) {
+        pid = fork();
+        if (pid < 0) {
+            bench_err("fork: %s", strerror(errno));
+            goto out_kill;
+        }
+        if (pid == 0) {
+            bench_proc_child_setup(parent);
+            close(fds[0]);
+            exit(g->child_main(i, fds[1], g->arg));
+        }
+        children[i].pid = pid;
+    }
+    close(fds[1]);
+    fds[1] = -1;
+    pfd.fd = fds[0];
+    pfd.events = POLLIN;
+    while (left > 0 || !eof) {
+        if (bench_proc_stop_sig) {
+            bench_err("interrupted by signal %d", (int)bench_proc_stop_sig);
+            goto out_kill;
+        }
+        if (bench_now_ns() > g->deadline) {
+            bench_err("run took longer than --timeout %u s", g->timeout_s);
+            goto out_kill;
+        }
+        if (!eof && poll(&pfd, 1, 100) == 1 &&
+            bench_proc_group_read(g, fds[0], &rec, &have) < 0) {
+            eof = true;
+        }
+        if (eof) {
+            bench_sleep_ms(10);
+        }
+        if ((g->tick != NULL && g->tick(g->arg) != 0) ||
+            bench_proc_group_reap(g, children, &left) != 0) {
+            goto out_kill;
+        }
+    }
+    ret = 0;
+out_kill:
+    if (g->end != NULL) {
+        g->end(g->arg, ret != 0);
+    }
+    bench_proc_kill_reap(children, g->n);
+    close(fds[0]);
+    if (fds[1] >= 0) {
+        close(fds[1]);
+    }
+    return ret;
+}

@@ -1,0 +1,185 @@
+/*
+ * mf-bench's parts, shared between its files: the options (main.c), the
+ * pool of processes it runs (pool.c), rank 0's measurement (run.c), the
+ * memcpy baseline (mcpy.c) and the report (report.c).  main.c says what
+ * the tool measures.
+ *
+ * Invariants: mb_opts is set once, by main.c, before any process is
+ * forked, and only read after; a result travels from rank 0 to the parent
+ * as one mb_record_t.
+ */
+#ifndef MF_BENCH_H
+#define MF_BENCH_H
+
+#include <memfabric/memfabric.h>
+
+#include "bench_tcp.h"
+#include "bench_util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MB_MAX_SIZES    32
+#define MB_MAX_THREADS  65
+#define MB_MAX_RANKS    64
+#define MB_KV_LAYERS    61
+#define MB_KV_PIECES    (2 * MB_KV_LAYERS)
+#define MB_KV_BIG       (128 * BENCH_KIB)
+#define MB_KV_SMALL     (16 * BENCH_KIB)
+#define MB_KV_TOTAL     (MB_KV_LAYERS * (MB_KV_BIG + MB_KV_SMALL))
+#define MB_STAGE        (8 * BENCH_MIB)
+#define MB_SAMPLE_NS    1000000ull /* one timed sample lasts >= 1 ms */
+#define MB_MIN_SAMPLES  5
+#define MB_MAX_SAMPLES  2000
+#define MB_JOIN_WAIT_MS 60000
+
+typedef enum mb_layout { MB_SINGLE, MB_BATCH, MB_KV, MB_LAYOUTS } mb_layout_t;
+typedef enum mb_dir { MB_LH2GH, MB_GH2LH, MB_GH2GH, MB_DIRS } mb_dir_t;
+
+extern const char *const mb_layout_names[MB_LAYOUTS];
+extern const char *const mb_dir_names[MB_DIRS];
+
+typedef struct mb_opts {
+    uint32_t ranks;
+    uint32_t threads[8];
+    unsigned nthreads;
+    uint64_t sizes[MB_MAX_SIZES];
+    unsigned nsizes;
+    uint64_t max_size;
+    uint32_t pieces;
+    bool layouts[MB_LAYOUTS];
+    bool dirs[MB_DIRS];
+    unsigned iters;  /* 0: as many as fill min_time */
+    double min_time; /* seconds per measurement */
+    char transport[16];
+    bool tcp;   /* transport tcp: raw TCP stream baseline, lanes */
+    bool netns; /* ranks in two network namespaces */
+    uint32_t lanes[8];
+    unsigned nlanes;
+    bool json;
+    const char *store_url; /* external pool */
+    uint32_t world;
+    unsigned timeout_s;
+} mb_opts_t;
+
+extern mb_opts_t mb_opts;
+
+/* What rank 0 sends to the parent: one header, then results. */
+typedef struct mb_record {
+    uint32_t type; /* MB_REC_* */
+    uint32_t world;
+    uint64_t split_min;
+    uint32_t layout;
+    uint32_t dir;
+    uint64_t size;
+    uint32_t pieces;
+    uint32_t threads;
+    uint32_t lanes; /* tcp lanes; 0 for shm */
+    uint32_t samples;
+    double gbps;
+    double base_gbps;
+} mb_record_t;
+
+enum { MB_REC_HEADER = 1, MB_REC_RESULT = 2 };
+
+/* ------------------------------------------------------- memcpy baseline */
+
+typedef struct mb_mcpy mb_mcpy_t;
+
+typedef struct mb_mcpy_helper {
+    mb_mcpy_t *mc;
+    unsigned index;
+    pthread_t tid;
+} mb_mcpy_helper_t;
+
+/*
+ * A memcpy of a piece list by `nthreads` threads: the caller and persistent
+ * helpers, each taking an equal share of the bytes.  While a baseline is
+ * measured the helpers spin on a generation counter (the fastest hand-off
+ * there is, so the baseline is what plain memcpy can do); otherwise they
+ * sleep, so they do not take CPU from the library's copy threads.
+ */
+struct mb_mcpy {
+    mb_mcpy_helper_t helpers[MB_MAX_THREADS];
+    unsigned nthreads;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    const mf_copy_piece_t *pieces;
+    size_t count;
+    uint64_t total;
+    unsigned active;   /* threads that copy in this run */
+    unsigned gen;      /* bumped to start a run (atomic) */
+    unsigned finished; /* helpers done with this run (atomic) */
+    bool hot;          /* helpers spin (atomic) */
+    bool quit;         /* helpers exit (atomic) */
+};
+
+/* Starts nthreads - 1 helpers.  0, or -1 (logged; call mb_mcpy_fini). */
+int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads);
+void mb_mcpy_fini(mb_mcpy_t *mc);
+
+/* Helpers spin (hot) only while a baseline is measured. */
+void mb_mcpy_hot(mb_mcpy_t *mc, bool hot);
+
+/* Copies the pieces (total bytes) with `active` threads. */
+void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces, size_t count,
+                 uint64_t total, unsigned active);
+
+/* ------------------------------------------------------ rank 0's work */
+
+typedef struct mb_bench {
+    mf_bm_t *bm;
+    uint32_t world;
+    uint32_t threads;   /* total threads doing a copy */
+    uint64_t split_min; /* the library's copy_split_min */
+    uint8_t *a;         /* local source side */
+    uint8_t *b;         /* local destination side, baseline target */
+    uint8_t *stage;     /* to fill and read back remote memory */
+    uint8_t *kv[MB_KV_PIECES];
+    uint64_t r1; /* GVA of rank 1's and rank 2's segments */
+    uint64_t r2;
+    uint64_t seed;
+    mf_copy_piece_t *pieces;
+    mf_status_t *results;
+    size_t max_pieces;
+    mb_mcpy_t mcpy;
+    uint32_t lanes;          /* tcp lanes, 0 for shm */
+    bench_tcp_client_t tcpb; /* raw TCP baseline connections (tcp) */
+    int out_fd;              /* results to the parent, or -1 to print */
+} mb_bench_t;
+
+/* The largest buffer a measurement needs: of every size, and the KV
+ * block. */
+uint64_t mb_max_size(void);
+
+/* Measures every configuration of mb_opts, emitting the header and a
+ * record per result.  0, or -1 (logged); call mb_bench_free either way. */
+int mb_bench_run(mb_bench_t *b, uint64_t max);
+void mb_bench_free(mb_bench_t *b, uint64_t max);
+
+/* ----------------------------------------------------------------- pool */
+
+/* --netns: makes the two hosts; rank 1's baseline listens in the second,
+ * the store in the first.  0, or -1 (logged). */
+int mb_pool_netns_setup(void);
+
+/* One rank of a pool; rank 0 measures.  Returns the exit code. */
+int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
+                 uint32_t lanes, uint32_t want_rank, int out_fd);
+
+/* One pool with `threads` threads per copy: store + ranks, until done;
+ * results printed as they come.  0, or -1 (logged). */
+int mb_pool_round(uint32_t threads, uint32_t lanes, bool *header_done,
+                  uint64_t deadline);
+
+/* --------------------------------------------------------------- report */
+
+void mb_report_header(uint32_t world, uint64_t split_min);
+void mb_report_result(const mb_record_t *r);
+
+/* Prints r (out_fd < 0) or sends it to the parent.  0, or -1 (logged). */
+int mb_report_emit(int out_fd, const mb_record_t *r);
+
+#endif /* MF_BENCH_H */

@@ -1,0 +1,127 @@
+/*
+ * mf-bench's report: the table (a commented header, then a row per
+ * result) or, with --json, one JSON object per result, on stdout.
+ *
+ * Invariants: the parent prints what rank 0 sends, and rank 0 of a pool
+ * started elsewhere (--store) prints the same itself; the header comes
+ * once, before the first row, and every row is flushed as it comes.
+ */
+#include "mf_bench.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *const mb_layout_names[MB_LAYOUTS] = {"single", "batch", "kv"};
+const char *const mb_dir_names[MB_DIRS] = {"LH2GH", "GH2LH", "GH2GH"};
+
+static const char *mb_size_str(uint64_t size, char *buf, size_t len)
+{
+    if (size >= BENCH_GIB && size % BENCH_GIB == 0) {
+        snprintf(buf, len, "%" PRIu64 " GiB", size / BENCH_GIB);
+    } else if (size >= BENCH_MIB && size % BENCH_MIB == 0) {
+        snprintf(buf, len, "%" PRIu64 " MiB", size / BENCH_MIB);
+    } else if (size >= BENCH_KIB && size % BENCH_KIB == 0) {
+        snprintf(buf, len, "%" PRIu64 " KiB", size / BENCH_KIB);
+    } else {
+        snprintf(buf, len, "%" PRIu64 " B", size);
+    }
+    return buf;
+}
+
+void mb_report_header(uint32_t world, uint64_t split_min)
+{
+    if (mb_opts.json) {
+        return;
+    }
+    printf("# mf-bench %s: %u ranks, rank 0 copies to/from rank 1 "
+           "%s\n",
+           mf_version(), world,
+           world >= 3 ? "(GH2GH: rank 1 -> rank 2)"
+                      : "(GH2GH skipped: needs 3 ranks)");
+    if (mb_opts.iters > 0) {
+        printf("# GB/s = 1e9 bytes/s; median of %u timed copies, after one "
+               "warm-up\n",
+               mb_opts.iters);
+    } else {
+        printf("# GB/s = 1e9 bytes/s; median of >= %u timed samples (each "
+               ">= 1 ms) over >= %.2f s, after one warm-up\n",
+               MB_MIN_SAMPLES, mb_opts.min_time);
+    }
+    printf("# threads = threads doing the copy (copy_threads + caller); "
+           "pieces: 1 = mf_bm_copy, else mf_bm_copy_batch (%u equal pieces, "
+           "or %d KV pieces 61x128K+61x16K)\n",
+           mb_opts.pieces, MB_KV_PIECES);
+    if (mb_opts.tcp) {
+        printf("# transport forced to tcp (even between ranks of one host); "
+               "lanes = TCP connections per peer (tcp.lanes)\n");
+        printf("# baseline: raw TCP stream between the same two processes "
+               "(rank 0 and rank 1) over as many connections as lanes, one "
+               "thread per connection on each side, plain send/recv into a "
+               "buffer; a write waits for a 1-byte ack, a read sends a "
+               "request first\n");
+    } else {
+        printf("# baseline: memcpy of the same pieces between private buffers "
+               "of one process, by the same number of threads (bytes split "
+               "evenly) when size >= copy_split_min (%" PRIu64
+               " bytes), else by one\n",
+               split_min);
+    }
+    printf("# every configuration was verified byte for byte before it was "
+           "timed\n");
+    if (mb_opts.tcp) {
+        printf("%-9s %-9s %10s %6s %7s %5s %9s %9s %6s\n", "transport",
+               "direction", "size", "pieces", "threads", "lanes", "GB/s",
+               "base GB/s", "ratio");
+    } else {
+        printf("%-9s %-9s %10s %6s %7s %9s %9s %6s\n", "transport", "direction",
+               "size", "pieces", "threads", "GB/s", "base GB/s", "ratio");
+    }
+    fflush(stdout);
+}
+
+void mb_report_result(const mb_record_t *r)
+{
+    char sz[32];
+    double ratio = r->base_gbps > 0 ? r->gbps / r->base_gbps : 0;
+
+    if (mb_opts.json) {
+        printf("{\"transport\":\"%s\",\"direction\":\"%s\",\"layout\":\"%s\","
+               "\"size\":%" PRIu64 ",\"pieces\":%u,\"threads\":%u,"
+               "\"lanes\":%u,\"gbps\":%.3f,\"baseline_gbps\":%.3f,"
+               "\"ratio\":%.3f,\"samples\":%u,\"stat\":\"median\","
+               "\"ranks\":%u}\n",
+               mb_opts.transport, mb_dir_names[r->dir],
+               mb_layout_names[r->layout], r->size, r->pieces, r->threads,
+               r->lanes, r->gbps, r->base_gbps, ratio, r->samples, r->world);
+    } else if (mb_opts.tcp) {
+        printf("%-9s %-9s %10s %6u %7u %5u %9.2f %9.2f %6.2f\n",
+               mb_opts.transport, mb_dir_names[r->dir],
+               mb_size_str(r->size, sz, sizeof(sz)), r->pieces, r->threads,
+               r->lanes, r->gbps, r->base_gbps, ratio);
+    } else {
+        printf("%-9s %-9s %10s %6u %7u %9.2f %9.2f %6.2f\n", mb_opts.transport,
+               mb_dir_names[r->dir], mb_size_str(r->size, sz, sizeof(sz)),
+               r->pieces, r->threads, r->gbps, r->base_gbps, ratio);
+    }
+    fflush(stdout);
+}
+
+int mb_report_emit(int out_fd, const mb_record_t *r)
+{
+    if (out_fd < 0) {
+        if (r->type == MB_REC_HEADER) {
+            mb_report_header(r->world, r->split_min);
+        } else {
+            mb_report_result(r);
+        }
+        return 0;
+    }
+    if (write(out_fd, r, sizeof(*r)) != (ssize_t)sizeof(*r)) {
+        bench_err("writing a result to the parent: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,290 @@
+/*
+ * mmc-bench's client process: one mmc_t contributing --dram bytes, with
+ * its source and destination blocks, piece lists and key names, from set-up
+ * to removal of its objects.
+ *
+ * Invariants: the source blocks hold the pattern of (owner, block) from
+ * set-up on and are never written again; key names carry the run id, so
+ * runs against one meta service never share a key; a client removes only
+ * its own objects, once every client is done reading them.
+ */
+#include "mmc_bench.h"
+
+#include "bench_pattern.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static char *mcb_key(const char *kind, uint32_t owner, uint32_t k)
+{
+    char buf[96];
+    char *s;
+
+    snprintf(buf, sizeof(buf), "mmcb%s/p%u/%s%u", mcb_run_id, owner, kind, k);
+    s = strdup(buf);
+    if (s == NULL) {
+        bench_err("out of memory");
+    }
+    return s;
+}
+
+static void mcb_free_keys(char **keys, size_t n)
+{
+    size_t i;
+
+    if (keys == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        free(keys[i]);
+    }
+    free(keys);
+}
+
+static void mcb_client_free(mcb_client_t *c)
+{
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+
+    if (c->src != NULL) {
+        munmap(c->src, c->area);
+    }
+    if (c->dst != NULL) {
+        munmap(c->dst, c->area);
+    }
+    free(c->src_iov);
+    free(c->dst_iov);
+    mcb_free_keys(c->own_keys, K);
+    mcb_free_keys(c->all_keys, (size_t)P * K);
+    mcb_free_keys(c->meta_keys, mcb_opts.meta_keys);
+    mcb_free_keys(c->meta_mixed, mcb_opts.meta_keys);
+    mcb_free_keys(c->rput_keys, K);
+    mcb_free_keys(c->rget_keys, c->nrget);
+    free(c->keys);
+    free(c->iovs);
+    free(c->niovs);
+    free(c->results);
+    free(c->infos);
+    free(c->bufs);
+    free(c->sizes);
+    free(c->lat);
+}
+
+static uint32_t mcb_host_of(uint32_t proc)
+{
+    return proc % mcb_opts.hosts;
+}
+
+/* --netns: the keys this client puts at its peer (the next client on
+ * another host), and the blocks of the clients on other hosts, in the
+ * interleaved order of all_keys. */
+static int mcb_client_alloc_remote(mcb_client_t *c)
+{
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+    size_t i;
+
+    c->peer = (c->proc + 1) % P;
+    while (mcb_host_of(c->peer) == c->host) {
+        c->peer = (c->peer + 1) % P;
+    }
+    c->rput_keys = calloc(K, sizeof(char *));
+    c->rget_keys = calloc((size_t)P * K, sizeof(char *));
+    if (c->rput_keys == NULL || c->rget_keys == NULL) {
+        bench_err("out of memory");
+        return -1;
+    }
+    for (i = 0; i < K; i++) {
+        c->rput_keys[i] = mcb_key("r", c->proc, (uint32_t)i);
+        if (c->rput_keys[i] == NULL) {
+            return -1;
+        }
+    }
+    for (i = 0; i < (size_t)P * K; i++) {
+        if (mcb_host_of((uint32_t)(i % P)) == c->host) {
+            continue;
+        }
+        c->rget_keys[c->nrget] = strdup(c->all_keys[i]);
+        if (c->rget_keys[c->nrget] == NULL) {
+            bench_err("out of memory");
+            return -1;
+        }
+        c->nrget++;
+    }
+    return 0;
+}
+
+/* Buffers, piece lists and key names; sources filled with the pattern. */
+static int mcb_client_alloc(mcb_client_t *c)
+{
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+    const size_t M = mcb_opts.meta_keys;
+    const size_t maxn = K > M ? K : M;
+    uint64_t off;
+    size_t i, j;
+
+    c->area = (uint64_t)K * MCB_STRIDE;
+    c->src = bench_map(c->area);
+    c->dst = bench_map(c->area);
+    c->src_iov = calloc(K, sizeof(*c->src_iov));
+    c->dst_iov = calloc(K, sizeof(*c->dst_iov));
+    c->own_keys = calloc(K, sizeof(char *));
+    c->all_keys = calloc((size_t)P * K, sizeof(char *));
+    c->meta_keys = calloc(M, sizeof(char *));
+    c->meta_mixed = calloc(M, sizeof(char *));
+    c->keys = calloc(maxn, sizeof(char *));
+    c->iovs = calloc(maxn, sizeof(mmc_iov_t *));
+    c->niovs = calloc(maxn, sizeof(size_t));
+    c->results = calloc(maxn, sizeof(mmc_status_t));
+    c->infos = calloc(maxn, sizeof(mmc_obj_info_t));
+    mmc_obj_info_init(c->infos, maxn);
+    c->bufs = calloc(maxn, sizeof(void *));
+    c->sizes = calloc(maxn, sizeof(size_t));
+    c->lat = calloc(MCB_MAX_CALLS, sizeof(uint64_t));
+    if (c->src == NULL || c->dst == NULL || c->src_iov == NULL ||
+        c->dst_iov == NULL || c->own_keys == NULL || c->all_keys == NULL ||
+        c->meta_keys == NULL || c->meta_mixed == NULL || c->keys == NULL ||
+        c->iovs == NULL || c->niovs == NULL || c->results == NULL ||
+        c->infos == NULL || c->bufs == NULL || c->sizes == NULL ||
+        c->lat == NULL) {
+        bench_err("out of memory");
+        return -1;
+    }
+    for (i = 0; i < K; i++) {
+        uint8_t *s = c->src + i * MCB_STRIDE, *d = c->dst + i * MCB_STRIDE;
+
+        off = 0;
+        for (j = 0; j < MCB_PIECES; j++) {
+            size_t len = mcb_piece_size(j);
+
+            c->src_iov[i][j].base = s;
+            c->src_iov[i][j].len = len;
+            c->dst_iov[i][j].base = d;
+            c->dst_iov[i][j].len = len;
+            bench_pattern_fill(s, len, mcb_block_seed(c->proc, (uint32_t)i),
+                               off);
+            off += len;
+            s += len + MCB_GAP;
+            d += len + MCB_GAP;
+        }
+        c->own_keys[i] = mcb_key("b", c->proc, (uint32_t)i);
+        if (c->own_keys[i] == NULL) {
+            return -1;
+        }
+    }
+    for (i = 0; i < (size_t)P * K; i++) {
+        c->all_keys[i] = mcb_key("b", (uint32_t)(i % P), (uint32_t)(i / P));
+        if (c->all_keys[i] == NULL) {
+            return -1;
+        }
+    }
+    for (i = 0; i < M; i++) {
+        c->meta_keys[i] = mcb_key("m", c->proc, (uint32_t)i);
+        c->meta_mixed[i] =
+            mcb_key("m", (uint32_t)((c->proc + i) % P), (uint32_t)i);
+        if (c->meta_keys[i] == NULL || c->meta_mixed[i] == NULL) {
+            return -1;
+        }
+    }
+    bench_pattern_fill(c->meta_val, sizeof(c->meta_val), 7, 0);
+    return mcb_opts.hosts > 1 ? mcb_client_alloc_remote(c) : 0;
+}
+
+/* Removes this client's objects; problems are reported, not fatal. */
+static void mcb_client_cleanup(mcb_client_t *c)
+{
+    mmc_status_t st;
+
+    st = mmc_remove_batch(c->mmc, (const char *const *)c->own_keys,
+                          mcb_opts.bmax, c->results);
+    if (st == MMC_OK) {
+        st = mmc_remove_batch(c->mmc, (const char *const *)c->meta_keys,
+                              mcb_opts.meta_keys, c->results);
+    }
+    if (st == MMC_OK && c->rput_keys != NULL) {
+        st = mmc_remove_batch(c->mmc, (const char *const *)c->rput_keys,
+                              mcb_opts.bmax, c->results);
+    }
+    if (st != MMC_OK) {
+        bench_err("client %u: removing its objects: %s", c->proc,
+                  mmc_status_name(st));
+    }
+}
+
+/* A client process: returns its exit code. */
+int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
+{
+    mcb_client_t c;
+    mmc_config_t cfg;
+    mmc_status_t st;
+    unsigned i;
+    int ret = 1;
+
+    memset(&c, 0, sizeof(c));
+    c.proc = proc;
+    c.host = host;
+    c.out_fd = out_fd;
+    if (mcb_client_alloc(&c) != 0) {
+        goto out_free;
+    }
+    mmc_config_init(&cfg);
+    if (mmc_config_load_env(&cfg) != MMC_OK) { /* MMC_<KEY> variables */
+        goto out_free;
+    }
+    if (strlen(url) >= sizeof(cfg.meta_url)) {
+        bench_err("meta URL too long: %s", url);
+        goto out_free;
+    }
+    snprintf(cfg.meta_url, sizeof(cfg.meta_url), "%s", url);
+    cfg.dram_size = mcb_opts.dram;
+    cfg.replicas = 1;
+    snprintf(cfg.name, sizeof(cfg.name), "mmc-bench-%u", proc);
+    if (mcb_opts.netns &&
+        mmc_config_set(&cfg, "fabric.transport", "tcp") != MMC_OK) {
+        goto out_free;
+    }
+    for (i = 0; i < mcb_opts.nclient_sets; i++) {
+        char kv[512], *eq;
+
+        snprintf(kv, sizeof(kv), "%s", mcb_opts.client_sets[i]);
+        eq = strchr(kv, '=');
+        *eq = '\0';
+        if (mmc_config_set(&cfg, kv, eq + 1) != MMC_OK) {
+            bench_err("--set %s: rejected", mcb_opts.client_sets[i]);
+            goto out_free;
+        }
+    }
+    c.copy_threads = cfg.fabric.copy_threads;
+    st = mmc_create(&cfg, &c.mmc);
+    if (st != MMC_OK) {
+        bench_err("client %u: mmc_create(%s): %s", proc, url,
+                  mmc_status_name(st));
+        goto out_free;
+    }
+    c.rank = mmc_rank(c.mmc);
+    mcb_sh->ranks[proc] = c.rank;
+    if (mcb_barrier() != 0) { /* every rank is known */
+        goto out_destroy;
+    }
+    c.peer_rank = mcb_sh->ranks[c.peer];
+    if (mcb_client_run(&c) != 0) {
+        __atomic_store_n(&mcb_sh->abort, 1, __ATOMIC_RELEASE);
+        goto out_destroy;
+    }
+    /* nobody reads this client's objects any more */
+    if (mcb_barrier() != 0) {
+        goto out_destroy;
+    }
+    mcb_client_cleanup(&c);
+    if (mcb_barrier() != 0) {
+        goto out_destroy;
+    }
+    ret = 0;
+out_destroy:
+    mmc_destroy(c.mmc);
+out_free:
+    mcb_client_free(&c);
+    close(out_fd);
+    return ret;
+}

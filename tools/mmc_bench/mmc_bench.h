@@ -1,0 +1,229 @@
+/*
+ * mmc-bench's parts, shared between its files: the options (main.c), the
+ * processes of a run (cluster.c: the mmc-meta daemon and the clients), a
+ * client's set-up (client.c), the calls it times (ops.c), its measurement
+ * loops (run.c) and the report (report.c).  main.c says what the tool
+ * measures.
+ *
+ * Invariants: mcb_opts, mcb_deadline and mcb_run_id are set once, by
+ * main.c, before any process is forked, and only read after; mcb_sh is
+ * mapped shared before any fork, so every client sees the same one.
+ */
+#ifndef MMC_BENCH_H
+#define MMC_BENCH_H
+
+#include <memcache/mmc.h>
+
+#include "bench_util.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MCB_LAYERS       61
+#define MCB_PIECES       (2 * MCB_LAYERS)
+#define MCB_BIG          (128 * BENCH_KIB)
+#define MCB_SMALL        (16 * BENCH_KIB)
+#define MCB_BLOCK        (MCB_LAYERS * (MCB_BIG + MCB_SMALL)) /* 8994816 */
+#define MCB_GAP          (4 * BENCH_KIB) /* between pieces: nothing coalesces */
+#define MCB_STRIDE       (MCB_BLOCK + MCB_PIECES * MCB_GAP)
+#define MCB_META_SIZE    64 /* bytes of a metadata-phase object */
+#define MCB_MAX_PROCS    64
+#define MCB_MAX_BATCH    256
+#define MCB_MAX_BATCHES  8
+#define MCB_MAX_SETS     32
+#define MCB_MAX_CALLS    200000
+#define MCB_MAX_RECS     4096
+#define MCB_READY_MS     30000
+#define MCB_STOP_MS      15000
+#define MCB_NETNS_BASE   "mmcbench"
+#define MCB_VERIFY_BATCH ((size_t)8) /* blocks per get when verifying */
+
+typedef enum mcb_op {
+    MCB_OP_MEMCPY,
+    MCB_OP_PUT,
+    MCB_OP_GET,
+    MCB_OP_PUT_REMOTE, /* --netns: to a rank on another host */
+    MCB_OP_GET_REMOTE, /* --netns: blocks of processes on other hosts */
+    MCB_OP_EXIST_BATCH,
+    MCB_OP_QUERY_BATCH,
+    MCB_OP_EXIST,
+    MCB_OPS
+} mcb_op_t;
+
+extern const char *const mcb_op_names[MCB_OPS];
+
+typedef struct mcb_opts {
+    uint32_t procs;
+    uint32_t hosts;
+    uint32_t batches[MCB_MAX_BATCHES];
+    unsigned nbatches;
+    uint32_t bmax;      /* largest batch = blocks each client owns */
+    uint64_t dram;      /* per client; 0 = sized from the working set */
+    double min_time;    /* seconds per measurement */
+    unsigned min_calls; /* calls per measurement, at least */
+    unsigned meta_keys; /* keys of one exist/query batch */
+    unsigned timeout_s;
+    bool json;
+    bool netns;
+    bool quick;
+    bool per_proc;
+    const char *meta_url; /* a running meta service */
+    char meta_bin[PATH_MAX];
+    const char *meta_sets[MCB_MAX_SETS];
+    unsigned nmeta_sets;
+    const char *client_sets[MCB_MAX_SETS];
+    unsigned nclient_sets;
+} mcb_opts_t;
+
+/* What a client sends to the parent, one per measurement. */
+typedef struct mcb_record {
+    uint32_t op; /* mcb_op_t */
+    uint32_t proc;
+    uint32_t host;
+    uint32_t rank;
+    uint32_t blocks;       /* blocks per call (block ops) */
+    uint32_t keys;         /* keys per call */
+    uint32_t calls;        /* timed calls */
+    uint32_t copy_threads; /* the client's fabric.copy_threads */
+    double p50_us;
+    double p99_us;
+    uint64_t bytes;   /* moved by the timed calls */
+    uint64_t items;   /* keys handled by the timed calls */
+    uint64_t t_start; /* CLOCK_MONOTONIC ns, the same clock in every proc */
+    uint64_t t_end;
+} mcb_record_t;
+
+/* Process-shared control block, mapped before any fork. */
+typedef struct mcb_shared {
+    uint32_t arrived; /* barrier: processes waiting (atomic) */
+    uint32_t gen;     /* barrier: generation (atomic) */
+    uint32_t done;    /* processes whose measurement is long enough */
+    uint32_t abort;   /* set by the parent: give up (atomic) */
+    uint32_t ranks[MCB_MAX_PROCS]; /* each client's rank, once created */
+} mcb_shared_t;
+
+extern mcb_opts_t mcb_opts;
+extern mcb_shared_t *mcb_sh;
+extern uint64_t mcb_deadline; /* bench_now_ns() past which the run fails */
+extern char mcb_run_id[32];   /* in every key: runs never share a key */
+
+/* The pattern seed of block k of client owner. */
+static inline uint64_t mcb_block_seed(uint32_t owner, uint32_t k)
+{
+    return ((uint64_t)(owner + 1) << 24) | (uint64_t)(k + 1);
+}
+
+/* Bytes of piece i of a block: the big layers, then the small ones. */
+static inline size_t mcb_piece_size(size_t i)
+{
+    return i < MCB_LAYERS ? MCB_BIG : MCB_SMALL;
+}
+
+/* --------------------------------------------------------------- client */
+
+/* One client process: its mmc_t, buffers, piece lists and key names. */
+typedef struct mcb_client {
+    uint32_t proc;
+    uint32_t host;
+    uint32_t rank;
+    uint32_t peer;      /* --netns: the client on another host it puts to */
+    uint32_t peer_rank; /* its rank */
+    uint32_t copy_threads;
+    int out_fd;
+    mmc_t *mmc;
+    uint8_t *src;  /* bmax blocks of source layers */
+    uint8_t *dst;  /* bmax blocks of destination layers */
+    uint64_t area; /* bytes of src, of dst */
+    mmc_iov_t (*src_iov)[MCB_PIECES];
+    mmc_iov_t (*dst_iov)[MCB_PIECES];
+    char **own_keys;   /* bmax: this client's blocks */
+    char **all_keys;   /* procs * bmax, owners interleaved */
+    char **meta_keys;  /* meta_keys: this client's objects */
+    char **meta_mixed; /* meta_keys: objects of every client */
+    char **rput_keys;  /* --netns, bmax: this client's blocks at peer */
+    char **rget_keys;  /* --netns, nrget: blocks of clients elsewhere */
+    size_t nrget;
+    uint8_t meta_val[MCB_META_SIZE];
+    /* per call */
+    const char **keys;
+    const mmc_iov_t **iovs;
+    size_t *niovs;
+    mmc_status_t *results;
+    mmc_obj_info_t *infos;
+    const void **bufs;
+    size_t *sizes;
+    uint64_t *lat; /* MCB_MAX_CALLS call times, ns */
+} mcb_client_t;
+
+/* A client process: returns its exit code (client.c). */
+int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd);
+
+/* ------------------------------------------------------------------ ops */
+
+/* Call j (0: the warm-up) of an op, b blocks per call for block ops.
+ * 0, or -1 (logged). */
+typedef int (*mcb_call_fn)(mcb_client_t *c, uint32_t b, uint64_t j);
+
+extern const mcb_call_fn mcb_op_fns[MCB_OPS];
+
+/* Names the first failed item of a batch call (c->keys, c->results);
+ * returns -1. */
+int mcb_batch_failed(mcb_client_t *c, const char *what, mmc_status_t st,
+                     size_t count);
+
+/* Gets the b <= bmax blocks keys[(first + i) % nkeys] into dst[0..b); a
+ * failure is logged after "client <proc>: <when>:" when when is not
+ * NULL.  0, or -1. */
+int mcb_get_blocks(mcb_client_t *c, char *const *keys, size_t nkeys,
+                   uint64_t first, size_t b, const char *when);
+
+int mcb_do_put(mcb_client_t *c, uint32_t b, uint64_t j);
+int mcb_do_put_remote(mcb_client_t *c, uint32_t b, uint64_t j);
+int mcb_do_exist_batch(mcb_client_t *c, uint32_t b, uint64_t j);
+int mcb_do_query_batch(mcb_client_t *c, uint32_t b, uint64_t j);
+
+/* ------------------------------------------------------------------ run */
+
+/* Waits for every client (and resets the measurement counter).  0, or -1
+ * when the parent aborted or the deadline passed. */
+int mcb_barrier(void);
+
+/* Puts, verifies, measures every op and verifies again.  0, or -1
+ * (logged). */
+int mcb_client_run(mcb_client_t *c);
+
+/* -------------------------------------------------------------- cluster */
+
+/* The mmc-meta daemon the benchmark started. */
+typedef struct mcb_meta {
+    pid_t pid;  /* -1: none */
+    int out_fd; /* the daemon's stdout, drained until it exits */
+    char rpc[128];
+    unsigned store_port;
+    unsigned http_port;
+} mcb_meta_t;
+
+/* fork + exec of mmc-meta with free ports, bound to addr; waits for its
+ * ready line.  0, or -1 (logged, nothing left running). */
+int mcb_meta_start(mcb_meta_t *m, const char *addr);
+
+/* SIGTERM, then SIGKILL after MCB_STOP_MS; 0 if none was started or it
+ * exited with 0, else -1 (logged). */
+int mcb_meta_stop(mcb_meta_t *m);
+
+/* Forks the clients and collects their records until all exited.  0, or
+ * -1 (logged). */
+int mcb_run_clients(const char *url, mcb_meta_t *meta);
+
+/* --------------------------------------------------------------- report */
+
+/* Keeps a client's record (at most MCB_MAX_RECS). */
+void mcb_report_add(const mcb_record_t *r);
+
+/* Prints the table, or the JSON document, of every record kept. */
+void mcb_report_print(const char *url, bool spawned);
+
+#endif /* MMC_BENCH_H */

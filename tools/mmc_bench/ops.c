@@ -1,0 +1,174 @@
+/*
+ * mmc-bench's calls: one function per op, each making call j of its
+ * measurement (put and get of blocks, the memcpy baseline, the metadata
+ * calls), all with the signature mcb_measure times.
+ *
+ * Invariants: call j of put, put_remote and memcpy reads the same source
+ * blocks, so the baseline copies what a put moves; a get fills dst[0..b)
+ * and nothing here checks bytes (run.c verifies, untimed).
+ */
+#include "mmc_bench.h"
+
+#include <string.h>
+
+const char *const mcb_op_names[MCB_OPS] = {
+    "memcpy",     "put",         "get",         "put_remote",
+    "get_remote", "exist_batch", "query_batch", "exist"};
+
+int mcb_batch_failed(mcb_client_t *c, const char *what, mmc_status_t st,
+                     size_t count)
+{
+    size_t i;
+
+    for (i = 0; i < count; i++) {
+        if (c->results[i] != MMC_OK) {
+            bench_err("client %u: %s: %s (item %zu, key %s: %s)", c->proc, what,
+                      mmc_status_name(st), i, c->keys[i],
+                      mmc_status_name(c->results[i]));
+            return -1;
+        }
+    }
+    bench_err("client %u: %s: %s", c->proc, what, mmc_status_name(st));
+    return -1;
+}
+
+/* b of this client's blocks, starting at block (j * b) % bmax, under
+ * keys (own_keys: placed here; rput_keys: at the peer). */
+static int mcb_put_blocks(mcb_client_t *c, uint32_t b, uint64_t j, char **keys)
+{
+    const uint32_t K = mcb_opts.bmax;
+    mmc_put_opts_t po;
+    mmc_status_t st;
+    uint32_t i, k;
+
+    mmc_put_opts_init(&po);
+    po.flags = MMC_PUT_REPLACE;
+    if (keys == c->rput_keys) {
+        po.npreferred = 1;
+        po.preferred[0] = c->peer_rank;
+    }
+    for (i = 0; i < b; i++) {
+        k = (uint32_t)((j * b + i) % K);
+        c->keys[i] = keys[k];
+        c->iovs[i] = c->src_iov[k];
+        c->niovs[i] = MCB_PIECES;
+    }
+    st = mmc_put_layers_batch(c->mmc, c->keys, c->iovs, c->niovs, b, &po,
+                              c->results);
+    if (st != MMC_OK) {
+        return mcb_batch_failed(c, "mmc_put_layers_batch", st, b);
+    }
+    return 0;
+}
+
+/* put: b of this client's blocks (placed on its own rank). */
+int mcb_do_put(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return mcb_put_blocks(c, b, j, c->own_keys);
+}
+
+/* put_remote: the same blocks, placed at the peer on another host. */
+int mcb_do_put_remote(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return mcb_put_blocks(c, b, j, c->rput_keys);
+}
+
+int mcb_get_blocks(mcb_client_t *c, char *const *keys, size_t nkeys,
+                   uint64_t first, size_t b, const char *when)
+{
+    mmc_status_t st;
+    size_t i;
+
+    for (i = 0; i < b; i++) {
+        c->keys[i] = keys[(first + i) % nkeys];
+        c->iovs[i] = c->dst_iov[i];
+        c->niovs[i] = MCB_PIECES;
+    }
+    st =
+        mmc_get_layers_batch(c->mmc, c->keys, c->iovs, c->niovs, b, c->results);
+    if (st != MMC_OK) {
+        if (when != NULL) {
+            bench_err("client %u: %s:", c->proc, when);
+        }
+        return mcb_batch_failed(c, "mmc_get_layers_batch", st, b);
+    }
+    return 0;
+}
+
+/* get: b blocks of every client (owners interleaved) into dst[0..b). */
+static int mcb_do_get(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return mcb_get_blocks(c, c->all_keys,
+                          (size_t)mcb_opts.procs * mcb_opts.bmax,
+                          c->proc + j * b, b, NULL);
+}
+
+/* get_remote: b blocks of clients on other hosts into dst[0..b). */
+static int mcb_do_get_remote(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return mcb_get_blocks(c, c->rget_keys, c->nrget, c->proc + j * b, b, NULL);
+}
+
+/* The baseline: the pieces of the blocks put call j puts (the same source
+ * buffers, in the same turn), copied into the destination blocks a get
+ * call fills. */
+static int mcb_do_memcpy(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    uint32_t i, p, k;
+
+    for (i = 0; i < b; i++) {
+        k = (uint32_t)((j * b + i) % mcb_opts.bmax);
+        for (p = 0; p < MCB_PIECES; p++) {
+            memcpy(c->dst_iov[i][p].base, c->src_iov[k][p].base,
+                   c->src_iov[k][p].len);
+        }
+    }
+    __asm__ __volatile__("" ::: "memory");
+    return 0;
+}
+
+int mcb_do_exist_batch(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    const size_t M = mcb_opts.meta_keys;
+    mmc_status_t st;
+
+    st = mmc_exist_batch(c->mmc, (const char *const *)c->meta_mixed, M,
+                         c->results);
+    if (st != MMC_OK) {
+        memcpy(c->keys, c->meta_mixed, M * sizeof(char *));
+        return mcb_batch_failed(c, "mmc_exist_batch", st, M);
+    }
+    return 0;
+}
+
+int mcb_do_query_batch(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    const size_t M = mcb_opts.meta_keys;
+    mmc_status_t st;
+
+    st = mmc_query_batch(c->mmc, (const char *const *)c->meta_mixed, M,
+                         c->infos, c->results);
+    if (st != MMC_OK) {
+        memcpy(c->keys, c->meta_mixed, M * sizeof(char *));
+        return mcb_batch_failed(c, "mmc_query_batch", st, M);
+    }
+    return 0;
+}
+
+static int mcb_do_exist(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    const char *key = c->meta_mixed[j % mcb_opts.meta_keys];
+    mmc_status_t st = mmc_exist(c->mmc, key);
+
+    if (st != MMC_OK) {
+        bench_err("client %u: mmc_exist(%s): %s", c->proc, key,
+                  mmc_status_name(st));
+        return -1;
+    }
+    return 0;
+}
+
+const mcb_call_fn mcb_op_fns[MCB_OPS] = {mcb_do_memcpy,      mcb_do_put,
+                                         mcb_do_get,         mcb_do_put_remote,
+                                         mcb_do_get_remote,  mcb_do_exist_batch,
+                                         mcb_do_query_batch, mcb_do_exist};

@@ -1,0 +1,335 @@
+/*
+ * mmc-bench's report: the records of every client turned into rows (one
+ * per measurement of all clients together, and with --per-proc one per
+ * client), printed as a table with a commented header or, with --json, as
+ * one JSON document.
+ *
+ * Invariants: a row of all clients takes the median of their p50s, the
+ * largest p99, and rates over the wall time from the first start to the
+ * last end; the memcpy baseline of a block op is the one of the same batch
+ * size (and client).
+ */
+#include "mmc_bench.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mcb_record_t mcb_recs[MCB_MAX_RECS];
+static unsigned mcb_nrecs;
+
+void mcb_report_add(const mcb_record_t *r)
+{
+    if (mcb_nrecs < MCB_MAX_RECS) {
+        mcb_recs[mcb_nrecs++] = *r;
+    }
+}
+
+/* One row: a process's measurement, or all processes' (proc < 0). */
+typedef struct mcb_row {
+    mcb_op_t op;
+    int proc;
+    uint32_t blocks;
+    uint32_t keys;
+    uint32_t calls;
+    uint32_t procs;
+    double p50_us;
+    double p99_us;
+    double gbps;          /* all processes: bytes / wall time */
+    double gbps_proc;     /* per process: blocks x block / p50 */
+    double per_block_us;  /* p50 / blocks */
+    double base_block_us; /* the memcpy baseline's */
+    double ratio;
+    double keys_per_s;      /* all processes */
+    double keys_per_s_proc; /* per process: keys / p50 */
+} mcb_row_t;
+
+static const mcb_record_t *mcb_find(mcb_op_t op, uint32_t blocks, int proc)
+{
+    unsigned i;
+
+    for (i = 0; i < mcb_nrecs; i++) {
+        const mcb_record_t *r = &mcb_recs[i];
+
+        if (r->op == (uint32_t)op && r->blocks == blocks &&
+            (int)r->proc == proc) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void mcb_row_of(const mcb_record_t *r, mcb_row_t *row)
+{
+    const mcb_record_t *base = mcb_find(MCB_OP_MEMCPY, r->blocks, (int)r->proc);
+    double secs = (double)(r->t_end - r->t_start) / 1e9;
+
+    memset(row, 0, sizeof(*row));
+    row->op = (mcb_op_t)r->op;
+    row->proc = (int)r->proc;
+    row->blocks = r->blocks;
+    row->keys = r->keys;
+    row->calls = r->calls;
+    row->procs = 1;
+    row->p50_us = r->p50_us;
+    row->p99_us = r->p99_us;
+    row->gbps = secs > 0 ? (double)r->bytes / secs / 1e9 : 0;
+    row->keys_per_s = secs > 0 ? (double)r->items / secs : 0;
+    if (r->p50_us > 0) {
+        row->keys_per_s_proc = r->keys * 1e6 / r->p50_us;
+    }
+    if (r->blocks > 0) {
+        row->per_block_us = r->p50_us / r->blocks;
+        row->gbps_proc = (double)r->blocks * MCB_BLOCK / (r->p50_us * 1e3);
+        if (base != NULL) { /* the baseline's own row: ratio 1 */
+            row->base_block_us = base->p50_us / base->blocks;
+            row->ratio = row->per_block_us / row->base_block_us;
+        }
+    }
+}
+
+/* All processes: p50 = median of their p50s, p99 = the largest p99, rates
+ * = everything moved / (last end - first start). */
+static int mcb_row_all(mcb_op_t op, uint32_t blocks, mcb_row_t *row)
+{
+    double p50s[MCB_MAX_PROCS], per_block[MCB_MAX_PROCS];
+    double base_block[MCB_MAX_PROCS];
+    uint64_t bytes = 0, items = 0, t0 = UINT64_MAX, t1 = 0;
+    unsigned n = 0, nb = 0, i;
+    mcb_row_t one;
+    double secs;
+
+    memset(row, 0, sizeof(*row));
+    for (i = 0; i < mcb_nrecs; i++) {
+        const mcb_record_t *r = &mcb_recs[i];
+
+        if (r->op != (uint32_t)op || r->blocks != blocks ||
+            n == MCB_MAX_PROCS) {
+            continue;
+        }
+        mcb_row_of(r, &one);
+        p50s[n] = r->p50_us;
+        per_block[n] = one.per_block_us;
+        if (one.base_block_us > 0) {
+            base_block[nb++] = one.base_block_us;
+        }
+        row->p99_us = r->p99_us > row->p99_us ? r->p99_us : row->p99_us;
+        row->calls += r->calls;
+        row->gbps_proc += one.gbps_proc;
+        row->keys_per_s_proc += one.keys_per_s_proc;
+        row->keys = r->keys;
+        bytes += r->bytes;
+        items += r->items;
+        t0 = r->t_start < t0 ? r->t_start : t0;
+        t1 = r->t_end > t1 ? r->t_end : t1;
+        n++;
+    }
+    if (n == 0) {
+        return -1;
+    }
+    qsort(p50s, n, sizeof(double), bench_cmp_double);
+    qsort(per_block, n, sizeof(double), bench_cmp_double);
+    qsort(base_block, nb, sizeof(double), bench_cmp_double);
+    row->op = op;
+    row->proc = -1;
+    row->procs = n;
+    row->blocks = blocks;
+    row->p50_us = bench_median_double(p50s, n);
+    row->gbps_proc /= n;
+    row->keys_per_s_proc /= n;
+    secs = (double)(t1 - t0) / 1e9;
+    row->gbps = secs > 0 ? (double)bytes / secs / 1e9 : 0;
+    row->keys_per_s = secs > 0 ? (double)items / secs : 0;
+    if (blocks > 0) {
+        row->per_block_us = bench_median_double(per_block, n);
+        if (nb > 0) {
+            row->base_block_us = bench_median_double(base_block, nb);
+            row->ratio = row->per_block_us / row->base_block_us;
+        }
+    }
+    return 0;
+}
+
+/* s as a JSON string body: quotes, backslashes and controls escaped. */
+static void mcb_json_str(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\') {
+            printf("\\%c", *s);
+        } else if ((unsigned char)*s < 0x20) {
+            printf("\\u%04x", (unsigned)(unsigned char)*s);
+        } else {
+            putchar(*s);
+        }
+    }
+}
+
+static const char *mcb_mode(void)
+{
+    return mcb_opts.netns ? "cross-host" : "same-host";
+}
+
+static void mcb_json_row(const mcb_row_t *r, bool *first)
+{
+    printf("%s\n    {\"mode\":\"%s\",\"op\":\"%s\",\"proc\":%d,\"procs\":%u,"
+           "\"blocks_per_call\":%u,\"keys_per_call\":%u,\"calls\":%u,"
+           "\"p50_us\":%.2f,\"p99_us\":%.2f,\"gbps\":%.3f,"
+           "\"gbps_per_proc\":%.3f,\"per_block_us\":%.2f,"
+           "\"baseline_per_block_us\":%.2f,\"ratio\":%.3f,"
+           "\"keys_per_s\":%.0f,\"keys_per_s_per_proc\":%.0f}",
+           *first ? "" : ",", mcb_mode(), mcb_op_names[r->op], r->proc,
+           r->procs, r->blocks, r->keys, r->calls, r->p50_us, r->p99_us,
+           r->gbps, r->gbps_proc, r->per_block_us, r->base_block_us, r->ratio,
+           r->keys_per_s, r->keys_per_s_proc);
+    *first = false;
+}
+
+static void mcb_table_block_row(const mcb_row_t *r)
+{
+    char who[16], ratio[16];
+
+    if (r->proc < 0) {
+        snprintf(who, sizeof(who), "all");
+    } else {
+        snprintf(who, sizeof(who), "p%d", r->proc);
+    }
+    if (r->op == MCB_OP_MEMCPY) {
+        snprintf(ratio, sizeof(ratio), "-");
+    } else {
+        snprintf(ratio, sizeof(ratio), "%.2f", r->ratio);
+    }
+    printf("%-10s %-4s %6u %10.1f %10.1f %8.2f %9.2f %10.1f %10.1f %6s\n",
+           mcb_op_names[r->op], who, r->blocks, r->p50_us, r->p99_us, r->gbps,
+           r->gbps_proc, r->per_block_us,
+           r->op == MCB_OP_MEMCPY ? r->per_block_us : r->base_block_us, ratio);
+}
+
+static void mcb_table_meta_row(const mcb_row_t *r)
+{
+    char who[16];
+
+    if (r->proc < 0) {
+        snprintf(who, sizeof(who), "all");
+    } else {
+        snprintf(who, sizeof(who), "p%d", r->proc);
+    }
+    printf("%-12s %-4s %9u %10.1f %10.1f %12.0f %12.0f\n", mcb_op_names[r->op],
+           who, r->keys, r->p50_us, r->p99_us, r->keys_per_s,
+           r->keys_per_s_proc);
+}
+
+void mcb_report_print(const char *url, bool spawned)
+{
+    const unsigned copy_threads = mcb_nrecs > 0 ? mcb_recs[0].copy_threads : 0;
+    static const mcb_op_t block_ops[] = {MCB_OP_PUT, MCB_OP_GET,
+                                         MCB_OP_PUT_REMOTE, MCB_OP_GET_REMOTE,
+                                         MCB_OP_MEMCPY};
+    mcb_row_t row;
+    bool first = true;
+    unsigned i, b, p;
+    int op;
+
+    if (mcb_opts.json) {
+        printf("{\"tool\":\"mmc-bench\",\"mode\":\"%s\",\"procs\":%u,"
+               "\"hosts\":%u,\"block_bytes\":%" PRIu64 ",\"block_pieces\":%d,"
+               "\"dram_per_proc\":%" PRIu64 ",\"meta\":\"",
+               mcb_mode(), mcb_opts.procs, mcb_opts.hosts, MCB_BLOCK,
+               MCB_PIECES, mcb_opts.dram);
+        mcb_json_str(url);
+        printf("\",\"meta_spawned\":%s,\"transport\":\"%s\","
+               "\"copy_threads\":%u,\"stat\":\"median\",\"rows\":[",
+               spawned ? "true" : "false", mcb_opts.netns ? "tcp" : "auto",
+               copy_threads);
+        for (b = 0; b < mcb_opts.nbatches; b++) {
+            for (i = 0; i < BENCH_ARRAY_LEN(block_ops); i++) {
+                if (mcb_row_all(block_ops[i], mcb_opts.batches[b], &row) == 0) {
+                    mcb_json_row(&row, &first);
+                }
+            }
+        }
+        for (op = MCB_OP_EXIST_BATCH; op < MCB_OPS; op++) {
+            if (mcb_row_all((mcb_op_t)op, 0, &row) == 0) {
+                mcb_json_row(&row, &first);
+            }
+        }
+        for (i = 0; i < mcb_nrecs; i++) {
+            mcb_row_of(&mcb_recs[i], &row);
+            mcb_json_row(&row, &first);
+        }
+        printf("\n]}\n");
+        fflush(stdout);
+        return;
+    }
+    printf("# mmc-bench %s: %u client processes on %u host%s, one mmc-meta "
+           "%s at %s, %s transport\n",
+           mcb_mode(), mcb_opts.procs, mcb_opts.hosts,
+           mcb_opts.hosts == 1 ? "" : "s (network namespaces)",
+           spawned ? "(started by the bench)" : "(running)", url,
+           mcb_opts.netns ? "tcp" : "auto (shm on one host)");
+    printf("# block = %" PRIu64 " bytes in %d pieces (61 x 128 KiB + 61 x 16 "
+           "KiB); each process contributes %" PRIu64 " MiB and owns %u "
+           "blocks\n",
+           MCB_BLOCK, MCB_PIECES, mcb_opts.dram / BENCH_MIB, mcb_opts.bmax);
+    printf("# put: mmc_put_layers_batch (MMC_PUT_REPLACE) of the process's own "
+           "blocks; get: mmc_get_layers_batch of blocks of every process (own "
+           "and others', interleaved)\n");
+    if (mcb_opts.hosts > 1) {
+        printf("# put_remote: the same blocks under other keys, placed on a "
+               "process of another host (preferred rank; checked); "
+               "get_remote: blocks of the processes on other hosts only\n");
+    }
+    printf("# memcpy: the baseline, a single-threaded memcpy of the same "
+           "pieces (source layers into destination layers, same buffers) in "
+           "every process at the same time; the library copies with %u "
+           "thread%s per call (fabric.copy_threads = %u, see --set)\n",
+           copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
+    printf("# p50/p99 us: one call (p50: median over processes of each one's "
+           "median; p99: the worst process's); blocks: blocks per call\n");
+    printf("# GB/s = 1e9 bytes/s of all processes together (bytes / wall time "
+           "of the phase); GB/s/proc: blocks x block / p50 of one process "
+           "(mean over processes)\n");
+    printf("# us/block = p50 / blocks; ratio = us/block / memcpy us/block "
+           "(targets: get <= 1.2, put <= 1.3; not asserted)\n");
+    printf("# every block was verified byte for byte (put, then get of every "
+           "process's blocks) before timing and again after\n");
+    printf("%-10s %-4s %6s %10s %10s %8s %9s %10s %10s %6s\n", "op", "proc",
+           "blocks", "p50 us", "p99 us", "GB/s", "GB/s/proc", "us/block",
+           "memcpy us", "ratio");
+    for (b = 0; b < mcb_opts.nbatches; b++) {
+        for (i = 0; i < BENCH_ARRAY_LEN(block_ops); i++) {
+            if (mcb_row_all(block_ops[i], mcb_opts.batches[b], &row) == 0) {
+                mcb_table_block_row(&row);
+            }
+            for (p = 0; mcb_opts.per_proc && p < mcb_opts.procs; p++) {
+                const mcb_record_t *r =
+                    mcb_find(block_ops[i], mcb_opts.batches[b], (int)p);
+
+                if (r != NULL) {
+                    mcb_row_of(r, &row);
+                    mcb_table_block_row(&row);
+                }
+            }
+        }
+    }
+    printf("#\n# metadata: exist_batch/query_batch of %u keys of every "
+           "process per call, exist = one key's round trip; keys/s of all "
+           "processes together, and per process (keys / p50, mean)\n",
+           mcb_opts.meta_keys);
+    printf("%-12s %-4s %9s %10s %10s %12s %12s\n", "op", "proc", "keys/call",
+           "p50 us", "p99 us", "keys/s", "keys/s/proc");
+    for (op = MCB_OP_EXIST_BATCH; op < MCB_OPS; op++) {
+        if (mcb_row_all((mcb_op_t)op, 0, &row) == 0) {
+            mcb_table_meta_row(&row);
+        }
+        for (p = 0; mcb_opts.per_proc && p < mcb_opts.procs; p++) {
+            const mcb_record_t *r = mcb_find((mcb_op_t)op, 0, (int)p);
+
+            if (r != NULL) {
+                mcb_row_of(r, &row);
+                mcb_table_meta_row(&row);
+            }
+        }
+    }
+    fflush(stdout);
+}

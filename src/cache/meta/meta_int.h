@@ -1,0 +1,103 @@
+/*
+ * The meta service's private state, shared by its files (what the service
+ * does and its threads are described in meta.c):
+ *   meta.c      connections, timers, the view, start and stop
+ *   meta_rpc.c  the handler of each request type
+ */
+#ifndef MMC_CACHE_META_META_INT_H
+#define MMC_CACHE_META_META_INT_H
+
+#include "cache/meta/meta.h"
+#include "cache/meta/meta_http.h"
+#include "net/net.h"
+
+#include "cache/meta/meta_state.h"
+#include "util/containers.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <memfabric/mf_store.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* Expiry timer period bounds. */
+#define MMC_META_TICK_MIN_MS 1u
+#define MMC_META_TICK_MAX_MS 1000u
+/* Leases and puts expired per timer run. */
+#define MMC_META_EXPIRE_BUDGET 65536u
+/* Eviction candidates visited per pass. */
+#define MMC_META_EVICT_BUDGET 4096u
+
+struct mmc_meta {
+    mmc_meta_config_t cfg;
+    uint64_t meta_id;
+    mf_store_server_t *store;
+    mf_net_server_t *server;
+    mmc_meta_http_t *http;
+    mmc_state_t *state;
+    struct event *timer;
+    struct event *more;  /* one-shot: expiry work left over by a tick */
+    struct event *evict; /* one-shot: a background eviction pass */
+    mf_list_t conns;     /* of mmc_meta_conn_t, least recently heard first */
+    uint16_t port;
+    uint16_t store_port;
+    uint16_t http_port;
+    mmc_meta_stats_t stats; /* requests, errors, latency, clients */
+};
+
+typedef struct mmc_meta_conn {
+    mmc_meta_t *meta;
+    mf_net_conn_t *conn;
+    mmc_state_owner_t *owner; /* NULL once dropped for silence */
+    mf_list_t link;           /* in meta->conns while owner is set */
+    uint64_t last_ms;         /* when its last frame arrived */
+    bool hello;
+    bool hbm_warned; /* an HBM segment was refused once already */
+    char name[MMC_PROTO_NAME_MAX + 1];
+} mmc_meta_conn_t;
+
+/* What a handler produced: the frame status, the body, failed and missed
+ * items, and what it granted (puts or leases, by id in grants.items[i].id
+ * where status is MMC_OK) to take back if the reply is lost. */
+typedef struct mmc_meta_reply {
+    mf_status_t status;
+    mf_wbuf_t body;
+    uint64_t item_errors;
+    uint64_t item_misses;
+    mmc_obj_list_t grants;
+} mmc_meta_reply_t;
+
+static inline uint64_t mmc_meta_now_ms(void)
+{
+    return mf_time_ms();
+}
+
+/* ---- shared between the files ---- */
+
+void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                           const uint8_t *body, size_t len,
+                           mmc_meta_reply_t *rep);
+void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                          uint16_t opcode, const uint8_t *body, size_t len,
+                          mmc_meta_reply_t *rep);
+void mmc_meta_handle_ping(size_t len, mmc_meta_reply_t *rep);
+void mmc_meta_handle_put_alloc(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                               const uint8_t *body, size_t len,
+                               mmc_meta_reply_t *rep);
+void mmc_meta_handle_put_commit(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                const uint8_t *body, size_t len,
+                                mmc_meta_reply_t *rep);
+void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                              const uint8_t *body, size_t len,
+                              mmc_meta_reply_t *rep);
+void mmc_meta_handle_release(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                             const uint8_t *body, size_t len,
+                             mmc_meta_reply_t *rep);
+void mmc_meta_handle_unregister(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                size_t len, mmc_meta_reply_t *rep);
+
+#endif

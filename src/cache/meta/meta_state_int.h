@@ -1,0 +1,172 @@
+/*
+ * The meta service's state machine, private to its files (the design and
+ * invariants are in meta_state.c):
+ *   meta_state.c          objects, replicas, segments, owners, puts, leases,
+ *                         reads, time
+ *   meta_state_members.c  ranks registering and dropping their segments
+ *   meta_state_space.c    placement of replicas and eviction
+ *   meta_state_check.c    counters and the self-check the tests run
+ */
+#ifndef MMC_CACHE_META_META_STATE_INT_H
+#define MMC_CACHE_META_META_STATE_INT_H
+
+#include "cache/meta/meta_state.h"
+
+#include "cache/meta/alloc.h"
+#include "util/containers.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define MMC_STATE_NMEDIA  2
+#define MMC_STATE_NO_RANK UINT32_MAX
+/* Candidates a put item may visit per object it may evict, plus a few:
+ * bounds the walk over leased objects. */
+#define MMC_STATE_PUT_VISITS_PER_EVICTION 8u
+#define MMC_STATE_PUT_VISITS_EXTRA        64u
+
+typedef struct mmc_state_obj mmc_state_obj_t;
+typedef struct mmc_state_put mmc_state_put_t;
+typedef struct mmc_state_rank mmc_state_rank_t;
+
+typedef struct mmc_state_seg {
+    mmc_state_rank_t *rank;
+    uint8_t media;
+    uint64_t gva;
+    uint64_t capacity; /* the allocator's */
+    uint64_t used;     /* rounded sizes of the replicas here */
+    uint64_t nreps;
+    mmc_alloc_t *alloc;
+    mf_list_t reps;   /* of mmc_state_rep_t */
+    mf_list_t lru;    /* of mmc_state_rep_t of linked objects, oldest first */
+    uint64_t nlru;    /* on lru */
+    uint64_t skipped; /* leased candidates passed over since an eviction */
+    bool stuck;       /* every candidate was passed over: see above */
+    bool evicting;    /* a background pass is bringing it to its low mark */
+} mmc_state_seg_t;
+
+struct mmc_state_rank {
+    uint32_t rank;
+    uint32_t host_idx;
+    mmc_state_owner_t *owner; /* NULL: not registered */
+    mmc_state_seg_t *segs[MMC_STATE_NMEDIA];
+    mf_list_t member_link; /* in state->members while it has segments */
+    uint64_t epoch;        /* placement round that tried it last */
+    char name[MMC_PROTO_NAME_MAX + 1];
+};
+
+typedef struct mmc_state_rep {
+    mf_list_t link;     /* in seg->reps */
+    mf_list_t lru_link; /* in seg->lru while in_lru */
+    bool in_lru;
+    mmc_state_seg_t *seg; /* NULL: empty slot */
+    mmc_state_obj_t *obj;
+    uint64_t offset;
+} mmc_state_rep_t;
+
+struct mmc_state_obj {
+    uint64_t size;
+    uint64_t version; /* id of the put that wrote it */
+    uint64_t damage;  /* replicas lost with their segments */
+    uint32_t nrep;    /* live slots of reps (slots keep their order) */
+    uint32_t nleases;
+    mmc_state_put_t *put; /* non-NULL while pending */
+    bool linked;          /* in the index */
+    bool unlinked;        /* on state->unlinked */
+    mf_list_t unlinked_link;
+    mmc_state_rep_t reps[MMC_MAX_REPLICAS];
+    size_t key_len;
+    char key[];
+};
+
+struct mmc_state_put {
+    uint64_t id;
+    uint64_t deadline_ms;
+    uint32_t flags;
+    mmc_state_owner_t *owner;
+    mmc_state_obj_t *obj;
+    mf_list_t owner_link;
+    mf_list_t time_link;
+};
+
+typedef struct mmc_state_lease {
+    uint64_t id;
+    uint64_t expiry_ms;
+    uint64_t damage; /* obj->damage when granted */
+    mmc_state_obj_t *obj;
+    mmc_state_owner_t *owner;
+    mf_list_t owner_link;
+    mf_list_t time_link;
+} mmc_state_lease_t;
+
+struct mmc_state_owner {
+    mmc_state_rank_t *rank; /* NULL: not registered */
+    mf_list_t puts;         /* of mmc_state_put_t */
+    mf_list_t leases;       /* of mmc_state_lease_t */
+    uint64_t nleases;       /* on leases */
+    mf_list_t link;         /* in state->owners */
+};
+
+/* An interned host id; refs 0: a free slot (id NULL) on the free list. */
+typedef struct mmc_state_host {
+    char *id;
+    uint32_t refs;      /* registered ranks on this host */
+    uint32_t next_free; /* free slot: index + 1 of the next, 0 = none */
+} mmc_state_host_t;
+
+struct mmc_state {
+    mmc_state_params_t params;
+    uint64_t next_id;
+    uint64_t epoch;
+    mmc_state_rank_t *ranks; /* params.max_ranks */
+    mf_list_t members;       /* ranks with segments, registration order */
+    mf_vec_t hosts;          /* of mmc_state_host_t, by host_idx */
+    uint32_t free_host;      /* index + 1 of a free slot, 0 = none */
+    mf_hmap_t host_map;      /* host id -> host_idx + 1 */
+    mf_hmap_t index;         /* key -> committed mmc_state_obj_t */
+    mf_hmap_t pending;       /* key -> mmc_state_put_t */
+    mf_hmap_t puts;          /* put id -> mmc_state_put_t */
+    mf_hmap_t leases;        /* lease id -> mmc_state_lease_t */
+    mf_list_t put_fifo;      /* by deadline */
+    mf_list_t lease_fifo;    /* by expiry */
+    mf_list_t unlinked;      /* of mmc_state_obj_t */
+    mf_list_t owners;
+    bool evict_due; /* a background pass may have work: see above */
+    mmc_state_counters_t counters;
+};
+
+typedef struct mmc_state_place {
+    uint64_t len; /* rounded size */
+    uint32_t n;
+    uint32_t hosts[MMC_MAX_REPLICAS];
+    mmc_state_seg_t *segs[MMC_MAX_REPLICAS];
+    uint64_t offsets[MMC_MAX_REPLICAS];
+    mf_status_t error; /* MF_ERR_NOMEM from an allocator */
+} mmc_state_place_t;
+
+/* ---- shared between the files ---- */
+
+bool mmc_state_evict_enabled(const mmc_state_t *state);
+mmc_state_host_t *mmc_state_host_at(const mmc_state_t *state,
+                                    uint32_t host_idx);
+void mmc_state_host_unref(mmc_state_t *state, uint32_t host_idx);
+void mmc_state_lru_touch(mmc_state_rep_t *rep);
+void mmc_state_obj_unlink(mmc_state_t *state, mmc_state_obj_t *obj);
+mmc_state_rank_t *mmc_state_rank_at(const mmc_state_t *state, uint32_t rank);
+uint64_t mmc_state_rank_free(const mmc_state_rank_t *rank);
+uint64_t mmc_state_round(const mmc_state_t *state, uint64_t size);
+bool mmc_state_seg_above(const mmc_state_seg_t *seg, uint32_t pct);
+bool mmc_state_seg_over_high(const mmc_state_t *state,
+                             const mmc_state_seg_t *seg);
+void mmc_state_place(mmc_state_t *state, mmc_state_place_t *pl, uint32_t want,
+                     uint32_t own, const mmc_state_put_opts_t *opts);
+void mmc_state_place_rollback(mmc_state_place_t *pl);
+bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len, uint32_t want,
+                             uint32_t own, const mmc_state_put_opts_t *opts);
+
+#endif

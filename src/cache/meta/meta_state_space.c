@@ -1,0 +1,306 @@
+/*
+ * Where replicas go (preferred ranks, the own rank, distinct hosts by free
+ * space, with everything rolled back when too few fit) and what leaves
+ * when a segment is over its high mark (LRU, whole objects, leased ones
+ * passed over, bounded work per pass).
+ */
+#include "cache/meta/meta_state_int.h"
+
+/* ---- placement ---- */
+
+static bool mmc_state_place_host_used(const mmc_state_place_t *pl,
+                                      uint32_t host_idx)
+{
+    for (uint32_t i = 0; i < pl->n; i++) {
+        if (pl->hosts[i] == host_idx) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether rank may be tried in this round and phase. */
+static bool mmc_state_place_eligible(const mmc_state_t *state,
+                                     const mmc_state_place_t *pl,
+                                     const mmc_state_rank_t *r, bool distinct)
+{
+    if ((r == NULL) || (r->owner == NULL) || (r->epoch == state->epoch)) {
+        return false;
+    }
+    if (mmc_state_rank_free(r) < pl->len) {
+        return false;
+    }
+    return !distinct || !mmc_state_place_host_used(pl, r->host_idx);
+}
+
+/* Tries the rank's segments (DRAM, then HBM); marks it tried. */
+static void mmc_state_place_try(mmc_state_t *state, mmc_state_place_t *pl,
+                                mmc_state_rank_t *r)
+{
+    r->epoch = state->epoch;
+    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+        mmc_state_seg_t *seg = r->segs[m];
+        uint64_t offset;
+        mf_status_t status;
+
+        if ((seg == NULL) || (seg->capacity - seg->used < pl->len)) {
+            continue;
+        }
+        status = mmc_alloc_alloc(seg->alloc, pl->len, &offset);
+        if (status == MF_OK) {
+            pl->hosts[pl->n] = r->host_idx;
+            pl->segs[pl->n] = seg;
+            pl->offsets[pl->n] = offset;
+            pl->n++;
+            return;
+        }
+        if (status == MF_ERR_NOMEM) {
+            pl->error = status;
+            return;
+        }
+        /* NOT_FOUND (fragmented) or TOO_LARGE: try the next one */
+    }
+}
+
+/*
+ * Chooses `want` distinct ranks.  Two phases: first only ranks on hosts not
+ * used yet, then any; in each, preferred ranks in order, then the caller's
+ * rank, then the rank with the most free space (lowest rank on a tie).
+ */
+void mmc_state_place(mmc_state_t *state, mmc_state_place_t *pl, uint32_t want,
+                     uint32_t own, const mmc_state_put_opts_t *opts)
+{
+    state->epoch++;
+    for (int phase = 0; phase < 2; phase++) {
+        bool distinct = (phase == 0);
+
+        for (uint32_t i = 0; i < opts->npref && pl->n < want; i++) {
+            mmc_state_rank_t *r = mmc_state_rank_at(state, opts->pref[i]);
+            if (mmc_state_place_eligible(state, pl, r, distinct)) {
+                mmc_state_place_try(state, pl, r);
+            }
+            if (pl->error != MF_OK) {
+                return;
+            }
+        }
+        if (pl->n < want) {
+            mmc_state_rank_t *r = mmc_state_rank_at(state, own);
+            if (mmc_state_place_eligible(state, pl, r, distinct)) {
+                mmc_state_place_try(state, pl, r);
+            }
+            if (pl->error != MF_OK) {
+                return;
+            }
+        }
+        while (pl->n < want) {
+            mmc_state_rank_t *best = NULL;
+            uint64_t best_free = 0;
+            mf_list_t *elem;
+
+            for (elem = state->members.next; elem != &state->members;
+                 elem = elem->next) {
+                mmc_state_rank_t *r =
+                    mf_container_of(elem, mmc_state_rank_t, member_link);
+                uint64_t free_bytes;
+
+                if (!mmc_state_place_eligible(state, pl, r, distinct)) {
+                    continue;
+                }
+                free_bytes = mmc_state_rank_free(r);
+                if ((best == NULL) || (free_bytes > best_free) ||
+                    ((free_bytes == best_free) && (r->rank < best->rank))) {
+                    best = r;
+                    best_free = free_bytes;
+                }
+            }
+            if (best == NULL) {
+                break;
+            }
+            mmc_state_place_try(state, pl, best);
+            if (pl->error != MF_OK) {
+                return;
+            }
+        }
+        if (pl->n == want) {
+            return;
+        }
+    }
+}
+
+void mmc_state_place_rollback(mmc_state_place_t *pl)
+{
+    for (uint32_t i = 0; i < pl->n; i++) {
+        (void)mmc_alloc_free(pl->segs[i]->alloc, pl->offsets[i], pl->len);
+    }
+    pl->n = 0;
+}
+
+/* ---- eviction ---- */
+
+/* Evicts a committed, linked object without leases: gone whole, like
+ * REMOVE, space freed at once. */
+static void mmc_state_evict_obj(mmc_state_t *state, mmc_state_obj_t *obj,
+                                bool for_put)
+{
+    mf_debug("meta: evicting %.*s (%" PRIu64 " bytes, %" PRIu32 " replicas)%s",
+             (int)obj->key_len, obj->key, obj->size, obj->nrep,
+             for_put ? " for a put" : "");
+    state->counters.evictions++;
+    state->counters.evictions_put += for_put;
+    state->counters.evicted_bytes += obj->size;
+    mmc_state_obj_unlink(state, obj);
+}
+
+/* Whether seg is where the walk wants it: a free block of len bytes
+ * (len > 0), or at most its low mark (len 0). */
+static bool mmc_state_seg_enough(const mmc_state_t *state,
+                                 const mmc_state_seg_t *seg, uint64_t len)
+{
+    mmc_alloc_stats_t st;
+
+    if (len == 0) {
+        return !mmc_state_seg_above(seg, state->params.evict_low_pct);
+    }
+    if (seg->capacity - seg->used < len) {
+        return false;
+    }
+    mmc_alloc_stats(seg->alloc, &st);
+    return st.largest_free >= len;
+}
+
+/*
+ * Walks seg's LRU list from the oldest: evicts unleased objects until seg
+ * is enough for len (see above), *evicted_p reaches max_evict or visits
+ * reach max_visits; leased ones go to the end.  Marks seg stuck when every
+ * candidate was passed over.  Returns the candidates visited.
+ */
+static uint64_t mmc_state_seg_evict(mmc_state_t *state, mmc_state_seg_t *seg,
+                                    uint64_t len, uint64_t max_evict,
+                                    uint64_t max_visits, bool for_put,
+                                    uint64_t *evicted_p)
+{
+    uint64_t visits = 0;
+
+    while ((visits < max_visits) && (*evicted_p < max_evict) &&
+           !mmc_state_seg_enough(state, seg, len)) {
+        mmc_state_rep_t *rep;
+
+        if (seg->skipped >= seg->nlru) {
+            seg->stuck = true;
+            break;
+        }
+        rep = mf_container_of(seg->lru.next, mmc_state_rep_t, lru_link);
+        visits++;
+        if (rep->obj->nleases > 0) {
+            mmc_state_lru_touch(rep);
+            seg->skipped++;
+            state->counters.evict_skipped++;
+            continue;
+        }
+        mmc_state_evict_obj(state, rep->obj, for_put);
+        seg->skipped = 0;
+        (*evicted_p)++;
+    }
+    return visits;
+}
+
+bool mmc_state_evict_due(const mmc_state_t *state)
+{
+    return state->evict_due;
+}
+
+bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget)
+{
+    uint64_t evicted = 0;
+    bool more = false;
+    mf_list_t *elem;
+
+    state->evict_due = false;
+    if (!mmc_state_evict_enabled(state)) {
+        return false;
+    }
+    state->counters.eviction_runs++;
+    for (elem = state->members.next; elem != &state->members;
+         elem = elem->next) {
+        mmc_state_rank_t *r =
+            mf_container_of(elem, mmc_state_rank_t, member_link);
+
+        for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+            mmc_state_seg_t *seg = r->segs[m];
+
+            if ((seg == NULL) || seg->stuck) {
+                continue;
+            }
+            if (!seg->evicting && !mmc_state_seg_over_high(state, seg)) {
+                continue;
+            }
+            if (budget == 0) {
+                return true;
+            }
+            seg->evicting = true;
+            budget -= mmc_state_seg_evict(state, seg, 0, UINT64_MAX, budget,
+                                          false, &evicted);
+            if (seg->stuck || mmc_state_seg_enough(state, seg, 0)) {
+                seg->evicting = false;
+            } else {
+                more = true; /* stopped on the budget */
+            }
+        }
+    }
+    return more;
+}
+
+/*
+ * A put item of len bytes found fewer than `want` ranks with room: evicts
+ * from the candidate segments, in placement order (preferred ranks, the
+ * caller's rank, then the members), until `want` ranks have a free block
+ * of len or evict_max_per_put objects went.  Pending puts (this request's
+ * among them) are never candidates.  True when a new placement may work.
+ */
+bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len, uint32_t want,
+                             uint32_t own, const mmc_state_put_opts_t *opts)
+{
+    uint64_t max_evict = state->params.evict_max_per_put;
+    uint64_t visits = max_evict * MMC_STATE_PUT_VISITS_PER_EVICTION +
+                      MMC_STATE_PUT_VISITS_EXTRA;
+    uint64_t evicted = 0;
+    uint32_t ready = 0;
+    uint32_t npref = opts->npref;
+    mf_list_t *elem = state->members.next;
+
+    state->epoch++;
+    for (uint32_t i = 0; (ready < want) && (evicted < max_evict); i++) {
+        mmc_state_rank_t *r;
+
+        if (i < npref) {
+            r = mmc_state_rank_at(state, opts->pref[i]);
+        } else if (i == npref) {
+            r = mmc_state_rank_at(state, own);
+        } else if (elem != &state->members) {
+            r = mf_container_of(elem, mmc_state_rank_t, member_link);
+            elem = elem->next;
+        } else {
+            break;
+        }
+        if ((r == NULL) || (r->owner == NULL) || (r->epoch == state->epoch)) {
+            continue;
+        }
+        r->epoch = state->epoch;
+        for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+            mmc_state_seg_t *seg = r->segs[m];
+
+            if ((seg == NULL) || (seg->capacity < len)) {
+                continue;
+            }
+            if (!mmc_state_seg_enough(state, seg, len) && (visits > 0)) {
+                visits -= mmc_state_seg_evict(state, seg, len, max_evict,
+                                              visits, true, &evicted);
+            }
+            if (mmc_state_seg_enough(state, seg, len)) {
+                ready++;
+                break;
+            }
+        }
+    }
+    return (ready >= want) && (evicted > 0);
+}

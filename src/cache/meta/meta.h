@@ -10,9 +10,11 @@
  * handlers, timers); mmc_meta_run_sync() gets there from another thread.
  *
  * Files:
- *   meta.c        start/stop, RPC handlers, per-connection bookkeeping
- *   meta_state.c  segments, object index, placement, puts, leases,
- *                 eviction
+ *   meta.c        start/stop, per-connection bookkeeping, timers
+ *   meta_rpc.c    the RPC handlers (meta_int.h: what the two share)
+ *   meta_state.c  segments, object index, puts, leases (with
+ *                 meta_state_members.c, meta_state_space.c: placement and
+ *                 eviction, meta_state_check.c; meta_state_int.h)
  *   alloc.c       space allocator of one segment
  *   meta_config.c the mmc-meta.conf table (meta_config.h)
  *   meta_view.c   the read-only view: counters and histograms (meta_view.h)

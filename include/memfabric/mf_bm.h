@@ -49,14 +49,14 @@ typedef struct mf_bm_config {
     char host_id[128];       /* ranks with equal host ids share memory
                                 (shm); "" detects it: boot id, host name,
                                 network namespace */
-    /* Settings of the transports (keys "<transport>.<key>", e.g.
-     * tcp.lanes), kept as text by mf_bm_config_set/load: set and read them
-     * with mf_bm_config_set/mf_bm_config_get, never by hand. */
+    /* Settings of the transports (keys "<transport>.<key>", listed by
+     * mf_bm_config_help), kept as text by mf_bm_config_set/load: set and
+     * read them with mf_bm_config_set/mf_bm_config_get, never by hand. */
     char tl_settings[1024];
 } mf_bm_config_t;
 
-/* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE;
- * MF_TCP_LANES for tcp.lanes). */
+/* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE; a
+ * transport's "<transport>.<key>" is MF_<TRANSPORT>_<KEY>). */
 MF_API void mf_bm_config_init(mf_bm_config_t *cfg);
 /* Applies a `key = value` file; MF_ERR_CONFIG names the bad line. */
 MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path);
@@ -64,9 +64,10 @@ MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path);
  * with '.' as '_'; all or nothing. */
 MF_API mf_status_t mf_bm_config_load_env(mf_bm_config_t *cfg,
                                          const char *env_prefix);
-/* Sets one key from its text form, e.g. ("copy_threads", "2") or
- * ("tcp.lanes", "4").  Old names of keys (tcp_lanes) still work and log a
- * deprecation warning once per process.  On error cfg is unchanged. */
+/* Sets one key from its text form, e.g. ("copy_threads", "2") or a
+ * transport's ("<transport>.<key>", value).  Old names of keys still work
+ * and log a deprecation warning once per process.  On error cfg is
+ * unchanged. */
 MF_API mf_status_t mf_bm_config_set(mf_bm_config_t *cfg, const char *key,
                                     const char *value);
 /* The value of one key in its text form, into buf of len bytes;
@@ -81,7 +82,7 @@ MF_API mf_status_t mf_bm_config_check(const mf_bm_config_t *cfg);
  * variable and help, and the old names. */
 MF_API void mf_bm_config_help(FILE *out);
 /* The same for a component that forwards the keys: each printed as
- * key_prefix + key ("fabric.tcp.lanes"), its environment variable under
+ * key_prefix + key ("fabric.copy_threads"), its environment variable under
  * env_prefix ("MMC_FABRIC_"; NULL: "MF_"). */
 MF_API void mf_bm_config_help_as(FILE *out, const char *key_prefix,
                                  const char *env_prefix);

@@ -23,19 +23,19 @@
  *  - put, get and flush may be called from any number of threads at once,
  *    on the same endpoint too, and never block on the network: what cannot
  *    finish at once returns MF_INPROGRESS.
- *  - Progress is driven by the transport's own threads (tcp: its lane
- *    threads) or, for a transport that has none, by progress(), which the
- *    fabric calls from threads that wait for a completion of that
- *    interface (a UCX worker is progressed this way).  progress() may be
- *    called from several threads at once; a transport that needs one
- *    caller at a time serializes it itself (trylock, return 0).
+ *  - Progress is driven by the transport's own threads (e.g. one per
+ *    connection lane) or, for a transport that has none, by progress(), which
+ * the fabric calls from threads that wait for a completion of that interface (a
+ * UCX worker is progressed this way).  progress() may be called from several
+ * threads at once; a transport that needs one caller at a time serializes it
+ * itself (trylock, return 0).
  *  - comp->cb runs on whichever thread completes the operation (a
  *    transport thread, or a thread inside progress()).  It must not block
  *    or call back into the same interface; the fabric's callbacks only
  *    count down and wake waiters.
  *
- * Settings: each transport owns a config table (keys "<name>.<key>", e.g.
- * tcp.lanes) over a struct of config_size bytes.  The fabric keeps what
+ * Settings: each transport owns a config table (keys "<name>.<key>") over
+ * a struct of config_size bytes.  The fabric keeps what
  * the user set as text and hands iface_open the struct parsed from it
  * (mf_tl_config_parse), so no layer above names a transport's setting.
  *
@@ -220,7 +220,7 @@ mf_status_t mf_tl_config_set(char *settings, size_t cap, const char *key,
 mf_status_t mf_tl_config_get(const char *settings, const char *key, char *buf,
                              size_t len);
 /* Applies <prefix><KEY> environment variables of every transport's keys
- * (MF_TCP_LANES for tcp.lanes) to settings. */
+ * ("<name>.<key>" reads MF_<NAME>_<KEY>) to settings. */
 mf_status_t mf_tl_config_load_env(char *settings, size_t cap,
                                   const char *prefix);
 /* Parses the settings of ops from settings (defaults for what is not

@@ -24,11 +24,11 @@
  *    on the same endpoint too, and never block on the network: what cannot
  *    finish at once returns MF_INPROGRESS.
  *  - Progress is driven by the transport's own threads (e.g. one per
- *    connection lane) or, for a transport that has none, by progress(), which
- * the fabric calls from threads that wait for a completion of that interface (a
- * UCX worker is progressed this way).  progress() may be called from several
- * threads at once; a transport that needs one caller at a time serializes it
- * itself (trylock, return 0).
+ *    connection lane) or, for a transport that has none, by progress(),
+ *    which the fabric calls from threads that wait for a completion of
+ *    that interface (a UCX worker is progressed this way).  progress() may
+ *    be called from several threads at once; a transport that needs one
+ *    caller at a time serializes it itself (trylock, return 0).
  *  - comp->cb runs on whichever thread completes the operation (a
  *    transport thread, or a thread inside progress()).  It must not block
  *    or call back into the same interface; the fabric's callbacks only

@@ -35,12 +35,12 @@
  *    count down and wake waiters.
  *
  * Settings: each transport owns a config table (keys "<name>.<key>") over
- * a struct of config_size bytes.  The fabric keeps what
- * the user set as text and hands iface_open the struct parsed from it
- * (mf_tl_config_parse), so no layer above names a transport's setting.
+ * a struct of config_size bytes.  The fabric keeps what the user set as
+ * text and hands iface_open the struct parsed from it (mf_tl_config_parse),
+ * so no layer above names a transport's setting.
  *
- * Adding a transport: a folder src/tl/<name>/ whose ops table is named in
- * the registry of tl.c.
+ * Adding a transport: a folder src/tl/<name>/ and one line in the registry
+ * (tl_registry.h).
  */
 #ifndef MF_TL_TL_H
 #define MF_TL_TL_H

@@ -837,6 +837,19 @@ static int mcb_put_all(mcb_client_t *c)
     return 0;
 }
 
+/* Every item of the last metadata batch found its key. */
+static int mcb_meta_all_found(mcb_client_t *c, const char *what)
+{
+    for (size_t i = 0; i < mcb_opts.meta_keys; i++) {
+        if (c->results[i] != MMC_OK) {
+            bench_err("client %u: %s: key %s: %s", c->proc, what,
+                      c->meta_mixed[i], mmc_status_name(c->results[i]));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* The metadata calls answer what was put, and a missing key is missing. */
 static int mcb_verify_meta(mcb_client_t *c)
 {
@@ -845,7 +858,11 @@ static int mcb_verify_meta(mcb_client_t *c)
     mmc_status_t st;
     size_t i;
 
-    if (mcb_do_exist_batch(c, 0, 0) != 0 || mcb_do_query_batch(c, 0, 0) != 0) {
+    /* a batch of misses returns MMC_OK too: every item must be found */
+    if (mcb_do_exist_batch(c, 0, 0) != 0 ||
+        mcb_meta_all_found(c, "mmc_exist_batch") != 0 ||
+        mcb_do_query_batch(c, 0, 0) != 0 ||
+        mcb_meta_all_found(c, "mmc_query_batch") != 0) {
         return -1;
     }
     for (i = 0; i < M; i++) {

@@ -25,10 +25,13 @@
  * Buffers are owned by the caller and must stay valid for the call.  Every
  * call is thread safe; calls from many threads run concurrently.
  *
- * Batch calls take up to MMC_BATCH_MAX keys, return MMC_OK when every item
- * succeeded, MMC_ERR_PARTIAL when some did (results[i] says which), or the
- * error of the call itself (bad arguments, meta service unreachable; then
- * every results[i] holds that error too).
+ * Batch calls take up to MMC_BATCH_MAX keys and set every results[i].  They
+ * return MMC_OK when every item succeeded, MMC_ERR_PARTIAL when some items
+ * failed (results[i] says which), or the error of the call itself (bad
+ * arguments, meta service unreachable; then every results[i] holds that
+ * error too).  For mmc_exist_batch and mmc_query_batch a missing key is an
+ * answer, not a failure: its item is MMC_ERR_NOT_FOUND and the call still
+ * returns MMC_OK when every item was either found or not found.
  */
 #ifndef MEMCACHE_MMC_H
 #define MEMCACHE_MMC_H
@@ -175,9 +178,12 @@ MF_API mmc_status_t mmc_get_layers_batch(mmc_t *mmc, const char *const *keys,
                                          const mmc_iov_t *const *iovs,
                                          const size_t *niovs, size_t count,
                                          mmc_status_t *results);
+/* results[i]: MMC_OK (exists), MMC_ERR_NOT_FOUND (absent) or an error.
+ * MMC_OK when every key got one of the first two. */
 MF_API mmc_status_t mmc_exist_batch(mmc_t *mmc, const char *const *keys,
                                     size_t count, mmc_status_t *results);
-/* infos[i] is set where results[i] is MMC_OK. */
+/* infos[i] is set where results[i] is MMC_OK.  Like mmc_exist_batch, the
+ * call returns MMC_OK when every key was found or MMC_ERR_NOT_FOUND. */
 MF_API mmc_status_t mmc_query_batch(mmc_t *mmc, const char *const *keys,
                                     size_t count, mmc_obj_info_t *infos,
                                     mmc_status_t *results);

@@ -1004,7 +1004,7 @@ static PyMethodDef mc_client_methods[] = {
      "query(key)\n--\n\n(size, [(rank, media, gva), ...]) of the object."},
     {"query_batch", (PyCFunction)mc_client_query_batch, METH_O,
      "query_batch(keys)\n--\n\nA list of (status, info or None), info as "
-     "query() gives it."},
+     "query() gives it; (MMC_ERR_NOT_FOUND, None) where absent."},
     {"remove", (PyCFunction)mc_client_remove, METH_O,
      "remove(key)\n--\n\nRemoves the object; raises MMC_ERR_NOT_FOUND if "
      "absent."},

@@ -192,6 +192,23 @@ def test_key_info_and_ids(store):
     assert store.remove("t/ki") == NOT_FOUND
 
 
+def test_batch_misses(store):
+    # a missing key is an answer: no raise, one status per key
+    keys = ["t/miss%d" % i for i in range(4)]
+    c = store.client
+    assert c.exist_batch(keys) == [NOT_FOUND] * 4
+    assert c.query_batch(keys) == [(NOT_FOUND, None)] * 4
+    assert store.batch_is_exist(keys) == [0] * 4
+    assert store.put(keys[1], b"found") == 0
+    assert c.exist_batch(keys) == [NOT_FOUND, 0, NOT_FOUND, NOT_FOUND]
+    res = c.query_batch(keys)
+    assert [st for st, _ in res] == [NOT_FOUND, 0, NOT_FOUND, NOT_FOUND]
+    assert res[1][1][0] == 5 and res[0][1] is None
+    assert store.batch_is_exist(keys + [""]) == [0, 1, 0, 0,
+                                                 Status.ERR_INVALID]
+    assert store.remove(keys[1]) == 0
+
+
 def test_register_buffer(store):
     b, addr = cbuf(1 << 20)
     assert store.register_buffer(addr, 1 << 20) == 0

@@ -15,9 +15,11 @@
  *       bytes read may have been reused meanwhile.
  *
  * Results: results[i] is set for every item.  The call returns MMC_OK when
- * every item succeeded, MMC_ERR_PARTIAL when some failed, or the error of
- * the call itself (bad arguments, or the meta service failed every request
- * while no item succeeded), which is then in every results[i] too.
+ * every item got its answer (succeeded; for exist and query a missing key,
+ * MMC_ERR_NOT_FOUND, is an answer too), MMC_ERR_PARTIAL when some failed,
+ * or the error of the call itself (bad arguments, or the meta service
+ * failed every request while no item got an answer), which is then in
+ * every results[i] too.
  *
  * Copies address GVAs the meta service handed out.  A replica on a rank
  * this process has not seen joining yet (the pool's membership events
@@ -46,22 +48,25 @@ static void mmc_ops_fill(mmc_status_t *results, size_t count,
 }
 
 /*
- * The overall status of a batch: MMC_OK, MMC_ERR_PARTIAL, or call_status
- * (copied into every result) when the meta service failed a request and
- * no item succeeded.
+ * The overall status of a batch: MMC_OK when every item got an answer,
+ * MMC_ERR_PARTIAL when some failed, or call_status (copied into every
+ * result) when the meta service failed a request and no item got an
+ * answer.  An answer is MMC_OK, or `miss` where a missing key answers the
+ * question (exist, query: MMC_ERR_NOT_FOUND); calls that act on the
+ * object pass MMC_OK, so that a miss fails their item.
  */
 static mmc_status_t mmc_ops_overall(mmc_status_t *results, size_t count,
-                                    mmc_status_t call_status)
+                                    mmc_status_t miss, mmc_status_t call_status)
 {
-    size_t ok = 0;
+    size_t answered = 0;
 
     for (size_t i = 0; i < count; i++) {
-        ok += results[i] == MMC_OK;
+        answered += (results[i] == MMC_OK) || (results[i] == miss);
     }
-    if (ok == count) {
+    if (answered == count) {
         return MMC_OK;
     }
-    if (ok == 0 && call_status != MMC_OK) {
+    if (answered == 0 && call_status != MMC_OK) {
         mmc_ops_fill(results, count, call_status);
         return call_status;
     }
@@ -490,7 +495,7 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
         }
     }
     free(cl.items);
-    status = mmc_ops_overall(results, count, call_status);
+    status = mmc_ops_overall(results, count, MMC_OK, call_status);
     goto out_free;
 
 err_abort:
@@ -768,7 +773,7 @@ static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
 
 out_release:
     mmc_ops_release(mmc, g, count, results);
-    status = mmc_ops_overall(results, count, call_status);
+    status = mmc_ops_overall(results, count, MMC_OK, call_status);
 out_free:
     free(kl.keys);
     free(copy_st);
@@ -783,7 +788,7 @@ static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
                                  const char *const *keys, size_t count,
                                  mmc_obj_info_t *infos, mmc_status_t *results)
 {
-    mmc_status_t status, call_status = MMC_OK;
+    mmc_status_t status, miss, call_status = MMC_OK;
     mmc_key_list_t kl = {0, NULL};
     mmc_obj_list_t ol;
     mmc_status_list_t sl;
@@ -864,7 +869,8 @@ static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
             mmc_status_list_free(&sl);
         }
     }
-    status = mmc_ops_overall(results, count, call_status);
+    miss = op == MMC_OP_REMOVE ? MMC_OK : MMC_ERR_NOT_FOUND;
+    status = mmc_ops_overall(results, count, miss, call_status);
 out_free:
     free(kl.keys);
     free(idx);

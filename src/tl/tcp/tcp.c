@@ -809,17 +809,9 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
             }
             lane->in_got = 0;
             mf_tl_tcp_hdr_decode(lane->in_hdr, &hdr);
-            if (hdr.magic != MF_TL_TCP_MAGIC ||
-                hdr.version != MF_TL_TCP_VERSION || lane->nsent == 0 ||
-                hdr.req_id != chunk->req_id ||
-                hdr.op != (chunk->op->code == MF_TL_TCP_OP_PUT
-                               ? MF_TL_TCP_OP_PUT_ACK
-                               : MF_TL_TCP_OP_GET_DATA) ||
-                (hdr.status >= 0 && hdr.status != MF_OK) ||
-                hdr.len !=
-                    (hdr.op == MF_TL_TCP_OP_GET_DATA && hdr.status == MF_OK
-                         ? chunk->len
-                         : 0)) {
+            if (lane->nsent == 0 ||
+                !mf_tl_tcp_resp_check(&hdr, chunk->op->code, chunk->req_id,
+                                      chunk->len)) {
                 mf_error("tcp: lane %u to %s: unexpected response (op %u, "
                          "id %" PRIu64 ", status %d, len %" PRIu64 ")",
                          lane->index, lane->ep->name, hdr.op, hdr.req_id,
@@ -926,8 +918,7 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
             continue;
         }
         base = (uint64_t)(uintptr_t)region->super.addr;
-        if (addr >= base && len <= region->super.size &&
-            addr - base <= region->super.size - len) {
+        if (mf_tl_tcp_range_inside(base, region->super.size, addr, len)) {
             found = region;
             *status_p = MF_OK;
         } else {
@@ -1058,19 +1049,12 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
     mf_tl_tcp_hdr_t *req = &conn->in_req;
     mf_tl_tcp_region_t *region;
     mf_status_t status;
+    const char *why;
 
     mf_tl_tcp_hdr_decode(conn->in_hdr, req);
-    if (req->magic != MF_TL_TCP_MAGIC) {
-        mf_tl_tcp_conn_proto_error(conn, "bad magic");
-        return false;
-    }
-    if (req->version != MF_TL_TCP_VERSION) {
-        mf_tl_tcp_conn_proto_error(conn, "unsupported version");
-        return false;
-    }
-    if ((req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
-        req->len > MF_TL_TCP_LEN_MAX) {
-        mf_tl_tcp_conn_proto_error(conn, "bad operation or length");
+    why = mf_tl_tcp_req_check(req);
+    if (why != NULL) {
+        mf_tl_tcp_conn_proto_error(conn, why);
         return false;
     }
     region =

@@ -27,11 +27,30 @@
 #define MF_FABRIC_GROUP    "mf/bm"
 #define MF_FABRIC_TL_MAX   4
 #define MF_FABRIC_DESC_MAX 4096
-/* 32 TiB: far from where Linux puts executables, heaps and mmaps, and
- * above AddressSanitizer's shadow (which ends at 0x10007fff8000 on x86_64),
- * so sanitizer builds run with the default window too. */
-#define MF_FABRIC_DEFAULT_BASE 0x200000000000ull
-#define MF_FABRIC_VA_LIMIT     0x800000000000ull /* 47-bit user space */
+/*
+ * The default base of the GVA window (host_base; the meta service's default
+ * too).  32 TiB: far from where Linux puts executables, heaps and mmaps,
+ * and above AddressSanitizer's shadow (which ends at 0x10007fff8000 on
+ * x86_64), so ASan builds run with the default window too.
+ *
+ * ThreadSanitizer allows mappings only in its application ranges; on
+ * x86_64 (gcc 12 and clang 14 runtimes) those are 0x1000-0x8000000000,
+ * 0x550000000000-0x568000000000 (PIE executables and their brk heaps),
+ * its own heap at 0x7b0000000000 and 0x7e8000000000-0x800000000000
+ * (libraries, mmaps, stacks); its shadow and metadata take most of the
+ * rest, 32 TiB included.  A TSan build puts the window at 64 GiB in the low
+ * range, where nothing maps once executables are PIE and which later
+ * runtimes keep as application memory: up to 448 GiB of room (see
+ * MMC_META_DEFAULT_SEGMENT for the meta service's default window).
+ */
+#if MF_TSAN
+#define MF_FABRIC_DEFAULT_BASE_HEX 0x1000000000
+#else
+#define MF_FABRIC_DEFAULT_BASE_HEX 0x200000000000
+#endif
+#define MF_FABRIC_DEFAULT_BASE     ((uint64_t)MF_FABRIC_DEFAULT_BASE_HEX)
+#define MF_FABRIC_DEFAULT_BASE_STR MF_STRINGIFY(MF_FABRIC_DEFAULT_BASE_HEX)
+#define MF_FABRIC_VA_LIMIT         0x800000000000ull /* 47-bit user space */
 
 typedef enum mf_fabric_seg_state {
     MF_FABRIC_SEG_NONE = 0,    /* never joined: out of range */

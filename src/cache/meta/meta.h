@@ -21,6 +21,7 @@
 #define MMC_CACHE_META_META_H
 
 #include "cache/proto/proto.h"
+#include "util/misc.h"
 
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
@@ -52,6 +53,17 @@ typedef struct mmc_meta_config {
     uint32_t member_timeout_ms; /* a silent connection is closed; 0 never */
     char log_level[16];         /* error, warn, info, debug, trace */
 } mmc_meta_config_t;
+
+/*
+ * Default max_segment_size: with the default 64 ranks a 16 TiB window at
+ * MF_FABRIC_DEFAULT_BASE.  A ThreadSanitizer build has 448 GiB of room
+ * there (see fabric.h) and defaults to 4 GiB: a 256 GiB window.
+ */
+#if MF_TSAN
+#define MMC_META_DEFAULT_SEGMENT "4G"
+#else
+#define MMC_META_DEFAULT_SEGMENT "256G"
+#endif
 
 void mmc_meta_config_init(mmc_meta_config_t *cfg);
 /* MF_ERR_CONFIG (logged) for an unknown key or a bad value. */

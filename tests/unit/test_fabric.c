@@ -1076,6 +1076,8 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + w * MP_STRIPE), 0,
                                MP_STRIPE, 100 + w * 10 + tr.rank));
     }
+    /* the batch writes below go into the upper halves again */
+    test_rank_barrier(&tr, "checked", world);
 
     /* batch: the KV-block layout, from the next rank into local memory */
     r = (tr.rank + 1) % world;

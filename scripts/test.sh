@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs every test: once in a normal build, once under
-# AddressSanitizer + UndefinedBehaviorSanitizer.  Installs what is missing.
+# AddressSanitizer + UndefinedBehaviorSanitizer, once under ThreadSanitizer;
+# then fuzzes every decoder for a few seconds with libFuzzer.  Installs
+# what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/deps.sh
+bash scripts/deps.sh fuzz
 jobs=$(nproc)
 # The Python tests use the distribution's interpreter, for which deps.sh
 # installed the headers and pytest (another python3 may come first in PATH).
@@ -57,3 +59,35 @@ echo "== build and test: ASan + UBSan =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_suite build-asan -DMF_SANITIZE=ON
+
+echo "== build and test: ThreadSanitizer =="
+# tests/tsan.supp says why each option and suppression is there.
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 intercept_send=0 suppressions=$PWD/tests/tsan.supp" \
+    run_suite build-tsan -DMF_TSAN=ON
+
+echo "== libFuzzer: every fuzz target for ${MF_FUZZ_SECONDS:=10} s =="
+# A short run on each change: it keeps the MF_FUZZ build working and finds
+# what is shallow; longer runs are by hand (README).  New inputs go to a
+# scratch folder, the seed corpus is only read.
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang -DMF_FUZZ=ON \
+      -DMF_PYTHON=OFF >/dev/null
+fuzz_targets=()
+for src in tests/fuzz/fuzz_*.c; do
+    name=$(basename "$src" .c)
+    [[ $name == fuzz_driver ]] || fuzz_targets+=("$name")
+done
+cmake --build build-fuzz --target "${fuzz_targets[@]/%/-libfuzzer}"
+fuzz_scratch=$(mktemp -d)
+trap 'rm -rf "$prefix" "$fuzz_scratch"' EXIT
+for name in "${fuzz_targets[@]}"; do
+    mkdir "$fuzz_scratch/$name"
+    if ! ./build-fuzz/tests/fuzz/"$name"-libfuzzer \
+            -max_total_time="$MF_FUZZ_SECONDS" \
+            -artifact_prefix="build-fuzz/$name-" "$fuzz_scratch/$name" \
+            "tests/fuzz/corpus/$name" >"$fuzz_scratch/$name.log" 2>&1; then
+        tail -n 80 "$fuzz_scratch/$name.log"
+        echo "libFuzzer: $name failed; the input is in build-fuzz/$name-*"
+        exit 1
+    fi
+    grep -E '^#[0-9]+ +DONE' "$fuzz_scratch/$name.log" | sed "s/^/$name: /" || true
+done

@@ -15,6 +15,8 @@
 #ifndef MF_MEM_MEM_H
 #define MF_MEM_MEM_H
 
+#include "util/misc.h"
+
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,6 +27,30 @@ typedef enum mf_mem_kind {
     MF_MEM_KIND_CUDA = 1,
     MF_MEM_KIND_LAST
 } mf_mem_kind_t;
+
+/*
+ * The default base of the GVA window (the fabric's host_base and the meta
+ * service's default).  32 TiB: far from where Linux puts executables, heaps and
+ * mmaps, and above AddressSanitizer's shadow (which ends at 0x10007fff8000 on
+ * x86_64), so ASan builds run with the default window too.
+ *
+ * ThreadSanitizer allows mappings only in its application ranges; on
+ * x86_64 (gcc 12 and clang 14 runtimes) those are 0x1000-0x8000000000,
+ * 0x550000000000-0x568000000000 (PIE executables and their brk heaps),
+ * its own heap at 0x7b0000000000 and 0x7e8000000000-0x800000000000
+ * (libraries, mmaps, stacks); its shadow and metadata take most of the
+ * rest, 32 TiB included.  A TSan build puts the window at 64 GiB in the low
+ * range, where nothing maps once executables are PIE and which later
+ * runtimes keep as application memory: up to 448 GiB of room (see
+ * MMC_META_DEFAULT_SEGMENT for the meta service's default window).
+ */
+#if MF_TSAN
+#define MF_MEM_DEFAULT_BASE_HEX 0x1000000000
+#else
+#define MF_MEM_DEFAULT_BASE_HEX 0x200000000000
+#endif
+#define MF_MEM_DEFAULT_BASE     ((uint64_t)MF_MEM_DEFAULT_BASE_HEX)
+#define MF_MEM_DEFAULT_BASE_STR MF_STRINGIFY(MF_MEM_DEFAULT_BASE_HEX)
 
 /* Flags of seg_create / seg_import. */
 #define MF_MEM_SEG_PREFAULT 0x1u /* fault every page in now, not on use */

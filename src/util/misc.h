@@ -15,6 +15,21 @@
 #define MF_ALIGN_UP(_x, _a) (((_x) + (_a)-1) & ~((uint64_t)(_a)-1))
 #define mf_likely(_x)       __builtin_expect(!!(_x), 1)
 #define mf_unlikely(_x)     __builtin_expect(!!(_x), 0)
+#define MF_STRINGIFY_(_x)   #_x
+#define MF_STRINGIFY(_x)    MF_STRINGIFY_(_x) /* after macro expansion */
+
+/* MF_TSAN: 1 when built with ThreadSanitizer (gcc defines the macro, clang
+ * answers the feature test), else 0. */
+#if defined(__SANITIZE_THREAD__)
+#define MF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MF_TSAN 1
+#endif
+#endif
+#ifndef MF_TSAN
+#define MF_TSAN 0
+#endif
 
 /* Monotonic clock. */
 uint64_t mf_time_ns(void);

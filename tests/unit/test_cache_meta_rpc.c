@@ -36,7 +36,7 @@
 #include <time.h>
 
 #define CALL_MS   30000
-#define WAIT_MS   20000
+#define WAIT_MS   (MF_TSAN ? 60000 : 20000) /* ThreadSanitizer is slower */
 #define MAX_SEG   (256ull << 20)
 #define HOST_BASE 0x200000000000ull
 #define NRANKS    8u
@@ -1103,8 +1103,8 @@ static void test_rpc_lost_reply(void **state)
     enum { K = MMC_BATCH_MAX, NQUERY = 30, NGET = 40 };
     test_rpc_t *t = *state;
     mf_net_client_t *m[NRANKS];
-    char(*key)[32] = test_rpc_keys(1, "lost");
-    char(*same)[32] = calloc(K, 32);
+    char(*key)[32];
+    char(*same)[32];
     mmc_hello_req_t hello = {.version = MMC_PROTO_VERSION};
     struct sockaddr_in addr;
     mmc_obj_list_t puts;
@@ -1114,6 +1114,15 @@ static void test_rpc_lost_reply(void **state)
     uint64_t id = 1;
     int fd;
 
+    if (MF_TSAN) {
+        /* the service builds some 100 MB of replies on its loop thread
+         * before it gives up on the client: minutes under ThreadSanitizer
+         * (the other builds run it) */
+        skip();
+        return;
+    }
+    key = test_rpc_keys(1, "lost");
+    same = calloc(K, 32);
     assert_non_null(same);
     for (uint32_t r = 0; r < NRANKS; r++) {
         m[r] = test_rpc_member(t->meta, r, 64 * PG);

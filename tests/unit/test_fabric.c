@@ -343,7 +343,7 @@ static void test_names(void **state)
 
 /* ============================================== a pool without the store */
 
-#define LOCAL_BASE   0x230000000000ull
+#define LOCAL_BASE   TEST_WINDOW(3)
 #define LOCAL_STRIDE (64 * TEST_MB)
 #define LOCAL_SIZE   (8 * TEST_MB + 4096 * 3)
 #define LOCAL_WORLD  4
@@ -1102,7 +1102,7 @@ static void test_mp_copies_child(const char *url, uint32_t world)
 
     CHILD_CHECK(buf != NULL && buf2 != NULL);
     CHILD_OK(
-        test_rank_open(&tr, url, world, MF_RANK_AUTO, 1, 0x240000000000ull, 1));
+        test_rank_open(&tr, url, world, MF_RANK_AUTO, 1, TEST_WINDOW(4), 1));
     own = test_gva(tr.bm, tr.rank, 0);
     s = 0x9e3779b97f4a7c15ull * (tr.rank + 1);
     /* lower half: the owner's pattern */
@@ -1205,6 +1205,8 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + w * MP_STRIPE), 0,
                                MP_STRIPE, 100 + w * 10 + tr.rank));
     }
+    /* the batch writes below go into the upper halves again */
+    test_rank_barrier(&tr, "checked", world);
 
     /* batch: the KV-block layout, from the next rank into local memory */
     r = (tr.rank + 1) % world;
@@ -1340,7 +1342,7 @@ static void test_mp_churn_child(const char *url, uint32_t rank)
     uint32_t r;
 
     CHILD_CHECK(buf != NULL);
-    CHILD_OK(test_rank_open(&tr, url, MP_WORLD, rank, 2, 0x250000000000ull, 1));
+    CHILD_OK(test_rank_open(&tr, url, MP_WORLD, rank, 2, TEST_WINDOW(5), 1));
     test_fill((void *)test_gva(tr.bm, rank, 0), 0, MP_SEG, rank);
     CHILD_OK(mf_bm_join(tr.bm));
     for (r = 0; r < MP_WORLD; r++) {
@@ -1481,7 +1483,7 @@ static void test_mp_churn_tcp(void **state)
 /* Rank 1 finds its window taken: create fails on every rank. */
 static void test_mp_addr_in_use_child(const char *url, uint32_t rank)
 {
-    uint64_t base = 0x260000000000ull;
+    uint64_t base = TEST_WINDOW(6);
     test_rank_t tr;
     mf_status_t st;
 
@@ -1534,7 +1536,7 @@ static void test_mp_addr_in_use(void **state)
  */
 static void test_mp_elastic_child(const char *url)
 {
-    uint64_t base = 0x270000000000ull;
+    uint64_t base = TEST_WINDOW(7);
     uint32_t peer;
     test_rank_t tr;
     char *buf;

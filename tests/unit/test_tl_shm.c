@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define TEST_BASE 0x220000000000ull
+#define TEST_BASE TEST_WINDOW(2)
 #define TEST_MB   (1024ull * 1024ull)
 
 static void test_fill(uint8_t *p, size_t size, uint32_t seed)

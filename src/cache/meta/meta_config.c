@@ -23,6 +23,7 @@
 #include "cache/meta/meta_config.h"
 #include "cache/proto/proto.h"
 
+#include "mem/mem.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/misc.h"
@@ -65,10 +66,11 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
     MMC_META_OPT(pool_id, MF_CFG_U32, "1", 0, 0, "MemFabric BM id of the pool"),
     MMC_META_OPT(max_ranks, MF_CFG_U32, "64", 1, 65536,
                  "ranks of the pool (BM world size)"),
-    MMC_META_OPT(max_segment_size, MF_CFG_SIZE, "256G", 4096, MMC_META_VA_LIMIT,
+    MMC_META_OPT(max_segment_size, MF_CFG_SIZE, MMC_META_DEFAULT_SEGMENT, 4096,
+                 MMC_META_VA_LIMIT,
                  "largest segment a rank may contribute (its GVA stride); "
                  "page aligned"),
-    MMC_META_OPT(host_base, MF_CFG_U64, "0x200000000000", 0, 0,
+    MMC_META_OPT(host_base, MF_CFG_U64, MF_MEM_DEFAULT_BASE_STR, 0, 0,
                  "GVA window base of host segments; page aligned, the same "
                  "in every process of the pool"),
     MMC_META_OPT(alloc_align, MF_CFG_SIZE, "4096", 4096, 1u << 30,

@@ -6,6 +6,8 @@
 #ifndef MMC_CACHE_META_META_CONFIG_H
 #define MMC_CACHE_META_META_CONFIG_H
 
+#include "util/misc.h"
+
 #include <memfabric/mf_status.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +36,18 @@ typedef struct mmc_meta_config {
                                    this long is closed */
     char log_level[16];         /* error, warn, info, debug, trace */
 } mmc_meta_config_t;
+
+/*
+ * Default max_segment_size: with the default 64 ranks a 16 TiB window at
+ * MF_FABRIC_DEFAULT_BASE.  A ThreadSanitizer build has 448 GiB of room
+ * there (see src/fabric/core/core.h) and defaults to 4 GiB: a 256 GiB
+ * window.
+ */
+#if MF_TSAN
+#define MMC_META_DEFAULT_SEGMENT "4G"
+#else
+#define MMC_META_DEFAULT_SEGMENT "256G"
+#endif
 
 void mmc_meta_config_init(mmc_meta_config_t *cfg);
 /* MF_ERR_CONFIG (logged) for an unknown key or a bad value. */

@@ -84,9 +84,7 @@ static size_t mmc_meta_http_utf8_len(const unsigned char *s, size_t left)
     return n;
 }
 
-/* A JSON string, quotes included. */
-static void mmc_meta_http_json_str(struct evbuffer *b, const char *s,
-                                   size_t len)
+void mmc_meta_http_json_str(struct evbuffer *b, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, n;
@@ -228,25 +226,12 @@ static void mmc_meta_http_send_error(struct evhttp_request *req, int code,
 
 /* -------------------------------------------------------------- /health */
 
-static bool mmc_meta_http_wants_json(struct evhttp_request *req)
-{
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *query = (uri != NULL) ? evhttp_uri_get_query(uri) : NULL;
-    const char *accept =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
-
-    if (query != NULL && strstr(query, "format=json") != NULL) {
-        return true;
-    }
-    return accept != NULL && strstr(accept, "application/json") != NULL;
-}
-
 static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
-                                 struct evbuffer *body)
+                                 bool json, struct evbuffer *body)
 {
     mmc_meta_stats_t *stats;
 
-    if (!mmc_meta_http_wants_json(req)) {
+    if (!json) {
         evbuffer_add(body, "ok\n", 3);
         mmc_meta_http_send(req, HTTP_OK, "OK", "text/plain; charset=utf-8",
                            body);
@@ -552,25 +537,12 @@ static void mmc_meta_http_segments(mmc_meta_http_t *h,
 /* ------------------------------------------------------------ /key/<k> */
 
 static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
-                              const char *encoded, struct evbuffer *b)
+                              const char *key, size_t len, struct evbuffer *b)
 {
     mmc_obj_info_t info;
     uint32_t leases = 0;
     mmc_status_t status;
-    size_t len = 0;
-    char *key;
 
-    key = evhttp_uridecode(encoded, 0, &len);
-    if (key == NULL) {
-        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
-                                 "out of memory");
-        return;
-    }
-    if (!mmc_key_valid(key, len)) {
-        mmc_meta_http_send_error(req, HTTP_BADREQUEST, "Bad Request",
-                                 "invalid key: 1 to 255 bytes, no NUL");
-        goto out_free_key;
-    }
     memset(&info, 0, sizeof(info));
     status = h->view.key_info(h->view.ctx, key, len, &info, &leases);
     if (status == MMC_ERR_NOT_FOUND) {
@@ -579,12 +551,12 @@ static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
         evbuffer_add_printf(b, "}\n");
         mmc_meta_http_send(req, HTTP_NOTFOUND, "Not Found", "application/json",
                            b);
-        goto out_free_key;
+        return;
     }
     if (status != MMC_OK) {
         mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
                                  mmc_status_name(status));
-        goto out_free_key;
+        return;
     }
     evbuffer_add_printf(b, "{\"key\":");
     mmc_meta_http_json_str(b, key, len);
@@ -598,20 +570,61 @@ static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
     }
     evbuffer_add_printf(b, "],\"leases\":%u}\n", leases);
     mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", b);
-
-out_free_key:
-    free(key);
 }
 
 /* ------------------------------------------------------------- routing */
 
-static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
+mf_status_t mmc_meta_http_parse_target(const char *path, const char *query,
+                                       const char *accept,
+                                       mmc_meta_http_target_t *target)
 {
     static const char key_prefix[] = "/key/";
+    size_t len = 0;
+    char *key;
+
+    memset(target, 0, sizeof(*target));
+    if (path == NULL || path[0] == '\0') {
+        path = "/";
+    }
+    if (strcmp(path, "/health") == 0) {
+        target->page = MMC_META_HTTP_HEALTH;
+        target->json =
+            (query != NULL && strstr(query, "format=json") != NULL) ||
+            (accept != NULL && strstr(accept, "application/json") != NULL);
+    } else if (strcmp(path, "/metrics") == 0) {
+        target->page = MMC_META_HTTP_METRICS;
+    } else if (strcmp(path, "/segments") == 0) {
+        target->page = MMC_META_HTTP_SEGMENTS;
+    } else if (strncmp(path, key_prefix, sizeof(key_prefix) - 1) == 0) {
+        /* '+' stays itself: it is a key byte, not a space */
+        key = evhttp_uridecode(path + sizeof(key_prefix) - 1, 0, &len);
+        if (key == NULL) {
+            return MF_ERR_NOMEM;
+        }
+        if (!mmc_key_valid(key, len)) {
+            free(key);
+            return MF_ERR_INVALID;
+        }
+        target->page = MMC_META_HTTP_KEY;
+        target->key = key;
+        target->key_len = len;
+    }
+    return MF_OK;
+}
+
+void mmc_meta_http_target_free(mmc_meta_http_target_t *target)
+{
+    free(target->key);
+    memset(target, 0, sizeof(*target));
+}
+
+static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
+{
     mmc_meta_http_t *h = arg;
+    mmc_meta_http_target_t target;
     const struct evhttp_uri *uri;
     struct evbuffer *body;
-    const char *path;
+    mf_status_t status;
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
@@ -626,29 +639,44 @@ static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     uri = evhttp_request_get_evhttp_uri(req);
-    path = (uri != NULL) ? evhttp_uri_get_path(uri) : NULL;
-    if (path == NULL || path[0] == '\0') {
-        path = "/";
-    }
-    body = evbuffer_new();
-    if (body == NULL) {
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+    status = mmc_meta_http_parse_target(
+        uri != NULL ? evhttp_uri_get_path(uri) : NULL,
+        uri != NULL ? evhttp_uri_get_query(uri) : NULL,
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Accept"),
+        &target);
+    if (status == MF_ERR_INVALID) {
+        mmc_meta_http_send_error(req, HTTP_BADREQUEST, "Bad Request",
+                                 "invalid key: 1 to 255 bytes, no NUL");
         return;
     }
-    if (strcmp(path, "/health") == 0) {
-        mmc_meta_http_health(h, req, body);
-    } else if (strcmp(path, "/metrics") == 0) {
+    body = (status == MF_OK) ? evbuffer_new() : NULL;
+    if (body == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        mmc_meta_http_target_free(&target);
+        return;
+    }
+    switch (target.page) {
+    case MMC_META_HTTP_HEALTH:
+        mmc_meta_http_health(h, req, target.json, body);
+        break;
+    case MMC_META_HTTP_METRICS:
         mmc_meta_http_metrics(h, req, body);
-    } else if (strcmp(path, "/segments") == 0) {
+        break;
+    case MMC_META_HTTP_SEGMENTS:
         mmc_meta_http_segments(h, req, body);
-    } else if (strncmp(path, key_prefix, sizeof(key_prefix) - 1) == 0) {
-        mmc_meta_http_key(h, req, path + sizeof(key_prefix) - 1, body);
-    } else {
+        break;
+    case MMC_META_HTTP_KEY:
+        mmc_meta_http_key(h, req, target.key, target.key_len, body);
+        break;
+    default:
         mmc_meta_http_send_error(req, HTTP_NOTFOUND, "Not Found",
                                  "no such path: try /health, /metrics, "
                                  "/segments or /key/<key>");
+        break;
     }
     evbuffer_free(body);
+    mmc_meta_http_target_free(&target);
 }
 
 /* ------------------------------------------------------- start and stop */

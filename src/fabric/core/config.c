@@ -17,7 +17,7 @@
 
 static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
     {"host_base", MF_CFG_U64, offsetof(mf_bm_config_t, host_base), 0,
-     "0x200000000000", 0x10000, 0x7fffffff0000ull,
+     MF_FABRIC_DEFAULT_BASE_STR, 0x10000, 0x7fffffff0000ull,
      "base address of the host GVA window; the same in every process"},
     {"copy_threads", MF_CFG_U32, offsetof(mf_bm_config_t, copy_threads), 0, "1",
      0, 64, "copy threads besides the caller (0..64)"},

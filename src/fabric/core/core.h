@@ -27,11 +27,10 @@
 #define MF_FABRIC_GROUP    "mf/pool"
 #define MF_FABRIC_TL_MAX   4
 #define MF_FABRIC_DESC_MAX 4096
-/* 32 TiB: far from where Linux puts executables, heaps and mmaps, and
- * above AddressSanitizer's shadow (which ends at 0x10007fff8000 on x86_64),
- * so sanitizer builds run with the default window too. */
-#define MF_FABRIC_DEFAULT_BASE 0x200000000000ull
-#define MF_FABRIC_VA_LIMIT     0x800000000000ull /* 47-bit user space */
+/* The default base of the GVA window: see mem.h. */
+#define MF_FABRIC_DEFAULT_BASE     MF_MEM_DEFAULT_BASE
+#define MF_FABRIC_DEFAULT_BASE_STR MF_MEM_DEFAULT_BASE_STR
+#define MF_FABRIC_VA_LIMIT         0x800000000000ull /* 47-bit user space */
 
 typedef enum mf_fabric_seg_state {
     MF_FABRIC_SEG_NONE = 0,    /* never joined: out of range */

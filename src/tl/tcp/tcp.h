@@ -27,6 +27,7 @@
 #include "tl/tl.h"
 #include "util/codec.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -98,7 +99,8 @@ static inline void mf_tl_tcp_hdr_encode(const mf_tl_tcp_hdr_t *hdr,
     mf_le64_store(out + 40, hdr->len);
 }
 
-/* Decodes without judging: the caller checks magic, version and op. */
+/* Decodes without judging: mf_tl_tcp_req_check() and mf_tl_tcp_resp_check()
+ * do. */
 static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
                                         mf_tl_tcp_hdr_t *hdr)
 {
@@ -113,6 +115,52 @@ static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
     hdr->key = mf_le64_load(in + 24);
     hdr->addr = mf_le64_load(in + 32);
     hdr->len = mf_le64_load(in + 40);
+}
+
+/* Why a server refuses a request header (it then drops the connection),
+ * or NULL when the header is one it serves: a PUT or GET of this version
+ * covering at most MF_TL_TCP_LEN_MAX bytes. */
+static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
+{
+    if (req->magic != MF_TL_TCP_MAGIC) {
+        return "bad magic";
+    }
+    if (req->version != MF_TL_TCP_VERSION) {
+        return "unsupported version";
+    }
+    if ((req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
+        req->len > MF_TL_TCP_LEN_MAX) {
+        return "bad operation or length";
+    }
+    return NULL;
+}
+
+/* Whether [addr, addr + len) lies inside the region [base, base + size),
+ * without overflow whatever the peer sent. */
+static inline bool mf_tl_tcp_range_inside(uint64_t base, uint64_t size,
+                                          uint64_t addr, uint64_t len)
+{
+    return addr >= base && len <= size && addr - base <= size - len;
+}
+
+/* Whether a response header answers the request (op, req_id, len) a lane
+ * sent last: the matching op and id, a status that is MF_OK or an error,
+ * and the request's length for data that follows (GET_DATA of MF_OK),
+ * else 0. */
+static inline bool mf_tl_tcp_resp_check(const mf_tl_tcp_hdr_t *resp,
+                                        uint8_t req_op, uint64_t req_id,
+                                        uint64_t req_len)
+{
+    uint8_t want = req_op == MF_TL_TCP_OP_PUT ? MF_TL_TCP_OP_PUT_ACK
+                                              : MF_TL_TCP_OP_GET_DATA;
+
+    return resp->magic == MF_TL_TCP_MAGIC &&
+           resp->version == MF_TL_TCP_VERSION && resp->req_id == req_id &&
+           resp->op == want && (resp->status < 0 || resp->status == MF_OK) &&
+           resp->len ==
+               (resp->op == MF_TL_TCP_OP_GET_DATA && resp->status == MF_OK
+                    ? req_len
+                    : 0);
 }
 
 /* ---- for tests ---- */

@@ -357,17 +357,9 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
             }
             lane->in_got = 0;
             mf_tl_tcp_hdr_decode(lane->in_hdr, &hdr);
-            if (hdr.magic != MF_TL_TCP_MAGIC ||
-                hdr.version != MF_TL_TCP_VERSION || lane->nsent == 0 ||
-                hdr.req_id != chunk->req_id ||
-                hdr.op != (chunk->op->code == MF_TL_TCP_OP_PUT
-                               ? MF_TL_TCP_OP_PUT_ACK
-                               : MF_TL_TCP_OP_GET_DATA) ||
-                (hdr.status >= 0 && hdr.status != MF_OK) ||
-                hdr.len !=
-                    (hdr.op == MF_TL_TCP_OP_GET_DATA && hdr.status == MF_OK
-                         ? chunk->len
-                         : 0)) {
+            if (lane->nsent == 0 ||
+                !mf_tl_tcp_resp_check(&hdr, chunk->op->code, chunk->req_id,
+                                      chunk->len)) {
                 mf_error("tcp: lane %u to %s: unexpected response (op %u, "
                          "id %" PRIu64 ", status %d, len %" PRIu64 ")",
                          lane->index, lane->ep->name, hdr.op, hdr.req_id,

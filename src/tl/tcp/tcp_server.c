@@ -25,8 +25,7 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
             continue;
         }
         base = (uint64_t)(uintptr_t)region->super.addr;
-        if (addr >= base && len <= region->super.size &&
-            addr - base <= region->super.size - len) {
+        if (mf_tl_tcp_range_inside(base, region->super.size, addr, len)) {
             found = region;
             *status_p = MF_OK;
         } else {
@@ -157,19 +156,12 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
     mf_tl_tcp_hdr_t *req = &conn->in_req;
     mf_tl_tcp_region_t *region;
     mf_status_t status;
+    const char *why;
 
     mf_tl_tcp_hdr_decode(conn->in_hdr, req);
-    if (req->magic != MF_TL_TCP_MAGIC) {
-        mf_tl_tcp_conn_proto_error(conn, "bad magic");
-        return false;
-    }
-    if (req->version != MF_TL_TCP_VERSION) {
-        mf_tl_tcp_conn_proto_error(conn, "unsupported version");
-        return false;
-    }
-    if ((req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
-        req->len > MF_TL_TCP_LEN_MAX) {
-        mf_tl_tcp_conn_proto_error(conn, "bad operation or length");
+    why = mf_tl_tcp_req_check(req);
+    if (why != NULL) {
+        mf_tl_tcp_conn_proto_error(conn, why);
         return false;
     }
     region =

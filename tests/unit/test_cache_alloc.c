@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "cache/meta/alloc.h"
 #include "util/log.h"
 
@@ -674,5 +676,5 @@ int main(void)
 #undef T
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

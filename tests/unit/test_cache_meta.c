@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "cache/meta/alloc.h"
 #include "cache/meta/meta_state.h"
 #include "util/log.h"
@@ -1811,5 +1813,5 @@ int main(void)
     };
     /* clang-format on */
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

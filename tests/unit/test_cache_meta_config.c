@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "cache/meta/meta.h"
 #include "util/log.h"
 
@@ -524,5 +526,5 @@ int main(void)
                                         tmc_teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -18,7 +18,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "tk_group.h"
+#include "tk_proc.h"
 
 #include "cache/meta/meta.h"
 #include "net/net.h"
@@ -298,18 +299,18 @@ static int test_conns_child(int ready_fd, int done_fd)
     uint64_t start, elapsed, allowed;
     char byte;
 
-    CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    TK_CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
     rl.rlim_cur = CHILD_NOFILE;
-    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    TK_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
     mf_log_set_sink(test_conns_child_sink, NULL);
     mf_log_set_level(MF_LOG_WARN);
     test_conns_config(&cfg);
     cfg.idle_timeout_ms = 600000; /* not what this test is about */
-    CHILD_OK(mmc_meta_start(&cfg, &meta));
+    TK_CHECK_OK(mmc_meta_start(&cfg, &meta));
     ports.rpc = mmc_meta_port(meta);
     ports.http = mmc_meta_http_port(meta);
     start = mf_time_ms();
-    CHILD_CHECK(write(ready_fd, &ports, sizeof(ports)) == sizeof(ports));
+    TK_CHECK(write(ready_fd, &ports, sizeof(ports)) == sizeof(ports));
     while ((read(done_fd, &byte, 1) < 0) && (errno == EINTR)) {
     }
     elapsed = mf_time_ms() - start;
@@ -322,9 +323,9 @@ static int test_conns_child(int ready_fd, int done_fd)
             "%llu), %d from libevent\n",
             atomic_load(&child_accept_msgs), (unsigned long long)elapsed,
             (unsigned long long)allowed, atomic_load(&child_libevent_msgs));
-    CHILD_CHECK(atomic_load(&child_accept_msgs) >= 1);
-    CHILD_CHECK((uint64_t)atomic_load(&child_accept_msgs) <= allowed);
-    CHILD_CHECK(atomic_load(&child_libevent_msgs) == 0);
+    TK_CHECK(atomic_load(&child_accept_msgs) >= 1);
+    TK_CHECK((uint64_t)atomic_load(&child_accept_msgs) <= allowed);
+    TK_CHECK(atomic_load(&child_libevent_msgs) == 0);
     return 0;
 }
 
@@ -364,7 +365,7 @@ static void test_conns_out_of_fds(void **state)
     assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
     assert_int_equal(pipe2(done, O_CLOEXEC), 0);
     assert_int_equal(pipe2(notify, O_CLOEXEC), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(ready[0]);
@@ -429,7 +430,7 @@ static void test_conns_out_of_fds(void **state)
     close(done[1]); /* the child stops and checks its log */
     close(ready[0]);
     close(notify[0]);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
 }
 
 /* ---- connections before HELLO ---- */
@@ -538,5 +539,5 @@ int main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "cache/meta/meta.h"
 #include "net/net.h"
 #include "util/log.h"
@@ -1425,5 +1427,5 @@ int main(void)
     };
     /* clang-format on */
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "net/net.h"
 #include "util/log.h"
 #include "util/misc.h"
@@ -1528,5 +1530,5 @@ int main(void)
 
     mf_log_set_sink(test_log_sink, NULL);
     mf_log_set_level(MF_LOG_WARN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -21,6 +21,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_proc.h"
+
 #include "net/net.h"
 #include "store/store_proto.h"
 #include "util/log.h"
@@ -1168,7 +1171,7 @@ static void test_rank_lost_sigkill(void **state)
     mf_store_t *sub = test_connect(0);
     test_events_t log;
     char line[16] = "";
-    int pipefd[2], status;
+    int pipefd[2];
     ssize_t n;
     pid_t pid;
 
@@ -1177,7 +1180,7 @@ static void test_rank_lost_sigkill(void **state)
     assert_int_equal(mf_store_rank_subscribe(sub, "kill", test_rank_cb, &log),
                      MF_OK);
     assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         dup2(pipefd[1], STDOUT_FILENO);
@@ -1195,8 +1198,7 @@ static void test_rank_lost_sigkill(void **state)
     test_get_str(sub, "child/eph", "c");
 
     assert_int_equal(kill(pid, SIGKILL), 0);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
+    assert_int_equal(tk_proc_wait(pid, 60000), 128 + SIGKILL);
     assert_true(
         test_events_wait_for(&log, MF_RANK_LOST, "kill", 1, TEST_WAIT_MS));
     assert_int_equal(
@@ -1662,5 +1664,5 @@ int main(int argc, char **argv)
     if (getenv("MF_LOG_LEVEL") != NULL) {
         mf_log_init_from_env();
     }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

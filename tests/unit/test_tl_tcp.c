@@ -15,7 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "tk_group.h"
+#include "tk_proc.h"
 
 #include "mem/mem.h"
 #include "tl/tcp/tcp.h"
@@ -893,12 +894,11 @@ static void test_fork_holds_sockets(void **state)
     test_pair_t tp;
     test_comp_t tc;
     pid_t pid;
-    int wstatus;
 
     test_fill(src, sizeof(src), 5);
     test_pair_open(&tp, 1, 0);
     assert_int_equal(test_put(&tp, src, 0, sizeof(src)), MF_OK);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         usleep(1000 * 1000); /* holds every socket for a while */
@@ -911,7 +911,7 @@ static void test_fork_holds_sockets(void **state)
                       tp.rkey, &tc.super);
     status = test_comp_wait(&tc, status);
     assert_true(status == MF_OK || mf_status_is_peer_error(status));
-    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     /* and the next one connects again */
     assert_int_equal(test_put(&tp, src, 7, sizeof(src)), MF_OK);
     assert_memory_equal(tp.mem + 7, src, sizeof(src));
@@ -964,7 +964,7 @@ static void test_fork(void **state)
 
     assert_int_equal(pipe(topipe), 0);
     assert_int_equal(pipe(frompipe), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         mf_tl_mem_params_t mp;
@@ -975,23 +975,23 @@ static void test_fork(void **state)
         size_t al, rl;
         char c;
 
-        CHILD_CHECK(mem != NULL);
+        TK_CHECK(mem != NULL);
         test_fill(mem, seg, 21);
         server = test_open(2, 0);
-        CHILD_CHECK(server != NULL);
+        TK_CHECK(server != NULL);
         memset(&s, 0, sizeof(s));
         s.addr = mem;
         s.size = seg;
         mp.addr = mem;
         mp.size = seg;
         mp.seg = &s;
-        CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
-        CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
-        CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
+        TK_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
+        TK_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
+        TK_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
         mf_le64_store(out, al);
         mf_le64_store(out + 8, rl);
-        CHILD_CHECK(write(frompipe[1], out, sizeof(out)) == sizeof(out));
-        CHILD_CHECK(read(topipe[0], &c, 1) == 1); /* parent done */
+        TK_CHECK(write(frompipe[1], out, sizeof(out)) == sizeof(out));
+        TK_CHECK(read(topipe[0], &c, 1) == 1); /* parent done */
         /* closed first: the workers that wrote mem are joined */
         ops->mem_dereg(server, memh);
         ops->iface_close(server);
@@ -999,9 +999,9 @@ static void test_fork(void **state)
         {
             uint8_t *want = malloc(seg);
 
-            CHILD_CHECK(want != NULL);
+            TK_CHECK(want != NULL);
             test_fill(want, seg - 7, 22);
-            CHILD_CHECK(memcmp(mem + 7, want, seg - 7) == 0);
+            TK_CHECK(memcmp(mem + 7, want, seg - 7) == 0);
             free(want);
         }
         free(mem);
@@ -1042,7 +1042,7 @@ static void test_fork(void **state)
     ops->ep_destroy(ep);
     ops->iface_close(client);
     assert_int_equal(write(topipe[1], "x", 1), 1);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     close(topipe[1]);
     close(frompipe[0]);
     free(buf);
@@ -1086,37 +1086,37 @@ static int test_accept_child(int out_fd, int in_fd)
     uint8_t *mem;
     char c;
 
-    CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &rlim) == 0);
+    TK_CHECK(getrlimit(RLIMIT_NOFILE, &rlim) == 0);
     rlim.rlim_cur = TEST_CHILD_NOFILE;
-    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rlim) == 0);
+    TK_CHECK(setrlimit(RLIMIT_NOFILE, &rlim) == 0);
     mf_log_set_sink(test_accept_sink, NULL);
     mem = calloc(1, seg);
-    CHILD_CHECK(mem != NULL);
+    TK_CHECK(mem != NULL);
     server = test_open(1, 0);
-    CHILD_CHECK(server != NULL);
+    TK_CHECK(server != NULL);
     memset(&s, 0, sizeof(s));
     s.addr = mem;
     s.size = seg;
     mp.addr = mem;
     mp.size = seg;
     mp.seg = &s;
-    CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
-    CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
-    CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
+    TK_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
+    TK_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
+    TK_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
     mf_le64_store(out, al);
     mf_le64_store(out + 8, rl);
     start = mf_time_ms();
-    CHILD_CHECK(write(out_fd, out, sizeof(out)) == sizeof(out));
-    CHILD_CHECK(read(in_fd, &c, 1) == 1); /* parent done */
+    TK_CHECK(write(out_fd, out, sizeof(out)) == sizeof(out));
+    TK_CHECK(read(in_fd, &c, 1) == 1); /* parent done */
     elapsed = mf_time_ms() - start;
     ops->mem_dereg(server, memh);
     ops->iface_close(server);
     free(mem);
     fprintf(stderr, "child: %d accept failure messages in %llu ms\n",
             atomic_load(&test_accept_msgs), (unsigned long long)elapsed);
-    CHILD_CHECK(atomic_load(&test_accept_msgs) >= 1);
-    CHILD_CHECK((uint64_t)atomic_load(&test_accept_msgs) <=
-                1 + elapsed / MF_SOCK_ACCEPT_LOG_MS);
+    TK_CHECK(atomic_load(&test_accept_msgs) >= 1);
+    TK_CHECK((uint64_t)atomic_load(&test_accept_msgs) <=
+             1 + elapsed / MF_SOCK_ACCEPT_LOG_MS);
     return 0;
 }
 
@@ -1176,7 +1176,7 @@ static void test_out_of_fds(void **state)
     assert_int_equal(pipe(topipe), 0);
     assert_int_equal(pipe(frompipe), 0);
     assert_int_equal(pipe(notify), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(topipe[1]);
@@ -1237,7 +1237,7 @@ static void test_out_of_fds(void **state)
     ops->ep_destroy(ep);
     ops->iface_close(client);
     assert_int_equal(write(topipe[1], "x", 1), 1);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     close(topipe[1]);
     close(frompipe[0]);
     close(notify[0]);
@@ -1262,5 +1262,5 @@ int main(void)
     };
 
     mf_log_set_level(MF_LOG_WARN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "util/config.h"
 #include "util/containers.h"
 #include "util/log.h"
@@ -628,5 +630,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sock_accept_guard, test_setup_log,
                                         test_teardown_log),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@
  * raised to the hard limit at start.
  *
  * The test process never starts a thread: daemons run with fork+exec
- * (it_spawn_exec) on 127.0.0.1 with port 0 for every server, and the HTTP
+ * (tk_proc_exec) on 127.0.0.1 with port 0 for every server, and the HTTP
  * client is a plain blocking socket with poll() deadlines.  Every wait is
  * a generous hang guard, never a timing assertion.
  */
@@ -113,19 +113,19 @@ static int mt_start_nofile(mt_daemon_t *d, const char *const *extra,
         argv[argc++] = (char *)extra[i];
     }
     argv[argc] = NULL;
-    d->pid = it_spawn_exec_nofile(argv, nofile, &fd);
+    d->pid = tk_proc_exec(argv, nofile, &fd);
     if (d->pid < 0) {
         return -1;
     }
-    if (it_read_line(fd, line, sizeof(line), MT_WAIT_MS) != 0) {
-        it_log("mmc-meta did not print its ready line");
+    if (tk_fd_read_line(fd, line, sizeof(line), MT_WAIT_MS) != 0) {
+        tk_print("mmc-meta did not print its ready line");
         goto fail;
     }
     close(fd);
     fd = -1;
     if (sscanf(line, "mmc-meta ready rpc=%63[^:]:%u store=%u http=%u", addr,
                &rpc, &store, &http) != 4) {
-        it_log("unexpected ready line '%s'", line);
+        tk_print("unexpected ready line '%s'", line);
         goto fail;
     }
     /* exactly this line, nothing more */
@@ -134,7 +134,7 @@ static int mt_start_nofile(mt_daemon_t *d, const char *const *extra,
              http);
     if (strcmp(line, expect) != 0 || rpc == 0 || rpc > 65535 || store == 0 ||
         store > 65535 || http > 65535) {
-        it_log("unexpected ready line '%s'", line);
+        tk_print("unexpected ready line '%s'", line);
         goto fail;
     }
     d->rpc_port = (uint16_t)rpc;
@@ -147,7 +147,7 @@ fail:
         close(fd);
     }
     kill(d->pid, SIGKILL);
-    it_wait(d->pid, MT_WAIT_MS);
+    tk_proc_wait(d->pid, MT_WAIT_MS);
     d->pid = -1;
     return -1;
 }
@@ -163,7 +163,7 @@ static int mt_stop(mt_daemon_t *d, int sig)
     int code;
 
     kill(d->pid, sig);
-    code = it_wait(d->pid, MT_WAIT_MS);
+    code = tk_proc_wait(d->pid, MT_WAIT_MS);
     d->pid = -1;
     return code;
 }
@@ -172,7 +172,7 @@ static int mt_stop(mt_daemon_t *d, int sig)
  * timeout or error. */
 static char *mt_read_all(int fd, size_t *len_p)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     struct pollfd pfd = {fd, POLLIN, 0};
     size_t len = 0, cap = 65536;
     char *buf = malloc(cap);
@@ -188,7 +188,7 @@ static char *mt_read_all(int fd, size_t *len_p)
             buf = grown;
             cap *= 2;
         }
-        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         if (poll(&pfd, 1, wait) != 1) {
             break;
         }
@@ -208,7 +208,7 @@ static char *mt_read_all(int fd, size_t *len_p)
         }
         len += (size_t)n;
     }
-    it_log("reading until EOF failed or timed out");
+    tk_print("reading until EOF failed or timed out");
     free(buf);
     return NULL;
 }
@@ -244,11 +244,11 @@ static int mt_run(const char *const *args, bool merge_stderr, const char *env,
         argv[argc++] = (char *)args[i];
     }
     argv[argc] = NULL;
-    pid = it_spawn_exec(argv, &fd);
+    pid = tk_proc_exec(argv, 0, &fd);
     assert_true(pid > 0);
     out = mt_read_all(fd, NULL);
     close(fd);
-    code = it_wait(pid, MT_WAIT_MS);
+    code = tk_proc_wait(pid, MT_WAIT_MS);
     assert_non_null(out);
     *out_p = out;
     return code;
@@ -624,14 +624,14 @@ static void mt_frame_hdr(uint8_t *out, uint16_t opcode, uint32_t body_len,
 
 static bool mt_read_exact(int fd, void *buf, size_t len)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     struct pollfd pfd = {fd, POLLIN, 0};
     uint8_t *p = buf;
     int wait;
 
     while (len > 0) {
         ssize_t n;
-        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         if (poll(&pfd, 1, wait) != 1) {
             return false;
         }
@@ -670,11 +670,11 @@ static int32_t mt_read_response(int fd, uint16_t opcode, uint64_t req_id)
 static bool mt_wait_closed(int fd)
 {
     char buf[256];
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     struct pollfd pfd = {fd, POLLIN, 0};
 
     for (;;) {
-        int wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        int wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         ssize_t n;
 
         if (poll(&pfd, 1, wait) != 1) {
@@ -754,7 +754,7 @@ static int32_t mt_call(int fd, uint16_t opcode, uint64_t req_id,
 /* Polls url until its status is code (a hang guard, no timing). */
 static void mt_wait_http(uint16_t port, const char *path, int code)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     mt_resp_t r;
 
     for (;;) {
@@ -764,10 +764,10 @@ static void mt_wait_http(uint16_t port, const char *path, int code)
             return;
         }
         mt_resp_free(&r);
-        if (it_now_ms() > deadline) {
+        if (tk_time_ms() > deadline) {
             fail_msg("GET %s never answered %d", path, code);
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
 }
 
@@ -1117,7 +1117,7 @@ static void mt_ping(int fd, uint64_t *req)
 static void mt_wait_metric(uint16_t port, const char *prefix, double want,
                            int fd, uint64_t *req, mt_resp_t *r)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
 
     for (;;) {
         if (fd >= 0) {
@@ -1129,10 +1129,10 @@ static void mt_wait_metric(uint16_t port, const char *prefix, double want,
             return;
         }
         mt_resp_free(r);
-        if (it_now_ms() > deadline) {
+        if (tk_time_ms() > deadline) {
             fail_msg("%s never reached %g", prefix, want);
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
 }
 
@@ -1211,16 +1211,16 @@ static void test_evict_and_liveness(void **state)
 static void test_garbage(void **state)
 {
     uint8_t junk[4096], frame[MT_HDR_SIZE + 16];
-    it_rng_t rng;
+    tk_rng_t rng;
     mt_daemon_t d;
     mt_resp_t r;
     int fd;
 
     mt_find_binary();
     assert_int_equal(mt_start(&d, NULL), 0);
-    it_rng_seed(&rng, 42);
+    tk_rng_seed(&rng, 42);
     for (size_t i = 0; i < sizeof(junk); i++) {
-        junk[i] = (uint8_t)it_rng_next(&rng);
+        junk[i] = (uint8_t)tk_rng_next(&rng);
     }
 
     /* random bytes: every server drops the connection (HTTP answers 400
@@ -1458,7 +1458,7 @@ static void test_ports_and_signals(void **state)
     /* the first one still serves, and stops on SIGINT */
     mt_expect(first.http_port, "GET", "/health", 200, "ok");
     assert_int_equal(mt_stop(&first, SIGINT), 0);
-    assert_int_equal(it_tracked_children(), 0);
+    assert_int_equal(tk_proc_tracked(), 0);
 }
 
 /* A failed test leaves no daemon behind. */
@@ -1471,7 +1471,7 @@ static void test_open_files_limit(void **state)
 
     (void)state;
     assert_int_equal(mt_start_nofile(&d, NULL, 64), 0);
-    assert_int_equal(it_nofile_limits(d.pid, &soft, &hard), 0);
+    assert_int_equal(tk_proc_nofile(d.pid, &soft, &hard), 0);
     assert_true(soft == hard);
     mt_expect(d.http_port, "GET", "/health", 200, "ok");
     assert_int_equal(mt_stop(&d, SIGTERM), 0);
@@ -1479,7 +1479,7 @@ static void test_open_files_limit(void **state)
 
 static int mt_teardown(void **state)
 {
-    it_kill_all();
+    tk_proc_kill_all();
     return 0;
 }
 

@@ -96,7 +96,7 @@ static void it_netns_atexit(void)
     if (getpid() != it_netns_owner) {
         return;
     }
-    it_kill_all();
+    tk_proc_kill_all();
     it_netns_remove_all();
 }
 
@@ -106,7 +106,7 @@ static void it_netns_on_signal(int sig)
 
     if (getpid() == it_netns_owner) {
         (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        it_kill_all(); /* kill + waitpid: async-signal-safe */
+        tk_proc_kill_all(); /* kill + waitpid: async-signal-safe */
         it_netns_remove_all();
     }
     signal(sig, SIG_DFL);
@@ -162,8 +162,8 @@ static void it_netns_remove_stale(void)
             continue;
         }
         if (it_netns_pid_gone((pid_t)pid)) {
-            it_log("removing stale namespace %s of a dead run (pid %lu)",
-                   de->d_name, pid);
+            tk_print("removing stale namespace %s of a dead run (pid %lu)",
+                     de->d_name, pid);
             it_netns_remove_name(de->d_name);
         }
     }
@@ -198,17 +198,17 @@ int it_netns_enter(const it_netns_t *net, int host)
     int fd;
 
     if (host < 0 || host >= net->nhosts) {
-        it_log("no host %d", host);
+        tk_print("no host %d", host);
         return -1;
     }
     snprintf(path, sizeof(path), IT_NETNS_DIR "/%s", net->host[host]);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        it_log("open(%s) failed: %s", path, strerror(errno));
+        tk_print("open(%s) failed: %s", path, strerror(errno));
         return -1;
     }
     if (setns(fd, CLONE_NEWNET) < 0) {
-        it_log("setns(%s) failed: %s", path, strerror(errno));
+        tk_print("setns(%s) failed: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -221,7 +221,7 @@ int it_netns_enter(const it_netns_t *net, int host)
 typedef struct it_netns_tramp {
     const it_netns_t *net;
     int host;
-    it_proc_fn fn;
+    tk_proc_fn fn;
     void *arg;
     char *const *argv;
     int out_fd; /* stdout of an exec'd command, or -1 */
@@ -239,7 +239,7 @@ static int it_netns_tramp_fn(int index, void *unused)
         return 121;
     }
     if (t.fn != NULL) {
-        it_set_role("host %d proc %d", t.host, index);
+        tk_role_set("host %d proc %d", t.host, index);
         return t.fn(index, t.arg);
     }
     if (t.close_fd >= 0) {
@@ -256,11 +256,11 @@ static int it_netns_tramp_fn(int index, void *unused)
         }
     }
     execv(t.argv[0], t.argv);
-    it_log("execv(%s) failed: %s", t.argv[0], strerror(errno));
+    tk_print("execv(%s) failed: %s", t.argv[0], strerror(errno));
     return 127;
 }
 
-pid_t it_netns_spawn(const it_netns_t *net, int host, it_proc_fn fn, int index,
+pid_t it_netns_spawn(const it_netns_t *net, int host, tk_proc_fn fn, int index,
                      void *arg)
 {
     memset(&it_netns_next, 0, sizeof(it_netns_next));
@@ -270,14 +270,14 @@ pid_t it_netns_spawn(const it_netns_t *net, int host, it_proc_fn fn, int index,
     it_netns_next.arg = arg;
     it_netns_next.out_fd = -1;
     it_netns_next.close_fd = -1;
-    return it_spawn(it_netns_tramp_fn, index, NULL);
+    return tk_proc_spawn(it_netns_tramp_fn, index, NULL);
 }
 
 static int it_netns_run_path(const it_netns_t *net, int host,
                              char *const argv[], char *out, size_t out_len,
                              unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + timeout_ms;
+    uint64_t deadline = tk_time_ms() + timeout_ms;
     int fds[2] = {-1, -1};
     size_t have = 0;
     char sink[512];
@@ -287,7 +287,7 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     int wait;
 
     if (pipe(fds) < 0) {
-        it_log("pipe() failed: %s", strerror(errno));
+        tk_print("pipe() failed: %s", strerror(errno));
         return -1;
     }
     memset(&it_netns_next, 0, sizeof(it_netns_next));
@@ -296,7 +296,7 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     it_netns_next.argv = argv;
     it_netns_next.out_fd = fds[1];
     it_netns_next.close_fd = fds[0];
-    pid = it_spawn(it_netns_tramp_fn, 0, NULL);
+    pid = tk_proc_spawn(it_netns_tramp_fn, 0, NULL);
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
@@ -305,9 +305,9 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     pfd.fd = fds[0];
     pfd.events = POLLIN;
     for (;;) {
-        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         if (poll(&pfd, 1, wait) <= 0) {
-            break; /* it_wait below kills it */
+            break; /* tk_proc_wait below kills it */
         }
         if (out != NULL && have + 1 < out_len) {
             n = read(fds[0], out + have, out_len - 1 - have);
@@ -328,8 +328,8 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     if (out != NULL && out_len > 0) {
         out[have] = '\0';
     }
-    wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 1);
-    return it_wait(pid, (unsigned)wait);
+    wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 1);
+    return tk_proc_wait(pid, (unsigned)wait);
 }
 
 int it_netns_run(const it_netns_t *net, int host, char *const argv[], char *out,
@@ -345,7 +345,7 @@ int it_netns_run(const it_netns_t *net, int host, char *const argv[], char *out,
     args[i] = NULL;
     if (strchr(argv[0], '/') == NULL) {
         if (!it_netns_which(argv[0], path, sizeof(path))) {
-            it_log("%s not found", argv[0]);
+            tk_print("%s not found", argv[0]);
             return -1;
         }
         args[0] = path;
@@ -378,7 +378,7 @@ static int it_netns_ip_cmd(const char *a0, ...)
             off += (size_t)snprintf(line + off, sizeof(line) - off, " %s",
                                     argv[i]);
         }
-        it_log("`ip%s` failed (exit %d)", line, ret);
+        tk_print("`ip%s` failed (exit %d)", line, ret);
         return -1;
     }
     return 0;
@@ -424,7 +424,7 @@ void it_netns_require(void)
     }
     if (geteuid() != 0) {
         /* capabilities without root are possible, the probe decides */
-        it_log("not root: trying namespaces anyway");
+        tk_print("not root: trying namespaces anyway");
     }
     it_netns_install();
     it_netns_remove_stale();
@@ -455,7 +455,7 @@ void it_netns_require(void)
 static int it_netns_probe_fn(int index, void *arg)
 {
     const it_netns_t *net = arg;
-    uint64_t deadline = it_now_ms() + 20000;
+    uint64_t deadline = tk_time_ms() + 20000;
     struct sockaddr_in sa;
     struct pollfd pfd;
     int j, fd, err;
@@ -488,12 +488,12 @@ static int it_netns_probe_fn(int index, void *arg)
             if (err == ECONNREFUSED || err == 0) {
                 break;
             }
-            if (it_now_ms() > deadline) {
-                it_log("host %d cannot reach %s: %s", index, net->addr[j],
-                       strerror(err));
+            if (tk_time_ms() > deadline) {
+                tk_print("host %d cannot reach %s: %s", index, net->addr[j],
+                         strerror(err));
                 return 1;
             }
-            it_sleep_ms(50);
+            tk_sleep_ms(50);
         }
     }
     return 0;
@@ -518,11 +518,11 @@ int it_netns_create(it_netns_t *net, int nhosts)
 
     memset(net, 0, sizeof(*net));
     if (it_netns_owner != getpid() || it_netns_ip[0] == '\0') {
-        it_log("call it_netns_require() first");
+        tk_print("call it_netns_require() first");
         return -1;
     }
     if (nhosts < 1 || nhosts > IT_NETNS_MAX_HOSTS) {
-        it_log("bad host count %d", nhosts);
+        tk_print("bad host count %d", nhosts);
         return -1;
     }
     net->nhosts = nhosts;
@@ -567,8 +567,8 @@ int it_netns_create(it_netns_t *net, int nhosts)
         }
         started++;
     }
-    if (it_wait_all(pids, nhosts, 60000, NULL) != 0) {
-        it_log("the hosts do not reach each other");
+    if (tk_proc_wait_all(pids, nhosts, 60000, NULL) != 0) {
+        tk_print("the hosts do not reach each other");
         goto err;
     }
     return 0;
@@ -576,7 +576,7 @@ int it_netns_create(it_netns_t *net, int nhosts)
 err_reap:
     for (i = 0; i < started; i++) {
         kill(pids[i], SIGKILL);
-        it_wait(pids[i], 10000);
+        tk_proc_wait(pids[i], 10000);
     }
 err:
     it_netns_destroy(net);
@@ -587,7 +587,7 @@ void it_netns_destroy(it_netns_t *net)
 {
     int i;
 
-    it_kill_all();
+    tk_proc_kill_all();
     for (i = 0; i <= net->nhosts && i <= IT_NETNS_MAX_HOSTS; i++) {
         const char *name = i < net->nhosts ? net->host[i] : net->sw;
 
@@ -616,7 +616,7 @@ static int it_netns_store_fn(int index, void *arg)
     mf_status_t st;
     int sig;
 
-    it_set_role("store");
+    tk_role_set("store");
     /* blocked before the server's threads start, which inherit the mask */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -627,7 +627,7 @@ static int it_netns_store_fn(int index, void *arg)
     cfg.port = 0;
     st = mf_store_server_start(&cfg, &server);
     if (st != MF_OK) {
-        it_log("mf_store_server_start(%s): %s", sa->addr, mf_status_name(st));
+        tk_print("mf_store_server_start(%s): %s", sa->addr, mf_status_name(st));
         (void)!write(sa->fd, &port, sizeof(port));
         return 1;
     }
@@ -655,7 +655,7 @@ int it_netns_store_start(const it_netns_t *net, int host, it_store_t *store)
 
     memset(store, 0, sizeof(*store));
     if (pipe(fds) < 0) {
-        it_log("pipe() failed: %s", strerror(errno));
+        tk_print("pipe() failed: %s", strerror(errno));
         return -1;
     }
     sa.addr = net->addr[host];
@@ -673,9 +673,9 @@ int it_netns_store_start(const it_netns_t *net, int host, it_store_t *store)
     }
     close(fds[0]);
     if (n != (ssize_t)sizeof(port) || port == 0) {
-        it_log("store process in host %d did not start", host);
+        tk_print("store process in host %d did not start", host);
         kill(pid, SIGKILL);
-        it_wait(pid, 10000);
+        tk_proc_wait(pid, 10000);
         return -1;
     }
     store->pid = pid;
@@ -702,7 +702,7 @@ static int it_netns_conns(const it_netns_t *net, int host, int peer_host,
     snprintf(dst, sizeof(dst), "%s", net->addr[peer_host]);
     if (it_netns_run_path(net, host, argv, out, sizeof(out), IT_NETNS_CMD_MS) !=
         0) {
-        it_log("ss in host %d failed", host);
+        tk_print("ss in host %d failed", host);
         return -1;
     }
     for (line = strtok_r(out, "\n", &save); line != NULL && n < max;
@@ -757,7 +757,7 @@ int it_netns_break_conn(const it_netns_t *net, int host, int peer_host,
     int n, m, i, pick, busy;
 
     if (it_netns_ss[0] == '\0') {
-        it_log("no `ss` found");
+        tk_print("no `ss` found");
         return -1;
     }
     n = it_netns_conns(net, host, peer_host, spare_port, conns, 64, &busy);
@@ -769,19 +769,19 @@ int it_netns_break_conn(const it_netns_t *net, int host, int peer_host,
     snprintf(src, sizeof(src), "%s", conns[pick][0]);
     snprintf(dst, sizeof(dst), "%s", conns[pick][1]);
     if (it_netns_run_path(net, host, argv, NULL, 0, IT_NETNS_CMD_MS) != 0) {
-        it_log("`ss -K` failed in host %d", host);
+        tk_print("`ss -K` failed in host %d", host);
         return -1;
     }
     /* without CONFIG_INET_DIAG_DESTROY, ss -K succeeds and closes nothing */
     m = it_netns_conns(net, host, peer_host, spare_port, after, 64, NULL);
     for (i = 0; i < m; i++) {
         if (strcmp(after[i][0], src) == 0 && strcmp(after[i][1], dst) == 0) {
-            it_log("`ss -K` did not close %s -> %s", src, dst);
+            tk_print("`ss -K` did not close %s -> %s", src, dst);
             return -1;
         }
     }
-    it_log("host %d: closed TCP connection %s -> %s (%s)", host, src, dst,
-           pick < busy ? "bytes in flight" : "idle");
+    tk_print("host %d: closed TCP connection %s -> %s (%s)", host, src, dst,
+             pick < busy ? "bytes in flight" : "idle");
     return 1;
 }
 
@@ -791,7 +791,7 @@ int it_netns_link_flap(const it_netns_t *net, int host, unsigned ms)
                         "down", NULL) != 0) {
         return -1;
     }
-    it_sleep_ms(ms);
+    tk_sleep_ms(ms);
     return it_netns_ip_cmd("-n", net->host[host], "link", "set", net->dev[host],
                            "up", NULL);
 }

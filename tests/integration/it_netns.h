@@ -65,8 +65,8 @@ void it_netns_destroy(it_netns_t *net);
 /* In a child: enters host's network namespace.  0 or -1 (logged). */
 int it_netns_enter(const it_netns_t *net, int host);
 
-/* it_spawn(), but fn runs inside host's namespace. */
-pid_t it_netns_spawn(const it_netns_t *net, int host, it_proc_fn fn, int index,
+/* tk_proc_spawn(), but fn runs inside host's namespace. */
+pid_t it_netns_spawn(const it_netns_t *net, int host, tk_proc_fn fn, int index,
                      void *arg);
 
 /*

@@ -23,7 +23,6 @@
 #endif
 #endif
 
-#define TK_FD_MAX    1024
 #define TK_FD_ALLOWS 8
 
 typedef struct tk_fd_allowance {
@@ -72,6 +71,21 @@ static void tk_fd_scan(void (*fn)(int fd, const char *target, void *arg),
         fn(fd, target, arg);
     }
     closedir(dir);
+}
+
+static void tk_fd_tally(int fd, const char *target, void *arg)
+{
+    (void)fd;
+    (void)target;
+    (*(int *)arg)++;
+}
+
+int tk_fd_count(void)
+{
+    int n = 0;
+
+    tk_fd_scan(tk_fd_tally, &n);
+    return n;
 }
 
 static void tk_fd_record(int fd, const char *target, void *arg)

@@ -17,11 +17,18 @@
 
 /* Growth of the heap in use allowed over a group: stdio's buffers and
  * the first-use tables of libc (locale, resolver) stay allocated. */
+/* Descriptors above this one are not checked. */
+#define TK_FD_MAX 1024
+
 #define TK_MEM_SLACK (128u << 10)
 
 /* Allows descriptors whose target starts with prefix to stay open after
  * the group; reason says why the library keeps them (printed). */
 void tk_fd_allow(const char *prefix, const char *reason);
+
+/* Open descriptors of this process (below TK_FD_MAX), for a check around
+ * one test. */
+int tk_fd_count(void);
 
 /* Records the descriptors and the heap in use. */
 void tk_group_begin(void);

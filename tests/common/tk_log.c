@@ -21,7 +21,12 @@ void tk_log_reset(tk_log_t *log)
     memset(log->count, 0, sizeof(log->count));
     log->last_level = MF_LOG_OFF;
     log->last[0] = '\0';
+    log->last_error[0] = '\0';
     log->nrecent = 0;
+    log->expected = 0;
+    for (unsigned i = 0; i < log->nwatches; i++) {
+        log->watch[i].matches = 0;
+    }
     pthread_mutex_unlock(&log->lock);
 }
 
@@ -43,6 +48,8 @@ void tk_log_sink(mf_log_level_t level, const char *file, int line,
                  const char *message, void *arg)
 {
     tk_log_t *log = arg;
+    tk_log_watch_t *w;
+    unsigned i;
     unsigned lvl = (unsigned)level <= MF_LOG_TRACE ? (unsigned)level : 0;
 
     if (log->flags & TK_LOG_ECHO) {
@@ -50,12 +57,26 @@ void tk_log_sink(mf_log_level_t level, const char *file, int line,
                 (int)getpid(), tk_log_names[lvl], file, line, message);
     }
     pthread_mutex_lock(&log->lock);
-    log->count[lvl]++;
+    if (level == MF_LOG_ERROR && log->allow > 0) {
+        log->expected++;
+    } else {
+        log->count[lvl]++;
+    }
     log->last_level = level;
     snprintf(log->last, sizeof(log->last), "%s", message);
+    if (level == MF_LOG_ERROR) {
+        snprintf(log->last_error, sizeof(log->last_error), "%s", message);
+    }
     snprintf(log->recent[log->nrecent % TK_LOG_RECENT], TK_LOG_LEN, "%s",
              message);
     log->nrecent++;
+    for (i = 0; i < log->nwatches; i++) {
+        w = &log->watch[i];
+        if (strstr(message, w->needle) != NULL && w->matches++ == 0 &&
+            w->notify_fd >= 0 && write(w->notify_fd, "!", 1) != 1) {
+            fprintf(stderr, "cannot notify the watcher of '%s'\n", w->needle);
+        }
+    }
     pthread_mutex_unlock(&log->lock);
 }
 
@@ -72,23 +93,85 @@ unsigned tk_log_count(tk_log_t *log, mf_log_level_t level)
     return n;
 }
 
+unsigned tk_log_total(tk_log_t *log)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&log->lock);
+    n = log->nrecent;
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
+void tk_log_take(tk_log_t *log, mf_log_level_t level, unsigned n)
+{
+    if ((unsigned)level > MF_LOG_TRACE) {
+        return;
+    }
+    pthread_mutex_lock(&log->lock);
+    log->count[level] -= n < log->count[level] ? n : log->count[level];
+    pthread_mutex_unlock(&log->lock);
+}
+
 const char *tk_log_last(const tk_log_t *log)
 {
     return log->last;
 }
 
-bool tk_log_find(tk_log_t *log, const char *needle)
+unsigned tk_log_matches(tk_log_t *log, const char *needle)
 {
-    unsigned i, n;
-    bool found = false;
+    unsigned i, n, found = 0;
 
     pthread_mutex_lock(&log->lock);
     n = log->nrecent < TK_LOG_RECENT ? log->nrecent : TK_LOG_RECENT;
-    for (i = 0; i < n && !found; i++) {
-        found = strstr(log->recent[i], needle) != NULL;
+    for (i = 0; i < n; i++) {
+        found += strstr(log->recent[i], needle) != NULL;
     }
     pthread_mutex_unlock(&log->lock);
     return found;
+}
+
+bool tk_log_find(tk_log_t *log, const char *needle)
+{
+    return tk_log_matches(log, needle) != 0;
+}
+
+int tk_log_watch(tk_log_t *log, const char *needle, int notify_fd)
+{
+    int watch = -1;
+
+    pthread_mutex_lock(&log->lock);
+    if (log->nwatches < TK_LOG_WATCHES) {
+        watch = (int)log->nwatches++;
+        log->watch[watch].needle = needle;
+        log->watch[watch].notify_fd = notify_fd;
+        log->watch[watch].matches = 0;
+    }
+    pthread_mutex_unlock(&log->lock);
+    return watch;
+}
+
+unsigned tk_log_watched(tk_log_t *log, int watch)
+{
+    unsigned n = 0;
+
+    pthread_mutex_lock(&log->lock);
+    if (watch >= 0 && (unsigned)watch < log->nwatches) {
+        n = log->watch[watch].matches;
+    }
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
+void tk_log_allow_errors(tk_log_t *log, bool allow)
+{
+    pthread_mutex_lock(&log->lock);
+    if (allow) {
+        log->allow++;
+    } else if (log->allow > 0) {
+        log->allow--;
+    }
+    pthread_mutex_unlock(&log->lock);
 }
 
 int tk_log_check_clean(tk_log_t *log)
@@ -100,7 +183,7 @@ int tk_log_check_clean(tk_log_t *log)
     }
     pthread_mutex_lock(&log->lock);
     fprintf(stderr, "%u unexpected error log(s), the last: %s\n", errors,
-            log->last);
+            log->last_error);
     pthread_mutex_unlock(&log->lock);
     return -1;
 }

@@ -39,19 +39,8 @@ static void api_run(int n, tk_proc_fn fn, void *arg)
 
 /* ---------------------------------------------------------- config */
 
-typedef struct api_log {
-    int count;
-    char last[512];
-} api_log_t;
-
-static void api_log_sink(mf_log_level_t level, const char *file, int line,
-                         const char *message, void *arg)
-{
-    api_log_t *log = arg;
-
-    log->count++;
-    snprintf(log->last, sizeof(log->last), "%s", message);
-}
+/* What libmemcache logs in the config child. */
+static tk_log_t api_log;
 
 static int api_config_child(int index, void *arg)
 {
@@ -148,19 +137,24 @@ static int api_config_child(int index, void *arg)
 
     /* the library's log goes where its user says, at the level it says */
     {
-        api_log_t log = {0};
+        tk_log_t *log = &api_log;
 
-        mmc_log_set_sink(api_log_sink, &log);
+        tk_log_start(log, 0);
+        mmc_log_set_sink(tk_log_sink, log);
         mmc_log_set_level(MF_LOG_ERROR);
         TK_CHECK_GOTO(mmc_log_get_level() == MF_LOG_ERROR, "log level");
         IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
-        TK_CHECK_GOTO(log.count >= 1 && strstr(log.last, "no_such_key") != NULL,
-                      "sink got %d messages, last '%s'", log.count, log.last);
-        log.count = 0;
+        TK_CHECK_GOTO(tk_log_total(log) >= 1 &&
+                          strstr(tk_log_last(log), "no_such_key") != NULL,
+                      "sink got %u messages, last '%s'", tk_log_total(log),
+                      tk_log_last(log));
+        tk_log_reset(log);
         mmc_log_set_level(MF_LOG_OFF);
         IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
-        TK_CHECK_GOTO(log.count == 0, "%d messages while off", log.count);
+        TK_CHECK_GOTO(tk_log_total(log) == 0, "%u messages while off",
+                      tk_log_total(log));
         mmc_log_set_sink(NULL, NULL);
+        tk_log_stop(log);
         mmc_log_set_level(MF_LOG_WARN);
     }
     ret = 0;

@@ -16,13 +16,13 @@
 #include <cmocka.h>
 
 #include "tk_group.h"
+#include "tk_log.h"
 
 #include "net/net.h"
 #include "util/log.h"
 #include "util/misc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -41,50 +41,22 @@
 
 /* ---- log capture and fd accounting ---- */
 
-static atomic_int test_errors;
-
-static void test_log_sink(mf_log_level_t level, const char *file, int line,
-                          const char *message, void *arg)
-{
-    (void)arg;
-    if (level == MF_LOG_ERROR) {
-        atomic_fetch_add(&test_errors, 1);
-    }
-    fprintf(stderr, "[%d] %s:%d %s\n", (int)level, file, line, message);
-}
-
-static int test_count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *ent;
-    int n = 0;
-
-    if (dir == NULL) {
-        return -1;
-    }
-    while ((ent = readdir(dir)) != NULL) {
-        if (ent->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(dir);
-    return n - 1; /* the directory's own fd */
-}
+static tk_log_t test_log;
 
 static int test_fds_at_start;
 
 static int test_setup(void **state)
 {
     (void)state;
-    atomic_store(&test_errors, 0);
-    test_fds_at_start = test_count_fds();
+    tk_log_reset(&test_log);
+    test_fds_at_start = tk_fd_count();
     return 0;
 }
 
 static int test_teardown(void **state)
 {
     (void)state;
-    assert_int_equal(test_count_fds(), test_fds_at_start);
+    assert_int_equal(tk_fd_count(), test_fds_at_start);
     return 0;
 }
 
@@ -175,7 +147,7 @@ static void test_wbuf_rbuf_roundtrip(void **state)
     assert_int_equal(mf_rbuf_status(&r, false), MF_OK);
     mf_wbuf_free(&w);
     assert_null(w.data);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_rbuf_bounds(void **state)
@@ -269,7 +241,7 @@ static void test_rbuf_bounds(void **state)
     assert_int_equal(u16, 0x0201);
     assert_int_equal(mf_rbuf_status(&r, false), MF_OK);
     assert_int_equal(mf_rbuf_status(&r, true), MF_ERR_PROTO);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_wbuf_too_large(void **state)
@@ -285,7 +257,7 @@ static void test_wbuf_too_large(void **state)
     mf_wbuf_put_u32(&w, 2); /* a no-op now */
     assert_int_equal(w.len, 4);
     mf_wbuf_free(&w);
-    assert_int_equal(atomic_load(&test_errors), 1);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
 }
 
 /* ---- frame header ---- */
@@ -325,7 +297,7 @@ static void test_hdr_roundtrip(void **state)
     assert_int_equal(out.status, MF_ERR_CONN_RESET);
     assert_int_equal(out.body_len, 1000);
     assert_true(out.req_id == in.req_id);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_hdr_reject(void **state)
@@ -401,7 +373,7 @@ static void test_hdr_reject(void **state)
         }
     }
     (void)accepted;
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /* ---- a test service ---- */
@@ -776,7 +748,7 @@ static void test_round_trip(void **state)
     test_srv_stop(srv);
     free(srv);
     free(big);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 typedef struct test_worker {
@@ -843,7 +815,7 @@ static void test_concurrent_calls(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_deferred_reply(void **state)
@@ -866,7 +838,7 @@ static void test_deferred_reply(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_call_timeout(void **state)
@@ -891,7 +863,7 @@ static void test_call_timeout(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /* A raw TCP connection to the server. */
@@ -984,7 +956,7 @@ static void test_slow_reader(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_bad_peers(void **state)
@@ -1058,7 +1030,7 @@ static void test_bad_peers(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /*
@@ -1116,7 +1088,7 @@ static void test_untrusted_frames(void **state)
     test_srv_stop(srv);
     free(srv);
     free(big);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /*
@@ -1166,7 +1138,7 @@ static void test_idle_timeout(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_client_rejects_oversized(void **state)
@@ -1189,7 +1161,7 @@ static void test_client_rejects_oversized(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 typedef struct test_async_call {
@@ -1232,7 +1204,7 @@ static void test_stop_with_pending_call(void **state)
     assert_true(test_wait_for(&cli.ndisconnect, 1));
     mf_net_client_destroy(cli.client);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_reconnect(void **state)
@@ -1260,7 +1232,7 @@ static void test_reconnect(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_notify(void **state)
@@ -1284,7 +1256,7 @@ static void test_notify(void **state)
     test_srv_stop(srv);
     free(srv);
     /* The refused call on the loop thread. */
-    assert_int_equal(atomic_load(&test_errors), 1);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
 }
 
 static void test_server_closes(void **state)
@@ -1310,7 +1282,7 @@ static void test_server_closes(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_max_conns(void **state)
@@ -1341,7 +1313,7 @@ static void test_max_conns(void **state)
     mf_net_client_destroy(cli2.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_destroy_with_pending_call(void **state)
@@ -1362,7 +1334,7 @@ static void test_destroy_with_pending_call(void **state)
     assert_int_equal(call.status, MF_ERR_CANCELED);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 typedef struct test_sync_arg {
@@ -1396,7 +1368,7 @@ static void test_run_sync(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_connect_errors(void **state)
@@ -1453,7 +1425,7 @@ static void test_connect_errors(void **state)
         close(fillers[i]);
     }
     close(fd);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_server_start_errors(void **state)
@@ -1475,7 +1447,7 @@ static void test_server_start_errors(void **state)
     assert_null(server);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 2);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 2);
 }
 
 int main(void)
@@ -1528,7 +1500,7 @@ int main(void)
                                         test_teardown),
     };
 
-    mf_log_set_sink(test_log_sink, NULL);
+    tk_log_start(&test_log, TK_LOG_ECHO);
     mf_log_set_level(MF_LOG_WARN);
     return tk_group_run(tests, NULL, NULL);
 }

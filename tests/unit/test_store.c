@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "tk_group.h"
+#include "tk_log.h"
 #include "tk_proc.h"
 
 #include "net/net.h"
@@ -32,7 +33,6 @@
 #include <memfabric/mf_store.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -53,41 +53,7 @@
 
 /* ---- log capture and fd accounting ---- */
 
-static atomic_int test_errors;
-static atomic_int test_errors_allowed; /* > 0: errors are expected now */
-
-static void test_log_sink(mf_log_level_t level, const char *file, int line,
-                          const char *message, void *arg)
-{
-    (void)arg;
-    if ((level == MF_LOG_ERROR) && (atomic_load(&test_errors_allowed) == 0)) {
-        atomic_fetch_add(&test_errors, 1);
-    }
-    fprintf(stderr, "[%d] %s:%d %s\n", (int)level, file, line, message);
-}
-
-static void test_allow_errors(bool allow)
-{
-    atomic_fetch_add(&test_errors_allowed, allow ? 1 : -1);
-}
-
-static int test_count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *ent;
-    int n = 0;
-
-    if (dir == NULL) {
-        return -1;
-    }
-    while ((ent = readdir(dir)) != NULL) {
-        if (ent->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(dir);
-    return n - 1;
-}
+static tk_log_t test_log;
 
 /* ---- fixture: one server per test ---- */
 
@@ -111,9 +77,8 @@ static void test_server_start_cfg(const mf_store_server_config_t *cfg)
 
 static int test_setup_common(void)
 {
-    atomic_store(&test_errors, 0);
-    atomic_store(&test_errors_allowed, 0);
-    test_ctx.fds_at_start = test_count_fds();
+    tk_log_reset(&test_log);
+    test_ctx.fds_at_start = tk_fd_count();
     test_ctx.server = NULL;
     return 0;
 }
@@ -141,8 +106,8 @@ static int test_teardown(void **state)
     (void)state;
     mf_store_server_stop(test_ctx.server);
     test_ctx.server = NULL;
-    assert_int_equal(atomic_load(&test_errors), 0);
-    assert_int_equal(test_count_fds(), test_ctx.fds_at_start);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+    assert_int_equal(tk_fd_count(), test_ctx.fds_at_start);
     return 0;
 }
 
@@ -469,7 +434,7 @@ static void test_set_get_remove(void **state)
     assert_int_equal(mf_store_remove(store, "a"), MF_ERR_NOT_FOUND);
 
     /* Bad arguments are refused by the client. */
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_set(store, NULL, "x", 1, 0), MF_ERR_INVALID);
     assert_int_equal(mf_store_set(store, "", "x", 1, 0), MF_ERR_INVALID);
     assert_int_equal(mf_store_set(store, "k", NULL, 1, 0), MF_ERR_INVALID);
@@ -477,7 +442,7 @@ static void test_set_get_remove(void **state)
     assert_int_equal(mf_store_get(store, "", 0, &value, &len), MF_ERR_INVALID);
     assert_int_equal(mf_store_remove(store, NULL), MF_ERR_INVALID);
     assert_int_equal(mf_store_add(store, "", 1, NULL), MF_ERR_INVALID);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     mf_store_close(store);
 }
@@ -936,11 +901,11 @@ static void test_barrier(void **state)
     free(value);
 
     /* A barrier nobody else joins times out; bad counts are refused. */
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_barrier(store, "lonely", 2, 200), MF_ERR_TIMEOUT);
     assert_int_equal(mf_store_barrier(store, "zero", 0, 200), MF_ERR_INVALID);
     assert_int_equal(mf_store_barrier(store, "", 1, 200), MF_ERR_INVALID);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     /* A barrier of one passes at once. */
     assert_int_equal(mf_store_barrier(store, "one", 1, 0), MF_OK);
     assert_int_equal(mf_store_barrier(store, "one", 1, 0), MF_OK);
@@ -1021,7 +986,7 @@ static void test_allgather(void **state)
         mf_store_allgather(store, "solo", 0, 1, "ab", 2, out, TEST_WAIT_MS),
         MF_OK);
     assert_memory_equal(out, "ab", 2);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(
         mf_store_allgather(store, "bad", 2, 2, "ab", 2, out, TEST_WAIT_MS),
         MF_ERR_INVALID);
@@ -1034,7 +999,7 @@ static void test_allgather(void **state)
     /* Index 1 never comes. */
     assert_int_equal(mf_store_allgather(store, "late", 0, 2, "ab", 2, out, 200),
                      MF_ERR_TIMEOUT);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     mf_store_close(store);
 }
 
@@ -1061,11 +1026,11 @@ static void test_rank_assign(void **state)
     assert_int_equal(mf_store_rank_join(d, "g", 4, MF_RANK_AUTO, &rank),
                      MF_ERR_INVALID);
     assert_int_equal(rank, 77);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_rank_join(d, "g", 3, 3, &rank), MF_ERR_INVALID);
     assert_int_equal(mf_store_rank_join(d, "g", 0, 0, &rank), MF_ERR_INVALID);
     assert_int_equal(mf_store_rank_join(d, "", 3, 0, &rank), MF_ERR_INVALID);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     assert_int_equal(mf_store_rank_list(d, "g", ranks, 4, &count), MF_OK);
     assert_int_equal(count, 3);
@@ -1116,10 +1081,10 @@ static void test_rank_events(void **state)
     test_events_init(&log);
     assert_int_equal(mf_store_rank_subscribe(sub, "ev", test_rank_cb, &log),
                      MF_OK);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_rank_subscribe(sub, "ev", test_rank_cb, &log),
                      MF_ERR_EXISTS);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     assert_int_equal(mf_store_rank_join(a, "ev", 4, 2, &rank), MF_OK);
     assert_true(test_events_wait(&log, 1, TEST_WAIT_MS));
@@ -1223,7 +1188,8 @@ static void test_group_budget(void **state)
     test_server_start_cfg(&cfg);
     a = test_connect(1000);
     b = test_connect(1000);
-    test_allow_errors(true); /* refused joins are logged by the client */
+    tk_log_allow_errors(&test_log,
+                        true); /* refused joins are logged by the client */
     assert_int_equal(
         mf_store_rank_join(a, "huge", 1u << 20, MF_RANK_AUTO, &rank),
         MF_ERR_TOO_LARGE);
@@ -1236,7 +1202,7 @@ static void test_group_budget(void **state)
     /* an empty group gives its slots back */
     assert_int_equal(mf_store_rank_join(b, "other", 7300, MF_RANK_AUTO, &rank),
                      MF_OK);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     mf_store_close(a);
     mf_store_close(b);
 }
@@ -1355,7 +1321,8 @@ static void test_reconnect(void **state)
     test_sleep_ms(100);
 
     /* The server restarts on the same port, with nothing in it. */
-    test_allow_errors(true); /* reconnect attempts may fail meanwhile */
+    tk_log_allow_errors(&test_log,
+                        true); /* reconnect attempts may fail meanwhile */
     mf_store_server_stop(test_ctx.server);
     assert_int_equal(pthread_join(thread, NULL), 0);
     assert_true(mf_status_is_peer_error(parked.status));
@@ -1372,7 +1339,7 @@ static void test_reconnect(void **state)
     } while ((count == 0) && (mf_time_ms() < deadline));
     assert_int_equal(count, 1);
     assert_int_equal(ranks[0], 3);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     /* The ephemeral key came back (set before the rank), the removed one
      * did not; the watch works again. */
@@ -1572,14 +1539,14 @@ static void test_server_config(void **state)
     assert_int_equal(
         mf_store_server_config_set(&cfg, "heartbeat_timeout_ms", "3s"), MF_OK);
     assert_int_equal(cfg.heartbeat_timeout_ms, 3000);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_server_config_set(&cfg, "port", "70000"),
                      MF_ERR_CONFIG);
     assert_int_equal(mf_store_server_config_set(&cfg, "nokey", "1"),
                      MF_ERR_CONFIG);
     assert_int_equal(mf_store_server_config_set(&cfg, "max_key_size", "0"),
                      MF_ERR_CONFIG);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     assert_int_equal(cfg.port, 4321);
 
     fd = mkstemp(path);
@@ -1607,12 +1574,12 @@ static void test_server_config(void **state)
     fclose(f);
 
     /* A port in use is reported. */
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     mf_store_server_config_init(&cfg);
     cfg.port = test_ctx.port;
     assert_int_equal(mf_store_server_start(&cfg, &(mf_store_server_t *){NULL}),
                      MF_ERR_ADDR_IN_USE);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 }
 
 int main(int argc, char **argv)
@@ -1660,7 +1627,7 @@ int main(int argc, char **argv)
         return test_child_join(argv[2], argv[3]);
     }
     signal(SIGPIPE, SIG_IGN);
-    mf_log_set_sink(test_log_sink, NULL);
+    tk_log_start(&test_log, TK_LOG_ECHO);
     if (getenv("MF_LOG_LEVEL") != NULL) {
         mf_log_init_from_env();
     }

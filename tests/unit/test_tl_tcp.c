@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tk_group.h"
+#include "tk_log.h"
 #include "tk_proc.h"
 
 #include "mem/mem.h"
@@ -1054,21 +1055,10 @@ static void test_fork(void **state)
 #define TEST_CHILD_NOFILE 64
 #define TEST_FLOOD_CONNS  150
 
-/* In the child only. */
-static atomic_int test_accept_msgs;
+/* In the child only: what the server logs; the parent waits for the
+ * first failed accept. */
+static tk_log_t test_accept_log;
 static int test_accept_notify_fd = -1;
-
-static void test_accept_sink(mf_log_level_t level, const char *file, int line,
-                             const char *message, void *arg)
-{
-    (void)arg;
-    if ((strstr(message, "accept() failed") != NULL) &&
-        (atomic_fetch_add(&test_accept_msgs, 1) == 0) &&
-        (write(test_accept_notify_fd, "F", 1) != 1)) {
-        fprintf(stderr, "child: cannot notify the parent\n");
-    }
-    fprintf(stderr, "child [%d] %s:%d %s\n", (int)level, file, line, message);
-}
 
 /* A server with a soft limit of TEST_CHILD_NOFILE open files: publishes
  * its address and remote key, serves until the parent says done, then
@@ -1084,12 +1074,15 @@ static int test_accept_child(int out_fd, int in_fd)
     uint8_t out[256];
     mf_mem_seg_t s;
     uint8_t *mem;
+    int accepts;
     char c;
 
     TK_CHECK(getrlimit(RLIMIT_NOFILE, &rlim) == 0);
     rlim.rlim_cur = TEST_CHILD_NOFILE;
     TK_CHECK(setrlimit(RLIMIT_NOFILE, &rlim) == 0);
-    mf_log_set_sink(test_accept_sink, NULL);
+    tk_log_start(&test_accept_log, TK_LOG_ECHO);
+    accepts = tk_log_watch(&test_accept_log, "accept() failed",
+                           test_accept_notify_fd);
     mem = calloc(1, seg);
     TK_CHECK(mem != NULL);
     server = test_open(1, 0);
@@ -1113,9 +1106,10 @@ static int test_accept_child(int out_fd, int in_fd)
     ops->iface_close(server);
     free(mem);
     fprintf(stderr, "child: %d accept failure messages in %llu ms\n",
-            atomic_load(&test_accept_msgs), (unsigned long long)elapsed);
-    TK_CHECK(atomic_load(&test_accept_msgs) >= 1);
-    TK_CHECK((uint64_t)atomic_load(&test_accept_msgs) <=
+            tk_log_watched(&test_accept_log, accepts),
+            (unsigned long long)elapsed);
+    TK_CHECK(tk_log_watched(&test_accept_log, accepts) >= 1);
+    TK_CHECK((uint64_t)tk_log_watched(&test_accept_log, accepts) <=
              1 + elapsed / MF_SOCK_ACCEPT_LOG_MS);
     return 0;
 }

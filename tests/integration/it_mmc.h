@@ -3,9 +3,9 @@
  * daemon as a child process, a shared-memory barrier for the client
  * processes, and opening a client.
  *
- * The daemon is $MMC_META_BIN or the mmc-meta of the same build tree; it
- * runs with free ports and prints `mmc-meta ready rpc=<addr>:<port>
- * store=<port> http=<port>` once it listens.  Clients are forked children
+ * The daemon is $MMC_META_BIN or the mmc-meta of the same build tree,
+ * started with the test kit's tk_meta (free ports, the ready line
+ * parsed), here or inside a host namespace.  Clients are forked children
  * (the parent never calls the library, so it stays free of threads); they
  * meet at barriers kept in a MAP_SHARED page made before any fork.
  *
@@ -20,6 +20,7 @@
 
 #include "it_helpers.h"
 #include "it_netns.h"
+#include "tk_meta.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,21 +41,12 @@
 #define IT_MMC_WAIT_MS 120000 /* hang guard of every wait */
 #define IT_MMC_UNUSED  __attribute__((unused))
 
-typedef struct it_mmc_meta {
-    pid_t pid;
-    char addr[32];
-    uint16_t port;
-    uint16_t store_port;
-    uint16_t http_port;
-    char url[64]; /* tcp://addr:port */
-} it_mmc_meta_t;
-
 /* Shared by the parent and every child (one page). */
 typedef struct it_mmc_shared {
     atomic_int bar[64];  /* barrier counters */
     atomic_int val[256]; /* per test values */
     atomic_ullong u64[64];
-    it_mmc_meta_t meta;
+    tk_meta_t meta;
 } it_mmc_shared_t;
 
 static it_mmc_shared_t *it_mmc_sh;
@@ -75,7 +67,7 @@ static int it_mmc_shared_init(void)
 /* Clears the counters between tests (the meta's address stays). */
 IT_MMC_UNUSED static void it_mmc_shared_reset(void)
 {
-    it_mmc_meta_t meta = it_mmc_sh->meta;
+    tk_meta_t meta = it_mmc_sh->meta;
 
     memset(it_mmc_sh, 0, sizeof(*it_mmc_sh));
     it_mmc_sh->meta = meta;
@@ -98,15 +90,8 @@ IT_MMC_UNUSED static int it_mmc_barrier(int id, int n)
     return 0;
 }
 
-static const char *it_mmc_meta_bin(void)
-{
-    const char *env = getenv("MMC_META_BIN");
-
-    return env != NULL && env[0] != '\0' ? env : MMC_META_BIN;
-}
-
 typedef struct it_mmc_exec_arg {
-    char **argv;
+    char *const *argv;
     int fd; /* write end of the stdout pipe */
 } it_mmc_exec_arg_t;
 
@@ -122,98 +107,39 @@ static int it_mmc_exec_fn(int index, void *arg)
     return 127;
 }
 
+typedef struct it_mmc_host {
+    const it_netns_t *net;
+    int host;
+} it_mmc_host_t;
+
+/* tk_meta's spawn inside a host namespace. */
+static pid_t it_mmc_meta_spawn(char *const argv[], int out_fd, void *arg)
+{
+    it_mmc_host_t *h = arg;
+    it_mmc_exec_arg_t ea = {argv, out_fd};
+
+    return it_netns_spawn(h->net, h->host, it_mmc_exec_fn, 200 + h->host, &ea);
+}
+
 /*
  * Starts mmc-meta bound to addr (inside host `host` of net when net is
  * not NULL) with free ports plus extra "--set key=value" settings
- * (NULL-terminated list of "key=value"), and parses its ready line.
+ * (NULL-terminated list of "key=value").
  */
-IT_MMC_UNUSED static int it_mmc_meta_start(it_mmc_meta_t *m,
-                                           const it_netns_t *net, int host,
-                                           const char *addr,
+IT_MMC_UNUSED static int it_mmc_meta_start(tk_meta_t *m, const it_netns_t *net,
+                                           int host, const char *addr,
                                            const char *const *extra)
 {
-    char *argv[64];
-    char sets[32][96];
-    char line[512];
-    const char *rpc;
-    unsigned rpc_port = 0, store = 0, http = 0;
-    int argc = 0, nsets = 0, fds[2] = {-1, -1}, fd = -1;
-    pid_t pid;
+    it_mmc_host_t h = {net, host};
+    tk_meta_params_t p = {
+        .bin = tk_meta_bin(MMC_META_BIN),
+        .addr = addr,
+        .sets = extra,
+        .spawn = net != NULL ? it_mmc_meta_spawn : NULL,
+        .spawn_arg = &h,
+    };
 
-    memset(m, 0, sizeof(*m));
-    argv[argc++] = (char *)it_mmc_meta_bin();
-    snprintf(sets[nsets], sizeof(sets[0]), "addr=%s", addr);
-    argv[argc++] = "--set";
-    argv[argc++] = sets[nsets++];
-    argv[argc++] = "--set";
-    argv[argc++] = "port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "store_port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "http_port=0";
-    for (int i = 0; extra != NULL && extra[i] != NULL && nsets < 30; i++) {
-        snprintf(sets[nsets], sizeof(sets[0]), "%s", extra[i]);
-        argv[argc++] = "--set";
-        argv[argc++] = sets[nsets++];
-    }
-    argv[argc] = NULL;
-    if (access(argv[0], X_OK) != 0) {
-        tk_print("mmc-meta not found at %s (set MMC_META_BIN)", argv[0]);
-        return -1;
-    }
-    if (net == NULL) {
-        pid = tk_proc_exec(argv, 0, &fd);
-    } else {
-        it_mmc_exec_arg_t ea;
-
-        if (pipe(fds) != 0) {
-            return -1;
-        }
-        ea.argv = argv;
-        ea.fd = fds[1];
-        pid = it_netns_spawn(net, host, it_mmc_exec_fn, 200 + host, &ea);
-        close(fds[1]);
-        fd = fds[0];
-        if (pid < 0) {
-            close(fd);
-        }
-    }
-    if (pid < 0) {
-        return -1;
-    }
-    if (tk_fd_read_line(fd, line, sizeof(line), 60000) != 0 ||
-        strncmp(line, "mmc-meta ready rpc=", 19) != 0 ||
-        (rpc = strrchr(line + 19, ':')) == NULL ||
-        sscanf(rpc + 1, "%u store=%u http=%u", &rpc_port, &store, &http) != 3 ||
-        rpc_port == 0 || rpc_port > 65535 || store == 0 || store > 65535) {
-        tk_print("mmc-meta did not report ready (got '%s')", line);
-        close(fd);
-        kill(pid, SIGKILL);
-        tk_proc_wait(pid, 10000);
-        return -1;
-    }
-    close(fd);
-    m->pid = pid;
-    snprintf(m->addr, sizeof(m->addr), "%s", addr);
-    m->port = (uint16_t)rpc_port;
-    m->store_port = (uint16_t)store;
-    m->http_port = (uint16_t)http;
-    snprintf(m->url, sizeof(m->url), "tcp://%s:%u", addr, rpc_port);
-    return 0;
-}
-
-/* SIGTERM and wait; the daemon's exit code (0: clean), or -1. */
-IT_MMC_UNUSED static int it_mmc_meta_stop(it_mmc_meta_t *m)
-{
-    int code;
-
-    if (m->pid <= 0) {
-        return -1;
-    }
-    kill(m->pid, SIGTERM);
-    code = tk_proc_wait(m->pid, 60000);
-    m->pid = 0;
-    return code;
+    return tk_meta_start(m, &p);
 }
 
 /*
@@ -398,8 +324,8 @@ static inline bool it_mmc_read_exact(int fd, void *buf, size_t len,
  * (malloc'd, NUL-terminated), or -1.
  */
 IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
-                                         const it_mmc_meta_t *m,
-                                         const char *path, char **body_p)
+                                         const tk_meta_t *m, const char *path,
+                                         char **body_p)
 {
     char req[512], *raw = NULL, *sep, *grown;
     size_t len = 0, cap = 0;
@@ -493,8 +419,8 @@ static inline bool it_mmc_json_u64(const char *obj, const char *end,
  * GET /segments: up to max segments into segs.  Their number, or -1.
  */
 IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
-                                         const it_mmc_meta_t *m,
-                                         it_mmc_seg_t *segs, int max)
+                                         const tk_meta_t *m, it_mmc_seg_t *segs,
+                                         int max)
 {
     char *body = NULL, *p;
     int code, n = 0;
@@ -527,7 +453,7 @@ IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
 /* The value of the /metrics sample line that starts with `prefix` (name
  * and labels), or -1. */
 IT_MMC_UNUSED static double it_mmc_metric(const it_netns_t *net, int host,
-                                          const it_mmc_meta_t *m,
+                                          const tk_meta_t *m,
                                           const char *prefix)
 {
     char *body = NULL, *p;
@@ -657,7 +583,7 @@ static inline int32_t it_mmc_wire_call(it_mmc_wire_t *w, uint16_t opcode,
 /* Connects (inside host of net, if net) and says HELLO.  0 or -1. */
 IT_MMC_UNUSED static int it_mmc_wire_open(it_mmc_wire_t *w,
                                           const it_netns_t *net, int host,
-                                          const it_mmc_meta_t *m)
+                                          const tk_meta_t *m)
 {
     it_mmc_body_t b = {.len = 0};
 

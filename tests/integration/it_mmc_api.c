@@ -1255,7 +1255,7 @@ static int api_setup(void **state)
 
 static int api_teardown(void **state)
 {
-    int code = it_mmc_meta_stop(&it_mmc_sh->meta);
+    int code = tk_meta_stop(&it_mmc_sh->meta, SIGTERM);
 
     if (code != 0) {
         tk_print("mmc-meta exited with %d", code);

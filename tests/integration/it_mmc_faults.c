@@ -785,7 +785,7 @@ fail:
         }
     }
     fl_log_counts("end", start);
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
         tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }
@@ -1152,7 +1152,7 @@ out:
     }
     tk_print("parent: longest call %llu ms",
              (unsigned long long)atomic_load(&fl->max_call_ms));
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
         tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }
@@ -1399,7 +1399,7 @@ out:
             ok = 0;
         }
     }
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
         tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }

@@ -9,11 +9,12 @@
  * raised to the hard limit at start.
  *
  * The test process never starts a thread: daemons run with fork+exec
- * (tk_proc_exec) on 127.0.0.1 with port 0 for every server, and the HTTP
- * client is a plain blocking socket with poll() deadlines.  Every wait is
+ * (tk_meta, tk_proc_exec) on 127.0.0.1 with port 0 for every server, and the
+ * HTTP client is a plain blocking socket with poll() deadlines.  Every wait is
  * a generous hang guard, never a timing assertion.
  */
 #include "it_helpers.h"
+#include "tk_meta.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,10 +69,7 @@ static char mt_bin[PATH_MAX];
 
 static void mt_find_binary(void)
 {
-    const char *env = getenv("MMC_META_BIN");
-
-    snprintf(mt_bin, sizeof(mt_bin), "%s",
-             (env != NULL && env[0] != '\0') ? env : MMC_META_BIN);
+    snprintf(mt_bin, sizeof(mt_bin), "%s", tk_meta_bin(MMC_META_BIN));
     if (access(mt_bin, X_OK) != 0) {
         fail_msg("mmc-meta binary not found at %s (set MMC_META_BIN)", mt_bin);
     }
@@ -79,93 +77,41 @@ static void mt_find_binary(void)
 
 /* ------------------------------------------------------------ daemons */
 
-typedef struct mt_daemon {
-    pid_t pid;
-    uint16_t rpc_port;
-    uint16_t store_port;
-    uint16_t http_port;
-} mt_daemon_t;
-
 /*
  * Starts the daemon on 127.0.0.1 with every port 0 unless extra (a NULL
- * terminated list of arguments, may be NULL) says otherwise, and parses
- * its ready line.  0 or -1 (the daemon is killed).
+ * terminated list of arguments, may be NULL) says otherwise, and checks
+ * that its ready line is exactly the documented one.  0 or -1 (the daemon
+ * is killed).
  */
-static int mt_start_nofile(mt_daemon_t *d, const char *const *extra,
+static int mt_start_nofile(tk_meta_t *d, const char *const *extra,
                            unsigned nofile)
 {
-    char *argv[64];
-    char line[256], expect[256], addr[64];
-    unsigned rpc = 0, store = 0, http = 0;
-    int argc = 0, fd = -1;
+    tk_meta_params_t p = {
+        .bin = mt_bin,
+        .args = extra,
+        .nofile = nofile,
+        .ready_ms = MT_WAIT_MS,
+    };
+    char expect[256];
 
-    memset(d, 0, sizeof(*d));
-    argv[argc++] = mt_bin;
-    argv[argc++] = "--set";
-    argv[argc++] = "addr=127.0.0.1";
-    argv[argc++] = "--set";
-    argv[argc++] = "port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "store_port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "http_port=0";
-    for (int i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++) {
-        argv[argc++] = (char *)extra[i];
-    }
-    argv[argc] = NULL;
-    d->pid = tk_proc_exec(argv, nofile, &fd);
-    if (d->pid < 0) {
+    if (tk_meta_start(d, &p) != 0) {
         return -1;
-    }
-    if (tk_fd_read_line(fd, line, sizeof(line), MT_WAIT_MS) != 0) {
-        tk_print("mmc-meta did not print its ready line");
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-    if (sscanf(line, "mmc-meta ready rpc=%63[^:]:%u store=%u http=%u", addr,
-               &rpc, &store, &http) != 4) {
-        tk_print("unexpected ready line '%s'", line);
-        goto fail;
     }
     /* exactly this line, nothing more */
     snprintf(expect, sizeof(expect),
-             "mmc-meta ready rpc=127.0.0.1:%u store=%u http=%u", rpc, store,
-             http);
-    if (strcmp(line, expect) != 0 || rpc == 0 || rpc > 65535 || store == 0 ||
-        store > 65535 || http > 65535) {
-        tk_print("unexpected ready line '%s'", line);
-        goto fail;
+             "mmc-meta ready rpc=127.0.0.1:%u store=%u http=%u", d->port,
+             d->store_port, d->http_port);
+    if (strcmp(d->line, expect) != 0) {
+        tk_print("unexpected ready line '%s'", d->line);
+        tk_meta_stop(d, SIGKILL);
+        return -1;
     }
-    d->rpc_port = (uint16_t)rpc;
-    d->store_port = (uint16_t)store;
-    d->http_port = (uint16_t)http;
     return 0;
-
-fail:
-    if (fd >= 0) {
-        close(fd);
-    }
-    kill(d->pid, SIGKILL);
-    tk_proc_wait(d->pid, MT_WAIT_MS);
-    d->pid = -1;
-    return -1;
 }
 
-static int mt_start(mt_daemon_t *d, const char *const *extra)
+static int mt_start(tk_meta_t *d, const char *const *extra)
 {
     return mt_start_nofile(d, extra, 0);
-}
-
-/* Sends sig and returns the exit code. */
-static int mt_stop(mt_daemon_t *d, int sig)
-{
-    int code;
-
-    kill(d->pid, sig);
-    code = tk_proc_wait(d->pid, MT_WAIT_MS);
-    d->pid = -1;
-    return code;
 }
 
 /* Everything fd delivers until EOF (NUL-terminated, malloc'd); NULL on
@@ -808,7 +754,7 @@ static void test_http(void **state)
     };
     mt_metrics_t *m = calloc(1, sizeof(*m));
     char value[128];
-    mt_daemon_t d;
+    tk_meta_t d;
     mt_resp_t r;
 
     assert_non_null(m);
@@ -900,7 +846,7 @@ static void test_http(void **state)
 
     /* still serving; SIGTERM stops it cleanly */
     mt_expect(d.http_port, "GET", "/health", 200, "ok");
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
     free(m);
 }
 
@@ -922,14 +868,14 @@ static void test_views_of_state(void **state)
     uint64_t put_id;
     size_t len;
     mt_body_t b;
-    mt_daemon_t d;
+    tk_meta_t d;
     mt_resp_t r;
     int fd;
 
     assert_non_null(m);
     mt_find_binary();
     assert_int_equal(mt_start(&d, extra), 0);
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
 
     memset(&b, 0, sizeof(b)); /* HELLO */
     mt_body_u32(&b, 1);
@@ -1046,7 +992,7 @@ static void test_views_of_state(void **state)
                         "mmc_member_losses_total{reason=\"timeout\"}") == 0);
     mt_resp_free(&r);
 
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
     free(m);
 }
 
@@ -1153,7 +1099,7 @@ static void test_evict_and_liveness(void **state)
         "mmc_segment_usage_ratio{rank=\"1\",media=\"dram\",host=\"host-a\"}";
     mt_metrics_t *m = calloc(1, sizeof(*m));
     uint64_t req = 1;
-    mt_daemon_t d;
+    tk_meta_t d;
     char key[32];
     mt_resp_t r;
     int fd, silent;
@@ -1161,7 +1107,7 @@ static void test_evict_and_liveness(void **state)
     assert_non_null(m);
     mt_find_binary();
     assert_int_equal(mt_start(&d, extra), 0);
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_join(fd, 1, &req);
     /* 15 x 64 KiB of 1 MiB: 94% > 90%; back to 12 (75% <= 80%) */
     for (int i = 0; i < 15; i++) {
@@ -1181,7 +1127,7 @@ static void test_evict_and_liveness(void **state)
     mt_expect(d.http_port, "GET", "/key/ev%2F3", 200, "\"size\":65536");
 
     /* rank 2 joins and goes silent */
-    silent = mt_connect(d.rpc_port);
+    silent = mt_connect(d.port);
     mt_join(silent, 2, &req);
     mt_wait_metric(d.http_port, "mmc_members", 2, fd, &req, &r);
     mt_resp_free(&r);
@@ -1204,7 +1150,7 @@ static void test_evict_and_liveness(void **state)
     assert_true(mt_metric_value(r.body, "mmc_members") == 0);
     assert_true(mt_metric_value(r.body, "mmc_objects") == 0);
     mt_resp_free(&r);
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
     free(m);
 }
 
@@ -1212,7 +1158,7 @@ static void test_garbage(void **state)
 {
     uint8_t junk[4096], frame[MT_HDR_SIZE + 16];
     tk_rng_t rng;
-    mt_daemon_t d;
+    tk_meta_t d;
     mt_resp_t r;
     int fd;
 
@@ -1225,7 +1171,7 @@ static void test_garbage(void **state)
 
     /* random bytes: every server drops the connection (HTTP answers 400
      * first, or closes) */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_send_all(fd, junk, sizeof(junk));
     assert_true(mt_wait_closed(fd));
     close(fd);
@@ -1239,23 +1185,23 @@ static void test_garbage(void **state)
     close(fd);
 
     /* a frame cut short, then the connection closed */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_frame_hdr(frame, 1 /* HELLO */, 100, 1);
     mt_send_all(fd, frame, MT_HDR_SIZE + 10);
     close(fd);
     /* a header cut short */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_send_all(fd, frame, 11);
     close(fd);
     /* a body length beyond any limit: disconnected */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_frame_hdr(frame, 1, 0xffffffffu, 2);
     mt_send_all(fd, frame, MT_HDR_SIZE);
     assert_true(mt_wait_closed(fd));
     close(fd);
 
     /* well-framed nonsense fails per request, the connection stays */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_frame_hdr(frame, 999, 0, 3);
     mt_send_all(fd, frame, MT_HDR_SIZE);
     assert_int_equal(mt_read_response(fd, 999, 3), MF_ERR_UNSUPPORTED);
@@ -1288,7 +1234,7 @@ static void test_garbage(void **state)
     mt_resp_free(&r);
     close(fd);
 
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
 }
 
 static void test_cli(void **state)
@@ -1416,14 +1362,14 @@ static void test_ports_and_signals(void **state)
 {
     char taken[32];
     const char *no_http[] = {"--set", "http_enable=false", NULL};
-    mt_daemon_t first, second;
+    tk_meta_t first, second;
     char *out;
 
     mt_find_binary();
     assert_int_equal(mt_start(&first, NULL), 0);
 
     /* a port in use: exit 1 with a message */
-    snprintf(taken, sizeof(taken), "port=%u", first.rpc_port);
+    snprintf(taken, sizeof(taken), "port=%u", first.port);
     {
         const char *args[] = {mt_bin,        "--set", "addr=127.0.0.1", "--set",
                               taken,         "--set", "store_port=0",   "--set",
@@ -1453,11 +1399,11 @@ static void test_ports_and_signals(void **state)
     /* HTTP off: http=0 in the ready line */
     assert_int_equal(mt_start(&second, no_http), 0);
     assert_int_equal(second.http_port, 0);
-    assert_int_equal(mt_stop(&second, SIGINT), 0);
+    assert_int_equal(tk_meta_stop(&second, SIGINT), 0);
 
     /* the first one still serves, and stops on SIGINT */
     mt_expect(first.http_port, "GET", "/health", 200, "ok");
-    assert_int_equal(mt_stop(&first, SIGINT), 0);
+    assert_int_equal(tk_meta_stop(&first, SIGINT), 0);
     assert_int_equal(tk_proc_tracked(), 0);
 }
 
@@ -1467,14 +1413,14 @@ static void test_ports_and_signals(void **state)
 static void test_open_files_limit(void **state)
 {
     uint64_t soft = 0, hard = 0;
-    mt_daemon_t d;
+    tk_meta_t d;
 
     (void)state;
     assert_int_equal(mt_start_nofile(&d, NULL, 64), 0);
     assert_int_equal(tk_proc_nofile(d.pid, &soft, &hard), 0);
     assert_true(soft == hard);
     mt_expect(d.http_port, "GET", "/health", 200, "ok");
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
 }
 
 static int mt_teardown(void **state)

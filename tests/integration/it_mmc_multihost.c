@@ -269,7 +269,7 @@ static int mh_setup(void **state)
 
 static int mh_teardown(void **state)
 {
-    int code = it_mmc_meta_stop(&it_mmc_sh->meta);
+    int code = tk_meta_stop(&it_mmc_sh->meta, SIGTERM);
 
     if (mh_have_net) {
         it_netns_destroy(&mh_net);

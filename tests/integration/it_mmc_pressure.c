@@ -588,7 +588,7 @@ out:
     tk_print("parent: longest call %llu ms; %llu ms in all",
              (unsigned long long)atomic_load(&it_mmc_sh->u64[U_MAX_CALL_MS]),
              (unsigned long long)(tk_time_ms() - start));
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
         tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }

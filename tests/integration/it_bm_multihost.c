@@ -1,5 +1,5 @@
 /*
- * BM copies across hosts: 4 hosts (network namespaces, see it_netns.h) x 2
+ * BM copies across hosts: 4 hosts (network namespaces, see tk_netns.h) x 2
  * rank processes, 8 ranks in one pool.  Ranks of one host reach each other
  * through shm (their segments are mapped at their GVAs), ranks of other
  * hosts through tcp (their segments are not mapped here).
@@ -29,7 +29,7 @@
  * slots of SLOT_SIZE, each written only by rank w.
  */
 #include "it_helpers.h"
-#include "it_netns.h"
+#include "tk_netns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +98,7 @@ typedef struct mh_ctx {
     uint64_t bytes;
 } mh_ctx_t;
 
-static it_netns_t g_net;
+static tk_netns_t g_net;
 static it_store_t g_store;
 static bool g_have_net;
 /* pipes of the lane test: ranks -> parent "ready", parent -> ranks "stop" */
@@ -1035,7 +1035,7 @@ static void mh_spawn_world(tk_proc_fn fn, pid_t *pids)
     int r;
 
     for (r = 0; r < (int)WORLD; r++) {
-        pids[r] = it_netns_spawn(&g_net, HOST_OF(r), fn, r, NULL);
+        pids[r] = tk_netns_spawn(&g_net, HOST_OF(r), fn, r, NULL);
         if (pids[r] < 0) {
             tk_proc_kill_all();
             fail_msg("spawning rank %d", r);
@@ -1048,7 +1048,7 @@ static void mh_run(tk_proc_fn fn)
     pid_t pids[WORLD];
     int ret, stop;
 
-    assert_int_equal(it_netns_store_start(&g_net, 0, &g_store), 0);
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
     mh_spawn_world(fn, pids);
     ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
     stop = it_store_stop(&g_store);
@@ -1076,7 +1076,7 @@ static void test_mh_kill_host(void **state)
     pid_t pids[WORLD], live[WORLD];
     int codes[WORLD], ret, stop, r, n = 0, victims_ok = 1;
 
-    assert_int_equal(it_netns_store_start(&g_net, 0, &g_store), 0);
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
     mh_spawn_world(mh_rank_kill, pids);
     for (r = 0; r < (int)WORLD; r++) {
         if (HOST_OF(r) != VICTIM_HOST) {
@@ -1104,7 +1104,7 @@ static void test_mh_lane_break(void **state)
     bool ss_ok = true;
     char c;
 
-    assert_int_equal(it_netns_store_start(&g_net, 0, &g_store), 0);
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
     assert_int_equal(pipe2(g_ready, O_CLOEXEC), 0);
     assert_int_equal(pipe2(g_stop, O_CLOEXEC), 0);
     mh_spawn_world(mh_rank_lanes, pids);
@@ -1125,7 +1125,7 @@ static void test_mh_lane_break(void **state)
 
         tk_sleep_ms(250);
         if (ss_ok) {
-            int res = it_netns_break_conn(&g_net, host, peer, (unsigned)k, 0);
+            int res = tk_netns_break_conn(&g_net, host, peer, (unsigned)k, 0);
 
             if (res < 0) {
                 tk_print("NOTE: ss -K does not work here (no "
@@ -1137,7 +1137,7 @@ static void test_mh_lane_break(void **state)
                 broke += res;
             }
         }
-        if (!ss_ok && it_netns_link_flap(&g_net, host, 200) != 0) {
+        if (!ss_ok && tk_netns_link_flap(&g_net, host, 200) != 0) {
             ret = -1;
         }
     }
@@ -1159,7 +1159,7 @@ static void test_mh_lane_break(void **state)
 
 static int mh_setup(void **state)
 {
-    if (it_netns_create(&g_net, HOSTS) != 0) {
+    if (tk_netns_create(&g_net, HOSTS) != 0) {
         return -1;
     }
     g_have_net = true;
@@ -1169,7 +1169,7 @@ static int mh_setup(void **state)
 static int mh_teardown(void **state)
 {
     if (g_have_net) {
-        it_netns_destroy(&g_net);
+        tk_netns_destroy(&g_net);
         g_have_net = false;
     }
     return 0;
@@ -1196,11 +1196,11 @@ int main(void)
     };
     pid_t pid;
 
-    it_netns_require();
+    tk_netns_require();
     pid = tk_proc_spawn(mh_probe_tcp, 0, NULL);
     if (pid < 0 || tk_proc_wait(pid, 30000) != 0) {
         printf("SKIP: this build of the library has no tcp transport\n");
-        return IT_NETNS_SKIP;
+        return TK_NETNS_SKIP;
     }
     return cmocka_run_group_tests(tests, mh_setup, mh_teardown);
 }

@@ -1,6 +1,7 @@
 /*
  * Helpers of the multi-process BM integration tests, over the test kit
- * (tests/common): a config store in a forked process, and the usual
+ * (tests/common): a config store in a forked process (here or in a host
+ * of a network-namespace lab), and the usual
  * bootstrap of a BM pool inside a rank.
  *
  * Invariants: the store process is forked with tk_proc_fork(), so it dies
@@ -19,8 +20,15 @@
 
 /* ------------------------------------------------------- config store */
 
-static void it_store_main(int fd)
+typedef struct it_store_arg {
+    const char *addr;
+    int fd; /* write end: the port, 0 if the server did not start */
+} it_store_arg_t;
+
+/* The store process: serves on addr (port 0) until SIGTERM or SIGINT. */
+static int it_store_fn(int index, void *arg)
 {
+    const it_store_arg_t *sa = arg;
     mf_store_server_config_t cfg;
     mf_store_server_t *server;
     sigset_t set;
@@ -28,6 +36,7 @@ static void it_store_main(int fd)
     mf_status_t st;
     int sig;
 
+    (void)index;
     tk_role_set("store");
     /* Blocked before the server starts its threads, so they inherit the
      * mask and SIGTERM is only ever taken by sigwait() below. */
@@ -35,68 +44,79 @@ static void it_store_main(int fd)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-
     mf_store_server_config_init(&cfg);
-    snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    snprintf(cfg.host, sizeof(cfg.host), "%s", sa->addr);
     cfg.port = 0;
     st = mf_store_server_start(&cfg, &server);
     if (st != MF_OK) {
-        tk_print("mf_store_server_start: %s", mf_status_name(st));
-        (void)!write(fd, &port, sizeof(port));
-        _exit(1);
+        tk_print("mf_store_server_start(%s): %s", sa->addr, mf_status_name(st));
+        (void)!write(sa->fd, &port, sizeof(port));
+        return 1;
     }
     port = mf_store_server_port(server);
-    if (write(fd, &port, sizeof(port)) != (ssize_t)sizeof(port)) {
-        _exit(2);
+    if (write(sa->fd, &port, sizeof(port)) != (ssize_t)sizeof(port)) {
+        mf_store_server_stop(server);
+        return 2;
     }
-    close(fd);
+    close(sa->fd);
     while (sigwait(&set, &sig) != 0) {
     }
     mf_store_server_stop(server);
-    tk_proc_exit(0);
+    return 0;
 }
 
-int it_store_start(it_store_t *store)
+/* Forks the store process (inside host of net if net is not NULL) and
+ * waits until it listens on addr. */
+static int it_store_launch(it_store_t *store, const tk_netns_t *net, int host,
+                           const char *addr)
 {
+    it_store_arg_t sa;
     struct pollfd pfd;
     uint16_t port = 0;
+    ssize_t n = 0;
     int fds[2];
     pid_t pid;
-    ssize_t n;
 
     memset(store, 0, sizeof(*store));
     if (pipe(fds) < 0) {
         tk_print("pipe() failed: %s", strerror(errno));
         return -1;
     }
-    pid = tk_proc_fork();
+    sa.addr = addr;
+    sa.fd = fds[1];
+    pid = net != NULL ? tk_netns_spawn(net, host, it_store_fn, 100 + host, &sa)
+                      : tk_proc_spawn(it_store_fn, 100, &sa);
+    close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
-        close(fds[1]);
         return -1;
     }
-    if (pid == 0) {
-        close(fds[0]);
-        it_store_main(fds[1]);
-    }
-    close(fds[1]);
     pfd.fd = fds[0];
     pfd.events = POLLIN;
-    n = 0;
     if (poll(&pfd, 1, 30000) == 1) {
         n = read(fds[0], &port, sizeof(port));
     }
     close(fds[0]);
     if (n != (ssize_t)sizeof(port) || port == 0) {
-        tk_print("store process did not start");
+        tk_print("store process on %s did not start", addr);
         tk_proc_kill(pid);
         return -1;
     }
     store->pid = pid;
     store->port = port;
-    snprintf(store->url, sizeof(store->url), "tcp://127.0.0.1:%u",
+    snprintf(store->url, sizeof(store->url), "tcp://%s:%u", addr,
              (unsigned)port);
     return 0;
+}
+
+int it_store_start(it_store_t *store)
+{
+    return it_store_launch(store, NULL, 0, "127.0.0.1");
+}
+
+int it_store_start_host(const tk_netns_t *net, int host, it_store_t *store)
+{
+    return it_store_launch(store, net, host, net->addr[host]);
 }
 
 int it_store_stop(it_store_t *store)

@@ -18,6 +18,7 @@
 #define MF_IT_HELPERS_H
 
 #include "tk_log.h"
+#include "tk_netns.h"
 #include "tk_pattern.h"
 #include "tk_proc.h"
 
@@ -38,6 +39,8 @@ typedef struct it_store {
 
 /* Forks the store process and waits until it listens.  0 or -1. */
 int it_store_start(it_store_t *store);
+/* it_store_start(), inside host of net, listening on the host's address. */
+int it_store_start_host(const tk_netns_t *net, int host, it_store_t *store);
 /* SIGTERM, then waits; returns the store process's exit code (0 = clean). */
 int it_store_stop(it_store_t *store);
 

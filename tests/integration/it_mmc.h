@@ -19,7 +19,7 @@
 #define MF_IT_MMC_H
 
 #include "it_helpers.h"
-#include "it_netns.h"
+#include "tk_netns.h"
 #include "tk_meta.h"
 
 #include <errno.h>
@@ -108,7 +108,7 @@ static int it_mmc_exec_fn(int index, void *arg)
 }
 
 typedef struct it_mmc_host {
-    const it_netns_t *net;
+    const tk_netns_t *net;
     int host;
 } it_mmc_host_t;
 
@@ -118,7 +118,7 @@ static pid_t it_mmc_meta_spawn(char *const argv[], int out_fd, void *arg)
     it_mmc_host_t *h = arg;
     it_mmc_exec_arg_t ea = {argv, out_fd};
 
-    return it_netns_spawn(h->net, h->host, it_mmc_exec_fn, 200 + h->host, &ea);
+    return tk_netns_spawn(h->net, h->host, it_mmc_exec_fn, 200 + h->host, &ea);
 }
 
 /*
@@ -126,7 +126,7 @@ static pid_t it_mmc_meta_spawn(char *const argv[], int out_fd, void *arg)
  * not NULL) with free ports plus extra "--set key=value" settings
  * (NULL-terminated list of "key=value").
  */
-IT_MMC_UNUSED static int it_mmc_meta_start(tk_meta_t *m, const it_netns_t *net,
+IT_MMC_UNUSED static int it_mmc_meta_start(tk_meta_t *m, const tk_netns_t *net,
                                            int host, const char *addr,
                                            const char *const *extra)
 {
@@ -230,7 +230,7 @@ IT_MMC_UNUSED static uint64_t it_mmc_seed_of(const void *buf, size_t len)
  * returns to its own at once (it has no threads, so nothing else sees the
  * switch).  The fd, or -1 (logged).
  */
-IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
+IT_MMC_UNUSED static int it_mmc_connect(const tk_netns_t *net, int host,
                                         const char *addr, uint16_t port)
 {
     struct sockaddr_in sa;
@@ -238,7 +238,7 @@ IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
 
     if (net != NULL) {
         self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (self < 0 || it_netns_enter(net, host) != 0) {
+        if (self < 0 || tk_netns_enter(net, host) != 0) {
             tk_print("cannot enter host %d: %s", host, strerror(errno));
             if (self >= 0) {
                 close(self);
@@ -323,7 +323,7 @@ static inline bool it_mmc_read_exact(int fd, void *buf, size_t len,
  * when net is not NULL).  The status code, with the body in *body_p
  * (malloc'd, NUL-terminated), or -1.
  */
-IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
+IT_MMC_UNUSED static int it_mmc_http_get(const tk_netns_t *net, int host,
                                          const tk_meta_t *m, const char *path,
                                          char **body_p)
 {
@@ -418,7 +418,7 @@ static inline bool it_mmc_json_u64(const char *obj, const char *end,
 /*
  * GET /segments: up to max segments into segs.  Their number, or -1.
  */
-IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
+IT_MMC_UNUSED static int it_mmc_segments(const tk_netns_t *net, int host,
                                          const tk_meta_t *m, it_mmc_seg_t *segs,
                                          int max)
 {
@@ -452,7 +452,7 @@ IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
 
 /* The value of the /metrics sample line that starts with `prefix` (name
  * and labels), or -1. */
-IT_MMC_UNUSED static double it_mmc_metric(const it_netns_t *net, int host,
+IT_MMC_UNUSED static double it_mmc_metric(const tk_netns_t *net, int host,
                                           const tk_meta_t *m,
                                           const char *prefix)
 {
@@ -582,7 +582,7 @@ static inline int32_t it_mmc_wire_call(it_mmc_wire_t *w, uint16_t opcode,
 
 /* Connects (inside host of net, if net) and says HELLO.  0 or -1. */
 IT_MMC_UNUSED static int it_mmc_wire_open(it_mmc_wire_t *w,
-                                          const it_netns_t *net, int host,
+                                          const tk_netns_t *net, int host,
                                           const tk_meta_t *m)
 {
     it_mmc_body_t b = {.len = 0};

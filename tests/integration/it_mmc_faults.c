@@ -1,6 +1,6 @@
 /*
  * MemCache when local services crash, across hosts (network namespaces,
- * it_netns.h; mmc-meta in host 0).
+ * tk_netns.h; mmc-meta in host 0).
  *
  * test_kill_loop: five local services on three hosts storm puts (two
  * replicas) and verified gets.  Twenty times, one of them, picked at
@@ -99,7 +99,7 @@ typedef struct fl_shared {
 } fl_shared_t;
 
 static fl_shared_t *fl;
-static it_netns_t fl_net;
+static tk_netns_t fl_net;
 static bool fl_have_net;
 
 #define FL_FAIL(...)                                                           \
@@ -642,7 +642,7 @@ static int fl_shared_init(void)
 static pid_t fl_start_slot(int slot, int life)
 {
     atomic_store(&fl->slot_life[slot], life);
-    return it_netns_spawn(&fl_net, HOST_OF(slot), fl_child_main, slot, NULL);
+    return tk_netns_spawn(&fl_net, HOST_OF(slot), fl_child_main, slot, NULL);
 }
 
 /* Whether /segments lists rank. */
@@ -1031,7 +1031,7 @@ static void test_vanish(void **state)
         it_mmc_meta_start(&it_mmc_sh->meta, &fl_net, 0, fl_net.addr[0], extra),
         0);
     for (int i = 0; i < VN_CLIENTS; i++) {
-        pids[i] = it_netns_spawn(&fl_net, VN_HOST(i), vn_child, i, NULL);
+        pids[i] = tk_netns_spawn(&fl_net, VN_HOST(i), vn_child, i, NULL);
         assert_true(pids[i] > 0);
     }
     if (it_mmc_barrier(1, VN_CLIENTS + 1) != 0) {
@@ -1043,7 +1043,7 @@ static void test_vanish(void **state)
 
     /* the victim's host vanishes, then the victim crashes: no FIN */
     t0 = tk_time_ms();
-    if (it_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
+    if (tk_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
         tk_print("parent: cannot bring the victim's link down");
         goto out;
     }
@@ -1342,7 +1342,7 @@ static void test_partition(void **state)
         it_mmc_meta_start(&it_mmc_sh->meta, &fl_net, 0, fl_net.addr[0], extra),
         0);
     for (int i = 0; i < PT_CLIENTS; i++) {
-        pids[i] = it_netns_spawn(&fl_net, i, pt_child, i, NULL);
+        pids[i] = tk_netns_spawn(&fl_net, i, pt_child, i, NULL);
         assert_true(pids[i] > 0);
     }
     if (it_mmc_barrier(1, PT_CLIENTS + 1) != 0) {
@@ -1350,7 +1350,7 @@ static void test_partition(void **state)
     }
     rank = atomic_load(&pt->rank[PT_VICTIM]);
     t0 = tk_time_ms();
-    if (it_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
+    if (tk_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
         tk_print("parent: cannot bring the link down");
         goto out;
     }
@@ -1366,7 +1366,7 @@ static void test_partition(void **state)
     }
     tk_print("parent: the partitioned member was dropped after %llu ms",
              (unsigned long long)(tk_time_ms() - t0));
-    if (it_netns_run(&fl_net, -1, up, NULL, 0, 10000) != 0) {
+    if (tk_netns_run(&fl_net, -1, up, NULL, 0, 10000) != 0) {
         tk_print("parent: cannot bring the link up");
         goto out;
     }
@@ -1392,7 +1392,7 @@ static void test_partition(void **state)
 out:
     atomic_store(&pt->phase, 3);
     atomic_store(&pt->done, 1);
-    (void)it_netns_run(&fl_net, -1, up, NULL, 0, 10000);
+    (void)tk_netns_run(&fl_net, -1, up, NULL, 0, 10000);
     for (int i = 0; i < PT_CLIENTS; i++) {
         if (tk_proc_wait(pids[i], GUARD_MS) != 0) {
             tk_print("parent: client %d failed", i);
@@ -1412,7 +1412,7 @@ out:
 static int fl_setup(void **state)
 {
     if (it_mmc_shared_init() != 0 || fl_shared_init() != 0 ||
-        it_netns_create(&fl_net, HOSTS) != 0) {
+        tk_netns_create(&fl_net, HOSTS) != 0) {
         return -1;
     }
     fl_have_net = true;
@@ -1422,7 +1422,7 @@ static int fl_setup(void **state)
 static int fl_teardown(void **state)
 {
     if (fl_have_net) {
-        it_netns_destroy(&fl_net);
+        tk_netns_destroy(&fl_net);
         fl_have_net = false;
     }
     return 0;
@@ -1436,6 +1436,6 @@ int main(void)
         cmocka_unit_test(test_vanish),
     };
 
-    it_netns_require();
+    tk_netns_require();
     return cmocka_run_group_tests(tests, fl_setup, fl_teardown);
 }

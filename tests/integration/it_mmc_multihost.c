@@ -1,6 +1,6 @@
 /*
  * MemCache across hosts: the mmc-meta daemon in host 0 and clients on
- * three hosts (network namespaces joined by a bridge, it_netns.h), so
+ * three hosts (network namespaces joined by a bridge, tk_netns.h), so
  * every cross-host copy goes over the tcp transport and every client
  * reaches the meta service and the config store over the network.
  *
@@ -27,7 +27,7 @@
 #define HOST_OF(_i) ((_i) / PER_HOST)
 #define OBJ_SIZE    (3 * MB + 17)
 
-static it_netns_t mh_net;
+static tk_netns_t mh_net;
 static bool mh_have_net;
 
 /* val[i]: rank of client i; val[64 + rank]: host of rank + 1; val[250..]:
@@ -51,7 +51,7 @@ static void mh_run(tk_proc_fn fn, const int *victims, int nvictims)
 
     it_mmc_shared_reset();
     for (i = 0; i < CLIENTS; i++) {
-        pids[i] = it_netns_spawn(&mh_net, HOST_OF(i), fn, i, NULL);
+        pids[i] = tk_netns_spawn(&mh_net, HOST_OF(i), fn, i, NULL);
         if (pids[i] < 0) {
             tk_proc_kill_all();
             fail_msg("spawning client %d", i);
@@ -255,7 +255,7 @@ static void test_mh_kill(void **state)
 
 static int mh_setup(void **state)
 {
-    if (it_mmc_shared_init() != 0 || it_netns_create(&mh_net, HOSTS) != 0) {
+    if (it_mmc_shared_init() != 0 || tk_netns_create(&mh_net, HOSTS) != 0) {
         return -1;
     }
     mh_have_net = true;
@@ -272,7 +272,7 @@ static int mh_teardown(void **state)
     int code = tk_meta_stop(&it_mmc_sh->meta, SIGTERM);
 
     if (mh_have_net) {
-        it_netns_destroy(&mh_net);
+        tk_netns_destroy(&mh_net);
         mh_have_net = false;
     }
     if (code != 0) {
@@ -289,6 +289,6 @@ int main(void)
         cmocka_unit_test(test_mh_kill),
     };
 
-    it_netns_require();
+    tk_netns_require();
     return cmocka_run_group_tests(tests, mh_setup, mh_teardown);
 }

@@ -17,6 +17,7 @@
 
 #include "tk_group.h"
 #include "tk_log.h"
+#include "tk_proc.h"
 
 #include "net/net.h"
 #include "util/log.h"
@@ -60,12 +61,6 @@ static int test_teardown(void **state)
     return 0;
 }
 
-static void test_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Polls *counter until it reaches value (or TEST_WAIT_MS passes). */
 static bool test_wait_for(atomic_int *counter, int value)
 {
@@ -75,7 +70,7 @@ static bool test_wait_for(atomic_int *counter, int value)
         if (mf_time_ms() > deadline) {
             return false;
         }
-        test_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     return true;
 }

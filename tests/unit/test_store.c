@@ -138,13 +138,6 @@ static void test_get_str(mf_store_t *store, const char *key,
     free(value);
 }
 
-static void test_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* ---- event logs filled by callbacks ---- */
 
 #define TEST_MAX_EVENTS 256
@@ -288,7 +281,7 @@ static void test_wait_rank_count(mf_store_t *store, const char *group,
         if ((count == expected) || (mf_time_ms() >= deadline)) {
             break;
         }
-        test_sleep_ms(10);
+        tk_sleep_ms(10);
     }
     assert_int_equal(count, expected);
 }
@@ -604,7 +597,7 @@ static void *test_setter_thread(void *arg)
     if (mf_store_connect(setter->url, NULL, &store) != MF_OK) {
         return (void *)1;
     }
-    test_sleep_ms(setter->delay_ms);
+    tk_sleep_ms(setter->delay_ms);
     if (mf_store_set(store, setter->key, setter->value, strlen(setter->value),
                      0) != MF_OK) {
         mf_store_close(store);
@@ -671,7 +664,7 @@ static void test_blocking_get(void **state)
         assert_int_equal(
             pthread_create(&getters[i], NULL, test_getter_thread, "multi"), 0);
     }
-    test_sleep_ms(100);
+    tk_sleep_ms(100);
     assert_int_equal(mf_store_set(store, "multi", "m", 1, 0), MF_OK);
     for (i = 0; i < 3; i++) {
         assert_int_equal(pthread_join(getters[i], &ret), 0);
@@ -790,7 +783,7 @@ static void test_slow_watch_cb(mf_store_event_t event, const char *key,
     test_slow_watch_t *slow = arg;
 
     atomic_store(&slow->started, 1);
-    test_sleep_ms(300);
+    tk_sleep_ms(300);
     atomic_store(&slow->finished, 1);
 }
 
@@ -810,7 +803,7 @@ static void test_unwatch_waits(void **state)
     assert_int_equal(mf_store_set(store, "slow/1", "x", 1, 0), MF_OK);
     deadline = mf_time_ms() + TEST_WAIT_MS;
     while (!atomic_load(&slow.started) && (mf_time_ms() < deadline)) {
-        test_sleep_ms(1);
+        tk_sleep_ms(1);
     }
     assert_true(atomic_load(&slow.started));
     /* The callback sleeps: unwatch returns only after it finished. */
@@ -844,7 +837,7 @@ static void *test_barrier_thread(void *arg)
     party->ok = true;
     for (round = 0; round < TEST_ROUNDS; round++) {
         if (party->index == (uint32_t)round % TEST_PARTIES) {
-            test_sleep_ms(20); /* someone is late in every round */
+            tk_sleep_ms(20); /* someone is late in every round */
         }
         atomic_fetch_add(&party->arrived[round], 1);
         party->status =
@@ -1247,7 +1240,7 @@ static void test_heartbeat_timeout(void **state)
     close(fd);
 
     /* The client that heartbeats keeps its rank well past the timeout. */
-    test_sleep_ms(3000);
+    tk_sleep_ms(3000);
     assert_int_equal(mf_store_rank_list(sub, "hb", ranks, 2, &count), MF_OK);
     assert_int_equal(count, 1);
     assert_int_equal(ranks[0], 0);
@@ -1318,7 +1311,7 @@ static void test_reconnect(void **state)
     parked.status = MF_OK;
     assert_int_equal(pthread_create(&thread, NULL, test_parked_thread, &parked),
                      0);
-    test_sleep_ms(100);
+    tk_sleep_ms(100);
 
     /* The server restarts on the same port, with nothing in it. */
     tk_log_allow_errors(&test_log,
@@ -1333,7 +1326,7 @@ static void test_reconnect(void **state)
 
     deadline = mf_time_ms() + TEST_WAIT_MS;
     do {
-        test_sleep_ms(20);
+        tk_sleep_ms(20);
         assert_int_equal(mf_store_rank_list(other, "re", ranks, 4, &count),
                          MF_OK);
     } while ((count == 0) && (mf_time_ms() < deadline));
@@ -1427,7 +1420,7 @@ static void test_bad_frames(void **state)
     req.key_len = 4;
     req.timeout_ms = TEST_WAIT_MS;
     test_raw_send_req(fd2, MF_STORE_OP_GET, 1, &req);
-    test_sleep_ms(50);
+    tk_sleep_ms(50);
     close(fd2);
     close(fd);
 

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tk_group.h"
+#include "tk_pattern.h"
 #include "tk_proc.h"
 
 #include "mem/mem.h"
@@ -29,14 +30,6 @@
 
 #define TEST_BASE 0x220000000000ull
 #define TEST_MB   (1024ull * 1024ull)
-
-static void test_fill(uint8_t *p, size_t size, uint32_t seed)
-{
-    for (size_t i = 0; i < size; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
 
 static void test_registry(void **state)
 {
@@ -86,7 +79,7 @@ static void test_workers_memcpy(void **state)
 
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, max + 64, 1);
+    tk_pattern_fill(src, max + 64, 1, 0);
     for (size_t t = 0; t < MF_ARRAY_SIZE(threads); t++) {
         assert_int_equal(mf_workers_create(threads[t], &workers), MF_OK);
         assert_int_equal(mf_workers_count(workers), threads[t]);
@@ -227,7 +220,7 @@ static void test_shm_two_processes(void **state)
                                                 seg_size, MF_MEM_SEG_PREFAULT,
                                                 &seg),
                      MF_OK);
-    test_fill((uint8_t *)(uintptr_t)gva, seg_size, 42);
+    tk_pattern_fill((uint8_t *)(uintptr_t)gva, seg_size, 42, 0);
     expect = malloc(seg_size);
     assert_non_null(expect);
     memcpy(expect, (void *)(uintptr_t)gva, seg_size);
@@ -304,7 +297,7 @@ static void test_shm_two_processes(void **state)
             TK_CHECK(memcmp(buf + i, expect + off, sizes[i]) == 0);
         }
         /* put: patterns the parent checks */
-        test_fill(src, seg_size, 7);
+        tk_pattern_fill(src, seg_size, 7, 0);
         for (size_t i = 0; i < MF_ARRAY_SIZE(sizes); i++) {
             uint64_t off = (i * 4099) % 4096 + i * 1024;
 

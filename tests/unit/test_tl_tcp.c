@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tk_group.h"
+#include "tk_pattern.h"
 #include "tk_log.h"
 #include "tk_proc.h"
 
@@ -90,14 +91,6 @@ static mf_status_t test_comp_wait(test_comp_t *tc, mf_status_t status)
         usleep(50);
     }
     return tc->status;
-}
-
-static void test_fill(uint8_t *p, size_t size, uint32_t seed)
-{
-    for (size_t i = 0; i < size; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
 }
 
 /* An interface on loopback; lanes and chunk 0 keep the defaults.  The
@@ -257,7 +250,7 @@ static void test_sizes(void **state)
 
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, 64 * TEST_MB + 64, 5);
+    tk_pattern_fill(src, 64 * TEST_MB + 64, 5, 0);
     for (size_t l = 0; l < MF_ARRAY_SIZE(lanes); l++) {
         test_pair_open(&tp, lanes[l], l == 2 ? 64 * 1024 : 0);
         memset(tp.mem, 0xee, TEST_SEG);
@@ -305,7 +298,7 @@ static void test_concurrent(void **state)
     assert_non_null(comps);
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, 32 * TEST_MB, 9);
+    tk_pattern_fill(src, 32 * TEST_MB, 9, 0);
     test_pair_open(&tp, 2, 128 * 1024);
     base = (uint64_t)(uintptr_t)tp.mem;
     for (int i = 0; i < N; i++) {
@@ -510,7 +503,7 @@ static void test_raw_requests(void **state)
     base = (uint64_t)(uintptr_t)tp.mem;
     key = mf_tl_tcp_memh_key(tp.memh);
     port = mf_tl_tcp_iface_port(tp.server);
-    test_fill(data, sizeof(data), 3);
+    tk_pattern_fill(data, sizeof(data), 3, 0);
     fd = test_raw_connect(port);
 
     /* a wrong key */
@@ -718,7 +711,7 @@ static void test_conn_dropped(void **state)
     test_pair_t tp;
 
     assert_non_null(src);
-    test_fill(src, 64 * TEST_MB, 1);
+    tk_pattern_fill(src, 64 * TEST_MB, 1, 0);
     test_pair_open(&tp, 2, 0);
     for (int round = 0; round < 5; round++) {
         assert_int_equal(test_put(&tp, src, 0, 100), MF_OK); /* connected */
@@ -739,7 +732,7 @@ static void test_conn_dropped(void **state)
             failed += status != MF_OK;
         }
         /* later operations reconnect */
-        test_fill(src, 64 * TEST_MB, (uint32_t)round);
+        tk_pattern_fill(src, 64 * TEST_MB, (uint32_t)round, 0);
         assert_int_equal(test_put(&tp, src, 3, 9 * TEST_MB), MF_OK);
         assert_memory_equal(tp.mem + 3, src, 9 * TEST_MB);
         for (int i = 0; i < N; i++) {
@@ -896,7 +889,7 @@ static void test_fork_holds_sockets(void **state)
     test_comp_t tc;
     pid_t pid;
 
-    test_fill(src, sizeof(src), 5);
+    tk_pattern_fill(src, sizeof(src), 5, 0);
     test_pair_open(&tp, 1, 0);
     assert_int_equal(test_put(&tp, src, 0, sizeof(src)), MF_OK);
     pid = tk_proc_fork();
@@ -977,7 +970,7 @@ static void test_fork(void **state)
         char c;
 
         TK_CHECK(mem != NULL);
-        test_fill(mem, seg, 21);
+        tk_pattern_fill(mem, seg, 21, 0);
         server = test_open(2, 0);
         TK_CHECK(server != NULL);
         memset(&s, 0, sizeof(s));
@@ -1001,7 +994,7 @@ static void test_fork(void **state)
             uint8_t *want = malloc(seg);
 
             TK_CHECK(want != NULL);
-            test_fill(want, seg - 7, 22);
+            tk_pattern_fill(want, seg - 7, 22, 0);
             TK_CHECK(memcmp(mem + 7, want, seg - 7) == 0);
             free(want);
         }
@@ -1023,7 +1016,7 @@ static void test_fork(void **state)
     expect = malloc(seg);
     assert_non_null(buf);
     assert_non_null(expect);
-    test_fill(expect, seg, 21);
+    tk_pattern_fill(expect, seg, 21, 0);
     {
         test_comp_t tc;
 
@@ -1032,7 +1025,7 @@ static void test_fork(void **state)
             test_comp_wait(&tc, ops->get(ep, buf, base, seg, rkey, &tc.super)),
             MF_OK);
         assert_memory_equal(buf, expect, seg);
-        test_fill(buf, seg - 7, 22);
+        tk_pattern_fill(buf, seg - 7, 22, 0);
         test_comp_init(&tc);
         assert_int_equal(
             test_comp_wait(

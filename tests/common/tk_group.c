@@ -130,7 +130,9 @@ static size_t tk_mem_used(void)
 #ifdef TK_GROUP_ASAN
     return 0;
 #else
-    return mallinfo2().uordblks;
+    struct mallinfo2 mi = mallinfo2();
+
+    return mi.uordblks + mi.hblkhd; /* chunks in the heap, and mmap()ed */
 #endif
 }
 

@@ -793,5 +793,5 @@ int main(void)
         cmocka_unit_test(test_copy_threads),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

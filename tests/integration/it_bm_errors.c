@@ -520,5 +520,5 @@ int main(void)
         cmocka_unit_test(test_addr_in_use),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

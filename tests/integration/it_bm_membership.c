@@ -611,5 +611,5 @@ int main(void)
         cmocka_unit_test(test_sigstop),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

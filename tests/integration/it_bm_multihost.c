@@ -1202,5 +1202,5 @@ int main(void)
         printf("SKIP: this build of the library has no tcp transport\n");
         return TK_NETNS_SKIP;
     }
-    return cmocka_run_group_tests(tests, mh_setup, mh_teardown);
+    return tk_group_run(tests, mh_setup, mh_teardown);
 }

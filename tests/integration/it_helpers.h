@@ -10,6 +10,9 @@
  *   - tk_proc_spawn() forks a rank process that runs a function and exits
  *     with its return value (0 = success).
  *
+ * Every program runs its tests with tk_group_run() (tk_group.h): the test
+ * process leaves no descriptor open and no memory in use.
+ *
  * Inside children, use the TK_CHECK family (tk_proc.h), never cmocka
  * asserts: a failed cmocka assert would longjmp into the parent's test
  * runner copy.
@@ -17,6 +20,7 @@
 #ifndef MF_IT_HELPERS_H
 #define MF_IT_HELPERS_H
 
+#include "tk_group.h"
 #include "tk_log.h"
 #include "tk_netns.h"
 #include "tk_pattern.h"

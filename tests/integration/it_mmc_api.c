@@ -1280,5 +1280,5 @@ int main(void)
         cmocka_unit_test(test_kill_mid_put),
     };
 
-    return cmocka_run_group_tests(tests, api_setup, api_teardown);
+    return tk_group_run(tests, api_setup, api_teardown);
 }

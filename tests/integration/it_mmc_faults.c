@@ -1437,5 +1437,5 @@ int main(void)
     };
 
     tk_netns_require();
-    return cmocka_run_group_tests(tests, fl_setup, fl_teardown);
+    return tk_group_run(tests, fl_setup, fl_teardown);
 }

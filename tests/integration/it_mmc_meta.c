@@ -1442,5 +1442,5 @@ int main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -290,5 +290,5 @@ int main(void)
     };
 
     tk_netns_require();
-    return cmocka_run_group_tests(tests, mh_setup, mh_teardown);
+    return tk_group_run(tests, mh_setup, mh_teardown);
 }

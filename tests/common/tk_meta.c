@@ -86,14 +86,14 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
         argv[argc++] = (char *)params->args[i];
     }
     argv[argc] = NULL;
-    if (params->spawn == NULL) {
+    if (params->net == NULL) {
         pid = tk_proc_exec(argv, params->nofile, &fd);
     } else {
         if (pipe(fds) != 0) {
             tk_print("pipe() failed");
             return -1;
         }
-        pid = params->spawn(argv, fds[1], params->spawn_arg);
+        pid = tk_netns_exec(params->net, params->host, argv, fds[1]);
         close(fds[1]);
         fd = fds[0];
     }

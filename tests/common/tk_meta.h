@@ -4,12 +4,15 @@
  *   mmc-meta ready rpc=<addr>:<port> store=<port> http=<port>
  * parsed, and stopped with a signal and a deadline.
  *
- * The daemon is a child forked with tk_proc (it dies with its parent and
- * tk_proc_kill_all() reaps it at exit at the latest), so a test that
- * fails halfway never leaves one behind.
+ * The daemon is a child forked with tk_proc, here or inside a host of a
+ * network-namespace lab (tk_netns); it dies with its parent and
+ * tk_proc_kill_all() reaps it at exit at the latest, so a test that fails
+ * halfway never leaves one behind.
  */
 #ifndef MF_TK_META_H
 #define MF_TK_META_H
+
+#include "tk_netns.h"
 
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,11 +27,6 @@ typedef struct tk_meta {
     char line[256]; /* the ready line as printed */
 } tk_meta_t;
 
-/* Starts argv with out_fd as its standard output; the pid or -1.  The
- * default runs it here (tk_proc_exec); a test runs it in a network
- * namespace with its own. */
-typedef pid_t (*tk_meta_spawn_fn)(char *const argv[], int out_fd, void *arg);
-
 typedef struct tk_meta_params {
     const char *bin;         /* NULL: $MMC_META_BIN */
     const char *addr;        /* NULL: 127.0.0.1 */
@@ -36,8 +34,8 @@ typedef struct tk_meta_params {
     const char *const *args; /* further arguments as they are, may be NULL */
     unsigned nofile;         /* soft limit of open files; 0: inherited */
     unsigned ready_ms;       /* 0: 60 s */
-    tk_meta_spawn_fn spawn;  /* NULL: here */
-    void *spawn_arg;
+    const tk_netns_t *net;   /* not NULL: runs inside host of this lab */
+    int host;
 } tk_meta_params_t;
 
 /* The binary: $MMC_META_BIN if set, else fallback. */

@@ -274,6 +274,18 @@ pid_t tk_netns_spawn(const tk_netns_t *net, int host, tk_proc_fn fn, int index,
     return tk_proc_spawn(tk_netns_tramp_fn, index, NULL);
 }
 
+pid_t tk_netns_exec(const tk_netns_t *net, int host, char *const argv[],
+                    int out_fd)
+{
+    memset(&tk_netns_next, 0, sizeof(tk_netns_next));
+    tk_netns_next.net = net;
+    tk_netns_next.host = host;
+    tk_netns_next.argv = argv;
+    tk_netns_next.out_fd = out_fd;
+    tk_netns_next.close_fd = -1;
+    return tk_proc_spawn(tk_netns_tramp_fn, 200 + host, NULL);
+}
+
 static int tk_netns_run_path(const tk_netns_t *net, int host,
                              char *const argv[], char *out, size_t out_len,
                              unsigned timeout_ms)

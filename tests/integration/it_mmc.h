@@ -90,37 +90,6 @@ IT_MMC_UNUSED static int it_mmc_barrier(int id, int n)
     return 0;
 }
 
-typedef struct it_mmc_exec_arg {
-    char *const *argv;
-    int fd; /* write end of the stdout pipe */
-} it_mmc_exec_arg_t;
-
-/* In a child inside a host namespace: becomes the daemon. */
-static int it_mmc_exec_fn(int index, void *arg)
-{
-    it_mmc_exec_arg_t *ea = arg;
-
-    dup2(ea->fd, STDOUT_FILENO);
-    close(ea->fd);
-    execv(ea->argv[0], ea->argv);
-    tk_print("execv(%s) failed", ea->argv[0]);
-    return 127;
-}
-
-typedef struct it_mmc_host {
-    const tk_netns_t *net;
-    int host;
-} it_mmc_host_t;
-
-/* tk_meta's spawn inside a host namespace. */
-static pid_t it_mmc_meta_spawn(char *const argv[], int out_fd, void *arg)
-{
-    it_mmc_host_t *h = arg;
-    it_mmc_exec_arg_t ea = {argv, out_fd};
-
-    return tk_netns_spawn(h->net, h->host, it_mmc_exec_fn, 200 + h->host, &ea);
-}
-
 /*
  * Starts mmc-meta bound to addr (inside host `host` of net when net is
  * not NULL) with free ports plus extra "--set key=value" settings
@@ -130,13 +99,12 @@ IT_MMC_UNUSED static int it_mmc_meta_start(tk_meta_t *m, const tk_netns_t *net,
                                            int host, const char *addr,
                                            const char *const *extra)
 {
-    it_mmc_host_t h = {net, host};
     tk_meta_params_t p = {
         .bin = tk_meta_bin(MMC_META_BIN),
         .addr = addr,
         .sets = extra,
-        .spawn = net != NULL ? it_mmc_meta_spawn : NULL,
-        .spawn_arg = &h,
+        .net = net,
+        .host = host,
     };
 
     return tk_meta_start(m, &p);

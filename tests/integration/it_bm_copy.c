@@ -56,7 +56,7 @@ typedef struct cp_piece {
 /* Per-rank state of the test. */
 typedef struct cp_ctx {
     it_pool_t pool;
-    it_rng_t rng;
+    tk_rng_t rng;
     uint8_t *src_arena;
     uint8_t *dst_arena;
     size_t src_used;
@@ -84,7 +84,7 @@ static void cp_round_reset(cp_ctx_t *ctx)
 static uint64_t cp_take(cp_ctx_t *ctx, size_t *used, size_t cap, size_t size,
                         bool *ok)
 {
-    uint64_t off = *used + GUARD + it_rng_range(&ctx->rng, 0, 4095);
+    uint64_t off = *used + GUARD + tk_rng_range(&ctx->rng, 0, 4095);
 
     if (off + size + GUARD > cap) {
         *ok = false;
@@ -113,11 +113,11 @@ static bool cp_prepare(cp_ctx_t *ctx, cp_kind_t kind, uint32_t src_rank,
         }
         pc->seed = ctx->next_seed++;
         pc->base = 0;
-        it_pattern_fill(ctx->src_arena + off, size, pc->seed, 0);
+        tk_pattern_fill(ctx->src_arena + off, size, pc->seed, 0);
         pc->src = (uint64_t)(uintptr_t)(ctx->src_arena + off);
     } else {
         /* from the read-only zone of src_rank, at an unaligned offset */
-        off = it_rng_range(&ctx->rng, 0, 4095); /* size <= RO_SIZE - 4 KiB */
+        off = tk_rng_range(&ctx->rng, 0, 4095); /* size <= RO_SIZE - 4 KiB */
         pc->seed = RO_SEED(src_rank);
         pc->base = off;
         pc->src = it_gva(pool, src_rank, off);
@@ -138,7 +138,7 @@ static bool cp_prepare(cp_ctx_t *ctx, cp_kind_t kind, uint32_t src_rank,
                    RO_SIZE + pool->rank * SLOT_SIZE + ctx->slot_base + off);
     }
     pc->view = (uint8_t *)(uintptr_t)pc->dst;
-    it_pattern_fill(&first, 1, pc->seed, pc->base);
+    tk_pattern_fill(&first, 1, pc->seed, pc->base);
     pc->poison = (uint8_t)~first;
     memset(pc->view - GUARD, pc->poison, size + 2 * GUARD);
     return true;
@@ -148,26 +148,26 @@ static bool cp_verify(const cp_piece_t *pc, const char *what)
 {
     ssize_t bad;
 
-    bad = it_pattern_check(pc->view, pc->size, pc->seed, pc->base);
+    bad = tk_pattern_check(pc->view, pc->size, pc->seed, pc->base);
     if (bad >= 0) {
-        it_log("%s: %zu bytes 0x%llx -> 0x%llx: byte %zd differs "
-               "(got 0x%02x)",
-               what, pc->size, (unsigned long long)pc->src,
-               (unsigned long long)pc->dst, bad, pc->view[bad]);
+        tk_print("%s: %zu bytes 0x%llx -> 0x%llx: byte %zd differs "
+                 "(got 0x%02x)",
+                 what, pc->size, (unsigned long long)pc->src,
+                 (unsigned long long)pc->dst, bad, pc->view[bad]);
         return false;
     }
-    bad = it_memcheck(pc->view - GUARD, pc->poison, GUARD);
+    bad = tk_mem_find_not(pc->view - GUARD, pc->poison, GUARD);
     if (bad < 0) {
-        bad = it_memcheck(pc->view + pc->size, pc->poison, GUARD);
+        bad = tk_mem_find_not(pc->view + pc->size, pc->poison, GUARD);
         if (bad >= 0) {
             bad += GUARD + (ssize_t)pc->size;
         }
     }
     if (bad >= 0) {
-        it_log("%s: %zu bytes 0x%llx -> 0x%llx: guard byte %zd (from "
-               "dst - %d) overwritten",
-               what, pc->size, (unsigned long long)pc->src,
-               (unsigned long long)pc->dst, bad, GUARD);
+        tk_print("%s: %zu bytes 0x%llx -> 0x%llx: guard byte %zd (from "
+                 "dst - %d) overwritten",
+                 what, pc->size, (unsigned long long)pc->src,
+                 (unsigned long long)pc->dst, bad, GUARD);
         return false;
     }
     return true;
@@ -190,6 +190,9 @@ static mf_copy_dir_t cp_dir(cp_kind_t kind, bool autodir)
 
 /* ------------------------------------------------------------- setup */
 
+/* What the library logs in a rank; an error fails the rank. */
+static tk_log_t cp_log;
+
 static int cp_open(cp_ctx_t *ctx, uint64_t phase)
 {
     it_pool_t *pool = &ctx->pool;
@@ -197,38 +200,38 @@ static int cp_open(cp_ctx_t *ctx, uint64_t phase)
     uint32_t r, owner;
 
     memset(ctx, 0, sizeof(*ctx));
-    it_log_capture();
+    tk_log_start(&cp_log, TK_LOG_ECHO);
     ctx->arena_size = ARENA_SIZE;
     ctx->slot_cap = SLOT_SIZE;
     ctx->src_arena = malloc(ARENA_SIZE);
     ctx->dst_arena = malloc(ARENA_SIZE);
-    IT_CHECK(ctx->src_arena != NULL && ctx->dst_arena != NULL, "malloc");
-    IT_CHECK_OK(it_pool_open(pool, g_store.url, WORLD, MF_RANK_AUTO, SEG_SIZE,
-                             STRIDE, NULL, true));
-    it_rng_seed(&ctx->rng, phase * 100 + pool->rank);
+    TK_CHECK_GOTO(ctx->src_arena != NULL && ctx->dst_arena != NULL, "malloc");
+    TK_CHECK_OK_GOTO(it_pool_open(pool, g_store.url, WORLD, MF_RANK_AUTO,
+                                  SEG_SIZE, STRIDE, NULL, true));
+    tk_rng_seed(&ctx->rng, phase * 100 + pool->rank);
     ctx->next_seed = (uint64_t)pool->rank << 32 | phase << 24;
 
-    IT_CHECK(mf_bm_world_size() == WORLD, "world %u", mf_bm_world_size());
-    IT_CHECK(mf_bm_local_size(pool->bm, MF_MEM_HOST) == SEG_SIZE,
-             "local size %llu",
-             (unsigned long long)mf_bm_local_size(pool->bm, MF_MEM_HOST));
+    TK_CHECK_GOTO(mf_bm_world_size() == WORLD, "world %u", mf_bm_world_size());
+    TK_CHECK_GOTO(mf_bm_local_size(pool->bm, MF_MEM_HOST) == SEG_SIZE,
+                  "local size %llu",
+                  (unsigned long long)mf_bm_local_size(pool->bm, MF_MEM_HOST));
     for (r = 0; r < WORLD; r++) {
-        IT_CHECK(it_gva(pool, r, 0) == it_gva(pool, 0, 0) + r * STRIDE,
-                 "rank %u segment not at host_base + r * stride", r);
-        IT_CHECK_OK(
+        TK_CHECK_GOTO(it_gva(pool, r, 0) == it_gva(pool, 0, 0) + r * STRIDE,
+                      "rank %u segment not at host_base + r * stride", r);
+        TK_CHECK_OK_GOTO(
             mf_bm_rank_of_gva(pool->bm, it_gva(pool, r, 12345), &owner));
-        IT_CHECK(owner == r, "rank_of_gva gave %u for rank %u", owner, r);
+        TK_CHECK_GOTO(owner == r, "rank_of_gva gave %u for rank %u", owner, r);
     }
-    IT_CHECK(mf_bm_gva_of_rank(pool->bm, WORLD, MF_MEM_HOST) == NULL,
-             "gva_of_rank(world) not NULL");
+    TK_CHECK_GOTO(mf_bm_gva_of_rank(pool->bm, WORLD, MF_MEM_HOST) == NULL,
+                  "gva_of_rank(world) not NULL");
 
     /* The read-only zone of my own segment, through its GVA. */
     own = mf_bm_gva_of_rank(pool->bm, pool->rank, MF_MEM_HOST);
-    IT_CHECK(own != NULL, "no GVA for my own rank");
-    it_pattern_fill(own, RO_SIZE, RO_SEED(pool->rank), 0);
+    TK_CHECK_GOTO(own != NULL, "no GVA for my own rank");
+    tk_pattern_fill(own, RO_SIZE, RO_SEED(pool->rank), 0);
 
-    IT_CHECK_OK(it_barrier(pool, "filled", WORLD));
-    IT_CHECK_OK(it_wait_all_joined(pool, WAIT_MS));
+    TK_CHECK_OK_GOTO(it_barrier(pool, "filled", WORLD));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(pool, WAIT_MS));
     return 0;
 fail:
     return 1;
@@ -243,15 +246,14 @@ static int cp_close(cp_ctx_t *ctx, int ret)
         }
     }
     if (ret == 0) {
-        it_log("%u pieces (%llu bytes) verified", ctx->verified,
-               (unsigned long long)ctx->bytes);
+        tk_print("%u pieces (%llu bytes) verified", ctx->verified,
+                 (unsigned long long)ctx->bytes);
     }
-    if (ret == 0 && it_log_error_count() != 0) {
-        it_log("%u unexpected error messages from the library",
-               it_log_error_count());
+    if (ret == 0 && tk_log_check_clean(&cp_log) != 0) {
         ret = 1;
     }
     it_pool_close(&ctx->pool);
+    tk_log_stop(&cp_log);
     free(ctx->src_arena);
     free(ctx->dst_arena);
     return ret;
@@ -269,14 +271,14 @@ static int cp_one(cp_ctx_t *ctx, cp_kind_t kind, bool autodir, uint32_t a,
              autodir ? "(AUTO)" : "", kind == CP_L2G ? ctx->pool.rank : a, b);
     cp_round_reset(ctx);
     /* a is the source rank of G2G only; L2G writes to b, G2L reads b */
-    IT_CHECK(cp_prepare(ctx, kind, kind == CP_G2L ? b : a, b, size, &pc),
-             "no room");
-    IT_CHECK_OK(mf_bm_copy(ctx->pool.bm, pc.src, pc.dst, pc.size,
-                           cp_dir(kind, autodir)));
-    IT_CHECK(cp_verify_count(ctx, &pc, what), "%s", what);
+    TK_CHECK_GOTO(cp_prepare(ctx, kind, kind == CP_G2L ? b : a, b, size, &pc),
+                  "no room");
+    TK_CHECK_OK_GOTO(mf_bm_copy(ctx->pool.bm, pc.src, pc.dst, pc.size,
+                                cp_dir(kind, autodir)));
+    TK_CHECK_GOTO(cp_verify_count(ctx, &pc, what), "%s", what);
     return 0;
 fail:
-    it_log("failed: %s, size %zu", what, size);
+    tk_print("failed: %s, size %zu", what, size);
     return 1;
 }
 
@@ -295,7 +297,7 @@ static int cp_rank_single(int index, void *arg)
             for (b = 0; b < WORLD; b++) {
                 for (i = 0; i < 3; i++) {
                     size_t size = i == 0 ? fixed[(a + b + autodir) % 5]
-                                         : it_rng_size(&ctx.rng, 1, MAX_COPY);
+                                         : tk_rng_size(&ctx.rng, 1, MAX_COPY);
                     for (k = 0; k < 3; k++) {
                         /* L2G and G2L only depend on one rank */
                         if (k != CP_G2G && a != 0) {
@@ -328,15 +330,15 @@ static int cp_batch_round(cp_ctx_t *ctx, unsigned iter)
     char what[64];
 
     cp_round_reset(ctx);
-    count = it_rng_range(&ctx->rng, 1, MAX_PIECES);
+    count = tk_rng_range(&ctx->rng, 1, MAX_PIECES);
     for (i = 0; i < count; i++) {
         /* with AUTO every piece may go its own way */
-        cp_kind_t k = autodir ? it_rng_range(&ctx->rng, 0, 2) : kind;
-        uint32_t a = it_rng_range(&ctx->rng, 0, WORLD - 1);
-        uint32_t b = it_rng_range(&ctx->rng, 0, WORLD - 1);
-        size_t size = it_rng_size(&ctx->rng, 1, 128 * 1024);
+        cp_kind_t k = autodir ? tk_rng_range(&ctx->rng, 0, 2) : kind;
+        uint32_t a = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+        uint32_t b = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+        size_t size = tk_rng_size(&ctx->rng, 1, 128 * 1024);
 
-        IT_CHECK(cp_prepare(ctx, k, a, b, size, &pcs[i]), "no room");
+        TK_CHECK_GOTO(cp_prepare(ctx, k, a, b, size, &pcs[i]), "no room");
         pieces[i].src = pcs[i].src;
         pieces[i].dst = pcs[i].dst;
         pieces[i].size = pcs[i].size;
@@ -345,17 +347,19 @@ static int cp_batch_round(cp_ctx_t *ctx, unsigned iter)
     dir = cp_dir(kind, autodir);
     snprintf(what, sizeof(what), "batch %u (%s, %zu pieces)", iter,
              mf_copy_dir_name(dir), count);
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, results));
+    TK_CHECK_OK_GOTO(
+        mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, results));
     for (i = 0; i < count; i++) {
-        IT_CHECK(results[i] == MF_OK, "%s: piece %zu: %s", what, i,
-                 mf_status_name(results[i]));
-        IT_CHECK(cp_verify_count(ctx, &pcs[i], what), "%s: piece %zu", what, i);
+        TK_CHECK_GOTO(results[i] == MF_OK, "%s: piece %zu: %s", what, i,
+                      mf_status_name(results[i]));
+        TK_CHECK_GOTO(cp_verify_count(ctx, &pcs[i], what), "%s: piece %zu",
+                      what, i);
     }
     /* Without a results array too. */
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, NULL));
+    TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, NULL));
     for (i = 0; i < count; i++) {
-        IT_CHECK(cp_verify_count(ctx, &pcs[i], what),
-                 "%s (no results): piece %zu", what, i);
+        TK_CHECK_GOTO(cp_verify_count(ctx, &pcs[i], what),
+                      "%s (no results): piece %zu", what, i);
     }
     return 0;
 fail:
@@ -375,8 +379,8 @@ static int cp_batch_bad_piece(cp_ctx_t *ctx)
 
     cp_round_reset(ctx);
     for (i = 0; i < count; i++) {
-        IT_CHECK(cp_prepare(ctx, CP_L2G, 0, peer, 1000 + i, &pcs[i]),
-                 "no room");
+        TK_CHECK_GOTO(cp_prepare(ctx, CP_L2G, 0, peer, 1000 + i, &pcs[i]),
+                      "no room");
         pieces[i].src = pcs[i].src;
         pieces[i].dst = pcs[i].dst;
         pieces[i].size = pcs[i].size;
@@ -384,18 +388,18 @@ static int cp_batch_bad_piece(cp_ctx_t *ctx)
     pieces[bad].dst = it_gva(&ctx->pool, peer, SEG_SIZE - 10);
     pieces[bad].size = 100;
     st = mf_bm_copy_batch(ctx->pool.bm, pieces, count, MF_COPY_LH2GH, results);
-    IT_CHECK(st == MF_ERR_OUT_OF_RANGE, "batch with a bad piece: %s",
-             mf_status_name(st));
-    IT_CHECK(results[bad] == MF_ERR_OUT_OF_RANGE, "bad piece: %s",
-             mf_status_name(results[bad]));
+    TK_CHECK_GOTO(st == MF_ERR_OUT_OF_RANGE, "batch with a bad piece: %s",
+                  mf_status_name(st));
+    TK_CHECK_GOTO(results[bad] == MF_ERR_OUT_OF_RANGE, "bad piece: %s",
+                  mf_status_name(results[bad]));
     for (i = 0; i < count; i++) {
         if (i == bad) {
             continue;
         }
-        IT_CHECK(results[i] <= MF_OK, "piece %zu: %d", i, (int)results[i]);
+        TK_CHECK_GOTO(results[i] <= MF_OK, "piece %zu: %d", i, (int)results[i]);
         if (results[i] == MF_OK) {
-            IT_CHECK(cp_verify(&pcs[i], "batch with a bad piece"),
-                     "piece %zu reported MF_OK", i);
+            TK_CHECK_GOTO(cp_verify(&pcs[i], "batch with a bad piece"),
+                          "piece %zu reported MF_OK", i);
         }
     }
     return 0;
@@ -421,19 +425,19 @@ static int cp_batch_kv(cp_ctx_t *ctx)
     for (i = 0; i < KV_PIECES; i++) {
         size = i < KV_LAYERS ? 128 * 1024 : 16 * 1024;
         bufs[i] = malloc(size);
-        IT_CHECK(bufs[i] != NULL, "malloc");
-        it_pattern_fill(bufs[i], size, seed, off);
+        TK_CHECK_GOTO(bufs[i] != NULL, "malloc");
+        tk_pattern_fill(bufs[i], size, seed, off);
         pieces[i].src = (uint64_t)(uintptr_t)bufs[i];
         pieces[i].dst = area + off;
         pieces[i].size = size;
         off += size;
     }
-    IT_CHECK(off == 8994816, "KV block is %zu bytes", off);
+    TK_CHECK_GOTO(off == 8994816, "KV block is %zu bytes", off);
     memset((void *)(uintptr_t)area, 0, off);
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES, MF_COPY_LH2GH,
-                                 results));
-    IT_CHECK(it_pattern_check((void *)(uintptr_t)area, off, seed, 0) < 0,
-             "KV block in rank %u differs", peer);
+    TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES,
+                                      MF_COPY_LH2GH, results));
+    TK_CHECK_GOTO(tk_pattern_check((void *)(uintptr_t)area, off, seed, 0) < 0,
+                  "KV block in rank %u differs", peer);
     /* back, into the cleared separate buffers */
     for (i = 0; i < KV_PIECES; i++) {
         uint64_t tmp = pieces[i].src;
@@ -442,13 +446,13 @@ static int cp_batch_kv(cp_ctx_t *ctx)
         pieces[i].src = pieces[i].dst;
         pieces[i].dst = tmp;
     }
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES, MF_COPY_GH2LH,
-                                 results));
+    TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES,
+                                      MF_COPY_GH2LH, results));
     for (i = 0, off = 0; i < KV_PIECES; i++) {
-        IT_CHECK(results[i] == MF_OK, "piece %zu: %s", i,
-                 mf_status_name(results[i]));
-        IT_CHECK(it_pattern_check(bufs[i], pieces[i].size, seed, off) < 0,
-                 "KV piece %zu read back differs", i);
+        TK_CHECK_GOTO(results[i] == MF_OK, "piece %zu: %s", i,
+                      mf_status_name(results[i]));
+        TK_CHECK_GOTO(tk_pattern_check(bufs[i], pieces[i].size, seed, off) < 0,
+                      "KV piece %zu read back differs", i);
         off += pieces[i].size;
     }
     ret = 0;
@@ -471,20 +475,25 @@ static int cp_rank_batch(int index, void *arg)
     /* half of the rounds with the local arenas registered */
     for (iter = 0; iter < 24; iter++) {
         if (iter == 12) {
-            IT_CHECK_OK(mf_bm_register(ctx.pool.bm, ctx.src_arena, ARENA_SIZE));
-            IT_CHECK_OK(mf_bm_register(ctx.pool.bm, ctx.dst_arena, ARENA_SIZE));
-            IT_CHECK_ST(mf_bm_register(ctx.pool.bm, ctx.src_arena + 4096, 4096),
-                        MF_ERR_EXISTS);
-            IT_CHECK_ST(mf_bm_register(ctx.pool.bm, ctx.dst_arena - 4096, 8192),
-                        MF_ERR_EXISTS);
+            TK_CHECK_OK_GOTO(
+                mf_bm_register(ctx.pool.bm, ctx.src_arena, ARENA_SIZE));
+            TK_CHECK_OK_GOTO(
+                mf_bm_register(ctx.pool.bm, ctx.dst_arena, ARENA_SIZE));
+            TK_CHECK_ST_GOTO(
+                mf_bm_register(ctx.pool.bm, ctx.src_arena + 4096, 4096),
+                MF_ERR_EXISTS);
+            TK_CHECK_ST_GOTO(
+                mf_bm_register(ctx.pool.bm, ctx.dst_arena - 4096, 8192),
+                MF_ERR_EXISTS);
         }
         if (cp_batch_round(&ctx, iter) != 0) {
             goto out;
         }
     }
-    IT_CHECK_OK(mf_bm_unregister(ctx.pool.bm, ctx.src_arena));
-    IT_CHECK_OK(mf_bm_unregister(ctx.pool.bm, ctx.dst_arena));
-    IT_CHECK_ST(mf_bm_unregister(ctx.pool.bm, ctx.dst_arena), MF_ERR_NOT_FOUND);
+    TK_CHECK_OK_GOTO(mf_bm_unregister(ctx.pool.bm, ctx.src_arena));
+    TK_CHECK_OK_GOTO(mf_bm_unregister(ctx.pool.bm, ctx.dst_arena));
+    TK_CHECK_ST_GOTO(mf_bm_unregister(ctx.pool.bm, ctx.dst_arena),
+                     MF_ERR_NOT_FOUND);
     if (cp_batch_bad_piece(&ctx) != 0 || cp_batch_kv(&ctx) != 0) {
         goto out;
     }
@@ -523,25 +532,25 @@ static int cp_async_round(cp_ctx_t *ctx, unsigned round)
         cp_async_t *rq = &reqs[i];
         cp_kind_t kind = (i + round) % 3;
         bool autodir = (i / 3 + round) % 2;
-        uint32_t a = it_rng_range(&ctx->rng, 0, WORLD - 1);
-        uint32_t b = it_rng_range(&ctx->rng, 0, WORLD - 1);
+        uint32_t a = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+        uint32_t b = tk_rng_range(&ctx->rng, 0, WORLD - 1);
         mf_copy_dir_t dir = cp_dir(kind, autodir);
 
         if (i % 2 == 0) {
             rq->count = 1;
-            IT_CHECK(cp_prepare(ctx, kind, a, b,
-                                it_rng_size(&ctx->rng, 1, 480 * 1024),
-                                &rq->pcs[0]),
-                     "no room");
+            TK_CHECK_GOTO(cp_prepare(ctx, kind, a, b,
+                                     tk_rng_size(&ctx->rng, 1, 480 * 1024),
+                                     &rq->pcs[0]),
+                          "no room");
             st = mf_bm_copy_async(ctx->pool.bm, rq->pcs[0].src, rq->pcs[0].dst,
                                   rq->pcs[0].size, dir, &rq->req);
         } else {
-            rq->count = it_rng_range(&ctx->rng, 1, ASYNC_PIECES);
+            rq->count = tk_rng_range(&ctx->rng, 1, ASYNC_PIECES);
             for (j = 0; j < rq->count; j++) {
-                IT_CHECK(cp_prepare(ctx, kind, a, b,
-                                    it_rng_size(&ctx->rng, 1, 48 * 1024),
-                                    &rq->pcs[j]),
-                         "no room");
+                TK_CHECK_GOTO(cp_prepare(ctx, kind, a, b,
+                                         tk_rng_size(&ctx->rng, 1, 48 * 1024),
+                                         &rq->pcs[j]),
+                              "no room");
                 pieces[j].src = rq->pcs[j].src;
                 pieces[j].dst = rq->pcs[j].dst;
                 pieces[j].size = rq->pcs[j].size;
@@ -551,9 +560,9 @@ static int cp_async_round(cp_ctx_t *ctx, unsigned round)
             /* the library copied the array: scribble over ours */
             memset(pieces, 0xff, sizeof(pieces));
         }
-        IT_CHECK(st == MF_OK || st == MF_INPROGRESS, "async request %zu: %s", i,
-                 mf_status_name(st));
-        IT_CHECK(rq->req != NULL, "async request %zu: no request", i);
+        TK_CHECK_GOTO(st == MF_OK || st == MF_INPROGRESS,
+                      "async request %zu: %s", i, mf_status_name(st));
+        TK_CHECK_GOTO(rq->req != NULL, "async request %zu: no request", i);
     }
 
     /* Half complete through mf_bm_wait, half through polling mf_bm_test. */
@@ -566,10 +575,10 @@ static int cp_async_round(cp_ctx_t *ctx, unsigned round)
         } else {
             st = mf_bm_wait(reqs[i].req, WAIT_MS);
         }
-        IT_CHECK_OK(st);
+        TK_CHECK_OK_GOTO(st);
         reqs[i].done = true;
     }
-    deadline = it_now_ms() + WAIT_MS;
+    deadline = tk_time_ms() + WAIT_MS;
     do {
         pending = 0;
         for (i = 1; i < ASYNC_REQS; i += 2) {
@@ -581,17 +590,17 @@ static int cp_async_round(cp_ctx_t *ctx, unsigned round)
                 pending++;
                 continue;
             }
-            IT_CHECK_OK(st);
+            TK_CHECK_OK_GOTO(st);
             reqs[i].done = true;
         }
-        IT_CHECK(it_now_ms() < deadline, "%u requests still in progress",
-                 pending);
+        TK_CHECK_GOTO(tk_time_ms() < deadline, "%u requests still in progress",
+                      pending);
     } while (pending > 0);
 
     for (i = 0; i < ASYNC_REQS; i++) {
         for (j = 0; j < reqs[i].count; j++) {
-            IT_CHECK(cp_verify_count(ctx, &reqs[i].pcs[j], "async"),
-                     "request %zu piece %zu", i, j);
+            TK_CHECK_GOTO(cp_verify_count(ctx, &reqs[i].pcs[j], "async"),
+                          "request %zu piece %zu", i, j);
         }
     }
     return 0;
@@ -645,44 +654,46 @@ static void *cp_thread_main(void *arg)
     size_t i, count;
 
     for (iter = 0; iter < CP_THREAD_ITER; iter++) {
-        cp_kind_t kind = it_rng_range(&ctx->rng, 0, 2);
-        bool autodir = it_rng_range(&ctx->rng, 0, 1);
+        cp_kind_t kind = tk_rng_range(&ctx->rng, 0, 2);
+        bool autodir = tk_rng_range(&ctx->rng, 0, 1);
         mf_copy_dir_t dir = cp_dir(kind, autodir);
 
         cp_round_reset(ctx);
-        count = iter % 3 == 1 ? it_rng_range(&ctx->rng, 2, 16) : 1;
+        count = iter % 3 == 1 ? tk_rng_range(&ctx->rng, 2, 16) : 1;
         for (i = 0; i < count; i++) {
-            uint32_t a = it_rng_range(&ctx->rng, 0, WORLD - 1);
-            uint32_t b = it_rng_range(&ctx->rng, 0, WORLD - 1);
-            size_t size = count > 1 ? it_rng_size(&ctx->rng, 1, 64 * 1024)
-                                    : it_rng_size(&ctx->rng, 1, MIB);
+            uint32_t a = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+            uint32_t b = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+            size_t size = count > 1 ? tk_rng_size(&ctx->rng, 1, 64 * 1024)
+                                    : tk_rng_size(&ctx->rng, 1, MIB);
 
-            IT_CHECK(cp_prepare(ctx, kind, a, b, size, &pcs[i]), "no room");
+            TK_CHECK_GOTO(cp_prepare(ctx, kind, a, b, size, &pcs[i]),
+                          "no room");
             pieces[i].src = pcs[i].src;
             pieces[i].dst = pcs[i].dst;
             pieces[i].size = pcs[i].size;
         }
         switch (iter % 3) {
         case 0:
-            IT_CHECK_OK(mf_bm_copy(ctx->pool.bm, pieces[0].src, pieces[0].dst,
-                                   pieces[0].size, dir));
+            TK_CHECK_OK_GOTO(mf_bm_copy(ctx->pool.bm, pieces[0].src,
+                                        pieces[0].dst, pieces[0].size, dir));
             break;
         case 1:
-            IT_CHECK_OK(
+            TK_CHECK_OK_GOTO(
                 mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, results));
             break;
         default:
             req = NULL;
-            IT_CHECK(mf_bm_copy_async(ctx->pool.bm, pieces[0].src,
-                                      pieces[0].dst, pieces[0].size, dir,
-                                      &req) >= MF_OK,
-                     "async copy failed");
-            IT_CHECK_OK(mf_bm_wait(req, WAIT_MS));
+            TK_CHECK_GOTO(mf_bm_copy_async(ctx->pool.bm, pieces[0].src,
+                                           pieces[0].dst, pieces[0].size, dir,
+                                           &req) >= MF_OK,
+                          "async copy failed");
+            TK_CHECK_OK_GOTO(mf_bm_wait(req, WAIT_MS));
             break;
         }
         for (i = 0; i < count; i++) {
-            IT_CHECK(cp_verify_count(ctx, &pcs[i], "threaded"),
-                     "thread %u iteration %u piece %zu", th->index, iter, i);
+            TK_CHECK_GOTO(cp_verify_count(ctx, &pcs[i], "threaded"),
+                          "thread %u iteration %u piece %zu", th->index, iter,
+                          i);
         }
     }
     th->ret = 0;
@@ -714,13 +725,13 @@ static int cp_rank_threads(int index, void *arg)
         th->ctx.slot_cap = SLOT_SIZE / CP_THREADS;
         th->ctx.slot_base = t * th->ctx.slot_cap;
         th->ctx.next_seed = ctx.next_seed + ((uint64_t)t << 20);
-        it_rng_seed(&th->ctx.rng, 4000 + ctx.pool.rank * 10 + t);
+        tk_rng_seed(&th->ctx.rng, 4000 + ctx.pool.rank * 10 + t);
         th->ret = 1;
     }
     for (t = 0; t < CP_THREADS; t++) {
-        IT_CHECK(pthread_create(&threads[t].tid, NULL, cp_thread_main,
-                                &threads[t]) == 0,
-                 "pthread_create");
+        TK_CHECK_GOTO(pthread_create(&threads[t].tid, NULL, cp_thread_main,
+                                     &threads[t]) == 0,
+                      "pthread_create");
         started++;
     }
     ret = 0;
@@ -737,16 +748,16 @@ out:
 
 /* ------------------------------------------------------------ runner */
 
-static void cp_run(it_proc_fn fn)
+static void cp_run(tk_proc_fn fn)
 {
     pid_t pids[WORLD];
     int codes[WORLD];
     int ret, stop;
 
     assert_int_equal(it_store_start(&g_store), 0);
-    ret = it_spawn_n(WORLD, fn, NULL, pids);
+    ret = tk_proc_spawn_n(WORLD, fn, NULL, pids);
     if (ret == 0) {
-        ret = it_wait_all(pids, WORLD, CHILD_LIMIT, codes);
+        ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, codes);
     }
     stop = it_store_stop(&g_store);
     assert_int_equal(ret, 0);
@@ -782,5 +793,5 @@ int main(void)
         cmocka_unit_test(test_copy_threads),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@
 
 static it_store_t g_store;
 
-static void er_run(unsigned n, it_proc_fn fn, const int *expect)
+static void er_run(unsigned n, tk_proc_fn fn, const int *expect)
 {
     pid_t pids[8];
     int codes[8];
@@ -34,9 +34,9 @@ static void er_run(unsigned n, it_proc_fn fn, const int *expect)
     int ret, stop;
 
     assert_int_equal(it_store_start(&g_store), 0);
-    ret = it_spawn_n((int)n, fn, NULL, pids);
+    ret = tk_proc_spawn_n((int)n, fn, NULL, pids);
     if (ret == 0) {
-        it_wait_all(pids, (int)n, CHILD_LIMIT, codes);
+        tk_proc_wait_all(pids, (int)n, CHILD_LIMIT, codes);
     }
     stop = it_store_stop(&g_store);
     assert_int_equal(ret, 0);
@@ -52,8 +52,8 @@ static void er_run(unsigned n, it_proc_fn fn, const int *expect)
 #define ER_CHECK_OVERFLOW(_expr)                                               \
     do {                                                                       \
         mf_status_t _s = (_expr);                                              \
-        IT_CHECK(_s == MF_ERR_OUT_OF_RANGE || _s == MF_ERR_INVALID, "%s: %s",  \
-                 #_expr, mf_status_name(_s));                                  \
+        TK_CHECK_GOTO(_s == MF_ERR_OUT_OF_RANGE || _s == MF_ERR_INVALID,       \
+                      "%s: %s", #_expr, mf_status_name(_s));                   \
     } while (0)
 
 static int er_gva_checks(it_pool_t *pool)
@@ -68,46 +68,49 @@ static int er_gva_checks(it_pool_t *pool)
     mf_status_t st, res;
     uint32_t owner;
 
-    IT_CHECK(buf != NULL, "malloc");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     memset(buf, 0x11, 65536);
 
     /* below and above the window */
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, base - 4096, 16, MF_COPY_LH2GH),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, base + world * STRIDE, 16, MF_COPY_LH2GH),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(mf_bm_copy(bm, base - 1, lbuf, 2, MF_COPY_GH2LH),
-                MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, lbuf, base - 4096, 16, MF_COPY_LH2GH),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(bm, lbuf, base + world * STRIDE, 16, MF_COPY_LH2GH),
+        MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, base - 1, lbuf, 2, MF_COPY_GH2LH),
+                     MF_ERR_OUT_OF_RANGE);
     /* crossing a segment end; in the stride gap; into the next window */
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, it_gva(pool, 1, SEG1_SIZE - 100), 200,
-                           MF_COPY_LH2GH),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, lbuf, it_gva(pool, 1, SEG1_SIZE - 100), 200,
+                                MF_COPY_LH2GH),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(
         mf_bm_copy(bm, it_gva(pool, 1, SEG1_SIZE - 1), lbuf, 2, MF_COPY_GH2LH),
         MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(
+    TK_CHECK_ST_GOTO(
         mf_bm_copy(bm, lbuf, it_gva(pool, 1, SEG1_SIZE), 1, MF_COPY_LH2GH),
         MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(
+    TK_CHECK_ST_GOTO(
         mf_bm_copy(bm, lbuf, it_gva(pool, 0, STRIDE - 100), 200, MF_COPY_LH2GH),
         MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(mf_bm_copy(bm, it_gva(pool, 0, 0),
-                           it_gva(pool, 1, SEG1_SIZE - 8), 16, MF_COPY_GH2GH),
-                MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, it_gva(pool, 0, 0),
+                                it_gva(pool, 1, SEG1_SIZE - 8), 16,
+                                MF_COPY_GH2GH),
+                     MF_ERR_OUT_OF_RANGE);
     /* rank 0's larger segment is fine where rank 1's has ended */
-    IT_CHECK_OK(mf_bm_copy(bm, lbuf,
-                           it_gva(pool, 0, SEG_SIZE - 4096 - pool->rank * 4096),
-                           4096, MF_COPY_LH2GH));
-    IT_CHECK_OK(
+    TK_CHECK_OK_GOTO(mf_bm_copy(
+        bm, lbuf, it_gva(pool, 0, SEG_SIZE - 4096 - pool->rank * 4096), 4096,
+        MF_COPY_LH2GH));
+    TK_CHECK_OK_GOTO(
         mf_bm_copy(bm, it_gva(pool, 0, SEG1_SIZE), lbuf, 4096, MF_COPY_GH2LH));
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, it_gva(pool, 0, SEG_SIZE - 4095), 4096,
-                           MF_COPY_LH2GH),
-                MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, lbuf, it_gva(pool, 0, SEG_SIZE - 4095),
+                                4096, MF_COPY_LH2GH),
+                     MF_ERR_OUT_OF_RANGE);
     /* local pointers where a GVA belongs */
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, lbuf + 4096, 16, MF_COPY_LH2GH),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_GH2GH),
-                MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, lbuf, lbuf + 4096, 16, MF_COPY_LH2GH),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_GH2GH),
+        MF_ERR_OUT_OF_RANGE);
     /* overflow of address + size */
     ER_CHECK_OVERFLOW(
         mf_bm_copy(bm, lbuf, UINT64_MAX - 10, 100, MF_COPY_LH2GH));
@@ -117,90 +120,97 @@ static int er_gva_checks(it_pool_t *pool)
         bm, lbuf, it_gva(pool, 1, 100),
         (size_t)(UINT64_MAX - it_gva(pool, 1, 100)) + 2, MF_COPY_LH2GH));
     /* the rank that created but never joined */
-    IT_CHECK(!mf_bm_rank_joined(bm, world - 1), "rank %u joined", world - 1);
-    IT_CHECK_ST(
+    TK_CHECK_GOTO(!mf_bm_rank_joined(bm, world - 1), "rank %u joined",
+                  world - 1);
+    TK_CHECK_ST_GOTO(
         mf_bm_copy(bm, lbuf, it_gva(pool, world - 1, 0), 16, MF_COPY_LH2GH),
         MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(
+    TK_CHECK_ST_GOTO(
         mf_bm_copy(bm, it_gva(pool, world - 1, 0), lbuf, 16, MF_COPY_GH2LH),
         MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(mf_bm_copy(bm, it_gva(pool, 0, 0), it_gva(pool, world - 1, 0),
-                           16, MF_COPY_GH2GH),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(
+    TK_CHECK_ST_GOTO(mf_bm_copy(bm, it_gva(pool, 0, 0),
+                                it_gva(pool, world - 1, 0), 16, MF_COPY_GH2GH),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(
         mf_bm_copy(bm, lbuf, it_gva(pool, world - 1, 0), 16, MF_COPY_AUTO),
         MF_ERR_OUT_OF_RANGE);
     /* directions: device ones need a device memory kind, others are bad */
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_LD2GH),
-                MF_ERR_UNSUPPORTED);
-    IT_CHECK_ST(mf_bm_copy(bm, it_gva(pool, 1, 0), lbuf, 16, MF_COPY_GD2LH),
-                MF_ERR_UNSUPPORTED);
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_DIR_MAX),
-                MF_ERR_INVALID);
-    IT_CHECK_ST(mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, (mf_copy_dir_t)-1),
-                MF_ERR_INVALID);
-    IT_CHECK_ST(mf_bm_copy(NULL, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_LH2GH),
-                MF_ERR_INVALID);
-    IT_CHECK_ST(mf_bm_copy_batch(bm, NULL, 3, MF_COPY_LH2GH, NULL),
-                MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_LD2GH),
+        MF_ERR_UNSUPPORTED);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(bm, it_gva(pool, 1, 0), lbuf, 16, MF_COPY_GD2LH),
+        MF_ERR_UNSUPPORTED);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_DIR_MAX),
+        MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 16, (mf_copy_dir_t)-1),
+        MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(
+        mf_bm_copy(NULL, lbuf, it_gva(pool, 1, 0), 16, MF_COPY_LH2GH),
+        MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(mf_bm_copy_batch(bm, NULL, 3, MF_COPY_LH2GH, NULL),
+                     MF_ERR_INVALID);
     /* empty copies: accepted or refused, never a crash */
     st = mf_bm_copy(bm, lbuf, it_gva(pool, 1, 0), 0, MF_COPY_LH2GH);
-    IT_CHECK(st == MF_OK || st == MF_ERR_INVALID, "size 0: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_OK || st == MF_ERR_INVALID, "size 0: %s",
+                  mf_status_name(st));
     piece.src = lbuf;
     piece.dst = it_gva(pool, 1, 0);
     piece.size = 0;
     st = mf_bm_copy_batch(bm, &piece, 0, MF_COPY_LH2GH, NULL);
-    IT_CHECK(st == MF_OK || st == MF_ERR_INVALID, "count 0: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_OK || st == MF_ERR_INVALID, "count 0: %s",
+                  mf_status_name(st));
     st = mf_bm_copy_batch(bm, &piece, 1, MF_COPY_LH2GH, &res);
-    IT_CHECK(st == MF_OK || st == MF_ERR_INVALID, "piece of size 0: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_OK || st == MF_ERR_INVALID, "piece of size 0: %s",
+                  mf_status_name(st));
     /* lookups */
-    IT_CHECK_ST(mf_bm_rank_of_gva(bm, base - 1, &owner), MF_ERR_OUT_OF_RANGE);
-    IT_CHECK_ST(mf_bm_rank_of_gva(bm, base + world * STRIDE, &owner),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK(mf_bm_gva_of_rank(bm, world, MF_MEM_HOST) == NULL,
-             "gva_of_rank(world)");
-    IT_CHECK(mf_bm_gva_of_rank(bm, UINT32_MAX, MF_MEM_HOST) == NULL,
-             "gva_of_rank(UINT32_MAX)");
-    IT_CHECK(!mf_bm_rank_joined(bm, world), "rank_joined(world)");
+    TK_CHECK_ST_GOTO(mf_bm_rank_of_gva(bm, base - 1, &owner),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(mf_bm_rank_of_gva(bm, base + world * STRIDE, &owner),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_GOTO(mf_bm_gva_of_rank(bm, world, MF_MEM_HOST) == NULL,
+                  "gva_of_rank(world)");
+    TK_CHECK_GOTO(mf_bm_gva_of_rank(bm, UINT32_MAX, MF_MEM_HOST) == NULL,
+                  "gva_of_rank(UINT32_MAX)");
+    TK_CHECK_GOTO(!mf_bm_rank_joined(bm, world), "rank_joined(world)");
 
     /* a bad asynchronous copy fails at once or completes with the error */
     st = mf_bm_copy_async(bm, lbuf, it_gva(pool, 1, SEG1_SIZE - 1), 2,
                           MF_COPY_LH2GH, &req);
     if (st == MF_OK || st == MF_INPROGRESS) {
-        IT_CHECK(req != NULL, "no request");
+        TK_CHECK_GOTO(req != NULL, "no request");
         st = mf_bm_wait(req, WAIT_MS);
     } else {
-        IT_CHECK(req == NULL, "request set on failure");
+        TK_CHECK_GOTO(req == NULL, "request set on failure");
     }
-    IT_CHECK_ST(st, MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(st, MF_ERR_OUT_OF_RANGE);
     req = NULL;
     piece.src = lbuf;
     piece.dst = it_gva(pool, world - 1, 0);
     piece.size = 8;
     st = mf_bm_copy_batch_async(bm, &piece, 1, MF_COPY_LH2GH, &req);
     if (st == MF_OK || st == MF_INPROGRESS) {
-        IT_CHECK(req != NULL, "no request");
+        TK_CHECK_GOTO(req != NULL, "no request");
         do {
             st = mf_bm_test(req);
         } while (st == MF_INPROGRESS);
     }
-    IT_CHECK_ST(st, MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_ST_GOTO(st, MF_ERR_OUT_OF_RANGE);
     res = (mf_status_t)1234;
-    IT_CHECK_ST(mf_bm_copy_batch(bm, &piece, 1, MF_COPY_LH2GH, &res),
-                MF_ERR_OUT_OF_RANGE);
-    IT_CHECK(res == MF_ERR_OUT_OF_RANGE, "piece result %d", (int)res);
+    TK_CHECK_ST_GOTO(mf_bm_copy_batch(bm, &piece, 1, MF_COPY_LH2GH, &res),
+                     MF_ERR_OUT_OF_RANGE);
+    TK_CHECK_GOTO(res == MF_ERR_OUT_OF_RANGE, "piece result %d", (int)res);
 
     /* after all that, a good copy works */
     memset(buf, 0x11, 65536);
-    IT_CHECK_OK(mf_bm_copy(bm, lbuf, it_gva(pool, 1, pool->rank * 65536), 65536,
-                           MF_COPY_LH2GH));
-    IT_CHECK(
-        it_memcheck(mf_bm_gva_of_rank(bm, 1, MF_MEM_HOST) + pool->rank * 65536,
-                    0x11, 65536) < 0,
-        "good copy after errors");
+    TK_CHECK_OK_GOTO(mf_bm_copy(bm, lbuf, it_gva(pool, 1, pool->rank * 65536),
+                                65536, MF_COPY_LH2GH));
+    TK_CHECK_GOTO(tk_mem_find_not(mf_bm_gva_of_rank(bm, 1, MF_MEM_HOST) +
+                                      pool->rank * 65536,
+                                  0x11, 65536) < 0,
+                  "good copy after errors");
     free(buf);
     return 0;
 fail:
@@ -217,29 +227,29 @@ static int er_gva_rank(int index, void *arg)
     it_pool_t pool;
     int ret = 1;
 
-    it_set_role("rank %d", index);
-    IT_CHECK_OK(it_pool_open(&pool, g_store.url, world, (uint32_t)index,
-                             index == 1 ? SEG1_SIZE : SEG_SIZE, STRIDE, NULL,
-                             index != 2));
-    IT_CHECK_OK(it_barrier(&pool, "up", world));
+    tk_role_set("rank %d", index);
+    TK_CHECK_OK_GOTO(it_pool_open(&pool, g_store.url, world, (uint32_t)index,
+                                  index == 1 ? SEG1_SIZE : SEG_SIZE, STRIDE,
+                                  NULL, index != 2));
+    TK_CHECK_OK_GOTO(it_barrier(&pool, "up", world));
     if (index != 2) {
-        IT_CHECK_OK(it_wait_rank_joined(&pool, 0, true, WAIT_MS));
-        IT_CHECK_OK(it_wait_rank_joined(&pool, 1, true, WAIT_MS));
-        IT_CHECK(er_gva_checks(&pool) == 0, "GVA checks");
+        TK_CHECK_OK_GOTO(it_wait_rank_joined(&pool, 0, true, WAIT_MS));
+        TK_CHECK_OK_GOTO(it_wait_rank_joined(&pool, 1, true, WAIT_MS));
+        TK_CHECK_GOTO(er_gva_checks(&pool) == 0, "GVA checks");
     }
-    IT_CHECK_OK(it_barrier(&pool, "checked", world));
+    TK_CHECK_OK_GOTO(it_barrier(&pool, "checked", world));
     if (index == 2) {
-        IT_CHECK_OK(mf_bm_join(pool.bm));
+        TK_CHECK_OK_GOTO(mf_bm_join(pool.bm));
         pool.joined = true;
     }
-    IT_CHECK_OK(it_wait_all_joined(&pool, WAIT_MS));
-    IT_CHECK_OK(mf_bm_copy(pool.bm, (uint64_t)(uintptr_t)&magic,
-                           it_gva(&pool, 2, 64 * (uint64_t)index), 8,
-                           MF_COPY_LH2GH));
-    IT_CHECK_OK(mf_bm_copy(pool.bm, it_gva(&pool, 2, 64 * (uint64_t)index),
-                           (uint64_t)(uintptr_t)&got, 8, MF_COPY_GH2LH));
-    IT_CHECK(got == magic, "late joiner copy");
-    IT_CHECK_OK(it_barrier(&pool, "end", world));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(&pool, WAIT_MS));
+    TK_CHECK_OK_GOTO(mf_bm_copy(pool.bm, (uint64_t)(uintptr_t)&magic,
+                                it_gva(&pool, 2, 64 * (uint64_t)index), 8,
+                                MF_COPY_LH2GH));
+    TK_CHECK_OK_GOTO(mf_bm_copy(pool.bm, it_gva(&pool, 2, 64 * (uint64_t)index),
+                                (uint64_t)(uintptr_t)&got, 8, MF_COPY_GH2LH));
+    TK_CHECK_GOTO(got == magic, "late joiner copy");
+    TK_CHECK_OK_GOTO(it_barrier(&pool, "end", world));
     ret = 0;
 fail:
     it_pool_close(&pool);
@@ -265,41 +275,42 @@ static int er_args_proc(int index, void *arg)
     bool inited = false, mf = false;
     int ret = 1;
 
-    IT_CHECK_OK(mf_init());
+    TK_CHECK_OK_GOTO(mf_init());
     mf = true;
     it_bm_config(&cfg);
-    IT_CHECK_ST(mf_bm_rank_id(&rank), MF_ERR_STATE);
-    IT_CHECK(rank == 77, "rank_id output set on failure");
-    IT_CHECK_ST(mf_bm_init(g_store.url, 0, MF_RANK_AUTO, &cfg), MF_ERR_INVALID);
-    IT_CHECK_ST(mf_bm_init(g_store.url, 2, 5, &cfg), MF_ERR_INVALID);
-    IT_CHECK_ST(mf_bm_init(NULL, 1, MF_RANK_AUTO, &cfg), MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(mf_bm_rank_id(&rank), MF_ERR_STATE);
+    TK_CHECK_GOTO(rank == 77, "rank_id output set on failure");
+    TK_CHECK_ST_GOTO(mf_bm_init(g_store.url, 0, MF_RANK_AUTO, &cfg),
+                     MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(mf_bm_init(g_store.url, 2, 5, &cfg), MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(mf_bm_init(NULL, 1, MF_RANK_AUTO, &cfg), MF_ERR_INVALID);
     st = mf_bm_init("not a url", 1, MF_RANK_AUTO, &cfg);
-    IT_CHECK(st == MF_ERR_INVALID, "garbage URL: %s", mf_status_name(st));
-    IT_CHECK(it_free_port(&port) == 0, "free port");
+    TK_CHECK_GOTO(st == MF_ERR_INVALID, "garbage URL: %s", mf_status_name(st));
+    TK_CHECK_GOTO(tk_port_free(&port) == 0, "free port");
     snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", (unsigned)port);
     st = mf_bm_init(url, 1, MF_RANK_AUTO, &cfg);
-    IT_CHECK(mf_status_is_peer_error(st) || st == MF_ERR_TIMEOUT,
-             "nobody listening: %s", mf_status_name(st));
+    TK_CHECK_GOTO(mf_status_is_peer_error(st) || st == MF_ERR_TIMEOUT,
+                  "nobody listening: %s", mf_status_name(st));
 
     /* the failed attempts left nothing behind */
-    IT_CHECK_OK(mf_bm_init(g_store.url, 1, MF_RANK_AUTO, &cfg));
+    TK_CHECK_OK_GOTO(mf_bm_init(g_store.url, 1, MF_RANK_AUTO, &cfg));
     inited = true;
     st = mf_bm_init(g_store.url, 1, MF_RANK_AUTO, &cfg);
-    IT_CHECK(st == MF_ERR_STATE || st == MF_ERR_EXISTS, "second init: %s",
-             mf_status_name(st));
-    IT_CHECK_OK(mf_bm_rank_id(&rank));
-    IT_CHECK(rank == 0, "rank %u", rank);
+    TK_CHECK_GOTO(st == MF_ERR_STATE || st == MF_ERR_EXISTS, "second init: %s",
+                  mf_status_name(st));
+    TK_CHECK_OK_GOTO(mf_bm_rank_id(&rank));
+    TK_CHECK_GOTO(rank == 0, "rank %u", rank);
     mf_bm_create_params_init(&params);
     params.local_dram_size = 2 * STRIDE;
     params.max_dram_per_rank = STRIDE;
-    IT_CHECK_ST(mf_bm_create(0, &params, &bm), MF_ERR_INVALID);
-    IT_CHECK(bm == (mf_bm_t *)0x1, "bm set on failure");
-    IT_CHECK_ST(mf_bm_create(0, NULL, &bm), MF_ERR_INVALID);
+    TK_CHECK_ST_GOTO(mf_bm_create(0, &params, &bm), MF_ERR_INVALID);
+    TK_CHECK_GOTO(bm == (mf_bm_t *)0x1, "bm set on failure");
+    TK_CHECK_ST_GOTO(mf_bm_create(0, NULL, &bm), MF_ERR_INVALID);
     params.local_dram_size = SEG_SIZE;
-    IT_CHECK_ST(mf_bm_create(0, &params, NULL), MF_ERR_INVALID);
-    IT_CHECK_OK(mf_bm_create(0, &params, &bm));
-    IT_CHECK_OK(mf_bm_join(bm));
-    IT_CHECK_OK(mf_bm_leave(bm));
+    TK_CHECK_ST_GOTO(mf_bm_create(0, &params, NULL), MF_ERR_INVALID);
+    TK_CHECK_OK_GOTO(mf_bm_create(0, &params, &bm));
+    TK_CHECK_OK_GOTO(mf_bm_join(bm));
+    TK_CHECK_OK_GOTO(mf_bm_leave(bm));
     mf_bm_destroy(bm);
     ret = 0;
 fail:
@@ -333,33 +344,34 @@ static int er_addr_rank(int index, void *arg)
     bool inited = false, mf = false;
     int ret = 1;
 
-    it_set_role("rank %d", index);
+    tk_role_set("rank %d", index);
     it_bm_config(&cfg);
     /* rank 1 takes a page in the middle of rank 2's window */
     want = (void *)(uintptr_t)(cfg.host_base + 2 * STRIDE + 8192);
     if (index == ER_TAKER) {
         got = mmap(want, 4096, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-        IT_CHECK(got == want, "could not take %p for the test", want);
+        TK_CHECK_GOTO(got == want, "could not take %p for the test", want);
         memset(got, 0x77, 4096);
     }
-    IT_CHECK_OK(mf_init());
+    TK_CHECK_OK_GOTO(mf_init());
     mf = true;
-    IT_CHECK_OK(mf_store_connect(g_store.url, NULL, &store));
-    IT_CHECK_OK(mf_bm_init(g_store.url, world, (uint32_t)index, &cfg));
+    TK_CHECK_OK_GOTO(mf_store_connect(g_store.url, NULL, &store));
+    TK_CHECK_OK_GOTO(mf_bm_init(g_store.url, world, (uint32_t)index, &cfg));
     inited = true;
     mf_bm_create_params_init(&params);
     params.local_dram_size = SEG_SIZE;
     params.max_dram_per_rank = STRIDE;
     st = mf_bm_create(0, &params, &bm);
-    IT_CHECK(st == MF_ERR_ADDR_IN_USE,
-             "mf_bm_create with the window taken in rank %d: %s", ER_TAKER,
-             mf_status_name(st));
-    IT_CHECK(bm == NULL, "bm set on failure");
+    TK_CHECK_GOTO(st == MF_ERR_ADDR_IN_USE,
+                  "mf_bm_create with the window taken in rank %d: %s", ER_TAKER,
+                  mf_status_name(st));
+    TK_CHECK_GOTO(bm == NULL, "bm set on failure");
     if (index == ER_TAKER) {
-        IT_CHECK(it_memcheck(got, 0x77, 4096) < 0, "my mapping was touched");
+        TK_CHECK_GOTO(tk_mem_find_not(got, 0x77, 4096) < 0,
+                      "my mapping was touched");
     }
-    IT_CHECK_OK(mf_store_barrier(store, "failed", world, WAIT_MS));
+    TK_CHECK_OK_GOTO(mf_store_barrier(store, "failed", world, WAIT_MS));
     ret = 0;
 fail:
     if (st == MF_OK && bm != NULL) {
@@ -412,72 +424,74 @@ static int er_config_proc(int index, void *arg)
     size_t i;
     int fd = -1, ret = 1;
 
-    it_set_role("config");
+    tk_role_set("config");
     mf_bm_config_init(&cfg);
-    IT_CHECK(cfg.size == sizeof(cfg), "size field %zu", cfg.size);
-    IT_CHECK(cfg.copy_threads <= 64, "default copy_threads %u",
-             cfg.copy_threads);
+    TK_CHECK_GOTO(cfg.size == sizeof(cfg), "size field %zu", cfg.size);
+    TK_CHECK_GOTO(cfg.copy_threads <= 64, "default copy_threads %u",
+                  cfg.copy_threads);
     saved = cfg;
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         st = mf_bm_config_set(&cfg, bad[i][0], bad[i][1]);
-        IT_CHECK(st == MF_ERR_CONFIG, "set(%s, \"%s\"): %s", bad[i][0],
-                 bad[i][1], mf_status_name(st));
-        IT_CHECK(memcmp(&cfg, &saved, sizeof(cfg)) == 0,
-                 "set(%s, \"%s\") changed the config", bad[i][0], bad[i][1]);
+        TK_CHECK_GOTO(st == MF_ERR_CONFIG, "set(%s, \"%s\"): %s", bad[i][0],
+                      bad[i][1], mf_status_name(st));
+        TK_CHECK_GOTO(memcmp(&cfg, &saved, sizeof(cfg)) == 0,
+                      "set(%s, \"%s\") changed the config", bad[i][0],
+                      bad[i][1]);
     }
     st = mf_bm_config_set(&cfg, NULL, "1");
-    IT_CHECK(st == MF_ERR_CONFIG || st == MF_ERR_INVALID, "NULL key: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_ERR_CONFIG || st == MF_ERR_INVALID, "NULL key: %s",
+                  mf_status_name(st));
     st = mf_bm_config_set(&cfg, "copy_threads", NULL);
-    IT_CHECK(st == MF_ERR_CONFIG || st == MF_ERR_INVALID, "NULL value: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_ERR_CONFIG || st == MF_ERR_INVALID, "NULL value: %s",
+                  mf_status_name(st));
 
-    IT_CHECK_OK(mf_bm_config_set(&cfg, "copy_threads", "2"));
-    IT_CHECK(cfg.copy_threads == 2, "copy_threads %u", cfg.copy_threads);
-    IT_CHECK_OK(mf_bm_config_set(&cfg, "copy_threads", "64"));
-    IT_CHECK(cfg.copy_threads == 64, "copy_threads %u", cfg.copy_threads);
-    IT_CHECK_OK(mf_bm_config_set(&cfg, "prefault", "false"));
-    IT_CHECK(!cfg.prefault, "prefault");
-    IT_CHECK_OK(mf_bm_config_set(&cfg, "transport", "shm"));
-    IT_CHECK(strcmp(cfg.transport, "shm") == 0, "transport %s", cfg.transport);
+    TK_CHECK_OK_GOTO(mf_bm_config_set(&cfg, "copy_threads", "2"));
+    TK_CHECK_GOTO(cfg.copy_threads == 2, "copy_threads %u", cfg.copy_threads);
+    TK_CHECK_OK_GOTO(mf_bm_config_set(&cfg, "copy_threads", "64"));
+    TK_CHECK_GOTO(cfg.copy_threads == 64, "copy_threads %u", cfg.copy_threads);
+    TK_CHECK_OK_GOTO(mf_bm_config_set(&cfg, "prefault", "false"));
+    TK_CHECK_GOTO(!cfg.prefault, "prefault");
+    TK_CHECK_OK_GOTO(mf_bm_config_set(&cfg, "transport", "shm"));
+    TK_CHECK_GOTO(strcmp(cfg.transport, "shm") == 0, "transport %s",
+                  cfg.transport);
 
     /* files: a good one applies, a bad line is refused */
     fd = mkstemp(path);
-    IT_CHECK(fd >= 0, "mkstemp");
+    TK_CHECK_GOTO(fd >= 0, "mkstemp");
     f = fdopen(fd, "w");
-    IT_CHECK(f != NULL, "fdopen");
+    TK_CHECK_GOTO(f != NULL, "fdopen");
     fd = -1;
     fprintf(f, "# test\n\ncopy_threads = 3\nprefault = true\n");
     fclose(f);
     f = NULL;
-    IT_CHECK_OK(mf_bm_config_load(&cfg, path));
-    IT_CHECK(cfg.copy_threads == 3 && cfg.prefault, "values from file");
+    TK_CHECK_OK_GOTO(mf_bm_config_load(&cfg, path));
+    TK_CHECK_GOTO(cfg.copy_threads == 3 && cfg.prefault, "values from file");
     f = fopen(path, "w");
-    IT_CHECK(f != NULL, "fopen");
+    TK_CHECK_GOTO(f != NULL, "fopen");
     fprintf(f, "copy_threads = 4\nthis is not a setting\n");
     fclose(f);
     f = NULL;
     st = mf_bm_config_load(&cfg, path);
-    IT_CHECK(st == MF_ERR_CONFIG, "bad file: %s", mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_ERR_CONFIG, "bad file: %s", mf_status_name(st));
     f = fopen(path, "w");
-    IT_CHECK(f != NULL, "fopen");
+    TK_CHECK_GOTO(f != NULL, "fopen");
     fprintf(f, "copy_threads = 100\n");
     fclose(f);
     f = NULL;
     st = mf_bm_config_load(&cfg, path);
-    IT_CHECK(st == MF_ERR_CONFIG, "out of range in file: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(st == MF_ERR_CONFIG, "out of range in file: %s",
+                  mf_status_name(st));
     unlink(path);
     path[0] = '\0';
     st = mf_bm_config_load(&cfg, "/nonexistent/dir/mf.conf");
-    IT_CHECK(st != MF_OK, "missing file accepted");
+    TK_CHECK_GOTO(st != MF_OK, "missing file accepted");
 
     /* environment */
     setenv("MF_COPY_THREADS", "5", 1);
     mf_bm_config_init(&cfg);
     unsetenv("MF_COPY_THREADS");
-    IT_CHECK(cfg.copy_threads == 5, "MF_COPY_THREADS gave %u",
-             cfg.copy_threads);
+    TK_CHECK_GOTO(cfg.copy_threads == 5, "MF_COPY_THREADS gave %u",
+                  cfg.copy_threads);
     ret = 0;
 fail:
     if (f != NULL) {
@@ -506,5 +520,5 @@ int main(void)
         cmocka_unit_test(test_addr_in_use),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -38,7 +38,7 @@ typedef enum mb_kind { MB_L2G, MB_G2L, MB_G2G } mb_kind_t;
 
 typedef struct mb_ctx {
     it_pool_t pool;
-    it_rng_t rng;
+    tk_rng_t rng;
     uint8_t *lsrc;
     uint8_t *ldst;
     uint64_t ro_seed[WORLD]; /* current incarnation of each rank */
@@ -91,20 +91,20 @@ static int mb_open(mb_ctx_t *ctx, uint32_t rank, unsigned incarnation)
     memset(ctx, 0, sizeof(*ctx));
     ctx->lsrc = malloc(MAX_COPY + 8192);
     ctx->ldst = malloc(MAX_COPY + 8192);
-    IT_CHECK(ctx->lsrc != NULL && ctx->ldst != NULL, "malloc");
+    TK_CHECK_GOTO(ctx->lsrc != NULL && ctx->ldst != NULL, "malloc");
     for (r = 0; r < WORLD; r++) {
         ctx->ro_seed[r] = mb_seed(r, 0);
     }
-    IT_CHECK_OK(it_pool_open(&ctx->pool, g_store.url, WORLD, rank, SEG_SIZE,
-                             STRIDE, NULL, false));
+    TK_CHECK_OK_GOTO(it_pool_open(&ctx->pool, g_store.url, WORLD, rank,
+                                  SEG_SIZE, STRIDE, NULL, false));
     mf_bm_set_rank_cb(ctx->pool.bm, mb_rank_cb, NULL);
     own = mf_bm_gva_of_rank(ctx->pool.bm, ctx->pool.rank, MF_MEM_HOST);
-    IT_CHECK(own != NULL, "no GVA of my rank");
+    TK_CHECK_GOTO(own != NULL, "no GVA of my rank");
     ctx->ro_seed[ctx->pool.rank] = mb_seed(ctx->pool.rank, incarnation);
-    it_pattern_fill(own, RO_SIZE, ctx->ro_seed[ctx->pool.rank], 0);
-    IT_CHECK_OK(mf_bm_join(ctx->pool.bm));
+    tk_pattern_fill(own, RO_SIZE, ctx->ro_seed[ctx->pool.rank], 0);
+    TK_CHECK_OK_GOTO(mf_bm_join(ctx->pool.bm));
     ctx->pool.joined = true;
-    it_rng_seed(&ctx->rng, 77 + ctx->pool.rank * 1000 + incarnation);
+    tk_rng_seed(&ctx->rng, 77 + ctx->pool.rank * 1000 + incarnation);
     ctx->next_seed =
         (uint64_t)(ctx->pool.rank + 1) << 40 | (uint64_t)incarnation << 32;
     return 0;
@@ -131,9 +131,9 @@ static mf_status_t mb_copy(mb_ctx_t *ctx, mb_kind_t kind, uint32_t a,
     static const mf_copy_dir_t dirs[] = {MF_COPY_LH2GH, MF_COPY_GH2LH,
                                          MF_COPY_GH2GH};
     it_pool_t *pool = &ctx->pool;
-    size_t size = it_rng_size(&ctx->rng, 1, MAX_COPY);
-    uint64_t soff = it_rng_range(&ctx->rng, 0, 4095);
-    uint64_t doff = it_rng_range(&ctx->rng, 0, 4095);
+    size_t size = tk_rng_size(&ctx->rng, 1, MAX_COPY);
+    uint64_t soff = tk_rng_range(&ctx->rng, 0, 4095);
+    uint64_t doff = tk_rng_range(&ctx->rng, 0, 4095);
     uint64_t seed, base, src, dst;
     uint8_t *view = NULL;
     mf_status_t st;
@@ -143,7 +143,7 @@ static mf_status_t mb_copy(mb_ctx_t *ctx, mb_kind_t kind, uint32_t a,
     if (kind == MB_L2G) {
         seed = ctx->next_seed++;
         base = 0;
-        it_pattern_fill(ctx->lsrc + soff, size, seed, 0);
+        tk_pattern_fill(ctx->lsrc + soff, size, seed, 0);
         src = (uint64_t)(uintptr_t)(ctx->lsrc + soff);
     } else {
         seed = ctx->ro_seed[a];
@@ -163,10 +163,10 @@ static mf_status_t mb_copy(mb_ctx_t *ctx, mb_kind_t kind, uint32_t a,
     st = mf_bm_copy(pool->bm, src, dst, size, dirs[kind]);
     ctx->copies++;
     if (st == MF_OK && view != NULL) {
-        bad = it_pattern_check(view, size, seed, base);
+        bad = tk_pattern_check(view, size, seed, base);
         if (bad >= 0) {
-            it_log("copy kind %d %u->%u, %zu bytes: byte %zd differs", kind, a,
-                   b, size, bad);
+            tk_print("copy kind %d %u->%u, %zu bytes: byte %zd differs", kind,
+                     a, b, size, bad);
             *bad_data = true;
         }
     }
@@ -180,8 +180,8 @@ static int mb_copy_ok(mb_ctx_t *ctx, mb_kind_t kind, uint32_t a, uint32_t b)
     mf_status_t st = mb_copy(ctx, kind, a, b, true, &bad);
 
     if (st != MF_OK || bad) {
-        it_log("copy kind %d %u -> %u: %s%s", kind, a, b, mf_status_name(st),
-               bad ? ", wrong data" : "");
+        tk_print("copy kind %d %u -> %u: %s%s", kind, a, b, mf_status_name(st),
+                 bad ? ", wrong data" : "");
         return 1;
     }
     return 0;
@@ -193,8 +193,8 @@ static int mb_copy_among(mb_ctx_t *ctx, const uint32_t *ranks, unsigned n)
     unsigned i;
 
     for (i = 0; i < 3; i++) {
-        uint32_t a = ranks[it_rng_range(&ctx->rng, 0, n - 1)];
-        uint32_t b = ranks[it_rng_range(&ctx->rng, 0, n - 1)];
+        uint32_t a = ranks[tk_rng_range(&ctx->rng, 0, n - 1)];
+        uint32_t b = ranks[tk_rng_range(&ctx->rng, 0, n - 1)];
 
         if (mb_copy_ok(ctx, i, a, b) != 0) {
             return 1;
@@ -217,14 +217,14 @@ static bool mb_key_exists(mb_ctx_t *ctx, const char *key)
 static mf_status_t mb_wait_count(mb_ctx_t *ctx, unsigned *counter, unsigned min,
                                  const char *what)
 {
-    uint64_t deadline = it_now_ms() + WAIT_MS;
+    uint64_t deadline = tk_time_ms() + WAIT_MS;
 
     while (mb_load(counter) < min) {
-        if (it_now_ms() > deadline) {
-            it_log("no %s event after %d ms", what, WAIT_MS);
+        if (tk_time_ms() > deadline) {
+            tk_print("no %s event after %d ms", what, WAIT_MS);
             return MF_ERR_TIMEOUT;
         }
-        it_sleep_ms(10);
+        tk_sleep_ms(10);
     }
     return MF_OK;
 }
@@ -240,47 +240,49 @@ static int mb_leave_copier(mb_ctx_t *ctx)
 {
     static const uint32_t live[] = {0, 1, 2};
     const uint32_t me = ctx->pool.rank;
-    uint64_t deadline = it_now_ms() + 180000;
+    uint64_t deadline = tk_time_ms() + 180000;
     bool saw_leave = false;
     unsigned after_leave = 0, joins_before = 0;
     int64_t count;
 
-    IT_CHECK_OK(it_barrier(&ctx->pool, "up", WORLD));
-    IT_CHECK_OK(it_wait_all_joined(&ctx->pool, WAIT_MS));
-    IT_CHECK(mb_load(&mb_left_ok[3]) == 0 && mb_load(&mb_lost[3]) == 0,
-             "rank 3 reported gone too early");
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "up", WORLD));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(&ctx->pool, WAIT_MS));
+    TK_CHECK_GOTO(mb_load(&mb_left_ok[3]) == 0 && mb_load(&mb_lost[3]) == 0,
+                  "rank 3 reported gone too early");
     for (;;) {
-        IT_CHECK(mb_copy_among(ctx, live, 3) == 0, "copy among 0..2");
+        TK_CHECK_GOTO(mb_copy_among(ctx, live, 3) == 0, "copy among 0..2");
         if (!saw_leave && !mf_bm_rank_joined(ctx->pool.bm, 3)) {
             saw_leave = true;
-            it_log("rank 3 is gone after %u copies", ctx->copies);
-            IT_CHECK_OK(
+            tk_print("rank 3 is gone after %u copies", ctx->copies);
+            TK_CHECK_OK_GOTO(
                 mb_wait_count(ctx, &mb_left_ok[3], 1, "graceful leave of 3"));
             joins_before = mb_load(&mb_joins[3]);
         }
         if (saw_leave && ++after_leave == 20) {
             /* tell the rejoiner we saw the hole and kept copying */
-            IT_CHECK_OK(mf_store_add(ctx->pool.store, "saw_leave", 1, &count));
+            TK_CHECK_OK_GOTO(
+                mf_store_add(ctx->pool.store, "saw_leave", 1, &count));
         }
         if (after_leave >= 20 && mb_key_exists(ctx, "rejoined")) {
             break;
         }
-        IT_CHECK(it_now_ms() < deadline, "rank 3 never left and came back");
+        TK_CHECK_GOTO(tk_time_ms() < deadline,
+                      "rank 3 never left and came back");
     }
-    IT_CHECK(mb_load(&mb_lost[3]) == 0, "graceful leave reported as lost");
-    IT_CHECK_OK(it_wait_rank_joined(&ctx->pool, 3, true, WAIT_MS));
-    IT_CHECK_OK(
+    TK_CHECK_GOTO(mb_load(&mb_lost[3]) == 0, "graceful leave reported as lost");
+    TK_CHECK_OK_GOTO(it_wait_rank_joined(&ctx->pool, 3, true, WAIT_MS));
+    TK_CHECK_OK_GOTO(
         mb_wait_count(ctx, &mb_joins[3], joins_before + 1, "rejoin of 3"));
 
     /* the new incarnation of rank 3, with its new pattern */
     ctx->ro_seed[3] = mb_seed(3, 1);
-    IT_CHECK(mb_copy_ok(ctx, MB_L2G, me, 3) == 0, "write to new rank 3");
-    IT_CHECK(mb_copy_ok(ctx, MB_G2L, 3, me) == 0, "read new rank 3");
-    IT_CHECK(mb_copy_ok(ctx, MB_G2G, 3, (me + 1) % 3) == 0, "3 -> other");
-    IT_CHECK(mb_copy_ok(ctx, MB_G2G, me, 3) == 0, "me -> 3");
-    IT_CHECK(mb_load(&mb_bad_events) == 0, "unexpected rank events");
-    IT_CHECK_OK(it_barrier(&ctx->pool, "end", WORLD));
-    it_log("%u copies, all verified", ctx->copies);
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_L2G, me, 3) == 0, "write to new rank 3");
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_G2L, 3, me) == 0, "read new rank 3");
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_G2G, 3, (me + 1) % 3) == 0, "3 -> other");
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_G2G, me, 3) == 0, "me -> 3");
+    TK_CHECK_GOTO(mb_load(&mb_bad_events) == 0, "unexpected rank events");
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "end", WORLD));
+    tk_print("%u copies, all verified", ctx->copies);
     return 0;
 fail:
     return 1;
@@ -299,10 +301,10 @@ static int mb_leave_rank(int index, void *arg)
         goto out;
     }
     /* rank 3: be there while the others start copying, then go */
-    IT_CHECK_OK(it_barrier(&ctx.pool, "up", WORLD));
-    IT_CHECK_OK(it_wait_all_joined(&ctx.pool, WAIT_MS));
-    it_sleep_ms(200);
-    IT_CHECK_OK(mf_bm_leave(ctx.pool.bm));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx.pool, "up", WORLD));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(&ctx.pool, WAIT_MS));
+    tk_sleep_ms(200);
+    TK_CHECK_OK_GOTO(mf_bm_leave(ctx.pool.bm));
     ctx.pool.joined = false;
     ret = 0;
 fail:
@@ -322,7 +324,7 @@ static int mb_rejoin_rank(int index, void *arg)
 {
     const mb_rejoin_arg_t *ra = arg;
     mf_store_t *store = NULL;
-    uint64_t deadline = it_now_ms() + WAIT_MS;
+    uint64_t deadline = tk_time_ms() + WAIT_MS;
     void *value = NULL;
     size_t len;
     mb_ctx_t ctx;
@@ -330,7 +332,7 @@ static int mb_rejoin_rank(int index, void *arg)
 
     memset(&ctx, 0, sizeof(ctx));
     /* join only once every copier saw the hole */
-    IT_CHECK_OK(mf_store_connect(g_store.url, NULL, &store));
+    TK_CHECK_OK_GOTO(mf_store_connect(g_store.url, NULL, &store));
     for (;;) {
         mf_status_t st = mf_store_get(store, ra->wait_key, 0, &value, &len);
 
@@ -339,19 +341,19 @@ static int mb_rejoin_rank(int index, void *arg)
         }
         free(value);
         value = NULL;
-        IT_CHECK(it_now_ms() < deadline, "the others never saw rank %u go",
-                 ra->rank);
-        it_sleep_ms(20);
+        TK_CHECK_GOTO(tk_time_ms() < deadline,
+                      "the others never saw rank %u go", ra->rank);
+        tk_sleep_ms(20);
     }
     if (mb_open(&ctx, MF_RANK_AUTO, 1) != 0) {
         goto fail;
     }
-    IT_CHECK(ctx.pool.rank == ra->rank,
-             "MF_RANK_AUTO gave rank %u, not the freed %u", ctx.pool.rank,
-             ra->rank);
-    IT_CHECK_OK(it_wait_all_joined(&ctx.pool, WAIT_MS));
-    IT_CHECK_OK(mf_store_set(ctx.pool.store, ra->done_key, "1", 1, 0));
-    IT_CHECK_OK(it_barrier(&ctx.pool, "end", WORLD));
+    TK_CHECK_GOTO(ctx.pool.rank == ra->rank,
+                  "MF_RANK_AUTO gave rank %u, not the freed %u", ctx.pool.rank,
+                  ra->rank);
+    TK_CHECK_OK_GOTO(it_wait_all_joined(&ctx.pool, WAIT_MS));
+    TK_CHECK_OK_GOTO(mf_store_set(ctx.pool.store, ra->done_key, "1", 1, 0));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx.pool, "end", WORLD));
     ret = 0;
 fail:
     free(value);
@@ -370,16 +372,17 @@ static void test_leave_rejoin(void **state)
     int ret, stop;
 
     assert_int_equal(it_store_start(&g_store), 0);
-    ret = it_spawn_n(WORLD, mb_leave_rank, NULL, pids);
+    ret = tk_proc_spawn_n(WORLD, mb_leave_rank, NULL, pids);
     if (ret == 0) {
         /* the leaver exits on its own; then its successor starts */
-        codes[3] = it_wait(pids[3], CHILD_LIMIT);
-        pids[3] = codes[3] == 0 ? it_spawn(mb_rejoin_rank, 4, (void *)&ra) : -1;
+        codes[3] = tk_proc_wait(pids[3], CHILD_LIMIT);
+        pids[3] =
+            codes[3] == 0 ? tk_proc_spawn(mb_rejoin_rank, 4, (void *)&ra) : -1;
         if (pids[3] < 0) {
-            it_kill_all();
+            tk_proc_kill_all();
             ret = -1;
         } else {
-            ret = it_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
+            ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
         }
     }
     stop = it_store_stop(&g_store);
@@ -401,7 +404,7 @@ static int mb_kill_survivor(mb_ctx_t *ctx)
 {
     const uint32_t me = ctx->pool.rank;
     uint32_t live[WORLD - 1], r, n = 0;
-    uint64_t deadline = it_now_ms() + 180000;
+    uint64_t deadline = tk_time_ms() + 180000;
     mf_copy_piece_t pieces[3];
     mf_status_t results[3], st;
     unsigned peer_errors = 0, oks = 0, joins_before, k;
@@ -413,52 +416,53 @@ static int mb_kill_survivor(mb_ctx_t *ctx)
             live[n++] = r;
         }
     }
-    IT_CHECK_OK(it_barrier(&ctx->pool, "up", WORLD));
-    IT_CHECK_OK(it_wait_all_joined(&ctx->pool, WAIT_MS));
-    IT_CHECK_OK(it_barrier(&ctx->pool, "armed", WORLD));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "up", WORLD));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(&ctx->pool, WAIT_MS));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "armed", WORLD));
     /* Until the death is noticed: rank 0 keeps hitting the victim, the
      * others copy among the living. */
     while (mf_bm_rank_joined(ctx->pool.bm, VICTIM) ||
            mb_load(&mb_lost[VICTIM]) == 0) {
         if (me == 0) {
-            k = it_rng_range(&ctx->rng, 0, 2);
+            k = tk_rng_range(&ctx->rng, 0, 2);
             st = mb_copy(ctx, k, VICTIM, k == MB_G2G ? live[1] : VICTIM, false,
                          &bad);
-            IT_CHECK(st == MF_OK || mf_status_is_peer_error(st),
-                     "copy kind %u touching the dying rank: %s", k,
-                     mf_status_name(st));
-            IT_CHECK(!bad, "wrong data from the dying rank");
+            TK_CHECK_GOTO(st == MF_OK || mf_status_is_peer_error(st),
+                          "copy kind %u touching the dying rank: %s", k,
+                          mf_status_name(st));
+            TK_CHECK_GOTO(!bad, "wrong data from the dying rank");
             if (st == MF_OK) {
                 oks++;
             } else {
                 peer_errors++;
             }
         } else {
-            IT_CHECK(mb_copy_among(ctx, live, 3) == 0, "copy among living");
+            TK_CHECK_GOTO(mb_copy_among(ctx, live, 3) == 0,
+                          "copy among living");
         }
-        IT_CHECK(it_now_ms() < deadline,
-                 "death of rank %u not noticed "
-                 "(joined %d, lost events %u)",
-                 VICTIM, mf_bm_rank_joined(ctx->pool.bm, VICTIM),
-                 mb_load(&mb_lost[VICTIM]));
+        TK_CHECK_GOTO(tk_time_ms() < deadline,
+                      "death of rank %u not noticed "
+                      "(joined %d, lost events %u)",
+                      VICTIM, mf_bm_rank_joined(ctx->pool.bm, VICTIM),
+                      mb_load(&mb_lost[VICTIM]));
     }
-    it_log("rank %u lost (while dying: %u ok, %u peer errors)", VICTIM, oks,
-           peer_errors);
-    IT_CHECK(mb_load(&mb_left_ok[VICTIM]) == 0,
-             "death reported as a graceful leave");
+    tk_print("rank %u lost (while dying: %u ok, %u peer errors)", VICTIM, oks,
+             peer_errors);
+    TK_CHECK_GOTO(mb_load(&mb_left_ok[VICTIM]) == 0,
+                  "death reported as a graceful leave");
 
     /* Now every copy touching it fails with a peer error. */
     for (k = 0; k < 3; k++) {
         st = mb_copy(ctx, k, VICTIM, k == MB_G2G ? live[0] : VICTIM, false,
                      &bad);
-        IT_CHECK(mf_status_is_peer_error(st),
-                 "copy kind %u with the dead "
-                 "rank: %s, expected a peer error",
-                 k, mf_status_name(st));
+        TK_CHECK_GOTO(mf_status_is_peer_error(st),
+                      "copy kind %u with the dead "
+                      "rank: %s, expected a peer error",
+                      k, mf_status_name(st));
     }
     st = mb_copy(ctx, MB_G2G, live[1], VICTIM, false, &bad);
-    IT_CHECK(mf_status_is_peer_error(st), "G2G into the dead rank: %s",
-             mf_status_name(st));
+    TK_CHECK_GOTO(mf_status_is_peer_error(st), "G2G into the dead rank: %s",
+                  mf_status_name(st));
     /* A batch with one piece for the dead rank. */
     memset(ctx->lsrc, 0x5a, 3 * 4096);
     for (k = 0; k < 3; k++) {
@@ -468,23 +472,23 @@ static int mb_kill_survivor(mb_ctx_t *ctx)
         pieces[k].size = 4096;
     }
     st = mf_bm_copy_batch(ctx->pool.bm, pieces, 3, MF_COPY_LH2GH, results);
-    IT_CHECK(mf_status_is_peer_error(st), "batch: %s", mf_status_name(st));
-    IT_CHECK(mf_status_is_peer_error(results[1]), "dead piece: %s",
-             mf_status_name(results[1]));
+    TK_CHECK_GOTO(mf_status_is_peer_error(st), "batch: %s", mf_status_name(st));
+    TK_CHECK_GOTO(mf_status_is_peer_error(results[1]), "dead piece: %s",
+                  mf_status_name(results[1]));
     for (k = 0; k < 3; k += 2) {
-        IT_CHECK(results[k] <= MF_OK, "piece %u: %d", k, (int)results[k]);
+        TK_CHECK_GOTO(results[k] <= MF_OK, "piece %u: %d", k, (int)results[k]);
         if (results[k] == MF_OK) {
-            IT_CHECK(it_memcheck((void *)(uintptr_t)pieces[k].dst, 0x5a, 4096) <
-                         0,
-                     "piece %u reported MF_OK has wrong data", k);
+            TK_CHECK_GOTO(tk_mem_find_not((void *)(uintptr_t)pieces[k].dst,
+                                          0x5a, 4096) < 0,
+                          "piece %u reported MF_OK has wrong data", k);
         }
     }
     /* The living keep working. */
     for (k = 0; k < 10; k++) {
-        IT_CHECK(mb_copy_among(ctx, live, 3) == 0, "copy among living");
+        TK_CHECK_GOTO(mb_copy_among(ctx, live, 3) == 0, "copy among living");
     }
-    IT_CHECK(mb_load(&mb_bad_events) == 0, "unexpected rank events");
-    IT_CHECK_OK(it_barrier(&ctx->pool, "after", WORLD - 1));
+    TK_CHECK_GOTO(mb_load(&mb_bad_events) == 0, "unexpected rank events");
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "after", WORLD - 1));
     if (!mb_replace) {
         return 0;
     }
@@ -492,21 +496,25 @@ static int mb_kill_survivor(mb_ctx_t *ctx)
     /* A new process takes the dead rank over: its new segment replaces
      * the dead one at the same GVAs. */
     joins_before = mb_load(&mb_joins[VICTIM]);
-    IT_CHECK_OK(mf_store_add(ctx->pool.store, "saw_death", 1, &count));
+    TK_CHECK_OK_GOTO(mf_store_add(ctx->pool.store, "saw_death", 1, &count));
     while (!mb_key_exists(ctx, "replaced")) {
-        IT_CHECK(mb_copy_among(ctx, live, 3) == 0, "copy among living");
-        IT_CHECK(it_now_ms() < deadline, "rank %u never replaced", VICTIM);
+        TK_CHECK_GOTO(mb_copy_among(ctx, live, 3) == 0, "copy among living");
+        TK_CHECK_GOTO(tk_time_ms() < deadline, "rank %u never replaced",
+                      VICTIM);
     }
-    IT_CHECK_OK(it_wait_rank_joined(&ctx->pool, VICTIM, true, WAIT_MS));
-    IT_CHECK_OK(mb_wait_count(ctx, &mb_joins[VICTIM], joins_before + 1,
-                              "join of the replacement"));
+    TK_CHECK_OK_GOTO(it_wait_rank_joined(&ctx->pool, VICTIM, true, WAIT_MS));
+    TK_CHECK_OK_GOTO(mb_wait_count(ctx, &mb_joins[VICTIM], joins_before + 1,
+                                   "join of the replacement"));
     ctx->ro_seed[VICTIM] = mb_seed(VICTIM, 1);
-    IT_CHECK(mb_copy_ok(ctx, MB_L2G, me, VICTIM) == 0, "write replacement");
-    IT_CHECK(mb_copy_ok(ctx, MB_G2L, VICTIM, me) == 0, "read replacement");
-    IT_CHECK(mb_copy_ok(ctx, MB_G2G, VICTIM, me) == 0, "replacement -> me");
-    IT_CHECK(mb_copy_ok(ctx, MB_G2G, me, VICTIM) == 0, "me -> replacement");
-    IT_CHECK(mb_load(&mb_bad_events) == 0, "unexpected rank events");
-    IT_CHECK_OK(it_barrier(&ctx->pool, "end", WORLD));
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_L2G, me, VICTIM) == 0,
+                  "write replacement");
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_G2L, VICTIM, me) == 0, "read replacement");
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_G2G, VICTIM, me) == 0,
+                  "replacement -> me");
+    TK_CHECK_GOTO(mb_copy_ok(ctx, MB_G2G, me, VICTIM) == 0,
+                  "me -> replacement");
+    TK_CHECK_GOTO(mb_load(&mb_bad_events) == 0, "unexpected rank events");
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "end", WORLD));
     return 0;
 fail:
     return 1;
@@ -524,10 +532,10 @@ static int mb_kill_rank(int index, void *arg)
         ret = mb_kill_survivor(&ctx);
         goto out;
     }
-    IT_CHECK_OK(it_barrier(&ctx.pool, "up", WORLD));
-    IT_CHECK_OK(it_wait_all_joined(&ctx.pool, WAIT_MS));
-    IT_CHECK_OK(it_barrier(&ctx.pool, "armed", WORLD));
-    it_sleep_ms(100); /* let rank 0 start hitting this segment */
+    TK_CHECK_OK_GOTO(it_barrier(&ctx.pool, "up", WORLD));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(&ctx.pool, WAIT_MS));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx.pool, "armed", WORLD));
+    tk_sleep_ms(100); /* let rank 0 start hitting this segment */
     /* SIGKILL: the connections close at once.  SIGSTOP: the process hangs
      * with its connections open, found only by missing heartbeats; the
      * parent kills it at the end. */
@@ -548,17 +556,17 @@ static void test_sigkill(void **state)
     mb_victim = 2;
     mb_replace = true;
     assert_int_equal(it_store_start(&g_store), 0);
-    ret = it_spawn_n(WORLD, mb_kill_rank, NULL, pids);
+    ret = tk_proc_spawn_n(WORLD, mb_kill_rank, NULL, pids);
     if (ret == 0) {
-        victim = it_wait(pids[VICTIM], CHILD_LIMIT);
+        victim = tk_proc_wait(pids[VICTIM], CHILD_LIMIT);
         pids[VICTIM] = victim == 128 + SIGKILL
-                           ? it_spawn(mb_rejoin_rank, 4, (void *)&ra)
+                           ? tk_proc_spawn(mb_rejoin_rank, 4, (void *)&ra)
                            : -1;
         if (pids[VICTIM] < 0) {
-            it_kill_all();
+            tk_proc_kill_all();
             ret = -1;
         } else {
-            ret = it_wait_all(pids, WORLD, CHILD_LIMIT, codes);
+            ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, codes);
         }
     }
     stop = it_store_stop(&g_store);
@@ -576,18 +584,18 @@ static void test_sigstop(void **state)
     mb_victim = 1;
     mb_replace = false;
     assert_int_equal(it_store_start(&g_store), 0);
-    ret = it_spawn_n(WORLD, mb_kill_rank, NULL, pids);
+    ret = tk_proc_spawn_n(WORLD, mb_kill_rank, NULL, pids);
     if (ret == 0) {
         for (i = 0; i < (int)WORLD; i++) {
             if (i != (int)mb_victim) {
                 live[n++] = pids[i];
             }
         }
-        ret = it_wait_all(live, n, CHILD_LIMIT, NULL);
+        ret = tk_proc_wait_all(live, n, CHILD_LIMIT, NULL);
         kill(pids[mb_victim], SIGKILL);
-        victim = it_wait(pids[mb_victim], 30000);
+        victim = tk_proc_wait(pids[mb_victim], 30000);
         if (victim != 128 + SIGKILL) {
-            it_log("the stopped rank ended with %d", victim);
+            tk_print("the stopped rank ended with %d", victim);
         }
     }
     stop = it_store_stop(&g_store);
@@ -603,5 +611,5 @@ int main(void)
         cmocka_unit_test(test_sigstop),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

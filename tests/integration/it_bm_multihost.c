@@ -1,5 +1,5 @@
 /*
- * BM copies across hosts: 4 hosts (network namespaces, see it_netns.h) x 2
+ * BM copies across hosts: 4 hosts (network namespaces, see tk_netns.h) x 2
  * rank processes, 8 ranks in one pool.  Ranks of one host reach each other
  * through shm (their segments are mapped at their GVAs), ranks of other
  * hosts through tcp (their segments are not mapped here).
@@ -29,7 +29,7 @@
  * slots of SLOT_SIZE, each written only by rank w.
  */
 #include "it_helpers.h"
-#include "it_netns.h"
+#include "tk_netns.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,7 +86,7 @@ typedef struct mh_piece {
 
 typedef struct mh_ctx {
     it_pool_t pool;
-    it_rng_t rng;
+    tk_rng_t rng;
     uint8_t *lsrc;
     uint8_t *ldst;
     uint8_t *check; /* read-back and poison buffer */
@@ -98,7 +98,7 @@ typedef struct mh_ctx {
     uint64_t bytes;
 } mh_ctx_t;
 
-static it_netns_t g_net;
+static tk_netns_t g_net;
 static it_store_t g_store;
 static bool g_have_net;
 /* pipes of the lane test: ranks -> parent "ready", parent -> ranks "stop" */
@@ -135,7 +135,7 @@ static void mh_reset(mh_ctx_t *ctx)
 static bool mh_take(mh_ctx_t *ctx, size_t *used, size_t cap, size_t size,
                     uint64_t *off_p)
 {
-    uint64_t off = *used + GUARD + it_rng_range(&ctx->rng, 0, 4095);
+    uint64_t off = *used + GUARD + tk_rng_range(&ctx->rng, 0, 4095);
 
     if (off + size + GUARD > cap) {
         return false;
@@ -170,15 +170,15 @@ static mf_status_t mh_prepare(mh_ctx_t *ctx, mh_kind_t kind, uint32_t a,
             return MF_ERR_NOMEM;
         }
         pc->seed = ctx->next_seed++;
-        it_pattern_fill(ctx->lsrc + off, size, pc->seed, 0);
+        tk_pattern_fill(ctx->lsrc + off, size, pc->seed, 0);
         pc->src = (uint64_t)(uintptr_t)(ctx->lsrc + off);
     } else {
-        off = it_rng_range(&ctx->rng, 0, 4095);
+        off = tk_rng_range(&ctx->rng, 0, 4095);
         pc->seed = RO_SEED(a);
         pc->base = off;
         pc->src = it_gva(pool, a, off);
     }
-    it_pattern_fill(&first, 1, pc->seed, pc->base);
+    tk_pattern_fill(&first, 1, pc->seed, pc->base);
     pc->poison = (uint8_t)~first;
     if (kind == MH_G2L) {
         if (!mh_take(ctx, &ctx->ldst_used, ARENA_SIZE, size, &off)) {
@@ -223,23 +223,24 @@ static mf_status_t mh_verify(mh_ctx_t *ctx, const mh_piece_t *pc,
     }
     ctx->verified++;
     ctx->bytes += pc->size;
-    off = it_pattern_check(view + GUARD, pc->size, pc->seed, pc->base);
+    off = tk_pattern_check(view + GUARD, pc->size, pc->seed, pc->base);
     if (off >= 0) {
-        it_log("%s: %zu bytes 0x%llx -> 0x%llx: byte %zd differs (got 0x%02x)",
-               what, pc->size, (unsigned long long)pc->src,
-               (unsigned long long)pc->dst, off, view[GUARD + off]);
+        tk_print(
+            "%s: %zu bytes 0x%llx -> 0x%llx: byte %zd differs (got 0x%02x)",
+            what, pc->size, (unsigned long long)pc->src,
+            (unsigned long long)pc->dst, off, view[GUARD + off]);
         *bad = true;
         return MF_OK;
     }
-    off = it_memcheck(view, pc->poison, GUARD);
-    if (off < 0 &&
-        (off = it_memcheck(view + GUARD + pc->size, pc->poison, GUARD)) >= 0) {
+    off = tk_mem_find_not(view, pc->poison, GUARD);
+    if (off < 0 && (off = tk_mem_find_not(view + GUARD + pc->size, pc->poison,
+                                          GUARD)) >= 0) {
         off += GUARD + (ssize_t)pc->size;
     }
     if (off >= 0) {
-        it_log("%s: %zu bytes -> 0x%llx: guard byte %zd (from dst - %d) "
-               "overwritten",
-               what, pc->size, (unsigned long long)pc->dst, off, GUARD);
+        tk_print("%s: %zu bytes -> 0x%llx: guard byte %zd (from dst - %d) "
+                 "overwritten",
+                 what, pc->size, (unsigned long long)pc->dst, off, GUARD);
         *bad = true;
     }
     return MF_OK;
@@ -258,13 +259,13 @@ static int mh_copy_ok(mh_ctx_t *ctx, mh_kind_t kind, bool autodir,
 {
     bool bad;
 
-    IT_CHECK_OK(mf_bm_copy(ctx->pool.bm, pc->src, pc->dst, pc->size,
-                           mh_dir(kind, autodir)));
-    IT_CHECK_OK(mh_verify(ctx, pc, what, &bad));
-    IT_CHECK(!bad, "%s: wrong data", what);
+    TK_CHECK_OK_GOTO(mf_bm_copy(ctx->pool.bm, pc->src, pc->dst, pc->size,
+                                mh_dir(kind, autodir)));
+    TK_CHECK_OK_GOTO(mh_verify(ctx, pc, what, &bad));
+    TK_CHECK_GOTO(!bad, "%s: wrong data", what);
     return 0;
 fail:
-    it_log("failed: %s (%zu bytes)", what, pc->size);
+    tk_print("failed: %s (%zu bytes)", what, pc->size);
     return 1;
 }
 
@@ -272,11 +273,11 @@ fail:
 static int mh_copy_among(mh_ctx_t *ctx, const uint32_t *ranks, unsigned n,
                          size_t max)
 {
-    mh_kind_t kind = it_rng_range(&ctx->rng, 0, 2);
-    uint32_t a = ranks[it_rng_range(&ctx->rng, 0, n - 1)];
-    uint32_t b = ranks[it_rng_range(&ctx->rng, 0, n - 1)];
-    size_t size = it_rng_size(&ctx->rng, 1, max);
-    bool autodir = it_rng_range(&ctx->rng, 0, 1);
+    mh_kind_t kind = tk_rng_range(&ctx->rng, 0, 2);
+    uint32_t a = ranks[tk_rng_range(&ctx->rng, 0, n - 1)];
+    uint32_t b = ranks[tk_rng_range(&ctx->rng, 0, n - 1)];
+    size_t size = tk_rng_size(&ctx->rng, 1, max);
+    bool autodir = tk_rng_range(&ctx->rng, 0, 1);
     char what[64];
     mh_piece_t pc;
 
@@ -284,7 +285,7 @@ static int mh_copy_among(mh_ctx_t *ctx, const uint32_t *ranks, unsigned n,
     snprintf(what, sizeof(what), "%s%s %u->%u", mh_kind_names[kind],
              autodir ? "(AUTO)" : "", kind == MH_L2G ? ctx->pool.rank : a,
              kind == MH_G2L ? ctx->pool.rank : b);
-    IT_CHECK_OK(mh_prepare(ctx, kind, a, b, size, &pc));
+    TK_CHECK_OK_GOTO(mh_prepare(ctx, kind, a, b, size, &pc));
     return mh_copy_ok(ctx, kind, autodir, &pc, what);
 fail:
     return 1;
@@ -315,6 +316,9 @@ static bool mh_mapped(uint64_t addr)
     return found;
 }
 
+/* What the library logs in a rank; an error fails a strict rank. */
+static tk_log_t mh_log;
+
 static int mh_open(mh_ctx_t *ctx, uint32_t rank, uint64_t phase)
 {
     it_pool_t *pool = &ctx->pool;
@@ -323,26 +327,26 @@ static int mh_open(mh_ctx_t *ctx, uint32_t rank, uint64_t phase)
     uint32_t r;
 
     memset(ctx, 0, sizeof(*ctx));
-    it_log_capture();
+    tk_log_start(&mh_log, TK_LOG_ECHO);
     ctx->lsrc = malloc(ARENA_SIZE);
     ctx->ldst = malloc(ARENA_SIZE);
     ctx->check = malloc(KV_TOTAL + 2 * GUARD + 8192);
-    IT_CHECK(ctx->lsrc != NULL && ctx->ldst != NULL && ctx->check != NULL,
-             "malloc");
+    TK_CHECK_GOTO(ctx->lsrc != NULL && ctx->ldst != NULL && ctx->check != NULL,
+                  "malloc");
     it_bm_config(&cfg);
-    IT_CHECK_OK(it_pool_open(pool, g_store.url, WORLD, rank, SEG_SIZE, STRIDE,
-                             &cfg, false));
-    IT_CHECK(pool->rank == rank, "got rank %u", pool->rank);
+    TK_CHECK_OK_GOTO(it_pool_open(pool, g_store.url, WORLD, rank, SEG_SIZE,
+                                  STRIDE, &cfg, false));
+    TK_CHECK_GOTO(pool->rank == rank, "got rank %u", pool->rank);
     mf_bm_set_rank_cb(pool->bm, mh_rank_cb, NULL);
-    it_rng_seed(&ctx->rng, phase * 1000 + rank);
+    tk_rng_seed(&ctx->rng, phase * 1000 + rank);
     ctx->next_seed = (uint64_t)(rank + 1) << 40 | phase << 32;
     own = mf_bm_gva_of_rank(pool->bm, rank, MF_MEM_HOST);
-    IT_CHECK(own != NULL, "no GVA of my rank");
-    it_pattern_fill(own, RO_SIZE, RO_SEED(rank), 0);
-    IT_CHECK_OK(mf_bm_join(pool->bm));
+    TK_CHECK_GOTO(own != NULL, "no GVA of my rank");
+    tk_pattern_fill(own, RO_SIZE, RO_SEED(rank), 0);
+    TK_CHECK_OK_GOTO(mf_bm_join(pool->bm));
     pool->joined = true;
-    IT_CHECK_OK(it_barrier(pool, "filled", WORLD));
-    IT_CHECK_OK(it_wait_all_joined(pool, WAIT_MS));
+    TK_CHECK_OK_GOTO(it_barrier(pool, "filled", WORLD));
+    TK_CHECK_OK_GOTO(it_wait_all_joined(pool, WAIT_MS));
 
     /* Same host: mapped, loadable (shm).  Other hosts: not mapped here. */
     for (r = 0; r < WORLD; r++) {
@@ -350,14 +354,14 @@ static int mh_open(mh_ctx_t *ctx, uint32_t rank, uint64_t phase)
         bool mapped = mh_mapped((uint64_t)(uintptr_t)seg);
 
         if (HOST_OF(r) == HOST_OF(rank)) {
-            IT_CHECK(mapped, "rank %u of my host is not mapped", r);
-            IT_CHECK(it_pattern_check(seg, 65536, RO_SEED(r), 0) < 0,
-                     "rank %u of my host: wrong bytes through its GVA", r);
+            TK_CHECK_GOTO(mapped, "rank %u of my host is not mapped", r);
+            TK_CHECK_GOTO(tk_pattern_check(seg, 65536, RO_SEED(r), 0) < 0,
+                          "rank %u of my host: wrong bytes through its GVA", r);
         } else {
-            IT_CHECK(!mapped,
-                     "rank %u of host %d is mapped here: another network "
-                     "namespace must count as another host",
-                     r, HOST_OF(r));
+            TK_CHECK_GOTO(!mapped,
+                          "rank %u of host %d is mapped here: another network "
+                          "namespace must count as another host",
+                          r, HOST_OF(r));
         }
     }
     return 0;
@@ -374,15 +378,14 @@ static int mh_close(mh_ctx_t *ctx, int ret, uint32_t count, bool strict_log)
         }
     }
     if (ret == 0) {
-        it_log("%u pieces (%llu bytes) verified", ctx->verified,
-               (unsigned long long)ctx->bytes);
+        tk_print("%u pieces (%llu bytes) verified", ctx->verified,
+                 (unsigned long long)ctx->bytes);
     }
-    if (ret == 0 && strict_log && it_log_error_count() != 0) {
-        it_log("%u unexpected error messages from the library",
-               it_log_error_count());
+    if (ret == 0 && strict_log && tk_log_check_clean(&mh_log) != 0) {
         ret = 1;
     }
     it_pool_close(&ctx->pool);
+    tk_log_stop(&mh_log);
     free(ctx->lsrc);
     free(ctx->ldst);
     free(ctx->check);
@@ -409,7 +412,7 @@ static int mh_rank_single(int index, void *arg)
         for (b = 0; b < WORLD; b++) {
             for (k = 0; k < 3; k++) {
                 size_t size = n % 4 == 0 ? fixed[(n / 4 + me) % 6]
-                                         : it_rng_size(&ctx.rng, 1, MAX_COPY);
+                                         : tk_rng_size(&ctx.rng, 1, MAX_COPY);
 
                 n++;
                 /* G2G: mostly from a rank of another host than b (both
@@ -423,7 +426,7 @@ static int mh_rank_single(int index, void *arg)
                          k == MH_G2L ? me : b,
                          HOST_OF(k == MH_G2G ? a : (k == MH_L2G ? me : b)),
                          HOST_OF(k == MH_G2L ? me : b));
-                IT_CHECK_OK(
+                TK_CHECK_OK_GOTO(
                     mh_prepare(&ctx, k, k == MH_G2L ? b : a, b, size, &pc));
                 if (mh_copy_ok(&ctx, k, autodir, &pc, what) != 0) {
                     goto out;
@@ -453,14 +456,14 @@ static int mh_batch_round(mh_ctx_t *ctx, unsigned iter)
     char what[64];
 
     mh_reset(ctx);
-    count = it_rng_range(&ctx->rng, 1, MAX_PIECES);
+    count = tk_rng_range(&ctx->rng, 1, MAX_PIECES);
     for (i = 0; i < count; i++) {
-        mh_kind_t k = autodir ? it_rng_range(&ctx->rng, 0, 2) : kind;
-        uint32_t a = it_rng_range(&ctx->rng, 0, WORLD - 1);
-        uint32_t b = it_rng_range(&ctx->rng, 0, WORLD - 1);
+        mh_kind_t k = autodir ? tk_rng_range(&ctx->rng, 0, 2) : kind;
+        uint32_t a = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+        uint32_t b = tk_rng_range(&ctx->rng, 0, WORLD - 1);
 
-        IT_CHECK_OK(mh_prepare(ctx, k, a, b,
-                               it_rng_size(&ctx->rng, 1, 128 * KIB), &pcs[i]));
+        TK_CHECK_OK_GOTO(mh_prepare(
+            ctx, k, a, b, tk_rng_size(&ctx->rng, 1, 128 * KIB), &pcs[i]));
         pieces[i].src = pcs[i].src;
         pieces[i].dst = pcs[i].dst;
         pieces[i].size = pcs[i].size;
@@ -468,13 +471,14 @@ static int mh_batch_round(mh_ctx_t *ctx, unsigned iter)
     }
     snprintf(what, sizeof(what), "batch %u (%s, %zu pieces)", iter,
              mf_copy_dir_name(dir), count);
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, results));
+    TK_CHECK_OK_GOTO(
+        mf_bm_copy_batch(ctx->pool.bm, pieces, count, dir, results));
     for (i = 0; i < count; i++) {
-        IT_CHECK(results[i] == MF_OK, "%s: piece %zu: %s", what, i,
-                 mf_status_name(results[i]));
-        IT_CHECK_OK(mh_verify(ctx, &pcs[i], what, &bad));
-        IT_CHECK(!bad, "%s: piece %zu to rank %d", what, i,
-                 (int)pcs[i].dst_rank);
+        TK_CHECK_GOTO(results[i] == MF_OK, "%s: piece %zu: %s", what, i,
+                      mf_status_name(results[i]));
+        TK_CHECK_OK_GOTO(mh_verify(ctx, &pcs[i], what, &bad));
+        TK_CHECK_GOTO(!bad, "%s: piece %zu to rank %d", what, i,
+                      (int)pcs[i].dst_rank);
     }
     return 0;
 fail:
@@ -501,33 +505,35 @@ static int mh_batch_kv(mh_ctx_t *ctx)
     for (i = 0; i < KV_PIECES; i++) {
         size = i < KV_LAYERS ? 128 * KIB : 16 * KIB;
         bufs[i] = malloc(size);
-        IT_CHECK(bufs[i] != NULL, "malloc");
-        it_pattern_fill(bufs[i], size, seed, off);
+        TK_CHECK_GOTO(bufs[i] != NULL, "malloc");
+        tk_pattern_fill(bufs[i], size, seed, off);
         pieces[i].src = (uint64_t)(uintptr_t)bufs[i];
         pieces[i].dst = area1 + off;
         pieces[i].size = size;
         off += size;
     }
-    IT_CHECK(off == KV_TOTAL, "KV block is %zu bytes", off);
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES, MF_COPY_LH2GH,
-                                 results));
+    TK_CHECK_GOTO(off == KV_TOTAL, "KV block is %zu bytes", off);
+    TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES,
+                                      MF_COPY_LH2GH, results));
     memset(ctx->check, 0, KV_TOTAL);
-    IT_CHECK_OK(mf_bm_copy(ctx->pool.bm, area1, (uint64_t)(uintptr_t)ctx->check,
-                           KV_TOTAL, MF_COPY_GH2LH));
-    IT_CHECK(it_pattern_check(ctx->check, KV_TOTAL, seed, 0) < 0,
-             "KV block written to rank %u differs", p1);
+    TK_CHECK_OK_GOTO(mf_bm_copy(ctx->pool.bm, area1,
+                                (uint64_t)(uintptr_t)ctx->check, KV_TOTAL,
+                                MF_COPY_GH2LH));
+    TK_CHECK_GOTO(tk_pattern_check(ctx->check, KV_TOTAL, seed, 0) < 0,
+                  "KV block written to rank %u differs", p1);
     /* GH2GH, piece by piece, between two hosts that are not mine */
     for (i = 0; i < KV_PIECES; i++) {
         pieces[i].src = pieces[i].dst;
         pieces[i].dst = area2 + (pieces[i].src - area1);
     }
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES, MF_COPY_AUTO,
-                                 results));
+    TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES,
+                                      MF_COPY_AUTO, results));
     memset(ctx->check, 0, KV_TOTAL);
-    IT_CHECK_OK(mf_bm_copy(ctx->pool.bm, area2, (uint64_t)(uintptr_t)ctx->check,
-                           KV_TOTAL, MF_COPY_GH2LH));
-    IT_CHECK(it_pattern_check(ctx->check, KV_TOTAL, seed, 0) < 0,
-             "KV block copied rank %u -> rank %u differs", p1, p2);
+    TK_CHECK_OK_GOTO(mf_bm_copy(ctx->pool.bm, area2,
+                                (uint64_t)(uintptr_t)ctx->check, KV_TOTAL,
+                                MF_COPY_GH2LH));
+    TK_CHECK_GOTO(tk_pattern_check(ctx->check, KV_TOTAL, seed, 0) < 0,
+                  "KV block copied rank %u -> rank %u differs", p1, p2);
     /* back into the cleared separate buffers */
     for (i = 0; i < KV_PIECES; i++) {
         memset(bufs[i], 0, pieces[i].size);
@@ -535,13 +541,13 @@ static int mh_batch_kv(mh_ctx_t *ctx)
         pieces[i].dst = (uint64_t)(uintptr_t)bufs[i];
         results[i] = (mf_status_t)12345;
     }
-    IT_CHECK_OK(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES, MF_COPY_GH2LH,
-                                 results));
+    TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES,
+                                      MF_COPY_GH2LH, results));
     for (i = 0, off = 0; i < KV_PIECES; i++) {
-        IT_CHECK(results[i] == MF_OK, "piece %zu: %s", i,
-                 mf_status_name(results[i]));
-        IT_CHECK(it_pattern_check(bufs[i], pieces[i].size, seed, off) < 0,
-                 "KV piece %zu read back from rank %u differs", i, p2);
+        TK_CHECK_GOTO(results[i] == MF_OK, "piece %zu: %s", i,
+                      mf_status_name(results[i]));
+        TK_CHECK_GOTO(tk_pattern_check(bufs[i], pieces[i].size, seed, off) < 0,
+                      "KV piece %zu read back from rank %u differs", i, p2);
         off += pieces[i].size;
     }
     ctx->verified += 3 * KV_PIECES;
@@ -565,15 +571,15 @@ static int mh_rank_batch(int index, void *arg)
     }
     for (iter = 0; iter < 12; iter++) {
         if (iter == 6) {
-            IT_CHECK_OK(mf_bm_register(ctx.pool.bm, ctx.lsrc, ARENA_SIZE));
-            IT_CHECK_OK(mf_bm_register(ctx.pool.bm, ctx.ldst, ARENA_SIZE));
+            TK_CHECK_OK_GOTO(mf_bm_register(ctx.pool.bm, ctx.lsrc, ARENA_SIZE));
+            TK_CHECK_OK_GOTO(mf_bm_register(ctx.pool.bm, ctx.ldst, ARENA_SIZE));
         }
         if (mh_batch_round(&ctx, iter) != 0) {
             goto out;
         }
     }
-    IT_CHECK_OK(mf_bm_unregister(ctx.pool.bm, ctx.lsrc));
-    IT_CHECK_OK(mf_bm_unregister(ctx.pool.bm, ctx.ldst));
+    TK_CHECK_OK_GOTO(mf_bm_unregister(ctx.pool.bm, ctx.lsrc));
+    TK_CHECK_OK_GOTO(mf_bm_unregister(ctx.pool.bm, ctx.ldst));
     if (mh_batch_kv(&ctx) != 0) {
         goto out;
     }
@@ -613,16 +619,16 @@ static int mh_async_round(mh_ctx_t *ctx, unsigned round)
         mh_async_t *rq = &reqs[i];
         mh_kind_t kind = (i + round) % 3;
         bool autodir = (i / 3 + round) % 2;
-        uint32_t a = it_rng_range(&ctx->rng, 0, WORLD - 1);
-        uint32_t b = it_rng_range(&ctx->rng, 0, WORLD - 1);
+        uint32_t a = tk_rng_range(&ctx->rng, 0, WORLD - 1);
+        uint32_t b = tk_rng_range(&ctx->rng, 0, WORLD - 1);
         mf_copy_dir_t dir = mh_dir(kind, autodir);
 
-        rq->count = i % 2 == 0 ? 1 : it_rng_range(&ctx->rng, 2, ASYNC_PIECES);
+        rq->count = i % 2 == 0 ? 1 : tk_rng_range(&ctx->rng, 2, ASYNC_PIECES);
         for (j = 0; j < rq->count; j++) {
             size_t max = rq->count == 1 ? MIB : 64 * KIB;
 
-            IT_CHECK_OK(mh_prepare(
-                ctx, kind, a, b, it_rng_size(&ctx->rng, 1, max), &rq->pcs[j]));
+            TK_CHECK_OK_GOTO(mh_prepare(
+                ctx, kind, a, b, tk_rng_size(&ctx->rng, 1, max), &rq->pcs[j]));
             pieces[j].src = rq->pcs[j].src;
             pieces[j].dst = rq->pcs[j].dst;
             pieces[j].size = rq->pcs[j].size;
@@ -635,15 +641,15 @@ static int mh_async_round(mh_ctx_t *ctx, unsigned round)
                                         &rq->req);
             memset(pieces, 0xff, sizeof(pieces)); /* the library copied it */
         }
-        IT_CHECK(st == MF_OK || st == MF_INPROGRESS, "async request %zu: %s", i,
-                 mf_status_name(st));
-        IT_CHECK(rq->req != NULL, "async request %zu: no request", i);
+        TK_CHECK_GOTO(st == MF_OK || st == MF_INPROGRESS,
+                      "async request %zu: %s", i, mf_status_name(st));
+        TK_CHECK_GOTO(rq->req != NULL, "async request %zu: no request", i);
     }
     for (i = 0; i < ASYNC_REQS; i += 2) {
-        IT_CHECK_OK(mf_bm_wait(reqs[i].req, WAIT_MS));
+        TK_CHECK_OK_GOTO(mf_bm_wait(reqs[i].req, WAIT_MS));
         reqs[i].done = true;
     }
-    deadline = it_now_ms() + WAIT_MS;
+    deadline = tk_time_ms() + WAIT_MS;
     do {
         pending = 0;
         for (i = 1; i < ASYNC_REQS; i += 2) {
@@ -655,19 +661,19 @@ static int mh_async_round(mh_ctx_t *ctx, unsigned round)
                 pending++;
                 continue;
             }
-            IT_CHECK_OK(st);
+            TK_CHECK_OK_GOTO(st);
             reqs[i].done = true;
         }
-        IT_CHECK(it_now_ms() < deadline, "%u requests still in progress",
-                 pending);
+        TK_CHECK_GOTO(tk_time_ms() < deadline, "%u requests still in progress",
+                      pending);
         if (pending > 0) {
-            it_sleep_ms(1);
+            tk_sleep_ms(1);
         }
     } while (pending > 0);
     for (i = 0; i < ASYNC_REQS; i++) {
         for (j = 0; j < reqs[i].count; j++) {
-            IT_CHECK_OK(mh_verify(ctx, &reqs[i].pcs[j], "async", &bad));
-            IT_CHECK(!bad, "request %zu piece %zu", i, j);
+            TK_CHECK_OK_GOTO(mh_verify(ctx, &reqs[i].pcs[j], "async", &bad));
+            TK_CHECK_GOTO(!bad, "request %zu piece %zu", i, j);
         }
     }
     return 0;
@@ -702,7 +708,7 @@ static int mh_copy_risky(mh_ctx_t *ctx, mh_kind_t kind, uint32_t a, uint32_t b,
                          size_t size, bool async, mf_status_t *st_p)
 {
     mf_bm_req_t *req = NULL;
-    uint64_t t0 = it_now_ms(), dt;
+    uint64_t t0 = tk_time_ms(), dt;
     mf_status_t st;
     mh_piece_t pc;
     bool bad;
@@ -711,14 +717,14 @@ static int mh_copy_risky(mh_ctx_t *ctx, mh_kind_t kind, uint32_t a, uint32_t b,
     memset(&pc, 0, sizeof(pc));
     if (kind == MH_G2L) {
         st = mh_prepare(ctx, kind, a, b, size, &pc);
-        IT_CHECK_OK(st);
+        TK_CHECK_OK_GOTO(st);
     } else {
         /* the destination may be dying: no poison, no read back */
         pc.size = size;
         pc.dst =
             it_gva(&ctx->pool, b, RO_SIZE + ctx->pool.rank * SLOT_SIZE + GUARD);
         if (kind == MH_L2G) {
-            it_pattern_fill(ctx->lsrc, size, ctx->next_seed++, 0);
+            tk_pattern_fill(ctx->lsrc, size, ctx->next_seed++, 0);
             pc.src = (uint64_t)(uintptr_t)ctx->lsrc;
         } else {
             pc.src = it_gva(&ctx->pool, a, 0);
@@ -734,16 +740,16 @@ static int mh_copy_risky(mh_ctx_t *ctx, mh_kind_t kind, uint32_t a, uint32_t b,
         st =
             mf_bm_copy(ctx->pool.bm, pc.src, pc.dst, size, mh_dir(kind, false));
     }
-    dt = it_now_ms() - t0;
-    IT_CHECK(st != MF_ERR_TIMEOUT && dt < CALL_BOUND,
-             "%s%s %u->%u took %llu ms: hangs", async ? "async " : "",
-             mh_kind_names[kind], a, b, (unsigned long long)dt);
-    IT_CHECK(st == MF_OK || mf_status_is_peer_error(st),
-             "%s %u->%u with a dying host: %s", mh_kind_names[kind], a, b,
-             mf_status_name(st));
+    dt = tk_time_ms() - t0;
+    TK_CHECK_GOTO(st != MF_ERR_TIMEOUT && dt < CALL_BOUND,
+                  "%s%s %u->%u took %llu ms: hangs", async ? "async " : "",
+                  mh_kind_names[kind], a, b, (unsigned long long)dt);
+    TK_CHECK_GOTO(st == MF_OK || mf_status_is_peer_error(st),
+                  "%s %u->%u with a dying host: %s", mh_kind_names[kind], a, b,
+                  mf_status_name(st));
     if (st == MF_OK && kind == MH_G2L) {
-        IT_CHECK_OK(mh_verify(ctx, &pc, "read from a dying rank", &bad));
-        IT_CHECK(!bad, "MF_OK from a dying rank with wrong bytes");
+        TK_CHECK_OK_GOTO(mh_verify(ctx, &pc, "read from a dying rank", &bad));
+        TK_CHECK_GOTO(!bad, "MF_OK from a dying rank with wrong bytes");
     }
     *st_p = st;
     return 0;
@@ -756,7 +762,7 @@ static int mh_kill_survivor(mh_ctx_t *ctx)
     const uint32_t me = ctx->pool.rank;
     const uint32_t v0 = VICTIM_HOST * PER_HOST, v1 = v0 + 1;
     uint32_t live[WORLD], n = 0, r, other;
-    uint64_t deadline = it_now_ms() + 180000, t0;
+    uint64_t deadline = tk_time_ms() + 180000, t0;
     mf_copy_piece_t pieces[3];
     mf_status_t results[3], st;
     mf_bm_req_t *req = NULL;
@@ -768,16 +774,16 @@ static int mh_kill_survivor(mh_ctx_t *ctx)
             live[n++] = r;
         }
     }
-    IT_CHECK_OK(it_barrier(&ctx->pool, "armed", WORLD));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "armed", WORLD));
     if (me % PER_HOST == 0) {
         /* One asynchronous 8 MiB write to the victims in flight. */
-        it_pattern_fill(ctx->ldst, MAX_COPY, 99, 0);
+        tk_pattern_fill(ctx->ldst, MAX_COPY, 99, 0);
         st = mf_bm_copy_async(ctx->pool.bm, (uint64_t)(uintptr_t)ctx->ldst,
                               it_gva(&ctx->pool, v1, RO_SIZE + me * SLOT_SIZE),
                               MAX_COPY, MF_COPY_LH2GH, &req);
-        IT_CHECK(st == MF_OK || st == MF_INPROGRESS ||
-                     mf_status_is_peer_error(st),
-                 "async write to a dying host: %s", mf_status_name(st));
+        TK_CHECK_GOTO(st == MF_OK || st == MF_INPROGRESS ||
+                          mf_status_is_peer_error(st),
+                      "async write to a dying host: %s", mf_status_name(st));
         if (st != MF_OK && st != MF_INPROGRESS) {
             req = NULL;
         }
@@ -785,11 +791,11 @@ static int mh_kill_survivor(mh_ctx_t *ctx)
         while (mh_load(&mh_lost[v0]) == 0 || mh_load(&mh_lost[v1]) == 0 ||
                mf_bm_rank_joined(ctx->pool.bm, v0) ||
                mf_bm_rank_joined(ctx->pool.bm, v1)) {
-            mh_kind_t kind = it_rng_range(&ctx->rng, 0, 2);
-            uint32_t v = it_rng_range(&ctx->rng, 0, 1) ? v1 : v0;
-            size_t size = it_rng_size(&ctx->rng, 64 * KIB, MAX_COPY);
+            mh_kind_t kind = tk_rng_range(&ctx->rng, 0, 2);
+            uint32_t v = tk_rng_range(&ctx->rng, 0, 1) ? v1 : v0;
+            size_t size = tk_rng_size(&ctx->rng, 64 * KIB, MAX_COPY);
 
-            other = live[it_rng_range(&ctx->rng, 0, n - 1)];
+            other = live[tk_rng_range(&ctx->rng, 0, n - 1)];
             /* L2G: other is only the source of nothing; G2L reads v;
              * G2G copies v -> other */
             if (mh_copy_risky(ctx, kind, kind == MH_L2G ? other : v,
@@ -798,36 +804,40 @@ static int mh_kill_survivor(mh_ctx_t *ctx)
                 goto fail;
             }
             st == MF_OK ? oks++ : errs++;
-            IT_CHECK(it_now_ms() < deadline, "the deaths were not noticed");
+            TK_CHECK_GOTO(tk_time_ms() < deadline,
+                          "the deaths were not noticed");
         }
-        it_log("host %d lost (while dying: %u ok, %u peer errors)", VICTIM_HOST,
-               oks, errs);
+        tk_print("host %d lost (while dying: %u ok, %u peer errors)",
+                 VICTIM_HOST, oks, errs);
         if (req != NULL) {
-            t0 = it_now_ms();
+            t0 = tk_time_ms();
             st = mf_bm_wait(req, CALL_BOUND);
-            IT_CHECK(st != MF_ERR_TIMEOUT, "async write to a dead host hangs");
-            IT_CHECK(st == MF_OK || mf_status_is_peer_error(st),
-                     "async write to a dead host: %s", mf_status_name(st));
-            it_log("async write to the dying host: %s after %llu ms",
-                   mf_status_name(st), (unsigned long long)(it_now_ms() - t0));
+            TK_CHECK_GOTO(st != MF_ERR_TIMEOUT,
+                          "async write to a dead host hangs");
+            TK_CHECK_GOTO(st == MF_OK || mf_status_is_peer_error(st),
+                          "async write to a dead host: %s", mf_status_name(st));
+            tk_print("async write to the dying host: %s after %llu ms",
+                     mf_status_name(st),
+                     (unsigned long long)(tk_time_ms() - t0));
         }
-        IT_CHECK(mh_load(&mh_left[v0]) == 0 && mh_load(&mh_left[v1]) == 0,
-                 "deaths reported as graceful leaves");
+        TK_CHECK_GOTO(mh_load(&mh_left[v0]) == 0 && mh_load(&mh_left[v1]) == 0,
+                      "deaths reported as graceful leaves");
         /* Now every copy touching them fails with a peer error. */
         for (k = 0; k < 3; k++) {
             other = live[(me + k) % n];
-            IT_CHECK(mh_copy_risky(ctx, k, k == MH_L2G ? other : v0,
-                                   k == MH_G2G ? other : v1, 4096 + k, false,
-                                   &st) == 0,
-                     "after death");
-            IT_CHECK(mf_status_is_peer_error(st), "%s with a dead rank: %s",
-                     mh_kind_names[k], mf_status_name(st));
+            TK_CHECK_GOTO(mh_copy_risky(ctx, k, k == MH_L2G ? other : v0,
+                                        k == MH_G2G ? other : v1, 4096 + k,
+                                        false, &st) == 0,
+                          "after death");
+            TK_CHECK_GOTO(mf_status_is_peer_error(st),
+                          "%s with a dead rank: %s", mh_kind_names[k],
+                          mf_status_name(st));
         }
-        IT_CHECK(mh_copy_risky(ctx, MH_G2G, live[(me + 3) % n], v0, 5000, true,
-                               &st) == 0,
-                 "after death");
-        IT_CHECK(mf_status_is_peer_error(st), "G2G into a dead rank: %s",
-                 mf_status_name(st));
+        TK_CHECK_GOTO(mh_copy_risky(ctx, MH_G2G, live[(me + 3) % n], v0, 5000,
+                                    true, &st) == 0,
+                      "after death");
+        TK_CHECK_GOTO(mf_status_is_peer_error(st), "G2G into a dead rank: %s",
+                      mf_status_name(st));
         /* a batch with one piece for a dead rank */
         memset(ctx->lsrc, 0x5a, 3 * 4096);
         for (k = 0; k < 3; k++) {
@@ -837,31 +847,34 @@ static int mh_kill_survivor(mh_ctx_t *ctx)
             pieces[k].size = 4096;
         }
         st = mf_bm_copy_batch(ctx->pool.bm, pieces, 3, MF_COPY_LH2GH, results);
-        IT_CHECK(mf_status_is_peer_error(st), "batch: %s", mf_status_name(st));
-        IT_CHECK(mf_status_is_peer_error(results[1]), "dead piece: %s",
-                 mf_status_name(results[1]));
-        IT_CHECK(results[0] <= MF_OK && results[2] <= MF_OK,
-                 "live pieces: %d %d", (int)results[0], (int)results[2]);
-        IT_CHECK_OK(mf_store_add(ctx->pool.store, "noticed", 1, &count));
+        TK_CHECK_GOTO(mf_status_is_peer_error(st), "batch: %s",
+                      mf_status_name(st));
+        TK_CHECK_GOTO(mf_status_is_peer_error(results[1]), "dead piece: %s",
+                      mf_status_name(results[1]));
+        TK_CHECK_GOTO(results[0] <= MF_OK && results[2] <= MF_OK,
+                      "live pieces: %d %d", (int)results[0], (int)results[2]);
+        TK_CHECK_OK_GOTO(mf_store_add(ctx->pool.store, "noticed", 1, &count));
     }
     /* The others copy among the living meanwhile (across hosts too). */
     while (count < (int64_t)(HOSTS - 1)) {
         if (me % PER_HOST != 0) {
-            IT_CHECK(mh_copy_among(ctx, live, n, 2 * MIB) == 0,
-                     "copy among the living while host %d dies", VICTIM_HOST);
+            TK_CHECK_GOTO(mh_copy_among(ctx, live, n, 2 * MIB) == 0,
+                          "copy among the living while host %d dies",
+                          VICTIM_HOST);
         }
-        IT_CHECK_OK(mf_store_add(ctx->pool.store, "noticed", 0, &count));
-        IT_CHECK(it_now_ms() < deadline, "the deaths were not noticed by all");
+        TK_CHECK_OK_GOTO(mf_store_add(ctx->pool.store, "noticed", 0, &count));
+        TK_CHECK_GOTO(tk_time_ms() < deadline,
+                      "the deaths were not noticed by all");
         if (me % PER_HOST == 0) {
-            it_sleep_ms(10);
+            tk_sleep_ms(10);
         }
     }
     /* And everybody keeps working among the living. */
     for (k = 0; k < 16; k++) {
-        IT_CHECK(mh_copy_among(ctx, live, n, MAX_COPY) == 0,
-                 "copy among the living after the deaths");
+        TK_CHECK_GOTO(mh_copy_among(ctx, live, n, MAX_COPY) == 0,
+                      "copy among the living after the deaths");
     }
-    IT_CHECK_OK(it_barrier(&ctx->pool, "after", n));
+    TK_CHECK_OK_GOTO(it_barrier(&ctx->pool, "after", n));
     return 0;
 fail:
     return 1;
@@ -879,8 +892,8 @@ static int mh_rank_kill(int index, void *arg)
         ret = mh_kill_survivor(&ctx);
         goto out;
     }
-    IT_CHECK_OK(it_barrier(&ctx.pool, "armed", WORLD));
-    it_sleep_ms(300); /* the others are copying to and from here */
+    TK_CHECK_OK_GOTO(it_barrier(&ctx.pool, "armed", WORLD));
+    tk_sleep_ms(300); /* the others are copying to and from here */
     raise(SIGKILL);
 fail:
 out:
@@ -925,24 +938,24 @@ static int mh_rank_lanes(int index, void *arg)
     if (mh_open(&ctx, me, 5) != 0) {
         goto out;
     }
-    IT_CHECK(write(g_ready[1], &c, 1) == 1, "ready");
+    TK_CHECK_GOTO(write(g_ready[1], &c, 1) == 1, "ready");
     close(g_ready[1]);
     for (iter = 0; !mh_stopped(); iter++) {
-        size_t size = it_rng_size(&ctx.rng, 256 * KIB, MAX_COPY);
+        size_t size = tk_rng_size(&ctx.rng, 256 * KIB, MAX_COPY);
         uint32_t peer;
 
-        kind = it_rng_range(&ctx.rng, 0, 2);
+        kind = tk_rng_range(&ctx.rng, 0, 2);
         if (HOST_OF(me) == BREAK_A || HOST_OF(me) == BREAK_B) {
             /* mostly across the lanes that break */
             peer = (HOST_OF(me) == BREAK_A ? BREAK_B : BREAK_A) * PER_HOST +
-                   (uint32_t)it_rng_range(&ctx.rng, 0, PER_HOST - 1);
+                   (uint32_t)tk_rng_range(&ctx.rng, 0, PER_HOST - 1);
         } else {
-            peer = it_rng_range(&ctx.rng, 0, WORLD - 1);
+            peer = tk_rng_range(&ctx.rng, 0, WORLD - 1);
         }
-        a = kind == MH_G2G ? it_rng_range(&ctx.rng, 0, WORLD - 1) : peer;
+        a = kind == MH_G2G ? tk_rng_range(&ctx.rng, 0, WORLD - 1) : peer;
         b = peer;
         mh_reset(&ctx);
-        t0 = it_now_ms();
+        t0 = tk_time_ms();
         st = mh_prepare(&ctx, kind, a, b, size, &pc);
         if (st == MF_OK) {
             st = mf_bm_copy(ctx.pool.bm, pc.src, pc.dst, pc.size,
@@ -950,27 +963,27 @@ static int mh_rank_lanes(int index, void *arg)
         }
         if (st == MF_OK) {
             st = mh_verify(&ctx, &pc, "while lanes break", &bad);
-            IT_CHECK(st != MF_OK || !bad, "wrong bytes while lanes break");
+            TK_CHECK_GOTO(st != MF_OK || !bad, "wrong bytes while lanes break");
         }
-        dt = it_now_ms() - t0;
-        IT_CHECK(dt < CALL_BOUND, "a copy took %llu ms: hangs",
-                 (unsigned long long)dt);
+        dt = tk_time_ms() - t0;
+        TK_CHECK_GOTO(dt < CALL_BOUND, "a copy took %llu ms: hangs",
+                      (unsigned long long)dt);
         if (st == MF_OK) {
             oks++;
             continue;
         }
         errs++;
-        IT_CHECK(mf_status_is_peer_error(st), "%s %u->%u: %s",
-                 mh_kind_names[kind], a, b, mf_status_name(st));
+        TK_CHECK_GOTO(mf_status_is_peer_error(st), "%s %u->%u: %s",
+                      mh_kind_names[kind], a, b, mf_status_name(st));
         /* only copies over the broken lanes may fail; a G2G may touch
          * them through its source too */
-        IT_CHECK(mh_between_broken(me, b) ||
-                     (kind == MH_G2G && mh_between_broken(me, a)),
-                 "%s %u->%u failed (%s) but uses no broken lane",
-                 mh_kind_names[kind], a, b, mf_status_name(st));
+        TK_CHECK_GOTO(mh_between_broken(me, b) ||
+                          (kind == MH_G2G && mh_between_broken(me, a)),
+                      "%s %u->%u failed (%s) but uses no broken lane",
+                      mh_kind_names[kind], a, b, mf_status_name(st));
     }
-    it_log("while lanes broke: %u copies ok, %u peer errors", oks, errs);
-    IT_CHECK_OK(it_barrier(&ctx.pool, "stopped", WORLD));
+    tk_print("while lanes broke: %u copies ok, %u peer errors", oks, errs);
+    TK_CHECK_OK_GOTO(it_barrier(&ctx.pool, "stopped", WORLD));
     /* A first pass may meet a lane whose break it had not seen yet;
      * after it every copy succeeds. */
     for (pass = 0; pass < 2; pass++) {
@@ -979,30 +992,33 @@ static int mh_rank_lanes(int index, void *arg)
                 mh_reset(&ctx);
                 a = (r + 3) % WORLD;
                 st = mh_prepare(&ctx, kind, kind == MH_G2G ? a : r, r,
-                                it_rng_size(&ctx.rng, 1, 2 * MIB), &pc);
+                                tk_rng_size(&ctx.rng, 1, 2 * MIB), &pc);
                 if (st == MF_OK) {
                     st = mf_bm_copy(ctx.pool.bm, pc.src, pc.dst, pc.size,
                                     mh_dir(kind, false));
                 }
                 if (st == MF_OK) {
                     st = mh_verify(&ctx, &pc, "after the breaks", &bad);
-                    IT_CHECK(st != MF_OK || !bad, "wrong bytes after breaks");
+                    TK_CHECK_GOTO(st != MF_OK || !bad,
+                                  "wrong bytes after breaks");
                 }
                 if (pass == 0 && st != MF_OK) {
-                    IT_CHECK(mf_status_is_peer_error(st), "%s with rank %u: %s",
-                             mh_kind_names[kind], r, mf_status_name(st));
-                    it_log("first copy after the breaks (%s with rank %u): %s",
-                           mh_kind_names[kind], r, mf_status_name(st));
+                    TK_CHECK_GOTO(mf_status_is_peer_error(st),
+                                  "%s with rank %u: %s", mh_kind_names[kind], r,
+                                  mf_status_name(st));
+                    tk_print(
+                        "first copy after the breaks (%s with rank %u): %s",
+                        mh_kind_names[kind], r, mf_status_name(st));
                 }
-                IT_CHECK(pass == 0 || st == MF_OK,
-                         "%s with rank %u after the breaks: %s",
-                         mh_kind_names[kind], r, mf_status_name(st));
+                TK_CHECK_GOTO(pass == 0 || st == MF_OK,
+                              "%s with rank %u after the breaks: %s",
+                              mh_kind_names[kind], r, mf_status_name(st));
             }
         }
     }
     for (iter = 0; iter < 8; iter++) {
-        IT_CHECK(mh_copy_among(&ctx, all, WORLD, MAX_COPY) == 0,
-                 "copy after the breaks");
+        TK_CHECK_GOTO(mh_copy_among(&ctx, all, WORLD, MAX_COPY) == 0,
+                      "copy after the breaks");
     }
     ret = 0;
     goto out;
@@ -1014,27 +1030,27 @@ out:
 
 /* ------------------------------------------------------------ runner */
 
-static void mh_spawn_world(it_proc_fn fn, pid_t *pids)
+static void mh_spawn_world(tk_proc_fn fn, pid_t *pids)
 {
     int r;
 
     for (r = 0; r < (int)WORLD; r++) {
-        pids[r] = it_netns_spawn(&g_net, HOST_OF(r), fn, r, NULL);
+        pids[r] = tk_netns_spawn(&g_net, HOST_OF(r), fn, r, NULL);
         if (pids[r] < 0) {
-            it_kill_all();
+            tk_proc_kill_all();
             fail_msg("spawning rank %d", r);
         }
     }
 }
 
-static void mh_run(it_proc_fn fn)
+static void mh_run(tk_proc_fn fn)
 {
     pid_t pids[WORLD];
     int ret, stop;
 
-    assert_int_equal(it_netns_store_start(&g_net, 0, &g_store), 0);
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
     mh_spawn_world(fn, pids);
-    ret = it_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
+    ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
     stop = it_store_stop(&g_store);
     assert_int_equal(ret, 0);
     assert_int_equal(stop, 0);
@@ -1060,7 +1076,7 @@ static void test_mh_kill_host(void **state)
     pid_t pids[WORLD], live[WORLD];
     int codes[WORLD], ret, stop, r, n = 0, victims_ok = 1;
 
-    assert_int_equal(it_netns_store_start(&g_net, 0, &g_store), 0);
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
     mh_spawn_world(mh_rank_kill, pids);
     for (r = 0; r < (int)WORLD; r++) {
         if (HOST_OF(r) != VICTIM_HOST) {
@@ -1068,13 +1084,13 @@ static void test_mh_kill_host(void **state)
         }
     }
     for (r = VICTIM_HOST * PER_HOST; r < (VICTIM_HOST + 1) * PER_HOST; r++) {
-        codes[r] = it_wait(pids[r], CHILD_LIMIT);
+        codes[r] = tk_proc_wait(pids[r], CHILD_LIMIT);
         if (codes[r] != 128 + SIGKILL) {
-            it_log("victim rank %d ended with %d", r, codes[r]);
+            tk_print("victim rank %d ended with %d", r, codes[r]);
             victims_ok = 0;
         }
     }
-    ret = it_wait_all(live, n, CHILD_LIMIT, NULL);
+    ret = tk_proc_wait_all(live, n, CHILD_LIMIT, NULL);
     stop = it_store_stop(&g_store);
     assert_true(victims_ok);
     assert_int_equal(ret, 0);
@@ -1088,7 +1104,7 @@ static void test_mh_lane_break(void **state)
     bool ss_ok = true;
     char c;
 
-    assert_int_equal(it_netns_store_start(&g_net, 0, &g_store), 0);
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
     assert_int_equal(pipe2(g_ready, O_CLOEXEC), 0);
     assert_int_equal(pipe2(g_stop, O_CLOEXEC), 0);
     mh_spawn_world(mh_rank_lanes, pids);
@@ -1107,32 +1123,32 @@ static void test_mh_lane_break(void **state)
         int host = k % 2 ? BREAK_B : BREAK_A;
         int peer = k % 2 ? BREAK_A : BREAK_B;
 
-        it_sleep_ms(250);
+        tk_sleep_ms(250);
         if (ss_ok) {
-            int res = it_netns_break_conn(&g_net, host, peer, (unsigned)k, 0);
+            int res = tk_netns_break_conn(&g_net, host, peer, (unsigned)k, 0);
 
             if (res < 0) {
-                it_log("NOTE: ss -K does not work here (no "
-                       "CONFIG_INET_DIAG_DESTROY?): flapping the link of "
-                       "host %d instead",
-                       host);
+                tk_print("NOTE: ss -K does not work here (no "
+                         "CONFIG_INET_DIAG_DESTROY?): flapping the link of "
+                         "host %d instead",
+                         host);
                 ss_ok = false;
             } else {
                 broke += res;
             }
         }
-        if (!ss_ok && it_netns_link_flap(&g_net, host, 200) != 0) {
+        if (!ss_ok && tk_netns_link_flap(&g_net, host, 200) != 0) {
             ret = -1;
         }
     }
-    it_log("%d TCP connections closed from outside", broke);
-    it_sleep_ms(500);
+    tk_print("%d TCP connections closed from outside", broke);
+    tk_sleep_ms(500);
     close(g_stop[1]);
     g_stop[1] = -1;
     if (ret == 0) {
-        ret = it_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
+        ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
     } else {
-        it_kill_all();
+        tk_proc_kill_all();
     }
     close(g_ready[0]);
     stop = it_store_stop(&g_store);
@@ -1143,7 +1159,7 @@ static void test_mh_lane_break(void **state)
 
 static int mh_setup(void **state)
 {
-    if (it_netns_create(&g_net, HOSTS) != 0) {
+    if (tk_netns_create(&g_net, HOSTS) != 0) {
         return -1;
     }
     g_have_net = true;
@@ -1153,7 +1169,7 @@ static int mh_setup(void **state)
 static int mh_teardown(void **state)
 {
     if (g_have_net) {
-        it_netns_destroy(&g_net);
+        tk_netns_destroy(&g_net);
         g_have_net = false;
     }
     return 0;
@@ -1180,11 +1196,11 @@ int main(void)
     };
     pid_t pid;
 
-    it_netns_require();
-    pid = it_spawn(mh_probe_tcp, 0, NULL);
-    if (pid < 0 || it_wait(pid, 30000) != 0) {
+    tk_netns_require();
+    pid = tk_proc_spawn(mh_probe_tcp, 0, NULL);
+    if (pid < 0 || tk_proc_wait(pid, 30000) != 0) {
         printf("SKIP: this build of the library has no tcp transport\n");
-        return IT_NETNS_SKIP;
+        return TK_NETNS_SKIP;
     }
-    return cmocka_run_group_tests(tests, mh_setup, mh_teardown);
+    return tk_group_run(tests, mh_setup, mh_teardown);
 }

@@ -3,9 +3,9 @@
  * daemon as a child process, a shared-memory barrier for the client
  * processes, and opening a client.
  *
- * The daemon is $MMC_META_BIN or the mmc-meta of the same build tree; it
- * runs with free ports and prints `mmc-meta ready rpc=<addr>:<port>
- * store=<port> http=<port>` once it listens.  Clients are forked children
+ * The daemon is $MMC_META_BIN or the mmc-meta of the same build tree,
+ * started with the test kit's tk_meta (free ports, the ready line
+ * parsed), here or inside a host namespace.  Clients are forked children
  * (the parent never calls the library, so it stays free of threads); they
  * meet at barriers kept in a MAP_SHARED page made before any fork.
  *
@@ -19,7 +19,8 @@
 #define MF_IT_MMC_H
 
 #include "it_helpers.h"
-#include "it_netns.h"
+#include "tk_netns.h"
+#include "tk_meta.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,21 +41,12 @@
 #define IT_MMC_WAIT_MS 120000 /* hang guard of every wait */
 #define IT_MMC_UNUSED  __attribute__((unused))
 
-typedef struct it_mmc_meta {
-    pid_t pid;
-    char addr[32];
-    uint16_t port;
-    uint16_t store_port;
-    uint16_t http_port;
-    char url[64]; /* tcp://addr:port */
-} it_mmc_meta_t;
-
 /* Shared by the parent and every child (one page). */
 typedef struct it_mmc_shared {
     atomic_int bar[64];  /* barrier counters */
     atomic_int val[256]; /* per test values */
     atomic_ullong u64[64];
-    it_mmc_meta_t meta;
+    tk_meta_t meta;
 } it_mmc_shared_t;
 
 static it_mmc_shared_t *it_mmc_sh;
@@ -65,7 +57,7 @@ static int it_mmc_shared_init(void)
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
     if (p == MAP_FAILED) {
-        it_log("mmap of the shared page failed");
+        tk_print("mmap of the shared page failed");
         return -1;
     }
     it_mmc_sh = p;
@@ -75,7 +67,7 @@ static int it_mmc_shared_init(void)
 /* Clears the counters between tests (the meta's address stays). */
 IT_MMC_UNUSED static void it_mmc_shared_reset(void)
 {
-    it_mmc_meta_t meta = it_mmc_sh->meta;
+    tk_meta_t meta = it_mmc_sh->meta;
 
     memset(it_mmc_sh, 0, sizeof(*it_mmc_sh));
     it_mmc_sh->meta = meta;
@@ -84,136 +76,38 @@ IT_MMC_UNUSED static void it_mmc_shared_reset(void)
 /* Waits until n processes arrived at barrier id.  0 or -1 (timeout). */
 IT_MMC_UNUSED static int it_mmc_barrier(int id, int n)
 {
-    uint64_t deadline = it_now_ms() + IT_MMC_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + IT_MMC_WAIT_MS;
 
     atomic_fetch_add(&it_mmc_sh->bar[id], 1);
     while (atomic_load(&it_mmc_sh->bar[id]) < n) {
-        if (it_now_ms() > deadline) {
-            it_log("barrier %d: %d of %d arrived", id,
-                   atomic_load(&it_mmc_sh->bar[id]), n);
+        if (tk_time_ms() > deadline) {
+            tk_print("barrier %d: %d of %d arrived", id,
+                     atomic_load(&it_mmc_sh->bar[id]), n);
             return -1;
         }
-        it_sleep_ms(1);
+        tk_sleep_ms(1);
     }
     return 0;
-}
-
-static const char *it_mmc_meta_bin(void)
-{
-    const char *env = getenv("MMC_META_BIN");
-
-    return env != NULL && env[0] != '\0' ? env : MMC_META_BIN;
-}
-
-typedef struct it_mmc_exec_arg {
-    char **argv;
-    int fd; /* write end of the stdout pipe */
-} it_mmc_exec_arg_t;
-
-/* In a child inside a host namespace: becomes the daemon. */
-static int it_mmc_exec_fn(int index, void *arg)
-{
-    it_mmc_exec_arg_t *ea = arg;
-
-    dup2(ea->fd, STDOUT_FILENO);
-    close(ea->fd);
-    execv(ea->argv[0], ea->argv);
-    it_log("execv(%s) failed", ea->argv[0]);
-    return 127;
 }
 
 /*
  * Starts mmc-meta bound to addr (inside host `host` of net when net is
  * not NULL) with free ports plus extra "--set key=value" settings
- * (NULL-terminated list of "key=value"), and parses its ready line.
+ * (NULL-terminated list of "key=value").
  */
-IT_MMC_UNUSED static int it_mmc_meta_start(it_mmc_meta_t *m,
-                                           const it_netns_t *net, int host,
-                                           const char *addr,
+IT_MMC_UNUSED static int it_mmc_meta_start(tk_meta_t *m, const tk_netns_t *net,
+                                           int host, const char *addr,
                                            const char *const *extra)
 {
-    char *argv[64];
-    char sets[32][96];
-    char line[512];
-    const char *rpc;
-    unsigned rpc_port = 0, store = 0, http = 0;
-    int argc = 0, nsets = 0, fds[2] = {-1, -1}, fd = -1;
-    pid_t pid;
+    tk_meta_params_t p = {
+        .bin = tk_meta_bin(MMC_META_BIN),
+        .addr = addr,
+        .sets = extra,
+        .net = net,
+        .host = host,
+    };
 
-    memset(m, 0, sizeof(*m));
-    argv[argc++] = (char *)it_mmc_meta_bin();
-    snprintf(sets[nsets], sizeof(sets[0]), "addr=%s", addr);
-    argv[argc++] = "--set";
-    argv[argc++] = sets[nsets++];
-    argv[argc++] = "--set";
-    argv[argc++] = "port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "store_port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "http_port=0";
-    for (int i = 0; extra != NULL && extra[i] != NULL && nsets < 30; i++) {
-        snprintf(sets[nsets], sizeof(sets[0]), "%s", extra[i]);
-        argv[argc++] = "--set";
-        argv[argc++] = sets[nsets++];
-    }
-    argv[argc] = NULL;
-    if (access(argv[0], X_OK) != 0) {
-        it_log("mmc-meta not found at %s (set MMC_META_BIN)", argv[0]);
-        return -1;
-    }
-    if (net == NULL) {
-        pid = it_spawn_exec(argv, &fd);
-    } else {
-        it_mmc_exec_arg_t ea;
-
-        if (pipe(fds) != 0) {
-            return -1;
-        }
-        ea.argv = argv;
-        ea.fd = fds[1];
-        pid = it_netns_spawn(net, host, it_mmc_exec_fn, 200 + host, &ea);
-        close(fds[1]);
-        fd = fds[0];
-        if (pid < 0) {
-            close(fd);
-        }
-    }
-    if (pid < 0) {
-        return -1;
-    }
-    if (it_read_line(fd, line, sizeof(line), 60000) != 0 ||
-        strncmp(line, "mmc-meta ready rpc=", 19) != 0 ||
-        (rpc = strrchr(line + 19, ':')) == NULL ||
-        sscanf(rpc + 1, "%u store=%u http=%u", &rpc_port, &store, &http) != 3 ||
-        rpc_port == 0 || rpc_port > 65535 || store == 0 || store > 65535) {
-        it_log("mmc-meta did not report ready (got '%s')", line);
-        close(fd);
-        kill(pid, SIGKILL);
-        it_wait(pid, 10000);
-        return -1;
-    }
-    close(fd);
-    m->pid = pid;
-    snprintf(m->addr, sizeof(m->addr), "%s", addr);
-    m->port = (uint16_t)rpc_port;
-    m->store_port = (uint16_t)store;
-    m->http_port = (uint16_t)http;
-    snprintf(m->url, sizeof(m->url), "tcp://%s:%u", addr, rpc_port);
-    return 0;
-}
-
-/* SIGTERM and wait; the daemon's exit code (0: clean), or -1. */
-IT_MMC_UNUSED static int it_mmc_meta_stop(it_mmc_meta_t *m)
-{
-    int code;
-
-    if (m->pid <= 0) {
-        return -1;
-    }
-    kill(m->pid, SIGTERM);
-    code = it_wait(m->pid, 60000);
-    m->pid = 0;
-    return code;
+    return tk_meta_start(m, &p);
 }
 
 /*
@@ -249,12 +143,12 @@ IT_MMC_UNUSED static mmc_status_t it_mmc_open_kv(uint64_t dram,
         st = mmc_config_set(&cfg, kv[i], kv[i + 1]);
     }
     if (st != MMC_OK) {
-        it_log("config: %s", mmc_status_name(st));
+        tk_print("config: %s", mmc_status_name(st));
         return st;
     }
     st = mmc_create(&cfg, mmc_p);
     if (st != MMC_OK) {
-        it_log("mmc_create(%s): %s", cfg.meta_url, mmc_status_name(st));
+        tk_print("mmc_create(%s): %s", cfg.meta_url, mmc_status_name(st));
     }
     return st;
 }
@@ -265,14 +159,14 @@ it_mmc_open(uint64_t dram, const char *transport, mmc_t **mmc_p)
     return it_mmc_open_kv(dram, transport, NULL, mmc_p);
 }
 
-/* Like IT_CHECK_ST, naming MemCache statuses. */
+/* Like TK_CHECK_ST_GOTO, naming MemCache statuses. */
 #define IT_MMC_ST(_expr, _expected)                                            \
     do {                                                                       \
         mmc_status_t _st = (_expr);                                            \
         if (_st != (_expected)) {                                              \
-            it_log("%s:%d: %s returned %s (%d), expected %s", __FILE__,        \
-                   __LINE__, #_expr, mmc_status_name(_st), (int)_st,           \
-                   mmc_status_name(_expected));                                \
+            tk_check_report(                                                   \
+                __FILE__, __LINE__, #_expr, "returned %s (%d), expected %s",   \
+                mmc_status_name(_st), (int)_st, mmc_status_name(_expected));   \
             goto fail;                                                         \
         }                                                                      \
     } while (0)
@@ -282,7 +176,7 @@ it_mmc_open(uint64_t dram, const char *transport, mmc_t **mmc_p)
 IT_MMC_UNUSED static void it_mmc_fill(void *buf, size_t len, uint64_t seed)
 {
     memcpy(buf, &seed, sizeof(seed));
-    it_pattern_fill((char *)buf + 8, len - 8, seed, 8);
+    tk_pattern_fill((char *)buf + 8, len - 8, seed, 8);
 }
 
 /* The seed of a buffer filled by it_mmc_fill, or UINT64_MAX if torn. */
@@ -291,7 +185,7 @@ IT_MMC_UNUSED static uint64_t it_mmc_seed_of(const void *buf, size_t len)
     uint64_t seed;
 
     memcpy(&seed, buf, sizeof(seed));
-    return it_pattern_check((const char *)buf + 8, len - 8, seed, 8) < 0
+    return tk_pattern_check((const char *)buf + 8, len - 8, seed, 8) < 0
                ? seed
                : UINT64_MAX;
 }
@@ -304,7 +198,7 @@ IT_MMC_UNUSED static uint64_t it_mmc_seed_of(const void *buf, size_t len)
  * returns to its own at once (it has no threads, so nothing else sees the
  * switch).  The fd, or -1 (logged).
  */
-IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
+IT_MMC_UNUSED static int it_mmc_connect(const tk_netns_t *net, int host,
                                         const char *addr, uint16_t port)
 {
     struct sockaddr_in sa;
@@ -312,8 +206,8 @@ IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
 
     if (net != NULL) {
         self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-        if (self < 0 || it_netns_enter(net, host) != 0) {
-            it_log("cannot enter host %d: %s", host, strerror(errno));
+        if (self < 0 || tk_netns_enter(net, host) != 0) {
+            tk_print("cannot enter host %d: %s", host, strerror(errno));
             if (self >= 0) {
                 close(self);
             }
@@ -323,14 +217,14 @@ IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (net != NULL) {
         if (setns(self, CLONE_NEWNET) != 0) {
-            it_log("cannot return to the test's namespace: %s",
-                   strerror(errno));
+            tk_print("cannot return to the test's namespace: %s",
+                     strerror(errno));
             abort();
         }
         close(self);
     }
     if (fd < 0) {
-        it_log("socket: %s", strerror(errno));
+        tk_print("socket: %s", strerror(errno));
         return -1;
     }
     memset(&sa, 0, sizeof(sa));
@@ -338,7 +232,7 @@ IT_MMC_UNUSED static int it_mmc_connect(const it_netns_t *net, int host,
     sa.sin_port = htons(port);
     if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
         connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        it_log("connect to %s:%u failed: %s", addr, port, strerror(errno));
+        tk_print("connect to %s:%u failed: %s", addr, port, strerror(errno));
         close(fd);
         return -1;
     }
@@ -368,12 +262,12 @@ static inline bool it_mmc_send_all(int fd, const void *data, size_t len)
 static inline bool it_mmc_read_exact(int fd, void *buf, size_t len,
                                      unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + timeout_ms;
+    uint64_t deadline = tk_time_ms() + timeout_ms;
     struct pollfd pfd = {fd, POLLIN, 0};
     uint8_t *p = buf;
 
     while (len > 0) {
-        uint64_t now = it_now_ms();
+        uint64_t now = tk_time_ms();
         ssize_t n;
 
         if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) != 1) {
@@ -397,13 +291,13 @@ static inline bool it_mmc_read_exact(int fd, void *buf, size_t len,
  * when net is not NULL).  The status code, with the body in *body_p
  * (malloc'd, NUL-terminated), or -1.
  */
-IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
-                                         const it_mmc_meta_t *m,
-                                         const char *path, char **body_p)
+IT_MMC_UNUSED static int it_mmc_http_get(const tk_netns_t *net, int host,
+                                         const tk_meta_t *m, const char *path,
+                                         char **body_p)
 {
     char req[512], *raw = NULL, *sep, *grown;
     size_t len = 0, cap = 0;
-    uint64_t deadline = it_now_ms() + 30000;
+    uint64_t deadline = tk_time_ms() + 30000;
     struct pollfd pfd;
     int fd, n, code = -1;
 
@@ -423,7 +317,7 @@ IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
     pfd.events = POLLIN;
     for (;;) {
         ssize_t got;
-        uint64_t now = it_now_ms();
+        uint64_t now = tk_time_ms();
 
         if (cap - len < 4096) {
             cap = cap == 0 ? 65536 : 2 * cap;
@@ -434,7 +328,7 @@ IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
             raw = grown;
         }
         if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) != 1) {
-            it_log("HTTP GET %s: no answer", path);
+            tk_print("HTTP GET %s: no answer", path);
             goto out;
         }
         got = read(fd, raw + len, cap - len - 1);
@@ -452,7 +346,7 @@ IT_MMC_UNUSED static int it_mmc_http_get(const it_netns_t *net, int host,
     raw[len] = '\0';
     sep = strstr(raw, "\r\n\r\n");
     if (sscanf(raw, "HTTP/1.1 %d ", &code) != 1 || sep == NULL) {
-        it_log("HTTP GET %s: bad response '%.80s'", path, raw);
+        tk_print("HTTP GET %s: bad response '%.80s'", path, raw);
         code = -1;
         goto out;
     }
@@ -492,16 +386,16 @@ static inline bool it_mmc_json_u64(const char *obj, const char *end,
 /*
  * GET /segments: up to max segments into segs.  Their number, or -1.
  */
-IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
-                                         const it_mmc_meta_t *m,
-                                         it_mmc_seg_t *segs, int max)
+IT_MMC_UNUSED static int it_mmc_segments(const tk_netns_t *net, int host,
+                                         const tk_meta_t *m, it_mmc_seg_t *segs,
+                                         int max)
 {
     char *body = NULL, *p;
     int code, n = 0;
 
     code = it_mmc_http_get(net, host, m, "/segments", &body);
     if (code != 200) {
-        it_log("GET /segments: %d", code);
+        tk_print("GET /segments: %d", code);
         free(body);
         return -1;
     }
@@ -514,7 +408,7 @@ IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
             !it_mmc_json_u64(p, end, "capacity", &segs[n].capacity) ||
             !it_mmc_json_u64(p, end, "used", &segs[n].used) ||
             !it_mmc_json_u64(p, end, "replicas", &segs[n].replicas)) {
-            it_log("GET /segments: cannot parse '%.120s'", p);
+            tk_print("GET /segments: cannot parse '%.120s'", p);
             free(body);
             return -1;
         }
@@ -526,8 +420,8 @@ IT_MMC_UNUSED static int it_mmc_segments(const it_netns_t *net, int host,
 
 /* The value of the /metrics sample line that starts with `prefix` (name
  * and labels), or -1. */
-IT_MMC_UNUSED static double it_mmc_metric(const it_netns_t *net, int host,
-                                          const it_mmc_meta_t *m,
+IT_MMC_UNUSED static double it_mmc_metric(const tk_netns_t *net, int host,
+                                          const tk_meta_t *m,
                                           const char *prefix)
 {
     char *body = NULL, *p;
@@ -640,14 +534,14 @@ static inline int32_t it_mmc_wire_call(it_mmc_wire_t *w, uint16_t opcode,
     if (!it_mmc_send_all(w->fd, hdr, sizeof(hdr)) ||
         !it_mmc_send_all(w->fd, b->data, b->len) ||
         !it_mmc_read_exact(w->fd, hdr, sizeof(hdr), IT_MMC_WIRE_IO_MS)) {
-        it_log("wire: opcode %u: connection failed", opcode);
+        tk_print("wire: opcode %u: connection failed", opcode);
         return INT32_MIN;
     }
     body_len = it_mmc_get_le(hdr + 12, 4);
     if (it_mmc_get_le(hdr, 4) != IT_MMC_WIRE_MAGIC || hdr[5] != 2 ||
         it_mmc_get_le(hdr + 16, 8) != id || body_len > sizeof(w->resp) ||
         !it_mmc_read_exact(w->fd, w->resp, body_len, IT_MMC_WIRE_IO_MS)) {
-        it_log("wire: opcode %u: bad response", opcode);
+        tk_print("wire: opcode %u: bad response", opcode);
         return INT32_MIN;
     }
     w->resp_len = body_len;
@@ -656,8 +550,8 @@ static inline int32_t it_mmc_wire_call(it_mmc_wire_t *w, uint16_t opcode,
 
 /* Connects (inside host of net, if net) and says HELLO.  0 or -1. */
 IT_MMC_UNUSED static int it_mmc_wire_open(it_mmc_wire_t *w,
-                                          const it_netns_t *net, int host,
-                                          const it_mmc_meta_t *m)
+                                          const tk_netns_t *net, int host,
+                                          const tk_meta_t *m)
 {
     it_mmc_body_t b = {.len = 0};
 
@@ -706,7 +600,7 @@ IT_MMC_UNUSED static int32_t it_mmc_wire_get(it_mmc_wire_t *w, const char *key,
     it_mmc_body_str(&b, key);
     st = it_mmc_wire_call(w, 6 /* GET */, &b);
     if (st != 0) {
-        it_log("wire: GET %s: frame status %d", key, st);
+        tk_print("wire: GET %s: frame status %d", key, st);
         return INT32_MIN;
     }
     /* u32 count, i32 status, u64 id, ... */

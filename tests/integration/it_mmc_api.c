@@ -28,30 +28,19 @@
 static mmc_status_t api_results[MMC_BATCH_MAX + 1];
 
 /* Runs n children of fn and expects every one to exit 0. */
-static void api_run(int n, it_proc_fn fn, void *arg)
+static void api_run(int n, tk_proc_fn fn, void *arg)
 {
     pid_t pids[16];
 
     it_mmc_shared_reset();
-    assert_int_equal(it_spawn_n(n, fn, arg, pids), 0);
-    assert_int_equal(it_wait_all(pids, n, 2 * IT_MMC_WAIT_MS, NULL), 0);
+    assert_int_equal(tk_proc_spawn_n(n, fn, arg, pids), 0);
+    assert_int_equal(tk_proc_wait_all(pids, n, 2 * IT_MMC_WAIT_MS, NULL), 0);
 }
 
 /* ---------------------------------------------------------- config */
 
-typedef struct api_log {
-    int count;
-    char last[512];
-} api_log_t;
-
-static void api_log_sink(mf_log_level_t level, const char *file, int line,
-                         const char *message, void *arg)
-{
-    api_log_t *log = arg;
-
-    log->count++;
-    snprintf(log->last, sizeof(log->last), "%s", message);
-}
+/* What libmemcache logs in the config child. */
+static tk_log_t api_log;
 
 static int api_config_child(int index, void *arg)
 {
@@ -61,29 +50,29 @@ static int api_config_child(int index, void *arg)
     FILE *f;
     int fd, ret = 1;
 
-    it_set_role("config");
+    tk_role_set("config");
     mmc_config_init(&cfg);
-    IT_CHECK(strcmp(cfg.meta_url, "tcp://127.0.0.1:5800") == 0 &&
-                 cfg.dram_size == (1ull << 30) && cfg.replicas == 1 &&
-                 cfg.timeout_ms == 10000 && cfg.connect_timeout_ms == 30000 &&
-                 cfg.name[0] == '\0',
-             "defaults");
+    TK_CHECK_GOTO(strcmp(cfg.meta_url, "tcp://127.0.0.1:5800") == 0 &&
+                      cfg.dram_size == (1ull << 30) && cfg.replicas == 1 &&
+                      cfg.timeout_ms == 10000 &&
+                      cfg.connect_timeout_ms == 30000 && cfg.name[0] == '\0',
+                  "defaults");
     IT_MMC_ST(mmc_config_set(&cfg, "replicas", "3"), MMC_OK);
-    IT_CHECK(cfg.replicas == 3, "replicas");
+    TK_CHECK_GOTO(cfg.replicas == 3, "replicas");
     IT_MMC_ST(mmc_config_set(&cfg, "replicas", "9"), MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "replicas", "0"), MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "fabric.transport", "tcp"), MMC_OK);
-    IT_CHECK(strcmp(cfg.fabric.transport, "tcp") == 0, "fabric.transport");
+    TK_CHECK_GOTO(strcmp(cfg.fabric.transport, "tcp") == 0, "fabric.transport");
     IT_MMC_ST(mmc_config_set(&cfg, "fabric.transport", "carrier-pigeon"),
               MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "fabric.no_such_key", "1"), MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "meta_url", "not a url"), MF_ERR_CONFIG);
 
     fd = mkstemp(path);
-    IT_CHECK(fd >= 0, "mkstemp");
+    TK_CHECK_GOTO(fd >= 0, "mkstemp");
     f = fdopen(fd, "w");
-    IT_CHECK(f != NULL, "fdopen");
+    TK_CHECK_GOTO(f != NULL, "fdopen");
     fprintf(f, "# sample\nmeta_url = tcp://10.0.0.1:6000\n"
                "dram_size = 2G   # two\nname = \"worker 1\"\n"
                "fabric.copy_threads = 3\ntimeout_ms = 5s\n"
@@ -95,35 +84,38 @@ static int api_config_child(int index, void *arg)
     IT_MMC_ST(
         mf_bm_config_get(&cfg.fabric, "tcp.timeout_ms", value, sizeof(value)),
         MF_OK);
-    IT_CHECK(strcmp(value, "10000") == 0, "clients' tcp timeout %s", value);
+    TK_CHECK_GOTO(strcmp(value, "10000") == 0, "clients' tcp timeout %s",
+                  value);
     IT_MMC_ST(mmc_config_load(&cfg, path), MMC_OK);
-    IT_CHECK(strcmp(cfg.meta_url, "tcp://10.0.0.1:6000") == 0 &&
-                 cfg.dram_size == (2ull << 30) &&
-                 strcmp(cfg.name, "worker 1") == 0 &&
-                 cfg.fabric.copy_threads == 3 && cfg.timeout_ms == 5000 &&
-                 cfg.replicas == 2,
-             "loaded settings");
+    TK_CHECK_GOTO(strcmp(cfg.meta_url, "tcp://10.0.0.1:6000") == 0 &&
+                      cfg.dram_size == (2ull << 30) &&
+                      strcmp(cfg.name, "worker 1") == 0 &&
+                      cfg.fabric.copy_threads == 3 && cfg.timeout_ms == 5000 &&
+                      cfg.replicas == 2,
+                  "loaded settings");
     IT_MMC_ST(mf_bm_config_get(&cfg.fabric, "tcp.lanes", value, sizeof(value)),
               MF_OK);
-    IT_CHECK(strcmp(value, "4") == 0, "tcp.lanes from MMC_FABRIC_TCP_LANES");
+    TK_CHECK_GOTO(strcmp(value, "4") == 0,
+                  "tcp.lanes from MMC_FABRIC_TCP_LANES");
     IT_MMC_ST(
         mf_bm_config_get(&cfg.fabric, "tcp.chunk_size", value, sizeof(value)),
         MF_OK);
-    IT_CHECK(strcmp(value, "1048576") == 0, "tcp.chunk_size from its alias");
+    TK_CHECK_GOTO(strcmp(value, "1048576") == 0,
+                  "tcp.chunk_size from its alias");
     setenv("MMC_REPLICAS", "12", 1);
     IT_MMC_ST(mmc_config_load_env(&cfg), MF_ERR_CONFIG);
-    IT_CHECK(cfg.replicas == 2, "a failed load changed the config");
+    TK_CHECK_GOTO(cfg.replicas == 2, "a failed load changed the config");
     unsetenv("MMC_REPLICAS");
     unsetenv("MMC_FABRIC_TCP_LANES");
     f = fopen(path, "w");
-    IT_CHECK(f != NULL, "fopen");
+    TK_CHECK_GOTO(f != NULL, "fopen");
     fprintf(f, "replicas = 2\nthis line is bad\n");
     fclose(f);
     IT_MMC_ST(mmc_config_load(&cfg, path), MF_ERR_CONFIG);
 
     /* the help names every key, the fabric ones with their prefix */
     f = tmpfile();
-    IT_CHECK(f != NULL, "tmpfile");
+    TK_CHECK_GOTO(f != NULL, "tmpfile");
     mmc_config_help(f);
     rewind(f);
     {
@@ -132,32 +124,37 @@ static int api_config_child(int index, void *arg)
 
         text[n] = '\0';
         fclose(f);
-        IT_CHECK(strstr(text, "meta_url") != NULL &&
-                     strstr(text, "connect_timeout_ms") != NULL &&
-                     strstr(text, "MMC_DRAM_SIZE") != NULL &&
-                     strstr(text, "fabric.") != NULL &&
-                     strstr(text, "MMC_FABRIC_TRANSPORT") != NULL &&
-                     strstr(text, "fabric.tcp.lanes") != NULL &&
-                     strstr(text, "MMC_FABRIC_TCP_LANES") != NULL &&
-                     strstr(text, "fabric.tcp_lanes") != NULL,
-                 "help text:\n%s", text);
+        TK_CHECK_GOTO(strstr(text, "meta_url") != NULL &&
+                          strstr(text, "connect_timeout_ms") != NULL &&
+                          strstr(text, "MMC_DRAM_SIZE") != NULL &&
+                          strstr(text, "fabric.") != NULL &&
+                          strstr(text, "MMC_FABRIC_TRANSPORT") != NULL &&
+                          strstr(text, "fabric.tcp.lanes") != NULL &&
+                          strstr(text, "MMC_FABRIC_TCP_LANES") != NULL &&
+                          strstr(text, "fabric.tcp_lanes") != NULL,
+                      "help text:\n%s", text);
     }
 
     /* the library's log goes where its user says, at the level it says */
     {
-        api_log_t log = {0};
+        tk_log_t *log = &api_log;
 
-        mmc_log_set_sink(api_log_sink, &log);
+        tk_log_start(log, 0);
+        mmc_log_set_sink(tk_log_sink, log);
         mmc_log_set_level(MF_LOG_ERROR);
-        IT_CHECK(mmc_log_get_level() == MF_LOG_ERROR, "log level");
+        TK_CHECK_GOTO(mmc_log_get_level() == MF_LOG_ERROR, "log level");
         IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
-        IT_CHECK(log.count >= 1 && strstr(log.last, "no_such_key") != NULL,
-                 "sink got %d messages, last '%s'", log.count, log.last);
-        log.count = 0;
+        TK_CHECK_GOTO(tk_log_total(log) >= 1 &&
+                          strstr(tk_log_last(log), "no_such_key") != NULL,
+                      "sink got %u messages, last '%s'", tk_log_total(log),
+                      tk_log_last(log));
+        tk_log_reset(log);
         mmc_log_set_level(MF_LOG_OFF);
         IT_MMC_ST(mmc_config_set(&cfg, "no_such_key", "1"), MF_ERR_CONFIG);
-        IT_CHECK(log.count == 0, "%d messages while off", log.count);
+        TK_CHECK_GOTO(tk_log_total(log) == 0, "%u messages while off",
+                      tk_log_total(log));
         mmc_log_set_sink(NULL, NULL);
+        tk_log_stop(log);
         mmc_log_set_level(MF_LOG_WARN);
     }
     ret = 0;
@@ -222,16 +219,16 @@ static int api_basic_child(int index, void *arg)
     int ret = 1, saved;
     bool logged;
 
-    it_set_role("basic");
+    tk_role_set("basic");
     IT_MMC_ST(it_mmc_open(256 * MB, NULL, &mmc), MMC_OK);
     mmc_config_init(&cfg);
     IT_MMC_ST(mmc_create(&cfg, &second), MF_ERR_STATE);
-    IT_CHECK(mmc_rank(mmc) != UINT32_MAX, "rank");
+    TK_CHECK_GOTO(mmc_rank(mmc) != UINT32_MAX, "rank");
 
     a = malloc(size);
     b = malloc(size);
     c = malloc(size + 1);
-    IT_CHECK(a != NULL && b != NULL && c != NULL, "malloc");
+    TK_CHECK_GOTO(a != NULL && b != NULL && c != NULL, "malloc");
     it_mmc_fill(a, size, 1);
     it_mmc_fill(b, size, 2);
 
@@ -240,41 +237,42 @@ static int api_basic_child(int index, void *arg)
     IT_MMC_ST(mmc_exist(mmc, "basic/a"), MMC_OK);
     memset(c, 0, size);
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(c, size) == 1, "get returned other bytes");
+    TK_CHECK_GOTO(it_mmc_seed_of(c, size) == 1, "get returned other bytes");
 
     /* write-once, and replace */
     IT_MMC_ST(mmc_put(mmc, "basic/a", b, size, NULL), MMC_ERR_EXISTS);
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(c, size) == 1, "a refused put changed bytes");
+    TK_CHECK_GOTO(it_mmc_seed_of(c, size) == 1, "a refused put changed bytes");
     opts.flags = MMC_PUT_REPLACE;
     IT_MMC_ST(mmc_put(mmc, "basic/a", b, size, &opts), MMC_OK);
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(c, size) == 2, "replace did not take");
+    TK_CHECK_GOTO(it_mmc_seed_of(c, size) == 2, "replace did not take");
 
     /* query */
     IT_MMC_ST(mmc_query(mmc, "basic/a", &info), MMC_OK);
-    IT_CHECK(info.size == size && info.nreplicas == 1 &&
-                 info.ranks[0] == mmc_rank(mmc) &&
-                 info.media[0] == MMC_MEDIA_DRAM && info.gvas[0] != 0,
-             "query: size %llu, %u replicas, rank %u",
-             (unsigned long long)info.size, info.nreplicas, info.ranks[0]);
+    TK_CHECK_GOTO(info.size == size && info.nreplicas == 1 &&
+                      info.ranks[0] == mmc_rank(mmc) &&
+                      info.media[0] == MMC_MEDIA_DRAM && info.gvas[0] != 0,
+                  "query: size %llu, %u replicas, rank %u",
+                  (unsigned long long)info.size, info.nreplicas, info.ranks[0]);
 
     /* size mismatches: nothing copied, both sizes logged */
     memset(c, 0x5a, size + 1);
     snprintf(s1, sizeof(s1), "%zu", size);
     snprintf(s2, sizeof(s2), "%zu", size + 1);
     saved = api_stderr_begin();
-    IT_CHECK(saved >= 0, "capture stderr");
+    TK_CHECK_GOTO(saved >= 0, "capture stderr");
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size + 1), MMC_ERR_SIZE_MISMATCH);
     logged = api_stderr_end(saved, s1, s2);
-    IT_CHECK(logged, "the log does not name both sizes");
-    IT_CHECK(it_memcheck(c, 0x5a, size + 1) < 0, "mismatch copied bytes");
+    TK_CHECK_GOTO(logged, "the log does not name both sizes");
+    TK_CHECK_GOTO(tk_mem_find_not(c, 0x5a, size + 1) < 0,
+                  "mismatch copied bytes");
     snprintf(s2, sizeof(s2), "%zu", size - 1);
     saved = api_stderr_begin();
-    IT_CHECK(saved >= 0, "capture stderr");
+    TK_CHECK_GOTO(saved >= 0, "capture stderr");
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size - 1), MMC_ERR_SIZE_MISMATCH);
     logged = api_stderr_end(saved, s1, s2);
-    IT_CHECK(logged, "the log does not name both sizes");
+    TK_CHECK_GOTO(logged, "the log does not name both sizes");
 
     /* bad input */
     memset(long_key, 'k', sizeof(long_key) - 1);
@@ -331,7 +329,7 @@ static int api_basic_child(int index, void *arg)
     /* registered user buffers work like any other */
     IT_MMC_ST(mmc_register_buffer(mmc, c, size), MMC_OK);
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(c, size) == 2, "get into a registered buffer");
+    TK_CHECK_GOTO(it_mmc_seed_of(c, size) == 2, "get into a registered buffer");
     IT_MMC_ST(mmc_unregister_buffer(mmc, c), MMC_OK);
 
     /* remove */
@@ -342,7 +340,7 @@ static int api_basic_child(int index, void *arg)
     /* a removed key can be written again */
     IT_MMC_ST(mmc_put(mmc, "basic/a", a, size, NULL), MMC_OK);
     IT_MMC_ST(mmc_get(mmc, "basic/a", c, size), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(c, size) == 1, "re-put");
+    TK_CHECK_GOTO(it_mmc_seed_of(c, size) == 1, "re-put");
     IT_MMC_ST(mmc_remove(mmc, "basic/a"), MMC_OK);
     ret = 0;
 fail:
@@ -394,13 +392,13 @@ static int api_batch_child(int index, void *arg)
     mmc_t *mmc = NULL;
     int ret = 1, i;
 
-    it_set_role("batch");
+    tk_role_set("batch");
     IT_MMC_ST(it_mmc_open(256 * MB, NULL, &mmc), MMC_OK);
 
     /* layers: put as layers, get as one flat buffer and as layers */
     for (i = 0; i < KV_OBJS; i++) {
         kv[i] = malloc(KV_SIZE);
-        IT_CHECK(kv[i] != NULL, "malloc");
+        TK_CHECK_GOTO(kv[i] != NULL, "malloc");
         it_mmc_fill(kv[i], KV_SIZE, 100 + (uint64_t)i);
         api_kv_iov(kv[i], iovs[i]);
         iovp[i] = iovs[i];
@@ -409,13 +407,13 @@ static int api_batch_child(int index, void *arg)
         keys[i] = keybuf[i];
     }
     flat = malloc(KV_SIZE);
-    IT_CHECK(flat != NULL, "malloc");
+    TK_CHECK_GOTO(flat != NULL, "malloc");
     IT_MMC_ST(mmc_put_layers(mmc, keys[0], iovs[0], niovs[0], NULL), MMC_OK);
     IT_MMC_ST(mmc_get(mmc, keys[0], flat, KV_SIZE), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(flat, KV_SIZE) == 100, "layers -> flat");
+    TK_CHECK_GOTO(it_mmc_seed_of(flat, KV_SIZE) == 100, "layers -> flat");
     memset(kv[0], 0, KV_SIZE);
     IT_MMC_ST(mmc_get_layers(mmc, keys[0], iovs[0], niovs[0]), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(kv[0], KV_SIZE) == 100, "layers -> layers");
+    TK_CHECK_GOTO(it_mmc_seed_of(kv[0], KV_SIZE) == 100, "layers -> layers");
     /* layers whose lengths add up to another size */
     niovs[0] = 2 * KV_LAYERS - 1;
     IT_MMC_ST(mmc_get_layers(mmc, keys[0], iovs[0], niovs[0]),
@@ -432,25 +430,27 @@ static int api_batch_child(int index, void *arg)
     }
     IT_MMC_ST(mmc_put_layers_batch(mmc, keys, iovp, niovs, KV_OBJS, NULL, res),
               MMC_ERR_PARTIAL);
-    IT_CHECK(res[0] == MMC_ERR_EXISTS, "item 0: %s", mmc_status_name(res[0]));
+    TK_CHECK_GOTO(res[0] == MMC_ERR_EXISTS, "item 0: %s",
+                  mmc_status_name(res[0]));
     for (i = 1; i < KV_OBJS; i++) {
-        IT_CHECK(res[i] == MMC_OK, "item %d: %s", i, mmc_status_name(res[i]));
+        TK_CHECK_GOTO(res[i] == MMC_OK, "item %d: %s", i,
+                      mmc_status_name(res[i]));
     }
     for (i = 0; i < KV_OBJS; i++) {
         memset(kv[i], 0, KV_SIZE);
     }
     IT_MMC_ST(mmc_get_layers_batch(mmc, keys, iovp, niovs, KV_OBJS, res),
               MMC_OK);
-    IT_CHECK(it_mmc_seed_of(kv[0], KV_SIZE) == 100, "kv 0");
+    TK_CHECK_GOTO(it_mmc_seed_of(kv[0], KV_SIZE) == 100, "kv 0");
     for (i = 1; i < KV_OBJS; i++) {
-        IT_CHECK(it_mmc_seed_of(kv[i], KV_SIZE) == 200 + (uint64_t)i, "kv %d",
-                 i);
+        TK_CHECK_GOTO(it_mmc_seed_of(kv[i], KV_SIZE) == 200 + (uint64_t)i,
+                      "kv %d", i);
     }
     IT_MMC_ST(mmc_remove_batch(mmc, keys, KV_OBJS, res), MMC_OK);
 
     /* plain batches of BATCH_N objects of different sizes */
     small = malloc(BATCH_N * 64 * 1024);
-    IT_CHECK(small != NULL, "malloc");
+    TK_CHECK_GOTO(small != NULL, "malloc");
     for (i = 0; i < BATCH_N; i++) {
         snprintf(keybuf[i], sizeof(keybuf[i]), "batch/%d", i);
         keys[i] = keybuf[i];
@@ -465,8 +465,8 @@ static int api_batch_child(int index, void *arg)
     mmc_obj_info_init(infos, BATCH_N);
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MMC_OK);
     for (i = 0; i < BATCH_N; i++) {
-        IT_CHECK(infos[i].size == sizes[i] && infos[i].nreplicas == 1,
-                 "query %d", i);
+        TK_CHECK_GOTO(infos[i].size == sizes[i] && infos[i].nreplicas == 1,
+                      "query %d", i);
     }
     /* a caller built with a larger (newer) info struct: the elements are
      * info_size apart and nothing past a known field is written */
@@ -475,7 +475,7 @@ static int api_batch_child(int index, void *arg)
         uint8_t *wide = malloc((size_t)BATCH_N * WIDE);
         mmc_obj_info_t one;
 
-        IT_CHECK(wide != NULL, "malloc");
+        TK_CHECK_GOTO(wide != NULL, "malloc");
         memset(wide, 0xa5, (size_t)BATCH_N * WIDE);
         ((mmc_obj_info_t *)wide)->info_size = WIDE;
         IT_MMC_ST(
@@ -483,18 +483,18 @@ static int api_batch_child(int index, void *arg)
             MMC_OK);
         for (i = 0; i < BATCH_N; i++) {
             memcpy(&one, wide + (size_t)i * WIDE, sizeof(one));
-            IT_CHECK(one.size == sizes[i] && one.nreplicas == 1 &&
-                         wide[(size_t)i * WIDE + WIDE - 1] == 0xa5 &&
-                         wide[(size_t)i * WIDE + sizeof(one)] == 0xa5,
-                     "wide query %d", i);
+            TK_CHECK_GOTO(one.size == sizes[i] && one.nreplicas == 1 &&
+                              wide[(size_t)i * WIDE + WIDE - 1] == 0xa5 &&
+                              wide[(size_t)i * WIDE + sizeof(one)] == 0xa5,
+                          "wide query %d", i);
         }
         free(wide);
     }
     memset(small, 0, BATCH_N * 64 * 1024);
     IT_MMC_ST(mmc_get_batch(mmc, keys, bufs, sizes, BATCH_N, res), MMC_OK);
     for (i = 0; i < BATCH_N; i++) {
-        IT_CHECK(it_mmc_seed_of(bufs[i], sizes[i]) == 300 + (uint64_t)i,
-                 "batch get %d", i);
+        TK_CHECK_GOTO(it_mmc_seed_of(bufs[i], sizes[i]) == 300 + (uint64_t)i,
+                      "batch get %d", i);
     }
     /* bad items fail alone */
     keys[1] = "";
@@ -502,62 +502,62 @@ static int api_batch_child(int index, void *arg)
     keys[3] = "batch/none";
     IT_MMC_ST(mmc_get_batch(mmc, keys, bufs, sizes, BATCH_N, res),
               MMC_ERR_PARTIAL);
-    IT_CHECK(res[0] == MMC_OK && res[1] == MF_ERR_INVALID &&
-                 res[2] == MMC_ERR_SIZE_MISMATCH &&
-                 res[3] == MMC_ERR_NOT_FOUND && res[4] == MMC_OK,
-             "partial get: %s %s %s %s %s", mmc_status_name(res[0]),
-             mmc_status_name(res[1]), mmc_status_name(res[2]),
-             mmc_status_name(res[3]), mmc_status_name(res[4]));
+    TK_CHECK_GOTO(res[0] == MMC_OK && res[1] == MF_ERR_INVALID &&
+                      res[2] == MMC_ERR_SIZE_MISMATCH &&
+                      res[3] == MMC_ERR_NOT_FOUND && res[4] == MMC_OK,
+                  "partial get: %s %s %s %s %s", mmc_status_name(res[0]),
+                  mmc_status_name(res[1]), mmc_status_name(res[2]),
+                  mmc_status_name(res[3]), mmc_status_name(res[4]));
     IT_MMC_ST(mmc_exist_batch(mmc, keys, BATCH_N, res), MMC_ERR_PARTIAL);
-    IT_CHECK(res[1] == MF_ERR_INVALID && res[3] == MMC_ERR_NOT_FOUND &&
-                 res[2] == MMC_OK,
-             "partial exist");
+    TK_CHECK_GOTO(res[1] == MF_ERR_INVALID && res[3] == MMC_ERR_NOT_FOUND &&
+                      res[2] == MMC_OK,
+                  "partial exist");
     /* found and not found: every item has its answer, the call is OK */
     keys[1] = keybuf[1];
     IT_MMC_ST(mmc_exist_batch(mmc, keys, BATCH_N, res), MMC_OK);
-    IT_CHECK(res[0] == MMC_OK && res[3] == MMC_ERR_NOT_FOUND &&
-                 res[4] == MMC_OK,
-             "exist, one missing: %s %s %s", mmc_status_name(res[0]),
-             mmc_status_name(res[3]), mmc_status_name(res[4]));
+    TK_CHECK_GOTO(res[0] == MMC_OK && res[3] == MMC_ERR_NOT_FOUND &&
+                      res[4] == MMC_OK,
+                  "exist, one missing: %s %s %s", mmc_status_name(res[0]),
+                  mmc_status_name(res[3]), mmc_status_name(res[4]));
     memset(infos, 0xa5, sizeof(infos));
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MF_ERR_INVALID);
     infos[0].info_size = sizeof(infos[0]);
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MMC_OK);
-    IT_CHECK(res[0] == MMC_OK && infos[0].size == sizes[0] &&
-                 res[3] == MMC_ERR_NOT_FOUND && res[4] == MMC_OK,
-             "query, one missing: %s %s %s", mmc_status_name(res[0]),
-             mmc_status_name(res[3]), mmc_status_name(res[4]));
+    TK_CHECK_GOTO(res[0] == MMC_OK && infos[0].size == sizes[0] &&
+                      res[3] == MMC_ERR_NOT_FOUND && res[4] == MMC_OK,
+                  "query, one missing: %s %s %s", mmc_status_name(res[0]),
+                  mmc_status_name(res[3]), mmc_status_name(res[4]));
     keys[1] = "";
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MMC_ERR_PARTIAL);
-    IT_CHECK(res[1] == MF_ERR_INVALID && res[3] == MMC_ERR_NOT_FOUND,
-             "partial query");
+    TK_CHECK_GOTO(res[1] == MF_ERR_INVALID && res[3] == MMC_ERR_NOT_FOUND,
+                  "partial query");
     keys[1] = keybuf[1];
     keys[3] = keybuf[3];
     sizes[2] -= 1;
     sizes[5] = 0;
     IT_MMC_ST(mmc_put_batch(mmc, keys, cbufs, sizes, BATCH_N, NULL, res),
               MMC_ERR_PARTIAL);
-    IT_CHECK(res[5] == MF_ERR_INVALID && res[0] == MMC_ERR_EXISTS,
-             "partial put");
+    TK_CHECK_GOTO(res[5] == MF_ERR_INVALID && res[0] == MMC_ERR_EXISTS,
+                  "partial put");
     IT_MMC_ST(mmc_remove_batch(mmc, keys, BATCH_N, res), MMC_OK);
     /* nothing found is an answer too; removing what is gone is not */
     IT_MMC_ST(mmc_exist_batch(mmc, keys, BATCH_N, res), MMC_OK);
     for (i = 0; i < BATCH_N; i++) {
-        IT_CHECK(res[i] == MMC_ERR_NOT_FOUND, "removed %d", i);
+        TK_CHECK_GOTO(res[i] == MMC_ERR_NOT_FOUND, "removed %d", i);
     }
     IT_MMC_ST(mmc_query_batch(mmc, keys, BATCH_N, infos, res), MMC_OK);
     for (i = 0; i < BATCH_N; i++) {
-        IT_CHECK(res[i] == MMC_ERR_NOT_FOUND, "query removed %d", i);
+        TK_CHECK_GOTO(res[i] == MMC_ERR_NOT_FOUND, "query removed %d", i);
     }
     IT_MMC_ST(mmc_remove_batch(mmc, keys, BATCH_N, res), MMC_ERR_PARTIAL);
-    IT_CHECK(res[0] == MMC_ERR_NOT_FOUND, "remove removed: %s",
-             mmc_status_name(res[0]));
+    TK_CHECK_GOTO(res[0] == MMC_ERR_NOT_FOUND, "remove removed: %s",
+                  mmc_status_name(res[0]));
     /* more than MMC_BATCH_MAX keys: the call fails as a whole */
     IT_MMC_ST(mmc_exist_batch(mmc, keys, MMC_BATCH_MAX + 1, res),
               MF_ERR_TOO_LARGE);
-    IT_CHECK(res[0] == MF_ERR_TOO_LARGE &&
-                 res[MMC_BATCH_MAX] == MF_ERR_TOO_LARGE,
-             "results of a refused call");
+    TK_CHECK_GOTO(res[0] == MF_ERR_TOO_LARGE &&
+                      res[MMC_BATCH_MAX] == MF_ERR_TOO_LARGE,
+                  "results of a refused call");
     IT_MMC_ST(mmc_put_batch(mmc, keys, cbufs, sizes, BATCH_N, NULL, NULL),
               MF_ERR_INVALID);
     ret = 0;
@@ -589,7 +589,7 @@ static int api_max_batch_child(int index, void *arg)
     mmc_t *mmc = NULL;
     int ret = 1;
 
-    it_set_role("max-batch");
+    tk_role_set("max-batch");
     IT_MMC_ST(it_mmc_open(512 * MB, NULL, &mmc), MMC_OK);
     keys = calloc(n, sizeof(*keys));
     cbufs = calloc(n, sizeof(*cbufs));
@@ -597,7 +597,7 @@ static int api_max_batch_child(int index, void *arg)
     sizes = calloc(n, sizeof(*sizes));
     names = calloc(n, 32);
     data = calloc(n, size);
-    IT_CHECK(keys && cbufs && bufs && sizes && names && data, "calloc");
+    TK_CHECK_GOTO(keys && cbufs && bufs && sizes && names && data, "calloc");
     for (size_t i = 0; i < n; i++) {
         snprintf(names + i * 32, 32, "max/%zu", i);
         keys[i] = names + i * 32;
@@ -608,8 +608,8 @@ static int api_max_batch_child(int index, void *arg)
     /* none of them exists yet */
     IT_MMC_ST(mmc_exist_batch(mmc, keys, n, res), MMC_OK);
     for (size_t i = 0; i < n; i++) {
-        IT_CHECK(res[i] == MMC_ERR_NOT_FOUND, "exist %zu: %s", i,
-                 mmc_status_name(res[i]));
+        TK_CHECK_GOTO(res[i] == MMC_ERR_NOT_FOUND, "exist %zu: %s", i,
+                      mmc_status_name(res[i]));
     }
     for (size_t i = 0; i < n; i++) {
         it_mmc_fill(bufs[i], size, i);
@@ -619,7 +619,7 @@ static int api_max_batch_child(int index, void *arg)
     memset(data, 0, n * size);
     IT_MMC_ST(mmc_get_batch(mmc, keys, bufs, sizes, n, res), MMC_OK);
     for (size_t i = 0; i < n; i++) {
-        IT_CHECK(it_mmc_seed_of(bufs[i], size) == i, "get %zu", i);
+        TK_CHECK_GOTO(it_mmc_seed_of(bufs[i], size) == i, "get %zu", i);
     }
     IT_MMC_ST(mmc_remove_batch(mmc, keys, n, res), MMC_OK);
     ret = 0;
@@ -653,18 +653,18 @@ static int api_replicas_child(int index, void *arg)
     int ret = 1;
     bool pure = index == REP_CLIENTS - 1;
 
-    it_set_role("replicas %d", index);
+    tk_role_set("replicas %d", index);
     IT_MMC_ST(it_mmc_open(pure ? 0 : 64 * MB, NULL, &mmc), MMC_OK);
     atomic_store(&it_mmc_sh->val[index], (int)mmc_rank(mmc));
     buf = malloc(size);
-    IT_CHECK(buf != NULL, "malloc");
-    IT_CHECK(it_mmc_barrier(0, REP_CLIENTS) == 0, "barrier 0");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
+    TK_CHECK_GOTO(it_mmc_barrier(0, REP_CLIENTS) == 0, "barrier 0");
     if (index == 0) {
         for (int i = 0; i < REP_CLIENTS; i++) {
             for (int j = 0; j < i; j++) {
-                IT_CHECK(it_mmc_sh->val[i] != it_mmc_sh->val[j],
-                         "clients %d and %d share rank %d", i, j,
-                         it_mmc_sh->val[i]);
+                TK_CHECK_GOTO(it_mmc_sh->val[i] != it_mmc_sh->val[j],
+                              "clients %d and %d share rank %d", i, j,
+                              it_mmc_sh->val[i]);
             }
         }
         for (uint32_t r = 2; r <= 3; r++) {
@@ -675,20 +675,20 @@ static int api_replicas_child(int index, void *arg)
             opts.replicas = r;
             IT_MMC_ST(mmc_put(mmc, key, buf, size, &opts), MMC_OK);
             IT_MMC_ST(mmc_query(mmc, key, &info), MMC_OK);
-            IT_CHECK(info.nreplicas == r, "%u replicas, wanted %u",
-                     info.nreplicas, r);
+            TK_CHECK_GOTO(info.nreplicas == r, "%u replicas, wanted %u",
+                          info.nreplicas, r);
             for (uint32_t x = 0; x < r; x++) {
                 for (uint32_t y = 0; y < x; y++) {
-                    IT_CHECK(info.ranks[x] != info.ranks[y],
-                             "two replicas on rank %u", info.ranks[x]);
+                    TK_CHECK_GOTO(info.ranks[x] != info.ranks[y],
+                                  "two replicas on rank %u", info.ranks[x]);
                 }
-                IT_CHECK(info.ranks[x] !=
-                             (uint32_t)it_mmc_sh->val[REP_CLIENTS - 1],
-                         "a replica on the pure client");
+                TK_CHECK_GOTO(info.ranks[x] !=
+                                  (uint32_t)it_mmc_sh->val[REP_CLIENTS - 1],
+                              "a replica on the pure client");
             }
             /* the caller's own rank comes first */
-            IT_CHECK(info.ranks[0] == mmc_rank(mmc), "first replica on %u",
-                     info.ranks[0]);
+            TK_CHECK_GOTO(info.ranks[0] == mmc_rank(mmc), "first replica on %u",
+                          info.ranks[0]);
         }
         /* four replicas do not fit on three segments: nothing is kept */
         opts.replicas = 4;
@@ -701,10 +701,11 @@ static int api_replicas_child(int index, void *arg)
         it_mmc_fill(buf, size, 7);
         IT_MMC_ST(mmc_put(mmc, "rep/pref", buf, size, &opts), MMC_OK);
         IT_MMC_ST(mmc_query(mmc, "rep/pref", &info), MMC_OK);
-        IT_CHECK(info.nreplicas == 1 && info.ranks[0] == opts.preferred[0],
-                 "preferred rank %u, got %u", opts.preferred[0], info.ranks[0]);
+        TK_CHECK_GOTO(info.nreplicas == 1 && info.ranks[0] == opts.preferred[0],
+                      "preferred rank %u, got %u", opts.preferred[0],
+                      info.ranks[0]);
     }
-    IT_CHECK(it_mmc_barrier(1, REP_CLIENTS) == 0, "barrier 1");
+    TK_CHECK_GOTO(it_mmc_barrier(1, REP_CLIENTS) == 0, "barrier 1");
     /* everybody reads everything, the pure client included */
     for (uint32_t r = 2; r <= 3; r++) {
         char key[32];
@@ -712,47 +713,47 @@ static int api_replicas_child(int index, void *arg)
         snprintf(key, sizeof(key), "rep/%u", r);
         memset(buf, 0, size);
         IT_MMC_ST(mmc_get(mmc, key, buf, size), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, size) == r, "read %s", key);
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, size) == r, "read %s", key);
     }
     IT_MMC_ST(mmc_get(mmc, "rep/pref", buf, size), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(buf, size) == 7, "read rep/pref");
+    TK_CHECK_GOTO(it_mmc_seed_of(buf, size) == 7, "read rep/pref");
     if (pure) {
         /* a pure client writes too; the replica lands elsewhere */
         it_mmc_fill(buf, size, 8);
         IT_MMC_ST(mmc_put(mmc, "rep/pure", buf, size, NULL), MMC_OK);
         IT_MMC_ST(mmc_query(mmc, "rep/pure", &info), MMC_OK);
-        IT_CHECK(info.nreplicas == 1 && info.ranks[0] != mmc_rank(mmc),
-                 "pure client's object on rank %u", info.ranks[0]);
+        TK_CHECK_GOTO(info.nreplicas == 1 && info.ranks[0] != mmc_rank(mmc),
+                      "pure client's object on rank %u", info.ranks[0]);
         memset(buf, 0, size);
         IT_MMC_ST(mmc_get(mmc, "rep/pure", buf, size), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, size) == 8, "read rep/pure");
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, size) == 8, "read rep/pure");
         IT_MMC_ST(mmc_remove(mmc, "rep/pure"), MMC_OK);
     }
-    IT_CHECK(it_mmc_barrier(2, REP_CLIENTS) == 0, "barrier 2");
+    TK_CHECK_GOTO(it_mmc_barrier(2, REP_CLIENTS) == 0, "barrier 2");
     /* client 2 leaves: rep/3 keeps two replicas, rep/pref is gone */
     if (index == 2) {
         mmc_destroy(mmc);
         mmc = NULL;
     }
-    IT_CHECK(it_mmc_barrier(3, REP_CLIENTS) == 0, "barrier 3");
+    TK_CHECK_GOTO(it_mmc_barrier(3, REP_CLIENTS) == 0, "barrier 3");
     if (index == 0) {
         IT_MMC_ST(mmc_exist(mmc, "rep/pref"), MMC_ERR_NOT_FOUND);
         IT_MMC_ST(mmc_query(mmc, "rep/3", &info), MMC_OK);
-        IT_CHECK(info.nreplicas == 2, "rep/3 has %u replicas after a leave",
-                 info.nreplicas);
+        TK_CHECK_GOTO(info.nreplicas == 2,
+                      "rep/3 has %u replicas after a leave", info.nreplicas);
     }
     if (mmc != NULL) {
         IT_MMC_ST(mmc_get(mmc, "rep/3", buf, size), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, size) == 3, "rep/3 after the leave");
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, size) == 3, "rep/3 after the leave");
     }
-    IT_CHECK(it_mmc_barrier(4, REP_CLIENTS) == 0, "barrier 4");
+    TK_CHECK_GOTO(it_mmc_barrier(4, REP_CLIENTS) == 0, "barrier 4");
     if (index == 0) {
         const char *keys[] = {"rep/2", "rep/3"};
         mmc_status_t res[2];
 
         (void)mmc_remove_batch(mmc, keys, 2, res);
     }
-    IT_CHECK(it_mmc_barrier(5, REP_CLIENTS) == 0, "barrier 5");
+    TK_CHECK_GOTO(it_mmc_barrier(5, REP_CLIENTS) == 0, "barrier 5");
     ret = 0;
 fail:
     free(buf);
@@ -777,10 +778,10 @@ static int api_race_child(int index, void *arg)
     char *buf = NULL;
     int ret = 1;
 
-    it_set_role("race %d", index);
+    tk_role_set("race %d", index);
     IT_MMC_ST(it_mmc_open(64 * MB, NULL, &mmc), MMC_OK);
     buf = malloc(size);
-    IT_CHECK(buf != NULL, "malloc");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     for (int round = 0; round < RACE_ROUNDS; round++) {
         char key[32];
         mmc_status_t st;
@@ -788,24 +789,26 @@ static int api_race_child(int index, void *arg)
 
         snprintf(key, sizeof(key), "race/%d", round);
         it_mmc_fill(buf, size, 1000 * (uint64_t)round + (uint64_t)index);
-        IT_CHECK(it_mmc_barrier(3 * round, RACE_CLIENTS) == 0, "barrier");
+        TK_CHECK_GOTO(it_mmc_barrier(3 * round, RACE_CLIENTS) == 0, "barrier");
         st = mmc_put(mmc, key, buf, size, NULL);
-        IT_CHECK(st == MMC_OK || st == MMC_ERR_EXISTS, "put: %s",
-                 mmc_status_name(st));
+        TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_EXISTS, "put: %s",
+                      mmc_status_name(st));
         if (st == MMC_OK) {
             atomic_fetch_add(&it_mmc_sh->val[2 * round], 1);
             atomic_store(&it_mmc_sh->val[2 * round + 1], index);
         }
-        IT_CHECK(it_mmc_barrier(3 * round + 1, RACE_CLIENTS) == 0, "barrier");
+        TK_CHECK_GOTO(it_mmc_barrier(3 * round + 1, RACE_CLIENTS) == 0,
+                      "barrier");
         ok = atomic_load(&it_mmc_sh->val[2 * round]);
         winner = atomic_load(&it_mmc_sh->val[2 * round + 1]);
-        IT_CHECK(ok == 1, "round %d: %d puts succeeded", round, ok);
+        TK_CHECK_GOTO(ok == 1, "round %d: %d puts succeeded", round, ok);
         memset(buf, 0, size);
         IT_MMC_ST(mmc_get(mmc, key, buf, size), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, size) ==
-                     1000 * (uint64_t)round + (uint64_t)winner,
-                 "round %d: read other bytes than the winner's", round);
-        IT_CHECK(it_mmc_barrier(3 * round + 2, RACE_CLIENTS) == 0, "barrier");
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, size) ==
+                          1000 * (uint64_t)round + (uint64_t)winner,
+                      "round %d: read other bytes than the winner's", round);
+        TK_CHECK_GOTO(it_mmc_barrier(3 * round + 2, RACE_CLIENTS) == 0,
+                      "barrier");
     }
     ret = 0;
 fail:
@@ -837,11 +840,12 @@ static int api_churn_child(int index, void *arg)
     unsigned ok = 0, missing = 0;
     int ret = 1;
 
-    it_set_role("churn %s %d", writer ? "writer" : "reader", index);
+    tk_role_set("churn %s %d", writer ? "writer" : "reader", index);
     IT_MMC_ST(it_mmc_open(64 * MB, NULL, &mmc), MMC_OK);
     buf = malloc(size);
-    IT_CHECK(buf != NULL, "malloc");
-    IT_CHECK(it_mmc_barrier(0, CHURN_WRITERS + CHURN_READERS) == 0, "start");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
+    TK_CHECK_GOTO(it_mmc_barrier(0, CHURN_WRITERS + CHURN_READERS) == 0,
+                  "start");
     if (writer) {
         for (int round = 0; round < CHURN_ROUNDS; round++) {
             char key[32];
@@ -849,12 +853,12 @@ static int api_churn_child(int index, void *arg)
 
             snprintf(key, sizeof(key), "churn/%d", round % CHURN_KEYS);
             st = mmc_remove(mmc, key);
-            IT_CHECK(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove: %s",
-                     mmc_status_name(st));
+            TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove: %s",
+                          mmc_status_name(st));
             it_mmc_fill(buf, size, ((uint64_t)index << 32) | (uint64_t)round);
             st = mmc_put(mmc, key, buf, size, NULL);
-            IT_CHECK(st == MMC_OK || st == MMC_ERR_EXISTS, "put: %s",
-                     mmc_status_name(st));
+            TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_EXISTS, "put: %s",
+                          mmc_status_name(st));
         }
         atomic_fetch_add(&it_mmc_sh->val[0], 1);
     } else {
@@ -871,15 +875,15 @@ static int api_churn_child(int index, void *arg)
                 missing++;
                 continue;
             }
-            IT_CHECK(st == MMC_OK, "get: %s", mmc_status_name(st));
+            TK_CHECK_GOTO(st == MMC_OK, "get: %s", mmc_status_name(st));
             seed = it_mmc_seed_of(buf, size);
-            IT_CHECK(seed != UINT64_MAX && (seed >> 32) < CHURN_WRITERS &&
-                         (seed & 0xffffffffu) < CHURN_ROUNDS,
-                     "torn or foreign bytes (seed 0x%llx)",
-                     (unsigned long long)seed);
+            TK_CHECK_GOTO(seed != UINT64_MAX && (seed >> 32) < CHURN_WRITERS &&
+                              (seed & 0xffffffffu) < CHURN_ROUNDS,
+                          "torn or foreign bytes (seed 0x%llx)",
+                          (unsigned long long)seed);
             ok++;
         }
-        it_log("%u whole reads, %u not found", ok, missing);
+        tk_print("%u whole reads, %u not found", ok, missing);
     }
     ret = 0;
 fail:
@@ -934,9 +938,10 @@ static void *api_thread_fn(void *p)
         sizes[0] = size;
         sizes[1] = sizeof(shared);
         IT_MMC_ST(mmc_get_batch(ta->mmc, keys, bufs, sizes, 2, res), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, size) == (uint64_t)(1000 * ta->index + n),
-                 "thread %d round %d", ta->index, n);
-        IT_CHECK(it_mmc_seed_of(shared, sizeof(shared)) == 77, "shared");
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, size) ==
+                          (uint64_t)(1000 * ta->index + n),
+                      "thread %d round %d", ta->index, n);
+        TK_CHECK_GOTO(it_mmc_seed_of(shared, sizeof(shared)) == 77, "shared");
         IT_MMC_ST(mmc_remove(ta->mmc, key), MMC_OK);
     }
     ta->ret = 0;
@@ -953,7 +958,7 @@ static int api_threads_child(int index, void *arg)
     mmc_t *mmc = NULL;
     int ret = 1, started = 0;
 
-    it_set_role("threads");
+    tk_role_set("threads");
     IT_MMC_ST(it_mmc_open(64 * MB, NULL, &mmc), MMC_OK);
     it_mmc_fill(shared, sizeof(shared), 77);
     IT_MMC_ST(mmc_put(mmc, "thr/shared", shared, sizeof(shared), NULL), MMC_OK);
@@ -993,16 +998,16 @@ static int api_idle_child(int index, void *arg)
     mmc_t *mmc = NULL;
     int ret = 1;
 
-    it_set_role("idle");
+    tk_role_set("idle");
     IT_MMC_ST(it_mmc_open(16 * MB, NULL, &mmc), MMC_OK);
     it_mmc_fill(buf, sizeof(buf), 9);
     IT_MMC_ST(mmc_put(mmc, "idle/a", buf, sizeof(buf), NULL), MMC_OK);
     /* silent longer than the member timeout: the library's heartbeat
      * keeps the membership, and with it the object */
-    it_sleep_ms(API_MEMBER_TIMEOUT_MS + API_MEMBER_TIMEOUT_MS / 2);
+    tk_sleep_ms(API_MEMBER_TIMEOUT_MS + API_MEMBER_TIMEOUT_MS / 2);
     memset(buf, 0, sizeof(buf));
     IT_MMC_ST(mmc_get(mmc, "idle/a", buf, sizeof(buf)), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(buf, sizeof(buf)) == 9, "read after idling");
+    TK_CHECK_GOTO(it_mmc_seed_of(buf, sizeof(buf)) == 9, "read after idling");
     IT_MMC_ST(mmc_remove(mmc, "idle/a"), MMC_OK);
     ret = 0;
 fail:
@@ -1025,15 +1030,15 @@ static int api_reconnect_child(int index, void *arg)
     mmc_t *mmc = NULL;
     int ret = 1;
 
-    it_set_role("reconnect");
+    tk_role_set("reconnect");
     IT_MMC_ST(it_mmc_open(64 * MB, NULL, &mmc), MMC_OK);
     it_mmc_fill(buf, sizeof(buf), 5);
     IT_MMC_ST(mmc_put(mmc, "rc/a", buf, sizeof(buf), NULL), MMC_OK);
     atomic_store(&it_mmc_sh->val[0], 1);
-    deadline = it_now_ms() + IT_MMC_WAIT_MS;
+    deadline = tk_time_ms() + IT_MMC_WAIT_MS;
     while (atomic_load(&it_mmc_sh->val[1]) == 0) {
-        IT_CHECK(it_now_ms() < deadline, "the parent did not answer");
-        it_sleep_ms(1);
+        TK_CHECK_GOTO(tk_time_ms() < deadline, "the parent did not answer");
+        tk_sleep_ms(1);
     }
     if (atomic_load(&it_mmc_sh->val[1]) == 2) {
         ret = 0; /* ss -K does not work here */
@@ -1053,30 +1058,32 @@ static int api_reconnect_child(int index, void *arg)
             snprintf(names[i], sizeof(names[i]), "rc/big/%032d", i);
             big[i] = names[i];
         }
-        deadline = it_now_ms() + IT_MMC_WAIT_MS;
+        deadline = tk_time_ms() + IT_MMC_WAIT_MS;
         while ((st = mmc_exist_batch(mmc, big, NBIG, res)) != MMC_OK) {
-            IT_CHECK(mf_status_is_peer_error(st) || st == MF_ERR_STATE,
-                     "large exist after the break: %s", mmc_status_name(st));
-            IT_CHECK(it_now_ms() < deadline, "no exist after the break: %s",
-                     mmc_status_name(st));
-            it_sleep_ms(20);
+            TK_CHECK_GOTO(mf_status_is_peer_error(st) || st == MF_ERR_STATE,
+                          "large exist after the break: %s",
+                          mmc_status_name(st));
+            TK_CHECK_GOTO(tk_time_ms() < deadline,
+                          "no exist after the break: %s", mmc_status_name(st));
+            tk_sleep_ms(20);
         }
-        IT_CHECK(res[0] == MMC_ERR_NOT_FOUND &&
-                     res[NBIG - 1] == MMC_ERR_NOT_FOUND,
-                 "large exist answers");
+        TK_CHECK_GOTO(res[0] == MMC_ERR_NOT_FOUND &&
+                          res[NBIG - 1] == MMC_ERR_NOT_FOUND,
+                      "large exist answers");
     }
-    deadline = it_now_ms() + IT_MMC_WAIT_MS;
+    deadline = tk_time_ms() + IT_MMC_WAIT_MS;
     while ((st = mmc_put(mmc, "rc/b", buf, sizeof(buf), NULL)) != MMC_OK) {
-        IT_CHECK(mf_status_is_peer_error(st) || st == MMC_ERR_NO_SPACE ||
-                     st == MF_ERR_STATE,
-                 "put after the break: %s", mmc_status_name(st));
-        IT_CHECK(it_now_ms() < deadline, "no put after the break: %s",
-                 mmc_status_name(st));
-        it_sleep_ms(20);
+        TK_CHECK_GOTO(mf_status_is_peer_error(st) || st == MMC_ERR_NO_SPACE ||
+                          st == MF_ERR_STATE,
+                      "put after the break: %s", mmc_status_name(st));
+        TK_CHECK_GOTO(tk_time_ms() < deadline, "no put after the break: %s",
+                      mmc_status_name(st));
+        tk_sleep_ms(20);
     }
     memset(buf, 0, sizeof(buf));
     IT_MMC_ST(mmc_get(mmc, "rc/b", buf, sizeof(buf)), MMC_OK);
-    IT_CHECK(it_mmc_seed_of(buf, sizeof(buf)) == 5, "read after the break");
+    TK_CHECK_GOTO(it_mmc_seed_of(buf, sizeof(buf)) == 5,
+                  "read after the break");
     /* the meta service dropped the segment with the connection */
     IT_MMC_ST(mmc_exist(mmc, "rc/a"), MMC_ERR_NOT_FOUND);
     IT_MMC_ST(mmc_remove(mmc, "rc/b"), MMC_OK);
@@ -1094,11 +1101,11 @@ static void test_reconnect(void **state)
     int rc;
 
     it_mmc_shared_reset();
-    pid = it_spawn(api_reconnect_child, 0, NULL);
+    pid = tk_proc_spawn(api_reconnect_child, 0, NULL);
     assert_true(pid > 0);
-    deadline = it_now_ms() + IT_MMC_WAIT_MS;
-    while (atomic_load(&it_mmc_sh->val[0]) == 0 && it_now_ms() < deadline) {
-        it_sleep_ms(1);
+    deadline = tk_time_ms() + IT_MMC_WAIT_MS;
+    while (atomic_load(&it_mmc_sh->val[0]) == 0 && tk_time_ms() < deadline) {
+        tk_sleep_ms(1);
     }
     /* break the client's end of its connections to the RPC port */
     snprintf(cmd, sizeof(cmd),
@@ -1106,10 +1113,10 @@ static void test_reconnect(void **state)
              (unsigned)it_mmc_sh->meta.port);
     rc = system(cmd);
     if (rc != 0) {
-        it_log("NOTE: ss -K does not work here; not breaking the link");
+        tk_print("NOTE: ss -K does not work here; not breaking the link");
     }
     atomic_store(&it_mmc_sh->val[1], rc == 0 ? 1 : 2);
-    assert_int_equal(it_wait(pid, 2 * IT_MMC_WAIT_MS), 0);
+    assert_int_equal(tk_proc_wait(pid, 2 * IT_MMC_WAIT_MS), 0);
 }
 
 /* ------------------------------------------- a client killed mid-put */
@@ -1125,29 +1132,29 @@ static int api_kill_child(int index, void *arg)
     char *buf = NULL;
     int ret = 1;
 
-    it_set_role("kill %d", index);
+    tk_role_set("kill %d", index);
     IT_MMC_ST(it_mmc_open(index == 0 ? KILL_SEG : 0, NULL, &mmc), MMC_OK);
     buf = malloc(KILL_OBJ);
-    IT_CHECK(buf != NULL, "malloc");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     it_mmc_fill(buf, KILL_OBJ, (uint64_t)index);
     if (index == 1) {
-        IT_CHECK(it_mmc_barrier(0, 2) == 0, "barrier");
+        TK_CHECK_GOTO(it_mmc_barrier(0, 2) == 0, "barrier");
         for (unsigned n = 0;; n++) {
             char key[32];
             mmc_status_t st;
 
             snprintf(key, sizeof(key), "kill/%u", n);
             st = mmc_put(mmc, key, buf, KILL_OBJ, NULL);
-            IT_CHECK(st == MMC_OK, "put: %s", mmc_status_name(st));
+            TK_CHECK_GOTO(st == MMC_OK, "put: %s", mmc_status_name(st));
             IT_MMC_ST(mmc_remove(mmc, key), MMC_OK);
             atomic_fetch_add(&it_mmc_sh->val[0], 1); /* the parent kills */
         }
     }
-    IT_CHECK(it_mmc_barrier(0, 2) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(0, 2) == 0, "barrier");
     /* the parent kills the victim, then lets us fill the segment */
-    IT_CHECK(it_mmc_barrier(1, 2) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(1, 2) == 0, "barrier");
     {
-        uint64_t deadline = it_now_ms() + IT_MMC_WAIT_MS;
+        uint64_t deadline = tk_time_ms() + IT_MMC_WAIT_MS;
         char key[32];
         mmc_status_t st = MMC_OK;
         int placed;
@@ -1156,10 +1163,10 @@ static int api_kill_child(int index, void *arg)
          * object is committed and rightly keeps its space */
         snprintf(key, sizeof(key), "kill/%d", atomic_load(&it_mmc_sh->val[0]));
         st = mmc_remove(mmc, key);
-        IT_CHECK(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove: %s",
-                 mmc_status_name(st));
-        it_log("the victim died in put %d (%s)",
-               atomic_load(&it_mmc_sh->val[0]), mmc_status_name(st));
+        TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove: %s",
+                      mmc_status_name(st));
+        tk_print("the victim died in put %d (%s)",
+                 atomic_load(&it_mmc_sh->val[0]), mmc_status_name(st));
         /* the meta service reclaims the victim's put when its connection
          * closes: retry until then */
         for (;;) {
@@ -1171,28 +1178,29 @@ static int api_kill_child(int index, void *arg)
                 }
             }
             if (placed == KILL_FILL || st != MMC_ERR_NO_SPACE ||
-                it_now_ms() > deadline) {
+                tk_time_ms() > deadline) {
                 break;
             }
-            it_log("%d objects fit, waiting for the victim's space", placed);
+            tk_print("%d objects fit, waiting for the victim's space", placed);
             for (int i = 0; i < placed; i++) {
                 snprintf(key, sizeof(key), "fill/%d", i);
                 IT_MMC_ST(mmc_remove(mmc, key), MMC_OK);
             }
-            it_sleep_ms(100);
+            tk_sleep_ms(100);
         }
-        IT_CHECK(placed == KILL_FILL, "only %d of %d objects fit: %s", placed,
-                 KILL_FILL, mmc_status_name(st));
+        TK_CHECK_GOTO(placed == KILL_FILL, "only %d of %d objects fit: %s",
+                      placed, KILL_FILL, mmc_status_name(st));
         snprintf(key, sizeof(key), "fill/%d", KILL_FILL);
         st = mmc_put(mmc, key, buf, KILL_OBJ, NULL);
         if (st == MMC_OK) {
             mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
 
             (void)mmc_query(mmc, key, &info);
-            IT_CHECK(false, "a fifth object fit, on rank %u (this is %u)",
-                     info.ranks[0], mmc_rank(mmc));
+            TK_CHECK_GOTO(false, "a fifth object fit, on rank %u (this is %u)",
+                          info.ranks[0], mmc_rank(mmc));
         }
-        IT_CHECK(st == MMC_ERR_NO_SPACE, "fifth put: %s", mmc_status_name(st));
+        TK_CHECK_GOTO(st == MMC_ERR_NO_SPACE, "fifth put: %s",
+                      mmc_status_name(st));
         for (int i = 0; i < KILL_FILL; i++) {
             snprintf(key, sizeof(key), "fill/%d", i);
             IT_MMC_ST(mmc_remove(mmc, key), MMC_OK);
@@ -1212,18 +1220,18 @@ static void test_kill_mid_put(void **state)
     int code;
 
     it_mmc_shared_reset();
-    assert_int_equal(it_spawn_n(2, api_kill_child, NULL, pids), 0);
+    assert_int_equal(tk_proc_spawn_n(2, api_kill_child, NULL, pids), 0);
     /* a few puts done: the victim is busy putting, kill it */
-    deadline = it_now_ms() + IT_MMC_WAIT_MS;
-    while (atomic_load(&it_mmc_sh->val[0]) < 3 && it_now_ms() < deadline) {
-        it_sleep_ms(1);
+    deadline = tk_time_ms() + IT_MMC_WAIT_MS;
+    while (atomic_load(&it_mmc_sh->val[0]) < 3 && tk_time_ms() < deadline) {
+        tk_sleep_ms(1);
     }
     assert_true(atomic_load(&it_mmc_sh->val[0]) >= 3);
     kill(pids[1], SIGKILL);
-    code = it_wait(pids[1], 30000);
+    code = tk_proc_wait(pids[1], 30000);
     assert_int_equal(code, 128 + SIGKILL);
     atomic_fetch_add(&it_mmc_sh->bar[1], 1); /* the victim's turn */
-    assert_int_equal(it_wait(pids[0], 2 * IT_MMC_WAIT_MS), 0);
+    assert_int_equal(tk_proc_wait(pids[0], 2 * IT_MMC_WAIT_MS), 0);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1240,17 +1248,17 @@ static int api_setup(void **state)
         it_mmc_meta_start(&it_mmc_sh->meta, NULL, 0, "127.0.0.1", sets) != 0) {
         return -1;
     }
-    it_log("mmc-meta at %s (store %u, http %u)", it_mmc_sh->meta.url,
-           it_mmc_sh->meta.store_port, it_mmc_sh->meta.http_port);
+    tk_print("mmc-meta at %s (store %u, http %u)", it_mmc_sh->meta.url,
+             it_mmc_sh->meta.store_port, it_mmc_sh->meta.http_port);
     return 0;
 }
 
 static int api_teardown(void **state)
 {
-    int code = it_mmc_meta_stop(&it_mmc_sh->meta);
+    int code = tk_meta_stop(&it_mmc_sh->meta, SIGTERM);
 
     if (code != 0) {
-        it_log("mmc-meta exited with %d", code);
+        tk_print("mmc-meta exited with %d", code);
         return -1;
     }
     return 0;
@@ -1272,5 +1280,5 @@ int main(void)
         cmocka_unit_test(test_kill_mid_put),
     };
 
-    return cmocka_run_group_tests(tests, api_setup, api_teardown);
+    return tk_group_run(tests, api_setup, api_teardown);
 }

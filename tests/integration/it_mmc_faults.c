@@ -1,6 +1,6 @@
 /*
  * MemCache when local services crash, across hosts (network namespaces,
- * it_netns.h; mmc-meta in host 0).
+ * tk_netns.h; mmc-meta in host 0).
  *
  * test_kill_loop: five local services on three hosts storm puts (two
  * replicas) and verified gets.  Twenty times, one of them, picked at
@@ -99,12 +99,12 @@ typedef struct fl_shared {
 } fl_shared_t;
 
 static fl_shared_t *fl;
-static it_netns_t fl_net;
+static tk_netns_t fl_net;
 static bool fl_have_net;
 
 #define FL_FAIL(...)                                                           \
     do {                                                                       \
-        it_log(__VA_ARGS__);                                                   \
+        tk_print(__VA_ARGS__);                                                 \
         atomic_store(&fl->failed, 1);                                          \
         goto fail;                                                             \
     } while (0)
@@ -174,18 +174,18 @@ static bool fl_alive(const fl_rec_t *r)
 static bool fl_timed(uint64_t start, unsigned timeout_ms, const char *what,
                      const char *key)
 {
-    unsigned long long ms = it_now_ms() - start;
+    unsigned long long ms = tk_time_ms() - start;
     unsigned long long prev = atomic_load(&fl->max_call_ms);
 
     while (ms > prev &&
            !atomic_compare_exchange_weak(&fl->max_call_ms, &prev, ms)) {
     }
     if (ms > timeout_ms / 2) {
-        it_log("slow: %s %s took %llu ms", what, key, ms);
+        tk_print("slow: %s %s took %llu ms", what, key, ms);
     }
     if (ms > timeout_ms + SLACK_MS) {
-        it_log("HANG: %s %s took %llu ms (timeout %u ms + %u ms)", what, key,
-               ms, timeout_ms, SLACK_MS);
+        tk_print("HANG: %s %s took %llu ms (timeout %u ms + %u ms)", what, key,
+                 ms, timeout_ms, SLACK_MS);
         return false;
     }
     return true;
@@ -222,27 +222,28 @@ static void fl_wrong_bytes(fl_child_t *c, const char *key, const fl_rec_t *snap)
         return;
     }
     it_mmc_fill(expect, snap->size, snap->seed);
-    diff = it_memdiff(expect, c->buf, snap->size);
+    diff = tk_mem_diff(expect, c->buf, snap->size);
     for (size_t i = 0; i < snap->size; i++) {
         bad += expect[i] != c->buf[i];
     }
-    it_log("%s: %u bytes, first difference at %zd, %zu bytes differ; "
-           "record: %u replicas, lives %u %u, uncertain %u",
-           key, snap->size, diff, bad, snap->nrep, snap->rlife[0],
-           snap->rlife[1], snap->uncertain);
+    tk_print("%s: %u bytes, first difference at %zd, %zu bytes differ; "
+             "record: %u replicas, lives %u %u, uncertain %u",
+             key, snap->size, diff, bad, snap->nrep, snap->rlife[0],
+             snap->rlife[1], snap->uncertain);
     st = mmc_query(c->mmc, key, &info);
     if (st == MMC_OK) {
-        it_log("%s: now %u replicas: ranks %u %u (this is rank %u)", key,
-               info.nreplicas, info.ranks[0], info.ranks[1], mmc_rank(c->mmc));
+        tk_print("%s: now %u replicas: ranks %u %u (this is rank %u)", key,
+                 info.nreplicas, info.ranks[0], info.ranks[1],
+                 mmc_rank(c->mmc));
     } else {
-        it_log("%s: query: %s", key, mmc_status_name(st));
+        tk_print("%s: query: %s", key, mmc_status_name(st));
     }
     st = mmc_get(c->mmc, key, c->buf, snap->size);
-    it_log("%s: read again: %s, %s", key, mmc_status_name(st),
-           st == MMC_OK
-               ? (it_memdiff(expect, c->buf, snap->size) < 0 ? "right"
-                                                             : "wrong again")
-               : "-");
+    tk_print("%s: read again: %s, %s", key, mmc_status_name(st),
+             st == MMC_OK
+                 ? (tk_mem_diff(expect, c->buf, snap->size) < 0 ? "right"
+                                                                : "wrong again")
+                 : "-");
     free(expect);
 }
 
@@ -262,7 +263,7 @@ static int fl_check(fl_child_t *c, fl_rec_t *r, const fl_rec_t *snap, int slot,
     fl_key(key, sizeof(key), slot, snap->life, snap->n);
     for (int t = 0; t < tries; t++) {
         memset(c->buf, 0x5a, snap->size);
-        start = it_now_ms();
+        start = tk_time_ms();
         st = mmc_get(c->mmc, key, c->buf, snap->size);
         if (!fl_timed(start, CALL_MS, "get", key)) {
             FL_FAIL("get hangs");
@@ -270,7 +271,7 @@ static int fl_check(fl_child_t *c, fl_rec_t *r, const fl_rec_t *snap, int slot,
         if (!fl_get_transient(st)) {
             break;
         }
-        it_sleep_ms(50);
+        tk_sleep_ms(50);
     }
     if (st == MMC_OK) {
         uint64_t seed = it_mmc_seed_of(c->buf, snap->size);
@@ -321,7 +322,7 @@ static int fl_remove(fl_child_t *c, fl_rec_t *r)
     fl_begin(r);
     r->state = FL_REMOVING;
     fl_end(r);
-    start = it_now_ms();
+    start = tk_time_ms();
     st = mmc_remove(c->mmc, key);
     if (!fl_timed(start, CALL_MS, "remove", key)) {
         FL_FAIL("remove hangs");
@@ -347,7 +348,7 @@ static int fl_put_one(fl_child_t *c)
     uint32_t n = atomic_load(&fl->next[c->slot]);
     fl_rec_t *r = &fl->ring[c->slot][n % RING];
     mmc_obj_info_t info = {.info_size = sizeof(mmc_obj_info_t)};
-    it_rng_t rng;
+    tk_rng_t rng;
     char key[64];
     mmc_status_t st;
     uint64_t start;
@@ -356,12 +357,12 @@ static int fl_put_one(fl_child_t *c)
     if (r->state != FL_FREE && fl_remove(c, r) != 0) {
         return -1;
     }
-    it_rng_seed(&rng, fl_seed(c->slot, c->life, n));
+    tk_rng_seed(&rng, fl_seed(c->slot, c->life, n));
     fl_begin(r);
     r->state = FL_PUTTING;
     r->life = c->life;
     r->n = n;
-    r->size = (uint32_t)it_rng_range(&rng, OBJ_MIN, OBJ_MAX);
+    r->size = (uint32_t)tk_rng_range(&rng, OBJ_MIN, OBJ_MAX);
     r->seed = fl_seed(c->slot, c->life, n);
     r->nrep = 0;
     r->uncertain = 0;
@@ -369,7 +370,7 @@ static int fl_put_one(fl_child_t *c)
     atomic_store(&fl->next[c->slot], n + 1);
     fl_key(key, sizeof(key), c->slot, c->life, n);
     it_mmc_fill(c->buf, r->size, r->seed);
-    start = it_now_ms();
+    start = tk_time_ms();
     st = mmc_put(c->mmc, key, c->buf, r->size, NULL);
     if (!fl_timed(start, CALL_MS, "put", key)) {
         FL_FAIL("put hangs");
@@ -399,7 +400,7 @@ static int fl_put_one(fl_child_t *c)
         before[k] = -1;
     }
     mmc_obj_info_init(&info, 1);
-    start = it_now_ms();
+    start = tk_time_ms();
     st = mmc_query(c->mmc, key, &info);
     if (!fl_timed(start, CALL_MS, "query", key)) {
         FL_FAIL("query hangs");
@@ -450,21 +451,21 @@ static void *fl_reader(void *arg)
 {
     fl_child_t *c = arg;
     fl_child_t rc = *c;
-    it_rng_t rng;
+    tk_rng_t rng;
 
     rc.buf = malloc(OBJ_MAX);
     if (rc.buf == NULL) {
         atomic_store(&fl->failed, 1);
         return NULL;
     }
-    it_rng_seed(&rng, 1000 + c->life);
+    tk_rng_seed(&rng, 1000 + c->life);
     while (!atomic_load(&fl->stop) && !atomic_load(&fl->failed)) {
-        int slot = (int)it_rng_range(&rng, 0, SLOTS - 1);
-        fl_rec_t *r = &fl->ring[slot][it_rng_range(&rng, 0, RING - 1)];
+        int slot = (int)tk_rng_range(&rng, 0, SLOTS - 1);
+        fl_rec_t *r = &fl->ring[slot][tk_rng_range(&rng, 0, RING - 1)];
         fl_rec_t snap;
 
         if (!fl_snap(r, &snap) || snap.state != FL_LIVE) {
-            it_sleep_ms(1);
+            tk_sleep_ms(1);
             continue;
         }
         if (fl_check(&rc, r, &snap, slot, 1) != 0) {
@@ -526,13 +527,13 @@ static int fl_child_main(int slot, void *arg)
     int ret = 1, done = 0;
 
     c.life = (uint32_t)atomic_load(&fl->slot_life[slot]);
-    it_set_role("host %d slot %d life %u", HOST_OF(slot), slot, c.life);
+    tk_role_set("host %d slot %d life %u", HOST_OF(slot), slot, c.life);
     c.buf = malloc(OBJ_MAX);
     verify_buf = malloc(OBJ_MAX);
     if (c.buf == NULL || verify_buf == NULL) {
         FL_FAIL("malloc");
     }
-    start = it_now_ms();
+    start = tk_time_ms();
     if (it_mmc_open_kv(SEG_SIZE, NULL, kv, &c.mmc) != MMC_OK) {
         FL_FAIL("cannot open");
     }
@@ -573,7 +574,7 @@ static int fl_child_main(int slot, void *arg)
             done = req;
             atomic_store(&fl->verify_done, req);
         }
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     pthread_join(wt, NULL);
     pthread_join(rt, NULL);
@@ -590,7 +591,7 @@ static int fl_child_main(int slot, void *arg)
     }
     atomic_fetch_add(&fl->cleaned, 1);
     while (!atomic_load(&fl->exit_now) && !atomic_load(&fl->failed)) {
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     ret = atomic_load(&fl->failed) ? 1 : 0;
 fail:
@@ -613,17 +614,17 @@ fail:
 /* Waits until cond holds, a child failed or the guard passes. */
 #define FL_WAIT(_cond, ...)                                                    \
     do {                                                                       \
-        uint64_t _deadline = it_now_ms() + GUARD_MS;                           \
+        uint64_t _deadline = tk_time_ms() + GUARD_MS;                          \
         while (!(_cond)) {                                                     \
             if (atomic_load(&fl->failed)) {                                    \
-                it_log("parent: a child failed");                              \
+                tk_print("parent: a child failed");                            \
                 goto fail;                                                     \
             }                                                                  \
-            if (it_now_ms() > _deadline) {                                     \
-                it_log(__VA_ARGS__);                                           \
+            if (tk_time_ms() > _deadline) {                                    \
+                tk_print(__VA_ARGS__);                                         \
                 goto fail;                                                     \
             }                                                                  \
-            it_sleep_ms(2);                                                    \
+            tk_sleep_ms(2);                                                    \
         }                                                                      \
     } while (0)
 
@@ -642,7 +643,7 @@ static int fl_shared_init(void)
 static pid_t fl_start_slot(int slot, int life)
 {
     atomic_store(&fl->slot_life[slot], life);
-    return it_netns_spawn(&fl_net, HOST_OF(slot), fl_child_main, slot, NULL);
+    return tk_netns_spawn(&fl_net, HOST_OF(slot), fl_child_main, slot, NULL);
 }
 
 /* Whether /segments lists rank. */
@@ -676,14 +677,14 @@ static bool fl_all_empty(int *n_p)
 
 static void fl_log_counts(const char *when, uint64_t start)
 {
-    it_log("parent: %s after %llu ms: puts %llu ok %llu failed; gets %llu "
-           "exact, %llu not found (%llu with no live replica), %llu failed "
-           "over; %llu verified; longest call %llu ms",
-           when, (unsigned long long)(it_now_ms() - start),
-           atomic_load(&fl->puts_ok), atomic_load(&fl->puts_failed),
-           atomic_load(&fl->gets_ok), atomic_load(&fl->gets_missing),
-           atomic_load(&fl->losses_legit), atomic_load(&fl->gets_failed),
-           atomic_load(&fl->verified), atomic_load(&fl->max_call_ms));
+    tk_print("parent: %s after %llu ms: puts %llu ok %llu failed; gets %llu "
+             "exact, %llu not found (%llu with no live replica), %llu failed "
+             "over; %llu verified; longest call %llu ms",
+             when, (unsigned long long)(tk_time_ms() - start),
+             atomic_load(&fl->puts_ok), atomic_load(&fl->puts_failed),
+             atomic_load(&fl->gets_ok), atomic_load(&fl->gets_missing),
+             atomic_load(&fl->losses_legit), atomic_load(&fl->gets_failed),
+             atomic_load(&fl->verified), atomic_load(&fl->max_call_ms));
 }
 
 static void test_kill_loop(void **state)
@@ -694,8 +695,8 @@ static void test_kill_loop(void **state)
                            "evict_max_per_put=0",    NULL};
     pid_t pids[SLOTS];
     int life = 0, ok = 0, n, code;
-    uint64_t start = it_now_ms();
-    it_rng_t rng;
+    uint64_t start = tk_time_ms();
+    tk_rng_t rng;
 
     memset(fl, 0, sizeof(*fl));
     for (int i = 0; i < SLOTS; i++) {
@@ -704,7 +705,7 @@ static void test_kill_loop(void **state)
     assert_int_equal(
         it_mmc_meta_start(&it_mmc_sh->meta, &fl_net, 0, fl_net.addr[0], extra),
         0);
-    it_rng_seed(&rng, (uint64_t)getpid());
+    tk_rng_seed(&rng, (uint64_t)getpid());
     for (int s = 0; s < SLOTS; s++) {
         pids[s] = fl_start_slot(s, ++life);
         if (pids[s] < 0) {
@@ -716,27 +717,27 @@ static void test_kill_loop(void **state)
                 "parent: slot %d never started", s);
     }
     for (int round = 1; round <= ROUNDS; round++) {
-        int victim = (int)it_rng_range(&rng, 0, SLOTS - 1);
+        int victim = (int)tk_rng_range(&rng, 0, SLOTS - 1);
         int dead = atomic_load(&fl->slot_life[victim]);
         int rank;
-        uint64_t until = it_now_ms() + it_rng_range(&rng, 200, 500);
+        uint64_t until = tk_time_ms() + tk_rng_range(&rng, 200, 500);
 
-        FL_WAIT(it_now_ms() >= until, "parent: cannot wait");
-        it_log("parent: round %d: killing slot %d (life %d, rank %d)", round,
-               victim, dead, atomic_load(&fl->life_rank[dead]));
+        FL_WAIT(tk_time_ms() >= until, "parent: cannot wait");
+        tk_print("parent: round %d: killing slot %d (life %d, rank %d)", round,
+                 victim, dead, atomic_load(&fl->life_rank[dead]));
         /* dead before it dies: a reader that misses an object of it then
          * knows why */
         atomic_store(&fl->life_dead[dead], 1);
         kill(pids[victim], SIGKILL);
-        code = it_wait(pids[victim], GUARD_MS);
+        code = tk_proc_wait(pids[victim], GUARD_MS);
         pids[victim] = -1;
         if (code != 128 + SIGKILL) {
-            it_log("parent: slot %d ended with %d, not by the kill", victim,
-                   code);
+            tk_print("parent: slot %d ended with %d, not by the kill", victim,
+                     code);
             goto fail;
         }
-        until = it_now_ms() + 200;
-        FL_WAIT(it_now_ms() >= until, "parent: cannot wait");
+        until = tk_time_ms() + 200;
+        FL_WAIT(tk_time_ms() >= until, "parent: cannot wait");
         /* a survivor reads every object with a live replica */
         atomic_store(&fl->verifier, (victim + 1) % SLOTS);
         atomic_store(&fl->verify_req, round);
@@ -753,13 +754,13 @@ static void test_kill_loop(void **state)
                 victim, life);
         rank = atomic_load(&fl->life_rank[life]);
         if (fl_rank_listed((uint32_t)rank) != 1) {
-            it_log("parent: rank %d of the new life %d is not registered", rank,
-                   life);
+            tk_print("parent: rank %d of the new life %d is not registered",
+                     rank, life);
             goto fail;
         }
-        it_log("parent: round %d: slot %d killed (life %d), back as life %d "
-               "on rank %d",
-               round, victim, dead, life, rank);
+        tk_print("parent: round %d: slot %d killed (life %d), back as life %d "
+                 "on rank %d",
+                 round, victim, dead, life, rank);
     }
     fl_log_counts("storm over", start);
     atomic_store(&fl->stop, 1);
@@ -768,7 +769,7 @@ static void test_kill_loop(void **state)
     /* no leak: every segment empty once everything is removed */
     FL_WAIT(fl_all_empty(&n), "parent: segments still hold bytes");
     if (n != SLOTS) {
-        it_log("parent: %d segments listed, expected %d", n, SLOTS);
+        tk_print("parent: %d segments listed, expected %d", n, SLOTS);
         goto fail;
     }
     atomic_store(&fl->exit_now, 1);
@@ -779,14 +780,14 @@ fail:
     }
     atomic_store(&fl->stop, 1);
     for (int s = 0; s < SLOTS; s++) {
-        if (pids[s] > 0 && it_wait(pids[s], GUARD_MS) != 0) {
-            it_log("parent: slot %d failed", s);
+        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
+            tk_print("parent: slot %d failed", s);
             ok = 0;
         }
     }
     fl_log_counts("end", start);
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
-        it_log("parent: mmc-meta did not exit cleanly");
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
+        tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }
     assert_int_equal(ok, 1);
@@ -853,34 +854,34 @@ static void *vn_reader_fn(void *arg)
 {
     vn_reader_t *rd = arg;
     char key[64], *buf = malloc(OBJ_MAX);
-    it_rng_t rng;
+    tk_rng_t rng;
     uint64_t start;
 
     rd->ret = 1;
     if (buf == NULL) {
         return NULL;
     }
-    it_rng_seed(&rng, 99 + (uint64_t)rd->index);
+    tk_rng_seed(&rng, 99 + (uint64_t)rd->index);
     while (atomic_load(&vn->phase) == 1) {
-        int client = (int)it_rng_range(&rng, 0, VN_CLIENTS - 1);
-        int reps = (int)it_rng_range(&rng, 1, 2);
-        int k = (int)it_rng_range(&rng, 0, VN_OBJS - 1);
+        int client = (int)tk_rng_range(&rng, 0, VN_CLIENTS - 1);
+        int reps = (int)tk_rng_range(&rng, 1, 2);
+        int k = (int)tk_rng_range(&rng, 0, VN_OBJS - 1);
         uint64_t size = vn_size(client, reps, k);
         mmc_status_t st;
 
         snprintf(key, sizeof(key), "v%d.%d.%d", reps, client, k);
-        start = it_now_ms();
+        start = tk_time_ms();
         st = mmc_get(rd->mmc, key, buf, size);
-        IT_CHECK(fl_timed(start, CALL_MS, "get", key), "get hangs");
+        TK_CHECK_GOTO(fl_timed(start, CALL_MS, "get", key), "get hangs");
         if (st == MMC_OK) {
-            IT_CHECK(it_mmc_seed_of(buf, size) == vn_seed(client, reps, k),
-                     "WRONG BYTES: %s", key);
+            TK_CHECK_GOTO(it_mmc_seed_of(buf, size) == vn_seed(client, reps, k),
+                          "WRONG BYTES: %s", key);
             continue;
         }
-        IT_CHECK(st == MMC_ERR_NOT_FOUND || fl_get_transient(st), "get %s: %s",
-                 key, mmc_status_name(st));
-        IT_CHECK(st != MMC_ERR_NOT_FOUND || !vn_survives(client, reps, k),
-                 "LOST: %s not found, yet a replica lives", key);
+        TK_CHECK_GOTO(st == MMC_ERR_NOT_FOUND || fl_get_transient(st),
+                      "get %s: %s", key, mmc_status_name(st));
+        TK_CHECK_GOTO(st != MMC_ERR_NOT_FOUND || !vn_survives(client, reps, k),
+                      "LOST: %s not found, yet a replica lives", key);
     }
     rd->ret = 0;
 fail:
@@ -901,11 +902,11 @@ static int vn_child(int index, void *arg)
     int ret = 1;
     uint64_t start;
 
-    it_set_role("host %d client %d", VN_HOST(index), index);
-    IT_CHECK(buf != NULL, "malloc");
+    tk_role_set("host %d client %d", VN_HOST(index), index);
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     IT_MMC_ST(it_mmc_open_kv(SEG_SIZE, NULL, kv, &mmc), MMC_OK);
     atomic_store(&vn->client_rank[index], (int)mmc_rank(mmc));
-    IT_CHECK(it_mmc_barrier(0, VN_CLIENTS) == 0, "barrier 0");
+    TK_CHECK_GOTO(it_mmc_barrier(0, VN_CLIENTS) == 0, "barrier 0");
     for (int reps = 1; reps <= 2; reps++) {
         mmc_put_opts_t opts = {.size = sizeof(mmc_put_opts_t),
                                .replicas = (uint32_t)reps};
@@ -917,31 +918,31 @@ static int vn_child(int index, void *arg)
             it_mmc_fill(buf, size, vn_seed(index, reps, k));
             IT_MMC_ST(mmc_put(mmc, key, buf, size, &opts), MMC_OK);
             IT_MMC_ST(mmc_query(mmc, key, &info), MMC_OK);
-            IT_CHECK(info.nreplicas == (uint32_t)reps, "%u replicas",
-                     info.nreplicas);
+            TK_CHECK_GOTO(info.nreplicas == (uint32_t)reps, "%u replicas",
+                          info.nreplicas);
             for (int r = 0; r < reps; r++) {
                 atomic_store(&vn->ranks[index][reps - 1][k][r],
                              (int)info.ranks[r] + 1);
             }
         }
     }
-    IT_CHECK(it_mmc_barrier(1, VN_CLIENTS + 1) == 0, "barrier 1");
+    TK_CHECK_GOTO(it_mmc_barrier(1, VN_CLIENTS + 1) == 0, "barrier 1");
     if (index == VN_VICTIM) {
         for (;;) { /* idles (pings) until its host vanishes and it dies */
-            it_sleep_ms(100);
+            tk_sleep_ms(100);
         }
     }
     rd.mmc = mmc;
-    IT_CHECK(pthread_create(&rt, NULL, vn_reader_fn, &rd) == 0, "thread");
+    TK_CHECK_GOTO(pthread_create(&rt, NULL, vn_reader_fn, &rd) == 0, "thread");
     reader = true;
     while (atomic_load(&vn->phase) < 2) {
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     pthread_join(rt, NULL);
     reader = false;
-    IT_CHECK(rd.ret == 0, "reader failed");
+    TK_CHECK_GOTO(rd.ret == 0, "reader failed");
     while (atomic_load(&vn->phase) < 3) {
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     if (index == 0) {
         /* every object: exact bytes if a replica survived, else gone */
@@ -952,14 +953,14 @@ static int vn_child(int index, void *arg)
                     mmc_status_t st;
 
                     snprintf(key, sizeof(key), "v%d.%d.%d", reps, c, k);
-                    start = it_now_ms();
+                    start = tk_time_ms();
                     st = mmc_get(mmc, key, buf, size);
-                    IT_CHECK(fl_timed(start, CALL_MS, "get", key), "hang");
+                    TK_CHECK_GOTO(fl_timed(start, CALL_MS, "get", key), "hang");
                     if (vn_survives(c, reps, k)) {
                         IT_MMC_ST(st, MMC_OK);
-                        IT_CHECK(it_mmc_seed_of(buf, size) ==
-                                     vn_seed(c, reps, k),
-                                 "WRONG BYTES: %s", key);
+                        TK_CHECK_GOTO(it_mmc_seed_of(buf, size) ==
+                                          vn_seed(c, reps, k),
+                                      "WRONG BYTES: %s", key);
                     } else {
                         IT_MMC_ST(st, MMC_ERR_NOT_FOUND);
                     }
@@ -971,7 +972,7 @@ static int vn_child(int index, void *arg)
     /* after the parent compared the segments with the live replicas:
      * remove what is left (the victim's two-replica objects: client 0) */
     while (!atomic_load(&vn->removed)) {
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     if (atomic_load(&vn->removed) != 1) {
         goto fail; /* the parent gave up */
@@ -986,15 +987,16 @@ static int vn_child(int index, void *arg)
 
                 snprintf(key, sizeof(key), "v%d.%d.%d", reps, c, k);
                 st = mmc_remove(mmc, key);
-                IT_CHECK(st == (vn_survives(c, reps, k) ? MMC_OK
-                                                        : MMC_ERR_NOT_FOUND),
-                         "remove %s: %s", key, mmc_status_name(st));
+                TK_CHECK_GOTO(
+                    st ==
+                        (vn_survives(c, reps, k) ? MMC_OK : MMC_ERR_NOT_FOUND),
+                    "remove %s: %s", key, mmc_status_name(st));
             }
         }
     }
-    IT_CHECK(it_mmc_barrier(2, VN_CLIENTS - 1) == 0, "barrier 2");
+    TK_CHECK_GOTO(it_mmc_barrier(2, VN_CLIENTS - 1) == 0, "barrier 2");
     while (!atomic_load(&vn->exit_now)) {
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     ret = 0;
 fail:
@@ -1030,7 +1032,7 @@ static void test_vanish(void **state)
         it_mmc_meta_start(&it_mmc_sh->meta, &fl_net, 0, fl_net.addr[0], extra),
         0);
     for (int i = 0; i < VN_CLIENTS; i++) {
-        pids[i] = it_netns_spawn(&fl_net, VN_HOST(i), vn_child, i, NULL);
+        pids[i] = tk_netns_spawn(&fl_net, VN_HOST(i), vn_child, i, NULL);
         assert_true(pids[i] > 0);
     }
     if (it_mmc_barrier(1, VN_CLIENTS + 1) != 0) {
@@ -1038,52 +1040,52 @@ static void test_vanish(void **state)
     }
     victim_rank = atomic_load(&vn->client_rank[VN_VICTIM]);
     atomic_store(&vn->phase, 1);
-    it_sleep_ms(300); /* the readers are at it */
+    tk_sleep_ms(300); /* the readers are at it */
 
     /* the victim's host vanishes, then the victim crashes: no FIN */
-    t0 = it_now_ms();
-    if (it_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
-        it_log("parent: cannot bring the victim's link down");
+    t0 = tk_time_ms();
+    if (tk_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
+        tk_print("parent: cannot bring the victim's link down");
         goto out;
     }
     kill(pids[VN_VICTIM], SIGKILL);
-    code = it_wait(pids[VN_VICTIM], GUARD_MS);
+    code = tk_proc_wait(pids[VN_VICTIM], GUARD_MS);
     pids[VN_VICTIM] = -1;
     if (code != 128 + SIGKILL) {
-        it_log("parent: the victim ended with %d", code);
+        tk_print("parent: the victim ended with %d", code);
         goto out;
     }
     /* the heartbeat finds it: its segment goes */
     while (fl_rank_listed((uint32_t)victim_rank) != 0) {
-        if (it_now_ms() - t0 > GUARD_MS) {
-            it_log("parent: the lost member was never dropped");
+        if (tk_time_ms() - t0 > GUARD_MS) {
+            tk_print("parent: the lost member was never dropped");
             goto out;
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
-    detected = it_now_ms() - t0;
-    it_log("parent: the vanished member was dropped after %llu ms "
-           "(member_timeout_ms %u)",
-           (unsigned long long)detected, VN_TIMEOUT);
+    detected = tk_time_ms() - t0;
+    tk_print("parent: the vanished member was dropped after %llu ms "
+             "(member_timeout_ms %u)",
+             (unsigned long long)detected, VN_TIMEOUT);
     if (detected > VN_DETECT) {
-        it_log("parent: dropped later than member_timeout_ms + %u ms",
-               VN_DETECT - VN_TIMEOUT);
+        tk_print("parent: dropped later than member_timeout_ms + %u ms",
+                 VN_DETECT - VN_TIMEOUT);
         goto out;
     }
     /* the readers keep going a little over the changed pool */
-    it_sleep_ms(300);
+    tk_sleep_ms(300);
     atomic_store(&vn->phase, 2);
-    it_sleep_ms(50);
+    tk_sleep_ms(50);
     atomic_store(&vn->phase, 3);
     {
-        uint64_t deadline = it_now_ms() + GUARD_MS;
+        uint64_t deadline = tk_time_ms() + GUARD_MS;
 
         while (!atomic_load(&vn->verified)) {
-            if (it_now_ms() > deadline) {
-                it_log("parent: verification never ended");
+            if (tk_time_ms() > deadline) {
+                tk_print("parent: verification never ended");
                 goto out;
             }
-            it_sleep_ms(5);
+            tk_sleep_ms(5);
         }
     }
     /* no leak: each live segment holds exactly its live replicas */
@@ -1106,33 +1108,33 @@ static void test_vanish(void **state)
     }
     n = it_mmc_segments(&fl_net, 0, &it_mmc_sh->meta, segs, MAX_RANKS);
     if (n != VN_CLIENTS - 1) {
-        it_log("parent: %d segments, expected %d", n, VN_CLIENTS - 1);
+        tk_print("parent: %d segments, expected %d", n, VN_CLIENTS - 1);
         goto out;
     }
     for (int i = 0; i < n; i++) {
         if (segs[i].rank >= MAX_RANKS || segs[i].used != expect[segs[i].rank]) {
-            it_log("parent: rank %u holds %llu bytes, its live replicas need "
-                   "%llu",
-                   segs[i].rank, (unsigned long long)segs[i].used,
-                   (unsigned long long)expect[segs[i].rank]);
+            tk_print("parent: rank %u holds %llu bytes, its live replicas need "
+                     "%llu",
+                     segs[i].rank, (unsigned long long)segs[i].used,
+                     (unsigned long long)expect[segs[i].rank]);
             goto out;
         }
     }
     atomic_store(&vn->removed, 1);
     {
-        uint64_t deadline = it_now_ms() + GUARD_MS;
+        uint64_t deadline = tk_time_ms() + GUARD_MS;
         bool empty = false;
 
         while (atomic_load(&it_mmc_sh->bar[2]) < VN_CLIENTS - 1 &&
-               it_now_ms() < deadline) {
-            it_sleep_ms(5);
+               tk_time_ms() < deadline) {
+            tk_sleep_ms(5);
         }
-        while (!empty && it_now_ms() < deadline) {
+        while (!empty && tk_time_ms() < deadline) {
             empty = fl_all_empty(&n);
-            it_sleep_ms(20);
+            tk_sleep_ms(20);
         }
         if (!empty) {
-            it_log("parent: segments still hold bytes after every remove");
+            tk_print("parent: segments still hold bytes after every remove");
             goto out;
         }
     }
@@ -1144,15 +1146,15 @@ out:
     atomic_store(&vn->removed, 2);
     atomic_store(&vn->exit_now, 1);
     for (int i = 0; i < VN_CLIENTS; i++) {
-        if (pids[i] > 0 && it_wait(pids[i], GUARD_MS) != 0) {
-            it_log("parent: client %d failed", i);
+        if (pids[i] > 0 && tk_proc_wait(pids[i], GUARD_MS) != 0) {
+            tk_print("parent: client %d failed", i);
             ok = 0;
         }
     }
-    it_log("parent: longest call %llu ms",
-           (unsigned long long)atomic_load(&fl->max_call_ms));
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
-        it_log("parent: mmc-meta did not exit cleanly");
+    tk_print("parent: longest call %llu ms",
+             (unsigned long long)atomic_load(&fl->max_call_ms));
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
+        tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }
     munmap(vn, sizeof(*vn));
@@ -1187,13 +1189,13 @@ static uint64_t pt_seed(int client, int reps, int k)
 /* Waits until pt->phase reaches want (or the guard passes: false). */
 static bool pt_wait_phase(int want)
 {
-    uint64_t deadline = it_now_ms() + GUARD_MS;
+    uint64_t deadline = tk_time_ms() + GUARD_MS;
 
     while (atomic_load(&pt->phase) < want) {
-        if (it_now_ms() > deadline) {
+        if (tk_time_ms() > deadline) {
             return false;
         }
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     return true;
 }
@@ -1208,14 +1210,14 @@ static int pt_check(mmc_t *mmc, char *buf, int client, int reps, int k,
     mmc_status_t st;
 
     snprintf(key, sizeof(key), "p%d.%d.%d", reps, client, k);
-    start = it_now_ms();
+    start = tk_time_ms();
     st = mmc_get(mmc, key, buf, size);
-    IT_CHECK(fl_timed(start, CALL_MS, "get", key), "get hangs");
-    IT_CHECK(st == want, "get %s: %s, expected %s", key, mmc_status_name(st),
-             mmc_status_name(want));
-    IT_CHECK(st != MMC_OK ||
-                 it_mmc_seed_of(buf, size) == pt_seed(client, reps, k),
-             "WRONG BYTES: %s", key);
+    TK_CHECK_GOTO(fl_timed(start, CALL_MS, "get", key), "get hangs");
+    TK_CHECK_GOTO(st == want, "get %s: %s, expected %s", key,
+                  mmc_status_name(st), mmc_status_name(want));
+    TK_CHECK_GOTO(st != MMC_OK ||
+                      it_mmc_seed_of(buf, size) == pt_seed(client, reps, k),
+                  "WRONG BYTES: %s", key);
     return 0;
 fail:
     return -1;
@@ -1231,11 +1233,11 @@ static int pt_child(int index, void *arg)
     char key[64], *buf = malloc(OBJ_MAX);
     int ret = 1;
 
-    it_set_role("host %d client %d", index, index);
-    IT_CHECK(buf != NULL, "malloc");
+    tk_role_set("host %d client %d", index, index);
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     IT_MMC_ST(it_mmc_open_kv(SEG_SIZE, NULL, kv, &mmc), MMC_OK);
     atomic_store(&pt->rank[index], (int)mmc_rank(mmc));
-    IT_CHECK(it_mmc_barrier(0, PT_CLIENTS) == 0, "barrier 0");
+    TK_CHECK_GOTO(it_mmc_barrier(0, PT_CLIENTS) == 0, "barrier 0");
     for (int reps = 1; reps <= 2; reps++) {
         opts.replicas = (uint32_t)reps;
         for (int k = 0; k < PT_OBJS; k++) {
@@ -1246,8 +1248,8 @@ static int pt_child(int index, void *arg)
             IT_MMC_ST(mmc_put(mmc, key, buf, size, &opts), MMC_OK);
         }
     }
-    IT_CHECK(it_mmc_barrier(1, PT_CLIENTS + 1) == 0, "barrier 1");
-    IT_CHECK(pt_wait_phase(2), "the network never healed");
+    TK_CHECK_GOTO(it_mmc_barrier(1, PT_CLIENTS + 1) == 0, "barrier 1");
+    TK_CHECK_GOTO(pt_wait_phase(2), "the network never healed");
     if (index == PT_VICTIM) {
         /* dropped and back: a put lands here again; what others hold is
          * read; what was held only here is gone */
@@ -1257,45 +1259,49 @@ static int pt_child(int index, void *arg)
         it_mmc_fill(buf, 100 * KB, 4711);
         IT_MMC_ST(mmc_put(mmc, "after", buf, 100 * KB, &opts), MMC_OK);
         IT_MMC_ST(mmc_query(mmc, "after", &info), MMC_OK);
-        IT_CHECK(info.nreplicas == 1 && info.ranks[0] == mmc_rank(mmc),
-                 "the put after the rejoin went to rank %u", info.ranks[0]);
-        IT_CHECK(pt_check(mmc, buf, 0, 2, 0, MMC_OK) == 0, "read");
-        IT_CHECK(pt_check(mmc, buf, PT_VICTIM, 1, 0, MMC_ERR_NOT_FOUND) == 0,
-                 "read");
+        TK_CHECK_GOTO(info.nreplicas == 1 && info.ranks[0] == mmc_rank(mmc),
+                      "the put after the rejoin went to rank %u",
+                      info.ranks[0]);
+        TK_CHECK_GOTO(pt_check(mmc, buf, 0, 2, 0, MMC_OK) == 0, "read");
+        TK_CHECK_GOTO(pt_check(mmc, buf, PT_VICTIM, 1, 0, MMC_ERR_NOT_FOUND) ==
+                          0,
+                      "read");
         atomic_store(&pt->phase, 3);
     } else {
-        IT_CHECK(pt_wait_phase(3), "the victim never checked");
+        TK_CHECK_GOTO(pt_wait_phase(3), "the victim never checked");
         memset(buf, 0, 100 * KB);
         IT_MMC_ST(mmc_get(mmc, "after", buf, 100 * KB), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, 100 * KB) == 4711, "WRONG BYTES: after");
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, 100 * KB) == 4711,
+                      "WRONG BYTES: after");
         for (int c = 0; c < PT_CLIENTS; c++) {
             for (int k = 0; k < PT_OBJS; k++) {
-                IT_CHECK(pt_check(mmc, buf, c, 2, k, MMC_OK) == 0, "read");
-                IT_CHECK(
+                TK_CHECK_GOTO(pt_check(mmc, buf, c, 2, k, MMC_OK) == 0, "read");
+                TK_CHECK_GOTO(
                     pt_check(mmc, buf, c, 1, k,
                              c == PT_VICTIM ? MMC_ERR_NOT_FOUND : MMC_OK) == 0,
                     "read");
             }
         }
     }
-    IT_CHECK(it_mmc_barrier(2, PT_CLIENTS) == 0, "barrier 2");
+    TK_CHECK_GOTO(it_mmc_barrier(2, PT_CLIENTS) == 0, "barrier 2");
     for (int reps = 1; reps <= 2; reps++) {
         for (int k = 0; k < PT_OBJS; k++) {
             mmc_status_t st;
 
             snprintf(key, sizeof(key), "p%d.%d.%d", reps, index, k);
             st = mmc_remove(mmc, key);
-            IT_CHECK(st == (reps == 1 && index == PT_VICTIM ? MMC_ERR_NOT_FOUND
-                                                            : MMC_OK),
-                     "remove %s: %s", key, mmc_status_name(st));
+            TK_CHECK_GOTO(st == (reps == 1 && index == PT_VICTIM
+                                     ? MMC_ERR_NOT_FOUND
+                                     : MMC_OK),
+                          "remove %s: %s", key, mmc_status_name(st));
         }
     }
     if (index == PT_VICTIM) {
         IT_MMC_ST(mmc_remove(mmc, "after"), MMC_OK);
     }
-    IT_CHECK(it_mmc_barrier(3, PT_CLIENTS + 1) == 0, "barrier 3");
+    TK_CHECK_GOTO(it_mmc_barrier(3, PT_CLIENTS + 1) == 0, "barrier 3");
     while (!atomic_load(&pt->done)) {
-        it_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     ret = 0;
 fail:
@@ -1337,65 +1343,65 @@ static void test_partition(void **state)
         it_mmc_meta_start(&it_mmc_sh->meta, &fl_net, 0, fl_net.addr[0], extra),
         0);
     for (int i = 0; i < PT_CLIENTS; i++) {
-        pids[i] = it_netns_spawn(&fl_net, i, pt_child, i, NULL);
+        pids[i] = tk_netns_spawn(&fl_net, i, pt_child, i, NULL);
         assert_true(pids[i] > 0);
     }
     if (it_mmc_barrier(1, PT_CLIENTS + 1) != 0) {
         goto out;
     }
     rank = atomic_load(&pt->rank[PT_VICTIM]);
-    t0 = it_now_ms();
-    if (it_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
-        it_log("parent: cannot bring the link down");
+    t0 = tk_time_ms();
+    if (tk_netns_run(&fl_net, -1, down, NULL, 0, 10000) != 0) {
+        tk_print("parent: cannot bring the link down");
         goto out;
     }
     atomic_store(&pt->phase, 1);
     while (fl_rank_listed((uint32_t)rank) != 0) {
-        if (it_now_ms() - t0 > VN_DETECT) {
-            it_log("parent: the partitioned member was not dropped within "
-                   "member_timeout_ms + %u ms",
-                   VN_DETECT - VN_TIMEOUT);
+        if (tk_time_ms() - t0 > VN_DETECT) {
+            tk_print("parent: the partitioned member was not dropped within "
+                     "member_timeout_ms + %u ms",
+                     VN_DETECT - VN_TIMEOUT);
             goto out;
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
-    it_log("parent: the partitioned member was dropped after %llu ms",
-           (unsigned long long)(it_now_ms() - t0));
-    if (it_netns_run(&fl_net, -1, up, NULL, 0, 10000) != 0) {
-        it_log("parent: cannot bring the link up");
+    tk_print("parent: the partitioned member was dropped after %llu ms",
+             (unsigned long long)(tk_time_ms() - t0));
+    if (tk_netns_run(&fl_net, -1, up, NULL, 0, 10000) != 0) {
+        tk_print("parent: cannot bring the link up");
         goto out;
     }
-    t0 = it_now_ms();
+    t0 = tk_time_ms();
     while (fl_rank_listed((uint32_t)rank) != 1) {
-        if (it_now_ms() - t0 > GUARD_MS) {
-            it_log("parent: the member never registered again");
+        if (tk_time_ms() - t0 > GUARD_MS) {
+            tk_print("parent: the member never registered again");
             goto out;
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
-    it_log("parent: registered again %llu ms after the network came back",
-           (unsigned long long)(it_now_ms() - t0));
+    tk_print("parent: registered again %llu ms after the network came back",
+             (unsigned long long)(tk_time_ms() - t0));
     atomic_store(&pt->phase, 2);
     if (it_mmc_barrier(3, PT_CLIENTS + 1) != 0) {
         goto out;
     }
     if (!fl_all_empty(&n) || n != PT_CLIENTS) {
-        it_log("parent: %d segments listed, or some not empty", n);
+        tk_print("parent: %d segments listed, or some not empty", n);
         goto out;
     }
     ok = 1;
 out:
     atomic_store(&pt->phase, 3);
     atomic_store(&pt->done, 1);
-    (void)it_netns_run(&fl_net, -1, up, NULL, 0, 10000);
+    (void)tk_netns_run(&fl_net, -1, up, NULL, 0, 10000);
     for (int i = 0; i < PT_CLIENTS; i++) {
-        if (it_wait(pids[i], GUARD_MS) != 0) {
-            it_log("parent: client %d failed", i);
+        if (tk_proc_wait(pids[i], GUARD_MS) != 0) {
+            tk_print("parent: client %d failed", i);
             ok = 0;
         }
     }
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
-        it_log("parent: mmc-meta did not exit cleanly");
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
+        tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }
     munmap(pt, sizeof(*pt));
@@ -1407,7 +1413,7 @@ out:
 static int fl_setup(void **state)
 {
     if (it_mmc_shared_init() != 0 || fl_shared_init() != 0 ||
-        it_netns_create(&fl_net, HOSTS) != 0) {
+        tk_netns_create(&fl_net, HOSTS) != 0) {
         return -1;
     }
     fl_have_net = true;
@@ -1417,7 +1423,7 @@ static int fl_setup(void **state)
 static int fl_teardown(void **state)
 {
     if (fl_have_net) {
-        it_netns_destroy(&fl_net);
+        tk_netns_destroy(&fl_net);
         fl_have_net = false;
     }
     return 0;
@@ -1431,6 +1437,6 @@ int main(void)
         cmocka_unit_test(test_vanish),
     };
 
-    it_netns_require();
-    return cmocka_run_group_tests(tests, fl_setup, fl_teardown);
+    tk_netns_require();
+    return tk_group_run(tests, fl_setup, fl_teardown);
 }

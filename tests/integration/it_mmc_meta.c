@@ -9,11 +9,12 @@
  * raised to the hard limit at start.
  *
  * The test process never starts a thread: daemons run with fork+exec
- * (it_spawn_exec) on 127.0.0.1 with port 0 for every server, and the HTTP
- * client is a plain blocking socket with poll() deadlines.  Every wait is
+ * (tk_meta, tk_proc_exec) on 127.0.0.1 with port 0 for every server, and the
+ * HTTP client is a plain blocking socket with poll() deadlines.  Every wait is
  * a generous hang guard, never a timing assertion.
  */
 #include "it_helpers.h"
+#include "tk_meta.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,10 +69,7 @@ static char mt_bin[PATH_MAX];
 
 static void mt_find_binary(void)
 {
-    const char *env = getenv("MMC_META_BIN");
-
-    snprintf(mt_bin, sizeof(mt_bin), "%s",
-             (env != NULL && env[0] != '\0') ? env : MMC_META_BIN);
+    snprintf(mt_bin, sizeof(mt_bin), "%s", tk_meta_bin(MMC_META_BIN));
     if (access(mt_bin, X_OK) != 0) {
         fail_msg("mmc-meta binary not found at %s (set MMC_META_BIN)", mt_bin);
     }
@@ -79,100 +77,48 @@ static void mt_find_binary(void)
 
 /* ------------------------------------------------------------ daemons */
 
-typedef struct mt_daemon {
-    pid_t pid;
-    uint16_t rpc_port;
-    uint16_t store_port;
-    uint16_t http_port;
-} mt_daemon_t;
-
 /*
  * Starts the daemon on 127.0.0.1 with every port 0 unless extra (a NULL
- * terminated list of arguments, may be NULL) says otherwise, and parses
- * its ready line.  0 or -1 (the daemon is killed).
+ * terminated list of arguments, may be NULL) says otherwise, and checks
+ * that its ready line is exactly the documented one.  0 or -1 (the daemon
+ * is killed).
  */
-static int mt_start_nofile(mt_daemon_t *d, const char *const *extra,
+static int mt_start_nofile(tk_meta_t *d, const char *const *extra,
                            unsigned nofile)
 {
-    char *argv[64];
-    char line[256], expect[256], addr[64];
-    unsigned rpc = 0, store = 0, http = 0;
-    int argc = 0, fd = -1;
+    tk_meta_params_t p = {
+        .bin = mt_bin,
+        .args = extra,
+        .nofile = nofile,
+        .ready_ms = MT_WAIT_MS,
+    };
+    char expect[256];
 
-    memset(d, 0, sizeof(*d));
-    argv[argc++] = mt_bin;
-    argv[argc++] = "--set";
-    argv[argc++] = "addr=127.0.0.1";
-    argv[argc++] = "--set";
-    argv[argc++] = "port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "store_port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "http_port=0";
-    for (int i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++) {
-        argv[argc++] = (char *)extra[i];
-    }
-    argv[argc] = NULL;
-    d->pid = it_spawn_exec_nofile(argv, nofile, &fd);
-    if (d->pid < 0) {
+    if (tk_meta_start(d, &p) != 0) {
         return -1;
-    }
-    if (it_read_line(fd, line, sizeof(line), MT_WAIT_MS) != 0) {
-        it_log("mmc-meta did not print its ready line");
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-    if (sscanf(line, "mmc-meta ready rpc=%63[^:]:%u store=%u http=%u", addr,
-               &rpc, &store, &http) != 4) {
-        it_log("unexpected ready line '%s'", line);
-        goto fail;
     }
     /* exactly this line, nothing more */
     snprintf(expect, sizeof(expect),
-             "mmc-meta ready rpc=127.0.0.1:%u store=%u http=%u", rpc, store,
-             http);
-    if (strcmp(line, expect) != 0 || rpc == 0 || rpc > 65535 || store == 0 ||
-        store > 65535 || http > 65535) {
-        it_log("unexpected ready line '%s'", line);
-        goto fail;
+             "mmc-meta ready rpc=127.0.0.1:%u store=%u http=%u", d->port,
+             d->store_port, d->http_port);
+    if (strcmp(d->line, expect) != 0) {
+        tk_print("unexpected ready line '%s'", d->line);
+        tk_meta_stop(d, SIGKILL);
+        return -1;
     }
-    d->rpc_port = (uint16_t)rpc;
-    d->store_port = (uint16_t)store;
-    d->http_port = (uint16_t)http;
     return 0;
-
-fail:
-    if (fd >= 0) {
-        close(fd);
-    }
-    kill(d->pid, SIGKILL);
-    it_wait(d->pid, MT_WAIT_MS);
-    d->pid = -1;
-    return -1;
 }
 
-static int mt_start(mt_daemon_t *d, const char *const *extra)
+static int mt_start(tk_meta_t *d, const char *const *extra)
 {
     return mt_start_nofile(d, extra, 0);
-}
-
-/* Sends sig and returns the exit code. */
-static int mt_stop(mt_daemon_t *d, int sig)
-{
-    int code;
-
-    kill(d->pid, sig);
-    code = it_wait(d->pid, MT_WAIT_MS);
-    d->pid = -1;
-    return code;
 }
 
 /* Everything fd delivers until EOF (NUL-terminated, malloc'd); NULL on
  * timeout or error. */
 static char *mt_read_all(int fd, size_t *len_p)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     struct pollfd pfd = {fd, POLLIN, 0};
     size_t len = 0, cap = 65536;
     char *buf = malloc(cap);
@@ -188,7 +134,7 @@ static char *mt_read_all(int fd, size_t *len_p)
             buf = grown;
             cap *= 2;
         }
-        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         if (poll(&pfd, 1, wait) != 1) {
             break;
         }
@@ -208,7 +154,7 @@ static char *mt_read_all(int fd, size_t *len_p)
         }
         len += (size_t)n;
     }
-    it_log("reading until EOF failed or timed out");
+    tk_print("reading until EOF failed or timed out");
     free(buf);
     return NULL;
 }
@@ -244,11 +190,11 @@ static int mt_run(const char *const *args, bool merge_stderr, const char *env,
         argv[argc++] = (char *)args[i];
     }
     argv[argc] = NULL;
-    pid = it_spawn_exec(argv, &fd);
+    pid = tk_proc_exec(argv, 0, &fd);
     assert_true(pid > 0);
     out = mt_read_all(fd, NULL);
     close(fd);
-    code = it_wait(pid, MT_WAIT_MS);
+    code = tk_proc_wait(pid, MT_WAIT_MS);
     assert_non_null(out);
     *out_p = out;
     return code;
@@ -624,14 +570,14 @@ static void mt_frame_hdr(uint8_t *out, uint16_t opcode, uint32_t body_len,
 
 static bool mt_read_exact(int fd, void *buf, size_t len)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     struct pollfd pfd = {fd, POLLIN, 0};
     uint8_t *p = buf;
     int wait;
 
     while (len > 0) {
         ssize_t n;
-        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         if (poll(&pfd, 1, wait) != 1) {
             return false;
         }
@@ -670,11 +616,11 @@ static int32_t mt_read_response(int fd, uint16_t opcode, uint64_t req_id)
 static bool mt_wait_closed(int fd)
 {
     char buf[256];
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     struct pollfd pfd = {fd, POLLIN, 0};
 
     for (;;) {
-        int wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        int wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         ssize_t n;
 
         if (poll(&pfd, 1, wait) != 1) {
@@ -754,7 +700,7 @@ static int32_t mt_call(int fd, uint16_t opcode, uint64_t req_id,
 /* Polls url until its status is code (a hang guard, no timing). */
 static void mt_wait_http(uint16_t port, const char *path, int code)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
     mt_resp_t r;
 
     for (;;) {
@@ -764,10 +710,10 @@ static void mt_wait_http(uint16_t port, const char *path, int code)
             return;
         }
         mt_resp_free(&r);
-        if (it_now_ms() > deadline) {
+        if (tk_time_ms() > deadline) {
             fail_msg("GET %s never answered %d", path, code);
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
 }
 
@@ -808,7 +754,7 @@ static void test_http(void **state)
     };
     mt_metrics_t *m = calloc(1, sizeof(*m));
     char value[128];
-    mt_daemon_t d;
+    tk_meta_t d;
     mt_resp_t r;
 
     assert_non_null(m);
@@ -900,7 +846,7 @@ static void test_http(void **state)
 
     /* still serving; SIGTERM stops it cleanly */
     mt_expect(d.http_port, "GET", "/health", 200, "ok");
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
     free(m);
 }
 
@@ -932,14 +878,14 @@ static void test_views_of_state(void **state)
     uint64_t put_id;
     size_t len;
     mt_body_t b;
-    mt_daemon_t d;
+    tk_meta_t d;
     mt_resp_t r;
     int fd;
 
     assert_non_null(m);
     mt_find_binary();
     assert_int_equal(mt_start(&d, extra), 0);
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
 
     memset(&b, 0, sizeof(b)); /* HELLO */
     mt_body_u32(&b, 1);
@@ -1056,7 +1002,7 @@ static void test_views_of_state(void **state)
                         "mmc_member_losses_total{reason=\"timeout\"}") == 0);
     mt_resp_free(&r);
 
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
     free(m);
 }
 
@@ -1127,7 +1073,7 @@ static void mt_ping(int fd, uint64_t *req)
 static void mt_wait_metric(uint16_t port, const char *prefix, double want,
                            int fd, uint64_t *req, mt_resp_t *r)
 {
-    uint64_t deadline = it_now_ms() + MT_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
 
     for (;;) {
         if (fd >= 0) {
@@ -1139,10 +1085,10 @@ static void mt_wait_metric(uint16_t port, const char *prefix, double want,
             return;
         }
         mt_resp_free(r);
-        if (it_now_ms() > deadline) {
+        if (tk_time_ms() > deadline) {
             fail_msg("%s never reached %g", prefix, want);
         }
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
 }
 
@@ -1163,7 +1109,7 @@ static void test_evict_and_liveness(void **state)
         "mmc_segment_usage_ratio{rank=\"1\",media=\"dram\",host=\"host-a\"}";
     mt_metrics_t *m = calloc(1, sizeof(*m));
     uint64_t req = 1;
-    mt_daemon_t d;
+    tk_meta_t d;
     char key[32];
     mt_resp_t r;
     int fd, silent;
@@ -1171,7 +1117,7 @@ static void test_evict_and_liveness(void **state)
     assert_non_null(m);
     mt_find_binary();
     assert_int_equal(mt_start(&d, extra), 0);
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_join(fd, 1, &req);
     /* 15 x 64 KiB of 1 MiB: 94% > 90%; back to 12 (75% <= 80%) */
     for (int i = 0; i < 15; i++) {
@@ -1191,7 +1137,7 @@ static void test_evict_and_liveness(void **state)
     mt_expect(d.http_port, "GET", "/key/ev%2F3", 200, "\"size\":65536");
 
     /* rank 2 joins and goes silent */
-    silent = mt_connect(d.rpc_port);
+    silent = mt_connect(d.port);
     mt_join(silent, 2, &req);
     mt_wait_metric(d.http_port, "mmc_members", 2, fd, &req, &r);
     mt_resp_free(&r);
@@ -1214,28 +1160,28 @@ static void test_evict_and_liveness(void **state)
     assert_true(mt_metric_value(r.body, "mmc_members") == 0);
     assert_true(mt_metric_value(r.body, "mmc_objects") == 0);
     mt_resp_free(&r);
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
     free(m);
 }
 
 static void test_garbage(void **state)
 {
     uint8_t junk[4096], frame[MT_HDR_SIZE + 16];
-    it_rng_t rng;
-    mt_daemon_t d;
+    tk_rng_t rng;
+    tk_meta_t d;
     mt_resp_t r;
     int fd;
 
     mt_find_binary();
     assert_int_equal(mt_start(&d, NULL), 0);
-    it_rng_seed(&rng, 42);
+    tk_rng_seed(&rng, 42);
     for (size_t i = 0; i < sizeof(junk); i++) {
-        junk[i] = (uint8_t)it_rng_next(&rng);
+        junk[i] = (uint8_t)tk_rng_next(&rng);
     }
 
     /* random bytes: every server drops the connection (HTTP answers 400
      * first, or closes) */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_send_all(fd, junk, sizeof(junk));
     assert_true(mt_wait_closed(fd));
     close(fd);
@@ -1249,23 +1195,23 @@ static void test_garbage(void **state)
     close(fd);
 
     /* a frame cut short, then the connection closed */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_frame_hdr(frame, 1 /* HELLO */, 100, 1);
     mt_send_all(fd, frame, MT_HDR_SIZE + 10);
     close(fd);
     /* a header cut short */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_send_all(fd, frame, 11);
     close(fd);
     /* a body length beyond any limit: disconnected */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_frame_hdr(frame, 1, 0xffffffffu, 2);
     mt_send_all(fd, frame, MT_HDR_SIZE);
     assert_true(mt_wait_closed(fd));
     close(fd);
 
     /* well-framed nonsense fails per request, the connection stays */
-    fd = mt_connect(d.rpc_port);
+    fd = mt_connect(d.port);
     mt_frame_hdr(frame, 999, 0, 3);
     mt_send_all(fd, frame, MT_HDR_SIZE);
     assert_int_equal(mt_read_response(fd, 999, 3), MF_ERR_UNSUPPORTED);
@@ -1298,7 +1244,7 @@ static void test_garbage(void **state)
     mt_resp_free(&r);
     close(fd);
 
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
 }
 
 static void test_cli(void **state)
@@ -1428,14 +1374,14 @@ static void test_ports_and_signals(void **state)
 {
     char taken[32];
     const char *no_http[] = {"--set", "http_enable=false", NULL};
-    mt_daemon_t first, second;
+    tk_meta_t first, second;
     char *out;
 
     mt_find_binary();
     assert_int_equal(mt_start(&first, NULL), 0);
 
     /* a port in use: exit 1 with a message */
-    snprintf(taken, sizeof(taken), "port=%u", first.rpc_port);
+    snprintf(taken, sizeof(taken), "port=%u", first.port);
     {
         const char *args[] = {mt_bin,        "--set", "addr=127.0.0.1", "--set",
                               taken,         "--set", "store_port=0",   "--set",
@@ -1465,12 +1411,12 @@ static void test_ports_and_signals(void **state)
     /* HTTP off: http=0 in the ready line */
     assert_int_equal(mt_start(&second, no_http), 0);
     assert_int_equal(second.http_port, 0);
-    assert_int_equal(mt_stop(&second, SIGINT), 0);
+    assert_int_equal(tk_meta_stop(&second, SIGINT), 0);
 
     /* the first one still serves, and stops on SIGINT */
     mt_expect(first.http_port, "GET", "/health", 200, "ok");
-    assert_int_equal(mt_stop(&first, SIGINT), 0);
-    assert_int_equal(it_tracked_children(), 0);
+    assert_int_equal(tk_meta_stop(&first, SIGINT), 0);
+    assert_int_equal(tk_proc_tracked(), 0);
 }
 
 /* A failed test leaves no daemon behind. */
@@ -1479,19 +1425,19 @@ static void test_ports_and_signals(void **state)
 static void test_open_files_limit(void **state)
 {
     uint64_t soft = 0, hard = 0;
-    mt_daemon_t d;
+    tk_meta_t d;
 
     (void)state;
     assert_int_equal(mt_start_nofile(&d, NULL, 64), 0);
-    assert_int_equal(it_nofile_limits(d.pid, &soft, &hard), 0);
+    assert_int_equal(tk_proc_nofile(d.pid, &soft, &hard), 0);
     assert_true(soft == hard);
     mt_expect(d.http_port, "GET", "/health", 200, "ok");
-    assert_int_equal(mt_stop(&d, SIGTERM), 0);
+    assert_int_equal(tk_meta_stop(&d, SIGTERM), 0);
 }
 
 static int mt_teardown(void **state)
 {
-    it_kill_all();
+    tk_proc_kill_all();
     return 0;
 }
 
@@ -1508,5 +1454,5 @@ int main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /*
  * MemCache across hosts: the mmc-meta daemon in host 0 and clients on
- * three hosts (network namespaces joined by a bridge, it_netns.h), so
+ * three hosts (network namespaces joined by a bridge, tk_netns.h), so
  * every cross-host copy goes over the tcp transport and every client
  * reaches the meta service and the config store over the network.
  *
@@ -27,7 +27,7 @@
 #define HOST_OF(_i) ((_i) / PER_HOST)
 #define OBJ_SIZE    (3 * MB + 17)
 
-static it_netns_t mh_net;
+static tk_netns_t mh_net;
 static bool mh_have_net;
 
 /* val[i]: rank of client i; val[64 + rank]: host of rank + 1; val[250..]:
@@ -43,7 +43,7 @@ static int mh_host_of_rank(uint32_t rank)
     return rank < 180 ? atomic_load(&it_mmc_sh->val[64 + rank]) - 1 : -1;
 }
 
-static void mh_run(it_proc_fn fn, const int *victims, int nvictims)
+static void mh_run(tk_proc_fn fn, const int *victims, int nvictims)
 {
     pid_t pids[CLIENTS];
     int i, code, ret = 0;
@@ -51,24 +51,24 @@ static void mh_run(it_proc_fn fn, const int *victims, int nvictims)
 
     it_mmc_shared_reset();
     for (i = 0; i < CLIENTS; i++) {
-        pids[i] = it_netns_spawn(&mh_net, HOST_OF(i), fn, i, NULL);
+        pids[i] = tk_netns_spawn(&mh_net, HOST_OF(i), fn, i, NULL);
         if (pids[i] < 0) {
-            it_kill_all();
+            tk_proc_kill_all();
             fail_msg("spawning client %d", i);
         }
     }
     if (nvictims > 0) {
         /* val[251]: the victims are ready to die */
-        deadline = it_now_ms() + IT_MMC_WAIT_MS;
+        deadline = tk_time_ms() + IT_MMC_WAIT_MS;
         while (atomic_load(&it_mmc_sh->val[251]) < nvictims &&
-               it_now_ms() < deadline) {
-            it_sleep_ms(1);
+               tk_time_ms() < deadline) {
+            tk_sleep_ms(1);
         }
         for (i = 0; i < nvictims; i++) {
             kill(pids[victims[i]], SIGKILL);
-            code = it_wait(pids[victims[i]], 30000);
+            code = tk_proc_wait(pids[victims[i]], 30000);
             if (code != 128 + SIGKILL) {
-                it_log("victim %d ended with %d", victims[i], code);
+                tk_print("victim %d ended with %d", victims[i], code);
                 ret = -1;
             }
             pids[victims[i]] = -1;
@@ -76,8 +76,8 @@ static void mh_run(it_proc_fn fn, const int *victims, int nvictims)
         atomic_store(&it_mmc_sh->val[252], 1); /* the survivors go on */
     }
     for (i = 0; i < CLIENTS; i++) {
-        if (pids[i] > 0 && it_wait(pids[i], 2 * IT_MMC_WAIT_MS) != 0) {
-            it_log("client %d failed", i);
+        if (pids[i] > 0 && tk_proc_wait(pids[i], 2 * IT_MMC_WAIT_MS) != 0) {
+            tk_print("client %d failed", i);
             ret = -1;
         }
     }
@@ -94,36 +94,37 @@ static int mh_replicas_child(int index, void *arg)
     char *buf = NULL, key[32];
     int ret = 1, h0, h1;
 
-    it_set_role("host %d client %d", HOST_OF(index), index);
+    tk_role_set("host %d client %d", HOST_OF(index), index);
     IT_MMC_ST(it_mmc_open(64 * MB, NULL, &mmc), MMC_OK);
     mh_publish(index, mmc_rank(mmc));
     buf = malloc(OBJ_SIZE);
-    IT_CHECK(buf != NULL, "malloc");
-    IT_CHECK(it_mmc_barrier(0, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
+    TK_CHECK_GOTO(it_mmc_barrier(0, CLIENTS) == 0, "barrier");
 
     /* two replicas: this rank first, the other on another host */
     snprintf(key, sizeof(key), "mh/%d", index);
     it_mmc_fill(buf, OBJ_SIZE, (uint64_t)index);
     IT_MMC_ST(mmc_put(mmc, key, buf, OBJ_SIZE, &opts), MMC_OK);
     IT_MMC_ST(mmc_query(mmc, key, &info), MMC_OK);
-    IT_CHECK(info.nreplicas == 2, "%u replicas", info.nreplicas);
-    IT_CHECK(info.ranks[0] == mmc_rank(mmc), "first replica on rank %u",
-             info.ranks[0]);
+    TK_CHECK_GOTO(info.nreplicas == 2, "%u replicas", info.nreplicas);
+    TK_CHECK_GOTO(info.ranks[0] == mmc_rank(mmc), "first replica on rank %u",
+                  info.ranks[0]);
     h0 = mh_host_of_rank(info.ranks[0]);
     h1 = mh_host_of_rank(info.ranks[1]);
-    IT_CHECK(h0 >= 0 && h1 >= 0 && h0 != h1,
-             "replicas on ranks %u and %u, hosts %d and %d", info.ranks[0],
-             info.ranks[1], h0, h1);
-    IT_CHECK(it_mmc_barrier(1, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(h0 >= 0 && h1 >= 0 && h0 != h1,
+                  "replicas on ranks %u and %u, hosts %d and %d", info.ranks[0],
+                  info.ranks[1], h0, h1);
+    TK_CHECK_GOTO(it_mmc_barrier(1, CLIENTS) == 0, "barrier");
 
     /* everybody reads everything, across hosts */
     for (int i = 0; i < CLIENTS; i++) {
         snprintf(key, sizeof(key), "mh/%d", i);
         memset(buf, 0, OBJ_SIZE);
         IT_MMC_ST(mmc_get(mmc, key, buf, OBJ_SIZE), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, OBJ_SIZE) == (uint64_t)i, "read %s", key);
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, OBJ_SIZE) == (uint64_t)i, "read %s",
+                      key);
     }
-    IT_CHECK(it_mmc_barrier(2, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(2, CLIENTS) == 0, "barrier");
 
     /* same host first: client 0 changes the bytes of its own replica of
      * mh/0 (a pointer: its own segment); a reader on the other replica's
@@ -133,7 +134,7 @@ static int mh_replicas_child(int index, void *arg)
         atomic_store(&it_mmc_sh->val[250], mh_host_of_rank(info.ranks[1]));
         it_mmc_fill((void *)(uintptr_t)info.gvas[0], OBJ_SIZE, 999);
     }
-    IT_CHECK(it_mmc_barrier(3, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(3, CLIENTS) == 0, "barrier");
     {
         int other = atomic_load(&it_mmc_sh->val[250]);
         uint64_t seed;
@@ -141,14 +142,14 @@ static int mh_replicas_child(int index, void *arg)
         IT_MMC_ST(mmc_get(mmc, "mh/0", buf, OBJ_SIZE), MMC_OK);
         seed = it_mmc_seed_of(buf, OBJ_SIZE);
         if (HOST_OF(index) == 0) {
-            IT_CHECK(seed == 999, "host 0 read seed %llu, not its replica",
-                     (unsigned long long)seed);
+            TK_CHECK_GOTO(seed == 999, "host 0 read seed %llu, not its replica",
+                          (unsigned long long)seed);
         } else if (HOST_OF(index) == other) {
-            IT_CHECK(seed == 0, "host %d read seed %llu, not its replica",
-                     other, (unsigned long long)seed);
+            TK_CHECK_GOTO(seed == 0, "host %d read seed %llu, not its replica",
+                          other, (unsigned long long)seed);
         }
     }
-    IT_CHECK(it_mmc_barrier(4, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(4, CLIENTS) == 0, "barrier");
     snprintf(key, sizeof(key), "mh/%d", index);
     IT_MMC_ST(mmc_remove(mmc, key), MMC_OK);
     ret = 0;
@@ -177,12 +178,12 @@ static int mh_kill_child(int index, void *arg)
     char *buf = NULL, key[32];
     int ret = 1, k;
 
-    it_set_role("host %d client %d", HOST_OF(index), index);
+    tk_role_set("host %d client %d", HOST_OF(index), index);
     IT_MMC_ST(it_mmc_open(64 * MB, NULL, &mmc), MMC_OK);
     mh_publish(index, mmc_rank(mmc));
     buf = malloc(OBJ_SIZE);
-    IT_CHECK(buf != NULL, "malloc");
-    IT_CHECK(it_mmc_barrier(0, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
+    TK_CHECK_GOTO(it_mmc_barrier(0, CLIENTS) == 0, "barrier");
     for (k = 0; k < KILL_N; k++) {
         snprintf(key, sizeof(key), "kill/%d/two/%d", index, k);
         it_mmc_fill(buf, OBJ_SIZE, (uint64_t)(100 * index + k));
@@ -190,7 +191,7 @@ static int mh_kill_child(int index, void *arg)
         snprintf(key, sizeof(key), "kill/%d/one/%d", index, k);
         IT_MMC_ST(mmc_put(mmc, key, buf, OBJ_SIZE, &one), MMC_OK);
     }
-    IT_CHECK(it_mmc_barrier(1, CLIENTS) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(1, CLIENTS) == 0, "barrier");
     if (index == VICTIM) {
         atomic_fetch_add(&it_mmc_sh->val[251], 1);
         for (;;) { /* reads until killed */
@@ -199,38 +200,39 @@ static int mh_kill_child(int index, void *arg)
         }
     }
     {
-        uint64_t deadline = it_now_ms() + IT_MMC_WAIT_MS;
+        uint64_t deadline = tk_time_ms() + IT_MMC_WAIT_MS;
 
         while (atomic_load(&it_mmc_sh->val[252]) == 0) {
-            IT_CHECK(it_now_ms() < deadline, "the victim was not killed");
-            it_sleep_ms(1);
+            TK_CHECK_GOTO(tk_time_ms() < deadline, "the victim was not killed");
+            tk_sleep_ms(1);
         }
     }
     for (int i = 0; i < CLIENTS; i++) {
         for (k = 0; k < KILL_N; k++) {
             mmc_status_t st;
-            uint64_t deadline = it_now_ms() + IT_MMC_WAIT_MS;
+            uint64_t deadline = tk_time_ms() + IT_MMC_WAIT_MS;
 
             /* every object with two replicas stays readable */
             snprintf(key, sizeof(key), "kill/%d/two/%d", i, k);
             memset(buf, 0, OBJ_SIZE);
             IT_MMC_ST(mmc_get(mmc, key, buf, OBJ_SIZE), MMC_OK);
-            IT_CHECK(it_mmc_seed_of(buf, OBJ_SIZE) == (uint64_t)(100 * i + k),
-                     "read %s", key);
+            TK_CHECK_GOTO(it_mmc_seed_of(buf, OBJ_SIZE) ==
+                              (uint64_t)(100 * i + k),
+                          "read %s", key);
             snprintf(key, sizeof(key), "kill/%d/one/%d", i, k);
             if (i != VICTIM) {
                 IT_MMC_ST(mmc_get(mmc, key, buf, OBJ_SIZE), MMC_OK);
-                IT_CHECK(it_mmc_seed_of(buf, OBJ_SIZE) ==
-                             (uint64_t)(100 * i + k),
-                         "read %s", key);
+                TK_CHECK_GOTO(it_mmc_seed_of(buf, OBJ_SIZE) ==
+                                  (uint64_t)(100 * i + k),
+                              "read %s", key);
                 continue;
             }
             /* the victim's single replicas go with it */
             while ((st = mmc_get(mmc, key, buf, OBJ_SIZE)) !=
                    MMC_ERR_NOT_FOUND) {
-                IT_CHECK(it_now_ms() < deadline, "%s still there: %s", key,
-                         mmc_status_name(st));
-                it_sleep_ms(20);
+                TK_CHECK_GOTO(tk_time_ms() < deadline, "%s still there: %s",
+                              key, mmc_status_name(st));
+                tk_sleep_ms(20);
             }
         }
     }
@@ -253,7 +255,7 @@ static void test_mh_kill(void **state)
 
 static int mh_setup(void **state)
 {
-    if (it_mmc_shared_init() != 0 || it_netns_create(&mh_net, HOSTS) != 0) {
+    if (it_mmc_shared_init() != 0 || tk_netns_create(&mh_net, HOSTS) != 0) {
         return -1;
     }
     mh_have_net = true;
@@ -261,20 +263,20 @@ static int mh_setup(void **state)
         0) {
         return -1;
     }
-    it_log("mmc-meta in host 0 at %s", it_mmc_sh->meta.url);
+    tk_print("mmc-meta in host 0 at %s", it_mmc_sh->meta.url);
     return 0;
 }
 
 static int mh_teardown(void **state)
 {
-    int code = it_mmc_meta_stop(&it_mmc_sh->meta);
+    int code = tk_meta_stop(&it_mmc_sh->meta, SIGTERM);
 
     if (mh_have_net) {
-        it_netns_destroy(&mh_net);
+        tk_netns_destroy(&mh_net);
         mh_have_net = false;
     }
     if (code != 0) {
-        it_log("mmc-meta exited with %d", code);
+        tk_print("mmc-meta exited with %d", code);
         return -1;
     }
     return 0;
@@ -287,6 +289,6 @@ int main(void)
         cmocka_unit_test(test_mh_kill),
     };
 
-    it_netns_require();
-    return cmocka_run_group_tests(tests, mh_setup, mh_teardown);
+    tk_netns_require();
+    return tk_group_run(tests, mh_setup, mh_teardown);
 }

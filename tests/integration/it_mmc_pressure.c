@@ -61,10 +61,10 @@
 
 static uint64_t pr_size(int writer, uint32_t n)
 {
-    it_rng_t rng;
+    tk_rng_t rng;
 
-    it_rng_seed(&rng, ((uint64_t)writer << 32) | n);
-    return it_rng_range(&rng, OBJ_MIN, OBJ_MAX) + (n % 7); /* odd sizes */
+    tk_rng_seed(&rng, ((uint64_t)writer << 32) | n);
+    return tk_rng_range(&rng, OBJ_MIN, OBJ_MAX) + (n % 7); /* odd sizes */
 }
 
 static uint64_t pr_seed(int writer, uint32_t n)
@@ -75,15 +75,15 @@ static uint64_t pr_seed(int writer, uint32_t n)
 /* Times one call; false (logged) when it took longer than the guard. */
 static bool pr_timed_ok(uint64_t start, const char *what, const char *key)
 {
-    uint64_t ms = it_now_ms() - start;
+    uint64_t ms = tk_time_ms() - start;
     unsigned long long prev = atomic_load(&it_mmc_sh->u64[U_MAX_CALL_MS]);
 
     while (ms > prev && !atomic_compare_exchange_weak(
                             &it_mmc_sh->u64[U_MAX_CALL_MS], &prev, ms)) {
     }
     if (ms > HANG_MS) {
-        it_log("HANG: %s %s took %llu ms (guard %u ms)", what, key,
-               (unsigned long long)ms, HANG_MS);
+        tk_print("HANG: %s %s took %llu ms (guard %u ms)", what, key,
+                 (unsigned long long)ms, HANG_MS);
         return false;
     }
     return true;
@@ -107,7 +107,7 @@ static void *pr_writer(void *arg)
     mmc_put_opts_t two = {.size = sizeof(mmc_put_opts_t), .replicas = 2};
 
     c->ret_writer = 1;
-    IT_CHECK(buf != NULL, "malloc");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     for (n = 0; written < WRITE_BYTES && n < MAX_PUTS; n++) {
         uint64_t size = pr_size(c->index, n);
 
@@ -116,16 +116,16 @@ static void *pr_writer(void *arg)
         }
         snprintf(key, sizeof(key), "w.%d.%u", c->index, n);
         it_mmc_fill(buf, size, pr_seed(c->index, n));
-        start = it_now_ms();
+        start = tk_time_ms();
         /* every fifth object with two replicas */
         st = mmc_put(c->mmc, key, buf, size, n % 5 == 4 ? &two : NULL);
-        IT_CHECK(pr_timed_ok(start, "put", key), "hang");
+        TK_CHECK_GOTO(pr_timed_ok(start, "put", key), "hang");
         if (st == MMC_ERR_NO_SPACE) {
             /* every segment full of leased or pending objects: possible
              * for a moment, never for long */
-            IT_CHECK(++nospace < 100, "put %s: no space %u times", key,
-                     nospace);
-            it_sleep_ms(10);
+            TK_CHECK_GOTO(++nospace < 100, "put %s: no space %u times", key,
+                          nospace);
+            tk_sleep_ms(10);
             n--;
             continue;
         }
@@ -133,8 +133,8 @@ static void *pr_writer(void *arg)
         written += size;
         atomic_store(&it_mmc_sh->val[V_COMMITTED(c->index)], (int)n + 1);
     }
-    it_log("writer: %u puts, %llu MiB, %u times no space", n,
-           (unsigned long long)(written / MB), nospace);
+    tk_print("writer: %u puts, %llu MiB, %u times no space", n,
+             (unsigned long long)(written / MB), nospace);
     c->ret_writer = 0;
 fail:
     if (c->ret_writer != 0) {
@@ -146,13 +146,13 @@ fail:
 }
 
 /* A key of writer w that the reader may read: mostly recent ones. */
-static uint32_t pr_pick(it_rng_t *rng, int committed)
+static uint32_t pr_pick(tk_rng_t *rng, int committed)
 {
-    if (it_rng_range(rng, 0, 3) != 0) {
+    if (tk_rng_range(rng, 0, 3) != 0) {
         return (uint32_t)(committed - 1 -
-                          (int)it_rng_range(rng, 0, PR_MIN(committed - 1, 20)));
+                          (int)tk_rng_range(rng, 0, PR_MIN(committed - 1, 20)));
     }
-    return (uint32_t)it_rng_range(rng, 0, (uint64_t)committed - 1);
+    return (uint32_t)tk_rng_range(rng, 0, (uint64_t)committed - 1);
 }
 
 /* Single gets, and every third round a batch of READ_BATCH keys: each
@@ -167,25 +167,25 @@ static void *pr_reader(void *arg)
     uint64_t seeds[READ_BATCH];
     mmc_status_t results[READ_BATCH];
     unsigned ok = 0, missing = 0, round = 0;
-    it_rng_t rng;
+    tk_rng_t rng;
     mmc_status_t st;
     uint64_t start;
 
     c->ret_reader = 1;
     for (int i = 0; i < READ_BATCH; i++) {
         buf[i] = malloc(OBJ_MAX + 8);
-        IT_CHECK(buf[i] != NULL, "malloc");
+        TK_CHECK_GOTO(buf[i] != NULL, "malloc");
         keys[i] = key[i];
         bufs[i] = buf[i];
     }
-    it_rng_seed(&rng, 77 + (uint64_t)c->index);
+    tk_rng_seed(&rng, 77 + (uint64_t)c->index);
     while (atomic_load(&it_mmc_sh->val[V_WRITING]) > 0 &&
            atomic_load(&it_mmc_sh->val[V_FAILED]) == 0) {
         size_t count = ++round % 3 == 0 ? READ_BATCH : 1;
         size_t i;
 
         for (i = 0; i < count; i++) {
-            int w = (int)it_rng_range(&rng, 0, NPROC - 1);
+            int w = (int)tk_rng_range(&rng, 0, NPROC - 1);
             int committed = atomic_load(&it_mmc_sh->val[V_COMMITTED(w)]);
             uint32_t n;
 
@@ -199,33 +199,34 @@ static void *pr_reader(void *arg)
             memset(buf[i], 0xa5, sizes[i]);
         }
         if (i < count) {
-            it_sleep_ms(1);
+            tk_sleep_ms(1);
             continue;
         }
-        start = it_now_ms();
+        start = tk_time_ms();
         if (count == 1) {
             results[0] = mmc_get(c->mmc, key[0], buf[0], sizes[0]);
         } else {
             st = mmc_get_batch(c->mmc, keys, bufs, sizes, count, results);
-            IT_CHECK(st == MMC_OK || st == MMC_ERR_PARTIAL, "get batch: %s",
-                     mmc_status_name(st));
+            TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_PARTIAL,
+                          "get batch: %s", mmc_status_name(st));
         }
-        IT_CHECK(pr_timed_ok(start, "get", key[0]), "hang");
+        TK_CHECK_GOTO(pr_timed_ok(start, "get", key[0]), "hang");
         for (i = 0; i < count; i++) {
             if (results[i] == MMC_ERR_NOT_FOUND) {
                 missing++;
                 continue;
             }
-            IT_CHECK(results[i] == MMC_OK, "get %s: %s", key[i],
-                     mmc_status_name(results[i]));
-            IT_CHECK(it_mmc_seed_of(buf[i], sizes[i]) == seeds[i],
-                     "get %s: wrong bytes (seed %llx, expected %llx)", key[i],
-                     (unsigned long long)it_mmc_seed_of(buf[i], sizes[i]),
-                     (unsigned long long)seeds[i]);
+            TK_CHECK_GOTO(results[i] == MMC_OK, "get %s: %s", key[i],
+                          mmc_status_name(results[i]));
+            TK_CHECK_GOTO(it_mmc_seed_of(buf[i], sizes[i]) == seeds[i],
+                          "get %s: wrong bytes (seed %llx, expected %llx)",
+                          key[i],
+                          (unsigned long long)it_mmc_seed_of(buf[i], sizes[i]),
+                          (unsigned long long)seeds[i]);
             ok++;
         }
     }
-    it_log("reader: %u exact, %u not found", ok, missing);
+    tk_print("reader: %u exact, %u not found", ok, missing);
     atomic_fetch_add(&it_mmc_sh->val[V_GETS_OK], (int)ok);
     atomic_fetch_add(&it_mmc_sh->val[V_NOT_FOUND], (int)missing);
     c->ret_reader = 0;
@@ -279,47 +280,47 @@ static int pr_child_main(int index, void *arg)
     uint64_t used = 0, cap = 0, deadline;
     int ret = 1, committed;
 
-    it_set_role("proc %d", index);
+    tk_role_set("proc %d", index);
     IT_MMC_ST(it_mmc_open_kv(SEG_SIZE, NULL, kv, &c.mmc), MMC_OK);
     atomic_store(&it_mmc_sh->val[V_RANK(index)], (int)mmc_rank(c.mmc));
     buf = malloc(PIN_SIZE + PUSH_SIZE);
-    IT_CHECK(buf != NULL, "malloc");
+    TK_CHECK_GOTO(buf != NULL, "malloc");
     for (int k = 0; k < NPIN; k++) {
         snprintf(key, sizeof(key), "pin.%d.%d", index, k);
         it_mmc_fill(buf, PIN_SIZE, 1000 + (uint64_t)(index * NPIN + k));
         IT_MMC_ST(mmc_put(c.mmc, key, buf, PIN_SIZE, NULL), MMC_OK);
     }
-    IT_CHECK(it_mmc_barrier(0, NPROC + 1) == 0, "barrier 0");
-    IT_CHECK(it_mmc_barrier(1, NPROC + 1) == 0, "barrier 1");
+    TK_CHECK_GOTO(it_mmc_barrier(0, NPROC + 1) == 0, "barrier 0");
+    TK_CHECK_GOTO(it_mmc_barrier(1, NPROC + 1) == 0, "barrier 1");
 
-    IT_CHECK(pthread_create(&wt, NULL, pr_writer, &c) == 0, "thread");
+    TK_CHECK_GOTO(pthread_create(&wt, NULL, pr_writer, &c) == 0, "thread");
     wt_started = true;
-    IT_CHECK(pthread_create(&rt, NULL, pr_reader, &c) == 0, "thread");
+    TK_CHECK_GOTO(pthread_create(&rt, NULL, pr_reader, &c) == 0, "thread");
     rt_started = true;
     pthread_join(wt, NULL);
     wt_started = false;
     pthread_join(rt, NULL);
     rt_started = false;
-    IT_CHECK(c.ret_writer == 0 && c.ret_reader == 0, "writer or reader");
-    IT_CHECK(it_mmc_barrier(2, NPROC + 1) == 0, "barrier 2");
-    IT_CHECK(it_mmc_barrier(3, NPROC + 1) == 0, "barrier 3");
+    TK_CHECK_GOTO(c.ret_writer == 0 && c.ret_reader == 0, "writer or reader");
+    TK_CHECK_GOTO(it_mmc_barrier(2, NPROC + 1) == 0, "barrier 2");
+    TK_CHECK_GOTO(it_mmc_barrier(3, NPROC + 1) == 0, "barrier 3");
 
     /* the pinned objects were kept whole */
     for (int k = 0; k < NPIN; k++) {
         snprintf(key, sizeof(key), "pin.%d.%d", index, k);
         IT_MMC_ST(mmc_get(c.mmc, key, buf, PIN_SIZE), MMC_OK);
-        IT_CHECK(it_mmc_seed_of(buf, PIN_SIZE) ==
-                     1000 + (uint64_t)(index * NPIN + k),
-                 "pinned %s: wrong bytes", key);
+        TK_CHECK_GOTO(it_mmc_seed_of(buf, PIN_SIZE) ==
+                          1000 + (uint64_t)(index * NPIN + k),
+                      "pinned %s: wrong bytes", key);
     }
 
     /* one at a time: above the high mark, then down to the low mark */
-    deadline = it_now_ms() + IT_MMC_WAIT_MS;
+    deadline = tk_time_ms() + IT_MMC_WAIT_MS;
     while (atomic_load(&it_mmc_sh->val[V_TURN]) != index) {
-        IT_CHECK(it_now_ms() < deadline &&
-                     !atomic_load(&it_mmc_sh->val[V_FAILED]),
-                 "no turn");
-        it_sleep_ms(2);
+        TK_CHECK_GOTO(tk_time_ms() < deadline &&
+                          !atomic_load(&it_mmc_sh->val[V_FAILED]),
+                      "no turn");
+        tk_sleep_ms(2);
     }
     /* small objects on this rank (they fit between the others) until one
      * takes it over the high mark; then the pass takes it to the low mark */
@@ -328,36 +329,38 @@ static int pr_child_main(int index, void *arg)
             .size = sizeof(mmc_put_opts_t), .replicas = 1, .npreferred = 1};
         uint64_t before, start;
 
-        IT_CHECK(pushed < 1000, "never above the high mark");
-        IT_CHECK(pr_seg_usage(mmc_rank(c.mmc), &before, &cap), "own segment");
+        TK_CHECK_GOTO(pushed < 1000, "never above the high mark");
+        TK_CHECK_GOTO(pr_seg_usage(mmc_rank(c.mmc), &before, &cap),
+                      "own segment");
         own.preferred[0] = mmc_rank(c.mmc);
         it_mmc_fill(buf, PUSH_SIZE, 4242 + (uint64_t)pushed);
         snprintf(key, sizeof(key), "push.%d.%d", index, pushed);
-        start = it_now_ms();
+        start = tk_time_ms();
         IT_MMC_ST(mmc_put(c.mmc, key, buf, PUSH_SIZE, &own), MMC_OK);
-        IT_CHECK(pr_timed_ok(start, "put", key), "hang");
+        TK_CHECK_GOTO(pr_timed_ok(start, "put", key), "hang");
         atomic_store(&it_mmc_sh->val[V_PUSHED(index)], pushed + 1);
         if ((before + PUSH_SIZE) * 100 > cap * HIGH_PCT) {
-            it_log("pushed %d x %llu KiB: over the high mark", pushed + 1,
-                   (unsigned long long)(PUSH_SIZE / KB));
+            tk_print("pushed %d x %llu KiB: over the high mark", pushed + 1,
+                     (unsigned long long)(PUSH_SIZE / KB));
             break;
         }
     }
-    deadline = it_now_ms() + SETTLE_MS;
+    deadline = tk_time_ms() + SETTLE_MS;
     for (;;) {
-        IT_CHECK(pr_seg_usage(mmc_rank(c.mmc), &used, &cap), "own segment");
+        TK_CHECK_GOTO(pr_seg_usage(mmc_rank(c.mmc), &used, &cap),
+                      "own segment");
         if (used * 100 <= cap * LOW_PCT) {
             break;
         }
-        IT_CHECK(it_now_ms() < deadline,
-                 "segment of rank %u stays at %llu of %llu bytes, above "
-                 "the low mark",
-                 mmc_rank(c.mmc), (unsigned long long)used,
-                 (unsigned long long)cap);
-        it_sleep_ms(20);
+        TK_CHECK_GOTO(tk_time_ms() < deadline,
+                      "segment of rank %u stays at %llu of %llu bytes, above "
+                      "the low mark",
+                      mmc_rank(c.mmc), (unsigned long long)used,
+                      (unsigned long long)cap);
+        tk_sleep_ms(20);
     }
     atomic_store(&it_mmc_sh->val[V_TURN], index + 1);
-    IT_CHECK(it_mmc_barrier(4, NPROC + 1) == 0, "barrier 4");
+    TK_CHECK_GOTO(it_mmc_barrier(4, NPROC + 1) == 0, "barrier 4");
 
     /* remove everything this process put (evicted ones: not found) */
     committed = atomic_load(&it_mmc_sh->val[V_COMMITTED(index)]);
@@ -366,8 +369,8 @@ static int pr_child_main(int index, void *arg)
 
         snprintf(key, sizeof(key), "w.%d.%d", index, n);
         st = mmc_remove(c.mmc, key);
-        IT_CHECK(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove %s: %s", key,
-                 mmc_status_name(st));
+        TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove %s: %s",
+                      key, mmc_status_name(st));
     }
     for (int k = 0; k < NPIN; k++) {
         snprintf(key, sizeof(key), "pin.%d.%d", index, k);
@@ -378,11 +381,11 @@ static int pr_child_main(int index, void *arg)
 
         snprintf(key, sizeof(key), "push.%d.%d", index, k);
         st = mmc_remove(c.mmc, key);
-        IT_CHECK(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove %s: %s", key,
-                 mmc_status_name(st));
+        TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "remove %s: %s",
+                      key, mmc_status_name(st));
     }
-    IT_CHECK(it_mmc_barrier(5, NPROC + 1) == 0, "barrier 5");
-    IT_CHECK(it_mmc_barrier(6, NPROC + 1) == 0, "barrier 6");
+    TK_CHECK_GOTO(it_mmc_barrier(5, NPROC + 1) == 0, "barrier 5");
+    TK_CHECK_GOTO(it_mmc_barrier(6, NPROC + 1) == 0, "barrier 6");
     ret = 0;
 fail:
     if (ret != 0) {
@@ -403,16 +406,16 @@ fail:
 /* Waits at a barrier as the parent; false when a child failed. */
 static bool pr_parent_barrier(int id)
 {
-    uint64_t deadline = it_now_ms() + IT_MMC_WAIT_MS;
+    uint64_t deadline = tk_time_ms() + IT_MMC_WAIT_MS;
 
     atomic_fetch_add(&it_mmc_sh->bar[id], 1);
     while (atomic_load(&it_mmc_sh->bar[id]) < NPROC + 1) {
         if (atomic_load(&it_mmc_sh->val[V_FAILED]) != 0 ||
-            it_now_ms() > deadline) {
-            it_log("parent: barrier %d: a child failed or hangs", id);
+            tk_time_ms() > deadline) {
+            tk_print("parent: barrier %d: a child failed or hangs", id);
             return false;
         }
-        it_sleep_ms(2);
+        tk_sleep_ms(2);
     }
     return true;
 }
@@ -441,7 +444,7 @@ static void test_pressure(void **state)
                            "evict_low_pct=70",
                            "member_timeout_ms=5000",
                            NULL};
-    uint64_t leases[NPROC][NPIN], start = it_now_ms(), deadline;
+    uint64_t leases[NPROC][NPIN], start = tk_time_ms(), deadline;
     it_mmc_wire_t wire = {.fd = -1};
     it_mmc_seg_t segs[16];
     pid_t pids[NPROC];
@@ -453,7 +456,7 @@ static void test_pressure(void **state)
     assert_int_equal(
         it_mmc_meta_start(&it_mmc_sh->meta, NULL, 0, "127.0.0.1", extra), 0);
     atomic_store(&it_mmc_sh->val[V_WRITING], NPROC);
-    assert_int_equal(it_spawn_n(NPROC, pr_child_main, NULL, pids), 0);
+    assert_int_equal(tk_proc_spawn_n(NPROC, pr_child_main, NULL, pids), 0);
 
     if (!pr_parent_barrier(0)) {
         goto out;
@@ -466,7 +469,7 @@ static void test_pressure(void **state)
         for (k = 0; k < NPIN; k++) {
             snprintf(key, sizeof(key), "pin.%d.%d", i, k);
             if (it_mmc_wire_get(&wire, key, &leases[i][k]) != MMC_OK) {
-                it_log("parent: no lease on %s", key);
+                tk_print("parent: no lease on %s", key);
                 goto out;
             }
         }
@@ -480,49 +483,49 @@ static void test_pressure(void **state)
         if (it_mmc_wire_ping(&wire) != 0) {
             goto out;
         }
-        it_sleep_ms(200);
+        tk_sleep_ms(200);
     }
     if (!pr_parent_barrier(2)) {
         goto out;
     }
-    it_log("parent: storm over after %llu ms, %d exact gets, %d not found",
-           (unsigned long long)(it_now_ms() - start),
-           atomic_load(&it_mmc_sh->val[V_GETS_OK]),
-           atomic_load(&it_mmc_sh->val[V_NOT_FOUND]));
+    tk_print("parent: storm over after %llu ms, %d exact gets, %d not found",
+             (unsigned long long)(tk_time_ms() - start),
+             atomic_load(&it_mmc_sh->val[V_GETS_OK]),
+             atomic_load(&it_mmc_sh->val[V_NOT_FOUND]));
 
     /* eviction ran: the oldest unleased objects are gone, the leased ones
      * (older still) are there with their lease; every segment at rest is
      * at or below the high mark */
     evictions = it_mmc_metric(NULL, 0, &it_mmc_sh->meta, "mmc_evictions_total");
-    it_log("parent: %g evictions", evictions);
+    tk_print("parent: %g evictions", evictions);
     if (evictions <= 0) {
-        it_log("parent: nothing was evicted");
+        tk_print("parent: nothing was evicted");
         goto out;
     }
     for (i = 0; i < NPROC; i++) {
         snprintf(key, sizeof(key), "w.%d.0", i);
         if (pr_key_leases(key) >= 0) {
-            it_log("parent: %s, put right after the pinned ones, was never "
-                   "evicted",
-                   key);
+            tk_print("parent: %s, put right after the pinned ones, was never "
+                     "evicted",
+                     key);
             goto out;
         }
         for (k = 0; k < NPIN; k++) {
             snprintf(key, sizeof(key), "pin.%d.%d", i, k);
             if (pr_key_leases(key) < 1) {
-                it_log("parent: leased %s is gone or has no lease", key);
+                tk_print("parent: leased %s is gone or has no lease", key);
                 goto out;
             }
         }
     }
     /* at rest (once the last pass ran) no segment is above the high mark */
-    deadline = it_now_ms() + SETTLE_MS;
+    deadline = tk_time_ms() + SETTLE_MS;
     for (;;) {
         int above = 0;
 
         n = it_mmc_segments(NULL, 0, &it_mmc_sh->meta, segs, 16);
         if (n != NPROC) {
-            it_log("parent: %d segments, expected %d", n, NPROC);
+            tk_print("parent: %d segments, expected %d", n, NPROC);
             goto out;
         }
         for (i = 0; i < n; i++) {
@@ -531,22 +534,22 @@ static void test_pressure(void **state)
         if (above == 0) {
             break;
         }
-        if (it_now_ms() > deadline) {
-            it_log("parent: %d segments stay above the high mark", above);
+        if (tk_time_ms() > deadline) {
+            tk_print("parent: %d segments stay above the high mark", above);
             goto out;
         }
         (void)it_mmc_wire_ping(&wire);
-        it_sleep_ms(20);
+        tk_sleep_ms(20);
     }
     for (i = 0; i < n; i++) {
-        it_log("parent: rank %u: %llu of %llu KiB used", segs[i].rank,
-               (unsigned long long)(segs[i].used / KB),
-               (unsigned long long)(segs[i].capacity / KB));
+        tk_print("parent: rank %u: %llu of %llu KiB used", segs[i].rank,
+                 (unsigned long long)(segs[i].used / KB),
+                 (unsigned long long)(segs[i].capacity / KB));
     }
     for (i = 0; i < NPROC; i++) {
         for (k = 0; k < NPIN; k++) {
             if (it_mmc_wire_release(&wire, leases[i][k]) != MMC_OK) {
-                it_log("parent: release of a pinned lease failed");
+                tk_print("parent: release of a pinned lease failed");
                 goto out;
             }
         }
@@ -559,14 +562,14 @@ static void test_pressure(void **state)
     /* no leak: nothing is left, every byte is free again */
     n = it_mmc_segments(NULL, 0, &it_mmc_sh->meta, segs, 16);
     if (n != NPROC) {
-        it_log("parent: %d segments, expected %d", n, NPROC);
+        tk_print("parent: %d segments, expected %d", n, NPROC);
         goto out;
     }
     for (i = 0; i < n; i++) {
         if (segs[i].used != 0 || segs[i].replicas != 0) {
-            it_log("parent: rank %u still holds %llu bytes in %llu replicas",
-                   segs[i].rank, (unsigned long long)segs[i].used,
-                   (unsigned long long)segs[i].replicas);
+            tk_print("parent: rank %u still holds %llu bytes in %llu replicas",
+                     segs[i].rank, (unsigned long long)segs[i].used,
+                     (unsigned long long)segs[i].replicas);
             goto out;
         }
     }
@@ -579,14 +582,14 @@ out:
     if (!ok) {
         atomic_store(&it_mmc_sh->val[V_FAILED], 1);
     }
-    if (it_wait_all(pids, NPROC, IT_MMC_WAIT_MS, NULL) != 0) {
+    if (tk_proc_wait_all(pids, NPROC, IT_MMC_WAIT_MS, NULL) != 0) {
         ok = 0;
     }
-    it_log("parent: longest call %llu ms; %llu ms in all",
-           (unsigned long long)atomic_load(&it_mmc_sh->u64[U_MAX_CALL_MS]),
-           (unsigned long long)(it_now_ms() - start));
-    if (it_mmc_meta_stop(&it_mmc_sh->meta) != 0) {
-        it_log("parent: mmc-meta did not exit cleanly");
+    tk_print("parent: longest call %llu ms; %llu ms in all",
+             (unsigned long long)atomic_load(&it_mmc_sh->u64[U_MAX_CALL_MS]),
+             (unsigned long long)(tk_time_ms() - start));
+    if (tk_meta_stop(&it_mmc_sh->meta, SIGTERM) != 0) {
+        tk_print("parent: mmc-meta did not exit cleanly");
         ok = 0;
     }
     assert_int_equal(ok, 1);
@@ -598,5 +601,5 @@ int main(void)
         cmocka_unit_test(test_pressure),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -50,7 +50,7 @@ static int sd_find_binary(void)
         strcat(sd_bin, "/../../tools/mf-store");
     }
     if (access(sd_bin, X_OK) != 0) {
-        it_log("mf-store binary not found at %s (set MF_STORE_BIN)", sd_bin);
+        tk_print("mf-store binary not found at %s (set MF_STORE_BIN)", sd_bin);
         return -1;
     }
     return 0;
@@ -69,24 +69,24 @@ static pid_t sd_start_nofile(const char *port_arg, unsigned nofile,
     int fd = -1;
     pid_t pid;
 
-    pid = it_spawn_exec_nofile(argv, nofile, &fd);
+    pid = tk_proc_exec(argv, nofile, &fd);
     if (pid < 0) {
         return -1;
     }
-    if (it_read_line(fd, line, sizeof(line), 30000) != 0 ||
+    if (tk_fd_read_line(fd, line, sizeof(line), 30000) != 0 ||
         strncmp(line, "mf-store listening on ", 22) != 0 ||
         (colon = strrchr(line, ':')) == NULL) {
-        it_log("mf-store did not report its address");
+        tk_print("mf-store did not report its address");
         close(fd);
         kill(pid, SIGKILL);
-        it_wait(pid, 10000);
+        tk_proc_wait(pid, 10000);
         return -1;
     }
     close(fd);
     port = strtoul(colon + 1, NULL, 10);
     if (port == 0 || port > 65535) {
         kill(pid, SIGKILL);
-        it_wait(pid, 10000);
+        tk_proc_wait(pid, 10000);
         return -1;
     }
     *port_p = (uint16_t)port;
@@ -107,28 +107,28 @@ static int sd_client(int index, void *arg)
     int64_t sum = 0;
     int ret = 1;
 
-    it_set_role("client %d", index);
-    IT_CHECK_OK(mf_store_connect(sd_url, NULL, &store));
+    tk_role_set("client %d", index);
+    TK_CHECK_OK_GOTO(mf_store_connect(sd_url, NULL, &store));
     snprintf(key, sizeof(key), "from/%d", index);
-    IT_CHECK_OK(mf_store_set(store, key, "value", 5, 0));
+    TK_CHECK_OK_GOTO(mf_store_set(store, key, "value", 5, 0));
     /* each reads the other's key, waiting for it */
     snprintf(key, sizeof(key), "from/%d", 1 - index);
-    IT_CHECK_OK(mf_store_get(store, key, 30000, &value, &len));
-    IT_CHECK(len == 5 && memcmp(value, "value", 5) == 0, "wrong value");
-    IT_CHECK_OK(mf_store_add(store, "counter", 10 + index, &sum));
-    IT_CHECK_OK(mf_store_barrier(store, "after-add", 2, 30000));
-    IT_CHECK_OK(mf_store_add(store, "counter", 0, &sum));
-    IT_CHECK(sum == 21, "counter %lld", (long long)sum);
+    TK_CHECK_OK_GOTO(mf_store_get(store, key, 30000, &value, &len));
+    TK_CHECK_GOTO(len == 5 && memcmp(value, "value", 5) == 0, "wrong value");
+    TK_CHECK_OK_GOTO(mf_store_add(store, "counter", 10 + index, &sum));
+    TK_CHECK_OK_GOTO(mf_store_barrier(store, "after-add", 2, 30000));
+    TK_CHECK_OK_GOTO(mf_store_add(store, "counter", 0, &sum));
+    TK_CHECK_GOTO(sum == 21, "counter %lld", (long long)sum);
     /* exactly one cas from absent wins */
     if (mf_store_cas(store, "winner", NULL, 0, index ? "1" : "0", 1, &cur,
                      &cur_len) == MF_OK) {
-        IT_CHECK_OK(mf_store_add(store, "wins", 1, &sum));
+        TK_CHECK_OK_GOTO(mf_store_add(store, "wins", 1, &sum));
     }
-    IT_CHECK_OK(mf_store_barrier(store, "after-cas", 2, 30000));
-    IT_CHECK_OK(mf_store_add(store, "wins", 0, &sum));
-    IT_CHECK(sum == 1, "%lld cas winners", (long long)sum);
-    IT_CHECK_ST(mf_store_get(store, "absent", 0, &cur, &cur_len),
-                MF_ERR_NOT_FOUND);
+    TK_CHECK_OK_GOTO(mf_store_barrier(store, "after-cas", 2, 30000));
+    TK_CHECK_OK_GOTO(mf_store_add(store, "wins", 0, &sum));
+    TK_CHECK_GOTO(sum == 1, "%lld cas winners", (long long)sum);
+    TK_CHECK_ST_GOTO(mf_store_get(store, "absent", 0, &cur, &cur_len),
+                     MF_ERR_NOT_FOUND);
     ret = 0;
 fail:
     free(value);
@@ -153,12 +153,12 @@ static void sd_serve_and_stop(const char *port_arg, int sig)
         assert_int_equal(port, (uint16_t)atoi(port_arg));
     }
     snprintf(sd_url, sizeof(sd_url), "tcp://127.0.0.1:%u", (unsigned)port);
-    ret = it_spawn_n(2, sd_client, NULL, pids);
+    ret = tk_proc_spawn_n(2, sd_client, NULL, pids);
     if (ret == 0) {
-        ret = it_wait_all(pids, 2, 120000, NULL);
+        ret = tk_proc_wait_all(pids, 2, 120000, NULL);
     }
     kill(daemon, sig);
-    code = it_wait(daemon, 30000);
+    code = tk_proc_wait(daemon, 30000);
     assert_int_equal(ret, 0);
     assert_int_equal(code, 0);
 }
@@ -173,7 +173,7 @@ static void test_given_port_sigint(void **state)
     char arg[16];
     uint16_t port;
 
-    assert_int_equal(it_free_port(&port), 0);
+    assert_int_equal(tk_port_free(&port), 0);
     snprintf(arg, sizeof(arg), "%u", (unsigned)port);
     sd_serve_and_stop(arg, SIGINT);
 }
@@ -188,22 +188,22 @@ static void test_failures(void **state)
     pid_t first, pid;
 
     assert_int_equal(sd_find_binary(), 0);
-    pid = it_spawn_exec(bad_opt, NULL);
+    pid = tk_proc_exec(bad_opt, 0, NULL);
     assert_true(pid > 0);
-    assert_int_equal(it_wait(pid, 30000), 2);
-    pid = it_spawn_exec(bad_set, NULL);
+    assert_int_equal(tk_proc_wait(pid, 30000), 2);
+    pid = tk_proc_exec(bad_set, 0, NULL);
     assert_true(pid > 0);
-    assert_int_equal(it_wait(pid, 30000), 2);
+    assert_int_equal(tk_proc_wait(pid, 30000), 2);
 
     /* a second daemon on the port of the first one fails to start */
     first = sd_start("0", &port);
     assert_true(first > 0);
     snprintf(arg, sizeof(arg), "%u", (unsigned)port);
-    pid = it_spawn_exec(taken, NULL);
+    pid = tk_proc_exec(taken, 0, NULL);
     assert_true(pid > 0);
-    assert_int_equal(it_wait(pid, 30000), 1);
+    assert_int_equal(tk_proc_wait(pid, 30000), 1);
     kill(first, SIGTERM);
-    assert_int_equal(it_wait(first, 30000), 0);
+    assert_int_equal(tk_proc_wait(first, 30000), 0);
 }
 
 /* Every connection is a descriptor: the daemon serves as many as the
@@ -217,10 +217,10 @@ static void test_open_files_limit(void **state)
     assert_int_equal(sd_find_binary(), 0);
     daemon = sd_start_nofile("0", 64, &port);
     assert_true(daemon > 0);
-    assert_int_equal(it_nofile_limits(daemon, &soft, &hard), 0);
+    assert_int_equal(tk_proc_nofile(daemon, &soft, &hard), 0);
     assert_true(soft == hard);
     kill(daemon, SIGTERM);
-    assert_int_equal(it_wait(daemon, 30000), 0);
+    assert_int_equal(tk_proc_wait(daemon, 30000), 0);
 }
 
 int main(void)
@@ -232,5 +232,5 @@ int main(void)
         cmocka_unit_test(test_open_files_limit),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

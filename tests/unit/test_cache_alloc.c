@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+
 #include "cache/meta/alloc.h"
 #include "util/log.h"
 
@@ -25,25 +28,12 @@
 
 /* ---- log capture: errors are counted, and must be expected ---- */
 
-static int test_alloc_errors;
-
-static void test_alloc_log_sink(mf_log_level_t level, const char *file,
-                                int line, const char *message, void *arg)
-{
-    (void)file;
-    (void)line;
-    (void)arg;
-    if (level <= MF_LOG_ERROR) {
-        test_alloc_errors++;
-    }
-    (void)message;
-}
+static tk_log_t test_alloc_log;
 
 static int test_alloc_setup(void **state)
 {
     (void)state;
-    test_alloc_errors = 0;
-    mf_log_set_sink(test_alloc_log_sink, NULL);
+    tk_log_start(&test_alloc_log, 0);
     mf_log_set_level(MF_LOG_WARN);
     return 0;
 }
@@ -51,21 +41,18 @@ static int test_alloc_setup(void **state)
 static int test_alloc_teardown(void **state)
 {
     (void)state;
-    mf_log_set_sink(NULL, NULL);
-    if (test_alloc_errors != 0) {
-        print_error("%d unexpected error log(s)\n", test_alloc_errors);
-        return -1;
-    }
-    return 0;
+    tk_log_stop(&test_alloc_log);
+    return tk_log_check_clean(&test_alloc_log);
 }
 
 /* Runs expr, which must log exactly one error. */
 #define expect_one_error(_expr)                                                \
     do {                                                                       \
-        int _before = test_alloc_errors;                                       \
+        unsigned _before = tk_log_count(&test_alloc_log, MF_LOG_ERROR);        \
         _expr;                                                                 \
-        assert_int_equal(test_alloc_errors, _before + 1);                      \
-        test_alloc_errors = _before;                                           \
+        assert_int_equal(tk_log_count(&test_alloc_log, MF_LOG_ERROR),          \
+                         _before + 1);                                         \
+        tk_log_take(&test_alloc_log, MF_LOG_ERROR, 1);                         \
     } while (0)
 
 static mmc_alloc_t *test_alloc_new(uint64_t size, uint64_t align)
@@ -674,5 +661,5 @@ int main(void)
 #undef T
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+
 #include "cache/meta/alloc.h"
 #include "cache/meta/meta_state.h"
 #include "util/log.h"
@@ -34,19 +37,7 @@
 
 /* ---- log capture ---- */
 
-static int test_meta_errors;
-
-static void test_meta_log_sink(mf_log_level_t level, const char *file, int line,
-                               const char *message, void *arg)
-{
-    (void)file;
-    (void)line;
-    (void)arg;
-    (void)message;
-    if (level <= MF_LOG_ERROR) {
-        test_meta_errors++;
-    }
-}
+static tk_log_t test_meta_log;
 
 /* ---- fixture ---- */
 
@@ -68,8 +59,7 @@ static int test_meta_setup(void **state)
     };
     test_meta_t *t = calloc(1, sizeof(*t));
 
-    test_meta_errors = 0;
-    mf_log_set_sink(test_meta_log_sink, NULL);
+    tk_log_start(&test_meta_log, 0);
     mf_log_set_level(MF_LOG_WARN);
     assert_non_null(t);
     assert_int_equal(mmc_state_create(&p, &t->st), MF_OK);
@@ -81,17 +71,11 @@ static int test_meta_setup(void **state)
 static int test_meta_teardown(void **state)
 {
     test_meta_t *t = *state;
-    int errors;
 
     mmc_state_destroy(t->st);
     free(t);
-    mf_log_set_sink(NULL, NULL);
-    errors = test_meta_errors;
-    if (errors != 0) {
-        print_error("%d unexpected error log(s)\n", errors);
-        return -1;
-    }
-    return 0;
+    tk_log_stop(&test_meta_log);
+    return tk_log_check_clean(&test_meta_log);
 }
 
 static void test_meta_check(test_meta_t *t)
@@ -1811,5 +1795,5 @@ int main(void)
     };
     /* clang-format on */
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -13,6 +13,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+
 #include "cache/meta/meta.h"
 #include "fabric/core/core.h"
 #include "util/config.h"
@@ -52,45 +55,26 @@ static const char *const tmc_keys[] = {
 
 /* ---- log capture ---- */
 
-typedef struct tmc_log {
-    int errors;
-    char last[1024];
-} tmc_log_t;
-
-static tmc_log_t tmc_log;
-
-static void tmc_log_sink(mf_log_level_t level, const char *file, int line,
-                         const char *message, void *arg)
-{
-    tmc_log_t *log = arg;
-
-    (void)file;
-    (void)line;
-    if (level <= MF_LOG_ERROR) {
-        log->errors++;
-    }
-    snprintf(log->last, sizeof(log->last), "%s", message);
-}
+static tk_log_t tmc_log;
 
 static int tmc_setup(void **state)
 {
-    memset(&tmc_log, 0, sizeof(tmc_log));
-    mf_log_set_sink(tmc_log_sink, &tmc_log);
+    tk_log_start(&tmc_log, 0);
     return 0;
 }
 
 static int tmc_teardown(void **state)
 {
-    mf_log_set_sink(NULL, NULL);
+    tk_log_stop(&tmc_log);
     return 0;
 }
 
 /* The last logged message contains every one of the given words. */
 static void tmc_assert_logged(const char *w1, const char *w2)
 {
-    if (strstr(tmc_log.last, w1) == NULL ||
-        (w2 != NULL && strstr(tmc_log.last, w2) == NULL)) {
-        fail_msg("log '%s' lacks '%s' / '%s'", tmc_log.last, w1,
+    if (strstr(tk_log_last(&tmc_log), w1) == NULL ||
+        (w2 != NULL && strstr(tk_log_last(&tmc_log), w2) == NULL)) {
+        fail_msg("log '%s' lacks '%s' / '%s'", tk_log_last(&tmc_log), w1,
                  w2 != NULL ? w2 : "");
     }
 }
@@ -160,7 +144,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.idle_timeout_ms, 15000);
     assert_string_equal(cfg.log_level, "warn");
     assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
-    assert_int_equal(tmc_log.errors, 0);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), 0);
 }
 
 static void test_set(void **state)
@@ -206,7 +190,7 @@ static void test_set(void **state)
                      MF_OK);
     assert_int_equal(cfg.member_timeout_ms, 0);
     assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
-    assert_int_equal(tmc_log.errors, 0);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), 0);
 
     assert_int_equal(mmc_meta_config_set(NULL, "port", "1"), MF_ERR_INVALID);
     assert_int_equal(mmc_meta_config_set(&cfg, NULL, "1"), MF_ERR_INVALID);
@@ -217,13 +201,13 @@ static void test_set(void **state)
 static void tmc_expect_bad(const char *key, const char *value, const char *word)
 {
     mmc_meta_config_t cfg, before;
-    int errors = tmc_log.errors;
+    int errors = tk_log_count(&tmc_log, MF_LOG_ERROR);
 
     mmc_meta_config_init(&cfg);
     before = cfg;
     assert_int_equal(mmc_meta_config_set(&cfg, key, value), MF_ERR_CONFIG);
     assert_memory_equal(&cfg, &before, sizeof(cfg));
-    assert_int_equal(tmc_log.errors, errors + 1);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), errors + 1);
     tmc_assert_logged(key, word);
 }
 
@@ -296,9 +280,9 @@ static void test_check_window(void **state)
     assert_int_equal(mmc_meta_config_set(&cfg, "max_segment_size", "256G"),
                      MF_OK);
     assert_int_equal(mmc_meta_config_set(&cfg, "max_ranks", "1024"), MF_OK);
-    errors = tmc_log.errors;
+    errors = tk_log_count(&tmc_log, MF_LOG_ERROR);
     assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
-    assert_int_equal(tmc_log.errors, errors + 1);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), errors + 1);
     tmc_assert_logged("max_ranks", "47-bit");
     /* ... 1024 x 64G does */
     assert_int_equal(mmc_meta_config_set(&cfg, "max_segment_size", "64G"),
@@ -345,9 +329,9 @@ static void test_check_watermarks(void **state)
     (void)state;
     mmc_meta_config_init(&cfg);
     assert_int_equal(mmc_meta_config_set(&cfg, "evict_low_pct", "95"), MF_OK);
-    errors = tmc_log.errors;
+    errors = tk_log_count(&tmc_log, MF_LOG_ERROR);
     assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
-    assert_int_equal(tmc_log.errors, errors + 1);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), errors + 1);
     tmc_assert_logged("evict_low_pct", "evict_high_pct");
     assert_int_equal(mmc_meta_config_set(&cfg, "evict_high_pct", "95"), MF_OK);
     assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
@@ -388,7 +372,7 @@ static void test_file(void **state)
     assert_int_equal(cfg.lease_ms, 1000);
     assert_string_equal(cfg.log_level, "info");
     assert_int_equal(cfg.store_port, 5801); /* untouched */
-    assert_int_equal(tmc_log.errors, 0);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), 0);
     unlink(path);
 
     /* an error on line 3: nothing of the file is applied */
@@ -514,7 +498,7 @@ static void test_help_and_dump(void **state)
     assert_non_null(f);
     mmc_meta_config_print_help(f);
     fclose(f);
-    assert_int_equal(tmc_log.errors, 0);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), 0);
 }
 
 int main(void)
@@ -535,5 +519,5 @@ int main(void)
                                         tmc_teardown),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

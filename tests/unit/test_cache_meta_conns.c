@@ -18,7 +18,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "tk_group.h"
+#include "tk_log.h"
+#include "tk_proc.h"
 
 #include "cache/meta/meta.h"
 #include "net/net.h"
@@ -27,7 +29,6 @@
 #include "util/sock.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -48,63 +49,30 @@
 #define CHILD_NOFILE 64
 #define FLOOD_CONNS  150
 
-static atomic_int test_conns_errors;
-
-static void test_conns_log_sink(mf_log_level_t level, const char *file,
-                                int line, const char *message, void *arg)
-{
-    (void)arg;
-    if (level <= MF_LOG_ERROR) {
-        atomic_fetch_add(&test_conns_errors, 1);
-        fprintf(stderr, "unexpected error: %s:%d %s\n", file, line, message);
-    }
-}
-
-static int test_conns_count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *ent;
-    int n = 0;
-
-    if (dir == NULL) {
-        return -1;
-    }
-    while ((ent = readdir(dir)) != NULL) {
-        n += (ent->d_name[0] != '.');
-    }
-    closedir(dir);
-    return n;
-}
-
+static tk_log_t test_conns_log;
 static int test_conns_fds;
 
 static int test_conns_setup(void **state)
 {
     (void)state;
-    atomic_store(&test_conns_errors, 0);
-    mf_log_set_sink(test_conns_log_sink, NULL);
+    tk_log_start(&test_conns_log, 0);
     mf_log_set_level(MF_LOG_WARN);
-    test_conns_fds = test_conns_count_fds();
+    test_conns_fds = tk_fd_count();
     return 0;
 }
 
 static int test_conns_teardown(void **state)
 {
-    int fds = test_conns_count_fds();
+    int fds = tk_fd_count();
 
     (void)state;
-    mf_log_set_sink(NULL, NULL);
+    tk_log_stop(&test_conns_log);
     if (fds != test_conns_fds) {
         print_error("%d file descriptors before, %d after\n", test_conns_fds,
                     fds);
         return -1;
     }
-    if (atomic_load(&test_conns_errors) != 0) {
-        print_error("%d unexpected error log(s)\n",
-                    atomic_load(&test_conns_errors));
-        return -1;
-    }
-    return 0;
+    return tk_log_check_clean(&test_conns_log);
 }
 
 /* ---- a meta service ---- */
@@ -265,27 +233,10 @@ typedef struct test_conns_ports {
     uint16_t http;
 } test_conns_ports_t;
 
-/* In the child only. */
-static atomic_int child_accept_msgs;
-static atomic_int child_libevent_msgs;
+/* In the child only: what the service logs; the parent waits for the
+ * first failed accept. */
+static tk_log_t child_log;
 static int child_notify_fd = -1;
-
-static void test_conns_child_sink(mf_log_level_t level, const char *file,
-                                  int line, const char *message, void *arg)
-{
-    (void)arg;
-    if (strstr(message, "accept() failed") != NULL) {
-        /* the parent waits for the first one */
-        if ((atomic_fetch_add(&child_accept_msgs, 1) == 0) &&
-            (write(child_notify_fd, "F", 1) != 1)) {
-            fprintf(stderr, "child: cannot notify the parent\n");
-        }
-    }
-    if (strstr(message, "Error from accept") != NULL) {
-        atomic_fetch_add(&child_libevent_msgs, 1);
-    }
-    fprintf(stderr, "child [%d] %s:%d %s\n", (int)level, file, line, message);
-}
 
 /* The service with few descriptors: reports its ports on ready_fd, runs
  * until done_fd closes, then checks what it logged. */
@@ -296,20 +247,23 @@ static int test_conns_child(int ready_fd, int done_fd)
     test_conns_ports_t ports;
     mmc_meta_t *meta = NULL;
     uint64_t start, elapsed, allowed;
+    int accepts, libevent;
     char byte;
 
-    CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    TK_CHECK(getrlimit(RLIMIT_NOFILE, &rl) == 0);
     rl.rlim_cur = CHILD_NOFILE;
-    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
-    mf_log_set_sink(test_conns_child_sink, NULL);
+    TK_CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    tk_log_start(&child_log, TK_LOG_ECHO);
+    accepts = tk_log_watch(&child_log, "accept() failed", child_notify_fd);
+    libevent = tk_log_watch(&child_log, "Error from accept", -1);
     mf_log_set_level(MF_LOG_WARN);
     test_conns_config(&cfg);
     cfg.idle_timeout_ms = 600000; /* not what this test is about */
-    CHILD_OK(mmc_meta_start(&cfg, &meta));
+    TK_CHECK_OK(mmc_meta_start(&cfg, &meta));
     ports.rpc = mmc_meta_port(meta);
     ports.http = mmc_meta_http_port(meta);
     start = mf_time_ms();
-    CHILD_CHECK(write(ready_fd, &ports, sizeof(ports)) == sizeof(ports));
+    TK_CHECK(write(ready_fd, &ports, sizeof(ports)) == sizeof(ports));
     while ((read(done_fd, &byte, 1) < 0) && (errno == EINTR)) {
     }
     elapsed = mf_time_ms() - start;
@@ -320,11 +274,11 @@ static int test_conns_child(int ready_fd, int done_fd)
     fprintf(stderr,
             "child: %d accept failure messages in %llu ms (at most "
             "%llu), %d from libevent\n",
-            atomic_load(&child_accept_msgs), (unsigned long long)elapsed,
-            (unsigned long long)allowed, atomic_load(&child_libevent_msgs));
-    CHILD_CHECK(atomic_load(&child_accept_msgs) >= 1);
-    CHILD_CHECK((uint64_t)atomic_load(&child_accept_msgs) <= allowed);
-    CHILD_CHECK(atomic_load(&child_libevent_msgs) == 0);
+            tk_log_watched(&child_log, accepts), (unsigned long long)elapsed,
+            (unsigned long long)allowed, tk_log_watched(&child_log, libevent));
+    TK_CHECK(tk_log_watched(&child_log, accepts) >= 1);
+    TK_CHECK((uint64_t)tk_log_watched(&child_log, accepts) <= allowed);
+    TK_CHECK(tk_log_watched(&child_log, libevent) == 0);
     return 0;
 }
 
@@ -364,7 +318,7 @@ static void test_conns_out_of_fds(void **state)
     assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
     assert_int_equal(pipe2(done, O_CLOEXEC), 0);
     assert_int_equal(pipe2(notify, O_CLOEXEC), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(ready[0]);
@@ -429,7 +383,7 @@ static void test_conns_out_of_fds(void **state)
     close(done[1]); /* the child stops and checks its log */
     close(ready[0]);
     close(notify[0]);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
 }
 
 /* ---- connections before HELLO ---- */
@@ -538,5 +492,5 @@ int main(void)
     };
 
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -17,18 +17,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+
 #include "cache/meta/meta.h"
 #include "net/net.h"
 #include "util/log.h"
 #include "util/misc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,21 +43,7 @@
 #define NRANKS    8u
 #define PG        4096ull
 
-static atomic_int test_rpc_errors;
-static atomic_int test_rpc_hbm_warns;
-
-static void test_rpc_log_sink(mf_log_level_t level, const char *file, int line,
-                              const char *message, void *arg)
-{
-    (void)arg;
-    if ((level == MF_LOG_WARN) && (strstr(message, "HBM") != NULL)) {
-        atomic_fetch_add(&test_rpc_hbm_warns, 1);
-    }
-    if (level <= MF_LOG_ERROR) {
-        atomic_fetch_add(&test_rpc_errors, 1);
-        fprintf(stderr, "unexpected error: %s:%d %s\n", file, line, message);
-    }
-}
+static tk_log_t test_rpc_log;
 
 /* ---- fixture ---- */
 
@@ -128,31 +115,14 @@ static mmc_meta_t *test_rpc_start(uint32_t max_batch)
     return test_rpc_start_ms(max_batch, 600000, 600000);
 }
 
-static int test_rpc_count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *ent;
-    int n = 0;
-
-    if (dir == NULL) {
-        return -1;
-    }
-    while ((ent = readdir(dir)) != NULL) {
-        n += (ent->d_name[0] != '.');
-    }
-    closedir(dir);
-    return n;
-}
-
 static int test_rpc_setup(void **state)
 {
     test_rpc_t *t = calloc(1, sizeof(*t));
 
-    atomic_store(&test_rpc_errors, 0);
-    mf_log_set_sink(test_rpc_log_sink, NULL);
+    tk_log_start(&test_rpc_log, 0);
     mf_log_set_level(MF_LOG_WARN);
     assert_non_null(t);
-    t->fds = test_rpc_count_fds();
+    t->fds = tk_fd_count();
     t->meta = test_rpc_start(MMC_BATCH_MAX);
     *state = t;
     return 0;
@@ -161,24 +131,17 @@ static int test_rpc_setup(void **state)
 static int test_rpc_teardown(void **state)
 {
     test_rpc_t *t = *state;
-    int errors;
-
     int fds;
 
     mmc_meta_stop(t->meta);
-    fds = test_rpc_count_fds();
+    fds = tk_fd_count();
     if (fds != t->fds) {
         print_error("%d file descriptors before, %d after\n", t->fds, fds);
         return -1;
     }
     free(t);
-    mf_log_set_sink(NULL, NULL);
-    errors = atomic_load(&test_rpc_errors);
-    if (errors != 0) {
-        print_error("%d unexpected error log(s)\n", errors);
-        return -1;
-    }
-    return 0;
+    tk_log_stop(&test_rpc_log);
+    return tk_log_check_clean(&test_rpc_log);
 }
 
 /* ---- client helpers ---- */
@@ -674,7 +637,8 @@ static void test_rpc_register_media(void **state)
     };
     test_rpc_view_t v;
 
-    atomic_store(&test_rpc_hbm_warns, 0);
+    unsigned hbm_warns = tk_log_matches(&test_rpc_log, "HBM");
+
     assert_int_equal(test_rpc_register_segs(a, 2, "h", 1, &segs[1]),
                      MF_ERR_UNSUPPORTED);
     assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
@@ -683,10 +647,10 @@ static void test_rpc_register_media(void **state)
     segs[1].gva = HOST_BASE;
     assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
                      MF_ERR_UNSUPPORTED);
-    assert_int_equal(atomic_load(&test_rpc_hbm_warns), 1);
+    assert_int_equal(tk_log_matches(&test_rpc_log, "HBM"), hbm_warns + 1);
     assert_int_equal(test_rpc_register_segs(b, 3, "h", 1, &segs[1]),
                      MF_ERR_UNSUPPORTED);
-    assert_int_equal(atomic_load(&test_rpc_hbm_warns), 2);
+    assert_int_equal(tk_log_matches(&test_rpc_log, "HBM"), hbm_warns + 2);
     /* unknown media */
     segs[1].media = 2;
     assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
@@ -1434,5 +1398,5 @@ int main(void)
     };
     /* clang-format on */
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

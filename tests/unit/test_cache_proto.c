@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "cache/proto/proto.h"
 #include "util/misc.h"
 
@@ -1029,5 +1031,5 @@ int main(void)
         cmocka_unit_test(test_status_names),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -21,7 +21,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "test_window.h"
+#include "tk_group.h"
+#include "tk_proc.h"
 
 #include "fabric/core/core.h"
 #include "fabric/core/desc.h"
@@ -760,21 +762,21 @@ static void test_local_peer(void **state)
 
     assert_int_equal(pipe(topipe), 0);
     assert_int_equal(pipe(frompipe), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         void *d;
 
         alarm(60);
         /* rank 0 */
-        CHILD_OK(test_local_open(&t, 0, 0));
+        TK_CHECK_OK(test_local_open(&t, 0, 0));
         test_fill((void *)peer, 0, LOCAL_SIZE, 10);
-        CHILD_OK(mf_fabric_desc_pack(TEST_POOL(t.bm), false, &d, &desc_len));
-        CHILD_CHECK(write(frompipe[1], d, desc_len) == (ssize_t)desc_len);
+        TK_CHECK_OK(mf_fabric_desc_pack(TEST_POOL(t.bm), false, &d, &desc_len));
+        TK_CHECK(write(frompipe[1], d, desc_len) == (ssize_t)desc_len);
         free(d);
-        CHILD_CHECK(read(topipe[0], &c, 1) == 1);
+        TK_CHECK(read(topipe[0], &c, 1) == 1);
         /* the parent wrote its pattern at 1 MiB */
-        CHILD_CHECK(test_check((void *)(peer + TEST_MB), 0, 100000, 11));
+        TK_CHECK(test_check((void *)(peer + TEST_MB), 0, 100000, 11));
         test_local_close(&t);
         _exit(0);
     }
@@ -877,7 +879,7 @@ static void test_local_peer(void **state)
     assert_int_equal(write(topipe[1], "x", 1), 1);
     close(topipe[1]);
     close(frompipe[0]);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     len = t.window;
     test_local_close(&t);
     /* the whole window is released */
@@ -920,7 +922,7 @@ static void test_mp_start(test_mp_t *mp)
     int sig;
 
     assert_int_equal(pipe(fds), 0);
-    mp->pid = fork();
+    mp->pid = tk_proc_fork();
     assert_true(mp->pid >= 0);
     if (mp->pid == 0) {
         close(fds[0]);
@@ -949,11 +951,8 @@ static void test_mp_start(test_mp_t *mp)
 
 static void test_mp_stop(test_mp_t *mp)
 {
-    int wstatus;
-
     kill(mp->pid, SIGTERM);
-    assert_int_equal(waitpid(mp->pid, &wstatus, 0), mp->pid);
-    assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    assert_int_equal(tk_proc_wait(mp->pid, 60000), 0);
 }
 
 typedef struct test_rank {
@@ -998,12 +997,12 @@ static void test_mp_child_env(uint32_t index)
     char id[32];
 
     if (test_mp_mode == TEST_MP_TCP) {
-        CHILD_CHECK(setenv("MF_TRANSPORT", "tcp", 1) == 0);
-        CHILD_CHECK(setenv("MF_TCP_LANES", index % 2 ? "3" : "1", 1) == 0);
-        CHILD_CHECK(setenv("MF_TCP_CHUNK_SIZE", "128K", 1) == 0);
+        TK_CHECK(setenv("MF_TRANSPORT", "tcp", 1) == 0);
+        TK_CHECK(setenv("MF_TCP_LANES", index % 2 ? "3" : "1", 1) == 0);
+        TK_CHECK(setenv("MF_TCP_CHUNK_SIZE", "128K", 1) == 0);
     } else if (test_mp_mode == TEST_MP_TWO_HOSTS) {
         snprintf(id, sizeof(id), "test-host-%u", index % 2);
-        CHILD_CHECK(setenv("MF_HOST_ID", id, 1) == 0);
+        TK_CHECK(setenv("MF_HOST_ID", id, 1) == 0);
     }
 }
 
@@ -1018,15 +1017,15 @@ static mf_status_t test_rank_open(test_rank_t *tr, const char *url,
     mf_status_t st;
 
     memset(tr, 0, sizeof(*tr));
-    CHILD_OK(mf_init());
-    CHILD_OK(mf_store_connect(url, NULL, &tr->ctl));
+    TK_CHECK_OK(mf_init());
+    TK_CHECK_OK(mf_store_connect(url, NULL, &tr->ctl));
     mf_bm_config_init(&cfg);
     cfg.host_base = base;
     cfg.copy_threads = threads;
     cfg.timeout_ms = 20000;
-    CHILD_OK(mf_bm_init(url, world, rank, &cfg));
-    CHILD_OK(mf_bm_rank_id(&tr->rank));
-    CHILD_CHECK(mf_bm_world_size() == world);
+    TK_CHECK_OK(mf_bm_init(url, world, rank, &cfg));
+    TK_CHECK_OK(mf_bm_rank_id(&tr->rank));
+    TK_CHECK(mf_bm_world_size() == world);
     mf_bm_create_params_init(&params);
     params.local_dram_size = MP_SEG;
     params.max_dram_per_rank = MP_STRIDE;
@@ -1049,7 +1048,7 @@ static void test_rank_close(test_rank_t *tr)
 
 static void test_rank_barrier(test_rank_t *tr, const char *name, uint32_t count)
 {
-    CHILD_OK(mf_store_barrier(tr->ctl, name, count, 30000));
+    TK_CHECK_OK(mf_store_barrier(tr->ctl, name, count, 30000));
 }
 
 static void test_rank_wait_joined(test_rank_t *tr, uint32_t rank, bool joined)
@@ -1100,21 +1099,21 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     uint32_t r, w;
     int i;
 
-    CHILD_CHECK(buf != NULL && buf2 != NULL);
-    CHILD_OK(
+    TK_CHECK(buf != NULL && buf2 != NULL);
+    TK_CHECK_OK(
         test_rank_open(&tr, url, world, MF_RANK_AUTO, 1, TEST_WINDOW(4), 1));
     own = test_gva(tr.bm, tr.rank, 0);
     s = 0x9e3779b97f4a7c15ull * (tr.rank + 1);
     /* lower half: the owner's pattern */
     test_fill((void *)own, 0, MP_SEG / 2, tr.rank);
-    CHILD_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 0) == MF_ERR_TIMEOUT);
-    CHILD_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 20) == MF_ERR_TIMEOUT);
-    CHILD_CHECK(mf_bm_rank_wait(tr.bm, world, 0) == MF_ERR_INVALID);
-    CHILD_CHECK(strcmp(mf_bm_host_id(tr.bm), mf_host_id()) == 0 ||
-                test_mp_mode == TEST_MP_TWO_HOSTS);
-    CHILD_OK(mf_bm_join(tr.bm));
-    CHILD_OK(mf_bm_rank_wait(tr.bm, tr.rank, 0));
-    CHILD_CHECK(mf_bm_join(tr.bm) == MF_ERR_EXISTS);
+    TK_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 0) == MF_ERR_TIMEOUT);
+    TK_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 20) == MF_ERR_TIMEOUT);
+    TK_CHECK(mf_bm_rank_wait(tr.bm, world, 0) == MF_ERR_INVALID);
+    TK_CHECK(strcmp(mf_bm_host_id(tr.bm), mf_host_id()) == 0 ||
+             test_mp_mode == TEST_MP_TWO_HOSTS);
+    TK_CHECK_OK(mf_bm_join(tr.bm));
+    TK_CHECK_OK(mf_bm_rank_wait(tr.bm, tr.rank, 0));
+    TK_CHECK(mf_bm_join(tr.bm) == MF_ERR_EXISTS);
     for (r = 0; r < world; r++) {
         test_rank_wait_joined(&tr, r, true);
     }
@@ -1128,18 +1127,18 @@ static void test_mp_copies_child(const char *url, uint32_t world)
 
             if (r == tr.rank) {
                 /* the own segment is mapped and needs no transport */
-                CHILD_CHECK(seg->addr != NULL && seg->ep == NULL);
+                TK_CHECK(seg->addr != NULL && seg->ep == NULL);
                 continue;
             }
             name = TEST_POOL(tr.bm)->ifaces[seg->tl]->ops->name;
             tcp += strcmp(name, "tcp") == 0 && seg->addr == NULL;
             shm += strcmp(name, "shm") == 0 && seg->addr != NULL;
         }
-        CHILD_CHECK(tcp + shm == world - 1);
-        CHILD_CHECK(test_mp_mode != TEST_MP_AUTO || shm == world - 1);
-        CHILD_CHECK(test_mp_mode != TEST_MP_TCP || tcp == world - 1);
-        CHILD_CHECK(test_mp_mode != TEST_MP_TWO_HOSTS ||
-                    (shm == world / 2 - 1 && tcp == world / 2));
+        TK_CHECK(tcp + shm == world - 1);
+        TK_CHECK(test_mp_mode != TEST_MP_AUTO || shm == world - 1);
+        TK_CHECK(test_mp_mode != TEST_MP_TCP || tcp == world - 1);
+        TK_CHECK(test_mp_mode != TEST_MP_TWO_HOSTS ||
+                 (shm == world / 2 - 1 && tcp == world / 2));
     }
     test_rank_barrier(&tr, "filled", world);
 
@@ -1150,10 +1149,10 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         uint64_t boff = test_rand(&s) % 64;
 
         r = (uint32_t)(test_rand(&s) % world);
-        CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
-                            (uint64_t)buf + boff, size,
-                            i % 2 ? MF_COPY_GH2LH : MF_COPY_AUTO));
-        CHILD_CHECK(test_check(buf + boff, off, size, r));
+        TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
+                               (uint64_t)buf + boff, size,
+                               i % 2 ? MF_COPY_GH2LH : MF_COPY_AUTO));
+        TK_CHECK(test_check(buf + boff, off, size, r));
     }
     /* GH2GH: from a peer's lower half into the own upper half and back */
     for (i = 0; i < 50; i++) {
@@ -1161,11 +1160,11 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
 
         r = (uint32_t)(test_rand(&s) % world);
-        CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
-                            own + MP_SEG / 2 + tr.rank * MP_STRIPE, size,
-                            MF_COPY_GH2GH));
-        CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + tr.rank * MP_STRIPE),
-                               off, size, r));
+        TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
+                               own + MP_SEG / 2 + tr.rank * MP_STRIPE, size,
+                               MF_COPY_GH2GH));
+        TK_CHECK(test_check((void *)(own + MP_SEG / 2 + tr.rank * MP_STRIPE),
+                            off, size, r));
     }
     /* GH2GH between two peers: from r's lower half into our stripe of
      * r2's upper half, read back */
@@ -1176,10 +1175,11 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         uint64_t dst = test_gva(tr.bm, r2, MP_SEG / 2 + tr.rank * MP_STRIPE);
 
         r = (uint32_t)(test_rand(&s) % world);
-        CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off), dst, size,
-                            i % 2 ? MF_COPY_GH2GH : MF_COPY_AUTO));
-        CHILD_OK(mf_bm_copy(tr.bm, dst, (uint64_t)buf2, size, MF_COPY_GH2LH));
-        CHILD_CHECK(test_check(buf2, off, size, r));
+        TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off), dst, size,
+                               i % 2 ? MF_COPY_GH2GH : MF_COPY_AUTO));
+        TK_CHECK_OK(
+            mf_bm_copy(tr.bm, dst, (uint64_t)buf2, size, MF_COPY_GH2LH));
+        TK_CHECK(test_check(buf2, off, size, r));
     }
     test_rank_barrier(&tr, "gh2gh", world);
 
@@ -1195,15 +1195,15 @@ static void test_mp_copies_child(const char *url, uint32_t world)
 
             size = MF_MIN(size, MP_STRIPE - off);
 
-            CHILD_OK(mf_bm_copy(tr.bm, (uint64_t)buf + off, base + off, size,
-                                off % 2 ? MF_COPY_LH2GH : MF_COPY_AUTO));
+            TK_CHECK_OK(mf_bm_copy(tr.bm, (uint64_t)buf + off, base + off, size,
+                                   off % 2 ? MF_COPY_LH2GH : MF_COPY_AUTO));
             off += size;
         }
     }
     test_rank_barrier(&tr, "written", world);
     for (w = 0; w < world; w++) {
-        CHILD_CHECK(test_check((void *)(own + MP_SEG / 2 + w * MP_STRIPE), 0,
-                               MP_STRIPE, 100 + w * 10 + tr.rank));
+        TK_CHECK(test_check((void *)(own + MP_SEG / 2 + w * MP_STRIPE), 0,
+                            MP_STRIPE, 100 + w * 10 + tr.rank));
     }
     /* the batch writes below go into the upper halves again */
     test_rank_barrier(&tr, "checked", world);
@@ -1219,27 +1219,27 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         pieces[i].dst = (uint64_t)buf + off;
         pieces[i].size = size;
     }
-    CHILD_OK(mf_bm_copy_batch(tr.bm, pieces, 122, MF_COPY_GH2LH, results));
+    TK_CHECK_OK(mf_bm_copy_batch(tr.bm, pieces, 122, MF_COPY_GH2LH, results));
     for (i = 0; i < 122; i++) {
-        CHILD_CHECK(results[i] == MF_OK);
+        TK_CHECK(results[i] == MF_OK);
     }
-    CHILD_CHECK(test_check(buf, 1, 61 * 144 * 1024, r));
+    TK_CHECK(test_check(buf, 1, 61 * 144 * 1024, r));
     /* a bad piece in the middle: its own error, the rest copied */
     mf_log_set_level(MF_LOG_ERROR);
     pieces[7].src = test_gva(tr.bm, r, MP_SEG - 100);
-    CHILD_CHECK(mf_bm_copy_batch(tr.bm, pieces, 122, MF_COPY_GH2LH, results) ==
-                MF_ERR_OUT_OF_RANGE);
-    CHILD_CHECK(results[7] == MF_ERR_OUT_OF_RANGE && results[8] == MF_OK);
+    TK_CHECK(mf_bm_copy_batch(tr.bm, pieces, 122, MF_COPY_GH2LH, results) ==
+             MF_ERR_OUT_OF_RANGE);
+    TK_CHECK(results[7] == MF_ERR_OUT_OF_RANGE && results[8] == MF_OK);
 
     /* async */
-    CHILD_OK(mf_bm_copy_async(tr.bm, test_gva(tr.bm, r, 5), (uint64_t)buf2,
-                              MP_SEG / 2 - 5, MF_COPY_GH2LH, &req));
-    CHILD_OK(mf_bm_wait(req, 30000));
-    CHILD_CHECK(test_check(buf2, 5, MP_SEG / 2 - 5, r));
+    TK_CHECK_OK(mf_bm_copy_async(tr.bm, test_gva(tr.bm, r, 5), (uint64_t)buf2,
+                                 MP_SEG / 2 - 5, MF_COPY_GH2LH, &req));
+    TK_CHECK_OK(mf_bm_wait(req, 30000));
+    TK_CHECK(test_check(buf2, 5, MP_SEG / 2 - 5, r));
     pieces[7].src = test_gva(tr.bm, r, 7 * 128 * 1024 + 1);
-    CHILD_OK(mf_bm_copy_batch_async(tr.bm, pieces, 122, MF_COPY_AUTO, &req));
-    CHILD_OK(mf_bm_wait(req, -1));
-    CHILD_CHECK(test_check(buf, 1, 61 * 144 * 1024, r));
+    TK_CHECK_OK(mf_bm_copy_batch_async(tr.bm, pieces, 122, MF_COPY_AUTO, &req));
+    TK_CHECK_OK(mf_bm_wait(req, -1));
+    TK_CHECK(test_check(buf, 1, 61 * 144 * 1024, r));
 
     /* batch writes: local pieces into our stripe of rank r's upper half,
      * then from there into our stripe of the rank after it (GH2GH) */
@@ -1255,35 +1255,36 @@ static void test_mp_copies_child(const char *url, uint32_t world)
             pieces[i].dst = stripe + (uint64_t)i * (MP_STRIPE / 64);
             pieces[i].size = MP_STRIPE / 64;
         }
-        CHILD_OK(mf_bm_copy_batch(tr.bm, pieces, 64, MF_COPY_LH2GH, results));
+        TK_CHECK_OK(
+            mf_bm_copy_batch(tr.bm, pieces, 64, MF_COPY_LH2GH, results));
         for (i = 0; i < 64; i++) {
             pieces[i].src = stripe + (uint64_t)i * (MP_STRIPE / 64);
             pieces[i].dst = stripe2 + (uint64_t)i * (MP_STRIPE / 64);
         }
-        CHILD_OK(
+        TK_CHECK_OK(
             mf_bm_copy_batch_async(tr.bm, pieces, 64, MF_COPY_GH2GH, &req));
-        CHILD_OK(mf_bm_wait(req, -1));
+        TK_CHECK_OK(mf_bm_wait(req, -1));
         memset(buf2, 0, MP_STRIPE);
-        CHILD_OK(mf_bm_copy(tr.bm, stripe2, (uint64_t)buf2, MP_STRIPE,
-                            MF_COPY_GH2LH));
-        CHILD_CHECK(test_check(buf2, 0, MP_STRIPE, 50 + tr.rank));
+        TK_CHECK_OK(mf_bm_copy(tr.bm, stripe2, (uint64_t)buf2, MP_STRIPE,
+                               MF_COPY_GH2LH));
+        TK_CHECK(test_check(buf2, 0, MP_STRIPE, 50 + tr.rank));
     }
 
     /* bad GVAs */
     mf_log_set_level(MF_LOG_ERROR);
-    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, MP_SEG), (uint64_t)buf, 1,
-                           MF_COPY_GH2LH) == MF_ERR_OUT_OF_RANGE);
-    CHILD_CHECK(mf_bm_copy(tr.bm, (uint64_t)buf, test_gva(tr.bm, r, 10), MP_SEG,
-                           MF_COPY_LH2GH) == MF_ERR_OUT_OF_RANGE);
-    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, world, 0), (uint64_t)buf, 1,
-                           MF_COPY_GH2LH) == MF_ERR_OUT_OF_RANGE);
-    CHILD_CHECK(mf_bm_copy(tr.bm, 0x1000, (uint64_t)buf, 1, MF_COPY_GH2LH) ==
-                MF_ERR_OUT_OF_RANGE);
+    TK_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, MP_SEG), (uint64_t)buf, 1,
+                        MF_COPY_GH2LH) == MF_ERR_OUT_OF_RANGE);
+    TK_CHECK(mf_bm_copy(tr.bm, (uint64_t)buf, test_gva(tr.bm, r, 10), MP_SEG,
+                        MF_COPY_LH2GH) == MF_ERR_OUT_OF_RANGE);
+    TK_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, world, 0), (uint64_t)buf, 1,
+                        MF_COPY_GH2LH) == MF_ERR_OUT_OF_RANGE);
+    TK_CHECK(mf_bm_copy(tr.bm, 0x1000, (uint64_t)buf, 1, MF_COPY_GH2LH) ==
+             MF_ERR_OUT_OF_RANGE);
     mf_log_set_level(MF_LOG_WARN);
 
     test_rank_barrier(&tr, "done", world);
-    CHILD_OK(mf_bm_leave(tr.bm));
-    CHILD_CHECK(mf_bm_leave(tr.bm) == MF_ERR_STATE);
+    TK_CHECK_OK(mf_bm_leave(tr.bm));
+    TK_CHECK(mf_bm_leave(tr.bm) == MF_ERR_STATE);
     test_rank_close(&tr);
     free(buf);
     free(buf2);
@@ -1299,7 +1300,7 @@ static void test_mp_copies_in(test_mp_mode_t mode)
     test_mp_mode = mode;
     test_mp_start(&mp);
     for (i = 0; i < MP_WORLD; i++) {
-        pids[i] = fork();
+        pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             alarm(100);
@@ -1308,7 +1309,7 @@ static void test_mp_copies_in(test_mp_mode_t mode)
         }
     }
     for (i = 0; i < MP_WORLD; i++) {
-        assert_int_equal(test_wait_child(pids[i]), 0);
+        assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
     }
     test_mp_stop(&mp);
     test_mp_mode = TEST_MP_AUTO;
@@ -1341,10 +1342,10 @@ static void test_mp_churn_child(const char *url, uint32_t rank)
     test_rank_t tr;
     uint32_t r;
 
-    CHILD_CHECK(buf != NULL);
-    CHILD_OK(test_rank_open(&tr, url, MP_WORLD, rank, 2, TEST_WINDOW(5), 1));
+    TK_CHECK(buf != NULL);
+    TK_CHECK_OK(test_rank_open(&tr, url, MP_WORLD, rank, 2, TEST_WINDOW(5), 1));
     test_fill((void *)test_gva(tr.bm, rank, 0), 0, MP_SEG, rank);
-    CHILD_OK(mf_bm_join(tr.bm));
+    TK_CHECK_OK(mf_bm_join(tr.bm));
     for (r = 0; r < MP_WORLD; r++) {
         test_rank_wait_joined(&tr, r, true);
     }
@@ -1352,20 +1353,20 @@ static void test_mp_churn_child(const char *url, uint32_t rank)
 
     if (rank == 3) {
         usleep(100 * 1000); /* rank 0 is copying from us */
-        CHILD_OK(mf_bm_leave(tr.bm));
-        CHILD_OK(mf_store_set(tr.ctl, "test/left3", "1", 1, 0));
+        TK_CHECK_OK(mf_bm_leave(tr.bm));
+        TK_CHECK_OK(mf_store_set(tr.ctl, "test/left3", "1", 1, 0));
         /* rejoin once the others saw the leave */
-        CHILD_OK(mf_store_get(tr.ctl, "test/rejoin3", 30000, (void **)&buf,
-                              &(size_t){0}));
+        TK_CHECK_OK(mf_store_get(tr.ctl, "test/rejoin3", 30000, (void **)&buf,
+                                 &(size_t){0}));
         free(buf);
-        CHILD_OK(mf_bm_join(tr.bm));
+        TK_CHECK_OK(mf_bm_join(tr.bm));
         test_rank_barrier(&tr, "rejoined", 3);
         test_rank_barrier(&tr, "end", 3);
         test_rank_close(&tr);
         _exit(0);
     }
     if (rank == 2) {
-        CHILD_OK(mf_store_set(tr.ctl, "test/ready2", "1", 1, 0));
+        TK_CHECK_OK(mf_store_set(tr.ctl, "test/ready2", "1", 1, 0));
         pause(); /* until SIGKILL */
         _exit(1);
     }
@@ -1380,47 +1381,47 @@ static void test_mp_churn_child(const char *url, uint32_t rank)
                                         (uint64_t)buf, TEST_MB, MF_COPY_GH2LH);
 
             if (st == MF_OK) {
-                CHILD_CHECK(test_check(buf, 4096, TEST_MB, 3));
+                TK_CHECK(test_check(buf, 4096, TEST_MB, 3));
                 ok++;
             } else {
-                CHILD_CHECK(st == MF_ERR_PEER_LOST);
+                TK_CHECK(st == MF_ERR_PEER_LOST);
                 lost++;
             }
         }
-        CHILD_CHECK(ok > 0);
+        TK_CHECK(ok > 0);
     }
-    CHILD_OK(mf_store_get(tr.ctl, "test/left3", 30000, &(void *){NULL},
-                          &(size_t){0}));
+    TK_CHECK_OK(mf_store_get(tr.ctl, "test/left3", 30000, &(void *){NULL},
+                             &(size_t){0}));
     test_rank_wait_joined(&tr, 3, false);
-    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 0), (uint64_t)buf, 64,
-                           MF_COPY_GH2LH) == MF_ERR_PEER_LOST);
-    CHILD_CHECK(test_wait_events(&tr.left_events, 1) == 1);
-    CHILD_CHECK(atomic_load(&tr.lost_events) == 0);
+    TK_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 0), (uint64_t)buf, 64,
+                        MF_COPY_GH2LH) == MF_ERR_PEER_LOST);
+    TK_CHECK(test_wait_events(&tr.left_events, 1) == 1);
+    TK_CHECK(atomic_load(&tr.lost_events) == 0);
     test_rank_barrier(&tr, "saw-leave", 2);
     if (rank == 0) {
-        CHILD_OK(mf_store_set(tr.ctl, "test/rejoin3", "1", 1, 0));
+        TK_CHECK_OK(mf_store_set(tr.ctl, "test/rejoin3", "1", 1, 0));
     }
     test_rank_wait_joined(&tr, 3, true);
-    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 100), (uint64_t)buf, 1000,
-                        MF_COPY_GH2LH));
-    CHILD_CHECK(test_check(buf, 100, 1000, 3));
+    TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 100), (uint64_t)buf, 1000,
+                           MF_COPY_GH2LH));
+    TK_CHECK(test_check(buf, 100, 1000, 3));
     test_rank_barrier(&tr, "rejoined", 3);
 
     /* the parent kills rank 2 now */
-    CHILD_OK(mf_store_get(tr.ctl, "test/killed2", 30000, &(void *){NULL},
-                          &(size_t){0}));
+    TK_CHECK_OK(mf_store_get(tr.ctl, "test/killed2", 30000, &(void *){NULL},
+                             &(size_t){0}));
     test_rank_wait_joined(&tr, 2, false);
-    CHILD_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, 2, 0), (uint64_t)buf, 64,
-                           MF_COPY_GH2LH) == MF_ERR_PEER_LOST);
-    CHILD_CHECK(test_wait_events(&tr.lost_events, 1) == 1);
+    TK_CHECK(mf_bm_copy(tr.bm, test_gva(tr.bm, 2, 0), (uint64_t)buf, 64,
+                        MF_COPY_GH2LH) == MF_ERR_PEER_LOST);
+    TK_CHECK(test_wait_events(&tr.lost_events, 1) == 1);
     /* the others keep working */
     r = 1 - rank;
-    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, 7), (uint64_t)buf, TEST_MB,
-                        MF_COPY_GH2LH));
-    CHILD_CHECK(test_check(buf, 7, TEST_MB, r));
-    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 7), (uint64_t)buf, TEST_MB,
-                        MF_COPY_GH2LH));
-    CHILD_CHECK(test_check(buf, 7, TEST_MB, 3));
+    TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, 7), (uint64_t)buf, TEST_MB,
+                           MF_COPY_GH2LH));
+    TK_CHECK(test_check(buf, 7, TEST_MB, r));
+    TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, 3, 7), (uint64_t)buf, TEST_MB,
+                           MF_COPY_GH2LH));
+    TK_CHECK(test_check(buf, 7, TEST_MB, 3));
     test_rank_barrier(&tr, "end", 3);
     test_rank_close(&tr);
     _exit(0);
@@ -1438,7 +1439,7 @@ static void test_mp_churn_in(test_mp_mode_t mode)
     test_mp_mode = mode;
     test_mp_start(&mp);
     for (i = 0; i < MP_WORLD; i++) {
-        pids[i] = fork();
+        pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             alarm(100);
@@ -1456,11 +1457,11 @@ static void test_mp_churn_in(test_mp_mode_t mode)
     free(value);
     usleep(300 * 1000);
     kill(pids[2], SIGKILL);
-    assert_int_equal(test_wait_child(pids[2]), 128 + SIGKILL);
+    assert_int_equal(tk_proc_wait(pids[2], 60000), 128 + SIGKILL);
     assert_int_equal(mf_store_set(ctl, "test/killed2", "1", 1, 0), MF_OK);
     for (i = 0; i < MP_WORLD; i++) {
         if (i != 2) {
-            assert_int_equal(test_wait_child(pids[i]), 0);
+            assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
         }
     }
     mf_store_close(ctl);
@@ -1492,14 +1493,14 @@ static void test_mp_addr_in_use_child(const char *url, uint32_t rank)
             mmap((void *)(base + 2 * MP_STRIDE + 8192), 4096, PROT_READ,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 
-        CHILD_CHECK(p == (void *)(base + 2 * MP_STRIDE + 8192));
+        TK_CHECK(p == (void *)(base + 2 * MP_STRIDE + 8192));
     }
     mf_log_set_level(MF_LOG_OFF); /* the expected errors */
     st = test_rank_open(&tr, url, 3, rank, 3, base, 0);
-    CHILD_CHECK(st == MF_ERR_ADDR_IN_USE);
+    TK_CHECK(st == MF_ERR_ADDR_IN_USE);
     /* nothing left behind: the window can be reserved again */
     if (rank != 1) {
-        CHILD_CHECK(mf_mem_reserve(base, 3 * MP_STRIDE, NULL, 0) == MF_OK);
+        TK_CHECK(mf_mem_reserve(base, 3 * MP_STRIDE, NULL, 0) == MF_OK);
         mf_mem_unreserve(base, 3 * MP_STRIDE);
     }
     mf_bm_uninit();
@@ -1516,7 +1517,7 @@ static void test_mp_addr_in_use(void **state)
 
     test_mp_start(&mp);
     for (i = 0; i < 3; i++) {
-        pids[i] = fork();
+        pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             alarm(60);
@@ -1524,7 +1525,7 @@ static void test_mp_addr_in_use(void **state)
         }
     }
     for (i = 0; i < 3; i++) {
-        assert_int_equal(test_wait_child(pids[i]), 0);
+        assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
     }
     test_mp_stop(&mp);
 }
@@ -1542,25 +1543,25 @@ static void test_mp_elastic_child(const char *url)
     char *buf;
 
     test_create_flags = MF_BM_CREATE_ELASTIC;
-    CHILD_OK(test_rank_open(&tr, url, 8, MF_RANK_AUTO, 4, base, 0));
-    CHILD_OK(mf_bm_join(tr.bm));
-    CHILD_CHECK(tr.rank < 2);
+    TK_CHECK_OK(test_rank_open(&tr, url, 8, MF_RANK_AUTO, 4, base, 0));
+    TK_CHECK_OK(mf_bm_join(tr.bm));
+    TK_CHECK(tr.rank < 2);
     peer = 1 - tr.rank;
     test_rank_wait_joined(&tr, peer, true);
     buf = malloc(TEST_MB);
-    CHILD_CHECK(buf != NULL);
+    TK_CHECK(buf != NULL);
     memset(buf, 'a' + (int)tr.rank, TEST_MB);
-    CHILD_OK(mf_bm_copy(tr.bm, (uint64_t)(uintptr_t)buf,
-                        test_gva(tr.bm, peer, 0), TEST_MB, MF_COPY_LH2GH));
+    TK_CHECK_OK(mf_bm_copy(tr.bm, (uint64_t)(uintptr_t)buf,
+                           test_gva(tr.bm, peer, 0), TEST_MB, MF_COPY_LH2GH));
     test_rank_barrier(&tr, "elastic-written", 2);
-    CHILD_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, tr.rank, 0),
-                        (uint64_t)(uintptr_t)buf, TEST_MB, MF_COPY_GH2LH));
+    TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, tr.rank, 0),
+                           (uint64_t)(uintptr_t)buf, TEST_MB, MF_COPY_GH2LH));
     for (size_t i = 0; i < TEST_MB; i++) {
-        CHILD_CHECK(buf[i] == 'a' + (int)peer);
+        TK_CHECK(buf[i] == 'a' + (int)peer);
     }
     test_rank_barrier(&tr, "elastic-read", 2);
     free(buf);
-    CHILD_OK(mf_bm_leave(tr.bm));
+    TK_CHECK_OK(mf_bm_leave(tr.bm));
     test_rank_close(&tr);
     _exit(0);
 }
@@ -1574,7 +1575,7 @@ static void test_mp_pair(void (*child)(const char *url))
 
     test_mp_start(&mp);
     for (int i = 0; i < 2; i++) {
-        pids[i] = fork();
+        pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             alarm(120);
@@ -1582,7 +1583,7 @@ static void test_mp_pair(void (*child)(const char *url))
         }
     }
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(test_wait_child(pids[i]), 0);
+        assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
     }
     test_mp_stop(&mp);
 }
@@ -1609,59 +1610,59 @@ static void test_mp_async_child(const char *url)
     char *buf, *back;
     pid_t peer_pid;
 
-    CHILD_CHECK(setenv("MF_TRANSPORT", "tcp", 1) == 0);
-    CHILD_OK(test_rank_open(&tr, url, 2, MF_RANK_AUTO, 5, base, 0));
-    CHILD_OK(mf_bm_join(tr.bm));
+    TK_CHECK(setenv("MF_TRANSPORT", "tcp", 1) == 0);
+    TK_CHECK_OK(test_rank_open(&tr, url, 2, MF_RANK_AUTO, 5, base, 0));
+    TK_CHECK_OK(mf_bm_join(tr.bm));
     peer = 1 - tr.rank;
     test_rank_wait_joined(&tr, peer, true);
     if (tr.rank == 1) {
         test_rank_barrier(&tr, "async-done", 2);
-        CHILD_OK(mf_bm_leave(tr.bm));
+        TK_CHECK_OK(mf_bm_leave(tr.bm));
         test_rank_close(&tr);
         _exit(0);
     }
     buf = malloc(2 * TEST_MB);
     back = malloc(2 * TEST_MB);
-    CHILD_CHECK(buf != NULL && back != NULL);
+    TK_CHECK(buf != NULL && back != NULL);
     test_fill(buf, 0, 2 * TEST_MB, 7);
     peer_gva = test_gva(tr.bm, peer, 0);
     own_gva = test_gva(tr.bm, tr.rank, 0);
-    CHILD_CHECK(TEST_POOL(tr.bm)->segs[peer].addr ==
-                NULL); /* reached over tcp */
+    TK_CHECK(TEST_POOL(tr.bm)->segs[peer].addr == NULL); /* reached over tcp */
     peer_pid = (pid_t)TEST_POOL(tr.bm)->segs[peer].pid;
 
-    CHILD_CHECK(kill(peer_pid, SIGSTOP) == 0);
-    CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, peer_gva,
-                              TEST_MB, MF_COPY_LH2GH, &single));
+    TK_CHECK(kill(peer_pid, SIGSTOP) == 0);
+    TK_CHECK_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, peer_gva,
+                                 TEST_MB, MF_COPY_LH2GH, &single));
     for (int i = 0; i < 8; i++) {
         pieces[i].src = (uint64_t)(uintptr_t)buf + TEST_MB + i * 4096u;
         pieces[i].dst = peer_gva + TEST_MB + i * 8192u;
         pieces[i].size = 4096;
     }
-    CHILD_OK(mf_bm_copy_batch_async(tr.bm, pieces, 8, MF_COPY_LH2GH, &batch));
-    CHILD_CHECK(mf_bm_wait(single, 0) == MF_ERR_TIMEOUT);
-    CHILD_CHECK(mf_bm_wait(batch, 0) == MF_ERR_TIMEOUT);
-    CHILD_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, own_gva, TEST_MB,
-                              MF_COPY_LH2GH, &mapped));
-    CHILD_OK(mf_bm_wait(mapped, 10000));
-    CHILD_CHECK(mf_bm_test(single) == MF_INPROGRESS);
-    CHILD_CHECK(kill(peer_pid, SIGCONT) == 0);
-    CHILD_OK(mf_bm_wait(single, 30000));
-    CHILD_OK(mf_bm_wait(batch, 30000));
+    TK_CHECK_OK(
+        mf_bm_copy_batch_async(tr.bm, pieces, 8, MF_COPY_LH2GH, &batch));
+    TK_CHECK(mf_bm_wait(single, 0) == MF_ERR_TIMEOUT);
+    TK_CHECK(mf_bm_wait(batch, 0) == MF_ERR_TIMEOUT);
+    TK_CHECK_OK(mf_bm_copy_async(tr.bm, (uint64_t)(uintptr_t)buf, own_gva,
+                                 TEST_MB, MF_COPY_LH2GH, &mapped));
+    TK_CHECK_OK(mf_bm_wait(mapped, 10000));
+    TK_CHECK(mf_bm_test(single) == MF_INPROGRESS);
+    TK_CHECK(kill(peer_pid, SIGCONT) == 0);
+    TK_CHECK_OK(mf_bm_wait(single, 30000));
+    TK_CHECK_OK(mf_bm_wait(batch, 30000));
 
-    CHILD_OK(mf_bm_copy(tr.bm, peer_gva, (uint64_t)(uintptr_t)back, TEST_MB,
-                        MF_COPY_GH2LH));
-    CHILD_CHECK(memcmp(back, buf, TEST_MB) == 0);
-    CHILD_CHECK(memcmp((void *)(uintptr_t)own_gva, buf, TEST_MB) == 0);
+    TK_CHECK_OK(mf_bm_copy(tr.bm, peer_gva, (uint64_t)(uintptr_t)back, TEST_MB,
+                           MF_COPY_GH2LH));
+    TK_CHECK(memcmp(back, buf, TEST_MB) == 0);
+    TK_CHECK(memcmp((void *)(uintptr_t)own_gva, buf, TEST_MB) == 0);
     for (int i = 0; i < 8; i++) {
-        CHILD_OK(mf_bm_copy(tr.bm, pieces[i].dst, (uint64_t)(uintptr_t)back,
-                            4096, MF_COPY_GH2LH));
-        CHILD_CHECK(memcmp(back, buf + TEST_MB + i * 4096u, 4096) == 0);
+        TK_CHECK_OK(mf_bm_copy(tr.bm, pieces[i].dst, (uint64_t)(uintptr_t)back,
+                               4096, MF_COPY_GH2LH));
+        TK_CHECK(memcmp(back, buf + TEST_MB + i * 4096u, 4096) == 0);
     }
     free(buf);
     free(back);
     test_rank_barrier(&tr, "async-done", 2);
-    CHILD_OK(mf_bm_leave(tr.bm));
+    TK_CHECK_OK(mf_bm_leave(tr.bm));
     test_rank_close(&tr);
     _exit(0);
 }
@@ -1691,5 +1692,5 @@ int main(void)
         cmocka_unit_test(test_mp_async_tcp),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

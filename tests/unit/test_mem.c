@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "test_window.h"
+#include "tk_group.h"
+#include "tk_proc.h"
 
 #include "mem/mem.h"
 #include "util/log.h"
@@ -177,30 +179,30 @@ static void test_host_create_import(void **state)
     assert_int_equal(desc.size, size);
 
     assert_int_equal(pipe(pipefd), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         mf_mem_seg_t imp;
 
         /* forget the inherited mapping: back to a bare reservation */
-        CHILD_CHECK(mf_mem_restore_reservation(addr, size) == MF_OK);
-        CHILD_CHECK(test_is_reserved(base, len));
-        CHILD_CHECK(ops->seg_import(&desc, addr, MF_MEM_SEG_PREFAULT, &imp) ==
-                    MF_OK);
-        CHILD_CHECK(imp.imported && imp.addr == addr && imp.size == size);
+        TK_CHECK(mf_mem_restore_reservation(addr, size) == MF_OK);
+        TK_CHECK(test_is_reserved(base, len));
+        TK_CHECK(ops->seg_import(&desc, addr, MF_MEM_SEG_PREFAULT, &imp) ==
+                 MF_OK);
+        TK_CHECK(imp.imported && imp.addr == addr && imp.size == size);
         for (uint64_t off = 0; off < size; off += 4096) {
-            CHILD_CHECK(((volatile char *)addr)[off] == (char)(off >> 12));
+            TK_CHECK(((volatile char *)addr)[off] == (char)(off >> 12));
         }
         memset((char *)addr + 4096, 0x5a, 4096); /* seen by the parent */
         ops->seg_destroy(&imp);
-        CHILD_CHECK(test_is_reserved(base, len));
-        CHILD_CHECK(write(pipefd[1], "x", 1) == 1);
+        TK_CHECK(test_is_reserved(base, len));
+        TK_CHECK(write(pipefd[1], "x", 1) == 1);
         _exit(0);
     }
     close(pipefd[1]);
     assert_int_equal(read(pipefd[0], &c, 1), 1);
     close(pipefd[0]);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     assert_int_equal(((unsigned char *)addr)[4096], 0x5a);
     assert_int_equal(((unsigned char *)addr)[8191], 0x5a);
 
@@ -224,12 +226,12 @@ static void test_host_import_errors(void **state)
     mf_log_set_level(MF_LOG_OFF);
 
     /* a process that is gone */
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         _exit(0);
     }
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     desc.kind = MF_MEM_KIND_HOST;
     desc.pid = (uint32_t)pid;
     desc.fd = 3;
@@ -274,5 +276,5 @@ int main(void)
         cmocka_unit_test(test_host_import_errors),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -15,12 +15,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+#include "tk_proc.h"
+
 #include "net/net.h"
 #include "util/log.h"
 #include "util/misc.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -39,57 +42,23 @@
 
 /* ---- log capture and fd accounting ---- */
 
-static atomic_int test_errors;
-
-static void test_log_sink(mf_log_level_t level, const char *file, int line,
-                          const char *message, void *arg)
-{
-    (void)arg;
-    if (level == MF_LOG_ERROR) {
-        atomic_fetch_add(&test_errors, 1);
-    }
-    fprintf(stderr, "[%d] %s:%d %s\n", (int)level, file, line, message);
-}
-
-static int test_count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *ent;
-    int n = 0;
-
-    if (dir == NULL) {
-        return -1;
-    }
-    while ((ent = readdir(dir)) != NULL) {
-        if (ent->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(dir);
-    return n - 1; /* the directory's own fd */
-}
+static tk_log_t test_log;
 
 static int test_fds_at_start;
 
 static int test_setup(void **state)
 {
     (void)state;
-    atomic_store(&test_errors, 0);
-    test_fds_at_start = test_count_fds();
+    tk_log_reset(&test_log);
+    test_fds_at_start = tk_fd_count();
     return 0;
 }
 
 static int test_teardown(void **state)
 {
     (void)state;
-    assert_int_equal(test_count_fds(), test_fds_at_start);
+    assert_int_equal(tk_fd_count(), test_fds_at_start);
     return 0;
-}
-
-static void test_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* Polls *counter until it reaches value (or TEST_WAIT_MS passes). */
@@ -101,7 +70,7 @@ static bool test_wait_for(atomic_int *counter, int value)
         if (mf_time_ms() > deadline) {
             return false;
         }
-        test_sleep_ms(5);
+        tk_sleep_ms(5);
     }
     return true;
 }
@@ -173,7 +142,7 @@ static void test_wbuf_rbuf_roundtrip(void **state)
     assert_int_equal(mf_rbuf_status(&r, false), MF_OK);
     mf_wbuf_free(&w);
     assert_null(w.data);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_rbuf_bounds(void **state)
@@ -267,7 +236,7 @@ static void test_rbuf_bounds(void **state)
     assert_int_equal(u16, 0x0201);
     assert_int_equal(mf_rbuf_status(&r, false), MF_OK);
     assert_int_equal(mf_rbuf_status(&r, true), MF_ERR_PROTO);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_wbuf_too_large(void **state)
@@ -283,7 +252,7 @@ static void test_wbuf_too_large(void **state)
     mf_wbuf_put_u32(&w, 2); /* a no-op now */
     assert_int_equal(w.len, 4);
     mf_wbuf_free(&w);
-    assert_int_equal(atomic_load(&test_errors), 1);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
 }
 
 /* ---- frame header ---- */
@@ -323,7 +292,7 @@ static void test_hdr_roundtrip(void **state)
     assert_int_equal(out.status, MF_ERR_CONN_RESET);
     assert_int_equal(out.body_len, 1000);
     assert_true(out.req_id == in.req_id);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_hdr_reject(void **state)
@@ -399,7 +368,7 @@ static void test_hdr_reject(void **state)
         }
     }
     (void)accepted;
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /* ---- a test service ---- */
@@ -774,7 +743,7 @@ static void test_round_trip(void **state)
     test_srv_stop(srv);
     free(srv);
     free(big);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 typedef struct test_worker {
@@ -841,7 +810,7 @@ static void test_concurrent_calls(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_deferred_reply(void **state)
@@ -864,7 +833,7 @@ static void test_deferred_reply(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_call_timeout(void **state)
@@ -889,7 +858,7 @@ static void test_call_timeout(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /* A raw TCP connection to the server. */
@@ -982,7 +951,7 @@ static void test_slow_reader(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_bad_peers(void **state)
@@ -1056,7 +1025,7 @@ static void test_bad_peers(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /*
@@ -1114,7 +1083,7 @@ static void test_untrusted_frames(void **state)
     test_srv_stop(srv);
     free(srv);
     free(big);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 /*
@@ -1164,7 +1133,7 @@ static void test_idle_timeout(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_client_rejects_oversized(void **state)
@@ -1187,7 +1156,7 @@ static void test_client_rejects_oversized(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 typedef struct test_async_call {
@@ -1230,7 +1199,7 @@ static void test_stop_with_pending_call(void **state)
     assert_true(test_wait_for(&cli.ndisconnect, 1));
     mf_net_client_destroy(cli.client);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_reconnect(void **state)
@@ -1258,7 +1227,7 @@ static void test_reconnect(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_notify(void **state)
@@ -1282,7 +1251,7 @@ static void test_notify(void **state)
     test_srv_stop(srv);
     free(srv);
     /* The refused call on the loop thread. */
-    assert_int_equal(atomic_load(&test_errors), 1);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
 }
 
 static void test_server_closes(void **state)
@@ -1308,7 +1277,7 @@ static void test_server_closes(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_max_conns(void **state)
@@ -1339,7 +1308,7 @@ static void test_max_conns(void **state)
     mf_net_client_destroy(cli2.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_destroy_with_pending_call(void **state)
@@ -1360,7 +1329,7 @@ static void test_destroy_with_pending_call(void **state)
     assert_int_equal(call.status, MF_ERR_CANCELED);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 typedef struct test_sync_arg {
@@ -1394,7 +1363,7 @@ static void test_run_sync(void **state)
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_connect_errors(void **state)
@@ -1451,7 +1420,7 @@ static void test_connect_errors(void **state)
         close(fillers[i]);
     }
     close(fd);
-    assert_int_equal(atomic_load(&test_errors), 0);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
 static void test_server_start_errors(void **state)
@@ -1473,7 +1442,7 @@ static void test_server_start_errors(void **state)
     assert_null(server);
     test_srv_stop(srv);
     free(srv);
-    assert_int_equal(atomic_load(&test_errors), 2);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 2);
 }
 
 int main(void)
@@ -1526,7 +1495,7 @@ int main(void)
                                         test_teardown),
     };
 
-    mf_log_set_sink(test_log_sink, NULL);
+    tk_log_start(&test_log, TK_LOG_ECHO);
     mf_log_set_level(MF_LOG_WARN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

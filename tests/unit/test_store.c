@@ -21,6 +21,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+#include "tk_proc.h"
+
 #include "net/net.h"
 #include "store/store_proto.h"
 #include "util/log.h"
@@ -29,7 +33,6 @@
 #include <memfabric/mf_store.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -50,41 +53,7 @@
 
 /* ---- log capture and fd accounting ---- */
 
-static atomic_int test_errors;
-static atomic_int test_errors_allowed; /* > 0: errors are expected now */
-
-static void test_log_sink(mf_log_level_t level, const char *file, int line,
-                          const char *message, void *arg)
-{
-    (void)arg;
-    if ((level == MF_LOG_ERROR) && (atomic_load(&test_errors_allowed) == 0)) {
-        atomic_fetch_add(&test_errors, 1);
-    }
-    fprintf(stderr, "[%d] %s:%d %s\n", (int)level, file, line, message);
-}
-
-static void test_allow_errors(bool allow)
-{
-    atomic_fetch_add(&test_errors_allowed, allow ? 1 : -1);
-}
-
-static int test_count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *ent;
-    int n = 0;
-
-    if (dir == NULL) {
-        return -1;
-    }
-    while ((ent = readdir(dir)) != NULL) {
-        if (ent->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(dir);
-    return n - 1;
-}
+static tk_log_t test_log;
 
 /* ---- fixture: one server per test ---- */
 
@@ -108,9 +77,8 @@ static void test_server_start_cfg(const mf_store_server_config_t *cfg)
 
 static int test_setup_common(void)
 {
-    atomic_store(&test_errors, 0);
-    atomic_store(&test_errors_allowed, 0);
-    test_ctx.fds_at_start = test_count_fds();
+    tk_log_reset(&test_log);
+    test_ctx.fds_at_start = tk_fd_count();
     test_ctx.server = NULL;
     return 0;
 }
@@ -138,8 +106,8 @@ static int test_teardown(void **state)
     (void)state;
     mf_store_server_stop(test_ctx.server);
     test_ctx.server = NULL;
-    assert_int_equal(atomic_load(&test_errors), 0);
-    assert_int_equal(test_count_fds(), test_ctx.fds_at_start);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+    assert_int_equal(tk_fd_count(), test_ctx.fds_at_start);
     return 0;
 }
 
@@ -168,13 +136,6 @@ static void test_get_str(mf_store_t *store, const char *key,
     assert_memory_equal(value, expected, len);
     assert_int_equal(((char *)value)[len], '\0');
     free(value);
-}
-
-static void test_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
 }
 
 /* ---- event logs filled by callbacks ---- */
@@ -320,7 +281,7 @@ static void test_wait_rank_count(mf_store_t *store, const char *group,
         if ((count == expected) || (mf_time_ms() >= deadline)) {
             break;
         }
-        test_sleep_ms(10);
+        tk_sleep_ms(10);
     }
     assert_int_equal(count, expected);
 }
@@ -466,7 +427,7 @@ static void test_set_get_remove(void **state)
     assert_int_equal(mf_store_remove(store, "a"), MF_ERR_NOT_FOUND);
 
     /* Bad arguments are refused by the client. */
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_set(store, NULL, "x", 1, 0), MF_ERR_INVALID);
     assert_int_equal(mf_store_set(store, "", "x", 1, 0), MF_ERR_INVALID);
     assert_int_equal(mf_store_set(store, "k", NULL, 1, 0), MF_ERR_INVALID);
@@ -474,7 +435,7 @@ static void test_set_get_remove(void **state)
     assert_int_equal(mf_store_get(store, "", 0, &value, &len), MF_ERR_INVALID);
     assert_int_equal(mf_store_remove(store, NULL), MF_ERR_INVALID);
     assert_int_equal(mf_store_add(store, "", 1, NULL), MF_ERR_INVALID);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     mf_store_close(store);
 }
@@ -636,7 +597,7 @@ static void *test_setter_thread(void *arg)
     if (mf_store_connect(setter->url, NULL, &store) != MF_OK) {
         return (void *)1;
     }
-    test_sleep_ms(setter->delay_ms);
+    tk_sleep_ms(setter->delay_ms);
     if (mf_store_set(store, setter->key, setter->value, strlen(setter->value),
                      0) != MF_OK) {
         mf_store_close(store);
@@ -703,7 +664,7 @@ static void test_blocking_get(void **state)
         assert_int_equal(
             pthread_create(&getters[i], NULL, test_getter_thread, "multi"), 0);
     }
-    test_sleep_ms(100);
+    tk_sleep_ms(100);
     assert_int_equal(mf_store_set(store, "multi", "m", 1, 0), MF_OK);
     for (i = 0; i < 3; i++) {
         assert_int_equal(pthread_join(getters[i], &ret), 0);
@@ -822,7 +783,7 @@ static void test_slow_watch_cb(mf_store_event_t event, const char *key,
     test_slow_watch_t *slow = arg;
 
     atomic_store(&slow->started, 1);
-    test_sleep_ms(300);
+    tk_sleep_ms(300);
     atomic_store(&slow->finished, 1);
 }
 
@@ -842,7 +803,7 @@ static void test_unwatch_waits(void **state)
     assert_int_equal(mf_store_set(store, "slow/1", "x", 1, 0), MF_OK);
     deadline = mf_time_ms() + TEST_WAIT_MS;
     while (!atomic_load(&slow.started) && (mf_time_ms() < deadline)) {
-        test_sleep_ms(1);
+        tk_sleep_ms(1);
     }
     assert_true(atomic_load(&slow.started));
     /* The callback sleeps: unwatch returns only after it finished. */
@@ -876,7 +837,7 @@ static void *test_barrier_thread(void *arg)
     party->ok = true;
     for (round = 0; round < TEST_ROUNDS; round++) {
         if (party->index == (uint32_t)round % TEST_PARTIES) {
-            test_sleep_ms(20); /* someone is late in every round */
+            tk_sleep_ms(20); /* someone is late in every round */
         }
         atomic_fetch_add(&party->arrived[round], 1);
         party->status =
@@ -933,11 +894,11 @@ static void test_barrier(void **state)
     free(value);
 
     /* A barrier nobody else joins times out; bad counts are refused. */
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_barrier(store, "lonely", 2, 200), MF_ERR_TIMEOUT);
     assert_int_equal(mf_store_barrier(store, "zero", 0, 200), MF_ERR_INVALID);
     assert_int_equal(mf_store_barrier(store, "", 1, 200), MF_ERR_INVALID);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     /* A barrier of one passes at once. */
     assert_int_equal(mf_store_barrier(store, "one", 1, 0), MF_OK);
     assert_int_equal(mf_store_barrier(store, "one", 1, 0), MF_OK);
@@ -1018,7 +979,7 @@ static void test_allgather(void **state)
         mf_store_allgather(store, "solo", 0, 1, "ab", 2, out, TEST_WAIT_MS),
         MF_OK);
     assert_memory_equal(out, "ab", 2);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(
         mf_store_allgather(store, "bad", 2, 2, "ab", 2, out, TEST_WAIT_MS),
         MF_ERR_INVALID);
@@ -1031,7 +992,7 @@ static void test_allgather(void **state)
     /* Index 1 never comes. */
     assert_int_equal(mf_store_allgather(store, "late", 0, 2, "ab", 2, out, 200),
                      MF_ERR_TIMEOUT);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     mf_store_close(store);
 }
 
@@ -1058,11 +1019,11 @@ static void test_rank_assign(void **state)
     assert_int_equal(mf_store_rank_join(d, "g", 4, MF_RANK_AUTO, &rank),
                      MF_ERR_INVALID);
     assert_int_equal(rank, 77);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_rank_join(d, "g", 3, 3, &rank), MF_ERR_INVALID);
     assert_int_equal(mf_store_rank_join(d, "g", 0, 0, &rank), MF_ERR_INVALID);
     assert_int_equal(mf_store_rank_join(d, "", 3, 0, &rank), MF_ERR_INVALID);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     assert_int_equal(mf_store_rank_list(d, "g", ranks, 4, &count), MF_OK);
     assert_int_equal(count, 3);
@@ -1113,10 +1074,10 @@ static void test_rank_events(void **state)
     test_events_init(&log);
     assert_int_equal(mf_store_rank_subscribe(sub, "ev", test_rank_cb, &log),
                      MF_OK);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_rank_subscribe(sub, "ev", test_rank_cb, &log),
                      MF_ERR_EXISTS);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     assert_int_equal(mf_store_rank_join(a, "ev", 4, 2, &rank), MF_OK);
     assert_true(test_events_wait(&log, 1, TEST_WAIT_MS));
@@ -1168,7 +1129,7 @@ static void test_rank_lost_sigkill(void **state)
     mf_store_t *sub = test_connect(0);
     test_events_t log;
     char line[16] = "";
-    int pipefd[2], status;
+    int pipefd[2];
     ssize_t n;
     pid_t pid;
 
@@ -1177,7 +1138,7 @@ static void test_rank_lost_sigkill(void **state)
     assert_int_equal(mf_store_rank_subscribe(sub, "kill", test_rank_cb, &log),
                      MF_OK);
     assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         dup2(pipefd[1], STDOUT_FILENO);
@@ -1195,8 +1156,7 @@ static void test_rank_lost_sigkill(void **state)
     test_get_str(sub, "child/eph", "c");
 
     assert_int_equal(kill(pid, SIGKILL), 0);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
+    assert_int_equal(tk_proc_wait(pid, 60000), 128 + SIGKILL);
     assert_true(
         test_events_wait_for(&log, MF_RANK_LOST, "kill", 1, TEST_WAIT_MS));
     assert_int_equal(
@@ -1221,7 +1181,8 @@ static void test_group_budget(void **state)
     test_server_start_cfg(&cfg);
     a = test_connect(1000);
     b = test_connect(1000);
-    test_allow_errors(true); /* refused joins are logged by the client */
+    tk_log_allow_errors(&test_log,
+                        true); /* refused joins are logged by the client */
     assert_int_equal(
         mf_store_rank_join(a, "huge", 1u << 20, MF_RANK_AUTO, &rank),
         MF_ERR_TOO_LARGE);
@@ -1234,7 +1195,7 @@ static void test_group_budget(void **state)
     /* an empty group gives its slots back */
     assert_int_equal(mf_store_rank_join(b, "other", 7300, MF_RANK_AUTO, &rank),
                      MF_OK);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     mf_store_close(a);
     mf_store_close(b);
 }
@@ -1279,7 +1240,7 @@ static void test_heartbeat_timeout(void **state)
     close(fd);
 
     /* The client that heartbeats keeps its rank well past the timeout. */
-    test_sleep_ms(3000);
+    tk_sleep_ms(3000);
     assert_int_equal(mf_store_rank_list(sub, "hb", ranks, 2, &count), MF_OK);
     assert_int_equal(count, 1);
     assert_int_equal(ranks[0], 0);
@@ -1350,10 +1311,11 @@ static void test_reconnect(void **state)
     parked.status = MF_OK;
     assert_int_equal(pthread_create(&thread, NULL, test_parked_thread, &parked),
                      0);
-    test_sleep_ms(100);
+    tk_sleep_ms(100);
 
     /* The server restarts on the same port, with nothing in it. */
-    test_allow_errors(true); /* reconnect attempts may fail meanwhile */
+    tk_log_allow_errors(&test_log,
+                        true); /* reconnect attempts may fail meanwhile */
     mf_store_server_stop(test_ctx.server);
     assert_int_equal(pthread_join(thread, NULL), 0);
     assert_true(mf_status_is_peer_error(parked.status));
@@ -1364,13 +1326,13 @@ static void test_reconnect(void **state)
 
     deadline = mf_time_ms() + TEST_WAIT_MS;
     do {
-        test_sleep_ms(20);
+        tk_sleep_ms(20);
         assert_int_equal(mf_store_rank_list(other, "re", ranks, 4, &count),
                          MF_OK);
     } while ((count == 0) && (mf_time_ms() < deadline));
     assert_int_equal(count, 1);
     assert_int_equal(ranks[0], 3);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 
     /* The ephemeral key came back (set before the rank), the removed one
      * did not; the watch works again. */
@@ -1458,7 +1420,7 @@ static void test_bad_frames(void **state)
     req.key_len = 4;
     req.timeout_ms = TEST_WAIT_MS;
     test_raw_send_req(fd2, MF_STORE_OP_GET, 1, &req);
-    test_sleep_ms(50);
+    tk_sleep_ms(50);
     close(fd2);
     close(fd);
 
@@ -1570,14 +1532,14 @@ static void test_server_config(void **state)
     assert_int_equal(
         mf_store_server_config_set(&cfg, "heartbeat_timeout_ms", "3s"), MF_OK);
     assert_int_equal(cfg.heartbeat_timeout_ms, 3000);
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     assert_int_equal(mf_store_server_config_set(&cfg, "port", "70000"),
                      MF_ERR_CONFIG);
     assert_int_equal(mf_store_server_config_set(&cfg, "nokey", "1"),
                      MF_ERR_CONFIG);
     assert_int_equal(mf_store_server_config_set(&cfg, "max_key_size", "0"),
                      MF_ERR_CONFIG);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
     assert_int_equal(cfg.port, 4321);
 
     fd = mkstemp(path);
@@ -1605,12 +1567,12 @@ static void test_server_config(void **state)
     fclose(f);
 
     /* A port in use is reported. */
-    test_allow_errors(true);
+    tk_log_allow_errors(&test_log, true);
     mf_store_server_config_init(&cfg);
     cfg.port = test_ctx.port;
     assert_int_equal(mf_store_server_start(&cfg, &(mf_store_server_t *){NULL}),
                      MF_ERR_ADDR_IN_USE);
-    test_allow_errors(false);
+    tk_log_allow_errors(&test_log, false);
 }
 
 int main(int argc, char **argv)
@@ -1658,9 +1620,9 @@ int main(int argc, char **argv)
         return test_child_join(argv[2], argv[3]);
     }
     signal(SIGPIPE, SIG_IGN);
-    mf_log_set_sink(test_log_sink, NULL);
+    tk_log_start(&test_log, TK_LOG_ECHO);
     if (getenv("MF_LOG_LEVEL") != NULL) {
         mf_log_init_from_env();
     }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+
 #include "util/codec.h"
 #include "store/store_proto.h"
 
@@ -340,5 +342,5 @@ int main(void)
         cmocka_unit_test(test_random_bodies),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -11,7 +11,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "test_window.h"
+#include "tk_group.h"
+#include "tk_pattern.h"
+#include "tk_proc.h"
 
 #include "mem/mem.h"
 #include "tl/shm/shm.h"
@@ -28,14 +31,6 @@
 
 #define TEST_BASE TEST_WINDOW(2)
 #define TEST_MB   (1024ull * 1024ull)
-
-static void test_fill(uint8_t *p, size_t size, uint32_t seed)
-{
-    for (size_t i = 0; i < size; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
 
 static void test_registry(void **state)
 {
@@ -85,7 +80,7 @@ static void test_workers_memcpy(void **state)
 
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, max + 64, 1);
+    tk_pattern_fill(src, max + 64, 1, 0);
     for (size_t t = 0; t < MF_ARRAY_SIZE(threads); t++) {
         assert_int_equal(mf_workers_create(threads[t], &workers), MF_OK);
         assert_int_equal(mf_workers_count(workers), threads[t]);
@@ -226,7 +221,7 @@ static void test_shm_two_processes(void **state)
                                                 seg_size, MF_MEM_SEG_PREFAULT,
                                                 &seg),
                      MF_OK);
-    test_fill((uint8_t *)(uintptr_t)gva, seg_size, 42);
+    tk_pattern_fill((uint8_t *)(uintptr_t)gva, seg_size, 42, 0);
     expect = malloc(seg_size);
     assert_non_null(expect);
     memcpy(expect, (void *)(uintptr_t)gva, seg_size);
@@ -250,7 +245,7 @@ static void test_shm_two_processes(void **state)
 
     assert_int_equal(pipe(topipe), 0);
     assert_int_equal(pipe(frompipe), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         mf_tl_iface_t *ci, *other;
@@ -260,60 +255,60 @@ static void test_shm_two_processes(void **state)
         size_t sizes[] = {1,     3,      4095,        4097,           65535,
                           65536, 100003, TEST_MB + 5, 5 * TEST_MB + 1};
 
-        CHILD_CHECK(buf != NULL && src != NULL);
+        TK_CHECK(buf != NULL && src != NULL);
         /* a fresh view: the inherited mapping goes, the reservation stays */
-        CHILD_CHECK(mf_mem_restore_reservation((void *)(uintptr_t)gva,
-                                               seg_size) == MF_OK);
-        CHILD_CHECK(mf_workers_create(2, &workers) == MF_OK);
+        TK_CHECK(mf_mem_restore_reservation((void *)(uintptr_t)gva, seg_size) ==
+                 MF_OK);
+        TK_CHECK(mf_workers_create(2, &workers) == MF_OK);
         ci = test_shm_open(workers, mf_host_id());
-        CHILD_CHECK(ci != NULL);
-        CHILD_CHECK(ops->iface_is_reachable(ci, addr, addr_len));
+        TK_CHECK(ci != NULL);
+        TK_CHECK(ops->iface_is_reachable(ci, addr, addr_len));
 
         /* another host: unreachable, and its keys are refused */
         other = test_shm_open(NULL, "other-boot/other-host");
-        CHILD_CHECK(other != NULL);
-        CHILD_CHECK(!ops->iface_is_reachable(other, addr, addr_len));
-        CHILD_CHECK(ops->ep_create(other, addr, addr_len, &ep) ==
-                    MF_ERR_UNREACHABLE);
-        CHILD_CHECK(ops->rkey_unpack(other, rkey, rkey_len, gva, seg_size,
-                                     &rk) == MF_ERR_UNREACHABLE);
+        TK_CHECK(other != NULL);
+        TK_CHECK(!ops->iface_is_reachable(other, addr, addr_len));
+        TK_CHECK(ops->ep_create(other, addr, addr_len, &ep) ==
+                 MF_ERR_UNREACHABLE);
+        TK_CHECK(ops->rkey_unpack(other, rkey, rkey_len, gva, seg_size, &rk) ==
+                 MF_ERR_UNREACHABLE);
         ops->iface_close(other);
 
         /* a key is mapped only where the caller expects it */
         mf_log_set_level(MF_LOG_OFF);
-        CHILD_CHECK(ops->rkey_unpack(ci, rkey, rkey_len, gva + 4096, seg_size,
-                                     &rk) == MF_ERR_PROTO);
-        CHILD_CHECK(ops->rkey_unpack(ci, rkey, rkey_len, gva, seg_size * 2,
-                                     &rk) == MF_ERR_PROTO);
-        CHILD_CHECK(ops->rkey_unpack(ci, rkey, rkey_len - 1, gva, seg_size,
-                                     &rk) == MF_ERR_PROTO);
+        TK_CHECK(ops->rkey_unpack(ci, rkey, rkey_len, gva + 4096, seg_size,
+                                  &rk) == MF_ERR_PROTO);
+        TK_CHECK(ops->rkey_unpack(ci, rkey, rkey_len, gva, seg_size * 2, &rk) ==
+                 MF_ERR_PROTO);
+        TK_CHECK(ops->rkey_unpack(ci, rkey, rkey_len - 1, gva, seg_size, &rk) ==
+                 MF_ERR_PROTO);
         mf_log_set_level(MF_LOG_WARN);
 
-        CHILD_CHECK(ops->ep_create(ci, addr, addr_len, &ep) == MF_OK);
-        CHILD_CHECK(ops->rkey_unpack(ci, rkey, rkey_len, gva, seg_size, &rk) ==
-                    MF_OK);
-        CHILD_CHECK(rk->addr == (void *)(uintptr_t)gva);
+        TK_CHECK(ops->ep_create(ci, addr, addr_len, &ep) == MF_OK);
+        TK_CHECK(ops->rkey_unpack(ci, rkey, rkey_len, gva, seg_size, &rk) ==
+                 MF_OK);
+        TK_CHECK(rk->addr == (void *)(uintptr_t)gva);
 
         /* get: every size, unaligned on both sides */
         for (size_t i = 0; i < MF_ARRAY_SIZE(sizes); i++) {
             uint64_t off = (i * 4099) % 4096 + i * 1024;
 
-            CHILD_CHECK(ops->get(ep, buf + i, gva + off, sizes[i], rk, NULL) ==
-                        MF_OK);
-            CHILD_CHECK(memcmp(buf + i, expect + off, sizes[i]) == 0);
+            TK_CHECK(ops->get(ep, buf + i, gva + off, sizes[i], rk, NULL) ==
+                     MF_OK);
+            TK_CHECK(memcmp(buf + i, expect + off, sizes[i]) == 0);
         }
         /* put: patterns the parent checks */
-        test_fill(src, seg_size, 7);
+        tk_pattern_fill(src, seg_size, 7, 0);
         for (size_t i = 0; i < MF_ARRAY_SIZE(sizes); i++) {
             uint64_t off = (i * 4099) % 4096 + i * 1024;
 
-            CHILD_CHECK(ops->put(ep, src + off, gva + off, sizes[i], rk,
-                                 NULL) == MF_OK);
+            TK_CHECK(ops->put(ep, src + off, gva + off, sizes[i], rk, NULL) ==
+                     MF_OK);
             memcpy(expect + off, src + off, sizes[i]);
         }
-        CHILD_CHECK(memcmp((void *)(uintptr_t)gva, expect, seg_size) == 0);
-        CHILD_CHECK(ops->flush(ep, NULL) == MF_OK);
-        CHILD_CHECK(ops->progress(ci) == 0);
+        TK_CHECK(memcmp((void *)(uintptr_t)gva, expect, seg_size) == 0);
+        TK_CHECK(ops->flush(ep, NULL) == MF_OK);
+        TK_CHECK(ops->progress(ci) == 0);
 
         ops->rkey_release(ci, rk);
         /* released: the reservation is back */
@@ -321,17 +316,17 @@ static void test_shm_two_processes(void **state)
             char desc[512];
 
             mf_mem_describe_range(gva, seg_size, desc, sizeof(desc));
-            CHILD_CHECK(strstr(desc, "---p") != NULL);
+            TK_CHECK(strstr(desc, "---p") != NULL);
         }
         ops->ep_destroy(ep);
         ops->iface_close(ci);
         mf_workers_destroy(workers);
-        CHILD_CHECK(write(frompipe[1], expect, 0) == 0);
+        TK_CHECK(write(frompipe[1], expect, 0) == 0);
         /* report the expected image through the pipe */
         for (uint64_t off = 0; off < seg_size;) {
             ssize_t n = write(frompipe[1], expect + off, seg_size - off);
 
-            CHILD_CHECK(n > 0);
+            TK_CHECK(n > 0);
             off += (uint64_t)n;
         }
         _exit(0);
@@ -347,7 +342,7 @@ static void test_shm_two_processes(void **state)
     }
     assert_int_equal(read(frompipe[0], &c, 1), 0);
     close(frompipe[0]);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     assert_memory_equal((void *)(uintptr_t)gva, expect, seg_size);
 
     /* own key: unpack does not remap */
@@ -390,5 +385,5 @@ int main(void)
         cmocka_unit_test(test_shm_two_processes),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

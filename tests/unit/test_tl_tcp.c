@@ -15,7 +15,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "test_child.h"
+#include "tk_group.h"
+#include "tk_pattern.h"
+#include "tk_log.h"
+#include "tk_proc.h"
 
 #include "mem/mem.h"
 #include "tl/tcp/tcp.h"
@@ -88,14 +91,6 @@ static mf_status_t test_comp_wait(test_comp_t *tc, mf_status_t status)
         usleep(50);
     }
     return tc->status;
-}
-
-static void test_fill(uint8_t *p, size_t size, uint32_t seed)
-{
-    for (size_t i = 0; i < size; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
 }
 
 /* An interface on loopback; lanes and chunk 0 keep the defaults.  The
@@ -255,7 +250,7 @@ static void test_sizes(void **state)
 
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, 64 * TEST_MB + 64, 5);
+    tk_pattern_fill(src, 64 * TEST_MB + 64, 5, 0);
     for (size_t l = 0; l < MF_ARRAY_SIZE(lanes); l++) {
         test_pair_open(&tp, lanes[l], l == 2 ? 64 * 1024 : 0);
         memset(tp.mem, 0xee, TEST_SEG);
@@ -303,7 +298,7 @@ static void test_concurrent(void **state)
     assert_non_null(comps);
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, 32 * TEST_MB, 9);
+    tk_pattern_fill(src, 32 * TEST_MB, 9, 0);
     test_pair_open(&tp, 2, 128 * 1024);
     base = (uint64_t)(uintptr_t)tp.mem;
     for (int i = 0; i < N; i++) {
@@ -508,7 +503,7 @@ static void test_raw_requests(void **state)
     base = (uint64_t)(uintptr_t)tp.mem;
     key = mf_tl_tcp_memh_key(tp.memh);
     port = mf_tl_tcp_iface_port(tp.server);
-    test_fill(data, sizeof(data), 3);
+    tk_pattern_fill(data, sizeof(data), 3, 0);
     fd = test_raw_connect(port);
 
     /* a wrong key */
@@ -718,7 +713,7 @@ static void test_conn_dropped(void **state)
 
     assert_non_null(src);
     assert_non_null(dst);
-    test_fill(src, 64 * TEST_MB, 1);
+    tk_pattern_fill(src, 64 * TEST_MB, 1, 0);
     test_pair_open(&tp, 2, 0);
     for (int round = 0; round < 5; round++) {
         assert_int_equal(test_put(&tp, src, 0, 100), MF_OK); /* connected */
@@ -743,7 +738,7 @@ static void test_conn_dropped(void **state)
             failed += status != MF_OK;
         }
         /* later operations reconnect */
-        test_fill(src, 64 * TEST_MB, (uint32_t)round);
+        tk_pattern_fill(src, 64 * TEST_MB, (uint32_t)round, 0);
         assert_int_equal(test_put(&tp, src, 3, 9 * TEST_MB), MF_OK);
         assert_memory_equal(tp.mem + 3, src, 9 * TEST_MB);
         for (int i = 0; i < N; i++) {
@@ -900,12 +895,11 @@ static void test_fork_holds_sockets(void **state)
     test_pair_t tp;
     test_comp_t tc;
     pid_t pid;
-    int wstatus;
 
-    test_fill(src, sizeof(src), 5);
+    tk_pattern_fill(src, sizeof(src), 5, 0);
     test_pair_open(&tp, 1, 0);
     assert_int_equal(test_put(&tp, src, 0, sizeof(src)), MF_OK);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         usleep(1000 * 1000); /* holds every socket for a while */
@@ -918,7 +912,7 @@ static void test_fork_holds_sockets(void **state)
                       tp.rkey, &tc.super);
     status = test_comp_wait(&tc, status);
     assert_true(status == MF_OK || mf_status_is_peer_error(status));
-    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     /* and the next one connects again */
     assert_int_equal(test_put(&tp, src, 7, sizeof(src)), MF_OK);
     assert_memory_equal(tp.mem + 7, src, sizeof(src));
@@ -971,7 +965,7 @@ static void test_fork(void **state)
 
     assert_int_equal(pipe(topipe), 0);
     assert_int_equal(pipe(frompipe), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         mf_tl_mem_params_t mp;
@@ -982,23 +976,23 @@ static void test_fork(void **state)
         size_t al, rl;
         char c;
 
-        CHILD_CHECK(mem != NULL);
-        test_fill(mem, seg, 21);
+        TK_CHECK(mem != NULL);
+        tk_pattern_fill(mem, seg, 21, 0);
         server = test_open(2, 0);
-        CHILD_CHECK(server != NULL);
+        TK_CHECK(server != NULL);
         memset(&s, 0, sizeof(s));
         s.addr = mem;
         s.size = seg;
         mp.addr = mem;
         mp.size = seg;
         mp.seg = &s;
-        CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
-        CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
-        CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
+        TK_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
+        TK_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
+        TK_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
         mf_le64_store(out, al);
         mf_le64_store(out + 8, rl);
-        CHILD_CHECK(write(frompipe[1], out, sizeof(out)) == sizeof(out));
-        CHILD_CHECK(read(topipe[0], &c, 1) == 1); /* parent done */
+        TK_CHECK(write(frompipe[1], out, sizeof(out)) == sizeof(out));
+        TK_CHECK(read(topipe[0], &c, 1) == 1); /* parent done */
         /* closed first: the workers that wrote mem are joined */
         ops->mem_dereg(server, memh);
         ops->iface_close(server);
@@ -1006,9 +1000,9 @@ static void test_fork(void **state)
         {
             uint8_t *want = malloc(seg);
 
-            CHILD_CHECK(want != NULL);
-            test_fill(want, seg - 7, 22);
-            CHILD_CHECK(memcmp(mem + 7, want, seg - 7) == 0);
+            TK_CHECK(want != NULL);
+            tk_pattern_fill(want, seg - 7, 22, 0);
+            TK_CHECK(memcmp(mem + 7, want, seg - 7) == 0);
             free(want);
         }
         free(mem);
@@ -1029,7 +1023,7 @@ static void test_fork(void **state)
     expect = malloc(seg);
     assert_non_null(buf);
     assert_non_null(expect);
-    test_fill(expect, seg, 21);
+    tk_pattern_fill(expect, seg, 21, 0);
     {
         test_comp_t tc;
 
@@ -1038,7 +1032,7 @@ static void test_fork(void **state)
             test_comp_wait(&tc, ops->get(ep, buf, base, seg, rkey, &tc.super)),
             MF_OK);
         assert_memory_equal(buf, expect, seg);
-        test_fill(buf, seg - 7, 22);
+        tk_pattern_fill(buf, seg - 7, 22, 0);
         test_comp_init(&tc);
         assert_int_equal(
             test_comp_wait(
@@ -1049,7 +1043,7 @@ static void test_fork(void **state)
     ops->ep_destroy(ep);
     ops->iface_close(client);
     assert_int_equal(write(topipe[1], "x", 1), 1);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     close(topipe[1]);
     close(frompipe[0]);
     free(buf);
@@ -1061,21 +1055,10 @@ static void test_fork(void **state)
 #define TEST_CHILD_NOFILE 64
 #define TEST_FLOOD_CONNS  150
 
-/* In the child only. */
-static atomic_int test_accept_msgs;
+/* In the child only: what the server logs; the parent waits for the
+ * first failed accept. */
+static tk_log_t test_accept_log;
 static int test_accept_notify_fd = -1;
-
-static void test_accept_sink(mf_log_level_t level, const char *file, int line,
-                             const char *message, void *arg)
-{
-    (void)arg;
-    if ((strstr(message, "accept() failed") != NULL) &&
-        (atomic_fetch_add(&test_accept_msgs, 1) == 0) &&
-        (write(test_accept_notify_fd, "F", 1) != 1)) {
-        fprintf(stderr, "child: cannot notify the parent\n");
-    }
-    fprintf(stderr, "child [%d] %s:%d %s\n", (int)level, file, line, message);
-}
 
 /* A server with a soft limit of TEST_CHILD_NOFILE open files: publishes
  * its address and remote key, serves until the parent says done, then
@@ -1091,39 +1074,43 @@ static int test_accept_child(int out_fd, int in_fd)
     uint8_t out[256];
     mf_mem_seg_t s;
     uint8_t *mem;
+    int accepts;
     char c;
 
-    CHILD_CHECK(getrlimit(RLIMIT_NOFILE, &rlim) == 0);
+    TK_CHECK(getrlimit(RLIMIT_NOFILE, &rlim) == 0);
     rlim.rlim_cur = TEST_CHILD_NOFILE;
-    CHILD_CHECK(setrlimit(RLIMIT_NOFILE, &rlim) == 0);
-    mf_log_set_sink(test_accept_sink, NULL);
+    TK_CHECK(setrlimit(RLIMIT_NOFILE, &rlim) == 0);
+    tk_log_start(&test_accept_log, TK_LOG_ECHO);
+    accepts = tk_log_watch(&test_accept_log, "accept() failed",
+                           test_accept_notify_fd);
     mem = calloc(1, seg);
-    CHILD_CHECK(mem != NULL);
+    TK_CHECK(mem != NULL);
     server = test_open(1, 0);
-    CHILD_CHECK(server != NULL);
+    TK_CHECK(server != NULL);
     memset(&s, 0, sizeof(s));
     s.addr = mem;
     s.size = seg;
     mp.addr = mem;
     mp.size = seg;
     mp.seg = &s;
-    CHILD_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
-    CHILD_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
-    CHILD_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
+    TK_CHECK(ops->mem_reg(server, &mp, &memh) == MF_OK);
+    TK_CHECK(ops->iface_addr_pack(server, out + 16, 100, &al) == MF_OK);
+    TK_CHECK(ops->rkey_pack(server, memh, out + 128, 100, &rl) == MF_OK);
     mf_le64_store(out, al);
     mf_le64_store(out + 8, rl);
     start = mf_time_ms();
-    CHILD_CHECK(write(out_fd, out, sizeof(out)) == sizeof(out));
-    CHILD_CHECK(read(in_fd, &c, 1) == 1); /* parent done */
+    TK_CHECK(write(out_fd, out, sizeof(out)) == sizeof(out));
+    TK_CHECK(read(in_fd, &c, 1) == 1); /* parent done */
     elapsed = mf_time_ms() - start;
     ops->mem_dereg(server, memh);
     ops->iface_close(server);
     free(mem);
     fprintf(stderr, "child: %d accept failure messages in %llu ms\n",
-            atomic_load(&test_accept_msgs), (unsigned long long)elapsed);
-    CHILD_CHECK(atomic_load(&test_accept_msgs) >= 1);
-    CHILD_CHECK((uint64_t)atomic_load(&test_accept_msgs) <=
-                1 + elapsed / MF_SOCK_ACCEPT_LOG_MS);
+            tk_log_watched(&test_accept_log, accepts),
+            (unsigned long long)elapsed);
+    TK_CHECK(tk_log_watched(&test_accept_log, accepts) >= 1);
+    TK_CHECK((uint64_t)tk_log_watched(&test_accept_log, accepts) <=
+             1 + elapsed / MF_SOCK_ACCEPT_LOG_MS);
     return 0;
 }
 
@@ -1183,7 +1170,7 @@ static void test_out_of_fds(void **state)
     assert_int_equal(pipe(topipe), 0);
     assert_int_equal(pipe(frompipe), 0);
     assert_int_equal(pipe(notify), 0);
-    pid = fork();
+    pid = tk_proc_fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(topipe[1]);
@@ -1244,7 +1231,7 @@ static void test_out_of_fds(void **state)
     ops->ep_destroy(ep);
     ops->iface_close(client);
     assert_int_equal(write(topipe[1], "x", 1), 1);
-    assert_int_equal(test_wait_child(pid), 0);
+    assert_int_equal(tk_proc_wait(pid, 60000), 0);
     close(topipe[1]);
     close(frompipe[0]);
     close(notify[0]);
@@ -1269,5 +1256,5 @@ int main(void)
     };
 
     mf_log_set_level(MF_LOG_WARN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tk_group.h"
+#include "tk_log.h"
+
 #include "util/config.h"
 #include "util/containers.h"
 #include "util/log.h"
@@ -28,30 +31,11 @@
 
 /* ---- log capture ---- */
 
-typedef struct test_log {
-    int count;
-    mf_log_level_t last_level;
-    char last[1024];
-} test_log_t;
-
-static void test_log_sink(mf_log_level_t level, const char *file, int line,
-                          const char *message, void *arg)
-{
-    test_log_t *log = arg;
-
-    (void)file;
-    (void)line;
-    log->count++;
-    log->last_level = level;
-    snprintf(log->last, sizeof(log->last), "%s", message);
-}
-
 static int test_setup_log(void **state)
 {
-    static test_log_t log;
+    static tk_log_t log;
 
-    memset(&log, 0, sizeof(log));
-    mf_log_set_sink(test_log_sink, &log);
+    tk_log_start(&log, 0);
     mf_log_set_level(MF_LOG_WARN);
     *state = &log;
     return 0;
@@ -59,8 +43,7 @@ static int test_setup_log(void **state)
 
 static int test_teardown_log(void **state)
 {
-    (void)state;
-    mf_log_set_sink(NULL, NULL);
+    tk_log_stop(*state);
     return 0;
 }
 
@@ -90,22 +73,22 @@ static int test_side_effect(void)
 
 static void test_log_levels(void **state)
 {
-    test_log_t *log = *state;
+    tk_log_t *log = *state;
 
     mf_debug("not shown %d", test_side_effect());
-    assert_int_equal(log->count, 0);
+    assert_int_equal(tk_log_total(log), 0);
     assert_int_equal(test_side_effects, 0); /* arguments not evaluated */
     mf_warn("shown %d", 42);
-    assert_int_equal(log->count, 1);
+    assert_int_equal(tk_log_total(log), 1);
     assert_int_equal(log->last_level, MF_LOG_WARN);
-    assert_string_equal(log->last, "shown 42");
+    assert_string_equal(tk_log_last(log), "shown 42");
 
     mf_log_set_level(MF_LOG_TRACE);
     mf_trace("trace");
-    assert_int_equal(log->count, 2);
+    assert_int_equal(tk_log_total(log), 2);
     mf_log_set_level(MF_LOG_OFF);
     mf_error("off");
-    assert_int_equal(log->count, 2);
+    assert_int_equal(tk_log_total(log), 2);
 
     assert_int_equal(mf_log_level_parse("DEBUG"), MF_LOG_DEBUG);
     assert_int_equal(mf_log_level_parse("warning"), MF_LOG_WARN);
@@ -120,12 +103,12 @@ static void test_log_levels(void **state)
 
 static void test_log_keeps_errno(void **state)
 {
-    test_log_t *log = *state;
+    tk_log_t *log = *state;
 
     errno = ENOENT;
     mf_error("open failed: %m");
     assert_int_equal(errno, ENOENT);
-    assert_non_null(strstr(log->last, "No such file"));
+    assert_non_null(strstr(tk_log_last(log), "No such file"));
 }
 
 /* ---- config ---- */
@@ -168,7 +151,7 @@ static const mf_cfg_table_t test_cfg_table = {
 
 static void test_cfg_defaults_and_set(void **state)
 {
-    test_log_t *log = *state;
+    tk_log_t *log = *state;
     test_cfg_t cfg;
 
     memset(&cfg, 0xff, sizeof(cfg));
@@ -190,7 +173,7 @@ static void test_cfg_defaults_and_set(void **state)
     /* Every bad value is refused, leaves the field and says why. */
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "threads", "0"),
                      MF_ERR_CONFIG);
-    assert_non_null(strstr(log->last, "out of range"));
+    assert_non_null(strstr(tk_log_last(log), "out of range"));
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "threads", "65"),
                      MF_ERR_CONFIG);
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "threads", "-1"),
@@ -213,23 +196,23 @@ static void test_cfg_defaults_and_set(void **state)
     assert_string_equal(cfg.name, "pool");
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nosuch", "1"),
                      MF_ERR_CONFIG);
-    assert_non_null(strstr(log->last, "unknown key 'nosuch'"));
+    assert_non_null(strstr(tk_log_last(log), "unknown key 'nosuch'"));
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "log_level", "loud"),
                      MF_ERR_CONFIG);
 
     /* An old name still sets the key, and warns the first time only. */
-    log->count = 0;
+    tk_log_reset(log);
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nthreads", "7"), MF_OK);
     assert_int_equal(cfg.threads, 7);
-    assert_int_equal(log->count, 1);
-    assert_non_null(strstr(log->last, "'nthreads' is deprecated, use "
-                                      "'threads'"));
+    assert_int_equal(tk_log_total(log), 1);
+    assert_non_null(strstr(tk_log_last(log), "'nthreads' is deprecated, use "
+                                             "'threads'"));
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nthreads", "8"), MF_OK);
     assert_int_equal(cfg.threads, 8);
-    assert_int_equal(log->count, 1);
+    assert_int_equal(tk_log_total(log), 1);
     assert_int_equal(mf_cfg_set(&test_cfg_table, &cfg, "nthreads", "65"),
                      MF_ERR_CONFIG);
-    assert_non_null(strstr(log->last, "'threads'"));
+    assert_non_null(strstr(tk_log_last(log), "'threads'"));
 }
 
 static void test_cfg_env_names(void **state)
@@ -246,7 +229,7 @@ static void test_cfg_env_names(void **state)
 
 static void test_cfg_file_and_env(void **state)
 {
-    test_log_t *log = *state;
+    tk_log_t *log = *state;
     test_cfg_t cfg;
     char path[] = "/tmp/mf-test-cfg-XXXXXX";
     const char *text = "# comment\n"
@@ -271,13 +254,13 @@ static void test_cfg_file_and_env(void **state)
 
     assert_int_equal(mf_cfg_load_file(&test_cfg_table, &cfg, path),
                      MF_ERR_CONFIG);
-    assert_non_null(strstr(log->last, "cannot open"));
+    assert_non_null(strstr(tk_log_last(log), "cannot open"));
 
     const char *bad = "threads = 4\nthis line is wrong\n";
     assert_int_equal(
         mf_cfg_load_string(&test_cfg_table, &cfg, bad, strlen(bad), "x.conf"),
         MF_ERR_CONFIG);
-    assert_non_null(strstr(log->last, "x.conf:2"));
+    assert_non_null(strstr(tk_log_last(log), "x.conf:2"));
     const char *nul = "threads = 4\0x";
     assert_int_equal(
         mf_cfg_load_string(&test_cfg_table, &cfg, nul, 13, "nul.conf"),
@@ -288,7 +271,7 @@ static void test_cfg_file_and_env(void **state)
     assert_int_equal(cfg.threads, 16);
     setenv("MFTEST_THREADS", "zero", 1);
     assert_int_equal(mf_cfg_load_env(&test_cfg_table, &cfg), MF_ERR_CONFIG);
-    assert_non_null(strstr(log->last, "MFTEST_THREADS"));
+    assert_non_null(strstr(tk_log_last(log), "MFTEST_THREADS"));
     unsetenv("MFTEST_THREADS");
 }
 
@@ -469,7 +452,7 @@ static void test_misc(void **state)
 
 static void test_sock_listen_connect(void **state)
 {
-    test_log_t *log = *state;
+    tk_log_t *log = *state;
     struct sockaddr_in6 in6;
     char str[MF_SOCK_ADDR_STRLEN], want[MF_SOCK_ADDR_STRLEN];
     mf_sock_addr_t bound, addr;
@@ -491,7 +474,7 @@ static void test_sock_listen_connect(void **state)
     assert_int_equal(mf_sock_listen("127.0.0.1", port, AF_INET, &lfd2, NULL),
                      MF_ERR_ADDR_IN_USE);
     assert_int_equal(lfd2, -7);
-    assert_int_equal(log->count, 1);
+    assert_int_equal(tk_log_total(log), 1);
     assert_int_equal(log->last_level, MF_LOG_ERROR);
 
     assert_int_equal(mf_sock_connect("127.0.0.1", port, 5000, &cfd), MF_OK);
@@ -552,7 +535,7 @@ static void test_sock_nofile_raise(void **state)
  * descriptor, and one message stands for many failures. */
 static void test_sock_accept_guard(void **state)
 {
-    test_log_t *log = *state;
+    tk_log_t *log = *state;
     mf_sock_accept_guard_t guard;
     mf_sock_addr_t bound;
     int lfd, cfds[3];
@@ -574,12 +557,12 @@ static void test_sock_accept_guard(void **state)
     }
     mf_sock_accept_guard_init(&guard, "test listener");
     assert_true(guard.reserve_fd >= 0);
-    log->count = 0;
+    tk_log_reset(log);
     mf_sock_accept_failed(&guard, lfd, EMFILE);
-    assert_int_equal(log->count, 1);
+    assert_int_equal(tk_log_total(log), 1);
     assert_int_equal(log->last_level, MF_LOG_WARN);
-    assert_non_null(strstr(log->last, "test listener"));
-    assert_non_null(strstr(log->last, "3 connections closed unserved"));
+    assert_non_null(strstr(tk_log_last(log), "test listener"));
+    assert_non_null(strstr(tk_log_last(log), "3 connections closed unserved"));
     assert_true(guard.reserve_fd >= 0);
     /* every waiting connection was closed: none is left to accept */
     assert_true(accept(lfd, NULL, NULL) < 0);
@@ -595,7 +578,7 @@ static void test_sock_accept_guard(void **state)
     /* more failures within the interval: counted, not logged */
     mf_sock_accept_failed(&guard, lfd, EMFILE);
     mf_sock_accept_failed(&guard, lfd, ENOBUFS);
-    assert_int_equal(log->count, 1);
+    assert_int_equal(tk_log_total(log), 1);
     assert_int_equal(guard.failures, 2);
     mf_sock_accept_guard_cleanup(&guard);
     assert_int_equal(guard.reserve_fd, -1);
@@ -628,5 +611,5 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sock_accept_guard, test_setup_log,
                                         test_teardown_log),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tk_group_run(tests, NULL, NULL);
 }

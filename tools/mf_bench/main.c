@@ -72,7 +72,7 @@ static void mb_usage(FILE *out)
             "  --netns            tcp: rank processes in two network "
             "namespaces (hosts\n"
             "                     joined by veth and a bridge, "
-            "10.213.0.1-2), even ranks in\n"
+            "10.213.<s>.1-2), even ranks in\n"
             "                     the first, odd in the second; needs root "
             "and iproute2\n"
             "  --quick            sizes 4K,64K,1M, --min-time 0.02 (smoke "

@@ -12,7 +12,7 @@
  */
 #include "mf_bench.h"
 
-#include "bench_netns.h"
+#include "tk_netns.h"
 #include "bench_proc.h"
 
 #include <errno.h>
@@ -36,31 +36,30 @@ static const char *mb_store_host = "127.0.0.1";
 /* ----------------------------------------------------- netns hosts */
 
 /*
- * --netns: two "hosts" as network namespaces mfbench<pid>h0/h1, each with
- * a veth pair into a bridge in a third namespace mfbench<pid>sw, with the
- * addresses 10.213.0.1 and 10.213.0.2 (used only inside them; made by
- * common/bench_netns.c, shared with mmc-bench).  The store and even ranks
- * run in host 0, odd ranks in host 1; rank i takes rank i.
- * The namespaces are removed at exit, on SIGINT/SIGTERM (through the
- * normal exit path), and namespaces of earlier runs whose process is gone
- * are removed at start.
+ * --netns: two "hosts" of the test kit's network-namespace lab
+ * (tests/common/tk_netns.h, shared with mmc-bench and the multi-host
+ * tests), each with a veth pair into a bridge in a third namespace.  The
+ * store and even ranks run in host 0, odd ranks in host 1; rank i takes
+ * rank i.  The namespaces are removed at exit, on SIGINT/SIGTERM (through
+ * the normal exit path), and namespaces of earlier runs whose process is
+ * gone are removed at start.
  */
-#define MB_NETNS_BASE "mfbench"
+static tk_netns_t mb_lab;
 
 int mb_pool_netns_setup(void)
 {
-    if (bench_netns_setup(MB_NETNS_BASE, 2) != 0) {
+    if (tk_netns_setup(&mb_lab, 2) != 0) {
         return -1;
     }
-    mb_store_host = bench_netns_addr(0);
-    mb_tcp_addr = bench_netns_addr(1);
+    mb_store_host = mb_lab.addr[0];
+    mb_tcp_addr = mb_lab.addr[1];
     return 0;
 }
 
 /* In a child: enters host (0 or 1); a no-op without --netns. */
 static void mb_ns_enter(int host)
 {
-    if (mb_opts.netns && bench_netns_enter((unsigned)host) != 0) {
+    if (mb_opts.netns && tk_netns_enter(&mb_lab, host) != 0) {
         _exit(1);
     }
 }

@@ -11,7 +11,7 @@
  */
 #include "mf_bench.h"
 
-#include "bench_pattern.h"
+#include "tk_pattern.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -115,7 +115,7 @@ static int mb_remote_fill(mb_bench_t *b, uint64_t gva, uint64_t size,
 
     for (done = 0; done < size; done += n) {
         n = size - done < MB_STAGE ? size - done : MB_STAGE;
-        bench_pattern_fill(b->stage, n, seed, base + done);
+        tk_pattern_fill(b->stage, n, seed, base + done);
         st = mf_bm_copy(b->bm, (uint64_t)(uintptr_t)b->stage, gva + done, n,
                         MF_COPY_LH2GH);
         if (st != MF_OK) {
@@ -144,7 +144,7 @@ static int mb_remote_check(mb_bench_t *b, uint64_t gva, uint64_t size,
             bench_err("reading 0x%" PRIx64 " back: %s", gva, mf_status_str(st));
             return -1;
         }
-        bad = bench_pattern_check(b->stage, n, seed, base + done);
+        bad = tk_pattern_check(b->stage, n, seed, base + done);
         if (bad >= 0) {
             *bad_p = (ssize_t)done + bad;
             return 0;
@@ -166,8 +166,8 @@ static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
         mf_copy_piece_t *pc = &b->pieces[i];
 
         if (src_local) {
-            bench_pattern_fill((uint8_t *)(uintptr_t)pc->src, pc->size, seed,
-                               base);
+            tk_pattern_fill((uint8_t *)(uintptr_t)pc->src, pc->size, seed,
+                            base);
         } else if (mb_remote_fill(b, pc->src, pc->size, seed, base) != 0) {
             return -1;
         }
@@ -190,8 +190,8 @@ static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
             return -1;
         }
         if (dst_local) {
-            bad = bench_pattern_check((uint8_t *)(uintptr_t)pc->dst, pc->size,
-                                      seed, base);
+            bad = tk_pattern_check((uint8_t *)(uintptr_t)pc->dst, pc->size,
+                                   seed, base);
         } else if (mb_remote_check(b, pc->dst, pc->size, seed, base, &bad) !=
                    0) {
             return -1;

@@ -10,7 +10,7 @@
  */
 #include "mmc_bench.h"
 
-#include "bench_pattern.h"
+#include "tk_pattern.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,8 +162,7 @@ static int mcb_client_alloc(mcb_client_t *c)
             c->src_iov[i][j].len = len;
             c->dst_iov[i][j].base = d;
             c->dst_iov[i][j].len = len;
-            bench_pattern_fill(s, len, mcb_block_seed(c->proc, (uint32_t)i),
-                               off);
+            tk_pattern_fill(s, len, mcb_block_seed(c->proc, (uint32_t)i), off);
             off += len;
             s += len + MCB_GAP;
             d += len + MCB_GAP;
@@ -187,7 +186,7 @@ static int mcb_client_alloc(mcb_client_t *c)
             return -1;
         }
     }
-    bench_pattern_fill(c->meta_val, sizeof(c->meta_val), 7, 0);
+    tk_pattern_fill(c->meta_val, sizeof(c->meta_val), 7, 0);
     return mcb_opts.hosts > 1 ? mcb_client_alloc_remote(c) : 0;
 }
 

@@ -11,7 +11,6 @@
  */
 #include "mmc_bench.h"
 
-#include "bench_netns.h"
 #include "bench_proc.h"
 
 #include <errno.h>
@@ -93,7 +92,7 @@ static void mcb_meta_exec(int fd, void *arg)
     char **argv = arg;
 
     signal(SIGPIPE, SIG_DFL);
-    if (mcb_opts.netns && bench_netns_enter(0) != 0) {
+    if (mcb_opts.netns && tk_netns_enter(&mcb_lab, 0) != 0) {
         _exit(1);
     }
     if (dup2(fd, STDOUT_FILENO) < 0) {
@@ -205,7 +204,7 @@ static int mcb_cluster_client(unsigned i, int out_fd, void *arg)
     uint32_t host = i % mcb_opts.hosts;
 
     signal(SIGPIPE, SIG_DFL);
-    if (mcb_opts.netns && bench_netns_enter(host) != 0) {
+    if (mcb_opts.netns && tk_netns_enter(&mcb_lab, (int)host) != 0) {
         _exit(1);
     }
     if (cl->meta->out_fd >= 0) {

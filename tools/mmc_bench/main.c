@@ -31,7 +31,6 @@
  */
 #include "mmc_bench.h"
 
-#include "bench_netns.h"
 #include "bench_proc.h"
 
 #include <errno.h>
@@ -44,6 +43,7 @@
 
 mcb_opts_t mcb_opts;
 mcb_shared_t *mcb_sh;
+tk_netns_t mcb_lab;
 uint64_t mcb_deadline;
 char mcb_run_id[32];
 
@@ -82,7 +82,7 @@ static void mcb_usage(FILE *out)
             "stdout\n"
             "  --per-proc         table rows of every process too\n"
             "  --netns            cross-host: hosts as network namespaces "
-            "(10.213.0.x, veth\n"
+            "(10.213.<s>.x, veth\n"
             "                     and a bridge), mmc-meta in host 0, "
             "process i in host\n"
             "                     i %% --hosts, fabric.transport = tcp; adds "
@@ -307,7 +307,7 @@ static int mcb_parse_args(int argc, char **argv)
             mcb_opts.netns = true;
             break;
         case O_HOSTS:
-            if (bench_parse_uint(optarg, "--hosts", 1, BENCH_NETNS_MAX_HOSTS,
+            if (bench_parse_uint(optarg, "--hosts", 1, TK_NETNS_MAX_HOSTS,
                                  &v) != 0) {
                 return -1;
             }
@@ -450,12 +450,12 @@ int main(int argc, char **argv)
     }
     memset(mcb_sh, 0, sizeof(*mcb_sh));
     if (mcb_opts.netns) {
-        if (bench_netns_setup(MCB_NETNS_BASE, mcb_opts.hosts) != 0) {
+        if (tk_netns_setup(&mcb_lab, (int)mcb_opts.hosts) != 0) {
             bench_err("cannot create the network namespaces for --netns "
                       "(iproute2 needed)");
             goto out_unmap;
         }
-        addr = bench_netns_addr(0);
+        addr = mcb_lab.addr[0];
     }
     if (mcb_opts.meta_url != NULL) {
         snprintf(url, sizeof(url), "%s", mcb_opts.meta_url);
@@ -477,7 +477,7 @@ out_meta:
         ret = 1;
     }
 out_netns:
-    bench_netns_cleanup();
+    tk_netns_destroy(&mcb_lab);
 out_unmap:
     munmap(mcb_sh, sizeof(*mcb_sh));
     return ret;

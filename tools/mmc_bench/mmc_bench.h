@@ -15,6 +15,7 @@
 #include <memcache/mmc.h>
 
 #include "bench_util.h"
+#include "tk_netns.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -38,7 +39,6 @@
 #define MCB_MAX_RECS     4096
 #define MCB_READY_MS     30000
 #define MCB_STOP_MS      15000
-#define MCB_NETNS_BASE   "mmcbench"
 #define MCB_VERIFY_BATCH ((size_t)8) /* blocks per get when verifying */
 
 typedef enum mcb_op {
@@ -107,6 +107,7 @@ typedef struct mcb_shared {
 
 extern mcb_opts_t mcb_opts;
 extern mcb_shared_t *mcb_sh;
+extern tk_netns_t mcb_lab;    /* the hosts of --netns */
 extern uint64_t mcb_deadline; /* bench_now_ns() past which the run fails */
 extern char mcb_run_id[32];   /* in every key: runs never share a key */
 

@@ -13,7 +13,7 @@
  */
 #include "mmc_bench.h"
 
-#include "bench_pattern.h"
+#include "tk_pattern.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -144,8 +144,8 @@ static int mcb_check_block(mcb_client_t *c, size_t i, uint32_t owner,
     size_t p;
 
     for (p = 0; p < MCB_PIECES; p++) {
-        bad = bench_pattern_check(c->dst_iov[i][p].base, c->dst_iov[i][p].len,
-                                  mcb_block_seed(owner, k), off);
+        bad = tk_pattern_check(c->dst_iov[i][p].base, c->dst_iov[i][p].len,
+                               mcb_block_seed(owner, k), off);
         if (bad >= 0) {
             bench_err("client %u: %s: block %s differs at byte %" PRIu64
                       " (piece %zu)",

@@ -1,16 +1,17 @@
 /*
- * Hosts as network namespaces joined by veth pairs and a bridge in a
- * "switch" namespace (see it_netns.h).
+ * The network-namespace lab of tests and benchmarks: hosts as network
+ * namespaces joined by veth pairs and a bridge in a "switch" namespace
+ * (see tk_netns.h).
  *
  * Invariants: every namespace this process created is listed in
- * it_netns_live[] until removed, and the list is only ever acted on by the
- * process that created it (it_netns_owner), never by a forked child; the
+ * tk_netns_live[] until removed, and the list is only ever acted on by the
+ * process that created it (tk_netns_owner), never by a forked child; the
  * removal itself (umount2 + unlink of /run/netns/<name>, what `ip netns
  * del` does) uses async-signal-safe calls only, so the signal handler can
- * run it.  Commands (`ip`, `ss`) run as tracked children of it_helpers,
- * with deadlines.
+ * run it.  Commands (`ip`, `ss`) run as tracked children (tk_proc), with
+ * deadlines.
  */
-#include "it_netns.h"
+#include "tk_netns.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,10 +19,10 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -29,92 +30,92 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define IT_NETNS_DIR      "/run/netns"
-#define IT_NETNS_LIVE_MAX (2 * IT_NETNS_MAX_HOSTS + 4)
-#define IT_NETNS_CMD_MS   30000
+#define TK_NETNS_DIR      "/run/netns"
+#define TK_NETNS_LIVE_MAX (2 * TK_NETNS_MAX_HOSTS + 4)
+#define TK_NETNS_CMD_MS   30000
 
-static char it_netns_live[IT_NETNS_LIVE_MAX][32];
-static volatile sig_atomic_t it_netns_nlive;
-static pid_t it_netns_owner;
-static char it_netns_ip[256];
-static char it_netns_ss[256];
+static char tk_netns_live[TK_NETNS_LIVE_MAX][32];
+static volatile sig_atomic_t tk_netns_nlive;
+static pid_t tk_netns_owner;
+static char tk_netns_ip[256];
+static char tk_netns_ss[256];
 
 /* ------------------------------------------------------------ removal */
 
 /* Async-signal-safe. */
-static void it_netns_remove_name(const char *name)
+static void tk_netns_remove_name(const char *name)
 {
     char path[128];
-    size_t n = sizeof(IT_NETNS_DIR) - 1, len = strlen(name);
+    size_t n = sizeof(TK_NETNS_DIR) - 1, len = strlen(name);
 
     if (n + 1 + len + 1 > sizeof(path)) {
         return;
     }
-    memcpy(path, IT_NETNS_DIR, n);
+    memcpy(path, TK_NETNS_DIR, n);
     path[n] = '/';
     memcpy(path + n + 1, name, len + 1);
     umount2(path, MNT_DETACH);
     unlink(path);
 }
 
-static void it_netns_track(const char *name)
+static void tk_netns_track(const char *name)
 {
-    int n = it_netns_nlive;
+    int n = tk_netns_nlive;
 
-    if (n < IT_NETNS_LIVE_MAX) {
-        snprintf(it_netns_live[n], sizeof(it_netns_live[n]), "%s", name);
-        it_netns_nlive = n + 1;
+    if (n < TK_NETNS_LIVE_MAX) {
+        snprintf(tk_netns_live[n], sizeof(tk_netns_live[n]), "%s", name);
+        tk_netns_nlive = n + 1;
     }
 }
 
-static void it_netns_untrack(const char *name)
+static void tk_netns_untrack(const char *name)
 {
-    int i, n = it_netns_nlive;
+    int i, n = tk_netns_nlive;
 
     for (i = 0; i < n; i++) {
-        if (strcmp(it_netns_live[i], name) == 0) {
-            memcpy(it_netns_live[i], it_netns_live[n - 1],
-                   sizeof(it_netns_live[i]));
-            it_netns_nlive = n - 1;
+        if (strcmp(tk_netns_live[i], name) == 0) {
+            memcpy(tk_netns_live[i], tk_netns_live[n - 1],
+                   sizeof(tk_netns_live[i]));
+            tk_netns_nlive = n - 1;
             return;
         }
     }
 }
 
-static void it_netns_remove_all(void)
+static void tk_netns_remove_all(void)
 {
-    while (it_netns_nlive > 0) {
-        int n = it_netns_nlive - 1;
+    while (tk_netns_nlive > 0) {
+        int n = tk_netns_nlive - 1;
 
-        it_netns_remove_name(it_netns_live[n]);
-        it_netns_nlive = n;
+        tk_netns_remove_name(tk_netns_live[n]);
+        tk_netns_nlive = n;
     }
 }
 
-static void it_netns_atexit(void)
+static void tk_netns_atexit(void)
 {
-    if (getpid() != it_netns_owner) {
+    if (getpid() != tk_netns_owner) {
         return;
     }
-    it_kill_all();
-    it_netns_remove_all();
+    tk_proc_kill_all();
+    tk_netns_remove_all();
 }
 
-static void it_netns_on_signal(int sig)
+static void tk_netns_on_signal(int sig)
 {
-    static const char msg[] = "it_netns: signal, removing namespaces\n";
+    static const char msg[] = "tk_netns: signal, removing namespaces\n";
 
-    if (getpid() == it_netns_owner) {
+    if (getpid() == tk_netns_owner) {
         (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-        it_kill_all(); /* kill + waitpid: async-signal-safe */
-        it_netns_remove_all();
+        tk_proc_kill_all(); /* kill + waitpid: async-signal-safe */
+        tk_netns_remove_all();
     }
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
 /* Whether pid is gone (or a zombie: killed, not yet reaped). */
-static bool it_netns_pid_gone(pid_t pid)
+static bool tk_netns_pid_gone(pid_t pid)
 {
     char path[64], buf[256], *p;
     ssize_t n;
@@ -139,20 +140,20 @@ static bool it_netns_pid_gone(pid_t pid)
 }
 
 /* Removes namespaces named <base><pid>... whose process is gone. */
-static void it_netns_remove_stale(void)
+static void tk_netns_remove_stale(void)
 {
-    const size_t blen = strlen(IT_NETNS_BASE);
+    const size_t blen = strlen(TK_NETNS_BASE);
     struct dirent *de;
     unsigned long pid;
     char *end;
     DIR *dir;
 
-    dir = opendir(IT_NETNS_DIR);
+    dir = opendir(TK_NETNS_DIR);
     if (dir == NULL) {
         return;
     }
     while ((de = readdir(dir)) != NULL) {
-        if (strncmp(de->d_name, IT_NETNS_BASE, blen) != 0) {
+        if (strncmp(de->d_name, TK_NETNS_BASE, blen) != 0) {
             continue;
         }
         errno = 0;
@@ -161,10 +162,10 @@ static void it_netns_remove_stale(void)
             pid > 0x7fffffff || (pid_t)pid == getpid()) {
             continue;
         }
-        if (it_netns_pid_gone((pid_t)pid)) {
-            it_log("removing stale namespace %s of a dead run (pid %lu)",
-                   de->d_name, pid);
-            it_netns_remove_name(de->d_name);
+        if (tk_netns_pid_gone((pid_t)pid)) {
+            tk_print("removing stale namespace %s of a dead run (pid %lu)",
+                     de->d_name, pid);
+            tk_netns_remove_name(de->d_name);
         }
     }
     closedir(dir);
@@ -172,7 +173,7 @@ static void it_netns_remove_stale(void)
 
 /* ------------------------------------------------------- commands */
 
-static bool it_netns_which(const char *prog, char *path, size_t len)
+static bool tk_netns_which(const char *prog, char *path, size_t len)
 {
     const char *env = getenv("PATH");
     char dirs[2048], *save = NULL, *dir;
@@ -192,23 +193,23 @@ static bool it_netns_which(const char *prog, char *path, size_t len)
     return false;
 }
 
-int it_netns_enter(const it_netns_t *net, int host)
+int tk_netns_enter(const tk_netns_t *net, int host)
 {
     char path[128];
     int fd;
 
     if (host < 0 || host >= net->nhosts) {
-        it_log("no host %d", host);
+        tk_print("no host %d", host);
         return -1;
     }
-    snprintf(path, sizeof(path), IT_NETNS_DIR "/%s", net->host[host]);
+    snprintf(path, sizeof(path), TK_NETNS_DIR "/%s", net->host[host]);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        it_log("open(%s) failed: %s", path, strerror(errno));
+        tk_print("open(%s) failed: %s", path, strerror(errno));
         return -1;
     }
     if (setns(fd, CLONE_NEWNET) < 0) {
-        it_log("setns(%s) failed: %s", path, strerror(errno));
+        tk_print("setns(%s) failed: %s", path, strerror(errno));
         close(fd);
         return -1;
     }
@@ -216,30 +217,30 @@ int it_netns_enter(const it_netns_t *net, int host)
     return 0;
 }
 
-/* What the forked child of it_netns_spawn / it_netns_run does; a copy of
+/* What the forked child of tk_netns_spawn / tk_netns_run does; a copy of
  * the parent's, set right before the fork (the parent has no threads). */
-typedef struct it_netns_tramp {
-    const it_netns_t *net;
+typedef struct tk_netns_tramp {
+    const tk_netns_t *net;
     int host;
-    it_proc_fn fn;
+    tk_proc_fn fn;
     void *arg;
     char *const *argv;
     int out_fd; /* stdout of an exec'd command, or -1 */
     int close_fd;
-} it_netns_tramp_t;
+} tk_netns_tramp_t;
 
-static it_netns_tramp_t it_netns_next;
+static tk_netns_tramp_t tk_netns_next;
 
-static int it_netns_tramp_fn(int index, void *unused)
+static int tk_netns_tramp_fn(int index, void *unused)
 {
-    it_netns_tramp_t t = it_netns_next;
+    tk_netns_tramp_t t = tk_netns_next;
     int devnull;
 
-    if (t.host >= 0 && it_netns_enter(t.net, t.host) != 0) {
+    if (t.host >= 0 && tk_netns_enter(t.net, t.host) != 0) {
         return 121;
     }
     if (t.fn != NULL) {
-        it_set_role("host %d proc %d", t.host, index);
+        tk_role_set("host %d proc %d", t.host, index);
         return t.fn(index, t.arg);
     }
     if (t.close_fd >= 0) {
@@ -256,28 +257,40 @@ static int it_netns_tramp_fn(int index, void *unused)
         }
     }
     execv(t.argv[0], t.argv);
-    it_log("execv(%s) failed: %s", t.argv[0], strerror(errno));
+    tk_print("execv(%s) failed: %s", t.argv[0], strerror(errno));
     return 127;
 }
 
-pid_t it_netns_spawn(const it_netns_t *net, int host, it_proc_fn fn, int index,
+pid_t tk_netns_spawn(const tk_netns_t *net, int host, tk_proc_fn fn, int index,
                      void *arg)
 {
-    memset(&it_netns_next, 0, sizeof(it_netns_next));
-    it_netns_next.net = net;
-    it_netns_next.host = host;
-    it_netns_next.fn = fn;
-    it_netns_next.arg = arg;
-    it_netns_next.out_fd = -1;
-    it_netns_next.close_fd = -1;
-    return it_spawn(it_netns_tramp_fn, index, NULL);
+    memset(&tk_netns_next, 0, sizeof(tk_netns_next));
+    tk_netns_next.net = net;
+    tk_netns_next.host = host;
+    tk_netns_next.fn = fn;
+    tk_netns_next.arg = arg;
+    tk_netns_next.out_fd = -1;
+    tk_netns_next.close_fd = -1;
+    return tk_proc_spawn(tk_netns_tramp_fn, index, NULL);
 }
 
-static int it_netns_run_path(const it_netns_t *net, int host,
+pid_t tk_netns_exec(const tk_netns_t *net, int host, char *const argv[],
+                    int out_fd)
+{
+    memset(&tk_netns_next, 0, sizeof(tk_netns_next));
+    tk_netns_next.net = net;
+    tk_netns_next.host = host;
+    tk_netns_next.argv = argv;
+    tk_netns_next.out_fd = out_fd;
+    tk_netns_next.close_fd = -1;
+    return tk_proc_spawn(tk_netns_tramp_fn, 200 + host, NULL);
+}
+
+static int tk_netns_run_path(const tk_netns_t *net, int host,
                              char *const argv[], char *out, size_t out_len,
                              unsigned timeout_ms)
 {
-    uint64_t deadline = it_now_ms() + timeout_ms;
+    uint64_t deadline = tk_time_ms() + timeout_ms;
     int fds[2] = {-1, -1};
     size_t have = 0;
     char sink[512];
@@ -287,16 +300,16 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     int wait;
 
     if (pipe(fds) < 0) {
-        it_log("pipe() failed: %s", strerror(errno));
+        tk_print("pipe() failed: %s", strerror(errno));
         return -1;
     }
-    memset(&it_netns_next, 0, sizeof(it_netns_next));
-    it_netns_next.net = net;
-    it_netns_next.host = host;
-    it_netns_next.argv = argv;
-    it_netns_next.out_fd = fds[1];
-    it_netns_next.close_fd = fds[0];
-    pid = it_spawn(it_netns_tramp_fn, 0, NULL);
+    memset(&tk_netns_next, 0, sizeof(tk_netns_next));
+    tk_netns_next.net = net;
+    tk_netns_next.host = host;
+    tk_netns_next.argv = argv;
+    tk_netns_next.out_fd = fds[1];
+    tk_netns_next.close_fd = fds[0];
+    pid = tk_proc_spawn(tk_netns_tramp_fn, 0, NULL);
     close(fds[1]);
     if (pid < 0) {
         close(fds[0]);
@@ -305,9 +318,9 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     pfd.fd = fds[0];
     pfd.events = POLLIN;
     for (;;) {
-        wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 0);
+        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
         if (poll(&pfd, 1, wait) <= 0) {
-            break; /* it_wait below kills it */
+            break; /* tk_proc_wait below kills it */
         }
         if (out != NULL && have + 1 < out_len) {
             n = read(fds[0], out + have, out_len - 1 - have);
@@ -328,11 +341,11 @@ static int it_netns_run_path(const it_netns_t *net, int host,
     if (out != NULL && out_len > 0) {
         out[have] = '\0';
     }
-    wait = (int)(deadline > it_now_ms() ? deadline - it_now_ms() : 1);
-    return it_wait(pid, (unsigned)wait);
+    wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 1);
+    return tk_proc_wait(pid, (unsigned)wait);
 }
 
-int it_netns_run(const it_netns_t *net, int host, char *const argv[], char *out,
+int tk_netns_run(const tk_netns_t *net, int host, char *const argv[], char *out,
                  size_t out_len, unsigned timeout_ms)
 {
     char *args[32];
@@ -344,19 +357,19 @@ int it_netns_run(const it_netns_t *net, int host, char *const argv[], char *out,
     }
     args[i] = NULL;
     if (strchr(argv[0], '/') == NULL) {
-        if (!it_netns_which(argv[0], path, sizeof(path))) {
-            it_log("%s not found", argv[0]);
+        if (!tk_netns_which(argv[0], path, sizeof(path))) {
+            tk_print("%s not found", argv[0]);
             return -1;
         }
         args[0] = path;
     }
-    return it_netns_run_path(net, host, args, out, out_len, timeout_ms);
+    return tk_netns_run_path(net, host, args, out, out_len, timeout_ms);
 }
 
 /* Runs `ip <args...>` in the test's namespace; logs a failure. */
-static int it_netns_ip_cmd(const char *a0, ...) __attribute__((sentinel));
+static int tk_netns_ip_cmd(const char *a0, ...) __attribute__((sentinel));
 
-static int it_netns_ip_cmd(const char *a0, ...)
+static int tk_netns_ip_cmd(const char *a0, ...)
 {
     char *argv[24];
     char line[512];
@@ -364,7 +377,7 @@ static int it_netns_ip_cmd(const char *a0, ...)
     size_t off;
     int n = 0, ret, i;
 
-    argv[n++] = it_netns_ip;
+    argv[n++] = tk_netns_ip;
     argv[n++] = (char *)a0;
     va_start(ap, a0);
     while (n < 23 && (argv[n] = va_arg(ap, char *)) != NULL) {
@@ -372,13 +385,13 @@ static int it_netns_ip_cmd(const char *a0, ...)
     }
     va_end(ap);
     argv[n] = NULL;
-    ret = it_netns_run_path(NULL, -1, argv, NULL, 0, IT_NETNS_CMD_MS);
+    ret = tk_netns_run_path(NULL, -1, argv, NULL, 0, TK_NETNS_CMD_MS);
     if (ret != 0) {
         for (i = 1, off = 0; i < n && off < sizeof(line); i++) {
             off += (size_t)snprintf(line + off, sizeof(line) - off, " %s",
                                     argv[i]);
         }
-        it_log("`ip%s` failed (exit %d)", line, ret);
+        tk_print("`ip%s` failed (exit %d)", line, ret);
         return -1;
     }
     return 0;
@@ -386,76 +399,94 @@ static int it_netns_ip_cmd(const char *a0, ...)
 
 /* ------------------------------------------------------ availability */
 
-static void it_netns_skip(const char *why)
+static void tk_netns_skip(const char *why)
 {
     printf("SKIP: %s\n", why);
     fflush(NULL);
-    exit(IT_NETNS_SKIP);
+    exit(TK_NETNS_SKIP);
 }
 
-static void it_netns_install(void)
+static void tk_netns_install(void)
+{
+    if (tk_netns_owner == getpid()) {
+        return;
+    }
+    tk_netns_owner = getpid();
+    atexit(tk_netns_atexit);
+}
+
+static void tk_netns_install_signals(void)
 {
     static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM};
     struct sigaction sa;
     size_t i;
 
-    if (it_netns_owner == getpid()) {
-        return;
-    }
-    it_netns_owner = getpid();
-    atexit(it_netns_atexit);
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = it_netns_on_signal;
+    sa.sa_handler = tk_netns_on_signal;
     sigemptyset(&sa.sa_mask);
     for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
         sigaction(sigs[i], &sa, NULL);
     }
 }
 
-void it_netns_require(void)
+int tk_netns_check(char *why, size_t len)
 {
-    char probe[32], why[256];
+    char probe[32];
 
-    if (!it_netns_which("ip", it_netns_ip, sizeof(it_netns_ip))) {
-        it_netns_skip("no `ip` (iproute2) found to make network namespaces");
+    if (!tk_netns_which("ip", tk_netns_ip, sizeof(tk_netns_ip))) {
+        snprintf(why, len,
+                 "no `ip` (iproute2) found to make network namespaces");
+        return -1;
     }
-    if (!it_netns_which("ss", it_netns_ss, sizeof(it_netns_ss))) {
-        it_netns_ss[0] = '\0';
+    if (!tk_netns_which("ss", tk_netns_ss, sizeof(tk_netns_ss))) {
+        tk_netns_ss[0] = '\0';
     }
     if (geteuid() != 0) {
         /* capabilities without root are possible, the probe decides */
-        it_log("not root: trying namespaces anyway");
+        tk_print("not root: trying namespaces anyway");
     }
-    it_netns_install();
-    it_netns_remove_stale();
-    snprintf(probe, sizeof(probe), IT_NETNS_BASE "%dp", (int)getpid());
-    it_netns_track(probe);
-    if (it_netns_ip_cmd("netns", "add", probe, NULL) != 0) {
-        it_netns_remove_name(probe); /* in case it got half way */
-        it_netns_untrack(probe);
-        snprintf(why, sizeof(why),
+    tk_netns_install();
+    tk_netns_remove_stale();
+    snprintf(probe, sizeof(probe), TK_NETNS_BASE "%dp", (int)getpid());
+    tk_netns_track(probe);
+    if (tk_netns_ip_cmd("netns", "add", probe, NULL) != 0) {
+        tk_netns_remove_name(probe); /* in case it got half way */
+        tk_netns_untrack(probe);
+        snprintf(why, len,
                  "cannot create network namespaces (`ip netns add` failed; "
                  "needs root or CAP_SYS_ADMIN + CAP_NET_ADMIN)");
-        it_netns_skip(why);
+        return -1;
     }
-    if (it_netns_ip_cmd("-n", probe, "link", "add", "p0", "type", "veth",
+    if (tk_netns_ip_cmd("-n", probe, "link", "add", "p0", "type", "veth",
                         "peer", "name", "p1", NULL) != 0) {
-        it_netns_remove_name(probe);
-        it_netns_untrack(probe);
-        it_netns_skip("cannot create veth pairs in a network namespace");
+        tk_netns_remove_name(probe);
+        tk_netns_untrack(probe);
+        snprintf(why, len, "cannot create veth pairs in a network namespace");
+        return -1;
     }
-    it_netns_remove_name(probe);
-    it_netns_untrack(probe);
+    tk_netns_remove_name(probe);
+    tk_netns_untrack(probe);
+    return 0;
+}
+
+void tk_netns_require(void)
+{
+    char why[256];
+
+    if (tk_netns_check(why, sizeof(why)) != 0) {
+        tk_netns_skip(why);
+    }
+    tk_netns_install_signals();
 }
 
 /* ------------------------------------------------------------ create */
 
 /* In a child inside host `index`: every other host answers a TCP connect
  * (with a refusal: nobody listens on port 9) within the deadline. */
-static int it_netns_probe_fn(int index, void *arg)
+static int tk_netns_probe_fn(int index, void *arg)
 {
-    const it_netns_t *net = arg;
-    uint64_t deadline = it_now_ms() + 20000;
+    const tk_netns_t *net = arg;
+    uint64_t deadline = tk_time_ms() + 20000;
     struct sockaddr_in sa;
     struct pollfd pfd;
     int j, fd, err;
@@ -488,87 +519,93 @@ static int it_netns_probe_fn(int index, void *arg)
             if (err == ECONNREFUSED || err == 0) {
                 break;
             }
-            if (it_now_ms() > deadline) {
-                it_log("host %d cannot reach %s: %s", index, net->addr[j],
-                       strerror(err));
+            if (tk_time_ms() > deadline) {
+                tk_print("host %d cannot reach %s: %s", index, net->addr[j],
+                         strerror(err));
                 return 1;
             }
-            it_sleep_ms(50);
+            tk_sleep_ms(50);
         }
     }
     return 0;
 }
 
-static int it_netns_add(it_netns_t *net, int slot, const char *name)
+static int tk_netns_add(tk_netns_t *net, int slot, const char *name)
 {
-    it_netns_track(name);
-    if (it_netns_ip_cmd("netns", "add", name, NULL) != 0) {
-        it_netns_untrack(name);
+    tk_netns_track(name);
+    if (tk_netns_ip_cmd("netns", "add", name, NULL) != 0) {
+        tk_netns_untrack(name);
         return -1;
     }
     net->created[slot] = true;
     return 0;
 }
 
-int it_netns_create(it_netns_t *net, int nhosts)
+/* The lab's /24 (third byte of the address), one per process. */
+static int tk_netns_subnet(void)
 {
-    pid_t pids[IT_NETNS_MAX_HOSTS];
+    return 1 + (int)(getpid() % 250);
+}
+
+int tk_netns_create(tk_netns_t *net, int nhosts)
+{
+    pid_t pids[TK_NETNS_MAX_HOSTS];
     char cidr[32], port[16];
     int i, started = 0;
 
     memset(net, 0, sizeof(*net));
-    if (it_netns_owner != getpid() || it_netns_ip[0] == '\0') {
-        it_log("call it_netns_require() first");
+    if (tk_netns_owner != getpid() || tk_netns_ip[0] == '\0') {
+        tk_print("call tk_netns_check() or tk_netns_require() first");
         return -1;
     }
-    if (nhosts < 1 || nhosts > IT_NETNS_MAX_HOSTS) {
-        it_log("bad host count %d", nhosts);
+    if (nhosts < 1 || nhosts > TK_NETNS_MAX_HOSTS) {
+        tk_print("bad host count %d", nhosts);
         return -1;
     }
     net->nhosts = nhosts;
-    snprintf(net->sw, sizeof(net->sw), IT_NETNS_BASE "%dsw", (int)getpid());
+    snprintf(net->sw, sizeof(net->sw), TK_NETNS_BASE "%dsw", (int)getpid());
     for (i = 0; i < nhosts; i++) {
-        snprintf(net->host[i], sizeof(net->host[i]), IT_NETNS_BASE "%dh%d",
+        snprintf(net->host[i], sizeof(net->host[i]), TK_NETNS_BASE "%dh%d",
                  (int)getpid(), i);
-        snprintf(net->addr[i], sizeof(net->addr[i]), IT_NETNS_SUBNET ".%d",
-                 i + 1);
+        snprintf(net->addr[i], sizeof(net->addr[i]), TK_NETNS_NET ".%d.%d",
+                 tk_netns_subnet(), i + 1);
         snprintf(net->dev[i], sizeof(net->dev[i]), "eth0");
     }
-    if (it_netns_add(net, nhosts, net->sw) != 0 ||
-        it_netns_ip_cmd("-n", net->sw, "link", "add", "br0", "type", "bridge",
+    if (tk_netns_add(net, nhosts, net->sw) != 0 ||
+        tk_netns_ip_cmd("-n", net->sw, "link", "add", "br0", "type", "bridge",
                         NULL) != 0 ||
-        it_netns_ip_cmd("-n", net->sw, "link", "set", "br0", "up", NULL) != 0) {
+        tk_netns_ip_cmd("-n", net->sw, "link", "set", "br0", "up", NULL) != 0) {
         goto err;
     }
     for (i = 0; i < nhosts; i++) {
         snprintf(port, sizeof(port), "p%d", i);
         snprintf(cidr, sizeof(cidr), "%s/24", net->addr[i]);
-        if (it_netns_add(net, i, net->host[i]) != 0 ||
-            it_netns_ip_cmd("-n", net->host[i], "link", "set", "lo", "up",
+        if (tk_netns_add(net, i, net->host[i]) != 0 ||
+            tk_netns_ip_cmd("-n", net->host[i], "link", "set", "lo", "up",
                             NULL) != 0 ||
-            it_netns_ip_cmd("link", "add", net->dev[i], "netns", net->host[i],
+            tk_netns_ip_cmd("link", "add", net->dev[i], "netns", net->host[i],
                             "type", "veth", "peer", "name", port, "netns",
                             net->sw, NULL) != 0 ||
-            it_netns_ip_cmd("-n", net->sw, "link", "set", port, "master", "br0",
+            tk_netns_ip_cmd("-n", net->sw, "link", "set", port, "master", "br0",
                             NULL) != 0 ||
-            it_netns_ip_cmd("-n", net->sw, "link", "set", port, "up", NULL) !=
+            tk_netns_ip_cmd("-n", net->sw, "link", "set", port, "up", NULL) !=
                 0 ||
-            it_netns_ip_cmd("-n", net->host[i], "addr", "add", cidr, "dev",
+            tk_netns_ip_cmd("-n", net->host[i], "addr", "add", cidr, "dev",
                             net->dev[i], NULL) != 0 ||
-            it_netns_ip_cmd("-n", net->host[i], "link", "set", net->dev[i],
+            tk_netns_ip_cmd("-n", net->host[i], "link", "set", net->dev[i],
                             "up", NULL) != 0) {
             goto err;
         }
     }
     for (i = 0; i < nhosts; i++) {
-        pids[i] = it_netns_spawn(net, i, it_netns_probe_fn, i, net);
+        pids[i] = tk_netns_spawn(net, i, tk_netns_probe_fn, i, net);
         if (pids[i] < 0) {
             goto err_reap;
         }
         started++;
     }
-    if (it_wait_all(pids, nhosts, 60000, NULL) != 0) {
-        it_log("the hosts do not reach each other");
+    if (tk_proc_wait_all(pids, nhosts, 60000, NULL) != 0) {
+        tk_print("the hosts do not reach each other");
         goto err;
     }
     return 0;
@@ -576,113 +613,39 @@ int it_netns_create(it_netns_t *net, int nhosts)
 err_reap:
     for (i = 0; i < started; i++) {
         kill(pids[i], SIGKILL);
-        it_wait(pids[i], 10000);
+        tk_proc_wait(pids[i], 10000);
     }
 err:
-    it_netns_destroy(net);
+    tk_netns_destroy(net);
     return -1;
 }
 
-void it_netns_destroy(it_netns_t *net)
+int tk_netns_setup(tk_netns_t *net, int nhosts)
+{
+    char why[256];
+
+    memset(net, 0, sizeof(*net));
+    if (tk_netns_check(why, sizeof(why)) != 0) {
+        tk_print("%s", why);
+        return -1;
+    }
+    return tk_netns_create(net, nhosts);
+}
+
+void tk_netns_destroy(tk_netns_t *net)
 {
     int i;
 
-    it_kill_all();
-    for (i = 0; i <= net->nhosts && i <= IT_NETNS_MAX_HOSTS; i++) {
+    tk_proc_kill_all();
+    for (i = 0; i <= net->nhosts && i <= TK_NETNS_MAX_HOSTS; i++) {
         const char *name = i < net->nhosts ? net->host[i] : net->sw;
 
         if (net->created[i]) {
-            it_netns_remove_name(name);
-            it_netns_untrack(name);
+            tk_netns_remove_name(name);
+            tk_netns_untrack(name);
             net->created[i] = false;
         }
     }
-}
-
-/* ------------------------------------------------------------- store */
-
-typedef struct it_netns_store_arg {
-    const char *addr;
-    int fd;
-} it_netns_store_arg_t;
-
-static int it_netns_store_fn(int index, void *arg)
-{
-    const it_netns_store_arg_t *sa = arg;
-    mf_store_server_config_t cfg;
-    mf_store_server_t *server;
-    sigset_t set;
-    uint16_t port = 0;
-    mf_status_t st;
-    int sig;
-
-    it_set_role("store");
-    /* blocked before the server's threads start, which inherit the mask */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    mf_store_server_config_init(&cfg);
-    snprintf(cfg.host, sizeof(cfg.host), "%s", sa->addr);
-    cfg.port = 0;
-    st = mf_store_server_start(&cfg, &server);
-    if (st != MF_OK) {
-        it_log("mf_store_server_start(%s): %s", sa->addr, mf_status_name(st));
-        (void)!write(sa->fd, &port, sizeof(port));
-        return 1;
-    }
-    port = mf_store_server_port(server);
-    if (write(sa->fd, &port, sizeof(port)) != (ssize_t)sizeof(port)) {
-        mf_store_server_stop(server);
-        return 2;
-    }
-    close(sa->fd);
-    while (sigwait(&set, &sig) != 0) {
-    }
-    mf_store_server_stop(server);
-    fflush(NULL);
-    return 0;
-}
-
-int it_netns_store_start(const it_netns_t *net, int host, it_store_t *store)
-{
-    it_netns_store_arg_t sa;
-    struct pollfd pfd;
-    uint16_t port = 0;
-    int fds[2];
-    ssize_t n = 0;
-    pid_t pid;
-
-    memset(store, 0, sizeof(*store));
-    if (pipe(fds) < 0) {
-        it_log("pipe() failed: %s", strerror(errno));
-        return -1;
-    }
-    sa.addr = net->addr[host];
-    sa.fd = fds[1];
-    pid = it_netns_spawn(net, host, it_netns_store_fn, 100 + host, &sa);
-    close(fds[1]);
-    if (pid < 0) {
-        close(fds[0]);
-        return -1;
-    }
-    pfd.fd = fds[0];
-    pfd.events = POLLIN;
-    if (poll(&pfd, 1, 30000) == 1) {
-        n = read(fds[0], &port, sizeof(port));
-    }
-    close(fds[0]);
-    if (n != (ssize_t)sizeof(port) || port == 0) {
-        it_log("store process in host %d did not start", host);
-        kill(pid, SIGKILL);
-        it_wait(pid, 10000);
-        return -1;
-    }
-    store->pid = pid;
-    store->port = port;
-    snprintf(store->url, sizeof(store->url), "tcp://%s:%u", net->addr[host],
-             (unsigned)port);
-    return 0;
 }
 
 /* ------------------------------------------------------------ faults */
@@ -690,19 +653,19 @@ int it_netns_store_start(const it_netns_t *net, int host, it_store_t *store)
 /* Lists host's established connections to peer as (local, peer), those
  * with bytes queued (Recv-Q or Send-Q: mid-transfer) first; *busy_p
  * (optional) gets how many of them are. */
-static int it_netns_conns(const it_netns_t *net, int host, int peer_host,
+static int tk_netns_conns(const tk_netns_t *net, int host, int peer_host,
                           uint16_t spare_port, char conns[][2][64], int max,
                           int *busy_p)
 {
     char out[16384], dst[64], *save = NULL, *line, *tok, *tsave;
-    char *argv[] = {it_netns_ss,   "-t",  "-n", "-H", "state",
+    char *argv[] = {tk_netns_ss,   "-t",  "-n", "-H", "state",
                     "established", "dst", dst,  NULL};
     int n = 0, busy = 0, k;
 
     snprintf(dst, sizeof(dst), "%s", net->addr[peer_host]);
-    if (it_netns_run_path(net, host, argv, out, sizeof(out), IT_NETNS_CMD_MS) !=
+    if (tk_netns_run_path(net, host, argv, out, sizeof(out), TK_NETNS_CMD_MS) !=
         0) {
-        it_log("ss in host %d failed", host);
+        tk_print("ss in host %d failed", host);
         return -1;
     }
     for (line = strtok_r(out, "\n", &save); line != NULL && n < max;
@@ -747,20 +710,20 @@ static int it_netns_conns(const it_netns_t *net, int host, int peer_host,
     return n;
 }
 
-int it_netns_break_conn(const it_netns_t *net, int host, int peer_host,
+int tk_netns_break_conn(const tk_netns_t *net, int host, int peer_host,
                         unsigned which, uint16_t spare_port)
 {
     static char conns[64][2][64], after[64][2][64];
     char src[64], dst[64];
-    char *argv[] = {it_netns_ss, "-K", "-t",  "-n", "-H",
+    char *argv[] = {tk_netns_ss, "-K", "-t",  "-n", "-H",
                     "src",       src,  "dst", dst,  NULL};
     int n, m, i, pick, busy;
 
-    if (it_netns_ss[0] == '\0') {
-        it_log("no `ss` found");
+    if (tk_netns_ss[0] == '\0') {
+        tk_print("no `ss` found");
         return -1;
     }
-    n = it_netns_conns(net, host, peer_host, spare_port, conns, 64, &busy);
+    n = tk_netns_conns(net, host, peer_host, spare_port, conns, 64, &busy);
     if (n <= 0) {
         return n;
     }
@@ -768,30 +731,30 @@ int it_netns_break_conn(const it_netns_t *net, int host, int peer_host,
     pick = (int)(which % (unsigned)(busy > 0 ? busy : n));
     snprintf(src, sizeof(src), "%s", conns[pick][0]);
     snprintf(dst, sizeof(dst), "%s", conns[pick][1]);
-    if (it_netns_run_path(net, host, argv, NULL, 0, IT_NETNS_CMD_MS) != 0) {
-        it_log("`ss -K` failed in host %d", host);
+    if (tk_netns_run_path(net, host, argv, NULL, 0, TK_NETNS_CMD_MS) != 0) {
+        tk_print("`ss -K` failed in host %d", host);
         return -1;
     }
     /* without CONFIG_INET_DIAG_DESTROY, ss -K succeeds and closes nothing */
-    m = it_netns_conns(net, host, peer_host, spare_port, after, 64, NULL);
+    m = tk_netns_conns(net, host, peer_host, spare_port, after, 64, NULL);
     for (i = 0; i < m; i++) {
         if (strcmp(after[i][0], src) == 0 && strcmp(after[i][1], dst) == 0) {
-            it_log("`ss -K` did not close %s -> %s", src, dst);
+            tk_print("`ss -K` did not close %s -> %s", src, dst);
             return -1;
         }
     }
-    it_log("host %d: closed TCP connection %s -> %s (%s)", host, src, dst,
-           pick < busy ? "bytes in flight" : "idle");
+    tk_print("host %d: closed TCP connection %s -> %s (%s)", host, src, dst,
+             pick < busy ? "bytes in flight" : "idle");
     return 1;
 }
 
-int it_netns_link_flap(const it_netns_t *net, int host, unsigned ms)
+int tk_netns_link_flap(const tk_netns_t *net, int host, unsigned ms)
 {
-    if (it_netns_ip_cmd("-n", net->host[host], "link", "set", net->dev[host],
+    if (tk_netns_ip_cmd("-n", net->host[host], "link", "set", net->dev[host],
                         "down", NULL) != 0) {
         return -1;
     }
-    it_sleep_ms(ms);
-    return it_netns_ip_cmd("-n", net->host[host], "link", "set", net->dev[host],
+    tk_sleep_ms(ms);
+    return tk_netns_ip_cmd("-n", net->host[host], "link", "set", net->dev[host],
                            "up", NULL);
 }

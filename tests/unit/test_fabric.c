@@ -43,6 +43,9 @@
 
 /* The fabric pool behind a BM handle, for checks of the internals. */
 #define TEST_POOL(_bm) ((mf_fabric_pool_t *)(_bm))
+/* How long a child may run before it is taken for hung: a bound for hangs
+ * only (sanitizer builds on a loaded machine are many times slower). */
+#define TEST_CHILD_MS 600000
 
 #define TEST_MB (1024ull * 1024ull)
 
@@ -767,7 +770,7 @@ static void test_local_peer(void **state)
     if (pid == 0) {
         void *d;
 
-        alarm(60);
+        alarm(TEST_CHILD_MS / 1000);
         /* rank 0 */
         TK_CHECK_OK(test_local_open(&t, 0, 0));
         test_fill((void *)peer, 0, LOCAL_SIZE, 10);
@@ -879,7 +882,7 @@ static void test_local_peer(void **state)
     assert_int_equal(write(topipe[1], "x", 1), 1);
     close(topipe[1]);
     close(frompipe[0]);
-    assert_int_equal(tk_proc_wait(pid, 60000), 0);
+    assert_int_equal(tk_proc_wait(pid, TEST_CHILD_MS), 0);
     len = t.window;
     test_local_close(&t);
     /* the whole window is released */
@@ -952,7 +955,7 @@ static void test_mp_start(test_mp_t *mp)
 static void test_mp_stop(test_mp_t *mp)
 {
     kill(mp->pid, SIGTERM);
-    assert_int_equal(tk_proc_wait(mp->pid, 60000), 0);
+    assert_int_equal(tk_proc_wait(mp->pid, TEST_CHILD_MS), 0);
 }
 
 typedef struct test_rank {
@@ -1303,13 +1306,13 @@ static void test_mp_copies_in(test_mp_mode_t mode)
         pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
-            alarm(100);
+            alarm(TEST_CHILD_MS / 1000);
             test_mp_child_env(i);
             test_mp_copies_child(mp.url, MP_WORLD);
         }
     }
     for (i = 0; i < MP_WORLD; i++) {
-        assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
+        assert_int_equal(tk_proc_wait(pids[i], TEST_CHILD_MS), 0);
     }
     test_mp_stop(&mp);
     test_mp_mode = TEST_MP_AUTO;
@@ -1442,7 +1445,7 @@ static void test_mp_churn_in(test_mp_mode_t mode)
         pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
-            alarm(100);
+            alarm(TEST_CHILD_MS / 1000);
             test_mp_child_env(i);
             test_mp_churn_child(mp.url, i);
         }
@@ -1457,11 +1460,11 @@ static void test_mp_churn_in(test_mp_mode_t mode)
     free(value);
     usleep(300 * 1000);
     kill(pids[2], SIGKILL);
-    assert_int_equal(tk_proc_wait(pids[2], 60000), 128 + SIGKILL);
+    assert_int_equal(tk_proc_wait(pids[2], TEST_CHILD_MS), 128 + SIGKILL);
     assert_int_equal(mf_store_set(ctl, "test/killed2", "1", 1, 0), MF_OK);
     for (i = 0; i < MP_WORLD; i++) {
         if (i != 2) {
-            assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
+            assert_int_equal(tk_proc_wait(pids[i], TEST_CHILD_MS), 0);
         }
     }
     mf_store_close(ctl);
@@ -1520,12 +1523,12 @@ static void test_mp_addr_in_use(void **state)
         pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
-            alarm(60);
+            alarm(TEST_CHILD_MS / 1000);
             test_mp_addr_in_use_child(mp.url, i);
         }
     }
     for (i = 0; i < 3; i++) {
-        assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
+        assert_int_equal(tk_proc_wait(pids[i], TEST_CHILD_MS), 0);
     }
     test_mp_stop(&mp);
 }
@@ -1578,12 +1581,12 @@ static void test_mp_pair(void (*child)(const char *url))
         pids[i] = tk_proc_fork();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
-            alarm(120);
+            alarm(TEST_CHILD_MS / 1000);
             child(mp.url);
         }
     }
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(tk_proc_wait(pids[i], 60000), 0);
+        assert_int_equal(tk_proc_wait(pids[i], TEST_CHILD_MS), 0);
     }
     test_mp_stop(&mp);
 }
@@ -1602,7 +1605,7 @@ static void test_mp_elastic(void **state)
  */
 static void test_mp_async_child(const char *url)
 {
-    uint64_t base = 0x278000000000ull, peer_gva, own_gva;
+    uint64_t base = TEST_WINDOW(8), peer_gva, own_gva;
     mf_copy_piece_t pieces[8];
     mf_bm_req_t *single, *batch, *mapped;
     uint32_t peer;

@@ -306,27 +306,8 @@ static void mf_fabric_batch_final(mf_job_t *job)
     }
 }
 
-/* The segment a global address would be in, read without a hold: a hint
- * for how to split a batch, never used to move bytes. */
-static inline const mf_fabric_seg_t *mf_fabric_seg_peek(mf_fabric_pool_t *pool,
-                                                        uint64_t addr)
-{
-    if (addr < pool->base || addr >= pool->window_end) {
-        return NULL;
-    }
-    return &pool->segs[(addr - pool->base) / pool->stride];
-}
-
-static inline bool mf_fabric_piece_mapped_hint(mf_fabric_pool_t *pool,
-                                               const mf_copy_piece_t *piece)
-{
-    const mf_fabric_seg_t *s = mf_fabric_seg_peek(pool, piece->src);
-    const mf_fabric_seg_t *d = mf_fabric_seg_peek(pool, piece->dst);
-
-    return (s == NULL || s->addr != NULL) && (d == NULL || d->addr != NULL);
-}
-
-/* Whether the mapped pieces are worth the copy threads. */
+/* Whether the batch is worth the copy threads (its pieces on transports
+ * are skipped by them at the cost of planning, and started by the caller). */
 static bool mf_fabric_batch_parallel(mf_fabric_pool_t *pool,
                                      const mf_copy_piece_t *pieces,
                                      size_t count)
@@ -339,11 +320,9 @@ static bool mf_fabric_batch_parallel(mf_fabric_pool_t *pool,
         return false;
     }
     for (i = 0; i < count; i++) {
-        if (mf_fabric_piece_mapped_hint(pool, &pieces[i])) {
-            total += pieces[i].size;
-            if (total >= pool->cfg.copy_split_min) {
-                return true;
-            }
+        total += pieces[i].size;
+        if (total >= pool->cfg.copy_split_min) {
+            return true;
         }
     }
     return false;

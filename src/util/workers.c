@@ -24,8 +24,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MF_WORKERS_SPIN_NS    (200u * 1000u)
-#define MF_WORKERS_MAX        64
+#define MF_WORKERS_SPIN_NS            (200u * 1000u)
+#define MF_WORKERS_MAX                64
 #define MF_WORKERS_MEMCPY_MIN_CHUNK   (64u * 1024u)
 #define MF_WORKERS_MEMCPY_MAX_CHUNK   (256u * 1024u * 1024u)
 #define MF_WORKERS_MEMCPY_CHUNKS_EACH 4
@@ -351,7 +351,8 @@ typedef struct mf_workers_memcpy_job {
 
 static mf_status_t mf_workers_memcpy_chunk(mf_job_t *job, size_t index)
 {
-    mf_workers_memcpy_job_t *mj = mf_container_of(job, mf_workers_memcpy_job_t, job);
+    mf_workers_memcpy_job_t *mj =
+        mf_container_of(job, mf_workers_memcpy_job_t, job);
     size_t off = index * mj->chunk;
 
     memcpy(mj->dst + off, mj->src + off, MF_MIN(mj->chunk, mj->size - off));

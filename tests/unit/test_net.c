@@ -946,8 +946,7 @@ static void test_slow_reader(void **state)
     /* the flood is 64 MiB and more: under a sanitizer on a loaded machine
      * it takes far longer than a request, so the bound is generous */
     for (int i = 0;
-         i < 6 * TEST_WAIT_MS / 10 && !atomic_load(&srv->flood_refused);
-         i++) {
+         i < 6 * TEST_WAIT_MS / 10 && !atomic_load(&srv->flood_refused); i++) {
         usleep(10000);
     }
     assert_true(atomic_load(&srv->flood_refused));

@@ -448,7 +448,6 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
 
 /* ============================================================ endpoints */
 
-
 mf_status_t mf_tl_tcp_ep_create(mf_tl_iface_t *tl_iface, const void *addr,
                                 size_t len, mf_tl_ep_t **ep_p)
 {

@@ -89,5 +89,5 @@ for name in "${fuzz_targets[@]}"; do
         echo "libFuzzer: $name failed; the input is in build-fuzz/$name-*"
         exit 1
     fi
-    grep -E '^#[0-9]+ +DONE' "$fuzz_scratch/$name.log" | sed "s/^/$name: /" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE' "$fuzz_scratch/$name.log" | sed "s/^/$name: /" || true
 done

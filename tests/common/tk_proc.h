@@ -85,6 +85,20 @@ void tk_check_report(const char *file, int line, const char *what,
 
 /* --------------------------------------------------------------- time */
 
+/* ThreadSanitizer makes a process several times slower: the time limits a
+ * test hands the library and then checks (request, member and put
+ * timeouts) grow with it, as the tests' own limits do (tests/CMakeLists). */
+#if defined(__SANITIZE_THREAD__)
+#define TK_TIME_SCALE 5
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TK_TIME_SCALE 5
+#endif
+#endif
+#ifndef TK_TIME_SCALE
+#define TK_TIME_SCALE 1
+#endif
+
 uint64_t tk_time_ms(void);
 void tk_sleep_ms(unsigned ms);
 

@@ -1239,11 +1239,19 @@ static void test_kill_mid_put(void **state)
 static int api_setup(void **state)
 {
     /* no eviction: the kill test counts free space by filling it; a short
-     * member timeout for the idle test */
-    static const char *const sets[] = {
-        "evict_high_pct=100", "evict_max_per_put=0",
-        "member_timeout_ms=" API_MEMBER_TIMEOUT, NULL};
+     * member timeout for the idle test; puts and leases that may take
+     * longer under ThreadSanitizer (TK_TIME_SCALE) */
+    char put_timeout[48], lease[48];
+    const char *const sets[] = {"evict_high_pct=100",
+                                "evict_max_per_put=0",
+                                "member_timeout_ms=" API_MEMBER_TIMEOUT,
+                                put_timeout,
+                                lease,
+                                NULL};
 
+    snprintf(put_timeout, sizeof(put_timeout), "put_timeout_ms=%d",
+             30000 * TK_TIME_SCALE);
+    snprintf(lease, sizeof(lease), "lease_ms=%d", 30000 * TK_TIME_SCALE);
     if (it_mmc_shared_init() != 0 ||
         it_mmc_meta_start(&it_mmc_sh->meta, NULL, 0, "127.0.0.1", sets) != 0) {
         return -1;

@@ -43,7 +43,8 @@
 #define PUSH_SIZE    (256 * KB)
 #define READ_BATCH   4
 #define MAX_PUTS     4096
-#define CALL_MS      10000 /* the clients' timeout_ms */
+#define CALL_MS      (10000 * TK_TIME_SCALE) /* the clients' timeout_ms */
+#define MEMBER_MS    (5000 * TK_TIME_SCALE)  /* the meta's member_timeout_ms */
 #define HANG_MS      (CALL_MS + 20000)
 #define SETTLE_MS    60000 /* hang guard of a wait for the meta */
 
@@ -272,7 +273,8 @@ static bool pr_seg_usage(uint32_t rank, uint64_t *used_p, uint64_t *cap_p)
  */
 static int pr_child_main(int index, void *arg)
 {
-    const char *const kv[] = {"timeout_ms", "10s", NULL};
+    char timeout[32];
+    const char *const kv[] = {"timeout_ms", timeout, NULL};
     pthread_t wt, rt;
     bool wt_started = false, rt_started = false;
     pr_child_t c = {.index = index};
@@ -281,6 +283,7 @@ static int pr_child_main(int index, void *arg)
     int ret = 1, committed;
 
     tk_role_set("proc %d", index);
+    snprintf(timeout, sizeof(timeout), "%d", CALL_MS);
     IT_MMC_ST(it_mmc_open_kv(SEG_SIZE, NULL, kv, &c.mmc), MMC_OK);
     atomic_store(&it_mmc_sh->val[V_RANK(index)], (int)mmc_rank(c.mmc));
     buf = malloc(PIN_SIZE + PUSH_SIZE);
@@ -437,12 +440,13 @@ static int pr_key_leases(const char *key)
 
 static void test_pressure(void **state)
 {
+    char member[48];
     const char *extra[] = {"max_ranks=8",
                            "max_segment_size=64M",
                            "lease_ms=120s",
                            "evict_high_pct=90",
                            "evict_low_pct=70",
-                           "member_timeout_ms=5000",
+                           member,
                            NULL};
     uint64_t leases[NPROC][NPIN], start = tk_time_ms(), deadline;
     it_mmc_wire_t wire = {.fd = -1};
@@ -452,6 +456,7 @@ static void test_pressure(void **state)
     int i, k, n, ok = 0;
     double evictions;
 
+    snprintf(member, sizeof(member), "member_timeout_ms=%d", MEMBER_MS);
     assert_int_equal(it_mmc_shared_init(), 0);
     assert_int_equal(
         it_mmc_meta_start(&it_mmc_sh->meta, NULL, 0, "127.0.0.1", extra), 0);

@@ -23,6 +23,7 @@
 
 #include "test_window.h"
 #include "tk_group.h"
+#include "tk_pattern.h"
 #include "tk_proc.h"
 
 #include "fabric/core/core.h"
@@ -49,41 +50,41 @@
 
 #define TEST_MB (1024ull * 1024ull)
 
-static inline uint8_t test_pat(uint32_t tag, uint64_t off)
-{
-    return (uint8_t)(off * 7u + tag * 31u + (off >> 9) + (off >> 17));
-}
-
-static void test_fill(void *p, uint64_t off, size_t size, uint32_t tag)
-{
-    uint8_t *b = p;
-
-    for (size_t i = 0; i < size; i++) {
-        b[i] = test_pat(tag, off + i);
-    }
-}
-
+/* Checks size bytes at p against the pattern of tag from byte off of the
+ * object; on a mismatch names the byte, what it holds and the pattern of
+ * which other tag (if any of the tags a test uses) it holds instead. */
 static bool test_check(const void *p, uint64_t off, size_t size, uint32_t tag)
 {
+    ssize_t bad = tk_pattern_check(p, size, tag, off);
     const uint8_t *b = p;
+    uint8_t want;
+    size_t run;
 
-    for (size_t i = 0; i < size; i++) {
-        if (b[i] != test_pat(tag, off + i)) {
-            fprintf(stderr, "byte %zu (off 0x%llx, tag %u): %u, expected %u\n",
-                    i, (unsigned long long)(off + i), tag, b[i],
-                    test_pat(tag, off + i));
-            return false;
+    if (bad < 0) {
+        return true;
+    }
+    tk_pattern_fill(&want, 1, tag, off + (uint64_t)bad);
+    for (run = (size_t)bad; run < size; run++) {
+        uint8_t w;
+
+        tk_pattern_fill(&w, 1, tag, off + run);
+        if (b[run] == w) {
+            break;
         }
     }
-    return true;
-}
-
-static uint64_t test_rand(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
+    fprintf(stderr,
+            "byte %zd (off 0x%llx, tag %u) of %zu: 0x%02x, expected 0x%02x; "
+            "%zu bytes differ from there\n",
+            bad, (unsigned long long)(off + (uint64_t)bad), tag, size, b[bad],
+            want, run - (size_t)bad);
+    for (uint32_t other = 0; other < 256; other++) {
+        if (other != tag &&
+            tk_pattern_check(b + bad, MF_MIN(run - (size_t)bad, 64), other,
+                             off + (uint64_t)bad) < 0) {
+            fprintf(stderr, "  they hold tag %u at the same offset\n", other);
+        }
+    }
+    return false;
 }
 
 /* ============================================================ descriptor */
@@ -505,7 +506,8 @@ static void test_local_copies(void **state)
     size_t big = 4 * TEST_MB + 77;
     uint8_t *buf = malloc(LOCAL_SIZE), *back = malloc(LOCAL_SIZE);
     uint64_t own = LOCAL_BASE + LOCAL_STRIDE, peer = LOCAL_BASE;
-    uint64_t end = own + LOCAL_SIZE, s = 88172645463325252ull;
+    uint64_t end = own + LOCAL_SIZE;
+    tk_rng_t rng;
     mf_copy_piece_t pieces[8];
     mf_status_t results[8];
     mf_bm_req_t *req;
@@ -517,16 +519,17 @@ static void test_local_copies(void **state)
     assert_non_null(back);
     assert_int_equal(test_local_open(&t, 1, 2), MF_OK);
     bm = t.bm;
+    tk_rng_seed(&rng, 3);
 
     /* own segment: every host direction, random unaligned pieces */
-    test_fill(buf, 0, LOCAL_SIZE, 3);
+    tk_pattern_fill(buf, LOCAL_SIZE, 3, 0);
     assert_int_equal(
         mf_bm_copy(bm, (uint64_t)buf, own, LOCAL_SIZE, MF_COPY_LH2GH), MF_OK);
     assert_true(test_check((void *)own, 0, LOCAL_SIZE, 3));
     for (i = 0; i < 300; i++) {
-        uint64_t size = 1 + test_rand(&s) % (i % 10 == 0 ? big : 70000);
-        uint64_t off = test_rand(&s) % (LOCAL_SIZE - size + 1);
-        uint64_t off2 = test_rand(&s) % (LOCAL_SIZE - size + 1);
+        uint64_t size = 1 + tk_rng_next(&rng) % (i % 10 == 0 ? big : 70000);
+        uint64_t off = tk_rng_next(&rng) % (LOCAL_SIZE - size + 1);
+        uint64_t off2 = tk_rng_next(&rng) % (LOCAL_SIZE - size + 1);
         mf_copy_dir_t dir = i % 2 ? MF_COPY_GH2LH : MF_COPY_AUTO;
 
         memset(back, 0, size);
@@ -773,7 +776,7 @@ static void test_local_peer(void **state)
         alarm(TEST_CHILD_MS / 1000);
         /* rank 0 */
         TK_CHECK_OK(test_local_open(&t, 0, 0));
-        test_fill((void *)peer, 0, LOCAL_SIZE, 10);
+        tk_pattern_fill((void *)peer, LOCAL_SIZE, 10, 0);
         TK_CHECK_OK(mf_fabric_desc_pack(TEST_POOL(t.bm), false, &d, &desc_len));
         TK_CHECK(write(frompipe[1], d, desc_len) == (ssize_t)desc_len);
         free(d);
@@ -826,7 +829,7 @@ static void test_local_peer(void **state)
                                 MF_COPY_GH2LH),
                      MF_OK);
     assert_true(test_check(buf, 3, LOCAL_SIZE - 3, 10));
-    test_fill(buf, 0, 100000, 11);
+    tk_pattern_fill(buf, 100000, 11, 0);
     assert_int_equal(
         mf_bm_copy(t.bm, (uint64_t)buf, peer + TEST_MB, 100000, MF_COPY_AUTO),
         MF_OK);
@@ -1094,7 +1097,8 @@ static uint64_t test_gva(mf_bm_t *bm, uint32_t rank, uint64_t off)
 static void test_mp_copies_child(const char *url, uint32_t world)
 {
     uint8_t *buf = malloc(MP_SEG), *buf2 = malloc(MP_SEG);
-    uint64_t s, own;
+    tk_rng_t rng;
+    uint64_t own;
     mf_copy_piece_t pieces[122];
     mf_status_t results[122];
     mf_bm_req_t *req;
@@ -1106,9 +1110,9 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     TK_CHECK_OK(
         test_rank_open(&tr, url, world, MF_RANK_AUTO, 1, TEST_WINDOW(4), 1));
     own = test_gva(tr.bm, tr.rank, 0);
-    s = 0x9e3779b97f4a7c15ull * (tr.rank + 1);
+    tk_rng_seed(&rng, 1000 + tr.rank);
     /* lower half: the owner's pattern */
-    test_fill((void *)own, 0, MP_SEG / 2, tr.rank);
+    tk_pattern_fill((void *)own, MP_SEG / 2, tr.rank, 0);
     TK_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 0) == MF_ERR_TIMEOUT);
     TK_CHECK(mf_bm_rank_wait(tr.bm, tr.rank, 20) == MF_ERR_TIMEOUT);
     TK_CHECK(mf_bm_rank_wait(tr.bm, world, 0) == MF_ERR_INVALID);
@@ -1147,11 +1151,12 @@ static void test_mp_copies_child(const char *url, uint32_t world)
 
     /* GH2LH / AUTO reads of every rank */
     for (i = 0; i < 400; i++) {
-        uint64_t size = 1 + test_rand(&s) % (i % 20 == 0 ? 3 * TEST_MB : 9000);
-        uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
-        uint64_t boff = test_rand(&s) % 64;
+        uint64_t size =
+            1 + tk_rng_next(&rng) % (i % 20 == 0 ? 3 * TEST_MB : 9000);
+        uint64_t off = tk_rng_next(&rng) % (MP_SEG / 2 - size);
+        uint64_t boff = tk_rng_next(&rng) % 64;
 
-        r = (uint32_t)(test_rand(&s) % world);
+        r = (uint32_t)(tk_rng_next(&rng) % world);
         TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
                                (uint64_t)buf + boff, size,
                                i % 2 ? MF_COPY_GH2LH : MF_COPY_AUTO));
@@ -1159,10 +1164,10 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     }
     /* GH2GH: from a peer's lower half into the own upper half and back */
     for (i = 0; i < 50; i++) {
-        uint64_t size = 1 + test_rand(&s) % (MP_STRIPE - 64);
-        uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
+        uint64_t size = 1 + tk_rng_next(&rng) % (MP_STRIPE - 64);
+        uint64_t off = tk_rng_next(&rng) % (MP_SEG / 2 - size);
 
-        r = (uint32_t)(test_rand(&s) % world);
+        r = (uint32_t)(tk_rng_next(&rng) % world);
         TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off),
                                own + MP_SEG / 2 + tr.rank * MP_STRIPE, size,
                                MF_COPY_GH2GH));
@@ -1172,12 +1177,12 @@ static void test_mp_copies_child(const char *url, uint32_t world)
     /* GH2GH between two peers: from r's lower half into our stripe of
      * r2's upper half, read back */
     for (i = 0; i < 20; i++) {
-        uint64_t size = 1 + test_rand(&s) % (MP_STRIPE - 64);
-        uint64_t off = test_rand(&s) % (MP_SEG / 2 - size);
-        uint32_t r2 = (uint32_t)(test_rand(&s) % world);
+        uint64_t size = 1 + tk_rng_next(&rng) % (MP_STRIPE - 64);
+        uint64_t off = tk_rng_next(&rng) % (MP_SEG / 2 - size);
+        uint32_t r2 = (uint32_t)(tk_rng_next(&rng) % world);
         uint64_t dst = test_gva(tr.bm, r2, MP_SEG / 2 + tr.rank * MP_STRIPE);
 
-        r = (uint32_t)(test_rand(&s) % world);
+        r = (uint32_t)(tk_rng_next(&rng) % world);
         TK_CHECK_OK(mf_bm_copy(tr.bm, test_gva(tr.bm, r, off), dst, size,
                                i % 2 ? MF_COPY_GH2GH : MF_COPY_AUTO));
         TK_CHECK_OK(
@@ -1191,10 +1196,10 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         uint64_t base = test_gva(tr.bm, r, MP_SEG / 2 + tr.rank * MP_STRIPE);
         uint32_t tag = 100 + tr.rank * 10 + r;
 
-        test_fill(buf, 0, MP_STRIPE, tag);
+        tk_pattern_fill(buf, MP_STRIPE, tag, 0);
         /* in unaligned random pieces that tile the stripe */
         for (uint64_t off = 0; off < MP_STRIPE;) {
-            uint64_t size = 1 + test_rand(&s) % 300000;
+            uint64_t size = 1 + tk_rng_next(&rng) % 300000;
 
             size = MF_MIN(size, MP_STRIPE - off);
 
@@ -1252,7 +1257,7 @@ static void test_mp_copies_child(const char *url, uint32_t world)
         uint64_t stripe2 =
             test_gva(tr.bm, r2, MP_SEG / 2 + tr.rank * MP_STRIPE);
 
-        test_fill(buf, 0, MP_STRIPE, 50 + tr.rank);
+        tk_pattern_fill(buf, MP_STRIPE, 50 + tr.rank, 0);
         for (i = 0; i < 64; i++) {
             pieces[i].src = (uint64_t)buf + (uint64_t)i * (MP_STRIPE / 64);
             pieces[i].dst = stripe + (uint64_t)i * (MP_STRIPE / 64);
@@ -1347,7 +1352,7 @@ static void test_mp_churn_child(const char *url, uint32_t rank)
 
     TK_CHECK(buf != NULL);
     TK_CHECK_OK(test_rank_open(&tr, url, MP_WORLD, rank, 2, TEST_WINDOW(5), 1));
-    test_fill((void *)test_gva(tr.bm, rank, 0), 0, MP_SEG, rank);
+    tk_pattern_fill((void *)test_gva(tr.bm, rank, 0), MP_SEG, rank, 0);
     TK_CHECK_OK(mf_bm_join(tr.bm));
     for (r = 0; r < MP_WORLD; r++) {
         test_rank_wait_joined(&tr, r, true);
@@ -1627,7 +1632,7 @@ static void test_mp_async_child(const char *url)
     buf = malloc(2 * TEST_MB);
     back = malloc(2 * TEST_MB);
     TK_CHECK(buf != NULL && back != NULL);
-    test_fill(buf, 0, 2 * TEST_MB, 7);
+    tk_pattern_fill(buf, 2 * TEST_MB, 7, 0);
     peer_gva = test_gva(tr.bm, peer, 0);
     own_gva = test_gva(tr.bm, tr.rank, 0);
     TK_CHECK(TEST_POOL(tr.bm)->segs[peer].addr == NULL); /* reached over tcp */

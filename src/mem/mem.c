@@ -12,12 +12,15 @@
 #include "util/misc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -26,75 +29,101 @@
 #define MF_MEM_RESERVE_PROT  PROT_NONE
 #define MF_MEM_RESERVE_FLAGS (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
 
-/* ---- cuda kind: not built yet, every slot answers "unsupported" ---- */
+#if !MF_HAVE_CUDA
+/* ---- cuda kind: absent from a build without cuda.h ---- */
 
-static mf_status_t mf_mem_cuda_seg_create(void *addr, uint64_t size,
-                                          unsigned flags, mf_mem_seg_t *seg_p)
+static mf_status_t mf_mem_absent_probe(void)
 {
+    mf_info("cuda: device memory unavailable: this build has no CUDA "
+            "support (cuda.h was not found)");
     return MF_ERR_UNSUPPORTED;
 }
 
-static void mf_mem_cuda_seg_destroy(mf_mem_seg_t *seg)
-{
-}
-
-static mf_status_t mf_mem_cuda_seg_export(const mf_mem_seg_t *seg,
-                                          mf_mem_desc_t *desc_p)
-{
-    return MF_ERR_UNSUPPORTED;
-}
-
-static mf_status_t mf_mem_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
-                                          unsigned flags, mf_mem_seg_t *seg_p)
-{
-    return MF_ERR_UNSUPPORTED;
-}
-
-static mf_status_t mf_mem_cuda_copy(void *dst, const void *src, size_t size)
-{
-    return MF_ERR_UNSUPPORTED;
-}
-
-static mf_status_t mf_mem_cuda_probe(void)
-{
-    return MF_ERR_UNSUPPORTED;
-}
-
-static bool mf_mem_cuda_claims(const void *ptr, size_t size)
+static bool mf_mem_absent_claims(const void *ptr, size_t size)
 {
     return false;
 }
 
-static mf_status_t mf_mem_cuda_copy_async(void *dst, const void *src,
-                                          size_t size, mf_mem_comp_t *comp)
+static uint64_t mf_mem_absent_seg_align(void)
+{
+    return mf_page_size();
+}
+
+static mf_status_t mf_mem_absent_reserve(uint64_t base, uint64_t len, char *why,
+                                         size_t why_len)
+{
+    if (why != NULL && why_len > 0) {
+        mf_strlcpy(why, "this build has no CUDA support", why_len);
+    }
+    return MF_ERR_UNSUPPORTED;
+}
+
+static void mf_mem_absent_unreserve(uint64_t base, uint64_t len)
+{
+}
+
+static mf_status_t mf_mem_absent_seg_create(void *addr, uint64_t size,
+                                            unsigned flags, mf_mem_seg_t *seg_p)
 {
     return MF_ERR_UNSUPPORTED;
 }
 
-static mf_status_t mf_mem_cuda_dma_reg(void *addr, size_t size,
-                                       mf_mem_reg_t **reg_p)
+static void mf_mem_absent_seg_destroy(mf_mem_seg_t *seg)
+{
+}
+
+static mf_status_t mf_mem_absent_seg_export(const mf_mem_seg_t *seg,
+                                            mf_mem_desc_t *desc_p)
 {
     return MF_ERR_UNSUPPORTED;
 }
 
-static void mf_mem_cuda_dma_dereg(mf_mem_reg_t *reg)
+static mf_status_t mf_mem_absent_seg_import(const mf_mem_desc_t *desc,
+                                            void *addr, unsigned flags,
+                                            mf_mem_seg_t *seg_p)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static mf_status_t mf_mem_absent_copy(void *dst, const void *src, size_t size)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static mf_status_t mf_mem_absent_copy_async(void *dst, const void *src,
+                                            size_t size, mf_mem_comp_t *comp)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static mf_status_t mf_mem_absent_dma_reg(void *addr, size_t size,
+                                         mf_mem_reg_t **reg_p)
+{
+    return MF_ERR_UNSUPPORTED;
+}
+
+static void mf_mem_absent_dma_dereg(mf_mem_reg_t *reg)
 {
 }
 
 const mf_mem_ops_t mf_mem_cuda_ops = {
     .name = "cuda",
     .kind = MF_MEM_KIND_CUDA,
-    .probe = mf_mem_cuda_probe,
-    .claims = mf_mem_cuda_claims,
-    .seg_create = mf_mem_cuda_seg_create,
-    .seg_destroy = mf_mem_cuda_seg_destroy,
-    .seg_export = mf_mem_cuda_seg_export,
-    .seg_import = mf_mem_cuda_seg_import,
-    .copy = mf_mem_cuda_copy,
-    .copy_async = mf_mem_cuda_copy_async,
-    .dma_reg = mf_mem_cuda_dma_reg,
-    .dma_dereg = mf_mem_cuda_dma_dereg,
+    .probe = mf_mem_absent_probe,
+    .claims = mf_mem_absent_claims,
+    .seg_align = mf_mem_absent_seg_align,
+    .reserve = mf_mem_absent_reserve,
+    .unreserve = mf_mem_absent_unreserve,
+    .seg_create = mf_mem_absent_seg_create,
+    .seg_destroy = mf_mem_absent_seg_destroy,
+    .seg_export = mf_mem_absent_seg_export,
+    .seg_import = mf_mem_absent_seg_import,
+    .copy = mf_mem_absent_copy,
+    .copy_async = mf_mem_absent_copy_async,
+    .dma_reg = mf_mem_absent_dma_reg,
+    .dma_dereg = mf_mem_absent_dma_dereg,
 };
+#endif
 
 static const mf_mem_ops_t *const mf_mem_kinds[MF_MEM_KIND_LAST] = {
     [MF_MEM_KIND_HOST] = &mf_mem_host_ops,
@@ -152,6 +181,57 @@ mf_mem_kind_t mf_mem_classify(const void *ptr, size_t size)
         }
     }
     return MF_MEM_KIND_HOST;
+}
+
+/* ---- descriptors of peers ---- */
+
+static int mf_mem_peer_fd_proc(uint32_t pid, int32_t fd)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%u/fd/%d", pid, fd);
+    return open(path, O_RDWR | O_CLOEXEC);
+}
+
+static int mf_mem_peer_fd_getfd(uint32_t pid, int32_t fd)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    int nfd, saved;
+
+    if (pidfd < 0) {
+        return -1;
+    }
+    nfd = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    saved = errno;
+    close(pidfd);
+    if (nfd >= 0) {
+        (void)fcntl(nfd, F_SETFD, FD_CLOEXEC);
+    }
+    errno = saved;
+    return nfd;
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int mf_mem_peer_fd_open(uint32_t pid, int32_t fd, bool same_file)
+{
+    int nfd, saved;
+
+    nfd = same_file ? mf_mem_peer_fd_getfd(pid, fd)
+                    : mf_mem_peer_fd_proc(pid, fd);
+    if (nfd >= 0) {
+        return nfd;
+    }
+    saved = errno;
+    nfd = same_file ? mf_mem_peer_fd_proc(pid, fd)
+                    : mf_mem_peer_fd_getfd(pid, fd);
+    if (nfd < 0) {
+        errno = saved; /* the first way's reason */
+    }
+    return nfd;
 }
 
 /* ---- reservations ---- */

@@ -66,10 +66,13 @@ typedef struct mf_mem_desc {
 
 typedef struct mf_mem_seg {
     mf_mem_kind_t kind;
-    void *addr;    /* fixed address of the mapping */
-    uint64_t size; /* mapped bytes, a multiple of the page size */
-    int fd;        /* owner: the memfd; importer: -1 (closed after map) */
-    bool imported; /* mapped from a peer's descriptor */
+    void *addr;      /* fixed address of the mapping */
+    uint64_t size;   /* mapped bytes, a multiple of the page size */
+    int fd;          /* owner: the descriptor peers import (host: the memfd;
+                        cuda: the exported memory); importer: -1 */
+    uint64_t handle; /* the kind's handle of the memory (cuda: the
+                        CUmemGenericAllocationHandle); 0 for host */
+    bool imported;   /* mapped from a peer's descriptor */
 } mf_mem_seg_t;
 
 /* Completion of an asynchronous copy: cb fires once, on any thread. */
@@ -91,6 +94,15 @@ typedef struct mf_mem_ops {
     /* Whether [ptr, ptr + size) is memory of this kind (a device kind asks
      * its driver; the host kind claims everything no other kind does). */
     bool (*claims)(const void *ptr, size_t size);
+    /* Alignment of segment addresses and sizes (host: the page size; cuda:
+     * the device's allocation granularity). */
+    uint64_t (*seg_align)(void);
+    /* Reserves [base, base + len) for segments of this kind at exactly
+     * that address (as mf_mem_reserve does for host memory), and releases
+     * it. */
+    mf_status_t (*reserve)(uint64_t base, uint64_t len, char *why,
+                           size_t why_len);
+    void (*unreserve)(uint64_t base, uint64_t len);
     /* Creates size bytes (page multiple) at addr, inside a reservation. */
     mf_status_t (*seg_create)(void *addr, uint64_t size, unsigned flags,
                               mf_mem_seg_t *seg_p);
@@ -137,6 +149,15 @@ mf_status_t mf_mem_reserve(uint64_t base, uint64_t len, char *why,
 void mf_mem_unreserve(uint64_t base, uint64_t len);
 /* Replaces [addr, addr + len) by PROT_NONE reservation, atomically. */
 mf_status_t mf_mem_restore_reservation(void *addr, uint64_t len);
+
+/*
+ * Opens descriptor fd of process pid of this host (same user): with
+ * same_file, the same open file first (pidfd_getfd, needed for a driver's
+ * descriptor), else /proc/<pid>/fd/<fd> first (a new open of the same
+ * memfd, which needs no ptrace permission); the other way if the first
+ * fails.  The new descriptor (close-on-exec), or -1 with errno set.
+ */
+int mf_mem_peer_fd_open(uint32_t pid, int32_t fd, bool same_file);
 
 /*
  * Describes the mappings of this process that overlap [base, base + len)

@@ -116,6 +116,7 @@ static mf_status_t mf_mem_host_seg_create(void *addr, uint64_t size,
     seg_p->addr = addr;
     seg_p->size = size;
     seg_p->fd = fd;
+    seg_p->handle = 0;
     seg_p->imported = false;
     return MF_OK;
 
@@ -150,37 +151,6 @@ static mf_status_t mf_mem_host_seg_export(const mf_mem_seg_t *seg,
     return MF_OK;
 }
 
-/* Opens a peer's descriptor: /proc/<pid>/fd/<fd>, else pidfd_getfd(). */
-static int mf_mem_host_open_peer_fd(uint32_t pid, int32_t fd)
-{
-    char path[64];
-    int saved;
-    int nfd;
-
-    snprintf(path, sizeof(path), "/proc/%u/fd/%d", pid, fd);
-    nfd = open(path, O_RDWR | O_CLOEXEC);
-    if (nfd >= 0) {
-        return nfd;
-    }
-    saved = errno;
-#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-    {
-        int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
-
-        if (pidfd >= 0) {
-            nfd = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-            close(pidfd);
-            if (nfd >= 0) {
-                (void)fcntl(nfd, F_SETFD, FD_CLOEXEC);
-                return nfd;
-            }
-        }
-    }
-#endif
-    errno = saved;
-    return -1;
-}
-
 static mf_status_t mf_mem_host_seg_import(const mf_mem_desc_t *desc, void *addr,
                                           unsigned flags, mf_mem_seg_t *seg_p)
 {
@@ -196,7 +166,7 @@ static mf_status_t mf_mem_host_seg_import(const mf_mem_desc_t *desc, void *addr,
                  desc->pid, desc->fd, desc->size);
         return MF_ERR_INVALID;
     }
-    fd = mf_mem_host_open_peer_fd(desc->pid, desc->fd);
+    fd = mf_mem_peer_fd_open(desc->pid, desc->fd, false);
     if (fd < 0) {
         /* The usual reason: the peer exited. */
         mf_warn("cannot open segment fd %d of process %u: %m", desc->fd,
@@ -221,6 +191,7 @@ static mf_status_t mf_mem_host_seg_import(const mf_mem_desc_t *desc, void *addr,
     seg_p->addr = addr;
     seg_p->size = desc->size;
     seg_p->fd = -1;
+    seg_p->handle = 0;
     seg_p->imported = true;
     return MF_OK;
 
@@ -265,11 +236,19 @@ static void mf_mem_host_dma_dereg(mf_mem_reg_t *reg)
 {
 }
 
+static uint64_t mf_mem_host_seg_align(void)
+{
+    return mf_page_size();
+}
+
 const mf_mem_ops_t mf_mem_host_ops = {
     .name = "host",
     .kind = MF_MEM_KIND_HOST,
     .probe = mf_mem_host_probe,
     .claims = mf_mem_host_claims,
+    .seg_align = mf_mem_host_seg_align,
+    .reserve = mf_mem_reserve,
+    .unreserve = mf_mem_unreserve,
     .seg_create = mf_mem_host_seg_create,
     .seg_destroy = mf_mem_host_seg_destroy,
     .seg_export = mf_mem_host_seg_export,

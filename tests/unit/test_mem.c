@@ -59,6 +59,9 @@ static void test_ops_filled(void **state)
         assert_non_null(ops->copy);
         assert_non_null(ops->probe);
         assert_non_null(ops->claims);
+        assert_non_null(ops->seg_align);
+        assert_non_null(ops->reserve);
+        assert_non_null(ops->unreserve);
         assert_non_null(ops->copy_async);
         assert_non_null(ops->dma_reg);
         assert_non_null(ops->dma_dereg);
@@ -81,15 +84,19 @@ static void test_ops_filled(void **state)
         ops->dma_dereg(reg);
     }
 
+    /* without a driver (main() names none) the cuda kind answers
+     * "unsupported" everywhere; test_mem_cuda tests it with one */
     ops = mf_mem_ops_get(MF_MEM_KIND_CUDA);
     memset(&desc, 0, sizeof(desc));
+    memset(&seg, 0, sizeof(seg));
+    seg.fd = -1;
     assert_int_equal(ops->seg_create((void *)TEST_BASE, 4096, 0, &seg),
                      MF_ERR_UNSUPPORTED);
     assert_int_equal(ops->seg_import(&desc, (void *)TEST_BASE, 0, &seg),
                      MF_ERR_UNSUPPORTED);
-    assert_int_equal(ops->seg_export(&seg, &desc), MF_ERR_UNSUPPORTED);
+    assert_int_not_equal(ops->seg_export(&seg, &desc), MF_OK);
     assert_int_equal(ops->copy(&c, &c, 1), MF_ERR_UNSUPPORTED);
-    /* no device kind in this build: it is not ready, claims nothing */
+    /* no device kind here: it is not ready, claims nothing */
     assert_int_equal(mf_mem_kind_ready(MF_MEM_KIND_CUDA), MF_ERR_UNSUPPORTED);
     assert_false(ops->claims(&c, 1));
 }
@@ -276,5 +283,7 @@ int main(void)
         cmocka_unit_test(test_host_import_errors),
     };
 
+    /* no device kind in this program, whatever the machine has */
+    setenv("MF_CUDA_LIBRARY", "/nonexistent/libcuda.so.1", 1);
     return tk_group_run(tests, NULL, NULL);
 }

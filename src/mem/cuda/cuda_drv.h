@@ -1,0 +1,83 @@
+/*
+ * The CUDA driver as the cuda memory kind sees it: libcuda.so.1 (or
+ * $MF_CUDA_LIBRARY) loaded with dlopen on first use, its functions looked
+ * up by the names cuda.h gives them (cuMemAlloc is cuMemAlloc_v2, ...), a
+ * device chosen and its primary context retained.  Nothing links libcuda:
+ * a process without a driver or a GPU gets MF_ERR_UNSUPPORTED and the
+ * reason, never a crash.
+ *
+ * Only src/mem/cuda includes this header (and cuda.h).
+ */
+#ifndef MF_MEM_CUDA_DRV_H
+#define MF_MEM_CUDA_DRV_H
+
+#include <cuda.h>
+#include <memfabric/mf_status.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Every driver function the kind calls. */
+// clang-format off
+#define MF_CUDA_DRV_FUNCS(_f) \
+    _f(cuInit) \
+    _f(cuDriverGetVersion) \
+    _f(cuDeviceGetCount) \
+    _f(cuDeviceGet) \
+    _f(cuDeviceGetName) \
+    _f(cuDevicePrimaryCtxRetain) \
+    _f(cuDevicePrimaryCtxRelease) \
+    _f(cuCtxSetCurrent) \
+    _f(cuCtxGetCurrent) \
+    _f(cuCtxGetDevice) \
+    _f(cuGetErrorName) \
+    _f(cuMemGetAllocationGranularity) \
+    _f(cuMemCreate) \
+    _f(cuMemRelease) \
+    _f(cuMemAddressReserve) \
+    _f(cuMemAddressFree) \
+    _f(cuMemMap) \
+    _f(cuMemUnmap) \
+    _f(cuMemSetAccess) \
+    _f(cuMemExportToShareableHandle) \
+    _f(cuMemImportFromShareableHandle) \
+    _f(cuMemHostRegister) \
+    _f(cuMemHostUnregister) \
+    _f(cuPointerGetAttributes) \
+    _f(cuStreamCreate) \
+    _f(cuStreamDestroy) \
+    _f(cuStreamSynchronize) \
+    _f(cuMemcpyAsync) \
+    _f(cuLaunchHostFunc)
+// clang-format on
+
+typedef struct mf_cuda_drv {
+#define MF_CUDA_DRV_MEMBER(_fn) __typeof__(_fn) *_fn;
+    MF_CUDA_DRV_FUNCS(MF_CUDA_DRV_MEMBER)
+#undef MF_CUDA_DRV_MEMBER
+    CUdevice device;    /* the device segments are created on */
+    CUcontext ctx;      /* its primary context */
+    size_t granularity; /* of cuMemCreate on it */
+    char name[128];     /* of the device, for messages */
+} mf_cuda_drv_t;
+
+/*
+ * Loads the driver and picks the device, once per process: the device of
+ * the context current in the calling thread if there is one (the
+ * application chose it), else $MF_CUDA_DEVICE, else device 0.  The
+ * driver, or NULL when unusable (why then says, e.g. "cannot load
+ * libcuda.so.1: ...: no NVIDIA driver on this machine").
+ */
+const mf_cuda_drv_t *mf_cuda_drv(void);
+const char *mf_cuda_drv_why(void);
+
+/* Makes a context current in this thread if none is (the device's primary
+ * context); calls that need one call this first. */
+mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv);
+
+/* The driver's name of a result, e.g. "CUDA_ERROR_INVALID_VALUE". */
+const char *mf_cuda_err(const mf_cuda_drv_t *drv, CUresult res);
+
+/* Our status for a driver result. */
+mf_status_t mf_cuda_status(CUresult res);
+
+#endif /* MF_MEM_CUDA_DRV_H */

@@ -1,0 +1,518 @@
+/*
+ * The cuda memory kind: device segments from the CUDA virtual memory API,
+ * copies on the driver's copy engines, host memory registered for DMA.
+ *
+ * A segment is physical device memory (cuMemCreate, exportable as a POSIX
+ * fd) mapped at a fixed device address inside a window reserved with
+ * cuMemAddressReserve, readable and writable by the chosen device.  The
+ * owner exports the fd and keeps it open for the life of the segment; a
+ * process of the same host takes a copy of that descriptor (pidfd_getfd:
+ * the same open file, which a driver fd must be), imports it and maps the
+ * same memory at the same address, so a device GVA is a device pointer in
+ * every process of the host.  Destroying a segment unmaps it; the window
+ * stays reserved.
+ *
+ * Copies run on a small pool of streams (a thread keeps the one it was
+ * given first): a synchronous copy waits for its stream, an asynchronous
+ * one completes from a host function queued behind it.  The host never
+ * dereferences device memory here.
+ */
+#include "mem/cuda/cuda_drv.h"
+#include "mem/mem.h"
+
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MF_CUDA_STREAMS 8
+
+struct mf_mem_reg {
+    void *addr;
+    bool owned; /* registered by us (not before by the application) */
+};
+
+static CUstream mf_cuda_streams[MF_CUDA_STREAMS];
+static mf_status_t mf_cuda_streams_status = MF_ERR_STATE;
+static pthread_once_t mf_cuda_streams_once = PTHREAD_ONCE_INIT;
+static atomic_uint mf_cuda_stream_next;
+static _Thread_local int mf_cuda_stream_mine = -1;
+
+/* The driver, with a context current in this thread; NULL (logged with
+ * what for) when the kind is unusable here. */
+static const mf_cuda_drv_t *mf_cuda_enter(const char *what)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+
+    if (drv == NULL) {
+        mf_error("cuda: cannot %s: %s", what, mf_cuda_drv_why());
+        return NULL;
+    }
+    if (mf_cuda_ctx_enter(drv) != MF_OK) {
+        return NULL;
+    }
+    return drv;
+}
+
+static void mf_cuda_streams_create(void)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    CUresult res;
+
+    for (int i = 0; i < MF_CUDA_STREAMS; i++) {
+        res = drv->cuStreamCreate(&mf_cuda_streams[i], CU_STREAM_NON_BLOCKING);
+        if (res != CUDA_SUCCESS) {
+            mf_error("cuda: cannot create a copy stream: %s",
+                     mf_cuda_err(drv, res));
+            mf_cuda_streams_status = mf_cuda_status(res);
+            while (i-- > 0) {
+                drv->cuStreamDestroy(mf_cuda_streams[i]);
+            }
+            return;
+        }
+    }
+    mf_cuda_streams_status = MF_OK;
+}
+
+/* This thread's copy stream. */
+static mf_status_t mf_cuda_stream(CUstream *stream_p)
+{
+    pthread_once(&mf_cuda_streams_once, mf_cuda_streams_create);
+    if (mf_cuda_streams_status != MF_OK) {
+        return mf_cuda_streams_status;
+    }
+    if (mf_cuda_stream_mine < 0) {
+        mf_cuda_stream_mine =
+            (int)(atomic_fetch_add(&mf_cuda_stream_next, 1) % MF_CUDA_STREAMS);
+    }
+    *stream_p = mf_cuda_streams[mf_cuda_stream_mine];
+    return MF_OK;
+}
+
+static mf_status_t mf_cuda_probe(void)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+
+    if (drv == NULL) {
+        /* not an error of a host-only process: say it once, quietly */
+        mf_info("cuda: device memory unavailable: %s", mf_cuda_drv_why());
+        return MF_ERR_UNSUPPORTED;
+    }
+    return MF_OK;
+}
+
+static bool mf_cuda_claims(const void *ptr, size_t size)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    CUpointer_attribute attr = CU_POINTER_ATTRIBUTE_MEMORY_TYPE;
+    unsigned int type = 0;
+    void *data = &type;
+
+    if (drv == NULL || mf_cuda_ctx_enter(drv) != MF_OK) {
+        return false;
+    }
+    if (drv->cuPointerGetAttributes(
+            1, &attr, &data, (CUdeviceptr)(uintptr_t)ptr) != CUDA_SUCCESS) {
+        return false;
+    }
+    return type == CU_MEMORYTYPE_DEVICE;
+}
+
+static uint64_t mf_cuda_seg_align(void)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+
+    return drv != NULL ? drv->granularity : 2ull << 20;
+}
+
+static mf_status_t mf_cuda_reserve(uint64_t base, uint64_t len, char *why,
+                                   size_t why_len)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_enter("reserve a device window");
+    char reason[256];
+    CUdeviceptr got = 0;
+    CUresult res;
+
+    if (drv == NULL) {
+        if (why != NULL && why_len > 0) {
+            mf_strlcpy(why, mf_cuda_drv_why(), why_len);
+        }
+        return MF_ERR_UNSUPPORTED;
+    }
+    if (base == 0 || len == 0 || base % drv->granularity != 0 ||
+        len % drv->granularity != 0) {
+        snprintf(reason, sizeof(reason),
+                 "device window 0x%" PRIx64 "+0x%" PRIx64
+                 " is not aligned to the allocation granularity (%zu)",
+                 base, len, drv->granularity);
+        mf_error("cuda: %s", reason);
+        if (why != NULL && why_len > 0) {
+            mf_strlcpy(why, reason, why_len);
+        }
+        return MF_ERR_INVALID;
+    }
+    res = drv->cuMemAddressReserve(&got, len, drv->granularity,
+                                   (CUdeviceptr)base, 0);
+    if (res != CUDA_SUCCESS) {
+        snprintf(reason, sizeof(reason),
+                 "cuMemAddressReserve(0x%" PRIx64 "+0x%" PRIx64 ") failed: %s",
+                 base, len, mf_cuda_err(drv, res));
+    } else if ((uint64_t)got != base) {
+        /* the address is a hint to the driver: it put the window elsewhere */
+        drv->cuMemAddressFree(got, len);
+        snprintf(reason, sizeof(reason),
+                 "the driver placed the device window 0x%" PRIx64 "+0x%" PRIx64
+                 " at 0x%llx instead (part of the range is taken)",
+                 base, len, (unsigned long long)got);
+        res = CUDA_ERROR_ALREADY_MAPPED;
+    }
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cannot reserve the device window: %s", reason);
+        if (why != NULL && why_len > 0) {
+            mf_strlcpy(why, reason, why_len);
+        }
+        return res == CUDA_ERROR_ALREADY_MAPPED ? MF_ERR_ADDR_IN_USE
+                                                : mf_cuda_status(res);
+    }
+    return MF_OK;
+}
+
+static void mf_cuda_unreserve(uint64_t base, uint64_t len)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    CUresult res;
+
+    if (drv == NULL) {
+        return;
+    }
+    res = drv->cuMemAddressFree((CUdeviceptr)base, len);
+    if (res != CUDA_SUCCESS) {
+        mf_warn("cuda: cuMemAddressFree(0x%" PRIx64 "+0x%" PRIx64 "): %s", base,
+                len, mf_cuda_err(drv, res));
+    }
+}
+
+/* Maps handle at addr for size bytes, read-write for the device. */
+static mf_status_t mf_cuda_map(const mf_cuda_drv_t *drv, void *addr,
+                               uint64_t size, CUmemGenericAllocationHandle h)
+{
+    CUdeviceptr ptr = (CUdeviceptr)(uintptr_t)addr;
+    CUmemAccessDesc access;
+    CUresult res;
+
+    res = drv->cuMemMap(ptr, size, 0, h, 0);
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cuMemMap(%p+0x%" PRIx64 ") failed: %s", addr, size,
+                 mf_cuda_err(drv, res));
+        return mf_cuda_status(res);
+    }
+    access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    access.location.id = drv->device;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    res = drv->cuMemSetAccess(ptr, size, &access, 1);
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cuMemSetAccess(%p+0x%" PRIx64 ") failed: %s", addr,
+                 size, mf_cuda_err(drv, res));
+        drv->cuMemUnmap(ptr, size);
+        return mf_cuda_status(res);
+    }
+    return MF_OK;
+}
+
+static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
+                                      mf_mem_seg_t *seg_p)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_enter("create device memory");
+    CUmemGenericAllocationHandle h;
+    CUmemAllocationProp prop;
+    mf_status_t status;
+    CUresult res;
+    int fd = -1;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    if (size == 0 || size % drv->granularity != 0 ||
+        (uintptr_t)addr % drv->granularity != 0) {
+        mf_error("cuda: device segment %p+0x%" PRIx64
+                 " is not aligned to the allocation granularity (%zu)",
+                 addr, size, drv->granularity);
+        return MF_ERR_INVALID;
+    }
+    memset(&prop, 0, sizeof(prop));
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = drv->device;
+    res = drv->cuMemCreate(&h, size, &prop, 0);
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cannot create 0x%" PRIx64 " bytes on %s: %s", size,
+                 drv->name, mf_cuda_err(drv, res));
+        return mf_cuda_status(res);
+    }
+    res = drv->cuMemExportToShareableHandle(
+        &fd, h, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cannot export device memory as a descriptor: %s",
+                 mf_cuda_err(drv, res));
+        status = mf_cuda_status(res);
+        goto err_release;
+    }
+    status = mf_cuda_map(drv, addr, size, h);
+    if (status != MF_OK) {
+        goto err_close_fd;
+    }
+    seg_p->kind = MF_MEM_KIND_CUDA;
+    seg_p->addr = addr;
+    seg_p->size = size;
+    seg_p->fd = fd;
+    seg_p->handle = (uint64_t)h;
+    seg_p->imported = false;
+    return MF_OK;
+
+err_close_fd:
+    close(fd);
+err_release:
+    drv->cuMemRelease(h);
+    return status;
+}
+
+static void mf_cuda_seg_destroy(mf_mem_seg_t *seg)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    CUresult res;
+
+    if (drv == NULL || seg->addr == NULL) {
+        return;
+    }
+    res = drv->cuMemUnmap((CUdeviceptr)(uintptr_t)seg->addr, seg->size);
+    if (res != CUDA_SUCCESS) {
+        mf_warn("cuda: cuMemUnmap(%p+0x%" PRIx64 "): %s", seg->addr, seg->size,
+                mf_cuda_err(drv, res));
+    }
+    drv->cuMemRelease((CUmemGenericAllocationHandle)seg->handle);
+    if (seg->fd >= 0) {
+        close(seg->fd);
+    }
+    seg->addr = NULL;
+    seg->fd = -1;
+}
+
+static mf_status_t mf_cuda_seg_export(const mf_mem_seg_t *seg,
+                                      mf_mem_desc_t *desc_p)
+{
+    if (seg->imported || seg->fd < 0) {
+        return MF_ERR_INVALID;
+    }
+    desc_p->kind = MF_MEM_KIND_CUDA;
+    desc_p->pid = (uint32_t)getpid();
+    desc_p->fd = seg->fd;
+    desc_p->size = seg->size;
+    return MF_OK;
+}
+
+static mf_status_t mf_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
+                                      unsigned flags, mf_mem_seg_t *seg_p)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_enter("import device memory");
+    CUmemGenericAllocationHandle h;
+    mf_status_t status;
+    CUresult res;
+    int fd;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    if (desc->kind != MF_MEM_KIND_CUDA || desc->size == 0 ||
+        desc->size % drv->granularity != 0 || desc->fd < 0 || desc->pid == 0 ||
+        (uintptr_t)addr % drv->granularity != 0) {
+        mf_error("cuda: bad device segment descriptor (pid %u fd %d size "
+                 "0x%" PRIx64 ")",
+                 desc->pid, desc->fd, desc->size);
+        return MF_ERR_INVALID;
+    }
+    fd = mf_mem_peer_fd_open(desc->pid, desc->fd, true);
+    if (fd < 0) {
+        mf_warn("cuda: cannot take device memory fd %d of process %u: %m",
+                desc->fd, desc->pid);
+        return (errno == ENOENT || errno == ESRCH) ? MF_ERR_PEER_LOST
+                                                   : MF_ERR_IO;
+    }
+    res = drv->cuMemImportFromShareableHandle(
+        &h, (void *)(uintptr_t)fd, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    close(fd); /* the handle keeps the memory */
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cannot import device memory of process %u: %s",
+                 desc->pid, mf_cuda_err(drv, res));
+        return mf_cuda_status(res);
+    }
+    status = mf_cuda_map(drv, addr, desc->size, h);
+    if (status != MF_OK) {
+        drv->cuMemRelease(h);
+        return status;
+    }
+    seg_p->kind = MF_MEM_KIND_CUDA;
+    seg_p->addr = addr;
+    seg_p->size = desc->size;
+    seg_p->fd = -1;
+    seg_p->handle = (uint64_t)h;
+    seg_p->imported = true;
+    return MF_OK;
+}
+
+/* Issues a copy on this thread's stream. */
+static mf_status_t mf_cuda_issue(const mf_cuda_drv_t *drv, void *dst,
+                                 const void *src, size_t size,
+                                 CUstream *stream_p)
+{
+    mf_status_t status;
+    CUresult res;
+
+    status = mf_cuda_stream(stream_p);
+    if (status != MF_OK) {
+        return status;
+    }
+    res = drv->cuMemcpyAsync((CUdeviceptr)(uintptr_t)dst,
+                             (CUdeviceptr)(uintptr_t)src, size, *stream_p);
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: copy of %zu bytes %p -> %p refused: %s", size, src, dst,
+                 mf_cuda_err(drv, res));
+        return mf_cuda_status(res);
+    }
+    return MF_OK;
+}
+
+static mf_status_t mf_cuda_copy(void *dst, const void *src, size_t size)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory");
+    mf_status_t status;
+    CUstream stream;
+    CUresult res;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    if (size == 0) {
+        return MF_OK;
+    }
+    status = mf_cuda_issue(drv, dst, src, size, &stream);
+    if (status != MF_OK) {
+        return status;
+    }
+    res = drv->cuStreamSynchronize(stream);
+    if (res != CUDA_SUCCESS) {
+        mf_error("cuda: copy of %zu bytes %p -> %p failed: %s", size, src, dst,
+                 mf_cuda_err(drv, res));
+        return mf_cuda_status(res);
+    }
+    return MF_OK;
+}
+
+static void CUDA_CB mf_cuda_copy_done(void *arg)
+{
+    mf_mem_comp_t *comp = arg;
+
+    comp->cb(comp, MF_OK);
+}
+
+static mf_status_t mf_cuda_copy_async(void *dst, const void *src, size_t size,
+                                      mf_mem_comp_t *comp)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory");
+    mf_status_t status;
+    CUstream stream;
+    CUresult res;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    if (size == 0) {
+        return MF_OK;
+    }
+    status = mf_cuda_issue(drv, dst, src, size, &stream);
+    if (status != MF_OK) {
+        return status;
+    }
+    res = drv->cuLaunchHostFunc(stream, mf_cuda_copy_done, comp);
+    if (res != CUDA_SUCCESS) {
+        /* the copy is queued: wait for it rather than lose track */
+        mf_warn("cuda: cannot queue a completion (%s); waiting for the copy",
+                mf_cuda_err(drv, res));
+        res = drv->cuStreamSynchronize(stream);
+        return res == CUDA_SUCCESS ? MF_OK : mf_cuda_status(res);
+    }
+    return MF_INPROGRESS;
+}
+
+static mf_status_t mf_cuda_dma_reg(void *addr, size_t size,
+                                   mf_mem_reg_t **reg_p)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_enter("register host memory");
+    mf_mem_reg_t *reg;
+    CUresult res;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    reg = calloc(1, sizeof(*reg));
+    if (reg == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    reg->addr = addr;
+    res = drv->cuMemHostRegister(addr, size, CU_MEMHOSTREGISTER_PORTABLE);
+    if (res == CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED) {
+        reg->owned = false; /* the application pinned it: leave it so */
+    } else if (res != CUDA_SUCCESS) {
+        mf_error("cuda: cannot register %p+%zu for DMA: %s", addr, size,
+                 mf_cuda_err(drv, res));
+        free(reg);
+        return mf_cuda_status(res);
+    } else {
+        reg->owned = true;
+    }
+    *reg_p = reg;
+    return MF_OK;
+}
+
+static void mf_cuda_dma_dereg(mf_mem_reg_t *reg)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    CUresult res;
+
+    if (reg == NULL) {
+        return;
+    }
+    if (reg->owned && drv != NULL && mf_cuda_ctx_enter(drv) == MF_OK) {
+        res = drv->cuMemHostUnregister(reg->addr);
+        if (res != CUDA_SUCCESS) {
+            mf_warn("cuda: cuMemHostUnregister(%p): %s", reg->addr,
+                    mf_cuda_err(drv, res));
+        }
+    }
+    free(reg);
+}
+
+const mf_mem_ops_t mf_mem_cuda_ops = {
+    .name = "cuda",
+    .kind = MF_MEM_KIND_CUDA,
+    .probe = mf_cuda_probe,
+    .claims = mf_cuda_claims,
+    .seg_align = mf_cuda_seg_align,
+    .reserve = mf_cuda_reserve,
+    .unreserve = mf_cuda_unreserve,
+    .seg_create = mf_cuda_seg_create,
+    .seg_destroy = mf_cuda_seg_destroy,
+    .seg_export = mf_cuda_seg_export,
+    .seg_import = mf_cuda_seg_import,
+    .copy = mf_cuda_copy,
+    .copy_async = mf_cuda_copy_async,
+    .dma_reg = mf_cuda_dma_reg,
+    .dma_dereg = mf_cuda_dma_dereg,
+};

@@ -10,6 +10,8 @@
  *
  * put/get return MF_OK (done), MF_INPROGRESS (comp->cb fires later, exactly
  * once, possibly from another thread) or an error (comp->cb never fires).
+ * One of 0 bytes is done at once; one that reaches outside the memory its
+ * remote key covers is refused with MF_ERR_OUT_OF_RANGE.
  * Every slot of a table is filled; a transport points what it cannot do at
  * the mf_tl_no_* stubs, which return MF_ERR_UNSUPPORTED.
  *
@@ -165,6 +167,14 @@ struct mf_tl_ops {
     /* Drives completions; returns how many it completed. */
     unsigned (*progress)(mf_tl_iface_t *iface);
 };
+
+/* Whether [addr, addr + len) lies inside [base, base + size), without
+ * overflow whatever the numbers (a peer's too). */
+static inline bool mf_tl_range_inside(uint64_t base, uint64_t size,
+                                      uint64_t addr, uint64_t len)
+{
+    return addr >= base && len <= size && addr - base <= size - len;
+}
 
 /* ---- dispatch ---- */
 

@@ -78,7 +78,7 @@ static void fuzz_tcp_check_request(const mf_tl_tcp_hdr_t *req,
         __builtin_trap();
     }
     /* the server reaches [addr, addr + len) only inside the region */
-    inside = mf_tl_tcp_range_inside(t->base, t->size, req->addr, req->len);
+    inside = mf_tl_range_inside(t->base, t->size, req->addr, req->len);
     end = (unsigned __int128)req->addr + req->len;
     region_end = (unsigned __int128)t->base + t->size;
     if (inside != (req->addr >= t->base && end <= region_end)) {

@@ -4,8 +4,9 @@
  * Registered segment memory is described by its memory-kind descriptor (for
  * host memory the owner's memfd); the remote key is that descriptor plus the
  * host id, the GVA and the size.  Unpacking a key maps the peer's segment at
- * its GVA in this process, so put and get are plain memcpy, split across
- * the copy threads from split_min bytes on, and always complete at once.
+ * its GVA in this process, so put and get are plain memcpy (inside the
+ * key's range only), split across the copy threads from split_min bytes on,
+ * and always complete at once.
  *
  * Invariants: a peer is reachable only when its host id equals ours; a key
  * is mapped only at the address range the caller expects, never where the
@@ -299,6 +300,12 @@ static mf_status_t mf_tl_shm_put(mf_tl_ep_t *ep, const void *buf,
                                  uint64_t raddr, size_t size,
                                  mf_tl_rkey_t *rkey, mf_tl_comp_t *comp)
 {
+    if (mf_unlikely(size == 0)) {
+        return MF_OK;
+    }
+    if (mf_unlikely(!mf_tl_range_inside(rkey->gva, rkey->size, raddr, size))) {
+        return MF_ERR_OUT_OF_RANGE;
+    }
     mf_tl_shm_copy((mf_tl_shm_iface_t *)ep->iface, (void *)(uintptr_t)raddr,
                    buf, size);
     return MF_OK;
@@ -308,6 +315,12 @@ static mf_status_t mf_tl_shm_get(mf_tl_ep_t *ep, void *buf, uint64_t raddr,
                                  size_t size, mf_tl_rkey_t *rkey,
                                  mf_tl_comp_t *comp)
 {
+    if (mf_unlikely(size == 0)) {
+        return MF_OK;
+    }
+    if (mf_unlikely(!mf_tl_range_inside(rkey->gva, rkey->size, raddr, size))) {
+        return MF_ERR_OUT_OF_RANGE;
+    }
     mf_tl_shm_copy((mf_tl_shm_iface_t *)ep->iface, buf,
                    (const void *)(uintptr_t)raddr, size);
     return MF_OK;

@@ -135,14 +135,6 @@ static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
     return NULL;
 }
 
-/* Whether [addr, addr + len) lies inside the region [base, base + size),
- * without overflow whatever the peer sent. */
-static inline bool mf_tl_tcp_range_inside(uint64_t base, uint64_t size,
-                                          uint64_t addr, uint64_t len)
-{
-    return addr >= base && len <= size && addr - base <= size - len;
-}
-
 /* Whether a response header answers the request (op, req_id, len) a lane
  * sent last: the matching op and id, a status that is MF_OK or an error,
  * and the request's length for data that follows (GET_DATA of MF_OK),

@@ -553,8 +553,8 @@ static mf_status_t mf_tl_tcp_post(mf_tl_ep_t *tl_ep, uint8_t code, void *buf,
     if (mf_unlikely(size == 0)) {
         return MF_OK;
     }
-    if (mf_unlikely(raddr < tl_rkey->gva || size > tl_rkey->size ||
-                    raddr - tl_rkey->gva > tl_rkey->size - size)) {
+    if (mf_unlikely(
+            !mf_tl_range_inside(tl_rkey->gva, tl_rkey->size, raddr, size))) {
         return MF_ERR_OUT_OF_RANGE;
     }
     op = malloc(sizeof(*op));

@@ -25,7 +25,7 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
             continue;
         }
         base = (uint64_t)(uintptr_t)region->super.addr;
-        if (mf_tl_tcp_range_inside(base, region->super.size, addr, len)) {
+        if (mf_tl_range_inside(base, region->super.size, addr, len)) {
             found = region;
             *status_p = MF_OK;
         } else {

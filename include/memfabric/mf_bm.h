@@ -87,6 +87,13 @@ MF_API void mf_bm_config_help(FILE *out);
 MF_API void mf_bm_config_help_as(FILE *out, const char *key_prefix,
                                  const char *env_prefix);
 
+/* The transports this build of the library has, in its order of
+ * preference among equals: how many, and the name of the index-th (NULL
+ * past the end), a value the "transport" key accepts.  The names are the
+ * library's (static); neither call needs mf_init or starts anything. */
+MF_API size_t mf_bm_transport_count(void);
+MF_API const char *mf_bm_transport_name(size_t index);
+
 /* ------------------------------------------------------------- bootstrap */
 
 /*

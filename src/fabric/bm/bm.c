@@ -190,3 +190,15 @@ MF_API void mf_bm_config_help_as(FILE *out, const char *key_prefix,
 {
     mf_fabric_config_help_as(out, key_prefix, env_prefix);
 }
+
+MF_API size_t mf_bm_transport_count(void)
+{
+    return mf_tl_count();
+}
+
+MF_API const char *mf_bm_transport_name(size_t index)
+{
+    const mf_tl_ops_t *ops = mf_tl_at(index);
+
+    return ops != NULL ? ops->name : NULL;
+}

@@ -1,5 +1,8 @@
 /*
- * BM copies between 4 rank processes of one pool on one host.
+ * BM copies between 4 rank processes of one pool on one host, once over
+ * every transport of the library (`transport` set to its name in every
+ * rank; each reaches peers of the same host: shm maps their segments, tcp
+ * moves bytes over loopback).
  *
  * Every direction (LH2GH, GH2LH, GH2GH and AUTO inferring each of them)
  * between every pair of ranks, with sizes from 1 byte to 8 MiB and
@@ -12,6 +15,12 @@
  *   SLOT(w) = [RO_SIZE + w * SLOT_SIZE, + SLOT_SIZE)
  *                                scratch that only rank w writes into.
  * So the ranks copy concurrently without ever racing on a byte.
+ *
+ * A peer's segment is memory of this process only where the transport
+ * maps it: the test writes and reads a peer's bytes (poison, checks)
+ * through copies, its own segment's directly.  Reads of peers' bytes
+ * are checked on their own (G2L from the read-only zones), so a read-back
+ * can be trusted.
  */
 #include "it_helpers.h"
 
@@ -24,17 +33,20 @@
 
 #include <cmocka.h>
 
-#define WORLD       4u
-#define MIB         (1024ull * 1024)
-#define RO_SIZE     (9 * MIB)
-#define SLOT_SIZE   (9 * MIB)
-#define SEG_SIZE    (RO_SIZE + WORLD * SLOT_SIZE) /* 45 MiB */
-#define STRIDE      (64 * MIB)
-#define MAX_COPY    (8 * MIB)
-#define ARENA_SIZE  (24 * MIB)
-#define GUARD       16
-#define RO_SEED(r)  (1000u + (r))
-#define MAX_PIECES  64
+#define WORLD      4u
+#define MIB        (1024ull * 1024)
+#define RO_SIZE    (9 * MIB)
+#define SLOT_SIZE  (9 * MIB)
+#define SEG_SIZE   (RO_SIZE + WORLD * SLOT_SIZE) /* 45 MiB */
+#define STRIDE     (64 * MIB)
+#define MAX_COPY   (8 * MIB)
+#define ARENA_SIZE (24 * MIB)
+#define GUARD      16
+#define RO_SEED(r) (1000u + (r))
+#define MAX_PIECES 64
+#define CHECK_SIZE                                                             \
+    (9 * MIB) /* a peer's bytes read back: a piece with its                    \
+                 guards, a KV block */
 #define WAIT_MS     30000
 #define CHILD_LIMIT 240000
 
@@ -49,7 +61,7 @@ typedef struct cp_piece {
     size_t size;
     uint64_t seed; /* the destination must hold pattern (seed, base) */
     uint64_t base;
-    uint8_t *view; /* the destination as a pointer of this process */
+    bool global; /* dst is a GVA (else memory of this process) */
     uint8_t poison;
 } cp_piece_t;
 
@@ -62,12 +74,15 @@ typedef struct cp_ctx {
     size_t src_used;
     size_t dst_used;
     size_t arena_size;
+    uint8_t *check; /* CHECK_SIZE bytes: a peer's bytes pass through it */
+    size_t check_size;
     size_t slot_used[WORLD]; /* in my slot of each rank's segment */
     uint64_t slot_base;      /* my part of that slot (threads share it) */
     size_t slot_cap;
     uint64_t next_seed;
     unsigned verified; /* pieces checked byte for byte */
     uint64_t bytes;
+    const char *transport;
 } cp_ctx_t;
 
 static it_store_t g_store;
@@ -93,6 +108,63 @@ static uint64_t cp_take(cp_ctx_t *ctx, size_t *used, size_t cap, size_t size,
     *used = off + size + GUARD;
     *ok = true;
     return off;
+}
+
+/* Whether gva lies in this rank's own segment (always mapped here). */
+static bool cp_own(cp_ctx_t *ctx, uint64_t gva)
+{
+    uint64_t own = it_gva(&ctx->pool, ctx->pool.rank, 0);
+
+    return gva >= own && gva - own < SEG_SIZE;
+}
+
+/* The len bytes at gva as memory of this process: this rank's own
+ * segment itself, a peer's read back into the check buffer (valid until
+ * the next call).  NULL if that failed (printed). */
+static const uint8_t *cp_global_view(cp_ctx_t *ctx, uint64_t gva, size_t len)
+{
+    mf_status_t st;
+
+    if (cp_own(ctx, gva)) {
+        return (const uint8_t *)(uintptr_t)gva;
+    }
+    if (len > ctx->check_size) {
+        tk_print("cannot read back %zu bytes", len);
+        return NULL;
+    }
+    st = mf_bm_copy(ctx->pool.bm, gva, (uint64_t)(uintptr_t)ctx->check, len,
+                    MF_COPY_GH2LH);
+    if (st != MF_OK) {
+        tk_print("reading back %zu bytes at 0x%llx: %s", len,
+                 (unsigned long long)gva, mf_status_name(st));
+        return NULL;
+    }
+    return ctx->check;
+}
+
+/* Sets the len bytes at gva to value: in this rank's own segment itself,
+ * in a peer's through a copy.  false if that failed (printed). */
+static bool cp_global_fill(cp_ctx_t *ctx, uint64_t gva, int value, size_t len)
+{
+    mf_status_t st;
+
+    if (cp_own(ctx, gva)) {
+        memset((void *)(uintptr_t)gva, value, len);
+        return true;
+    }
+    if (len > ctx->check_size) {
+        tk_print("cannot write %zu bytes", len);
+        return false;
+    }
+    memset(ctx->check, value, len);
+    st = mf_bm_copy(ctx->pool.bm, (uint64_t)(uintptr_t)ctx->check, gva, len,
+                    MF_COPY_LH2GH);
+    if (st != MF_OK) {
+        tk_print("writing %zu bytes at 0x%llx: %s", len,
+                 (unsigned long long)gva, mf_status_name(st));
+        return false;
+    }
+    return true;
 }
 
 /* Prepares one piece of the given kind and size: fills a local source,
@@ -137,28 +209,42 @@ static bool cp_prepare(cp_ctx_t *ctx, cp_kind_t kind, uint32_t src_rank,
             it_gva(pool, dst_rank,
                    RO_SIZE + pool->rank * SLOT_SIZE + ctx->slot_base + off);
     }
-    pc->view = (uint8_t *)(uintptr_t)pc->dst;
+    pc->global = kind != CP_G2L;
     tk_pattern_fill(&first, 1, pc->seed, pc->base);
     pc->poison = (uint8_t)~first;
-    memset(pc->view - GUARD, pc->poison, size + 2 * GUARD);
-    return true;
+    if (!pc->global) {
+        memset((uint8_t *)(uintptr_t)pc->dst - GUARD, pc->poison,
+               size + 2 * GUARD);
+        return true;
+    }
+    return cp_global_fill(ctx, pc->dst - GUARD, pc->poison, size + 2 * GUARD);
 }
 
-static bool cp_verify(const cp_piece_t *pc, const char *what)
+static bool cp_verify(cp_ctx_t *ctx, const cp_piece_t *pc, const char *what)
 {
+    const uint8_t *view; /* the destination, as memory of this process */
     ssize_t bad;
 
-    bad = tk_pattern_check(pc->view, pc->size, pc->seed, pc->base);
+    if (pc->global) {
+        view = cp_global_view(ctx, pc->dst - GUARD, pc->size + 2 * GUARD);
+        if (view == NULL) {
+            return false;
+        }
+        view += GUARD;
+    } else {
+        view = (const uint8_t *)(uintptr_t)pc->dst;
+    }
+    bad = tk_pattern_check(view, pc->size, pc->seed, pc->base);
     if (bad >= 0) {
         tk_print("%s: %zu bytes 0x%llx -> 0x%llx: byte %zd differs "
                  "(got 0x%02x)",
                  what, pc->size, (unsigned long long)pc->src,
-                 (unsigned long long)pc->dst, bad, pc->view[bad]);
+                 (unsigned long long)pc->dst, bad, view[bad]);
         return false;
     }
-    bad = tk_mem_find_not(pc->view - GUARD, pc->poison, GUARD);
+    bad = tk_mem_find_not(view - GUARD, pc->poison, GUARD);
     if (bad < 0) {
-        bad = tk_mem_find_not(pc->view + pc->size, pc->poison, GUARD);
+        bad = tk_mem_find_not(view + pc->size, pc->poison, GUARD);
         if (bad >= 0) {
             bad += GUARD + (ssize_t)pc->size;
         }
@@ -178,7 +264,7 @@ static bool cp_verify_count(cp_ctx_t *ctx, const cp_piece_t *pc,
 {
     ctx->verified++;
     ctx->bytes += pc->size;
-    return cp_verify(pc, what);
+    return cp_verify(ctx, pc, what);
 }
 
 static mf_copy_dir_t cp_dir(cp_kind_t kind, bool autodir)
@@ -193,21 +279,31 @@ static mf_copy_dir_t cp_dir(cp_kind_t kind, bool autodir)
 /* What the library logs in a rank; an error fails the rank. */
 static tk_log_t cp_log;
 
-static int cp_open(cp_ctx_t *ctx, uint64_t phase)
+/* Opens this rank's pool over the named transport and fills its read-only
+ * zone. */
+static int cp_open(cp_ctx_t *ctx, uint64_t phase, const char *transport)
 {
     it_pool_t *pool = &ctx->pool;
+    mf_bm_config_t cfg;
     uint8_t *own;
     uint32_t r, owner;
 
     memset(ctx, 0, sizeof(*ctx));
     tk_log_start(&cp_log, TK_LOG_ECHO);
+    ctx->transport = transport;
     ctx->arena_size = ARENA_SIZE;
     ctx->slot_cap = SLOT_SIZE;
     ctx->src_arena = malloc(ARENA_SIZE);
     ctx->dst_arena = malloc(ARENA_SIZE);
-    TK_CHECK_GOTO(ctx->src_arena != NULL && ctx->dst_arena != NULL, "malloc");
+    ctx->check_size = CHECK_SIZE;
+    ctx->check = malloc(CHECK_SIZE);
+    TK_CHECK_GOTO(ctx->src_arena != NULL && ctx->dst_arena != NULL &&
+                      ctx->check != NULL,
+                  "malloc");
+    it_bm_config(&cfg);
+    TK_CHECK_OK_GOTO(mf_bm_config_set(&cfg, "transport", transport));
     TK_CHECK_OK_GOTO(it_pool_open(pool, g_store.url, WORLD, MF_RANK_AUTO,
-                                  SEG_SIZE, STRIDE, NULL, true));
+                                  SEG_SIZE, STRIDE, &cfg, true));
     tk_rng_seed(&ctx->rng, phase * 100 + pool->rank);
     ctx->next_seed = (uint64_t)pool->rank << 32 | phase << 24;
 
@@ -246,8 +342,8 @@ static int cp_close(cp_ctx_t *ctx, int ret)
         }
     }
     if (ret == 0) {
-        tk_print("%u pieces (%llu bytes) verified", ctx->verified,
-                 (unsigned long long)ctx->bytes);
+        tk_print("%u pieces (%llu bytes) verified over %s", ctx->verified,
+                 (unsigned long long)ctx->bytes, ctx->transport);
     }
     if (ret == 0 && tk_log_check_clean(&cp_log) != 0) {
         ret = 1;
@@ -256,6 +352,7 @@ static int cp_close(cp_ctx_t *ctx, int ret)
     tk_log_stop(&cp_log);
     free(ctx->src_arena);
     free(ctx->dst_arena);
+    free(ctx->check);
     return ret;
 }
 
@@ -289,7 +386,7 @@ static int cp_rank_single(int index, void *arg)
     unsigned a, b, i, k, autodir;
     int ret = 1;
 
-    if (cp_open(&ctx, 1) != 0) {
+    if (cp_open(&ctx, 1, arg) != 0) {
         goto out;
     }
     for (autodir = 0; autodir < 2; autodir++) {
@@ -398,7 +495,7 @@ static int cp_batch_bad_piece(cp_ctx_t *ctx)
         }
         TK_CHECK_GOTO(results[i] <= MF_OK, "piece %zu: %d", i, (int)results[i]);
         if (results[i] == MF_OK) {
-            TK_CHECK_GOTO(cp_verify(&pcs[i], "batch with a bad piece"),
+            TK_CHECK_GOTO(cp_verify(ctx, &pcs[i], "batch with a bad piece"),
                           "piece %zu reported MF_OK", i);
         }
     }
@@ -419,6 +516,7 @@ static int cp_batch_kv(cp_ctx_t *ctx)
     uint64_t area =
         it_gva(&ctx->pool, peer, RO_SIZE + ctx->pool.rank * SLOT_SIZE);
     uint64_t seed = ctx->next_seed++;
+    const uint8_t *view;
     size_t i, off = 0, size;
     int ret = 1;
 
@@ -433,10 +531,11 @@ static int cp_batch_kv(cp_ctx_t *ctx)
         off += size;
     }
     TK_CHECK_GOTO(off == 8994816, "KV block is %zu bytes", off);
-    memset((void *)(uintptr_t)area, 0, off);
+    TK_CHECK_GOTO(cp_global_fill(ctx, area, 0, off), "clearing the KV area");
     TK_CHECK_OK_GOTO(mf_bm_copy_batch(ctx->pool.bm, pieces, KV_PIECES,
                                       MF_COPY_LH2GH, results));
-    TK_CHECK_GOTO(tk_pattern_check((void *)(uintptr_t)area, off, seed, 0) < 0,
+    view = cp_global_view(ctx, area, off);
+    TK_CHECK_GOTO(view != NULL && tk_pattern_check(view, off, seed, 0) < 0,
                   "KV block in rank %u differs", peer);
     /* back, into the cleared separate buffers */
     for (i = 0; i < KV_PIECES; i++) {
@@ -469,7 +568,7 @@ static int cp_rank_batch(int index, void *arg)
     unsigned iter;
     int ret = 1;
 
-    if (cp_open(&ctx, 2) != 0) {
+    if (cp_open(&ctx, 2, arg) != 0) {
         goto out;
     }
     /* half of the rounds with the local arenas registered */
@@ -615,7 +714,7 @@ static int cp_rank_async(int index, void *arg)
     unsigned round;
     int ret = 1;
 
-    if (cp_open(&ctx, 3) != 0) {
+    if (cp_open(&ctx, 3, arg) != 0) {
         goto out;
     }
     for (round = 0; round < 6; round++) {
@@ -710,7 +809,7 @@ static int cp_rank_threads(int index, void *arg)
     unsigned t, started = 0;
     int ret = 1;
 
-    if (cp_open(&ctx, 4) != 0) {
+    if (cp_open(&ctx, 4, arg) != 0) {
         goto out;
     }
     for (t = 0; t < CP_THREADS; t++) {
@@ -722,6 +821,8 @@ static int cp_rank_threads(int index, void *arg)
         th->ctx.arena_size = ARENA_SIZE / CP_THREADS;
         th->ctx.src_arena = ctx.src_arena + t * th->ctx.arena_size;
         th->ctx.dst_arena = ctx.dst_arena + t * th->ctx.arena_size;
+        th->ctx.check_size = CHECK_SIZE / CP_THREADS;
+        th->ctx.check = ctx.check + t * th->ctx.check_size;
         th->ctx.slot_cap = SLOT_SIZE / CP_THREADS;
         th->ctx.slot_base = t * th->ctx.slot_cap;
         th->ctx.next_seed = ctx.next_seed + ((uint64_t)t << 20);
@@ -748,20 +849,32 @@ out:
 
 /* ------------------------------------------------------------ runner */
 
+/* Runs fn in WORLD ranks with a store of their own, once over every
+ * transport of the library. */
 static void cp_run(tk_proc_fn fn)
 {
+    size_t count = mf_bm_transport_count(), i;
     pid_t pids[WORLD];
     int codes[WORLD];
     int ret, stop;
 
-    assert_int_equal(it_store_start(&g_store), 0);
-    ret = tk_proc_spawn_n(WORLD, fn, NULL, pids);
-    if (ret == 0) {
-        ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, codes);
+    assert_true(count >= 1);
+    assert_null(mf_bm_transport_name(count));
+    for (i = 0; i < count; i++) {
+        const char *transport = mf_bm_transport_name(i);
+
+        assert_non_null(transport);
+        printf("  transport %s\n", transport);
+        fflush(stdout);
+        assert_int_equal(it_store_start(&g_store), 0);
+        ret = tk_proc_spawn_n(WORLD, fn, (void *)transport, pids);
+        if (ret == 0) {
+            ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, codes);
+        }
+        stop = it_store_stop(&g_store);
+        assert_int_equal(ret, 0);
+        assert_int_equal(stop, 0);
     }
-    stop = it_store_stop(&g_store);
-    assert_int_equal(ret, 0);
-    assert_int_equal(stop, 0);
 }
 
 static void test_copy_single(void **state)

@@ -11,6 +11,7 @@
 #include "tk_proc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -271,6 +272,30 @@ pid_t tk_proc_exec(char *const argv[], unsigned nofile, int *stdout_fd)
     return pid;
 }
 
+int tk_proc_exe_near(const char *name, char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    if (n <= 0) {
+        tk_print("readlink(/proc/self/exe) failed: %s", strerror(errno));
+        return -1;
+    }
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash == NULL) {
+        tk_print("no folder in the path of this program: %s", self);
+        return -1;
+    }
+    *slash = '\0';
+    if ((size_t)snprintf(buf, len, "%s/%s", self, name) >= len) {
+        tk_print("path too long: %s/%s", self, name);
+        return -1;
+    }
+    return 0;
+}
+
 static uint64_t tk_proc_limit_value(const char *s)
 {
     return (strncmp(s, "unlimited", 9) == 0) ? UINT64_MAX
@@ -340,14 +365,12 @@ static int tk_proc_decode_status(pid_t pid, int status)
     return -1;
 }
 
-/* Non-blocking reap: 1 and *code_p if pid ended, 0 if running, -1 error. */
-static int tk_proc_try_reap(pid_t pid, int *code_p)
+int tk_proc_poll(pid_t pid, int *status_p)
 {
-    int status;
     pid_t ret;
 
     do {
-        ret = waitpid(pid, &status, WNOHANG);
+        ret = waitpid(pid, status_p, WNOHANG);
     } while (ret < 0 && errno == EINTR);
     if (ret < 0) {
         tk_print("waitpid(%d) failed: %s", (int)pid, strerror(errno));
@@ -358,8 +381,19 @@ static int tk_proc_try_reap(pid_t pid, int *code_p)
         return 0;
     }
     tk_proc_untrack(pid);
-    *code_p = tk_proc_decode_status(pid, status);
     return 1;
+}
+
+/* Non-blocking reap: 1 and *code_p if pid ended, 0 if running, -1 error. */
+static int tk_proc_try_reap(pid_t pid, int *code_p)
+{
+    int status, ret;
+
+    ret = tk_proc_poll(pid, &status);
+    if (ret > 0) {
+        *code_p = tk_proc_decode_status(pid, status);
+    }
+    return ret;
 }
 
 void tk_proc_kill(pid_t pid)
@@ -391,6 +425,12 @@ int tk_proc_wait(pid_t pid, unsigned timeout_ms)
         }
         tk_sleep_ms(10);
     }
+}
+
+int tk_proc_stop(pid_t pid, int sig, unsigned timeout_ms)
+{
+    kill(pid, sig);
+    return tk_proc_wait(pid, timeout_ms);
 }
 
 int tk_proc_wait_all(const pid_t *pids, int n, unsigned timeout_ms, int *codes)

@@ -62,9 +62,9 @@ typedef struct bench_proc_group {
      * else "<what> <pid>". */
     const char *what;
     bool name_index;
-    /* In child i, after bench_proc_child_setup(): its exit code; out_fd is
-     * the pipe's write end.  The child exits through exit(), not _exit(),
-     * so a sanitizer build checks it for leaks. */
+    /* In child i, forked by tk_proc_spawn(): its exit code; out_fd is the
+     * pipe's write end.  The child ends with tk_proc_exit(), so a
+     * sanitizer build checks it for leaks. */
     int (*child_main)(unsigned i, int out_fd, void *arg);
     /* In the parent: each whole record read (rec_size bytes, aligned for
      * any type), valid until the call returns. */

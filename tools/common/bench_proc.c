@@ -1,10 +1,10 @@
 /*
- * Process control of the benchmarks; see bench_proc.h.
+ * The benchmarks' stop flag and record groups; see bench_proc.h.
  *
  * Invariants: the messages are the tools' own, so a tool that moved here
  * prints what it printed before.  The stop flag is the only state, set by
- * the signal handler and read by the parent's loops.  A group's children
- * are tk_proc's: forked, reaped and killed there.
+ * the signal handler and read by the parent's loops; forking, reaping and
+ * killing are tk_proc's.
  */
 #include "bench_proc.h"
 
@@ -12,37 +12,16 @@
 #include "tk_proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t bench_proc_stop_sig;
-
-void bench_proc_kill_reap(bench_proc_child_t *children, unsigned n)
-{
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            kill(children[i].pid, SIGKILL);
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            children[i].done = true;
-        }
-    }
-}
 
 static void bench_proc_on_signal(int sig)
 {
@@ -63,83 +42,6 @@ void bench_proc_signals_init(void)
 int bench_proc_stop_signal(void)
 {
     return (int)bench_proc_stop_sig;
-}
-
-void bench_proc_child_setup(pid_t parent)
-{
-    sigset_t none;
-
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
-        _exit(1);
-    }
-}
-
-pid_t bench_proc_spawn(void (*child_main)(int fd, void *arg), void *arg,
-                       int *rfd_p)
-{
-    pid_t parent = getpid(), pid;
-    int fds[2];
-
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        bench_err("pipe: %s", strerror(errno));
-        return -1;
-    }
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        bench_err("fork: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        bench_proc_child_setup(parent);
-        close(fds[0]);
-        child_main(fds[1], arg);
-        _exit(1);
-    }
-    close(fds[1]);
-    *rfd_p = fds[0];
-    return pid;
-}
-
-int bench_proc_stop(pid_t pid, const char *what, unsigned timeout_ms,
-                    void (*tick)(void *arg), void *arg)
-{
-    uint64_t deadline = bench_now_ns() + timeout_ms * 1000000ull;
-    bench_proc_child_t child = {pid, false};
-    int status = 0;
-    pid_t r;
-
-    kill(pid, SIGTERM);
-    for (;;) {
-        if (tick != NULL) {
-            tick(arg);
-        }
-        r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            break;
-        }
-        if (r < 0 && errno != EINTR) {
-            return -1;
-        }
-        if (bench_now_ns() > deadline) {
-            bench_err("%s did not stop within %u s: killed", what,
-                      timeout_ms / 1000);
-            bench_proc_kill_reap(&child, 1);
-            return -1;
-        }
-        bench_sleep_ms(10);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        bench_err("%s exited with status 0x%x", what, status);
-        return -1;
-    }
-    return 0;
 }
 
 /* Room for one record of a group. */

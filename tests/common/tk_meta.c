@@ -9,7 +9,6 @@
 
 #include "tk_proc.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,7 +75,7 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
     const char *const sets[] = {addr_set, "port=0", "store_port=0",
                                 "http_port=0", NULL};
     char *argv[TK_META_ARGS];
-    int argc = 0, fds[2], fd = -1;
+    int argc = 0, fd = -1;
     pid_t pid;
 
     memset(meta, 0, sizeof(*meta));
@@ -96,18 +95,9 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
     if (params->net == NULL) {
         pid = tk_proc_exec(argv, params->nofile, &fd);
     } else {
-        if (pipe2(fds, O_CLOEXEC) != 0) {
-            tk_print("pipe() failed");
-            return -1;
-        }
-        pid = tk_netns_exec(params->net, params->host, argv, fds[1]);
-        close(fds[1]);
-        fd = fds[0];
+        pid = tk_netns_exec(params->net, params->host, argv, &fd);
     }
     if (pid < 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
         return -1;
     }
     if (tk_fd_read_line(fd, meta->line, sizeof(meta->line),

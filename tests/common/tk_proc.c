@@ -11,6 +11,7 @@
 #include "tk_proc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -200,17 +201,53 @@ pid_t tk_proc_fork(void)
     return pid;
 }
 
-pid_t tk_proc_spawn(tk_proc_fn fn, int index, void *arg)
+/* The child of tk_proc_spawn*(): runs fn, exits with what it returns. */
+__attribute__((noreturn)) static void tk_proc_run(tk_proc_fn fn, int index,
+                                                  void *arg)
 {
-    pid_t pid = tk_proc_fork();
     int ret;
 
-    if (pid != 0) {
-        return pid;
-    }
     tk_role_set("proc %d", index);
     ret = fn(index, arg);
     tk_proc_exit(ret < 0 ? 1 : (ret > 255 ? 255 : ret));
+}
+
+pid_t tk_proc_spawn(tk_proc_fn fn, int index, void *arg)
+{
+    pid_t pid = tk_proc_fork();
+
+    if (pid == 0) {
+        tk_proc_run(fn, index, arg);
+    }
+    return pid;
+}
+
+pid_t tk_proc_spawn_out(tk_proc_fn fn, int index, void *arg, int *stdout_fd)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        tk_print("pipe() failed: %s", strerror(errno));
+        return -1;
+    }
+    pid = tk_proc_fork();
+    if (pid == 0) {
+        /* the copy on stdout is not close-on-exec */
+        if (dup2(fds[1], STDOUT_FILENO) < 0) {
+            _exit(127);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        tk_proc_run(fn, index, arg);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    *stdout_fd = fds[0];
+    return pid;
 }
 
 int tk_proc_spawn_n(int n, tk_proc_fn fn, void *arg, pid_t *pids)
@@ -230,46 +267,40 @@ int tk_proc_spawn_n(int n, tk_proc_fn fn, void *arg, pid_t *pids)
     return 0;
 }
 
+/* What tk_proc_exec() runs. */
+typedef struct tk_proc_exec_args {
+    char *const *argv;
+    unsigned nofile;
+} tk_proc_exec_args_t;
+
+static int tk_proc_exec_fn(int index, void *arg)
+{
+    const tk_proc_exec_args_t *args = arg;
+    struct rlimit rl;
+
+    if (args->nofile != 0) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = args->nofile;
+        }
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            tk_print("setrlimit(RLIMIT_NOFILE, %u) failed: %s", args->nofile,
+                     strerror(errno));
+            return 127;
+        }
+    }
+    execv(args->argv[0], args->argv);
+    tk_print("execv(%s) failed: %s", args->argv[0], strerror(errno));
+    return 127;
+}
+
 pid_t tk_proc_exec(char *const argv[], unsigned nofile, int *stdout_fd)
 {
-    int fds[2] = {-1, -1};
-    struct rlimit rl;
-    pid_t pid;
+    tk_proc_exec_args_t args = {argv, nofile};
 
-    if (stdout_fd != NULL && pipe(fds) < 0) {
-        tk_print("pipe() failed: %s", strerror(errno));
-        return -1;
-    }
-    pid = tk_proc_fork();
-    if (pid == 0) {
-        if (stdout_fd != NULL) {
-            dup2(fds[1], STDOUT_FILENO);
-            close(fds[0]);
-            close(fds[1]);
-        }
-        if (nofile != 0) {
-            if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                rl.rlim_cur = nofile;
-            }
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-                tk_print("setrlimit(RLIMIT_NOFILE, %u) failed: %s", nofile,
-                         strerror(errno));
-                _exit(127);
-            }
-        }
-        execv(argv[0], argv);
-        tk_print("execv(%s) failed: %s", argv[0], strerror(errno));
-        _exit(127);
-    }
     if (stdout_fd != NULL) {
-        close(fds[1]);
-        if (pid < 0) {
-            close(fds[0]);
-        } else {
-            *stdout_fd = fds[0];
-        }
+        return tk_proc_spawn_out(tk_proc_exec_fn, 0, &args, stdout_fd);
     }
-    return pid;
+    return tk_proc_spawn(tk_proc_exec_fn, 0, &args);
 }
 
 int tk_proc_exe_near(const char *name, char *buf, size_t len)

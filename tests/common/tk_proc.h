@@ -122,6 +122,10 @@ __attribute__((noreturn)) void tk_proc_exit(int code);
  */
 pid_t tk_proc_spawn(tk_proc_fn fn, int index, void *arg);
 
+/* tk_proc_spawn(), with the child's standard output on a pipe whose read
+ * end (close-on-exec) *stdout_fd gets. */
+pid_t tk_proc_spawn_out(tk_proc_fn fn, int index, void *arg, int *stdout_fd);
+
 /* Spawns n children with indices 0..n-1; -1 if any fork failed (the ones
  * already started are killed and reaped). */
 int tk_proc_spawn_n(int n, tk_proc_fn fn, void *arg, pid_t *pids);

@@ -237,9 +237,9 @@ out_uninit:
 
 /* ---------------------------------------------------------- the store */
 
-/* The store process: reports its port on fd as a line, serves until
- * SIGTERM. */
-__attribute__((noreturn)) static void mb_store_main(int fd)
+/* The store process: prints its port on stdout as a line, serves until
+ * SIGTERM; its exit code. */
+static int mb_store_main(int index, void *arg)
 {
     mf_store_server_config_t cfg;
     mf_store_server_t *server;
@@ -255,41 +255,29 @@ __attribute__((noreturn)) static void mb_store_main(int fd)
     cfg.port = 0;
     if (mf_store_server_start(&cfg, &server) != MF_OK) {
         bench_err("cannot start the config store");
-        tk_proc_exit(1);
+        return 1;
     }
-    if (dprintf(fd, "%u\n", (unsigned)mf_store_server_port(server)) < 0) {
-        tk_proc_exit(1);
-    }
-    close(fd);
+    printf("%u\n", (unsigned)mf_store_server_port(server));
+    fflush(stdout);
     while (sigwait(&set, &sig) != 0) {
     }
     mf_store_server_stop(server);
-    tk_proc_exit(0);
+    return 0;
 }
 
 static pid_t mb_store_start(char *url, size_t len)
 {
     char line[16];
     unsigned port = 0;
-    int fds[2], ret;
     pid_t pid;
+    int fd, ret;
 
-    if (pipe(fds) < 0) {
-        bench_err("pipe: %s", strerror(errno));
-        return -1;
-    }
-    pid = tk_proc_fork();
-    if (pid == 0) {
-        close(fds[0]);
-        mb_store_main(fds[1]);
-    }
-    close(fds[1]);
+    pid = tk_proc_spawn_out(mb_store_main, 0, NULL, &fd);
     if (pid < 0) {
-        close(fds[0]);
         return -1;
     }
-    ret = tk_fd_read_line(fds[0], line, sizeof(line), MB_STORE_MS);
-    close(fds[0]);
+    ret = tk_fd_read_line(fd, line, sizeof(line), MB_STORE_MS);
+    close(fd);
     if (ret != 0 || sscanf(line, "%u", &port) != 1 || port == 0 ||
         port > 65535) {
         bench_err("the config store did not start");

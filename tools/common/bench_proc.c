@@ -39,11 +39,6 @@ void bench_proc_signals_init(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int bench_proc_stop_signal(void)
-{
-    return (int)bench_proc_stop_sig;
-}
-
 /* Room for one record of a group. */
 typedef union bench_proc_rec {
     max_align_t align;

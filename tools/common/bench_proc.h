@@ -22,12 +22,10 @@
 
 #define BENCH_PROC_MAX_CHILDREN 64
 
-/* In the parent: SIGINT and SIGTERM set the stop flag; SIGPIPE ignored.
- * A child forked by tk_proc has every signal back at its default. */
+/* In the parent: SIGINT and SIGTERM set the stop flag, which ends a
+ * group's run (and interrupts the waits of tk_fd_read_line()); SIGPIPE
+ * ignored.  A child forked by tk_proc has every signal at its default. */
 void bench_proc_signals_init(void);
-
-/* The signal that asked the parent to stop, or 0. */
-int bench_proc_stop_signal(void);
 
 /* A group of n children sending records of rec_size bytes (< PIPE_BUF,
  * so the writes of several never interleave) through one pipe. */

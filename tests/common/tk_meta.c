@@ -10,12 +10,15 @@
 #include "tk_proc.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define TK_META_ARGS 64
+/* The binary, four --set of ports and address, the caller's settings and
+ * arguments. */
+#define TK_META_ARGS 128
 
 const char *tk_meta_bin(const char *fallback)
 {
@@ -24,23 +27,43 @@ const char *tk_meta_bin(const char *fallback)
     return (env != NULL && env[0] != '\0') ? env : fallback;
 }
 
-static int tk_meta_parse(tk_meta_t *meta, const char *addr)
+/* The address and ports of the ready line: the address the daemon bound,
+ * which a setting of the caller may have chosen. */
+static int tk_meta_parse(tk_meta_t *meta)
 {
     unsigned rpc = 0, store = 0, http = 0;
-    char host[64];
 
     if (sscanf(meta->line, "mmc-meta ready rpc=%63[^:]:%u store=%u http=%u",
-               host, &rpc, &store, &http) != 4 ||
+               meta->addr, &rpc, &store, &http) != 4 ||
         rpc == 0 || rpc > 65535 || store == 0 || store > 65535 ||
         http > 65535) {
         tk_print("mmc-meta: unexpected ready line '%s'", meta->line);
         return -1;
     }
-    snprintf(meta->addr, sizeof(meta->addr), "%s", addr);
     meta->port = (uint16_t)rpc;
     meta->store_port = (uint16_t)store;
     meta->http_port = (uint16_t)http;
-    snprintf(meta->url, sizeof(meta->url), "tcp://%s:%u", addr, rpc);
+    snprintf(meta->url, sizeof(meta->url), "tcp://%s:%u", meta->addr, rpc);
+    return 0;
+}
+
+/* Appends the strings of list (NULL-terminated, may be NULL) to argv,
+ * each after a "--set" when set is; -1 (logged) past TK_META_ARGS. */
+static int tk_meta_args_add(char **argv, int *argc_p, const char *const *list,
+                            bool set)
+{
+    int i;
+
+    for (i = 0; list != NULL && list[i] != NULL; i++) {
+        if (*argc_p + (set ? 2 : 1) >= TK_META_ARGS) {
+            tk_print("mmc-meta: too many settings and arguments");
+            return -1;
+        }
+        if (set) {
+            argv[(*argc_p)++] = "--set";
+        }
+        argv[(*argc_p)++] = (char *)list[i];
+    }
     return 0;
 }
 
@@ -48,9 +71,11 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
 {
     const char *addr = params->addr != NULL ? params->addr : "127.0.0.1";
     const char *bin = params->bin != NULL ? params->bin : tk_meta_bin(NULL);
-    char sets[TK_META_ARGS / 2][128];
+    char addr_set[96];
+    const char *const sets[] = {addr_set, "port=0", "store_port=0",
+                                "http_port=0", NULL};
     char *argv[TK_META_ARGS];
-    int argc = 0, nsets = 0, fds[2], fd = -1, i;
+    int argc = 0, fd = -1;
     pid_t pid;
 
     memset(meta, 0, sizeof(*meta));
@@ -59,48 +84,20 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
                  bin != NULL ? bin : "(none)");
         return -1;
     }
+    snprintf(addr_set, sizeof(addr_set), "addr=%s", addr);
     argv[argc++] = (char *)bin;
-    snprintf(sets[nsets], sizeof(sets[0]), "addr=%s", addr);
-    argv[argc++] = "--set";
-    argv[argc++] = sets[nsets++];
-    argv[argc++] = "--set";
-    argv[argc++] = "port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "store_port=0";
-    argv[argc++] = "--set";
-    argv[argc++] = "http_port=0";
-    for (i = 0; params->sets != NULL && params->sets[i] != NULL; i++) {
-        if (argc + 2 >= TK_META_ARGS - 1 || nsets == TK_META_ARGS / 2) {
-            tk_print("mmc-meta: too many settings");
-            return -1;
-        }
-        snprintf(sets[nsets], sizeof(sets[0]), "%s", params->sets[i]);
-        argv[argc++] = "--set";
-        argv[argc++] = sets[nsets++];
-    }
-    for (i = 0; params->args != NULL && params->args[i] != NULL; i++) {
-        if (argc >= TK_META_ARGS - 1) {
-            tk_print("mmc-meta: too many arguments");
-            return -1;
-        }
-        argv[argc++] = (char *)params->args[i];
+    if (tk_meta_args_add(argv, &argc, sets, true) != 0 ||
+        tk_meta_args_add(argv, &argc, params->sets, true) != 0 ||
+        tk_meta_args_add(argv, &argc, params->args, false) != 0) {
+        return -1;
     }
     argv[argc] = NULL;
     if (params->net == NULL) {
         pid = tk_proc_exec(argv, params->nofile, &fd);
     } else {
-        if (pipe(fds) != 0) {
-            tk_print("pipe() failed");
-            return -1;
-        }
-        pid = tk_netns_exec(params->net, params->host, argv, fds[1]);
-        close(fds[1]);
-        fd = fds[0];
+        pid = tk_netns_exec(params->net, params->host, argv, &fd);
     }
     if (pid < 0) {
-        if (fd >= 0) {
-            close(fd);
-        }
         return -1;
     }
     if (tk_fd_read_line(fd, meta->line, sizeof(meta->line),
@@ -109,11 +106,12 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
         tk_print("mmc-meta did not print its ready line");
         goto err_kill;
     }
-    if (tk_meta_parse(meta, addr) != 0) {
+    if (tk_meta_parse(meta) != 0) {
         goto err_kill;
     }
     close(fd);
     meta->pid = pid;
+    meta->stop_ms = params->stop_ms != 0 ? params->stop_ms : 60000;
     return 0;
 
 err_kill:
@@ -129,8 +127,7 @@ int tk_meta_stop(tk_meta_t *meta, int sig)
     if (meta->pid <= 0) {
         return -1;
     }
-    kill(meta->pid, sig);
-    code = tk_proc_wait(meta->pid, 60000);
+    code = tk_proc_stop(meta->pid, sig, meta->stop_ms);
     meta->pid = 0;
     return code;
 }

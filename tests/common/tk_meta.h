@@ -18,22 +18,25 @@
 #include <sys/types.h>
 
 typedef struct tk_meta {
-    pid_t pid; /* 0: not running */
-    char addr[64];
+    pid_t pid;     /* 0: not running */
+    char addr[64]; /* as the ready line names it */
     uint16_t port; /* RPC */
     uint16_t store_port;
     uint16_t http_port;
-    char url[96];   /* tcp://addr:port */
-    char line[256]; /* the ready line as printed */
+    char url[96];     /* tcp://addr:port */
+    char line[256];   /* the ready line as printed */
+    unsigned stop_ms; /* tk_meta_stop()'s deadline */
 } tk_meta_t;
 
 typedef struct tk_meta_params {
     const char *bin;         /* NULL: $MMC_META_BIN */
     const char *addr;        /* NULL: 127.0.0.1 */
-    const char *const *sets; /* NULL-terminated "key=value", may be NULL */
+    const char *const *sets; /* NULL-terminated "key=value", may be NULL;
+                                after the ones above, so they win */
     const char *const *args; /* further arguments as they are, may be NULL */
     unsigned nofile;         /* soft limit of open files; 0: inherited */
     unsigned ready_ms;       /* 0: 60 s */
+    unsigned stop_ms;        /* 0: 60 s */
     const tk_netns_t *net;   /* not NULL: runs inside host of this lab */
     int host;
 } tk_meta_params_t;
@@ -45,8 +48,9 @@ const char *tk_meta_bin(const char *fallback);
  * daemon, if it started, is killed). */
 int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params);
 
-/* Sends sig (SIGTERM for a clean stop) and waits; the daemon's exit code
- * as tk_proc_wait() gives it, or -1 if it was not running. */
+/* Sends sig (SIGTERM for a clean stop) and waits up to stop_ms, then
+ * kills it; the daemon's exit code as tk_proc_wait() gives it, or -1 if
+ * it was not running. */
 int tk_meta_stop(tk_meta_t *meta, int sig);
 
 #endif /* MF_TK_META_H */

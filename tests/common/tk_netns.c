@@ -217,16 +217,16 @@ int tk_netns_enter(const tk_netns_t *net, int host)
     return 0;
 }
 
-/* What the forked child of tk_netns_spawn / tk_netns_run does; a copy of
- * the parent's, set right before the fork (the parent has no threads). */
+/* What the forked child of tk_netns_spawn / tk_netns_exec / tk_netns_run
+ * does; a copy of the parent's, set right before the fork (the parent has
+ * no threads). */
 typedef struct tk_netns_tramp {
     const tk_netns_t *net;
     int host;
     tk_proc_fn fn;
     void *arg;
     char *const *argv;
-    int out_fd; /* stdout of an exec'd command, or -1 */
-    int close_fd;
+    bool devnull; /* an exec'd command's stdout goes to /dev/null */
 } tk_netns_tramp_t;
 
 static tk_netns_tramp_t tk_netns_next;
@@ -243,13 +243,7 @@ static int tk_netns_tramp_fn(int index, void *unused)
         tk_role_set("host %d proc %d", t.host, index);
         return t.fn(index, t.arg);
     }
-    if (t.close_fd >= 0) {
-        close(t.close_fd);
-    }
-    if (t.out_fd >= 0) {
-        dup2(t.out_fd, STDOUT_FILENO);
-        close(t.out_fd);
-    } else {
+    if (t.devnull) {
         devnull = open("/dev/null", O_WRONLY);
         if (devnull >= 0) {
             dup2(devnull, STDOUT_FILENO);
@@ -261,28 +255,34 @@ static int tk_netns_tramp_fn(int index, void *unused)
     return 127;
 }
 
-pid_t tk_netns_spawn(const tk_netns_t *net, int host, tk_proc_fn fn, int index,
-                     void *arg)
+/* Sets what the next child does: fn(index, arg), else exec argv. */
+static void tk_netns_next_set(const tk_netns_t *net, int host, tk_proc_fn fn,
+                              void *arg, char *const argv[])
 {
     memset(&tk_netns_next, 0, sizeof(tk_netns_next));
     tk_netns_next.net = net;
     tk_netns_next.host = host;
     tk_netns_next.fn = fn;
     tk_netns_next.arg = arg;
-    tk_netns_next.out_fd = -1;
-    tk_netns_next.close_fd = -1;
+    tk_netns_next.argv = argv;
+}
+
+pid_t tk_netns_spawn(const tk_netns_t *net, int host, tk_proc_fn fn, int index,
+                     void *arg)
+{
+    tk_netns_next_set(net, host, fn, arg, NULL);
     return tk_proc_spawn(tk_netns_tramp_fn, index, NULL);
 }
 
 pid_t tk_netns_exec(const tk_netns_t *net, int host, char *const argv[],
-                    int out_fd)
+                    int *stdout_fd)
 {
-    memset(&tk_netns_next, 0, sizeof(tk_netns_next));
-    tk_netns_next.net = net;
-    tk_netns_next.host = host;
-    tk_netns_next.argv = argv;
-    tk_netns_next.out_fd = out_fd;
-    tk_netns_next.close_fd = -1;
+    tk_netns_next_set(net, host, NULL, NULL, argv);
+    if (stdout_fd != NULL) {
+        return tk_proc_spawn_out(tk_netns_tramp_fn, 200 + host, NULL,
+                                 stdout_fd);
+    }
+    tk_netns_next.devnull = true;
     return tk_proc_spawn(tk_netns_tramp_fn, 200 + host, NULL);
 }
 
@@ -291,31 +291,19 @@ static int tk_netns_run_path(const tk_netns_t *net, int host,
                              unsigned timeout_ms)
 {
     uint64_t deadline = tk_time_ms() + timeout_ms;
-    int fds[2] = {-1, -1};
     size_t have = 0;
     char sink[512];
     struct pollfd pfd;
     ssize_t n;
     pid_t pid;
-    int wait;
+    int fd, wait;
 
-    if (pipe(fds) < 0) {
-        tk_print("pipe() failed: %s", strerror(errno));
-        return -1;
-    }
-    memset(&tk_netns_next, 0, sizeof(tk_netns_next));
-    tk_netns_next.net = net;
-    tk_netns_next.host = host;
-    tk_netns_next.argv = argv;
-    tk_netns_next.out_fd = fds[1];
-    tk_netns_next.close_fd = fds[0];
-    pid = tk_proc_spawn(tk_netns_tramp_fn, 0, NULL);
-    close(fds[1]);
+    tk_netns_next_set(net, host, NULL, NULL, argv);
+    pid = tk_proc_spawn_out(tk_netns_tramp_fn, 0, NULL, &fd);
     if (pid < 0) {
-        close(fds[0]);
         return -1;
     }
-    pfd.fd = fds[0];
+    pfd.fd = fd;
     pfd.events = POLLIN;
     for (;;) {
         wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
@@ -323,9 +311,9 @@ static int tk_netns_run_path(const tk_netns_t *net, int host,
             break; /* tk_proc_wait below kills it */
         }
         if (out != NULL && have + 1 < out_len) {
-            n = read(fds[0], out + have, out_len - 1 - have);
+            n = read(fd, out + have, out_len - 1 - have);
         } else {
-            n = read(fds[0], sink, sizeof(sink));
+            n = read(fd, sink, sizeof(sink));
         }
         if (n < 0 && errno == EINTR) {
             continue;
@@ -337,7 +325,7 @@ static int tk_netns_run_path(const tk_netns_t *net, int host,
             have += (size_t)n;
         }
     }
-    close(fds[0]);
+    close(fd);
     if (out != NULL && out_len > 0) {
         out[have] = '\0';
     }

@@ -86,10 +86,12 @@ int tk_netns_enter(const tk_netns_t *net, int host);
 pid_t tk_netns_spawn(const tk_netns_t *net, int host, tk_proc_fn fn, int index,
                      void *arg);
 
-/* Forks and execs argv[0] (a path) inside host, with out_fd (-1: none)
- * as its standard output; the pid (tracked by tk_proc) or -1. */
+/* tk_proc_exec() inside host: forks and execs argv[0] (a path); if
+ * stdout_fd is not NULL its standard output goes to a pipe whose read end
+ * is returned there, else to /dev/null.  The pid (tracked by tk_proc) or
+ * -1. */
 pid_t tk_netns_exec(const tk_netns_t *net, int host, char *const argv[],
-                    int out_fd);
+                    int *stdout_fd);
 
 /*
  * Runs argv (argv[0] looked up in PATH) inside host (host < 0: in the

@@ -11,6 +11,8 @@
 #include "tk_proc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -199,17 +201,53 @@ pid_t tk_proc_fork(void)
     return pid;
 }
 
-pid_t tk_proc_spawn(tk_proc_fn fn, int index, void *arg)
+/* The child of tk_proc_spawn*(): runs fn, exits with what it returns. */
+__attribute__((noreturn)) static void tk_proc_run(tk_proc_fn fn, int index,
+                                                  void *arg)
 {
-    pid_t pid = tk_proc_fork();
     int ret;
 
-    if (pid != 0) {
-        return pid;
-    }
     tk_role_set("proc %d", index);
     ret = fn(index, arg);
     tk_proc_exit(ret < 0 ? 1 : (ret > 255 ? 255 : ret));
+}
+
+pid_t tk_proc_spawn(tk_proc_fn fn, int index, void *arg)
+{
+    pid_t pid = tk_proc_fork();
+
+    if (pid == 0) {
+        tk_proc_run(fn, index, arg);
+    }
+    return pid;
+}
+
+pid_t tk_proc_spawn_out(tk_proc_fn fn, int index, void *arg, int *stdout_fd)
+{
+    int fds[2];
+    pid_t pid;
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        tk_print("pipe() failed: %s", strerror(errno));
+        return -1;
+    }
+    pid = tk_proc_fork();
+    if (pid == 0) {
+        /* the copy on stdout is not close-on-exec */
+        if (dup2(fds[1], STDOUT_FILENO) < 0) {
+            _exit(127);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        tk_proc_run(fn, index, arg);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        return -1;
+    }
+    *stdout_fd = fds[0];
+    return pid;
 }
 
 int tk_proc_spawn_n(int n, tk_proc_fn fn, void *arg, pid_t *pids)
@@ -229,46 +267,64 @@ int tk_proc_spawn_n(int n, tk_proc_fn fn, void *arg, pid_t *pids)
     return 0;
 }
 
+/* What tk_proc_exec() runs. */
+typedef struct tk_proc_exec_args {
+    char *const *argv;
+    unsigned nofile;
+} tk_proc_exec_args_t;
+
+static int tk_proc_exec_fn(int index, void *arg)
+{
+    const tk_proc_exec_args_t *args = arg;
+    struct rlimit rl;
+
+    if (args->nofile != 0) {
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = args->nofile;
+        }
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            tk_print("setrlimit(RLIMIT_NOFILE, %u) failed: %s", args->nofile,
+                     strerror(errno));
+            return 127;
+        }
+    }
+    execv(args->argv[0], args->argv);
+    tk_print("execv(%s) failed: %s", args->argv[0], strerror(errno));
+    return 127;
+}
+
 pid_t tk_proc_exec(char *const argv[], unsigned nofile, int *stdout_fd)
 {
-    int fds[2] = {-1, -1};
-    struct rlimit rl;
-    pid_t pid;
+    tk_proc_exec_args_t args = {argv, nofile};
 
-    if (stdout_fd != NULL && pipe(fds) < 0) {
-        tk_print("pipe() failed: %s", strerror(errno));
+    if (stdout_fd != NULL) {
+        return tk_proc_spawn_out(tk_proc_exec_fn, 0, &args, stdout_fd);
+    }
+    return tk_proc_spawn(tk_proc_exec_fn, 0, &args);
+}
+
+int tk_proc_exe_near(const char *name, char *buf, size_t len)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *slash;
+
+    if (n <= 0) {
+        tk_print("readlink(/proc/self/exe) failed: %s", strerror(errno));
         return -1;
     }
-    pid = tk_proc_fork();
-    if (pid == 0) {
-        if (stdout_fd != NULL) {
-            dup2(fds[1], STDOUT_FILENO);
-            close(fds[0]);
-            close(fds[1]);
-        }
-        if (nofile != 0) {
-            if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                rl.rlim_cur = nofile;
-            }
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-                tk_print("setrlimit(RLIMIT_NOFILE, %u) failed: %s", nofile,
-                         strerror(errno));
-                _exit(127);
-            }
-        }
-        execv(argv[0], argv);
-        tk_print("execv(%s) failed: %s", argv[0], strerror(errno));
-        _exit(127);
+    self[n] = '\0';
+    slash = strrchr(self, '/');
+    if (slash == NULL) {
+        tk_print("no folder in the path of this program: %s", self);
+        return -1;
     }
-    if (stdout_fd != NULL) {
-        close(fds[1]);
-        if (pid < 0) {
-            close(fds[0]);
-        } else {
-            *stdout_fd = fds[0];
-        }
+    *slash = '\0';
+    if ((size_t)snprintf(buf, len, "%s/%s", self, name) >= len) {
+        tk_print("path too long: %s/%s", self, name);
+        return -1;
     }
-    return pid;
+    return 0;
 }
 
 static uint64_t tk_proc_limit_value(const char *s)
@@ -340,14 +396,12 @@ static int tk_proc_decode_status(pid_t pid, int status)
     return -1;
 }
 
-/* Non-blocking reap: 1 and *code_p if pid ended, 0 if running, -1 error. */
-static int tk_proc_try_reap(pid_t pid, int *code_p)
+int tk_proc_poll(pid_t pid, int *status_p)
 {
-    int status;
     pid_t ret;
 
     do {
-        ret = waitpid(pid, &status, WNOHANG);
+        ret = waitpid(pid, status_p, WNOHANG);
     } while (ret < 0 && errno == EINTR);
     if (ret < 0) {
         tk_print("waitpid(%d) failed: %s", (int)pid, strerror(errno));
@@ -358,8 +412,19 @@ static int tk_proc_try_reap(pid_t pid, int *code_p)
         return 0;
     }
     tk_proc_untrack(pid);
-    *code_p = tk_proc_decode_status(pid, status);
     return 1;
+}
+
+/* Non-blocking reap: 1 and *code_p if pid ended, 0 if running, -1 error. */
+static int tk_proc_try_reap(pid_t pid, int *code_p)
+{
+    int status, ret;
+
+    ret = tk_proc_poll(pid, &status);
+    if (ret > 0) {
+        *code_p = tk_proc_decode_status(pid, status);
+    }
+    return ret;
 }
 
 void tk_proc_kill(pid_t pid)
@@ -391,6 +456,12 @@ int tk_proc_wait(pid_t pid, unsigned timeout_ms)
         }
         tk_sleep_ms(10);
     }
+}
+
+int tk_proc_stop(pid_t pid, int sig, unsigned timeout_ms)
+{
+    kill(pid, sig);
+    return tk_proc_wait(pid, timeout_ms);
 }
 
 int tk_proc_wait_all(const pid_t *pids, int n, unsigned timeout_ms, int *codes)

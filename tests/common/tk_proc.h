@@ -122,6 +122,10 @@ __attribute__((noreturn)) void tk_proc_exit(int code);
  */
 pid_t tk_proc_spawn(tk_proc_fn fn, int index, void *arg);
 
+/* tk_proc_spawn(), with the child's standard output on a pipe whose read
+ * end (close-on-exec) *stdout_fd gets. */
+pid_t tk_proc_spawn_out(tk_proc_fn fn, int index, void *arg, int *stdout_fd);
+
 /* Spawns n children with indices 0..n-1; -1 if any fork failed (the ones
  * already started are killed and reaped). */
 int tk_proc_spawn_n(int n, tk_proc_fn fn, void *arg, pid_t *pids);
@@ -137,6 +141,17 @@ int tk_proc_wait(pid_t pid, unsigned timeout_ms);
  * each result as tk_proc_wait returns it.  Returns 0 if every one exited
  * 0; stragglers are killed. */
 int tk_proc_wait_all(const pid_t *pids, int n, unsigned timeout_ms, int *codes);
+
+/*
+ * Reaps pid if it has ended, without waiting: 1 with its wait status in
+ * *status_p (for WIFEXITED() and the like), 0 while it runs, -1 on error
+ * (logged; pid is forgotten).
+ */
+int tk_proc_poll(pid_t pid, int *status_p);
+
+/* Stops pid: sends sig (SIGTERM for a clean stop), then waits as
+ * tk_proc_wait() does, killing it after timeout_ms; its result. */
+int tk_proc_stop(pid_t pid, int sig, unsigned timeout_ms);
 
 /* Kills (SIGKILL) pid and reaps it. */
 void tk_proc_kill(pid_t pid);
@@ -154,6 +169,11 @@ int tk_proc_tracked(void);
  * is returned there.  Returns the pid (remembered), or -1.
  */
 pid_t tk_proc_exec(char *const argv[], unsigned nofile, int *stdout_fd);
+
+/* The path of name in the folder of this program's executable (name
+ * may go on with '/' and '..', e.g. "../../tools/mf-store").  0, or -1
+ * (logged). */
+int tk_proc_exe_near(const char *name, char *buf, size_t len);
 
 /* The soft and hard limits of open files of process pid, as
  * /proc/<pid>/limits shows them ("unlimited" is UINT64_MAX).  0 or -1. */

@@ -26,28 +26,12 @@ static char sd_url[64];
 static int sd_find_binary(void)
 {
     const char *env = getenv("MF_STORE_BIN");
-    char self[PATH_MAX - 64];
-    ssize_t n;
-    char *slash;
 
     if (env != NULL && env[0] != '\0') {
         snprintf(sd_bin, sizeof(sd_bin), "%s", env);
-    } else {
-        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n < 0) {
-            return -1;
-        }
-        self[n] = '\0';
-        slash = strrchr(self, '/');
-        if (slash == NULL) {
-            return -1;
-        }
-        *slash = '\0';
-        if (strlen(self) + 32 > sizeof(sd_bin)) {
-            return -1;
-        }
-        strcpy(sd_bin, self);
-        strcat(sd_bin, "/../../tools/mf-store");
+    } else if (tk_proc_exe_near("../../tools/mf-store", sd_bin,
+                                sizeof(sd_bin)) != 0) {
+        return -1;
     }
     if (access(sd_bin, X_OK) != 0) {
         tk_print("mf-store binary not found at %s (set MF_STORE_BIN)", sd_bin);

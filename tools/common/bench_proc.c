@@ -1,46 +1,27 @@
 /*
- * Process control of the benchmarks; see bench_proc.h.
+ * The benchmarks' stop flag and record groups; see bench_proc.h.
  *
  * Invariants: the messages are the tools' own, so a tool that moved here
  * prints what it printed before.  The stop flag is the only state, set by
- * the signal handler and read by the parent's loops.
+ * the signal handler and read by the parent's loops; forking, reaping and
+ * killing are tk_proc's.
  */
 #include "bench_proc.h"
 
 #include "bench_util.h"
+#include "tk_proc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t bench_proc_stop_sig;
-
-void bench_proc_kill_reap(bench_proc_child_t *children, unsigned n)
-{
-    unsigned i;
-
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            kill(children[i].pid, SIGKILL);
-        }
-    }
-    for (i = 0; i < n; i++) {
-        if (children[i].pid > 0 && !children[i].done) {
-            while (waitpid(children[i].pid, NULL, 0) < 0 && errno == EINTR) {
-            }
-            children[i].done = true;
-        }
-    }
-}
 
 static void bench_proc_on_signal(int sig)
 {
@@ -56,88 +37,6 @@ void bench_proc_signals_init(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-}
-
-int bench_proc_stop_signal(void)
-{
-    return (int)bench_proc_stop_sig;
-}
-
-void bench_proc_child_setup(pid_t parent)
-{
-    sigset_t none;
-
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) {
-        _exit(1);
-    }
-}
-
-pid_t bench_proc_spawn(void (*child_main)(int fd, void *arg), void *arg,
-                       int *rfd_p)
-{
-    pid_t parent = getpid(), pid;
-    int fds[2];
-
-    if (pipe2(fds, O_CLOEXEC) < 0) {
-        bench_err("pipe: %s", strerror(errno));
-        return -1;
-    }
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0) {
-        bench_err("fork: %s", strerror(errno));
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        bench_proc_child_setup(parent);
-        close(fds[0]);
-        child_main(fds[1], arg);
-        _exit(1);
-    }
-    close(fds[1]);
-    *rfd_p = fds[0];
-    return pid;
-}
-
-int bench_proc_stop(pid_t pid, const char *what, unsigned timeout_ms,
-                    void (*tick)(void *arg), void *arg)
-{
-    uint64_t deadline = bench_now_ns() + timeout_ms * 1000000ull;
-    bench_proc_child_t child = {pid, false};
-    int status = 0;
-    pid_t r;
-
-    kill(pid, SIGTERM);
-    for (;;) {
-        if (tick != NULL) {
-            tick(arg);
-        }
-        r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            break;
-        }
-        if (r < 0 && errno != EINTR) {
-            return -1;
-        }
-        if (bench_now_ns() > deadline) {
-            bench_err("%s did not stop within %u s: killed", what,
-                      timeout_ms / 1000);
-            bench_proc_kill_reap(&child, 1);
-            return -1;
-        }
-        bench_sleep_ms(10);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        bench_err("%s exited with status 0x%x", what, status);
-        return -1;
-    }
-    return 0;
 }
 
 /* Room for one record of a group. */
@@ -164,30 +63,49 @@ static int bench_proc_group_read(const bench_proc_group_t *g, int fd,
     return 0;
 }
 
+/* What every child of a group starts from: a copy of the parent's. */
+typedef struct bench_proc_start {
+    const bench_proc_group_t *g;
+    int fds[2];
+} bench_proc_start_t;
+
+static int bench_proc_group_child(int i, void *arg)
+{
+    const bench_proc_start_t *start = arg;
+
+    close(start->fds[0]);
+    return start->g->child_main((unsigned)i, start->fds[1], start->g->arg);
+}
+
 /* Reaps the children that exited; -1 (logged) if one failed. */
-static int bench_proc_group_reap(const bench_proc_group_t *g,
-                                 bench_proc_child_t *children, unsigned *left)
+static int bench_proc_group_reap(const bench_proc_group_t *g, const pid_t *pids,
+                                 bool *done, unsigned *left)
 {
     char name[96];
     unsigned i;
-    int status;
+    int status, ret;
 
     for (i = 0; i < g->n; i++) {
-        if (children[i].done ||
-            waitpid(children[i].pid, &status, WNOHANG) != children[i].pid) {
+        if (done[i]) {
             continue;
         }
-        children[i].done = true;
+        ret = tk_proc_poll(pids[i], &status);
+        if (ret == 0) {
+            continue;
+        }
+        done[i] = true;
         (*left)--;
+        if (ret < 0) {
+            return -1;
+        }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             continue;
         }
         if (g->name_index) {
             snprintf(name, sizeof(name), "%s %u (pid %d)", g->what, i,
-                     (int)children[i].pid);
+                     (int)pids[i]);
         } else {
-            snprintf(name, sizeof(name), "%s %d", g->what,
-                     (int)children[i].pid);
+            snprintf(name, sizeof(name), "%s %d", g->what, (int)pids[i]);
         }
         if (WIFSIGNALED(status)) {
             bench_err("%s killed by signal %d", name, WTERMSIG(status));
@@ -201,74 +119,69 @@ static int bench_proc_group_reap(const bench_proc_group_t *g,
 
 int bench_proc_group_run(const bench_proc_group_t *g)
 {
-    bench_proc_child_t children[BENCH_PROC_MAX_CHILDREN];
+    pid_t pids[BENCH_PROC_MAX_CHILDREN];
+    bool done[BENCH_PROC_MAX_CHILDREN] = {false};
+    bench_proc_start_t start = {g, {-1, -1}};
     bench_proc_rec_t rec;
-    pid_t parent = getpid(), pid;
     struct pollfd pfd;
-    unsigned i, left = g->n;
-    int fds[2], ret = -1;
+    unsigned i, started = 0, left = g->n;
     size_t have = 0;
     bool eof = false;
+    int ret = -1;
 
-    memset(children, 0, sizeof(children));
     if (g->n > BENCH_PROC_MAX_CHILDREN || g->rec_size > sizeof(rec.bytes)) {
         bench_err("a group of %u children, records of %zu bytes: too many, "
                   "too large",
                   g->n, g->rec_size);
         return -1;
     }
-    if (pipe(fds) < 0) {
+    if (pipe(start.fds) < 0) {
         bench_err("pipe: %s", strerror(errno));
         return -1;
     }
-    fflush(NULL);
-    for (i = 0; i < g->n; i++) {
-        pid = fork();
-        if (pid < 0) {
-            bench_err("fork: %s", strerror(errno));
-            goto out_kill;
-        }
-        if (pid == 0) {
-            bench_proc_child_setup(parent);
-            close(fds[0]);
-            exit(g->child_main(i, fds[1], g->arg));
-        }
-        children[i].pid = pid;
+    /* when one fork fails, tk_proc kills the ones that started */
+    if (tk_proc_spawn_n((int)g->n, bench_proc_group_child, &start, pids) != 0) {
+        goto out;
     }
-    close(fds[1]);
-    fds[1] = -1;
-    pfd.fd = fds[0];
+    started = g->n;
+    close(start.fds[1]);
+    start.fds[1] = -1;
+    pfd.fd = start.fds[0];
     pfd.events = POLLIN;
     while (left > 0 || !eof) {
         if (bench_proc_stop_sig) {
             bench_err("interrupted by signal %d", (int)bench_proc_stop_sig);
-            goto out_kill;
+            goto out;
         }
         if (bench_now_ns() > g->deadline) {
             bench_err("run took longer than --timeout %u s", g->timeout_s);
-            goto out_kill;
+            goto out;
         }
         if (!eof && poll(&pfd, 1, 100) == 1 &&
-            bench_proc_group_read(g, fds[0], &rec, &have) < 0) {
+            bench_proc_group_read(g, start.fds[0], &rec, &have) < 0) {
             eof = true;
         }
         if (eof) {
-            bench_sleep_ms(10);
+            tk_sleep_ms(10);
         }
         if ((g->tick != NULL && g->tick(g->arg) != 0) ||
-            bench_proc_group_reap(g, children, &left) != 0) {
-            goto out_kill;
+            bench_proc_group_reap(g, pids, done, &left) != 0) {
+            goto out;
         }
     }
     ret = 0;
-out_kill:
+out:
     if (g->end != NULL) {
         g->end(g->arg, ret != 0);
     }
-    bench_proc_kill_reap(children, g->n);
-    close(fds[0]);
-    if (fds[1] >= 0) {
-        close(fds[1]);
+    for (i = 0; i < started; i++) {
+        if (!done[i]) {
+            tk_proc_kill(pids[i]);
+        }
+    }
+    close(start.fds[0]);
+    if (start.fds[1] >= 0) {
+        close(start.fds[1]);
     }
     return ret;
 }

@@ -1,15 +1,17 @@
 /*
- * Process control of the benchmarks (mf-bench, mmc-bench): the parent forks
- * the processes of a run (a server: mf-bench's config store, mmc-bench's
- * mmc-meta; a group: ranks or clients that send fixed-size records through
- * one pipe), collects the records, and stops or kills them all.
+ * The processes of a benchmark run (mf-bench, mmc-bench) on the test
+ * kit's child processes (tk_proc): what is the benchmarks' own, the stop
+ * flag of SIGINT and SIGTERM and a group of children (ranks or clients)
+ * that send fixed-size records through one pipe.  Servers are started and
+ * stopped with tk_proc (mf-bench's config store) and tk_meta (mmc-bench's
+ * mmc-meta).
  *
  * Invariants: the parent calls into no library and starts no thread, so
- * forking from it is safe.  Every child starts with
- * bench_proc_child_setup(): it dies with the parent (PR_SET_PDEATHSIG), so
- * nothing outlives a killed benchmark; every child is reaped.  SIGINT and
- * SIGTERM only set a flag in the parent, which then stops its run through
- * the normal path (killing the children, removing what it made).
+ * forking from it is safe.  Every child is forked by tk_proc: it dies with
+ * the parent (PR_SET_PDEATHSIG), so nothing outlives a killed benchmark,
+ * and it is reaped, at exit at the latest.  SIGINT and SIGTERM only set a
+ * flag in the parent, which then stops its run through the normal path
+ * (killing the children, removing what it made).
  */
 #ifndef BENCH_PROC_H
 #define BENCH_PROC_H
@@ -17,42 +19,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #define BENCH_PROC_MAX_CHILDREN 64
 
-/* A child process of the benchmark; done once it has been reaped. */
-typedef struct bench_proc_child {
-    pid_t pid;
-    bool done;
-} bench_proc_child_t;
-
-/* Kills (SIGKILL) and reaps the children of the n that are not done yet. */
-void bench_proc_kill_reap(bench_proc_child_t *children, unsigned n);
-
-/* In the parent: SIGINT and SIGTERM set the stop flag; SIGPIPE ignored. */
+/* In the parent: SIGINT and SIGTERM set the stop flag, which ends a
+ * group's run (and interrupts the waits of tk_fd_read_line()); SIGPIPE
+ * ignored.  A child forked by tk_proc has every signal at its default. */
 void bench_proc_signals_init(void);
-
-/* The signal that asked the parent to stop, or 0. */
-int bench_proc_stop_signal(void);
-
-/* In a child right after fork: SIGINT and SIGTERM back to default, no
- * signal blocked, killed when the parent dies; _exit(1) if parent (the
- * pid of the forking process) is gone already. */
-void bench_proc_child_setup(pid_t parent);
-
-/* Forks a server child that runs child_main(fd, arg), fd the write end of
- * a new pipe; *rfd_p gets the read end (close-on-exec).  child_main must
- * not return (it exits or execs; if it does, the child exits with 1).
- * The pid, or -1 (logged). */
-pid_t bench_proc_spawn(void (*child_main)(int fd, void *arg), void *arg,
-                       int *rfd_p);
-
-/* Stops a server child: SIGTERM, then SIGKILL after timeout_ms, calling
- * tick(arg) (when not NULL) every 10 ms while it waits.  0 once it exited
- * with status 0; else -1, logged naming the child as what. */
-int bench_proc_stop(pid_t pid, const char *what, unsigned timeout_ms,
-                    void (*tick)(void *arg), void *arg);
 
 /* A group of n children sending records of rec_size bytes (< PIPE_BUF,
  * so the writes of several never interleave) through one pipe. */
@@ -62,9 +35,9 @@ typedef struct bench_proc_group {
      * else "<what> <pid>". */
     const char *what;
     bool name_index;
-    /* In child i, after bench_proc_child_setup(): its exit code; out_fd is
-     * the pipe's write end.  The child exits through exit(), not _exit(),
-     * so a sanitizer build checks it for leaks. */
+    /* In child i: its exit code; out_fd is the pipe's write end.  The
+     * child ends with tk_proc_exit(), so a sanitizer build checks it for
+     * leaks. */
     int (*child_main)(unsigned i, int out_fd, void *arg);
     /* In the parent: each whole record read (rec_size bytes, aligned for
      * any type), valid until the call returns. */

@@ -6,6 +6,8 @@
  */
 #include "bench_util.h"
 
+#include "tk_proc.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@ static const char *bench_tool_name = "bench";
 void bench_set_tool(const char *name)
 {
     bench_tool_name = name;
+    tk_role_set("%s", name);
 }
 
 void bench_err(const char *fmt, ...)
@@ -39,14 +42,6 @@ uint64_t bench_now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void bench_sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
 }
 
 void bench_sleep_us(unsigned us)

@@ -2,7 +2,10 @@
  * Small helpers shared by the benchmarks (mf-bench, mmc-bench,
  * tcp-rma-bench): error messages prefixed with the tool's name, the
  * monotonic clock, sleeping, parsing of sizes and numbers from the command
- * line, medians of sorted samples, and buffers mapped for timing.
+ * line, medians of sorted samples, and buffers mapped for timing.  What
+ * tests need as well is the test kit's (tests/common): child processes and
+ * tk_sleep_ms (tk_proc), the byte pattern (tk_pattern), the mmc-meta
+ * daemon (tk_meta), the network namespaces of --netns (tk_netns).
  *
  * Invariants: nothing here uses malloc or starts a thread, so every helper
  * is safe in the parent and in forked children alike; the tool name is set
@@ -20,8 +23,9 @@
 
 #define BENCH_ARRAY_LEN(_a) (sizeof(_a) / sizeof((_a)[0]))
 
-/* Sets the name that prefixes bench_err() messages ("mf-bench"); name must
- * stay valid for the life of the process. */
+/* Sets the name that prefixes bench_err() messages ("mf-bench"), and the
+ * test kit's (tk_print) too; name must stay valid for the life of the
+ * process. */
 void bench_set_tool(const char *name);
 
 /* Prints "<tool>: <message>\n" to stderr. */
@@ -30,8 +34,8 @@ void bench_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 
-/* Sleeps ms milliseconds (us microseconds), resuming after signals. */
-void bench_sleep_ms(unsigned ms);
+/* Sleeps us microseconds, resuming after signals (milliseconds:
+ * tk_sleep_ms). */
 void bench_sleep_us(unsigned us);
 
 /* Parses a size in bytes: a number in 1..2^40 bytes with an optional K, M

@@ -35,6 +35,10 @@
 #define MB_MAX_SAMPLES  2000
 #define MB_JOIN_WAIT_MS 60000
 
+/* The config store reports its port within this, and stops within this
+ * after SIGTERM (else it is killed). */
+#define MB_STORE_MS 30000
+
 typedef enum mb_layout { MB_SINGLE, MB_BATCH, MB_KV, MB_LAYOUTS } mb_layout_t;
 typedef enum mb_dir { MB_LH2GH, MB_GH2LH, MB_GH2GH, MB_DIRS } mb_dir_t;
 

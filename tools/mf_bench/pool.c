@@ -7,17 +7,17 @@
  *
  * Invariants: the parent never calls into the library, so forking from it
  * is safe; every child dies with the parent and is reaped, and on any
- * failure the parent kills the rest (common/bench_proc.c).  No rank
+ * failure the parent kills the rest (tk_proc underneath).  No rank
  * leaves while rank 0 may still copy into its segment.
  */
 #include "mf_bench.h"
 
-#include "tk_netns.h"
 #include "bench_proc.h"
+#include "tk_netns.h"
+#include "tk_proc.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,7 +76,7 @@ static int mb_wait_joined(mf_bm_t *bm, uint32_t rank)
                       MB_JOIN_WAIT_MS);
             return -1;
         }
-        bench_sleep_ms(10);
+        tk_sleep_ms(10);
     }
     return 0;
 }
@@ -237,13 +237,13 @@ out_uninit:
 
 /* ---------------------------------------------------------- the store */
 
-/* The store process: serves until SIGTERM, reports its port first. */
-static void mb_store_main(int fd, void *arg)
+/* The store process: prints its port on stdout as a line, serves until
+ * SIGTERM; its exit code. */
+static int mb_store_main(int index, void *arg)
 {
     mf_store_server_config_t cfg;
     mf_store_server_t *server;
     sigset_t set;
-    uint16_t port = 0;
     int sig;
 
     mb_ns_enter(0);
@@ -255,44 +255,37 @@ static void mb_store_main(int fd, void *arg)
     cfg.port = 0;
     if (mf_store_server_start(&cfg, &server) != MF_OK) {
         bench_err("cannot start the config store");
-        _exit(1);
+        return 1;
     }
-    port = mf_store_server_port(server);
-    if (write(fd, &port, sizeof(port)) != (ssize_t)sizeof(port)) {
-        _exit(1);
-    }
-    close(fd);
+    printf("%u\n", (unsigned)mf_store_server_port(server));
+    fflush(stdout);
     while (sigwait(&set, &sig) != 0) {
     }
     mf_store_server_stop(server);
-    exit(0);
+    return 0;
 }
 
 static pid_t mb_store_start(char *url, size_t len)
 {
-    bench_proc_child_t store = {-1, false};
-    struct pollfd pfd;
-    uint16_t port = 0;
-    ssize_t n = 0;
-    int fd;
+    char line[16];
+    unsigned port = 0;
+    pid_t pid;
+    int fd, ret;
 
-    store.pid = bench_proc_spawn(mb_store_main, NULL, &fd);
-    if (store.pid < 0) {
+    pid = tk_proc_spawn_out(mb_store_main, 0, NULL, &fd);
+    if (pid < 0) {
         return -1;
     }
-    pfd.fd = fd;
-    pfd.events = POLLIN;
-    if (poll(&pfd, 1, 30000) == 1) {
-        n = read(fd, &port, sizeof(port));
-    }
+    ret = tk_fd_read_line(fd, line, sizeof(line), MB_STORE_MS);
     close(fd);
-    if (n != (ssize_t)sizeof(port) || port == 0) {
+    if (ret != 0 || sscanf(line, "%u", &port) != 1 || port == 0 ||
+        port > 65535) {
         bench_err("the config store did not start");
-        bench_proc_kill_reap(&store, 1);
+        tk_proc_kill(pid);
         return -1;
     }
-    snprintf(url, len, "tcp://%s:%u", mb_store_host, (unsigned)port);
-    return store.pid;
+    snprintf(url, len, "tcp://%s:%u", mb_store_host, port);
+    return pid;
 }
 
 /* -------------------------------------------------------------- a round */
@@ -344,15 +337,19 @@ int mb_pool_round(uint32_t threads, uint32_t lanes, bool *header_done,
         .timeout_s = mb_opts.timeout_s,
     };
     pid_t store_pid;
-    int ret;
+    int ret, code;
 
     store_pid = mb_store_start(url, sizeof(url));
     if (store_pid < 0) {
         return -1;
     }
     ret = bench_proc_group_run(&group);
-    if (bench_proc_stop(store_pid, "the config store", 30000, NULL, NULL) !=
-        0) {
+    /* tk_proc logs a kill past the deadline (-1) and a signal */
+    code = tk_proc_stop(store_pid, SIGTERM, MB_STORE_MS);
+    if (code != 0) {
+        if (code > 0) {
+            bench_err("the config store exited with %d", code);
+        }
         ret = -1;
     }
     return ret;

@@ -159,27 +159,11 @@ static int mcb_add_set(const char *arg, const char *what, const char **list,
 /* The mmc-meta next to this program. */
 static int mcb_default_meta_bin(void)
 {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    char *slash;
-
-    if (n <= 0) {
-        bench_err("readlink /proc/self/exe: %s (use --meta-bin)",
-                  strerror(errno));
+    if (tk_proc_exe_near("mmc-meta", mcb_opts.meta_bin,
+                         sizeof(mcb_opts.meta_bin)) != 0) {
+        bench_err("no mmc-meta next to this program (use --meta-bin)");
         return -1;
     }
-    self[n] = '\0';
-    slash = strrchr(self, '/');
-    if (slash == NULL) {
-        return -1;
-    }
-    slash[1] = '\0';
-    if (strlen(self) + sizeof("mmc-meta") > sizeof(mcb_opts.meta_bin)) {
-        bench_err("path too long: %s", self);
-        return -1;
-    }
-    memcpy(mcb_opts.meta_bin, self, strlen(self));
-    memcpy(mcb_opts.meta_bin + strlen(self), "mmc-meta", sizeof("mmc-meta"));
     return 0;
 }
 
@@ -421,7 +405,7 @@ static int mcb_parse_args(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    mcb_meta_t meta;
+    tk_meta_t meta;
     char url[160];
     const char *addr = "127.0.0.1";
     int ret = 1;
@@ -432,8 +416,6 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     memset(&meta, 0, sizeof(meta));
-    meta.pid = -1;
-    meta.out_fd = -1;
     if (mcb_opts.netns && geteuid() != 0) {
         bench_err("--netns makes network namespaces and needs root; skipped");
         return 77;
@@ -463,7 +445,7 @@ int main(int argc, char **argv)
         if (mcb_meta_start(&meta, addr) != 0) {
             goto out_netns;
         }
-        snprintf(url, sizeof(url), "tcp://%s", meta.rpc);
+        snprintf(url, sizeof(url), "%s", meta.url);
     }
     if (mcb_run_clients(url, &meta) != 0) {
         bench_err("FAILED");

@@ -15,6 +15,7 @@
 #include <memcache/mmc.h>
 
 #include "bench_util.h"
+#include "tk_meta.h"
 #include "tk_netns.h"
 
 #include <limits.h>
@@ -198,26 +199,19 @@ int mcb_client_run(mcb_client_t *c);
 
 /* -------------------------------------------------------------- cluster */
 
-/* The mmc-meta daemon the benchmark started. */
-typedef struct mcb_meta {
-    pid_t pid;  /* -1: none */
-    int out_fd; /* the daemon's stdout, drained until it exits */
-    char rpc[128];
-    unsigned store_port;
-    unsigned http_port;
-} mcb_meta_t;
+/* Starts the mmc-meta of the run (--meta-bin, --meta-set) with free
+ * ports, bound to addr, inside host 0 with --netns; waits for its ready
+ * line.  0, or -1 (logged, nothing left running). */
+int mcb_meta_start(tk_meta_t *m, const char *addr);
 
-/* fork + exec of mmc-meta with free ports, bound to addr; waits for its
- * ready line.  0, or -1 (logged, nothing left running). */
-int mcb_meta_start(mcb_meta_t *m, const char *addr);
-
-/* SIGTERM, then SIGKILL after MCB_STOP_MS; 0 if none was started or it
- * exited with 0, else -1 (logged). */
-int mcb_meta_stop(mcb_meta_t *m);
+/* SIGTERM, then SIGKILL after MCB_STOP_MS; 0 if none runs (none was
+ * started, or it exited during the run) or it exited with 0, else -1
+ * (logged). */
+int mcb_meta_stop(tk_meta_t *m);
 
 /* Forks the clients and collects their records until all exited.  0, or
  * -1 (logged). */
-int mcb_run_clients(const char *url, mcb_meta_t *meta);
+int mcb_run_clients(const char *url, tk_meta_t *meta);
 
 /* --------------------------------------------------------------- report */
 

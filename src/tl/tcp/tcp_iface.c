@@ -241,6 +241,10 @@ static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,
     mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
     mf_tl_tcp_region_t *region;
 
+    /* the server threads read and write served memory with the CPU */
+    if (params->seg != NULL && params->seg->kind != MF_MEM_KIND_HOST) {
+        return MF_ERR_UNSUPPORTED;
+    }
     region = calloc(1, sizeof(*region));
     if (region == NULL) {
         mf_error("tcp: cannot allocate a memory handle");

@@ -8,8 +8,8 @@
  * which shm maps at its GVA: a device GVA is a device pointer), sizes from
  * 1 byte to 1 MiB at odd offsets, single, batched and asynchronous; every
  * byte checked through the driver.  Wrong kinds and ranges are refused.
- * Over tcp alone, the peer's device segment is unreachable (no transport
- * moves device memory to another process yet) while host copies work.
+ * The same again over tcp alone, which stages device data through host
+ * memory on both sides.
  *
  * Segment layout (host and device alike, 8 MiB):
  *   [0, 4 MiB)                   read-only pattern of the owner
@@ -355,32 +355,6 @@ static int dv_rank_errors(int index, void *arg)
     return dv_close(&c, 0);
 }
 
-/* Over tcp alone: the peer's device segment is unreachable, the rest
- * works. */
-static int dv_rank_tcp(int index, void *arg)
-{
-    dv_ctx_t c;
-    uint32_t p;
-    uint64_t lh;
-
-    if (dv_open(&c) != 0) {
-        return dv_close(&c, 1);
-    }
-    dv_fill_own(&c);
-    TK_CHECK_OK(it_barrier(&c.pool, "dv-filled", WORLD));
-    p = (c.pool.rank + 1) % WORLD;
-    lh = (uint64_t)(uintptr_t)c.lh;
-    mf_log_set_level(MF_LOG_OFF);
-    TK_CHECK(mf_bm_copy(c.pool.bm, dv_gva(&c, p, true, 0), lh, 16,
-                        MF_COPY_GD2LH) == MF_ERR_UNREACHABLE);
-    mf_log_set_level(MF_LOG_WARN);
-    TK_CHECK(dv_reads(&c, c.pool.rank, MIB + 3, 17, false) == 0);
-    TK_CHECK_OK(
-        mf_bm_copy(c.pool.bm, dv_gva(&c, p, false, 9), lh, MIB, MF_COPY_GH2LH));
-    TK_CHECK(dv_holds(&c, c.lh, false, MIB, HOST_SEED + p, 9) == 0);
-    return dv_close(&c, 0);
-}
-
 static void dv_run(tk_proc_fn fn, const char *transport)
 {
     pid_t pids[WORLD];
@@ -413,9 +387,16 @@ static void test_device_errors(void **state)
     dv_run(dv_rank_errors, "auto");
 }
 
+/* The same over tcp: device data staged through host memory on both
+ * sides. */
 static void test_device_tcp(void **state)
 {
-    dv_run(dv_rank_tcp, "tcp");
+    dv_run(dv_rank_directions, "tcp");
+}
+
+static void test_device_tcp_batch_async(void **state)
+{
+    dv_run(dv_rank_batch, "tcp");
 }
 
 int main(void)
@@ -425,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_device_batch_async),
         cmocka_unit_test(test_device_errors),
         cmocka_unit_test(test_device_tcp),
+        cmocka_unit_test(test_device_tcp_batch_async),
     };
 
 #ifdef IT_FAKECUDA_PATH

@@ -167,7 +167,13 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
 static void mf_tl_tcp_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
 {
     caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET;
+    /* host memory straight, device memory through staging */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
+    for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
+        if (mf_mem_kind_ready((mf_mem_kind_t)kind) == MF_OK) {
+            caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
+        }
+    }
     caps_p->addr_max = 64;
     caps_p->rkey_max = 64;
 }
@@ -241,10 +247,6 @@ static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,
     mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
     mf_tl_tcp_region_t *region;
 
-    /* the server threads read and write served memory with the CPU */
-    if (params->seg != NULL && params->seg->kind != MF_MEM_KIND_HOST) {
-        return MF_ERR_UNSUPPORTED;
-    }
     region = calloc(1, sizeof(*region));
     if (region == NULL) {
         mf_error("tcp: cannot allocate a memory handle");
@@ -254,6 +256,8 @@ static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,
     region->super.addr = params->addr;
     region->super.size = params->size;
     region->key = mf_tl_tcp_new_key();
+    /* served device memory goes through staging (tcp_int.h) */
+    region->kind = params->seg != NULL ? params->seg->kind : MF_MEM_KIND_HOST;
     mf_list_init(&region->elem);
     /* only segments are served to peers; user memory stays private */
     if (params->seg != NULL) {

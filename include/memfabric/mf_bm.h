@@ -53,6 +53,7 @@ typedef struct mf_bm_config {
      * mf_bm_config_help), kept as text by mf_bm_config_set/load: set and
      * read them with mf_bm_config_set/mf_bm_config_get, never by hand. */
     char tl_settings[1024];
+    uint64_t device_base; /* GVA window base of device segments */
 } mf_bm_config_t;
 
 /* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE; a

@@ -52,6 +52,22 @@ typedef enum mf_mem_kind {
 #define MF_MEM_DEFAULT_BASE     ((uint64_t)MF_MEM_DEFAULT_BASE_HEX)
 #define MF_MEM_DEFAULT_BASE_STR MF_STRINGIFY(MF_MEM_DEFAULT_BASE_HEX)
 
+/*
+ * The default base of the device window (device segments, the fabric's
+ * device_base): 96 TiB, far above the host window and below the region
+ * where Linux and the CUDA driver place their own mappings.  A
+ * ThreadSanitizer build puts it at 320 GiB in the low application range,
+ * leaving the host window 256 GiB.
+ */
+#if MF_TSAN
+#define MF_MEM_DEFAULT_DEVICE_BASE_HEX 0x5000000000
+#else
+#define MF_MEM_DEFAULT_DEVICE_BASE_HEX 0x600000000000
+#endif
+#define MF_MEM_DEFAULT_DEVICE_BASE ((uint64_t)MF_MEM_DEFAULT_DEVICE_BASE_HEX)
+#define MF_MEM_DEFAULT_DEVICE_BASE_STR                                         \
+    MF_STRINGIFY(MF_MEM_DEFAULT_DEVICE_BASE_HEX)
+
 /* Flags of seg_create / seg_import. */
 #define MF_MEM_SEG_PREFAULT 0x1u /* fault every page in now, not on use */
 #define MF_MEM_SEG_HUGEPAGE 0x2u /* hint transparent huge pages */

@@ -148,6 +148,15 @@ mf_status_t it_pool_open(it_pool_t *pool, const char *url, uint32_t world,
                          uint32_t rank, uint64_t seg_size, uint64_t stride,
                          const mf_bm_config_t *cfg, bool join)
 {
+    return it_pool_open_hbm(pool, url, world, rank, seg_size, stride, 0, 0, cfg,
+                            join);
+}
+
+mf_status_t it_pool_open_hbm(it_pool_t *pool, const char *url, uint32_t world,
+                             uint32_t rank, uint64_t seg_size, uint64_t stride,
+                             uint64_t hbm_size, uint64_t hbm_stride,
+                             const mf_bm_config_t *cfg, bool join)
+{
     mf_bm_create_params_t params;
     mf_bm_config_t defcfg;
     uint64_t deadline;
@@ -193,6 +202,8 @@ mf_status_t it_pool_open(it_pool_t *pool, const char *url, uint32_t world,
     mf_bm_create_params_init(&params);
     params.local_dram_size = seg_size;
     params.max_dram_per_rank = stride;
+    params.local_hbm_size = hbm_size;
+    params.max_hbm_per_rank = hbm_stride;
     st = mf_bm_create(0, &params, &pool->bm);
     if (st != MF_OK) {
         tk_print("mf_bm_create: %s", mf_status_name(st));

@@ -74,6 +74,12 @@ void it_bm_config(mf_bm_config_t *cfg);
 mf_status_t it_pool_open(it_pool_t *pool, const char *url, uint32_t world,
                          uint32_t rank, uint64_t seg_size, uint64_t stride,
                          const mf_bm_config_t *cfg, bool join);
+/* it_pool_open with device memory: hbm_size bytes of this rank's device
+ * segment in a device window of hbm_stride bytes per rank. */
+mf_status_t it_pool_open_hbm(it_pool_t *pool, const char *url, uint32_t world,
+                             uint32_t rank, uint64_t seg_size, uint64_t stride,
+                             uint64_t hbm_size, uint64_t hbm_stride,
+                             const mf_bm_config_t *cfg, bool join);
 /* Leaves (if joined), destroys, uninits; safe on a partly opened pool. */
 void it_pool_close(it_pool_t *pool);
 

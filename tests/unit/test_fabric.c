@@ -384,6 +384,7 @@ static mf_status_t test_local_open(test_local_t *t, uint32_t rank,
                                    uint32_t threads)
 {
     mf_bm_create_params_t params;
+    uint64_t dev_len;
     mf_status_t st;
 
     memset(t, 0, sizeof(*t));
@@ -396,7 +397,8 @@ static mf_status_t test_local_open(test_local_t *t, uint32_t rank,
     mf_bm_create_params_init(&params);
     params.local_dram_size = LOCAL_SIZE;
     params.max_dram_per_rank = LOCAL_STRIDE;
-    st = mf_fabric_window_check(&t->cfg, LOCAL_WORLD, &params, &t->window);
+    st = mf_fabric_window_check(&t->cfg, LOCAL_WORLD, &params, &t->window,
+                                &dev_len);
     if (st != MF_OK) {
         return st;
     }
@@ -425,35 +427,61 @@ static void test_window_check(void **state)
 {
     mf_bm_create_params_t p;
     mf_bm_config_t cfg;
-    uint64_t len;
+    uint64_t len, dev_len;
 
     mf_bm_config_init(&cfg);
     mf_bm_create_params_init(&p);
     p.local_dram_size = TEST_MB;
     p.max_dram_per_rank = 2 * TEST_MB;
     mf_log_set_level(MF_LOG_OFF);
-    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_OK);
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_OK);
     assert_int_equal(len, 8 * TEST_MB);
-    assert_int_equal(mf_fabric_window_check(&cfg, 0, &p, &len), MF_ERR_INVALID);
+    assert_int_equal(mf_fabric_window_check(&cfg, 0, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
     p.local_dram_size = 3 * TEST_MB; /* > max */
-    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
     p.local_dram_size = 0;
-    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
     p.local_dram_size = 100;
     p.max_dram_per_rank = TEST_MB + 100; /* not page aligned */
-    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
     p.max_dram_per_rank = 1ull << 40; /* 16 TiB + 4096 x 1 TiB > 2^47 */
-    assert_int_equal(mf_fabric_window_check(&cfg, 4096, &p, &len),
+    assert_int_equal(mf_fabric_window_check(&cfg, 4096, &p, &len, &dev_len),
                      MF_ERR_INVALID);
     p.max_dram_per_rank = 1ull << 62; /* multiplication overflows */
-    assert_int_equal(mf_fabric_window_check(&cfg, 8, &p, &len), MF_ERR_INVALID);
+    assert_int_equal(mf_fabric_window_check(&cfg, 8, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
     p.max_dram_per_rank = TEST_MB;
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_OK);
+    assert_int_equal(dev_len, 0); /* no device window */
+    /* device memory: this program has no driver (main) */
     p.local_hbm_size = TEST_MB;
-    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len),
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID); /* without max_hbm_per_rank */
+    p.max_hbm_per_rank = 2 * TEST_MB;
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
                      MF_ERR_UNSUPPORTED);
-    p.local_hbm_size = 0;
+    p.local_hbm_size = 0; /* a window, no device memory of its own */
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_OK);
+    assert_int_equal(dev_len, 8 * TEST_MB);
+    p.max_hbm_per_rank = 3 * TEST_MB; /* not a multiple of 2 MiB */
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
+    p.max_hbm_per_rank = 2 * TEST_MB;
+    cfg.device_base = cfg.host_base + 2 * TEST_MB; /* meets the host window */
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
+    mf_bm_config_init(&cfg);
+    p.max_hbm_per_rank = 0;
     p.size = 8;
-    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len), MF_ERR_INVALID);
+    assert_int_equal(mf_fabric_window_check(&cfg, 4, &p, &len, &dev_len),
+                     MF_ERR_INVALID);
     mf_log_set_level(MF_LOG_WARN);
 }
 
@@ -777,7 +805,8 @@ static void test_local_peer(void **state)
         /* rank 0 */
         TK_CHECK_OK(test_local_open(&t, 0, 0));
         tk_pattern_fill((void *)peer, LOCAL_SIZE, 10, 0);
-        TK_CHECK_OK(mf_fabric_desc_pack(TEST_POOL(t.bm), false, &d, &desc_len));
+        TK_CHECK_OK(
+            mf_fabric_desc_pack(TEST_POOL(t.bm), false, false, &d, &desc_len));
         TK_CHECK(write(frompipe[1], d, desc_len) == (ssize_t)desc_len);
         free(d);
         TK_CHECK(read(topipe[0], &c, 1) == 1);
@@ -800,17 +829,18 @@ static void test_local_peer(void **state)
     /* malformed descriptors change nothing */
     mf_log_set_level(MF_LOG_OFF);
     pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
-    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, desc_len - 1);
-    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 2, desc,
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, false, desc,
+                                   desc_len - 1);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 2, false, desc,
                                    desc_len); /* other rank */
-    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, 3);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, false, desc, 3);
     pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     mf_log_set_level(MF_LOG_WARN);
     assert_false(mf_bm_rank_joined(t.bm, 0));
     assert_false(mf_bm_rank_joined(t.bm, 2));
 
     pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
-    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, desc_len);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, false, desc, desc_len);
     pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     assert_true(mf_bm_rank_joined(t.bm, 0));
 
@@ -841,7 +871,7 @@ static void test_local_peer(void **state)
         test_check((void *)(LOCAL_BASE + LOCAL_STRIDE), 0, TEST_MB, 10));
     /* applying the same descriptor again is a no-op */
     pthread_mutex_lock(&TEST_POOL(t.bm)->lock);
-    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, desc, desc_len);
+    mf_fabric_seg_apply_set_locked(TEST_POOL(t.bm), 0, false, desc, desc_len);
     pthread_mutex_unlock(&TEST_POOL(t.bm)->lock);
     assert_true(mf_bm_rank_joined(t.bm, 0));
 
@@ -1700,5 +1730,8 @@ int main(void)
         cmocka_unit_test(test_mp_async_tcp),
     };
 
+    /* host memory only: no device kind, whatever the machine has
+     * (test_fabric_device has one) */
+    setenv("MF_CUDA_LIBRARY", "/nonexistent/libcuda.so.1", 1);
     return tk_group_run(tests, NULL, NULL);
 }

@@ -222,18 +222,35 @@ mmc_status_t mmc_batch_check_iov(const char *what, const mmc_local_item_t *item,
         switch (item->iov[j].mem) {
         case MMC_MEM_AUTO:
         case MMC_MEM_HOST:
-            break;
         case MMC_MEM_DEVICE:
-            mmc_batch_bad_item(what, index, nbad,
-                               "a buffer is device memory, which needs the "
-                               "CUDA memory kind (not in this build)");
-            return MF_ERR_UNSUPPORTED;
+            /* device memory without a device kind here: the copy says */
+            break;
         default:
             mmc_batch_bad_item(what, index, nbad, "a buffer's mem is unknown");
             return MF_ERR_INVALID;
         }
     }
     return MF_OK;
+}
+
+mf_copy_dir_t mmc_batch_dir(const mmc_local_item_t *items, size_t count,
+                            bool put)
+{
+    bool host = true, device = true;
+
+    for (size_t i = 0; i < count; i++) {
+        for (size_t j = 0; j < items[i].niov && items[i].iov != NULL; j++) {
+            host = host && items[i].iov[j].mem == MMC_MEM_HOST;
+            device = device && items[i].iov[j].mem == MMC_MEM_DEVICE;
+        }
+    }
+    if (host) {
+        return put ? MF_COPY_LH2GH : MF_COPY_GH2LH;
+    }
+    if (device) {
+        return put ? MF_COPY_LD2GH : MF_COPY_GH2LD;
+    }
+    return MF_COPY_AUTO; /* each local buffer is what its pointer is */
 }
 
 /* Sum of the lengths of an item's buffers. */

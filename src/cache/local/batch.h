@@ -82,6 +82,10 @@ mmc_status_t mmc_batch_check_key(const char *what, const char *key,
 mmc_status_t mmc_batch_check_iov(const char *what, const mmc_local_item_t *item,
                                  size_t index, unsigned *nbad);
 uint64_t mmc_batch_iov_size(const mmc_iov_t *iov, size_t niov);
+/* The direction of a call's copies from the memory of its buffers: all
+ * host, all device, else AUTO (each local buffer classified). */
+mf_copy_dir_t mmc_batch_dir(const mmc_local_item_t *items, size_t count,
+                            bool put);
 mmc_key_t mmc_batch_key(const char *key);
 
 /* ---- records ---- */

@@ -107,7 +107,8 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
             npieces += items[i].niov * recs[i].obj.nrep;
         }
     }
-    status = mmc_batch_copier_init(&copier, mmc, MF_COPY_LH2GH, npieces, recs);
+    status = mmc_batch_copier_init(
+        &copier, mmc, mmc_batch_dir(items, count, true), npieces, recs);
     if (status != MF_OK) {
         /* the allocated puts are reclaimed by the meta's put timeout */
         mmc_batch_fill(results, count, status);
@@ -282,7 +283,8 @@ static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
     }
 
     /* copies: every pending item from its next replica, until none is */
-    status = mmc_batch_copier_init(&copier, mmc, MF_COPY_GH2LH, npieces, recs);
+    status = mmc_batch_copier_init(
+        &copier, mmc, mmc_batch_dir(items, count, false), npieces, recs);
     if (status == MF_OK) {
         deadline = mf_time_ms() + mmc->cfg.timeout_ms;
         while (mmc_ops_get_round(mmc, recs, count, &copier, deadline) > 0) {

@@ -344,7 +344,7 @@ mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
     mf_status_t status, own_status;
     mf_store_t *store;
     uint32_t rank, world;
-    uint64_t len = 0;
+    uint64_t len = 0, dev_len = 0;
     bool reserved = false;
     mf_fabric_pool_t *pool;
 
@@ -363,12 +363,13 @@ mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
     cfg = mf_fabric_g.cfg;
     pthread_mutex_unlock(&mf_fabric_g.lock);
 
-    own_status = mf_fabric_window_check(&cfg, world, params, &len);
+    own_status = mf_fabric_window_check(&cfg, world, params, &len, &dev_len);
     if (own_status != MF_OK) {
         snprintf(why, sizeof(why), "bad parameters: %s",
                  mf_status_name(own_status));
     } else {
-        own_status = mf_mem_reserve(cfg.host_base, len, why, sizeof(why));
+        own_status =
+            mf_fabric_windows_reserve(&cfg, len, dev_len, why, sizeof(why));
         reserved = own_status == MF_OK;
     }
     status = mf_fabric_create_collective(
@@ -389,14 +390,16 @@ mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
     pthread_mutex_lock(&mf_fabric_g.list_lock);
     mf_list_push_back(&mf_fabric_g.bms, &pool->elem);
     pthread_mutex_unlock(&mf_fabric_g.list_lock);
-    mf_info("mf-bm %u: rank %u created 0x%" PRIx64 " bytes at 0x%" PRIx64, id,
-            rank, pool->local_size, pool->segs[rank].gva);
+    mf_info("mf-bm %u: rank %u created 0x%" PRIx64 " bytes at 0x%" PRIx64
+            " and 0x%" PRIx64 " bytes of device memory at 0x%" PRIx64,
+            id, rank, pool->local_size, pool->segs[rank].gva,
+            pool->dev.local_size, (uint64_t)(uintptr_t)pool->dev.own.addr);
     *pool_p = pool;
     return MF_OK;
 
 err_unreserve:
     if (reserved) {
-        mf_mem_unreserve(cfg.host_base, len);
+        mf_fabric_windows_unreserve(&cfg, len, dev_len);
     }
     return status;
 }
@@ -410,46 +413,109 @@ static void mf_fabric_watch_cb(mf_store_event_t event, const char *key,
     const char *num = key + strlen(pool->seg_prefix);
     mf_fabric_ev_t *ev;
     unsigned long rank;
+    bool device;
     char *end;
 
-    if (strncmp(key, pool->seg_prefix, strlen(pool->seg_prefix)) != 0 ||
-        *num < '0' || *num > '9') {
+    if (strncmp(key, pool->seg_prefix, strlen(pool->seg_prefix)) != 0) {
+        return;
+    }
+    device = *num == MF_FABRIC_DEV_KEY_MARK;
+    num += device ? 1 : 0;
+    if (*num < '0' || *num > '9') {
         return;
     }
     rank = strtoul(num, &end, 10);
-    if (*end != '\0' || rank >= pool->world) {
+    if (*end != '\0' || rank >= pool->world ||
+        (device && pool->dev.segs == NULL)) {
         return;
     }
-    atomic_fetch_add(&pool->segs[rank].watch_seq, 1);
+    atomic_fetch_add(&mf_fabric_seg_of(pool, (uint32_t)rank, device)->watch_seq,
+                     1);
     ev = mf_fabric_ev_new(event == MF_STORE_EVENT_SET ? MF_FABRIC_EV_SEG_SET
                                                       : MF_FABRIC_EV_SEG_REMOVE,
                           (uint32_t)rank, value,
                           event == MF_STORE_EVENT_SET ? len : 0);
     if (ev != NULL) {
+        ev->device = device;
         ev->gen = atomic_load(&pool->join_gen);
         mf_fabric_ev_post(pool, ev);
     }
 }
 
-static mf_status_t mf_fabric_publish(mf_fabric_pool_t *pool, bool leaving)
+/* The store key of rank's host or device segment descriptor. */
+static void mf_fabric_seg_key(const mf_fabric_pool_t *pool, uint32_t rank,
+                              bool device, char *key, size_t len)
+{
+    snprintf(key, len, "%s%s%u", pool->seg_prefix,
+             device ? (char[]){MF_FABRIC_DEV_KEY_MARK, '\0'} : "", rank);
+}
+
+static mf_status_t mf_fabric_publish_one(mf_fabric_pool_t *pool, bool device,
+                                         bool leaving)
 {
     char key[MF_FABRIC_KEY_MAX];
     mf_status_t status;
     size_t len;
     void *desc;
 
-    status = mf_fabric_desc_pack(pool, leaving, &desc, &len);
+    status = mf_fabric_desc_pack(pool, device, leaving, &desc, &len);
     if (status != MF_OK) {
         return status;
     }
-    snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, pool->rank);
+    mf_fabric_seg_key(pool, pool->rank, device, key, sizeof(key));
     status = mf_store_set(pool->store, key, desc, len, MF_STORE_EPHEMERAL);
     free(desc);
     if (status != MF_OK) {
-        mf_error("mf-bm %u: cannot publish the segment: %s", pool->id,
-                 mf_status_name(status));
+        mf_error("mf-bm %u: cannot publish the %s segment: %s", pool->id,
+                 device ? "device" : "host", mf_status_name(status));
     }
     return status;
+}
+
+/* The device segment first: peers that see the host segment joined (and
+ * wake mf_bm_rank_wait callers) have applied the device one already. */
+static mf_status_t mf_fabric_publish(mf_fabric_pool_t *pool, bool leaving)
+{
+    mf_status_t status;
+
+    if (!leaving && pool->dev.own.addr != NULL) {
+        status = mf_fabric_publish_one(pool, true, false);
+        if (status != MF_OK) {
+            return status;
+        }
+    }
+    return mf_fabric_publish_one(pool, false, leaving);
+}
+
+/* Removes this rank's descriptors from the store. */
+static mf_status_t mf_fabric_unpublish(mf_fabric_pool_t *pool)
+{
+    char key[MF_FABRIC_KEY_MAX];
+    mf_status_t status;
+
+    mf_fabric_seg_key(pool, pool->rank, false, key, sizeof(key));
+    status = mf_store_remove(pool->store, key);
+    if (pool->dev.own.addr != NULL) {
+        mf_fabric_seg_key(pool, pool->rank, true, key, sizeof(key));
+        if (mf_store_remove(pool->store, key) != MF_OK && status == MF_OK) {
+            status = MF_ERR_IO;
+        }
+    }
+    return status;
+}
+
+/* A peer's entries back to "never joined" (this rank's stay). */
+static void mf_fabric_segs_forget(mf_fabric_pool_t *pool, uint32_t rank)
+{
+    if (rank == pool->rank) {
+        return;
+    }
+    atomic_store(&pool->segs[rank].state, MF_FABRIC_SEG_NONE);
+    pool->segs[rank].incarnation = 0;
+    if (pool->dev.segs != NULL) {
+        atomic_store(&pool->dev.segs[rank].state, MF_FABRIC_SEG_NONE);
+        pool->dev.segs[rank].incarnation = 0;
+    }
 }
 
 mf_status_t mf_fabric_join(mf_fabric_pool_t *pool)
@@ -486,23 +552,29 @@ mf_status_t mf_fabric_join(mf_fabric_pool_t *pool)
 
     /* Peers that joined before the watch; an event seen meanwhile is
      * newer than what get returned, and the event thread applies it. */
-    for (r = 0; r < pool->world; r++) {
-        if (r == pool->rank) {
+    for (r = 0; r < 2 * pool->world; r++) {
+        uint32_t rank = r % pool->world;
+        bool device = r < pool->world; /* device segments first */
+        mf_fabric_seg_t *seg;
+
+        if (rank == pool->rank || (device && pool->dev.segs == NULL)) {
             continue;
         }
-        seq = atomic_load(&pool->segs[r].watch_seq);
-        snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, r);
+        seg = mf_fabric_seg_of(pool, rank, device);
+        seq = atomic_load(&seg->watch_seq);
+        mf_fabric_seg_key(pool, rank, device, key, sizeof(key));
         status = mf_store_get(pool->store, key, 0, &value, &len);
         if (status == MF_ERR_NOT_FOUND) {
             continue;
         }
         if (status != MF_OK) {
-            mf_error("mf-bm %u: cannot read the segment of rank %u: %s",
-                     pool->id, r, mf_status_name(status));
+            mf_error("mf-bm %u: cannot read the %s segment of rank %u: %s",
+                     pool->id, device ? "device" : "host", rank,
+                     mf_status_name(status));
             goto err_unwatch;
         }
-        if (seq == atomic_load(&pool->segs[r].watch_seq)) {
-            mf_fabric_seg_apply_set_locked(pool, r, value, len);
+        if (seq == atomic_load(&seg->watch_seq)) {
+            mf_fabric_seg_apply_set_locked(pool, rank, device, value, len);
         }
         free(value);
     }
@@ -518,13 +590,10 @@ err_unwatch:
     atomic_fetch_add(&pool->join_gen, 1);
     for (r = 0; r < pool->world; r++) {
         mf_fabric_seg_leave_locked(pool, r, MF_OK, false);
-        if (r != pool->rank) {
-            atomic_store(&pool->segs[r].state, MF_FABRIC_SEG_NONE);
-        }
+        mf_fabric_segs_forget(pool, r);
     }
 err_remove:
-    snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, pool->rank);
-    (void)mf_store_remove(pool->store, key);
+    (void)mf_fabric_unpublish(pool);
 out_unlock:
     pthread_mutex_unlock(&pool->lock);
     return status;
@@ -532,7 +601,6 @@ out_unlock:
 
 mf_status_t mf_fabric_leave(mf_fabric_pool_t *pool)
 {
-    char key[MF_FABRIC_KEY_MAX];
     mf_status_t status;
     uint32_t r;
 
@@ -546,8 +614,7 @@ mf_status_t mf_fabric_leave(mf_fabric_pool_t *pool)
     }
     /* the tombstone tells the peers it is a graceful leave */
     status = mf_fabric_publish(pool, true);
-    snprintf(key, sizeof(key), "%s%u", pool->seg_prefix, pool->rank);
-    if (mf_store_remove(pool->store, key) != MF_OK && status == MF_OK) {
+    if (mf_fabric_unpublish(pool) != MF_OK && status == MF_OK) {
         status = MF_ERR_IO;
     }
     mf_store_unwatch(pool->store, pool->watch);
@@ -556,11 +623,8 @@ mf_status_t mf_fabric_leave(mf_fabric_pool_t *pool)
     mf_fabric_seg_changed_locked(pool);
     atomic_fetch_add(&pool->join_gen, 1); /* drops the queued events */
     for (r = 0; r < pool->world; r++) {
-        if (r != pool->rank) {
-            mf_fabric_seg_leave_locked(pool, r, MF_OK, false);
-            atomic_store(&pool->segs[r].state, MF_FABRIC_SEG_NONE);
-            pool->segs[r].incarnation = 0;
-        }
+        mf_fabric_seg_leave_locked(pool, r, MF_OK, false);
+        mf_fabric_segs_forget(pool, r);
     }
     mf_info("mf-bm %u: rank %u left", pool->id, pool->rank);
 out_unlock:

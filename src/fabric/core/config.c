@@ -19,6 +19,10 @@ static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
     {"host_base", MF_CFG_U64, offsetof(mf_bm_config_t, host_base), 0,
      MF_FABRIC_DEFAULT_BASE_STR, 0x10000, 0x7fffffff0000ull,
      "base address of the host GVA window; the same in every process"},
+    {"device_base", MF_CFG_U64, offsetof(mf_bm_config_t, device_base), 0,
+     MF_MEM_DEFAULT_DEVICE_BASE_STR, 0x10000, 0x7fffffff0000ull,
+     "base address of the device GVA window (device segments, "
+     "max_hbm_per_rank apart); the same in every process"},
     {"copy_threads", MF_CFG_U32, offsetof(mf_bm_config_t, copy_threads), 0, "1",
      0, 64, "copy threads besides the caller (0..64)"},
     {"copy_split_min", MF_CFG_SIZE, offsetof(mf_bm_config_t, copy_split_min), 0,

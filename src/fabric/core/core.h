@@ -27,6 +27,9 @@
 #define MF_FABRIC_GROUP    "mf/pool"
 #define MF_FABRIC_TL_MAX   4
 #define MF_FABRIC_DESC_MAX 4096
+/* Store keys of segment descriptors: "<prefix><rank>" for the host
+ * segment, "<prefix>d<rank>" for the device segment. */
+#define MF_FABRIC_DEV_KEY_MARK 'd'
 /* The default base of the GVA window: see mem.h. */
 #define MF_FABRIC_DEFAULT_BASE     MF_MEM_DEFAULT_BASE
 #define MF_FABRIC_DEFAULT_BASE_STR MF_MEM_DEFAULT_BASE_STR
@@ -43,9 +46,10 @@ typedef enum mf_fabric_seg_state {
 typedef struct mf_fabric_seg {
     /* hot: read by every copy */
     atomic_uint state;
-    uint64_t gva;   /* first address (= window slot of the rank) */
-    uint64_t size;  /* valid bytes */
-    mf_tl_ep_t *ep; /* set while JOINED */
+    mf_mem_kind_t kind; /* of the window the entry belongs to */
+    uint64_t gva;       /* first address (= window slot of the rank) */
+    uint64_t size;      /* valid bytes */
+    mf_tl_ep_t *ep;     /* set while JOINED */
     mf_tl_rkey_t *rkey;
     void *addr; /* rkey->addr: mapped here, or NULL */
     /* control: under pool->lock */
@@ -65,7 +69,27 @@ typedef struct mf_fabric_region {
     uint64_t addr;
     uint64_t size;
     mf_tl_memh_t *memh[MF_FABRIC_TL_MAX];
+    mf_mem_reg_t *dma; /* host memory registered for the device's DMA */
 } mf_fabric_region_t;
+
+/*
+ * The device window: device segments (max_hbm_per_rank > 0), laid out as
+ * the host window is, with a table of its own.  Its own segment exists
+ * when local_hbm_size > 0; a process whose cuda kind is not ready reserves
+ * the window as plain address space and can own no device segment.
+ */
+typedef struct mf_fabric_dev {
+    uint64_t base; /* device_base */
+    uint64_t stride;
+    uint64_t end;          /* base + world * stride; == base: no window */
+    mf_mem_kind_t kind;    /* of the segments */
+    bool kind_ready;       /* the kind reserved the window (else: host) */
+    mf_fabric_seg_t *segs; /* world entries */
+    uint64_t local_size;
+    mf_mem_seg_t own;       /* addr NULL: none */
+    mf_mem_reg_t *host_dma; /* the host segment registered for DMA */
+    mf_tl_memh_t *own_memh[MF_FABRIC_TL_MAX];
+} mf_fabric_dev_t;
 
 struct mf_fabric_pool {
     /* hot, read-only after create */
@@ -75,6 +99,7 @@ struct mf_fabric_pool {
     uint32_t rank;
     uint32_t world;
     mf_fabric_seg_t *segs; /* world entries */
+    mf_fabric_dev_t dev;
     atomic_bool oor_warned;
 
     uint32_t id;
@@ -129,6 +154,7 @@ typedef struct mf_fabric_ev {
     mf_list_t elem;
     mf_fabric_ev_type_t type;
     uint32_t rank;
+    bool device; /* SEG_SET, SEG_REMOVE: of the device segment */
     uint32_t gen;
     bool joined;        /* NOTIFY */
     mf_status_t reason; /* NOTIFY */
@@ -209,11 +235,40 @@ uint64_t mf_fabric_local_size(mf_fabric_pool_t *pool, mf_mem_type_t type);
 void mf_fabric_set_rank_cb(mf_fabric_pool_t *pool, mf_bm_rank_cb cb, void *arg);
 mf_status_t mf_fabric_register(mf_fabric_pool_t *pool, void *addr, size_t size);
 mf_status_t mf_fabric_unregister(mf_fabric_pool_t *pool, void *addr);
+/* Undoes the registrations of a region (pool->lock held or no thread
+ * left). */
+void mf_fabric_region_release(mf_fabric_pool_t *pool,
+                              mf_fabric_region_t *region);
 
-/* Validates params and the window; *len_p: the window length. */
+/* Validates params and the windows; *len_p: the host window's length,
+ * *dev_len_p: the device window's (0: none). */
 mf_status_t mf_fabric_window_check(const mf_bm_config_t *cfg, uint32_t world,
                                    const mf_bm_create_params_t *params,
-                                   uint64_t *len_p);
+                                   uint64_t *len_p, uint64_t *dev_len_p);
+/* Reserves the windows (the device one by the device kind when it is
+ * ready, else as plain address space): MF_OK, or the first failure with
+ * why (why_len bytes) naming the range. */
+mf_status_t mf_fabric_windows_reserve(const mf_bm_config_t *cfg, uint64_t len,
+                                      uint64_t dev_len, char *why,
+                                      size_t why_len);
+void mf_fabric_windows_unreserve(const mf_bm_config_t *cfg, uint64_t len,
+                                 uint64_t dev_len);
+/* The device window's table and this rank's device segment (window.c),
+ * for mf_fabric_pool_alloc/free. */
+void mf_fabric_table_init(mf_fabric_seg_t *segs, uint32_t world,
+                          mf_mem_kind_t kind, uint64_t base, uint64_t stride);
+mf_status_t mf_fabric_dev_alloc(mf_fabric_pool_t *pool,
+                                const mf_bm_config_t *cfg,
+                                const mf_bm_create_params_t *params);
+mf_status_t mf_fabric_dev_own_create(mf_fabric_pool_t *pool, unsigned flags);
+void mf_fabric_dev_own_destroy(mf_fabric_pool_t *pool);
+
+/* The table entry of rank in the window of kind (host or device). */
+static inline mf_fabric_seg_t *mf_fabric_seg_of(mf_fabric_pool_t *pool,
+                                                uint32_t rank, bool device)
+{
+    return device ? &pool->dev.segs[rank] : &pool->segs[rank];
+}
 /* Creates a pool object whose window is already reserved: own segment,
  * transports, copy threads, event thread. */
 mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
@@ -224,15 +279,20 @@ mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
 /* Undoes mf_fabric_pool_alloc and releases the window. */
 void mf_fabric_pool_free(mf_fabric_pool_t *pool);
 
-/* Packs this rank's segment descriptor (leaving: a tombstone). */
-mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
-                                void **buf_p, size_t *len_p);
-/* Applies a peer's descriptor (pool->lock held). */
+/* Packs the descriptor of this rank's host (device: device) segment
+ * (leaving: a tombstone). */
+mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool device,
+                                bool leaving, void **buf_p, size_t *len_p);
+/* Applies a peer's descriptor of its host or device segment (pool->lock
+ * held). */
 void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
-                                    const void *value, size_t len);
-/* Unmaps a peer (pool->lock held); notify: queue the rank callback. */
+                                    bool device, const void *value, size_t len);
+/* Unmaps a peer's host segment and its device segment (pool->lock held);
+ * notify: queue the rank callback. */
 void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
                                 mf_status_t reason, bool notify);
+/* Unmaps a peer's device segment only (pool->lock held). */
+void mf_fabric_dseg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank);
 /* Queues an event for the event thread (takes ownership). */
 void mf_fabric_ev_post(mf_fabric_pool_t *pool, mf_fabric_ev_t *ev);
 mf_fabric_ev_t *mf_fabric_ev_new(mf_fabric_ev_type_t type, uint32_t rank,

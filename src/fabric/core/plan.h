@@ -61,40 +61,13 @@ mf_fabric_bad_range(mf_fabric_pool_t *pool, uint64_t addr, size_t size,
     return status;
 }
 
-/*
- * Resolves [addr, addr + size): *seg_p is the held segment, or NULL for
- * local memory outside the window.  global: it must be in a segment.
- */
+/* Holds seg for [addr, addr + size), which lies in its window slot. */
 static inline __attribute__((always_inline)) mf_status_t
-mf_fabric_resolve(mf_fabric_pool_t *pool, uint64_t addr, size_t size,
-                  bool global, mf_fabric_seg_t **seg_p)
+mf_fabric_resolve_in(mf_fabric_pool_t *pool, mf_fabric_seg_t *seg,
+                     uint64_t addr, size_t size, mf_fabric_seg_t **seg_p)
 {
-    mf_fabric_seg_t *seg;
-    mf_status_t status;
-    uint64_t end = addr + size;
+    mf_status_t status = mf_fabric_seg_acquire(seg);
 
-    if (mf_unlikely(end < addr)) {
-        return mf_fabric_bad_range(
-            pool, addr, size, global ? MF_ERR_OUT_OF_RANGE : MF_ERR_INVALID,
-            "the range wraps around");
-    }
-    if (end <= pool->base || addr >= pool->window_end) {
-        if (mf_unlikely(global)) {
-            return mf_fabric_bad_range(pool, addr, size, MF_ERR_OUT_OF_RANGE,
-                                       "outside the window");
-        }
-        if (mf_unlikely(addr == 0)) {
-            return MF_ERR_INVALID;
-        }
-        *seg_p = NULL;
-        return MF_OK;
-    }
-    if (mf_unlikely(addr < pool->base)) {
-        return mf_fabric_bad_range(pool, addr, size, MF_ERR_OUT_OF_RANGE,
-                                   "the range starts before the window");
-    }
-    seg = &pool->segs[(addr - pool->base) / pool->stride];
-    status = mf_fabric_seg_acquire(seg);
     if (mf_unlikely(status != MF_OK)) {
         if (status == MF_ERR_OUT_OF_RANGE) {
             return mf_fabric_bad_range(pool, addr, size, status,
@@ -113,9 +86,87 @@ mf_fabric_resolve(mf_fabric_pool_t *pool, uint64_t addr, size_t size,
     return MF_OK;
 }
 
+/* [addr, addr + size) meets the device window: it must lie in it. */
+static __attribute__((noinline)) mf_status_t
+mf_fabric_resolve_dev(mf_fabric_pool_t *pool, uint64_t addr, size_t size,
+                      mf_fabric_seg_t **seg_p)
+{
+    mf_fabric_dev_t *dev = &pool->dev;
+
+    if (mf_unlikely(addr < dev->base)) {
+        return mf_fabric_bad_range(pool, addr, size, MF_ERR_OUT_OF_RANGE,
+                                   "the range starts before the device "
+                                   "window");
+    }
+    return mf_fabric_resolve_in(
+        pool, &dev->segs[(addr - dev->base) / dev->stride], addr, size, seg_p);
+}
+
+/*
+ * Resolves [addr, addr + size): *seg_p is the held segment (of the host or
+ * the device window), or NULL for local memory outside the windows.
+ * global: it must be in a segment.
+ */
+static inline __attribute__((always_inline)) mf_status_t
+mf_fabric_resolve(mf_fabric_pool_t *pool, uint64_t addr, size_t size,
+                  bool global, mf_fabric_seg_t **seg_p)
+{
+    mf_fabric_seg_t *seg;
+    uint64_t end = addr + size;
+
+    if (mf_unlikely(end < addr)) {
+        return mf_fabric_bad_range(
+            pool, addr, size, global ? MF_ERR_OUT_OF_RANGE : MF_ERR_INVALID,
+            "the range wraps around");
+    }
+    if (end <= pool->base || addr >= pool->window_end) {
+        if (end > pool->dev.base && addr < pool->dev.end) {
+            return mf_fabric_resolve_dev(pool, addr, size, seg_p);
+        }
+        if (mf_unlikely(global)) {
+            return mf_fabric_bad_range(pool, addr, size, MF_ERR_OUT_OF_RANGE,
+                                       "outside the windows");
+        }
+        if (mf_unlikely(addr == 0)) {
+            return MF_ERR_INVALID;
+        }
+        *seg_p = NULL;
+        return MF_OK;
+    }
+    if (mf_unlikely(addr < pool->base)) {
+        return mf_fabric_bad_range(pool, addr, size, MF_ERR_OUT_OF_RANGE,
+                                   "the range starts before the window");
+    }
+    seg = &pool->segs[(addr - pool->base) / pool->stride];
+    return mf_fabric_resolve_in(pool, seg, addr, size, seg_p);
+}
+
 static inline bool mf_fabric_in_window(mf_fabric_pool_t *pool, uint64_t addr)
 {
     return addr >= pool->base && addr < pool->window_end;
+}
+
+static inline bool mf_fabric_in_dev_window(mf_fabric_pool_t *pool,
+                                           uint64_t addr)
+{
+    return addr >= pool->dev.base && addr < pool->dev.end;
+}
+
+/* The kind of an AUTO side: its window's, else what its pointer is. */
+static inline mf_mem_kind_t mf_fabric_auto_kind(mf_fabric_pool_t *pool,
+                                                uint64_t addr, size_t size,
+                                                bool *global_p)
+{
+    if (mf_fabric_in_window(pool, addr)) {
+        *global_p = true;
+        return MF_MEM_KIND_HOST;
+    }
+    if (mf_fabric_in_dev_window(pool, addr)) {
+        *global_p = true;
+        return pool->dev.kind;
+    }
+    *global_p = false;
+    return mf_mem_classify((const void *)(uintptr_t)addr, size);
 }
 
 /* ------------------------------------------------------------ transfer */
@@ -209,20 +260,14 @@ static inline mf_status_t mf_fabric_dir_sides(mf_fabric_pool_t *pool,
         sides->src_kind = mf_fabric_dir_table[dir].src_kind;
         sides->dst_kind = mf_fabric_dir_table[dir].dst_kind;
     } else if (dir == MF_COPY_AUTO) {
-        /* global sides are host segments (the only window there is);
-         * local ones are what their pointer is */
-        sides->src_g = mf_fabric_in_window(pool, src);
-        sides->dst_g = mf_fabric_in_window(pool, dst);
+        /* global sides are what their window holds; local ones what their
+         * pointer is */
+        sides->src_kind = mf_fabric_auto_kind(pool, src, size, &sides->src_g);
+        sides->dst_kind = mf_fabric_auto_kind(pool, dst, size, &sides->dst_g);
         if (mf_unlikely(!sides->src_g && !sides->dst_g)) {
             return mf_fabric_bad_range(pool, dst, 0, MF_ERR_OUT_OF_RANGE,
                                        "AUTO copy without a global address");
         }
-        sides->src_kind = sides->src_g
-                              ? MF_MEM_KIND_HOST
-                              : mf_mem_classify((const void *)src, size);
-        sides->dst_kind = sides->dst_g
-                              ? MF_MEM_KIND_HOST
-                              : mf_mem_classify((const void *)dst, size);
     } else {
         return MF_ERR_INVALID;
     }
@@ -257,6 +302,34 @@ typedef struct mf_fabric_plan {
     mf_fabric_seg_t *dseg;
 } mf_fabric_plan_t;
 
+static __attribute__((noinline, cold)) mf_status_t
+mf_fabric_kind_mismatch(mf_fabric_pool_t *pool, const mf_fabric_sides_t *sides,
+                        mf_mem_kind_t src_kind, mf_mem_kind_t dst_kind)
+{
+    mf_debug("mf-bm %u: the direction names %s -> %s memory, the addresses "
+             "are %s -> %s memory",
+             pool->id, mf_mem_ops_get(sides->src_kind)->name,
+             mf_mem_ops_get(sides->dst_kind)->name,
+             mf_mem_ops_get(src_kind)->name, mf_mem_ops_get(dst_kind)->name);
+    return mf_fabric_bad_range(pool, 0, 0, MF_ERR_INVALID,
+                               "the direction names another memory kind than "
+                               "the window of an address holds");
+}
+
+static __attribute__((noinline, cold)) mf_status_t
+mf_fabric_kind_unmoved(mf_fabric_pool_t *pool, const mf_fabric_plan_t *plan,
+                       mf_mem_kind_t src_kind, mf_mem_kind_t dst_kind)
+{
+    const mf_fabric_seg_t *remote =
+        plan->op == MF_FABRIC_OP_PUT ? plan->dseg : plan->sseg;
+
+    mf_debug("mf-bm %u: %s -> %s copy with a segment of another host", pool->id,
+             mf_mem_ops_get(src_kind)->name, mf_mem_ops_get(dst_kind)->name);
+    return mf_fabric_bad_range(pool, remote->gva, 0, MF_ERR_UNSUPPORTED,
+                               "no transport to that host moves device "
+                               "memory yet");
+}
+
 static inline bool mf_fabric_seg_mapped(const mf_fabric_seg_t *seg)
 {
     return seg == NULL || seg->addr != NULL;
@@ -270,12 +343,19 @@ static inline mf_status_t mf_fabric_plan_make(mf_fabric_pool_t *pool,
 {
     bool src_mapped = mf_fabric_seg_mapped(sseg);
     bool dst_mapped = mf_fabric_seg_mapped(dseg);
+    mf_mem_kind_t src_kind = sseg != NULL ? sseg->kind : sides->src_kind;
+    mf_mem_kind_t dst_kind = dseg != NULL ? dseg->kind : sides->dst_kind;
     const mf_tl_caps_t *caps;
 
+    /* a direction names the kind of a global side: its window must hold
+     * that kind */
+    if (mf_unlikely(src_kind != sides->src_kind ||
+                    dst_kind != sides->dst_kind)) {
+        return mf_fabric_kind_mismatch(pool, sides, src_kind, dst_kind);
+    }
     plan->sseg = sseg;
     plan->dseg = dseg;
-    plan->kind =
-        sides->src_kind != MF_MEM_KIND_HOST ? sides->src_kind : sides->dst_kind;
+    plan->kind = src_kind != MF_MEM_KIND_HOST ? src_kind : dst_kind;
     if (mf_likely(src_mapped && dst_mapped)) {
         plan->op = MF_FABRIC_OP_MAPPED;
         return MF_OK;
@@ -290,9 +370,10 @@ static inline mf_status_t mf_fabric_plan_make(mf_fabric_pool_t *pool,
         plan->op = MF_FABRIC_OP_BOUNCE;
         return MF_OK;
     }
-    /* the local side's kind must be one the transport moves */
-    if (mf_unlikely(!(caps->mem_kinds & MF_TL_MEM_KIND(plan->kind)))) {
-        return MF_ERR_UNSUPPORTED;
+    /* the transport must move the kinds of both sides */
+    if (mf_unlikely(!(caps->mem_kinds & MF_TL_MEM_KIND(src_kind)) ||
+                    !(caps->mem_kinds & MF_TL_MEM_KIND(dst_kind)))) {
+        return mf_fabric_kind_unmoved(pool, plan, src_kind, dst_kind);
     }
     return MF_OK;
 }

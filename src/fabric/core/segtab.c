@@ -1,12 +1,13 @@
 /*
- * BM pools without the store: the window and its segment table, this rank's
- * segment and transports, peer segments mapped and unmapped from their
- * descriptors, the event thread that applies store events in order, and the
- * queries and registrations that only read the table.
+ * BM pools without the store: the segment tables (host and device
+ * windows), this rank's segments and transports, peer segments mapped and
+ * unmapped from their descriptors, and the event thread that applies store
+ * events in order.  window.c reserves the windows; query.c reads the
+ * tables.
  *
- * Invariants: pool->lock serializes every change of the table; an entry
+ * Invariants: pool->lock serializes every change of the tables; an entry
  * leaves JOINED (to CLOSING) before its mapping goes away, and the mapping
- * goes only when no copy holds it; this rank's own entry is JOINED from
+ * goes only when no copy holds it; this rank's own entries are JOINED from
  * create to destroy.  A peer's descriptor is trusted for nothing: its
  * address must be the rank's window slot and its size must fit the stride.
  */
@@ -23,48 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------- window */
-
-mf_status_t mf_fabric_window_check(const mf_bm_config_t *cfg, uint32_t world,
-                                   const mf_bm_create_params_t *params,
-                                   uint64_t *len_p)
-{
-    uint64_t page = mf_page_size();
-    uint64_t len;
-
-    if (params == NULL ||
-        params->size < offsetof(mf_bm_create_params_t, flags)) {
-        mf_error("mf_bm_create: params missing or of an older size");
-        return MF_ERR_INVALID;
-    }
-    if (world == 0 || params->local_dram_size == 0 ||
-        params->max_dram_per_rank == 0 ||
-        params->local_dram_size > params->max_dram_per_rank ||
-        params->max_dram_per_rank % page != 0) {
-        mf_error("mf_bm_create: bad sizes: local 0x%" PRIx64
-                 ", max per rank 0x%" PRIx64 " (> 0, local <= max, max a "
-                 "multiple of %" PRIu64 ")",
-                 params->local_dram_size, params->max_dram_per_rank, page);
-        return MF_ERR_INVALID;
-    }
-    if (params->local_hbm_size != 0) {
-        mf_error("mf_bm_create: device memory is not supported yet");
-        return MF_ERR_UNSUPPORTED;
-    }
-    if (cfg->host_base == 0 || cfg->host_base % page != 0 ||
-        __builtin_mul_overflow(params->max_dram_per_rank, (uint64_t)world,
-                               &len) ||
-        cfg->host_base + len < cfg->host_base ||
-        cfg->host_base + len > MF_FABRIC_VA_LIMIT) {
-        mf_error("mf_bm_create: window 0x%" PRIx64 " + %u x 0x%" PRIx64
-                 " does not fit the 47-bit user address space",
-                 cfg->host_base, world, params->max_dram_per_rank);
-        return MF_ERR_INVALID;
-    }
-    *len_p = len;
-    return MF_OK;
-}
-
 /* ------------------------------------------------------------- events */
 
 mf_fabric_ev_t *mf_fabric_ev_new(mf_fabric_ev_type_t type, uint32_t rank,
@@ -79,6 +38,7 @@ mf_fabric_ev_t *mf_fabric_ev_new(mf_fabric_ev_type_t type, uint32_t rank,
     mf_list_init(&ev->elem);
     ev->type = type;
     ev->rank = rank;
+    ev->device = false;
     ev->gen = 0;
     ev->joined = false;
     ev->reason = MF_OK;
@@ -121,11 +81,14 @@ static void mf_fabric_ev_handle(mf_fabric_pool_t *pool, mf_fabric_ev_t *ev)
     switch (ev->type) {
     case MF_FABRIC_EV_SEG_SET:
         if (current) {
-            mf_fabric_seg_apply_set_locked(pool, ev->rank, ev->data, ev->len);
+            mf_fabric_seg_apply_set_locked(pool, ev->rank, ev->device, ev->data,
+                                           ev->len);
         }
         break;
     case MF_FABRIC_EV_SEG_REMOVE:
-        if (current) {
+        if (current && ev->device) {
+            mf_fabric_dseg_leave_locked(pool, ev->rank);
+        } else if (current) {
             mf_fabric_seg_leave_locked(pool, ev->rank, MF_ERR_PEER_LOST, true);
         }
         break;
@@ -170,10 +133,12 @@ static void *mf_fabric_ev_main(void *arg)
 
 /* ---------------------------------------------------------- descriptors */
 
-mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
-                                void **buf_p, size_t *len_p)
+mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool device,
+                                bool leaving, void **buf_p, size_t *len_p)
 {
     uint8_t blobs[MF_FABRIC_TL_MAX][2][MF_FABRIC_BLOB_MAX];
+    const mf_mem_seg_t *own = device ? &pool->dev.own : &pool->own;
+    mf_tl_memh_t *const *memhs = device ? pool->dev.own_memh : pool->own_memh;
     mf_fabric_desc_t desc;
     mf_status_t status;
     mf_tl_iface_t *iface;
@@ -183,16 +148,21 @@ mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
     memset(&desc, 0, sizeof(desc));
     desc.leaving = leaving;
     desc.rank = pool->rank;
-    desc.gva = (uint64_t)(uintptr_t)pool->own.addr;
-    desc.size = pool->local_size;
-    desc.map_size = pool->own.size;
+    desc.gva = (uint64_t)(uintptr_t)own->addr;
+    desc.size = device ? pool->dev.local_size : pool->local_size;
+    desc.map_size = own->size;
     desc.incarnation = pool->incarnation;
     desc.pid = (uint32_t)getpid();
     mf_strlcpy(desc.host_id, mf_fabric_host_id(pool), sizeof(desc.host_id));
-    desc.ntl = (uint32_t)pool->ntl;
+    /* the transports that registered the segment (a device segment: those
+     * that move device memory) */
     for (i = 0; i < pool->ntl; i++) {
-        mf_fabric_desc_tl_t *tl = &desc.tls[i];
+        mf_fabric_desc_tl_t *tl = &desc.tls[desc.ntl];
 
+        if (memhs[i] == NULL) {
+            continue;
+        }
+        desc.ntl++;
         iface = pool->ifaces[i];
         mf_strlcpy(tl->name, iface->ops->name, sizeof(tl->name));
         status = iface->ops->iface_addr_pack(iface, blobs[i][0],
@@ -202,7 +172,7 @@ mf_status_t mf_fabric_desc_pack(mf_fabric_pool_t *pool, bool leaving,
                      mf_status_name(status));
             return status;
         }
-        status = iface->ops->rkey_pack(iface, pool->own_memh[i], blobs[i][1],
+        status = iface->ops->rkey_pack(iface, memhs[i], blobs[i][1],
                                        MF_FABRIC_BLOB_MAX, &tl->rkey_len);
         if (status != MF_OK) {
             mf_error("mf-bm: %s: cannot pack the remote key: %s",
@@ -242,7 +212,7 @@ static mf_status_t mf_fabric_seg_connect(mf_fabric_pool_t *pool,
     for (n = 0; n < pool->ntl; n++) {
         i = pool->tl_order[n];
         iface = pool->ifaces[i];
-        if (!(pool->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST))) {
+        if (!(pool->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(seg->kind))) {
             continue;
         }
         for (k = 0; k < desc->ntl; k++) {
@@ -273,35 +243,41 @@ static mf_status_t mf_fabric_seg_connect(mf_fabric_pool_t *pool,
 }
 
 void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
-                                    const void *value, size_t len)
+                                    bool device, const void *value, size_t len)
 {
+    uint64_t stride = device ? pool->dev.stride : pool->stride;
     mf_fabric_desc_t desc;
     mf_fabric_seg_t *seg;
     mf_status_t status;
     unsigned state;
 
-    if (rank >= pool->world || rank == pool->rank) {
+    if (rank >= pool->world || rank == pool->rank ||
+        (device && pool->dev.segs == NULL)) {
         return;
     }
-    seg = &pool->segs[rank];
+    seg = mf_fabric_seg_of(pool, rank, device);
     if (mf_fabric_desc_decode(value, len, &desc) != MF_OK) {
-        mf_error("mf-bm: malformed segment descriptor of rank %u "
+        mf_error("mf-bm: malformed %s segment descriptor of rank %u "
                  "(%zu bytes)",
-                 rank, len);
+                 device ? "device" : "host", rank, len);
         return;
     }
     if (desc.rank != rank || desc.gva != seg->gva || desc.size == 0 ||
-        desc.size > pool->stride ||
-        desc.map_size != MF_ALIGN_UP(desc.size, mf_page_size()) ||
-        desc.map_size > pool->stride) {
-        mf_error("mf-bm: descriptor of rank %u claims rank %u at 0x%" PRIx64
-                 "+0x%" PRIx64 "; expected 0x%" PRIx64 " and at most "
-                 "0x%" PRIx64 " bytes",
-                 rank, desc.rank, desc.gva, desc.size, seg->gva, pool->stride);
+        desc.size > stride || desc.map_size < desc.size ||
+        desc.map_size % mf_page_size() != 0 || desc.map_size > stride) {
+        mf_error("mf-bm: %s descriptor of rank %u claims rank %u at "
+                 "0x%" PRIx64 "+0x%" PRIx64 "; expected 0x%" PRIx64
+                 " and at most 0x%" PRIx64 " bytes",
+                 device ? "device" : "host", rank, desc.rank, desc.gva,
+                 desc.size, seg->gva, stride);
         return;
     }
     if (desc.leaving) {
-        mf_fabric_seg_leave_locked(pool, rank, MF_OK, true);
+        if (device) {
+            mf_fabric_dseg_leave_locked(pool, rank);
+        } else {
+            mf_fabric_seg_leave_locked(pool, rank, MF_OK, true);
+        }
         return;
     }
 
@@ -310,7 +286,10 @@ void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
         seg->incarnation == desc.incarnation) {
         return; /* seen already */
     }
-    if (state == MF_FABRIC_SEG_JOINED || state == MF_FABRIC_SEG_UNREACHABLE) {
+    if (device) {
+        mf_fabric_dseg_leave_locked(pool, rank); /* replaced */
+    } else if (state == MF_FABRIC_SEG_JOINED ||
+               state == MF_FABRIC_SEG_UNREACHABLE) {
         mf_fabric_seg_leave_locked(pool, rank, MF_OK, false); /* replaced */
     }
 
@@ -318,8 +297,10 @@ void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
     seg->incarnation = desc.incarnation;
     seg->pid = desc.pid;
     if (status != MF_OK) {
-        mf_warn("mf-bm: rank %u (host %s, pid %u) is not reachable: %s", rank,
-                desc.host_id, desc.pid, mf_status_name(status));
+        mf_warn("mf-bm: the %s segment of rank %u (host %s, pid %u) is not "
+                "reachable: %s",
+                device ? "device" : "host", rank, desc.host_id, desc.pid,
+                mf_status_name(status));
         atomic_store(&seg->state, MF_FABRIC_SEG_UNREACHABLE);
         mf_fabric_seg_changed_locked(pool);
         return;
@@ -327,25 +308,25 @@ void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
     seg->size = desc.size;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
     mf_fabric_seg_changed_locked(pool);
-    mf_debug("mf-bm: rank %u joined: 0x%" PRIx64 "+0x%" PRIx64 " over %s", rank,
-             desc.gva, desc.size, pool->ifaces[seg->tl]->ops->name);
-    mf_fabric_notify(pool, rank, true, MF_OK);
+    mf_debug("mf-bm: rank %u joined with its %s segment 0x%" PRIx64
+             "+0x%" PRIx64 " over %s",
+             rank, device ? "device" : "host", desc.gva, desc.size,
+             pool->ifaces[seg->tl]->ops->name);
+    if (!device) {
+        mf_fabric_notify(pool, rank, true, MF_OK);
+    }
 }
 
-void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
-                                mf_status_t reason, bool notify)
+/* Takes seg out of use and unmaps it; false if it was not in use. */
+static bool mf_fabric_seg_unmap_locked(mf_fabric_pool_t *pool,
+                                       mf_fabric_seg_t *seg)
 {
-    mf_fabric_seg_t *seg;
     mf_tl_iface_t *iface;
     unsigned state, spins = 0;
 
-    if (rank >= pool->world || rank == pool->rank) {
-        return;
-    }
-    seg = &pool->segs[rank];
     state = atomic_load(&seg->state);
     if (state != MF_FABRIC_SEG_JOINED && state != MF_FABRIC_SEG_UNREACHABLE) {
-        return;
+        return false;
     }
     if (state == MF_FABRIC_SEG_JOINED) {
         /* New copies see CLOSING; wait for the running ones. */
@@ -366,6 +347,27 @@ void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
     }
     atomic_store(&seg->state, MF_FABRIC_SEG_LEFT);
     mf_fabric_seg_changed_locked(pool);
+    return true;
+}
+
+void mf_fabric_dseg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank)
+{
+    if (rank < pool->world && rank != pool->rank && pool->dev.segs != NULL &&
+        mf_fabric_seg_unmap_locked(pool, &pool->dev.segs[rank])) {
+        mf_debug("mf-bm: the device segment of rank %u left", rank);
+    }
+}
+
+void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
+                                mf_status_t reason, bool notify)
+{
+    if (rank >= pool->world || rank == pool->rank) {
+        return;
+    }
+    mf_fabric_dseg_leave_locked(pool, rank);
+    if (!mf_fabric_seg_unmap_locked(pool, &pool->segs[rank])) {
+        return;
+    }
     mf_debug("mf-bm: rank %u left: %s", rank, mf_status_name(reason));
     if (notify) {
         mf_fabric_notify(pool, rank, false, reason);
@@ -448,6 +450,30 @@ static mf_status_t mf_fabric_tl_open_one(mf_fabric_pool_t *pool,
     return status;
 }
 
+/* Registers the own device segment with transport i if it moves device
+ * memory (others cannot reach it: they leave it out of the descriptor). */
+static mf_status_t mf_fabric_tl_reg_dev(mf_fabric_pool_t *pool, size_t i)
+{
+    mf_tl_iface_t *iface = pool->ifaces[i];
+    mf_tl_mem_params_t mem_params;
+    mf_status_t status;
+
+    if (pool->dev.own.addr == NULL ||
+        !(pool->tl_caps[i].mem_kinds & MF_TL_MEM_KIND(pool->dev.kind))) {
+        return MF_OK;
+    }
+    mem_params.addr = pool->dev.own.addr;
+    mem_params.size = pool->dev.own.size;
+    mem_params.seg = &pool->dev.own;
+    status = iface->ops->mem_reg(iface, &mem_params, &pool->dev.own_memh[i]);
+    if (status != MF_OK) {
+        mf_error("mf-bm: %s: cannot register the device segment: %s",
+                 iface->ops->name, mf_status_name(status));
+        pool->dev.own_memh[i] = NULL;
+    }
+    return status;
+}
+
 /* auto: every transport built in that opens; else the one named. */
 static mf_status_t mf_fabric_tl_open(mf_fabric_pool_t *pool)
 {
@@ -476,7 +502,11 @@ static mf_status_t mf_fabric_tl_open(mf_fabric_pool_t *pool)
             return status;
         }
         ops->iface_query(pool->ifaces[pool->ntl], &pool->tl_caps[pool->ntl]);
+        status = mf_fabric_tl_reg_dev(pool, pool->ntl);
         pool->ntl++;
+        if (status != MF_OK) {
+            return status;
+        }
     }
     if (pool->ntl == 0) {
         mf_error("mf-bm: no transport could be opened (transport = %s)",
@@ -492,6 +522,11 @@ static void mf_fabric_tl_close(mf_fabric_pool_t *pool)
     size_t i;
 
     for (i = pool->ntl; i-- > 0;) {
+        if (pool->dev.own_memh[i] != NULL) {
+            pool->ifaces[i]->ops->mem_dereg(pool->ifaces[i],
+                                            pool->dev.own_memh[i]);
+            pool->dev.own_memh[i] = NULL;
+        }
         if (pool->own_memh[i] != NULL) {
             pool->ifaces[i]->ops->mem_dereg(pool->ifaces[i], pool->own_memh[i]);
             pool->own_memh[i] = NULL;
@@ -515,6 +550,17 @@ static void mf_fabric_self_map(mf_fabric_pool_t *pool)
     seg->pid = (uint32_t)getpid();
     seg->incarnation = pool->incarnation;
     atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
+    if (pool->dev.own.addr != NULL) {
+        seg = &pool->dev.segs[pool->rank];
+        seg->ep = NULL;
+        seg->rkey = NULL;
+        seg->addr = pool->dev.own.addr;
+        seg->tl = SIZE_MAX;
+        seg->size = pool->dev.local_size;
+        seg->pid = (uint32_t)getpid();
+        seg->incarnation = pool->incarnation;
+        atomic_store(&seg->state, MF_FABRIC_SEG_JOINED);
+    }
 }
 
 static void mf_fabric_segs_release(mf_fabric_pool_t *pool)
@@ -522,8 +568,12 @@ static void mf_fabric_segs_release(mf_fabric_pool_t *pool)
     mf_fabric_seg_t *seg;
     uint32_t r;
 
-    for (r = 0; r < pool->world; r++) {
-        seg = &pool->segs[r];
+    for (r = 0; r < 2 * pool->world; r++) {
+        if (r >= pool->world && pool->dev.segs == NULL) {
+            break;
+        }
+        seg =
+            r < pool->world ? &pool->segs[r] : &pool->dev.segs[r - pool->world];
         if (seg->rkey != NULL) {
             pool->ifaces[seg->tl]->ops->rkey_release(pool->ifaces[seg->tl],
                                                      seg->rkey);
@@ -546,7 +596,6 @@ mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
     unsigned flags = 0;
     mf_status_t status;
     mf_fabric_pool_t *pool;
-    uint32_t r;
     int ret;
 
     pool = aligned_alloc(64, MF_ALIGN_UP(sizeof(*pool), 64));
@@ -585,12 +634,11 @@ mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
         status = MF_ERR_NOMEM;
         goto err_free_bm;
     }
-    memset(pool->segs, 0, sizeof(*pool->segs) * world);
-    for (r = 0; r < world; r++) {
-        atomic_init(&pool->segs[r].state, MF_FABRIC_SEG_NONE);
-        atomic_init(&pool->segs[r].readers, 0);
-        atomic_init(&pool->segs[r].watch_seq, 0);
-        pool->segs[r].gva = pool->base + (uint64_t)r * pool->stride;
+    mf_fabric_table_init(pool->segs, world, MF_MEM_KIND_HOST, pool->base,
+                         pool->stride);
+    status = mf_fabric_dev_alloc(pool, cfg, params);
+    if (status != MF_OK) {
+        goto err_free_segs;
     }
 
     if (cfg->prefault) {
@@ -605,9 +653,13 @@ mf_status_t mf_fabric_pool_alloc(uint32_t id, uint32_t rank, uint32_t world,
     if (status != MF_OK) {
         goto err_free_segs;
     }
-    status = mf_workers_create(cfg->copy_threads, &pool->workers);
+    status = mf_fabric_dev_own_create(pool, flags);
     if (status != MF_OK) {
         goto err_destroy_own;
+    }
+    status = mf_workers_create(cfg->copy_threads, &pool->workers);
+    if (status != MF_OK) {
+        goto err_destroy_dev;
     }
     status = mf_fabric_tl_open(pool);
     if (status != MF_OK) {
@@ -630,9 +682,12 @@ err_release_segs:
 err_close_tl:
     mf_fabric_tl_close(pool);
     mf_workers_destroy(pool->workers);
+err_destroy_dev:
+    mf_fabric_dev_own_destroy(pool);
 err_destroy_own:
     mf_mem_host_ops.seg_destroy(&pool->own);
 err_free_segs:
+    free(pool->dev.segs);
     free(pool->segs);
 err_free_bm:
     mf_vec_free(&pool->regions);
@@ -649,7 +704,7 @@ void mf_fabric_pool_free(mf_fabric_pool_t *pool)
 {
     mf_fabric_region_t *region;
     mf_list_t *elem;
-    size_t i, k;
+    size_t i;
 
     if (pool->ev_started) {
         pthread_mutex_lock(&pool->ev_lock);
@@ -668,209 +723,20 @@ void mf_fabric_pool_free(mf_fabric_pool_t *pool)
     mf_fabric_segs_release(pool);
     for (i = 0; i < pool->regions.count; i++) {
         region = mf_vec_at(&pool->regions, i);
-        for (k = 0; k < pool->ntl; k++) {
-            if (region->memh[k] != NULL) {
-                pool->ifaces[k]->ops->mem_dereg(pool->ifaces[k],
-                                                region->memh[k]);
-            }
-        }
+        mf_fabric_region_release(pool, region);
     }
     mf_vec_free(&pool->regions);
     mf_fabric_tl_close(pool);
+    mf_fabric_dev_own_destroy(pool);
     mf_mem_host_ops.seg_destroy(&pool->own);
-    mf_mem_unreserve(pool->base, pool->window_end - pool->base);
+    mf_fabric_windows_unreserve(&pool->cfg, pool->window_end - pool->base,
+                                pool->dev.end - pool->dev.base);
 
+    free(pool->dev.segs);
     free(pool->segs);
     pthread_cond_destroy(&pool->ev_cond);
     pthread_mutex_destroy(&pool->ev_lock);
     pthread_cond_destroy(&pool->seg_cond);
     pthread_mutex_destroy(&pool->lock);
     free(pool);
-}
-
-/* ------------------------------------------------------------- queries */
-
-void *mf_fabric_gva_of_rank(mf_fabric_pool_t *pool, uint32_t rank,
-                            mf_mem_type_t type)
-{
-    if (pool == NULL || rank >= pool->world || type != MF_MEM_HOST) {
-        return NULL;
-    }
-    return (void *)(uintptr_t)pool->segs[rank].gva;
-}
-
-mf_status_t mf_fabric_rank_of_gva(mf_fabric_pool_t *pool, uint64_t gva,
-                                  uint32_t *rank_p)
-{
-    if (pool == NULL || rank_p == NULL) {
-        return MF_ERR_INVALID;
-    }
-    if (gva < pool->base || gva >= pool->window_end) {
-        return MF_ERR_OUT_OF_RANGE;
-    }
-    *rank_p = (uint32_t)((gva - pool->base) / pool->stride);
-    return MF_OK;
-}
-
-bool mf_fabric_rank_joined(mf_fabric_pool_t *pool, uint32_t rank)
-{
-    if (pool == NULL || rank >= pool->world) {
-        return false;
-    }
-    if (rank == pool->rank) {
-        return atomic_load(&pool->joined);
-    }
-    return atomic_load(&pool->segs[rank].state) == MF_FABRIC_SEG_JOINED;
-}
-
-mf_status_t mf_fabric_rank_wait(mf_fabric_pool_t *pool, uint32_t rank,
-                                int timeout_ms)
-{
-    struct timespec deadline;
-    mf_status_t status;
-    unsigned state;
-    int ret = 0;
-
-    if (pool == NULL || rank >= pool->world) {
-        return MF_ERR_INVALID;
-    }
-    if (timeout_ms > 0) {
-        mf_deadline_after_ms(&deadline, (uint64_t)timeout_ms);
-    }
-    pthread_mutex_lock(&pool->lock);
-    for (;;) {
-        if (rank == pool->rank) {
-            state = atomic_load(&pool->joined) ? MF_FABRIC_SEG_JOINED
-                                               : MF_FABRIC_SEG_NONE;
-        } else {
-            state = atomic_load(&pool->segs[rank].state);
-        }
-        if (state == MF_FABRIC_SEG_JOINED) {
-            status = MF_OK;
-            break;
-        }
-        if (state == MF_FABRIC_SEG_UNREACHABLE) {
-            status = MF_ERR_UNREACHABLE;
-            break;
-        }
-        if (timeout_ms == 0 || ret == ETIMEDOUT) {
-            status = MF_ERR_TIMEOUT;
-            break;
-        }
-        if (timeout_ms < 0) {
-            pthread_cond_wait(&pool->seg_cond, &pool->lock);
-        } else {
-            ret =
-                pthread_cond_timedwait(&pool->seg_cond, &pool->lock, &deadline);
-        }
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return status;
-}
-
-uint64_t mf_fabric_local_size(mf_fabric_pool_t *pool, mf_mem_type_t type)
-{
-    if (pool == NULL || type != MF_MEM_HOST) {
-        return 0;
-    }
-    return pool->local_size;
-}
-
-void mf_fabric_set_rank_cb(mf_fabric_pool_t *pool, mf_bm_rank_cb cb, void *arg)
-{
-    if (pool == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&pool->lock);
-    pool->rank_cb = cb;
-    pool->rank_cb_arg = arg;
-    pthread_mutex_unlock(&pool->lock);
-}
-
-/* ---------------------------------------------------------- registration */
-
-mf_status_t mf_fabric_register(mf_fabric_pool_t *pool, void *addr, size_t size)
-{
-    mf_fabric_region_t region, *other;
-    mf_tl_mem_params_t params;
-    mf_status_t status;
-    uint64_t start = (uint64_t)(uintptr_t)addr;
-    size_t i;
-
-    if (pool == NULL || addr == NULL || size == 0 || start + size < start) {
-        return MF_ERR_INVALID;
-    }
-    memset(&region, 0, sizeof(region));
-    region.addr = start;
-    region.size = size;
-    params.addr = addr;
-    params.size = size;
-    params.seg = NULL;
-
-    pthread_mutex_lock(&pool->lock);
-    for (i = 0; i < pool->regions.count; i++) {
-        other = mf_vec_at(&pool->regions, i);
-        if (start < other->addr + other->size && other->addr < start + size) {
-            status = MF_ERR_EXISTS;
-            goto out_unlock;
-        }
-    }
-    for (i = 0; i < pool->ntl; i++) {
-        status = pool->ifaces[i]->ops->mem_reg(pool->ifaces[i], &params,
-                                               &region.memh[i]);
-        if (status == MF_ERR_UNSUPPORTED) {
-            region.memh[i] = NULL; /* the transport copies without it */
-        } else if (status != MF_OK) {
-            mf_error("mf-bm: %s: cannot register %p+%zu: %s",
-                     pool->ifaces[i]->ops->name, addr, size,
-                     mf_status_name(status));
-            goto err_dereg;
-        }
-    }
-    if (mf_vec_push(&pool->regions, &region) == NULL) {
-        mf_error("mf-bm: cannot grow the region table");
-        status = MF_ERR_NOMEM;
-        goto err_dereg;
-    }
-    status = MF_OK;
-    goto out_unlock;
-
-err_dereg:
-    while (i-- > 0) {
-        if (region.memh[i] != NULL) {
-            pool->ifaces[i]->ops->mem_dereg(pool->ifaces[i], region.memh[i]);
-        }
-    }
-out_unlock:
-    pthread_mutex_unlock(&pool->lock);
-    return status;
-}
-
-mf_status_t mf_fabric_unregister(mf_fabric_pool_t *pool, void *addr)
-{
-    mf_fabric_region_t *region;
-    mf_status_t status = MF_ERR_NOT_FOUND;
-    size_t i, k;
-
-    if (pool == NULL || addr == NULL) {
-        return MF_ERR_INVALID;
-    }
-    pthread_mutex_lock(&pool->lock);
-    for (i = 0; i < pool->regions.count; i++) {
-        region = mf_vec_at(&pool->regions, i);
-        if (region->addr != (uint64_t)(uintptr_t)addr) {
-            continue;
-        }
-        for (k = 0; k < pool->ntl; k++) {
-            if (region->memh[k] != NULL) {
-                pool->ifaces[k]->ops->mem_dereg(pool->ifaces[k],
-                                                region->memh[k]);
-            }
-        }
-        mf_vec_swap_remove(&pool->regions, i);
-        status = MF_OK;
-        break;
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return status;
 }

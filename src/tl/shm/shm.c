@@ -85,7 +85,14 @@ static void mf_tl_shm_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
 {
     caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET | MF_TL_CAP_ADDRESSABLE |
                     MF_TL_CAP_SAME_HOST;
+    /* every kind whose segments same-host processes can import: they are
+     * mapped at their GVA, and the kind copies them */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
+    for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
+        if (mf_mem_kind_ready((mf_mem_kind_t)kind) == MF_OK) {
+            caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
+        }
+    }
     caps_p->addr_max = MF_TL_SHM_HOST_ID_MAX;
     caps_p->rkey_max = 64 + MF_TL_SHM_HOST_ID_MAX;
 }

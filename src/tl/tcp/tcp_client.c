@@ -146,6 +146,8 @@ void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
     lane->inflight_bytes = 0;
     lane->in_got = 0;
     lane->in_payload = false;
+    lane->in_staged = false;
+    lane->out_stage.valid = false;
     if (fail_queued) {
         mf_tl_tcp_ep_fail_queued(lane->ep, status, &done);
     }
@@ -250,12 +252,47 @@ static void mf_tl_tcp_lane_fill(mf_tl_tcp_lane_t *lane)
     pthread_mutex_unlock(&ep->lock);
 }
 
-/* Writes what is ready: headers, and PUT data straight from the source. */
+/* The data of a PUT chunk of device memory, staged when the chunk is the
+ * next to send; NULL when it is not the next (it waits) or the copy failed
+ * (the lane is closed: *failed_p). */
+static const uint8_t *mf_tl_tcp_lane_stage_put(mf_tl_tcp_lane_t *lane,
+                                               mf_tl_tcp_chunk_t *chunk,
+                                               bool next, bool *failed_p)
+{
+    mf_tl_tcp_stage_t *stage = &lane->out_stage;
+    mf_tl_tcp_op_t *op = chunk->op;
+    mf_status_t status;
+
+    if (stage->valid && stage->tag == chunk->req_id) {
+        return stage->buf;
+    }
+    if (!next) {
+        return NULL;
+    }
+    status = mf_tl_tcp_stage_reserve(stage, op->kind, chunk->len);
+    if (status == MF_OK) {
+        status = mf_tl_tcp_stage_copy(op->kind, stage->buf,
+                                      op->buf + chunk->off, chunk->len);
+    }
+    if (status != MF_OK) {
+        *failed_p = true;
+        mf_tl_tcp_lane_fail(lane, status, false, "cannot stage device data");
+        return NULL;
+    }
+    stage->tag = chunk->req_id;
+    stage->valid = true;
+    return stage->buf;
+}
+
+/* Writes what is ready: headers, and PUT data straight from the source
+ * (device data from its staging, one chunk at a time). */
 static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
 {
     struct iovec iov[MF_TL_TCP_IOV_MAX];
     mf_tl_tcp_chunk_t *chunk;
+    const uint8_t *data;
     size_t skip, n, total;
+    bool failed = false;
     unsigned i, k;
     ssize_t ret;
 
@@ -266,6 +303,17 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
         for (i = lane->nsent; i < lane->count && n + 2 <= MF_TL_TCP_IOV_MAX;
              i++) {
             chunk = &lane->ring[(lane->head + i) % MF_TL_TCP_RING];
+            data = NULL;
+            if (chunk->op->code == MF_TL_TCP_OP_PUT) {
+                data = chunk->op->buf + chunk->off;
+                if (mf_unlikely(chunk->op->kind != MF_MEM_KIND_HOST)) {
+                    data = mf_tl_tcp_lane_stage_put(lane, chunk,
+                                                    i == lane->nsent, &failed);
+                    if (data == NULL) {
+                        break; /* waits for the staging, or failed */
+                    }
+                }
+            }
             if (skip < MF_TL_TCP_HDR_SIZE) {
                 iov[n].iov_base = chunk->hdr + skip;
                 iov[n].iov_len = MF_TL_TCP_HDR_SIZE - skip;
@@ -274,12 +322,15 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
             } else {
                 skip -= MF_TL_TCP_HDR_SIZE;
             }
-            if (chunk->op->code == MF_TL_TCP_OP_PUT) {
-                iov[n].iov_base = chunk->op->buf + chunk->off + skip;
+            if (data != NULL) {
+                iov[n].iov_base = (void *)(data + skip);
                 iov[n].iov_len = chunk->len - skip;
                 total += iov[n++].iov_len;
             }
             skip = 0;
+        }
+        if (failed) {
+            return;
         }
         ret = mf_tl_tcp_sendv(lane->sock.fd, iov, n);
         if (ret < 0) {
@@ -350,6 +401,12 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
             }
             lane->in_payload = false;
             status = MF_OK;
+            if (mf_unlikely(lane->in_staged)) {
+                lane->in_staged = false;
+                status = mf_tl_tcp_stage_copy(chunk->op->kind,
+                                              chunk->op->buf + chunk->off,
+                                              lane->in_stage.buf, chunk->len);
+            }
         } else {
             lane->in_got += (size_t)ret;
             if (lane->in_got < MF_TL_TCP_HDR_SIZE) {
@@ -372,6 +429,18 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
                 lane->in_payload = true;
                 lane->in_dst = chunk->op->buf + chunk->off;
                 lane->in_left = hdr.len;
+                lane->in_staged = chunk->op->kind != MF_MEM_KIND_HOST;
+                if (mf_unlikely(lane->in_staged)) {
+                    /* device memory: through the staging */
+                    status = mf_tl_tcp_stage_reserve(&lane->in_stage,
+                                                     chunk->op->kind, hdr.len);
+                    if (status != MF_OK) {
+                        mf_tl_tcp_done_fire(&done);
+                        mf_tl_tcp_lane_close(lane, status, false);
+                        return;
+                    }
+                    lane->in_dst = lane->in_stage.buf;
+                }
                 continue;
             }
             status = (mf_status_t)hdr.status;
@@ -510,6 +579,8 @@ static void mf_tl_tcp_lane_destroy_cmd(mf_tl_tcp_worker_t *worker, void *arg)
     }
     pthread_mutex_unlock(&worker->lock);
     mf_tl_tcp_lane_close(lane, MF_ERR_CANCELED, false);
+    mf_tl_tcp_stage_free(&lane->out_stage);
+    mf_tl_tcp_stage_free(&lane->in_stage);
 }
 
 void mf_tl_tcp_ep_destroy(mf_tl_ep_t *tl_ep)
@@ -565,6 +636,8 @@ static mf_status_t mf_tl_tcp_post(mf_tl_ep_t *tl_ep, uint8_t code, void *buf,
     op->comp = comp;
     op->code = code;
     op->queued = true;
+    /* one load while no device kind is ready */
+    op->kind = mf_mem_classify(buf, size);
     op->buf = buf;
     op->raddr = raddr;
     op->size = size;

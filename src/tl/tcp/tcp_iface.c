@@ -167,7 +167,13 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
 static void mf_tl_tcp_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
 {
     caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET;
+    /* host memory straight, device memory through staging */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
+    for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
+        if (mf_mem_kind_ready((mf_mem_kind_t)kind) == MF_OK) {
+            caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
+        }
+    }
     caps_p->addr_max = 64;
     caps_p->rkey_max = 64;
 }
@@ -250,6 +256,8 @@ static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,
     region->super.addr = params->addr;
     region->super.size = params->size;
     region->key = mf_tl_tcp_new_key();
+    /* served device memory goes through staging (tcp_int.h) */
+    region->kind = params->seg != NULL ? params->seg->kind : MF_MEM_KIND_HOST;
     mf_list_init(&region->elem);
     /* only segments are served to peers; user memory stays private */
     if (params->seg != NULL) {

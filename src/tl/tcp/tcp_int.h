@@ -16,9 +16,15 @@
  *   - conns: connections peers opened to us; requests come in and are
  *     served from (PUT: received into, GET: sent from) our registered
  *     segments, responses go out in request order.
- * All sockets are non-blocking and edge-triggered; data moves with
+ * All sockets are non-blocking and edge-triggered; host data moves with
  * writev/recv straight between the socket and the final memory: no staging
- * buffer, no extra copy.
+ * buffer, no extra copy.  Device memory (a local buffer of an operation,
+ * or a served segment) cannot meet a socket: it passes through a staging
+ * buffer of host memory registered for the device's DMA, one chunk at a
+ * time per direction of a lane or conn, copied by the memory kind when the
+ * chunk starts to be sent or has been received.  The socket buffers keep
+ * the link busy meanwhile: the copy of the next chunk overlaps the
+ * sending of the previous one.
  *
  * An operation (put/get) waits in its endpoint's queue; lanes pull it in
  * chunks of at most chunk_size bytes while they have fewer than their
@@ -105,11 +111,24 @@ typedef struct mf_tl_tcp_sock {
     int fd;
 } mf_tl_tcp_sock_t;
 
+/* Host memory that device data passes through (see above): grown to the
+ * largest chunk, registered for the DMA of the device kind; tag names the
+ * chunk or response it holds. */
+typedef struct mf_tl_tcp_stage {
+    uint8_t *buf;
+    size_t cap;
+    mf_mem_kind_t kind;
+    mf_mem_reg_t *reg;
+    uint64_t tag;
+    bool valid;
+} mf_tl_tcp_stage_t;
+
 /* A registered segment that peers may reach. */
 typedef struct mf_tl_tcp_region {
     mf_tl_memh_t super;
     uint64_t key;
-    bool exported; /* in the served table */
+    mf_mem_kind_t kind; /* of the segment's memory */
+    bool exported;      /* in the served table */
     mf_list_t elem;
 } mf_tl_tcp_region_t;
 
@@ -126,6 +145,7 @@ struct mf_tl_tcp_op {
     mf_tl_comp_t *comp;
     uint8_t code; /* MF_TL_TCP_OP_PUT or _GET */
     bool queued;
+    mf_mem_kind_t kind; /* of buf */
     uint8_t *buf;
     uint64_t raddr;
     uint64_t size;
@@ -176,6 +196,9 @@ typedef struct mf_tl_tcp_lane {
     bool in_payload;
     uint64_t in_left;
     uint8_t *in_dst;
+    bool in_staged;              /* the payload goes through in_stage */
+    mf_tl_tcp_stage_t out_stage; /* PUT data of device memory */
+    mf_tl_tcp_stage_t in_stage;  /* GET data into device memory */
     uint64_t next_req_id;
     /* under worker->lock */
     bool kicked;
@@ -204,6 +227,7 @@ typedef struct mf_tl_tcp_resp {
     const uint8_t *data;
     uint64_t len;
     mf_tl_tcp_region_t *region; /* data points into it */
+    uint64_t seq;               /* of the conn's responses, for staging */
 } mf_tl_tcp_resp_t;
 
 typedef enum mf_tl_tcp_in_state {
@@ -225,10 +249,14 @@ typedef struct mf_tl_tcp_conn {
     uint64_t in_left;
     mf_status_t in_status;
     mf_tl_tcp_region_t *in_region;
+    uint8_t *in_dev_dst;         /* PUT into device memory: the target */
+    mf_tl_tcp_stage_t in_stage;  /* PUT data on its way to device memory */
+    mf_tl_tcp_stage_t out_stage; /* GET data on its way from it */
     mf_tl_tcp_resp_t ring[MF_TL_TCP_RING];
     unsigned head;
     unsigned count;
     size_t sent_off;
+    uint64_t next_resp_seq;
 } mf_tl_tcp_conn_t;
 
 /* ------------------------------------------------------- workers */
@@ -318,6 +346,16 @@ mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
                                   struct sockaddr_in *sin);
 
 /* ---- tcp_worker.c: threads and socket helpers ---- */
+
+/* Makes room for len bytes in stage for memory of kind (registered for
+ * its DMA); MF_ERR_NOMEM (logged). */
+mf_status_t mf_tl_tcp_stage_reserve(mf_tl_tcp_stage_t *stage,
+                                    mf_mem_kind_t kind, size_t len);
+void mf_tl_tcp_stage_free(mf_tl_tcp_stage_t *stage);
+/* Copies by the memory kind (device memory on one side), logged on
+ * failure. */
+mf_status_t mf_tl_tcp_stage_copy(mf_mem_kind_t kind, void *dst, const void *src,
+                                 size_t len);
 
 mf_status_t mf_tl_tcp_worker_init(mf_tl_tcp_iface_t *iface,
                                   mf_tl_tcp_worker_t *worker, unsigned index);

@@ -46,6 +46,8 @@ void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn)
     }
     close(conn->sock.fd);
     mf_list_del(&conn->elem);
+    mf_tl_tcp_stage_free(&conn->in_stage);
+    mf_tl_tcp_stage_free(&conn->out_stage);
     free(conn);
 }
 
@@ -85,7 +87,39 @@ static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
     resp->data = data;
     resp->len = len;
     resp->region = region;
+    resp->seq = conn->next_resp_seq++;
     conn->count++;
+}
+
+/* The data of a GET response from device memory, staged when it is the
+ * next to send; NULL when it is not (it waits), or when the copy failed
+ * (*failed_p: the conn is closed, the peer's lane fails the chunk). */
+static const uint8_t *mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
+                                               const mf_tl_tcp_resp_t *resp,
+                                               bool next, bool *failed_p)
+{
+    mf_tl_tcp_stage_t *stage = &conn->out_stage;
+    mf_mem_kind_t kind = resp->region->kind;
+    mf_status_t status;
+
+    if (stage->valid && stage->tag == resp->seq) {
+        return stage->buf;
+    }
+    if (!next) {
+        return NULL;
+    }
+    status = mf_tl_tcp_stage_reserve(stage, kind, resp->len);
+    if (status == MF_OK) {
+        status = mf_tl_tcp_stage_copy(kind, stage->buf, resp->data, resp->len);
+    }
+    if (status != MF_OK) {
+        *failed_p = true;
+        mf_tl_tcp_conn_close(conn);
+        return NULL;
+    }
+    stage->tag = resp->seq;
+    stage->valid = true;
+    return stage->buf;
 }
 
 /* Returns false when the conn was closed. */
@@ -93,7 +127,9 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
 {
     struct iovec iov[MF_TL_TCP_IOV_MAX];
     mf_tl_tcp_resp_t *resp;
+    const uint8_t *data;
     size_t skip, n, total, left;
+    bool failed = false;
     unsigned i;
     ssize_t ret;
 
@@ -103,6 +139,17 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
         skip = conn->sent_off;
         for (i = 0; i < conn->count && n + 2 <= MF_TL_TCP_IOV_MAX; i++) {
             resp = &conn->ring[(conn->head + i) % MF_TL_TCP_RING];
+            data = resp->data;
+            if (resp->len > 0 && resp->region != NULL &&
+                mf_unlikely(resp->region->kind != MF_MEM_KIND_HOST)) {
+                data = mf_tl_tcp_conn_stage_get(conn, resp, i == 0, &failed);
+                if (failed) {
+                    return false;
+                }
+                if (data == NULL) {
+                    break; /* waits for the staging */
+                }
+            }
             if (skip < MF_TL_TCP_HDR_SIZE) {
                 iov[n].iov_base = resp->hdr + skip;
                 iov[n].iov_len = MF_TL_TCP_HDR_SIZE - skip;
@@ -112,7 +159,7 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
                 skip -= MF_TL_TCP_HDR_SIZE;
             }
             if (resp->len > 0) {
-                iov[n].iov_base = (void *)(resp->data + skip);
+                iov[n].iov_base = (void *)(data + skip);
                 iov[n].iov_len = resp->len - skip;
                 total += iov[n++].iov_len;
             }
@@ -166,6 +213,12 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
     }
     region =
         mf_tl_tcp_region_find(iface, req->key, req->addr, req->len, &status);
+    if (status == MF_OK && region->kind != MF_MEM_KIND_HOST &&
+        req->len > MF_TL_TCP_CHUNK_MAX) {
+        /* device memory is staged: a request of at most one chunk */
+        status = MF_ERR_TOO_LARGE;
+        region = NULL;
+    }
     if (status != MF_OK) {
         mf_debug("tcp: %s: %s of %" PRIu64 " bytes at 0x%" PRIx64
                  " refused: %s",
@@ -187,6 +240,17 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
     conn->in_left = req->len;
     conn->in_region = region;
     conn->in_dst = (uint8_t *)(uintptr_t)req->addr;
+    conn->in_dev_dst = NULL;
+    if (status == MF_OK && region->kind != MF_MEM_KIND_HOST) {
+        /* device memory: received into the staging, copied at the end */
+        status =
+            mf_tl_tcp_stage_reserve(&conn->in_stage, region->kind, req->len);
+        conn->in_status = status;
+        if (status == MF_OK) {
+            conn->in_dev_dst = conn->in_dst;
+            conn->in_dst = conn->in_stage.buf;
+        }
+    }
     conn->in_state = status == MF_OK ? MF_TL_TCP_IN_DATA : MF_TL_TCP_IN_DISCARD;
     if (conn->in_left == 0) {
         conn->in_state = MF_TL_TCP_IN_HDR;
@@ -239,6 +303,13 @@ static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn)
         }
         conn->in_left -= (uint64_t)ret;
         if (conn->in_left == 0) {
+            if (conn->in_state == MF_TL_TCP_IN_DATA &&
+                mf_unlikely(conn->in_dev_dst != NULL)) {
+                conn->in_status = mf_tl_tcp_stage_copy(
+                    conn->in_region->kind, conn->in_dev_dst, conn->in_stage.buf,
+                    conn->in_req.len);
+                conn->in_dev_dst = NULL;
+            }
             conn->in_state = MF_TL_TCP_IN_HDR;
             conn->in_region = NULL;
             mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, conn->in_status,

@@ -10,10 +10,10 @@
  * meet at barriers kept in a MAP_SHARED page made before any fork.
  *
  * For the test parent, which must stay free of threads (so never links
- * the library's calls), it also speaks to the daemon directly over plain
- * sockets, possibly inside a host namespace: HTTP GET (/segments, /key,
- * /metrics) and a raw wire client of the RPC protocol (HELLO, GET,
- * RELEASE, PING) that can hold read leases.
+ * the library's calls), it also speaks HTTP GET (/segments, /key,
+ * /metrics) to the daemon directly over plain sockets (tk_sock), possibly
+ * inside a host namespace.  A parent that speaks the RPC protocol itself
+ * (to hold read leases, say) does so through tests/wire.
  */
 #ifndef MF_IT_MMC_H
 #define MF_IT_MMC_H
@@ -21,12 +21,11 @@
 #include "it_helpers.h"
 #include "tk_netns.h"
 #include "tk_meta.h"
+#include "tk_sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <memcache/memcache.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -35,7 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define IT_MMC_WAIT_MS 120000 /* hang guard of every wait */
@@ -194,15 +192,14 @@ IT_MMC_UNUSED static uint64_t it_mmc_seed_of(const void *buf, size_t len)
 
 /*
  * A TCP connection to addr:port made inside host `host` of net (net NULL:
- * here).  The socket is created in the host's namespace and the process
- * returns to its own at once (it has no threads, so nothing else sees the
- * switch).  The fd, or -1 (logged).
+ * here).  The socket is made and connected in the host's namespace and the
+ * process returns to its own at once (it has no threads, so nothing else
+ * sees the switch).  The fd, or -1 (logged).
  */
 IT_MMC_UNUSED static int it_mmc_connect(const tk_netns_t *net, int host,
                                         const char *addr, uint16_t port)
 {
-    struct sockaddr_in sa;
-    int self = -1, fd = -1;
+    int self = -1, fd;
 
     if (net != NULL) {
         self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -214,7 +211,7 @@ IT_MMC_UNUSED static int it_mmc_connect(const tk_netns_t *net, int host,
             return -1;
         }
     }
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = tk_sock_connect(addr, port);
     if (net != NULL) {
         if (setns(self, CLONE_NEWNET) != 0) {
             tk_print("cannot return to the test's namespace: %s",
@@ -223,67 +220,7 @@ IT_MMC_UNUSED static int it_mmc_connect(const tk_netns_t *net, int host,
         }
         close(self);
     }
-    if (fd < 0) {
-        tk_print("socket: %s", strerror(errno));
-        return -1;
-    }
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        tk_print("connect to %s:%u failed: %s", addr, port, strerror(errno));
-        close(fd);
-        return -1;
-    }
     return fd;
-}
-
-static inline bool it_mmc_send_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Reads len bytes within timeout_ms. */
-static inline bool it_mmc_read_exact(int fd, void *buf, size_t len,
-                                     unsigned timeout_ms)
-{
-    uint64_t deadline = tk_time_ms() + timeout_ms;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        uint64_t now = tk_time_ms();
-        ssize_t n;
-
-        if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) != 1) {
-            return false;
-        }
-        n = read(fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
 }
 
 /*
@@ -310,7 +247,7 @@ IT_MMC_UNUSED static int it_mmc_http_get(const tk_netns_t *net, int host,
                  "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
                  path, m->addr);
     if (n <= 0 || (size_t)n >= sizeof(req) ||
-        !it_mmc_send_all(fd, req, (size_t)n)) {
+        !tk_sock_send_all(fd, req, (size_t)n)) {
         goto out;
     }
     pfd.fd = fd;
@@ -443,190 +380,6 @@ IT_MMC_UNUSED static double it_mmc_metric(const tk_netns_t *net, int host,
     }
     free(body);
     return v;
-}
-
-/* ------------------------------------------------ raw wire client */
-
-/*
- * The RPC protocol spoken by hand (frames of src/net: 24-byte header,
- * little-endian; bodies of src/cache/proto), so that the thread-free test
- * parent can hold read leases: HELLO, then GET without RELEASE.
- */
-#define IT_MMC_WIRE_MAGIC 0x544e464du
-#define IT_MMC_WIRE_HDR   24
-#define IT_MMC_WIRE_IO_MS 30000
-
-typedef struct it_mmc_wire {
-    int fd;
-    uint64_t req;
-    uint8_t resp[65536];
-    size_t resp_len;
-} it_mmc_wire_t;
-
-typedef struct it_mmc_body {
-    uint8_t data[8192];
-    size_t len;
-    bool overflow;
-} it_mmc_body_t;
-
-static inline void it_mmc_put_le(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
-static inline uint64_t it_mmc_get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-
-    for (int i = n - 1; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-}
-
-static inline void it_mmc_body_int(it_mmc_body_t *b, uint64_t v, int n)
-{
-    if (b->len + (size_t)n > sizeof(b->data)) {
-        b->overflow = true;
-        return;
-    }
-    it_mmc_put_le(b->data + b->len, v, n);
-    b->len += (size_t)n;
-}
-
-static inline void it_mmc_body_str(it_mmc_body_t *b, const char *s)
-{
-    size_t len = strlen(s);
-
-    it_mmc_body_int(b, len, 4);
-    if (b->len + len > sizeof(b->data)) {
-        b->overflow = true;
-        return;
-    }
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-}
-
-/*
- * Sends one request and reads its response into w->resp.  The frame
- * status, or INT32_MIN when the connection failed or the answer does not
- * fit.
- */
-static inline int32_t it_mmc_wire_call(it_mmc_wire_t *w, uint16_t opcode,
-                                       const it_mmc_body_t *b)
-{
-    uint8_t hdr[IT_MMC_WIRE_HDR];
-    uint64_t id = w->req++;
-    uint64_t body_len;
-
-    if (b->overflow) {
-        return INT32_MIN;
-    }
-    memset(hdr, 0, sizeof(hdr));
-    it_mmc_put_le(hdr, IT_MMC_WIRE_MAGIC, 4);
-    hdr[4] = 1; /* version */
-    hdr[5] = 1; /* request */
-    it_mmc_put_le(hdr + 6, opcode, 2);
-    it_mmc_put_le(hdr + 12, b->len, 4);
-    it_mmc_put_le(hdr + 16, id, 8);
-    if (!it_mmc_send_all(w->fd, hdr, sizeof(hdr)) ||
-        !it_mmc_send_all(w->fd, b->data, b->len) ||
-        !it_mmc_read_exact(w->fd, hdr, sizeof(hdr), IT_MMC_WIRE_IO_MS)) {
-        tk_print("wire: opcode %u: connection failed", opcode);
-        return INT32_MIN;
-    }
-    body_len = it_mmc_get_le(hdr + 12, 4);
-    if (it_mmc_get_le(hdr, 4) != IT_MMC_WIRE_MAGIC || hdr[5] != 2 ||
-        it_mmc_get_le(hdr + 16, 8) != id || body_len > sizeof(w->resp) ||
-        !it_mmc_read_exact(w->fd, w->resp, body_len, IT_MMC_WIRE_IO_MS)) {
-        tk_print("wire: opcode %u: bad response", opcode);
-        return INT32_MIN;
-    }
-    w->resp_len = body_len;
-    return (int32_t)it_mmc_get_le(hdr + 8, 4);
-}
-
-/* Connects (inside host of net, if net) and says HELLO.  0 or -1. */
-IT_MMC_UNUSED static int it_mmc_wire_open(it_mmc_wire_t *w,
-                                          const tk_netns_t *net, int host,
-                                          const tk_meta_t *m)
-{
-    it_mmc_body_t b = {.len = 0};
-
-    w->req = 1;
-    w->fd = it_mmc_connect(net, host, m->addr, m->port);
-    if (w->fd < 0) {
-        return -1;
-    }
-    it_mmc_body_int(&b, 1, 4); /* protocol version */
-    it_mmc_body_str(&b, "it-wire");
-    if (it_mmc_wire_call(w, 1 /* HELLO */, &b) != 0) {
-        close(w->fd);
-        w->fd = -1;
-        return -1;
-    }
-    return 0;
-}
-
-IT_MMC_UNUSED static void it_mmc_wire_close(it_mmc_wire_t *w)
-{
-    if (w->fd >= 0) {
-        close(w->fd);
-        w->fd = -1;
-    }
-}
-
-IT_MMC_UNUSED static int it_mmc_wire_ping(it_mmc_wire_t *w)
-{
-    it_mmc_body_t b = {.len = 0};
-
-    return it_mmc_wire_call(w, 11 /* PING */, &b) == 0 ? 0 : -1;
-}
-
-/*
- * GET of one key: a read lease that this connection holds until
- * it_mmc_wire_release (or its expiry, or the connection's end).  The
- * item's status (MMC_OK with *lease_p), or INT32_MIN.
- */
-IT_MMC_UNUSED static int32_t it_mmc_wire_get(it_mmc_wire_t *w, const char *key,
-                                             uint64_t *lease_p)
-{
-    it_mmc_body_t b = {.len = 0};
-    int32_t st;
-
-    it_mmc_body_int(&b, 1, 4);
-    it_mmc_body_str(&b, key);
-    st = it_mmc_wire_call(w, 6 /* GET */, &b);
-    if (st != 0) {
-        tk_print("wire: GET %s: frame status %d", key, st);
-        return INT32_MIN;
-    }
-    /* u32 count, i32 status, u64 id, ... */
-    if (w->resp_len < 16 || it_mmc_get_le(w->resp, 4) != 1) {
-        return INT32_MIN;
-    }
-    st = (int32_t)it_mmc_get_le(w->resp + 4, 4);
-    if (st == 0) {
-        *lease_p = it_mmc_get_le(w->resp + 8, 8);
-    }
-    return st;
-}
-
-/* RELEASE of one lease: the item's status, or INT32_MIN. */
-IT_MMC_UNUSED static int32_t it_mmc_wire_release(it_mmc_wire_t *w,
-                                                 uint64_t lease)
-{
-    it_mmc_body_t b = {.len = 0};
-
-    it_mmc_body_int(&b, 1, 4);
-    it_mmc_body_int(&b, lease, 8);
-    if (it_mmc_wire_call(w, 7 /* RELEASE */, &b) != 0 || w->resp_len != 8 ||
-        it_mmc_get_le(w->resp, 4) != 1) {
-        return INT32_MIN;
-    }
-    return (int32_t)it_mmc_get_le(w->resp + 4, 4);
 }
 
 #endif

@@ -10,17 +10,20 @@
  *
  * The test process never starts a thread: daemons run with fork+exec
  * (tk_meta, tk_proc_exec) on 127.0.0.1 with port 0 for every server, and the
- * HTTP client is a plain blocking socket with poll() deadlines.  Every wait is
- * a generous hang guard, never a timing assertion.
+ * HTTP client is a plain blocking socket with poll() deadlines (tk_sock).
+ * The RPC port is spoken to over such a socket too, with the real frame
+ * header and message codecs (tests/wire); its malformed frames are real
+ * ones bent or cut.  Every wait is a generous hang guard, never a timing
+ * assertion.
  */
 #include "it_helpers.h"
 #include "tk_meta.h"
+#include "tk_sock.h"
+#include "tw_mmc.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -28,7 +31,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -218,36 +220,12 @@ static void mt_resp_free(mt_resp_t *r)
 
 static int mt_connect(uint16_t port)
 {
-    struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tk_sock_connect("127.0.0.1", port);
 
-    assert_true(fd >= 0);
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        fail_msg("connect to 127.0.0.1:%u failed: %s", port, strerror(errno));
+    if (fd < 0) {
+        fail_msg("cannot connect to 127.0.0.1:%u", port);
     }
     return fd;
-}
-
-static void mt_send_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        /* the peer may close first on garbage: that is fine */
-        if (n <= 0) {
-            return;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
 }
 
 /* A header value of the response (case-insensitive name), or NULL. */
@@ -294,7 +272,7 @@ static void mt_http(uint16_t port, const char *method, const char *path,
                  method, path, extra_headers != NULL ? extra_headers : "");
     assert_true(n > 0 && (size_t)n < sizeof(req));
     fd = mt_connect(port);
-    mt_send_all(fd, req, (size_t)n);
+    (void)tk_sock_send_all(fd, req, (size_t)n);
     r->raw = mt_read_all(fd, NULL);
     close(fd);
     assert_non_null(r->raw);
@@ -536,165 +514,30 @@ static double mt_metric_value(const char *text, const char *prefix)
 
 /* ----------------------------------------------------------- frames */
 
-#define MT_NET_MAGIC 0x544e464du
-#define MT_HDR_SIZE  24
-
-static void mt_put32(uint8_t *p, uint32_t v)
+/* A connection to the RPC port (tests/wire). */
+static void mt_wire_open(tw_conn_t *c, uint16_t port)
 {
-    for (int i = 0; i < 4; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
+    tw_conn_init(c, mt_connect(port), MT_WAIT_MS);
 }
 
-static uint32_t mt_get32(const uint8_t *p)
+/* Sends a request of len bytes of body on a connection that must hold;
+ * the frame status of its response. */
+static mf_status_t mt_wire_call(tw_conn_t *c, uint16_t opcode, const void *body,
+                                size_t len)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
+    tw_frame_t resp;
+    mf_status_t status;
 
-/* A request header: magic, version 1, kind request, opcode, status 0,
- * body_len, req_id. */
-static void mt_frame_hdr(uint8_t *out, uint16_t opcode, uint32_t body_len,
-                         uint64_t req_id)
-{
-    memset(out, 0, MT_HDR_SIZE);
-    mt_put32(out, MT_NET_MAGIC);
-    out[4] = 1;
-    out[5] = 1;
-    out[6] = (uint8_t)opcode;
-    out[7] = (uint8_t)(opcode >> 8);
-    mt_put32(out + 12, body_len);
-    mt_put32(out + 16, (uint32_t)req_id);
-    mt_put32(out + 20, (uint32_t)(req_id >> 32));
-}
-
-static bool mt_read_exact(int fd, void *buf, size_t len)
-{
-    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    uint8_t *p = buf;
-    int wait;
-
-    while (len > 0) {
-        ssize_t n;
-        wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
-        if (poll(&pfd, 1, wait) != 1) {
-            return false;
-        }
-        n = read(fd, p, len);
-        if (n <= 0) {
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Reads one response header on fd; checks req_id; returns its status and
- * skips its body. */
-static int32_t mt_read_response(int fd, uint16_t opcode, uint64_t req_id)
-{
-    uint8_t hdr[MT_HDR_SIZE], skip[256];
-    uint32_t body_len;
-
-    assert_true(mt_read_exact(fd, hdr, sizeof(hdr)));
-    assert_int_equal(mt_get32(hdr), MT_NET_MAGIC);
-    assert_int_equal(hdr[5], 2); /* response */
-    assert_int_equal(hdr[6] | (hdr[7] << 8), opcode);
-    assert_int_equal(mt_get32(hdr + 16), (uint32_t)req_id);
-    body_len = mt_get32(hdr + 12);
-    while (body_len > 0) {
-        size_t n = body_len < sizeof(skip) ? body_len : sizeof(skip);
-        assert_true(mt_read_exact(fd, skip, n));
-        body_len -= (uint32_t)n;
-    }
-    return (int32_t)mt_get32(hdr + 8);
+    assert_int_equal(tw_call(c, opcode, body, len, &resp), MF_OK);
+    status = resp.hdr.status;
+    tw_frame_free(&resp);
+    return status;
 }
 
 /* Waits until the peer closes fd (or the guard runs out: false). */
 static bool mt_wait_closed(int fd)
 {
-    char buf[256];
-    uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
-    struct pollfd pfd = {fd, POLLIN, 0};
-
-    for (;;) {
-        int wait = (int)(deadline > tk_time_ms() ? deadline - tk_time_ms() : 0);
-        ssize_t n;
-
-        if (poll(&pfd, 1, wait) != 1) {
-            return false;
-        }
-        n = read(fd, buf, sizeof(buf));
-        if (n == 0 || (n < 0 && errno == ECONNRESET)) {
-            return true;
-        }
-        if (n < 0 && errno != EINTR) {
-            return false;
-        }
-    }
-}
-
-/* A request body under construction, little-endian like mf_wbuf. */
-typedef struct mt_body {
-    uint8_t data[1024];
-    size_t len;
-} mt_body_t;
-
-static void mt_body_u8(mt_body_t *b, uint8_t v)
-{
-    assert_true(b->len + 1 <= sizeof(b->data));
-    b->data[b->len++] = v;
-}
-
-static void mt_body_u32(mt_body_t *b, uint32_t v)
-{
-    assert_true(b->len + 4 <= sizeof(b->data));
-    mt_put32(b->data + b->len, v);
-    b->len += 4;
-}
-
-static void mt_body_u64(mt_body_t *b, uint64_t v)
-{
-    mt_body_u32(b, (uint32_t)v);
-    mt_body_u32(b, (uint32_t)(v >> 32));
-}
-
-static void mt_body_bytes(mt_body_t *b, const char *s, size_t len)
-{
-    mt_body_u32(b, (uint32_t)len);
-    assert_true(b->len + len <= sizeof(b->data));
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-}
-
-static uint64_t mt_get64(const uint8_t *p)
-{
-    return (uint64_t)mt_get32(p) | ((uint64_t)mt_get32(p + 4) << 32);
-}
-
-/* Sends one request and reads its response: the frame status, and the
- * body into resp (up to cap bytes; *len_p its length). */
-static int32_t mt_call(int fd, uint16_t opcode, uint64_t req_id,
-                       const mt_body_t *body, uint8_t *resp, size_t cap,
-                       size_t *len_p)
-{
-    uint8_t hdr[MT_HDR_SIZE];
-    uint32_t body_len;
-
-    mt_frame_hdr(hdr, opcode, (uint32_t)body->len, req_id);
-    mt_send_all(fd, hdr, sizeof(hdr));
-    mt_send_all(fd, body->data, body->len);
-    assert_true(mt_read_exact(fd, hdr, sizeof(hdr)));
-    assert_int_equal(mt_get32(hdr), MT_NET_MAGIC);
-    assert_int_equal(hdr[5], 2);
-    assert_int_equal(mt_get32(hdr + 16), (uint32_t)req_id);
-    body_len = mt_get32(hdr + 12);
-    assert_true(body_len <= cap);
-    assert_true(body_len == 0 || mt_read_exact(fd, resp, body_len));
-    *len_p = body_len;
-    return (int32_t)mt_get32(hdr + 8);
+    return tk_sock_wait_closed(fd, MT_WAIT_MS, NULL);
 }
 
 /* Polls url until its status is code (a hang guard, no timing). */
@@ -860,10 +703,68 @@ static uint64_t mt_host_base(void)
     return cfg.host_base;
 }
 
+/* REGISTER rank with one DRAM segment of 1 MiB at gva (max_segment_size
+ * = 1M), as host. */
+static void mt_register(tw_conn_t *c, uint32_t rank, const char *host,
+                        uint64_t gva)
+{
+    mmc_register_req_t req;
+
+    memset(&req, 0, sizeof(req));
+    req.rank = rank;
+    snprintf(req.host_id, sizeof(req.host_id), "%s", host);
+    req.nsegs = 1;
+    req.segs[0].media = MMC_MEDIA_DRAM;
+    req.segs[0].gva = gva;
+    req.segs[0].size = 1u << 20;
+    assert_int_equal(tw_mmc_register(c, &req, NULL), MF_OK);
+}
+
+/* HELLO, then REGISTER rank with its own 1 MiB DRAM segment on host-a. */
+static void mt_join(tw_conn_t *c, uint32_t rank)
+{
+    assert_int_equal(tw_mmc_hello(c, "it-client", NULL), MF_OK);
+    mt_register(c, rank, "host-a", mt_host_base() + ((uint64_t)rank << 20));
+}
+
+/* PUT_ALLOC and PUT_COMMIT of one key with one replica, both succeeding;
+ * obj_p (may be NULL) gets what PUT_ALLOC granted. */
+static void mt_put(tw_conn_t *c, const char *key, uint64_t size,
+                   mmc_obj_result_t *obj_p)
+{
+    mmc_put_item_t item = {{key, (uint32_t)strlen(key)}, size};
+    mmc_put_alloc_req_t req = {.replicas = 1, .count = 1, .items = &item};
+    mmc_commit_item_t commit = {.status = MMC_OK};
+    mmc_commit_list_t commits = {1, &commit};
+    mmc_status_list_t done;
+    mmc_obj_list_t objs;
+
+    assert_int_equal(tw_mmc_put_alloc(c, &req, &objs), MF_OK);
+    assert_int_equal(objs.count, 1);
+    if (objs.items[0].status != MMC_OK) {
+        fail_msg("PUT_ALLOC %s: item status %d", key, objs.items[0].status);
+    }
+    commit.put_id = objs.items[0].id;
+    if (obj_p != NULL) {
+        *obj_p = objs.items[0];
+    }
+    mmc_obj_list_free(&objs);
+    assert_int_equal(tw_mmc_put_commit(c, &commits, &done), MF_OK);
+    assert_int_equal(done.count, 1);
+    assert_int_equal(done.status[0], MMC_OK);
+    mmc_status_list_free(&done);
+}
+
+static void mt_ping(tw_conn_t *c)
+{
+    assert_int_equal(tw_mmc_ping(c), MF_OK);
+}
+
 /*
- * A client speaking the wire protocol by hand registers a segment (with a
- * host id full of characters to escape), puts and commits an object and
- * takes a read lease: the views show them; when it disconnects, they go.
+ * A client speaking the wire protocol (tests/wire) registers a segment
+ * (with a host id full of characters to escape), puts and commits an
+ * object and takes a read lease: the views show them; when it
+ * disconnects, they go.
  */
 static void test_views_of_state(void **state)
 {
@@ -873,65 +774,24 @@ static void test_views_of_state(void **state)
                            "max_segment_size=1M", NULL};
     const uint64_t gva1 = mt_host_base() + (1ull << 20);
     mt_metrics_t *m = calloc(1, sizeof(*m));
-    uint8_t resp[1024];
+    mmc_obj_result_t put;
     char expect[256];
-    uint64_t put_id;
-    size_t len;
-    mt_body_t b;
+    tw_conn_t c;
     tk_meta_t d;
     mt_resp_t r;
-    int fd;
 
     assert_non_null(m);
     mt_find_binary();
     assert_int_equal(mt_start(&d, extra), 0);
-    fd = mt_connect(d.port);
-
-    memset(&b, 0, sizeof(b)); /* HELLO */
-    mt_body_u32(&b, 1);
-    mt_body_bytes(&b, "it-client", 9);
-    assert_int_equal(mt_call(fd, 1, 1, &b, resp, sizeof(resp), &len), 0);
-
-    memset(&b, 0, sizeof(b)); /* REGISTER rank 1, one DRAM segment */
-    mt_body_u32(&b, 1);
-    mt_body_bytes(&b, host_id, strlen(host_id));
-    mt_body_u32(&b, 1);
-    mt_body_u8(&b, 0);
-    mt_body_u64(&b, gva1);
-    mt_body_u64(&b, 1u << 20);
-    assert_int_equal(mt_call(fd, 2, 2, &b, resp, sizeof(resp), &len), 0);
-
-    memset(&b, 0, sizeof(b)); /* PUT_ALLOC one key of 1000 bytes */
-    mt_body_u32(&b, 0);
-    mt_body_u32(&b, 1);
-    mt_body_u32(&b, 0);
-    mt_body_u32(&b, 1);
-    mt_body_bytes(&b, key, strlen(key));
-    mt_body_u64(&b, 1000);
-    assert_int_equal(mt_call(fd, 4, 3, &b, resp, sizeof(resp), &len), 0);
-    /* u32 count, i32 status, u64 put id, u64 size, u8 nrep, replica */
-    if (len != 4 + 4 + 8 + 8 + 1 + 17) {
-        fail_msg("PUT_ALLOC answered %zu bytes, item status %d", len,
-                 len >= 8 ? (int)mt_get32(resp + 4) : 0);
-    }
-    assert_int_equal(mt_get32(resp), 1);
-    assert_int_equal(mt_get32(resp + 4), 0);
-    put_id = mt_get64(resp + 8);
-    assert_int_equal(resp[24], 1);
-    assert_int_equal(mt_get32(resp + 25), 1); /* rank 1 */
-
-    memset(&b, 0, sizeof(b)); /* PUT_COMMIT */
-    mt_body_u32(&b, 1);
-    mt_body_u64(&b, put_id);
-    mt_body_u32(&b, 0);
-    assert_int_equal(mt_call(fd, 5, 4, &b, resp, sizeof(resp), &len), 0);
-    assert_int_equal(mt_get32(resp + 4), 0);
-
-    memset(&b, 0, sizeof(b)); /* GET: a read lease */
-    mt_body_u32(&b, 1);
-    mt_body_bytes(&b, key, strlen(key));
-    assert_int_equal(mt_call(fd, 6, 5, &b, resp, sizeof(resp), &len), 0);
-    assert_int_equal(mt_get32(resp + 4), 0);
+    mt_wire_open(&c, d.port);
+    assert_int_equal(tw_mmc_hello(&c, "it-client", NULL), MF_OK);
+    mt_register(&c, 1, host_id, gva1);
+    /* one key of 1000 bytes: its one replica on rank 1 */
+    mt_put(&c, key, 1000, &put);
+    assert_int_equal(put.nrep, 1);
+    assert_int_equal(put.reps[0].rank, 1);
+    /* GET: a read lease */
+    assert_int_equal(tw_mmc_get_one(&c, key, NULL), MMC_OK);
 
     /* /segments */
     mt_http(d.http_port, "GET", "/segments", NULL, &r);
@@ -985,7 +845,7 @@ static void test_views_of_state(void **state)
     mt_resp_free(&r);
 
     /* the connection goes: its segment, and the object with it */
-    close(fd);
+    tw_conn_close(&c);
     mt_wait_http(d.http_port, "/key/dir%2Fk%C3%BC", 404);
     mt_http(d.http_port, "GET", "/segments", NULL, &r);
     assert_null(strstr(r.body, "{"));
@@ -1006,78 +866,17 @@ static void test_views_of_state(void **state)
     free(m);
 }
 
-/* HELLO, then REGISTER rank with a 1 MiB DRAM segment (max_segment_size
- * = 1M); req ids from *req. */
-static void mt_join(int fd, uint32_t rank, uint64_t *req)
-{
-    uint8_t resp[64];
-    size_t len;
-    mt_body_t b;
-
-    memset(&b, 0, sizeof(b));
-    mt_body_u32(&b, 1);
-    mt_body_bytes(&b, "it-client", 9);
-    assert_int_equal(mt_call(fd, 1, (*req)++, &b, resp, sizeof(resp), &len), 0);
-    memset(&b, 0, sizeof(b));
-    mt_body_u32(&b, rank);
-    mt_body_bytes(&b, "host-a", 6);
-    mt_body_u32(&b, 1);
-    mt_body_u8(&b, 0);
-    mt_body_u64(&b, mt_host_base() + ((uint64_t)rank << 20));
-    mt_body_u64(&b, 1u << 20);
-    assert_int_equal(mt_call(fd, 2, (*req)++, &b, resp, sizeof(resp), &len), 0);
-}
-
-/* PUT_ALLOC and PUT_COMMIT of one key, both succeeding. */
-static void mt_put(int fd, const char *key, uint64_t size, uint64_t *req)
-{
-    uint8_t resp[256];
-    uint64_t put_id;
-    size_t len;
-    mt_body_t b;
-
-    memset(&b, 0, sizeof(b));
-    mt_body_u32(&b, 0); /* flags */
-    mt_body_u32(&b, 1); /* replicas */
-    mt_body_u32(&b, 0); /* preferred ranks */
-    mt_body_u32(&b, 1);
-    mt_body_bytes(&b, key, strlen(key));
-    mt_body_u64(&b, size);
-    assert_int_equal(mt_call(fd, 4, (*req)++, &b, resp, sizeof(resp), &len), 0);
-    assert_true(len >= 16);
-    assert_int_equal(mt_get32(resp + 4), 0);
-    put_id = mt_get64(resp + 8);
-    memset(&b, 0, sizeof(b));
-    mt_body_u32(&b, 1);
-    mt_body_u64(&b, put_id);
-    mt_body_u32(&b, 0);
-    assert_int_equal(mt_call(fd, 5, (*req)++, &b, resp, sizeof(resp), &len), 0);
-    assert_int_equal(mt_get32(resp + 4), 0);
-}
-
-static void mt_ping(int fd, uint64_t *req)
-{
-    uint8_t resp[16];
-    size_t len;
-    mt_body_t b;
-
-    memset(&b, 0, sizeof(b));
-    assert_int_equal(mt_call(fd, 11, (*req)++, &b, resp, sizeof(resp), &len),
-                     0);
-    assert_int_equal(len, 0);
-}
-
 /* Polls /metrics until the sample `prefix` reaches at least want (a hang
- * guard, no timing); pings fd (if >= 0) meanwhile.  *r gets the last
+ * guard, no timing); pings c (if not NULL) meanwhile.  *r gets the last
  * response (mt_resp_free). */
 static void mt_wait_metric(uint16_t port, const char *prefix, double want,
-                           int fd, uint64_t *req, mt_resp_t *r)
+                           tw_conn_t *c, mt_resp_t *r)
 {
     uint64_t deadline = tk_time_ms() + MT_WAIT_MS;
 
     for (;;) {
-        if (fd >= 0) {
-            mt_ping(fd, req);
+        if (c != NULL) {
+            mt_ping(c);
         }
         mt_http(port, "GET", "/metrics", NULL, r);
         assert_int_equal(r->code, 200);
@@ -1108,23 +907,22 @@ static void test_evict_and_liveness(void **state)
     static const char usage[] =
         "mmc_segment_usage_ratio{rank=\"1\",media=\"dram\",host=\"host-a\"}";
     mt_metrics_t *m = calloc(1, sizeof(*m));
-    uint64_t req = 1;
+    tw_conn_t c, silent;
     tk_meta_t d;
     char key[32];
     mt_resp_t r;
-    int fd, silent;
 
     assert_non_null(m);
     mt_find_binary();
     assert_int_equal(mt_start(&d, extra), 0);
-    fd = mt_connect(d.port);
-    mt_join(fd, 1, &req);
+    mt_wire_open(&c, d.port);
+    mt_join(&c, 1);
     /* 15 x 64 KiB of 1 MiB: 94% > 90%; back to 12 (75% <= 80%) */
     for (int i = 0; i < 15; i++) {
         snprintf(key, sizeof(key), "ev/%d", i);
-        mt_put(fd, key, 64u << 10, &req);
+        mt_put(&c, key, 64u << 10, NULL);
     }
-    mt_wait_metric(d.http_port, "mmc_evictions_total", 3, fd, &req, &r);
+    mt_wait_metric(d.http_port, "mmc_evictions_total", 3, &c, &r);
     assert_true(mt_metric_value(r.body, "mmc_evictions_total") == 3);
     assert_true(mt_metric_value(r.body, "mmc_evicted_bytes_total") ==
                 3 * 65536);
@@ -1137,26 +935,26 @@ static void test_evict_and_liveness(void **state)
     mt_expect(d.http_port, "GET", "/key/ev%2F3", 200, "\"size\":65536");
 
     /* rank 2 joins and goes silent */
-    silent = mt_connect(d.port);
-    mt_join(silent, 2, &req);
-    mt_wait_metric(d.http_port, "mmc_members", 2, fd, &req, &r);
+    mt_wire_open(&silent, d.port);
+    mt_join(&silent, 2);
+    mt_wait_metric(d.http_port, "mmc_members", 2, &c, &r);
     mt_resp_free(&r);
     mt_wait_metric(d.http_port, "mmc_member_losses_total{reason=\"timeout\"}",
-                   1, fd, &req, &r);
+                   1, &c, &r);
     assert_true(mt_metric_value(r.body, "mmc_members") == 1);
     assert_true(mt_metric_value(r.body, "mmc_connections_timed_out_total") ==
                 1);
     assert_true(mt_metric_value(
                     r.body, "mmc_member_losses_total{reason=\"closed\"}") == 0);
     mt_resp_free(&r);
-    assert_true(mt_wait_closed(silent));
-    close(silent);
-    mt_ping(fd, &req); /* the one that pinged is still served */
+    assert_true(mt_wait_closed(silent.fd));
+    tw_conn_close(&silent);
+    mt_ping(&c); /* the one that pinged is still served */
 
     /* rank 1 closes without UNREGISTER */
-    close(fd);
+    tw_conn_close(&c);
     mt_wait_metric(d.http_port, "mmc_member_losses_total{reason=\"closed\"}", 1,
-                   -1, NULL, &r);
+                   NULL, &r);
     assert_true(mt_metric_value(r.body, "mmc_members") == 0);
     assert_true(mt_metric_value(r.body, "mmc_objects") == 0);
     mt_resp_free(&r);
@@ -1166,8 +964,15 @@ static void test_evict_and_liveness(void **state)
 
 static void test_garbage(void **state)
 {
-    uint8_t junk[4096], frame[MT_HDR_SIZE + 16];
+    static const char key[] = "k";
+    mmc_key_t k = {key, sizeof(key) - 1};
+    mmc_key_list_t keys = {1, &k};
+    mmc_hello_req_t bent = {.version = MMC_PROTO_VERSION + 1};
+    mf_wbuf_t hello, frame, get, w;
+    uint8_t junk[4096];
+    mf_net_hdr_t hdr;
     tk_rng_t rng;
+    tw_conn_t c;
     tk_meta_t d;
     mt_resp_t r;
     int fd;
@@ -1178,58 +983,89 @@ static void test_garbage(void **state)
     for (size_t i = 0; i < sizeof(junk); i++) {
         junk[i] = (uint8_t)tk_rng_next(&rng);
     }
+    /* what a client sends, to bend and cut: a HELLO frame, a GET body */
+    mf_wbuf_init(&hello);
+    tw_mmc_hello_encode(&hello, "it-client");
+    hdr = tw_req_hdr(MMC_OP_HELLO, 1, (uint32_t)hello.len);
+    mf_wbuf_init(&frame);
+    tw_frame_encode(&frame, &hdr, hello.data, hello.len);
+    mf_wbuf_init(&get);
+    mmc_key_list_encode(&get, &keys);
+    assert_int_equal(mf_wbuf_status(&hello), MF_OK);
+    assert_int_equal(mf_wbuf_status(&frame), MF_OK);
+    assert_int_equal(mf_wbuf_status(&get), MF_OK);
 
     /* random bytes: every server drops the connection (HTTP answers 400
      * first, or closes) */
     fd = mt_connect(d.port);
-    mt_send_all(fd, junk, sizeof(junk));
+    (void)tk_sock_send_all(fd, junk, sizeof(junk));
     assert_true(mt_wait_closed(fd));
     close(fd);
     fd = mt_connect(d.store_port);
-    mt_send_all(fd, junk, sizeof(junk));
+    (void)tk_sock_send_all(fd, junk, sizeof(junk));
     assert_true(mt_wait_closed(fd));
     close(fd);
     fd = mt_connect(d.http_port);
-    mt_send_all(fd, junk, sizeof(junk));
+    (void)tk_sock_send_all(fd, junk, sizeof(junk));
     assert_true(mt_wait_closed(fd));
     close(fd);
 
-    /* a frame cut short, then the connection closed */
+    /* the HELLO frame cut short in its body, then the connection closed */
     fd = mt_connect(d.port);
-    mt_frame_hdr(frame, 1 /* HELLO */, 100, 1);
-    mt_send_all(fd, frame, MT_HDR_SIZE + 10);
+    (void)tk_sock_send_all(fd, frame.data, frame.len - 5);
     close(fd);
-    /* a header cut short */
+    /* cut short in its header */
     fd = mt_connect(d.port);
-    mt_send_all(fd, frame, 11);
+    (void)tk_sock_send_all(fd, frame.data, 11);
     close(fd);
     /* a body length beyond any limit: disconnected */
     fd = mt_connect(d.port);
-    mt_frame_hdr(frame, 1, 0xffffffffu, 2);
-    mt_send_all(fd, frame, MT_HDR_SIZE);
+    hdr.body_len = UINT32_MAX;
+    (void)tw_send_hdr(fd, &hdr);
+    assert_true(mt_wait_closed(fd));
+    close(fd);
+    /* a frame of another version: disconnected */
+    fd = mt_connect(d.port);
+    hdr.body_len = (uint32_t)hello.len;
+    hdr.version = MF_NET_VERSION + 1;
+    (void)tw_send_hdr(fd, &hdr);
+    (void)tk_sock_send_all(fd, hello.data, hello.len);
     assert_true(mt_wait_closed(fd));
     close(fd);
 
     /* well-framed nonsense fails per request, the connection stays */
-    fd = mt_connect(d.port);
-    mt_frame_hdr(frame, 999, 0, 3);
-    mt_send_all(fd, frame, MT_HDR_SIZE);
-    assert_int_equal(mt_read_response(fd, 999, 3), MF_ERR_UNSUPPORTED);
-    mt_frame_hdr(frame, 1 /* HELLO */, 3, 4);
-    memcpy(frame + MT_HDR_SIZE, "\x01\x02\x03", 3);
-    mt_send_all(fd, frame, MT_HDR_SIZE + 3);
-    assert_int_equal(mt_read_response(fd, 1, 4), MF_ERR_PROTO);
-    mt_frame_hdr(frame, 6 /* GET before HELLO */, 0, 5);
-    mt_send_all(fd, frame, MT_HDR_SIZE);
-    assert_true(mt_read_response(fd, 6, 5) < 0);
-    mt_frame_hdr(frame, 0, 0, 6);
-    mt_send_all(fd, frame, MT_HDR_SIZE);
-    assert_int_equal(mt_read_response(fd, 0, 6), MF_ERR_UNSUPPORTED);
-    close(fd);
+    mt_wire_open(&c, d.port);
+    assert_int_equal(mt_wire_call(&c, 999, NULL, 0), MF_ERR_UNSUPPORTED);
+    /* the HELLO body cut after 3 bytes */
+    assert_int_equal(mt_wire_call(&c, MMC_OP_HELLO, hello.data, 3),
+                     MF_ERR_PROTO);
+    /* a HELLO of another protocol version */
+    snprintf(bent.name, sizeof(bent.name), "it-client");
+    mf_wbuf_init(&w);
+    mmc_hello_req_encode(&w, &bent);
+    assert_int_equal(mf_wbuf_status(&w), MF_OK);
+    assert_int_equal(mt_wire_call(&c, MMC_OP_HELLO, w.data, w.len),
+                     MF_ERR_VERSION);
+    mf_wbuf_free(&w);
+    /* a GET before HELLO */
+    assert_true(mt_wire_call(&c, MMC_OP_GET, get.data, get.len) < 0);
+    assert_int_equal(mt_wire_call(&c, 0, NULL, 0), MF_ERR_UNSUPPORTED);
+    /* greeted: a GET whose key count (its first field) is bent far
+     * beyond the keys in its body, then the GET itself */
+    assert_int_equal(mt_wire_call(&c, MMC_OP_HELLO, hello.data, hello.len),
+                     MF_OK);
+    mf_le32_store(get.data, 1000);
+    assert_int_equal(mt_wire_call(&c, MMC_OP_GET, get.data, get.len),
+                     MF_ERR_PROTO);
+    assert_int_equal(tw_mmc_get_one(&c, key, NULL), MMC_ERR_NOT_FOUND);
+    tw_conn_close(&c);
+    mf_wbuf_free(&hello);
+    mf_wbuf_free(&frame);
+    mf_wbuf_free(&get);
 
     /* a partial HTTP request that never ends is not answered: others are */
     fd = mt_connect(d.http_port);
-    mt_send_all(fd, "GET /heal", 9);
+    (void)tk_sock_send_all(fd, "GET /heal", 9);
 
     mt_http(d.http_port, "GET", "/health", NULL, &r);
     assert_int_equal(r.code, 200);

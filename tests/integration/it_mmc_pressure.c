@@ -9,9 +9,10 @@
  *     seed and pattern, compared byte for byte) or MMC_ERR_NOT_FOUND
  *     (evicted); every put succeeds (a put that finds no room evicts);
  *   - objects under a read lease survive eviction: the test parent holds
- *     leases on the oldest objects with a raw wire client (HELLO, GET, no
- *     RELEASE) while eviction runs past them (the objects put right after
- *     them are gone), and /key still shows them afterwards;
+ *     leases on the oldest objects, speaking the wire itself (tests/wire:
+ *     HELLO, GET, no RELEASE, PING to stay a member) while eviction runs
+ *     past them (the objects put right after them are gone), and /key
+ *     still shows them afterwards;
  *   - at rest every segment is at or below the high watermark, and a
  *     segment pushed above it falls to the low watermark;
  *   - after everything is removed, no segment holds a byte.
@@ -19,6 +20,7 @@
  * plus a generous slack counts as a hang and fails the test.
  */
 #include "it_mmc.h"
+#include "tw_mmc.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -47,6 +49,7 @@
 #define MEMBER_MS    (5000 * TK_TIME_SCALE)  /* the meta's member_timeout_ms */
 #define HANG_MS      (CALL_MS + 20000)
 #define SETTLE_MS    60000 /* hang guard of a wait for the meta */
+#define WIRE_MS      30000 /* hang guard of the parent's wire calls */
 
 /* it_mmc_sh->val[]: committed puts of writer i */
 #define V_COMMITTED(i) (i)
@@ -449,11 +452,12 @@ static void test_pressure(void **state)
                            member,
                            NULL};
     uint64_t leases[NPROC][NPIN], start = tk_time_ms(), deadline;
-    it_mmc_wire_t wire = {.fd = -1};
+    tw_conn_t wire = {.fd = -1};
     it_mmc_seg_t segs[16];
     pid_t pids[NPROC];
     char key[64];
     int i, k, n, ok = 0;
+    mmc_status_t st;
     double evictions;
 
     snprintf(member, sizeof(member), "member_timeout_ms=%d", MEMBER_MS);
@@ -467,14 +471,18 @@ static void test_pressure(void **state)
         goto out;
     }
     /* read leases on the oldest objects, held over the whole storm */
-    if (it_mmc_wire_open(&wire, NULL, 0, &it_mmc_sh->meta) != 0) {
+    if (tw_conn_open(&wire, it_mmc_sh->meta.addr, it_mmc_sh->meta.port,
+                     WIRE_MS) != 0 ||
+        tw_mmc_hello(&wire, "it-wire", NULL) != MF_OK) {
         goto out;
     }
     for (i = 0; i < NPROC; i++) {
         for (k = 0; k < NPIN; k++) {
             snprintf(key, sizeof(key), "pin.%d.%d", i, k);
-            if (it_mmc_wire_get(&wire, key, &leases[i][k]) != MMC_OK) {
-                tk_print("parent: no lease on %s", key);
+            st = tw_mmc_get_one(&wire, key, &leases[i][k]);
+            if (st != MMC_OK) {
+                tk_print("parent: no lease on %s: %s", key,
+                         mmc_status_name(st));
                 goto out;
             }
         }
@@ -485,7 +493,7 @@ static void test_pressure(void **state)
     /* the storm: keep the raw connection alive meanwhile */
     while (atomic_load(&it_mmc_sh->bar[2]) < NPROC &&
            atomic_load(&it_mmc_sh->val[V_FAILED]) == 0) {
-        if (it_mmc_wire_ping(&wire) != 0) {
+        if (tw_mmc_ping(&wire) != MF_OK) {
             goto out;
         }
         tk_sleep_ms(200);
@@ -543,7 +551,7 @@ static void test_pressure(void **state)
             tk_print("parent: %d segments stay above the high mark", above);
             goto out;
         }
-        (void)it_mmc_wire_ping(&wire);
+        (void)tw_mmc_ping(&wire);
         tk_sleep_ms(20);
     }
     for (i = 0; i < n; i++) {
@@ -553,13 +561,13 @@ static void test_pressure(void **state)
     }
     for (i = 0; i < NPROC; i++) {
         for (k = 0; k < NPIN; k++) {
-            if (it_mmc_wire_release(&wire, leases[i][k]) != MMC_OK) {
+            if (tw_mmc_release_one(&wire, leases[i][k]) != MMC_OK) {
                 tk_print("parent: release of a pinned lease failed");
                 goto out;
             }
         }
     }
-    it_mmc_wire_close(&wire);
+    tw_conn_close(&wire);
     if (!pr_parent_barrier(3) || !pr_parent_barrier(4) ||
         !pr_parent_barrier(5)) {
         goto out;
@@ -583,7 +591,7 @@ static void test_pressure(void **state)
     }
     ok = 1;
 out:
-    it_mmc_wire_close(&wire);
+    tw_conn_close(&wire);
     if (!ok) {
         atomic_store(&it_mmc_sh->val[V_FAILED], 1);
     }

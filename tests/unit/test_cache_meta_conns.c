@@ -21,6 +21,8 @@
 #include "tk_group.h"
 #include "tk_log.h"
 #include "tk_proc.h"
+#include "tk_sock.h"
+#include "tw_mmc.h"
 
 #include "cache/meta/meta.h"
 #include "net/net.h"
@@ -28,10 +30,8 @@
 #include "util/misc.h"
 #include "util/sock.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -94,14 +94,9 @@ static void test_conns_config(mmc_meta_config_t *cfg)
 
 static int test_conns_connect(uint16_t port)
 {
-    struct sockaddr_in addr = {0};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tk_sock_connect("127.0.0.1", port);
 
     assert_true(fd >= 0);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     return fd;
 }
 
@@ -109,24 +104,7 @@ static int test_conns_connect(uint16_t port)
  * sends before is read and dropped. */
 static bool test_conns_closed(int fd)
 {
-    uint64_t deadline = mf_time_ms() + WAIT_MS;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    char buf[4096];
-    ssize_t n;
-
-    while (mf_time_ms() < deadline) {
-        if (poll(&pfd, 1, 1000) <= 0) {
-            continue;
-        }
-        n = recv(fd, buf, sizeof(buf), 0);
-        if ((n == 0) || ((n < 0) && (errno == ECONNRESET))) {
-            return true;
-        }
-        if (n < 0) {
-            return false;
-        }
-    }
-    return false;
+    return tk_sock_wait_closed(fd, WAIT_MS, NULL);
 }
 
 /*
@@ -143,8 +121,7 @@ static int test_conns_http_health(int fd)
     int code = -1;
     ssize_t n;
 
-    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) !=
-        (ssize_t)(sizeof(req) - 1)) {
+    if (!tk_sock_send_all(fd, req, sizeof(req) - 1)) {
         return -1;
     }
     while (mf_time_ms() < deadline) {
@@ -176,26 +153,6 @@ static int test_conns_http_health(int fd)
 
 /* ---- RPC clients ---- */
 
-static mf_status_t test_conns_hello(mf_net_client_t *c)
-{
-    mmc_hello_req_t req = {.version = MMC_PROTO_VERSION};
-    mf_net_resp_t resp;
-    mf_status_t status;
-    mf_wbuf_t w;
-
-    mf_strlcpy(req.name, "test", sizeof(req.name));
-    mf_wbuf_init(&w);
-    mmc_hello_req_encode(&w, &req);
-    assert_int_equal(mf_wbuf_status(&w), MF_OK);
-    status = mf_net_client_call(c, MMC_OP_HELLO, w.data, w.len, CALL_MS, &resp);
-    mf_wbuf_free(&w);
-    if (status == MF_OK) {
-        status = resp.status;
-        mf_net_resp_free(&resp);
-    }
-    return status;
-}
-
 /* A call's outcome: the transport's failure, else the response status. */
 static mf_status_t test_conns_call(mf_net_client_t *c, uint16_t op,
                                    const void *body, size_t len)
@@ -208,6 +165,19 @@ static mf_status_t test_conns_call(mf_net_client_t *c, uint16_t op,
         status = resp.status;
         mf_net_resp_free(&resp);
     }
+    return status;
+}
+
+static mf_status_t test_conns_hello(mf_net_client_t *c)
+{
+    mf_status_t status;
+    mf_wbuf_t w;
+
+    mf_wbuf_init(&w);
+    tw_mmc_hello_encode(&w, "test");
+    assert_int_equal(mf_wbuf_status(&w), MF_OK);
+    status = test_conns_call(c, MMC_OP_HELLO, w.data, w.len);
+    mf_wbuf_free(&w);
     return status;
 }
 
@@ -282,25 +252,10 @@ static int test_conns_child(int ready_fd, int done_fd)
     return 0;
 }
 
-/* Reads len bytes from fd within WAIT_MS. */
+/* Reads len bytes from fd (a pipe) within WAIT_MS. */
 static bool test_conns_read(int fd, void *buf, size_t len)
 {
-    uint64_t deadline = mf_time_ms() + WAIT_MS;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    size_t got = 0;
-    ssize_t n;
-
-    while ((got < len) && (mf_time_ms() < deadline)) {
-        if (poll(&pfd, 1, 1000) <= 0) {
-            continue;
-        }
-        n = read(fd, (char *)buf + got, len - got);
-        if (n <= 0) {
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return got == len;
+    return tk_sock_read_exact(fd, buf, len, WAIT_MS);
 }
 
 static void test_conns_out_of_fds(void **state)
@@ -430,15 +385,8 @@ static void test_conns_untrusted(void **state)
 static void test_conns_idle(void **state)
 {
     static const char partial_http[] = "GET /health HTTP/1.1\r\nHost: t";
-    uint8_t hdr[MF_NET_HDR_SIZE];
-    mf_net_hdr_t h = {
-        .magic = MF_NET_MAGIC,
-        .version = MF_NET_VERSION,
-        .kind = MF_NET_KIND_REQUEST,
-        .opcode = MMC_OP_HELLO,
-        .body_len = 100,
-        .req_id = 1,
-    };
+    mf_wbuf_t hello, frame;
+    mf_net_hdr_t hdr;
     mmc_meta_config_t cfg;
     mmc_meta_t *meta = NULL;
     uint16_t ports[3];
@@ -452,7 +400,13 @@ static void test_conns_idle(void **state)
     ports[0] = mmc_meta_port(meta);
     ports[1] = mmc_meta_store_port(meta);
     ports[2] = mmc_meta_http_port(meta);
-    mf_net_hdr_encode(&h, hdr);
+    /* a HELLO frame cut in its body */
+    mf_wbuf_init(&hello);
+    tw_mmc_hello_encode(&hello, "test");
+    hdr = tw_req_hdr(MMC_OP_HELLO, 1, (uint32_t)hello.len);
+    mf_wbuf_init(&frame);
+    tw_frame_encode(&frame, &hdr, hello.data, hello.len);
+    assert_int_equal(mf_wbuf_status(&frame), MF_OK);
 
     for (int i = 0; i < 3; i++) {
         fd = test_conns_connect(ports[i]);
@@ -461,21 +415,20 @@ static void test_conns_idle(void **state)
     }
     for (int i = 0; i < 2; i++) {
         fd = test_conns_connect(ports[i]);
-        assert_int_equal(send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL), sizeof(hdr));
-        assert_int_equal(send(fd, "part", 4, MSG_NOSIGNAL), 4);
+        assert_true(tk_sock_send_all(fd, frame.data, frame.len - 4));
         assert_true(test_conns_closed(fd));
         close(fd);
     }
     fd = test_conns_connect(ports[2]);
-    assert_int_equal(
-        send(fd, partial_http, sizeof(partial_http) - 1, MSG_NOSIGNAL),
-        sizeof(partial_http) - 1);
+    assert_true(tk_sock_send_all(fd, partial_http, sizeof(partial_http) - 1));
     assert_true(test_conns_closed(fd));
     close(fd);
     fd = test_conns_connect(ports[2]);
     assert_int_equal(test_conns_http_health(fd), 200);
     assert_true(test_conns_closed(fd));
     close(fd);
+    mf_wbuf_free(&hello);
+    mf_wbuf_free(&frame);
     mmc_meta_stop(meta);
 }
 

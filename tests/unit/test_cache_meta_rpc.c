@@ -19,14 +19,14 @@
 
 #include "tk_group.h"
 #include "tk_log.h"
+#include "tk_sock.h"
+#include "tw_mmc.h"
 
 #include "cache/meta/meta.h"
 #include "net/net.h"
 #include "util/log.h"
 #include "util/misc.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <inttypes.h>
@@ -188,14 +188,12 @@ static mf_status_t test_rpc_call(mf_net_client_t *c, uint16_t op, mf_wbuf_t *w,
 
 static mmc_hello_resp_t test_rpc_hello(mf_net_client_t *c)
 {
-    mmc_hello_req_t req = {.version = MMC_PROTO_VERSION};
     mmc_hello_resp_t hr;
     mf_net_resp_t resp;
     mf_wbuf_t w;
 
-    mf_strlcpy(req.name, "test", sizeof(req.name));
     mf_wbuf_init(&w);
-    mmc_hello_req_encode(&w, &req);
+    tw_mmc_hello_encode(&w, "test");
     assert_int_equal(test_rpc_call(c, MMC_OP_HELLO, &w, &resp), MF_OK);
     assert_int_equal(mmc_hello_resp_decode(resp.body, resp.len, &hr), MF_OK);
     mf_net_resp_free(&resp);
@@ -901,6 +899,21 @@ static void test_rpc_max_batch(void **state)
     mmc_meta_stop(meta);
 }
 
+/* A list of one key that the decoders refuse (the encoder sends a key as
+ * it is given): MF_ERR_PROTO. */
+static void test_rpc_bad_key(mf_net_client_t *c, uint16_t op, const char *data,
+                             uint32_t len)
+{
+    mmc_key_t key = {data, len};
+    mmc_key_list_t keys = {1, &key};
+    mf_net_resp_t resp;
+    mf_wbuf_t w;
+
+    mf_wbuf_init(&w);
+    mmc_key_list_encode(&w, &keys);
+    assert_int_equal(test_rpc_call(c, op, &w, &resp), MF_ERR_PROTO);
+}
+
 static void test_rpc_malformed(void **state)
 {
     test_rpc_t *t = *state;
@@ -909,9 +922,10 @@ static void test_rpc_malformed(void **state)
     static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3};
     mmc_obj_list_t puts;
     mf_net_resp_t resp;
-    mf_wbuf_t w;
     mf_wbuf_t good;
     char long_key[MMC_KEY_MAX + 2];
+    uint64_t id = 1;
+    mmc_id_list_t ids = {1, &id};
 
     /* a valid PUT_ALLOC body, truncated at every length */
     {
@@ -941,25 +955,18 @@ static void test_rpc_malformed(void **state)
             MF_ERR_PROTO);
     }
     /* keys: with a NUL, empty, too long */
-    mf_wbuf_init(&w);
-    mf_wbuf_put_u32(&w, 1);
-    mf_wbuf_put_bytes(&w, "a\0b", 3);
-    assert_int_equal(test_rpc_call(m, MMC_OP_GET, &w, &resp), MF_ERR_PROTO);
-    mf_wbuf_init(&w);
-    mf_wbuf_put_u32(&w, 1);
-    mf_wbuf_put_bytes(&w, "", 0);
-    assert_int_equal(test_rpc_call(m, MMC_OP_EXIST, &w, &resp), MF_ERR_PROTO);
+    test_rpc_bad_key(m, MMC_OP_GET, "a\0b", 3);
+    test_rpc_bad_key(m, MMC_OP_EXIST, "", 0);
     memset(long_key, 'k', sizeof(long_key) - 1);
     long_key[sizeof(long_key) - 1] = '\0';
-    mf_wbuf_init(&w);
-    mf_wbuf_put_u32(&w, 1);
-    mf_wbuf_put_bytes(&w, long_key, MMC_KEY_MAX + 1);
-    assert_int_equal(test_rpc_call(m, MMC_OP_REMOVE, &w, &resp), MF_ERR_PROTO);
-    /* a count far beyond the body */
-    mf_wbuf_init(&w);
-    mf_wbuf_put_u32(&w, 1000);
-    mf_wbuf_put_u64(&w, 1);
-    assert_int_equal(test_rpc_call(m, MMC_OP_RELEASE, &w, &resp), MF_ERR_PROTO);
+    test_rpc_bad_key(m, MMC_OP_REMOVE, long_key, MMC_KEY_MAX + 1);
+    /* a count (the first field) far beyond the body */
+    mf_wbuf_init(&good);
+    mmc_id_list_encode(&good, &ids);
+    assert_int_equal(mf_wbuf_status(&good), MF_OK);
+    mf_le32_store(good.data, 1000);
+    assert_int_equal(test_rpc_call(m, MMC_OP_RELEASE, &good, &resp),
+                     MF_ERR_PROTO);
 
     /* the connection and the service still work; nothing was allocated */
     assert_int_equal(test_rpc_view(t->meta).used, 0);
@@ -1023,37 +1030,6 @@ static void test_rpc_disconnect(void **state)
     free(keys);
 }
 
-/* Writes a request frame; false once the peer is gone. */
-static bool test_rpc_raw_send(int fd, uint16_t op, uint64_t req_id,
-                              const mf_wbuf_t *w)
-{
-    mf_net_hdr_t hdr = {
-        .magic = MF_NET_MAGIC,
-        .version = MF_NET_VERSION,
-        .kind = MF_NET_KIND_REQUEST,
-        .opcode = op,
-        .body_len = (uint32_t)w->len,
-        .req_id = req_id,
-    };
-    uint8_t raw[MF_NET_HDR_SIZE];
-    const uint8_t *parts[2] = {raw, w->data};
-    size_t lens[2] = {sizeof(raw), w->len};
-
-    mf_net_hdr_encode(&hdr, raw);
-    for (int i = 0; i < 2; i++) {
-        size_t off = 0;
-
-        while (off < lens[i]) {
-            ssize_t n = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
-            if (n <= 0) {
-                return false;
-            }
-            off += (size_t)n;
-        }
-    }
-    return true;
-}
-
 /*
  * A client that sends requests and never reads: its replies pile up until
  * the server refuses one and drops the connection.  The leases granted by
@@ -1069,8 +1045,6 @@ static void test_rpc_lost_reply(void **state)
     mf_net_client_t *m[NRANKS];
     char(*key)[32];
     char(*same)[32];
-    mmc_hello_req_t hello = {.version = MMC_PROTO_VERSION};
-    struct sockaddr_in addr;
     mmc_obj_list_t puts;
     test_rpc_view_t v;
     mf_wbuf_t w;
@@ -1101,25 +1075,19 @@ static void test_rpc_lost_reply(void **state)
         memcpy(same[i], key[0], 32);
     }
 
-    fd = socket(AF_INET, SOCK_STREAM, 0);
+    fd = tk_sock_connect("127.0.0.1", mmc_meta_port(t->meta));
     assert_true(fd >= 0);
     assert_int_equal(
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(mmc_meta_port(t->meta));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    mf_strlcpy(hello.name, "slow", sizeof(hello.name));
     mf_wbuf_init(&w);
-    mmc_hello_req_encode(&w, &hello);
-    assert_true(test_rpc_raw_send(fd, MMC_OP_HELLO, id++, &w));
+    tw_mmc_hello_encode(&w, "slow");
+    assert_true(tw_send_req(fd, MMC_OP_HELLO, id++, w.data, w.len));
     mf_wbuf_free(&w);
     test_rpc_encode_keys(&w, same, K);
     assert_int_equal(mf_wbuf_status(&w), MF_OK);
     for (int i = 0; i < NQUERY + NGET; i++) {
-        if (!test_rpc_raw_send(fd, (i < NQUERY) ? MMC_OP_QUERY : MMC_OP_GET,
-                               id++, &w)) {
+        if (!tw_send_req(fd, (i < NQUERY) ? MMC_OP_QUERY : MMC_OP_GET, id++,
+                         w.data, w.len)) {
             break; /* dropped already */
         }
     }

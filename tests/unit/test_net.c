@@ -18,6 +18,8 @@
 #include "tk_group.h"
 #include "tk_log.h"
 #include "tk_proc.h"
+#include "tk_sock.h"
+#include "tw_frame.h"
 
 #include "net/net.h"
 #include "util/log.h"
@@ -864,55 +866,31 @@ static void test_call_timeout(void **state)
 /* A raw TCP connection to the server. */
 static int test_raw_connect(uint16_t port)
 {
-    struct sockaddr_in addr = {0};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = tk_sock_connect("127.0.0.1", port);
 
     assert_true(fd >= 0);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     return fd;
 }
 
-/* True when the server closes the raw connection within TEST_WAIT_MS. */
+/* True when the server closes the raw connection within TEST_WAIT_MS
+ * without a byte of response (which would be a bug). */
 static bool test_raw_closed(int fd)
 {
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    char buf[256];
-    ssize_t n;
+    size_t dropped = 0;
 
-    for (;;) {
-        if (poll(&pfd, 1, TEST_WAIT_MS) <= 0) {
-            return false;
-        }
-        n = recv(fd, buf, sizeof(buf), 0);
-        if ((n == 0) || ((n < 0) && (errno == ECONNRESET))) {
-            return true;
-        }
-        if (n < 0) {
-            return false;
-        }
-        /* Data (a response would be a bug); keep reading. */
-        return false;
-    }
+    return tk_sock_wait_closed(fd, TEST_WAIT_MS, &dropped) && (dropped == 0);
 }
 
+/* An echo request's header with magic, version and kind as given. */
 static void test_raw_send_hdr(int fd, uint32_t magic, uint8_t version,
                               uint8_t kind, uint32_t body_len)
 {
-    mf_net_hdr_t hdr = {
-        .magic = magic,
-        .version = version,
-        .kind = kind,
-        .opcode = OP_ECHO,
-        .body_len = body_len,
-        .req_id = 1,
-    };
-    uint8_t raw[MF_NET_HDR_SIZE];
+    mf_net_hdr_t hdr = tw_req_hdr(OP_ECHO, 1, body_len);
 
-    mf_net_hdr_encode(&hdr, raw);
-    assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL), sizeof(raw));
+    hdr.magic = magic;
+    hdr.version = version;
+    hdr.kind = kind;
+    assert_true(tw_send_hdr(fd, &hdr));
 }
 
 /* A peer that stops reading is disconnected before the server's output
@@ -933,16 +911,7 @@ static void test_slow_reader(void **state)
     fd = test_raw_connect(srv->port);
     assert_int_equal(
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
-    {
-        mf_net_hdr_t hdr = {.magic = MF_NET_MAGIC,
-                            .version = MF_NET_VERSION,
-                            .kind = MF_NET_KIND_REQUEST,
-                            .opcode = OP_FLOOD,
-                            .req_id = 1};
-        uint8_t raw[MF_NET_HDR_SIZE];
-        mf_net_hdr_encode(&hdr, raw);
-        assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL), sizeof(raw));
-    }
+    assert_true(tw_send_req(fd, OP_FLOOD, 1, NULL, 0));
     /* the flood is 64 MiB and more: under a sanitizer on a loaded machine
      * it takes far longer than a request, so the bound is generous */
     for (int i = 0;

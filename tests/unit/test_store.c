@@ -24,6 +24,8 @@
 #include "tk_group.h"
 #include "tk_log.h"
 #include "tk_proc.h"
+#include "tk_sock.h"
+#include "tw_frame.h"
 
 #include "net/net.h"
 #include "store/store_proto.h"
@@ -32,12 +34,9 @@
 
 #include <memfabric/mf_store.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -286,43 +285,20 @@ static void test_wait_rank_count(mf_store_t *store, const char *group,
     assert_int_equal(count, expected);
 }
 
-/* ---- raw connections that speak the wire format by hand ---- */
+/* ---- raw connections that send frames no client would ---- */
 
 static int test_raw_connect(void)
 {
-    struct sockaddr_in addr;
-    int fd;
+    int fd = tk_sock_connect("127.0.0.1", test_ctx.port);
 
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(test_ctx.port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
     return fd;
 }
 
 static void test_raw_send(int fd, uint16_t op, uint64_t req_id,
                           const void *body, size_t len)
 {
-    mf_net_hdr_t hdr = {
-        .magic = MF_NET_MAGIC,
-        .version = MF_NET_VERSION,
-        .kind = MF_NET_KIND_REQUEST,
-        .opcode = op,
-        .status = 0,
-        .body_len = (uint32_t)len,
-        .req_id = req_id,
-    };
-    uint8_t raw[MF_NET_HDR_SIZE];
-
-    mf_net_hdr_encode(&hdr, raw);
-    assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL),
-                     (ssize_t)sizeof(raw));
-    if (len > 0) {
-        assert_int_equal(send(fd, body, len, MSG_NOSIGNAL), (ssize_t)len);
-    }
+    assert_true(tw_send_req(fd, op, req_id, body, len));
 }
 
 static void test_raw_send_req(int fd, uint16_t op, uint64_t req_id,
@@ -336,55 +312,26 @@ static void test_raw_send_req(int fd, uint16_t op, uint64_t req_id,
     mf_wbuf_free(&w);
 }
 
-/* Reads exactly len bytes; false on EOF or timeout. */
-static bool test_raw_read(int fd, void *buf, size_t len, unsigned timeout_ms)
-{
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    size_t got = 0;
-    ssize_t n;
-
-    while (got < len) {
-        if (poll(&pfd, 1, (int)timeout_ms) <= 0) {
-            return false;
-        }
-        n = recv(fd, (uint8_t *)buf + got, len - got, 0);
-        if (n <= 0) {
-            return false;
-        }
-        got += (size_t)n;
-    }
-    return true;
-}
-
 /* Reads one frame; the body (if any) goes to body (max bytes). */
 static bool test_raw_recv(int fd, mf_net_hdr_t *hdr, void *body, size_t max)
 {
-    uint8_t raw[MF_NET_HDR_SIZE];
+    tw_frame_t frame;
 
-    if (!test_raw_read(fd, raw, sizeof(raw), TEST_WAIT_MS)) {
+    if (tw_frame_recv(fd, TEST_WAIT_MS, max, &frame) != MF_OK) {
         return false;
     }
-    assert_int_equal(mf_net_hdr_decode(raw, max, hdr), MF_OK);
-    return test_raw_read(fd, body, hdr->body_len, TEST_WAIT_MS);
+    *hdr = frame.hdr;
+    if (frame.len > 0) {
+        memcpy(body, frame.body, frame.len);
+    }
+    tw_frame_free(&frame);
+    return true;
 }
 
 /* True when the peer closed the connection within timeout_ms. */
 static bool test_raw_wait_closed(int fd, unsigned timeout_ms)
 {
-    uint64_t deadline = mf_time_ms() + timeout_ms;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    uint8_t buf[256];
-    ssize_t n;
-
-    while (mf_time_ms() < deadline) {
-        if (poll(&pfd, 1, 100) > 0) {
-            n = recv(fd, buf, sizeof(buf), 0);
-            if (n <= 0) {
-                return true;
-            }
-        }
-    }
-    return false;
+    return tk_sock_wait_closed(fd, timeout_ms, NULL);
 }
 
 /* ------------------------------------------------------------- tests */
@@ -1463,19 +1410,8 @@ static void test_untrusted_frames(void **state)
 
     /* first frame too large: closed before its body is read */
     fd = test_raw_connect();
-    {
-        mf_net_hdr_t h = {.magic = MF_NET_MAGIC,
-                          .version = MF_NET_VERSION,
-                          .kind = MF_NET_KIND_REQUEST,
-                          .opcode = MF_STORE_OP_SET,
-                          .body_len = MF_NET_DEFAULT_UNTRUSTED_MAX_BODY + 1,
-                          .req_id = 1};
-        uint8_t raw[MF_NET_HDR_SIZE];
-
-        mf_net_hdr_encode(&h, raw);
-        assert_int_equal(send(fd, raw, sizeof(raw), MSG_NOSIGNAL),
-                         (ssize_t)sizeof(raw));
-    }
+    hdr = tw_req_hdr(MF_STORE_OP_SET, 1, MF_NET_DEFAULT_UNTRUSTED_MAX_BODY + 1);
+    assert_true(tw_send_hdr(fd, &hdr));
     assert_true(test_raw_wait_closed(fd, TEST_WAIT_MS));
     close(fd);
 

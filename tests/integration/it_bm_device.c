@@ -9,7 +9,9 @@
  * 1 byte to 1 MiB at odd offsets, single, batched and asynchronous; every
  * byte checked through the driver.  Wrong kinds and ranges are refused.
  * The same again over tcp alone, which stages device data through host
- * memory on both sides.
+ * memory on both sides.  A device window the driver puts elsewhere fails
+ * pool creation on every rank, naming the address; a rank killed in the
+ * middle of device copies leaves the other working.
  *
  * Segment layout (host and device alike, 8 MiB):
  *   [0, 4 MiB)                   read-only pattern of the owner
@@ -19,6 +21,7 @@
 #include "tk_cuda.h"
 
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -355,6 +358,129 @@ static int dv_rank_errors(int index, void *arg)
     return dv_close(&c, 0);
 }
 
+/*
+ * The driver puts one rank's device window elsewhere (the address is only
+ * a hint): pool creation fails on every rank, and the message names the
+ * address.
+ */
+static int dv_rank_reserve_miss(int index, void *arg)
+{
+    char base[32], why[256];
+    mf_bm_config_t cfg;
+    mf_status_t st;
+    it_pool_t pool;
+    tk_log_t log;
+    int ret = 1;
+
+    if (index == 1) {
+        TK_CHECK(setenv("FAKECUDA_RESERVE_MISS", "1", 1) == 0);
+    }
+    if (tk_cuda_init(why, sizeof(why)) != 0) {
+        tk_print("no device: %s", why);
+        return 1;
+    }
+    it_bm_config(&cfg);
+    TK_CHECK_OK(mf_bm_config_get(&cfg, "device_base", base, sizeof(base)));
+    tk_log_start(&log, 0);
+    st = it_pool_open_hbm(&pool, g_store.url, WORLD, (uint32_t)index, SEG_SIZE,
+                          STRIDE, SEG_SIZE, STRIDE, &cfg, false);
+    TK_CHECK_GOTO(st == MF_ERR_ADDR_IN_USE, "create: %s", mf_status_name(st));
+    TK_CHECK_GOTO(tk_log_find(&log, base), "no message names %s", base);
+    ret = 0;
+fail:
+    tk_log_stop(&log);
+    it_pool_close(&pool);
+    return ret;
+}
+
+/*
+ * Rank 1 dies (SIGKILL, from rank 0) in the middle of copies between its
+ * device memory and rank 0's segments; rank 0 sees it lost and goes on
+ * copying its own device memory, and the copies that reached rank 1 fail
+ * with a peer error, not a crash.
+ */
+static int dv_rank_killed(int index, void *arg)
+{
+    char key[64], pidbuf[32];
+    uint64_t lh;
+    void *value;
+    size_t len;
+    dv_ctx_t c;
+    mf_status_t st;
+
+    if (dv_open(&c) != 0) {
+        return dv_close(&c, 1);
+    }
+    dv_fill_own(&c);
+    TK_CHECK_OK(it_barrier(&c.pool, "dv-filled", WORLD));
+    lh = (uint64_t)(uintptr_t)c.lh;
+    snprintf(key, sizeof(key), "dv/victim");
+    if (c.pool.rank == 1) {
+        /* copy both ways until killed */
+        snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+        for (unsigned i = 0;; i++) {
+            TK_CHECK_OK(mf_bm_copy(c.pool.bm, dv_gva(&c, 0, true, 0),
+                                   (uint64_t)(uintptr_t)c.ld, BUF_SIZE,
+                                   MF_COPY_GD2LD));
+            TK_CHECK_OK(mf_bm_copy(c.pool.bm, (uint64_t)(uintptr_t)c.ld,
+                                   dv_gva(&c, 0, true, SLOT(1)), SLOT_SIZE,
+                                   MF_COPY_LD2GD));
+            if (i == 3) {
+                TK_CHECK_OK(mf_store_set(c.pool.store, key, pidbuf,
+                                         strlen(pidbuf) + 1, 0));
+            }
+        }
+    }
+    /* rank 0: kill the copier once it is busy, then carry on */
+    TK_CHECK_OK(mf_store_get(c.pool.store, key, 60000, &value, &len));
+    TK_CHECK(kill((pid_t)atoi(value), SIGKILL) == 0);
+    free(value);
+    TK_CHECK_OK(it_wait_rank_joined(&c.pool, 1, false, 60000));
+    mf_log_set_level(MF_LOG_OFF);
+    st = mf_bm_copy(c.pool.bm, dv_gva(&c, 1, true, 0), lh, 16, MF_COPY_GD2LH);
+    TK_CHECK_GOTO(st == MF_ERR_PEER_LOST || st == MF_ERR_OUT_OF_RANGE,
+                  "copy from the dead rank: %s", mf_status_name(st));
+    mf_log_set_level(MF_LOG_WARN);
+    TK_CHECK(dv_reads(&c, 0, MIB + 3, 11, false) == 0);
+    TK_CHECK(dv_writes(&c, 0, MIB, 0, true, 77) == 0);
+    /* no barrier with the dead: close directly */
+    mf_bm_unregister(c.pool.bm, c.lh);
+    mf_bm_unregister(c.pool.bm, c.ld);
+    c.pool.joined = false;
+    it_pool_close(&c.pool);
+    tk_cuda_free(c.ld);
+    free(c.lh);
+    free(c.check);
+    return 0;
+fail:
+    return 1;
+}
+
+static void dv_run_killed(const char *transport)
+{
+    pid_t pids[WORLD];
+    int codes[WORLD];
+
+    g_transport = transport;
+    assert_int_equal(it_store_start(&g_store), 0);
+    assert_int_equal(tk_proc_spawn_n(WORLD, dv_rank_killed, NULL, pids), 0);
+    tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, codes);
+    assert_int_equal(it_store_stop(&g_store), 0);
+    /* one rank is rank 1, killed; the other passed */
+    assert_true((codes[0] == 0 && codes[1] == 128 + SIGKILL) ||
+                (codes[1] == 0 && codes[0] == 128 + SIGKILL));
+}
+
+static void test_device_killed(void **state)
+{
+    dv_run_killed("auto");
+}
+
+static void test_device_killed_tcp(void **state)
+{
+    dv_run_killed("tcp");
+}
+
 static void dv_run(tk_proc_fn fn, const char *transport)
 {
     pid_t pids[WORLD];
@@ -387,6 +513,15 @@ static void test_device_errors(void **state)
     dv_run(dv_rank_errors, "auto");
 }
 
+static void test_device_reserve_miss(void **state)
+{
+    if (getenv("MF_CUDA_LIBRARY") != NULL &&
+        strstr(getenv("MF_CUDA_LIBRARY"), "fakecuda") == NULL) {
+        skip(); /* fault injection of the fake driver */
+    }
+    dv_run(dv_rank_reserve_miss, "auto");
+}
+
 /* The same over tcp: device data staged through host memory on both
  * sides. */
 static void test_device_tcp(void **state)
@@ -405,6 +540,9 @@ int main(void)
         cmocka_unit_test(test_device_directions),
         cmocka_unit_test(test_device_batch_async),
         cmocka_unit_test(test_device_errors),
+        cmocka_unit_test(test_device_reserve_miss),
+        cmocka_unit_test(test_device_killed),
+        cmocka_unit_test(test_device_killed_tcp),
         cmocka_unit_test(test_device_tcp),
         cmocka_unit_test(test_device_tcp_batch_async),
     };

@@ -326,8 +326,8 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
             if (*reason == ' ') {
                 reason++;
             }
-            mf_error("mf_bm_create: rank %u cannot reserve the window "
-                     "0x%" PRIx64 "-0x%" PRIx64 ": %s",
+            mf_error("mf_bm_create: rank %u cannot reserve its address "
+                     "windows (host 0x%" PRIx64 "-0x%" PRIx64 "): %s",
                      r, base, base + (uint64_t)world * stride, reason);
             result = MF_ERR_ADDR_IN_USE;
         }

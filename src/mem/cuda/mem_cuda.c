@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define MF_CUDA_STREAMS 8
@@ -226,6 +227,29 @@ static mf_status_t mf_cuda_map(const mf_cuda_drv_t *drv, void *addr,
     return MF_OK;
 }
 
+static void mf_cuda_allow_peers_once(void)
+{
+#ifdef PR_SET_PTRACER
+    if (prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0) != 0 &&
+        errno != EINVAL) {
+        mf_debug("cuda: prctl(PR_SET_PTRACER) failed: %m");
+    }
+#endif
+}
+
+/*
+ * Peers take the descriptor of our device memory with pidfd_getfd, which
+ * needs ptrace access to us; where Yama restricts ptrace to ancestors
+ * (ptrace_scope 1, common), that is only granted if we say so, as MPI
+ * libraries do for their cross-memory copies.
+ */
+static void mf_cuda_allow_peers(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, mf_cuda_allow_peers_once);
+}
+
 static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
                                       mf_mem_seg_t *seg_p)
 {
@@ -269,6 +293,7 @@ static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
     if (status != MF_OK) {
         goto err_close_fd;
     }
+    mf_cuda_allow_peers();
     seg_p->kind = MF_MEM_KIND_CUDA;
     seg_p->addr = addr;
     seg_p->size = size;

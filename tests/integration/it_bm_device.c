@@ -9,7 +9,8 @@
  * 1 byte to 1 MiB at odd offsets, single, batched and asynchronous; every
  * byte checked through the driver.  Wrong kinds and ranges are refused.
  * The same again over tcp alone, which stages device data through host
- * memory on both sides.  A device window the driver puts elsewhere fails
+ * memory on both sides, and between two hosts (network namespaces; skipped
+ * where they cannot be made).  A device window the driver puts elsewhere fails
  * pool creation on every rank, naming the address; a rank killed in the
  * middle of device copies leaves the other working.
  *
@@ -524,6 +525,46 @@ static void test_device_reserve_miss(void **state)
 
 /* The same over tcp: device data staged through host memory on both
  * sides. */
+/* Two hosts (network namespaces, one rank each): every direction and the
+ * batch with the peer's device memory across the wire. */
+static void dv_run_netns(tk_proc_fn fn)
+{
+    pid_t pids[WORLD];
+    tk_netns_t net;
+    char why[256];
+    int ret;
+
+    if (tk_netns_check(why, sizeof(why)) != 0) {
+        printf("SKIP: %s\n", why);
+        skip();
+    }
+    assert_int_equal(tk_netns_create(&net, WORLD), 0);
+    g_transport = "auto";
+    ret = it_store_start_host(&net, 0, &g_store);
+    for (uint32_t r = 0; ret == 0 && r < WORLD; r++) {
+        pids[r] = tk_netns_spawn(&net, (int)r, fn, (int)r, NULL);
+        ret = pids[r] < 0 ? -1 : 0;
+    }
+    if (ret == 0) {
+        ret = tk_proc_wait_all(pids, WORLD, CHILD_LIMIT, NULL);
+    }
+    if (it_store_stop(&g_store) != 0) {
+        ret = -1;
+    }
+    tk_netns_destroy(&net);
+    assert_int_equal(ret, 0);
+}
+
+static void test_device_netns(void **state)
+{
+    dv_run_netns(dv_rank_directions);
+}
+
+static void test_device_netns_batch_async(void **state)
+{
+    dv_run_netns(dv_rank_batch);
+}
+
 static void test_device_tcp(void **state)
 {
     dv_run(dv_rank_directions, "tcp");
@@ -545,6 +586,8 @@ int main(void)
         cmocka_unit_test(test_device_killed_tcp),
         cmocka_unit_test(test_device_tcp),
         cmocka_unit_test(test_device_tcp_batch_async),
+        cmocka_unit_test(test_device_netns),
+        cmocka_unit_test(test_device_netns_batch_async),
     };
 
 #ifdef IT_FAKECUDA_PATH

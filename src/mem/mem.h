@@ -54,15 +54,16 @@ typedef enum mf_mem_kind {
 
 /*
  * The default base of the device window (device segments, the fabric's
- * device_base): 96 TiB, far above the host window and below the region
- * where Linux and the CUDA driver place their own mappings.  A
- * ThreadSanitizer build puts it at 320 GiB in the low application range,
- * leaving the host window 256 GiB.
+ * device_base): 48 TiB, 16 TiB above the host window's default, below
+ * AddressSanitizer's allocator (0x600000000000) and the region where Linux
+ * and the CUDA driver place their own mappings.  A ThreadSanitizer build
+ * puts it at 320 GiB in the low application range, leaving the host window
+ * 256 GiB.
  */
 #if MF_TSAN
 #define MF_MEM_DEFAULT_DEVICE_BASE_HEX 0x5000000000
 #else
-#define MF_MEM_DEFAULT_DEVICE_BASE_HEX 0x600000000000
+#define MF_MEM_DEFAULT_DEVICE_BASE_HEX 0x300000000000
 #endif
 #define MF_MEM_DEFAULT_DEVICE_BASE ((uint64_t)MF_MEM_DEFAULT_DEVICE_BASE_HEX)
 #define MF_MEM_DEFAULT_DEVICE_BASE_STR                                         \

@@ -57,7 +57,7 @@ def extension(name, pkg):
         sources=[os.path.join("src", name + ".c")],
         include_dirs=incs + ["src"],
         library_dirs=libdirs,
-        libraries=libs,
+        libraries=libs + ["dl"],  # the CUDA driver, for device arrays
         runtime_library_dirs=libdirs,
         define_macros=[("_GNU_SOURCE", None)],
         extra_compile_args=["-std=c11", "-fvisibility=hidden"],

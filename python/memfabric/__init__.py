@@ -31,7 +31,7 @@ __all__ = [
     "bm_config_help", "bm_init", "bm_uninit", "bm_rank_id", "bm_world_size",
     "buffer_address", "Pool", "CopyRequest", "Store", "StoreServer",
     "DistributedObjectStore", "ReplicateConfig", "KeyInfo", "LocalConfig",
-    "MmcCopyDirect", "MetaServer", "MetaService", "Client",
+    "MmcCopyDirect", "MmcMem", "MetaServer", "MetaService", "Client",
 ]
 
 
@@ -173,4 +173,4 @@ class StoreServer(_memfabric.StoreServer):
 
 from .memcache import (  # noqa: E402  (needs the names above)
     Client, DistributedObjectStore, KeyInfo, LocalConfig, MetaServer,
-    MetaService, MmcCopyDirect, ReplicateConfig)
+    MetaService, MmcCopyDirect, MmcMem, ReplicateConfig)

@@ -14,6 +14,13 @@ return a list with one entry per key; ``is_exist`` returns 1 / 0 (or a
 negative status).  Errors of the Python arguments themselves (wrong types,
 lists of different lengths) raise ``TypeError`` / ``ValueError``.
 
+Device memory needs no CUDA Python package: a raw device address is an
+``int`` with a size (``put_from(key, ptr, size, L2G)``, or the tuple
+``(ptr, size, MmcMem.DEVICE)`` where buffers are taken), and any object
+exporting ``__cuda_array_interface__`` (a PyTorch CUDA tensor, a CuPy
+array) is taken wherever a buffer object is.  The bindings pass device
+addresses to the library and never touch the memory themselves.
+
 :class:`Client` is the same service with Pythonic errors: every failed
 single-object call raises :class:`~memfabric.MmcError`.
 
@@ -35,7 +42,7 @@ from . import _memcache
 
 __all__ = [
     "Client", "DistributedObjectStore", "ReplicateConfig", "KeyInfo",
-    "LocalConfig", "MmcCopyDirect", "L2G", "G2L", "G2H", "H2G",
+    "LocalConfig", "MmcCopyDirect", "MmcMem", "L2G", "G2L", "G2H", "H2G",
     "PUT_REPLACE", "MetaServer", "MetaService", "config_help",
 ]
 
@@ -45,11 +52,24 @@ PUT_REPLACE = _memcache.PUT_REPLACE
 config_help = _memcache.config_help
 
 
+class MmcMem(enum.IntEnum):
+    """Where a raw buffer lives (``mmc_mem_t``), the third item of an
+    ``(address, size, mem)`` tuple.  AUTO lets the library ask the CUDA
+    driver; HOST and DEVICE say it outright."""
+
+    AUTO = _memcache.MEM_AUTO
+    HOST = _memcache.MEM_HOST
+    DEVICE = _memcache.MEM_DEVICE
+
+
 class MmcCopyDirect(enum.IntEnum):
     """Copy directions of upstream's ``*_from`` / ``*_into`` methods.
 
-    Only host memory exists here: H2G (puts) and G2H (gets) are the
-    defaults; the device forms L2G and G2L return ``MF_ERR_UNSUPPORTED``.
+    Puts take H2G (the default) or L2G, gets G2H (the default) or G2L.
+    L2G and G2L say the addresses are device memory (``MmcMem.DEVICE``);
+    H2G and G2H leave it to the library (``MmcMem.AUTO``: host memory, or
+    device memory the driver recognises).  Device memory needs the cuda
+    memory kind: without a driver it gives ``MF_ERR_UNSUPPORTED``.
     """
 
     SMEMB_COPY_L2G = 0
@@ -76,9 +96,12 @@ class Client(_memcache.Client):
     over the defaults, ``config_file`` and the ``MMC_*`` environment.  One
     per process.  A context manager: leaving the block closes it.
 
-    Memory ranges ("layers") are buffer-protocol objects or
-    ``(address, size)`` tuples.  Single-object calls raise
-    :class:`~memfabric.MmcError`; batch calls return one status per key.
+    Memory ranges ("layers") are buffer-protocol objects, device arrays
+    exporting ``__cuda_array_interface__`` (C-contiguous; a read-only one
+    cannot be read into), or ``(address, size)`` / ``(address, size,
+    mem)`` tuples of raw memory (``mem`` a :class:`MmcMem`).
+    Single-object calls raise :class:`~memfabric.MmcError`; batch calls
+    return one status per key.
     """
 
     def __enter__(self):
@@ -245,9 +268,10 @@ class DistributedObjectStore:
     def init(self, device_id=0, init_bm=True):
         """Connects to the meta service and joins the pool.
 
-        ``device_id`` is accepted for compatibility (no device memory
-        here); ``init_bm=False`` joins as a pure client that contributes
-        no memory (``dram_size = 0``).  Returns 0 or a negative status.
+        ``device_id`` is accepted for compatibility (the device is the
+        driver's choice, ``MF_CUDA_DEVICE``); ``init_bm=False`` joins as a
+        pure client that contributes no memory (``dram_size = 0``).
+        Returns 0 or a negative status.
         """
         if self._client is not None:
             return int(Status.ERR_STATE)
@@ -320,33 +344,38 @@ class DistributedObjectStore:
         return 0 if st == MmcStatus.ERR_EXISTS else st
 
     @staticmethod
-    def _check_direct(direct, allowed, device):
+    def _mem_of(direct, host, device):
+        """The MmcMem of raw addresses given with ``direct``."""
         direct = int(direct)
         if direct == device:
-            return int(Status.ERR_UNSUPPORTED)
-        if direct != allowed:
+            return MmcMem.DEVICE
+        if direct != host:
             raise ValueError("direct is invalid: %r" % (direct,))
-        return 0
+        return MmcMem.AUTO
 
     @staticmethod
-    def _ranges(ptrs, sizes):
+    def _ranges(ptrs, sizes, mem):
         if len(ptrs) != len(sizes):
             raise ValueError("%d buffers but %d sizes" % (len(ptrs),
                                                           len(sizes)))
-        return [(int(p), int(s)) for p, s in zip(ptrs, sizes)]
+        if mem == MmcMem.AUTO:
+            return [(int(p), int(s)) for p, s in zip(ptrs, sizes)]
+        return [(int(p), int(s), int(mem)) for p, s in zip(ptrs, sizes)]
 
     # ------------------------------------------------------------ puts
 
     def put(self, key, buf, replicateConfig=_DEFAULT_REPLICATE):
-        """Stores the bytes of ``buf`` (any buffer-protocol object) under
+        """Stores the bytes of ``buf`` (any buffer-protocol object, or a
+        device array exporting ``__cuda_array_interface__``) under
         ``key``.  Returns 0 (also when the key exists already: the stored
         object stays, as upstream) or a negative status."""
         st = self._call(Client.put, key, [buf], **replicateConfig._opts())
         return self._put_status(st)
 
     def put_batch(self, keys, values, replicateConfig=_DEFAULT_REPLICATE):
-        """Stores ``values[i]`` under ``keys[i]``.  Returns 0 when every
-        item was stored (or existed), else the first failing status."""
+        """Stores ``values[i]`` (buffer objects or device arrays) under
+        ``keys[i]``.  Returns 0 when every item was stored (or existed),
+        else the first failing status."""
         keys = list(keys)
         values = list(values)
         if len(keys) != len(values):
@@ -362,13 +391,11 @@ class DistributedObjectStore:
 
     def put_from(self, key, buffer_ptr, size, direct=H2G,
                  replicateConfig=_DEFAULT_REPLICATE):
-        """Stores ``size`` bytes at raw address ``buffer_ptr``.  Returns 0
-        or a negative status."""
-        st = self._check_direct(direct, H2G, L2G)
-        if st != 0:
-            return st
-        st = self._call(Client.put, key, [(int(buffer_ptr), int(size))],
-                        **replicateConfig._opts())
+        """Stores ``size`` bytes at raw address ``buffer_ptr``, device
+        memory with ``direct=L2G``.  Returns 0 or a negative status."""
+        ranges = self._ranges([buffer_ptr], [size],
+                              self._mem_of(direct, H2G, L2G))
+        st = self._call(Client.put, key, ranges, **replicateConfig._opts())
         return self._put_status(st)
 
     def batch_put_from(self, keys, buffer_ptrs, sizes, direct=H2G,
@@ -376,18 +403,17 @@ class DistributedObjectStore:
         """Stores ``sizes[i]`` bytes at ``buffer_ptrs[i]`` under
         ``keys[i]``.  Returns a list of statuses (0 = stored)."""
         keys = list(keys)
-        layers = [[r] for r in self._ranges(buffer_ptrs, sizes)]
-        return self._put_batch_layers(keys, layers, direct, replicateConfig)
+        mem = self._mem_of(direct, H2G, L2G)
+        layers = [[r] for r in self._ranges(buffer_ptrs, sizes, mem)]
+        return self._put_batch_layers(keys, layers, replicateConfig)
 
     def put_from_layers(self, key, buffer_ptrs, sizes, direct=H2G,
                         replicateConfig=_DEFAULT_REPLICATE):
         """Stores the concatenation of the buffers ``buffer_ptrs[j]`` of
         ``sizes[j]`` bytes as one object.  Returns 0 or a status."""
-        st = self._check_direct(direct, H2G, L2G)
-        if st != 0:
-            return st
-        st = self._call(Client.put, key, self._ranges(buffer_ptrs, sizes),
-                        **replicateConfig._opts())
+        ranges = self._ranges(buffer_ptrs, sizes,
+                              self._mem_of(direct, H2G, L2G))
+        st = self._call(Client.put, key, ranges, **replicateConfig._opts())
         return self._put_status(st)
 
     def batch_put_from_layers(self, keys, buffer_ptrs, sizes, direct=H2G,
@@ -398,16 +424,14 @@ class DistributedObjectStore:
         keys = list(keys)
         if len(buffer_ptrs) != len(keys) or len(sizes) != len(keys):
             raise ValueError("keys, buffer_ptrs and sizes differ in length")
-        layers = [self._ranges(p, s) for p, s in zip(buffer_ptrs, sizes)]
-        return self._put_batch_layers(keys, layers, direct, replicateConfig)
+        mem = self._mem_of(direct, H2G, L2G)
+        layers = [self._ranges(p, s, mem) for p, s in zip(buffer_ptrs, sizes)]
+        return self._put_batch_layers(keys, layers, replicateConfig)
 
-    def _put_batch_layers(self, keys, layers, direct, replicateConfig):
+    def _put_batch_layers(self, keys, layers, replicateConfig):
         if len(layers) != len(keys):
             raise ValueError("%d keys but %d buffers" % (len(keys),
                                                          len(layers)))
-        st = self._check_direct(direct, H2G, L2G)
-        if st != 0:
-            return [st] * len(keys)
         res = self._batch(Client.put_batch, len(keys), keys, layers,
                           **replicateConfig._opts())
         return [self._put_status(s) for s in res]
@@ -434,26 +458,23 @@ class DistributedObjectStore:
 
     def get_into(self, key, buffer_ptr, size, direct=G2H):
         """Reads the object into ``size`` bytes at raw address
-        ``buffer_ptr`` (``size`` must equal the object's size).  Returns
-        0 or a negative status."""
-        st = self._check_direct(direct, G2H, G2L)
-        if st != 0:
-            return st
-        return self._call(Client.get, key, [(int(buffer_ptr), int(size))])
+        ``buffer_ptr`` (``size`` must equal the object's size), device
+        memory with ``direct=G2L``.  Returns 0 or a negative status."""
+        return self._call(Client.get, key, self._ranges(
+            [buffer_ptr], [size], self._mem_of(direct, G2H, G2L)))
 
     def batch_get_into(self, keys, buffer_ptrs, sizes, direct=G2H):
         """Batch of :meth:`get_into`.  Returns a list of statuses."""
         keys = list(keys)
-        layers = [[r] for r in self._ranges(buffer_ptrs, sizes)]
-        return self._get_batch_layers(keys, layers, direct)
+        mem = self._mem_of(direct, G2H, G2L)
+        layers = [[r] for r in self._ranges(buffer_ptrs, sizes, mem)]
+        return self._get_batch_layers(keys, layers)
 
     def get_into_layers(self, key, buffer_ptrs, sizes, direct=G2H):
         """Reads the object into several buffers, in order (their sizes
         add up to the object's).  Returns 0 or a negative status."""
-        st = self._check_direct(direct, G2H, G2L)
-        if st != 0:
-            return st
-        return self._call(Client.get, key, self._ranges(buffer_ptrs, sizes))
+        return self._call(Client.get, key, self._ranges(
+            buffer_ptrs, sizes, self._mem_of(direct, G2H, G2L)))
 
     def batch_get_into_layers(self, keys, buffer_ptrs, sizes, direct=G2H):
         """Batch of :meth:`get_into_layers`.  Returns a list of
@@ -461,20 +482,19 @@ class DistributedObjectStore:
         keys = list(keys)
         if len(buffer_ptrs) != len(keys) or len(sizes) != len(keys):
             raise ValueError("keys, buffer_ptrs and sizes differ in length")
-        layers = [self._ranges(p, s) for p, s in zip(buffer_ptrs, sizes)]
-        return self._get_batch_layers(keys, layers, direct)
+        mem = self._mem_of(direct, G2H, G2L)
+        layers = [self._ranges(p, s, mem) for p, s in zip(buffer_ptrs, sizes)]
+        return self._get_batch_layers(keys, layers)
 
-    def _get_batch_layers(self, keys, layers, direct):
+    def _get_batch_layers(self, keys, layers):
         if len(layers) != len(keys):
             raise ValueError("%d keys but %d buffers" % (len(keys),
                                                          len(layers)))
-        st = self._check_direct(direct, G2H, G2L)
-        if st != 0:
-            return [st] * len(keys)
         return self._batch(Client.get_batch, len(keys), keys, layers)
 
     # ------------------------------------------------ buffer objects
-    # Extensions: the same calls taking buffer-protocol objects.
+    # Extensions: the same calls taking buffer-protocol objects or device
+    # arrays (``__cuda_array_interface__``).
 
     def put_from_buffer(self, key, buf, replicateConfig=_DEFAULT_REPLICATE):
         """Like :meth:`put` (kept for symmetry with
@@ -482,19 +502,21 @@ class DistributedObjectStore:
         return self.put(key, buf, replicateConfig)
 
     def get_into_buffer(self, key, buf):
-        """Reads the object into a writable buffer-protocol object of
-        exactly its size (bytearray, memoryview, NumPy array).  Returns 0
-        or a negative status."""
+        """Reads the object into a writable buffer-protocol object or
+        device array of exactly its size (bytearray, memoryview, NumPy
+        array, CUDA tensor).  Returns 0 or a negative status."""
         return self._call(Client.get, key, [buf])
 
     def put_from_buffers(self, key, bufs, replicateConfig=_DEFAULT_REPLICATE):
-        """Stores the concatenation of several buffer objects."""
+        """Stores the concatenation of several buffer objects or device
+        arrays."""
         st = self._call(Client.put, key, list(bufs),
                         **replicateConfig._opts())
         return self._put_status(st)
 
     def get_into_buffers(self, key, bufs):
-        """Reads the object into several writable buffer objects."""
+        """Reads the object into several writable buffer objects or
+        device arrays."""
         return self._call(Client.get, key, list(bufs))
 
     # ---------------------------------------------------- metadata

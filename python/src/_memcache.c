@@ -6,14 +6,17 @@
  * memfabric.MmcError on failure; batch calls return a list with the status
  * of every item (0 = MMC_OK) and raise only for bad Python arguments.
  * Memory is given as buffer-protocol objects (bytes, bytearray,
- * memoryview, NumPy arrays; writable ones where data is read into them)
- * or as (address, size) tuples of the caller's raw memory.
+ * memoryview, NumPy arrays; writable ones where data is read into them),
+ * as (address, size[, mem]) tuples of the caller's raw memory, or as
+ * device arrays exporting __cuda_array_interface__ (PyTorch CUDA tensors,
+ * CuPy arrays), whose device memory goes to the library as MMC_MEM_DEVICE.
  *
  * Invariants: the GIL is released around every libmemcache call that may
  * block; the buffer views and key strings such a call uses are held by
  * this module until it returned; close() refuses (MF_ERR_BUSY) while
  * another thread is inside a call of the same client, and every call after
- * close() raises MF_ERR_STATE.
+ * close() raises MF_ERR_STATE.  Device memory is never dereferenced here:
+ * only its address and length reach the library.
  */
 #include "pyhelp.h"
 
@@ -106,6 +109,78 @@ static int mc_opts(PyObject *replicas, unsigned flags, PyObject *preferred,
 
 /* ------------------------------------------------------------- layers */
 
+/*
+ * One buffer from a Python object:
+ *  - (address, size): the caller's raw memory, which the library
+ *    classifies (MMC_MEM_AUTO); (address, size, mem) says where it lives;
+ *  - an object exporting __cuda_array_interface__: its device memory
+ *    (MMC_MEM_DEVICE), C-contiguous, writable where data is read into it,
+ *    once the stream the interface names has finished;
+ *  - any other object: a buffer-protocol view held in vs (AUTO, as the
+ *    library needs no hint for host memory).
+ * 0, or -1 with an exception set.
+ */
+static int mc_iov(pyh_views_t *vs, PyObject *obj, int writable, mmc_iov_t *iov)
+{
+    pyh_cuda_array_t arr;
+    uint64_t addr;
+    long mem;
+    int found;
+
+    iov->mem = MMC_MEM_AUTO;
+    if (PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) == 3) {
+        if (pyh_addr(PyTuple_GET_ITEM(obj, 0), &addr) != 0 ||
+            pyh_size(PyTuple_GET_ITEM(obj, 1), &iov->len) != 0) {
+            return -1;
+        }
+        mem = PyLong_Check(PyTuple_GET_ITEM(obj, 2))
+                  ? PyLong_AsLong(PyTuple_GET_ITEM(obj, 2))
+                  : -1;
+        if (mem < MMC_MEM_AUTO || mem > MMC_MEM_DEVICE) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError,
+                            "mem must be MmcMem.AUTO, HOST or DEVICE");
+            return -1;
+        }
+        iov->base = (void *)(uintptr_t)addr;
+        iov->mem = (uint32_t)mem;
+        return 0;
+    }
+    if (PyTuple_Check(obj) && PyTuple_GET_SIZE(obj) != 2) {
+        PyErr_SetString(PyExc_ValueError, "a buffer tuple is (address, size) "
+                                          "or (address, size, mem)");
+        return -1;
+    }
+    if (PyTuple_Check(obj) || PyLong_Check(obj) || PyObject_CheckBuffer(obj)) {
+        return pyh_range(vs, obj, writable, &iov->base, &iov->len);
+    }
+    found = pyh_cuda_array(obj, &arr);
+    if (found < 0) {
+        return -1;
+    }
+    if (found == 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "a buffer is a buffer-protocol object, an object with "
+                     "__cuda_array_interface__ or an (address, size[, mem]) "
+                     "tuple, not %s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (writable && arr.readonly) {
+        PyErr_SetString(PyExc_ValueError,
+                        "the device array is read-only: it cannot be read "
+                        "into");
+        return -1;
+    }
+    if (pyh_cuda_stream_wait(arr.stream) != 0) {
+        return -1;
+    }
+    iov->base = (void *)(uintptr_t)arr.addr;
+    iov->len = arr.len;
+    iov->mem = MMC_MEM_DEVICE;
+    return 0;
+}
+
 /* The iovs of one object from a sequence of ranges; *iov_p is PyMem. */
 static int mc_layers(pyh_views_t *vs, PyObject *layers, int writable,
                      mmc_iov_t **iov_p, size_t *niov_p, PyObject **hold_p)
@@ -125,8 +200,7 @@ static int mc_layers(pyh_views_t *vs, PyObject *layers, int writable,
         return -1;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (pyh_range(vs, PyTuple_GET_ITEM(t, i), writable, &iov[i].base,
-                      &iov[i].len) != 0) {
+        if (mc_iov(vs, PyTuple_GET_ITEM(t, i), writable, &iov[i]) != 0) {
             PyMem_Free(iov);
             Py_DECREF(t);
             return -1;
@@ -228,8 +302,8 @@ static int mc_batch_iov(pyh_views_t *vs, PyObject *layers_list, size_t count,
 
         b->iovs[i] = &b->all[at];
         for (size_t j = 0; j < b->niovs[i]; j++, at++) {
-            if (pyh_range(vs, PyTuple_GET_ITEM(t, (Py_ssize_t)j), writable,
-                          &b->all[at].base, &b->all[at].len) != 0) {
+            if (mc_iov(vs, PyTuple_GET_ITEM(t, (Py_ssize_t)j), writable,
+                       &b->all[at]) != 0) {
                 goto fail;
             }
         }
@@ -397,7 +471,8 @@ static PyObject *mc_client_put(mc_client_t *self, PyObject *args, PyObject *kw)
         goto fail;
     }
     Py_BEGIN_ALLOW_THREADS
-        if (niov == 1) {
+        /* the plain form carries no mem per buffer */
+        if (niov == 1 && iov[0].mem == MMC_MEM_AUTO) {
             st = mmc_put(self->mmc, key, iov[0].base, iov[0].len, &opts);
         } else {
             st = mmc_put_layers(self->mmc, key, iov, niov, &opts);
@@ -440,7 +515,7 @@ static PyObject *mc_client_get(mc_client_t *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-        if (niov == 1) {
+        if (niov == 1 && iov[0].mem == MMC_MEM_AUTO) {
             st = mmc_get(self->mmc, key, iov[0].base, iov[0].len);
         } else {
             st = mmc_get_layers(self->mmc, key, iov, niov);
@@ -549,7 +624,8 @@ static PyObject *mc_batch_xfer(mc_client_t *self, PyObject *keys,
         goto out;
     }
     for (size_t i = 0; i < count; i++) {
-        single = single && b.niovs[i] == 1;
+        /* the plain forms carry no mem per buffer */
+        single = single && b.niovs[i] == 1 && b.iovs[i][0].mem == MMC_MEM_AUTO;
     }
     if (mc_enter(self) != 0) {
         goto out;
@@ -977,13 +1053,17 @@ static PyMethodDef mc_client_methods[] = {
      "rank()\n--\n\nThis process's rank in the pool."},
     {"put", PYH_KW(mc_client_put), METH_VARARGS | METH_KEYWORDS,
      "put(key, layers, replicas=None, flags=0, preferred=None)\n--\n\n"
-     "Stores the concatenation of `layers` (a sequence of buffer-protocol "
-     "objects or (address, size) tuples) under key.  Raises MmcError "
-     "(e.g. MMC_ERR_EXISTS without flags=PUT_REPLACE)."},
+     "Stores the concatenation of `layers` under key.  A layer is a "
+     "buffer-protocol object, a device array exporting "
+     "__cuda_array_interface__ (C-contiguous; its stream is waited for), "
+     "or an (address, size) or (address, size, mem) tuple of raw memory "
+     "(mem: MEM_AUTO, MEM_HOST or MEM_DEVICE).  Raises MmcError (e.g. "
+     "MMC_ERR_EXISTS without flags=PUT_REPLACE)."},
     {"get", (PyCFunction)mc_client_get, METH_VARARGS,
-     "get(key, layers)\n--\n\nReads the object into `layers` (writable "
-     "buffers or (address, size) tuples) whose sizes must add up to the "
-     "object's size (else MMC_ERR_SIZE_MISMATCH)."},
+     "get(key, layers)\n--\n\nReads the object into `layers` (as put() "
+     "takes them, writable) whose sizes must add up to the object's size "
+     "(else MMC_ERR_SIZE_MISMATCH).  A read-only device array raises "
+     "ValueError."},
     {"get_bytes", (PyCFunction)mc_client_get_bytes, METH_O,
      "get_bytes(key)\n--\n\nThe whole object as a new bytes; raises "
      "MmcError (MMC_ERR_NOT_FOUND, ...)."},
@@ -1126,7 +1206,10 @@ PyMODINIT_FUNC PyInit__memcache(void)
         PyModule_AddIntConstant(m, "KEY_MAX", MMC_KEY_MAX) != 0 ||
         PyModule_AddIntConstant(m, "BATCH_MAX", MMC_BATCH_MAX) != 0 ||
         PyModule_AddIntConstant(m, "MAX_REPLICAS", MMC_MAX_REPLICAS) != 0 ||
-        PyModule_AddIntConstant(m, "PUT_REPLACE", MMC_PUT_REPLACE) != 0) {
+        PyModule_AddIntConstant(m, "PUT_REPLACE", MMC_PUT_REPLACE) != 0 ||
+        PyModule_AddIntConstant(m, "MEM_AUTO", MMC_MEM_AUTO) != 0 ||
+        PyModule_AddIntConstant(m, "MEM_HOST", MMC_MEM_HOST) != 0 ||
+        PyModule_AddIntConstant(m, "MEM_DEVICE", MMC_MEM_DEVICE) != 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,12 +1,15 @@
 /*
  * Helpers shared by the two extension modules (_memfabric, _memcache):
  * raising the package's status exceptions, turning Python objects into
- * memory ranges (buffer-protocol objects or raw integer addresses) and
- * keeping the buffer views alive while the GIL is released.
+ * memory ranges (buffer-protocol objects, raw integer addresses, device
+ * arrays exporting __cuda_array_interface__) and keeping the buffer views
+ * alive while the GIL is released.
  *
  * Invariants: every Py_buffer taken through pyh_views_* is released by
  * pyh_views_release() on every path; a range made from an integer address
- * holds no view (the caller owns that memory).  Everything here is static
+ * or a device array holds no view (the caller owns that memory); device
+ * memory is only ever passed on as an address, never read, written or
+ * wrapped in a Python buffer here.  Everything here is static
  * so that each module carries its own copy: the two modules link different
  * libraries and share no C state.
  */
@@ -16,6 +19,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <memfabric/mf_status.h>
+
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,12 +59,15 @@ static inline int pyh_errors_init(const char *cls_name, pyh_name_fn name,
     return 0;
 }
 
-/* Raises the status exception for st; results (a list, may be NULL) is
- * attached as .results.  Always returns NULL. */
-static inline PyObject *pyh_raise(int st, PyObject *results)
+/* Raises the status exception for st with message msg (NULL: the
+ * status's description); results (a list, may be NULL) is attached as
+ * .results.  Always returns NULL. */
+static inline PyObject *pyh_raise_msg(int st, const char *msg,
+                                      PyObject *results)
 {
-    PyObject *exc = PyObject_CallFunction(pyh_err.cls, "iss", st,
-                                          pyh_err.name(st), pyh_err.str(st));
+    PyObject *exc =
+        PyObject_CallFunction(pyh_err.cls, "iss", st, pyh_err.name(st),
+                              msg != NULL ? msg : pyh_err.str(st));
 
     if (exc == NULL) {
         return NULL;
@@ -71,6 +80,12 @@ static inline PyObject *pyh_raise(int st, PyObject *results)
     PyErr_SetObject(pyh_err.cls, exc);
     Py_DECREF(exc);
     return NULL;
+}
+
+/* Raises the status exception for st; results as pyh_raise_msg. */
+static inline PyObject *pyh_raise(int st, PyObject *results)
+{
+    return pyh_raise_msg(st, NULL, results);
 }
 
 /* ------------------------------------------------------------ buffers */
@@ -185,6 +200,251 @@ static inline int pyh_range(pyh_views_t *vs, PyObject *obj, int writable,
         return -1;
     }
     return pyh_views_take(vs, obj, writable, addr_p, len_p);
+}
+
+/* ------------------------------------------------------ device arrays */
+
+/* What an object exporting __cuda_array_interface__ (versions 0 to 3)
+ * describes: one C-contiguous range of device memory. */
+typedef struct pyh_cuda_array {
+    uint64_t addr;
+    size_t len;      /* bytes: the product of the shape times the item size */
+    int readonly;    /* the exporter forbids writing into it */
+    uint64_t stream; /* to wait for before use: 0 none, 1 the legacy default
+                        stream, 2 the per-thread one, else a CUstream */
+} pyh_cuda_array_t;
+
+/* An entry of the interface's dict, borrowed; NULL (no exception) when it
+ * is absent or None. */
+static inline PyObject *pyh_cai_get(PyObject *cai, const char *name)
+{
+    PyObject *v = PyDict_GetItemString(cai, name);
+
+    return v == Py_None ? NULL : v;
+}
+
+/* A non-negative int of the interface.  0, or -1 with ValueError set. */
+static inline int pyh_cai_size(PyObject *v, const char *what, size_t *size_p)
+{
+    size_t n = PyLong_Check(v) ? PyLong_AsSize_t(v) : (size_t)-1;
+
+    if (n == (size_t)-1) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError,
+                     "__cuda_array_interface__: %s must be non-negative ints",
+                     what);
+        return -1;
+    }
+    *size_p = n;
+    return 0;
+}
+
+/* The item size of a NumPy type string such as '<f2' or '|u1'. */
+static inline int pyh_cai_itemsize(PyObject *typestr, size_t *size_p)
+{
+    const char *s = PyUnicode_Check(typestr) ? PyUnicode_AsUTF8(typestr) : NULL;
+    unsigned long n = 0;
+    char *end = NULL;
+
+    if (s != NULL && strlen(s) >= 3 && strchr("<>|=", s[0]) != NULL &&
+        s[2] >= '0' && s[2] <= '9') {
+        n = strtoul(s + 2, &end, 10);
+    }
+    if (n == 0 || end == NULL || *end != '\0') {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError,
+                     "__cuda_array_interface__: typestr %R is not a NumPy "
+                     "type string such as '<f2'",
+                     typestr);
+        return -1;
+    }
+    *size_p = n;
+    return 0;
+}
+
+/* Bytes of the array from shape and item size; refuses strides other than
+ * C-contiguous ones (a dimension of extent 1 may have any stride, an empty
+ * array any strides).  0, or -1 with ValueError set. */
+static inline int pyh_cai_extent(PyObject *shape, PyObject *strides,
+                                 size_t itemsize, size_t *len_p)
+{
+    size_t len = itemsize, expect = itemsize, dim;
+    Py_ssize_t n;
+
+    if (!PyTuple_Check(shape) ||
+        (strides != NULL &&
+         (!PyTuple_Check(strides) ||
+          PyTuple_GET_SIZE(strides) != PyTuple_GET_SIZE(shape)))) {
+        PyErr_SetString(PyExc_ValueError,
+                        "__cuda_array_interface__: shape and strides must "
+                        "be tuples of one length");
+        return -1;
+    }
+    n = PyTuple_GET_SIZE(shape);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (pyh_cai_size(PyTuple_GET_ITEM(shape, i), "shape", &dim) != 0) {
+            return -1;
+        }
+        if (__builtin_mul_overflow(len, dim, &len)) {
+            PyErr_SetString(PyExc_ValueError,
+                            "__cuda_array_interface__: the size overflows");
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = n - 1; strides != NULL && len > 0 && i >= 0; i--) {
+        PyObject *stride = PyTuple_GET_ITEM(strides, i);
+
+        dim = PyLong_AsSize_t(PyTuple_GET_ITEM(shape, i)); /* checked */
+        if (dim == 1) {
+            continue;
+        }
+        if (!PyLong_Check(stride) || PyLong_AsSize_t(stride) != expect) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "__cuda_array_interface__: strides %R are not "
+                         "C-contiguous for shape %R (make the array "
+                         "contiguous first)",
+                         strides, shape);
+            return -1;
+        }
+        expect *= dim;
+    }
+    *len_p = len;
+    return 0;
+}
+
+/*
+ * Reads obj's __cuda_array_interface__ (versions 0 to 3; 'data', 'shape',
+ * 'typestr' required; 'strides' None or C-contiguous; no 'mask').  1 with
+ * *arr_p filled, 0 when obj exports no such interface, -1 with an
+ * exception set when it is unusable.  Nothing here touches the memory.
+ */
+static inline int pyh_cuda_array(PyObject *obj, pyh_cuda_array_t *arr_p)
+{
+    PyObject *cai = PyObject_GetAttrString(obj, "__cuda_array_interface__");
+    PyObject *data, *shape, *typestr, *stream;
+    size_t itemsize;
+    int rc = -1;
+
+    if (cai == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return -1;
+        }
+        PyErr_Clear();
+        return 0;
+    }
+    if (!PyDict_Check(cai)) {
+        PyErr_Format(PyExc_TypeError,
+                     "__cuda_array_interface__ must be a dict, not %s",
+                     Py_TYPE(cai)->tp_name);
+        goto out;
+    }
+    data = pyh_cai_get(cai, "data");
+    shape = pyh_cai_get(cai, "shape");
+    typestr = pyh_cai_get(cai, "typestr");
+    if (data == NULL || shape == NULL || typestr == NULL) {
+        PyErr_SetString(PyExc_ValueError, "__cuda_array_interface__ lacks "
+                                          "'data', 'shape' or 'typestr'");
+        goto out;
+    }
+    if (pyh_cai_get(cai, "mask") != NULL) {
+        PyErr_SetString(PyExc_ValueError, "__cuda_array_interface__: masked "
+                                          "arrays are not supported");
+        goto out;
+    }
+    if (!PyTuple_Check(data) || PyTuple_GET_SIZE(data) != 2 ||
+        !PyLong_Check(PyTuple_GET_ITEM(data, 0))) {
+        PyErr_SetString(PyExc_ValueError, "__cuda_array_interface__: data "
+                                          "must be (pointer: int, readonly)");
+        goto out;
+    }
+    arr_p->addr = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(data, 0));
+    if (arr_p->addr == (uint64_t)-1 && PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "__cuda_array_interface__: the data "
+                                          "pointer must be a 64-bit address");
+        goto out;
+    }
+    arr_p->readonly = PyObject_IsTrue(PyTuple_GET_ITEM(data, 1));
+    if (arr_p->readonly < 0 || pyh_cai_itemsize(typestr, &itemsize) != 0 ||
+        pyh_cai_extent(shape, pyh_cai_get(cai, "strides"), itemsize,
+                       &arr_p->len) != 0) {
+        goto out;
+    }
+    arr_p->stream = 0;
+    stream = pyh_cai_get(cai, "stream");
+    if (stream != NULL) {
+        arr_p->stream = PyLong_Check(stream) ? PyLong_AsUnsignedLongLong(stream)
+                                             : (unsigned long long)-1;
+        if (arr_p->stream == 0 || arr_p->stream == (uint64_t)-1) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "__cuda_array_interface__: stream %R is not a "
+                         "stream (0 is disallowed by the protocol)",
+                         stream);
+            goto out;
+        }
+    }
+    rc = 1;
+out:
+    Py_DECREF(cai);
+    return rc;
+}
+
+/* cuStreamSynchronize of the CUDA driver. */
+typedef int (*pyh_cu_stream_sync_fn)(void *stream);
+
+/*
+ * Waits until the work queued on a stream named by a device array has
+ * finished: version 3 of the interface makes the consumer synchronise
+ * before it uses the memory.  The driver is the one the libraries load
+ * ($MF_CUDA_LIBRARY, else libcuda.so.1), already loaded by whoever made
+ * the array; it stays loaded.  Blocks with the GIL released.  0, or -1
+ * with the status exception set.
+ */
+static inline int pyh_cuda_stream_wait(uint64_t stream)
+{
+    static pyh_cu_stream_sync_fn sync; /* set once, under the GIL */
+    char msg[160];
+    int res;
+
+    if (stream == 0) {
+        return 0;
+    }
+    if (sync == NULL) {
+        const char *path = getenv("MF_CUDA_LIBRARY");
+        void *lib;
+
+        if (path == NULL || *path == '\0') {
+            path = "libcuda.so.1";
+        }
+        lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (lib != NULL) {
+            *(void **)&sync = dlsym(lib, "cuStreamSynchronize");
+        }
+        if (sync == NULL) {
+            snprintf(msg, sizeof(msg),
+                     "cannot wait for the device array's stream: no "
+                     "cuStreamSynchronize in %s",
+                     path);
+            if (lib != NULL) {
+                dlclose(lib);
+            }
+            pyh_raise_msg(MF_ERR_UNSUPPORTED, msg, NULL);
+            return -1;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+        res = sync((void *)(uintptr_t)stream);
+    Py_END_ALLOW_THREADS
+    if (res != 0) {
+        snprintf(msg, sizeof(msg),
+                 "cuStreamSynchronize(0x%llx) of a device array failed: "
+                 "CUresult %d",
+                 (unsigned long long)stream, res);
+        pyh_raise_msg(MF_ERR_IO, msg, NULL);
+        return -1;
+    }
+    return 0;
 }
 
 /* A key: str (UTF-8) or bytes, without NUL.  Borrowed pointer valid while

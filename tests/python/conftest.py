@@ -2,6 +2,7 @@
 session (free loopback ports), a MemCache store in the test process, and
 helpers to run code in child processes started with "spawn"."""
 
+import ctypes
 import multiprocessing
 import os
 import sys
@@ -45,3 +46,12 @@ def run_in_children(ctx, fn, arg_lists, timeout=120):
     with ctx.Pool(len(arg_lists)) as pool:
         pending = [pool.apply_async(fn, args) for args in arg_lists]
         return [p.get(timeout) for p in pending]
+
+
+def cuda_driver_here():
+    """Whether the library could load a CUDA driver in this process."""
+    try:
+        ctypes.CDLL(os.environ.get("MF_CUDA_LIBRARY") or "libcuda.so.1")
+    except OSError:
+        return False
+    return True

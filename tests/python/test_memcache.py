@@ -16,7 +16,7 @@ from memfabric import (Client, DistributedObjectStore, KeyInfo, LocalConfig,
                        ReplicateConfig, Status)
 from memfabric.memcache import G2L, H2G, L2G
 
-from conftest import run_in_children
+from conftest import cuda_driver_here, run_in_children
 import workers
 
 NOT_FOUND = int(MmcStatus.ERR_NOT_FOUND)
@@ -91,11 +91,18 @@ def test_put_from_get_into(store):
     assert store.get_into_buffer("t/pf", out) == 0 and bytes(out) == data
     with pytest.raises(BufferError):
         store.get_into_buffer("t/pf", bytes(len(data)))  # read-only
-    # device directions exist upstream only
-    assert store.put_from("t/dev", addr, 10, L2G) == Status.ERR_UNSUPPORTED
-    assert store.get_into("t/pf", daddr, 10, G2L) == Status.ERR_UNSUPPORTED
+    # the device directions need a CUDA driver (test_device.py has one)
+    if not cuda_driver_here():
+        assert store.put_from("t/dev", addr, 10, L2G) == \
+            Status.ERR_UNSUPPORTED
+        assert store.get_into("t/pf", daddr, len(data), G2L) == \
+            Status.ERR_UNSUPPORTED
+        assert store.batch_get_into(["t/pf"], [daddr], [len(data)], G2L) == \
+            [Status.ERR_UNSUPPORTED]
     with pytest.raises(ValueError):
         store.put_from("t/dev", addr, 10, 7)
+    with pytest.raises(ValueError):
+        store.get_into("t/pf", daddr, len(data), H2G)  # a put's direction
     assert store.remove("t/pf") == 0
 
 

@@ -4,6 +4,7 @@ Each function returns a value the parent checks, or raises."""
 
 import ctypes
 import os
+import time
 
 
 def pattern(seed, size):
@@ -255,6 +256,160 @@ def numpy_roundtrip(url):
     store.remove("np/a")
     store.close()
     return res
+
+
+# ------------------------------------------------ device memory (fake CUDA)
+
+def nbytes_of(shape, typestr):
+    """Bytes of an array of shape and NumPy type string ('<f2': 2 each)."""
+    size = int(typestr[2:])
+    for dim in shape:
+        size *= dim
+    return size
+
+
+class CudaArray:
+    """An array in device memory as a PyTorch CUDA tensor or a CuPy array
+    shows it: ``__cuda_array_interface__`` and no buffer protocol.  The
+    interface dict is built from the arguments (``extra`` adds entries),
+    so tests can make malformed ones too."""
+
+    def __init__(self, ptr, shape, typestr="|u1", strides=None,
+                 readonly=False, stream=None, version=3, **extra):
+        self.ptr = ptr
+        cai = {"data": (ptr, readonly), "shape": tuple(shape),
+               "typestr": typestr, "strides": strides, "version": version}
+        if stream is not None:
+            cai["stream"] = stream
+        cai.update(extra)
+        self.__cuda_array_interface__ = cai
+
+
+class FakeCuda:
+    """The fake CUDA driver (tests/fakecuda) through ctypes, with the
+    primary context of device 0 current in the calling thread.  Device
+    memory is unreachable from the host: it is filled and read back with
+    the driver's copies only."""
+
+    HOST_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+    def __init__(self, path):
+        lib = ctypes.CDLL(path)
+        u64, ptr, size = ctypes.c_uint64, ctypes.c_void_p, ctypes.c_size_t
+        sigs = {
+            "cuInit": [ctypes.c_uint],
+            "cuDeviceGet": [ctypes.POINTER(ctypes.c_int), ctypes.c_int],
+            "cuDevicePrimaryCtxRetain": [ctypes.POINTER(ptr), ctypes.c_int],
+            "cuCtxSetCurrent": [ptr],
+            "cuMemAlloc_v2": [ctypes.POINTER(u64), size],
+            "cuMemFree_v2": [u64],
+            "cuMemcpy": [u64, u64, size],
+            "cuMemcpyAsync": [u64, u64, size, ptr],
+            "cuStreamCreate": [ctypes.POINTER(ptr), ctypes.c_uint],
+            "cuStreamSynchronize": [ptr],
+            "cuStreamDestroy_v2": [ptr],
+            "cuLaunchHostFunc": [ptr, self.HOST_FN, ptr],
+        }
+        for name, argtypes in sigs.items():
+            getattr(lib, name).argtypes = argtypes
+            getattr(lib, name).restype = ctypes.c_int
+        self.lib = lib
+        self._keep = []  # host functions and buffers the driver may use
+        self._check(lib.cuInit(0), "cuInit")
+        dev, ctx = ctypes.c_int(), ptr()
+        self._check(lib.cuDeviceGet(ctypes.byref(dev), 0), "cuDeviceGet")
+        self._check(lib.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev),
+                    "cuDevicePrimaryCtxRetain")
+        self._check(lib.cuCtxSetCurrent(ctx), "cuCtxSetCurrent")
+
+    @staticmethod
+    def _check(res, what):
+        if res != 0:
+            raise RuntimeError("%s failed: CUresult %d" % (what, res))
+
+    def alloc(self, size, data=None):
+        """A device address of size bytes (the fake zero-fills them),
+        holding data when given."""
+        dptr = ctypes.c_uint64()
+        self._check(self.lib.cuMemAlloc_v2(ctypes.byref(dptr), size),
+                    "cuMemAlloc")
+        if data is not None:
+            self.write(dptr.value, data)
+        return dptr.value
+
+    def free(self, dptr):
+        self._check(self.lib.cuMemFree_v2(dptr), "cuMemFree")
+
+    def array(self, shape, typestr="|u1", data=None, **kw):
+        """A CudaArray over new device memory."""
+        size = nbytes_of(shape, typestr)
+        arr = CudaArray(self.alloc(size, data), shape, typestr, **kw)
+        arr.nbytes = size
+        return arr
+
+    def write(self, dptr, data, stream=None):
+        """Copies data to device memory (queued on stream when given)."""
+        buf = ctypes.create_string_buffer(bytes(data), len(data))
+        if stream is None:
+            self._check(self.lib.cuMemcpy(dptr, ctypes.addressof(buf),
+                                          len(data)), "cuMemcpy")
+        else:
+            self._keep.append(buf)
+            self._check(self.lib.cuMemcpyAsync(
+                dptr, ctypes.addressof(buf), len(data), stream),
+                "cuMemcpyAsync")
+
+    def read(self, dptr, size):
+        """size bytes of device memory."""
+        buf = ctypes.create_string_buffer(size)
+        self._check(self.lib.cuMemcpy(ctypes.addressof(buf), dptr, size),
+                    "cuMemcpy")
+        return buf.raw
+
+    def stream(self):
+        handle = ctypes.c_void_p()
+        self._check(self.lib.cuStreamCreate(ctypes.byref(handle), 0),
+                    "cuStreamCreate")
+        return handle.value
+
+    def sleep_on(self, stream, seconds):
+        """Queues a host function that sleeps on stream: what is queued
+        behind it runs that much later."""
+        fn = self.HOST_FN(lambda _: time.sleep(seconds))
+        self._keep.append(fn)
+        self._check(self.lib.cuLaunchHostFunc(stream, fn, None),
+                    "cuLaunchHostFunc")
+
+    def sync(self, stream):
+        self._check(self.lib.cuStreamSynchronize(stream),
+                    "cuStreamSynchronize")
+
+
+_device = {}
+
+
+def device_setup(fake_path, url):
+    """Initializer of the device test process: the library's driver is
+    the fake one (MF_CUDA_LIBRARY, set before the library first looks),
+    a context is current in this thread and a store contributes 16 MiB."""
+    os.environ["MF_CUDA_LIBRARY"] = fake_path
+    from memfabric import DistributedObjectStore
+
+    _device["cuda"] = FakeCuda(fake_path)
+    store = DistributedObjectStore()
+    store.setup({"meta_url": url, "dram_size": "16M", "timeout_ms": "30s"})
+    assert store.init(0) == 0
+    _device["store"] = store
+
+
+def device_teardown():
+    """Closes the store of the device test process."""
+    return _device.pop("store").close()
+
+
+def device():
+    """(FakeCuda, DistributedObjectStore) of the device test process."""
+    return _device["cuda"], _device["store"]
 
 
 def rss_bytes():

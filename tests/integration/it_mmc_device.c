@@ -4,7 +4,8 @@
  * vLLM path, a KV block of 122 pieces in device memory put into the DRAM
  * pool (two replicas, on two local services) and read back into device
  * memory, as layers, flat, in batches; buffers said to be DEVICE and left
- * AUTO; every byte checked through the driver.
+ * AUTO; every byte checked through the driver.  A device range past its
+ * allocation fails the put cleanly.
  */
 #include "it_mmc.h"
 #include "tk_cuda.h"
@@ -126,6 +127,18 @@ static int dev_client(int index, void *arg)
     /* a device buffer of the wrong size: refused, as for host memory */
     IT_MMC_ST(mmc_get(mmc, keys[0], dev[1], KV_SIZE - 1),
               MMC_ERR_SIZE_MISMATCH);
+    if (index == 1) {
+        /* a device range past its allocation: the copy is refused, the
+         * put fails and leaves nothing behind */
+        mmc_put_opts_init(&opts);
+        opts.mem = MMC_MEM_DEVICE;
+        mmc_log_set_level(MF_LOG_OFF);
+        TK_CHECK_GOTO(mmc_put(mmc, "dev/bad", dev[0] + KV_SIZE / 2, KV_SIZE,
+                              &opts) != MMC_OK,
+                      "put past the device buffer");
+        mmc_log_set_level(MF_LOG_WARN);
+        IT_MMC_ST(mmc_exist(mmc, "dev/bad"), MMC_ERR_NOT_FOUND);
+    }
     TK_CHECK_GOTO(it_mmc_barrier(2, CLIENTS) == 0, "barrier 2");
     ret = 0;
 fail:

@@ -28,6 +28,7 @@
 #include "tk_log.h"
 #include "tk_pattern.h"
 #include "tk_proc.h"
+#include "test_tl_comp.h"
 
 #include "mem/mem.h"
 #include "tl/tl.h"
@@ -57,61 +58,6 @@
 #define TEST_WAIT_MS  120000
 
 static tk_log_t test_log;
-
-/* ------------------------------------------------------- completions */
-
-typedef struct test_comp {
-    mf_tl_comp_t super;
-    atomic_uint calls;
-    mf_status_t status;
-} test_comp_t;
-
-static void test_comp_cb(mf_tl_comp_t *comp, mf_status_t status)
-{
-    test_comp_t *tc = (test_comp_t *)comp;
-
-    tc->status = status;
-    atomic_fetch_add_explicit(&tc->calls, 1, memory_order_release);
-}
-
-static void test_comp_init(test_comp_t *tc)
-{
-    tc->super.cb = test_comp_cb;
-    atomic_init(&tc->calls, 0);
-    tc->status = MF_ERR_STATE;
-}
-
-static unsigned test_comp_calls(test_comp_t *tc)
-{
-    return atomic_load_explicit(&tc->calls, memory_order_acquire);
-}
-
-/*
- * The final status of an operation that returned status: that status, or
- * for MF_INPROGRESS the one its completion brings, while this thread
- * drives progress (a transport without threads needs it).  The deadline
- * only keeps a broken transport from hanging the test.
- */
-static mf_status_t test_comp_wait(mf_tl_iface_t *iface, test_comp_t *tc,
-                                  mf_status_t status)
-{
-    uint64_t deadline = mf_time_ms() + TEST_WAIT_MS;
-
-    if (status != MF_INPROGRESS) {
-        return status;
-    }
-    while (test_comp_calls(tc) == 0) {
-        if (mf_time_ms() > deadline) {
-            tk_print("%s: an operation did not complete in %d ms",
-                     iface->ops->name, TEST_WAIT_MS);
-            return MF_ERR_TIMEOUT;
-        }
-        if (iface->ops->progress(iface) == 0) {
-            usleep(20);
-        }
-    }
-    return tc->status;
-}
 
 /* ------------------------------------------------------- interfaces */
 

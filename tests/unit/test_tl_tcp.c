@@ -21,6 +21,7 @@
 #include "tk_pattern.h"
 #include "tk_log.h"
 #include "tk_proc.h"
+#include "test_tl_comp.h"
 
 #include "mem/mem.h"
 #include "tl/tcp/tcp.h"
@@ -50,50 +51,6 @@
 #define TEST_WAIT_MS 120000
 
 static const mf_tl_ops_t *ops = &mf_tl_tcp_ops;
-
-typedef struct test_comp {
-    mf_tl_comp_t super;
-    atomic_int calls;
-    mf_status_t status;
-} test_comp_t;
-
-static void test_comp_cb(mf_tl_comp_t *comp, mf_status_t status)
-{
-    test_comp_t *tc = (test_comp_t *)comp;
-
-    tc->status = status;
-    atomic_fetch_add_explicit(&tc->calls, 1, memory_order_release);
-}
-
-static void test_comp_init(test_comp_t *tc)
-{
-    tc->super.cb = test_comp_cb;
-    atomic_init(&tc->calls, 0);
-    tc->status = MF_ERR_STATE;
-}
-
-static bool test_comp_done(test_comp_t *tc)
-{
-    return atomic_load_explicit(&tc->calls, memory_order_acquire) > 0;
-}
-
-/* Waits for an operation started with status; returns its final status. */
-static mf_status_t test_comp_wait(test_comp_t *tc, mf_status_t status)
-{
-    uint64_t deadline = mf_time_ms() + TEST_WAIT_MS;
-
-    if (status != MF_INPROGRESS) {
-        return status;
-    }
-    while (!test_comp_done(tc)) {
-        if (mf_time_ms() > deadline) {
-            fprintf(stderr, "operation did not complete\n");
-            return MF_ERR_TIMEOUT;
-        }
-        usleep(50);
-    }
-    return tc->status;
-}
 
 /* An interface on loopback; lanes and chunk 0 keep the defaults.  The
  * settings go through the transport's own table, as the fabric's do. */
@@ -192,9 +149,10 @@ static mf_status_t test_put(test_pair_t *tp, const void *buf, uint64_t off,
     test_comp_t tc;
 
     test_comp_init(&tc);
-    return test_comp_wait(&tc, ops->put(tp->ep, buf,
-                                        (uint64_t)(uintptr_t)tp->mem + off,
-                                        size, tp->rkey, &tc.super));
+    return test_comp_wait(NULL, &tc,
+                          ops->put(tp->ep, buf,
+                                   (uint64_t)(uintptr_t)tp->mem + off, size,
+                                   tp->rkey, &tc.super));
 }
 
 static mf_status_t test_get(test_pair_t *tp, void *buf, uint64_t off,
@@ -203,9 +161,10 @@ static mf_status_t test_get(test_pair_t *tp, void *buf, uint64_t off,
     test_comp_t tc;
 
     test_comp_init(&tc);
-    return test_comp_wait(&tc, ops->get(tp->ep, buf,
-                                        (uint64_t)(uintptr_t)tp->mem + off,
-                                        size, tp->rkey, &tc.super));
+    return test_comp_wait(NULL, &tc,
+                          ops->get(tp->ep, buf,
+                                   (uint64_t)(uintptr_t)tp->mem + off, size,
+                                   tp->rkey, &tc.super));
 }
 
 /* What tcp reports of itself, and settings its table refuses. */
@@ -307,20 +266,22 @@ static void test_server_range(void **state)
         ops->rkey_unpack(tp.client, forged, tp.rkey_len, base, big_size, &big),
         MF_OK);
     test_comp_init(&tc);
-    assert_int_equal(test_comp_wait(&tc, ops->get(tp.ep, buf, base + TEST_SEG,
-                                                  100, big, &tc.super)),
+    assert_int_equal(test_comp_wait(NULL, &tc,
+                                    ops->get(tp.ep, buf, base + TEST_SEG, 100,
+                                             big, &tc.super)),
                      MF_ERR_OUT_OF_RANGE);
     test_comp_init(&tc);
-    assert_int_equal(
-        test_comp_wait(&tc, ops->put(tp.ep, buf, base + TEST_SEG - 10,
-                                     sizeof(buf), big, &tc.super)),
-        MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(test_comp_wait(NULL, &tc,
+                                    ops->put(tp.ep, buf, base + TEST_SEG - 10,
+                                             sizeof(buf), big, &tc.super)),
+                     MF_ERR_OUT_OF_RANGE);
     large = malloc(8 * TEST_MB);
     assert_non_null(large);
     test_comp_init(&tc);
     assert_int_equal(
-        test_comp_wait(&tc, ops->get(tp.ep, large, base + TEST_SEG - TEST_MB,
-                                     8 * TEST_MB, big, &tc.super)),
+        test_comp_wait(NULL, &tc,
+                       ops->get(tp.ep, large, base + TEST_SEG - TEST_MB,
+                                8 * TEST_MB, big, &tc.super)),
         MF_ERR_OUT_OF_RANGE);
     free(large);
     ops->rkey_release(tp.client, big);
@@ -623,7 +584,7 @@ static void test_conn_lost_raw(void **state)
     test_raw_write(fd, wire, sizeof(wire));
     test_raw_write(fd, buf + 2 * TEST_MB, hdr.len / 2); /* any bytes */
     close(fd);
-    status = test_comp_wait(&tc, status);
+    status = test_comp_wait(NULL, &tc, status);
     assert_true(mf_status_is_peer_error(status));
     assert_int_equal(atomic_load(&tc.calls), 1);
 
@@ -635,7 +596,7 @@ static void test_conn_lost_raw(void **state)
     fd = test_fake_accept(&tf, &hdr);
     test_fake_put_ack(fd, &hdr, got, sizeof(got));
     assert_memory_equal(got, buf, sizeof(got));
-    assert_int_equal(test_comp_wait(&tc, status), MF_OK);
+    assert_int_equal(test_comp_wait(NULL, &tc, status), MF_OK);
 
     /* a response nobody asked for: protocol error, the op fails */
     mf_log_set_level(MF_LOG_OFF);
@@ -649,7 +610,7 @@ static void test_conn_lost_raw(void **state)
     hdr.len = 10;
     mf_tl_tcp_hdr_encode(&hdr, wire);
     test_raw_write(fd, wire, sizeof(wire));
-    assert_int_not_equal(test_comp_wait(&tc, status), MF_OK);
+    assert_int_not_equal(test_comp_wait(NULL, &tc, status), MF_OK);
     mf_log_set_level(MF_LOG_WARN);
     close(fd);
 
@@ -658,7 +619,7 @@ static void test_conn_lost_raw(void **state)
     for (int i = 0; i < 3; i++) {
         test_comp_init(&tc);
         status = ops->put(ep, buf, base, 3 * TEST_MB, tf.rkey, &tc.super);
-        status = test_comp_wait(&tc, status);
+        status = test_comp_wait(NULL, &tc, status);
         assert_true(mf_status_is_peer_error(status));
     }
     ops->ep_destroy(ep);
@@ -700,7 +661,7 @@ static void test_conn_dropped(void **state)
         }
         mf_tl_tcp_iface_drop_conns(tp.server);
         for (int i = 0; i < N; i++) {
-            status = test_comp_wait(&tc[i], MF_INPROGRESS);
+            status = test_comp_wait(NULL, &tc[i], MF_INPROGRESS);
             assert_true(status == MF_OK || mf_status_is_peer_error(status));
             failed += status != MF_OK;
         }
@@ -768,7 +729,7 @@ static void test_send_fail_requeue(void **state)
     assert_int_equal(status, MF_INPROGRESS);
     fd1 = test_fake_accept(&tf, &hdr);
     test_fake_put_ack(fd1, &hdr, got, sizeof(got));
-    assert_int_equal(test_comp_wait(&tc[0], status), MF_OK);
+    assert_int_equal(test_comp_wait(NULL, &tc[0], status), MF_OK);
 
     /* ep2: a get nobody answers; destroying ep2 cancels it, and its
      * callback holds the worker while ep1's connection is reset */
@@ -797,10 +758,10 @@ static void test_send_fail_requeue(void **state)
     test_fake_unlisten(&tf); /* a new connection is refused */
     deadline = mf_time_ms() + 20000;
     for (int i = 0; i < 2; i++) {
-        while (!test_comp_done(&tc[i]) && mf_time_ms() < deadline) {
+        while (!(test_comp_calls(&tc[i]) > 0) && mf_time_ms() < deadline) {
             usleep(1000);
         }
-        assert_true(test_comp_done(&tc[i]));
+        assert_true((test_comp_calls(&tc[i]) > 0));
         assert_true(mf_status_is_peer_error(tc[i].status));
     }
     assert_int_equal(pthread_join(thread, NULL), 0);
@@ -839,7 +800,7 @@ static void test_fork_holds_sockets(void **state)
     test_comp_init(&tc);
     status = ops->put(tp.ep, src, (uint64_t)(uintptr_t)tp.mem, sizeof(src),
                       tp.rkey, &tc.super);
-    status = test_comp_wait(&tc, status);
+    status = test_comp_wait(NULL, &tc, status);
     assert_true(status == MF_OK || mf_status_is_peer_error(status));
     assert_int_equal(tk_proc_wait(pid, 60000), 0);
     /* and the next one connects again */
@@ -868,9 +829,9 @@ static void test_small_passes_large(void **state)
         assert_int_equal(status, MF_INPROGRESS);
         status = ops->get(tp.ep, small, (uint64_t)(uintptr_t)tp.mem + 5,
                           sizeof(small), tp.rkey, &tiny.super);
-        assert_int_equal(test_comp_wait(&tiny, status), MF_OK);
-        passed += !test_comp_done(&large);
-        assert_int_equal(test_comp_wait(&large, MF_INPROGRESS), MF_OK);
+        assert_int_equal(test_comp_wait(NULL, &tiny, status), MF_OK);
+        passed += !(test_comp_calls(&large) > 0);
+        assert_int_equal(test_comp_wait(NULL, &large, MF_INPROGRESS), MF_OK);
         assert_memory_equal(small, tp.mem + 5, sizeof(small));
     }
     /* timing is the scheduler's: one overtaking of five is proof enough */
@@ -967,13 +928,15 @@ static mf_status_t test_accept_put(mf_tl_ep_t *ep, mf_tl_rkey_t *rkey,
     memset(buf, value, sizeof(buf));
     test_comp_init(&tc);
     status = test_comp_wait(
-        &tc, ops->put(ep, buf, base + value, sizeof(buf), rkey, &tc.super));
+        NULL, &tc,
+        ops->put(ep, buf, base + value, sizeof(buf), rkey, &tc.super));
     if (status != MF_OK) {
         return status;
     }
     test_comp_init(&tc);
     status = test_comp_wait(
-        &tc, ops->get(ep, back, base + value, sizeof(back), rkey, &tc.super));
+        NULL, &tc,
+        ops->get(ep, back, base + value, sizeof(back), rkey, &tc.super));
     if ((status == MF_OK) && (memcmp(back, buf, sizeof(buf)) != 0)) {
         status = MF_ERR_PROTO;
     }

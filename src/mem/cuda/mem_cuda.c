@@ -392,16 +392,27 @@ static mf_status_t mf_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
     return MF_OK;
 }
 
-/* Issues a copy on this thread's stream. */
-static mf_status_t mf_cuda_issue(const mf_cuda_drv_t *drv, void *dst,
-                                 const void *src, size_t size,
+/* Issues a copy on this thread's stream: *drv_p the driver and *stream_p
+ * the stream it waits on, NULL when there was nothing to copy. */
+static mf_status_t mf_cuda_issue(void *dst, const void *src, size_t size,
+                                 const mf_cuda_drv_t **drv_p,
                                  CUstream *stream_p)
 {
+    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory");
     mf_status_t status;
     CUresult res;
 
+    *stream_p = NULL;
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    *drv_p = drv;
+    if (size == 0) {
+        return MF_OK;
+    }
     status = mf_cuda_stream(stream_p);
     if (status != MF_OK) {
+        *stream_p = NULL;
         return status;
     }
     res = drv->cuMemcpyAsync((CUdeviceptr)(uintptr_t)dst,
@@ -409,6 +420,7 @@ static mf_status_t mf_cuda_issue(const mf_cuda_drv_t *drv, void *dst,
     if (res != CUDA_SUCCESS) {
         mf_error("cuda: copy of %zu bytes %p -> %p refused: %s", size, src, dst,
                  mf_cuda_err(drv, res));
+        *stream_p = NULL;
         return mf_cuda_status(res);
     }
     return MF_OK;
@@ -416,19 +428,13 @@ static mf_status_t mf_cuda_issue(const mf_cuda_drv_t *drv, void *dst,
 
 static mf_status_t mf_cuda_copy(void *dst, const void *src, size_t size)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory");
+    const mf_cuda_drv_t *drv;
     mf_status_t status;
     CUstream stream;
     CUresult res;
 
-    if (drv == NULL) {
-        return MF_ERR_UNSUPPORTED;
-    }
-    if (size == 0) {
-        return MF_OK;
-    }
-    status = mf_cuda_issue(drv, dst, src, size, &stream);
-    if (status != MF_OK) {
+    status = mf_cuda_issue(dst, src, size, &drv, &stream);
+    if (status != MF_OK || stream == NULL) {
         return status;
     }
     res = drv->cuStreamSynchronize(stream);
@@ -450,19 +456,13 @@ static void CUDA_CB mf_cuda_copy_done(void *arg)
 static mf_status_t mf_cuda_copy_async(void *dst, const void *src, size_t size,
                                       mf_mem_comp_t *comp)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory");
+    const mf_cuda_drv_t *drv;
     mf_status_t status;
     CUstream stream;
     CUresult res;
 
-    if (drv == NULL) {
-        return MF_ERR_UNSUPPORTED;
-    }
-    if (size == 0) {
-        return MF_OK;
-    }
-    status = mf_cuda_issue(drv, dst, src, size, &stream);
-    if (status != MF_OK) {
+    status = mf_cuda_issue(dst, src, size, &drv, &stream);
+    if (status != MF_OK || stream == NULL) {
         return status;
     }
     res = drv->cuLaunchHostFunc(stream, mf_cuda_copy_done, comp);

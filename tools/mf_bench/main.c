@@ -1,6 +1,7 @@
 /*
- * mf-bench: copy bandwidth of the BM API, with a memcpy baseline measured
- * in the same run.
+ * mf-bench: copy bandwidth of the BM API, with a baseline measured in the
+ * same run: memcpy for host memory, the CUDA driver's own copy for device
+ * memory, a raw TCP stream for the tcp transport.
  *
  * By default the tool runs a whole pool by itself: for every copy thread
  * setting it forks a config store process and N rank processes (all on this
@@ -36,12 +37,13 @@ static void mb_usage(FILE *out)
     fprintf(out,
             "Usage: mf-bench [options]\n"
             "Measures BM copy bandwidth (mf_bm_copy, mf_bm_copy_batch) "
-            "against a memcpy\nbaseline measured in the same run.  By "
-            "default it starts a config store and\na pool of --ranks "
-            "processes on this host by itself, once per --threads value.\n"
+            "against a baseline\n(memcpy; for device memory the CUDA "
+            "driver's copy) measured in the same run.  By\ndefault it "
+            "starts a config store and a pool of --ranks processes on this "
+            "host\nby itself, once per --threads value.\n"
             "\n"
             "  --ranks N          processes in the pool (default 4, >= 2; "
-            "GH2GH needs 3)\n"
+            "G*2G* needs 3)\n"
             "  --threads LIST     threads doing a copy, comma separated "
             "(default 1,2);\n"
             "                     copy_threads = threads - 1\n"
@@ -51,7 +53,14 @@ static void mb_usage(FILE *out)
             "  --pieces N         pieces of a batched copy (default 64)\n"
             "  --layouts LIST     single,batch,kv (default all; kv = 61 x "
             "128 KiB + 61 x 16 KiB)\n"
-            "  --dirs LIST        LH2GH,GH2LH,GH2GH (default all)\n"
+            "  --dirs LIST        directions, comma separated (L = rank 0's "
+            "own memory, G = a\n"
+            "                     GVA, H = host, D = device): LH2GH,GH2LH,"
+            "GH2GH, and with\n"
+            "                     device memory LD2GH,GH2LD,LH2GD,GD2LH,"
+            "LD2GD,GD2LD,GH2GD,\n"
+            "                     GD2GH,GD2GD; or host, device, all "
+            "(default: host)\n"
             "  --iters N          timed samples per measurement (default: "
             "enough for --min-time)\n"
             "  --min-time SEC     time per measurement (default 0.2)\n"
@@ -88,7 +97,18 @@ static void mb_usage(FILE *out)
             "  -h, --help         this help\n"
             "\n"
             "Segments are as large as the largest size; a 1 GiB size needs "
-            "about 1 GiB per\nrank plus 2 GiB in rank 0.\n");
+            "about 1 GiB per\nrank plus 2 GiB in rank 0.\n"
+            "\n"
+            "Device directions: every rank gets a device segment as large "
+            "as its host one,\nrank 0 device buffers (cuMemAlloc) and "
+            "pinned host buffers (cuMemAllocHost)\nof the largest size; "
+            "the CUDA driver is $MF_CUDA_LIBRARY, else libcuda.so.1.\n"
+            "Their baseline is the driver's copy of the same pieces "
+            "between rank 0's own\nmemory of the same kinds (cuda_d2h, "
+            "cuda_h2d, cuda_d2d: cuMemcpyAsync on as many\nstreams as "
+            "threads copy), measured in the same run; with --transport tcp "
+            "the raw\nTCP stream, as for host directions.  Device memory is "
+            "verified through the\ndriver.\n");
 }
 
 static int mb_parse_list(const char *arg, const char *what,
@@ -167,9 +187,58 @@ static int mb_add_layout(const char *item, void *ctx)
     return mb_pick(item, mb_layout_names, MB_LAYOUTS, mb_opts.layouts);
 }
 
+/* A direction, or "host", "device" or "all" for a group of them. */
 static int mb_add_dir(const char *item, void *ctx)
 {
-    return mb_pick(item, mb_dir_names, MB_DIRS, mb_opts.dirs);
+    unsigned first = MB_DIRS, end = MB_DIRS, i;
+
+    if (strcasecmp(item, "host") == 0) {
+        first = 0;
+        end = MB_HOST_DIRS;
+    } else if (strcasecmp(item, "device") == 0) {
+        first = MB_HOST_DIRS;
+    } else if (strcasecmp(item, "all") == 0) {
+        first = 0;
+    }
+    for (i = first; i < end; i++) {
+        mb_opts.dirs[i] = true;
+    }
+    if (first < end) {
+        return 0;
+    }
+    for (i = 0; i < MB_DIRS; i++) {
+        if (strcasecmp(item, mb_dirs[i].name) == 0) {
+            mb_opts.dirs[i] = true;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Device directions need the CUDA driver in every rank.  It is loaded in a
+ * child (this process forks the ranks after, and a child cannot use a
+ * driver its parent initialised): 0, or -1 (logged) when device directions
+ * were asked for and cannot run.
+ */
+static int mb_device_check(void)
+{
+    char why[256], list[128] = "";
+    unsigned i;
+
+    if (!mb_opts.device || tk_cuda_probe(why, sizeof(why)) == 0) {
+        return 0;
+    }
+    for (i = MB_HOST_DIRS; i < MB_DIRS; i++) {
+        if (mb_opts.dirs[i] && strlen(list) + 8 < sizeof(list)) {
+            strcat(list, list[0] != '\0' ? "," : "");
+            strcat(list, mb_dirs[i].name);
+        }
+    }
+    bench_err("device directions (%s) need the CUDA driver ($MF_CUDA_LIBRARY, "
+              "else libcuda.so.1) and a device: %s",
+              list, why);
+    return -1;
 }
 
 static int mb_parse_args(int argc, char **argv)
@@ -413,9 +482,14 @@ static int mb_parse_args(int argc, char **argv)
         }
     }
     if (!dirs) {
-        for (i = 0; i < MB_DIRS; i++) {
+        /* device directions only when asked for: a default run needs no
+         * driver and no library built with the cuda memory kind */
+        for (i = 0; i < MB_HOST_DIRS; i++) {
             mb_opts.dirs[i] = true;
         }
+    }
+    for (i = MB_HOST_DIRS; i < MB_DIRS; i++) {
+        mb_opts.device = mb_opts.device || mb_opts.dirs[i];
     }
     if (mb_opts.max_size > 0 && mb_opts.max_size < MB_KV_TOTAL) {
         mb_opts.layouts[MB_KV] = false;
@@ -446,6 +520,9 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (mb_device_check() != 0) {
+        return 1;
+    }
     if (mb_opts.store_url != NULL) {
         return mb_rank_main(mb_opts.store_url, mb_opts.world,
                             mb_opts.threads[0], mb_opts.lanes[0], MF_RANK_AUTO,

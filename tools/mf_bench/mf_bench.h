@@ -1,8 +1,9 @@
 /*
  * mf-bench's parts, shared between its files: the options (main.c), the
- * pool of processes it runs (pool.c), rank 0's measurement (run.c), the
- * memcpy baseline (mcpy.c) and the report (report.c).  main.c says what
- * the tool measures.
+ * pool of processes it runs (pool.c), rank 0's measurement and the
+ * driver's baseline of device directions (run.c), the memcpy baseline
+ * (mcpy.c) and the report (report.c).  main.c says what the tool
+ * measures.
  *
  * Invariants: mb_opts is set once, by main.c, before any process is
  * forked, and only read after; a result travels from rank 0 to the parent
@@ -15,6 +16,7 @@
 
 #include "bench_tcp.h"
 #include "bench_util.h"
+#include "tk_cuda.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -40,10 +42,59 @@
 #define MB_STORE_MS 30000
 
 typedef enum mb_layout { MB_SINGLE, MB_BATCH, MB_KV, MB_LAYOUTS } mb_layout_t;
-typedef enum mb_dir { MB_LH2GH, MB_GH2LH, MB_GH2GH, MB_DIRS } mb_dir_t;
+
+/* The directions of mf_copy_dir_t, with its values: the host ones first,
+ * then those with device memory on one side or both. */
+typedef enum mb_dir {
+    MB_LH2GH = MF_COPY_LH2GH,
+    MB_GH2LH = MF_COPY_GH2LH,
+    MB_GH2GH = MF_COPY_GH2GH,
+    MB_LD2GH = MF_COPY_LD2GH,
+    MB_GH2LD = MF_COPY_GH2LD,
+    MB_LH2GD = MF_COPY_LH2GD,
+    MB_GD2LH = MF_COPY_GD2LH,
+    MB_LD2GD = MF_COPY_LD2GD,
+    MB_GD2LD = MF_COPY_GD2LD,
+    MB_GH2GD = MF_COPY_GH2GD,
+    MB_GD2GH = MF_COPY_GD2GH,
+    MB_GD2GD = MF_COPY_GD2GD,
+    MB_DIRS
+} mb_dir_t;
+
+#define MB_HOST_DIRS 3 /* MB_LH2GH .. MB_GH2GH */
+
+/* Where the two sides of a direction are. */
+typedef struct mb_dir_info {
+    const char *name;
+    bool src_global; /* a GVA (else local memory of rank 0) */
+    bool src_dev;    /* device memory (else host) */
+    bool dst_global;
+    bool dst_dev;
+} mb_dir_info_t;
+
+/* What a direction's speed is compared with, measured in the same run. */
+typedef enum mb_base {
+    MB_BASE_NONE,      /* nothing (tcp, between two other processes) */
+    MB_BASE_MEMCPY,    /* memcpy between private buffers (host) */
+    MB_BASE_H2D,       /* the driver: pinned host -> device */
+    MB_BASE_D2H,       /* the driver: device -> pinned host */
+    MB_BASE_D2D,       /* the driver: device -> device */
+    MB_BASE_TCP_WRITE, /* raw TCP stream, rank 0 -> rank 1 */
+    MB_BASE_TCP_READ,  /* raw TCP stream, rank 1 -> rank 0 */
+    MB_BASES
+} mb_base_t;
 
 extern const char *const mb_layout_names[MB_LAYOUTS];
-extern const char *const mb_dir_names[MB_DIRS];
+extern const mb_dir_info_t mb_dirs[MB_DIRS];
+extern const char *const mb_base_names[MB_BASES];
+
+static inline bool mb_dir_device(unsigned dir)
+{
+    return dir >= MB_HOST_DIRS;
+}
+
+/* The baseline of a direction under mb_opts. */
+mb_base_t mb_base_of(mb_dir_t dir);
 
 typedef struct mb_opts {
     uint32_t ranks;
@@ -55,6 +106,7 @@ typedef struct mb_opts {
     uint32_t pieces;
     bool layouts[MB_LAYOUTS];
     bool dirs[MB_DIRS];
+    bool device;     /* a device direction is measured: device segments */
     unsigned iters;  /* 0: as many as fill min_time */
     double min_time; /* seconds per measurement */
     char transport[16];
@@ -77,6 +129,7 @@ typedef struct mb_record {
     uint64_t split_min;
     uint32_t layout;
     uint32_t dir;
+    uint32_t base; /* mb_base_t */
     uint64_t size;
     uint32_t pieces;
     uint32_t threads;
@@ -133,17 +186,31 @@ void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces, size_t count,
 
 /* ------------------------------------------------------ rank 0's work */
 
+/* Rank 0's local memory of a piece list: private host memory (host
+ * directions), pinned host memory (the host side of device directions, as
+ * in the driver's baseline) and device memory. */
+typedef enum mb_mem {
+    MB_MEM_HOST,
+    MB_MEM_PINNED,
+    MB_MEM_DEV,
+    MB_MEMS
+} mb_mem_t;
+
 typedef struct mb_bench {
     mf_bm_t *bm;
     uint32_t world;
     uint32_t threads;   /* total threads doing a copy */
     uint64_t split_min; /* the library's copy_split_min */
-    uint8_t *a;         /* local source side */
-    uint8_t *b;         /* local destination side, baseline target */
-    uint8_t *stage;     /* to fill and read back remote memory */
-    uint8_t *kv[MB_KV_PIECES];
-    uint64_t r1; /* GVA of rank 1's and rank 2's segments */
-    uint64_t r2;
+    /* local memory of each kind: source side, destination side (also the
+     * baseline's target), the separate pieces of the KV layout; pinned
+     * memory has one buffer for both sides (NULL: not needed) */
+    uint8_t *src[MB_MEMS];
+    uint8_t *dst[MB_MEMS];
+    uint8_t *kv[MB_MEMS][MB_KV_PIECES];
+    uint8_t *stage; /* to fill and read back remote and device memory */
+    uint64_t r1[2]; /* GVA of rank 1's and rank 2's segments: host, device */
+    uint64_t r2[2];
+    tk_cuda_stream_t *streams[MB_MAX_THREADS]; /* the driver's baseline */
     uint64_t seed;
     mf_copy_piece_t *pieces;
     mf_status_t *results;

@@ -4,6 +4,8 @@
  * --ranks rank processes; rank 0 measures and sends its results to the
  * parent through a pipe, the parent prints them.  With --store/--world the
  * process is one rank of a pool started elsewhere (mb_rank_main only).
+ * With a device direction every rank has a device segment as large as its
+ * host segment.
  *
  * Invariants: the parent never calls into the library, so forking from it
  * is safe; every child dies with the parent and is reaped, and on any
@@ -97,7 +99,7 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     uint32_t rank = UINT32_MAX, barrier_timeout;
     uint64_t max = mb_max_size(), seg;
     mf_status_t st;
-    int ret = 1;
+    int ret = 1, i;
 
     memset(&bench, 0, sizeof(bench));
     memset(&srv, 0, sizeof(srv));
@@ -141,9 +143,17 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     mf_bm_create_params_init(&params);
     params.local_dram_size = seg;
     params.max_dram_per_rank = seg;
+    if (mb_opts.device) {
+        params.local_hbm_size = seg;
+        params.max_hbm_per_rank = seg;
+    }
     st = mf_bm_create(0, &params, &bench.bm);
     if (st != MF_OK) {
-        bench_err("rank %u: mf_bm_create: %s", rank, mf_status_str(st));
+        bench_err("rank %u: mf_bm_create: %s%s", rank, mf_status_str(st),
+                  mb_opts.device && st == MF_ERR_UNSUPPORTED
+                      ? " (device segments need a library built with the "
+                        "cuda memory kind, i.e. with cuda.h)"
+                      : "");
         goto out_bm_uninit;
     }
     st = mf_bm_join(bench.bm);
@@ -187,11 +197,19 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         bench.world = world;
         bench.threads = threads;
         bench.split_min = cfg.copy_split_min;
-        bench.r1 =
-            (uint64_t)(uintptr_t)mf_bm_gva_of_rank(bench.bm, 1, MF_MEM_HOST);
-        bench.r2 = world >= 3 ? (uint64_t)(uintptr_t)mf_bm_gva_of_rank(
-                                    bench.bm, 2, MF_MEM_HOST)
-                              : 0;
+        for (i = 0; i < 2; i++) {
+            mf_mem_type_t type = i == 0 ? MF_MEM_HOST : MF_MEM_DEVICE;
+
+            if (i == 1 && !mb_opts.device) {
+                break;
+            }
+            bench.r1[i] =
+                (uint64_t)(uintptr_t)mf_bm_gva_of_rank(bench.bm, 1, type);
+            bench.r2[i] =
+                world >= 3
+                    ? (uint64_t)(uintptr_t)mf_bm_gva_of_rank(bench.bm, 2, type)
+                    : 0;
+        }
         if (mb_wait_joined(bench.bm, 1) != 0 ||
             (world >= 3 && mb_wait_joined(bench.bm, 2) != 0)) {
             goto out_leave;

@@ -1,6 +1,7 @@
 /*
  * mf-bench's report: the table (a commented header, then a row per
- * result) or, with --json, one JSON object per result, on stdout.
+ * result; with device directions a last column names each row's
+ * baseline) or, with --json, one JSON object per result, on stdout.
  *
  * Invariants: the parent prints what rank 0 sends, and rank 0 of a pool
  * started elsewhere (--store) prints the same itself; the header comes
@@ -15,7 +16,27 @@
 #include <unistd.h>
 
 const char *const mb_layout_names[MB_LAYOUTS] = {"single", "batch", "kv"};
-const char *const mb_dir_names[MB_DIRS] = {"LH2GH", "GH2LH", "GH2GH"};
+const mb_dir_info_t mb_dirs[MB_DIRS] = {
+    [MB_LH2GH] = {"LH2GH", false, false, true, false},
+    [MB_GH2LH] = {"GH2LH", true, false, false, false},
+    [MB_GH2GH] = {"GH2GH", true, false, true, false},
+    [MB_LD2GH] = {"LD2GH", false, true, true, false},
+    [MB_GH2LD] = {"GH2LD", true, false, false, true},
+    [MB_LH2GD] = {"LH2GD", false, false, true, true},
+    [MB_GD2LH] = {"GD2LH", true, true, false, false},
+    [MB_LD2GD] = {"LD2GD", false, true, true, true},
+    [MB_GD2LD] = {"GD2LD", true, true, false, true},
+    [MB_GH2GD] = {"GH2GD", true, false, true, true},
+    [MB_GD2GH] = {"GD2GH", true, true, true, false},
+    [MB_GD2GD] = {"GD2GD", true, true, true, true},
+};
+
+const char *const mb_base_names[MB_BASES] = {
+    [MB_BASE_NONE] = "none",         [MB_BASE_MEMCPY] = "memcpy",
+    [MB_BASE_H2D] = "cuda_h2d",      [MB_BASE_D2H] = "cuda_d2h",
+    [MB_BASE_D2D] = "cuda_d2d",      [MB_BASE_TCP_WRITE] = "tcp_write",
+    [MB_BASE_TCP_READ] = "tcp_read",
+};
 
 static const char *mb_size_str(uint64_t size, char *buf, size_t len)
 {
@@ -33,14 +54,28 @@ static const char *mb_size_str(uint64_t size, char *buf, size_t len)
 
 void mb_report_header(uint32_t world, uint64_t split_min)
 {
+    bool host = mb_opts.dirs[MB_LH2GH] || mb_opts.dirs[MB_GH2LH] ||
+                mb_opts.dirs[MB_GH2GH];
+
     if (mb_opts.json) {
         return;
     }
-    printf("# mf-bench %s: %u ranks, rank 0 copies to/from rank 1 "
-           "%s\n",
-           mf_version(), world,
-           world >= 3 ? "(GH2GH: rank 1 -> rank 2)"
-                      : "(GH2GH skipped: needs 3 ranks)");
+    if (mb_opts.device) {
+        printf("# mf-bench %s: %u ranks, each with a host and a device "
+               "segment; rank 0 copies to/from rank 1 %s\n",
+               mf_version(), world,
+               world >= 3 ? "(G*2G*: rank 1 -> rank 2)"
+                          : "(G*2G* skipped: needs 3 ranks)");
+        printf("# L = rank 0's own memory: host (pinned, cuMemAllocHost, in "
+               "device directions) or device (cuMemAlloc); G = a GVA in a "
+               "segment; H = host, D = device\n");
+    } else {
+        printf("# mf-bench %s: %u ranks, rank 0 copies to/from rank 1 "
+               "%s\n",
+               mf_version(), world,
+               world >= 3 ? "(GH2GH: rank 1 -> rank 2)"
+                          : "(GH2GH skipped: needs 3 ranks)");
+    }
     if (mb_opts.iters > 0) {
         printf("# GB/s = 1e9 bytes/s; median of %u timed copies, after one "
                "warm-up\n",
@@ -62,23 +97,33 @@ void mb_report_header(uint32_t world, uint64_t split_min)
                "thread per connection on each side, plain send/recv into a "
                "buffer; a write waits for a 1-byte ack, a read sends a "
                "request first\n");
-    } else {
+    } else if (host) {
         printf("# baseline: memcpy of the same pieces between private buffers "
                "of one process, by the same number of threads (bytes split "
                "evenly) when size >= copy_split_min (%" PRIu64
                " bytes), else by one\n",
                split_min);
     }
+    if (mb_opts.device && !mb_opts.tcp) {
+        printf("# device directions' baseline: the driver's copy of the same "
+               "pieces between rank 0's own memory of the same kinds "
+               "(cuda_d2h: device -> pinned host, cuda_h2d: pinned host -> "
+               "device, cuda_d2d: device -> device): cuMemcpyAsync of each "
+               "piece, the bytes split evenly over as many streams as threads "
+               "copy when size >= copy_split_min, else on one, then "
+               "cuStreamSynchronize\n");
+    }
     printf("# every configuration was verified byte for byte before it was "
            "timed\n");
     if (mb_opts.tcp) {
-        printf("%-9s %-9s %10s %6s %7s %5s %9s %9s %6s\n", "transport",
+        printf("%-9s %-9s %10s %6s %7s %5s %9s %9s %6s", "transport",
                "direction", "size", "pieces", "threads", "lanes", "GB/s",
                "base GB/s", "ratio");
     } else {
-        printf("%-9s %-9s %10s %6s %7s %9s %9s %6s\n", "transport", "direction",
+        printf("%-9s %-9s %10s %6s %7s %9s %9s %6s", "transport", "direction",
                "size", "pieces", "threads", "GB/s", "base GB/s", "ratio");
     }
+    printf("%s\n", mb_opts.device ? " baseline" : "");
     fflush(stdout);
 }
 
@@ -90,22 +135,30 @@ void mb_report_result(const mb_record_t *r)
     if (mb_opts.json) {
         printf("{\"transport\":\"%s\",\"direction\":\"%s\",\"layout\":\"%s\","
                "\"size\":%" PRIu64 ",\"pieces\":%u,\"threads\":%u,"
-               "\"lanes\":%u,\"gbps\":%.3f,\"baseline_gbps\":%.3f,"
-               "\"ratio\":%.3f,\"samples\":%u,\"stat\":\"median\","
-               "\"ranks\":%u}\n",
-               mb_opts.transport, mb_dir_names[r->dir],
+               "\"lanes\":%u,\"gbps\":%.3f,\"baseline\":\"%s\","
+               "\"baseline_gbps\":%.3f,\"ratio\":%.3f,\"samples\":%u,"
+               "\"stat\":\"median\",\"ranks\":%u}\n",
+               mb_opts.transport, mb_dirs[r->dir].name,
                mb_layout_names[r->layout], r->size, r->pieces, r->threads,
-               r->lanes, r->gbps, r->base_gbps, ratio, r->samples, r->world);
-    } else if (mb_opts.tcp) {
-        printf("%-9s %-9s %10s %6u %7u %5u %9.2f %9.2f %6.2f\n",
-               mb_opts.transport, mb_dir_names[r->dir],
+               r->lanes, r->gbps, mb_base_names[r->base], r->base_gbps, ratio,
+               r->samples, r->world);
+        fflush(stdout);
+        return;
+    }
+    if (mb_opts.tcp) {
+        printf("%-9s %-9s %10s %6u %7u %5u %9.2f %9.2f %6.2f",
+               mb_opts.transport, mb_dirs[r->dir].name,
                mb_size_str(r->size, sz, sizeof(sz)), r->pieces, r->threads,
                r->lanes, r->gbps, r->base_gbps, ratio);
     } else {
-        printf("%-9s %-9s %10s %6u %7u %9.2f %9.2f %6.2f\n", mb_opts.transport,
-               mb_dir_names[r->dir], mb_size_str(r->size, sz, sizeof(sz)),
+        printf("%-9s %-9s %10s %6u %7u %9.2f %9.2f %6.2f", mb_opts.transport,
+               mb_dirs[r->dir].name, mb_size_str(r->size, sz, sizeof(sz)),
                r->pieces, r->threads, r->gbps, r->base_gbps, ratio);
     }
+    if (mb_opts.device) {
+        printf(" %s", mb_base_names[r->base]);
+    }
+    printf("\n");
     fflush(stdout);
 }
 

@@ -1,13 +1,18 @@
 /*
- * mf-bench's measurement, in rank 0: for every layout and size the
- * baseline (memcpy, or the raw TCP transfer in the same direction), then
- * each direction's copy through the BM API, verified first and then
- * timed.
+ * mf-bench's measurement, in rank 0: for every layout and size, each
+ * direction's copy through the BM API, verified first and then timed,
+ * after its baseline: memcpy (host directions), the driver's copy between
+ * local memory of the same kinds (device directions: device memory and
+ * pinned host memory), or the raw TCP transfer in the same direction
+ * (--transport tcp).  A baseline is measured once per (layout, size) and
+ * kind.
  *
  * Invariants: every configuration is verified byte for byte with a fresh
  * pattern before it is timed, so a speed is never reported for a copy
- * that moves the wrong bytes; a measurement is the median of samples of
- * at least MB_SAMPLE_NS each, after one warm-up run.
+ * that moves the wrong bytes; device memory is only ever read and written
+ * through the driver (or the library), never dereferenced; a measurement
+ * is the median of samples of at least MB_SAMPLE_NS each, after one
+ * warm-up run.
  */
 #include "mf_bench.h"
 
@@ -19,23 +24,119 @@
 #include <string.h>
 #include <sys/mman.h>
 
-static const mf_copy_dir_t mb_dirs[MB_DIRS] = {MF_COPY_LH2GH, MF_COPY_GH2LH,
-                                               MF_COPY_GH2GH};
-
 static size_t mb_kv_size(size_t i)
 {
     return i < MB_KV_LAYERS ? MB_KV_BIG : MB_KV_SMALL;
 }
 
+/* Where one end of a piece list lies. */
+typedef enum mb_place {
+    MB_AT_SRC,     /* the local layout in the source buffer of its memory */
+    MB_AT_DST,     /* the local layout in the destination buffer */
+    MB_AT_RANK1,   /* the remote layout in rank 1's segment */
+    MB_AT_RANK2,   /* ... in rank 2's */
+    MB_AT_PRIVATE, /* the remote layout in the destination buffer (the
+                      baselines' target) */
+} mb_place_t;
+
+typedef struct mb_end {
+    mb_place_t place;
+    mb_mem_t mem; /* a segment's: MB_MEM_DEV (device) or MB_MEM_HOST */
+} mb_end_t;
+
+static bool mb_end_global(const mb_end_t *e)
+{
+    return e->place == MB_AT_RANK1 || e->place == MB_AT_RANK2;
+}
+
+/* Local memory of a side: the host side of a device direction is pinned,
+ * like the host memory of the driver's baseline. */
+static mb_mem_t mb_local_mem(mb_dir_t dir, bool dev)
+{
+    return dev ? MB_MEM_DEV : mb_dir_device(dir) ? MB_MEM_PINNED : MB_MEM_HOST;
+}
+
+/* The ends of a direction: rank 0's local memory, rank 1's segment and,
+ * from one segment to another, rank 2's. */
+static void mb_dir_ends(mb_dir_t dir, mb_end_t *src, mb_end_t *dst)
+{
+    const mb_dir_info_t *di = &mb_dirs[dir];
+
+    src->place = di->src_global ? MB_AT_RANK1 : MB_AT_SRC;
+    src->mem = di->src_global ? (di->src_dev ? MB_MEM_DEV : MB_MEM_HOST)
+                              : mb_local_mem(dir, di->src_dev);
+    dst->place = !di->dst_global  ? MB_AT_DST
+                 : di->src_global ? MB_AT_RANK2
+                                  : MB_AT_RANK1;
+    dst->mem = di->dst_global ? (di->dst_dev ? MB_MEM_DEV : MB_MEM_HOST)
+                              : mb_local_mem(dir, di->dst_dev);
+}
+
+mb_base_t mb_base_of(mb_dir_t dir)
+{
+    const mb_dir_info_t *di = &mb_dirs[dir];
+
+    if (mb_opts.tcp) {
+        /* the raw stream between rank 0 and rank 1, same direction */
+        return di->src_global && di->dst_global ? MB_BASE_NONE
+               : di->src_global                 ? MB_BASE_TCP_READ
+                                                : MB_BASE_TCP_WRITE;
+    }
+    if (!di->src_dev && !di->dst_dev) {
+        return MB_BASE_MEMCPY;
+    }
+    return !di->src_dev ? MB_BASE_H2D : di->dst_dev ? MB_BASE_D2D : MB_BASE_D2H;
+}
+
+/* The ends of a baseline between local memory of the same kinds as the
+ * sides of dir: the local layout into the remote layout. */
+static void mb_base_ends(mb_dir_t dir, mb_end_t *src, mb_end_t *dst)
+{
+    src->place = MB_AT_SRC;
+    src->mem = mb_local_mem(dir, mb_dirs[dir].src_dev);
+    dst->place = MB_AT_PRIVATE;
+    dst->mem = mb_local_mem(dir, mb_dirs[dir].dst_dev);
+}
+
+static uint64_t mb_end_addr(const mb_bench_t *b, const mb_end_t *e,
+                            mb_layout_t layout, size_t i, uint64_t loc,
+                            uint64_t rem)
+{
+    bool dev = e->mem == MB_MEM_DEV;
+
+    switch (e->place) {
+    case MB_AT_SRC:
+        return layout == MB_KV ? (uint64_t)(uintptr_t)b->kv[e->mem][i]
+                               : (uint64_t)(uintptr_t)(b->src[e->mem] + loc);
+    case MB_AT_DST:
+        return layout == MB_KV ? (uint64_t)(uintptr_t)b->kv[e->mem][i]
+                               : (uint64_t)(uintptr_t)(b->dst[e->mem] + loc);
+    case MB_AT_RANK1:
+        return b->r1[dev] + rem;
+    case MB_AT_RANK2:
+        return b->r2[dev] + rem;
+    default:
+        return (uint64_t)(uintptr_t)(b->dst[e->mem] + rem);
+    }
+}
+
+/* The bytes of the piece list of (layout, size). */
+static uint64_t mb_total(mb_layout_t layout, uint64_t size)
+{
+    return layout == MB_KV      ? MB_KV_TOTAL
+           : layout == MB_BATCH ? size / mb_opts.pieces * mb_opts.pieces
+                                : size;
+}
+
 /*
- * Builds the piece list of one configuration.  The "local" side is the
- * private buffer a (sources) or b (destinations) or, for the KV layout,
- * the separate buffers kv[i]; the "remote" side is laid out contiguously
- * (batch pieces in reverse order, so a batch is not one big memcpy).
- * dir MB_DIRS builds the baseline: local sources into b.
+ * Builds the piece list of one configuration from src to dst.  The "local"
+ * layout is the private buffer of its memory or, for the KV layout, the
+ * separate buffers kv[mem][i]; the "remote" layout is contiguous (batch
+ * pieces in reverse order, so a batch is not one big memcpy).
  */
-static size_t mb_build(mb_bench_t *b, mb_layout_t layout, int dir,
-                       uint64_t size, uint64_t *total_p)
+static size_t mb_build(mb_bench_t *b, mb_layout_t layout, uint64_t size,
+                       const mb_end_t *src, const mb_end_t *dst,
+                       uint64_t *total_p)
 {
     size_t count, i;
     uint64_t psize = size, off = 0, loc, rem;
@@ -47,38 +148,17 @@ static size_t mb_build(mb_bench_t *b, mb_layout_t layout, int dir,
         psize = size / count;
     }
     for (i = 0; i < count; i++) {
-        uint64_t lsrc, ldst, rbase1, rbase2;
         uint64_t sz = layout == MB_KV ? mb_kv_size(i) : psize;
 
         if (layout == MB_KV) {
-            lsrc = ldst = (uint64_t)(uintptr_t)b->kv[i];
+            loc = 0;
             rem = off;
         } else {
             loc = i * psize;
             rem = layout == MB_BATCH ? (count - 1 - i) * psize : 0;
-            lsrc = (uint64_t)(uintptr_t)(b->a + loc);
-            ldst = (uint64_t)(uintptr_t)(b->b + loc);
         }
-        rbase1 = b->r1 + rem;
-        rbase2 = b->r2 + rem;
-        switch (dir) {
-        case MB_LH2GH:
-            b->pieces[i].src = lsrc;
-            b->pieces[i].dst = rbase1;
-            break;
-        case MB_GH2LH:
-            b->pieces[i].src = rbase1;
-            b->pieces[i].dst = ldst;
-            break;
-        case MB_GH2GH:
-            b->pieces[i].src = rbase1;
-            b->pieces[i].dst = rbase2;
-            break;
-        default: /* baseline */
-            b->pieces[i].src = lsrc;
-            b->pieces[i].dst = (uint64_t)(uintptr_t)(b->b + rem);
-            break;
-        }
+        b->pieces[i].src = mb_end_addr(b, src, layout, i, loc, rem);
+        b->pieces[i].dst = mb_end_addr(b, dst, layout, i, loc, rem);
         b->pieces[i].size = sz;
         off += sz;
     }
@@ -106,43 +186,89 @@ static int mb_copy(mb_bench_t *b, mb_layout_t layout, mf_copy_dir_t dir,
     return 0;
 }
 
-/* Fills remote memory with the pattern through the stage buffer. */
-static int mb_remote_fill(mb_bench_t *b, uint64_t gva, uint64_t size,
-                          uint64_t seed, uint64_t base)
+/* Fills size bytes at addr, an end of kind e, with the pattern: host
+ * memory directly, device and remote memory through the stage buffer
+ * (the driver's copy, or the library's from local host memory). */
+static int mb_fill(mb_bench_t *b, const mb_end_t *e, uint64_t addr,
+                   uint64_t size, uint64_t seed, uint64_t base)
 {
     uint64_t done, n;
     mf_status_t st;
 
+    if (!mb_end_global(e) && e->mem != MB_MEM_DEV) {
+        tk_pattern_fill((uint8_t *)(uintptr_t)addr, size, seed, base);
+        return 0;
+    }
     for (done = 0; done < size; done += n) {
         n = size - done < MB_STAGE ? size - done : MB_STAGE;
         tk_pattern_fill(b->stage, n, seed, base + done);
-        st = mf_bm_copy(b->bm, (uint64_t)(uintptr_t)b->stage, gva + done, n,
-                        MF_COPY_LH2GH);
+        if (!mb_end_global(e)) {
+            if (tk_cuda_copy((void *)(uintptr_t)(addr + done), b->stage, n) !=
+                0) {
+                bench_err("filling device memory at 0x%" PRIx64 " failed",
+                          addr);
+                return -1;
+            }
+            continue;
+        }
+        st = mf_bm_copy(b->bm, (uint64_t)(uintptr_t)b->stage, addr + done, n,
+                        e->mem == MB_MEM_DEV ? MF_COPY_LH2GD : MF_COPY_LH2GH);
         if (st != MF_OK) {
-            bench_err("filling 0x%" PRIx64 ": %s", gva, mf_status_str(st));
+            bench_err("filling 0x%" PRIx64 ": %s", addr, mf_status_str(st));
             return -1;
         }
     }
     return 0;
 }
 
-/* Reads remote memory back through the stage buffer and checks it. */
-static int mb_remote_check(mb_bench_t *b, uint64_t gva, uint64_t size,
-                           uint64_t seed, uint64_t base, ssize_t *bad_p)
+/* Zeroes local memory (device memory through the driver); remote memory
+ * is left as it is (filled with an older pattern). */
+static int mb_clear(const mb_end_t *e, uint64_t addr, uint64_t size)
+{
+    if (mb_end_global(e)) {
+        return 0;
+    }
+    if (e->mem != MB_MEM_DEV) {
+        memset((void *)(uintptr_t)addr, 0, size);
+        return 0;
+    }
+    return tk_cuda_memset((void *)(uintptr_t)addr, 0, size);
+}
+
+/* Checks size bytes at addr, an end of kind e, against the pattern: host
+ * memory directly, device and remote memory read back through the stage
+ * buffer.  *bad_p: the first wrong byte, or -1. */
+static int mb_check(mb_bench_t *b, const mb_end_t *e, uint64_t addr,
+                    uint64_t size, uint64_t seed, uint64_t base, ssize_t *bad_p)
 {
     uint64_t done, n;
     mf_status_t st;
     ssize_t bad;
 
     *bad_p = -1;
+    if (!mb_end_global(e) && e->mem != MB_MEM_DEV) {
+        *bad_p = tk_pattern_check((uint8_t *)(uintptr_t)addr, size, seed, base);
+        return 0;
+    }
     for (done = 0; done < size; done += n) {
         n = size - done < MB_STAGE ? size - done : MB_STAGE;
         memset(b->stage, 0, n);
-        st = mf_bm_copy(b->bm, gva + done, (uint64_t)(uintptr_t)b->stage, n,
-                        MF_COPY_GH2LH);
-        if (st != MF_OK) {
-            bench_err("reading 0x%" PRIx64 " back: %s", gva, mf_status_str(st));
-            return -1;
+        if (!mb_end_global(e)) {
+            if (tk_cuda_copy(b->stage, (void *)(uintptr_t)(addr + done), n) !=
+                0) {
+                bench_err("reading device memory at 0x%" PRIx64 " failed",
+                          addr);
+                return -1;
+            }
+        } else {
+            st = mf_bm_copy(
+                b->bm, addr + done, (uint64_t)(uintptr_t)b->stage, n,
+                e->mem == MB_MEM_DEV ? MF_COPY_GD2LH : MF_COPY_GH2LH);
+            if (st != MF_OK) {
+                bench_err("reading 0x%" PRIx64 " back: %s", addr,
+                          mf_status_str(st));
+                return -1;
+            }
         }
         bad = tk_pattern_check(b->stage, n, seed, base + done);
         if (bad >= 0) {
@@ -157,29 +283,26 @@ static int mb_remote_check(mb_bench_t *b, uint64_t gva, uint64_t size,
 static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
                      size_t count)
 {
-    bool src_local = dir == MB_LH2GH, dst_local = dir == MB_GH2LH;
     uint64_t seed = ++b->seed, base = 0;
+    mb_end_t src, dst;
     size_t i;
     ssize_t bad;
 
+    mb_dir_ends(dir, &src, &dst);
     for (i = 0; i < count; i++) {
         mf_copy_piece_t *pc = &b->pieces[i];
 
-        if (src_local) {
-            tk_pattern_fill((uint8_t *)(uintptr_t)pc->src, pc->size, seed,
-                            base);
-        } else if (mb_remote_fill(b, pc->src, pc->size, seed, base) != 0) {
+        if (mb_fill(b, &src, pc->src, pc->size, seed, base) != 0 ||
+            mb_clear(&dst, pc->dst, pc->size) != 0) {
             return -1;
-        }
-        if (dst_local) {
-            memset((void *)(uintptr_t)pc->dst, 0, pc->size);
         }
         base += pc->size;
     }
     for (i = 0; i < count; i++) {
         b->results[i] = MF_ERR_STATE;
     }
-    if (mb_copy(b, layout, mb_dirs[dir], b->pieces, count, b->results) != 0) {
+    if (mb_copy(b, layout, (mf_copy_dir_t)dir, b->pieces, count, b->results) !=
+        0) {
         return -1;
     }
     for (i = 0, base = 0; i < count; i++) {
@@ -189,17 +312,13 @@ static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
             bench_err("verify: piece %zu: %s", i, mf_status_str(b->results[i]));
             return -1;
         }
-        if (dst_local) {
-            bad = tk_pattern_check((uint8_t *)(uintptr_t)pc->dst, pc->size,
-                                   seed, base);
-        } else if (mb_remote_check(b, pc->dst, pc->size, seed, base, &bad) !=
-                   0) {
+        if (mb_check(b, &dst, pc->dst, pc->size, seed, base, &bad) != 0) {
             return -1;
         }
         if (bad >= 0) {
             bench_err("WRONG DATA: %s %s copy, piece %zu of %zu (%zu "
                       "bytes): byte %zd differs",
-                      mb_dir_names[dir], mb_layout_names[layout], i, count,
+                      mb_dirs[dir].name, mb_layout_names[layout], i, count,
                       (size_t)pc->size, bad);
             return -1;
         }
@@ -212,6 +331,7 @@ static int mb_verify(mb_bench_t *b, mb_layout_t layout, mb_dir_t dir,
 typedef enum mb_job_kind {
     MB_JOB_COPY,   /* the BM copy of the pieces */
     MB_JOB_MEMCPY, /* the memcpy baseline of the pieces */
+    MB_JOB_DRIVER, /* the driver's copy of the pieces, on streams */
     MB_JOB_TCP     /* the raw TCP transfer of total bytes */
 } mb_job_kind_t;
 
@@ -219,11 +339,50 @@ typedef struct mb_job {
     mb_job_kind_t kind;
     mb_layout_t layout; /* copy */
     mf_copy_dir_t dir;  /* copy */
-    size_t count;       /* copy, memcpy: pieces */
-    uint64_t total;     /* memcpy, tcp: bytes */
-    unsigned active;    /* memcpy: threads that copy */
+    size_t count;       /* copy, memcpy, driver: pieces */
+    uint64_t total;     /* memcpy, driver, tcp: bytes */
+    unsigned active;    /* memcpy: threads that copy; driver: streams */
     uint32_t op;        /* tcp: BENCH_TCP_WRITE or BENCH_TCP_READ */
 } mb_job_t;
+
+/*
+ * The driver's baseline: the bytes of the pieces split evenly over
+ * `active` streams (as the memcpy baseline splits them over threads),
+ * every share queued, then a wait for each stream: the fastest way to have
+ * the driver copy a list of pieces with as many streams as the library
+ * has copying threads.
+ */
+static int mb_driver_run(mb_bench_t *b, size_t count, uint64_t total,
+                         unsigned active)
+{
+    uint64_t pos, begin, end, lo, hi;
+    unsigned s;
+    size_t i;
+    int ret = 0;
+
+    for (s = 0; s < active && ret == 0; s++) {
+        begin = total * s / active;
+        end = total * (s + 1) / active;
+        for (i = 0, pos = 0; i < count && pos < end && ret == 0; i++) {
+            const mf_copy_piece_t *pc = &b->pieces[i];
+
+            lo = pos > begin ? pos : begin;
+            hi = pos + pc->size < end ? pos + pc->size : end;
+            if (lo < hi) {
+                ret = tk_cuda_copy_async(
+                    b->streams[s], (void *)(uintptr_t)(pc->dst + (lo - pos)),
+                    (const void *)(uintptr_t)(pc->src + (lo - pos)), hi - lo);
+            }
+            pos += pc->size;
+        }
+    }
+    for (s = 0; s < active; s++) {
+        if (tk_cuda_stream_sync(b->streams[s]) != 0) {
+            ret = -1;
+        }
+    }
+    return ret;
+}
 
 static int mb_job_run(mb_bench_t *b, const mb_job_t *job)
 {
@@ -233,9 +392,13 @@ static int mb_job_run(mb_bench_t *b, const mb_job_t *job)
     case MB_JOB_MEMCPY:
         mb_mcpy_run(&b->mcpy, b->pieces, job->count, job->total, job->active);
         return 0;
+    case MB_JOB_DRIVER:
+        return mb_driver_run(b, job->count, job->total, job->active);
     default:
         return bench_tcp_client_run(&b->tcpb, job->op,
-                                    job->op == BENCH_TCP_WRITE ? b->a : b->b,
+                                    job->op == BENCH_TCP_WRITE
+                                        ? b->src[MB_MEM_HOST]
+                                        : b->dst[MB_MEM_HOST],
                                     job->total);
     }
 }
@@ -306,53 +469,85 @@ static double mb_measure(mb_bench_t *b, const mb_job_t *job, uint64_t bytes,
     return bench_median_double(rates, n);
 }
 
-/* Measures one (layout, size): the baseline once, then every direction. */
+/* Measures the baseline of dir for (layout, size): GB/s, 0 for none, or
+ * a negative value on failure. */
+static double mb_baseline(mb_bench_t *b, mb_layout_t layout, uint64_t size,
+                          mb_dir_t dir)
+{
+    mb_base_t kind = mb_base_of(dir);
+    mb_end_t src, dst;
+    mb_job_t job;
+    uint64_t total;
+    unsigned samples;
+    double gbps;
+
+    memset(&job, 0, sizeof(job));
+    switch (kind) {
+    case MB_BASE_NONE:
+        return 0; /* no raw stream between two other processes */
+    case MB_BASE_TCP_WRITE:
+    case MB_BASE_TCP_READ:
+        /* the raw stream in the same direction, same bytes */
+        job.kind = MB_JOB_TCP;
+        job.op = kind == MB_BASE_TCP_READ ? BENCH_TCP_READ : BENCH_TCP_WRITE;
+        job.total = mb_total(layout, size);
+        return mb_measure(b, &job, job.total, &samples);
+    default:
+        break;
+    }
+    mb_base_ends(dir, &src, &dst);
+    job.count = mb_build(b, layout, size, &src, &dst, &total);
+    job.total = total;
+    job.active = total >= b->split_min ? b->threads : 1;
+    if (kind == MB_BASE_MEMCPY) {
+        job.kind = MB_JOB_MEMCPY;
+        mb_mcpy_hot(&b->mcpy, job.active > 1);
+        gbps = mb_measure(b, &job, total, &samples);
+        mb_mcpy_hot(&b->mcpy, false);
+        return gbps;
+    }
+    job.kind = MB_JOB_DRIVER;
+    return mb_measure(b, &job, total, &samples);
+}
+
+/* Measures one (layout, size): every direction, each after its baseline
+ * (measured once per kind). */
 static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
 {
+    double base[MB_BASES];
+    mb_end_t src, dst;
     mb_job_t job;
     mb_record_t rec;
+    mb_base_t kind;
     uint64_t total;
     size_t count;
     unsigned samples, d;
-    double base, gbps;
+    double gbps;
 
-    count = mb_build(b, layout, MB_DIRS, size, &total);
-    base = 0;
-    if (!mb_opts.tcp) {
-        memset(&job, 0, sizeof(job));
-        job.kind = MB_JOB_MEMCPY;
-        job.count = count;
-        job.total = total;
-        job.active = total >= b->split_min ? b->threads : 1;
-        mb_mcpy_hot(&b->mcpy, job.active > 1);
-        base = mb_measure(b, &job, total, &samples);
-        mb_mcpy_hot(&b->mcpy, false);
+    for (d = 0; d < MB_BASES; d++) {
+        base[d] = -1; /* not measured yet */
     }
     for (d = 0; d < MB_DIRS; d++) {
-        if (!mb_opts.dirs[d] || (d == MB_GH2GH && b->world < 3)) {
+        if (!mb_opts.dirs[d] ||
+            (mb_dirs[d].src_global && mb_dirs[d].dst_global && b->world < 3)) {
             continue;
         }
-        if (mb_opts.tcp && d != MB_GH2GH) {
-            /* the raw stream in the same direction, same bytes */
-            memset(&job, 0, sizeof(job));
-            job.kind = MB_JOB_TCP;
-            job.op = d == MB_GH2LH ? BENCH_TCP_READ : BENCH_TCP_WRITE;
-            job.total = total;
-            base = mb_measure(b, &job, total, &samples);
-            if (base < 0) {
+        kind = mb_base_of((mb_dir_t)d);
+        if (base[kind] < 0) {
+            base[kind] = mb_baseline(b, layout, size, (mb_dir_t)d);
+            if (base[kind] < 0) {
                 return -1;
             }
-        } else if (mb_opts.tcp) {
-            base = 0; /* no raw stream between two other processes */
         }
-        count = mb_build(b, layout, (int)d, size, &total);
-        if (mb_verify(b, layout, d, count) != 0) {
+        mb_dir_ends((mb_dir_t)d, &src, &dst);
+        count = mb_build(b, layout, size, &src, &dst, &total);
+        if (mb_verify(b, layout, (mb_dir_t)d, count) != 0) {
             return -1;
         }
         memset(&job, 0, sizeof(job));
         job.kind = MB_JOB_COPY;
         job.layout = layout;
-        job.dir = mb_dirs[d];
+        job.dir = (mf_copy_dir_t)d;
         job.count = count;
         gbps = mb_measure(b, &job, total, &samples);
         if (gbps < 0) {
@@ -363,13 +558,14 @@ static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
         rec.world = b->world;
         rec.layout = layout;
         rec.dir = d;
+        rec.base = kind;
         rec.size = total;
         rec.pieces = (uint32_t)count;
         rec.threads = b->threads;
         rec.lanes = b->lanes;
         rec.samples = samples;
         rec.gbps = gbps;
-        rec.base_gbps = base;
+        rec.base_gbps = base[kind];
         if (mb_report_emit(b->out_fd, &rec) != 0) {
             return -1;
         }
@@ -391,10 +587,63 @@ uint64_t mb_max_size(void)
     return m;
 }
 
+/* Which local memory the selected directions need. */
+static void mb_mems_needed(bool need[MB_MEMS])
+{
+    unsigned d;
+
+    need[MB_MEM_HOST] = mb_opts.tcp; /* the raw stream's buffers */
+    need[MB_MEM_PINNED] = need[MB_MEM_DEV] = mb_opts.device;
+    for (d = 0; d < MB_HOST_DIRS; d++) {
+        need[MB_MEM_HOST] = need[MB_MEM_HOST] || mb_opts.dirs[d];
+    }
+}
+
+/* Local memory of one kind, size bytes (NULL logged). */
+static uint8_t *mb_mem_alloc(mb_mem_t mem, uint64_t size)
+{
+    uint8_t *p;
+
+    switch (mem) {
+    case MB_MEM_HOST:
+        return bench_map(size);
+    case MB_MEM_PINNED:
+        p = tk_cuda_alloc_host(size);
+        break;
+    default:
+        p = tk_cuda_alloc(size);
+        break;
+    }
+    if (p == NULL) {
+        bench_err("cannot allocate %" PRIu64 " bytes of %s memory", size,
+                  mem == MB_MEM_PINNED ? "pinned host" : "device");
+    }
+    return p;
+}
+
+static void mb_mem_free(mb_mem_t mem, uint8_t *p, uint64_t size)
+{
+    if (p == NULL) {
+        return;
+    }
+    switch (mem) {
+    case MB_MEM_HOST:
+        munmap(p, size);
+        break;
+    case MB_MEM_PINNED:
+        tk_cuda_free_host(p);
+        break;
+    default:
+        tk_cuda_free(p);
+        break;
+    }
+}
+
 int mb_bench_run(mb_bench_t *b, uint64_t max)
 {
+    bool need[MB_MEMS];
     mb_record_t rec;
-    unsigned l, i;
+    unsigned l, i, m;
     size_t k;
 
     b->max_pieces =
@@ -405,15 +654,32 @@ int mb_bench_run(mb_bench_t *b, uint64_t max)
         bench_err("out of memory");
         return -1;
     }
-    b->a = bench_map(max);
-    b->b = bench_map(max);
     b->stage = bench_map(MB_STAGE);
-    if (b->a == NULL || b->b == NULL || b->stage == NULL) {
+    if (b->stage == NULL) {
         return -1;
     }
-    for (k = 0; k < MB_KV_PIECES; k++) {
-        b->kv[k] = bench_map(mb_kv_size(k));
-        if (b->kv[k] == NULL) {
+    mb_mems_needed(need);
+    for (m = 0; m < MB_MEMS; m++) {
+        if (!need[m]) {
+            continue;
+        }
+        b->src[m] = mb_mem_alloc((mb_mem_t)m, max);
+        /* pinned memory: one buffer for both sides */
+        b->dst[m] =
+            m == MB_MEM_PINNED ? b->src[m] : mb_mem_alloc((mb_mem_t)m, max);
+        if (b->src[m] == NULL || b->dst[m] == NULL) {
+            return -1;
+        }
+        for (k = 0; k < MB_KV_PIECES && mb_opts.layouts[MB_KV]; k++) {
+            b->kv[m][k] = mb_mem_alloc((mb_mem_t)m, mb_kv_size(k));
+            if (b->kv[m][k] == NULL) {
+                return -1;
+            }
+        }
+    }
+    for (i = 0; i < b->threads && mb_opts.device; i++) {
+        b->streams[i] = tk_cuda_stream_create();
+        if (b->streams[i] == NULL) {
             return -1;
         }
     }
@@ -451,6 +717,7 @@ int mb_bench_run(mb_bench_t *b, uint64_t max)
 
 void mb_bench_free(mb_bench_t *b, uint64_t max)
 {
+    unsigned m;
     size_t k;
 
     if (b->mcpy.nthreads > 0) {
@@ -459,19 +726,22 @@ void mb_bench_free(mb_bench_t *b, uint64_t max)
     if (b->tcpb.n > 0) {
         bench_tcp_client_fini(&b->tcpb);
     }
-    for (k = 0; k < MB_KV_PIECES; k++) {
-        if (b->kv[k] != NULL) {
-            munmap(b->kv[k], mb_kv_size(k));
+    for (m = 0; m < MB_MAX_THREADS; m++) {
+        if (b->streams[m] != NULL) {
+            tk_cuda_stream_destroy(b->streams[m]);
         }
+    }
+    for (m = 0; m < MB_MEMS; m++) {
+        for (k = 0; k < MB_KV_PIECES; k++) {
+            mb_mem_free((mb_mem_t)m, b->kv[m][k], mb_kv_size(k));
+        }
+        if (b->dst[m] != b->src[m]) {
+            mb_mem_free((mb_mem_t)m, b->dst[m], max);
+        }
+        mb_mem_free((mb_mem_t)m, b->src[m], max);
     }
     if (b->stage != NULL) {
         munmap(b->stage, MB_STAGE);
-    }
-    if (b->b != NULL) {
-        munmap(b->b, max);
-    }
-    if (b->a != NULL) {
-        munmap(b->a, max);
     }
     free(b->pieces);
     free(b->results);

@@ -1,17 +1,20 @@
 /*
  * mmc-bench's client process: one mmc_t contributing --dram bytes, with
- * its source and destination blocks, piece lists and key names, from set-up
- * to removal of its objects.
+ * its source and destination blocks (host memory, or with --device device
+ * memory and pinned host memory laid out the same), piece lists and key
+ * names, from set-up to removal of its objects.
  *
  * Invariants: the source blocks hold the pattern of (owner, block) from
  * set-up on and are never written again; key names carry the run id, so
  * runs against one meta service never share a key; a client removes only
- * its own objects, once every client is done reading them.
+ * its own objects, once every client is done reading them; device memory
+ * is only reached through the driver and the library.
  */
 #include "mmc_bench.h"
 
 #include "tk_pattern.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,18 +47,46 @@ static void mcb_free_keys(char **keys, size_t n)
     free(keys);
 }
 
+/* bmax blocks of host or device memory (NULL logged). */
+static uint8_t *mcb_area_alloc(uint64_t size)
+{
+    uint8_t *p;
+
+    if (!mcb_opts.device) {
+        return bench_map(size);
+    }
+    p = tk_cuda_alloc(size);
+    if (p == NULL) {
+        bench_err("cannot allocate %" PRIu64 " bytes of device memory", size);
+    }
+    return p;
+}
+
+static void mcb_area_free(uint8_t *p, uint64_t size)
+{
+    if (p == NULL) {
+        return;
+    }
+    if (mcb_opts.device) {
+        tk_cuda_free(p);
+    } else {
+        munmap(p, size);
+    }
+}
+
 static void mcb_client_free(mcb_client_t *c)
 {
     const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
 
-    if (c->src != NULL) {
-        munmap(c->src, c->area);
+    if (c->stream != NULL) {
+        tk_cuda_stream_destroy(c->stream);
     }
-    if (c->dst != NULL) {
-        munmap(c->dst, c->area);
-    }
+    mcb_area_free(c->src, c->area);
+    mcb_area_free(c->dst, c->area);
+    tk_cuda_free_host(c->pin);
     free(c->src_iov);
     free(c->dst_iov);
+    free(c->pin_iov);
     mcb_free_keys(c->own_keys, K);
     mcb_free_keys(c->all_keys, (size_t)P * K);
     mcb_free_keys(c->meta_keys, mcb_opts.meta_keys);
@@ -121,12 +152,15 @@ static int mcb_client_alloc(mcb_client_t *c)
     const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
     const size_t M = mcb_opts.meta_keys;
     const size_t maxn = K > M ? K : M;
+    /* host blocks as before: AUTO; device blocks said to be DEVICE */
+    const uint32_t mem = mcb_opts.device ? MMC_MEM_DEVICE : MMC_MEM_AUTO;
+    uint8_t *fill;
     uint64_t off;
     size_t i, j;
 
     c->area = (uint64_t)K * MCB_STRIDE;
-    c->src = bench_map(c->area);
-    c->dst = bench_map(c->area);
+    c->src = mcb_area_alloc(c->area);
+    c->dst = mcb_area_alloc(c->area);
     c->src_iov = calloc(K, sizeof(*c->src_iov));
     c->dst_iov = calloc(K, sizeof(*c->dst_iov));
     c->own_keys = calloc(K, sizeof(char *));
@@ -151,26 +185,49 @@ static int mcb_client_alloc(mcb_client_t *c)
         bench_err("out of memory");
         return -1;
     }
+    if (mcb_opts.device) {
+        c->pin = tk_cuda_alloc_host(c->area);
+        c->pin_iov = calloc(K, sizeof(*c->pin_iov));
+        c->stream = tk_cuda_stream_create();
+        if (c->pin == NULL || c->pin_iov == NULL || c->stream == NULL) {
+            bench_err("client %u: cannot set up pinned memory and a stream",
+                      c->proc);
+            return -1;
+        }
+    }
+    /* the pattern is made in host memory: src, or pin to copy from */
+    fill = mcb_opts.device ? c->pin : c->src;
     for (i = 0; i < K; i++) {
-        uint8_t *s = c->src + i * MCB_STRIDE, *d = c->dst + i * MCB_STRIDE;
+        uint64_t at = i * MCB_STRIDE;
 
         off = 0;
         for (j = 0; j < MCB_PIECES; j++) {
             size_t len = mcb_piece_size(j);
 
-            c->src_iov[i][j].base = s;
+            c->src_iov[i][j].base = c->src + at;
             c->src_iov[i][j].len = len;
-            c->dst_iov[i][j].base = d;
+            c->src_iov[i][j].mem = mem;
+            c->dst_iov[i][j].base = c->dst + at;
             c->dst_iov[i][j].len = len;
-            tk_pattern_fill(s, len, mcb_block_seed(c->proc, (uint32_t)i), off);
+            c->dst_iov[i][j].mem = mem;
+            if (c->pin_iov != NULL) {
+                c->pin_iov[i][j].base = c->pin + at;
+                c->pin_iov[i][j].len = len;
+                c->pin_iov[i][j].mem = MMC_MEM_HOST;
+            }
+            tk_pattern_fill(fill + at, len,
+                            mcb_block_seed(c->proc, (uint32_t)i), off);
             off += len;
-            s += len + MCB_GAP;
-            d += len + MCB_GAP;
+            at += len + MCB_GAP;
         }
         c->own_keys[i] = mcb_key("b", c->proc, (uint32_t)i);
         if (c->own_keys[i] == NULL) {
             return -1;
         }
+    }
+    if (mcb_opts.device && tk_cuda_copy(c->src, c->pin, c->area) != 0) {
+        bench_err("client %u: cannot fill its device blocks", c->proc);
+        return -1;
     }
     for (i = 0; i < (size_t)P * K; i++) {
         c->all_keys[i] = mcb_key("b", (uint32_t)(i % P), (uint32_t)(i / P));

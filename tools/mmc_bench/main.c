@@ -16,7 +16,11 @@
  * running meta service instead; with --netns the clients are spread over
  * hosts made of network namespaces and use the tcp transport, and also put
  * blocks on (preferred rank) and get blocks from processes of other hosts
- * only (put_remote, get_remote).
+ * only (put_remote, get_remote).  With --device the blocks of every
+ * client are device memory, put into and got from the DRAM pool, and the
+ * baselines are the driver's copies of the same pieces between those
+ * device blocks and pinned host memory (cuda_d2h for put, cuda_h2d for
+ * get).
  *
  * This file holds the options and main(); the daemon and the client
  * processes are started in cluster.c, a client is set up in client.c and
@@ -91,6 +95,17 @@ static void mcb_usage(FILE *out)
             "from other hosts);\n"
             "                     needs root (else exit 77)\n"
             "  --hosts N          hosts of --netns (default 2)\n"
+            "  --device           the blocks are device memory (cuMemAlloc, "
+            "iov mem =\n"
+            "                     MMC_MEM_DEVICE), put into and got from the "
+            "DRAM pool; the\n"
+            "                     baselines are the CUDA driver's copies of "
+            "the same pieces,\n"
+            "                     device to pinned host (cuda_d2h, for put) "
+            "and back\n"
+            "                     (cuda_h2d, for get), instead of memcpy; the "
+            "driver is\n"
+            "                     $MF_CUDA_LIBRARY, else libcuda.so.1\n"
             "  --meta URL         use the running meta service at URL "
             "(tcp://host:port)\n"
             "  --meta-bin PATH    the mmc-meta to start (default: next to "
@@ -106,8 +121,9 @@ static void mcb_usage(FILE *out)
             "  -h, --help         this help\n"
             "\n"
             "Memory: each process maps --dram plus two areas of blocks (the "
-            "largest batch\nx 9 MiB each).  Nothing about speed is asserted; "
-            "every block is verified.\n");
+            "largest batch\nx 9 MiB each; device memory with --device, and "
+            "a third area of pinned host\nmemory).  Nothing about speed is "
+            "asserted; every block is verified.\n");
 }
 
 static int mcb_parse_batches(const char *arg)
@@ -200,7 +216,8 @@ static int mcb_parse_args(int argc, char **argv)
         O_META_BIN,
         O_META_SET,
         O_SET,
-        O_TIMEOUT
+        O_TIMEOUT,
+        O_DEVICE
     };
     static const struct option longopts[] = {
         {"procs", required_argument, NULL, O_PROCS},
@@ -219,6 +236,7 @@ static int mcb_parse_args(int argc, char **argv)
         {"meta-set", required_argument, NULL, O_META_SET},
         {"set", required_argument, NULL, O_SET},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"device", no_argument, NULL, O_DEVICE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -289,6 +307,9 @@ static int mcb_parse_args(int argc, char **argv)
             break;
         case O_NETNS:
             mcb_opts.netns = true;
+            break;
+        case O_DEVICE:
+            mcb_opts.device = true;
             break;
         case O_HOSTS:
             if (bench_parse_uint(optarg, "--hosts", 1, TK_NETNS_MAX_HOSTS,
@@ -406,7 +427,7 @@ static int mcb_parse_args(int argc, char **argv)
 int main(int argc, char **argv)
 {
     tk_meta_t meta;
-    char url[160];
+    char url[160], why[256];
     const char *addr = "127.0.0.1";
     int ret = 1;
 
@@ -419,6 +440,13 @@ int main(int argc, char **argv)
     if (mcb_opts.netns && geteuid() != 0) {
         bench_err("--netns makes network namespaces and needs root; skipped");
         return 77;
+    }
+    if (mcb_opts.device && tk_cuda_probe(why, sizeof(why)) != 0) {
+        /* probed in a child: the clients are forked from this process */
+        bench_err("--device needs the CUDA driver ($MF_CUDA_LIBRARY, else "
+                  "libcuda.so.1) and a device: %s",
+                  why);
+        return 1;
     }
     bench_proc_signals_init();
     snprintf(mcb_run_id, sizeof(mcb_run_id), "%d", (int)getpid());

@@ -15,6 +15,7 @@
 #include <memcache/mmc.h>
 
 #include "bench_util.h"
+#include "tk_cuda.h"
 #include "tk_meta.h"
 #include "tk_netns.h"
 
@@ -43,7 +44,9 @@
 #define MCB_VERIFY_BATCH ((size_t)8) /* blocks per get when verifying */
 
 typedef enum mcb_op {
-    MCB_OP_MEMCPY,
+    MCB_OP_MEMCPY,   /* the baseline of host blocks */
+    MCB_OP_CUDA_D2H, /* --device: the baseline of put (device -> pinned) */
+    MCB_OP_CUDA_H2D, /* --device: the baseline of get (pinned -> device) */
     MCB_OP_PUT,
     MCB_OP_GET,
     MCB_OP_PUT_REMOTE, /* --netns: to a rank on another host */
@@ -55,6 +58,18 @@ typedef enum mcb_op {
 } mcb_op_t;
 
 extern const char *const mcb_op_names[MCB_OPS];
+
+/* Ops that move blocks (the rest are metadata calls). */
+static inline bool mcb_op_blocks(mcb_op_t op)
+{
+    return op <= MCB_OP_GET_REMOTE;
+}
+
+/* The baseline ops. */
+static inline bool mcb_op_base(mcb_op_t op)
+{
+    return op <= MCB_OP_CUDA_H2D;
+}
 
 typedef struct mcb_opts {
     uint32_t procs;
@@ -71,6 +86,7 @@ typedef struct mcb_opts {
     bool netns;
     bool quick;
     bool per_proc;
+    bool device;          /* blocks in device memory */
     const char *meta_url; /* a running meta service */
     char meta_bin[PATH_MAX];
     const char *meta_sets[MCB_MAX_SETS];
@@ -141,6 +157,12 @@ typedef struct mcb_client {
     uint64_t area; /* bytes of src, of dst */
     mmc_iov_t (*src_iov)[MCB_PIECES];
     mmc_iov_t (*dst_iov)[MCB_PIECES];
+    /* --device: src and dst are device memory; pin is pinned host memory
+     * laid out like them, for the driver's baseline and to fill and check
+     * the device blocks; stream runs the baseline's copies */
+    uint8_t *pin;
+    mmc_iov_t (*pin_iov)[MCB_PIECES];
+    tk_cuda_stream_t *stream;
     char **own_keys;   /* bmax: this client's blocks */
     char **all_keys;   /* procs * bmax, owners interleaved */
     char **meta_keys;  /* meta_keys: this client's objects */
@@ -164,6 +186,14 @@ typedef struct mcb_client {
 int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd);
 
 /* ------------------------------------------------------------------ ops */
+
+/* Whether this run measures op (the baselines of its kind of memory, the
+ * remote ops with --netns). */
+bool mcb_op_measured(mcb_op_t op);
+
+/* The baseline of a block op: memcpy, or with --device the driver's copy
+ * in the same direction (put: device to host, get: host to device). */
+mcb_op_t mcb_op_base_of(mcb_op_t op);
 
 /* Call j (0: the warm-up) of an op, b blocks per call for block ops.
  * 0, or -1 (logged). */

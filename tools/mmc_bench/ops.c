@@ -1,19 +1,49 @@
 /*
  * mmc-bench's calls: one function per op, each making call j of its
- * measurement (put and get of blocks, the memcpy baseline, the metadata
- * calls), all with the signature mcb_measure times.
+ * measurement (put and get of blocks, the memcpy baseline or with --device
+ * the driver's, the metadata calls), all with the signature mcb_measure
+ * times.
  *
- * Invariants: call j of put, put_remote and memcpy reads the same source
- * blocks, so the baseline copies what a put moves; a get fills dst[0..b)
- * and nothing here checks bytes (run.c verifies, untimed).
+ * Invariants: call j of put, put_remote, memcpy and cuda_d2h reads the
+ * same source blocks, so the baseline copies what a put moves; a get,
+ * memcpy and cuda_h2d fill dst[0..b); nothing here checks bytes (run.c
+ * verifies, untimed).
  */
 #include "mmc_bench.h"
 
 #include <string.h>
 
 const char *const mcb_op_names[MCB_OPS] = {
-    "memcpy",     "put",         "get",         "put_remote",
-    "get_remote", "exist_batch", "query_batch", "exist"};
+    "memcpy",     "cuda_d2h",   "cuda_h2d",    "put",         "get",
+    "put_remote", "get_remote", "exist_batch", "query_batch", "exist"};
+
+bool mcb_op_measured(mcb_op_t op)
+{
+    switch (op) {
+    case MCB_OP_MEMCPY: /* the host memory baseline */
+        return !mcb_opts.device;
+    case MCB_OP_CUDA_D2H:
+    case MCB_OP_CUDA_H2D:
+        return mcb_opts.device;
+    case MCB_OP_PUT_REMOTE:
+    case MCB_OP_GET_REMOTE:
+        return mcb_opts.hosts > 1;
+    default:
+        return true;
+    }
+}
+
+mcb_op_t mcb_op_base_of(mcb_op_t op)
+{
+    if (!mcb_opts.device) {
+        return MCB_OP_MEMCPY;
+    }
+    if (mcb_op_base(op)) {
+        return op;
+    }
+    return op == MCB_OP_PUT || op == MCB_OP_PUT_REMOTE ? MCB_OP_CUDA_D2H
+                                                       : MCB_OP_CUDA_H2D;
+}
 
 int mcb_batch_failed(mcb_client_t *c, const char *what, mmc_status_t st,
                      size_t count)
@@ -127,6 +157,46 @@ static int mcb_do_memcpy(mcb_client_t *c, uint32_t b, uint64_t j)
     return 0;
 }
 
+/* The driver's copy of b blocks' pieces, every one queued on the
+ * client's stream, then one wait: to (to_pin) or from the pinned blocks. */
+static int mcb_cuda_copy(mcb_client_t *c, uint32_t b, uint64_t j, bool to_pin)
+{
+    uint32_t i, p, k;
+    int ret = 0;
+
+    for (i = 0; i < b && ret == 0; i++) {
+        k = (uint32_t)((j * b + i) % mcb_opts.bmax);
+        for (p = 0; p < MCB_PIECES && ret == 0; p++) {
+            const mmc_iov_t *from =
+                to_pin ? &c->src_iov[k][p] : &c->pin_iov[k][p];
+            const mmc_iov_t *to =
+                to_pin ? &c->pin_iov[i][p] : &c->dst_iov[i][p];
+
+            ret =
+                tk_cuda_copy_async(c->stream, to->base, from->base, from->len);
+        }
+    }
+    if (tk_cuda_stream_sync(c->stream) != 0 || ret != 0) {
+        bench_err("client %u: the driver's copy failed", c->proc);
+        return -1;
+    }
+    return 0;
+}
+
+/* The baseline of put with --device: the source blocks a put call j puts,
+ * device to pinned host memory. */
+static int mcb_do_cuda_d2h(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return mcb_cuda_copy(c, b, j, true);
+}
+
+/* The baseline of get with --device: b pinned blocks into the destination
+ * blocks a get call fills, host to device. */
+static int mcb_do_cuda_h2d(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return mcb_cuda_copy(c, b, j, false);
+}
+
 int mcb_do_exist_batch(mcb_client_t *c, uint32_t b, uint64_t j)
 {
     const size_t M = mcb_opts.meta_keys;
@@ -168,7 +238,8 @@ static int mcb_do_exist(mcb_client_t *c, uint32_t b, uint64_t j)
     return 0;
 }
 
-const mcb_call_fn mcb_op_fns[MCB_OPS] = {mcb_do_memcpy,      mcb_do_put,
+const mcb_call_fn mcb_op_fns[MCB_OPS] = {mcb_do_memcpy,      mcb_do_cuda_d2h,
+                                         mcb_do_cuda_h2d,    mcb_do_put,
                                          mcb_do_get,         mcb_do_put_remote,
                                          mcb_do_get_remote,  mcb_do_exist_batch,
                                          mcb_do_query_batch, mcb_do_exist};

@@ -6,8 +6,9 @@
  *
  * Invariants: a row of all clients takes the median of their p50s, the
  * largest p99, and rates over the wall time from the first start to the
- * last end; the memcpy baseline of a block op is the one of the same batch
- * size (and client).
+ * last end; the baseline of a block op (memcpy, or with --device the
+ * driver's copy in the same direction) is the one of the same batch size
+ * (and client).
  */
 #include "mmc_bench.h"
 
@@ -39,7 +40,7 @@ typedef struct mcb_row {
     double gbps;          /* all processes: bytes / wall time */
     double gbps_proc;     /* per process: blocks x block / p50 */
     double per_block_us;  /* p50 / blocks */
-    double base_block_us; /* the memcpy baseline's */
+    double base_block_us; /* the baseline's */
     double ratio;
     double keys_per_s;      /* all processes */
     double keys_per_s_proc; /* per process: keys / p50 */
@@ -62,7 +63,8 @@ static const mcb_record_t *mcb_find(mcb_op_t op, uint32_t blocks, int proc)
 
 static void mcb_row_of(const mcb_record_t *r, mcb_row_t *row)
 {
-    const mcb_record_t *base = mcb_find(MCB_OP_MEMCPY, r->blocks, (int)r->proc);
+    const mcb_record_t *base =
+        mcb_find(mcb_op_base_of((mcb_op_t)r->op), r->blocks, (int)r->proc);
     double secs = (double)(r->t_end - r->t_start) / 1e9;
 
     memset(row, 0, sizeof(*row));
@@ -170,18 +172,24 @@ static const char *mcb_mode(void)
     return mcb_opts.netns ? "cross-host" : "same-host";
 }
 
+/* What the block rows are compared with. */
+static const char *mcb_base_name(const mcb_row_t *r)
+{
+    return r->blocks > 0 ? mcb_op_names[mcb_op_base_of(r->op)] : "";
+}
+
 static void mcb_json_row(const mcb_row_t *r, bool *first)
 {
     printf("%s\n    {\"mode\":\"%s\",\"op\":\"%s\",\"proc\":%d,\"procs\":%u,"
            "\"blocks_per_call\":%u,\"keys_per_call\":%u,\"calls\":%u,"
            "\"p50_us\":%.2f,\"p99_us\":%.2f,\"gbps\":%.3f,"
            "\"gbps_per_proc\":%.3f,\"per_block_us\":%.2f,"
-           "\"baseline_per_block_us\":%.2f,\"ratio\":%.3f,"
-           "\"keys_per_s\":%.0f,\"keys_per_s_per_proc\":%.0f}",
+           "\"baseline\":\"%s\",\"baseline_per_block_us\":%.2f,"
+           "\"ratio\":%.3f,\"keys_per_s\":%.0f,\"keys_per_s_per_proc\":%.0f}",
            *first ? "" : ",", mcb_mode(), mcb_op_names[r->op], r->proc,
            r->procs, r->blocks, r->keys, r->calls, r->p50_us, r->p99_us,
-           r->gbps, r->gbps_proc, r->per_block_us, r->base_block_us, r->ratio,
-           r->keys_per_s, r->keys_per_s_proc);
+           r->gbps, r->gbps_proc, r->per_block_us, mcb_base_name(r),
+           r->base_block_us, r->ratio, r->keys_per_s, r->keys_per_s_proc);
     *first = false;
 }
 
@@ -194,7 +202,7 @@ static void mcb_table_block_row(const mcb_row_t *r)
     } else {
         snprintf(who, sizeof(who), "p%d", r->proc);
     }
-    if (r->op == MCB_OP_MEMCPY) {
+    if (mcb_op_base(r->op)) {
         snprintf(ratio, sizeof(ratio), "-");
     } else {
         snprintf(ratio, sizeof(ratio), "%.2f", r->ratio);
@@ -202,7 +210,7 @@ static void mcb_table_block_row(const mcb_row_t *r)
     printf("%-10s %-4s %6u %10.1f %10.1f %8.2f %9.2f %10.1f %10.1f %6s\n",
            mcb_op_names[r->op], who, r->blocks, r->p50_us, r->p99_us, r->gbps,
            r->gbps_proc, r->per_block_us,
-           r->op == MCB_OP_MEMCPY ? r->per_block_us : r->base_block_us, ratio);
+           mcb_op_base(r->op) ? r->per_block_us : r->base_block_us, ratio);
 }
 
 static void mcb_table_meta_row(const mcb_row_t *r)
@@ -222,9 +230,9 @@ static void mcb_table_meta_row(const mcb_row_t *r)
 void mcb_report_print(const char *url, bool spawned)
 {
     const unsigned copy_threads = mcb_nrecs > 0 ? mcb_recs[0].copy_threads : 0;
-    static const mcb_op_t block_ops[] = {MCB_OP_PUT, MCB_OP_GET,
-                                         MCB_OP_PUT_REMOTE, MCB_OP_GET_REMOTE,
-                                         MCB_OP_MEMCPY};
+    static const mcb_op_t block_ops[] = {
+        MCB_OP_PUT,    MCB_OP_GET,      MCB_OP_PUT_REMOTE, MCB_OP_GET_REMOTE,
+        MCB_OP_MEMCPY, MCB_OP_CUDA_D2H, MCB_OP_CUDA_H2D};
     mcb_row_t row;
     bool first = true;
     unsigned i, b, p;
@@ -233,9 +241,10 @@ void mcb_report_print(const char *url, bool spawned)
     if (mcb_opts.json) {
         printf("{\"tool\":\"mmc-bench\",\"mode\":\"%s\",\"procs\":%u,"
                "\"hosts\":%u,\"block_bytes\":%" PRIu64 ",\"block_pieces\":%d,"
-               "\"dram_per_proc\":%" PRIu64 ",\"meta\":\"",
+               "\"block_memory\":\"%s\",\"dram_per_proc\":%" PRIu64
+               ",\"meta\":\"",
                mcb_mode(), mcb_opts.procs, mcb_opts.hosts, MCB_BLOCK,
-               MCB_PIECES, mcb_opts.dram);
+               MCB_PIECES, mcb_opts.device ? "device" : "host", mcb_opts.dram);
         mcb_json_str(url);
         printf("\",\"meta_spawned\":%s,\"transport\":\"%s\","
                "\"copy_threads\":%u,\"stat\":\"median\",\"rows\":[",
@@ -279,23 +288,42 @@ void mcb_report_print(const char *url, bool spawned)
                "process of another host (preferred rank; checked); "
                "get_remote: blocks of the processes on other hosts only\n");
     }
-    printf("# memcpy: the baseline, a single-threaded memcpy of the same "
-           "pieces (source layers into destination layers, same buffers) in "
-           "every process at the same time; the library copies with %u "
-           "thread%s per call (fabric.copy_threads = %u, see --set)\n",
-           copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
+    if (mcb_opts.device) {
+        printf("# --device: the blocks of every process are device memory "
+               "(cuMemAlloc; iov mem = MMC_MEM_DEVICE), put into and got "
+               "from the DRAM pool; verified through the driver\n");
+        printf("# cuda_d2h, cuda_h2d: the baselines of put and get, the "
+               "driver's copy of the same pieces between the same device "
+               "blocks and pinned host memory (cuMemAllocHost, laid out the "
+               "same): cuMemcpyAsync of every piece on one stream, then one "
+               "cuStreamSynchronize, in every process at the same time; the "
+               "library copies with %u thread%s per call "
+               "(fabric.copy_threads = %u, see --set)\n",
+               copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
+    } else {
+        printf("# memcpy: the baseline, a single-threaded memcpy of the same "
+               "pieces (source layers into destination layers, same buffers) "
+               "in every process at the same time; the library copies with "
+               "%u thread%s per call (fabric.copy_threads = %u, see --set)\n",
+               copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
+    }
     printf("# p50/p99 us: one call (p50: median over processes of each one's "
            "median; p99: the worst process's); blocks: blocks per call\n");
     printf("# GB/s = 1e9 bytes/s of all processes together (bytes / wall time "
            "of the phase); GB/s/proc: blocks x block / p50 of one process "
            "(mean over processes)\n");
-    printf("# us/block = p50 / blocks; ratio = us/block / memcpy us/block "
-           "(targets: get <= 1.2, put <= 1.3; not asserted)\n");
+    if (mcb_opts.device) {
+        printf("# us/block = p50 / blocks; ratio = us/block / base us/block "
+               "(put: cuda_d2h's, get: cuda_h2d's; not asserted)\n");
+    } else {
+        printf("# us/block = p50 / blocks; ratio = us/block / memcpy us/block "
+               "(targets: get <= 1.2, put <= 1.3; not asserted)\n");
+    }
     printf("# every block was verified byte for byte (put, then get of every "
            "process's blocks) before timing and again after\n");
     printf("%-10s %-4s %6s %10s %10s %8s %9s %10s %10s %6s\n", "op", "proc",
            "blocks", "p50 us", "p99 us", "GB/s", "GB/s/proc", "us/block",
-           "memcpy us", "ratio");
+           mcb_opts.device ? "base us" : "memcpy us", "ratio");
     for (b = 0; b < mcb_opts.nbatches; b++) {
         for (i = 0; i < BENCH_ARRAY_LEN(block_ops); i++) {
             if (mcb_row_all(block_ops[i], mcb_opts.batches[b], &row) == 0) {

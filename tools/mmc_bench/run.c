@@ -7,7 +7,8 @@
  *
  * Invariants: every block is verified byte for byte (put, then get of
  * every client's blocks) before anything is timed and again after, so a
- * speed is never reported for calls that move the wrong bytes; a
+ * speed is never reported for calls that move the wrong bytes (device
+ * blocks are read back through the driver, never dereferenced); a
  * measurement lasts until every client made >= --min-calls calls over >=
  * --min-time, so all of them run during each one's window.
  */
@@ -78,7 +79,7 @@ static int mcb_send(mcb_client_t *c, const mcb_record_t *r)
 static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
 {
     const mcb_call_fn fn = mcb_op_fns[op];
-    const bool block_op = op <= MCB_OP_GET_REMOTE;
+    const bool block_op = mcb_op_blocks(op);
     const uint32_t keys = block_op             ? b
                           : op == MCB_OP_EXIST ? 1
                                                : mcb_opts.meta_keys;
@@ -135,16 +136,27 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
     return mcb_send(c, &r);
 }
 
-/* Compares dst block i with block k of owner; -1 (logged) if it differs. */
+/* Compares dst block i with block k of owner; -1 (logged) if it differs.
+ * A device block is read into the pinned block i through the driver. */
 static int mcb_check_block(mcb_client_t *c, size_t i, uint32_t owner,
                            uint32_t k, const char *when)
 {
+    const mmc_iov_t *iov = c->dst_iov[i];
     uint64_t off = 0;
     ssize_t bad;
     size_t p;
 
+    if (mcb_opts.device) {
+        if (tk_cuda_copy(c->pin_iov[i][0].base, c->dst_iov[i][0].base,
+                         MCB_STRIDE) != 0) {
+            bench_err("client %u: %s: reading device block %zu failed", c->proc,
+                      when, i);
+            return -1;
+        }
+        iov = c->pin_iov[i];
+    }
     for (p = 0; p < MCB_PIECES; p++) {
-        bad = tk_pattern_check(c->dst_iov[i][p].base, c->dst_iov[i][p].len,
+        bad = tk_pattern_check(iov[p].base, iov[p].len,
                                mcb_block_seed(owner, k), off);
         if (bad >= 0) {
             bench_err("client %u: %s: block %s differs at byte %" PRIu64
@@ -152,7 +164,7 @@ static int mcb_check_block(mcb_client_t *c, size_t i, uint32_t owner,
                       c->proc, when, c->keys[i], off + (uint64_t)bad, p);
             return -1;
         }
-        off += c->dst_iov[i][p].len;
+        off += iov[p].len;
     }
     return 0;
 }
@@ -161,7 +173,13 @@ static int mcb_check_block(mcb_client_t *c, size_t i, uint32_t owner,
 static int mcb_get_into_dst(mcb_client_t *c, char *const *keys, size_t cnt,
                             const char *when)
 {
-    memset(c->dst, 0xa5, c->area);
+    if (!mcb_opts.device) {
+        memset(c->dst, 0xa5, c->area);
+    } else if (tk_cuda_memset(c->dst, 0xa5, c->area) != 0) {
+        bench_err("client %u: %s: clearing its device blocks failed", c->proc,
+                  when);
+        return -1;
+    }
     return mcb_get_blocks(c, keys, cnt, 0, cnt, when);
 }
 
@@ -306,8 +324,8 @@ int mcb_client_run(mcb_client_t *c)
         return -1;
     }
     for (i = 0; i < mcb_opts.nbatches; i++) {
-        for (op = MCB_OP_MEMCPY; op <= MCB_OP_GET_REMOTE; op++) {
-            if (op >= MCB_OP_PUT_REMOTE && mcb_opts.hosts == 1) {
+        for (op = MCB_OP_MEMCPY; mcb_op_blocks((mcb_op_t)op); op++) {
+            if (!mcb_op_measured((mcb_op_t)op)) {
                 continue;
             }
             if (mcb_measure(c, (mcb_op_t)op, mcb_opts.batches[i]) != 0) {

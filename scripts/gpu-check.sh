@@ -56,13 +56,12 @@ cmake --build "$build" -j "$(nproc)" || exit 2
 step "CUDA tests against $MF_CUDA_LIBRARY"
 status=0
 ctest --test-dir "$build" --output-on-failure -j 4 \
-    -R 'no_cuda_link|test_mem_cuda|test_mem$|test_tl$|test_tl_tcp|it_bm_device|it_mmc_device|it_mmc_hbm' ||
+    -R 'no_cuda_link|test_mem_cuda|test_mem$|test_tl$|test_tl_tcp|it_bm_device|it_mmc_device|it_mmc_hbm|bench/.*device' ||
     status=1
 
 if [[ $bench == 1 ]]; then
     step "mf-bench: device directions, same host, against cuMemcpy"
-    timeout 240 "$build"/tools/mf-bench --ranks 3 --threads 1 \
-        --dirs LH2GD,GD2LH,LD2GH,GH2LD,LD2GD,GD2LD,GD2GD \
+    timeout 300 "$build"/tools/mf-bench --ranks 3 --threads 1 --dirs device \
         --sizes 1M,64M --layouts single,kv --min-time 0.3 || status=1
     step "mmc-bench --device: KV blocks from HBM to the DRAM pool and back"
     timeout 180 "$build"/tools/mmc-bench --device --batches 1,8,32 ||

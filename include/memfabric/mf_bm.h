@@ -1,13 +1,18 @@
 /*
- * BM, the big-memory API: a pool of host (and later device) memory
- * contributed by every rank, addressed by global virtual addresses (GVA).
+ * BM, the big-memory API: a pool of host and device memory contributed by
+ * every rank, addressed by global virtual addresses (GVA).
  *
- * Layout: every process of the pool reserves the same window of virtual
+ * Layout: every process of the pool reserves the same windows of virtual
  * addresses.  Rank r's host segment is at
  *     host_base + r * max_dram_per_rank
  * and holds local_dram_size bytes (<= max_dram_per_rank).  A GVA of a rank
  * on the same host is a pointer that can be loaded and stored through once
- * that rank has joined.
+ * that rank has joined.  With max_hbm_per_rank > 0 the pool also has a
+ * device window: rank r's device segment (local_hbm_size bytes of GPU
+ * memory, through the CUDA driver loaded at run time) is at
+ *     device_base + r * max_hbm_per_rank
+ * and, on the same host, its GVA is a device pointer kernels and copies
+ * can use.
  *
  * Life cycle of a process:
  *     mf_init();
@@ -114,8 +119,9 @@ typedef struct mf_bm_create_params {
     size_t size;                /* sizeof(mf_bm_create_params_t) */
     uint64_t local_dram_size;   /* this rank's host segment */
     uint64_t max_dram_per_rank; /* window stride; >= every local size */
-    uint64_t local_hbm_size;    /* device segment; 0 until CUDA exists */
-    uint64_t max_hbm_per_rank;
+    uint64_t local_hbm_size;    /* this rank's device segment; 0: none */
+    uint64_t max_hbm_per_rank;  /* device window stride (a multiple of
+                                   2 MiB); 0: no device window */
     /* added after 0.1.0; callers built with the older, shorter struct
      * read as 0: */
     uint32_t flags; /* MF_BM_CREATE_* */
@@ -204,8 +210,10 @@ MF_API const char *mf_copy_dir_name(mf_copy_dir_t dir);
 /*
  * Copies size bytes.  A G address must lie, with all size bytes, inside one
  * joined segment (MF_ERR_OUT_OF_RANGE otherwise; a segment that went away
- * gives MF_ERR_PEER_LOST).  Device directions return MF_ERR_UNSUPPORTED
- * until a device memory kind is present.
+ * gives MF_ERR_PEER_LOST); a direction must name the memory kind of its
+ * global addresses' window (MF_ERR_INVALID otherwise).  Device directions
+ * need the CUDA driver and a device in this process: MF_ERR_UNSUPPORTED
+ * (logged with the reason) without them.
  */
 MF_API mf_status_t mf_bm_copy(mf_bm_t *bm, uint64_t src, uint64_t dst,
                               size_t size, mf_copy_dir_t dir);

@@ -608,6 +608,57 @@ static void test_truncated_and_trailing(void **state)
     }
 }
 
+static mmc_obj_result_t *test_obj_slot(void *arg, uint32_t i)
+{
+    return &((mmc_obj_result_t *)arg)[i];
+}
+
+/* The allocation-free decoder of object lists gives what the other does,
+ * and refuses another count, every cut and a trailing byte. */
+static void test_obj_list_into(void **state)
+{
+    (void)state;
+    for (int v = 0; v < TEST_VARIANTS; v++) {
+        mmc_obj_result_t *slots;
+        test_msg_t in;
+        uint8_t *body;
+        uint32_t n;
+        size_t len;
+
+        test_sample(TEST_OBJ_LIST, v, &in);
+        n = in.objs.count;
+        body = test_encode_copy(TEST_OBJ_LIST, &in, &len);
+        slots = calloc(n + 1, sizeof(*slots));
+        assert_non_null(slots);
+        assert_int_equal(
+            mmc_obj_list_decode_into(body, len, n, test_obj_slot, slots),
+            MF_OK);
+        for (uint32_t i = 0; i < n; i++) {
+            test_obj_check(&in.objs.items[i], &slots[i]);
+        }
+        assert_int_equal(
+            mmc_obj_list_decode_into(body, len, n + 1, test_obj_slot, slots),
+            MF_ERR_PROTO);
+        if (n > 0) {
+            assert_int_equal(mmc_obj_list_decode_into(body, len, n - 1,
+                                                      test_obj_slot, slots),
+                             MF_ERR_PROTO);
+        }
+        for (size_t cut = 0; cut < len; cut += cut < 64 ? 1 : len / 64 + 1) {
+            assert_int_equal(
+                mmc_obj_list_decode_into(body, cut, n, test_obj_slot, slots),
+                MF_ERR_PROTO);
+        }
+        body[len] = 0;
+        assert_int_equal(
+            mmc_obj_list_decode_into(body, len + 1, n, test_obj_slot, slots),
+            MF_ERR_PROTO);
+        free(slots);
+        test_msg_free(TEST_OBJ_LIST, &in);
+        free(body);
+    }
+}
+
 /* Encodes a key list of one key and a put request of that key. */
 static void test_one_key_refused(const char *data, uint32_t len)
 {
@@ -1021,6 +1072,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_truncated_and_trailing),
+        cmocka_unit_test(test_obj_list_into),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_bad_strings),
         cmocka_unit_test(test_count_limits),

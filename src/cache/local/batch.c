@@ -448,26 +448,31 @@ static mmc_status_t mmc_batch_statuses(const mf_net_resp_t *resp, uint32_t n,
     return status;
 }
 
+/*
+ * The objects of a response, decoded straight into the records: no
+ * allocation per call (a list of thousands of objects is hundreds of KiB,
+ * which malloc would map and unmap, faulting every page in again, each
+ * call).  A malformed response fails every record of the request, so what
+ * a partial decode wrote is never read.
+ */
+static mmc_obj_result_t *mmc_batch_obj_slot(void *arg, uint32_t i)
+{
+    mmc_batch_rec_t *const *recs = arg;
+
+    return &recs[i]->obj;
+}
+
 static mmc_status_t mmc_batch_objects(const mf_net_resp_t *resp, uint32_t n,
                                       mmc_batch_rec_t *const *recs)
 {
     mmc_status_t status;
-    mmc_obj_list_t ol;
 
-    status = mmc_obj_list_decode(resp->body, resp->len, &ol);
-    if (status == MF_OK && ol.count != n) {
-        mmc_obj_list_free(&ol);
-        status = MF_ERR_PROTO;
+    status = mmc_obj_list_decode_into(resp->body, resp->len, n,
+                                      mmc_batch_obj_slot, (void *)recs);
+    for (uint32_t k = 0; status == MF_OK && k < n; k++) {
+        recs[k]->status = recs[k]->obj.status;
     }
-    if (status != MF_OK) {
-        return status;
-    }
-    for (uint32_t k = 0; k < n; k++) {
-        recs[k]->obj = ol.items[k];
-        recs[k]->status = ol.items[k].status;
-    }
-    mmc_obj_list_free(&ol);
-    return MF_OK;
+    return status;
 }
 
 static mmc_status_t mmc_batch_decode_status(const mf_net_resp_t *resp,

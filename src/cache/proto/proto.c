@@ -605,6 +605,27 @@ err:
     return status;
 }
 
+mf_status_t mmc_obj_list_decode_into(const void *body, size_t len, uint32_t n,
+                                     mmc_obj_result_t *(*slot)(void *arg,
+                                                               uint32_t i),
+                                     void *arg)
+{
+    uint32_t count;
+    mf_rbuf_t r;
+
+    mf_rbuf_init(&r, body, len);
+    if (!mmc_proto_get_count(&r, MMC_BATCH_MAX, MMC_PROTO_OBJ_MIN, &count) ||
+        count != n) {
+        return MF_ERR_PROTO;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        if (!mmc_proto_get_obj(&r, slot(arg, i))) {
+            return MF_ERR_PROTO;
+        }
+    }
+    return mf_rbuf_status(&r, true) == MF_OK ? MF_OK : MF_ERR_PROTO;
+}
+
 void mmc_obj_list_free(mmc_obj_list_t *m)
 {
     free(m->items);

@@ -211,6 +211,13 @@ mf_status_t mmc_status_list_decode(const void *body, size_t len,
                                    mmc_status_list_t *m);
 mf_status_t mmc_obj_list_decode(const void *body, size_t len,
                                 mmc_obj_list_t *m);
+/* The same list decoded into the caller's n results, with no allocation:
+ * item i goes to slot(arg, i).  MF_ERR_PROTO also when the list does not
+ * hold exactly n items; the slots may then be partly written. */
+mf_status_t mmc_obj_list_decode_into(const void *body, size_t len, uint32_t n,
+                                     mmc_obj_result_t *(*slot)(void *arg,
+                                                               uint32_t i),
+                                     void *arg);
 
 void mmc_put_alloc_req_free(mmc_put_alloc_req_t *m);
 void mmc_key_list_free(mmc_key_list_t *m);

@@ -5,7 +5,15 @@
  * (`mmc-meta`), joins the pool's MemFabric BM pool (whose config store the
  * meta service hosts), contributes dram_size bytes of its DRAM as a segment
  * the meta service places objects in (0: a pure client that only reads and
- * writes), and then puts and gets objects.
+ * writes), and hbm_size bytes of its device memory (HBM) as another, and
+ * then puts and gets objects.
+ *
+ * Media.  Every replica of an object lives in one media, DRAM or HBM,
+ * which its put chooses (mmc_put_opts_t.media; DRAM by default): the
+ * meta service places the replicas on segments of that media only, and a
+ * put that finds no room there evicts objects of that media only (LRU)
+ * or fails with MMC_ERR_NO_SPACE; it never falls back to the other
+ * media.  Gets read from either into host or device buffers.
  *
  * Data moves one-sided.  A put asks the meta service for space on 1..8
  * replicas (distinct ranks, distinct hosts first, the caller's own rank
@@ -63,8 +71,13 @@ typedef struct mmc_config {
     char name[64];               /* shown by the meta service; "" = host:pid */
     /* MemFabric settings of this process, set with "fabric.<key>"
      * (e.g. fabric.transport = tcp); the meta service overrides the pool
-     * layout (host_base) so that every member agrees on it. */
+     * layout (host_base, device_base) so that every member agrees on
+     * it. */
     mf_bm_config_t fabric;
+    /* Device memory (HBM) this process contributes; 0 = none.  Needs a
+     * device window in the pool (the meta service's max_hbm_segment_size,
+     * which bounds it) and the CUDA memory kind. */
+    uint64_t hbm_size;
 } mmc_config_t;
 
 /* Fills the defaults (see docs/configuration.md or mmc_config_help()). */
@@ -141,6 +154,13 @@ typedef struct mmc_iov {
 
 #define MMC_PUT_REPLACE 0x1u /* overwrite a committed object */
 
+/* Where replicas live: DRAM segments (host memory) or HBM segments
+ * (device memory) that local services contribute. */
+typedef enum mmc_media {
+    MMC_MEDIA_DRAM = 0,
+    MMC_MEDIA_HBM = 1,
+} mmc_media_t;
+
 /* Options of a put.  Fields are only ever appended: set size (as
  * mmc_put_opts_init does) so the library reads no field the caller's
  * version lacks. */
@@ -154,15 +174,15 @@ typedef struct mmc_put_opts {
     uint32_t preferred[MMC_MAX_REPLICAS];
     uint32_t mem; /* mmc_mem_t of the buffers of mmc_put/mmc_put_batch
                      (the layers forms say it per buffer) */
+    /* mmc_media_t of every replica: DRAM (0) or HBM.  Only segments of
+     * that media are used; no room there (after eviction of that media's
+     * objects) is MMC_ERR_NO_SPACE, any other value MF_ERR_INVALID. */
+    uint32_t media;
 } mmc_put_opts_t;
 
-/* Defaults: every field 0 (configured replicas, no flags, AUTO), size set. */
+/* Defaults: every field 0 (configured replicas, no flags, AUTO buffers,
+ * DRAM replicas), size set. */
 MF_API void mmc_put_opts_init(mmc_put_opts_t *opts);
-
-typedef enum mmc_media {
-    MMC_MEDIA_DRAM = 0,
-    MMC_MEDIA_HBM = 1,
-} mmc_media_t;
 
 /* What mmc_query tells of an object.  Fields are only ever appended: the
  * caller sets info_size (as mmc_obj_info_init does) and the library writes

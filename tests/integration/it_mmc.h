@@ -300,6 +300,8 @@ out:
 /* One registered segment as /segments shows it. */
 typedef struct it_mmc_seg {
     uint32_t rank;
+    bool hbm; /* media "hbm", else "dram" */
+    uint64_t gva;
     uint64_t capacity;
     uint64_t used;
     uint64_t replicas;
@@ -341,7 +343,12 @@ IT_MMC_UNUSED static int it_mmc_segments(const tk_netns_t *net, int host,
         const char *end = strchr(p, '}');
         uint64_t rank = 0;
 
+        const char *hbm = strstr(p, "\"media\":\"hbm\"");
+        const char *dram = strstr(p, "\"media\":\"dram\"");
+
         if (end == NULL || !it_mmc_json_u64(p, end, "rank", &rank) ||
+            ((hbm == NULL || hbm > end) && (dram == NULL || dram > end)) ||
+            !it_mmc_json_u64(p, end, "gva", &segs[n].gva) ||
             !it_mmc_json_u64(p, end, "capacity", &segs[n].capacity) ||
             !it_mmc_json_u64(p, end, "used", &segs[n].used) ||
             !it_mmc_json_u64(p, end, "replicas", &segs[n].replicas)) {
@@ -349,6 +356,7 @@ IT_MMC_UNUSED static int it_mmc_segments(const tk_netns_t *net, int host,
             free(body);
             return -1;
         }
+        segs[n].hbm = hbm != NULL && hbm < end;
         segs[n++].rank = (uint32_t)rank;
     }
     free(body);

@@ -75,6 +75,7 @@ static int api_config_child(int index, void *arg)
     TK_CHECK_GOTO(f != NULL, "fdopen");
     fprintf(f, "# sample\nmeta_url = tcp://10.0.0.1:6000\n"
                "dram_size = 2G   # two\nname = \"worker 1\"\n"
+               "hbm_size = 512M\n"
                "fabric.copy_threads = 3\ntimeout_ms = 5s\n"
                "fabric.tcp_chunk_size = 1M # old name of tcp.chunk_size\n");
     fclose(f);
@@ -87,12 +88,12 @@ static int api_config_child(int index, void *arg)
     TK_CHECK_GOTO(strcmp(value, "10000") == 0, "clients' tcp timeout %s",
                   value);
     IT_MMC_ST(mmc_config_load(&cfg, path), MMC_OK);
-    TK_CHECK_GOTO(strcmp(cfg.meta_url, "tcp://10.0.0.1:6000") == 0 &&
-                      cfg.dram_size == (2ull << 30) &&
-                      strcmp(cfg.name, "worker 1") == 0 &&
-                      cfg.fabric.copy_threads == 3 && cfg.timeout_ms == 5000 &&
-                      cfg.replicas == 2,
-                  "loaded settings");
+    TK_CHECK_GOTO(
+        strcmp(cfg.meta_url, "tcp://10.0.0.1:6000") == 0 &&
+            cfg.dram_size == (2ull << 30) && cfg.hbm_size == (512ull << 20) &&
+            strcmp(cfg.name, "worker 1") == 0 && cfg.fabric.copy_threads == 3 &&
+            cfg.timeout_ms == 5000 && cfg.replicas == 2,
+        "loaded settings");
     IT_MMC_ST(mf_bm_config_get(&cfg.fabric, "tcp.lanes", value, sizeof(value)),
               MF_OK);
     TK_CHECK_GOTO(strcmp(value, "4") == 0,
@@ -127,6 +128,7 @@ static int api_config_child(int index, void *arg)
         TK_CHECK_GOTO(strstr(text, "meta_url") != NULL &&
                           strstr(text, "connect_timeout_ms") != NULL &&
                           strstr(text, "MMC_DRAM_SIZE") != NULL &&
+                          strstr(text, "MMC_HBM_SIZE") != NULL &&
                           strstr(text, "fabric.") != NULL &&
                           strstr(text, "MMC_FABRIC_TRANSPORT") != NULL &&
                           strstr(text, "fabric.tcp.lanes") != NULL &&

@@ -1,12 +1,13 @@
 /*
  * Unit tests of the MemCache meta state machine (meta_state.c), driven
  * directly, without sockets, on a clock the tests move by hand: the object
- * index, placement, pending puts, leases, owners, segments and eviction
- * (LRU order, watermarks, leased and pending objects, puts that evict).  After
- * every scenario each segment's allocator must be consistent and hold exactly
- * the bytes of the live replicas placed there (mmc_state_check), and the
- * tests compare used bytes with what they expect.  An error log that a
- * test did not expect fails it.
+ * index, placement (by media too), pending puts, leases, owners, segments
+ * (DRAM and HBM at their windows' slots) and eviction (LRU order,
+ * watermarks, leased and pending objects, puts that evict, each media on
+ * its own).  After every scenario each segment's allocator must be
+ * consistent and hold exactly the bytes of the live replicas placed there
+ * (mmc_state_check), and the tests compare used bytes with what they
+ * expect.  An error log that a test did not expect fails it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,8 @@
 #define SEG_SIZE  (64 * PG)
 #define MAX_SEG   (256 * PG)
 #define HOST_BASE 0x100000000ull
+#define MAX_HBM   (128 * PG)
+#define DEV_BASE  0x7000000000ull
 #define LEASE_MS  100u
 #define PUT_MS    1000u
 #define NRANKS    16u
@@ -53,6 +56,8 @@ static int test_meta_setup(void **state)
         .max_ranks = NRANKS,
         .max_segment_size = MAX_SEG,
         .host_base = HOST_BASE,
+        .max_hbm_segment_size = MAX_HBM,
+        .device_base = DEV_BASE,
         .alloc_align = PG,
         .lease_ms = LEASE_MS,
         .put_timeout_ms = PUT_MS,
@@ -108,6 +113,33 @@ static mmc_state_owner_t *test_meta_member(test_meta_t *t, uint32_t rank,
                                         size ? 1 : 0, &seg, &host_idx),
                      MF_OK);
     assert_true(host_idx != UINT32_MAX);
+    t->owners[rank] = o;
+    return o;
+}
+
+/* Registers rank with a DRAM segment of dram bytes and an HBM segment of
+ * hbm bytes, each at its slot (0: none) on host; returns its owner. */
+static mmc_state_owner_t *test_meta_member2(test_meta_t *t, uint32_t rank,
+                                            const char *host, uint64_t dram,
+                                            uint64_t hbm)
+{
+    mmc_state_owner_t *o = test_meta_owner(t);
+    mmc_seg_desc_t segs[2];
+    uint32_t n = 0, host_idx;
+
+    if (hbm != 0) {
+        segs[n].media = MMC_MEDIA_HBM;
+        segs[n].gva = DEV_BASE + rank * MAX_HBM;
+        segs[n++].size = hbm;
+    }
+    if (dram != 0) {
+        segs[n].media = MMC_MEDIA_DRAM;
+        segs[n].gva = HOST_BASE + rank * MAX_SEG;
+        segs[n++].size = dram;
+    }
+    assert_int_equal(
+        mmc_state_register(t->st, o, rank, host, "test", n, segs, &host_idx),
+        MF_OK);
     t->owners[rank] = o;
     return o;
 }
@@ -171,8 +203,9 @@ static mmc_status_t test_meta_query(test_meta_t *t, const char *key,
 }
 
 typedef struct test_meta_used {
-    uint64_t used[NRANKS];
+    uint64_t used[NRANKS]; /* of every media */
     uint64_t replicas[NRANKS];
+    uint64_t media[2]; /* used bytes by media */
     uint64_t total;
     uint32_t segs;
 } test_meta_used_t;
@@ -188,8 +221,10 @@ static void test_meta_used_cb(const mmc_state_seg_info_t *seg, void *arg)
     mmc_alloc_stats(seg->alloc, &st);
     assert_int_equal(st.used, seg->used);
     assert_int_equal(st.allocations, seg->replicas);
-    u->used[seg->rank] = seg->used;
-    u->replicas[seg->rank] = seg->replicas;
+    assert_true(seg->media < 2);
+    u->used[seg->rank] += seg->used;
+    u->replicas[seg->rank] += seg->replicas;
+    u->media[seg->media] += seg->used;
     u->total += seg->used;
     u->segs++;
 }
@@ -690,68 +725,214 @@ static void test_meta_no_space_rollback(void **state)
     test_meta_put(t, b, "z", PG, 1, 0);
 }
 
+static const mmc_state_put_opts_t test_meta_hbm1 = {
+    .replicas = 1,
+    .media = MMC_MEDIA_HBM,
+};
+
+/* A committed put of key on `replicas` replicas of media. */
+static mmc_obj_result_t test_meta_put_media(test_meta_t *t,
+                                            mmc_state_owner_t *o,
+                                            const char *key, uint64_t size,
+                                            uint32_t replicas, uint8_t media)
+{
+    mmc_state_put_opts_t opts = {.replicas = replicas, .media = media};
+    mmc_obj_result_t res;
+
+    assert_int_equal(test_meta_put_opts(t, o, key, size, &opts, &res), MMC_OK);
+    assert_int_equal(res.nrep, replicas);
+    for (uint32_t i = 0; i < replicas; i++) {
+        assert_int_equal(res.reps[i].media, media);
+    }
+    assert_int_equal(mmc_state_put_commit(t->st, o, res.id, MMC_OK), MMC_OK);
+    return res;
+}
+
+/* A rank with both media: a put goes to the media it names and to no
+ * other, full or not. */
 static void test_meta_media(void **state)
 {
     test_meta_t *t = *state;
-    mmc_state_owner_t *o = test_meta_owner(t);
-    mmc_seg_desc_t segs[2] = {
-        {.media = MMC_MEDIA_HBM, .gva = 0x7000000000ull, .size = 4 * PG},
-        {.media = MMC_MEDIA_DRAM,
-         .gva = HOST_BASE + 2 * MAX_SEG,
-         .size = 2 * PG},
-    };
+    mmc_state_owner_t *o = test_meta_member2(t, 2, "A", 2 * PG, 4 * PG);
+    mmc_state_put_opts_t bad = {.replicas = 1, .media = 2};
     mmc_obj_result_t res;
-    uint32_t idx;
 
-    assert_int_equal(mmc_state_register(t->st, o, 2, "A", "n", 2, segs, &idx),
-                     MF_OK);
     assert_int_equal(test_meta_usage(t).segs, 2);
-    /* DRAM first, then HBM once DRAM is full */
+    /* DRAM by default; a full DRAM segment does not spill into HBM */
     res = test_meta_put(t, o, "d", 2 * PG, 1, 0);
     assert_int_equal(res.reps[0].media, MMC_MEDIA_DRAM);
     assert_int_equal(res.reps[0].gva, HOST_BASE + 2 * MAX_SEG);
-    res = test_meta_put(t, o, "h", 3 * PG, 1, 0);
-    assert_int_equal(res.reps[0].media, MMC_MEDIA_HBM);
-    assert_int_equal(res.reps[0].gva, 0x7000000000ull);
+    assert_int_equal(test_meta_put_opts(t, o, "x", PG, &test_meta_opts1, NULL),
+                     MMC_ERR_NO_SPACE);
+    /* HBM when asked, at the rank's slot of the device window */
+    res = test_meta_put_media(t, o, "h", 3 * PG, 1, MMC_MEDIA_HBM);
+    assert_int_equal(res.reps[0].gva, DEV_BASE + 2 * MAX_HBM);
     assert_int_equal(
-        test_meta_put_opts(t, o, "x", 2 * PG, &test_meta_opts1, NULL),
+        test_meta_put_opts(t, o, "x", 2 * PG, &test_meta_hbm1, NULL),
         MMC_ERR_NO_SPACE);
-    /* HBM at address 0, wrapping, in the DRAM window (another rank's DRAM)
-     * or over another rank's HBM is refused, and leaves no host behind */
-    {
-        mmc_state_owner_t *o2 = test_meta_owner(t);
-        mmc_seg_desc_t hbm = {.media = MMC_MEDIA_HBM, .size = 4 * PG};
-        const uint64_t bad[] = {
-            0,
-            UINT64_MAX - PG + 1,
-            HOST_BASE,
-            HOST_BASE + 5 * MAX_SEG + PG,
-            HOST_BASE + NRANKS * MAX_SEG - PG,
-            HOST_BASE - PG,
-            0x7000000000ull + 3 * PG,
-            0x7000000000ull - 3 * PG,
-        };
-
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            hbm.gva = bad[i];
-            assert_int_equal(
-                mmc_state_register(t->st, o2, 3, "B", "n", 1, &hbm, &idx),
-                MF_ERR_INVALID);
-        }
-        assert_int_equal(test_meta_counters(t).hosts, 1);
-        /* right after the window and after rank 2's HBM: fine */
-        hbm.gva = HOST_BASE + NRANKS * MAX_SEG;
-        assert_int_equal(
-            mmc_state_register(t->st, o2, 3, "B", "n", 1, &hbm, &idx), MF_OK);
-        mmc_state_owner_reset(t->st, o2);
-        hbm.gva = 0x7000000000ull + 4 * PG;
-        assert_int_equal(
-            mmc_state_register(t->st, o2, 3, "B", "n", 1, &hbm, &idx), MF_OK);
-        mmc_state_owner_destroy(t->st, o2);
-    }
+    res = test_meta_put_media(t, o, "h2", PG, 1, MMC_MEDIA_HBM);
+    assert_int_equal(res.reps[0].gva, DEV_BASE + 2 * MAX_HBM + 3 * PG);
+    /* an unknown media is a bad argument */
+    assert_int_equal(test_meta_put_opts(t, o, "y", PG, &bad, NULL),
+                     MF_ERR_INVALID);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_DRAM], 2 * PG);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_HBM], 4 * PG);
+    assert_int_equal(test_meta_query(t, "h", &res, NULL), MMC_OK);
+    assert_int_equal(res.reps[0].media, MMC_MEDIA_HBM);
+    /* a read of an HBM object is like any other */
+    assert_int_equal(test_meta_get(t, o, "h", &res), MMC_OK);
+    assert_int_equal(res.reps[0].media, MMC_MEDIA_HBM);
+    assert_int_equal(mmc_state_release(t->st, o, res.id), MMC_OK);
     mmc_state_owner_destroy(t->st, o);
     assert_int_equal(test_meta_usage(t).segs, 0);
     assert_int_equal(test_meta_counters(t).objects, 0);
+}
+
+/* An HBM segment sits at its rank's slot of the device window, within its
+ * stride; a pool without a device window refuses it; a refusal leaves no
+ * host behind. */
+static void test_meta_register_hbm(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *o = test_meta_owner(t);
+    mmc_seg_desc_t hbm = {.media = MMC_MEDIA_HBM, .size = 4 * PG};
+    mmc_seg_desc_t two[2] = {hbm, hbm};
+    const uint64_t bad_gva[] = {
+        0,
+        DEV_BASE,                    /* rank 0's slot */
+        DEV_BASE + 3 * MAX_HBM + PG, /* inside its slot */
+        DEV_BASE + 4 * MAX_HBM,      /* rank 4's slot */
+        HOST_BASE + 3 * MAX_SEG,     /* its DRAM slot */
+        DEV_BASE + 3 * MAX_HBM - PG, /* straddling */
+        UINT64_MAX - PG + 1,
+    };
+    const uint64_t bad_size[] = {0, PG / 2, MAX_HBM + PG};
+    mmc_state_params_t p = {
+        .max_ranks = NRANKS,
+        .max_segment_size = MAX_SEG,
+        .host_base = HOST_BASE,
+        .device_base = DEV_BASE,
+        .alloc_align = PG,
+        .lease_ms = LEASE_MS,
+        .put_timeout_ms = PUT_MS,
+    };
+    mmc_state_t *plain;
+    mmc_state_owner_t *po;
+    uint32_t idx;
+
+    for (size_t i = 0; i < sizeof(bad_gva) / sizeof(bad_gva[0]); i++) {
+        hbm.gva = bad_gva[i];
+        assert_int_equal(
+            mmc_state_register(t->st, o, 3, "B", "n", 1, &hbm, &idx),
+            MF_ERR_INVALID);
+    }
+    hbm.gva = DEV_BASE + 3 * MAX_HBM;
+    for (size_t i = 0; i < sizeof(bad_size) / sizeof(bad_size[0]); i++) {
+        hbm.size = bad_size[i];
+        assert_int_equal(
+            mmc_state_register(t->st, o, 3, "B", "n", 1, &hbm, &idx),
+            MF_ERR_INVALID);
+    }
+    two[0].gva = two[1].gva = hbm.gva;
+    assert_int_equal(mmc_state_register(t->st, o, 3, "B", "n", 2, two, &idx),
+                     MF_ERR_INVALID);
+    assert_int_equal(test_meta_counters(t).hosts, 0);
+    assert_int_equal(test_meta_counters(t).registered, 0);
+    /* the whole stride is fine; HBM alone makes a member */
+    hbm.size = MAX_HBM;
+    assert_int_equal(mmc_state_register(t->st, o, 3, "B", "n", 1, &hbm, &idx),
+                     MF_OK);
+    assert_int_equal(test_meta_counters(t).members, 1);
+    assert_int_equal(test_meta_usage(t).segs, 1);
+    mmc_state_owner_destroy(t->st, o);
+
+    /* a pool without a device window: HBM refused, DRAM as ever */
+    assert_int_equal(mmc_state_create(&p, &plain), MF_OK);
+    assert_int_equal(mmc_state_owner_create(plain, &po), MF_OK);
+    hbm.gva = DEV_BASE + 3 * MAX_HBM;
+    assert_int_equal(mmc_state_register(plain, po, 3, "B", "n", 1, &hbm, &idx),
+                     MF_ERR_INVALID);
+    two[0].media = MMC_MEDIA_DRAM;
+    two[0].gva = HOST_BASE + 3 * MAX_SEG;
+    two[0].size = SEG_SIZE;
+    assert_int_equal(
+        mmc_state_register(plain, po, 3, "B", "n", 1, &two[0], &idx), MF_OK);
+    assert_int_equal(mmc_state_check(plain), MF_OK);
+    mmc_state_destroy(plain);
+
+    /* a device window needs its base */
+    p.max_hbm_segment_size = MAX_HBM;
+    p.device_base = 0;
+    tk_log_allow_errors(&test_meta_log, true);
+    assert_int_equal(mmc_state_create(&p, &plain), MF_ERR_INVALID);
+    tk_log_allow_errors(&test_meta_log, false);
+}
+
+/* Replicas of a put go to ranks that have a segment of its media: the
+ * preferred and own ranks without one are passed over, distinct hosts
+ * still come first, and too few such ranks is no space. */
+static void test_meta_media_place(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *d = test_meta_member2(t, 0, "A", SEG_SIZE, 0);
+    mmc_state_owner_t *b = test_meta_member2(t, 1, "B", SEG_SIZE, 8 * PG);
+    mmc_state_owner_t *c = test_meta_member2(t, 2, "C", SEG_SIZE, 16 * PG);
+    mmc_state_owner_t *h = test_meta_member2(t, 3, "C", 0, 4 * PG);
+    const uint32_t pref0 = 0;
+    mmc_state_put_opts_t opts = {
+        .replicas = 1, .npref = 1, .pref = &pref0, .media = MMC_MEDIA_HBM};
+    mmc_obj_result_t res;
+    bool seen[NRANKS] = {false};
+
+    /* the caller (rank 0) and its preferred rank have no HBM: the most
+     * free HBM, rank 2 */
+    assert_int_equal(test_meta_put_opts(t, d, "a", PG, &opts, &res), MMC_OK);
+    assert_int_equal(res.reps[0].rank, 2);
+    assert_int_equal(res.reps[0].media, MMC_MEDIA_HBM);
+    assert_int_equal(res.reps[0].gva, DEV_BASE + 2 * MAX_HBM);
+    assert_int_equal(mmc_state_put_commit(t->st, d, res.id, MMC_OK), MMC_OK);
+    /* three HBM replicas: ranks 1, 2, 3 (hosts B and C first, then C) */
+    res = test_meta_put_media(t, d, "b", PG, 3, MMC_MEDIA_HBM);
+    for (uint32_t i = 0; i < 3; i++) {
+        seen[res.reps[i].rank] = true;
+        assert_int_equal(res.reps[i].gva & ~(MAX_HBM - 1),
+                         DEV_BASE + res.reps[i].rank * MAX_HBM);
+    }
+    assert_true(seen[1] && seen[2] && seen[3] && !seen[0]);
+    assert_int_equal(res.reps[0].rank, 2);
+    assert_int_equal(res.reps[1].rank, 1);
+    assert_int_equal(res.reps[2].rank, 3);
+    /* four: only three ranks have HBM */
+    assert_int_equal(
+        test_meta_put_opts(
+            t, d, "c", PG,
+            &(mmc_state_put_opts_t){.replicas = 4, .media = MMC_MEDIA_HBM},
+            NULL),
+        MMC_ERR_NO_SPACE);
+    /* DRAM: ranks 0, 1, 2, never the HBM-only rank 3 */
+    memset(seen, 0, sizeof(seen));
+    res = test_meta_put_media(t, h, "d", PG, 3, MMC_MEDIA_DRAM);
+    for (uint32_t i = 0; i < 3; i++) {
+        seen[res.reps[i].rank] = true;
+        assert_int_equal(res.reps[i].gva & ~(MAX_SEG - 1),
+                         HOST_BASE + res.reps[i].rank * MAX_SEG);
+    }
+    assert_true(seen[0] && seen[1] && seen[2] && !seen[3]);
+    assert_int_equal(test_meta_put_opts(t, h, "e", PG,
+                                        &(mmc_state_put_opts_t){.replicas = 4},
+                                        NULL),
+                     MMC_ERR_NO_SPACE);
+    /* nothing of the failed puts stays allocated */
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_HBM], 4 * PG);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_DRAM], 3 * PG);
+    assert_int_equal(test_meta_counters(t).pending_puts, 0);
+    /* HBM leaves with its rank; the objects keep their other replicas */
+    test_meta_drop(t, 3);
+    assert_int_equal(test_meta_query(t, "b", &res, NULL), MMC_OK);
+    assert_int_equal(res.nrep, 2);
+    assert_int_equal(test_meta_counters(t).replicas_lost, 1);
+    (void)b;
+    (void)c;
 }
 
 /* ---- pending puts ---- */
@@ -1214,7 +1395,15 @@ static void test_meta_ids(void **state)
 
 /* ---- a random run against the bookkeeping checks ---- */
 
-/* Random operations; with evict, larger objects and eviction passes. */
+/* The HBM segment of rank r in the random runs: every other rank. */
+static uint64_t test_meta_random_hbm(uint32_t r)
+{
+    return (r % 2 == 1) ? (8 + 4 * r) * PG : 0;
+}
+
+/* Random operations, a quarter of the puts on HBM; with evict, larger
+ * objects and eviction passes. */
+
 static void test_meta_random_run(test_meta_t *t, bool evict)
 {
     enum { NKEYS = 64, NOWN = 6, NPUT = 256 };
@@ -1231,7 +1420,8 @@ static void test_meta_random_run(test_meta_t *t, bool evict)
     for (uint32_t r = 0; r < NOWN; r++) {
         char host[8];
         snprintf(host, sizeof(host), "h%u", r % 3);
-        owners[r] = test_meta_member(t, r, host, (8 + 8 * r) * PG);
+        owners[r] = test_meta_member2(t, r, host, (8 + 8 * r) * PG,
+                                      test_meta_random_hbm(r));
     }
     for (int step = 0; step < 20000; step++) {
         uint32_t op;
@@ -1245,6 +1435,7 @@ static void test_meta_random_run(test_meta_t *t, bool evict)
             mmc_state_put_opts_t opts = {
                 .replicas = 1 + (seed >> 12) % 3,
                 .flags = (op < 10) ? MMC_PUT_REPLACE : 0,
+                .media = (seed >> 3) % 4 == 0 ? MMC_MEDIA_HBM : MMC_MEDIA_DRAM,
             };
             mmc_obj_result_t res;
             if (test_meta_put_opts(t, owners[o], key,
@@ -1300,7 +1491,8 @@ static void test_meta_random_run(test_meta_t *t, bool evict)
             }
             mmc_state_owner_destroy(t->st, owners[o]);
             snprintf(host, sizeof(host), "h%u", o % 3);
-            owners[o] = test_meta_member(t, o, host, (8 + 8 * o) * PG);
+            owners[o] = test_meta_member2(t, o, host, (8 + 8 * o) * PG,
+                                          test_meta_random_hbm(o));
         }
         if (evict && (step % 7 == 0) && mmc_state_evict_due(t->st)) {
             (void)mmc_state_evict_some(t->st, 1 + (seed >> 6) % 8);
@@ -1350,6 +1542,8 @@ static void test_meta_evict_state(test_meta_t *t, uint32_t high, uint32_t low,
         .max_ranks = NRANKS,
         .max_segment_size = MAX_SEG,
         .host_base = HOST_BASE,
+        .max_hbm_segment_size = MAX_HBM,
+        .device_base = DEV_BASE,
         .alloc_align = PG,
         .lease_ms = LEASE_MS,
         .put_timeout_ms = PUT_MS,
@@ -1698,6 +1892,65 @@ static void test_meta_evict_put(void **state)
     mmc_state_owner_destroy(t->st, r);
 }
 
+/* Each media is evicted on its own: a put evicts from segments of its
+ * media only (oldest there first, however old the other media's objects
+ * are), and a background pass brings down the segment over its mark and
+ * leaves the other alone. */
+static void test_meta_evict_media(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    char key[16];
+
+    test_meta_evict_state(t, 100, 25, 8);
+    a = test_meta_member2(t, 0, "A", 8 * PG, 8 * PG);
+    test_meta_fill(t, a, 0, 8); /* DRAM full: k0..k7, the oldest */
+    for (uint32_t i = 8; i < 16; i++) {
+        test_meta_key(key, sizeof(key), i);
+        (void)test_meta_put_media(t, a, key, PG, 1, MMC_MEDIA_HBM);
+    }
+    /* an HBM put of 2 pages: k8 and k9 go, not k0 and k1 */
+    (void)test_meta_put_media(t, a, "h", 2 * PG, 1, MMC_MEDIA_HBM);
+    for (uint32_t i = 0; i < 8; i++) {
+        assert_true(test_meta_has(t, i));
+    }
+    assert_false(test_meta_has(t, 8));
+    assert_false(test_meta_has(t, 9));
+    assert_true(test_meta_has(t, 10));
+    assert_int_equal(test_meta_counters(t).evictions_put, 2);
+    /* a DRAM put of one page: k0 goes, HBM stays full */
+    test_meta_put(t, a, "d", PG, 1, 0);
+    assert_false(test_meta_has(t, 0));
+    assert_true(test_meta_has(t, 1));
+    assert_int_equal(test_meta_counters(t).evictions_put, 3);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_HBM], 8 * PG);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_DRAM], 8 * PG);
+    mmc_state_owner_destroy(t->st, a);
+
+    /* background: HBM at 5 of 8 pages (over 50%) goes down to 2 (25%),
+     * DRAM at 3 of 8 (under its mark) keeps everything */
+    test_meta_evict_state(t, 50, 25, 0);
+    a = test_meta_member2(t, 0, "A", 8 * PG, 8 * PG);
+    test_meta_fill(t, a, 0, 3);
+    assert_false(mmc_state_evict_due(t->st));
+    for (uint32_t i = 3; i < 8; i++) {
+        test_meta_key(key, sizeof(key), i);
+        (void)test_meta_put_media(t, a, key, PG, 1, MMC_MEDIA_HBM);
+    }
+    assert_true(mmc_state_evict_due(t->st));
+    (void)test_meta_evict_all(t, 100);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_true(test_meta_has(t, i));
+    }
+    for (uint32_t i = 3; i < 6; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    assert_true(test_meta_has(t, 6) && test_meta_has(t, 7));
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_HBM], 2 * PG);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_DRAM], 3 * PG);
+    mmc_state_owner_destroy(t->st, a);
+}
+
 /* A segment full of pending puts: a put that needs room evicts nothing
  * and fails; the puts all commit afterwards. */
 static void test_meta_evict_put_pending(void **state)
@@ -1771,6 +2024,8 @@ int main(void)
         T(test_meta_place_hosts),
         T(test_meta_no_space_rollback),
         T(test_meta_media),
+        T(test_meta_register_hbm),
+        T(test_meta_media_place),
         T(test_meta_put_abort),
         T(test_meta_put_reclaim),
         T(test_meta_put_concurrent),
@@ -1788,6 +2043,7 @@ int main(void)
         T(test_meta_evict_stuck),
         T(test_meta_evict_pending),
         T(test_meta_evict_put),
+        T(test_meta_evict_media),
         T(test_meta_evict_put_pending),
         T(test_meta_random_evict),
         T(test_meta_random_evict_put),

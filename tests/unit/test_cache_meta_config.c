@@ -38,6 +38,8 @@ static const char *const tmc_keys[] = {
     "max_ranks",
     "max_segment_size",
     "host_base",
+    "max_hbm_segment_size",
+    "device_base",
     "alloc_align",
     "lease_ms",
     "put_timeout_ms",
@@ -132,6 +134,9 @@ static void test_defaults(void **state)
     assert_true(cfg.max_segment_size == seg);
     assert_true(seg == (MF_TSAN ? 4ull << 30 : 256ull << 30));
     assert_true(cfg.host_base == MF_FABRIC_DEFAULT_BASE);
+    /* no device window unless asked for */
+    assert_true(cfg.max_hbm_segment_size == 0);
+    assert_true(cfg.device_base == MF_MEM_DEFAULT_DEVICE_BASE);
     assert_true(cfg.alloc_align == 4096);
     assert_int_equal(cfg.lease_ms, 30000);
     assert_int_equal(cfg.put_timeout_ms, 30000);
@@ -250,6 +255,12 @@ static void test_bounds(void **state)
     tmc_expect_bad("host_base", "0", "host_base");
     tmc_expect_bad("host_base", "0x200000000001", "page");
     tmc_expect_bad("host_base", "0x800000000000", "below");
+    tmc_expect_bad("max_hbm_segment_size", "3M", "2M");
+    tmc_expect_bad("max_hbm_segment_size", "4K", "2M");
+    tmc_expect_bad("max_hbm_segment_size", "256T", "range");
+    tmc_expect_bad("device_base", "0", "device_base");
+    tmc_expect_bad("device_base", "0x600000001000", "2M");
+    tmc_expect_bad("device_base", "0x800000000000", "below");
     tmc_expect_bad("evict_high_pct", "0", "range");
     tmc_expect_bad("evict_high_pct", "101", "range");
     tmc_expect_bad("evict_low_pct", "100", "range");
@@ -265,6 +276,65 @@ static void test_bounds(void **state)
     assert_int_equal(mmc_meta_config_set(&cfg, "max_ranks", "1"), MF_OK);
     assert_int_equal(mmc_meta_config_set(&cfg, "max_segment_size", "4K"),
                      MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_hbm_segment_size", "0"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_hbm_segment_size", "2M"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x200000"),
+                     MF_OK);
+}
+
+/* The device window, when the pool has one, fits the address space and
+ * stays apart from the host window, in whatever order things are set. */
+static void test_check_device_window(void **state)
+{
+    mmc_meta_config_t cfg;
+    int errors;
+
+    (void)state;
+    mmc_meta_config_init(&cfg);
+    assert_int_equal(mmc_meta_config_set(&cfg, "host_base", "0x200000000000"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_segment_size", "256G"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x600000000000"),
+                     MF_OK);
+    /* 64 x 512G from 96T ends at 128T exactly; 1T does not fit */
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_hbm_segment_size", "512G"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_hbm_segment_size", "1T"),
+                     MF_OK);
+    errors = tk_log_count(&tmc_log, MF_LOG_ERROR);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
+    assert_int_equal(tk_log_count(&tmc_log, MF_LOG_ERROR), errors + 1);
+    tmc_assert_logged("device window", "47-bit");
+    /* inside the host window [32T, 48T), or over its start */
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_hbm_segment_size", "64G"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x2f0000000000"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
+    tmc_assert_logged("meets", "host window");
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x1fff00000000"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
+    /* right below and right after it: fine */
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x1c0000000000"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x300000000000"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    /* without a device window device_base is not in the way */
+    assert_int_equal(mmc_meta_config_set(&cfg, "device_base", "0x200000000000"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_set(&cfg, "max_hbm_segment_size", "0"),
+                     MF_OK);
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_OK);
+    /* values filled in by hand */
+    cfg.max_hbm_segment_size = 3ull << 20;
+    assert_int_equal(mmc_meta_config_check(&cfg), MF_ERR_CONFIG);
 }
 
 /* The GVA window is checked once all values are in, in any order. */
@@ -510,6 +580,8 @@ int main(void)
                                         tmc_teardown),
         cmocka_unit_test_setup_teardown(test_bounds, tmc_setup, tmc_teardown),
         cmocka_unit_test_setup_teardown(test_check_window, tmc_setup,
+                                        tmc_teardown),
+        cmocka_unit_test_setup_teardown(test_check_device_window, tmc_setup,
                                         tmc_teardown),
         cmocka_unit_test_setup_teardown(test_check_watermarks, tmc_setup,
                                         tmc_teardown),

@@ -2,14 +2,15 @@
  * Unit tests of the MemCache meta service over its RPC port: the service
  * runs in this process (mmc_meta_start on 127.0.0.1, free ports, no HTTP)
  * and the tests talk to it with mf_net clients and the proto encoders:
- * HELLO, REGISTER checks, a put/commit/get/release/exist/query/remove
+ * HELLO, REGISTER checks, HBM segments at their slot of the device window
+ * and puts placed by media, a put/commit/get/release/exist/query/remove
  * round, full batches, malformed bodies, unknown opcodes, requests before
  * HELLO, UNREGISTER, a client that disconnects in the middle of a put,
  * eviction of a full pool, and a silent client closed after
- * member_timeout_ms while one that sends PING stays.
- * The service's state is inspected on its loop thread (mmc_meta_run_sync).
- * An error log that a test did not expect fails it; waits for the service
- * to notice a closed connection are bounded only as hang guards.
+ * member_timeout_ms while one that sends PING stays.  The service's
+ * state is inspected on its loop thread (mmc_meta_run_sync).  An error
+ * log that a test did not expect fails it; waits for the service to
+ * notice a closed connection are bounded only as hang guards.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -266,11 +267,13 @@ static char (*test_rpc_keys(uint32_t n, const char *prefix))[32]
     return keys;
 }
 
-/* PUT_ALLOC of n keys of size bytes; returns the decoded obj list. */
-static mf_status_t test_rpc_put_alloc(mf_net_client_t *c, char (*keys)[32],
-                                      uint32_t n, uint64_t size,
-                                      uint32_t replicas, uint32_t flags,
-                                      mmc_obj_list_t *out)
+/* PUT_ALLOC of n keys of size bytes on media; returns the decoded obj
+ * list. */
+static mf_status_t test_rpc_put_alloc_media(mf_net_client_t *c,
+                                            char (*keys)[32], uint32_t n,
+                                            uint64_t size, uint32_t replicas,
+                                            uint32_t flags, uint8_t media,
+                                            mmc_obj_list_t *out)
 {
     mmc_put_alloc_req_t req;
     mf_net_resp_t resp;
@@ -280,6 +283,7 @@ static mf_status_t test_rpc_put_alloc(mf_net_client_t *c, char (*keys)[32],
     memset(&req, 0, sizeof(req));
     req.flags = flags;
     req.replicas = replicas;
+    req.media = media;
     req.count = n;
     req.items = calloc(n ? n : 1, sizeof(*req.items));
     assert_non_null(req.items);
@@ -299,6 +303,15 @@ static mf_status_t test_rpc_put_alloc(mf_net_client_t *c, char (*keys)[32],
     }
     mf_net_resp_free(&resp);
     return status;
+}
+
+static mf_status_t test_rpc_put_alloc(mf_net_client_t *c, char (*keys)[32],
+                                      uint32_t n, uint64_t size,
+                                      uint32_t replicas, uint32_t flags,
+                                      mmc_obj_list_t *out)
+{
+    return test_rpc_put_alloc_media(c, keys, n, size, replicas, flags,
+                                    MMC_MEDIA_DRAM, out);
 }
 
 /* PUT_COMMIT of the items of a put_alloc result (status st for each). */
@@ -530,6 +543,9 @@ static void test_rpc_hello_and_state(void **state)
     assert_int_equal(hr.lease_ms, 600000);
     assert_int_equal(hr.max_batch, MMC_BATCH_MAX);
     assert_int_equal(hr.pool_id, mmc_meta_config(t->meta)->pool_id);
+    /* no device window by default */
+    assert_int_equal(hr.max_hbm_segment_size, 0);
+    assert_int_equal(hr.device_base, mmc_meta_config(t->meta)->device_base);
     assert_int_equal(test_rpc_hello(c).meta_id, hr.meta_id);
 
     test_rpc_encode_keys(&w, keys, 1);
@@ -622,7 +638,7 @@ static mf_status_t test_rpc_register_segs(mf_net_client_t *c, uint32_t rank,
     return status;
 }
 
-/* HBM segments are refused until a device window exists (warned once per
+/* Without a device window HBM segments are refused (warned once per
  * connection); unknown media are invalid; nothing stays registered. */
 static void test_rpc_register_media(void **state)
 {
@@ -667,6 +683,109 @@ static void test_rpc_register_media(void **state)
     assert_int_equal(test_rpc_view(t->meta).segs, 1);
     mf_net_client_destroy(a);
     mf_net_client_destroy(b);
+}
+
+/* With a device window: HELLO tells it, REGISTER takes an HBM segment at
+ * the rank's slot of it (and nowhere else), PUT_ALLOC places replicas on
+ * the media it names, evicts there only, and refuses an unknown one. */
+static void test_rpc_hbm(void **state)
+{
+    const uint64_t dev_base = 0x600000000000ull, max_hbm = 64ull << 20;
+    mmc_meta_t *meta = test_rpc_start_with(
+        "max_hbm_segment_size", "64M", "device_base", "0x600000000000", NULL);
+    mf_net_client_t *a = test_rpc_connect(meta);
+    mf_net_client_t *b;
+    mmc_seg_desc_t segs[2] = {
+        {.media = MMC_MEDIA_DRAM,
+         .gva = HOST_BASE + 2 * MAX_SEG,
+         .size = 64 * PG},
+        {.media = MMC_MEDIA_HBM,
+         .gva = dev_base + 3 * max_hbm,
+         .size = 16 * PG},
+    };
+    char(*keys)[32] = test_rpc_keys(4, "hbm");
+    mmc_obj_list_t puts;
+    mmc_hello_resp_t hr;
+    test_rpc_view_t v;
+
+    (void)state;
+    hr = test_rpc_hello(a);
+    assert_int_equal(hr.device_base, dev_base);
+    assert_int_equal(hr.max_hbm_segment_size, max_hbm);
+    /* another rank's slot, then over the stride */
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
+                     MF_ERR_INVALID);
+    segs[1].gva = dev_base + 2 * max_hbm;
+    segs[1].size = max_hbm + PG;
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
+                     MF_ERR_INVALID);
+    segs[1].size = 16 * PG;
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs), MF_OK);
+    /* an HBM-only member */
+    b = test_rpc_member(meta, 0, 0);
+    segs[1].gva = dev_base + 5 * max_hbm;
+    assert_int_equal(test_rpc_register_segs(b, 5, "h2", 1, &segs[1]), MF_OK);
+    v = test_rpc_view(meta);
+    assert_int_equal(v.segs, 3);
+    assert_int_equal(v.capacity, 64 * PG + 2 * 16 * PG);
+
+    /* two HBM replicas: ranks 2 and 5, each in its slot */
+    assert_int_equal(test_rpc_put_alloc_media(a, keys, 2, 3 * PG, 2, 0,
+                                              MMC_MEDIA_HBM, &puts),
+                     MF_OK);
+    for (uint32_t i = 0; i < 2; i++) {
+        assert_int_equal(puts.items[i].status, MMC_OK);
+        assert_int_equal(puts.items[i].nrep, 2);
+        for (uint32_t r = 0; r < 2; r++) {
+            const mmc_replica_t *rep = &puts.items[i].reps[r];
+
+            assert_int_equal(rep->media, MMC_MEDIA_HBM);
+            assert_true(rep->rank == 2 || rep->rank == 5);
+            assert_true(rep->gva >= dev_base + rep->rank * max_hbm);
+            assert_true(rep->gva + 3 * PG <=
+                        dev_base + rep->rank * max_hbm + 16 * PG);
+        }
+    }
+    test_rpc_commit(a, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    assert_int_equal(test_rpc_key_info(meta, "hbm-0").info.media[0],
+                     MMC_MEDIA_HBM);
+    /* DRAM: rank 2 only */
+    assert_int_equal(test_rpc_put_alloc_media(a, keys + 2, 1, 11 * PG, 1, 0,
+                                              MMC_MEDIA_DRAM, &puts),
+                     MF_OK);
+    assert_int_equal(puts.items[0].status, MMC_OK);
+    assert_int_equal(puts.items[0].reps[0].media, MMC_MEDIA_DRAM);
+    assert_int_equal(puts.items[0].reps[0].gva, HOST_BASE + 2 * MAX_SEG);
+    test_rpc_commit(a, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    /* 11 pages on HBM: the HBM objects make room, the DRAM one stays */
+    assert_int_equal(test_rpc_put_alloc_media(a, keys + 3, 1, 11 * PG, 1, 0,
+                                              MMC_MEDIA_HBM, &puts),
+                     MF_OK);
+    assert_int_equal(puts.items[0].status, MMC_OK);
+    assert_int_equal(puts.items[0].reps[0].gva, dev_base + 2 * max_hbm);
+    test_rpc_commit(a, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    assert_int_equal(test_rpc_key_info(meta, "hbm-0").status,
+                     MMC_ERR_NOT_FOUND);
+    assert_int_equal(test_rpc_key_info(meta, "hbm-2").status, MMC_OK);
+    /* larger than any HBM segment: no space, whatever DRAM has */
+    assert_int_equal(test_rpc_put_alloc_media(a, keys, 1, 17 * PG, 1, 0,
+                                              MMC_MEDIA_HBM, &puts),
+                     MF_OK);
+    assert_int_equal(puts.items[0].status, MMC_ERR_NO_SPACE);
+    mmc_obj_list_free(&puts);
+    /* an unknown media fails the request */
+    assert_int_equal(test_rpc_put_alloc_media(a, keys, 1, PG, 1, 0, 2, &puts),
+                     MF_ERR_INVALID);
+    v = test_rpc_view(meta);
+    assert_int_equal(v.used, 2 * 11 * PG);
+    assert_int_equal(v.replicas, 2);
+    mf_net_client_destroy(a);
+    mf_net_client_destroy(b);
+    free(keys);
+    mmc_meta_stop(meta);
 }
 
 /* NOT_FOUND of GET, EXIST, QUERY and REMOVE is a miss, not an error. */
@@ -1352,6 +1471,7 @@ int main(void)
         T(test_rpc_hello_and_state),
         T(test_rpc_register_checks),
         T(test_rpc_register_media),
+        T(test_rpc_hbm),
         T(test_rpc_misses),
         T(test_rpc_round),
         T(test_rpc_batch),

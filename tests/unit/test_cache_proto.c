@@ -4,7 +4,8 @@
  * byte, bad keys, bad strings and counts over their limits are refused
  * with MF_ERR_PROTO and leave the output zeroed (ASan catches a leak or
  * an out-of-bounds read); a count the body cannot hold is refused before
- * anything is allocated.  Also the names of opcodes and status codes.
+ * anything is allocated; the fields of version 2 sit at their bytes.  Also
+ * the names of opcodes and status codes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -270,6 +271,9 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
         assert_int_equal(a->hello_resp.max_batch, b->hello_resp.max_batch);
         assert_int_equal(a->hello_resp.member_timeout_ms,
                          b->hello_resp.member_timeout_ms);
+        assert_int_equal(a->hello_resp.device_base, b->hello_resp.device_base);
+        assert_int_equal(a->hello_resp.max_hbm_segment_size,
+                         b->hello_resp.max_hbm_segment_size);
         break;
     case TEST_REGISTER:
         assert_int_equal(a->reg.rank, b->reg.rank);
@@ -284,6 +288,7 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
     case TEST_PUT_ALLOC:
         assert_int_equal(a->put.flags, b->put.flags);
         assert_int_equal(a->put.replicas, b->put.replicas);
+        assert_int_equal(a->put.media, b->put.media);
         assert_int_equal(a->put.npref, b->put.npref);
         for (i = 0; i < a->put.npref; i++) {
             assert_int_equal(a->put.pref[i], b->put.pref[i]);
@@ -400,6 +405,11 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
             m->hello_resp.lease_ms = 5000;
             m->hello_resp.max_batch = UINT32_MAX;
             m->hello_resp.member_timeout_ms = 10000;
+            /* variant 1: a pool without a device window */
+            m->hello_resp.device_base =
+                (variant == 1) ? 0 : 0x600000000000ull + (uint64_t)variant;
+            m->hello_resp.max_hbm_segment_size =
+                (variant == 1) ? 0 : (UINT64_MAX - (uint64_t)variant);
         }
         break;
     case TEST_REGISTER:
@@ -422,6 +432,9 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
     case TEST_PUT_ALLOC:
         m->put.flags = (variant & 1) ? MMC_PUT_REPLACE : 0;
         m->put.replicas = (variant == 2) ? 0xffffffffu : (uint32_t)variant + 1;
+        m->put.media = (variant == 3)   ? 0xff
+                       : (variant == 1) ? MMC_MEDIA_HBM
+                                        : MMC_MEDIA_DRAM;
         m->put.npref = (variant == 0)   ? 0
                        : (variant == 1) ? 1
                                         : MMC_MAX_REPLICAS;
@@ -801,6 +814,7 @@ static void test_put_head(mf_wbuf_t *w)
 {
     mf_wbuf_put_u32(w, 0);
     mf_wbuf_put_u32(w, 1);
+    mf_wbuf_put_u8(w, MMC_MEDIA_DRAM);
     mf_wbuf_put_u32(w, 0);
 }
 
@@ -842,6 +856,7 @@ static void test_count_limits(void **state)
     mf_wbuf_init(&w);
     mf_wbuf_put_u32(&w, 0);
     mf_wbuf_put_u32(&w, 1);
+    mf_wbuf_put_u8(&w, MMC_MEDIA_DRAM);
     mf_wbuf_put_u32(&w, MMC_MAX_REPLICAS + 1);
     for (uint32_t i = 0; i < MMC_MAX_REPLICAS + 1; i++) {
         mf_wbuf_put_u32(&w, i);
@@ -880,16 +895,64 @@ static void test_count_limits(void **state)
     test_refused(TEST_REGISTER, w.data, w.len);
     mf_wbuf_free(&w);
 
-    /* any replicas value decodes: the meta service checks it */
+    /* any replicas and media values decode: the meta service checks them */
     mf_wbuf_init(&w);
     mf_wbuf_put_u32(&w, 0xffffffffu);
     mf_wbuf_put_u32(&w, 0xffffffffu);
+    mf_wbuf_put_u8(&w, 0xfe);
     mf_wbuf_put_u32(&w, 0);
     mf_wbuf_put_u32(&w, 0);
     assert_int_equal(test_decode(TEST_PUT_ALLOC, w.data, w.len, &out), MF_OK);
     assert_int_equal(out.put.replicas, 0xffffffffu);
+    assert_int_equal(out.put.media, 0xfe);
     assert_int_equal(out.put.count, 0);
     assert_null(out.put.items);
+    test_msg_free(TEST_PUT_ALLOC, &out);
+    mf_wbuf_free(&w);
+}
+
+/* The bytes of the fields version 2 added: the device window at the end
+ * of HELLO's response, the media right after the replica count of
+ * PUT_ALLOC. */
+static void test_media_layout(void **state)
+{
+    static const uint8_t hello_tail[16] = {
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,
+        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11,
+    };
+    static const uint8_t put[] = {
+        0x00, 0x00, 0x00, 0x00, /* flags */
+        0x02, 0x00, 0x00, 0x00, /* replicas */
+        0x01,                   /* media: HBM */
+        0x01, 0x00, 0x00, 0x00, /* npref */
+        0x05, 0x00, 0x00, 0x00, /* pref[0] */
+        0x00, 0x00, 0x00, 0x00, /* count */
+    };
+    test_msg_t m, out;
+    mf_wbuf_t w;
+
+    (void)state;
+    assert_int_equal(MMC_PROTO_VERSION, 2);
+    memset(&m, 0, sizeof(m));
+    m.hello_resp.device_base = 0x0102030405060708ull;
+    m.hello_resp.max_hbm_segment_size = 0x1112131415161718ull;
+    mf_wbuf_init(&w);
+    mmc_hello_resp_encode(&w, &m.hello_resp);
+    assert_int_equal(w.len, 68);
+    assert_memory_equal(w.data + w.len - 16, hello_tail, 16);
+    mf_wbuf_free(&w);
+
+    memset(&m, 0, sizeof(m));
+    m.put.replicas = 2;
+    m.put.media = MMC_MEDIA_HBM;
+    m.put.npref = 1;
+    m.put.pref[0] = 5;
+    mf_wbuf_init(&w);
+    mmc_put_alloc_req_encode(&w, &m.put);
+    assert_int_equal(w.len, sizeof(put));
+    assert_memory_equal(w.data, put, sizeof(put));
+    assert_int_equal(test_decode(TEST_PUT_ALLOC, w.data, w.len, &out), MF_OK);
+    assert_int_equal(out.put.media, MMC_MEDIA_HBM);
     test_msg_free(TEST_PUT_ALLOC, &out);
     mf_wbuf_free(&w);
 }
@@ -1076,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_bad_strings),
         cmocka_unit_test(test_count_limits),
+        cmocka_unit_test(test_media_layout),
         cmocka_unit_test(test_huge_count_short_body),
         cmocka_unit_test(test_random_bodies),
         cmocka_unit_test(test_free_zeroed),

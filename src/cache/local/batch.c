@@ -233,24 +233,34 @@ mmc_status_t mmc_batch_check_iov(const char *what, const mmc_local_item_t *item,
     return MF_OK;
 }
 
-mf_copy_dir_t mmc_batch_dir(const mmc_local_item_t *items, size_t count,
-                            bool put)
+mf_copy_dir_t mmc_batch_dir(const mmc_batch_rec_t *recs, size_t count, bool put)
 {
-    bool host = true, device = true;
+    /* [local device][global device] */
+    static const mf_copy_dir_t dirs[2][2][2] = {
+        {{MF_COPY_GH2LH, MF_COPY_GD2LH}, {MF_COPY_GH2LD, MF_COPY_GD2LD}},
+        {{MF_COPY_LH2GH, MF_COPY_LH2GD}, {MF_COPY_LD2GH, MF_COPY_LD2GD}},
+    };
+    bool lhost = true, ldev = true, ghost = true, gdev = true;
 
     for (size_t i = 0; i < count; i++) {
-        for (size_t j = 0; j < items[i].niov && items[i].iov != NULL; j++) {
-            host = host && items[i].iov[j].mem == MMC_MEM_HOST;
-            device = device && items[i].iov[j].mem == MMC_MEM_DEVICE;
+        const mmc_local_item_t *item = recs[i].item;
+
+        if (recs[i].status != MMC_OK || item == NULL) {
+            continue;
+        }
+        for (size_t j = 0; j < item->niov && item->iov != NULL; j++) {
+            lhost = lhost && item->iov[j].mem == MMC_MEM_HOST;
+            ldev = ldev && item->iov[j].mem == MMC_MEM_DEVICE;
+        }
+        for (uint8_t r = 0; r < recs[i].obj.nrep; r++) {
+            ghost = ghost && recs[i].obj.reps[r].media == MMC_MEDIA_DRAM;
+            gdev = gdev && recs[i].obj.reps[r].media == MMC_MEDIA_HBM;
         }
     }
-    if (host) {
-        return put ? MF_COPY_LH2GH : MF_COPY_GH2LH;
+    if ((!lhost && !ldev) || (!ghost && !gdev)) {
+        return MF_COPY_AUTO; /* each address is what it is */
     }
-    if (device) {
-        return put ? MF_COPY_LD2GH : MF_COPY_GH2LD;
-    }
-    return MF_COPY_AUTO; /* each local buffer is what its pointer is */
+    return dirs[put][!lhost][!ghost];
 }
 
 /* Sum of the lengths of an item's buffers. */

@@ -82,9 +82,12 @@ mmc_status_t mmc_batch_check_key(const char *what, const char *key,
 mmc_status_t mmc_batch_check_iov(const char *what, const mmc_local_item_t *item,
                                  size_t index, unsigned *nbad);
 uint64_t mmc_batch_iov_size(const mmc_iov_t *iov, size_t niov);
-/* The direction of a call's copies from the memory of its buffers: all
- * host, all device, else AUTO (each local buffer classified). */
-mf_copy_dir_t mmc_batch_dir(const mmc_local_item_t *items, size_t count,
+/* The direction of a put's or a get's copies, over the records still
+ * going (status MMC_OK): the local side from the memory of their buffers
+ * (all host, all device), the global side from the media of their
+ * replicas (all DRAM: host, all HBM: device); AUTO when either side is
+ * mixed or unknown (each address classified). */
+mf_copy_dir_t mmc_batch_dir(const mmc_batch_rec_t *recs, size_t count,
                             bool put);
 mmc_key_t mmc_batch_key(const char *key);
 

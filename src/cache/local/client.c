@@ -4,9 +4,13 @@
  * one RPC helper every operation uses, and user buffer registration.
  *
  * Start: RPC connect -> HELLO (store port, pool id, world size, segment
- * stride, GVA base, batch limit) -> mf_bm_init on the store the meta
- * service hosts -> mf_bm_create -> mf_bm_join -> REGISTER {rank, host id,
- * the DRAM segment, or none for a pure client}.
+ * stride, GVA base, device window, batch limit) -> mf_bm_init on the
+ * store the meta service hosts -> mf_bm_create -> mf_bm_join -> REGISTER
+ * {rank, host id, the DRAM segment and the HBM segment where they are
+ * contributed, none for a pure client}.
+ *
+ * Every member of a pool with a device window reserves it, HBM or not,
+ * so that each can address every rank's HBM segment.
  *
  * The BM pool is elastic (MF_BM_CREATE_ELASTIC): local services come and
  * go one at a time, so no creator waits for the others and each checks
@@ -205,7 +209,9 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
         (hello.pool_id != mmc->hello.pool_id ||
          hello.world_size != mmc->hello.world_size ||
          hello.host_base != mmc->hello.host_base ||
-         hello.max_segment_size != mmc->hello.max_segment_size)) {
+         hello.max_segment_size != mmc->hello.max_segment_size ||
+         hello.device_base != mmc->hello.device_base ||
+         hello.max_hbm_segment_size != mmc->hello.max_hbm_segment_size)) {
         mf_error("mmc-local: the meta service now runs another pool layout; "
                  "this process must be restarted");
         status = MF_ERR_STATE;
@@ -325,6 +331,30 @@ static void mmc_local_ping_stop(mmc_t *mmc)
 
 /* ------------------------------------------------------------ pool */
 
+/* hbm_size fits the pool's device window. */
+static mmc_status_t mmc_local_hbm_check(const mmc_t *mmc)
+{
+    uint64_t max = mmc->hello.max_hbm_segment_size;
+
+    if (mmc->cfg.hbm_size == 0) {
+        return MF_OK;
+    }
+    if (max == 0) {
+        mf_error("mmc-local: hbm_size %" PRIu64 " but the pool has no "
+                 "device window (the meta service's max_hbm_segment_size "
+                 "is 0)",
+                 mmc->cfg.hbm_size);
+        return MF_ERR_CONFIG;
+    }
+    if (mmc->cfg.hbm_size > max) {
+        mf_error("mmc-local: hbm_size %" PRIu64 " is larger than the "
+                 "pool's max_hbm_segment_size %" PRIu64,
+                 mmc->cfg.hbm_size, max);
+        return MF_ERR_CONFIG;
+    }
+    return MF_OK;
+}
+
 /* mf_bm_init (retrying while a rank is being freed), create, join. */
 static mmc_status_t mmc_local_pool_open(mmc_t *mmc, uint64_t deadline_ms)
 {
@@ -333,9 +363,14 @@ static mmc_status_t mmc_local_pool_open(mmc_t *mmc, uint64_t deadline_ms)
     mmc_status_t status;
     char url[300];
 
+    status = mmc_local_hbm_check(mmc);
+    if (status != MF_OK) {
+        return status;
+    }
     snprintf(url, sizeof(url), "tcp://%s:%u", mmc->meta_host,
              mmc->hello.store_port);
     fabric.host_base = mmc->hello.host_base;
+    fabric.device_base = mmc->hello.device_base;
     for (;;) {
         status = mf_bm_init(url, mmc->hello.world_size, MF_RANK_AUTO, &fabric);
         if (status != MF_ERR_BUSY || mf_time_ms() >= deadline_ms) {
@@ -359,6 +394,8 @@ static mmc_status_t mmc_local_pool_open(mmc_t *mmc, uint64_t deadline_ms)
                                  ? mmc->cfg.dram_size
                                  : MMC_LOCAL_PURE_CLIENT_SIZE;
     params.max_dram_per_rank = mmc->hello.max_segment_size;
+    params.local_hbm_size = mmc->cfg.hbm_size;
+    params.max_hbm_per_rank = mmc->hello.max_hbm_segment_size;
     params.flags = MF_BM_CREATE_ELASTIC; /* members come and go */
     if (params.local_dram_size > params.max_dram_per_rank) {
         mf_error("mmc-local: dram_size %" PRIu64 " is larger than the "
@@ -401,16 +438,24 @@ static void mmc_local_pool_close(mmc_t *mmc)
 static void mmc_local_fill_register(mmc_t *mmc)
 {
     mmc_register_req_t *reg = &mmc->reg;
+    mmc_seg_desc_t *seg;
 
     memset(reg, 0, sizeof(*reg));
     reg->rank = mmc->rank;
     mf_strlcpy(reg->host_id, mf_bm_host_id(mmc->bm), sizeof(reg->host_id));
     if (mmc->cfg.dram_size != 0) {
-        reg->nsegs = 1;
-        reg->segs[0].media = MMC_MEDIA_DRAM;
-        reg->segs[0].gva = (uint64_t)(uintptr_t)mf_bm_gva_of_rank(
-            mmc->bm, mmc->rank, MF_MEM_HOST);
-        reg->segs[0].size = mmc->cfg.dram_size;
+        seg = &reg->segs[reg->nsegs++];
+        seg->media = MMC_MEDIA_DRAM;
+        seg->gva = (uint64_t)(uintptr_t)mf_bm_gva_of_rank(mmc->bm, mmc->rank,
+                                                          MF_MEM_HOST);
+        seg->size = mmc->cfg.dram_size;
+    }
+    if (mmc->cfg.hbm_size != 0) {
+        seg = &reg->segs[reg->nsegs++];
+        seg->media = MMC_MEDIA_HBM;
+        seg->gva = (uint64_t)(uintptr_t)mf_bm_gva_of_rank(mmc->bm, mmc->rank,
+                                                          MF_MEM_DEVICE);
+        seg->size = mmc->cfg.hbm_size;
     }
 }
 
@@ -524,8 +569,10 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     }
     atomic_store(&mmc->host_idx, host_idx);
     atomic_store(&mmc->registered, true);
-    mf_info("mmc-local: rank %u of pool %u, %" PRIu64 " bytes, host %u",
-            mmc->rank, mmc->hello.pool_id, cfg->dram_size, host_idx);
+    mf_info("mmc-local: rank %u of pool %u, %" PRIu64 " bytes of DRAM, %" PRIu64
+            " of HBM, host %u",
+            mmc->rank, mmc->hello.pool_id, cfg->dram_size, cfg->hbm_size,
+            host_idx);
     *mmc_p = mmc;
     return MF_OK;
 

@@ -26,6 +26,9 @@ static const mf_cfg_entry_t mmc_cfg_entries[] = {
     {"dram_size", MF_CFG_SIZE, offsetof(mmc_config_t, dram_size), 0, "1G", 0, 0,
      "DRAM this process contributes to the pool; 0: a pure client that "
      "stores nothing"},
+    {"hbm_size", MF_CFG_SIZE, offsetof(mmc_config_t, hbm_size), 0, "0", 0, 0,
+     "device memory (HBM) this process contributes to the pool; 0: none. "
+     "Needs the meta service's max_hbm_segment_size >= it and CUDA"},
     {"replicas", MF_CFG_U32, offsetof(mmc_config_t, replicas), 0, "1", 1,
      MMC_MAX_REPLICAS, "replicas of a put that does not ask for a number"},
     {"timeout_ms", MF_CFG_MS, offsetof(mmc_config_t, timeout_ms), 0, "10s", 1,

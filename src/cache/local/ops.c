@@ -3,11 +3,13 @@
  * each in single, batch and layers forms.  Every form runs the batch path;
  * a single-key call is a batch of one and returns the item's status.
  *
- * put:  validate -> PUT_ALLOC (requests of at most max_batch keys) -> one
- *       batch copy LH2GH of every piece of every item, replica and layer ->
+ * put:  validate -> PUT_ALLOC (requests of at most max_batch keys, the
+ *       media of the options) -> one batch copy of every piece of every
+ *       item, replica and layer (to global host or device memory, as the
+ *       replicas' media says) ->
  *       PUT_COMMIT of every allocated item, with MMC_OK or the copy error
  *       (which aborts the item: its space is freed, nothing is readable).
- * get:  validate -> GET (read leases) -> size check -> one batch copy GH2LH
+ * get:  validate -> GET (read leases) -> size check -> one batch copy
  *       from each item's best replica (on a rank seen joined, same host
  *       first); items whose copy failed with a peer error go again from
  *       their next replica ->
@@ -39,6 +41,9 @@
     (offsetof(mmc_put_opts_t, mem) + sizeof(((mmc_put_opts_t *)0)->mem))
 #define MMC_OPS_OBJ_INFO_MIN                                                   \
     (offsetof(mmc_obj_info_t, gvas) + sizeof(((mmc_obj_info_t *)0)->gvas))
+/* Options up to media: the ones a caller's struct may lack. */
+#define MMC_OPS_PUT_OPTS_MEDIA                                                 \
+    (offsetof(mmc_put_opts_t, media) + sizeof(((mmc_put_opts_t *)0)->media))
 /* A larger info_size is garbage, not a newer struct. */
 #define MMC_OPS_OBJ_INFO_MAX 4096u
 
@@ -77,6 +82,14 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
             mmc_batch_fill(results, count, MF_ERR_INVALID);
             return MF_ERR_INVALID;
         }
+        if (opts->size >= MMC_OPS_PUT_OPTS_MEDIA) {
+            if (opts->media != MMC_MEDIA_DRAM && opts->media != MMC_MEDIA_HBM) {
+                mf_error("%s: unknown media %u", what, opts->media);
+                mmc_batch_fill(results, count, MF_ERR_INVALID);
+                return MF_ERR_INVALID;
+            }
+            req.media = (uint8_t)opts->media;
+        }
         if (opts->replicas != 0) {
             req.replicas = opts->replicas;
         }
@@ -108,7 +121,7 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
         }
     }
     status = mmc_batch_copier_init(
-        &copier, mmc, mmc_batch_dir(items, count, true), npieces, recs);
+        &copier, mmc, mmc_batch_dir(recs, count, true), npieces, recs);
     if (status != MF_OK) {
         /* the allocated puts are reclaimed by the meta's put timeout */
         mmc_batch_fill(results, count, status);
@@ -284,7 +297,7 @@ static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
 
     /* copies: every pending item from its next replica, until none is */
     status = mmc_batch_copier_init(
-        &copier, mmc, mmc_batch_dir(items, count, false), npieces, recs);
+        &copier, mmc, mmc_batch_dir(recs, count, false), npieces, recs);
     if (status == MF_OK) {
         deadline = mf_time_ms() + mmc->cfg.timeout_ms;
         while (mmc_ops_get_round(mmc, recs, count, &copier, deadline) > 0) {

@@ -27,9 +27,13 @@
  * sent, the client never learns its put ids or lease ids: the puts are
  * aborted and the leases released at once rather than left to the timers.
  *
- * Media.  REGISTER refuses HBM segments (MF_ERR_UNSUPPORTED, warned once
- * per connection): there is no device GVA window to check them against
- * yet.  Any other media but DRAM is MF_ERR_INVALID.
+ * Media.  A rank may register a DRAM and an HBM segment, each at its
+ * slot of the pool's host or device window.  Without a device window
+ * (max_hbm_segment_size 0) REGISTER refuses HBM segments with
+ * MF_ERR_UNSUPPORTED, warned once per connection; other media are
+ * MF_ERR_INVALID.  PUT_ALLOC names one media for all its items; their
+ * replicas go to segments of that media only (MF_ERR_INVALID for the
+ * request when it names none known).
  *
  * Expiry.  The timer expires at most MMC_META_EXPIRE_BUDGET leases and
  * puts per run and, when more are due, runs again at once (after pending
@@ -460,6 +464,8 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     state_params.max_ranks = cfg->max_ranks;
     state_params.max_segment_size = cfg->max_segment_size;
     state_params.host_base = cfg->host_base;
+    state_params.max_hbm_segment_size = cfg->max_hbm_segment_size;
+    state_params.device_base = cfg->device_base;
     state_params.alloc_align = cfg->alloc_align;
     state_params.lease_ms = cfg->lease_ms;
     state_params.put_timeout_ms = cfg->put_timeout_ms;

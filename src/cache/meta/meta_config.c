@@ -12,11 +12,14 @@
  * Checks come in two kinds:
  *   - of one value (bounds from the table, plus the few the table cannot
  *     say: alloc_align a power of two, page-aligned host_base and
- *     max_segment_size, a non-empty addr), made whenever a value is set,
+ *     max_segment_size, device_base and max_hbm_segment_size multiples of
+ *     MMC_META_HBM_ALIGN, a non-empty addr), made whenever a value is set,
  *     with the origin (file:line, variable) in the message;
  *   - across values (the GVA window host_base + max_ranks x
- *     max_segment_size must end within the 47-bit user address space;
- *     evict_low_pct below evict_high_pct),
+ *     max_segment_size must end within the 47-bit user address space, and
+ *     so must the device window device_base + max_ranks x
+ *     max_hbm_segment_size, apart from the host window, when the pool has
+ *     one; evict_low_pct below evict_high_pct),
  *     made by mmc_meta_config_check() once every source is applied, so
  *     that the order of settings does not matter.
  */
@@ -73,6 +76,14 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
     MMC_META_OPT(host_base, MF_CFG_U64, MF_MEM_DEFAULT_BASE_STR, 0, 0,
                  "GVA window base of host segments; page aligned, the same "
                  "in every process of the pool"),
+    MMC_META_OPT(max_hbm_segment_size, MF_CFG_SIZE, "0", 0, MMC_META_VA_LIMIT,
+                 "largest HBM (device memory) segment a rank may contribute "
+                 "(its device GVA stride); a multiple of 2M; 0: the pool "
+                 "has no device window and takes no HBM"),
+    MMC_META_OPT(device_base, MF_CFG_U64, MF_MEM_DEFAULT_DEVICE_BASE_STR, 0, 0,
+                 "GVA window base of HBM segments; a multiple of 2M, apart "
+                 "from the host window, the same in every process of the "
+                 "pool"),
     MMC_META_OPT(alloc_align, MF_CFG_SIZE, "4096", 4096, 1u << 30,
                  "alignment of replicas in segments; a power of two"),
     MMC_META_OPT(lease_ms, MF_CFG_MS, "30s", 1, 86400000,
@@ -184,6 +195,55 @@ static mf_status_t mmc_meta_opts_check_key(const mmc_meta_opts_t *o,
                  origin, (unsigned long long)c->host_base,
                  (unsigned long long)page,
                  (unsigned long long)MMC_META_VA_LIMIT);
+        return MF_ERR_CONFIG;
+    }
+    if (strcmp(key, "max_hbm_segment_size") == 0 &&
+        c->max_hbm_segment_size % MMC_META_HBM_ALIGN != 0) {
+        mf_error("mmc-meta: %s: 'max_hbm_segment_size' %llu is not a "
+                 "multiple of 2M",
+                 origin, (unsigned long long)c->max_hbm_segment_size);
+        return MF_ERR_CONFIG;
+    }
+    if (strcmp(key, "device_base") == 0 &&
+        (c->device_base == 0 || c->device_base % MMC_META_HBM_ALIGN != 0 ||
+         c->device_base >= MMC_META_VA_LIMIT)) {
+        mf_error("mmc-meta: %s: 'device_base' 0x%llx must be non-zero, a "
+                 "multiple of 2M and below 0x%llx",
+                 origin, (unsigned long long)c->device_base,
+                 (unsigned long long)MMC_META_VA_LIMIT);
+        return MF_ERR_CONFIG;
+    }
+    return MF_OK;
+}
+
+/* The device window, when the pool has one: inside the address space and
+ * apart from the host window [host_base, host_base + host_len). */
+static mf_status_t mmc_meta_check_device_window(const mmc_meta_config_t *c,
+                                                uint64_t host_len)
+{
+    uint64_t len, end;
+
+    if (c->max_hbm_segment_size == 0) {
+        return MF_OK;
+    }
+    if (__builtin_mul_overflow((uint64_t)c->max_ranks, c->max_hbm_segment_size,
+                               &len) ||
+        __builtin_add_overflow(c->device_base, len, &end) ||
+        end > MMC_META_VA_LIMIT) {
+        mf_error("mmc-meta: config: the device window does not fit: "
+                 "device_base 0x%llx + max_ranks %u x max_hbm_segment_size "
+                 "%llu goes beyond the 47-bit address space (0x%llx)",
+                 (unsigned long long)c->device_base, c->max_ranks,
+                 (unsigned long long)c->max_hbm_segment_size,
+                 (unsigned long long)MMC_META_VA_LIMIT);
+        return MF_ERR_CONFIG;
+    }
+    if (c->device_base < c->host_base + host_len && c->host_base < end) {
+        mf_error("mmc-meta: config: the device window 0x%llx..0x%llx meets "
+                 "the host window 0x%llx..0x%llx; move device_base",
+                 (unsigned long long)c->device_base, (unsigned long long)end,
+                 (unsigned long long)c->host_base,
+                 (unsigned long long)(c->host_base + host_len));
         return MF_ERR_CONFIG;
     }
     return MF_OK;
@@ -421,6 +481,10 @@ mf_status_t mmc_meta_config_check(const mmc_meta_config_t *cfg)
                  (unsigned long long)MMC_META_VA_LIMIT);
         return MF_ERR_CONFIG;
     }
+    status = mmc_meta_check_device_window(&o.cfg, len);
+    if (status != MF_OK) {
+        return status;
+    }
     if (o.cfg.evict_low_pct >= o.cfg.evict_high_pct) {
         mf_error("mmc-meta: config: 'evict_low_pct' %u must be below "
                  "'evict_high_pct' %u",
@@ -435,7 +499,10 @@ void mmc_meta_config_print_help(FILE *out)
     mf_cfg_print_help(&mmc_meta_cfg_table, out);
     fprintf(out,
             "  host_base + max_ranks x max_segment_size must not exceed "
-            "0x%llx (47 bits); evict_low_pct < evict_high_pct.\n",
+            "0x%llx (47 bits), nor, with max_hbm_segment_size > 0, "
+            "device_base + max_ranks x max_hbm_segment_size, which must "
+            "stay apart from the host window; evict_low_pct < "
+            "evict_high_pct.\n",
             (unsigned long long)MMC_META_VA_LIMIT);
 }
 

@@ -14,15 +14,19 @@
 #include <stdio.h>
 
 typedef struct mmc_meta_config {
-    char addr[64];              /* address the three servers bind */
-    uint32_t port;              /* RPC port; 0 = a free one */
-    uint32_t store_port;        /* config store port; 0 = a free one */
-    uint32_t http_port;         /* HTTP port; 0 = a free one */
-    bool http_enable;           /* serve HTTP at all */
-    uint32_t pool_id;           /* MemFabric BM id of the pool */
-    uint32_t max_ranks;         /* ranks of the pool (BM world size) */
-    uint64_t max_segment_size;  /* largest segment a rank may contribute */
-    uint64_t host_base;         /* GVA window base of host segments */
+    char addr[64];             /* address the three servers bind */
+    uint32_t port;             /* RPC port; 0 = a free one */
+    uint32_t store_port;       /* config store port; 0 = a free one */
+    uint32_t http_port;        /* HTTP port; 0 = a free one */
+    bool http_enable;          /* serve HTTP at all */
+    uint32_t pool_id;          /* MemFabric BM id of the pool */
+    uint32_t max_ranks;        /* ranks of the pool (BM world size) */
+    uint64_t max_segment_size; /* largest segment a rank may contribute */
+    uint64_t host_base;        /* GVA window base of host segments */
+    /* largest HBM segment a rank may contribute, the device GVA stride
+     * (0: no device window, no HBM), and the base of that window */
+    uint64_t max_hbm_segment_size;
+    uint64_t device_base;
     uint64_t alloc_align;       /* alignment of replicas in segments */
     uint32_t lease_ms;          /* read lease duration */
     uint32_t put_timeout_ms;    /* an uncommitted put is aborted after */
@@ -49,6 +53,10 @@ typedef struct mmc_meta_config {
 #define MMC_META_DEFAULT_SEGMENT "256G"
 #endif
 
+/* What max_hbm_segment_size and device_base are multiples of: the
+ * allocation granularity of device memory that MemFabric assumes. */
+#define MMC_META_HBM_ALIGN (2ull << 20)
+
 void mmc_meta_config_init(mmc_meta_config_t *cfg);
 /* MF_ERR_CONFIG (logged) for an unknown key or a bad value. */
 mf_status_t mmc_meta_config_set(mmc_meta_config_t *cfg, const char *key,
@@ -56,7 +64,9 @@ mf_status_t mmc_meta_config_set(mmc_meta_config_t *cfg, const char *key,
 /* "key = value" lines; errors name file and line. */
 mf_status_t mmc_meta_config_load_file(mmc_meta_config_t *cfg, const char *path);
 /* Checks every value and the combination of them (the GVA window
- * host_base + max_ranks * max_segment_size must end below 2^47,
+ * host_base + max_ranks * max_segment_size must end below 2^47, and so
+ * must the device window device_base + max_ranks * max_hbm_segment_size,
+ * apart from the host window, when max_hbm_segment_size is not 0;
  * evict_low_pct < evict_high_pct); run once
  * every source is applied.  mmc_meta_start() runs it too.  MF_ERR_CONFIG
  * (logged) or MF_OK. */

@@ -56,7 +56,8 @@ typedef struct mmc_meta_conn {
     mf_list_t link;           /* in meta->conns while owner is set */
     uint64_t last_ms;         /* when its last frame arrived */
     bool hello;
-    bool hbm_warned; /* an HBM segment was refused once already */
+    bool hbm_warned; /* an HBM segment was refused once already (no device
+                        window) */
     char name[MMC_PROTO_NAME_MAX + 1];
 } mmc_meta_conn_t;
 

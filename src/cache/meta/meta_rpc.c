@@ -46,12 +46,15 @@ void mmc_meta_handle_hello(mmc_meta_t *meta, mmc_meta_conn_t *mc,
         (meta->cfg.member_timeout_ms != 0)
             ? MF_MIN(meta->cfg.member_timeout_ms, meta->cfg.idle_timeout_ms)
             : meta->cfg.idle_timeout_ms;
+    resp.device_base = meta->cfg.device_base;
+    resp.max_hbm_segment_size = meta->cfg.max_hbm_segment_size;
     mmc_hello_resp_encode(&rep->body, &resp);
 }
 
-/* DRAM only: MF_ERR_INVALID for an unknown media, MF_ERR_UNSUPPORTED for
- * HBM (no device window to check its addresses against yet). */
-static mf_status_t mmc_meta_check_media(mmc_meta_conn_t *mc,
+/* MF_ERR_INVALID for an unknown media, MF_ERR_UNSUPPORTED for HBM in a
+ * pool without a device window (the state checks the addresses). */
+static mf_status_t mmc_meta_check_media(const mmc_meta_t *meta,
+                                        mmc_meta_conn_t *mc,
                                         const mmc_register_req_t *req)
 {
     bool hbm = false;
@@ -67,10 +70,11 @@ static mf_status_t mmc_meta_check_media(mmc_meta_conn_t *mc,
         }
         hbm |= (media == MMC_MEDIA_HBM);
     }
-    if (hbm) {
+    if (hbm && (meta->cfg.max_hbm_segment_size == 0)) {
         if (!mc->hbm_warned) {
             mf_warn("meta: %s registers rank %" PRIu32
-                    " with an HBM segment: not supported",
+                    " with an HBM segment, but the pool has no device "
+                    "window (max_hbm_segment_size = 0)",
                     mc->name, req->rank);
             mc->hbm_warned = true;
         }
@@ -90,7 +94,7 @@ void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     if (rep->status != MF_OK) {
         return;
     }
-    rep->status = mmc_meta_check_media(mc, &req);
+    rep->status = mmc_meta_check_media(meta, mc, &req);
     if (rep->status != MF_OK) {
         return;
     }
@@ -223,7 +227,8 @@ void mmc_meta_handle_put_alloc(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     if (!mmc_meta_batch_ok(meta, req.count, rep)) {
         goto out_free_req;
     }
-    if ((req.replicas == 0) || (req.replicas > MMC_MAX_REPLICAS)) {
+    if ((req.replicas == 0) || (req.replicas > MMC_MAX_REPLICAS) ||
+        ((req.media != MMC_MEDIA_DRAM) && (req.media != MMC_MEDIA_HBM))) {
         rep->status = MF_ERR_INVALID;
         goto out_free_req;
     }
@@ -234,6 +239,7 @@ void mmc_meta_handle_put_alloc(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     opts.replicas = req.replicas;
     opts.npref = req.npref;
     opts.pref = req.pref;
+    opts.media = req.media;
     for (uint32_t i = 0; i < req.count; i++) {
         (void)mmc_state_put_alloc(meta->state, mc->owner, req.items[i].key.data,
                                   req.items[i].key.len, req.items[i].size,

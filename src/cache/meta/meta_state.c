@@ -86,17 +86,11 @@ mmc_state_rank_t *mmc_state_rank_at(const mmc_state_t *state, uint32_t rank)
     return &state->ranks[rank];
 }
 
-uint64_t mmc_state_rank_free(const mmc_state_rank_t *rank)
+uint64_t mmc_state_rank_free(const mmc_state_rank_t *rank, uint8_t media)
 {
-    uint64_t best = 0;
+    const mmc_state_seg_t *seg = rank->segs[media];
 
-    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
-        const mmc_state_seg_t *seg = rank->segs[m];
-        if ((seg != NULL) && (seg->capacity - seg->used > best)) {
-            best = seg->capacity - seg->used;
-        }
-    }
-    return best;
+    return (seg != NULL) ? seg->capacity - seg->used : 0;
 }
 
 static void mmc_state_fill_result(const mmc_state_t *state,
@@ -316,7 +310,7 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
     memset(res, 0, sizeof(*res));
     if (!mmc_key_valid(key, key_len) || (size == 0) || (opts->replicas == 0) ||
         (opts->replicas > MMC_MAX_REPLICAS) ||
-        (opts->npref > MMC_MAX_REPLICAS) ||
+        (opts->npref > MMC_MAX_REPLICAS) || (opts->media >= MMC_STATE_NMEDIA) ||
         (size > UINT64_MAX - state->params.alloc_align)) {
         status = MF_ERR_INVALID;
         goto out;
@@ -544,15 +538,18 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
     mmc_state_t *state;
 
     if ((params->max_ranks == 0) || (params->max_segment_size == 0) ||
+        ((params->max_hbm_segment_size != 0) && (params->device_base == 0)) ||
         (params->alloc_align == 0) ||
         ((params->alloc_align & (params->alloc_align - 1)) != 0) ||
         (params->evict_high_pct > 100) ||
         ((params->evict_high_pct > 0) &&
          (params->evict_low_pct >= params->evict_high_pct))) {
         mf_error("meta state: bad parameters (max_ranks %" PRIu32
-                 ", max_segment_size %" PRIu64 ", alloc_align %" PRIu64
+                 ", max_segment_size %" PRIu64 ", max_hbm_segment_size %" PRIu64
+                 ", device_base 0x%" PRIx64 ", alloc_align %" PRIu64
                  ", evict_high_pct %" PRIu32 ", evict_low_pct %" PRIu32 ")",
                  params->max_ranks, params->max_segment_size,
+                 params->max_hbm_segment_size, params->device_base,
                  params->alloc_align, params->evict_high_pct,
                  params->evict_low_pct);
         return MF_ERR_INVALID;

@@ -17,6 +17,10 @@
  * eviction pass do at most the work they are given (mmc_state_expire_some,
  * mmc_state_evict_some).
  *
+ * Media: a rank has up to one segment per media (DRAM, HBM), each with
+ * its own allocator, LRU list and watermarks; a put names the media of
+ * its replicas and never lands, nor evicts, in another.
+ *
  * Eviction: each segment keeps the replicas of committed objects in LRU
  * order (a GET touches every replica of its object).  Pending puts and
  * unlinked objects are never candidates; an object under a read lease is
@@ -48,6 +52,10 @@ typedef struct mmc_state_params {
     uint32_t max_ranks;        /* ranks of the pool */
     uint64_t max_segment_size; /* GVA stride and largest segment */
     uint64_t host_base;        /* GVA of rank 0's DRAM segment */
+    /* The device window: rank r's HBM segment at device_base + r x
+     * max_hbm_segment_size, at most that large; 0: HBM is refused. */
+    uint64_t max_hbm_segment_size;
+    uint64_t device_base;
     uint64_t alloc_align;      /* power of two */
     uint32_t lease_ms;         /* read lease duration */
     uint32_t put_timeout_ms;   /* a pending put is reclaimed after */
@@ -111,10 +119,12 @@ uint32_t mmc_state_owner_rank(const mmc_state_owner_t *owner);
 
 /*
  * Registers owner as rank (on host host_id, shown as name) with nsegs
- * segments.  MF_ERR_INVALID: rank out of range, a bad segment (DRAM gva
- * not at the rank's DRAM window; HBM at 0, wrapping, inside the DRAM
- * window or over another rank's HBM; size 0 or over max_segment_size,
- * media twice or unknown), an empty host id; MF_ERR_EXISTS: another owner
+ * segments, at most one per media.  MF_ERR_INVALID: rank out of range, a
+ * bad segment (not at the rank's slot of its window: DRAM at host_base +
+ * rank x max_segment_size, HBM at device_base + rank x
+ * max_hbm_segment_size; HBM in a pool without a device window; size below
+ * alloc_align or over its window's stride; media twice or unknown), an
+ * empty host id; MF_ERR_EXISTS: another owner
  * holds the rank; MF_ERR_STATE: this owner registered already.  Host ids
  * are interned to host_idx while a registered rank uses them; the index
  * of a host id nobody uses any more is given to the next new one.
@@ -132,14 +142,17 @@ typedef struct mmc_state_put_opts {
     uint32_t replicas; /* 1..MMC_MAX_REPLICAS */
     uint32_t npref;
     const uint32_t *pref;
+    uint8_t media; /* mmc_media_t: every replica goes to a segment of it */
 } mmc_state_put_opts_t;
 
 /*
  * Allocates one pending put of key: fills res (status, id = put id, size,
- * replicas).  res->status: MMC_OK, MF_ERR_INVALID (size 0, bad key or
- * replica count), MMC_ERR_EXISTS, MMC_ERR_BUSY, MMC_ERR_NO_SPACE (nothing
- * allocated, after evicting up to evict_max_per_put objects) or
- * MF_ERR_NOMEM.  Also returns res->status.
+ * replicas).  Replicas are placed on segments of opts->media only, and a
+ * put that evicts evicts from those.  res->status: MMC_OK, MF_ERR_INVALID
+ * (size 0, bad key, replica count or media), MMC_ERR_EXISTS, MMC_ERR_BUSY,
+ * MMC_ERR_NO_SPACE (too few ranks with room in a segment of that media,
+ * nothing allocated, after evicting up to evict_max_per_put objects there)
+ * or MF_ERR_NOMEM.  Also returns res->status.
  */
 mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
                                  const char *key, size_t key_len, uint64_t size,

@@ -141,7 +141,8 @@ struct mmc_state {
 };
 
 typedef struct mmc_state_place {
-    uint64_t len; /* rounded size */
+    uint64_t len;  /* rounded size */
+    uint8_t media; /* of every replica (set by mmc_state_place) */
     uint32_t n;
     uint32_t hosts[MMC_MAX_REPLICAS];
     mmc_state_seg_t *segs[MMC_MAX_REPLICAS];
@@ -158,7 +159,8 @@ void mmc_state_host_unref(mmc_state_t *state, uint32_t host_idx);
 void mmc_state_lru_touch(mmc_state_rep_t *rep);
 void mmc_state_obj_unlink(mmc_state_t *state, mmc_state_obj_t *obj);
 mmc_state_rank_t *mmc_state_rank_at(const mmc_state_t *state, uint32_t rank);
-uint64_t mmc_state_rank_free(const mmc_state_rank_t *rank);
+/* Free bytes of the rank's segment of media (0 without one). */
+uint64_t mmc_state_rank_free(const mmc_state_rank_t *rank, uint8_t media);
 uint64_t mmc_state_round(const mmc_state_t *state, uint64_t size);
 bool mmc_state_seg_above(const mmc_state_seg_t *seg, uint32_t pct);
 bool mmc_state_seg_over_high(const mmc_state_t *state,

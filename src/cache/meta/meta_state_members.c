@@ -1,7 +1,9 @@
 /*
  * The meta state's membership: ranks registering their segments (with
  * their host), unregistering gracefully, and dropped with their
- * connection, taking their replicas, puts and leases with them.
+ * connection, taking their replicas, puts and leases with them.  A
+ * segment sits at its rank's slot of the window of its media (DRAM: the
+ * host window, HBM: the device window), as MemFabric lays them out.
  */
 #include "cache/meta/meta_state_int.h"
 
@@ -63,46 +65,26 @@ err:
     return MF_ERR_NOMEM;
 }
 
-/* Whether [a, a + alen) and [b, b + blen) meet (neither wraps). */
-static bool mmc_state_ranges_meet(uint64_t a, uint64_t alen, uint64_t b,
-                                  uint64_t blen)
+static const char *mmc_state_media_name(uint8_t media)
 {
-    return (a < b + blen) && (b < a + alen);
+    return (media == MMC_MEDIA_HBM) ? "HBM" : "DRAM";
 }
 
-/* An HBM segment: not at 0, not wrapping, outside the DRAM window of the
- * pool and apart from every other rank's HBM segment. */
-static mf_status_t mmc_state_check_hbm(const mmc_state_t *state, uint32_t rank,
-                                       const mmc_seg_desc_t *s)
+/* The start and largest size of rank's segment of media; false when the
+ * pool has no window for that media. */
+static bool mmc_state_seg_slot(const mmc_state_t *state, uint32_t rank,
+                               uint8_t media, uint64_t *gva_p, uint64_t *max_p)
 {
     const mmc_state_params_t *p = &state->params;
-    uint64_t window = (uint64_t)p->max_ranks * p->max_segment_size;
 
-    if ((s->gva == 0) || (s->gva > UINT64_MAX - s->size)) {
-        mf_warn("meta: rank %" PRIu32 ": HBM segment at 0x%" PRIx64 " (%" PRIu64
-                " bytes) is out of the address space",
-                rank, s->gva, s->size);
-        return MF_ERR_INVALID;
+    if (media == MMC_MEDIA_DRAM) {
+        *gva_p = p->host_base + (uint64_t)rank * p->max_segment_size;
+        *max_p = p->max_segment_size;
+        return true;
     }
-    if (mmc_state_ranges_meet(s->gva, s->size, p->host_base, window)) {
-        mf_warn("meta: rank %" PRIu32 ": HBM segment at 0x%" PRIx64
-                " overlaps the DRAM window",
-                rank, s->gva);
-        return MF_ERR_INVALID;
-    }
-    for (uint32_t r = 0; r < p->max_ranks; r++) {
-        const mmc_state_seg_t *other = state->ranks[r].segs[MMC_MEDIA_HBM];
-
-        if ((r != rank) && (other != NULL) &&
-            mmc_state_ranges_meet(s->gva, s->size, other->gva,
-                                  other->capacity)) {
-            mf_warn("meta: rank %" PRIu32 ": HBM segment at 0x%" PRIx64
-                    " overlaps rank %" PRIu32 "'s",
-                    rank, s->gva, r);
-            return MF_ERR_INVALID;
-        }
-    }
-    return MF_OK;
+    *gva_p = p->device_base + (uint64_t)rank * p->max_hbm_segment_size;
+    *max_p = p->max_hbm_segment_size;
+    return p->max_hbm_segment_size != 0;
 }
 
 static mf_status_t mmc_state_check_segs(const mmc_state_t *state, uint32_t rank,
@@ -111,6 +93,7 @@ static mf_status_t mmc_state_check_segs(const mmc_state_t *state, uint32_t rank,
 {
     const mmc_state_params_t *p = &state->params;
     bool seen[MMC_STATE_NMEDIA] = {false, false};
+    uint64_t gva, max;
 
     if (nsegs > MMC_PROTO_MAX_SEGS) {
         mf_warn("meta: rank %" PRIu32 " registers %" PRIu32 " segments", rank,
@@ -127,23 +110,24 @@ static mf_status_t mmc_state_check_segs(const mmc_state_t *state, uint32_t rank,
             return MF_ERR_INVALID;
         }
         seen[s->media] = true;
-        if ((s->size == 0) || (s->size > p->max_segment_size) ||
-            (s->size < p->alloc_align)) {
-            mf_warn("meta: rank %" PRIu32 ": segment size %" PRIu64
+        if (!mmc_state_seg_slot(state, rank, s->media, &gva, &max)) {
+            mf_warn("meta: rank %" PRIu32 " registers an HBM segment, but "
+                    "the pool has no device window (max_hbm_segment_size "
+                    "0)",
+                    rank);
+            return MF_ERR_INVALID;
+        }
+        if ((s->size > max) || (s->size < p->alloc_align)) {
+            mf_warn("meta: rank %" PRIu32 ": %s segment size %" PRIu64
                     " not in [%" PRIu64 ", %" PRIu64 "]",
-                    rank, s->size, p->alloc_align, p->max_segment_size);
+                    rank, mmc_state_media_name(s->media), s->size,
+                    p->alloc_align, max);
             return MF_ERR_INVALID;
         }
-        if ((s->media == MMC_MEDIA_DRAM) &&
-            (s->gva != p->host_base + (uint64_t)rank * p->max_segment_size)) {
-            mf_warn("meta: rank %" PRIu32 ": DRAM segment at 0x%" PRIx64
+        if (s->gva != gva) {
+            mf_warn("meta: rank %" PRIu32 ": %s segment at 0x%" PRIx64
                     ", expected 0x%" PRIx64,
-                    rank, s->gva,
-                    p->host_base + (uint64_t)rank * p->max_segment_size);
-            return MF_ERR_INVALID;
-        }
-        if ((s->media == MMC_MEDIA_HBM) &&
-            (mmc_state_check_hbm(state, rank, s) != MF_OK)) {
+                    rank, mmc_state_media_name(s->media), s->gva, gva);
             return MF_ERR_INVALID;
         }
     }

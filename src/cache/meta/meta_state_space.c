@@ -1,8 +1,10 @@
 /*
- * Where replicas go (preferred ranks, the own rank, distinct hosts by free
- * space, with everything rolled back when too few fit) and what leaves
- * when a segment is over its high mark (LRU, whole objects, leased ones
- * passed over, bounded work per pass).
+ * Where replicas go (segments of the media the put asks for: preferred
+ * ranks, the own rank, distinct hosts by free space, with everything
+ * rolled back when too few fit) and what leaves when a segment is over
+ * its high mark (LRU, whole objects, leased ones passed over, bounded
+ * work per pass).  Each segment is evicted on its own, so a media is
+ * evicted only for puts of that media.
  */
 #include "cache/meta/meta_state_int.h"
 
@@ -27,50 +29,47 @@ static bool mmc_state_place_eligible(const mmc_state_t *state,
     if ((r == NULL) || (r->owner == NULL) || (r->epoch == state->epoch)) {
         return false;
     }
-    if (mmc_state_rank_free(r) < pl->len) {
+    if (mmc_state_rank_free(r, pl->media) < pl->len) {
         return false;
     }
     return !distinct || !mmc_state_place_host_used(pl, r->host_idx);
 }
 
-/* Tries the rank's segments (DRAM, then HBM); marks it tried. */
+/* Tries the rank's segment of the put's media; marks it tried. */
 static void mmc_state_place_try(mmc_state_t *state, mmc_state_place_t *pl,
                                 mmc_state_rank_t *r)
 {
-    r->epoch = state->epoch;
-    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
-        mmc_state_seg_t *seg = r->segs[m];
-        uint64_t offset;
-        mf_status_t status;
+    mmc_state_seg_t *seg = r->segs[pl->media];
+    uint64_t offset;
+    mf_status_t status;
 
-        if ((seg == NULL) || (seg->capacity - seg->used < pl->len)) {
-            continue;
-        }
-        status = mmc_alloc_alloc(seg->alloc, pl->len, &offset);
-        if (status == MF_OK) {
-            pl->hosts[pl->n] = r->host_idx;
-            pl->segs[pl->n] = seg;
-            pl->offsets[pl->n] = offset;
-            pl->n++;
-            return;
-        }
-        if (status == MF_ERR_NOMEM) {
-            pl->error = status;
-            return;
-        }
-        /* NOT_FOUND (fragmented) or TOO_LARGE: try the next one */
+    r->epoch = state->epoch;
+    if ((seg == NULL) || (seg->capacity - seg->used < pl->len)) {
+        return;
     }
+    status = mmc_alloc_alloc(seg->alloc, pl->len, &offset);
+    if (status == MF_OK) {
+        pl->hosts[pl->n] = r->host_idx;
+        pl->segs[pl->n] = seg;
+        pl->offsets[pl->n] = offset;
+        pl->n++;
+    } else if (status == MF_ERR_NOMEM) {
+        pl->error = status;
+    }
+    /* NOT_FOUND (fragmented) or TOO_LARGE: the rank has no room */
 }
 
 /*
- * Chooses `want` distinct ranks.  Two phases: first only ranks on hosts not
- * used yet, then any; in each, preferred ranks in order, then the caller's
- * rank, then the rank with the most free space (lowest rank on a tie).
+ * Chooses `want` distinct ranks with a segment of the put's media.  Two
+ * phases: first only ranks on hosts not used yet, then any; in each,
+ * preferred ranks in order, then the caller's rank, then the rank with
+ * the most free space in that media (lowest rank on a tie).
  */
 void mmc_state_place(mmc_state_t *state, mmc_state_place_t *pl, uint32_t want,
                      uint32_t own, const mmc_state_put_opts_t *opts)
 {
     state->epoch++;
+    pl->media = opts->media;
     for (int phase = 0; phase < 2; phase++) {
         bool distinct = (phase == 0);
 
@@ -106,7 +105,7 @@ void mmc_state_place(mmc_state_t *state, mmc_state_place_t *pl, uint32_t want,
                 if (!mmc_state_place_eligible(state, pl, r, distinct)) {
                     continue;
                 }
-                free_bytes = mmc_state_rank_free(r);
+                free_bytes = mmc_state_rank_free(r, pl->media);
                 if ((best == NULL) || (free_bytes > best_free) ||
                     ((free_bytes == best_free) && (r->rank < best->rank))) {
                     best = r;
@@ -252,10 +251,11 @@ bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget)
 
 /*
  * A put item of len bytes found fewer than `want` ranks with room: evicts
- * from the candidate segments, in placement order (preferred ranks, the
- * caller's rank, then the members), until `want` ranks have a free block
- * of len or evict_max_per_put objects went.  Pending puts (this request's
- * among them) are never candidates.  True when a new placement may work.
+ * from the candidate segments (of the put's media), in placement order
+ * (preferred ranks, the caller's rank, then the members), until `want` ranks
+ * have a free block of len or evict_max_per_put objects went.  Pending puts
+ * (this request's among them) are never candidates.  True when a new placement
+ * may work.
  */
 bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len, uint32_t want,
                              uint32_t own, const mmc_state_put_opts_t *opts)
@@ -271,6 +271,7 @@ bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len, uint32_t want,
     state->epoch++;
     for (uint32_t i = 0; (ready < want) && (evicted < max_evict); i++) {
         mmc_state_rank_t *r;
+        mmc_state_seg_t *seg;
 
         if (i < npref) {
             r = mmc_state_rank_at(state, opts->pref[i]);
@@ -286,20 +287,16 @@ bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len, uint32_t want,
             continue;
         }
         r->epoch = state->epoch;
-        for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
-            mmc_state_seg_t *seg = r->segs[m];
-
-            if ((seg == NULL) || (seg->capacity < len)) {
-                continue;
-            }
-            if (!mmc_state_seg_enough(state, seg, len) && (visits > 0)) {
-                visits -= mmc_state_seg_evict(state, seg, len, max_evict,
-                                              visits, true, &evicted);
-            }
-            if (mmc_state_seg_enough(state, seg, len)) {
-                ready++;
-                break;
-            }
+        seg = r->segs[opts->media];
+        if ((seg == NULL) || (seg->capacity < len)) {
+            continue;
+        }
+        if (!mmc_state_seg_enough(state, seg, len) && (visits > 0)) {
+            visits -= mmc_state_seg_evict(state, seg, len, max_evict, visits,
+                                          true, &evicted);
+        }
+        if (mmc_state_seg_enough(state, seg, len)) {
+            ready++;
         }
     }
     return (ready >= want) && (evicted > 0);

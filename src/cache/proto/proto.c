@@ -192,6 +192,8 @@ void mmc_hello_resp_encode(mf_wbuf_t *w, const mmc_hello_resp_t *m)
     mf_wbuf_put_u32(w, m->lease_ms);
     mf_wbuf_put_u32(w, m->max_batch);
     mf_wbuf_put_u32(w, m->member_timeout_ms);
+    mf_wbuf_put_u64(w, m->device_base);
+    mf_wbuf_put_u64(w, m->max_hbm_segment_size);
 }
 
 mf_status_t mmc_hello_resp_decode(const void *body, size_t len,
@@ -211,6 +213,8 @@ mf_status_t mmc_hello_resp_decode(const void *body, size_t len,
     mf_rbuf_get_u32(&r, &m->lease_ms);
     mf_rbuf_get_u32(&r, &m->max_batch);
     mf_rbuf_get_u32(&r, &m->member_timeout_ms);
+    mf_rbuf_get_u64(&r, &m->device_base);
+    mf_rbuf_get_u64(&r, &m->max_hbm_segment_size);
     if (mf_rbuf_status(&r, true) != MF_OK) {
         memset(m, 0, sizeof(*m));
         return MF_ERR_PROTO;
@@ -268,6 +272,7 @@ void mmc_put_alloc_req_encode(mf_wbuf_t *w, const mmc_put_alloc_req_t *m)
 
     mf_wbuf_put_u32(w, m->flags);
     mf_wbuf_put_u32(w, m->replicas);
+    mf_wbuf_put_u8(w, m->media);
     mf_wbuf_put_u32(w, npref);
     for (uint32_t i = 0; i < npref; i++) {
         mf_wbuf_put_u32(w, m->pref[i]);
@@ -290,6 +295,7 @@ mf_status_t mmc_put_alloc_req_decode(const void *body, size_t len,
     mf_rbuf_init(&r, body, len);
     mf_rbuf_get_u32(&r, &m->flags);
     mf_rbuf_get_u32(&r, &m->replicas);
+    mf_rbuf_get_u8(&r, &m->media);
     if (!mmc_proto_get_count(&r, MMC_MAX_REPLICAS, 4, &m->npref)) {
         goto err;
     }

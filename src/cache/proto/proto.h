@@ -19,6 +19,17 @@
  *   key        u32 len, len bytes (no NUL)
  *   replica    u32 rank, u32 host_idx, u8 media, u64 gva
  *   obj        i32 status, u64 id, u64 size, u8 nrep, nrep x replica
+ *   hello_resp the fields of mmc_hello_resp_t, in order
+ *   seg        u8 media, u64 gva, u64 size
+ *   register_req u32 rank, str host_id, u32 nsegs, nsegs x seg
+ *   put_alloc_req u32 flags, u32 replicas, u8 media, u32 npref,
+ *              npref x u32 rank, u32 count, count x (key, u64 size)
+ * Values inside a well-formed body (replicas, media, ranks) are the meta
+ * service's to check.
+ *
+ * Versions: HELLO carries MMC_PROTO_VERSION and either side refuses
+ * another one (MF_ERR_VERSION), so every body after it is of one version;
+ * a change of any body bumps it.
  *
  * Requests and responses (request body -> response body):
  *   HELLO       u32 version, str name           -> hello_resp
@@ -46,7 +57,8 @@
 #include <memcache/mmc.h>
 #include <stdint.h>
 
-#define MMC_PROTO_VERSION  1
+/* 2: HELLO tells the device window, PUT_ALLOC the media of the replicas */
+#define MMC_PROTO_VERSION  2
 #define MMC_PROTO_MAX_SEGS 2 /* one DRAM and one HBM segment per rank */
 #define MMC_PROTO_NAME_MAX 63
 #define MMC_PROTO_HOST_MAX 127 /* bytes of a host id */
@@ -101,19 +113,24 @@ typedef struct mmc_hello_req {
 
 typedef struct mmc_hello_resp {
     uint32_t version;
-    uint64_t meta_id;           /* random per meta service start */
-    uint32_t store_port;        /* the pool's config store, on the meta
-                                   service's host */
-    uint32_t pool_id;           /* MemFabric BM id of the pool */
-    uint32_t world_size;        /* ranks of the pool */
-    uint64_t max_segment_size;  /* per rank and media (GVA stride) */
-    uint64_t host_base;         /* GVA window base of host segments */
-    uint32_t lease_ms;          /* read lease duration */
-    uint32_t max_batch;         /* keys per request */
-    uint32_t member_timeout_ms; /* a member silent this long is dropped
-                                   (the meta's member_timeout_ms or, if
-                                   shorter, idle_timeout_ms): clients ping
-                                   well within it; 0 = never */
+    uint64_t meta_id;              /* random per meta service start */
+    uint32_t store_port;           /* the pool's config store, on the meta
+                                      service's host */
+    uint32_t pool_id;              /* MemFabric BM id of the pool */
+    uint32_t world_size;           /* ranks of the pool */
+    uint64_t max_segment_size;     /* per rank, DRAM (host GVA stride) */
+    uint64_t host_base;            /* GVA window base of host segments */
+    uint32_t lease_ms;             /* read lease duration */
+    uint32_t max_batch;            /* keys per request */
+    uint32_t member_timeout_ms;    /* a member silent this long is dropped
+                                      (the meta's member_timeout_ms or, if
+                                      shorter, idle_timeout_ms): clients ping
+                                      well within it; 0 = never */
+    uint64_t device_base;          /* GVA window base of device (HBM)
+                                      segments */
+    uint64_t max_hbm_segment_size; /* per rank (device GVA stride); 0: the
+                                      pool has no device window and takes
+                                      no HBM segment */
 } mmc_hello_resp_t;
 
 /* ---- REGISTER ---- */
@@ -141,6 +158,7 @@ typedef struct mmc_put_item {
 typedef struct mmc_put_alloc_req {
     uint32_t flags;    /* MMC_PUT_* */
     uint32_t replicas; /* 1..MMC_MAX_REPLICAS */
+    uint8_t media;     /* mmc_media_t of every replica */
     uint32_t npref;
     uint32_t pref[MMC_MAX_REPLICAS];
     uint32_t count;

@@ -34,6 +34,24 @@ enum {
     FUZZ_CACHE_DECODERS
 };
 
+static mmc_obj_result_t fuzz_cache_slots[64];
+
+static mmc_obj_result_t *fuzz_cache_slot(void *arg, uint32_t i)
+{
+    return &fuzz_cache_slots[i];
+}
+
+/* The allocation-free decoder of object lists on the same bytes, for the
+ * count the body claims when its slots can hold it. */
+static void fuzz_cache_obj_list_into(const void *body, size_t len)
+{
+    uint32_t n = len >= 4 ? mf_le32_load(body) : 0;
+
+    if (n <= 64) {
+        (void)mmc_obj_list_decode_into(body, len, n, fuzz_cache_slot, NULL);
+    }
+}
+
 static mf_status_t fuzz_cache_decode(int t, const void *body, size_t len,
                                      fuzz_cache_msg_t *m)
 {
@@ -55,6 +73,7 @@ static mf_status_t fuzz_cache_decode(int t, const void *body, size_t len,
     case FUZZ_CACHE_STATUS_LIST:
         return mmc_status_list_decode(body, len, &m->status);
     default:
+        fuzz_cache_obj_list_into(body, len);
         return mmc_obj_list_decode(body, len, &m->objs);
     }
 }

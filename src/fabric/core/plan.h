@@ -304,28 +304,32 @@ typedef struct mf_fabric_plan {
 
 static __attribute__((noinline, cold)) mf_status_t
 mf_fabric_kind_mismatch(mf_fabric_pool_t *pool, const mf_fabric_sides_t *sides,
-                        mf_mem_kind_t src_kind, mf_mem_kind_t dst_kind)
+                        const mf_fabric_seg_t *sseg,
+                        const mf_fabric_seg_t *dseg, size_t size)
 {
-    mf_debug("mf-bm %u: the direction names %s -> %s memory, the addresses "
-             "are %s -> %s memory",
-             pool->id, mf_mem_ops_get(sides->src_kind)->name,
-             mf_mem_ops_get(sides->dst_kind)->name,
-             mf_mem_ops_get(src_kind)->name, mf_mem_ops_get(dst_kind)->name);
-    return mf_fabric_bad_range(pool, 0, 0, MF_ERR_INVALID,
-                               "the direction names another memory kind than "
-                               "the window of an address holds");
+    bool src = sseg != NULL && sseg->kind != sides->src_kind;
+    const mf_fabric_seg_t *seg = src ? sseg : dseg;
+    char why[160];
+
+    snprintf(why, sizeof(why),
+             "the direction names %s memory for its %s, the address is in "
+             "the window of %s memory",
+             mf_mem_ops_get(src ? sides->src_kind : sides->dst_kind)->name,
+             src ? "source" : "destination", mf_mem_ops_get(seg->kind)->name);
+    return mf_fabric_bad_range(pool, seg->gva, size, MF_ERR_INVALID, why);
 }
 
 static __attribute__((noinline, cold)) mf_status_t
 mf_fabric_kind_unmoved(mf_fabric_pool_t *pool, const mf_fabric_plan_t *plan,
-                       mf_mem_kind_t src_kind, mf_mem_kind_t dst_kind)
+                       mf_mem_kind_t src_kind, mf_mem_kind_t dst_kind,
+                       size_t size)
 {
     const mf_fabric_seg_t *remote =
         plan->op == MF_FABRIC_OP_PUT ? plan->dseg : plan->sseg;
 
     mf_debug("mf-bm %u: %s -> %s copy with a segment of another host", pool->id,
              mf_mem_ops_get(src_kind)->name, mf_mem_ops_get(dst_kind)->name);
-    return mf_fabric_bad_range(pool, remote->gva, 0, MF_ERR_UNSUPPORTED,
+    return mf_fabric_bad_range(pool, remote->gva, size, MF_ERR_UNSUPPORTED,
                                "no transport to that host moves device "
                                "memory yet");
 }
@@ -335,11 +339,10 @@ static inline bool mf_fabric_seg_mapped(const mf_fabric_seg_t *seg)
     return seg == NULL || seg->addr != NULL;
 }
 
-static inline mf_status_t mf_fabric_plan_make(mf_fabric_pool_t *pool,
-                                              const mf_fabric_sides_t *sides,
-                                              mf_fabric_seg_t *sseg,
-                                              mf_fabric_seg_t *dseg,
-                                              mf_fabric_plan_t *plan)
+static inline mf_status_t
+mf_fabric_plan_make(mf_fabric_pool_t *pool, const mf_fabric_sides_t *sides,
+                    mf_fabric_seg_t *sseg, mf_fabric_seg_t *dseg, size_t size,
+                    mf_fabric_plan_t *plan)
 {
     bool src_mapped = mf_fabric_seg_mapped(sseg);
     bool dst_mapped = mf_fabric_seg_mapped(dseg);
@@ -351,7 +354,7 @@ static inline mf_status_t mf_fabric_plan_make(mf_fabric_pool_t *pool,
      * that kind */
     if (mf_unlikely(src_kind != sides->src_kind ||
                     dst_kind != sides->dst_kind)) {
-        return mf_fabric_kind_mismatch(pool, sides, src_kind, dst_kind);
+        return mf_fabric_kind_mismatch(pool, sides, sseg, dseg, size);
     }
     plan->sseg = sseg;
     plan->dseg = dseg;
@@ -373,7 +376,7 @@ static inline mf_status_t mf_fabric_plan_make(mf_fabric_pool_t *pool,
     /* the transport must move the kinds of both sides */
     if (mf_unlikely(!(caps->mem_kinds & MF_TL_MEM_KIND(src_kind)) ||
                     !(caps->mem_kinds & MF_TL_MEM_KIND(dst_kind)))) {
-        return mf_fabric_kind_unmoved(pool, plan, src_kind, dst_kind);
+        return mf_fabric_kind_unmoved(pool, plan, src_kind, dst_kind, size);
     }
     return MF_OK;
 }
@@ -607,7 +610,7 @@ mf_fabric_piece_plan(mf_fabric_pool_t *pool, uint64_t src, uint64_t dst,
                                         &hold->dst, &dseg);
     }
     if (mf_likely(status == MF_OK)) {
-        status = mf_fabric_plan_make(pool, &sides, sseg, dseg, plan);
+        status = mf_fabric_plan_make(pool, &sides, sseg, dseg, size, plan);
     }
     if (mf_unlikely(status != MF_OK)) {
         /* errors are reported by the pass that owns every other piece */

@@ -111,6 +111,13 @@ static bool fl_have_net;
 
 /* ------------------------------------------------------------ records */
 
+/* A record's fields change under its seqlock while other processes read
+ * them: every access is a relaxed atomic one, so the read of a changing
+ * record is a retry, not a data race. */
+#define FL_SET(_r, _field, _v)                                                 \
+    __atomic_store_n(&(_r)->_field, (_v), __ATOMIC_RELAXED)
+#define FL_GET(_r, _field) __atomic_load_n(&(_r)->_field, __ATOMIC_RELAXED)
+
 static void fl_key(char *key, size_t len, int slot, uint32_t life, uint32_t n)
 {
     snprintf(key, len, "f.%d.%u.%u", slot, life, n);
@@ -129,14 +136,16 @@ static bool fl_snap(fl_rec_t *r, fl_rec_t *out)
     if (s1 & 1) {
         return false;
     }
-    out->state = r->state;
-    out->life = r->life;
-    out->n = r->n;
-    out->size = r->size;
-    out->seed = r->seed;
-    out->nrep = r->nrep;
-    out->uncertain = r->uncertain;
-    memcpy(out->rlife, r->rlife, sizeof(out->rlife));
+    out->state = FL_GET(r, state);
+    out->life = FL_GET(r, life);
+    out->n = FL_GET(r, n);
+    out->size = FL_GET(r, size);
+    out->seed = FL_GET(r, seed);
+    out->nrep = FL_GET(r, nrep);
+    out->uncertain = FL_GET(r, uncertain);
+    for (int k = 0; k < MMC_MAX_REPLICAS; k++) {
+        out->rlife[k] = FL_GET(r, rlife[k]);
+    }
     /* a read-modify-write, not a load: its release half keeps the reads
      * above before it (a fence would do, but ThreadSanitizer has none) */
     s2 = atomic_fetch_add(&r->seq, 0);
@@ -320,7 +329,7 @@ static int fl_remove(fl_child_t *c, fl_rec_t *r)
     }
     fl_key(key, sizeof(key), c->slot, r->life, r->n);
     fl_begin(r);
-    r->state = FL_REMOVING;
+    FL_SET(r, state, FL_REMOVING);
     fl_end(r);
     start = tk_time_ms();
     st = mmc_remove(c->mmc, key);
@@ -335,7 +344,7 @@ static int fl_remove(fl_child_t *c, fl_rec_t *r)
         FL_FAIL("remove %s: %s", key, mmc_status_name(st));
     }
     fl_begin(r);
-    r->state = FL_FREE;
+    FL_SET(r, state, FL_FREE);
     fl_end(r);
     return 0;
 fail:
@@ -359,13 +368,13 @@ static int fl_put_one(fl_child_t *c)
     }
     tk_rng_seed(&rng, fl_seed(c->slot, c->life, n));
     fl_begin(r);
-    r->state = FL_PUTTING;
-    r->life = c->life;
-    r->n = n;
-    r->size = (uint32_t)tk_rng_range(&rng, OBJ_MIN, OBJ_MAX);
-    r->seed = fl_seed(c->slot, c->life, n);
-    r->nrep = 0;
-    r->uncertain = 0;
+    FL_SET(r, state, FL_PUTTING);
+    FL_SET(r, life, c->life);
+    FL_SET(r, n, n);
+    FL_SET(r, size, (uint32_t)tk_rng_range(&rng, OBJ_MIN, OBJ_MAX));
+    FL_SET(r, seed, fl_seed(c->slot, c->life, n));
+    FL_SET(r, nrep, 0);
+    FL_SET(r, uncertain, 0);
     fl_end(r);
     atomic_store(&fl->next[c->slot], n + 1);
     fl_key(key, sizeof(key), c->slot, c->life, n);
@@ -388,7 +397,7 @@ static int fl_put_one(fl_child_t *c)
                     mmc_status_name(st));
         }
         fl_begin(r);
-        r->state = FL_FREE;
+        FL_SET(r, state, FL_FREE);
         fl_end(r);
         return 0;
     }
@@ -410,14 +419,14 @@ static int fl_put_one(fl_child_t *c)
                 mmc_status_name(st));
     }
     fl_begin(r);
-    r->nrep = info.nreplicas;
+    FL_SET(r, nrep, info.nreplicas);
     for (uint32_t k = 0; k < info.nreplicas && k < MMC_MAX_REPLICAS; k++) {
         int life = info.ranks[k] < MAX_RANKS
                        ? atomic_load(&fl->rank_life[info.ranks[k]])
                        : -1;
 
         before[k] = life;
-        r->rlife[k] = life > 0 ? (uint32_t)life : 0;
+        FL_SET(r, rlife[k], life > 0 ? (uint32_t)life : 0);
         if (info.ranks[k] == mmc_rank(c->mmc)) {
             atomic_store(&fl->landed[c->slot], (int)c->life);
         }
@@ -425,10 +434,10 @@ static int fl_put_one(fl_child_t *c)
     for (uint32_t k = 0; k < info.nreplicas && k < MMC_MAX_REPLICAS; k++) {
         if (before[k] <= 0 ||
             atomic_load(&fl->rank_life[info.ranks[k]]) != before[k]) {
-            r->uncertain = 1;
+            FL_SET(r, uncertain, 1);
         }
     }
-    r->state = FL_LIVE;
+    FL_SET(r, state, FL_LIVE);
     fl_end(r);
     return 0;
 fail:

@@ -382,6 +382,14 @@ static void test_run(const mf_tl_ops_t *ops, test_child_fn body,
     test_owner_close_fd(&o->done);
     assert_int_equal(tk_proc_wait(o->pid, TEST_WAIT_MS), 0);
     o->pid = 0;
+    /* the transport's threads wrote what the child put: closing joins
+     * them, which orders their writes before the check below (the child's
+     * exit does too, but through another process, which ThreadSanitizer
+     * cannot see) */
+    ops->mem_dereg(o->iface, o->memh);
+    o->memh = NULL;
+    ops->iface_close(o->iface);
+    o->iface = NULL;
 
     o->expect = malloc(TEST_SEG);
     assert_non_null(o->expect);
@@ -396,10 +404,6 @@ static void test_run(const mf_tl_ops_t *ops, test_child_fn body,
                     o->expect[bad]);
     }
     assert_true(bad < 0);
-    ops->mem_dereg(o->iface, o->memh);
-    o->memh = NULL;
-    ops->iface_close(o->iface);
-    o->iface = NULL;
     assert_int_equal(tk_log_check_clean(&test_log), 0);
     test_owner_teardown(NULL);
 }

@@ -109,21 +109,55 @@ static mf_status_t mf_cuda_probe(void)
     return MF_OK;
 }
 
+/*
+ * Device ranges this thread classified lately: a KV block's pieces lie in
+ * one allocation, so one driver call answers for all of them.  Only device
+ * answers are kept: an allocation's range stays device address space after
+ * it is freed (the driver keeps its reservation), and were it ever host
+ * memory again, the kind's copies (unified addressing) would still be
+ * right; a host answer kept could turn into a host copy of device memory.
+ */
+#define MF_CUDA_SEEN 4
+
+static _Thread_local struct {
+    uintptr_t start, end;
+} mf_cuda_seen[MF_CUDA_SEEN];
+static _Thread_local unsigned mf_cuda_seen_next;
+
 static bool mf_cuda_claims(const void *ptr, size_t size)
 {
     const mf_cuda_drv_t *drv = mf_cuda_drv();
-    CUpointer_attribute attr = CU_POINTER_ATTRIBUTE_MEMORY_TYPE;
+    CUpointer_attribute attrs[3] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                                    CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
+                                    CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+    uintptr_t p = (uintptr_t)ptr;
     unsigned int type = 0;
-    void *data = &type;
+    CUdeviceptr start = 0;
+    size_t range = 0;
+    void *data[3] = {&type, &start, &range};
 
+    for (unsigned i = 0; i < MF_CUDA_SEEN; i++) {
+        if (p >= mf_cuda_seen[i].start && p < mf_cuda_seen[i].end &&
+            size <= mf_cuda_seen[i].end - p) {
+            return true;
+        }
+    }
     if (drv == NULL || mf_cuda_ctx_enter(drv) != MF_OK) {
         return false;
     }
-    if (drv->cuPointerGetAttributes(
-            1, &attr, &data, (CUdeviceptr)(uintptr_t)ptr) != CUDA_SUCCESS) {
+    if (drv->cuPointerGetAttributes(3, attrs, data, (CUdeviceptr)p) !=
+        CUDA_SUCCESS) {
         return false;
     }
-    return type == CU_MEMORYTYPE_DEVICE;
+    if (type != CU_MEMORYTYPE_DEVICE) {
+        return false;
+    }
+    if (range > 0 && (uintptr_t)start <= p && p - (uintptr_t)start < range) {
+        mf_cuda_seen[mf_cuda_seen_next].start = (uintptr_t)start;
+        mf_cuda_seen[mf_cuda_seen_next].end = (uintptr_t)start + range;
+        mf_cuda_seen_next = (mf_cuda_seen_next + 1) % MF_CUDA_SEEN;
+    }
+    return true;
 }
 
 static uint64_t mf_cuda_seg_align(void)

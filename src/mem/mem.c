@@ -159,6 +159,18 @@ static void mf_mem_probe_all(void)
     }
 }
 
+bool mf_mem_kind_built(mf_mem_kind_t kind)
+{
+    switch (kind) {
+    case MF_MEM_KIND_HOST:
+        return true;
+    case MF_MEM_KIND_CUDA:
+        return MF_HAVE_CUDA;
+    default:
+        return false;
+    }
+}
+
 mf_status_t mf_mem_kind_ready(mf_mem_kind_t kind)
 {
     if ((unsigned)kind >= MF_MEM_KIND_LAST) {

@@ -147,6 +147,9 @@ extern const mf_mem_ops_t mf_mem_cuda_ops;
 /* The ops of a kind; never NULL for kind < MF_MEM_KIND_LAST. */
 const mf_mem_ops_t *mf_mem_ops_get(mf_mem_kind_t kind);
 
+/* Whether a kind is in this build (without asking its driver). */
+bool mf_mem_kind_built(mf_mem_kind_t kind);
+
 /* Whether a kind works here (its probe, asked once per process). */
 mf_status_t mf_mem_kind_ready(mf_mem_kind_t kind);
 

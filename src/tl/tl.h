@@ -85,6 +85,10 @@ typedef struct mf_tl_comp mf_tl_comp_t;
 typedef void (*mf_tl_comp_cb)(mf_tl_comp_t *comp, mf_status_t status);
 struct mf_tl_comp {
     mf_tl_comp_cb cb;
+    /* The memory kind of the operation's local buffer, set by the caller
+     * (who knows it): a transport moving device memory through host
+     * staging need not ask the driver.  0 is host memory. */
+    mf_mem_kind_t mem_kind;
 };
 
 /* Capabilities. */

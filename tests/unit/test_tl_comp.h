@@ -32,6 +32,7 @@ static void test_comp_cb(mf_tl_comp_t *comp, mf_status_t status)
 static inline void test_comp_init(test_comp_t *tc)
 {
     tc->super.cb = test_comp_cb;
+    tc->super.mem_kind = MF_MEM_KIND_HOST;
     atomic_init(&tc->calls, 0);
     tc->status = MF_ERR_STATE;
 }

@@ -476,6 +476,7 @@ static mf_status_t mf_fabric_publish_one(mf_fabric_pool_t *pool, bool device,
  * wake mf_bm_rank_wait callers) have applied the device one already. */
 static mf_status_t mf_fabric_publish(mf_fabric_pool_t *pool, bool leaving)
 {
+    char key[MF_FABRIC_KEY_MAX];
     mf_status_t status;
 
     if (!leaving && pool->dev.own.addr != NULL) {
@@ -484,7 +485,13 @@ static mf_status_t mf_fabric_publish(mf_fabric_pool_t *pool, bool leaving)
             return status;
         }
     }
-    return mf_fabric_publish_one(pool, false, leaving);
+    status = mf_fabric_publish_one(pool, false, leaving);
+    if (status != MF_OK && !leaving && pool->dev.own.addr != NULL) {
+        /* no device segment of a rank that did not join */
+        mf_fabric_seg_key(pool, pool->rank, true, key, sizeof(key));
+        (void)mf_store_remove(pool->store, key);
+    }
+    return status;
 }
 
 /* Removes this rank's descriptors from the store. */

@@ -196,6 +196,7 @@ mf_status_t mf_fabric_copy_async(mf_fabric_pool_t *pool, uint64_t src,
         (plan.op == MF_FABRIC_OP_PUT || plan.op == MF_FABRIC_OP_GET)) {
         /* the transport moves it and its completion finishes the request */
         req->comp.super.cb = mf_fabric_req_comp_cb;
+        req->comp.super.mem_kind = MF_MEM_KIND_HOST;
         atomic_fetch_add_explicit(&req->parts, 1, memory_order_relaxed);
         status = mf_fabric_plan_start(pool, &req->plan, src, dst, size,
                                       &req->comp.super, &iface);
@@ -253,6 +254,7 @@ static bool mf_fabric_req_start_remote(mf_bm_req_t *req)
         }
         slot = &req->slots[i];
         slot->super.cb = mf_fabric_req_slot_cb;
+        slot->super.mem_kind = MF_MEM_KIND_HOST;
         slot->req = req;
         slot->sseg = plan.sseg;
         slot->dseg = plan.dseg;

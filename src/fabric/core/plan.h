@@ -194,6 +194,7 @@ static inline void mf_fabric_comp_init(mf_fabric_comp_t *fc,
                                        mf_fabric_waiter_t *waiter)
 {
     fc->super.cb = mf_fabric_comp_cb;
+    fc->super.mem_kind = MF_MEM_KIND_HOST;
     fc->waiter = waiter;
     fc->status = MF_OK;
 }
@@ -297,7 +298,9 @@ typedef enum mf_fabric_op {
 
 typedef struct mf_fabric_plan {
     mf_fabric_op_t op;
-    mf_mem_kind_t kind;    /* MAPPED: whose copy moves the bytes */
+    mf_mem_kind_t kind;     /* MAPPED: whose copy moves the bytes */
+    mf_mem_kind_t src_kind; /* of each side */
+    mf_mem_kind_t dst_kind;
     mf_fabric_seg_t *sseg; /* held by the caller; NULL: local memory */
     mf_fabric_seg_t *dseg;
 } mf_fabric_plan_t;
@@ -359,6 +362,8 @@ mf_fabric_plan_make(mf_fabric_pool_t *pool, const mf_fabric_sides_t *sides,
     plan->sseg = sseg;
     plan->dseg = dseg;
     plan->kind = src_kind != MF_MEM_KIND_HOST ? src_kind : dst_kind;
+    plan->src_kind = src_kind;
+    plan->dst_kind = dst_kind;
     if (mf_likely(src_mapped && dst_mapped)) {
         plan->op = MF_FABRIC_OP_MAPPED;
         return MF_OK;
@@ -423,10 +428,12 @@ static inline mf_status_t mf_fabric_plan_start(mf_fabric_pool_t *pool,
         return mf_fabric_mapped_copy(pool, plan->kind, dst, src, size);
     case MF_FABRIC_OP_PUT:
         *iface_p = plan->dseg->ep->iface;
+        comp->mem_kind = plan->src_kind;
         return mf_tl_put(plan->dseg->ep, (const void *)(uintptr_t)src, dst,
                          size, plan->dseg->rkey, comp);
     case MF_FABRIC_OP_GET:
         *iface_p = plan->sseg->ep->iface;
+        comp->mem_kind = plan->dst_kind;
         return mf_tl_get(plan->sseg->ep, (void *)(uintptr_t)dst, src, size,
                          plan->sseg->rkey, comp);
     case MF_FABRIC_OP_BOUNCE:
@@ -599,6 +606,8 @@ mf_fabric_piece_plan(mf_fabric_pool_t *pool, uint64_t src, uint64_t dst,
         /* succeeds and touches nothing; the direction was checked */
         plan->op = MF_FABRIC_OP_NONE;
         plan->kind = MF_MEM_KIND_HOST;
+        plan->src_kind = MF_MEM_KIND_HOST;
+        plan->dst_kind = MF_MEM_KIND_HOST;
         plan->sseg = NULL;
         plan->dseg = NULL;
         return filter == MF_FABRIC_MAPPED_ONLY ? MF_FABRIC_SKIP : MF_OK;

@@ -242,6 +242,9 @@ static mf_status_t mf_fabric_seg_connect(mf_fabric_pool_t *pool,
     return status;
 }
 
+static bool mf_fabric_seg_unmap_locked(mf_fabric_pool_t *pool,
+                                       mf_fabric_seg_t *seg);
+
 void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
                                     bool device, const void *value, size_t len)
 {
@@ -290,7 +293,13 @@ void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
         mf_fabric_dseg_leave_locked(pool, rank); /* replaced */
     } else if (state == MF_FABRIC_SEG_JOINED ||
                state == MF_FABRIC_SEG_UNREACHABLE) {
-        mf_fabric_seg_leave_locked(pool, rank, MF_OK, false); /* replaced */
+        /* replaced by a new incarnation, whose device segment (published
+         * first) may be applied already: that one stays */
+        if (pool->dev.segs != NULL &&
+            pool->dev.segs[rank].incarnation != desc.incarnation) {
+            mf_fabric_dseg_leave_locked(pool, rank);
+        }
+        (void)mf_fabric_seg_unmap_locked(pool, seg);
     }
 
     status = mf_fabric_seg_connect(pool, seg, &desc);

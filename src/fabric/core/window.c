@@ -21,9 +21,8 @@ static mf_status_t mf_fabric_dev_window_check(const mf_bm_config_t *cfg,
                                               uint64_t *dev_len_p)
 {
     const mf_mem_ops_t *ops = mf_mem_ops_get(MF_MEM_KIND_CUDA);
-    bool ready = mf_mem_kind_ready(MF_MEM_KIND_CUDA) == MF_OK;
-    uint64_t align = ready ? ops->seg_align() : (2ull << 20);
-    uint64_t base = cfg->device_base, len;
+    uint64_t base = cfg->device_base, len, align;
+    bool ready;
 
     *dev_len_p = 0;
     if (p->max_hbm_per_rank == 0) {
@@ -33,8 +32,11 @@ static mf_status_t mf_fabric_dev_window_check(const mf_bm_config_t *cfg,
                      p->local_hbm_size);
             return MF_ERR_INVALID;
         }
-        return MF_OK;
+        return MF_OK; /* a pool without device memory never asks the
+                         driver (a GPU machine's host-only processes) */
     }
+    ready = mf_mem_kind_ready(MF_MEM_KIND_CUDA) == MF_OK;
+    align = ready ? ops->seg_align() : (2ull << 20);
     if (p->local_hbm_size > p->max_hbm_per_rank ||
         p->max_hbm_per_rank % align != 0 || base % align != 0) {
         mf_error("mf_bm_create: bad device sizes: local 0x%" PRIx64

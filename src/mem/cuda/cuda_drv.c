@@ -146,12 +146,9 @@ static void mf_cuda_load(void)
         }
         return;
     }
-    res = drv->cuDevicePrimaryCtxRetain(&drv->ctx, drv->device);
-    if (res != CUDA_SUCCESS) {
-        mf_cuda_why("cannot retain the context of device %d: %s", drv->device,
-                    mf_cuda_err(drv, res));
-        return;
-    }
+    /* the device's context is retained at the first call that needs one
+     * (mf_cuda_ctx_enter): a process that only classifies pointers holds
+     * no GPU memory for it */
     memset(&prop, 0, sizeof(prop));
     prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
     prop.requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
@@ -163,7 +160,6 @@ static void mf_cuda_load(void)
         (drv->granularity & (drv->granularity - 1)) != 0) {
         mf_cuda_why("device %d has no virtual memory management (%s)",
                     drv->device, mf_cuda_err(drv, res));
-        drv->cuDevicePrimaryCtxRelease(drv->device);
         return;
     }
     if (drv->cuDeviceGetName(drv->name, sizeof(drv->name), drv->device) !=
@@ -189,6 +185,22 @@ const char *mf_cuda_drv_why(void)
     return mf_cuda_drv_g != NULL ? "" : mf_cuda_why_g;
 }
 
+static CUcontext mf_cuda_ctx_g;
+static CUresult mf_cuda_ctx_res_g = CUDA_ERROR_NOT_INITIALIZED;
+static pthread_once_t mf_cuda_ctx_once = PTHREAD_ONCE_INIT;
+
+static void mf_cuda_ctx_retain(void)
+{
+    const mf_cuda_drv_t *drv = mf_cuda_drv_g;
+
+    mf_cuda_ctx_res_g =
+        drv->cuDevicePrimaryCtxRetain(&mf_cuda_ctx_g, drv->device);
+    if (mf_cuda_ctx_res_g != CUDA_SUCCESS) {
+        mf_error("cuda: cannot retain the context of device %d: %s",
+                 drv->device, mf_cuda_err(drv, mf_cuda_ctx_res_g));
+    }
+}
+
 mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv)
 {
     CUcontext cur = NULL;
@@ -197,7 +209,11 @@ mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv)
     if (drv->cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur != NULL) {
         return MF_OK;
     }
-    res = drv->cuCtxSetCurrent(drv->ctx);
+    pthread_once(&mf_cuda_ctx_once, mf_cuda_ctx_retain);
+    if (mf_cuda_ctx_res_g != CUDA_SUCCESS) {
+        return mf_cuda_status(mf_cuda_ctx_res_g);
+    }
+    res = drv->cuCtxSetCurrent(mf_cuda_ctx_g);
     if (res != CUDA_SUCCESS) {
         mf_error("cuda: cannot make the context of device %d current: %s",
                  drv->device, mf_cuda_err(drv, res));

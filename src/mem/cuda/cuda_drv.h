@@ -4,7 +4,9 @@
  * up by the names cuda.h gives them (cuMemAlloc is cuMemAlloc_v2, ...), a
  * device chosen and its primary context retained.  Nothing links libcuda:
  * a process without a driver or a GPU gets MF_ERR_UNSUPPORTED and the
- * reason, never a crash.
+ * reason, never a crash.  Loading the driver (cuInit) takes no GPU
+ * memory; the device's primary context is retained at the first call that
+ * needs a context.
  *
  * Only src/mem/cuda includes this header (and cuda.h).
  */
@@ -55,7 +57,6 @@ typedef struct mf_cuda_drv {
     MF_CUDA_DRV_FUNCS(MF_CUDA_DRV_MEMBER)
 #undef MF_CUDA_DRV_MEMBER
     CUdevice device;    /* the device segments are created on */
-    CUcontext ctx;      /* its primary context */
     size_t granularity; /* of cuMemCreate on it */
     char name[128];     /* of the device, for messages */
 } mf_cuda_drv_t;

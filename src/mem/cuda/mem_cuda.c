@@ -24,6 +24,7 @@
 #include "util/misc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -135,6 +136,7 @@ static bool mf_cuda_claims(const void *ptr, size_t size)
     CUdeviceptr start = 0;
     size_t range = 0;
     void *data[3] = {&type, &start, &range};
+    CUresult res;
 
     for (unsigned i = 0; i < MF_CUDA_SEEN; i++) {
         if (p >= mf_cuda_seen[i].start && p < mf_cuda_seen[i].end &&
@@ -142,11 +144,16 @@ static bool mf_cuda_claims(const void *ptr, size_t size)
             return true;
         }
     }
-    if (drv == NULL || mf_cuda_ctx_enter(drv) != MF_OK) {
+    if (drv == NULL) {
         return false;
     }
-    if (drv->cuPointerGetAttributes(3, attrs, data, (CUdeviceptr)p) !=
-        CUDA_SUCCESS) {
+    /* unified addressing answers without a context; a driver that wants
+     * one gets ours */
+    res = drv->cuPointerGetAttributes(3, attrs, data, (CUdeviceptr)p);
+    if (res == CUDA_ERROR_INVALID_CONTEXT && mf_cuda_ctx_enter(drv) == MF_OK) {
+        res = drv->cuPointerGetAttributes(3, attrs, data, (CUdeviceptr)p);
+    }
+    if (res != CUDA_SUCCESS) {
         return false;
     }
     if (type != CU_MEMORYTYPE_DEVICE) {
@@ -323,6 +330,8 @@ static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
         status = mf_cuda_status(res);
         goto err_release;
     }
+    /* kept open for the segment's life: not for programs we exec */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     status = mf_cuda_map(drv, addr, size, h);
     if (status != MF_OK) {
         goto err_close_fd;

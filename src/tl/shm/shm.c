@@ -89,7 +89,9 @@ static void mf_tl_shm_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
      * mapped at their GVA, and the kind copies them */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
     for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
-        if (mf_mem_kind_ready((mf_mem_kind_t)kind) == MF_OK) {
+        /* built, not probed (see tcp); an import fails where the kind
+         * does not work, and the fabric tries the next transport */
+        if (mf_mem_kind_built((mf_mem_kind_t)kind)) {
             caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
         }
     }

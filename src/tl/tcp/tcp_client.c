@@ -636,8 +636,7 @@ static mf_status_t mf_tl_tcp_post(mf_tl_ep_t *tl_ep, uint8_t code, void *buf,
     op->comp = comp;
     op->code = code;
     op->queued = true;
-    /* one load while no device kind is ready */
-    op->kind = mf_mem_classify(buf, size);
+    op->kind = comp->mem_kind; /* the caller knows it */
     op->buf = buf;
     op->raddr = raddr;
     op->size = size;

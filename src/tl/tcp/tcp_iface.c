@@ -170,7 +170,10 @@ static void mf_tl_tcp_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
     /* host memory straight, device memory through staging */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
     for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
-        if (mf_mem_kind_ready((mf_mem_kind_t)kind) == MF_OK) {
+        /* built, not probed: asking the driver here would start it in
+         * every process of a GPU machine; a copy of device memory
+         * checks that the kind works */
+        if (mf_mem_kind_built((mf_mem_kind_t)kind)) {
             caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
         }
     }

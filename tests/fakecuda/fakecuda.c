@@ -25,6 +25,8 @@
  *                            fails with CUDA_ERROR_OUT_OF_MEMORY
  *   FAKECUDA_FAIL_COPY=n     the n-th copy of the process fails at issue
  *                            with CUDA_ERROR_ILLEGAL_ADDRESS
+ *   FAKECUDA_FAIL_COPY_ADDR=a  every copy whose source or destination
+ *                            covers address a (hex) fails so
  *   FAKECUDA_RESERVE_MISS=1  cuMemAddressReserve ignores the address hint
  *
  * Process-wide state is guarded by fc_lock; each stream has its own lock.
@@ -371,6 +373,18 @@ static bool fc_fail_now(atomic_uint *counter, const char *env)
     long n = fc_env(env, 0);
 
     return atomic_fetch_add(counter, 1) + 1 == (unsigned long)n && n > 0;
+}
+
+static bool fc_fail_addr(CUdeviceptr p, size_t size)
+{
+    const char *v = getenv("FAKECUDA_FAIL_COPY_ADDR");
+    uintptr_t addr;
+
+    if (v == NULL || *v == '\0') {
+        return false;
+    }
+    addr = (uintptr_t)strtoull(v, NULL, 16);
+    return addr >= (uintptr_t)p && addr - (uintptr_t)p < size;
 }
 
 static CUresult fc_handle_new(size_t size, bool exportable, fc_handle_t **hp)
@@ -1046,7 +1060,8 @@ FC_EXPORT CUresult CUDAAPI cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src,
     if (size == 0) {
         return CUDA_SUCCESS;
     }
-    if (fc_fail_now(&fc_copies, "FAKECUDA_FAIL_COPY")) {
+    if (fc_fail_now(&fc_copies, "FAKECUDA_FAIL_COPY") ||
+        fc_fail_addr(dst, size) || fc_fail_addr(src, size)) {
         return CUDA_ERROR_ILLEGAL_ADDRESS;
     }
     op = calloc(1, sizeof(*op));

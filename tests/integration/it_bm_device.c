@@ -482,6 +482,71 @@ static void test_device_killed_tcp(void **state)
     dv_run_killed("tcp");
 }
 
+static void dv_run(tk_proc_fn fn, const char *transport);
+
+/*
+ * Over tcp, a device copy that fails while its data is staged fails that
+ * copy alone: on the server (a GET from the peer's device memory) and on
+ * the client (a PUT from local device memory); the next copies on the same
+ * connections work.  The fake driver fails copies that cover one address
+ * (FAKECUDA_FAIL_COPY_ADDR).
+ */
+static int dv_rank_stage_fail(int index, void *arg)
+{
+    char addr[32];
+    uint64_t lh, poison;
+    dv_ctx_t c;
+    mf_status_t st;
+
+    if (dv_open(&c) != 0) {
+        return dv_close(&c, 1);
+    }
+    dv_fill_own(&c);
+    lh = (uint64_t)(uintptr_t)c.lh;
+    if (c.pool.rank == 1) {
+        /* rank 0's reads of this byte fail in our staging */
+        snprintf(addr, sizeof(addr), "%llx",
+                 (unsigned long long)dv_gva(&c, 1, true, 2 * MIB));
+        TK_CHECK(setenv("FAKECUDA_FAIL_COPY_ADDR", addr, 1) == 0);
+    }
+    TK_CHECK_OK(it_barrier(&c.pool, "dv-armed", WORLD));
+    if (c.pool.rank == 0) {
+        mf_log_set_level(MF_LOG_OFF);
+        st = mf_bm_copy(c.pool.bm, dv_gva(&c, 1, true, 2 * MIB - 4096), lh,
+                        8192, MF_COPY_GD2LH);
+        mf_log_set_level(MF_LOG_WARN);
+        TK_CHECK(st != MF_OK && st != MF_INPROGRESS);
+        TK_CHECK(dv_reads(&c, 1, MIB + 3, 5, false) == 0);
+
+        /* our own staging of a local device buffer fails on one byte */
+        dv_fill(&c, c.ld, true, BUF_SIZE, 4242);
+        poison = (uint64_t)(uintptr_t)c.ld + MIB;
+        snprintf(addr, sizeof(addr), "%llx", (unsigned long long)poison);
+        TK_CHECK(setenv("FAKECUDA_FAIL_COPY_ADDR", addr, 1) == 0);
+        mf_log_set_level(MF_LOG_OFF);
+        st = mf_bm_copy(c.pool.bm, poison - 100, dv_gva(&c, 1, false, SLOT(0)),
+                        200, MF_COPY_LD2GH);
+        mf_log_set_level(MF_LOG_WARN);
+        TK_CHECK(st != MF_OK && st != MF_INPROGRESS);
+        TK_CHECK_OK(mf_bm_copy(c.pool.bm, (uint64_t)(uintptr_t)c.ld + 2 * MIB,
+                               dv_gva(&c, 1, false, SLOT(0)), MIB,
+                               MF_COPY_LD2GH));
+        TK_CHECK(dv_global_holds(&c, dv_gva(&c, 1, false, SLOT(0)), false, MIB,
+                                 4242, 2 * MIB) == 0);
+        TK_CHECK(unsetenv("FAKECUDA_FAIL_COPY_ADDR") == 0);
+    }
+    return dv_close(&c, 0);
+}
+
+static void test_device_tcp_stage_fail(void **state)
+{
+    if (getenv("MF_CUDA_LIBRARY") != NULL &&
+        strstr(getenv("MF_CUDA_LIBRARY"), "fakecuda") == NULL) {
+        skip(); /* fault injection of the fake driver */
+    }
+    dv_run(dv_rank_stage_fail, "tcp");
+}
+
 static void dv_run(tk_proc_fn fn, const char *transport)
 {
     pid_t pids[WORLD];
@@ -586,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_device_killed_tcp),
         cmocka_unit_test(test_device_tcp),
         cmocka_unit_test(test_device_tcp_batch_async),
+        cmocka_unit_test(test_device_tcp_stage_fail),
         cmocka_unit_test(test_device_netns),
         cmocka_unit_test(test_device_netns_batch_async),
     };

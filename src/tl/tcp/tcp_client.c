@@ -230,6 +230,7 @@ static void mf_tl_tcp_lane_fill(mf_tl_tcp_lane_t *lane)
         chunk->off = op->next_off;
         chunk->len = MF_MIN(iface->chunk, op->size - op->next_off);
         chunk->req_id = lane->next_req_id++;
+        chunk->fail = MF_OK;
         op->next_off += chunk->len;
         op->inflight++;
         if (op->next_off == op->size) {
@@ -252,36 +253,35 @@ static void mf_tl_tcp_lane_fill(mf_tl_tcp_lane_t *lane)
     pthread_mutex_unlock(&ep->lock);
 }
 
-/* The data of a PUT chunk of device memory, staged when the chunk is the
- * next to send; NULL when it is not the next (it waits) or the copy failed
- * (the lane is closed: *failed_p). */
-static const uint8_t *mf_tl_tcp_lane_stage_put(mf_tl_tcp_lane_t *lane,
-                                               mf_tl_tcp_chunk_t *chunk,
-                                               bool next, bool *failed_p)
+/*
+ * Stages a PUT chunk of device memory (the next to send, nothing of it
+ * sent yet).  A copy that fails turns it into an empty PUT whose answer
+ * fails its operation alone: the lane and the other operations on it go
+ * on.
+ */
+static void mf_tl_tcp_lane_stage_put(mf_tl_tcp_lane_t *lane,
+                                     mf_tl_tcp_chunk_t *chunk)
 {
     mf_tl_tcp_stage_t *stage = &lane->out_stage;
     mf_tl_tcp_op_t *op = chunk->op;
+    mf_tl_tcp_hdr_t hdr;
     mf_status_t status;
 
-    if (stage->valid && stage->tag == chunk->req_id) {
-        return stage->buf;
-    }
-    if (!next) {
-        return NULL;
-    }
     status = mf_tl_tcp_stage_reserve(stage, op->kind, chunk->len);
     if (status == MF_OK) {
         status = mf_tl_tcp_stage_copy(op->kind, stage->buf,
                                       op->buf + chunk->off, chunk->len);
     }
     if (status != MF_OK) {
-        *failed_p = true;
-        mf_tl_tcp_lane_fail(lane, status, false, "cannot stage device data");
-        return NULL;
+        lane->inflight_bytes -= chunk->len;
+        chunk->len = 0;
+        chunk->fail = status;
+        mf_tl_tcp_hdr_decode(chunk->hdr, &hdr);
+        hdr.len = 0;
+        mf_tl_tcp_hdr_encode(&hdr, chunk->hdr);
     }
     stage->tag = chunk->req_id;
     stage->valid = true;
-    return stage->buf;
 }
 
 /* Writes what is ready: headers, and PUT data straight from the source
@@ -292,7 +292,6 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
     mf_tl_tcp_chunk_t *chunk;
     const uint8_t *data;
     size_t skip, n, total;
-    bool failed = false;
     unsigned i, k;
     ssize_t ret;
 
@@ -307,11 +306,14 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
             if (chunk->op->code == MF_TL_TCP_OP_PUT) {
                 data = chunk->op->buf + chunk->off;
                 if (mf_unlikely(chunk->op->kind != MF_MEM_KIND_HOST)) {
-                    data = mf_tl_tcp_lane_stage_put(lane, chunk,
-                                                    i == lane->nsent, &failed);
-                    if (data == NULL) {
-                        break; /* waits for the staging, or failed */
+                    if (!lane->out_stage.valid ||
+                        lane->out_stage.tag != chunk->req_id) {
+                        if (i != lane->nsent) {
+                            break; /* one staged chunk at a time */
+                        }
+                        mf_tl_tcp_lane_stage_put(lane, chunk);
                     }
+                    data = chunk->len > 0 ? lane->out_stage.buf : NULL;
                 }
             }
             if (skip < MF_TL_TCP_HDR_SIZE) {
@@ -328,9 +330,6 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
                 total += iov[n++].iov_len;
             }
             skip = 0;
-        }
-        if (failed) {
-            return;
         }
         ret = mf_tl_tcp_sendv(lane->sock.fd, iov, n);
         if (ret < 0) {
@@ -450,6 +449,9 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
         lane->count--;
         lane->nsent--;
         lane->inflight_bytes -= chunk->len;
+        if (mf_unlikely(chunk->fail != MF_OK) && status == MF_OK) {
+            status = chunk->fail; /* its data could not be staged */
+        }
         mf_tl_tcp_chunk_done(lane->ep, chunk->op, status, &done);
     }
     mf_tl_tcp_done_fire(&done);

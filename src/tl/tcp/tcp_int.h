@@ -167,6 +167,8 @@ typedef struct mf_tl_tcp_chunk {
     uint64_t off;
     uint64_t len;
     uint64_t req_id;
+    mf_status_t fail; /* its device data could not be staged: it went out
+                         empty, and fails its operation */
     uint8_t hdr[MF_TL_TCP_HDR_SIZE];
 } mf_tl_tcp_chunk_t;
 

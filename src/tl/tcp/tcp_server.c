@@ -91,35 +91,34 @@ static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
     conn->count++;
 }
 
-/* The data of a GET response from device memory, staged when it is the
- * next to send; NULL when it is not (it waits), or when the copy failed
- * (*failed_p: the conn is closed, the peer's lane fails the chunk). */
-static const uint8_t *mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
-                                               const mf_tl_tcp_resp_t *resp,
-                                               bool next, bool *failed_p)
+/*
+ * Stages the data of a GET response from device memory (the next to send,
+ * nothing of it sent yet).  A copy that fails turns it into an error
+ * response without data: the peer fails that operation alone, and the
+ * connection goes on.
+ */
+static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
+                                     mf_tl_tcp_resp_t *resp)
 {
     mf_tl_tcp_stage_t *stage = &conn->out_stage;
     mf_mem_kind_t kind = resp->region->kind;
+    mf_tl_tcp_hdr_t hdr;
     mf_status_t status;
 
-    if (stage->valid && stage->tag == resp->seq) {
-        return stage->buf;
-    }
-    if (!next) {
-        return NULL;
-    }
     status = mf_tl_tcp_stage_reserve(stage, kind, resp->len);
     if (status == MF_OK) {
         status = mf_tl_tcp_stage_copy(kind, stage->buf, resp->data, resp->len);
     }
     if (status != MF_OK) {
-        *failed_p = true;
-        mf_tl_tcp_conn_close(conn);
-        return NULL;
+        mf_tl_tcp_hdr_decode(resp->hdr, &hdr);
+        hdr.status = status;
+        hdr.len = 0;
+        mf_tl_tcp_hdr_encode(&hdr, resp->hdr);
+        resp->data = NULL;
+        resp->len = 0;
     }
     stage->tag = resp->seq;
     stage->valid = true;
-    return stage->buf;
 }
 
 /* Returns false when the conn was closed. */
@@ -129,7 +128,6 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
     mf_tl_tcp_resp_t *resp;
     const uint8_t *data;
     size_t skip, n, total, left;
-    bool failed = false;
     unsigned i;
     ssize_t ret;
 
@@ -142,13 +140,14 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
             data = resp->data;
             if (resp->len > 0 && resp->region != NULL &&
                 mf_unlikely(resp->region->kind != MF_MEM_KIND_HOST)) {
-                data = mf_tl_tcp_conn_stage_get(conn, resp, i == 0, &failed);
-                if (failed) {
-                    return false;
+                if (!conn->out_stage.valid ||
+                    conn->out_stage.tag != resp->seq) {
+                    if (i != 0) {
+                        break; /* one staged response at a time */
+                    }
+                    mf_tl_tcp_conn_stage_get(conn, resp);
                 }
-                if (data == NULL) {
-                    break; /* waits for the staging */
-                }
+                data = resp->len > 0 ? conn->out_stage.buf : NULL;
             }
             if (skip < MF_TL_TCP_HDR_SIZE) {
                 iov[n].iov_base = resp->hdr + skip;

@@ -40,6 +40,8 @@ static struct {
     tk_cu_result_t (*copy_async)(tk_cu_ptr_t dst, tk_cu_ptr_t src, size_t size,
                                  void *stream);
     tk_cu_result_t (*stream_sync)(void *stream);
+    tk_cu_result_t (*ptr_attrs)(unsigned num, int *attrs, void **data,
+                                tk_cu_ptr_t ptr);
     void *ctx;
     int fake;
     int ready;
@@ -77,13 +79,14 @@ static void tk_cuda_load(void)
     *(void **)&tk_cuda.stream_destroy = dlsym(lib, "cuStreamDestroy_v2");
     *(void **)&tk_cuda.copy_async = dlsym(lib, "cuMemcpyAsync");
     *(void **)&tk_cuda.stream_sync = dlsym(lib, "cuStreamSynchronize");
+    *(void **)&tk_cuda.ptr_attrs = dlsym(lib, "cuPointerGetAttributes");
     if (tk_cuda.init == NULL || tk_cuda.device_get == NULL ||
         tk_cuda.ctx_retain == NULL || tk_cuda.ctx_set == NULL ||
         tk_cuda.alloc == NULL || tk_cuda.free == NULL || tk_cuda.copy == NULL ||
         tk_cuda.alloc_host == NULL || tk_cuda.free_host == NULL ||
         tk_cuda.memset8 == NULL || tk_cuda.stream_create == NULL ||
         tk_cuda.stream_destroy == NULL || tk_cuda.copy_async == NULL ||
-        tk_cuda.stream_sync == NULL) {
+        tk_cuda.stream_sync == NULL || tk_cuda.ptr_attrs == NULL) {
         snprintf(tk_cuda.why, sizeof(tk_cuda.why),
                  "%s lacks a driver call the test kit uses", path);
         return;
@@ -223,6 +226,19 @@ int tk_cuda_memset(void *dev, unsigned char value, size_t size)
         return -1;
     }
     return 0;
+}
+
+int tk_cuda_host_registered(const void *ptr)
+{
+    int attr = 2; /* CU_POINTER_ATTRIBUTE_MEMORY_TYPE */
+    unsigned type = 0;
+    void *data = &type;
+
+    if (tk_cuda_enter() != 0 ||
+        tk_cuda.ptr_attrs(1, &attr, &data, (tk_cu_ptr_t)(uintptr_t)ptr) != 0) {
+        return -1;
+    }
+    return type == 1; /* CU_MEMORYTYPE_HOST: registered or pinned */
 }
 
 int tk_cuda_is_fake(void)

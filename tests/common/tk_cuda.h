@@ -36,6 +36,9 @@ int tk_cuda_copy(void *dst, const void *src, size_t size);
 int tk_cuda_memset(void *dev, unsigned char value, size_t size);
 /* Whether the driver loaded is the fake one of tests/fakecuda. */
 int tk_cuda_is_fake(void);
+/* Whether ptr is host memory registered with (or allocated by) the
+ * driver: 1 yes, 0 no, -1 no driver. */
+int tk_cuda_host_registered(const void *ptr);
 
 /* A stream of the device (a CUstream; non-blocking, so it never waits for
  * other streams): copies queued on it run in order, asynchronously. */

@@ -106,6 +106,21 @@ static int dev_client(int index, void *arg)
         IT_MMC_ST(mmc_put(mmc, keys[2], dev[2], KV_SIZE, &opts), MMC_OK);
         opts.mem = MMC_MEM_AUTO;
         IT_MMC_ST(mmc_put(mmc, keys[3], dev[3], KV_SIZE, &opts), MMC_OK);
+        /* the DRAM segments the device copies went to are pinned for the
+         * device's DMA now (both mapped here: one host) */
+        {
+            mmc_obj_info_t info;
+
+            mmc_obj_info_init(&info, 1);
+            IT_MMC_ST(mmc_query(mmc, keys[0], &info), MMC_OK);
+            TK_CHECK_GOTO(info.nreplicas == 2, "replicas %u", info.nreplicas);
+            for (uint32_t k = 0; k < info.nreplicas; k++) {
+                TK_CHECK_GOTO(tk_cuda_host_registered(
+                                  (void *)(uintptr_t)info.gvas[k]) == 1,
+                              "replica %u at 0x%llx is not pinned", k,
+                              (unsigned long long)info.gvas[k]);
+            }
+        }
     }
     TK_CHECK_GOTO(it_mmc_barrier(1, CLIENTS) == 0, "barrier 1");
 

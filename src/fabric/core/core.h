@@ -58,6 +58,12 @@ typedef struct mf_fabric_seg {
     uint32_t pid;
     uint64_t incarnation;
     atomic_uint watch_seq; /* bumped by every watch event of the rank */
+    /* a host segment mapped here, registered for a device's DMA at the
+     * first device copy that touches it: 0 not yet, 1 being registered,
+     * 2 done (dma NULL: the registration failed; copies still work) */
+    atomic_int dma_state;
+    mf_mem_reg_t *dma;
+    mf_mem_kind_t dma_kind;
     /* written by every copy: on a line of its own, so that copies running
      * on several threads do not evict the fields above from each other */
     atomic_uint readers __attribute__((aligned(64)));
@@ -291,6 +297,11 @@ void mf_fabric_seg_apply_set_locked(mf_fabric_pool_t *pool, uint32_t rank,
  * notify: queue the rank callback. */
 void mf_fabric_seg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank,
                                 mf_status_t reason, bool notify);
+/* Registers a mapped host segment for the DMA of device kind (once; the
+ * caller holds the segment), and undoes it before an unmap. */
+void mf_fabric_seg_dma_pin(mf_fabric_seg_t *seg, mf_mem_kind_t kind);
+void mf_fabric_seg_dma_drop(mf_fabric_seg_t *seg);
+
 /* Unmaps a peer's device segment only (pool->lock held). */
 void mf_fabric_dseg_leave_locked(mf_fabric_pool_t *pool, uint32_t rank);
 /* Queues an event for the event thread (takes ownership). */

@@ -406,6 +406,24 @@ static inline mf_status_t mf_fabric_mapped_copy(mf_fabric_pool_t *pool,
     return MF_OK;
 }
 
+/* A device copy to or from a mapped host segment: the segment pinned for
+ * the device's DMA first (once), so the copy runs at link speed. */
+static inline void mf_fabric_plan_pin(const mf_fabric_plan_t *plan)
+{
+    if (mf_unlikely(plan->kind != MF_MEM_KIND_HOST)) {
+        if (plan->sseg != NULL && plan->sseg->kind == MF_MEM_KIND_HOST &&
+            atomic_load_explicit(&plan->sseg->dma_state,
+                                 memory_order_relaxed) == 0) {
+            mf_fabric_seg_dma_pin(plan->sseg, plan->kind);
+        }
+        if (plan->dseg != NULL && plan->dseg->kind == MF_MEM_KIND_HOST &&
+            atomic_load_explicit(&plan->dseg->dma_state,
+                                 memory_order_relaxed) == 0) {
+            mf_fabric_seg_dma_pin(plan->dseg, plan->kind);
+        }
+    }
+}
+
 /* Between two remote segments, through a local buffer (copy.c). */
 mf_status_t mf_fabric_bounce(uint64_t src, mf_fabric_seg_t *sseg, uint64_t dst,
                              mf_fabric_seg_t *dseg, size_t size);
@@ -425,6 +443,7 @@ static inline mf_status_t mf_fabric_plan_start(mf_fabric_pool_t *pool,
     case MF_FABRIC_OP_NONE:
         return MF_OK;
     case MF_FABRIC_OP_MAPPED:
+        mf_fabric_plan_pin(plan);
         return mf_fabric_mapped_copy(pool, plan->kind, dst, src, size);
     case MF_FABRIC_OP_PUT:
         *iface_p = plan->dseg->ep->iface;
@@ -454,6 +473,7 @@ static inline mf_status_t mf_fabric_plan_run(mf_fabric_pool_t *pool,
     mf_status_t status;
 
     if (mf_likely(plan->op == MF_FABRIC_OP_MAPPED)) {
+        mf_fabric_plan_pin(plan);
         return mf_fabric_mapped_copy(pool, plan->kind, dst, src, size);
     }
     if (plan->op == MF_FABRIC_OP_NONE) {

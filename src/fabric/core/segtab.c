@@ -347,6 +347,7 @@ static bool mf_fabric_seg_unmap_locked(mf_fabric_pool_t *pool,
                 usleep(100);
             }
         }
+        mf_fabric_seg_dma_drop(seg);
         iface = pool->ifaces[seg->tl];
         iface->ops->rkey_release(iface, seg->rkey);
         seg->ep->ops->ep_destroy(seg->ep);
@@ -583,6 +584,7 @@ static void mf_fabric_segs_release(mf_fabric_pool_t *pool)
         }
         seg =
             r < pool->world ? &pool->segs[r] : &pool->dev.segs[r - pool->world];
+        mf_fabric_seg_dma_drop(seg);
         if (seg->rkey != NULL) {
             pool->ifaces[seg->tl]->ops->rkey_release(pool->ifaces[seg->tl],
                                                      seg->rkey);

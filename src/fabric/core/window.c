@@ -155,6 +155,7 @@ void mf_fabric_table_init(mf_fabric_seg_t *segs, uint32_t world,
         atomic_init(&segs[r].state, MF_FABRIC_SEG_NONE);
         atomic_init(&segs[r].readers, 0);
         atomic_init(&segs[r].watch_seq, 0);
+        atomic_init(&segs[r].dma_state, 0);
         segs[r].kind = kind;
         segs[r].gva = base + (uint64_t)r * stride;
     }
@@ -244,4 +245,37 @@ void mf_fabric_dev_own_destroy(mf_fabric_pool_t *pool)
         ops->dma_dereg(dev->host_dma);
         dev->host_dma = NULL;
     }
+}
+
+/* ------------------------------------------------------ pinned segments */
+
+void mf_fabric_seg_dma_pin(mf_fabric_seg_t *seg, mf_mem_kind_t kind)
+{
+    int expected = 0;
+    mf_mem_reg_t *reg = NULL;
+
+    /* one thread registers; the others copy meanwhile, pageable */
+    if (!atomic_compare_exchange_strong(&seg->dma_state, &expected, 1)) {
+        return;
+    }
+    if (mf_mem_ops_get(kind)->dma_reg(
+            seg->addr, MF_ALIGN_UP(seg->size, mf_page_size()), &reg) != MF_OK) {
+        mf_warn("mf-bm: the segment at 0x%" PRIx64 " is not registered for "
+                "device DMA: copies between it and device memory are slower",
+                seg->gva);
+        reg = NULL;
+    }
+    seg->dma = reg;
+    seg->dma_kind = kind;
+    atomic_store(&seg->dma_state, 2);
+}
+
+void mf_fabric_seg_dma_drop(mf_fabric_seg_t *seg)
+{
+    /* no copy holds the segment: a registration under way has ended */
+    if (atomic_load(&seg->dma_state) == 2 && seg->dma != NULL) {
+        mf_mem_ops_get(seg->dma_kind)->dma_dereg(seg->dma);
+    }
+    seg->dma = NULL;
+    atomic_store(&seg->dma_state, 0);
 }

@@ -10,7 +10,8 @@
  *    copy engine reaches the bytes through a private read-write alias.
  *  - Copies on a stream run later on the stream's own thread, after a
  *    delay (FAKECUDA_DELAY_US, default 200), so a missing synchronisation
- *    shows up as wrong bytes; host functions run there too, in order.
+ *    shows up as wrong bytes; host functions and stream callbacks run
+ *    there too, in order.
  *  - Memory calls need cuInit and a current context in the calling thread
  *    (CUDA_ERROR_NOT_INITIALIZED, CUDA_ERROR_INVALID_CONTEXT).
  *  - Virtual memory: cuMemAddressReserve treats the address as a hint;
@@ -95,7 +96,7 @@ struct CUctx_st {
     int device;
 };
 
-enum { FC_OP_COPY, FC_OP_HOST_FN };
+enum { FC_OP_COPY, FC_OP_HOST_FN, FC_OP_CALLBACK };
 
 typedef struct fc_op {
     struct fc_op *next;
@@ -104,6 +105,8 @@ typedef struct fc_op {
     const void *src;
     size_t size;
     CUhostFn fn;
+    CUstreamCallback cb;
+    CUstream stream;
     void *data;
 } fc_op_t;
 
@@ -917,6 +920,8 @@ static void *fc_stream_main(void *arg)
         fc_sleep_us(fc_env("FAKECUDA_DELAY_US", 200));
         if (op->type == FC_OP_COPY) {
             memmove(op->dst, op->src, op->size);
+        } else if (op->type == FC_OP_CALLBACK) {
+            op->cb(op->stream, CUDA_SUCCESS, op->data);
         } else {
             op->fn(op->data);
         }
@@ -1128,6 +1133,30 @@ FC_EXPORT CUresult CUDAAPI cuLaunchHostFunc(CUstream stream, CUhostFn fn,
     }
     op->type = FC_OP_HOST_FN;
     op->fn = fn;
+    op->data = data;
+    return fc_enqueue(fc_stream(stream), op);
+}
+
+FC_EXPORT CUresult CUDAAPI cuStreamAddCallback(CUstream stream,
+                                               CUstreamCallback cb, void *data,
+                                               unsigned int flags)
+{
+    CUresult res = fc_ready(true);
+    fc_op_t *op;
+
+    if (res != CUDA_SUCCESS) {
+        return res;
+    }
+    if (cb == NULL || flags != 0) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    op = calloc(1, sizeof(*op));
+    if (op == NULL) {
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    op->type = FC_OP_CALLBACK;
+    op->cb = cb;
+    op->stream = stream;
     op->data = data;
     return fc_enqueue(fc_stream(stream), op);
 }

@@ -49,7 +49,7 @@
     _f(cuStreamDestroy) \
     _f(cuStreamSynchronize) \
     _f(cuMemcpyAsync) \
-    _f(cuLaunchHostFunc)
+    _f(cuStreamAddCallback)
 // clang-format on
 
 typedef struct mf_cuda_drv {

@@ -12,9 +12,9 @@
  * every process of the host.  Destroying a segment unmaps it; the window
  * stays reserved.
  *
- * Copies run on a small pool of streams (a thread keeps the one it was
- * given first): a synchronous copy waits for its stream, an asynchronous
- * one completes from a host function queued behind it.  The host never
+ * Copies run on a stream per thread: a synchronous copy waits for its
+ * stream, an asynchronous one completes from a stream callback queued
+ * behind it, which also reports a failed copy.  The host never
  * dereferences device memory here.
  */
 #include "mem/cuda/cuda_drv.h"
@@ -34,18 +34,17 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define MF_CUDA_STREAMS 8
-
 struct mf_mem_reg {
     void *addr;
     bool owned; /* registered by us (not before by the application) */
 };
 
-static CUstream mf_cuda_streams[MF_CUDA_STREAMS];
-static mf_status_t mf_cuda_streams_status = MF_ERR_STATE;
-static pthread_once_t mf_cuda_streams_once = PTHREAD_ONCE_INIT;
-static atomic_uint mf_cuda_stream_next;
-static _Thread_local int mf_cuda_stream_mine = -1;
+/* Each thread copies on a stream of its own (destroyed when the thread
+ * ends): a copy waits for its own work only, never behind another
+ * thread's. */
+static _Thread_local CUstream mf_cuda_stream_mine;
+static pthread_key_t mf_cuda_stream_key;
+static pthread_once_t mf_cuda_stream_key_once = PTHREAD_ONCE_INIT;
 
 /* The driver, with a context current in this thread; NULL (logged with
  * what for) when the kind is unusable here. */
@@ -63,38 +62,39 @@ static const mf_cuda_drv_t *mf_cuda_enter(const char *what)
     return drv;
 }
 
-static void mf_cuda_streams_create(void)
+static void mf_cuda_stream_drop(void *arg)
 {
     const mf_cuda_drv_t *drv = mf_cuda_drv();
+
+    /* work still queued on it completes first, as the driver does it */
+    if (drv != NULL && arg != NULL) {
+        drv->cuStreamDestroy((CUstream)arg);
+    }
+}
+
+static void mf_cuda_stream_key_create(void)
+{
+    (void)pthread_key_create(&mf_cuda_stream_key, mf_cuda_stream_drop);
+}
+
+/* This thread's copy stream (a context is current). */
+static mf_status_t mf_cuda_stream(const mf_cuda_drv_t *drv, CUstream *stream_p)
+{
+    CUstream stream;
     CUresult res;
 
-    for (int i = 0; i < MF_CUDA_STREAMS; i++) {
-        res = drv->cuStreamCreate(&mf_cuda_streams[i], CU_STREAM_NON_BLOCKING);
+    if (mf_cuda_stream_mine == NULL) {
+        res = drv->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING);
         if (res != CUDA_SUCCESS) {
             mf_error("cuda: cannot create a copy stream: %s",
                      mf_cuda_err(drv, res));
-            mf_cuda_streams_status = mf_cuda_status(res);
-            while (i-- > 0) {
-                drv->cuStreamDestroy(mf_cuda_streams[i]);
-            }
-            return;
+            return mf_cuda_status(res);
         }
+        pthread_once(&mf_cuda_stream_key_once, mf_cuda_stream_key_create);
+        (void)pthread_setspecific(mf_cuda_stream_key, stream);
+        mf_cuda_stream_mine = stream;
     }
-    mf_cuda_streams_status = MF_OK;
-}
-
-/* This thread's copy stream. */
-static mf_status_t mf_cuda_stream(CUstream *stream_p)
-{
-    pthread_once(&mf_cuda_streams_once, mf_cuda_streams_create);
-    if (mf_cuda_streams_status != MF_OK) {
-        return mf_cuda_streams_status;
-    }
-    if (mf_cuda_stream_mine < 0) {
-        mf_cuda_stream_mine =
-            (int)(atomic_fetch_add(&mf_cuda_stream_next, 1) % MF_CUDA_STREAMS);
-    }
-    *stream_p = mf_cuda_streams[mf_cuda_stream_mine];
+    *stream_p = mf_cuda_stream_mine;
     return MF_OK;
 }
 
@@ -453,7 +453,7 @@ static mf_status_t mf_cuda_issue(void *dst, const void *src, size_t size,
     if (size == 0) {
         return MF_OK;
     }
-    status = mf_cuda_stream(stream_p);
+    status = mf_cuda_stream(drv, stream_p);
     if (status != MF_OK) {
         *stream_p = NULL;
         return status;
@@ -489,11 +489,13 @@ static mf_status_t mf_cuda_copy(void *dst, const void *src, size_t size)
     return MF_OK;
 }
 
-static void CUDA_CB mf_cuda_copy_done(void *arg)
+/* Runs on a driver thread once the copy ended, with its result (also
+ * after an error of the context); calls no CUDA function. */
+static void CUDA_CB mf_cuda_copy_done(CUstream stream, CUresult res, void *arg)
 {
     mf_mem_comp_t *comp = arg;
 
-    comp->cb(comp, MF_OK);
+    comp->cb(comp, res == CUDA_SUCCESS ? MF_OK : mf_cuda_status(res));
 }
 
 static mf_status_t mf_cuda_copy_async(void *dst, const void *src, size_t size,
@@ -508,7 +510,7 @@ static mf_status_t mf_cuda_copy_async(void *dst, const void *src, size_t size,
     if (status != MF_OK || stream == NULL) {
         return status;
     }
-    res = drv->cuLaunchHostFunc(stream, mf_cuda_copy_done, comp);
+    res = drv->cuStreamAddCallback(stream, mf_cuda_copy_done, comp, 0);
     if (res != CUDA_SUCCESS) {
         /* the copy is queued: wait for it rather than lose track */
         mf_warn("cuda: cannot queue a completion (%s); waiting for the copy",

@@ -37,10 +37,10 @@
 #include <string.h>
 #include <time.h>
 
-#define CALL_MS   30000
+#define CALL_MS 30000
 /* a hang guard only: sanitizer builds on a loaded machine are many times
  * slower */
-#define WAIT_MS 120000
+#define WAIT_MS   120000
 #define MAX_SEG   (256ull << 20)
 #define HOST_BASE 0x200000000000ull
 #define NRANKS    8u

@@ -27,7 +27,6 @@
     _f(cuDeviceGet) \
     _f(cuDeviceGetName) \
     _f(cuDevicePrimaryCtxRetain) \
-    _f(cuDevicePrimaryCtxRelease) \
     _f(cuCtxSetCurrent) \
     _f(cuCtxGetCurrent) \
     _f(cuCtxGetDevice) \

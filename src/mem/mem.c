@@ -230,18 +230,21 @@ static int mf_mem_peer_fd_getfd(uint32_t pid, int32_t fd)
 
 int mf_mem_peer_fd_open(uint32_t pid, int32_t fd, bool same_file)
 {
-    int nfd, saved;
+    int (*const same[])(uint32_t, int32_t) = {
+        mf_mem_peer_fd_getfd, mf_mem_fd_ask, mf_mem_peer_fd_proc};
+    int (*const reopen[])(uint32_t, int32_t) = {
+        mf_mem_peer_fd_proc, mf_mem_peer_fd_getfd, mf_mem_fd_ask};
+    int (*const *ways)(uint32_t, int32_t) = same_file ? same : reopen;
+    int nfd = -1, first = 0;
 
-    nfd = same_file ? mf_mem_peer_fd_getfd(pid, fd)
-                    : mf_mem_peer_fd_proc(pid, fd);
-    if (nfd >= 0) {
-        return nfd;
+    for (size_t i = 0; i < MF_ARRAY_SIZE(same) && nfd < 0; i++) {
+        nfd = ways[i](pid, fd);
+        if (nfd < 0 && i == 0) {
+            first = errno;
+        }
     }
-    saved = errno;
-    nfd = same_file ? mf_mem_peer_fd_proc(pid, fd)
-                    : mf_mem_peer_fd_getfd(pid, fd);
     if (nfd < 0) {
-        errno = saved; /* the first way's reason */
+        errno = first; /* the first way's reason */
     }
     return nfd;
 }

@@ -172,12 +172,28 @@ mf_status_t mf_mem_restore_reservation(void *addr, uint64_t len);
 
 /*
  * Opens descriptor fd of process pid of this host (same user): with
- * same_file, the same open file first (pidfd_getfd, needed for a driver's
- * descriptor), else /proc/<pid>/fd/<fd> first (a new open of the same
- * memfd, which needs no ptrace permission); the other way if the first
- * fails.  The new descriptor (close-on-exec), or -1 with errno set.
+ * same_file, the same open file (needed for a driver's descriptor):
+ * pidfd_getfd, else the owner's descriptor service (mf_mem_fd_offer),
+ * else /proc/<pid>/fd/<fd>; without, a new open of /proc/<pid>/fd/<fd>
+ * first (enough for a memfd, and needs no ptrace permission), then the
+ * others.  The new descriptor (close-on-exec), or -1 with errno set to
+ * the first way's reason.
  */
 int mf_mem_peer_fd_open(uint32_t pid, int32_t fd, bool same_file);
+
+/*
+ * The descriptor service (mem_fdpass.c): processes of this host and user
+ * take descriptors this process offers as the same open file over a Unix
+ * socket, where pidfd_getfd is denied (containers).  Offer before a peer
+ * may ask; withdraw before closing.  The service runs while something is
+ * offered.
+ */
+mf_status_t mf_mem_fd_offer(int fd);
+void mf_mem_fd_withdraw(int fd);
+/* Takes descriptor fd offered by process pid: the new descriptor
+ * (close-on-exec), or -1 with errno (ENOENT: not offered, or pid serves
+ * nothing; EPERM: refused). */
+int mf_mem_fd_ask(uint32_t pid, int32_t fd);
 
 /*
  * Describes the mappings of this process that overlap [base, base + len)

@@ -42,6 +42,13 @@ static struct {
     tk_cu_result_t (*stream_sync)(void *stream);
     tk_cu_result_t (*ptr_attrs)(unsigned num, int *attrs, void **data,
                                 tk_cu_ptr_t ptr);
+    /* optional: contexts and stream capture, for tests that play an
+     * application */
+    tk_cu_result_t (*ctx_get)(void **ctx);
+    tk_cu_result_t (*ctx_device)(int *dev);
+    tk_cu_result_t (*capture_begin)(void *stream, int mode);
+    tk_cu_result_t (*capture_end)(void *stream, void **graph);
+    tk_cu_result_t (*capture_mode)(int *mode);
     void *ctx;
     int fake;
     int ready;
@@ -80,6 +87,12 @@ static void tk_cuda_load(void)
     *(void **)&tk_cuda.copy_async = dlsym(lib, "cuMemcpyAsync");
     *(void **)&tk_cuda.stream_sync = dlsym(lib, "cuStreamSynchronize");
     *(void **)&tk_cuda.ptr_attrs = dlsym(lib, "cuPointerGetAttributes");
+    *(void **)&tk_cuda.ctx_get = dlsym(lib, "cuCtxGetCurrent");
+    *(void **)&tk_cuda.ctx_device = dlsym(lib, "cuCtxGetDevice");
+    *(void **)&tk_cuda.capture_begin = dlsym(lib, "cuStreamBeginCapture_v2");
+    *(void **)&tk_cuda.capture_end = dlsym(lib, "cuStreamEndCapture");
+    *(void **)&tk_cuda.capture_mode =
+        dlsym(lib, "cuThreadExchangeStreamCaptureMode");
     if (tk_cuda.init == NULL || tk_cuda.device_get == NULL ||
         tk_cuda.ctx_retain == NULL || tk_cuda.ctx_set == NULL ||
         tk_cuda.alloc == NULL || tk_cuda.free == NULL || tk_cuda.copy == NULL ||
@@ -303,4 +316,73 @@ int tk_cuda_stream_sync(tk_cuda_stream_t *stream)
         return -1;
     }
     return 0;
+}
+
+int tk_cuda_ctx_set(int dev)
+{
+    void *ctx = NULL;
+
+    if (tk_cuda_init(NULL, 0) != 0 ||
+        (dev >= 0 && tk_cuda.ctx_retain(&ctx, dev) != 0)) {
+        return -1;
+    }
+    return tk_cuda.ctx_set(ctx) == 0 ? 0 : -1;
+}
+
+int tk_cuda_ctx_get(void)
+{
+    void *ctx = NULL;
+    int dev = -1;
+
+    if (tk_cuda_init(NULL, 0) != 0 || tk_cuda.ctx_get == NULL ||
+        tk_cuda.ctx_device == NULL || tk_cuda.ctx_get(&ctx) != 0) {
+        return -2;
+    }
+    if (ctx == NULL) {
+        return -1;
+    }
+    return tk_cuda.ctx_device(&dev) == 0 ? dev : -2;
+}
+
+int tk_cuda_capture_begin(tk_cuda_stream_t *stream)
+{
+    int res;
+
+    if (tk_cuda_enter() != 0 || tk_cuda.capture_begin == NULL) {
+        return -1;
+    }
+    res = tk_cuda.capture_begin(stream, 0 /* CU_STREAM_CAPTURE_MODE_GLOBAL */);
+    if (res != 0) {
+        tk_print("cuStreamBeginCapture failed: %d", res);
+        return -1;
+    }
+    return 0;
+}
+
+int tk_cuda_capture_end(tk_cuda_stream_t *stream)
+{
+    void *graph = NULL;
+    int res;
+
+    if (tk_cuda_enter() != 0 || tk_cuda.capture_end == NULL) {
+        return -1;
+    }
+    res = tk_cuda.capture_end(stream, &graph);
+    if (res != 0) {
+        tk_print("cuStreamEndCapture failed: %d", res);
+        return -1;
+    }
+    return 0;
+}
+
+int tk_cuda_capture_mode(void)
+{
+    int mode = 2, old; /* relaxed, for a moment */
+
+    if (tk_cuda_init(NULL, 0) != 0 || tk_cuda.capture_mode == NULL ||
+        tk_cuda.capture_mode(&mode) != 0) {
+        return -1;
+    }
+    old = mode;
+    return tk_cuda.capture_mode(&mode) == 0 ? old : -1;
 }

@@ -56,4 +56,23 @@ int tk_cuda_copy_async(tk_cuda_stream_t *stream, void *dst, const void *src,
 /* Waits for every copy queued on stream: 0 or -1 (printed). */
 int tk_cuda_stream_sync(tk_cuda_stream_t *stream);
 
+/*
+ * Playing an application that uses the driver itself; unlike the calls
+ * above, these leave the thread's context alone.
+ */
+/* Makes the primary context of device dev current in this thread (-1:
+ * none): 0 or -1. */
+int tk_cuda_ctx_set(int dev);
+/* The device of the context current in this thread, -1 if none, -2 on
+ * error. */
+int tk_cuda_ctx_get(void);
+/* Starts and ends capturing stream into a graph in global mode, as an
+ * application records a CUDA graph: meanwhile calls that may synchronise
+ * are illegal in threads whose mode is not relaxed.  0 or -1. */
+int tk_cuda_capture_begin(tk_cuda_stream_t *stream);
+int tk_cuda_capture_end(tk_cuda_stream_t *stream);
+/* This thread's capture mode (0 global, 1 thread-local, 2 relaxed), or
+ * -1. */
+int tk_cuda_capture_mode(void);
+
 #endif /* MF_TK_CUDA_H */

@@ -13,6 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -425,6 +429,38 @@ static int tk_proc_try_reap(pid_t pid, int *code_p)
         *code_p = tk_proc_decode_status(pid, status);
     }
     return ret;
+}
+
+#if defined(__x86_64__)
+#define TK_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TK_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+int tk_proc_deny_syscall(long nr)
+{
+    struct sock_filter code[] = {
+        /* another architecture's calls: allowed, they are not ours */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TK_AUDIT_ARCH, 0, 3),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]),
+                              .filter = code};
+
+#ifndef TK_AUDIT_ARCH
+    tk_print("seccomp filters: architecture not known to the test kit");
+    return -1;
+#endif
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        tk_print("cannot install a seccomp filter: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 void tk_proc_kill(pid_t pid)

@@ -153,6 +153,11 @@ int tk_proc_poll(pid_t pid, int *status_p);
  * tk_proc_wait() does, killing it after timeout_ms; its result. */
 int tk_proc_stop(pid_t pid, int sig, unsigned timeout_ms);
 
+/* Makes syscall nr fail with EPERM in this process from now on, as a
+ * container's seccomp profile does (pidfd_getfd without CAP_SYS_PTRACE).
+ * 0, or -1 (logged). */
+int tk_proc_deny_syscall(long nr);
+
 /* Kills (SIGKILL) pid and reaps it. */
 void tk_proc_kill(pid_t pid);
 

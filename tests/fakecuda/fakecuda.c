@@ -13,11 +13,21 @@
  *    shows up as wrong bytes; host functions and stream callbacks run
  *    there too, in order.
  *  - Memory calls need cuInit and a current context in the calling thread
- *    (CUDA_ERROR_NOT_INITIALIZED, CUDA_ERROR_INVALID_CONTEXT).
+ *    (CUDA_ERROR_NOT_INITIALIZED, CUDA_ERROR_INVALID_CONTEXT); a stream
+ *    belongs to the context current at its creation, and work queued on
+ *    it from another context is refused (CUDA_ERROR_INVALID_CONTEXT).
+ *  - Stream capture: while a stream captures in global mode
+ *    (cuStreamBeginCapture), calls that may synchronise
+ *    (cuStreamSynchronize, cuMemCreate, cuMemHostRegister, ...) fail with
+ *    CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED in every thread whose capture
+ *    mode is not relaxed (cuThreadExchangeStreamCaptureMode).
  *  - Virtual memory: cuMemAddressReserve treats the address as a hint;
  *    cuMemMap needs a reservation; a mapping is unreachable until
  *    cuMemSetAccess; cuMemExportToShareableHandle gives a descriptor of the
- *    memory (a memfd) that another process imports.  Granularity 2 MiB.
+ *    memory (a memfd) that another process imports.  As with the driver's
+ *    descriptors, only the exported open file imports (it carries
+ *    O_APPEND as its mark): a new open of /proc/<pid>/fd/<fd> is refused.
+ *    Granularity 2 MiB.
  *  - cuPointerGetAttributes answers for any pointer (unknown: zeros).
  *
  * Fault injection by environment, read at each call:
@@ -111,6 +121,8 @@ typedef struct fc_op {
 } fc_op_t;
 
 struct CUstream_st {
+    CUcontext ctx; /* current at creation */
+    bool capturing;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     fc_op_t *head, *tail;
@@ -129,6 +141,9 @@ static fc_array_t fc_hosts = {.item = sizeof(fc_range_t)};
 static struct CUstream_st *fc_null_stream;
 static atomic_uint fc_creates, fc_copies;
 static _Thread_local CUcontext fc_current;
+static _Thread_local CUstreamCaptureMode fc_capture_mode =
+    CU_STREAM_CAPTURE_MODE_GLOBAL;
+static atomic_int fc_captures; /* streams capturing in global mode */
 
 /* ---- helpers ---- */
 
@@ -192,6 +207,15 @@ static CUresult fc_ready(bool need_ctx)
         return CUDA_ERROR_INVALID_CONTEXT;
     }
     return CUDA_SUCCESS;
+}
+
+/* Whether a call that may synchronise is legal in this thread now. */
+static CUresult fc_capture_ok(void)
+{
+    return atomic_load(&fc_captures) > 0 &&
+                   fc_capture_mode != CU_STREAM_CAPTURE_MODE_RELAXED
+               ? CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+               : CUDA_SUCCESS;
 }
 
 static void fc_handle_put_locked(fc_handle_t *h)
@@ -334,6 +358,8 @@ FC_EXPORT CUresult CUDAAPI cuGetErrorName(CUresult error, const char **str)
         FC_NAME(CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED)
         FC_NAME(CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED)
         FC_NAME(CUDA_ERROR_OPERATING_SYSTEM)
+        FC_NAME(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED)
+        FC_NAME(CUDA_ERROR_ILLEGAL_STATE)
 #undef FC_NAME
     default:
         *str = NULL;
@@ -429,6 +455,9 @@ FC_EXPORT CUresult CUDAAPI cuMemCreate(CUmemGenericAllocationHandle *handle,
     }
     if (!fc_prop_ok(prop) || size == 0 || size % FC_GRAN != 0 || flags != 0) {
         return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (fc_capture_ok() != CUDA_SUCCESS) {
+        return fc_capture_ok();
     }
     res = fc_handle_new(size,
                         prop->requestedHandleTypes &
@@ -656,7 +685,10 @@ FC_EXPORT CUresult CUDAAPI cuMemExportToShareableHandle(
         return CUDA_ERROR_NOT_PERMITTED;
     }
     fd = fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
+    if (fd < 0 || fcntl(fd, F_SETFL, O_APPEND) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return CUDA_ERROR_OPERATING_SYSTEM;
     }
     *(int *)shareable = fd;
@@ -677,7 +709,8 @@ cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle,
     }
     if (type != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR ||
         fstat(fd, &st) != 0 || st.st_size == 0 ||
-        (size_t)st.st_size % FC_GRAN != 0) {
+        (size_t)st.st_size % FC_GRAN != 0 ||
+        (fcntl(fd, F_GETFL) & O_APPEND) == 0) {
         return CUDA_ERROR_INVALID_VALUE;
     }
     h = calloc(1, sizeof(*h));
@@ -797,6 +830,9 @@ FC_EXPORT CUresult CUDAAPI cuMemHostRegister(void *p, size_t bytesize,
     }
     if (p == NULL || bytesize == 0) {
         return CUDA_ERROR_INVALID_VALUE;
+    }
+    if (fc_capture_ok() != CUDA_SUCCESS) {
+        return fc_capture_ok();
     }
     return fc_host_add(p, bytesize, false);
 }
@@ -946,6 +982,7 @@ static CUresult fc_stream_new(struct CUstream_st **sp)
     if (s == NULL) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    s->ctx = fc_current;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     if (pthread_create(&s->thread, NULL, fc_stream_main, s) != 0) {
@@ -986,6 +1023,9 @@ FC_EXPORT CUresult CUDAAPI cuStreamSynchronize(CUstream stream)
     if (s == NULL) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
+    if (fc_capture_ok() != CUDA_SUCCESS) {
+        return fc_capture_ok();
+    }
     pthread_mutex_lock(&s->lock);
     while (s->pending > 0) {
         pthread_cond_wait(&s->cond, &s->lock);
@@ -1017,6 +1057,10 @@ static CUresult fc_enqueue(struct CUstream_st *s, fc_op_t *op)
     if (s == NULL) {
         free(op);
         return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (s != fc_null_stream && s->ctx != fc_current) {
+        free(op);
+        return CUDA_ERROR_INVALID_CONTEXT;
     }
     pthread_mutex_lock(&s->lock);
     if (s->tail != NULL) {
@@ -1159,4 +1203,51 @@ FC_EXPORT CUresult CUDAAPI cuStreamAddCallback(CUstream stream,
     op->stream = stream;
     op->data = data;
     return fc_enqueue(fc_stream(stream), op);
+}
+
+FC_EXPORT CUresult CUDAAPI
+cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+    CUstreamCaptureMode old = fc_capture_mode;
+
+    if (mode == NULL) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    fc_capture_mode = *mode;
+    *mode = old;
+    return CUDA_SUCCESS;
+}
+
+/* Capture records nothing here: it only makes synchronising calls illegal
+ * for threads that are not relaxed, which is what a library must cope
+ * with while an application captures a graph. */
+FC_EXPORT CUresult CUDAAPI cuStreamBeginCapture_v2(CUstream stream,
+                                                   CUstreamCaptureMode mode)
+{
+    struct CUstream_st *s = stream;
+
+    if (s == NULL || s == fc_null_stream || s->capturing) {
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    s->capturing = true;
+    if (mode == CU_STREAM_CAPTURE_MODE_GLOBAL) {
+        atomic_fetch_add(&fc_captures, 1);
+    }
+    fc_capture_mode = mode;
+    return CUDA_SUCCESS;
+}
+
+FC_EXPORT CUresult CUDAAPI cuStreamEndCapture(CUstream stream, CUgraph *graph)
+{
+    struct CUstream_st *s = stream;
+
+    if (s == NULL || !s->capturing) {
+        return CUDA_ERROR_ILLEGAL_STATE;
+    }
+    s->capturing = false;
+    if (fc_capture_mode == CU_STREAM_CAPTURE_MODE_GLOBAL) {
+        atomic_fetch_sub(&fc_captures, 1);
+    }
+    *graph = NULL;
+    return CUDA_SUCCESS;
 }

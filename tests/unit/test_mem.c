@@ -2,7 +2,8 @@
  * Unit tests of the memory-kind layer: host segments (create, prefault,
  * export, import in a forked child at the same address, destroy restores
  * the reservation), window reservations and their conflict report, the
- * cuda stubs.
+ * cuda stubs, the descriptor service (a peer that may not call
+ * pidfd_getfd still takes the same open file).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -274,6 +276,57 @@ static void test_host_import_errors(void **state)
     mf_mem_unreserve(base, 4 * TEST_MB);
 }
 
+/* A descriptor offered is taken as the same open file (a pipe: what one
+ * side writes the other reads), by this process or another that may not
+ * call pidfd_getfd; one not offered, or withdrawn, is not. */
+static void test_fd_service(void **state)
+{
+    int p[2], q[2], nfd;
+    pid_t pid;
+    char c;
+
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(pipe(q), 0);
+    assert_int_equal(mf_mem_fd_offer(p[1]), MF_OK);
+
+    nfd = mf_mem_fd_ask((uint32_t)getpid(), p[1]);
+    assert_true(nfd >= 0 && nfd != p[1]);
+    assert_int_equal(write(nfd, "a", 1), 1);
+    assert_true(read(p[0], &c, 1) == 1 && c == 'a');
+    close(nfd);
+    errno = 0;
+    assert_int_equal(mf_mem_fd_ask((uint32_t)getpid(), q[1]), -1);
+    assert_int_equal(errno, ENOENT);
+
+    pid = tk_proc_fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        TK_CHECK(tk_proc_deny_syscall(SYS_pidfd_getfd) == 0);
+        nfd = mf_mem_fd_ask((uint32_t)getppid(), p[1]);
+        TK_CHECK(nfd >= 0);
+        TK_CHECK(write(nfd, "b", 1) == 1);
+        close(nfd);
+        /* the way peers open segment descriptors finds the service */
+        nfd = mf_mem_peer_fd_open((uint32_t)getppid(), p[1], true);
+        TK_CHECK(nfd >= 0);
+        TK_CHECK(write(nfd, "c", 1) == 1);
+        close(nfd);
+        tk_proc_exit(0);
+    }
+    assert_int_equal(tk_proc_wait(pid, 30000), 0);
+    assert_true(read(p[0], &c, 1) == 1 && c == 'b');
+    assert_true(read(p[0], &c, 1) == 1 && c == 'c');
+
+    mf_mem_fd_withdraw(p[1]);
+    errno = 0;
+    assert_int_equal(mf_mem_fd_ask((uint32_t)getpid(), p[1]), -1);
+    assert_int_equal(errno, ENOENT);
+    close(p[0]);
+    close(p[1]);
+    close(q[0]);
+    close(q[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_reserve_conflict),
         cmocka_unit_test(test_host_create_import),
         cmocka_unit_test(test_host_import_errors),
+        cmocka_unit_test(test_fd_service),
     };
 
     /* no device kind in this program, whatever the machine has */

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "test_window.h"
+#include "tk_cuda.h"
 #include "tk_group.h"
 #include "tk_pattern.h"
 #include "tk_proc.h"
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -316,8 +318,12 @@ static void test_import(void **state)
  * Two processes: the owner creates a segment and passes its descriptor;
  * the peer (which loaded its own driver) maps it at the same address of
  * its own window, reads the owner's bytes and writes its own, which the
- * owner then reads.
+ * owner then reads.  A confined peer may not call pidfd_getfd (as in a
+ * container) and takes the descriptor from the owner's service; a new
+ * open of /proc/<pid>/fd/<fd> would not import.
  */
+static bool test_two_confined;
+
 static int test_two_owner(int to_peer, int from_peer)
 {
     uint8_t *buf = malloc(TEST_SEG);
@@ -351,6 +357,9 @@ static int test_two_peer(int from_owner, int to_owner)
 
     TK_CHECK(buf != NULL);
     TK_CHECK(read(from_owner, &desc, sizeof(desc)) == (ssize_t)sizeof(desc));
+    if (test_two_confined) {
+        TK_CHECK(tk_proc_deny_syscall(SYS_pidfd_getfd) == 0);
+    }
     TK_CHECK_OK(TEST_CUDA()->reserve(TEST_BASE, TEST_WIN, why, sizeof(why)));
     TK_CHECK_OK(TEST_CUDA()->seg_import(&desc, (void *)TEST_BASE, 0, &seg));
     TK_CHECK(mf_mem_classify((void *)TEST_BASE, 1) == MF_MEM_KIND_CUDA);
@@ -365,11 +374,12 @@ static int test_two_peer(int from_owner, int to_owner)
     return 0;
 }
 
-static void test_two_processes(void **state)
+static void test_two_run(bool confined)
 {
     int a[2], b[2];
     pid_t owner, peer;
 
+    test_two_confined = confined;
     assert_int_equal(pipe(a), 0);
     assert_int_equal(pipe(b), 0);
     owner = tk_proc_fork();
@@ -388,6 +398,16 @@ static void test_two_processes(void **state)
     close(b[1]);
     assert_int_equal(tk_proc_wait(peer, TEST_WAIT), 0);
     assert_int_equal(tk_proc_wait(owner, TEST_WAIT), 0);
+}
+
+static void test_two_processes(void **state)
+{
+    test_two_run(false);
+}
+
+static void test_two_processes_confined(void **state)
+{
+    test_two_run(true);
 }
 
 /* ---- registration, reservation, faults ---- */
@@ -416,6 +436,71 @@ static int test_dma_reg_child(void)
 static void test_dma_reg(void **state)
 {
     assert_int_equal(test_child(test_dma_reg_child, NULL), 0);
+}
+
+/*
+ * The application's CUDA state stays its own: the kind works on its
+ * device's primary context and puts back the thread's context (none, or
+ * another device's) after each call; while the application captures a
+ * graph in global mode, the kind's copies and registrations still work
+ * and leave the thread's capture mode as they found it.
+ */
+static int test_app_state_child(void)
+{
+    uint8_t *buf = malloc(TEST_MB), *host = aligned_alloc(4096, TEST_MB);
+    tk_cuda_stream_t *stream;
+    mf_mem_seg_t seg;
+    mf_mem_reg_t *reg;
+    test_comp_t tc;
+    mf_status_t st;
+    int app_dev;
+
+    TK_CHECK(buf != NULL && host != NULL);
+    TK_CHECK(tk_cuda_init(NULL, 0) == 0);
+    TK_CHECK(tk_cuda_ctx_set(-1) == 0);
+    test_seg_open(&seg); /* no context current: MF_CUDA_DEVICE, device 0 */
+    TK_CHECK(tk_cuda_ctx_get() == -1);
+    tk_pattern_fill(buf, TEST_MB, 51, 0);
+    TK_CHECK_OK(TEST_CUDA()->copy(seg.addr, buf, TEST_MB));
+    TK_CHECK(tk_cuda_ctx_get() == -1);
+
+    /* the application works on another device from here */
+    app_dev = tk_cuda_ctx_set(1) == 0 ? 1 : 0;
+    TK_CHECK(tk_cuda_ctx_set(app_dev) == 0);
+    memset(buf, 0, TEST_MB);
+    TK_CHECK_OK(TEST_CUDA()->copy(buf, seg.addr, TEST_MB));
+    TK_CHECK(tk_pattern_check(buf, TEST_MB, 51, 0) < 0);
+    TK_CHECK(tk_cuda_ctx_get() == app_dev);
+    atomic_init(&tc.calls, 0);
+    tc.super.cb = test_comp_cb;
+    st = TEST_CUDA()->copy_async(buf, seg.addr, TEST_MB, &tc.super);
+    TK_CHECK_OK(test_comp_wait(&tc, st));
+    TK_CHECK(tk_cuda_ctx_get() == app_dev);
+
+    /* a graph captured meanwhile, in this thread */
+    stream = tk_cuda_stream_create();
+    TK_CHECK(stream != NULL);
+    TK_CHECK(tk_cuda_capture_begin(stream) == 0);
+    TK_CHECK(tk_cuda_capture_mode() == 0);
+    TK_CHECK_OK(TEST_CUDA()->copy(seg.addr, buf, TEST_MB));
+    TK_CHECK_OK(TEST_CUDA()->dma_reg(host, TEST_MB, &reg));
+    TEST_CUDA()->dma_dereg(reg);
+    TK_CHECK(tk_cuda_capture_mode() == 0);
+    TK_CHECK(tk_cuda_capture_end(stream) == 0);
+    tk_cuda_stream_destroy(stream);
+
+    test_seg_close(&seg);
+    free(host);
+    free(buf);
+    return 0;
+}
+
+static void test_app_state(void **state)
+{
+    static const char *const env[] = {"FAKECUDA_DEVICES", "2", "MF_CUDA_DEVICE",
+                                      "0", NULL};
+
+    assert_int_equal(test_child(test_app_state_child, env), 0);
 }
 
 static int test_reserve_miss_child(void)
@@ -483,11 +568,17 @@ static void test_faults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_no_library), cmocka_unit_test(test_no_device),
-        cmocka_unit_test(test_copies),     cmocka_unit_test(test_host_load),
-        cmocka_unit_test(test_import),     cmocka_unit_test(test_two_processes),
-        cmocka_unit_test(test_dma_reg),    cmocka_unit_test(test_reserve_miss),
+        cmocka_unit_test(test_no_library),
+        cmocka_unit_test(test_no_device),
+        cmocka_unit_test(test_copies),
+        cmocka_unit_test(test_host_load),
+        cmocka_unit_test(test_import),
+        cmocka_unit_test(test_two_processes),
+        cmocka_unit_test(test_two_processes_confined),
+        cmocka_unit_test(test_dma_reg),
+        cmocka_unit_test(test_reserve_miss),
         cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_app_state),
     };
 
 #ifdef TEST_FAKECUDA_PATH

@@ -201,23 +201,46 @@ static void mf_cuda_ctx_retain(void)
     }
 }
 
-mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv)
+mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv,
+                              mf_cuda_ctx_save_t *save)
 {
     CUcontext cur = NULL;
     CUresult res;
 
-    if (drv->cuCtxGetCurrent(&cur) == CUDA_SUCCESS && cur != NULL) {
-        return MF_OK;
-    }
+    save->swapped = false;
+    save->relaxed = false;
     pthread_once(&mf_cuda_ctx_once, mf_cuda_ctx_retain);
     if (mf_cuda_ctx_res_g != CUDA_SUCCESS) {
         return mf_cuda_status(mf_cuda_ctx_res_g);
     }
-    res = drv->cuCtxSetCurrent(mf_cuda_ctx_g);
-    if (res != CUDA_SUCCESS) {
-        mf_error("cuda: cannot make the context of device %d current: %s",
-                 drv->device, mf_cuda_err(drv, res));
-        return mf_cuda_status(res);
+    if (drv->cuCtxGetCurrent(&cur) != CUDA_SUCCESS) {
+        cur = NULL;
+    }
+    if (cur != mf_cuda_ctx_g) {
+        res = drv->cuCtxSetCurrent(mf_cuda_ctx_g);
+        if (res != CUDA_SUCCESS) {
+            mf_error("cuda: cannot make the context of device %d current: %s",
+                     drv->device, mf_cuda_err(drv, res));
+            return mf_cuda_status(res);
+        }
+        save->prev = cur;
+        save->swapped = true;
+    }
+    save->mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    if (drv->cuThreadExchangeStreamCaptureMode(&save->mode) == CUDA_SUCCESS) {
+        save->relaxed = true;
     }
     return MF_OK;
+}
+
+void mf_cuda_ctx_leave(const mf_cuda_drv_t *drv, mf_cuda_ctx_save_t *save)
+{
+    if (save->relaxed) {
+        (void)drv->cuThreadExchangeStreamCaptureMode(&save->mode);
+        save->relaxed = false;
+    }
+    if (save->swapped) {
+        (void)drv->cuCtxSetCurrent(save->prev);
+        save->swapped = false;
+    }
 }

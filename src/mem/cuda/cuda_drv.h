@@ -30,6 +30,7 @@
     _f(cuCtxSetCurrent) \
     _f(cuCtxGetCurrent) \
     _f(cuCtxGetDevice) \
+    _f(cuThreadExchangeStreamCaptureMode) \
     _f(cuGetErrorName) \
     _f(cuMemGetAllocationGranularity) \
     _f(cuMemCreate) \
@@ -70,9 +71,26 @@ typedef struct mf_cuda_drv {
 const mf_cuda_drv_t *mf_cuda_drv(void);
 const char *mf_cuda_drv_why(void);
 
-/* Makes a context current in this thread if none is (the device's primary
- * context); calls that need one call this first. */
-mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv);
+/* What mf_cuda_ctx_enter changed in the calling thread. */
+typedef struct mf_cuda_ctx_save {
+    CUcontext prev; /* the application's context, when we replaced it */
+    bool swapped;
+    CUstreamCaptureMode mode; /* the thread's capture mode before */
+    bool relaxed;
+} mf_cuda_ctx_save_t;
+
+/*
+ * Every call of the kind into the driver runs between mf_cuda_ctx_enter
+ * and mf_cuda_ctx_leave, in the calling thread: the device's primary
+ * context is made current (the application's current context, which may
+ * be another device's or none, is put back at leave), and the thread's
+ * stream-capture mode is relaxed, so a copy of ours is legal while the
+ * application captures a CUDA graph in this or another thread.  On error
+ * nothing is changed and leave is not needed.
+ */
+mf_status_t mf_cuda_ctx_enter(const mf_cuda_drv_t *drv,
+                              mf_cuda_ctx_save_t *save);
+void mf_cuda_ctx_leave(const mf_cuda_drv_t *drv, mf_cuda_ctx_save_t *save);
 
 /* The driver's name of a result, e.g. "CUDA_ERROR_INVALID_VALUE". */
 const char *mf_cuda_err(const mf_cuda_drv_t *drv, CUresult res);

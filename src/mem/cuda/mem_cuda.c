@@ -6,11 +6,18 @@
  * fd) mapped at a fixed device address inside a window reserved with
  * cuMemAddressReserve, readable and writable by the chosen device.  The
  * owner exports the fd and keeps it open for the life of the segment; a
- * process of the same host takes a copy of that descriptor (pidfd_getfd:
- * the same open file, which a driver fd must be), imports it and maps the
- * same memory at the same address, so a device GVA is a device pointer in
- * every process of the host.  Destroying a segment unmaps it; the window
- * stays reserved.
+ * process of the same host takes a copy of that descriptor (the same open
+ * file, which a driver fd must be: pidfd_getfd, else the owner's
+ * descriptor service, mem_fdpass.c), imports it and maps the same memory
+ * at the same address, so a device GVA is a device pointer in every
+ * process of the host; an imported segment is mapped for our device,
+ * which reaches another GPU's memory by peer access.  Destroying a
+ * segment unmaps it; the window stays reserved.
+ *
+ * Every driver call runs on the primary context of the kind's device and
+ * in relaxed capture mode, between mf_cuda_ctx_enter and _leave: the
+ * calling thread's context and capture mode are the application's and are
+ * given back as found.
  *
  * Copies run on a stream per thread: a synchronous copy waits for its
  * stream, an asynchronous one completes from a stream callback queued
@@ -46,9 +53,11 @@ static _Thread_local CUstream mf_cuda_stream_mine;
 static pthread_key_t mf_cuda_stream_key;
 static pthread_once_t mf_cuda_stream_key_once = PTHREAD_ONCE_INIT;
 
-/* The driver, with a context current in this thread; NULL (logged with
- * what for) when the kind is unusable here. */
-static const mf_cuda_drv_t *mf_cuda_enter(const char *what)
+/* The driver, with our context current in this thread until
+ * mf_cuda_leave(drv, save); NULL (logged with what for) when the kind is
+ * unusable here. */
+static const mf_cuda_drv_t *mf_cuda_enter(const char *what,
+                                          mf_cuda_ctx_save_t *save)
 {
     const mf_cuda_drv_t *drv = mf_cuda_drv();
 
@@ -56,7 +65,7 @@ static const mf_cuda_drv_t *mf_cuda_enter(const char *what)
         mf_error("cuda: cannot %s: %s", what, mf_cuda_drv_why());
         return NULL;
     }
-    if (mf_cuda_ctx_enter(drv) != MF_OK) {
+    if (mf_cuda_ctx_enter(drv, save) != MF_OK) {
         return NULL;
     }
     return drv;
@@ -65,10 +74,12 @@ static const mf_cuda_drv_t *mf_cuda_enter(const char *what)
 static void mf_cuda_stream_drop(void *arg)
 {
     const mf_cuda_drv_t *drv = mf_cuda_drv();
+    mf_cuda_ctx_save_t save;
 
     /* work still queued on it completes first, as the driver does it */
-    if (drv != NULL && arg != NULL) {
+    if (drv != NULL && arg != NULL && mf_cuda_ctx_enter(drv, &save) == MF_OK) {
         drv->cuStreamDestroy((CUstream)arg);
+        mf_cuda_ctx_leave(drv, &save);
     }
 }
 
@@ -77,7 +88,7 @@ static void mf_cuda_stream_key_create(void)
     (void)pthread_key_create(&mf_cuda_stream_key, mf_cuda_stream_drop);
 }
 
-/* This thread's copy stream (a context is current). */
+/* This thread's copy stream (our context is current). */
 static mf_status_t mf_cuda_stream(const mf_cuda_drv_t *drv, CUstream *stream_p)
 {
     CUstream stream;
@@ -136,6 +147,7 @@ static bool mf_cuda_claims(const void *ptr, size_t size)
     CUdeviceptr start = 0;
     size_t range = 0;
     void *data[3] = {&type, &start, &range};
+    mf_cuda_ctx_save_t save;
     CUresult res;
 
     for (unsigned i = 0; i < MF_CUDA_SEEN; i++) {
@@ -150,8 +162,10 @@ static bool mf_cuda_claims(const void *ptr, size_t size)
     /* unified addressing answers without a context; a driver that wants
      * one gets ours */
     res = drv->cuPointerGetAttributes(3, attrs, data, (CUdeviceptr)p);
-    if (res == CUDA_ERROR_INVALID_CONTEXT && mf_cuda_ctx_enter(drv) == MF_OK) {
+    if (res == CUDA_ERROR_INVALID_CONTEXT &&
+        mf_cuda_ctx_enter(drv, &save) == MF_OK) {
         res = drv->cuPointerGetAttributes(3, attrs, data, (CUdeviceptr)p);
+        mf_cuda_ctx_leave(drv, &save);
     }
     if (res != CUDA_SUCCESS) {
         return false;
@@ -177,7 +191,8 @@ static uint64_t mf_cuda_seg_align(void)
 static mf_status_t mf_cuda_reserve(uint64_t base, uint64_t len, char *why,
                                    size_t why_len)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_enter("reserve a device window");
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv = mf_cuda_enter("reserve a device window", &save);
     char reason[256];
     CUdeviceptr got = 0;
     CUresult res;
@@ -198,6 +213,7 @@ static mf_status_t mf_cuda_reserve(uint64_t base, uint64_t len, char *why,
         if (why != NULL && why_len > 0) {
             mf_strlcpy(why, reason, why_len);
         }
+        mf_cuda_ctx_leave(drv, &save);
         return MF_ERR_INVALID;
     }
     res = drv->cuMemAddressReserve(&got, len, drv->granularity,
@@ -215,6 +231,7 @@ static mf_status_t mf_cuda_reserve(uint64_t base, uint64_t len, char *why,
                  base, len, (unsigned long long)got);
         res = CUDA_ERROR_ALREADY_MAPPED;
     }
+    mf_cuda_ctx_leave(drv, &save);
     if (res != CUDA_SUCCESS) {
         mf_error("cuda: cannot reserve the device window: %s", reason);
         if (why != NULL && why_len > 0) {
@@ -228,7 +245,8 @@ static mf_status_t mf_cuda_reserve(uint64_t base, uint64_t len, char *why,
 
 static void mf_cuda_unreserve(uint64_t base, uint64_t len)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv = mf_cuda_enter("free a device window", &save);
     CUresult res;
 
     if (drv == NULL) {
@@ -239,6 +257,7 @@ static void mf_cuda_unreserve(uint64_t base, uint64_t len)
         mf_warn("cuda: cuMemAddressFree(0x%" PRIx64 "+0x%" PRIx64 "): %s", base,
                 len, mf_cuda_err(drv, res));
     }
+    mf_cuda_ctx_leave(drv, &save);
 }
 
 /* Maps handle at addr for size bytes, read-write for the device. */
@@ -291,19 +310,15 @@ static void mf_cuda_allow_peers(void)
     pthread_once(&once, mf_cuda_allow_peers_once);
 }
 
-static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
-                                      mf_mem_seg_t *seg_p)
+static mf_status_t mf_cuda_seg_new(const mf_cuda_drv_t *drv, void *addr,
+                                   uint64_t size, mf_mem_seg_t *seg_p)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_enter("create device memory");
     CUmemGenericAllocationHandle h;
     CUmemAllocationProp prop;
     mf_status_t status;
     CUresult res;
     int fd = -1;
 
-    if (drv == NULL) {
-        return MF_ERR_UNSUPPORTED;
-    }
     if (size == 0 || size % drv->granularity != 0 ||
         (uintptr_t)addr % drv->granularity != 0) {
         mf_error("cuda: device segment %p+0x%" PRIx64
@@ -337,6 +352,9 @@ static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
         goto err_close_fd;
     }
     mf_cuda_allow_peers();
+    if (mf_mem_fd_offer(fd) != MF_OK) {
+        mf_info("cuda: peers take device memory by pidfd_getfd only");
+    }
     seg_p->kind = MF_MEM_KIND_CUDA;
     seg_p->addr = addr;
     seg_p->size = size;
@@ -352,12 +370,35 @@ err_release:
     return status;
 }
 
+static mf_status_t mf_cuda_seg_create(void *addr, uint64_t size, unsigned flags,
+                                      mf_mem_seg_t *seg_p)
+{
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv = mf_cuda_enter("create device memory", &save);
+    mf_status_t status;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    status = mf_cuda_seg_new(drv, addr, size, seg_p);
+    mf_cuda_ctx_leave(drv, &save);
+    return status;
+}
+
 static void mf_cuda_seg_destroy(mf_mem_seg_t *seg)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_drv();
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv;
     CUresult res;
 
-    if (drv == NULL || seg->addr == NULL) {
+    if (seg->addr == NULL) {
+        return;
+    }
+    if (seg->fd >= 0) {
+        mf_mem_fd_withdraw(seg->fd); /* before its number can be reused */
+    }
+    drv = mf_cuda_enter("free device memory", &save);
+    if (drv == NULL) {
         return;
     }
     res = drv->cuMemUnmap((CUdeviceptr)(uintptr_t)seg->addr, seg->size);
@@ -366,6 +407,7 @@ static void mf_cuda_seg_destroy(mf_mem_seg_t *seg)
                 mf_cuda_err(drv, res));
     }
     drv->cuMemRelease((CUmemGenericAllocationHandle)seg->handle);
+    mf_cuda_ctx_leave(drv, &save);
     if (seg->fd >= 0) {
         close(seg->fd);
     }
@@ -386,18 +428,15 @@ static mf_status_t mf_cuda_seg_export(const mf_mem_seg_t *seg,
     return MF_OK;
 }
 
-static mf_status_t mf_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
-                                      unsigned flags, mf_mem_seg_t *seg_p)
+static mf_status_t mf_cuda_seg_take(const mf_cuda_drv_t *drv,
+                                    const mf_mem_desc_t *desc, void *addr,
+                                    mf_mem_seg_t *seg_p)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_enter("import device memory");
     CUmemGenericAllocationHandle h;
     mf_status_t status;
     CUresult res;
     int fd;
 
-    if (drv == NULL) {
-        return MF_ERR_UNSUPPORTED;
-    }
     if (desc->kind != MF_MEM_KIND_CUDA || desc->size == 0 ||
         desc->size % drv->granularity != 0 || desc->fd < 0 || desc->pid == 0 ||
         (uintptr_t)addr % drv->granularity != 0) {
@@ -423,6 +462,10 @@ static mf_status_t mf_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
     }
     status = mf_cuda_map(drv, addr, desc->size, h);
     if (status != MF_OK) {
+        /* the memory may live on another GPU than ours */
+        mf_error("cuda: cannot map device memory of process %u for %s: can "
+                 "it reach the owner's device (peer access)?",
+                 desc->pid, drv->name);
         drv->cuMemRelease(h);
         return status;
     }
@@ -435,21 +478,31 @@ static mf_status_t mf_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
     return MF_OK;
 }
 
-/* Issues a copy on this thread's stream: *drv_p the driver and *stream_p
- * the stream it waits on, NULL when there was nothing to copy. */
-static mf_status_t mf_cuda_issue(void *dst, const void *src, size_t size,
-                                 const mf_cuda_drv_t **drv_p,
+static mf_status_t mf_cuda_seg_import(const mf_mem_desc_t *desc, void *addr,
+                                      unsigned flags, mf_mem_seg_t *seg_p)
+{
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv = mf_cuda_enter("import device memory", &save);
+    mf_status_t status;
+
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
+    }
+    status = mf_cuda_seg_take(drv, desc, addr, seg_p);
+    mf_cuda_ctx_leave(drv, &save);
+    return status;
+}
+
+/* Issues a copy on this thread's stream (our context is current):
+ * *stream_p the stream it waits on, NULL when there was nothing to copy. */
+static mf_status_t mf_cuda_issue(const mf_cuda_drv_t *drv, void *dst,
+                                 const void *src, size_t size,
                                  CUstream *stream_p)
 {
-    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory");
     mf_status_t status;
     CUresult res;
 
     *stream_p = NULL;
-    if (drv == NULL) {
-        return MF_ERR_UNSUPPORTED;
-    }
-    *drv_p = drv;
     if (size == 0) {
         return MF_OK;
     }
@@ -471,22 +524,26 @@ static mf_status_t mf_cuda_issue(void *dst, const void *src, size_t size,
 
 static mf_status_t mf_cuda_copy(void *dst, const void *src, size_t size)
 {
-    const mf_cuda_drv_t *drv;
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory", &save);
     mf_status_t status;
     CUstream stream;
     CUresult res;
 
-    status = mf_cuda_issue(dst, src, size, &drv, &stream);
-    if (status != MF_OK || stream == NULL) {
-        return status;
+    if (drv == NULL) {
+        return MF_ERR_UNSUPPORTED;
     }
-    res = drv->cuStreamSynchronize(stream);
-    if (res != CUDA_SUCCESS) {
-        mf_error("cuda: copy of %zu bytes %p -> %p failed: %s", size, src, dst,
-                 mf_cuda_err(drv, res));
-        return mf_cuda_status(res);
+    status = mf_cuda_issue(drv, dst, src, size, &stream);
+    if (status == MF_OK && stream != NULL) {
+        res = drv->cuStreamSynchronize(stream);
+        if (res != CUDA_SUCCESS) {
+            mf_error("cuda: copy of %zu bytes %p -> %p failed: %s", size, src,
+                     dst, mf_cuda_err(drv, res));
+            status = mf_cuda_status(res);
+        }
     }
-    return MF_OK;
+    mf_cuda_ctx_leave(drv, &save);
+    return status;
 }
 
 /* Runs on a driver thread once the copy ended, with its result (also
@@ -501,42 +558,52 @@ static void CUDA_CB mf_cuda_copy_done(CUstream stream, CUresult res, void *arg)
 static mf_status_t mf_cuda_copy_async(void *dst, const void *src, size_t size,
                                       mf_mem_comp_t *comp)
 {
-    const mf_cuda_drv_t *drv;
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv = mf_cuda_enter("copy device memory", &save);
     mf_status_t status;
     CUstream stream;
-    CUresult res;
-
-    status = mf_cuda_issue(dst, src, size, &drv, &stream);
-    if (status != MF_OK || stream == NULL) {
-        return status;
-    }
-    res = drv->cuStreamAddCallback(stream, mf_cuda_copy_done, comp, 0);
-    if (res != CUDA_SUCCESS) {
-        /* the copy is queued: wait for it rather than lose track */
-        mf_warn("cuda: cannot queue a completion (%s); waiting for the copy",
-                mf_cuda_err(drv, res));
-        res = drv->cuStreamSynchronize(stream);
-        return res == CUDA_SUCCESS ? MF_OK : mf_cuda_status(res);
-    }
-    return MF_INPROGRESS;
-}
-
-static mf_status_t mf_cuda_dma_reg(void *addr, size_t size,
-                                   mf_mem_reg_t **reg_p)
-{
-    const mf_cuda_drv_t *drv = mf_cuda_enter("register host memory");
-    mf_mem_reg_t *reg;
     CUresult res;
 
     if (drv == NULL) {
         return MF_ERR_UNSUPPORTED;
     }
+    status = mf_cuda_issue(drv, dst, src, size, &stream);
+    if (status == MF_OK && stream != NULL) {
+        status = MF_INPROGRESS;
+        res = drv->cuStreamAddCallback(stream, mf_cuda_copy_done, comp, 0);
+        if (res != CUDA_SUCCESS) {
+            /* the copy is queued: wait for it rather than lose track */
+            mf_warn("cuda: cannot queue a completion (%s); waiting for the "
+                    "copy",
+                    mf_cuda_err(drv, res));
+            res = drv->cuStreamSynchronize(stream);
+            status = res == CUDA_SUCCESS ? MF_OK : mf_cuda_status(res);
+        }
+    }
+    mf_cuda_ctx_leave(drv, &save);
+    return status;
+}
+
+static mf_status_t mf_cuda_dma_reg(void *addr, size_t size,
+                                   mf_mem_reg_t **reg_p)
+{
+    mf_cuda_ctx_save_t save;
+    const mf_cuda_drv_t *drv;
+    mf_mem_reg_t *reg;
+    CUresult res;
+
     reg = calloc(1, sizeof(*reg));
     if (reg == NULL) {
         return MF_ERR_NOMEM;
     }
+    drv = mf_cuda_enter("register host memory", &save);
+    if (drv == NULL) {
+        free(reg);
+        return MF_ERR_UNSUPPORTED;
+    }
     reg->addr = addr;
     res = drv->cuMemHostRegister(addr, size, CU_MEMHOSTREGISTER_PORTABLE);
+    mf_cuda_ctx_leave(drv, &save);
     if (res == CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED) {
         reg->owned = false; /* the application pinned it: leave it so */
     } else if (res != CUDA_SUCCESS) {
@@ -554,17 +621,19 @@ static mf_status_t mf_cuda_dma_reg(void *addr, size_t size,
 static void mf_cuda_dma_dereg(mf_mem_reg_t *reg)
 {
     const mf_cuda_drv_t *drv = mf_cuda_drv();
+    mf_cuda_ctx_save_t save;
     CUresult res;
 
     if (reg == NULL) {
         return;
     }
-    if (reg->owned && drv != NULL && mf_cuda_ctx_enter(drv) == MF_OK) {
+    if (reg->owned && drv != NULL && mf_cuda_ctx_enter(drv, &save) == MF_OK) {
         res = drv->cuMemHostUnregister(reg->addr);
         if (res != CUDA_SUCCESS) {
             mf_warn("cuda: cuMemHostUnregister(%p): %s", reg->addr,
                     mf_cuda_err(drv, res));
         }
+        mf_cuda_ctx_leave(drv, &save);
     }
     free(reg);
 }

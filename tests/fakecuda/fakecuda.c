@@ -121,7 +121,7 @@ typedef struct fc_op {
 } fc_op_t;
 
 struct CUstream_st {
-    CUcontext ctx; /* current at creation */
+    CUcontext ctx; /* current at creation; NULL: the null stream, any */
     bool capturing;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -999,8 +999,12 @@ static struct CUstream_st *fc_stream(CUstream s)
         return s;
     }
     pthread_mutex_lock(&fc_lock);
-    if (fc_null_stream == NULL && fc_stream_new(&fc_null_stream) != 0) {
-        fc_null_stream = NULL;
+    if (fc_null_stream == NULL) {
+        if (fc_stream_new(&fc_null_stream) != 0) {
+            fc_null_stream = NULL;
+        } else {
+            fc_null_stream->ctx = NULL; /* every context's */
+        }
     }
     pthread_mutex_unlock(&fc_lock);
     return fc_null_stream;
@@ -1058,7 +1062,7 @@ static CUresult fc_enqueue(struct CUstream_st *s, fc_op_t *op)
         free(op);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
-    if (s != fc_null_stream && s->ctx != fc_current) {
+    if (s->ctx != NULL && s->ctx != fc_current) {
         free(op);
         return CUDA_ERROR_INVALID_CONTEXT;
     }

@@ -120,25 +120,31 @@ class ReplicateConfig:
         preferredLocalServiceIDs: ranks to place replicas on first.
         replace: overwrite an object that exists (an extension of this
             package; upstream has no way to overwrite).
+        media: where every replica goes, ``"dram"`` (default) or
+            ``"hbm"`` (the local services' device memory); a put that
+            finds no room there fails rather than use the other.
     """
 
     def __init__(self, replicaNum=0, preferredLocalServiceIDs=None,
-                 replace=False):
+                 replace=False, media="dram"):
         self.replicaNum = replicaNum
         self.preferredLocalServiceIDs = list(preferredLocalServiceIDs or [])
         self.replace = replace
+        self.media = media
 
     def _opts(self):
         return {
             "replicas": int(self.replicaNum),
             "flags": PUT_REPLACE if self.replace else 0,
             "preferred": [int(r) for r in self.preferredLocalServiceIDs],
+            "media": self.media,
         }
 
     def __repr__(self):
         return ("ReplicateConfig(replicaNum=%r, preferredLocalServiceIDs=%r, "
-                "replace=%r)" % (self.replicaNum,
-                                 self.preferredLocalServiceIDs, self.replace))
+                "replace=%r, media=%r)" % (self.replicaNum,
+                                           self.preferredLocalServiceIDs,
+                                           self.replace, self.media))
 
 
 _DEFAULT_REPLICATE = ReplicateConfig()

@@ -21,6 +21,7 @@
 #include "pyhelp.h"
 
 #include <memcache/memcache.h>
+#include <strings.h>
 
 static const char *mc_name(int st)
 {
@@ -55,11 +56,52 @@ static void mc_leave(mc_client_t *self)
 
 /* --------------------------------------------------------- put options */
 
+/* The media of a put: "dram", "hbm" (any case) or MMC_MEDIA_*. */
+static int mc_media(PyObject *media, mmc_put_opts_t *opts)
+{
+    const char *name;
+    long v;
+
+    if (media == NULL || media == Py_None) {
+        return 0;
+    }
+    if (PyUnicode_Check(media)) {
+        name = PyUnicode_AsUTF8(media);
+        if (name == NULL) {
+            return -1;
+        }
+        if (strcasecmp(name, "dram") == 0) {
+            opts->media = MMC_MEDIA_DRAM;
+        } else if (strcasecmp(name, "hbm") == 0) {
+            opts->media = MMC_MEDIA_HBM;
+        } else {
+            PyErr_Format(PyExc_ValueError,
+                         "media must be 'dram' or 'hbm', not '%s'", name);
+            return -1;
+        }
+        return 0;
+    }
+    v = PyLong_AsLong(media);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (v != MMC_MEDIA_DRAM && v != MMC_MEDIA_HBM) {
+        PyErr_Format(PyExc_ValueError, "media must be MEDIA_DRAM (%d) or "
+                     "MEDIA_HBM (%d)", MMC_MEDIA_DRAM, MMC_MEDIA_HBM);
+        return -1;
+    }
+    opts->media = (uint8_t)v;
+    return 0;
+}
+
 static int mc_opts(PyObject *replicas, unsigned flags, PyObject *preferred,
-                   mmc_put_opts_t *opts)
+                   PyObject *media, mmc_put_opts_t *opts)
 {
     mmc_put_opts_init(opts);
     opts->flags = flags;
+    if (mc_media(media, opts) != 0) {
+        return -1;
+    }
     if (replicas != NULL && replicas != Py_None) {
         long v = PyLong_AsLong(replicas);
 
@@ -447,9 +489,10 @@ static PyObject *mc_client_rank(mc_client_t *self, PyObject *unused)
 
 static PyObject *mc_client_put(mc_client_t *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"key",   "layers",    "replicas",
-                             "flags", "preferred", NULL};
+    static char *kwlist[] = {"key",       "layers", "replicas", "flags",
+                             "preferred", "media",  NULL};
     PyObject *key_obj, *layers, *replicas = NULL, *preferred = NULL;
+    PyObject *media = NULL;
     PyObject *hold = NULL;
     unsigned flags = 0;
     pyh_views_t vs = {0};
@@ -459,10 +502,11 @@ static PyObject *mc_client_put(mc_client_t *self, PyObject *args, PyObject *kw)
     const char *key;
     mmc_status_t st;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIO", kwlist, &key_obj,
-                                     &layers, &replicas, &flags, &preferred) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIOO", kwlist, &key_obj,
+                                     &layers, &replicas, &flags, &preferred,
+                                     &media) ||
         pyh_key(key_obj, &key) != 0 ||
-        mc_opts(replicas, flags, preferred, &opts) != 0 ||
+        mc_opts(replicas, flags, preferred, media, &opts) != 0 ||
         mc_layers(&vs, layers, 0, &iov, &niov, &hold) != 0) {
         pyh_views_release(&vs);
         return NULL;
@@ -680,15 +724,17 @@ out:
 static PyObject *mc_client_put_batch(mc_client_t *self, PyObject *args,
                                      PyObject *kw)
 {
-    static char *kwlist[] = {"keys",  "layers",    "replicas",
-                             "flags", "preferred", NULL};
+    static char *kwlist[] = {"keys",      "layers", "replicas", "flags",
+                             "preferred", "media",  NULL};
     PyObject *keys, *layers, *replicas = NULL, *preferred = NULL;
+    PyObject *media = NULL;
     unsigned flags = 0;
     mmc_put_opts_t opts;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIO", kwlist, &keys, &layers,
-                                     &replicas, &flags, &preferred) ||
-        mc_opts(replicas, flags, preferred, &opts) != 0) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIOO", kwlist, &keys,
+                                     &layers, &replicas, &flags, &preferred,
+                                     &media) ||
+        mc_opts(replicas, flags, preferred, media, &opts) != 0) {
         return NULL;
     }
     return mc_batch_xfer(self, keys, layers, 0, &opts);

@@ -536,6 +536,47 @@ out_unlock:
     return status;
 }
 
+mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,
+                               const void *body, size_t len)
+{
+    mf_net_hdr_t hdr = {
+        .magic = MF_NET_MAGIC,
+        .version = MF_NET_VERSION,
+        .kind = MF_NET_KIND_REQUEST,
+        .opcode = opcode,
+        .body_len = (uint32_t)len,
+        .req_id = 0, /* a response to 0 is dropped */
+    };
+    mf_status_t status = MF_OK;
+    uint8_t *frame;
+
+    if (len > UINT32_MAX || (len > 0 && body == NULL)) {
+        return MF_ERR_INVALID;
+    }
+    frame = malloc(MF_NET_HDR_SIZE + len);
+    if (frame == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    mf_net_hdr_encode(&hdr, frame);
+    if (len > 0) {
+        memcpy(frame + MF_NET_HDR_SIZE, body, len);
+    }
+    pthread_mutex_lock(&client->lock);
+    if (client->state != MF_NET_CLIENT_CONNECTED || client->destroying) {
+        status = MF_ERR_CONN_RESET;
+    } else if (evbuffer_add_reference(client->outq, frame,
+                                      MF_NET_HDR_SIZE + len,
+                                      mf_net_client_frame_free, NULL) < 0) {
+        status = MF_ERR_NOMEM;
+    } else {
+        frame = NULL;
+        event_active(client->flush_ev, 0, 0);
+    }
+    pthread_mutex_unlock(&client->lock);
+    free(frame);
+    return status;
+}
+
 void mf_net_resp_free(mf_net_resp_t *resp)
 {
     if (resp == NULL) {

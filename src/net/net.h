@@ -230,6 +230,15 @@ mf_status_t mf_net_client_call(mf_net_client_t *client, uint16_t opcode,
                                uint32_t timeout_ms, mf_net_resp_t *resp_p);
 void mf_net_resp_free(mf_net_resp_t *resp);
 
+/*
+ * Queues a request whose response nobody waits for (it is dropped), on
+ * the connection as it is: never connects.  From any thread, the loop
+ * thread included (a notify handler answering the server).  MF_OK once
+ * queued; MF_ERR_CONN_RESET when not connected; MF_ERR_NOMEM.
+ */
+mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,
+                               const void *body, size_t len);
+
 /* Ensures the process-wide libevent setup (pthreads locking) is done. */
 void mf_net_global_init(void);
 

@@ -279,6 +279,29 @@ def test_client_raises(store):
     assert ei.value.name == "MF_ERR_CONFIG"
 
 
+def test_put_media(store):
+    """A put names the media of its replicas: DRAM lands, HBM (no local
+    service contributes any here) fails rather than fall back, and a bad
+    name or number is refused before the call."""
+    c = store.client
+    c.put("t/media", [b"dram"], media="DRAM")
+    assert c.get_bytes("t/media") == b"dram"
+    with pytest.raises(MmcError) as ei:
+        c.put("t/media-hbm", [b"hbm"], media="hbm")
+    assert ei.value.status == MmcStatus.ERR_NO_SPACE
+    assert not c.exist("t/media-hbm")
+    assert store.put("t/media-hbm", b"hbm",
+                     ReplicateConfig(media="hbm")) == MmcStatus.ERR_NO_SPACE
+    assert store.put_batch(["t/media-b"], [b"b"],
+                           ReplicateConfig(media="hbm")) == \
+        MmcStatus.ERR_NO_SPACE
+    for bad, exc in (("ssd", ValueError), (7, ValueError),
+                     (1.5, TypeError)):
+        with pytest.raises(exc):
+            c.put("t/media-bad", [b"x"], media=bad)
+    c.remove("t/media")
+
+
 def test_not_initialized():
     s = DistributedObjectStore()
     assert s.get_local_service_id() == 0xFFFFFFFF

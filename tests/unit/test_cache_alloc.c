@@ -648,6 +648,81 @@ static void test_alloc_scaling(void **state)
     mmc_alloc_destroy(alloc);
 }
 
+/* Rebuilding from reported blocks: exact ranges anywhere in a free block,
+ * overlaps refused without a change, and an allocator rebuilt in any order
+ * from another's blocks is the same allocator. */
+static void test_alloc_at(void **state)
+{
+    enum { N = 300 };
+    mmc_alloc_t *alloc = test_alloc_new(64 * PG, PG), *copy;
+    mmc_alloc_stats_t stats, want;
+    uint64_t offs[N], lens[N], n = 0, i, j, t;
+
+    (void)state;
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 8 * PG, PG), MF_OK);
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 8 * PG, 1), MF_ERR_EXISTS);
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 7 * PG, 2 * PG), MF_ERR_EXISTS);
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 0, 100), MF_OK); /* front */
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 63 * PG, PG), MF_OK); /* end */
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 9 * PG, 3 * PG), MF_OK);
+    expect_one_error(
+        assert_int_equal(mmc_alloc_alloc_at(alloc, 100, PG), MF_ERR_INVALID));
+    expect_one_error(assert_int_equal(
+        mmc_alloc_alloc_at(alloc, 62 * PG, 3 * PG), MF_ERR_INVALID));
+    expect_one_error(
+        assert_int_equal(mmc_alloc_alloc_at(alloc, 2 * PG, 0), MF_ERR_INVALID));
+    stats = test_alloc_stats(alloc);
+    assert_int_equal(stats.used, 6 * PG);
+    assert_int_equal(stats.allocations, 4);
+    assert_int_equal(stats.free_blocks, 2); /* [1, 8) and [12, 63) */
+    assert_int_equal(stats.largest_free, 51 * PG);
+    /* the blocks free like any others, and everything coalesces */
+    assert_int_equal(mmc_alloc_free(alloc, 9 * PG, 3 * PG), MF_OK);
+    assert_int_equal(mmc_alloc_free(alloc, 8 * PG, PG), MF_OK);
+    assert_int_equal(mmc_alloc_free(alloc, 0, PG), MF_OK);
+    assert_int_equal(mmc_alloc_free(alloc, 63 * PG, PG), MF_OK);
+    stats = test_alloc_stats(alloc);
+    assert_int_equal(stats.free_blocks, 1);
+    assert_int_equal(stats.used, 0);
+    mmc_alloc_destroy(alloc);
+
+    /* a fragmented allocator rebuilt from its blocks in a shuffled order */
+    alloc = test_alloc_new(4096 * PG, PG);
+    for (i = 0; i < N; i++) {
+        lens[n] = 1 + test_alloc_rand() % (8 * PG);
+        if (mmc_alloc_alloc(alloc, lens[n], &offs[n]) == MF_OK) {
+            n++;
+        }
+        if (n > 2 && test_alloc_rand() % 3 == 0) {
+            j = test_alloc_rand() % n;
+            assert_int_equal(mmc_alloc_free(alloc, offs[j], lens[j]), MF_OK);
+            offs[j] = offs[--n];
+            lens[j] = lens[n];
+        }
+    }
+    for (i = n; i > 1; i--) {
+        j = test_alloc_rand() % i;
+        t = offs[i - 1], offs[i - 1] = offs[j], offs[j] = t;
+        t = lens[i - 1], lens[i - 1] = lens[j], lens[j] = t;
+    }
+    copy = test_alloc_new(4096 * PG, PG);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(mmc_alloc_alloc_at(copy, offs[i], lens[i]), MF_OK);
+    }
+    want = test_alloc_stats(alloc);
+    stats = test_alloc_stats(copy);
+    assert_int_equal(stats.used, want.used);
+    assert_int_equal(stats.allocations, want.allocations);
+    assert_int_equal(stats.free_blocks, want.free_blocks);
+    assert_int_equal(stats.largest_free, want.largest_free);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(mmc_alloc_free(copy, offs[i], lens[i]), MF_OK);
+    }
+    assert_int_equal(test_alloc_stats(copy).free_blocks, 1);
+    mmc_alloc_destroy(copy);
+    mmc_alloc_destroy(alloc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -658,6 +733,7 @@ int main(void)
         T(test_alloc_coalesce),      T(test_alloc_exhaustion),
         T(test_alloc_fragmentation), T(test_alloc_invalid_free),
         T(test_alloc_random),        T(test_alloc_scaling),
+        T(test_alloc_at),
 #undef T
     };
 

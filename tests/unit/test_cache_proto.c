@@ -109,6 +109,8 @@ typedef enum test_type {
     TEST_ID_LIST,
     TEST_STATUS_LIST,
     TEST_OBJ_LIST,
+    TEST_RECORD,
+    TEST_RESTORE,
     TEST_TYPES
 } test_type_t;
 
@@ -122,6 +124,7 @@ typedef union test_msg {
     mmc_id_list_t ids;
     mmc_status_list_t status;
     mmc_obj_list_t objs;
+    mmc_record_t rec;
 } test_msg_t;
 
 #define TEST_VARIANTS 4 /* 0: empty, 1: one item, 2: a few, 3: full batch */
@@ -136,6 +139,8 @@ static const size_t test_msg_size[TEST_TYPES] = {
     [TEST_ID_LIST] = sizeof(mmc_id_list_t),
     [TEST_STATUS_LIST] = sizeof(mmc_status_list_t),
     [TEST_OBJ_LIST] = sizeof(mmc_obj_list_t),
+    [TEST_RECORD] = sizeof(mmc_record_t),
+    [TEST_RESTORE] = sizeof(mmc_record_t),
 };
 
 static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
@@ -168,6 +173,12 @@ static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
     case TEST_OBJ_LIST:
         mmc_obj_list_encode(w, &m->objs);
         break;
+    case TEST_RECORD:
+        mmc_record_encode(w, &m->rec);
+        break;
+    case TEST_RESTORE:
+        mmc_restore_req_encode(w, &m->rec);
+        break;
     default:
         fail();
     }
@@ -195,6 +206,10 @@ static mf_status_t test_decode(test_type_t t, const void *body, size_t len,
         return mmc_status_list_decode(body, len, &m->status);
     case TEST_OBJ_LIST:
         return mmc_obj_list_decode(body, len, &m->objs);
+    case TEST_RECORD:
+        return mmc_record_decode(body, len, &m->rec);
+    case TEST_RESTORE:
+        return mmc_restore_req_decode(body, len, &m->rec);
     default:
         fail();
     }
@@ -221,6 +236,10 @@ static void test_msg_free(test_type_t t, test_msg_t *m)
         break;
     case TEST_OBJ_LIST:
         mmc_obj_list_free(&m->objs);
+        break;
+    case TEST_RECORD:
+    case TEST_RESTORE:
+        mmc_record_free(&m->rec);
         break;
     default:
         break;
@@ -283,6 +302,27 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
             assert_int_equal(a->reg.segs[i].media, b->reg.segs[i].media);
             assert_int_equal(a->reg.segs[i].gva, b->reg.segs[i].gva);
             assert_int_equal(a->reg.segs[i].size, b->reg.segs[i].size);
+        }
+        assert_int_equal(a->reg.flags, b->reg.flags);
+        break;
+    case TEST_RECORD:
+    case TEST_RESTORE:
+        assert_int_equal(a->rec.seq, t == TEST_RECORD ? b->rec.seq : 0);
+        assert_int_equal(a->rec.flags, t == TEST_RESTORE ? b->rec.flags : 0);
+        assert_int_equal(a->rec.count, b->rec.count);
+        for (i = 0; i < a->rec.count; i++) {
+            const mmc_rec_entry_t *x = &a->rec.entries[i];
+            const mmc_rec_entry_t *y = &b->rec.entries[i];
+
+            assert_int_equal(x->op, y->op);
+            assert_int_equal(x->media, y->media);
+            assert_int_equal(x->offset, y->offset);
+            if (x->op == MMC_REC_ADD) {
+                assert_int_equal(x->want, y->want);
+                assert_int_equal(x->size, y->size);
+                assert_int_equal(x->version, y->version);
+                test_key_check(&x->key, &y->key);
+            }
         }
         break;
     case TEST_PUT_ALLOC:
@@ -427,6 +467,29 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
                 (uint8_t)(i == 0 ? MMC_MEDIA_DRAM : MMC_MEDIA_HBM);
             m->reg.segs[i].gva = 0x200000000000ull + ((uint64_t)i << 30);
             m->reg.segs[i].size = UINT64_MAX - i;
+        }
+        m->reg.flags = variant == 2 ? MMC_REG_RESTORE : 0;
+        break;
+    case TEST_RECORD:
+    case TEST_RESTORE:
+        m->rec.seq = t == TEST_RECORD ? (uint64_t)variant + 1 : 0;
+        m->rec.flags = t == TEST_RESTORE && variant == 3 ? MMC_RESTORE_LAST : 0;
+        m->rec.count = n;
+        m->rec.entries = n > 0 ? calloc(n, sizeof(*m->rec.entries)) : NULL;
+        assert_true(n == 0 || m->rec.entries != NULL);
+        for (i = 0; i < n; i++) {
+            mmc_rec_entry_t *e = &m->rec.entries[i];
+
+            e->op = (t == TEST_RECORD && i % 3 == 1) ? MMC_REC_DEL
+                                                     : MMC_REC_ADD;
+            e->media = (uint8_t)(i & 1);
+            e->offset = (uint64_t)i << 12;
+            if (e->op == MMC_REC_ADD) {
+                e->want = (uint8_t)(1 + i % MMC_MAX_REPLICAS);
+                e->size = UINT64_MAX - i;
+                e->version = 0x0123456789abcdefull + i;
+                e->key = test_key(i);
+            }
         }
         break;
     case TEST_PUT_ALLOC:
@@ -932,7 +995,7 @@ static void test_media_layout(void **state)
     mf_wbuf_t w;
 
     (void)state;
-    assert_int_equal(MMC_PROTO_VERSION, 2);
+    assert_true(MMC_PROTO_VERSION >= 2);
     memset(&m, 0, sizeof(m));
     m.hello_resp.device_base = 0x0102030405060708ull;
     m.hello_resp.max_hbm_segment_size = 0x1112131415161718ull;
@@ -1062,6 +1125,76 @@ static void test_free_zeroed(void **state)
     }
 }
 
+/* Records: a batch number of 0, an unknown op, a DEL in a RESTORE and a
+ * count over MMC_REC_MAX are refused; the wire size helper is exact. */
+static void test_record_limits(void **state)
+{
+    mmc_rec_entry_t add = {.op = MMC_REC_ADD,
+                           .media = MMC_MEDIA_HBM,
+                           .offset = 4096,
+                           .want = 2,
+                           .size = 10,
+                           .version = 7,
+                           .key = test_key(3)};
+    mmc_rec_entry_t del = {.op = MMC_REC_DEL, .offset = 8192};
+    mmc_record_t out;
+    mf_wbuf_t w;
+
+    (void)state;
+    mf_wbuf_init(&w);
+    mmc_rec_entry_encode(&w, &add);
+    assert_int_equal(w.len, mmc_rec_entry_wire_size(&add));
+    mf_wbuf_free(&w);
+    mf_wbuf_init(&w);
+    mmc_rec_entry_encode(&w, &del);
+    assert_int_equal(w.len, mmc_rec_entry_wire_size(&del));
+    mf_wbuf_free(&w);
+
+    mf_wbuf_init(&w); /* seq 0 */
+    mf_wbuf_put_u64(&w, 0);
+    mf_wbuf_put_u32(&w, 1);
+    mmc_rec_entry_encode(&w, &del);
+    test_refused(TEST_RECORD, w.data, w.len);
+    mf_wbuf_free(&w);
+
+    mf_wbuf_init(&w); /* a DEL in a RESTORE */
+    mf_wbuf_put_u32(&w, MMC_RESTORE_LAST);
+    mf_wbuf_put_u32(&w, 2);
+    mmc_rec_entry_encode(&w, &add);
+    mmc_rec_entry_encode(&w, &del);
+    test_refused(TEST_RESTORE, w.data, w.len);
+    mf_wbuf_free(&w);
+
+    mf_wbuf_init(&w); /* an unknown op */
+    mf_wbuf_put_u64(&w, 1);
+    mf_wbuf_put_u32(&w, 1);
+    mf_wbuf_put_u8(&w, 3);
+    mf_wbuf_put_u8(&w, 0);
+    mf_wbuf_put_u64(&w, 0);
+    test_refused(TEST_RECORD, w.data, w.len);
+    mf_wbuf_free(&w);
+
+    mf_wbuf_init(&w); /* MMC_REC_MAX + 1 whole entries */
+    mf_wbuf_put_u64(&w, 1);
+    mf_wbuf_put_u32(&w, MMC_REC_MAX + 1);
+    for (uint32_t i = 0; i <= MMC_REC_MAX; i++) {
+        mmc_rec_entry_encode(&w, &del);
+    }
+    assert_int_equal(mf_wbuf_status(&w), MF_OK);
+    test_refused(TEST_RECORD, w.data, w.len);
+    /* and MMC_REC_MAX are taken */
+    w.data[8] = (uint8_t)(MMC_REC_MAX & 0xff);
+    w.data[9] = (uint8_t)((MMC_REC_MAX >> 8) & 0xff);
+    w.data[10] = (uint8_t)((MMC_REC_MAX >> 16) & 0xff);
+    assert_int_equal(mmc_record_decode(w.data, w.len - mmc_rec_entry_wire_size(
+                                                          &del),
+                                       &out),
+                     MF_OK);
+    assert_int_equal(out.count, MMC_REC_MAX);
+    mmc_record_free(&out);
+    mf_wbuf_free(&w);
+}
+
 static void test_op_names(void **state)
 {
     static const char *const names[] = {
@@ -1076,6 +1209,9 @@ static void test_op_names(void **state)
         [MMC_OP_QUERY] = "QUERY",
         [MMC_OP_REMOVE] = "REMOVE",
         [MMC_OP_PING] = "PING",
+        [MMC_OP_RESTORE] = "RESTORE",
+        [MMC_OP_RECORD_ACK] = "RECORD_ACK",
+        [MMC_OP_RECORD] = "RECORD",
     };
 
     (void)state;
@@ -1143,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_huge_count_short_body),
         cmocka_unit_test(test_random_bodies),
         cmocka_unit_test(test_free_zeroed),
+        cmocka_unit_test(test_record_limits),
         cmocka_unit_test(test_op_names),
         cmocka_unit_test(test_status_names),
     };

@@ -125,6 +125,7 @@ void tw_conn_init(tw_conn_t *c, int fd, unsigned timeout_ms)
     c->fd = fd;
     c->req_id = 1;
     c->timeout_ms = timeout_ms;
+    c->on_notify = NULL;
 }
 
 int tw_conn_open(tw_conn_t *c, const char *addr, uint16_t port,
@@ -153,10 +154,21 @@ mf_status_t tw_call(tw_conn_t *c, uint16_t opcode, const void *body, size_t len,
         tk_print("wire: opcode %u: the connection broke", opcode);
         return MF_ERR_CONN_RESET;
     }
-    status =
-        tw_frame_recv(c->fd, c->timeout_ms, MF_NET_DEFAULT_MAX_BODY, resp_p);
-    if (status != MF_OK) {
-        return status; /* logged */
+    for (;;) {
+        status = tw_frame_recv(c->fd, c->timeout_ms, MF_NET_DEFAULT_MAX_BODY,
+                               resp_p);
+        if (status != MF_OK) {
+            return status; /* logged */
+        }
+        if (resp_p->hdr.kind == MF_NET_KIND_NOTIFY) {
+            if (c->on_notify != NULL) {
+                c->on_notify(c, resp_p);
+            }
+        } else if (resp_p->hdr.kind != MF_NET_KIND_RESPONSE ||
+                   resp_p->hdr.req_id != 0) {
+            break;
+        }
+        tw_frame_free(resp_p);
     }
     if ((resp_p->hdr.kind != MF_NET_KIND_RESPONSE) ||
         (resp_p->hdr.req_id != req_id) || (resp_p->hdr.opcode != opcode)) {

@@ -65,11 +65,16 @@ void tw_frame_free(tw_frame_t *frame);
 
 /* ---- a connection ---- */
 
-typedef struct tw_conn {
+typedef struct tw_conn tw_conn_t;
+
+struct tw_conn {
     int fd;              /* -1: closed */
     uint64_t req_id;     /* of the next request */
     unsigned timeout_ms; /* of every wait for a response */
-} tw_conn_t;
+    /* Optional: a notify that arrived while tw_call waited (a server may
+     * send one at any time); without, notifies are skipped. */
+    void (*on_notify)(tw_conn_t *c, const tw_frame_t *frame);
+};
 
 /* Takes fd (a connected socket, closed by tw_conn_close); request ids
  * start at 1. */
@@ -87,7 +92,9 @@ void tw_conn_close(tw_conn_t *c);
  * Sends a request of len bytes of body with the next request id and reads
  * its response (of at most MF_NET_DEFAULT_MAX_BODY bytes, what
  * mf_net_client takes), which must be a response to that id and opcode (a
- * mismatch is MF_ERR_PROTO).  See the header comment for what it returns;
+ * mismatch is MF_ERR_PROTO).  Notifies on the way go to c->on_notify, and
+ * responses to request id 0 (sent with tw_send_req, never waited for) are
+ * skipped.  See the header comment for what it returns;
  * *resp_p is to be freed with tw_frame_free() after MF_OK and holds
  * nothing after a failure.
  */

@@ -128,7 +128,59 @@ void tw_mmc_hello_encode(mf_wbuf_t *w, const char *name)
 
 mf_status_t tw_mmc_hello(tw_conn_t *c, const char *name, mmc_hello_resp_t *hr_p)
 {
+    c->on_notify = tw_mmc_on_notify;
     return tw_mmc_request(c, MMC_OP_HELLO, name, hr_p);
+}
+
+/* The RECORD_ACK body for a RECORD notify; false for anything else. */
+static bool tw_mmc_ack_of(uint16_t opcode, const void *body, size_t len,
+                          mf_wbuf_t *ack)
+{
+    mmc_record_t rec;
+
+    if (opcode != MMC_OP_RECORD || mmc_record_decode(body, len, &rec) != MF_OK) {
+        tk_print("wire: a notify that is no RECORD (opcode %u, %zu bytes)",
+                 opcode, len);
+        return false;
+    }
+    mf_wbuf_init(ack);
+    mf_wbuf_put_u64(ack, rec.seq);
+    mmc_record_free(&rec);
+    return true;
+}
+
+void tw_mmc_on_notify(tw_conn_t *c, const tw_frame_t *frame)
+{
+    mf_wbuf_t ack;
+
+    if (tw_mmc_ack_of(frame->hdr.opcode, frame->body, frame->len, &ack)) {
+        (void)tw_send_req(c->fd, MMC_OP_RECORD_ACK, 0, ack.data, ack.len);
+        mf_wbuf_free(&ack);
+    }
+}
+
+static void tw_mmc_holder_notify(uint16_t opcode, const uint8_t *body,
+                                 size_t len, void *arg)
+{
+    tw_mmc_holder_t *h = arg;
+    mf_wbuf_t ack;
+
+    if (tw_mmc_ack_of(opcode, body, len, &ack)) {
+        if (h->client != NULL) {
+            (void)mf_net_client_send(h->client, MMC_OP_RECORD_ACK, ack.data,
+                                     ack.len);
+            h->records++;
+        }
+        mf_wbuf_free(&ack);
+    }
+}
+
+void tw_mmc_holder_params(mf_net_client_params_t *p, tw_mmc_holder_t *h)
+{
+    h->client = NULL;
+    h->records = 0;
+    p->on_notify = tw_mmc_holder_notify;
+    p->arg = h;
 }
 
 mf_status_t tw_mmc_register(tw_conn_t *c, const mmc_register_req_t *req,

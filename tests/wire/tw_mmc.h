@@ -19,6 +19,22 @@
 /* Encodes a HELLO of this protocol version from name. */
 void tw_mmc_hello_encode(mf_wbuf_t *w, const char *name);
 
+/*
+ * A holder acknowledges every RECORD the meta service sends it, or the
+ * replies of puts placed in its segments wait: tw_mmc_hello makes its
+ * connection do so while it waits in tw_call (tw_mmc_on_notify), and a
+ * test's mf_net_client that registers segments passes
+ * tw_mmc_holder_params (the holder slot must outlive the client).
+ */
+void tw_mmc_on_notify(tw_conn_t *c, const tw_frame_t *frame);
+
+typedef struct tw_mmc_holder {
+    mf_net_client_t *client; /* set after mf_net_client_create */
+    uint64_t records;        /* RECORDs acknowledged */
+} tw_mmc_holder_t;
+
+void tw_mmc_holder_params(mf_net_client_params_t *p, tw_mmc_holder_t *h);
+
 /* HELLO; hr_p may be NULL. */
 mf_status_t tw_mmc_hello(tw_conn_t *c, const char *name,
                          mmc_hello_resp_t *hr_p);

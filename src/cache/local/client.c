@@ -25,7 +25,10 @@
  * forgotten this process, which then announces itself again (HELLO +
  * REGISTER), best effort: from the reconnect callback, or from a call
  * that the new connection refused with MF_ERR_STATE (then retried once),
- * whichever comes first.
+ * whichever comes first.  A meta service with another meta_id than the
+ * one we registered with (restarted, or a new leader) gets our record of
+ * what our segments hold (record.c); the same one dropped our segments
+ * with the old connection, and the record is cleared.
  */
 #include "cache/local/local.h"
 
@@ -161,17 +164,20 @@ static mmc_status_t mmc_local_hello(mmc_t *mmc, mmc_hello_resp_t *hello_p)
     return MF_OK;
 }
 
-/* REGISTER: *host_idx_p on success. */
-static mmc_status_t mmc_local_register(mmc_t *mmc, uint32_t *host_idx_p)
+/* REGISTER with flags (MMC_REG_*): *host_idx_p on success. */
+static mmc_status_t mmc_local_register(mmc_t *mmc, uint32_t flags,
+                                       uint32_t *host_idx_p)
 {
+    mmc_register_req_t reg = mmc->reg;
     mf_net_resp_t resp;
     mmc_status_t status;
     uint32_t host_idx = 0;
     mf_rbuf_t r;
     mf_wbuf_t w;
 
+    reg.flags = flags;
     mf_wbuf_init(&w);
-    mmc_register_req_encode(&w, &mmc->reg);
+    mmc_register_req_encode(&w, &reg);
     status = mmc_local_call(mmc, MMC_OP_REGISTER, &w, &resp);
     if (status != MF_OK) {
         return status;
@@ -197,7 +203,8 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
 {
     mmc_hello_resp_t hello;
     mmc_status_t status;
-    uint32_t host_idx;
+    uint32_t host_idx, flags = 0;
+    bool same;
 
     pthread_mutex_lock(&mmc->reg_lock);
     if (atomic_load(&mmc->reg_gen) != seen_gen) {
@@ -217,12 +224,23 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
         status = MF_ERR_STATE;
     }
     if (status == MF_OK) {
-        status = mmc_local_register(mmc, &host_idx);
+        same = hello.meta_id == atomic_load(&mmc->meta_id);
+        if (same) {
+            mmc_local_record_clear(mmc); /* it dropped our segments */
+        } else if (mmc_local_record_count(mmc) > 0) {
+            flags = MMC_REG_RESTORE;
+        }
+        status = mmc_local_register(mmc, flags, &host_idx);
+        if (status == MF_OK && flags != 0) {
+            status = mmc_local_record_restore(mmc);
+        }
         if (status == MF_OK) {
+            /* only now: a restore cut short is tried again in full */
+            atomic_store(&mmc->meta_id, hello.meta_id);
             atomic_store(&mmc->host_idx, host_idx);
-            mf_info("mmc-local: registered rank %u again with the meta "
+            mf_info("mmc-local: registered rank %u again with the %s meta "
                     "service",
-                    mmc->rank);
+                    mmc->rank, same ? "same" : "new");
         } else if (status == MF_ERR_STATE) {
             status = MF_OK; /* registered on this connection already */
         }
@@ -507,6 +525,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     pthread_mutex_init(&mmc->reg_lock, NULL);
     pthread_mutex_init(&mmc->ping_lock, NULL);
     pthread_cond_init(&mmc->ping_cond, NULL);
+    mmc_local_record_init(mmc);
     deadline = mf_time_ms() + cfg->connect_timeout_ms;
     (void)mf_url_parse(cfg->meta_url, mmc->meta_host, sizeof(mmc->meta_host),
                        &mmc->meta_port);
@@ -530,6 +549,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     params.connect_timeout_ms = cfg->connect_timeout_ms;
     params.max_body = MMC_PROTO_MAX_BODY;
     params.on_reconnect = mmc_local_on_reconnect;
+    params.on_notify = mmc_local_on_notify;
     params.arg = mmc;
     status = mf_net_client_create(&params, &mmc->rpc);
     if (status != MF_OK) {
@@ -541,6 +561,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     if (status != MF_OK) {
         goto err_close_rpc;
     }
+    atomic_store(&mmc->meta_id, mmc->hello.meta_id);
     mmc->max_batch = mmc->hello.max_batch == 0
                          ? 1
                          : MF_MIN(mmc->hello.max_batch, MMC_BATCH_MAX);
@@ -557,7 +578,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     }
     mmc_local_fill_register(mmc);
     for (;;) {
-        status = mmc_local_register(mmc, &host_idx);
+        status = mmc_local_register(mmc, 0, &host_idx);
         /* the rank's previous owner may still be dropping its connection */
         if (status != MF_ERR_EXISTS || mf_time_ms() >= deadline) {
             break;
@@ -584,6 +605,7 @@ err_close_rpc:
     mf_net_client_destroy(mmc->rpc);
 err_uninit:
     mf_uninit();
+    mmc_local_record_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
     pthread_mutex_destroy(&mmc->ping_lock);
     pthread_mutex_destroy(&mmc->reg_lock);
@@ -606,6 +628,7 @@ MF_API void mmc_destroy(mmc_t *mmc)
     mmc_local_pool_close(mmc);
     mf_net_client_destroy(mmc->rpc);
     mf_uninit();
+    mmc_local_record_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
     pthread_mutex_destroy(&mmc->ping_lock);
     pthread_mutex_destroy(&mmc->reg_lock);

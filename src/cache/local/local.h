@@ -3,15 +3,18 @@
  *   config.c  mmc-local.conf table, files and MMC_* environment variables
  *   client.c  create/destroy (connect, HELLO, BM pool, REGISTER), the RPC
  *             helper, reconnection, the heartbeat, user buffers
+ *   record.c  the record of what our segments hold, and its restoration
+ *             to a new meta service
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
  *   batch.c   what they run on: item checks, one record per item, the
  *             chunked requests to the meta service, the batch copier
  *   log.c     the logging control libmemcache exports
  *
  * Invariant: everything in struct mmc is written once by mmc_create and
- * only read afterwards, except host_idx and reg_gen (atomics, changed when
- * the meta connection is re-established, under reg_lock) and the
- * heartbeat's fields (ping_lock, or the ping thread's own); so every call
+ * only read afterwards, except host_idx, reg_gen and meta_id (atomics,
+ * changed when the meta connection is re-established, under reg_lock),
+ * the record (rec_lock) and the heartbeat's fields (ping_lock, or the
+ * ping thread's own); so every call
  * may run on any thread without a lock.  The RPC client and the BM pool
  * are thread safe.
  */
@@ -21,6 +24,7 @@
 #include "cache/proto/proto.h"
 #include "net/net.h"
 #include "util/config.h"
+#include "util/containers.h"
 #include "util/log.h"
 #include "util/misc.h"
 
@@ -50,7 +54,11 @@ struct mmc {
     /* announcing again after a reconnect */
     pthread_mutex_t reg_lock;
     _Atomic uint64_t reg_gen; /* re-registrations done */
+    _Atomic uint64_t meta_id; /* of the meta service registered with */
     atomic_bool registered;   /* create finished (the first REGISTER) */
+    /* the record of our segments: (media, offset) -> mmc_local_rec_t */
+    pthread_mutex_t rec_lock;
+    mf_hmap_t rec;
     /* heartbeat: PING at a quarter of the meta's member timeout */
     pthread_t ping_thread;
     bool ping_started;
@@ -75,5 +83,17 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg);
  */
 mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
                             mf_net_resp_t *resp_p);
+
+/* ---- record.c ---- */
+void mmc_local_record_init(mmc_t *mmc);
+void mmc_local_record_free(mmc_t *mmc);
+void mmc_local_record_clear(mmc_t *mmc);
+size_t mmc_local_record_count(mmc_t *mmc);
+/* The RPC client's notify handler (RECORD). */
+void mmc_local_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
+                         void *arg);
+/* Sends the record in RESTORE batches after a REGISTER that said
+ * MMC_REG_RESTORE; refused entries are forgotten. */
+mmc_status_t mmc_local_record_restore(mmc_t *mmc);
 
 #endif

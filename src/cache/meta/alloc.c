@@ -411,6 +411,98 @@ mf_status_t mmc_alloc_alloc(mmc_alloc_t *alloc, uint64_t len,
     return MF_OK;
 }
 
+/* The block that holds offset (the last one starting at or before it). */
+static mmc_alloc_block_t *mmc_alloc_block_at(mmc_alloc_t *alloc,
+                                             uint64_t offset)
+{
+    mmc_alloc_link_t *n = alloc->by_addr.root;
+    mmc_alloc_block_t *best = NULL;
+
+    while (n != NULL) {
+        alloc->steps++;
+        if (mmc_alloc_addr_block(n)->offset <= offset) {
+            best = mmc_alloc_addr_block(n);
+            n = n->right;
+        } else {
+            n = n->left;
+        }
+    }
+    return best;
+}
+
+/* Inserts a new block after prev in address order. */
+static void mmc_alloc_link_after(mmc_alloc_block_t *prev,
+                                 mmc_alloc_block_t *block)
+{
+    block->prev = prev;
+    block->next = prev->next;
+    if (prev->next != NULL) {
+        prev->next->prev = block;
+    }
+    prev->next = block;
+}
+
+mf_status_t mmc_alloc_alloc_at(mmc_alloc_t *alloc, uint64_t offset,
+                               uint64_t len)
+{
+    mmc_alloc_block_t *block, *mid = NULL, *rest = NULL;
+    uint64_t rlen, front, tail;
+
+    if (len == 0 || offset % alloc->align != 0 || offset >= alloc->capacity ||
+        len > alloc->capacity - offset ||
+        mmc_alloc_round_up(alloc, len) > alloc->capacity - offset) {
+        mf_error("mmc_alloc_alloc_at: [%" PRIu64 ", +%" PRIu64
+                 ") is not a block of [0, %" PRIu64 ") aligned to %" PRIu64,
+                 offset, len, alloc->capacity, alloc->align);
+        return MF_ERR_INVALID;
+    }
+    rlen = mmc_alloc_round_up(alloc, len);
+    block = mmc_alloc_block_at(alloc, offset);
+    if (block == NULL || !block->free ||
+        block->offset + block->size < offset + rlen) {
+        return MF_ERR_EXISTS;
+    }
+    front = offset - block->offset;
+    tail = block->offset + block->size - (offset + rlen);
+    if (front > 0 && (mid = mmc_alloc_block_new(alloc)) == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    if (tail > 0 && (rest = mmc_alloc_block_new(alloc)) == NULL) {
+        free(mid);
+        return MF_ERR_NOMEM;
+    }
+
+    /* nothing can fail from here on */
+    mmc_alloc_treap_remove(&alloc->by_size, &block->size_link);
+    if (mid != NULL) {
+        /* the front stays free in block (its offset, its address key) */
+        block->size = front;
+        mmc_alloc_treap_insert(&alloc->by_size, &block->size_link);
+        mid->offset = offset;
+        mid->size = rlen;
+        mmc_alloc_link_after(block, mid);
+        mmc_alloc_treap_insert(&alloc->by_addr, &mid->addr_link);
+        alloc->free_blocks++; /* undone below: block stays free */
+    } else {
+        mid = block;
+        mid->size = rlen;
+    }
+    mid->free = false;
+    alloc->free_blocks--;
+    if (rest != NULL) {
+        rest->offset = offset + rlen;
+        rest->size = tail;
+        rest->free = true;
+        mmc_alloc_link_after(mid, rest);
+        mmc_alloc_treap_insert(&alloc->by_addr, &rest->addr_link);
+        mmc_alloc_treap_insert(&alloc->by_size, &rest->size_link);
+        alloc->free_blocks++;
+    }
+    alloc->used += rlen;
+    alloc->allocations++;
+    return MF_OK;
+}
+
 /* Removes block, whose space its left neighbour has absorbed. */
 static void mmc_alloc_unlink(mmc_alloc_t *alloc, mmc_alloc_block_t *block)
 {

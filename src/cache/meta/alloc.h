@@ -73,6 +73,17 @@ mf_status_t mmc_alloc_alloc(mmc_alloc_t *alloc, uint64_t len,
                             uint64_t *offset_p);
 
 /*
+ * Allocates exactly [offset, offset + len rounded up): for rebuilding an
+ * allocator from the blocks a segment's holder reports (recovery).
+ * MF_ERR_INVALID for an offset off the alignment, a zero length or a
+ * range past the capacity (logged); MF_ERR_EXISTS when part of the range
+ * is allocated already; MF_ERR_NOMEM.  On any error the allocator is
+ * unchanged.
+ */
+mf_status_t mmc_alloc_alloc_at(mmc_alloc_t *alloc, uint64_t offset,
+                               uint64_t len);
+
+/*
  * Frees the block that mmc_alloc_alloc() returned at offset for len (the
  * same len as allocated, or any len with the same rounded value), and
  * coalesces it with its free neighbours.  A double free, an offset that is

@@ -76,6 +76,7 @@ static mmc_meta_conn_t *mmc_meta_conn_new(mmc_meta_t *meta, mf_net_conn_t *conn)
         free(mc);
         return NULL;
     }
+    mmc_meta_conn_records_init(mc);
     mc->last_ms = mmc_meta_now_ms();
     mf_list_push_back(&meta->conns, &mc->link);
     return mc;
@@ -104,6 +105,7 @@ static void mmc_meta_conn_drop(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     mf_list_del(&mc->link);
     mmc_state_owner_destroy(meta->state, mc->owner);
     mc->owner = NULL;
+    mmc_meta_conn_records_drop(mc);
 }
 
 static void mmc_meta_on_open(mf_net_conn_t *conn, void *arg)
@@ -127,6 +129,7 @@ static void mmc_meta_on_close(mf_net_conn_t *conn, void *arg)
     if (mc->owner != NULL) {
         mmc_meta_conn_drop(meta, mc, false);
     }
+    mmc_meta_conn_records_free(mc);
     mf_net_conn_set_data(conn, NULL);
     free(mc);
 }
@@ -220,6 +223,15 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
         case MMC_OP_PING:
             mmc_meta_handle_ping(len, &rep);
             break;
+        case MMC_OP_RECORD_ACK:
+            mmc_meta_handle_record_ack(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_RESTORE:
+            mmc_meta_handle_restore(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_RECORD: /* ours to send, never to receive */
+            rep.status = MF_ERR_UNSUPPORTED;
+            break;
         default: /* GET, EXIST, QUERY, REMOVE */
             mmc_meta_handle_keys(meta, mc, opcode, body, len, &rep);
             break;
@@ -234,7 +246,10 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
                  mmc_op_name(opcode));
         rep.status = MF_ERR_NOMEM;
     }
-    if (rep.status == MF_OK) {
+    if (rep.status == MF_OK && mc->owner != NULL &&
+        mmc_meta_records_hold(meta, mc, opcode, req_id, &rep, &rep.body)) {
+        status = MF_OK; /* sent once the holders acknowledged */
+    } else if (rep.status == MF_OK) {
         status = mf_net_conn_reply(conn, req_id, opcode, MF_OK, rep.body.data,
                                    rep.body.len);
     } else {
@@ -308,6 +323,7 @@ static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
                     "continues");
         }
     }
+    mmc_meta_records_send(meta, NULL);
     mmc_meta_evict_kick(meta);
 }
 
@@ -343,6 +359,7 @@ static void mmc_meta_evict_run(evutil_socket_t fd, short what, void *arg)
         (event_add(meta->evict, &now) != 0)) {
         mf_warn("meta: cannot re-arm eviction; the next tick continues");
     }
+    mmc_meta_records_send(meta, NULL);
 }
 
 typedef struct mmc_meta_loop_start {

@@ -3,6 +3,8 @@
  * does and its threads are described in meta.c):
  *   meta.c      connections, timers, the view, start and stop
  *   meta_rpc.c  the handler of each request type
+ *   meta_record.c  the holders' records: RECORD out, RECORD_ACK in,
+ *               replies held for them, RESTORE
  */
 #ifndef MMC_CACHE_META_META_INT_H
 #define MMC_CACHE_META_META_INT_H
@@ -49,6 +51,8 @@ struct mmc_meta {
     mmc_meta_stats_t stats; /* requests, errors, latency, clients */
 };
 
+typedef struct mmc_meta_held mmc_meta_held_t;
+
 typedef struct mmc_meta_conn {
     mmc_meta_t *meta;
     mf_net_conn_t *conn;
@@ -58,6 +62,10 @@ typedef struct mmc_meta_conn {
     bool hello;
     bool hbm_warned; /* an HBM segment was refused once already (no device
                         window) */
+    bool restoring;     /* registered with a record, RESTORE not done */
+    uint64_t rec_acked; /* its record is up to this RECORD */
+    mf_vec_t waiters;   /* of held replies waiting on its acks, by seq */
+    mf_list_t held;     /* of its own replies held */
     char name[MMC_PROTO_NAME_MAX + 1];
 } mmc_meta_conn_t;
 
@@ -100,5 +108,26 @@ void mmc_meta_handle_release(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                              mmc_meta_reply_t *rep);
 void mmc_meta_handle_unregister(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                                 size_t len, mmc_meta_reply_t *rep);
+void mmc_meta_handle_record_ack(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                const uint8_t *body, size_t len,
+                                mmc_meta_reply_t *rep);
+void mmc_meta_handle_restore(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                             const uint8_t *body, size_t len,
+                             mmc_meta_reply_t *rep);
+
+/* meta_record.c */
+void mmc_meta_conn_records_init(mmc_meta_conn_t *mc);
+/* The connection's owner is gone: what waits on its record goes on. */
+void mmc_meta_conn_records_drop(mmc_meta_conn_t *mc);
+/* The connection closes: its held replies are dropped. */
+void mmc_meta_conn_records_free(mmc_meta_conn_t *mc);
+/* Sends every queued RECORD batch; waits (optional, of holder/seq pairs)
+ * collects who got one. */
+void mmc_meta_records_send(mmc_meta_t *meta, mf_vec_t *waits);
+/* Sends queued batches, and holds the reply (body taken) if it must wait
+ * for acknowledgements: true when held (sent later, or dropped). */
+bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                           uint16_t opcode, uint64_t req_id,
+                           const mmc_meta_reply_t *rep, mf_wbuf_t *body);
 
 #endif

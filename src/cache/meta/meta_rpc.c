@@ -104,6 +104,14 @@ void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     if (rep->status != MF_OK) {
         return;
     }
+    if ((req.flags & MMC_REG_RESTORE) && req.nsegs > 0) {
+        /* its segments take no new replica until its record is back */
+        rep->status = mmc_state_restore_begin(meta->state, mc->owner);
+        if (rep->status != MF_OK) {
+            return;
+        }
+        mc->restoring = true;
+    }
     mf_info("meta: rank %" PRIu32 " (%s) registered with %" PRIu32
             " segment(s), host %" PRIu32,
             req.rank, mc->name, req.nsegs, host_idx);
@@ -118,6 +126,8 @@ void mmc_meta_handle_unregister(mmc_meta_t *meta, mmc_meta_conn_t *mc,
         return;
     }
     mmc_state_owner_reset(meta->state, mc->owner);
+    mmc_meta_conn_records_drop(mc); /* its record went with its segments */
+    mc->restoring = false;
     rep->status = MF_OK;
 }
 

@@ -148,14 +148,14 @@ static void mmc_state_seg_note(mmc_state_t *state, const mmc_state_seg_t *seg)
 }
 
 /* A new candidate in seg: it is not stuck any more. */
-static void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg)
+void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg)
 {
     seg->stuck = false;
     seg->skipped = 0;
     mmc_state_seg_note(state, seg);
 }
 
-static void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep)
+void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep)
 {
     mf_list_push_back(&rep->seg->lru, &rep->lru_link);
     rep->in_lru = true;
@@ -215,13 +215,14 @@ static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
     free(obj);
 }
 
-/* Accounts for a committed object that left the index; frees it unless
- * leased. */
-static void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
+/* Accounts for a committed object that left the index (its holders
+ * forget it now, whenever its space is freed); frees it unless leased. */
+void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
 {
     for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
         if (obj->reps[i].seg != NULL) {
             mmc_state_lru_del(&obj->reps[i]);
+            mmc_state_rec_del(state, &obj->reps[i]);
         }
     }
     obj->linked = false;
@@ -355,6 +356,7 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         goto err_free;
     }
     obj->size = size;
+    obj->want = (uint8_t)opts->replicas;
     obj->key_len = key_len;
     memcpy(obj->key, key, key_len);
     obj->put = put;
@@ -363,7 +365,6 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
     put->owner = owner;
     put->obj = obj;
     put->deadline_ms = now_ms + state->params.put_timeout_ms;
-    obj->version = put->id;
     if (mf_hmap_put(&state->puts, &put->id, sizeof(put->id), put, NULL) !=
         MF_OK) {
         goto err_free;
@@ -441,9 +442,11 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
     }
     mmc_state_put_forget(state, put);
     obj->linked = true;
+    obj->version = mmc_state_new_version(state);
     for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
         if (obj->reps[i].seg != NULL) {
             mmc_state_lru_add(state, &obj->reps[i]);
+            mmc_state_rec_add(state, &obj->reps[i]);
         }
     }
     state->counters.objects++;
@@ -586,6 +589,7 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
     mf_list_init(&state->lease_fifo);
     mf_list_init(&state->unlinked);
     mf_list_init(&state->owners);
+    mf_list_init(&state->rec_dirty);
     *state_p = state;
     return MF_OK;
 }
@@ -641,6 +645,8 @@ mf_status_t mmc_state_owner_create(mmc_state_t *state,
     }
     mf_list_init(&owner->puts);
     mf_list_init(&owner->leases);
+    mf_list_init(&owner->dirty_link);
+    mf_vec_init(&owner->rec_out, sizeof(mmc_state_rec_chunk_t));
     mf_list_push_back(&state->owners, &owner->link);
     *owner_p = owner;
     return MF_OK;
@@ -661,6 +667,7 @@ void mmc_state_owner_reset(mmc_state_t *state, mmc_state_owner_t *owner)
     if (owner->rank != NULL) {
         mmc_state_rank_drop(state, owner->rank);
     }
+    mmc_state_rec_clear(state, owner); /* its record went with its segments */
 }
 
 void mmc_state_owner_destroy(mmc_state_t *state, mmc_state_owner_t *owner)
@@ -670,6 +677,7 @@ void mmc_state_owner_destroy(mmc_state_t *state, mmc_state_owner_t *owner)
     }
     mmc_state_owner_reset(state, owner);
     mf_list_del(&owner->link);
+    mf_vec_free(&owner->rec_out);
     free(owner);
 }
 

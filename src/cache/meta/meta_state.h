@@ -93,6 +93,9 @@ typedef struct mmc_state_counters {
     uint64_t evicted_bytes;  /* their sizes, once per object */
     uint64_t eviction_runs;  /* background passes */
     uint64_t evict_skipped;  /* leased candidates passed over */
+    uint64_t restored;          /* objects rebuilt from holders' records */
+    uint64_t restored_replicas; /* replicas rebuilt so */
+    uint64_t restore_refused;   /* record entries refused (stale, taken) */
 } mmc_state_counters_t;
 
 mf_status_t mmc_state_create(const mmc_state_params_t *params,
@@ -216,6 +219,46 @@ bool mmc_state_evict_due(const mmc_state_t *state);
  * with work left (call again soon).
  */
 bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget);
+
+/* ---- holder records ---- */
+
+/*
+ * Every local service that holds replicas keeps a record of them, which
+ * the meta service updates (see meta_state_record.c): entries queue per
+ * holder and the caller sends them, as RECORD bodies, after every request
+ * and every timer run.  A reply that depends on a holder's record (a
+ * commit, a remove, a put placed in its segments) waits until that holder
+ * acknowledged what was taken for it.
+ */
+void mmc_state_owner_set_data(mmc_state_owner_t *owner, void *data);
+void *mmc_state_owner_data(const mmc_state_owner_t *owner);
+/* The owner registered as rank, or NULL. */
+mmc_state_owner_t *mmc_state_rank_holder(const mmc_state_t *state,
+                                         uint32_t rank);
+/* An owner with entries queued, or NULL. */
+mmc_state_owner_t *mmc_state_record_dirty(const mmc_state_t *state);
+/* Appends owner's oldest queued batch to w as a RECORD body and returns
+ * its number (1, 2, ...); 0 when nothing is queued. */
+uint64_t mmc_state_record_take(mmc_state_t *state, mmc_state_owner_t *owner,
+                               mf_wbuf_t *w);
+/* The number of the last batch taken for owner (0: none). */
+uint64_t mmc_state_record_seq(const mmc_state_owner_t *owner);
+
+/*
+ * Restoring a holder's record after a restart or failover: begin after
+ * its REGISTER (its segments take no new replica), one call per entry,
+ * end after the last.  mmc_state_restore: MMC_OK (the entry is a replica
+ * of its object again), MMC_ERR_EXISTS (a newer version of the key is
+ * known, the range is taken, or the rank has a replica of that object:
+ * the holder forgets the entry), MF_ERR_INVALID (a malformed entry, or no
+ * segment of its media), MF_ERR_NOMEM.  begin: MF_ERR_STATE when owner is
+ * not registered.
+ */
+mf_status_t mmc_state_restore_begin(mmc_state_t *state,
+                                    mmc_state_owner_t *owner);
+mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
+                               const mmc_rec_entry_t *e);
+void mmc_state_restore_end(mmc_state_t *state, mmc_state_owner_t *owner);
 
 /* ---- inspection ---- */
 

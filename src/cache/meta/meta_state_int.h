@@ -6,6 +6,8 @@
  *   meta_state_members.c  ranks registering and dropping their segments
  *   meta_state_space.c    placement of replicas and eviction
  *   meta_state_check.c    counters and the self-check the tests run
+ *   meta_state_record.c   the holders' records: entries to send, and
+ *                         objects restored from a record
  */
 #ifndef MMC_CACHE_META_META_STATE_INT_H
 #define MMC_CACHE_META_META_STATE_INT_H
@@ -48,6 +50,7 @@ typedef struct mmc_state_seg {
     uint64_t skipped; /* leased candidates passed over since an eviction */
     bool stuck;       /* every candidate was passed over: see above */
     bool evicting;    /* a background pass is bringing it to its low mark */
+    bool restoring;   /* its holder's record is coming: no placement */
 } mmc_state_seg_t;
 
 struct mmc_state_rank {
@@ -64,6 +67,7 @@ typedef struct mmc_state_rep {
     mf_list_t link;     /* in seg->reps */
     mf_list_t lru_link; /* in seg->lru while in_lru */
     bool in_lru;
+    bool recorded; /* the holder's record has it (ADD sent, no DEL yet) */
     mmc_state_seg_t *seg; /* NULL: empty slot */
     mmc_state_obj_t *obj;
     uint64_t offset;
@@ -71,7 +75,8 @@ typedef struct mmc_state_rep {
 
 struct mmc_state_obj {
     uint64_t size;
-    uint64_t version; /* id of the put that wrote it */
+    uint64_t version; /* given at commit (or restored): newer wins */
+    uint8_t want;     /* replicas its put asked for */
     uint64_t damage;  /* replicas lost with their segments */
     uint32_t nrep;    /* live slots of reps (slots keep their order) */
     uint32_t nleases;
@@ -104,8 +109,18 @@ typedef struct mmc_state_lease {
     mf_list_t time_link;
 } mmc_state_lease_t;
 
+/* Record entries for one holder, at most MMC_REC_MAX per chunk. */
+typedef struct mmc_state_rec_chunk {
+    mf_wbuf_t w; /* the entries, encoded */
+    uint32_t count;
+} mmc_state_rec_chunk_t;
+
 struct mmc_state_owner {
     mmc_state_rank_t *rank; /* NULL: not registered */
+    void *data;             /* the caller's */
+    mf_vec_t rec_out;       /* of mmc_state_rec_chunk_t, oldest first */
+    uint64_t rec_seq;       /* of the last batch taken */
+    mf_list_t dirty_link;   /* in state->rec_dirty while rec_out has some */
     mf_list_t puts;         /* of mmc_state_put_t */
     mf_list_t leases;       /* of mmc_state_lease_t */
     uint64_t nleases;       /* on leases */
@@ -136,6 +151,8 @@ struct mmc_state {
     mf_list_t lease_fifo;    /* by expiry */
     mf_list_t unlinked;      /* of mmc_state_obj_t */
     mf_list_t owners;
+    mf_list_t rec_dirty;   /* owners with record entries to send */
+    uint64_t last_version; /* of the newest committed object */
     bool evict_due; /* a background pass may have work: see above */
     mmc_state_counters_t counters;
 };
@@ -157,6 +174,14 @@ mmc_state_host_t *mmc_state_host_at(const mmc_state_t *state,
                                     uint32_t host_idx);
 void mmc_state_host_unref(mmc_state_t *state, uint32_t host_idx);
 void mmc_state_lru_touch(mmc_state_rep_t *rep);
+void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep);
+void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg);
+void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj);
+/* meta_state_record.c: what the holders' records are told */
+uint64_t mmc_state_new_version(mmc_state_t *state);
+void mmc_state_rec_add(mmc_state_t *state, mmc_state_rep_t *rep);
+void mmc_state_rec_del(mmc_state_t *state, mmc_state_rep_t *rep);
+void mmc_state_rec_clear(mmc_state_t *state, mmc_state_owner_t *owner);
 void mmc_state_obj_unlink(mmc_state_t *state, mmc_state_obj_t *obj);
 mmc_state_rank_t *mmc_state_rank_at(const mmc_state_t *state, uint32_t rank);
 /* Free bytes of the rank's segment of media (0 without one). */

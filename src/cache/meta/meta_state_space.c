@@ -44,7 +44,8 @@ static void mmc_state_place_try(mmc_state_t *state, mmc_state_place_t *pl,
     mf_status_t status;
 
     r->epoch = state->epoch;
-    if ((seg == NULL) || (seg->capacity - seg->used < pl->len)) {
+    if ((seg == NULL) || seg->restoring ||
+        (seg->capacity - seg->used < pl->len)) {
         return;
     }
     status = mmc_alloc_alloc(seg->alloc, pl->len, &offset);
@@ -288,7 +289,7 @@ bool mmc_state_put_make_room(mmc_state_t *state, uint64_t len, uint32_t want,
         }
         r->epoch = state->epoch;
         seg = r->segs[opts->media];
-        if ((seg == NULL) || (seg->capacity < len)) {
+        if ((seg == NULL) || seg->restoring || (seg->capacity < len)) {
             continue;
         }
         if (!mmc_state_seg_enough(state, seg, len) && (visits > 0)) {

@@ -48,6 +48,8 @@ typedef struct mmc_meta_stats {
     uint64_t hosts;            /* host ids interned (used by a live rank) */
     uint64_t replies_lost;     /* PUT_ALLOC/GET replies not encoded or sent */
     uint64_t grants_undone;    /* puts aborted, leases released: reply lost */
+    uint64_t records_sent;     /* RECORD batches sent to holders */
+    uint64_t replies_held;     /* replies that waited for holders' acks */
     uint64_t expiry_reruns;    /* expiry runs that left work for the next */
     uint64_t evictions;        /* objects evicted */
     uint64_t evictions_put;    /* of evictions: for a put with no room */

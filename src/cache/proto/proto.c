@@ -27,6 +27,8 @@
 #define MMC_PROTO_OBJ_MIN     (4u + 8u + 8u + 1u) /* no replica */
 #define MMC_PROTO_REPLICA_MIN (4u + 4u + 1u + 8u)
 #define MMC_PROTO_SEG_MIN     (1u + 8u + 8u)
+#define MMC_PROTO_REC_MIN     (1u + 1u + 8u)                        /* DEL */
+#define MMC_PROTO_ADD_MIN     (MMC_PROTO_REC_MIN + 1u + 16u + MMC_PROTO_KEY_MIN)
 
 static const char *const mmc_op_names[MMC_OP_MAX] = {
     [MMC_OP_HELLO] = "HELLO",
@@ -40,6 +42,9 @@ static const char *const mmc_op_names[MMC_OP_MAX] = {
     [MMC_OP_QUERY] = "QUERY",
     [MMC_OP_REMOVE] = "REMOVE",
     [MMC_OP_PING] = "PING",
+    [MMC_OP_RESTORE] = "RESTORE",
+    [MMC_OP_RECORD_ACK] = "RECORD_ACK",
+    [MMC_OP_RECORD] = "RECORD",
 };
 
 const char *mmc_op_name(uint16_t op)
@@ -237,6 +242,7 @@ void mmc_register_req_encode(mf_wbuf_t *w, const mmc_register_req_t *m)
         mf_wbuf_put_u64(w, m->segs[i].gva);
         mf_wbuf_put_u64(w, m->segs[i].size);
     }
+    mf_wbuf_put_u32(w, m->flags);
 }
 
 mf_status_t mmc_register_req_decode(const void *body, size_t len,
@@ -256,6 +262,7 @@ mf_status_t mmc_register_req_decode(const void *body, size_t len,
             mf_rbuf_get_u64(&r, &m->segs[i].size);
         }
     }
+    mf_rbuf_get_u32(&r, &m->flags);
     if (mf_rbuf_status(&r, true) != MF_OK) {
         memset(m, 0, sizeof(*m));
         return MF_ERR_PROTO;
@@ -637,4 +644,128 @@ void mmc_obj_list_free(mmc_obj_list_t *m)
     free(m->items);
     m->items = NULL;
     m->count = 0;
+}
+
+/* ---- holder records ---- */
+
+size_t mmc_rec_entry_wire_size(const mmc_rec_entry_t *e)
+{
+    return e->op == MMC_REC_ADD ? MMC_PROTO_ADD_MIN - 1u + e->key.len
+                                : MMC_PROTO_REC_MIN;
+}
+
+void mmc_rec_entry_encode(mf_wbuf_t *w, const mmc_rec_entry_t *e)
+{
+    mf_wbuf_put_u8(w, e->op);
+    mf_wbuf_put_u8(w, e->media);
+    mf_wbuf_put_u64(w, e->offset);
+    if (e->op == MMC_REC_ADD) {
+        mf_wbuf_put_u8(w, e->want);
+        mf_wbuf_put_u64(w, e->size);
+        mf_wbuf_put_u64(w, e->version);
+        mmc_proto_put_key(w, &e->key);
+    }
+}
+
+void mmc_record_encode(mf_wbuf_t *w, const mmc_record_t *m)
+{
+    mf_wbuf_put_u64(w, m->seq);
+    mf_wbuf_put_u32(w, m->count);
+    for (uint32_t i = 0; i < m->count; i++) {
+        mmc_rec_entry_encode(w, &m->entries[i]);
+    }
+}
+
+void mmc_restore_req_encode(mf_wbuf_t *w, const mmc_record_t *m)
+{
+    mf_wbuf_put_u32(w, m->flags);
+    mf_wbuf_put_u32(w, m->count);
+    for (uint32_t i = 0; i < m->count; i++) {
+        mmc_rec_entry_encode(w, &m->entries[i]);
+    }
+}
+
+static bool mmc_proto_get_rec_entry(mf_rbuf_t *r, mmc_rec_entry_t *e,
+                                    bool add_only)
+{
+    mf_rbuf_get_u8(r, &e->op);
+    mf_rbuf_get_u8(r, &e->media);
+    mf_rbuf_get_u64(r, &e->offset);
+    if (e->op == MMC_REC_ADD) {
+        mf_rbuf_get_u8(r, &e->want);
+        mf_rbuf_get_u64(r, &e->size);
+        mf_rbuf_get_u64(r, &e->version);
+        return mmc_proto_get_key(r, &e->key);
+    }
+    if (e->op != MMC_REC_DEL || add_only) {
+        r->failed = true;
+        return false;
+    }
+    return !r->failed;
+}
+
+static mf_status_t mmc_proto_get_entries(mf_rbuf_t *r, mmc_record_t *m,
+                                         bool add_only)
+{
+    mf_status_t status;
+    void *entries = NULL;
+
+    if (!mmc_proto_get_count(r, MMC_REC_MAX, MMC_PROTO_REC_MIN, &m->count)) {
+        return MF_ERR_PROTO;
+    }
+    status = mmc_proto_alloc(m->count, sizeof(*m->entries), &entries);
+    if (status != MF_OK) {
+        return status;
+    }
+    m->entries = entries;
+    for (uint32_t i = 0; i < m->count; i++) {
+        if (!mmc_proto_get_rec_entry(r, &m->entries[i], add_only)) {
+            break;
+        }
+    }
+    return mf_rbuf_status(r, true) == MF_OK ? MF_OK : MF_ERR_PROTO;
+}
+
+mf_status_t mmc_record_decode(const void *body, size_t len, mmc_record_t *m)
+{
+    mf_status_t status;
+    mf_rbuf_t r;
+
+    memset(m, 0, sizeof(*m));
+    mf_rbuf_init(&r, body, len);
+    if (!mf_rbuf_get_u64(&r, &m->seq) || m->seq == 0) {
+        return MF_ERR_PROTO;
+    }
+    status = mmc_proto_get_entries(&r, m, false);
+    if (status != MF_OK) {
+        mmc_record_free(m);
+    }
+    return status;
+}
+
+mf_status_t mmc_restore_req_decode(const void *body, size_t len,
+                                   mmc_record_t *m)
+{
+    mf_status_t status;
+    mf_rbuf_t r;
+
+    memset(m, 0, sizeof(*m));
+    mf_rbuf_init(&r, body, len);
+    if (!mf_rbuf_get_u32(&r, &m->flags)) {
+        return MF_ERR_PROTO;
+    }
+    status = mmc_proto_get_entries(&r, m, true);
+    if (status != MF_OK) {
+        mmc_record_free(m);
+    }
+    return status;
+}
+
+void mmc_record_free(mmc_record_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    free(m->entries);
+    memset(m, 0, sizeof(*m));
 }

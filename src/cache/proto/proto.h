@@ -21,7 +21,11 @@
  *   obj        i32 status, u64 id, u64 size, u8 nrep, nrep x replica
  *   hello_resp the fields of mmc_hello_resp_t, in order
  *   seg        u8 media, u64 gva, u64 size
- *   register_req u32 rank, str host_id, u32 nsegs, nsegs x seg
+ *   register_req u32 rank, str host_id, u32 nsegs, nsegs x seg, u32 flags
+ *   rec_entry  u8 op, u8 media, u64 offset, and for ADD: u8 want,
+ *              u64 size, u64 version, key
+ *   record     u64 seq, u32 count, count x rec_entry
+ *   restore_req u32 flags, u32 count, count x rec_entry (ADD only)
  *   put_alloc_req u32 flags, u32 replicas, u8 media, u32 npref,
  *              npref x u32 rank, u32 count, count x (key, u64 size)
  * Values inside a well-formed body (replicas, media, ranks) are the meta
@@ -46,6 +50,16 @@
  *   PING        (empty)                         -> (empty); a heartbeat:
  *               the meta service closes a connection silent for longer
  *               than the member_timeout_ms that HELLO returned
+ *   RESTORE     restore_req: part of the record of a holder that
+ *               registered with MMC_REG_RESTORE -> status list (MMC_OK:
+ *               the entry is an object's replica again; anything else:
+ *               the holder forgets it)
+ *   RECORD_ACK  u64 seq: the holder applied every RECORD up to seq
+ *               -> (empty), which the holder does not wait for
+ * and one notify, from the meta service to a holder:
+ *   RECORD      record: changes to the holder's record of what its
+ *               segments hold (ADD: a committed replica; DEL: gone),
+ *               numbered 1, 2, ... per connection
  * Per-item outcomes travel in the lists; the frame status is MF_OK unless
  * the request as a whole failed (then the body is empty).
  */
@@ -57,13 +71,16 @@
 #include <memcache/mmc.h>
 #include <stdint.h>
 
-/* 2: HELLO tells the device window, PUT_ALLOC the media of the replicas */
-#define MMC_PROTO_VERSION  2
+/* 2: HELLO tells the device window, PUT_ALLOC the media of the replicas;
+ * 3: holders keep records (RECORD, RECORD_ACK, RESTORE, REGISTER flags) */
+#define MMC_PROTO_VERSION  3
 #define MMC_PROTO_MAX_SEGS 2 /* one DRAM and one HBM segment per rank */
 #define MMC_PROTO_NAME_MAX 63
 #define MMC_PROTO_HOST_MAX 127 /* bytes of a host id */
 /* largest body either side sends: a full batch of obj results */
 #define MMC_PROTO_MAX_BODY (16u << 20)
+/* entries of one RECORD or RESTORE */
+#define MMC_REC_MAX 65536u
 
 typedef enum mmc_op {
     MMC_OP_HELLO = 1,
@@ -77,6 +94,9 @@ typedef enum mmc_op {
     MMC_OP_QUERY = 9,
     MMC_OP_REMOVE = 10,
     MMC_OP_PING = 11,
+    MMC_OP_RESTORE = 12,
+    MMC_OP_RECORD_ACK = 13,
+    MMC_OP_RECORD = 14, /* a notify */
     MMC_OP_MAX
 } mmc_op_t;
 
@@ -141,12 +161,45 @@ typedef struct mmc_seg_desc {
     uint64_t size;
 } mmc_seg_desc_t;
 
+/* The holder brings a record from a previous meta service: its segments
+ * take no new replica until the RESTORE flagged MMC_RESTORE_LAST. */
+#define MMC_REG_RESTORE 0x1u
+
 typedef struct mmc_register_req {
     uint32_t rank;
     char host_id[MMC_PROTO_HOST_MAX + 1];
     uint32_t nsegs; /* 0 for a pure client */
     mmc_seg_desc_t segs[MMC_PROTO_MAX_SEGS];
+    uint32_t flags; /* MMC_REG_* */
 } mmc_register_req_t;
+
+/* ---- holder records ---- */
+
+typedef enum mmc_rec_op {
+    MMC_REC_ADD = 1, /* a committed replica at offset */
+    MMC_REC_DEL = 2, /* the replica at offset is gone */
+} mmc_rec_op_t;
+
+typedef struct mmc_rec_entry {
+    uint8_t op;      /* mmc_rec_op_t */
+    uint8_t media;   /* of the holder's segment */
+    uint64_t offset; /* in that segment */
+    /* ADD only: */
+    uint8_t want;     /* replicas its put asked for */
+    uint64_t size;    /* of the object */
+    uint64_t version; /* of the object: newer versions win */
+    mmc_key_t key;
+} mmc_rec_entry_t;
+
+/* Entries of one RECORD (seq > 0) or one RESTORE (seq unused). */
+#define MMC_RESTORE_LAST 0x1u /* restore_req flags: the record is whole */
+
+typedef struct mmc_record {
+    uint64_t seq;   /* RECORD: its number on the connection */
+    uint32_t flags; /* RESTORE: MMC_RESTORE_* */
+    uint32_t count;
+    mmc_rec_entry_t *entries;
+} mmc_record_t;
 
 /* ---- PUT_ALLOC ---- */
 
@@ -208,6 +261,13 @@ void mmc_commit_list_encode(mf_wbuf_t *w, const mmc_commit_list_t *m);
 void mmc_id_list_encode(mf_wbuf_t *w, const mmc_id_list_t *m);
 void mmc_status_list_encode(mf_wbuf_t *w, const mmc_status_list_t *m);
 void mmc_obj_list_encode(mf_wbuf_t *w, const mmc_obj_list_t *m);
+/* One entry (RECORD and RESTORE bodies are a header, then the entries:
+ * the caller writes the header with the count it will send). */
+void mmc_rec_entry_encode(mf_wbuf_t *w, const mmc_rec_entry_t *e);
+void mmc_record_encode(mf_wbuf_t *w, const mmc_record_t *m);
+void mmc_restore_req_encode(mf_wbuf_t *w, const mmc_record_t *m);
+/* Bytes one entry takes on the wire. */
+size_t mmc_rec_entry_wire_size(const mmc_rec_entry_t *e);
 
 /* ---- decoders: MF_OK, MF_ERR_PROTO or MF_ERR_NOMEM; *m is zeroed first
  * and holds nothing to free after a failure ---- */
@@ -229,6 +289,11 @@ mf_status_t mmc_status_list_decode(const void *body, size_t len,
                                    mmc_status_list_t *m);
 mf_status_t mmc_obj_list_decode(const void *body, size_t len,
                                 mmc_obj_list_t *m);
+/* RECORD: entries ADD or DEL, up to MMC_REC_MAX; seq > 0. */
+mf_status_t mmc_record_decode(const void *body, size_t len, mmc_record_t *m);
+/* RESTORE: ADD entries only, up to MMC_REC_MAX. */
+mf_status_t mmc_restore_req_decode(const void *body, size_t len,
+                                   mmc_record_t *m);
 /* The same list decoded into the caller's n results, with no allocation:
  * item i goes to slot(arg, i).  MF_ERR_PROTO also when the list does not
  * hold exactly n items; the slots may then be partly written. */
@@ -243,6 +308,7 @@ void mmc_commit_list_free(mmc_commit_list_t *m);
 void mmc_id_list_free(mmc_id_list_t *m);
 void mmc_status_list_free(mmc_status_list_t *m);
 void mmc_obj_list_free(mmc_obj_list_t *m);
+void mmc_record_free(mmc_record_t *m);
 
 /* True when key is 1..MMC_KEY_MAX bytes without NUL. */
 bool mmc_key_valid(const char *data, size_t len);

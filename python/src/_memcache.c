@@ -86,8 +86,10 @@ static int mc_media(PyObject *media, mmc_put_opts_t *opts)
         return -1;
     }
     if (v != MMC_MEDIA_DRAM && v != MMC_MEDIA_HBM) {
-        PyErr_Format(PyExc_ValueError, "media must be MEDIA_DRAM (%d) or "
-                     "MEDIA_HBM (%d)", MMC_MEDIA_DRAM, MMC_MEDIA_HBM);
+        PyErr_Format(PyExc_ValueError,
+                     "media must be MEDIA_DRAM (%d) or "
+                     "MEDIA_HBM (%d)",
+                     MMC_MEDIA_DRAM, MMC_MEDIA_HBM);
         return -1;
     }
     opts->media = (uint8_t)v;

@@ -662,7 +662,7 @@ static void test_alloc_at(void **state)
     assert_int_equal(mmc_alloc_alloc_at(alloc, 8 * PG, PG), MF_OK);
     assert_int_equal(mmc_alloc_alloc_at(alloc, 8 * PG, 1), MF_ERR_EXISTS);
     assert_int_equal(mmc_alloc_alloc_at(alloc, 7 * PG, 2 * PG), MF_ERR_EXISTS);
-    assert_int_equal(mmc_alloc_alloc_at(alloc, 0, 100), MF_OK); /* front */
+    assert_int_equal(mmc_alloc_alloc_at(alloc, 0, 100), MF_OK);      /* front */
     assert_int_equal(mmc_alloc_alloc_at(alloc, 63 * PG, PG), MF_OK); /* end */
     assert_int_equal(mmc_alloc_alloc_at(alloc, 9 * PG, 3 * PG), MF_OK);
     expect_one_error(
@@ -728,11 +728,16 @@ int main(void)
     const struct CMUnitTest tests[] = {
 #define T(_f)                                                                  \
     cmocka_unit_test_setup_teardown(_f, test_alloc_setup, test_alloc_teardown)
-        T(test_alloc_create_args),   T(test_alloc_basic),
-        T(test_alloc_rounding),      T(test_alloc_best_fit),
-        T(test_alloc_coalesce),      T(test_alloc_exhaustion),
-        T(test_alloc_fragmentation), T(test_alloc_invalid_free),
-        T(test_alloc_random),        T(test_alloc_scaling),
+        T(test_alloc_create_args),
+        T(test_alloc_basic),
+        T(test_alloc_rounding),
+        T(test_alloc_best_fit),
+        T(test_alloc_coalesce),
+        T(test_alloc_exhaustion),
+        T(test_alloc_fragmentation),
+        T(test_alloc_invalid_free),
+        T(test_alloc_random),
+        T(test_alloc_scaling),
         T(test_alloc_at),
 #undef T
     };

@@ -480,8 +480,8 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
         for (i = 0; i < n; i++) {
             mmc_rec_entry_t *e = &m->rec.entries[i];
 
-            e->op = (t == TEST_RECORD && i % 3 == 1) ? MMC_REC_DEL
-                                                     : MMC_REC_ADD;
+            e->op =
+                (t == TEST_RECORD && i % 3 == 1) ? MMC_REC_DEL : MMC_REC_ADD;
             e->media = (uint8_t)(i & 1);
             e->offset = (uint64_t)i << 12;
             if (e->op == MMC_REC_ADD) {
@@ -1186,10 +1186,9 @@ static void test_record_limits(void **state)
     w.data[8] = (uint8_t)(MMC_REC_MAX & 0xff);
     w.data[9] = (uint8_t)((MMC_REC_MAX >> 8) & 0xff);
     w.data[10] = (uint8_t)((MMC_REC_MAX >> 16) & 0xff);
-    assert_int_equal(mmc_record_decode(w.data, w.len - mmc_rec_entry_wire_size(
-                                                          &del),
-                                       &out),
-                     MF_OK);
+    assert_int_equal(
+        mmc_record_decode(w.data, w.len - mmc_rec_entry_wire_size(&del), &out),
+        MF_OK);
     assert_int_equal(out.count, MMC_REC_MAX);
     mmc_record_free(&out);
     mf_wbuf_free(&w);

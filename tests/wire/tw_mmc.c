@@ -138,7 +138,8 @@ static bool tw_mmc_ack_of(uint16_t opcode, const void *body, size_t len,
 {
     mmc_record_t rec;
 
-    if (opcode != MMC_OP_RECORD || mmc_record_decode(body, len, &rec) != MF_OK) {
+    if (opcode != MMC_OP_RECORD ||
+        mmc_record_decode(body, len, &rec) != MF_OK) {
         tk_print("wire: a notify that is no RECORD (opcode %u, %zu bytes)",
                  opcode, len);
         return false;

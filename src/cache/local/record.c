@@ -85,8 +85,8 @@ size_t mmc_local_record_count(mmc_t *mmc)
     return n;
 }
 
-static void mmc_local_rec_del_locked(mmc_t *mmc, uint8_t media,
-                                     uint64_t offset, uint64_t version)
+static void mmc_local_rec_del_locked(mmc_t *mmc, uint8_t media, uint64_t offset,
+                                     uint64_t version)
 {
     mmc_local_rec_key_t k = {.offset = offset, .media = media};
     mmc_local_rec_t *r = mf_hmap_get(&mmc->rec, &k, sizeof(k));

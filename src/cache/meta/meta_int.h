@@ -60,8 +60,8 @@ typedef struct mmc_meta_conn {
     mf_list_t link;           /* in meta->conns while owner is set */
     uint64_t last_ms;         /* when its last frame arrived */
     bool hello;
-    bool hbm_warned; /* an HBM segment was refused once already (no device
-                        window) */
+    bool hbm_warned;    /* an HBM segment was refused once already (no device
+                           window) */
     bool restoring;     /* registered with a record, RESTORE not done */
     uint64_t rec_acked; /* its record is up to this RECORD */
     mf_vec_t waiters;   /* of held replies waiting on its acks, by seq */

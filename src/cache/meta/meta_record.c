@@ -140,8 +140,8 @@ void mmc_meta_records_send(mmc_meta_t *meta, mf_vec_t *needs)
         seq = mmc_state_record_take(meta->state, owner, &w);
         status = mf_wbuf_status(&w);
         if (status == MF_OK) {
-            status = mf_net_conn_notify(holder->conn, MMC_OP_RECORD, w.data,
-                                        w.len);
+            status =
+                mf_net_conn_notify(holder->conn, MMC_OP_RECORD, w.data, w.len);
         }
         if (status != MF_OK) {
             /* its record is wrong from here: drop it, as if it was lost */
@@ -174,10 +174,9 @@ bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,
         for (uint32_t i = 0; i < rep->grants.count; i++) {
             const mmc_obj_result_t *item = &rep->grants.items[i];
 
-            for (uint8_t r = 0; item->status == MMC_OK && r < item->nrep;
-                 r++) {
-                mmc_state_owner_t *owner = mmc_state_rank_holder(
-                    meta->state, item->reps[r].rank);
+            for (uint8_t r = 0; item->status == MMC_OK && r < item->nrep; r++) {
+                mmc_state_owner_t *owner =
+                    mmc_state_rank_holder(meta->state, item->reps[r].rank);
 
                 holder = owner != NULL ? mmc_state_owner_data(owner) : NULL;
                 mmc_meta_need_add(&needs, holder,

@@ -82,17 +82,17 @@ typedef struct mmc_state_counters {
     uint64_t puts_aborted;   /* by the client, by owner loss, or empty */
     uint64_t puts_reclaimed; /* of puts_aborted: their timeout passed */
     uint64_t leases_expired;
-    uint64_t gets;           /* leases granted */
-    uint64_t removes;        /* keys removed by REMOVE */
-    uint64_t segs_dropped;   /* segments dropped (owner gone, unregister) */
-    uint64_t replicas_lost;  /* committed replicas dropped with segments */
-    uint64_t leases_damaged; /* released after a replica of theirs went */
-    uint64_t leases_refused; /* gets over the owner's lease limit */
-    uint64_t evictions;      /* objects evicted (background and for puts) */
-    uint64_t evictions_put;  /* of evictions: for a put that found no room */
-    uint64_t evicted_bytes;  /* their sizes, once per object */
-    uint64_t eviction_runs;  /* background passes */
-    uint64_t evict_skipped;  /* leased candidates passed over */
+    uint64_t gets;              /* leases granted */
+    uint64_t removes;           /* keys removed by REMOVE */
+    uint64_t segs_dropped;      /* segments dropped (owner gone, unregister) */
+    uint64_t replicas_lost;     /* committed replicas dropped with segments */
+    uint64_t leases_damaged;    /* released after a replica of theirs went */
+    uint64_t leases_refused;    /* gets over the owner's lease limit */
+    uint64_t evictions;         /* objects evicted (background and for puts) */
+    uint64_t evictions_put;     /* of evictions: for a put that found no room */
+    uint64_t evicted_bytes;     /* their sizes, once per object */
+    uint64_t eviction_runs;     /* background passes */
+    uint64_t evict_skipped;     /* leased candidates passed over */
     uint64_t restored;          /* objects rebuilt from holders' records */
     uint64_t restored_replicas; /* replicas rebuilt so */
     uint64_t restore_refused;   /* record entries refused (stale, taken) */

@@ -153,7 +153,7 @@ struct mmc_state {
     mf_list_t owners;
     mf_list_t rec_dirty;   /* owners with record entries to send */
     uint64_t last_version; /* of the newest committed object */
-    bool evict_due; /* a background pass may have work: see above */
+    bool evict_due;        /* a background pass may have work: see above */
     mmc_state_counters_t counters;
 };
 

@@ -103,8 +103,8 @@ void mmc_state_rec_clear(mmc_state_t *state, mmc_state_owner_t *owner)
 {
     (void)state;
     for (size_t i = 0; i < owner->rec_out.count; i++) {
-        mf_wbuf_free(&((mmc_state_rec_chunk_t *)mf_vec_at(&owner->rec_out, i))
-                          ->w);
+        mf_wbuf_free(
+            &((mmc_state_rec_chunk_t *)mf_vec_at(&owner->rec_out, i))->w);
     }
     owner->rec_out.count = 0;
     if (!mf_list_empty(&owner->dirty_link)) {
@@ -242,10 +242,11 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
 
     if (owner->rank == NULL || e->op != MMC_REC_ADD ||
         e->media >= MMC_STATE_NMEDIA || e->size == 0 || e->want == 0 ||
-        e->want > MMC_MAX_REPLICAS ||
-        !mmc_key_valid(e->key.data, e->key.len) ||
+        e->want > MMC_MAX_REPLICAS || !mmc_key_valid(e->key.data, e->key.len) ||
         (seg = owner->rank->segs[e->media]) == NULL ||
-        e->size > seg->capacity) {
+        e->size > seg->capacity || e->offset >= seg->capacity ||
+        e->offset % state->params.alloc_align != 0 ||
+        mmc_state_round(state, e->size) > seg->capacity - e->offset) {
         state->counters.restore_refused++;
         return MF_ERR_INVALID;
     }
@@ -278,9 +279,8 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
     }
 
     obj = calloc(1, sizeof(*obj) + e->key.len + 1);
-    if (obj == NULL ||
-        mf_hmap_put(&state->index, e->key.data, e->key.len, obj, &replaced) !=
-            MF_OK) {
+    if (obj == NULL || mf_hmap_put(&state->index, e->key.data, e->key.len, obj,
+                                   &replaced) != MF_OK) {
         mf_error("meta state: out of memory restoring an object");
         free(obj);
         (void)mmc_alloc_free(seg->alloc, e->offset, len);

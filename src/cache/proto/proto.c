@@ -27,7 +27,7 @@
 #define MMC_PROTO_OBJ_MIN     (4u + 8u + 8u + 1u) /* no replica */
 #define MMC_PROTO_REPLICA_MIN (4u + 4u + 1u + 8u)
 #define MMC_PROTO_SEG_MIN     (1u + 8u + 8u)
-#define MMC_PROTO_REC_MIN     (1u + 1u + 8u)                        /* DEL */
+#define MMC_PROTO_REC_MIN     (1u + 1u + 8u) /* DEL */
 #define MMC_PROTO_ADD_MIN     (MMC_PROTO_REC_MIN + 1u + 16u + MMC_PROTO_KEY_MIN)
 
 static const char *const mmc_op_names[MMC_OP_MAX] = {

@@ -1,0 +1,499 @@
+/*
+ * MemCache when the meta service dies: recovery from the holders' records,
+ * across hosts (network namespaces, tk_netns.h; mmc-meta in host 0).
+ *
+ * test_meta_restart: four local services on three hosts storm puts (one
+ * and two replicas) and gets.  Twenty times mmc-meta is killed with
+ * SIGKILL in the middle of it and started again on the same ports, with
+ * nothing of its state: the local services reconnect and re-register by
+ * themselves, bring back their records, and the pool's config store is
+ * rebuilt from their sessions.  After each restart every put that
+ * returned OK, in this round or any earlier one, is read back exact (all
+ * holders live, so nothing may be lost); a put that failed around the
+ * kill is either absent or whole (its commit may have been recorded
+ * before its reply was lost).  Recovery time (kill to the first
+ * successful get) is printed, p50 and max.  At the end everything is
+ * removed and no segment may hold a byte.
+ *
+ * Invariants: every library call returns within its timeout plus a
+ * slack (a hang fails the test); a get returns exactly the bytes put.
+ *
+ * Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped otherwise.
+ */
+#include "it_mmc.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#define KB             (1ull << 10)
+#define MB             (1ull << 20)
+#define HOSTS          3
+#define SLOTS          4
+#define HOST_OF(_s)    ((_s) % HOSTS)
+#define ROUNDS         20
+#define PER_SLOT       2048
+#define OBJ_MIN        (4 * KB)
+#define OBJ_MAX        (96 * KB)
+#define SEG_SIZE       (64 * MB)
+#define CALL_MS        5000  /* the clients' timeout_ms */
+#define SLACK_MS       10000 /* what a call may take beyond its timeout */
+#define GUARD_MS       60000 /* hang guard of every wait */
+#define RC_MIN(_a, _b) ((_a) < (_b) ? (_a) : (_b))
+#define FOUND_MS       20000 /* how long a get may miss while holders return */
+
+enum { RC_FREE, RC_PUTTING, RC_OK, RC_FAILED, RC_GONE };
+enum { PH_STORM, PH_VERIFY, PH_STOP };
+
+typedef struct rc_obj {
+    atomic_int state; /* RC_* */
+    uint32_t size;
+    uint64_t seed;
+} rc_obj_t;
+
+typedef struct rc_shared {
+    rc_obj_t obj[SLOTS][PER_SLOT];
+    atomic_int next[SLOTS];
+    atomic_int ready[SLOTS];
+    atomic_int verified[SLOTS]; /* the last round verified */
+    atomic_int phase;
+    atomic_int round;
+    atomic_int failed;
+    atomic_int cleaned;
+    atomic_int exit_now;
+    atomic_ullong kill_ms;      /* of the last kill */
+    atomic_ullong recovered_ms; /* first successful get after it */
+    atomic_ullong max_call_ms;
+    atomic_ullong puts_ok, puts_failed, gets_ok, checked, lost, half;
+} rc_shared_t;
+
+static rc_shared_t *rc;
+static tk_netns_t rc_net;
+static bool rc_have_net;
+
+#define RC_FAIL(...)                                                           \
+    do {                                                                       \
+        tk_print(__VA_ARGS__);                                                 \
+        atomic_store(&rc->failed, 1);                                          \
+        goto fail;                                                             \
+    } while (0)
+
+#define RC_WAIT(_cond, ...)                                                    \
+    do {                                                                       \
+        uint64_t _deadline = tk_time_ms() + GUARD_MS;                          \
+        while (!(_cond)) {                                                     \
+            if (atomic_load(&rc->failed)) {                                    \
+                tk_print("parent: a child failed");                            \
+                goto fail;                                                     \
+            }                                                                  \
+            if (tk_time_ms() > _deadline) {                                    \
+                tk_print(__VA_ARGS__);                                         \
+                goto fail;                                                     \
+            }                                                                  \
+            tk_sleep_ms(2);                                                    \
+        }                                                                      \
+    } while (0)
+
+static void rc_key(char *key, size_t len, int slot, int n)
+{
+    snprintf(key, len, "rc.%d.%d", slot, n);
+}
+
+/* Whether a call that started at start kept within its bound. */
+static bool rc_timed(uint64_t start, const char *what, const char *key)
+{
+    uint64_t took = tk_time_ms() - start;
+    unsigned long long max = atomic_load(&rc->max_call_ms);
+
+    while (took > max &&
+           !atomic_compare_exchange_weak(&rc->max_call_ms, &max, took)) {
+    }
+    if (took > CALL_MS + SLACK_MS) {
+        tk_print("%s of %s took %llu ms: a hang", what, key,
+                 (unsigned long long)took);
+        return false;
+    }
+    return true;
+}
+
+/* One put; its record says how it ended. */
+static int rc_put(mmc_t *mmc, int slot, char *buf, tk_rng_t *rng)
+{
+    int n = atomic_fetch_add(&rc->next[slot], 1);
+    rc_obj_t *o = &rc->obj[slot][n];
+    mmc_put_opts_t opts;
+    mmc_status_t st;
+    uint64_t start;
+    char key[32];
+
+    if (n >= PER_SLOT) {
+        atomic_store(&rc->next[slot], PER_SLOT);
+        tk_sleep_ms(5);
+        return 0;
+    }
+    o->size = (uint32_t)tk_rng_range(rng, OBJ_MIN, OBJ_MAX);
+    o->seed = ((uint64_t)slot << 40) | ((uint64_t)n << 8) | 0x5a;
+    atomic_store(&o->state, RC_PUTTING);
+    rc_key(key, sizeof(key), slot, n);
+    it_mmc_fill(buf, o->size, o->seed);
+    mmc_put_opts_init(&opts);
+    opts.replicas = 1 + (uint32_t)(n % 2);
+    start = tk_time_ms();
+    st = mmc_put(mmc, key, buf, o->size, &opts);
+    if (!rc_timed(start, "put", key)) {
+        return -1;
+    }
+    atomic_store(&o->state, st == MMC_OK ? RC_OK : RC_FAILED);
+    atomic_fetch_add(st == MMC_OK ? &rc->puts_ok : &rc->puts_failed, 1);
+    if (st != MMC_OK) {
+        tk_sleep_ms(10); /* the meta service is away: do not spin */
+    }
+    return 0;
+}
+
+/* Reads object n of slot: 1 exact, 0 absent, -1 wrong bytes or a hang.
+ * A put that returned OK is waited for while holders come back. */
+static int rc_check(mmc_t *mmc, int slot, int n, char *buf)
+{
+    rc_obj_t *o = &rc->obj[slot][n];
+    int state = atomic_load(&o->state);
+    uint64_t deadline = tk_time_ms() + FOUND_MS, start;
+    mmc_status_t st;
+    char key[32];
+
+    rc_key(key, sizeof(key), slot, n);
+    for (;;) {
+        start = tk_time_ms();
+        st = mmc_get(mmc, key, buf, o->size);
+        if (!rc_timed(start, "get", key)) {
+            return -1;
+        }
+        if (st == MMC_OK) {
+            if (it_mmc_seed_of(buf, o->size) != o->seed) {
+                tk_print("get of %s (%s put) returned other bytes", key,
+                         state == RC_OK ? "an OK" : "a failed");
+                return -1;
+            }
+            return 1;
+        }
+        if (state != RC_OK || tk_time_ms() > deadline) {
+            if (state == RC_OK) {
+                tk_print("get of %s, put OK: %s for %u ms", key,
+                         mmc_status_name(st), FOUND_MS);
+            }
+            return 0;
+        }
+        tk_sleep_ms(20);
+    }
+}
+
+/* A get of some object put OK, to see when the pool serves again. */
+static int rc_probe(mmc_t *mmc, int slot, char *buf, tk_rng_t *rng)
+{
+    int count = atomic_load(&rc->next[slot]), n;
+    uint64_t kill_ms = atomic_load(&rc->kill_ms), start, zero = 0;
+    rc_obj_t *o;
+    char key[32];
+
+    if (count == 0) {
+        return 0;
+    }
+    n = (int)tk_rng_range(rng, 0, (uint64_t)RC_MIN(count, PER_SLOT) - 1);
+    o = &rc->obj[slot][n];
+    if (atomic_load(&o->state) != RC_OK) {
+        return 0;
+    }
+    rc_key(key, sizeof(key), slot, n);
+    start = tk_time_ms();
+    if (mmc_get(mmc, key, buf, o->size) != MMC_OK) {
+        return rc_timed(start, "get", key) ? 0 : -1;
+    }
+    if (!rc_timed(start, "get", key)) {
+        return -1;
+    }
+    if (it_mmc_seed_of(buf, o->size) != o->seed) {
+        tk_print("get of %s returned other bytes", key);
+        return -1;
+    }
+    atomic_fetch_add(&rc->gets_ok, 1);
+    if (kill_ms != 0 && start > kill_ms) {
+        (void)atomic_compare_exchange_strong(&rc->recovered_ms, &zero,
+                                             tk_time_ms());
+    }
+    return 0;
+}
+
+/* Every object of the slot: OK puts exact, failed ones absent or whole. */
+static int rc_verify(mmc_t *mmc, int slot, char *buf)
+{
+    int count = RC_MIN(atomic_load(&rc->next[slot]), PER_SLOT);
+
+    for (int n = 0; n < count; n++) {
+        int state = atomic_load(&rc->obj[slot][n].state), r;
+
+        if (state != RC_OK && state != RC_FAILED) {
+            continue;
+        }
+        r = rc_check(mmc, slot, n, buf);
+        if (r < 0) {
+            return -1;
+        }
+        if (state == RC_OK) {
+            atomic_fetch_add(&rc->checked, 1);
+            if (r == 0) {
+                atomic_fetch_add(&rc->lost, 1);
+            }
+        } else if (r == 1) {
+            atomic_fetch_add(&rc->half, 1); /* committed, reply lost */
+        }
+    }
+    return 0;
+}
+
+static int rc_child(int slot, void *arg)
+{
+    const char *const kv[] = {"timeout_ms", "5s", "connect_timeout_ms", "2s",
+                              NULL};
+    char *buf = malloc(OBJ_MAX);
+    mmc_t *mmc = NULL;
+    tk_rng_t rng;
+    char key[32];
+    int ret = 1, round;
+
+    tk_role_set("host %d slot %d", HOST_OF(slot), slot);
+    /* thousands of calls fail while the meta service is away: counted
+     * here, not logged */
+    mmc_log_set_level(MF_LOG_OFF);
+    tk_rng_seed(&rng, (uint64_t)slot * 7919u + 1);
+    if (buf == NULL || it_mmc_open_kv(SEG_SIZE, NULL, kv, &mmc) != MMC_OK) {
+        RC_FAIL("cannot open");
+    }
+    atomic_store(&rc->ready[slot], 1);
+    while (atomic_load(&rc->phase) != PH_STOP && !atomic_load(&rc->failed)) {
+        round = atomic_load(&rc->round);
+        if (atomic_load(&rc->phase) == PH_VERIFY) {
+            if (atomic_load(&rc->verified[slot]) != round) {
+                if (rc_verify(mmc, slot, buf) != 0) {
+                    RC_FAIL("round %d: verification failed", round);
+                }
+                atomic_store(&rc->verified[slot], round);
+            }
+            tk_sleep_ms(2);
+            continue;
+        }
+        if (rc_put(mmc, slot, buf, &rng) != 0 ||
+            rc_probe(mmc, (slot + 1) % SLOTS, buf, &rng) != 0) {
+            RC_FAIL("a call hung or returned other bytes");
+        }
+    }
+    if (atomic_load(&rc->failed)) {
+        goto fail;
+    }
+    for (int n = 0; n < RC_MIN(atomic_load(&rc->next[slot]), PER_SLOT); n++) {
+        int state = atomic_load(&rc->obj[slot][n].state);
+        mmc_status_t st;
+
+        if (state != RC_OK && state != RC_FAILED) {
+            continue;
+        }
+        rc_key(key, sizeof(key), slot, n);
+        st = mmc_remove(mmc, key);
+        if (st != MMC_OK && !(state == RC_FAILED && st == MMC_ERR_NOT_FOUND)) {
+            RC_FAIL("remove of %s: %s", key, mmc_status_name(st));
+        }
+        atomic_store(&rc->obj[slot][n].state, RC_GONE);
+    }
+    atomic_fetch_add(&rc->cleaned, 1);
+    while (!atomic_load(&rc->exit_now) && !atomic_load(&rc->failed)) {
+        tk_sleep_ms(5);
+    }
+    ret = 0;
+fail:
+    mmc_destroy(mmc);
+    free(buf);
+    return ret;
+}
+
+static int rc_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static int rc_meta_start(uint16_t port, uint16_t store, uint16_t http)
+{
+    char p[32], s[32], h[32];
+    const char *sets[] = {"max_ranks=16",
+                          "max_segment_size=64M",
+                          "lease_ms=10s",
+                          "put_timeout_ms=10s",
+                          "member_timeout_ms=5000",
+                          "evict_high_pct=100",
+                          "evict_max_per_put=0",
+                          p,
+                          s,
+                          h,
+                          NULL};
+
+    snprintf(p, sizeof(p), "port=%u", port);
+    snprintf(s, sizeof(s), "store_port=%u", store);
+    snprintf(h, sizeof(h), "http_port=%u", http);
+    return it_mmc_meta_start(&it_mmc_sh->meta, &rc_net, 0, rc_net.addr[0],
+                             sets);
+}
+
+/* Whether every segment is listed and empty. */
+static bool rc_all_empty(void)
+{
+    it_mmc_seg_t segs[16];
+    int n = it_mmc_segments(&rc_net, 0, &it_mmc_sh->meta, segs, 16);
+
+    for (int i = 0; i < n; i++) {
+        if (segs[i].used != 0 || segs[i].replicas != 0) {
+            return false;
+        }
+    }
+    return n == SLOTS;
+}
+
+static void test_meta_restart(void **state)
+{
+    uint64_t rec_ms[ROUNDS];
+    pid_t pids[SLOTS];
+    uint16_t port, store, http;
+    tk_rng_t rng;
+    int ok = 0;
+
+    memset(rc, 0, sizeof(*rc));
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = -1;
+    }
+    assert_int_equal(rc_meta_start(0, 0, 0), 0);
+    port = it_mmc_sh->meta.port;
+    store = it_mmc_sh->meta.store_port;
+    http = it_mmc_sh->meta.http_port;
+    tk_rng_seed(&rng, (uint64_t)getpid());
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = tk_netns_spawn(&rc_net, HOST_OF(s), rc_child, s, NULL);
+        if (pids[s] < 0) {
+            goto fail;
+        }
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        RC_WAIT(atomic_load(&rc->ready[s]), "parent: slot %d never started", s);
+    }
+    for (int round = 1; round <= ROUNDS; round++) {
+        uint64_t until = tk_time_ms() + tk_rng_range(&rng, 150, 400);
+        int code;
+
+        atomic_store(&rc->phase, PH_STORM);
+        RC_WAIT(tk_time_ms() >= until, "parent: cannot wait");
+        atomic_store(&rc->recovered_ms, 0);
+        atomic_store(&rc->kill_ms, tk_time_ms());
+        kill(it_mmc_sh->meta.pid, SIGKILL);
+        code = tk_proc_wait(it_mmc_sh->meta.pid, GUARD_MS);
+        it_mmc_sh->meta.pid = 0;
+        if (code != 128 + SIGKILL) {
+            tk_print("parent: mmc-meta ended with %d, not by the kill", code);
+            goto fail;
+        }
+        tk_sleep_ms((unsigned)tk_rng_range(&rng, 0, 100));
+        if (rc_meta_start(port, store, http) != 0) {
+            tk_print("parent: round %d: mmc-meta did not start again", round);
+            goto fail;
+        }
+        RC_WAIT(atomic_load(&rc->recovered_ms) != 0,
+                "parent: round %d: no get succeeded after the restart", round);
+        rec_ms[round - 1] =
+            atomic_load(&rc->recovered_ms) - atomic_load(&rc->kill_ms);
+        until = tk_time_ms() + 100;
+        RC_WAIT(tk_time_ms() >= until, "parent: cannot wait");
+        atomic_store(&rc->round, round);
+        atomic_store(&rc->phase, PH_VERIFY);
+        for (int s = 0; s < SLOTS; s++) {
+            RC_WAIT(atomic_load(&rc->verified[s]) == round,
+                    "parent: round %d: slot %d never verified", round, s);
+        }
+        tk_print("parent: round %d: recovered in %llu ms; %llu objects "
+                 "checked, %llu lost",
+                 round, (unsigned long long)rec_ms[round - 1],
+                 (unsigned long long)atomic_load(&rc->checked),
+                 (unsigned long long)atomic_load(&rc->lost));
+        if (atomic_load(&rc->lost) != 0) {
+            goto fail;
+        }
+    }
+    qsort(rec_ms, ROUNDS, sizeof(rec_ms[0]), rc_cmp_u64);
+    tk_print("parent: recovery (kill to first successful get) over %d "
+             "restarts: p50 %llu ms, max %llu ms; %llu puts OK, %llu failed "
+             "(%llu of those committed), %llu objects checked, %llu lost; "
+             "longest call %llu ms",
+             ROUNDS, (unsigned long long)rec_ms[ROUNDS / 2],
+             (unsigned long long)rec_ms[ROUNDS - 1],
+             (unsigned long long)atomic_load(&rc->puts_ok),
+             (unsigned long long)atomic_load(&rc->puts_failed),
+             (unsigned long long)atomic_load(&rc->half),
+             (unsigned long long)atomic_load(&rc->checked),
+             (unsigned long long)atomic_load(&rc->lost),
+             (unsigned long long)atomic_load(&rc->max_call_ms));
+    atomic_store(&rc->phase, PH_STOP);
+    RC_WAIT(atomic_load(&rc->cleaned) == SLOTS,
+            "parent: the clients never cleaned up");
+    RC_WAIT(rc_all_empty(), "parent: segments still hold bytes");
+    ok = 1;
+fail:
+    if (!ok) {
+        atomic_store(&rc->failed, 1);
+    }
+    atomic_store(&rc->phase, PH_STOP);
+    atomic_store(&rc->exit_now, 1);
+    for (int s = 0; s < SLOTS; s++) {
+        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
+            tk_print("parent: slot %d failed", s);
+            ok = 0;
+        }
+    }
+    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
+        tk_print("parent: mmc-meta did not exit cleanly");
+        ok = 0;
+    }
+    assert_true(ok);
+}
+
+static int rc_setup(void **state)
+{
+    void *p = mmap(NULL, sizeof(rc_shared_t), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED || it_mmc_shared_init() != 0) {
+        return -1;
+    }
+    rc = p;
+    if (tk_netns_create(&rc_net, HOSTS) != 0) {
+        return -1;
+    }
+    rc_have_net = true;
+    return 0;
+}
+
+static int rc_teardown(void **state)
+{
+    if (rc_have_net) {
+        tk_netns_destroy(&rc_net);
+        rc_have_net = false;
+    }
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_meta_restart),
+    };
+
+    tk_netns_require();
+    return tk_group_run(tests, rc_setup, rc_teardown);
+}

@@ -19,6 +19,7 @@ typedef union fuzz_cache_msg {
     mmc_id_list_t ids;
     mmc_status_list_t status;
     mmc_obj_list_t objs;
+    mmc_record_t rec;
 } fuzz_cache_msg_t;
 
 enum {
@@ -31,6 +32,8 @@ enum {
     FUZZ_CACHE_ID_LIST,
     FUZZ_CACHE_STATUS_LIST,
     FUZZ_CACHE_OBJ_LIST,
+    FUZZ_CACHE_RECORD,
+    FUZZ_CACHE_RESTORE,
     FUZZ_CACHE_DECODERS
 };
 
@@ -72,6 +75,10 @@ static mf_status_t fuzz_cache_decode(int t, const void *body, size_t len,
         return mmc_id_list_decode(body, len, &m->ids);
     case FUZZ_CACHE_STATUS_LIST:
         return mmc_status_list_decode(body, len, &m->status);
+    case FUZZ_CACHE_RECORD:
+        return mmc_record_decode(body, len, &m->rec);
+    case FUZZ_CACHE_RESTORE:
+        return mmc_restore_req_decode(body, len, &m->rec);
     default:
         fuzz_cache_obj_list_into(body, len);
         return mmc_obj_list_decode(body, len, &m->objs);
@@ -105,6 +112,12 @@ static void fuzz_cache_encode(int t, mf_wbuf_t *w, const fuzz_cache_msg_t *m)
     case FUZZ_CACHE_STATUS_LIST:
         mmc_status_list_encode(w, &m->status);
         break;
+    case FUZZ_CACHE_RECORD:
+        mmc_record_encode(w, &m->rec);
+        break;
+    case FUZZ_CACHE_RESTORE:
+        mmc_restore_req_encode(w, &m->rec);
+        break;
     default:
         mmc_obj_list_encode(w, &m->objs);
         break;
@@ -132,6 +145,10 @@ static void fuzz_cache_free(int t, fuzz_cache_msg_t *m)
     case FUZZ_CACHE_OBJ_LIST:
         mmc_obj_list_free(&m->objs);
         break;
+    case FUZZ_CACHE_RECORD:
+    case FUZZ_CACHE_RESTORE:
+        mmc_record_free(&m->rec);
+        break;
     default:
         break;
     }
@@ -156,6 +173,9 @@ static size_t fuzz_cache_size(int t)
         return sizeof(mmc_id_list_t);
     case FUZZ_CACHE_STATUS_LIST:
         return sizeof(mmc_status_list_t);
+    case FUZZ_CACHE_RECORD:
+    case FUZZ_CACHE_RESTORE:
+        return sizeof(mmc_record_t);
     default:
         return sizeof(mmc_obj_list_t);
     }
@@ -217,6 +237,27 @@ static bool fuzz_cache_equal(int t, const fuzz_cache_msg_t *a,
             if ((a->reg.segs[i].media != b->reg.segs[i].media) ||
                 (a->reg.segs[i].gva != b->reg.segs[i].gva) ||
                 (a->reg.segs[i].size != b->reg.segs[i].size)) {
+                return false;
+            }
+        }
+        return a->reg.flags == b->reg.flags;
+    case FUZZ_CACHE_RECORD:
+    case FUZZ_CACHE_RESTORE:
+        if ((a->rec.seq != b->rec.seq) || (a->rec.flags != b->rec.flags) ||
+            (a->rec.count != b->rec.count)) {
+            return false;
+        }
+        for (i = 0; i < a->rec.count; i++) {
+            const mmc_rec_entry_t *x = &a->rec.entries[i];
+            const mmc_rec_entry_t *y = &b->rec.entries[i];
+
+            if ((x->op != y->op) || (x->media != y->media) ||
+                (x->offset != y->offset) ||
+                (x->op == MMC_REC_ADD &&
+                 ((x->want != y->want) || (x->size != y->size) ||
+                  (x->version != y->version) ||
+                  !mmc_key_valid(x->key.data, x->key.len) ||
+                  !fuzz_cache_key_equal(&x->key, &y->key)))) {
                 return false;
             }
         }

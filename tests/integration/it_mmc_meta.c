@@ -594,6 +594,12 @@ static void test_http(void **state)
         "mmc_eviction_skipped_total",
         "mmc_member_losses_total",
         "mmc_connections_timed_out_total",
+        "mmc_records_sent_total",
+        "mmc_replies_held_total",
+        "mmc_holders_restored_total",
+        "mmc_restored_objects_total",
+        "mmc_restored_replicas_total",
+        "mmc_restore_refused_total",
     };
     mt_metrics_t *m = calloc(1, sizeof(*m));
     char value[128];

@@ -417,6 +417,12 @@ static void test_meta_restart(void **state)
             RC_WAIT(atomic_load(&rc->verified[s]) == round,
                     "parent: round %d: slot %d never verified", round, s);
         }
+        /* what the new daemon serves came back from the records */
+        if (it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta,
+                          "mmc_restored_objects_total") <= 0) {
+            tk_print("parent: round %d: nothing restored", round);
+            goto fail;
+        }
         tk_print("parent: round %d: recovered in %llu ms; %llu objects "
                  "checked, %llu lost",
                  round, (unsigned long long)rec_ms[round - 1],

@@ -45,6 +45,8 @@ static mf_status_t tw_mmc_decode(uint16_t opcode, const tw_frame_t *resp,
         return mmc_obj_list_decode(resp->body, resp->len, out);
     case MMC_OP_PUT_COMMIT:
     case MMC_OP_RELEASE:
+    case MMC_OP_RESTORE:
+    case MMC_OP_EXIST:
         return mmc_status_list_decode(resp->body, resp->len, out);
     default: /* PING */
         return (resp->len == 0) ? MF_OK : MF_ERR_PROTO;
@@ -69,7 +71,11 @@ static void tw_mmc_encode(uint16_t opcode, const void *req, mf_wbuf_t *w)
         mmc_commit_list_encode(w, req);
         break;
     case MMC_OP_GET:
+    case MMC_OP_EXIST:
         mmc_key_list_encode(w, req);
+        break;
+    case MMC_OP_RESTORE:
+        mmc_restore_req_encode(w, req);
         break;
     case MMC_OP_RELEASE:
         mmc_id_list_encode(w, req);
@@ -200,6 +206,18 @@ mf_status_t tw_mmc_put_commit(tw_conn_t *c, const mmc_commit_list_t *req,
                               mmc_status_list_t *status_p)
 {
     return tw_mmc_request(c, MMC_OP_PUT_COMMIT, req, status_p);
+}
+
+mf_status_t tw_mmc_restore(tw_conn_t *c, const mmc_record_t *req,
+                           mmc_status_list_t *status_p)
+{
+    return tw_mmc_request(c, MMC_OP_RESTORE, req, status_p);
+}
+
+mf_status_t tw_mmc_exist(tw_conn_t *c, const mmc_key_list_t *req,
+                         mmc_status_list_t *status_p)
+{
+    return tw_mmc_request(c, MMC_OP_EXIST, req, status_p);
 }
 
 mf_status_t tw_mmc_ping(tw_conn_t *c)

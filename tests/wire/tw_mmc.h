@@ -51,6 +51,15 @@ mf_status_t tw_mmc_put_alloc(tw_conn_t *c, const mmc_put_alloc_req_t *req,
 mf_status_t tw_mmc_put_commit(tw_conn_t *c, const mmc_commit_list_t *req,
                               mmc_status_list_t *status_p);
 
+/* RESTORE of a holder's record; *status_p (mmc_status_list_free) the
+ * per-entry results. */
+mf_status_t tw_mmc_restore(tw_conn_t *c, const mmc_record_t *req,
+                           mmc_status_list_t *status_p);
+
+/* EXIST; *status_p (mmc_status_list_free) the per-key results. */
+mf_status_t tw_mmc_exist(tw_conn_t *c, const mmc_key_list_t *req,
+                         mmc_status_list_t *status_p);
+
 /* PING (a heartbeat; the response has no body). */
 mf_status_t tw_mmc_ping(tw_conn_t *c);
 

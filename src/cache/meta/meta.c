@@ -615,6 +615,9 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->evicted_bytes = c.evicted_bytes;
     stats->eviction_runs = c.eviction_runs;
     stats->evict_skipped = c.evict_skipped;
+    stats->restored = c.restored;
+    stats->restored_replicas = c.restored_replicas;
+    stats->restore_refused = c.restore_refused;
 }
 
 typedef struct mmc_meta_seg_walk {

@@ -491,6 +491,27 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         "Connections closed after member_timeout_ms of "
                         "silence (registered or not).",
                         stats->conns_timed_out);
+    mmc_meta_http_gauge(b, "mmc_records_sent_total", "counter",
+                        "RECORD batches sent to holders.",
+                        stats->records_sent);
+    mmc_meta_http_gauge(b, "mmc_replies_held_total", "counter",
+                        "Replies that waited for holders to acknowledge "
+                        "their records.",
+                        stats->replies_held);
+    mmc_meta_http_gauge(b, "mmc_holders_restored_total", "counter",
+                        "Holders that brought their record back to this "
+                        "meta service.",
+                        stats->holders_restored);
+    mmc_meta_http_gauge(b, "mmc_restored_objects_total", "counter",
+                        "Objects rebuilt from holders' records.",
+                        stats->restored);
+    mmc_meta_http_gauge(b, "mmc_restored_replicas_total", "counter",
+                        "Replicas rebuilt from holders' records.",
+                        stats->restored_replicas);
+    mmc_meta_http_gauge(b, "mmc_restore_refused_total", "counter",
+                        "Record entries refused (a newer version, a taken "
+                        "range).",
+                        stats->restore_refused);
     free(stats);
     mmc_meta_http_send(req, HTTP_OK, "OK",
                        "text/plain; version=0.0.4; charset=utf-8", b);

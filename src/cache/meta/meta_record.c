@@ -276,6 +276,7 @@ void mmc_meta_handle_restore(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     if (req.flags & MMC_RESTORE_LAST) {
         mmc_state_restore_end(meta->state, mc->owner);
         mc->restoring = false;
+        meta->stats.holders_restored++;
         mf_info("meta: rank %" PRIu32 " (%s) restored its record",
                 mmc_state_owner_rank(mc->owner), mc->name);
     }

@@ -50,6 +50,10 @@ typedef struct mmc_meta_stats {
     uint64_t grants_undone;    /* puts aborted, leases released: reply lost */
     uint64_t records_sent;     /* RECORD batches sent to holders */
     uint64_t replies_held;     /* replies that waited for holders' acks */
+    uint64_t restored;         /* objects rebuilt from holders' records */
+    uint64_t restored_replicas;
+    uint64_t restore_refused; /* record entries refused (stale, taken) */
+    uint64_t holders_restored; /* holders that brought a record back */
     uint64_t expiry_reruns;    /* expiry runs that left work for the next */
     uint64_t evictions;        /* objects evicted */
     uint64_t evictions_put;    /* of evictions: for a put with no room */

@@ -128,9 +128,9 @@ static int rb_put_all(rb_holder_t *h)
         goto out;
     }
     for (uint64_t done = 0; done < h->objects;) {
-        uint32_t n = (uint32_t)(h->objects - done < PUT_BATCH
-                                    ? h->objects - done
-                                    : PUT_BATCH);
+        uint32_t n =
+            (uint32_t)(h->objects - done < PUT_BATCH ? h->objects - done
+                                                     : PUT_BATCH);
         mmc_put_alloc_req_t req = {.replicas = 1,
                                    .media = MMC_MEDIA_DRAM,
                                    .npref = 1,
@@ -272,10 +272,10 @@ static double rb_run(rb_holder_t *hs, uint32_t n, void *(*fn)(void *))
     }
     for (uint32_t i = 0; i < n; i++) {
         pthread_join(tids[i], NULL);
-        worst = hs[i].failed ? -1 : (worst < 0 ? worst
-                                               : (hs[i].secs > worst
-                                                      ? hs[i].secs
-                                                      : worst));
+        worst = hs[i].failed
+                    ? -1
+                    : (worst < 0 ? worst
+                                 : (hs[i].secs > worst ? hs[i].secs : worst));
     }
     pthread_barrier_destroy(&rb_barrier);
     return worst;
@@ -295,8 +295,7 @@ static int rb_meta_start(uint16_t port, uint16_t store, uint16_t http,
                           s,
                           h,
                           NULL};
-    tk_meta_params_t params = {.bin = tk_meta_bin(MMC_META_BIN),
-                               .sets = sets};
+    tk_meta_params_t params = {.bin = tk_meta_bin(MMC_META_BIN), .sets = sets};
 
     snprintf(ranks, sizeof(ranks), "max_ranks=%u", holders);
     snprintf(seg, sizeof(seg), "max_segment_size=%llu",
@@ -323,16 +322,16 @@ static int rb_check(rb_holder_t *hs, uint32_t n)
     for (uint32_t i = 0; i < n && kl.count < 64; i++) {
         for (uint64_t j = 0; j < hs[i].nrec && kl.count < 64;
              j += hs[i].nrec / 8 + 1) {
-            keys[kl.count++] = (mmc_key_t){
-                hs[i].rec[j].key, (uint32_t)strlen(hs[i].rec[j].key)};
+            keys[kl.count++] = (mmc_key_t){hs[i].rec[j].key,
+                                           (uint32_t)strlen(hs[i].rec[j].key)};
         }
     }
     if (tw_mmc_exist(&c, &kl, &st) == MF_OK) {
         ret = 0;
         for (uint32_t i = 0; i < st.count; i++) {
             if (st.status[i] != MMC_OK) {
-                tk_print("key %.*s is gone after the rebuild",
-                         (int)keys[i].len, keys[i].data);
+                tk_print("key %.*s is gone after the rebuild", (int)keys[i].len,
+                         keys[i].data);
                 ret = -1;
             }
         }

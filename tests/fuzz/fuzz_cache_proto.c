@@ -20,6 +20,7 @@ typedef union fuzz_cache_msg {
     mmc_status_list_t status;
     mmc_obj_list_t objs;
     mmc_record_t rec;
+    mmc_repair_list_t repairs;
 } fuzz_cache_msg_t;
 
 enum {
@@ -34,6 +35,7 @@ enum {
     FUZZ_CACHE_OBJ_LIST,
     FUZZ_CACHE_RECORD,
     FUZZ_CACHE_RESTORE,
+    FUZZ_CACHE_REPAIRS,
     FUZZ_CACHE_DECODERS
 };
 
@@ -79,6 +81,8 @@ static mf_status_t fuzz_cache_decode(int t, const void *body, size_t len,
         return mmc_record_decode(body, len, &m->rec);
     case FUZZ_CACHE_RESTORE:
         return mmc_restore_req_decode(body, len, &m->rec);
+    case FUZZ_CACHE_REPAIRS:
+        return mmc_repair_list_decode(body, len, &m->repairs);
     default:
         fuzz_cache_obj_list_into(body, len);
         return mmc_obj_list_decode(body, len, &m->objs);
@@ -118,6 +122,9 @@ static void fuzz_cache_encode(int t, mf_wbuf_t *w, const fuzz_cache_msg_t *m)
     case FUZZ_CACHE_RESTORE:
         mmc_restore_req_encode(w, &m->rec);
         break;
+    case FUZZ_CACHE_REPAIRS:
+        mmc_repair_list_encode(w, &m->repairs);
+        break;
     default:
         mmc_obj_list_encode(w, &m->objs);
         break;
@@ -149,6 +156,9 @@ static void fuzz_cache_free(int t, fuzz_cache_msg_t *m)
     case FUZZ_CACHE_RESTORE:
         mmc_record_free(&m->rec);
         break;
+    case FUZZ_CACHE_REPAIRS:
+        mmc_repair_list_free(&m->repairs);
+        break;
     default:
         break;
     }
@@ -176,6 +186,8 @@ static size_t fuzz_cache_size(int t)
     case FUZZ_CACHE_RECORD:
     case FUZZ_CACHE_RESTORE:
         return sizeof(mmc_record_t);
+    case FUZZ_CACHE_REPAIRS:
+        return sizeof(mmc_repair_list_t);
     default:
         return sizeof(mmc_obj_list_t);
     }
@@ -241,6 +253,21 @@ static bool fuzz_cache_equal(int t, const fuzz_cache_msg_t *a,
             }
         }
         return a->reg.flags == b->reg.flags;
+    case FUZZ_CACHE_REPAIRS:
+        if (a->repairs.count != b->repairs.count) {
+            return false;
+        }
+        for (i = 0; i < a->repairs.count; i++) {
+            const mmc_repair_t *x = &a->repairs.items[i];
+            const mmc_repair_t *y = &b->repairs.items[i];
+
+            if ((x->id != y->id) || (x->media != y->media) ||
+                (x->src_gva != y->src_gva) || (x->dst_gva != y->dst_gva) ||
+                (x->size != y->size)) {
+                return false;
+            }
+        }
+        return true;
     case FUZZ_CACHE_RECORD:
     case FUZZ_CACHE_RESTORE:
         if ((a->rec.seq != b->rec.seq) || (a->rec.flags != b->rec.flags) ||

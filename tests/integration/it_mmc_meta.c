@@ -600,6 +600,9 @@ static void test_http(void **state)
         "mmc_restored_objects_total",
         "mmc_restored_replicas_total",
         "mmc_restore_refused_total",
+        "mmc_under_replicated",
+        "mmc_repairs_running",
+        "mmc_repairs_total",
     };
     mt_metrics_t *m = calloc(1, sizeof(*m));
     char value[128];

@@ -561,6 +561,158 @@ static void test_rec_conflicts(void **state)
     assert_int_equal(mmc_state_check(t->st), MF_OK);
 }
 
+/* ---- re-replication ---- */
+
+/* The rank holding each live replica of key (bit per rank). */
+static uint32_t test_rec_ranks_of(test_rec_t *t, const char *key)
+{
+    mmc_obj_result_t res;
+    uint32_t mask = 0;
+
+    if (mmc_state_query(t->st, key, strlen(key), &res, NULL) != MMC_OK) {
+        return 0;
+    }
+    for (uint8_t i = 0; i < res.nrep; i++) {
+        mask |= 1u << res.reps[i].rank;
+    }
+    return mask;
+}
+
+/*
+ * A holder goes: its objects fall below their count; a repair copies
+ * each from a live replica (the copier) to a rank without one, on another
+ * host first; done makes it a replica (its holder is told), a failure
+ * frees the space and the object waits for the next try.  Repairs end
+ * cleanly when the copier goes, the destination goes, the object is
+ * removed meanwhile, or the timeout passes; none start while a holder
+ * restores.
+ */
+static void test_rec_repair(void **state)
+{
+    test_rec_t *t = *state;
+    mmc_state_repair_job_t jobs[16];
+    mmc_state_counters_t c;
+    uint32_t n, mask;
+    char key[KEY_LEN];
+
+    /* ranks 0..4; hosts: 0 and 3 on h0, 1 and 4 on h1, 2 on h2 */
+    for (uint32_t r = 0; r < 5; r++) {
+        char host[8];
+
+        snprintf(host, sizeof(host), "h%u", r % 3);
+        t->owners[r] = test_rec_member(t->st, r, host, 64 * PG);
+    }
+    for (uint32_t k = 0; k < 8; k++) {
+        snprintf(key, sizeof(key), "r%u", k);
+        (void)test_rec_put(t, k % 5, key, (k + 1) * PG, 2, 0);
+    }
+    test_rec_flush(t);
+    assert_int_equal(mmc_state_under_replicated(t->st), 0);
+    assert_int_equal(
+        mmc_state_repair_start(t->st, t->now, 1000, jobs, 16, UINT64_MAX), 0);
+
+    /* rank 1 goes: what it held falls below 2 */
+    mmc_state_owner_destroy(t->st, t->owners[1]);
+    t->owners[1] = NULL;
+    memset(&t->holders[1], 0, sizeof(t->holders[1]));
+    assert_true(mmc_state_under_replicated(t->st) > 0);
+    n = mmc_state_repair_start(t->st, t->now, 1000, jobs, 16, UINT64_MAX);
+    assert_int_equal(n, mmc_state_under_replicated(t->st));
+    assert_int_equal(mmc_state_repairs_running(t->st), n);
+    assert_int_equal(mmc_state_check(t->st), MF_OK);
+    /* a second call starts nothing for objects under repair */
+    assert_int_equal(mmc_state_repair_start(t->st, t->now, 1000, jobs + n,
+                                            16 - n, UINT64_MAX),
+                     0);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t src = test_rank_of(jobs[i].src_gva);
+        uint32_t dst = test_rank_of(jobs[i].dst_gva);
+
+        assert_ptr_equal(jobs[i].copier, t->owners[src]);
+        assert_true(src != dst && dst != 1);
+        assert_true(jobs[i].size > 0);
+        assert_int_equal(jobs[i].media, MMC_MEDIA_DRAM);
+        /* another host than the live replica's, as there is room */
+        assert_true(src % 3 != dst % 3);
+    }
+    /* a wrong owner cannot end it; the first fails, the rest succeed */
+    assert_int_equal(mmc_state_repair_done(t->st, t->owners[4], 999999, MF_OK),
+                     MMC_ERR_NOT_FOUND);
+    assert_int_equal(
+        mmc_state_repair_done(t->st, jobs[0].copier, jobs[0].id, MF_ERR_IO),
+        MMC_OK);
+    for (uint32_t i = 1; i < n; i++) {
+        assert_int_equal(
+            mmc_state_repair_done(t->st, jobs[i].copier, jobs[i].id, MF_OK),
+            MMC_OK);
+    }
+    assert_int_equal(mmc_state_under_replicated(t->st), 1);
+    test_rec_flush(t); /* the new replicas are in their holders' records */
+    assert_int_equal(mmc_state_check(t->st), MF_OK);
+    n = mmc_state_repair_start(t->st, t->now, 1000, jobs, 16, UINT64_MAX);
+    assert_int_equal(n, 1);
+    assert_int_equal(
+        mmc_state_repair_done(t->st, jobs[0].copier, jobs[0].id, MF_OK),
+        MMC_OK);
+    assert_int_equal(mmc_state_under_replicated(t->st), 0);
+    for (uint32_t k = 0; k < 8; k++) {
+        snprintf(key, sizeof(key), "r%u", k);
+        mask = test_rec_ranks_of(t, key);
+        assert_int_equal(__builtin_popcount(mask), 2);
+        assert_int_equal(mask & (1u << 1), 0);
+    }
+
+    /* rank 2 goes; repairs of its objects meet every way of ending */
+    mmc_state_owner_destroy(t->st, t->owners[2]);
+    t->owners[2] = NULL;
+    memset(&t->holders[2], 0, sizeof(t->holders[2]));
+    n = mmc_state_repair_start(t->st, t->now, 1000, jobs, 16, UINT64_MAX);
+    assert_true(n >= 1);
+    /* the object of the first is removed meanwhile: its space stays until
+     * the copier reports, then goes */
+    for (uint32_t k = 0; k < 8; k++) {
+        snprintf(key, sizeof(key), "r%u", k);
+        mmc_obj_result_t res;
+
+        if (mmc_state_query(t->st, key, strlen(key), &res, NULL) == MMC_OK &&
+            res.reps[0].gva == jobs[0].src_gva) {
+            assert_int_equal(mmc_state_remove(t->st, key, strlen(key)), MMC_OK);
+        }
+    }
+    assert_int_equal(mmc_state_check(t->st), MF_OK);
+    assert_int_equal(
+        mmc_state_repair_done(t->st, jobs[0].copier, jobs[0].id, MF_OK),
+        MMC_OK);
+    mmc_state_get_counters(t->st, &c);
+    assert_int_equal(c.unlinked, 0);
+    /* the rest: their copiers or destinations go, or time runs out */
+    if (n > 1) {
+        uint32_t dst = test_rank_of(jobs[1].dst_gva);
+
+        mmc_state_owner_destroy(t->st, t->owners[dst]);
+        t->owners[dst] = NULL;
+        memset(&t->holders[dst], 0, sizeof(t->holders[dst]));
+        (void)mmc_state_repair_done(t->st, jobs[1].copier, jobs[1].id, MF_OK);
+    }
+    mmc_state_repair_expire(t->st, t->now + 1000);
+    assert_int_equal(mmc_state_repairs_running(t->st), 0);
+    assert_int_equal(mmc_state_check(t->st), MF_OK);
+    test_rec_flush(t);
+
+    /* nothing starts while a holder restores */
+    assert_int_equal(mmc_state_restore_begin(t->st, t->owners[0]), MF_OK);
+    if (mmc_state_under_replicated(t->st) > 0) {
+        assert_int_equal(
+            mmc_state_repair_start(t->st, t->now, 1000, jobs, 16, UINT64_MAX),
+            0);
+    }
+    mmc_state_restore_end(t->st, t->owners[0]);
+    mmc_state_get_counters(t->st, &c);
+    assert_true(c.repairs_done >= 2 && c.repairs_failed >= 1);
+    assert_int_equal(c.repairs_started, c.repairs_done + c.repairs_failed);
+    assert_int_equal(mmc_state_check(t->st), MF_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +721,7 @@ int main(void)
         T(test_rec_entries),
         T(test_rec_restart),
         T(test_rec_conflicts),
+        T(test_rec_repair),
 #undef T
     };
 

@@ -1078,12 +1078,13 @@ static void test_rpc_malformed(void **state)
         assert_int_equal(test_rpc_call(m, MMC_OP_PUT_ALLOC, &good, &resp),
                          MF_ERR_PROTO);
     }
-    /* garbage for every opcode that takes a body (RECORD is a notify the
-     * meta service sends, never takes) */
+    /* garbage for every opcode that takes a body (RECORD and REPAIR are
+     * notifies the meta service sends, never takes) */
     for (uint16_t op = MMC_OP_HELLO; op < MMC_OP_MAX; op++) {
         assert_int_equal(
             test_rpc_call_raw(m, op, garbage, sizeof(garbage), &resp),
-            op == MMC_OP_RECORD ? MF_ERR_UNSUPPORTED : MF_ERR_PROTO);
+            (op == MMC_OP_RECORD || op == MMC_OP_REPAIR) ? MF_ERR_UNSUPPORTED
+                                                         : MF_ERR_PROTO);
     }
     /* keys: with a NUL, empty, too long */
     test_rpc_bad_key(m, MMC_OP_GET, "a\0b", 3);

@@ -111,6 +111,7 @@ typedef enum test_type {
     TEST_OBJ_LIST,
     TEST_RECORD,
     TEST_RESTORE,
+    TEST_REPAIRS,
     TEST_TYPES
 } test_type_t;
 
@@ -125,6 +126,7 @@ typedef union test_msg {
     mmc_status_list_t status;
     mmc_obj_list_t objs;
     mmc_record_t rec;
+    mmc_repair_list_t repairs;
 } test_msg_t;
 
 #define TEST_VARIANTS 4 /* 0: empty, 1: one item, 2: a few, 3: full batch */
@@ -141,6 +143,7 @@ static const size_t test_msg_size[TEST_TYPES] = {
     [TEST_OBJ_LIST] = sizeof(mmc_obj_list_t),
     [TEST_RECORD] = sizeof(mmc_record_t),
     [TEST_RESTORE] = sizeof(mmc_record_t),
+    [TEST_REPAIRS] = sizeof(mmc_repair_list_t),
 };
 
 static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
@@ -179,6 +182,9 @@ static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
     case TEST_RESTORE:
         mmc_restore_req_encode(w, &m->rec);
         break;
+    case TEST_REPAIRS:
+        mmc_repair_list_encode(w, &m->repairs);
+        break;
     default:
         fail();
     }
@@ -210,6 +216,8 @@ static mf_status_t test_decode(test_type_t t, const void *body, size_t len,
         return mmc_record_decode(body, len, &m->rec);
     case TEST_RESTORE:
         return mmc_restore_req_decode(body, len, &m->rec);
+    case TEST_REPAIRS:
+        return mmc_repair_list_decode(body, len, &m->repairs);
     default:
         fail();
     }
@@ -240,6 +248,9 @@ static void test_msg_free(test_type_t t, test_msg_t *m)
     case TEST_RECORD:
     case TEST_RESTORE:
         mmc_record_free(&m->rec);
+        break;
+    case TEST_REPAIRS:
+        mmc_repair_list_free(&m->repairs);
         break;
     default:
         break;
@@ -304,6 +315,13 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
             assert_int_equal(a->reg.segs[i].size, b->reg.segs[i].size);
         }
         assert_int_equal(a->reg.flags, b->reg.flags);
+        break;
+    case TEST_REPAIRS:
+        assert_int_equal(a->repairs.count, b->repairs.count);
+        for (i = 0; i < a->repairs.count; i++) {
+            assert_memory_equal(&a->repairs.items[i], &b->repairs.items[i],
+                                sizeof(mmc_repair_t));
+        }
         break;
     case TEST_RECORD:
     case TEST_RESTORE:
@@ -469,6 +487,19 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
             m->reg.segs[i].size = UINT64_MAX - i;
         }
         m->reg.flags = variant == 2 ? MMC_REG_RESTORE : 0;
+        break;
+    case TEST_REPAIRS:
+        m->repairs.count = n;
+        m->repairs.items = n > 0 ? calloc(n, sizeof(mmc_repair_t)) : NULL;
+        assert_true(n == 0 || m->repairs.items != NULL);
+        for (i = 0; i < n; i++) {
+            m->repairs.items[i] = (mmc_repair_t){
+                .id = 1000 + i,
+                .media = (uint8_t)(i & 1),
+                .src_gva = 0x200000000000ull + ((uint64_t)i << 20),
+                .dst_gva = 0x300000000000ull + ((uint64_t)i << 20),
+                .size = UINT64_MAX - i};
+        }
         break;
     case TEST_RECORD:
     case TEST_RESTORE:
@@ -1211,6 +1242,8 @@ static void test_op_names(void **state)
         [MMC_OP_RESTORE] = "RESTORE",
         [MMC_OP_RECORD_ACK] = "RECORD_ACK",
         [MMC_OP_RECORD] = "RECORD",
+        [MMC_OP_REPAIR_DONE] = "REPAIR_DONE",
+        [MMC_OP_REPAIR] = "REPAIR",
     };
 
     (void)state;

@@ -526,6 +526,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     pthread_mutex_init(&mmc->ping_lock, NULL);
     pthread_cond_init(&mmc->ping_cond, NULL);
     mmc_local_record_init(mmc);
+    mmc_local_repair_init(mmc);
     deadline = mf_time_ms() + cfg->connect_timeout_ms;
     (void)mf_url_parse(cfg->meta_url, mmc->meta_host, sizeof(mmc->meta_host),
                        &mmc->meta_port);
@@ -605,6 +606,7 @@ err_close_rpc:
     mf_net_client_destroy(mmc->rpc);
 err_uninit:
     mf_uninit();
+    mmc_local_repair_free(mmc);
     mmc_local_record_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
     pthread_mutex_destroy(&mmc->ping_lock);
@@ -623,11 +625,13 @@ MF_API void mmc_destroy(mmc_t *mmc)
         return;
     }
     mmc_local_ping_stop(mmc);
+    mmc_local_repair_stop(mmc); /* its copies use the pool */
     /* the meta service drops the segment before the pool withdraws it */
     mmc_local_unregister(mmc);
     mmc_local_pool_close(mmc);
     mf_net_client_destroy(mmc->rpc);
     mf_uninit();
+    mmc_local_repair_free(mmc);
     mmc_local_record_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
     pthread_mutex_destroy(&mmc->ping_lock);

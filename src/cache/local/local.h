@@ -5,6 +5,7 @@
  *             helper, reconnection, the heartbeat, user buffers
  *   record.c  the record of what our segments hold, and its restoration
  *             to a new meta service
+ *   repair.c  copies of our replicas the meta service asks for
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
  *   batch.c   what they run on: item checks, one record per item, the
  *             chunked requests to the meta service, the batch copier
@@ -59,6 +60,12 @@ struct mmc {
     /* the record of our segments: (media, offset) -> mmc_local_rec_t */
     pthread_mutex_t rec_lock;
     mf_hmap_t rec;
+    /* re-replication copies asked of us (repair.c) */
+    pthread_mutex_t repair_lock;
+    pthread_cond_t repair_cond;
+    struct mmc_local_repair_job *repair_head;
+    pthread_t repair_thread;
+    bool repair_started, repair_stop;
     /* heartbeat: PING at a quarter of the meta's member timeout */
     pthread_t ping_thread;
     bool ping_started;
@@ -95,5 +102,14 @@ void mmc_local_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
 /* Sends the record in RESTORE batches after a REGISTER that said
  * MMC_REG_RESTORE; refused entries are forgotten. */
 mmc_status_t mmc_local_record_restore(mmc_t *mmc);
+
+/* ---- repair.c ---- */
+void mmc_local_repair_init(mmc_t *mmc);
+/* A REPAIR notify (RPC loop thread): its jobs to the repair thread. */
+void mmc_local_repair_queue(mmc_t *mmc, const uint8_t *body, size_t len);
+/* Stops the thread (jobs left are given up; REPAIRs from now on too). */
+void mmc_local_repair_stop(mmc_t *mmc);
+/* Stops it if needed and frees the queue, once no notify can come. */
+void mmc_local_repair_free(mmc_t *mmc);
 
 #endif

@@ -129,6 +129,10 @@ void mmc_local_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
     mf_status_t status;
     mf_wbuf_t w;
 
+    if (opcode == MMC_OP_REPAIR) {
+        mmc_local_repair_queue(mmc, body, len);
+        return;
+    }
     if (opcode != MMC_OP_RECORD) {
         mf_debug("mmc-local: unknown notify %u from the meta service", opcode);
         return;

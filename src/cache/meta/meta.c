@@ -229,7 +229,11 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
         case MMC_OP_RESTORE:
             mmc_meta_handle_restore(meta, mc, body, len, &rep);
             break;
+        case MMC_OP_REPAIR_DONE:
+            mmc_meta_handle_repair_done(meta, mc, body, len, &rep);
+            break;
         case MMC_OP_RECORD: /* ours to send, never to receive */
+        case MMC_OP_REPAIR:
             rep.status = MF_ERR_UNSUPPORTED;
             break;
         default: /* GET, EXIST, QUERY, REMOVE */
@@ -323,6 +327,7 @@ static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
                     "continues");
         }
     }
+    mmc_meta_repair_run(meta, now_ms);
     mmc_meta_records_send(meta, NULL);
     mmc_meta_evict_kick(meta);
 }
@@ -475,6 +480,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     }
     meta->cfg = *cfg;
     meta->meta_id = mmc_meta_random_id();
+    meta->start_ms = mmc_meta_now_ms();
     mf_list_init(&meta->conns);
 
     memset(&state_params, 0, sizeof(state_params));
@@ -618,6 +624,11 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->restored = c.restored;
     stats->restored_replicas = c.restored_replicas;
     stats->restore_refused = c.restore_refused;
+    stats->under_replicated = mmc_state_under_replicated(meta->state);
+    stats->repairs_running = mmc_state_repairs_running(meta->state);
+    stats->repairs_started = c.repairs_started;
+    stats->repairs_done = c.repairs_done;
+    stats->repairs_failed = c.repairs_failed;
 }
 
 typedef struct mmc_meta_seg_walk {

@@ -108,6 +108,17 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
                  "a connection that sends nothing for this long is closed "
                  "and its rank dropped (clients ping at a quarter of it); 0 "
                  "never"),
+    MMC_META_OPT(repair_max_active, MF_CFG_U32, "8", 0, 4096,
+                 "objects that lost replicas with their holder are copied "
+                 "again to other ranks, this many at once (0: never)"),
+    MMC_META_OPT(repair_rate, MF_CFG_SIZE, "1G", 1, 1ull << 50,
+                 "bytes per second those copies take at most"),
+    MMC_META_OPT(repair_timeout_ms, MF_CFG_MS, "30s", 1, 86400000,
+                 "a copy not reported done within this is given up (and "
+                 "tried again)"),
+    MMC_META_OPT(repair_delay_ms, MF_CFG_MS, "10s", 0, 86400000,
+                 "no copies for this long after the start, while holders "
+                 "come back with their records"),
     MMC_META_OPT(idle_timeout_ms, MF_CFG_MS, "15s", 1, 86400000,
                  "a connection to any port (RPC, config store, HTTP) that "
                  "sends nothing, or reads nothing of a pending response, "

@@ -36,6 +36,10 @@ typedef struct mmc_meta_config {
     uint32_t evict_low_pct;     /* ... down to this % (< evict_high_pct) */
     uint32_t evict_max_per_put; /* objects a put item may evict */
     uint32_t member_timeout_ms; /* a silent connection is closed; 0 never */
+    uint32_t repair_max_active; /* re-replications at once; 0: none */
+    uint64_t repair_rate;       /* bytes per second they copy at most */
+    uint32_t repair_timeout_ms; /* a copier silent this long: given up */
+    uint32_t repair_delay_ms;   /* none this long after the start */
     uint32_t idle_timeout_ms;   /* any connection, on every port, silent
                                    this long is closed */
     char log_level[16];         /* error, warn, info, debug, trace */

@@ -492,8 +492,7 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         "silence (registered or not).",
                         stats->conns_timed_out);
     mmc_meta_http_gauge(b, "mmc_records_sent_total", "counter",
-                        "RECORD batches sent to holders.",
-                        stats->records_sent);
+                        "RECORD batches sent to holders.", stats->records_sent);
     mmc_meta_http_gauge(b, "mmc_replies_held_total", "counter",
                         "Replies that waited for holders to acknowledge "
                         "their records.",
@@ -508,6 +507,19 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
     mmc_meta_http_gauge(b, "mmc_restored_replicas_total", "counter",
                         "Replicas rebuilt from holders' records.",
                         stats->restored_replicas);
+    mmc_meta_http_gauge(b, "mmc_under_replicated", "gauge",
+                        "Objects with fewer live replicas than their put "
+                        "asked for (copied again in the background).",
+                        stats->under_replicated);
+    mmc_meta_http_gauge(b, "mmc_repairs_running", "gauge",
+                        "Re-replication copies under way.",
+                        stats->repairs_running);
+    mmc_meta_http_family(b, "mmc_repairs_total", "counter",
+                         "Re-replication copies ended, by result.");
+    evbuffer_add_printf(b, "mmc_repairs_total{result=\"done\"} %llu\n",
+                        (unsigned long long)stats->repairs_done);
+    evbuffer_add_printf(b, "mmc_repairs_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)stats->repairs_failed);
     mmc_meta_http_gauge(b, "mmc_restore_refused_total", "counter",
                         "Record entries refused (a newer version, a taken "
                         "range).",

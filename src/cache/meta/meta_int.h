@@ -5,6 +5,7 @@
  *   meta_rpc.c  the handler of each request type
  *   meta_record.c  the holders' records: RECORD out, RECORD_ACK in,
  *               replies held for them, RESTORE
+ *   meta_repair.c  re-replication: REPAIR out, REPAIR_DONE in
  */
 #ifndef MMC_CACHE_META_META_INT_H
 #define MMC_CACHE_META_META_INT_H
@@ -49,6 +50,9 @@ struct mmc_meta {
     uint16_t store_port;
     uint16_t http_port;
     mmc_meta_stats_t stats; /* requests, errors, latency, clients */
+    uint64_t start_ms;      /* when it started (mmc_meta_now_ms) */
+    uint64_t repair_tokens; /* bytes re-replication may copy now */
+    uint64_t repair_last_ms;
 };
 
 typedef struct mmc_meta_held mmc_meta_held_t;
@@ -114,6 +118,12 @@ void mmc_meta_handle_record_ack(mmc_meta_t *meta, mmc_meta_conn_t *mc,
 void mmc_meta_handle_restore(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                              const uint8_t *body, size_t len,
                              mmc_meta_reply_t *rep);
+
+/* meta_repair.c: a tick's repairs; the copiers' reports */
+void mmc_meta_repair_run(mmc_meta_t *meta, uint64_t now_ms);
+void mmc_meta_handle_repair_done(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                                 const uint8_t *body, size_t len,
+                                 mmc_meta_reply_t *rep);
 
 /* meta_record.c */
 void mmc_meta_conn_records_init(mmc_meta_conn_t *mc);

@@ -66,6 +66,11 @@ static uint64_t mmc_state_new_id(mmc_state_t *state)
     return state->next_id++;
 }
 
+uint64_t mmc_state_next_id(mmc_state_t *state)
+{
+    return mmc_state_new_id(state);
+}
+
 static uint64_t mmc_state_seed_id(void)
 {
     uint64_t seed = 0;
@@ -105,7 +110,7 @@ static void mmc_state_fill_result(const mmc_state_t *state,
     res->size = obj->size;
     for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
         const mmc_state_rep_t *rep = &obj->reps[i];
-        if (rep->seg == NULL) {
+        if (rep->seg == NULL || rep->filling) {
             continue;
         }
         res->reps[n].rank = rep->seg->rank->rank;
@@ -184,8 +189,8 @@ void mmc_state_lru_touch(mmc_state_rep_t *rep)
 
 /* Takes the replica out of its segment; frees its space unless the segment
  * is being dropped (free_space false). */
-static void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
-                                 bool free_space)
+void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
+                          bool free_space)
 {
     mmc_state_seg_t *seg = rep->seg;
     uint64_t len = mmc_state_round(state, rep->obj->size);
@@ -198,7 +203,10 @@ static void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
         (void)mmc_alloc_free(seg->alloc, rep->offset, len);
     }
     rep->seg = NULL;
-    rep->obj->nrep--;
+    if (!rep->filling) {
+        rep->obj->nrep--;
+    }
+    rep->filling = false;
 }
 
 static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
@@ -212,6 +220,8 @@ static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
         mf_list_del(&obj->unlinked_link);
         state->counters.unlinked--;
     }
+    obj->linked = false;
+    mmc_state_under_update(state, obj);
     free(obj);
 }
 
@@ -226,6 +236,7 @@ void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
         }
     }
     obj->linked = false;
+    mmc_state_under_update(state, obj);
     state->counters.objects--;
     state->counters.object_bytes -= obj->size;
     if (obj->nleases == 0) {
@@ -256,6 +267,11 @@ static void mmc_state_lease_drop(mmc_state_t *state, mmc_state_lease_t *lease)
     lease->owner->nleases--;
     state->counters.leases--;
     free(lease);
+    mmc_state_obj_unhold(state, obj);
+}
+
+void mmc_state_obj_unhold(mmc_state_t *state, mmc_state_obj_t *obj)
+{
     obj->nleases--;
     if ((obj->nleases == 0) && !obj->linked) {
         mmc_state_obj_free(state, obj);
@@ -263,7 +279,7 @@ static void mmc_state_lease_drop(mmc_state_t *state, mmc_state_lease_t *lease)
     }
     if (obj->nleases == 0) { /* a candidate again */
         for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
-            if (obj->reps[i].seg != NULL) {
+            if (obj->reps[i].seg != NULL && !obj->reps[i].filling) {
                 mmc_state_seg_unstick(state, obj->reps[i].seg);
             }
         }
@@ -490,6 +506,11 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
         mmc_state_obj_t *obj = rep->obj;
 
         mf_list_init(&rep->link); /* popped: rep_remove deletes it again */
+        if (rep->filling) {
+            /* a repair's destination: the repair fails when it reports */
+            mmc_state_rep_remove(state, rep, false);
+            continue;
+        }
         mmc_state_rep_remove(state, rep, false);
         if (obj->put != NULL) {
             if (obj->nrep == 0) {
@@ -501,9 +522,14 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
         obj->damage++; /* its leases can no longer vouch for the bytes */
         if ((obj->nrep == 0) && obj->linked) {
             mmc_state_obj_unlink(state, obj);
+        } else {
+            mmc_state_under_update(state, obj);
         }
         /* An unlinked object keeps its last lease holders waiting; it is
          * freed when they release. */
+    }
+    if (seg->restoring) {
+        state->restoring--;
     }
     mmc_alloc_destroy(seg->alloc);
     seg->rank->segs[seg->media] = NULL;
@@ -590,6 +616,9 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
     mf_list_init(&state->unlinked);
     mf_list_init(&state->owners);
     mf_list_init(&state->rec_dirty);
+    mf_list_init(&state->under);
+    mf_list_init(&state->repairs);
+    mf_hmap_init(&state->repair_ids);
     *state_p = state;
     return MF_OK;
 }
@@ -603,6 +632,7 @@ void mmc_state_destroy(mmc_state_t *state)
     if (state == NULL) {
         return;
     }
+    mmc_state_repair_free_all(state);
     while ((elem = state->owners.next) != &state->owners) {
         mmc_state_owner_destroy(state,
                                 mf_container_of(elem, mmc_state_owner_t, link));
@@ -622,6 +652,7 @@ void mmc_state_destroy(mmc_state_t *state)
     mf_hmap_free(&state->pending);
     mf_hmap_free(&state->puts);
     mf_hmap_free(&state->leases);
+    mf_hmap_free(&state->repair_ids);
     free(state->ranks);
     free(state);
 }
@@ -664,6 +695,7 @@ void mmc_state_owner_reset(mmc_state_t *state, mmc_state_owner_t *owner)
         mmc_state_lease_drop(
             state, mf_container_of(elem, mmc_state_lease_t, owner_link));
     }
+    mmc_state_repair_owner_gone(state, owner); /* the copier goes */
     if (owner->rank != NULL) {
         mmc_state_rank_drop(state, owner->rank);
     }

@@ -96,6 +96,9 @@ typedef struct mmc_state_counters {
     uint64_t restored;          /* objects rebuilt from holders' records */
     uint64_t restored_replicas; /* replicas rebuilt so */
     uint64_t restore_refused;   /* record entries refused (stale, taken) */
+    uint64_t repairs_started;   /* re-replications started */
+    uint64_t repairs_done;      /* of them, a replica made */
+    uint64_t repairs_failed;    /* of them, failed or given up */
 } mmc_state_counters_t;
 
 mf_status_t mmc_state_create(const mmc_state_params_t *params,
@@ -259,6 +262,42 @@ mf_status_t mmc_state_restore_begin(mmc_state_t *state,
 mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
                                const mmc_rec_entry_t *e);
 void mmc_state_restore_end(mmc_state_t *state, mmc_state_owner_t *owner);
+
+/* ---- re-replication ---- */
+
+/*
+ * Objects whose live replicas fell below the count their put asked for
+ * are copied again (see meta_state_repair.c).  mmc_state_repair_start
+ * starts up to max repairs (while bytes of all but the first stay within
+ * max_bytes; none while a holder restores its record), each a new
+ * replica's space allocated and the object held, and fills jobs: the
+ * caller asks each job's copier (the local service of a live replica) to
+ * copy size bytes from src_gva to dst_gva and report, and passes the
+ * report to mmc_state_repair_done (MMC_ERR_NOT_FOUND: unknown, timed out,
+ * or another owner's).  mmc_state_repair_expire gives up repairs whose
+ * timeout passed.
+ */
+typedef struct mmc_state_repair mmc_state_repair_t;
+
+typedef struct mmc_state_repair_job {
+    uint64_t id;
+    mmc_state_owner_t *copier;
+    uint64_t src_gva;
+    uint64_t dst_gva;
+    uint64_t size;
+    uint8_t media; /* of both replicas */
+} mmc_state_repair_job_t;
+
+uint32_t mmc_state_repair_start(mmc_state_t *state, uint64_t now_ms,
+                                uint32_t timeout_ms,
+                                mmc_state_repair_job_t *jobs, uint32_t max,
+                                uint64_t max_bytes);
+mmc_status_t mmc_state_repair_done(mmc_state_t *state, mmc_state_owner_t *owner,
+                                   uint64_t id, mf_status_t status);
+void mmc_state_repair_expire(mmc_state_t *state, uint64_t now_ms);
+/* Objects below their replica count now, and repairs running. */
+uint64_t mmc_state_under_replicated(const mmc_state_t *state);
+uint32_t mmc_state_repairs_running(const mmc_state_t *state);
 
 /* ---- inspection ---- */
 

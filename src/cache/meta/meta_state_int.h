@@ -8,6 +8,7 @@
  *   meta_state_check.c    counters and the self-check the tests run
  *   meta_state_record.c   the holders' records: entries to send, and
  *                         objects restored from a record
+ *   meta_state_repair.c   re-replication of objects that lost replicas
  */
 #ifndef MMC_CACHE_META_META_STATE_INT_H
 #define MMC_CACHE_META_META_STATE_INT_H
@@ -68,6 +69,8 @@ typedef struct mmc_state_rep {
     mf_list_t lru_link; /* in seg->lru while in_lru */
     bool in_lru;
     bool recorded; /* the holder's record has it (ADD sent, no DEL yet) */
+    bool filling;  /* a repair's destination: not a replica yet (not in
+                      obj->nrep, not readable, not on the LRU) */
     mmc_state_seg_t *seg; /* NULL: empty slot */
     mmc_state_obj_t *obj;
     uint64_t offset;
@@ -75,14 +78,17 @@ typedef struct mmc_state_rep {
 
 struct mmc_state_obj {
     uint64_t size;
-    uint64_t version; /* given at commit (or restored): newer wins */
-    uint8_t want;     /* replicas its put asked for */
-    uint64_t damage;  /* replicas lost with their segments */
-    uint32_t nrep;    /* live slots of reps (slots keep their order) */
-    uint32_t nleases;
+    uint64_t version;     /* given at commit (or restored): newer wins */
+    uint8_t want;         /* replicas its put asked for */
+    uint64_t damage;      /* replicas lost with their segments */
+    uint32_t nrep;        /* live slots of reps (slots keep their order) */
+    uint32_t nleases;     /* leases, and a repair's hold */
     mmc_state_put_t *put; /* non-NULL while pending */
-    bool linked;          /* in the index */
-    bool unlinked;        /* on state->unlinked */
+    struct mmc_state_repair *repair; /* the one running for it, or NULL */
+    bool under;                      /* on state->under */
+    mf_list_t under_link;
+    bool linked;   /* in the index */
+    bool unlinked; /* on state->unlinked */
     mf_list_t unlinked_link;
     mmc_state_rep_t reps[MMC_MAX_REPLICAS];
     size_t key_len;
@@ -151,7 +157,12 @@ struct mmc_state {
     mf_list_t lease_fifo;    /* by expiry */
     mf_list_t unlinked;      /* of mmc_state_obj_t */
     mf_list_t owners;
-    mf_list_t rec_dirty;   /* owners with record entries to send */
+    mf_list_t rec_dirty; /* owners with record entries to send */
+    mf_list_t under;     /* of linked objects with 0 < nrep < want */
+    uint64_t nunder;
+    mf_list_t repairs;     /* of mmc_state_repair_t, by deadline */
+    mf_hmap_t repair_ids;  /* id -> mmc_state_repair_t */
+    uint32_t restoring;    /* segments restoring */
     uint64_t last_version; /* of the newest committed object */
     bool evict_due;        /* a background pass may have work: see above */
     mmc_state_counters_t counters;
@@ -182,6 +193,15 @@ uint64_t mmc_state_new_version(mmc_state_t *state);
 void mmc_state_rec_add(mmc_state_t *state, mmc_state_rep_t *rep);
 void mmc_state_rec_del(mmc_state_t *state, mmc_state_rep_t *rep);
 void mmc_state_rec_clear(mmc_state_t *state, mmc_state_owner_t *owner);
+/* meta_state_repair.c: objects below the replicas their put asked for */
+void mmc_state_under_update(mmc_state_t *state, mmc_state_obj_t *obj);
+void mmc_state_repair_owner_gone(mmc_state_t *state, mmc_state_owner_t *owner);
+void mmc_state_repair_free_all(mmc_state_t *state);
+/* Drops a hold (lease or repair) on obj: freed at the last if unlinked. */
+void mmc_state_obj_unhold(mmc_state_t *state, mmc_state_obj_t *obj);
+void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
+                          bool free_space);
+uint64_t mmc_state_next_id(mmc_state_t *state);
 void mmc_state_obj_unlink(mmc_state_t *state, mmc_state_obj_t *obj);
 mmc_state_rank_t *mmc_state_rank_at(const mmc_state_t *state, uint32_t rank);
 /* Free bytes of the rank's segment of media (0 without one). */

@@ -179,13 +179,13 @@ uint64_t mmc_state_record_seq(const mmc_state_owner_t *owner)
 mf_status_t mmc_state_restore_begin(mmc_state_t *state,
                                     mmc_state_owner_t *owner)
 {
-    (void)state;
     if (owner->rank == NULL) {
         return MF_ERR_STATE;
     }
     for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
-        if (owner->rank->segs[m] != NULL) {
+        if (owner->rank->segs[m] != NULL && !owner->rank->segs[m]->restoring) {
             owner->rank->segs[m]->restoring = true;
+            state->restoring++;
         }
     }
     return MF_OK;
@@ -201,6 +201,7 @@ void mmc_state_restore_end(mmc_state_t *state, mmc_state_owner_t *owner)
 
         if (seg != NULL && seg->restoring) {
             seg->restoring = false;
+            state->restoring--;
             mmc_state_seg_unstick(state, seg);
         }
     }
@@ -230,6 +231,7 @@ static void mmc_state_restore_rep(mmc_state_t *state, mmc_state_obj_t *obj,
         mmc_state_lru_add(state, rep);
     }
     state->counters.restored_replicas++;
+    mmc_state_under_update(state, obj);
 }
 
 mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
@@ -260,12 +262,19 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
         return MMC_ERR_EXISTS; /* a newer version is known */
     }
     if (old != NULL && old->version == e->version) {
+        bool slot = false;
+
         for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
             if (old->reps[i].seg != NULL &&
                 old->reps[i].seg->rank == owner->rank) {
                 state->counters.restore_refused++;
                 return MMC_ERR_EXISTS; /* one replica per rank */
             }
+            slot |= old->reps[i].seg == NULL;
+        }
+        if (!slot) { /* a repair holds the last slot */
+            state->counters.restore_refused++;
+            return MMC_ERR_EXISTS;
         }
     }
     if (mmc_alloc_alloc_at(seg->alloc, e->offset, len) != MF_OK) {

@@ -52,16 +52,19 @@ typedef struct mmc_meta_stats {
     uint64_t replies_held;     /* replies that waited for holders' acks */
     uint64_t restored;         /* objects rebuilt from holders' records */
     uint64_t restored_replicas;
-    uint64_t restore_refused; /* record entries refused (stale, taken) */
+    uint64_t restore_refused;  /* record entries refused (stale, taken) */
     uint64_t holders_restored; /* holders that brought a record back */
-    uint64_t expiry_reruns;    /* expiry runs that left work for the next */
-    uint64_t evictions;        /* objects evicted */
-    uint64_t evictions_put;    /* of evictions: for a put with no room */
-    uint64_t evicted_bytes;    /* their sizes, once per object */
-    uint64_t eviction_runs;    /* background eviction passes */
-    uint64_t evict_skipped;    /* leased candidates passed over */
-    uint64_t member_losses_closed;  /* registered ranks whose connection
-                                       closed without UNREGISTER */
+    uint64_t under_replicated; /* objects below their replica count now */
+    uint64_t repairs_running;
+    uint64_t repairs_started, repairs_done, repairs_failed;
+    uint64_t expiry_reruns;        /* expiry runs that left work for the next */
+    uint64_t evictions;            /* objects evicted */
+    uint64_t evictions_put;        /* of evictions: for a put with no room */
+    uint64_t evicted_bytes;        /* their sizes, once per object */
+    uint64_t eviction_runs;        /* background eviction passes */
+    uint64_t evict_skipped;        /* leased candidates passed over */
+    uint64_t member_losses_closed; /* registered ranks whose connection
+                                      closed without UNREGISTER */
     uint64_t member_losses_timeout; /* ... closed for member_timeout_ms of
                                        silence */
     uint64_t conns_timed_out;       /* connections closed for silence, all */

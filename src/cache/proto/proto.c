@@ -27,6 +27,7 @@
 #define MMC_PROTO_OBJ_MIN     (4u + 8u + 8u + 1u) /* no replica */
 #define MMC_PROTO_REPLICA_MIN (4u + 4u + 1u + 8u)
 #define MMC_PROTO_SEG_MIN     (1u + 8u + 8u)
+#define MMC_PROTO_REPAIR_MIN  (8u + 1u + 8u + 8u + 8u)
 #define MMC_PROTO_REC_MIN     (1u + 1u + 8u) /* DEL */
 #define MMC_PROTO_ADD_MIN     (MMC_PROTO_REC_MIN + 1u + 16u + MMC_PROTO_KEY_MIN)
 
@@ -45,6 +46,8 @@ static const char *const mmc_op_names[MMC_OP_MAX] = {
     [MMC_OP_RESTORE] = "RESTORE",
     [MMC_OP_RECORD_ACK] = "RECORD_ACK",
     [MMC_OP_RECORD] = "RECORD",
+    [MMC_OP_REPAIR_DONE] = "REPAIR_DONE",
+    [MMC_OP_REPAIR] = "REPAIR",
 };
 
 const char *mmc_op_name(uint16_t op)
@@ -767,5 +770,65 @@ void mmc_record_free(mmc_record_t *m)
         return;
     }
     free(m->entries);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- re-replication ---- */
+
+void mmc_repair_list_encode(mf_wbuf_t *w, const mmc_repair_list_t *m)
+{
+    mf_wbuf_put_u32(w, m->count);
+    for (uint32_t i = 0; i < m->count; i++) {
+        mf_wbuf_put_u64(w, m->items[i].id);
+        mf_wbuf_put_u8(w, m->items[i].media);
+        mf_wbuf_put_u64(w, m->items[i].src_gva);
+        mf_wbuf_put_u64(w, m->items[i].dst_gva);
+        mf_wbuf_put_u64(w, m->items[i].size);
+    }
+}
+
+mf_status_t mmc_repair_list_decode(const void *body, size_t len,
+                                   mmc_repair_list_t *m)
+{
+    mf_status_t status = MF_ERR_PROTO;
+    void *items = NULL;
+    mf_rbuf_t r;
+
+    memset(m, 0, sizeof(*m));
+    mf_rbuf_init(&r, body, len);
+    if (!mmc_proto_get_count(&r, MMC_BATCH_MAX, MMC_PROTO_REPAIR_MIN,
+                             &m->count)) {
+        goto err;
+    }
+    status = mmc_proto_alloc(m->count, sizeof(*m->items), &items);
+    if (status != MF_OK) {
+        goto err;
+    }
+    m->items = items;
+    for (uint32_t i = 0; i < m->count; i++) {
+        mf_rbuf_get_u64(&r, &m->items[i].id);
+        mf_rbuf_get_u8(&r, &m->items[i].media);
+        mf_rbuf_get_u64(&r, &m->items[i].src_gva);
+        mf_rbuf_get_u64(&r, &m->items[i].dst_gva);
+        mf_rbuf_get_u64(&r, &m->items[i].size);
+    }
+    if (mf_rbuf_status(&r, true) != MF_OK) {
+        status = MF_ERR_PROTO;
+        free(m->items);
+        goto err;
+    }
+    return MF_OK;
+
+err:
+    memset(m, 0, sizeof(*m));
+    return status;
+}
+
+void mmc_repair_list_free(mmc_repair_list_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    free(m->items);
     memset(m, 0, sizeof(*m));
 }

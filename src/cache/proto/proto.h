@@ -56,10 +56,16 @@
  *               the holder forgets it)
  *   RECORD_ACK  u64 seq: the holder applied every RECORD up to seq
  *               -> (empty), which the holder does not wait for
+ *   REPAIR_DONE commit list (repair id, status: MF_OK copied) -> (empty),
+ *               which the copier does not wait for
  * and one notify, from the meta service to a holder:
  *   RECORD      record: changes to the holder's record of what its
  *               segments hold (ADD: a committed replica; DEL: gone),
  *               numbered 1, 2, ... per connection
+ * and to a holder of a live replica of objects that lost others:
+ *   REPAIR      u32 count, count x (u64 id, u8 media, u64 src gva, u64
+ *               dst gva, u64 size): copy each (one-sided, its own replica
+ *               to the new one) and say REPAIR_DONE
  * Per-item outcomes travel in the lists; the frame status is MF_OK unless
  * the request as a whole failed (then the body is empty).
  */
@@ -97,6 +103,8 @@ typedef enum mmc_op {
     MMC_OP_RESTORE = 12,
     MMC_OP_RECORD_ACK = 13,
     MMC_OP_RECORD = 14, /* a notify */
+    MMC_OP_REPAIR_DONE = 15,
+    MMC_OP_REPAIR = 16, /* a notify */
     MMC_OP_MAX
 } mmc_op_t;
 
@@ -250,6 +258,21 @@ typedef struct mmc_obj_list {
     mmc_obj_result_t *items;
 } mmc_obj_list_t;
 
+/* ---- re-replication ---- */
+
+typedef struct mmc_repair {
+    uint64_t id;
+    uint8_t media; /* of both replicas */
+    uint64_t src_gva;
+    uint64_t dst_gva;
+    uint64_t size;
+} mmc_repair_t;
+
+typedef struct mmc_repair_list {
+    uint32_t count; /* <= MMC_BATCH_MAX */
+    mmc_repair_t *items;
+} mmc_repair_list_t;
+
 /* ---- encoders: append to w (check mf_wbuf_status() once at the end) ---- */
 
 void mmc_hello_req_encode(mf_wbuf_t *w, const mmc_hello_req_t *m);
@@ -268,6 +291,7 @@ void mmc_record_encode(mf_wbuf_t *w, const mmc_record_t *m);
 void mmc_restore_req_encode(mf_wbuf_t *w, const mmc_record_t *m);
 /* Bytes one entry takes on the wire. */
 size_t mmc_rec_entry_wire_size(const mmc_rec_entry_t *e);
+void mmc_repair_list_encode(mf_wbuf_t *w, const mmc_repair_list_t *m);
 
 /* ---- decoders: MF_OK, MF_ERR_PROTO or MF_ERR_NOMEM; *m is zeroed first
  * and holds nothing to free after a failure ---- */
@@ -294,6 +318,8 @@ mf_status_t mmc_record_decode(const void *body, size_t len, mmc_record_t *m);
 /* RESTORE: ADD entries only, up to MMC_REC_MAX. */
 mf_status_t mmc_restore_req_decode(const void *body, size_t len,
                                    mmc_record_t *m);
+mf_status_t mmc_repair_list_decode(const void *body, size_t len,
+                                   mmc_repair_list_t *m);
 /* The same list decoded into the caller's n results, with no allocation:
  * item i goes to slot(arg, i).  MF_ERR_PROTO also when the list does not
  * hold exactly n items; the slots may then be partly written. */
@@ -309,6 +335,7 @@ void mmc_id_list_free(mmc_id_list_t *m);
 void mmc_status_list_free(mmc_status_list_t *m);
 void mmc_obj_list_free(mmc_obj_list_t *m);
 void mmc_record_free(mmc_record_t *m);
+void mmc_repair_list_free(mmc_repair_list_t *m);
 
 /* True when key is 1..MMC_KEY_MAX bytes without NUL. */
 bool mmc_key_valid(const char *data, size_t len);

@@ -15,6 +15,14 @@
  * successful get) is printed, p50 and max.  At the end everything is
  * removed and no segment may hold a byte.
  *
+ * test_repair: a local service puts objects with two replicas over four
+ * local services on three hosts; one holder is killed (SIGKILL): the meta
+ * service finds its objects below their count and has live holders copy
+ * them again to other ranks (mmc_under_replicated goes back to 0); then a
+ * second holder is killed, and every object is still read back exact:
+ * without the copies, those whose two replicas sat on the two killed
+ * ones would be lost.
+ *
  * Invariants: every library call returns within its timeout plus a
  * slack (a hang fails the test); a get returns exactly the bytes put.
  *
@@ -64,6 +72,7 @@ typedef struct rc_shared {
     atomic_int cleaned;
     atomic_int exit_now;
     atomic_ullong kill_ms;      /* of the last kill */
+    atomic_ullong dead_ms;      /* when the killed daemon was reaped */
     atomic_ullong recovered_ms; /* first successful get after it */
     atomic_ullong max_call_ms;
     atomic_ullong puts_ok, puts_failed, gets_ok, checked, lost, half;
@@ -193,7 +202,7 @@ static int rc_check(mmc_t *mmc, int slot, int n, char *buf)
 static int rc_probe(mmc_t *mmc, int slot, char *buf, tk_rng_t *rng)
 {
     int count = atomic_load(&rc->next[slot]), n;
-    uint64_t kill_ms = atomic_load(&rc->kill_ms), start, zero = 0;
+    uint64_t dead_ms, start, zero = 0;
     rc_obj_t *o;
     char key[32];
 
@@ -218,7 +227,10 @@ static int rc_probe(mmc_t *mmc, int slot, char *buf, tk_rng_t *rng)
         return -1;
     }
     atomic_fetch_add(&rc->gets_ok, 1);
-    if (kill_ms != 0 && start > kill_ms) {
+    /* served by the new daemon: the old one was gone before it started
+     * (read now: the round may have moved on during the get) */
+    dead_ms = atomic_load(&rc->dead_ms);
+    if (dead_ms != 0 && start > dead_ms) {
         (void)atomic_compare_exchange_strong(&rc->recovered_ms, &zero,
                                              tk_time_ms());
     }
@@ -333,6 +345,7 @@ static int rc_meta_start(uint16_t port, uint16_t store, uint16_t http)
                           "member_timeout_ms=5000",
                           "evict_high_pct=100",
                           "evict_max_per_put=0",
+                          "repair_delay_ms=0",
                           p,
                           s,
                           h,
@@ -392,9 +405,11 @@ static void test_meta_restart(void **state)
         atomic_store(&rc->phase, PH_STORM);
         RC_WAIT(tk_time_ms() >= until, "parent: cannot wait");
         atomic_store(&rc->recovered_ms, 0);
+        atomic_store(&rc->dead_ms, 0);
         atomic_store(&rc->kill_ms, tk_time_ms());
         kill(it_mmc_sh->meta.pid, SIGKILL);
         code = tk_proc_wait(it_mmc_sh->meta.pid, GUARD_MS);
+        atomic_store(&rc->dead_ms, tk_time_ms());
         it_mmc_sh->meta.pid = 0;
         if (code != 128 + SIGKILL) {
             tk_print("parent: mmc-meta ended with %d, not by the kill", code);
@@ -469,6 +484,194 @@ fail:
     assert_true(ok);
 }
 
+/* ------------------------------------------------------------ repairs */
+
+#define RP_OBJECTS 240
+#define RP_WRITER  0
+
+/* The writer puts, then verifies on request; the others only hold. */
+static int rp_child(int slot, void *arg)
+{
+    const char *const kv[] = {
+        "timeout_ms", "5s", "connect_timeout_ms", "2s", "fabric.tcp.timeout_ms",
+        "3s",         NULL};
+    char *buf = malloc(OBJ_MAX);
+    mmc_t *mmc = NULL;
+    tk_rng_t rng;
+    char key[32];
+    int ret = 1;
+
+    tk_role_set("host %d slot %d", HOST_OF(slot), slot);
+    tk_rng_seed(&rng, 4242);
+    if (buf == NULL || it_mmc_open_kv(SEG_SIZE, NULL, kv, &mmc) != MMC_OK) {
+        RC_FAIL("cannot open");
+    }
+    atomic_store(&rc->ready[slot], 1);
+    if (slot != RP_WRITER) {
+        while (!atomic_load(&rc->exit_now) && !atomic_load(&rc->failed)) {
+            tk_sleep_ms(5);
+        }
+        ret = 0;
+        goto fail;
+    }
+    /* every holder registered before the puts, so replicas spread */
+    while (atomic_load(&rc->round) == 0 && !atomic_load(&rc->failed)) {
+        tk_sleep_ms(2);
+    }
+    for (int n = 0; n < RP_OBJECTS; n++) {
+        mmc_put_opts_t opts;
+        rc_obj_t *o = &rc->obj[slot][n];
+
+        o->size = (uint32_t)tk_rng_range(&rng, OBJ_MIN, OBJ_MAX);
+        o->seed = 0x7700000000ull + (uint64_t)n;
+        rc_key(key, sizeof(key), slot, n);
+        it_mmc_fill(buf, o->size, o->seed);
+        mmc_put_opts_init(&opts);
+        opts.replicas = 2;
+        if (mmc_put(mmc, key, buf, o->size, &opts) != MMC_OK) {
+            RC_FAIL("put of %s failed", key);
+        }
+        atomic_store(&o->state, RC_OK);
+        atomic_store(&rc->next[slot], n + 1);
+    }
+    atomic_store(&rc->verified[slot], 1); /* put done */
+    while (atomic_load(&rc->phase) != PH_VERIFY && !atomic_load(&rc->failed)) {
+        tk_sleep_ms(2);
+    }
+    if (rc_verify(mmc, slot, buf) != 0) {
+        RC_FAIL("verification failed");
+    }
+    for (int n = 0; n < RP_OBJECTS; n++) {
+        rc_key(key, sizeof(key), slot, n);
+        if (mmc_remove(mmc, key) != MMC_OK) {
+            RC_FAIL("remove of %s failed", key);
+        }
+    }
+    atomic_store(&rc->verified[slot], 2);
+    while (!atomic_load(&rc->exit_now) && !atomic_load(&rc->failed)) {
+        tk_sleep_ms(5);
+    }
+    ret = 0;
+fail:
+    mmc_destroy(mmc);
+    free(buf);
+    return ret;
+}
+
+static double rp_done(void)
+{
+    return it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta,
+                         "mmc_repairs_total{result=\"done\"}");
+}
+
+/* Waits until no object is below its replica count and at least done
+ * repairs ended well; false on the hang guard. */
+static bool rp_wait_repaired(double done)
+{
+    uint64_t deadline = tk_time_ms() + GUARD_MS;
+
+    while (tk_time_ms() < deadline && !atomic_load(&rc->failed)) {
+        if (it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta,
+                          "mmc_under_replicated") == 0 &&
+            rp_done() >= done) {
+            return true;
+        }
+        tk_sleep_ms(20);
+    }
+    return false;
+}
+
+static void test_repair(void **state)
+{
+    pid_t pids[SLOTS];
+    double done;
+    int ok = 0, code, n = 0;
+    uint64_t start;
+
+    memset(rc, 0, sizeof(*rc));
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = -1;
+    }
+    assert_int_equal(rc_meta_start(0, 0, 0), 0);
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = tk_netns_spawn(&rc_net, HOST_OF(s), rp_child, s, NULL);
+        if (pids[s] < 0) {
+            goto fail;
+        }
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        RC_WAIT(atomic_load(&rc->ready[s]), "parent: slot %d never started", s);
+    }
+    atomic_store(&rc->round, 1);
+    RC_WAIT(atomic_load(&rc->verified[RP_WRITER]) == 1,
+            "parent: the writer never finished its puts");
+    /* two holders go, one after the other: copies in between save what
+     * had both replicas on them */
+    for (int victim = 1; victim <= 2; victim++) {
+        done = rp_done();
+        start = tk_time_ms();
+        kill(pids[victim], SIGKILL);
+        code = tk_proc_wait(pids[victim], GUARD_MS);
+        pids[victim] = -1;
+        if (code != 128 + SIGKILL) {
+            tk_print("parent: slot %d ended with %d", victim, code);
+            goto fail;
+        }
+        if (!rp_wait_repaired(done + 1)) {
+            tk_print("parent: objects stayed below their replica count "
+                     "after slot %d went",
+                     victim);
+            goto fail;
+        }
+        tk_print("parent: slot %d killed; every object back at two replicas "
+                 "in %llu ms (%.0f copies so far)",
+                 victim, (unsigned long long)(tk_time_ms() - start), rp_done());
+    }
+    atomic_store(&rc->phase, PH_VERIFY);
+    RC_WAIT(atomic_load(&rc->verified[RP_WRITER]) == 2,
+            "parent: the writer never verified");
+    tk_print("parent: %llu objects checked, %llu lost",
+             (unsigned long long)atomic_load(&rc->checked),
+             (unsigned long long)atomic_load(&rc->lost));
+    if (atomic_load(&rc->lost) != 0 ||
+        atomic_load(&rc->checked) != RP_OBJECTS) {
+        goto fail;
+    }
+    /* the removes left the two live segments empty */
+    {
+        it_mmc_seg_t segs[16];
+        bool empty = true;
+
+        RC_WAIT((n = it_mmc_segments(&rc_net, 0, &it_mmc_sh->meta, segs, 16)) ==
+                    SLOTS - 2,
+                "parent: %d segments listed, not %d", n, SLOTS - 2);
+        for (int i = 0; i < n; i++) {
+            empty &= segs[i].used == 0 && segs[i].replicas == 0;
+        }
+        if (!empty) {
+            tk_print("parent: segments hold bytes after the removes");
+            goto fail;
+        }
+    }
+    ok = 1;
+fail:
+    if (!ok) {
+        atomic_store(&rc->failed, 1);
+    }
+    atomic_store(&rc->exit_now, 1);
+    for (int s = 0; s < SLOTS; s++) {
+        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
+            tk_print("parent: slot %d failed", s);
+            ok = 0;
+        }
+    }
+    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
+        tk_print("parent: mmc-meta did not exit cleanly");
+        ok = 0;
+    }
+    assert_true(ok);
+}
+
 static int rc_setup(void **state)
 {
     void *p = mmap(NULL, sizeof(rc_shared_t), PROT_READ | PROT_WRITE,
@@ -498,6 +701,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meta_restart),
+        cmocka_unit_test(test_repair),
     };
 
     tk_netns_require();

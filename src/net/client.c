@@ -54,8 +54,10 @@ typedef struct mf_net_pending {
 
 struct mf_net_client {
     mf_net_loop_t loop;
-    char *host;
-    uint16_t port;
+    char **hosts; /* the endpoints; the connecting thread moves cur */
+    uint16_t *ports;
+    size_t nends;
+    size_t cur;
     uint32_t connect_timeout_ms;
     size_t max_body;
     void (*on_notify)(uint16_t opcode, const uint8_t *body, size_t len,
@@ -65,7 +67,8 @@ struct mf_net_client {
     uint16_t open_opcode;
     void *arg;
     const mf_net_stream_ops_t *stream;
-    char addr[300]; /* "host:port", for messages */
+    char addr[300]; /* "host:port" (of the first endpoint, "+n" more), for
+                       messages */
 
     /* Loop thread only. */
     struct bufferevent *bev;
@@ -350,13 +353,22 @@ static mf_status_t mf_net_client_connect_locked(mf_net_client_t *client,
                                                 bool reconnect)
 {
     mf_net_client_attach_arg_t attach = {.client = client};
-    mf_status_t status;
+    mf_status_t status = MF_ERR_CONN_REFUSED;
+
+    size_t cur = client->cur, tries;
 
     client->state = MF_NET_CLIENT_CONNECTING;
     pthread_mutex_unlock(&client->lock);
 
-    status = mf_sock_connect(client->host, client->port,
-                             client->connect_timeout_ms, &attach.fd);
+    /* the endpoint that answered last first, then round the list */
+    for (tries = 0; tries < client->nends; tries++) {
+        status = mf_sock_connect(client->hosts[cur], client->ports[cur],
+                                 client->connect_timeout_ms, &attach.fd);
+        if (status == MF_OK) {
+            break;
+        }
+        cur = (cur + 1) % client->nends;
+    }
     if (status == MF_OK) {
         status =
             mf_net_loop_run_sync(&client->loop, mf_net_client_attach, &attach);
@@ -368,6 +380,7 @@ static mf_status_t mf_net_client_connect_locked(mf_net_client_t *client,
     }
 
     pthread_mutex_lock(&client->lock);
+    client->cur = cur;
     if (status != MF_OK) {
         client->state = MF_NET_CLIENT_DISCONNECTED;
     }
@@ -375,8 +388,8 @@ static mf_status_t mf_net_client_connect_locked(mf_net_client_t *client,
     client->connect_status = status;
     pthread_cond_broadcast(&client->state_cond);
     if (status == MF_OK) {
-        mf_info("%s to %s", reconnect ? "reconnected" : "connected",
-                client->addr);
+        mf_info("%s to %s:%u", reconnect ? "reconnected" : "connected",
+                client->hosts[cur], client->ports[cur]);
         if (reconnect) {
             mf_net_client_notify_reconnect_locked(client);
         }
@@ -615,7 +628,11 @@ static void mf_net_client_free(mf_net_client_t *client)
     pthread_cond_destroy(&client->reconnect_cond);
     pthread_cond_destroy(&client->state_cond);
     pthread_mutex_destroy(&client->lock);
-    free(client->host);
+    for (size_t i = 0; i < client->nends; i++) {
+        free(client->hosts[i]);
+    }
+    free(client->hosts);
+    free(client->ports);
     free(client);
 }
 
@@ -625,10 +642,20 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     mf_net_client_t *client;
     mf_status_t status;
 
-    if ((params == NULL) || (params->host == NULL) || (params->port == 0)) {
+    if ((params == NULL) || (params->host == NULL) || (params->port == 0) ||
+        (params->nmore > 0 && params->more == NULL)) {
         mf_error("client parameters without a host and port");
         status = MF_ERR_INVALID;
         goto err;
+    }
+    for (size_t i = 0; i < params->nmore; i++) {
+        if (params->more[i].host == NULL || params->more[i].port == 0) {
+            mf_error("client parameters: endpoint %zu without a host and "
+                     "port",
+                     i + 1);
+            status = MF_ERR_INVALID;
+            goto err;
+        }
     }
     mf_net_global_init();
 
@@ -643,7 +670,6 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     pthread_cond_init(&client->reconnect_cond, NULL);
     mf_hmap_init(&client->pending);
     client->state = MF_NET_CLIENT_DISCONNECTED;
-    client->port = params->port;
     client->connect_timeout_ms = (params->connect_timeout_ms != 0)
                                      ? params->connect_timeout_ms
                                      : MF_NET_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -657,13 +683,27 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     client->stream =
         (params->stream != NULL) ? params->stream : &mf_net_stream_plain;
     snprintf(client->addr, sizeof(client->addr),
-             (strchr(params->host, ':') != NULL) ? "[%s]:%u" : "%s:%u",
-             params->host, params->port);
-    client->host = strdup(params->host);
-    if (client->host == NULL) {
+             (strchr(params->host, ':') != NULL) ? "[%s]:%u%s" : "%s:%u%s",
+             params->host, params->port,
+             params->nmore > 0 ? " (or another endpoint)" : "");
+    client->hosts = calloc(params->nmore + 1, sizeof(*client->hosts));
+    client->ports = calloc(params->nmore + 1, sizeof(*client->ports));
+    if (client->hosts == NULL || client->ports == NULL) {
         mf_error("no memory for a client");
         status = MF_ERR_NOMEM;
         goto err_free_client;
+    }
+    for (size_t i = 0; i <= params->nmore; i++) {
+        const char *host = i == 0 ? params->host : params->more[i - 1].host;
+
+        client->ports[i] = i == 0 ? params->port : params->more[i - 1].port;
+        client->hosts[i] = strdup(host);
+        if (client->hosts[i] == NULL) {
+            mf_error("no memory for a client");
+            status = MF_ERR_NOMEM;
+            goto err_free_client;
+        }
+        client->nends = i + 1;
     }
 
     status = mf_net_loop_init(&client->loop, "mf-net-client");

@@ -182,9 +182,20 @@ void mf_net_conn_close(mf_net_conn_t *conn);
 
 typedef struct mf_net_client mf_net_client_t;
 
+typedef struct mf_net_endpoint {
+    const char *host;
+    uint16_t port;
+} mf_net_endpoint_t;
+
 typedef struct mf_net_client_params {
     const char *host;
     uint16_t port;
+    /* Optional: further endpoints of the same service (where it may run
+     * instead, e.g. after a restart on another host).  A connection
+     * attempt that fails moves on to the next one, round the list, each
+     * within connect_timeout_ms; the one that answered is kept. */
+    const mf_net_endpoint_t *more;
+    size_t nmore;
     uint32_t connect_timeout_ms; /* 0 = 5000 */
     size_t max_body;             /* 0 = MF_NET_DEFAULT_MAX_BODY */
     /* Optional, on the client's loop thread: a NOTIFY frame arrived. */

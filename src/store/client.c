@@ -488,6 +488,7 @@ MF_API mf_status_t mf_store_connect(const char *url,
                                     const mf_store_config_t *cfg,
                                     mf_store_t **store_p)
 {
+    mf_net_endpoint_t more[MF_URL_LIST_MAX];
     mf_net_client_params_t params;
     mf_store_t *store;
     mf_status_t status;
@@ -519,11 +520,16 @@ MF_API mf_status_t mf_store_connect(const char *url,
     if (store->cfg.op_timeout_ms == 0) {
         store->cfg.op_timeout_ms = 10000;
     }
-    status = mf_url_parse(url, store->host, sizeof(store->host), &store->port);
+    status =
+        mf_url_list_parse(url, store->ends, MF_URL_LIST_MAX, &store->nends);
     if (status != MF_OK) {
-        mf_error("store: bad URL '%s': expected tcp://host:port", url);
+        mf_error("store: bad URL '%s': expected tcp://host:port (or a list "
+                 "of them, comma-separated)",
+                 url);
         goto err_free_store;
     }
+    mf_strlcpy(store->host, store->ends[0].host, sizeof(store->host));
+    store->port = store->ends[0].port;
     ret = pthread_mutex_init(&store->lock, NULL);
     if (ret != 0) {
         mf_error("store: pthread_mutex_init() failed: %s", strerror(ret));
@@ -552,6 +558,12 @@ MF_API mf_status_t mf_store_connect(const char *url,
     memset(&params, 0, sizeof(params));
     params.host = store->host;
     params.port = store->port;
+    for (size_t i = 1; i < store->nends; i++) {
+        more[i - 1].host = store->ends[i].host;
+        more[i - 1].port = store->ends[i].port;
+    }
+    params.more = more;
+    params.nmore = store->nends - 1;
     params.connect_timeout_ms = store->cfg.connect_timeout_ms;
     params.max_body = MF_STORE_CLIENT_MAX_BODY;
     params.on_notify = mf_store_on_notify;

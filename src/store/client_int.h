@@ -64,8 +64,10 @@ typedef struct mf_store_eph_value {
 
 struct mf_store {
     mf_store_config_t cfg;
-    char host[256];
+    char host[256]; /* the first endpoint, for messages */
     uint16_t port;
+    mf_url_t ends[MF_URL_LIST_MAX]; /* every endpoint the URL lists */
+    size_t nends;
     mf_net_client_t *net;
 
     pthread_mutex_t lock;

@@ -51,6 +51,49 @@ bool mf_strlcpy(char *dst, const char *src, size_t dst_size)
     return true;
 }
 
+mf_status_t mf_url_list_parse(const char *list, mf_url_t *urls, size_t max,
+                              size_t *n_p)
+{
+    const char *p = list, *end;
+    char one[512];
+    size_t n = 0, len;
+
+    if (list == NULL || urls == NULL || n_p == NULL) {
+        return MF_ERR_INVALID;
+    }
+    for (;;) {
+        while (*p == ' ') {
+            p++;
+        }
+        end = strchr(p, ',');
+        len = end != NULL ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && p[len - 1] == ' ') {
+            len--;
+        }
+        if (len == 0 || len >= sizeof(one)) {
+            mf_error("URL list '%s': an empty or overlong entry", list);
+            return MF_ERR_INVALID;
+        }
+        if (n == max) {
+            mf_error("URL list '%s': more than %zu entries", list, max);
+            return MF_ERR_INVALID;
+        }
+        memcpy(one, p, len);
+        one[len] = '\0';
+        if (mf_url_parse(one, urls[n].host, sizeof(urls[n].host),
+                         &urls[n].port) != MF_OK) {
+            return MF_ERR_INVALID;
+        }
+        n++;
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    *n_p = n;
+    return MF_OK;
+}
+
 mf_status_t mf_url_parse(const char *url, char *host, size_t host_len,
                          uint16_t *port_p)
 {

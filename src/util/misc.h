@@ -49,6 +49,22 @@ void mf_deadline_after_ms(struct timespec *ts, uint64_t ms);
 mf_status_t mf_url_parse(const char *url, char *host, size_t host_len,
                          uint16_t *port_p);
 
+/* One endpoint of a URL list. */
+#define MF_URL_LIST_MAX 16
+typedef struct mf_url {
+    char host[256];
+    uint16_t port;
+} mf_url_t;
+
+/*
+ * Parses a comma-separated list of URLs (each as mf_url_parse takes it;
+ * spaces around commas are allowed) into urls (at most max): where one
+ * service may run (a restart on another host).  *n_p gets the count.
+ * MF_ERR_INVALID for an empty list, a bad URL (logged) or more than max.
+ */
+mf_status_t mf_url_list_parse(const char *list, mf_url_t *urls, size_t max,
+                              size_t *n_p);
+
 /* Copies at most dst_size-1 bytes and terminates; returns false if cut. */
 bool mf_strlcpy(char *dst, const char *src, size_t dst_size);
 

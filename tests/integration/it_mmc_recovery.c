@@ -76,6 +76,7 @@ typedef struct rc_shared {
     atomic_ullong recovered_ms; /* first successful get after it */
     atomic_ullong max_call_ms;
     atomic_ullong puts_ok, puts_failed, gets_ok, checked, lost, half;
+    char meta_urls[256]; /* where the meta service may run */
 } rc_shared_t;
 
 static rc_shared_t *rc;
@@ -266,7 +267,8 @@ static int rc_verify(mmc_t *mmc, int slot, char *buf)
 
 static int rc_child(int slot, void *arg)
 {
-    const char *const kv[] = {"timeout_ms", "5s", "connect_timeout_ms", "2s",
+    const char *const kv[] = {"timeout_ms", "5s",       "connect_timeout_ms",
+                              "2s",         "meta_url", rc->meta_urls,
                               NULL};
     char *buf = malloc(OBJ_MAX);
     mmc_t *mmc = NULL;
@@ -335,7 +337,7 @@ static int rc_cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int rc_meta_start(uint16_t port, uint16_t store, uint16_t http)
+static int rc_meta_start(int host, uint16_t port, uint16_t store, uint16_t http)
 {
     char p[32], s[32], h[32];
     const char *sets[] = {"max_ranks=16",
@@ -354,7 +356,7 @@ static int rc_meta_start(uint16_t port, uint16_t store, uint16_t http)
     snprintf(p, sizeof(p), "port=%u", port);
     snprintf(s, sizeof(s), "store_port=%u", store);
     snprintf(h, sizeof(h), "http_port=%u", http);
-    return it_mmc_meta_start(&it_mmc_sh->meta, &rc_net, 0, rc_net.addr[0],
+    return it_mmc_meta_start(&it_mmc_sh->meta, &rc_net, host, rc_net.addr[host],
                              sets);
 }
 
@@ -372,7 +374,9 @@ static bool rc_all_empty(void)
     return n == SLOTS;
 }
 
-static void test_meta_restart(void **state)
+/* The restarts of test_meta_restart; moves: each on the other of hosts
+ * 0 and 1, which the clients' meta_url both name. */
+static void rc_restarts(bool moves)
 {
     uint64_t rec_ms[ROUNDS];
     pid_t pids[SLOTS];
@@ -384,10 +388,18 @@ static void test_meta_restart(void **state)
     for (int s = 0; s < SLOTS; s++) {
         pids[s] = -1;
     }
-    assert_int_equal(rc_meta_start(0, 0, 0), 0);
+    assert_int_equal(rc_meta_start(0, 0, 0, 0), 0);
     port = it_mmc_sh->meta.port;
     store = it_mmc_sh->meta.store_port;
     http = it_mmc_sh->meta.http_port;
+    if (moves) {
+        snprintf(rc->meta_urls, sizeof(rc->meta_urls),
+                 "tcp://%s:%u, tcp://%s:%u", rc_net.addr[0], port,
+                 rc_net.addr[1], port);
+    } else {
+        snprintf(rc->meta_urls, sizeof(rc->meta_urls), "tcp://%s:%u",
+                 rc_net.addr[0], port);
+    }
     tk_rng_seed(&rng, (uint64_t)getpid());
     for (int s = 0; s < SLOTS; s++) {
         pids[s] = tk_netns_spawn(&rc_net, HOST_OF(s), rc_child, s, NULL);
@@ -416,7 +428,7 @@ static void test_meta_restart(void **state)
             goto fail;
         }
         tk_sleep_ms((unsigned)tk_rng_range(&rng, 0, 100));
-        if (rc_meta_start(port, store, http) != 0) {
+        if (rc_meta_start(moves ? round % 2 : 0, port, store, http) != 0) {
             tk_print("parent: round %d: mmc-meta did not start again", round);
             goto fail;
         }
@@ -449,10 +461,11 @@ static void test_meta_restart(void **state)
     }
     qsort(rec_ms, ROUNDS, sizeof(rec_ms[0]), rc_cmp_u64);
     tk_print("parent: recovery (kill to first successful get) over %d "
-             "restarts: p50 %llu ms, max %llu ms; %llu puts OK, %llu failed "
+             "restarts%s: p50 %llu ms, max %llu ms; %llu puts OK, %llu failed "
              "(%llu of those committed), %llu objects checked, %llu lost; "
              "longest call %llu ms",
-             ROUNDS, (unsigned long long)rec_ms[ROUNDS / 2],
+             ROUNDS, moves ? " on alternating hosts" : "",
+             (unsigned long long)rec_ms[ROUNDS / 2],
              (unsigned long long)rec_ms[ROUNDS - 1],
              (unsigned long long)atomic_load(&rc->puts_ok),
              (unsigned long long)atomic_load(&rc->puts_failed),
@@ -592,7 +605,7 @@ static void test_repair(void **state)
     for (int s = 0; s < SLOTS; s++) {
         pids[s] = -1;
     }
-    assert_int_equal(rc_meta_start(0, 0, 0), 0);
+    assert_int_equal(rc_meta_start(0, 0, 0, 0), 0);
     for (int s = 0; s < SLOTS; s++) {
         pids[s] = tk_netns_spawn(&rc_net, HOST_OF(s), rp_child, s, NULL);
         if (pids[s] < 0) {
@@ -672,6 +685,16 @@ fail:
     assert_true(ok);
 }
 
+static void test_meta_restart(void **state)
+{
+    rc_restarts(false);
+}
+
+static void test_meta_moves(void **state)
+{
+    rc_restarts(true);
+}
+
 static int rc_setup(void **state)
 {
     void *p = mmap(NULL, sizeof(rc_shared_t), PROT_READ | PROT_WRITE,
@@ -701,6 +724,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meta_restart),
+        cmocka_unit_test(test_meta_moves),
         cmocka_unit_test(test_repair),
     };
 

@@ -432,6 +432,39 @@ static void test_url_parse(void **state)
         MF_ERR_INVALID);
 }
 
+/* Lists: each entry as mf_url_parse takes it, spaces around commas, and
+ * the count bounded; an empty entry or a bad one refuses the list. */
+static void test_url_list_parse(void **state)
+{
+    mf_url_t urls[3];
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(mf_url_list_parse("tcp://a:1", urls, 3, &n), MF_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(urls[0].host, "a");
+    assert_int_equal(urls[0].port, 1);
+    assert_int_equal(
+        mf_url_list_parse("tcp://a:1, b:2 ,tcp://[::1]:3", urls, 3, &n), MF_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(urls[1].host, "b");
+    assert_int_equal(urls[1].port, 2);
+    assert_string_equal(urls[2].host, "::1");
+    assert_int_equal(urls[2].port, 3);
+    mf_log_set_level(MF_LOG_OFF);
+    assert_int_equal(mf_url_list_parse("a:1,b:2,c:3,d:4", urls, 3, &n),
+                     MF_ERR_INVALID);
+    assert_int_equal(mf_url_list_parse("a:1,,b:2", urls, 3, &n),
+                     MF_ERR_INVALID);
+    assert_int_equal(mf_url_list_parse("a:1,", urls, 3, &n), MF_ERR_INVALID);
+    assert_int_equal(mf_url_list_parse("", urls, 3, &n), MF_ERR_INVALID);
+    assert_int_equal(mf_url_list_parse("a:1,nohost", urls, 3, &n),
+                     MF_ERR_INVALID);
+    assert_int_equal(mf_url_list_parse("a:1,udp://b:2", urls, 3, &n),
+                     MF_ERR_INVALID);
+    mf_log_set_level(MF_LOG_WARN);
+}
+
 static void test_misc(void **state)
 {
     char small[4];
@@ -602,6 +635,8 @@ int main(void)
         cmocka_unit_test(test_hmap),
         cmocka_unit_test(test_vec_buf_list),
         cmocka_unit_test_setup_teardown(test_url_parse, test_setup_log,
+                                        test_teardown_log),
+        cmocka_unit_test_setup_teardown(test_url_list_parse, test_setup_log,
                                         test_teardown_log),
         cmocka_unit_test(test_misc),
         cmocka_unit_test_setup_teardown(test_sock_listen_connect,

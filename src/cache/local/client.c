@@ -379,14 +379,21 @@ static mmc_status_t mmc_local_pool_open(mmc_t *mmc, uint64_t deadline_ms)
     mf_bm_create_params_t params;
     mf_bm_config_t fabric = mmc->cfg.fabric;
     mmc_status_t status;
-    char url[300];
+    char url[MF_URL_LIST_MAX * 280];
+    size_t used = 0;
 
     status = mmc_local_hbm_check(mmc);
     if (status != MF_OK) {
         return status;
     }
-    snprintf(url, sizeof(url), "tcp://%s:%u", mmc->meta_host,
-             mmc->hello.store_port);
+    /* the config store runs inside the meta service: wherever it runs */
+    for (size_t i = 0; i < mmc->nmetas; i++) {
+        used += (size_t)snprintf(
+            url + used, sizeof(url) - used,
+            strchr(mmc->metas[i].host, ':') != NULL ? "%stcp://[%s]:%u"
+                                                    : "%stcp://%s:%u",
+            i > 0 ? "," : "", mmc->metas[i].host, mmc->hello.store_port);
+    }
     fabric.host_base = mmc->hello.host_base;
     fabric.device_base = mmc->hello.device_base;
     for (;;) {
@@ -493,6 +500,7 @@ static void mmc_local_unregister(mmc_t *mmc)
 
 MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
 {
+    mf_net_endpoint_t more[MF_URL_LIST_MAX];
     mf_net_client_params_t params;
     mmc_status_t status;
     uint64_t deadline;
@@ -528,8 +536,10 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     mmc_local_record_init(mmc);
     mmc_local_repair_init(mmc);
     deadline = mf_time_ms() + cfg->connect_timeout_ms;
-    (void)mf_url_parse(cfg->meta_url, mmc->meta_host, sizeof(mmc->meta_host),
-                       &mmc->meta_port);
+    (void)mf_url_list_parse(cfg->meta_url, mmc->metas, MF_URL_LIST_MAX,
+                            &mmc->nmetas);
+    mf_strlcpy(mmc->meta_host, mmc->metas[0].host, sizeof(mmc->meta_host));
+    mmc->meta_port = mmc->metas[0].port;
     mf_init();
 
     mmc->hello_req.version = MMC_PROTO_VERSION;
@@ -547,6 +557,12 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     memset(&params, 0, sizeof(params));
     params.host = mmc->meta_host;
     params.port = mmc->meta_port;
+    for (size_t i = 1; i < mmc->nmetas; i++) {
+        more[i - 1].host = mmc->metas[i].host;
+        more[i - 1].port = mmc->metas[i].port;
+    }
+    params.more = more;
+    params.nmore = mmc->nmetas - 1;
     params.connect_timeout_ms = cfg->connect_timeout_ms;
     params.max_body = MMC_PROTO_MAX_BODY;
     params.on_reconnect = mmc_local_on_reconnect;

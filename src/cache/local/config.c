@@ -50,8 +50,8 @@ static const mf_cfg_table_t mmc_cfg_table = {
 
 mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
 {
-    char host[256];
-    uint16_t port;
+    mf_url_t urls[MF_URL_LIST_MAX];
+    size_t nurls;
 
     if (cfg->size < sizeof(*cfg)) {
         mf_error("mmc-local: config size %zu, expected %zu (call "
@@ -64,11 +64,18 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
         mf_error("mmc-local: meta_url or name is not terminated");
         return MF_ERR_CONFIG;
     }
-    if (mf_url_parse(cfg->meta_url, host, sizeof(host), &port) != MF_OK ||
-        port == 0) {
-        mf_error("mmc-local: meta_url '%s' is not tcp://host:port",
+    if (mf_url_list_parse(cfg->meta_url, urls, MF_URL_LIST_MAX, &nurls) !=
+        MF_OK) {
+        mf_error("mmc-local: meta_url '%s' is not tcp://host:port (or a "
+                 "comma-separated list of them)",
                  cfg->meta_url);
         return MF_ERR_CONFIG;
+    }
+    for (size_t i = 0; i < nurls; i++) {
+        if (urls[i].port == 0) {
+            mf_error("mmc-local: meta_url '%s': port 0", cfg->meta_url);
+            return MF_ERR_CONFIG;
+        }
     }
     if (cfg->replicas < 1 || cfg->replicas > MMC_MAX_REPLICAS) {
         mf_error("mmc-local: replicas %u out of range (1..%u)", cfg->replicas,

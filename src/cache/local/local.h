@@ -73,8 +73,10 @@ struct mmc {
     pthread_cond_t ping_cond;
     bool ping_stop;    /* under ping_lock */
     bool ping_failing; /* ping thread only: the last PING failed */
-    char meta_host[256];
+    char meta_host[256]; /* the first of metas, for messages */
     uint16_t meta_port;
+    mf_url_t metas[MF_URL_LIST_MAX]; /* where the meta service may run */
+    size_t nmetas;
 };
 
 /* ---- config.c ---- */

@@ -170,11 +170,14 @@ mf_status_t mf_fabric_init(const char *store_url, uint32_t world_size,
     mf_fabric_g.world = world_size;
     mf_fabric_g.cfg = *cfg;
     {
-        uint16_t port;
+        mf_url_t urls[MF_URL_LIST_MAX];
+        size_t n;
 
-        if (mf_url_parse(store_url, mf_fabric_g.store_host,
-                         sizeof(mf_fabric_g.store_host), &port) != MF_OK) {
-            mf_fabric_g.store_host[0] = '\0';
+        /* the first of the store's endpoints */
+        mf_fabric_g.store_host[0] = '\0';
+        if (mf_url_list_parse(store_url, urls, MF_URL_LIST_MAX, &n) == MF_OK) {
+            mf_strlcpy(mf_fabric_g.store_host, urls[0].host,
+                       sizeof(mf_fabric_g.store_host));
         }
     }
     mf_fabric_g.bm_inited = true;

@@ -83,6 +83,7 @@ struct mf_net_client {
     mf_status_t connect_status; /* outcome of the last connect attempt */
     struct evbuffer *outq;      /* whole frames for the loop to send */
     uint64_t next_req_id;
+    uint64_t conn_id;  /* connections made */
     mf_hmap_t pending; /* req_id -> mf_net_pending_t */
     unsigned ncallers; /* threads inside mf_net_client_call() */
 
@@ -388,6 +389,7 @@ static mf_status_t mf_net_client_connect_locked(mf_net_client_t *client,
     client->connect_status = status;
     pthread_cond_broadcast(&client->state_cond);
     if (status == MF_OK) {
+        client->conn_id++;
         mf_info("%s to %s:%u", reconnect ? "reconnected" : "connected",
                 client->hosts[cur], client->ports[cur]);
         if (reconnect) {
@@ -547,6 +549,16 @@ out_unlock:
     pthread_cond_destroy(&pending.cond);
     free(frame);
     return status;
+}
+
+uint64_t mf_net_client_conn_id(mf_net_client_t *client)
+{
+    uint64_t id;
+
+    pthread_mutex_lock(&client->lock);
+    id = client->conn_id;
+    pthread_mutex_unlock(&client->lock);
+    return id;
 }
 
 mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,

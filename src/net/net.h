@@ -250,6 +250,10 @@ void mf_net_resp_free(mf_net_resp_t *resp);
 mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,
                                const void *body, size_t len);
 
+/* The number of the connection made last (1, 2, ...; 0: none yet): a
+ * caller tells whether it spoke on the current connection already. */
+uint64_t mf_net_client_conn_id(mf_net_client_t *client);
+
 /* Ensures the process-wide libevent setup (pthreads locking) is done. */
 void mf_net_global_init(void);
 

@@ -77,6 +77,7 @@ typedef struct rc_shared {
     atomic_ullong max_call_ms;
     atomic_ullong puts_ok, puts_failed, gets_ok, checked, lost, half;
     char meta_urls[256]; /* where the meta service may run */
+    atomic_int rank[SLOTS];
 } rc_shared_t;
 
 static rc_shared_t *rc;
@@ -279,7 +280,7 @@ static int rc_child(int slot, void *arg)
     tk_role_set("host %d slot %d", HOST_OF(slot), slot);
     /* thousands of calls fail while the meta service is away: counted
      * here, not logged */
-    mmc_log_set_level(MF_LOG_OFF);
+    mmc_log_set_level(getenv("RC_DEBUG") != NULL ? MF_LOG_INFO : MF_LOG_OFF);
     tk_rng_seed(&rng, (uint64_t)slot * 7919u + 1);
     if (buf == NULL || it_mmc_open_kv(SEG_SIZE, NULL, kv, &mmc) != MMC_OK) {
         RC_FAIL("cannot open");
@@ -519,6 +520,7 @@ static int rp_child(int slot, void *arg)
     if (buf == NULL || it_mmc_open_kv(SEG_SIZE, NULL, kv, &mmc) != MMC_OK) {
         RC_FAIL("cannot open");
     }
+    atomic_store(&rc->rank[slot], (int)mmc_rank(mmc));
     atomic_store(&rc->ready[slot], 1);
     if (slot != RP_WRITER) {
         while (!atomic_load(&rc->exit_now) && !atomic_load(&rc->failed)) {
@@ -685,6 +687,111 @@ fail:
     assert_true(ok);
 }
 
+/* Whether /segments lists rank. */
+static bool rc_rank_listed(int rank)
+{
+    it_mmc_seg_t segs[16];
+    int n = it_mmc_segments(&rc_net, 0, &it_mmc_sh->meta, segs, 16);
+
+    for (int i = 0; i < n; i++) {
+        if ((int)segs[i].rank == rank) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * test_holder_dies_in_rebuild: objects with two replicas; the meta
+ * service is killed and started again, and one holder is killed while
+ * the holders come back (once it registered again, before or while its
+ * record is restored).  Every object keeps a live replica, so every one
+ * is read back exact, and repairs bring each back to two replicas.
+ */
+static void test_holder_dies_in_rebuild(void **state)
+{
+    pid_t pids[SLOTS];
+    uint16_t port, store, http;
+    int ok = 0, code, victim = 1;
+    uint64_t start;
+
+    memset(rc, 0, sizeof(*rc));
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = -1;
+    }
+    assert_int_equal(rc_meta_start(0, 0, 0, 0), 0);
+    port = it_mmc_sh->meta.port;
+    store = it_mmc_sh->meta.store_port;
+    http = it_mmc_sh->meta.http_port;
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = tk_netns_spawn(&rc_net, HOST_OF(s), rp_child, s, NULL);
+        if (pids[s] < 0) {
+            goto fail;
+        }
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        RC_WAIT(atomic_load(&rc->ready[s]), "parent: slot %d never started", s);
+    }
+    atomic_store(&rc->round, 1);
+    RC_WAIT(atomic_load(&rc->verified[RP_WRITER]) == 1,
+            "parent: the writer never finished its puts");
+
+    start = tk_time_ms();
+    kill(it_mmc_sh->meta.pid, SIGKILL);
+    code = tk_proc_wait(it_mmc_sh->meta.pid, GUARD_MS);
+    it_mmc_sh->meta.pid = 0;
+    if (code != 128 + SIGKILL || rc_meta_start(0, port, store, http) != 0) {
+        tk_print("parent: mmc-meta did not restart");
+        goto fail;
+    }
+    RC_WAIT(rc_rank_listed(atomic_load(&rc->rank[victim])),
+            "parent: slot %d never registered again", victim);
+    kill(pids[victim], SIGKILL);
+    code = tk_proc_wait(pids[victim], GUARD_MS);
+    pids[victim] = -1;
+    if (code != 128 + SIGKILL) {
+        tk_print("parent: slot %d ended with %d", victim, code);
+        goto fail;
+    }
+    tk_print("parent: slot %d killed %llu ms after the meta service", victim,
+             (unsigned long long)(tk_time_ms() - start));
+    if (!rp_wait_repaired(1)) {
+        tk_print("parent: objects stayed below their replica count");
+        goto fail;
+    }
+    atomic_store(&rc->phase, PH_VERIFY);
+    RC_WAIT(atomic_load(&rc->verified[RP_WRITER]) == 2,
+            "parent: the writer never verified");
+    tk_print("parent: %llu objects checked, %llu lost; %.0f restored, %.0f "
+             "copied again",
+             (unsigned long long)atomic_load(&rc->checked),
+             (unsigned long long)atomic_load(&rc->lost),
+             it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta,
+                           "mmc_restored_objects_total"),
+             rp_done());
+    if (atomic_load(&rc->lost) != 0 ||
+        atomic_load(&rc->checked) != RP_OBJECTS) {
+        goto fail;
+    }
+    ok = 1;
+fail:
+    if (!ok) {
+        atomic_store(&rc->failed, 1);
+    }
+    atomic_store(&rc->exit_now, 1);
+    for (int s = 0; s < SLOTS; s++) {
+        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
+            tk_print("parent: slot %d failed", s);
+            ok = 0;
+        }
+    }
+    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
+        tk_print("parent: mmc-meta did not exit cleanly");
+        ok = 0;
+    }
+    assert_true(ok);
+}
+
 static void test_meta_restart(void **state)
 {
     rc_restarts(false);
@@ -726,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_meta_restart),
         cmocka_unit_test(test_meta_moves),
         cmocka_unit_test(test_repair),
+        cmocka_unit_test(test_holder_dies_in_rebuild),
     };
 
     tk_netns_require();

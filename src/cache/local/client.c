@@ -93,7 +93,9 @@ mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
         goto out_free;
     }
     status = mmc_local_send(mmc, op, w, &resp);
-    if (op >= MMC_OP_PUT_ALLOC && atomic_load(&mmc->registered) &&
+    /* RESTORE is part of the announcement, which must not start another */
+    if (op >= MMC_OP_PUT_ALLOC && op != MMC_OP_RESTORE &&
+        atomic_load(&mmc->registered) &&
         ((status == MF_OK && resp.status == MF_ERR_STATE) ||
          (status == MF_ERR_CONN_RESET &&
           w->len > MF_NET_DEFAULT_UNTRUSTED_MAX_BODY))) {
@@ -207,7 +209,10 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
     bool same;
 
     pthread_mutex_lock(&mmc->reg_lock);
-    if (atomic_load(&mmc->reg_gen) != seen_gen) {
+    if (atomic_load(&mmc->reg_gen) != seen_gen ||
+        mf_net_client_conn_id(mmc->rpc) == mmc->reg_conn) {
+        /* done since, or this very connection is registered: the meta
+         * service kept our segments (and the record must stay) */
         pthread_mutex_unlock(&mmc->reg_lock);
         return MF_OK;
     }
@@ -231,12 +236,16 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
             flags = MMC_REG_RESTORE;
         }
         status = mmc_local_register(mmc, flags, &host_idx);
-        if (status == MF_OK && flags != 0) {
+        if ((status == MF_OK || status == MF_ERR_STATE) && flags != 0) {
+            /* STATE: registered on this connection by an earlier try
+             * whose restore was cut short */
+            host_idx = atomic_load(&mmc->host_idx);
             status = mmc_local_record_restore(mmc);
         }
         if (status == MF_OK) {
             /* only now: a restore cut short is tried again in full */
             atomic_store(&mmc->meta_id, hello.meta_id);
+            mmc->reg_conn = mf_net_client_conn_id(mmc->rpc);
             atomic_store(&mmc->host_idx, host_idx);
             mf_info("mmc-local: registered rank %u again with the %s meta "
                     "service",
@@ -606,6 +615,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
         goto err_close_pool;
     }
     atomic_store(&mmc->host_idx, host_idx);
+    mmc->reg_conn = mf_net_client_conn_id(mmc->rpc);
     atomic_store(&mmc->registered, true);
     mf_info("mmc-local: rank %u of pool %u, %" PRIu64 " bytes of DRAM, %" PRIu64
             " of HBM, host %u",

@@ -56,6 +56,8 @@ struct mmc {
     pthread_mutex_t reg_lock;
     _Atomic uint64_t reg_gen; /* re-registrations done */
     _Atomic uint64_t meta_id; /* of the meta service registered with */
+    uint64_t reg_conn;        /* the RPC connection registered on (under
+                                 reg_lock) */
     atomic_bool registered;   /* create finished (the first REGISTER) */
     /* the record of our segments: (media, offset) -> mmc_local_rec_t */
     pthread_mutex_t rec_lock;
@@ -71,8 +73,8 @@ struct mmc {
     bool ping_started;
     pthread_mutex_t ping_lock;
     pthread_cond_t ping_cond;
-    bool ping_stop;    /* under ping_lock */
-    bool ping_failing; /* ping thread only: the last PING failed */
+    bool ping_stop;      /* under ping_lock */
+    bool ping_failing;   /* ping thread only: the last PING failed */
     char meta_host[256]; /* the first of metas, for messages */
     uint16_t meta_port;
     mf_url_t metas[MF_URL_LIST_MAX]; /* where the meta service may run */

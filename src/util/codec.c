@@ -280,8 +280,7 @@ mf_status_t mf_rbuf_status(const mf_rbuf_t *r, bool require_end)
 static const char mf_b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-size_t mf_base64_encode(const void *data, size_t len, char *out,
-                        size_t out_len)
+size_t mf_base64_encode(const void *data, size_t len, char *out, size_t out_len)
 {
     const uint8_t *p = data;
     size_t need = (len + 2) / 3 * 4, o = 0;
@@ -325,9 +324,8 @@ long mf_base64_decode(const char *in, void *out, size_t out_len)
         size_t n = in[i + 2] == '=' ? 1 : (in[i + 3] == '=' ? 2 : 3);
         uint32_t v;
 
-        if (a < 0 || b < 0 || c < 0 || d < 0 ||
-            (n < 3 && i + 4 != len) || (in[i + 2] == '=' && in[i + 3] != '=') ||
-            o + n > out_len) {
+        if (a < 0 || b < 0 || c < 0 || d < 0 || (n < 3 && i + 4 != len) ||
+            (in[i + 2] == '=' && in[i + 3] != '=') || o + n > out_len) {
             return -1;
         }
         v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |

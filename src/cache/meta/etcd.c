@@ -124,7 +124,8 @@ void mmc_etcd_close(mmc_etcd_t *e)
 static mf_status_t mmc_etcd_call(mmc_etcd_t *e, const char *path,
                                  json_object *req, json_object **resp_p)
 {
-    const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+    const char *body =
+        json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: "
                                                       "application/json");
     mf_status_t status = MF_ERR_IO;
@@ -197,16 +198,14 @@ static json_object *mmc_etcd_b64(const char *s)
 {
     char out[MMC_ETCD_KEY_MAX * 2];
 
-    if (mf_base64_encode(s, strlen(s), out, sizeof(out)) == 0 &&
-        s[0] != '\0') {
+    if (mf_base64_encode(s, strlen(s), out, sizeof(out)) == 0 && s[0] != '\0') {
         return NULL;
     }
     return json_object_new_string(out);
 }
 
 /* The decoded value of kvs[0] of a range answer; false if none. */
-static bool mmc_etcd_kv_value(json_object *range, char *value,
-                              size_t value_len)
+static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len)
 {
     json_object *kvs, *kv, *v;
     long n;
@@ -279,7 +278,8 @@ mf_status_t mmc_etcd_create(mmc_etcd_t *e, const char *key, const char *value,
                             char *holder, size_t holder_len)
 {
     json_object *req = json_object_new_object(), *resp = NULL;
-    json_object *cmp = json_object_new_object(), *put = json_object_new_object();
+    json_object *cmp = json_object_new_object(),
+                *put = json_object_new_object();
     json_object *rng = json_object_new_object(), *op, *arr, *v, *hdr, *r0;
     mf_status_t status;
 

@@ -13,8 +13,15 @@
  * Runs until SIGINT or SIGTERM, then stops every server and exits 0.
  * Exit codes: 2 for bad options or settings, 1 when the service cannot
  * start (a port in use, say).
+ *
+ * With etcd_endpoints set, one of several instances leads (meta_ha.h):
+ * each prints "mmc-meta standby key=<key>" first, waits to lead, and only
+ * then starts its servers and prints the ready line.  A leader that can
+ * no longer renew its lease exits at once with code 3, before another
+ * may lead (its supervisor starts it again, as a candidate).
  */
 #include "cache/meta/meta.h"
+#include "cache/meta/meta_ha.h"
 
 #include <memfabric/mf_init.h>
 #include <memfabric/mf_log.h>
@@ -23,9 +30,11 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MMC_META_TOOL_MAX_SETS 64
 
@@ -70,6 +79,37 @@ static int mmc_meta_tool_set(mmc_meta_config_t *cfg, const char *arg)
     return 0;
 }
 
+static atomic_bool mmc_meta_tool_stop;
+static int mmc_meta_tool_sig;
+static int mmc_meta_tool_pipe[2] = {-1, -1};
+static sigset_t mmc_meta_tool_sigs;
+
+/* Waits for SIGINT or SIGTERM (blocked in every thread), then says so. */
+static void *mmc_meta_tool_signals(void *arg)
+{
+    int sig = 0;
+
+    (void)arg;
+    if (sigwait(&mmc_meta_tool_sigs, &sig) != 0) {
+        sig = SIGTERM;
+    }
+    mmc_meta_tool_sig = sig;
+    atomic_store(&mmc_meta_tool_stop, true);
+    (void)!write(mmc_meta_tool_pipe[1], "x", 1);
+    return NULL;
+}
+
+/* The lease is about to run out unrenewed: stop serving now, before
+ * another instance may lead. */
+static void mmc_meta_tool_lost(void *arg)
+{
+    static const char msg[] = "mmc-meta: lost the leadership: exiting\n";
+
+    (void)arg;
+    (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    _exit(3);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option long_opts[] = {
@@ -86,8 +126,11 @@ int main(int argc, char **argv)
     bool dump_config = false;
     size_t nsets = 0, i;
     mf_status_t status;
+    mmc_meta_ha_t *ha = NULL;
+    pthread_t sig_thread;
     sigset_t sigs;
     int opt, sig, level;
+    char byte;
 
     while ((opt = getopt_long(argc, argv, "c:s:h", long_opts, NULL)) != -1) {
         switch (opt) {
@@ -156,6 +199,30 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    mmc_meta_tool_sigs = sigs;
+    if (pipe(mmc_meta_tool_pipe) != 0 ||
+        pthread_create(&sig_thread, NULL, mmc_meta_tool_signals, NULL) != 0) {
+        fprintf(stderr, "mmc-meta: cannot wait for signals\n");
+        return 1;
+    }
+
+    if (cfg.etcd_endpoints[0] != '\0') {
+        printf("mmc-meta standby key=%s\n",
+               cfg.ha_key[0] != '\0' ? cfg.ha_key : "(per pool)");
+        fflush(stdout);
+        status = mmc_meta_ha_lead(&cfg, &mmc_meta_tool_stop, mmc_meta_tool_lost,
+                                  NULL, &ha);
+        if (status == MF_ERR_CANCELED) {
+            fprintf(stderr, "mmc-meta: %s while standing by, stopping\n",
+                    mmc_meta_tool_sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return 0;
+        }
+        if (status != MF_OK) {
+            fprintf(stderr, "mmc-meta: cannot stand for leader: %s\n",
+                    mf_status_str(status));
+            return status == MF_ERR_CONFIG ? 2 : 1;
+        }
+    }
 
     status = mmc_meta_start(&cfg, &meta);
     if (status != MF_OK) {
@@ -164,6 +231,7 @@ int main(int argc, char **argv)
                 "%s\n",
                 cfg.addr, cfg.port, cfg.store_port, cfg.http_port,
                 mf_status_str(status));
+        mmc_meta_ha_resign(ha);
         return 1;
     }
     printf("mmc-meta ready rpc=%s:%u store=%u http=%u\n", cfg.addr,
@@ -171,11 +239,13 @@ int main(int argc, char **argv)
            (unsigned)mmc_meta_http_port(meta));
     fflush(stdout);
 
-    if (sigwait(&sigs, &sig) != 0) {
-        sig = 0;
+    while (read(mmc_meta_tool_pipe[0], &byte, 1) < 0) {
     }
+    sig = mmc_meta_tool_sig;
     fprintf(stderr, "mmc-meta: %s, stopping\n",
             (sig == SIGINT) ? "SIGINT" : "SIGTERM");
     mmc_meta_stop(meta);
+    mmc_meta_ha_resign(ha); /* another instance leads at once */
+    pthread_join(sig_thread, NULL);
     return 0;
 }

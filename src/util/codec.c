@@ -274,3 +274,69 @@ mf_status_t mf_rbuf_status(const mf_rbuf_t *r, bool require_end)
     }
     return MF_OK;
 }
+
+/* ---- base64 ---- */
+
+static const char mf_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t mf_base64_encode(const void *data, size_t len, char *out, size_t out_len)
+{
+    const uint8_t *p = data;
+    size_t need = (len + 2) / 3 * 4, o = 0;
+
+    if (out_len < need + 1) {
+        return 0;
+    }
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+
+        v |= i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0;
+        v |= i + 2 < len ? p[i + 2] : 0;
+        out[o++] = mf_b64[(v >> 18) & 63];
+        out[o++] = mf_b64[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? mf_b64[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? mf_b64[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int mf_b64_val(char c)
+{
+    const char *p = c != '\0' ? strchr(mf_b64, c) : NULL;
+
+    return p != NULL ? (int)(p - mf_b64) : -1;
+}
+
+long mf_base64_decode(const char *in, void *out, size_t out_len)
+{
+    size_t len = strlen(in), o = 0;
+    uint8_t *q = out;
+
+    if (len % 4 != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i += 4) {
+        int a = mf_b64_val(in[i]), b = mf_b64_val(in[i + 1]);
+        int c = in[i + 2] == '=' ? 0 : mf_b64_val(in[i + 2]);
+        int d = in[i + 3] == '=' ? 0 : mf_b64_val(in[i + 3]);
+        size_t n = in[i + 2] == '=' ? 1 : (in[i + 3] == '=' ? 2 : 3);
+        uint32_t v;
+
+        if (a < 0 || b < 0 || c < 0 || d < 0 || (n < 3 && i + 4 != len) ||
+            (in[i + 2] == '=' && in[i + 3] != '=') || o + n > out_len) {
+            return -1;
+        }
+        v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
+            (uint32_t)d;
+        q[o++] = (uint8_t)(v >> 16);
+        if (n > 1) {
+            q[o++] = (uint8_t)(v >> 8);
+        }
+        if (n > 2) {
+            q[o++] = (uint8_t)v;
+        }
+    }
+    return (long)o;
+}

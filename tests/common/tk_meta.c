@@ -79,6 +79,7 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
     pid_t pid;
 
     memset(meta, 0, sizeof(*meta));
+    meta->out_fd = -1;
     if (bin == NULL || access(bin, X_OK) != 0) {
         tk_print("mmc-meta not found at %s (set MMC_META_BIN)",
                  bin != NULL ? bin : "(none)");
@@ -103,15 +104,24 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
     if (tk_fd_read_line(fd, meta->line, sizeof(meta->line),
                         params->ready_ms != 0 ? params->ready_ms : 60000) !=
         0) {
-        tk_print("mmc-meta did not print its ready line");
+        tk_print("mmc-meta did not print its %s line",
+                 params->standby ? "standby" : "ready");
         goto err_kill;
+    }
+    meta->pid = pid;
+    meta->stop_ms = params->stop_ms != 0 ? params->stop_ms : 60000;
+    if (params->standby) {
+        if (strncmp(meta->line, "mmc-meta standby", 16) != 0) {
+            tk_print("mmc-meta: unexpected standby line '%s'", meta->line);
+            goto err_kill;
+        }
+        meta->out_fd = fd; /* the ready line comes when it leads */
+        return 0;
     }
     if (tk_meta_parse(meta) != 0) {
         goto err_kill;
     }
     close(fd);
-    meta->pid = pid;
-    meta->stop_ms = params->stop_ms != 0 ? params->stop_ms : 60000;
     return 0;
 
 err_kill:
@@ -120,10 +130,29 @@ err_kill:
     return -1;
 }
 
+int tk_meta_wait_ready(tk_meta_t *meta, unsigned ms)
+{
+    if (meta->out_fd < 0) {
+        return meta->port != 0 ? 0 : -1;
+    }
+    if (tk_fd_read_line(meta->out_fd, meta->line, sizeof(meta->line), ms) !=
+            0 ||
+        tk_meta_parse(meta) != 0) {
+        return -1;
+    }
+    close(meta->out_fd);
+    meta->out_fd = -1;
+    return 0;
+}
+
 int tk_meta_stop(tk_meta_t *meta, int sig)
 {
     int code;
 
+    if (meta->out_fd >= 0) {
+        close(meta->out_fd);
+        meta->out_fd = -1;
+    }
     if (meta->pid <= 0) {
         return -1;
     }

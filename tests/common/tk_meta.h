@@ -14,6 +14,7 @@
 
 #include "tk_netns.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -26,6 +27,7 @@ typedef struct tk_meta {
     char url[96];     /* tcp://addr:port */
     char line[256];   /* the ready line as printed */
     unsigned stop_ms; /* tk_meta_stop()'s deadline */
+    int out_fd;       /* a standby's stdout, until it is ready; -1 */
 } tk_meta_t;
 
 typedef struct tk_meta_params {
@@ -39,6 +41,9 @@ typedef struct tk_meta_params {
     unsigned stop_ms;        /* 0: 60 s */
     const tk_netns_t *net;   /* not NULL: runs inside host of this lab */
     int host;
+    bool standby; /* one of several that elect a leader (etcd_endpoints
+                     set): its standby line is enough, tk_meta_wait_ready
+                     waits for it to lead */
 } tk_meta_params_t;
 
 /* The binary: $MMC_META_BIN if set, else fallback. */
@@ -47,6 +52,9 @@ const char *tk_meta_bin(const char *fallback);
 /* Starts the daemon and waits for its ready line.  0, or -1 (logged; the
  * daemon, if it started, is killed). */
 int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params);
+
+/* Waits up to ms for a standby to lead (its ready line): 0, or -1. */
+int tk_meta_wait_ready(tk_meta_t *meta, unsigned ms);
 
 /* Sends sig (SIGTERM for a clean stop) and waits up to stop_ms, then
  * kills it; the daemon's exit code as tk_proc_wait() gives it, or -1 if

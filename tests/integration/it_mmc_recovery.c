@@ -375,10 +375,111 @@ static bool rc_all_empty(void)
     return n == SLOTS;
 }
 
-/* The restarts of test_meta_restart; moves: each on the other of hosts
- * 0 and 1, which the clients' meta_url both name. */
-static void rc_restarts(bool moves)
+/* ---- election through etcd (test_failover) ---- */
+
+#define RC_HA_PORT  5800 /* every host of the lab is a network of its own */
+#define RC_ETCD_BIN "/usr/bin/etcd"
+
+static tk_meta_t rc_cands[HOSTS]; /* the candidates, by host */
+static pid_t rc_etcd_pid = -1;
+static char rc_etcd_dir[64];
+
+/* etcd in host 0 of the lab, on its client port 2379 there. */
+static int rc_etcd_start(void)
 {
+    char cmd[1024], log[96], line[512];
+    uint64_t deadline = tk_time_ms() + 60000;
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    FILE *f;
+    int fd;
+
+    snprintf(rc_etcd_dir, sizeof(rc_etcd_dir), "/tmp/mf-etcd-%d", getpid());
+    snprintf(log, sizeof(log), "%s.log", rc_etcd_dir);
+    snprintf(cmd, sizeof(cmd),
+             "rm -rf %s; exec %s --name lab --data-dir %s "
+             "--listen-client-urls http://%s:2379 "
+             "--advertise-client-urls http://%s:2379 "
+             "--listen-peer-urls http://127.0.0.1:2380 "
+             "--initial-advertise-peer-urls http://127.0.0.1:2380 "
+             "--initial-cluster lab=http://127.0.0.1:2380 >%s 2>&1",
+             rc_etcd_dir, RC_ETCD_BIN, rc_etcd_dir, rc_net.addr[0],
+             rc_net.addr[0], log);
+    rc_etcd_pid = tk_netns_exec(&rc_net, 0, argv, &fd);
+    if (rc_etcd_pid < 0) {
+        return -1;
+    }
+    close(fd);
+    while (tk_time_ms() < deadline) {
+        bool ready = false;
+
+        f = fopen(log, "r");
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            ready |= strstr(line, "ready to serve client requests") != NULL;
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        if (ready) {
+            return 0;
+        }
+        tk_sleep_ms(50);
+    }
+    tk_print("etcd did not get ready (see %s)", log);
+    return -1;
+}
+
+static void rc_etcd_stop(void)
+{
+    char cmd[160];
+
+    if (rc_etcd_pid > 0) {
+        (void)tk_proc_stop(rc_etcd_pid, SIGTERM, 10000);
+        rc_etcd_pid = -1;
+        snprintf(cmd, sizeof(cmd), "rm -rf %s %s.log", rc_etcd_dir,
+                 rc_etcd_dir);
+        (void)!system(cmd);
+    }
+}
+
+/* A candidate on host, standing by (tk_meta_wait_ready: it leads). */
+static int rc_cand_start(int host)
+{
+    char etcd[96];
+    const char *sets[] = {"max_ranks=16",
+                          "max_segment_size=64M",
+                          "lease_ms=10s",
+                          "put_timeout_ms=10s",
+                          "member_timeout_ms=5000",
+                          "evict_high_pct=100",
+                          "evict_max_per_put=0",
+                          "port=5800",
+                          "store_port=5801",
+                          "http_port=5802",
+                          "ha_ttl_ms=2s",
+                          etcd,
+                          NULL};
+    tk_meta_params_t p = {.bin = tk_meta_bin(MMC_META_BIN),
+                          .addr = rc_net.addr[host],
+                          .sets = sets,
+                          .net = &rc_net,
+                          .host = host,
+                          .standby = true};
+
+    snprintf(etcd, sizeof(etcd), "etcd_endpoints=http://%s:2379",
+             rc_net.addr[0]);
+    return tk_meta_start(&rc_cands[host], &p);
+}
+
+typedef enum { RC_SAME, RC_MOVES, RC_FAILOVER } rc_mode_t;
+
+/* The restarts of test_meta_restart; RC_MOVES: each on the other of hosts
+ * 0 and 1, which the clients' meta_url both name; RC_FAILOVER: two
+ * candidates on hosts 1 and 2 elect a leader through etcd, and the
+ * leader is killed each round (then started again as a candidate). */
+static void rc_restarts(rc_mode_t mode)
+{
+    bool moves = mode == RC_MOVES, failover = mode == RC_FAILOVER;
+    int leader = 1;
     uint64_t rec_ms[ROUNDS];
     pid_t pids[SLOTS];
     uint16_t port, store, http;
@@ -389,11 +490,24 @@ static void rc_restarts(bool moves)
     for (int s = 0; s < SLOTS; s++) {
         pids[s] = -1;
     }
-    assert_int_equal(rc_meta_start(0, 0, 0, 0), 0);
+    if (failover) {
+        if (rc_etcd_start() != 0 || rc_cand_start(1) != 0 ||
+            tk_meta_wait_ready(&rc_cands[1], GUARD_MS) != 0 ||
+            rc_cand_start(2) != 0) {
+            goto fail;
+        }
+        it_mmc_sh->meta = rc_cands[1];
+    } else {
+        assert_int_equal(rc_meta_start(0, 0, 0, 0), 0);
+    }
     port = it_mmc_sh->meta.port;
     store = it_mmc_sh->meta.store_port;
     http = it_mmc_sh->meta.http_port;
-    if (moves) {
+    if (failover) {
+        snprintf(rc->meta_urls, sizeof(rc->meta_urls),
+                 "tcp://%s:%u,tcp://%s:%u", rc_net.addr[1], port,
+                 rc_net.addr[2], port);
+    } else if (moves) {
         snprintf(rc->meta_urls, sizeof(rc->meta_urls),
                  "tcp://%s:%u, tcp://%s:%u", rc_net.addr[0], port,
                  rc_net.addr[1], port);
@@ -428,10 +542,27 @@ static void rc_restarts(bool moves)
             tk_print("parent: mmc-meta ended with %d, not by the kill", code);
             goto fail;
         }
-        tk_sleep_ms((unsigned)tk_rng_range(&rng, 0, 100));
-        if (rc_meta_start(moves ? round % 2 : 0, port, store, http) != 0) {
-            tk_print("parent: round %d: mmc-meta did not start again", round);
-            goto fail;
+        if (failover) {
+            /* the other candidate takes over; the killed one stands by */
+            rc_cands[leader].pid = 0;
+            leader = 3 - leader;
+            if (tk_meta_wait_ready(&rc_cands[leader], GUARD_MS) != 0) {
+                tk_print("parent: round %d: the candidate on host %d never "
+                         "led",
+                         round, leader);
+                goto fail;
+            }
+            it_mmc_sh->meta = rc_cands[leader];
+            if (rc_cand_start(3 - leader) != 0) {
+                goto fail;
+            }
+        } else {
+            tk_sleep_ms((unsigned)tk_rng_range(&rng, 0, 100));
+            if (rc_meta_start(moves ? round % 2 : 0, port, store, http) != 0) {
+                tk_print("parent: round %d: mmc-meta did not start again",
+                         round);
+                goto fail;
+            }
         }
         RC_WAIT(atomic_load(&rc->recovered_ms) != 0,
                 "parent: round %d: no get succeeded after the restart", round);
@@ -465,7 +596,9 @@ static void rc_restarts(bool moves)
              "restarts%s: p50 %llu ms, max %llu ms; %llu puts OK, %llu failed "
              "(%llu of those committed), %llu objects checked, %llu lost; "
              "longest call %llu ms",
-             ROUNDS, moves ? " on alternating hosts" : "",
+             ROUNDS,
+             failover ? " by failover through etcd"
+                      : (moves ? " on alternating hosts" : ""),
              (unsigned long long)rec_ms[ROUNDS / 2],
              (unsigned long long)rec_ms[ROUNDS - 1],
              (unsigned long long)atomic_load(&rc->puts_ok),
@@ -490,6 +623,20 @@ fail:
             tk_print("parent: slot %d failed", s);
             ok = 0;
         }
+    }
+    if (failover) {
+        /* the leader's copy in it_mmc_sh is one of the candidates */
+        it_mmc_sh->meta.pid = 0;
+        for (int h = 1; h <= 2; h++) {
+            if (rc_cands[h].pid > 0 &&
+                tk_meta_stop(&rc_cands[h], SIGTERM) != 0) {
+                tk_print("parent: the candidate on host %d did not exit "
+                         "cleanly",
+                         h);
+                ok = 0;
+            }
+        }
+        rc_etcd_stop();
     }
     if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
         tk_print("parent: mmc-meta did not exit cleanly");
@@ -792,14 +939,155 @@ fail:
     assert_true(ok);
 }
 
+/* Brings host 1's link down for 5 s (a child: the parent watches). */
+static int rc_cut_child(int index, void *arg)
+{
+    (void)index;
+    (void)arg;
+    return tk_netns_link_flap(&rc_net, 1, 5000) == 0 ? 0 : 1;
+}
+
+/*
+ * test_leader_cut: the leader's host loses its network under the storm
+ * (clients on that host still reach it).  It cannot renew its lease and
+ * must stop serving (exit 3) before the other candidate leads: when the
+ * new leader is seen ready, the old one is gone.  Afterwards every put
+ * that returned OK reads back exact.
+ */
+static void test_leader_cut(void **state)
+{
+    pid_t pids[SLOTS], cut = -1;
+    int ok = 0, st = 0, r;
+    uint64_t start;
+
+    if (access(RC_ETCD_BIN, X_OK) != 0) {
+        tk_print("no %s: skipped", RC_ETCD_BIN);
+        skip();
+    }
+    memset(rc, 0, sizeof(*rc));
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = -1;
+    }
+    if (rc_etcd_start() != 0 || rc_cand_start(1) != 0 ||
+        tk_meta_wait_ready(&rc_cands[1], GUARD_MS) != 0 ||
+        rc_cand_start(2) != 0) {
+        goto fail;
+    }
+    it_mmc_sh->meta = rc_cands[1];
+    snprintf(rc->meta_urls, sizeof(rc->meta_urls), "tcp://%s:%u,tcp://%s:%u",
+             rc_net.addr[1], RC_HA_PORT, rc_net.addr[2], RC_HA_PORT);
+    for (int s = 0; s < SLOTS; s++) {
+        pids[s] = tk_netns_spawn(&rc_net, HOST_OF(s), rc_child, s, NULL);
+        if (pids[s] < 0) {
+            goto fail;
+        }
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        RC_WAIT(atomic_load(&rc->ready[s]), "parent: slot %d never started", s);
+    }
+    tk_sleep_ms(400);
+    start = tk_time_ms();
+    cut = tk_proc_spawn(rc_cut_child, 0, NULL);
+    if (cut < 0) {
+        goto fail;
+    }
+    /* the new leader; the old one must be gone by the time it serves */
+    while (tk_meta_wait_ready(&rc_cands[2], 50) != 0) {
+        if (tk_time_ms() > start + GUARD_MS) {
+            tk_print("parent: the candidate on host 2 never led");
+            goto fail;
+        }
+    }
+    r = tk_proc_poll(rc_cands[1].pid, &st);
+    if (r != 1) {
+        tk_print("parent: the old leader still runs while the new one "
+                 "serves");
+        goto fail;
+    }
+    rc_cands[1].pid = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 3) {
+        tk_print("parent: the old leader ended with status 0x%x, not by "
+                 "stepping down (3)",
+                 st);
+        goto fail;
+    }
+    tk_print("parent: the old leader stepped down; the new one leads %llu "
+             "ms after the cut",
+             (unsigned long long)(tk_time_ms() - start));
+    it_mmc_sh->meta = rc_cands[2];
+    if (tk_proc_wait(cut, GUARD_MS) != 0) {
+        tk_print("parent: the cut failed");
+        goto fail;
+    }
+    cut = -1;
+    if (rc_cand_start(1) != 0) { /* back, standing by */
+        goto fail;
+    }
+    atomic_store(&rc->round, 1);
+    atomic_store(&rc->phase, PH_VERIFY);
+    for (int s = 0; s < SLOTS; s++) {
+        RC_WAIT(atomic_load(&rc->verified[s]) == 1,
+                "parent: slot %d never verified", s);
+    }
+    tk_print("parent: %llu puts OK, %llu failed; %llu objects checked, %llu "
+             "lost",
+             (unsigned long long)atomic_load(&rc->puts_ok),
+             (unsigned long long)atomic_load(&rc->puts_failed),
+             (unsigned long long)atomic_load(&rc->checked),
+             (unsigned long long)atomic_load(&rc->lost));
+    if (atomic_load(&rc->lost) != 0) {
+        goto fail;
+    }
+    atomic_store(&rc->phase, PH_STOP);
+    RC_WAIT(atomic_load(&rc->cleaned) == SLOTS,
+            "parent: the clients never cleaned up");
+    ok = 1;
+fail:
+    if (!ok) {
+        atomic_store(&rc->failed, 1);
+    }
+    atomic_store(&rc->phase, PH_STOP);
+    atomic_store(&rc->exit_now, 1);
+    if (cut > 0) {
+        (void)tk_proc_wait(cut, GUARD_MS);
+    }
+    for (int s = 0; s < SLOTS; s++) {
+        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
+            tk_print("parent: slot %d failed", s);
+            ok = 0;
+        }
+    }
+    it_mmc_sh->meta.pid = 0;
+    for (int h = 1; h <= 2; h++) {
+        if (rc_cands[h].pid > 0 && tk_meta_stop(&rc_cands[h], SIGTERM) != 0) {
+            tk_print("parent: the candidate on host %d did not exit cleanly",
+                     h);
+            ok = 0;
+        }
+    }
+    rc_etcd_stop();
+    assert_true(ok);
+}
+
 static void test_meta_restart(void **state)
 {
-    rc_restarts(false);
+    rc_restarts(RC_SAME);
 }
 
 static void test_meta_moves(void **state)
 {
-    rc_restarts(true);
+    rc_restarts(RC_MOVES);
+}
+
+/* The leader of two candidates killed twenty times under the storm: the
+ * other takes over through etcd, rebuilds from the records, serves. */
+static void test_failover(void **state)
+{
+    if (access(RC_ETCD_BIN, X_OK) != 0) {
+        tk_print("no %s: skipped", RC_ETCD_BIN);
+        skip();
+    }
+    rc_restarts(RC_FAILOVER);
 }
 
 static int rc_setup(void **state)
@@ -832,6 +1120,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_meta_restart),
         cmocka_unit_test(test_meta_moves),
+        cmocka_unit_test(test_failover),
+        cmocka_unit_test(test_leader_cut),
         cmocka_unit_test(test_repair),
         cmocka_unit_test(test_holder_dies_in_rebuild),
     };

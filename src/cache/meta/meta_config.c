@@ -119,6 +119,22 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
     MMC_META_OPT(repair_delay_ms, MF_CFG_MS, "10s", 0, 86400000,
                  "no copies for this long after the start, while holders "
                  "come back with their records"),
+    {"etcd_endpoints", MF_CFG_STR,
+     offsetof(mmc_meta_opts_t, cfg.etcd_endpoints),
+     sizeof(((mmc_meta_config_t *)0)->etcd_endpoints), "", 0, 0,
+     "etcd endpoints (http://host:port, comma-separated) to elect the "
+     "leader among several mmc-meta through; empty: run alone"},
+    {"ha_key", MF_CFG_STR, offsetof(mmc_meta_opts_t, cfg.ha_key),
+     sizeof(((mmc_meta_config_t *)0)->ha_key), "", 0, 0,
+     "etcd key the leader holds; empty: /memcache/<pool_id>/leader"},
+    MMC_META_OPT(ha_ttl_ms, MF_CFG_MS, "3s", 2000, 60000,
+                 "lease of the leader key (whole seconds): a leader that "
+                 "cannot renew it for half of it stops serving, and "
+                 "another takes over once it ran out"),
+    {"advertise", MF_CFG_STR, offsetof(mmc_meta_opts_t, cfg.advertise),
+     sizeof(((mmc_meta_config_t *)0)->advertise), "", 0, 0,
+     "what the leader key says of the leader (its RPC URL); empty: "
+     "tcp://<addr>:<port>"},
     MMC_META_OPT(idle_timeout_ms, MF_CFG_MS, "15s", 1, 86400000,
                  "a connection to any port (RPC, config store, HTTP) that "
                  "sends nothing, or reads nothing of a pending response, "

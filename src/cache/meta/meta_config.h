@@ -40,6 +40,12 @@ typedef struct mmc_meta_config {
     uint64_t repair_rate;       /* bytes per second they copy at most */
     uint32_t repair_timeout_ms; /* a copier silent this long: given up */
     uint32_t repair_delay_ms;   /* none this long after the start */
+    char etcd_endpoints[512];   /* "": no election; else http://host:port,
+                                   comma-separated */
+    char ha_key[256];           /* the leader key ("": per pool_id) */
+    uint32_t ha_ttl_ms;         /* lease of the leader */
+    char advertise[256];        /* what the leader key says ("": tcp://
+                                   addr:port) */
     uint32_t idle_timeout_ms;   /* any connection, on every port, silent
                                    this long is closed */
     char log_level[16];         /* error, warn, info, debug, trace */

@@ -1,0 +1,346 @@
+/*
+ * etcd v3 over its HTTP/JSON gateway (etcd.h): libcurl for the requests,
+ * json-c for the bodies.  int64 fields travel as JSON strings, keys and
+ * values as base64.
+ */
+#include "cache/meta/etcd.h"
+
+#include "util/codec.h"
+#include "util/log.h"
+#include "util/misc.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <json.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MMC_ETCD_MAX_BODY (1u << 20)
+#define MMC_ETCD_KEY_MAX  512u
+
+struct mmc_etcd {
+    CURL *curl;
+    char endpoints[MF_URL_LIST_MAX][280]; /* "http://host:port" */
+    size_t n, cur;
+    uint32_t timeout_ms;
+};
+
+typedef struct mmc_etcd_buf {
+    char *data;
+    size_t len;
+    bool over;
+} mmc_etcd_buf_t;
+
+static pthread_once_t mmc_etcd_once = PTHREAD_ONCE_INIT;
+
+static void mmc_etcd_global(void)
+{
+    (void)curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static size_t mmc_etcd_write(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+    mmc_etcd_buf_t *b = arg;
+    size_t n = size * nmemb;
+    char *grown;
+
+    if (b->len + n > MMC_ETCD_MAX_BODY) {
+        b->over = true;
+        return 0;
+    }
+    grown = realloc(b->data, b->len + n + 1);
+    if (grown == NULL) {
+        return 0;
+    }
+    b->data = grown;
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+mf_status_t mmc_etcd_open(const char *endpoints, uint32_t timeout_ms,
+                          mmc_etcd_t **etcd_p)
+{
+    const char *p = endpoints;
+    mmc_etcd_t *e;
+
+    pthread_once(&mmc_etcd_once, mmc_etcd_global);
+    e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    while (p != NULL && *p != '\0' && e->n < MF_URL_LIST_MAX) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len > 0 && p[len - 1] == ' ') {
+            len--;
+        }
+        if (len == 0 || len >= sizeof(e->endpoints[0]) ||
+            strncmp(p, "http://", 7) != 0) {
+            mf_error("etcd: bad endpoint in '%s' (expected http://host:port, "
+                     "comma-separated)",
+                     endpoints);
+            free(e);
+            return MF_ERR_CONFIG;
+        }
+        memcpy(e->endpoints[e->n], p, len);
+        e->endpoints[e->n++][len] = '\0';
+        p = end != NULL ? end + 1 : NULL;
+    }
+    if (e->n == 0) {
+        mf_error("etcd: no endpoint in '%s'", endpoints);
+        free(e);
+        return MF_ERR_CONFIG;
+    }
+    e->curl = curl_easy_init();
+    if (e->curl == NULL) {
+        free(e);
+        return MF_ERR_NOMEM;
+    }
+    e->timeout_ms = timeout_ms;
+    *etcd_p = e;
+    return MF_OK;
+}
+
+void mmc_etcd_close(mmc_etcd_t *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    curl_easy_cleanup(e->curl);
+    free(e);
+}
+
+/* POSTs body to path on an endpoint that answers; *resp_p the parsed
+ * answer (json_object_put it). */
+static mf_status_t mmc_etcd_call(mmc_etcd_t *e, const char *path,
+                                 json_object *req, json_object **resp_p)
+{
+    const char *body =
+        json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: "
+                                                      "application/json");
+    mf_status_t status = MF_ERR_IO;
+    char url[400];
+    long code = 0;
+
+    for (size_t tries = 0; tries < e->n; tries++) {
+        mmc_etcd_buf_t b = {0};
+        CURLcode rc;
+
+        snprintf(url, sizeof(url), "%s%s", e->endpoints[e->cur], path);
+        curl_easy_reset(e->curl);
+        curl_easy_setopt(e->curl, CURLOPT_URL, url);
+        curl_easy_setopt(e->curl, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e->curl, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(e->curl, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+        curl_easy_setopt(e->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long)e->timeout_ms);
+        curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, mmc_etcd_write);
+        curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+        rc = curl_easy_perform(e->curl);
+        if (rc == CURLE_OK) {
+            curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &code);
+        }
+        if (rc == CURLE_OK && code == 200 && b.data != NULL) {
+            *resp_p = json_tokener_parse(b.data);
+            status = *resp_p != NULL ? MF_OK : MF_ERR_PROTO;
+            if (status != MF_OK) {
+                mf_warn("etcd: %s answered what is no JSON", url);
+            }
+            free(b.data);
+            break;
+        }
+        mf_debug("etcd: %s: %s (HTTP %ld)", url,
+                 rc != CURLE_OK ? curl_easy_strerror(rc) : "refused", code);
+        free(b.data);
+        e->cur = (e->cur + 1) % e->n;
+    }
+    curl_slist_free_all(hdrs);
+    if (status == MF_ERR_IO) {
+        mf_warn("etcd: no endpoint answered %s", path);
+    }
+    return status;
+}
+
+/* An int64 field (a JSON string, or a number); def when absent. */
+static int64_t mmc_etcd_i64(json_object *o, const char *name, int64_t def)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, name, &v)) {
+        return def;
+    }
+    if (json_object_is_type(v, json_type_string)) {
+        return strtoll(json_object_get_string(v), NULL, 10);
+    }
+    return json_object_get_int64(v);
+}
+
+static json_object *mmc_etcd_str64(int64_t v)
+{
+    char s[32];
+
+    snprintf(s, sizeof(s), "%" PRId64, v);
+    return json_object_new_string(s);
+}
+
+static json_object *mmc_etcd_b64(const char *s)
+{
+    char out[MMC_ETCD_KEY_MAX * 2];
+
+    if (mf_base64_encode(s, strlen(s), out, sizeof(out)) == 0 && s[0] != '\0') {
+        return NULL;
+    }
+    return json_object_new_string(out);
+}
+
+/* The decoded value of kvs[0] of a range answer; false if none. */
+static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len)
+{
+    json_object *kvs, *kv, *v;
+    long n;
+
+    if (!json_object_object_get_ex(range, "kvs", &kvs) ||
+        json_object_array_length(kvs) == 0) {
+        return false;
+    }
+    kv = json_object_array_get_idx(kvs, 0);
+    if (value == NULL || value_len == 0) {
+        return true;
+    }
+    value[0] = '\0';
+    if (json_object_object_get_ex(kv, "value", &v)) {
+        n = mf_base64_decode(json_object_get_string(v), value, value_len - 1);
+        value[n > 0 ? n : 0] = '\0';
+    }
+    return true;
+}
+
+mf_status_t mmc_etcd_lease_grant(mmc_etcd_t *e, uint32_t ttl_s, int64_t *id_p)
+{
+    json_object *req = json_object_new_object(), *resp = NULL;
+    mf_status_t status;
+
+    json_object_object_add(req, "TTL", mmc_etcd_str64(ttl_s));
+    status = mmc_etcd_call(e, "/v3/lease/grant", req, &resp);
+    json_object_put(req);
+    if (status == MF_OK) {
+        *id_p = mmc_etcd_i64(resp, "ID", 0);
+        status = *id_p != 0 ? MF_OK : MF_ERR_PROTO;
+    }
+    json_object_put(resp);
+    return status;
+}
+
+mf_status_t mmc_etcd_lease_keepalive(mmc_etcd_t *e, int64_t id, int64_t *ttl_p)
+{
+    json_object *req = json_object_new_object(), *resp = NULL, *result;
+    mf_status_t status;
+
+    json_object_object_add(req, "ID", mmc_etcd_str64(id));
+    status = mmc_etcd_call(e, "/v3/lease/keepalive", req, &resp);
+    json_object_put(req);
+    if (status == MF_OK) {
+        /* a stream answer: {"result": {..., "TTL": "n"}}; no TTL: gone */
+        if (!json_object_object_get_ex(resp, "result", &result)) {
+            result = resp;
+        }
+        *ttl_p = mmc_etcd_i64(result, "TTL", 0);
+    }
+    json_object_put(resp);
+    return status;
+}
+
+mf_status_t mmc_etcd_lease_revoke(mmc_etcd_t *e, int64_t id)
+{
+    json_object *req = json_object_new_object(), *resp = NULL;
+    mf_status_t status;
+
+    json_object_object_add(req, "ID", mmc_etcd_str64(id));
+    status = mmc_etcd_call(e, "/v3/lease/revoke", req, &resp);
+    json_object_put(req);
+    json_object_put(resp);
+    return status;
+}
+
+mf_status_t mmc_etcd_create(mmc_etcd_t *e, const char *key, const char *value,
+                            int64_t lease, bool *won_p, int64_t *rev_p,
+                            char *holder, size_t holder_len)
+{
+    json_object *req = json_object_new_object(), *resp = NULL;
+    json_object *cmp = json_object_new_object(),
+                *put = json_object_new_object();
+    json_object *rng = json_object_new_object(), *op, *arr, *v, *hdr, *r0;
+    mf_status_t status;
+
+    json_object_object_add(cmp, "key", mmc_etcd_b64(key));
+    json_object_object_add(cmp, "target", json_object_new_string("CREATE"));
+    json_object_object_add(cmp, "create_revision", mmc_etcd_str64(0));
+    arr = json_object_new_array();
+    json_object_array_add(arr, cmp);
+    json_object_object_add(req, "compare", arr);
+
+    json_object_object_add(put, "key", mmc_etcd_b64(key));
+    json_object_object_add(put, "value", mmc_etcd_b64(value));
+    json_object_object_add(put, "lease", mmc_etcd_str64(lease));
+    op = json_object_new_object();
+    json_object_object_add(op, "request_put", put);
+    arr = json_object_new_array();
+    json_object_array_add(arr, op);
+    json_object_object_add(req, "success", arr);
+
+    json_object_object_add(rng, "key", mmc_etcd_b64(key));
+    op = json_object_new_object();
+    json_object_object_add(op, "request_range", rng);
+    arr = json_object_new_array();
+    json_object_array_add(arr, op);
+    json_object_object_add(req, "failure", arr);
+
+    status = mmc_etcd_call(e, "/v3/kv/txn", req, &resp);
+    json_object_put(req);
+    if (status != MF_OK) {
+        return status;
+    }
+    *won_p = json_object_object_get_ex(resp, "succeeded", &v) &&
+             json_object_get_boolean(v);
+    *rev_p = json_object_object_get_ex(resp, "header", &hdr)
+                 ? mmc_etcd_i64(hdr, "revision", 0)
+                 : 0;
+    if (!*won_p && holder != NULL && holder_len > 0) {
+        holder[0] = '\0';
+        if (json_object_object_get_ex(resp, "responses", &arr) &&
+            json_object_array_length(arr) > 0 &&
+            json_object_object_get_ex(json_object_array_get_idx(arr, 0),
+                                      "response_range", &r0)) {
+            (void)mmc_etcd_kv_value(r0, holder, holder_len);
+        }
+    }
+    json_object_put(resp);
+    return MF_OK;
+}
+
+mf_status_t mmc_etcd_get(mmc_etcd_t *e, const char *key, bool *found_p,
+                         char *value, size_t value_len)
+{
+    json_object *req = json_object_new_object(), *resp = NULL;
+    mf_status_t status;
+
+    json_object_object_add(req, "key", mmc_etcd_b64(key));
+    status = mmc_etcd_call(e, "/v3/kv/range", req, &resp);
+    json_object_put(req);
+    if (status == MF_OK) {
+        *found_p = mmc_etcd_kv_value(resp, value, value_len);
+    }
+    json_object_put(resp);
+    return status;
+}

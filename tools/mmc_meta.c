@@ -234,6 +234,9 @@ int main(int argc, char **argv)
         mmc_meta_ha_resign(ha);
         return 1;
     }
+    if (ha != NULL) {
+        mmc_meta_set_leader(meta, mmc_meta_ha_revision(ha));
+    }
     printf("mmc-meta ready rpc=%s:%u store=%u http=%u\n", cfg.addr,
            (unsigned)mmc_meta_port(meta), (unsigned)mmc_meta_store_port(meta),
            (unsigned)mmc_meta_http_port(meta));

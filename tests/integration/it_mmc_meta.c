@@ -603,6 +603,10 @@ static void test_http(void **state)
         "mmc_under_replicated",
         "mmc_repairs_running",
         "mmc_repairs_total",
+        "mmc_leader",
+        "mmc_leader_revision",
+        "mmc_uptime_seconds",
+        "mmc_rebuild_seconds",
     };
     mt_metrics_t *m = calloc(1, sizeof(*m));
     char value[128];
@@ -622,7 +626,8 @@ static void test_http(void **state)
     mt_http(d.http_port, "GET", "/health?format=json", NULL, &r);
     assert_int_equal(r.code, 200);
     assert_string_equal(r.body,
-                        "{\"status\":\"ok\",\"members\":0,\"objects\":0}\n");
+                        "{\"status\":\"ok\",\"role\":\"alone\",\"members\":0,"
+                        "\"objects\":0}\n");
     assert_non_null(mt_header(&r, "Content-Type", value, sizeof(value)));
     assert_string_equal(value, "application/json");
     mt_resp_free(&r);
@@ -850,7 +855,8 @@ static void test_views_of_state(void **state)
 
     mt_http(d.http_port, "GET", "/health?format=json", NULL, &r);
     assert_string_equal(r.body,
-                        "{\"status\":\"ok\",\"members\":1,\"objects\":1}\n");
+                        "{\"status\":\"ok\",\"role\":\"alone\",\"members\":1,"
+                        "\"objects\":1}\n");
     mt_resp_free(&r);
 
     /* the connection goes: its segment, and the object with it */

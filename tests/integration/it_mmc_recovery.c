@@ -479,6 +479,7 @@ typedef enum { RC_SAME, RC_MOVES, RC_FAILOVER } rc_mode_t;
 static void rc_restarts(rc_mode_t mode)
 {
     bool moves = mode == RC_MOVES, failover = mode == RC_FAILOVER;
+    double last_rev = 0;
     int leader = 1;
     uint64_t rec_ms[ROUNDS];
     pid_t pids[SLOTS];
@@ -581,6 +582,24 @@ static void rc_restarts(rc_mode_t mode)
                           "mmc_restored_objects_total") <= 0) {
             tk_print("parent: round %d: nothing restored", round);
             goto fail;
+        }
+        if (failover) {
+            double rev = it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta,
+                                       "mmc_leader_revision");
+
+            /* a leader, of a later revision than the one before */
+            if (it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta, "mmc_leader") !=
+                    1 ||
+                rev <= last_rev) {
+                tk_print(
+                    "parent: round %d: the new leader says leader %.0f, "
+                    "revision %.0f after %.0f",
+                    round,
+                    it_mmc_metric(&rc_net, 0, &it_mmc_sh->meta, "mmc_leader"),
+                    rev, last_rev);
+                goto fail;
+            }
+            last_rev = rev;
         }
         tk_print("parent: round %d: recovered in %llu ms; %llu objects "
                  "checked, %llu lost",

@@ -585,6 +585,26 @@ const mmc_meta_config_t *mmc_meta_config(const mmc_meta_t *meta)
     return &meta->cfg;
 }
 
+typedef struct mmc_meta_leader_arg {
+    mmc_meta_t *meta;
+    int64_t revision;
+} mmc_meta_leader_arg_t;
+
+static void mmc_meta_set_leader_fn(void *arg)
+{
+    mmc_meta_leader_arg_t *a = arg;
+
+    a->meta->stats.leader = true;
+    a->meta->stats.leader_revision = a->revision;
+}
+
+void mmc_meta_set_leader(mmc_meta_t *meta, int64_t revision)
+{
+    mmc_meta_leader_arg_t a = {meta, revision};
+
+    (void)mmc_meta_run_sync(meta, mmc_meta_set_leader_fn, &a);
+}
+
 mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
                               void *arg)
 {
@@ -629,6 +649,9 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->repairs_started = c.repairs_started;
     stats->repairs_done = c.repairs_done;
     stats->repairs_failed = c.repairs_failed;
+    stats->uptime_ms = mmc_meta_now_ms() - meta->start_ms;
+    stats->rebuild_ms =
+        meta->restored_ms != 0 ? meta->restored_ms - meta->start_ms : 0;
 }
 
 typedef struct mmc_meta_seg_walk {

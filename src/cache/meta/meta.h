@@ -50,6 +50,10 @@ mmc_status_t mmc_meta_key_info(mmc_meta_t *meta, const char *key,
                                size_t key_len, mmc_obj_info_t *info_p,
                                uint32_t *leases_p);
 /* Runs fn(arg) on the loop thread and waits for it. */
+/* This service leads the pool through etcd, having taken the leader key
+ * at revision (meta_ha.h): /health and /metrics say so.  Any thread. */
+void mmc_meta_set_leader(mmc_meta_t *meta, int64_t revision);
+
 mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
                               void *arg);
 

@@ -3,7 +3,8 @@
  * operators and monitoring.
  *
  *   GET /health     200 "ok\n"; with ?format=json or an Accept header that
- *                   names application/json: {"status":"ok","members":N,
+ *                   names application/json: {"status":"ok","role":"leader"
+ *                   (elected through etcd) or "alone","members":N,
  *                   "objects":N}
  *   GET /metrics    Prometheus text exposition format 0.0.4
  *   GET /segments   JSON array, one object per registered segment
@@ -245,8 +246,9 @@ static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
     }
     h->view.get_stats(h->view.ctx, stats);
     evbuffer_add_printf(body,
-                        "{\"status\":\"ok\",\"members\":%llu,"
+                        "{\"status\":\"ok\",\"role\":\"%s\",\"members\":%llu,"
                         "\"objects\":%llu}\n",
+                        stats->leader ? "leader" : "alone",
                         (unsigned long long)stats->members,
                         (unsigned long long)stats->objects);
     free(stats);
@@ -491,6 +493,21 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         "Connections closed after member_timeout_ms of "
                         "silence (registered or not).",
                         stats->conns_timed_out);
+    mmc_meta_http_gauge(b, "mmc_leader", "gauge",
+                        "1 when this service leads the pool through etcd, 0 "
+                        "when it runs alone.",
+                        stats->leader ? 1 : 0);
+    mmc_meta_http_gauge(b, "mmc_leader_revision", "gauge",
+                        "The etcd revision at which this leader took the "
+                        "leader key (grows with every leader).",
+                        (uint64_t)stats->leader_revision);
+    mmc_meta_http_gauge(b, "mmc_uptime_seconds", "gauge",
+                        "Seconds since this service started serving.",
+                        stats->uptime_ms / 1000);
+    mmc_meta_http_gauge(b, "mmc_rebuild_seconds", "gauge",
+                        "Seconds from the start to the last local service's "
+                        "record restored (0: none).",
+                        stats->rebuild_ms / 1000);
     mmc_meta_http_gauge(b, "mmc_records_sent_total", "counter",
                         "RECORD batches sent to holders.", stats->records_sent);
     mmc_meta_http_gauge(b, "mmc_replies_held_total", "counter",

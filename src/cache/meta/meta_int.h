@@ -51,6 +51,7 @@ struct mmc_meta {
     uint16_t http_port;
     mmc_meta_stats_t stats; /* requests, errors, latency, clients */
     uint64_t start_ms;      /* when it started (mmc_meta_now_ms) */
+    uint64_t restored_ms;   /* when a holder's record was last restored */
     uint64_t repair_tokens; /* bytes re-replication may copy now */
     uint64_t repair_last_ms;
 };

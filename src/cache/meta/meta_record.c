@@ -277,6 +277,7 @@ void mmc_meta_handle_restore(mmc_meta_t *meta, mmc_meta_conn_t *mc,
         mmc_state_restore_end(meta->state, mc->owner);
         mc->restoring = false;
         meta->stats.holders_restored++;
+        meta->restored_ms = mmc_meta_now_ms();
         mf_info("meta: rank %" PRIu32 " (%s) restored its record",
                 mmc_state_owner_rank(mc->owner), mc->name);
     }

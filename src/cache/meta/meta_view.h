@@ -68,6 +68,11 @@ typedef struct mmc_meta_stats {
     uint64_t member_losses_timeout; /* ... closed for member_timeout_ms of
                                        silence */
     uint64_t conns_timed_out;       /* connections closed for silence, all */
+    bool leader;                    /* leads through etcd (else runs alone) */
+    int64_t leader_revision;        /* at which it took the leader key */
+    uint64_t uptime_ms;             /* since it started serving */
+    uint64_t rebuild_ms; /* from the start to the last holder's record
+                            restored (0: none restored) */
 } mmc_meta_stats_t;
 
 typedef struct mmc_meta_seg_info {

@@ -213,6 +213,7 @@ int main(int argc, char **argv)
         status = mmc_meta_ha_lead(&cfg, &mmc_meta_tool_stop, mmc_meta_tool_lost,
                                   NULL, &ha);
         if (status == MF_ERR_CANCELED) {
+            pthread_join(sig_thread, NULL); /* it said so, and ended */
             fprintf(stderr, "mmc-meta: %s while standing by, stopping\n",
                     mmc_meta_tool_sig == SIGINT ? "SIGINT" : "SIGTERM");
             return 0;

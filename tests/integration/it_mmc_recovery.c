@@ -204,7 +204,8 @@ static int rc_check(mmc_t *mmc, int slot, int n, char *buf)
 static int rc_probe(mmc_t *mmc, int slot, char *buf, tk_rng_t *rng)
 {
     int count = atomic_load(&rc->next[slot]), n;
-    uint64_t dead_ms, start, zero = 0;
+    unsigned long long zero = 0;
+    uint64_t dead_ms, start;
     rc_obj_t *o;
     char key[32];
 

@@ -18,7 +18,9 @@
 
 #include "cache/meta/meta.h"
 #include "fabric/core/core.h"
+#include "cache/meta/etcd.h"
 #include "util/config.h"
+#include "util/log.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -232,12 +234,33 @@ static void test_set_errors(void **state)
                    "longer");
 }
 
+/* etcd endpoints that are no http://host:port list are refused before
+ * any request, naming the list. */
+static void test_etcd_endpoints(void **state)
+{
+    static const char *const bad[] = {"", "etcd:2379", "https://a:1",
+                                      "http://a:1,,http://b:2",
+                                      "http://a:1, ftp://b:2"};
+    mmc_etcd_t *e = NULL;
+
+    (void)state;
+    mf_log_set_level(MF_LOG_OFF);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(mmc_etcd_open(bad[i], 100, &e), MF_ERR_CONFIG);
+    }
+    mf_log_set_level(MF_LOG_WARN);
+    assert_int_equal(mmc_etcd_open("http://a:1, http://b:2", 100, &e), MF_OK);
+    mmc_etcd_close(e);
+}
+
 static void test_bounds(void **state)
 {
     mmc_meta_config_t cfg;
 
     tmc_expect_bad("port", "65536", "range");
     tmc_expect_bad("store_port", "70000", "range");
+    tmc_expect_bad("ha_ttl_ms", "1s", "range");
+    tmc_expect_bad("repair_max_active", "5000", "range");
     tmc_expect_bad("http_port", "100000", "range");
     tmc_expect_bad("max_ranks", "0", "range");
     tmc_expect_bad("max_ranks", "65537", "range");
@@ -579,6 +602,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_errors, tmc_setup,
                                         tmc_teardown),
         cmocka_unit_test_setup_teardown(test_bounds, tmc_setup, tmc_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_endpoints, tmc_setup,
+                                        tmc_teardown),
         cmocka_unit_test_setup_teardown(test_check_window, tmc_setup,
                                         tmc_teardown),
         cmocka_unit_test_setup_teardown(test_check_device_window, tmc_setup,

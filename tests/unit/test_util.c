@@ -440,17 +440,16 @@ static void test_base64(void **state)
 {
     static const char *const plain[] = {"",     "f",     "fo",    "foo",
                                         "foob", "fooba", "foobar"};
-    static const char *const coded[] = {"",         "Zg==",     "Zm8=",
-                                        "Zm9v",     "Zm9vYg==", "Zm9vYmE=",
-                                        "Zm9vYmFy"};
+    static const char *const coded[] = {
+        "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     char out[32], back[32];
     long n;
 
     (void)state;
     for (size_t i = 0; i < MF_ARRAY_SIZE(plain); i++) {
-        assert_int_equal(mf_base64_encode(plain[i], strlen(plain[i]), out,
-                                          sizeof(out)),
-                         strlen(coded[i]));
+        assert_int_equal(
+            mf_base64_encode(plain[i], strlen(plain[i]), out, sizeof(out)),
+            strlen(coded[i]));
         assert_string_equal(out, coded[i]);
         n = mf_base64_decode(coded[i], back, sizeof(back));
         assert_int_equal(n, (long)strlen(plain[i]));

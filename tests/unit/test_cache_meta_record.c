@@ -449,6 +449,8 @@ static void test_rec_restart(void **state)
  * ranges are refused; a restoring segment takes no new replica until its
  * end; a put after the restart is newer than everything restored.
  */
+static uint32_t test_rec_ranks_of(test_rec_t *t, const char *key);
+
 static void test_rec_conflicts(void **state)
 {
     test_rec_t *t = *state;
@@ -558,6 +560,23 @@ static void test_rec_conflicts(void **state)
             assert_true(w->version > UINT64_MAX / 2);
         }
     }
+
+    /* an object has the slots its put asked for: a third holder of a
+     * two-replica object (a repair's copy that outlived a partition, say)
+     * is one too many */
+    t->owners[2] = test_rec_member(t->st, 2, "h2", 64 * PG);
+    assert_int_equal(mmc_state_restore_begin(t->st, t->owners[2]), MF_OK);
+    bad = e;
+    bad.key = (mmc_key_t){"two", 3};
+    bad.want = 2;
+    bad.offset = 16 * PG;
+    bad.version = 7;
+    assert_int_equal(mmc_state_restore(t->st, t->owners[0], &bad), MMC_OK);
+    assert_int_equal(mmc_state_restore(t->st, t->owners[1], &bad), MMC_OK);
+    assert_int_equal(mmc_state_restore(t->st, t->owners[2], &bad),
+                     MMC_ERR_EXISTS);
+    assert_int_equal(test_rec_ranks_of(t, "two"), 0x3u);
+    mmc_state_restore_end(t->st, t->owners[2]);
     assert_int_equal(mmc_state_check(t->st), MF_OK);
 }
 

@@ -2,7 +2,7 @@
  * State machine of the MemCache meta service (see meta_state.h).
  *
  * Objects.  Every replica set, pending or committed, is an object
- * (mmc_state_obj_t): its size and up to MMC_MAX_REPLICAS replicas, each a
+ * (mmc_state_obj_t): its size and the replicas its put asked for, each a
  * block of a segment's allocator.  A pending object has a put (obj->put)
  * and sits in the pending map under its key; committing it moves it into
  * the index, so replicas never move.  An object leaves the index when it is
@@ -108,7 +108,7 @@ static void mmc_state_fill_result(const mmc_state_t *state,
     res->status = MMC_OK;
     res->id = id;
     res->size = obj->size;
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         const mmc_state_rep_t *rep = &obj->reps[i];
         if (rep->seg == NULL || rep->filling) {
             continue;
@@ -209,9 +209,29 @@ void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
     rep->filling = false;
 }
 
+mmc_state_obj_t *mmc_state_obj_new(const char *key, size_t key_len,
+                                   uint8_t nslots)
+{
+    /* the slots a put asked for, not MMC_MAX_REPLICAS of them: an index
+     * of millions of one-replica objects stays small */
+    size_t reps_off = MF_ALIGN_UP(sizeof(mmc_state_obj_t), 8);
+    size_t key_off = reps_off + (size_t)nslots * sizeof(mmc_state_rep_t);
+    mmc_state_obj_t *obj = calloc(1, key_off + key_len + 1);
+
+    if (obj == NULL) {
+        return NULL;
+    }
+    obj->nslots = nslots;
+    obj->reps = (mmc_state_rep_t *)((char *)obj + reps_off);
+    obj->key = (char *)obj + key_off;
+    obj->key_len = key_len;
+    memcpy(obj->key, key, key_len);
+    return obj;
+}
+
 static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
 {
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         if (obj->reps[i].seg != NULL) {
             mmc_state_rep_remove(state, &obj->reps[i], true);
         }
@@ -229,7 +249,7 @@ static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
  * forget it now, whenever its space is freed); frees it unless leased. */
 void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
 {
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         if (obj->reps[i].seg != NULL) {
             mmc_state_lru_del(&obj->reps[i]);
             mmc_state_rec_del(state, &obj->reps[i]);
@@ -278,7 +298,7 @@ void mmc_state_obj_unhold(mmc_state_t *state, mmc_state_obj_t *obj)
         return;
     }
     if (obj->nleases == 0) { /* a candidate again */
-        for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+        for (int i = 0; i < obj->nslots; i++) {
             if (obj->reps[i].seg != NULL && !obj->reps[i].filling) {
                 mmc_state_seg_unstick(state, obj->reps[i].seg);
             }
@@ -366,15 +386,13 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         goto out;
     }
 
-    obj = calloc(1, sizeof(*obj) + key_len + 1);
+    obj = mmc_state_obj_new(key, key_len, (uint8_t)opts->replicas);
     put = calloc(1, sizeof(*put));
     if ((obj == NULL) || (put == NULL)) {
         goto err_free;
     }
     obj->size = size;
     obj->want = (uint8_t)opts->replicas;
-    obj->key_len = key_len;
-    memcpy(obj->key, key, key_len);
     obj->put = put;
     put->id = mmc_state_new_id(state);
     put->flags = opts->flags;
@@ -459,7 +477,7 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
     mmc_state_put_forget(state, put);
     obj->linked = true;
     obj->version = mmc_state_new_version(state);
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         if (obj->reps[i].seg != NULL) {
             mmc_state_lru_add(state, &obj->reps[i]);
             mmc_state_rec_add(state, &obj->reps[i]);
@@ -757,7 +775,7 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
     mf_list_push_back(&state->lease_fifo, &lease->time_link);
     owner->nleases++;
     obj->nleases++;
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         if (obj->reps[i].seg != NULL) {
             mmc_state_lru_touch(&obj->reps[i]);
         }

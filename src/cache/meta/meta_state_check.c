@@ -182,7 +182,7 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
                      entry->key);
             return MF_ERR_STATE;
         }
-        for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+        for (int i = 0; i < obj->nslots; i++) {
             if ((obj->reps[i].seg != NULL) && !obj->reps[i].in_lru &&
                 !obj->reps[i].filling) {
                 mf_error("meta check: object %.*s has a replica off the LRU",

@@ -90,9 +90,10 @@ struct mmc_state_obj {
     bool linked;   /* in the index */
     bool unlinked; /* on state->unlinked */
     mf_list_t unlinked_link;
-    mmc_state_rep_t reps[MMC_MAX_REPLICAS];
+    uint8_t nslots;        /* of reps: the replicas its put asked for */
+    mmc_state_rep_t *reps; /* nslots slots, in the object's allocation */
     size_t key_len;
-    char key[];
+    char *key; /* NUL-terminated, in the object's allocation */
 };
 
 struct mmc_state_put {
@@ -188,6 +189,10 @@ void mmc_state_lru_touch(mmc_state_rep_t *rep);
 void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep);
 void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg);
 void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj);
+/* A zeroed object of key with nslots (1..MMC_MAX_REPLICAS) empty replica
+ * slots, in one allocation (free() frees it); NULL when out of memory. */
+mmc_state_obj_t *mmc_state_obj_new(const char *key, size_t key_len,
+                                   uint8_t nslots);
 /* meta_state_record.c: what the holders' records are told */
 uint64_t mmc_state_new_version(mmc_state_t *state);
 void mmc_state_rec_add(mmc_state_t *state, mmc_state_rep_t *rep);

@@ -214,7 +214,7 @@ static void mmc_state_restore_rep(mmc_state_t *state, mmc_state_obj_t *obj,
 {
     mmc_state_rep_t *rep = NULL;
 
-    for (int i = 0; i < MMC_MAX_REPLICAS && rep == NULL; i++) {
+    for (int i = 0; i < obj->nslots && rep == NULL; i++) {
         if (obj->reps[i].seg == NULL) {
             rep = &obj->reps[i];
         }
@@ -254,17 +254,16 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
     }
     len = mmc_state_round(state, e->size);
     old = mf_hmap_get(&state->index, e->key.data, e->key.len);
-    if (old != NULL &&
-        (old->version > e->version ||
-         (old->version == e->version &&
-          (old->size != e->size || old->nrep == MMC_MAX_REPLICAS)))) {
+    if (old != NULL && (old->version > e->version ||
+                        (old->version == e->version &&
+                         (old->size != e->size || old->nrep == old->nslots)))) {
         state->counters.restore_refused++;
         return MMC_ERR_EXISTS; /* a newer version is known */
     }
     if (old != NULL && old->version == e->version) {
         bool slot = false;
 
-        for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+        for (int i = 0; i < old->nslots; i++) {
             if (old->reps[i].seg != NULL &&
                 old->reps[i].seg->rank == owner->rank) {
                 state->counters.restore_refused++;
@@ -287,7 +286,7 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
         return MMC_OK;
     }
 
-    obj = calloc(1, sizeof(*obj) + e->key.len + 1);
+    obj = mmc_state_obj_new(e->key.data, e->key.len, e->want);
     if (obj == NULL || mf_hmap_put(&state->index, e->key.data, e->key.len, obj,
                                    &replaced) != MF_OK) {
         mf_error("meta state: out of memory restoring an object");
@@ -298,8 +297,6 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
     obj->size = e->size;
     obj->want = e->want;
     obj->version = e->version;
-    obj->key_len = e->key.len;
-    memcpy(obj->key, e->key.data, e->key.len);
     if (replaced != NULL) {
         mmc_state_obj_detach(state, replaced); /* older: its holders forget */
     }

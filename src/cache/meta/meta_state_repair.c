@@ -113,7 +113,7 @@ static bool mmc_state_repair_taken(const mmc_state_obj_t *obj,
     bool taken = false;
 
     *host_used = false;
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         const mmc_state_seg_t *seg = obj->reps[i].seg;
 
         if (seg == NULL) {
@@ -174,7 +174,7 @@ static bool mmc_state_repair_begin(mmc_state_t *state, mmc_state_obj_t *obj,
     mmc_state_seg_t *seg;
     uint64_t offset;
 
-    for (int i = 0; i < MMC_MAX_REPLICAS; i++) {
+    for (int i = 0; i < obj->nslots; i++) {
         mmc_state_rep_t *rep = &obj->reps[i];
 
         if (rep->seg == NULL) {

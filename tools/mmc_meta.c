@@ -15,16 +15,19 @@
  * start (a port in use, say).
  *
  * With etcd_endpoints set, one of several instances leads (meta_ha.h):
- * each prints "mmc-meta standby key=<key>" first, waits to lead, and only
- * then starts its servers and prints the ready line.  A leader that can
- * no longer renew its lease exits at once with code 3, before another
- * may lead (its supervisor starts it again, as a candidate).
+ * each prints "mmc-meta standby key=<key> http=<http_port>" first and
+ * waits to lead, serving only HTTP meanwhile (meta_standby.h); once it
+ * leads it starts its servers (HTTP on the same port) and prints the
+ * ready line.  A leader that can no longer renew its lease exits at once
+ * with code 3, before another may lead (its supervisor starts it again,
+ * as a candidate).
  *
  * Unless GLIBC_TUNABLES is set, it first runs itself again with malloc
  * tunables for a large index (mmc_meta_tool_tune).
  */
 #include "cache/meta/meta.h"
 #include "cache/meta/meta_ha.h"
+#include "cache/meta/meta_standby.h"
 
 #include <memfabric/mf_init.h>
 #include <memfabric/mf_log.h>
@@ -238,11 +241,30 @@ int main(int argc, char **argv)
     }
 
     if (cfg.etcd_endpoints[0] != '\0') {
-        printf("mmc-meta standby key=%s\n",
-               cfg.ha_key[0] != '\0' ? cfg.ha_key : "(per pool)");
+        mmc_meta_standby_t *sb = NULL;
+        mmc_meta_ha_params_t hp = {
+            .cfg = &cfg,
+            .stop = &mmc_meta_tool_stop,
+            .lost = mmc_meta_tool_lost,
+            .seen = mmc_meta_standby_seen,
+        };
+
+        status = mmc_meta_standby_start(&cfg, &sb);
+        if (status != MF_OK) {
+            fprintf(stderr, "mmc-meta: cannot serve HTTP on %s:%u: %s\n",
+                    cfg.addr, cfg.http_port, mf_status_str(status));
+            return 1;
+        }
+        printf("mmc-meta standby key=%s http=%u\n",
+               cfg.ha_key[0] != '\0' ? cfg.ha_key : "(per pool)",
+               (unsigned)mmc_meta_standby_http_port(sb));
         fflush(stdout);
-        status = mmc_meta_ha_lead(&cfg, &mmc_meta_tool_stop, mmc_meta_tool_lost,
-                                  NULL, &ha);
+        hp.arg = sb;
+        status = mmc_meta_ha_lead(&hp, &ha);
+        if (cfg.http_enable) { /* the leader serves on the same port */
+            cfg.http_port = mmc_meta_standby_http_port(sb);
+        }
+        mmc_meta_standby_stop(sb);
         if (status == MF_ERR_CANCELED) {
             pthread_join(sig_thread, NULL); /* it said so, and ended */
             fprintf(stderr, "mmc-meta: %s while standing by, stopping\n",
@@ -267,7 +289,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (ha != NULL) {
-        mmc_meta_set_leader(meta, mmc_meta_ha_revision(ha));
+        mmc_meta_set_leader(meta, mmc_meta_ha_revision(ha),
+                            mmc_meta_ha_term(ha), mmc_meta_ha_until(ha));
     }
     printf("mmc-meta ready rpc=%s:%u store=%u http=%u\n", cfg.addr,
            (unsigned)mmc_meta_port(meta), (unsigned)mmc_meta_store_port(meta),

@@ -34,6 +34,7 @@
 #include "util/codec.h"
 
 #include <memfabric/mf_status.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +162,17 @@ struct event_base *mf_net_server_base(mf_net_server_t *server);
  * runs it directly when called on the loop thread. */
 mf_status_t mf_net_server_run_sync(mf_net_server_t *server,
                                    void (*fn)(void *arg), void *arg);
+
+/*
+ * From the time *until on (mf_time_ms; *until may move on, and must
+ * outlive the server), the server answers nothing: a frame that arrives
+ * closes its connection unread, replies and notifies are dropped and
+ * close theirs (logged once).  For a leader whose lease may have run out:
+ * a process frozen past it must not act on what waited in its sockets.
+ * NULL: no fence.  Any thread.
+ */
+void mf_net_server_fence(mf_net_server_t *server,
+                         const atomic_uint_least64_t *until);
 
 /* Loop thread only.  A reply or notify to a closing conn is dropped. */
 mf_status_t mf_net_conn_reply(mf_net_conn_t *conn, uint64_t req_id,

@@ -50,6 +50,8 @@ struct mf_net_server {
     mf_net_listener_t *listener;
     mf_list_t conns; /* of mf_net_conn_t, loop thread only */
     uint32_t nconns;
+    const atomic_uint_least64_t *_Atomic fence; /* mf_net_server_fence */
+    bool fence_logged;                          /* loop thread only */
 };
 
 struct mf_net_conn {
@@ -98,6 +100,29 @@ static void mf_net_server_conn_drop(mf_net_conn_t *conn)
     event_active(conn->close_ev, 0, 0);
 }
 
+/* Past the fence: logs once. */
+static bool mf_net_server_fenced(mf_net_server_t *server)
+{
+    const atomic_uint_least64_t *until = atomic_load(&server->fence);
+
+    if (until == NULL || mf_time_ms() < atomic_load(until)) {
+        return false;
+    }
+    if (!server->fence_logged) {
+        mf_error("%s: past the fence (a leader lease that may have run out): "
+                 "answering nothing more",
+                 server->addr);
+        server->fence_logged = true;
+    }
+    return true;
+}
+
+void mf_net_server_fence(mf_net_server_t *server,
+                         const atomic_uint_least64_t *until)
+{
+    atomic_store(&server->fence, until);
+}
+
 static void mf_net_server_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     mf_net_conn_t *conn = arg;
@@ -115,6 +140,10 @@ static void mf_net_server_conn_read_cb(struct bufferevent *bev, void *arg)
             return;
         }
         if (!ready) {
+            return;
+        }
+        if (mf_net_server_fenced(server)) {
+            mf_net_server_conn_drop(conn); /* the client goes elsewhere */
             return;
         }
         if (hdr.kind != MF_NET_KIND_REQUEST) {
@@ -359,6 +388,10 @@ static mf_status_t mf_net_conn_send(mf_net_conn_t *conn, uint8_t kind,
     if (conn->closing) {
         mf_debug("%s: dropping a frame to closing connection %s",
                  conn->server->addr, conn->peer);
+        return MF_ERR_CONN_RESET;
+    }
+    if (mf_net_server_fenced(conn->server)) {
+        mf_net_server_conn_drop(conn);
         return MF_ERR_CONN_RESET;
     }
     /* A peer that stops reading must not grow our memory without bound:

@@ -23,6 +23,7 @@
  *   every connection with a HEARTBEAT for that.  Any connection silent for
  *   idle_timeout_ms is closed by the net server.
  */
+#include "store/server_fence.h"
 #include "store/server_int.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -800,6 +801,12 @@ err_free_server:
     free(server);
 err:
     return status;
+}
+
+void mf_store_server_fence(mf_store_server_t *server,
+                           const atomic_uint_least64_t *until)
+{
+    mf_net_server_fence(server->net, until);
 }
 
 MF_API uint16_t mf_store_server_port(const mf_store_server_t *server)

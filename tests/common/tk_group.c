@@ -15,6 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #if defined(__SANITIZE_ADDRESS__)
 #define TK_GROUP_ASAN 1
 #elif defined(__has_feature)
@@ -138,6 +144,11 @@ static size_t tk_mem_used(void)
 
 void tk_group_begin(void)
 {
+    const char *only = getenv("TK_TEST_FILTER");
+
+    if (only != NULL && only[0] != '\0') {
+        cmocka_set_test_filter(only); /* one test of a long group */
+    }
     tk_fd_scan(tk_fd_record, NULL);
     tk_mem_in_use = tk_mem_used();
 }

@@ -9,6 +9,9 @@
  * given to tk_fd_allow() with the reason the library keeps it.  Memory in
  * use (glibc's mallinfo2) may grow by TK_MEM_SLACK at most; under
  * AddressSanitizer that check is LeakSanitizer's at exit.
+ *
+ * TK_TEST_FILTER=<pattern> in the environment runs only the tests whose
+ * names match (cmocka's pattern: * and ?).
  */
 #ifndef MF_TK_GROUP_H
 #define MF_TK_GROUP_H

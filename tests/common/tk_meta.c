@@ -111,10 +111,18 @@ int tk_meta_start(tk_meta_t *meta, const tk_meta_params_t *params)
     meta->pid = pid;
     meta->stop_ms = params->stop_ms != 0 ? params->stop_ms : 60000;
     if (params->standby) {
-        if (strncmp(meta->line, "mmc-meta standby", 16) != 0) {
+        const char *http = strstr(meta->line, " http=");
+        unsigned port = 0;
+
+        if (strncmp(meta->line, "mmc-meta standby", 16) != 0 || http == NULL ||
+            sscanf(http, " http=%u", &port) != 1 || port > 65535) {
             tk_print("mmc-meta: unexpected standby line '%s'", meta->line);
             goto err_kill;
         }
+        /* a standby serves HTTP only, on the address asked for */
+        snprintf(meta->addr, sizeof(meta->addr), "%s",
+                 params->addr != NULL ? params->addr : "127.0.0.1");
+        meta->http_port = (uint16_t)port;
         meta->out_fd = fd; /* the ready line comes when it leads */
         return 0;
     }

@@ -42,8 +42,9 @@ typedef struct tk_meta_params {
     const tk_netns_t *net;   /* not NULL: runs inside host of this lab */
     int host;
     bool standby; /* one of several that elect a leader (etcd_endpoints
-                     set): its standby line is enough, tk_meta_wait_ready
-                     waits for it to lead */
+                     set): its standby line is enough (addr and http_port
+                     are set from it), tk_meta_wait_ready waits for it to
+                     lead */
 } tk_meta_params_t;
 
 /* The binary: $MMC_META_BIN if set, else fallback. */

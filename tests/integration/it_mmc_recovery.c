@@ -29,6 +29,7 @@
  * Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped otherwise.
  */
 #include "it_mmc.h"
+#include "tw_mmc.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -471,6 +472,62 @@ static int rc_cand_start(int host)
     return tk_meta_start(&rc_cands[host], &p);
 }
 
+/*
+ * After failover round `round` (the first leader was term 1): the leader
+ * on host `leader` says term round + 1 and as many failovers; the other
+ * candidate, standing by, says follower and, once it has seen the
+ * leader, the same term and the leader's URL; its /segments is 503.
+ */
+static int rc_check_follower(int round, int leader)
+{
+    const tk_meta_t *lm = &rc_cands[leader], *fm = &rc_cands[3 - leader];
+    char want[160], *body = NULL;
+    uint64_t deadline = tk_time_ms() + GUARD_MS;
+    int code;
+
+    if (it_mmc_metric(&rc_net, 0, lm, "mmc_leader_term") != round + 1 ||
+        it_mmc_metric(&rc_net, 0, lm, "mmc_failovers_total") != round ||
+        it_mmc_metric(&rc_net, 0, lm, "mmc_follower") != 0) {
+        tk_print("parent: round %d: the leader says term %.0f, failovers "
+                 "%.0f",
+                 round, it_mmc_metric(&rc_net, 0, lm, "mmc_leader_term"),
+                 it_mmc_metric(&rc_net, 0, lm, "mmc_failovers_total"));
+        return -1;
+    }
+    snprintf(want, sizeof(want),
+             "{\"status\":\"ok\",\"role\":\"follower\",\"members\":0,"
+             "\"objects\":0,\"leader\":\"tcp://%s:5800\"}",
+             rc_net.addr[leader]);
+    for (;;) {
+        code = it_mmc_http_get(&rc_net, 0, fm, "/health?format=json", &body);
+        if (code == 200 && body != NULL && strstr(body, want) != NULL &&
+            it_mmc_metric(&rc_net, 0, fm, "mmc_leader_term") == round + 1) {
+            break;
+        }
+        if (tk_time_ms() > deadline) {
+            tk_print("parent: round %d: the follower answers %d '%s'", round,
+                     code, body != NULL ? body : "");
+            free(body);
+            return -1;
+        }
+        free(body);
+        body = NULL;
+        tk_sleep_ms(50);
+    }
+    free(body);
+    body = NULL;
+    if (it_mmc_metric(&rc_net, 0, fm, "mmc_follower") != 1 ||
+        it_mmc_metric(&rc_net, 0, fm, "mmc_leader") != 0 ||
+        (code = it_mmc_http_get(&rc_net, 0, fm, "/segments", &body)) != 503 ||
+        strstr(body, "not the leader") == NULL) {
+        tk_print("parent: round %d: the follower's /segments: %d", round, code);
+        free(body);
+        return -1;
+    }
+    free(body);
+    return 0;
+}
+
 typedef enum { RC_SAME, RC_MOVES, RC_FAILOVER } rc_mode_t;
 
 /* The restarts of test_meta_restart; RC_MOVES: each on the other of hosts
@@ -601,6 +658,12 @@ static void rc_restarts(rc_mode_t mode)
                 goto fail;
             }
             last_rev = rev;
+            /* the pool's term counts every leader; the standby started
+             * again serves /health and /metrics as a follower and names
+             * the leader */
+            if (rc_check_follower(round, leader) != 0) {
+                goto fail;
+            }
         }
         tk_print("parent: round %d: recovered in %llu ms; %llu objects "
                  "checked, %llu lost",
@@ -1089,6 +1152,91 @@ fail:
     assert_true(ok);
 }
 
+/*
+ * (c) again, as a pause rather than a cut: the leader is frozen (SIGSTOP,
+ * as a long stall of its host would) past its lease, while a connection
+ * it accepted waits; the other candidate leads; a request then sits in
+ * the frozen leader's socket, and it is thawed.  It must not answer: its
+ * successor may have placed objects where it would, so the request gets
+ * the connection closed, and the old leader exits stepping down (3).
+ */
+static void test_leader_frozen(void **state)
+{
+    mmc_hello_resp_t hr;
+    tw_frame_t frame;
+    tw_conn_t c = {.fd = -1};
+    mf_status_t status;
+    pid_t old = -1;
+    uint64_t start;
+    int ok = 0, fd, code;
+
+    (void)state;
+    if (access(RC_ETCD_BIN, X_OK) != 0) {
+        tk_print("no %s: skipped", RC_ETCD_BIN);
+        skip();
+    }
+    memset(&frame, 0, sizeof(frame));
+    if (rc_etcd_start() != 0 || rc_cand_start(1) != 0 ||
+        tk_meta_wait_ready(&rc_cands[1], GUARD_MS) != 0 ||
+        rc_cand_start(2) != 0) {
+        goto fail;
+    }
+    fd = it_mmc_connect(&rc_net, 0, rc_cands[1].addr, rc_cands[1].port);
+    if (fd < 0) {
+        goto fail;
+    }
+    tw_conn_init(&c, fd, GUARD_MS);
+    if (tw_mmc_hello(&c, "frozen-test", &hr) != MF_OK) {
+        goto fail;
+    }
+    old = rc_cands[1].pid;
+    kill(old, SIGSTOP);
+    start = tk_time_ms();
+    if (tk_meta_wait_ready(&rc_cands[2], GUARD_MS) != 0) {
+        tk_print("parent: the candidate on host 2 never led");
+        goto fail;
+    }
+    tk_print("parent: the new leader serves %llu ms after the freeze",
+             (unsigned long long)(tk_time_ms() - start));
+    if (!tw_send_req(c.fd, MMC_OP_PING, 7, NULL, 0)) {
+        goto fail;
+    }
+    kill(old, SIGCONT);
+    status = tw_frame_recv(c.fd, GUARD_MS, MF_NET_DEFAULT_MAX_BODY, &frame);
+    if (status == MF_OK) {
+        tk_print("parent: the thawed old leader answered (status %d) after "
+                 "its successor led",
+                 frame.hdr.status);
+        goto fail;
+    }
+    code = tk_proc_wait(old, GUARD_MS);
+    rc_cands[1].pid = 0;
+    old = -1;
+    if (code != 3) {
+        tk_print("parent: the old leader ended with %d, not by stepping "
+                 "down (3)",
+                 code);
+        goto fail;
+    }
+    tk_print("parent: the thawed old leader answered nothing (%s) and "
+             "stepped down",
+             mf_status_name(status));
+    ok = 1;
+fail:
+    tw_frame_free(&frame);
+    tw_conn_close(&c);
+    if (old > 0) {
+        kill(old, SIGCONT);
+    }
+    for (int h = 1; h <= 2; h++) {
+        if (rc_cands[h].pid > 0) {
+            (void)tk_meta_stop(&rc_cands[h], SIGTERM);
+        }
+    }
+    rc_etcd_stop();
+    assert_true(ok);
+}
+
 static void test_meta_restart(void **state)
 {
     rc_restarts(RC_SAME);
@@ -1142,6 +1290,7 @@ int main(void)
         cmocka_unit_test(test_meta_moves),
         cmocka_unit_test(test_failover),
         cmocka_unit_test(test_leader_cut),
+        cmocka_unit_test(test_leader_frozen),
         cmocka_unit_test(test_repair),
         cmocka_unit_test(test_holder_dies_in_rebuild),
     };

@@ -1256,6 +1256,78 @@ static void test_server_closes(void **state)
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
+/* On the loop thread: the fence passes, then the held call is answered. */
+typedef struct test_fence_late {
+    test_srv_t *srv;
+    atomic_uint_least64_t *until;
+    mf_status_t status;
+} test_fence_late_t;
+
+static void test_fence_late_reply(void *arg)
+{
+    test_fence_late_t *late = arg;
+    test_srv_t *srv = late->srv;
+
+    atomic_store(late->until, 0);
+    late->status = mf_net_conn_reply(srv->held[0].conn, srv->held[0].req_id,
+                                     OP_HOLD, MF_OK, NULL, 0);
+    srv->nheld = 0;
+}
+
+/*
+ * A fenced server answers nothing once the fence time passed: the frame
+ * that arrives closes its connection unhandled, a reply to a request read
+ * before is dropped with its connection; moving the fence on (a renewed
+ * lease) serves again.
+ */
+static void test_fence(void **state)
+{
+    test_srv_t *srv = test_srv_start(0, 0);
+    atomic_uint_least64_t until = mf_time_ms() + 3600 * 1000;
+    test_fence_late_t late = {srv, &until, MF_OK};
+    test_async_call_t call;
+    test_cli_t cli, cli2;
+    pthread_t thread;
+    int handled;
+
+    (void)state;
+    mf_net_server_fence(srv->server, &until);
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    assert_int_equal(test_cli_create(&cli2, srv->port, 0), MF_OK);
+    assert_int_equal(test_echo(cli.client, "live", 4), MF_OK);
+
+    /* the lease ran out: a request is not handled */
+    atomic_store(&until, 0);
+    handled = atomic_load(&srv->nrequests);
+    assert_true(mf_status_is_peer_error(test_echo(cli.client, "late", 4)));
+    assert_int_equal(atomic_load(&srv->nrequests), handled);
+
+    /* renewed: served again; a call is held, then the fence passes before
+     * its reply goes out */
+    atomic_store(&until, mf_time_ms() + 3600 * 1000);
+    assert_int_equal(test_echo(cli.client, "again", 5), MF_OK);
+    call = (test_async_call_t){cli2.client, OP_HOLD, 0, 0};
+    assert_int_equal(
+        pthread_create(&thread, NULL, test_async_call_thread, &call), 0);
+    assert_true(test_wait_for(&srv->nheld_total, 1));
+    assert_int_equal(
+        mf_net_server_run_sync(srv->server, test_fence_late_reply, &late),
+        MF_OK);
+    assert_int_equal(late.status, MF_ERR_CONN_RESET);
+    pthread_join(thread, NULL);
+    assert_true(mf_status_is_peer_error(call.status));
+
+    atomic_store(&until, mf_time_ms() + 3600 * 1000);
+    assert_int_equal(test_echo(cli.client, "renewed", 7), MF_OK);
+    mf_net_server_fence(srv->server, NULL);
+    assert_int_equal(test_echo(cli.client, "unfenced", 8), MF_OK);
+    mf_net_client_destroy(cli.client);
+    mf_net_client_destroy(cli2.client);
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
+}
+
 static void test_max_conns(void **state)
 {
     test_srv_t *srv = test_srv_start(0, 1);
@@ -1459,6 +1531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notify, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_server_closes, test_setup,
                                         test_teardown),
+        cmocka_unit_test_setup_teardown(test_fence, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_max_conns, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_destroy_with_pending_call,

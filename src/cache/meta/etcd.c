@@ -204,8 +204,10 @@ static json_object *mmc_etcd_b64(const char *s)
     return json_object_new_string(out);
 }
 
-/* The decoded value of kvs[0] of a range answer; false if none. */
-static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len)
+/* The decoded value of kvs[0] of a range answer, and its version (puts
+ * since its creation; may be NULL); false if none. */
+static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len,
+                              int64_t *version_p)
 {
     json_object *kvs, *kv, *v;
     long n;
@@ -215,6 +217,9 @@ static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len)
         return false;
     }
     kv = json_object_array_get_idx(kvs, 0);
+    if (version_p != NULL) {
+        *version_p = mmc_etcd_i64(kv, "version", 0);
+    }
     if (value == NULL || value_len == 0) {
         return true;
     }
@@ -274,8 +279,8 @@ mf_status_t mmc_etcd_lease_revoke(mmc_etcd_t *e, int64_t id)
 }
 
 mf_status_t mmc_etcd_create(mmc_etcd_t *e, const char *key, const char *value,
-                            int64_t lease, bool *won_p, int64_t *rev_p,
-                            char *holder, size_t holder_len)
+                            int64_t lease, const char *bump, bool *won_p,
+                            int64_t *rev_p, char *holder, size_t holder_len)
 {
     json_object *req = json_object_new_object(), *resp = NULL;
     json_object *cmp = json_object_new_object(),
@@ -297,6 +302,13 @@ mf_status_t mmc_etcd_create(mmc_etcd_t *e, const char *key, const char *value,
     json_object_object_add(op, "request_put", put);
     arr = json_object_new_array();
     json_object_array_add(arr, op);
+    if (bump != NULL) { /* no lease: it outlives every holder */
+        put = json_object_new_object();
+        json_object_object_add(put, "key", mmc_etcd_b64(bump));
+        op = json_object_new_object();
+        json_object_object_add(op, "request_put", put);
+        json_object_array_add(arr, op);
+    }
     json_object_object_add(req, "success", arr);
 
     json_object_object_add(rng, "key", mmc_etcd_b64(key));
@@ -322,7 +334,7 @@ mf_status_t mmc_etcd_create(mmc_etcd_t *e, const char *key, const char *value,
             json_object_array_length(arr) > 0 &&
             json_object_object_get_ex(json_object_array_get_idx(arr, 0),
                                       "response_range", &r0)) {
-            (void)mmc_etcd_kv_value(r0, holder, holder_len);
+            (void)mmc_etcd_kv_value(r0, holder, holder_len, NULL);
         }
     }
     json_object_put(resp);
@@ -330,7 +342,7 @@ mf_status_t mmc_etcd_create(mmc_etcd_t *e, const char *key, const char *value,
 }
 
 mf_status_t mmc_etcd_get(mmc_etcd_t *e, const char *key, bool *found_p,
-                         char *value, size_t value_len)
+                         char *value, size_t value_len, int64_t *version_p)
 {
     json_object *req = json_object_new_object(), *resp = NULL;
     mf_status_t status;
@@ -339,7 +351,7 @@ mf_status_t mmc_etcd_get(mmc_etcd_t *e, const char *key, bool *found_p,
     status = mmc_etcd_call(e, "/v3/kv/range", req, &resp);
     json_object_put(req);
     if (status == MF_OK) {
-        *found_p = mmc_etcd_kv_value(resp, value, value_len);
+        *found_p = mmc_etcd_kv_value(resp, value, value_len, version_p);
     }
     json_object_put(resp);
     return status;

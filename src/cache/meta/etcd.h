@@ -33,17 +33,21 @@ mf_status_t mmc_etcd_lease_keepalive(mmc_etcd_t *etcd, int64_t id,
 mf_status_t mmc_etcd_lease_revoke(mmc_etcd_t *etcd, int64_t id);
 
 /*
- * Creates key = value under lease id if the key does not exist (one
- * transaction): *won_p true then, with *rev_p the revision of the put (a
- * fencing token: it grows with every leader); else false and holder (may
- * be NULL) gets the value the key holds.
+ * Creates key = value under lease id if the key does not exist, and then
+ * also puts an empty value to bump (when not NULL, without a lease), so
+ * that bump's version counts the creations (one transaction): *won_p true
+ * then, with *rev_p the revision of the puts (a fencing token: it grows
+ * with every leader); else false and holder (may be NULL) gets the value
+ * the key holds.
  */
 mf_status_t mmc_etcd_create(mmc_etcd_t *etcd, const char *key,
-                            const char *value, int64_t lease, bool *won_p,
-                            int64_t *rev_p, char *holder, size_t holder_len);
+                            const char *value, int64_t lease, const char *bump,
+                            bool *won_p, int64_t *rev_p, char *holder,
+                            size_t holder_len);
 
-/* The value of key: *found_p, and value (holder_len bytes, terminated). */
+/* The value of key: *found_p, value (value_len bytes, terminated; may be
+ * NULL) and *version_p (puts since it was created; may be NULL). */
 mf_status_t mmc_etcd_get(mmc_etcd_t *etcd, const char *key, bool *found_p,
-                         char *value, size_t value_len);
+                         char *value, size_t value_len, int64_t *version_p);
 
 #endif

@@ -59,6 +59,7 @@
  * loss (closed, or timeout).
  */
 #include "cache/meta/meta_int.h"
+#include "store/server_fence.h"
 
 /* ---- connections ---- */
 
@@ -588,6 +589,7 @@ const mmc_meta_config_t *mmc_meta_config(const mmc_meta_t *meta)
 typedef struct mmc_meta_leader_arg {
     mmc_meta_t *meta;
     int64_t revision;
+    int64_t term;
 } mmc_meta_leader_arg_t;
 
 static void mmc_meta_set_leader_fn(void *arg)
@@ -596,11 +598,17 @@ static void mmc_meta_set_leader_fn(void *arg)
 
     a->meta->stats.leader = true;
     a->meta->stats.leader_revision = a->revision;
+    a->meta->stats.term = a->term;
 }
 
-void mmc_meta_set_leader(mmc_meta_t *meta, int64_t revision)
+void mmc_meta_set_leader(mmc_meta_t *meta, int64_t revision, int64_t term,
+                         const atomic_uint_least64_t *serve_until)
 {
-    mmc_meta_leader_arg_t a = {meta, revision};
+    mmc_meta_leader_arg_t a = {meta, revision, term};
+
+    /* both servers: the config store follows the leader too */
+    mf_net_server_fence(meta->server, serve_until);
+    mf_store_server_fence(meta->store, serve_until);
 
     (void)mmc_meta_run_sync(meta, mmc_meta_set_leader_fn, &a);
 }

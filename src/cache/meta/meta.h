@@ -29,6 +29,7 @@
 #include "cache/proto/proto.h"
 
 #include <memfabric/mf_status.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,8 +52,13 @@ mmc_status_t mmc_meta_key_info(mmc_meta_t *meta, const char *key,
                                uint32_t *leases_p);
 /* Runs fn(arg) on the loop thread and waits for it. */
 /* This service leads the pool through etcd, having taken the leader key
- * at revision (meta_ha.h): /health and /metrics say so.  Any thread. */
-void mmc_meta_set_leader(mmc_meta_t *meta, int64_t revision);
+ * at revision, as the pool's term-th leader (meta_ha.h): /health and
+ * /metrics say so.  From the time in *serve_until on (mf_time_ms; it
+ * must outlive the service) it answers nothing, and closes every
+ * connection that asks: a leader frozen past its lease does not act on
+ * what waited in its sockets.  Any thread. */
+void mmc_meta_set_leader(mmc_meta_t *meta, int64_t revision, int64_t term,
+                         const atomic_uint_least64_t *serve_until);
 
 mf_status_t mmc_meta_run_sync(mmc_meta_t *meta, void (*fn)(void *arg),
                               void *arg);

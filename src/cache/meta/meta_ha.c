@@ -3,8 +3,11 @@
  *
  * Campaign: grant a lease of ha_ttl_ms (rounded up to whole seconds, as
  * etcd counts), then create ha_key = advertise under it if the key does
- * not exist.  Lost: poll the key every TTL/8 until it is gone, then try
- * again with a new lease (the old one is revoked).
+ * not exist, putting ha_key/term in the same transaction: that key is
+ * never deleted, so its version counts the leaders the pool has had (the
+ * term).  Lost: poll the key every TTL/8 until it is gone, then try again
+ * with a new lease (the old one is revoked); each leader seen meanwhile
+ * is reported with its term.
  *
  * Leading: a thread renews the lease every TTL/4, each request given
  * TTL/8.  A renewal that was sent at t and succeeded proves the lease
@@ -30,10 +33,13 @@
 struct mmc_meta_ha {
     mmc_etcd_t *etcd;
     char key[256];
+    char term_key[272];
     uint32_t ttl_ms;
     int64_t lease;
     int64_t revision;
+    int64_t term;
     uint64_t proven; /* when the request that created the key was sent */
+    atomic_uint_least64_t until; /* serve until: last proven + TTL/2 */
     void (*lost)(void *arg);
     void *arg;
     pthread_t thread;
@@ -81,6 +87,7 @@ static void *mmc_meta_ha_main(void *arg)
                 ha->lost(ha->arg);
             }
             proven = now;
+            atomic_store(&ha->until, proven + ha->ttl_ms / 2);
         }
         pthread_mutex_lock(&ha->lock);
     }
@@ -88,10 +95,39 @@ static void *mmc_meta_ha_main(void *arg)
     return NULL;
 }
 
-mf_status_t mmc_meta_ha_lead(const mmc_meta_config_t *cfg, atomic_bool *stop,
-                             void (*lost)(void *arg), void *arg,
+/* The term: 0 when it cannot be read (or no leader was ever elected). */
+static int64_t mmc_meta_ha_read_term(mmc_meta_ha_t *ha)
+{
+    int64_t term = 0;
+    bool found;
+
+    if (mmc_etcd_get(ha->etcd, ha->term_key, &found, NULL, 0, &term) != MF_OK ||
+        !found) {
+        return 0;
+    }
+    return term;
+}
+
+/* A standby saw leader (or none: ""): tell the caller once per change. */
+static void mmc_meta_ha_saw(mmc_meta_ha_t *ha, const mmc_meta_ha_params_t *p,
+                            const char *leader, char *last, size_t last_len)
+{
+    if (strcmp(leader, last) == 0) {
+        return;
+    }
+    mf_strlcpy(last, leader, last_len);
+    if (leader[0] != '\0') {
+        mf_info("meta: %s leads (%s); standing by", leader, ha->key);
+    }
+    if (p->seen != NULL) {
+        p->seen(p->arg, leader, mmc_meta_ha_read_term(ha));
+    }
+}
+
+mf_status_t mmc_meta_ha_lead(const mmc_meta_ha_params_t *p,
                              mmc_meta_ha_t **ha_p)
 {
+    const mmc_meta_config_t *cfg = p->cfg;
     char advertise[300], holder[300] = "", last[300] = "";
     uint32_t ttl_s = (cfg->ha_ttl_ms + 999) / 1000;
     mmc_meta_ha_t *ha = calloc(1, sizeof(*ha));
@@ -102,13 +138,14 @@ mf_status_t mmc_meta_ha_lead(const mmc_meta_config_t *cfg, atomic_bool *stop,
         return MF_ERR_NOMEM;
     }
     ha->ttl_ms = ttl_s * 1000;
-    ha->lost = lost;
-    ha->arg = arg;
+    ha->lost = p->lost;
+    ha->arg = p->arg;
     if (cfg->ha_key[0] != '\0') {
         mf_strlcpy(ha->key, cfg->ha_key, sizeof(ha->key));
     } else {
         snprintf(ha->key, sizeof(ha->key), "/memcache/%u/leader", cfg->pool_id);
     }
+    snprintf(ha->term_key, sizeof(ha->term_key), "%s/term", ha->key);
     if (cfg->advertise[0] != '\0') {
         mf_strlcpy(advertise, cfg->advertise, sizeof(advertise));
     } else {
@@ -122,7 +159,7 @@ mf_status_t mmc_meta_ha_lead(const mmc_meta_config_t *cfg, atomic_bool *stop,
         return status;
     }
     while (!won) {
-        if (atomic_load(stop)) {
+        if (atomic_load(p->stop)) {
             status = MF_ERR_CANCELED;
             goto err;
         }
@@ -133,8 +170,9 @@ mf_status_t mmc_meta_ha_lead(const mmc_meta_config_t *cfg, atomic_bool *stop,
             mmc_meta_ha_sleep(ha->ttl_ms / 8);
             continue;
         }
-        if (mmc_etcd_create(ha->etcd, ha->key, advertise, ha->lease, &won,
-                            &ha->revision, holder, sizeof(holder)) != MF_OK) {
+        if (mmc_etcd_create(ha->etcd, ha->key, advertise, ha->lease,
+                            ha->term_key, &won, &ha->revision, holder,
+                            sizeof(holder)) != MF_OK) {
             (void)mmc_etcd_lease_revoke(ha->etcd, ha->lease);
             ha->lease = 0;
             mmc_meta_ha_sleep(ha->ttl_ms / 8);
@@ -143,21 +181,26 @@ mf_status_t mmc_meta_ha_lead(const mmc_meta_config_t *cfg, atomic_bool *stop,
         if (won) {
             break;
         }
-        if (strcmp(holder, last) != 0) {
-            mf_info("meta: %s leads (%s); standing by", holder, ha->key);
-            mf_strlcpy(last, holder, sizeof(last));
-        }
+        mmc_meta_ha_saw(ha, p, holder, last, sizeof(last));
         /* the lease would run out while we wait: let it, take a new one */
         (void)mmc_etcd_lease_revoke(ha->etcd, ha->lease);
         ha->lease = 0;
         do {
             mmc_meta_ha_sleep(ha->ttl_ms / 8);
-        } while (!atomic_load(stop) &&
-                 mmc_etcd_get(ha->etcd, ha->key, &found, NULL, 0) == MF_OK &&
-                 found);
+            holder[0] = '\0';
+            if (atomic_load(p->stop) ||
+                mmc_etcd_get(ha->etcd, ha->key, &found, holder, sizeof(holder),
+                             NULL) != MF_OK) {
+                break;
+            }
+            mmc_meta_ha_saw(ha, p, found ? holder : "", last, sizeof(last));
+        } while (found);
     }
-    mf_info("meta: leading the pool as %s (%s, revision %" PRId64 ")",
-            advertise, ha->key, ha->revision);
+    atomic_store(&ha->until, ha->proven + ha->ttl_ms / 2);
+    ha->term = mmc_meta_ha_read_term(ha);
+    mf_info("meta: leading the pool as %s (%s, revision %" PRId64
+            ", term %" PRId64 ")",
+            advertise, ha->key, ha->revision, ha->term);
     pthread_mutex_init(&ha->lock, NULL);
     pthread_cond_init(&ha->cond, NULL);
     if (pthread_create(&ha->thread, NULL, mmc_meta_ha_main, ha) != 0) {
@@ -181,6 +224,16 @@ err:
 int64_t mmc_meta_ha_revision(const mmc_meta_ha_t *ha)
 {
     return ha->revision;
+}
+
+int64_t mmc_meta_ha_term(const mmc_meta_ha_t *ha)
+{
+    return ha->term;
+}
+
+const atomic_uint_least64_t *mmc_meta_ha_until(const mmc_meta_ha_t *ha)
+{
+    return &ha->until;
 }
 
 void mmc_meta_ha_resign(mmc_meta_ha_t *ha)

@@ -19,18 +19,37 @@
 
 typedef struct mmc_meta_ha mmc_meta_ha_t;
 
+typedef struct mmc_meta_ha_params {
+    const mmc_meta_config_t *cfg;
+    atomic_bool *stop; /* stop waiting when it becomes true */
+    /* A leader's lease is about to run out unrenewed: the caller must stop
+     * serving at once.  Called from the renewing thread. */
+    void (*lost)(void *arg);
+    /* While waiting: another instance leads (its advertised URL), or none
+     * ("") any more; term is the pool's count of leaders so far (0:
+     * unknown).  Called from the waiting thread; may be NULL. */
+    void (*seen)(void *arg, const char *leader, int64_t term);
+    void *arg;
+} mmc_meta_ha_params_t;
+
 /*
  * Waits to lead: MF_OK once this instance holds the key (the thread that
- * renews its lease runs, and calls lost(arg) from it if the lease is
- * about to run out unrenewed: the caller must stop serving at once);
- * MF_ERR_CANCELED when *stop became true while waiting; MF_ERR_CONFIG for
- * bad endpoints.  While etcd cannot be reached it keeps trying.
+ * renews its lease runs, and calls lost() if the lease is about to run
+ * out); MF_ERR_CANCELED when *stop became true while waiting;
+ * MF_ERR_CONFIG for bad endpoints.  While etcd cannot be reached it keeps
+ * trying.
  */
-mf_status_t mmc_meta_ha_lead(const mmc_meta_config_t *cfg, atomic_bool *stop,
-                             void (*lost)(void *arg), void *arg,
+mf_status_t mmc_meta_ha_lead(const mmc_meta_ha_params_t *params,
                              mmc_meta_ha_t **ha_p);
 /* The revision at which this leader took the key (grows with each). */
 int64_t mmc_meta_ha_revision(const mmc_meta_ha_t *ha);
+/* This leader's term: the pool has had that many leaders, itself
+ * included (0: etcd did not say). */
+int64_t mmc_meta_ha_term(const mmc_meta_ha_t *ha);
+/* Until when (mf_time_ms) this leader may serve: the time its lease was
+ * last proven alive plus half the TTL, pushed on by every renewal; past
+ * it, another instance may lead soon.  Lives as long as ha. */
+const atomic_uint_least64_t *mmc_meta_ha_until(const mmc_meta_ha_t *ha);
 /* Steps down: stops renewing and revokes the lease, so another instance
  * leads at once; frees ha. */
 void mmc_meta_ha_resign(mmc_meta_ha_t *ha);

@@ -4,14 +4,15 @@
  *
  *   GET /health     200 "ok\n"; with ?format=json or an Accept header that
  *                   names application/json: {"status":"ok","role":"leader"
- *                   (elected through etcd) or "alone","members":N,
- *                   "objects":N}
+ *                   (elected through etcd), "follower" (waiting to lead)
+ *                   or "alone","members":N,"objects":N[,"leader":URL]}
  *   GET /metrics    Prometheus text exposition format 0.0.4
  *   GET /segments   JSON array, one object per registered segment
  *   GET /key/<key>  JSON of one committed object (the key URL-encoded), or
  *                   404 with a JSON error
  * Any other path is 404, any other method 405; errors carry a JSON body
- * {"error": "..."}.
+ * {"error": "..."}.  A follower's view has no segments and no keys: those
+ * pages are 503 naming the leader.
  *
  * The evhttp server runs on the meta service's loop thread (the event_base
  * given to mmc_meta_http_start), so handlers read the meta state directly
@@ -27,6 +28,7 @@
 #include "net/net.h"
 
 #include "util/log.h"
+#include "util/misc.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -247,10 +249,18 @@ static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
     h->view.get_stats(h->view.ctx, stats);
     evbuffer_add_printf(body,
                         "{\"status\":\"ok\",\"role\":\"%s\",\"members\":%llu,"
-                        "\"objects\":%llu}\n",
-                        stats->leader ? "leader" : "alone",
+                        "\"objects\":%llu",
+                        stats->leader     ? "leader"
+                        : stats->follower ? "follower"
+                                          : "alone",
                         (unsigned long long)stats->members,
                         (unsigned long long)stats->objects);
+    if (stats->follower) {
+        evbuffer_add_printf(body, ",\"leader\":");
+        mmc_meta_http_json_str(body, stats->leader_url,
+                               strlen(stats->leader_url));
+    }
+    evbuffer_add_printf(body, "}\n");
     free(stats);
     mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", body);
 }
@@ -424,7 +434,9 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
         ctx.field = (mmc_meta_http_seg_field_t)f;
         mmc_meta_http_family(b, mmc_meta_http_seg_families[f].name, "gauge",
                              mmc_meta_http_seg_families[f].help);
-        h->view.foreach_seg(h->view.ctx, mmc_meta_http_seg_metric_cb, &ctx);
+        if (h->view.foreach_seg != NULL) {
+            h->view.foreach_seg(h->view.ctx, mmc_meta_http_seg_metric_cb, &ctx);
+        }
     }
 
     mmc_meta_http_op_counters(b, "mmc_requests_total",
@@ -495,8 +507,19 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         stats->conns_timed_out);
     mmc_meta_http_gauge(b, "mmc_leader", "gauge",
                         "1 when this service leads the pool through etcd, 0 "
-                        "when it runs alone.",
+                        "when it runs alone or waits to lead.",
                         stats->leader ? 1 : 0);
+    mmc_meta_http_gauge(b, "mmc_follower", "gauge",
+                        "1 while this service waits to lead (a standby).",
+                        stats->follower ? 1 : 0);
+    mmc_meta_http_gauge(b, "mmc_leader_term", "gauge",
+                        "Leaders the pool has had through etcd, the current "
+                        "one included (0: runs alone).",
+                        (uint64_t)MF_MAX(stats->term, 0));
+    mmc_meta_http_gauge(b, "mmc_failovers_total", "counter",
+                        "Leader changes of the pool through etcd: leaders "
+                        "after the first.",
+                        (uint64_t)MF_MAX(stats->term - 1, 0));
     mmc_meta_http_gauge(b, "mmc_leader_revision", "gauge",
                         "The etcd revision at which this leader took the "
                         "leader key (grows with every leader).",
@@ -572,12 +595,37 @@ static void mmc_meta_http_seg_json_cb(const mmc_meta_seg_info_t *seg, void *arg)
         (unsigned long long)seg->replicas);
 }
 
+/* A follower knows no segments and no keys: 503, naming the leader. */
+static void mmc_meta_http_not_leader(mmc_meta_http_t *h,
+                                     struct evhttp_request *req,
+                                     struct evbuffer *b)
+{
+    mmc_meta_stats_t *stats = calloc(1, sizeof(*stats));
+
+    if (stats == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        return;
+    }
+    h->view.get_stats(h->view.ctx, stats);
+    evbuffer_add_printf(b, "{\"error\":\"not the leader\",\"leader\":");
+    mmc_meta_http_json_str(b, stats->leader_url, strlen(stats->leader_url));
+    evbuffer_add_printf(b, "}\n");
+    free(stats);
+    mmc_meta_http_send(req, HTTP_SERVUNAVAIL, "Service Unavailable",
+                       "application/json", b);
+}
+
 static void mmc_meta_http_segments(mmc_meta_http_t *h,
                                    struct evhttp_request *req,
                                    struct evbuffer *b)
 {
     mmc_meta_http_seg_ctx_t ctx = {.body = b, .first = true};
 
+    if (h->view.foreach_seg == NULL) {
+        mmc_meta_http_not_leader(h, req, b);
+        return;
+    }
     evbuffer_add(b, "[", 1);
     h->view.foreach_seg(h->view.ctx, mmc_meta_http_seg_json_cb, &ctx);
     evbuffer_add_printf(b, "%s]\n", ctx.first ? "" : "\n");
@@ -593,6 +641,10 @@ static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
     uint32_t leases = 0;
     mmc_status_t status;
 
+    if (h->view.key_info == NULL) {
+        mmc_meta_http_not_leader(h, req, b);
+        return;
+    }
     memset(&info, 0, sizeof(info));
     status = h->view.key_info(h->view.ctx, key, len, &info, &leases);
     if (status == MMC_ERR_NOT_FOUND) {

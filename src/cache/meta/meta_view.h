@@ -69,10 +69,15 @@ typedef struct mmc_meta_stats {
                                        silence */
     uint64_t conns_timed_out;       /* connections closed for silence, all */
     bool leader;                    /* leads through etcd (else runs alone) */
-    int64_t leader_revision;        /* at which it took the leader key */
-    uint64_t uptime_ms;             /* since it started serving */
-    uint64_t rebuild_ms; /* from the start to the last holder's record
-                            restored (0: none restored) */
+    bool follower; /* one of several, waiting to lead: nothing else set but
+                      leader_url, term and uptime_ms */
+    char leader_url[256];    /* follower: what the leader advertises ("":
+                                none seen) */
+    int64_t term;            /* the pool's leaders so far (etcd), 0: alone */
+    int64_t leader_revision; /* at which it took the leader key */
+    uint64_t uptime_ms;      /* since it started serving */
+    uint64_t rebuild_ms;     /* from the start to the last holder's record
+                                restored (0: none restored) */
 } mmc_meta_stats_t;
 
 typedef struct mmc_meta_seg_info {

@@ -15,10 +15,20 @@
  * answered, and from the restart), objects per second, and a check that
  * sampled keys exist again.
  *
+ * With --failover, the same index lives on the leader of two mmc-meta
+ * elected through a local etcd (default ha_ttl_ms), the leader is killed,
+ * and the holders go round both addresses until one serves them (the
+ * standby's RPC port listens only once it leads), as local services do
+ * with a meta_url list: printed is the kill to the new leader's ready
+ * line and to the last holder's record restored on it.
+ *
  * Run: ./build/bench/mmc-rebuild-bench [objects (1000000)] [holders (4)]
+ *      [--failover]
  */
+#include "tk_etcd.h"
 #include "tk_meta.h"
 #include "tk_proc.h"
+#include "tk_sock.h"
 #include "tw_mmc.h"
 
 #include <pthread.h>
@@ -52,7 +62,10 @@ typedef struct rb_holder {
     int failed;
 } rb_holder_t;
 
-static tk_meta_t rb_meta;
+static tk_meta_t rb_meta;     /* the one serving (the leader) */
+static tk_meta_t rb_cands[2]; /* --failover: the candidates */
+static uint16_t rb_ports[2];  /* the RPC ports holders try, in turn */
+static int rb_nports;
 static mmc_hello_resp_t rb_hello;
 static uint64_t rb_max_seg;
 static pthread_barrier_t rb_barrier;
@@ -98,12 +111,26 @@ static int rb_connect(rb_holder_t *h, uint32_t flags)
     mmc_register_req_t reg;
     char name[32];
 
-    if (tw_conn_open(&h->conn, rb_meta.addr, rb_meta.port, CALL_MS) != 0) {
-        return -1;
-    }
+    uint64_t deadline = tk_time_ms() + CALL_MS;
+
     snprintf(name, sizeof(name), "holder-%u", h->rank);
-    if (tw_mmc_hello(&h->conn, name, &rb_hello) != MF_OK) {
-        return -1;
+    /* round the addresses until one serves (a standby does not listen) */
+    for (int i = 0;; i = (i + 1) % rb_nports) {
+        int fd = tk_sock_try_connect("127.0.0.1", rb_ports[i]);
+
+        if (fd >= 0) {
+            tw_conn_init(&h->conn, fd, CALL_MS);
+            if (tw_mmc_hello(&h->conn, name, &rb_hello) == MF_OK) {
+                break;
+            }
+            tw_conn_close(&h->conn);
+        }
+        if (tk_time_ms() > deadline) {
+            return -1;
+        }
+        if (i == rb_nports - 1) {
+            tk_sleep_ms(10);
+        }
     }
     h->conn.on_notify = rb_on_notify;
     memset(&reg, 0, sizeof(reg));
@@ -249,10 +276,15 @@ static void *rb_build(void *arg)
 static void *rb_rebuild(void *arg)
 {
     rb_holder_t *h = arg;
-    double start = rb_now();
+    double start = 0;
 
     tw_conn_close(&h->conn);
-    if (rb_connect(h, MMC_REG_RESTORE) != 0 || rb_restore_all(h) != 0) {
+    if (rb_connect(h, MMC_REG_RESTORE) != 0) {
+        h->failed = 1;
+        return NULL;
+    }
+    start = rb_now(); /* connected and registered: the records go */
+    if (rb_restore_all(h) != 0) {
         h->failed = 1;
     }
     h->secs = rb_now() - start;
@@ -260,8 +292,9 @@ static void *rb_rebuild(void *arg)
 }
 
 /* Every holder's thread running fn; the slowest one's time, -1 if one
- * failed. */
-static double rb_run(rb_holder_t *hs, uint32_t n, void *(*fn)(void *))
+ * failed.  With cand, waits meanwhile for it to lead: *ready_at then. */
+static double rb_run(rb_holder_t *hs, uint32_t n, void *(*fn)(void *),
+                     tk_meta_t *cand, double *ready_at)
 {
     pthread_t tids[64];
     double worst = 0;
@@ -269,6 +302,13 @@ static double rb_run(rb_holder_t *hs, uint32_t n, void *(*fn)(void *))
     pthread_barrier_init(&rb_barrier, NULL, n);
     for (uint32_t i = 0; i < n; i++) {
         pthread_create(&tids[i], NULL, fn, &hs[i]);
+    }
+    if (cand != NULL) {
+        if (tk_meta_wait_ready(cand, 60000) != 0) {
+            tk_print("the standby never led");
+            worst = -1;
+        }
+        *ready_at = rb_now();
     }
     for (uint32_t i = 0; i < n; i++) {
         pthread_join(tids[i], NULL);
@@ -281,10 +321,12 @@ static double rb_run(rb_holder_t *hs, uint32_t n, void *(*fn)(void *))
     return worst;
 }
 
-static int rb_meta_start(uint16_t port, uint16_t store, uint16_t http,
-                         uint32_t holders)
+/* An mmc-meta on the ports given (0: any) into m; etcd: a candidate of
+ * the election through it (NULL: alone). */
+static int rb_meta_start(tk_meta_t *m, uint16_t port, uint16_t store,
+                         uint16_t http, uint32_t holders, const char *etcd)
 {
-    char ranks[32], seg[48], p[32], s[32], h[32];
+    char ranks[32], seg[48], p[32], s[32], h[32], e[128];
     const char *sets[] = {ranks,
                           seg,
                           "log_level=warn",
@@ -294,8 +336,11 @@ static int rb_meta_start(uint16_t port, uint16_t store, uint16_t http,
                           p,
                           s,
                           h,
+                          etcd != NULL ? e : NULL,
                           NULL};
-    tk_meta_params_t params = {.bin = tk_meta_bin(MMC_META_BIN), .sets = sets};
+    tk_meta_params_t params = {.bin = tk_meta_bin(MMC_META_BIN),
+                               .sets = sets,
+                               .standby = etcd != NULL};
 
     snprintf(ranks, sizeof(ranks), "max_ranks=%u", holders);
     snprintf(seg, sizeof(seg), "max_segment_size=%llu",
@@ -303,7 +348,34 @@ static int rb_meta_start(uint16_t port, uint16_t store, uint16_t http,
     snprintf(p, sizeof(p), "port=%u", port);
     snprintf(s, sizeof(s), "store_port=%u", store);
     snprintf(h, sizeof(h), "http_port=%u", http);
-    return tk_meta_start(&rb_meta, &params);
+    if (etcd != NULL) {
+        snprintf(e, sizeof(e), "etcd_endpoints=%s", etcd);
+    }
+    return tk_meta_start(m, &params);
+}
+
+/* Two candidates on free ports through etcd; the first leads. */
+static int rb_cands_start(uint32_t holders, const char *etcd)
+{
+    uint16_t ports[6];
+
+    for (int i = 0; i < 6; i++) {
+        if (tk_port_free(&ports[i]) != 0) {
+            return -1;
+        }
+    }
+    if (rb_meta_start(&rb_cands[0], ports[0], ports[1], ports[2], holders,
+                      etcd) != 0 ||
+        tk_meta_wait_ready(&rb_cands[0], 60000) != 0 ||
+        rb_meta_start(&rb_cands[1], ports[3], ports[4], ports[5], holders,
+                      etcd) != 0) {
+        return -1;
+    }
+    rb_ports[0] = ports[0];
+    rb_ports[1] = ports[3];
+    rb_nports = 2;
+    rb_meta = rb_cands[0];
+    return 0;
 }
 
 /* Whether sampled keys of every holder exist (on a new connection). */
@@ -343,15 +415,19 @@ static int rb_check(rb_holder_t *hs, uint32_t n)
 
 int main(int argc, char **argv)
 {
+    bool failover = argc > 3 && strcmp(argv[3], "--failover") == 0;
     uint64_t objects = argc > 1 ? strtoull(argv[1], NULL, 0) : 1000000;
     uint32_t holders = argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 0) : 4;
     rb_holder_t *hs;
-    uint16_t port, store, http;
+    tk_etcd_t etcd = {0};
     double build, rebuild, kill_at, ready_at, total;
-    int code;
+    int code, ret = 1;
 
-    if (objects == 0 || holders == 0 || holders > 64) {
-        fprintf(stderr, "usage: %s [objects > 0] [holders 1..64]\n", argv[0]);
+    if (objects == 0 || holders == 0 || holders > 64 ||
+        (argc > 3 && !failover) || argc > 4) {
+        fprintf(stderr,
+                "usage: %s [objects > 0] [holders 1..64] [--failover]\n",
+                argv[0]);
         return 2;
     }
     hs = calloc(holders, sizeof(*hs));
@@ -367,51 +443,92 @@ int main(int argc, char **argv)
         hs[i].seg_size = rb_max_seg;
         hs[i].rec = calloc(hs[i].objects, sizeof(*hs[i].rec));
         if (hs[i].rec == NULL) {
-            return 1;
+            goto out;
         }
     }
-    if (rb_meta_start(0, 0, 0, holders) != 0) {
-        return 1;
-    }
-    port = rb_meta.port;
-    store = rb_meta.store_port;
-    http = rb_meta.http_port;
+    if (failover) {
+        uint16_t cport, pport;
 
-    build = rb_run(hs, holders, rb_build);
+        if (!tk_etcd_available()) {
+            tk_print("--failover needs %s (Debian etcd-server)", TK_ETCD_BIN);
+            goto out;
+        }
+        if (tk_port_free(&cport) != 0 || tk_port_free(&pport) != 0 ||
+            tk_etcd_start(&etcd, NULL, 0, "127.0.0.1", cport, pport) != 0 ||
+            rb_cands_start(holders, etcd.url) != 0) {
+            goto out;
+        }
+    } else {
+        if (rb_meta_start(&rb_meta, 0, 0, 0, holders, NULL) != 0) {
+            goto out;
+        }
+        rb_ports[0] = rb_meta.port;
+        rb_nports = 1;
+    }
+
+    build = rb_run(hs, holders, rb_build, NULL, NULL);
     if (build < 0) {
         tk_print("the build by puts failed");
-        tk_meta_stop(&rb_meta, SIGKILL);
-        return 1;
+        goto out;
     }
     kill_at = rb_now();
     kill(rb_meta.pid, SIGKILL);
     code = tk_proc_wait(rb_meta.pid, 60000);
-    rb_meta.pid = 0;
-    if (code != 128 + SIGKILL || rb_meta_start(port, store, http, holders)) {
-        tk_print("mmc-meta did not restart");
-        return 1;
+    if (code != 128 + SIGKILL) {
+        tk_print("mmc-meta ended with %d, not by the kill", code);
+        goto out;
     }
+    if (failover) {
+        rb_cands[0].pid = 0;
+        rb_meta = rb_cands[1];
+    } else {
+        uint16_t port = rb_meta.port, store = rb_meta.store_port,
+                 http = rb_meta.http_port;
+
+        rb_meta.pid = 0;
+        if (rb_meta_start(&rb_meta, port, store, http, holders, NULL) != 0) {
+            tk_print("mmc-meta did not restart");
+            goto out;
+        }
+    }
+    /* after a failover the holders find the new leader by themselves;
+     * meanwhile its ready line is awaited here */
     ready_at = rb_now();
-    rebuild = rb_run(hs, holders, rb_rebuild);
+    rebuild = rb_run(hs, holders, rb_rebuild, failover ? &rb_cands[1] : NULL,
+                     &ready_at);
     total = rb_now() - kill_at;
+    if (failover) {
+        rb_meta = rb_cands[1];
+    }
     if (rebuild < 0 || rb_check(hs, holders) != 0) {
         tk_print("the rebuild failed");
-        tk_meta_stop(&rb_meta, SIGKILL);
-        return 1;
+        goto out;
     }
-    printf("mmc-rebuild-bench: %llu objects of %u bytes on %u holders\n",
-           (unsigned long long)objects, OBJ_SIZE, holders);
+    printf("mmc-rebuild-bench: %llu objects of %u bytes on %u holders%s\n",
+           (unsigned long long)objects, OBJ_SIZE, holders,
+           failover ? ", failover through etcd (default ha_ttl_ms)" : "");
     printf("  built by puts (baseline): %8.3f s  %10.0f objects/s\n", build,
            (double)objects / build);
     printf("  rebuilt from the records: %8.3f s  %10.0f objects/s"
-           "  (RESTORE only; from the kill: %.3f s, daemon start %.3f s)\n",
-           rebuild, (double)objects / rebuild, total, ready_at - kill_at);
+           "  (RESTORE only; from the kill: %.3f s, %s %.3f s)\n",
+           rebuild, (double)objects / rebuild, total,
+           failover ? "new leader ready" : "daemon start", ready_at - kill_at);
     printf("  rebuild / build: %.2fx\n", rebuild / build);
-    tk_meta_stop(&rb_meta, SIGTERM);
+    ret = 0;
+out:
+    if (rb_meta.pid > 0) {
+        tk_meta_stop(&rb_meta, SIGTERM);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (rb_cands[i].pid > 0 && rb_cands[i].pid != rb_meta.pid) {
+            tk_meta_stop(&rb_cands[i], SIGTERM);
+        }
+    }
+    tk_etcd_stop(&etcd);
     for (uint32_t i = 0; i < holders; i++) {
         tw_conn_close(&hs[i].conn);
         free(hs[i].rec);
     }
     free(hs);
-    return 0;
+    return ret;
 }

@@ -14,7 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int tk_sock_connect(const char *addr, uint16_t port)
+static int tk_sock_connect_ex(const char *addr, uint16_t port,
+                              bool quiet_refused)
 {
     struct sockaddr_in sa;
     int fd;
@@ -32,11 +33,24 @@ int tk_sock_connect(const char *addr, uint16_t port)
         return -1;
     }
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        tk_print("connect to %s:%u failed: %s", addr, port, strerror(errno));
+        if (!quiet_refused || errno != ECONNREFUSED) {
+            tk_print("connect to %s:%u failed: %s", addr, port,
+                     strerror(errno));
+        }
         close(fd);
         return -1;
     }
     return fd;
+}
+
+int tk_sock_connect(const char *addr, uint16_t port)
+{
+    return tk_sock_connect_ex(addr, port, false);
+}
+
+int tk_sock_try_connect(const char *addr, uint16_t port)
+{
+    return tk_sock_connect_ex(addr, port, true);
 }
 
 bool tk_sock_send_all(int fd, const void *data, size_t len)

@@ -16,6 +16,9 @@
 /* A blocking, close-on-exec TCP socket connected to addr:port (an IPv4
  * address), or -1 (logged). */
 int tk_sock_connect(const char *addr, uint16_t port);
+/* tk_sock_connect(), silent when nobody listens (a server that may not
+ * be up yet). */
+int tk_sock_try_connect(const char *addr, uint16_t port);
 
 /* Sends all len bytes; false once the peer is gone. */
 bool tk_sock_send_all(int fd, const void *data, size_t len);

@@ -29,6 +29,7 @@
  * Needs root (or CAP_NET_ADMIN and CAP_SYS_ADMIN); skipped otherwise.
  */
 #include "it_mmc.h"
+#include "tk_etcd.h"
 #include "tw_mmc.h"
 
 #include <setjmp.h>
@@ -379,74 +380,26 @@ static bool rc_all_empty(void)
 
 /* ---- election through etcd (test_failover) ---- */
 
-#define RC_HA_PORT  5800 /* every host of the lab is a network of its own */
-#define RC_ETCD_BIN "/usr/bin/etcd"
+#define RC_HA_PORT 5800 /* every host of the lab is a network of its own */
 
 static tk_meta_t rc_cands[HOSTS]; /* the candidates, by host */
-static pid_t rc_etcd_pid = -1;
-static char rc_etcd_dir[64];
+static tk_etcd_t rc_etcd;
 
 /* etcd in host 0 of the lab, on its client port 2379 there. */
 static int rc_etcd_start(void)
 {
-    char cmd[1024], log[96], line[512];
-    uint64_t deadline = tk_time_ms() + 60000;
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    FILE *f;
-    int fd;
-
-    snprintf(rc_etcd_dir, sizeof(rc_etcd_dir), "/tmp/mf-etcd-%d", getpid());
-    snprintf(log, sizeof(log), "%s.log", rc_etcd_dir);
-    snprintf(cmd, sizeof(cmd),
-             "rm -rf %s; exec %s --name lab --data-dir %s "
-             "--listen-client-urls http://%s:2379 "
-             "--advertise-client-urls http://%s:2379 "
-             "--listen-peer-urls http://127.0.0.1:2380 "
-             "--initial-advertise-peer-urls http://127.0.0.1:2380 "
-             "--initial-cluster lab=http://127.0.0.1:2380 >%s 2>&1",
-             rc_etcd_dir, RC_ETCD_BIN, rc_etcd_dir, rc_net.addr[0],
-             rc_net.addr[0], log);
-    rc_etcd_pid = tk_netns_exec(&rc_net, 0, argv, &fd);
-    if (rc_etcd_pid < 0) {
-        return -1;
-    }
-    close(fd);
-    while (tk_time_ms() < deadline) {
-        bool ready = false;
-
-        f = fopen(log, "r");
-        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-            ready |= strstr(line, "ready to serve client requests") != NULL;
-        }
-        if (f != NULL) {
-            fclose(f);
-        }
-        if (ready) {
-            return 0;
-        }
-        tk_sleep_ms(50);
-    }
-    tk_print("etcd did not get ready (see %s)", log);
-    return -1;
+    return tk_etcd_start(&rc_etcd, &rc_net, 0, rc_net.addr[0], 2379, 2380);
 }
 
 static void rc_etcd_stop(void)
 {
-    char cmd[160];
-
-    if (rc_etcd_pid > 0) {
-        (void)tk_proc_stop(rc_etcd_pid, SIGTERM, 10000);
-        rc_etcd_pid = -1;
-        snprintf(cmd, sizeof(cmd), "rm -rf %s %s.log", rc_etcd_dir,
-                 rc_etcd_dir);
-        (void)!system(cmd);
-    }
+    tk_etcd_stop(&rc_etcd);
 }
 
 /* A candidate on host, standing by (tk_meta_wait_ready: it leads). */
 static int rc_cand_start(int host)
 {
-    char etcd[96];
+    char etcd[128];
     const char *sets[] = {"max_ranks=16",
                           "max_segment_size=64M",
                           "lease_ms=10s",
@@ -467,8 +420,7 @@ static int rc_cand_start(int host)
                           .host = host,
                           .standby = true};
 
-    snprintf(etcd, sizeof(etcd), "etcd_endpoints=http://%s:2379",
-             rc_net.addr[0]);
+    snprintf(etcd, sizeof(etcd), "etcd_endpoints=%s", rc_etcd.url);
     return tk_meta_start(&rc_cands[host], &p);
 }
 
@@ -1043,8 +995,8 @@ static void test_leader_cut(void **state)
     int ok = 0, st = 0, r;
     uint64_t start;
 
-    if (access(RC_ETCD_BIN, X_OK) != 0) {
-        tk_print("no %s: skipped", RC_ETCD_BIN);
+    if (!tk_etcd_available()) {
+        tk_print("no %s: skipped", TK_ETCD_BIN);
         skip();
     }
     memset(rc, 0, sizeof(*rc));
@@ -1171,8 +1123,8 @@ static void test_leader_frozen(void **state)
     int ok = 0, fd, code;
 
     (void)state;
-    if (access(RC_ETCD_BIN, X_OK) != 0) {
-        tk_print("no %s: skipped", RC_ETCD_BIN);
+    if (!tk_etcd_available()) {
+        tk_print("no %s: skipped", TK_ETCD_BIN);
         skip();
     }
     memset(&frame, 0, sizeof(frame));
@@ -1251,8 +1203,8 @@ static void test_meta_moves(void **state)
  * other takes over through etcd, rebuilds from the records, serves. */
 static void test_failover(void **state)
 {
-    if (access(RC_ETCD_BIN, X_OK) != 0) {
-        tk_print("no %s: skipped", RC_ETCD_BIN);
+    if (!tk_etcd_available()) {
+        tk_print("no %s: skipped", TK_ETCD_BIN);
         skip();
     }
     rc_restarts(RC_FAILOVER);

@@ -5,9 +5,9 @@
  * etcd counts), then create ha_key = advertise under it if the key does
  * not exist, putting ha_key/term in the same transaction: that key is
  * never deleted, so its version counts the leaders the pool has had (the
- * term).  Lost: poll the key every TTL/8 until it is gone, then try again
- * with a new lease (the old one is revoked); each leader seen meanwhile
- * is reported with its term.
+ * term).  Lost: poll the key every TTL/8 (100 ms at most) until it is
+ * gone, then try again with a new lease (the old one is revoked); each
+ * leader seen meanwhile is reported with its term.
  *
  * Leading: a thread renews the lease every TTL/4, each request given
  * TTL/8.  A renewal that was sent at t and succeeded proves the lease
@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define MMC_META_HA_POLL_MS 100u
 
 struct mmc_meta_ha {
     mmc_etcd_t *etcd;
@@ -186,7 +188,9 @@ mf_status_t mmc_meta_ha_lead(const mmc_meta_ha_params_t *p,
         (void)mmc_etcd_lease_revoke(ha->etcd, ha->lease);
         ha->lease = 0;
         do {
-            mmc_meta_ha_sleep(ha->ttl_ms / 8);
+            /* the lease of a dead leader runs out unannounced: look often
+             * (an etcd read is cheap), so the lag after it is small */
+            mmc_meta_ha_sleep(MF_MIN(ha->ttl_ms / 8, MMC_META_HA_POLL_MS));
             holder[0] = '\0';
             if (atomic_load(p->stop) ||
                 mmc_etcd_get(ha->etcd, ha->key, &found, holder, sizeof(holder),

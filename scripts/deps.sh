@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config libevent-dev
           libcmocka-dev iproute2 python3-dev python3-pytest
-          python3-setuptools libcurl4-openssl-dev libjson-c-dev etcd-server)
+          python3-setuptools libcurl4-openssl-dev libjson-c-dev libssl-dev
+          etcd-server)
 optional=()
 # `deps.sh fuzz`: clang and libFuzzer too, for the fuzz step of test.sh.
 # Debian 12 packages clang's runtimes apart (libclang-rt-dev), Ubuntu 22.04

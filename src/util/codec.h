@@ -65,15 +65,6 @@ typedef struct mf_wbuf {
     bool failed; /* an allocation failed; every later put is a no-op */
 } mf_wbuf_t;
 
-/* Base64 (RFC 4648, padded) of len bytes into out (out_len bytes with
- * room for the terminating NUL): the length written, or 0 when out is too
- * small. */
-size_t mf_base64_encode(const void *data, size_t len, char *out,
-                        size_t out_len);
-/* Decodes padded base64 into out (out_len bytes); the length, or -1 for
- * a bad input or no room. */
-long mf_base64_decode(const char *in, void *out, size_t out_len);
-
 void mf_wbuf_init(mf_wbuf_t *w);
 void mf_wbuf_free(mf_wbuf_t *w);
 void mf_wbuf_put_u8(mf_wbuf_t *w, uint8_t v);

@@ -435,33 +435,6 @@ static void test_url_parse(void **state)
 
 /* Lists: each entry as mf_url_parse takes it, spaces around commas, and
  * the count bounded; an empty entry or a bad one refuses the list. */
-/* Base64 as RFC 4648's test vectors have it, and bad inputs refused. */
-static void test_base64(void **state)
-{
-    static const char *const plain[] = {"",     "f",     "fo",    "foo",
-                                        "foob", "fooba", "foobar"};
-    static const char *const coded[] = {
-        "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-    char out[32], back[32];
-    long n;
-
-    (void)state;
-    for (size_t i = 0; i < MF_ARRAY_SIZE(plain); i++) {
-        assert_int_equal(
-            mf_base64_encode(plain[i], strlen(plain[i]), out, sizeof(out)),
-            strlen(coded[i]));
-        assert_string_equal(out, coded[i]);
-        n = mf_base64_decode(coded[i], back, sizeof(back));
-        assert_int_equal(n, (long)strlen(plain[i]));
-        assert_memory_equal(back, plain[i], (size_t)n);
-    }
-    assert_int_equal(mf_base64_encode("foobar", 6, out, 8), 0); /* no room */
-    assert_int_equal(mf_base64_decode("Zm9", back, sizeof(back)), -1);
-    assert_int_equal(mf_base64_decode("Zm9v!A==", back, sizeof(back)), -1);
-    assert_int_equal(mf_base64_decode("Zg==Zm8=", back, sizeof(back)), -1);
-    assert_int_equal(mf_base64_decode("Zm9vYmFy", back, 5), -1);
-}
-
 static void test_url_list_parse(void **state)
 {
     mf_url_t urls[3];
@@ -666,7 +639,6 @@ int main(void)
                                         test_teardown_log),
         cmocka_unit_test_setup_teardown(test_url_list_parse, test_setup_log,
                                         test_teardown_log),
-        cmocka_unit_test(test_base64),
         cmocka_unit_test(test_misc),
         cmocka_unit_test_setup_teardown(test_sock_listen_connect,
                                         test_setup_log, test_teardown_log),

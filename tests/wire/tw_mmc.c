@@ -176,7 +176,6 @@ static void tw_mmc_holder_notify(uint16_t opcode, const uint8_t *body,
         if (h->client != NULL) {
             (void)mf_net_client_send(h->client, MMC_OP_RECORD_ACK, ack.data,
                                      ack.len);
-            h->records++;
         }
         mf_wbuf_free(&ack);
     }
@@ -185,7 +184,6 @@ static void tw_mmc_holder_notify(uint16_t opcode, const uint8_t *body,
 void tw_mmc_holder_params(mf_net_client_params_t *p, tw_mmc_holder_t *h)
 {
     h->client = NULL;
-    h->records = 0;
     p->on_notify = tw_mmc_holder_notify;
     p->arg = h;
 }

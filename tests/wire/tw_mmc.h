@@ -30,7 +30,6 @@ void tw_mmc_on_notify(tw_conn_t *c, const tw_frame_t *frame);
 
 typedef struct tw_mmc_holder {
     mf_net_client_t *client; /* set after mf_net_client_create */
-    uint64_t records;        /* RECORDs acknowledged */
 } tw_mmc_holder_t;
 
 void tw_mmc_holder_params(mf_net_client_params_t *p, tw_mmc_holder_t *h);

@@ -264,6 +264,26 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
     return status;
 }
 
+/* The meta service's notifies, on the RPC loop thread: RECORD (what our
+ * segments hold, record.c) and REPAIR (copies to make, repair.c). */
+static void mmc_local_on_notify(uint16_t opcode, const uint8_t *body,
+                                size_t len, void *arg)
+{
+    mmc_t *mmc = arg;
+
+    switch (opcode) {
+    case MMC_OP_RECORD:
+        mmc_local_record_apply(mmc, body, len);
+        break;
+    case MMC_OP_REPAIR:
+        mmc_local_repair_queue(mmc, body, len);
+        break;
+    default:
+        mf_debug("mmc-local: unknown notify %u from the meta service", opcode);
+        break;
+    }
+}
+
 /* After a lost meta connection came back: the meta service forgot this
  * client (its segment, puts and leases), so announce it again. */
 static void mmc_local_on_reconnect(void *arg)

@@ -100,9 +100,9 @@ void mmc_local_record_init(mmc_t *mmc);
 void mmc_local_record_free(mmc_t *mmc);
 void mmc_local_record_clear(mmc_t *mmc);
 size_t mmc_local_record_count(mmc_t *mmc);
-/* The RPC client's notify handler (RECORD). */
-void mmc_local_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
-                         void *arg);
+/* A RECORD notify (RPC loop thread): applied to the record, then
+ * acknowledged. */
+void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len);
 /* Sends the record in RESTORE batches after a REGISTER that said
  * MMC_REG_RESTORE; refused entries are forgotten. */
 mmc_status_t mmc_local_record_restore(mmc_t *mmc);

@@ -121,22 +121,12 @@ static mf_status_t mmc_local_rec_add_locked(mmc_t *mmc,
     return MF_OK;
 }
 
-void mmc_local_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
-                         void *arg)
+void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len)
 {
-    mmc_t *mmc = arg;
     mmc_record_t rec;
     mf_status_t status;
     mf_wbuf_t w;
 
-    if (opcode == MMC_OP_REPAIR) {
-        mmc_local_repair_queue(mmc, body, len);
-        return;
-    }
-    if (opcode != MMC_OP_RECORD) {
-        mf_debug("mmc-local: unknown notify %u from the meta service", opcode);
-        return;
-    }
     status = mmc_record_decode(body, len, &rec);
     if (status != MF_OK) {
         /* unacknowledged: the meta service's replies wait, then it drops

@@ -1,24 +1,24 @@
 /*
  * etcd v3 over its HTTP/JSON gateway (etcd.h): libcurl for the requests,
  * json-c for the bodies.  int64 fields travel as JSON strings, keys and
- * values as base64.
+ * values as base64 (OpenSSL's codec).
  */
 #include "cache/meta/etcd.h"
 
-#include "util/codec.h"
 #include "util/log.h"
 #include "util/misc.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <json.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MMC_ETCD_MAX_BODY (1u << 20)
-#define MMC_ETCD_KEY_MAX  512u
 
 struct mmc_etcd {
     CURL *curl;
@@ -194,14 +194,51 @@ static json_object *mmc_etcd_str64(int64_t v)
     return json_object_new_string(s);
 }
 
+/* s as the base64 JSON string etcd takes for keys and values (OpenSSL's
+ * encoder); NULL when out of memory. */
 static json_object *mmc_etcd_b64(const char *s)
 {
-    char out[MMC_ETCD_KEY_MAX * 2];
+    size_t len = strlen(s);
+    unsigned char *out = malloc((len + 2) / 3 * 4 + 1);
+    json_object *str;
 
-    if (mf_base64_encode(s, strlen(s), out, sizeof(out)) == 0 && s[0] != '\0') {
+    if (out == NULL) {
         return NULL;
     }
-    return json_object_new_string(out);
+    (void)EVP_EncodeBlock(out, (const unsigned char *)s, (int)len);
+    str = json_object_new_string((const char *)out);
+    free(out);
+    return str;
+}
+
+/* Decodes etcd's base64 in into out (out_len bytes, then terminated):
+ * false when it is no base64 or does not fit. */
+static bool mmc_etcd_unb64(const char *in, char *out, size_t out_len)
+{
+    size_t len = strlen(in);
+    unsigned char *buf;
+    int n;
+
+    if (len % 4 != 0 || len > INT_MAX) {
+        return false;
+    }
+    buf = malloc(len / 4 * 3 + 1);
+    if (buf == NULL) {
+        return false;
+    }
+    /* the length of whole groups: padding counts as zero bytes */
+    n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len);
+    if (n >= 0 && len > 0 && in[len - 1] == '=') {
+        n -= (len > 1 && in[len - 2] == '=') ? 2 : 1;
+    }
+    if (n < 0 || (size_t)n >= out_len) {
+        free(buf);
+        return false;
+    }
+    memcpy(out, buf, (size_t)n);
+    out[n] = '\0';
+    free(buf);
+    return true;
 }
 
 /* The decoded value of kvs[0] of a range answer, and its version (puts
@@ -210,7 +247,6 @@ static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len,
                               int64_t *version_p)
 {
     json_object *kvs, *kv, *v;
-    long n;
 
     if (!json_object_object_get_ex(range, "kvs", &kvs) ||
         json_object_array_length(kvs) == 0) {
@@ -223,10 +259,9 @@ static bool mmc_etcd_kv_value(json_object *range, char *value, size_t value_len,
     if (value == NULL || value_len == 0) {
         return true;
     }
-    value[0] = '\0';
-    if (json_object_object_get_ex(kv, "value", &v)) {
-        n = mf_base64_decode(json_object_get_string(v), value, value_len - 1);
-        value[n > 0 ? n : 0] = '\0';
+    if (!json_object_object_get_ex(kv, "value", &v) ||
+        !mmc_etcd_unb64(json_object_get_string(v), value, value_len)) {
+        value[0] = '\0'; /* none, or not ours */
     }
     return true;
 }

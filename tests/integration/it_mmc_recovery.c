@@ -396,7 +396,8 @@ static void rc_etcd_stop(void)
     tk_etcd_stop(&rc_etcd);
 }
 
-/* A candidate on host, standing by (tk_meta_wait_ready: it leads). */
+/* A candidate on host, standing by (tk_meta_wait_ready: it leads); the
+ * default ha_ttl_ms, so the failovers measured are the default's. */
 static int rc_cand_start(int host)
 {
     char etcd[128];
@@ -410,7 +411,6 @@ static int rc_cand_start(int host)
                           "port=5800",
                           "store_port=5801",
                           "http_port=5802",
-                          "ha_ttl_ms=2s",
                           etcd,
                           NULL};
     tk_meta_params_t p = {.bin = tk_meta_bin(MMC_META_BIN),

@@ -227,6 +227,21 @@ static void mmc_meta_http_send_error(struct evhttp_request *req, int code,
     evbuffer_free(body);
 }
 
+/* The view's statistics (free() them), or NULL after answering 500. */
+static mmc_meta_stats_t *mmc_meta_http_stats(mmc_meta_http_t *h,
+                                             struct evhttp_request *req)
+{
+    mmc_meta_stats_t *stats = calloc(1, sizeof(*stats));
+
+    if (stats == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        return NULL;
+    }
+    h->view.get_stats(h->view.ctx, stats);
+    return stats;
+}
+
 /* -------------------------------------------------------------- /health */
 
 static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
@@ -240,13 +255,10 @@ static void mmc_meta_http_health(mmc_meta_http_t *h, struct evhttp_request *req,
                            body);
         return;
     }
-    stats = calloc(1, sizeof(*stats));
+    stats = mmc_meta_http_stats(h, req);
     if (stats == NULL) {
-        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
-                                 "out of memory");
         return;
     }
-    h->view.get_stats(h->view.ctx, stats);
     evbuffer_add_printf(body,
                         "{\"status\":\"ok\",\"role\":\"%s\",\"members\":%llu,"
                         "\"objects\":%llu",
@@ -402,14 +414,11 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                                   struct evbuffer *b)
 {
     mmc_meta_http_seg_ctx_t ctx = {.body = b};
-    mmc_meta_stats_t *stats = calloc(1, sizeof(*stats));
+    mmc_meta_stats_t *stats = mmc_meta_http_stats(h, req);
 
     if (stats == NULL) {
-        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
-                                 "out of memory");
         return;
     }
-    h->view.get_stats(h->view.ctx, stats);
 
     mmc_meta_http_gauge(b, "mmc_objects", "gauge", "Committed objects.",
                         stats->objects);
@@ -600,14 +609,11 @@ static void mmc_meta_http_not_leader(mmc_meta_http_t *h,
                                      struct evhttp_request *req,
                                      struct evbuffer *b)
 {
-    mmc_meta_stats_t *stats = calloc(1, sizeof(*stats));
+    mmc_meta_stats_t *stats = mmc_meta_http_stats(h, req);
 
     if (stats == NULL) {
-        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
-                                 "out of memory");
         return;
     }
-    h->view.get_stats(h->view.ctx, stats);
     evbuffer_add_printf(b, "{\"error\":\"not the leader\",\"leader\":");
     mmc_meta_http_json_str(b, stats->leader_url, strlen(stats->leader_url));
     evbuffer_add_printf(b, "}\n");

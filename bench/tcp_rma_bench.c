@@ -102,7 +102,7 @@ static double tl_run(unsigned lanes, size_t size, uint64_t iters, bool put)
 {
     const mf_tl_ops_t *ops = &mf_tl_tcp_ops;
     mf_tl_iface_t *server = bench_open(lanes), *client = bench_open(lanes);
-    mf_tl_mem_params_t mp;
+    mf_tl_mem_params_t mp = {0};
     mf_tl_memh_t *memh;
     mf_tl_rkey_t *rkey;
     mf_tl_ep_t *ep;

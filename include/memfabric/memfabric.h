@@ -11,5 +11,6 @@
 #include <memfabric/mf_init.h>
 #include <memfabric/mf_store.h>
 #include <memfabric/mf_bm.h>
+#include <memfabric/mf_trans.h>
 
 #endif

@@ -96,6 +96,8 @@ struct mf_tl_comp {
 #define MF_TL_CAP_GET         0x2u
 #define MF_TL_CAP_ADDRESSABLE 0x4u /* unpacked remote memory is mapped */
 #define MF_TL_CAP_SAME_HOST   0x8u /* reaches peers of this host only */
+#define MF_TL_CAP_USER_MEM    0x10u /* serves registered user memory to
+                                       peers (mf_tl_mem_params_t.serve) */
 
 /* Bit of a memory kind in mf_tl_caps_t.mem_kinds. */
 #define MF_TL_MEM_KIND(_kind) (1u << (_kind))
@@ -121,11 +123,16 @@ typedef struct mf_tl_params {
                                its defaults */
 } mf_tl_params_t;
 
-/* What to register: memory of a segment (seg set), or plain user memory. */
+/* What to register: memory of a segment (seg set), or plain user memory,
+ * which stays private unless serve asks for it to be served to peers at
+ * its own addresses (TRANS buffers; MF_TL_CAP_USER_MEM transports only,
+ * the others return MF_ERR_UNSUPPORTED). */
 typedef struct mf_tl_mem_params {
     void *addr;
     uint64_t size;
     const mf_mem_seg_t *seg; /* NULL for user memory */
+    bool serve;              /* user memory: peers may reach it */
+    mf_mem_kind_t kind;      /* user memory served: its kind */
 } mf_tl_mem_params_t;
 
 struct mf_tl_ops {

@@ -323,7 +323,7 @@ static void test_run(const mf_tl_ops_t *ops, test_child_fn body,
 {
     uint8_t addr[TEST_BLOB], rkey[TEST_BLOB];
     test_owner_t *o = &test_owner;
-    mf_tl_mem_params_t mem_params;
+    mf_tl_mem_params_t mem_params = {0};
     size_t addr_len, rkey_len, dummy;
     int to_child[2], done[2];
     mf_tl_caps_t caps;

@@ -167,7 +167,7 @@ static void test_shm_keys(void **state)
     const mf_tl_ops_t *ops = &mf_tl_shm_ops;
     uint64_t base = TEST_BASE, seg_size = 16 * TEST_MB;
     uint64_t gva = base + 16 * TEST_MB;
-    mf_tl_mem_params_t mem_params;
+    mf_tl_mem_params_t mem_params = {0};
     mf_tl_iface_t *iface;
     mf_tl_memh_t *memh, *plain;
     mf_tl_rkey_t *rk;

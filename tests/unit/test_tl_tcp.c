@@ -99,7 +99,7 @@ typedef struct test_pair {
 
 static void test_pair_open(test_pair_t *tp, uint32_t lanes, uint64_t chunk)
 {
-    mf_tl_mem_params_t mem_params;
+    mf_tl_mem_params_t mem_params = {0};
     uint8_t addr[128];
     size_t addr_len;
 
@@ -858,7 +858,7 @@ static int test_accept_child(int out_fd, int in_fd)
 {
     size_t seg = TEST_MB, al, rl;
     uint64_t start, elapsed;
-    mf_tl_mem_params_t mp;
+    mf_tl_mem_params_t mp = {0};
     mf_tl_iface_t *server;
     mf_tl_memh_t *memh;
     struct rlimit rlim;

@@ -65,6 +65,16 @@ MF_API void mf_uninit(void)
     pthread_mutex_unlock(&mf_fabric_g.lock);
 }
 
+bool mf_fabric_inited(void)
+{
+    bool inited;
+
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    inited = mf_fabric_g.init_count > 0;
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+    return inited;
+}
+
 MF_API const char *mf_version(void)
 {
     return MF_FABRIC_VERSION;

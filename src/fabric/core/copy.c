@@ -96,6 +96,36 @@ void mf_fabric_waiter_wait(mf_fabric_waiter_t *waiter, mf_tl_iface_t *iface)
     }
 }
 
+mf_status_t mf_fabric_waiter_wait_for(mf_fabric_waiter_t *waiter,
+                                      mf_tl_iface_t *iface, int timeout_ms)
+{
+    uint64_t deadline = mf_time_ms() + (uint64_t)MF_MAX(timeout_ms, 0);
+    int left;
+
+    if (timeout_ms < 0) {
+        mf_fabric_waiter_wait(waiter, iface);
+        return MF_OK;
+    }
+    while ((left = atomic_load_explicit(&waiter->left, memory_order_acquire)) !=
+           0) {
+        uint64_t now = mf_time_ms(), slice;
+        struct timespec ts;
+
+        if (iface != NULL && mf_tl_progress(iface) != 0) {
+            continue;
+        }
+        if (now >= deadline) {
+            return MF_ERR_TIMEOUT;
+        }
+        slice = MF_MIN(deadline - now, 10u);
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)slice * 1000000L;
+        syscall(SYS_futex, &waiter->left, FUTEX_WAIT_PRIVATE, left, &ts, NULL,
+                0);
+    }
+    return MF_OK;
+}
+
 /*
  * Between two remote segments: get a chunk into a bounded local buffer,
  * then put it, while the next chunk is read into the other half of the

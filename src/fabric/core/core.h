@@ -186,6 +186,8 @@ static inline void mf_fabric_seg_changed_locked(mf_fabric_pool_t *pool)
 /* Host of the config store the process bootstrapped from ("" before
  * mf_fabric_init): tcp advertises the local address routed towards it. */
 const char *mf_fabric_store_host(void);
+/* Whether mf_init() ran (and mf_uninit() did not undo it). */
+bool mf_fabric_inited(void);
 mf_status_t mf_fabric_init(const char *store_url, uint32_t world_size,
                            uint32_t rank, const mf_bm_config_t *cfg);
 void mf_fabric_uninit(void);

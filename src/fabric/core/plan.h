@@ -9,6 +9,7 @@
 #define MF_FABRIC_CORE_PLAN_H
 
 #include "fabric/core/core.h"
+#include "fabric/core/waiter.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -170,38 +171,6 @@ static inline mf_mem_kind_t mf_fabric_auto_kind(mf_fabric_pool_t *pool,
 }
 
 /* ------------------------------------------------------------ transfer */
-
-/*
- * Completions of transports that finish later (tcp): a waiter counts the
- * operations outstanding, each callback takes one off, and the thread that
- * waits sleeps on the count (a futex) instead of spinning, so it leaves the
- * CPU to the transport threads.
- */
-typedef struct mf_fabric_waiter {
-    atomic_int left;
-} mf_fabric_waiter_t;
-
-typedef struct mf_fabric_comp {
-    mf_tl_comp_t super;
-    mf_fabric_waiter_t *waiter;
-    mf_status_t status;
-} mf_fabric_comp_t;
-
-/* Counts one completion off its waiter and wakes it at zero. */
-void mf_fabric_comp_cb(mf_tl_comp_t *comp, mf_status_t status);
-
-static inline void mf_fabric_comp_init(mf_fabric_comp_t *fc,
-                                       mf_fabric_waiter_t *waiter)
-{
-    fc->super.cb = mf_fabric_comp_cb;
-    fc->super.mem_kind = MF_MEM_KIND_HOST;
-    fc->waiter = waiter;
-    fc->status = MF_OK;
-}
-
-/* Waits until every operation counted in waiter completed, driving the
- * progress of iface (may be NULL) meanwhile. */
-void mf_fabric_waiter_wait(mf_fabric_waiter_t *waiter, mf_tl_iface_t *iface);
 
 /* ------------------------------------------------------------ sides */
 

@@ -123,7 +123,7 @@ void mf_fabric_set_rank_cb(mf_fabric_pool_t *pool, mf_bm_rank_cb cb, void *arg)
 mf_status_t mf_fabric_register(mf_fabric_pool_t *pool, void *addr, size_t size)
 {
     mf_fabric_region_t region, *other;
-    mf_tl_mem_params_t params;
+    mf_tl_mem_params_t params = {0};
     mf_status_t status;
     uint64_t start = (uint64_t)(uintptr_t)addr;
     size_t i;

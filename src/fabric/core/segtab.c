@@ -425,7 +425,7 @@ static mf_status_t mf_fabric_tl_open_one(mf_fabric_pool_t *pool,
                                          mf_tl_iface_t **iface_p,
                                          mf_tl_memh_t **memh_p)
 {
-    mf_tl_mem_params_t mem_params;
+    mf_tl_mem_params_t mem_params = {0};
     mf_tl_params_t params;
     mf_status_t status;
     void *config;
@@ -465,7 +465,7 @@ static mf_status_t mf_fabric_tl_open_one(mf_fabric_pool_t *pool,
 static mf_status_t mf_fabric_tl_reg_dev(mf_fabric_pool_t *pool, size_t i)
 {
     mf_tl_iface_t *iface = pool->ifaces[i];
-    mf_tl_mem_params_t mem_params;
+    mf_tl_mem_params_t mem_params = {0};
     mf_status_t status;
 
     if (pool->dev.own.addr == NULL ||

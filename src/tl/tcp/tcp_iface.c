@@ -166,7 +166,7 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
 
 static void mf_tl_tcp_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
 {
-    caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET;
+    caps_p->flags = MF_TL_CAP_PUT | MF_TL_CAP_GET | MF_TL_CAP_USER_MEM;
     /* host memory straight, device memory through staging */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
     for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
@@ -260,10 +260,13 @@ static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,
     region->super.size = params->size;
     region->key = mf_tl_tcp_new_key();
     /* served device memory goes through staging (tcp_int.h) */
-    region->kind = params->seg != NULL ? params->seg->kind : MF_MEM_KIND_HOST;
+    region->kind = params->seg != NULL ? params->seg->kind
+                   : params->serve     ? params->kind
+                                       : MF_MEM_KIND_HOST;
     mf_list_init(&region->elem);
-    /* only segments are served to peers; user memory stays private */
-    if (params->seg != NULL) {
+    /* segments and user memory asked to be are served to peers; other
+     * user memory stays private */
+    if (params->seg != NULL || params->serve) {
         region->exported = true;
         pthread_mutex_lock(&iface->regions_lock);
         mf_list_push_back(&iface->regions, &region->elem);

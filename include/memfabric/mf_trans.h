@@ -113,8 +113,8 @@ typedef struct mf_trans_req mf_trans_req_t;
  */
 MF_API mf_status_t mf_trans_submit(mf_trans_t *trans, const char *peer,
                                    mf_trans_op_t op,
-                                   const mf_trans_piece_t *pieces,
-                                   size_t count, mf_trans_req_t **req_p);
+                                   const mf_trans_piece_t *pieces, size_t count,
+                                   mf_trans_req_t **req_p);
 /*
  * Waits up to timeout_ms (< 0: without limit).  The final status (as
  * mf_trans_batch returns it, results as there: optional, the request's

@@ -96,8 +96,9 @@ struct mf_tl_comp {
 #define MF_TL_CAP_GET         0x2u
 #define MF_TL_CAP_ADDRESSABLE 0x4u /* unpacked remote memory is mapped */
 #define MF_TL_CAP_SAME_HOST   0x8u /* reaches peers of this host only */
-#define MF_TL_CAP_USER_MEM    0x10u /* serves registered user memory to
-                                       peers (mf_tl_mem_params_t.serve) */
+#define MF_TL_CAP_USER_MEM                                                     \
+    0x10u /* serves registered user memory to                                  \
+             peers (mf_tl_mem_params_t.serve) */
 
 /* Bit of a memory kind in mf_tl_caps_t.mem_kinds. */
 #define MF_TL_MEM_KIND(_kind) (1u << (_kind))

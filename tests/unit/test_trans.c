@@ -143,8 +143,8 @@ static void test_kv_batch(void **state)
     for (int i = 0; i < 122; i++) {
         size_t n = i < 61 ? (128u << 10) : (16u << 10);
 
-        pieces[i] = (mf_trans_piece_t){t->bbuf + off, test_addr(t->abuf + off),
-                                       n};
+        pieces[i] =
+            (mf_trans_piece_t){t->bbuf + off, test_addr(t->abuf + off), n};
         off += n;
     }
     tk_pattern_fill(t->bbuf, off, 7, 0);
@@ -170,9 +170,9 @@ static void test_kv_batch(void **state)
 
     /* mf_trans_test until done */
     pieces[0] = (mf_trans_piece_t){back, test_addr(t->abuf), BUF_SIZE};
-    assert_int_equal(mf_trans_submit(t->b, "10.0.0.1:7000", MF_TRANS_READ,
-                                     pieces, 1, &req),
-                     MF_OK);
+    assert_int_equal(
+        mf_trans_submit(t->b, "10.0.0.1:7000", MF_TRANS_READ, pieces, 1, &req),
+        MF_OK);
     for (;;) {
         mf_status_t st = mf_trans_test(req, results);
 
@@ -244,9 +244,9 @@ static void test_register(void **state)
                         65536);
     assert_true(st == MF_ERR_OUT_OF_RANGE || st == MF_ERR_PEER_REJECTED);
     /* the others stay */
-    assert_int_equal(mf_trans_read(t->b, "10.0.0.1:7000", tmp,
-                                   test_addr(more), 65536),
-                     MF_OK);
+    assert_int_equal(
+        mf_trans_read(t->b, "10.0.0.1:7000", tmp, test_addr(more), 65536),
+        MF_OK);
     assert_int_equal(mf_trans_deregister(t->a, more), MF_OK);
     assert_int_equal(mf_trans_deregister(t->a, more + 2 * 65536), MF_OK);
     free(more);
@@ -274,9 +274,8 @@ static void test_ids(void **state)
     assert_int_equal(
         mf_trans_write(t->b, "10.9.9.9:1", &x, test_addr(t->abuf), 1),
         MF_ERR_NOT_FOUND);
-    assert_int_equal(
-        mf_trans_write(t->b, "no/such", &x, test_addr(t->abuf), 1),
-        MF_ERR_INVALID);
+    assert_int_equal(mf_trans_write(t->b, "no/such", &x, test_addr(t->abuf), 1),
+                     MF_ERR_INVALID);
 
     /* c comes, is used, goes */
     c = test_trans_new(t->url, "10.0.0.3:7000");
@@ -348,8 +347,7 @@ static void test_threads(void **state)
 
     for (int i = 0; i < 4; i++) {
         w[i] = (test_worker_t){t, i, 0};
-        assert_int_equal(pthread_create(&tids[i], NULL, test_worker, &w[i]),
-                         0);
+        assert_int_equal(pthread_create(&tids[i], NULL, test_worker, &w[i]), 0);
     }
     for (int i = 0; i < 4; i++) {
         pthread_join(tids[i], NULL);
@@ -365,9 +363,9 @@ static void test_bad_args(void **state)
 
     assert_int_equal(mf_trans_create(NULL, "x", NULL, &x), MF_ERR_INVALID);
     assert_int_equal(mf_trans_create(t->url, "x", NULL, NULL), MF_ERR_INVALID);
-    assert_int_equal(mf_trans_batch(t->b, "10.0.0.1:7000", (mf_trans_op_t)9,
-                                    NULL, 0, NULL),
-                     MF_ERR_INVALID);
+    assert_int_equal(
+        mf_trans_batch(t->b, "10.0.0.1:7000", (mf_trans_op_t)9, NULL, 0, NULL),
+        MF_ERR_INVALID);
     assert_int_equal(mf_trans_batch(t->b, NULL, MF_TRANS_READ, NULL, 0, NULL),
                      MF_ERR_INVALID);
     assert_int_equal(

@@ -86,8 +86,8 @@ static mf_status_t mf_trans_mem_encode(mf_trans_t *trans, mf_wbuf_t *w)
             }
             if (iface->ops->rkey_pack(iface, r->memh[t], key, sizeof(key),
                                       &len) != MF_OK) {
-                mf_error("mf-trans %s: %s cannot pack a remote key",
-                         trans->id, iface->ops->name);
+                mf_error("mf-trans %s: %s cannot pack a remote key", trans->id,
+                         iface->ops->name);
                 return MF_ERR_PROTO;
             }
             mf_wbuf_put_str(w, iface->ops->name);
@@ -108,8 +108,8 @@ static mf_status_t mf_trans_mem_publish(mf_trans_t *trans)
     status = mf_trans_mem_encode(trans, &w);
     if (status == MF_OK) {
         mf_trans_key(key, sizeof(key), trans->id, "mem");
-        status = mf_store_set(trans->store, key, w.data, w.len,
-                              MF_STORE_EPHEMERAL);
+        status =
+            mf_store_set(trans->store, key, w.data, w.len, MF_STORE_EPHEMERAL);
         if (status != MF_OK) {
             mf_error("mf-trans %s: cannot publish its buffers: %s", trans->id,
                      mf_status_name(status));
@@ -143,8 +143,8 @@ static mf_status_t mf_trans_tl_open(mf_trans_t *trans, const char *route_host)
             return status;
         }
         memset(&params, 0, sizeof(params));
-        params.host_id = trans->cfg.host_id[0] != '\0' ? trans->cfg.host_id
-                                                       : mf_host_id();
+        params.host_id =
+            trans->cfg.host_id[0] != '\0' ? trans->cfg.host_id : mf_host_id();
         params.route_host = route_host;
         params.workers = trans->workers;
         params.split_min = trans->cfg.copy_split_min;
@@ -223,9 +223,8 @@ const mf_trans_rregion_t *mf_trans_rtab_find(const mf_trans_rtab_t *tab,
             hi = mid;
         }
     }
-    if (lo == 0 ||
-        !mf_tl_range_inside(tab->r[lo - 1].addr, tab->r[lo - 1].size, addr,
-                            size)) {
+    if (lo == 0 || !mf_tl_range_inside(tab->r[lo - 1].addr, tab->r[lo - 1].size,
+                                       addr, size)) {
         return NULL;
     }
     return &tab->r[lo - 1];
@@ -272,8 +271,8 @@ static mf_status_t mf_trans_rtab_decode(mf_trans_t *trans, size_t tl,
         mf_tl_rkey_t *rkey = NULL;
 
         if (!mf_rbuf_get_u64(&r, &addr) || !mf_rbuf_get_u64(&r, &size) ||
-            !mf_rbuf_get_u32(&r, &nkeys) || size == 0 ||
-            addr + size < addr || nkeys > MF_FABRIC_TL_MAX) {
+            !mf_rbuf_get_u32(&r, &nkeys) || size == 0 || addr + size < addr ||
+            nkeys > MF_FABRIC_TL_MAX) {
             goto err;
         }
         for (uint32_t k = 0; k < nkeys; k++) {
@@ -287,8 +286,8 @@ static mf_status_t mf_trans_rtab_decode(mf_trans_t *trans, size_t tl,
             if (rkey != NULL || strcmp(name, iface->ops->name) != 0) {
                 continue;
             }
-            status = iface->ops->rkey_unpack(iface, key, key_len, addr, size,
-                                             &rkey);
+            status =
+                iface->ops->rkey_unpack(iface, key, key_len, addr, size, &rkey);
             if (status != MF_OK) {
                 goto err;
             }
@@ -310,8 +309,8 @@ static mf_status_t mf_trans_rtab_decode(mf_trans_t *trans, size_t tl,
     return MF_OK;
 
 err:
-    mf_error("mf-trans %s: the buffers %s published do not decode",
-             trans->id, peer);
+    mf_error("mf-trans %s: the buffers %s published do not decode", trans->id,
+             peer);
     mf_trans_rtab_free(trans, tab);
     return MF_ERR_PROTO;
 }
@@ -504,8 +503,8 @@ mf_status_t mf_trans_peer_tab(mf_trans_t *trans, mf_trans_peer_t *peer,
     }
     pthread_mutex_lock(&trans->tl_lock);
     if (value != NULL) {
-        status = mf_trans_rtab_decode(trans, peer->tl, peer->id, value, len,
-                                      &tab);
+        status =
+            mf_trans_rtab_decode(trans, peer->tl, peer->id, value, len, &tab);
     } else {
         tab = calloc(1, sizeof(*tab));
         status = tab != NULL ? MF_OK : MF_ERR_NOMEM;
@@ -555,8 +554,7 @@ static void mf_trans_watch_cb(mf_store_event_t event, const char *key,
         /* not one we know */
     } else if (strcmp(slash, "/mem") == 0) {
         atomic_store(&peer->stale, true);
-    } else if (strcmp(slash, "/addr") == 0 &&
-               event == MF_STORE_EVENT_REMOVE) {
+    } else if (strcmp(slash, "/addr") == 0 && event == MF_STORE_EVENT_REMOVE) {
         atomic_store(&peer->lost, true);
         mf_debug("mf-trans %s: %s is gone", trans->id, peer->id);
     } else if (strcmp(slash, "/addr") == 0 && atomic_load(&peer->lost)) {
@@ -658,8 +656,8 @@ MF_API mf_status_t mf_trans_create(const char *store_url, const char *id,
     }
     if (status == MF_OK) {
         mf_trans_key(key, sizeof(key), id, "addr");
-        status = mf_store_set(trans->store, key, w.data, w.len,
-                              MF_STORE_EPHEMERAL);
+        status =
+            mf_store_set(trans->store, key, w.data, w.len, MF_STORE_EPHEMERAL);
     }
     mf_wbuf_free(&w);
     if (status != MF_OK) {
@@ -760,13 +758,13 @@ static mf_status_t mf_trans_region_reg(mf_trans_t *trans, void *addr,
         if (!(trans->caps[t].mem_kinds & MF_TL_MEM_KIND(r->kind))) {
             continue; /* this transport cannot move it */
         }
-        status =
-            trans->ifaces[t]->ops->mem_reg(trans->ifaces[t], &params, &r->memh[t]);
+        status = trans->ifaces[t]->ops->mem_reg(trans->ifaces[t], &params,
+                                                &r->memh[t]);
     }
     pthread_mutex_unlock(&trans->tl_lock);
     if (status != MF_OK) {
-        mf_error("mf-trans %s: cannot register %zu bytes at %p: %s",
-                 trans->id, size, addr, mf_status_name(status));
+        mf_error("mf-trans %s: cannot register %zu bytes at %p: %s", trans->id,
+                 size, addr, mf_status_name(status));
         mf_trans_region_release(trans, r);
         return status;
     }
@@ -775,8 +773,8 @@ static mf_status_t mf_trans_region_reg(mf_trans_t *trans, void *addr,
             return MF_OK;
         }
     }
-    mf_error("mf-trans %s: no transport moves the memory at %p (%s)",
-             trans->id, addr, r->kind == MF_MEM_KIND_HOST ? "host" : "device");
+    mf_error("mf-trans %s: no transport moves the memory at %p (%s)", trans->id,
+             addr, r->kind == MF_MEM_KIND_HOST ? "host" : "device");
     return MF_ERR_UNSUPPORTED;
 }
 
@@ -808,8 +806,8 @@ MF_API mf_status_t mf_trans_register_batch(mf_trans_t *trans,
         if (addrs[i] == NULL || sizes[i] == 0 ||
             (uint64_t)(uintptr_t)addrs[i] + sizes[i] <
                 (uint64_t)(uintptr_t)addrs[i]) {
-            mf_error("mf-trans %s: cannot register %zu bytes at %p",
-                     trans->id, sizes[i], addrs[i]);
+            mf_error("mf-trans %s: cannot register %zu bytes at %p", trans->id,
+                     sizes[i], addrs[i]);
             return MF_ERR_INVALID;
         }
     }
@@ -850,8 +848,7 @@ MF_API mf_status_t mf_trans_register_batch(mf_trans_t *trans,
     return status;
 }
 
-MF_API mf_status_t mf_trans_register(mf_trans_t *trans, void *addr,
-                                     size_t size)
+MF_API mf_status_t mf_trans_register(mf_trans_t *trans, void *addr, size_t size)
 {
     return mf_trans_register_batch(trans, &addr, &size, 1);
 }

@@ -240,8 +240,8 @@ MF_API mf_status_t mf_trans_read(mf_trans_t *trans, const char *peer,
 
 MF_API mf_status_t mf_trans_submit(mf_trans_t *trans, const char *peer,
                                    mf_trans_op_t op,
-                                   const mf_trans_piece_t *pieces,
-                                   size_t count, mf_trans_req_t **req_p)
+                                   const mf_trans_piece_t *pieces, size_t count,
+                                   mf_trans_req_t **req_p)
 {
     mf_trans_req_t *req;
 

@@ -62,11 +62,11 @@ typedef struct mf_trans_rtab {
 
 typedef struct mf_trans_peer {
     char id[MF_TRANS_ID_MAX];
-    atomic_uint refs;   /* the map's, and each transfer's */
-    atomic_bool lost;   /* its addr key went: it died or left */
-    atomic_bool stale;  /* its mem key changed since tab was read */
-    size_t tl;          /* index in trans->ifaces */
-    mf_tl_ep_t *ep;     /* under tl_lock for create/destroy */
+    atomic_uint refs;     /* the map's, and each transfer's */
+    atomic_bool lost;     /* its addr key went: it died or left */
+    atomic_bool stale;    /* its mem key changed since tab was read */
+    size_t tl;            /* index in trans->ifaces */
+    mf_tl_ep_t *ep;       /* under tl_lock for create/destroy */
     mf_trans_rtab_t *tab; /* under peers_lock; NULL: never read */
 } mf_trans_peer_t;
 

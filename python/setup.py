@@ -72,5 +72,6 @@ setup(
     packages=["memfabric"],
     python_requires=">=3.9",
     ext_modules=[extension("_memfabric", "memfabric"),
+                 extension("_trans", "memfabric"),
                  extension("_memcache", "memcache")],
 )

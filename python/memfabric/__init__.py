@@ -8,6 +8,9 @@ cache on top of it.  This package wraps their public C APIs:
   join/leave, rank and GVA queries, copies single, batched and
   asynchronous, memory registration), the config store client
   :class:`Store` and the embeddable :class:`StoreServer`;
+* TRANS (:mod:`memfabric.trans`): :class:`TransferEngine`, reads and
+  writes between registered buffers of named processes, with the method
+  names of Mooncake's and upstream's transfer engines;
 * MemCache (:mod:`memfabric.memcache`): :class:`DistributedObjectStore`
   with the method names and return conventions of upstream MemCache's
   Python class, the raising :class:`Client` under it, and
@@ -32,6 +35,7 @@ __all__ = [
     "buffer_address", "Pool", "CopyRequest", "Store", "StoreServer",
     "DistributedObjectStore", "ReplicateConfig", "KeyInfo", "LocalConfig",
     "MmcCopyDirect", "MmcMem", "MetaServer", "MetaService", "Client",
+    "TransferEngine", "TransferOpcode",
 ]
 
 
@@ -174,3 +178,4 @@ class StoreServer(_memfabric.StoreServer):
 from .memcache import (  # noqa: E402  (needs the names above)
     Client, DistributedObjectStore, KeyInfo, LocalConfig, MetaServer,
     MetaService, MmcCopyDirect, MmcMem, ReplicateConfig)
+from .trans import TransferEngine, TransferOpcode  # noqa: E402

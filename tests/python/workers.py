@@ -416,3 +416,25 @@ def rss_bytes():
     """Resident set size of this process."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def trans_peer(url, size):
+    """A TransferEngine in its own process: a registered buffer holding
+    pattern(5, size), announced in the store with the engine's session
+    id; waits for the parent's word, then returns what the parent wrote
+    into the buffer's second half."""
+    import memfabric as mf
+
+    eng = mf.TransferEngine()
+    assert eng.initialize("127.0.0.1", url, "tcp", "") == 0
+    buf = bytearray(pattern(5, size) + bytes(size))
+    addr, _ = mf.buffer_address(buf, True)
+    assert eng.register_memory(addr, 2 * size) == 0
+    with mf.Store(url) as st:
+        st.set("py/trans/peer", b"%s %d" % (eng.get_session_id().encode(),
+                                           addr))
+        st.get("py/trans/done", 60000)
+    got = bytes(buf[size:])
+    assert eng.unregister_memory(addr) == 0
+    eng.close()
+    return got

@@ -54,8 +54,7 @@ static mf_trans_t *trp_get(trp_trans_t *self)
 
 /* ---------------------------------------------------------------- Trans */
 
-static PyObject *trp_trans_new(PyTypeObject *type, PyObject *args,
-                               PyObject *kw)
+static PyObject *trp_trans_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"store_url", "id", "transport", "copy_threads",
                              NULL};
@@ -87,9 +86,10 @@ static PyObject *trp_trans_new(PyTypeObject *type, PyObject *args,
     if (self == NULL) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_trans_create(url, id, &cfg, &self->trans);
-    Py_END_ALLOW_THREADS if (st != MF_OK)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_trans_create(url, id, &cfg, &self->trans);
+    Py_END_ALLOW_THREADS
+    if (st != MF_OK) {
         Py_DECREF(self);
         return pyh_raise(st, NULL);
     }
@@ -99,8 +99,10 @@ static PyObject *trp_trans_new(PyTypeObject *type, PyObject *args,
 static void trp_trans_dealloc(trp_trans_t *self)
 {
     if (self->trans != NULL) { /* busy is 0: requests hold references */
-        Py_BEGIN_ALLOW_THREADS mf_trans_destroy(self->trans);
-        Py_END_ALLOW_THREADS self->trans = NULL;
+        Py_BEGIN_ALLOW_THREADS
+            mf_trans_destroy(self->trans);
+        Py_END_ALLOW_THREADS
+        self->trans = NULL;
     }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -114,11 +116,14 @@ static PyObject *trp_trans_close(trp_trans_t *self, PyObject *unused)
         Py_RETURN_NONE;
     }
     if (self->busy > 0) {
-        return pyh_raise_msg(MF_ERR_BUSY, "transfers are still in flight", NULL);
+        return pyh_raise_msg(MF_ERR_BUSY, "transfers are still in flight",
+                             NULL);
     }
     self->trans = NULL;
-    Py_BEGIN_ALLOW_THREADS mf_trans_destroy(t);
-    Py_END_ALLOW_THREADS Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+        mf_trans_destroy(t);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
 }
 
 static PyObject *trp_trans_id(trp_trans_t *self, void *unused)
@@ -184,10 +189,11 @@ static PyObject *trp_trans_register(trp_trans_t *self, PyObject *args)
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
     self->busy++;
-    Py_BEGIN_ALLOW_THREADS st =
-        mf_trans_register_batch(t, (void *const *)a, (const size_t *)s,
-                                (size_t)n);
-    Py_END_ALLOW_THREADS self->busy--;
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_trans_register_batch(t, (void *const *)a, (const size_t *)s,
+                                     (size_t)n);
+    Py_END_ALLOW_THREADS
+    self->busy--;
     PyMem_Free(a);
     PyMem_Free(s);
     if (st != MF_OK) {
@@ -206,8 +212,10 @@ static PyObject *trp_trans_deregister(trp_trans_t *self, PyObject *arg)
         return NULL;
     }
     self->busy++;
-    Py_BEGIN_ALLOW_THREADS st = mf_trans_deregister(t, (void *)(uintptr_t)addr);
-    Py_END_ALLOW_THREADS self->busy--;
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_trans_deregister(t, (void *)(uintptr_t)addr);
+    Py_END_ALLOW_THREADS
+    self->busy--;
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -293,9 +301,11 @@ static PyObject *trp_trans_batch(trp_trans_t *self, PyObject *args)
         return PyErr_NoMemory();
     }
     self->busy++;
-    Py_BEGIN_ALLOW_THREADS st = mf_trans_batch(
-        t, peer, (mf_trans_op_t)op, pieces, (size_t)n, results);
-    Py_END_ALLOW_THREADS self->busy--;
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_trans_batch(t, peer, (mf_trans_op_t)op, pieces, (size_t)n,
+                            results);
+    Py_END_ALLOW_THREADS
+    self->busy--;
     res = trp_results(results, n);
     PyMem_Free(pieces);
     PyMem_Free(results);
@@ -339,9 +349,11 @@ static PyObject *trp_trans_submit(trp_trans_t *self, PyObject *args)
     r->status = MF_OK;
     r->results = NULL;
     self->busy++;
-    Py_BEGIN_ALLOW_THREADS st = mf_trans_submit(t, peer, (mf_trans_op_t)op,
-                                                pieces, (size_t)n, &req);
-    Py_END_ALLOW_THREADS PyMem_Free(pieces);
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_trans_submit(t, peer, (mf_trans_op_t)op, pieces, (size_t)n,
+                             &req);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(pieces);
     if (st != MF_OK) {
         self->busy--;
         Py_DECREF(r);
@@ -369,8 +381,7 @@ static PyMethodDef trp_trans_methods[] = {
 
 static PyGetSetDef trp_trans_getset[] = {
     {"id", (getter)trp_trans_id, NULL, "The instance's id.", NULL},
-    {"closed", (getter)trp_trans_closed, NULL, "Whether it was closed.",
-     NULL},
+    {"closed", (getter)trp_trans_closed, NULL, "Whether it was closed.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -402,9 +413,10 @@ static int trp_req_finish(trp_req_t *r, int timeout_ms)
         PyErr_NoMemory();
         return -1;
     }
-    Py_BEGIN_ALLOW_THREADS st = mf_trans_wait(r->req, timeout_ms, results);
-    Py_END_ALLOW_THREADS if (st == MF_ERR_TIMEOUT)
-    {
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_trans_wait(r->req, timeout_ms, results);
+    Py_END_ALLOW_THREADS
+    if (st == MF_ERR_TIMEOUT) {
         PyMem_Free(results);
         return 0;
     }

@@ -1,7 +1,9 @@
 /*
- * mf-bench: copy bandwidth of the BM API, with a baseline measured in the
- * same run: memcpy for host memory, the CUDA driver's own copy for device
- * memory, a raw TCP stream for the tcp transport.
+ * mf-bench: copy bandwidth of the BM API (and, with --api trans, of TRANS
+ * transfers with rank 1's segment registered as a TRANS buffer), with a
+ * baseline measured in the same run: memcpy for host memory, the CUDA
+ * driver's own copy for device memory, a raw TCP stream for the tcp
+ * transport.
  *
  * By default the tool runs a whole pool by itself: for every copy thread
  * setting it forks a config store process and N rank processes (all on this
@@ -78,6 +80,12 @@ static void mb_usage(FILE *out)
             "comma separated;\n"
             "                     the baseline opens as many (JSON field "
             "lanes: 0 with shm)\n"
+            "  --api NAME         bm (default) or trans: rank 0 writes "
+            "(LH2GH) and reads\n"
+            "                     (GH2LH) rank 1's segment as a TRANS "
+            "buffer (mf_trans_write,\n"
+            "                     mf_trans_read, mf_trans_batch); implies "
+            "--transport tcp\n"
             "  --netns            tcp: rank processes in two network "
             "namespaces (hosts\n"
             "                     joined by veth and a bridge, "
@@ -260,7 +268,8 @@ static int mb_parse_args(int argc, char **argv)
         O_STORE,
         O_WORLD,
         O_LANES,
-        O_NETNS
+        O_NETNS,
+        O_API
     };
     static const struct option longopts[] = {
         {"ranks", required_argument, NULL, O_RANKS},
@@ -280,6 +289,7 @@ static int mb_parse_args(int argc, char **argv)
         {"world", required_argument, NULL, O_WORLD},
         {"lanes", required_argument, NULL, O_LANES},
         {"netns", no_argument, NULL, O_NETNS},
+        {"api", required_argument, NULL, O_API},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -374,6 +384,14 @@ static int mb_parse_args(int argc, char **argv)
         case O_STORE:
             mb_opts.store_url = optarg;
             break;
+        case O_API:
+            if (strcmp(optarg, "trans") == 0) {
+                mb_opts.trans = true;
+            } else if (strcmp(optarg, "bm") != 0) {
+                bench_err("--api: bm or trans, not '%s'", optarg);
+                return -1;
+            }
+            break;
         case O_NETNS:
             mb_opts.netns = true;
             break;
@@ -403,6 +421,10 @@ static int mb_parse_args(int argc, char **argv)
     if ((mb_opts.store_url == NULL) != (mb_opts.world == 0)) {
         bench_err("--store and --world go together");
         return -1;
+    }
+    if (mb_opts.trans) {
+        /* TRANS serves registered buffers over tcp */
+        snprintf(mb_opts.transport, sizeof(mb_opts.transport), "tcp");
     }
     mb_opts.tcp = strcmp(mb_opts.transport, "tcp") == 0;
     if (mb_opts.netns && (!mb_opts.tcp || mb_opts.store_url != NULL)) {
@@ -458,6 +480,15 @@ static int mb_parse_args(int argc, char **argv)
 
         for (i = 0; i < n; i++) {
             mb_opts.sizes[mb_opts.nsizes++] = src[i];
+        }
+    }
+    if (mb_opts.trans) {
+        for (i = 0; i < MB_DIRS; i++) {
+            if (mb_opts.dirs[i] && i != MB_LH2GH && i != MB_GH2LH) {
+                bench_err("--api trans measures LH2GH (mf_trans_write) and "
+                          "GH2LH (mf_trans_read) only");
+                return -1;
+            }
         }
     }
     if (quick && !min_time) {

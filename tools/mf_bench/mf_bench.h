@@ -112,6 +112,7 @@ typedef struct mb_opts {
     char transport[16];
     bool tcp;   /* transport tcp: raw TCP stream baseline, lanes */
     bool netns; /* ranks in two network namespaces */
+    bool trans; /* --api trans: the copies are TRANS transfers */
     uint32_t lanes[8];
     unsigned nlanes;
     bool json;
@@ -198,6 +199,8 @@ typedef enum mb_mem {
 
 typedef struct mb_bench {
     mf_bm_t *bm;
+    mf_trans_t *trans; /* --api trans: rank 0's instance */
+    mf_trans_piece_t *tpieces;
     uint32_t world;
     uint32_t threads;   /* total threads doing a copy */
     uint64_t split_min; /* the library's copy_split_min */

@@ -95,6 +95,7 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     mf_bm_create_params_t params;
     mf_bm_config_t cfg;
     mf_store_t *store = NULL;
+    mf_trans_t *trans = NULL;
     mb_bench_t bench;
     uint32_t rank = UINT32_MAX, barrier_timeout;
     uint64_t max = mb_max_size(), seg;
@@ -160,6 +161,21 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     if (st != MF_OK) {
         bench_err("rank %u: mf_bm_join: %s", rank, mf_status_str(st));
         goto out_destroy;
+    }
+    if (mb_opts.trans && rank <= 1) {
+        /* rank 1 serves its segment as a TRANS buffer (its GVA is its own
+         * address), rank 0 transfers with it */
+        snprintf(where, sizeof(where), "mf-bench-%u", rank);
+        st = mf_trans_create(url, where, &cfg, &trans);
+        if (st == MF_OK && rank == 1) {
+            st = mf_trans_register(
+                trans, mf_bm_gva_of_rank(bench.bm, 1, MF_MEM_HOST), seg);
+        }
+        if (st != MF_OK) {
+            bench_err("rank %u: TRANS: %s", rank, mf_status_str(st));
+            goto out_leave;
+        }
+        bench.trans = rank == 0 ? trans : NULL;
     }
     if (mb_opts.tcp && rank == 1) {
         /* the raw TCP baseline's receiving end */
@@ -229,6 +245,7 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
     }
     ret = 0;
 out_leave:
+    mf_trans_destroy(trans);
     if (bench.tcpb.n > 0) {
         bench_tcp_client_fini(&bench.tcpb);
     }

@@ -89,6 +89,11 @@ void mb_report_header(uint32_t world, uint64_t split_min)
            "pieces: 1 = mf_bm_copy, else mf_bm_copy_batch (%u equal pieces, "
            "or %d KV pieces 61x128K+61x16K)\n",
            mb_opts.pieces, MB_KV_PIECES);
+    if (mb_opts.trans) {
+        printf("# api: TRANS: LH2GH = mf_trans_write, GH2LH = mf_trans_read "
+               "(pieces > 1: mf_trans_batch) of rank 1's segment, "
+               "registered as a TRANS buffer\n");
+    }
     if (mb_opts.tcp) {
         printf("# transport forced to tcp (even between ranks of one host); "
                "lanes = TCP connections per peer (tcp.lanes)\n");

@@ -166,13 +166,48 @@ static size_t mb_build(mb_bench_t *b, mb_layout_t layout, uint64_t size,
     return count;
 }
 
+/* The TRANS instance of rank r. */
+#define MB_TRANS_ID "mf-bench-%u"
+
+/* The pieces as TRANS transfers with rank 1: LH2GH writes, GH2LH reads
+ * (its segment's GVAs are its own addresses, where it registered it). */
+static mf_status_t mb_trans_copy(mb_bench_t *b, mb_layout_t layout,
+                                 mf_copy_dir_t dir,
+                                 const mf_copy_piece_t *pieces, size_t count,
+                                 mf_status_t *results)
+{
+    bool write = dir == MF_COPY_LH2GH;
+    char peer[32];
+
+    snprintf(peer, sizeof(peer), MB_TRANS_ID, 1u);
+    if (layout == MB_SINGLE) {
+        return write ? mf_trans_write(b->trans, peer,
+                                      (const void *)(uintptr_t)pieces[0].src,
+                                      pieces[0].dst, pieces[0].size)
+                     : mf_trans_read(b->trans, peer,
+                                     (void *)(uintptr_t)pieces[0].dst,
+                                     pieces[0].src, pieces[0].size);
+    }
+    for (size_t i = 0; i < count; i++) {
+        b->tpieces[i].local =
+            (void *)(uintptr_t)(write ? pieces[i].src : pieces[i].dst);
+        b->tpieces[i].remote = write ? pieces[i].dst : pieces[i].src;
+        b->tpieces[i].size = pieces[i].size;
+    }
+    return mf_trans_batch(b->trans, peer,
+                          write ? MF_TRANS_WRITE : MF_TRANS_READ, b->tpieces,
+                          count, results);
+}
+
 static int mb_copy(mb_bench_t *b, mb_layout_t layout, mf_copy_dir_t dir,
                    const mf_copy_piece_t *pieces, size_t count,
                    mf_status_t *results)
 {
     mf_status_t st;
 
-    if (layout == MB_SINGLE) {
+    if (b->trans != NULL) {
+        st = mb_trans_copy(b, layout, dir, pieces, count, results);
+    } else if (layout == MB_SINGLE) {
         st = mf_bm_copy(b->bm, pieces[0].src, pieces[0].dst, pieces[0].size,
                         dir);
     } else {
@@ -650,7 +685,8 @@ int mb_bench_run(mb_bench_t *b, uint64_t max)
         mb_opts.pieces > MB_KV_PIECES ? mb_opts.pieces : MB_KV_PIECES;
     b->pieces = calloc(b->max_pieces, sizeof(*b->pieces));
     b->results = calloc(b->max_pieces, sizeof(*b->results));
-    if (b->pieces == NULL || b->results == NULL) {
+    b->tpieces = calloc(b->max_pieces, sizeof(*b->tpieces));
+    if (b->pieces == NULL || b->results == NULL || b->tpieces == NULL) {
         bench_err("out of memory");
         return -1;
     }
@@ -745,4 +781,5 @@ void mb_bench_free(mb_bench_t *b, uint64_t max)
     }
     free(b->pieces);
     free(b->results);
+    free(b->tpieces);
 }

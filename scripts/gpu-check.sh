@@ -56,7 +56,7 @@ cmake --build "$build" -j "$(nproc)" || exit 2
 step "CUDA tests against $MF_CUDA_LIBRARY"
 status=0
 ctest --test-dir "$build" --output-on-failure -j 4 \
-    -R 'no_cuda_link|test_mem_cuda|test_mem$|test_tl$|test_tl_tcp|it_bm_device|it_mmc_device|it_mmc_hbm|bench/.*device' ||
+    -R 'no_cuda_link|test_mem_cuda|test_mem$|test_tl$|test_tl_tcp|it_bm_device|it_mmc_device|it_mmc_hbm|it_trans|bench/.*device' ||
     status=1
 
 if [[ $bench == 1 ]]; then

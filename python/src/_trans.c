@@ -275,24 +275,36 @@ static PyObject *trp_results(const mf_status_t *st, Py_ssize_t n)
     return list;
 }
 
+/* The arguments (peer, op, locals, remotes, sizes) of batch and submit:
+ * 0 with *pieces_p to PyMem_Free(), or -1 with an exception set. */
+static int trp_parse(trp_trans_t *self, PyObject *args, mf_trans_t **t_p,
+                     const char **peer_p, int *op_p,
+                     mf_trans_piece_t **pieces_p, Py_ssize_t *n_p)
+{
+    PyObject *locals, *remotes, *sizes;
+
+    *t_p = trp_get(self);
+    if (*t_p == NULL || !PyArg_ParseTuple(args, "siOOO", peer_p, op_p, &locals,
+                                          &remotes, &sizes)) {
+        return -1;
+    }
+    *pieces_p = trp_pieces(locals, remotes, sizes, n_p);
+    return *pieces_p != NULL ? 0 : -1;
+}
+
 /* batch(peer, op, locals, remotes, sizes) -> (status, [status per piece]):
  * never raises for a transfer that failed, so callers can map codes. */
 static PyObject *trp_trans_batch(trp_trans_t *self, PyObject *args)
 {
-    PyObject *locals, *remotes, *sizes, *res, *out;
-    mf_trans_t *t = trp_get(self);
     mf_trans_piece_t *pieces;
     mf_status_t st, *results;
+    PyObject *res, *out;
     const char *peer;
+    mf_trans_t *t;
     Py_ssize_t n;
     int op;
 
-    if (t == NULL || !PyArg_ParseTuple(args, "siOOO", &peer, &op, &locals,
-                                       &remotes, &sizes)) {
-        return NULL;
-    }
-    pieces = trp_pieces(locals, remotes, sizes, &n);
-    if (pieces == NULL) {
+    if (trp_parse(self, args, &t, &peer, &op, &pieces, &n) != 0) {
         return NULL;
     }
     results = PyMem_Calloc((size_t)n + 1, sizeof(*results));
@@ -320,22 +332,16 @@ static PyObject *trp_trans_batch(trp_trans_t *self, PyObject *args)
  * nothing could start). */
 static PyObject *trp_trans_submit(trp_trans_t *self, PyObject *args)
 {
-    PyObject *locals, *remotes, *sizes;
-    mf_trans_t *t = trp_get(self);
     mf_trans_piece_t *pieces;
     mf_trans_req_t *req = NULL;
     const char *peer;
+    mf_trans_t *t;
     trp_req_t *r;
     mf_status_t st;
     Py_ssize_t n;
     int op;
 
-    if (t == NULL || !PyArg_ParseTuple(args, "siOOO", &peer, &op, &locals,
-                                       &remotes, &sizes)) {
-        return NULL;
-    }
-    pieces = trp_pieces(locals, remotes, sizes, &n);
-    if (pieces == NULL) {
+    if (trp_parse(self, args, &t, &peer, &op, &pieces, &n) != 0) {
         return NULL;
     }
     r = PyObject_New(trp_req_t, &trp_req_type);

@@ -12,9 +12,14 @@
  *   kill:  h2 dies by SIGKILL while a client reads and writes it and h1:
  *          every call returns within a bound, with the right bytes or a
  *          peer error; once h2's death is known only MF_ERR_PEER_LOST; h1
- *          keeps serving exact bytes throughout.
+ *          keeps serving exact bytes throughout;
+ *   device: a peer registers device memory and a client on another host
+ *          reads it into host and device memory and writes it from both
+ *          (the driver MF_CUDA_LIBRARY names: the fake one of
+ *          tests/fakecuda in CI).
  */
 #include "it_helpers.h"
+#include "tk_cuda.h"
 #include "tk_netns.h"
 
 #include <poll.h>
@@ -134,6 +139,23 @@ static uint64_t tr_peer_buf(const char *id)
     return addr;
 }
 
+/* A client's instance (CLIENT_ID of index) and its local memory; *b1_p,
+ * *b2_p: the buffers of h1 and h2. */
+static mf_trans_t *tr_client_open(int index, uint8_t **local_p, uint64_t *b1_p,
+                                  uint64_t *b2_p)
+{
+    char id[32];
+    mf_trans_t *t;
+
+    *local_p = aligned_alloc(4096, BUF);
+    TK_CHECK(*local_p != NULL);
+    snprintf(id, sizeof(id), CLIENT_ID, index);
+    t = tr_open(id);
+    *b1_p = tr_peer_buf("h1:7000");
+    *b2_p = tr_peer_buf("h2:7000");
+    return t;
+}
+
 /* Everything a client does with one peer; slot: its scratch there. */
 static void tr_exercise(mf_trans_t *t, const char *peer, uint64_t base,
                         int peer_host, int slot, uint8_t *local)
@@ -178,19 +200,14 @@ static void tr_exercise(mf_trans_t *t, const char *peer, uint64_t base,
  * asynchronous batches in flight at once, one to each. */
 static int tr_client(int index, void *arg)
 {
-    uint8_t *local = aligned_alloc(4096, BUF);
-    uint64_t b1, b2;
     mf_trans_req_t *r1, *r2;
     mf_trans_piece_t p1, p2;
-    char id[32];
+    uint64_t b1, b2;
+    uint8_t *local;
     mf_trans_t *t;
 
     (void)arg;
-    TK_CHECK(local != NULL);
-    snprintf(id, sizeof(id), CLIENT_ID, index);
-    t = tr_open(id);
-    b1 = tr_peer_buf("h1:7000");
-    b2 = tr_peer_buf("h2:7000");
+    t = tr_client_open(index, &local, &b1, &b2);
     tr_exercise(t, "h1:7000", b1, 1, index, local);
     tr_exercise(t, "h2:7000", b2, 2, index, local);
     p1 = (mf_trans_piece_t){local, b1, HALF};
@@ -246,19 +263,14 @@ static void test_hosts(void **state)
  * death is known and h1 served 20 more rounds. */
 static int tr_kill_client(int index, void *arg)
 {
-    uint8_t *local = aligned_alloc(4096, BUF);
-    uint64_t b1, b2, start;
     unsigned after = 0, lost = 0, oks = 0;
+    uint64_t b1, b2, start;
+    uint8_t *local;
     mf_trans_t *t;
     mf_status_t st;
-    char id[32];
 
     (void)arg;
-    TK_CHECK(local != NULL);
-    snprintf(id, sizeof(id), CLIENT_ID, index);
-    t = tr_open(id);
-    b1 = tr_peer_buf("h1:7000");
-    b2 = tr_peer_buf("h2:7000");
+    t = tr_client_open(index, &local, &b1, &b2);
     for (unsigned round = 0; after < 20; round++) {
         uint64_t scratch2 = b2 + HALF;
 
@@ -319,6 +331,109 @@ static void test_kill(void **state)
     assert_int_equal(it_store_stop(&g_store), 0);
 }
 
+#define DEV_SIZE (4 * MIB)
+
+/* h1 with a device buffer holding pattern SEED(1). */
+static int tr_dev_peer(int index, void *arg)
+{
+    uint8_t *host = malloc(DEV_SIZE);
+    char why[256];
+    sigset_t set;
+    mf_trans_t *t;
+    void *dev;
+    int sig;
+
+    (void)arg;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    TK_CHECK(host != NULL && tk_cuda_init(why, sizeof(why)) == 0);
+    dev = tk_cuda_alloc(DEV_SIZE);
+    TK_CHECK(dev != NULL);
+    tk_pattern_fill(host, DEV_SIZE, SEED(index), 0);
+    TK_CHECK(tk_cuda_copy(dev, host, DEV_SIZE) == 0);
+    t = tr_open("h1:7000");
+    TK_CHECK_OK(mf_trans_register(t, dev, DEV_SIZE));
+    {
+        uint64_t addr = (uint64_t)(uintptr_t)dev;
+        mf_store_t *s;
+
+        TK_CHECK_OK(mf_store_connect(g_store.url, NULL, &s));
+        TK_CHECK_OK(mf_store_set(s, "it/buf/h1:7000", &addr, sizeof(addr), 0));
+        mf_store_close(s);
+    }
+    tr_signal('p');
+    sigwait(&set, &sig);
+    mf_trans_destroy(t);
+    mf_uninit();
+    tk_cuda_free(dev);
+    free(host);
+    return 0;
+}
+
+/* Reads h1's device buffer into host and device memory, writes it from
+ * device memory, reads that back. */
+static int tr_dev_client(int index, void *arg)
+{
+    uint8_t *host = malloc(2 * DEV_SIZE);
+    char why[256];
+    mf_trans_t *t;
+    uint64_t peer;
+    void *dev;
+
+    (void)arg;
+    TK_CHECK(host != NULL && tk_cuda_init(why, sizeof(why)) == 0);
+    dev = tk_cuda_alloc(DEV_SIZE);
+    TK_CHECK(dev != NULL);
+    t = tr_open(index == 0 ? "c0:7000" : "c1:7000");
+    peer = tr_peer_buf("h1:7000");
+    /* device (there) -> host (here) */
+    TK_CHECK_OK(mf_trans_read(t, "h1:7000", host, peer, DEV_SIZE));
+    TK_CHECK(tk_pattern_check(host, DEV_SIZE, SEED(1), 0) < 0);
+    /* device -> device, then device -> host to look */
+    TK_CHECK_OK(mf_trans_read(t, "h1:7000", dev, peer, DEV_SIZE));
+    memset(host, 0, DEV_SIZE);
+    TK_CHECK(tk_cuda_copy(host, dev, DEV_SIZE) == 0);
+    TK_CHECK(tk_pattern_check(host, DEV_SIZE, SEED(1), 0) < 0);
+    /* a new pattern from device memory here into the peer's, at an odd
+     * offset, and back into host memory */
+    tk_pattern_fill(host, DEV_SIZE, 99, 0);
+    TK_CHECK(tk_cuda_copy(dev, host, DEV_SIZE) == 0);
+    TK_CHECK_OK(mf_trans_write(t, "h1:7000", dev, peer + 1, DEV_SIZE - 1));
+    TK_CHECK_OK(
+        mf_trans_read(t, "h1:7000", host + DEV_SIZE, peer + 1, DEV_SIZE - 1));
+    TK_CHECK(memcmp(host, host + DEV_SIZE, DEV_SIZE - 1) == 0);
+    mf_trans_destroy(t);
+    mf_uninit();
+    tk_cuda_free(dev);
+    free(host);
+    return 0;
+}
+
+static void test_device(void **state)
+{
+    pid_t peer, client;
+    char why[256];
+
+    (void)state;
+    if (tk_cuda_probe(why, sizeof(why)) != 0) {
+        tk_print("no device memory here (%s): skipped", why);
+        skip();
+    }
+    assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);
+    assert_int_equal(pipe(g_pipe), 0);
+    peer = tk_netns_spawn(&g_net, 1, tr_dev_peer, 1, NULL);
+    assert_true(peer > 0);
+    assert_int_equal(tr_wait(1), 0);
+    client = tk_netns_spawn(&g_net, 2, tr_dev_client, 0, NULL);
+    assert_true(client > 0);
+    assert_int_equal(tk_proc_wait(client, 4 * WAIT_MS), 0);
+    assert_int_equal(tk_proc_stop(peer, SIGTERM, WAIT_MS), 0);
+    close(g_pipe[0]);
+    close(g_pipe[1]);
+    assert_int_equal(it_store_stop(&g_store), 0);
+}
+
 static int tr_setup(void **state)
 {
     (void)state;
@@ -344,8 +459,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hosts),
         cmocka_unit_test(test_kill),
+        cmocka_unit_test(test_device),
     };
 
+#ifdef IT_FAKECUDA_PATH
+    /* the fake driver, unless a driver is named (a real one on a GPU) */
+    setenv("MF_CUDA_LIBRARY", IT_FAKECUDA_PATH, 0);
+#endif
     tk_netns_require();
     return tk_group_run(tests, tr_setup, tr_teardown);
 }

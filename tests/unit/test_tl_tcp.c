@@ -183,7 +183,8 @@ static void test_iface(void **state)
     assert_true(caps.mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST));
     assert_int_equal((caps.mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_CUDA)) != 0,
                      mf_mem_kind_built(MF_MEM_KIND_CUDA));
-    assert_int_equal(caps.flags, MF_TL_CAP_PUT | MF_TL_CAP_GET);
+    assert_int_equal(caps.flags,
+                     MF_TL_CAP_PUT | MF_TL_CAP_GET | MF_TL_CAP_USER_MEM);
     assert_true(mf_tl_tcp_iface_port(iface) != 0);
     assert_false(ops->iface_is_reachable(iface, "junk", 4));
     ops->iface_close(iface);
@@ -290,6 +291,83 @@ static void test_server_range(void **state)
     memset(buf, 0x5a, sizeof(buf));
     assert_int_equal(test_put(&tp, buf, 10, sizeof(buf)), MF_OK);
     assert_memory_equal(tp.mem + 10, buf, sizeof(buf));
+    test_pair_close(&tp);
+}
+
+/*
+ * User memory: private unless registered to be served; served buffers
+ * (many: found by key at every request) are reachable at their own
+ * addresses, and one deregistered is refused by its key.
+ */
+static void test_user_mem(void **state)
+{
+    enum { N = 200, LEN = 4096 };
+    mf_tl_mem_params_t mp = {0};
+    mf_tl_memh_t *priv, *memh[N];
+    mf_tl_rkey_t *rkey[N];
+    uint8_t key[128], buf[LEN], *mem;
+    test_pair_t tp;
+    test_comp_t tc;
+    size_t len;
+
+    (void)state;
+    test_pair_open(&tp, 2, 0);
+    mem = malloc((size_t)N * LEN);
+    assert_non_null(mem);
+    mp.addr = mem;
+    mp.size = LEN;
+    assert_int_equal(ops->mem_reg(tp.server, &mp, &priv), MF_OK);
+    assert_int_equal(ops->rkey_pack(tp.server, priv, key, sizeof(key), &len),
+                     MF_ERR_UNSUPPORTED);
+    ops->mem_dereg(tp.server, priv);
+
+    mp.serve = true;
+    mp.kind = MF_MEM_KIND_HOST;
+    for (int i = 0; i < N; i++) {
+        mp.addr = mem + (size_t)i * LEN;
+        assert_int_equal(ops->mem_reg(tp.server, &mp, &memh[i]), MF_OK);
+        assert_int_equal(
+            ops->rkey_pack(tp.server, memh[i], key, sizeof(key), &len), MF_OK);
+        assert_int_equal(ops->rkey_unpack(tp.client, key, len,
+                                          (uint64_t)(uintptr_t)mp.addr, LEN,
+                                          &rkey[i]),
+                         MF_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        uint64_t at = (uint64_t)(uintptr_t)(mem + (size_t)i * LEN);
+
+        memset(buf, i, sizeof(buf));
+        test_comp_init(&tc);
+        assert_int_equal(
+            test_comp_wait(NULL, &tc,
+                           ops->put(tp.ep, buf, at, LEN, rkey[i], &tc.super)),
+            MF_OK);
+        assert_memory_equal(mem + (size_t)i * LEN, buf, LEN);
+    }
+    /* withdrawn: its key is refused, the others still served */
+    ops->mem_dereg(tp.server, memh[7]);
+    test_comp_init(&tc);
+    assert_int_equal(
+        test_comp_wait(NULL, &tc,
+                       ops->get(tp.ep, buf,
+                                (uint64_t)(uintptr_t)(mem + 7 * LEN), LEN,
+                                rkey[7], &tc.super)),
+        MF_ERR_PEER_REJECTED);
+    test_comp_init(&tc);
+    assert_int_equal(
+        test_comp_wait(NULL, &tc,
+                       ops->get(tp.ep, buf,
+                                (uint64_t)(uintptr_t)(mem + 8 * LEN), LEN,
+                                rkey[8], &tc.super)),
+        MF_OK);
+    assert_memory_equal(buf, mem + 8 * LEN, LEN);
+    for (int i = 0; i < N; i++) {
+        ops->rkey_release(tp.client, rkey[i]);
+        if (i != 7) {
+            ops->mem_dereg(tp.server, memh[i]);
+        }
+    }
+    free(mem);
     test_pair_close(&tp);
 }
 
@@ -1038,6 +1116,7 @@ int main(void)
         cmocka_unit_test(test_iface),
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_server_range),
+        cmocka_unit_test(test_user_mem),
         cmocka_unit_test(test_raw_requests),
         cmocka_unit_test(test_conn_lost_raw),
         cmocka_unit_test(test_conn_dropped),

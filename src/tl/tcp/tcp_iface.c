@@ -80,7 +80,7 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     iface->window = iface->chunk * MF_TL_TCP_WINDOW_CHUNKS;
     iface->timeout_ms = iface->cfg.timeout_ms;
     pthread_mutex_init(&iface->regions_lock, NULL);
-    mf_list_init(&iface->regions);
+    mf_hmap_init(&iface->regions);
     atomic_init(&iface->next_worker, 0);
     atomic_init(&iface->proto_warned, false);
 
@@ -137,7 +137,6 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
     mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
     mf_tl_tcp_worker_t *worker;
     mf_tl_tcp_region_t *region;
-    mf_list_t *elem;
     unsigned i;
 
     for (i = 0; i < iface->nworkers; i++) {
@@ -156,10 +155,17 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
         close(iface->listen.fd);
         mf_sock_accept_guard_cleanup(&iface->accept_guard);
     }
-    while ((elem = mf_list_pop_front(&iface->regions)) != NULL) {
-        region = mf_container_of(elem, mf_tl_tcp_region_t, elem);
-        region->exported = false; /* its memh is still the owner's */
+    {
+        mf_hmap_iter_t it;
+        mf_hmap_entry_t *e;
+
+        mf_hmap_iter_init(&iface->regions, &it);
+        while ((e = mf_hmap_next(&iface->regions, &it)) != NULL) {
+            region = e->value;
+            region->exported = false; /* its memh is still the owner's */
+        }
     }
+    mf_hmap_free(&iface->regions);
     pthread_mutex_destroy(&iface->regions_lock);
     free(iface);
 }
@@ -263,14 +269,21 @@ static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,
     region->kind = params->seg != NULL ? params->seg->kind
                    : params->serve     ? params->kind
                                        : MF_MEM_KIND_HOST;
-    mf_list_init(&region->elem);
     /* segments and user memory asked to be are served to peers; other
      * user memory stays private */
     if (params->seg != NULL || params->serve) {
-        region->exported = true;
+        mf_status_t status;
+
         pthread_mutex_lock(&iface->regions_lock);
-        mf_list_push_back(&iface->regions, &region->elem);
+        status = mf_hmap_put(&iface->regions, &region->key, sizeof(region->key),
+                             region, NULL);
         pthread_mutex_unlock(&iface->regions_lock);
+        if (status != MF_OK) {
+            mf_error("tcp: cannot serve a memory handle: out of memory");
+            free(region);
+            return status;
+        }
+        region->exported = true;
     }
     *memh_p = &region->super;
     return MF_OK;
@@ -307,7 +320,8 @@ static void mf_tl_tcp_mem_dereg(mf_tl_iface_t *tl_iface, mf_tl_memh_t *memh)
 
     if (region->exported) {
         pthread_mutex_lock(&iface->regions_lock);
-        mf_list_del(&region->elem);
+        (void)mf_hmap_remove(&iface->regions, &region->key,
+                             sizeof(region->key));
         pthread_mutex_unlock(&iface->regions_lock);
         for (i = 0; i < iface->nworkers; i++) {
             mf_tl_tcp_worker_run(&iface->workers[i], mf_tl_tcp_purge_cmd,

@@ -129,7 +129,6 @@ typedef struct mf_tl_tcp_region {
     uint64_t key;
     mf_mem_kind_t kind; /* of the segment's memory */
     bool exported;      /* in the served table */
-    mf_list_t elem;
 } mf_tl_tcp_region_t;
 
 typedef struct mf_tl_tcp_rkey {
@@ -306,7 +305,8 @@ struct mf_tl_tcp_iface {
     uint32_t timeout_ms; /* dead-peer timeout (tcp.timeout_ms) */
     atomic_uint next_worker;
     pthread_mutex_t regions_lock;
-    mf_list_t regions; /* exported mf_tl_tcp_region_t */
+    mf_hmap_t regions; /* key -> exported mf_tl_tcp_region_t: found at
+                          every request, however many are registered */
     atomic_bool proto_warned;
 };
 

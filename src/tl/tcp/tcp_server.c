@@ -13,25 +13,18 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
                                                  mf_status_t *status_p)
 {
     mf_tl_tcp_region_t *region, *found = NULL;
-    uint64_t base;
-    mf_list_t *elem;
 
     *status_p = MF_ERR_PEER_REJECTED; /* no such key */
     pthread_mutex_lock(&iface->regions_lock);
-    for (elem = iface->regions.next; elem != &iface->regions;
-         elem = elem->next) {
-        region = mf_container_of(elem, mf_tl_tcp_region_t, elem);
-        if (region->key != key) {
-            continue;
-        }
-        base = (uint64_t)(uintptr_t)region->super.addr;
-        if (mf_tl_range_inside(base, region->super.size, addr, len)) {
+    region = mf_hmap_get(&iface->regions, &key, sizeof(key));
+    if (region != NULL) {
+        if (mf_tl_range_inside((uint64_t)(uintptr_t)region->super.addr,
+                               region->super.size, addr, len)) {
             found = region;
             *status_p = MF_OK;
         } else {
             *status_p = MF_ERR_OUT_OF_RANGE;
         }
-        break;
     }
     pthread_mutex_unlock(&iface->regions_lock);
     return found;

@@ -55,8 +55,8 @@ typedef struct mf_trans mf_trans_t;
 MF_API mf_status_t mf_trans_create(const char *store_url, const char *id,
                                    const mf_bm_config_t *cfg,
                                    mf_trans_t **trans_p);
-/* Withdraws the id and every buffer, waits for nothing: transfers still
- * running must have completed. */
+/* Withdraws the id and every buffer, waits for nothing: every transfer
+ * must have finished (a request still out is a bug of the caller, logged). */
 MF_API void mf_trans_destroy(mf_trans_t *trans);
 MF_API const char *mf_trans_id(const mf_trans_t *trans);
 
@@ -118,11 +118,12 @@ MF_API mf_status_t mf_trans_submit(mf_trans_t *trans, const char *peer,
 /*
  * Waits up to timeout_ms (< 0: without limit).  The final status (as
  * mf_trans_batch returns it, results as there: optional, the request's
- * count entries) and req is freed; or MF_ERR_TIMEOUT and req runs on.
+ * count entries) and req is freed; or MF_INPROGRESS when the time ran
+ * out first, and req runs on.  One thread at a time per request.
  */
 MF_API mf_status_t mf_trans_wait(mf_trans_req_t *req, int timeout_ms,
                                  mf_status_t *results);
-/* MF_INPROGRESS while running; else mf_trans_wait(req, 0, results). */
+/* mf_trans_wait(req, 0, results): MF_INPROGRESS while it runs. */
 MF_API mf_status_t mf_trans_test(mf_trans_req_t *req, mf_status_t *results);
 
 MF_END_DECLS

@@ -262,7 +262,10 @@ class TransferEngine:
         req = self._reqs.get(batch_id)
         if req is None:
             return -1
-        status = req.wait(0)
+        try:
+            status = req.wait(0)
+        except MfError:  # another thread is waiting for it
+            return 0
         if status is None:
             return 0
         del self._reqs[batch_id]

@@ -16,6 +16,8 @@
 
 #include <memfabric/memfabric.h>
 
+#include <stdbool.h>
+
 static const char *trp_name(int st)
 {
     return mf_status_name((mf_status_t)st);
@@ -34,6 +36,7 @@ typedef struct trp_trans {
 typedef struct trp_req {
     PyObject_HEAD trp_trans_t *owner;
     mf_trans_req_t *req; /* NULL once finished */
+    bool waiting;        /* a thread waits for it (without the GIL) */
     Py_ssize_t count;
     int status; /* final, once finished */
     PyObject *results;
@@ -168,12 +171,12 @@ static int trp_ints(PyObject *seq, const char *what, uint64_t *out,
 static PyObject *trp_trans_register(trp_trans_t *self, PyObject *args)
 {
     PyObject *addrs, *sizes;
-    mf_trans_t *t = trp_get(self);
     uint64_t *a = NULL, *s = NULL;
-    Py_ssize_t n;
     mf_status_t st = MF_ERR_NOMEM;
+    mf_trans_t *t;
+    Py_ssize_t n;
 
-    if (t == NULL || !PyArg_ParseTuple(args, "OO", &addrs, &sizes)) {
+    if (!PyArg_ParseTuple(args, "OO", &addrs, &sizes)) {
         return NULL;
     }
     n = PySequence_Size(addrs);
@@ -187,6 +190,13 @@ static PyObject *trp_trans_register(trp_trans_t *self, PyObject *args)
         PyMem_Free(a);
         PyMem_Free(s);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    /* after the conversions, which may run Python code (and a close) */
+    t = trp_get(self);
+    if (t == NULL) {
+        PyMem_Free(a);
+        PyMem_Free(s);
+        return NULL;
     }
     self->busy++;
     Py_BEGIN_ALLOW_THREADS
@@ -283,13 +293,21 @@ static int trp_parse(trp_trans_t *self, PyObject *args, mf_trans_t **t_p,
 {
     PyObject *locals, *remotes, *sizes;
 
-    *t_p = trp_get(self);
-    if (*t_p == NULL || !PyArg_ParseTuple(args, "siOOO", peer_p, op_p, &locals,
-                                          &remotes, &sizes)) {
+    if (!PyArg_ParseTuple(args, "siOOO", peer_p, op_p, &locals, &remotes,
+                          &sizes)) {
         return -1;
     }
     *pieces_p = trp_pieces(locals, remotes, sizes, n_p);
-    return *pieces_p != NULL ? 0 : -1;
+    if (*pieces_p == NULL) {
+        return -1;
+    }
+    /* after the conversions, which may run Python code (and a close) */
+    *t_p = trp_get(self);
+    if (*t_p == NULL) {
+        PyMem_Free(*pieces_p);
+        return -1;
+    }
+    return 0;
 }
 
 /* batch(peer, op, locals, remotes, sizes) -> (status, [status per piece]):
@@ -351,6 +369,7 @@ static PyObject *trp_trans_submit(trp_trans_t *self, PyObject *args)
     }
     r->owner = NULL;
     r->req = NULL;
+    r->waiting = false;
     r->count = n;
     r->status = MF_OK;
     r->results = NULL;
@@ -405,33 +424,49 @@ static PyTypeObject trp_trans_type = {
 
 /* ------------------------------------------------------------ TransReq */
 
+/* r is finished: its status and results (NULL when out of memory, or
+ * not wanted), the owner's count down. */
+static void trp_req_done(trp_req_t *r, mf_status_t st,
+                         const mf_status_t *results)
+{
+    r->req = NULL;
+    r->status = st;
+    r->results = results != NULL ? trp_results(results, r->count) : NULL;
+    r->owner->busy--;
+    Py_CLEAR(r->owner);
+}
+
 /* Finishes r with mf_trans_wait(timeout_ms): 1 finished, 0 still
- * running, -1 exception. */
+ * running, -1 exception (MF_ERR_BUSY: another thread waits for it). */
 static int trp_req_finish(trp_req_t *r, int timeout_ms)
 {
+    mf_trans_req_t *req = r->req;
     mf_status_t st, *results;
 
-    if (r->req == NULL) {
+    if (req == NULL) {
         return 1;
+    }
+    if (r->waiting) {
+        pyh_raise_msg(MF_ERR_BUSY, "another thread waits for this transfer",
+                      NULL);
+        return -1;
     }
     results = PyMem_Calloc((size_t)r->count + 1, sizeof(*results));
     if (results == NULL) {
         PyErr_NoMemory();
         return -1;
     }
+    r->waiting = true;
     Py_BEGIN_ALLOW_THREADS
-        st = mf_trans_wait(r->req, timeout_ms, results);
+        st = mf_trans_wait(req, timeout_ms, results);
     Py_END_ALLOW_THREADS
-    if (st == MF_ERR_TIMEOUT) {
+    r->waiting = false;
+    if (st == MF_INPROGRESS) {
         PyMem_Free(results);
         return 0;
     }
-    r->req = NULL;
-    r->status = st;
-    r->results = trp_results(results, r->count);
+    trp_req_done(r, st, results);
     PyMem_Free(results);
-    r->owner->busy--;
-    Py_CLEAR(r->owner);
     return r->results != NULL ? 1 : -1;
 }
 
@@ -466,9 +501,16 @@ static PyObject *trp_req_results(trp_req_t *r, void *unused)
 static void trp_req_dealloc(trp_req_t *r)
 {
     if (r->req != NULL) { /* its memory is the caller's: wait for it */
-        if (trp_req_finish(r, -1) < 0) {
-            PyErr_Clear();
-        }
+        mf_trans_req_t *req = r->req;
+        PyObject *type, *value, *tb;
+        mf_status_t st;
+
+        PyErr_Fetch(&type, &value, &tb);
+        Py_BEGIN_ALLOW_THREADS
+            st = mf_trans_wait(req, -1, NULL);
+        Py_END_ALLOW_THREADS
+        trp_req_done(r, st, NULL);
+        PyErr_Restore(type, value, tb);
     }
     Py_XDECREF(r->results);
     Py_XDECREF(r->owner);

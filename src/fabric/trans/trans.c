@@ -11,6 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Ids of dead peers remembered, so that transfers to them say
+ * MF_ERR_PEER_LOST rather than MF_ERR_NOT_FOUND; past this many the set
+ * starts over (ids of a long-running job's dead peers are not kept
+ * forever). */
+#define MF_TRANS_LOST_MAX 65536u
+
 /* --------------------------------------------------------------- keys */
 
 static void mf_trans_key(char *buf, size_t len, const char *id,
@@ -281,6 +287,9 @@ static mf_status_t mf_trans_rtab_decode(mf_trans_t *trans, size_t tl,
 
             if (!mf_rbuf_get_str(&r, name, sizeof(name)) ||
                 !mf_rbuf_get_bytes(&r, &key, &key_len, 4096)) {
+                if (rkey != NULL) {
+                    iface->ops->rkey_release(iface, rkey);
+                }
                 goto err;
             }
             if (rkey != NULL || strcmp(name, iface->ops->name) != 0) {
@@ -309,9 +318,12 @@ static mf_status_t mf_trans_rtab_decode(mf_trans_t *trans, size_t tl,
     return MF_OK;
 
 err:
+    mf_trans_rtab_free(trans, tab);
+    if (status == MF_ERR_NOMEM) {
+        return status;
+    }
     mf_error("mf-trans %s: the buffers %s published do not decode", trans->id,
              peer);
-    mf_trans_rtab_free(trans, tab);
     return MF_ERR_PROTO;
 }
 
@@ -403,7 +415,7 @@ mf_status_t mf_trans_peer_get(mf_trans_t *trans, const char *id,
 {
     char key[MF_TRANS_ID_MAX + 32];
     mf_trans_peer_t *peer, *raced;
-    mf_status_t status;
+    mf_status_t status = MF_OK;
     void *value;
     size_t len;
 
@@ -416,11 +428,16 @@ mf_status_t mf_trans_peer_get(mf_trans_t *trans, const char *id,
     peer = mf_hmap_get(&trans->peers, id, strlen(id));
     if (peer != NULL) {
         atomic_fetch_add(&peer->refs, 1);
+    } else if (mf_hmap_find(&trans->lost, id, strlen(id)) != NULL) {
+        status = MF_ERR_PEER_LOST;
     }
     pthread_mutex_unlock(&trans->peers_lock);
     if (peer != NULL) {
         *peer_p = peer;
         return MF_OK;
+    }
+    if (status == MF_ERR_PEER_LOST) {
+        return status;
     }
     /* no lock across the store call (trans_int.h) */
     mf_trans_key(key, sizeof(key), id, "addr");
@@ -499,6 +516,7 @@ mf_status_t mf_trans_peer_tab(mf_trans_t *trans, mf_trans_peer_t *peer,
         }
     }
     if (status != MF_OK) {
+        atomic_store(&peer->stale, true); /* read it again next time */
         return status;
     }
     pthread_mutex_lock(&trans->tl_lock);
@@ -516,6 +534,7 @@ mf_status_t mf_trans_peer_tab(mf_trans_t *trans, mf_trans_peer_t *peer,
     pthread_mutex_unlock(&trans->tl_lock);
     free(value);
     if (status != MF_OK) {
+        atomic_store(&peer->stale, true);
         return status;
     }
     atomic_fetch_add(&tab->refs, 1); /* the peer's and the caller's */
@@ -529,9 +548,9 @@ mf_status_t mf_trans_peer_tab(mf_trans_t *trans, mf_trans_peer_t *peer,
 }
 
 /* Store events of every instance (the store's watch thread): an addr key
- * removed is a peer gone (it stays known as lost, so transfers to it say
- * MF_ERR_PEER_LOST), an addr key set is a new instance under an id (a
- * lost one is forgotten), a mem key changed is a peer's buffers
+ * removed is a peer gone (forgotten, its id remembered as lost, so
+ * transfers to it say MF_ERR_PEER_LOST), an addr key set is an instance
+ * under an id (no longer lost), a mem key changed is a peer's buffers
  * changed. */
 static void mf_trans_watch_cb(mf_store_event_t event, const char *key,
                               const void *value, size_t len, void *arg)
@@ -540,6 +559,7 @@ static void mf_trans_watch_cb(mf_store_event_t event, const char *key,
     const char *id = key + strlen(MF_TRANS_PREFIX), *slash;
     mf_trans_peer_t *peer, *forget = NULL;
     size_t id_len;
+    bool addr;
 
     (void)value;
     (void)len;
@@ -548,22 +568,36 @@ static void mf_trans_watch_cb(mf_store_event_t event, const char *key,
         (id_len = (size_t)(slash - id)) >= MF_TRANS_ID_MAX) {
         return;
     }
+    addr = strcmp(slash, "/addr") == 0;
+    if (!addr && strcmp(slash, "/mem") != 0) {
+        return;
+    }
     pthread_mutex_lock(&trans->peers_lock);
     peer = mf_hmap_get(&trans->peers, id, id_len);
-    if (peer == NULL) {
-        /* not one we know */
-    } else if (strcmp(slash, "/mem") == 0) {
-        atomic_store(&peer->stale, true);
-    } else if (strcmp(slash, "/addr") == 0 && event == MF_STORE_EVENT_REMOVE) {
-        atomic_store(&peer->lost, true);
-        mf_debug("mf-trans %s: %s is gone", trans->id, peer->id);
-    } else if (strcmp(slash, "/addr") == 0 && atomic_load(&peer->lost)) {
-        /* the id lives again: the next transfer connects anew */
-        (void)mf_hmap_remove(&trans->peers, id, id_len);
-        forget = peer;
+    if (!addr) {
+        if (peer != NULL) {
+            atomic_store(&peer->stale, true);
+        }
+    } else if (event == MF_STORE_EVENT_REMOVE) {
+        if (peer != NULL) {
+            atomic_store(&peer->lost, true);
+            (void)mf_hmap_remove(&trans->peers, id, id_len);
+            forget = peer;
+            if (trans->lost.count >= MF_TRANS_LOST_MAX) {
+                mf_hmap_free(&trans->lost);
+                mf_hmap_init(&trans->lost);
+            }
+            (void)mf_hmap_put(&trans->lost, id, id_len, trans, NULL);
+        }
+    } else {
+        /* the id lives (again): the next transfer connects anew */
+        (void)mf_hmap_remove(&trans->lost, id, id_len);
     }
     pthread_mutex_unlock(&trans->peers_lock);
-    mf_trans_peer_put(trans, forget); /* the map's reference */
+    if (forget != NULL) {
+        mf_debug("mf-trans %s: %s is gone", trans->id, forget->id);
+        mf_trans_peer_put(trans, forget); /* the map's reference */
+    }
 }
 
 /* ----------------------------------------------------------- instances */
@@ -612,6 +646,7 @@ MF_API mf_status_t mf_trans_create(const char *store_url, const char *id,
     pthread_mutex_init(&trans->peers_lock, NULL);
     mf_vec_init(&trans->regions, sizeof(mf_trans_region_t));
     mf_hmap_init(&trans->peers);
+    mf_hmap_init(&trans->lost);
     if (mf_url_list_parse(store_url, urls, MF_URL_LIST_MAX, &n) == MF_OK) {
         mf_strlcpy(route_host, urls[0].host, sizeof(route_host));
     }
@@ -678,6 +713,7 @@ err_close_tl:
 err_close_store:
     mf_store_close(trans->store); /* its keys and rank go with it */
 err_free:
+    mf_hmap_free(&trans->lost);
     mf_hmap_free(&trans->peers);
     mf_vec_free(&trans->regions);
     pthread_mutex_destroy(&trans->peers_lock);
@@ -707,6 +743,11 @@ MF_API void mf_trans_destroy(mf_trans_t *trans)
     if (trans == NULL) {
         return;
     }
+    if (atomic_load(&trans->reqs) != 0) {
+        mf_error("mf_trans_destroy %s: %u transfers are not finished (wait "
+                 "for them first)",
+                 trans->id, atomic_load(&trans->reqs));
+    }
     mf_store_unwatch(trans->store, trans->watch);
     /* the session's end withdraws the id, the address and the buffers */
     mf_store_close(trans->store);
@@ -722,6 +763,7 @@ MF_API void mf_trans_destroy(mf_trans_t *trans)
     }
     mf_trans_tl_close(trans);
     mf_workers_destroy(trans->workers);
+    mf_hmap_free(&trans->lost);
     mf_hmap_free(&trans->peers);
     mf_vec_free(&trans->regions);
     pthread_mutex_destroy(&trans->peers_lock);
@@ -837,12 +879,14 @@ MF_API mf_status_t mf_trans_register_batch(mf_trans_t *trans,
     if (status == MF_OK) {
         status = mf_trans_mem_publish(trans);
     }
-    if (status != MF_OK) { /* all or none */
+    if (status != MF_OK && trans->regions.count > base) { /* all or none */
         while (trans->regions.count > base) {
             mf_trans_region_release(
                 trans, mf_vec_at(&trans->regions, trans->regions.count - 1));
             mf_vec_swap_remove(&trans->regions, trans->regions.count - 1);
         }
+        /* a publish that failed may still have landed: say it again */
+        (void)mf_trans_mem_publish(trans);
     }
     pthread_mutex_unlock(&trans->reg_lock);
     return status;

@@ -3,8 +3,10 @@
  * buffer table (read again once per transfer when a piece falls outside
  * it, or when the peer's buffers changed) and goes to the peer's
  * transport as one put or get; the transfer completes when every piece's
- * completion fired.  Synchronous forms wait on the same request they
- * would hand out.
+ * completion fired.  A piece the peer refused by its key (the buffer was
+ * registered again at that address after our table was read) is issued
+ * once more on a fresh read of the table.  Synchronous forms wait on the
+ * same request they would hand out.
  */
 #include "fabric/trans/trans_int.h"
 
@@ -17,7 +19,12 @@
 struct mf_trans_req {
     mf_trans_t *trans;
     mf_trans_peer_t *peer;
-    mf_trans_rtab_t *tabs[2]; /* the one first read, and a fresh one */
+    mf_trans_op_t op;
+    /* the peer's tables: as known, a fresh read for pieces outside it,
+     * a fresh read for pieces the peer refused; tab_err: a read failed */
+    mf_trans_rtab_t *tabs[3];
+    mf_status_t tab_err[3];
+    bool retried; /* the refused pieces were issued once more */
     mf_fabric_waiter_t waiter;
     size_t count;
     mf_trans_piece_t *pieces; /* the caller's (sync) or a copy (async) */
@@ -30,9 +37,11 @@ struct mf_trans_req {
 
 static void mf_trans_req_free(mf_trans_req_t *req)
 {
-    mf_trans_rtab_put(req->trans, req->tabs[0]);
-    mf_trans_rtab_put(req->trans, req->tabs[1]);
+    for (int k = 0; k < 3; k++) {
+        mf_trans_rtab_put(req->trans, req->tabs[k]);
+    }
     mf_trans_peer_put(req->trans, req->peer);
+    atomic_fetch_sub(&req->trans->reqs, 1);
     if (req->own_pieces) {
         free(req->pieces);
     }
@@ -52,6 +61,7 @@ static mf_trans_req_t *mf_trans_req_new(mf_trans_t *trans,
     if (req == NULL) {
         return NULL;
     }
+    atomic_fetch_add(&trans->reqs, 1);
     req->trans = trans;
     req->count = count;
     req->comps = calloc(n, sizeof(*req->comps));
@@ -75,45 +85,77 @@ static mf_trans_req_t *mf_trans_req_new(mf_trans_t *trans,
     return req;
 }
 
-/* The buffer of the peer holding piece p: in its table as we know it
- * (read unless known and unchanged), else in a fresh read of it (once per
- * transfer). */
-static mf_status_t mf_trans_req_resolve(mf_trans_req_t *req,
-                                        const mf_trans_piece_t *p,
-                                        const mf_trans_rregion_t **region_p)
+/* The buffer holding piece p in table slot k, read first if needed
+ * (fresh for slots 1 and 2; a failed read fails every later piece). */
+static const mf_trans_rregion_t *mf_trans_req_find(mf_trans_req_t *req, int k,
+                                                   const mf_trans_piece_t *p,
+                                                   mf_status_t *status_p)
 {
-    const mf_trans_rregion_t *region;
-    mf_status_t status;
-
-    for (int pass = 0; pass < 2; pass++) {
-        if (req->tabs[pass] == NULL) {
-            status = mf_trans_peer_tab(req->trans, req->peer, pass == 1,
-                                       &req->tabs[pass]);
-            if (status != MF_OK) {
-                return status;
-            }
-        }
-        region = mf_trans_rtab_find(req->tabs[pass], p->remote, p->size);
-        if (region != NULL) {
-            *region_p = region;
-            return MF_OK;
-        }
+    if (req->tabs[k] == NULL && req->tab_err[k] == MF_OK) {
+        req->tab_err[k] =
+            mf_trans_peer_tab(req->trans, req->peer, k > 0, &req->tabs[k]);
     }
-    mf_debug("mf-trans %s: %zu bytes at 0x%" PRIx64
-             " are in no buffer %s registered",
-             req->trans->id, p->size, p->remote, req->peer->id);
-    return MF_ERR_OUT_OF_RANGE;
+    if (req->tab_err[k] != MF_OK) {
+        *status_p = req->tab_err[k];
+        return NULL;
+    }
+    *status_p = MF_ERR_OUT_OF_RANGE;
+    return mf_trans_rtab_find(req->tabs[k], p->remote, p->size);
 }
 
-/* Issues every piece; what failed at once has its status. */
-static void mf_trans_req_start(mf_trans_req_t *req, const char *peer_id,
-                               mf_trans_op_t op)
+/* Issues piece i on the buffer of table slot `first` (slot 0 falls back
+ * on a fresh read, slot 1); what fails at once gets its status. */
+static void mf_trans_req_issue(mf_trans_req_t *req, size_t i, int first)
 {
+    const mf_trans_piece_t *p = &req->pieces[i];
+    const mf_trans_rregion_t *region;
+    mf_fabric_comp_t *fc = &req->comps[i];
     mf_trans_t *trans = req->trans;
+    mf_mem_kind_t kind;
+    mf_status_t status;
+
+    req->inflight[i] = false;
+    region = mf_trans_req_find(req, first, p, &status);
+    if (region == NULL && first == 0 && status == MF_ERR_OUT_OF_RANGE) {
+        region = mf_trans_req_find(req, 1, p, &status);
+    }
+    if (region == NULL) {
+        if (status == MF_ERR_OUT_OF_RANGE) {
+            mf_debug("mf-trans %s: %zu bytes at 0x%" PRIx64
+                     " are in no buffer %s registered",
+                     trans->id, p->size, p->remote, req->peer->id);
+        }
+        req->status[i] = status;
+        return;
+    }
+    kind = mf_mem_classify(p->local, p->size);
+    if (!(trans->caps[req->peer->tl].mem_kinds & MF_TL_MEM_KIND(kind))) {
+        req->status[i] = MF_ERR_UNSUPPORTED;
+        return;
+    }
+    mf_fabric_comp_init(fc, &req->waiter);
+    fc->super.mem_kind = kind;
+    atomic_fetch_add(&req->waiter.left, 1);
+    status = req->op == MF_TRANS_WRITE
+                 ? mf_tl_put(req->peer->ep, p->local, p->remote, p->size,
+                             region->rkey, &fc->super)
+                 : mf_tl_get(req->peer->ep, p->local, p->remote, p->size,
+                             region->rkey, &fc->super);
+    if (status == MF_INPROGRESS) {
+        req->inflight[i] = true;
+        return;
+    }
+    atomic_fetch_sub(&req->waiter.left, 1); /* its callback never fires */
+    req->status[i] = status;
+}
+
+/* Issues every piece. */
+static void mf_trans_req_start(mf_trans_req_t *req, const char *peer_id)
+{
     mf_status_t status;
     size_t i;
 
-    status = mf_trans_peer_get(trans, peer_id, &req->peer);
+    status = mf_trans_peer_get(req->trans, peer_id, &req->peer);
     if (status == MF_OK && atomic_load(&req->peer->lost)) {
         status = MF_ERR_PEER_LOST;
     }
@@ -126,43 +168,38 @@ static void mf_trans_req_start(mf_trans_req_t *req, const char *peer_id,
     }
     for (i = 0; i < req->count; i++) {
         const mf_trans_piece_t *p = &req->pieces[i];
-        const mf_trans_rregion_t *region = NULL;
-        mf_fabric_comp_t *fc = &req->comps[i];
-        mf_mem_kind_t kind;
 
         if (p->size == 0) {
             req->status[i] = MF_OK;
-            continue;
-        }
-        if (p->local == NULL) {
+        } else if (p->local == NULL) {
             req->status[i] = MF_ERR_INVALID;
-            continue;
+        } else {
+            mf_trans_req_issue(req, i, 0);
         }
-        status = mf_trans_req_resolve(req, p, &region);
-        if (status != MF_OK) {
-            req->status[i] = status;
-            continue;
-        }
-        kind = mf_mem_classify(p->local, p->size);
-        if (!(trans->caps[req->peer->tl].mem_kinds & MF_TL_MEM_KIND(kind))) {
-            req->status[i] = MF_ERR_UNSUPPORTED;
-            continue;
-        }
-        mf_fabric_comp_init(fc, &req->waiter);
-        fc->super.mem_kind = kind;
-        atomic_fetch_add(&req->waiter.left, 1);
-        status = op == MF_TRANS_WRITE
-                     ? mf_tl_put(req->peer->ep, p->local, p->remote, p->size,
-                                 region->rkey, &fc->super)
-                     : mf_tl_get(req->peer->ep, p->local, p->remote, p->size,
-                                 region->rkey, &fc->super);
-        if (status == MF_INPROGRESS) {
-            req->inflight[i] = true;
-            continue;
-        }
-        atomic_fetch_sub(&req->waiter.left, 1); /* its callback never fires */
-        req->status[i] = status;
     }
+}
+
+/* Every completion fired: issues the pieces the peer refused by their
+ * key once more, on a fresh table.  Whether it issued any (the request
+ * runs on then). */
+static bool mf_trans_req_retry(mf_trans_req_t *req)
+{
+    bool any = false;
+
+    if (req->retried || req->peer == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < req->count; i++) {
+        if (req->inflight[i] && req->comps[i].status == MF_ERR_PEER_REJECTED) {
+            if (!req->retried) {
+                req->retried = true;
+                atomic_store(&req->peer->stale, true);
+            }
+            mf_trans_req_issue(req, i, 2);
+            any = true;
+        }
+    }
+    return any;
 }
 
 /* Every piece's status into results (may be NULL); the first error. */
@@ -214,8 +251,11 @@ MF_API mf_status_t mf_trans_batch(mf_trans_t *trans, const char *peer,
     if (req == NULL) {
         return MF_ERR_NOMEM;
     }
-    mf_trans_req_start(req, peer, op);
-    mf_fabric_waiter_wait(&req->waiter, mf_trans_req_iface(req));
+    req->op = op;
+    mf_trans_req_start(req, peer);
+    do {
+        mf_fabric_waiter_wait(&req->waiter, mf_trans_req_iface(req));
+    } while (mf_trans_req_retry(req));
     status = mf_trans_req_results(req, results);
     mf_trans_req_free(req);
     return status;
@@ -252,7 +292,8 @@ MF_API mf_status_t mf_trans_submit(mf_trans_t *trans, const char *peer,
     if (req == NULL) {
         return MF_ERR_NOMEM;
     }
-    mf_trans_req_start(req, peer, op);
+    req->op = op;
+    mf_trans_req_start(req, peer);
     *req_p = req;
     return MF_OK;
 }
@@ -265,11 +306,13 @@ MF_API mf_status_t mf_trans_wait(mf_trans_req_t *req, int timeout_ms,
     if (req == NULL) {
         return MF_ERR_INVALID;
     }
-    status = mf_fabric_waiter_wait_for(&req->waiter, mf_trans_req_iface(req),
-                                       timeout_ms);
-    if (status != MF_OK) {
-        return status;
-    }
+    do {
+        status = mf_fabric_waiter_wait_for(&req->waiter,
+                                           mf_trans_req_iface(req), timeout_ms);
+        if (status != MF_OK) {
+            return MF_INPROGRESS; /* expired: it runs on */
+        }
+    } while (mf_trans_req_retry(req));
     status = mf_trans_req_results(req, results);
     mf_trans_req_free(req);
     return status;
@@ -279,9 +322,6 @@ MF_API mf_status_t mf_trans_test(mf_trans_req_t *req, mf_status_t *results)
 {
     if (req == NULL) {
         return MF_ERR_INVALID;
-    }
-    if (atomic_load_explicit(&req->waiter.left, memory_order_acquire) != 0) {
-        return MF_INPROGRESS;
     }
     return mf_trans_wait(req, 0, results);
 }

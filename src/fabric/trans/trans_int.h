@@ -86,7 +86,9 @@ struct mf_trans {
 
     pthread_mutex_t tl_lock;
     pthread_mutex_t peers_lock;
-    mf_hmap_t peers; /* id -> mf_trans_peer_t */
+    mf_hmap_t peers;  /* id -> mf_trans_peer_t, live ones */
+    mf_hmap_t lost;   /* ids of peers known gone (no value), bounded */
+    atomic_uint reqs; /* transfers not yet finished (destroy checks) */
 };
 
 /* ---- trans.c ---- */

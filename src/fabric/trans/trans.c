@@ -410,6 +410,24 @@ static mf_status_t mf_trans_peer_connect(mf_trans_t *trans, const char *id,
     return MF_OK;
 }
 
+/* Drops the map's references of the peers the watch forgot (a caller's
+ * thread). */
+static void mf_trans_graveyard_drain(mf_trans_t *trans)
+{
+    mf_list_t dead;
+    mf_list_t *elem;
+
+    mf_list_init(&dead);
+    pthread_mutex_lock(&trans->peers_lock);
+    while ((elem = mf_list_pop_front(&trans->graveyard)) != NULL) {
+        mf_list_push_back(&dead, elem);
+    }
+    pthread_mutex_unlock(&trans->peers_lock);
+    while ((elem = mf_list_pop_front(&dead)) != NULL) {
+        mf_trans_peer_put(trans, mf_container_of(elem, mf_trans_peer_t, gone));
+    }
+}
+
 mf_status_t mf_trans_peer_get(mf_trans_t *trans, const char *id,
                               mf_trans_peer_t **peer_p)
 {
@@ -419,6 +437,7 @@ mf_status_t mf_trans_peer_get(mf_trans_t *trans, const char *id,
     void *value;
     size_t len;
 
+    mf_trans_graveyard_drain(trans);
     if (!mf_trans_id_valid(id)) {
         mf_error("mf-trans %s: '%s' is no instance id", trans->id,
                  id != NULL ? id : "(null)");
@@ -583,6 +602,7 @@ static void mf_trans_watch_cb(mf_store_event_t event, const char *key,
             atomic_store(&peer->lost, true);
             (void)mf_hmap_remove(&trans->peers, id, id_len);
             forget = peer;
+            mf_list_push_back(&trans->graveyard, &peer->gone);
             if (trans->lost.count >= MF_TRANS_LOST_MAX) {
                 mf_hmap_free(&trans->lost);
                 mf_hmap_init(&trans->lost);
@@ -596,7 +616,6 @@ static void mf_trans_watch_cb(mf_store_event_t event, const char *key,
     pthread_mutex_unlock(&trans->peers_lock);
     if (forget != NULL) {
         mf_debug("mf-trans %s: %s is gone", trans->id, forget->id);
-        mf_trans_peer_put(trans, forget); /* the map's reference */
     }
 }
 
@@ -647,6 +666,7 @@ MF_API mf_status_t mf_trans_create(const char *store_url, const char *id,
     mf_vec_init(&trans->regions, sizeof(mf_trans_region_t));
     mf_hmap_init(&trans->peers);
     mf_hmap_init(&trans->lost);
+    mf_list_init(&trans->graveyard);
     if (mf_url_list_parse(store_url, urls, MF_URL_LIST_MAX, &n) == MF_OK) {
         mf_strlcpy(route_host, urls[0].host, sizeof(route_host));
     }
@@ -749,6 +769,7 @@ MF_API void mf_trans_destroy(mf_trans_t *trans)
                  trans->id, atomic_load(&trans->reqs));
     }
     mf_store_unwatch(trans->store, trans->watch);
+    mf_trans_graveyard_drain(trans);
     /* the session's end withdraws the id, the address and the buffers */
     mf_store_close(trans->store);
     mf_hmap_iter_init(&trans->peers, &it);

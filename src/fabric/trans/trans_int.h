@@ -68,6 +68,7 @@ typedef struct mf_trans_peer {
     size_t tl;            /* index in trans->ifaces */
     mf_tl_ep_t *ep;       /* under tl_lock for create/destroy */
     mf_trans_rtab_t *tab; /* under peers_lock; NULL: never read */
+    mf_list_t gone;       /* in trans->graveyard once forgotten */
 } mf_trans_peer_t;
 
 struct mf_trans {
@@ -86,8 +87,12 @@ struct mf_trans {
 
     pthread_mutex_t tl_lock;
     pthread_mutex_t peers_lock;
-    mf_hmap_t peers;  /* id -> mf_trans_peer_t, live ones */
-    mf_hmap_t lost;   /* ids of peers known gone (no value), bounded */
+    mf_hmap_t peers; /* id -> mf_trans_peer_t, live ones */
+    mf_hmap_t lost;  /* ids of peers known gone (no value), bounded */
+    /* peers forgotten by the store's watch thread, whose map reference
+     * a caller's thread drops (the endpoint's teardown waits for the
+     * transport's threads: not on the store's thread) */
+    mf_list_t graveyard;
     atomic_uint reqs; /* transfers not yet finished (destroy checks) */
 };
 

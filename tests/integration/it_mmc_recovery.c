@@ -480,6 +480,44 @@ static int rc_check_follower(int round, int leader)
     return 0;
 }
 
+/*
+ * The end of a test with SLOTS client processes, ok or not: tells them
+ * (failed, exit_now) and waits for each, then stops the candidates and
+ * etcd (cands: the leader's copy in it_mmc_sh is one of them) or the one
+ * mmc-meta.  Whether everything, ok included, ended cleanly.
+ */
+static int rc_end(int ok, const pid_t *pids, bool cands)
+{
+    if (!ok) {
+        atomic_store(&rc->failed, 1);
+    }
+    atomic_store(&rc->exit_now, 1);
+    for (int s = 0; s < SLOTS; s++) {
+        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
+            tk_print("parent: slot %d failed", s);
+            ok = 0;
+        }
+    }
+    if (cands) {
+        it_mmc_sh->meta.pid = 0;
+        for (int h = 1; h <= 2; h++) {
+            if (rc_cands[h].pid > 0 &&
+                tk_meta_stop(&rc_cands[h], SIGTERM) != 0) {
+                tk_print("parent: the candidate on host %d did not exit "
+                         "cleanly",
+                         h);
+                ok = 0;
+            }
+        }
+        rc_etcd_stop();
+    }
+    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
+        tk_print("parent: mmc-meta did not exit cleanly");
+        ok = 0;
+    }
+    return ok;
+}
+
 typedef enum { RC_SAME, RC_MOVES, RC_FAILOVER } rc_mode_t;
 
 /* The restarts of test_meta_restart; RC_MOVES: each on the other of hosts
@@ -648,36 +686,8 @@ static void rc_restarts(rc_mode_t mode)
     RC_WAIT(rc_all_empty(), "parent: segments still hold bytes");
     ok = 1;
 fail:
-    if (!ok) {
-        atomic_store(&rc->failed, 1);
-    }
     atomic_store(&rc->phase, PH_STOP);
-    atomic_store(&rc->exit_now, 1);
-    for (int s = 0; s < SLOTS; s++) {
-        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
-            tk_print("parent: slot %d failed", s);
-            ok = 0;
-        }
-    }
-    if (failover) {
-        /* the leader's copy in it_mmc_sh is one of the candidates */
-        it_mmc_sh->meta.pid = 0;
-        for (int h = 1; h <= 2; h++) {
-            if (rc_cands[h].pid > 0 &&
-                tk_meta_stop(&rc_cands[h], SIGTERM) != 0) {
-                tk_print("parent: the candidate on host %d did not exit "
-                         "cleanly",
-                         h);
-                ok = 0;
-            }
-        }
-        rc_etcd_stop();
-    }
-    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
-        tk_print("parent: mmc-meta did not exit cleanly");
-        ok = 0;
-    }
-    assert_true(ok);
+    assert_true(rc_end(ok, pids, failover));
 }
 
 /* ------------------------------------------------------------ repairs */
@@ -852,21 +862,7 @@ static void test_repair(void **state)
     }
     ok = 1;
 fail:
-    if (!ok) {
-        atomic_store(&rc->failed, 1);
-    }
-    atomic_store(&rc->exit_now, 1);
-    for (int s = 0; s < SLOTS; s++) {
-        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
-            tk_print("parent: slot %d failed", s);
-            ok = 0;
-        }
-    }
-    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
-        tk_print("parent: mmc-meta did not exit cleanly");
-        ok = 0;
-    }
-    assert_true(ok);
+    assert_true(rc_end(ok, pids, false));
 }
 
 /* Whether /segments lists rank. */
@@ -957,21 +953,7 @@ static void test_holder_dies_in_rebuild(void **state)
     }
     ok = 1;
 fail:
-    if (!ok) {
-        atomic_store(&rc->failed, 1);
-    }
-    atomic_store(&rc->exit_now, 1);
-    for (int s = 0; s < SLOTS; s++) {
-        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
-            tk_print("parent: slot %d failed", s);
-            ok = 0;
-        }
-    }
-    if (it_mmc_sh->meta.pid > 0 && tk_meta_stop(&it_mmc_sh->meta, SIGTERM)) {
-        tk_print("parent: mmc-meta did not exit cleanly");
-        ok = 0;
-    }
-    assert_true(ok);
+    assert_true(rc_end(ok, pids, false));
 }
 
 /* Brings host 1's link down for 5 s (a child: the parent watches). */
@@ -1078,30 +1060,11 @@ static void test_leader_cut(void **state)
             "parent: the clients never cleaned up");
     ok = 1;
 fail:
-    if (!ok) {
-        atomic_store(&rc->failed, 1);
-    }
     atomic_store(&rc->phase, PH_STOP);
-    atomic_store(&rc->exit_now, 1);
     if (cut > 0) {
         (void)tk_proc_wait(cut, GUARD_MS);
     }
-    for (int s = 0; s < SLOTS; s++) {
-        if (pids[s] > 0 && tk_proc_wait(pids[s], GUARD_MS) != 0) {
-            tk_print("parent: slot %d failed", s);
-            ok = 0;
-        }
-    }
-    it_mmc_sh->meta.pid = 0;
-    for (int h = 1; h <= 2; h++) {
-        if (rc_cands[h].pid > 0 && tk_meta_stop(&rc_cands[h], SIGTERM) != 0) {
-            tk_print("parent: the candidate on host %d did not exit cleanly",
-                     h);
-            ok = 0;
-        }
-    }
-    rc_etcd_stop();
-    assert_true(ok);
+    assert_true(rc_end(ok, pids, true));
 }
 
 /*

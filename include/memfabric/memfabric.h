@@ -12,5 +12,6 @@
 #include <memfabric/mf_store.h>
 #include <memfabric/mf_bm.h>
 #include <memfabric/mf_trans.h>
+#include <memfabric/mf_shm.h>
 
 #endif

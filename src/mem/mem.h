@@ -69,6 +69,27 @@ typedef enum mf_mem_kind {
 #define MF_MEM_DEFAULT_DEVICE_BASE_STR                                         \
     MF_STRINGIFY(MF_MEM_DEFAULT_DEVICE_BASE_HEX)
 
+/*
+ * The default bases of the ranges where SHM places its symmetric regions
+ * (the fabric's shm_base and shm_device_base), each MF_MEM_SHM_ROOM bytes:
+ * the upper half of the room between the host and device windows' default
+ * bases (40 TiB, so a BM window keeps 8 TiB), and 24 TiB above the device
+ * window's default base (72 TiB, below AddressSanitizer's allocator).  A
+ * ThreadSanitizer build puts them at 192 GiB and 416 GiB with 64 GiB each.
+ */
+#if MF_TSAN
+#define MF_MEM_DEFAULT_SHM_BASE_HEX        0x3000000000
+#define MF_MEM_DEFAULT_SHM_DEVICE_BASE_HEX 0x6800000000
+#define MF_MEM_SHM_ROOM                    (64ull << 30)
+#else
+#define MF_MEM_DEFAULT_SHM_BASE_HEX        0x280000000000
+#define MF_MEM_DEFAULT_SHM_DEVICE_BASE_HEX 0x480000000000
+#define MF_MEM_SHM_ROOM                    (8ull << 40)
+#endif
+#define MF_MEM_DEFAULT_SHM_BASE_STR MF_STRINGIFY(MF_MEM_DEFAULT_SHM_BASE_HEX)
+#define MF_MEM_DEFAULT_SHM_DEVICE_BASE_STR                                     \
+    MF_STRINGIFY(MF_MEM_DEFAULT_SHM_DEVICE_BASE_HEX)
+
 /* Flags of seg_create / seg_import. */
 #define MF_MEM_SEG_PREFAULT 0x1u /* fault every page in now, not on use */
 #define MF_MEM_SEG_HUGEPAGE 0x2u /* hint transparent huge pages */

@@ -34,6 +34,22 @@ void mf_deadline_after_ms(struct timespec *ts, uint64_t ms)
     }
 }
 
+bool mf_key_part_valid(const char *name, size_t max)
+{
+    size_t n = name != NULL ? strnlen(name, max) : 0;
+
+    if (n == 0 || n >= max) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isprint((unsigned char)name[i]) || name[i] == '/' ||
+            name[i] == ' ') {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool mf_strlcpy(char *dst, const char *src, size_t dst_size)
 {
     size_t len;

@@ -68,6 +68,10 @@ mf_status_t mf_url_list_parse(const char *list, mf_url_t *urls, size_t max,
 /* Copies at most dst_size-1 bytes and terminates; returns false if cut. */
 bool mf_strlcpy(char *dst, const char *src, size_t dst_size);
 
+/* Whether name can be one part of a config store key: 1..max-1
+ * printable bytes without '/' or ' ' (a TRANS id, an SHM key). */
+bool mf_key_part_valid(const char *name, size_t max);
+
 /* A stable identifier of this host: boot id and UTS host name. */
 const char *mf_host_id(void);
 

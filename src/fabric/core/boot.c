@@ -8,6 +8,7 @@
  *   mf/pool/<id>/seg/<rank>   ephemeral segment descriptor while joined; a
  *                           graceful leave first rewrites it as a tombstone,
  *                           so a removal without one means the peer died
+ * (SHM's regions are pools too, under "mf/shm/" instead of "mf/pool/".)
  *
  * Store callbacks run on the store client's thread: they only queue events
  * for the pool's event thread and never call the store.  Locks: the global
@@ -250,6 +251,23 @@ mf_status_t mf_fabric_rank_id(uint32_t *rank_p)
     return status;
 }
 
+mf_status_t mf_fabric_process(mf_store_t **store_p, uint32_t *rank_p,
+                              uint32_t *world_p, mf_bm_config_t *cfg)
+{
+    mf_status_t status = MF_ERR_STATE;
+
+    pthread_mutex_lock(&mf_fabric_g.lock);
+    if (mf_fabric_g.bm_inited) {
+        *store_p = mf_fabric_g.store;
+        *rank_p = mf_fabric_g.rank;
+        *world_p = mf_fabric_g.world;
+        *cfg = mf_fabric_g.cfg;
+        status = MF_OK;
+    }
+    pthread_mutex_unlock(&mf_fabric_g.lock);
+    return status;
+}
+
 uint32_t mf_fabric_world_size(void)
 {
     uint32_t world;
@@ -285,7 +303,8 @@ static bool mf_fabric_create_elastic(const mf_bm_create_params_t *params)
  * pool, checks every other rank's.  MF_OK when all could reserve.
  */
 static mf_status_t
-mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
+mf_fabric_create_collective(mf_store_t *store, const char *space, uint32_t id,
+                            uint32_t rank,
                             uint32_t world, uint64_t base, uint64_t stride,
                             uint32_t timeout_ms, mf_status_t own_status,
                             const char *own_why, bool elastic)
@@ -299,7 +318,7 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
     long peer_status;
     char *reason;
 
-    snprintf(key, sizeof(key), "mf/pool/%u/resv/%u", id, rank);
+    snprintf(key, sizeof(key), "mf/%s/%u/resv/%u", space, id, rank);
     len = (size_t)snprintf(value, sizeof(value), "%d %s", (int)own_status,
                            own_status == MF_OK ? "reserved" : own_why);
     status = mf_store_set(store, key, value, MF_MIN(len, sizeof(value) - 1), 0);
@@ -308,7 +327,7 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
                  mf_status_name(status));
         return status;
     }
-    snprintf(key, sizeof(key), "mf/pool/%u/created", id);
+    snprintf(key, sizeof(key), "mf/%s/%u/created", space, id);
     status = mf_store_add(store, key, 1, &creators);
     if (status != MF_OK) {
         mf_error("mf_bm_create: cannot count the creators: %s",
@@ -326,7 +345,7 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
         if (r == rank) {
             continue;
         }
-        snprintf(key, sizeof(key), "mf/pool/%u/resv/%u", id, r);
+        snprintf(key, sizeof(key), "mf/%s/%u/resv/%u", space, id, r);
         status = mf_store_get(store, key, timeout_ms, &data, &len);
         if (status != MF_OK) {
             mf_error("mf_bm_create: no window result from rank %u within "
@@ -352,6 +371,14 @@ mf_fabric_create_collective(mf_store_t *store, uint32_t id, uint32_t rank,
 mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
                              mf_fabric_pool_t **pool_p)
 {
+    return mf_fabric_create_at("pool", id, params, 0, 0, pool_p);
+}
+
+mf_status_t mf_fabric_create_at(const char *space, uint32_t id,
+                                const mf_bm_create_params_t *params,
+                                uint64_t host_base, uint64_t device_base,
+                                mf_fabric_pool_t **pool_p)
+{
     char why[512] = "";
     mf_bm_config_t cfg;
     mf_status_t status, own_status;
@@ -375,6 +402,12 @@ mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
     world = mf_fabric_g.world;
     cfg = mf_fabric_g.cfg;
     pthread_mutex_unlock(&mf_fabric_g.lock);
+    if (host_base != 0) {
+        cfg.host_base = host_base;
+    }
+    if (device_base != 0) {
+        cfg.device_base = device_base;
+    }
 
     own_status = mf_fabric_window_check(&cfg, world, params, &len, &dev_len);
     if (own_status != MF_OK) {
@@ -386,7 +419,7 @@ mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
         reserved = own_status == MF_OK;
     }
     status = mf_fabric_create_collective(
-        store, id, rank, world, cfg.host_base,
+        store, space, id, rank, world, cfg.host_base,
         params != NULL ? params->max_dram_per_rank : 0, cfg.timeout_ms,
         own_status, why, mf_fabric_create_elastic(params));
     if (status != MF_OK) {
@@ -398,7 +431,8 @@ mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
         goto err_unreserve;
     }
     pool->store = store;
-    snprintf(pool->seg_prefix, sizeof(pool->seg_prefix), "mf/pool/%u/seg/", id);
+    snprintf(pool->seg_prefix, sizeof(pool->seg_prefix), "mf/%s/%u/seg/",
+             space, id);
 
     pthread_mutex_lock(&mf_fabric_g.list_lock);
     mf_list_push_back(&mf_fabric_g.bms, &pool->elem);

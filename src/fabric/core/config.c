@@ -23,6 +23,15 @@ static const mf_cfg_entry_t mf_fabric_cfg_entries[] = {
      MF_MEM_DEFAULT_DEVICE_BASE_STR, 0x10000, 0x7fffffff0000ull,
      "base address of the device GVA window (device segments, "
      "max_hbm_per_rank apart); the same in every process"},
+    {"shm_base", MF_CFG_U64, offsetof(mf_bm_config_t, shm_base), 0,
+     MF_MEM_DEFAULT_SHM_BASE_STR, 0x10000, 0x7fffffff0000ull,
+     "start of the range (8 TiB; 64 GiB in a ThreadSanitizer build) where "
+     "SHM places the GVA windows of its host regions; the same in every "
+     "process"},
+    {"shm_device_base", MF_CFG_U64, offsetof(mf_bm_config_t, shm_device_base),
+     0, MF_MEM_DEFAULT_SHM_DEVICE_BASE_STR, 0x10000, 0x7fffffff0000ull,
+     "start of the range (as large) where SHM places the GVA windows of its "
+     "device regions; the same in every process"},
     {"copy_threads", MF_CFG_U32, offsetof(mf_bm_config_t, copy_threads), 0, "1",
      0, 64, "copy threads besides the caller (0..64)"},
     {"copy_split_min", MF_CFG_SIZE, offsetof(mf_bm_config_t, copy_split_min), 0,

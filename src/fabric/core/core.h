@@ -193,9 +193,20 @@ mf_status_t mf_fabric_init(const char *store_url, uint32_t world_size,
 void mf_fabric_uninit(void);
 mf_status_t mf_fabric_rank_id(uint32_t *rank_p);
 uint32_t mf_fabric_world_size(void);
+/* The bootstrap of the process: its store client (valid until
+ * mf_fabric_uninit), rank, world and settings; MF_ERR_STATE before
+ * mf_fabric_init. */
+mf_status_t mf_fabric_process(mf_store_t **store_p, uint32_t *rank_p,
+                              uint32_t *world_p, mf_bm_config_t *cfg);
 void mf_fabric_create_params_init(mf_bm_create_params_t *params);
 mf_status_t mf_fabric_create(uint32_t id, const mf_bm_create_params_t *params,
                              mf_fabric_pool_t **pool_p);
+/* mf_fabric_create with its store keys under "mf/<space>/<id>/" (BM:
+ * "pool") and windows at host_base and device_base (0: the config's). */
+mf_status_t mf_fabric_create_at(const char *space, uint32_t id,
+                                const mf_bm_create_params_t *params,
+                                uint64_t host_base, uint64_t device_base,
+                                mf_fabric_pool_t **pool_p);
 mf_status_t mf_fabric_join(mf_fabric_pool_t *pool);
 mf_status_t mf_fabric_leave(mf_fabric_pool_t *pool);
 void mf_fabric_destroy(mf_fabric_pool_t *pool);
@@ -239,6 +250,9 @@ mf_status_t mf_fabric_rank_of_gva(mf_fabric_pool_t *pool, uint64_t gva,
 bool mf_fabric_rank_joined(mf_fabric_pool_t *pool, uint32_t rank);
 mf_status_t mf_fabric_rank_wait(mf_fabric_pool_t *pool, uint32_t rank,
                                 int timeout_ms);
+/* mf_fabric_rank_wait for rank's host or device segment. */
+mf_status_t mf_fabric_seg_wait(mf_fabric_pool_t *pool, uint32_t rank,
+                               bool device, int timeout_ms);
 uint64_t mf_fabric_local_size(mf_fabric_pool_t *pool, mf_mem_type_t type);
 void mf_fabric_set_rank_cb(mf_fabric_pool_t *pool, mf_bm_rank_cb cb, void *arg);
 mf_status_t mf_fabric_register(mf_fabric_pool_t *pool, void *addr, size_t size);

@@ -55,12 +55,19 @@ bool mf_fabric_rank_joined(mf_fabric_pool_t *pool, uint32_t rank)
 mf_status_t mf_fabric_rank_wait(mf_fabric_pool_t *pool, uint32_t rank,
                                 int timeout_ms)
 {
+    return mf_fabric_seg_wait(pool, rank, false, timeout_ms);
+}
+
+mf_status_t mf_fabric_seg_wait(mf_fabric_pool_t *pool, uint32_t rank,
+                               bool device, int timeout_ms)
+{
     struct timespec deadline;
     mf_status_t status;
     unsigned state;
     int ret = 0;
 
-    if (pool == NULL || rank >= pool->world) {
+    if (pool == NULL || rank >= pool->world ||
+        (device && pool->dev.segs == NULL)) {
         return MF_ERR_INVALID;
     }
     if (timeout_ms > 0) {
@@ -69,10 +76,12 @@ mf_status_t mf_fabric_rank_wait(mf_fabric_pool_t *pool, uint32_t rank,
     pthread_mutex_lock(&pool->lock);
     for (;;) {
         if (rank == pool->rank) {
-            state = atomic_load(&pool->joined) ? MF_FABRIC_SEG_JOINED
-                                               : MF_FABRIC_SEG_NONE;
+            state = atomic_load(&pool->joined) &&
+                            (!device || pool->dev.own.addr != NULL)
+                        ? MF_FABRIC_SEG_JOINED
+                        : MF_FABRIC_SEG_NONE;
         } else {
-            state = atomic_load(&pool->segs[rank].state);
+            state = atomic_load(&mf_fabric_seg_of(pool, rank, device)->state);
         }
         if (state == MF_FABRIC_SEG_JOINED) {
             status = MF_OK;

@@ -6,7 +6,6 @@
  */
 #include "fabric/trans/trans_int.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +26,7 @@ static void mf_trans_key(char *buf, size_t len, const char *id,
 
 static bool mf_trans_id_valid(const char *id)
 {
-    size_t n = id != NULL ? strlen(id) : 0;
-
-    if (n == 0 || n >= MF_TRANS_ID_MAX) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (!isprint((unsigned char)id[i]) || id[i] == '/' || id[i] == ' ') {
-            return false;
-        }
-    }
-    return true;
+    return mf_key_part_valid(id, MF_TRANS_ID_MAX);
 }
 
 /* The addr key's value: every transport's name and packed address. */

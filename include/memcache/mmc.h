@@ -254,6 +254,75 @@ MF_API mmc_status_t mmc_query_batch(mmc_t *mmc, const char *const *keys,
 MF_API mmc_status_t mmc_remove_batch(mmc_t *mmc, const char *const *keys,
                                      size_t count, mmc_status_t *results);
 
+/* ---- streaming: allocate, write, finish (count <= MMC_BATCH_MAX) ---- */
+
+/*
+ * A put in three steps, for a writer that produces an object piece by
+ * piece (a KV block layer by layer) and copies each piece as it is ready:
+ * mmc_alloc_batch allocates each object (sizes[i] bytes, placed as opts
+ * asks) and writes into infos[i] the global addresses of its replicas; the
+ * caller fills every replica (mmc_copy_batch, or its own copies and
+ * kernels where a replica's GVA is mapped); mmc_write_finish_batch then
+ * commits each key whose written[i] is MMC_OK (written NULL: all), which
+ * makes it readable, and aborts the others (their space is freed).
+ *
+ * Until it is finished an object is invisible (exist: not found; lease:
+ * MMC_ERR_BUSY).  An allocation not finished within the meta service's
+ * put_timeout_ms, or whose process lost its meta connection meanwhile, is
+ * reclaimed: its finish then answers MMC_ERR_ABORTED.  results[i] of
+ * alloc: those of mmc_put_batch's allocation (MMC_ERR_EXISTS,
+ * MMC_ERR_NO_SPACE...), MMC_ERR_BUSY for a key this process allocated and
+ * has not finished.  Of finish: MMC_OK (committed), MMC_ERR_NOT_FOUND (no
+ * allocation of this process), MMC_ERR_ABORTED, or written[i] (aborted as
+ * asked).
+ */
+MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
+                                    const size_t *sizes, size_t count,
+                                    const mmc_put_opts_t *opts,
+                                    mmc_obj_info_t *infos,
+                                    mmc_status_t *results);
+MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
+                                           const mmc_status_t *written,
+                                           size_t count,
+                                           mmc_status_t *results);
+/*
+ * Copies pieces between memory of this process and the pool's global
+ * addresses (mf_bm_copy_batch on the pool of this process's libmemcache),
+ * for objects allocated or leased by the calls here; a piece whose rank is
+ * not joined here yet is waited for up to the request timeout.  results
+ * (optional): each piece's status.
+ */
+MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
+                                   size_t count, mf_copy_dir_t dir,
+                                   mf_status_t *results);
+
+/* ---- explicit read leases ---- */
+
+/*
+ * Takes a read lease of ttl_ms (1 ms .. a day) on each committed object
+ * and writes its size and replicas into infos[i]: until the lease is
+ * released or expires the object is neither evicted nor its space reused
+ * (a remove or replace unlinks it, but its bytes stay), so the caller may
+ * copy from those GVAs itself (mmc_copy_batch).  results[i]: MMC_OK,
+ * MMC_ERR_NOT_FOUND, MMC_ERR_BUSY (being written: try again shortly).  A
+ * key leased several times holds several leases.
+ */
+MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
+                                    size_t count, uint32_t ttl_ms,
+                                    mmc_obj_info_t *infos,
+                                    mmc_status_t *results);
+/* Releases every lease this process holds on each key: MMC_OK,
+ * MMC_ERR_NOT_FOUND (none held), MMC_ERR_LEASE_EXPIRED (one expired or a
+ * replica was lost meanwhile: bytes read under it may be stale). */
+MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc,
+                                            const char *const *keys,
+                                            size_t count,
+                                            mmc_status_t *results);
+
+/* Removes every committed object of the pool (objects being written are
+ * left alone); *count_p (optional): how many. */
+MF_API mmc_status_t mmc_remove_all(mmc_t *mmc, uint64_t *count_p);
+
 /* ---- user buffers ---- */
 
 /* Marks [addr, addr + size) as memory the transports may register once

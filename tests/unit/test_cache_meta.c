@@ -1074,6 +1074,73 @@ static void test_meta_leases(void **state)
     mmc_state_owner_destroy(t->st, r1);
 }
 
+/* Explicit leases of given durations (mmc_state_lease): a key being
+ * written is busy, every lease expires exactly at its own deadline, in
+ * whatever order the durations came (more durations than queues), and
+ * remove-all takes the committed objects only. */
+static void test_meta_lease_ttl(void **state)
+{
+    static const uint32_t ttls[] = {120, 10, 70, 30, 110, 50,
+                                    90,  20, 60, 100, 40, 80};
+    const size_t n = sizeof(ttls) / sizeof(ttls[0]);
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);
+    mmc_state_owner_t *r = test_meta_owner(t);
+    mmc_obj_result_t res, pending;
+    uint64_t start;
+
+    test_meta_put(t, a, "k", PG, 1, 0);
+    assert_int_equal(
+        test_meta_put_opts(t, a, "p", PG, &test_meta_opts1, &pending), MMC_OK);
+    assert_int_equal(mmc_state_lease(t->st, r, "p", 1, t->now, 50, &res),
+                     MMC_ERR_BUSY);
+    assert_int_equal(mmc_state_lease(t->st, r, "x", 1, t->now, 50, &res),
+                     MMC_ERR_NOT_FOUND);
+    assert_int_equal(mmc_state_lease(t->st, r, "k", 1, t->now, 0, &res),
+                     MF_ERR_INVALID);
+    assert_int_equal(mmc_state_lease(t->st, r, "k", 1, t->now,
+                                     MMC_STATE_LEASE_TTL_MAX + 1, &res),
+                     MF_ERR_INVALID);
+
+    start = t->now;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(
+            mmc_state_lease(t->st, r, "k", 1, t->now, ttls[i], &res), MMC_OK);
+        assert_int_equal(res.size, PG);
+        assert_int_equal(res.nrep, 1);
+    }
+    assert_int_equal(test_meta_get(t, r, "k", NULL), MMC_OK); /* LEASE_MS */
+    assert_int_equal(test_meta_counters(t).leases, n + 1);
+    assert_int_equal(test_meta_counters(t).gets, 1);
+    for (uint32_t elapsed = 5; elapsed <= 125; elapsed += 5) {
+        uint64_t left = 0;
+
+        t->now = start + elapsed;
+        mmc_state_expire(t->st, t->now);
+        for (size_t i = 0; i < n; i++) {
+            left += ttls[i] > elapsed;
+        }
+        left += LEASE_MS > elapsed;
+        assert_int_equal(test_meta_counters(t).leases, left);
+        test_meta_check(t);
+    }
+
+    /* remove-all: the committed ones, not the pending one */
+    test_meta_put(t, a, "a", PG, 1, 0);
+    test_meta_put(t, a, "b", PG, 1, 0);
+    assert_int_equal(mmc_state_remove_all(t->st), 3);
+    assert_int_equal(test_meta_query(t, "k", NULL, NULL), MMC_ERR_NOT_FOUND);
+    assert_int_equal(mmc_state_remove_all(t->st), 0);
+    assert_int_equal(mmc_state_put_commit(t->st, a, pending.id, MMC_OK),
+                     MMC_OK);
+    assert_int_equal(test_meta_query(t, "p", NULL, NULL), MMC_OK);
+    assert_int_equal(mmc_state_lease(t->st, r, "p", 1, t->now, 50, &res),
+                     MMC_OK);
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, r);
+    test_meta_drop(t, 0);
+}
+
 /* A lease whose object lost a replica with its segment cannot vouch for
  * the bytes any more: once the rank is back, the same space goes to new
  * objects.  Its release reports it expired. */
@@ -2030,6 +2097,7 @@ int main(void)
         T(test_meta_put_reclaim),
         T(test_meta_put_concurrent),
         T(test_meta_leases),
+        T(test_meta_lease_ttl),
         T(test_meta_lease_damage),
         T(test_meta_lease_limit),
         T(test_meta_expire_budget),

@@ -112,6 +112,7 @@ typedef enum test_type {
     TEST_RECORD,
     TEST_RESTORE,
     TEST_REPAIRS,
+    TEST_LEASE,
     TEST_TYPES
 } test_type_t;
 
@@ -127,6 +128,10 @@ typedef union test_msg {
     mmc_obj_list_t objs;
     mmc_record_t rec;
     mmc_repair_list_t repairs;
+    struct {
+        mmc_key_list_t keys; /* first: the key list's sample and check */
+        uint32_t ttl_ms;
+    } lease;
 } test_msg_t;
 
 #define TEST_VARIANTS 4 /* 0: empty, 1: one item, 2: a few, 3: full batch */
@@ -144,6 +149,7 @@ static const size_t test_msg_size[TEST_TYPES] = {
     [TEST_RECORD] = sizeof(mmc_record_t),
     [TEST_RESTORE] = sizeof(mmc_record_t),
     [TEST_REPAIRS] = sizeof(mmc_repair_list_t),
+    [TEST_LEASE] = offsetof(test_msg_t, lease.ttl_ms) + sizeof(uint32_t),
 };
 
 static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
@@ -185,6 +191,9 @@ static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
     case TEST_REPAIRS:
         mmc_repair_list_encode(w, &m->repairs);
         break;
+    case TEST_LEASE:
+        mmc_lease_req_encode(w, m->lease.ttl_ms, &m->lease.keys);
+        break;
     default:
         fail();
     }
@@ -218,6 +227,9 @@ static mf_status_t test_decode(test_type_t t, const void *body, size_t len,
         return mmc_restore_req_decode(body, len, &m->rec);
     case TEST_REPAIRS:
         return mmc_repair_list_decode(body, len, &m->repairs);
+    case TEST_LEASE:
+        return mmc_lease_req_decode(body, len, &m->lease.ttl_ms,
+                                    &m->lease.keys);
     default:
         fail();
     }
@@ -231,6 +243,7 @@ static void test_msg_free(test_type_t t, test_msg_t *m)
         mmc_put_alloc_req_free(&m->put);
         break;
     case TEST_KEY_LIST:
+    case TEST_LEASE:
         mmc_key_list_free(&m->keys);
         break;
     case TEST_COMMIT_LIST:
@@ -357,6 +370,9 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
             assert_int_equal(a->put.items[i].size, b->put.items[i].size);
         }
         break;
+    case TEST_LEASE:
+        assert_int_equal(a->lease.ttl_ms, b->lease.ttl_ms);
+        /* fall through: the keys */
     case TEST_KEY_LIST:
         assert_int_equal(a->keys.count, b->keys.count);
         for (i = 0; i < a->keys.count; i++) {
@@ -543,10 +559,14 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
         }
         break;
     case TEST_KEY_LIST:
+    case TEST_LEASE:
         m->keys.count = n;
         m->keys.keys = test_array(n, sizeof(*m->keys.keys));
         for (i = 0; i < n; i++) {
             m->keys.keys[i] = test_key(i);
+        }
+        if (t == TEST_LEASE) {
+            m->lease.ttl_ms = 300000u + (uint32_t)variant;
         }
         break;
     case TEST_COMMIT_LIST:
@@ -1244,6 +1264,8 @@ static void test_op_names(void **state)
         [MMC_OP_RECORD] = "RECORD",
         [MMC_OP_REPAIR_DONE] = "REPAIR_DONE",
         [MMC_OP_REPAIR] = "REPAIR",
+        [MMC_OP_LEASE] = "LEASE",
+        [MMC_OP_REMOVE_ALL] = "REMOVE_ALL",
     };
 
     (void)state;

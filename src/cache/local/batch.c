@@ -109,6 +109,86 @@ mmc_status_t mmc_batch_check_key(const char *what, const char *key,
     return MF_OK;
 }
 
+/* The options up to media, which a caller's struct may lack. */
+#define MMC_BATCH_PUT_OPTS_MEDIA                                               \
+    (offsetof(mmc_put_opts_t, media) + sizeof(((mmc_put_opts_t *)0)->media))
+
+mmc_status_t mmc_batch_alloc_req(const char *what, mmc_t *mmc,
+                                 const mmc_put_opts_t *opts,
+                                 mmc_put_alloc_req_t *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->replicas = mmc->cfg.replicas;
+    if (opts != NULL) {
+        if (opts->size < MMC_BATCH_PUT_OPTS_MIN) {
+            mf_error("%s: opts->size is %zu (call mmc_put_opts_init)", what,
+                     opts->size);
+            return MF_ERR_INVALID;
+        }
+        if (opts->replicas > MMC_MAX_REPLICAS ||
+            opts->npreferred > MMC_MAX_REPLICAS) {
+            mf_error("%s: replicas %u or npreferred %u above %u", what,
+                     opts->replicas, opts->npreferred, MMC_MAX_REPLICAS);
+            return MF_ERR_INVALID;
+        }
+        if ((opts->flags & ~MMC_PUT_REPLACE) != 0) {
+            mf_error("%s: unknown flags 0x%x", what, opts->flags);
+            return MF_ERR_INVALID;
+        }
+        if (opts->size >= MMC_BATCH_PUT_OPTS_MEDIA) {
+            if (opts->media != MMC_MEDIA_DRAM && opts->media != MMC_MEDIA_HBM) {
+                mf_error("%s: unknown media %u", what, opts->media);
+                return MF_ERR_INVALID;
+            }
+            req->media = (uint8_t)opts->media;
+        }
+        if (opts->replicas != 0) {
+            req->replicas = opts->replicas;
+        }
+        req->flags = opts->flags;
+        req->npref = opts->npreferred;
+        memcpy(req->pref, opts->preferred, sizeof(req->pref));
+    }
+    return MF_OK;
+}
+
+mmc_status_t mmc_batch_check_infos(const char *what, const mmc_obj_info_t *infos,
+                                   size_t count, mmc_status_t *results)
+{
+    if (infos == NULL && count > 0) {
+        mf_error("%s: infos is NULL", what);
+        mmc_batch_fill(results, count, MF_ERR_INVALID);
+        return MF_ERR_INVALID;
+    }
+    if (count > 0 && (infos[0].info_size < MMC_BATCH_OBJ_INFO_MIN ||
+                      infos[0].info_size > MMC_BATCH_OBJ_INFO_MAX)) {
+        mf_error("%s: infos[0].info_size is %zu (call mmc_obj_info_init)",
+                 what, infos[0].info_size);
+        mmc_batch_fill(results, count, MF_ERR_INVALID);
+        return MF_ERR_INVALID;
+    }
+    return MF_OK;
+}
+
+void mmc_batch_info_out(const mmc_obj_result_t *obj, mmc_obj_info_t *infos,
+                        size_t i)
+{
+    mmc_obj_info_t info;
+
+    memset(&info, 0, sizeof(info));
+    info.info_size = infos[0].info_size;
+    info.size = obj->size;
+    info.nreplicas = obj->nrep;
+    for (uint8_t r = 0; r < obj->nrep; r++) {
+        info.ranks[r] = obj->reps[r].rank;
+        info.media[r] = obj->reps[r].media;
+        info.gvas[r] = obj->reps[r].gva;
+    }
+    /* the caller's struct may be of another version */
+    memcpy((uint8_t *)infos + i * infos[0].info_size, &info,
+           MF_MIN(infos[0].info_size, sizeof(info)));
+}
+
 mmc_key_t mmc_batch_key(const char *key)
 {
     mmc_key_t k = {key, (uint32_t)strlen(key)};
@@ -583,6 +663,24 @@ static mmc_status_t mmc_batch_decode_release(const mf_net_resp_t *resp,
     return status;
 }
 
+/* LEASE (arg: the uint32_t duration): like GET's answer. */
+static mmc_status_t mmc_batch_encode_lease(mf_wbuf_t *w,
+                                           mmc_batch_rec_t *const *recs,
+                                           uint32_t n, const void *arg)
+{
+    mmc_key_list_t kl = {n, malloc(n * sizeof(mmc_key_t))};
+
+    if (kl.keys == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        kl.keys[k] = mmc_batch_key(recs[k]->key);
+    }
+    mmc_lease_req_encode(w, *(const uint32_t *)arg, &kl);
+    free(kl.keys);
+    return MF_OK;
+}
+
 static bool mmc_batch_rec_leased(const mmc_batch_rec_t *rec)
 {
     return rec->leased;
@@ -608,6 +706,9 @@ const mmc_batch_step_t mmc_batch_exist = {MMC_OP_EXIST, true, mmc_batch_rec_ok,
 const mmc_batch_step_t mmc_batch_remove = {
     MMC_OP_REMOVE, true, mmc_batch_rec_ok, mmc_batch_encode_keys,
     mmc_batch_decode_status};
+const mmc_batch_step_t mmc_batch_lease = {
+    MMC_OP_LEASE, true, mmc_batch_rec_ok, mmc_batch_encode_lease,
+    mmc_batch_decode_get};
 const mmc_batch_step_t mmc_batch_query = {MMC_OP_QUERY, true, mmc_batch_rec_ok,
                                           mmc_batch_encode_keys,
                                           mmc_batch_decode_objects};

@@ -13,6 +13,16 @@
 
 /* Buffers of one object, at most. */
 #define MMC_BATCH_IOV_MAX 65536u
+/* The smallest option struct a caller may pass: that of the first
+ * version with a size field (fields are only ever appended). */
+#define MMC_BATCH_PUT_OPTS_MIN                                                 \
+    (offsetof(mmc_put_opts_t, mem) + sizeof(((mmc_put_opts_t *)0)->mem))
+/* The smallest info struct a caller may pass: that of the first version
+ * with a size field (fields are only ever appended); a larger info_size
+ * than the MAX is garbage, not a newer struct. */
+#define MMC_BATCH_OBJ_INFO_MIN                                                 \
+    (offsetof(mmc_obj_info_t, gvas) + sizeof(((mmc_obj_info_t *)0)->gvas))
+#define MMC_BATCH_OBJ_INFO_MAX 4096u
 
 /* One item of a batch through every step of a call: what the caller gave,
  * its result so far, and what the meta service and the copies made of
@@ -81,6 +91,15 @@ mmc_status_t mmc_batch_check_key(const char *what, const char *key,
 /* The buffers of an item of put or get (the key apart). */
 mmc_status_t mmc_batch_check_iov(const char *what, const mmc_local_item_t *item,
                                  size_t index, unsigned *nbad);
+/* The PUT_ALLOC request of a put's options (NULL: defaults), without
+ * items; MF_ERR_INVALID (logged) for bad options. */
+mmc_status_t mmc_batch_alloc_req(const char *what, mmc_t *mmc,
+                                 const mmc_put_opts_t *opts,
+                                 mmc_put_alloc_req_t *req);
+/* The infos array of a call that answers objects (NULL, or info_size out
+ * of bounds: MF_ERR_INVALID, filled into results). */
+mmc_status_t mmc_batch_check_infos(const char *what, const mmc_obj_info_t *infos,
+                                   size_t count, mmc_status_t *results);
 uint64_t mmc_batch_iov_size(const mmc_iov_t *iov, size_t niov);
 /* The direction of a put's or a get's copies, over the records still
  * going (status MMC_OK): the local side from the memory of their buffers
@@ -90,6 +109,9 @@ uint64_t mmc_batch_iov_size(const mmc_iov_t *iov, size_t niov);
 mf_copy_dir_t mmc_batch_dir(const mmc_batch_rec_t *recs, size_t count,
                             bool put);
 mmc_key_t mmc_batch_key(const char *key);
+/* Writes obj as infos[i] (infos[0].info_size bytes per element). */
+void mmc_batch_info_out(const mmc_obj_result_t *obj, mmc_obj_info_t *infos,
+                        size_t i);
 
 /* ---- records ---- */
 
@@ -114,7 +136,7 @@ mmc_status_t mmc_batch_step_run(mmc_t *mmc, const char *what,
 
 /* PUT_ALLOC (arg: an mmc_put_alloc_req_t with the options), PUT_COMMIT of
  * the copies' outcome, GET (leases), RELEASE of the leases, EXIST, REMOVE,
- * QUERY. */
+ * QUERY, LEASE (arg: the uint32_t duration in ms). */
 extern const mmc_batch_step_t mmc_batch_put_alloc;
 extern const mmc_batch_step_t mmc_batch_put_commit;
 extern const mmc_batch_step_t mmc_batch_get;
@@ -122,6 +144,7 @@ extern const mmc_batch_step_t mmc_batch_release;
 extern const mmc_batch_step_t mmc_batch_exist;
 extern const mmc_batch_step_t mmc_batch_remove;
 extern const mmc_batch_step_t mmc_batch_query;
+extern const mmc_batch_step_t mmc_batch_lease;
 
 /* ---- copies ---- */
 

@@ -563,6 +563,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     pthread_mutex_init(&mmc->ping_lock, NULL);
     pthread_cond_init(&mmc->ping_cond, NULL);
     mmc_local_record_init(mmc);
+    mmc_local_stream_init(mmc);
     mmc_local_repair_init(mmc);
     deadline = mf_time_ms() + cfg->connect_timeout_ms;
     (void)mf_url_list_parse(cfg->meta_url, mmc->metas, MF_URL_LIST_MAX,
@@ -654,6 +655,7 @@ err_uninit:
     mf_uninit();
     mmc_local_repair_free(mmc);
     mmc_local_record_free(mmc);
+    mmc_local_stream_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
     pthread_mutex_destroy(&mmc->ping_lock);
     pthread_mutex_destroy(&mmc->reg_lock);
@@ -679,6 +681,7 @@ MF_API void mmc_destroy(mmc_t *mmc)
     mf_uninit();
     mmc_local_repair_free(mmc);
     mmc_local_record_free(mmc);
+    mmc_local_stream_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
     pthread_mutex_destroy(&mmc->ping_lock);
     pthread_mutex_destroy(&mmc->reg_lock);

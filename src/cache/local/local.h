@@ -7,6 +7,8 @@
  *             to a new meta service
  *   repair.c  copies of our replicas the meta service asks for
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
+ *   stream.c  the streaming calls: allocate/copy/finish puts, explicit
+ *             leases, remove all
  *   batch.c   what they run on: item checks, one record per item, the
  *             chunked requests to the meta service, the batch copier
  *   log.c     the logging control libmemcache exports
@@ -79,6 +81,12 @@ struct mmc {
     uint16_t meta_port;
     mf_url_t metas[MF_URL_LIST_MAX]; /* where the meta service may run */
     size_t nmetas;
+    /* streaming calls (stream.c), under stream_lock: the puts allocated
+     * and not finished (key -> put id) and the explicit leases (key ->
+     * lease ids) */
+    pthread_mutex_t stream_lock;
+    mf_hmap_t stream_puts;
+    mf_hmap_t stream_leases;
 };
 
 /* ---- config.c ---- */
@@ -106,6 +114,10 @@ void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len);
 /* Sends the record in RESTORE batches after a REGISTER that said
  * MMC_REG_RESTORE; refused entries are forgotten. */
 mmc_status_t mmc_local_record_restore(mmc_t *mmc);
+
+/* ---- stream.c ---- */
+void mmc_local_stream_init(mmc_t *mmc);
+void mmc_local_stream_free(mmc_t *mmc);
 
 /* ---- repair.c ---- */
 void mmc_local_repair_init(mmc_t *mmc);

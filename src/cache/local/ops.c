@@ -35,18 +35,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The smallest option and info structs a caller may pass: those of the
- * first version with a size field (fields are only ever appended). */
-#define MMC_OPS_PUT_OPTS_MIN                                                   \
-    (offsetof(mmc_put_opts_t, mem) + sizeof(((mmc_put_opts_t *)0)->mem))
-#define MMC_OPS_OBJ_INFO_MIN                                                   \
-    (offsetof(mmc_obj_info_t, gvas) + sizeof(((mmc_obj_info_t *)0)->gvas))
-/* Options up to media: the ones a caller's struct may lack. */
-#define MMC_OPS_PUT_OPTS_MEDIA                                                 \
-    (offsetof(mmc_put_opts_t, media) + sizeof(((mmc_put_opts_t *)0)->media))
-/* A larger info_size is garbage, not a newer struct. */
-#define MMC_OPS_OBJ_INFO_MAX 4096u
-
 /* ---------------------------------------------------------------- put */
 
 static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
@@ -61,41 +49,10 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
     uint64_t deadline;
     size_t npieces = 0, i;
 
-    memset(&req, 0, sizeof(req));
-    req.replicas = mmc->cfg.replicas;
-    if (opts != NULL) {
-        if (opts->size < MMC_OPS_PUT_OPTS_MIN) {
-            mf_error("%s: opts->size is %zu (call mmc_put_opts_init)", what,
-                     opts->size);
-            mmc_batch_fill(results, count, MF_ERR_INVALID);
-            return MF_ERR_INVALID;
-        }
-        if (opts->replicas > MMC_MAX_REPLICAS ||
-            opts->npreferred > MMC_MAX_REPLICAS) {
-            mf_error("%s: replicas %u or npreferred %u above %u", what,
-                     opts->replicas, opts->npreferred, MMC_MAX_REPLICAS);
-            mmc_batch_fill(results, count, MF_ERR_INVALID);
-            return MF_ERR_INVALID;
-        }
-        if ((opts->flags & ~MMC_PUT_REPLACE) != 0) {
-            mf_error("%s: unknown flags 0x%x", what, opts->flags);
-            mmc_batch_fill(results, count, MF_ERR_INVALID);
-            return MF_ERR_INVALID;
-        }
-        if (opts->size >= MMC_OPS_PUT_OPTS_MEDIA) {
-            if (opts->media != MMC_MEDIA_DRAM && opts->media != MMC_MEDIA_HBM) {
-                mf_error("%s: unknown media %u", what, opts->media);
-                mmc_batch_fill(results, count, MF_ERR_INVALID);
-                return MF_ERR_INVALID;
-            }
-            req.media = (uint8_t)opts->media;
-        }
-        if (opts->replicas != 0) {
-            req.replicas = opts->replicas;
-        }
-        req.flags = opts->flags;
-        req.npref = opts->npreferred;
-        memcpy(req.pref, opts->preferred, sizeof(req.pref));
+    status = mmc_batch_alloc_req(what, mmc, opts, &req);
+    if (status != MF_OK) {
+        mmc_batch_fill(results, count, status);
+        return status;
     }
     recs = mmc_batch_recs_new(what, NULL, items, count);
     if (recs == NULL) {
@@ -338,23 +295,9 @@ static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
                                                            : &mmc_batch_exist,
                                      NULL, recs, count);
     for (size_t i = 0; op == MMC_OP_QUERY && i < count; i++) {
-        mmc_obj_info_t info;
-
-        if (recs[i].status != MMC_OK) {
-            continue;
+        if (recs[i].status == MMC_OK) {
+            mmc_batch_info_out(&recs[i].obj, infos, i);
         }
-        memset(&info, 0, sizeof(info));
-        info.info_size = infos[0].info_size;
-        info.size = recs[i].obj.size;
-        info.nreplicas = recs[i].obj.nrep;
-        for (uint8_t r = 0; r < recs[i].obj.nrep; r++) {
-            info.ranks[r] = recs[i].obj.reps[r].rank;
-            info.media[r] = recs[i].obj.reps[r].media;
-            info.gvas[r] = recs[i].obj.reps[r].gva;
-        }
-        /* the caller's struct may be of another version */
-        memcpy((uint8_t *)infos + i * infos[0].info_size, &info,
-               MF_MIN(infos[0].info_size, sizeof(info)));
     }
     miss = op == MMC_OP_REMOVE ? MMC_OK : MMC_ERR_NOT_FOUND;
     status = mmc_batch_recs_done(recs, count, miss, call_status, results);
@@ -452,7 +395,7 @@ static mmc_status_t mmc_ops_plain(mmc_t *mmc, bool put, const char *what,
         mmc_batch_fill(results, count, MF_ERR_INVALID);
         return MF_ERR_INVALID;
     }
-    mem = (opts != NULL && opts->size >= MMC_OPS_PUT_OPTS_MIN) ? opts->mem
+    mem = (opts != NULL && opts->size >= MMC_BATCH_PUT_OPTS_MIN) ? opts->mem
                                                                : MMC_MEM_AUTO;
     status = mmc_ops_items_plain(keys, bufs, sizes, count, mem, &items, &iovs);
     if (status != MF_OK) {
@@ -554,18 +497,9 @@ MF_API mmc_status_t mmc_query_batch(mmc_t *mmc, const char *const *keys,
     if (status != MF_OK) {
         return status;
     }
-    if (infos == NULL && count > 0) {
-        mf_error("mmc_query: infos is NULL");
-        mmc_batch_fill(results, count, MF_ERR_INVALID);
-        return MF_ERR_INVALID;
-    }
-    if (count > 0 && (infos[0].info_size < MMC_OPS_OBJ_INFO_MIN ||
-                      infos[0].info_size > MMC_OPS_OBJ_INFO_MAX)) {
-        mf_error("mmc_query: infos[0].info_size is %zu (call "
-                 "mmc_obj_info_init)",
-                 infos[0].info_size);
-        mmc_batch_fill(results, count, MF_ERR_INVALID);
-        return MF_ERR_INVALID;
+    status = mmc_batch_check_infos("mmc_query", infos, count, results);
+    if (status != MF_OK) {
+        return status;
     }
     return mmc_ops_keys(mmc, MMC_OP_QUERY, "mmc_query", keys, count, infos,
                         results);
@@ -636,8 +570,8 @@ MF_API mmc_status_t mmc_query(mmc_t *mmc, const char *key,
     mmc_obj_info_t info;
     mmc_status_t result;
 
-    if (info_p == NULL || info_p->info_size < MMC_OPS_OBJ_INFO_MIN ||
-        info_p->info_size > MMC_OPS_OBJ_INFO_MAX) {
+    if (info_p == NULL || info_p->info_size < MMC_BATCH_OBJ_INFO_MIN ||
+        info_p->info_size > MMC_BATCH_OBJ_INFO_MAX) {
         mf_error("mmc_query: info_p is NULL or its info_size too small "
                  "(call mmc_obj_info_init)");
         return MF_ERR_INVALID;

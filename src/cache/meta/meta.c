@@ -233,6 +233,12 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
         case MMC_OP_REPAIR_DONE:
             mmc_meta_handle_repair_done(meta, mc, body, len, &rep);
             break;
+        case MMC_OP_LEASE:
+            mmc_meta_handle_lease(meta, mc, body, len, &rep);
+            break;
+        case MMC_OP_REMOVE_ALL:
+            mmc_meta_handle_remove_all(meta, len, &rep);
+            break;
         case MMC_OP_RECORD: /* ours to send, never to receive */
         case MMC_OP_REPAIR:
             rep.status = MF_ERR_UNSUPPORTED;

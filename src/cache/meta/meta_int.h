@@ -108,6 +108,13 @@ void mmc_meta_handle_put_commit(mmc_meta_t *meta, mmc_meta_conn_t *mc,
 void mmc_meta_handle_register(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                               const uint8_t *body, size_t len,
                               mmc_meta_reply_t *rep);
+/* LEASE: explicit read leases of a given duration. */
+void mmc_meta_handle_lease(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                           const uint8_t *body, size_t len,
+                           mmc_meta_reply_t *rep);
+/* REMOVE_ALL: unlinks every committed object. */
+void mmc_meta_handle_remove_all(mmc_meta_t *meta, size_t len,
+                                mmc_meta_reply_t *rep);
 void mmc_meta_handle_release(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                              const uint8_t *body, size_t len,
                              mmc_meta_reply_t *rep);

@@ -305,6 +305,51 @@ void mmc_meta_handle_release(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     mmc_id_list_free(&req);
 }
 
+void mmc_meta_handle_lease(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                           const uint8_t *body, size_t len,
+                           mmc_meta_reply_t *rep)
+{
+    mmc_key_list_t req;
+    mmc_obj_list_t objs;
+    uint64_t now = mmc_meta_now_ms();
+    uint32_t ttl_ms;
+
+    rep->status = mmc_lease_req_decode(body, len, &ttl_ms, &req);
+    if (rep->status != MF_OK) {
+        return;
+    }
+    if (ttl_ms == 0 || ttl_ms > MMC_STATE_LEASE_TTL_MAX) {
+        rep->status = MF_ERR_INVALID;
+        goto out_free_req;
+    }
+    if (!mmc_meta_batch_ok(meta, req.count, rep) ||
+        !mmc_meta_obj_list_alloc(&objs, req.count, rep)) {
+        goto out_free_req;
+    }
+    for (uint32_t i = 0; i < req.count; i++) {
+        (void)mmc_state_lease(meta->state, mc->owner, req.keys[i].data,
+                              req.keys[i].len, now, ttl_ms, &objs.items[i]);
+    }
+    mmc_meta_send_objs(&objs, true, true, rep);
+out_free_req:
+    mmc_key_list_free(&req);
+}
+
+void mmc_meta_handle_remove_all(mmc_meta_t *meta, size_t len,
+                                mmc_meta_reply_t *rep)
+{
+    uint64_t n;
+
+    if (len != 0) {
+        rep->status = MF_ERR_PROTO;
+        return;
+    }
+    n = mmc_state_remove_all(meta->state);
+    mf_info("meta: REMOVE_ALL removed %" PRIu64 " objects", n);
+    mf_wbuf_put_u64(&rep->body, n);
+    rep->status = MF_OK;
+}
+
 /* GET, EXIST, QUERY and REMOVE: a key list in. */
 void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                           uint16_t opcode, const uint8_t *body, size_t len,

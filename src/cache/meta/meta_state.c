@@ -15,9 +15,12 @@
  * seg->used is the sum of the rounded sizes of those replicas and always
  * equals the allocator's used bytes (mmc_state_check verifies it).
  *
- * Time.  Leases and puts get deadlines now + a constant and the clock never
- * goes back, so appending to one FIFO per kind keeps each sorted by
- * deadline: expiry pops from the front, O(1) per expired item.
+ * Time.  Puts get deadlines now + a constant and the clock never goes
+ * back, so appending to a FIFO keeps it sorted by deadline: expiry pops
+ * from the front, O(1) per expired item.  Leases do the same with one FIFO
+ * per duration (the default one, and the few others callers ask for:
+ * mmc_state_lease_queue), and one kept sorted by insertion for durations
+ * past those.
  *
  * Ids.  Put and lease ids come from one 64-bit counter that starts at a
  * random value below 2^62 and only grows: an id is never reused.
@@ -630,7 +633,10 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
     mf_hmap_init(&state->puts);
     mf_hmap_init(&state->leases);
     mf_list_init(&state->put_fifo);
-    mf_list_init(&state->lease_fifo);
+    for (int q = 0; q < MMC_STATE_LEASE_QUEUES; q++) {
+        mf_list_init(&state->lease_queues[q].fifo);
+    }
+    state->lease_queues[0].ttl_ms = state->params.lease_ms;
     mf_list_init(&state->unlinked);
     mf_list_init(&state->owners);
     mf_list_init(&state->rec_dirty);
@@ -738,21 +744,53 @@ uint32_t mmc_state_owner_rank(const mmc_state_owner_t *owner)
 
 /* ---- reads ---- */
 
-mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
-                           const char *key, size_t key_len, uint64_t now_ms,
-                           mmc_obj_result_t *res)
+/* Queues lease (its expiry_ms set, ttl_ms long) by expiry. */
+static void mmc_state_lease_queue(mmc_state_t *state, mmc_state_lease_t *lease,
+                                  uint32_t ttl_ms)
 {
-    mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+    mmc_state_lease_queue_t *q = NULL, *last;
+    mf_list_t *pos;
+
+    for (int i = 0; i < MMC_STATE_LEASE_QUEUES - 1 && q == NULL; i++) {
+        if (state->lease_queues[i].ttl_ms == ttl_ms) {
+            q = &state->lease_queues[i];
+        }
+    }
+    for (int i = 1; i < MMC_STATE_LEASE_QUEUES - 1 && q == NULL; i++) {
+        if (mf_list_empty(&state->lease_queues[i].fifo)) {
+            q = &state->lease_queues[i];
+            q->ttl_ms = ttl_ms;
+        }
+    }
+    if (q != NULL) {
+        mf_list_push_back(&q->fifo, &lease->time_link);
+        return;
+    }
+    last = &state->lease_queues[MMC_STATE_LEASE_QUEUES - 1];
+    for (pos = last->fifo.prev; pos != &last->fifo; pos = pos->prev) {
+        if (mf_container_of(pos, mmc_state_lease_t, time_link)->expiry_ms <=
+            lease->expiry_ms) {
+            break;
+        }
+    }
+    /* after pos: between it and its next */
+    lease->time_link.prev = pos;
+    lease->time_link.next = pos->next;
+    pos->next->prev = &lease->time_link;
+    pos->next = &lease->time_link;
+}
+
+static mmc_status_t mmc_state_grant(mmc_state_t *state,
+                                    mmc_state_owner_t *owner,
+                                    mmc_state_obj_t *obj, uint64_t now_ms,
+                                    uint32_t ttl_ms, mmc_obj_result_t *res)
+{
     mmc_state_lease_t *lease;
 
-    memset(res, 0, sizeof(*res));
-    if (obj == NULL) {
-        res->status = MMC_ERR_NOT_FOUND;
-        return res->status;
-    }
     if (owner->nleases >= state->params.max_owner_leases) {
-        mf_debug("meta: an owner holds %" PRIu64 " leases; get of %.*s refused",
-                 owner->nleases, (int)key_len, key);
+        mf_debug("meta: an owner holds %" PRIu64 " leases; a lease on %.*s "
+                 "refused",
+                 owner->nleases, (int)obj->key_len, obj->key);
         state->counters.leases_refused++;
         res->status = MF_ERR_TOO_LARGE;
         return res->status;
@@ -762,7 +800,7 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
         goto err;
     }
     lease->id = mmc_state_new_id(state);
-    lease->expiry_ms = now_ms + state->params.lease_ms;
+    lease->expiry_ms = now_ms + ttl_ms;
     lease->obj = obj;
     lease->owner = owner;
     lease->damage = obj->damage;
@@ -772,7 +810,7 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
         goto err;
     }
     mf_list_push_back(&owner->leases, &lease->owner_link);
-    mf_list_push_back(&state->lease_fifo, &lease->time_link);
+    mmc_state_lease_queue(state, lease, ttl_ms);
     owner->nleases++;
     obj->nleases++;
     for (int i = 0; i < obj->nslots; i++) {
@@ -781,7 +819,6 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
         }
     }
     state->counters.leases++;
-    state->counters.gets++;
     mmc_state_fill_result(state, obj, lease->id, res);
     return MMC_OK;
 
@@ -789,6 +826,44 @@ err:
     mf_error("meta state: out of memory for a lease");
     res->status = MF_ERR_NOMEM;
     return res->status;
+}
+
+mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
+                           const char *key, size_t key_len, uint64_t now_ms,
+                           mmc_obj_result_t *res)
+{
+    mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+    mmc_status_t status;
+
+    memset(res, 0, sizeof(*res));
+    if (obj == NULL) {
+        res->status = MMC_ERR_NOT_FOUND;
+        return res->status;
+    }
+    status = mmc_state_grant(state, owner, obj, now_ms, state->params.lease_ms,
+                             res);
+    state->counters.gets += status == MMC_OK;
+    return status;
+}
+
+mmc_status_t mmc_state_lease(mmc_state_t *state, mmc_state_owner_t *owner,
+                             const char *key, size_t key_len, uint64_t now_ms,
+                             uint32_t ttl_ms, mmc_obj_result_t *res)
+{
+    mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+
+    memset(res, 0, sizeof(*res));
+    if (obj == NULL) {
+        res->status = mf_hmap_get(&state->pending, key, key_len) != NULL
+                          ? MMC_ERR_BUSY
+                          : MMC_ERR_NOT_FOUND;
+        return res->status;
+    }
+    if (ttl_ms == 0 || ttl_ms > MMC_STATE_LEASE_TTL_MAX) {
+        res->status = MF_ERR_INVALID;
+        return res->status;
+    }
+    return mmc_state_grant(state, owner, obj, now_ms, ttl_ms, res);
 }
 
 mmc_status_t mmc_state_release(mmc_state_t *state, mmc_state_owner_t *owner,
@@ -839,22 +914,44 @@ mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
     return MMC_OK;
 }
 
+uint64_t mmc_state_remove_all(mmc_state_t *state)
+{
+    mf_hmap_entry_t *e, *next;
+    mf_hmap_iter_t it;
+    uint64_t n = 0;
+
+    mf_hmap_iter_init(&state->index, &it);
+    for (e = mf_hmap_next(&state->index, &it); e != NULL; e = next) {
+        mmc_state_obj_t *obj = e->value;
+
+        next = mf_hmap_next(&state->index, &it); /* past e: e may go */
+        mmc_state_obj_unlink(state, obj);
+        state->counters.removes++;
+        n++;
+    }
+    return n;
+}
+
 /* ---- time ---- */
 
 bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms, uint64_t budget)
 {
-    while (!mf_list_empty(&state->lease_fifo)) {
-        mmc_state_lease_t *lease = mf_container_of(
-            state->lease_fifo.next, mmc_state_lease_t, time_link);
-        if (lease->expiry_ms > now_ms) {
-            break;
+    for (int q = 0; q < MMC_STATE_LEASE_QUEUES; q++) {
+        mf_list_t *fifo = &state->lease_queues[q].fifo;
+
+        while (!mf_list_empty(fifo)) {
+            mmc_state_lease_t *lease =
+                mf_container_of(fifo->next, mmc_state_lease_t, time_link);
+            if (lease->expiry_ms > now_ms) {
+                break;
+            }
+            if (budget == 0) {
+                return true;
+            }
+            budget--;
+            state->counters.leases_expired++;
+            mmc_state_lease_drop(state, lease);
         }
-        if (budget == 0) {
-            return true;
-        }
-        budget--;
-        state->counters.leases_expired++;
-        mmc_state_lease_drop(state, lease);
     }
     while (!mf_list_empty(&state->put_fifo)) {
         mmc_state_put_t *put =

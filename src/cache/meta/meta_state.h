@@ -184,6 +184,14 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
 mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
                            const char *key, size_t key_len, uint64_t now_ms,
                            mmc_obj_result_t *res);
+/* mmc_state_get for an explicit lease of ttl_ms (1..MMC_STATE_LEASE_TTL_MAX;
+ * MF_ERR_INVALID otherwise), where a key whose put is pending answers
+ * MMC_ERR_BUSY (being written) instead of MMC_ERR_NOT_FOUND.  Not counted
+ * as a get. */
+#define MMC_STATE_LEASE_TTL_MAX 86400000u /* a day */
+mmc_status_t mmc_state_lease(mmc_state_t *state, mmc_state_owner_t *owner,
+                             const char *key, size_t key_len, uint64_t now_ms,
+                             uint32_t ttl_ms, mmc_obj_result_t *res);
 /* MMC_OK, or MMC_ERR_LEASE_EXPIRED (expired, unknown, another owner's, or
  * a replica of its object was dropped with a segment since the lease was
  * granted: the bytes read may have been reused; the lease goes anyway). */
@@ -197,6 +205,8 @@ mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
 /* Unlinks the committed object: MMC_OK or MMC_ERR_NOT_FOUND. */
 mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
                               size_t key_len);
+/* Unlinks every committed object (pending puts go on): how many. */
+uint64_t mmc_state_remove_all(mmc_state_t *state);
 
 /* ---- time ---- */
 

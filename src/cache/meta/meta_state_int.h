@@ -106,6 +106,13 @@ struct mmc_state_put {
     mf_list_t time_link;
 };
 
+#define MMC_STATE_LEASE_QUEUES 8
+
+typedef struct mmc_state_lease_queue {
+    uint32_t ttl_ms; /* of every lease on it (not for the last queue) */
+    mf_list_t fifo;
+} mmc_state_lease_queue_t;
+
 typedef struct mmc_state_lease {
     uint64_t id;
     uint64_t expiry_ms;
@@ -155,7 +162,11 @@ struct mmc_state {
     mf_hmap_t puts;          /* put id -> mmc_state_put_t */
     mf_hmap_t leases;        /* lease id -> mmc_state_lease_t */
     mf_list_t put_fifo;      /* by deadline */
-    mf_list_t lease_fifo;    /* by expiry */
+    /* Leases by expiry: queue 0 holds those of the default duration,
+     * queues 1..MMC_STATE_LEASE_QUEUES - 2 one other duration each (the
+     * first lease of a duration takes an empty one), the last one the
+     * rest, kept sorted by insertion from its end. */
+    mmc_state_lease_queue_t lease_queues[MMC_STATE_LEASE_QUEUES];
     mf_list_t unlinked;      /* of mmc_state_obj_t */
     mf_list_t owners;
     mf_list_t rec_dirty; /* owners with record entries to send */

@@ -48,6 +48,8 @@ static const char *const mmc_op_names[MMC_OP_MAX] = {
     [MMC_OP_RECORD] = "RECORD",
     [MMC_OP_REPAIR_DONE] = "REPAIR_DONE",
     [MMC_OP_REPAIR] = "REPAIR",
+    [MMC_OP_LEASE] = "LEASE",
+    [MMC_OP_REMOVE_ALL] = "REMOVE_ALL",
 };
 
 const char *mmc_op_name(uint16_t op)
@@ -387,6 +389,33 @@ err_free_keys:
     free(m->keys);
 err:
     memset(m, 0, sizeof(*m));
+    return status;
+}
+
+void mmc_lease_req_encode(mf_wbuf_t *w, uint32_t ttl_ms,
+                          const mmc_key_list_t *keys)
+{
+    mf_wbuf_put_u32(w, ttl_ms);
+    mmc_key_list_encode(w, keys);
+}
+
+mf_status_t mmc_lease_req_decode(const void *body, size_t len,
+                                 uint32_t *ttl_ms_p, mmc_key_list_t *keys)
+{
+    mf_status_t status;
+    mf_rbuf_t r;
+
+    memset(keys, 0, sizeof(*keys));
+    *ttl_ms_p = 0;
+    mf_rbuf_init(&r, body, len);
+    if (!mf_rbuf_get_u32(&r, ttl_ms_p)) {
+        *ttl_ms_p = 0;
+        return MF_ERR_PROTO;
+    }
+    status = mmc_key_list_decode((const uint8_t *)body + 4, len - 4, keys);
+    if (status != MF_OK) {
+        *ttl_ms_p = 0;
+    }
     return status;
 }
 

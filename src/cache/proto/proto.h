@@ -47,6 +47,9 @@
  *   EXIST       key list                        -> status list
  *   QUERY       key list                        -> obj list (id = 0)
  *   REMOVE      key list                        -> status list
+ *   LEASE       u32 ttl_ms, key list            -> obj list (id = lease
+ *               id; a key being written: MMC_ERR_BUSY)
+ *   REMOVE_ALL  (empty)                         -> u64 objects removed
  *   PING        (empty)                         -> (empty); a heartbeat:
  *               the meta service closes a connection silent for longer
  *               than the member_timeout_ms that HELLO returned
@@ -105,6 +108,8 @@ typedef enum mmc_op {
     MMC_OP_RECORD = 14, /* a notify */
     MMC_OP_REPAIR_DONE = 15,
     MMC_OP_REPAIR = 16, /* a notify */
+    MMC_OP_LEASE = 17,
+    MMC_OP_REMOVE_ALL = 18,
     MMC_OP_MAX
 } mmc_op_t;
 
@@ -282,6 +287,8 @@ void mmc_put_alloc_req_encode(mf_wbuf_t *w, const mmc_put_alloc_req_t *m);
 void mmc_key_list_encode(mf_wbuf_t *w, const mmc_key_list_t *m);
 void mmc_commit_list_encode(mf_wbuf_t *w, const mmc_commit_list_t *m);
 void mmc_id_list_encode(mf_wbuf_t *w, const mmc_id_list_t *m);
+void mmc_lease_req_encode(mf_wbuf_t *w, uint32_t ttl_ms,
+                          const mmc_key_list_t *keys);
 void mmc_status_list_encode(mf_wbuf_t *w, const mmc_status_list_t *m);
 void mmc_obj_list_encode(mf_wbuf_t *w, const mmc_obj_list_t *m);
 /* One entry (RECORD and RESTORE bodies are a header, then the entries:
@@ -309,6 +316,9 @@ mf_status_t mmc_key_list_decode(const void *body, size_t len,
 mf_status_t mmc_commit_list_decode(const void *body, size_t len,
                                    mmc_commit_list_t *m);
 mf_status_t mmc_id_list_decode(const void *body, size_t len, mmc_id_list_t *m);
+/* LEASE: the duration, then a key list (free it with mmc_key_list_free). */
+mf_status_t mmc_lease_req_decode(const void *body, size_t len,
+                                 uint32_t *ttl_ms_p, mmc_key_list_t *keys);
 mf_status_t mmc_status_list_decode(const void *body, size_t len,
                                    mmc_status_list_t *m);
 mf_status_t mmc_obj_list_decode(const void *body, size_t len,

@@ -1,0 +1,396 @@
+/*
+ * The streaming calls of the local service: puts in three steps (allocate,
+ * the caller's copies, finish), explicit read leases with a duration, the
+ * copy on this library's pool, and remove-all.
+ *
+ * A put's id and a lease's id are this connection's to the meta service,
+ * so the client keeps them by key (stream_puts: one put id per key;
+ * stream_leases: the lease ids of a key) between the calls.  A key stays
+ * there until its finish or release, whatever the meta service did
+ * meanwhile (reclaimed a put, expired a lease, lost the connection): the
+ * finish or release then says so.
+ */
+#include "cache/local/batch.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct mmc_stream_leases {
+    size_t n;
+    uint64_t ids[]; /* n */
+} mmc_stream_leases_t;
+
+void mmc_local_stream_init(mmc_t *mmc)
+{
+    pthread_mutex_init(&mmc->stream_lock, NULL);
+    mf_hmap_init(&mmc->stream_puts);
+    mf_hmap_init(&mmc->stream_leases);
+}
+
+static void mmc_stream_map_free(mf_hmap_t *map)
+{
+    mf_hmap_entry_t *e;
+    mf_hmap_iter_t it;
+
+    mf_hmap_iter_init(map, &it);
+    while ((e = mf_hmap_next(map, &it)) != NULL) {
+        free(e->value);
+    }
+    mf_hmap_free(map);
+}
+
+void mmc_local_stream_free(mmc_t *mmc)
+{
+    mmc_stream_map_free(&mmc->stream_puts);
+    mmc_stream_map_free(&mmc->stream_leases);
+    pthread_mutex_destroy(&mmc->stream_lock);
+}
+
+/* ------------------------------------------------------------- puts */
+
+MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
+                                    const size_t *sizes, size_t count,
+                                    const mmc_put_opts_t *opts,
+                                    mmc_obj_info_t *infos,
+                                    mmc_status_t *results)
+{
+    const char *what = "mmc_alloc";
+    mmc_local_item_t *items = NULL;
+    mmc_status_t status, call_status;
+    mmc_put_alloc_req_t req;
+    mmc_batch_rec_t *recs;
+    unsigned nbad = 0;
+    size_t i;
+
+    status = mmc_batch_check_call(what, mmc, keys, count, results);
+    if (status == MF_OK && sizes == NULL && count > 0) {
+        mf_error("%s: sizes is NULL", what);
+        status = MF_ERR_INVALID;
+        mmc_batch_fill(results, count, status);
+    }
+    if (status == MF_OK) {
+        status = mmc_batch_check_infos(what, infos, count, results);
+    }
+    if (status == MF_OK) {
+        status = mmc_batch_alloc_req(what, mmc, opts, &req);
+        if (status != MF_OK) {
+            mmc_batch_fill(results, count, status);
+        }
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    items = calloc(count > 0 ? count : 1, sizeof(*items));
+    recs = mmc_batch_recs_new(what, keys, NULL, count);
+    if (items == NULL || recs == NULL) {
+        free(items);
+        free(recs);
+        mmc_batch_fill(results, count, MF_ERR_NOMEM);
+        return MF_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&mmc->stream_lock);
+    for (i = 0; i < count; i++) {
+        items[i].key = keys[i];
+        items[i].size = sizes[i];
+        recs[i].item = &items[i];
+        if (recs[i].status != MMC_OK) {
+            continue;
+        }
+        if (sizes[i] == 0) {
+            mmc_batch_bad_item(what, i, &nbad, "size 0");
+            recs[i].status = MF_ERR_INVALID;
+        } else if (mf_hmap_get(&mmc->stream_puts, keys[i], strlen(keys[i])) !=
+                   NULL) {
+            recs[i].status = MMC_ERR_BUSY; /* ours, not finished */
+        }
+    }
+    pthread_mutex_unlock(&mmc->stream_lock);
+
+    call_status =
+        mmc_batch_step_run(mmc, what, &mmc_batch_put_alloc, &req, recs, count);
+
+    pthread_mutex_lock(&mmc->stream_lock);
+    for (i = 0; i < count; i++) {
+        uint64_t *id;
+
+        if (recs[i].status != MMC_OK) {
+            continue;
+        }
+        id = malloc(sizeof(*id));
+        if (id != NULL) {
+            *id = recs[i].obj.id;
+        }
+        if (id == NULL || mf_hmap_put(&mmc->stream_puts, keys[i],
+                                      strlen(keys[i]), id, NULL) != MF_OK) {
+            /* the meta service reclaims it after its put timeout */
+            free(id);
+            recs[i].status = MF_ERR_NOMEM;
+            continue;
+        }
+        mmc_batch_info_out(&recs[i].obj, infos, i);
+    }
+    pthread_mutex_unlock(&mmc->stream_lock);
+    status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
+    free(recs);
+    free(items);
+    return status;
+}
+
+MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
+                                           const mmc_status_t *written,
+                                           size_t count,
+                                           mmc_status_t *results)
+{
+    const char *what = "mmc_write_finish";
+    mmc_status_t status, call_status;
+    mmc_batch_rec_t *recs;
+    size_t i;
+
+    status = mmc_batch_check_call(what, mmc, keys, count, results);
+    if (status != MF_OK) {
+        return status;
+    }
+    recs = mmc_batch_recs_new(what, keys, NULL, count);
+    if (recs == NULL) {
+        mmc_batch_fill(results, count, MF_ERR_NOMEM);
+        return MF_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&mmc->stream_lock);
+    for (i = 0; i < count; i++) {
+        uint64_t *id;
+
+        if (recs[i].status != MMC_OK) {
+            continue;
+        }
+        id = mf_hmap_remove(&mmc->stream_puts, keys[i], strlen(keys[i]));
+        if (id == NULL) {
+            recs[i].status = MMC_ERR_NOT_FOUND;
+            continue;
+        }
+        recs[i].obj.id = *id;
+        recs[i].copy_status = written != NULL ? written[i] : MMC_OK;
+        free(id);
+    }
+    pthread_mutex_unlock(&mmc->stream_lock);
+    call_status =
+        mmc_batch_step_run(mmc, what, &mmc_batch_put_commit, NULL, recs, count);
+    if (call_status != MMC_OK) {
+        /* an abort asked for is the item's result whatever the commit did */
+        for (i = 0; i < count; i++) {
+            if (recs[i].copy_status != MMC_OK && recs[i].obj.id != 0) {
+                recs[i].status = recs[i].copy_status;
+            }
+        }
+    }
+    status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
+    free(recs);
+    return status;
+}
+
+MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
+                                   size_t count, mf_copy_dir_t dir,
+                                   mf_status_t *results)
+{
+    uint64_t deadline;
+    uint32_t rank;
+
+    if (mmc == NULL || (pieces == NULL && count > 0)) {
+        mf_error("mmc_copy: %s is NULL", mmc == NULL ? "mmc" : "pieces");
+        return MF_ERR_INVALID;
+    }
+    deadline = mf_time_ms() + mmc->cfg.timeout_ms;
+    for (size_t i = 0; i < count; i++) {
+        if (mf_bm_rank_of_gva(mmc->bm, pieces[i].src, &rank) == MF_OK ||
+            mf_bm_rank_of_gva(mmc->bm, pieces[i].dst, &rank) == MF_OK) {
+            mmc_batch_wait_joined(mmc, rank, deadline);
+        }
+    }
+    return mf_bm_copy_batch(mmc->bm, pieces, count, dir, results);
+}
+
+/* ------------------------------------------------------------ leases */
+
+/* Adds lease id to key's (stream_lock held). */
+static mmc_status_t mmc_stream_lease_add(mmc_t *mmc, const char *key,
+                                         uint64_t id)
+{
+    size_t len = strlen(key);
+    mf_hmap_entry_t *e = mf_hmap_find(&mmc->stream_leases, key, len);
+    mmc_stream_leases_t *l = e != NULL ? e->value : NULL, *n;
+
+    n = realloc(l, sizeof(*n) +
+                       ((l != NULL ? l->n : 0) + 1) * sizeof(n->ids[0]));
+    if (n == NULL) {
+        return MF_ERR_NOMEM; /* l as it was */
+    }
+    if (l == NULL) {
+        n->n = 0;
+    }
+    n->ids[n->n++] = id;
+    if (e != NULL) {
+        e->value = n;
+        return MF_OK;
+    }
+    if (mf_hmap_put(&mmc->stream_leases, key, len, n, NULL) != MF_OK) {
+        free(n);
+        return MF_ERR_NOMEM;
+    }
+    return MF_OK;
+}
+
+MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
+                                    size_t count, uint32_t ttl_ms,
+                                    mmc_obj_info_t *infos,
+                                    mmc_status_t *results)
+{
+    const char *what = "mmc_lease";
+    mmc_status_t status, call_status;
+    mmc_batch_rec_t *recs;
+    mmc_batch_rec_t undo;
+
+    status = mmc_batch_check_call(what, mmc, keys, count, results);
+    if (status == MF_OK) {
+        status = mmc_batch_check_infos(what, infos, count, results);
+    }
+    if (status == MF_OK && (ttl_ms == 0 || ttl_ms > 86400000u)) {
+        mf_error("%s: ttl_ms %" PRIu32 " (1 ms .. a day)", what, ttl_ms);
+        status = MF_ERR_INVALID;
+        mmc_batch_fill(results, count, status);
+    }
+    if (status != MF_OK) {
+        return status;
+    }
+    recs = mmc_batch_recs_new(what, keys, NULL, count);
+    if (recs == NULL) {
+        mmc_batch_fill(results, count, MF_ERR_NOMEM);
+        return MF_ERR_NOMEM;
+    }
+    call_status =
+        mmc_batch_step_run(mmc, what, &mmc_batch_lease, &ttl_ms, recs, count);
+    pthread_mutex_lock(&mmc->stream_lock);
+    for (size_t i = 0; i < count; i++) {
+        if (!recs[i].leased) {
+            continue;
+        }
+        if (mmc_stream_lease_add(mmc, keys[i], recs[i].obj.id) != MF_OK) {
+            pthread_mutex_unlock(&mmc->stream_lock);
+            undo = recs[i]; /* not kept: give it back now */
+            (void)mmc_batch_step_run(mmc, what, &mmc_batch_release, NULL,
+                                     &undo, 1);
+            pthread_mutex_lock(&mmc->stream_lock);
+            recs[i].status = MF_ERR_NOMEM;
+            continue;
+        }
+        if (recs[i].status == MMC_OK) {
+            mmc_batch_info_out(&recs[i].obj, infos, i);
+        }
+    }
+    pthread_mutex_unlock(&mmc->stream_lock);
+    status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
+    free(recs);
+    return status;
+}
+
+MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc,
+                                            const char *const *keys,
+                                            size_t count,
+                                            mmc_status_t *results)
+{
+    const char *what = "mmc_lease_release";
+    mmc_stream_leases_t **held = NULL;
+    mmc_batch_rec_t *recs, *lrecs = NULL;
+    mmc_status_t status, call_status = MMC_OK;
+    size_t i, j, n = 0, k = 0;
+
+    status = mmc_batch_check_call(what, mmc, keys, count, results);
+    if (status != MF_OK) {
+        return status;
+    }
+    recs = mmc_batch_recs_new(what, keys, NULL, count);
+    held = calloc(count > 0 ? count : 1, sizeof(*held));
+    if (recs == NULL || held == NULL) {
+        free(recs);
+        free(held);
+        mmc_batch_fill(results, count, MF_ERR_NOMEM);
+        return MF_ERR_NOMEM;
+    }
+    pthread_mutex_lock(&mmc->stream_lock);
+    for (i = 0; i < count; i++) {
+        if (recs[i].status != MMC_OK) {
+            continue;
+        }
+        held[i] =
+            mf_hmap_remove(&mmc->stream_leases, keys[i], strlen(keys[i]));
+        if (held[i] == NULL) {
+            recs[i].status = MMC_ERR_NOT_FOUND;
+            continue;
+        }
+        n += held[i]->n;
+    }
+    pthread_mutex_unlock(&mmc->stream_lock);
+
+    /* one record per lease, released together */
+    lrecs = calloc(n > 0 ? n : 1, sizeof(*lrecs));
+    if (lrecs == NULL) {
+        call_status = MF_ERR_NOMEM; /* the leases expire by themselves */
+    }
+    for (i = 0; i < count && lrecs != NULL; i++) {
+        for (j = 0; held[i] != NULL && j < held[i]->n; j++) {
+            lrecs[k].key = keys[i];
+            lrecs[k].leased = true;
+            lrecs[k].obj.id = held[i]->ids[j];
+            k++;
+        }
+    }
+    if (lrecs != NULL && n > 0) {
+        call_status =
+            mmc_batch_step_run(mmc, what, &mmc_batch_release, NULL, lrecs, n);
+    }
+    for (i = 0, k = 0; i < count; i++) {
+        for (j = 0; held[i] != NULL && j < held[i]->n; j++, k++) {
+            if (lrecs == NULL) {
+                recs[i].status = MF_ERR_NOMEM;
+            } else if (lrecs[k].status != MMC_OK &&
+                       recs[i].status == MMC_OK) {
+                recs[i].status = lrecs[k].status;
+            }
+        }
+        free(held[i]);
+    }
+    status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
+    free(lrecs);
+    free(held);
+    free(recs);
+    return status;
+}
+
+/* -------------------------------------------------------- remove all */
+
+MF_API mmc_status_t mmc_remove_all(mmc_t *mmc, uint64_t *count_p)
+{
+    mf_net_resp_t resp;
+    mmc_status_t status;
+    uint64_t n = 0;
+    mf_rbuf_t r;
+    mf_wbuf_t w;
+
+    if (mmc == NULL) {
+        return MF_ERR_INVALID;
+    }
+    mf_wbuf_init(&w);
+    status = mmc_local_call(mmc, MMC_OP_REMOVE_ALL, &w, &resp);
+    if (status != MF_OK) {
+        return status;
+    }
+    mf_rbuf_init(&r, resp.body, resp.len);
+    if (!mf_rbuf_get_u64(&r, &n) || mf_rbuf_status(&r, true) != MF_OK) {
+        mf_error("mmc_remove_all: malformed REMOVE_ALL response");
+        status = MF_ERR_PROTO;
+    }
+    mf_net_resp_free(&resp);
+    if (status == MF_OK && count_p != NULL) {
+        *count_p = n;
+    }
+    return status;
+}

@@ -50,11 +50,11 @@ def pkg_config(pkg):
     return incs, libdirs, libs
 
 
-def extension(name, pkg):
+def extension(name, pkg, more=()):
     incs, libdirs, libs = pkg_config(pkg)
     return Extension(
         "memfabric." + name,
-        sources=[os.path.join("src", name + ".c")],
+        sources=[os.path.join("src", f + ".c") for f in (name,) + more],
         include_dirs=incs + ["src"],
         library_dirs=libdirs,
         libraries=libs + ["dl"],  # the CUDA driver, for device arrays
@@ -69,9 +69,9 @@ setup(
     name="memfabric",
     version="0.1.0",
     description="Python bindings of MemFabric and MemCache",
-    packages=["memfabric"],
+    packages=["memfabric", "memcache_hybrid", "memfabric_hybrid"],
     python_requires=">=3.9",
     ext_modules=[extension("_memfabric", "memfabric"),
                  extension("_trans", "memfabric"),
-                 extension("_memcache", "memcache")],
+                 extension("_memcache", "memcache", ("_memcache_stream",))],
 )

@@ -28,6 +28,7 @@ single-object call raises :class:`~memfabric.MmcError`.
 free ports and stops it again.
 """
 
+import bisect
 import enum
 import os
 import selectors
@@ -35,6 +36,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from ._errors import MfError, MmcError, MmcStatus, Status
@@ -219,6 +221,42 @@ class LocalConfig:
             raise AttributeError(name) from None
 
 
+class _Allocs:
+    """Allocations of :meth:`DistributedObjectStore.batch_alloc` not yet
+    finished: the GVA range of each one's first replica and the GVAs of
+    all its replicas, so a write into the first reaches every one."""
+
+    def __init__(self):
+        self._by_key = {}    # key -> first GVA
+        self._by_gva = {}    # first GVA -> (size, [replica GVAs])
+        self._starts = []    # sorted first GVAs
+
+    def add(self, key, gva, size, gvas):
+        self.drop(key)
+        self._by_key[key] = gva
+        self._by_gva[gva] = (size, gvas)
+        bisect.insort(self._starts, gva)
+
+    def drop(self, key):
+        gva = self._by_key.pop(key, None)
+        if gva is None:
+            return
+        del self._by_gva[gva]
+        i = bisect.bisect_left(self._starts, gva)
+        del self._starts[i]
+
+    def replicas_of(self, gva, size):
+        """Where a write of size bytes at gva goes: the same offset in
+        every replica of the allocation it lies in, else gva alone."""
+        i = bisect.bisect_right(self._starts, gva) - 1
+        if i >= 0:
+            start = self._starts[i]
+            total, gvas = self._by_gva[start]
+            if gva + size <= start + total:
+                return [g + gva - start for g in gvas]
+        return [gva]
+
+
 def _status_of(exc):
     return exc.status if isinstance(exc, MfError) else int(Status.ERR_INVALID)
 
@@ -244,6 +282,8 @@ class DistributedObjectStore:
         self._client = None
         self._settings = {}
         self._config_file = None
+        self._allocs = _Allocs()
+        self._allocs_lock = threading.Lock()
 
     # ------------------------------------------------------------ life
 
@@ -576,6 +616,130 @@ class DistributedObjectStore:
             return [KeyInfo() for _ in keys]
         return [KeyInfo(*info) if st == 0 else KeyInfo()
                 for st, info in self._client.query_batch(keys)]
+
+    # ------------------------------------------- layer-wise streaming
+
+    def batch_alloc(self, keys, sizes, replicateConfig=_DEFAULT_REPLICATE):
+        """Allocates objects the caller writes itself: for every key the
+        global address (GVA, an ``int`` > 0) to fill, or a negative
+        status.  Fill it with :meth:`batch_copy` (which writes every
+        replica of the allocation), then :meth:`batch_write_finish`.  An
+        allocation not finished within the meta service's
+        ``put_timeout_ms`` is reclaimed."""
+        keys = list(keys)
+        sizes = [int(s) for s in sizes]
+        if len(keys) != len(sizes):
+            raise ValueError("%d keys but %d sizes" % (len(keys), len(sizes)))
+        if self._client is None:
+            return [int(Status.ERR_STATE)] * len(keys)
+        res = self._client.alloc_batch(keys, sizes, **replicateConfig._opts())
+        out = []
+        with self._allocs_lock:
+            for key, (st, info) in zip(keys, res):
+                if st != 0:
+                    out.append(st)
+                    continue
+                size, replicas = info
+                gvas = [r[2] for r in replicas]
+                self._allocs.add(key, gvas[0], size, gvas)
+                out.append(gvas[0])
+        return out
+
+    def _pieces(self, gvas, addrs, sizes, direct):
+        """Copy pieces of (GVA, local address, size) items: writes go to
+        every replica of the allocation a GVA lies in."""
+        direct = int(direct)
+        if direct not in (L2G, G2L, G2H, H2G):
+            raise ValueError("direct is invalid: %r" % (direct,))
+        write = direct in (L2G, H2G)
+        pieces = []
+        with self._allocs_lock:
+            for gva, addr, size in zip(gvas, addrs, sizes):
+                gva, addr, size = int(gva), int(addr), int(size)
+                if not write:
+                    pieces.append((gva, addr, size))
+                    continue
+                for dst in self._allocs.replicas_of(gva, size):
+                    pieces.append((addr, dst, size))
+        return pieces
+
+    def _copy(self, pieces):
+        if self._client is None:
+            return int(Status.ERR_STATE)
+        for st in self._client.copy_batch(pieces, _memcache.COPY_AUTO):
+            if st != 0:
+                return st
+        return 0
+
+    def batch_copy(self, gvas, buffer_ptrs, sizes, direct):
+        """Copies ``sizes[i]`` bytes between the pool at ``gvas[i]`` and
+        the raw address ``buffer_ptrs[i]`` (host or device memory):
+        ``L2G``/``H2G`` write into an allocation (:meth:`batch_alloc`;
+        every replica), ``G2L``/``G2H`` read (from a GVA of
+        :meth:`batch_get_key_info`, under :meth:`batch_add_lease`).
+        Returns 0 or the first failing status."""
+        gvas, buffer_ptrs, sizes = list(gvas), list(buffer_ptrs), list(sizes)
+        if not len(gvas) == len(buffer_ptrs) == len(sizes):
+            raise ValueError("gvas, buffer_ptrs and sizes differ in length")
+        return self._copy(self._pieces(gvas, buffer_ptrs, sizes, direct))
+
+    def batch_copy_layers(self, gvas, buffer_ptrs, sizes, direct):
+        """:meth:`batch_copy` where object i is the concatenation of the
+        buffers ``buffer_ptrs[i][j]`` of ``sizes[i][j]`` bytes (a KV block
+        as layers).  Returns 0 or the first failing status."""
+        flat_gvas, flat_ptrs, flat_sizes = [], [], []
+        gvas, buffer_ptrs, sizes = list(gvas), list(buffer_ptrs), list(sizes)
+        if not len(gvas) == len(buffer_ptrs) == len(sizes):
+            raise ValueError("gvas, buffer_ptrs and sizes differ in length")
+        for gva, ptrs, lens in zip(gvas, buffer_ptrs, sizes):
+            ptrs, lens = list(ptrs), list(lens)
+            if len(ptrs) != len(lens):
+                raise ValueError("%d buffers but %d sizes" % (len(ptrs),
+                                                              len(lens)))
+            off = 0
+            for ptr, size in zip(ptrs, lens):
+                flat_gvas.append(int(gva) + off)
+                flat_ptrs.append(ptr)
+                flat_sizes.append(size)
+                off += int(size)
+        return self._copy(self._pieces(flat_gvas, flat_ptrs, flat_sizes,
+                                       direct))
+
+    def batch_write_finish(self, keys, results=None):
+        """Commits each allocated key whose ``results[i]`` is 0 (None: all)
+        and aborts the others.  A list of statuses (0 = readable now)."""
+        keys = list(keys)
+        if results is not None:
+            results = [int(r) for r in results]
+            if len(results) != len(keys):
+                raise ValueError("%d keys but %d results" % (len(keys),
+                                                             len(results)))
+        if self._client is None:
+            return [int(Status.ERR_STATE)] * len(keys)
+        with self._allocs_lock:
+            for key in keys:
+                self._allocs.drop(key)
+        return self._client.write_finish_batch(keys, results)
+
+    def batch_add_lease(self, keys, ttl):
+        """Read leases of ``ttl`` ms: until released (or expired) the
+        objects are neither evicted nor their space reused.  A list of
+        statuses; ``MMC_ERR_BUSY`` (-204) while a key is being written."""
+        keys = list(keys)
+        if self._client is None:
+            return [int(Status.ERR_STATE)] * len(keys)
+        return [st for st, _ in self._client.lease_batch(keys, int(ttl))]
+
+    def batch_remove_lease(self, keys):
+        """Releases this process's leases of every key; a list of
+        statuses."""
+        keys = list(keys)
+        return self._batch(Client.lease_release_batch, len(keys), keys)
+
+    def remove_all(self):
+        """Removes every committed object of the pool.  Returns 0 or a
+        negative status."""
+        return self._call(Client.remove_all)
 
     def register_buffer(self, buffer_ptr, size):
         """Registers raw memory for reuse by puts and gets (optional).

@@ -18,9 +18,8 @@
  * close() raises MF_ERR_STATE.  Device memory is never dereferenced here:
  * only its address and length reach the library.
  */
-#include "pyhelp.h"
+#include "_memcache.h"
 
-#include <memcache/memcache.h>
 #include <strings.h>
 
 static const char *mc_name(int st)
@@ -33,13 +32,8 @@ static const char *mc_str(int st)
     return mmc_status_str(st);
 }
 
-typedef struct mc_client {
-    PyObject_HEAD mmc_t *mmc;
-    int busy; /* calls in flight with the GIL released */
-} mc_client_t;
-
 /* Marks a call in flight; raises MF_ERR_STATE when the client is closed. */
-static int mc_enter(mc_client_t *self)
+int mc_enter(mc_client_t *self)
 {
     if (self->mmc == NULL) {
         pyh_raise(MF_ERR_STATE, NULL);
@@ -49,7 +43,7 @@ static int mc_enter(mc_client_t *self)
     return 0;
 }
 
-static void mc_leave(mc_client_t *self)
+void mc_leave(mc_client_t *self)
 {
     self->busy--;
 }
@@ -96,8 +90,8 @@ static int mc_media(PyObject *media, mmc_put_opts_t *opts)
     return 0;
 }
 
-static int mc_opts(PyObject *replicas, unsigned flags, PyObject *preferred,
-                   PyObject *media, mmc_put_opts_t *opts)
+int mc_opts(PyObject *replicas, unsigned flags, PyObject *preferred,
+            PyObject *media, mmc_put_opts_t *opts)
 {
     mmc_put_opts_init(opts);
     opts->flags = flags;
@@ -257,7 +251,7 @@ static int mc_layers(pyh_views_t *vs, PyObject *layers, int writable,
 }
 
 /* Keys of a batch: a tuple holding them and their C strings (PyMem). */
-static int mc_keys(PyObject *keys, PyObject **tuple_p, const char ***ckeys_p)
+int mc_keys(PyObject *keys, PyObject **tuple_p, const char ***ckeys_p)
 {
     PyObject *t = pyh_tuple(keys, "keys");
     const char **ck;
@@ -949,7 +943,7 @@ static PyObject *mc_client_remove_batch(mc_client_t *self, PyObject *keys)
 }
 
 /* (size, [(rank, media, gva), ...]) */
-static PyObject *mc_info_tuple(const mmc_obj_info_t *info)
+PyObject *mc_info_tuple(const mmc_obj_info_t *info)
 {
     uint32_t n =
         info->nreplicas > MMC_MAX_REPLICAS ? MMC_MAX_REPLICAS : info->nreplicas;
@@ -1237,12 +1231,33 @@ static struct PyModuleDef mc_module = {
     .m_methods = mc_module_methods,
 };
 
+/* The Client methods of both files, in the one table tp_methods takes. */
+static PyMethodDef mc_all_methods[64];
+
+static int mc_methods_merge(void)
+{
+    const PyMethodDef *tables[] = {mc_client_methods, mc_stream_methods};
+    size_t n = 0;
+
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        for (const PyMethodDef *m = tables[t]; m->ml_name != NULL; m++) {
+            if (n + 1 >= sizeof(mc_all_methods) / sizeof(mc_all_methods[0])) {
+                PyErr_SetString(PyExc_SystemError, "too many Client methods");
+                return -1;
+            }
+            mc_all_methods[n++] = *m;
+        }
+    }
+    mc_client_type.tp_methods = mc_all_methods;
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__memcache(void)
 {
     PyObject *m;
 
     if (pyh_errors_init("MmcError", mc_name, mc_str) != 0 ||
-        PyType_Ready(&mc_client_type) != 0) {
+        mc_methods_merge() != 0 || PyType_Ready(&mc_client_type) != 0) {
         return NULL;
     }
     m = PyModule_Create(&mc_module);
@@ -1257,7 +1272,8 @@ PyMODINIT_FUNC PyInit__memcache(void)
         PyModule_AddIntConstant(m, "PUT_REPLACE", MMC_PUT_REPLACE) != 0 ||
         PyModule_AddIntConstant(m, "MEM_AUTO", MMC_MEM_AUTO) != 0 ||
         PyModule_AddIntConstant(m, "MEM_HOST", MMC_MEM_HOST) != 0 ||
-        PyModule_AddIntConstant(m, "MEM_DEVICE", MMC_MEM_DEVICE) != 0) {
+        PyModule_AddIntConstant(m, "MEM_DEVICE", MMC_MEM_DEVICE) != 0 ||
+        PyModule_AddIntConstant(m, "COPY_AUTO", MF_COPY_AUTO) != 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -39,7 +39,8 @@ typedef struct pyh_errors {
     pyh_name_fn str;
 } pyh_errors_t;
 
-static pyh_errors_t pyh_err;
+/* One per module, whatever number of files it is built from. */
+__attribute__((weak, visibility("hidden"))) pyh_errors_t pyh_err;
 
 static inline int pyh_errors_init(const char *cls_name, pyh_name_fn name,
                                   pyh_name_fn str)

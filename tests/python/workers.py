@@ -438,3 +438,125 @@ def trans_peer(url, size):
     assert eng.unregister_memory(addr) == 0
     eng.close()
     return got
+
+
+# ------------------------------------------------- upstream-named modules
+
+def vllm_ascend_kv(conf_path, fake_path):
+    """A KV pool worker as vllm-ascend's MemCache backend drives
+    memcache_hybrid: config from MMC_LOCAL_CONFIG_PATH, KV layers
+    registered, whole blocks put and got layer by layer, then the
+    layer-wise GVA path (alloc, per-layer copies, write finish; key info,
+    leases with the retry on -3101, per-layer copies back, lease release).
+    Device memory through the fake driver when fake_path is given (L2G /
+    G2L, as on an NPU), else host memory (H2G / G2H).  Returns what it saw
+    for the parent to check."""
+    os.environ["MMC_LOCAL_CONFIG_PATH"] = conf_path
+    if fake_path:
+        os.environ["MF_CUDA_LIBRARY"] = fake_path
+    from memcache_hybrid import DistributedObjectStore
+
+    layers, blocks, bs = 4, 6, 8192
+    cuda = FakeCuda(fake_path) if fake_path else None
+    put_dir, get_dir = (0, 1) if cuda else (3, 2)
+    keep = []
+
+    def alloc(size):
+        if cuda:
+            return cuda.alloc(size)
+        buf = ctypes.create_string_buffer(size)
+        keep.append(buf)
+        return ctypes.addressof(buf)
+
+    def write(addr, data):
+        if cuda:
+            cuda.write(addr, data)
+        else:
+            ctypes.memmove(addr, data, len(data))
+
+    def read(addr, size):
+        return cuda.read(addr, size) if cuda else ctypes.string_at(addr, size)
+
+    out = {}
+    store = DistributedObjectStore()
+    out["init"] = store.init(0)
+    # the KV cache: a K and a V buffer per layer, one block every bs bytes
+    kv = [(alloc(blocks * bs), alloc(blocks * bs)) for _ in range(layers)]
+    out["register"] = [store.register_buffer(p, blocks * bs)
+                       for pair in kv for p in pair]
+
+    def block_addrs(b):
+        return [p + b * bs for pair in kv for p in pair]
+
+    def fill(seed):
+        for li, pair in enumerate(kv):
+            for vi, p in enumerate(pair):
+                write(p, pattern(seed + 2 * li + vi, blocks * bs))
+
+    def check(seed):
+        return all(read(p, blocks * bs) == pattern(seed + 2 * li + vi,
+                                                   blocks * bs)
+                   for li, pair in enumerate(kv) for vi, p in enumerate(pair))
+
+    keys = ["blk-%d" % b for b in range(blocks)]
+    sizes = [[bs] * (2 * layers) for _ in keys]
+    fill(10)
+    out["exist_before"] = store.batch_is_exist(keys)
+    out["put"] = store.batch_put_from_layers(
+        keys, [block_addrs(b) for b in range(blocks)], sizes, put_dir)
+    out["exist_after"] = store.batch_is_exist(keys)
+    fill(50)
+    out["get"] = store.batch_get_into_layers(
+        keys, [block_addrs(b) for b in range(blocks)], sizes, get_dir)
+    out["get_bytes"] = check(10)
+
+    # layer-wise: one object per block, K then V of every layer
+    lw = ["lw-%d" % b for b in range(blocks)]
+    obj = 2 * layers * bs
+    fill(90)
+    gvas = store.batch_alloc(lw, [obj] * blocks)
+    out["alloc"] = gvas
+    out["lease_writing"] = store.batch_add_lease(lw[:1], 300000)
+    out["save"] = []
+    for li, (k, v) in enumerate(kv):
+        g, a, s = [], [], []
+        for b in range(blocks):
+            g += [gvas[b] + 2 * li * bs, gvas[b] + (2 * li + 1) * bs]
+            a += [k + b * bs, v + b * bs]
+            s += [bs, bs]
+        out["save"].append(store.batch_copy(g, a, s, put_dir))
+    out["finish"] = store.batch_write_finish(lw, [0] * blocks)
+    fill(130)
+    infos = store.batch_get_key_info(lw)
+    out["info_sizes"] = [ki.size() for ki in infos]
+    load = [ki.gva_list()[0] for ki in infos]
+    for _ in range(10):
+        leases = store.batch_add_lease(lw, 300000)
+        if -3101 not in leases:
+            break
+        time.sleep(0.001)
+    out["lease"] = leases
+    out["load"] = []
+    for li, (k, v) in enumerate(kv):
+        g, a, s = [], [], []
+        for b in range(blocks):
+            g += [load[b] + 2 * li * bs, load[b] + (2 * li + 1) * bs]
+            a += [k + b * bs, v + b * bs]
+            s += [bs, bs]
+        out["load"].append(store.batch_copy(g, a, s, get_dir))
+    out["load_bytes"] = check(90)
+    out["unlease"] = store.batch_remove_lease(lw)
+    out["unlease_again"] = store.batch_remove_lease(lw[:1])
+    out["remove_all"] = store.remove_all()
+    out["exist_end"] = store.batch_is_exist(keys + lw)
+    out["missing"] = store.remove("blk-0")
+    out["close"] = store.close()
+    return out
+
+
+def hybrid_init(conf_path):
+    """memcache_hybrid's init with the config file conf_path."""
+    os.environ["MMC_LOCAL_CONFIG_PATH"] = conf_path
+    from memcache_hybrid import DistributedObjectStore
+
+    return DistributedObjectStore().init(0)

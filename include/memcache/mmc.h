@@ -289,8 +289,11 @@ MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
  * Copies pieces between memory of this process and the pool's global
  * addresses (mf_bm_copy_batch on the pool of this process's libmemcache),
  * for objects allocated or leased by the calls here; a piece whose rank is
- * not joined here yet is waited for up to the request timeout.  results
- * (optional): each piece's status.
+ * not joined here yet is waited for up to the request timeout.  A piece
+ * written into the first replica of an allocation this process made and
+ * has not finished is written into every replica of it, at the same
+ * offset, so a caller that keeps one address per object (infos[i].gvas[0])
+ * fills them all.  results (optional): each piece's status.
  */
 MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
                                    size_t count, mf_copy_dir_t dir,

@@ -28,7 +28,6 @@ single-object call raises :class:`~memfabric.MmcError`.
 free ports and stops it again.
 """
 
-import bisect
 import enum
 import os
 import selectors
@@ -36,7 +35,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from ._errors import MfError, MmcError, MmcStatus, Status
@@ -221,42 +219,6 @@ class LocalConfig:
             raise AttributeError(name) from None
 
 
-class _Allocs:
-    """Allocations of :meth:`DistributedObjectStore.batch_alloc` not yet
-    finished: the GVA range of each one's first replica and the GVAs of
-    all its replicas, so a write into the first reaches every one."""
-
-    def __init__(self):
-        self._by_key = {}    # key -> first GVA
-        self._by_gva = {}    # first GVA -> (size, [replica GVAs])
-        self._starts = []    # sorted first GVAs
-
-    def add(self, key, gva, size, gvas):
-        self.drop(key)
-        self._by_key[key] = gva
-        self._by_gva[gva] = (size, gvas)
-        bisect.insort(self._starts, gva)
-
-    def drop(self, key):
-        gva = self._by_key.pop(key, None)
-        if gva is None:
-            return
-        del self._by_gva[gva]
-        i = bisect.bisect_left(self._starts, gva)
-        del self._starts[i]
-
-    def replicas_of(self, gva, size):
-        """Where a write of size bytes at gva goes: the same offset in
-        every replica of the allocation it lies in, else gva alone."""
-        i = bisect.bisect_right(self._starts, gva) - 1
-        if i >= 0:
-            start = self._starts[i]
-            total, gvas = self._by_gva[start]
-            if gva + size <= start + total:
-                return [g + gva - start for g in gvas]
-        return [gva]
-
-
 def _status_of(exc):
     return exc.status if isinstance(exc, MfError) else int(Status.ERR_INVALID)
 
@@ -282,8 +244,6 @@ class DistributedObjectStore:
         self._client = None
         self._settings = {}
         self._config_file = None
-        self._allocs = _Allocs()
-        self._allocs_lock = threading.Lock()
 
     # ------------------------------------------------------------ life
 
@@ -621,11 +581,11 @@ class DistributedObjectStore:
 
     def batch_alloc(self, keys, sizes, replicateConfig=_DEFAULT_REPLICATE):
         """Allocates objects the caller writes itself: for every key the
-        global address (GVA, an ``int`` > 0) to fill, or a negative
-        status.  Fill it with :meth:`batch_copy` (which writes every
-        replica of the allocation), then :meth:`batch_write_finish`.  An
-        allocation not finished within the meta service's
-        ``put_timeout_ms`` is reclaimed."""
+        global address (GVA, an ``int`` > 0) of its first replica, or a
+        negative status.  Fill it with :meth:`batch_copy` (a write there
+        goes to every replica of the allocation), then
+        :meth:`batch_write_finish`.  An allocation not finished within the
+        meta service's ``put_timeout_ms`` is reclaimed."""
         keys = list(keys)
         sizes = [int(s) for s in sizes]
         if len(keys) != len(sizes):
@@ -633,35 +593,18 @@ class DistributedObjectStore:
         if self._client is None:
             return [int(Status.ERR_STATE)] * len(keys)
         res = self._client.alloc_batch(keys, sizes, **replicateConfig._opts())
-        out = []
-        with self._allocs_lock:
-            for key, (st, info) in zip(keys, res):
-                if st != 0:
-                    out.append(st)
-                    continue
-                size, replicas = info
-                gvas = [r[2] for r in replicas]
-                self._allocs.add(key, gvas[0], size, gvas)
-                out.append(gvas[0])
-        return out
+        return [st if st != 0 else info[1][0][2] for st, info in res]
 
-    def _pieces(self, gvas, addrs, sizes, direct):
-        """Copy pieces of (GVA, local address, size) items: writes go to
-        every replica of the allocation a GVA lies in."""
+    @staticmethod
+    def _pieces(gvas, addrs, sizes, direct):
+        """Copy pieces of (GVA, local address, size) items."""
         direct = int(direct)
         if direct not in (L2G, G2L, G2H, H2G):
             raise ValueError("direct is invalid: %r" % (direct,))
-        write = direct in (L2G, H2G)
-        pieces = []
-        with self._allocs_lock:
-            for gva, addr, size in zip(gvas, addrs, sizes):
-                gva, addr, size = int(gva), int(addr), int(size)
-                if not write:
-                    pieces.append((gva, addr, size))
-                    continue
-                for dst in self._allocs.replicas_of(gva, size):
-                    pieces.append((addr, dst, size))
-        return pieces
+        if direct in (L2G, H2G):
+            return [(int(a), int(g), int(s))
+                    for g, a, s in zip(gvas, addrs, sizes)]
+        return [(int(g), int(a), int(s)) for g, a, s in zip(gvas, addrs, sizes)]
 
     def _copy(self, pieces):
         if self._client is None:
@@ -716,9 +659,6 @@ class DistributedObjectStore:
                                                              len(results)))
         if self._client is None:
             return [int(Status.ERR_STATE)] * len(keys)
-        with self._allocs_lock:
-            for key in keys:
-                self._allocs.drop(key)
         return self._client.write_finish_batch(keys, results)
 
     def batch_add_lease(self, keys, ttl):

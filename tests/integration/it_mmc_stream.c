@@ -4,8 +4,10 @@
  *
  *   writer: allocates a batch of objects (two replicas each), which stay
  *           invisible and refuse a second allocation and a lease (busy)
- *           until finished; copies each layer into every replica with
- *           mmc_copy_batch; finishes them, one aborted on purpose;
+ *           until finished; copies each layer with mmc_copy_batch, into
+ *           both replicas by name for two objects and into the first
+ *           alone for the others (the copy writes both); finishes them,
+ *           one aborted on purpose;
  *   reader: leases them with a duration, reads every layer straight from
  *           the replicas' GVAs, checks every byte (and mmc_get agrees),
  *           removes one while leased (its bytes stay readable until the
@@ -94,7 +96,9 @@ static int st_writer(int index, void *arg)
             for (int v = 0; v < 2; v++) {
                 uint64_t off = st_layer_off(l, v);
 
-                for (int r = 0; r < 2; r++) {
+                /* objects 0 and 1 name both replicas; the others only
+                 * the first, which the copy writes to both */
+                for (int r = 0; r < (i < 2 ? 2 : 1); r++) {
                     pieces[n++] = (mf_copy_piece_t){
                         (uint64_t)(uintptr_t)(src + i * OBJ + off),
                         infos[i].gvas[r] + off, v ? LB : LA};
@@ -102,6 +106,9 @@ static int st_writer(int index, void *arg)
             }
         }
         IT_MMC_ST(mmc_copy_batch(mmc, pieces, n, MF_COPY_LH2GH, pres), MMC_OK);
+        for (size_t k = 0; k < n; k++) {
+            TK_CHECK_GOTO(pres[k] == MF_OK, "piece %zu", k);
+        }
     }
     for (int i = 0; i < NKEYS; i++) {
         written[i] = i == NKEYS - 1 ? MF_ERR_IO : MMC_OK;

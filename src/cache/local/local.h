@@ -87,6 +87,7 @@ struct mmc {
     pthread_mutex_t stream_lock;
     mf_hmap_t stream_puts;
     mf_hmap_t stream_leases;
+    mf_vec_t stream_by_gva; /* the puts, by the GVA of their first replica */
 };
 
 /* ---- config.c ---- */

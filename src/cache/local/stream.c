@@ -4,17 +4,30 @@
  * copy on this library's pool, and remove-all.
  *
  * A put's id and a lease's id are this connection's to the meta service,
- * so the client keeps them by key (stream_puts: one put id per key;
+ * so the client keeps them by key (stream_puts: the allocation of a key;
  * stream_leases: the lease ids of a key) between the calls.  A key stays
  * there until its finish or release, whatever the meta service did
  * meanwhile (reclaimed a put, expired a lease, lost the connection): the
  * finish or release then says so.
+ *
+ * Allocations are also kept sorted by the GVA of their first replica
+ * (stream_by_gva), so that mmc_copy_batch writes a piece aimed at the
+ * first replica into every replica at the same offset: a caller that
+ * knows one address per object (as upstream's API hands out) still
+ * fills all of them.
  */
 #include "cache/local/batch.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct mmc_stream_put {
+    uint64_t id;
+    uint64_t size;
+    uint8_t nrep;
+    uint64_t gvas[MMC_MAX_REPLICAS];
+} mmc_stream_put_t;
 
 typedef struct mmc_stream_leases {
     size_t n;
@@ -26,6 +39,7 @@ void mmc_local_stream_init(mmc_t *mmc)
     pthread_mutex_init(&mmc->stream_lock, NULL);
     mf_hmap_init(&mmc->stream_puts);
     mf_hmap_init(&mmc->stream_leases);
+    mf_vec_init(&mmc->stream_by_gva, sizeof(mmc_stream_put_t *));
 }
 
 static void mmc_stream_map_free(mf_hmap_t *map)
@@ -44,10 +58,90 @@ void mmc_local_stream_free(mmc_t *mmc)
 {
     mmc_stream_map_free(&mmc->stream_puts);
     mmc_stream_map_free(&mmc->stream_leases);
+    mf_vec_free(&mmc->stream_by_gva);
     pthread_mutex_destroy(&mmc->stream_lock);
 }
 
 /* ------------------------------------------------------------- puts */
+
+/* The index in stream_by_gva of the first allocation whose first GVA is
+ * >= gva (stream_lock held). */
+static size_t mmc_stream_lower(mmc_t *mmc, uint64_t gva)
+{
+    size_t lo = 0, hi = mmc->stream_by_gva.count;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        mmc_stream_put_t *p =
+            *(mmc_stream_put_t **)mf_vec_at(&mmc->stream_by_gva, mid);
+
+        if (p->gvas[0] < gva) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Keeps put by key and by its first GVA (stream_lock held). */
+static mmc_status_t mmc_stream_put_add(mmc_t *mmc, const char *key,
+                                       mmc_stream_put_t *put)
+{
+    mf_vec_t *v = &mmc->stream_by_gva;
+    size_t at = mmc_stream_lower(mmc, put->gvas[0]);
+
+    if (mf_vec_push(v, NULL) == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    memmove(mf_vec_at(v, at + 1), mf_vec_at(v, at),
+            (v->count - 1 - at) * v->elem_size);
+    *(mmc_stream_put_t **)mf_vec_at(v, at) = put;
+    if (mf_hmap_put(&mmc->stream_puts, key, strlen(key), put, NULL) != MF_OK) {
+        memmove(mf_vec_at(v, at), mf_vec_at(v, at + 1),
+                (v->count - 1 - at) * v->elem_size);
+        v->count--;
+        return MF_ERR_NOMEM;
+    }
+    return MF_OK;
+}
+
+/* Takes key's allocation out of both (stream_lock held); NULL if none. */
+static mmc_stream_put_t *mmc_stream_put_take(mmc_t *mmc, const char *key)
+{
+    mmc_stream_put_t *put =
+        mf_hmap_remove(&mmc->stream_puts, key, strlen(key));
+    mf_vec_t *v = &mmc->stream_by_gva;
+    size_t at;
+
+    if (put == NULL) {
+        return NULL;
+    }
+    for (at = mmc_stream_lower(mmc, put->gvas[0]); at < v->count; at++) {
+        if (*(mmc_stream_put_t **)mf_vec_at(v, at) == put) {
+            memmove(mf_vec_at(v, at), mf_vec_at(v, at + 1),
+                    (v->count - 1 - at) * v->elem_size);
+            v->count--;
+            break;
+        }
+    }
+    return put;
+}
+
+/* The allocation whose first replica holds [gva, gva + size), or NULL
+ * (stream_lock held). */
+static const mmc_stream_put_t *mmc_stream_put_at(mmc_t *mmc, uint64_t gva,
+                                                 uint64_t size)
+{
+    size_t at = mmc_stream_lower(mmc, gva + 1);
+    const mmc_stream_put_t *p;
+
+    if (at == 0) {
+        return NULL;
+    }
+    p = *(mmc_stream_put_t **)mf_vec_at(&mmc->stream_by_gva, at - 1);
+    return gva - p->gvas[0] + size <= p->size ? p : NULL;
+}
 
 MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
                                     const size_t *sizes, size_t count,
@@ -112,19 +206,23 @@ MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
 
     pthread_mutex_lock(&mmc->stream_lock);
     for (i = 0; i < count; i++) {
-        uint64_t *id;
+        mmc_stream_put_t *put;
 
         if (recs[i].status != MMC_OK) {
             continue;
         }
-        id = malloc(sizeof(*id));
-        if (id != NULL) {
-            *id = recs[i].obj.id;
+        put = calloc(1, sizeof(*put));
+        if (put != NULL) {
+            put->id = recs[i].obj.id;
+            put->size = recs[i].obj.size;
+            put->nrep = recs[i].obj.nrep;
+            for (uint8_t r = 0; r < put->nrep; r++) {
+                put->gvas[r] = recs[i].obj.reps[r].gva;
+            }
         }
-        if (id == NULL || mf_hmap_put(&mmc->stream_puts, keys[i],
-                                      strlen(keys[i]), id, NULL) != MF_OK) {
+        if (put == NULL || mmc_stream_put_add(mmc, keys[i], put) != MF_OK) {
             /* the meta service reclaims it after its put timeout */
-            free(id);
+            free(put);
             recs[i].status = MF_ERR_NOMEM;
             continue;
         }
@@ -158,19 +256,19 @@ MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
     }
     pthread_mutex_lock(&mmc->stream_lock);
     for (i = 0; i < count; i++) {
-        uint64_t *id;
+        mmc_stream_put_t *put;
 
         if (recs[i].status != MMC_OK) {
             continue;
         }
-        id = mf_hmap_remove(&mmc->stream_puts, keys[i], strlen(keys[i]));
-        if (id == NULL) {
+        put = mmc_stream_put_take(mmc, keys[i]);
+        if (put == NULL) {
             recs[i].status = MMC_ERR_NOT_FOUND;
             continue;
         }
-        recs[i].obj.id = *id;
+        recs[i].obj.id = put->id;
         recs[i].copy_status = written != NULL ? written[i] : MMC_OK;
-        free(id);
+        free(put);
     }
     pthread_mutex_unlock(&mmc->stream_lock);
     call_status =
@@ -188,10 +286,95 @@ MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
     return status;
 }
 
+/* The global side of a piece: its destination when dir writes to the
+ * pool (or AUTO: when dst lies in a window), else its source. */
+static bool mmc_stream_writes(mmc_t *mmc, mf_copy_dir_t dir,
+                              const mf_copy_piece_t *piece)
+{
+    uint32_t rank;
+
+    switch (dir) {
+    case MF_COPY_LH2GH:
+    case MF_COPY_LD2GH:
+    case MF_COPY_LH2GD:
+    case MF_COPY_LD2GD:
+        return true;
+    case MF_COPY_AUTO:
+        return mf_bm_rank_of_gva(mmc->bm, piece->dst, &rank) == MF_OK &&
+               mf_bm_rank_of_gva(mmc->bm, piece->src, &rank) != MF_OK;
+    default:
+        return false;
+    }
+}
+
+/* The caller's pieces with each write into the first replica of an
+ * allocation of ours repeated for its other replicas; owner[k]: the
+ * caller's piece of piece k.  MF_OK with *out_p NULL when none is. */
+static mmc_status_t mmc_stream_fan_out(mmc_t *mmc, const mf_copy_piece_t *in,
+                                       size_t count, mf_copy_dir_t dir,
+                                       mf_copy_piece_t **out_p,
+                                       size_t **owner_p, size_t *n_p)
+{
+    mf_copy_piece_t *out = NULL;
+    size_t *owner = NULL, n = 0, cap = 0, extra = 0, i;
+    mmc_status_t status = MF_OK;
+
+    *out_p = NULL;
+    pthread_mutex_lock(&mmc->stream_lock);
+    for (i = 0; i < count && mmc->stream_by_gva.count > 0; i++) {
+        const mmc_stream_put_t *p;
+
+        if (mmc_stream_writes(mmc, dir, &in[i]) &&
+            (p = mmc_stream_put_at(mmc, in[i].dst, in[i].size)) != NULL) {
+            extra += p->nrep - 1u;
+        }
+    }
+    if (extra == 0) {
+        goto out;
+    }
+    cap = count + extra;
+    out = malloc(cap * sizeof(*out));
+    owner = malloc(cap * sizeof(*owner));
+    if (out == NULL || owner == NULL) {
+        status = MF_ERR_NOMEM;
+        goto out;
+    }
+    for (i = 0; i < count; i++) {
+        const mmc_stream_put_t *p = NULL;
+
+        out[n] = in[i];
+        owner[n++] = i;
+        if (!mmc_stream_writes(mmc, dir, &in[i]) ||
+            (p = mmc_stream_put_at(mmc, in[i].dst, in[i].size)) == NULL) {
+            continue;
+        }
+        for (uint8_t r = 1; r < p->nrep && n < cap; r++) {
+            out[n] = in[i];
+            out[n].dst = p->gvas[r] + (in[i].dst - p->gvas[0]);
+            owner[n++] = i;
+        }
+    }
+out:
+    pthread_mutex_unlock(&mmc->stream_lock);
+    if (status != MF_OK || extra == 0) {
+        free(out);
+        free(owner);
+        return status;
+    }
+    *out_p = out;
+    *owner_p = owner;
+    *n_p = n;
+    return MF_OK;
+}
+
 MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
                                    size_t count, mf_copy_dir_t dir,
                                    mf_status_t *results)
 {
+    mf_copy_piece_t *all = NULL;
+    mf_status_t *all_res = NULL;
+    size_t *owner = NULL, n = count;
+    mmc_status_t status;
     uint64_t deadline;
     uint32_t rank;
 
@@ -199,14 +382,45 @@ MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
         mf_error("mmc_copy: %s is NULL", mmc == NULL ? "mmc" : "pieces");
         return MF_ERR_INVALID;
     }
+    status = mmc_stream_fan_out(mmc, pieces, count, dir, &all, &owner, &n);
+    if (status != MF_OK) {
+        return status;
+    }
+    if (all == NULL) {
+        all = (mf_copy_piece_t *)pieces; /* not written through */
+    } else if (results != NULL) {
+        all_res = malloc(n * sizeof(*all_res));
+        if (all_res == NULL) {
+            status = MF_ERR_NOMEM;
+            goto out;
+        }
+    }
     deadline = mf_time_ms() + mmc->cfg.timeout_ms;
-    for (size_t i = 0; i < count; i++) {
-        if (mf_bm_rank_of_gva(mmc->bm, pieces[i].src, &rank) == MF_OK ||
-            mf_bm_rank_of_gva(mmc->bm, pieces[i].dst, &rank) == MF_OK) {
+    for (size_t i = 0; i < n; i++) {
+        if (mf_bm_rank_of_gva(mmc->bm, all[i].src, &rank) == MF_OK ||
+            mf_bm_rank_of_gva(mmc->bm, all[i].dst, &rank) == MF_OK) {
             mmc_batch_wait_joined(mmc, rank, deadline);
         }
     }
-    return mf_bm_copy_batch(mmc->bm, pieces, count, dir, results);
+    status = mf_bm_copy_batch(mmc->bm, all, n, dir,
+                              all_res != NULL ? all_res : results);
+    if (all_res != NULL) {
+        for (size_t i = 0; i < count; i++) {
+            results[i] = MF_OK;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (results[owner[k]] == MF_OK) {
+                results[owner[k]] = all_res[k];
+            }
+        }
+    }
+out:
+    if (all != pieces) {
+        free(all);
+    }
+    free(all_res);
+    free(owner);
+    return status;
 }
 
 /* ------------------------------------------------------------ leases */

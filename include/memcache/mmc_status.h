@@ -22,6 +22,10 @@ MF_BEGIN_DECLS
 
 typedef int mmc_status_t;
 
+#ifdef MMC_OK
+#undef MMC_OK /* the upstream-compatible <compat/mmc_def.h>'s: 0 too */
+#endif
+
 enum {
     MMC_OK = 0,
 

@@ -226,26 +226,26 @@ static int32_t mmcc_opts(const mmc_put_options *in, mmc_put_opts_t *opts)
 MF_API int32_t mmcc_put(const char *key, mmc_buffer *buf,
                         mmc_put_options options, uint32_t flags)
 {
-    int32_t result;
+    int32_t result, code;
 
     (void)flags;
     if (buf == NULL) {
         return MMC_INVALID_PARAM;
     }
-    (void)mmcc_batch_put(&key, 1, buf, &options, 0, &result);
-    return result;
+    code = mmcc_batch_put(&key, 1, buf, &options, 0, &result);
+    return code != MMC_OK ? code : result;
 }
 
 MF_API int32_t mmcc_get(const char *key, mmc_buffer *buf, uint32_t flags)
 {
-    int32_t result;
+    int32_t result, code;
 
     (void)flags;
     if (buf == NULL) {
         return MMC_INVALID_PARAM;
     }
-    (void)mmcc_batch_get(&key, 1, buf, 0, &result);
-    return result;
+    code = mmcc_batch_get(&key, 1, buf, 0, &result);
+    return code != MMC_OK ? code : result;
 }
 
 /* results[i] = upstream's code of ours[i]; the call's code. */

@@ -14,7 +14,7 @@ protocol) is an error, never silently dropped.
 import logging
 import re
 
-from ._errors import MmcStatus, Status
+from . import _memcache
 
 __all__ = ["UpstreamStatus", "upstream_status", "read_conf",
            "local_settings", "meta_settings", "ConfigError"]
@@ -52,41 +52,13 @@ class UpstreamStatus:
     MMC_LEASE_EXPIRED = -3106
 
 
-_U = UpstreamStatus
-_STATUS_MAP = {
-    int(Status.OK): _U.MMC_OK,
-    int(Status.ERR_INVALID): _U.MMC_INVALID_PARAM,
-    int(Status.ERR_CONFIG): _U.MMC_INVALID_PARAM,
-    int(Status.ERR_NOMEM): _U.MMC_MALLOC_FAILED,
-    int(Status.ERR_TIMEOUT): _U.MMC_TIMEOUT,
-    int(Status.ERR_EXISTS): _U.MMC_DUPLICATED_OBJECT,
-    int(Status.ERR_NOT_FOUND): _U.MMC_OBJECT_NOT_EXISTS,
-    int(Status.ERR_STATE): _U.MMC_CLIENT_NOT_INIT,
-    int(Status.ERR_TOO_LARGE): _U.MMC_EXCEED_CAPACITY,
-    int(Status.ERR_CONN_REFUSED): _U.MMC_NOT_CONNET_META,
-    int(Status.ERR_CONN_RESET): _U.MMC_NOT_CONNET_META,
-    int(Status.ERR_PEER_LOST): _U.MMC_NOT_CONNET_LOCAL,
-    int(Status.ERR_UNREACHABLE): _U.MMC_NOT_CONNET_LOCAL,
-    int(MmcStatus.ERR_NOT_FOUND): _U.MMC_UNMATCHED_KEY,
-    int(MmcStatus.ERR_EXISTS): _U.MMC_DUPLICATED_OBJECT,
-    int(MmcStatus.ERR_NO_SPACE): _U.MMC_NOT_ENOUGH_MEMORY,
-    int(MmcStatus.ERR_SIZE_MISMATCH): _U.MMC_INVALID_PARAM,
-    # being written: the state upstream's lease refuses (callers retry)
-    int(MmcStatus.ERR_BUSY): _U.MMC_UNMATCHED_STATE,
-    # an allocation the meta service no longer knows
-    int(MmcStatus.ERR_ABORTED): _U.MMC_UNMATCHED_KEY,
-    int(MmcStatus.ERR_LEASE_EXPIRED): _U.MMC_LEASE_EXPIRED,
-}
-
-
 def upstream_status(st):
     """Our status code (``mf_status_t`` or ``mmc_status_t``) as upstream
-    returns it: 0, a positive value unchanged (a GVA, a count), else an
-    ``MMC_*`` code (``MMC_ERROR`` where upstream has no match)."""
+    returns it (libmemcache's ``mmcc_status``): 0, a positive value
+    unchanged (a GVA, a count), else an ``MMC_*`` code (``MMC_ERROR``
+    where upstream has no match)."""
     st = int(st)
-    if st >= 0:
-        return st
-    return _STATUS_MAP.get(st, _U.MMC_ERROR)
+    return st if st >= 0 else _memcache.upstream_status(st)
 
 
 # ------------------------------------------------------------ config files

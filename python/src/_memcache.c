@@ -20,6 +20,7 @@
  */
 #include "_memcache.h"
 
+#include <compat/mmc_client.h>
 #include <strings.h>
 
 static const char *mc_name(int st)
@@ -1210,7 +1211,25 @@ static PyObject *mc_buffer_address(PyObject *mod, PyObject *args)
     return res;
 }
 
+static PyObject *mc_upstream_status(PyObject *mod, PyObject *arg)
+{
+    long st = PyLong_AsLong(arg);
+
+    (void)mod;
+    if (st == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (st < INT32_MIN || st > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a status is an int32");
+        return NULL;
+    }
+    return PyLong_FromLong(mmcc_status((int32_t)st));
+}
+
 static PyMethodDef mc_module_methods[] = {
+    {"upstream_status", mc_upstream_status, METH_O,
+     "upstream_status(status)\n--\n\nUpstream MemCache's code of a status "
+     "(mmcc_status): 0 and positive values as they are."},
     {"status_name", mc_status_name, METH_O,
      "status_name(status)\n--\n\nName of a status of any range."},
     {"status_str", mc_status_str, METH_O,

@@ -73,5 +73,6 @@ setup(
     python_requires=">=3.9",
     ext_modules=[extension("_memfabric", "memfabric"),
                  extension("_trans", "memfabric"),
+                 extension("_shm", "memfabric"),
                  extension("_memcache", "memcache", ("_memcache_stream",))],
 )

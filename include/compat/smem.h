@@ -62,6 +62,10 @@ int32_t smem_set_log_level(int level);
 int32_t smem_set_conf_store_tls(bool enable, const char *tls_info,
                                 const uint32_t tls_info_len);
 
+/* Upstream's SM_* code of one of our statuses (mf_status_t): this
+ * library's addition, for wrappers in other languages. */
+int32_t smem_status(int32_t status);
+
 /* The reason of this thread's last failed smem_* call ("" if none). */
 const char *smem_get_last_err_msg(void);
 /* The same, and forgets it. */

@@ -111,9 +111,10 @@ def log_get_level():
 class Pool(_memfabric.Pool):
     """A MemFabric BM pool of this process (``mf_bm_t``).
 
-    ``Pool(id, local_dram_size, max_dram_per_rank=0, flags=0)`` creates
-    pool ``id`` (``max_dram_per_rank`` 0: the local size); call
-    :meth:`join` next.  Needs :func:`init` and :func:`bm_init` first.
+    ``Pool(id, local_dram_size, max_dram_per_rank=0, flags=0,
+    local_hbm_size=0, max_hbm_per_rank=0)`` creates pool ``id``
+    (``max_dram_per_rank`` 0: the local size; the device window likewise,
+    its stride a multiple of 2 MiB); call :meth:`join` next.  Needs :func:`init` and :func:`bm_init` first.
     Usable as a context manager: leaving the block destroys the pool.
     Addresses are ints; the local side of a copy may also be any
     buffer-protocol object (bytes, bytearray, memoryview, NumPy array).

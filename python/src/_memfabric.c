@@ -16,6 +16,7 @@
  */
 #include "pyhelp.h"
 
+#include <compat/smem.h>
 #include <memfabric/memfabric.h>
 
 static const char *mfp_name(int st)
@@ -196,6 +197,17 @@ static PyObject *mfp_bm_init(PyObject *mod, PyObject *args, PyObject *kw)
     return mfp_check(st);
 }
 
+static PyObject *mfp_smem_status(PyObject *mod, PyObject *arg)
+{
+    long st = PyLong_AsLong(arg);
+
+    (void)mod;
+    if (st == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyLong_FromLong(smem_status((int32_t)Py_MAX(st, INT32_MIN)));
+}
+
 static PyObject *mfp_bm_uninit(PyObject *mod, PyObject *unused)
 {
     Py_BEGIN_ALLOW_THREADS
@@ -368,23 +380,26 @@ static void mfp_pool_leave(mfp_pool_t *self)
 
 static PyObject *mfp_pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"id", "local_dram_size", "max_dram_per_rank",
-                             "flags", NULL};
+    static char *kwlist[] = {"id",    "local_dram_size", "max_dram_per_rank",
+                             "flags", "local_hbm_size",  "max_hbm_per_rank",
+                             NULL};
     unsigned id, flags = 0;
-    unsigned long long local = 0, max = 0;
+    unsigned long long local = 0, max = 0, hbm = 0, max_hbm = 0;
     mf_bm_create_params_t params;
     mfp_pool_t *self;
     mf_status_t st;
     mf_bm_t *bm = NULL;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "IK|KI", kwlist, &id, &local,
-                                     &max, &flags)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "IK|KIKK", kwlist, &id, &local,
+                                     &max, &flags, &hbm, &max_hbm)) {
         return NULL;
     }
     mf_bm_create_params_init(&params);
     params.local_dram_size = local;
     params.max_dram_per_rank = max != 0 ? max : local;
     params.flags = flags;
+    params.local_hbm_size = hbm;
+    params.max_hbm_per_rank = max_hbm != 0 ? max_hbm : hbm;
     self = (mfp_pool_t *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -933,7 +948,8 @@ static PyTypeObject mfp_pool_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "memfabric._memfabric.Pool",
     .tp_basicsize = sizeof(mfp_pool_t),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "Pool(id, local_dram_size, max_dram_per_rank=0, flags=0)\n--\n"
+    .tp_doc = "Pool(id, local_dram_size, max_dram_per_rank=0, flags=0, "
+              "local_hbm_size=0, max_hbm_per_rank=0)\n--\n"
               "\nCreates BM pool `id` (mf_bm_create; collective across the "
               "first world_size ranks unless flags has CREATE_ELASTIC).  "
               "Needs init() and bm_init() first.",
@@ -1547,6 +1563,9 @@ static PyMethodDef mfp_module_methods[] = {
      "config_file=None)\n--\n\nConnects to the config store and takes a "
      "rank.  settings are BM keys (dict or pairs) over the defaults, the "
      "MF_* environment and config_file."},
+    {"smem_status", mfp_smem_status, METH_O,
+     "smem_status(status)\n--\n\nUpstream MemFabric's SM_* code of a "
+     "status (0 stays 0)."},
     {"bm_uninit", mfp_bm_uninit, METH_NOARGS,
      "bm_uninit()\n--\n\nUndoes bm_init()."},
     {"bm_rank_id", mfp_bm_rank_id, METH_NOARGS,

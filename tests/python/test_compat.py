@@ -147,3 +147,42 @@ def test_meta_service_config(tmp_path):
     for line in ("port = 6100", "store_port = 6101", "http_port = 6102",
                  "evict_high_pct = 85", "lease_ms = 10000"):
         assert line in dump, dump
+
+
+def test_memfabric_hybrid_two_ranks(spawn):
+    import memfabric as mf
+
+    with mf.StoreServer() as server:
+        res = run_in_children(spawn, workers.hybrid_rank,
+                              [(server.url, 2, 0), (server.url, 2, 1)])
+    for rank, r in enumerate(res):
+        assert r["init"] == 0 and r["bm_init"] == 0 and r["rank"] == rank
+        assert r["join"] == 0 and r["gva_to_va"]
+        assert r["size"] == 1 << 20
+        assert r["rank_of"] == (rank + 1) % 2
+        assert r["h2g"] == 0 and r["g2h"] == 0 and r["bytes"]
+        assert r["async"] == 0 and r["wait"] == 0
+        assert r["partial"] == -2012  # SMEM_PARTIAL_FAILED
+        assert r["bad_type"] == -2000  # SM_INVALID_PARAM
+        assert "copy type" in r["err_msg"]
+        assert r["leave"] == 0
+        assert r["shm_init"] == 0 and r["shm_gva"]
+        assert r["shm_rank"] == (rank, 2)
+        assert r["shm_barrier"] == 0
+        assert r["shm_gather"] == b"01"
+        assert r["shm_reach"] == (0, 1)  # MTE: mapped here
+        assert r["shm_ctx"] == 0
+        assert r["shm_bad"]
+        assert r["shm_destroy"] == 0
+
+
+def test_memfabric_hybrid_common():
+    import memfabric_hybrid as mfh
+
+    assert mfh.set_log_level(9) == -2000
+    assert "level" in mfh.get_and_clear_last_err_msg()
+    assert mfh.get_last_err_msg() == ""
+    assert mfh.set_conf_store_tls(True) == -2000
+    assert mfh.set_conf_store_tls(False) == 0
+    assert mfh.set_log_level(3) == 0
+    assert mfh.TransferEngine is not None

@@ -560,3 +560,132 @@ def hybrid_init(conf_path):
     from memcache_hybrid import DistributedObjectStore
 
     return DistributedObjectStore().init(0)
+
+
+# -------------------------------------------------------------------- SHM
+
+def shm_rank(url, world, rank):
+    """One rank of a 2-rank SHM region: every Region call."""
+    import threading
+
+    import memfabric as mf
+    from memfabric import MfError
+    from memfabric.shm import REACH_MAPPED, REACH_SELF, Region
+
+    size = (1 << 20) + 7
+    out = {}
+    mf.init()
+    mf.bm_init(url, world, rank, settings={"timeout_ms": "60s"})
+    exited = threading.Event()
+    seen = []
+
+    def on_exit(status, from_rank):
+        seen.append((status, from_rank))
+        exited.set()
+
+    with Region(5, size) as r:
+        peer = (rank + 1) % world
+        out["shape"] = (r.rank, r.world, r.size, r.stride % 4096)
+        r.put(r.ptr(rank), pattern(rank, size))
+        r.barrier()
+        out["peer_bytes"] = r.get(r.ptr(peer), size) == pattern(peer, size)
+        # this rank's slot in the peer's part, by raw address
+        buf = ctypes.create_string_buffer(pattern(9 + rank, 4096), 4096)
+        r.put(r.ptr(peer) + 8192 * (rank + 1), (ctypes.addressof(buf), 4096))
+        r.barrier()
+        back = bytearray(4096)
+        r.get_into(r.ptr(rank) + 8192 * (peer + 1), back)
+        out["slot"] = bytes(back) == pattern(9 + peer, 4096)
+        out["gather"] = r.allgather(b"r%d" % rank)
+        out["group"] = r.group_allgather("pair", rank, world, b"g%d" % rank)
+        r.group_barrier("pair", world)
+        out["reach"] = [r.can_reach(x)[0] for x in range(world)]
+        out["self_mapped"] = bool(r.can_reach(rank)[0] & REACH_SELF)
+        out["peer_mapped"] = bool(r.can_reach(peer)[0] & REACH_MAPPED)
+        for _ in range(10):
+            r.atomic_add("n", 1)
+        r.barrier()
+        out["count"] = r.atomic_add("n", 0)
+        out["cas"] = r.atomic_cas("flag", 0, 10 + rank)
+        if rank == 0:
+            r.set_context(b"ctx-bytes")
+        out["context"] = r.get_context(timeout_ms=30000)
+        r.register_exit(on_exit)
+        r.barrier()
+        if rank == world - 1:
+            r.global_exit(3)
+        out["exit"] = exited.wait(60) and seen[0]
+        try:
+            r.ptr(world)
+        except ValueError:
+            out["bad_rank"] = "ValueError"
+        r.barrier()
+    try:
+        r.barrier()
+    except MfError as exc:
+        out["after_destroy"] = exc.name
+    mf.bm_uninit()
+    mf.uninit()
+    return out
+
+
+# ------------------------------------------------------- memfabric_hybrid
+
+def hybrid_rank(url, world, rank):
+    """One rank driving memfabric_hybrid (bm, then shm) as upstream's
+    callers do; returns the codes and checks."""
+    import memfabric as mf
+    import memfabric_hybrid as mfh
+    from memfabric_hybrid import bm, shm
+
+    seg = 1 << 20
+    out = {"init": mfh.initialize()}
+    cfg = bm.BmConfig(rank_id=rank, start_config_store_server=False)
+    out["bm_init"] = bm.initialize(url, world, 0, cfg)
+    out["rank"] = bm.get_rank_id()
+    h = bm.create(0, world, bm.BmDataOpType.HOST_TCP, seg, 0)
+    out["join"] = h.join()
+    st = mf.Store(url)
+    st.barrier("hy/joined", world, 60000)
+    peer = (rank + 1) % world
+    mine = h.peer_rank_ptr(rank, bm.BmMemType.HOST)
+    theirs = h.peer_rank_ptr(peer, bm.BmMemType.HOST)
+    out["gva_to_va"] = h.gva_to_va(mine, bm.BmMemType.LOCAL_HOST) == mine
+    out["size"] = h.local_mem_size(bm.BmMemType.LOCAL_HOST)
+    out["rank_of"] = h.rank_id_by_gva(theirs)
+    src = ctypes.create_string_buffer(pattern(rank, seg), seg)
+    out["h2g"] = h.copy_data(ctypes.addressof(src), theirs, seg,
+                             bm.BmCopyType.H2G)
+    st.barrier("hy/copied", world, 60000)
+    dst = ctypes.create_string_buffer(seg)
+    out["g2h"] = h.copy_data(mine, ctypes.addressof(dst), seg,
+                             bm.BmCopyType.G2H)
+    out["bytes"] = dst.raw == pattern(peer, seg)
+    out["async"] = h.copy_data_batch([ctypes.addressof(src)], [theirs], [64],
+                                     bm.BmCopyType.H2GH, bm.ASYNC_COPY_FLAG)
+    out["wait"] = h.wait()
+    out["partial"] = h.copy_data_batch(
+        [ctypes.addressof(src)] * 2, [theirs, theirs + 2 * seg], [16, 16],
+        bm.BmCopyType.H2G)
+    out["bad_type"] = h.copy_data(mine, ctypes.addressof(dst), 1, 42)
+    out["err_msg"] = mfh.get_last_err_msg()
+    st.barrier("hy/done", world, 60000)
+    out["leave"] = h.leave()
+    h.destroy()
+    bm.uninitialize()
+
+    out["shm_init"] = shm.initialize(url, world, rank, 0,
+                                     shm.ShmConfig(start_config_store=False))
+    s = shm.create(1, world, rank, seg, shm.ShmDataOpType.MTE)
+    out["shm_gva"] = s is not None and s.gva > 0
+    out["shm_rank"] = (s.get_global_rank(), s.get_global_rank_size())
+    out["shm_barrier"] = s.barrier()
+    out["shm_gather"] = s.allgather(b"%d" % rank)
+    out["shm_reach"] = s.topology_can_reach(peer)
+    out["shm_ctx"] = s.set_extra_context(b"x")
+    out["shm_bad"] = shm.create(2, world + 1, rank, seg) is None
+    out["shm_destroy"] = s.destroy()
+    shm.uninitialize()
+    st.close()
+    mfh.uninitialize()
+    return out

@@ -111,6 +111,11 @@ mf_status_t mf_smem_store_start(const char *url)
     return status;
 }
 
+MF_API int32_t smem_status(int32_t status)
+{
+    return mf_smem_code((mf_status_t)status);
+}
+
 MF_API int32_t smem_init(uint32_t flags)
 {
     (void)flags;

@@ -51,8 +51,8 @@ int32_t mmcc_batch_put(const char **keys, uint32_t keys_count,
                        const mmc_buffer *bufs, mmc_put_options *options,
                        uint32_t flags, int *results);
 #endif
-int32_t mmcc_batch_get(const char **keys, uint32_t keys_count,
-                       mmc_buffer *bufs, uint32_t flags, int *results);
+int32_t mmcc_batch_get(const char **keys, uint32_t keys_count, mmc_buffer *bufs,
+                       uint32_t flags, int *results);
 
 /* Read leases of lease_ttl_ms (0: the meta service's lease_ms);
  * MMC_UNMATCHED_STATE for a key being written. */
@@ -72,8 +72,7 @@ int32_t mmcc_batch_copy(const uint64_t *gvas, void **buffers,
 /* Commits each key whose write_results[i] is 0 (NULL: all), aborts the
  * others; results (optional): each key's code. */
 int32_t mmcc_batch_write_finish(const char **keys, uint32_t keys_count,
-                                const int32_t *write_results,
-                                int32_t *results);
+                                const int32_t *write_results, int32_t *results);
 /* Removes every committed object of the pool. */
 int32_t mmcc_remove_all(void);
 

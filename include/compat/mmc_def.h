@@ -24,26 +24,26 @@ extern "C" {
 #ifndef MEMCACHE_MMC_STATUS_H
 #define MMC_OK 0
 #endif
-#define MMC_ERROR                (-1)
-#define MMC_INVALID_PARAM        (-3000)
-#define MMC_MALLOC_FAILED        (-3001)
-#define MMC_NEW_OBJECT_FAILED    (-3002)
-#define MMC_NOT_STARTED          (-3003)
-#define MMC_TIMEOUT              (-3004)
-#define MMC_REPEAT_CALL          (-3005)
-#define MMC_DUPLICATED_OBJECT    (-3006)
-#define MMC_OBJECT_NOT_EXISTS    (-3007)
-#define MMC_NOT_INITIALIZED      (-3008)
-#define MMC_EXCEED_CAPACITY      (-3013)
-#define MMC_NOT_ENOUGH_MEMORY    (-3016)
-#define MMC_NOT_CONNET_META      (-3017)
-#define MMC_NOT_CONNET_LOCAL     (-3018)
-#define MMC_CLIENT_NOT_INIT      (-3019)
-#define MMC_UNMATCHED_STATE      (-3101)
-#define MMC_UNMATCHED_KEY        (-3102)
-#define MMC_UNMATCHED_RET        (-3103)
-#define MMC_LEASE_NOT_EXPIRED    (-3104)
-#define MMC_LEASE_EXPIRED        (-3106)
+#define MMC_ERROR             (-1)
+#define MMC_INVALID_PARAM     (-3000)
+#define MMC_MALLOC_FAILED     (-3001)
+#define MMC_NEW_OBJECT_FAILED (-3002)
+#define MMC_NOT_STARTED       (-3003)
+#define MMC_TIMEOUT           (-3004)
+#define MMC_REPEAT_CALL       (-3005)
+#define MMC_DUPLICATED_OBJECT (-3006)
+#define MMC_OBJECT_NOT_EXISTS (-3007)
+#define MMC_NOT_INITIALIZED   (-3008)
+#define MMC_EXCEED_CAPACITY   (-3013)
+#define MMC_NOT_ENOUGH_MEMORY (-3016)
+#define MMC_NOT_CONNET_META   (-3017)
+#define MMC_NOT_CONNET_LOCAL  (-3018)
+#define MMC_CLIENT_NOT_INIT   (-3019)
+#define MMC_UNMATCHED_STATE   (-3101)
+#define MMC_UNMATCHED_KEY     (-3102)
+#define MMC_UNMATCHED_RET     (-3103)
+#define MMC_LEASE_NOT_EXPIRED (-3104)
+#define MMC_LEASE_EXPIRED     (-3106)
 
 /* Where memory is: upstream's media numbers. */
 enum MediaType { MEDIA_HBM = 0, MEDIA_DRAM = 1, MEDIA_NONE = 2 };
@@ -73,7 +73,7 @@ typedef struct {
     uint32_t writeThreadPoolNum;           /* ignored */
     bool aggregateIO;                      /* ignored: batches always are */
     int32_t aggregateNum;                  /* ignored */
-    int32_t logLevel;   /* 0 debug, 1 info, 2 warn, 3 error */
+    int32_t logLevel;    /* 0 debug, 1 info, 2 warn, 3 error */
     ExternalLog logFunc; /* NULL: standard error */
     mmc_tls_config tlsConfig;
 } mmc_client_config_t;

@@ -64,9 +64,9 @@ int32_t smem_trans_write(smem_trans_t handle, const void *localAddr,
                          const char *remoteUniqueId, void *remoteAddr,
                          size_t dataSize, uint32_t flags);
 int32_t smem_trans_batch_write(smem_trans_t handle, const void *localAddrs[],
-                               const char *remoteUniqueId,
-                               void *remoteAddrs[], size_t dataSizes[],
-                               uint32_t batchSize, uint32_t flags);
+                               const char *remoteUniqueId, void *remoteAddrs[],
+                               size_t dataSizes[], uint32_t batchSize,
+                               uint32_t flags);
 /* The same with a device stream: stream must be NULL (transfers do not go
  * on streams here), and then the transfer is complete on return. */
 int32_t smem_trans_read_submit(smem_trans_t handle, void *localAddr,

@@ -283,8 +283,7 @@ MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
                                     mmc_status_t *results);
 MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
                                            const mmc_status_t *written,
-                                           size_t count,
-                                           mmc_status_t *results);
+                                           size_t count, mmc_status_t *results);
 /*
  * Copies pieces between memory of this process and the pool's global
  * addresses (mf_bm_copy_batch on the pool of this process's libmemcache),
@@ -317,8 +316,7 @@ MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
 /* Releases every lease this process holds on each key: MMC_OK,
  * MMC_ERR_NOT_FOUND (none held), MMC_ERR_LEASE_EXPIRED (one expired or a
  * replica was lost meanwhile: bytes read under it may be stale). */
-MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc,
-                                            const char *const *keys,
+MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc, const char *const *keys,
                                             size_t count,
                                             mmc_status_t *results);
 

@@ -58,7 +58,7 @@ typedef struct mf_bm_config {
      * mf_bm_config_help), kept as text by mf_bm_config_set/load: set and
      * read them with mf_bm_config_set/mf_bm_config_get, never by hand. */
     char tl_settings[1024];
-    uint64_t device_base; /* GVA window base of device segments */
+    uint64_t device_base;     /* GVA window base of device segments */
     uint64_t shm_base;        /* where SHM places host regions */
     uint64_t shm_device_base; /* where SHM places device regions */
 } mf_bm_config_t;

@@ -122,12 +122,14 @@ MF_API mf_status_t mf_shm_group_allgather(mf_shm_t *shm, const char *key,
 
 /* ---------------------------------------------------------- topology */
 
-#define MF_SHM_REACH_SELF      0x1u /* the rank is this process */
-#define MF_SHM_REACH_MAPPED    0x2u /* its part is mapped here: the GVA is
-                                       a pointer (device memory: a device
-                                       pointer) */
-#define MF_SHM_REACH_TRANSPORT 0x4u /* mf_shm_put/get reach it through a
-                                       transport (another host) */
+#define MF_SHM_REACH_SELF 0x1u /* the rank is this process */
+#define MF_SHM_REACH_MAPPED                                                    \
+    0x2u /* its part is mapped here: the GVA is                                \
+            a pointer (device memory: a device                                 \
+            pointer) */
+#define MF_SHM_REACH_TRANSPORT                                                 \
+    0x4u /* mf_shm_put/get reach it through a                                  \
+            transport (another host) */
 
 typedef struct mf_shm_reach {
     uint32_t flags;     /* MF_SHM_REACH_*; 0: not reachable */

@@ -902,11 +902,7 @@ static PyObject *mc_client_remove(mc_client_t *self, PyObject *key_obj)
     Py_RETURN_NONE;
 }
 
-/* Batch call over keys only (exist, remove). */
-typedef mmc_status_t (*mc_keys_fn)(mmc_t *mmc, const char *const *keys,
-                                   size_t count, mmc_status_t *results);
-
-static PyObject *mc_keys_call(mc_client_t *self, PyObject *keys, mc_keys_fn fn)
+PyObject *mc_keys_call(mc_client_t *self, PyObject *keys, mc_keys_fn fn)
 {
     PyObject *kt, *res = NULL;
     const char **ck;
@@ -968,6 +964,30 @@ PyObject *mc_info_tuple(const mmc_obj_info_t *info)
     return res;
 }
 
+PyObject *mc_infos_list(const int *results, const mmc_obj_info_t *infos,
+                        size_t count)
+{
+    PyObject *res = PyList_New((Py_ssize_t)count);
+
+    for (size_t i = 0; res != NULL && i < count; i++) {
+        PyObject *info, *item;
+
+        if (results[i] == MMC_OK) {
+            info = mc_info_tuple(&infos[i]);
+        } else {
+            info = Py_None;
+            Py_INCREF(info);
+        }
+        item = info != NULL ? Py_BuildValue("(iN)", results[i], info) : NULL;
+        if (item == NULL) {
+            Py_CLEAR(res);
+            break;
+        }
+        PyList_SET_ITEM(res, (Py_ssize_t)i, item);
+    }
+    return res;
+}
+
 static PyObject *mc_client_query(mc_client_t *self, PyObject *key_obj)
 {
     mmc_obj_info_t info = {.info_size = sizeof(info)};
@@ -1016,23 +1036,7 @@ static PyObject *mc_client_query_batch(mc_client_t *self, PyObject *keys)
         mmc_query_batch(self->mmc, ck, count, infos, results);
     Py_END_ALLOW_THREADS
     mc_leave(self);
-    res = PyList_New((Py_ssize_t)count);
-    for (size_t i = 0; res != NULL && i < count; i++) {
-        PyObject *info, *item;
-
-        if (results[i] == MMC_OK) {
-            info = mc_info_tuple(&infos[i]);
-        } else {
-            info = Py_None;
-            Py_INCREF(info);
-        }
-        item = info != NULL ? Py_BuildValue("(iN)", results[i], info) : NULL;
-        if (item == NULL) {
-            Py_CLEAR(res);
-            break;
-        }
-        PyList_SET_ITEM(res, (Py_ssize_t)i, item);
-    }
+    res = mc_infos_list(results, infos, count);
 out:
     PyMem_Free(infos);
     PyMem_Free(results);

@@ -27,6 +27,14 @@ int mc_opts(PyObject *replicas, unsigned flags, PyObject *preferred,
 int mc_keys(PyObject *keys, PyObject **tuple_p, const char ***ckeys_p);
 /* (size, [(rank, media, gva), ...]) */
 PyObject *mc_info_tuple(const mmc_obj_info_t *info);
+/* [(status, info or None), ...] of a batch's results and infos. */
+PyObject *mc_infos_list(const int *results, const mmc_obj_info_t *infos,
+                        size_t count);
+/* A batch call over keys only (exist, remove, lease release): the status
+ * of every key. */
+typedef mmc_status_t (*mc_keys_fn)(mmc_t *mmc, const char *const *keys,
+                                   size_t count, mmc_status_t *results);
+PyObject *mc_keys_call(mc_client_t *self, PyObject *keys, mc_keys_fn fn);
 
 /* The Client methods of _memcache_stream.c. */
 extern PyMethodDef mc_stream_methods[];

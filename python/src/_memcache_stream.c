@@ -8,31 +8,6 @@
  */
 #include "_memcache.h"
 
-/* [(status, info or None), ...] */
-static PyObject *mc_infos_list(const int *results, const mmc_obj_info_t *infos,
-                               size_t count)
-{
-    PyObject *res = PyList_New((Py_ssize_t)count);
-
-    for (size_t i = 0; res != NULL && i < count; i++) {
-        PyObject *info, *item;
-
-        if (results[i] == MMC_OK) {
-            info = mc_info_tuple(&infos[i]);
-        } else {
-            info = Py_None;
-            Py_INCREF(info);
-        }
-        item = info != NULL ? Py_BuildValue("(iN)", results[i], info) : NULL;
-        if (item == NULL) {
-            Py_CLEAR(res);
-            break;
-        }
-        PyList_SET_ITEM(res, (Py_ssize_t)i, item);
-    }
-    return res;
-}
-
 /* count statuses (int) of a sequence into a new array; NULL seq: none. */
 static int mc_statuses(PyObject *seq, size_t count, int **out_p)
 {
@@ -88,9 +63,8 @@ static PyObject *mc_client_alloc_batch(mc_client_t *self, PyObject *args,
     int *results = NULL;
     const char **ck;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIOO", kwlist, &keys,
-                                     &sizes, &replicas, &flags, &preferred,
-                                     &media) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OIOO", kwlist, &keys, &sizes,
+                                     &replicas, &flags, &preferred, &media) ||
         mc_opts(replicas, flags, preferred, media, &opts) != 0 ||
         mc_keys(keys, &kt, &ck) != 0) {
         return NULL;
@@ -135,8 +109,8 @@ out:
     return res;
 }
 
-static PyObject *mc_client_write_finish_batch(mc_client_t *self,
-                                              PyObject *args, PyObject *kw)
+static PyObject *mc_client_write_finish_batch(mc_client_t *self, PyObject *args,
+                                              PyObject *kw)
 {
     static char *kwlist[] = {"keys", "written", NULL};
     PyObject *keys, *written = NULL, *kt, *res = NULL;
@@ -289,29 +263,7 @@ out:
 static PyObject *mc_client_lease_release_batch(mc_client_t *self,
                                                PyObject *keys)
 {
-    PyObject *kt, *res = NULL;
-    const char **ck;
-    int *results;
-    size_t count;
-
-    if (mc_keys(keys, &kt, &ck) != 0) {
-        return NULL;
-    }
-    count = (size_t)PyTuple_GET_SIZE(kt);
-    results = PyMem_Calloc(count > 0 ? count : 1, sizeof(*results));
-    if (results == NULL) {
-        PyErr_NoMemory();
-    } else if (mc_enter(self) == 0) {
-        Py_BEGIN_ALLOW_THREADS
-            mmc_lease_release_batch(self->mmc, ck, count, results);
-        Py_END_ALLOW_THREADS
-        mc_leave(self);
-        res = pyh_int_list(results, count);
-    }
-    PyMem_Free(results);
-    PyMem_Free(ck);
-    Py_DECREF(kt);
-    return res;
+    return mc_keys_call(self, keys, mmc_lease_release_batch);
 }
 
 static PyObject *mc_client_remove_all(mc_client_t *self, PyObject *unused)

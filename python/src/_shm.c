@@ -136,19 +136,20 @@ static PyObject *shp_region_ptr(shp_region_t *self, PyObject *arg)
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)p);
 }
 
-/* put(gva, data): data a buffer object or (address, size). */
-static PyObject *shp_region_put(shp_region_t *self, PyObject *args)
+/* put(gva, data) and get_into(gva, dest): data a buffer object or
+ * (address, size), dest a writable one. */
+static PyObject *shp_region_xfer(shp_region_t *self, PyObject *args, int put)
 {
     unsigned long long gva;
     pyh_views_t vs = {0};
-    PyObject *data;
+    PyObject *mem;
     mf_shm_t *shm;
     mf_status_t st;
     void *addr;
     size_t len;
 
-    if (!PyArg_ParseTuple(args, "KO", &gva, &data) ||
-        pyh_range(&vs, data, 0, &addr, &len) != 0) {
+    if (!PyArg_ParseTuple(args, "KO", &gva, &mem) ||
+        pyh_range(&vs, mem, !put, &addr, &len) != 0) {
         pyh_views_release(&vs);
         return NULL;
     }
@@ -158,40 +159,22 @@ static PyObject *shp_region_put(shp_region_t *self, PyObject *args)
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-        st = mf_shm_put(shm, gva, addr, len);
+        st = put ? mf_shm_put(shm, gva, addr, len)
+                 : mf_shm_get(shm, addr, gva, len);
     Py_END_ALLOW_THREADS
     shp_leave(self);
     pyh_views_release(&vs);
     return shp_done(st);
 }
 
-/* get_into(gva, dest): dest a writable buffer object or (address, size). */
+static PyObject *shp_region_put(shp_region_t *self, PyObject *args)
+{
+    return shp_region_xfer(self, args, 1);
+}
+
 static PyObject *shp_region_get_into(shp_region_t *self, PyObject *args)
 {
-    unsigned long long gva;
-    pyh_views_t vs = {0};
-    PyObject *dest;
-    mf_shm_t *shm;
-    mf_status_t st;
-    void *addr;
-    size_t len;
-
-    if (!PyArg_ParseTuple(args, "KO", &gva, &dest) ||
-        pyh_range(&vs, dest, 1, &addr, &len) != 0) {
-        pyh_views_release(&vs);
-        return NULL;
-    }
-    shm = shp_enter(self);
-    if (shm == NULL) {
-        pyh_views_release(&vs);
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-        st = mf_shm_get(shm, addr, gva, len);
-    Py_END_ALLOW_THREADS
-    shp_leave(self);
-    pyh_views_release(&vs);
-    return shp_done(st);
+    return shp_region_xfer(self, args, 0);
 }
 
 static PyObject *shp_region_barrier(shp_region_t *self, PyObject *unused)
@@ -247,8 +230,8 @@ static PyObject *shp_pieces(const char *out, uint32_t count, size_t len)
 
 /* allgather(data) / group_allgather(key, index, count, data): a list with
  * every rank's bytes, by rank (index). */
-static PyObject *shp_gather(shp_region_t *self, const char *key,
-                            uint32_t index, uint32_t count, PyObject *data)
+static PyObject *shp_gather(shp_region_t *self, const char *key, uint32_t index,
+                            uint32_t count, PyObject *data)
 {
     pyh_views_t vs = {0};
     PyObject *res = NULL;
@@ -331,8 +314,8 @@ static PyObject *shp_region_can_reach(shp_region_t *self, PyObject *arg)
     if (self->shm == NULL) {
         return pyh_raise(MF_ERR_STATE, NULL);
     }
-    st = mf_shm_can_reach(self->shm, (uint32_t)Py_MIN(rank, UINT32_MAX),
-                          &reach);
+    st =
+        mf_shm_can_reach(self->shm, (uint32_t)Py_MIN(rank, UINT32_MAX), &reach);
     if (st != MF_OK) {
         return pyh_raise(st, NULL);
     }
@@ -455,8 +438,7 @@ static PyObject *shp_region_get_context(shp_region_t *self, PyObject *args,
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
-        st = mf_shm_get_context(shm, buf, MF_SHM_CONTEXT_MAX, &len,
-                                timeout_ms);
+        st = mf_shm_get_context(shm, buf, MF_SHM_CONTEXT_MAX, &len, timeout_ms);
     Py_END_ALLOW_THREADS
     shp_leave(self);
     if (st == MF_OK) {
@@ -582,7 +564,8 @@ static PyMethodDef shp_region_methods[] = {
      "atomic_reset(name)\n--\n\nDrops the counter (it reads 0 again)."},
     {"set_context", (PyCFunction)shp_region_set_context, METH_O,
      "set_context(data)\n--\n\nPublishes the region's context block."},
-    {"get_context", PYH_KW(shp_region_get_context), METH_VARARGS | METH_KEYWORDS,
+    {"get_context", PYH_KW(shp_region_get_context),
+     METH_VARARGS | METH_KEYWORDS,
      "get_context(timeout_ms=0)\n--\n\nThe context block's bytes."},
     {"register_exit", (PyCFunction)shp_region_register_exit, METH_O,
      "register_exit(callback)\n--\n\ncallback(status, from_rank) runs when a "
@@ -596,8 +579,7 @@ static PyGetSetDef shp_region_getset[] = {
     {"rank", (getter)shp_region_rank, NULL, "This rank.", NULL},
     {"world", (getter)shp_region_world, NULL, "Ranks of the world.", NULL},
     {"gva", (getter)shp_region_gva, NULL, "Base of the window.", NULL},
-    {"stride", (getter)shp_region_stride, NULL, "Distance of two parts.",
-     NULL},
+    {"stride", (getter)shp_region_stride, NULL, "Distance of two parts.", NULL},
     {"size", (getter)shp_region_size, NULL, "Bytes of every part.", NULL},
     {"closed", (getter)shp_region_closed, NULL, "True once destroyed.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -640,8 +622,8 @@ PyMODINIT_FUNC PyInit__shm(void)
     if (PyModule_AddObject(m, "Region", (PyObject *)&shp_region_type) != 0 ||
         PyModule_AddIntConstant(m, "REACH_SELF", MF_SHM_REACH_SELF) != 0 ||
         PyModule_AddIntConstant(m, "REACH_MAPPED", MF_SHM_REACH_MAPPED) != 0 ||
-        PyModule_AddIntConstant(m, "REACH_TRANSPORT",
-                                MF_SHM_REACH_TRANSPORT) != 0 ||
+        PyModule_AddIntConstant(m, "REACH_TRANSPORT", MF_SHM_REACH_TRANSPORT) !=
+            0 ||
         PyModule_AddIntConstant(m, "CONTEXT_MAX", MF_SHM_CONTEXT_MAX) != 0) {
         Py_DECREF(m);
         return NULL;

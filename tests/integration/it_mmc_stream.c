@@ -140,9 +140,9 @@ static int st_writer(int index, void *arg)
         TK_CHECK_GOTO(res[i] == MMC_ERR_NOT_FOUND, "exist %d after all", i);
     }
     /* an aborted key can be allocated again, and allocating needs sizes */
-    IT_MMC_ST(mmc_alloc_batch(mmc, st_keys + NKEYS - 1, sizes, 1, NULL, infos,
-                              res),
-              MMC_OK);
+    IT_MMC_ST(
+        mmc_alloc_batch(mmc, st_keys + NKEYS - 1, sizes, 1, NULL, infos, res),
+        MMC_OK);
     IT_MMC_ST(mmc_write_finish_batch(mmc, st_keys + NKEYS - 1, NULL, 1, res),
               MMC_OK);
     sizes[0] = 0;
@@ -211,8 +211,8 @@ static int st_reader(int index, void *arg)
     /* removed while leased: its bytes stay until the release */
     IT_MMC_ST(mmc_remove(mmc, st_keys[0]), MMC_OK);
     memset(dst, 0, OBJ);
-    pieces[0] = (mf_copy_piece_t){infos[0].gvas[1],
-                                  (uint64_t)(uintptr_t)dst, OBJ};
+    pieces[0] =
+        (mf_copy_piece_t){infos[0].gvas[1], (uint64_t)(uintptr_t)dst, OBJ};
     IT_MMC_ST(mmc_copy_batch(mmc, pieces, 1, MF_COPY_GH2LH, NULL), MMC_OK);
     TK_CHECK_GOTO(tk_pattern_check(dst, OBJ, SEED(0), 0) < 0, "leased bytes");
 

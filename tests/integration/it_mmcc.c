@@ -25,7 +25,7 @@ static const char *mc_keys[KEYS] = {"c/0", "c/1", "c/2", "c/3"};
 #define MC_EQ(_expr, _want)                                                    \
     do {                                                                       \
         int32_t _got = (_expr);                                                \
-        TK_CHECK_GOTO(_got == (_want), "%s: %d, expected %d", #_expr, _got,  \
+        TK_CHECK_GOTO(_got == (_want), "%s: %d, expected %d", #_expr, _got,    \
                       (int)(_want));                                           \
     } while (0)
 
@@ -146,11 +146,9 @@ static int mc_child(int index, void *arg)
         MC_EQ(mmcc_batch_malloc(skeys + 1, 1, sizes, opts, gvas), MMC_OK);
         TK_CHECK_GOTO(gvas[0] == 0, "malloc of an existing key");
         written[0] = -1;
-        MC_EQ(mmcc_batch_malloc((const char *[]){"s/2"}, 1, sizes, opts,
-                                gvas),
+        MC_EQ(mmcc_batch_malloc((const char *[]){"s/2"}, 1, sizes, opts, gvas),
               MMC_OK);
-        MC_EQ(mmcc_batch_write_finish((const char *[]){"s/2"}, 1, written,
-                                      res),
+        MC_EQ(mmcc_batch_write_finish((const char *[]){"s/2"}, 1, written, res),
               MMC_OK);
         MC_EQ(mmcc_exist("s/2", 0), MMC_UNMATCHED_KEY);
     }
@@ -163,8 +161,7 @@ static int mc_child(int index, void *arg)
     MC_EQ(mmcc_status(MF_ERR_TIMEOUT), MMC_TIMEOUT);
     MC_EQ(mmcc_status(-12345), MMC_ERROR);
     MC_EQ(mmcc_status(77), 77);
-    MC_EQ(mmcc_unregister_buffer((uint64_t)(uintptr_t)src, KEYS * OBJ),
-          MMC_OK);
+    MC_EQ(mmcc_unregister_buffer((uint64_t)(uintptr_t)src, KEYS * OBJ), MMC_OK);
     ret = 0;
 fail:
     mmcc_uninit();

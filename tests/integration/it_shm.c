@@ -176,9 +176,8 @@ static int sh_same_host_rank(int index, void *arg)
         uint64_t pair[2];
 
         TK_CHECK_OK(mf_shm_group_barrier(shm, me % 2 ? "odd" : "even", 2));
-        TK_CHECK_OK(mf_shm_group_allgather(shm, me % 2 ? "odd" : "even",
-                                           me / 2, 2, &word, sizeof(word),
-                                           pair));
+        TK_CHECK_OK(mf_shm_group_allgather(shm, me % 2 ? "odd" : "even", me / 2,
+                                           2, &word, sizeof(word), pair));
         TK_CHECK(pair[0] == 1000u * (me % 2) + 7 &&
                  pair[1] == 1000u * (me % 2 + 2) + 7);
     }
@@ -372,9 +371,8 @@ static int sh_hosts_rank(int index, void *arg)
         /* the others still serve exact bytes */
         for (r = 1; r < 3; r++) {
             memset(buf, 0, RO);
-            TK_CHECK_OK(mf_shm_get(shm, buf,
-                                   (uint64_t)(uintptr_t)mf_shm_ptr(shm, r),
-                                   RO));
+            TK_CHECK_OK(mf_shm_get(
+                shm, buf, (uint64_t)(uintptr_t)mf_shm_ptr(shm, r), RO));
             TK_CHECK(tk_pattern_check(buf, RO, SEED(r), 0) < 0);
         }
         TK_CHECK_OK(mf_shm_group_barrier(shm, "survivors", 3));
@@ -451,10 +449,9 @@ static int sh_device_rank(int index, void *arg)
     /* this rank's slot in the peer's part: by the driver and by put */
     tk_pattern_fill(host, MIB, WSEED(me, peer), 0);
     TK_CHECK(tk_cuda_copy(theirs + DRO + me * 2 * MIB, host, MIB / 2) == 0);
-    TK_CHECK_OK(mf_shm_put(shm,
-                           (uint64_t)(uintptr_t)theirs + DRO + me * 2 * MIB +
-                               MIB / 2,
-                           host + MIB / 2, MIB / 2));
+    TK_CHECK_OK(mf_shm_put(
+        shm, (uint64_t)(uintptr_t)theirs + DRO + me * 2 * MIB + MIB / 2,
+        host + MIB / 2, MIB / 2));
     TK_CHECK_OK(mf_shm_barrier(shm));
     TK_CHECK(tk_cuda_copy(back, mine + DRO + peer * 2 * MIB, MIB) == 0);
     TK_CHECK(tk_pattern_check(back, MIB, WSEED(peer, me), 0) < 0);

@@ -1080,8 +1080,8 @@ static void test_meta_leases(void **state)
  * remove-all takes the committed objects only. */
 static void test_meta_lease_ttl(void **state)
 {
-    static const uint32_t ttls[] = {120, 10, 70, 30, 110, 50,
-                                    90,  20, 60, 100, 40, 80};
+    static const uint32_t ttls[] = {120, 10, 70, 30,  110, 50,
+                                    90,  20, 60, 100, 40,  80};
     const size_t n = sizeof(ttls) / sizeof(ttls[0]);
     test_meta_t *t = *state;
     mmc_state_owner_t *a = test_meta_member(t, 0, "A", SEG_SIZE);

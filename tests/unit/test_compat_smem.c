@@ -148,9 +148,9 @@ static void test_bm(void **state)
     assert_int_equal(
         smem_bm_get_local_mem_size_by_mem_type(bm, SMEM_MEM_TYPE_LOCAL_HOST),
         seg);
-    assert_int_equal(smem_bm_get_local_mem_size_by_mem_type(
-                         bm, SMEM_MEM_TYPE_LOCAL_DEVICE),
-                     0);
+    assert_int_equal(
+        smem_bm_get_local_mem_size_by_mem_type(bm, SMEM_MEM_TYPE_LOCAL_DEVICE),
+        0);
     assert_int_equal(smem_bm_get_rank_id_by_gva(bm, g + 5), 0);
     assert_int_equal(smem_bm_get_rank_id_by_gva(bm, src), UINT32_MAX);
 
@@ -203,11 +203,10 @@ static void test_bm(void **state)
     assert_int_equal(smem_bm_init(test_url, 1, 0, &cfg), SM_NOT_INITIALIZED);
     tk_log_allow_errors(&test_log, false);
 
-    assert_int_equal(smem_bm_register_user_mem(bm, (uint64_t)(uintptr_t)src,
-                                               seg),
-                     SM_OK);
     assert_int_equal(
-        smem_bm_unregister_user_mem(bm, (uint64_t)(uintptr_t)src), SM_OK);
+        smem_bm_register_user_mem(bm, (uint64_t)(uintptr_t)src, seg), SM_OK);
+    assert_int_equal(smem_bm_unregister_user_mem(bm, (uint64_t)(uintptr_t)src),
+                     SM_OK);
     assert_int_equal(smem_bm_leave(bm, 0), SM_OK);
     smem_bm_destroy(bm);
 
@@ -219,9 +218,9 @@ static void test_bm(void **state)
         bm = smem_bm_create2(5, &opt);
         assert_non_null(bm);
         assert_int_equal(smem_bm_join(bm, 0, NULL), SM_OK);
-        assert_int_equal(smem_bm_get_local_mem_size_by_mem_type(
-                             bm, SMEM_MEM_TYPE_HOST),
-                         2 * MIB);
+        assert_int_equal(
+            smem_bm_get_local_mem_size_by_mem_type(bm, SMEM_MEM_TYPE_HOST),
+            2 * MIB);
         smem_bm_destroy(bm);
     }
     smem_bm_uninit(0);
@@ -328,9 +327,8 @@ static void test_trans(void **state)
     assert_int_equal(smem_trans_register_mem(b, c2, 4096, 0), SM_OK);
 
     tk_pattern_fill(abuf, n, 41, 0);
-    assert_int_equal(smem_trans_write(a, abuf, "10.9.0.2:100", bbuf + 7,
-                                      n - 7, 0),
-                     SM_OK);
+    assert_int_equal(
+        smem_trans_write(a, abuf, "10.9.0.2:100", bbuf + 7, n - 7, 0), SM_OK);
     assert_memory_equal(bbuf + 7, abuf, n - 7);
     memset(abuf, 0, n);
     assert_int_equal(
@@ -344,34 +342,34 @@ static void test_trans(void **state)
     remotes[1] = abuf + n / 2 + 100;
     sizes[0] = 4096;
     sizes[1] = 4095;
-    assert_int_equal(smem_trans_batch_write(b, clocals, "10.9.0.1:100",
-                                            remotes, sizes, 2, 0),
+    assert_int_equal(smem_trans_batch_write(b, clocals, "10.9.0.1:100", remotes,
+                                            sizes, 2, 0),
                      SM_OK);
     assert_memory_equal(abuf + n / 2 + 100, c2 + 1, 4095);
     locals[0] = bbuf;
     locals[1] = bbuf + 8192;
     cremotes[0] = abuf + 100;
     cremotes[1] = abuf + n / 2 + 100;
-    assert_int_equal(smem_trans_batch_read(b, locals, "10.9.0.1:100",
-                                           cremotes, sizes, 2, 0),
-                     SM_OK);
+    assert_int_equal(
+        smem_trans_batch_read(b, locals, "10.9.0.1:100", cremotes, sizes, 2, 0),
+        SM_OK);
     assert_memory_equal(bbuf, c2, 4096);
     assert_memory_equal(bbuf + 8192, c2 + 1, 4095);
-    assert_int_equal(smem_trans_write_submit(a, abuf, "10.9.0.2:100", bbuf,
-                                             64, NULL, 0),
-                     SM_OK);
-    assert_int_equal(smem_trans_read_submit(a, abuf, "10.9.0.2:100", bbuf, 64,
-                                            NULL, 0),
-                     SM_OK);
+    assert_int_equal(
+        smem_trans_write_submit(a, abuf, "10.9.0.2:100", bbuf, 64, NULL, 0),
+        SM_OK);
+    assert_int_equal(
+        smem_trans_read_submit(a, abuf, "10.9.0.2:100", bbuf, 64, NULL, 0),
+        SM_OK);
     tk_log_allow_errors(&test_log, true);
-    assert_int_equal(smem_trans_read_submit(a, abuf, "10.9.0.2:100", bbuf, 64,
-                                            (void *)1, 0),
-                     SM_INVALID_PARAM);
-    assert_int_not_equal(
-        smem_trans_read(a, abuf, "nobody:1", bbuf, 64, 0), SM_OK);
-    assert_int_equal(smem_trans_write(a, abuf, "10.9.0.2:100", c2 + 4096 * 8,
-                                      64, 0),
-                     SM_INVALID_PARAM); /* not registered there */
+    assert_int_equal(
+        smem_trans_read_submit(a, abuf, "10.9.0.2:100", bbuf, 64, (void *)1, 0),
+        SM_INVALID_PARAM);
+    assert_int_not_equal(smem_trans_read(a, abuf, "nobody:1", bbuf, 64, 0),
+                         SM_OK);
+    assert_int_equal(
+        smem_trans_write(a, abuf, "10.9.0.2:100", c2 + 4096 * 8, 64, 0),
+        SM_INVALID_PARAM); /* not registered there */
     assert_null(smem_trans_create(test_url, "10.9.0.1:100", &cfg));
     tk_log_allow_errors(&test_log, false);
     assert_int_equal(smem_trans_deregister_mem(a, abuf), SM_OK);

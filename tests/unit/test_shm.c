@@ -339,7 +339,8 @@ static void test_side_by_side(void **state)
     mf_shm_create_params_init(&params);
     params.symmetric_size = 5 * MIB;
     assert_int_equal(mf_shm_create(8, &params, &other), MF_OK);
-    assert_true(mf_shm_gva(other) >= mf_shm_gva(t->shm) + mf_shm_stride(t->shm) ||
+    assert_true(mf_shm_gva(other) >=
+                    mf_shm_gva(t->shm) + mf_shm_stride(t->shm) ||
                 mf_shm_gva(other) + mf_shm_stride(other) <= mf_shm_gva(t->shm));
     mf_bm_create_params_init(&bm_params);
     bm_params.local_dram_size = 4 * MIB;
@@ -362,7 +363,8 @@ static void test_side_by_side(void **state)
     /* bigger: elsewhere, or the same place if it still fits */
     params.symmetric_size = 9 * MIB;
     assert_int_equal(mf_shm_create(8, &params, &again), MF_OK);
-    assert_true(mf_shm_gva(again) >= mf_shm_gva(t->shm) + mf_shm_stride(t->shm) ||
+    assert_true(mf_shm_gva(again) >=
+                    mf_shm_gva(t->shm) + mf_shm_stride(t->shm) ||
                 mf_shm_gva(again) + mf_shm_stride(again) <= mf_shm_gva(t->shm));
     mf_shm_destroy(again);
     mf_bm_destroy(bm);

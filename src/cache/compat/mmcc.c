@@ -82,7 +82,7 @@ static void mmcc_sink(mf_log_level_t level, const char *file, int line,
     (void)file;
     (void)line;
     (void)arg;
-    mmcc_g.log(level <= MF_LOG_ERROR ? 3
+    mmcc_g.log(level <= MF_LOG_ERROR  ? 3
                : level == MF_LOG_WARN ? 2
                : level == MF_LOG_INFO ? 1
                                       : 0,
@@ -294,9 +294,9 @@ static int32_t mmcc_xfer(const char *call, const char **keys, uint32_t n,
         iovs[i] = &iov[i];
         niovs[i] = 1;
     }
-    st = in != NULL ? mmc_put_layers_batch(mmc, keys, iovs, niovs, n, &opts,
-                                           res)
-                    : mmc_get_layers_batch(mmc, keys, iovs, niovs, n, res);
+    st = in != NULL
+             ? mmc_put_layers_batch(mmc, keys, iovs, niovs, n, &opts, res)
+             : mmc_get_layers_batch(mmc, keys, iovs, niovs, n, res);
     code = mmcc_results(res, n, results, st);
 out:
     free(iov);
@@ -373,28 +373,40 @@ MF_API int32_t mmcc_query(const char *key, mmc_data_info *info, uint32_t flags)
     return mmcc_batch_query(&key, 1, info, flags);
 }
 
-MF_API int32_t mmcc_batch_remove(const char **keys, uint32_t keys_count,
-                                 int32_t *remove_results, uint32_t flags)
+typedef mmc_status_t (*mmcc_keys_fn)(mmc_t *mmc, const char *const *keys,
+                                     size_t count, mmc_status_t *results);
+
+/* A batch over keys only, results in upstream's codes. */
+static int32_t mmcc_keys_call(const char *call, mmcc_keys_fn fn,
+                              const char **keys, uint32_t keys_count,
+                              int32_t *results)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_remove");
+    mmc_t *mmc = mmcc_client(call);
     mmc_status_t *res, st;
     int32_t code;
 
-    (void)flags;
     if (mmc == NULL) {
         return MMC_CLIENT_NOT_INIT;
     }
-    if (keys == NULL || keys_count == 0) {
+    if (keys == NULL || keys_count == 0 || results == NULL) {
         return MMC_INVALID_PARAM;
     }
     res = calloc(keys_count, sizeof(*res));
     if (res == NULL) {
         return MMC_MALLOC_FAILED;
     }
-    st = mmc_remove_batch(mmc, keys, keys_count, res);
-    code = mmcc_results(res, keys_count, remove_results, st);
+    st = fn(mmc, keys, keys_count, res);
+    code = mmcc_results(res, keys_count, results, st);
     free(res);
     return code;
+}
+
+MF_API int32_t mmcc_batch_remove(const char **keys, uint32_t keys_count,
+                                 int32_t *remove_results, uint32_t flags)
+{
+    (void)flags;
+    return mmcc_keys_call("mmcc_batch_remove", mmc_remove_batch, keys,
+                          keys_count, remove_results);
 }
 
 MF_API int32_t mmcc_remove(const char *key, uint32_t flags)
@@ -408,25 +420,9 @@ MF_API int32_t mmcc_remove(const char *key, uint32_t flags)
 MF_API int32_t mmcc_batch_exist(const char **keys, uint32_t keys_count,
                                 int32_t *exist_results, uint32_t flags)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_exist");
-    mmc_status_t *res, st;
-    int32_t code;
-
     (void)flags;
-    if (mmc == NULL) {
-        return MMC_CLIENT_NOT_INIT;
-    }
-    if (keys == NULL || keys_count == 0 || exist_results == NULL) {
-        return MMC_INVALID_PARAM;
-    }
-    res = calloc(keys_count, sizeof(*res));
-    if (res == NULL) {
-        return MMC_MALLOC_FAILED;
-    }
-    st = mmc_exist_batch(mmc, keys, keys_count, res);
-    code = mmcc_results(res, keys_count, exist_results, st);
-    free(res);
-    return code;
+    return mmcc_keys_call("mmcc_batch_exist", mmc_exist_batch, keys, keys_count,
+                          exist_results);
 }
 
 MF_API int32_t mmcc_exist(const char *key, uint32_t flags)

@@ -152,8 +152,9 @@ mmc_status_t mmc_batch_alloc_req(const char *what, mmc_t *mmc,
     return MF_OK;
 }
 
-mmc_status_t mmc_batch_check_infos(const char *what, const mmc_obj_info_t *infos,
-                                   size_t count, mmc_status_t *results)
+mmc_status_t mmc_batch_check_infos(const char *what,
+                                   const mmc_obj_info_t *infos, size_t count,
+                                   mmc_status_t *results)
 {
     if (infos == NULL && count > 0) {
         mf_error("%s: infos is NULL", what);
@@ -162,8 +163,8 @@ mmc_status_t mmc_batch_check_infos(const char *what, const mmc_obj_info_t *infos
     }
     if (count > 0 && (infos[0].info_size < MMC_BATCH_OBJ_INFO_MIN ||
                       infos[0].info_size > MMC_BATCH_OBJ_INFO_MAX)) {
-        mf_error("%s: infos[0].info_size is %zu (call mmc_obj_info_init)",
-                 what, infos[0].info_size);
+        mf_error("%s: infos[0].info_size is %zu (call mmc_obj_info_init)", what,
+                 infos[0].info_size);
         mmc_batch_fill(results, count, MF_ERR_INVALID);
         return MF_ERR_INVALID;
     }
@@ -451,17 +452,29 @@ mmc_status_t mmc_batch_step_run(mmc_t *mmc, const char *what,
 
 /* Request bodies: lists of the records' keys, ids and outcomes. */
 
+/* The records' keys as a key list (free kl->keys). */
+static mmc_status_t mmc_batch_key_list(mmc_batch_rec_t *const *recs, uint32_t n,
+                                       mmc_key_list_t *kl)
+{
+    kl->count = n;
+    kl->keys = malloc(n * sizeof(mmc_key_t));
+    if (kl->keys == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        kl->keys[k] = mmc_batch_key(recs[k]->key);
+    }
+    return MF_OK;
+}
+
 static mmc_status_t mmc_batch_encode_keys(mf_wbuf_t *w,
                                           mmc_batch_rec_t *const *recs,
                                           uint32_t n, const void *arg)
 {
-    mmc_key_list_t kl = {n, malloc(n * sizeof(mmc_key_t))};
+    mmc_key_list_t kl;
 
-    if (kl.keys == NULL) {
+    if (mmc_batch_key_list(recs, n, &kl) != MF_OK) {
         return MF_ERR_NOMEM;
-    }
-    for (uint32_t k = 0; k < n; k++) {
-        kl.keys[k] = mmc_batch_key(recs[k]->key);
     }
     mmc_key_list_encode(w, &kl);
     free(kl.keys);
@@ -668,13 +681,10 @@ static mmc_status_t mmc_batch_encode_lease(mf_wbuf_t *w,
                                            mmc_batch_rec_t *const *recs,
                                            uint32_t n, const void *arg)
 {
-    mmc_key_list_t kl = {n, malloc(n * sizeof(mmc_key_t))};
+    mmc_key_list_t kl;
 
-    if (kl.keys == NULL) {
+    if (mmc_batch_key_list(recs, n, &kl) != MF_OK) {
         return MF_ERR_NOMEM;
-    }
-    for (uint32_t k = 0; k < n; k++) {
-        kl.keys[k] = mmc_batch_key(recs[k]->key);
     }
     mmc_lease_req_encode(w, *(const uint32_t *)arg, &kl);
     free(kl.keys);
@@ -706,9 +716,9 @@ const mmc_batch_step_t mmc_batch_exist = {MMC_OP_EXIST, true, mmc_batch_rec_ok,
 const mmc_batch_step_t mmc_batch_remove = {
     MMC_OP_REMOVE, true, mmc_batch_rec_ok, mmc_batch_encode_keys,
     mmc_batch_decode_status};
-const mmc_batch_step_t mmc_batch_lease = {
-    MMC_OP_LEASE, true, mmc_batch_rec_ok, mmc_batch_encode_lease,
-    mmc_batch_decode_get};
+const mmc_batch_step_t mmc_batch_lease = {MMC_OP_LEASE, true, mmc_batch_rec_ok,
+                                          mmc_batch_encode_lease,
+                                          mmc_batch_decode_get};
 const mmc_batch_step_t mmc_batch_query = {MMC_OP_QUERY, true, mmc_batch_rec_ok,
                                           mmc_batch_encode_keys,
                                           mmc_batch_decode_objects};

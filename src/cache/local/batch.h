@@ -98,8 +98,9 @@ mmc_status_t mmc_batch_alloc_req(const char *what, mmc_t *mmc,
                                  mmc_put_alloc_req_t *req);
 /* The infos array of a call that answers objects (NULL, or info_size out
  * of bounds: MF_ERR_INVALID, filled into results). */
-mmc_status_t mmc_batch_check_infos(const char *what, const mmc_obj_info_t *infos,
-                                   size_t count, mmc_status_t *results);
+mmc_status_t mmc_batch_check_infos(const char *what,
+                                   const mmc_obj_info_t *infos, size_t count,
+                                   mmc_status_t *results);
 uint64_t mmc_batch_iov_size(const mmc_iov_t *iov, size_t niov);
 /* The direction of a put's or a get's copies, over the records still
  * going (status MMC_OK): the local side from the memory of their buffers

@@ -396,7 +396,7 @@ static mmc_status_t mmc_ops_plain(mmc_t *mmc, bool put, const char *what,
         return MF_ERR_INVALID;
     }
     mem = (opts != NULL && opts->size >= MMC_BATCH_PUT_OPTS_MIN) ? opts->mem
-                                                               : MMC_MEM_AUTO;
+                                                                 : MMC_MEM_AUTO;
     status = mmc_ops_items_plain(keys, bufs, sizes, count, mem, &items, &iovs);
     if (status != MF_OK) {
         mmc_batch_fill(results, count, status);

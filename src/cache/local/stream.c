@@ -109,8 +109,7 @@ static mmc_status_t mmc_stream_put_add(mmc_t *mmc, const char *key,
 /* Takes key's allocation out of both (stream_lock held); NULL if none. */
 static mmc_stream_put_t *mmc_stream_put_take(mmc_t *mmc, const char *key)
 {
-    mmc_stream_put_t *put =
-        mf_hmap_remove(&mmc->stream_puts, key, strlen(key));
+    mmc_stream_put_t *put = mf_hmap_remove(&mmc->stream_puts, key, strlen(key));
     mf_vec_t *v = &mmc->stream_by_gva;
     size_t at;
 
@@ -237,8 +236,7 @@ MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
 
 MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
                                            const mmc_status_t *written,
-                                           size_t count,
-                                           mmc_status_t *results)
+                                           size_t count, mmc_status_t *results)
 {
     const char *what = "mmc_write_finish";
     mmc_status_t status, call_status;
@@ -433,8 +431,8 @@ static mmc_status_t mmc_stream_lease_add(mmc_t *mmc, const char *key,
     mf_hmap_entry_t *e = mf_hmap_find(&mmc->stream_leases, key, len);
     mmc_stream_leases_t *l = e != NULL ? e->value : NULL, *n;
 
-    n = realloc(l, sizeof(*n) +
-                       ((l != NULL ? l->n : 0) + 1) * sizeof(n->ids[0]));
+    n = realloc(l,
+                sizeof(*n) + ((l != NULL ? l->n : 0) + 1) * sizeof(n->ids[0]));
     if (n == NULL) {
         return MF_ERR_NOMEM; /* l as it was */
     }
@@ -490,8 +488,8 @@ MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
         if (mmc_stream_lease_add(mmc, keys[i], recs[i].obj.id) != MF_OK) {
             pthread_mutex_unlock(&mmc->stream_lock);
             undo = recs[i]; /* not kept: give it back now */
-            (void)mmc_batch_step_run(mmc, what, &mmc_batch_release, NULL,
-                                     &undo, 1);
+            (void)mmc_batch_step_run(mmc, what, &mmc_batch_release, NULL, &undo,
+                                     1);
             pthread_mutex_lock(&mmc->stream_lock);
             recs[i].status = MF_ERR_NOMEM;
             continue;
@@ -506,10 +504,8 @@ MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
     return status;
 }
 
-MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc,
-                                            const char *const *keys,
-                                            size_t count,
-                                            mmc_status_t *results)
+MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc, const char *const *keys,
+                                            size_t count, mmc_status_t *results)
 {
     const char *what = "mmc_lease_release";
     mmc_stream_leases_t **held = NULL;
@@ -534,8 +530,7 @@ MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc,
         if (recs[i].status != MMC_OK) {
             continue;
         }
-        held[i] =
-            mf_hmap_remove(&mmc->stream_leases, keys[i], strlen(keys[i]));
+        held[i] = mf_hmap_remove(&mmc->stream_leases, keys[i], strlen(keys[i]));
         if (held[i] == NULL) {
             recs[i].status = MMC_ERR_NOT_FOUND;
             continue;
@@ -565,8 +560,7 @@ MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc,
         for (j = 0; held[i] != NULL && j < held[i]->n; j++, k++) {
             if (lrecs == NULL) {
                 recs[i].status = MF_ERR_NOMEM;
-            } else if (lrecs[k].status != MMC_OK &&
-                       recs[i].status == MMC_OK) {
+            } else if (lrecs[k].status != MMC_OK && recs[i].status == MMC_OK) {
                 recs[i].status = lrecs[k].status;
             }
         }

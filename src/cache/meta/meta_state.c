@@ -840,8 +840,8 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
         res->status = MMC_ERR_NOT_FOUND;
         return res->status;
     }
-    status = mmc_state_grant(state, owner, obj, now_ms, state->params.lease_ms,
-                             res);
+    status =
+        mmc_state_grant(state, owner, obj, now_ms, state->params.lease_ms, res);
     state->counters.gets += status == MMC_OK;
     return status;
 }

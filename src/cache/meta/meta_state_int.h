@@ -167,7 +167,7 @@ struct mmc_state {
      * first lease of a duration takes an empty one), the last one the
      * rest, kept sorted by insertion from its end. */
     mmc_state_lease_queue_t lease_queues[MMC_STATE_LEASE_QUEUES];
-    mf_list_t unlinked;      /* of mmc_state_obj_t */
+    mf_list_t unlinked; /* of mmc_state_obj_t */
     mf_list_t owners;
     mf_list_t rec_dirty; /* owners with record entries to send */
     mf_list_t under;     /* of linked objects with 0 < nrep < want */

@@ -50,8 +50,7 @@ int32_t mf_smem_code(mf_status_t status)
     }
 }
 
-int32_t mf_smem_fail(const char *call, mf_status_t status, const char *fmt,
-                     ...)
+int32_t mf_smem_fail(const char *call, mf_status_t status, const char *fmt, ...)
 {
     char why[384];
     va_list ap;

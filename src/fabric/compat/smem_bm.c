@@ -53,8 +53,7 @@ MF_API int32_t smem_bm_init(const char *storeURL, uint32_t worldSize,
         config = &dflt;
     }
     if (storeURL == NULL || worldSize == 0) {
-        return mf_smem_fail(call, MF_ERR_INVALID,
-                            "storeURL %s, worldSize %u",
+        return mf_smem_fail(call, MF_ERR_INVALID, "storeURL %s, worldSize %u",
                             storeURL != NULL ? "set" : "NULL", worldSize);
     }
     if (config->hcomTlsConfig.tlsEnable || config->storeTlsConfig.tlsEnable) {
@@ -66,9 +65,8 @@ MF_API int32_t smem_bm_init(const char *storeURL, uint32_t worldSize,
         (config->startConfigStoreOnly || rank == 0)) {
         status = mf_smem_store_start(storeURL);
         if (status != MF_OK && status != MF_ERR_EXISTS) {
-            return mf_smem_fail(call, status,
-                                "cannot serve the config store at %s",
-                                storeURL);
+            return mf_smem_fail(
+                call, status, "cannot serve the config store at %s", storeURL);
         }
     }
     if (config->startConfigStoreOnly) {
@@ -101,8 +99,8 @@ MF_API uint32_t smem_bm_get_rank_id(void)
     return mf_bm_rank_id(&rank) == MF_OK ? rank : UINT32_MAX;
 }
 
-static smem_bm_t mf_smem_bm_new(const char *call, uint32_t id,
-                                uint64_t dram, uint64_t max_dram, uint64_t hbm,
+static smem_bm_t mf_smem_bm_new(const char *call, uint32_t id, uint64_t dram,
+                                uint64_t max_dram, uint64_t hbm,
                                 uint64_t max_hbm)
 {
     uint64_t page = mf_page_size(), align = 2ull << 20;
@@ -132,8 +130,9 @@ static smem_bm_t mf_smem_bm_new(const char *call, uint32_t id,
     pthread_mutex_init(&h->lock, NULL);
     status = mf_bm_create(id, &params, &h->bm);
     if (status != MF_OK) {
-        mf_smem_fail(call, status, "pool %u of %#llx host and %#llx device "
-                                   "bytes per rank",
+        mf_smem_fail(call, status,
+                     "pool %u of %#llx host and %#llx device "
+                     "bytes per rank",
                      id, (unsigned long long)dram, (unsigned long long)hbm);
         pthread_mutex_destroy(&h->lock);
         free(h);
@@ -198,8 +197,8 @@ MF_API int32_t smem_bm_join(smem_bm_t handle, uint32_t flags,
     if (localGvaAddress != NULL && mf_bm_rank_id(&rank) == MF_OK) {
         bool host = mf_bm_local_size(h->bm, MF_MEM_DEVICE) == 0 ||
                     mf_bm_local_size(h->bm, MF_MEM_HOST) > mf_page_size();
-        *localGvaAddress = mf_bm_gva_of_rank(
-            h->bm, rank, host ? MF_MEM_HOST : MF_MEM_DEVICE);
+        *localGvaAddress =
+            mf_bm_gva_of_rank(h->bm, rank, host ? MF_MEM_HOST : MF_MEM_DEVICE);
     }
     return SM_OK;
 }
@@ -211,13 +210,12 @@ MF_API int32_t smem_bm_leave(smem_bm_t handle, uint32_t flags)
 
     (void)flags;
     if (h == NULL) {
-        return mf_smem_fail("smem_bm_leave", MF_ERR_INVALID,
-                            "handle is NULL");
+        return mf_smem_fail("smem_bm_leave", MF_ERR_INVALID, "handle is NULL");
     }
     status = mf_bm_leave(h->bm);
-    return status == MF_OK ? SM_OK
-                           : mf_smem_fail("smem_bm_leave", status,
-                                          "cannot leave");
+    return status == MF_OK
+               ? SM_OK
+               : mf_smem_fail("smem_bm_leave", status, "cannot leave");
 }
 
 static mf_mem_type_t mf_smem_type(smem_bm_mem_type t)
@@ -235,15 +233,14 @@ MF_API uint64_t smem_bm_get_local_mem_size_by_mem_type(smem_bm_t handle,
     return h != NULL ? mf_bm_local_size(h->bm, mf_smem_type(memType)) : 0;
 }
 
-MF_API void *smem_bm_ptr_by_mem_type(smem_bm_t handle,
-                                     smem_bm_mem_type memType,
+MF_API void *smem_bm_ptr_by_mem_type(smem_bm_t handle, smem_bm_mem_type memType,
                                      uint16_t peerRankId)
 {
     mf_smem_bm_t *h = handle;
 
-    return h != NULL ? mf_bm_gva_of_rank(h->bm, peerRankId,
-                                         mf_smem_type(memType))
-                     : NULL;
+    return h != NULL
+               ? mf_bm_gva_of_rank(h->bm, peerRankId, mf_smem_type(memType))
+               : NULL;
 }
 
 MF_API uint32_t smem_bm_get_rank_id_by_gva(smem_bm_t handle, void *gva)
@@ -251,8 +248,8 @@ MF_API uint32_t smem_bm_get_rank_id_by_gva(smem_bm_t handle, void *gva)
     mf_smem_bm_t *h = handle;
     uint32_t rank;
 
-    if (h == NULL || mf_bm_rank_of_gva(h->bm, (uint64_t)(uintptr_t)gva,
-                                       &rank) != MF_OK) {
+    if (h == NULL ||
+        mf_bm_rank_of_gva(h->bm, (uint64_t)(uintptr_t)gva, &rank) != MF_OK) {
         return UINT32_MAX;
     }
     return rank;
@@ -333,8 +330,8 @@ static mf_copy_piece_t *mf_smem_pieces(const char *call,
     pieces = malloc((params->batchSize > 0 ? params->batchSize : 1) *
                     sizeof(*pieces));
     if (pieces == NULL) {
-        *code_p = mf_smem_fail(call, MF_ERR_NOMEM, "%u pieces",
-                               params->batchSize);
+        *code_p =
+            mf_smem_fail(call, MF_ERR_NOMEM, "%u pieces", params->batchSize);
         return NULL;
     }
     for (uint32_t i = 0; i < params->batchSize; i++) {
@@ -355,8 +352,9 @@ static int32_t mf_smem_copy_pieces(const char *call, mf_smem_bm_t *h,
     mf_status_t status;
 
     if (h == NULL || !mf_smem_dir(t, &dir)) {
-        return mf_smem_fail(call, MF_ERR_INVALID, "handle NULL or copy type "
-                                                  "%d unknown",
+        return mf_smem_fail(call, MF_ERR_INVALID,
+                            "handle NULL or copy type "
+                            "%d unknown",
                             (int)t);
     }
     if ((flags & ASYNC_COPY_FLAG) != 0) {
@@ -427,8 +425,8 @@ MF_API int32_t smem_bm_copy_batch_partial_succeed(
     if (pieces == NULL) {
         return code;
     }
-    res = malloc((params->batchSize > 0 ? params->batchSize : 1) *
-                 sizeof(*res));
+    res =
+        malloc((params->batchSize > 0 ? params->batchSize : 1) * sizeof(*res));
     if (res == NULL) {
         free(pieces);
         return mf_smem_fail(call, MF_ERR_NOMEM, "%u results",
@@ -488,11 +486,11 @@ MF_API int32_t smem_bm_register_user_mem(smem_bm_t handle, uint64_t addr,
                             "handle is NULL");
     }
     status = mf_bm_register(h->bm, (void *)(uintptr_t)addr, size);
-    return status == MF_OK ? SM_OK
-                           : mf_smem_fail("smem_bm_register_user_mem", status,
-                                          "%#llx + %#llx",
-                                          (unsigned long long)addr,
-                                          (unsigned long long)size);
+    return status == MF_OK
+               ? SM_OK
+               : mf_smem_fail("smem_bm_register_user_mem", status,
+                              "%#llx + %#llx", (unsigned long long)addr,
+                              (unsigned long long)size);
 }
 
 MF_API int32_t smem_bm_unregister_user_mem(smem_bm_t handle, uint64_t addr)
@@ -506,7 +504,6 @@ MF_API int32_t smem_bm_unregister_user_mem(smem_bm_t handle, uint64_t addr)
     }
     status = mf_bm_unregister(h->bm, (void *)(uintptr_t)addr);
     return status == MF_OK ? SM_OK
-                           : mf_smem_fail("smem_bm_unregister_user_mem",
-                                          status, "%#llx",
-                                          (unsigned long long)addr);
+                           : mf_smem_fail("smem_bm_unregister_user_mem", status,
+                                          "%#llx", (unsigned long long)addr);
 }

@@ -16,8 +16,8 @@
 int32_t mf_smem_code(mf_status_t status);
 /* Records "<call>: <why>" as this thread's last error (and logs it);
  * returns mf_smem_code(status). */
-int32_t mf_smem_fail(const char *call, mf_status_t status, const char *fmt,
-                     ...) __attribute__((format(printf, 3, 4)));
+int32_t mf_smem_fail(const char *call, mf_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Serves a config store at url's host and port in this process (once:
  * MF_ERR_EXISTS after), until smem_uninit. */
 mf_status_t mf_smem_store_start(const char *url);

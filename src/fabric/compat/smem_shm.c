@@ -46,8 +46,8 @@ MF_API int32_t smem_shm_init(const char *configStoreIpPort, uint32_t worldSize,
     }
     if (configStoreIpPort == NULL || worldSize == 0 || rankId >= worldSize) {
         return mf_smem_fail(call, MF_ERR_INVALID, "url %s, rank %u of %u",
-                            configStoreIpPort != NULL ? "set" : "NULL",
-                            rankId, worldSize);
+                            configStoreIpPort != NULL ? "set" : "NULL", rankId,
+                            worldSize);
     }
     if (config->startConfigStore && rankId == 0) {
         status = mf_smem_store_start(configStoreIpPort);
@@ -59,9 +59,9 @@ MF_API int32_t smem_shm_init(const char *configStoreIpPort, uint32_t worldSize,
     }
     mf_smem_device(deviceId);
     mf_bm_config_init(&cfg);
-    cfg.timeout_ms = mf_smem_ms(
-        MF_MAX(config->shmInitTimeout, config->shmCreateTimeout),
-        MF_SMEM_DEFAULT_MS);
+    cfg.timeout_ms =
+        mf_smem_ms(MF_MAX(config->shmInitTimeout, config->shmCreateTimeout),
+                   MF_SMEM_DEFAULT_MS);
     cfg.op_timeout_ms =
         mf_smem_ms(config->controlOperationTimeout, MF_SMEM_DEFAULT_MS);
     status = mf_shm_init(configStoreIpPort, worldSize, rankId, &cfg);
@@ -181,10 +181,10 @@ MF_API int32_t smem_shm_control_barrier(smem_shm_t handle)
                             "handle is NULL");
     }
     status = mf_shm_barrier(h->shm);
-    return status == MF_OK ? SM_OK
-                           : mf_smem_fail("smem_shm_control_barrier", status,
-                                          "barrier of %u ranks",
-                                          mf_shm_world(h->shm));
+    return status == MF_OK
+               ? SM_OK
+               : mf_smem_fail("smem_shm_control_barrier", status,
+                              "barrier of %u ranks", mf_shm_world(h->shm));
 }
 
 MF_API int32_t smem_shm_control_allgather(smem_shm_t handle,
@@ -204,9 +204,9 @@ MF_API int32_t smem_shm_control_allgather(smem_shm_t handle,
                             recvSize, sendSize);
     }
     status = mf_shm_allgather(h->shm, sendBuf, sendSize, recvBuf);
-    return status == MF_OK ? SM_OK
-                           : mf_smem_fail(call, status, "%u bytes a rank",
-                                          sendSize);
+    return status == MF_OK
+               ? SM_OK
+               : mf_smem_fail(call, status, "%u bytes a rank", sendSize);
 }
 
 MF_API int32_t smem_shm_topology_can_reach(smem_shm_t handle,
@@ -222,8 +222,7 @@ MF_API int32_t smem_shm_topology_can_reach(smem_shm_t handle,
                             "handle or reachInfo is NULL");
     }
     status = mf_shm_can_reach(h->shm, remoteRank, &reach);
-    *reachInfo = (reach.flags & MF_SHM_REACH_MAPPED) != 0
-                     ? SMEMS_DATA_OP_MTE
+    *reachInfo = (reach.flags & MF_SHM_REACH_MAPPED) != 0 ? SMEMS_DATA_OP_MTE
                  : (reach.flags & MF_SHM_REACH_TRANSPORT) != 0
                      ? SMEMS_DATA_OP_ROCE
                      : 0;
@@ -231,12 +230,11 @@ MF_API int32_t smem_shm_topology_can_reach(smem_shm_t handle,
         return SM_OK; /* an answer: not reachable */
     }
     return status == MF_OK ? SM_OK
-                           : mf_smem_fail("smem_shm_topology_can_reach",
-                                          status, "rank %u", remoteRank);
+                           : mf_smem_fail("smem_shm_topology_can_reach", status,
+                                          "rank %u", remoteRank);
 }
 
-static void mf_smem_exit_cb(mf_shm_t *shm, int status, uint32_t from,
-                            void *arg)
+static void mf_smem_exit_cb(mf_shm_t *shm, int status, uint32_t from, void *arg)
 {
     mf_smem_shm_t *h = arg;
 
@@ -254,8 +252,8 @@ MF_API int32_t smem_shm_register_exit(smem_shm_t handle, void (*exit)(int))
                             "handle is NULL");
     }
     h->exit_fn = exit;
-    return mf_smem_code(mf_shm_register_exit(
-        h->shm, exit != NULL ? mf_smem_exit_cb : NULL, h));
+    return mf_smem_code(
+        mf_shm_register_exit(h->shm, exit != NULL ? mf_smem_exit_cb : NULL, h));
 }
 
 MF_API void smem_shm_global_exit(smem_shm_t handle, int status)
@@ -264,8 +262,7 @@ MF_API void smem_shm_global_exit(smem_shm_t handle, int status)
     mf_status_t st;
 
     if (h == NULL) {
-        mf_smem_fail("smem_shm_global_exit", MF_ERR_INVALID,
-                     "handle is NULL");
+        mf_smem_fail("smem_shm_global_exit", MF_ERR_INVALID, "handle is NULL");
         return;
     }
     st = mf_shm_global_exit(h->shm, status);

@@ -81,10 +81,9 @@ MF_API void smem_trans_destroy(smem_trans_t handle, uint32_t flags)
 static int32_t mf_smem_trans_done(const char *call, mf_status_t status,
                                   const char *peer, size_t n)
 {
-    return status == MF_OK
-               ? SM_OK
-               : mf_smem_fail(call, status, "%zu piece(s) with %s", n,
-                              peer != NULL ? peer : "(null)");
+    return status == MF_OK ? SM_OK
+                           : mf_smem_fail(call, status, "%zu piece(s) with %s",
+                                          n, peer != NULL ? peer : "(null)");
 }
 
 MF_API int32_t smem_trans_register_mem(smem_trans_t handle, void *address,
@@ -108,9 +107,9 @@ MF_API int32_t smem_trans_batch_register_mem(smem_trans_t handle,
     mf_status_t status;
 
     (void)flags;
-    status = handle != NULL ? mf_trans_register_batch(handle, addresses,
-                                                      capacities, count)
-                            : MF_ERR_INVALID;
+    status = handle != NULL
+                 ? mf_trans_register_batch(handle, addresses, capacities, count)
+                 : MF_ERR_INVALID;
     return status == MF_OK ? SM_OK
                            : mf_smem_fail("smem_trans_batch_register_mem",
                                           status, "%u buffers", count);
@@ -120,8 +119,8 @@ MF_API int32_t smem_trans_deregister_mem(smem_trans_t handle, void *address)
 {
     mf_status_t status;
 
-    status = handle != NULL ? mf_trans_deregister(handle, address)
-                            : MF_ERR_INVALID;
+    status =
+        handle != NULL ? mf_trans_deregister(handle, address) : MF_ERR_INVALID;
     return status == MF_OK ? SM_OK
                            : mf_smem_fail("smem_trans_deregister_mem", status,
                                           "%p", address);
@@ -161,10 +160,10 @@ MF_API int32_t smem_trans_read(smem_trans_t handle, void *localAddr,
     (void)flags;
     return mf_smem_trans_done(
         "smem_trans_read",
-        handle != NULL ? mf_trans_read(handle, remoteUniqueId, localAddr,
-                                       (uint64_t)(uintptr_t)remoteAddr,
-                                       dataSize)
-                       : MF_ERR_INVALID,
+        handle != NULL
+            ? mf_trans_read(handle, remoteUniqueId, localAddr,
+                            (uint64_t)(uintptr_t)remoteAddr, dataSize)
+            : MF_ERR_INVALID,
         remoteUniqueId, 1);
 }
 
@@ -175,10 +174,10 @@ MF_API int32_t smem_trans_write(smem_trans_t handle, const void *localAddr,
     (void)flags;
     return mf_smem_trans_done(
         "smem_trans_write",
-        handle != NULL ? mf_trans_write(handle, remoteUniqueId, localAddr,
-                                        (uint64_t)(uintptr_t)remoteAddr,
-                                        dataSize)
-                       : MF_ERR_INVALID,
+        handle != NULL
+            ? mf_trans_write(handle, remoteUniqueId, localAddr,
+                             (uint64_t)(uintptr_t)remoteAddr, dataSize)
+            : MF_ERR_INVALID,
         remoteUniqueId, 1);
 }
 
@@ -190,8 +189,8 @@ static int32_t mf_smem_trans_batch(const char *call, smem_trans_t handle,
     mf_trans_piece_t *pieces;
     mf_status_t status;
 
-    if (handle == NULL || (n > 0 && (local == NULL || remote == NULL ||
-                                     sizes == NULL))) {
+    if (handle == NULL ||
+        (n > 0 && (local == NULL || remote == NULL || sizes == NULL))) {
         return mf_smem_fail(call, MF_ERR_INVALID, "handle or lists NULL");
     }
     pieces = malloc((n > 0 ? n : 1) * sizeof(*pieces));
@@ -215,10 +214,9 @@ MF_API int32_t smem_trans_batch_read(smem_trans_t handle, void *localAddrs[],
                                      uint32_t flags)
 {
     (void)flags;
-    return mf_smem_trans_batch("smem_trans_batch_read", handle, MF_TRANS_READ,
-                               localAddrs, remoteUniqueId,
-                               (void *const *)remoteAddrs, dataSizes,
-                               batchSize);
+    return mf_smem_trans_batch(
+        "smem_trans_batch_read", handle, MF_TRANS_READ, localAddrs,
+        remoteUniqueId, (void *const *)remoteAddrs, dataSizes, batchSize);
 }
 
 MF_API int32_t smem_trans_batch_write(smem_trans_t handle,
@@ -228,10 +226,9 @@ MF_API int32_t smem_trans_batch_write(smem_trans_t handle,
                                       uint32_t batchSize, uint32_t flags)
 {
     (void)flags;
-    return mf_smem_trans_batch("smem_trans_batch_write", handle,
-                               MF_TRANS_WRITE, (void *const *)localAddrs,
-                               remoteUniqueId, remoteAddrs, dataSizes,
-                               batchSize);
+    return mf_smem_trans_batch("smem_trans_batch_write", handle, MF_TRANS_WRITE,
+                               (void *const *)localAddrs, remoteUniqueId,
+                               remoteAddrs, dataSizes, batchSize);
 }
 
 MF_API int32_t smem_trans_read_submit(smem_trans_t handle, void *localAddr,

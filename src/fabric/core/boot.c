@@ -302,12 +302,10 @@ static bool mf_fabric_create_elastic(const mf_bm_create_params_t *params)
  * Publishes this rank's window result and, for the ranks that form the
  * pool, checks every other rank's.  MF_OK when all could reserve.
  */
-static mf_status_t
-mf_fabric_create_collective(mf_store_t *store, const char *space, uint32_t id,
-                            uint32_t rank,
-                            uint32_t world, uint64_t base, uint64_t stride,
-                            uint32_t timeout_ms, mf_status_t own_status,
-                            const char *own_why, bool elastic)
+static mf_status_t mf_fabric_create_collective(
+    mf_store_t *store, const char *space, uint32_t id, uint32_t rank,
+    uint32_t world, uint64_t base, uint64_t stride, uint32_t timeout_ms,
+    mf_status_t own_status, const char *own_why, bool elastic)
 {
     char key[MF_FABRIC_KEY_MAX], value[640];
     mf_status_t status, result = MF_OK;
@@ -431,8 +429,8 @@ mf_status_t mf_fabric_create_at(const char *space, uint32_t id,
         goto err_unreserve;
     }
     pool->store = store;
-    snprintf(pool->seg_prefix, sizeof(pool->seg_prefix), "mf/%s/%u/seg/",
-             space, id);
+    snprintf(pool->seg_prefix, sizeof(pool->seg_prefix), "mf/%s/%u/seg/", space,
+             id);
 
     pthread_mutex_lock(&mf_fabric_g.list_lock);
     mf_list_push_back(&mf_fabric_g.bms, &pool->elem);

@@ -101,8 +101,7 @@ typedef struct mf_shm_record {
     uint32_t world;
 } mf_shm_record_t;
 
-static int mf_shm_record_format(const mf_shm_record_t *r, char *buf,
-                                size_t len)
+static int mf_shm_record_format(const mf_shm_record_t *r, char *buf, size_t len)
 {
     return snprintf(buf, len,
                     "%" PRIx64 " %" PRIx64 " %" PRIx64 " %" PRIx64 " %" PRIx64
@@ -312,8 +311,7 @@ static void mf_shm_exit_watch_cb(mf_store_event_t event, const char *key,
 
 /* The fabric's parameters and the lengths of the windows for params. */
 static mf_status_t mf_shm_layout(const mf_shm_create_params_t *params,
-                                 uint32_t world,
-                                 mf_bm_create_params_t *fabric,
+                                 uint32_t world, mf_bm_create_params_t *fabric,
                                  mf_shm_record_t *mine)
 {
     const mf_mem_ops_t *ops = mf_mem_ops_get(MF_MEM_KIND_CUDA);
@@ -453,8 +451,8 @@ MF_API mf_status_t mf_shm_create(uint32_t id,
     if (status != MF_OK) {
         goto err_free;
     }
-    shm->base = shm->type == MF_MEM_HOST ? mine.win.host_base
-                                         : mine.win.dev_base;
+    shm->base =
+        shm->type == MF_MEM_HOST ? mine.win.host_base : mine.win.dev_base;
     shm->stride = shm->type == MF_MEM_HOST ? fabric.max_dram_per_rank
                                            : fabric.max_hbm_per_rank;
     mf_shm_key(shm, key, sizeof(key), "exit", NULL);
@@ -642,8 +640,7 @@ MF_API mf_status_t mf_shm_group_barrier(mf_shm_t *shm, const char *key,
 
 MF_API mf_status_t mf_shm_group_allgather(mf_shm_t *shm, const char *key,
                                           uint32_t index, uint32_t count,
-                                          const void *in, size_t len,
-                                          void *out)
+                                          const void *in, size_t len, void *out)
 {
     char name[MF_SHM_KEY_MAX];
 

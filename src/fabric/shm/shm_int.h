@@ -52,8 +52,8 @@ typedef struct mf_shm_ranges {
  * change.  MF_ERR_NOMEM when a range has no room (logged).  Lines that do
  * not parse are dropped (logged).
  */
-mf_status_t mf_shm_table_place(const char *table, size_t table_len,
-                               uint32_t id, const mf_shm_ranges_t *ranges,
+mf_status_t mf_shm_table_place(const char *table, size_t table_len, uint32_t id,
+                               const mf_shm_ranges_t *ranges,
                                mf_shm_windows_t *win, char **out_p,
                                size_t *out_len_p);
 

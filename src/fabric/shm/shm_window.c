@@ -105,8 +105,8 @@ static uint64_t mf_shm_first_fit(const mf_vec_t *entries, bool device,
     return base;
 }
 
-mf_status_t mf_shm_table_place(const char *table, size_t table_len,
-                               uint32_t id, const mf_shm_ranges_t *ranges,
+mf_status_t mf_shm_table_place(const char *table, size_t table_len, uint32_t id,
+                               const mf_shm_ranges_t *ranges,
                                mf_shm_windows_t *win, char **out_p,
                                size_t *out_len_p)
 {
@@ -173,11 +173,10 @@ mf_status_t mf_shm_table_place(const char *table, size_t table_len,
     for (i = 0; i < entries.count; i++) {
         const mf_shm_entry_t *e = mf_vec_at(&entries, i);
 
-        used += (size_t)snprintf(out + used, cap - used,
-                                 "%u %" PRIx64 " %" PRIx64 " %" PRIx64
-                                 " %" PRIx64 "\n",
-                                 e->id, e->win.host_base, e->win.host_len,
-                                 e->win.dev_base, e->win.dev_len);
+        used += (size_t)snprintf(
+            out + used, cap - used,
+            "%u %" PRIx64 " %" PRIx64 " %" PRIx64 " %" PRIx64 "\n", e->id,
+            e->win.host_base, e->win.host_len, e->win.dev_base, e->win.dev_len);
     }
     *win = want;
     *out_p = out;

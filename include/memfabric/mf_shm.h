@@ -50,6 +50,9 @@ typedef struct mf_shm mf_shm_t;
 /* The process's bootstrap (see mf_bm_init, which it is). */
 MF_API mf_status_t mf_shm_init(const char *store_url, uint32_t world_size,
                                uint32_t rank, const mf_bm_config_t *cfg);
+/* Regions still alive lose their pools here (a warning each); their
+ * calls answer MF_ERR_STATE until mf_shm_destroy frees them.  The same
+ * when mf_bm_uninit ends the bootstrap. */
 MF_API void mf_shm_uninit(void);
 
 typedef struct mf_shm_create_params {

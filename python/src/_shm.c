@@ -250,6 +250,11 @@ static PyObject *shp_gather(shp_region_t *self, const char *key, uint32_t index,
         PyErr_SetString(PyExc_ValueError, "allgather of 0 bytes");
         return NULL;
     }
+    if (len > PY_SSIZE_T_MAX / count) {
+        pyh_views_release(&vs);
+        PyErr_SetString(PyExc_OverflowError, "count x len is too large");
+        return NULL;
+    }
     out = PyMem_Malloc(len * count);
     shm = out != NULL ? shp_enter(self) : NULL;
     if (shm == NULL) {

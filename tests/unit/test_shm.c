@@ -97,6 +97,12 @@ static void test_table(void **state)
     c.host_base = 0x700000000;
     assert_int_equal(test_place(&table, 4, 2 * MIB, 0, &c), MF_OK);
     assert_int_equal(c.host_base, 0x700000000);
+    /* an explicit base over another region's window is refused */
+    memset(&c, 0, sizeof(c));
+    c.host_base = 0x700000000 + MIB;
+    tk_log_allow_errors(&test_log, true);
+    assert_int_equal(test_place(&table, 9, 2 * MIB, 0, &c), MF_ERR_ADDR_IN_USE);
+    tk_log_allow_errors(&test_log, false);
     /* no room left for 40 MiB in the 64 MiB range */
     memset(&c, 0, sizeof(c));
     tk_log_allow_errors(&test_log, true);
@@ -409,6 +415,27 @@ static void test_bad_args(void **state)
     tk_log_reset(&test_log);
 }
 
+/* The bootstrap ends under live regions: they turn to MF_ERR_STATE and
+ * are destroyed later without harm.  Last: it ends the group's region. */
+static void test_uninit_first(void **state)
+{
+    test_shm_t *t = *state;
+    mf_shm_create_params_t params;
+    mf_shm_t *other = NULL;
+
+    mf_shm_create_params_init(&params);
+    params.symmetric_size = MIB;
+    assert_int_equal(mf_shm_create(12, &params, &other), MF_OK);
+    mf_shm_uninit();
+    tk_log_allow_errors(&test_log, true);
+    assert_int_equal(mf_shm_barrier(other), MF_ERR_STATE);
+    assert_int_equal(mf_shm_put(t->shm, mf_shm_gva(t->shm), "x", 1),
+                     MF_ERR_STATE);
+    tk_log_allow_errors(&test_log, false);
+    mf_shm_destroy(other);
+    tk_log_reset(&test_log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_collectives),  cmocka_unit_test(test_atomics),
         cmocka_unit_test(test_context),      cmocka_unit_test(test_global_exit),
         cmocka_unit_test(test_side_by_side), cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_uninit_first),
     };
 
     return tk_group_run(tests, test_setup, test_teardown);

@@ -12,11 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The client, and the calls using it: uninit waits for them to end and
+ * refuses new ones meanwhile. */
 static struct {
     pthread_mutex_t lock;
+    pthread_cond_t idle;
     mmc_t *mmc;
+    unsigned users;
+    bool closing;
     ExternalLog log;
-} mmcc_g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} mmcc_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
+            .idle = PTHREAD_COND_INITIALIZER};
 
 MF_API int32_t mmcc_status(int32_t status)
 {
@@ -62,19 +68,37 @@ MF_API int32_t mmcc_status(int32_t status)
     }
 }
 
-/* The client, or NULL and MMC_CLIENT_NOT_INIT logged. */
-static mmc_t *mmcc_client(const char *call)
+/* The client, held for the call, or NULL and MMC_CLIENT_NOT_INIT logged. */
+static mmc_t *mmcc_hold(const char *call)
 {
     mmc_t *mmc;
 
     pthread_mutex_lock(&mmcc_g.lock);
-    mmc = mmcc_g.mmc;
+    mmc = mmcc_g.closing ? NULL : mmcc_g.mmc;
+    mmcc_g.users += mmc != NULL;
     pthread_mutex_unlock(&mmcc_g.lock);
     if (mmc == NULL) {
         mf_error("%s: call mmcc_init first", call);
     }
     return mmc;
 }
+
+/* The end of a call that held the client (the cleanup of MMCC_HOLD). */
+static void mmcc_release(mmc_t **mmc_p)
+{
+    if (*mmc_p == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&mmcc_g.lock);
+    if (--mmcc_g.users == 0) {
+        pthread_cond_broadcast(&mmcc_g.idle);
+    }
+    pthread_mutex_unlock(&mmcc_g.lock);
+}
+
+/* Declares mmc, the client held until the end of the scope. */
+#define MMCC_HOLD(_mmc, _call)                                                 \
+    mmc_t *_mmc __attribute__((cleanup(mmcc_release))) = mmcc_hold(_call)
 
 static void mmcc_sink(mf_log_level_t level, const char *file, int line,
                       const char *message, void *arg)
@@ -126,7 +150,7 @@ MF_API int32_t mmcc_init(mmc_client_config_t *config)
         return mmcc_status(st);
     }
     pthread_mutex_lock(&mmcc_g.lock);
-    if (mmcc_g.mmc != NULL) {
+    if (mmcc_g.mmc != NULL || mmcc_g.closing) {
         pthread_mutex_unlock(&mmcc_g.lock);
         mf_error("mmcc_init: the client exists already");
         return MMC_REPEAT_CALL;
@@ -144,10 +168,17 @@ MF_API void mmcc_uninit(void)
     mmc_t *mmc;
 
     pthread_mutex_lock(&mmcc_g.lock);
+    mmcc_g.closing = true;
+    while (mmcc_g.users > 0) {
+        pthread_cond_wait(&mmcc_g.idle, &mmcc_g.lock);
+    }
     mmc = mmcc_g.mmc;
     mmcc_g.mmc = NULL;
     pthread_mutex_unlock(&mmcc_g.lock);
     mmc_destroy(mmc);
+    pthread_mutex_lock(&mmcc_g.lock);
+    mmcc_g.closing = false;
+    pthread_mutex_unlock(&mmcc_g.lock);
     if (mmcc_g.log != NULL) {
         mmc_log_set_sink(NULL, NULL);
         mmcc_g.log = NULL;
@@ -156,7 +187,7 @@ MF_API void mmcc_uninit(void)
 
 MF_API int32_t mmcc_register_buffer(uint64_t addr, uint64_t size)
 {
-    mmc_t *mmc = mmcc_client("mmcc_register_buffer");
+    MMCC_HOLD(mmc, "mmcc_register_buffer");
 
     return mmc != NULL ? mmcc_status(mmc_register_buffer(
                              mmc, (void *)(uintptr_t)addr, size))
@@ -165,7 +196,7 @@ MF_API int32_t mmcc_register_buffer(uint64_t addr, uint64_t size)
 
 MF_API int32_t mmcc_unregister_buffer(uint64_t addr, uint64_t size)
 {
-    mmc_t *mmc = mmcc_client("mmcc_unregister_buffer");
+    MMCC_HOLD(mmc, "mmcc_unregister_buffer");
 
     (void)size;
     return mmc != NULL ? mmcc_status(mmc_unregister_buffer(
@@ -175,7 +206,7 @@ MF_API int32_t mmcc_unregister_buffer(uint64_t addr, uint64_t size)
 
 MF_API int32_t mmcc_local_service_id(uint32_t *localServiceId)
 {
-    mmc_t *mmc = mmcc_client("mmcc_local_service_id");
+    MMCC_HOLD(mmc, "mmcc_local_service_id");
 
     if (mmc == NULL) {
         return MMC_CLIENT_NOT_INIT;
@@ -264,7 +295,7 @@ static int32_t mmcc_xfer(const char *call, const char **keys, uint32_t n,
                          const mmc_buffer *bufs, const mmc_put_options *in,
                          int *results)
 {
-    mmc_t *mmc = mmcc_client(call);
+    MMCC_HOLD(mmc, call);
     mmc_iov_t *iov = NULL;
     const mmc_iov_t **iovs = NULL;
     size_t *niovs = NULL;
@@ -328,7 +359,7 @@ MF_API int32_t mmcc_batch_get(const char **keys, uint32_t keys_count,
 MF_API int32_t mmcc_batch_query(const char **keys, size_t keys_count,
                                 mmc_data_info *info, uint32_t flags)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_query");
+    MMCC_HOLD(mmc, "mmcc_batch_query");
     mmc_obj_info_t *infos;
     mmc_status_t *res, st;
 
@@ -381,7 +412,7 @@ static int32_t mmcc_keys_call(const char *call, mmcc_keys_fn fn,
                               const char **keys, uint32_t keys_count,
                               int32_t *results)
 {
-    mmc_t *mmc = mmcc_client(call);
+    MMCC_HOLD(mmc, call);
     mmc_status_t *res, st;
     int32_t code;
 
@@ -438,7 +469,7 @@ MF_API int32_t mmcc_exist(const char *key, uint32_t flags)
 MF_API int32_t mmcc_batch_add_lease(const char **keys, uint32_t keys_count,
                                     uint64_t lease_ttl_ms, int32_t *results)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_add_lease");
+    MMCC_HOLD(mmc, "mmcc_batch_add_lease");
     mmc_obj_info_t *infos;
     mmc_status_t *res, st;
     int32_t code;
@@ -470,7 +501,7 @@ MF_API int32_t mmcc_batch_add_lease(const char **keys, uint32_t keys_count,
 
 MF_API int32_t mmcc_batch_remove_lease(const char **keys, uint32_t keys_count)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_remove_lease");
+    MMCC_HOLD(mmc, "mmcc_batch_remove_lease");
     mmc_status_t *res, st;
 
     if (mmc == NULL) {
@@ -494,7 +525,7 @@ MF_API int32_t mmcc_batch_malloc(const char **keys, uint32_t keys_count,
                                  const size_t *sizes, mmc_put_options options,
                                  uint64_t *gvas)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_malloc");
+    MMCC_HOLD(mmc, "mmcc_batch_malloc");
     mmc_obj_info_t *infos;
     mmc_status_t *res, st;
     mmc_put_opts_t opts;
@@ -531,7 +562,7 @@ MF_API int32_t mmcc_batch_copy(const uint64_t *gvas, void **buffers,
                                const size_t *sizes, uint32_t count,
                                int32_t direct)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_copy");
+    MMCC_HOLD(mmc, "mmcc_batch_copy");
     mf_copy_piece_t *pieces;
     mmc_status_t st;
     bool write;
@@ -564,7 +595,7 @@ MF_API int32_t mmcc_batch_write_finish(const char **keys, uint32_t keys_count,
                                        const int32_t *write_results,
                                        int32_t *results)
 {
-    mmc_t *mmc = mmcc_client("mmcc_batch_write_finish");
+    MMCC_HOLD(mmc, "mmcc_batch_write_finish");
     mmc_status_t *res, *written = NULL, st;
     int32_t code;
 
@@ -596,7 +627,7 @@ MF_API int32_t mmcc_batch_write_finish(const char **keys, uint32_t keys_count,
 
 MF_API int32_t mmcc_remove_all(void)
 {
-    mmc_t *mmc = mmcc_client("mmcc_remove_all");
+    MMCC_HOLD(mmc, "mmcc_remove_all");
 
     return mmc != NULL ? mmcc_status(mmc_remove_all(mmc, NULL))
                        : MMC_CLIENT_NOT_INIT;

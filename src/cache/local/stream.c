@@ -84,12 +84,46 @@ static size_t mmc_stream_lower(mmc_t *mmc, uint64_t gva)
     return lo;
 }
 
+/* Drops from stream_by_gva the allocations whose first replica overlaps
+ * put's: the meta service reclaimed them (it handed their space out
+ * again), so copies must not go to their replicas any more; their keys
+ * stay for the finish, which reports it (stream_lock held). */
+static void mmc_stream_drop_stale(mmc_t *mmc, const mmc_stream_put_t *put)
+{
+    mf_vec_t *v = &mmc->stream_by_gva;
+    size_t at = mmc_stream_lower(mmc, put->gvas[0]);
+
+    if (at > 0) {
+        at--; /* the one below may reach into put's range */
+    }
+    while (at < v->count) {
+        mmc_stream_put_t *p = *(mmc_stream_put_t **)mf_vec_at(v, at);
+
+        if (p->gvas[0] >= put->gvas[0] + put->size) {
+            break;
+        }
+        if (p->gvas[0] + p->size <= put->gvas[0]) {
+            at++;
+            continue;
+        }
+        mf_warn("mmc_alloc: the allocation at 0x%" PRIx64 " was reclaimed "
+                "by the meta service before its finish",
+                p->gvas[0]);
+        memmove(mf_vec_at(v, at), mf_vec_at(v, at + 1),
+                (v->count - 1 - at) * v->elem_size);
+        v->count--;
+    }
+}
+
 /* Keeps put by key and by its first GVA (stream_lock held). */
 static mmc_status_t mmc_stream_put_add(mmc_t *mmc, const char *key,
                                        mmc_stream_put_t *put)
 {
     mf_vec_t *v = &mmc->stream_by_gva;
-    size_t at = mmc_stream_lower(mmc, put->gvas[0]);
+    size_t at;
+
+    mmc_stream_drop_stale(mmc, put);
+    at = mmc_stream_lower(mmc, put->gvas[0]);
 
     if (mf_vec_push(v, NULL) == NULL) {
         return MF_ERR_NOMEM;
@@ -139,7 +173,7 @@ static const mmc_stream_put_t *mmc_stream_put_at(mmc_t *mmc, uint64_t gva,
         return NULL;
     }
     p = *(mmc_stream_put_t **)mf_vec_at(&mmc->stream_by_gva, at - 1);
-    return gva - p->gvas[0] + size <= p->size ? p : NULL;
+    return size <= p->size && gva - p->gvas[0] <= p->size - size ? p : NULL;
 }
 
 MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,

@@ -214,7 +214,7 @@ MF_API int32_t smem_shm_topology_can_reach(smem_shm_t handle,
                                            uint32_t *reachInfo)
 {
     mf_smem_shm_t *h = handle;
-    mf_shm_reach_t reach;
+    mf_shm_reach_t reach = {0};
     mf_status_t status;
 
     if (h == NULL || reachInfo == NULL) {
@@ -237,10 +237,13 @@ MF_API int32_t smem_shm_topology_can_reach(smem_shm_t handle,
 static void mf_smem_exit_cb(mf_shm_t *shm, int status, uint32_t from, void *arg)
 {
     mf_smem_shm_t *h = arg;
+    void (*fn)(int) = __atomic_load_n(&h->exit_fn, __ATOMIC_ACQUIRE);
 
     (void)shm;
     (void)from;
-    h->exit_fn(status);
+    if (fn != NULL) {
+        fn(status);
+    }
 }
 
 MF_API int32_t smem_shm_register_exit(smem_shm_t handle, void (*exit)(int))
@@ -251,7 +254,7 @@ MF_API int32_t smem_shm_register_exit(smem_shm_t handle, void (*exit)(int))
         return mf_smem_fail("smem_shm_register_exit", MF_ERR_INVALID,
                             "handle is NULL");
     }
-    h->exit_fn = exit;
+    __atomic_store_n(&h->exit_fn, exit, __ATOMIC_RELEASE);
     return mf_smem_code(
         mf_shm_register_exit(h->shm, exit != NULL ? mf_smem_exit_cb : NULL, h));
 }

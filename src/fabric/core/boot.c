@@ -218,7 +218,11 @@ void mf_fabric_uninit(void)
             break;
         }
         mf_warn("mf_bm_uninit: pool %u still exists, destroying it", pool->id);
-        mf_fabric_destroy(pool);
+        if (pool->uninit_cb != NULL) {
+            pool->uninit_cb(pool->uninit_arg); /* destroys the pool */
+        } else {
+            mf_fabric_destroy(pool);
+        }
     }
 
     pthread_mutex_lock(&mf_fabric_g.lock);

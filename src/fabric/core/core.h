@@ -147,6 +147,11 @@ struct mf_fabric_pool {
     bool ev_stop;
 
     mf_list_t elem; /* in the process's list of pools */
+    /* what mf_fabric_uninit calls instead of mf_fabric_destroy for a pool
+     * an API family wraps (SHM's regions): the family tears its object
+     * down, the pool with it */
+    void (*uninit_cb)(void *arg);
+    void *uninit_arg;
 };
 
 typedef enum mf_fabric_ev_type {

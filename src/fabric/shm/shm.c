@@ -69,6 +69,16 @@ static bool mf_shm_name_valid(const char *call, const char *name)
     return true;
 }
 
+/* A region whose process bootstrap ended under it (mf_shm_uninit or
+ * mf_bm_uninit before mf_shm_destroy): only destroy is left to do. */
+static mf_status_t mf_shm_gone(const mf_shm_t *shm)
+{
+    mf_error("mf-shm %u: the process's bootstrap ended (uninit) before the "
+             "region was destroyed",
+             shm->id);
+    return MF_ERR_STATE;
+}
+
 MF_API mf_status_t mf_shm_init(const char *store_url, uint32_t world_size,
                                uint32_t rank, const mf_bm_config_t *cfg)
 {
@@ -307,6 +317,52 @@ static void mf_shm_exit_watch_cb(mf_store_event_t event, const char *key,
     pthread_mutex_unlock(&shm->lock);
 }
 
+/* Stops the exit watch and waits for the exit thread (unless called from
+ * it, which then goes on alone). */
+static void mf_shm_exit_stop(mf_shm_t *shm)
+{
+    bool join;
+
+    mf_store_unwatch(shm->store, shm->exit_watch);
+    shm->exit_watch = NULL;
+    pthread_mutex_lock(&shm->lock);
+    join = shm->exit_started;
+    shm->exit_started = false;
+    pthread_mutex_unlock(&shm->lock);
+    if (join) {
+        if (pthread_equal(pthread_self(), shm->exit_thread)) {
+            pthread_detach(shm->exit_thread); /* destroyed by its callback */
+        } else {
+            pthread_join(shm->exit_thread, NULL);
+        }
+    }
+}
+
+/* Undoes create but for the object itself, which stays for destroy. */
+static void mf_shm_teardown(mf_shm_t *shm)
+{
+    mf_fabric_pool_t *pool = shm->pool;
+
+    if (pool == NULL) {
+        return;
+    }
+    mf_shm_exit_stop(shm);
+    shm->pool = NULL;
+    pool->uninit_cb = NULL;
+    mf_fabric_destroy(pool);
+}
+
+/* The process's bootstrap ends while the region lives. */
+static void mf_shm_uninit_cb(void *arg)
+{
+    mf_shm_t *shm = arg;
+
+    mf_warn("mf-shm %u: still exists at uninit; its pool goes now, the "
+            "handle stays for mf_shm_destroy",
+            shm->id);
+    mf_shm_teardown(shm);
+}
+
 /* ------------------------------------------------------------- create */
 
 /* The fabric's parameters and the lengths of the windows for params. */
@@ -471,6 +527,8 @@ MF_API mf_status_t mf_shm_create(uint32_t id,
     if (status != MF_OK) {
         goto err_unwatch;
     }
+    shm->pool->uninit_cb = mf_shm_uninit_cb;
+    shm->pool->uninit_arg = shm;
     mf_info("mf-shm %u: rank %u of %u, %s parts of 0x%" PRIx64
             " bytes from 0x%" PRIx64 " every 0x%" PRIx64,
             id, shm->rank, shm->world,
@@ -480,7 +538,7 @@ MF_API mf_status_t mf_shm_create(uint32_t id,
     return MF_OK;
 
 err_unwatch:
-    mf_store_unwatch(shm->store, shm->exit_watch);
+    mf_shm_exit_stop(shm);
 err_destroy:
     mf_fabric_destroy(shm->pool);
 err_free:
@@ -491,23 +549,10 @@ err_free:
 
 MF_API void mf_shm_destroy(mf_shm_t *shm)
 {
-    bool join;
-
     if (shm == NULL) {
         return;
     }
-    mf_store_unwatch(shm->store, shm->exit_watch);
-    pthread_mutex_lock(&shm->lock);
-    join = shm->exit_started;
-    pthread_mutex_unlock(&shm->lock);
-    if (join) {
-        if (pthread_equal(pthread_self(), shm->exit_thread)) {
-            pthread_detach(shm->exit_thread); /* destroyed by its callback */
-        } else {
-            pthread_join(shm->exit_thread, NULL);
-        }
-    }
-    mf_fabric_destroy(shm->pool);
+    mf_shm_teardown(shm);
     pthread_mutex_destroy(&shm->lock);
     free(shm);
 }
@@ -550,6 +595,9 @@ MF_API void *mf_shm_ptr(const mf_shm_t *shm, uint32_t rank)
 MF_API mf_status_t mf_shm_put(mf_shm_t *shm, uint64_t gva, const void *src,
                               size_t size)
 {
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || (src == NULL && size != 0)) {
         return MF_ERR_INVALID;
     }
@@ -560,6 +608,9 @@ MF_API mf_status_t mf_shm_put(mf_shm_t *shm, uint64_t gva, const void *src,
 MF_API mf_status_t mf_shm_get(mf_shm_t *shm, void *dst, uint64_t gva,
                               size_t size)
 {
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || (dst == NULL && size != 0)) {
         return MF_ERR_INVALID;
     }
@@ -574,6 +625,9 @@ MF_API mf_status_t mf_shm_can_reach(mf_shm_t *shm, uint32_t rank,
     mf_status_t status = MF_OK;
     unsigned state;
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || reach == NULL || rank >= shm->world) {
         return MF_ERR_INVALID;
     }
@@ -605,6 +659,9 @@ MF_API mf_status_t mf_shm_barrier(mf_shm_t *shm)
 {
     char name[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL) {
         return MF_ERR_INVALID;
     }
@@ -617,6 +674,9 @@ MF_API mf_status_t mf_shm_allgather(mf_shm_t *shm, const void *in, size_t len,
 {
     char name[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || in == NULL || out == NULL || len == 0) {
         return MF_ERR_INVALID;
     }
@@ -630,6 +690,9 @@ MF_API mf_status_t mf_shm_group_barrier(mf_shm_t *shm, const char *key,
 {
     char name[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || count == 0 ||
         !mf_shm_name_valid("mf_shm_group_barrier", key)) {
         return MF_ERR_INVALID;
@@ -644,6 +707,9 @@ MF_API mf_status_t mf_shm_group_allgather(mf_shm_t *shm, const char *key,
 {
     char name[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || index >= count || in == NULL || out == NULL ||
         len == 0 || !mf_shm_name_valid("mf_shm_group_allgather", key)) {
         return MF_ERR_INVALID;
@@ -660,6 +726,9 @@ MF_API mf_status_t mf_shm_atomic_add(mf_shm_t *shm, const char *name,
 {
     char key[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || result_p == NULL ||
         !mf_shm_name_valid("mf_shm_atomic_add", name)) {
         return MF_ERR_INVALID;
@@ -679,6 +748,9 @@ MF_API mf_status_t mf_shm_atomic_cas(mf_shm_t *shm, const char *name,
     char *end;
     long long v;
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || !mf_shm_name_valid("mf_shm_atomic_cas", name)) {
         return MF_ERR_INVALID;
     }
@@ -718,6 +790,9 @@ MF_API mf_status_t mf_shm_atomic_reset(mf_shm_t *shm, const char *name)
 {
     char key[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || !mf_shm_name_valid("mf_shm_atomic_reset", name)) {
         return MF_ERR_INVALID;
     }
@@ -732,6 +807,9 @@ MF_API mf_status_t mf_shm_set_context(mf_shm_t *shm, const void *data,
 {
     char key[MF_SHM_KEY_MAX];
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || (data == NULL && len != 0)) {
         return MF_ERR_INVALID;
     }
@@ -752,6 +830,9 @@ MF_API mf_status_t mf_shm_get_context(mf_shm_t *shm, void *buf, size_t cap,
     size_t len;
     void *v;
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL || len_p == NULL || (buf == NULL && cap != 0)) {
         return MF_ERR_INVALID;
     }
@@ -775,6 +856,9 @@ MF_API mf_status_t mf_shm_get_context(mf_shm_t *shm, void *buf, size_t cap,
 MF_API mf_status_t mf_shm_register_exit(mf_shm_t *shm, mf_shm_exit_cb cb,
                                         void *arg)
 {
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL) {
         return MF_ERR_INVALID;
     }
@@ -790,6 +874,9 @@ MF_API mf_status_t mf_shm_global_exit(mf_shm_t *shm, int status)
     char key[MF_SHM_KEY_MAX], value[48];
     int len;
 
+    if (shm != NULL && shm->pool == NULL) {
+        return mf_shm_gone(shm);
+    }
     if (shm == NULL) {
         return MF_ERR_INVALID;
     }

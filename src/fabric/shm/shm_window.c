@@ -133,6 +133,21 @@ mf_status_t mf_shm_table_place(const char *table, size_t table_len, uint32_t id,
         *win = mine.win; /* the same region again: its windows */
         goto out;
     }
+    for (i = 0; i < entries.count; i++) {
+        const mf_shm_entry_t *e = mf_vec_at(&entries, i);
+
+        if ((want.host_base != 0 && e->win.host_len != 0 &&
+             want.host_base < e->win.host_base + e->win.host_len &&
+             e->win.host_base < want.host_base + want.host_len) ||
+            (want.dev_base != 0 && e->win.dev_len != 0 &&
+             want.dev_base < e->win.dev_base + e->win.dev_len &&
+             e->win.dev_base < want.dev_base + want.dev_len)) {
+            mf_error("mf-shm %u: the window asked for overlaps region %u's", id,
+                     e->id);
+            status = MF_ERR_ADDR_IN_USE;
+            goto out;
+        }
+    }
     if (want.host_base == 0 && want.host_len != 0) {
         want.host_base =
             mf_shm_first_fit(&entries, false, ranges->host_lo, ranges->room,

@@ -33,13 +33,14 @@ import sys
 from memfabric import memcache as _mc
 from memfabric._compat import (ConfigError, UpstreamStatus, local_settings,
                                meta_settings, read_conf, upstream_status)
-from memfabric.memcache import (G2H, G2L, H2G, L2G, KeyInfo, LocalConfig,
-                                MmcCopyDirect, ReplicateConfig)
+from memfabric.memcache import (G2H, G2L, H2G, L2G, READABLE_GVA_QUERY,
+                                KeyInfo, LocalConfig, MmcCopyDirect,
+                                ReplicateConfig)
 
 __all__ = [
     "DistributedObjectStore", "ReplicateConfig", "KeyInfo", "LocalConfig",
     "MmcCopyDirect", "L2G", "G2L", "G2H", "H2G", "MetaService",
-    "UpstreamStatus", "upstream_status",
+    "UpstreamStatus", "upstream_status", "READABLE_GVA_QUERY",
 ]
 
 _log = logging.getLogger("memcache_hybrid")

@@ -40,9 +40,12 @@ import time
 from ._errors import MfError, MmcError, MmcStatus, Status
 from . import _memcache
 
+#: ``batch_get_key_info``'s flag for readable objects only (upstream's).
+READABLE_GVA_QUERY = 1
+
 __all__ = [
-    "Client", "DistributedObjectStore", "ReplicateConfig", "KeyInfo",
-    "LocalConfig", "MmcCopyDirect", "MmcMem", "L2G", "G2L", "G2H", "H2G",
+    "READABLE_GVA_QUERY", "Client", "DistributedObjectStore",
+    "ReplicateConfig", "KeyInfo", "LocalConfig", "MmcCopyDirect", "MmcMem", "L2G", "G2L", "G2H", "H2G",
     "PUT_REPLACE", "MetaServer", "MetaService", "config_help",
 ]
 
@@ -569,8 +572,11 @@ class DistributedObjectStore:
             return KeyInfo()
         return KeyInfo(size, replicas)
 
-    def batch_get_key_info(self, keys):
-        """A :class:`KeyInfo` per key (size 0 where missing)."""
+    def batch_get_key_info(self, keys, flag=0):
+        """A :class:`KeyInfo` per key (size 0 where missing).  ``flag``
+        is upstream's (``READABLE_GVA_QUERY`` = 1: readable objects
+        only); both values answer the same here, as an object being
+        written is invisible until its finish."""
         keys = list(keys)
         if self._client is None:
             return [KeyInfo() for _ in keys]

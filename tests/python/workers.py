@@ -527,7 +527,7 @@ def vllm_ascend_kv(conf_path, fake_path):
         out["save"].append(store.batch_copy(g, a, s, put_dir))
     out["finish"] = store.batch_write_finish(lw, [0] * blocks)
     fill(130)
-    infos = store.batch_get_key_info(lw)
+    infos = store.batch_get_key_info(lw, flag=1)  # READABLE_GVA_QUERY
     out["info_sizes"] = [ki.size() for ki in infos]
     load = [ki.gva_list()[0] for ki in infos]
     for _ in range(10):

@@ -26,6 +26,11 @@ MF_API void mf_uninit(void);
  */
 MF_API mf_status_t mf_nofile_limit_raise(uint64_t *limit_p);
 
+/* Whether this process can have device memory (the CUDA driver loads
+ * and has a device): MF_OK, else why not (MF_ERR_UNSUPPORTED...).  Loads
+ * the driver on first use; a process that forks must ask after. */
+MF_API mf_status_t mf_device_ready(void);
+
 /* "major.minor.patch" */
 MF_API const char *mf_version(void);
 

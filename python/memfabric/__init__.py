@@ -32,7 +32,7 @@ __all__ = [
     "LogLevel", "RANK_AUTO", "CREATE_ELASTIC", "init", "uninit", "version",
     "status_name", "status_str", "log_set_level", "log_get_level",
     "bm_config_help", "bm_init", "bm_uninit", "bm_rank_id", "bm_world_size",
-    "buffer_address", "Pool", "CopyRequest", "Store", "StoreServer",
+    "buffer_address", "device_ready", "Pool", "CopyRequest", "Store", "StoreServer",
     "DistributedObjectStore", "ReplicateConfig", "KeyInfo", "LocalConfig",
     "MmcCopyDirect", "MmcMem", "MetaServer", "MetaService", "Client",
     "TransferEngine", "TransferOpcode",
@@ -92,6 +92,7 @@ bm_uninit = _memfabric.bm_uninit
 bm_rank_id = _memfabric.bm_rank_id
 bm_world_size = _memfabric.bm_world_size
 buffer_address = _memfabric.buffer_address
+device_ready = _memfabric.device_ready
 CopyRequest = _memfabric.CopyRequest
 
 

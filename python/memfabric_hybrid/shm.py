@@ -76,12 +76,9 @@ def create(id, rank_size, rank_id, symmetric_size,
             fail("shm.create", SM_INVALID_PARAM,
                  "rank %d of %d is not this process's" % (rank_id, rank_size))
             return None
-        try:
-            region = Region(int(id), int(symmetric_size), device=True)
-        except MfError as exc:
-            if exc.status != Status.ERR_UNSUPPORTED:
-                raise
-            region = Region(int(id), int(symmetric_size))
+        # decided before the collective, by each rank alike
+        region = Region(int(id), int(symmetric_size),
+                        device=_mf.device_ready())
     except MfError as exc:
         fail("shm.create", exc, "region %d" % id)
         return None

@@ -197,6 +197,18 @@ static PyObject *mfp_bm_init(PyObject *mod, PyObject *args, PyObject *kw)
     return mfp_check(st);
 }
 
+static PyObject *mfp_device_ready(PyObject *mod, PyObject *unused)
+{
+    mf_status_t st;
+
+    (void)mod;
+    (void)unused;
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_device_ready();
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(st == MF_OK);
+}
+
 static PyObject *mfp_smem_status(PyObject *mod, PyObject *arg)
 {
     long st = PyLong_AsLong(arg);
@@ -1563,6 +1575,9 @@ static PyMethodDef mfp_module_methods[] = {
      "config_file=None)\n--\n\nConnects to the config store and takes a "
      "rank.  settings are BM keys (dict or pairs) over the defaults, the "
      "MF_* environment and config_file."},
+    {"device_ready", mfp_device_ready, METH_NOARGS,
+     "device_ready()\n--\n\nWhether this process can have device memory "
+     "(the CUDA driver loads and has a device)."},
     {"smem_status", mfp_smem_status, METH_O,
      "smem_status(status)\n--\n\nUpstream MemFabric's SM_* code of a "
      "status (0 stays 0)."},

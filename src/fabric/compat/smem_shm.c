@@ -4,7 +4,6 @@
  * here), as upstream's regions live on the device, else host memory.
  */
 #include "fabric/compat/smem_int.h"
-#include "mem/mem.h"
 
 #include <compat/smem_shm.h>
 #include <stdlib.h>
@@ -108,7 +107,7 @@ MF_API smem_shm_t smem_shm_create(uint32_t id, uint32_t rankSize,
     mf_shm_create_params_init(&params);
     params.symmetric_size = symmetricSize;
     params.type = (flags & SMEM_SHM_FLAG_HOST) == 0 &&
-                          mf_mem_kind_ready(MF_MEM_KIND_CUDA) == MF_OK
+                          mf_device_ready() == MF_OK
                       ? MF_MEM_DEVICE
                       : MF_MEM_HOST;
     status = mf_shm_create(id, &params, &h->shm);

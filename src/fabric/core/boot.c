@@ -76,6 +76,11 @@ bool mf_fabric_inited(void)
     return inited;
 }
 
+MF_API mf_status_t mf_device_ready(void)
+{
+    return mf_mem_kind_ready(MF_MEM_KIND_CUDA);
+}
+
 MF_API const char *mf_version(void)
 {
     return MF_FABRIC_VERSION;

@@ -235,7 +235,7 @@ static inline mf_status_t mf_fabric_dir_sides(mf_fabric_pool_t *pool,
         sides->src_kind = mf_fabric_auto_kind(pool, src, size, &sides->src_g);
         sides->dst_kind = mf_fabric_auto_kind(pool, dst, size, &sides->dst_g);
         if (mf_unlikely(!sides->src_g && !sides->dst_g)) {
-            return mf_fabric_bad_range(pool, dst, 0, MF_ERR_OUT_OF_RANGE,
+            return mf_fabric_bad_range(pool, dst, size, MF_ERR_OUT_OF_RANGE,
                                        "AUTO copy without a global address");
         }
     } else {

@@ -28,6 +28,7 @@
 #include "cache/meta/meta.h"
 #include "cache/meta/meta_ha.h"
 #include "cache/meta/meta_standby.h"
+#include "util/trace.h"
 
 #include <memfabric/mf_init.h>
 #include <memfabric/mf_log.h>
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
     mf_log_set_level((level >= 0) ? (mf_log_level_t)level : MF_LOG_WARN);
     /* A connection is a descriptor: serve as many as the system allows. */
     (void)mf_nofile_limit_raise(NULL);
+    mf_trace_env(); /* MF_TRACE: points per request type, /trace */
 
     /* Every thread the service starts inherits the blocked signals, so
      * they reach only sigwait() below.  An ignored signal (a background

@@ -48,6 +48,7 @@
 #include <memfabric/mf_bm.h>
 #include <memfabric/mf_common.h>
 #include <memfabric/mf_log.h>
+#include <memfabric/mf_trace.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -323,6 +324,35 @@ MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc, const char *const *keys,
 /* Removes every committed object of the pool (objects being written are
  * left alone); *count_p (optional): how many. */
 MF_API mmc_status_t mmc_remove_all(mmc_t *mmc, uint64_t *count_p);
+
+/* ---- what calls cost ---- */
+
+/* What this thread's last object call (put, get, exist, query, remove and
+ * their batch, layers and streaming forms) spent: in all, waiting for the
+ * meta service (meta_rpcs requests), and moving bytes.  Measured on every
+ * call, tracer or not.  Fields are only ever appended: set size. */
+typedef struct mmc_call_stats {
+    size_t size; /* sizeof(mmc_call_stats_t) */
+    uint64_t total_ns;
+    uint64_t meta_ns;
+    uint64_t data_ns;
+    uint32_t meta_rpcs;
+} mmc_call_stats_t;
+
+MF_API void mmc_call_stats(mmc_call_stats_t *stats);
+
+/*
+ * libmemcache's tracer (see <memfabric/mf_trace.h>, whose calls these are
+ * for this library's own points): "mmc.rpc.<REQUEST>" per request type to
+ * the meta service, "mmc.copy" per batch of copies, "mmc.put", "mmc.get",
+ * "mmc.keys" (exist, query, remove) and the streaming calls' "mmc.alloc",
+ * "mmc.finish", "mmc.lease", "mmc.release", "mmc.copy_batch" per call.
+ * MF_TRACE in the environment switches it on at mmc_create().
+ */
+MF_API void mmc_trace_enable(bool on);
+MF_API void mmc_trace_clear(void);
+MF_API size_t mmc_trace_get(mf_trace_stat_t *stats, size_t max);
+MF_API mmc_status_t mmc_trace_write(const char *path);
 
 /* ---- user buffers ---- */
 

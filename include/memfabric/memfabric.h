@@ -8,6 +8,7 @@
 #include <memfabric/mf_common.h>
 #include <memfabric/mf_status.h>
 #include <memfabric/mf_log.h>
+#include <memfabric/mf_trace.h>
 #include <memfabric/mf_init.h>
 #include <memfabric/mf_store.h>
 #include <memfabric/mf_bm.h>

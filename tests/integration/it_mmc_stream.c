@@ -12,7 +12,9 @@
  *           the replicas' GVAs, checks every byte (and mmc_get agrees),
  *           removes one while leased (its bytes stay readable until the
  *           release), releases, and a second release finds nothing;
- *   then remove-all empties the pool, and bad arguments are refused.
+ *   then remove-all empties the pool, and bad arguments are refused; a
+ *   get's figures (mmc_call_stats) and trace points are those of its
+ *   requests and copy.
  */
 #include "it_mmc.h"
 
@@ -207,6 +209,32 @@ static int st_reader(int index, void *arg)
                       "bytes of %d", i);
         IT_MMC_ST(mmc_get(mmc, st_keys[i], whole, OBJ), MMC_OK);
         TK_CHECK_GOTO(memcmp(whole, dst + i * OBJ, OBJ) == 0, "get of %d", i);
+    }
+    /* what a get cost: GET and RELEASE, and its copy; the tracer's
+     * points for the same */
+    {
+        mmc_call_stats_t cs = {.size = sizeof(cs)};
+        mf_trace_stat_t ts[64];
+        size_t nts;
+        bool rpc = false, get = false;
+
+        mmc_trace_enable(true);
+        IT_MMC_ST(mmc_get(mmc, st_keys[1], whole, OBJ), MMC_OK);
+        mmc_call_stats(&cs);
+        TK_CHECK_GOTO(cs.meta_rpcs == 2 && cs.meta_ns > 0 && cs.data_ns > 0 &&
+                          cs.total_ns >= cs.meta_ns + cs.data_ns,
+                      "call stats: %u rpcs, meta %llu, data %llu, total %llu",
+                      cs.meta_rpcs, (unsigned long long)cs.meta_ns,
+                      (unsigned long long)cs.data_ns,
+                      (unsigned long long)cs.total_ns);
+        nts = mmc_trace_get(ts, 64);
+        for (size_t i = 0; i < nts && i < 64; i++) {
+            rpc |= strcmp(ts[i].name, "mmc.rpc.GET") == 0 && ts[i].count == 1;
+            get |= strcmp(ts[i].name, "mmc.get") == 0 && ts[i].count == 1;
+        }
+        TK_CHECK_GOTO(rpc && get, "trace points of the get");
+        mmc_trace_enable(false);
+        mmc_trace_clear();
     }
     /* removed while leased: its bytes stay until the release */
     IT_MMC_ST(mmc_remove(mmc, st_keys[0]), MMC_OK);

@@ -237,6 +237,7 @@ mmc_status_t mmc_batch_copier_init(mmc_batch_copier_t *c, mmc_t *mmc,
 
 void mmc_batch_copier_flush(mmc_batch_copier_t *c)
 {
+    uint64_t start;
     mf_status_t st;
 
     if (c->n == 0) {
@@ -246,7 +247,9 @@ void mmc_batch_copier_flush(mmc_batch_copier_t *c)
     for (size_t k = 0; k < c->n; k++) {
         c->pres[k] = MF_ERR_CANCELED;
     }
+    start = mf_time_ns();
     st = mf_bm_copy_batch(c->mmc->bm, c->pieces, c->n, c->dir, c->pres);
+    mmc_local_stats_data(start);
     if (st != MF_OK) {
         for (size_t k = 0; k < c->n; k++) {
             mf_status_t piece = c->pres[k] == MF_ERR_CANCELED ? st : c->pres[k];

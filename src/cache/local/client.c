@@ -31,6 +31,7 @@
  * with the old connection, and the record is cleared.
  */
 #include "cache/local/local.h"
+#include "util/trace.h"
 
 #include <memfabric/mf_init.h>
 
@@ -78,6 +79,7 @@ mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
 {
     mf_net_resp_t resp = {0};
     mmc_status_t status;
+    uint64_t start = 0;
     uint64_t gen = atomic_load(&mmc->reg_gen);
 
     status = mf_wbuf_status(w);
@@ -92,6 +94,7 @@ mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
         status = MF_ERR_TOO_LARGE;
         goto out_free;
     }
+    start = mf_time_ns();
     status = mmc_local_send(mmc, op, w, &resp);
     /* RESTORE is part of the announcement, which must not start another */
     if (op >= MMC_OP_PUT_ALLOC && op != MMC_OP_RESTORE &&
@@ -125,6 +128,9 @@ mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
     }
     *resp_p = resp;
 out_free:
+    if (start != 0) {
+        mmc_local_stats_rpc(op, start);
+    }
     mf_wbuf_free(w);
     return status;
 }
@@ -540,6 +546,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     if (cfg == NULL || mmc_p == NULL) {
         return MF_ERR_INVALID;
     }
+    mf_trace_env();
     status = mmc_local_config_check(cfg);
     if (status != MF_OK) {
         return status;

@@ -9,6 +9,7 @@
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
  *   stream.c  the streaming calls: allocate/copy/finish puts, explicit
  *             leases, remove all
+ *   stats.c   trace points and the figures of the last call (per thread)
  *   batch.c   what they run on: item checks, one record per item, the
  *             chunked requests to the meta service, the batch copier
  *   log.c     the logging control libmemcache exports
@@ -115,6 +116,15 @@ void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len);
 /* Sends the record in RESTORE batches after a REGISTER that said
  * MMC_REG_RESTORE; refused entries are forgotten. */
 mmc_status_t mmc_local_record_restore(mmc_t *mmc);
+
+/* ---- stats.c ---- */
+struct mf_trace_point;
+/* An object call starts and ends on this thread (tp: its trace point, or
+ * NULL); requests to the meta service and copies add their time. */
+void mmc_local_stats_begin(void);
+void mmc_local_stats_end(struct mf_trace_point *tp);
+void mmc_local_stats_rpc(uint16_t op, uint64_t start);
+void mmc_local_stats_data(uint64_t start);
 
 /* ---- stream.c ---- */
 void mmc_local_stream_init(mmc_t *mmc);

@@ -29,17 +29,22 @@
  * the request timeout, before the copy.
  */
 #include "cache/local/batch.h"
+#include "util/trace.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+MF_TRACE_POINT(mmc_tp_put, "mmc.put");
+MF_TRACE_POINT(mmc_tp_get, "mmc.get");
+MF_TRACE_POINT(mmc_tp_keys, "mmc.keys");
+
 /* ---------------------------------------------------------------- put */
 
-static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
-                                size_t count, const mmc_put_opts_t *opts,
-                                mmc_status_t *results)
+static mmc_status_t mmc_ops_put_run(mmc_t *mmc, const mmc_local_item_t *items,
+                                    size_t count, const mmc_put_opts_t *opts,
+                                    mmc_status_t *results)
 {
     const char *what = "mmc_put";
     mmc_put_alloc_req_t req;
@@ -126,6 +131,18 @@ static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
     }
     status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
     free(recs);
+    return status;
+}
+
+static mmc_status_t mmc_ops_put(mmc_t *mmc, const mmc_local_item_t *items,
+                                size_t count, const mmc_put_opts_t *opts,
+                                mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_ops_put_run(mmc, items, count, opts, results);
+    mmc_local_stats_end(&mmc_tp_put);
     return status;
 }
 
@@ -219,8 +236,8 @@ static void mmc_ops_get_judge(const char *what, mmc_batch_rec_t *recs,
     }
 }
 
-static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
-                                size_t count, mmc_status_t *results)
+static mmc_status_t mmc_ops_get_run(mmc_t *mmc, const mmc_local_item_t *items,
+                                    size_t count, mmc_status_t *results)
 {
     const char *what = "mmc_get";
     uint32_t host_idx = atomic_load(&mmc->host_idx);
@@ -275,11 +292,23 @@ static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
     return status;
 }
 
+static mmc_status_t mmc_ops_get(mmc_t *mmc, const mmc_local_item_t *items,
+                                size_t count, mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_ops_get_run(mmc, items, count, results);
+    mmc_local_stats_end(&mmc_tp_get);
+    return status;
+}
+
 /* ------------------------------------------------- exist/query/remove */
 
-static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
-                                 const char *const *keys, size_t count,
-                                 mmc_obj_info_t *infos, mmc_status_t *results)
+static mmc_status_t mmc_ops_keys_run(mmc_t *mmc, uint16_t op, const char *what,
+                                     const char *const *keys, size_t count,
+                                     mmc_obj_info_t *infos,
+                                     mmc_status_t *results)
 {
     mmc_status_t status, call_status, miss;
     mmc_batch_rec_t *recs;
@@ -302,6 +331,18 @@ static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
     miss = op == MMC_OP_REMOVE ? MMC_OK : MMC_ERR_NOT_FOUND;
     status = mmc_batch_recs_done(recs, count, miss, call_status, results);
     free(recs);
+    return status;
+}
+
+static mmc_status_t mmc_ops_keys(mmc_t *mmc, uint16_t op, const char *what,
+                                 const char *const *keys, size_t count,
+                                 mmc_obj_info_t *infos, mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_ops_keys_run(mmc, op, what, keys, count, infos, results);
+    mmc_local_stats_end(&mmc_tp_keys);
     return status;
 }
 

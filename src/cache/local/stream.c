@@ -17,6 +17,7 @@
  * fills all of them.
  */
 #include "cache/local/batch.h"
+#include "util/trace.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@ void mmc_local_stream_free(mmc_t *mmc)
     mf_vec_free(&mmc->stream_by_gva);
     pthread_mutex_destroy(&mmc->stream_lock);
 }
+
+MF_TRACE_POINT(mmc_tp_alloc, "mmc.alloc");
+MF_TRACE_POINT(mmc_tp_finish, "mmc.finish");
+MF_TRACE_POINT(mmc_tp_copy_batch, "mmc.copy_batch");
+MF_TRACE_POINT(mmc_tp_lease, "mmc.lease");
+MF_TRACE_POINT(mmc_tp_release, "mmc.release");
 
 /* ------------------------------------------------------------- puts */
 
@@ -176,11 +183,11 @@ static const mmc_stream_put_t *mmc_stream_put_at(mmc_t *mmc, uint64_t gva,
     return size <= p->size && gva - p->gvas[0] <= p->size - size ? p : NULL;
 }
 
-MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
-                                    const size_t *sizes, size_t count,
-                                    const mmc_put_opts_t *opts,
-                                    mmc_obj_info_t *infos,
-                                    mmc_status_t *results)
+static mmc_status_t mmc_alloc_batch_run(mmc_t *mmc, const char *const *keys,
+                                        const size_t *sizes, size_t count,
+                                        const mmc_put_opts_t *opts,
+                                        mmc_obj_info_t *infos,
+                                        mmc_status_t *results)
 {
     const char *what = "mmc_alloc";
     mmc_local_item_t *items = NULL;
@@ -268,9 +275,25 @@ MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
     return status;
 }
 
-MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
-                                           const mmc_status_t *written,
-                                           size_t count, mmc_status_t *results)
+MF_API mmc_status_t mmc_alloc_batch(mmc_t *mmc, const char *const *keys,
+                                    const size_t *sizes, size_t count,
+                                    const mmc_put_opts_t *opts,
+                                    mmc_obj_info_t *infos,
+                                    mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_alloc_batch_run(mmc, keys, sizes, count, opts, infos, results);
+    mmc_local_stats_end(&mmc_tp_alloc);
+    return status;
+}
+
+static mmc_status_t mmc_write_finish_batch_run(mmc_t *mmc,
+                                               const char *const *keys,
+                                               const mmc_status_t *written,
+                                               size_t count,
+                                               mmc_status_t *results)
 {
     const char *what = "mmc_write_finish";
     mmc_status_t status, call_status;
@@ -315,6 +338,18 @@ MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
     }
     status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
     free(recs);
+    return status;
+}
+
+MF_API mmc_status_t mmc_write_finish_batch(mmc_t *mmc, const char *const *keys,
+                                           const mmc_status_t *written,
+                                           size_t count, mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_write_finish_batch_run(mmc, keys, written, count, results);
+    mmc_local_stats_end(&mmc_tp_finish);
     return status;
 }
 
@@ -399,15 +434,16 @@ out:
     return MF_OK;
 }
 
-MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
-                                   size_t count, mf_copy_dir_t dir,
-                                   mf_status_t *results)
+static mmc_status_t mmc_copy_batch_run(mmc_t *mmc,
+                                       const mf_copy_piece_t *pieces,
+                                       size_t count, mf_copy_dir_t dir,
+                                       mf_status_t *results)
 {
     mf_copy_piece_t *all = NULL;
     mf_status_t *all_res = NULL;
     size_t *owner = NULL, n = count;
     mmc_status_t status;
-    uint64_t deadline;
+    uint64_t deadline, start;
     uint32_t rank;
 
     if (mmc == NULL || (pieces == NULL && count > 0)) {
@@ -434,8 +470,10 @@ MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
             mmc_batch_wait_joined(mmc, rank, deadline);
         }
     }
+    start = mf_time_ns();
     status = mf_bm_copy_batch(mmc->bm, all, n, dir,
                               all_res != NULL ? all_res : results);
+    mmc_local_stats_data(start);
     if (all_res != NULL) {
         for (size_t i = 0; i < count; i++) {
             results[i] = MF_OK;
@@ -452,6 +490,18 @@ out:
     }
     free(all_res);
     free(owner);
+    return status;
+}
+
+MF_API mmc_status_t mmc_copy_batch(mmc_t *mmc, const mf_copy_piece_t *pieces,
+                                   size_t count, mf_copy_dir_t dir,
+                                   mf_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_copy_batch_run(mmc, pieces, count, dir, results);
+    mmc_local_stats_end(&mmc_tp_copy_batch);
     return status;
 }
 
@@ -485,10 +535,10 @@ static mmc_status_t mmc_stream_lease_add(mmc_t *mmc, const char *key,
     return MF_OK;
 }
 
-MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
-                                    size_t count, uint32_t ttl_ms,
-                                    mmc_obj_info_t *infos,
-                                    mmc_status_t *results)
+static mmc_status_t mmc_lease_batch_run(mmc_t *mmc, const char *const *keys,
+                                        size_t count, uint32_t ttl_ms,
+                                        mmc_obj_info_t *infos,
+                                        mmc_status_t *results)
 {
     const char *what = "mmc_lease";
     mmc_status_t status, call_status;
@@ -538,8 +588,23 @@ MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
     return status;
 }
 
-MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc, const char *const *keys,
-                                            size_t count, mmc_status_t *results)
+MF_API mmc_status_t mmc_lease_batch(mmc_t *mmc, const char *const *keys,
+                                    size_t count, uint32_t ttl_ms,
+                                    mmc_obj_info_t *infos,
+                                    mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_lease_batch_run(mmc, keys, count, ttl_ms, infos, results);
+    mmc_local_stats_end(&mmc_tp_lease);
+    return status;
+}
+
+static mmc_status_t mmc_lease_release_batch_run(mmc_t *mmc,
+                                                const char *const *keys,
+                                                size_t count,
+                                                mmc_status_t *results)
 {
     const char *what = "mmc_lease_release";
     mmc_stream_leases_t **held = NULL;
@@ -604,6 +669,17 @@ MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc, const char *const *keys,
     free(lrecs);
     free(held);
     free(recs);
+    return status;
+}
+
+MF_API mmc_status_t mmc_lease_release_batch(mmc_t *mmc, const char *const *keys,
+                                            size_t count, mmc_status_t *results)
+{
+    mmc_status_t status;
+
+    mmc_local_stats_begin();
+    status = mmc_lease_release_batch_run(mmc, keys, count, results);
+    mmc_local_stats_end(&mmc_tp_release);
     return status;
 }
 

@@ -59,6 +59,7 @@
  * loss (closed, or timeout).
  */
 #include "cache/meta/meta_int.h"
+#include "util/trace.h"
 #include "store/server_fence.h"
 
 /* ---- connections ---- */
@@ -164,6 +165,19 @@ static void mmc_meta_undo_grants(mmc_meta_t *meta, mmc_meta_conn_t *mc,
         meta->stats.grants_undone++;
     }
 }
+
+#define MMC_META_TP(_op)                                                       \
+    [MMC_OP_##_op] = {.name = "meta.op." #_op, .min_ns = UINT64_MAX}
+
+/* The tracer's point of each request type: its handling on the loop. */
+static mf_trace_point_t mmc_meta_tp_op[MMC_OP_MAX] = {
+    MMC_META_TP(HELLO),      MMC_META_TP(REGISTER),   MMC_META_TP(UNREGISTER),
+    MMC_META_TP(PUT_ALLOC),  MMC_META_TP(PUT_COMMIT), MMC_META_TP(GET),
+    MMC_META_TP(RELEASE),    MMC_META_TP(EXIST),      MMC_META_TP(QUERY),
+    MMC_META_TP(REMOVE),     MMC_META_TP(PING),       MMC_META_TP(RESTORE),
+    MMC_META_TP(RECORD_ACK), MMC_META_TP(RECORD),     MMC_META_TP(REPAIR_DONE),
+    MMC_META_TP(REPAIR),     MMC_META_TP(LEASE),      MMC_META_TP(REMOVE_ALL),
+};
 
 static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
                                 uint64_t req_id, const uint8_t *body,
@@ -283,6 +297,9 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
     meta->stats.errors[slot] += (rep.status != MF_OK) + rep.item_errors;
     mmc_hist_add(&meta->stats.latency[slot],
                  (double)(mf_time_ns() - start) / 1000.0);
+    if (slot != 0 && atomic_load_explicit(&mf_trace_on, memory_order_relaxed)) {
+        mf_trace_record(&mmc_meta_tp_op[slot], mf_time_ns() - start);
+    }
     mmc_meta_evict_kick(meta);
 }
 

@@ -29,11 +29,13 @@
 
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/trace.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -680,6 +682,34 @@ static void mmc_meta_http_key(mmc_meta_http_t *h, struct evhttp_request *req,
     mmc_meta_http_send(req, HTTP_OK, "OK", "application/json", b);
 }
 
+/* -------------------------------------------------------------- /trace */
+
+/* The tracer's table (text; the tracer may be off: then only what it
+ * recorded while on), and with ?clear=1 its points start over. */
+static void mmc_meta_http_trace(struct evhttp_request *req, bool clear,
+                                struct evbuffer *b)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+
+    if (out == NULL) {
+        mmc_meta_http_send_error(req, HTTP_INTERNAL, "Internal Server Error",
+                                 "out of memory");
+        return;
+    }
+    fprintf(out, "# tracer %s (MF_TRACE, or mf_trace_enable)\n",
+            atomic_load(&mf_trace_on) ? "on" : "off");
+    mf_trace_dump(out);
+    fclose(out);
+    if (clear) {
+        mf_trace_clear();
+    }
+    evbuffer_add(b, text, len);
+    free(text);
+    mmc_meta_http_send(req, HTTP_OK, "OK", "text/plain; charset=utf-8", b);
+}
+
 /* ------------------------------------------------------------- routing */
 
 mf_status_t mmc_meta_http_parse_target(const char *path, const char *query,
@@ -703,6 +733,9 @@ mf_status_t mmc_meta_http_parse_target(const char *path, const char *query,
         target->page = MMC_META_HTTP_METRICS;
     } else if (strcmp(path, "/segments") == 0) {
         target->page = MMC_META_HTTP_SEGMENTS;
+    } else if (strcmp(path, "/trace") == 0) {
+        target->page = MMC_META_HTTP_TRACE;
+        target->clear = query != NULL && strstr(query, "clear=1") != NULL;
     } else if (strncmp(path, key_prefix, sizeof(key_prefix) - 1) == 0) {
         /* '+' stays itself: it is a key byte, not a space */
         key = evhttp_uridecode(path + sizeof(key_prefix) - 1, 0, &len);
@@ -777,10 +810,13 @@ static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
     case MMC_META_HTTP_KEY:
         mmc_meta_http_key(h, req, target.key, target.key_len, body);
         break;
+    case MMC_META_HTTP_TRACE:
+        mmc_meta_http_trace(req, target.clear, body);
+        break;
     default:
         mmc_meta_http_send_error(req, HTTP_NOTFOUND, "Not Found",
                                  "no such path: try /health, /metrics, "
-                                 "/segments or /key/<key>");
+                                 "/segments, /trace or /key/<key>");
         break;
     }
     evbuffer_free(body);

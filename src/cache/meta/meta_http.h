@@ -32,6 +32,7 @@ typedef enum mmc_meta_http_page {
     MMC_META_HTTP_HEALTH,
     MMC_META_HTTP_METRICS,
     MMC_META_HTTP_SEGMENTS,
+    MMC_META_HTTP_TRACE,
     MMC_META_HTTP_KEY,
 } mmc_meta_http_page_t;
 
@@ -40,6 +41,7 @@ typedef struct mmc_meta_http_target {
     bool json;      /* HEALTH: ?format=json or Accept: application/json */
     char *key;      /* KEY: the URL-decoded key (malloc'd, NUL-terminated) */
     size_t key_len; /* bytes of key */
+    bool clear;     /* TRACE: ?clear=1, the points start over */
 } mmc_meta_http_target_t;
 
 /*

@@ -19,6 +19,7 @@
 #include "fabric/core/core.h"
 
 #include "net/net.h"
+#include "util/trace.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@ MF_API mf_status_t mf_init(void)
     pthread_mutex_lock(&mf_fabric_g.lock);
     if (mf_fabric_g.init_count++ == 0) {
         mf_log_init_from_env();
+        mf_trace_env();
         mf_net_global_init();
     }
     pthread_mutex_unlock(&mf_fabric_g.lock);

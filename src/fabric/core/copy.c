@@ -38,6 +38,7 @@
  * never touches a PROT_NONE reservation or a segment being unmapped.
  */
 #include "fabric/core/plan.h"
+#include "util/trace.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -214,13 +215,21 @@ static mf_status_t mf_fabric_copy_one(mf_fabric_pool_t *pool, uint64_t src,
     return status;
 }
 
+MF_TRACE_POINT(mf_tp_copy, "mf.copy");
+MF_TRACE_POINT(mf_tp_copy_batch, "mf.copy_batch");
+
 mf_status_t mf_fabric_copy(mf_fabric_pool_t *pool, uint64_t src, uint64_t dst,
                            size_t size, mf_copy_dir_t dir)
 {
+    uint64_t t0 = mf_trace_begin();
+    mf_status_t status;
+
     if (mf_unlikely(pool == NULL)) {
         return MF_ERR_INVALID;
     }
-    return mf_fabric_copy_one(pool, src, dst, size, dir);
+    status = mf_fabric_copy_one(pool, src, dst, size, dir);
+    mf_trace_end(&mf_tp_copy, t0);
+    return status;
 }
 
 /* --------------------------------------------------------------- batch */
@@ -375,9 +384,27 @@ static mf_status_t mf_fabric_first_error(const mf_status_t *results,
     return a != MF_OK ? a : b;
 }
 
+static mf_status_t mf_fabric_copy_batch_run(mf_fabric_pool_t *pool,
+                                            const mf_copy_piece_t *pieces,
+                                            size_t count, mf_copy_dir_t dir,
+                                            mf_status_t *results);
+
 mf_status_t mf_fabric_copy_batch(mf_fabric_pool_t *pool,
                                  const mf_copy_piece_t *pieces, size_t count,
                                  mf_copy_dir_t dir, mf_status_t *results)
+{
+    uint64_t t0 = mf_trace_begin();
+    mf_status_t status;
+
+    status = mf_fabric_copy_batch_run(pool, pieces, count, dir, results);
+    mf_trace_end(&mf_tp_copy_batch, t0);
+    return status;
+}
+
+static mf_status_t mf_fabric_copy_batch_run(mf_fabric_pool_t *pool,
+                                            const mf_copy_piece_t *pieces,
+                                            size_t count, mf_copy_dir_t dir,
+                                            mf_status_t *results)
 {
     mf_fabric_batch_job_t bj;
     mf_status_t remote_status;

@@ -172,6 +172,20 @@ static int mcb_add_set(const char *arg, const char *what, const char **list,
     return 0;
 }
 
+/* Whether a --set names key. */
+static bool mcb_opts_has_set(const char *key)
+{
+    size_t len = strlen(key);
+
+    for (unsigned i = 0; i < mcb_opts.nclient_sets; i++) {
+        if (strncmp(mcb_opts.client_sets[i], key, len) == 0 &&
+            mcb_opts.client_sets[i][len] == '=') {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* The mmc-meta next to this program. */
 static int mcb_default_meta_bin(void)
 {
@@ -393,6 +407,29 @@ static int mcb_parse_args(int argc, char **argv)
         if (!min_calls) {
             mcb_opts.min_calls = 3;
         }
+    }
+    /* Defaults sized to the cores: every process and its copy threads get
+     * a core of their own (4 processes with 2 threads each on 2 cores made
+     * p99 per call a scheduling figure). */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    mcb_opts.ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
+    if (!procs && !mcb_opts.quick) {
+        mcb_opts.procs = mcb_opts.ncpu < 2 ? 2 : mcb_opts.ncpu > 4 ? 4
+                                                                   : mcb_opts.ncpu;
+        mcb_opts.sized_procs = true;
+    }
+    if (!mcb_opts_has_set("fabric.copy_threads")) {
+        static char set[48];
+        unsigned per = mcb_opts.ncpu / mcb_opts.procs;
+
+        snprintf(set, sizeof(set), "fabric.copy_threads=%u",
+                 per < 2 ? 0u : per > 4 ? 3u : per - 1);
+        if (mcb_add_set(set, "--set", mcb_opts.client_sets,
+                        &mcb_opts.nclient_sets) != 0) {
+            return -1;
+        }
+        mcb_opts.sized_copy = true;
     }
     if (mcb_opts.nbatches == 0) {
         static const uint32_t def[] = {1, 8, 16, 32};

@@ -93,6 +93,9 @@ typedef struct mcb_opts {
     unsigned nmeta_sets;
     const char *client_sets[MCB_MAX_SETS];
     unsigned nclient_sets;
+    unsigned ncpu;     /* cores this machine has online */
+    bool sized_procs;  /* --procs left to the cores */
+    bool sized_copy;   /* fabric.copy_threads left to the cores */
 } mcb_opts_t;
 
 /* What a client sends to the parent, one per measurement. */

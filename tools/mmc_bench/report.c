@@ -276,6 +276,13 @@ void mcb_report_print(const char *url, bool spawned)
            mcb_opts.hosts == 1 ? "" : "s (network namespaces)",
            spawned ? "(started by the bench)" : "(running)", url,
            mcb_opts.netns ? "tcp" : "auto (shm on one host)");
+    if (mcb_opts.sized_procs || mcb_opts.sized_copy) {
+        printf("# sized to the %u cores here: %u processes x (1 + %u copy "
+               "threads)%s%s\n",
+               mcb_opts.ncpu, mcb_opts.procs, copy_threads,
+               mcb_opts.sized_procs ? "; --procs" : "",
+               mcb_opts.sized_copy ? "; --set fabric.copy_threads=N" : "");
+    }
     printf("# block = %" PRIu64 " bytes in %d pieces (61 x 128 KiB + 61 x 16 "
            "KiB); each process contributes %" PRIu64 " MiB and owns %u "
            "blocks\n",

@@ -173,6 +173,7 @@ def test_memfabric_hybrid_two_ranks(spawn):
         assert r["shm_reach"] == (0, 1)  # MTE: mapped here
         assert r["shm_ctx"] == 0
         assert r["shm_bad"]
+        assert r["shm_barrier2"] == 0
         assert r["shm_destroy"] == 0
 
 

@@ -684,6 +684,8 @@ def hybrid_rank(url, world, rank):
     out["shm_reach"] = s.topology_can_reach(peer)
     out["shm_ctx"] = s.set_extra_context(b"x")
     out["shm_bad"] = shm.create(2, world + 1, rank, seg) is None
+    # no rank leaves before the other looked at it
+    out["shm_barrier2"] = s.barrier()
     out["shm_destroy"] = s.destroy()
     shm.uninitialize()
     st.close()

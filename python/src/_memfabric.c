@@ -540,6 +540,23 @@ static PyObject *mfp_pool_rank_joined(mfp_pool_t *self, PyObject *arg)
     return PyBool_FromLong(mf_bm_rank_joined(self->bm, (uint32_t)rank));
 }
 
+static PyObject *mfp_pool_rank_wait(mfp_pool_t *self, PyObject *args)
+{
+    unsigned int rank;
+    int timeout_ms = -1;
+    mf_status_t st;
+
+    if (!PyArg_ParseTuple(args, "I|i", &rank, &timeout_ms) ||
+        mfp_pool_enter(self) != 0) {
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+        st = mf_bm_rank_wait(self->bm, rank, timeout_ms);
+    Py_END_ALLOW_THREADS
+    mfp_pool_leave(self);
+    return mfp_check(st);
+}
+
 static PyObject *mfp_pool_local_size(mfp_pool_t *self, PyObject *args)
 {
     int type = MF_MEM_HOST;
@@ -920,6 +937,10 @@ static PyMethodDef mfp_pool_methods[] = {
      "of the start of rank's segment; MF_ERR_OUT_OF_RANGE if none."},
     {"rank_of_gva", (PyCFunction)mfp_pool_rank_of_gva, METH_O,
      "rank_of_gva(gva)\n--\n\nThe rank owning a global address."},
+    {"rank_wait", (PyCFunction)mfp_pool_rank_wait, METH_VARARGS,
+     "rank_wait(rank, timeout_ms=-1)\n--\n\nWaits until rank's segment is "
+     "addressable from here (mf_bm_rank_wait): raises MF_ERR_TIMEOUT, "
+     "MF_ERR_UNREACHABLE."},
     {"rank_joined", (PyCFunction)mfp_pool_rank_joined, METH_O,
      "rank_joined(rank)\n--\n\nWhether rank's segment is joined and "
      "reachable from here."},

@@ -44,6 +44,8 @@ def pool_rank(url, world):
         pool.join()
         st.barrier("pool/joined", world, 60000)
         peer = (rank + 1) % world
+        # the peer joined; its descriptor reaches this process on its own
+        pool.rank_wait(peer, 30000)
         out["joined"] = [pool.rank_joined(r) for r in range(world)]
         out["local_size"] = pool.local_size()
         base = pool.gva_of_rank(rank)

@@ -88,6 +88,12 @@ MF_API void mmc_config_init(mmc_config_t *cfg);
  * unknown or the value does not parse or is out of bounds. */
 MF_API mmc_status_t mmc_config_set(mmc_config_t *cfg, const char *key,
                                    const char *value);
+/* The current value of one key in its text form (sizes and times in bytes
+ * and milliseconds), "fabric.<key>" from the MemFabric settings.
+ * MF_ERR_CONFIG (logged) for an unknown key, MF_ERR_TOO_LARGE when the
+ * value and its terminator do not fit in len bytes. */
+MF_API mmc_status_t mmc_config_get(const mmc_config_t *cfg, const char *key,
+                                   char *buf, size_t len);
 /* Loads a "key = value" file (mmc-local.conf; '#' comments); errors name
  * file and line.  Then applies MMC_<KEY> environment variables, which win
  * over the file (MMC_FABRIC_TRANSPORT for fabric.transport). */

@@ -68,6 +68,22 @@ static int api_config_child(int index, void *arg)
               MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "fabric.no_such_key", "1"), MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_set(&cfg, "meta_url", "not a url"), MF_ERR_CONFIG);
+    IT_MMC_ST(mmc_config_get(&cfg, "replicas", value, sizeof(value)), MMC_OK);
+    TK_CHECK_GOTO(strcmp(value, "3") == 0, "mmc_config_get replicas: %s",
+                  value);
+    IT_MMC_ST(mmc_config_get(&cfg, "fabric.transport", value, sizeof(value)),
+              MMC_OK);
+    TK_CHECK_GOTO(strcmp(value, "tcp") == 0, "mmc_config_get transport: %s",
+                  value);
+    IT_MMC_ST(mmc_config_get(&cfg, "fabric.tcp.lanes", value, sizeof(value)),
+              MMC_OK);
+    TK_CHECK_GOTO(strcmp(value, "2") == 0, "mmc_config_get tcp.lanes: %s",
+                  value);
+    IT_MMC_ST(mmc_config_get(&cfg, "meta_url", value, 4), MF_ERR_TOO_LARGE);
+    IT_MMC_ST(mmc_config_get(&cfg, "no_such_key", value, sizeof(value)),
+              MF_ERR_CONFIG);
+    IT_MMC_ST(mmc_config_get(&cfg, "fabric.no_such_key", value, sizeof(value)),
+              MF_ERR_CONFIG);
 
     fd = mkstemp(path);
     TK_CHECK_GOTO(fd >= 0, "mkstemp");

@@ -1,7 +1,7 @@
 /*
  * Raw TCP baselines of the benchmarks (see bench_tcp.h): the connection
- * set-up both share, the transfer of mf-bench and the stream of
- * tcp-rma-bench.
+ * set-up they share, the transfer (mf-bench, mmc-bench), the ping-pong
+ * (mmc-bench) and the stream (tcp-rma-bench).
  *
  * Invariants: a transfer moves at most BENCH_TCP_IO bytes per send()/recv()
  * call, as the tcp transport's lanes do; a stream moves what its caller
@@ -159,7 +159,9 @@ static void *bench_tcp_server_conn(void *arg)
                 bench_tcp_send_all(conn->fd, &ack, 1) != 0) {
                 break;
             }
-        } else if (hdr.op == BENCH_TCP_READ) {
+        } else if (hdr.op == BENCH_TCP_READ ||
+                   (hdr.op == BENCH_TCP_PING &&
+                    hdr.len <= BENCH_TCP_MAX_PING)) {
             if (bench_tcp_send_all(conn->fd, srv->buf + hdr.off, hdr.len) !=
                 0) {
                 break;
@@ -186,7 +188,7 @@ static void *bench_tcp_server_accept(void *arg)
         if (fd < 0) {
             continue;
         }
-        if (srv->nconns == BENCH_TCP_MAX_CONNS) {
+        if (srv->nconns == BENCH_TCP_MAX_SERVED) {
             close(fd);
             continue;
         }
@@ -252,21 +254,23 @@ static int bench_tcp_client_share(bench_tcp_client_t *cli, unsigned i)
     char ack;
 
     memset(&hdr, 0, sizeof(hdr));
+    const uint64_t off = cli->total * i / cli->n;
+
+    memset(&hdr, 0, sizeof(hdr));
     hdr.op = cli->op;
-    hdr.off = cli->total * i / cli->n;
-    hdr.len = cli->total * (i + 1) / cli->n - hdr.off;
+    hdr.off = cli->remote + off;
+    hdr.len = cli->total * (i + 1) / cli->n - off;
     if (bench_tcp_send_all(cli->fds[i], &hdr, sizeof(hdr)) != 0) {
         return -1;
     }
     if (cli->op == BENCH_TCP_WRITE) {
-        if (bench_tcp_send_all(cli->fds[i], cli->local + hdr.off, hdr.len) !=
-                0 ||
+        if (bench_tcp_send_all(cli->fds[i], cli->local + off, hdr.len) != 0 ||
             bench_tcp_recv_all(cli->fds[i], &ack, 1) != 0) {
             return -1;
         }
         return 0;
     }
-    return bench_tcp_recv_all(cli->fds[i], cli->local + hdr.off, hdr.len);
+    return bench_tcp_recv_all(cli->fds[i], cli->local + off, hdr.len);
 }
 
 static void *bench_tcp_client_lane(void *arg)
@@ -355,11 +359,18 @@ int bench_tcp_client_init(bench_tcp_client_t *cli, unsigned n,
 int bench_tcp_client_run(bench_tcp_client_t *cli, uint32_t op, uint8_t *local,
                          uint64_t total)
 {
+    return bench_tcp_client_run_at(cli, op, local, 0, total);
+}
+
+int bench_tcp_client_run_at(bench_tcp_client_t *cli, uint32_t op,
+                            uint8_t *local, uint64_t remote, uint64_t total)
+{
     int ret;
 
     pthread_mutex_lock(&cli->lock);
     cli->op = op;
     cli->local = local;
+    cli->remote = remote;
     cli->total = total;
     cli->finished = 0;
     cli->failed = 0;
@@ -379,6 +390,31 @@ int bench_tcp_client_run(bench_tcp_client_t *cli, uint32_t op, uint8_t *local,
         bench_err("raw TCP baseline transfer failed");
     }
     return ret;
+}
+
+/* ------------------------------------------------------------- ping-pong */
+
+int bench_tcp_ping_open(const char *where)
+{
+    int fd;
+
+    return bench_tcp_connect(where, &fd) == 0 ? fd : -1;
+}
+
+int bench_tcp_ping(int fd, uint32_t reply)
+{
+    uint8_t buf[BENCH_TCP_MAX_PING];
+    bench_tcp_hdr_t hdr;
+
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.op = BENCH_TCP_PING;
+    hdr.len = reply;
+    if (reply > sizeof(buf) || bench_tcp_send_all(fd, &hdr, sizeof(hdr)) != 0 ||
+        bench_tcp_recv_all(fd, buf, reply) != 0) {
+        bench_err("raw TCP ping-pong failed");
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- stream */

@@ -2,12 +2,16 @@
  * Raw TCP baselines: what plain sockets do with the bytes a transport
  * moves, measured the way the benchmarks measure the transport.
  *
- * The transfer (mf-bench --transport tcp): a server process serves a buffer
- * to a client process over n connections, one thread per connection on
- * each side, each connection an equal share of every transfer.  A write
- * sends a header and the data and waits for a 1-byte ack sent once all of
- * it is in the server's buffer; a read sends a header and receives the
- * data: the round trips of a transport's put and get.
+ * The transfer (mf-bench --transport tcp, mmc-bench --netns): a server
+ * process serves a buffer to a client process over n connections, one
+ * thread per connection on each side, each connection an equal share of
+ * every transfer.  A write sends a header and the data and waits for a
+ * 1-byte ack sent once all of it is in the server's buffer; a read sends a
+ * header and receives the data: the round trips of a transport's put and
+ * get.
+ *
+ * The ping-pong (mmc-bench): a header to the same server, a few bytes
+ * back; the raw round trip next to a metadata call's.
  *
  * The stream (tcp-rma-bench): n loopback connections inside one process,
  * each with a sender and a receiver thread (blocking send, recv with
@@ -26,9 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BENCH_TCP_MAX_CONNS 16
-#define BENCH_TCP_WRITE     1u /* client buffer -> server buffer */
-#define BENCH_TCP_READ      2u /* server buffer -> client buffer */
+#define BENCH_TCP_MAX_CONNS  16   /* of one client */
+#define BENCH_TCP_MAX_SERVED 160  /* of one server, all clients together */
+#define BENCH_TCP_MAX_PING   4096 /* reply bytes of a ping at most */
+#define BENCH_TCP_WRITE      1u   /* client buffer -> server buffer */
+#define BENCH_TCP_READ       2u   /* server buffer -> client buffer */
+#define BENCH_TCP_PING       3u   /* a header out, len bytes back */
 
 typedef struct bench_tcp_server bench_tcp_server_t;
 typedef struct bench_tcp_client bench_tcp_client_t;
@@ -47,7 +54,7 @@ struct bench_tcp_server {
     uint64_t size;
     pthread_t accept_tid;
     bool accepting;
-    bench_tcp_conn_t conns[BENCH_TCP_MAX_CONNS];
+    bench_tcp_conn_t conns[BENCH_TCP_MAX_SERVED];
     unsigned nconns;
     bool stop; /* atomic */
 };
@@ -75,6 +82,7 @@ struct bench_tcp_client {
     bool quit;
     uint32_t op;
     uint8_t *local;
+    uint64_t remote; /* offset in the server's buffer */
     uint64_t total;
 };
 
@@ -103,6 +111,18 @@ void bench_tcp_client_fini(bench_tcp_client_t *cli);
  * 0, or -1 (logged). */
 int bench_tcp_client_run(bench_tcp_client_t *cli, uint32_t op, uint8_t *local,
                          uint64_t total);
+
+/* bench_tcp_client_run, at offset remote of the server's buffer. */
+int bench_tcp_client_run_at(bench_tcp_client_t *cli, uint32_t op,
+                            uint8_t *local, uint64_t remote, uint64_t total);
+
+/* The ping-pong: a connection to the server at where ("address port"),
+ * and one round trip on it (a 24-byte request out, reply <=
+ * BENCH_TCP_MAX_PING bytes of the server's buffer back), blocking on both
+ * ends like the transfer.  The connection's fd or -1 (logged); 0 or -1
+ * (logged). */
+int bench_tcp_ping_open(const char *where);
+int bench_tcp_ping(int fd, uint32_t reply);
 
 /* Streams iters pieces of size / lanes bytes over each of lanes loopback
  * connections at once, at most io_max bytes (0: a whole piece) per

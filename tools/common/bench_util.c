@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *bench_tool_name = "bench";
 
@@ -149,6 +150,38 @@ double bench_median_u64(const uint64_t *sorted, size_t n)
 {
     return n % 2 ? (double)sorted[n / 2]
                  : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2;
+}
+
+uint64_t bench_llc_bytes(void)
+{
+    static const int names[] = {_SC_LEVEL4_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE,
+                                _SC_LEVEL2_CACHE_SIZE};
+    char path[96];
+    uint64_t best = 0, v;
+    unsigned i;
+    char unit;
+    long n;
+    FILE *f;
+
+    for (i = 0; i < BENCH_ARRAY_LEN(names) && best == 0; i++) {
+        n = sysconf(names[i]);
+        best = n > 0 ? (uint64_t)n : 0;
+    }
+    for (i = 0; i < 8 && n <= 0; i++) { /* the largest index<i>: "32768K" */
+        snprintf(path, sizeof(path),
+                 "/sys/devices/system/cpu/cpu0/cache/index%u/size", i);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+        unit = 'K';
+        if (fscanf(f, "%" SCNu64 "%c", &v, &unit) >= 1) {
+            v *= unit == 'M' ? BENCH_MIB : unit == 'K' ? BENCH_KIB : 1;
+            best = v > best ? v : best;
+        }
+        fclose(f);
+    }
+    return best > 0 ? best : 32 * BENCH_MIB;
 }
 
 void *bench_map(uint64_t size)

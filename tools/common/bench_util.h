@@ -62,6 +62,11 @@ int bench_cmp_u64(const void *x, const void *y);
 double bench_median_double(const double *sorted, size_t n);
 double bench_median_u64(const uint64_t *sorted, size_t n);
 
+/* Bytes of the largest CPU cache of this machine (the last level): from
+ * sysconf, else sysfs, else 32 MiB.  A working set of a few times this
+ * comes from DRAM, as a pool's does. */
+uint64_t bench_llc_bytes(void);
+
 /* Maps size bytes of private memory (huge pages advised) and touches every
  * page, so that no page fault lands in a timed copy; munmap() frees it.
  * NULL (logged) when the mapping fails. */

@@ -47,7 +47,7 @@ static void mcb_free_keys(char **keys, size_t n)
     free(keys);
 }
 
-/* bmax blocks of host or device memory (NULL logged). */
+/* Blocks of host or device memory (NULL logged). */
 static uint8_t *mcb_area_alloc(uint64_t size)
 {
     uint8_t *p;
@@ -76,8 +76,18 @@ static void mcb_area_free(uint8_t *p, uint64_t size)
 
 static void mcb_client_free(mcb_client_t *c)
 {
-    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.blocks;
 
+    if (c->tcp_cli.n > 0) {
+        bench_tcp_client_fini(&c->tcp_cli);
+    }
+    if (c->ping_fd >= 0) {
+        close(c->ping_fd);
+    }
+    bench_tcp_server_stop(&c->tcp_srv);
+    if (c->tcp_buf != NULL) {
+        munmap(c->tcp_buf, c->tcp_size);
+    }
     if (c->stream != NULL) {
         tk_cuda_stream_destroy(c->stream);
     }
@@ -113,7 +123,7 @@ static uint32_t mcb_host_of(uint32_t proc)
  * interleaved order of all_keys. */
 static int mcb_client_alloc_remote(mcb_client_t *c)
 {
-    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.blocks;
     size_t i;
 
     c->peer = (c->proc + 1) % P;
@@ -149,7 +159,7 @@ static int mcb_client_alloc_remote(mcb_client_t *c)
 /* Buffers, piece lists and key names; sources filled with the pattern. */
 static int mcb_client_alloc(mcb_client_t *c)
 {
-    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.blocks;
     const size_t M = mcb_opts.meta_keys;
     const size_t maxn = K > M ? K : M;
     /* host blocks as before: AUTO; device blocks said to be DEVICE */
@@ -247,20 +257,49 @@ static int mcb_client_alloc(mcb_client_t *c)
     return mcb_opts.hosts > 1 ? mcb_client_alloc_remote(c) : 0;
 }
 
+int mcb_tcp_serve(mcb_client_t *c, const char *addr)
+{
+    /* with --netns a peer reads and writes blocks here, else only pings */
+    c->tcp_size = mcb_opts.hosts > 1 ? c->area : BENCH_TCP_MAX_PING;
+    c->tcp_buf = bench_map(c->tcp_size);
+    if (c->tcp_buf == NULL ||
+        bench_tcp_server_start(&c->tcp_srv, addr, c->tcp_buf, c->tcp_size,
+                               mcb_sh->tcp_where[c->proc],
+                               sizeof(mcb_sh->tcp_where[c->proc])) != 0) {
+        bench_err("client %u: cannot start its raw TCP server", c->proc);
+        return -1;
+    }
+    return 0;
+}
+
+int mcb_tcp_connect(mcb_client_t *c)
+{
+    c->ping_fd = bench_tcp_ping_open(mcb_sh->tcp_where[0]);
+    if (c->ping_fd < 0) {
+        return -1;
+    }
+    if (mcb_opts.hosts == 1) {
+        return 0;
+    }
+    /* sets tcp_cli.n first: mcb_client_free finishes it either way */
+    return bench_tcp_client_init(&c->tcp_cli, c->lanes,
+                                 mcb_sh->tcp_where[c->peer]);
+}
+
 /* Removes this client's objects; problems are reported, not fatal. */
 static void mcb_client_cleanup(mcb_client_t *c)
 {
     mmc_status_t st;
 
     st = mmc_remove_batch(c->mmc, (const char *const *)c->own_keys,
-                          mcb_opts.bmax, c->results);
+                          mcb_opts.blocks, c->results);
     if (st == MMC_OK) {
         st = mmc_remove_batch(c->mmc, (const char *const *)c->meta_keys,
                               mcb_opts.meta_keys, c->results);
     }
     if (st == MMC_OK && c->rput_keys != NULL) {
         st = mmc_remove_batch(c->mmc, (const char *const *)c->rput_keys,
-                              mcb_opts.bmax, c->results);
+                              mcb_opts.blocks, c->results);
     }
     if (st != MMC_OK) {
         bench_err("client %u: removing its objects: %s", c->proc,
@@ -274,6 +313,7 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
     mcb_client_t c;
     mmc_config_t cfg;
     mmc_status_t st;
+    char lanes[16];
     unsigned i;
     int ret = 1;
 
@@ -281,6 +321,7 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
     c.proc = proc;
     c.host = host;
     c.out_fd = out_fd;
+    c.ping_fd = -1;
     if (mcb_client_alloc(&c) != 0) {
         goto out_free;
     }
@@ -312,6 +353,22 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
         }
     }
     c.copy_threads = cfg.fabric.copy_threads;
+    c.lanes = 1;
+    if (mmc_config_get(&cfg, "fabric.tcp.lanes", lanes, sizeof(lanes)) ==
+            MF_OK &&
+        atoi(lanes) > 0) {
+        c.lanes = (uint32_t)atoi(lanes);
+    }
+    if (c.lanes > BENCH_TCP_MAX_CONNS) {
+        bench_err("tcp.lanes %u: the raw TCP baseline opens at most %d "
+                  "connections",
+                  c.lanes, BENCH_TCP_MAX_CONNS);
+        goto out_free;
+    }
+    if (mcb_tcp_serve(&c, mcb_opts.netns ? mcb_lab.addr[host] : "127.0.0.1") !=
+        0) {
+        goto out_free;
+    }
     st = mmc_create(&cfg, &c.mmc);
     if (st != MMC_OK) {
         bench_err("client %u: mmc_create(%s): %s", proc, url,
@@ -324,7 +381,7 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
         goto out_destroy;
     }
     c.peer_rank = mcb_sh->ranks[c.peer];
-    if (mcb_client_run(&c) != 0) {
+    if (mcb_tcp_connect(&c) != 0 || mcb_client_run(&c) != 0) {
         __atomic_store_n(&mcb_sh->abort, 1, __ATOMIC_RELEASE);
         goto out_destroy;
     }

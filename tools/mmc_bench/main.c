@@ -203,9 +203,9 @@ static int mcb_default_meta_bin(void)
  * slack; at least 1 GiB (256 MiB with --quick). */
 static uint64_t mcb_default_dram(void)
 {
-    uint64_t need = (mcb_opts.netns ? 4ull : 2ull) * mcb_opts.bmax * MCB_BLOCK +
-                    (uint64_t)mcb_opts.meta_keys * 64 * BENCH_KIB +
-                    64 * BENCH_MIB;
+    uint64_t need =
+        (mcb_opts.netns ? 4ull : 2ull) * mcb_opts.blocks * MCB_BLOCK +
+        (uint64_t)mcb_opts.meta_keys * 64 * BENCH_KIB + 64 * BENCH_MIB;
     uint64_t min = mcb_opts.quick ? 256 * BENCH_MIB : BENCH_GIB;
 
     need = (need + 256 * BENCH_MIB - 1) / (256 * BENCH_MIB) * (256 * BENCH_MIB);
@@ -415,8 +415,9 @@ static int mcb_parse_args(int argc, char **argv)
 
     mcb_opts.ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
     if (!procs && !mcb_opts.quick) {
-        mcb_opts.procs = mcb_opts.ncpu < 2 ? 2 : mcb_opts.ncpu > 4 ? 4
-                                                                   : mcb_opts.ncpu;
+        mcb_opts.procs = mcb_opts.ncpu < 2   ? 2
+                         : mcb_opts.ncpu > 4 ? 4
+                                             : mcb_opts.ncpu;
         mcb_opts.sized_procs = true;
     }
     if (!mcb_opts_has_set("fabric.copy_threads")) {
@@ -424,7 +425,9 @@ static int mcb_parse_args(int argc, char **argv)
         unsigned per = mcb_opts.ncpu / mcb_opts.procs;
 
         snprintf(set, sizeof(set), "fabric.copy_threads=%u",
-                 per < 2 ? 0u : per > 4 ? 3u : per - 1);
+                 per < 2   ? 0u
+                 : per > 4 ? 3u
+                           : per - 1);
         if (mcb_add_set(set, "--set", mcb_opts.client_sets,
                         &mcb_opts.nclient_sets) != 0) {
             return -1;
@@ -450,6 +453,16 @@ static int mcb_parse_args(int argc, char **argv)
         if (mcb_opts.batches[i] > mcb_opts.bmax) {
             mcb_opts.bmax = mcb_opts.batches[i];
         }
+    }
+    /* sources read from DRAM, as a pool's are: twice the last-level cache
+     * of blocks, whatever the batch sizes */
+    mcb_opts.llc = bench_llc_bytes();
+    mcb_opts.blocks = mcb_opts.bmax;
+    if (!mcb_opts.quick) {
+        uint64_t ws = (2 * mcb_opts.llc + MCB_BLOCK - 1) / MCB_BLOCK;
+
+        ws = ws < MCB_MAX_BATCH ? ws : MCB_MAX_BATCH;
+        mcb_opts.blocks = ws > mcb_opts.bmax ? (uint32_t)ws : mcb_opts.bmax;
     }
     if (mcb_opts.dram == 0) {
         mcb_opts.dram = mcb_default_dram();

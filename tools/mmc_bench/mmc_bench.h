@@ -14,6 +14,7 @@
 
 #include <memcache/mmc.h>
 
+#include "bench_tcp.h"
 #include "bench_util.h"
 #include "tk_cuda.h"
 #include "tk_meta.h"
@@ -44,15 +45,18 @@
 #define MCB_VERIFY_BATCH ((size_t)8) /* blocks per get when verifying */
 
 typedef enum mcb_op {
-    MCB_OP_MEMCPY,   /* the baseline of host blocks */
-    MCB_OP_CUDA_D2H, /* --device: the baseline of put (device -> pinned) */
-    MCB_OP_CUDA_H2D, /* --device: the baseline of get (pinned -> device) */
+    MCB_OP_MEMCPY,    /* the baseline of host blocks */
+    MCB_OP_CUDA_D2H,  /* --device: the baseline of put (device -> pinned) */
+    MCB_OP_CUDA_H2D,  /* --device: the baseline of get (pinned -> device) */
+    MCB_OP_TCP_WRITE, /* --netns: the baseline of put_remote */
+    MCB_OP_TCP_READ,  /* --netns: the baseline of get_remote */
     MCB_OP_PUT,
     MCB_OP_GET,
     MCB_OP_PUT_REMOTE, /* --netns: to a rank on another host */
     MCB_OP_GET_REMOTE, /* --netns: blocks of processes on other hosts */
     MCB_OP_EXIST_BATCH,
     MCB_OP_QUERY_BATCH,
+    MCB_OP_TCP_PING, /* the baseline of exist */
     MCB_OP_EXIST,
     MCB_OPS
 } mcb_op_t;
@@ -68,7 +72,7 @@ static inline bool mcb_op_blocks(mcb_op_t op)
 /* The baseline ops. */
 static inline bool mcb_op_base(mcb_op_t op)
 {
-    return op <= MCB_OP_CUDA_H2D;
+    return op <= MCB_OP_TCP_READ || op == MCB_OP_TCP_PING;
 }
 
 typedef struct mcb_opts {
@@ -76,7 +80,11 @@ typedef struct mcb_opts {
     uint32_t hosts;
     uint32_t batches[MCB_MAX_BATCHES];
     unsigned nbatches;
-    uint32_t bmax;      /* largest batch = blocks each client owns */
+    uint32_t bmax;      /* largest batch */
+    uint32_t blocks;    /* blocks each client owns: bmax or more, so that
+                           its blocks are twice the last-level cache (a
+                           working set from DRAM; not with --quick) */
+    uint64_t llc;       /* bytes of the last-level cache */
     uint64_t dram;      /* per client; 0 = sized from the working set */
     double min_time;    /* seconds per measurement */
     unsigned min_calls; /* calls per measurement, at least */
@@ -93,9 +101,9 @@ typedef struct mcb_opts {
     unsigned nmeta_sets;
     const char *client_sets[MCB_MAX_SETS];
     unsigned nclient_sets;
-    unsigned ncpu;     /* cores this machine has online */
-    bool sized_procs;  /* --procs left to the cores */
-    bool sized_copy;   /* fabric.copy_threads left to the cores */
+    unsigned ncpu;    /* cores this machine has online */
+    bool sized_procs; /* --procs left to the cores */
+    bool sized_copy;  /* fabric.copy_threads left to the cores */
 } mcb_opts_t;
 
 /* What a client sends to the parent, one per measurement. */
@@ -108,6 +116,7 @@ typedef struct mcb_record {
     uint32_t keys;         /* keys per call */
     uint32_t calls;        /* timed calls */
     uint32_t copy_threads; /* the client's fabric.copy_threads */
+    uint32_t lanes;        /* its tcp.lanes */
     double p50_us;
     double p99_us;
     uint64_t bytes;   /* moved by the timed calls */
@@ -122,7 +131,8 @@ typedef struct mcb_shared {
     uint32_t gen;     /* barrier: generation (atomic) */
     uint32_t done;    /* processes whose measurement is long enough */
     uint32_t abort;   /* set by the parent: give up (atomic) */
-    uint32_t ranks[MCB_MAX_PROCS]; /* each client's rank, once created */
+    uint32_t ranks[MCB_MAX_PROCS];     /* each client's rank, once created */
+    char tcp_where[MCB_MAX_PROCS][48]; /* its raw TCP server's address */
 } mcb_shared_t;
 
 extern mcb_opts_t mcb_opts;
@@ -153,10 +163,11 @@ typedef struct mcb_client {
     uint32_t peer;      /* --netns: the client on another host it puts to */
     uint32_t peer_rank; /* its rank */
     uint32_t copy_threads;
+    uint32_t lanes; /* the client's tcp.lanes: connections of tcp_cli */
     int out_fd;
     mmc_t *mmc;
-    uint8_t *src;  /* bmax blocks of source layers */
-    uint8_t *dst;  /* bmax blocks of destination layers */
+    uint8_t *src;  /* the source layers of its blocks */
+    uint8_t *dst;  /* as many destination layers */
     uint64_t area; /* bytes of src, of dst */
     mmc_iov_t (*src_iov)[MCB_PIECES];
     mmc_iov_t (*dst_iov)[MCB_PIECES];
@@ -166,12 +177,21 @@ typedef struct mcb_client {
     uint8_t *pin;
     mmc_iov_t (*pin_iov)[MCB_PIECES];
     tk_cuda_stream_t *stream;
-    char **own_keys;   /* bmax: this client's blocks */
-    char **all_keys;   /* procs * bmax, owners interleaved */
+    char **own_keys;   /* blocks: this client's blocks */
+    char **all_keys;   /* procs * blocks, owners interleaved */
     char **meta_keys;  /* meta_keys: this client's objects */
     char **meta_mixed; /* meta_keys: objects of every client */
-    char **rput_keys;  /* --netns, bmax: this client's blocks at peer */
-    char **rget_keys;  /* --netns, nrget: blocks of clients elsewhere */
+    /* the raw TCP baselines: a server on this client's host serving
+     * tcp_buf (blocks blocks with --netns); tcp_cli, lanes connections to
+     * the peer's server (--netns); ping_fd, one to client 0's, on the
+     * meta service's host */
+    bench_tcp_server_t tcp_srv;
+    bench_tcp_client_t tcp_cli;
+    uint8_t *tcp_buf;
+    uint64_t tcp_size;
+    int ping_fd;
+    char **rput_keys; /* --netns, blocks: this client's blocks at peer */
+    char **rget_keys; /* --netns, nrget: blocks of clients elsewhere */
     size_t nrget;
     uint8_t meta_val[MCB_META_SIZE];
     /* per call */
@@ -219,6 +239,11 @@ int mcb_do_put(mcb_client_t *c, uint32_t b, uint64_t j);
 int mcb_do_put_remote(mcb_client_t *c, uint32_t b, uint64_t j);
 int mcb_do_exist_batch(mcb_client_t *c, uint32_t b, uint64_t j);
 int mcb_do_query_batch(mcb_client_t *c, uint32_t b, uint64_t j);
+
+/* The raw TCP server of this client (tcp_where[proc]) and its connections
+ * to the others' (after a barrier): 0, or -1 (logged). */
+int mcb_tcp_serve(mcb_client_t *c, const char *addr);
+int mcb_tcp_connect(mcb_client_t *c);
 
 /* ------------------------------------------------------------------ run */
 

@@ -1,8 +1,8 @@
 /*
  * mmc-bench's calls: one function per op, each making call j of its
  * measurement (put and get of blocks, the memcpy baseline or with --device
- * the driver's, the metadata calls), all with the signature mcb_measure
- * times.
+ * the driver's, the raw TCP baselines of the remote ops and of exist, the
+ * metadata calls), all with the signature mcb_measure times.
  *
  * Invariants: call j of put, put_remote, memcpy and cuda_d2h reads the
  * same source blocks, so the baseline copies what a put moves; a get,
@@ -14,8 +14,9 @@
 #include <string.h>
 
 const char *const mcb_op_names[MCB_OPS] = {
-    "memcpy",     "cuda_d2h",   "cuda_h2d",    "put",         "get",
-    "put_remote", "get_remote", "exist_batch", "query_batch", "exist"};
+    "memcpy",      "cuda_d2h", "cuda_h2d",   "tcp_write",  "tcp_read",
+    "put",         "get",      "put_remote", "get_remote", "exist_batch",
+    "query_batch", "tcp_ping", "exist"};
 
 bool mcb_op_measured(mcb_op_t op)
 {
@@ -25,6 +26,8 @@ bool mcb_op_measured(mcb_op_t op)
     case MCB_OP_CUDA_D2H:
     case MCB_OP_CUDA_H2D:
         return mcb_opts.device;
+    case MCB_OP_TCP_WRITE:
+    case MCB_OP_TCP_READ:
     case MCB_OP_PUT_REMOTE:
     case MCB_OP_GET_REMOTE:
         return mcb_opts.hosts > 1;
@@ -35,6 +38,16 @@ bool mcb_op_measured(mcb_op_t op)
 
 mcb_op_t mcb_op_base_of(mcb_op_t op)
 {
+    switch (op) { /* the wire's, whatever memory the blocks are in */
+    case MCB_OP_PUT_REMOTE:
+        return MCB_OP_TCP_WRITE;
+    case MCB_OP_GET_REMOTE:
+        return MCB_OP_TCP_READ;
+    case MCB_OP_EXIST:
+        return MCB_OP_TCP_PING;
+    default:
+        break;
+    }
     if (!mcb_opts.device) {
         return MCB_OP_MEMCPY;
     }
@@ -62,11 +75,11 @@ int mcb_batch_failed(mcb_client_t *c, const char *what, mmc_status_t st,
     return -1;
 }
 
-/* b of this client's blocks, starting at block (j * b) % bmax, under
+/* b of this client's blocks, starting at block (j * b) % blocks, under
  * keys (own_keys: placed here; rput_keys: at the peer). */
 static int mcb_put_blocks(mcb_client_t *c, uint32_t b, uint64_t j, char **keys)
 {
-    const uint32_t K = mcb_opts.bmax;
+    const uint32_t K = mcb_opts.blocks;
     mmc_put_opts_t po;
     mmc_status_t st;
     uint32_t i, k;
@@ -129,7 +142,7 @@ int mcb_get_blocks(mcb_client_t *c, char *const *keys, size_t nkeys,
 static int mcb_do_get(mcb_client_t *c, uint32_t b, uint64_t j)
 {
     return mcb_get_blocks(c, c->all_keys,
-                          (size_t)mcb_opts.procs * mcb_opts.bmax,
+                          (size_t)mcb_opts.procs * mcb_opts.blocks,
                           c->proc + j * b, b, NULL);
 }
 
@@ -147,7 +160,7 @@ static int mcb_do_memcpy(mcb_client_t *c, uint32_t b, uint64_t j)
     uint32_t i, p, k;
 
     for (i = 0; i < b; i++) {
-        k = (uint32_t)((j * b + i) % mcb_opts.bmax);
+        k = (uint32_t)((j * b + i) % mcb_opts.blocks);
         for (p = 0; p < MCB_PIECES; p++) {
             memcpy(c->dst_iov[i][p].base, c->src_iov[k][p].base,
                    c->src_iov[k][p].len);
@@ -165,7 +178,7 @@ static int mcb_cuda_copy(mcb_client_t *c, uint32_t b, uint64_t j, bool to_pin)
     int ret = 0;
 
     for (i = 0; i < b && ret == 0; i++) {
-        k = (uint32_t)((j * b + i) % mcb_opts.bmax);
+        k = (uint32_t)((j * b + i) % mcb_opts.blocks);
         for (p = 0; p < MCB_PIECES && ret == 0; p++) {
             const mmc_iov_t *from =
                 to_pin ? &c->src_iov[k][p] : &c->pin_iov[k][p];
@@ -195,6 +208,48 @@ static int mcb_do_cuda_d2h(mcb_client_t *c, uint32_t b, uint64_t j)
 static int mcb_do_cuda_h2d(mcb_client_t *c, uint32_t b, uint64_t j)
 {
     return mcb_cuda_copy(c, b, j, false);
+}
+
+/* Where call j of a raw transfer of b blocks starts, in the sources and in
+ * the peer's buffer (both areas of blocks strides): the block a put call j
+ * starts with, or 0 where b blocks from there would pass the end. */
+static uint64_t mcb_tcp_offset(uint32_t b, uint64_t j)
+{
+    uint64_t off = (j * b) % mcb_opts.blocks * MCB_STRIDE;
+
+    return off + (uint64_t)b * MCB_BLOCK >
+                   (uint64_t)mcb_opts.blocks * MCB_STRIDE
+               ? 0
+               : off;
+}
+
+/* The baseline of put_remote: the bytes of b blocks from the sources to
+ * the peer's raw server, over as many connections as the transport's
+ * lanes, acknowledged once all arrived. */
+static int mcb_do_tcp_write(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    const uint64_t off = mcb_tcp_offset(b, j);
+
+    return bench_tcp_client_run_at(&c->tcp_cli, BENCH_TCP_WRITE, c->src + off,
+                                   off, (uint64_t)b * MCB_BLOCK);
+}
+
+/* The baseline of get_remote: the bytes of b blocks from the peer's raw
+ * server into the destination blocks. */
+static int mcb_do_tcp_read(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    return bench_tcp_client_run_at(&c->tcp_cli, BENCH_TCP_READ, c->dst,
+                                   mcb_tcp_offset(b, j),
+                                   (uint64_t)b * MCB_BLOCK);
+}
+
+/* The baseline of exist: a blocking round trip to client 0's raw server,
+ * on the meta service's host. */
+static int mcb_do_tcp_ping(mcb_client_t *c, uint32_t b, uint64_t j)
+{
+    (void)b;
+    (void)j;
+    return bench_tcp_ping(c->ping_fd, 16);
 }
 
 int mcb_do_exist_batch(mcb_client_t *c, uint32_t b, uint64_t j)
@@ -238,8 +293,9 @@ static int mcb_do_exist(mcb_client_t *c, uint32_t b, uint64_t j)
     return 0;
 }
 
-const mcb_call_fn mcb_op_fns[MCB_OPS] = {mcb_do_memcpy,      mcb_do_cuda_d2h,
-                                         mcb_do_cuda_h2d,    mcb_do_put,
-                                         mcb_do_get,         mcb_do_put_remote,
-                                         mcb_do_get_remote,  mcb_do_exist_batch,
-                                         mcb_do_query_batch, mcb_do_exist};
+const mcb_call_fn mcb_op_fns[MCB_OPS] = {
+    mcb_do_memcpy,      mcb_do_cuda_d2h,    mcb_do_cuda_h2d,
+    mcb_do_tcp_write,   mcb_do_tcp_read,    mcb_do_put,
+    mcb_do_get,         mcb_do_put_remote,  mcb_do_get_remote,
+    mcb_do_exist_batch, mcb_do_query_batch, mcb_do_tcp_ping,
+    mcb_do_exist};

@@ -40,7 +40,8 @@ typedef struct mcb_row {
     double gbps;          /* all processes: bytes / wall time */
     double gbps_proc;     /* per process: blocks x block / p50 */
     double per_block_us;  /* p50 / blocks */
-    double base_block_us; /* the baseline's */
+    double base_block_us; /* the baseline's us per block (block ops) or
+                             per call (exist: the ping-pong's p50) */
     double ratio;
     double keys_per_s;      /* all processes */
     double keys_per_s_proc; /* per process: keys / p50 */
@@ -63,8 +64,8 @@ static const mcb_record_t *mcb_find(mcb_op_t op, uint32_t blocks, int proc)
 
 static void mcb_row_of(const mcb_record_t *r, mcb_row_t *row)
 {
-    const mcb_record_t *base =
-        mcb_find(mcb_op_base_of((mcb_op_t)r->op), r->blocks, (int)r->proc);
+    const mcb_op_t bop = mcb_op_base_of((mcb_op_t)r->op);
+    const mcb_record_t *base = mcb_find(bop, r->blocks, (int)r->proc);
     double secs = (double)(r->t_end - r->t_start) / 1e9;
 
     memset(row, 0, sizeof(*row));
@@ -88,6 +89,10 @@ static void mcb_row_of(const mcb_record_t *r, mcb_row_t *row)
             row->base_block_us = base->p50_us / base->blocks;
             row->ratio = row->per_block_us / row->base_block_us;
         }
+    } else if (bop != (mcb_op_t)r->op && base != NULL &&
+               !mcb_op_blocks(bop)) { /* a call against the ping-pong */
+        row->base_block_us = base->p50_us;
+        row->ratio = row->p50_us / row->base_block_us;
     }
 }
 
@@ -143,12 +148,16 @@ static int mcb_row_all(mcb_op_t op, uint32_t blocks, mcb_row_t *row)
     secs = (double)(t1 - t0) / 1e9;
     row->gbps = secs > 0 ? (double)bytes / secs / 1e9 : 0;
     row->keys_per_s = secs > 0 ? (double)items / secs : 0;
+    if (nb > 0) {
+        row->base_block_us = bench_median_double(base_block, nb);
+    }
     if (blocks > 0) {
         row->per_block_us = bench_median_double(per_block, n);
         if (nb > 0) {
-            row->base_block_us = bench_median_double(base_block, nb);
             row->ratio = row->per_block_us / row->base_block_us;
         }
+    } else if (nb > 0) {
+        row->ratio = row->p50_us / row->base_block_us;
     }
     return 0;
 }
@@ -172,10 +181,12 @@ static const char *mcb_mode(void)
     return mcb_opts.netns ? "cross-host" : "same-host";
 }
 
-/* What the block rows are compared with. */
+/* What a row is compared with ("" for none). */
 static const char *mcb_base_name(const mcb_row_t *r)
 {
-    return r->blocks > 0 ? mcb_op_names[mcb_op_base_of(r->op)] : "";
+    return r->blocks > 0 || r->base_block_us > 0
+               ? mcb_op_names[mcb_op_base_of(r->op)]
+               : "";
 }
 
 static void mcb_json_row(const mcb_row_t *r, bool *first)
@@ -215,24 +226,30 @@ static void mcb_table_block_row(const mcb_row_t *r)
 
 static void mcb_table_meta_row(const mcb_row_t *r)
 {
-    char who[16];
+    char who[16], base[16] = "-", ratio[16] = "-";
 
     if (r->proc < 0) {
         snprintf(who, sizeof(who), "all");
     } else {
         snprintf(who, sizeof(who), "p%d", r->proc);
     }
-    printf("%-12s %-4s %9u %10.1f %10.1f %12.0f %12.0f\n", mcb_op_names[r->op],
-           who, r->keys, r->p50_us, r->p99_us, r->keys_per_s,
-           r->keys_per_s_proc);
+    if (r->base_block_us > 0) {
+        snprintf(base, sizeof(base), "%.1f", r->base_block_us);
+        snprintf(ratio, sizeof(ratio), "%.2f", r->ratio);
+    }
+    printf("%-12s %-4s %9u %10.1f %10.1f %12.0f %12.0f %10s %6s\n",
+           mcb_op_names[r->op], who, r->keys, r->p50_us, r->p99_us,
+           r->keys_per_s, r->keys_per_s_proc, base, ratio);
 }
 
 void mcb_report_print(const char *url, bool spawned)
 {
     const unsigned copy_threads = mcb_nrecs > 0 ? mcb_recs[0].copy_threads : 0;
     static const mcb_op_t block_ops[] = {
-        MCB_OP_PUT,    MCB_OP_GET,      MCB_OP_PUT_REMOTE, MCB_OP_GET_REMOTE,
-        MCB_OP_MEMCPY, MCB_OP_CUDA_D2H, MCB_OP_CUDA_H2D};
+        MCB_OP_PUT,        MCB_OP_GET,       MCB_OP_PUT_REMOTE,
+        MCB_OP_GET_REMOTE, MCB_OP_MEMCPY,    MCB_OP_CUDA_D2H,
+        MCB_OP_CUDA_H2D,   MCB_OP_TCP_WRITE, MCB_OP_TCP_READ};
+    const unsigned lanes = mcb_nrecs > 0 ? mcb_recs[0].lanes : 0;
     mcb_row_t row;
     bool first = true;
     unsigned i, b, p;
@@ -242,9 +259,11 @@ void mcb_report_print(const char *url, bool spawned)
         printf("{\"tool\":\"mmc-bench\",\"mode\":\"%s\",\"procs\":%u,"
                "\"hosts\":%u,\"block_bytes\":%" PRIu64 ",\"block_pieces\":%d,"
                "\"block_memory\":\"%s\",\"dram_per_proc\":%" PRIu64
-               ",\"meta\":\"",
+               ",\"blocks_per_proc\":%u,\"llc_bytes\":%" PRIu64
+               ",\"tcp_lanes\":%u,\"meta\":\"",
                mcb_mode(), mcb_opts.procs, mcb_opts.hosts, MCB_BLOCK,
-               MCB_PIECES, mcb_opts.device ? "device" : "host", mcb_opts.dram);
+               MCB_PIECES, mcb_opts.device ? "device" : "host", mcb_opts.dram,
+               mcb_opts.blocks, mcb_opts.llc, lanes);
         mcb_json_str(url);
         printf("\",\"meta_spawned\":%s,\"transport\":\"%s\","
                "\"copy_threads\":%u,\"stat\":\"median\",\"rows\":[",
@@ -285,8 +304,14 @@ void mcb_report_print(const char *url, bool spawned)
     }
     printf("# block = %" PRIu64 " bytes in %d pieces (61 x 128 KiB + 61 x 16 "
            "KiB); each process contributes %" PRIu64 " MiB and owns %u "
-           "blocks\n",
-           MCB_BLOCK, MCB_PIECES, mcb_opts.dram / BENCH_MIB, mcb_opts.bmax);
+           "blocks (%" PRIu64 " MiB; the last-level cache is %" PRIu64
+           " MiB%s)\n",
+           MCB_BLOCK, MCB_PIECES, mcb_opts.dram / BENCH_MIB, mcb_opts.blocks,
+           (uint64_t)mcb_opts.blocks * MCB_BLOCK / BENCH_MIB,
+           mcb_opts.llc / BENCH_MIB,
+           mcb_opts.quick ? "; --quick: cache-hot"
+                          : ": calls cycle through "
+                            "them, from DRAM");
     printf("# put: mmc_put_layers_batch (MMC_PUT_REPLACE) of the process's own "
            "blocks; get: mmc_get_layers_batch of blocks of every process (own "
            "and others', interleaved)\n");
@@ -308,11 +333,21 @@ void mcb_report_print(const char *url, bool spawned)
                "(fabric.copy_threads = %u, see --set)\n",
                copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
     } else {
-        printf("# memcpy: the baseline, a single-threaded memcpy of the same "
-               "pieces (source layers into destination layers, same buffers) "
-               "in every process at the same time; the library copies with "
-               "%u thread%s per call (fabric.copy_threads = %u, see --set)\n",
+        printf("# memcpy: the baseline of put and get, a single-threaded "
+               "memcpy of the same pieces (the source layers a put call "
+               "reads into the destination layers a get call fills) in every "
+               "process at the same time; the library copies with %u "
+               "thread%s per call (fabric.copy_threads = %u, see --set)\n",
                copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
+    }
+    if (mcb_opts.hosts > 1) {
+        printf("# tcp_write, tcp_read: the baselines of put_remote and "
+               "get_remote, the same bytes (blocks x block, contiguous) "
+               "between the same two processes over %u raw TCP "
+               "connection%s (as many as tcp.lanes), a share each: a "
+               "request, the data and (write) a 1-byte acknowledgement, "
+               "blocking sockets, in every process at the same time\n",
+               lanes, lanes == 1 ? "" : "s");
     }
     printf("# p50/p99 us: one call (p50: median over processes of each one's "
            "median; p99: the worst process's); blocks: blocks per call\n");
@@ -321,16 +356,24 @@ void mcb_report_print(const char *url, bool spawned)
            "(mean over processes)\n");
     if (mcb_opts.device) {
         printf("# us/block = p50 / blocks; ratio = us/block / base us/block "
-               "(put: cuda_d2h's, get: cuda_h2d's; not asserted)\n");
+               "(put: cuda_d2h's, get: cuda_h2d's%s; not asserted)\n",
+               mcb_opts.hosts > 1 ? ", put_remote: tcp_write's, get_remote: "
+                                    "tcp_read's"
+                                  : "");
     } else {
-        printf("# us/block = p50 / blocks; ratio = us/block / memcpy us/block "
-               "(targets: get <= 1.2, put <= 1.3; not asserted)\n");
+        printf("# us/block = p50 / blocks; ratio = us/block / base us/block "
+               "(put, get: memcpy's; targets get <= 1.2, put <= 1.3%s; not "
+               "asserted)\n",
+               mcb_opts.hosts > 1 ? "; put_remote: tcp_write's, get_remote: "
+                                    "tcp_read's, target <= 1.05, i.e. >= "
+                                    "0.95x the wire"
+                                  : "");
     }
     printf("# every block was verified byte for byte (put, then get of every "
            "process's blocks) before timing and again after\n");
     printf("%-10s %-4s %6s %10s %10s %8s %9s %10s %10s %6s\n", "op", "proc",
            "blocks", "p50 us", "p99 us", "GB/s", "GB/s/proc", "us/block",
-           mcb_opts.device ? "base us" : "memcpy us", "ratio");
+           "base us", "ratio");
     for (b = 0; b < mcb_opts.nbatches; b++) {
         for (i = 0; i < BENCH_ARRAY_LEN(block_ops); i++) {
             if (mcb_row_all(block_ops[i], mcb_opts.batches[b], &row) == 0) {
@@ -351,8 +394,13 @@ void mcb_report_print(const char *url, bool spawned)
            "process per call, exist = one key's round trip; keys/s of all "
            "processes together, and per process (keys / p50, mean)\n",
            mcb_opts.meta_keys);
-    printf("%-12s %-4s %9s %10s %10s %12s %12s\n", "op", "proc", "keys/call",
-           "p50 us", "p99 us", "keys/s", "keys/s/proc");
+    printf("# tcp_ping: the baseline of exist, a blocking raw TCP round trip "
+           "(24 bytes out, 16 back) to a process on the meta service's host, "
+           "every process at the same time; ratio = exist p50 / tcp_ping p50 "
+           "(target <= 1.5; not asserted)\n");
+    printf("%-12s %-4s %9s %10s %10s %12s %12s %10s %6s\n", "op", "proc",
+           "keys/call", "p50 us", "p99 us", "keys/s", "keys/s/proc", "base us",
+           "ratio");
     for (op = MCB_OP_EXIST_BATCH; op < MCB_OPS; op++) {
         if (mcb_row_all((mcb_op_t)op, 0, &row) == 0) {
             mcb_table_meta_row(&row);

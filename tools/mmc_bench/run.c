@@ -80,9 +80,10 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
 {
     const mcb_call_fn fn = mcb_op_fns[op];
     const bool block_op = mcb_op_blocks(op);
-    const uint32_t keys = block_op             ? b
-                          : op == MCB_OP_EXIST ? 1
-                                               : mcb_opts.meta_keys;
+    const uint32_t keys = block_op ? b
+                          : op == MCB_OP_EXIST || op == MCB_OP_TCP_PING
+                              ? 1
+                              : mcb_opts.meta_keys;
     uint64_t t0, t1, start, n = 0, j = 1;
     mcb_record_t r;
     bool flagged = false;
@@ -129,6 +130,7 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
     r.keys = keys;
     r.calls = (uint32_t)n;
     r.copy_threads = c->copy_threads;
+    r.lanes = c->lanes;
     r.p50_us = bench_median_u64(c->lat, n) / 1e3;
     r.p99_us = (double)c->lat[(n * 99 + 99) / 100 - 1] / 1e3;
     r.bytes = block_op ? n * b * MCB_BLOCK : 0;
@@ -169,7 +171,7 @@ static int mcb_check_block(mcb_client_t *c, size_t i, uint32_t owner,
     return 0;
 }
 
-/* Gets cnt <= bmax blocks into dst[0..cnt) (poisoned first). */
+/* Gets cnt <= blocks blocks into dst[0..cnt) (poisoned first). */
 static int mcb_get_into_dst(mcb_client_t *c, char *const *keys, size_t cnt,
                             const char *when)
 {
@@ -187,7 +189,7 @@ static int mcb_get_into_dst(mcb_client_t *c, char *const *keys, size_t cnt,
  * --netns also this client's blocks at its peer, which must be there. */
 static int mcb_verify_all(mcb_client_t *c, const char *when)
 {
-    const uint32_t P = mcb_opts.procs, K = mcb_opts.bmax;
+    const uint32_t P = mcb_opts.procs, K = mcb_opts.blocks;
     const size_t n = (size_t)P * K;
     const size_t vb = MCB_MIN(MCB_VERIFY_BATCH, (size_t)K); /* dst holds K */
     mmc_status_t st;
@@ -247,8 +249,9 @@ static int mcb_put_all(mcb_client_t *c)
     mmc_status_t st;
     size_t i;
 
-    if (mcb_do_put(c, mcb_opts.bmax, 0) != 0 ||
-        (c->rput_keys != NULL && mcb_do_put_remote(c, mcb_opts.bmax, 0) != 0)) {
+    if (mcb_do_put(c, mcb_opts.blocks, 0) != 0 ||
+        (c->rput_keys != NULL &&
+         mcb_do_put_remote(c, mcb_opts.blocks, 0) != 0)) {
         return -1;
     }
     mmc_put_opts_init(&po);

@@ -128,6 +128,34 @@ static mmc_status_t mmc_config_set_from(mmc_config_t *cfg, const char *key,
     return mf_cfg_set_from(&mmc_cfg_table, cfg, key, value, origin);
 }
 
+MF_API mmc_status_t mmc_config_get(const mmc_config_t *cfg, const char *key,
+                                   char *buf, size_t len)
+{
+    const mf_cfg_entry_t *entry;
+    char value[1024];
+
+    if (cfg == NULL || key == NULL || buf == NULL || len == 0 ||
+        cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    if (strncmp(key, MMC_CFG_FABRIC_PREFIX, strlen(MMC_CFG_FABRIC_PREFIX)) ==
+        0) {
+        return mf_bm_config_get(&cfg->fabric,
+                                key + strlen(MMC_CFG_FABRIC_PREFIX), buf, len);
+    }
+    entry = mf_cfg_find(&mmc_cfg_table, key);
+    if (entry == NULL) {
+        mf_error("mmc-local: unknown key '%s'", key);
+        return MF_ERR_CONFIG;
+    }
+    mf_cfg_format(entry, cfg, value, sizeof(value));
+    if (strlen(value) >= len) {
+        return MF_ERR_TOO_LARGE;
+    }
+    memcpy(buf, value, strlen(value) + 1);
+    return MMC_OK;
+}
+
 MF_API mmc_status_t mmc_config_set(mmc_config_t *cfg, const char *key,
                                    const char *value)
 {

@@ -3,14 +3,20 @@
  * own, shared by any number of calling threads.
  *
  * Only the loop thread touches the bufferevent.  A calling thread, under
- * the client's lock, registers its pending entry (on its own stack), puts
- * the whole frame on the out queue and activates the flush event; the loop
- * moves the queue into the bufferevent.  A response is matched by req_id
- * and handed over under the same lock.  Whatever breaks the connection
- * (EOF, error, a bad frame), the loop drops the bufferevent, the out queue
- * and every pending call in one step under the lock, so a call is either
- * answered or failed, never lost.  Connecting (the first time and after a
- * loss, by the next call) happens on a calling thread, with a non-blocking
+ * the client's lock, registers its pending entry (on its own stack) and
+ * sends its frame: on a plain socket with nothing else on its way (the out
+ * queue empty, the loop holding no unsent bytes: !loop_busy) it send()s
+ * the frame itself, without waking the loop; whatever did not fit, or
+ * every frame otherwise, goes on the out queue and the flush event moves
+ * it into the bufferevent on the loop.  Frames never interleave: a direct
+ * send happens only while no other bytes are pending, under the lock that
+ * every queueing holds.  A response is matched by req_id and handed over
+ * under the same lock; a caller whose responses have been quick spins
+ * briefly before it sleeps, so the hand-over costs no wake-up.  Whatever breaks
+ * the connection (EOF, error, a bad frame), the loop drops the bufferevent, the
+ * out queue and every pending call in one step under the lock, so a call is
+ * either answered or failed, never lost.  Connecting (the first time and after
+ * a loss, by the next call) happens on a calling thread, with a non-blocking
  * connect bounded by connect_timeout_ms (mf_sock_connect); one thread
  * connects while others wait for its outcome.  The opening request
  * (open_opcode) goes into the bufferevent before the connection is marked
@@ -29,9 +35,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,11 +51,15 @@ typedef enum mf_net_client_state {
     MF_NET_CLIENT_CONNECTED,
 } mf_net_client_state_t;
 
+/* A caller spins for its response at most this long, and only when the
+ * recent responses came sooner (see mf_net_client_spin_ns). */
+#define MF_NET_CLIENT_SPIN_MAX_NS 100000
+
 /* A call waiting for its response; lives on the caller's stack. */
 typedef struct mf_net_pending {
     uint64_t req_id;
     pthread_cond_t cond;
-    bool done;
+    bool done;          /* set under the lock, atomically: spinners read it */
     mf_status_t status; /* MF_OK: resp holds the response */
     mf_net_resp_t resp;
 } mf_net_pending_t;
@@ -70,6 +82,9 @@ struct mf_net_client {
     char addr[300]; /* "host:port" (of the first endpoint, "+n" more), for
                        messages */
 
+    uint64_t rtt_ns; /* recent response time, a moving average (atomic) */
+    bool spin_ok;    /* more than one CPU: spinning can pay */
+
     /* Loop thread only. */
     struct bufferevent *bev;
     mf_net_reader_t reader;
@@ -82,6 +97,8 @@ struct mf_net_client {
     bool destroying;
     mf_status_t connect_status; /* outcome of the last connect attempt */
     struct evbuffer *outq;      /* whole frames for the loop to send */
+    int direct_fd;  /* the connected socket where callers may send(); -1 */
+    bool loop_busy; /* the loop has bytes of frames not yet sent */
     uint64_t next_req_id;
     uint64_t conn_id;  /* connections made */
     mf_hmap_t pending; /* req_id -> mf_net_pending_t */
@@ -109,7 +126,7 @@ static void mf_net_client_fail_all_locked(mf_net_client_t *client,
         mf_hmap_remove(&client->pending, &pending->req_id,
                        sizeof(pending->req_id));
         pending->status = status;
-        pending->done = true;
+        __atomic_store_n(&pending->done, true, __ATOMIC_RELEASE);
         pthread_cond_signal(&pending->cond);
     }
 }
@@ -120,11 +137,13 @@ static void mf_net_client_lost(mf_net_client_t *client)
 {
     bool destroying;
 
-    bufferevent_free(client->bev);
-    client->bev = NULL;
-
     pthread_mutex_lock(&client->lock);
     client->state = MF_NET_CLIENT_DISCONNECTED;
+    client->direct_fd = -1; /* before the socket closes below */
+    client->loop_busy = false;
+    /* client lock, then libevent's: the allowed order */
+    bufferevent_free(client->bev);
+    client->bev = NULL;
     evbuffer_drain(client->outq, evbuffer_get_length(client->outq));
     mf_net_client_fail_all_locked(client, MF_ERR_CONN_RESET);
     pthread_cond_broadcast(&client->state_cond);
@@ -160,7 +179,6 @@ static void mf_net_client_response(mf_net_client_t *client,
     pending =
         mf_hmap_remove(&client->pending, &hdr->req_id, sizeof(hdr->req_id));
     if (pending != NULL) {
-        pending->done = true;
         if ((hdr->body_len > 0) && (copy == NULL)) {
             pending->status = MF_ERR_NOMEM;
         } else {
@@ -170,6 +188,7 @@ static void mf_net_client_response(mf_net_client_t *client,
             pending->resp.len = hdr->body_len;
             copy = NULL;
         }
+        __atomic_store_n(&pending->done, true, __ATOMIC_RELEASE);
         pthread_cond_signal(&pending->cond);
     }
     pthread_mutex_unlock(&client->lock);
@@ -234,6 +253,20 @@ static void mf_net_client_event_cb(struct bufferevent *bev, short what,
     mf_net_client_lost(client);
 }
 
+/* The bufferevent's output drained: callers may send directly again,
+ * unless more frames wait in the out queue (then the flush event is due). */
+static void mf_net_client_write_cb(struct bufferevent *bev, void *arg)
+{
+    mf_net_client_t *client = arg;
+
+    pthread_mutex_lock(&client->lock);
+    if (evbuffer_get_length(client->outq) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        client->loop_busy = false;
+    }
+    pthread_mutex_unlock(&client->lock);
+}
+
 static void mf_net_client_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     mf_net_client_t *client = arg;
@@ -241,9 +274,12 @@ static void mf_net_client_flush_cb(evutil_socket_t fd, short what, void *arg)
 
     /* Take the frames under the client lock, hand them to the
      * bufferevent outside it: its lock is taken before ours in the read
-     * callback. */
+     * callback.  Until they are out, callers queue behind them. */
     pthread_mutex_lock(&client->lock);
     rc = evbuffer_add_buffer(client->flush_buf, client->outq);
+    if (evbuffer_get_length(client->flush_buf) > 0 && client->bev != NULL) {
+        client->loop_busy = true;
+    }
     pthread_mutex_unlock(&client->lock);
     if ((rc == 0) && (client->bev != NULL)) {
         rc = bufferevent_write_buffer(client->bev, client->flush_buf);
@@ -275,8 +311,8 @@ static void mf_net_client_attach(void *arg)
         attach->status = MF_ERR_NOMEM;
         return;
     }
-    bufferevent_setcb(bev, mf_net_client_read_cb, NULL, mf_net_client_event_cb,
-                      client);
+    bufferevent_setcb(bev, mf_net_client_read_cb, mf_net_client_write_cb,
+                      mf_net_client_event_cb, client);
     bufferevent_setwatermark(bev, EV_READ, MF_NET_HDR_SIZE, 0);
     if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0) {
         mf_error("cannot enable the connection to %s", client->addr);
@@ -287,8 +323,8 @@ static void mf_net_client_attach(void *arg)
     /* Ahead of every call: those reach bev only once CONNECTED, below.
      * req_id 0 is never a call's, so its response is dropped. */
     if ((client->open_opcode != 0) &&
-        (mf_net_frame_write(bev, MF_NET_KIND_REQUEST, client->open_opcode, 0, 0,
-                            NULL, 0) != MF_OK)) {
+        (mf_net_frame_write(bev, false, MF_NET_KIND_REQUEST,
+                            client->open_opcode, 0, 0, NULL, 0) != MF_OK)) {
         bufferevent_free(bev); /* closes fd; mf_net_frame_write logged */
         attach->status = MF_ERR_NOMEM;
         return;
@@ -298,6 +334,10 @@ static void mf_net_client_attach(void *arg)
 
     pthread_mutex_lock(&client->lock);
     client->state = MF_NET_CLIENT_CONNECTED;
+    client->direct_fd = client->stream->raw_fd ? attach->fd : -1;
+    /* the opening request is in the bufferevent: the write callback says
+     * when it is out */
+    client->loop_busy = client->open_opcode != 0;
     pthread_mutex_unlock(&client->lock);
     attach->status = MF_OK;
 }
@@ -432,11 +472,83 @@ static void mf_net_client_frame_free(const void *data, size_t len, void *extra)
     free((void *)data);
 }
 
+/*
+ * Sends a whole frame (malloc'd; taken in every case) on the connected
+ * client, under its lock: directly when nothing else is on its way, the
+ * rest (or all of it) through the out queue and the loop.  MF_ERR_NOMEM
+ * when it could not be queued; a broken socket is the loop's to find.
+ */
+static mf_status_t mf_net_client_send_locked(mf_net_client_t *client,
+                                             uint8_t *frame, size_t total)
+{
+    ssize_t sent = 0;
+    int rc;
+
+    if (client->direct_fd >= 0 && !client->loop_busy &&
+        evbuffer_get_length(client->outq) == 0) {
+        do {
+            sent = send(client->direct_fd, frame, total,
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+        if (sent == (ssize_t)total) {
+            free(frame);
+            return MF_OK;
+        }
+        if (sent < 0) {
+            sent = 0; /* full, or broken: the loop finds out which */
+        }
+    }
+    if (sent == 0) { /* the queue takes it without copying, frees it */
+        rc = evbuffer_add_reference(client->outq, frame, total,
+                                    mf_net_client_frame_free, NULL);
+    } else { /* the rest of a frame whose start is on the socket */
+        rc = evbuffer_add(client->outq, frame + sent, total - (size_t)sent);
+        free(frame);
+        frame = NULL;
+    }
+    if (rc < 0) {
+        free(frame);
+        if (sent > 0) { /* half a frame went out: the stream is unusable */
+            shutdown(client->direct_fd, SHUT_RDWR);
+        }
+        return MF_ERR_NOMEM;
+    }
+    event_active(client->flush_ev, 0, 0);
+    return MF_OK;
+}
+
+/* How long a caller spins for its response before sleeping: up to twice
+ * the recent response time (at most MF_NET_CLIENT_SPIN_MAX_NS) when that
+ * is short, else not at all. */
+static uint64_t mf_net_client_spin_ns(mf_net_client_t *client)
+{
+    uint64_t rtt = __atomic_load_n(&client->rtt_ns, __ATOMIC_RELAXED);
+
+    if (!client->spin_ok || rtt == 0 || rtt > MF_NET_CLIENT_SPIN_MAX_NS) {
+        return 0;
+    }
+    return 2 * rtt < MF_NET_CLIENT_SPIN_MAX_NS ? 2 * rtt
+                                               : MF_NET_CLIENT_SPIN_MAX_NS;
+}
+
+/* Folds one response time into the moving average (1/8 weight); a slow
+ * one counts fully, so one stall stops the spinning at once. */
+static void mf_net_client_rtt_note(mf_net_client_t *client, uint64_t ns)
+{
+    uint64_t old = __atomic_load_n(&client->rtt_ns, __ATOMIC_RELAXED);
+    uint64_t avg = old == 0 || ns > MF_NET_CLIENT_SPIN_MAX_NS
+                       ? ns
+                       : old - old / 8 + ns / 8;
+
+    __atomic_store_n(&client->rtt_ns, avg, __ATOMIC_RELAXED);
+}
+
 mf_status_t mf_net_client_call(mf_net_client_t *client, uint16_t opcode,
                                const void *body, size_t len,
                                uint32_t timeout_ms, mf_net_resp_t *resp_p)
 {
     mf_net_pending_t pending = {.done = false};
+    uint64_t sent_ns, spin_ns;
     struct timespec deadline;
     mf_net_hdr_t hdr;
     mf_status_t status;
@@ -501,15 +613,26 @@ mf_status_t mf_net_client_call(mf_net_client_t *client, uint16_t opcode,
         .req_id = pending.req_id,
     };
     mf_net_hdr_encode(&hdr, frame);
-    /* The queue takes the frame without copying and frees it once sent. */
-    if (evbuffer_add_reference(client->outq, frame, MF_NET_HDR_SIZE + len,
-                               mf_net_client_frame_free, NULL) < 0) {
+    sent_ns = mf_time_ns();
+    status = mf_net_client_send_locked(client, frame, MF_NET_HDR_SIZE + len);
+    frame = NULL;
+    if (status != MF_OK) {
         mf_error("%s: no memory to queue a request", client->addr);
-        status = MF_ERR_NOMEM;
         goto err_remove_pending;
     }
-    frame = NULL;
-    event_active(client->flush_ev, 0, 0);
+
+    /* A quick answer is caught spinning, without a wake-up; the spinner
+     * yields its core to any thread that wants it (the loop that brings
+     * the answer, a server on this host). */
+    spin_ns = mf_net_client_spin_ns(client);
+    if (spin_ns > 0) {
+        pthread_mutex_unlock(&client->lock);
+        while (!__atomic_load_n(&pending.done, __ATOMIC_ACQUIRE) &&
+               mf_time_ns() - sent_ns < spin_ns) {
+            sched_yield();
+        }
+        pthread_mutex_lock(&client->lock);
+    }
 
     /* The wait for the response; a reconnect had its own timeout. */
     if (timeout_ms != 0) {
@@ -533,6 +656,7 @@ mf_status_t mf_net_client_call(mf_net_client_t *client, uint16_t opcode,
     status = pending.status;
     if (status == MF_OK) {
         *resp_p = pending.resp;
+        mf_net_client_rtt_note(client, mf_time_ns() - sent_ns);
     }
     goto out_unlock;
 
@@ -589,16 +713,12 @@ mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,
     pthread_mutex_lock(&client->lock);
     if (client->state != MF_NET_CLIENT_CONNECTED || client->destroying) {
         status = MF_ERR_CONN_RESET;
-    } else if (evbuffer_add_reference(client->outq, frame,
-                                      MF_NET_HDR_SIZE + len,
-                                      mf_net_client_frame_free, NULL) < 0) {
-        status = MF_ERR_NOMEM;
+        free(frame);
     } else {
-        frame = NULL;
-        event_active(client->flush_ev, 0, 0);
+        status =
+            mf_net_client_send_locked(client, frame, MF_NET_HDR_SIZE + len);
     }
     pthread_mutex_unlock(&client->lock);
-    free(frame);
     return status;
 }
 
@@ -618,6 +738,9 @@ static void mf_net_client_shutdown(void *arg)
 {
     mf_net_client_t *client = arg;
 
+    pthread_mutex_lock(&client->lock);
+    client->direct_fd = -1;
+    pthread_mutex_unlock(&client->lock);
     if (client->bev != NULL) {
         bufferevent_free(client->bev);
         client->bev = NULL;
@@ -682,6 +805,8 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     pthread_cond_init(&client->reconnect_cond, NULL);
     mf_hmap_init(&client->pending);
     client->state = MF_NET_CLIENT_DISCONNECTED;
+    client->direct_fd = -1;
+    client->spin_ok = sysconf(_SC_NPROCESSORS_ONLN) > 1;
     client->connect_timeout_ms = (params->connect_timeout_ms != 0)
                                      ? params->connect_timeout_ms
                                      : MF_NET_CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;

@@ -82,6 +82,9 @@ typedef struct mf_net_stream_ops {
     struct bufferevent *(*bev_new)(struct event_base *base, int fd, bool server,
                                    void *ctx);
     void *ctx;
+    /* The socket carries the frames as they are: a client's calling
+     * thread may send() a frame itself when nothing else is on its way. */
+    bool raw_fd;
 } mf_net_stream_ops_t;
 
 extern const mf_net_stream_ops_t mf_net_stream_plain;

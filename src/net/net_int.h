@@ -68,9 +68,13 @@ mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
 /* Drops the frame returned by the last mf_net_reader_next(). */
 void mf_net_reader_consume(mf_net_reader_t *reader, struct bufferevent *bev);
 
-/* Encodes a header and the body into bev's output. */
-mf_status_t mf_net_frame_write(struct bufferevent *bev, uint8_t kind,
-                               uint16_t opcode, int32_t status, uint64_t req_id,
-                               const void *body, size_t len);
+/* Encodes a header and the body into bev's output.  With raw_fd (the
+ * stream's: its socket carries the frames as they are) and nothing else
+ * pending, the frame first goes straight to the socket, on the loop
+ * thread, and only what did not fit is queued: no write event, no extra
+ * turn of the loop for a reply that fits in the socket's buffer. */
+mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
+                               uint8_t kind, uint16_t opcode, int32_t status,
+                               uint64_t req_id, const void *body, size_t len);
 
 #endif

@@ -404,8 +404,8 @@ static mf_status_t mf_net_conn_send(mf_net_conn_t *conn, uint8_t kind,
         return MF_ERR_CONN_RESET;
     }
     /* Writes the whole frame or nothing. */
-    return mf_net_frame_write(conn->bev, kind, opcode, status, req_id, body,
-                              len);
+    return mf_net_frame_write(conn->bev, conn->server->stream->raw_fd, kind,
+                              opcode, status, req_id, body, len);
 }
 
 mf_status_t mf_net_conn_reply(mf_net_conn_t *conn, uint64_t req_id,

@@ -11,12 +11,15 @@
 #include "net/net_int.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 /* ---- plain TCP ---- */
 
@@ -48,6 +51,7 @@ const mf_net_stream_ops_t mf_net_stream_plain = {
     .name = "tcp",
     .bev_new = mf_net_plain_bev_new,
     .ctx = NULL,
+    .raw_fd = true,
 };
 
 /* ---- frames ---- */
@@ -117,9 +121,9 @@ void mf_net_reader_consume(mf_net_reader_t *reader, struct bufferevent *bev)
     reader->have_hdr = false;
 }
 
-mf_status_t mf_net_frame_write(struct bufferevent *bev, uint8_t kind,
-                               uint16_t opcode, int32_t status, uint64_t req_id,
-                               const void *body, size_t len)
+mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
+                               uint8_t kind, uint16_t opcode, int32_t status,
+                               uint64_t req_id, const void *body, size_t len)
 {
     struct evbuffer *out = bufferevent_get_output(bev);
     uint8_t raw[MF_NET_HDR_SIZE];
@@ -132,6 +136,10 @@ mf_status_t mf_net_frame_write(struct bufferevent *bev, uint8_t kind,
         .body_len = (uint32_t)len,
         .req_id = req_id,
     };
+    struct iovec iov[2];
+    struct msghdr msg;
+    size_t sent = 0;
+    ssize_t n;
 
     if (len > UINT32_MAX) {
         mf_error("a frame body of %zu bytes is too large", len);
@@ -142,14 +150,39 @@ mf_status_t mf_net_frame_write(struct bufferevent *bev, uint8_t kind,
         return MF_ERR_INVALID;
     }
     mf_net_hdr_encode(&hdr, raw);
+    if (raw_fd && evbuffer_get_length(out) == 0 &&
+        bufferevent_getfd(bev) >= 0) {
+        iov[0] = (struct iovec){raw, sizeof(raw)};
+        iov[1] = (struct iovec){(void *)body, len};
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = len > 0 ? 2 : 1;
+        do {
+            n = sendmsg(bufferevent_getfd(bev), &msg,
+                        MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        /* a full or broken socket: the bufferevent finds out which */
+        sent = n > 0 ? (size_t)n : 0;
+        if (sent == sizeof(raw) + len) {
+            return MF_OK;
+        }
+    }
     /* Reserve first, so the header never goes out without its body. */
-    if (evbuffer_expand(out, sizeof(raw) + len) < 0) {
+    if (evbuffer_expand(out, sizeof(raw) + len - sent) < 0) {
         mf_error("cannot queue a frame of %zu bytes", sizeof(raw) + len);
+        if (sent > 0) { /* half a frame is out: the stream is unusable */
+            shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+        }
         return MF_ERR_NOMEM;
     }
-    evbuffer_add(out, raw, sizeof(raw));
-    if (len > 0) {
-        evbuffer_add(out, body, len);
+    if (sent < sizeof(raw)) {
+        evbuffer_add(out, raw + sent, sizeof(raw) - sent);
+        sent = 0;
+    } else {
+        sent -= sizeof(raw);
+    }
+    if (len > sent) {
+        evbuffer_add(out, (const uint8_t *)body + sent, len - sent);
     }
     return MF_OK;
 }

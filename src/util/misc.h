@@ -31,6 +31,16 @@
 #define MF_TSAN 0
 #endif
 
+/* One step of a busy wait: tells the core this thread spins. */
+static inline void mf_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 /* Monotonic clock. */
 uint64_t mf_time_ns(void);
 static inline uint64_t mf_time_ms(void)

@@ -45,15 +45,6 @@ struct mf_workers {
 
 static _Thread_local bool mf_workers_self;
 
-static inline void mf_workers_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield" ::: "memory");
-#endif
-}
-
 bool mf_workers_in_worker(void)
 {
     return mf_workers_self;
@@ -152,7 +143,7 @@ static void *mf_workers_main(void *arg)
         while (atomic_load_explicit(&workers->nqueued, memory_order_relaxed) ==
                    0 &&
                mf_time_ns() < spin_end) {
-            mf_workers_cpu_relax();
+            mf_cpu_relax();
         }
         pthread_mutex_lock(&workers->lock);
         if (!mf_list_empty(&workers->queue) || workers->stop) {
@@ -296,7 +287,7 @@ mf_status_t mf_workers_run(mf_workers_t *workers, mf_job_t *job)
         pthread_mutex_unlock(&workers->lock);
         while (atomic_load_explicit(&job->active, memory_order_acquire) > 0) {
             if (++spins < 4096) {
-                mf_workers_cpu_relax();
+                mf_cpu_relax();
             } else {
                 sched_yield();
             }

@@ -815,6 +815,63 @@ static void test_concurrent_calls(void **state)
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
+/* Echoes of mixed sizes, some larger than a socket's buffers, from
+ * several threads at once: a frame a caller could send only in part is
+ * finished by the loop before any other, and a reply too large for one
+ * send is finished by the server's bufferevent. */
+#define TEST_MIXED_THREADS 4
+#define TEST_MIXED_CALLS   12
+
+static void *test_mixed_thread(void *arg)
+{
+    test_worker_t *w = arg;
+    static const size_t sizes[] = {7, 3u << 20, 300, 700u << 10, 1, 64u << 10};
+    uint8_t *body = malloc(3u << 20);
+
+    if (body == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < w->ncalls; i++) {
+        size_t len = sizes[(size_t)(i + w->id) % 6];
+
+        for (size_t b = 0; b < len; b++) {
+            body[b] = (uint8_t)(b * 31 + (size_t)i * 7 + (size_t)w->id);
+        }
+        if (test_echo(w->client, body, len) == MF_OK) {
+            w->nok++;
+        }
+    }
+    free(body);
+    return NULL;
+}
+
+static void test_mixed_sizes(void **state)
+{
+    test_srv_t *srv = test_srv_start(0, 0);
+    pthread_t threads[TEST_MIXED_THREADS];
+    test_worker_t workers[TEST_MIXED_THREADS];
+    test_cli_t cli;
+
+    (void)state;
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    for (int i = 0; i < TEST_MIXED_THREADS; i++) {
+        workers[i] =
+            (test_worker_t){cli.client, i, TEST_MIXED_CALLS, 0, OP_ECHO};
+        assert_int_equal(
+            pthread_create(&threads[i], NULL, test_mixed_thread, &workers[i]),
+            0);
+    }
+    for (int i = 0; i < TEST_MIXED_THREADS; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(workers[i].nok, TEST_MIXED_CALLS);
+    }
+    assert_int_equal(atomic_load(&cli.ndisconnect), 0);
+    mf_net_client_destroy(cli.client);
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+}
+
 static void test_deferred_reply(void **state)
 {
     test_srv_t *srv = test_srv_start(0, 0);
@@ -1509,6 +1566,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_calls, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_sizes, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_deferred_reply, test_setup,
                                         test_teardown),

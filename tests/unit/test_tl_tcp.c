@@ -526,6 +526,82 @@ static void test_raw_requests(void **state)
     test_pair_close(&tp);
 }
 
+/* A lane's new connection (HELLO of the same endpoint and lane) closes
+ * the one before it at the server before its ACK: the rest of a PUT the
+ * old one was receiving never lands, not over a later write of the same
+ * bytes.  With lanes workers, the old connection is on the same worker
+ * (1) or another (2). */
+static void test_hello_supersedes_run(uint32_t lanes)
+{
+    enum { N = 64 * 1024, OFF = 4096 };
+    const uint64_t id = 0x5eed1234abcdull;
+    uint8_t *one = malloc(N), *two = malloc(N), back[1];
+    mf_tl_tcp_hdr_t hdr;
+    uint64_t base, key;
+    test_pair_t tp;
+    uint16_t port;
+    int a, b, c;
+
+    assert_non_null(one);
+    assert_non_null(two);
+    test_pair_open(&tp, lanes, 0);
+    base = (uint64_t)(uintptr_t)tp.mem;
+    key = mf_tl_tcp_memh_key(tp.memh);
+    port = mf_tl_tcp_iface_port(tp.server);
+    tk_pattern_fill(one, N, 1, 0);
+    tk_pattern_fill(two, N, 2, 0);
+
+    a = test_raw_connect(port);
+    test_raw_request(a, MF_TL_TCP_OP_HELLO, 0, id, 0, 0);
+    test_raw_response(a, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_HELLO_ACK);
+    assert_int_equal(hdr.status, MF_OK);
+    /* a put the old connection is in the middle of */
+    test_raw_request(a, MF_TL_TCP_OP_PUT, 1, key, base + OFF, N);
+    test_raw_write(a, one, N / 2);
+
+    b = test_raw_connect(port);
+    test_raw_request(b, MF_TL_TCP_OP_HELLO, 0, id, 0, 0);
+    test_raw_response(b, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_HELLO_ACK);
+    assert_int_equal(hdr.status, MF_OK);
+    /* the old one is closed: what it still sends is dropped */
+    assert_false(test_raw_read(a, back, 1));
+    (void)send(a, one + N / 2, N / 2, MSG_NOSIGNAL);
+    close(a);
+    test_raw_request(b, MF_TL_TCP_OP_PUT, 2, key, base + OFF, N);
+    test_raw_write(b, two, N);
+    test_raw_response(b, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_PUT_ACK);
+    assert_int_equal(hdr.req_id, 2);
+    assert_int_equal(hdr.status, MF_OK);
+    assert_memory_equal(tp.mem + OFF, two, N);
+
+    /* a bad HELLO, and a second one, break the protocol */
+    mf_log_set_level(MF_LOG_ERROR);
+    c = test_raw_connect(port);
+    test_raw_request(c, MF_TL_TCP_OP_HELLO, 0, 0, 0, 0);
+    assert_false(test_raw_read(c, back, 1));
+    close(c);
+    test_raw_request(b, MF_TL_TCP_OP_HELLO, 0, id, 0, 0);
+    assert_false(test_raw_read(b, back, 1));
+    close(b);
+    mf_log_set_level(MF_LOG_WARN);
+
+    /* the endpoint's own lanes are served as ever */
+    assert_int_equal(test_get(&tp, back, OFF, 1), MF_OK);
+    assert_int_equal(back[0], two[0]);
+    test_pair_close(&tp);
+    free(one);
+    free(two);
+}
+
+static void test_hello_supersedes(void **state)
+{
+    test_hello_supersedes_run(1);
+    test_hello_supersedes_run(2);
+}
+
 /* --------------------------------------------------------- fake peers */
 
 #define TEST_FAKE_BASE 0x10000000ull
@@ -588,13 +664,23 @@ static mf_tl_ep_t *test_fake_ep(test_fake_t *tf)
     return ep;
 }
 
-/* Accepts the client's next lane and reads its first request header. */
+/* Accepts the client's next lane, answers its HELLO as a server does and
+ * reads its first request header. */
 static int test_fake_accept(test_fake_t *tf, mf_tl_tcp_hdr_t *hdr)
 {
     uint8_t wire[MF_TL_TCP_HDR_SIZE];
     int fd = accept(tf->lfd, NULL, NULL);
 
     assert_true(fd >= 0);
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, hdr);
+    assert_int_equal(hdr->op, MF_TL_TCP_OP_HELLO);
+    assert_null(mf_tl_tcp_req_check(hdr));
+    hdr->op = MF_TL_TCP_OP_HELLO_ACK;
+    hdr->key = 0;
+    hdr->addr = 0;
+    mf_tl_tcp_hdr_encode(hdr, wire);
+    test_raw_write(fd, wire, sizeof(wire));
     assert_true(test_raw_read(fd, wire, sizeof(wire)));
     mf_tl_tcp_hdr_decode(wire, hdr);
     assert_int_equal(hdr->key, tf->key);
@@ -1118,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_server_range),
         cmocka_unit_test(test_user_mem),
         cmocka_unit_test(test_raw_requests),
+        cmocka_unit_test(test_hello_supersedes),
         cmocka_unit_test(test_conn_lost_raw),
         cmocka_unit_test(test_conn_dropped),
         cmocka_unit_test(test_send_fail_requeue),

@@ -19,6 +19,15 @@
  * PUT:      header, then len bytes of data; answered by PUT_ACK (len 0).
  * GET:      header only; answered by GET_DATA, followed by len bytes of
  *           data when its status is MF_OK (else len is 0).
+ * HELLO:    header only, the first on a lane's connection: key = the
+ *           client endpoint's id (random, not 0), addr = the lane's index,
+ *           len 0.  Answered by HELLO_ACK (MF_OK, len 0) once every earlier
+ *           connection of the same (endpoint, lane) is closed: whatever it
+ *           still held unread is dropped, never applied after the ACK.  A
+ *           client fails the PUTs a broken connection had on the wire only
+ *           then (or when no new connection can be made), so a PUT reported
+ *           failed never lands later, over a newer write to the same bytes.
+ *           A connection without HELLO is served too (no such guarantee).
  * A server answers the requests of one connection in order.
  */
 #ifndef MF_TL_TCP_TCP_H
@@ -32,7 +41,7 @@
 #include <string.h>
 
 #define MF_TL_TCP_MAGIC    0x4354464du /* "MFTC" as little-endian bytes */
-#define MF_TL_TCP_VERSION  1
+#define MF_TL_TCP_VERSION  2
 #define MF_TL_TCP_HDR_SIZE 48
 /* A single request never covers more; a larger one is a protocol error. */
 #define MF_TL_TCP_LEN_MAX (1ull << 30)
@@ -61,6 +70,8 @@ typedef enum mf_tl_tcp_op_code {
     MF_TL_TCP_OP_GET = 2,
     MF_TL_TCP_OP_PUT_ACK = 3,
     MF_TL_TCP_OP_GET_DATA = 4,
+    MF_TL_TCP_OP_HELLO = 5,
+    MF_TL_TCP_OP_HELLO_ACK = 6,
 } mf_tl_tcp_op_code_t;
 
 typedef struct mf_tl_tcp_hdr {
@@ -119,7 +130,8 @@ static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
 
 /* Why a server refuses a request header (it then drops the connection),
  * or NULL when the header is one it serves: a PUT or GET of this version
- * covering at most MF_TL_TCP_LEN_MAX bytes. */
+ * covering at most MF_TL_TCP_LEN_MAX bytes, or a HELLO (endpoint id not 0,
+ * a lane index below MF_TL_TCP_MAX_LANES, len 0). */
 static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
 {
     if (req->magic != MF_TL_TCP_MAGIC) {
@@ -128,11 +140,26 @@ static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
     if (req->version != MF_TL_TCP_VERSION) {
         return "unsupported version";
     }
+    if (req->op == MF_TL_TCP_OP_HELLO) {
+        return req->key != 0 && req->addr < MF_TL_TCP_MAX_LANES && req->len == 0
+                   ? NULL
+                   : "bad HELLO";
+    }
     if ((req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
         req->len > MF_TL_TCP_LEN_MAX) {
         return "bad operation or length";
     }
     return NULL;
+}
+
+/* Whether a response header is the HELLO_ACK a lane waits for after its
+ * HELLO (req_id 0). */
+static inline bool mf_tl_tcp_hello_ack_check(const mf_tl_tcp_hdr_t *resp)
+{
+    return resp->magic == MF_TL_TCP_MAGIC &&
+           resp->version == MF_TL_TCP_VERSION &&
+           resp->op == MF_TL_TCP_OP_HELLO_ACK && resp->status == MF_OK &&
+           resp->req_id == 0 && resp->len == 0;
 }
 
 /* Whether a response header answers the request (op, req_id, len) a lane

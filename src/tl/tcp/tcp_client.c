@@ -116,11 +116,28 @@ static void mf_tl_tcp_ep_fail_queued(mf_tl_tcp_ep_t *ep, mf_status_t status,
 
 /* ================================================================ lanes */
 
+/* Fails the PUTs fenced after the lane's last break. */
+static void mf_tl_tcp_lane_fence_fire(mf_tl_tcp_lane_t *lane,
+                                      mf_tl_tcp_done_t *done)
+{
+    for (unsigned i = 0; i < lane->nfence; i++) {
+        mf_tl_tcp_chunk_done(lane->ep, lane->fence[i].op, lane->fence[i].status,
+                             done);
+    }
+    lane->nfence = 0;
+}
+
 void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
                           bool fail_queued)
 {
+    /* a connection the peer acknowledged breaks: its PUTs on the wire may
+     * still be applied there until the next connection's ACK; anything
+     * else settles what an earlier break fenced */
+    const bool fence = lane->state == MF_TL_TCP_LANE_CONNECTED && !lane->dying;
     mf_tl_tcp_done_t done;
     mf_tl_tcp_chunk_t *chunk;
+    unsigned i;
+    bool on_wire;
 
     mf_tl_tcp_done_init(&done);
     if (lane->sock.fd >= 0) {
@@ -134,10 +151,22 @@ void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
         mf_list_del(&lane->celem);
     }
     lane->state = MF_TL_TCP_LANE_IDLE;
-    while (lane->count > 0) {
+    lane->hello_sent = false;
+    if (!fence) {
+        mf_tl_tcp_lane_fence_fire(lane, &done);
+    }
+    for (i = 0; lane->count > 0; i++) {
         chunk = &lane->ring[lane->head];
+        on_wire = i < lane->nsent || (i == lane->nsent && lane->sent_off > 0);
         lane->head = (lane->head + 1) % MF_TL_TCP_RING;
         lane->count--;
+        if (fence && on_wire && chunk->op->code == MF_TL_TCP_OP_PUT &&
+            lane->nfence < MF_TL_TCP_RING) {
+            lane->fence[lane->nfence].op = chunk->op; /* stays in flight */
+            lane->fence[lane->nfence].status = status;
+            lane->nfence++;
+            continue;
+        }
         mf_tl_tcp_chunk_done(lane->ep, chunk->op, status, &done);
     }
     lane->head = 0;
@@ -462,7 +491,7 @@ void mf_tl_tcp_lane_run(mf_tl_tcp_lane_t *lane)
     unsigned before;
 
     if (lane->state == MF_TL_TCP_LANE_IDLE) {
-        if (mf_tl_tcp_ep_has_work(lane->ep)) {
+        if (lane->nfence > 0 || mf_tl_tcp_ep_has_work(lane->ep)) {
             mf_tl_tcp_lane_connect(lane);
         }
         return;
@@ -478,9 +507,82 @@ void mf_tl_tcp_lane_run(mf_tl_tcp_lane_t *lane)
              lane->nsent == lane->count);
     /* a send that failed here closed the lane with no event to come: what
      * is still queued needs a new connection, or it would wait forever */
-    if (lane->state == MF_TL_TCP_LANE_IDLE && mf_tl_tcp_ep_has_work(lane->ep)) {
+    if (lane->state == MF_TL_TCP_LANE_IDLE &&
+        (lane->nfence > 0 || mf_tl_tcp_ep_has_work(lane->ep))) {
         mf_tl_tcp_lane_connect(lane);
     }
+}
+
+/* Connected: the HELLO that opens every connection of a lane (tcp.h).
+ * A fresh socket takes 48 bytes at once; anything else fails the lane. */
+static void mf_tl_tcp_lane_hello(mf_tl_tcp_lane_t *lane)
+{
+    uint8_t wire[MF_TL_TCP_HDR_SIZE];
+    mf_tl_tcp_hdr_t hdr;
+    ssize_t ret;
+
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.magic = MF_TL_TCP_MAGIC;
+    hdr.version = MF_TL_TCP_VERSION;
+    hdr.op = MF_TL_TCP_OP_HELLO;
+    hdr.key = lane->ep->hello_id;
+    hdr.addr = lane->index;
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    do {
+        ret = send(lane->sock.fd, wire, sizeof(wire), MSG_NOSIGNAL);
+    } while (ret < 0 && errno == EINTR);
+    if (ret != (ssize_t)sizeof(wire)) {
+        mf_tl_tcp_lane_fail(
+            lane, ret < 0 ? mf_tl_tcp_errno_status(errno) : MF_ERR_CONN_RESET,
+            true, "HELLO not sent");
+        return;
+    }
+    lane->hello_sent = true;
+    lane->in_got = 0;
+}
+
+/* Reads the HELLO_ACK; with it the lane carries requests, and the PUTs a
+ * broken connection had on the wire fail: the peer closed that one. */
+static void mf_tl_tcp_lane_hello_ack(mf_tl_tcp_lane_t *lane)
+{
+    mf_tl_tcp_done_t done;
+    mf_tl_tcp_hdr_t hdr;
+    ssize_t ret;
+
+    for (;;) {
+        ret = recv(lane->sock.fd, lane->in_hdr + lane->in_got,
+                   MF_TL_TCP_HDR_SIZE - lane->in_got, 0);
+        if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        if (ret <= 0) {
+            mf_tl_tcp_lane_fail(lane,
+                                ret == 0 ? MF_ERR_CONN_RESET
+                                         : mf_tl_tcp_errno_status(errno),
+                                true, "no answer to HELLO");
+            return;
+        }
+        lane->in_got += (size_t)ret;
+        if (lane->in_got == MF_TL_TCP_HDR_SIZE) {
+            break;
+        }
+    }
+    lane->in_got = 0;
+    mf_tl_tcp_hdr_decode(lane->in_hdr, &hdr);
+    if (!mf_tl_tcp_hello_ack_check(&hdr)) {
+        mf_error("tcp: lane %u to %s: unexpected answer to HELLO (op %u, "
+                 "version %u, status %d)",
+                 lane->index, lane->ep->name, hdr.op, hdr.version, hdr.status);
+        mf_tl_tcp_lane_close(lane, MF_ERR_PROTO, true);
+        return;
+    }
+    mf_list_del(&lane->celem);
+    lane->state = MF_TL_TCP_LANE_CONNECTED;
+    lane->hello_sent = false;
+    mf_debug("tcp: lane %u to %s connected", lane->index, lane->ep->name);
+    mf_tl_tcp_done_init(&done);
+    mf_tl_tcp_lane_fence_fire(lane, &done);
+    mf_tl_tcp_done_fire(&done);
 }
 
 void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
@@ -488,7 +590,7 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
     socklen_t len = sizeof(int);
     int err = 0;
 
-    if (lane->state == MF_TL_TCP_LANE_CONNECTING) {
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING && !lane->hello_sent) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
             return;
         }
@@ -501,9 +603,15 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
                 "connect failed");
             return;
         }
-        mf_list_del(&lane->celem);
-        lane->state = MF_TL_TCP_LANE_CONNECTED;
-        mf_debug("tcp: lane %u to %s connected", lane->index, lane->ep->name);
+        mf_tl_tcp_lane_hello(lane);
+    }
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING && lane->hello_sent) {
+        /* the answer may have come with the connect's event: try now */
+        mf_tl_tcp_lane_hello_ack(lane);
+        if (lane->state != MF_TL_TCP_LANE_CONNECTED) {
+            return;
+        }
+        events |= EPOLLOUT; /* nothing sent on it yet: room */
     }
     if (lane->state != MF_TL_TCP_LANE_CONNECTED) {
         return;
@@ -546,6 +654,9 @@ mf_status_t mf_tl_tcp_ep_create(mf_tl_iface_t *tl_iface, const void *addr,
     mf_list_init(&ep->all_ops);
     mf_list_init(&ep->flushes);
     atomic_init(&ep->rr, 0);
+    do {
+        ep->hello_id = mf_tl_tcp_new_key();
+    } while (ep->hello_id == 0);
     ep->lanes = calloc(iface->lanes, sizeof(*ep->lanes));
     if (ep->lanes == NULL) {
         mf_error("tcp: cannot allocate %u lanes", iface->lanes);
@@ -580,6 +691,7 @@ static void mf_tl_tcp_lane_destroy_cmd(mf_tl_tcp_worker_t *worker, void *arg)
         lane->kicked = false;
     }
     pthread_mutex_unlock(&worker->lock);
+    lane->dying = true; /* nothing to fence for: no later write comes */
     mf_tl_tcp_lane_close(lane, MF_ERR_CANCELED, false);
     mf_tl_tcp_stage_free(&lane->out_stage);
     mf_tl_tcp_stage_free(&lane->in_stage);

@@ -83,6 +83,9 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     mf_hmap_init(&iface->regions);
     atomic_init(&iface->next_worker, 0);
     atomic_init(&iface->proto_warned, false);
+    pthread_mutex_init(&iface->hellos_lock, NULL);
+    mf_hmap_init(&iface->hellos);
+    atomic_init(&iface->next_conn_id, 0);
 
     status = mf_tl_tcp_listen(iface, params);
     if (status != MF_OK) {
@@ -167,6 +170,17 @@ static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface)
     }
     mf_hmap_free(&iface->regions);
     pthread_mutex_destroy(&iface->regions_lock);
+    {
+        mf_hmap_iter_t it;
+        mf_hmap_entry_t *e;
+
+        mf_hmap_iter_init(&iface->hellos, &it);
+        while ((e = mf_hmap_next(&iface->hellos, &it)) != NULL) {
+            free(e->value);
+        }
+    }
+    mf_hmap_free(&iface->hellos);
+    pthread_mutex_destroy(&iface->hellos_lock);
     free(iface);
 }
 
@@ -238,7 +252,7 @@ static bool mf_tl_tcp_iface_is_reachable(mf_tl_iface_t *iface, const void *addr,
 
 /* =============================================================== memory */
 
-static uint64_t mf_tl_tcp_new_key(void)
+uint64_t mf_tl_tcp_new_key(void)
 {
     static atomic_uint_fast64_t counter;
     uint64_t key;

@@ -45,10 +45,15 @@
  *     address and length) before any byte is touched; anything else gets
  *     an error response (a PUT's data is read and dropped), and a peer
  *     that breaks the framing is disconnected;
- *   - a lane that breaks fails the chunks it had in flight with a peer
- *     error (their operations fail) and reconnects when there is work; a
- *     failed connect fails everything queued on the endpoint, so nothing
- *     waits on a peer that is gone;
+ *   - a lane's connection starts with HELLO (tcp.h) and carries requests
+ *     only after its ACK; a lane that breaks fails the chunks it had in
+ *     flight with a peer error (their operations fail), except the PUTs
+ *     already on the wire: those wait in the lane's fence until the next
+ *     connection's ACK says the broken one is closed at the peer, or that
+ *     connection fails, so a failed PUT never lands after its failure was
+ *     reported; it reconnects when there is work or a fence; a failed
+ *     connect fails everything queued on the endpoint, so nothing waits
+ *     on a peer that is gone;
  *   - a segment being deregistered is first removed from the table, then
  *     every worker drops the conns that still point into it.
  */
@@ -201,6 +206,15 @@ typedef struct mf_tl_tcp_lane {
     mf_tl_tcp_stage_t out_stage; /* PUT data of device memory */
     mf_tl_tcp_stage_t in_stage;  /* GET data into device memory */
     uint64_t next_req_id;
+    bool hello_sent; /* CONNECTING: connected, HELLO sent, ACK awaited */
+    bool dying;      /* being destroyed: nothing more is fenced */
+    /* PUT chunks a broken connection had on the wire, failing with
+     * status once the peer closed that connection (see above) */
+    unsigned nfence;
+    struct {
+        mf_tl_tcp_op_t *op;
+        mf_status_t status;
+    } fence[MF_TL_TCP_RING];
     /* under worker->lock */
     bool kicked;
     mf_list_t kelem; /* in worker->kicked */
@@ -219,6 +233,7 @@ struct mf_tl_tcp_ep {
     mf_list_t all_ops; /* in issue order */
     mf_list_t flushes;
     uint64_t next_seq;
+    uint64_t hello_id; /* in its lanes' HELLOs: random, not 0 */
 };
 
 /* ------------------------------------------------------- server side */
@@ -241,6 +256,10 @@ typedef struct mf_tl_tcp_conn {
     mf_tl_tcp_sock_t sock;
     mf_tl_tcp_worker_t *worker;
     mf_list_t elem; /* in worker->conns */
+    uint64_t id;    /* unique in the interface */
+    bool hello;     /* said HELLO: hello_key is its (endpoint, lane) */
+    bool paused;    /* reads nothing until its earlier connection closed */
+    uint64_t hello_key[2];
     char peer[64];
     mf_tl_tcp_in_state_t in_state;
     uint8_t in_hdr[MF_TL_TCP_HDR_SIZE];
@@ -266,6 +285,9 @@ typedef struct mf_tl_tcp_cmd {
     mf_list_t elem;
     void (*fn)(mf_tl_tcp_worker_t *worker, void *arg);
     void *arg;
+    /* an asynchronous command that arrives after its worker stopped: what
+     * frees it then (may be NULL) */
+    void (*drop)(void *arg);
     bool sync;
     bool done;
 } mf_tl_tcp_cmd_t;
@@ -308,7 +330,17 @@ struct mf_tl_tcp_iface {
     mf_hmap_t regions; /* key -> exported mf_tl_tcp_region_t: found at
                           every request, however many are registered */
     atomic_bool proto_warned;
+    atomic_uint_least64_t next_conn_id;
+    pthread_mutex_t hellos_lock;
+    mf_hmap_t hellos; /* peers' (endpoint, lane) -> mf_tl_tcp_hello_t of
+                         their newest connection here */
 };
+
+/* The newest connection of a peer's lane (iface->hellos). */
+typedef struct mf_tl_tcp_hello {
+    uint64_t conn_id;
+    mf_tl_tcp_worker_t *worker;
+} mf_tl_tcp_hello_t;
 
 /* ---- tcp_client.c: endpoints, lanes and operations ---- */
 
@@ -342,6 +374,9 @@ void mf_tl_tcp_conn_event(mf_tl_tcp_conn_t *conn, uint32_t events);
 void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn);
 
 /* ---- tcp_iface.c ---- */
+
+/* A random 64-bit token (segment keys, lane HELLOs). */
+uint64_t mf_tl_tcp_new_key(void);
 
 /* A peer's packed interface address; MF_ERR_PROTO if malformed. */
 mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,

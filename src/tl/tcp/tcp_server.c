@@ -2,6 +2,14 @@
  * tcp transport, server side: connections peers opened to us, requests
  * checked against the registered segments and served straight from (GET)
  * or into (PUT) them, responses in request order.
+ *
+ * A peer's lane says HELLO first (tcp.h); iface->hellos keeps the newest
+ * connection of each (endpoint, lane).  A new one closes the one before
+ * it, on that connection's worker, before it reads anything more and
+ * answers HELLO_ACK: a connection another worker owns gets a command to
+ * close it, which then sends the new one (paused meanwhile) a command to
+ * go on.  Commands find connections by id, so one that closed on its own
+ * meanwhile is simply not found.
  */
 #include "tl/tcp/tcp_int.h"
 
@@ -32,7 +40,22 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
 
 void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn)
 {
+    mf_tl_tcp_iface_t *iface =
+        conn->worker != NULL ? conn->worker->iface : NULL;
+    mf_tl_tcp_hello_t *hello;
+
     mf_debug("tcp: connection from %s closed", conn->peer);
+    if (conn->hello && iface != NULL) { /* still the newest of its lane? */
+        pthread_mutex_lock(&iface->hellos_lock);
+        hello = mf_hmap_get(&iface->hellos, conn->hello_key,
+                            sizeof(conn->hello_key));
+        if (hello != NULL && hello->conn_id == conn->id) {
+            mf_hmap_remove(&iface->hellos, conn->hello_key,
+                           sizeof(conn->hello_key));
+            free(hello);
+        }
+        pthread_mutex_unlock(&iface->hellos_lock);
+    }
     if (conn->worker != NULL) {
         /* as in mf_tl_tcp_lane_close(): a fork may hold the socket */
         (void)epoll_ctl(conn->worker->epfd, EPOLL_CTL_DEL, conn->sock.fd, NULL);
@@ -187,6 +210,134 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
     return true;
 }
 
+/* ------------------------------------------------------------- HELLO */
+
+static mf_tl_tcp_conn_t *mf_tl_tcp_conn_find(mf_tl_tcp_worker_t *worker,
+                                             uint64_t id)
+{
+    mf_list_t *elem;
+
+    for (elem = worker->conns.next; elem != &worker->conns; elem = elem->next) {
+        mf_tl_tcp_conn_t *conn = mf_container_of(elem, mf_tl_tcp_conn_t, elem);
+
+        if (conn->id == id) {
+            return conn;
+        }
+    }
+    return NULL;
+}
+
+/* Closes the earlier connection of a lane, on its worker. */
+static void mf_tl_tcp_conn_supersede(mf_tl_tcp_worker_t *worker, uint64_t id)
+{
+    mf_tl_tcp_conn_t *old = mf_tl_tcp_conn_find(worker, id);
+
+    if (old != NULL) {
+        mf_debug("tcp: %s reconnected its lane; the earlier connection "
+                 "closes, whatever it held unread is dropped",
+                 old->peer);
+        mf_tl_tcp_conn_close(old);
+    }
+}
+
+/* The new connection may go on: answers its HELLO, reads what waits. */
+static void mf_tl_tcp_conn_hello_done(mf_tl_tcp_conn_t *conn)
+{
+    conn->paused = false;
+    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_HELLO_ACK, MF_OK, NULL, 0, NULL);
+}
+
+typedef struct mf_tl_tcp_hello_cmd {
+    mf_tl_tcp_cmd_t cmd;
+    uint64_t old_id;
+    uint64_t new_id;
+    mf_tl_tcp_worker_t *new_worker;
+} mf_tl_tcp_hello_cmd_t;
+
+/* On the new connection's worker: the old one is closed. */
+static void mf_tl_tcp_hello_resume_cmd(mf_tl_tcp_worker_t *worker, void *arg)
+{
+    mf_tl_tcp_hello_cmd_t *hc = arg;
+    mf_tl_tcp_conn_t *conn = mf_tl_tcp_conn_find(worker, hc->new_id);
+
+    free(hc);
+    if (conn != NULL && conn->paused) {
+        mf_tl_tcp_conn_hello_done(conn);
+        mf_tl_tcp_conn_event(conn, EPOLLIN); /* edge-triggered: read now */
+    }
+}
+
+/* On the old connection's worker: closes it, then lets the new one go. */
+static void mf_tl_tcp_hello_close_cmd(mf_tl_tcp_worker_t *worker, void *arg)
+{
+    mf_tl_tcp_hello_cmd_t *hc = arg;
+
+    mf_tl_tcp_conn_supersede(worker, hc->old_id);
+    hc->cmd.fn = mf_tl_tcp_hello_resume_cmd;
+    hc->cmd.arg = hc;
+    mf_tl_tcp_worker_post(hc->new_worker, &hc->cmd);
+}
+
+/* A HELLO (checked): the connection becomes its lane's newest.  Returns
+ * false when the conn was closed. */
+static bool mf_tl_tcp_conn_hello(mf_tl_tcp_conn_t *conn)
+{
+    mf_tl_tcp_iface_t *iface = conn->worker->iface;
+    mf_tl_tcp_hello_t *hello, *old = NULL;
+    mf_tl_tcp_hello_cmd_t *hc = NULL;
+    mf_status_t status = MF_ERR_NOMEM;
+
+    if (conn->hello) {
+        mf_tl_tcp_conn_proto_error(conn, "a second HELLO");
+        return false;
+    }
+    conn->hello_key[0] = conn->in_req.key;
+    conn->hello_key[1] = conn->in_req.addr;
+    hello = malloc(sizeof(*hello));
+    if (hello != NULL) {
+        hello->conn_id = conn->id;
+        hello->worker = conn->worker;
+        pthread_mutex_lock(&iface->hellos_lock);
+        status = mf_hmap_put(&iface->hellos, conn->hello_key,
+                             sizeof(conn->hello_key), hello, (void **)&old);
+        pthread_mutex_unlock(&iface->hellos_lock);
+    }
+    if (status != MF_OK) {
+        mf_error("tcp: no memory for the lane of %s; disconnected", conn->peer);
+        free(hello);
+        mf_tl_tcp_conn_close(conn);
+        return false;
+    }
+    conn->hello = true;
+    if (old == NULL || old->worker == conn->worker) {
+        if (old != NULL) {
+            mf_tl_tcp_conn_supersede(conn->worker, old->conn_id);
+        }
+        free(old);
+        mf_tl_tcp_conn_hello_done(conn);
+        return true;
+    }
+    hc = malloc(sizeof(*hc));
+    if (hc == NULL) { /* the old one may live on: no ACK without it gone */
+        mf_error("tcp: no memory to close the earlier lane of %s; "
+                 "disconnected",
+                 conn->peer);
+        free(old);
+        mf_tl_tcp_conn_close(conn);
+        return false;
+    }
+    hc->old_id = old->conn_id;
+    hc->new_id = conn->id;
+    hc->new_worker = conn->worker;
+    hc->cmd.fn = mf_tl_tcp_hello_close_cmd;
+    hc->cmd.arg = hc;
+    hc->cmd.drop = free;
+    conn->paused = true;
+    mf_tl_tcp_worker_post(old->worker, &hc->cmd);
+    free(old);
+    return true;
+}
+
 /* A whole request header is in conn->in_hdr.  Returns false when the
  * conn was closed. */
 static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
@@ -202,6 +353,9 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
     if (why != NULL) {
         mf_tl_tcp_conn_proto_error(conn, why);
         return false;
+    }
+    if (req->op == MF_TL_TCP_OP_HELLO) {
+        return mf_tl_tcp_conn_hello(conn);
     }
     region =
         mf_tl_tcp_region_find(iface, req->key, req->addr, req->len, &status);
@@ -259,7 +413,7 @@ static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn)
     uint8_t *scratch = conn->worker->scratch;
     ssize_t ret;
 
-    while (conn->count < MF_TL_TCP_RING) {
+    while (conn->count < MF_TL_TCP_RING && !conn->paused) {
         switch (conn->in_state) {
         case MF_TL_TCP_IN_HDR:
             ret = recv(conn->sock.fd, conn->in_hdr + conn->in_got,
@@ -359,6 +513,14 @@ static void mf_tl_tcp_conn_adopt_cmd(mf_tl_tcp_worker_t *worker, void *arg)
     mf_tl_tcp_conn_adopt(worker, conn);
 }
 
+static void mf_tl_tcp_conn_adopt_drop(void *arg)
+{
+    mf_tl_tcp_adopt_cmd_t *ac = arg;
+
+    mf_tl_tcp_conn_close(ac->conn); /* never adopted: no worker */
+    free(ac);
+}
+
 /* accept() failed (out of descriptors, say): the listening socket leaves
  * the epoll set for a moment, or it would wake the worker at once, again
  * and again; mf_tl_tcp_accept_resume() puts it back. */
@@ -424,6 +586,7 @@ void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
         }
         conn->sock.type = MF_TL_TCP_SOCK_CONN;
         conn->sock.fd = fd;
+        conn->id = atomic_fetch_add(&iface->next_conn_id, 1) + 1;
         mf_list_init(&conn->elem);
         mf_tl_tcp_addr_str(&peer, conn->peer, sizeof(conn->peer));
         mf_debug("tcp: connection from %s", conn->peer);
@@ -442,6 +605,7 @@ void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
         ac->conn = conn;
         ac->cmd.fn = mf_tl_tcp_conn_adopt_cmd;
         ac->cmd.arg = ac;
+        ac->cmd.drop = mf_tl_tcp_conn_adopt_drop;
         mf_tl_tcp_worker_post(owner, &ac->cmd);
     }
 }

@@ -132,6 +132,7 @@ void mf_tl_tcp_worker_run(mf_tl_tcp_worker_t *worker,
     }
     cmd.fn = fn;
     cmd.arg = arg;
+    cmd.drop = NULL;
     cmd.sync = true;
     cmd.done = false;
     pthread_mutex_lock(&worker->lock);
@@ -304,6 +305,14 @@ void mf_tl_tcp_worker_cleanup(mf_tl_tcp_worker_t *worker)
 {
     mf_list_t *elem;
 
+    /* posted by another worker after this one stopped */
+    while ((elem = mf_list_pop_front(&worker->cmds)) != NULL) {
+        mf_tl_tcp_cmd_t *cmd = mf_container_of(elem, mf_tl_tcp_cmd_t, elem);
+
+        if (cmd->drop != NULL) {
+            cmd->drop(cmd->arg);
+        }
+    }
     while ((elem = mf_list_pop_front(&worker->conns)) != NULL) {
         mf_tl_tcp_conn_t *conn = mf_container_of(elem, mf_tl_tcp_conn_t, elem);
 

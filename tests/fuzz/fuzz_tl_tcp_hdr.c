@@ -1,15 +1,17 @@
 /*
  * Fuzz target: the tcp transport's 48-byte header as a peer sends it, with
  * the checks a server applies to a request (and the range check of its
- * registered regions) and those a lane applies to a response.  The header
+ * registered regions) and those a lane applies to a response (and to
+ * the answer to its HELLO).  The header
  * comes first; the bytes after it (zeros where missing) give a region
  * (base, size) and the request a lane sent (op, id, length).
  *
  * Decoding and encoding agree on every byte but the reserved ones; an
  * accepted request is a PUT or GET of this version and at most
- * MF_TL_TCP_LEN_MAX bytes; an accepted range lies inside its region; an
- * accepted response answers its request and never announces more data
- * than the request asked for.
+ * MF_TL_TCP_LEN_MAX bytes, or a HELLO with an endpoint id, a lane index
+ * below MF_TL_TCP_MAX_LANES and no data; an accepted range lies inside its
+ * region; an accepted response answers its request and never announces more
+ * data than the request asked for.
  */
 #include "tl/tcp/tcp.h"
 
@@ -68,13 +70,17 @@ static void fuzz_tcp_check_codec(const uint8_t *in, const mf_tl_tcp_hdr_t *hdr)
 static void fuzz_tcp_check_request(const mf_tl_tcp_hdr_t *req,
                                    const fuzz_tcp_tail_t *t)
 {
+    const bool hello = req->op == MF_TL_TCP_OP_HELLO;
     unsigned __int128 end, region_end;
     bool inside;
 
     if (mf_tl_tcp_req_check(req) == NULL &&
         (req->magic != MF_TL_TCP_MAGIC || req->version != MF_TL_TCP_VERSION ||
-         (req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
-         req->len > MF_TL_TCP_LEN_MAX)) {
+         (req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET &&
+          !hello) ||
+         req->len > MF_TL_TCP_LEN_MAX ||
+         (hello && (req->key == 0 || req->addr >= MF_TL_TCP_MAX_LANES ||
+                    req->len != 0)))) {
         __builtin_trap();
     }
     /* the server reaches [addr, addr + len) only inside the region */
@@ -89,6 +95,13 @@ static void fuzz_tcp_check_request(const mf_tl_tcp_hdr_t *req,
 static void fuzz_tcp_check_response(const mf_tl_tcp_hdr_t *resp,
                                     const fuzz_tcp_tail_t *t)
 {
+    /* the answer to a HELLO: exactly one shape */
+    if (mf_tl_tcp_hello_ack_check(resp) &&
+        (resp->magic != MF_TL_TCP_MAGIC || resp->version != MF_TL_TCP_VERSION ||
+         resp->op != MF_TL_TCP_OP_HELLO_ACK || resp->status != MF_OK ||
+         resp->req_id != 0 || resp->len != 0)) {
+        __builtin_trap();
+    }
     uint8_t want = t->req_op == MF_TL_TCP_OP_PUT ? MF_TL_TCP_OP_PUT_ACK
                                                  : MF_TL_TCP_OP_GET_DATA;
 

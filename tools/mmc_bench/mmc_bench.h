@@ -229,11 +229,12 @@ extern const mcb_call_fn mcb_op_fns[MCB_OPS];
 int mcb_batch_failed(mcb_client_t *c, const char *what, mmc_status_t st,
                      size_t count);
 
-/* Gets the b <= bmax blocks keys[(first + i) % nkeys] into dst[0..b); a
- * failure is logged after "client <proc>: <when>:" when when is not
- * NULL.  0, or -1. */
+/* Gets the b <= blocks blocks keys[(first + i) % nkeys] into the
+ * destination blocks (j * b + i) % blocks (j = 0: dst[0..b)); a failure
+ * is logged after "client <proc>: <when>:" when when is not NULL.  0, or
+ * -1. */
 int mcb_get_blocks(mcb_client_t *c, char *const *keys, size_t nkeys,
-                   uint64_t first, size_t b, const char *when);
+                   uint64_t first, size_t b, uint64_t j, const char *when);
 
 int mcb_do_put(mcb_client_t *c, uint32_t b, uint64_t j);
 int mcb_do_put_remote(mcb_client_t *c, uint32_t b, uint64_t j);

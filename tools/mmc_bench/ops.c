@@ -5,9 +5,9 @@
  * metadata calls), all with the signature mcb_measure times.
  *
  * Invariants: call j of put, put_remote, memcpy and cuda_d2h reads the
- * same source blocks, so the baseline copies what a put moves; a get,
- * memcpy and cuda_h2d fill dst[0..b); nothing here checks bytes (run.c
- * verifies, untimed).
+ * same source blocks, so the baseline copies what a put moves; call j of
+ * a get, memcpy and cuda_h2d fills the destination blocks (j * b + i) %
+ * blocks; nothing here checks bytes (run.c verifies, untimed).
  */
 #include "mmc_bench.h"
 
@@ -117,14 +117,14 @@ int mcb_do_put_remote(mcb_client_t *c, uint32_t b, uint64_t j)
 }
 
 int mcb_get_blocks(mcb_client_t *c, char *const *keys, size_t nkeys,
-                   uint64_t first, size_t b, const char *when)
+                   uint64_t first, size_t b, uint64_t j, const char *when)
 {
     mmc_status_t st;
     size_t i;
 
     for (i = 0; i < b; i++) {
         c->keys[i] = keys[(first + i) % nkeys];
-        c->iovs[i] = c->dst_iov[i];
+        c->iovs[i] = c->dst_iov[(j * b + i) % mcb_opts.blocks];
         c->niovs[i] = MCB_PIECES;
     }
     st =
@@ -138,23 +138,25 @@ int mcb_get_blocks(mcb_client_t *c, char *const *keys, size_t nkeys,
     return 0;
 }
 
-/* get: b blocks of every client (owners interleaved) into dst[0..b). */
+/* get: b blocks of every client (owners interleaved) into the
+ * destination blocks of call j. */
 static int mcb_do_get(mcb_client_t *c, uint32_t b, uint64_t j)
 {
     return mcb_get_blocks(c, c->all_keys,
                           (size_t)mcb_opts.procs * mcb_opts.blocks,
-                          c->proc + j * b, b, NULL);
+                          c->proc + j * b, b, j, NULL);
 }
 
-/* get_remote: b blocks of clients on other hosts into dst[0..b). */
+/* get_remote: b blocks of clients on other hosts, likewise. */
 static int mcb_do_get_remote(mcb_client_t *c, uint32_t b, uint64_t j)
 {
-    return mcb_get_blocks(c, c->rget_keys, c->nrget, c->proc + j * b, b, NULL);
+    return mcb_get_blocks(c, c->rget_keys, c->nrget, c->proc + j * b, b, j,
+                          NULL);
 }
 
 /* The baseline: the pieces of the blocks put call j puts (the same source
- * buffers, in the same turn), copied into the destination blocks a get
- * call fills. */
+ * buffers, in the same turn), copied into the destination blocks get call
+ * j fills: DRAM to DRAM, as a put's and a get's copies are. */
 static int mcb_do_memcpy(mcb_client_t *c, uint32_t b, uint64_t j)
 {
     uint32_t i, p, k;
@@ -162,7 +164,7 @@ static int mcb_do_memcpy(mcb_client_t *c, uint32_t b, uint64_t j)
     for (i = 0; i < b; i++) {
         k = (uint32_t)((j * b + i) % mcb_opts.blocks);
         for (p = 0; p < MCB_PIECES; p++) {
-            memcpy(c->dst_iov[i][p].base, c->src_iov[k][p].base,
+            memcpy(c->dst_iov[k][p].base, c->src_iov[k][p].base,
                    c->src_iov[k][p].len);
         }
     }
@@ -183,7 +185,7 @@ static int mcb_cuda_copy(mcb_client_t *c, uint32_t b, uint64_t j, bool to_pin)
             const mmc_iov_t *from =
                 to_pin ? &c->src_iov[k][p] : &c->pin_iov[k][p];
             const mmc_iov_t *to =
-                to_pin ? &c->pin_iov[i][p] : &c->dst_iov[i][p];
+                to_pin ? &c->pin_iov[i][p] : &c->dst_iov[k][p];
 
             ret =
                 tk_cuda_copy_async(c->stream, to->base, from->base, from->len);
@@ -204,7 +206,7 @@ static int mcb_do_cuda_d2h(mcb_client_t *c, uint32_t b, uint64_t j)
 }
 
 /* The baseline of get with --device: b pinned blocks into the destination
- * blocks a get call fills, host to device. */
+ * blocks get call j fills, host to device. */
 static int mcb_do_cuda_h2d(mcb_client_t *c, uint32_t b, uint64_t j)
 {
     return mcb_cuda_copy(c, b, j, false);
@@ -238,9 +240,10 @@ static int mcb_do_tcp_write(mcb_client_t *c, uint32_t b, uint64_t j)
  * server into the destination blocks. */
 static int mcb_do_tcp_read(mcb_client_t *c, uint32_t b, uint64_t j)
 {
-    return bench_tcp_client_run_at(&c->tcp_cli, BENCH_TCP_READ, c->dst,
-                                   mcb_tcp_offset(b, j),
-                                   (uint64_t)b * MCB_BLOCK);
+    const uint64_t off = mcb_tcp_offset(b, j);
+
+    return bench_tcp_client_run_at(&c->tcp_cli, BENCH_TCP_READ, c->dst + off,
+                                   off, (uint64_t)b * MCB_BLOCK);
 }
 
 /* The baseline of exist: a blocking round trip to client 0's raw server,

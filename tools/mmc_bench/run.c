@@ -182,7 +182,7 @@ static int mcb_get_into_dst(mcb_client_t *c, char *const *keys, size_t cnt,
                   when);
         return -1;
     }
-    return mcb_get_blocks(c, keys, cnt, 0, cnt, when);
+    return mcb_get_blocks(c, keys, cnt, 0, cnt, 0, when);
 }
 
 /* Gets every client's blocks and compares them with their pattern; with

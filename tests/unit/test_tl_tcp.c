@@ -30,6 +30,8 @@
 #include "util/misc.h"
 #include "util/sock.h"
 
+#include <memfabric/mf_trace.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -197,6 +199,42 @@ static void test_iface(void **state)
 
 /* put and get of 1 B .. 64 MiB, unaligned on both sides, over one lane
  * and over four with small chunks (test_tl.c runs the defaults) */
+/* The count of the trace point name (0 if it recorded nothing). */
+static uint64_t test_trace_count(const char *name)
+{
+    mf_trace_stat_t stats[64];
+    size_t n = mf_trace_get(stats, MF_ARRAY_SIZE(stats));
+
+    for (size_t i = 0; i < n && i < MF_ARRAY_SIZE(stats); i++) {
+        if (strcmp(stats[i].name, name) == 0) {
+            return stats[i].count;
+        }
+    }
+    return 0;
+}
+
+/* With the tracer on, every operation counts once at its completion. */
+static void test_trace_points(void **state)
+{
+    uint8_t buf[4096];
+    test_pair_t tp;
+
+    test_pair_open(&tp, 2, 0);
+    mf_trace_clear();
+    mf_trace_enable(true);
+    memset(buf, 7, sizeof(buf));
+    assert_int_equal(test_put(&tp, buf, 10, sizeof(buf)), MF_OK);
+    assert_int_equal(test_put(&tp, buf, 9000, 100), MF_OK);
+    assert_int_equal(test_get(&tp, buf, 10, sizeof(buf)), MF_OK);
+    mf_trace_enable(false);
+    assert_int_equal(test_trace_count("tl.tcp.put"), 2);
+    assert_int_equal(test_trace_count("tl.tcp.get"), 1);
+    /* off: nothing more is counted */
+    assert_int_equal(test_get(&tp, buf, 10, sizeof(buf)), MF_OK);
+    assert_int_equal(test_trace_count("tl.tcp.get"), 1);
+    test_pair_close(&tp);
+}
+
 static void test_sizes(void **state)
 {
     static const uint32_t lanes[] = {1, 4};
@@ -1201,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_out_of_fds),
         cmocka_unit_test(test_iface),
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_trace_points),
         cmocka_unit_test(test_server_range),
         cmocka_unit_test(test_user_mem),
         cmocka_unit_test(test_raw_requests),

@@ -4,6 +4,11 @@
  * and completed exactly once.
  */
 #include "tl/tcp/tcp_int.h"
+#include "util/trace.h"
+
+/* From post to completion, per operation (MF_TRACE). */
+MF_TRACE_POINT(mf_tl_tcp_tp_put, "tl.tcp.put");
+MF_TRACE_POINT(mf_tl_tcp_tp_get, "tl.tcp.get");
 
 /* ============================================================ completion */
 
@@ -31,6 +36,9 @@ static void mf_tl_tcp_done_fire(mf_tl_tcp_done_t *done)
         op = mf_container_of(elem, mf_tl_tcp_op_t, aelem);
         comp = op->comp;
         status = op->status;
+        mf_trace_end(op->code == MF_TL_TCP_OP_PUT ? &mf_tl_tcp_tp_put
+                                                  : &mf_tl_tcp_tp_get,
+                     op->t0);
         free(op);
         comp->cb(comp, status);
     }
@@ -758,6 +766,7 @@ static mf_status_t mf_tl_tcp_post(mf_tl_ep_t *tl_ep, uint8_t code, void *buf,
     op->next_off = 0;
     op->inflight = 0;
     op->status = MF_OK;
+    op->t0 = mf_trace_begin();
     small = size <= iface->chunk;
     pthread_mutex_lock(&ep->lock);
     op->seq = ep->next_seq++;

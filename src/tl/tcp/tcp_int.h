@@ -158,6 +158,7 @@ struct mf_tl_tcp_op {
     uint64_t next_off;
     uint32_t inflight;
     mf_status_t status;
+    uint64_t t0; /* the tracer's start (0: off) */
 };
 
 typedef struct mf_tl_tcp_flush {

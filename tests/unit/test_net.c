@@ -778,8 +778,11 @@ static void *test_worker_thread(void *arg)
     return NULL;
 }
 
-static void test_run_workers(mf_net_client_t *client, uint16_t opcode,
-                             int nthreads, int ncalls)
+/* nthreads threads running fn (test_worker_thread: calls of opcode),
+ * every one of whose ncalls calls must succeed. */
+static void test_run_workers_fn(mf_net_client_t *client, uint16_t opcode,
+                                int nthreads, int ncalls,
+                                void *(*fn)(void *arg))
 {
     pthread_t threads[TEST_GATHER];
     test_worker_t workers[TEST_GATHER];
@@ -787,14 +790,18 @@ static void test_run_workers(mf_net_client_t *client, uint16_t opcode,
     assert_true(nthreads <= TEST_GATHER);
     for (int i = 0; i < nthreads; i++) {
         workers[i] = (test_worker_t){client, i, ncalls, 0, opcode};
-        assert_int_equal(
-            pthread_create(&threads[i], NULL, test_worker_thread, &workers[i]),
-            0);
+        assert_int_equal(pthread_create(&threads[i], NULL, fn, &workers[i]), 0);
     }
     for (int i = 0; i < nthreads; i++) {
         pthread_join(threads[i], NULL);
         assert_int_equal(workers[i].nok, ncalls);
     }
+}
+
+static void test_run_workers(mf_net_client_t *client, uint16_t opcode,
+                             int nthreads, int ncalls)
+{
+    test_run_workers_fn(client, opcode, nthreads, ncalls, test_worker_thread);
 }
 
 static void test_concurrent_calls(void **state)
@@ -848,23 +855,12 @@ static void *test_mixed_thread(void *arg)
 static void test_mixed_sizes(void **state)
 {
     test_srv_t *srv = test_srv_start(0, 0);
-    pthread_t threads[TEST_MIXED_THREADS];
-    test_worker_t workers[TEST_MIXED_THREADS];
     test_cli_t cli;
 
     (void)state;
     assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
-    for (int i = 0; i < TEST_MIXED_THREADS; i++) {
-        workers[i] =
-            (test_worker_t){cli.client, i, TEST_MIXED_CALLS, 0, OP_ECHO};
-        assert_int_equal(
-            pthread_create(&threads[i], NULL, test_mixed_thread, &workers[i]),
-            0);
-    }
-    for (int i = 0; i < TEST_MIXED_THREADS; i++) {
-        pthread_join(threads[i], NULL);
-        assert_int_equal(workers[i].nok, TEST_MIXED_CALLS);
-    }
+    test_run_workers_fn(cli.client, OP_ECHO, TEST_MIXED_THREADS,
+                        TEST_MIXED_CALLS, test_mixed_thread);
     assert_int_equal(atomic_load(&cli.ndisconnect), 0);
     mf_net_client_destroy(cli.client);
     test_srv_stop(srv);

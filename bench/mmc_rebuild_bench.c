@@ -22,6 +22,9 @@
  * with a meta_url list: printed is the kill to the new leader's ready
  * line and to the last holder's record restored on it.
  *
+ * Also printed: the daemon's resident memory (VmRSS) before the puts and
+ * once they are in, and so its bytes per object.
+ *
  * Run: ./build/bench/mmc-rebuild-bench [objects (1000000)] [holders (4)]
  *      [--failover]
  */
@@ -62,7 +65,28 @@ typedef struct rb_holder {
     int failed;
 } rb_holder_t;
 
-static tk_meta_t rb_meta;     /* the one serving (the leader) */
+static tk_meta_t rb_meta; /* the one serving (the leader) */
+
+/* VmRSS of pid in bytes, 0 when unknown. */
+static uint64_t rb_rss(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long kib = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %llu kB", &kib) == 1) {
+            break;
+        }
+    }
+    fclose(f);
+    return (uint64_t)kib * 1024;
+}
 static tk_meta_t rb_cands[2]; /* --failover: the candidates */
 static uint16_t rb_ports[2];  /* the RPC ports holders try, in turn */
 static int rb_nports;
@@ -421,6 +445,7 @@ int main(int argc, char **argv)
     rb_holder_t *hs;
     tk_etcd_t etcd = {0};
     double build, rebuild, kill_at, ready_at, total;
+    uint64_t rss_empty = 0, rss_built = 0;
     int code, ret = 1;
 
     if (objects == 0 || holders == 0 || holders > 64 ||
@@ -466,11 +491,13 @@ int main(int argc, char **argv)
         rb_nports = 1;
     }
 
+    rss_empty = rb_rss(rb_meta.pid);
     build = rb_run(hs, holders, rb_build, NULL, NULL);
     if (build < 0) {
         tk_print("the build by puts failed");
         goto out;
     }
+    rss_built = rb_rss(rb_meta.pid);
     kill_at = rb_now();
     kill(rb_meta.pid, SIGKILL);
     code = tk_proc_wait(rb_meta.pid, 60000);
@@ -514,6 +541,17 @@ int main(int argc, char **argv)
            rebuild, (double)objects / rebuild, total,
            failover ? "new leader ready" : "daemon start", ready_at - kill_at);
     printf("  rebuild / build: %.2fx\n", rebuild / build);
+    if (rss_empty > 0 && rss_built > rss_empty) {
+        char longest[KEY_LEN];
+        int klen = snprintf(longest, sizeof(longest), "o.%u.%llu", holders - 1,
+                            (unsigned long long)(objects / holders));
+
+        printf("  mmc-meta resident: %.1f MiB before the puts, %.1f MiB with "
+               "the objects: %.0f bytes per object (keys of at most %d "
+               "bytes, one replica)\n",
+               (double)rss_empty / (1 << 20), (double)rss_built / (1 << 20),
+               (double)(rss_built - rss_empty) / (double)objects, klen);
+    }
     ret = 0;
 out:
     if (rb_meta.pid > 0) {

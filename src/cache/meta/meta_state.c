@@ -227,7 +227,7 @@ mmc_state_obj_t *mmc_state_obj_new(const char *key, size_t key_len,
     obj->nslots = nslots;
     obj->reps = (mmc_state_rep_t *)((char *)obj + reps_off);
     obj->key = (char *)obj + key_off;
-    obj->key_len = key_len;
+    obj->key_len = (uint32_t)key_len; /* checked by the protocol */
     memcpy(obj->key, key, key_len);
     return obj;
 }

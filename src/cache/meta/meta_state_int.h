@@ -76,24 +76,26 @@ typedef struct mmc_state_rep {
     uint64_t offset;
 } mmc_state_rep_t;
 
+/* Laid out widest first, so that no padding sits between fields: an index
+ * of millions of objects pays for every byte here. */
 struct mmc_state_obj {
     uint64_t size;
     uint64_t version;     /* given at commit (or restored): newer wins */
-    uint8_t want;         /* replicas its put asked for */
     uint64_t damage;      /* replicas lost with their segments */
-    uint32_t nrep;        /* live slots of reps (slots keep their order) */
-    uint32_t nleases;     /* leases, and a repair's hold */
     mmc_state_put_t *put; /* non-NULL while pending */
     struct mmc_state_repair *repair; /* the one running for it, or NULL */
-    bool under;                      /* on state->under */
     mf_list_t under_link;
-    bool linked;   /* in the index */
-    bool unlinked; /* on state->unlinked */
     mf_list_t unlinked_link;
-    uint8_t nslots;        /* of reps: the replicas its put asked for */
     mmc_state_rep_t *reps; /* nslots slots, in the object's allocation */
-    size_t key_len;
-    char *key; /* NUL-terminated, in the object's allocation */
+    char *key;             /* NUL-terminated, in the object's allocation */
+    uint32_t key_len;      /* <= MMC_KEY_MAX */
+    uint32_t nrep;         /* live slots of reps (slots keep their order) */
+    uint32_t nleases;      /* leases, and a repair's hold */
+    uint8_t want;          /* replicas its put asked for */
+    uint8_t nslots;        /* of reps: the replicas its put asked for */
+    bool under;            /* on state->under */
+    bool linked;           /* in the index */
+    bool unlinked;         /* on state->unlinked */
 };
 
 struct mmc_state_put {

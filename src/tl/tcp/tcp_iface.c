@@ -82,6 +82,7 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     pthread_mutex_init(&iface->regions_lock, NULL);
     mf_hmap_init(&iface->regions);
     atomic_init(&iface->next_worker, 0);
+    atomic_init(&iface->next_conn_worker, 0);
     atomic_init(&iface->proto_warned, false);
     pthread_mutex_init(&iface->hellos_lock, NULL);
     mf_hmap_init(&iface->hellos);

@@ -324,9 +324,10 @@ struct mf_tl_tcp_iface {
     mf_tl_tcp_config_t cfg;
     unsigned lanes;
     uint64_t chunk;
-    uint64_t window;     /* bytes in flight per lane */
-    uint32_t timeout_ms; /* dead-peer timeout (tcp.timeout_ms) */
-    atomic_uint next_worker;
+    uint64_t window;              /* bytes in flight per lane */
+    uint32_t timeout_ms;          /* dead-peer timeout (tcp.timeout_ms) */
+    atomic_uint next_worker;      /* of the next endpoint's first lane */
+    atomic_uint next_conn_worker; /* of the next accepted connection */
     pthread_mutex_t regions_lock;
     mf_hmap_t regions; /* key -> exported mf_tl_tcp_region_t: found at
                           every request, however many are registered */

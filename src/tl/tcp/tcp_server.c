@@ -590,7 +590,7 @@ void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker)
         mf_list_init(&conn->elem);
         mf_tl_tcp_addr_str(&peer, conn->peer, sizeof(conn->peer));
         mf_debug("tcp: connection from %s", conn->peer);
-        owner = &iface->workers[atomic_fetch_add(&iface->next_worker, 1) %
+        owner = &iface->workers[atomic_fetch_add(&iface->next_conn_worker, 1) %
                                 iface->nworkers];
         if (owner == worker) {
             mf_tl_tcp_conn_adopt(worker, conn);

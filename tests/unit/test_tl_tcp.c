@@ -3,7 +3,8 @@
  * must do is test_tl.c's), on 127.0.0.1: its capabilities and settings;
  * put and get of many sizes over one and four lanes and small chunks;
  * a server that refuses what a forged key asks outside its memory, and
- * requests crafted by hand on a raw socket; a connection lost
+ * requests crafted by hand on a raw socket (PUTV and GETV too); small
+ * operations queued together share requests; a connection lost
  * mid-transfer fails what was in flight with a peer error and a later
  * operation reconnects; a lane whose send fails requeues; a forked child
  * holding the sockets; a small operation completes while a large one is
@@ -463,7 +464,7 @@ static void test_raw_request(int fd, uint8_t op, uint64_t req_id, uint64_t key,
                              uint64_t addr, uint64_t len)
 {
     mf_tl_tcp_hdr_t hdr = {
-        MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION, op, 0, 0, req_id, key, addr, len};
+        MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION, op, 0, 0, 0, req_id, key, addr, len};
     uint8_t wire[MF_TL_TCP_HDR_SIZE];
 
     mf_tl_tcp_hdr_encode(&hdr, wire);
@@ -561,6 +562,255 @@ static void test_raw_requests(void **state)
     /* the server still serves */
     assert_int_equal(test_get(&tp, back, 100, 1000), MF_OK);
     assert_memory_equal(back, tp.mem + 100, 1000);
+    test_pair_close(&tp);
+}
+
+/* Small operations queued together go out as PUTV and GETV requests (the
+ * client's threads are held while they are posted, so they all queue):
+ * each lands where its own says, and a put and a get, or another key,
+ * end a request. */
+#define TEST_GATHER_OPS 300
+
+static void test_gather_run(test_pair_t *tp, uint8_t *local, bool put,
+                            const uint64_t *offs, const size_t *sizes,
+                            size_t first, size_t end)
+{
+    static test_comp_t tcs[TEST_GATHER_OPS];
+    uint64_t base = (uint64_t)(uintptr_t)tp->mem;
+    size_t i;
+
+    mf_tl_tcp_iface_hold(tp->client);
+    for (i = first; i < end; i++) {
+        test_comp_init(&tcs[i]);
+        mf_status_t st =
+            put ? ops->put(tp->ep, local + offs[i], base + offs[i], sizes[i],
+                           tp->rkey, &tcs[i].super)
+                : ops->get(tp->ep, local + offs[i], base + offs[i], sizes[i],
+                           tp->rkey, &tcs[i].super);
+        assert_int_equal(st, MF_INPROGRESS);
+    }
+    mf_tl_tcp_iface_release(tp->client);
+    for (i = first; i < end; i++) {
+        assert_int_equal(test_comp_wait(NULL, &tcs[i], MF_INPROGRESS), MF_OK);
+        assert_int_equal(test_comp_calls(&tcs[i]), 1);
+    }
+}
+
+static void test_gather(void **state)
+{
+    static uint64_t offs[TEST_GATHER_OPS];
+    static size_t sizes[TEST_GATHER_OPS];
+    const size_t span = 8 * TEST_MB;
+    uint64_t requests, pieces, requests0, pieces0;
+    uint8_t *src, *dst;
+    uint64_t off = 0;
+    test_pair_t tp;
+    size_t i;
+
+    test_pair_open(&tp, 2, 64 * 1024);
+    src = malloc(span);
+    dst = calloc(1, span);
+    assert_non_null(src);
+    assert_non_null(dst);
+    tk_pattern_fill(src, span, 11, 0);
+    memset(tp.mem, 0, span);
+    /* scattered pieces of 1 byte to 6 KiB, every 7th one larger than a
+     * chunk (it goes its own way, in chunks) */
+    for (i = 0; i < TEST_GATHER_OPS; i++) {
+        sizes[i] = i % 7 == 6 ? 100 * 1024 + i : 1 + (i * 2654435761u) % 6144;
+        offs[i] = off + i % 13;
+        off = offs[i] + sizes[i] + 64;
+    }
+    assert_true(off < span);
+
+    mf_tl_tcp_iface_vec_stats(tp.server, &requests0, &pieces0);
+    test_gather_run(&tp, src, true, offs, sizes, 0, TEST_GATHER_OPS);
+    mf_tl_tcp_iface_vec_stats(tp.server, &requests, &pieces);
+    /* the small ones (6 of every 7) travelled in vectors: only the last
+     * may have gone alone */
+    assert_true(pieces - pieces0 >= TEST_GATHER_OPS / 7 * 6 - 1);
+    assert_true(requests - requests0 <= (pieces - pieces0) / 2);
+    for (i = 0; i < TEST_GATHER_OPS; i++) {
+        assert_memory_equal(tp.mem + offs[i], src + offs[i], sizes[i]);
+        /* the gaps between pieces stay untouched */
+        assert_int_equal(tp.mem[offs[i] + sizes[i]], 0);
+    }
+
+    mf_tl_tcp_iface_vec_stats(tp.server, &requests0, &pieces0);
+    test_gather_run(&tp, dst, false, offs, sizes, 0, TEST_GATHER_OPS);
+    mf_tl_tcp_iface_vec_stats(tp.server, &requests, &pieces);
+    assert_true(pieces - pieces0 >= TEST_GATHER_OPS / 7 * 6 - 1);
+    for (i = 0; i < TEST_GATHER_OPS; i++) {
+        assert_memory_equal(dst + offs[i], src + offs[i], sizes[i]);
+        assert_int_equal(dst[offs[i] + sizes[i]], 0);
+    }
+
+    /* puts and gets taking turns: each request carries one kind */
+    memset(dst, 0, span);
+    mf_tl_tcp_iface_hold(tp.client);
+    {
+        static test_comp_t tcs[TEST_GATHER_OPS];
+        uint64_t base = (uint64_t)(uintptr_t)tp.mem;
+
+        for (i = 0; i < TEST_GATHER_OPS; i++) {
+            test_comp_init(&tcs[i]);
+            /* even: write the pattern shifted; odd: read back what the
+             * first pass wrote */
+            assert_int_equal(
+                i % 2 == 0 ? ops->put(tp.ep, src + offs[i] + 1, base + offs[i],
+                                      sizes[i], tp.rkey, &tcs[i].super)
+                           : ops->get(tp.ep, dst + offs[i], base + offs[i],
+                                      sizes[i], tp.rkey, &tcs[i].super),
+                MF_INPROGRESS);
+        }
+        mf_tl_tcp_iface_release(tp.client);
+        for (i = 0; i < TEST_GATHER_OPS; i++) {
+            assert_int_equal(test_comp_wait(NULL, &tcs[i], MF_INPROGRESS),
+                             MF_OK);
+        }
+    }
+    for (i = 0; i < TEST_GATHER_OPS; i++) {
+        if (i % 2 == 0) {
+            assert_memory_equal(tp.mem + offs[i], src + offs[i] + 1, sizes[i]);
+        } else {
+            assert_memory_equal(dst + offs[i], src + offs[i], sizes[i]);
+        }
+    }
+    free(src);
+    free(dst);
+    test_pair_close(&tp);
+}
+
+/* A PUTV or GETV crafted by hand: count pieces (addr, len) after the
+ * header. */
+static void test_raw_vec(int fd, uint8_t op, uint64_t req_id, uint64_t key,
+                         const uint64_t *addrs, const uint64_t *lens,
+                         uint32_t count, uint64_t len)
+{
+    mf_tl_tcp_hdr_t hdr = {MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION, op, 0, 0, count,
+                           req_id, key, addrs[0], len};
+    uint8_t wire[MF_TL_TCP_HDR_SIZE + MF_TL_TCP_VEC_MAX * MF_TL_TCP_VEC_ENTRY];
+
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    for (uint32_t i = 0; i < count; i++) {
+        mf_tl_tcp_vec_encode(addrs[i], lens[i],
+                             wire + MF_TL_TCP_HDR_SIZE +
+                                 i * MF_TL_TCP_VEC_ENTRY);
+    }
+    test_raw_write(fd, wire,
+                   MF_TL_TCP_HDR_SIZE + (size_t)count * MF_TL_TCP_VEC_ENTRY);
+}
+
+/* PUTV and GETV crafted by hand: served piece by piece; a piece outside
+ * the segment or a table that does not add up refuses the whole request
+ * (a PUTV's data is read and dropped, nothing of it lands) and the
+ * connection goes on; a piece count out of range closes it. */
+static void test_raw_vectors(void **state)
+{
+    uint8_t data[3000], back[3000];
+    uint64_t addrs[MF_TL_TCP_VEC_MAX], lens[MF_TL_TCP_VEC_MAX];
+    mf_tl_tcp_hdr_t hdr;
+    uint64_t base, key;
+    test_pair_t tp;
+    uint16_t port;
+    int fd;
+
+    test_pair_open(&tp, 1, 0);
+    base = (uint64_t)(uintptr_t)tp.mem;
+    key = mf_tl_tcp_memh_key(tp.memh);
+    port = mf_tl_tcp_iface_port(tp.server);
+    tk_pattern_fill(data, sizeof(data), 5, 0);
+    memset(tp.mem, 0, 1 << 20);
+    fd = test_raw_connect(port);
+
+    /* three pieces, out of address order */
+    addrs[0] = base + 5000, lens[0] = 1000;
+    addrs[1] = base + 100, lens[1] = 1500;
+    addrs[2] = base + 9000, lens[2] = 500;
+    test_raw_vec(fd, MF_TL_TCP_OP_PUTV, 1, key, addrs, lens, 3, 3000);
+    test_raw_write(fd, data, sizeof(data));
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_PUT_ACK);
+    assert_int_equal(hdr.req_id, 1);
+    assert_int_equal(hdr.status, MF_OK);
+    assert_int_equal(hdr.len, 0);
+    assert_memory_equal(tp.mem + 5000, data, 1000);
+    assert_memory_equal(tp.mem + 100, data + 1000, 1500);
+    assert_memory_equal(tp.mem + 9000, data + 2500, 500);
+    test_raw_vec(fd, MF_TL_TCP_OP_GETV, 2, key, addrs, lens, 3, 3000);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.op, MF_TL_TCP_OP_GET_DATA);
+    assert_int_equal(hdr.req_id, 2);
+    assert_int_equal(hdr.status, MF_OK);
+    assert_int_equal(hdr.len, 3000);
+    assert_true(test_raw_read(fd, back, 3000));
+    assert_memory_equal(back, data, 3000);
+
+    /* one piece past the end: nothing lands, not even the good ones */
+    addrs[1] = base + TEST_SEG - 10;
+    test_raw_vec(fd, MF_TL_TCP_OP_PUTV, 3, key, addrs, lens, 3, 3000);
+    memset(back, 0x5a, sizeof(back));
+    test_raw_write(fd, back, sizeof(back));
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 3);
+    assert_int_equal(hdr.status, MF_ERR_OUT_OF_RANGE);
+    assert_memory_equal(tp.mem + 5000, data, 1000);
+    test_raw_vec(fd, MF_TL_TCP_OP_GETV, 4, key, addrs, lens, 3, 3000);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 4);
+    assert_int_equal(hdr.status, MF_ERR_OUT_OF_RANGE);
+    assert_int_equal(hdr.len, 0);
+    /* a table that does not add up, and an empty piece */
+    addrs[1] = base + 100;
+    test_raw_vec(fd, MF_TL_TCP_OP_PUTV, 5, key, addrs, lens, 3, 2000);
+    test_raw_write(fd, back, 2000);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 5);
+    assert_int_equal(hdr.status, MF_ERR_PROTO);
+    lens[2] = 0;
+    test_raw_vec(fd, MF_TL_TCP_OP_GETV, 6, key, addrs, lens, 3, 2500);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 6);
+    assert_int_equal(hdr.status, MF_ERR_PROTO);
+    /* a wrong key */
+    lens[2] = 500;
+    test_raw_vec(fd, MF_TL_TCP_OP_GETV, 7, key ^ 1, addrs, lens, 3, 3000);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 7);
+    assert_int_equal(hdr.status, MF_ERR_PEER_REJECTED);
+    /* still in step, and the refused ones left the memory alone */
+    test_raw_vec(fd, MF_TL_TCP_OP_GETV, 8, key, addrs, lens, 3, 3000);
+    test_raw_response(fd, &hdr);
+    assert_int_equal(hdr.req_id, 8);
+    assert_int_equal(hdr.status, MF_OK);
+    assert_true(test_raw_read(fd, back, 3000));
+    assert_memory_equal(back, data, 3000);
+
+    /* piece counts out of range break the framing: the server hangs up */
+    mf_log_set_level(MF_LOG_ERROR);
+    test_raw_vec(fd, MF_TL_TCP_OP_GETV, 9, key, addrs, lens, 0, 0);
+    assert_false(test_raw_read(fd, back, 1));
+    close(fd);
+    fd = test_raw_connect(port);
+    test_raw_request(fd, MF_TL_TCP_OP_GETV, 10, key, base, 16);
+    assert_false(test_raw_read(fd, back, 1));
+    close(fd);
+    fd = test_raw_connect(port);
+    {
+        mf_tl_tcp_hdr_t big = {MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION,
+                               MF_TL_TCP_OP_PUTV, 0, 0, MF_TL_TCP_VEC_MAX + 1,
+                               11, key, base, 16};
+        uint8_t wire[MF_TL_TCP_HDR_SIZE];
+
+        mf_tl_tcp_hdr_encode(&big, wire);
+        test_raw_write(fd, wire, sizeof(wire));
+        assert_false(test_raw_read(fd, back, 1));
+    }
+    close(fd);
+    mf_log_set_level(MF_LOG_WARN);
+
+    assert_int_equal(test_get(&tp, back, 100, 1500), MF_OK);
+    assert_memory_equal(back, data + 1000, 1500);
     test_pair_close(&tp);
 }
 
@@ -1243,6 +1493,8 @@ int main(void)
         cmocka_unit_test(test_server_range),
         cmocka_unit_test(test_user_mem),
         cmocka_unit_test(test_raw_requests),
+        cmocka_unit_test(test_raw_vectors),
+        cmocka_unit_test(test_gather),
         cmocka_unit_test(test_hello_supersedes),
         cmocka_unit_test(test_conn_lost_raw),
         cmocka_unit_test(test_conn_dropped),

@@ -274,8 +274,10 @@ static void mf_fabric_window_drain(mf_fabric_window_t *win,
 }
 
 /* Copies the pieces [first, end) that filter takes, those on transports
- * all at once (a window at a time); returns the first error in piece
- * order. */
+ * all at once, in two windows that take turns: while one fills, the
+ * pieces of the other are still moving, and it drains only when the
+ * filling one is full, so the transports never run dry between windows.
+ * Returns the first error in piece order. */
 static mf_status_t
 mf_fabric_copy_pieces(mf_fabric_pool_t *pool, const mf_copy_piece_t *pieces,
                       size_t first, size_t end, mf_copy_dir_t dir,
@@ -283,17 +285,20 @@ mf_fabric_copy_pieces(mf_fabric_pool_t *pool, const mf_copy_piece_t *pieces,
 {
     mf_fabric_hold_t hold = {NULL, NULL};
     mf_fabric_outcome_t out = {MF_OK, SIZE_MAX, results};
-    mf_fabric_window_t win;
+    mf_fabric_window_t wins[2], *win = &wins[0];
     mf_fabric_plan_t plan;
     mf_status_t st;
     size_t i;
 
-    atomic_init(&win.waiter.left, 0);
-    win.iface = NULL;
-    win.n = 0;
+    for (int w = 0; w < 2; w++) {
+        atomic_init(&wins[w].waiter.left, 0);
+        wins[w].iface = NULL;
+        wins[w].n = 0;
+    }
     for (i = first; i < end; i++) {
-        if (win.n == MF_FABRIC_WINDOW) {
-            mf_fabric_window_drain(&win, &out);
+        if (win->n == MF_FABRIC_WINDOW) {
+            win = win == &wins[0] ? &wins[1] : &wins[0];
+            mf_fabric_window_drain(win, &out);
         }
         st = mf_fabric_piece_plan(pool, pieces[i].src, pieces[i].dst,
                                   pieces[i].size, dir, &hold, filter, &plan);
@@ -302,13 +307,14 @@ mf_fabric_copy_pieces(mf_fabric_pool_t *pool, const mf_copy_piece_t *pieces,
         }
         if (st == MF_OK) {
             st = mf_fabric_piece_start(pool, &plan, pieces[i].src,
-                                       pieces[i].dst, pieces[i].size, &win, i);
+                                       pieces[i].dst, pieces[i].size, win, i);
         }
         if (st != MF_INPROGRESS) {
             mf_fabric_outcome_set(&out, i, st);
         }
     }
-    mf_fabric_window_drain(&win, &out);
+    mf_fabric_window_drain(&wins[0], &out);
+    mf_fabric_window_drain(&wins[1], &out);
     mf_fabric_hold_release(&hold);
     return out.status;
 }

@@ -505,9 +505,10 @@ static inline void mf_fabric_hold_release(mf_fabric_hold_t *hold)
 }
 
 /*
- * Pieces of a batch in flight on transports: up to MF_FABRIC_WINDOW of
- * them run at once, then the window drains.  Each holds a reference on its
- * segments of its own, so the run's hold may move on.
+ * Pieces of a batch in flight on transports: a window holds up to
+ * MF_FABRIC_WINDOW of them, and a batch keeps two, draining one only when
+ * the other is full.  Each piece holds a reference on its segments of its
+ * own, so the run's hold may move on.
  */
 #define MF_FABRIC_WINDOW 64
 

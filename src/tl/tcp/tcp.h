@@ -10,7 +10,7 @@
  *     5   u8   op        MF_TL_TCP_OP_*
  *     6   u16  flags     0
  *     8   i32  status    mf_status_t of a response, 0 in requests
- *    12   u32  reserved  0
+ *    12   u32  count     pieces of a PUTV or GETV, else 0
  *    16   u64  req_id    chosen by the requester, echoed in the response
  *    24   u64  key       remote key token (requests), 0 in responses
  *    32   u64  addr      remote address (requests), echoed in responses
@@ -19,6 +19,16 @@
  * PUT:      header, then len bytes of data; answered by PUT_ACK (len 0).
  * GET:      header only; answered by GET_DATA, followed by len bytes of
  *           data when its status is MF_OK (else len is 0).
+ * PUTV:     many pieces of one segment (key) in one request: header (addr =
+ *           the first piece's address, len = the pieces' total, count =
+ *           their number, 1..MF_TL_TCP_VEC_MAX), then a table of count
+ *           16-byte entries (u64 addr, u64 len; len > 0, summing to the
+ *           header's len), then the data of every piece in table order.
+ *           Answered by PUT_ACK, for all of them at once.
+ * GETV:     header and table as PUTV, no data; answered by GET_DATA with
+ *           the data of every piece in table order (len = the total).
+ *           A request is served whole or refused whole: one piece outside
+ *           the segment refuses the request (its PUTV data is dropped).
  * HELLO:    header only, the first on a lane's connection: key = the
  *           client endpoint's id (random, not 0), addr = the lane's index,
  *           len 0.  Answered by HELLO_ACK (MF_OK, len 0) once every earlier
@@ -41,10 +51,13 @@
 #include <string.h>
 
 #define MF_TL_TCP_MAGIC    0x4354464du /* "MFTC" as little-endian bytes */
-#define MF_TL_TCP_VERSION  2
+#define MF_TL_TCP_VERSION  3
 #define MF_TL_TCP_HDR_SIZE 48
 /* A single request never covers more; a larger one is a protocol error. */
 #define MF_TL_TCP_LEN_MAX (1ull << 30)
+/* Pieces of a PUTV or GETV, at most, and the bytes of one table entry. */
+#define MF_TL_TCP_VEC_MAX   64
+#define MF_TL_TCP_VEC_ENTRY 16
 
 #define MF_TL_TCP_MAX_LANES 16
 #define MF_TL_TCP_CHUNK_MIN (4u * 1024u)
@@ -72,7 +85,28 @@ typedef enum mf_tl_tcp_op_code {
     MF_TL_TCP_OP_GET_DATA = 4,
     MF_TL_TCP_OP_HELLO = 5,
     MF_TL_TCP_OP_HELLO_ACK = 6,
+    MF_TL_TCP_OP_PUTV = 7,
+    MF_TL_TCP_OP_GETV = 8,
 } mf_tl_tcp_op_code_t;
+
+/* The op a request is answered with (PUT_ACK or GET_DATA). */
+static inline uint8_t mf_tl_tcp_resp_op(uint8_t req_op)
+{
+    return req_op == MF_TL_TCP_OP_PUT || req_op == MF_TL_TCP_OP_PUTV
+               ? MF_TL_TCP_OP_PUT_ACK
+               : MF_TL_TCP_OP_GET_DATA;
+}
+
+/* Whether a request op carries data after its header (and table). */
+static inline bool mf_tl_tcp_op_writes(uint8_t req_op)
+{
+    return req_op == MF_TL_TCP_OP_PUT || req_op == MF_TL_TCP_OP_PUTV;
+}
+
+static inline bool mf_tl_tcp_op_vec(uint8_t req_op)
+{
+    return req_op == MF_TL_TCP_OP_PUTV || req_op == MF_TL_TCP_OP_GETV;
+}
 
 typedef struct mf_tl_tcp_hdr {
     uint32_t magic;
@@ -80,6 +114,7 @@ typedef struct mf_tl_tcp_hdr {
     uint8_t op;
     uint16_t flags;
     int32_t status;
+    uint32_t count;
     uint64_t req_id;
     uint64_t key;
     uint64_t addr;
@@ -103,7 +138,7 @@ static inline void mf_tl_tcp_hdr_encode(const mf_tl_tcp_hdr_t *hdr,
     out[9] = (uint8_t)(status >> 8);
     out[10] = (uint8_t)(status >> 16);
     out[11] = (uint8_t)(status >> 24);
-    memset(out + 12, 0, 4);
+    mf_le32_store(out + 12, hdr->count);
     mf_le64_store(out + 16, hdr->req_id);
     mf_le64_store(out + 24, hdr->key);
     mf_le64_store(out + 32, hdr->addr);
@@ -122,6 +157,7 @@ static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
     hdr->flags = (uint16_t)(in[6] | in[7] << 8);
     hdr->status = (int32_t)((uint32_t)in[8] | (uint32_t)in[9] << 8 |
                             (uint32_t)in[10] << 16 | (uint32_t)in[11] << 24);
+    hdr->count = mf_le32_load(in + 12);
     hdr->req_id = mf_le64_load(in + 16);
     hdr->key = mf_le64_load(in + 24);
     hdr->addr = mf_le64_load(in + 32);
@@ -130,8 +166,9 @@ static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
 
 /* Why a server refuses a request header (it then drops the connection),
  * or NULL when the header is one it serves: a PUT or GET of this version
- * covering at most MF_TL_TCP_LEN_MAX bytes, or a HELLO (endpoint id not 0,
- * a lane index below MF_TL_TCP_MAX_LANES, len 0). */
+ * covering at most MF_TL_TCP_LEN_MAX bytes (count 0), a PUTV or GETV of
+ * 1..MF_TL_TCP_VEC_MAX pieces and as many bytes, or a HELLO (endpoint id
+ * not 0, a lane index below MF_TL_TCP_MAX_LANES, len 0, count 0). */
 static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
 {
     if (req->magic != MF_TL_TCP_MAGIC) {
@@ -140,16 +177,57 @@ static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
     if (req->version != MF_TL_TCP_VERSION) {
         return "unsupported version";
     }
-    if (req->op == MF_TL_TCP_OP_HELLO) {
-        return req->key != 0 && req->addr < MF_TL_TCP_MAX_LANES && req->len == 0
+    switch (req->op) {
+    case MF_TL_TCP_OP_HELLO:
+        return req->key != 0 && req->addr < MF_TL_TCP_MAX_LANES &&
+                       req->len == 0 && req->count == 0
                    ? NULL
                    : "bad HELLO";
+    case MF_TL_TCP_OP_PUT:
+    case MF_TL_TCP_OP_GET:
+        return req->len <= MF_TL_TCP_LEN_MAX && req->count == 0
+                   ? NULL
+                   : "bad length";
+    case MF_TL_TCP_OP_PUTV:
+    case MF_TL_TCP_OP_GETV:
+        return req->len <= MF_TL_TCP_LEN_MAX && req->count >= 1 &&
+                       req->count <= MF_TL_TCP_VEC_MAX
+                   ? NULL
+                   : "bad length or piece count";
+    default:
+        return "bad operation";
     }
-    if ((req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET) ||
-        req->len > MF_TL_TCP_LEN_MAX) {
-        return "bad operation or length";
+}
+
+/* A table entry of a PUTV or GETV. */
+static inline void mf_tl_tcp_vec_encode(uint64_t addr, uint64_t len,
+                                        uint8_t out[MF_TL_TCP_VEC_ENTRY])
+{
+    mf_le64_store(out, addr);
+    mf_le64_store(out + 8, len);
+}
+
+/*
+ * Why a server refuses the table of a checked PUTV/GETV header (the
+ * request is answered with MF_ERR_PROTO, the connection goes on), or NULL:
+ * every piece has bytes, and they sum to the header's len.  Decodes the
+ * entries into addrs and lens (req->count of each).
+ */
+static inline const char *mf_tl_tcp_vec_check(const mf_tl_tcp_hdr_t *req,
+                                              const uint8_t *table,
+                                              uint64_t *addrs, uint64_t *lens)
+{
+    uint64_t sum = 0;
+
+    for (uint32_t i = 0; i < req->count; i++) {
+        addrs[i] = mf_le64_load(table + i * MF_TL_TCP_VEC_ENTRY);
+        lens[i] = mf_le64_load(table + i * MF_TL_TCP_VEC_ENTRY + 8);
+        if (lens[i] == 0 || lens[i] > req->len - sum) {
+            return "a piece empty or past the request's length";
+        }
+        sum += lens[i];
     }
-    return NULL;
+    return sum == req->len ? NULL : "pieces short of the request's length";
 }
 
 /* Whether a response header is the HELLO_ACK a lane waits for after its
@@ -170,12 +248,12 @@ static inline bool mf_tl_tcp_resp_check(const mf_tl_tcp_hdr_t *resp,
                                         uint8_t req_op, uint64_t req_id,
                                         uint64_t req_len)
 {
-    uint8_t want = req_op == MF_TL_TCP_OP_PUT ? MF_TL_TCP_OP_PUT_ACK
-                                              : MF_TL_TCP_OP_GET_DATA;
+    uint8_t want = mf_tl_tcp_resp_op(req_op);
 
     return resp->magic == MF_TL_TCP_MAGIC &&
            resp->version == MF_TL_TCP_VERSION && resp->req_id == req_id &&
            resp->op == want && (resp->status < 0 || resp->status == MF_OK) &&
+           resp->count == 0 &&
            resp->len ==
                (resp->op == MF_TL_TCP_OP_GET_DATA && resp->status == MF_OK
                     ? req_len
@@ -188,6 +266,14 @@ static inline bool mf_tl_tcp_resp_check(const mf_tl_tcp_hdr_t *resp,
 uint16_t mf_tl_tcp_iface_port(mf_tl_iface_t *iface);
 /* The key token of a registered segment, as its packed rkey carries it. */
 uint64_t mf_tl_tcp_memh_key(mf_tl_memh_t *memh);
+/* PUTV/GETV requests this interface served, and their pieces. */
+void mf_tl_tcp_iface_vec_stats(mf_tl_iface_t *iface, uint64_t *requests_p,
+                               uint64_t *pieces_p);
+/* Holds every transport thread of the interface (each runs a command that
+ * waits) until mf_tl_tcp_iface_release(): operations posted meanwhile
+ * stay queued, and go out together after. */
+void mf_tl_tcp_iface_hold(mf_tl_iface_t *iface);
+void mf_tl_tcp_iface_release(mf_tl_iface_t *iface);
 /* Closes every connection this interface accepted (as a peer's crash
  * would); returns how many.  Peers fail what they had in flight. */
 unsigned mf_tl_tcp_iface_drop_conns(mf_tl_iface_t *iface);

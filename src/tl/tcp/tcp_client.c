@@ -104,6 +104,29 @@ static void mf_tl_tcp_chunk_done(mf_tl_tcp_ep_t *ep, mf_tl_tcp_op_t *op,
     pthread_mutex_unlock(&ep->lock);
 }
 
+/* A chunk finished with status: every operation it carried (worker
+ * thread). */
+static void mf_tl_tcp_chunk_finish(mf_tl_tcp_ep_t *ep, mf_tl_tcp_op_t *op,
+                                   mf_tl_tcp_vec_t *vec, mf_status_t status,
+                                   mf_tl_tcp_done_t *done)
+{
+    if (vec == NULL) {
+        mf_tl_tcp_chunk_done(ep, op, status, done);
+        return;
+    }
+    pthread_mutex_lock(&ep->lock);
+    for (uint32_t i = 0; i < vec->n; i++) {
+        vec->ops[i]->inflight--;
+        if (status != MF_OK) {
+            mf_tl_tcp_op_fail_locked(ep, vec->ops[i], status, done);
+        } else {
+            mf_tl_tcp_op_check_locked(ep, vec->ops[i], done);
+        }
+    }
+    pthread_mutex_unlock(&ep->lock);
+    free(vec);
+}
+
 /* Fails everything queued on ep (nothing of it is on a lane yet, or the
  * rest of it fails with it). */
 static void mf_tl_tcp_ep_fail_queued(mf_tl_tcp_ep_t *ep, mf_status_t status,
@@ -129,8 +152,8 @@ static void mf_tl_tcp_lane_fence_fire(mf_tl_tcp_lane_t *lane,
                                       mf_tl_tcp_done_t *done)
 {
     for (unsigned i = 0; i < lane->nfence; i++) {
-        mf_tl_tcp_chunk_done(lane->ep, lane->fence[i].op, lane->fence[i].status,
-                             done);
+        mf_tl_tcp_chunk_finish(lane->ep, lane->fence[i].op, lane->fence[i].vec,
+                               lane->fence[i].status, done);
     }
     lane->nfence = 0;
 }
@@ -171,11 +194,12 @@ void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
         if (fence && on_wire && chunk->op->code == MF_TL_TCP_OP_PUT &&
             lane->nfence < MF_TL_TCP_RING) {
             lane->fence[lane->nfence].op = chunk->op; /* stays in flight */
+            lane->fence[lane->nfence].vec = chunk->vec;
             lane->fence[lane->nfence].status = status;
             lane->nfence++;
             continue;
         }
-        mf_tl_tcp_chunk_done(lane->ep, chunk->op, status, &done);
+        mf_tl_tcp_chunk_finish(lane->ep, chunk->op, chunk->vec, status, &done);
     }
     lane->head = 0;
     lane->nsent = 0;
@@ -240,12 +264,57 @@ static void mf_tl_tcp_lane_connect(mf_tl_tcp_lane_t *lane)
     }
 }
 
-/* Takes chunks from the endpoint's queues while the window has room. */
+/* ep->lock held: the small operations of host memory queued after op
+ * (which is taken) that can share its request, a PUTV or GETV of at most
+ * one chunk: taken off the queue into a vector, or NULL when none can (or
+ * no memory is left for one). */
+static mf_tl_tcp_vec_t *mf_tl_tcp_lane_gather(mf_tl_tcp_ep_t *ep,
+                                              mf_tl_tcp_op_t *op,
+                                              uint64_t chunk)
+{
+    uint64_t total = op->size;
+    mf_tl_tcp_op_t *next;
+    mf_tl_tcp_vec_t *vec;
+    mf_list_t *elem;
+    uint32_t n = 1;
+
+    if (op->kind != MF_MEM_KIND_HOST) {
+        return NULL;
+    }
+    for (elem = op->qelem.next; elem != &ep->small_q && n < MF_TL_TCP_VEC_MAX;
+         elem = elem->next, n++) {
+        next = mf_container_of(elem, mf_tl_tcp_op_t, qelem);
+        if (next->code != op->code || next->key != op->key ||
+            next->kind != MF_MEM_KIND_HOST || next->size > chunk - total) {
+            break;
+        }
+        total += next->size;
+    }
+    if (n < 2 || (vec = malloc(sizeof(*vec))) == NULL) {
+        return NULL;
+    }
+    vec->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        next = mf_container_of(ep->small_q.next, mf_tl_tcp_op_t, qelem);
+        mf_list_del(&next->qelem);
+        next->queued = false;
+        next->next_off = next->size;
+        next->inflight++;
+        vec->ops[i] = next;
+        mf_tl_tcp_vec_encode(next->raddr, next->size,
+                             vec->table + i * MF_TL_TCP_VEC_ENTRY);
+    }
+    return vec;
+}
+
+/* Takes chunks from the endpoint's queues while the window has room;
+ * small operations queued together share requests (PUTV, GETV). */
 static void mf_tl_tcp_lane_fill(mf_tl_tcp_lane_t *lane)
 {
     mf_tl_tcp_ep_t *ep = lane->ep;
     mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)ep->super.iface;
     mf_tl_tcp_chunk_t *chunk;
+    mf_tl_tcp_vec_t *vec;
     mf_tl_tcp_hdr_t hdr;
     mf_tl_tcp_op_t *op;
     mf_list_t *q;
@@ -264,24 +333,40 @@ static void mf_tl_tcp_lane_fill(mf_tl_tcp_lane_t *lane)
         op = mf_container_of(q->next, mf_tl_tcp_op_t, qelem);
         chunk = &lane->ring[(lane->head + lane->count) % MF_TL_TCP_RING];
         chunk->op = op;
-        chunk->off = op->next_off;
-        chunk->len = MF_MIN(iface->chunk, op->size - op->next_off);
         chunk->req_id = lane->next_req_id++;
         chunk->fail = MF_OK;
-        op->next_off += chunk->len;
-        op->inflight++;
-        if (op->next_off == op->size) {
-            mf_list_del(&op->qelem);
-            op->queued = false;
-        }
+        vec = q == &ep->small_q ? mf_tl_tcp_lane_gather(ep, op, iface->chunk)
+                                : NULL;
+        chunk->vec = vec;
         hdr.magic = MF_TL_TCP_MAGIC;
         hdr.version = MF_TL_TCP_VERSION;
-        hdr.op = op->code;
         hdr.flags = 0;
         hdr.status = 0;
         hdr.req_id = chunk->req_id;
         hdr.key = op->key;
-        hdr.addr = op->raddr + chunk->off;
+        if (vec != NULL) {
+            chunk->off = 0;
+            chunk->len = 0;
+            for (uint32_t i = 0; i < vec->n; i++) {
+                chunk->len += vec->ops[i]->size;
+            }
+            hdr.op = op->code == MF_TL_TCP_OP_PUT ? MF_TL_TCP_OP_PUTV
+                                                  : MF_TL_TCP_OP_GETV;
+            hdr.count = vec->n;
+            hdr.addr = op->raddr;
+        } else {
+            chunk->off = op->next_off;
+            chunk->len = MF_MIN(iface->chunk, op->size - op->next_off);
+            op->next_off += chunk->len;
+            op->inflight++;
+            if (op->next_off == op->size) {
+                mf_list_del(&op->qelem);
+                op->queued = false;
+            }
+            hdr.op = op->code;
+            hdr.count = 0;
+            hdr.addr = op->raddr + chunk->off;
+        }
         hdr.len = chunk->len;
         mf_tl_tcp_hdr_encode(&hdr, chunk->hdr);
         lane->count++;
@@ -321,26 +406,65 @@ static void mf_tl_tcp_lane_stage_put(mf_tl_tcp_lane_t *lane,
     stage->valid = true;
 }
 
-/* Writes what is ready: headers, and PUT data straight from the source
- * (device data from its staging, one chunk at a time). */
+/* The bytes of a chunk on the wire: its header, a vector's table, and a
+ * PUT's data. */
+static size_t mf_tl_tcp_chunk_wire_len(const mf_tl_tcp_chunk_t *chunk)
+{
+    return MF_TL_TCP_HDR_SIZE +
+           (chunk->vec != NULL ? chunk->vec->n * MF_TL_TCP_VEC_ENTRY : 0) +
+           (chunk->op->code == MF_TL_TCP_OP_PUT ? chunk->len : 0);
+}
+
+/* The memory a chunk is sent from, in wire order, into src (2 +
+ * MF_TL_TCP_VEC_MAX entries); data: its PUT data when not a vector's. */
+static size_t mf_tl_tcp_chunk_wire(mf_tl_tcp_chunk_t *chunk,
+                                   const uint8_t *data, struct iovec *src)
+{
+    mf_tl_tcp_vec_t *vec = chunk->vec;
+    size_t n = 0;
+
+    src[n].iov_base = chunk->hdr;
+    src[n++].iov_len = MF_TL_TCP_HDR_SIZE;
+    if (vec == NULL) {
+        if (data != NULL && chunk->len > 0) {
+            src[n].iov_base = (void *)data;
+            src[n++].iov_len = chunk->len;
+        }
+        return n;
+    }
+    src[n].iov_base = vec->table;
+    src[n++].iov_len = vec->n * MF_TL_TCP_VEC_ENTRY;
+    if (chunk->op->code == MF_TL_TCP_OP_PUT) {
+        for (uint32_t i = 0; i < vec->n; i++) {
+            src[n].iov_base = vec->ops[i]->buf;
+            src[n++].iov_len = vec->ops[i]->size;
+        }
+    }
+    return n;
+}
+
+/* Writes what is ready: headers, tables, and PUT data straight from the
+ * source (device data from its staging, one chunk at a time). */
 static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
 {
     struct iovec iov[MF_TL_TCP_IOV_MAX];
+    struct iovec src[2 + MF_TL_TCP_VEC_MAX];
     mf_tl_tcp_chunk_t *chunk;
     const uint8_t *data;
-    size_t skip, n, total;
+    size_t skip, n, nsrc, total;
     unsigned i, k;
+    bool whole = true;
     ssize_t ret;
 
     while (lane->nsent < lane->count) {
         n = 0;
         total = 0;
         skip = lane->sent_off;
-        for (i = lane->nsent; i < lane->count && n + 2 <= MF_TL_TCP_IOV_MAX;
-             i++) {
+        for (i = lane->nsent;
+             i < lane->count && n + 2 <= MF_TL_TCP_IOV_MAX && whole; i++) {
             chunk = &lane->ring[(lane->head + i) % MF_TL_TCP_RING];
             data = NULL;
-            if (chunk->op->code == MF_TL_TCP_OP_PUT) {
+            if (chunk->op->code == MF_TL_TCP_OP_PUT && chunk->vec == NULL) {
                 data = chunk->op->buf + chunk->off;
                 if (mf_unlikely(chunk->op->kind != MF_MEM_KIND_HOST)) {
                     if (!lane->out_stage.valid ||
@@ -353,19 +477,9 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
                     data = chunk->len > 0 ? lane->out_stage.buf : NULL;
                 }
             }
-            if (skip < MF_TL_TCP_HDR_SIZE) {
-                iov[n].iov_base = chunk->hdr + skip;
-                iov[n].iov_len = MF_TL_TCP_HDR_SIZE - skip;
-                total += iov[n++].iov_len;
-                skip = 0;
-            } else {
-                skip -= MF_TL_TCP_HDR_SIZE;
-            }
-            if (data != NULL) {
-                iov[n].iov_base = (void *)(data + skip);
-                iov[n].iov_len = chunk->len - skip;
-                total += iov[n++].iov_len;
-            }
+            nsrc = mf_tl_tcp_chunk_wire(chunk, data, src);
+            total += mf_tl_tcp_iov_append(iov, &n, MF_TL_TCP_IOV_MAX, src, nsrc,
+                                          skip, &whole);
             skip = 0;
         }
         ret = mf_tl_tcp_sendv(lane->sock.fd, iov, n);
@@ -380,10 +494,7 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
         n = (size_t)ret;
         for (k = lane->nsent; k < lane->count && n > 0;) {
             chunk = &lane->ring[(lane->head + k) % MF_TL_TCP_RING];
-            size_t whole =
-                MF_TL_TCP_HDR_SIZE +
-                (chunk->op->code == MF_TL_TCP_OP_PUT ? chunk->len : 0);
-            size_t left = whole - lane->sent_off;
+            size_t left = mf_tl_tcp_chunk_wire_len(chunk) - lane->sent_off;
 
             if (n >= left) {
                 n -= left;
@@ -397,26 +508,34 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
         if ((size_t)ret < total) {
             return; /* the socket buffer is full */
         }
+        whole = true;
     }
 }
 
 /* Reads responses: headers, and GET data straight into the destination. */
-static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
+static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane, bool drain)
 {
     mf_tl_tcp_done_t done;
     mf_tl_tcp_chunk_t *chunk;
     mf_tl_tcp_hdr_t hdr;
     mf_status_t status;
+    bool stop = false;
+    size_t want;
     ssize_t ret;
 
     mf_tl_tcp_done_init(&done);
-    while (lane->state == MF_TL_TCP_LANE_CONNECTED) {
+    while (lane->state == MF_TL_TCP_LANE_CONNECTED && !stop) {
         if (lane->in_payload) {
-            ret = recv(lane->sock.fd, lane->in_dst, lane->in_left, 0);
+            want = lane->in_left;
+            ret = mf_tl_tcp_recvv(lane->sock.fd, lane->in_iov + lane->in_iov_at,
+                                  lane->in_iov_n - lane->in_iov_at);
         } else {
-            ret = recv(lane->sock.fd, lane->in_hdr + lane->in_got,
-                       MF_TL_TCP_HDR_SIZE - lane->in_got, 0);
+            want = MF_TL_TCP_HDR_SIZE - lane->in_got;
+            ret = recv(lane->sock.fd, lane->in_hdr + lane->in_got, want, 0);
         }
+        /* a short read emptied the socket: the next bytes bring an event
+         * (unless the peer hung up: then read on to the end) */
+        stop = !drain && ret > 0 && (size_t)ret < want;
         if (ret <= 0) {
             if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
                 break;
@@ -430,7 +549,8 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
         }
         chunk = &lane->ring[lane->head];
         if (lane->in_payload) {
-            lane->in_dst += ret;
+            mf_tl_tcp_iov_consume(lane->in_iov, &lane->in_iov_at,
+                                  lane->in_iov_n, (size_t)ret);
             lane->in_left -= (uint64_t)ret;
             if (lane->in_left > 0) {
                 continue;
@@ -463,8 +583,18 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
             }
             if (hdr.len > 0) {
                 lane->in_payload = true;
-                lane->in_dst = chunk->op->buf + chunk->off;
                 lane->in_left = hdr.len;
+                lane->in_iov_at = 0;
+                lane->in_iov_n = chunk->vec != NULL ? chunk->vec->n : 1;
+                for (unsigned v = 0; chunk->vec != NULL && v < chunk->vec->n;
+                     v++) {
+                    lane->in_iov[v].iov_base = chunk->vec->ops[v]->buf;
+                    lane->in_iov[v].iov_len = chunk->vec->ops[v]->size;
+                }
+                if (chunk->vec == NULL) {
+                    lane->in_iov[0].iov_base = chunk->op->buf + chunk->off;
+                    lane->in_iov[0].iov_len = chunk->len;
+                }
                 lane->in_staged = chunk->op->kind != MF_MEM_KIND_HOST;
                 if (mf_unlikely(lane->in_staged)) {
                     /* device memory: through the staging */
@@ -475,7 +605,7 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
                         mf_tl_tcp_lane_close(lane, status, false);
                         return;
                     }
-                    lane->in_dst = lane->in_stage.buf;
+                    lane->in_iov[0].iov_base = lane->in_stage.buf;
                 }
                 continue;
             }
@@ -489,7 +619,7 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane)
         if (mf_unlikely(chunk->fail != MF_OK) && status == MF_OK) {
             status = chunk->fail; /* its data could not be staged */
         }
-        mf_tl_tcp_chunk_done(lane->ep, chunk->op, status, &done);
+        mf_tl_tcp_chunk_finish(lane->ep, chunk->op, chunk->vec, status, &done);
     }
     mf_tl_tcp_done_fire(&done);
 }
@@ -625,7 +755,8 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
         return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        mf_tl_tcp_lane_recv(lane);
+        mf_tl_tcp_lane_recv(lane, (events & (EPOLLRDHUP | EPOLLHUP |
+                                             EPOLLERR)) != 0);
     }
     if (lane->state == MF_TL_TCP_LANE_CONNECTED && (events & EPOLLOUT)) {
         mf_tl_tcp_lane_send(lane);

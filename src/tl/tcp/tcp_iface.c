@@ -87,6 +87,8 @@ static mf_status_t mf_tl_tcp_iface_open(const mf_tl_params_t *params,
     pthread_mutex_init(&iface->hellos_lock, NULL);
     mf_hmap_init(&iface->hellos);
     atomic_init(&iface->next_conn_id, 0);
+    atomic_init(&iface->vec_requests, 0);
+    atomic_init(&iface->vec_pieces, 0);
 
     status = mf_tl_tcp_listen(iface, params);
     if (status != MF_OK) {
@@ -424,6 +426,85 @@ uint16_t mf_tl_tcp_iface_port(mf_tl_iface_t *iface)
 uint64_t mf_tl_tcp_memh_key(mf_tl_memh_t *memh)
 {
     return ((mf_tl_tcp_region_t *)memh)->key;
+}
+
+void mf_tl_tcp_iface_vec_stats(mf_tl_iface_t *tl_iface, uint64_t *requests_p,
+                               uint64_t *pieces_p)
+{
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
+
+    *requests_p = atomic_load(&iface->vec_requests);
+    *pieces_p = atomic_load(&iface->vec_pieces);
+}
+
+typedef struct mf_tl_tcp_hold {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned held;
+    bool on;
+    mf_tl_tcp_cmd_t cmds[MF_TL_TCP_MAX_LANES];
+} mf_tl_tcp_hold_t;
+
+static void mf_tl_tcp_hold_cmd(mf_tl_tcp_worker_t *worker, void *arg)
+{
+    mf_tl_tcp_hold_t *hold = arg;
+
+    pthread_mutex_lock(&hold->lock);
+    hold->held++;
+    pthread_cond_broadcast(&hold->cond);
+    while (hold->on) {
+        pthread_cond_wait(&hold->cond, &hold->lock);
+    }
+    hold->held--;
+    pthread_cond_broadcast(&hold->cond);
+    pthread_mutex_unlock(&hold->lock);
+}
+
+void mf_tl_tcp_iface_hold(mf_tl_iface_t *tl_iface)
+{
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
+    mf_tl_tcp_hold_t *hold = calloc(1, sizeof(*hold));
+
+    if (hold == NULL || iface->hold != NULL) {
+        free(hold);
+        return;
+    }
+    pthread_mutex_init(&hold->lock, NULL);
+    pthread_cond_init(&hold->cond, NULL);
+    hold->on = true;
+    iface->hold = hold;
+    for (unsigned i = 0; i < iface->nworkers; i++) {
+        hold->cmds[i].fn = mf_tl_tcp_hold_cmd;
+        hold->cmds[i].arg = hold;
+        hold->cmds[i].drop = NULL;
+        mf_tl_tcp_worker_post(&iface->workers[i], &hold->cmds[i]);
+    }
+    pthread_mutex_lock(&hold->lock);
+    while (hold->held < iface->nworkers) {
+        pthread_cond_wait(&hold->cond, &hold->lock);
+    }
+    pthread_mutex_unlock(&hold->lock);
+}
+
+void mf_tl_tcp_iface_release(mf_tl_iface_t *tl_iface)
+{
+    mf_tl_tcp_iface_t *iface = (mf_tl_tcp_iface_t *)tl_iface;
+    mf_tl_tcp_hold_t *hold = iface->hold;
+
+    if (hold == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&hold->lock);
+    hold->on = false;
+    pthread_cond_broadcast(&hold->cond);
+    while (hold->held > 0) {
+        pthread_cond_wait(&hold->cond, &hold->lock);
+    }
+    pthread_mutex_unlock(&hold->lock);
+    pthread_mutex_destroy(&hold->lock);
+    pthread_cond_destroy(&hold->cond);
+    iface->hold = NULL;
+    free(hold);
 }
 
 typedef struct mf_tl_tcp_drop_arg {

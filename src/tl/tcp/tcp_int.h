@@ -93,7 +93,7 @@
 #define MF_TL_TCP_RKEY_VERSION  1
 #define MF_TL_TCP_RING          64 /* requests in flight per lane / conn */
 #define MF_TL_TCP_WINDOW_CHUNKS 8  /* chunks in flight per lane */
-#define MF_TL_TCP_IOV_MAX       32
+#define MF_TL_TCP_IOV_MAX       256 /* iovecs per sendmsg/recvmsg */
 #define MF_TL_TCP_SCRATCH       (64u * 1024u)
 #define MF_TL_TCP_CONNECT_MS    10000 /* at most; tcp_timeout_ms if less */
 #define MF_TL_TCP_EVENTS        64
@@ -167,8 +167,18 @@ typedef struct mf_tl_tcp_flush {
     uint64_t seq; /* completes when every op up to seq is done */
 } mf_tl_tcp_flush_t;
 
+/* The operations of a PUTV or GETV chunk, whole small ones of one
+ * endpoint, code, key and host memory, and its piece table. */
+typedef struct mf_tl_tcp_vec {
+    uint32_t n;
+    mf_tl_tcp_op_t *ops[MF_TL_TCP_VEC_MAX];
+    uint8_t table[MF_TL_TCP_VEC_MAX * MF_TL_TCP_VEC_ENTRY];
+} mf_tl_tcp_vec_t;
+
 typedef struct mf_tl_tcp_chunk {
-    mf_tl_tcp_op_t *op;
+    mf_tl_tcp_op_t *op;   /* the first operation of a vector */
+    mf_tl_tcp_vec_t *vec; /* a PUTV or GETV's (owned); NULL: a PUT or GET
+                             of [off, off + len) of op */
     uint64_t off;
     uint64_t len;
     uint64_t req_id;
@@ -202,7 +212,9 @@ typedef struct mf_tl_tcp_lane {
     size_t in_got;
     bool in_payload;
     uint64_t in_left;
-    uint8_t *in_dst;
+    struct iovec in_iov[MF_TL_TCP_VEC_MAX]; /* where GET data goes */
+    unsigned in_iov_at;
+    unsigned in_iov_n;
     bool in_staged;              /* the payload goes through in_stage */
     mf_tl_tcp_stage_t out_stage; /* PUT data of device memory */
     mf_tl_tcp_stage_t in_stage;  /* GET data into device memory */
@@ -214,6 +226,7 @@ typedef struct mf_tl_tcp_lane {
     unsigned nfence;
     struct {
         mf_tl_tcp_op_t *op;
+        mf_tl_tcp_vec_t *vec;
         mf_status_t status;
     } fence[MF_TL_TCP_RING];
     /* under worker->lock */
@@ -241,15 +254,18 @@ struct mf_tl_tcp_ep {
 
 typedef struct mf_tl_tcp_resp {
     uint8_t hdr[MF_TL_TCP_HDR_SIZE];
-    const uint8_t *data;
+    const uint8_t *data; /* len bytes; or, when vec is set, its pieces */
     uint64_t len;
+    struct iovec *vec; /* a GETV's pieces (owned), NULL otherwise */
+    uint32_t nvec;
     mf_tl_tcp_region_t *region; /* data points into it */
     uint64_t seq;               /* of the conn's responses, for staging */
 } mf_tl_tcp_resp_t;
 
 typedef enum mf_tl_tcp_in_state {
     MF_TL_TCP_IN_HDR = 0,
-    MF_TL_TCP_IN_DATA,    /* PUT data into in_dst */
+    MF_TL_TCP_IN_TABLE,   /* a PUTV/GETV's piece table into in_table */
+    MF_TL_TCP_IN_DATA,    /* PUT data into in_iov */
     MF_TL_TCP_IN_DISCARD, /* PUT data of a refused request */
 } mf_tl_tcp_in_state_t;
 
@@ -266,11 +282,18 @@ typedef struct mf_tl_tcp_conn {
     uint8_t in_hdr[MF_TL_TCP_HDR_SIZE];
     size_t in_got;
     mf_tl_tcp_hdr_t in_req;
-    uint8_t *in_dst;
-    uint64_t in_left;
+    uint8_t in_table[MF_TL_TCP_VEC_MAX * MF_TL_TCP_VEC_ENTRY];
+    /* the request's pieces (one for PUT/GET) */
+    uint64_t in_addrs[MF_TL_TCP_VEC_MAX];
+    uint64_t in_lens[MF_TL_TCP_VEC_MAX];
+    /* where PUT data goes, consumed from in_iov_at */
+    struct iovec in_iov[MF_TL_TCP_VEC_MAX];
+    unsigned in_iov_at;
+    unsigned in_iov_n;
+    uint64_t in_left; /* PUT data bytes still to come */
     mf_status_t in_status;
     mf_tl_tcp_region_t *in_region;
-    uint8_t *in_dev_dst;         /* PUT into device memory: the target */
+    bool in_dev; /* PUT into device memory: through in_stage */
     mf_tl_tcp_stage_t in_stage;  /* PUT data on its way to device memory */
     mf_tl_tcp_stage_t out_stage; /* GET data on its way from it */
     mf_tl_tcp_resp_t ring[MF_TL_TCP_RING];
@@ -336,6 +359,10 @@ struct mf_tl_tcp_iface {
     pthread_mutex_t hellos_lock;
     mf_hmap_t hellos; /* peers' (endpoint, lane) -> mf_tl_tcp_hello_t of
                          their newest connection here */
+    /* PUTV/GETV requests served, and their pieces */
+    atomic_uint_fast64_t vec_requests;
+    atomic_uint_fast64_t vec_pieces;
+    struct mf_tl_tcp_hold *hold; /* tests: the threads held */
 };
 
 /* The newest connection of a peer's lane (iface->hellos). */
@@ -413,6 +440,18 @@ mf_status_t mf_tl_tcp_errno_status(int err);
  * derived from timeout_ms. */
 void mf_tl_tcp_sockopts(int fd, uint32_t timeout_ms);
 ssize_t mf_tl_tcp_sendv(int fd, struct iovec *iov, size_t n);
+/* recvmsg into iov[0..n) (at most MF_TL_TCP_IOV_MAX of them). */
+ssize_t mf_tl_tcp_recvv(int fd, struct iovec *iov, size_t n);
+/* Appends to iov (*n used of max) the bytes of src[0..nsrc) from byte
+ * skip on, as far as there is room; returns the bytes appended and sets
+ * *whole_p when they reach the end of src. */
+size_t mf_tl_tcp_iov_append(struct iovec *iov, size_t *n, size_t max,
+                            const struct iovec *src, size_t nsrc, size_t skip,
+                            bool *whole_p);
+/* Consumes bytes received into iov[*at..n): whole entries advance *at,
+ * a partial one is shortened from its front. */
+void mf_tl_tcp_iov_consume(struct iovec *iov, unsigned *at, unsigned n,
+                           size_t bytes);
 void mf_tl_tcp_addr_str(const struct sockaddr_in *sin, char *out, size_t len);
 /* The local address the kernel would use towards host. */
 mf_status_t mf_tl_tcp_route_to(const char *host, struct in_addr *out);

@@ -15,19 +15,27 @@
 
 /* ========================================================== server side */
 
-static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
-                                                 uint64_t key, uint64_t addr,
-                                                 uint64_t len,
-                                                 mf_status_t *status_p)
+/* The exported region of key that holds every piece (n of them), or NULL
+ * with why in *status_p. */
+static mf_tl_tcp_region_t *
+mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface, uint64_t key,
+                      const uint64_t *addrs, const uint64_t *lens, uint32_t n,
+                      mf_status_t *status_p)
 {
     mf_tl_tcp_region_t *region, *found = NULL;
+    uint32_t i;
 
     *status_p = MF_ERR_PEER_REJECTED; /* no such key */
     pthread_mutex_lock(&iface->regions_lock);
     region = mf_hmap_get(&iface->regions, &key, sizeof(key));
     if (region != NULL) {
-        if (mf_tl_range_inside((uint64_t)(uintptr_t)region->super.addr,
-                               region->super.size, addr, len)) {
+        for (i = 0; i < n; i++) {
+            if (!mf_tl_range_inside((uint64_t)(uintptr_t)region->super.addr,
+                                    region->super.size, addrs[i], lens[i])) {
+                break;
+            }
+        }
+        if (i == n) {
             found = region;
             *status_p = MF_OK;
         } else {
@@ -36,6 +44,13 @@ static mf_tl_tcp_region_t *mf_tl_tcp_region_find(mf_tl_tcp_iface_t *iface,
     }
     pthread_mutex_unlock(&iface->regions_lock);
     return found;
+}
+
+static void mf_tl_tcp_resp_clear(mf_tl_tcp_resp_t *resp)
+{
+    free(resp->vec);
+    resp->vec = NULL;
+    resp->nvec = 0;
 }
 
 void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn)
@@ -62,6 +77,9 @@ void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn)
     }
     close(conn->sock.fd);
     mf_list_del(&conn->elem);
+    for (unsigned i = 0; i < conn->count; i++) {
+        mf_tl_tcp_resp_clear(&conn->ring[(conn->head + i) % MF_TL_TCP_RING]);
+    }
     mf_tl_tcp_stage_free(&conn->in_stage);
     mf_tl_tcp_stage_free(&conn->out_stage);
     free(conn);
@@ -82,9 +100,12 @@ static void mf_tl_tcp_conn_proto_error(mf_tl_tcp_conn_t *conn, const char *why)
     mf_tl_tcp_conn_close(conn);
 }
 
+/* Queues the response to conn->in_req: its data (len bytes) is data, or
+ * the pieces of vec (owned from now on) when that is set. */
 static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
                                    mf_status_t status, const uint8_t *data,
-                                   uint64_t len, mf_tl_tcp_region_t *region)
+                                   uint64_t len, struct iovec *vec,
+                                   uint32_t nvec, mf_tl_tcp_region_t *region)
 {
     mf_tl_tcp_resp_t *resp =
         &conn->ring[(conn->head + conn->count) % MF_TL_TCP_RING];
@@ -95,6 +116,7 @@ static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
     hdr.op = code;
     hdr.flags = 0;
     hdr.status = status;
+    hdr.count = 0;
     hdr.req_id = conn->in_req.req_id;
     hdr.key = 0;
     hdr.addr = conn->in_req.addr;
@@ -102,6 +124,8 @@ static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
     mf_tl_tcp_hdr_encode(&hdr, resp->hdr);
     resp->data = data;
     resp->len = len;
+    resp->vec = vec;
+    resp->nvec = nvec;
     resp->region = region;
     resp->seq = conn->next_resp_seq++;
     conn->count++;
@@ -109,9 +133,9 @@ static void mf_tl_tcp_conn_respond(mf_tl_tcp_conn_t *conn, uint8_t code,
 
 /*
  * Stages the data of a GET response from device memory (the next to send,
- * nothing of it sent yet).  A copy that fails turns it into an error
- * response without data: the peer fails that operation alone, and the
- * connection goes on.
+ * nothing of it sent yet), its pieces one after the other.  A copy that
+ * fails turns it into an error response without data: the peer fails
+ * that request alone, and the connection goes on.
  */
 static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
                                      mf_tl_tcp_resp_t *resp)
@@ -120,19 +144,28 @@ static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
     mf_mem_kind_t kind = resp->region->kind;
     mf_tl_tcp_hdr_t hdr;
     mf_status_t status;
+    uint64_t off = 0;
 
     status = mf_tl_tcp_stage_reserve(stage, kind, resp->len);
-    if (status == MF_OK) {
+    if (status == MF_OK && resp->vec == NULL) {
         status = mf_tl_tcp_stage_copy(kind, stage->buf, resp->data, resp->len);
+    }
+    for (uint32_t i = 0; status == MF_OK && i < resp->nvec; i++) {
+        status = mf_tl_tcp_stage_copy(kind, stage->buf + off,
+                                      resp->vec[i].iov_base,
+                                      resp->vec[i].iov_len);
+        off += resp->vec[i].iov_len;
     }
     if (status != MF_OK) {
         mf_tl_tcp_hdr_decode(resp->hdr, &hdr);
         hdr.status = status;
         hdr.len = 0;
         mf_tl_tcp_hdr_encode(&hdr, resp->hdr);
-        resp->data = NULL;
         resp->len = 0;
     }
+    /* from here on the data is the staging's */
+    mf_tl_tcp_resp_clear(resp);
+    resp->data = resp->len > 0 ? stage->buf : NULL;
     stage->tag = resp->seq;
     stage->valid = true;
 }
@@ -141,29 +174,27 @@ static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
 static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
 {
     struct iovec iov[MF_TL_TCP_IOV_MAX];
+    struct iovec one;
     mf_tl_tcp_resp_t *resp;
-    const uint8_t *data;
     size_t skip, n, total, left;
     unsigned i;
+    bool whole = true;
     ssize_t ret;
 
     while (conn->count > 0) {
         n = 0;
         total = 0;
         skip = conn->sent_off;
-        for (i = 0; i < conn->count && n + 2 <= MF_TL_TCP_IOV_MAX; i++) {
+        for (i = 0; i < conn->count && n + 2 <= MF_TL_TCP_IOV_MAX && whole;
+             i++) {
             resp = &conn->ring[(conn->head + i) % MF_TL_TCP_RING];
-            data = resp->data;
             if (resp->len > 0 && resp->region != NULL &&
-                mf_unlikely(resp->region->kind != MF_MEM_KIND_HOST)) {
-                if (!conn->out_stage.valid ||
-                    conn->out_stage.tag != resp->seq) {
-                    if (i != 0) {
-                        break; /* one staged response at a time */
-                    }
-                    mf_tl_tcp_conn_stage_get(conn, resp);
+                mf_unlikely(resp->region->kind != MF_MEM_KIND_HOST) &&
+                (!conn->out_stage.valid || conn->out_stage.tag != resp->seq)) {
+                if (i != 0) {
+                    break; /* one staged response at a time */
                 }
-                data = resp->len > 0 ? conn->out_stage.buf : NULL;
+                mf_tl_tcp_conn_stage_get(conn, resp);
             }
             if (skip < MF_TL_TCP_HDR_SIZE) {
                 iov[n].iov_base = resp->hdr + skip;
@@ -173,10 +204,18 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
             } else {
                 skip -= MF_TL_TCP_HDR_SIZE;
             }
-            if (resp->len > 0) {
-                iov[n].iov_base = (void *)(data + skip);
-                iov[n].iov_len = resp->len - skip;
-                total += iov[n++].iov_len;
+            if (resp->len == 0) {
+                continue;
+            }
+            if (resp->vec != NULL) {
+                total += mf_tl_tcp_iov_append(iov, &n, MF_TL_TCP_IOV_MAX,
+                                              resp->vec, resp->nvec, skip,
+                                              &whole);
+            } else {
+                one.iov_base = (void *)resp->data;
+                one.iov_len = resp->len;
+                total += mf_tl_tcp_iov_append(iov, &n, MF_TL_TCP_IOV_MAX, &one,
+                                              1, skip, &whole);
             }
             skip = 0;
         }
@@ -196,6 +235,7 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
             if (n >= left) {
                 n -= left;
                 conn->sent_off = 0;
+                mf_tl_tcp_resp_clear(resp);
                 conn->head = (conn->head + 1) % MF_TL_TCP_RING;
                 conn->count--;
             } else {
@@ -206,6 +246,7 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
         if ((size_t)ret < total) {
             return true;
         }
+        whole = true;
     }
     return true;
 }
@@ -244,7 +285,8 @@ static void mf_tl_tcp_conn_supersede(mf_tl_tcp_worker_t *worker, uint64_t id)
 static void mf_tl_tcp_conn_hello_done(mf_tl_tcp_conn_t *conn)
 {
     conn->paused = false;
-    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_HELLO_ACK, MF_OK, NULL, 0, NULL);
+    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_HELLO_ACK, MF_OK, NULL, 0, NULL,
+                           0, NULL);
 }
 
 typedef struct mf_tl_tcp_hello_cmd {
@@ -263,7 +305,8 @@ static void mf_tl_tcp_hello_resume_cmd(mf_tl_tcp_worker_t *worker, void *arg)
     free(hc);
     if (conn != NULL && conn->paused) {
         mf_tl_tcp_conn_hello_done(conn);
-        mf_tl_tcp_conn_event(conn, EPOLLIN); /* edge-triggered: read now */
+        /* edge-triggered: read now, all of it (its events went by) */
+        mf_tl_tcp_conn_event(conn, EPOLLIN | EPOLLRDHUP);
     }
 }
 
@@ -338,14 +381,107 @@ static bool mf_tl_tcp_conn_hello(mf_tl_tcp_conn_t *conn)
     return true;
 }
 
+/* A request's pieces are known (conn->in_addrs, in_lens; in_req.count of
+ * them, 1 for PUT and GET): checks them, answers a GET, or sets up
+ * receiving a PUT's data. */
+static void mf_tl_tcp_conn_serve(mf_tl_tcp_conn_t *conn)
+{
+    mf_tl_tcp_iface_t *iface = conn->worker->iface;
+    mf_tl_tcp_hdr_t *req = &conn->in_req;
+    const uint32_t n = mf_tl_tcp_op_vec(req->op) ? req->count : 1;
+    mf_tl_tcp_region_t *region = NULL;
+    struct iovec *vec = NULL;
+    mf_status_t status;
+    const char *why = NULL;
+    uint32_t i;
+
+    if (mf_tl_tcp_op_vec(req->op)) {
+        why = mf_tl_tcp_vec_check(req, conn->in_table, conn->in_addrs,
+                                  conn->in_lens);
+    }
+    if (why != NULL) {
+        status = MF_ERR_PROTO;
+    } else {
+        region = mf_tl_tcp_region_find(iface, req->key, conn->in_addrs,
+                                       conn->in_lens, n, &status);
+    }
+    if (status == MF_OK && region->kind != MF_MEM_KIND_HOST &&
+        req->len > MF_TL_TCP_CHUNK_MAX) {
+        /* device memory is staged: a request of at most one chunk */
+        status = MF_ERR_TOO_LARGE;
+        region = NULL;
+    }
+    if (status == MF_OK && !mf_tl_tcp_op_writes(req->op) &&
+        mf_tl_tcp_op_vec(req->op)) {
+        vec = malloc(n * sizeof(*vec));
+        if (vec == NULL) {
+            status = MF_ERR_NOMEM;
+            region = NULL;
+        }
+    }
+    if (status != MF_OK) {
+        mf_debug("tcp: %s: %s of %" PRIu64 " bytes in %u piece(s) at 0x%" PRIx64
+                 " refused: %s%s%s",
+                 conn->peer, mf_tl_tcp_op_writes(req->op) ? "put" : "get",
+                 req->len, n, conn->in_addrs[0], mf_status_name(status),
+                 why != NULL ? ": " : "", why != NULL ? why : "");
+    }
+    if (status == MF_OK && mf_tl_tcp_op_vec(req->op)) {
+        atomic_fetch_add_explicit(&iface->vec_requests, 1,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&iface->vec_pieces, n, memory_order_relaxed);
+    }
+    if (!mf_tl_tcp_op_writes(req->op)) {
+        if (status != MF_OK) {
+            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_GET_DATA, status, NULL, 0,
+                                   NULL, 0, NULL);
+            return;
+        }
+        for (i = 0; vec != NULL && i < n; i++) {
+            vec[i].iov_base = (void *)(uintptr_t)conn->in_addrs[i];
+            vec[i].iov_len = conn->in_lens[i];
+        }
+        mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_GET_DATA, MF_OK,
+                               (const uint8_t *)(uintptr_t)conn->in_addrs[0],
+                               req->len, vec, vec != NULL ? n : 0, region);
+        return;
+    }
+    conn->in_status = status;
+    conn->in_left = req->len;
+    conn->in_region = region;
+    conn->in_dev = false;
+    conn->in_iov_at = 0;
+    conn->in_iov_n = n;
+    for (i = 0; status == MF_OK && i < n; i++) {
+        conn->in_iov[i].iov_base = (void *)(uintptr_t)conn->in_addrs[i];
+        conn->in_iov[i].iov_len = conn->in_lens[i];
+    }
+    if (status == MF_OK && region->kind != MF_MEM_KIND_HOST) {
+        /* device memory: received into the staging, copied at the end */
+        status =
+            mf_tl_tcp_stage_reserve(&conn->in_stage, region->kind, req->len);
+        conn->in_status = status;
+        if (status == MF_OK) {
+            conn->in_dev = true;
+            conn->in_iov[0].iov_base = conn->in_stage.buf;
+            conn->in_iov[0].iov_len = req->len;
+            conn->in_iov_n = 1;
+        }
+    }
+    conn->in_state = status == MF_OK ? MF_TL_TCP_IN_DATA : MF_TL_TCP_IN_DISCARD;
+    if (conn->in_left == 0) {
+        conn->in_state = MF_TL_TCP_IN_HDR;
+        conn->in_region = NULL;
+        mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, status, NULL, 0,
+                               NULL, 0, NULL);
+    }
+}
+
 /* A whole request header is in conn->in_hdr.  Returns false when the
  * conn was closed. */
 static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
 {
-    mf_tl_tcp_iface_t *iface = conn->worker->iface;
     mf_tl_tcp_hdr_t *req = &conn->in_req;
-    mf_tl_tcp_region_t *region;
-    mf_status_t status;
     const char *why;
 
     mf_tl_tcp_hdr_decode(conn->in_hdr, req);
@@ -357,76 +493,74 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
     if (req->op == MF_TL_TCP_OP_HELLO) {
         return mf_tl_tcp_conn_hello(conn);
     }
-    region =
-        mf_tl_tcp_region_find(iface, req->key, req->addr, req->len, &status);
-    if (status == MF_OK && region->kind != MF_MEM_KIND_HOST &&
-        req->len > MF_TL_TCP_CHUNK_MAX) {
-        /* device memory is staged: a request of at most one chunk */
-        status = MF_ERR_TOO_LARGE;
-        region = NULL;
-    }
-    if (status != MF_OK) {
-        mf_debug("tcp: %s: %s of %" PRIu64 " bytes at 0x%" PRIx64
-                 " refused: %s",
-                 conn->peer, req->op == MF_TL_TCP_OP_PUT ? "put" : "get",
-                 req->len, req->addr, mf_status_name(status));
-    }
-    if (req->op == MF_TL_TCP_OP_GET) {
-        if (status == MF_OK) {
-            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_GET_DATA, MF_OK,
-                                   (const uint8_t *)(uintptr_t)req->addr,
-                                   req->len, region);
-        } else {
-            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_GET_DATA, status, NULL, 0,
-                                   NULL);
-        }
+    if (mf_tl_tcp_op_vec(req->op)) {
+        conn->in_state = MF_TL_TCP_IN_TABLE; /* then mf_tl_tcp_conn_serve */
+        conn->in_got = 0;
         return true;
     }
-    conn->in_status = status;
-    conn->in_left = req->len;
-    conn->in_region = region;
-    conn->in_dst = (uint8_t *)(uintptr_t)req->addr;
-    conn->in_dev_dst = NULL;
-    if (status == MF_OK && region->kind != MF_MEM_KIND_HOST) {
-        /* device memory: received into the staging, copied at the end */
-        status =
-            mf_tl_tcp_stage_reserve(&conn->in_stage, region->kind, req->len);
-        conn->in_status = status;
-        if (status == MF_OK) {
-            conn->in_dev_dst = conn->in_dst;
-            conn->in_dst = conn->in_stage.buf;
-        }
-    }
-    conn->in_state = status == MF_OK ? MF_TL_TCP_IN_DATA : MF_TL_TCP_IN_DISCARD;
-    if (conn->in_left == 0) {
-        conn->in_state = MF_TL_TCP_IN_HDR;
-        conn->in_region = NULL;
-        mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, status, NULL, 0,
-                               NULL);
-    }
+    conn->in_addrs[0] = req->addr;
+    conn->in_lens[0] = req->len;
+    mf_tl_tcp_conn_serve(conn);
     return true;
 }
 
-/* Returns false when the conn was closed. */
-static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn)
+/* The data of a PUT arrived whole: device data leaves the staging. */
+static void mf_tl_tcp_conn_put_done(mf_tl_tcp_conn_t *conn)
+{
+    const uint32_t n =
+        mf_tl_tcp_op_vec(conn->in_req.op) ? conn->in_req.count : 1;
+    uint64_t off = 0;
+
+    if (conn->in_state == MF_TL_TCP_IN_DATA && mf_unlikely(conn->in_dev)) {
+        for (uint32_t i = 0; i < n && conn->in_status == MF_OK; i++) {
+            conn->in_status = mf_tl_tcp_stage_copy(
+                conn->in_region->kind,
+                (void *)(uintptr_t)conn->in_addrs[i],
+                conn->in_stage.buf + off, conn->in_lens[i]);
+            off += conn->in_lens[i];
+        }
+        conn->in_dev = false;
+    }
+    conn->in_state = MF_TL_TCP_IN_HDR;
+    conn->in_region = NULL;
+    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, conn->in_status, NULL, 0,
+                           NULL, 0, NULL);
+}
+
+/* Reads requests until the socket is empty (a short read tells, unless
+ * drain asks to read on to EAGAIN or the end: the peer hung up, or no
+ * event may come for what is there) or the response ring is full.
+ * Returns false when the conn was closed. */
+static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn, bool drain)
 {
     uint8_t *scratch = conn->worker->scratch;
+    size_t table_len, want;
+    bool stop = false;
     ssize_t ret;
 
-    while (conn->count < MF_TL_TCP_RING && !conn->paused) {
+    while (conn->count < MF_TL_TCP_RING && !conn->paused && !stop) {
+        table_len = (size_t)conn->in_req.count * MF_TL_TCP_VEC_ENTRY;
         switch (conn->in_state) {
         case MF_TL_TCP_IN_HDR:
-            ret = recv(conn->sock.fd, conn->in_hdr + conn->in_got,
-                       MF_TL_TCP_HDR_SIZE - conn->in_got, 0);
+            want = MF_TL_TCP_HDR_SIZE - conn->in_got;
+            ret = recv(conn->sock.fd, conn->in_hdr + conn->in_got, want, 0);
+            break;
+        case MF_TL_TCP_IN_TABLE:
+            want = table_len - conn->in_got;
+            ret = recv(conn->sock.fd, conn->in_table + conn->in_got, want, 0);
             break;
         case MF_TL_TCP_IN_DATA:
-            ret = recv(conn->sock.fd, conn->in_dst, conn->in_left, 0);
+            want = conn->in_left;
+            ret = mf_tl_tcp_recvv(conn->sock.fd,
+                                  conn->in_iov + conn->in_iov_at,
+                                  conn->in_iov_n - conn->in_iov_at);
             break;
         default:
-            ret = recv(conn->sock.fd, scratch,
-                       MF_MIN(conn->in_left, MF_TL_TCP_SCRATCH), 0);
+            want = MF_MIN(conn->in_left, MF_TL_TCP_SCRATCH);
+            ret = recv(conn->sock.fd, scratch, want, 0);
             break;
         }
+        stop = !drain && ret > 0 && (size_t)ret < want;
         if (ret <= 0) {
             if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
                 return true;
@@ -444,22 +578,22 @@ static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn)
             }
             continue;
         }
+        if (conn->in_state == MF_TL_TCP_IN_TABLE) {
+            conn->in_got += (size_t)ret;
+            if (conn->in_got == table_len) {
+                conn->in_got = 0;
+                conn->in_state = MF_TL_TCP_IN_HDR;
+                mf_tl_tcp_conn_serve(conn);
+            }
+            continue;
+        }
         if (conn->in_state == MF_TL_TCP_IN_DATA) {
-            conn->in_dst += ret;
+            mf_tl_tcp_iov_consume(conn->in_iov, &conn->in_iov_at,
+                                  conn->in_iov_n, (size_t)ret);
         }
         conn->in_left -= (uint64_t)ret;
         if (conn->in_left == 0) {
-            if (conn->in_state == MF_TL_TCP_IN_DATA &&
-                mf_unlikely(conn->in_dev_dst != NULL)) {
-                conn->in_status = mf_tl_tcp_stage_copy(
-                    conn->in_region->kind, conn->in_dev_dst, conn->in_stage.buf,
-                    conn->in_req.len);
-                conn->in_dev_dst = NULL;
-            }
-            conn->in_state = MF_TL_TCP_IN_HDR;
-            conn->in_region = NULL;
-            mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_PUT_ACK, conn->in_status,
-                                   NULL, 0, NULL);
+            mf_tl_tcp_conn_put_done(conn);
         }
     }
     return true;
@@ -467,12 +601,13 @@ static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn)
 
 void mf_tl_tcp_conn_event(mf_tl_tcp_conn_t *conn, uint32_t events)
 {
+    const bool drain = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
     bool blocked;
 
     /* input stops while the response ring is full (edge-triggered: the
      * data stays in the socket), so read again once sending made room */
     for (;;) {
-        if (!mf_tl_tcp_conn_recv(conn)) {
+        if (!mf_tl_tcp_conn_recv(conn, drain)) {
             return;
         }
         blocked = conn->count == MF_TL_TCP_RING;
@@ -496,7 +631,7 @@ static void mf_tl_tcp_conn_adopt(mf_tl_tcp_worker_t *worker, void *arg)
         mf_tl_tcp_conn_close(conn);
         return;
     }
-    mf_tl_tcp_conn_event(conn, EPOLLIN);
+    mf_tl_tcp_conn_event(conn, EPOLLIN | EPOLLRDHUP); /* read all there is */
 }
 
 typedef struct mf_tl_tcp_adopt_cmd {

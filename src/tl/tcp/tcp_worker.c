@@ -105,6 +105,47 @@ ssize_t mf_tl_tcp_sendv(int fd, struct iovec *iov, size_t n)
     return sendmsg(fd, &msg, MSG_NOSIGNAL);
 }
 
+ssize_t mf_tl_tcp_recvv(int fd, struct iovec *iov, size_t n)
+{
+    struct msghdr msg;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = iov;
+    msg.msg_iovlen = MF_MIN(n, (size_t)MF_TL_TCP_IOV_MAX);
+    return recvmsg(fd, &msg, 0);
+}
+
+size_t mf_tl_tcp_iov_append(struct iovec *iov, size_t *n, size_t max,
+                            const struct iovec *src, size_t nsrc, size_t skip,
+                            bool *whole_p)
+{
+    size_t i, added = 0;
+
+    for (i = 0; i < nsrc && skip >= src[i].iov_len; i++) {
+        skip -= src[i].iov_len;
+    }
+    for (; i < nsrc && *n < max; i++, skip = 0) {
+        iov[*n].iov_base = (uint8_t *)src[i].iov_base + skip;
+        iov[*n].iov_len = src[i].iov_len - skip;
+        added += iov[(*n)++].iov_len;
+    }
+    *whole_p = i == nsrc;
+    return added;
+}
+
+void mf_tl_tcp_iov_consume(struct iovec *iov, unsigned *at, unsigned n,
+                           size_t bytes)
+{
+    while (*at < n && bytes >= iov[*at].iov_len) {
+        bytes -= iov[*at].iov_len;
+        (*at)++;
+    }
+    if (*at < n && bytes > 0) {
+        iov[*at].iov_base = (uint8_t *)iov[*at].iov_base + bytes;
+        iov[*at].iov_len -= bytes;
+    }
+}
+
 /* ============================================================== workers */
 
 static void mf_tl_tcp_worker_wake_locked(mf_tl_tcp_worker_t *worker)

@@ -202,6 +202,7 @@ void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
     mf_list_del(&rep->link);
     seg->nreps--;
     seg->used -= len;
+    mmc_state_heap_update(state, seg);
     if (free_space) {
         (void)mmc_alloc_free(seg->alloc, rep->offset, len);
     }
@@ -419,6 +420,7 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         mf_list_push_back(&pl.segs[i]->reps, &rep->link);
         pl.segs[i]->nreps++;
         pl.segs[i]->used += pl.len;
+        mmc_state_heap_update(state, pl.segs[i]);
         mmc_state_seg_note(state, pl.segs[i]);
     }
     obj->nrep = pl.n;
@@ -553,6 +555,7 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
         state->restoring--;
     }
     mmc_alloc_destroy(seg->alloc);
+    mmc_state_heap_del(state, seg);
     seg->rank->segs[seg->media] = NULL;
     state->counters.segs_dropped++;
     free(seg);
@@ -616,6 +619,18 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
         free(state);
         return MF_ERR_NOMEM;
     }
+    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+        state->place[m].segs =
+            calloc(params->max_ranks, sizeof(*state->place[m].segs));
+        if (state->place[m].segs == NULL) {
+            mf_error("meta state: out of memory for %" PRIu32 " ranks",
+                     params->max_ranks);
+            free(state->place[0].segs);
+            free(state->ranks);
+            free(state);
+            return MF_ERR_NOMEM;
+        }
+    }
     state->params = *params;
     if (state->params.max_owner_leases == 0) {
         state->params.max_owner_leases = MMC_META_MAX_LEASES_PER_OWNER;
@@ -677,6 +692,9 @@ void mmc_state_destroy(mmc_state_t *state)
     mf_hmap_free(&state->puts);
     mf_hmap_free(&state->leases);
     mf_hmap_free(&state->repair_ids);
+    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+        free(state->place[m].segs);
+    }
     free(state->ranks);
     free(state);
 }

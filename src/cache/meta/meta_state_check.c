@@ -158,12 +158,16 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
     mf_hmap_entry_t *entry;
     uint64_t bytes = 0;
     uint64_t members = 0;
+    uint32_t nsegs[MMC_STATE_NMEDIA] = {0};
     const mf_list_t *elem;
 
     for (uint32_t r = 0; r < state->params.max_ranks; r++) {
         const mmc_state_rank_t *rank = &state->ranks[r];
         bool member = false;
 
+        for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+            nsegs[m] += rank->segs[m] != NULL;
+        }
         for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
             if (rank->segs[m] != NULL) {
                 member = true;
@@ -173,6 +177,18 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
             }
         }
         members += member;
+    }
+    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+        if (state->place[m].n != nsegs[m]) {
+            mf_error("meta check: media %d: %" PRIu32 " segments, %" PRIu32
+                     " in the placement heap",
+                     m, nsegs[m], state->place[m].n);
+            return MF_ERR_STATE;
+        }
+    }
+    if (!mmc_state_heap_ok(state)) {
+        mf_error("meta check: a placement heap is out of order");
+        return MF_ERR_STATE;
     }
     mf_hmap_iter_init(&state->index, &it);
     while ((entry = mf_hmap_next(&state->index, &it)) != NULL) {

@@ -52,7 +52,16 @@ typedef struct mmc_state_seg {
     bool stuck;       /* every candidate was passed over: see above */
     bool evicting;    /* a background pass is bringing it to its low mark */
     bool restoring;   /* its holder's record is coming: no placement */
+    uint32_t heap_idx; /* in state->place[media] */
 } mmc_state_seg_t;
+
+/* The segments of a media by free space, most first (lowest rank on a
+ * tie): a binary heap placement walks from the top, O(log n) per pick
+ * however many members there are. */
+typedef struct mmc_state_heap {
+    mmc_state_seg_t **segs; /* room for params.max_ranks */
+    uint32_t n;
+} mmc_state_heap_t;
 
 struct mmc_state_rank {
     uint32_t rank;
@@ -156,6 +165,7 @@ struct mmc_state {
     uint64_t epoch;
     mmc_state_rank_t *ranks; /* params.max_ranks */
     mf_list_t members;       /* ranks with segments, registration order */
+    mmc_state_heap_t place[MMC_STATE_NMEDIA]; /* every segment, by media */
     mf_vec_t hosts;          /* of mmc_state_host_t, by host_idx */
     uint32_t free_host;      /* index + 1 of a free slot, 0 = none */
     mf_hmap_t host_map;      /* host id -> host_idx + 1 */
@@ -228,6 +238,13 @@ uint64_t mmc_state_round(const mmc_state_t *state, uint64_t size);
 bool mmc_state_seg_above(const mmc_state_seg_t *seg, uint32_t pct);
 bool mmc_state_seg_over_high(const mmc_state_t *state,
                              const mmc_state_seg_t *seg);
+/* The placement heaps: a new segment, one going, and one whose used
+ * bytes changed (meta_state_space.c). */
+void mmc_state_heap_add(mmc_state_t *state, mmc_state_seg_t *seg);
+void mmc_state_heap_del(mmc_state_t *state, mmc_state_seg_t *seg);
+void mmc_state_heap_update(mmc_state_t *state, mmc_state_seg_t *seg);
+/* Whether every segment sits where the heap order wants it. */
+bool mmc_state_heap_ok(const mmc_state_t *state);
 void mmc_state_place(mmc_state_t *state, mmc_state_place_t *pl, uint32_t want,
                      uint32_t own, const mmc_state_put_opts_t *opts);
 void mmc_state_place_rollback(mmc_state_place_t *pl);

@@ -201,6 +201,9 @@ mf_status_t mmc_state_register(mmc_state_t *state, mmc_state_owner_t *owner,
     state->counters.registered++;
     for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
         r->segs[m] = made[m];
+        if (made[m] != NULL) {
+            mmc_state_heap_add(state, made[m]);
+        }
     }
     if (nsegs > 0) {
         mf_list_push_back(&state->members, &r->member_link);

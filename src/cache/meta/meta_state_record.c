@@ -226,6 +226,7 @@ static void mmc_state_restore_rep(mmc_state_t *state, mmc_state_obj_t *obj,
     mf_list_push_back(&seg->reps, &rep->link);
     seg->nreps++;
     seg->used += mmc_state_round(state, obj->size);
+    mmc_state_heap_update(state, seg);
     obj->nrep++;
     if (obj->linked) {
         mmc_state_lru_add(state, rep);

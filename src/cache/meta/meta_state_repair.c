@@ -213,6 +213,7 @@ static bool mmc_state_repair_begin(mmc_state_t *state, mmc_state_obj_t *obj,
     mf_list_push_back(&seg->reps, &dst->link);
     seg->nreps++;
     seg->used += mmc_state_round(state, obj->size);
+    mmc_state_heap_update(state, seg);
     rp->obj = obj;
     rp->dst = dst;
     rp->copier = src->seg->rank->owner;

@@ -42,7 +42,9 @@
 typedef struct mmc_alloc_link {
     struct mmc_alloc_link *left;
     struct mmc_alloc_link *right;
-    uint64_t prio;
+    uint32_t prio;
+    uint32_t tag; /* the owner's word: the treap never touches it (it
+                     would be padding otherwise) */
 } mmc_alloc_link_t;
 
 /* <0, 0, >0 as a orders before, as, after b. */
@@ -195,6 +197,8 @@ static const mmc_alloc_link_t *mmc_alloc_treap_last(const mmc_alloc_treap_t *t)
 
 /* ---- blocks ---- */
 
+/* 80 bytes: one per replica in the meta service, so every field counts;
+ * whether it is free is its addr_link's tag (MMC_ALLOC_FREE). */
 typedef struct mmc_alloc_block {
     mmc_alloc_link_t addr_link;   /* address treap (all blocks) */
     mmc_alloc_link_t size_link;   /* size treap (free blocks only) */
@@ -202,8 +206,10 @@ typedef struct mmc_alloc_block {
     struct mmc_alloc_block *next;
     uint64_t offset;
     uint64_t size;
-    bool free;
 } mmc_alloc_block_t;
+
+#define MMC_ALLOC_FREE(_block) ((_block)->addr_link.tag)
+_Static_assert(sizeof(mmc_alloc_block_t) == 80, "an allocator block grew");
 
 struct mmc_alloc {
     uint64_t capacity;
@@ -263,8 +269,8 @@ static mmc_alloc_block_t *mmc_alloc_block_new(mmc_alloc_t *alloc)
     if (block == NULL) {
         return NULL;
     }
-    block->addr_link.prio = mmc_alloc_rand(alloc);
-    block->size_link.prio = mmc_alloc_rand(alloc);
+    block->addr_link.prio = (uint32_t)(mmc_alloc_rand(alloc) >> 32);
+    block->size_link.prio = (uint32_t)(mmc_alloc_rand(alloc) >> 32);
     return block;
 }
 
@@ -318,7 +324,7 @@ mf_status_t mmc_alloc_create(uint64_t size, uint64_t align,
     }
     block->offset = 0;
     block->size = capacity;
-    block->free = true;
+    MMC_ALLOC_FREE(block) = true;
     alloc->first = block;
     alloc->free_blocks = 1;
     mmc_alloc_treap_insert(&alloc->by_addr, &block->addr_link);
@@ -390,7 +396,7 @@ mf_status_t mmc_alloc_alloc(mmc_alloc_t *alloc, uint64_t len,
          * and the block keeps its offset, so its address key is intact */
         rest->offset = block->offset + probe.size;
         rest->size = block->size - probe.size;
-        rest->free = true;
+        MMC_ALLOC_FREE(rest) = true;
         rest->prev = block;
         rest->next = block->next;
         if (block->next != NULL) {
@@ -403,7 +409,7 @@ mf_status_t mmc_alloc_alloc(mmc_alloc_t *alloc, uint64_t len,
     } else {
         alloc->free_blocks--;
     }
-    block->free = false;
+    MMC_ALLOC_FREE(block) = false;
     alloc->used += block->size;
     alloc->allocations++;
 
@@ -458,7 +464,7 @@ mf_status_t mmc_alloc_alloc_at(mmc_alloc_t *alloc, uint64_t offset,
     }
     rlen = mmc_alloc_round_up(alloc, len);
     block = mmc_alloc_block_at(alloc, offset);
-    if (block == NULL || !block->free ||
+    if (block == NULL || !MMC_ALLOC_FREE(block) ||
         block->offset + block->size < offset + rlen) {
         return MF_ERR_EXISTS;
     }
@@ -487,12 +493,12 @@ mf_status_t mmc_alloc_alloc_at(mmc_alloc_t *alloc, uint64_t offset,
         mid = block;
         mid->size = rlen;
     }
-    mid->free = false;
+    MMC_ALLOC_FREE(mid) = false;
     alloc->free_blocks--;
     if (rest != NULL) {
         rest->offset = offset + rlen;
         rest->size = tail;
-        rest->free = true;
+        MMC_ALLOC_FREE(rest) = true;
         mmc_alloc_link_after(mid, rest);
         mmc_alloc_treap_insert(&alloc->by_addr, &rest->addr_link);
         mmc_alloc_treap_insert(&alloc->by_size, &rest->size_link);
@@ -535,7 +541,7 @@ mf_status_t mmc_alloc_free(mmc_alloc_t *alloc, uint64_t offset, uint64_t len)
     }
     link = mmc_alloc_treap_find(&alloc->by_addr, &probe.addr_link);
     block = (link != NULL) ? mmc_alloc_addr_block(link) : NULL;
-    if (block == NULL || block->free) {
+    if (block == NULL || MMC_ALLOC_FREE(block)) {
         mf_error("mmc_alloc_free: no allocated block at offset %" PRIu64
                  " (double free or never allocated)",
                  offset);
@@ -551,11 +557,11 @@ mf_status_t mmc_alloc_free(mmc_alloc_t *alloc, uint64_t offset, uint64_t len)
 
     alloc->used -= block->size;
     alloc->allocations--;
-    block->free = true;
+    MMC_ALLOC_FREE(block) = true;
     alloc->free_blocks++;
 
     left = block->prev;
-    if (left != NULL && left->free) {
+    if (left != NULL && MMC_ALLOC_FREE(left)) {
         mmc_alloc_treap_remove(&alloc->by_size, &left->size_link);
         left->size += block->size;
         mmc_alloc_unlink(alloc, block);
@@ -563,7 +569,7 @@ mf_status_t mmc_alloc_free(mmc_alloc_t *alloc, uint64_t offset, uint64_t len)
         block = left;
     }
     right = block->next;
-    if (right != NULL && right->free) {
+    if (right != NULL && MMC_ALLOC_FREE(right)) {
         mmc_alloc_treap_remove(&alloc->by_size, &right->size_link);
         block->size += right->size;
         mmc_alloc_unlink(alloc, right);
@@ -635,11 +641,11 @@ mf_status_t mmc_alloc_check(const mmc_alloc_t *alloc)
             what = "block size zero, unaligned or past the end";
             goto err;
         }
-        if (block->free && prev != NULL && prev->free) {
+        if (MMC_ALLOC_FREE(block) && prev != NULL && MMC_ALLOC_FREE(prev)) {
             what = "two free blocks are neighbours";
             goto err;
         }
-        if (block->free) {
+        if (MMC_ALLOC_FREE(block)) {
             nfree++;
         } else {
             nalloc++;
@@ -678,7 +684,7 @@ mf_status_t mmc_alloc_check(const mmc_alloc_t *alloc)
         uint64_t steps = 0;
 
         size_treap.steps = &steps; /* do not count the check */
-        if (block->free &&
+        if (MMC_ALLOC_FREE(block) &&
             mmc_alloc_treap_find(&size_treap, &block->size_link) !=
                 &block->size_link) {
             what = "a free block is missing from the size treap";

@@ -112,7 +112,7 @@ static void mmc_state_fill_result(const mmc_state_t *state,
     res->id = id;
     res->size = obj->size;
     for (int i = 0; i < obj->nslots; i++) {
-        const mmc_state_rep_t *rep = &obj->reps[i];
+        const mmc_state_rep_t *rep = &mmc_state_obj_reps(obj)[i];
         if (rep->seg == NULL || rep->filling) {
             continue;
         }
@@ -218,26 +218,24 @@ mmc_state_obj_t *mmc_state_obj_new(const char *key, size_t key_len,
 {
     /* the slots a put asked for, not MMC_MAX_REPLICAS of them: an index
      * of millions of one-replica objects stays small */
-    size_t reps_off = MF_ALIGN_UP(sizeof(mmc_state_obj_t), 8);
-    size_t key_off = reps_off + (size_t)nslots * sizeof(mmc_state_rep_t);
+    size_t key_off =
+        MMC_STATE_OBJ_REPS_OFF + (size_t)nslots * sizeof(mmc_state_rep_t);
     mmc_state_obj_t *obj = calloc(1, key_off + key_len + 1);
 
     if (obj == NULL) {
         return NULL;
     }
-    obj->nslots = nslots;
-    obj->reps = (mmc_state_rep_t *)((char *)obj + reps_off);
-    obj->key = (char *)obj + key_off;
+    obj->nslots = nslots; /* places the key (mmc_state_obj_key) */
     obj->key_len = (uint32_t)key_len; /* checked by the protocol */
-    memcpy(obj->key, key, key_len);
+    memcpy(mmc_state_obj_key(obj), key, key_len);
     return obj;
 }
 
 static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
 {
     for (int i = 0; i < obj->nslots; i++) {
-        if (obj->reps[i].seg != NULL) {
-            mmc_state_rep_remove(state, &obj->reps[i], true);
+        if (mmc_state_obj_reps(obj)[i].seg != NULL) {
+            mmc_state_rep_remove(state, &mmc_state_obj_reps(obj)[i], true);
         }
     }
     if (obj->unlinked) {
@@ -254,9 +252,9 @@ static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
 void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
 {
     for (int i = 0; i < obj->nslots; i++) {
-        if (obj->reps[i].seg != NULL) {
-            mmc_state_lru_del(&obj->reps[i]);
-            mmc_state_rec_del(state, &obj->reps[i]);
+        if (mmc_state_obj_reps(obj)[i].seg != NULL) {
+            mmc_state_lru_del(&mmc_state_obj_reps(obj)[i]);
+            mmc_state_rec_del(state, &mmc_state_obj_reps(obj)[i]);
         }
     }
     obj->linked = false;
@@ -275,7 +273,7 @@ void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
 /* Takes a committed object out of the index; frees it unless leased. */
 void mmc_state_obj_unlink(mmc_state_t *state, mmc_state_obj_t *obj)
 {
-    (void)mf_hmap_remove(&state->index, obj->key, obj->key_len);
+    mmc_state_index_del(&state->index, obj);
     mmc_state_obj_detach(state, obj);
 }
 
@@ -303,8 +301,8 @@ void mmc_state_obj_unhold(mmc_state_t *state, mmc_state_obj_t *obj)
     }
     if (obj->nleases == 0) { /* a candidate again */
         for (int i = 0; i < obj->nslots; i++) {
-            if (obj->reps[i].seg != NULL && !obj->reps[i].filling) {
-                mmc_state_seg_unstick(state, obj->reps[i].seg);
+            if (mmc_state_obj_reps(obj)[i].seg != NULL && !mmc_state_obj_reps(obj)[i].filling) {
+                mmc_state_seg_unstick(state, mmc_state_obj_reps(obj)[i].seg);
             }
         }
     }
@@ -318,7 +316,7 @@ static void mmc_state_put_forget(mmc_state_t *state, mmc_state_put_t *put)
     mmc_state_obj_t *obj = put->obj;
 
     (void)mf_hmap_remove(&state->puts, &put->id, sizeof(put->id));
-    (void)mf_hmap_remove(&state->pending, obj->key, obj->key_len);
+    (void)mf_hmap_remove(&state->pending, mmc_state_obj_key(obj), obj->key_len);
     mf_list_del(&put->owner_link);
     mf_list_del(&put->time_link);
     state->counters.pending_puts--;
@@ -362,7 +360,7 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         goto out;
     }
     if (!(opts->flags & MMC_PUT_REPLACE) &&
-        (mf_hmap_get(&state->index, key, key_len) != NULL)) {
+        (mmc_state_index_get(&state->index, key, key_len) != NULL)) {
         status = MMC_ERR_EXISTS;
         goto out;
     }
@@ -407,12 +405,12 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         MF_OK) {
         goto err_free;
     }
-    if (mf_hmap_put(&state->pending, obj->key, key_len, put, NULL) != MF_OK) {
+    if (mf_hmap_put(&state->pending, mmc_state_obj_key(obj), key_len, put, NULL) != MF_OK) {
         (void)mf_hmap_remove(&state->puts, &put->id, sizeof(put->id));
         goto err_free;
     }
     for (uint32_t i = 0; i < pl.n; i++) {
-        mmc_state_rep_t *rep = &obj->reps[i];
+        mmc_state_rep_t *rep = &mmc_state_obj_reps(obj)[i];
 
         rep->seg = pl.segs[i];
         rep->obj = obj;
@@ -470,8 +468,14 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
         return MMC_ERR_ABORTED;
     }
     /* Replaces the old version in place: nothing to undo on failure. */
-    if (mf_hmap_put(&state->index, obj->key, obj->key_len, obj, &old) !=
-        MF_OK) {
+    old = mmc_state_index_get(&state->index, mmc_state_obj_key(obj), obj->key_len);
+    if (old != NULL) {
+        mmc_state_index_del(&state->index, old);
+    }
+    if (!mmc_state_index_add(&state->index, obj)) {
+        if (old != NULL) {
+            (void)mmc_state_index_add(&state->index, old); /* it had room */
+        }
         mf_error("meta state: out of memory committing a put");
         mmc_state_put_abort(state, put);
         return MF_ERR_NOMEM;
@@ -483,9 +487,9 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
     obj->linked = true;
     obj->version = mmc_state_new_version(state);
     for (int i = 0; i < obj->nslots; i++) {
-        if (obj->reps[i].seg != NULL) {
-            mmc_state_lru_add(state, &obj->reps[i]);
-            mmc_state_rec_add(state, &obj->reps[i]);
+        if (mmc_state_obj_reps(obj)[i].seg != NULL) {
+            mmc_state_lru_add(state, &mmc_state_obj_reps(obj)[i]);
+            mmc_state_rec_add(state, &mmc_state_obj_reps(obj)[i]);
         }
     }
     state->counters.objects++;
@@ -643,7 +647,7 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
     mf_list_init(&state->members);
     mf_vec_init(&state->hosts, sizeof(mmc_state_host_t));
     mf_hmap_init(&state->host_map);
-    mf_hmap_init(&state->index);
+    mmc_state_index_init(&state->index);
     mf_hmap_init(&state->pending);
     mf_hmap_init(&state->puts);
     mf_hmap_init(&state->leases);
@@ -664,9 +668,9 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
 
 void mmc_state_destroy(mmc_state_t *state)
 {
+    mmc_state_obj_t *obj, *next;
     mf_list_t *elem;
-    mf_hmap_iter_t it;
-    mf_hmap_entry_t *entry;
+    size_t b = 0;
 
     if (state == NULL) {
         return;
@@ -678,16 +682,17 @@ void mmc_state_destroy(mmc_state_t *state)
     }
     /* Owners held every put, lease and segment: what is left are
      * committed objects without replicas' segments. */
-    mf_hmap_iter_init(&state->index, &it);
-    while ((entry = mf_hmap_next(&state->index, &it)) != NULL) {
-        free(entry->value);
+    for (obj = mmc_state_index_next(&state->index, NULL, &b); obj != NULL;
+         obj = next) {
+        next = mmc_state_index_next(&state->index, obj, &b);
+        free(obj);
     }
     for (size_t i = 0; i < state->hosts.count; i++) {
         free(mmc_state_host_at(state, (uint32_t)i)->id);
     }
     mf_vec_free(&state->hosts);
     mf_hmap_free(&state->host_map);
-    mf_hmap_free(&state->index);
+    mmc_state_index_free(&state->index);
     mf_hmap_free(&state->pending);
     mf_hmap_free(&state->puts);
     mf_hmap_free(&state->leases);
@@ -808,7 +813,7 @@ static mmc_status_t mmc_state_grant(mmc_state_t *state,
     if (owner->nleases >= state->params.max_owner_leases) {
         mf_debug("meta: an owner holds %" PRIu64 " leases; a lease on %.*s "
                  "refused",
-                 owner->nleases, (int)obj->key_len, obj->key);
+                 owner->nleases, (int)obj->key_len, mmc_state_obj_key(obj));
         state->counters.leases_refused++;
         res->status = MF_ERR_TOO_LARGE;
         return res->status;
@@ -832,8 +837,8 @@ static mmc_status_t mmc_state_grant(mmc_state_t *state,
     owner->nleases++;
     obj->nleases++;
     for (int i = 0; i < obj->nslots; i++) {
-        if (obj->reps[i].seg != NULL) {
-            mmc_state_lru_touch(&obj->reps[i]);
+        if (mmc_state_obj_reps(obj)[i].seg != NULL) {
+            mmc_state_lru_touch(&mmc_state_obj_reps(obj)[i]);
         }
     }
     state->counters.leases++;
@@ -850,7 +855,7 @@ mmc_status_t mmc_state_get(mmc_state_t *state, mmc_state_owner_t *owner,
                            const char *key, size_t key_len, uint64_t now_ms,
                            mmc_obj_result_t *res)
 {
-    mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+    mmc_state_obj_t *obj = mmc_state_index_get(&state->index, key, key_len);
     mmc_status_t status;
 
     memset(res, 0, sizeof(*res));
@@ -868,7 +873,7 @@ mmc_status_t mmc_state_lease(mmc_state_t *state, mmc_state_owner_t *owner,
                              const char *key, size_t key_len, uint64_t now_ms,
                              uint32_t ttl_ms, mmc_obj_result_t *res)
 {
-    mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+    mmc_state_obj_t *obj = mmc_state_index_get(&state->index, key, key_len);
 
     memset(res, 0, sizeof(*res));
     if (obj == NULL) {
@@ -905,7 +910,7 @@ mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
                              size_t key_len, mmc_obj_result_t *res,
                              uint32_t *leases_p)
 {
-    const mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+    const mmc_state_obj_t *obj = mmc_state_index_get(&state->index, key, key_len);
 
     memset(res, 0, sizeof(*res));
     if (obj == NULL) {
@@ -922,7 +927,7 @@ mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
 mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
                               size_t key_len)
 {
-    mmc_state_obj_t *obj = mf_hmap_get(&state->index, key, key_len);
+    mmc_state_obj_t *obj = mmc_state_index_get(&state->index, key, key_len);
 
     if (obj == NULL) {
         return MMC_ERR_NOT_FOUND;
@@ -934,15 +939,13 @@ mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
 
 uint64_t mmc_state_remove_all(mmc_state_t *state)
 {
-    mf_hmap_entry_t *e, *next;
-    mf_hmap_iter_t it;
+    mmc_state_obj_t *obj, *next;
     uint64_t n = 0;
+    size_t b = 0;
 
-    mf_hmap_iter_init(&state->index, &it);
-    for (e = mf_hmap_next(&state->index, &it); e != NULL; e = next) {
-        mmc_state_obj_t *obj = e->value;
-
-        next = mf_hmap_next(&state->index, &it); /* past e: e may go */
+    for (obj = mmc_state_index_next(&state->index, NULL, &b); obj != NULL;
+         obj = next) {
+        next = mmc_state_index_next(&state->index, obj, &b); /* obj may go */
         mmc_state_obj_unlink(state, obj);
         state->counters.removes++;
         n++;
@@ -982,7 +985,7 @@ bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms, uint64_t budget)
         }
         budget--;
         mf_debug("meta: put %" PRIu64 " of %.*s reclaimed after %" PRIu32 " ms",
-                 put->id, (int)put->obj->key_len, put->obj->key,
+                 put->id, (int)put->obj->key_len, mmc_state_obj_key(put->obj),
                  state->params.put_timeout_ms);
         state->counters.puts_reclaimed++;
         mmc_state_put_abort(state, put);

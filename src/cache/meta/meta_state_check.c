@@ -154,8 +154,8 @@ static mf_status_t mmc_state_check_hosts(const mmc_state_t *state)
 mf_status_t mmc_state_check(const mmc_state_t *state)
 {
     const mmc_state_counters_t *c = &state->counters;
-    mf_hmap_iter_t it;
-    mf_hmap_entry_t *entry;
+    const mmc_state_obj_t *obj;
+    size_t b = 0;
     uint64_t bytes = 0;
     uint64_t members = 0;
     uint32_t nsegs[MMC_STATE_NMEDIA] = {0};
@@ -190,19 +190,24 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
         mf_error("meta check: a placement heap is out of order");
         return MF_ERR_STATE;
     }
-    mf_hmap_iter_init(&state->index, &it);
-    while ((entry = mf_hmap_next(&state->index, &it)) != NULL) {
-        const mmc_state_obj_t *obj = entry->value;
+    for (obj = mmc_state_index_next(&state->index, NULL, &b); obj != NULL;
+         obj = mmc_state_index_next(&state->index, obj, &b)) {
         if (!obj->linked || (obj->put != NULL) || (obj->nrep == 0)) {
             mf_error("meta check: object %s in the index is not committed",
-                     entry->key);
+                     mmc_state_obj_key(obj));
+            return MF_ERR_STATE;
+        }
+        if (mmc_state_index_get(&state->index, mmc_state_obj_key(obj), obj->key_len) !=
+            obj) {
+            mf_error("meta check: object %s is not found by its key",
+                     mmc_state_obj_key(obj));
             return MF_ERR_STATE;
         }
         for (int i = 0; i < obj->nslots; i++) {
-            if ((obj->reps[i].seg != NULL) && !obj->reps[i].in_lru &&
-                !obj->reps[i].filling) {
+            if ((mmc_state_obj_reps(obj)[i].seg != NULL) && !mmc_state_obj_reps(obj)[i].in_lru &&
+                !mmc_state_obj_reps(obj)[i].filling) {
                 mf_error("meta check: object %.*s has a replica off the LRU",
-                         (int)obj->key_len, obj->key);
+                         (int)obj->key_len, mmc_state_obj_key(obj));
                 return MF_ERR_STATE;
             }
         }
@@ -210,11 +215,10 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
     }
     for (elem = state->unlinked.next; elem != &state->unlinked;
          elem = elem->next) {
-        const mmc_state_obj_t *obj =
-            mf_container_of(elem, mmc_state_obj_t, unlinked_link);
+        obj = mf_container_of(elem, mmc_state_obj_t, unlinked_link);
         if (obj->linked || (obj->nleases == 0)) {
             mf_error("meta check: unlinked object %.*s is linked or free",
-                     (int)obj->key_len, obj->key);
+                     (int)obj->key_len, mmc_state_obj_key(obj));
             return MF_ERR_STATE;
         }
     }

@@ -55,6 +55,14 @@ typedef struct mmc_state_seg {
     uint32_t heap_idx; /* in state->place[media] */
 } mmc_state_seg_t;
 
+/* The committed objects by key (meta_state_index.c): chains through the
+ * objects, no allocation per entry. */
+typedef struct mmc_state_index {
+    mmc_state_obj_t **buckets;
+    size_t nbuckets; /* a power of two, or 0 */
+    size_t count;
+} mmc_state_index_t;
+
 /* The segments of a media by free space, most first (lowest rank on a
  * tie): a binary heap placement walks from the top, O(log n) per pick
  * however many members there are. */
@@ -95,9 +103,12 @@ struct mmc_state_obj {
     struct mmc_state_repair *repair; /* the one running for it, or NULL */
     mf_list_t under_link;
     mf_list_t unlinked_link;
-    mmc_state_rep_t *reps; /* nslots slots, in the object's allocation */
-    char *key;             /* NUL-terminated, in the object's allocation */
-    uint32_t key_len;      /* <= MMC_KEY_MAX */
+    /* then, in the same allocation: nslots replica slots
+     * (mmc_state_obj_reps), then the key, NUL-terminated
+     * (mmc_state_obj_key); found by their offsets, not by pointers */
+    mmc_state_obj_t *hnext; /* its chain in the index */
+    uint32_t hash;          /* of its key, in the index */
+    uint32_t key_len;       /* <= MMC_KEY_MAX */
     uint32_t nrep;         /* live slots of reps (slots keep their order) */
     uint32_t nleases;      /* leases, and a repair's hold */
     uint8_t want;          /* replicas its put asked for */
@@ -106,6 +117,20 @@ struct mmc_state_obj {
     bool linked;           /* in the index */
     bool unlinked;         /* on state->unlinked */
 };
+
+/* Where an object's replica slots and key are: right after it. */
+#define MMC_STATE_OBJ_REPS_OFF MF_ALIGN_UP(sizeof(mmc_state_obj_t), 8)
+
+static inline mmc_state_rep_t *mmc_state_obj_reps(const mmc_state_obj_t *obj)
+{
+    return (mmc_state_rep_t *)((char *)obj + MMC_STATE_OBJ_REPS_OFF);
+}
+
+static inline char *mmc_state_obj_key(const mmc_state_obj_t *obj)
+{
+    return (char *)obj + MMC_STATE_OBJ_REPS_OFF +
+           (size_t)obj->nslots * sizeof(mmc_state_rep_t);
+}
 
 struct mmc_state_put {
     uint64_t id;
@@ -169,7 +194,7 @@ struct mmc_state {
     mf_vec_t hosts;          /* of mmc_state_host_t, by host_idx */
     uint32_t free_host;      /* index + 1 of a free slot, 0 = none */
     mf_hmap_t host_map;      /* host id -> host_idx + 1 */
-    mf_hmap_t index;         /* key -> committed mmc_state_obj_t */
+    mmc_state_index_t index; /* key -> committed mmc_state_obj_t */
     mf_hmap_t pending;       /* key -> mmc_state_put_t */
     mf_hmap_t puts;          /* put id -> mmc_state_put_t */
     mf_hmap_t leases;        /* lease id -> mmc_state_lease_t */
@@ -238,6 +263,20 @@ uint64_t mmc_state_round(const mmc_state_t *state, uint64_t size);
 bool mmc_state_seg_above(const mmc_state_seg_t *seg, uint32_t pct);
 bool mmc_state_seg_over_high(const mmc_state_t *state,
                              const mmc_state_seg_t *seg);
+void mmc_state_index_init(mmc_state_index_t *ix);
+void mmc_state_index_free(mmc_state_index_t *ix); /* not the objects */
+mmc_state_obj_t *mmc_state_index_get(const mmc_state_index_t *ix,
+                                     const char *key, size_t len);
+/* Adds obj, whose key is not in the index; false only when the index has
+ * no table and no memory for one. */
+bool mmc_state_index_add(mmc_state_index_t *ix, mmc_state_obj_t *obj);
+void mmc_state_index_del(mmc_state_index_t *ix, mmc_state_obj_t *obj);
+/* Iteration: the object after obj (NULL: the first), *bucket keeping the
+ * place; obj may leave the index once its successor is known. */
+mmc_state_obj_t *mmc_state_index_next(const mmc_state_index_t *ix,
+                                      const mmc_state_obj_t *obj,
+                                      size_t *bucket);
+
 /* The placement heaps: a new segment, one going, and one whose used
  * bytes changed (meta_state_space.c). */
 void mmc_state_heap_add(mmc_state_t *state, mmc_state_seg_t *seg);

@@ -80,7 +80,7 @@ void mmc_state_rec_add(mmc_state_t *state, mmc_state_rep_t *rep)
         .want = obj->want,
         .size = obj->size,
         .version = obj->version,
-        .key = {.data = obj->key, .len = (uint32_t)obj->key_len},
+        .key = {.data = mmc_state_obj_key(obj), .len = (uint32_t)obj->key_len},
     };
 
     mmc_state_rec_push(state, rep->seg->rank->owner, &e);
@@ -215,8 +215,8 @@ static void mmc_state_restore_rep(mmc_state_t *state, mmc_state_obj_t *obj,
     mmc_state_rep_t *rep = NULL;
 
     for (int i = 0; i < obj->nslots && rep == NULL; i++) {
-        if (obj->reps[i].seg == NULL) {
-            rep = &obj->reps[i];
+        if (mmc_state_obj_reps(obj)[i].seg == NULL) {
+            rep = &mmc_state_obj_reps(obj)[i];
         }
     }
     rep->seg = seg;
@@ -254,7 +254,7 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
         return MF_ERR_INVALID;
     }
     len = mmc_state_round(state, e->size);
-    old = mf_hmap_get(&state->index, e->key.data, e->key.len);
+    old = mmc_state_index_get(&state->index, e->key.data, e->key.len);
     if (old != NULL && (old->version > e->version ||
                         (old->version == e->version &&
                          (old->size != e->size || old->nrep == old->nslots)))) {
@@ -265,12 +265,12 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
         bool slot = false;
 
         for (int i = 0; i < old->nslots; i++) {
-            if (old->reps[i].seg != NULL &&
-                old->reps[i].seg->rank == owner->rank) {
+            if (mmc_state_obj_reps(old)[i].seg != NULL &&
+                mmc_state_obj_reps(old)[i].seg->rank == owner->rank) {
                 state->counters.restore_refused++;
                 return MMC_ERR_EXISTS; /* one replica per rank */
             }
-            slot |= old->reps[i].seg == NULL;
+            slot |= mmc_state_obj_reps(old)[i].seg == NULL;
         }
         if (!slot) { /* a repair holds the last slot */
             state->counters.restore_refused++;
@@ -288,12 +288,15 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
     }
 
     obj = mmc_state_obj_new(e->key.data, e->key.len, e->want);
-    if (obj == NULL || mf_hmap_put(&state->index, e->key.data, e->key.len, obj,
-                                   &replaced) != MF_OK) {
+    if (obj == NULL || !mmc_state_index_add(&state->index, obj)) {
         mf_error("meta state: out of memory restoring an object");
         free(obj);
         (void)mmc_alloc_free(seg->alloc, e->offset, len);
         return MF_ERR_NOMEM;
+    }
+    replaced = old; /* an older version, out of the index */
+    if (replaced != NULL) {
+        mmc_state_index_del(&state->index, replaced);
     }
     obj->size = e->size;
     obj->want = e->want;

@@ -114,7 +114,7 @@ static bool mmc_state_repair_taken(const mmc_state_obj_t *obj,
 
     *host_used = false;
     for (int i = 0; i < obj->nslots; i++) {
-        const mmc_state_seg_t *seg = obj->reps[i].seg;
+        const mmc_state_seg_t *seg = mmc_state_obj_reps(obj)[i].seg;
 
         if (seg == NULL) {
             continue;
@@ -175,7 +175,7 @@ static bool mmc_state_repair_begin(mmc_state_t *state, mmc_state_obj_t *obj,
     uint64_t offset;
 
     for (int i = 0; i < obj->nslots; i++) {
-        mmc_state_rep_t *rep = &obj->reps[i];
+        mmc_state_rep_t *rep = &mmc_state_obj_reps(obj)[i];
 
         if (rep->seg == NULL) {
             dst = dst != NULL ? dst : rep;
@@ -286,7 +286,7 @@ void mmc_state_repair_expire(mmc_state_t *state, uint64_t now_ms)
             break;
         }
         mf_warn("meta: a repair of %.*s by rank %" PRIu32 " timed out",
-                (int)rp->obj->key_len, rp->obj->key,
+                (int)rp->obj->key_len, mmc_state_obj_key(rp->obj),
                 mmc_state_owner_rank(rp->copier));
         mmc_state_repair_end(state, rp, false);
     }

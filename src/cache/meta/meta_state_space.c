@@ -316,7 +316,7 @@ static void mmc_state_evict_obj(mmc_state_t *state, mmc_state_obj_t *obj,
                                 bool for_put)
 {
     mf_debug("meta: evicting %.*s (%" PRIu64 " bytes, %" PRIu32 " replicas)%s",
-             (int)obj->key_len, obj->key, obj->size, obj->nrep,
+             (int)obj->key_len, mmc_state_obj_key(obj), obj->size, obj->nrep,
              for_put ? " for a put" : "");
     state->counters.evictions++;
     state->counters.evictions_put += for_put;

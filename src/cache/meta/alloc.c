@@ -3,8 +3,9 @@
  *
  * Every block, free or allocated, is one node.  Together the blocks tile
  * [0, capacity) and are kept three ways:
- *   - a doubly linked list in address order: a block's physical neighbours
- *     are its prev and next, so coalescing needs no search;
+ *   - a singly linked list in address order: a block's right neighbour is
+ *     its next; its left one is found in the address treap (O(log n)),
+ *     which saves a pointer in every block;
  *   - the address treap, of all blocks keyed by offset: mmc_alloc_free()
  *     finds the block it is given and so refuses anything that is not the
  *     start of an allocated block;
@@ -197,19 +198,18 @@ static const mmc_alloc_link_t *mmc_alloc_treap_last(const mmc_alloc_treap_t *t)
 
 /* ---- blocks ---- */
 
-/* 80 bytes: one per replica in the meta service, so every field counts;
+/* 72 bytes: one per replica in the meta service, so every field counts;
  * whether it is free is its addr_link's tag (MMC_ALLOC_FREE). */
 typedef struct mmc_alloc_block {
     mmc_alloc_link_t addr_link;   /* address treap (all blocks) */
     mmc_alloc_link_t size_link;   /* size treap (free blocks only) */
-    struct mmc_alloc_block *prev; /* address order */
-    struct mmc_alloc_block *next;
+    struct mmc_alloc_block *next; /* address order */
     uint64_t offset;
     uint64_t size;
 } mmc_alloc_block_t;
 
 #define MMC_ALLOC_FREE(_block) ((_block)->addr_link.tag)
-_Static_assert(sizeof(mmc_alloc_block_t) == 80, "an allocator block grew");
+_Static_assert(sizeof(mmc_alloc_block_t) == 72, "an allocator block grew");
 
 struct mmc_alloc {
     uint64_t capacity;
@@ -397,11 +397,7 @@ mf_status_t mmc_alloc_alloc(mmc_alloc_t *alloc, uint64_t len,
         rest->offset = block->offset + probe.size;
         rest->size = block->size - probe.size;
         MMC_ALLOC_FREE(rest) = true;
-        rest->prev = block;
         rest->next = block->next;
-        if (block->next != NULL) {
-            block->next->prev = rest;
-        }
         block->next = rest;
         block->size = probe.size;
         mmc_alloc_treap_insert(&alloc->by_addr, &rest->addr_link);
@@ -440,11 +436,7 @@ static mmc_alloc_block_t *mmc_alloc_block_at(mmc_alloc_t *alloc,
 static void mmc_alloc_link_after(mmc_alloc_block_t *prev,
                                  mmc_alloc_block_t *block)
 {
-    block->prev = prev;
     block->next = prev->next;
-    if (prev->next != NULL) {
-        prev->next->prev = block;
-    }
     prev->next = block;
 }
 
@@ -509,14 +501,12 @@ mf_status_t mmc_alloc_alloc_at(mmc_alloc_t *alloc, uint64_t offset,
     return MF_OK;
 }
 
-/* Removes block, whose space its left neighbour has absorbed. */
-static void mmc_alloc_unlink(mmc_alloc_t *alloc, mmc_alloc_block_t *block)
+/* Removes block, whose space its left neighbour left has absorbed. */
+static void mmc_alloc_unlink(mmc_alloc_t *alloc, mmc_alloc_block_t *left,
+                             mmc_alloc_block_t *block)
 {
     mmc_alloc_treap_remove(&alloc->by_addr, &block->addr_link);
-    block->prev->next = block->next;
-    if (block->next != NULL) {
-        block->next->prev = block->prev;
-    }
+    left->next = block->next;
     free(block);
 }
 
@@ -560,11 +550,12 @@ mf_status_t mmc_alloc_free(mmc_alloc_t *alloc, uint64_t offset, uint64_t len)
     MMC_ALLOC_FREE(block) = true;
     alloc->free_blocks++;
 
-    left = block->prev;
+    left = block->offset > 0 ? mmc_alloc_block_at(alloc, block->offset - 1)
+                             : NULL;
     if (left != NULL && MMC_ALLOC_FREE(left)) {
         mmc_alloc_treap_remove(&alloc->by_size, &left->size_link);
         left->size += block->size;
-        mmc_alloc_unlink(alloc, block);
+        mmc_alloc_unlink(alloc, left, block);
         alloc->free_blocks--;
         block = left;
     }
@@ -572,7 +563,7 @@ mf_status_t mmc_alloc_free(mmc_alloc_t *alloc, uint64_t offset, uint64_t len)
     if (right != NULL && MMC_ALLOC_FREE(right)) {
         mmc_alloc_treap_remove(&alloc->by_size, &right->size_link);
         block->size += right->size;
-        mmc_alloc_unlink(alloc, right);
+        mmc_alloc_unlink(alloc, block, right);
         alloc->free_blocks--;
     }
     mmc_alloc_treap_insert(&alloc->by_size, &block->size_link);
@@ -632,7 +623,7 @@ mf_status_t mmc_alloc_check(const mmc_alloc_t *alloc)
     const char *what = NULL;
 
     for (block = alloc->first; block != NULL; block = block->next) {
-        if (block->prev != prev || block->offset != end) {
+        if (block->offset != end) {
             what = "list does not tile the segment";
             goto err;
         }

@@ -165,7 +165,8 @@ void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg)
 
 void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep)
 {
-    mf_list_push_back(&rep->seg->lru, &rep->lru_link);
+    mf_list_del(&rep->link); /* off seg->reps */
+    mf_list_push_back(&rep->seg->lru, &rep->link);
     rep->in_lru = true;
     rep->seg->nlru++;
     mmc_state_seg_unstick(state, rep->seg);
@@ -174,7 +175,8 @@ void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep)
 static void mmc_state_lru_del(mmc_state_rep_t *rep)
 {
     if (rep->in_lru) {
-        mf_list_del(&rep->lru_link);
+        mf_list_del(&rep->link);
+        mf_list_push_back(&rep->seg->reps, &rep->link);
         rep->in_lru = false;
         rep->seg->nlru--;
     }
@@ -183,8 +185,8 @@ static void mmc_state_lru_del(mmc_state_rep_t *rep)
 void mmc_state_lru_touch(mmc_state_rep_t *rep)
 {
     if (rep->in_lru) {
-        mf_list_del(&rep->lru_link);
-        mf_list_push_back(&rep->seg->lru, &rep->lru_link);
+        mf_list_del(&rep->link);
+        mf_list_push_back(&rep->seg->lru, &rep->link);
     }
 }
 
@@ -239,7 +241,7 @@ static void mmc_state_obj_free(mmc_state_t *state, mmc_state_obj_t *obj)
         }
     }
     if (obj->unlinked) {
-        mf_list_del(&obj->unlinked_link);
+        mf_list_del(&obj->list_link);
         state->counters.unlinked--;
     }
     obj->linked = false;
@@ -266,7 +268,7 @@ void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
         return;
     }
     obj->unlinked = true;
-    mf_list_push_back(&state->unlinked, &obj->unlinked_link);
+    mf_list_push_back(&state->unlinked, &obj->list_link);
     state->counters.unlinked++;
 }
 
@@ -528,7 +530,8 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
 {
     mf_list_t *elem;
 
-    while ((elem = mf_list_pop_front(&seg->reps)) != NULL) {
+    while ((elem = mf_list_pop_front(&seg->reps)) != NULL ||
+           (elem = mf_list_pop_front(&seg->lru)) != NULL) {
         mmc_state_rep_t *rep = mf_container_of(elem, mmc_state_rep_t, link);
         mmc_state_obj_t *obj = rep->obj;
 

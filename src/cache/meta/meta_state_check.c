@@ -58,8 +58,8 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
     for (elem = seg->reps.next; elem != &seg->reps; elem = elem->next) {
         const mmc_state_rep_t *rep =
             mf_container_of(elem, mmc_state_rep_t, link);
-        if (rep->seg != seg) {
-            mf_error("meta check: replica on the wrong segment");
+        if (rep->seg != seg || rep->in_lru) {
+            mf_error("meta check: replica on the wrong segment or list");
             return MF_ERR_STATE;
         }
         used += mmc_state_round(state, rep->obj->size);
@@ -68,13 +68,15 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
     mmc_alloc_stats(seg->alloc, &st);
     for (elem = seg->lru.next; elem != &seg->lru; elem = elem->next) {
         const mmc_state_rep_t *rep =
-            mf_container_of(elem, mmc_state_rep_t, lru_link);
+            mf_container_of(elem, mmc_state_rep_t, link);
         if ((rep->seg != seg) || !rep->in_lru || !rep->obj->linked ||
             (rep->obj->put != NULL) || (++nlru > seg->nreps)) {
             mf_error("meta check: rank %" PRIu32 " media %u: a bad LRU entry",
                      seg->rank->rank, seg->media);
             return MF_ERR_STATE;
         }
+        used += mmc_state_round(state, rep->obj->size);
+        n++;
     }
     if (nlru != seg->nlru) {
         mf_error("meta check: rank %" PRIu32 " media %u: LRU holds %" PRIu64
@@ -215,7 +217,7 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
     }
     for (elem = state->unlinked.next; elem != &state->unlinked;
          elem = elem->next) {
-        obj = mf_container_of(elem, mmc_state_obj_t, unlinked_link);
+        obj = mf_container_of(elem, mmc_state_obj_t, list_link);
         if (obj->linked || (obj->nleases == 0)) {
             mf_error("meta check: unlinked object %.*s is linked or free",
                      (int)obj->key_len, mmc_state_obj_key(obj));

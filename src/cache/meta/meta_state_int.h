@@ -45,8 +45,9 @@ typedef struct mmc_state_seg {
     uint64_t used;     /* rounded sizes of the replicas here */
     uint64_t nreps;
     mmc_alloc_t *alloc;
-    mf_list_t reps;   /* of mmc_state_rep_t */
-    mf_list_t lru;    /* of mmc_state_rep_t of linked objects, oldest first */
+    /* its replicas (nreps), each on one of two lists: */
+    mf_list_t reps; /* of mmc_state_rep_t not on the LRU */
+    mf_list_t lru;  /* of mmc_state_rep_t of linked objects, oldest first */
     uint64_t nlru;    /* on lru */
     uint64_t skipped; /* leased candidates passed over since an eviction */
     bool stuck;       /* every candidate was passed over: see above */
@@ -82,8 +83,7 @@ struct mmc_state_rank {
 };
 
 typedef struct mmc_state_rep {
-    mf_list_t link;     /* in seg->reps */
-    mf_list_t lru_link; /* in seg->lru while in_lru */
+    mf_list_t link; /* in seg->lru while in_lru, else in seg->reps */
     bool in_lru;
     bool recorded; /* the holder's record has it (ADD sent, no DEL yet) */
     bool filling;  /* a repair's destination: not a replica yet (not in
@@ -101,8 +101,9 @@ struct mmc_state_obj {
     uint64_t damage;      /* replicas lost with their segments */
     mmc_state_put_t *put; /* non-NULL while pending */
     struct mmc_state_repair *repair; /* the one running for it, or NULL */
-    mf_list_t under_link;
-    mf_list_t unlinked_link;
+    /* in state->under while linked and under-replicated, in
+     * state->unlinked while unlinked and leased: never both */
+    mf_list_t list_link;
     /* then, in the same allocation: nslots replica slots
      * (mmc_state_obj_reps), then the key, NUL-terminated
      * (mmc_state_obj_key); found by their offsets, not by pointers */
@@ -117,6 +118,11 @@ struct mmc_state_obj {
     bool linked;           /* in the index */
     bool unlinked;         /* on state->unlinked */
 };
+
+/* What an index of millions of objects pays per object, besides its key
+ * and the allocator's block per replica. */
+_Static_assert(sizeof(mmc_state_obj_t) == 88, "an object grew");
+_Static_assert(sizeof(mmc_state_rep_t) == 48, "a replica slot grew");
 
 /* Where an object's replica slots and key are: right after it. */
 #define MMC_STATE_OBJ_REPS_OFF MF_ALIGN_UP(sizeof(mmc_state_obj_t), 8)

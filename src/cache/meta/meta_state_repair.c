@@ -37,10 +37,10 @@ void mmc_state_under_update(mmc_state_t *state, mmc_state_obj_t *obj)
         return;
     }
     if (under) {
-        mf_list_push_back(&state->under, &obj->under_link);
+        mf_list_push_back(&state->under, &obj->list_link);
         state->nunder++;
     } else {
-        mf_list_del(&obj->under_link);
+        mf_list_del(&obj->list_link);
         state->nunder--;
     }
     obj->under = under;
@@ -245,11 +245,11 @@ uint32_t mmc_state_repair_start(mmc_state_t *state, uint64_t now_ms,
     }
     while (n < max && visits-- > 0 && !mf_list_empty(&state->under)) {
         mmc_state_obj_t *obj =
-            mf_container_of(state->under.next, mmc_state_obj_t, under_link);
+            mf_container_of(state->under.next, mmc_state_obj_t, list_link);
 
         /* to the back: the next call starts with another one */
-        mf_list_del(&obj->under_link);
-        mf_list_push_back(&state->under, &obj->under_link);
+        mf_list_del(&obj->list_link);
+        mf_list_push_back(&state->under, &obj->list_link);
         if (obj->repair != NULL) {
             continue;
         }

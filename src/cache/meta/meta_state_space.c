@@ -362,7 +362,7 @@ static uint64_t mmc_state_seg_evict(mmc_state_t *state, mmc_state_seg_t *seg,
             seg->stuck = true;
             break;
         }
-        rep = mf_container_of(seg->lru.next, mmc_state_rep_t, lru_link);
+        rep = mf_container_of(seg->lru.next, mmc_state_rep_t, link);
         visits++;
         if (rep->obj->nleases > 0) {
             mmc_state_lru_touch(rep);

@@ -331,6 +331,8 @@ struct mf_tl_tcp_worker {
     bool woken; /* eventfd written and not read yet */
     /* worker only */
     mf_list_t conns;
+    mf_list_t dead_conns; /* closed, freed once the events in hand are
+                             handled (one of them may still point here) */
     mf_list_t connecting;
     uint8_t *scratch;
 };
@@ -400,7 +402,10 @@ void mf_tl_tcp_accept(mf_tl_tcp_worker_t *worker);
 bool mf_tl_tcp_accept_paused(mf_tl_tcp_worker_t *worker);
 void mf_tl_tcp_accept_resume(mf_tl_tcp_worker_t *worker);
 void mf_tl_tcp_conn_event(mf_tl_tcp_conn_t *conn, uint32_t events);
+/* Closes conn at once; its memory goes at the next mf_tl_tcp_conns_reap()
+ * of its worker (after the events in hand). */
 void mf_tl_tcp_conn_close(mf_tl_tcp_conn_t *conn);
+void mf_tl_tcp_conns_reap(mf_tl_tcp_worker_t *worker);
 
 /* ---- tcp_iface.c ---- */
 

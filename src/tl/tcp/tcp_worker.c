@@ -314,13 +314,18 @@ void *mf_tl_tcp_worker_main(void *arg)
                 mf_tl_tcp_lane_event((mf_tl_tcp_lane_t *)sock, evs[i].events);
                 break;
             case MF_TL_TCP_SOCK_CONN:
-                mf_tl_tcp_conn_event((mf_tl_tcp_conn_t *)sock, evs[i].events);
+                if (sock->fd >= 0) { /* not closed by an earlier event */
+                    mf_tl_tcp_conn_event((mf_tl_tcp_conn_t *)sock,
+                                         evs[i].events);
+                }
                 break;
             default:
                 break; /* the eventfd: handled below */
             }
         }
+        mf_tl_tcp_conns_reap(worker);
         mf_tl_tcp_worker_commands(worker);
+        mf_tl_tcp_conns_reap(worker);
         if (!mf_list_empty(&worker->connecting)) {
             mf_tl_tcp_worker_timeouts(worker);
         }
@@ -360,6 +365,7 @@ void mf_tl_tcp_worker_cleanup(mf_tl_tcp_worker_t *worker)
         mf_list_init(&conn->elem);
         mf_tl_tcp_conn_close(conn);
     }
+    mf_tl_tcp_conns_reap(worker);
     if (worker->ev.fd >= 0) {
         close(worker->ev.fd);
     }
@@ -384,6 +390,7 @@ mf_status_t mf_tl_tcp_worker_init(mf_tl_tcp_iface_t *iface,
     mf_list_init(&worker->cmds);
     mf_list_init(&worker->kicked);
     mf_list_init(&worker->conns);
+    mf_list_init(&worker->dead_conns);
     mf_list_init(&worker->connecting);
     worker->scratch = malloc(MF_TL_TCP_SCRATCH);
     if (worker->scratch == NULL) {

@@ -98,8 +98,8 @@ int main(int argc, char **argv)
            "each, from a client without a rank, on ranks of %u per host "
            "(256 MiB DRAM each); ratio = us/put / the first row's\n",
            keys, PER_HOST);
-    printf("%8s %9s %12s %10s %7s\n", "ranks", "replicas", "batch ms",
-           "us/put", "ratio");
+    printf("%8s %9s %12s %10s %7s\n", "ranks", "replicas", "batch ms", "us/put",
+           "ratio");
     copy = strdup(list);
     for (tok = strtok_r(copy, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {

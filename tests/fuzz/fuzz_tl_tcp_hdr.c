@@ -65,9 +65,8 @@ static void fuzz_tcp_check_codec(const uint8_t *in, const mf_tl_tcp_hdr_t *hdr)
     if (twice.magic != hdr->magic || twice.version != hdr->version ||
         twice.op != hdr->op || twice.flags != hdr->flags ||
         twice.status != hdr->status || twice.count != hdr->count ||
-        twice.req_id != hdr->req_id ||
-        twice.key != hdr->key || twice.addr != hdr->addr ||
-        twice.len != hdr->len) {
+        twice.req_id != hdr->req_id || twice.key != hdr->key ||
+        twice.addr != hdr->addr || twice.len != hdr->len) {
         __builtin_trap();
     }
 }
@@ -76,14 +75,15 @@ static void fuzz_tcp_check_request(const mf_tl_tcp_hdr_t *req,
                                    const fuzz_tcp_tail_t *t)
 {
     const bool hello = req->op == MF_TL_TCP_OP_HELLO;
-    const bool vec = req->op == MF_TL_TCP_OP_PUTV || req->op == MF_TL_TCP_OP_GETV;
+    const bool vec =
+        req->op == MF_TL_TCP_OP_PUTV || req->op == MF_TL_TCP_OP_GETV;
     unsigned __int128 end, region_end;
     bool inside;
 
     if (mf_tl_tcp_req_check(req) == NULL &&
         (req->magic != MF_TL_TCP_MAGIC || req->version != MF_TL_TCP_VERSION ||
-         (req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET &&
-          !vec && !hello) ||
+         (req->op != MF_TL_TCP_OP_PUT && req->op != MF_TL_TCP_OP_GET && !vec &&
+          !hello) ||
          req->len > MF_TL_TCP_LEN_MAX ||
          (vec ? req->count < 1 || req->count > MF_TL_TCP_VEC_MAX
               : req->count != 0) ||
@@ -140,9 +140,10 @@ static void fuzz_tcp_check_response(const mf_tl_tcp_hdr_t *resp,
          resp->req_id != 0 || resp->len != 0)) {
         __builtin_trap();
     }
-    uint8_t want = t->req_op == MF_TL_TCP_OP_PUT || t->req_op == MF_TL_TCP_OP_PUTV
-                       ? MF_TL_TCP_OP_PUT_ACK
-                       : MF_TL_TCP_OP_GET_DATA;
+    uint8_t want =
+        t->req_op == MF_TL_TCP_OP_PUT || t->req_op == MF_TL_TCP_OP_PUTV
+            ? MF_TL_TCP_OP_PUT_ACK
+            : MF_TL_TCP_OP_GET_DATA;
 
     /* answering the header's own id, and any other */
     for (int i = 0; i < 2; i++) {

@@ -121,8 +121,8 @@ static void place_put(place_model_t *m, uint32_t k)
 
     snprintf(key, sizeof(key), "place-%u", k);
     n = place_expect(m, opts.replicas, PG, expect);
-    s = mmc_state_put_alloc(m->st, m->client, key, strlen(key), PG, &opts,
-                            1000, &res);
+    s = mmc_state_put_alloc(m->st, m->client, key, strlen(key), PG, &opts, 1000,
+                            &res);
     if (n < opts.replicas) {
         assert_int_not_equal(s, MMC_OK); /* too few fit: nothing placed */
         m->refused++;

@@ -463,8 +463,16 @@ static bool test_raw_read(int fd, void *data, size_t len)
 static void test_raw_request(int fd, uint8_t op, uint64_t req_id, uint64_t key,
                              uint64_t addr, uint64_t len)
 {
-    mf_tl_tcp_hdr_t hdr = {
-        MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION, op, 0, 0, 0, req_id, key, addr, len};
+    mf_tl_tcp_hdr_t hdr = {MF_TL_TCP_MAGIC,
+                           MF_TL_TCP_VERSION,
+                           op,
+                           0,
+                           0,
+                           0,
+                           req_id,
+                           key,
+                           addr,
+                           len};
     uint8_t wire[MF_TL_TCP_HDR_SIZE];
 
     mf_tl_tcp_hdr_encode(&hdr, wire);
@@ -582,11 +590,10 @@ static void test_gather_run(test_pair_t *tp, uint8_t *local, bool put,
     mf_tl_tcp_iface_hold(tp->client);
     for (i = first; i < end; i++) {
         test_comp_init(&tcs[i]);
-        mf_status_t st =
-            put ? ops->put(tp->ep, local + offs[i], base + offs[i], sizes[i],
-                           tp->rkey, &tcs[i].super)
-                : ops->get(tp->ep, local + offs[i], base + offs[i], sizes[i],
-                           tp->rkey, &tcs[i].super);
+        mf_status_t st = put ? ops->put(tp->ep, local + offs[i], base + offs[i],
+                                        sizes[i], tp->rkey, &tcs[i].super)
+                             : ops->get(tp->ep, local + offs[i], base + offs[i],
+                                        sizes[i], tp->rkey, &tcs[i].super);
         assert_int_equal(st, MF_INPROGRESS);
     }
     mf_tl_tcp_iface_release(tp->client);
@@ -687,8 +694,16 @@ static void test_raw_vec(int fd, uint8_t op, uint64_t req_id, uint64_t key,
                          const uint64_t *addrs, const uint64_t *lens,
                          uint32_t count, uint64_t len)
 {
-    mf_tl_tcp_hdr_t hdr = {MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION, op, 0, 0, count,
-                           req_id, key, addrs[0], len};
+    mf_tl_tcp_hdr_t hdr = {MF_TL_TCP_MAGIC,
+                           MF_TL_TCP_VERSION,
+                           op,
+                           0,
+                           0,
+                           count,
+                           req_id,
+                           key,
+                           addrs[0],
+                           len};
     uint8_t wire[MF_TL_TCP_HDR_SIZE + MF_TL_TCP_VEC_MAX * MF_TL_TCP_VEC_ENTRY];
 
     mf_tl_tcp_hdr_encode(&hdr, wire);
@@ -797,9 +812,16 @@ static void test_raw_vectors(void **state)
     close(fd);
     fd = test_raw_connect(port);
     {
-        mf_tl_tcp_hdr_t big = {MF_TL_TCP_MAGIC, MF_TL_TCP_VERSION,
-                               MF_TL_TCP_OP_PUTV, 0, 0, MF_TL_TCP_VEC_MAX + 1,
-                               11, key, base, 16};
+        mf_tl_tcp_hdr_t big = {MF_TL_TCP_MAGIC,
+                               MF_TL_TCP_VERSION,
+                               MF_TL_TCP_OP_PUTV,
+                               0,
+                               0,
+                               MF_TL_TCP_VEC_MAX + 1,
+                               11,
+                               key,
+                               base,
+                               16};
         uint8_t wire[MF_TL_TCP_HDR_SIZE];
 
         mf_tl_tcp_hdr_encode(&big, wire);

@@ -550,8 +550,8 @@ mf_status_t mmc_alloc_free(mmc_alloc_t *alloc, uint64_t offset, uint64_t len)
     MMC_ALLOC_FREE(block) = true;
     alloc->free_blocks++;
 
-    left = block->offset > 0 ? mmc_alloc_block_at(alloc, block->offset - 1)
-                             : NULL;
+    left =
+        block->offset > 0 ? mmc_alloc_block_at(alloc, block->offset - 1) : NULL;
     if (left != NULL && MMC_ALLOC_FREE(left)) {
         mmc_alloc_treap_remove(&alloc->by_size, &left->size_link);
         left->size += block->size;

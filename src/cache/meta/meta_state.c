@@ -198,7 +198,7 @@ void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
                           bool free_space)
 {
     mmc_state_seg_t *seg = rep->seg;
-    uint64_t len = mmc_state_round(state, rep->obj->size);
+    uint64_t len = mmc_state_round(state, mmc_state_rep_obj(rep)->size);
 
     mmc_state_lru_del(rep);
     mf_list_del(&rep->link);
@@ -210,7 +210,7 @@ void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
     }
     rep->seg = NULL;
     if (!rep->filling) {
-        rep->obj->nrep--;
+        mmc_state_rep_obj(rep)->nrep--;
     }
     rep->filling = false;
 }
@@ -228,6 +228,9 @@ mmc_state_obj_t *mmc_state_obj_new(const char *key, size_t key_len,
         return NULL;
     }
     obj->nslots = nslots; /* places the key (mmc_state_obj_key) */
+    for (uint8_t i = 0; i < nslots; i++) {
+        mmc_state_obj_reps(obj)[i].slot = i; /* how a slot finds obj */
+    }
     obj->key_len = (uint32_t)key_len; /* checked by the protocol */
     memcpy(mmc_state_obj_key(obj), key, key_len);
     return obj;
@@ -303,7 +306,8 @@ void mmc_state_obj_unhold(mmc_state_t *state, mmc_state_obj_t *obj)
     }
     if (obj->nleases == 0) { /* a candidate again */
         for (int i = 0; i < obj->nslots; i++) {
-            if (mmc_state_obj_reps(obj)[i].seg != NULL && !mmc_state_obj_reps(obj)[i].filling) {
+            if (mmc_state_obj_reps(obj)[i].seg != NULL &&
+                !mmc_state_obj_reps(obj)[i].filling) {
                 mmc_state_seg_unstick(state, mmc_state_obj_reps(obj)[i].seg);
             }
         }
@@ -407,7 +411,8 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         MF_OK) {
         goto err_free;
     }
-    if (mf_hmap_put(&state->pending, mmc_state_obj_key(obj), key_len, put, NULL) != MF_OK) {
+    if (mf_hmap_put(&state->pending, mmc_state_obj_key(obj), key_len, put,
+                    NULL) != MF_OK) {
         (void)mf_hmap_remove(&state->puts, &put->id, sizeof(put->id));
         goto err_free;
     }
@@ -415,7 +420,6 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
         mmc_state_rep_t *rep = &mmc_state_obj_reps(obj)[i];
 
         rep->seg = pl.segs[i];
-        rep->obj = obj;
         rep->offset = pl.offsets[i];
         mf_list_push_back(&pl.segs[i]->reps, &rep->link);
         pl.segs[i]->nreps++;
@@ -470,7 +474,8 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
         return MMC_ERR_ABORTED;
     }
     /* Replaces the old version in place: nothing to undo on failure. */
-    old = mmc_state_index_get(&state->index, mmc_state_obj_key(obj), obj->key_len);
+    old = mmc_state_index_get(&state->index, mmc_state_obj_key(obj),
+                              obj->key_len);
     if (old != NULL) {
         mmc_state_index_del(&state->index, old);
     }
@@ -533,7 +538,7 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
     while ((elem = mf_list_pop_front(&seg->reps)) != NULL ||
            (elem = mf_list_pop_front(&seg->lru)) != NULL) {
         mmc_state_rep_t *rep = mf_container_of(elem, mmc_state_rep_t, link);
-        mmc_state_obj_t *obj = rep->obj;
+        mmc_state_obj_t *obj = mmc_state_rep_obj(rep);
 
         mf_list_init(&rep->link); /* popped: rep_remove deletes it again */
         if (rep->filling) {
@@ -913,7 +918,8 @@ mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
                              size_t key_len, mmc_obj_result_t *res,
                              uint32_t *leases_p)
 {
-    const mmc_state_obj_t *obj = mmc_state_index_get(&state->index, key, key_len);
+    const mmc_state_obj_t *obj =
+        mmc_state_index_get(&state->index, key, key_len);
 
     memset(res, 0, sizeof(*res));
     if (obj == NULL) {

@@ -62,20 +62,21 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
             mf_error("meta check: replica on the wrong segment or list");
             return MF_ERR_STATE;
         }
-        used += mmc_state_round(state, rep->obj->size);
+        used += mmc_state_round(state, mmc_state_rep_obj(rep)->size);
         n++;
     }
     mmc_alloc_stats(seg->alloc, &st);
     for (elem = seg->lru.next; elem != &seg->lru; elem = elem->next) {
         const mmc_state_rep_t *rep =
             mf_container_of(elem, mmc_state_rep_t, link);
-        if ((rep->seg != seg) || !rep->in_lru || !rep->obj->linked ||
-            (rep->obj->put != NULL) || (++nlru > seg->nreps)) {
+        if ((rep->seg != seg) || !rep->in_lru ||
+            !mmc_state_rep_obj(rep)->linked ||
+            (mmc_state_rep_obj(rep)->put != NULL) || (++nlru > seg->nreps)) {
             mf_error("meta check: rank %" PRIu32 " media %u: a bad LRU entry",
                      seg->rank->rank, seg->media);
             return MF_ERR_STATE;
         }
-        used += mmc_state_round(state, rep->obj->size);
+        used += mmc_state_round(state, mmc_state_rep_obj(rep)->size);
         n++;
     }
     if (nlru != seg->nlru) {
@@ -199,15 +200,21 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
                      mmc_state_obj_key(obj));
             return MF_ERR_STATE;
         }
-        if (mmc_state_index_get(&state->index, mmc_state_obj_key(obj), obj->key_len) !=
-            obj) {
+        if (mmc_state_index_get(&state->index, mmc_state_obj_key(obj),
+                                obj->key_len) != obj) {
             mf_error("meta check: object %s is not found by its key",
                      mmc_state_obj_key(obj));
             return MF_ERR_STATE;
         }
         for (int i = 0; i < obj->nslots; i++) {
-            if ((mmc_state_obj_reps(obj)[i].seg != NULL) && !mmc_state_obj_reps(obj)[i].in_lru &&
-                !mmc_state_obj_reps(obj)[i].filling) {
+            const mmc_state_rep_t *rep = &mmc_state_obj_reps(obj)[i];
+
+            if (rep->slot != i || mmc_state_rep_obj(rep) != obj) {
+                mf_error("meta check: object %.*s: slot %d does not find it",
+                         (int)obj->key_len, mmc_state_obj_key(obj), i);
+                return MF_ERR_STATE;
+            }
+            if ((rep->seg != NULL) && !rep->in_lru && !rep->filling) {
                 mf_error("meta check: object %.*s has a replica off the LRU",
                          (int)obj->key_len, mmc_state_obj_key(obj));
                 return MF_ERR_STATE;

@@ -46,8 +46,8 @@ typedef struct mmc_state_seg {
     uint64_t nreps;
     mmc_alloc_t *alloc;
     /* its replicas (nreps), each on one of two lists: */
-    mf_list_t reps; /* of mmc_state_rep_t not on the LRU */
-    mf_list_t lru;  /* of mmc_state_rep_t of linked objects, oldest first */
+    mf_list_t reps;   /* of mmc_state_rep_t not on the LRU */
+    mf_list_t lru;    /* of mmc_state_rep_t of linked objects, oldest first */
     uint64_t nlru;    /* on lru */
     uint64_t skipped; /* leased candidates passed over since an eviction */
     bool stuck;       /* every candidate was passed over: see above */
@@ -88,8 +88,8 @@ typedef struct mmc_state_rep {
     bool recorded; /* the holder's record has it (ADD sent, no DEL yet) */
     bool filling;  /* a repair's destination: not a replica yet (not in
                       obj->nrep, not readable, not on the LRU) */
+    uint8_t slot;  /* its index in its object's slots (mmc_state_rep_obj) */
     mmc_state_seg_t *seg; /* NULL: empty slot */
-    mmc_state_obj_t *obj;
     uint64_t offset;
 } mmc_state_rep_t;
 
@@ -98,7 +98,6 @@ typedef struct mmc_state_rep {
 struct mmc_state_obj {
     uint64_t size;
     uint64_t version;     /* given at commit (or restored): newer wins */
-    uint64_t damage;      /* replicas lost with their segments */
     mmc_state_put_t *put; /* non-NULL while pending */
     struct mmc_state_repair *repair; /* the one running for it, or NULL */
     /* in state->under while linked and under-replicated, in
@@ -108,21 +107,23 @@ struct mmc_state_obj {
      * (mmc_state_obj_reps), then the key, NUL-terminated
      * (mmc_state_obj_key); found by their offsets, not by pointers */
     mmc_state_obj_t *hnext; /* its chain in the index */
+    uint32_t damage;        /* replicas lost with their segments (leases
+                               compare it for equality: wrapping is fine) */
     uint32_t hash;          /* of its key, in the index */
     uint32_t key_len;       /* <= MMC_KEY_MAX */
     uint32_t nrep;         /* live slots of reps (slots keep their order) */
     uint32_t nleases;      /* leases, and a repair's hold */
     uint8_t want;          /* replicas its put asked for */
     uint8_t nslots;        /* of reps: the replicas its put asked for */
-    bool under;            /* on state->under */
-    bool linked;           /* in the index */
-    bool unlinked;         /* on state->unlinked */
+    bool under : 1;        /* on state->under */
+    bool linked : 1;       /* in the index */
+    bool unlinked : 1;     /* on state->unlinked */
 };
 
 /* What an index of millions of objects pays per object, besides its key
  * and the allocator's block per replica. */
-_Static_assert(sizeof(mmc_state_obj_t) == 88, "an object grew");
-_Static_assert(sizeof(mmc_state_rep_t) == 48, "a replica slot grew");
+_Static_assert(sizeof(mmc_state_obj_t) == 80, "an object grew");
+_Static_assert(sizeof(mmc_state_rep_t) == 40, "a replica slot grew");
 
 /* Where an object's replica slots and key are: right after it. */
 #define MMC_STATE_OBJ_REPS_OFF MF_ALIGN_UP(sizeof(mmc_state_obj_t), 8)
@@ -130,6 +131,13 @@ _Static_assert(sizeof(mmc_state_rep_t) == 48, "a replica slot grew");
 static inline mmc_state_rep_t *mmc_state_obj_reps(const mmc_state_obj_t *obj)
 {
     return (mmc_state_rep_t *)((char *)obj + MMC_STATE_OBJ_REPS_OFF);
+}
+
+/* The object a replica slot belongs to. */
+static inline mmc_state_obj_t *mmc_state_rep_obj(const mmc_state_rep_t *rep)
+{
+    return (mmc_state_obj_t *)((char *)(rep - rep->slot) -
+                               MMC_STATE_OBJ_REPS_OFF);
 }
 
 static inline char *mmc_state_obj_key(const mmc_state_obj_t *obj)
@@ -158,7 +166,7 @@ typedef struct mmc_state_lease_queue {
 typedef struct mmc_state_lease {
     uint64_t id;
     uint64_t expiry_ms;
-    uint64_t damage; /* obj->damage when granted */
+    uint32_t damage; /* obj->damage when granted */
     mmc_state_obj_t *obj;
     mmc_state_owner_t *owner;
     mf_list_t owner_link;

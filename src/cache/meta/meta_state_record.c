@@ -72,7 +72,7 @@ static void mmc_state_rec_push(mmc_state_t *state, mmc_state_owner_t *owner,
 
 void mmc_state_rec_add(mmc_state_t *state, mmc_state_rep_t *rep)
 {
-    const mmc_state_obj_t *obj = rep->obj;
+    const mmc_state_obj_t *obj = mmc_state_rep_obj(rep);
     mmc_rec_entry_t e = {
         .op = MMC_REC_ADD,
         .media = rep->seg->media,
@@ -220,7 +220,6 @@ static void mmc_state_restore_rep(mmc_state_t *state, mmc_state_obj_t *obj,
         }
     }
     rep->seg = seg;
-    rep->obj = obj;
     rep->offset = offset;
     rep->recorded = true;
     mf_list_push_back(&seg->reps, &rep->link);

@@ -206,7 +206,6 @@ static bool mmc_state_repair_begin(mmc_state_t *state, mmc_state_obj_t *obj,
         return false;
     }
     dst->seg = seg;
-    dst->obj = obj;
     dst->offset = offset;
     dst->filling = true;
     dst->recorded = false;

@@ -88,8 +88,8 @@ bool mmc_state_heap_ok(const mmc_state_t *state)
         for (uint32_t i = 0; i < h->n; i++) {
             if (h->segs[i]->heap_idx != i || h->segs[i]->media != m ||
                 h->segs[i]->rank->segs[m] != h->segs[i] ||
-                (i > 0 && mmc_state_heap_before(h->segs[i],
-                                                h->segs[(i - 1) / 2]))) {
+                (i > 0 &&
+                 mmc_state_heap_before(h->segs[i], h->segs[(i - 1) / 2]))) {
                 return false;
             }
         }
@@ -202,9 +202,9 @@ static mmc_state_rank_t *mmc_state_place_best(mmc_state_t *state,
                 *exhausted_p = true;
                 return NULL;
             }
-            for (j = ncand++; j > 0 && mmc_state_heap_before(
-                                           h->segs[kid],
-                                           h->segs[cand[(j - 1) / 2]]);
+            for (j = ncand++;
+                 j > 0 && mmc_state_heap_before(h->segs[kid],
+                                                h->segs[cand[(j - 1) / 2]]);
                  j = (j - 1) / 2) {
                 cand[j] = cand[(j - 1) / 2];
             }
@@ -364,13 +364,13 @@ static uint64_t mmc_state_seg_evict(mmc_state_t *state, mmc_state_seg_t *seg,
         }
         rep = mf_container_of(seg->lru.next, mmc_state_rep_t, link);
         visits++;
-        if (rep->obj->nleases > 0) {
+        if (mmc_state_rep_obj(rep)->nleases > 0) {
             mmc_state_lru_touch(rep);
             seg->skipped++;
             state->counters.evict_skipped++;
             continue;
         }
-        mmc_state_evict_obj(state, rep->obj, for_put);
+        mmc_state_evict_obj(state, mmc_state_rep_obj(rep), for_put);
         seg->skipped = 0;
         (*evicted_p)++;
     }

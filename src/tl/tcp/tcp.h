@@ -185,9 +185,8 @@ static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
                    : "bad HELLO";
     case MF_TL_TCP_OP_PUT:
     case MF_TL_TCP_OP_GET:
-        return req->len <= MF_TL_TCP_LEN_MAX && req->count == 0
-                   ? NULL
-                   : "bad length";
+        return req->len <= MF_TL_TCP_LEN_MAX && req->count == 0 ? NULL
+                                                                : "bad length";
     case MF_TL_TCP_OP_PUTV:
     case MF_TL_TCP_OP_GETV:
         return req->len <= MF_TL_TCP_LEN_MAX && req->count >= 1 &&

@@ -268,9 +268,8 @@ static void mf_tl_tcp_lane_connect(mf_tl_tcp_lane_t *lane)
  * (which is taken) that can share its request, a PUTV or GETV of at most
  * one chunk: taken off the queue into a vector, or NULL when none can (or
  * no memory is left for one). */
-static mf_tl_tcp_vec_t *mf_tl_tcp_lane_gather(mf_tl_tcp_ep_t *ep,
-                                              mf_tl_tcp_op_t *op,
-                                              uint64_t chunk)
+static mf_tl_tcp_vec_t *
+mf_tl_tcp_lane_gather(mf_tl_tcp_ep_t *ep, mf_tl_tcp_op_t *op, uint64_t chunk)
 {
     uint64_t total = op->size;
     mf_tl_tcp_op_t *next;
@@ -755,8 +754,8 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
         return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-        mf_tl_tcp_lane_recv(lane, (events & (EPOLLRDHUP | EPOLLHUP |
-                                             EPOLLERR)) != 0);
+        mf_tl_tcp_lane_recv(lane,
+                            (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     }
     if (lane->state == MF_TL_TCP_LANE_CONNECTED && (events & EPOLLOUT)) {
         mf_tl_tcp_lane_send(lane);

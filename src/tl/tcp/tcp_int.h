@@ -293,7 +293,7 @@ typedef struct mf_tl_tcp_conn {
     uint64_t in_left; /* PUT data bytes still to come */
     mf_status_t in_status;
     mf_tl_tcp_region_t *in_region;
-    bool in_dev; /* PUT into device memory: through in_stage */
+    bool in_dev;                 /* PUT into device memory: through in_stage */
     mf_tl_tcp_stage_t in_stage;  /* PUT data on its way to device memory */
     mf_tl_tcp_stage_t out_stage; /* GET data on its way from it */
     mf_tl_tcp_resp_t ring[MF_TL_TCP_RING];

@@ -168,9 +168,9 @@ static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
         status = mf_tl_tcp_stage_copy(kind, stage->buf, resp->data, resp->len);
     }
     for (uint32_t i = 0; status == MF_OK && i < resp->nvec; i++) {
-        status = mf_tl_tcp_stage_copy(kind, stage->buf + off,
-                                      resp->vec[i].iov_base,
-                                      resp->vec[i].iov_len);
+        status =
+            mf_tl_tcp_stage_copy(kind, stage->buf + off, resp->vec[i].iov_base,
+                                 resp->vec[i].iov_len);
         off += resp->vec[i].iov_len;
     }
     if (status != MF_OK) {
@@ -225,9 +225,9 @@ static bool mf_tl_tcp_conn_send(mf_tl_tcp_conn_t *conn)
                 continue;
             }
             if (resp->vec != NULL) {
-                total += mf_tl_tcp_iov_append(iov, &n, MF_TL_TCP_IOV_MAX,
-                                              resp->vec, resp->nvec, skip,
-                                              &whole);
+                total +=
+                    mf_tl_tcp_iov_append(iov, &n, MF_TL_TCP_IOV_MAX, resp->vec,
+                                         resp->nvec, skip, &whole);
             } else {
                 one.iov_base = (void *)resp->data;
                 one.iov_len = resp->len;
@@ -531,8 +531,7 @@ static void mf_tl_tcp_conn_put_done(mf_tl_tcp_conn_t *conn)
     if (conn->in_state == MF_TL_TCP_IN_DATA && mf_unlikely(conn->in_dev)) {
         for (uint32_t i = 0; i < n && conn->in_status == MF_OK; i++) {
             conn->in_status = mf_tl_tcp_stage_copy(
-                conn->in_region->kind,
-                (void *)(uintptr_t)conn->in_addrs[i],
+                conn->in_region->kind, (void *)(uintptr_t)conn->in_addrs[i],
                 conn->in_stage.buf + off, conn->in_lens[i]);
             off += conn->in_lens[i];
         }

@@ -46,13 +46,13 @@ typedef struct mmc_state_seg {
     uint64_t nreps;
     mmc_alloc_t *alloc;
     /* its replicas (nreps), each on one of two lists: */
-    mf_list_t reps;   /* of mmc_state_rep_t not on the LRU */
-    mf_list_t lru;    /* of mmc_state_rep_t of linked objects, oldest first */
-    uint64_t nlru;    /* on lru */
-    uint64_t skipped; /* leased candidates passed over since an eviction */
-    bool stuck;       /* every candidate was passed over: see above */
-    bool evicting;    /* a background pass is bringing it to its low mark */
-    bool restoring;   /* its holder's record is coming: no placement */
+    mf_list_t reps;    /* of mmc_state_rep_t not on the LRU */
+    mf_list_t lru;     /* of mmc_state_rep_t of linked objects, oldest first */
+    uint64_t nlru;     /* on lru */
+    uint64_t skipped;  /* leased candidates passed over since an eviction */
+    bool stuck;        /* every candidate was passed over: see above */
+    bool evicting;     /* a background pass is bringing it to its low mark */
+    bool restoring;    /* its holder's record is coming: no placement */
     uint32_t heap_idx; /* in state->place[media] */
 } mmc_state_seg_t;
 
@@ -111,13 +111,13 @@ struct mmc_state_obj {
                                compare it for equality: wrapping is fine) */
     uint32_t hash;          /* of its key, in the index */
     uint32_t key_len;       /* <= MMC_KEY_MAX */
-    uint32_t nrep;         /* live slots of reps (slots keep their order) */
-    uint32_t nleases;      /* leases, and a repair's hold */
-    uint8_t want;          /* replicas its put asked for */
-    uint8_t nslots;        /* of reps: the replicas its put asked for */
-    bool under : 1;        /* on state->under */
-    bool linked : 1;       /* in the index */
-    bool unlinked : 1;     /* on state->unlinked */
+    uint32_t nrep;          /* live slots of reps (slots keep their order) */
+    uint32_t nleases;       /* leases, and a repair's hold */
+    uint8_t want;           /* replicas its put asked for */
+    uint8_t nslots;         /* of reps: the replicas its put asked for */
+    bool under : 1;         /* on state->under */
+    bool linked : 1;        /* in the index */
+    bool unlinked : 1;      /* on state->unlinked */
 };
 
 /* What an index of millions of objects pays per object, besides its key

@@ -91,8 +91,8 @@
 #define MF_TL_TCP_ADDR_VERSION  1
 #define MF_TL_TCP_RKEY_MAGIC    0x4b544d46u /* "FMTK" */
 #define MF_TL_TCP_RKEY_VERSION  1
-#define MF_TL_TCP_RING          64 /* requests in flight per lane / conn */
-#define MF_TL_TCP_WINDOW_CHUNKS 8  /* chunks in flight per lane */
+#define MF_TL_TCP_RING          64  /* requests in flight per lane / conn */
+#define MF_TL_TCP_WINDOW_CHUNKS 8   /* chunks in flight per lane */
 #define MF_TL_TCP_IOV_MAX       256 /* iovecs per sendmsg/recvmsg */
 #define MF_TL_TCP_SCRATCH       (64u * 1024u)
 #define MF_TL_TCP_CONNECT_MS    10000 /* at most; tcp_timeout_ms if less */

@@ -323,9 +323,8 @@ void *mf_tl_tcp_worker_main(void *arg)
                 break; /* the eventfd: handled below */
             }
         }
-        mf_tl_tcp_conns_reap(worker);
         mf_tl_tcp_worker_commands(worker);
-        mf_tl_tcp_conns_reap(worker);
+        mf_tl_tcp_conns_reap(worker); /* closed by events or commands */
         if (!mf_list_empty(&worker->connecting)) {
             mf_tl_tcp_worker_timeouts(worker);
         }

@@ -52,6 +52,14 @@ static void mb_usage(FILE *out)
             "  --sizes LIST       copy sizes, suffixes K M G "
             "(default 4K,64K,1M,8M,64M,256M,1G)\n"
             "  --max-size SIZE    leave out sizes above SIZE\n"
+            "  --working-set SIZE bytes each end of a timed copy rotates "
+            "through, the same\n"
+            "                     pieces shifted slot by slot, so copies "
+            "read and write DRAM\n"
+            "                     (default: twice the last-level cache; 0 "
+            "with tcp, whose raw\n"
+            "                     stream baseline does not rotate; 0: always "
+            "the same bytes)\n"
             "  --pieces N         pieces of a batched copy (default 64)\n"
             "  --layouts LIST     single,batch,kv (default all; kv = 61 x "
             "128 KiB + 61 x 16 KiB)\n"
@@ -269,7 +277,8 @@ static int mb_parse_args(int argc, char **argv)
         O_WORLD,
         O_LANES,
         O_NETNS,
-        O_API
+        O_API,
+        O_WS
     };
     static const struct option longopts[] = {
         {"ranks", required_argument, NULL, O_RANKS},
@@ -290,11 +299,12 @@ static int mb_parse_args(int argc, char **argv)
         {"lanes", required_argument, NULL, O_LANES},
         {"netns", no_argument, NULL, O_NETNS},
         {"api", required_argument, NULL, O_API},
+        {"working-set", required_argument, NULL, O_WS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bool quick = false, layouts = false, dirs = false, min_time = false;
-    bool ranks = false, sizes = false;
+    bool ranks = false, sizes = false, ws = false;
     unsigned v, i, j;
     int opt;
 
@@ -395,6 +405,14 @@ static int mb_parse_args(int argc, char **argv)
         case O_NETNS:
             mb_opts.netns = true;
             break;
+        case O_WS:
+            if (bench_parse_size(optarg, &mb_opts.ws) != 0 ||
+                mb_opts.ws > 64 * BENCH_GIB) {
+                bench_err("--working-set: bad size '%s'", optarg);
+                return -1;
+            }
+            ws = true;
+            break;
         case O_LANES:
             if (mb_parse_list(optarg, "--lanes", mb_add_lanes, NULL) != 0) {
                 return -1;
@@ -427,6 +445,10 @@ static int mb_parse_args(int argc, char **argv)
         snprintf(mb_opts.transport, sizeof(mb_opts.transport), "tcp");
     }
     mb_opts.tcp = strcmp(mb_opts.transport, "tcp") == 0;
+    mb_opts.llc = bench_llc_bytes();
+    if (!ws) {
+        mb_opts.ws = mb_opts.tcp ? 0 : 2 * mb_opts.llc;
+    }
     if (mb_opts.netns && (!mb_opts.tcp || mb_opts.store_url != NULL)) {
         bench_err("--netns goes with --transport tcp, without --store");
         return -1;

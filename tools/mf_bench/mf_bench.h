@@ -103,6 +103,8 @@ typedef struct mb_opts {
     uint64_t sizes[MB_MAX_SIZES];
     unsigned nsizes;
     uint64_t max_size;
+    uint64_t ws;  /* bytes each end of a copy rotates through (0: none) */
+    uint64_t llc; /* the last-level cache's bytes */
     uint32_t pieces;
     bool layouts[MB_LAYOUTS];
     bool dirs[MB_DIRS];
@@ -136,6 +138,7 @@ typedef struct mb_record {
     uint32_t threads;
     uint32_t lanes; /* tcp lanes; 0 for shm */
     uint32_t samples;
+    uint64_t span; /* bytes a contiguous end rotates through */
     double gbps;
     double base_gbps;
 } mb_record_t;
@@ -215,7 +218,8 @@ typedef struct mb_bench {
     uint64_t r2[2];
     tk_cuda_stream_t *streams[MB_MAX_THREADS]; /* the driver's baseline */
     uint64_t seed;
-    mf_copy_piece_t *pieces;
+    mf_copy_piece_t *pieces; /* slot 0 of the piece list: verified */
+    mf_copy_piece_t *rot;    /* the piece list of the slot being timed */
     mf_status_t *results;
     size_t max_pieces;
     mb_mcpy_t mcpy;
@@ -224,8 +228,8 @@ typedef struct mb_bench {
     int out_fd;              /* results to the parent, or -1 to print */
 } mb_bench_t;
 
-/* The largest buffer a measurement needs: of every size, and the KV
- * block. */
+/* The largest buffer a measurement needs: of every size and the KV block,
+ * with room for the rotation through the working set (mb_opts.ws). */
 uint64_t mb_max_size(void);
 
 /* Measures every configuration of mb_opts, emitting the header and a

@@ -56,6 +56,7 @@ void mb_report_header(uint32_t world, uint64_t split_min)
 {
     bool host = mb_opts.dirs[MB_LH2GH] || mb_opts.dirs[MB_GH2LH] ||
                 mb_opts.dirs[MB_GH2GH];
+    char ws[32], llc[32];
 
     if (mb_opts.json) {
         return;
@@ -118,6 +119,18 @@ void mb_report_header(uint32_t world, uint64_t split_min)
                "copy when size >= copy_split_min, else on one, then "
                "cuStreamSynchronize\n");
     }
+    if (mb_opts.ws > 0) {
+        printf("# working set: a timed copy and its baseline rotate through "
+               "copies of their pieces, each end spanning >= %s (--working-"
+               "set; the last-level cache is %s), so the bytes come from "
+               "DRAM\n",
+               mb_size_str(mb_opts.ws, ws, sizeof(ws)),
+               mb_size_str(mb_opts.llc, llc, sizeof(llc)));
+    } else {
+        printf("# working set: none, every timed copy moves the same bytes "
+               "(cache-warm where they fit the %s last-level cache)\n",
+               mb_size_str(mb_opts.llc, llc, sizeof(llc)));
+    }
     printf("# every configuration was verified byte for byte before it was "
            "timed\n");
     if (mb_opts.tcp) {
@@ -142,11 +155,11 @@ void mb_report_result(const mb_record_t *r)
                "\"size\":%" PRIu64 ",\"pieces\":%u,\"threads\":%u,"
                "\"lanes\":%u,\"gbps\":%.3f,\"baseline\":\"%s\","
                "\"baseline_gbps\":%.3f,\"ratio\":%.3f,\"samples\":%u,"
-               "\"stat\":\"median\",\"ranks\":%u}\n",
+               "\"stat\":\"median\",\"ranks\":%u,\"span\":%" PRIu64 "}\n",
                mb_opts.transport, mb_dirs[r->dir].name,
                mb_layout_names[r->layout], r->size, r->pieces, r->threads,
                r->lanes, r->gbps, mb_base_names[r->base], r->base_gbps, ratio,
-               r->samples, r->world);
+               r->samples, r->world, r->span);
         fflush(stdout);
         return;
     }

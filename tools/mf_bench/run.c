@@ -13,6 +13,13 @@
  * through the driver (or the library), never dereferenced; a measurement
  * is the median of samples of at least MB_SAMPLE_NS each, after one
  * warm-up run.
+ *
+ * Working set: a timed copy and its baseline rotate through `slots` copies
+ * of their piece list, slot k shifted by k times a stride at each end, so
+ * that each end spans at least mb_opts.ws bytes (twice the last-level
+ * cache by default) and the bytes come from DRAM, as a pool's do.  Slot 0
+ * is the one verified; every slot lies inside the buffers and segments,
+ * which mb_max_size() sizes for the rotation.
  */
 #include "mf_bench.h"
 
@@ -27,6 +34,32 @@
 static size_t mb_kv_size(size_t i)
 {
     return i < MB_KV_LAYERS ? MB_KV_BIG : MB_KV_SMALL;
+}
+
+/* Slots start on page boundaries, so a piece has the same alignment in
+ * every slot. */
+#define MB_SLOT_ALIGN 4096u
+
+/* The stride of a contiguous end of a piece list of total bytes. */
+static uint64_t mb_slot_stride(uint64_t total)
+{
+    return (total + MB_SLOT_ALIGN - 1) / MB_SLOT_ALIGN * MB_SLOT_ALIGN;
+}
+
+/* The slots a piece list of total bytes rotates through: enough that a
+ * contiguous end spans mb_opts.ws bytes. */
+static uint64_t mb_slots(uint64_t total)
+{
+    uint64_t stride = mb_slot_stride(total);
+
+    return mb_opts.ws <= stride ? 1 : (mb_opts.ws + stride - 1) / stride;
+}
+
+/* The bytes of the separate buffer of KV piece i: a piece per slot, at
+ * strides of the largest piece. */
+static uint64_t mb_kv_room(size_t i)
+{
+    return (mb_slots(MB_KV_TOTAL) - 1) * MB_KV_BIG + mb_kv_size(i);
 }
 
 /* Where one end of a piece list lies. */
@@ -164,6 +197,16 @@ static size_t mb_build(mb_bench_t *b, mb_layout_t layout, uint64_t size,
     }
     *total_p = off;
     return count;
+}
+
+/* The bytes between two slots of an end: the largest KV piece where the
+ * KV layout lies in separate buffers, else the list's stride. */
+static uint64_t mb_end_stride(mb_layout_t layout, const mb_end_t *e,
+                              uint64_t total)
+{
+    bool local = e->place == MB_AT_SRC || e->place == MB_AT_DST;
+
+    return layout == MB_KV && local ? MB_KV_BIG : mb_slot_stride(total);
 }
 
 /* The TRANS instance of rank r. */
@@ -378,7 +421,42 @@ typedef struct mb_job {
     uint64_t total;     /* memcpy, driver, tcp: bytes */
     unsigned active;    /* memcpy: threads that copy; driver: streams */
     uint32_t op;        /* tcp: BENCH_TCP_WRITE or BENCH_TCP_READ */
+    /* copy, memcpy, driver: the slots rotated through, the bytes between
+     * two slots at the source and at the destination, the next slot */
+    uint64_t slots;
+    uint64_t src_stride;
+    uint64_t dst_stride;
+    uint64_t next;
 } mb_job_t;
+
+/* Sets the job's rotation for pieces of layout from src to dst. */
+static void mb_job_slots(mb_job_t *job, mb_layout_t layout, const mb_end_t *src,
+                         const mb_end_t *dst, uint64_t total)
+{
+    job->slots = mb_slots(total);
+    job->src_stride = mb_end_stride(layout, src, total);
+    job->dst_stride = mb_end_stride(layout, dst, total);
+    job->next = 0;
+}
+
+/* The piece list of the job's next run: slot 0's shifted to the next
+ * slot. */
+static const mf_copy_piece_t *mb_job_pieces(mb_bench_t *b, mb_job_t *job)
+{
+    uint64_t k = job->next;
+    size_t i;
+
+    if (job->slots <= 1) {
+        return b->pieces;
+    }
+    job->next = k + 1 == job->slots ? 0 : k + 1;
+    for (i = 0; i < job->count; i++) {
+        b->rot[i].src = b->pieces[i].src + k * job->src_stride;
+        b->rot[i].dst = b->pieces[i].dst + k * job->dst_stride;
+        b->rot[i].size = b->pieces[i].size;
+    }
+    return b->rot;
+}
 
 /*
  * The driver's baseline: the bytes of the pieces split evenly over
@@ -387,8 +465,8 @@ typedef struct mb_job {
  * the driver copy a list of pieces with as many streams as the library
  * has copying threads.
  */
-static int mb_driver_run(mb_bench_t *b, size_t count, uint64_t total,
-                         unsigned active)
+static int mb_driver_run(mb_bench_t *b, const mf_copy_piece_t *pieces,
+                         size_t count, uint64_t total, unsigned active)
 {
     uint64_t pos, begin, end, lo, hi;
     unsigned s;
@@ -399,7 +477,7 @@ static int mb_driver_run(mb_bench_t *b, size_t count, uint64_t total,
         begin = total * s / active;
         end = total * (s + 1) / active;
         for (i = 0, pos = 0; i < count && pos < end && ret == 0; i++) {
-            const mf_copy_piece_t *pc = &b->pieces[i];
+            const mf_copy_piece_t *pc = &pieces[i];
 
             lo = pos > begin ? pos : begin;
             hi = pos + pc->size < end ? pos + pc->size : end;
@@ -419,16 +497,19 @@ static int mb_driver_run(mb_bench_t *b, size_t count, uint64_t total,
     return ret;
 }
 
-static int mb_job_run(mb_bench_t *b, const mb_job_t *job)
+static int mb_job_run(mb_bench_t *b, mb_job_t *job)
 {
     switch (job->kind) {
     case MB_JOB_COPY:
-        return mb_copy(b, job->layout, job->dir, b->pieces, job->count, NULL);
+        return mb_copy(b, job->layout, job->dir, mb_job_pieces(b, job),
+                       job->count, NULL);
     case MB_JOB_MEMCPY:
-        mb_mcpy_run(&b->mcpy, b->pieces, job->count, job->total, job->active);
+        mb_mcpy_run(&b->mcpy, mb_job_pieces(b, job), job->count, job->total,
+                    job->active);
         return 0;
     case MB_JOB_DRIVER:
-        return mb_driver_run(b, job->count, job->total, job->active);
+        return mb_driver_run(b, mb_job_pieces(b, job), job->count, job->total,
+                             job->active);
     default:
         return bench_tcp_client_run(&b->tcpb, job->op,
                                     job->op == BENCH_TCP_WRITE
@@ -439,7 +520,7 @@ static int mb_job_run(mb_bench_t *b, const mb_job_t *job)
 }
 
 /* Runs the job reps times; *t0_p and *t1_p get the clock around them. */
-static int mb_job_repeat(mb_bench_t *b, const mb_job_t *job, uint64_t reps,
+static int mb_job_repeat(mb_bench_t *b, mb_job_t *job, uint64_t reps,
                          uint64_t *t0_p, uint64_t *t1_p)
 {
     uint64_t k;
@@ -460,7 +541,7 @@ static int mb_job_repeat(mb_bench_t *b, const mb_job_t *job, uint64_t reps,
  * MB_MIN_SAMPLES were taken, or exactly --iters samples.  Returns the
  * median bandwidth in GB/s (1e9 bytes/s), or a negative value on failure.
  */
-static double mb_measure(mb_bench_t *b, const mb_job_t *job, uint64_t bytes,
+static double mb_measure(mb_bench_t *b, mb_job_t *job, uint64_t bytes,
                          unsigned *samples_p)
 {
     static double rates[MB_MAX_SAMPLES];
@@ -533,6 +614,7 @@ static double mb_baseline(mb_bench_t *b, mb_layout_t layout, uint64_t size,
     mb_base_ends(dir, &src, &dst);
     job.count = mb_build(b, layout, size, &src, &dst, &total);
     job.total = total;
+    mb_job_slots(&job, layout, &src, &dst, total);
     job.active = total >= b->split_min ? b->threads : 1;
     if (kind == MB_BASE_MEMCPY) {
         job.kind = MB_JOB_MEMCPY;
@@ -584,6 +666,7 @@ static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
         job.layout = layout;
         job.dir = (mf_copy_dir_t)d;
         job.count = count;
+        mb_job_slots(&job, layout, &src, &dst, total);
         gbps = mb_measure(b, &job, total, &samples);
         if (gbps < 0) {
             return -1;
@@ -599,6 +682,7 @@ static int mb_bench_size(mb_bench_t *b, mb_layout_t layout, uint64_t size)
         rec.threads = b->threads;
         rec.lanes = b->lanes;
         rec.samples = samples;
+        rec.span = job.slots * mb_slot_stride(total);
         rec.gbps = gbps;
         rec.base_gbps = base[kind];
         if (mb_report_emit(b->out_fd, &rec) != 0) {
@@ -619,7 +703,8 @@ uint64_t mb_max_size(void)
     if (mb_opts.layouts[MB_KV] && m < MB_KV_TOTAL) {
         m = MB_KV_TOTAL;
     }
-    return m;
+    /* slots * stride < ws + stride for a list shorter than ws */
+    return mb_opts.ws > 0 ? mb_slot_stride(m) + mb_opts.ws : m;
 }
 
 /* Which local memory the selected directions need. */
@@ -684,9 +769,11 @@ int mb_bench_run(mb_bench_t *b, uint64_t max)
     b->max_pieces =
         mb_opts.pieces > MB_KV_PIECES ? mb_opts.pieces : MB_KV_PIECES;
     b->pieces = calloc(b->max_pieces, sizeof(*b->pieces));
+    b->rot = calloc(b->max_pieces, sizeof(*b->rot));
     b->results = calloc(b->max_pieces, sizeof(*b->results));
     b->tpieces = calloc(b->max_pieces, sizeof(*b->tpieces));
-    if (b->pieces == NULL || b->results == NULL || b->tpieces == NULL) {
+    if (b->pieces == NULL || b->rot == NULL || b->results == NULL ||
+        b->tpieces == NULL) {
         bench_err("out of memory");
         return -1;
     }
@@ -707,7 +794,7 @@ int mb_bench_run(mb_bench_t *b, uint64_t max)
             return -1;
         }
         for (k = 0; k < MB_KV_PIECES && mb_opts.layouts[MB_KV]; k++) {
-            b->kv[m][k] = mb_mem_alloc((mb_mem_t)m, mb_kv_size(k));
+            b->kv[m][k] = mb_mem_alloc((mb_mem_t)m, mb_kv_room(k));
             if (b->kv[m][k] == NULL) {
                 return -1;
             }
@@ -769,7 +856,7 @@ void mb_bench_free(mb_bench_t *b, uint64_t max)
     }
     for (m = 0; m < MB_MEMS; m++) {
         for (k = 0; k < MB_KV_PIECES; k++) {
-            mb_mem_free((mb_mem_t)m, b->kv[m][k], mb_kv_size(k));
+            mb_mem_free((mb_mem_t)m, b->kv[m][k], mb_kv_room(k));
         }
         if (b->dst[m] != b->src[m]) {
             mb_mem_free((mb_mem_t)m, b->dst[m], max);
@@ -780,6 +867,7 @@ void mb_bench_free(mb_bench_t *b, uint64_t max)
         munmap(b->stage, MB_STAGE);
     }
     free(b->pieces);
+    free(b->rot);
     free(b->results);
     free(b->tpieces);
 }

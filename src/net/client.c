@@ -24,6 +24,23 @@
  * call's) is dropped.  The locking order is client lock, then libevent's
  * locks; nobody takes the client lock while holding a libevent lock of
  * another thread's object.
+ *
+ * Reading a plain socket: the bufferevent only writes; whoever holds
+ * rd_lock reads the socket into rd_in and hands over every whole frame.
+ * A caller waiting for its response takes rd_lock when it is free and
+ * reads for itself (poll, then read), so an answer reaches its caller
+ * with no other thread woken on the way, as in a plain blocking
+ * request/response.  Otherwise the loop reads.  The loop learns of bytes
+ * to read through an epoll set of the client's own (rd_ep, watched by
+ * rd_ev) where the socket sits with EPOLLONESHOT: an event disarms it,
+ * and a caller disarms it while it reads, so the loop is not woken by
+ * bytes a caller reads.  Whoever unlocks rd_lock re-arms it afterwards;
+ * bytes that came meanwhile (or the peer's end) show at once, so none is
+ * left unread.  Notifications are queued and delivered on the loop, in
+ * the order they came, whoever read them.  The loop takes rd_lock only to
+ * swap the socket (attach, loss, shutdown) and raises rd_want meanwhile,
+ * which makes a reading caller step back within one poll slice.  Lock
+ * order: rd_lock, then the client lock.
  */
 #include "net/net_int.h"
 #include "util/log.h"
@@ -35,11 +52,14 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +74,20 @@ typedef enum mf_net_client_state {
 /* A caller spins for its response at most this long, and only when the
  * recent responses came sooner (see mf_net_client_spin_ns). */
 #define MF_NET_CLIENT_SPIN_MAX_NS 100000
+
+/* A caller reading for its response polls at most this long at a time,
+ * then looks whether the loop wants the socket (rd_want). */
+#define MF_NET_CLIENT_POLL_SLICE_MS 20
+
+/* The most one read takes from the socket. */
+#define MF_NET_CLIENT_READ_CHUNK (64 * 1024)
+
+/* A notification read by a caller, queued for the loop: this, then the
+ * body. */
+typedef struct mf_net_note {
+    uint32_t opcode;
+    uint32_t len;
+} mf_net_note_t;
 
 /* A call waiting for its response; lives on the caller's stack. */
 typedef struct mf_net_pending {
@@ -87,9 +121,25 @@ struct mf_net_client {
 
     /* Loop thread only. */
     struct bufferevent *bev;
-    mf_net_reader_t reader;
+    mf_net_reader_t reader; /* a stream that is no plain socket */
     struct event *flush_ev;
     struct evbuffer *flush_buf; /* frames on their way from outq */
+    struct event *rd_ev;        /* rd_ep has an event */
+    struct event *lost_ev;      /* a caller read the connection's end */
+    struct event *note_ev;      /* notifications wait in notes */
+    struct evbuffer *note_buf;  /* notifications being delivered */
+
+    /* Reading the plain socket (see the top of the file). */
+    pthread_mutex_t rd_lock;
+    int rd_fd;                 /* under rd_lock: the socket, or -1 */
+    bool rd_broken;            /* under rd_lock: its end, an error or a bad
+                                  frame was read */
+    struct evbuffer *rd_in;    /* under rd_lock: bytes not yet whole frames */
+    mf_net_reader_t rd_reader; /* under rd_lock */
+    bool rd_backoff;           /* under rd_lock: a caller read a notification
+                                  and leaves the rest to the loop */
+    int rd_want;               /* atomic: the loop waits for rd_lock */
+    int rd_ep;                 /* epoll set of the socket (one-shot) */
 
     pthread_mutex_t lock;
     pthread_cond_t state_cond; /* state, ncallers or destroying changed */
@@ -97,6 +147,7 @@ struct mf_net_client {
     bool destroying;
     mf_status_t connect_status; /* outcome of the last connect attempt */
     struct evbuffer *outq;      /* whole frames for the loop to send */
+    struct evbuffer *notes;     /* notifications read by callers, in order */
     int direct_fd;  /* the connected socket where callers may send(); -1 */
     bool loop_busy; /* the loop has bytes of frames not yet sent */
     uint64_t next_req_id;
@@ -131,12 +182,63 @@ static void mf_net_client_fail_all_locked(mf_net_client_t *client,
     }
 }
 
+/* Loop: takes rd_lock, making a reading caller step back. */
+static void mf_net_client_rd_lock(mf_net_client_t *client)
+{
+    __atomic_store_n(&client->rd_want, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&client->rd_lock);
+    __atomic_store_n(&client->rd_want, 0, __ATOMIC_SEQ_CST);
+}
+
+/* Arms the one-shot watch of fd in rd_ep (the loop hears of bytes to
+ * read, or of the peer's end, once), or disarms it; fd may have left the
+ * set meanwhile (then nothing happens). */
+static void mf_net_client_rd_arm(mf_net_client_t *client, int fd, bool on)
+{
+    struct epoll_event ev = {
+        .events = on ? EPOLLIN | EPOLLRDHUP | EPOLLONESHOT : EPOLLONESHOT,
+    };
+
+    if (fd >= 0) {
+        (void)epoll_ctl(client->rd_ep, EPOLL_CTL_MOD, fd, &ev);
+    }
+}
+
+/* Loop: the socket to read from now on (-1: none), with nothing read.
+ * The bufferevent owns (and closes) the socket: swap it out first. */
+static mf_status_t mf_net_client_rd_swap(mf_net_client_t *client, int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT};
+    mf_status_t status = MF_OK;
+
+    mf_net_client_rd_lock(client);
+    if (client->rd_fd >= 0) {
+        (void)epoll_ctl(client->rd_ep, EPOLL_CTL_DEL, client->rd_fd, NULL);
+    }
+    client->rd_fd = -1;
+    client->rd_broken = false;
+    evbuffer_drain(client->rd_in, evbuffer_get_length(client->rd_in));
+    mf_net_reader_init(&client->rd_reader, client->max_body);
+    if (fd >= 0) {
+        if (epoll_ctl(client->rd_ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
+            client->rd_fd = fd;
+        } else {
+            mf_error("cannot watch the connection to %s: %s", client->addr,
+                     strerror(errno));
+            status = MF_ERR_IO;
+        }
+    }
+    pthread_mutex_unlock(&client->rd_lock);
+    return status;
+}
+
 /* The connection broke (or the peer misbehaved): drop it and fail every
  * call that was waiting on it. */
 static void mf_net_client_lost(mf_net_client_t *client)
 {
     bool destroying;
 
+    (void)mf_net_client_rd_swap(client, -1); /* before the socket closes */
     pthread_mutex_lock(&client->lock);
     client->state = MF_NET_CLIENT_DISCONNECTED;
     client->direct_fd = -1; /* before the socket closes below */
@@ -198,6 +300,281 @@ static void mf_net_client_response(mf_net_client_t *client,
                  client->addr, hdr->req_id);
     }
     free(copy);
+}
+
+/* Loop: hands the queued notifications to on_notify, in order. */
+static void mf_net_client_notes_deliver(mf_net_client_t *client)
+{
+    mf_net_note_t note;
+    const uint8_t *body;
+
+    pthread_mutex_lock(&client->lock);
+    evbuffer_add_buffer(client->note_buf, client->notes);
+    pthread_mutex_unlock(&client->lock);
+    while (evbuffer_remove(client->note_buf, &note, sizeof(note)) ==
+           (int)sizeof(note)) {
+        body = note.len > 0 ? evbuffer_pullup(client->note_buf, note.len)
+                            : NULL;
+        if (note.len > 0 && body == NULL) {
+            mf_error("%s: no memory to deliver a notification", client->addr);
+        } else {
+            client->on_notify((uint16_t)note.opcode, body, note.len,
+                              client->arg);
+        }
+        evbuffer_drain(client->note_buf, note.len);
+    }
+}
+
+/*
+ * A notification read from the socket, under rd_lock: on the loop with
+ * none queued, to on_notify at once; else queued for the loop (false: no
+ * memory, logged), whose delivery a caller activates.  A caller that read
+ * one stops reading after this read (rd_backoff): notifications can come
+ * in floods, and the loop delivers them as it reads them.
+ */
+static bool mf_net_client_note(mf_net_client_t *client,
+                               const mf_net_hdr_t *hdr, const uint8_t *body,
+                               bool on_loop)
+{
+    mf_net_note_t note = {.opcode = hdr->opcode, .len = hdr->body_len};
+    bool first, ok;
+
+    if (client->on_notify == NULL) {
+        return true;
+    }
+    client->rd_backoff = !on_loop;
+    pthread_mutex_lock(&client->lock);
+    first = evbuffer_get_length(client->notes) == 0;
+    if (first && on_loop) { /* only readers add, and the loop reads */
+        pthread_mutex_unlock(&client->lock);
+        client->on_notify(hdr->opcode, body, hdr->body_len, client->arg);
+        return true;
+    }
+    ok = evbuffer_expand(client->notes, sizeof(note) + note.len) == 0 &&
+         evbuffer_add(client->notes, &note, sizeof(note)) == 0 &&
+         (note.len == 0 || evbuffer_add(client->notes, body, note.len) == 0);
+    pthread_mutex_unlock(&client->lock);
+    if (!ok) {
+        mf_error("%s: no memory for a notification of %u bytes",
+                 client->addr, note.len);
+        return false;
+    }
+    if (first && !on_loop) {
+        event_active(client->note_ev, 0, 0);
+    }
+    return true;
+}
+
+/* Hands over the whole frames in rd_in: responses to their callers,
+ * notifications to the queue.  Under rd_lock; false: the peer sent what a
+ * client must not get (logged). */
+static bool mf_net_client_rd_frames(mf_net_client_t *client, bool on_loop)
+{
+    const uint8_t *body;
+    mf_net_hdr_t hdr;
+    bool ready;
+
+    for (;;) {
+        if (mf_net_reader_parse(&client->rd_reader, client->rd_in,
+                                client->addr, &ready, &hdr, &body) != MF_OK) {
+            return false;
+        }
+        if (!ready) {
+            return true;
+        }
+        switch (hdr.kind) {
+        case MF_NET_KIND_RESPONSE:
+            mf_net_client_response(client, &hdr, body);
+            break;
+        case MF_NET_KIND_NOTIFY:
+            if (!mf_net_client_note(client, &hdr, body, on_loop)) {
+                return false;
+            }
+            break;
+        default:
+            mf_warn("%s sent a request to a client, disconnecting",
+                    client->addr);
+            return false;
+        }
+        mf_net_reader_drop(&client->rd_reader, client->rd_in);
+    }
+}
+
+/* Reads the socket into rd_in once: bytes read, 0 at its end, -1 with
+ * errno. */
+static ssize_t mf_net_client_rd_once(mf_net_client_t *client)
+{
+    struct evbuffer_iovec vec[2];
+    struct iovec iov[2];
+    ssize_t got;
+    int n, i;
+
+    n = evbuffer_reserve_space(client->rd_in, MF_NET_CLIENT_READ_CHUNK, vec,
+                               2);
+    if (n <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = vec[i].iov_base;
+        iov[i].iov_len = vec[i].iov_len;
+    }
+    do {
+        got = readv(client->rd_fd, iov, n);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        return got;
+    }
+    if ((size_t)got <= vec[0].iov_len) {
+        vec[0].iov_len = (size_t)got;
+        n = 1;
+    } else {
+        vec[1].iov_len = (size_t)got - vec[0].iov_len;
+    }
+    evbuffer_commit_space(client->rd_in, vec, n);
+    return got;
+}
+
+/*
+ * Reads what the socket has and hands over every whole frame, up to a
+ * short read or EAGAIN (whatever came after, the peer's end included,
+ * shows when the watch is re-armed).  Under rd_lock.  false: this read
+ * found the connection broken (rd_broken set; the loop must drop it).
+ */
+static bool mf_net_client_rd_drain(mf_net_client_t *client, bool on_loop)
+{
+    ssize_t n;
+
+    if (client->rd_fd < 0 || client->rd_broken) {
+        return true; /* none, or its loss is already on its way */
+    }
+    for (;;) {
+        n = mf_net_client_rd_once(client);
+        if (n > 0) {
+            if (!mf_net_client_rd_frames(client, on_loop)) {
+                break;
+            }
+            if (n < MF_NET_CLIENT_READ_CHUNK || client->rd_backoff) {
+                return true;
+            }
+            continue;
+        }
+        if (n == 0) {
+            mf_debug("%s closed the connection", client->addr);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return true;
+        } else {
+            mf_debug("connection to %s failed: %s", client->addr,
+                     strerror(errno));
+        }
+        break;
+    }
+    client->rd_broken = true;
+    return false;
+}
+
+/* Loop: rd_ep has an event.  Takes it (which disarms the watch) and
+ * reads, unless a caller reads: that one re-arms the watch when done. */
+static void mf_net_client_rd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mf_net_client_t *client = arg;
+    struct epoll_event ev[4];
+    bool broken;
+    int sock;
+
+    (void)epoll_wait(client->rd_ep, ev, 4, 0);
+    if (pthread_mutex_trylock(&client->rd_lock) != 0) {
+        return;
+    }
+    broken = !mf_net_client_rd_drain(client, true);
+    client->rd_backoff = false;
+    sock = client->rd_fd;
+    pthread_mutex_unlock(&client->rd_lock);
+    if (broken) {
+        mf_net_client_lost(client);
+    } else {
+        mf_net_client_rd_arm(client, sock, true);
+    }
+    mf_net_client_notes_deliver(client);
+}
+
+static void mf_net_client_note_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mf_net_client_notes_deliver(arg);
+}
+
+/* A caller read the connection's end: the loop drops it, unless that
+ * happened already (a new connection reads as not broken). */
+static void mf_net_client_lost_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mf_net_client_t *client = arg;
+    bool broken;
+
+    mf_net_client_rd_lock(client);
+    broken = client->rd_fd >= 0 && client->rd_broken;
+    pthread_mutex_unlock(&client->rd_lock);
+    if (broken) {
+        mf_net_client_lost(client);
+    }
+}
+
+/*
+ * A caller reads the socket itself until its response is in, when nobody
+ * else reads it; it returns when its response is in, when another thread
+ * reads (the response then comes by hand-over), when it read a
+ * notification (the loop reads on), when the loop wants the socket, or at
+ * deadline_ns (0: none).
+ */
+static void mf_net_client_read_for(mf_net_client_t *client,
+                                   mf_net_pending_t *pending,
+                                   uint64_t deadline_ns)
+{
+    struct pollfd pfd;
+    bool broken = false;
+    uint64_t now;
+    int ms, sock;
+
+    if (__atomic_load_n(&client->rd_want, __ATOMIC_SEQ_CST) ||
+        pthread_mutex_trylock(&client->rd_lock) != 0) {
+        return;
+    }
+    sock = client->rd_fd;
+    if (sock < 0 || client->rd_broken) {
+        pthread_mutex_unlock(&client->rd_lock);
+        return;
+    }
+    mf_net_client_rd_arm(client, sock, false); /* the loop sleeps on */
+    while (!client->rd_backoff &&
+           !__atomic_load_n(&pending->done, __ATOMIC_ACQUIRE) &&
+           !__atomic_load_n(&client->rd_want, __ATOMIC_SEQ_CST)) {
+        ms = MF_NET_CLIENT_POLL_SLICE_MS;
+        if (deadline_ns != 0) {
+            now = mf_time_ns();
+            if (now >= deadline_ns) {
+                break;
+            }
+            if (deadline_ns - now < (uint64_t)ms * 1000000u) {
+                ms = (int)((deadline_ns - now + 999999u) / 1000000u);
+            }
+        }
+        pfd.fd = sock;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, ms) == 0) {
+            continue;
+        }
+        if (!mf_net_client_rd_drain(client, false)) {
+            broken = true;
+            break;
+        }
+    }
+    client->rd_backoff = false;
+    pthread_mutex_unlock(&client->rd_lock);
+    if (broken) {
+        event_active(client->lost_ev, 0, 0);
+    } else {
+        mf_net_client_rd_arm(client, sock, true); /* after the unlock */
+    }
 }
 
 static void mf_net_client_read_cb(struct bufferevent *bev, void *arg)
@@ -302,6 +679,7 @@ static void mf_net_client_attach(void *arg)
 {
     mf_net_client_attach_arg_t *attach = arg;
     mf_net_client_t *client = attach->client;
+    bool raw = client->stream->raw_fd;
     struct bufferevent *bev;
 
     bev = client->stream->bev_new(client->loop.base, attach->fd, false,
@@ -314,32 +692,39 @@ static void mf_net_client_attach(void *arg)
     bufferevent_setcb(bev, mf_net_client_read_cb, mf_net_client_write_cb,
                       mf_net_client_event_cb, client);
     bufferevent_setwatermark(bev, EV_READ, MF_NET_HDR_SIZE, 0);
-    if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0) {
+    /* a plain socket is read through rd_ep, by the loop or a caller */
+    if (bufferevent_enable(bev, raw ? EV_WRITE : EV_READ | EV_WRITE) < 0) {
         mf_error("cannot enable the connection to %s", client->addr);
-        bufferevent_free(bev); /* closes fd */
         attach->status = MF_ERR_IO;
-        return;
+        goto err_bev;
     }
     /* Ahead of every call: those reach bev only once CONNECTED, below.
      * req_id 0 is never a call's, so its response is dropped. */
     if ((client->open_opcode != 0) &&
         (mf_net_frame_write(bev, false, MF_NET_KIND_REQUEST,
                             client->open_opcode, 0, 0, NULL, 0) != MF_OK)) {
-        bufferevent_free(bev); /* closes fd; mf_net_frame_write logged */
-        attach->status = MF_ERR_NOMEM;
-        return;
+        attach->status = MF_ERR_NOMEM; /* mf_net_frame_write logged */
+        goto err_bev;
+    }
+    if (raw && mf_net_client_rd_swap(client, attach->fd) != MF_OK) {
+        attach->status = MF_ERR_IO;
+        goto err_bev;
     }
     client->bev = bev;
     mf_net_reader_init(&client->reader, client->max_body);
 
     pthread_mutex_lock(&client->lock);
     client->state = MF_NET_CLIENT_CONNECTED;
-    client->direct_fd = client->stream->raw_fd ? attach->fd : -1;
+    client->direct_fd = raw ? attach->fd : -1;
     /* the opening request is in the bufferevent: the write callback says
      * when it is out */
     client->loop_busy = client->open_opcode != 0;
     pthread_mutex_unlock(&client->lock);
     attach->status = MF_OK;
+    return;
+
+err_bev:
+    bufferevent_free(bev); /* closes the socket */
 }
 
 /* ---- reconnect notifications ---- */
@@ -621,10 +1006,19 @@ mf_status_t mf_net_client_call(mf_net_client_t *client, uint16_t opcode,
         goto err_remove_pending;
     }
 
-    /* A quick answer is caught spinning, without a wake-up; the spinner
-     * yields its core to any thread that wants it (the loop that brings
-     * the answer, a server on this host). */
-    spin_ns = mf_net_client_spin_ns(client);
+    /* On a plain socket the caller reads its answer itself (unless
+     * another thread reads it).  Otherwise a quick answer is caught
+     * spinning, without a wake-up; the spinner yields its core to any
+     * thread that wants it (the loop that brings the answer, a server on
+     * this host). */
+    if (client->direct_fd >= 0) {
+        pthread_mutex_unlock(&client->lock);
+        mf_net_client_read_for(
+            client, &pending,
+            timeout_ms != 0 ? sent_ns + (uint64_t)timeout_ms * 1000000u : 0);
+        pthread_mutex_lock(&client->lock);
+    }
+    spin_ns = pending.done ? 0 : mf_net_client_spin_ns(client);
     if (spin_ns > 0) {
         pthread_mutex_unlock(&client->lock);
         while (!__atomic_load_n(&pending.done, __ATOMIC_ACQUIRE) &&
@@ -741,6 +1135,7 @@ static void mf_net_client_shutdown(void *arg)
     pthread_mutex_lock(&client->lock);
     client->direct_fd = -1;
     pthread_mutex_unlock(&client->lock);
+    (void)mf_net_client_rd_swap(client, -1); /* before the socket closes */
     if (client->bev != NULL) {
         bufferevent_free(client->bev);
         client->bev = NULL;
@@ -758,10 +1153,32 @@ static void mf_net_client_free(mf_net_client_t *client)
     if (client->flush_buf != NULL) {
         evbuffer_free(client->flush_buf);
     }
+    if (client->lost_ev != NULL) {
+        event_free(client->lost_ev);
+    }
+    if (client->note_ev != NULL) {
+        event_free(client->note_ev);
+    }
+    if (client->notes != NULL) {
+        evbuffer_free(client->notes);
+    }
+    if (client->note_buf != NULL) {
+        evbuffer_free(client->note_buf);
+    }
+    if (client->rd_in != NULL) {
+        evbuffer_free(client->rd_in);
+    }
+    if (client->rd_ev != NULL) {
+        event_free(client->rd_ev);
+    }
+    if (client->rd_ep >= 0) {
+        close(client->rd_ep);
+    }
     mf_net_loop_cleanup(&client->loop);
     mf_hmap_free(&client->pending);
     pthread_cond_destroy(&client->reconnect_cond);
     pthread_cond_destroy(&client->state_cond);
+    pthread_mutex_destroy(&client->rd_lock);
     pthread_mutex_destroy(&client->lock);
     for (size_t i = 0; i < client->nends; i++) {
         free(client->hosts[i]);
@@ -801,6 +1218,9 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
         goto err;
     }
     pthread_mutex_init(&client->lock, NULL);
+    pthread_mutex_init(&client->rd_lock, NULL);
+    client->rd_fd = -1;
+    client->rd_ep = -1;
     pthread_cond_init(&client->state_cond, NULL);
     pthread_cond_init(&client->reconnect_cond, NULL);
     mf_hmap_init(&client->pending);
@@ -851,8 +1271,29 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
         event_new(client->loop.base, -1, 0, mf_net_client_flush_cb, client);
     client->outq = evbuffer_new();
     client->flush_buf = evbuffer_new();
+    client->lost_ev =
+        event_new(client->loop.base, -1, 0, mf_net_client_lost_cb, client);
+    client->note_ev =
+        event_new(client->loop.base, -1, 0, mf_net_client_note_cb, client);
+    client->notes = evbuffer_new();
+    client->note_buf = evbuffer_new();
+    client->rd_in = evbuffer_new();
+    client->rd_ep = epoll_create1(EPOLL_CLOEXEC);
+    if (client->rd_ep >= 0) {
+        client->rd_ev = event_new(client->loop.base, client->rd_ep,
+                                  EV_READ | EV_PERSIST, mf_net_client_rd_cb,
+                                  client);
+    }
+    if (client->rd_ev == NULL || event_add(client->rd_ev, NULL) < 0) {
+        mf_error("%s: cannot make the client's read events: %s", client->addr,
+                 strerror(errno));
+        status = MF_ERR_IO;
+        goto err_free_client;
+    }
     if ((client->flush_ev == NULL) || (client->outq == NULL) ||
-        (client->flush_buf == NULL)) {
+        (client->flush_buf == NULL) || (client->lost_ev == NULL) ||
+        (client->note_ev == NULL) || (client->notes == NULL) ||
+        (client->note_buf == NULL) || (client->rd_in == NULL)) {
         mf_error("%s: no memory for the client's events", client->addr);
         status = MF_ERR_NOMEM;
         goto err_free_client;

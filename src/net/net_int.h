@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 struct event;
+struct evbuffer;
 
 /* ---- loop thread ---- */
 
@@ -67,6 +68,12 @@ mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
                                mf_net_hdr_t *hdr_p, const uint8_t **body_p);
 /* Drops the frame returned by the last mf_net_reader_next(). */
 void mf_net_reader_consume(mf_net_reader_t *reader, struct bufferevent *bev);
+/* The same on an evbuffer of bytes read (no watermark to set), and its
+ * drop. */
+mf_status_t mf_net_reader_parse(mf_net_reader_t *reader, struct evbuffer *in,
+                                const char *peer, bool *ready_p,
+                                mf_net_hdr_t *hdr_p, const uint8_t **body_p);
+void mf_net_reader_drop(mf_net_reader_t *reader, struct evbuffer *in);
 
 /* Encodes a header and the body into bev's output.  With raw_fd (the
  * stream's: its socket carries the frames as they are) and nothing else

@@ -62,19 +62,17 @@ void mf_net_reader_init(mf_net_reader_t *reader, size_t max_body)
     reader->have_hdr = false;
 }
 
-mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
-                               const char *peer, bool *ready_p,
-                               mf_net_hdr_t *hdr_p, const uint8_t **body_p)
+mf_status_t mf_net_reader_parse(mf_net_reader_t *reader, struct evbuffer *in,
+                                const char *peer, bool *ready_p,
+                                mf_net_hdr_t *hdr_p, const uint8_t **body_p)
 {
-    struct evbuffer *in = bufferevent_get_input(bev);
     uint8_t raw[MF_NET_HDR_SIZE];
     const uint8_t *body = NULL;
     mf_status_t status;
 
+    *ready_p = false;
     if (!reader->have_hdr) {
         if (evbuffer_get_length(in) < MF_NET_HDR_SIZE) {
-            bufferevent_setwatermark(bev, EV_READ, MF_NET_HDR_SIZE, 0);
-            *ready_p = false;
             return MF_OK;
         }
         if (evbuffer_remove(in, raw, sizeof(raw)) != (int)sizeof(raw)) {
@@ -97,8 +95,6 @@ mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
     }
 
     if (evbuffer_get_length(in) < reader->hdr.body_len) {
-        bufferevent_setwatermark(bev, EV_READ, reader->hdr.body_len, 0);
-        *ready_p = false;
         return MF_OK;
     }
     if (reader->hdr.body_len > 0) {
@@ -115,10 +111,30 @@ mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
     return MF_OK;
 }
 
+void mf_net_reader_drop(mf_net_reader_t *reader, struct evbuffer *in)
+{
+    evbuffer_drain(in, reader->hdr.body_len);
+    reader->have_hdr = false;
+}
+
+mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
+                               const char *peer, bool *ready_p,
+                               mf_net_hdr_t *hdr_p, const uint8_t **body_p)
+{
+    mf_status_t status = mf_net_reader_parse(
+        reader, bufferevent_get_input(bev), peer, ready_p, hdr_p, body_p);
+
+    if (status == MF_OK && !*ready_p) { /* wake up when the rest is in */
+        bufferevent_setwatermark(
+            bev, EV_READ, reader->have_hdr ? reader->hdr.body_len : MF_NET_HDR_SIZE,
+            0);
+    }
+    return status;
+}
+
 void mf_net_reader_consume(mf_net_reader_t *reader, struct bufferevent *bev)
 {
-    evbuffer_drain(bufferevent_get_input(bev), reader->hdr.body_len);
-    reader->have_hdr = false;
+    mf_net_reader_drop(reader, bufferevent_get_input(bev));
 }
 
 mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,

@@ -386,9 +386,11 @@ enum {
     OP_CLOSE = 8,   /* reply "bye" and close the connection */
     OP_FLOOD = 9,   /* notify 1 MiB frames until the server refuses */
     OP_TRUST = 10,  /* trust the connection (a handshake), reply */
+    OP_SEQ = 11,    /* body n: notify 2n, reply, notify 2n + 1 */
 };
 
 #define TEST_NOTIFY_OPCODE 77
+#define TEST_SEQ_OPCODE    78
 #define TEST_GATHER        16
 #define TEST_MAX_HELD      64
 
@@ -508,6 +510,18 @@ static void test_srv_on_request(mf_net_conn_t *conn, uint16_t opcode,
         srv->nheld = 0;
         mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
         break;
+    case OP_SEQ: {
+        uint32_t n, seq;
+
+        assert_int_equal(len, sizeof(n));
+        memcpy(&n, body, sizeof(n));
+        seq = 2 * n;
+        mf_net_conn_notify(conn, TEST_SEQ_OPCODE, &seq, sizeof(seq));
+        mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
+        seq++;
+        mf_net_conn_notify(conn, TEST_SEQ_OPCODE, &seq, sizeof(seq));
+        break;
+    }
     case OP_TRUST:
         mf_net_conn_set_trusted(conn);
         mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
@@ -610,6 +624,11 @@ typedef struct test_cli {
     atomic_int notify_call_status; /* of a call made on the loop thread */
     char notify_body[16];
     uint16_t notify_opcode;
+    /* OP_SEQ's notifications: the next one due (loop thread), those out
+     * of order or delivered on the calling thread */
+    uint32_t seq_next;
+    atomic_int seq_bad;
+    pthread_t caller;
 } test_cli_t;
 
 static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
@@ -617,7 +636,18 @@ static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
 {
     test_cli_t *cli = arg;
     mf_net_resp_t resp;
+    uint32_t seq;
 
+    if (opcode == TEST_SEQ_OPCODE) {
+        assert_int_equal(len, sizeof(seq));
+        memcpy(&seq, body, sizeof(seq));
+        if (seq != cli->seq_next || pthread_equal(pthread_self(), cli->caller)) {
+            atomic_fetch_add(&cli->seq_bad, 1);
+        }
+        cli->seq_next = seq + 1;
+        atomic_fetch_add(&cli->nnotify, 1);
+        return;
+    }
     cli->notify_opcode = opcode;
     assert_true(len < sizeof(cli->notify_body));
     memcpy(cli->notify_body, body, len);
@@ -1283,6 +1313,42 @@ static void test_notify(void **state)
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
 }
 
+/* Notifications around responses, whoever reads them (the caller
+ * waiting for its response, or the loop), reach on_notify in the order
+ * they were sent, on the loop thread. */
+static void test_notify_order(void **state)
+{
+    test_srv_t *srv = test_srv_start(0, 0);
+    mf_net_resp_t resp;
+    test_cli_t cli;
+    uint32_t n;
+
+    (void)state;
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    cli.caller = pthread_self();
+    for (n = 0; n < 500; n++) {
+        assert_int_equal(mf_net_client_call(cli.client, OP_SEQ, &n, sizeof(n),
+                                            TEST_CALL_TIMEOUT_MS, &resp),
+                         MF_OK);
+        assert_int_equal(resp.status, MF_OK);
+        mf_net_resp_free(&resp);
+        if (n % 100 == 0) { /* a large answer between them */
+            static uint8_t big[300 * 1024];
+
+            memset(big, (int)n, sizeof(big));
+            assert_int_equal(test_echo(cli.client, big, sizeof(big)), MF_OK);
+        }
+    }
+    assert_true(test_wait_for(&cli.nnotify, 1000));
+    assert_int_equal(atomic_load(&cli.seq_bad), 0);
+    assert_int_equal(test_echo(cli.client, "ok", 2), MF_OK);
+    mf_net_client_destroy(cli.client);
+    assert_int_equal(cli.seq_next, 1000);
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+}
+
 static void test_server_closes(void **state)
 {
     test_srv_t *srv = test_srv_start(0, 0);
@@ -1584,6 +1650,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reconnect, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_notify, test_setup, test_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_order, test_setup,
+                                        test_teardown),
         cmocka_unit_test_setup_teardown(test_server_closes, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_fence, test_setup, test_teardown),

@@ -406,7 +406,9 @@ static int mb_parse_args(int argc, char **argv)
             mb_opts.netns = true;
             break;
         case O_WS:
-            if (bench_parse_size(optarg, &mb_opts.ws) != 0 ||
+            mb_opts.ws = 0; /* "0": none (bench_parse_size takes no 0) */
+            if ((strcmp(optarg, "0") != 0 &&
+                 bench_parse_size(optarg, &mb_opts.ws) != 0) ||
                 mb_opts.ws > 64 * BENCH_GIB) {
                 bench_err("--working-set: bad size '%s'", optarg);
                 return -1;

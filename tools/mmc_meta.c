@@ -222,7 +222,8 @@ int main(int argc, char **argv)
     mf_log_set_level((level >= 0) ? (mf_log_level_t)level : MF_LOG_WARN);
     /* A connection is a descriptor: serve as many as the system allows. */
     (void)mf_nofile_limit_raise(NULL);
-    mf_trace_env(); /* MF_TRACE: points per request type, /trace */
+    /* MF_TRACE, else the setting: points per request type, /trace */
+    mf_trace_config(cfg.trace);
 
     /* Every thread the service starts inherits the blocked signals, so
      * they reach only sigwait() below.  An ignored signal (a background

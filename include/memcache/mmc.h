@@ -79,6 +79,9 @@ typedef struct mmc_config {
      * device window in the pool (the meta service's max_hbm_segment_size,
      * which bounds it) and the CUDA memory kind. */
     uint64_t hbm_size;
+    /* The built-in tracer: "" (off), "log" (its table to the log at
+     * exit) or the path of a file for that table; MF_TRACE wins. */
+    char trace[256];
 } mmc_config_t;
 
 /* Fills the defaults (see docs/configuration.md or mmc_config_help()). */

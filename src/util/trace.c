@@ -19,6 +19,8 @@ static struct {
     pthread_mutex_t lock;
     mf_trace_point_t *head;
     pthread_once_t env_once;
+    bool env_set;   /* MF_TRACE was given: settings do not change it */
+    bool at_exit;   /* the dump at exit is registered */
     char path[512]; /* dump at exit here; "" the log */
 } mf_trace_g = {.lock = PTHREAD_MUTEX_INITIALIZER,
                 .env_once = PTHREAD_ONCE_INIT};
@@ -93,25 +95,59 @@ static void mf_trace_at_exit(void)
     (void)mf_trace_write(mf_trace_g.path[0] != '\0' ? mf_trace_g.path : NULL);
 }
 
+/* Whether v (MF_TRACE's or a setting's value) switches the tracer off. */
+static bool mf_trace_off(const char *v)
+{
+    return v == NULL || *v == '\0' || strcmp(v, "0") == 0 ||
+           strcmp(v, "off") == 0;
+}
+
+/* Switches the tracer on with v's dump at exit: "1" or "log" the log,
+ * anything else a file.  Under mf_trace_g.lock. */
+static void mf_trace_apply_locked(const char *v)
+{
+    if (strcmp(v, "1") != 0 && strcmp(v, "log") != 0) {
+        mf_strlcpy(mf_trace_g.path, v, sizeof(mf_trace_g.path));
+    } else {
+        mf_trace_g.path[0] = '\0';
+    }
+    mf_trace_enable(true);
+    if (!mf_trace_g.at_exit) {
+        mf_trace_g.at_exit = true;
+        if (atexit(mf_trace_at_exit) != 0) {
+            mf_warn("trace: cannot dump at exit (atexit failed)");
+        }
+    }
+}
+
 static void mf_trace_env_once(void)
 {
     const char *v = getenv("MF_TRACE");
 
-    if (v == NULL || *v == '\0' || strcmp(v, "0") == 0) {
+    if (v == NULL || *v == '\0') {
         return;
     }
-    if (strcmp(v, "1") != 0 && strcmp(v, "log") != 0) {
-        mf_strlcpy(mf_trace_g.path, v, sizeof(mf_trace_g.path));
+    pthread_mutex_lock(&mf_trace_g.lock);
+    mf_trace_g.env_set = true;
+    if (!mf_trace_off(v)) {
+        mf_trace_apply_locked(v);
     }
-    mf_trace_enable(true);
-    if (atexit(mf_trace_at_exit) != 0) {
-        mf_warn("trace: cannot dump at exit (atexit failed)");
-    }
+    pthread_mutex_unlock(&mf_trace_g.lock);
 }
 
 void mf_trace_env(void)
 {
     pthread_once(&mf_trace_g.env_once, mf_trace_env_once);
+}
+
+void mf_trace_config(const char *value)
+{
+    mf_trace_env();
+    pthread_mutex_lock(&mf_trace_g.lock);
+    if (!mf_trace_g.env_set && !mf_trace_off(value)) {
+        mf_trace_apply_locked(value);
+    }
+    pthread_mutex_unlock(&mf_trace_g.lock);
 }
 
 MF_API void mf_trace_clear(void)

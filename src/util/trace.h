@@ -69,6 +69,11 @@ static inline void mf_trace_end(mf_trace_point_t *tp, uint64_t t0)
 
 /* Applies MF_TRACE once per process (later calls do nothing). */
 void mf_trace_env(void);
+/* Applies a setting (a config key `trace`) of the same form as MF_TRACE:
+ * "" or "off" leaves the tracer as it is, "1" or "log" switches it on
+ * with its dump at exit to the log, anything else names the file of that
+ * dump.  MF_TRACE, when given, wins over every setting. */
+void mf_trace_config(const char *value);
 /* A table of every point with a count: name, count, total, mean, min,
  * p50, p90, p99, max (microseconds).  mf_trace_enable, mf_trace_clear,
  * mf_trace_get and mf_trace_write are the public calls (mf_trace.h). */

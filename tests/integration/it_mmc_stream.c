@@ -216,7 +216,8 @@ static int st_reader(int index, void *arg)
         mmc_call_stats_t cs = {.size = sizeof(cs)};
         mf_trace_stat_t ts[64];
         size_t nts;
-        bool rpc = false, get = false;
+        bool rpc = false, get = false, held = false;
+        uint64_t get_ns = 0, held_ns = 0;
 
         mmc_trace_enable(true);
         IT_MMC_ST(mmc_get(mmc, st_keys[1], whole, OBJ), MMC_OK);
@@ -230,9 +231,21 @@ static int st_reader(int index, void *arg)
         nts = mmc_trace_get(ts, 64);
         for (size_t i = 0; i < nts && i < 64; i++) {
             rpc |= strcmp(ts[i].name, "mmc.rpc.GET") == 0 && ts[i].count == 1;
-            get |= strcmp(ts[i].name, "mmc.get") == 0 && ts[i].count == 1;
+            if (strcmp(ts[i].name, "mmc.get") == 0 && ts[i].count == 1) {
+                get = true;
+                get_ns = ts[i].total_ns;
+            }
+            if (strcmp(ts[i].name, "mmc.lease_held") == 0 &&
+                ts[i].count == 1) {
+                held = true;
+                held_ns = ts[i].total_ns;
+            }
         }
-        TK_CHECK_GOTO(rpc && get, "trace points of the get");
+        /* the lease is held within the call */
+        TK_CHECK_GOTO(rpc && get && held && held_ns > 0 && held_ns <= get_ns,
+                      "trace points of the get (lease held %llu of %llu ns)",
+                      (unsigned long long)held_ns,
+                      (unsigned long long)get_ns);
         mmc_trace_enable(false);
         mmc_trace_clear();
     }

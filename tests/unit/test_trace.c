@@ -2,7 +2,8 @@
  * The built-in tracer (src/util/trace.c, <memfabric/mf_trace.h>): points
  * that record nothing while it is off, counts and extremes exact,
  * percentiles within a bucket, records from many threads, clear, the
- * table written to a file, and MF_TRACE read once at mf_init.
+ * table written to a file, MF_TRACE read once at mf_init, and the
+ * `trace` setting (mf_trace_config), over which MF_TRACE wins.
  */
 #include "tk_group.h"
 #include "tk_log.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -151,6 +153,57 @@ static void test_write(void **state)
     tk_log_stop(&test_log);
 }
 
+/* In a child: MF_TRACE as env (NULL: unset), then the setting; a record,
+ * then exit, whose dump goes to the setting's file when it is on.
+ * Returns whether the file holds the record. */
+static bool test_config_child(const char *env, const char *setting_fmt)
+{
+    char path[] = "/tmp/mf-trace-XXXXXX", setting[64], text[4096];
+    size_t n = 0;
+    pid_t pid;
+    FILE *f;
+    int fd, st;
+
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path); /* written at the child's exit, or not at all */
+    snprintf(setting, sizeof(setting), setting_fmt, path);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (env != NULL) {
+            setenv("MF_TRACE", env, 1);
+        }
+        mf_trace_config(setting);
+        mf_trace_record(&tp_b, 1500); /* nothing while off */
+        exit(0);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        n = fread(text, 1, sizeof(text) - 1, f);
+        fclose(f);
+        unlink(path);
+    }
+    text[n] = '\0';
+    return strstr(text, "test.b") != NULL;
+}
+
+/* The `trace` setting: a path turns the tracer on with its dump there at
+ * exit; empty or "off" leave it off; MF_TRACE, set or "0", wins.  Each
+ * case in a child, before this process read MF_TRACE (test_env). */
+static void test_config(void **state)
+{
+    (void)state;
+    assert_true(test_config_child(NULL, "%s"));
+    assert_false(test_config_child(NULL, ""));
+    assert_false(test_config_child(NULL, "off"));
+    assert_false(test_config_child("0", "%s"));
+    assert_false(atomic_load(&mf_trace_on)); /* this process: untouched */
+}
+
 /* MF_TRACE switches the tracer on at mf_init (once per process). */
 static void test_env(void **state)
 {
@@ -169,7 +222,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_off),     cmocka_unit_test(test_figures),
         cmocka_unit_test(test_threads), cmocka_unit_test(test_write),
-        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_config),  cmocka_unit_test(test_env),
     };
 
     return tk_group_run(tests, NULL, NULL);

@@ -546,11 +546,11 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     if (cfg == NULL || mmc_p == NULL) {
         return MF_ERR_INVALID;
     }
-    mf_trace_env();
     status = mmc_local_config_check(cfg);
     if (status != MF_OK) {
         return status;
     }
+    mf_trace_config(cfg->trace); /* after MF_TRACE, which wins */
     pthread_mutex_lock(&mmc_local_lock);
     if (mmc_local_exists) {
         pthread_mutex_unlock(&mmc_local_lock);

@@ -39,6 +39,10 @@ static const mf_cfg_entry_t mmc_cfg_entries[] = {
     {"name", MF_CFG_STR, offsetof(mmc_config_t, name),
      sizeof(((mmc_config_t *)0)->name), "", 0, 0,
      "name the meta service shows for this process; empty: host:pid"},
+    {"trace", MF_CFG_STR, offsetof(mmc_config_t, trace),
+     sizeof(((mmc_config_t *)0)->trace), "", 0, 0,
+     "the built-in tracer: log (every trace point's figures to the log at "
+     "exit), a file path (to that file), or empty: off; MF_TRACE wins"},
 };
 
 static const mf_cfg_table_t mmc_cfg_table = {
@@ -60,8 +64,9 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
         return MF_ERR_INVALID;
     }
     if (memchr(cfg->meta_url, '\0', sizeof(cfg->meta_url)) == NULL ||
-        memchr(cfg->name, '\0', sizeof(cfg->name)) == NULL) {
-        mf_error("mmc-local: meta_url or name is not terminated");
+        memchr(cfg->name, '\0', sizeof(cfg->name)) == NULL ||
+        memchr(cfg->trace, '\0', sizeof(cfg->trace)) == NULL) {
+        mf_error("mmc-local: meta_url, name or trace is not terminated");
         return MF_ERR_CONFIG;
     }
     if (mf_url_list_parse(cfg->meta_url, urls, MF_URL_LIST_MAX, &nurls) !=

@@ -39,6 +39,8 @@
 MF_TRACE_POINT(mmc_tp_put, "mmc.put");
 MF_TRACE_POINT(mmc_tp_get, "mmc.get");
 MF_TRACE_POINT(mmc_tp_keys, "mmc.keys");
+/* A get's leases, from their grant (GET answered) to their release. */
+MF_TRACE_POINT(mmc_tp_lease_held, "mmc.lease_held");
 
 /* ---------------------------------------------------------------- put */
 
@@ -245,7 +247,8 @@ static mmc_status_t mmc_ops_get_run(mmc_t *mmc, const mmc_local_item_t *items,
     mmc_batch_copier_t copier;
     mmc_batch_rec_t *recs;
     size_t npieces = 0, i;
-    uint64_t deadline;
+    uint64_t deadline, held_t0;
+    bool leased = false;
 
     recs = mmc_batch_recs_new(what, NULL, items, count);
     if (recs == NULL) {
@@ -254,8 +257,10 @@ static mmc_status_t mmc_ops_get_run(mmc_t *mmc, const mmc_local_item_t *items,
     }
     call_status =
         mmc_batch_step_run(mmc, what, &mmc_batch_get, NULL, recs, count);
+    held_t0 = mf_trace_begin();
 
     for (i = 0; i < count; i++) {
+        leased = leased || recs[i].leased;
         if (recs[i].status == MMC_OK && items[i].size != recs[i].obj.size) {
             mf_warn("%s: '%s' is %" PRIu64 " bytes, the buffers hold %" PRIu64
                     " bytes; nothing copied",
@@ -287,6 +292,9 @@ static mmc_status_t mmc_ops_get_run(mmc_t *mmc, const mmc_local_item_t *items,
 
     /* failures of RELEASE are logged; the leases expire by themselves */
     (void)mmc_batch_step_run(mmc, what, &mmc_batch_release, NULL, recs, count);
+    if (leased) {
+        mf_trace_end(&mmc_tp_lease_held, held_t0);
+    }
     status = mmc_batch_recs_done(recs, count, MMC_OK, call_status, results);
     free(recs);
     return status;

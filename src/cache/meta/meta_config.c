@@ -141,6 +141,11 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
                  "for this long is closed"),
     {"log_level", MF_CFG_LOGLVL, offsetof(mmc_meta_opts_t, log_level), 0,
      "warn", 0, 0, "log level: off, error, warn, info, debug, trace"},
+    {"trace", MF_CFG_STR, offsetof(mmc_meta_opts_t, cfg.trace),
+     sizeof(((mmc_meta_config_t *)0)->trace), "", 0, 0,
+     "the built-in tracer: log (every trace point's figures to the log at "
+     "exit), a file path (to that file), or empty: off (GET /trace serves "
+     "them while on); MF_TRACE wins"},
 };
 
 static const mf_cfg_table_t mmc_meta_cfg_table = {

@@ -49,6 +49,7 @@ typedef struct mmc_meta_config {
     uint32_t idle_timeout_ms;   /* any connection, on every port, silent
                                    this long is closed */
     char log_level[16];         /* error, warn, info, debug, trace */
+    char trace[256];            /* the tracer: "", "log" or a file */
 } mmc_meta_config_t;
 
 /*

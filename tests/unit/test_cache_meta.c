@@ -198,8 +198,12 @@ static mmc_status_t test_meta_query(test_meta_t *t, const char *key,
                                     mmc_obj_result_t *res, uint32_t *leases)
 {
     mmc_obj_result_t local;
+    mmc_status_t status =
+        mmc_state_query(t->st, key, strlen(key), res ? res : &local, leases);
 
-    return mmc_state_query(t->st, key, strlen(key), res ? res : &local, leases);
+    /* EXIST's lookup agrees with QUERY's everywhere this test looks */
+    assert_int_equal(mmc_state_exists(t->st, key, strlen(key)), status);
+    return status;
 }
 
 typedef struct test_meta_used {

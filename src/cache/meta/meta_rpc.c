@@ -358,7 +358,6 @@ void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     mmc_key_list_t req;
     mmc_obj_list_t objs;
     mmc_status_list_t sts;
-    mmc_obj_result_t res;
     uint64_t now = mmc_meta_now_ms();
 
     rep->status = mmc_key_list_decode(body, len, &req);
@@ -391,8 +390,7 @@ void mmc_meta_handle_keys(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     for (uint32_t i = 0; i < req.count; i++) {
         const mmc_key_t *k = &req.keys[i];
         if (opcode == MMC_OP_EXIST) {
-            sts.status[i] =
-                mmc_state_query(meta->state, k->data, k->len, &res, NULL);
+            sts.status[i] = mmc_state_exists(meta->state, k->data, k->len);
         } else {
             sts.status[i] = mmc_state_remove(meta->state, k->data, k->len);
         }

@@ -933,6 +933,14 @@ mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
     return MMC_OK;
 }
 
+mmc_status_t mmc_state_exists(const mmc_state_t *state, const char *key,
+                              size_t key_len)
+{
+    return mmc_state_index_get(&state->index, key, key_len) != NULL
+               ? MMC_OK
+               : MMC_ERR_NOT_FOUND;
+}
+
 mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
                               size_t key_len)
 {

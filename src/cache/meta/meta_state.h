@@ -202,6 +202,9 @@ mmc_status_t mmc_state_release(mmc_state_t *state, mmc_state_owner_t *owner,
 mmc_status_t mmc_state_query(const mmc_state_t *state, const char *key,
                              size_t key_len, mmc_obj_result_t *res,
                              uint32_t *leases_p);
+/* Whether the object is committed: MMC_OK or MMC_ERR_NOT_FOUND. */
+mmc_status_t mmc_state_exists(const mmc_state_t *state, const char *key,
+                              size_t key_len);
 /* Unlinks the committed object: MMC_OK or MMC_ERR_NOT_FOUND. */
 mmc_status_t mmc_state_remove(mmc_state_t *state, const char *key,
                               size_t key_len);

@@ -79,6 +79,10 @@ typedef enum mf_net_client_state {
  * then looks whether the loop wants the socket (rd_want). */
 #define MF_NET_CLIENT_POLL_SLICE_MS 20
 
+/* Bytes of notifications a reading caller may leave queued for the loop
+ * before it leaves the reading to the loop. */
+#define MF_NET_CLIENT_NOTES_MAX (256 * 1024)
+
 /* The most one read takes from the socket. */
 #define MF_NET_CLIENT_READ_CHUNK (64 * 1024)
 
@@ -328,9 +332,10 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
 /*
  * A notification read from the socket, under rd_lock: on the loop with
  * none queued, to on_notify at once; else queued for the loop (false: no
- * memory, logged), whose delivery a caller activates.  A caller that read
- * one stops reading after this read (rd_backoff): notifications can come
- * in floods, and the loop delivers them as it reads them.
+ * memory, logged), whose delivery a caller activates.  A caller that
+ * finds more than MF_NET_CLIENT_NOTES_MAX bytes queued stops reading
+ * after this read (rd_backoff): notifications can come in floods, and the
+ * loop delivers them as it reads them.
  */
 static bool mf_net_client_note(mf_net_client_t *client,
                                const mf_net_hdr_t *hdr, const uint8_t *body,
@@ -338,11 +343,11 @@ static bool mf_net_client_note(mf_net_client_t *client,
 {
     mf_net_note_t note = {.opcode = hdr->opcode, .len = hdr->body_len};
     bool first, ok;
+    size_t queued;
 
     if (client->on_notify == NULL) {
         return true;
     }
-    client->rd_backoff = !on_loop;
     pthread_mutex_lock(&client->lock);
     first = evbuffer_get_length(client->notes) == 0;
     if (first && on_loop) { /* only readers add, and the loop reads */
@@ -353,7 +358,9 @@ static bool mf_net_client_note(mf_net_client_t *client,
     ok = evbuffer_expand(client->notes, sizeof(note) + note.len) == 0 &&
          evbuffer_add(client->notes, &note, sizeof(note)) == 0 &&
          (note.len == 0 || evbuffer_add(client->notes, body, note.len) == 0);
+    queued = evbuffer_get_length(client->notes);
     pthread_mutex_unlock(&client->lock);
+    client->rd_backoff = !on_loop && queued > MF_NET_CLIENT_NOTES_MAX;
     if (!ok) {
         mf_error("%s: no memory for a notification of %u bytes",
                  client->addr, note.len);
@@ -521,8 +528,8 @@ static void mf_net_client_lost_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * A caller reads the socket itself until its response is in, when nobody
  * else reads it; it returns when its response is in, when another thread
- * reads (the response then comes by hand-over), when it read a
- * notification (the loop reads on), when the loop wants the socket, or at
+ * reads (the response then comes by hand-over), when it left a
+ * flood of notifications to the loop, when the loop wants the socket, or at
  * deadline_ns (0: none).
  */
 static void mf_net_client_read_for(mf_net_client_t *client,

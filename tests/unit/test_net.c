@@ -387,6 +387,7 @@ enum {
     OP_FLOOD = 9,   /* notify 1 MiB frames until the server refuses */
     OP_TRUST = 10,  /* trust the connection (a handshake), reply */
     OP_SEQ = 11,    /* body n: notify 2n, reply, notify 2n + 1 */
+    OP_SEQ_FLOOD = 12, /* body n: notify n .. n + 63 (64 KiB each), reply */
 };
 
 #define TEST_NOTIFY_OPCODE 77
@@ -522,6 +523,23 @@ static void test_srv_on_request(mf_net_conn_t *conn, uint16_t opcode,
         mf_net_conn_notify(conn, TEST_SEQ_OPCODE, &seq, sizeof(seq));
         break;
     }
+    case OP_SEQ_FLOOD: {
+        static uint8_t note[64 * 1024];
+        uint32_t n;
+
+        assert_int_equal(len, sizeof(n));
+        memcpy(&n, body, sizeof(n));
+        for (uint32_t i = 0; i < 64; i++) {
+            uint32_t seq = n + i;
+
+            memcpy(note, &seq, sizeof(seq));
+            assert_int_equal(
+                mf_net_conn_notify(conn, TEST_SEQ_OPCODE, note, sizeof(note)),
+                MF_OK);
+        }
+        mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
+        break;
+    }
     case OP_TRUST:
         mf_net_conn_set_trusted(conn);
         mf_net_conn_reply(conn, req_id, opcode, MF_OK, NULL, 0);
@@ -639,7 +657,7 @@ static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
     uint32_t seq;
 
     if (opcode == TEST_SEQ_OPCODE) {
-        assert_int_equal(len, sizeof(seq));
+        assert_true(len >= sizeof(seq));
         memcpy(&seq, body, sizeof(seq));
         if (seq != cli->seq_next || pthread_equal(pthread_self(), cli->caller)) {
             atomic_fetch_add(&cli->seq_bad, 1);
@@ -1340,10 +1358,20 @@ static void test_notify_order(void **state)
         }
     }
     assert_true(test_wait_for(&cli.nnotify, 1000));
+    /* 4 MiB of notifications ahead of an answer: the caller leaves them
+     * to the loop past 256 KiB, and its answer still comes */
+    n = 1000;
+    assert_int_equal(mf_net_client_call(cli.client, OP_SEQ_FLOOD, &n,
+                                        sizeof(n), TEST_CALL_TIMEOUT_MS,
+                                        &resp),
+                     MF_OK);
+    assert_int_equal(resp.status, MF_OK);
+    mf_net_resp_free(&resp);
+    assert_true(test_wait_for(&cli.nnotify, 1064));
     assert_int_equal(atomic_load(&cli.seq_bad), 0);
     assert_int_equal(test_echo(cli.client, "ok", 2), MF_OK);
     mf_net_client_destroy(cli.client);
-    assert_int_equal(cli.seq_next, 1000);
+    assert_int_equal(cli.seq_next, 1064);
     test_srv_stop(srv);
     free(srv);
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);

@@ -33,6 +33,9 @@ echo "== install, then build and run the examples against the install =="
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install build --prefix "$prefix" >/dev/null
+# From scratch: the install keeps its sources' times, so a build left from
+# an earlier run would not see a changed header and keep stale objects.
+rm -rf build-examples
 cmake -S examples -B build-examples -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build build-examples
 LD_LIBRARY_PATH="$prefix/lib:$prefix/lib/$(gcc -print-multiarch)" ./build-examples/bm_copy

@@ -34,9 +34,11 @@
  * to read through an epoll set of the client's own (rd_ep, watched by
  * rd_ev) where the socket sits with EPOLLONESHOT: an event disarms it,
  * and a caller disarms it while it reads, so the loop is not woken by
- * bytes a caller reads.  Whoever unlocks rd_lock re-arms it afterwards;
- * bytes that came meanwhile (or the peer's end) show at once, so none is
- * left unread.  Notifications are queued and delivered on the loop, in
+ * bytes a caller reads.  Whoever holds rd_lock re-arms it before it
+ * unlocks (the watch changes only under rd_lock, never on a closed
+ * socket); bytes that came meanwhile (or the peer's end) show at once.
+ * An event that finds rd_lock taken sets rd_missed, which the holder
+ * looks at after unlocking and reads on, so none is left unread.  Notifications are queued and delivered on the loop, in
  * the order they came, whoever read them.  The loop takes rd_lock only to
  * swap the socket (attach, loss, shutdown) and raises rd_want meanwhile,
  * which makes a reading caller step back within one poll slice.  Lock
@@ -143,6 +145,8 @@ struct mf_net_client {
     bool rd_backoff;           /* under rd_lock: a caller read a notification
                                   and leaves the rest to the loop */
     int rd_want;               /* atomic: the loop waits for rd_lock */
+    int rd_missed;             /* atomic: the loop had an event while
+                                  rd_lock was taken */
     int rd_ep;                 /* epoll set of the socket (one-shot) */
 
     pthread_mutex_t lock;
@@ -194,17 +198,17 @@ static void mf_net_client_rd_lock(mf_net_client_t *client)
     __atomic_store_n(&client->rd_want, 0, __ATOMIC_SEQ_CST);
 }
 
-/* Arms the one-shot watch of fd in rd_ep (the loop hears of bytes to
- * read, or of the peer's end, once), or disarms it; fd may have left the
- * set meanwhile (then nothing happens). */
-static void mf_net_client_rd_arm(mf_net_client_t *client, int fd, bool on)
+/* Under rd_lock: arms the one-shot watch of the socket in rd_ep (the
+ * loop hears of bytes to read, or of the peer's end, once), or disarms
+ * it.  Not once the connection is found broken: its loss is on its way. */
+static void mf_net_client_rd_arm(mf_net_client_t *client, bool on)
 {
     struct epoll_event ev = {
         .events = on ? EPOLLIN | EPOLLRDHUP | EPOLLONESHOT : EPOLLONESHOT,
     };
 
-    if (fd >= 0) {
-        (void)epoll_ctl(client->rd_ep, EPOLL_CTL_MOD, fd, &ev);
+    if (client->rd_fd >= 0 && !client->rd_broken) {
+        (void)epoll_ctl(client->rd_ep, EPOLL_CTL_MOD, client->rd_fd, &ev);
     }
 }
 
@@ -482,25 +486,37 @@ static bool mf_net_client_rd_drain(mf_net_client_t *client, bool on_loop)
 
 /* Loop: rd_ep has an event.  Takes it (which disarms the watch) and
  * reads, unless a caller reads: that one re-arms the watch when done. */
+/*
+ * Reads while the loop had an event that found rd_lock taken (rd_missed),
+ * re-arming the watch each time; whoever unlocks rd_lock calls this
+ * after, so no event goes unread.  true: the connection broke.
+ */
+static bool mf_net_client_rd_turn(mf_net_client_t *client, bool on_loop)
+{
+    bool broken = false;
+
+    while (__atomic_load_n(&client->rd_missed, __ATOMIC_SEQ_CST) &&
+           pthread_mutex_trylock(&client->rd_lock) == 0) {
+        __atomic_store_n(&client->rd_missed, 0, __ATOMIC_SEQ_CST);
+        broken = !mf_net_client_rd_drain(client, on_loop) || broken;
+        client->rd_backoff = false;
+        mf_net_client_rd_arm(client, true);
+        pthread_mutex_unlock(&client->rd_lock);
+    }
+    return broken;
+}
+
+/* Loop: rd_ep has an event.  Takes it (which disarms the watch) and
+ * reads, or leaves it to the holder of rd_lock. */
 static void mf_net_client_rd_cb(evutil_socket_t fd, short what, void *arg)
 {
     mf_net_client_t *client = arg;
     struct epoll_event ev[4];
-    bool broken;
-    int sock;
 
     (void)epoll_wait(client->rd_ep, ev, 4, 0);
-    if (pthread_mutex_trylock(&client->rd_lock) != 0) {
-        return;
-    }
-    broken = !mf_net_client_rd_drain(client, true);
-    client->rd_backoff = false;
-    sock = client->rd_fd;
-    pthread_mutex_unlock(&client->rd_lock);
-    if (broken) {
+    __atomic_store_n(&client->rd_missed, 1, __ATOMIC_SEQ_CST);
+    if (mf_net_client_rd_turn(client, true)) {
         mf_net_client_lost(client);
-    } else {
-        mf_net_client_rd_arm(client, sock, true);
     }
     mf_net_client_notes_deliver(client);
 }
@@ -539,18 +555,17 @@ static void mf_net_client_read_for(mf_net_client_t *client,
     struct pollfd pfd;
     bool broken = false;
     uint64_t now;
-    int ms, sock;
+    int ms;
 
     if (__atomic_load_n(&client->rd_want, __ATOMIC_SEQ_CST) ||
         pthread_mutex_trylock(&client->rd_lock) != 0) {
         return;
     }
-    sock = client->rd_fd;
-    if (sock < 0 || client->rd_broken) {
+    if (client->rd_fd < 0 || client->rd_broken) {
         pthread_mutex_unlock(&client->rd_lock);
         return;
     }
-    mf_net_client_rd_arm(client, sock, false); /* the loop sleeps on */
+    mf_net_client_rd_arm(client, false); /* the loop sleeps on */
     while (!client->rd_backoff &&
            !__atomic_load_n(&pending->done, __ATOMIC_ACQUIRE) &&
            !__atomic_load_n(&client->rd_want, __ATOMIC_SEQ_CST)) {
@@ -564,7 +579,7 @@ static void mf_net_client_read_for(mf_net_client_t *client,
                 ms = (int)((deadline_ns - now + 999999u) / 1000000u);
             }
         }
-        pfd.fd = sock;
+        pfd.fd = client->rd_fd;
         pfd.events = POLLIN;
         pfd.revents = 0;
         if (poll(&pfd, 1, ms) == 0) {
@@ -576,11 +591,11 @@ static void mf_net_client_read_for(mf_net_client_t *client,
         }
     }
     client->rd_backoff = false;
+    mf_net_client_rd_arm(client, true);
     pthread_mutex_unlock(&client->rd_lock);
+    broken = mf_net_client_rd_turn(client, false) || broken;
     if (broken) {
         event_active(client->lost_ev, 0, 0);
-    } else {
-        mf_net_client_rd_arm(client, sock, true); /* after the unlock */
     }
 }
 

@@ -13,8 +13,8 @@
  * --store/--world the process is one rank of a pool started elsewhere.
  *
  * This file holds the options and main(); the pool is in pool.c, rank 0's
- * measurement in run.c, the memcpy baseline in mcpy.c and the output in
- * report.c.
+ * measurement in run.c, the output in report.c; the memcpy baseline is
+ * tools/common's (bench_mcpy).
  *
  * Invariants: the options are parsed and checked completely before
  * anything is forked or measured; every default depends only on the

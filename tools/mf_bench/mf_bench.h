@@ -1,9 +1,9 @@
 /*
  * mf-bench's parts, shared between its files: the options (main.c), the
  * pool of processes it runs (pool.c), rank 0's measurement and the
- * driver's baseline of device directions (run.c), the memcpy baseline
- * (mcpy.c) and the report (report.c).  main.c says what the tool
- * measures.
+ * driver's baseline of device directions (run.c) and the report
+ * (report.c); the memcpy baseline is tools/common's (bench_mcpy).  main.c says
+ * what the tool measures.
  *
  * Invariants: mb_opts is set once, by main.c, before any process is
  * forked, and only read after; a result travels from rank 0 to the parent
@@ -14,6 +14,7 @@
 
 #include <memfabric/memfabric.h>
 
+#include "bench_mcpy.h"
 #include "bench_tcp.h"
 #include "bench_util.h"
 #include "tk_cuda.h"
@@ -24,7 +25,7 @@
 #include <stdint.h>
 
 #define MB_MAX_SIZES    32
-#define MB_MAX_THREADS  65
+#define MB_MAX_THREADS  BENCH_MCPY_MAX_THREADS
 #define MB_MAX_RANKS    64
 #define MB_KV_LAYERS    61
 #define MB_KV_PIECES    (2 * MB_KV_LAYERS)
@@ -145,49 +146,6 @@ typedef struct mb_record {
 
 enum { MB_REC_HEADER = 1, MB_REC_RESULT = 2 };
 
-/* ------------------------------------------------------- memcpy baseline */
-
-typedef struct mb_mcpy mb_mcpy_t;
-
-typedef struct mb_mcpy_helper {
-    mb_mcpy_t *mc;
-    unsigned index;
-    pthread_t tid;
-} mb_mcpy_helper_t;
-
-/*
- * A memcpy of a piece list by `nthreads` threads: the caller and persistent
- * helpers, each taking an equal share of the bytes.  While a baseline is
- * measured the helpers spin on a generation counter (the fastest hand-off
- * there is, so the baseline is what plain memcpy can do); otherwise they
- * sleep, so they do not take CPU from the library's copy threads.
- */
-struct mb_mcpy {
-    mb_mcpy_helper_t helpers[MB_MAX_THREADS];
-    unsigned nthreads;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    const mf_copy_piece_t *pieces;
-    size_t count;
-    uint64_t total;
-    unsigned active;   /* threads that copy in this run */
-    unsigned gen;      /* bumped to start a run (atomic) */
-    unsigned finished; /* helpers done with this run (atomic) */
-    bool hot;          /* helpers spin (atomic) */
-    bool quit;         /* helpers exit (atomic) */
-};
-
-/* Starts nthreads - 1 helpers.  0, or -1 (logged; call mb_mcpy_fini). */
-int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads);
-void mb_mcpy_fini(mb_mcpy_t *mc);
-
-/* Helpers spin (hot) only while a baseline is measured. */
-void mb_mcpy_hot(mb_mcpy_t *mc, bool hot);
-
-/* Copies the pieces (total bytes) with `active` threads. */
-void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces, size_t count,
-                 uint64_t total, unsigned active);
-
 /* ------------------------------------------------------ rank 0's work */
 
 /* Rank 0's local memory of a piece list: private host memory (host
@@ -222,7 +180,7 @@ typedef struct mb_bench {
     mf_copy_piece_t *rot;    /* the piece list of the slot being timed */
     mf_status_t *results;
     size_t max_pieces;
-    mb_mcpy_t mcpy;
+    bench_mcpy_t mcpy;
     uint32_t lanes;          /* tcp lanes, 0 for shm */
     bench_tcp_client_t tcpb; /* raw TCP baseline connections (tcp) */
     int out_fd;              /* results to the parent, or -1 to print */

@@ -504,8 +504,8 @@ static int mb_job_run(mb_bench_t *b, mb_job_t *job)
         return mb_copy(b, job->layout, job->dir, mb_job_pieces(b, job),
                        job->count, NULL);
     case MB_JOB_MEMCPY:
-        mb_mcpy_run(&b->mcpy, mb_job_pieces(b, job), job->count, job->total,
-                    job->active);
+        bench_mcpy_run(&b->mcpy, mb_job_pieces(b, job), job->count, job->total,
+                       job->active);
         return 0;
     case MB_JOB_DRIVER:
         return mb_driver_run(b, mb_job_pieces(b, job), job->count, job->total,
@@ -618,9 +618,9 @@ static double mb_baseline(mb_bench_t *b, mb_layout_t layout, uint64_t size,
     job.active = total >= b->split_min ? b->threads : 1;
     if (kind == MB_BASE_MEMCPY) {
         job.kind = MB_JOB_MEMCPY;
-        mb_mcpy_hot(&b->mcpy, job.active > 1);
+        bench_mcpy_hot(&b->mcpy, job.active > 1);
         gbps = mb_measure(b, &job, total, &samples);
-        mb_mcpy_hot(&b->mcpy, false);
+        bench_mcpy_hot(&b->mcpy, false);
         return gbps;
     }
     job.kind = MB_JOB_DRIVER;
@@ -806,7 +806,7 @@ int mb_bench_run(mb_bench_t *b, uint64_t max)
             return -1;
         }
     }
-    if (mb_mcpy_init(&b->mcpy, b->threads) != 0) {
+    if (bench_mcpy_init(&b->mcpy, b->threads) != 0) {
         return -1;
     }
     memset(&rec, 0, sizeof(rec));
@@ -844,7 +844,7 @@ void mb_bench_free(mb_bench_t *b, uint64_t max)
     size_t k;
 
     if (b->mcpy.nthreads > 0) {
-        mb_mcpy_fini(&b->mcpy);
+        bench_mcpy_fini(&b->mcpy);
     }
     if (b->tcpb.n > 0) {
         bench_tcp_client_fini(&b->tcpb);

@@ -91,6 +91,10 @@ static void mcb_client_free(mcb_client_t *c)
     if (c->stream != NULL) {
         tk_cuda_stream_destroy(c->stream);
     }
+    if (c->mcpy.nthreads > 0) {
+        bench_mcpy_fini(&c->mcpy);
+    }
+    free(c->mcpy_pieces);
     mcb_area_free(c->src, c->area);
     mcb_area_free(c->dst, c->area);
     tk_cuda_free_host(c->pin);
@@ -353,6 +357,17 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
         }
     }
     c.copy_threads = cfg.fabric.copy_threads;
+    c.mcpy_pieces =
+        calloc((size_t)mcb_opts.bmax * MCB_PIECES, sizeof(*c.mcpy_pieces));
+    if (c.mcpy_pieces == NULL) {
+        bench_err("client %u: out of memory", proc);
+        goto out_free;
+    }
+    if (bench_mcpy_init(&c.mcpy, c.copy_threads + 1 < BENCH_MCPY_MAX_THREADS
+                                     ? c.copy_threads + 1
+                                     : BENCH_MCPY_MAX_THREADS) != 0) {
+        goto out_free;
+    }
     c.lanes = 1;
     if (mmc_config_get(&cfg, "fabric.tcp.lanes", lanes, sizeof(lanes)) ==
             MF_OK &&

@@ -10,16 +10,16 @@
  * mmc_put_layers_batch and reads blocks of every client with
  * mmc_get_layers_batch, 1, 8, 16 and 32 blocks per call; then it measures
  * mmc_exist_batch and mmc_query_batch of 1024 keys and the single-key
- * round trip.  The baseline is a single-threaded memcpy of the same 122
- * pieces between the same source and destination buffers, in every
- * client, while the others do the same.  With --meta the clients join a
- * running meta service instead; with --netns the clients are spread over
- * hosts made of network namespaces and use the tcp transport, and also put
- * blocks on (preferred rank) and get blocks from processes of other hosts
- * only (put_remote, get_remote).  With --device the blocks of every
- * client are device memory, put into and got from the DRAM pool, and the
- * baselines are the driver's copies of the same pieces between those
- * device blocks and pinned host memory (cuda_d2h for put, cuda_h2d for
+ * round trip.  The baseline is a memcpy of the same 122 pieces between
+ * the same source and destination buffers by as many threads as the
+ * library copies with, in every client, while the others do the same.  With
+ * --meta the clients join a running meta service instead; with --netns the
+ * clients are spread over hosts made of network namespaces and use the tcp
+ * transport, and also put blocks on (preferred rank) and get blocks from
+ * processes of other hosts only (put_remote, get_remote).  With --device the
+ * blocks of every client are device memory, put into and got from the DRAM
+ * pool, and the baselines are the driver's copies of the same pieces between
+ * those device blocks and pinned host memory (cuda_d2h for put, cuda_h2d for
  * get).
  *
  * This file holds the options and main(); the daemon and the client

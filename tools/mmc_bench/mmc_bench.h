@@ -14,6 +14,7 @@
 
 #include <memcache/mmc.h>
 
+#include "bench_mcpy.h"
 #include "bench_tcp.h"
 #include "bench_util.h"
 #include "tk_cuda.h"
@@ -177,6 +178,10 @@ typedef struct mcb_client {
     uint8_t *pin;
     mmc_iov_t (*pin_iov)[MCB_PIECES];
     tk_cuda_stream_t *stream;
+    /* the memcpy baseline: as many threads as the library copies with,
+     * and the piece list of a call */
+    bench_mcpy_t mcpy;
+    mf_copy_piece_t *mcpy_pieces;
     char **own_keys;   /* blocks: this client's blocks */
     char **all_keys;   /* procs * blocks, owners interleaved */
     char **meta_keys;  /* meta_keys: this client's objects */

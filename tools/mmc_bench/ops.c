@@ -156,18 +156,25 @@ static int mcb_do_get_remote(mcb_client_t *c, uint32_t b, uint64_t j)
 
 /* The baseline: the pieces of the blocks put call j puts (the same source
  * buffers, in the same turn), copied into the destination blocks get call
- * j fills: DRAM to DRAM, as a put's and a get's copies are. */
+ * j fills: DRAM to DRAM, as a put's and a get's copies are, by as many
+ * threads as the library copies with (the bytes split evenly). */
 static int mcb_do_memcpy(mcb_client_t *c, uint32_t b, uint64_t j)
 {
+    mf_copy_piece_t *pc = c->mcpy_pieces;
+    uint64_t total = 0;
     uint32_t i, p, k;
+    size_t n = 0;
 
     for (i = 0; i < b; i++) {
         k = (uint32_t)((j * b + i) % mcb_opts.blocks);
         for (p = 0; p < MCB_PIECES; p++) {
-            memcpy(c->dst_iov[k][p].base, c->src_iov[k][p].base,
-                   c->src_iov[k][p].len);
+            pc[n].src = (uint64_t)(uintptr_t)c->src_iov[k][p].base;
+            pc[n].dst = (uint64_t)(uintptr_t)c->dst_iov[k][p].base;
+            pc[n].size = c->src_iov[k][p].len;
+            total += pc[n++].size;
         }
     }
+    bench_mcpy_run(&c->mcpy, pc, n, total, c->mcpy.nthreads);
     __asm__ __volatile__("" ::: "memory");
     return 0;
 }

@@ -333,12 +333,13 @@ void mcb_report_print(const char *url, bool spawned)
                "(fabric.copy_threads = %u, see --set)\n",
                copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
     } else {
-        printf("# memcpy: the baseline of put and get, a single-threaded "
-               "memcpy of the same pieces (the source layers a put call "
-               "reads into the destination layers a get call fills) in every "
-               "process at the same time; the library copies with %u "
-               "thread%s per call (fabric.copy_threads = %u, see --set)\n",
-               copy_threads + 1, copy_threads == 0 ? "" : "s", copy_threads);
+        printf("# memcpy: the baseline of put and get, a memcpy of the same "
+               "pieces (the source layers a put call reads into the "
+               "destination layers a get call fills) in every process at the "
+               "same time, by as many threads as the library copies with: "
+               "%u per call (fabric.copy_threads = %u, see --set), the bytes "
+               "split evenly\n",
+               copy_threads + 1, copy_threads);
     }
     if (mcb_opts.hosts > 1) {
         printf("# tcp_write, tcp_read: the baselines of put_remote and "

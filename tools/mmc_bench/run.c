@@ -76,7 +76,7 @@ static int mcb_send(mcb_client_t *c, const mcb_record_t *r)
  * until this client made >= min_calls over >= min_time and every other
  * client did too (so all of them run for the whole of each one's window).
  */
-static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
+static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b)
 {
     const mcb_call_fn fn = mcb_op_fns[op];
     const bool block_op = mcb_op_blocks(op);
@@ -136,6 +136,20 @@ static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
     r.bytes = block_op ? n * b * MCB_BLOCK : 0;
     r.items = n * keys;
     return mcb_send(c, &r);
+}
+
+/* The memcpy baseline's helpers spin only while it is measured. */
+static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
+{
+    bool hot = op == MCB_OP_MEMCPY && c->mcpy.nthreads > 1;
+    int ret;
+
+    bench_mcpy_hot(&c->mcpy, hot);
+    ret = mcb_measure_op(c, op, b);
+    if (hot) {
+        bench_mcpy_hot(&c->mcpy, false);
+    }
+    return ret;
 }
 
 /* Compares dst block i with block k of owner; -1 (logged) if it differs.

@@ -1,23 +1,22 @@
 /*
- * mf-bench's memcpy baseline: the same pieces copied between private
- * buffers of one process by as many threads as the library copies with
- * (see struct mb_mcpy in mf_bench.h).
+ * The benchmarks' memcpy baseline: a piece list copied by as many threads
+ * as the library copies with (see bench_mcpy.h).
  *
  * Invariants: thread i copies bytes [total * i / active, total * (i + 1) /
  * active) of the piece list, so the shares cover it exactly once; a run
  * returns only after every helper finished its share.
  */
-#include "mf_bench.h"
+#include "bench_mcpy.h"
 
 #include <sched.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#define MB_CPU_RELAX() __builtin_ia32_pause()
+#define BENCH_CPU_RELAX() __builtin_ia32_pause()
 #elif defined(__aarch64__)
-#define MB_CPU_RELAX() __asm__ __volatile__("yield")
+#define BENCH_CPU_RELAX() __asm__ __volatile__("yield")
 #else
-#define MB_CPU_RELAX()                                                         \
+#define BENCH_CPU_RELAX()                                                      \
     do {                                                                       \
     } while (0)
 #endif
@@ -28,16 +27,16 @@
  * CPU) gives the CPU back instead of burning its whole time slice; the
  * library's copy threads wait the same way.
  */
-static void mb_spin_wait(unsigned *spins)
+static void bench_mcpy_spin(unsigned *spins)
 {
     if (++*spins < 4096) {
-        MB_CPU_RELAX();
+        BENCH_CPU_RELAX();
     } else {
         sched_yield();
     }
 }
 
-static void mb_mcpy_share(mb_mcpy_t *mc, unsigned index)
+static void bench_mcpy_share(bench_mcpy_t *mc, unsigned index)
 {
     uint64_t begin, end, pos = 0;
     size_t i;
@@ -60,10 +59,10 @@ static void mb_mcpy_share(mb_mcpy_t *mc, unsigned index)
     }
 }
 
-static void *mb_mcpy_thread(void *arg)
+static void *bench_mcpy_thread(void *arg)
 {
-    mb_mcpy_helper_t *a = arg;
-    mb_mcpy_t *mc = a->mc;
+    bench_mcpy_helper_t *a = arg;
+    bench_mcpy_t *mc = a->mc;
     unsigned seen = 0, gen, spins = 0;
 
     for (;;) {
@@ -79,18 +78,18 @@ static void *mb_mcpy_thread(void *arg)
         while (__atomic_load_n(&mc->hot, __ATOMIC_ACQUIRE)) {
             gen = __atomic_load_n(&mc->gen, __ATOMIC_ACQUIRE);
             if (gen == seen) {
-                mb_spin_wait(&spins);
+                bench_mcpy_spin(&spins);
                 continue;
             }
             spins = 0;
             seen = gen;
-            mb_mcpy_share(mc, a->index);
+            bench_mcpy_share(mc, a->index);
             __atomic_add_fetch(&mc->finished, 1, __ATOMIC_RELEASE);
         }
     }
 }
 
-static void mb_mcpy_set(mb_mcpy_t *mc, bool *flag, bool value)
+static void bench_mcpy_set(bench_mcpy_t *mc, bool *flag, bool value)
 {
     pthread_mutex_lock(&mc->lock);
     __atomic_store_n(flag, value, __ATOMIC_RELEASE);
@@ -98,11 +97,11 @@ static void mb_mcpy_set(mb_mcpy_t *mc, bool *flag, bool value)
     pthread_mutex_unlock(&mc->lock);
 }
 
-void mb_mcpy_fini(mb_mcpy_t *mc)
+void bench_mcpy_fini(bench_mcpy_t *mc)
 {
     unsigned i;
 
-    mb_mcpy_set(mc, &mc->quit, true);
+    bench_mcpy_set(mc, &mc->quit, true);
     for (i = 1; i < mc->nthreads; i++) {
         pthread_join(mc->helpers[i].tid, NULL);
     }
@@ -110,7 +109,7 @@ void mb_mcpy_fini(mb_mcpy_t *mc)
     pthread_mutex_destroy(&mc->lock);
 }
 
-int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads)
+int bench_mcpy_init(bench_mcpy_t *mc, unsigned nthreads)
 {
     unsigned i;
 
@@ -121,7 +120,7 @@ int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads)
     for (i = 1; i < nthreads; i++) {
         mc->helpers[i].mc = mc;
         mc->helpers[i].index = i;
-        if (pthread_create(&mc->helpers[i].tid, NULL, mb_mcpy_thread,
+        if (pthread_create(&mc->helpers[i].tid, NULL, bench_mcpy_thread,
                            &mc->helpers[i]) != 0) {
             bench_err("pthread_create failed");
             return -1; /* the ones started are stopped by fini */
@@ -131,15 +130,15 @@ int mb_mcpy_init(mb_mcpy_t *mc, unsigned nthreads)
     return 0;
 }
 
-void mb_mcpy_hot(mb_mcpy_t *mc, bool hot)
+void bench_mcpy_hot(bench_mcpy_t *mc, bool hot)
 {
     if (mc->nthreads > 1) {
-        mb_mcpy_set(mc, &mc->hot, hot);
+        bench_mcpy_set(mc, &mc->hot, hot);
     }
 }
 
-void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces, size_t count,
-                 uint64_t total, unsigned active)
+void bench_mcpy_run(bench_mcpy_t *mc, const mf_copy_piece_t *pieces,
+                    size_t count, uint64_t total, unsigned active)
 {
     unsigned helpers = active - 1, spins = 0;
 
@@ -148,15 +147,15 @@ void mb_mcpy_run(mb_mcpy_t *mc, const mf_copy_piece_t *pieces, size_t count,
     mc->total = total;
     mc->active = active;
     if (helpers == 0) {
-        mb_mcpy_share(mc, 0);
+        bench_mcpy_share(mc, 0);
         return;
     }
     /* only helpers 1..active-1 run; the others see index >= active */
     __atomic_store_n(&mc->finished, 0, __ATOMIC_RELAXED);
     __atomic_add_fetch(&mc->gen, 1, __ATOMIC_RELEASE);
-    mb_mcpy_share(mc, 0);
+    bench_mcpy_share(mc, 0);
     while (__atomic_load_n(&mc->finished, __ATOMIC_ACQUIRE) <
            mc->nthreads - 1) {
-        mb_spin_wait(&spins);
+        bench_mcpy_spin(&spins);
     }
 }

@@ -11,8 +11,8 @@
  * pattern before it is timed, so a speed is never reported for a copy
  * that moves the wrong bytes; device memory is only ever read and written
  * through the driver (or the library), never dereferenced; a measurement
- * is the median of samples of at least MB_SAMPLE_NS each, after one
- * warm-up run.
+ * is the median of samples of at least MB_SAMPLE_NS each, after a
+ * warm-up run through every slot of the working set (below).
  *
  * Working set: a timed copy and its baseline rotate through `slots` copies
  * of their piece list, slot k shifted by k times a stride at each end, so
@@ -548,8 +548,13 @@ static double mb_measure(mb_bench_t *b, mb_job_t *job, uint64_t bytes,
     uint64_t t0, t1, start, reps = 1;
     unsigned n = 0;
 
-    if (mb_job_run(b, job) != 0) { /* warm-up */
-        return -1;
+    /* warm-up: one turn through every slot, so that no timed copy is the
+     * first to touch its pages (a segment's pages are faulted in by the
+     * first write) */
+    for (uint64_t k = 0; k < (job->slots > 1 ? job->slots : 1); k++) {
+        if (mb_job_run(b, job) != 0) {
+            return -1;
+        }
     }
     /* calibrate: double reps until one sample lasts >= MB_SAMPLE_NS */
     for (;;) {

@@ -11,10 +11,12 @@
  * it into the bufferevent on the loop.  Frames never interleave: a direct
  * send happens only while no other bytes are pending, under the lock that
  * every queueing holds.  A response is matched by req_id and handed over
- * under the same lock; a caller whose responses have been quick spins
- * briefly before it sleeps, so the hand-over costs no wake-up.  Whatever breaks
- * the connection (EOF, error, a bad frame), the loop drops the bufferevent, the
- * out queue and every pending call in one step under the lock, so a call is
+ * under the same lock; a caller that does not read the socket itself
+ * (below) and whose responses have been quick spins briefly before it
+ * sleeps, so the hand-over costs no wake-up.  Whatever breaks the
+ * connection (EOF, error, a bad frame; a caller that reads one hands it
+ * to the loop through lost_ev), the loop drops the bufferevent, the out
+ * queue and every pending call in one step under the lock, so a call is
  * either answered or failed, never lost.  Connecting (the first time and after
  * a loss, by the next call) happens on a calling thread, with a non-blocking
  * connect bounded by connect_timeout_ms (mf_sock_connect); one thread
@@ -38,11 +40,14 @@
  * unlocks (the watch changes only under rd_lock, never on a closed
  * socket); bytes that came meanwhile (or the peer's end) show at once.
  * An event that finds rd_lock taken sets rd_missed, which the holder
- * looks at after unlocking and reads on, so none is left unread.  Notifications are queued and delivered on the loop, in
- * the order they came, whoever read them.  The loop takes rd_lock only to
- * swap the socket (attach, loss, shutdown) and raises rd_want meanwhile,
- * which makes a reading caller step back within one poll slice.  Lock
- * order: rd_lock, then the client lock.
+ * looks at after unlocking and reads on, so none is left unread.
+ * Notifications are queued and delivered on the loop, in the order they
+ * came, whoever read them; a caller that finds more than
+ * MF_NET_CLIENT_NOTES_MAX bytes of them queued leaves the reading to the
+ * loop.  The loop takes rd_lock only to swap the socket (attach, loss,
+ * shutdown) and raises rd_want meanwhile, which makes a reading caller
+ * step back within one poll slice.  Lock order: rd_lock, then the client
+ * lock.
  */
 #include "net/net_int.h"
 #include "util/log.h"

@@ -58,8 +58,9 @@ static void mb_usage(FILE *out)
             "read and write DRAM\n"
             "                     (default: twice the last-level cache; 0 "
             "with tcp, whose raw\n"
-            "                     stream baseline does not rotate; 0: always "
-            "the same bytes)\n"
+            "                     stream baseline does not rotate, and with "
+            "--quick; 0: always\n"
+            "                     the same bytes)\n"
             "  --pieces N         pieces of a batched copy (default 64)\n"
             "  --layouts LIST     single,batch,kv (default all; kv = 61 x "
             "128 KiB + 61 x 16 KiB)\n"
@@ -100,8 +101,9 @@ static void mb_usage(FILE *out)
             "10.213.<s>.1-2), even ranks in\n"
             "                     the first, odd in the second; needs root "
             "and iproute2\n"
-            "  --quick            sizes 4K,64K,1M, --min-time 0.02 (smoke "
-            "test)\n"
+            "  --quick            sizes 4K,64K,1M, --min-time 0.02, "
+            "--working-set 0\n"
+            "                     (smoke test)\n"
             "  --json             one JSON object per result on stdout\n"
             "  --timeout SEC      give up after SEC seconds (default 900)\n"
             "  --store URL        run as one rank of a pool whose store is at "
@@ -448,8 +450,8 @@ static int mb_parse_args(int argc, char **argv)
     }
     mb_opts.tcp = strcmp(mb_opts.transport, "tcp") == 0;
     mb_opts.llc = bench_llc_bytes();
-    if (!ws) {
-        mb_opts.ws = mb_opts.tcp ? 0 : 2 * mb_opts.llc;
+    if (!ws) { /* a smoke test (--quick) measures nothing: no rotation */
+        mb_opts.ws = mb_opts.tcp || quick ? 0 : 2 * mb_opts.llc;
     }
     if (mb_opts.netns && (!mb_opts.tcp || mb_opts.store_url != NULL)) {
         bench_err("--netns goes with --transport tcp, without --store");

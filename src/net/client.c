@@ -147,8 +147,10 @@ struct mf_net_client {
                                   frame was read */
     struct evbuffer *rd_in;    /* under rd_lock: bytes not yet whole frames */
     mf_net_reader_t rd_reader; /* under rd_lock */
-    bool rd_backoff;           /* under rd_lock: a caller read a notification
-                                  and leaves the rest to the loop */
+    bool rd_backoff;           /* under rd_lock: a reading caller found more
+                                  than MF_NET_CLIENT_NOTES_MAX bytes of
+                                  notifications queued and leaves the rest
+                                  to the loop */
     int rd_want;               /* atomic: the loop waits for rd_lock */
     int rd_missed;             /* atomic: the loop had an event while
                                   rd_lock was taken */
@@ -326,8 +328,8 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
     pthread_mutex_unlock(&client->lock);
     while (evbuffer_remove(client->note_buf, &note, sizeof(note)) ==
            (int)sizeof(note)) {
-        body = note.len > 0 ? evbuffer_pullup(client->note_buf, note.len)
-                            : NULL;
+        body =
+            note.len > 0 ? evbuffer_pullup(client->note_buf, note.len) : NULL;
         if (note.len > 0 && body == NULL) {
             mf_error("%s: no memory to deliver a notification", client->addr);
         } else {
@@ -339,16 +341,15 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
 }
 
 /*
- * A notification read from the socket, under rd_lock: on the loop with
- * none queued, to on_notify at once; else queued for the loop (false: no
+ * A notification read from the socket (by a caller under rd_lock): on the
+ * loop with none queued, to on_notify at once; else queued for the loop (false: no
  * memory, logged), whose delivery a caller activates.  A caller that
  * finds more than MF_NET_CLIENT_NOTES_MAX bytes queued stops reading
  * after this read (rd_backoff): notifications can come in floods, and the
  * loop delivers them as it reads them.
  */
-static bool mf_net_client_note(mf_net_client_t *client,
-                               const mf_net_hdr_t *hdr, const uint8_t *body,
-                               bool on_loop)
+static bool mf_net_client_note(mf_net_client_t *client, const mf_net_hdr_t *hdr,
+                               const uint8_t *body, bool on_loop)
 {
     mf_net_note_t note = {.opcode = hdr->opcode, .len = hdr->body_len};
     bool first, ok;
@@ -369,10 +370,12 @@ static bool mf_net_client_note(mf_net_client_t *client,
          (note.len == 0 || evbuffer_add(client->notes, body, note.len) == 0);
     queued = evbuffer_get_length(client->notes);
     pthread_mutex_unlock(&client->lock);
-    client->rd_backoff = !on_loop && queued > MF_NET_CLIENT_NOTES_MAX;
+    if (!on_loop) {
+        client->rd_backoff = queued > MF_NET_CLIENT_NOTES_MAX;
+    }
     if (!ok) {
-        mf_error("%s: no memory for a notification of %u bytes",
-                 client->addr, note.len);
+        mf_error("%s: no memory for a notification of %u bytes", client->addr,
+                 note.len);
         return false;
     }
     if (first && !on_loop) {
@@ -381,9 +384,27 @@ static bool mf_net_client_note(mf_net_client_t *client,
     return true;
 }
 
-/* Hands over the whole frames in rd_in: responses to their callers,
- * notifications to the queue.  Under rd_lock; false: the peer sent what a
- * client must not get (logged). */
+/* Hands one whole frame to its owner: a response to its caller, a
+ * notification to on_notify or its queue (mf_net_client_note).  false:
+ * the peer sent what a client must not get, or no memory (logged). */
+static bool mf_net_client_frame(mf_net_client_t *client,
+                                const mf_net_hdr_t *hdr, const uint8_t *body,
+                                bool on_loop)
+{
+    switch (hdr->kind) {
+    case MF_NET_KIND_RESPONSE:
+        mf_net_client_response(client, hdr, body);
+        return true;
+    case MF_NET_KIND_NOTIFY:
+        return mf_net_client_note(client, hdr, body, on_loop);
+    default:
+        mf_warn("%s sent a request to a client, disconnecting", client->addr);
+        return false;
+    }
+}
+
+/* Hands over the whole frames in rd_in.  Under rd_lock; false: the peer
+ * broke the protocol (logged). */
 static bool mf_net_client_rd_frames(mf_net_client_t *client, bool on_loop)
 {
     const uint8_t *body;
@@ -391,25 +412,14 @@ static bool mf_net_client_rd_frames(mf_net_client_t *client, bool on_loop)
     bool ready;
 
     for (;;) {
-        if (mf_net_reader_parse(&client->rd_reader, client->rd_in,
-                                client->addr, &ready, &hdr, &body) != MF_OK) {
+        if (mf_net_reader_parse(&client->rd_reader, client->rd_in, client->addr,
+                                &ready, &hdr, &body) != MF_OK) {
             return false;
         }
         if (!ready) {
             return true;
         }
-        switch (hdr.kind) {
-        case MF_NET_KIND_RESPONSE:
-            mf_net_client_response(client, &hdr, body);
-            break;
-        case MF_NET_KIND_NOTIFY:
-            if (!mf_net_client_note(client, &hdr, body, on_loop)) {
-                return false;
-            }
-            break;
-        default:
-            mf_warn("%s sent a request to a client, disconnecting",
-                    client->addr);
+        if (!mf_net_client_frame(client, &hdr, body, on_loop)) {
             return false;
         }
         mf_net_reader_drop(&client->rd_reader, client->rd_in);
@@ -425,8 +435,7 @@ static ssize_t mf_net_client_rd_once(mf_net_client_t *client)
     ssize_t got;
     int n, i;
 
-    n = evbuffer_reserve_space(client->rd_in, MF_NET_CLIENT_READ_CHUNK, vec,
-                               2);
+    n = evbuffer_reserve_space(client->rd_in, MF_NET_CLIENT_READ_CHUNK, vec, 2);
     if (n <= 0) {
         errno = ENOMEM;
         return -1;
@@ -489,8 +498,6 @@ static bool mf_net_client_rd_drain(mf_net_client_t *client, bool on_loop)
     return false;
 }
 
-/* Loop: rd_ep has an event.  Takes it (which disarms the watch) and
- * reads, unless a caller reads: that one re-arms the watch when done. */
 /*
  * Reads while the loop had an event that found rd_lock taken (rd_missed),
  * re-arming the watch each time; whoever unlocks rd_lock calls this
@@ -622,18 +629,7 @@ static void mf_net_client_read_cb(struct bufferevent *bev, void *arg)
         if (!ready) {
             return;
         }
-        switch (hdr.kind) {
-        case MF_NET_KIND_RESPONSE:
-            mf_net_client_response(client, &hdr, body);
-            break;
-        case MF_NET_KIND_NOTIFY:
-            if (client->on_notify != NULL) {
-                client->on_notify(hdr.opcode, body, hdr.body_len, client->arg);
-            }
-            break;
-        default:
-            mf_warn("%s sent a request to a client, disconnecting",
-                    client->addr);
+        if (!mf_net_client_frame(client, &hdr, body, true)) {
             mf_net_client_lost(client);
             return;
         }
@@ -1307,9 +1303,9 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     client->rd_in = evbuffer_new();
     client->rd_ep = epoll_create1(EPOLL_CLOEXEC);
     if (client->rd_ep >= 0) {
-        client->rd_ev = event_new(client->loop.base, client->rd_ep,
-                                  EV_READ | EV_PERSIST, mf_net_client_rd_cb,
-                                  client);
+        client->rd_ev =
+            event_new(client->loop.base, client->rd_ep, EV_READ | EV_PERSIST,
+                      mf_net_client_rd_cb, client);
     }
     if (client->rd_ev == NULL || event_add(client->rd_ev, NULL) < 0) {
         mf_error("%s: cannot make the client's read events: %s", client->addr,

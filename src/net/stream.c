@@ -121,13 +121,13 @@ mf_status_t mf_net_reader_next(mf_net_reader_t *reader, struct bufferevent *bev,
                                const char *peer, bool *ready_p,
                                mf_net_hdr_t *hdr_p, const uint8_t **body_p)
 {
-    mf_status_t status = mf_net_reader_parse(
-        reader, bufferevent_get_input(bev), peer, ready_p, hdr_p, body_p);
+    mf_status_t status = mf_net_reader_parse(reader, bufferevent_get_input(bev),
+                                             peer, ready_p, hdr_p, body_p);
 
     if (status == MF_OK && !*ready_p) { /* wake up when the rest is in */
         bufferevent_setwatermark(
-            bev, EV_READ, reader->have_hdr ? reader->hdr.body_len : MF_NET_HDR_SIZE,
-            0);
+            bev, EV_READ,
+            reader->have_hdr ? reader->hdr.body_len : MF_NET_HDR_SIZE, 0);
     }
     return status;
 }

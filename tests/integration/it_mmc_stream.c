@@ -235,8 +235,7 @@ static int st_reader(int index, void *arg)
                 get = true;
                 get_ns = ts[i].total_ns;
             }
-            if (strcmp(ts[i].name, "mmc.lease_held") == 0 &&
-                ts[i].count == 1) {
+            if (strcmp(ts[i].name, "mmc.lease_held") == 0 && ts[i].count == 1) {
                 held = true;
                 held_ns = ts[i].total_ns;
             }
@@ -244,8 +243,7 @@ static int st_reader(int index, void *arg)
         /* the lease is held within the call */
         TK_CHECK_GOTO(rpc && get && held && held_ns > 0 && held_ns <= get_ns,
                       "trace points of the get (lease held %llu of %llu ns)",
-                      (unsigned long long)held_ns,
-                      (unsigned long long)get_ns);
+                      (unsigned long long)held_ns, (unsigned long long)get_ns);
         mmc_trace_enable(false);
         mmc_trace_clear();
     }

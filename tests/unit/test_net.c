@@ -376,17 +376,17 @@ static void test_hdr_reject(void **state)
 /* ---- a test service ---- */
 
 enum {
-    OP_ECHO = 1,    /* reply with the request body */
-    OP_STATUS = 2,  /* reply MF_ERR_NOT_FOUND, empty body */
-    OP_HOLD = 3,    /* no reply until OP_RELEASE */
-    OP_DEFER = 4,   /* reply "deferred" from a timer */
-    OP_NOTIFY = 5,  /* reply, then a notify */
-    OP_GATHER = 6,  /* hold until TEST_GATHER arrived, reply in reverse */
-    OP_RELEASE = 7, /* reply to every held OP_HOLD, then to itself */
-    OP_CLOSE = 8,   /* reply "bye" and close the connection */
-    OP_FLOOD = 9,   /* notify 1 MiB frames until the server refuses */
-    OP_TRUST = 10,  /* trust the connection (a handshake), reply */
-    OP_SEQ = 11,    /* body n: notify 2n, reply, notify 2n + 1 */
+    OP_ECHO = 1,       /* reply with the request body */
+    OP_STATUS = 2,     /* reply MF_ERR_NOT_FOUND, empty body */
+    OP_HOLD = 3,       /* no reply until OP_RELEASE */
+    OP_DEFER = 4,      /* reply "deferred" from a timer */
+    OP_NOTIFY = 5,     /* reply, then a notify */
+    OP_GATHER = 6,     /* hold until TEST_GATHER arrived, reply in reverse */
+    OP_RELEASE = 7,    /* reply to every held OP_HOLD, then to itself */
+    OP_CLOSE = 8,      /* reply "bye" and close the connection */
+    OP_FLOOD = 9,      /* notify 1 MiB frames until the server refuses */
+    OP_TRUST = 10,     /* trust the connection (a handshake), reply */
+    OP_SEQ = 11,       /* body n: notify 2n, reply, notify 2n + 1 */
     OP_SEQ_FLOOD = 12, /* body n: notify n .. n + 63 (64 KiB each), reply */
 };
 
@@ -659,7 +659,8 @@ static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
     if (opcode == TEST_SEQ_OPCODE) {
         assert_true(len >= sizeof(seq));
         memcpy(&seq, body, sizeof(seq));
-        if (seq != cli->seq_next || pthread_equal(pthread_self(), cli->caller)) {
+        if (seq != cli->seq_next ||
+            pthread_equal(pthread_self(), cli->caller)) {
             atomic_fetch_add(&cli->seq_bad, 1);
         }
         cli->seq_next = seq + 1;
@@ -1361,9 +1362,8 @@ static void test_notify_order(void **state)
     /* 4 MiB of notifications ahead of an answer: the caller leaves them
      * to the loop past 256 KiB, and its answer still comes */
     n = 1000;
-    assert_int_equal(mf_net_client_call(cli.client, OP_SEQ_FLOOD, &n,
-                                        sizeof(n), TEST_CALL_TIMEOUT_MS,
-                                        &resp),
+    assert_int_equal(mf_net_client_call(cli.client, OP_SEQ_FLOOD, &n, sizeof(n),
+                                        TEST_CALL_TIMEOUT_MS, &resp),
                      MF_OK);
     assert_int_equal(resp.status, MF_OK);
     mf_net_resp_free(&resp);

@@ -341,12 +341,12 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
 }
 
 /*
- * A notification read from the socket (by a caller under rd_lock): on the
- * loop with none queued, to on_notify at once; else queued for the loop (false: no
- * memory, logged), whose delivery a caller activates.  A caller that
- * finds more than MF_NET_CLIENT_NOTES_MAX bytes queued stops reading
- * after this read (rd_backoff): notifications can come in floods, and the
- * loop delivers them as it reads them.
+ * A notification read from the socket (by a caller under rd_lock): on
+ * the loop with none queued, to on_notify at once; else queued for the
+ * loop (false: no memory, logged), whose delivery a caller activates.  A
+ * caller that finds more than MF_NET_CLIENT_NOTES_MAX bytes queued stops
+ * reading after this read (rd_backoff): notifications can come in floods,
+ * and the loop delivers them as it reads them.
  */
 static bool mf_net_client_note(mf_net_client_t *client, const mf_net_hdr_t *hdr,
                                const uint8_t *body, bool on_loop)

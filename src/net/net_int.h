@@ -83,5 +83,9 @@ void mf_net_reader_drop(mf_net_reader_t *reader, struct evbuffer *in);
 mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
                                uint8_t kind, uint16_t opcode, int32_t status,
                                uint64_t req_id, const void *body, size_t len);
+/* Encodes a header and the body at the end of out, whole or not at all. */
+mf_status_t mf_net_frame_add(struct evbuffer *out, uint8_t kind,
+                             uint16_t opcode, int32_t status, uint64_t req_id,
+                             const void *body, size_t len);
 
 #endif

@@ -27,14 +27,18 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Output a connection may have pending beyond twice the largest frame. */
 #define MF_NET_OUT_MARGIN (64u << 20)
+/* Frames up to this size are gathered while requests are handled. */
+#define MF_NET_GATHER_MAX (64u << 10)
 
 struct mf_net_server {
     mf_net_loop_t loop;
@@ -52,6 +56,8 @@ struct mf_net_server {
     uint32_t nconns;
     const atomic_uint_least64_t *_Atomic fence; /* mf_net_server_fence */
     bool fence_logged;                          /* loop thread only */
+    bool gathering;     /* in a read callback: small frames are gathered */
+    mf_list_t gathered; /* connections with frames in gather */
 };
 
 struct mf_net_conn {
@@ -60,6 +66,9 @@ struct mf_net_conn {
     struct bufferevent *bev;
     struct event *close_ev; /* activated to free the conn from the loop */
     mf_net_reader_t reader;
+    struct evbuffer *gather; /* frames to send when the read callback ends */
+    mf_list_t gather_link;   /* in server->gathered, if gathered */
+    bool gathered;
     bool closing; /* no more input is handled, output is dropped */
     bool trusted; /* frames up to server->max_body */
     void *data;
@@ -77,12 +86,17 @@ static void mf_net_server_conn_destroy(mf_net_conn_t *conn)
     mf_list_del(&conn->link);
     server->nconns--;
     conn->closing = true;
+    if (conn->gathered) {
+        mf_list_del(&conn->gather_link);
+        conn->gathered = false;
+    }
     if (server->ops.on_close != NULL) {
         server->ops.on_close(conn, server->arg);
     }
     mf_debug("%s: connection from %s closed", server->addr, conn->peer);
     bufferevent_free(conn->bev);
     event_free(conn->close_ev);
+    evbuffer_free(conn->gather);
     free(conn);
 }
 
@@ -123,10 +137,68 @@ void mf_net_server_fence(mf_net_server_t *server,
     atomic_store(&server->fence, until);
 }
 
-static void mf_net_server_conn_read_cb(struct bufferevent *bev, void *arg)
+/*
+ * Sends what conn gathered: straight to the socket when nothing else is
+ * pending (one sendmsg for every reply and notify of the callback), the
+ * rest through the bufferevent.  Dropped on a connection being dropped.
+ */
+static void mf_net_conn_flush(mf_net_conn_t *conn)
 {
-    mf_net_conn_t *conn = arg;
+    struct evbuffer *out = bufferevent_get_output(conn->bev);
+    struct evbuffer_iovec iov[16]; /* laid out as struct iovec */
+    struct msghdr msg;
+    int fd = bufferevent_getfd(conn->bev);
+    ssize_t n;
+    int niov;
+
+    if (conn->gathered) {
+        mf_list_del(&conn->gather_link);
+        conn->gathered = false;
+    }
+    if (conn->closing) { /* mf_net_conn_close moved what was gathered */
+        evbuffer_drain(conn->gather, evbuffer_get_length(conn->gather));
+        return;
+    }
+    while (evbuffer_get_length(out) == 0 && fd >= 0 &&
+           evbuffer_get_length(conn->gather) > 0) {
+        niov = evbuffer_peek(conn->gather, -1, NULL, iov, 16);
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = (struct iovec *)iov;
+        msg.msg_iovlen = (size_t)MF_MIN(niov, 16);
+        do {
+            n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n <= 0) {
+            break; /* full or broken: the bufferevent finds out which */
+        }
+        evbuffer_drain(conn->gather, (size_t)n);
+    }
+    if (evbuffer_get_length(conn->gather) > 0 &&
+        evbuffer_add_buffer(out, conn->gather) != 0) {
+        mf_error("%s: cannot queue output to %s; disconnecting",
+                 conn->server->addr, conn->peer);
+        mf_net_server_conn_drop(conn);
+    }
+}
+
+/* Sends what every connection gathered. */
+static void mf_net_server_flush(mf_net_server_t *server)
+{
+    mf_list_t *elem;
+
+    while ((elem = mf_list_pop_front(&server->gathered)) != NULL) {
+        mf_net_conn_t *conn = mf_container_of(elem, mf_net_conn_t, gather_link);
+
+        mf_list_init(&conn->gather_link);
+        conn->gathered = false;
+        mf_net_conn_flush(conn);
+    }
+}
+
+static void mf_net_server_conn_read(mf_net_conn_t *conn)
+{
     mf_net_server_t *server = conn->server;
+    struct bufferevent *bev = conn->bev;
     const uint8_t *body;
     mf_net_hdr_t hdr;
     mf_status_t status;
@@ -156,6 +228,22 @@ static void mf_net_server_conn_read_cb(struct bufferevent *bev, void *arg)
                                server->arg);
         mf_net_reader_consume(&conn->reader, bev);
     }
+}
+
+/* Handles every whole frame in; what the handlers send on a plain socket
+ * is gathered meanwhile and sent when they are done, so a reply and the
+ * notifies ahead of it, or the replies to requests that came together,
+ * leave in one system call. */
+static void mf_net_server_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    mf_net_conn_t *conn = arg;
+    mf_net_server_t *server = conn->server;
+
+    (void)bev;
+    server->gathering = server->stream->raw_fd;
+    mf_net_server_conn_read(conn);
+    server->gathering = false;
+    mf_net_server_flush(server);
 }
 
 static void mf_net_server_conn_write_cb(struct bufferevent *bev, void *arg)
@@ -215,6 +303,12 @@ static void mf_net_server_accept_cb(int fd, const struct sockaddr *addr,
     conn->server = server;
     mf_strlcpy(conn->peer, peer, sizeof(conn->peer));
     mf_net_reader_init(&conn->reader, server->untrusted_max_body);
+    mf_list_init(&conn->gather_link);
+    conn->gather = evbuffer_new();
+    if (conn->gather == NULL) {
+        mf_error("%s: no memory for a connection from %s", server->addr, peer);
+        goto err_free_conn;
+    }
     conn->close_ev =
         event_new(server->loop.base, -1, 0, mf_net_server_conn_close_cb, conn);
     if (conn->close_ev == NULL) {
@@ -249,11 +343,15 @@ static void mf_net_server_accept_cb(int fd, const struct sockaddr *addr,
 err_free_bev:
     bufferevent_free(conn->bev); /* closes fd */
     event_free(conn->close_ev);
+    evbuffer_free(conn->gather);
     free(conn);
     return;
 err_free_close_ev:
     event_free(conn->close_ev);
 err_free_conn:
+    if (conn->gather != NULL) {
+        evbuffer_free(conn->gather);
+    }
     free(conn);
 err_close_fd:
     close(fd);
@@ -299,6 +397,7 @@ mf_status_t mf_net_server_start(const mf_net_server_params_t *params,
     server->idle_timeout.tv_usec = (idle_ms % 1000) * 1000;
     server->max_conns = params->max_conns;
     mf_list_init(&server->conns);
+    mf_list_init(&server->gathered);
 
     status = mf_net_loop_init(&server->loop, "mf-net-server");
     if (status != MF_OK) {
@@ -383,6 +482,7 @@ static mf_status_t mf_net_conn_send(mf_net_conn_t *conn, uint8_t kind,
                                     int32_t status, const void *body,
                                     size_t len)
 {
+    mf_status_t st;
     size_t pending;
 
     if (conn->closing) {
@@ -396,11 +496,25 @@ static mf_status_t mf_net_conn_send(mf_net_conn_t *conn, uint8_t kind,
     }
     /* A peer that stops reading must not grow our memory without bound:
      * past twice the largest frame plus a margin, it is disconnected. */
-    pending = evbuffer_get_length(bufferevent_get_output(conn->bev));
+    pending = evbuffer_get_length(bufferevent_get_output(conn->bev)) +
+              evbuffer_get_length(conn->gather);
     if (pending > 2 * conn->server->max_body + MF_NET_OUT_MARGIN) {
         mf_warn("%s: %s does not read its %zu pending bytes; disconnecting",
                 conn->server->addr, conn->peer, pending);
         mf_net_server_conn_drop(conn);
+        return MF_ERR_CONN_RESET;
+    }
+    if (conn->server->gathering && len <= MF_NET_GATHER_MAX) {
+        st = mf_net_frame_add(conn->gather, kind, opcode, status, req_id, body,
+                              len);
+        if (st == MF_OK && !conn->gathered) {
+            mf_list_push_back(&conn->server->gathered, &conn->gather_link);
+            conn->gathered = true;
+        }
+        return st;
+    }
+    mf_net_conn_flush(conn); /* what was gathered goes first */
+    if (conn->closing) {
         return MF_ERR_CONN_RESET;
     }
     /* Writes the whole frame or nothing. */
@@ -450,6 +564,7 @@ void mf_net_conn_close(mf_net_conn_t *conn)
     if (conn->closing) {
         return;
     }
+    mf_net_conn_flush(conn); /* what was gathered leaves before the close */
     conn->closing = true;
     bufferevent_disable(conn->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {

@@ -137,12 +137,12 @@ void mf_net_reader_consume(mf_net_reader_t *reader, struct bufferevent *bev)
     mf_net_reader_drop(reader, bufferevent_get_input(bev));
 }
 
-mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
-                               uint8_t kind, uint16_t opcode, int32_t status,
-                               uint64_t req_id, const void *body, size_t len)
+/* Checks a frame and encodes its header into raw. */
+static mf_status_t mf_net_frame_hdr(uint8_t kind, uint16_t opcode,
+                                    int32_t status, uint64_t req_id,
+                                    const void *body, size_t len,
+                                    uint8_t raw[MF_NET_HDR_SIZE])
 {
-    struct evbuffer *out = bufferevent_get_output(bev);
-    uint8_t raw[MF_NET_HDR_SIZE];
     mf_net_hdr_t hdr = {
         .magic = MF_NET_MAGIC,
         .version = MF_NET_VERSION,
@@ -152,10 +152,6 @@ mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
         .body_len = (uint32_t)len,
         .req_id = req_id,
     };
-    struct iovec iov[2];
-    struct msghdr msg;
-    size_t sent = 0;
-    ssize_t n;
 
     if (len > UINT32_MAX) {
         mf_error("a frame body of %zu bytes is too large", len);
@@ -166,6 +162,48 @@ mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
         return MF_ERR_INVALID;
     }
     mf_net_hdr_encode(&hdr, raw);
+    return MF_OK;
+}
+
+mf_status_t mf_net_frame_add(struct evbuffer *out, uint8_t kind,
+                             uint16_t opcode, int32_t status, uint64_t req_id,
+                             const void *body, size_t len)
+{
+    uint8_t raw[MF_NET_HDR_SIZE];
+    mf_status_t st;
+
+    st = mf_net_frame_hdr(kind, opcode, status, req_id, body, len, raw);
+    if (st != MF_OK) {
+        return st;
+    }
+    /* Reserve first, so the header never goes in without its body. */
+    if (evbuffer_expand(out, sizeof(raw) + len) < 0) {
+        mf_error("cannot queue a frame of %zu bytes", sizeof(raw) + len);
+        return MF_ERR_NOMEM;
+    }
+    evbuffer_add(out, raw, sizeof(raw));
+    if (len > 0) {
+        evbuffer_add(out, body, len);
+    }
+    return MF_OK;
+}
+
+mf_status_t mf_net_frame_write(struct bufferevent *bev, bool raw_fd,
+                               uint8_t kind, uint16_t opcode, int32_t status,
+                               uint64_t req_id, const void *body, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    uint8_t raw[MF_NET_HDR_SIZE];
+    struct iovec iov[2];
+    struct msghdr msg;
+    size_t sent = 0;
+    ssize_t n;
+    mf_status_t st;
+
+    st = mf_net_frame_hdr(kind, opcode, status, req_id, body, len, raw);
+    if (st != MF_OK) {
+        return st;
+    }
     if (raw_fd && evbuffer_get_length(out) == 0 &&
         bufferevent_getfd(bev) >= 0) {
         iov[0] = (struct iovec){raw, sizeof(raw)};

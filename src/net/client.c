@@ -163,6 +163,10 @@ struct mf_net_client {
     mf_status_t connect_status; /* outcome of the last connect attempt */
     struct evbuffer *outq;      /* whole frames for the loop to send */
     struct evbuffer *notes;     /* notifications read by callers, in order */
+    uint64_t notes_read;        /* notifications read, queued or not */
+    uint64_t notes_done;        /* of those, the ones on_notify returned from */
+    unsigned notes_waiters;     /* threads in mf_net_client_notes_wait() */
+    pthread_cond_t notes_cond;  /* notes_done grew, or destroying */
     int direct_fd;  /* the connected socket where callers may send(); -1 */
     bool loop_busy; /* the loop has bytes of frames not yet sent */
     uint64_t next_req_id;
@@ -317,11 +321,23 @@ static void mf_net_client_response(mf_net_client_t *client,
     free(copy);
 }
 
+/* Loop: n more notifications were delivered. */
+static void mf_net_client_notes_done(mf_net_client_t *client, uint64_t n)
+{
+    pthread_mutex_lock(&client->lock);
+    client->notes_done += n;
+    if (client->notes_waiters > 0) {
+        pthread_cond_broadcast(&client->notes_cond);
+    }
+    pthread_mutex_unlock(&client->lock);
+}
+
 /* Loop: hands the queued notifications to on_notify, in order. */
 static void mf_net_client_notes_deliver(mf_net_client_t *client)
 {
     mf_net_note_t note;
     const uint8_t *body;
+    uint64_t n = 0;
 
     pthread_mutex_lock(&client->lock);
     evbuffer_add_buffer(client->note_buf, client->notes);
@@ -337,6 +353,10 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
                               client->arg);
         }
         evbuffer_drain(client->note_buf, note.len);
+        n++;
+    }
+    if (n > 0) {
+        mf_net_client_notes_done(client, n);
     }
 }
 
@@ -361,13 +381,16 @@ static bool mf_net_client_note(mf_net_client_t *client, const mf_net_hdr_t *hdr,
     pthread_mutex_lock(&client->lock);
     first = evbuffer_get_length(client->notes) == 0;
     if (first && on_loop) { /* only readers add, and the loop reads */
+        client->notes_read++;
         pthread_mutex_unlock(&client->lock);
         client->on_notify(hdr->opcode, body, hdr->body_len, client->arg);
+        mf_net_client_notes_done(client, 1);
         return true;
     }
     ok = evbuffer_expand(client->notes, sizeof(note) + note.len) == 0 &&
          evbuffer_add(client->notes, &note, sizeof(note)) == 0 &&
          (note.len == 0 || evbuffer_add(client->notes, body, note.len) == 0);
+    client->notes_read += ok;
     queued = evbuffer_get_length(client->notes);
     pthread_mutex_unlock(&client->lock);
     if (!on_loop) {
@@ -1102,6 +1125,23 @@ uint64_t mf_net_client_conn_id(mf_net_client_t *client)
     return id;
 }
 
+void mf_net_client_notes_wait(mf_net_client_t *client)
+{
+    uint64_t target;
+
+    if (mf_net_loop_is_current(&client->loop)) {
+        return; /* whatever the loop read, it delivered before returning */
+    }
+    pthread_mutex_lock(&client->lock);
+    target = client->notes_read;
+    client->notes_waiters++;
+    while (client->notes_done < target && !client->destroying) {
+        pthread_cond_wait(&client->notes_cond, &client->lock);
+    }
+    client->notes_waiters--;
+    pthread_mutex_unlock(&client->lock);
+}
+
 mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,
                                const void *body, size_t len)
 {
@@ -1200,6 +1240,7 @@ static void mf_net_client_free(mf_net_client_t *client)
     mf_net_loop_cleanup(&client->loop);
     mf_hmap_free(&client->pending);
     pthread_cond_destroy(&client->reconnect_cond);
+    pthread_cond_destroy(&client->notes_cond);
     pthread_cond_destroy(&client->state_cond);
     pthread_mutex_destroy(&client->rd_lock);
     pthread_mutex_destroy(&client->lock);
@@ -1246,6 +1287,7 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     client->rd_ep = -1;
     pthread_cond_init(&client->state_cond, NULL);
     pthread_cond_init(&client->reconnect_cond, NULL);
+    pthread_cond_init(&client->notes_cond, NULL);
     mf_hmap_init(&client->pending);
     client->state = MF_NET_CLIENT_DISCONNECTED;
     client->direct_fd = -1;
@@ -1362,6 +1404,7 @@ void mf_net_client_destroy(mf_net_client_t *client)
     }
     client->destroying = true;
     pthread_cond_broadcast(&client->state_cond);
+    pthread_cond_broadcast(&client->notes_cond);
     pthread_cond_signal(&client->reconnect_cond);
     while (client->state == MF_NET_CLIENT_CONNECTING) {
         pthread_cond_wait(&client->state_cond, &client->lock);

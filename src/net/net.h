@@ -265,6 +265,15 @@ void mf_net_resp_free(mf_net_resp_t *resp);
 mf_status_t mf_net_client_send(mf_net_client_t *client, uint16_t opcode,
                                const void *body, size_t len);
 
+/*
+ * Waits until on_notify has returned for every notification read so far
+ * (notifications a caller read are delivered on the loop a moment
+ * later): a caller that acts on an answer knowing that the
+ * notifications ahead of it took effect.  Returns at once on the loop
+ * thread, and when the client is being destroyed.
+ */
+void mf_net_client_notes_wait(mf_net_client_t *client);
+
 /* The number of the connection made last (1, 2, ...; 0: none yet): a
  * caller tells whether it spoke on the current connection already. */
 uint64_t mf_net_client_conn_id(mf_net_client_t *client);

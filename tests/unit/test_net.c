@@ -647,6 +647,7 @@ typedef struct test_cli {
     uint32_t seq_next;
     atomic_int seq_bad;
     pthread_t caller;
+    unsigned seq_delay_us; /* on_notify takes this long with each */
 } test_cli_t;
 
 static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
@@ -662,6 +663,9 @@ static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
         if (seq != cli->seq_next ||
             pthread_equal(pthread_self(), cli->caller)) {
             atomic_fetch_add(&cli->seq_bad, 1);
+        }
+        if (cli->seq_delay_us > 0) {
+            usleep(cli->seq_delay_us);
         }
         cli->seq_next = seq + 1;
         atomic_fetch_add(&cli->nnotify, 1);
@@ -1377,6 +1381,43 @@ static void test_notify_order(void **state)
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
+/* mf_net_client_notes_wait: once it returns, on_notify has returned for
+ * every notification that came ahead of an answer, however slow it is. */
+static void test_notes_wait(void **state)
+{
+    test_srv_t *srv = test_srv_start(0, 0);
+    mf_net_resp_t resp;
+    test_cli_t cli;
+    uint32_t n;
+
+    (void)state;
+    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
+    cli.caller = pthread_self();
+    cli.seq_delay_us = 2000;
+    for (n = 0; n < 20; n++) {
+        assert_int_equal(mf_net_client_call(cli.client, OP_SEQ, &n, sizeof(n),
+                                            TEST_CALL_TIMEOUT_MS, &resp),
+                         MF_OK);
+        mf_net_resp_free(&resp);
+        mf_net_client_notes_wait(cli.client);
+        /* 2n came ahead of the answer; 2n + 1 after it, maybe read too */
+        assert_true(atomic_load(&cli.nnotify) >= (int)(2 * n + 1));
+    }
+    cli.seq_delay_us = 100;
+    n = 40;
+    assert_int_equal(mf_net_client_call(cli.client, OP_SEQ_FLOOD, &n, sizeof(n),
+                                        TEST_CALL_TIMEOUT_MS, &resp),
+                     MF_OK);
+    mf_net_resp_free(&resp);
+    mf_net_client_notes_wait(cli.client);
+    assert_int_equal(atomic_load(&cli.nnotify), 104);
+    assert_int_equal(atomic_load(&cli.seq_bad), 0);
+    mf_net_client_destroy(cli.client);
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+}
+
 static void test_server_closes(void **state)
 {
     test_srv_t *srv = test_srv_start(0, 0);
@@ -1679,6 +1720,8 @@ int main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_notify, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_notify_order, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_notes_wait, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_server_closes, test_setup,
                                         test_teardown),

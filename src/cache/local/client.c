@@ -214,6 +214,10 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
     uint32_t host_idx, flags = 0;
     bool same;
 
+    /* the meta service sends our record's changes ahead of its answers,
+     * and does not wait for us to apply them: whatever an answer we took
+     * vouched for is in the record before it goes to another service */
+    mf_net_client_notes_wait(mmc->rpc);
     pthread_mutex_lock(&mmc->reg_lock);
     if (atomic_load(&mmc->reg_gen) != seen_gen ||
         mf_net_client_conn_id(mmc->rpc) == mmc->reg_conn) {

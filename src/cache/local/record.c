@@ -7,8 +7,11 @@
  * offset; DEL: gone); the loop thread of the RPC client applies each
  * batch under rec_lock and then acknowledges it (RECORD_ACK), and the
  * meta service holds the reply of a put or remove until every holder
- * involved did.  So whatever a put or remove that returned OK changed is
- * in the records of the live holders.
+ * involved other than the requester did.  The requester's own batches
+ * come ahead of the reply on the same connection; a reannouncement waits
+ * until they are applied (mf_net_client_notes_wait).  So whatever a put
+ * or remove that returned OK changed is in the records of the live
+ * holders by the time another meta service asks for them.
  *
  * After a reconnect: to the same meta service (same meta_id), which
  * dropped our segments with the old connection, the record is cleared; to

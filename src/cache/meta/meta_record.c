@@ -11,9 +11,14 @@
  * evictions), and, for PUT_ALLOC, the holders of the segments it placed
  * replicas in, so that a putter never writes into space whose last owner
  * is still in a holder's record.  So once a put or remove returns OK,
- * every live holder's record says so.  A holder that goes away releases
- * what waits on it (its record went with its segments); a requester that
- * goes away gets nothing.
+ * every live holder's record says so.  The requester itself is never
+ * waited for: its batches travel ahead of the reply on the same
+ * connection, its client applies notifies in the order they came, and it
+ * waits for them all to be applied before it registers with a meta
+ * service again (mf_net_client_notes_wait), so they are in the record it
+ * restores from.  A holder that goes away releases what waits on it (its
+ * record went with its segments); a requester that goes away gets
+ * nothing.
  */
 #include "cache/meta/meta_int.h"
 
@@ -183,6 +188,18 @@ bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                                   owner != NULL ? mmc_state_record_seq(owner)
                                                 : 0);
             }
+        }
+    }
+    /* The requester's own batches went out ahead of this reply on its
+     * connection, and its client applies them in order, before it
+     * announces itself to another meta service: no need to wait. */
+    for (size_t i = 0; i < needs.count;) {
+        mmc_meta_need_t *n = mf_vec_at(&needs, i);
+
+        if (n->holder == mc) {
+            mf_vec_swap_remove(&needs, i);
+        } else {
+            i++;
         }
     }
     if (needs.count == 0) {

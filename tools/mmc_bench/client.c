@@ -14,7 +14,6 @@
 
 #include "tk_pattern.h"
 
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

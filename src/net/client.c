@@ -41,8 +41,11 @@
  * socket); bytes that came meanwhile (or the peer's end) show at once.
  * An event that finds rd_lock taken sets rd_missed, which the holder
  * looks at after unlocking and reads on, so none is left unread.
- * Notifications are queued and delivered on the loop, in the order they
- * came, whoever read them; a caller that finds more than
+ * Notifications reach on_notify one at a time, in the order they came:
+ * at once when none is queued or being delivered, on the loop or (with
+ * notify_on_caller) on a caller that read them, else through a queue the
+ * loop delivers; mf_net_client_notes_wait waits for every one read so far
+ * to be delivered.  A caller that finds more than
  * MF_NET_CLIENT_NOTES_MAX bytes of them queued leaves the reading to the
  * loop.  The loop takes rd_lock only to swap the socket (attach, loss,
  * shutdown) and raises rd_want meanwhile, which makes a reading caller
@@ -121,6 +124,7 @@ struct mf_net_client {
                       void *arg);
     void (*on_reconnect)(void *arg);
     void (*on_disconnect)(void *arg);
+    bool notify_on_caller;
     uint16_t open_opcode;
     void *arg;
     const mf_net_stream_ops_t *stream;
@@ -165,6 +169,7 @@ struct mf_net_client {
     struct evbuffer *notes;     /* notifications read by callers, in order */
     uint64_t notes_read;        /* notifications read, queued or not */
     uint64_t notes_done;        /* of those, the ones on_notify returned from */
+    bool notes_busy;            /* the loop delivers queued ones */
     unsigned notes_waiters;     /* threads in mf_net_client_notes_wait() */
     pthread_cond_t notes_cond;  /* notes_done grew, or destroying */
     int direct_fd;  /* the connected socket where callers may send(); -1 */
@@ -321,11 +326,12 @@ static void mf_net_client_response(mf_net_client_t *client,
     free(copy);
 }
 
-/* Loop: n more notifications were delivered. */
+/* n more notifications were delivered. */
 static void mf_net_client_notes_done(mf_net_client_t *client, uint64_t n)
 {
     pthread_mutex_lock(&client->lock);
     client->notes_done += n;
+    client->notes_busy = false;
     if (client->notes_waiters > 0) {
         pthread_cond_broadcast(&client->notes_cond);
     }
@@ -341,6 +347,7 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
 
     pthread_mutex_lock(&client->lock);
     evbuffer_add_buffer(client->note_buf, client->notes);
+    client->notes_busy = evbuffer_get_length(client->note_buf) > 0;
     pthread_mutex_unlock(&client->lock);
     while (evbuffer_remove(client->note_buf, &note, sizeof(note)) ==
            (int)sizeof(note)) {
@@ -361,9 +368,11 @@ static void mf_net_client_notes_deliver(mf_net_client_t *client)
 }
 
 /*
- * A notification read from the socket (by a caller under rd_lock): on
- * the loop with none queued, to on_notify at once; else queued for the
- * loop (false: no memory, logged), whose delivery a caller activates.  A
+ * A notification read from the socket (under rd_lock): with none queued
+ * or being delivered, to on_notify at once on the loop, and on a caller
+ * too with notify_on_caller (in order either way: only the holder of
+ * rd_lock reads, and queues); else queued for the loop (false: no
+ * memory, logged), whose delivery a caller activates.  A
  * caller that finds more than MF_NET_CLIENT_NOTES_MAX bytes queued stops
  * reading after this read (rd_backoff): notifications can come in floods,
  * and the loop delivers them as it reads them.
@@ -380,7 +389,7 @@ static bool mf_net_client_note(mf_net_client_t *client, const mf_net_hdr_t *hdr,
     }
     pthread_mutex_lock(&client->lock);
     first = evbuffer_get_length(client->notes) == 0;
-    if (first && on_loop) { /* only readers add, and the loop reads */
+    if (first && (on_loop || (client->notify_on_caller && !client->notes_busy))) {
         client->notes_read++;
         pthread_mutex_unlock(&client->lock);
         client->on_notify(hdr->opcode, body, hdr->body_len, client->arg);
@@ -1300,6 +1309,7 @@ mf_status_t mf_net_client_create(const mf_net_client_params_t *params,
     client->on_notify = params->on_notify;
     client->on_reconnect = params->on_reconnect;
     client->on_disconnect = params->on_disconnect;
+    client->notify_on_caller = params->notify_on_caller;
     client->open_opcode = params->open_opcode;
     client->arg = params->arg;
     client->stream =

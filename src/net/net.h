@@ -213,9 +213,16 @@ typedef struct mf_net_client_params {
     size_t nmore;
     uint32_t connect_timeout_ms; /* 0 = 5000 */
     size_t max_body;             /* 0 = MF_NET_DEFAULT_MAX_BODY */
-    /* Optional, on the client's loop thread: a NOTIFY frame arrived. */
+    /* Optional, on the client's loop thread: a NOTIFY frame arrived.
+     * Notifications are delivered one at a time, in the order they came. */
     void (*on_notify)(uint16_t opcode, const uint8_t *body, size_t len,
                       void *arg);
+    /* on_notify may also run on a calling thread that read the
+     * notification while waiting for its answer (still one at a time and
+     * in order), which then saves waking the loop; for a handler that is
+     * short, makes no call (mf_net_client_send is fine) and needs no
+     * particular thread. */
+    bool notify_on_caller;
     /* Optional, on a thread of its own (calls are allowed there): the
      * connection was re-established after a loss. */
     void (*on_reconnect)(void *arg);

@@ -648,7 +648,11 @@ typedef struct test_cli {
     atomic_int seq_bad;
     pthread_t caller;
     unsigned seq_delay_us; /* on_notify takes this long with each */
+    atomic_int seq_on_caller; /* delivered on the calling thread */
 } test_cli_t;
+
+/* Clients made from here on deliver notifications on callers too. */
+static bool test_notify_on_caller;
 
 static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
                                void *arg)
@@ -660,8 +664,12 @@ static void test_cli_on_notify(uint16_t opcode, const uint8_t *body, size_t len,
     if (opcode == TEST_SEQ_OPCODE) {
         assert_true(len >= sizeof(seq));
         memcpy(&seq, body, sizeof(seq));
+        if (pthread_equal(pthread_self(), cli->caller)) {
+            atomic_fetch_add(&cli->seq_on_caller, 1);
+        }
         if (seq != cli->seq_next ||
-            pthread_equal(pthread_self(), cli->caller)) {
+            (!test_notify_on_caller &&
+             pthread_equal(pthread_self(), cli->caller))) {
             atomic_fetch_add(&cli->seq_bad, 1);
         }
         if (cli->seq_delay_us > 0) {
@@ -721,6 +729,7 @@ static mf_status_t test_cli_create_open(test_cli_t *cli, uint16_t port,
         .on_reconnect = test_cli_on_reconnect,
         .on_disconnect = test_cli_on_disconnect,
         .open_opcode = open_opcode,
+        .notify_on_caller = test_notify_on_caller,
         .arg = cli,
     };
 
@@ -1338,15 +1347,16 @@ static void test_notify(void **state)
 
 /* Notifications around responses, whoever reads them (the caller
  * waiting for its response, or the loop), reach on_notify in the order
- * they were sent, on the loop thread. */
-static void test_notify_order(void **state)
+ * they were sent, on the loop thread (or, with notify_on_caller, on the
+ * loop or the caller that read them). */
+static void test_notify_order_run(bool on_caller)
 {
     test_srv_t *srv = test_srv_start(0, 0);
     mf_net_resp_t resp;
     test_cli_t cli;
     uint32_t n;
 
-    (void)state;
+    test_notify_on_caller = on_caller;
     assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
     cli.caller = pthread_self();
     for (n = 0; n < 500; n++) {
@@ -1376,21 +1386,39 @@ static void test_notify_order(void **state)
     assert_int_equal(test_echo(cli.client, "ok", 2), MF_OK);
     mf_net_client_destroy(cli.client);
     assert_int_equal(cli.seq_next, 1064);
+    if (!on_caller) {
+        assert_int_equal(atomic_load(&cli.seq_on_caller), 0);
+    }
+    print_message("notifications delivered on the caller: %d of 1064\n",
+                  atomic_load(&cli.seq_on_caller));
+    test_notify_on_caller = false;
     test_srv_stop(srv);
     free(srv);
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
 }
 
+static void test_notify_order(void **state)
+{
+    (void)state;
+    test_notify_order_run(false);
+}
+
+static void test_notify_order_caller(void **state)
+{
+    (void)state;
+    test_notify_order_run(true);
+}
+
 /* mf_net_client_notes_wait: once it returns, on_notify has returned for
  * every notification that came ahead of an answer, however slow it is. */
-static void test_notes_wait(void **state)
+static void test_notes_wait_run(bool on_caller)
 {
     test_srv_t *srv = test_srv_start(0, 0);
     mf_net_resp_t resp;
     test_cli_t cli;
     uint32_t n;
 
-    (void)state;
+    test_notify_on_caller = on_caller;
     assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
     cli.caller = pthread_self();
     cli.seq_delay_us = 2000;
@@ -1413,9 +1441,17 @@ static void test_notes_wait(void **state)
     assert_int_equal(atomic_load(&cli.nnotify), 104);
     assert_int_equal(atomic_load(&cli.seq_bad), 0);
     mf_net_client_destroy(cli.client);
+    test_notify_on_caller = false;
     test_srv_stop(srv);
     free(srv);
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+}
+
+static void test_notes_wait(void **state)
+{
+    (void)state;
+    test_notes_wait_run(false);
+    test_notes_wait_run(true);
 }
 
 static void test_server_closes(void **state)
@@ -1720,6 +1756,8 @@ int main(void)
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_notify, test_setup, test_teardown),
         cmocka_unit_test_setup_teardown(test_notify_order, test_setup,
+                                        test_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_order_caller, test_setup,
                                         test_teardown),
         cmocka_unit_test_setup_teardown(test_notes_wait, test_setup,
                                         test_teardown),

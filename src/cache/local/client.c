@@ -274,8 +274,11 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
     return status;
 }
 
-/* The meta service's notifies, on the RPC loop thread: RECORD (what our
- * segments hold, record.c) and REPAIR (copies to make, repair.c). */
+/* The meta service's notifies, one at a time and in order, on the RPC
+ * loop thread or on a caller that read them while waiting for its answer:
+ * RECORD (what our segments hold, record.c; applied under rec_lock, and
+ * acknowledged with a send) and REPAIR (copies to make, queued for the
+ * repair thread, repair.c).  No lock they take is held across a call. */
 static void mmc_local_on_notify(uint16_t opcode, const uint8_t *body,
                                 size_t len, void *arg)
 {
@@ -608,6 +611,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     params.max_body = MMC_PROTO_MAX_BODY;
     params.on_reconnect = mmc_local_on_reconnect;
     params.on_notify = mmc_local_on_notify;
+    params.notify_on_caller = true; /* short, and thread-neutral: below */
     params.arg = mmc;
     status = mf_net_client_create(&params, &mmc->rpc);
     if (status != MF_OK) {

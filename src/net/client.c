@@ -389,7 +389,8 @@ static bool mf_net_client_note(mf_net_client_t *client, const mf_net_hdr_t *hdr,
     }
     pthread_mutex_lock(&client->lock);
     first = evbuffer_get_length(client->notes) == 0;
-    if (first && (on_loop || (client->notify_on_caller && !client->notes_busy))) {
+    if (first &&
+        (on_loop || (client->notify_on_caller && !client->notes_busy))) {
         client->notes_read++;
         pthread_mutex_unlock(&client->lock);
         client->on_notify(hdr->opcode, body, hdr->body_len, client->arg);

@@ -182,7 +182,7 @@ static void test_rec_flush(test_rec_t *t)
         }
         assert_true(rank < NRANKS);
         mf_wbuf_init(&w);
-        assert_true(mmc_state_record_take(t->st, o, &w) > 0);
+        assert_true(mmc_state_record_take(t->st, o, 0, &w) > 0);
         assert_int_equal(mf_wbuf_status(&w), MF_OK);
         test_holder_apply(&t->holders[rank], &w);
         mf_wbuf_free(&w);
@@ -498,7 +498,7 @@ static void test_rec_conflicts(void **state)
 
         assert_ptr_equal(mmc_state_record_dirty(t->st), t->owners[0]);
         mf_wbuf_init(&w);
-        assert_int_equal(mmc_state_record_take(t->st, t->owners[0], &w), 1);
+        assert_int_equal(mmc_state_record_take(t->st, t->owners[0], 0, &w), 1);
         assert_int_equal(mmc_record_decode(w.data, w.len, &rec), MF_OK);
         assert_int_equal(rec.count, 1);
         assert_int_equal(rec.entries[0].op, MMC_REC_DEL);
@@ -506,7 +506,18 @@ static void test_rec_conflicts(void **state)
         mmc_record_free(&rec);
         mf_wbuf_free(&w);
         assert_null(mmc_state_record_dirty(t->st));
-        t->holders[0].seq = 1;
+        /* an empty batch that asks for an acknowledgement */
+        mf_wbuf_init(&w);
+        assert_int_equal(mmc_state_record_sync(t->owners[0], &w), 2);
+        assert_int_equal(mmc_record_decode(w.data, w.len, &rec), MF_OK);
+        assert_int_equal(rec.seq, 2);
+        assert_int_equal(rec.flags, 0);
+        assert_int_equal(rec.count, 0);
+        mmc_record_free(&rec);
+        mf_wbuf_free(&w);
+        assert_int_equal(mmc_state_record_seq(t->owners[0]), 2);
+        assert_null(mmc_state_record_dirty(t->st));
+        t->holders[0].seq = 2;
     }
     /* malformed entries */
     bad = e;

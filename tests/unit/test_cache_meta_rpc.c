@@ -854,6 +854,61 @@ static void test_rpc_misses(void **state)
     mf_net_client_destroy(m);
 }
 
+/* The holder slot of client c (the latest: an earlier client freed may
+ * have had its address). */
+static tw_mmc_holder_t *test_rpc_holder_of(mf_net_client_t *c)
+{
+    const size_t n = MF_ARRAY_SIZE(test_rpc_holders);
+
+    for (size_t i = 1; i <= n; i++) {
+        tw_mmc_holder_t *h = &test_rpc_holders[(test_rpc_nholders + n - i) % n];
+
+        if (h->client == c) {
+            return h;
+        }
+    }
+    fail_msg("no holder slot for that client");
+    return NULL;
+}
+
+/* A holder's own put: the RECORD of it goes flagged ACK_LATER, which the
+ * holder leaves unanswered, and the reply does not wait.  Another
+ * client's put placed in the holder's segment must wait for the holder's
+ * record: an empty RECORD asks for the acknowledgement, and the put is
+ * answered once it comes.  A commit of that put into the holder's record
+ * is acknowledged at once. */
+static void test_rpc_ack_later(void **state)
+{
+    test_rpc_t *t = *state;
+    mf_net_client_t *m = test_rpc_member(t->meta, 3, 64 * PG);
+    mf_net_client_t *c = test_rpc_member(t->meta, 0, 0);
+    tw_mmc_holder_t *h = test_rpc_holder_of(m);
+    char(*own)[32] = test_rpc_keys(2, "own");
+    char(*other)[32] = test_rpc_keys(2, "other");
+    mmc_obj_list_t puts;
+
+    assert_int_equal(test_rpc_put_alloc(m, own, 2, 5000, 1, 0, &puts), MF_OK);
+    test_rpc_commit(m, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    /* m's segment is the only one: c's put waits for m's record */
+    assert_int_equal(test_rpc_put_alloc(c, other, 2, 5000, 1, 0, &puts), MF_OK);
+    assert_int_equal(puts.items[0].reps[0].rank, 3);
+    /* m got its ADDs flagged and was asked (it answered in order, before
+     * c's reply could go) */
+    assert_true(atomic_load(&h->later) >= 1);
+    assert_int_equal(atomic_load(&h->asked), 1);
+    assert_int_equal(atomic_load(&h->acked), 0);
+    test_rpc_commit(c, &puts, MMC_OK, MMC_OK);
+    mmc_obj_list_free(&puts);
+    assert_int_equal(atomic_load(&h->acked), 1);
+    test_rpc_statuses(c, MMC_OP_EXIST, own, 2, MMC_OK);
+    test_rpc_statuses(c, MMC_OP_EXIST, other, 2, MMC_OK);
+    free(own);
+    free(other);
+    mf_net_client_destroy(c);
+    mf_net_client_destroy(m);
+}
+
 static void test_rpc_round(void **state)
 {
     test_rpc_t *t = *state;
@@ -1485,6 +1540,7 @@ int main(void)
         T(test_rpc_hbm),
         T(test_rpc_misses),
         T(test_rpc_round),
+        T(test_rpc_ack_later),
         T(test_rpc_batch),
         T(test_rpc_max_batch),
         T(test_rpc_malformed),

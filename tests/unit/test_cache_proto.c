@@ -339,7 +339,7 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
     case TEST_RECORD:
     case TEST_RESTORE:
         assert_int_equal(a->rec.seq, t == TEST_RECORD ? b->rec.seq : 0);
-        assert_int_equal(a->rec.flags, t == TEST_RESTORE ? b->rec.flags : 0);
+        assert_int_equal(a->rec.flags, b->rec.flags);
         assert_int_equal(a->rec.count, b->rec.count);
         for (i = 0; i < a->rec.count; i++) {
             const mmc_rec_entry_t *x = &a->rec.entries[i];
@@ -520,7 +520,9 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
     case TEST_RECORD:
     case TEST_RESTORE:
         m->rec.seq = t == TEST_RECORD ? (uint64_t)variant + 1 : 0;
-        m->rec.flags = t == TEST_RESTORE && variant == 3 ? MMC_RESTORE_LAST : 0;
+        m->rec.flags = variant != 3        ? 0
+                       : t == TEST_RESTORE ? MMC_RESTORE_LAST
+                                           : MMC_RECORD_ACK_LATER;
         m->rec.count = n;
         m->rec.entries = n > 0 ? calloc(n, sizeof(*m->rec.entries)) : NULL;
         assert_true(n == 0 || m->rec.entries != NULL);
@@ -1203,6 +1205,7 @@ static void test_record_limits(void **state)
 
     mf_wbuf_init(&w); /* seq 0 */
     mf_wbuf_put_u64(&w, 0);
+    mf_wbuf_put_u32(&w, 0);
     mf_wbuf_put_u32(&w, 1);
     mmc_rec_entry_encode(&w, &del);
     test_refused(TEST_RECORD, w.data, w.len);
@@ -1218,6 +1221,7 @@ static void test_record_limits(void **state)
 
     mf_wbuf_init(&w); /* an unknown op */
     mf_wbuf_put_u64(&w, 1);
+    mf_wbuf_put_u32(&w, 0);
     mf_wbuf_put_u32(&w, 1);
     mf_wbuf_put_u8(&w, 3);
     mf_wbuf_put_u8(&w, 0);
@@ -1227,6 +1231,7 @@ static void test_record_limits(void **state)
 
     mf_wbuf_init(&w); /* MMC_REC_MAX + 1 whole entries */
     mf_wbuf_put_u64(&w, 1);
+    mf_wbuf_put_u32(&w, 0);
     mf_wbuf_put_u32(&w, MMC_REC_MAX + 1);
     for (uint32_t i = 0; i <= MMC_REC_MAX; i++) {
         mmc_rec_entry_encode(&w, &del);
@@ -1234,9 +1239,9 @@ static void test_record_limits(void **state)
     assert_int_equal(mf_wbuf_status(&w), MF_OK);
     test_refused(TEST_RECORD, w.data, w.len);
     /* and MMC_REC_MAX are taken */
-    w.data[8] = (uint8_t)(MMC_REC_MAX & 0xff);
-    w.data[9] = (uint8_t)((MMC_REC_MAX >> 8) & 0xff);
-    w.data[10] = (uint8_t)((MMC_REC_MAX >> 16) & 0xff);
+    w.data[12] = (uint8_t)(MMC_REC_MAX & 0xff);
+    w.data[13] = (uint8_t)((MMC_REC_MAX >> 8) & 0xff);
+    w.data[14] = (uint8_t)((MMC_REC_MAX >> 16) & 0xff);
     assert_int_equal(
         mmc_record_decode(w.data, w.len - mmc_rec_entry_wire_size(&del), &out),
         MF_OK);

@@ -138,9 +138,11 @@ mf_status_t tw_mmc_hello(tw_conn_t *c, const char *name, mmc_hello_resp_t *hr_p)
     return tw_mmc_request(c, MMC_OP_HELLO, name, hr_p);
 }
 
-/* The RECORD_ACK body for a RECORD notify; false for anything else. */
+/* The RECORD_ACK body for a RECORD notify; false for anything else, and
+ * for a RECORD that is to be acknowledged later (h, optional, counts
+ * those and the others). */
 static bool tw_mmc_ack_of(uint16_t opcode, const void *body, size_t len,
-                          mf_wbuf_t *ack)
+                          mf_wbuf_t *ack, tw_mmc_holder_t *h)
 {
     mmc_record_t rec;
 
@@ -149,6 +151,16 @@ static bool tw_mmc_ack_of(uint16_t opcode, const void *body, size_t len,
         tk_print("wire: a notify that is no RECORD (opcode %u, %zu bytes)",
                  opcode, len);
         return false;
+    }
+    if (rec.flags & MMC_RECORD_ACK_LATER) {
+        if (h != NULL) {
+            atomic_fetch_add(&h->later, 1);
+        }
+        mmc_record_free(&rec);
+        return false;
+    }
+    if (h != NULL) {
+        atomic_fetch_add(rec.count == 0 ? &h->asked : &h->acked, 1);
     }
     mf_wbuf_init(ack);
     mf_wbuf_put_u64(ack, rec.seq);
@@ -160,7 +172,7 @@ void tw_mmc_on_notify(tw_conn_t *c, const tw_frame_t *frame)
 {
     mf_wbuf_t ack;
 
-    if (tw_mmc_ack_of(frame->hdr.opcode, frame->body, frame->len, &ack)) {
+    if (tw_mmc_ack_of(frame->hdr.opcode, frame->body, frame->len, &ack, NULL)) {
         (void)tw_send_req(c->fd, MMC_OP_RECORD_ACK, 0, ack.data, ack.len);
         mf_wbuf_free(&ack);
     }
@@ -172,7 +184,7 @@ static void tw_mmc_holder_notify(uint16_t opcode, const uint8_t *body,
     tw_mmc_holder_t *h = arg;
     mf_wbuf_t ack;
 
-    if (tw_mmc_ack_of(opcode, body, len, &ack)) {
+    if (tw_mmc_ack_of(opcode, body, len, &ack, h)) {
         if (h->client != NULL) {
             (void)mf_net_client_send(h->client, MMC_OP_RECORD_ACK, ack.data,
                                      ack.len);
@@ -184,6 +196,9 @@ static void tw_mmc_holder_notify(uint16_t opcode, const uint8_t *body,
 void tw_mmc_holder_params(mf_net_client_params_t *p, tw_mmc_holder_t *h)
 {
     h->client = NULL;
+    atomic_store(&h->later, 0);
+    atomic_store(&h->asked, 0);
+    atomic_store(&h->acked, 0);
     p->on_notify = tw_mmc_holder_notify;
     p->arg = h;
 }

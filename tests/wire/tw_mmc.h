@@ -16,11 +16,14 @@
 
 #include "cache/proto/proto.h"
 
+#include <stdatomic.h>
+
 /* Encodes a HELLO of this protocol version from name. */
 void tw_mmc_hello_encode(mf_wbuf_t *w, const char *name);
 
 /*
- * A holder acknowledges every RECORD the meta service sends it, or the
+ * A holder acknowledges every RECORD the meta service sends it (but those
+ * flagged MMC_RECORD_ACK_LATER, as a local service does), or the
  * replies of puts placed in its segments wait: tw_mmc_hello makes its
  * connection do so while it waits in tw_call (tw_mmc_on_notify), and a
  * test's mf_net_client that registers segments passes
@@ -30,6 +33,9 @@ void tw_mmc_on_notify(tw_conn_t *c, const tw_frame_t *frame);
 
 typedef struct tw_mmc_holder {
     mf_net_client_t *client; /* set after mf_net_client_create */
+    atomic_uint later;       /* RECORDs flagged ACK_LATER (unanswered) */
+    atomic_uint asked;       /* empty ones, asking for the acknowledgement */
+    atomic_uint acked;       /* others, acknowledged */
 } tw_mmc_holder_t;
 
 void tw_mmc_holder_params(mf_net_client_params_t *p, tw_mmc_holder_t *h);

@@ -8,10 +8,12 @@
  * batch under rec_lock and then acknowledges it (RECORD_ACK), and the
  * meta service holds the reply of a put or remove until every holder
  * involved other than the requester did.  The requester's own batches
- * come ahead of the reply on the same connection; a reannouncement waits
- * until they are applied (mf_net_client_notes_wait).  So whatever a put
- * or remove that returned OK changed is in the records of the live
- * holders by the time another meta service asks for them.
+ * come ahead of the reply on the same connection, flagged ACK_LATER (not
+ * acknowledged until a later batch without the flag asks), and a
+ * reannouncement waits until they are applied
+ * (mf_net_client_notes_wait).  So whatever a put or remove that returned
+ * OK changed is in the records of the live holders by the time another
+ * meta service asks for them.
  *
  * After a reconnect: to the same meta service (same meta_id), which
  * dropped our segments with the old connection, the record is cleared; to
@@ -153,6 +155,10 @@ void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len)
     if (status != MF_OK) {
         mf_error("mmc-local: out of memory for the record of our segments; "
                  "a restart of the meta service may lose objects");
+    }
+    if (rec.flags & MMC_RECORD_ACK_LATER) { /* nobody waits for it */
+        mmc_record_free(&rec);
+        return;
     }
     mf_wbuf_init(&w);
     mf_wbuf_put_u64(&w, rec.seq);

@@ -352,7 +352,7 @@ static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     mmc_meta_repair_run(meta, now_ms);
-    mmc_meta_records_send(meta, NULL);
+    mmc_meta_records_send(meta, NULL, NULL);
     mmc_meta_evict_kick(meta);
 }
 
@@ -388,7 +388,7 @@ static void mmc_meta_evict_run(evutil_socket_t fd, short what, void *arg)
         (event_add(meta->evict, &now) != 0)) {
         mf_warn("meta: cannot re-arm eviction; the next tick continues");
     }
-    mmc_meta_records_send(meta, NULL);
+    mmc_meta_records_send(meta, NULL, NULL);
 }
 
 typedef struct mmc_meta_loop_start {

@@ -69,6 +69,7 @@ typedef struct mmc_meta_conn {
                            window) */
     bool restoring;     /* registered with a record, RESTORE not done */
     uint64_t rec_acked; /* its record is up to this RECORD */
+    uint64_t rec_asked; /* the last RECORD sent without ACK_LATER */
     mf_vec_t waiters;   /* of held replies waiting on its acks, by seq */
     mf_list_t held;     /* of its own replies held */
     char name[MMC_PROTO_NAME_MAX + 1];
@@ -140,8 +141,10 @@ void mmc_meta_conn_records_drop(mmc_meta_conn_t *mc);
 /* The connection closes: its held replies are dropped. */
 void mmc_meta_conn_records_free(mmc_meta_conn_t *mc);
 /* Sends every queued RECORD batch; waits (optional, of holder/seq pairs)
- * collects who got one. */
-void mmc_meta_records_send(mmc_meta_t *meta, mf_vec_t *waits);
+ * collects who got one.  Batches for requester (optional: the connection
+ * whose request is being answered) go with MMC_RECORD_ACK_LATER. */
+void mmc_meta_records_send(mmc_meta_t *meta, mf_vec_t *waits,
+                           const mmc_meta_conn_t *requester);
 /* Sends queued batches, and holds the reply (body taken) if it must wait
  * for acknowledgements: true when held (sent later, or dropped). */
 bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,

@@ -16,9 +16,14 @@
  * connection, its client applies notifies in the order they came, and it
  * waits for them all to be applied before it registers with a meta
  * service again (mf_net_client_notes_wait), so they are in the record it
- * restores from.  A holder that goes away releases what waits on it (its
- * record went with its segments); a requester that goes away gets
- * nothing.
+ * restores from.  Nor does it need to acknowledge them then: they go
+ * flagged MMC_RECORD_ACK_LATER, and a holder acknowledges only batches
+ * without the flag (RECORD_ACK is cumulative).  When a reply comes to
+ * wait on such a batch (another requester's put placed in that holder's
+ * segment, say), an empty batch without the flag asks for the
+ * acknowledgement (mmc_meta_need_ask).  A holder that goes away releases
+ * what waits on it (its record went with its segments); a requester that
+ * goes away gets nothing.
  */
 #include "cache/meta/meta_int.h"
 
@@ -131,36 +136,66 @@ static void mmc_meta_need_add(mf_vec_t *needs, mmc_meta_conn_t *holder,
     }
 }
 
-void mmc_meta_records_send(mmc_meta_t *meta, mf_vec_t *needs)
+/* Sends holder the RECORD body in w (freed); closes it on failure. */
+static void mmc_meta_record_out(mmc_meta_t *meta, mmc_meta_conn_t *holder,
+                                mf_wbuf_t *w)
+{
+    mf_status_t status = mf_wbuf_status(w);
+
+    if (status == MF_OK) {
+        status =
+            mf_net_conn_notify(holder->conn, MMC_OP_RECORD, w->data, w->len);
+    }
+    if (status != MF_OK) {
+        /* its record is wrong from here: drop it, as if it was lost */
+        mf_error("meta: cannot send rank %" PRIu32 " its record (%s): "
+                 "closing its connection",
+                 mmc_state_owner_rank(holder->owner), mf_status_name(status));
+        mf_net_conn_close(holder->conn);
+    }
+    mf_wbuf_free(w);
+    meta->stats.records_sent++;
+}
+
+void mmc_meta_records_send(mmc_meta_t *meta, mf_vec_t *needs,
+                           const mmc_meta_conn_t *requester)
 {
     mmc_state_owner_t *owner;
     mmc_meta_conn_t *holder;
-    mf_status_t status;
     uint64_t seq;
     mf_wbuf_t w;
 
     while ((owner = mmc_state_record_dirty(meta->state)) != NULL) {
+        bool later;
+
         holder = mmc_state_owner_data(owner);
+        later = holder == requester;
         mf_wbuf_init(&w);
-        seq = mmc_state_record_take(meta->state, owner, &w);
-        status = mf_wbuf_status(&w);
-        if (status == MF_OK) {
-            status =
-                mf_net_conn_notify(holder->conn, MMC_OP_RECORD, w.data, w.len);
+        seq = mmc_state_record_take(meta->state, owner,
+                                    later ? MMC_RECORD_ACK_LATER : 0, &w);
+        if (!later) {
+            holder->rec_asked = seq;
         }
-        if (status != MF_OK) {
-            /* its record is wrong from here: drop it, as if it was lost */
-            mf_error("meta: cannot send rank %" PRIu32 " its record (%s): "
-                     "closing its connection",
-                     mmc_state_owner_rank(owner), mf_status_name(status));
-            mf_net_conn_close(holder->conn);
-        }
-        mf_wbuf_free(&w);
-        meta->stats.records_sent++;
+        mmc_meta_record_out(meta, holder, &w);
         if (needs != NULL) {
             mmc_meta_need_add(needs, holder, seq);
         }
     }
+}
+
+/* A need on batches that went with ACK_LATER: asks for the
+ * acknowledgement with an empty batch, which the need then waits for. */
+static void mmc_meta_need_ask(mmc_meta_t *meta, mmc_meta_need_t *n)
+{
+    mf_wbuf_t w;
+
+    if (n->seq <= n->holder->rec_asked) {
+        return;
+    }
+    mf_wbuf_init(&w);
+    n->seq = mmc_state_record_sync(n->holder->owner, &w);
+    n->holder->rec_asked = n->seq;
+    mmc_meta_record_out(meta, n->holder, &w);
 }
 
 bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,
@@ -173,7 +208,7 @@ bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,
     bool ok = true;
 
     mf_vec_init(&needs, sizeof(mmc_meta_need_t));
-    mmc_meta_records_send(meta, &needs);
+    mmc_meta_records_send(meta, &needs, mc);
     if (opcode == MMC_OP_PUT_ALLOC) {
         /* the space may have been another object's a moment ago */
         for (uint32_t i = 0; i < rep->grants.count; i++) {
@@ -199,6 +234,7 @@ bool mmc_meta_records_hold(mmc_meta_t *meta, mmc_meta_conn_t *mc,
         if (n->holder == mc) {
             mf_vec_swap_remove(&needs, i);
         } else {
+            mmc_meta_need_ask(meta, n);
             i++;
         }
     }

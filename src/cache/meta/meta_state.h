@@ -253,10 +253,15 @@ mmc_state_owner_t *mmc_state_rank_holder(const mmc_state_t *state,
                                          uint32_t rank);
 /* An owner with entries queued, or NULL. */
 mmc_state_owner_t *mmc_state_record_dirty(const mmc_state_t *state);
-/* Appends owner's oldest queued batch to w as a RECORD body and returns
- * its number (1, 2, ...); 0 when nothing is queued. */
+/* Appends owner's oldest queued batch to w as a RECORD body with flags
+ * (MMC_RECORD_*) and returns its number (1, 2, ...); 0 when nothing is
+ * queued. */
 uint64_t mmc_state_record_take(mmc_state_t *state, mmc_state_owner_t *owner,
-                               mf_wbuf_t *w);
+                               uint32_t flags, mf_wbuf_t *w);
+/* Appends a RECORD body with no entries and the next number (returned),
+ * which the holder acknowledges: for batches sent with ACK_LATER that a
+ * reply comes to wait for. */
+uint64_t mmc_state_record_sync(mmc_state_owner_t *owner, mf_wbuf_t *w);
 /* The number of the last batch taken for owner (0: none). */
 uint64_t mmc_state_record_seq(const mmc_state_owner_t *owner);
 

@@ -143,7 +143,7 @@ mmc_state_owner_t *mmc_state_record_dirty(const mmc_state_t *state)
 }
 
 uint64_t mmc_state_record_take(mmc_state_t *state, mmc_state_owner_t *owner,
-                               mf_wbuf_t *w)
+                               uint32_t flags, mf_wbuf_t *w)
 {
     mmc_state_rec_chunk_t *chunk;
 
@@ -152,6 +152,7 @@ uint64_t mmc_state_record_take(mmc_state_t *state, mmc_state_owner_t *owner,
     }
     chunk = mf_vec_at(&owner->rec_out, 0);
     mf_wbuf_put_u64(w, ++owner->rec_seq);
+    mf_wbuf_put_u32(w, flags);
     mf_wbuf_put_u32(w, chunk->count);
     mf_wbuf_put_raw(w, chunk->w.data, chunk->w.len);
     if (chunk->w.failed) {
@@ -166,6 +167,14 @@ uint64_t mmc_state_record_take(mmc_state_t *state, mmc_state_owner_t *owner,
         mf_list_init(&owner->dirty_link);
     }
     (void)state;
+    return owner->rec_seq;
+}
+
+uint64_t mmc_state_record_sync(mmc_state_owner_t *owner, mf_wbuf_t *w)
+{
+    mf_wbuf_put_u64(w, ++owner->rec_seq);
+    mf_wbuf_put_u32(w, 0); /* flags */
+    mf_wbuf_put_u32(w, 0); /* entries */
     return owner->rec_seq;
 }
 

@@ -702,6 +702,7 @@ void mmc_rec_entry_encode(mf_wbuf_t *w, const mmc_rec_entry_t *e)
 void mmc_record_encode(mf_wbuf_t *w, const mmc_record_t *m)
 {
     mf_wbuf_put_u64(w, m->seq);
+    mf_wbuf_put_u32(w, m->flags);
     mf_wbuf_put_u32(w, m->count);
     for (uint32_t i = 0; i < m->count; i++) {
         mmc_rec_entry_encode(w, &m->entries[i]);
@@ -765,7 +766,9 @@ mf_status_t mmc_record_decode(const void *body, size_t len, mmc_record_t *m)
 
     memset(m, 0, sizeof(*m));
     mf_rbuf_init(&r, body, len);
-    if (!mf_rbuf_get_u64(&r, &m->seq) || m->seq == 0) {
+    if (!mf_rbuf_get_u64(&r, &m->seq) || m->seq == 0 ||
+        !mf_rbuf_get_u32(&r, &m->flags)) {
+        memset(m, 0, sizeof(*m));
         return MF_ERR_PROTO;
     }
     status = mmc_proto_get_entries(&r, m, false);

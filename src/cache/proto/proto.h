@@ -64,7 +64,10 @@
  * and one notify, from the meta service to a holder:
  *   RECORD      record: changes to the holder's record of what its
  *               segments hold (ADD: a committed replica; DEL: gone),
- *               numbered 1, 2, ... per connection
+ *               numbered 1, 2, ... per connection; acknowledged with
+ *               RECORD_ACK unless flagged MMC_RECORD_ACK_LATER (then
+ *               the next one acknowledged covers it; a RECORD may come
+ *               with no entries just to ask for that)
  * and to a holder of a live replica of objects that lost others:
  *   REPAIR      u32 count, count x (u64 id, u8 media, u64 src gva, u64
  *               dst gva, u64 size): copy each (one-sided, its own replica
@@ -81,8 +84,9 @@
 #include <stdint.h>
 
 /* 2: HELLO tells the device window, PUT_ALLOC the media of the replicas;
- * 3: holders keep records (RECORD, RECORD_ACK, RESTORE, REGISTER flags) */
-#define MMC_PROTO_VERSION  3
+ * 3: holders keep records (RECORD, RECORD_ACK, RESTORE, REGISTER flags);
+ * 4: RECORD flags (MMC_RECORD_ACK_LATER) */
+#define MMC_PROTO_VERSION  4
 #define MMC_PROTO_MAX_SEGS 2 /* one DRAM and one HBM segment per rank */
 #define MMC_PROTO_NAME_MAX 63
 #define MMC_PROTO_HOST_MAX 127 /* bytes of a host id */
@@ -206,10 +210,13 @@ typedef struct mmc_rec_entry {
 
 /* Entries of one RECORD (seq > 0) or one RESTORE (seq unused). */
 #define MMC_RESTORE_LAST 0x1u /* restore_req flags: the record is whole */
+/* record flags: nobody waits for this batch; acknowledge it with a later
+ * one (RECORD_ACK is cumulative) */
+#define MMC_RECORD_ACK_LATER 0x1u
 
 typedef struct mmc_record {
     uint64_t seq;   /* RECORD: its number on the connection */
-    uint32_t flags; /* RESTORE: MMC_RESTORE_* */
+    uint32_t flags; /* RECORD: MMC_RECORD_*; RESTORE: MMC_RESTORE_* */
     uint32_t count;
     mmc_rec_entry_t *entries;
 } mmc_record_t;

@@ -114,7 +114,9 @@ static void mcb_client_free(mcb_client_t *c)
     free(c->infos);
     free(c->bufs);
     free(c->sizes);
-    free(c->lat);
+    for (int op = 0; op < MCB_OPS; op++) {
+        free(c->lat[op]);
+    }
 }
 
 static uint32_t mcb_host_of(uint32_t proc)
@@ -189,13 +191,11 @@ static int mcb_client_alloc(mcb_client_t *c)
     mmc_obj_info_init(c->infos, maxn);
     c->bufs = calloc(maxn, sizeof(void *));
     c->sizes = calloc(maxn, sizeof(size_t));
-    c->lat = calloc(MCB_MAX_CALLS, sizeof(uint64_t));
     if (c->src == NULL || c->dst == NULL || c->src_iov == NULL ||
         c->dst_iov == NULL || c->own_keys == NULL || c->all_keys == NULL ||
         c->meta_keys == NULL || c->meta_mixed == NULL || c->keys == NULL ||
         c->iovs == NULL || c->niovs == NULL || c->results == NULL ||
-        c->infos == NULL || c->bufs == NULL || c->sizes == NULL ||
-        c->lat == NULL) {
+        c->infos == NULL || c->bufs == NULL || c->sizes == NULL) {
         bench_err("out of memory");
         return -1;
     }

@@ -79,9 +79,18 @@ static void mcb_usage(FILE *out)
             "  --min-time SEC     time per measurement (default 0.5)\n"
             "  --min-calls N      calls per measurement, at least (default "
             "10)\n"
+            "  --rounds N         each measurement in N rounds that take "
+            "turns with the\n"
+            "                     others of its kind (the memcpy baseline, "
+            "put, get, ...;\n"
+            "                     the metadata calls and their ping), so "
+            "that a slow spell\n"
+            "                     of the machine weighs on a baseline and its "
+            "calls alike\n"
+            "                     (default 4; 1 with --quick)\n"
             "  --quick            --procs 2 --batches 1,4 --meta-keys 256 "
             "--min-time 0.01\n"
-            "                     --min-calls 3 (smoke test)\n"
+            "                     --min-calls 3 --rounds 1 (smoke test)\n"
             "  --json             one JSON document with every row on "
             "stdout\n"
             "  --per-proc         table rows of every process too\n"
@@ -221,6 +230,7 @@ static int mcb_parse_args(int argc, char **argv)
         O_META_KEYS,
         O_MINTIME,
         O_MINCALLS,
+        O_ROUNDS,
         O_QUICK,
         O_JSON,
         O_PERPROC,
@@ -240,6 +250,7 @@ static int mcb_parse_args(int argc, char **argv)
         {"meta-keys", required_argument, NULL, O_META_KEYS},
         {"min-time", required_argument, NULL, O_MINTIME},
         {"min-calls", required_argument, NULL, O_MINCALLS},
+        {"rounds", required_argument, NULL, O_ROUNDS},
         {"quick", no_argument, NULL, O_QUICK},
         {"json", no_argument, NULL, O_JSON},
         {"per-proc", no_argument, NULL, O_PERPROC},
@@ -255,7 +266,7 @@ static int mcb_parse_args(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     bool procs = false, batches = false, meta_keys = false, min_time = false;
-    bool min_calls = false, hosts = false;
+    bool min_calls = false, hosts = false, rounds = false;
     unsigned v, i;
     int opt;
 
@@ -263,6 +274,7 @@ static int mcb_parse_args(int argc, char **argv)
     mcb_opts.hosts = 1;
     mcb_opts.min_time = 0.5;
     mcb_opts.min_calls = 10;
+    mcb_opts.rounds = 4;
     mcb_opts.meta_keys = 1024;
     mcb_opts.timeout_s = 600;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -309,6 +321,13 @@ static int mcb_parse_args(int argc, char **argv)
             }
             mcb_opts.min_calls = v;
             min_calls = true;
+            break;
+        case O_ROUNDS:
+            if (bench_parse_uint(optarg, "--rounds", 1, 100, &v) != 0) {
+                return -1;
+            }
+            mcb_opts.rounds = v;
+            rounds = true;
             break;
         case O_QUICK:
             mcb_opts.quick = true;
@@ -406,6 +425,9 @@ static int mcb_parse_args(int argc, char **argv)
         }
         if (!min_calls) {
             mcb_opts.min_calls = 3;
+        }
+        if (!rounds) {
+            mcb_opts.rounds = 1;
         }
     }
     /* Defaults sized to the cores: every process and its copy threads get

@@ -89,6 +89,7 @@ typedef struct mcb_opts {
     uint64_t dram;      /* per client; 0 = sized from the working set */
     double min_time;    /* seconds per measurement */
     unsigned min_calls; /* calls per measurement, at least */
+    unsigned rounds;    /* each measurement in turns with its kind */
     unsigned meta_keys; /* keys of one exist/query batch */
     unsigned timeout_s;
     bool json;
@@ -207,7 +208,13 @@ typedef struct mcb_client {
     mmc_obj_info_t *infos;
     const void **bufs;
     size_t *sizes;
-    uint64_t *lat; /* MCB_MAX_CALLS call times, ns */
+    /* per op, over the rounds of a measurement: MCB_MAX_CALLS call times
+     * (ns; allocated at the op's first round), how many, and the time
+     * the rounds took */
+    uint64_t *lat[MCB_OPS];
+    uint64_t nlat[MCB_OPS];
+    uint64_t active_ns[MCB_OPS];
+    uint64_t t_first[MCB_OPS]; /* the first round's start */
 } mcb_client_t;
 
 /* A client process: returns its exit code (client.c). */

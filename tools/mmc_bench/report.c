@@ -5,10 +5,10 @@
  * one JSON document.
  *
  * Invariants: a row of all clients takes the median of their p50s, the
- * largest p99, and rates over the wall time from the first start to the
- * last end; the baseline of a block op (memcpy, or with --device the
- * driver's copy in the same direction) is the one of the same batch size
- * (and client).
+ * largest p99, and rates over the time of the measurement's rounds (from
+ * the first start, the longest sum of a client's rounds); the baseline of a
+ * block op (memcpy, or with --device the driver's copy in the same direction)
+ * is the one of the same batch size (and client).
  */
 #include "mmc_bench.h"
 
@@ -350,10 +350,16 @@ void mcb_report_print(const char *url, bool spawned)
                "blocking sockets, in every process at the same time\n",
                lanes, lanes == 1 ? "" : "s");
     }
+    printf("# every measurement ran in %u round%s taking turns with the others "
+           "of its kind (block ops: the baselines, put, get, ...; metadata "
+           "calls and tcp_ping), so a slow spell of the machine weighs on a "
+           "baseline and its calls alike (--rounds)\n",
+           mcb_opts.rounds, mcb_opts.rounds == 1 ? "" : "s");
     printf("# p50/p99 us: one call (p50: median over processes of each one's "
            "median; p99: the worst process's); blocks: blocks per call\n");
-    printf("# GB/s = 1e9 bytes/s of all processes together (bytes / wall time "
-           "of the phase); GB/s/proc: blocks x block / p50 of one process "
+    printf("# GB/s = 1e9 bytes/s of all processes together (bytes / time of "
+           "the measurement's rounds); GB/s/proc: blocks x block / p50 of one "
+           "process "
            "(mean over processes)\n");
     if (mcb_opts.device) {
         printf("# us/block = p50 / blocks; ratio = us/block / base us/block "

@@ -1,7 +1,9 @@
 /*
  * mmc-bench's measurement, in every client at once: put this client's
- * blocks, verify every client's, then for each batch size and op a warm-up
- * call and timed calls, the metadata calls last, and a final verification.
+ * blocks, verify every client's, then for each batch size --rounds rounds
+ * in which every block op (the baselines, put, get, ...) takes its turn
+ * with a warm-up call and timed calls, the metadata calls (and their
+ * ping) the same way last, and a final verification.
  * The clients step through the phases together with a barrier in shared
  * memory; each sends one record per measurement to the parent.
  *
@@ -72,11 +74,14 @@ static int mcb_send(mcb_client_t *c, const mcb_record_t *r)
 }
 
 /*
- * One measurement, every client at once: a warm-up call, then timed calls
- * until this client made >= min_calls over >= min_time and every other
- * client did too (so all of them run for the whole of each one's window).
+ * One round of a measurement, every client at once: a warm-up call, then
+ * timed calls until this client made >= min_calls / rounds over >=
+ * min_time / rounds and every other client did too (so all of them run
+ * for the whole of each one's window).  The calls of every round add up;
+ * the last round sends the record.
  */
-static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b)
+static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b,
+                          unsigned round)
 {
     const mcb_call_fn fn = mcb_op_fns[op];
     const bool block_op = mcb_op_blocks(op);
@@ -84,14 +89,33 @@ static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b)
                           : op == MCB_OP_EXIST || op == MCB_OP_TCP_PING
                               ? 1
                               : mcb_opts.meta_keys;
-    uint64_t t0, t1, start, n = 0, j = 1;
+    const uint64_t min_calls =
+        (mcb_opts.min_calls + mcb_opts.rounds - 1) / mcb_opts.rounds;
+    const uint64_t max_calls = MCB_MAX_CALLS / mcb_opts.rounds;
+    const double min_ns = mcb_opts.min_time * 1e9 / mcb_opts.rounds;
+    uint64_t t0, t1, start, n0, n, j = 1;
+    uint64_t *lat;
     mcb_record_t r;
     bool flagged = false;
 
+    if (c->lat[op] == NULL &&
+        (c->lat[op] = calloc(MCB_MAX_CALLS, sizeof(uint64_t))) == NULL) {
+        bench_err("client %u: out of memory", c->proc);
+        return -1;
+    }
+    if (round == 0) {
+        c->nlat[op] = 0;
+        c->active_ns[op] = 0;
+    }
+    lat = c->lat[op];
+    n0 = n = c->nlat[op];
     if (mcb_barrier() != 0 || fn(c, b, 0) != 0 || mcb_barrier() != 0) {
         return -1;
     }
     start = bench_now_ns();
+    if (round == 0) {
+        c->t_first[op] = start;
+    }
     for (;;) {
         t0 = bench_now_ns();
         if (fn(c, b, j++) != 0) {
@@ -99,14 +123,14 @@ static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b)
             return -1;
         }
         t1 = bench_now_ns();
-        c->lat[n++] = t1 - t0;
-        if (!flagged && ((n >= mcb_opts.min_calls &&
-                          (double)(t1 - start) >= mcb_opts.min_time * 1e9) ||
-                         n == MCB_MAX_CALLS)) {
+        lat[n++] = t1 - t0;
+        if (!flagged &&
+            ((n - n0 >= min_calls && (double)(t1 - start) >= min_ns) ||
+             n - n0 == max_calls)) {
             flagged = true;
             __atomic_add_fetch(&mcb_sh->done, 1, __ATOMIC_ACQ_REL);
         }
-        if (n == MCB_MAX_CALLS ||
+        if (n - n0 == max_calls ||
             __atomic_load_n(&mcb_sh->done, __ATOMIC_ACQUIRE) ==
                 mcb_opts.procs) {
             break;
@@ -118,10 +142,16 @@ static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b)
             return -1;
         }
     }
+    c->nlat[op] = n;
+    c->active_ns[op] += bench_now_ns() - start;
+    if (round + 1 < mcb_opts.rounds) {
+        return 0;
+    }
     memset(&r, 0, sizeof(r));
-    r.t_end = bench_now_ns();
-    r.t_start = start;
-    qsort(c->lat, n, sizeof(c->lat[0]), bench_cmp_u64);
+    /* the rounds' time, from the first one's start */
+    r.t_start = c->t_first[op];
+    r.t_end = r.t_start + c->active_ns[op];
+    qsort(lat, n, sizeof(lat[0]), bench_cmp_u64);
     r.op = op;
     r.proc = c->proc;
     r.host = c->host;
@@ -131,21 +161,21 @@ static int mcb_measure_op(mcb_client_t *c, mcb_op_t op, uint32_t b)
     r.calls = (uint32_t)n;
     r.copy_threads = c->copy_threads;
     r.lanes = c->lanes;
-    r.p50_us = bench_median_u64(c->lat, n) / 1e3;
-    r.p99_us = (double)c->lat[(n * 99 + 99) / 100 - 1] / 1e3;
+    r.p50_us = bench_median_u64(lat, n) / 1e3;
+    r.p99_us = (double)lat[(n * 99 + 99) / 100 - 1] / 1e3;
     r.bytes = block_op ? n * b * MCB_BLOCK : 0;
     r.items = n * keys;
     return mcb_send(c, &r);
 }
 
 /* The memcpy baseline's helpers spin only while it is measured. */
-static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b)
+static int mcb_measure(mcb_client_t *c, mcb_op_t op, uint32_t b, unsigned round)
 {
     bool hot = op == MCB_OP_MEMCPY && c->mcpy.nthreads > 1;
     int ret;
 
     bench_mcpy_hot(&c->mcpy, hot);
-    ret = mcb_measure_op(c, op, b);
+    ret = mcb_measure_op(c, op, b, round);
     if (hot) {
         bench_mcpy_hot(&c->mcpy, false);
     }
@@ -333,7 +363,7 @@ static int mcb_verify_meta(mcb_client_t *c)
 
 int mcb_client_run(mcb_client_t *c)
 {
-    unsigned i;
+    unsigned i, round;
     int op;
 
     if (mcb_put_all(c) != 0 || mcb_barrier() != 0 ||
@@ -341,18 +371,21 @@ int mcb_client_run(mcb_client_t *c)
         return -1;
     }
     for (i = 0; i < mcb_opts.nbatches; i++) {
-        for (op = MCB_OP_MEMCPY; mcb_op_blocks((mcb_op_t)op); op++) {
-            if (!mcb_op_measured((mcb_op_t)op)) {
-                continue;
-            }
-            if (mcb_measure(c, (mcb_op_t)op, mcb_opts.batches[i]) != 0) {
-                return -1;
+        for (round = 0; round < mcb_opts.rounds; round++) {
+            for (op = MCB_OP_MEMCPY; mcb_op_blocks((mcb_op_t)op); op++) {
+                if (mcb_op_measured((mcb_op_t)op) &&
+                    mcb_measure(c, (mcb_op_t)op, mcb_opts.batches[i], round) !=
+                        0) {
+                    return -1;
+                }
             }
         }
     }
-    for (op = MCB_OP_EXIST_BATCH; op < MCB_OPS; op++) {
-        if (mcb_measure(c, (mcb_op_t)op, 0) != 0) {
-            return -1;
+    for (round = 0; round < mcb_opts.rounds; round++) {
+        for (op = MCB_OP_EXIST_BATCH; op < MCB_OPS; op++) {
+            if (mcb_measure(c, (mcb_op_t)op, 0, round) != 0) {
+                return -1;
+            }
         }
     }
     if (mcb_barrier() != 0 || mcb_verify_all(c, "after timing") != 0) {

@@ -1345,26 +1345,41 @@ static void test_notify(void **state)
     assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 1);
 }
 
+/* An OP_SEQ or OP_SEQ_FLOOD call of n, answered MF_OK. */
+static void test_seq_call(test_cli_t *cli, uint16_t op, uint32_t n)
+{
+    mf_net_resp_t resp;
+
+    assert_int_equal(mf_net_client_call(cli->client, op, &n, sizeof(n),
+                                        TEST_CALL_TIMEOUT_MS, &resp),
+                     MF_OK);
+    assert_int_equal(resp.status, MF_OK);
+    mf_net_resp_free(&resp);
+}
+
+/* A server and a client of OP_SEQ notifications (caller: this thread). */
+static test_srv_t *test_seq_start(test_cli_t *cli, bool on_caller)
+{
+    test_srv_t *srv = test_srv_start(0, 0);
+
+    test_notify_on_caller = on_caller;
+    assert_int_equal(test_cli_create(cli, srv->port, 0), MF_OK);
+    cli->caller = pthread_self();
+    return srv;
+}
+
 /* Notifications around responses, whoever reads them (the caller
  * waiting for its response, or the loop), reach on_notify in the order
  * they were sent, on the loop thread (or, with notify_on_caller, on the
  * loop or the caller that read them). */
 static void test_notify_order_run(bool on_caller)
 {
-    test_srv_t *srv = test_srv_start(0, 0);
-    mf_net_resp_t resp;
     test_cli_t cli;
+    test_srv_t *srv = test_seq_start(&cli, on_caller);
     uint32_t n;
 
-    test_notify_on_caller = on_caller;
-    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
-    cli.caller = pthread_self();
     for (n = 0; n < 500; n++) {
-        assert_int_equal(mf_net_client_call(cli.client, OP_SEQ, &n, sizeof(n),
-                                            TEST_CALL_TIMEOUT_MS, &resp),
-                         MF_OK);
-        assert_int_equal(resp.status, MF_OK);
-        mf_net_resp_free(&resp);
+        test_seq_call(&cli, OP_SEQ, n);
         if (n % 100 == 0) { /* a large answer between them */
             static uint8_t big[300 * 1024];
 
@@ -1375,12 +1390,7 @@ static void test_notify_order_run(bool on_caller)
     assert_true(test_wait_for(&cli.nnotify, 1000));
     /* 4 MiB of notifications ahead of an answer: the caller leaves them
      * to the loop past 256 KiB, and its answer still comes */
-    n = 1000;
-    assert_int_equal(mf_net_client_call(cli.client, OP_SEQ_FLOOD, &n, sizeof(n),
-                                        TEST_CALL_TIMEOUT_MS, &resp),
-                     MF_OK);
-    assert_int_equal(resp.status, MF_OK);
-    mf_net_resp_free(&resp);
+    test_seq_call(&cli, OP_SEQ_FLOOD, 1000);
     assert_true(test_wait_for(&cli.nnotify, 1064));
     assert_int_equal(atomic_load(&cli.seq_bad), 0);
     assert_int_equal(test_echo(cli.client, "ok", 2), MF_OK);
@@ -1413,30 +1423,19 @@ static void test_notify_order_caller(void **state)
  * every notification that came ahead of an answer, however slow it is. */
 static void test_notes_wait_run(bool on_caller)
 {
-    test_srv_t *srv = test_srv_start(0, 0);
-    mf_net_resp_t resp;
     test_cli_t cli;
+    test_srv_t *srv = test_seq_start(&cli, on_caller);
     uint32_t n;
 
-    test_notify_on_caller = on_caller;
-    assert_int_equal(test_cli_create(&cli, srv->port, 0), MF_OK);
-    cli.caller = pthread_self();
     cli.seq_delay_us = 2000;
     for (n = 0; n < 20; n++) {
-        assert_int_equal(mf_net_client_call(cli.client, OP_SEQ, &n, sizeof(n),
-                                            TEST_CALL_TIMEOUT_MS, &resp),
-                         MF_OK);
-        mf_net_resp_free(&resp);
+        test_seq_call(&cli, OP_SEQ, n);
         mf_net_client_notes_wait(cli.client);
         /* 2n came ahead of the answer; 2n + 1 after it, maybe read too */
         assert_true(atomic_load(&cli.nnotify) >= (int)(2 * n + 1));
     }
     cli.seq_delay_us = 100;
-    n = 40;
-    assert_int_equal(mf_net_client_call(cli.client, OP_SEQ_FLOOD, &n, sizeof(n),
-                                        TEST_CALL_TIMEOUT_MS, &resp),
-                     MF_OK);
-    mf_net_resp_free(&resp);
+    test_seq_call(&cli, OP_SEQ_FLOOD, 40);
     mf_net_client_notes_wait(cli.client);
     assert_int_equal(atomic_load(&cli.nnotify), 104);
     assert_int_equal(atomic_load(&cli.seq_bad), 0);

@@ -647,7 +647,7 @@ typedef struct test_cli {
     uint32_t seq_next;
     atomic_int seq_bad;
     pthread_t caller;
-    unsigned seq_delay_us; /* on_notify takes this long with each */
+    unsigned seq_delay_us;    /* on_notify takes this long with each */
     atomic_int seq_on_caller; /* delivered on the calling thread */
 } test_cli_t;
 

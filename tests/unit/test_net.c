@@ -1368,6 +1368,15 @@ static test_srv_t *test_seq_start(test_cli_t *cli, bool on_caller)
     return srv;
 }
 
+/* Stops what test_seq_start started (the client destroyed first). */
+static void test_seq_stop(test_srv_t *srv)
+{
+    test_notify_on_caller = false;
+    test_srv_stop(srv);
+    free(srv);
+    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+}
+
 /* Notifications around responses, whoever reads them (the caller
  * waiting for its response, or the loop), reach on_notify in the order
  * they were sent, on the loop thread (or, with notify_on_caller, on the
@@ -1401,10 +1410,7 @@ static void test_notify_order_run(bool on_caller)
     }
     print_message("notifications delivered on the caller: %d of 1064\n",
                   atomic_load(&cli.seq_on_caller));
-    test_notify_on_caller = false;
-    test_srv_stop(srv);
-    free(srv);
-    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+    test_seq_stop(srv);
 }
 
 static void test_notify_order(void **state)
@@ -1440,10 +1446,7 @@ static void test_notes_wait_run(bool on_caller)
     assert_int_equal(atomic_load(&cli.nnotify), 104);
     assert_int_equal(atomic_load(&cli.seq_bad), 0);
     mf_net_client_destroy(cli.client);
-    test_notify_on_caller = false;
-    test_srv_stop(srv);
-    free(srv);
-    assert_int_equal(tk_log_count(&test_log, MF_LOG_ERROR), 0);
+    test_seq_stop(srv);
 }
 
 static void test_notes_wait(void **state)

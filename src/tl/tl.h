@@ -119,6 +119,9 @@ typedef struct mf_tl_params {
     mf_workers_t *workers;  /* copy threads, NULL for none */
     uint64_t split_min;     /* copies from this size use the workers */
     unsigned mem_flags;     /* MF_MEM_SEG_* for imported segments */
+    bool auto_choice;       /* opened by transport = auto: a transport no
+                               better than the others here may decline
+                               (MF_ERR_UNSUPPORTED, logged at debug) */
     const void *config;     /* the transport's settings (ops->config_size
                                bytes, from mf_tl_config_parse); NULL:
                                its defaults */

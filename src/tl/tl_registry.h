@@ -5,4 +5,7 @@
  * capabilities are equal for a peer.
  */
 MF_TL_TRANSPORT(shm) /* peers of this host: mapped memory */
+#if MF_HAVE_UCX
+MF_TL_TRANSPORT(ucx) /* peers on any host: RDMA through UCX */
+#endif
 MF_TL_TRANSPORT(tcp) /* peers on any host */

@@ -172,3 +172,23 @@ int tk_group_end(int failed)
     }
     return failed + (leaks != 0);
 }
+
+bool tk_transport_wanted(const char *name)
+{
+    const char *list = getenv("TK_TRANSPORTS"), *p;
+    size_t len = strlen(name);
+
+    if (list == NULL || *list == '\0') {
+        return true;
+    }
+    for (p = list; *p != '\0'; p++) {
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0')) {
+            return true;
+        }
+        p += strcspn(p, ",");
+        if (*p == '\0') {
+            break;
+        }
+    }
+    return false;
+}

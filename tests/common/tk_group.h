@@ -11,11 +11,14 @@
  * AddressSanitizer that check is LeakSanitizer's at exit.
  *
  * TK_TEST_FILTER=<pattern> in the environment runs only the tests whose
- * names match (cmocka's pattern: * and ?).
+ * names match (cmocka's pattern: * and ?); TK_TRANSPORTS=<name>[,<name>]
+ * limits the tests that run over every transport to the ones named (a
+ * ctest entry runs them over ucx alone, with UCX_TLS set).
  */
 #ifndef MF_TK_GROUP_H
 #define MF_TK_GROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Growth of the heap in use allowed over a group: stdio's buffers and
@@ -38,6 +41,10 @@ void tk_group_begin(void);
 /* Compares with tk_group_begin(); failed (cmocka's count of failed
  * tests), plus one if anything leaked. */
 int tk_group_end(int failed);
+
+/* Whether a test that runs over every transport runs over name
+ * (TK_TRANSPORTS, above). */
+bool tk_transport_wanted(const char *name);
 
 #define tk_group_run(_tests, _setup, _teardown)                                \
     (tk_group_begin(),                                                         \

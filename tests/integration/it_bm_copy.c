@@ -864,6 +864,9 @@ static void cp_run(tk_proc_fn fn)
         const char *transport = mf_bm_transport_name(i);
 
         assert_non_null(transport);
+        if (!tk_transport_wanted(transport)) {
+            continue;
+        }
         printf("  transport %s\n", transport);
         fflush(stdout);
         assert_int_equal(it_store_start(&g_store), 0);

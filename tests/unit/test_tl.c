@@ -100,6 +100,10 @@ static bool test_moves_host(const mf_tl_ops_t *ops, const char *body)
 {
     mf_tl_caps_t caps;
 
+    if (!tk_transport_wanted(ops->name)) {
+        printf("  %s: %s skipped (TK_TRANSPORTS)\n", ops->name, body);
+        return false;
+    }
     test_caps(ops, &caps);
     if (!(caps.mem_kinds & MF_TL_MEM_KIND(MF_MEM_KIND_HOST)) ||
         !(caps.flags & (MF_TL_CAP_PUT | MF_TL_CAP_GET))) {

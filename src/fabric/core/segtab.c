@@ -421,7 +421,7 @@ static void mf_fabric_tl_sort(mf_fabric_pool_t *pool)
 /* Opens transport ops with the pool's settings and registers the own
  * segment with it; *iface_p stays NULL on failure. */
 static mf_status_t mf_fabric_tl_open_one(mf_fabric_pool_t *pool,
-                                         const mf_tl_ops_t *ops,
+                                         const mf_tl_ops_t *ops, bool is_auto,
                                          mf_tl_iface_t **iface_p,
                                          mf_tl_memh_t **memh_p)
 {
@@ -441,6 +441,7 @@ static mf_status_t mf_fabric_tl_open_one(mf_fabric_pool_t *pool,
     params.split_min = pool->cfg.copy_split_min;
     params.mem_flags = pool->cfg.prefault ? MF_MEM_SEG_PREFAULT : 0;
     params.config = config;
+    params.auto_choice = is_auto;
     status = ops->iface_open(&params, iface_p);
     free(config);
     if (status != MF_OK) {
@@ -497,8 +498,12 @@ static mf_status_t mf_fabric_tl_open(mf_fabric_pool_t *pool)
         if (!is_auto && strcmp(ops->name, pool->cfg.transport) != 0) {
             continue;
         }
-        status = mf_fabric_tl_open_one(pool, ops, &pool->ifaces[pool->ntl],
-                                       &pool->own_memh[pool->ntl]);
+        status =
+            mf_fabric_tl_open_one(pool, ops, is_auto, &pool->ifaces[pool->ntl],
+                                  &pool->own_memh[pool->ntl]);
+        if (status == MF_ERR_UNSUPPORTED && is_auto) {
+            continue; /* not made for this machine (said at debug level) */
+        }
         if (status != MF_OK && is_auto) {
             /* auto: the pool still works with what opened */
             mf_warn("mf-bm: transport %s is not available (%s); peers only "

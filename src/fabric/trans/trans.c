@@ -144,6 +144,7 @@ static mf_status_t mf_trans_tl_open(mf_trans_t *trans, const char *route_host)
         params.workers = trans->workers;
         params.split_min = trans->cfg.copy_split_min;
         params.config = config;
+        params.auto_choice = any;
         status = ops->iface_open(&params, &iface);
         free(config);
         if (status != MF_OK) {

@@ -114,6 +114,10 @@ static int dv_open(dv_ctx_t *c)
     }
     it_bm_config(&cfg);
     TK_CHECK_OK(mf_bm_config_set(&cfg, "transport", g_transport));
+    if (strcmp(g_transport, "ucx") == 0) {
+        /* small staging chunks: a copy of 1 MiB takes 17 of them */
+        TK_CHECK_OK(mf_bm_config_set(&cfg, "ucx.chunk_size", "64K"));
+    }
     TK_CHECK_OK(it_pool_open_hbm(&c->pool, g_store.url, WORLD, MF_RANK_AUTO,
                                  SEG_SIZE, STRIDE, SEG_SIZE, STRIDE, &cfg,
                                  true));
@@ -323,6 +327,84 @@ static int dv_rank_batch(int index, void *arg)
     TK_CHECK_OK(mf_bm_wait(req, 60000));
     TK_CHECK(dv_holds(&c, c.lh, false, MIB, DEV_SEED + p, 0) == 0);
     return dv_close(&c, 0);
+}
+
+/*
+ * Over ucx alone.  A local device buffer UCX cannot move itself goes to
+ * and from the peer's host segment through host staging (64 KiB chunks,
+ * two in flight), single, batched and asynchronous.  The peer's device
+ * segment is served only where UCX moves device memory: reached and
+ * checked there, unreachable with a clear status elsewhere (CI's UCX).
+ */
+static int dv_rank_ucx(int index, void *arg)
+{
+    enum { N = 122 };
+    mf_copy_piece_t pieces[N];
+    mf_status_t results[N], st;
+    uint64_t ld, lh, off = 0;
+    mf_bm_req_t *req;
+    uint32_t p;
+    dv_ctx_t c;
+
+    if (dv_open(&c) != 0) {
+        return dv_close(&c, 1);
+    }
+    dv_fill_own(&c);
+    TK_CHECK_OK(it_barrier(&c.pool, "dv-filled", WORLD));
+    p = (c.pool.rank + 1) % WORLD;
+    ld = (uint64_t)(uintptr_t)c.ld;
+    lh = (uint64_t)(uintptr_t)c.lh;
+    for (size_t i = 0; i < sizeof(dv_sizes) / sizeof(dv_sizes[0]); i++) {
+        size_t size = dv_sizes[i];
+        uint64_t at = (i * 4099 + 13) % (RO_SIZE - size);
+        uint64_t slot = dv_gva(&c, p, false, SLOT(c.pool.rank) + i * 61);
+
+        TK_CHECK_OK(mf_bm_copy(c.pool.bm, dv_gva(&c, p, false, at), ld, size,
+                               i % 2 ? MF_COPY_AUTO : MF_COPY_GH2LD));
+        TK_CHECK(dv_holds(&c, c.ld, true, size, HOST_SEED + p, at) == 0);
+        dv_fill(&c, c.ld, true, size, 500 + i);
+        TK_CHECK_OK(mf_bm_copy(c.pool.bm, ld, slot, size,
+                               i % 2 ? MF_COPY_AUTO : MF_COPY_LD2GH));
+        TK_CHECK(dv_global_holds(&c, slot, false, size, 500 + i, 0) == 0);
+    }
+    /* a KV block of the peer's host segment into device memory, in one
+     * batch, and back asynchronously */
+    for (int i = 0; i < N; i++) {
+        size_t size = i < N / 2 ? 16 * 1024 : 4 * 1024;
+
+        pieces[i].src = dv_gva(&c, p, false, off + 5);
+        pieces[i].dst = ld + off;
+        pieces[i].size = size;
+        off += size;
+    }
+    TK_CHECK_OK(mf_bm_copy_batch(c.pool.bm, pieces, N, MF_COPY_GH2LD, results));
+    for (int i = 0; i < N; i++) {
+        TK_CHECK(results[i] == MF_OK);
+    }
+    TK_CHECK(dv_holds(&c, c.ld, true, off, HOST_SEED + p, 5) == 0);
+    for (int i = 0; i < N; i++) {
+        pieces[i].src = pieces[i].dst;
+        pieces[i].dst =
+            dv_gva(&c, p, false, SLOT(c.pool.rank)) + (pieces[i].src - ld);
+    }
+    TK_CHECK_OK(
+        mf_bm_copy_batch_async(c.pool.bm, pieces, N, MF_COPY_LD2GH, &req));
+    TK_CHECK_OK(mf_bm_wait(req, 60000));
+    TK_CHECK(dv_global_holds(&c, dv_gva(&c, p, false, SLOT(c.pool.rank)), false,
+                             off, HOST_SEED + p, 5) == 0);
+    /* the peer's device segment */
+    mf_log_set_level(MF_LOG_OFF);
+    st = mf_bm_copy(c.pool.bm, dv_gva(&c, p, true, 0), lh, MIB, MF_COPY_GD2LH);
+    mf_log_set_level(MF_LOG_WARN);
+    if (st == MF_OK) {
+        TK_CHECK(dv_holds(&c, c.lh, false, MIB, DEV_SEED + p, 0) == 0);
+    } else {
+        TK_CHECK_GOTO(st == MF_ERR_UNREACHABLE, "device segment over ucx: %s",
+                      mf_status_name(st));
+    }
+    return dv_close(&c, 0);
+fail:
+    return dv_close(&c, 1);
 }
 
 /* Wrong kinds and ranges: clear errors, nothing copied. */
@@ -635,6 +717,15 @@ static void test_device_tcp(void **state)
     dv_run(dv_rank_directions, "tcp");
 }
 
+static void test_device_ucx(void **state)
+{
+    if (!it_has_transport("ucx")) {
+        printf("SKIP: this build of the library has no ucx transport\n");
+        skip();
+    }
+    dv_run(dv_rank_ucx, "ucx");
+}
+
 static void test_device_tcp_batch_async(void **state)
 {
     dv_run(dv_rank_batch, "tcp");
@@ -652,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_device_tcp),
         cmocka_unit_test(test_device_tcp_batch_async),
         cmocka_unit_test(test_device_tcp_stage_fail),
+        cmocka_unit_test(test_device_ucx),
         cmocka_unit_test(test_device_netns),
         cmocka_unit_test(test_device_netns_batch_async),
     };

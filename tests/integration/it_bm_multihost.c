@@ -20,6 +20,14 @@
  *           with the right bytes or fails with a peer error, never hangs;
  *           afterwards every copy succeeds.
  *
+ * Run as integration/it_bm_multihost[ucx-tcp] (ucx.auto = always,
+ * UCX_TLS=tcp), other hosts are reached over the ucx transport instead,
+ * on UCX's TCP: every rank checks by the tracer's counts that its copies
+ * to other hosts went over the transport expected.  The lanes test is
+ * tcp's alone there: UCX 1.13 aborts the process ("Fatal: unexpected
+ * error" in ucp_request_try_send) when its connections are reset under
+ * it.
+ *
  * Every destination is checked byte for byte, with 16 guard bytes on each
  * side; a destination on another host is poisoned and read back through
  * the library (GH2LH, itself checked against known patterns).
@@ -319,6 +327,30 @@ static bool mh_mapped(uint64_t addr)
 /* What the library logs in a rank; an error fails a strict rank. */
 static tk_log_t mh_log;
 
+/* The transport that reaches other hosts: "tcp", or "ucx" where
+ * ucx.auto = always (the ucx variant of this program). */
+static const char *g_cross = "tcp";
+
+/* The copies this rank made over transport name (tracer's counts). */
+static uint64_t mh_traced(const char *name)
+{
+    mf_trace_stat_t stats[64];
+    char put[32], get[32];
+    uint64_t count = 0;
+    size_t n, i;
+
+    snprintf(put, sizeof(put), "tl.%s.put", name);
+    snprintf(get, sizeof(get), "tl.%s.get", name);
+    n = mf_trace_get(stats, 64);
+    for (i = 0; i < n && i < 64; i++) {
+        if (strcmp(stats[i].name, put) == 0 ||
+            strcmp(stats[i].name, get) == 0) {
+            count += stats[i].count;
+        }
+    }
+    return count;
+}
+
 static int mh_open(mh_ctx_t *ctx, uint32_t rank, uint64_t phase)
 {
     it_pool_t *pool = &ctx->pool;
@@ -328,6 +360,7 @@ static int mh_open(mh_ctx_t *ctx, uint32_t rank, uint64_t phase)
 
     memset(ctx, 0, sizeof(*ctx));
     tk_log_start(&mh_log, TK_LOG_ECHO);
+    mf_trace_enable(true);
     ctx->lsrc = malloc(ARENA_SIZE);
     ctx->ldst = malloc(ARENA_SIZE);
     ctx->check = malloc(KV_TOTAL + 2 * GUARD + 8192);
@@ -378,8 +411,14 @@ static int mh_close(mh_ctx_t *ctx, int ret, uint32_t count, bool strict_log)
         }
     }
     if (ret == 0) {
-        tk_print("%u pieces (%llu bytes) verified", ctx->verified,
-                 (unsigned long long)ctx->bytes);
+        tk_print("%u pieces (%llu bytes) verified, %llu copies over %s",
+                 ctx->verified, (unsigned long long)ctx->bytes,
+                 (unsigned long long)mh_traced(g_cross), g_cross);
+        if (mh_traced(g_cross) == 0 ||
+            mh_traced(strcmp(g_cross, "tcp") == 0 ? "ucx" : "tcp") != 0) {
+            tk_print("copies to other hosts did not all go over %s", g_cross);
+            ret = 1;
+        }
     }
     if (ret == 0 && strict_log && tk_log_check_clean(&mh_log) != 0) {
         ret = 1;
@@ -1175,19 +1214,6 @@ static int mh_teardown(void **state)
     return 0;
 }
 
-/* Whether this build of the library has the tcp transport. */
-static bool mh_have_tcp(void)
-{
-    size_t i;
-
-    for (i = 0; i < mf_bm_transport_count(); i++) {
-        if (strcmp(mf_bm_transport_name(i), "tcp") == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1197,11 +1223,28 @@ int main(void)
         cmocka_unit_test(test_mh_kill_host),
         cmocka_unit_test(test_mh_lane_break),
     };
+    const struct CMUnitTest tests_ucx[] = {
+        cmocka_unit_test(test_mh_single),
+        cmocka_unit_test(test_mh_batch),
+        cmocka_unit_test(test_mh_async),
+        cmocka_unit_test(test_mh_kill_host),
+    };
+
+    mf_bm_config_t cfg;
+    char value[16] = "";
 
     tk_netns_require();
-    if (!mh_have_tcp()) {
+    if (!it_has_transport("tcp")) {
         printf("SKIP: this build of the library has no tcp transport\n");
         return TK_NETNS_SKIP;
+    }
+    mf_bm_config_init(&cfg);
+    if (it_has_transport("ucx") &&
+        mf_bm_config_get(&cfg, "ucx.auto", value, sizeof(value)) == MF_OK &&
+        strcmp(value, "always") == 0) {
+        g_cross = "ucx";
+        printf("other hosts over ucx (ucx.auto = always)\n");
+        return tk_group_run(tests_ucx, mh_setup, mh_teardown);
     }
     return tk_group_run(tests, mh_setup, mh_teardown);
 }

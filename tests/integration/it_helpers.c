@@ -144,6 +144,16 @@ void it_bm_config(mf_bm_config_t *cfg)
     cfg->op_timeout_ms = 30000;
 }
 
+bool it_has_transport(const char *name)
+{
+    for (size_t i = 0; i < mf_bm_transport_count(); i++) {
+        if (strcmp(mf_bm_transport_name(i), name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 mf_status_t it_pool_open(it_pool_t *pool, const char *url, uint32_t world,
                          uint32_t rank, uint64_t seg_size, uint64_t stride,
                          const mf_bm_config_t *cfg, bool join)

@@ -65,6 +65,9 @@ typedef struct it_pool {
  * AddressSanitizer build the window moves out of ASan's shadow memory. */
 void it_bm_config(mf_bm_config_t *cfg);
 
+/* Whether this build of the library has the transport name. */
+bool it_has_transport(const char *name);
+
 /*
  * In a child: mf_init, store session, mf_bm_init (rank may be
  * MF_RANK_AUTO; MF_ERR_BUSY is retried up to 20 s for a rank that is

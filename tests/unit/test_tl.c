@@ -504,6 +504,8 @@ static void test_open(void **state)
         ops->iface_query(iface, &caps);
         assert_true(caps.flags & (MF_TL_CAP_PUT | MF_TL_CAP_GET));
         assert_true(caps.mem_kinds != 0);
+        /* what it reaches remotely it moves locally too */
+        assert_int_equal(caps.local_kinds & caps.mem_kinds, caps.mem_kinds);
         assert_true(caps.addr_max > 0 && caps.addr_max <= TEST_BLOB);
         assert_true(caps.rkey_max > 0 && caps.rkey_max <= TEST_BLOB);
         assert_int_equal(ops->iface_addr_pack(iface, addr, sizeof(addr), &len),

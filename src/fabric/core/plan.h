@@ -321,6 +321,7 @@ mf_fabric_plan_make(mf_fabric_pool_t *pool, const mf_fabric_sides_t *sides,
     mf_mem_kind_t src_kind = sseg != NULL ? sseg->kind : sides->src_kind;
     mf_mem_kind_t dst_kind = dseg != NULL ? dseg->kind : sides->dst_kind;
     const mf_tl_caps_t *caps;
+    mf_mem_kind_t local_kind, remote_kind;
 
     /* a direction names the kind of a global side: its window must hold
      * that kind */
@@ -340,16 +341,20 @@ mf_fabric_plan_make(mf_fabric_pool_t *pool, const mf_fabric_sides_t *sides,
     if (src_mapped) {
         plan->op = MF_FABRIC_OP_PUT;
         caps = &pool->tl_caps[dseg->tl];
+        local_kind = src_kind;
+        remote_kind = dst_kind;
     } else if (dst_mapped) {
         plan->op = MF_FABRIC_OP_GET;
         caps = &pool->tl_caps[sseg->tl];
+        local_kind = dst_kind;
+        remote_kind = src_kind;
     } else {
         plan->op = MF_FABRIC_OP_BOUNCE;
         return MF_OK;
     }
-    /* the transport must move the kinds of both sides */
-    if (mf_unlikely(!(caps->mem_kinds & MF_TL_MEM_KIND(src_kind)) ||
-                    !(caps->mem_kinds & MF_TL_MEM_KIND(dst_kind)))) {
+    /* the transport must reach the remote kind and move the local one */
+    if (mf_unlikely(!(caps->mem_kinds & MF_TL_MEM_KIND(remote_kind)) ||
+                    !(caps->local_kinds & MF_TL_MEM_KIND(local_kind)))) {
         return mf_fabric_kind_unmoved(pool, plan, src_kind, dst_kind, size);
     }
     return MF_OK;

@@ -129,7 +129,7 @@ static void mf_trans_req_issue(mf_trans_req_t *req, size_t i, int first)
         return;
     }
     kind = mf_mem_classify(p->local, p->size);
-    if (!(trans->caps[req->peer->tl].mem_kinds & MF_TL_MEM_KIND(kind))) {
+    if (!(trans->caps[req->peer->tl].local_kinds & MF_TL_MEM_KIND(kind))) {
         req->status[i] = MF_ERR_UNSUPPORTED;
         return;
     }

@@ -95,6 +95,7 @@ static void mf_tl_shm_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
             caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
         }
     }
+    caps_p->local_kinds = caps_p->mem_kinds;
     caps_p->addr_max = MF_TL_SHM_HOST_ID_MAX;
     caps_p->rkey_max = 64 + MF_TL_SHM_HOST_ID_MAX;
 }

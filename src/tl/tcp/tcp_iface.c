@@ -200,6 +200,7 @@ static void mf_tl_tcp_iface_query(mf_tl_iface_t *iface, mf_tl_caps_t *caps_p)
             caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
         }
     }
+    caps_p->local_kinds = caps_p->mem_kinds;
     caps_p->addr_max = 64;
     caps_p->rkey_max = 64;
 }

@@ -48,6 +48,7 @@ typedef struct mf_tl_ucx_config {
     char tls[MF_TL_UCX_SETTING_MAX];         /* ucx.tls: UCX_TLS */
     char net_devices[MF_TL_UCX_SETTING_MAX]; /* ucx.net_devices */
     uint64_t chunk_size; /* ucx.chunk_size: device memory staging */
+    char auto_open[16];  /* ucx.auto: "rdma", "always" or "never" */
 } mf_tl_ucx_config_t;
 
 extern const mf_cfg_table_t mf_tl_ucx_cfg_table;

@@ -22,6 +22,11 @@ static const mf_cfg_entry_t mf_tl_ucx_cfg_entries[] = {
      "1M", MF_TL_UCX_CHUNK_MIN, MF_TL_UCX_CHUNK_MAX,
      "device memory UCX cannot move itself goes through host memory in "
      "chunks of this size, two in flight"},
+    {"ucx.auto", MF_CFG_STR, offsetof(mf_tl_ucx_config_t, auto_open),
+     sizeof(((mf_tl_ucx_config_t *)0)->auto_open), "rdma", 0, 0,
+     "whether transport = auto opens ucx: \"rdma\" where UCX reaches an "
+     "RDMA device (rc, dc, ud), \"always\" (over UCX's tcp too), "
+     "\"never\"; peers of this host stay with shm either way"},
 };
 
 const mf_cfg_table_t mf_tl_ucx_cfg_table = {
@@ -57,6 +62,15 @@ mf_status_t mf_tl_ucx_config_check(const void *config)
         !mf_tl_ucx_list_ok(cfg->net_devices, sizeof(cfg->net_devices))) {
         mf_error("ucx: ucx.tls and ucx.net_devices are lists of names "
                  "(letters, digits, '_', ':', '.', '-', '^', ',')");
+        return MF_ERR_CONFIG;
+    }
+    if (strcmp(cfg->auto_open, "rdma") != 0 &&
+        strcmp(cfg->auto_open, "always") != 0 &&
+        strcmp(cfg->auto_open, "never") != 0) {
+        mf_error("ucx: ucx.auto is \"rdma\", \"always\" or \"never\", not "
+                 "\"%.*s\"",
+                 (int)strnlen(cfg->auto_open, sizeof(cfg->auto_open)),
+                 cfg->auto_open);
         return MF_ERR_CONFIG;
     }
     if (cfg->chunk_size < MF_TL_UCX_CHUNK_MIN ||

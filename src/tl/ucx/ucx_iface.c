@@ -197,7 +197,8 @@ static void mf_tl_ucx_iface_close(mf_tl_iface_t *tl_iface);
 static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
                                         mf_tl_iface_t **iface_p)
 {
-    static const mf_tl_ucx_config_t defaults = {.chunk_size = 1u << 20};
+    static const mf_tl_ucx_config_t defaults = {.chunk_size = 1u << 20,
+                                                .auto_open = "rdma"};
     const mf_tl_ucx_config_t *cfg =
         params->config != NULL ? params->config : &defaults;
     const mf_ucx_lib_t *lib = mf_ucx_lib();
@@ -205,6 +206,10 @@ static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
     mf_status_t status;
     int ret;
 
+    if (params->auto_choice && strcmp(cfg->auto_open, "never") == 0) {
+        mf_debug("ucx: left out of transport = auto (ucx.auto = never)");
+        return MF_ERR_UNSUPPORTED;
+    }
     if (lib == NULL) {
         if (params->auto_choice) {
             mf_debug("ucx: %s", mf_ucx_lib_why());
@@ -213,7 +218,8 @@ static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
         }
         return MF_ERR_UNSUPPORTED;
     }
-    if (params->auto_choice && !mf_ucx_lib_has_rdma()) {
+    if (params->auto_choice && strcmp(cfg->auto_open, "rdma") == 0 &&
+        !mf_ucx_lib_has_rdma()) {
         /* tcp serves other hosts as well as UCX would without RDMA */
         mf_debug("ucx: no RDMA device here: left to the other transports");
         return MF_ERR_UNSUPPORTED;
@@ -301,8 +307,15 @@ static void mf_tl_ucx_iface_query(mf_tl_iface_t *tl_iface, mf_tl_caps_t *caps_p)
      * only where UCX reaches device memory (GPUDirect RDMA, cuda_ipc);
      * a local device buffer of any kind built is staged otherwise */
     caps_p->mem_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
-    if (mf_tl_ucx_moves(iface, MF_MEM_KIND_CUDA)) {
-        caps_p->mem_kinds |= MF_TL_MEM_KIND(MF_MEM_KIND_CUDA);
+    caps_p->local_kinds = MF_TL_MEM_KIND(MF_MEM_KIND_HOST);
+    for (int kind = MF_MEM_KIND_HOST + 1; kind < MF_MEM_KIND_LAST; kind++) {
+        if (mf_tl_ucx_moves(iface, (mf_mem_kind_t)kind)) {
+            caps_p->mem_kinds |= MF_TL_MEM_KIND(kind);
+        }
+        /* built, not probed (see tcp): a staged copy checks the kind */
+        if (mf_mem_kind_built((mf_mem_kind_t)kind)) {
+            caps_p->local_kinds |= MF_TL_MEM_KIND(kind);
+        }
     }
     caps_p->addr_max = MF_TL_UCX_BLOB_MAX;
     caps_p->rkey_max = MF_TL_UCX_BLOB_MAX;

@@ -15,16 +15,31 @@
  * copies each into the device as it lands, then reuses its host chunk.
  * The device copies run under the interface's lock, in the call or in
  * the completion of the chunk before.
+ *
+ * Trace points tl.ucx.put and tl.ucx.get time a copy from its call to its
+ * completion; while the tracer is on, a copy that does not complete at
+ * once carries its start in a small record of its own.
  */
 #include "tl/ucx/ucx.h"
 
 #include "util/log.h"
 #include "util/misc.h"
+#include "util/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+MF_TRACE_POINT(mf_tl_ucx_tp_put, "tl.ucx.put");
+MF_TRACE_POINT(mf_tl_ucx_tp_get, "tl.ucx.get");
+
 typedef struct mf_tl_ucx_stage mf_tl_ucx_stage_t;
+
+/* A copy in flight while the tracer is on: its start and point. */
+typedef struct mf_tl_ucx_traced {
+    mf_tl_comp_t *comp;
+    mf_trace_point_t *tp;
+    uint64_t t0;
+} mf_tl_ucx_traced_t;
 
 typedef struct mf_tl_ucx_slot {
     mf_tl_ucx_stage_t *op;
@@ -48,6 +63,8 @@ struct mf_tl_ucx_stage {
     size_t next; /* offset of the next chunk to post */
     unsigned inflight;
     mf_status_t status;
+    mf_trace_point_t *tp;
+    uint64_t t0;   /* of the tracer, 0 when off */
     bool in_call;  /* inside put/get: the result is returned, no cb */
     bool finished; /* status is final */
     mf_tl_ucx_stage_buf_t *host;
@@ -66,6 +83,18 @@ static void mf_tl_ucx_comp_cb(void *request, ucs_status_t status,
     mf_tl_comp_t *comp = user_data;
 
     mf_tl_ucx_lib()->ucp_request_free(request);
+    comp->cb(comp, mf_ucx_status(status));
+}
+
+static void mf_tl_ucx_traced_cb(void *request, ucs_status_t status,
+                                void *user_data)
+{
+    mf_tl_ucx_traced_t *traced = user_data;
+    mf_tl_comp_t *comp = traced->comp;
+
+    mf_tl_ucx_lib()->ucp_request_free(request);
+    mf_trace_end(traced->tp, traced->t0);
+    free(traced);
     comp->cb(comp, mf_ucx_status(status));
 }
 
@@ -174,6 +203,7 @@ static void mf_tl_ucx_stage_finish(mf_tl_ucx_stage_t *op, mf_status_t status)
     op->host = NULL;
     op->status = status;
     op->finished = true;
+    mf_trace_end(op->tp, op->t0);
     if (!op->in_call) {
         free(op);
         comp->cb(comp, status);
@@ -291,7 +321,8 @@ static void mf_tl_ucx_stage_pump(mf_tl_ucx_stage_t *op)
 static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface, bool put,
                                          void *local, uint64_t remote,
                                          size_t size, ucp_ep_h uep,
-                                         ucp_rkey_h rkey, mf_tl_comp_t *comp)
+                                         ucp_rkey_h rkey, mf_tl_comp_t *comp,
+                                         mf_trace_point_t *tp, uint64_t t0)
 {
     mf_tl_ucx_stage_t *op;
     mf_status_t status;
@@ -317,6 +348,8 @@ static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface, bool put,
     op->remote = remote;
     op->size = size;
     op->status = MF_OK;
+    op->tp = tp;
+    op->t0 = t0;
     op->in_call = true;
     for (i = 0; i < MF_TL_UCX_STAGE_SLOTS; i++) {
         op->slots[i].op = op;
@@ -342,10 +375,14 @@ static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
     mf_tl_ucx_iface_t *iface = (mf_tl_ucx_iface_t *)tl_ep->iface;
     mf_tl_ucx_rkey_t *rkey = (mf_tl_ucx_rkey_t *)tl_rkey;
     const mf_ucx_lib_t *lib = iface->lib;
+    mf_trace_point_t *tp = put ? &mf_tl_ucx_tp_put : &mf_tl_ucx_tp_get;
+    mf_tl_ucx_traced_t *traced = NULL;
+    ucp_send_nbx_callback_t cb = mf_tl_ucx_comp_cb;
+    void *user_data = comp;
     ucp_request_param_t param;
     ucs_status_ptr_t req;
     mf_status_t status;
-    uint64_t remote;
+    uint64_t remote, t0;
     ucp_rkey_h uk;
     ucp_ep_h uep;
 
@@ -356,6 +393,14 @@ static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
         return MF_ERR_OUT_OF_RANGE;
     }
     remote = rkey->base + (raddr - tl_rkey->gva);
+    t0 = mf_trace_begin();
+    if (mf_unlikely(t0 != 0) && (traced = malloc(sizeof(*traced))) != NULL) {
+        traced->comp = comp;
+        traced->tp = tp;
+        traced->t0 = t0;
+        cb = mf_tl_ucx_traced_cb;
+        user_data = traced;
+    }
     pthread_mutex_lock(&iface->lock);
     status = mf_tl_ucx_prepare(iface, (mf_tl_ucx_ep_t *)tl_ep, rkey, &uep, &uk);
     if (status != MF_OK) {
@@ -363,8 +408,10 @@ static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
     }
     if (mf_unlikely(comp->mem_kind != MF_MEM_KIND_HOST &&
                     !mf_tl_ucx_moves(iface, comp->mem_kind))) {
-        status =
-            mf_tl_ucx_stage_start(iface, put, buf, remote, size, uep, uk, comp);
+        free(traced); /* the staged copy times itself */
+        traced = NULL;
+        status = mf_tl_ucx_stage_start(iface, put, buf, remote, size, uep, uk,
+                                       comp, tp, t0);
         goto out;
     }
     memset(&param, 0, sizeof(param));
@@ -380,13 +427,13 @@ static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
             status = MF_OK;
         }
         if (status == MF_OK) {
-            status = mf_tl_ucx_flush_post(uep, mf_tl_ucx_comp_cb, comp);
+            status = mf_tl_ucx_flush_post(uep, cb, user_data);
         }
     } else {
         param.op_attr_mask |=
             UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
-        param.cb.send = mf_tl_ucx_comp_cb;
-        param.user_data = comp;
+        param.cb.send = cb;
+        param.user_data = user_data;
         req = lib->ucp_get_nbx(uep, buf, size, remote, uk, &param);
         status = mf_tl_ucx_posted(req);
     }
@@ -395,6 +442,10 @@ out:
     pthread_mutex_unlock(&iface->lock);
     if (status == MF_INPROGRESS) {
         mf_tl_ucx_kick(iface);
+    } else if (traced != NULL) {
+        /* done at once, or refused: its callback never runs */
+        mf_trace_end(tp, t0);
+        free(traced);
     }
     return status;
 }

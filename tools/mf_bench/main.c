@@ -75,8 +75,8 @@ static void mb_usage(FILE *out)
             "  --iters N          timed samples per measurement (default: "
             "enough for --min-time)\n"
             "  --min-time SEC     time per measurement (default 0.2)\n"
-            "  --transport NAME   BM transport (default shm); tcp forces the "
-            "tcp transport\n"
+            "  --transport NAME   BM transport (default shm); tcp or ucx "
+            "forces that transport\n"
             "                     between the ranks of this host and "
             "measures a raw TCP\n"
             "                     stream between rank 0 and rank 1 as the "
@@ -84,7 +84,9 @@ static void mb_usage(FILE *out)
             "                     then: --ranks 2, --sizes 1M,8M,64M, "
             "--layouts single,kv,\n"
             "                     --dirs LH2GH,GH2LH, --threads 1, "
-            "--lanes 1,2)\n"
+            "--lanes 1,2 with tcp,\n"
+            "                     1 with ucx; UCX_TLS chooses UCX's "
+            "transports)\n"
             "  --lanes LIST       tcp: TCP connections per peer (tcp.lanes), "
             "comma separated;\n"
             "                     the baseline opens as many (JSON field "
@@ -95,7 +97,7 @@ static void mb_usage(FILE *out)
             "buffer (mf_trans_write,\n"
             "                     mf_trans_read, mf_trans_batch); implies "
             "--transport tcp\n"
-            "  --netns            tcp: rank processes in two network "
+            "  --netns            tcp, ucx: rank processes in two network "
             "namespaces (hosts\n"
             "                     joined by veth and a bridge, "
             "10.213.<s>.1-2), even ranks in\n"
@@ -125,7 +127,7 @@ static void mb_usage(FILE *out)
             "between rank 0's own\nmemory of the same kinds (cuda_d2h, "
             "cuda_h2d, cuda_d2d: cuMemcpyAsync on as many\nstreams as "
             "threads copy), measured in the same run; with --transport tcp "
-            "the raw\nTCP stream, as for host directions.  Device memory is "
+            "(or ucx) the raw\nTCP stream, as for host directions.  Device memory is "
             "verified through the\ndriver.\n");
 }
 
@@ -449,21 +451,24 @@ static int mb_parse_args(int argc, char **argv)
         snprintf(mb_opts.transport, sizeof(mb_opts.transport), "tcp");
     }
     mb_opts.tcp = strcmp(mb_opts.transport, "tcp") == 0;
+    mb_opts.wire = mb_opts.tcp || strcmp(mb_opts.transport, "ucx") == 0;
     mb_opts.llc = bench_llc_bytes();
     if (!ws) { /* a smoke test (--quick) measures nothing: no rotation */
-        mb_opts.ws = mb_opts.tcp || quick ? 0 : 2 * mb_opts.llc;
+        mb_opts.ws = mb_opts.wire || quick ? 0 : 2 * mb_opts.llc;
     }
-    if (mb_opts.netns && (!mb_opts.tcp || mb_opts.store_url != NULL)) {
-        bench_err("--netns goes with --transport tcp, without --store");
+    if (mb_opts.netns && (!mb_opts.wire || mb_opts.store_url != NULL)) {
+        bench_err("--netns goes with --transport tcp or ucx, without "
+                  "--store");
         return -1;
     }
     if (mb_opts.nlanes > 0 && !mb_opts.tcp) {
         bench_err("--lanes goes with --transport tcp");
         return -1;
     }
-    if (mb_opts.tcp) {
+    if (mb_opts.wire) {
         /* rank 0 and rank 1: write and read; 1 MiB, 8 MiB, 64 MiB and
-         * the KV block; 1 and 2 lanes; one thread */
+         * the KV block; tcp: 1 and 2 lanes, ucx: its one connection per
+         * peer (the baseline's too); one thread */
         static const uint64_t tcp_sizes[] = {BENCH_MIB, 8 * BENCH_MIB,
                                              64 * BENCH_MIB};
 
@@ -490,7 +495,9 @@ static int mb_parse_args(int argc, char **argv)
         }
         if (mb_opts.nlanes == 0) {
             mb_opts.lanes[mb_opts.nlanes++] = 1;
-            mb_opts.lanes[mb_opts.nlanes++] = 2;
+            if (mb_opts.tcp) {
+                mb_opts.lanes[mb_opts.nlanes++] = 2;
+            }
         }
     } else {
         mb_opts.lanes[mb_opts.nlanes++] = 0; /* one round, no lanes */

@@ -113,7 +113,8 @@ typedef struct mb_opts {
     unsigned iters;  /* 0: as many as fill min_time */
     double min_time; /* seconds per measurement */
     char transport[16];
-    bool tcp;   /* transport tcp: raw TCP stream baseline, lanes */
+    bool tcp;   /* transport tcp: lanes (tcp.lanes) */
+    bool wire;  /* transport tcp or ucx: raw TCP stream baseline */
     bool netns; /* ranks in two network namespaces */
     bool trans; /* --api trans: the copies are TRANS transfers */
     uint32_t lanes[8];

@@ -177,7 +177,7 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         }
         bench.trans = rank == 0 ? trans : NULL;
     }
-    if (mb_opts.tcp && rank == 1) {
+    if (mb_opts.wire && rank == 1) {
         /* the raw TCP baseline's receiving end */
         srv_buf = bench_map(max);
         if (srv_buf == NULL ||
@@ -197,7 +197,7 @@ int mb_rank_main(const char *url, uint32_t world, uint32_t threads,
         bench_err("rank %u: barrier: %s", rank, mf_status_str(st));
         goto out_leave;
     }
-    if (rank == 0 && mb_opts.tcp) {
+    if (rank == 0 && mb_opts.wire) {
         bench.lanes = lanes;
         st = mf_store_get(store, MB_TCPB_KEY, barrier_timeout, &value, &vlen);
         if (st != MF_OK) {

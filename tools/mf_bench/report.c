@@ -98,6 +98,13 @@ void mb_report_header(uint32_t world, uint64_t split_min)
     if (mb_opts.tcp) {
         printf("# transport forced to tcp (even between ranks of one host); "
                "lanes = TCP connections per peer (tcp.lanes)\n");
+    } else if (mb_opts.wire) {
+        printf("# transport forced to %s (even between ranks of one host; "
+               "UCX_TLS picks UCX's own transports); lanes = connections of "
+               "the baseline\n",
+               mb_opts.transport);
+    }
+    if (mb_opts.wire) {
         printf("# baseline: raw TCP stream between the same two processes "
                "(rank 0 and rank 1) over as many connections as lanes, one "
                "thread per connection on each side, plain send/recv into a "
@@ -110,7 +117,7 @@ void mb_report_header(uint32_t world, uint64_t split_min)
                " bytes), else by one\n",
                split_min);
     }
-    if (mb_opts.device && !mb_opts.tcp) {
+    if (mb_opts.device && !mb_opts.wire) {
         printf("# device directions' baseline: the driver's copy of the same "
                "pieces between rank 0's own memory of the same kinds "
                "(cuda_d2h: device -> pinned host, cuda_h2d: pinned host -> "
@@ -133,7 +140,7 @@ void mb_report_header(uint32_t world, uint64_t split_min)
     }
     printf("# every configuration was verified byte for byte before it was "
            "timed\n");
-    if (mb_opts.tcp) {
+    if (mb_opts.wire) {
         printf("%-9s %-9s %10s %6s %7s %5s %9s %9s %6s", "transport",
                "direction", "size", "pieces", "threads", "lanes", "GB/s",
                "base GB/s", "ratio");
@@ -163,7 +170,7 @@ void mb_report_result(const mb_record_t *r)
         fflush(stdout);
         return;
     }
-    if (mb_opts.tcp) {
+    if (mb_opts.wire) {
         printf("%-9s %-9s %10s %6u %7u %5u %9.2f %9.2f %6.2f",
                mb_opts.transport, mb_dirs[r->dir].name,
                mb_size_str(r->size, sz, sizeof(sz)), r->pieces, r->threads,

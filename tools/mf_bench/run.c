@@ -109,7 +109,7 @@ mb_base_t mb_base_of(mb_dir_t dir)
 {
     const mb_dir_info_t *di = &mb_dirs[dir];
 
-    if (mb_opts.tcp) {
+    if (mb_opts.wire) {
         /* the raw stream between rank 0 and rank 1, same direction */
         return di->src_global && di->dst_global ? MB_BASE_NONE
                : di->src_global                 ? MB_BASE_TCP_READ
@@ -717,7 +717,7 @@ static void mb_mems_needed(bool need[MB_MEMS])
 {
     unsigned d;
 
-    need[MB_MEM_HOST] = mb_opts.tcp; /* the raw stream's buffers */
+    need[MB_MEM_HOST] = mb_opts.wire; /* the raw stream's buffers */
     need[MB_MEM_PINNED] = need[MB_MEM_DEV] = mb_opts.device;
     for (d = 0; d < MB_HOST_DIRS; d++) {
         need[MB_MEM_HOST] = need[MB_MEM_HOST] || mb_opts.dirs[d];

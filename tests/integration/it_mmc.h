@@ -139,6 +139,12 @@ IT_MMC_UNUSED static mmc_status_t it_mmc_open_kv(uint64_t dram,
     }
     for (int i = 0; st == MMC_OK && kv != NULL && kv[i] != NULL; i += 2) {
         st = mmc_config_set(&cfg, kv[i], kv[i + 1]);
+        /* a test's copy timeout holds for either transport to other
+         * hosts (the ucx variants of the tests use ucx) */
+        if (st == MMC_OK && strcmp(kv[i], "fabric.tcp.timeout_ms") == 0 &&
+            it_has_transport("ucx")) {
+            st = mmc_config_set(&cfg, "fabric.ucx.timeout_ms", kv[i + 1]);
+        }
     }
     if (st != MMC_OK) {
         tk_print("config: %s", mmc_status_name(st));

@@ -99,8 +99,20 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
 }
 
 /* A copy to a host that vanished fails within the time a request to the
- * meta service may take (timeout_ms), not MemFabric's 30 s default. */
+ * meta service may take (timeout_ms), not MemFabric's 30 s default: the
+ * same for tcp.timeout_ms and, in builds with the ucx transport,
+ * ucx.timeout_ms. */
 #define MMC_LOCAL_TCP_TIMEOUT "10s"
+
+static bool mmc_config_has_transport(const char *name)
+{
+    for (size_t i = 0; i < mf_bm_transport_count(); i++) {
+        if (strcmp(mf_bm_transport_name(i), name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
 
 MF_API void mmc_config_init(mmc_config_t *cfg)
 {
@@ -113,6 +125,10 @@ MF_API void mmc_config_init(mmc_config_t *cfg)
     mf_bm_config_init(&cfg->fabric);
     (void)mf_bm_config_set(&cfg->fabric, "tcp.timeout_ms",
                            MMC_LOCAL_TCP_TIMEOUT);
+    if (mmc_config_has_transport("ucx")) {
+        (void)mf_bm_config_set(&cfg->fabric, "ucx.timeout_ms",
+                               MMC_LOCAL_TCP_TIMEOUT);
+    }
 }
 
 /* Sets one key on cfg (no check of the whole); origin names the source. */

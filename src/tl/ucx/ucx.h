@@ -49,6 +49,8 @@ typedef struct mf_tl_ucx_config {
     char net_devices[MF_TL_UCX_SETTING_MAX]; /* ucx.net_devices */
     uint64_t chunk_size; /* ucx.chunk_size: device memory staging */
     char auto_open[16];  /* ucx.auto: "rdma", "always" or "never" */
+    uint32_t timeout_ms; /* ucx.timeout_ms: a peer that completes none of
+                            the copies in flight to it is dead then */
 } mf_tl_ucx_config_t;
 
 extern const mf_cfg_table_t mf_tl_ucx_cfg_table;
@@ -81,17 +83,42 @@ typedef struct mf_tl_ucx_iface {
     atomic_uint closing;               /* endpoint close requests in flight */
     uint64_t next_ep_id;               /* under lock */
     mf_tl_ucx_stage_buf_t *stage_free; /* under lock */
+    struct mf_tl_ucx_link *links;      /* open links, under lock */
+    struct mf_tl_ucx_op *op_free;      /* under lock */
+    unsigned inflight;                 /* copies in flight, under lock */
+    uint64_t timeout_ns;
 } mf_tl_ucx_iface_t;
 
 typedef struct mf_tl_ucx_ep mf_tl_ucx_ep_t;
 
-/* What a UCP endpoint's error handler reaches: it outlives the endpoint
- * it names (ep is cleared when that is destroyed or rebuilt) until UCX
- * has closed the UCP endpoint. */
+/*
+ * One UCP endpoint as the transport tracks it, under the interface's lock:
+ * what its error handler reaches, and the copies in flight on it, which
+ * the watchdog fails when none of them completed for ucx.timeout_ms.  It
+ * outlives the endpoint it names (ep is cleared when that is destroyed or
+ * rebuilt) until UCX has closed the UCP endpoint and its last copy has
+ * completed.
+ */
 typedef struct mf_tl_ucx_link {
     mf_tl_ucx_iface_t *iface;
-    mf_tl_ucx_ep_t *ep; /* under the interface's lock */
+    mf_tl_ucx_ep_t *ep; /* NULL once the UCP endpoint is being closed */
+    struct mf_tl_ucx_link *prev, *next; /* the interface's open links */
+    unsigned inflight;                  /* copies holding it */
+    uint64_t last_ns; /* of the last completion, or of the first copy */
+    bool timed_out;   /* closed by the watchdog: cancels are peer errors */
+    bool closed;      /* UCX is done with the UCP endpoint */
+    bool unchecked;   /* no peer-failure reports (shared memory) */
 } mf_tl_ucx_link_t;
+
+/* A copy in flight on the direct path (reused through the interface's
+ * free list). */
+typedef struct mf_tl_ucx_op {
+    struct mf_tl_ucx_op *next;
+    mf_tl_comp_t *comp;
+    mf_tl_ucx_link_t *link;
+    void *tp; /* mf_trace_point_t of the copy */
+    uint64_t t0;
+} mf_tl_ucx_op_t;
 
 struct mf_tl_ucx_ep {
     mf_tl_ep_t super;
@@ -131,6 +158,14 @@ mf_status_t mf_tl_ucx_ep_get(mf_tl_ucx_iface_t *iface, mf_tl_ucx_ep_t *ep,
 /* rkey unpacked for the current endpoint of ep. */
 mf_status_t mf_tl_ucx_rkey_get(mf_tl_ucx_iface_t *iface, mf_tl_ucx_ep_t *ep,
                                mf_tl_ucx_rkey_t *rkey, ucp_rkey_h *handle_p);
+/* A copy starts on link / touches it (a chunk completed) / ends. */
+void mf_tl_ucx_link_hold(mf_tl_ucx_iface_t *iface, mf_tl_ucx_link_t *link);
+void mf_tl_ucx_link_touch(mf_tl_ucx_link_t *link);
+void mf_tl_ucx_link_drop(mf_tl_ucx_iface_t *iface, mf_tl_ucx_link_t *link);
+/* Our status for a completion on link: a copy the watchdog canceled, or
+ * a failure of an endpoint without peer-failure reports, is the peer's. */
+mf_status_t mf_tl_ucx_link_status(const mf_tl_ucx_link_t *link,
+                                  ucs_status_t status);
 /* Wakes the progress thread if it sleeps (lock not needed). */
 void mf_tl_ucx_kick(mf_tl_ucx_iface_t *iface);
 /* Whether UCX moves memory of kind itself (else it is staged). */

@@ -22,6 +22,11 @@ static const mf_cfg_entry_t mf_tl_ucx_cfg_entries[] = {
      "1M", MF_TL_UCX_CHUNK_MIN, MF_TL_UCX_CHUNK_MAX,
      "device memory UCX cannot move itself goes through host memory in "
      "chunks of this size, two in flight"},
+    {"ucx.timeout_ms", MF_CFG_MS, offsetof(mf_tl_ucx_config_t, timeout_ms), 0,
+     "30s", 1000, 3600000,
+     "a peer that completes none of the copies in flight to it for this "
+     "long is taken for dead and they fail (1s..1h); set it above the "
+     "time of the largest single copy"},
     {"ucx.auto", MF_CFG_STR, offsetof(mf_tl_ucx_config_t, auto_open),
      sizeof(((mf_tl_ucx_config_t *)0)->auto_open), "rdma", 0, 0,
      "whether transport = auto opens ucx: \"rdma\" where UCX reaches an "
@@ -71,6 +76,11 @@ mf_status_t mf_tl_ucx_config_check(const void *config)
                  "\"%.*s\"",
                  (int)strnlen(cfg->auto_open, sizeof(cfg->auto_open)),
                  cfg->auto_open);
+        return MF_ERR_CONFIG;
+    }
+    if (cfg->timeout_ms < 1000 || cfg->timeout_ms > 3600000) {
+        mf_error("ucx: timeout_ms %u out of range (1000..3600000)",
+                 cfg->timeout_ms);
         return MF_ERR_CONFIG;
     }
     if (cfg->chunk_size < MF_TL_UCX_CHUNK_MIN ||

@@ -50,6 +50,82 @@ void mf_tl_ucx_kick(mf_tl_ucx_iface_t *iface)
     }
 }
 
+/* =============================================================== links */
+
+void mf_tl_ucx_link_hold(mf_tl_ucx_iface_t *iface, mf_tl_ucx_link_t *link)
+{
+    if (link->inflight++ == 0) {
+        link->last_ns = mf_time_ns();
+    }
+    iface->inflight++;
+}
+
+void mf_tl_ucx_link_touch(mf_tl_ucx_link_t *link)
+{
+    link->last_ns = mf_time_ns();
+}
+
+/* Frees link once UCX is done with it and no copy holds it. */
+static void mf_tl_ucx_link_reap(mf_tl_ucx_link_t *link)
+{
+    if (link->closed && link->inflight == 0) {
+        free(link);
+    }
+}
+
+void mf_tl_ucx_link_drop(mf_tl_ucx_iface_t *iface, mf_tl_ucx_link_t *link)
+{
+    link->inflight--;
+    link->last_ns = mf_time_ns();
+    iface->inflight--;
+    mf_tl_ucx_link_reap(link);
+}
+
+mf_status_t mf_tl_ucx_link_status(const mf_tl_ucx_link_t *link,
+                                  ucs_status_t status)
+{
+    if (status == UCS_OK) {
+        return MF_OK;
+    }
+    if ((status == UCS_ERR_CANCELED && link->timed_out) ||
+        (link->unchecked && status != UCS_ERR_CANCELED)) {
+        return MF_ERR_PEER_LOST;
+    }
+    return mf_ucx_status(status);
+}
+
+static void mf_tl_ucx_ep_close_uep(mf_tl_ucx_iface_t *iface,
+                                   mf_tl_ucx_ep_t *ep);
+
+/*
+ * The watchdog (lock held, on the progress thread): an endpoint with
+ * copies in flight of which none completed for ucx.timeout_ms belongs to
+ * a peer that is gone or cut off (UCX's own keepalive over TCP takes far
+ * longer, and sees nothing while data waits in a socket): it is closed,
+ * which cancels its copies (they fail with MF_ERR_PEER_LOST), and the
+ * next copy builds a new one.
+ */
+static void mf_tl_ucx_watchdog(mf_tl_ucx_iface_t *iface)
+{
+    uint64_t now = mf_time_ns();
+    mf_tl_ucx_link_t *link, *next;
+
+    for (link = iface->links; link != NULL; link = next) {
+        next = link->next;
+        if (link->inflight == 0 || now - link->last_ns < iface->timeout_ns) {
+            continue;
+        }
+        mf_warn("ucx: a peer completed none of %u copies in flight to it "
+                "for %llu ms (ucx.timeout_ms): they fail, and its endpoint "
+                "is rebuilt",
+                link->inflight,
+                (unsigned long long)((now - link->last_ns) / 1000000));
+        link->timed_out = true;
+        atomic_store(&link->ep->failed, true);
+        mf_tl_ucx_ep_close_uep(iface, link->ep);
+    }
+}
+
 /* ============================================================ progress */
 
 /*
@@ -63,18 +139,25 @@ static void *mf_tl_ucx_thread_main(void *arg)
 {
     mf_tl_ucx_iface_t *iface = arg;
     const mf_ucx_lib_t *lib = iface->lib;
+    /* while copies are in flight the thread wakes to look at them */
+    int period_ms = (int)MF_MAX(MF_MIN(iface->timeout_ns / 4000000, 250), 10);
     struct pollfd pfd = {iface->efd, POLLIN, 0};
     ucs_status_t status;
+    int wait_ms;
 
     while (!atomic_load(&iface->stopping)) {
         pthread_mutex_lock(&iface->lock);
         while (lib->ucp_worker_progress(iface->worker) != 0) {
         }
+        if (iface->inflight > 0) {
+            mf_tl_ucx_watchdog(iface);
+        }
+        wait_ms = iface->inflight > 0 ? period_ms : -1;
         atomic_store(&iface->sleeping, true);
         status = lib->ucp_worker_arm(iface->worker);
         pthread_mutex_unlock(&iface->lock);
         if (status == UCS_OK && !atomic_load(&iface->stopping)) {
-            if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+            if (poll(&pfd, 1, wait_ms) < 0 && errno != EINTR) {
                 mf_error("ucx: poll on the worker's event fd: %s",
                          strerror(errno));
                 atomic_store(&iface->sleeping, false);
@@ -197,8 +280,8 @@ static void mf_tl_ucx_iface_close(mf_tl_iface_t *tl_iface);
 static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
                                         mf_tl_iface_t **iface_p)
 {
-    static const mf_tl_ucx_config_t defaults = {.chunk_size = 1u << 20,
-                                                .auto_open = "rdma"};
+    static const mf_tl_ucx_config_t defaults = {
+        .chunk_size = 1u << 20, .auto_open = "rdma", .timeout_ms = 30000};
     const mf_tl_ucx_config_t *cfg =
         params->config != NULL ? params->config : &defaults;
     const mf_ucx_lib_t *lib = mf_ucx_lib();
@@ -232,6 +315,7 @@ static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
     iface->super.ops = &mf_tl_ucx_ops;
     iface->lib = lib;
     iface->chunk_size = cfg->chunk_size;
+    iface->timeout_ns = (uint64_t)cfg->timeout_ms * 1000000u;
     iface->efd = -1;
     pthread_mutex_init(&iface->lock, NULL);
     status = mf_tl_ucx_context_create(iface, cfg);
@@ -284,6 +368,12 @@ static void mf_tl_ucx_iface_close(mf_tl_iface_t *tl_iface)
             lib->ucp_worker_release_address(iface->worker, iface->address);
         }
         lib->ucp_worker_destroy(iface->worker);
+    }
+    while (iface->op_free != NULL) {
+        mf_tl_ucx_op_t *op = iface->op_free;
+
+        iface->op_free = op->next;
+        free(op);
     }
     while (iface->stage_free != NULL) {
         mf_tl_ucx_stage_buf_t *host = iface->stage_free;
@@ -586,8 +676,9 @@ static void mf_tl_ucx_closed_cb(void *request, ucs_status_t status,
     mf_tl_ucx_iface_t *iface = link->iface;
 
     iface->lib->ucp_request_free(request);
-    free(link);
     atomic_fetch_sub(&iface->closing, 1);
+    link->closed = true;
+    mf_tl_ucx_link_reap(link);
 }
 
 /* Closes the UCP endpoint of ep without waiting (lock held); its link
@@ -595,28 +686,39 @@ static void mf_tl_ucx_closed_cb(void *request, ucs_status_t status,
 static void mf_tl_ucx_ep_close_uep(mf_tl_ucx_iface_t *iface, mf_tl_ucx_ep_t *ep)
 {
     mf_tl_ucx_link_t *link = ep->link;
+    ucp_ep_h uep = ep->ep;
     ucp_request_param_t param;
     ucs_status_ptr_t req;
 
-    if (ep->ep == NULL) {
+    if (uep == NULL) {
         return;
     }
     link->ep = NULL; /* a late error reaches nothing */
+    if (link->prev != NULL) {
+        link->prev->next = link->next;
+    } else {
+        iface->links = link->next;
+    }
+    if (link->next != NULL) {
+        link->next->prev = link->prev;
+    }
     memset(&param, 0, sizeof(param));
-    /* every copy on it completed (or failed): nothing to flush */
+    /* nothing to flush: every copy on it completed, or the peer is lost
+     * and what is left is canceled */
     param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_CALLBACK |
                          UCP_OP_ATTR_FIELD_USER_DATA;
     param.flags = UCP_EP_CLOSE_FLAG_FORCE;
     param.cb.send = mf_tl_ucx_closed_cb;
     param.user_data = link;
     atomic_fetch_add(&iface->closing, 1);
-    req = iface->lib->ucp_ep_close_nbx(ep->ep, &param);
+    ep->ep = NULL; /* the cancels the close may deliver see it gone */
+    ep->link = NULL;
+    req = iface->lib->ucp_ep_close_nbx(uep, &param);
     if (req == NULL || UCS_PTR_IS_ERR(req)) {
         atomic_fetch_sub(&iface->closing, 1);
-        free(link);
+        link->closed = true;
+        mf_tl_ucx_link_reap(link);
     }
-    ep->ep = NULL;
-    ep->link = NULL;
 }
 
 /* Creates the UCP endpoint of ep (lock held).  Endpoints report a
@@ -665,6 +767,12 @@ static mf_status_t mf_tl_ucx_ep_connect(mf_tl_ucx_iface_t *iface,
         return status == UCS_ERR_UNREACHABLE ? MF_ERR_UNREACHABLE
                                              : mf_ucx_status(status);
     }
+    link->unchecked = params.err_mode == UCP_ERR_HANDLING_MODE_NONE;
+    link->next = iface->links;
+    if (link->next != NULL) {
+        link->next->prev = link;
+    }
+    iface->links = link;
     ep->link = link;
     ep->id = ++iface->next_ep_id;
     atomic_store(&ep->failed, false);

@@ -205,6 +205,8 @@ mf_status_t mf_ucx_status(ucs_status_t status)
         return MF_ERR_CONN_RESET;
     case UCS_ERR_ENDPOINT_TIMEOUT:
     case UCS_ERR_TIMED_OUT:
+    case UCS_ERR_SHMEM_SEGMENT: /* a peer's shared memory cannot be attached:
+                                   it is gone */
         return MF_ERR_PEER_LOST;
     case UCS_ERR_CANCELED:
         return MF_ERR_CANCELED;

@@ -6,7 +6,10 @@
  * completion is the put's (the data is in the peer's memory then); a get
  * is ucp_get_nbx.  What completes at once returns MF_OK; what does not
  * completes through a UCX callback, on whichever thread progresses the
- * worker.
+ * worker, with a record of its own (from the interface's free list) that
+ * holds the endpoint's link for the watchdog (ucx.h) and the tracer's
+ * start: tl.ucx.put and tl.ucx.get time a copy from its call to its
+ * completion.
  *
  * Staging: a local buffer of a device kind that UCX does not move itself
  * goes through two host chunks (ucx.chunk_size each, registered for the
@@ -15,10 +18,6 @@
  * copies each into the device as it lands, then reuses its host chunk.
  * The device copies run under the interface's lock, in the call or in
  * the completion of the chunk before.
- *
- * Trace points tl.ucx.put and tl.ucx.get time a copy from its call to its
- * completion; while the tracer is on, a copy that does not complete at
- * once carries its start in a small record of its own.
  */
 #include "tl/ucx/ucx.h"
 
@@ -34,13 +33,6 @@ MF_TRACE_POINT(mf_tl_ucx_tp_get, "tl.ucx.get");
 
 typedef struct mf_tl_ucx_stage mf_tl_ucx_stage_t;
 
-/* A copy in flight while the tracer is on: its start and point. */
-typedef struct mf_tl_ucx_traced {
-    mf_tl_comp_t *comp;
-    mf_trace_point_t *tp;
-    uint64_t t0;
-} mf_tl_ucx_traced_t;
-
 typedef struct mf_tl_ucx_slot {
     mf_tl_ucx_stage_t *op;
     uint8_t *buf; /* ucx.chunk_size bytes of host memory */
@@ -52,6 +44,7 @@ typedef struct mf_tl_ucx_slot {
 /* A staged copy: its state lives under the interface's lock. */
 struct mf_tl_ucx_stage {
     mf_tl_ucx_iface_t *iface;
+    mf_tl_ucx_link_t *link; /* held from start to finish */
     ucp_ep_h uep;
     ucp_rkey_h rkey;
     mf_tl_comp_t *comp;
@@ -76,56 +69,18 @@ static const mf_ucx_lib_t *mf_tl_ucx_lib(void)
     return mf_ucx_lib(); /* loaded before any interface opened */
 }
 
-/* A completion of a get or a flush: the caller's. */
-static void mf_tl_ucx_comp_cb(void *request, ucs_status_t status,
-                              void *user_data)
-{
-    mf_tl_comp_t *comp = user_data;
-
-    mf_tl_ucx_lib()->ucp_request_free(request);
-    comp->cb(comp, mf_ucx_status(status));
-}
-
-static void mf_tl_ucx_traced_cb(void *request, ucs_status_t status,
-                                void *user_data)
-{
-    mf_tl_ucx_traced_t *traced = user_data;
-    mf_tl_comp_t *comp = traced->comp;
-
-    mf_tl_ucx_lib()->ucp_request_free(request);
-    mf_trace_end(traced->tp, traced->t0);
-    free(traced);
-    comp->cb(comp, mf_ucx_status(status));
-}
-
-/* The status of a posted operation; a failure is a peer's when UCX says
- * the endpoint broke. */
-static mf_status_t mf_tl_ucx_posted(ucs_status_ptr_t req)
+/* The status of a posted operation: UCS_OK (done), UCS_INPROGRESS or the
+ * error. */
+static ucs_status_t mf_tl_ucx_posted(ucs_status_ptr_t req)
 {
     if (req == NULL) {
-        return MF_OK;
+        return UCS_OK;
     }
-    if (UCS_PTR_IS_ERR(req)) {
-        return mf_ucx_status(UCS_PTR_STATUS(req));
-    }
-    return MF_INPROGRESS;
+    return UCS_PTR_IS_ERR(req) ? UCS_PTR_STATUS(req) : UCS_INPROGRESS;
 }
 
-/* The UCP endpoint and key of a copy (lock held). */
-static mf_status_t mf_tl_ucx_prepare(mf_tl_ucx_iface_t *iface,
-                                     mf_tl_ucx_ep_t *ep, mf_tl_ucx_rkey_t *rkey,
-                                     ucp_ep_h *uep_p, ucp_rkey_h *rkey_p)
-{
-    mf_status_t status = mf_tl_ucx_ep_get(iface, ep, uep_p);
-
-    if (status == MF_OK) {
-        status = mf_tl_ucx_rkey_get(iface, ep, rkey, rkey_p);
-    }
-    return status;
-}
-
-/* Posts a flush of uep that completes comp (lock held). */
-static mf_status_t
+/* Posts a flush of uep that completes through cb (lock held). */
+static ucs_status_t
 mf_tl_ucx_flush_post(ucp_ep_h uep, ucp_send_nbx_callback_t cb, void *user_data)
 {
     ucp_request_param_t param;
@@ -136,6 +91,53 @@ mf_tl_ucx_flush_post(ucp_ep_h uep, ucp_send_nbx_callback_t cb, void *user_data)
     param.cb.send = cb;
     param.user_data = user_data;
     return mf_tl_ucx_posted(mf_tl_ucx_lib()->ucp_ep_flush_nbx(uep, &param));
+}
+
+/* =========================================================== records */
+
+/* A record for a copy on link (lock held); NULL when out of memory. */
+static mf_tl_ucx_op_t *mf_tl_ucx_op_start(mf_tl_ucx_iface_t *iface,
+                                          mf_tl_ucx_link_t *link,
+                                          mf_tl_comp_t *comp,
+                                          mf_trace_point_t *tp, uint64_t t0)
+{
+    mf_tl_ucx_op_t *op = iface->op_free;
+
+    if (op != NULL) {
+        iface->op_free = op->next;
+    } else if ((op = malloc(sizeof(*op))) == NULL) {
+        mf_error("ucx: cannot allocate a copy's record");
+        return NULL;
+    }
+    op->comp = comp;
+    op->link = link;
+    op->tp = tp;
+    op->t0 = t0;
+    mf_tl_ucx_link_hold(iface, link);
+    return op;
+}
+
+/* The copy of op is over (lock held): its record goes back. */
+static void mf_tl_ucx_op_end(mf_tl_ucx_iface_t *iface, mf_tl_ucx_op_t *op)
+{
+    mf_trace_end(op->tp, op->t0);
+    mf_tl_ucx_link_drop(iface, op->link);
+    op->next = iface->op_free;
+    iface->op_free = op;
+}
+
+/* A copy's (or a flush's) completion: the caller's. */
+static void mf_tl_ucx_op_cb(void *request, ucs_status_t ucs_status,
+                            void *user_data)
+{
+    mf_tl_ucx_op_t *op = user_data;
+    mf_tl_ucx_iface_t *iface = op->link->iface;
+    mf_status_t status = mf_tl_ucx_link_status(op->link, ucs_status);
+    mf_tl_comp_t *comp = op->comp;
+
+    mf_tl_ucx_lib()->ucp_request_free(request);
+    mf_tl_ucx_op_end(iface, op);
+    comp->cb(comp, status);
 }
 
 /* ============================================================ staging */
@@ -196,14 +198,17 @@ static void mf_tl_ucx_stage_pump(mf_tl_ucx_stage_t *op);
 /* The copy is over: hand its status to the caller (lock held). */
 static void mf_tl_ucx_stage_finish(mf_tl_ucx_stage_t *op, mf_status_t status)
 {
+    mf_tl_ucx_iface_t *iface = op->iface;
     mf_tl_comp_t *comp = op->comp;
 
-    op->host->next = op->iface->stage_free;
-    op->iface->stage_free = op->host;
+    op->host->next = iface->stage_free;
+    iface->stage_free = op->host;
     op->host = NULL;
     op->status = status;
     op->finished = true;
     mf_trace_end(op->tp, op->t0);
+    mf_tl_ucx_link_drop(iface, op->link);
+    op->link = NULL;
     if (!op->in_call) {
         free(op);
         comp->cb(comp, status);
@@ -213,8 +218,10 @@ static void mf_tl_ucx_stage_finish(mf_tl_ucx_stage_t *op, mf_status_t status)
 static void mf_tl_ucx_stage_flushed(void *request, ucs_status_t status,
                                     void *user_data)
 {
+    mf_tl_ucx_stage_t *op = user_data;
+
     mf_tl_ucx_lib()->ucp_request_free(request);
-    mf_tl_ucx_stage_finish(user_data, mf_ucx_status(status));
+    mf_tl_ucx_stage_finish(op, mf_tl_ucx_link_status(op->link, status));
 }
 
 /* A chunk completed: into the device if it was read, then the next. */
@@ -223,6 +230,7 @@ static void mf_tl_ucx_slot_done(mf_tl_ucx_slot_t *slot, mf_status_t status)
     mf_tl_ucx_stage_t *op = slot->op;
 
     slot->busy = false;
+    mf_tl_ucx_link_touch(op->link);
     if (status == MF_OK && !op->put) {
         status = mf_tl_ucx_stage_copy(op->kind, op->local + slot->off,
                                       slot->buf, slot->len);
@@ -236,11 +244,12 @@ static void mf_tl_ucx_slot_cb(void *request, ucs_status_t status,
                               void *user_data)
 {
     mf_tl_ucx_slot_t *slot = user_data;
+    mf_tl_ucx_stage_t *op = slot->op;
 
     mf_tl_ucx_lib()->ucp_request_free(request);
-    slot->op->inflight--;
-    mf_tl_ucx_slot_done(slot, mf_ucx_status(status));
-    mf_tl_ucx_stage_pump(slot->op);
+    op->inflight--;
+    mf_tl_ucx_slot_done(slot, mf_tl_ucx_link_status(op->link, status));
+    mf_tl_ucx_stage_pump(op);
 }
 
 /* Posts the next chunk through slot; false when it completed at once
@@ -250,16 +259,17 @@ static bool mf_tl_ucx_slot_post(mf_tl_ucx_stage_t *op, mf_tl_ucx_slot_t *slot)
     const mf_ucx_lib_t *lib = mf_tl_ucx_lib();
     ucp_request_param_t param;
     ucs_status_ptr_t req;
-    mf_status_t status;
+    ucs_status_t status;
+    mf_status_t copied;
 
     slot->off = op->next;
     slot->len = MF_MIN(op->size - op->next, (size_t)op->iface->chunk_size);
     op->next += slot->len;
     if (op->put) {
-        status = mf_tl_ucx_stage_copy(op->kind, slot->buf,
+        copied = mf_tl_ucx_stage_copy(op->kind, slot->buf,
                                       op->local + slot->off, slot->len);
-        if (status != MF_OK) {
-            op->status = status;
+        if (copied != MF_OK) {
+            op->status = copied;
             return false;
         }
     }
@@ -276,12 +286,12 @@ static bool mf_tl_ucx_slot_post(mf_tl_ucx_stage_t *op, mf_tl_ucx_slot_t *slot)
                                op->remote + slot->off, op->rkey, &param);
     }
     status = mf_tl_ucx_posted(req);
-    if (status == MF_INPROGRESS) {
+    if (status == UCS_INPROGRESS) {
         slot->busy = true;
         op->inflight++;
         return true;
     }
-    mf_tl_ucx_slot_done(slot, status);
+    mf_tl_ucx_slot_done(slot, mf_tl_ucx_link_status(op->link, status));
     return false;
 }
 
@@ -289,7 +299,7 @@ static bool mf_tl_ucx_slot_post(mf_tl_ucx_stage_t *op, mf_tl_ucx_slot_t *slot)
  * with a flush of the endpoint (lock held). */
 static void mf_tl_ucx_stage_pump(mf_tl_ucx_stage_t *op)
 {
-    mf_status_t status;
+    ucs_status_t status;
     bool again = true;
     unsigned i;
 
@@ -308,17 +318,17 @@ static void mf_tl_ucx_stage_pump(mf_tl_ucx_stage_t *op)
     }
     if (op->put && op->status == MF_OK) {
         status = mf_tl_ucx_flush_post(op->uep, mf_tl_ucx_stage_flushed, op);
-        if (status == MF_INPROGRESS) {
-            return;
+        if (status != UCS_INPROGRESS) {
+            mf_tl_ucx_stage_finish(op, mf_tl_ucx_link_status(op->link, status));
         }
-        mf_tl_ucx_stage_finish(op, status);
         return;
     }
     mf_tl_ucx_stage_finish(op, op->status);
 }
 
 /* A copy of a local device buffer UCX cannot move (lock held). */
-static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface, bool put,
+static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface,
+                                         mf_tl_ucx_link_t *link, bool put,
                                          void *local, uint64_t remote,
                                          size_t size, ucp_ep_h uep,
                                          ucp_rkey_h rkey, mf_tl_comp_t *comp,
@@ -339,6 +349,7 @@ static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface, bool put,
         return MF_ERR_NOMEM;
     }
     op->iface = iface;
+    op->link = link;
     op->uep = uep;
     op->rkey = rkey;
     op->comp = comp;
@@ -355,6 +366,7 @@ static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface, bool put,
         op->slots[i].op = op;
         op->slots[i].buf = op->host->buf + (size_t)i * iface->chunk_size;
     }
+    mf_tl_ucx_link_hold(iface, link);
     mf_tl_ucx_stage_pump(op);
     if (op->finished) {
         status = op->status;
@@ -367,6 +379,41 @@ static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface, bool put,
 
 /* ================================================================ copies */
 
+/* Posts a direct put (and the flush behind it) or get of op (lock held). */
+static ucs_status_t mf_tl_ucx_direct(mf_tl_ucx_op_t *op, ucp_ep_h uep, bool put,
+                                     void *buf, uint64_t remote, size_t size,
+                                     ucp_rkey_h uk)
+{
+    const mf_ucx_lib_t *lib = mf_tl_ucx_lib();
+    ucp_request_param_t param;
+    ucs_status_ptr_t req;
+    ucs_status_t status;
+
+    memset(&param, 0, sizeof(param));
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMORY_TYPE;
+    param.memory_type = mf_tl_ucx_mem_type(op->comp->mem_kind);
+    if (!put) {
+        param.op_attr_mask |=
+            UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+        param.cb.send = mf_tl_ucx_op_cb;
+        param.user_data = op;
+        return mf_tl_ucx_posted(
+            lib->ucp_get_nbx(uep, buf, size, remote, uk, &param));
+    }
+    /* completes when buf may be reused; the flush behind it when the data
+     * is in the peer's memory */
+    req = lib->ucp_put_nbx(uep, buf, size, remote, uk, &param);
+    status = mf_tl_ucx_posted(req);
+    if (status == UCS_INPROGRESS) {
+        lib->ucp_request_free(req);
+        status = UCS_OK;
+    }
+    if (status == UCS_OK) {
+        status = mf_tl_ucx_flush_post(uep, mf_tl_ucx_op_cb, op);
+    }
+    return status;
+}
+
 /* A put or a get: checks, then the direct or the staged path. */
 static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
                                   uint64_t raddr, size_t size,
@@ -374,15 +421,12 @@ static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
 {
     mf_tl_ucx_iface_t *iface = (mf_tl_ucx_iface_t *)tl_ep->iface;
     mf_tl_ucx_rkey_t *rkey = (mf_tl_ucx_rkey_t *)tl_rkey;
-    const mf_ucx_lib_t *lib = iface->lib;
+    mf_tl_ucx_ep_t *ep = (mf_tl_ucx_ep_t *)tl_ep;
     mf_trace_point_t *tp = put ? &mf_tl_ucx_tp_put : &mf_tl_ucx_tp_get;
-    mf_tl_ucx_traced_t *traced = NULL;
-    ucp_send_nbx_callback_t cb = mf_tl_ucx_comp_cb;
-    void *user_data = comp;
-    ucp_request_param_t param;
-    ucs_status_ptr_t req;
-    mf_status_t status;
     uint64_t remote, t0;
+    mf_tl_ucx_op_t *op;
+    mf_status_t status;
+    ucs_status_t ucs;
     ucp_rkey_h uk;
     ucp_ep_h uep;
 
@@ -394,58 +438,38 @@ static mf_status_t mf_tl_ucx_copy(mf_tl_ep_t *tl_ep, bool put, void *buf,
     }
     remote = rkey->base + (raddr - tl_rkey->gva);
     t0 = mf_trace_begin();
-    if (mf_unlikely(t0 != 0) && (traced = malloc(sizeof(*traced))) != NULL) {
-        traced->comp = comp;
-        traced->tp = tp;
-        traced->t0 = t0;
-        cb = mf_tl_ucx_traced_cb;
-        user_data = traced;
-    }
     pthread_mutex_lock(&iface->lock);
-    status = mf_tl_ucx_prepare(iface, (mf_tl_ucx_ep_t *)tl_ep, rkey, &uep, &uk);
+    status = mf_tl_ucx_ep_get(iface, ep, &uep);
+    if (status == MF_OK) {
+        status = mf_tl_ucx_rkey_get(iface, ep, rkey, &uk);
+    }
     if (status != MF_OK) {
         goto out;
     }
     if (mf_unlikely(comp->mem_kind != MF_MEM_KIND_HOST &&
                     !mf_tl_ucx_moves(iface, comp->mem_kind))) {
-        free(traced); /* the staged copy times itself */
-        traced = NULL;
-        status = mf_tl_ucx_stage_start(iface, put, buf, remote, size, uep, uk,
-                                       comp, tp, t0);
+        status = mf_tl_ucx_stage_start(iface, ep->link, put, buf, remote, size,
+                                       uep, uk, comp, tp, t0);
         goto out;
     }
-    memset(&param, 0, sizeof(param));
-    param.op_attr_mask = UCP_OP_ATTR_FIELD_MEMORY_TYPE;
-    param.memory_type = mf_tl_ucx_mem_type(comp->mem_kind);
-    if (put) {
-        /* completes when buf may be reused; the flush behind it when the
-         * data is in the peer's memory */
-        req = lib->ucp_put_nbx(uep, buf, size, remote, uk, &param);
-        status = mf_tl_ucx_posted(req);
-        if (status == MF_INPROGRESS) {
-            lib->ucp_request_free(req);
-            status = MF_OK;
-        }
-        if (status == MF_OK) {
-            status = mf_tl_ucx_flush_post(uep, cb, user_data);
-        }
+    op = mf_tl_ucx_op_start(iface, ep->link, comp, tp, t0);
+    if (op == NULL) {
+        status = MF_ERR_NOMEM;
+        goto out;
+    }
+    ucs = mf_tl_ucx_direct(op, uep, put, buf, remote, size, uk);
+    if (ucs == UCS_INPROGRESS) {
+        status = MF_INPROGRESS;
     } else {
-        param.op_attr_mask |=
-            UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
-        param.cb.send = cb;
-        param.user_data = user_data;
-        req = lib->ucp_get_nbx(uep, buf, size, remote, uk, &param);
-        status = mf_tl_ucx_posted(req);
+        /* done at once, or refused: its callback never runs */
+        status = mf_tl_ucx_link_status(op->link, ucs);
+        mf_tl_ucx_op_end(iface, op);
     }
 
 out:
     pthread_mutex_unlock(&iface->lock);
     if (status == MF_INPROGRESS) {
         mf_tl_ucx_kick(iface);
-    } else if (traced != NULL) {
-        /* done at once, or refused: its callback never runs */
-        mf_trace_end(tp, t0);
-        free(traced);
     }
     return status;
 }
@@ -467,11 +491,24 @@ mf_status_t mf_tl_ucx_flush(mf_tl_ep_t *tl_ep, mf_tl_comp_t *comp)
     mf_tl_ucx_iface_t *iface = (mf_tl_ucx_iface_t *)tl_ep->iface;
     mf_tl_ucx_ep_t *ep = (mf_tl_ucx_ep_t *)tl_ep;
     mf_status_t status = MF_OK;
+    mf_tl_ucx_op_t *op;
+    ucs_status_t ucs;
 
     pthread_mutex_lock(&iface->lock);
     /* a failed endpoint has nothing left in flight: its copies failed */
     if (ep->ep != NULL && !atomic_load(&ep->failed)) {
-        status = mf_tl_ucx_flush_post(ep->ep, mf_tl_ucx_comp_cb, comp);
+        op = mf_tl_ucx_op_start(iface, ep->link, comp, NULL, 0);
+        if (op == NULL) {
+            status = MF_ERR_NOMEM;
+        } else {
+            ucs = mf_tl_ucx_flush_post(ep->ep, mf_tl_ucx_op_cb, op);
+            if (ucs == UCS_INPROGRESS) {
+                status = MF_INPROGRESS;
+            } else {
+                status = mf_tl_ucx_link_status(op->link, ucs);
+                mf_tl_ucx_op_end(iface, op);
+            }
+        }
     }
     pthread_mutex_unlock(&iface->lock);
     if (status == MF_INPROGRESS) {

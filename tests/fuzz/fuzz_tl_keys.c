@@ -5,8 +5,8 @@
  * interface of each is opened on the first input and kept; whatever
  * succeeds is released again.
  *
- * Input: byte 0 picks the transport (bit 0: shm, tcp) and the decoder
- * (bit 1: remote key, address); for a key, bytes 1 and 2 give the range
+ * Input: byte 0 picks the transport (bit 0: shm, tcp; bit 2: ucx instead,
+ * where the build has it) and the decoder (bit 1: remote key, address); for a key, bytes 1 and 2 give the range
  * the caller expects (first page and pages, inside a window this target
  * reserves at the build's default base, as the fabric expects a rank's
  * slot); the rest is the packed bytes.  So that shm keys can name real
@@ -16,7 +16,10 @@
  *
  * A key is accepted only for exactly the expected range, and a shm key
  * is then mapped there; an endpoint is created exactly for an address the
- * interface calls reachable.
+ * interface calls reachable.  For ucx, whose keys and addresses wrap
+ * UCX's own bytes in an envelope of ours, the envelopes are fuzzed (its
+ * keys are unpacked by UCX only at their first use, and an address given
+ * to ep_create is parsed by UCX, which is not made for hostile input).
  */
 #include "fabric/core/core.h"
 #include "mem/mem.h"
@@ -38,7 +41,7 @@
 #define FUZZ_TL_HOST_ID      "fuzz-host"
 #define FUZZ_TL_MAX          4096
 
-static mf_tl_iface_t *fuzz_tl_ifaces[2];
+static mf_tl_iface_t *fuzz_tl_ifaces[3]; /* shm, tcp, ucx (or NULL) */
 static uint32_t fuzz_tl_peer_pid, fuzz_tl_peer_fd;
 
 /* The peer: a child holding a segment of the window's size until this
@@ -128,6 +131,15 @@ static void fuzz_tl_init(void)
     if (mf_tl_tcp_ops.iface_open(&params, &fuzz_tl_ifaces[1]) != MF_OK) {
         abort();
     }
+    if (mf_tl_find("ucx") != NULL) {
+        /* UCX's memory hooks and LeakSanitizer do not mix */
+        setenv("UCX_MEM_EVENTS", "no", 1);
+        params.config = NULL;
+        if (mf_tl_find("ucx")->iface_open(&params, &fuzz_tl_ifaces[2]) !=
+            MF_OK) {
+            fuzz_tl_ifaces[2] = NULL; /* UCX is not installed */
+        }
+    }
 }
 
 static void fuzz_tl_rkey(mf_tl_iface_t *iface, const uint8_t *data, size_t size)
@@ -170,8 +182,12 @@ static void fuzz_tl_addr(mf_tl_iface_t *iface, const uint8_t *data, size_t size)
     bool reachable;
 
     /* both create an endpoint exactly for an address they reach (shm: its
-     * own host id; tcp: any well-formed address, connected on first use) */
+     * own host id; tcp: any well-formed address, connected on first use);
+     * ucx: its envelope only */
     reachable = ops->iface_is_reachable(iface, data + 1, size - 1);
+    if (iface == fuzz_tl_ifaces[2]) {
+        return;
+    }
     status = ops->ep_create(iface, data + 1, size - 1, &ep);
     if (reachable != (status == MF_OK)) {
         __builtin_trap();
@@ -194,6 +210,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     fuzz_tl_init();
     iface = fuzz_tl_ifaces[data[0] & 1];
+    if ((data[0] & 4) && fuzz_tl_ifaces[2] != NULL) {
+        iface = fuzz_tl_ifaces[2];
+    }
     if (data[0] & 2) {
         fuzz_tl_addr(iface, data, size);
     } else if (size >= 3) {

@@ -341,8 +341,9 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
     cfg.dram_size = mcb_opts.dram;
     cfg.replicas = 1;
     snprintf(cfg.name, sizeof(cfg.name), "mmc-bench-%u", proc);
-    if (mcb_opts.netns &&
-        mmc_config_set(&cfg, "fabric.transport", "tcp") != MMC_OK) {
+    if (mmc_config_set(&cfg, "fabric.transport", mcb_opts.transport) !=
+        MMC_OK) {
+        bench_err("--transport %s: rejected", mcb_opts.transport);
         goto out_free;
     }
     for (i = 0; i < mcb_opts.nclient_sets; i++) {
@@ -368,8 +369,9 @@ int mcb_client_main(uint32_t proc, uint32_t host, const char *url, int out_fd)
                                      : BENCH_MCPY_MAX_THREADS) != 0) {
         goto out_free;
     }
-    c.lanes = 1;
-    if (mmc_config_get(&cfg, "fabric.tcp.lanes", lanes, sizeof(lanes)) ==
+    c.lanes = 1; /* ucx: one connection to a peer, and so the baseline */
+    if (strcmp(mcb_opts.transport, "ucx") != 0 &&
+        mmc_config_get(&cfg, "fabric.tcp.lanes", lanes, sizeof(lanes)) ==
             MF_OK &&
         atoi(lanes) > 0) {
         c.lanes = (uint32_t)atoi(lanes);

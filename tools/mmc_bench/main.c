@@ -98,12 +98,19 @@ static void mcb_usage(FILE *out)
             "(10.213.<s>.x, veth\n"
             "                     and a bridge), mmc-meta in host 0, "
             "process i in host\n"
-            "                     i %% --hosts, fabric.transport = tcp; adds "
+            "                     i %% --hosts, --transport tcp unless given; "
+            "adds "
             "put_remote and\n"
             "                     get_remote rows (blocks placed on / read "
             "from other hosts);\n"
             "                     needs root (else exit 77)\n"
             "  --hosts N          hosts of --netns (default 2)\n"
+            "  --transport NAME   fabric.transport of the clients (default "
+            "auto; tcp with\n"
+            "                     --netns); ucx moves blocks over UCX "
+            "(UCX_TLS picks its\n"
+            "                     transports), next to the same raw TCP "
+            "baselines\n"
             "  --device           the blocks are device memory (cuMemAlloc, "
             "iov mem =\n"
             "                     MMC_MEM_DEVICE), put into and got from the "
@@ -240,6 +247,7 @@ static int mcb_parse_args(int argc, char **argv)
         O_META_BIN,
         O_META_SET,
         O_SET,
+        O_TRANSPORT,
         O_TIMEOUT,
         O_DEVICE
     };
@@ -260,6 +268,7 @@ static int mcb_parse_args(int argc, char **argv)
         {"meta-bin", required_argument, NULL, O_META_BIN},
         {"meta-set", required_argument, NULL, O_META_SET},
         {"set", required_argument, NULL, O_SET},
+        {"transport", required_argument, NULL, O_TRANSPORT},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"device", no_argument, NULL, O_DEVICE},
         {"help", no_argument, NULL, 'h'},
@@ -340,6 +349,14 @@ static int mcb_parse_args(int argc, char **argv)
             break;
         case O_NETNS:
             mcb_opts.netns = true;
+            break;
+        case O_TRANSPORT:
+            if (strlen(optarg) >= sizeof(mcb_opts.transport)) {
+                bench_err("--transport: name too long");
+                return -1;
+            }
+            snprintf(mcb_opts.transport, sizeof(mcb_opts.transport), "%s",
+                     optarg);
             break;
         case O_DEVICE:
             mcb_opts.device = true;
@@ -429,6 +446,10 @@ static int mcb_parse_args(int argc, char **argv)
         if (!rounds) {
             mcb_opts.rounds = 1;
         }
+    }
+    if (mcb_opts.transport[0] == '\0') {
+        snprintf(mcb_opts.transport, sizeof(mcb_opts.transport), "%s",
+                 mcb_opts.netns ? "tcp" : "auto");
     }
     /* Defaults sized to the cores: every process and its copy threads get
      * a core of their own (4 processes with 2 threads each on 2 cores made

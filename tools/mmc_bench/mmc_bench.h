@@ -94,6 +94,7 @@ typedef struct mcb_opts {
     unsigned timeout_s;
     bool json;
     bool netns;
+    char transport[16]; /* fabric.transport of the clients */
     bool quick;
     bool per_proc;
     bool device;          /* blocks in device memory */

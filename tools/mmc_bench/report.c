@@ -267,8 +267,7 @@ void mcb_report_print(const char *url, bool spawned)
         mcb_json_str(url);
         printf("\",\"meta_spawned\":%s,\"transport\":\"%s\","
                "\"copy_threads\":%u,\"stat\":\"median\",\"rows\":[",
-               spawned ? "true" : "false", mcb_opts.netns ? "tcp" : "auto",
-               copy_threads);
+               spawned ? "true" : "false", mcb_opts.transport, copy_threads);
         for (b = 0; b < mcb_opts.nbatches; b++) {
             for (i = 0; i < BENCH_ARRAY_LEN(block_ops); i++) {
                 if (mcb_row_all(block_ops[i], mcb_opts.batches[b], &row) == 0) {
@@ -294,7 +293,9 @@ void mcb_report_print(const char *url, bool spawned)
            mcb_mode(), mcb_opts.procs, mcb_opts.hosts,
            mcb_opts.hosts == 1 ? "" : "s (network namespaces)",
            spawned ? "(started by the bench)" : "(running)", url,
-           mcb_opts.netns ? "tcp" : "auto (shm on one host)");
+           strcmp(mcb_opts.transport, "auto") == 0 && !mcb_opts.netns
+               ? "auto (shm on one host)"
+               : mcb_opts.transport);
     if (mcb_opts.sized_procs || mcb_opts.sized_copy) {
         printf("# sized to the %u cores here: %u processes x (1 + %u copy "
                "threads)%s%s\n",
@@ -345,7 +346,8 @@ void mcb_report_print(const char *url, bool spawned)
         printf("# tcp_write, tcp_read: the baselines of put_remote and "
                "get_remote, the same bytes (blocks x block, contiguous) "
                "between the same two processes over %u raw TCP "
-               "connection%s (as many as tcp.lanes), a share each: a "
+               "connection%s (as many as tcp.lanes; 1 with ucx), a share "
+               "each: a "
                "request, the data and (write) a 1-byte acknowledgement, "
                "blocking sockets, in every process at the same time\n",
                lanes, lanes == 1 ? "" : "s");

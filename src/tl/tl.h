@@ -258,6 +258,28 @@ mf_status_t mf_tl_config_parse(const mf_tl_ops_t *ops, const char *settings,
 void mf_tl_config_help(FILE *out, const char *key_prefix,
                        const char *env_prefix);
 
+/* ---- host staging of device memory (tl_stage.c) ---- */
+
+/* Host memory a transport moves device data through, registered for the
+ * DMA of the kind (unregistered where it cannot be: the driver stages
+ * itself then). */
+typedef struct mf_tl_stage_mem {
+    uint8_t *buf;
+    size_t cap;
+    mf_mem_kind_t kind;
+    mf_mem_reg_t *reg;
+} mf_tl_stage_mem_t;
+
+/* Makes mem hold at least len bytes (and min, in pages) for kind; what it
+ * held stays if large enough and of kind.  MF_ERR_NOMEM, logged as who's. */
+mf_status_t mf_tl_stage_reserve(mf_tl_stage_mem_t *mem, mf_mem_kind_t kind,
+                                size_t len, size_t min, const char *who);
+void mf_tl_stage_release(mf_tl_stage_mem_t *mem);
+/* Copies by the memory kind (device memory on one side), logged as who's
+ * on failure. */
+mf_status_t mf_tl_stage_copy(const char *who, mf_mem_kind_t kind, void *dst,
+                             const void *src, size_t len);
+
 /* ---- stubs for unsupported slots ---- */
 
 /* A transport without settings: config = &mf_tl_no_config. */

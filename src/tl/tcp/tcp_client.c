@@ -390,8 +390,8 @@ static void mf_tl_tcp_lane_stage_put(mf_tl_tcp_lane_t *lane,
 
     status = mf_tl_tcp_stage_reserve(stage, op->kind, chunk->len);
     if (status == MF_OK) {
-        status = mf_tl_tcp_stage_copy(op->kind, stage->buf,
-                                      op->buf + chunk->off, chunk->len);
+        status = mf_tl_stage_copy("tcp", op->kind, stage->mem.buf,
+                                  op->buf + chunk->off, chunk->len);
     }
     if (status != MF_OK) {
         lane->inflight_bytes -= chunk->len;
@@ -473,7 +473,7 @@ static void mf_tl_tcp_lane_send(mf_tl_tcp_lane_t *lane)
                         }
                         mf_tl_tcp_lane_stage_put(lane, chunk);
                     }
-                    data = chunk->len > 0 ? lane->out_stage.buf : NULL;
+                    data = chunk->len > 0 ? lane->out_stage.mem.buf : NULL;
                 }
             }
             nsrc = mf_tl_tcp_chunk_wire(chunk, data, src);
@@ -558,9 +558,9 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane, bool drain)
             status = MF_OK;
             if (mf_unlikely(lane->in_staged)) {
                 lane->in_staged = false;
-                status = mf_tl_tcp_stage_copy(chunk->op->kind,
-                                              chunk->op->buf + chunk->off,
-                                              lane->in_stage.buf, chunk->len);
+                status = mf_tl_stage_copy("tcp", chunk->op->kind,
+                                          chunk->op->buf + chunk->off,
+                                          lane->in_stage.mem.buf, chunk->len);
             }
         } else {
             lane->in_got += (size_t)ret;
@@ -604,7 +604,7 @@ static void mf_tl_tcp_lane_recv(mf_tl_tcp_lane_t *lane, bool drain)
                         mf_tl_tcp_lane_close(lane, status, false);
                         return;
                     }
-                    lane->in_iov[0].iov_base = lane->in_stage.buf;
+                    lane->in_iov[0].iov_base = lane->in_stage.mem.buf;
                 }
                 continue;
             }

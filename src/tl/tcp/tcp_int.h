@@ -120,10 +120,7 @@ typedef struct mf_tl_tcp_sock {
  * largest chunk, registered for the DMA of the device kind; tag names the
  * chunk or response it holds. */
 typedef struct mf_tl_tcp_stage {
-    uint8_t *buf;
-    size_t cap;
-    mf_mem_kind_t kind;
-    mf_mem_reg_t *reg;
+    mf_tl_stage_mem_t mem;
     uint64_t tag;
     bool valid;
 } mf_tl_tcp_stage_t;
@@ -423,10 +420,6 @@ mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
 mf_status_t mf_tl_tcp_stage_reserve(mf_tl_tcp_stage_t *stage,
                                     mf_mem_kind_t kind, size_t len);
 void mf_tl_tcp_stage_free(mf_tl_tcp_stage_t *stage);
-/* Copies by the memory kind (device memory on one side), logged on
- * failure. */
-mf_status_t mf_tl_tcp_stage_copy(mf_mem_kind_t kind, void *dst, const void *src,
-                                 size_t len);
 
 mf_status_t mf_tl_tcp_worker_init(mf_tl_tcp_iface_t *iface,
                                   mf_tl_tcp_worker_t *worker, unsigned index);

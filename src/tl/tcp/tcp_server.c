@@ -165,12 +165,12 @@ static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
 
     status = mf_tl_tcp_stage_reserve(stage, kind, resp->len);
     if (status == MF_OK && resp->vec == NULL) {
-        status = mf_tl_tcp_stage_copy(kind, stage->buf, resp->data, resp->len);
+        status = mf_tl_stage_copy("tcp", kind, stage->mem.buf, resp->data,
+                                  resp->len);
     }
     for (uint32_t i = 0; status == MF_OK && i < resp->nvec; i++) {
-        status =
-            mf_tl_tcp_stage_copy(kind, stage->buf + off, resp->vec[i].iov_base,
-                                 resp->vec[i].iov_len);
+        status = mf_tl_stage_copy("tcp", kind, stage->mem.buf + off,
+                                  resp->vec[i].iov_base, resp->vec[i].iov_len);
         off += resp->vec[i].iov_len;
     }
     if (status != MF_OK) {
@@ -182,7 +182,7 @@ static void mf_tl_tcp_conn_stage_get(mf_tl_tcp_conn_t *conn,
     }
     /* from here on the data is the staging's */
     mf_tl_tcp_resp_clear(resp);
-    resp->data = resp->len > 0 ? stage->buf : NULL;
+    resp->data = resp->len > 0 ? stage->mem.buf : NULL;
     stage->tag = resp->seq;
     stage->valid = true;
 }
@@ -480,7 +480,7 @@ static void mf_tl_tcp_conn_serve(mf_tl_tcp_conn_t *conn)
         conn->in_status = status;
         if (status == MF_OK) {
             conn->in_dev = true;
-            conn->in_iov[0].iov_base = conn->in_stage.buf;
+            conn->in_iov[0].iov_base = conn->in_stage.mem.buf;
             conn->in_iov[0].iov_len = req->len;
             conn->in_iov_n = 1;
         }
@@ -530,9 +530,10 @@ static void mf_tl_tcp_conn_put_done(mf_tl_tcp_conn_t *conn)
 
     if (conn->in_state == MF_TL_TCP_IN_DATA && mf_unlikely(conn->in_dev)) {
         for (uint32_t i = 0; i < n && conn->in_status == MF_OK; i++) {
-            conn->in_status = mf_tl_tcp_stage_copy(
-                conn->in_region->kind, (void *)(uintptr_t)conn->in_addrs[i],
-                conn->in_stage.buf + off, conn->in_lens[i]);
+            conn->in_status = mf_tl_stage_copy(
+                "tcp", conn->in_region->kind,
+                (void *)(uintptr_t)conn->in_addrs[i],
+                conn->in_stage.mem.buf + off, conn->in_lens[i]);
             off += conn->in_lens[i];
         }
         conn->in_dev = false;

@@ -417,50 +417,12 @@ mf_status_t mf_tl_tcp_worker_init(mf_tl_tcp_iface_t *iface,
 mf_status_t mf_tl_tcp_stage_reserve(mf_tl_tcp_stage_t *stage,
                                     mf_mem_kind_t kind, size_t len)
 {
-    const mf_mem_ops_t *ops = mf_mem_ops_get(kind);
-    size_t cap = MF_ALIGN_UP(MF_MAX(len, (size_t)MF_TL_TCP_SCRATCH), 4096);
-    uint8_t *buf;
-
-    if (stage->buf != NULL && stage->cap >= len && stage->kind == kind) {
-        return MF_OK;
-    }
-    buf = aligned_alloc(4096, cap);
-    if (buf == NULL) {
-        mf_error("tcp: cannot allocate %zu bytes of staging memory", cap);
-        return MF_ERR_NOMEM;
-    }
-    mf_tl_tcp_stage_free(stage);
-    stage->buf = buf;
-    stage->cap = cap;
-    stage->kind = kind;
-    /* unregistered staging still works, through the driver's own */
-    if (ops->dma_reg(buf, cap, &stage->reg) != MF_OK) {
-        stage->reg = NULL;
-    }
-    return MF_OK;
+    return mf_tl_stage_reserve(&stage->mem, kind, len, MF_TL_TCP_SCRATCH,
+                               "tcp");
 }
 
 void mf_tl_tcp_stage_free(mf_tl_tcp_stage_t *stage)
 {
-    if (stage->reg != NULL) {
-        mf_mem_ops_get(stage->kind)->dma_dereg(stage->reg);
-    }
-    free(stage->buf);
-    stage->buf = NULL;
-    stage->cap = 0;
-    stage->reg = NULL;
+    mf_tl_stage_release(&stage->mem);
     stage->valid = false;
-}
-
-mf_status_t mf_tl_tcp_stage_copy(mf_mem_kind_t kind, void *dst, const void *src,
-                                 size_t len)
-{
-    mf_status_t status = mf_mem_ops_get(kind)->copy(dst, src, len);
-
-    if (status != MF_OK) {
-        mf_error("tcp: %s copy of %zu bytes %p -> %p failed: %s",
-                 mf_mem_ops_get(kind)->name, len, src, dst,
-                 mf_status_name(status));
-    }
-    return status;
 }

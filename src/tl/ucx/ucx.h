@@ -60,9 +60,7 @@ mf_status_t mf_tl_ucx_config_check(const void *config);
  * registered for the DMA of the kind, cached by the interface. */
 typedef struct mf_tl_ucx_stage_buf {
     struct mf_tl_ucx_stage_buf *next;
-    uint8_t *buf;
-    mf_mem_kind_t kind;
-    mf_mem_reg_t *reg;
+    mf_tl_stage_mem_t mem;
 } mf_tl_ucx_stage_buf_t;
 
 typedef struct mf_tl_ucx_iface {

@@ -150,47 +150,28 @@ static mf_tl_ucx_stage_buf_t *mf_tl_ucx_stage_buf_get(mf_tl_ucx_iface_t *iface,
     mf_tl_ucx_stage_buf_t *host, **prev;
 
     for (prev = &iface->stage_free; *prev != NULL; prev = &(*prev)->next) {
-        if ((*prev)->kind == kind) {
+        if ((*prev)->mem.kind == kind) {
             host = *prev;
             *prev = host->next;
             return host;
         }
     }
     host = calloc(1, sizeof(*host));
-    if (host == NULL || (host->buf = aligned_alloc(4096, bytes)) == NULL) {
-        mf_error("ucx: cannot allocate %zu bytes of staging memory", bytes);
-        free(host);
+    if (host == NULL) {
+        mf_error("ucx: cannot allocate staging memory");
         return NULL;
     }
-    host->kind = kind;
-    /* unregistered staging still works, through the driver's own */
-    if (mf_mem_ops_get(kind)->dma_reg(host->buf, bytes, &host->reg) != MF_OK) {
-        host->reg = NULL;
+    if (mf_tl_stage_reserve(&host->mem, kind, bytes, bytes, "ucx") != MF_OK) {
+        free(host);
+        return NULL;
     }
     return host;
 }
 
 void mf_tl_ucx_stage_buf_free(mf_tl_ucx_stage_buf_t *host)
 {
-    if (host->reg != NULL) {
-        mf_mem_ops_get(host->kind)->dma_dereg(host->reg);
-    }
-    free(host->buf);
+    mf_tl_stage_release(&host->mem);
     free(host);
-}
-
-/* Copies by the memory kind of the local buffer; logged on failure. */
-static mf_status_t mf_tl_ucx_stage_copy(mf_mem_kind_t kind, void *dst,
-                                        const void *src, size_t len)
-{
-    mf_status_t status = mf_mem_ops_get(kind)->copy(dst, src, len);
-
-    if (status != MF_OK) {
-        mf_error("ucx: %s copy of %zu bytes %p -> %p failed: %s",
-                 mf_mem_ops_get(kind)->name, len, src, dst,
-                 mf_status_name(status));
-    }
-    return status;
 }
 
 static void mf_tl_ucx_stage_pump(mf_tl_ucx_stage_t *op);
@@ -232,8 +213,8 @@ static void mf_tl_ucx_slot_done(mf_tl_ucx_slot_t *slot, mf_status_t status)
     slot->busy = false;
     mf_tl_ucx_link_touch(op->link);
     if (status == MF_OK && !op->put) {
-        status = mf_tl_ucx_stage_copy(op->kind, op->local + slot->off,
-                                      slot->buf, slot->len);
+        status = mf_tl_stage_copy("ucx", op->kind, op->local + slot->off,
+                                  slot->buf, slot->len);
     }
     if (status != MF_OK && op->status == MF_OK) {
         op->status = status;
@@ -266,8 +247,8 @@ static bool mf_tl_ucx_slot_post(mf_tl_ucx_stage_t *op, mf_tl_ucx_slot_t *slot)
     slot->len = MF_MIN(op->size - op->next, (size_t)op->iface->chunk_size);
     op->next += slot->len;
     if (op->put) {
-        copied = mf_tl_ucx_stage_copy(op->kind, slot->buf,
-                                      op->local + slot->off, slot->len);
+        copied = mf_tl_stage_copy("ucx", op->kind, slot->buf,
+                                  op->local + slot->off, slot->len);
         if (copied != MF_OK) {
             op->status = copied;
             return false;
@@ -364,7 +345,7 @@ static mf_status_t mf_tl_ucx_stage_start(mf_tl_ucx_iface_t *iface,
     op->in_call = true;
     for (i = 0; i < MF_TL_UCX_STAGE_SLOTS; i++) {
         op->slots[i].op = op;
-        op->slots[i].buf = op->host->buf + (size_t)i * iface->chunk_size;
+        op->slots[i].buf = op->host->mem.buf + (size_t)i * iface->chunk_size;
     }
     mf_tl_ucx_link_hold(iface, link);
     mf_tl_ucx_stage_pump(op);

@@ -17,6 +17,11 @@
  *          reads it into host and device memory and writes it from both
  *          (the driver MF_CUDA_LIBRARY names: the fake one of
  *          tests/fakecuda in CI).
+ *
+ * Run as integration/it_trans[ucx-tcp] (ucx.auto = always, UCX_TLS=tcp),
+ * peers on other hosts are reached over ucx.  A peer is reached over one
+ * transport, and UCX without CUDA support (CI's) serves no device
+ * buffer: the device test is tcp's alone there.
  */
 #include "it_helpers.h"
 #include "tk_cuda.h"
@@ -418,6 +423,12 @@ static void test_device(void **state)
     (void)state;
     if (tk_cuda_probe(why, sizeof(why)) != 0) {
         tk_print("no device memory here (%s): skipped", why);
+        skip();
+    }
+    if (getenv("MF_UCX_AUTO") != NULL &&
+        strcmp(getenv("MF_UCX_AUTO"), "always") == 0) {
+        tk_print("peers over ucx, which serves no device buffer without "
+                 "UCX's CUDA support: skipped");
         skip();
     }
     assert_int_equal(it_store_start_host(&g_net, 0, &g_store), 0);

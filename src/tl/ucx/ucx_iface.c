@@ -317,7 +317,7 @@ static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
         .chunk_size = 1u << 20, .auto_open = "rdma", .timeout_ms = 30000};
     const mf_tl_ucx_config_t *cfg =
         params->config != NULL ? params->config : &defaults;
-    const mf_ucx_lib_t *lib = mf_ucx_lib();
+    const mf_ucx_lib_t *lib;
     mf_tl_ucx_iface_t *iface;
     mf_status_t status;
     int ret;
@@ -326,18 +326,20 @@ static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
         mf_debug("ucx: left out of transport = auto (ucx.auto = never)");
         return MF_ERR_UNSUPPORTED;
     }
+    /* without an RDMA device auto declines before UCX is loaded: a process
+     * that does not use UCX never runs its constructors and fork hooks */
+    if (params->auto_choice && strcmp(cfg->auto_open, "rdma") == 0 &&
+        !mf_ucx_lib_has_rdma()) {
+        mf_debug("ucx: no RDMA device here: left to the other transports");
+        return MF_ERR_UNSUPPORTED;
+    }
+    lib = mf_ucx_lib();
     if (lib == NULL) {
         if (params->auto_choice) {
             mf_debug("ucx: %s", mf_ucx_lib_why());
         } else {
             mf_error("ucx: %s", mf_ucx_lib_why());
         }
-        return MF_ERR_UNSUPPORTED;
-    }
-    if (params->auto_choice && strcmp(cfg->auto_open, "rdma") == 0 &&
-        !mf_ucx_lib_has_rdma()) {
-        /* tcp serves other hosts as well as UCX would without RDMA */
-        mf_debug("ucx: no RDMA device here: left to the other transports");
         return MF_ERR_UNSUPPORTED;
     }
     iface = calloc(1, sizeof(*iface));

@@ -6,13 +6,13 @@
  * succeeds is released again.
  *
  * Input: byte 0 picks the transport (bit 0: shm, tcp; bit 2: ucx instead,
- * where the build has it) and the decoder (bit 1: remote key, address); for a key, bytes 1 and 2 give the range
- * the caller expects (first page and pages, inside a window this target
- * reserves at the build's default base, as the fabric expects a rank's
- * slot); the rest is the packed bytes.  So that shm keys can name real
- * processes, the four bytes "SELF" in the packed bytes become this
- * process's pid, "PEER" the pid of a child that holds a memfd segment and
- * "PFD!" that segment's fd number in the child.
+ * where the build has it) and the decoder (bit 1: remote key, address); for a
+ * key, bytes 1 and 2 give the range the caller expects (first page and pages,
+ * inside a window this target reserves at the build's default base, as the
+ * fabric expects a rank's slot); the rest is the packed bytes.  So that shm
+ * keys can name real processes, the four bytes "SELF" in the packed bytes
+ * become this process's pid, "PEER" the pid of a child that holds a memfd
+ * segment and "PFD!" that segment's fd number in the child.
  *
  * A key is accepted only for exactly the expected range, and a shm key
  * is then mapped there; an endpoint is created exactly for an address the

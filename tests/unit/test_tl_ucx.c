@@ -23,6 +23,7 @@
 #include "tk_log.h"
 #include "tk_pattern.h"
 #include "tk_proc.h"
+#include "tk_sock.h"
 
 #include "tl/tl.h"
 #include "util/log.h"
@@ -132,17 +133,10 @@ static void test_write_all(int fd, const void *buf, size_t len)
     TK_CHECK(write(fd, buf, len) == (ssize_t)len);
 }
 
+/* All of len bytes from the peer's pipe. */
 static void test_read_all(int fd, void *buf, size_t len)
 {
-    uint8_t *p = buf;
-
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-
-        TK_CHECK(n > 0);
-        p += n;
-        len -= (size_t)n;
-    }
+    assert_true(tk_sock_read_exact(fd, buf, len, TEST_WAIT_S * 1000));
 }
 
 /* The child: serves a patterned buffer until killed. */

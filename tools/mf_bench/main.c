@@ -127,7 +127,8 @@ static void mb_usage(FILE *out)
             "between rank 0's own\nmemory of the same kinds (cuda_d2h, "
             "cuda_h2d, cuda_d2d: cuMemcpyAsync on as many\nstreams as "
             "threads copy), measured in the same run; with --transport tcp "
-            "(or ucx) the raw\nTCP stream, as for host directions.  Device memory is "
+            "(or ucx) the raw\nTCP stream, as for host directions.  Device "
+            "memory is "
             "verified through the\ndriver.\n");
 }
 

@@ -104,12 +104,12 @@ struct mf_tl_comp {
 #define MF_TL_MEM_KIND(_kind) (1u << (_kind))
 
 typedef struct mf_tl_caps {
-    uint32_t flags;     /* MF_TL_CAP_* */
-    uint32_t mem_kinds; /* MF_TL_MEM_KIND() of the segments it reaches */
+    uint32_t flags;       /* MF_TL_CAP_* */
+    uint32_t mem_kinds;   /* MF_TL_MEM_KIND() of the segments it reaches */
     uint32_t local_kinds; /* ... of the local buffers it moves (staged
                              through host memory or not): a superset */
-    size_t addr_max;    /* bytes of a packed interface address */
-    size_t rkey_max;    /* bytes of a packed remote key */
+    size_t addr_max;      /* bytes of a packed interface address */
+    size_t rkey_max;      /* bytes of a packed remote key */
 } mf_tl_caps_t;
 
 typedef struct mf_tl_params {

@@ -463,6 +463,30 @@ int tk_proc_deny_syscall(long nr)
     return 0;
 }
 
+int tk_proc_freeze(pid_t pid)
+{
+    int status;
+    pid_t ret;
+
+    if (kill(pid, SIGSTOP) != 0) {
+        tk_print("cannot stop child %d: %s", (int)pid, strerror(errno));
+        return -1;
+    }
+    /* the group stop is reported once every thread has stopped */
+    do {
+        ret = waitpid(pid, &status, WUNTRACED);
+    } while (ret < 0 && errno == EINTR);
+    if (ret == pid && WIFSTOPPED(status)) {
+        return 0;
+    }
+    if (ret == pid) {
+        tk_proc_untrack(pid); /* it ended: reaped */
+    }
+    tk_print("child %d did not stop: %s", (int)pid,
+             ret < 0 ? strerror(errno) : "it ended");
+    return -1;
+}
+
 void tk_proc_kill(pid_t pid)
 {
     kill(pid, SIGKILL);

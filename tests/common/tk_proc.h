@@ -158,6 +158,11 @@ int tk_proc_stop(pid_t pid, int sig, unsigned timeout_ms);
  * 0, or -1 (logged). */
 int tk_proc_deny_syscall(long nr);
 
+/* Stops child pid (SIGSTOP) and returns once all its threads are
+ * stopped (kill() alone returns while they may still run): 0, or -1
+ * (logged; e.g. it had ended). */
+int tk_proc_freeze(pid_t pid);
+
 /* Kills (SIGKILL) pid and reaps it. */
 void tk_proc_kill(pid_t pid);
 

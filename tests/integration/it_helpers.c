@@ -154,6 +154,13 @@ bool it_has_transport(const char *name)
     return false;
 }
 
+bool it_ucx_sw_rma(void)
+{
+    const char *v = getenv("IT_UCX_SW_RMA");
+
+    return v != NULL && strcmp(v, "0") != 0;
+}
+
 mf_status_t it_pool_open(it_pool_t *pool, const char *url, uint32_t world,
                          uint32_t rank, uint64_t seg_size, uint64_t stride,
                          const mf_bm_config_t *cfg, bool join)

@@ -68,6 +68,12 @@ void it_bm_config(mf_bm_config_t *cfg);
 /* Whether this build of the library has the transport name. */
 bool it_has_transport(const char *name);
 
+/* Whether the copies of this run go over UCX's software RMA (the ctest
+ * variants that run ucx without RDMA set IT_UCX_SW_RMA): UCX then aborts
+ * a process that answers a copy for a peer that has died, so a test
+ * kills a process only while it copies nothing. */
+bool it_ucx_sw_rma(void);
+
 /*
  * In a child: mf_init, store session, mf_bm_init (rank may be
  * MF_RANK_AUTO; MF_ERR_BUSY is retried up to 20 s for a rank that is

@@ -93,6 +93,8 @@ typedef struct fl_shared {
     atomic_int verify_req;
     atomic_int verify_done;
     atomic_int verifier;
+    atomic_int hold[SLOTS]; /* a life to stop copying (sw RMA) */
+    atomic_int held[SLOTS]; /* its threads that stopped */
     atomic_ullong max_call_ms;
     atomic_ullong puts_ok, puts_failed, gets_ok, gets_missing, gets_failed;
     atomic_ullong verified, losses_legit;
@@ -444,11 +446,26 @@ fail:
     return -1;
 }
 
+/* When the parent is about to kill this life and copies must not be in
+ * flight then (it_ucx_sw_rma): stops the calling thread's copies for
+ * good. */
+static void fl_hold(const fl_child_t *c)
+{
+    if (atomic_load(&fl->hold[c->slot]) != (int)c->life) {
+        return;
+    }
+    atomic_fetch_add(&fl->held[c->slot], 1);
+    while (!atomic_load(&fl->stop) && !atomic_load(&fl->failed)) {
+        tk_sleep_ms(5);
+    }
+}
+
 static void *fl_writer(void *arg)
 {
     fl_child_t *c = arg;
 
     while (!atomic_load(&fl->stop) && !atomic_load(&fl->failed)) {
+        fl_hold(c);
         if (fl_put_one(c) != 0) {
             break;
         }
@@ -473,6 +490,7 @@ static void *fl_reader(void *arg)
         fl_rec_t *r = &fl->ring[slot][tk_rng_range(&rng, 0, RING - 1)];
         fl_rec_t snap;
 
+        fl_hold(&rc);
         if (!fl_snap(r, &snap) || snap.state != FL_LIVE) {
             tk_sleep_ms(1);
             continue;
@@ -734,6 +752,13 @@ static void test_kill_loop(void **state)
         FL_WAIT(tk_time_ms() >= until, "parent: cannot wait");
         tk_print("parent: round %d: killing slot %d (life %d, rank %d)", round,
                  victim, dead, atomic_load(&fl->life_rank[dead]));
+        if (it_ucx_sw_rma()) {
+            /* no copy of the victim in flight when it dies */
+            atomic_store(&fl->held[victim], 0);
+            atomic_store(&fl->hold[victim], dead);
+            FL_WAIT(atomic_load(&fl->held[victim]) == 2,
+                    "parent: slot %d never stopped copying", victim);
+        }
         /* dead before it dies: a reader that misses an object of it then
          * knows why */
         atomic_store(&fl->life_dead[dead], 1);

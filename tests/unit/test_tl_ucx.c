@@ -269,7 +269,7 @@ static void test_stopped_peer(void **state)
     assert_true(tk_pattern_check(buf, TEST_BUF, TEST_SEED, 0) < 0);
 
     tk_log_start(&test_log, 0);
-    assert_int_equal(kill(c.pid, SIGSTOP), 0);
+    assert_int_equal(tk_proc_freeze(c.pid), 0);
     t0 = mf_time_ms();
     status = test_get(&c, buf, 0, TEST_BUF);
     waited = mf_time_ms() - t0;

@@ -30,8 +30,8 @@ static const mf_cfg_entry_t mf_tl_ucx_cfg_entries[] = {
     {"ucx.auto", MF_CFG_STR, offsetof(mf_tl_ucx_config_t, auto_open),
      sizeof(((mf_tl_ucx_config_t *)0)->auto_open), "rdma", 0, 0,
      "whether transport = auto opens ucx: \"rdma\" where UCX reaches an "
-     "RDMA device (rc, dc, ud), \"always\" (over UCX's tcp too), "
-     "\"never\"; peers of this host stay with shm either way"},
+     "RDMA device with RMA (rc, dc), \"always\" (over UCX's tcp "
+     "too), \"never\"; peers of this host stay with shm either way"},
 };
 
 const mf_cfg_table_t mf_tl_ucx_cfg_table = {

@@ -310,6 +310,9 @@ static mf_status_t mf_tl_ucx_worker_create(mf_tl_ucx_iface_t *iface)
 
 static void mf_tl_ucx_iface_close(mf_tl_iface_t *tl_iface);
 
+/* The software-RMA warning, once per process. */
+static atomic_bool mf_tl_ucx_sw_warned;
+
 static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
                                         mf_tl_iface_t **iface_p)
 {
@@ -373,6 +376,13 @@ static mf_status_t mf_tl_ucx_iface_open(const mf_tl_params_t *params,
     if (status != MF_OK) {
         mf_tl_ucx_iface_close(&iface->super);
         return status;
+    }
+    if (!mf_ucx_lib_has_rdma() &&
+        !atomic_exchange(&mf_tl_ucx_sw_warned, true)) {
+        mf_warn("ucx: no RDMA device with put and get in the NIC here: UCX "
+                "emulates them with messages, and UCX aborts a process that "
+                "answers one for a peer that has died (use RDMA, or tcp, "
+                "where peers may crash)");
     }
     mf_debug("ucx: interface open (UCX %s, address of %zu bytes%s)",
              lib->ucp_get_version_string(), iface->address_len,

@@ -100,14 +100,15 @@ static bool mf_ucx_sys_has_ib(void)
     return any;
 }
 
+/* rc and dc put and get in the NIC; ud has no RMA, and UCX emulates it
+ * in software there as over tcp (see mf_ucx_lib_has_rdma). */
 static bool mf_ucx_tl_is_rdma(const char *tl_name)
 {
-    return strncmp(tl_name, "rc", 2) == 0 || strncmp(tl_name, "dc", 2) == 0 ||
-           strncmp(tl_name, "ud", 2) == 0;
+    return strncmp(tl_name, "rc", 2) == 0 || strncmp(tl_name, "dc", 2) == 0;
 }
 
 /* Whether memory domain md_name of component comp offers a verbs
- * transport. */
+ * transport with RMA. */
 static bool mf_ucx_md_has_rdma(const mf_ucx_lib_t *lib, uct_component_h comp,
                                const char *md_name)
 {

@@ -70,9 +70,15 @@ typedef struct mf_ucx_lib {
 const mf_ucx_lib_t *mf_ucx_lib(void);
 const char *mf_ucx_lib_why(void);
 
-/* Whether UCX reaches an RDMA device here (a verbs transport: rc, dc or
- * ud); checked once.  Machines without /sys/class/infiniband answer
- * false without loading UCX. */
+/* Whether UCX reaches an RDMA device here with a transport that puts
+ * and gets in the NIC (rc, dc); checked once.  Machines without
+ * /sys/class/infiniband answer false without loading UCX.
+ *
+ * Elsewhere (tcp, ud, shared memory without cma) UCX emulates RMA with
+ * messages served by the target's worker, and UCX (1.13 to 1.16 at
+ * least, rma_sw.c) aborts the target when it answers such a message from
+ * a peer that has died: a peer killed in mid-copy takes the process it
+ * copied to or from with it.  Hence auto's choice of RDMA only. */
 bool mf_ucx_lib_has_rdma(void);
 
 /* Our status for a UCX one: peer failures as MF_ERR_PEER_*. */

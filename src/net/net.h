@@ -74,7 +74,7 @@ void mf_net_hdr_encode(const mf_net_hdr_t *hdr, uint8_t out[MF_NET_HDR_SIZE]);
 mf_status_t mf_net_hdr_decode(const uint8_t in[MF_NET_HDR_SIZE],
                               size_t max_body, mf_net_hdr_t *hdr_p);
 
-/* ---- byte streams (plain TCP now, TLS later) ---- */
+/* ---- byte streams (plain TCP; TLS in net/tls.h) ---- */
 
 typedef struct mf_net_stream_ops {
     const char *name;
@@ -85,6 +85,10 @@ typedef struct mf_net_stream_ops {
     /* The socket carries the frames as they are: a client's calling
      * thread may send() a frame itself when nothing else is on its way. */
     bool raw_fd;
+    /* Optional: why bev failed, beyond the socket's error (a TLS
+     * handshake refused, and the reason), into buf; NULL when the stream
+     * has nothing to add.  Loop thread, in the event callback. */
+    const char *(*why)(struct bufferevent *bev, char *buf, size_t len);
 } mf_net_stream_ops_t;
 
 extern const mf_net_stream_ops_t mf_net_stream_plain;

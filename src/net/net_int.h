@@ -47,6 +47,12 @@ void mf_net_loop_stop(mf_net_loop_t *loop, void (*last_fn)(void *arg),
  * when the thread never started. */
 void mf_net_loop_cleanup(mf_net_loop_t *loop);
 
+/* ---- streams ---- */
+
+/* Makes a connected socket non-blocking, with TCP_NODELAY; MF_ERR_IO
+ * (logged). */
+mf_status_t mf_net_sock_prepare(int fd);
+
 /* ---- frames ---- */
 
 typedef struct mf_net_reader {

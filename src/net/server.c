@@ -269,9 +269,16 @@ static void mf_net_server_conn_event_cb(struct bufferevent *bev, short what,
                  (what & BEV_EVENT_READING) ? "sent nothing"
                                             : "read nothing of our output");
     } else if (what & BEV_EVENT_ERROR) {
-        mf_debug("%s: connection from %s failed: %s", conn->server->addr,
-                 conn->peer,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        const mf_net_stream_ops_t *stream = conn->server->stream;
+        char why[320];
+
+        if (stream->why != NULL && stream->why(bev, why, sizeof(why)) != NULL) {
+            mf_warn("%s: refused %s: %s", conn->server->addr, conn->peer, why);
+        } else {
+            mf_debug("%s: connection from %s failed: %s", conn->server->addr,
+                     conn->peer,
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        }
     } else if (what & BEV_EVENT_EOF) {
         mf_debug("%s: %s closed the connection", conn->server->addr,
                  conn->peer);

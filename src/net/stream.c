@@ -23,19 +23,28 @@
 
 /* ---- plain TCP ---- */
 
-static struct bufferevent *mf_net_plain_bev_new(struct event_base *base, int fd,
-                                                bool server, void *ctx)
+mf_status_t mf_net_sock_prepare(int fd)
 {
-    struct bufferevent *bev;
     int one = 1;
 
     if (evutil_make_socket_nonblocking(fd) < 0) {
         mf_error("cannot make socket %d non-blocking: %m", fd);
-        return NULL;
+        return MF_ERR_IO;
     }
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
         /* Only latency suffers; not a reason to drop the connection. */
         mf_warn("setsockopt(TCP_NODELAY) on socket %d failed: %m", fd);
+    }
+    return MF_OK;
+}
+
+static struct bufferevent *mf_net_plain_bev_new(struct event_base *base, int fd,
+                                                bool server, void *ctx)
+{
+    struct bufferevent *bev;
+
+    if (mf_net_sock_prepare(fd) != MF_OK) {
+        return NULL;
     }
     /* Only the loop thread touches a bufferevent (other threads queue
      * frames to it), so it needs no lock of its own. */

@@ -360,6 +360,29 @@ static const char *mf_tls_why(struct bufferevent *bev, char *buf, size_t len)
     return buf;
 }
 
+struct bufferevent *mf_tls_http_bev(struct event_base *base, void *arg)
+{
+    mf_tls_t *tls = arg;
+    struct bufferevent *bev;
+    char why[256];
+    SSL *ssl = SSL_new(tls->ctx);
+
+    if (ssl == NULL) {
+        mf_error("%s: cannot start a TLS session: %s", tls->who,
+                 mf_tls_ssl_error(why, sizeof(why)));
+        return NULL;
+    }
+    /* evhttp gives it the accepted socket */
+    bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        mf_error("%s: cannot start an HTTPS connection", tls->who);
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
 const mf_net_stream_ops_t *mf_tls_stream(const mf_tls_t *tls)
 {
     return &tls->stream;

@@ -117,6 +117,10 @@ void mf_tls_destroy(mf_tls_t *tls);
  * until mf_tls_destroy (after the servers and clients using it). */
 const mf_net_stream_ops_t *mf_tls_stream(const mf_tls_t *tls);
 
+/* evhttp's bufferevent callback (evhttp_set_bevcb, arg: the server's
+ * mf_tls_t): each HTTP connection over TLS, https. */
+struct bufferevent *mf_tls_http_bev(struct event_base *base, void *arg);
+
 /* Checks the certificate's validity again (a daemon calls it now and
  * then): a warning within expiry_warn_days, an error once expired.
  * Days left (negative once expired). */

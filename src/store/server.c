@@ -718,6 +718,13 @@ static void mf_store_server_free_state(mf_store_server_t *server)
 MF_API mf_status_t mf_store_server_start(const mf_store_server_config_t *cfg,
                                          mf_store_server_t **server_p)
 {
+    return mf_store_server_start_stream(cfg, NULL, server_p);
+}
+
+mf_status_t mf_store_server_start_stream(const mf_store_server_config_t *cfg,
+                                         const mf_net_stream_ops_t *stream,
+                                         mf_store_server_t **server_p)
+{
     mf_store_server_timer_args_t timer_args;
     mf_net_server_params_t params;
     mf_store_server_t *server;
@@ -768,6 +775,7 @@ MF_API mf_status_t mf_store_server_start(const mf_store_server_config_t *cfg,
     params.max_conns = server->cfg.max_connections;
     params.ops = &mf_store_server_net_ops;
     params.arg = server;
+    params.stream = stream;
     status = mf_net_server_start(&params, &server->net);
     if (status != MF_OK) {
         goto err_free_state; /* mf_net_server_start logged why */

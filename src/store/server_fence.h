@@ -8,6 +8,14 @@
 #include <memfabric/mf_store.h>
 #include <stdatomic.h>
 
+struct mf_net_stream_ops;
+
+/* mf_store_server_start() with the connections' byte streams made by
+ * stream (net/net.h: TLS, net/tls.h); NULL: plain TCP. */
+mf_status_t mf_store_server_start_stream(const mf_store_server_config_t *cfg,
+                                         const struct mf_net_stream_ops *stream,
+                                         mf_store_server_t **server_p);
+
 /* The fence of mf_net_server_fence (net/net.h) on the store's server: an
  * elected leader's store answers nothing once its lease may have run
  * out.  Any thread. */

@@ -425,8 +425,11 @@ static void mmc_meta_loop_start(void *arg)
                                 mmc_meta_view_key};
 
         ls->status = mmc_meta_http_start(
-            &view, base, meta->cfg.addr, (uint16_t)meta->cfg.http_port,
-            meta->cfg.idle_timeout_ms, &meta->http);
+            &view, base,
+            meta->cfg.http_addr[0] != '\0' ? meta->cfg.http_addr
+                                           : meta->cfg.addr,
+            (uint16_t)meta->cfg.http_port, meta->cfg.idle_timeout_ms, meta->tls,
+            &meta->http);
         if (ls->status != MF_OK) {
             goto err_free_timer;
         }
@@ -488,6 +491,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
 {
     mf_store_server_config_t store_cfg;
     mf_net_server_params_t params;
+    const mf_net_stream_ops_t *stream = NULL;
     mmc_state_params_t state_params;
     mmc_meta_loop_start_t ls;
     mmc_meta_t *meta;
@@ -524,11 +528,18 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
         goto err_free_meta;
     }
 
+    if (cfg->tls.enable) {
+        status = mf_tls_create(&cfg->tls, true, "mmc-meta", &meta->tls);
+        if (status != MF_OK) {
+            goto err_destroy_state;
+        }
+        stream = mf_tls_stream(meta->tls);
+    }
     mf_store_server_config_init(&store_cfg);
     mf_strlcpy(store_cfg.host, cfg->addr, sizeof(store_cfg.host));
     store_cfg.port = (uint16_t)cfg->store_port;
     store_cfg.idle_timeout_ms = cfg->idle_timeout_ms;
-    status = mf_store_server_start(&store_cfg, &meta->store);
+    status = mf_store_server_start_stream(&store_cfg, stream, &meta->store);
     if (status != MF_OK) {
         mf_error("meta: config store on %s:%" PRIu32 " failed: %s", cfg->addr,
                  cfg->store_port, mf_status_str(status));
@@ -544,6 +555,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     params.max_conns = cfg->max_clients;
     params.ops = &mmc_meta_server_ops;
     params.arg = meta;
+    params.stream = stream;
     status = mf_net_server_start(&params, &meta->server);
     if (status != MF_OK) {
         mf_error("meta: RPC server on %s:%" PRIu32 " failed: %s", cfg->addr,
@@ -571,6 +583,7 @@ err_stop_server:
 err_stop_store:
     mf_store_server_stop(meta->store);
 err_destroy_state:
+    mf_tls_destroy(meta->tls);
     mmc_state_destroy(meta->state);
 err_free_meta:
     free(meta);
@@ -586,6 +599,7 @@ void mmc_meta_stop(mmc_meta_t *meta)
     mf_net_server_stop(meta->server); /* closes every connection */
     mmc_state_destroy(meta->state);
     mf_store_server_stop(meta->store);
+    mf_tls_destroy(meta->tls); /* after every server that used it */
     free(meta);
 }
 

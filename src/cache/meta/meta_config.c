@@ -146,6 +146,11 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
      "the built-in tracer: log (every trace point's figures to the log at "
      "exit), a file path (to that file), or empty: off (GET /trace serves "
      "them while on); MF_TRACE wins"},
+    {"http_addr", MF_CFG_STR, offsetof(mmc_meta_opts_t, cfg.http_addr),
+     sizeof(((mmc_meta_config_t *)0)->http_addr), "", 0, 0,
+     "address the HTTP server listens on (e.g. 127.0.0.1 to keep /metrics "
+     "on the host); empty: addr"},
+    MF_TLS_CFG_ENTRIES(mmc_meta_opts_t, cfg.tls),
 };
 
 static const mf_cfg_table_t mmc_meta_cfg_table = {
@@ -514,6 +519,10 @@ mf_status_t mmc_meta_config_check(const mmc_meta_config_t *cfg)
         return MF_ERR_CONFIG;
     }
     status = mmc_meta_check_device_window(&o.cfg, len);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mf_tls_config_check(&o.cfg.tls, "mmc-meta: config");
     if (status != MF_OK) {
         return status;
     }

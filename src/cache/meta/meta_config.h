@@ -6,6 +6,8 @@
 #ifndef MMC_CACHE_META_META_CONFIG_H
 #define MMC_CACHE_META_META_CONFIG_H
 
+#include "net/tls.h"
+
 #include "util/misc.h"
 
 #include <memfabric/mf_status.h>
@@ -50,6 +52,8 @@ typedef struct mmc_meta_config {
                                    this long is closed */
     char log_level[16];         /* error, warn, info, debug, trace */
     char trace[256];            /* the tracer: "", "log" or a file */
+    char http_addr[64];         /* HTTP's bind address ("": addr) */
+    mf_tls_config_t tls;        /* TLS on the RPC, store and HTTP ports */
 } mmc_meta_config_t;
 
 /*

@@ -25,6 +25,7 @@
  * invalid UTF-8 becomes U+FFFD) and Prometheus label values (host ids).
  */
 #include "cache/meta/meta_http.h"
+#include "net/tls.h"
 #include "net/net.h"
 
 #include "util/log.h"
@@ -828,7 +829,7 @@ static void mmc_meta_http_request_cb(struct evhttp_request *req, void *arg)
 mf_status_t mmc_meta_http_start(const mmc_meta_view_t *view,
                                 struct event_base *base, const char *addr,
                                 uint16_t port, uint32_t idle_timeout_ms,
-                                mmc_meta_http_t **http_p)
+                                struct mf_tls *tls, mmc_meta_http_t **http_p)
 {
     const struct timeval idle = {
         .tv_sec = idle_timeout_ms / 1000,
@@ -867,11 +868,15 @@ mf_status_t mmc_meta_http_start(const mmc_meta_view_t *view,
     evhttp_set_max_headers_size(h->http, MMC_META_HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(h->http, MMC_META_HTTP_MAX_BODY);
     evhttp_set_gencb(h->http, mmc_meta_http_request_cb, h);
+    if (tls != NULL) {
+        evhttp_set_bevcb(h->http, mf_tls_http_bev, tls);
+    }
     status = mf_net_listener_bind_http(h->listener, h->http);
     if (status != MF_OK) {
         goto err_free_http;
     }
-    mf_info("mmc-meta: HTTP on %s", mf_net_listener_addr(h->listener));
+    mf_info("mmc-meta: %s on %s", tls != NULL ? "HTTPS" : "HTTP",
+            mf_net_listener_addr(h->listener));
     *http_p = h;
     return MF_OK;
 

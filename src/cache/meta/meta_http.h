@@ -15,14 +15,16 @@
 #include <stdint.h>
 
 struct event_base;
+struct mf_tls;
 
 typedef struct mmc_meta_http mmc_meta_http_t;
 
-/* A connection idle for idle_timeout_ms is closed. */
+/* A connection idle for idle_timeout_ms is closed.  With tls (not NULL,
+ * outliving the server) it serves https. */
 mf_status_t mmc_meta_http_start(const mmc_meta_view_t *view,
                                 struct event_base *base, const char *addr,
                                 uint16_t port, uint32_t idle_timeout_ms,
-                                mmc_meta_http_t **http_p);
+                                struct mf_tls *tls, mmc_meta_http_t **http_p);
 uint16_t mmc_meta_http_bound_port(const mmc_meta_http_t *http);
 void mmc_meta_http_stop(mmc_meta_http_t *http);
 

@@ -41,6 +41,7 @@ struct mmc_meta {
     mf_store_server_t *store;
     mf_net_server_t *server;
     mmc_meta_http_t *http;
+    mf_tls_t *tls; /* tls.enable: the servers' context */
     mmc_state_t *state;
     struct event *timer;
     struct event *more;  /* one-shot: expiry work left over by a tick */

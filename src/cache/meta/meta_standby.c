@@ -20,6 +20,7 @@
 struct mmc_meta_standby {
     struct event_base *base;
     mmc_meta_http_t *http;
+    mf_tls_t *tls; /* tls.enable: https */
     uint16_t http_port;
     pthread_t thread;
     bool running;
@@ -74,9 +75,15 @@ mf_status_t mmc_meta_standby_start(const mmc_meta_config_t *cfg,
     }
     /* no segments, no keys: those pages name the leader instead */
     view = (mmc_meta_view_t){sb, mmc_meta_standby_stats, NULL, NULL};
-    status = mmc_meta_http_start(&view, sb->base, cfg->addr,
-                                 (uint16_t)cfg->http_port, cfg->idle_timeout_ms,
-                                 &sb->http);
+    if (cfg->tls.enable) {
+        status = mf_tls_create(&cfg->tls, true, "mmc-meta", &sb->tls);
+        if (status != MF_OK) {
+            goto err;
+        }
+    }
+    status = mmc_meta_http_start(
+        &view, sb->base, cfg->http_addr[0] != '\0' ? cfg->http_addr : cfg->addr,
+        (uint16_t)cfg->http_port, cfg->idle_timeout_ms, sb->tls, &sb->http);
     if (status != MF_OK) {
         goto err;
     }
@@ -127,6 +134,7 @@ void mmc_meta_standby_stop(mmc_meta_standby_t *sb)
     if (sb->base != NULL) {
         event_base_free(sb->base);
     }
+    mf_tls_destroy(sb->tls);
     pthread_mutex_destroy(&sb->lock);
     free(sb);
 }

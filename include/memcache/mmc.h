@@ -87,8 +87,10 @@ typedef struct mmc_config {
 /* Fills the defaults (see docs/configuration.md or mmc_config_help()). */
 MF_API void mmc_config_init(mmc_config_t *cfg);
 /* Sets one key from its text form; "fabric.<key>" goes to the MemFabric
- * settings.  MF_ERR_CONFIG (logged, naming key and value) when the key is
- * unknown or the value does not parse or is out of bounds. */
+ * settings, and so does "tls.<key>" (TLS to the meta service and the
+ * pool's config store, kept in fabric.tls_settings).  MF_ERR_CONFIG (logged,
+ * naming key and value) when the key is unknown or the value does not parse or
+ * is out of bounds. */
 MF_API mmc_status_t mmc_config_set(mmc_config_t *cfg, const char *key,
                                    const char *value);
 /* The current value of one key in its text form (sizes and times in bytes

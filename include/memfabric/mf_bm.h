@@ -61,10 +61,15 @@ typedef struct mf_bm_config {
     uint64_t device_base;     /* GVA window base of device segments */
     uint64_t shm_base;        /* where SHM places host regions */
     uint64_t shm_device_base; /* where SHM places device regions */
+    /* TLS to the config store (keys "tls.<key>", docs/configuration.md),
+     * kept as text like tl_settings: set and read them with
+     * mf_bm_config_set/mf_bm_config_get. */
+    char tls_settings[2048];
 } mf_bm_config_t;
 
 /* Defaults, then MF_<KEY> environment variables (e.g. MF_HOST_BASE; a
- * transport's "<transport>.<key>" is MF_<TRANSPORT>_<KEY>). */
+ * transport's "<transport>.<key>" is MF_<TRANSPORT>_<KEY>, "tls.<key>"
+ * MF_TLS_<KEY>). */
 MF_API void mf_bm_config_init(mf_bm_config_t *cfg);
 /* Applies a `key = value` file; MF_ERR_CONFIG names the bad line. */
 MF_API mf_status_t mf_bm_config_load(mf_bm_config_t *cfg, const char *path);

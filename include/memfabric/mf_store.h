@@ -49,6 +49,9 @@ typedef struct mf_store_server_config {
                                       reads nothing of a pending response)
                                       this long is closed; default 15000;
                                       0 = the default */
+    /* TLS of the server: keys "tls.<key>" (docs/configuration.md) kept
+     * as text; set them with mf_store_server_config_set. */
+    char tls_settings[2048];
 } mf_store_server_config_t;
 
 MF_API void mf_store_server_config_init(mf_store_server_config_t *cfg);
@@ -56,7 +59,7 @@ MF_API void mf_store_server_config_init(mf_store_server_config_t *cfg);
 /*
  * The settings have names (host, port, max_key_size, max_value_size,
  * max_total_bytes, max_connections, heartbeat_timeout_ms, log_level,
- * idle_timeout_ms), which
+ * idle_timeout_ms, and the tls.* keys), which
  * config files (`key = value` lines, '#' comments) and the environment
  * variables MF_STORE_<NAME IN UPPER CASE> use.  Each of these parses and
  * range-checks the values and returns MF_ERR_CONFIG, with a logged reason,
@@ -90,9 +93,18 @@ typedef struct mf_store_config {
     uint32_t connect_timeout_ms; /* default 5000 */
     uint32_t op_timeout_ms;      /* each request, default 10000 */
     uint32_t heartbeat_ms;       /* default 1000 */
+    /* TLS to the store: keys "tls.<key>" (docs/configuration.md) kept as
+     * text; set them with mf_store_config_set. */
+    char tls_settings[2048];
 } mf_store_config_t;
 
+/* Defaults, then the MF_TLS_<KEY> environment variables. */
 MF_API void mf_store_config_init(mf_store_config_t *cfg);
+/* Sets a "tls.<key>" setting from its text form (the other fields are
+ * set directly).  MF_ERR_CONFIG, logged, for an unknown key or a bad
+ * value; cfg is unchanged then. */
+MF_API mf_status_t mf_store_config_set(mf_store_config_t *cfg, const char *key,
+                                       const char *value);
 
 /* cfg may be NULL for defaults. */
 MF_API mf_status_t mf_store_connect(const char *url,

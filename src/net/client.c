@@ -674,12 +674,13 @@ static void mf_net_client_event_cb(struct bufferevent *bev, short what,
                                    void *arg)
 {
     mf_net_client_t *client = arg;
-
+    bool refused = false;
     char why[320];
 
     if ((what & BEV_EVENT_ERROR) && client->stream->why != NULL &&
-        client->stream->why(bev, why, sizeof(why)) != NULL) {
-        mf_warn("connection to %s refused: %s", client->addr, why);
+        client->stream->why(bev, &refused, why, sizeof(why)) != NULL) {
+        mf_warn("connection to %s %s: %s", client->addr,
+                refused ? "refused" : "lost", why);
     } else if (what & BEV_EVENT_ERROR) {
         mf_debug("connection to %s failed: %s", client->addr,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));

@@ -87,8 +87,10 @@ typedef struct mf_net_stream_ops {
     bool raw_fd;
     /* Optional: why bev failed, beyond the socket's error (a TLS
      * handshake refused, and the reason), into buf; NULL when the stream
-     * has nothing to add.  Loop thread, in the event callback. */
-    const char *(*why)(struct bufferevent *bev, char *buf, size_t len);
+     * has nothing to add.  *refused_p: the failure came before the peer
+     * was admitted (a handshake).  Loop thread, in the event callback. */
+    const char *(*why)(struct bufferevent *bev, bool *refused_p, char *buf,
+                       size_t len);
 } mf_net_stream_ops_t;
 
 extern const mf_net_stream_ops_t mf_net_stream_plain;

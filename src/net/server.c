@@ -270,10 +270,14 @@ static void mf_net_server_conn_event_cb(struct bufferevent *bev, short what,
                                             : "read nothing of our output");
     } else if (what & BEV_EVENT_ERROR) {
         const mf_net_stream_ops_t *stream = conn->server->stream;
+        bool refused = false;
         char why[320];
 
-        if (stream->why != NULL && stream->why(bev, why, sizeof(why)) != NULL) {
-            mf_warn("%s: refused %s: %s", conn->server->addr, conn->peer, why);
+        if (stream->why != NULL &&
+            stream->why(bev, &refused, why, sizeof(why)) != NULL) {
+            mf_warn("%s: %s %s: %s", conn->server->addr,
+                    refused ? "refused" : "lost the connection from",
+                    conn->peer, why);
         } else {
             mf_debug("%s: connection from %s failed: %s", conn->server->addr,
                      conn->peer,

@@ -286,6 +286,54 @@ mf_status_t mf_tls_config_check(const mf_tls_config_t *cfg, const char *who)
     return MF_OK;
 }
 
+/* ---- settings kept as text ---- */
+
+typedef struct mf_tls_holder {
+    mf_tls_config_t tls;
+} mf_tls_holder_t;
+
+static const mf_cfg_entry_t mf_tls_entries[] = {
+    MF_TLS_CFG_ENTRIES(mf_tls_holder_t, tls),
+};
+
+static const mf_cfg_table_t mf_tls_table = {
+    .component = "tls",
+    .env_prefix = NULL,
+    .entries = mf_tls_entries,
+    .count = MF_CFG_COUNT(mf_tls_entries),
+};
+
+static mf_status_t mf_tls_section_check(const void *obj)
+{
+    return mf_tls_config_check(obj, "tls");
+}
+
+const mf_cfg_section_t mf_tls_section = {
+    .table = &mf_tls_table,
+    .size = sizeof(mf_tls_config_t),
+    .check = mf_tls_section_check,
+};
+
+mf_status_t mf_tls_create_from_text(const char *text, bool server,
+                                    const char *who, mf_tls_t **tls_p)
+{
+    mf_tls_config_t *cfg;
+    mf_status_t status;
+
+    *tls_p = NULL;
+    status = mf_cfg_text_parse(&mf_tls_section, text, (void **)&cfg);
+    if (status != MF_OK) {
+        mf_error("%s: bad tls.* settings", who);
+        return status;
+    }
+    if (cfg->enable) {
+        status = mf_tls_create(cfg, server, who, tls_p);
+    }
+    OPENSSL_cleanse(cfg, sizeof(*cfg));
+    free(cfg);
+    return status;
+}
+
 /* ---- streams ---- */
 
 static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,
@@ -335,7 +383,8 @@ static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,
     return bev;
 }
 
-static const char *mf_tls_why(struct bufferevent *bev, char *buf, size_t len)
+static const char *mf_tls_why(struct bufferevent *bev, bool *refused_p,
+                              char *buf, size_t len)
 {
     SSL *ssl = bufferevent_openssl_get_ssl(bev);
     unsigned long err, first = 0;
@@ -350,6 +399,7 @@ static const char *mf_tls_why(struct bufferevent *bev, char *buf, size_t len)
     if (first == 0) {
         return NULL;
     }
+    *refused_p = ssl == NULL || !SSL_is_init_finished(ssl);
     ERR_error_string_n(first, reason, sizeof(reason));
     if (verify != X509_V_OK) {
         snprintf(buf, len, "TLS: %s (%s)", reason,
@@ -440,8 +490,11 @@ mf_status_t mf_tls_create(const mf_tls_config_t *cfg, bool server,
                  who, mf_tls_ssl_error(why, sizeof(why)));
         goto err;
     }
+    /* a peer that exits without close_notify is an EOF: our frames carry
+     * their length, so a cut one is seen anyway */
     SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION |
-                                      SSL_OP_CIPHER_SERVER_PREFERENCE);
+                                      SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                      SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (SSL_CTX_use_certificate_chain_file(tls->ctx, cfg->cert_file) != 1) {
         mf_error("%s: cannot load tls.cert_file %s: %s", who, cfg->cert_file,
                  mf_tls_ssl_error(why, sizeof(why)));

@@ -98,6 +98,11 @@ typedef struct mf_tls_config {
      "(0..3650)"}
 // clang-format on
 
+/* The tls.* keys as a section of settings kept as text (util/config.h),
+ * for public structs that keep them so (tls_settings of mf_bm_config_t,
+ * mf_store_config_t, mf_store_server_config_t). */
+extern const mf_cfg_section_t mf_tls_section;
+
 typedef struct mf_tls mf_tls_t;
 
 /*
@@ -112,6 +117,10 @@ typedef struct mf_tls mf_tls_t;
 mf_status_t mf_tls_create(const mf_tls_config_t *cfg, bool server,
                           const char *who, mf_tls_t **tls_p);
 void mf_tls_destroy(mf_tls_t *tls);
+/* mf_tls_create from settings kept as text: *tls_p NULL when they leave
+ * TLS off. */
+mf_status_t mf_tls_create_from_text(const char *text, bool server,
+                                    const char *who, mf_tls_t **tls_p);
 
 /* The stream ops of the context, for mf_net_*_params.stream; valid
  * until mf_tls_destroy (after the servers and clients using it). */

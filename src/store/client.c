@@ -457,6 +457,22 @@ MF_API void mf_store_config_init(mf_store_config_t *cfg)
     cfg->connect_timeout_ms = 5000;
     cfg->op_timeout_ms = 10000;
     cfg->heartbeat_ms = 1000;
+    if (mf_cfg_text_load_env(&mf_tls_section, cfg->tls_settings,
+                             sizeof(cfg->tls_settings), "MF_") != MF_OK) {
+        mf_error("store: ignoring the MF_TLS_* environment settings");
+        cfg->tls_settings[0] = '\0';
+    }
+}
+
+MF_API mf_status_t mf_store_config_set(mf_store_config_t *cfg, const char *key,
+                                       const char *value)
+{
+    if (cfg == NULL || key == NULL || value == NULL ||
+        cfg->size < sizeof(*cfg)) {
+        return MF_ERR_INVALID;
+    }
+    return mf_cfg_text_set(&mf_tls_section, cfg->tls_settings,
+                           sizeof(cfg->tls_settings), key, value, "setting");
 }
 
 static void mf_store_free_state(mf_store_t *store)
@@ -513,12 +529,21 @@ MF_API mf_status_t mf_store_connect(const char *url,
                        : cfg->size;
         memcpy(&store->cfg, cfg, cfg_size);
         store->cfg.size = sizeof(store->cfg);
+        if (cfg_size < sizeof(*cfg)) { /* an older header's: no TLS */
+            store->cfg.tls_settings[0] = '\0';
+        }
+        store->cfg.tls_settings[sizeof(store->cfg.tls_settings) - 1] = '\0';
     }
     if (store->cfg.heartbeat_ms == 0) {
         store->cfg.heartbeat_ms = 1000;
     }
     if (store->cfg.op_timeout_ms == 0) {
         store->cfg.op_timeout_ms = 10000;
+    }
+    status = mf_tls_create_from_text(store->cfg.tls_settings, false,
+                                     "store client", &store->tls);
+    if (status != MF_OK) {
+        goto err_free_store;
     }
     status =
         mf_url_list_parse(url, store->ends, MF_URL_LIST_MAX, &store->nends);
@@ -573,6 +598,7 @@ MF_API mf_status_t mf_store_connect(const char *url,
      * that reconnects */
     params.open_opcode = MF_STORE_OP_HEARTBEAT;
     params.arg = store;
+    params.stream = store->tls != NULL ? mf_tls_stream(store->tls) : NULL;
     status = mf_net_client_create(&params, &store->net);
     if (status != MF_OK) {
         mf_error("store: cannot connect to %s:%u: %s", store->host, store->port,
@@ -602,6 +628,7 @@ err_destroy_cb_done:
 err_destroy_lock:
     pthread_mutex_destroy(&store->lock);
 err_free_store:
+    mf_tls_destroy(store->tls);
     free(store);
 err:
     return status;
@@ -626,5 +653,6 @@ MF_API void mf_store_close(mf_store_t *store)
     pthread_cond_destroy(&store->hb_wake);
     pthread_cond_destroy(&store->cb_done);
     pthread_mutex_destroy(&store->lock);
+    mf_tls_destroy(store->tls); /* after the connection that used it */
     free(store);
 }

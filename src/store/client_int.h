@@ -9,6 +9,7 @@
 #define MF_STORE_CLIENT_INT_H
 
 #include "net/net.h"
+#include "net/tls.h"
 #include "store/store_client.h"
 #include "store/store_proto.h"
 #include "util/containers.h"
@@ -69,6 +70,7 @@ struct mf_store {
     mf_url_t ends[MF_URL_LIST_MAX]; /* every endpoint the URL lists */
     size_t nends;
     mf_net_client_t *net;
+    mf_tls_t *tls; /* tls.enable: the connection's context */
 
     pthread_mutex_t lock;
     pthread_cond_t cb_done; /* running changed */

@@ -750,6 +750,10 @@ mf_status_t mf_store_server_start_stream(const mf_store_server_config_t *cfg,
     memcpy(&server->cfg, cfg, cfg_size);
     server->cfg.size = sizeof(server->cfg);
     server->cfg.host[sizeof(server->cfg.host) - 1] = '\0';
+    if (cfg_size < sizeof(*cfg)) { /* an older header's: no TLS */
+        server->cfg.tls_settings[0] = '\0';
+    }
+    server->cfg.tls_settings[sizeof(server->cfg.tls_settings) - 1] = '\0';
     if ((server->cfg.max_key_size == 0) || (server->cfg.max_total_bytes == 0) ||
         (server->cfg.max_value_size > (1u << 30))) {
         mf_error("store: bad server config: max_key_size %u, max_value_size "
@@ -760,6 +764,15 @@ mf_status_t mf_store_server_start_stream(const mf_store_server_config_t *cfg,
         goto err_free_server;
     }
 
+    /* the embedding service's stream, else the server's own TLS */
+    if (stream == NULL) {
+        status = mf_tls_create_from_text(server->cfg.tls_settings, true,
+                                         "mf-store", &server->tls);
+        if (status != MF_OK) {
+            goto err_free_server;
+        }
+        stream = server->tls != NULL ? mf_tls_stream(server->tls) : NULL;
+    }
     mf_hmap_init(&server->items);
     mf_hmap_init(&server->waitqs);
     mf_hmap_init(&server->groups);
@@ -806,6 +819,7 @@ err_stop_net:
 err_free_state:
     mf_store_server_free_state(server);
 err_free_server:
+    mf_tls_destroy(server->tls);
     free(server);
 err:
     return status;
@@ -834,5 +848,6 @@ MF_API void mf_store_server_stop(mf_store_server_t *server)
     /* Closes every connection; on_close ends and frees each session. */
     mf_net_server_stop(server->net);
     mf_store_server_free_state(server);
+    mf_tls_destroy(server->tls); /* after the connections using it */
     free(server);
 }

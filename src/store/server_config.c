@@ -5,14 +5,18 @@
  *
  * The table works on a private mirror of the public struct (the table has
  * no 16-bit type for the port); every public call converts to the mirror,
- * applies the table and converts back only on success.
+ * applies the table and converts back only on success.  The tls.* keys
+ * (net/tls.h) are kept as text in cfg->tls_settings, checked as a whole
+ * whenever one is set.
  */
+#include "net/tls.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/misc.h"
 
 #include <memfabric/mf_store.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct mf_store_server_opts {
@@ -107,71 +111,125 @@ MF_API void mf_store_server_config_init(mf_store_server_config_t *cfg)
     mf_store_server_opts_to_cfg(&o, cfg);
 }
 
+/* A config being changed: the mirror and the TLS text. */
+typedef struct mf_store_server_edit {
+    mf_store_server_opts_t o;
+    char tls[sizeof(((mf_store_server_config_t *)0)->tls_settings)];
+} mf_store_server_edit_t;
+
+static void mf_store_server_edit_begin(mf_store_server_edit_t *e,
+                                       const mf_store_server_config_t *cfg)
+{
+    mf_store_server_opts_from_cfg(&e->o, cfg);
+    mf_strlcpy(e->tls, cfg->tls_settings, sizeof(e->tls));
+}
+
+static void mf_store_server_edit_end(const mf_store_server_edit_t *e,
+                                     mf_store_server_config_t *cfg)
+{
+    mf_store_server_opts_to_cfg(&e->o, cfg);
+    mf_strlcpy(cfg->tls_settings, e->tls, sizeof(cfg->tls_settings));
+}
+
+static mf_status_t mf_store_server_edit_set(void *arg, const char *key,
+                                            const char *value,
+                                            const char *origin)
+{
+    mf_store_server_edit_t *e = arg;
+
+    if (mf_cfg_find(mf_tls_section.table, key) != NULL) {
+        return mf_cfg_text_set(&mf_tls_section, e->tls, sizeof(e->tls), key,
+                               value, origin);
+    }
+    return mf_cfg_set_from(&mf_store_server_cfg_table, &e->o, key, value,
+                           origin);
+}
+
 MF_API mf_status_t mf_store_server_config_set(mf_store_server_config_t *cfg,
                                               const char *key,
                                               const char *value)
 {
-    mf_store_server_opts_t o;
+    mf_store_server_edit_t e;
     mf_status_t status;
 
     if ((cfg == NULL) || (key == NULL) || (value == NULL)) {
         return MF_ERR_INVALID;
     }
-    mf_store_server_opts_from_cfg(&o, cfg);
-    status = mf_cfg_set(&mf_store_server_cfg_table, &o, key, value);
+    mf_store_server_edit_begin(&e, cfg);
+    status = mf_store_server_edit_set(&e, key, value, "setting");
     if (status != MF_OK) {
         return status;
     }
-    mf_store_server_opts_to_cfg(&o, cfg);
+    mf_store_server_edit_end(&e, cfg);
     return MF_OK;
 }
 
 MF_API mf_status_t mf_store_server_config_load_file(
     mf_store_server_config_t *cfg, const char *path)
 {
-    mf_store_server_opts_t o;
+    mf_store_server_edit_t e;
     mf_status_t status;
+    size_t len;
+    char *text;
 
     if ((cfg == NULL) || (path == NULL)) {
         return MF_ERR_INVALID;
     }
-    mf_store_server_opts_from_cfg(&o, cfg);
-    status = mf_cfg_load_file(&mf_store_server_cfg_table, &o, path);
+    status = mf_cfg_read_file(mf_store_server_cfg_table.component, path, &text,
+                              &len);
     if (status != MF_OK) {
         return status;
     }
-    mf_store_server_opts_to_cfg(&o, cfg);
+    mf_store_server_edit_begin(&e, cfg);
+    status = mf_cfg_parse_lines(mf_store_server_cfg_table.component, text, len,
+                                path, mf_store_server_edit_set, &e);
+    free(text);
+    if (status != MF_OK) {
+        return status;
+    }
+    mf_store_server_edit_end(&e, cfg);
     return MF_OK;
 }
 
 MF_API mf_status_t
 mf_store_server_config_load_env(mf_store_server_config_t *cfg)
 {
-    mf_store_server_opts_t o;
+    mf_store_server_edit_t e;
     mf_status_t status;
 
     if (cfg == NULL) {
         return MF_ERR_INVALID;
     }
-    mf_store_server_opts_from_cfg(&o, cfg);
-    status = mf_cfg_load_env(&mf_store_server_cfg_table, &o);
+    mf_store_server_edit_begin(&e, cfg);
+    status = mf_cfg_load_env(&mf_store_server_cfg_table, &e.o);
+    if (status == MF_OK) {
+        status = mf_cfg_text_load_env(&mf_tls_section, e.tls, sizeof(e.tls),
+                                      mf_store_server_cfg_table.env_prefix);
+    }
     if (status != MF_OK) {
         return status;
     }
-    mf_store_server_opts_to_cfg(&o, cfg);
+    mf_store_server_edit_end(&e, cfg);
     return MF_OK;
 }
 
 MF_API void mf_store_server_config_print_help(FILE *out)
 {
     mf_cfg_print_help(&mf_store_server_cfg_table, out);
+    mf_cfg_print_help_as(mf_tls_section.table, out, "",
+                         mf_store_server_cfg_table.env_prefix);
 }
 
 MF_API void mf_store_server_config_dump(const mf_store_server_config_t *cfg,
                                         FILE *out)
 {
     mf_store_server_opts_t o;
+    void *tls;
 
     mf_store_server_opts_from_cfg(&o, cfg);
     mf_cfg_dump(&mf_store_server_cfg_table, &o, out);
+    if (mf_cfg_text_parse(&mf_tls_section, cfg->tls_settings, &tls) == MF_OK) {
+        mf_cfg_dump(mf_tls_section.table, tls, out);
+        free(tls);
+    }
 }

@@ -9,6 +9,7 @@
 #define MF_STORE_SERVER_INT_H
 
 #include "net/net.h"
+#include "net/tls.h"
 #include "store/store_proto.h"
 #include "util/containers.h"
 #include "util/log.h"
@@ -91,6 +92,7 @@ typedef struct mf_store_group {
 struct mf_store_server {
     mf_store_server_config_t cfg;
     mf_net_server_t *net;
+    mf_tls_t *tls; /* its own TLS context (tls.enable), or NULL */
     struct event *sweep_timer;
     mf_hmap_t items;  /* key -> mf_store_item_t */
     mf_hmap_t waitqs; /* key -> mf_store_waitq_t */

@@ -104,179 +104,58 @@ const char *mf_tl_config_alias(const char *key, const char *origin)
     return key;
 }
 
-/* The line of key in settings ("key=value\n"), or NULL; *len_p: its
- * length with the newline. */
-static const char *mf_tl_config_line(const char *settings, const char *key,
-                                     size_t *len_p)
+/* The section of a transport's settings. */
+static mf_cfg_section_t mf_tl_section(const mf_tl_ops_t *ops)
 {
-    size_t klen = strlen(key);
-    const char *line, *end;
-
-    for (line = settings; *line != '\0'; line = end) {
-        end = strchr(line, '\n');
-        end = end != NULL ? end + 1 : line + strlen(line);
-        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
-            *len_p = (size_t)(end - line);
-            return line;
-        }
-    }
-    return NULL;
-}
-
-typedef struct mf_tl_config_ctx {
-    const mf_tl_ops_t *ops;
-    void *config;
-} mf_tl_config_ctx_t;
-
-static mf_status_t mf_tl_config_line_apply(void *arg, const char *key,
-                                           const char *value,
-                                           const char *origin)
-{
-    mf_tl_config_ctx_t *ctx = arg;
-
-    if (mf_tl_config_owner(key) != ctx->ops) {
-        return MF_OK; /* another transport's */
-    }
-    return mf_cfg_set_from(ctx->ops->config, ctx->config, key, value, origin);
+    return (mf_cfg_section_t){ops->config, ops->config_size, ops->config_check};
 }
 
 mf_status_t mf_tl_config_parse(const mf_tl_ops_t *ops, const char *settings,
                                void **config_p)
 {
-    mf_tl_config_ctx_t ctx = {ops, NULL};
-    mf_status_t status;
+    mf_cfg_section_t sec = mf_tl_section(ops);
 
-    ctx.config = calloc(1, MF_MAX(ops->config_size, 1));
-    if (ctx.config == NULL) {
-        return MF_ERR_NOMEM;
-    }
-    status = mf_cfg_set_defaults(ops->config, ctx.config);
-    if (status != MF_OK) {
-        goto err_free;
-    }
-    status =
-        mf_cfg_parse_lines(ops->config->component, settings, strlen(settings),
-                           "transport settings", mf_tl_config_line_apply, &ctx);
-    if (status != MF_OK) {
-        goto err_free;
-    }
-    status = ops->config_check(ctx.config);
-    if (status != MF_OK) {
-        goto err_free;
-    }
-    *config_p = ctx.config;
-    return MF_OK;
-
-err_free:
-    free(ctx.config);
-    return status;
+    return mf_cfg_text_parse(&sec, settings, config_p);
 }
 
 mf_status_t mf_tl_config_set(char *settings, size_t cap, const char *key,
                              const char *value, const char *origin)
 {
     const mf_tl_ops_t *ops = mf_tl_config_owner(key);
-    const mf_cfg_entry_t *entry;
-    char canon[256], *text;
-    const char *line;
-    mf_status_t status;
-    size_t len = 0, need;
-    void *config;
+    mf_cfg_section_t sec;
 
-    entry = ops != NULL ? mf_cfg_find(ops->config, key) : NULL;
-    if (entry == NULL) {
+    if (ops == NULL) {
         mf_error("mf-bm: %s: unknown key '%s'", origin, key);
         return MF_ERR_CONFIG;
     }
-    if (strchr(value, '\n') != NULL) {
-        mf_error("mf-bm: %s: value of '%s' contains a newline", origin, key);
-        return MF_ERR_CONFIG;
-    }
-    /* parse what is set plus the new value, check the whole */
-    status = mf_tl_config_parse(ops, settings, &config);
-    if (status != MF_OK) {
-        return status;
-    }
-    status = mf_cfg_set_from(ops->config, config, key, value, origin);
-    if (status == MF_OK) {
-        status = ops->config_check(config);
-    }
-    if (status == MF_OK) {
-        mf_cfg_format(entry, config, canon, sizeof(canon));
-    }
-    free(config);
-    if (status != MF_OK) {
-        return status;
-    }
-
-    /* the text without the key's old line, then the new line */
-    need = strlen(settings) + strlen(key) + strlen(canon) + 3;
-    text = malloc(need);
-    if (text == NULL) {
-        return MF_ERR_NOMEM;
-    }
-    line = mf_tl_config_line(settings, key, &len);
-    if (line != NULL) {
-        snprintf(text, need, "%.*s%s%s=%s\n", (int)(line - settings), settings,
-                 line + len, key, canon);
-    } else {
-        snprintf(text, need, "%s%s=%s\n", settings, key, canon);
-    }
-    if (strlen(text) >= cap) {
-        mf_error("mf-bm: %s: no room for '%s' (transport settings hold %zu "
-                 "bytes)",
-                 origin, key, cap - 1);
-        free(text);
-        return MF_ERR_TOO_LARGE;
-    }
-    memcpy(settings, text, strlen(text) + 1);
-    free(text);
-    return MF_OK;
+    sec = mf_tl_section(ops);
+    return mf_cfg_text_set(&sec, settings, cap, key, value, origin);
 }
 
 mf_status_t mf_tl_config_get(const char *settings, const char *key, char *buf,
                              size_t len)
 {
     const mf_tl_ops_t *ops = mf_tl_config_owner(key);
-    const mf_cfg_entry_t *entry;
-    mf_status_t status;
-    void *config;
+    mf_cfg_section_t sec;
 
-    entry = ops != NULL ? mf_cfg_find(ops->config, key) : NULL;
-    if (entry == NULL) {
+    if (ops == NULL) {
         return MF_ERR_CONFIG;
     }
-    status = mf_tl_config_parse(ops, settings, &config);
-    if (status != MF_OK) {
-        return status;
-    }
-    mf_cfg_format(entry, config, buf, len);
-    free(config);
-    return MF_OK;
+    sec = mf_tl_section(ops);
+    return mf_cfg_text_get(&sec, settings, key, buf, len);
 }
 
 mf_status_t mf_tl_config_load_env(char *settings, size_t cap,
                                   const char *prefix)
 {
-    const mf_cfg_table_t *table;
-    const char *value;
+    mf_cfg_section_t sec;
     mf_status_t status;
-    char name[128];
-    size_t i, k;
 
-    for (i = 0; i < mf_tl_count(); i++) {
-        table = mf_tl_all[i]->config;
-        for (k = 0; k < table->count; k++) {
-            mf_cfg_env_name(prefix, table->entries[k].name, name, sizeof(name));
-            value = getenv(name);
-            if (value == NULL) {
-                continue;
-            }
-            status = mf_tl_config_set(settings, cap, table->entries[k].name,
-                                      value, name);
-            if (status != MF_OK) {
-                return status;
-            }
+    for (size_t i = 0; i < mf_tl_count(); i++) {
+        sec = mf_tl_section(mf_tl_all[i]);
+        status = mf_cfg_text_load_env(&sec, settings, cap, prefix);
+        if (status != MF_OK) {
+            return status;
         }
     }
     return MF_OK;

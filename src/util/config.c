@@ -587,3 +587,203 @@ void mf_cfg_dump(const mf_cfg_table_t *table, const void *obj, FILE *out)
                 mf_cfg_format(entry, obj, value, sizeof(value)));
     }
 }
+
+/* ---- settings kept as text ---- */
+
+/* The line of key in text ("key=value\n"), or NULL; *len_p: its length
+ * with the newline. */
+static const char *mf_cfg_text_line(const char *text, const char *key,
+                                    size_t *len_p)
+{
+    size_t klen = strlen(key);
+    const char *line, *end;
+
+    for (line = text; *line != '\0'; line = end) {
+        end = strchr(line, '\n');
+        end = end != NULL ? end + 1 : line + strlen(line);
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            *len_p = (size_t)(end - line);
+            return line;
+        }
+    }
+    return NULL;
+}
+
+typedef struct mf_cfg_text_ctx {
+    const mf_cfg_section_t *sec;
+    void *obj;
+} mf_cfg_text_ctx_t;
+
+static mf_status_t mf_cfg_text_line_apply(void *arg, const char *key,
+                                          const char *value, const char *origin)
+{
+    mf_cfg_text_ctx_t *ctx = arg;
+
+    if (mf_cfg_find(ctx->sec->table, key) == NULL) {
+        return MF_OK; /* another section's */
+    }
+    return mf_cfg_set_from(ctx->sec->table, ctx->obj, key, value, origin);
+}
+
+mf_status_t mf_cfg_text_parse(const mf_cfg_section_t *sec, const char *text,
+                              void **obj_p)
+{
+    mf_cfg_text_ctx_t ctx = {sec, NULL};
+    mf_status_t status;
+
+    ctx.obj = calloc(1, sec->size > 0 ? sec->size : 1);
+    if (ctx.obj == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    status = mf_cfg_set_defaults(sec->table, ctx.obj);
+    if (status == MF_OK) {
+        status = mf_cfg_parse_lines(sec->table->component, text, strlen(text),
+                                    "settings", mf_cfg_text_line_apply, &ctx);
+    }
+    if (status == MF_OK && sec->check != NULL) {
+        status = sec->check(ctx.obj);
+    }
+    if (status != MF_OK) {
+        free(ctx.obj);
+        return status;
+    }
+    *obj_p = ctx.obj;
+    return MF_OK;
+}
+
+/* Writes key's line with its value in obj into text (cap bytes). */
+static mf_status_t mf_cfg_text_store(const mf_cfg_section_t *sec, char *text,
+                                     size_t cap, const mf_cfg_entry_t *entry,
+                                     const void *obj, const char *origin)
+{
+    const char *key = entry->name;
+    char canon[1024], *next;
+    const char *line;
+    size_t len = 0, need;
+
+    mf_cfg_format(entry, obj, canon, sizeof(canon));
+    /* the text without the key's old line, then the new line */
+    need = strlen(text) + strlen(key) + strlen(canon) + 3;
+    next = malloc(need);
+    if (next == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    line = mf_cfg_text_line(text, key, &len);
+    if (line != NULL) {
+        snprintf(next, need, "%.*s%s%s=%s\n", (int)(line - text), text,
+                 line + len, key, canon);
+    } else {
+        snprintf(next, need, "%s%s=%s\n", text, key, canon);
+    }
+    if (strlen(next) >= cap) {
+        mf_error("%s: %s: no room for '%s' (the settings hold %zu bytes)",
+                 sec->table->component, origin, key, cap - 1);
+        free(next);
+        return MF_ERR_TOO_LARGE;
+    }
+    memcpy(text, next, strlen(next) + 1);
+    free(next);
+    return MF_OK;
+}
+
+mf_status_t mf_cfg_text_set(const mf_cfg_section_t *sec, char *text, size_t cap,
+                            const char *key, const char *value,
+                            const char *origin)
+{
+    const mf_cfg_entry_t *entry = mf_cfg_find(sec->table, key);
+    mf_status_t status;
+    void *obj;
+
+    if (entry == NULL) {
+        mf_error("%s: %s: unknown key '%s'", sec->table->component, origin,
+                 key);
+        return MF_ERR_CONFIG;
+    }
+    if (strchr(value, '\n') != NULL) {
+        mf_error("%s: %s: value of '%s' contains a newline",
+                 sec->table->component, origin, key);
+        return MF_ERR_CONFIG;
+    }
+    /* parse what is set plus the new value, check the whole */
+    status = mf_cfg_text_parse(sec, text, &obj);
+    if (status != MF_OK) {
+        return status;
+    }
+    status = mf_cfg_set_from(sec->table, obj, key, value, origin);
+    if (status == MF_OK && sec->check != NULL) {
+        status = sec->check(obj);
+    }
+    if (status == MF_OK) {
+        status = mf_cfg_text_store(sec, text, cap, entry, obj, origin);
+    }
+    free(obj);
+    return status;
+}
+
+mf_status_t mf_cfg_text_get(const mf_cfg_section_t *sec, const char *text,
+                            const char *key, char *buf, size_t len)
+{
+    const mf_cfg_entry_t *entry = mf_cfg_find(sec->table, key);
+    mf_status_t status;
+    void *obj;
+
+    if (entry == NULL) {
+        return MF_ERR_CONFIG;
+    }
+    status = mf_cfg_text_parse(sec, text, &obj);
+    if (status != MF_OK) {
+        return status;
+    }
+    mf_cfg_format(entry, obj, buf, len);
+    free(obj);
+    return MF_OK;
+}
+
+mf_status_t mf_cfg_text_load_env(const mf_cfg_section_t *sec, char *text,
+                                 size_t cap, const char *prefix)
+{
+    const mf_cfg_table_t *table = sec->table;
+    char name[128], *next;
+    const char *value;
+    mf_status_t status;
+    bool any = false;
+    void *obj;
+
+    /* every variable first, then the check of the whole: keys that only
+     * make sense together (tls.enable and its files) come in any order */
+    status = mf_cfg_text_parse(sec, text, &obj);
+    if (status != MF_OK) {
+        return status;
+    }
+    for (size_t k = 0; k < table->count && status == MF_OK; k++) {
+        mf_cfg_env_name(prefix, table->entries[k].name, name, sizeof(name));
+        value = getenv(name);
+        if (value != NULL) {
+            status = mf_cfg_set_from(table, obj, table->entries[k].name, value,
+                                     name);
+            any = true;
+        }
+    }
+    if (status == MF_OK && any && sec->check != NULL) {
+        status = sec->check(obj);
+    }
+    next = malloc(cap); /* the text changed on a copy: all or nothing */
+    if (next != NULL) {
+        memcpy(next, text, strlen(text) + 1);
+    } else if (status == MF_OK) {
+        status = MF_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < table->count && status == MF_OK; k++) {
+        mf_cfg_env_name(prefix, table->entries[k].name, name, sizeof(name));
+        if (getenv(name) != NULL) {
+            status = mf_cfg_text_store(sec, next, cap, &table->entries[k], obj,
+                                       name);
+        }
+    }
+    if (status == MF_OK) {
+        memcpy(text, next, strlen(next) + 1);
+    }
+    free(next);
+    free(obj);
+    return status;
+}

@@ -126,6 +126,40 @@ void mf_cfg_print_help_as(const mf_cfg_table_t *table, FILE *out,
 /* Prints `key = value` for every key (a valid config file). */
 void mf_cfg_dump(const mf_cfg_table_t *table, const void *obj, FILE *out);
 
+/*
+ * Settings kept as text: `key=value` lines in a char array of a public
+ * struct, for the keys of a part whose struct the public one does not
+ * carry (a transport's "<name>.<key>", TLS's "tls.<key>").  A section
+ * names the part's table, the size of the struct it fills and the check
+ * of that struct across keys (NULL: none).  Lines of keys the table does
+ * not have belong to other sections and are skipped.
+ */
+typedef struct mf_cfg_section {
+    const mf_cfg_table_t *table;
+    size_t size;
+    mf_status_t (*check)(const void *obj);
+} mf_cfg_section_t;
+
+/* Parses text into a new struct of sec->size bytes (defaults for what is
+ * not set), checked; free() it. */
+mf_status_t mf_cfg_text_parse(const mf_cfg_section_t *sec, const char *text,
+                              void **obj_p);
+/* Sets key (the section's) in text, a buffer of cap bytes: parsed and
+ * checked with the rest, stored canonical.  MF_ERR_CONFIG (logged, naming
+ * origin) for an unknown key or bad value, MF_ERR_TOO_LARGE if the text
+ * would not fit; text is unchanged then. */
+mf_status_t mf_cfg_text_set(const mf_cfg_section_t *sec, char *text, size_t cap,
+                            const char *key, const char *value,
+                            const char *origin);
+/* The value of key in text, else its default, into buf; MF_ERR_CONFIG if
+ * the section has no such key. */
+mf_status_t mf_cfg_text_get(const mf_cfg_section_t *sec, const char *text,
+                            const char *key, char *buf, size_t len);
+/* Applies the <prefix><KEY> environment variables of the section's keys
+ * to text. */
+mf_status_t mf_cfg_text_load_env(const mf_cfg_section_t *sec, char *text,
+                                 size_t cap, const char *prefix);
+
 /* Parsers used by the table, exported for other code that reads sizes. */
 mf_status_t mf_parse_size(const char *text, uint64_t *value_p);
 mf_status_t mf_parse_u64(const char *text, uint64_t *value_p);

@@ -6,6 +6,8 @@
  * directory being read is never counted.
  */
 #include "tk_group.h"
+#include "tk_proc.h"
+#include "tk_tls.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -149,6 +151,9 @@ void tk_group_begin(void)
     if (only != NULL && only[0] != '\0') {
         cmocka_set_test_filter(only); /* one test of a long group */
     }
+    if (tk_tls_env_begin() != 0) {
+        tk_print("TK_TLS: cannot set TLS up; the tests will fail");
+    }
     tk_fd_scan(tk_fd_record, NULL);
     tk_mem_in_use = tk_mem_used();
 }
@@ -165,7 +170,8 @@ int tk_group_end(int failed)
         tk_fd_targets[fd] = NULL;
     }
     used = tk_mem_used();
-    if (used > tk_mem_in_use + TK_MEM_SLACK) {
+    if (used > tk_mem_in_use + (getenv("TK_TLS") != NULL ? TK_MEM_SLACK_TLS
+                                                         : TK_MEM_SLACK)) {
         fprintf(stderr, "heap in use grew by %zu bytes over the tests\n",
                 used - tk_mem_in_use);
         leaks++;

@@ -13,7 +13,10 @@
  * TK_TEST_FILTER=<pattern> in the environment runs only the tests whose
  * names match (cmocka's pattern: * and ?); TK_TRANSPORTS=<name>[,<name>]
  * limits the tests that run over every transport to the ones named (a
- * ctest entry runs them over ucx alone, with UCX_TLS set).
+ * ctest entry runs them over ucx alone, with UCX_TLS set).  TK_TLS=1 runs
+ * the program's control connections over TLS: tk_group_begin() makes
+ * certificates and sets the tls.* environment of every component
+ * (tk_tls_env_begin, tk_tls.h).
  */
 #ifndef MF_TK_GROUP_H
 #define MF_TK_GROUP_H
@@ -27,6 +30,9 @@
 #define TK_FD_MAX 1024
 
 #define TK_MEM_SLACK (128u << 10)
+/* The same under TK_TLS: OpenSSL keeps its first-use tables (error
+ * strings, algorithm caches) too. */
+#define TK_MEM_SLACK_TLS (2u << 20)
 
 /* Allows descriptors whose target starts with prefix to stay open after
  * the group; reason says why the library keeps them (printed). */

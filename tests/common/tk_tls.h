@@ -27,4 +27,16 @@ void tk_tls_cipher(const char *password, char *buf, size_t len);
 /* Removes the directory and everything in it. */
 void tk_tls_remove(tk_tls_t *tls);
 
+/*
+ * With TK_TLS set in the environment (the [tls] variants of the tests),
+ * once per program: makes certificates and sets the tls.* variables that
+ * every component reads, so every control connection of the processes
+ * it starts is TLS with certificates of one CA: MF_TLS_* (BM, TRANS and
+ * store clients, MemCache local services: client.pem), MF_STORE_TLS_*
+ * (config store servers) and MMC_META_TLS_* (mmc-meta: server.pem; its
+ * HTTP stays plain for the tests' own HTTP client, tk_sock).  The
+ * directory goes at the program's exit.  0 (also without TK_TLS), or -1.
+ */
+int tk_tls_env_begin(void);
+
 #endif /* MF_TK_TLS_H */

@@ -45,6 +45,12 @@ static int it_store_fn(int index, void *arg)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     mf_store_server_config_init(&cfg);
+    /* MF_STORE_* of the environment: TLS in the [tls] variants */
+    if (mf_store_server_config_load_env(&cfg) != MF_OK) {
+        tk_print("bad MF_STORE_* environment");
+        (void)!write(sa->fd, &port, sizeof(port));
+        return 1;
+    }
     snprintf(cfg.host, sizeof(cfg.host), "%s", sa->addr);
     cfg.port = 0;
     st = mf_store_server_start(&cfg, &server);

@@ -613,6 +613,14 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     params.on_notify = mmc_local_on_notify;
     params.notify_on_caller = true; /* short, and thread-neutral: below */
     params.arg = mmc;
+    /* the tls.* settings of the process serve both the meta service and
+     * the pool's config store */
+    status = mf_tls_create_from_text(cfg->fabric.tls_settings, false,
+                                     "mmc-local", &mmc->tls);
+    if (status != MF_OK) {
+        goto err_uninit;
+    }
+    params.stream = mmc->tls != NULL ? mf_tls_stream(mmc->tls) : NULL;
     status = mf_net_client_create(&params, &mmc->rpc);
     if (status != MF_OK) {
         mf_error("mmc_create: cannot connect to the meta service at %s: %s",
@@ -667,6 +675,7 @@ err_stop_ping:
 err_close_rpc:
     mf_net_client_destroy(mmc->rpc);
 err_uninit:
+    mf_tls_destroy(mmc->tls);
     mf_uninit();
     mmc_local_repair_free(mmc);
     mmc_local_record_free(mmc);
@@ -693,6 +702,7 @@ MF_API void mmc_destroy(mmc_t *mmc)
     mmc_local_unregister(mmc);
     mmc_local_pool_close(mmc);
     mf_net_client_destroy(mmc->rpc);
+    mf_tls_destroy(mmc->tls);
     mf_uninit();
     mmc_local_repair_free(mmc);
     mmc_local_record_free(mmc);

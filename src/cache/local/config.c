@@ -137,6 +137,12 @@ static mmc_status_t mmc_config_set_from(mmc_config_t *cfg, const char *key,
 {
     mmc_status_t status;
 
+    /* tls.* is the fabric's: one set for the meta service and the pool */
+    if (mf_cfg_find(mf_tls_section.table, key) != NULL) {
+        return mf_cfg_text_set(&mf_tls_section, cfg->fabric.tls_settings,
+                               sizeof(cfg->fabric.tls_settings), key, value,
+                               origin);
+    }
     if (strncmp(key, MMC_CFG_FABRIC_PREFIX, strlen(MMC_CFG_FABRIC_PREFIX)) ==
         0) {
         status = mf_bm_config_set(&cfg->fabric,
@@ -163,6 +169,9 @@ MF_API mmc_status_t mmc_config_get(const mmc_config_t *cfg, const char *key,
         0) {
         return mf_bm_config_get(&cfg->fabric,
                                 key + strlen(MMC_CFG_FABRIC_PREFIX), buf, len);
+    }
+    if (mf_cfg_find(mf_tls_section.table, key) != NULL) {
+        return mf_bm_config_get(&cfg->fabric, key, buf, len);
     }
     entry = mf_cfg_find(&mmc_cfg_table, key);
     if (entry == NULL) {
@@ -207,12 +216,18 @@ static mmc_status_t mmc_config_line(void *arg, const char *key,
     return mmc_config_set_from(arg, key, value, origin);
 }
 
-/* Applies MMC_<KEY> and MMC_FABRIC_<KEY> to cfg (no check). */
+/* Applies MMC_<KEY> (MMC_TLS_<KEY> too) and MMC_FABRIC_<KEY> to cfg (no
+ * check). */
 static mmc_status_t mmc_config_apply_env(mmc_config_t *cfg)
 {
     mmc_status_t status;
 
     status = mf_cfg_load_env(&mmc_cfg_table, cfg);
+    if (status == MF_OK) {
+        status = mf_cfg_text_load_env(&mf_tls_section, cfg->fabric.tls_settings,
+                                      sizeof(cfg->fabric.tls_settings),
+                                      mmc_cfg_table.env_prefix);
+    }
     if (status != MF_OK) {
         return status;
     }
@@ -281,6 +296,10 @@ MF_API void mmc_config_help(FILE *out)
         out = stdout;
     }
     mf_cfg_print_help(&mmc_cfg_table, out);
+    fprintf(out, "\nTLS to the meta service and the pool's config store "
+                 "(also fabric.tls.*):\n");
+    mf_cfg_print_help_as(mf_tls_section.table, out, "",
+                         mmc_cfg_table.env_prefix);
     fprintf(out, "\nMemFabric settings of this process:\n");
     mf_bm_config_help_as(out, MMC_CFG_FABRIC_PREFIX, MMC_CFG_FABRIC_ENV_PREFIX);
 }

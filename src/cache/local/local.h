@@ -27,6 +27,7 @@
 
 #include "cache/proto/proto.h"
 #include "net/net.h"
+#include "net/tls.h"
 #include "util/config.h"
 #include "util/containers.h"
 #include "util/log.h"
@@ -48,6 +49,7 @@ typedef struct mmc_local_item {
 struct mmc {
     mmc_config_t cfg;
     mf_net_client_t *rpc;
+    mf_tls_t *tls; /* tls.enable: the RPC connection's context */
     mmc_hello_resp_t hello;
     mmc_hello_req_t hello_req;
     mmc_register_req_t reg; /* what REGISTER sends (again on reconnect) */

@@ -428,8 +428,8 @@ static void mmc_meta_loop_start(void *arg)
             &view, base,
             meta->cfg.http_addr[0] != '\0' ? meta->cfg.http_addr
                                            : meta->cfg.addr,
-            (uint16_t)meta->cfg.http_port, meta->cfg.idle_timeout_ms, meta->tls,
-            &meta->http);
+            (uint16_t)meta->cfg.http_port, meta->cfg.idle_timeout_ms,
+            meta->cfg.http_tls ? meta->tls : NULL, &meta->http);
         if (ls->status != MF_OK) {
             goto err_free_timer;
         }

@@ -150,6 +150,9 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
      sizeof(((mmc_meta_config_t *)0)->http_addr), "", 0, 0,
      "address the HTTP server listens on (e.g. 127.0.0.1 to keep /metrics "
      "on the host); empty: addr"},
+    MMC_META_OPT(http_tls, MF_CFG_BOOL, "true", 0, 0,
+                 "with tls.enable, HTTP is https; false keeps it plain (for "
+                 "a scraper on this host, with http_addr = 127.0.0.1)"),
     MF_TLS_CFG_ENTRIES(mmc_meta_opts_t, cfg.tls),
 };
 
@@ -422,17 +425,6 @@ mf_status_t mmc_meta_config_load_file(mmc_meta_config_t *cfg, const char *path)
     return MF_OK;
 }
 
-static void mmc_meta_env_name(const mf_cfg_entry_t *entry, char *buf,
-                              size_t len)
-{
-    size_t n = (size_t)snprintf(buf, len, "%s%s", mmc_meta_cfg_table.env_prefix,
-                                entry->name);
-
-    for (size_t i = 0; i < n && i < len; i++) {
-        buf[i] = (char)toupper((unsigned char)buf[i]);
-    }
-}
-
 mf_status_t mmc_meta_config_load_env(mmc_meta_config_t *cfg)
 {
     mmc_meta_opts_t o;
@@ -447,7 +439,8 @@ mf_status_t mmc_meta_config_load_env(mmc_meta_config_t *cfg)
         const char *value;
         mf_status_t status;
 
-        mmc_meta_env_name(entry, name, sizeof(name));
+        mf_cfg_env_name(mmc_meta_cfg_table.env_prefix, entry->name, name,
+                        sizeof(name));
         value = getenv(name);
         if (value == NULL) {
             continue;

@@ -53,6 +53,7 @@ typedef struct mmc_meta_config {
     char log_level[16];         /* error, warn, info, debug, trace */
     char trace[256];            /* the tracer: "", "log" or a file */
     char http_addr[64];         /* HTTP's bind address ("": addr) */
+    bool http_tls;              /* with tls.enable: https */
     mf_tls_config_t tls;        /* TLS on the RPC, store and HTTP ports */
 } mmc_meta_config_t;
 

@@ -75,7 +75,7 @@ mf_status_t mmc_meta_standby_start(const mmc_meta_config_t *cfg,
     }
     /* no segments, no keys: those pages name the leader instead */
     view = (mmc_meta_view_t){sb, mmc_meta_standby_stats, NULL, NULL};
-    if (cfg->tls.enable) {
+    if (cfg->tls.enable && cfg->http_tls) {
         status = mf_tls_create(&cfg->tls, true, "mmc-meta", &sb->tls);
         if (status != MF_OK) {
             goto err;

@@ -155,11 +155,7 @@ mf_status_t mf_fabric_init(const char *store_url, uint32_t world_size,
         status = MF_ERR_STATE;
         goto out_unlock;
     }
-    mf_store_config_init(&store_cfg);
-    store_cfg.op_timeout_ms = cfg->op_timeout_ms;
-    store_cfg.heartbeat_ms = cfg->heartbeat_ms;
-    store_cfg.connect_timeout_ms =
-        MF_MIN(store_cfg.connect_timeout_ms, cfg->timeout_ms);
+    mf_fabric_store_config(cfg, &store_cfg);
     status = mf_store_connect(store_url, &store_cfg, &store);
     if (status != MF_OK) {
         /* the store client logged why */

@@ -10,6 +10,7 @@
  * it parsed and checked, so a failed call leaves cfg as it was.
  */
 #include "fabric/core/core.h"
+#include "net/tls.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -78,11 +79,17 @@ mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg)
         return MF_ERR_CONFIG;
     }
     if (memchr(cfg->host_id, '\0', sizeof(cfg->host_id)) == NULL ||
-        memchr(cfg->tl_settings, '\0', sizeof(cfg->tl_settings)) == NULL) {
-        mf_error("mf-bm: host_id or the transport settings are not "
+        memchr(cfg->tl_settings, '\0', sizeof(cfg->tl_settings)) == NULL ||
+        memchr(cfg->tls_settings, '\0', sizeof(cfg->tls_settings)) == NULL) {
+        mf_error("mf-bm: host_id, the transport or the TLS settings are not "
                  "terminated");
         return MF_ERR_CONFIG;
     }
+    status = mf_cfg_text_parse(&mf_tls_section, cfg->tls_settings, &config);
+    if (status != MF_OK) {
+        return status;
+    }
+    free(config);
     if (strcmp(cfg->transport, "auto") != 0 &&
         mf_tl_find(cfg->transport) == NULL) {
         mf_error("mf-bm: unknown transport '%s' (auto, %s)", cfg->transport,
@@ -111,6 +118,10 @@ static mf_status_t mf_fabric_config_set_from(mf_bm_config_t *cfg,
 {
     key = mf_cfg_alias_resolve(&mf_fabric_cfg_table, key, origin);
     key = mf_tl_config_alias(key, origin);
+    if (mf_cfg_find(mf_tls_section.table, key) != NULL) {
+        return mf_cfg_text_set(&mf_tls_section, cfg->tls_settings,
+                               sizeof(cfg->tls_settings), key, value, origin);
+    }
     if (mf_cfg_find(&mf_fabric_cfg_table, key) != NULL ||
         mf_tl_config_owner(key) == NULL) {
         return mf_cfg_set_from(&mf_fabric_cfg_table, cfg, key, value, origin);
@@ -137,8 +148,13 @@ static mf_status_t mf_fabric_config_apply_env(mf_bm_config_t *cfg,
     if (status != MF_OK) {
         return status;
     }
-    return mf_tl_config_load_env(cfg->tl_settings, sizeof(cfg->tl_settings),
-                                 prefix);
+    status = mf_tl_config_load_env(cfg->tl_settings, sizeof(cfg->tl_settings),
+                                   prefix);
+    if (status != MF_OK) {
+        return status;
+    }
+    return mf_cfg_text_load_env(&mf_tls_section, cfg->tls_settings,
+                                sizeof(cfg->tls_settings), prefix);
 }
 
 void mf_fabric_config_init(mf_bm_config_t *cfg)
@@ -253,6 +269,12 @@ mf_status_t mf_fabric_config_get(const mf_bm_config_t *cfg, const char *key,
     entry = mf_cfg_find(&mf_fabric_cfg_table, key);
     if (entry != NULL) {
         mf_cfg_format(entry, cfg, value, sizeof(value));
+    } else if (mf_cfg_find(mf_tls_section.table, key) != NULL) {
+        status = mf_cfg_text_get(&mf_tls_section, cfg->tls_settings, key, value,
+                                 sizeof(value));
+        if (status != MF_OK) {
+            return status;
+        }
     } else {
         status = mf_tl_config_get(cfg->tl_settings, key, value, sizeof(value));
         if (status != MF_OK) {
@@ -280,4 +302,18 @@ void mf_fabric_config_help_as(FILE *out, const char *key_prefix,
     env_prefix = env_prefix != NULL ? env_prefix : "MF_";
     mf_cfg_print_help_as(&mf_fabric_cfg_table, out, key_prefix, env_prefix);
     mf_tl_config_help(out, key_prefix, env_prefix);
+    fprintf(out, "\n");
+    mf_cfg_print_help_as(mf_tls_section.table, out, key_prefix, env_prefix);
+}
+
+void mf_fabric_store_config(const mf_bm_config_t *cfg,
+                            mf_store_config_t *store_cfg)
+{
+    mf_store_config_init(store_cfg);
+    store_cfg->op_timeout_ms = cfg->op_timeout_ms;
+    store_cfg->heartbeat_ms = cfg->heartbeat_ms;
+    store_cfg->connect_timeout_ms =
+        MF_MIN(store_cfg->connect_timeout_ms, cfg->timeout_ms);
+    mf_strlcpy(store_cfg->tls_settings, cfg->tls_settings,
+               sizeof(store_cfg->tls_settings));
 }

@@ -20,6 +20,7 @@
 #include "util/misc.h"
 
 #include <memfabric/mf_bm.h>
+#include <memfabric/mf_store.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -218,6 +219,10 @@ void mf_fabric_destroy(mf_fabric_pool_t *pool);
 
 /* ---- config.c: the settings of pools (the mf_bm_config_t API) ---- */
 extern const mf_cfg_table_t mf_fabric_cfg_table;
+/* The config store client's settings of a pool of cfg: its timeouts and
+ * its TLS settings. */
+void mf_fabric_store_config(const mf_bm_config_t *cfg,
+                            mf_store_config_t *store_cfg);
 mf_status_t mf_fabric_config_check(const mf_bm_config_t *cfg);
 void mf_fabric_config_init(mf_bm_config_t *cfg);
 mf_status_t mf_fabric_config_load_env(mf_bm_config_t *cfg,

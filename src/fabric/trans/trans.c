@@ -661,11 +661,7 @@ MF_API mf_status_t mf_trans_create(const char *store_url, const char *id,
         mf_strlcpy(route_host, urls[0].host, sizeof(route_host));
     }
 
-    mf_store_config_init(&store_cfg);
-    store_cfg.op_timeout_ms = trans->cfg.op_timeout_ms;
-    store_cfg.heartbeat_ms = trans->cfg.heartbeat_ms;
-    store_cfg.connect_timeout_ms =
-        MF_MIN(store_cfg.connect_timeout_ms, trans->cfg.timeout_ms);
+    mf_fabric_store_config(&trans->cfg, &store_cfg);
     status = mf_store_connect(store_url, &store_cfg, &trans->store);
     if (status != MF_OK) {
         goto err_free;

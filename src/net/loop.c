@@ -204,7 +204,12 @@ void mf_net_loop_cleanup(mf_net_loop_t *loop)
         return;
     }
     event_free(loop->task_ev);
-    /* Runs the finalizers of freed bufferevents, which close their fds. */
+    /* Callbacks still queued when the loop stopped (the deferred ones of
+     * OpenSSL bufferevents hold a reference on theirs) run now, on this
+     * thread (the loop's was joined): their bufferevents were freed, so
+     * they only let go of them.  Then event_base_free runs the
+     * finalizers of freed bufferevents, which close their fds. */
+    (void)event_base_loop(loop->base, EVLOOP_NONBLOCK);
     event_base_free(loop->base);
     loop->base = NULL;
     pthread_mutex_destroy(&loop->lock);

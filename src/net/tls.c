@@ -495,6 +495,8 @@ mf_status_t mf_tls_create(const mf_tls_config_t *cfg, bool server,
     SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION |
                                       SSL_OP_CIPHER_SERVER_PREFERENCE |
                                       SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* connections are long-lived: no session tickets to resume them */
+    SSL_CTX_set_num_tickets(tls->ctx, 0);
     if (SSL_CTX_use_certificate_chain_file(tls->ctx, cfg->cert_file) != 1) {
         mf_error("%s: cannot load tls.cert_file %s: %s", who, cfg->cert_file,
                  mf_tls_ssl_error(why, sizeof(why)));

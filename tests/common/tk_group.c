@@ -115,8 +115,35 @@ static const tk_fd_allowance_t *tk_fd_allowed(const char *target)
     return NULL;
 }
 
+/* For a leaked TCP socket: its ends and state from /proc/net/tcp, as
+ * "local -> remote (state)" in hex, into buf; "" if not found. */
+static void tk_fd_tcp_ends(const char *target, char *buf, size_t len)
+{
+    unsigned long inode, ino;
+    char line[512], local[64], remote[64];
+    unsigned state;
+    FILE *f;
+
+    buf[0] = '\0';
+    if (sscanf(target, "socket:[%lu]", &inode) != 1 ||
+        (f = fopen("/proc/self/net/tcp", "r")) == NULL) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%*d: %63s %63s %x %*s %*s %*s %*s %*s %lu", local,
+                   remote, &state, &ino) == 4 &&
+            ino == inode) {
+            snprintf(buf, len, ", tcp %s -> %s (state %u)", local, remote,
+                     state);
+            break;
+        }
+    }
+    fclose(f);
+}
+
 static void tk_fd_compare(int fd, const char *target, void *arg)
 {
+    char ends[192];
     const tk_fd_allowance_t *allow;
     unsigned *leaks = arg;
 
@@ -129,7 +156,8 @@ static void tk_fd_compare(int fd, const char *target, void *arg)
                 allow->reason);
         return;
     }
-    fprintf(stderr, "fd %d (%s) leaked by the tests\n", fd, target);
+    tk_fd_tcp_ends(target, ends, sizeof(ends));
+    fprintf(stderr, "fd %d (%s%s) leaked by the tests\n", fd, target, ends);
     (*leaks)++;
 }
 

@@ -2,20 +2,24 @@
  * Fuzz target: the tcp transport's 48-byte header as a peer sends it, with
  * the checks a server applies to a request (and to the piece table of a
  * PUTV or GETV, and the range check of its registered regions) and those
- * a lane applies to a response (and to the answer to its HELLO).  The
- * header comes first; the bytes after it (zeros where missing) are read
- * twice: as the piece table, and as a region (base, size) and the request
- * a lane sent (op, id, length).
+ * a lane applies to a response (and to the CHALLENGE and HELLO_ACK of the
+ * handshake).  The header comes first; the bytes after it (zeros where
+ * missing) are read as the piece table, as a region (base, size) and the
+ * request a lane sent (op, id, length), as the nonce and proof of a HELLO
+ * and as a peer's packed address.
  *
  * Decoding and encoding agree on every byte; an accepted request is a PUT
  * or GET of this version and at most MF_TL_TCP_LEN_MAX bytes, a PUTV or
  * GETV of as many bytes in 1..MF_TL_TCP_VEC_MAX pieces, or a HELLO with an
- * endpoint id, a lane index below MF_TL_TCP_MAX_LANES and no data; an
+ * endpoint id, a lane index below MF_TL_TCP_MAX_LANES and its nonce and
+ * proof; a proof is accepted only when it is the HMAC of the secret; an
  * accepted table has no empty piece and sums to the header's length; an
  * accepted range lies inside its region; an accepted response answers its
- * request and never announces more data than the request asked for.
+ * request and never announces more data than the request asked for; an
+ * accepted address is exactly one, with its secret.
  */
 #include "tl/tcp/tcp.h"
+#include "tl/tcp/tcp_int.h"
 
 #include <string.h>
 
@@ -88,7 +92,7 @@ static void fuzz_tcp_check_request(const mf_tl_tcp_hdr_t *req,
          (vec ? req->count < 1 || req->count > MF_TL_TCP_VEC_MAX
               : req->count != 0) ||
          (hello && (req->key == 0 || req->addr >= MF_TL_TCP_MAX_LANES ||
-                    req->len != 0)))) {
+                    req->len != MF_TL_TCP_HELLO_LEN)))) {
         __builtin_trap();
     }
     /* the server reaches [addr, addr + len) only inside the region */
@@ -133,11 +137,18 @@ static void fuzz_tcp_check_table(const mf_tl_tcp_hdr_t *req,
 static void fuzz_tcp_check_response(const mf_tl_tcp_hdr_t *resp,
                                     const fuzz_tcp_tail_t *t)
 {
-    /* the answer to a HELLO: exactly one shape */
+    /* the handshake's messages to a lane: exactly one shape each */
     if (mf_tl_tcp_hello_ack_check(resp) &&
         (resp->magic != MF_TL_TCP_MAGIC || resp->version != MF_TL_TCP_VERSION ||
          resp->op != MF_TL_TCP_OP_HELLO_ACK || resp->status != MF_OK ||
-         resp->req_id != 0 || resp->len != 0)) {
+         resp->req_id != 0 || resp->count != 0 || resp->len != MF_TL_TCP_MAC)) {
+        __builtin_trap();
+    }
+    if (mf_tl_tcp_challenge_check(resp) &&
+        (resp->magic != MF_TL_TCP_MAGIC || resp->version != MF_TL_TCP_VERSION ||
+         resp->op != MF_TL_TCP_OP_CHALLENGE || resp->status != MF_OK ||
+         resp->req_id != 0 || resp->count != 0 ||
+         resp->len != MF_TL_TCP_NONCE)) {
         __builtin_trap();
     }
     uint8_t want =
@@ -163,6 +174,32 @@ static void fuzz_tcp_check_response(const mf_tl_tcp_hdr_t *resp,
     }
 }
 
+/* The bytes after the header as a HELLO's nonce and proof (zeros where
+ * missing), checked as the server of a fixed secret does; and as a
+ * peer's packed address. */
+static void fuzz_tcp_check_handshake(const mf_tl_tcp_hdr_t *req,
+                                     const uint8_t *tail, size_t left)
+{
+    static const uint8_t secret[MF_TL_TCP_SECRET] = {1, 2, 3, 4, 5, 6, 7, 8};
+    static const uint8_t nonce_s[MF_TL_TCP_NONCE] = {9, 8, 7, 6, 5, 4, 3, 2};
+    uint8_t body[MF_TL_TCP_HELLO_LEN] = {0}, expected[MF_TL_TCP_MAC],
+            got[MF_TL_TCP_SECRET];
+    struct sockaddr_in sin;
+
+    memcpy(body, tail, left < sizeof(body) ? left : sizeof(body));
+    mf_tl_tcp_proof(secret, false, nonce_s, body, req->key, req->addr,
+                    expected);
+    if (mf_tl_tcp_proof_equal(body + MF_TL_TCP_NONCE, expected) !=
+        (memcmp(body + MF_TL_TCP_NONCE, expected, MF_TL_TCP_MAC) == 0)) {
+        __builtin_trap();
+    }
+    if (mf_tl_tcp_addr_unpack(tail, left, &sin, got) == MF_OK &&
+        (left != 12 + MF_TL_TCP_SECRET || sin.sin_port == 0 ||
+         memcmp(got, tail + 12, MF_TL_TCP_SECRET) != 0)) {
+        __builtin_trap();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_tcp_tail_t tail;
@@ -178,5 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_tcp_check_table(&hdr, data + MF_TL_TCP_HDR_SIZE,
                          size - MF_TL_TCP_HDR_SIZE);
     fuzz_tcp_check_response(&hdr, &tail);
+    fuzz_tcp_check_handshake(&hdr, data + MF_TL_TCP_HDR_SIZE,
+                             size - MF_TL_TCP_HDR_SIZE);
     return 0;
 }

@@ -412,21 +412,6 @@ static void test_user_mem(void **state)
 
 /* ---------------------------------------------------- raw wire tests */
 
-static int test_raw_connect(uint16_t port)
-{
-    struct sockaddr_in sin;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-    assert_true(fd >= 0);
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons(port);
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
 static void test_raw_write(int fd, const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -458,6 +443,89 @@ static bool test_raw_read(int fd, void *data, size_t len)
         len -= (size_t)n;
     }
     return true;
+}
+
+/* A raw connection to server's interface, its CHALLENGE read: the
+ * server's nonce into nonce_s. */
+static int test_raw_dial(mf_tl_iface_t *server,
+                         uint8_t nonce_s[MF_TL_TCP_NONCE])
+{
+    uint8_t wire[MF_TL_TCP_HDR_SIZE];
+    struct sockaddr_in sin;
+    mf_tl_tcp_hdr_t hdr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+    assert_true(fd >= 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(mf_tl_tcp_iface_port(server));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, &hdr);
+    assert_true(mf_tl_tcp_challenge_check(&hdr));
+    assert_true(test_raw_read(fd, nonce_s, MF_TL_TCP_NONCE));
+    return fd;
+}
+
+/* Says HELLO on fd as lane of endpoint id, with the proof of secret (the
+ * server's, or another for a client that does not know it); this lane's
+ * nonce into nonce_c. */
+static void test_raw_hello(int fd, const uint8_t *secret,
+                           const uint8_t nonce_s[MF_TL_TCP_NONCE], uint64_t id,
+                           uint64_t lane, uint8_t nonce_c[MF_TL_TCP_NONCE])
+{
+    mf_tl_tcp_hdr_t hdr = {MF_TL_TCP_MAGIC,
+                           MF_TL_TCP_VERSION,
+                           MF_TL_TCP_OP_HELLO,
+                           0,
+                           0,
+                           0,
+                           0,
+                           id,
+                           lane,
+                           MF_TL_TCP_HELLO_LEN};
+    uint8_t wire[MF_TL_TCP_HDR_SIZE + MF_TL_TCP_HELLO_LEN];
+
+    tk_pattern_fill(nonce_c, MF_TL_TCP_NONCE, id ^ lane, 0);
+    mf_tl_tcp_hdr_encode(&hdr, wire);
+    memcpy(wire + MF_TL_TCP_HDR_SIZE, nonce_c, MF_TL_TCP_NONCE);
+    mf_tl_tcp_proof(secret, false, nonce_s, nonce_c, id, lane,
+                    wire + MF_TL_TCP_HDR_SIZE + MF_TL_TCP_NONCE);
+    test_raw_write(fd, wire, sizeof(wire));
+}
+
+/* Reads the HELLO_ACK to a HELLO, and checks the server's proof. */
+static void test_raw_hello_ack(int fd, const uint8_t *secret,
+                               const uint8_t nonce_s[MF_TL_TCP_NONCE],
+                               const uint8_t nonce_c[MF_TL_TCP_NONCE],
+                               uint64_t id, uint64_t lane)
+{
+    uint8_t wire[MF_TL_TCP_HDR_SIZE], proof[MF_TL_TCP_MAC],
+        expected[MF_TL_TCP_MAC];
+    mf_tl_tcp_hdr_t hdr;
+
+    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    mf_tl_tcp_hdr_decode(wire, &hdr);
+    assert_true(mf_tl_tcp_hello_ack_check(&hdr));
+    assert_true(test_raw_read(fd, proof, sizeof(proof)));
+    mf_tl_tcp_proof(secret, true, nonce_s, nonce_c, id, lane, expected);
+    assert_true(mf_tl_tcp_proof_equal(proof, expected));
+}
+
+/* A raw connection to server's interface that passed the handshake. */
+static int test_raw_connect(mf_tl_iface_t *server)
+{
+    static uint64_t next_id = 0x7e57000;
+    const uint8_t *secret = mf_tl_tcp_iface_secret(server);
+    uint8_t nonce_s[MF_TL_TCP_NONCE], nonce_c[MF_TL_TCP_NONCE];
+    uint64_t id = ++next_id;
+    int fd = test_raw_dial(server, nonce_s);
+
+    test_raw_hello(fd, secret, nonce_s, id, 0, nonce_c);
+    test_raw_hello_ack(fd, secret, nonce_s, nonce_c, id, 0);
+    return fd;
 }
 
 static void test_raw_request(int fd, uint8_t op, uint64_t req_id, uint64_t key,
@@ -497,15 +565,13 @@ static void test_raw_requests(void **state)
     mf_tl_tcp_hdr_t hdr;
     uint64_t base, key;
     test_pair_t tp;
-    uint16_t port;
     int fd;
 
     test_pair_open(&tp, 1, 0);
     base = (uint64_t)(uintptr_t)tp.mem;
     key = mf_tl_tcp_memh_key(tp.memh);
-    port = mf_tl_tcp_iface_port(tp.server);
     tk_pattern_fill(data, sizeof(data), 3, 0);
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
 
     /* a wrong key */
     test_raw_request(fd, MF_TL_TCP_OP_GET, 1, key ^ 1, base, 16);
@@ -552,17 +618,17 @@ static void test_raw_requests(void **state)
     test_raw_request(fd, 99, 8, key, base, 1);
     assert_false(test_raw_read(fd, back, 1));
     close(fd);
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
     test_raw_request(fd, MF_TL_TCP_OP_PUT, 9, key, base, 1ull << 40);
     assert_false(test_raw_read(fd, back, 1));
     close(fd);
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
     memset(data, 0xff, MF_TL_TCP_HDR_SIZE);
     test_raw_write(fd, data, MF_TL_TCP_HDR_SIZE);
     assert_false(test_raw_read(fd, back, 1));
     close(fd);
     /* a peer that leaves half a header behind */
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
     test_raw_write(fd, data, 10);
     close(fd);
     mf_log_set_level(MF_LOG_WARN);
@@ -727,16 +793,14 @@ static void test_raw_vectors(void **state)
     mf_tl_tcp_hdr_t hdr;
     uint64_t base, key;
     test_pair_t tp;
-    uint16_t port;
     int fd;
 
     test_pair_open(&tp, 1, 0);
     base = (uint64_t)(uintptr_t)tp.mem;
     key = mf_tl_tcp_memh_key(tp.memh);
-    port = mf_tl_tcp_iface_port(tp.server);
     tk_pattern_fill(data, sizeof(data), 5, 0);
     memset(tp.mem, 0, 1 << 20);
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
 
     /* three pieces, out of address order */
     addrs[0] = base + 5000, lens[0] = 1000;
@@ -806,11 +870,11 @@ static void test_raw_vectors(void **state)
     test_raw_vec(fd, MF_TL_TCP_OP_GETV, 9, key, addrs, lens, 0, 0);
     assert_false(test_raw_read(fd, back, 1));
     close(fd);
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
     test_raw_request(fd, MF_TL_TCP_OP_GETV, 10, key, base, 16);
     assert_false(test_raw_read(fd, back, 1));
     close(fd);
-    fd = test_raw_connect(port);
+    fd = test_raw_connect(tp.server);
     {
         mf_tl_tcp_hdr_t big = {MF_TL_TCP_MAGIC,
                                MF_TL_TCP_VERSION,
@@ -846,10 +910,11 @@ static void test_hello_supersedes_run(uint32_t lanes)
     enum { N = 64 * 1024, OFF = 4096 };
     const uint64_t id = 0x5eed1234abcdull;
     uint8_t *one = malloc(N), *two = malloc(N), back[1];
+    uint8_t nonce_s[MF_TL_TCP_NONCE], nonce_c[MF_TL_TCP_NONCE];
+    const uint8_t *secret;
     mf_tl_tcp_hdr_t hdr;
     uint64_t base, key;
     test_pair_t tp;
-    uint16_t port;
     int a, b, c;
 
     assert_non_null(one);
@@ -857,24 +922,20 @@ static void test_hello_supersedes_run(uint32_t lanes)
     test_pair_open(&tp, lanes, 0);
     base = (uint64_t)(uintptr_t)tp.mem;
     key = mf_tl_tcp_memh_key(tp.memh);
-    port = mf_tl_tcp_iface_port(tp.server);
+    secret = mf_tl_tcp_iface_secret(tp.server);
     tk_pattern_fill(one, N, 1, 0);
     tk_pattern_fill(two, N, 2, 0);
 
-    a = test_raw_connect(port);
-    test_raw_request(a, MF_TL_TCP_OP_HELLO, 0, id, 0, 0);
-    test_raw_response(a, &hdr);
-    assert_int_equal(hdr.op, MF_TL_TCP_OP_HELLO_ACK);
-    assert_int_equal(hdr.status, MF_OK);
+    a = test_raw_dial(tp.server, nonce_s);
+    test_raw_hello(a, secret, nonce_s, id, 0, nonce_c);
+    test_raw_hello_ack(a, secret, nonce_s, nonce_c, id, 0);
     /* a put the old connection is in the middle of */
     test_raw_request(a, MF_TL_TCP_OP_PUT, 1, key, base + OFF, N);
     test_raw_write(a, one, N / 2);
 
-    b = test_raw_connect(port);
-    test_raw_request(b, MF_TL_TCP_OP_HELLO, 0, id, 0, 0);
-    test_raw_response(b, &hdr);
-    assert_int_equal(hdr.op, MF_TL_TCP_OP_HELLO_ACK);
-    assert_int_equal(hdr.status, MF_OK);
+    b = test_raw_dial(tp.server, nonce_s);
+    test_raw_hello(b, secret, nonce_s, id, 0, nonce_c);
+    test_raw_hello_ack(b, secret, nonce_s, nonce_c, id, 0);
     /* the old one is closed: what it still sends is dropped */
     assert_false(test_raw_read(a, back, 1));
     (void)send(a, one + N / 2, N / 2, MSG_NOSIGNAL);
@@ -889,11 +950,11 @@ static void test_hello_supersedes_run(uint32_t lanes)
 
     /* a bad HELLO, and a second one, break the protocol */
     mf_log_set_level(MF_LOG_ERROR);
-    c = test_raw_connect(port);
+    c = test_raw_dial(tp.server, nonce_s);
     test_raw_request(c, MF_TL_TCP_OP_HELLO, 0, 0, 0, 0);
     assert_false(test_raw_read(c, back, 1));
     close(c);
-    test_raw_request(b, MF_TL_TCP_OP_HELLO, 0, id, 0, 0);
+    test_raw_hello(b, secret, nonce_s, id, 0, nonce_c);
     assert_false(test_raw_read(b, back, 1));
     close(b);
     mf_log_set_level(MF_LOG_WARN);
@@ -904,6 +965,73 @@ static void test_hello_supersedes_run(uint32_t lanes)
     test_pair_close(&tp);
     free(one);
     free(two);
+}
+
+/* Only members reach a segment: a connection that asks before its
+ * HELLO, or says HELLO without knowing the interface's secret, is closed
+ * unserved and logged; an endpoint made from an address whose secret was
+ * changed cannot copy; the pool's own endpoint goes on. */
+static void test_lane_auth(void **state)
+{
+    uint8_t nonce_s[MF_TL_TCP_NONCE], nonce_c[MF_TL_TCP_NONCE];
+    uint8_t addr[128], wrong[MF_TL_TCP_SECRET], back[16];
+    mf_tl_tcp_hdr_t hdr;
+    mf_tl_ep_t *ep;
+    test_comp_t tc;
+    test_pair_t tp;
+    tk_log_t log;
+    size_t addr_len;
+    uint64_t key;
+    int fd, before, unproven;
+
+    test_pair_open(&tp, 1, 0);
+    key = mf_tl_tcp_memh_key(tp.memh);
+    tk_log_start(&log, 0);
+    /* the first refusal of an interface is a warning, later ones debug */
+    mf_log_set_level(MF_LOG_DEBUG);
+    before = tk_log_watch(&log, "a request before its HELLO", -1);
+    unproven = tk_log_watch(&log, "does not prove it knows", -1);
+
+    /* a GET before HELLO: closed, nothing served */
+    fd = test_raw_dial(tp.server, nonce_s);
+    test_raw_request(fd, MF_TL_TCP_OP_GET, 1, key, (uint64_t)(uintptr_t)tp.mem,
+                     sizeof(back));
+    assert_false(test_raw_read(fd, &hdr, 1));
+    close(fd);
+    assert_int_equal(tk_log_watched(&log, before), 1);
+
+    /* a HELLO with the proof of another secret */
+    memcpy(wrong, mf_tl_tcp_iface_secret(tp.server), sizeof(wrong));
+    wrong[0] ^= 1;
+    fd = test_raw_dial(tp.server, nonce_s);
+    test_raw_hello(fd, wrong, nonce_s, 42, 0, nonce_c);
+    assert_false(test_raw_read(fd, &hdr, 1));
+    close(fd);
+    assert_int_equal(tk_log_watched(&log, unproven), 1);
+
+    /* an endpoint whose address carries another secret */
+    assert_int_equal(
+        ops->iface_addr_pack(tp.server, addr, sizeof(addr), &addr_len), MF_OK);
+    assert_true(addr_len >= 12 + MF_TL_TCP_SECRET);
+    addr[12] ^= 1;
+    assert_int_equal(ops->ep_create(tp.client, addr, addr_len, &ep), MF_OK);
+    test_comp_init(&tc);
+    tk_log_allow_errors(&log, true);
+    assert_true(mf_status_is_peer_error(
+        test_comp_wait(NULL, &tc,
+                       ops->get(ep, back, (uint64_t)(uintptr_t)tp.mem,
+                                sizeof(back), tp.rkey, &tc.super))));
+    tk_log_allow_errors(&log, false);
+    assert_true(tk_log_watched(&log, unproven) >= 2);
+    ops->ep_destroy(ep);
+    mf_log_set_level(MF_LOG_WARN);
+    tk_log_stop(&log);
+
+    /* the member's endpoint is served as ever */
+    tk_pattern_fill(tp.mem, sizeof(back), 9, 0);
+    assert_int_equal(test_get(&tp, back, 0, sizeof(back)), MF_OK);
+    assert_true(tk_pattern_check(back, sizeof(back), 9, 0) < 0);
+    test_pair_close(&tp);
 }
 
 static void test_hello_supersedes(void **state)
@@ -924,7 +1052,8 @@ static void test_hello_supersedes(void **state)
 typedef struct test_fake {
     int lfd;
     uint64_t key;
-    uint8_t addr[12];
+    uint8_t secret[MF_TL_TCP_SECRET];
+    uint8_t addr[12 + MF_TL_TCP_SECRET];
     mf_tl_iface_t *client;
     mf_tl_rkey_t *rkey;
 } test_fake_t;
@@ -944,13 +1073,15 @@ static void test_fake_open(test_fake_t *tf, uint64_t key)
     assert_int_equal(bind(tf->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
     assert_int_equal(listen(tf->lfd, 8), 0);
     assert_int_equal(getsockname(tf->lfd, (struct sockaddr *)&sin, &sl), 0);
-    /* the formats tcp_iface.c packs: "FMTA" v1, IPv4, port, address;
-     * "FMTK" v1, key token, base, size */
+    /* the formats tcp_iface.c packs: "FMTA" v2, IPv4, port, address,
+     * secret; "FMTK" v1, key token, base, size */
+    tk_pattern_fill(tf->secret, sizeof(tf->secret), key, 0);
     mf_le32_store(tf->addr, 0x41544d46u);
-    tf->addr[4] = 1;
+    tf->addr[4] = 2;
     tf->addr[5] = 4;
     mf_le16_store(tf->addr + 6, ntohs(sin.sin_port));
     memcpy(tf->addr + 8, &sin.sin_addr.s_addr, 4);
+    memcpy(tf->addr + 12, tf->secret, sizeof(tf->secret));
     mf_le32_store(rkey, 0x4b544d46u);
     rkey[4] = 1;
     mf_le64_store(rkey + 5, key);
@@ -978,20 +1109,44 @@ static mf_tl_ep_t *test_fake_ep(test_fake_t *tf)
  * reads its first request header. */
 static int test_fake_accept(test_fake_t *tf, mf_tl_tcp_hdr_t *hdr)
 {
-    uint8_t wire[MF_TL_TCP_HDR_SIZE];
+    uint8_t wire[MF_TL_TCP_HDR_SIZE + MF_TL_TCP_HELLO_LEN];
+    uint8_t nonce_s[MF_TL_TCP_NONCE], expected[MF_TL_TCP_MAC];
+    mf_tl_tcp_hdr_t ch = {MF_TL_TCP_MAGIC,
+                          MF_TL_TCP_VERSION,
+                          MF_TL_TCP_OP_CHALLENGE,
+                          0,
+                          0,
+                          0,
+                          0,
+                          0,
+                          0,
+                          MF_TL_TCP_NONCE};
     int fd = accept(tf->lfd, NULL, NULL);
 
     assert_true(fd >= 0);
+    /* the handshake of tcp.h, as the server side does it */
+    tk_pattern_fill(nonce_s, sizeof(nonce_s), (uint64_t)fd, 0);
+    mf_tl_tcp_hdr_encode(&ch, wire);
+    memcpy(wire + MF_TL_TCP_HDR_SIZE, nonce_s, sizeof(nonce_s));
+    test_raw_write(fd, wire, MF_TL_TCP_HDR_SIZE + MF_TL_TCP_NONCE);
     assert_true(test_raw_read(fd, wire, sizeof(wire)));
     mf_tl_tcp_hdr_decode(wire, hdr);
     assert_int_equal(hdr->op, MF_TL_TCP_OP_HELLO);
     assert_null(mf_tl_tcp_req_check(hdr));
+    mf_tl_tcp_proof(tf->secret, false, nonce_s, wire + MF_TL_TCP_HDR_SIZE,
+                    hdr->key, hdr->addr, expected);
+    assert_true(mf_tl_tcp_proof_equal(
+        wire + MF_TL_TCP_HDR_SIZE + MF_TL_TCP_NONCE, expected));
+    mf_tl_tcp_proof(tf->secret, true, nonce_s, wire + MF_TL_TCP_HDR_SIZE,
+                    hdr->key, hdr->addr, expected);
     hdr->op = MF_TL_TCP_OP_HELLO_ACK;
     hdr->key = 0;
     hdr->addr = 0;
+    hdr->len = MF_TL_TCP_MAC;
     mf_tl_tcp_hdr_encode(hdr, wire);
-    test_raw_write(fd, wire, sizeof(wire));
-    assert_true(test_raw_read(fd, wire, sizeof(wire)));
+    memcpy(wire + MF_TL_TCP_HDR_SIZE, expected, sizeof(expected));
+    test_raw_write(fd, wire, MF_TL_TCP_HDR_SIZE + MF_TL_TCP_MAC);
+    assert_true(test_raw_read(fd, wire, MF_TL_TCP_HDR_SIZE));
     mf_tl_tcp_hdr_decode(wire, hdr);
     assert_int_equal(hdr->key, tf->key);
     return fd;
@@ -1518,6 +1673,7 @@ int main(void)
         cmocka_unit_test(test_raw_vectors),
         cmocka_unit_test(test_gather),
         cmocka_unit_test(test_hello_supersedes),
+        cmocka_unit_test(test_lane_auth),
         cmocka_unit_test(test_conn_lost_raw),
         cmocka_unit_test(test_conn_dropped),
         cmocka_unit_test(test_send_fail_requeue),

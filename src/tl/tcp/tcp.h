@@ -29,16 +29,29 @@
  *           the data of every piece in table order (len = the total).
  *           A request is served whole or refused whole: one piece outside
  *           the segment refuses the request (its PUTV data is dropped).
- * HELLO:    header only, the first on a lane's connection: key = the
- *           client endpoint's id (random, not 0), addr = the lane's index,
- *           len 0.  Answered by HELLO_ACK (MF_OK, len 0) once every earlier
+ * CHALLENGE: the server's first message on every connection it accepts:
+ *           header (req_id 0, len MF_TL_TCP_NONCE) and a random nonce.
+ * HELLO:    the client's first message: header (key = the client
+ *           endpoint's id, random, not 0; addr = the lane's index; len
+ *           MF_TL_TCP_HELLO_LEN), its own random nonce and its proof
+ *           (mf_tl_tcp_proof): an HMAC-SHA256, keyed with the server
+ *           interface's secret, over both nonces, the endpoint id and the
+ *           lane.  The secret is in the interface's packed address, which
+ *           peers learn from the config store alone (TLS where it is on):
+ *           only members of the pool know it.  A HELLO without the right
+ *           proof, or any request before HELLO, closes the connection
+ *           unread.  Answered by HELLO_ACK (MF_OK, len MF_TL_TCP_MAC, the
+ *           server's own proof, which the client checks: it reached the
+ *           process that published the address) once every earlier
  *           connection of the same (endpoint, lane) is closed: whatever it
  *           still held unread is dropped, never applied after the ACK.  A
  *           client fails the PUTs a broken connection had on the wire only
  *           then (or when no new connection can be made), so a PUT reported
  *           failed never lands later, over a newer write to the same bytes.
- *           A connection without HELLO is served too (no such guarantee).
  * A server answers the requests of one connection in order.
+ *
+ * The handshake admits members; it does not encrypt or protect the bytes
+ * that follow (docs/security.md).
  */
 #ifndef MF_TL_TCP_TCP_H
 #define MF_TL_TCP_TCP_H
@@ -51,13 +64,19 @@
 #include <string.h>
 
 #define MF_TL_TCP_MAGIC    0x4354464du /* "MFTC" as little-endian bytes */
-#define MF_TL_TCP_VERSION  3
+#define MF_TL_TCP_VERSION  4
 #define MF_TL_TCP_HDR_SIZE 48
 /* A single request never covers more; a larger one is a protocol error. */
 #define MF_TL_TCP_LEN_MAX (1ull << 30)
 /* Pieces of a PUTV or GETV, at most, and the bytes of one table entry. */
 #define MF_TL_TCP_VEC_MAX   64
 #define MF_TL_TCP_VEC_ENTRY 16
+
+/* The handshake: an interface's secret, each side's nonce, a proof. */
+#define MF_TL_TCP_SECRET    32
+#define MF_TL_TCP_NONCE     32
+#define MF_TL_TCP_MAC       32
+#define MF_TL_TCP_HELLO_LEN (MF_TL_TCP_NONCE + MF_TL_TCP_MAC)
 
 #define MF_TL_TCP_MAX_LANES 16
 #define MF_TL_TCP_CHUNK_MIN (4u * 1024u)
@@ -87,6 +106,7 @@ typedef enum mf_tl_tcp_op_code {
     MF_TL_TCP_OP_HELLO_ACK = 6,
     MF_TL_TCP_OP_PUTV = 7,
     MF_TL_TCP_OP_GETV = 8,
+    MF_TL_TCP_OP_CHALLENGE = 9,
 } mf_tl_tcp_op_code_t;
 
 /* The op a request is answered with (PUT_ACK or GET_DATA). */
@@ -168,7 +188,8 @@ static inline void mf_tl_tcp_hdr_decode(const uint8_t in[MF_TL_TCP_HDR_SIZE],
  * or NULL when the header is one it serves: a PUT or GET of this version
  * covering at most MF_TL_TCP_LEN_MAX bytes (count 0), a PUTV or GETV of
  * 1..MF_TL_TCP_VEC_MAX pieces and as many bytes, or a HELLO (endpoint id
- * not 0, a lane index below MF_TL_TCP_MAX_LANES, len 0, count 0). */
+ * not 0, a lane index below MF_TL_TCP_MAX_LANES, len MF_TL_TCP_HELLO_LEN,
+ * count 0). */
 static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
 {
     if (req->magic != MF_TL_TCP_MAGIC) {
@@ -180,7 +201,7 @@ static inline const char *mf_tl_tcp_req_check(const mf_tl_tcp_hdr_t *req)
     switch (req->op) {
     case MF_TL_TCP_OP_HELLO:
         return req->key != 0 && req->addr < MF_TL_TCP_MAX_LANES &&
-                       req->len == 0 && req->count == 0
+                       req->len == MF_TL_TCP_HELLO_LEN && req->count == 0
                    ? NULL
                    : "bad HELLO";
     case MF_TL_TCP_OP_PUT:
@@ -229,15 +250,35 @@ static inline const char *mf_tl_tcp_vec_check(const mf_tl_tcp_hdr_t *req,
     return sum == req->len ? NULL : "pieces short of the request's length";
 }
 
+/* Whether a header is the CHALLENGE a lane waits for once connected
+ * (req_id 0, a nonce follows). */
+static inline bool mf_tl_tcp_challenge_check(const mf_tl_tcp_hdr_t *hdr)
+{
+    return hdr->magic == MF_TL_TCP_MAGIC && hdr->version == MF_TL_TCP_VERSION &&
+           hdr->op == MF_TL_TCP_OP_CHALLENGE && hdr->status == MF_OK &&
+           hdr->req_id == 0 && hdr->count == 0 && hdr->len == MF_TL_TCP_NONCE;
+}
+
 /* Whether a response header is the HELLO_ACK a lane waits for after its
- * HELLO (req_id 0). */
+ * HELLO (req_id 0, the server's proof follows). */
 static inline bool mf_tl_tcp_hello_ack_check(const mf_tl_tcp_hdr_t *resp)
 {
     return resp->magic == MF_TL_TCP_MAGIC &&
            resp->version == MF_TL_TCP_VERSION &&
            resp->op == MF_TL_TCP_OP_HELLO_ACK && resp->status == MF_OK &&
-           resp->req_id == 0 && resp->len == 0;
+           resp->req_id == 0 && resp->count == 0 && resp->len == MF_TL_TCP_MAC;
 }
+
+/* The proof of a HELLO (server false) or of its HELLO_ACK (server true):
+ * HMAC-SHA256 keyed with the server interface's secret over a label of
+ * the side, both nonces, the endpoint id and the lane index. */
+void mf_tl_tcp_proof(const uint8_t secret[MF_TL_TCP_SECRET], bool server,
+                     const uint8_t nonce_s[MF_TL_TCP_NONCE],
+                     const uint8_t nonce_c[MF_TL_TCP_NONCE], uint64_t ep_id,
+                     uint64_t lane, uint8_t out[MF_TL_TCP_MAC]);
+/* Whether proof (MF_TL_TCP_MAC bytes) is the expected one, in constant
+ * time. */
+bool mf_tl_tcp_proof_equal(const uint8_t *proof, const uint8_t *expected);
 
 /* Whether a response header answers the request (op, req_id, len) a lane
  * sent last: the matching op and id, a status that is MF_OK or an error,
@@ -263,6 +304,8 @@ static inline bool mf_tl_tcp_resp_check(const mf_tl_tcp_hdr_t *resp,
 
 /* The port the interface listens on. */
 uint16_t mf_tl_tcp_iface_port(mf_tl_iface_t *iface);
+/* The secret of the interface, as its packed address carries it. */
+const uint8_t *mf_tl_tcp_iface_secret(mf_tl_iface_t *iface);
 /* The key token of a registered segment, as its packed rkey carries it. */
 uint64_t mf_tl_tcp_memh_key(mf_tl_memh_t *memh);
 /* PUTV/GETV requests this interface served, and their pieces. */

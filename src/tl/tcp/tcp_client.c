@@ -182,7 +182,7 @@ void mf_tl_tcp_lane_close(mf_tl_tcp_lane_t *lane, mf_status_t status,
         mf_list_del(&lane->celem);
     }
     lane->state = MF_TL_TCP_LANE_IDLE;
-    lane->hello_sent = false;
+    lane->hs = MF_TL_TCP_HS_CONNECT;
     if (!fence) {
         mf_tl_tcp_lane_fence_fire(lane, &done);
     }
@@ -650,21 +650,68 @@ void mf_tl_tcp_lane_run(mf_tl_tcp_lane_t *lane)
     }
 }
 
-/* Connected: the HELLO that opens every connection of a lane (tcp.h).
- * A fresh socket takes 48 bytes at once; anything else fails the lane. */
+/* Reads the rest of the handshake message awaited (its header and
+ * MF_TL_TCP_NONCE or MF_TL_TCP_MAC bytes: as many either way) into
+ * lane->hs_in.  True once whole; false while more is to come or when the
+ * lane failed (its state says which). */
+static bool mf_tl_tcp_lane_hs_read(mf_tl_tcp_lane_t *lane, const char *what)
+{
+    ssize_t ret;
+
+    while (lane->hs_got < sizeof(lane->hs_in)) {
+        ret = recv(lane->sock.fd, lane->hs_in + lane->hs_got,
+                   sizeof(lane->hs_in) - lane->hs_got, 0);
+        if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return false;
+        }
+        if (ret <= 0) {
+            mf_tl_tcp_lane_fail(lane,
+                                ret == 0 ? MF_ERR_CONN_RESET
+                                         : mf_tl_tcp_errno_status(errno),
+                                true, what);
+            return false;
+        }
+        lane->hs_got += (size_t)ret;
+    }
+    lane->hs_got = 0;
+    return true;
+}
+
+/* The server's CHALLENGE arrived: the HELLO that answers it, with this
+ * lane's nonce and proof (tcp.h).  A fresh socket takes it at once;
+ * anything else fails the lane. */
 static void mf_tl_tcp_lane_hello(mf_tl_tcp_lane_t *lane)
 {
-    uint8_t wire[MF_TL_TCP_HDR_SIZE];
+    uint8_t wire[MF_TL_TCP_HDR_SIZE + MF_TL_TCP_HELLO_LEN];
     mf_tl_tcp_hdr_t hdr;
     ssize_t ret;
 
+    mf_tl_tcp_hdr_decode(lane->hs_in, &hdr);
+    if (!mf_tl_tcp_challenge_check(&hdr)) {
+        mf_error("tcp: lane %u to %s: the peer did not open with a "
+                 "CHALLENGE (op %u, version %u): not a MemFabric tcp "
+                 "interface of this version",
+                 lane->index, lane->ep->name, hdr.op, hdr.version);
+        mf_tl_tcp_lane_close(lane, MF_ERR_PROTO, true);
+        return;
+    }
+    memcpy(lane->nonce_s, lane->hs_in + MF_TL_TCP_HDR_SIZE, MF_TL_TCP_NONCE);
+    if (mf_tl_tcp_random(lane->nonce_c, MF_TL_TCP_NONCE) != MF_OK) {
+        mf_tl_tcp_lane_fail(lane, MF_ERR_IO, true, "no nonce");
+        return;
+    }
     memset(&hdr, 0, sizeof(hdr));
     hdr.magic = MF_TL_TCP_MAGIC;
     hdr.version = MF_TL_TCP_VERSION;
     hdr.op = MF_TL_TCP_OP_HELLO;
     hdr.key = lane->ep->hello_id;
     hdr.addr = lane->index;
+    hdr.len = MF_TL_TCP_HELLO_LEN;
     mf_tl_tcp_hdr_encode(&hdr, wire);
+    memcpy(wire + MF_TL_TCP_HDR_SIZE, lane->nonce_c, MF_TL_TCP_NONCE);
+    mf_tl_tcp_proof(lane->ep->secret, false, lane->nonce_s, lane->nonce_c,
+                    lane->ep->hello_id, lane->index,
+                    wire + MF_TL_TCP_HDR_SIZE + MF_TL_TCP_NONCE);
     do {
         ret = send(lane->sock.fd, wire, sizeof(wire), MSG_NOSIGNAL);
     } while (ret < 0 && errno == EINTR);
@@ -674,38 +721,20 @@ static void mf_tl_tcp_lane_hello(mf_tl_tcp_lane_t *lane)
             true, "HELLO not sent");
         return;
     }
-    lane->hello_sent = true;
-    lane->in_got = 0;
+    lane->hs = MF_TL_TCP_HS_ACK;
 }
 
-/* Reads the HELLO_ACK; with it the lane carries requests, and the PUTs a
- * broken connection had on the wire fail: the peer closed that one. */
+/* The HELLO_ACK arrived: the server proved it holds the secret of the
+ * address it published; the lane carries requests from now on, and the
+ * PUTs a broken connection had on the wire fail: the peer closed that
+ * one. */
 static void mf_tl_tcp_lane_hello_ack(mf_tl_tcp_lane_t *lane)
 {
+    uint8_t expected[MF_TL_TCP_MAC];
     mf_tl_tcp_done_t done;
     mf_tl_tcp_hdr_t hdr;
-    ssize_t ret;
 
-    for (;;) {
-        ret = recv(lane->sock.fd, lane->in_hdr + lane->in_got,
-                   MF_TL_TCP_HDR_SIZE - lane->in_got, 0);
-        if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
-            return;
-        }
-        if (ret <= 0) {
-            mf_tl_tcp_lane_fail(lane,
-                                ret == 0 ? MF_ERR_CONN_RESET
-                                         : mf_tl_tcp_errno_status(errno),
-                                true, "no answer to HELLO");
-            return;
-        }
-        lane->in_got += (size_t)ret;
-        if (lane->in_got == MF_TL_TCP_HDR_SIZE) {
-            break;
-        }
-    }
-    lane->in_got = 0;
-    mf_tl_tcp_hdr_decode(lane->in_hdr, &hdr);
+    mf_tl_tcp_hdr_decode(lane->hs_in, &hdr);
     if (!mf_tl_tcp_hello_ack_check(&hdr)) {
         mf_error("tcp: lane %u to %s: unexpected answer to HELLO (op %u, "
                  "version %u, status %d)",
@@ -713,9 +742,20 @@ static void mf_tl_tcp_lane_hello_ack(mf_tl_tcp_lane_t *lane)
         mf_tl_tcp_lane_close(lane, MF_ERR_PROTO, true);
         return;
     }
+    mf_tl_tcp_proof(lane->ep->secret, true, lane->nonce_s, lane->nonce_c,
+                    lane->ep->hello_id, lane->index, expected);
+    if (!mf_tl_tcp_proof_equal(lane->hs_in + MF_TL_TCP_HDR_SIZE, expected)) {
+        mf_error("tcp: lane %u to %s: the peer does not prove it holds the "
+                 "secret of the address it published (another process on "
+                 "that port?)",
+                 lane->index, lane->ep->name);
+        mf_tl_tcp_lane_close(lane, MF_ERR_PROTO, true);
+        return;
+    }
     mf_list_del(&lane->celem);
     lane->state = MF_TL_TCP_LANE_CONNECTED;
-    lane->hello_sent = false;
+    lane->hs = MF_TL_TCP_HS_CONNECT;
+    lane->in_got = 0;
     mf_debug("tcp: lane %u to %s connected", lane->index, lane->ep->name);
     mf_tl_tcp_done_init(&done);
     mf_tl_tcp_lane_fence_fire(lane, &done);
@@ -727,7 +767,8 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
     socklen_t len = sizeof(int);
     int err = 0;
 
-    if (lane->state == MF_TL_TCP_LANE_CONNECTING && !lane->hello_sent) {
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING &&
+        lane->hs == MF_TL_TCP_HS_CONNECT) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
             return;
         }
@@ -740,11 +781,20 @@ void mf_tl_tcp_lane_event(mf_tl_tcp_lane_t *lane, uint32_t events)
                 "connect failed");
             return;
         }
+        lane->hs = MF_TL_TCP_HS_CHALLENGE;
+        lane->hs_got = 0;
+    }
+    /* each message may have come with the event before: try now */
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING &&
+        lane->hs == MF_TL_TCP_HS_CHALLENGE &&
+        mf_tl_tcp_lane_hs_read(lane, "no CHALLENGE")) {
         mf_tl_tcp_lane_hello(lane);
     }
-    if (lane->state == MF_TL_TCP_LANE_CONNECTING && lane->hello_sent) {
-        /* the answer may have come with the connect's event: try now */
-        mf_tl_tcp_lane_hello_ack(lane);
+    if (lane->state == MF_TL_TCP_LANE_CONNECTING &&
+        lane->hs == MF_TL_TCP_HS_ACK) {
+        if (mf_tl_tcp_lane_hs_read(lane, "no answer to HELLO")) {
+            mf_tl_tcp_lane_hello_ack(lane);
+        }
         if (lane->state != MF_TL_TCP_LANE_CONNECTED) {
             return;
         }
@@ -778,7 +828,7 @@ mf_status_t mf_tl_tcp_ep_create(mf_tl_iface_t *tl_iface, const void *addr,
         mf_error("tcp: cannot allocate an endpoint");
         return MF_ERR_NOMEM;
     }
-    if (mf_tl_tcp_addr_unpack(addr, len, &ep->addr) != MF_OK) {
+    if (mf_tl_tcp_addr_unpack(addr, len, &ep->addr, ep->secret) != MF_OK) {
         mf_error("tcp: malformed peer address (%zu bytes)", len);
         free(ep);
         return MF_ERR_PROTO;

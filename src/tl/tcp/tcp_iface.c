@@ -5,6 +5,10 @@
  */
 #include "tl/tcp/tcp_int.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 /* ============================================================ interface */
 
 static void mf_tl_tcp_iface_close(mf_tl_iface_t *tl_iface);
@@ -27,6 +31,10 @@ static mf_status_t mf_tl_tcp_listen(mf_tl_tcp_iface_t *iface,
         return status;
     }
     iface->listen.type = MF_TL_TCP_SOCK_LISTEN;
+    status = mf_tl_tcp_random(iface->secret, sizeof(iface->secret));
+    if (status != MF_OK) {
+        return status;
+    }
     memcpy(&sin, &bound.ss, sizeof(sin));
     mf_tl_tcp_addr_str(&sin, name, sizeof(name));
     snprintf(what, sizeof(what), "tcp %s", name);
@@ -217,16 +225,18 @@ static mf_status_t mf_tl_tcp_iface_addr_pack(mf_tl_iface_t *tl_iface, void *buf,
     mf_wbuf_put_u8(&w, 4); /* IPv4 */
     mf_wbuf_put_u16(&w, ntohs(iface->adv.sin_port));
     mf_wbuf_put_raw(&w, &iface->adv.sin_addr.s_addr, 4);
+    mf_wbuf_put_raw(&w, iface->secret, sizeof(iface->secret));
     return mf_wbuf_copy_out(&w, buf, buf_len, len_p);
 }
 
 mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
-                                  struct sockaddr_in *sin)
+                                  struct sockaddr_in *sin,
+                                  uint8_t secret[MF_TL_TCP_SECRET])
 {
+    const void *ip, *key;
     uint32_t magic;
     uint8_t version, family;
     uint16_t port;
-    const void *ip;
     mf_rbuf_t r;
 
     mf_rbuf_init(&r, buf, len);
@@ -235,15 +245,67 @@ mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
     mf_rbuf_get_u8(&r, &family);
     mf_rbuf_get_u16(&r, &port);
     mf_rbuf_get_raw(&r, &ip, 4);
+    mf_rbuf_get_raw(&r, &key, MF_TL_TCP_SECRET);
     if (mf_rbuf_status(&r, true) != MF_OK || magic != MF_TL_TCP_ADDR_MAGIC ||
         version != MF_TL_TCP_ADDR_VERSION || family != 4 || port == 0) {
         return MF_ERR_PROTO;
     }
-    memset(sin, 0, sizeof(*sin));
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    memcpy(&sin->sin_addr.s_addr, ip, 4);
+    if (sin != NULL) {
+        memset(sin, 0, sizeof(*sin));
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr.s_addr, ip, 4);
+    }
+    if (secret != NULL) {
+        memcpy(secret, key, MF_TL_TCP_SECRET);
+    }
     return MF_OK;
+}
+
+mf_status_t mf_tl_tcp_random(void *buf, size_t len)
+{
+    size_t got = 0;
+    ssize_t ret;
+
+    while (got < len) {
+        ret = getrandom((uint8_t *)buf + got, len - got, 0);
+        if (ret < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ret <= 0) {
+            mf_error("tcp: no random bytes from the kernel: %s",
+                     strerror(ret < 0 ? errno : EIO));
+            return MF_ERR_IO;
+        }
+        got += (size_t)ret;
+    }
+    return MF_OK;
+}
+
+void mf_tl_tcp_proof(const uint8_t secret[MF_TL_TCP_SECRET], bool server,
+                     const uint8_t nonce_s[MF_TL_TCP_NONCE],
+                     const uint8_t nonce_c[MF_TL_TCP_NONCE], uint64_t ep_id,
+                     uint64_t lane, uint8_t out[MF_TL_TCP_MAC])
+{
+    static const char label_c[8] = "MFTC-cli", label_s[8] = "MFTC-srv";
+    uint8_t msg[8 + 2 * MF_TL_TCP_NONCE + 16];
+    unsigned int len = MF_TL_TCP_MAC;
+
+    memcpy(msg, server ? label_s : label_c, 8);
+    memcpy(msg + 8, nonce_s, MF_TL_TCP_NONCE);
+    memcpy(msg + 8 + MF_TL_TCP_NONCE, nonce_c, MF_TL_TCP_NONCE);
+    mf_le64_store(msg + 8 + 2 * MF_TL_TCP_NONCE, ep_id);
+    mf_le64_store(msg + 16 + 2 * MF_TL_TCP_NONCE, lane);
+    if (HMAC(EVP_sha256(), secret, MF_TL_TCP_SECRET, msg, sizeof(msg), out,
+             &len) == NULL) {
+        /* no proof at all: a random one, which nothing will match */
+        (void)mf_tl_tcp_random(out, MF_TL_TCP_MAC);
+    }
+}
+
+bool mf_tl_tcp_proof_equal(const uint8_t *proof, const uint8_t *expected)
+{
+    return CRYPTO_memcmp(proof, expected, MF_TL_TCP_MAC) == 0;
 }
 
 static bool mf_tl_tcp_iface_is_reachable(mf_tl_iface_t *iface, const void *addr,
@@ -251,7 +313,7 @@ static bool mf_tl_tcp_iface_is_reachable(mf_tl_iface_t *iface, const void *addr,
 {
     struct sockaddr_in sin;
 
-    return mf_tl_tcp_addr_unpack(addr, len, &sin) == MF_OK;
+    return mf_tl_tcp_addr_unpack(addr, len, &sin, NULL) == MF_OK;
 }
 
 /* =============================================================== memory */
@@ -422,6 +484,11 @@ static void mf_tl_tcp_rkey_release(mf_tl_iface_t *iface, mf_tl_rkey_t *rkey)
 uint16_t mf_tl_tcp_iface_port(mf_tl_iface_t *iface)
 {
     return ntohs(((mf_tl_tcp_iface_t *)iface)->adv.sin_port);
+}
+
+const uint8_t *mf_tl_tcp_iface_secret(mf_tl_iface_t *iface)
+{
+    return ((mf_tl_tcp_iface_t *)iface)->secret;
 }
 
 uint64_t mf_tl_tcp_memh_key(mf_tl_memh_t *memh)

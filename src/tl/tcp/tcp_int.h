@@ -88,7 +88,7 @@
 #include <unistd.h>
 
 #define MF_TL_TCP_ADDR_MAGIC    0x41544d46u /* "FMTA" */
-#define MF_TL_TCP_ADDR_VERSION  1
+#define MF_TL_TCP_ADDR_VERSION  2           /* with the interface's secret */
 #define MF_TL_TCP_RKEY_MAGIC    0x4b544d46u /* "FMTK" */
 #define MF_TL_TCP_RKEY_VERSION  1
 #define MF_TL_TCP_RING          64  /* requests in flight per lane / conn */
@@ -190,6 +190,13 @@ typedef enum mf_tl_tcp_lane_state {
     MF_TL_TCP_LANE_CONNECTED,
 } mf_tl_tcp_lane_state_t;
 
+/* How far a connecting lane got in the handshake. */
+typedef enum mf_tl_tcp_hs {
+    MF_TL_TCP_HS_CONNECT = 0, /* connect() in progress */
+    MF_TL_TCP_HS_CHALLENGE,   /* connected, the server's CHALLENGE awaited */
+    MF_TL_TCP_HS_ACK,         /* HELLO sent, its HELLO_ACK awaited */
+} mf_tl_tcp_hs_t;
+
 typedef struct mf_tl_tcp_lane {
     mf_tl_tcp_sock_t sock;
     mf_tl_tcp_ep_t *ep;
@@ -216,8 +223,14 @@ typedef struct mf_tl_tcp_lane {
     mf_tl_tcp_stage_t out_stage; /* PUT data of device memory */
     mf_tl_tcp_stage_t in_stage;  /* GET data into device memory */
     uint64_t next_req_id;
-    bool hello_sent; /* CONNECTING: connected, HELLO sent, ACK awaited */
-    bool dying;      /* being destroyed: nothing more is fenced */
+    /* CONNECTING: the handshake (tcp.h) so far, what of the message
+     * awaited (CHALLENGE, HELLO_ACK) arrived, and both nonces */
+    mf_tl_tcp_hs_t hs;
+    uint8_t hs_in[MF_TL_TCP_HDR_SIZE + MF_TL_TCP_NONCE];
+    size_t hs_got;
+    uint8_t nonce_s[MF_TL_TCP_NONCE];
+    uint8_t nonce_c[MF_TL_TCP_NONCE];
+    bool dying; /* being destroyed: nothing more is fenced */
     /* PUT chunks a broken connection had on the wire, failing with
      * status once the peer closed that connection (see above) */
     unsigned nfence;
@@ -234,7 +247,8 @@ typedef struct mf_tl_tcp_lane {
 struct mf_tl_tcp_ep {
     mf_tl_ep_t super;
     struct sockaddr_in addr;
-    char name[64]; /* "ip:port", for messages */
+    uint8_t secret[MF_TL_TCP_SECRET]; /* of the peer's interface */
+    char name[64];                    /* "ip:port", for messages */
     unsigned nlanes;
     mf_tl_tcp_lane_t *lanes;
     atomic_uint rr; /* lane kicked for the next small op */
@@ -264,6 +278,7 @@ typedef enum mf_tl_tcp_in_state {
     MF_TL_TCP_IN_TABLE,   /* a PUTV/GETV's piece table into in_table */
     MF_TL_TCP_IN_DATA,    /* PUT data into in_iov */
     MF_TL_TCP_IN_DISCARD, /* PUT data of a refused request */
+    MF_TL_TCP_IN_HELLO,   /* a HELLO's nonce and proof into in_table */
 } mf_tl_tcp_in_state_t;
 
 typedef struct mf_tl_tcp_conn {
@@ -272,7 +287,9 @@ typedef struct mf_tl_tcp_conn {
     mf_list_t elem; /* in worker->conns */
     uint64_t id;    /* unique in the interface */
     bool hello;     /* said HELLO: hello_key is its (endpoint, lane) */
-    bool paused;    /* reads nothing until its earlier connection closed */
+    uint8_t nonce_s[MF_TL_TCP_NONCE]; /* its CHALLENGE */
+    uint8_t proof_s[MF_TL_TCP_MAC];   /* its HELLO_ACK's proof */
+    bool paused; /* reads nothing until its earlier connection closed */
     uint64_t hello_key[2];
     char peer[64];
     mf_tl_tcp_in_state_t in_state;
@@ -343,6 +360,8 @@ struct mf_tl_tcp_iface {
     uint64_t listen_resume_ms; /* accepts paused until then; 0: not paused;
                                   worker 0 only */
     struct sockaddr_in adv;    /* advertised address */
+    uint8_t secret[MF_TL_TCP_SECRET]; /* proves a peer got adv from the pool
+                                         (tcp.h, the handshake) */
     mf_tl_tcp_config_t cfg;
     unsigned lanes;
     uint64_t chunk;
@@ -354,6 +373,7 @@ struct mf_tl_tcp_iface {
     mf_hmap_t regions; /* key -> exported mf_tl_tcp_region_t: found at
                           every request, however many are registered */
     atomic_bool proto_warned;
+    atomic_bool refuse_warned;
     atomic_uint_least64_t next_conn_id;
     pthread_mutex_t hellos_lock;
     mf_hmap_t hellos; /* peers' (endpoint, lane) -> mf_tl_tcp_hello_t of
@@ -409,9 +429,13 @@ void mf_tl_tcp_conns_reap(mf_tl_tcp_worker_t *worker);
 /* A random 64-bit token (segment keys, lane HELLOs). */
 uint64_t mf_tl_tcp_new_key(void);
 
-/* A peer's packed interface address; MF_ERR_PROTO if malformed. */
+/* A peer's packed interface address and secret (either may be NULL);
+ * MF_ERR_PROTO if malformed. */
 mf_status_t mf_tl_tcp_addr_unpack(const void *buf, size_t len,
-                                  struct sockaddr_in *sin);
+                                  struct sockaddr_in *sin,
+                                  uint8_t secret[MF_TL_TCP_SECRET]);
+/* Random bytes (getrandom); MF_ERR_IO (logged) if the kernel has none. */
+mf_status_t mf_tl_tcp_random(void *buf, size_t len);
 
 /* ---- tcp_worker.c: threads and socket helpers ---- */
 

@@ -302,8 +302,8 @@ static void mf_tl_tcp_conn_supersede(mf_tl_tcp_worker_t *worker, uint64_t id)
 static void mf_tl_tcp_conn_hello_done(mf_tl_tcp_conn_t *conn)
 {
     conn->paused = false;
-    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_HELLO_ACK, MF_OK, NULL, 0, NULL,
-                           0, NULL);
+    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_HELLO_ACK, MF_OK, conn->proof_s,
+                           MF_TL_TCP_MAC, NULL, 0, NULL);
 }
 
 typedef struct mf_tl_tcp_hello_cmd {
@@ -336,6 +336,44 @@ static void mf_tl_tcp_hello_close_cmd(mf_tl_tcp_worker_t *worker, void *arg)
     hc->cmd.fn = mf_tl_tcp_hello_resume_cmd;
     hc->cmd.arg = hc;
     mf_tl_tcp_worker_post(hc->new_worker, &hc->cmd);
+}
+
+static bool mf_tl_tcp_conn_hello(mf_tl_tcp_conn_t *conn);
+
+/* Closes a connection that did not prove it belongs to the pool: the
+ * first of an interface is a warning, later ones debug lines. */
+static void mf_tl_tcp_conn_refuse(mf_tl_tcp_conn_t *conn, const char *why)
+{
+    mf_tl_tcp_iface_t *iface = conn->worker->iface;
+
+    if (!atomic_exchange(&iface->refuse_warned, true)) {
+        mf_warn("tcp: refused a connection from %s: %s (later ones are "
+                "logged at debug level)",
+                conn->peer, why);
+    } else {
+        mf_debug("tcp: refused a connection from %s: %s", conn->peer, why);
+    }
+    mf_tl_tcp_conn_close(conn);
+}
+
+/* A HELLO's nonce and proof arrived (in in_table): checked against the
+ * interface's secret.  Returns false when the conn was closed. */
+static bool mf_tl_tcp_conn_hello_proof(mf_tl_tcp_conn_t *conn)
+{
+    mf_tl_tcp_iface_t *iface = conn->worker->iface;
+    const uint8_t *nonce_c = conn->in_table;
+    uint8_t expected[MF_TL_TCP_MAC];
+
+    mf_tl_tcp_proof(iface->secret, false, conn->nonce_s, nonce_c,
+                    conn->in_req.key, conn->in_req.addr, expected);
+    if (!mf_tl_tcp_proof_equal(conn->in_table + MF_TL_TCP_NONCE, expected)) {
+        mf_tl_tcp_conn_refuse(conn, "its HELLO does not prove it knows the "
+                                    "interface's secret");
+        return false;
+    }
+    mf_tl_tcp_proof(iface->secret, true, conn->nonce_s, nonce_c,
+                    conn->in_req.key, conn->in_req.addr, conn->proof_s);
+    return mf_tl_tcp_conn_hello(conn);
 }
 
 /* A HELLO (checked): the connection becomes its lane's newest.  Returns
@@ -508,7 +546,17 @@ static bool mf_tl_tcp_conn_request(mf_tl_tcp_conn_t *conn)
         return false;
     }
     if (req->op == MF_TL_TCP_OP_HELLO) {
-        return mf_tl_tcp_conn_hello(conn);
+        if (conn->hello) {
+            mf_tl_tcp_conn_proto_error(conn, "a second HELLO");
+            return false;
+        }
+        conn->in_state = MF_TL_TCP_IN_HELLO; /* its nonce and proof */
+        conn->in_got = 0;
+        return true;
+    }
+    if (!conn->hello) {
+        mf_tl_tcp_conn_refuse(conn, "a request before its HELLO");
+        return false;
     }
     if (mf_tl_tcp_op_vec(req->op)) {
         conn->in_state = MF_TL_TCP_IN_TABLE; /* then mf_tl_tcp_conn_serve */
@@ -576,6 +624,10 @@ static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn, bool drain)
             want = table_len - conn->in_got;
             ret = recv(conn->sock.fd, conn->in_table + conn->in_got, want, 0);
             break;
+        case MF_TL_TCP_IN_HELLO:
+            want = MF_TL_TCP_HELLO_LEN - conn->in_got;
+            ret = recv(conn->sock.fd, conn->in_table + conn->in_got, want, 0);
+            break;
         case MF_TL_TCP_IN_DATA:
             want = conn->in_left;
             ret = mf_tl_tcp_conn_recv_data(conn);
@@ -598,6 +650,17 @@ static bool mf_tl_tcp_conn_recv(mf_tl_tcp_conn_t *conn, bool drain)
             if (conn->in_got == MF_TL_TCP_HDR_SIZE) {
                 conn->in_got = 0;
                 if (!mf_tl_tcp_conn_request(conn)) {
+                    return false;
+                }
+            }
+            continue;
+        }
+        if (conn->in_state == MF_TL_TCP_IN_HELLO) {
+            conn->in_got += (size_t)ret;
+            if (conn->in_got == MF_TL_TCP_HELLO_LEN) {
+                conn->in_got = 0;
+                conn->in_state = MF_TL_TCP_IN_HDR;
+                if (!mf_tl_tcp_conn_hello_proof(conn)) {
                     return false;
                 }
             }
@@ -651,11 +714,15 @@ static void mf_tl_tcp_conn_adopt(mf_tl_tcp_worker_t *worker, void *arg)
 
     conn->worker = worker;
     mf_list_push_back(&worker->conns, &conn->elem);
-    if (mf_tl_tcp_epoll_add(worker, &conn->sock,
+    if (mf_tl_tcp_random(conn->nonce_s, sizeof(conn->nonce_s)) != MF_OK ||
+        mf_tl_tcp_epoll_add(worker, &conn->sock,
                             EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
         mf_tl_tcp_conn_close(conn);
         return;
     }
+    /* the CHALLENGE first (in_req is zero: req_id 0), sent below */
+    mf_tl_tcp_conn_respond(conn, MF_TL_TCP_OP_CHALLENGE, MF_OK, conn->nonce_s,
+                           MF_TL_TCP_NONCE, NULL, 0, NULL);
     mf_tl_tcp_conn_event(conn, EPOLLIN | EPOLLRDHUP); /* read all there is */
 }
 

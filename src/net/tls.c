@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #define MF_TLS_PASSWORD_MAX    1024
@@ -36,10 +37,15 @@
 typedef int (*mf_tls_decrypt_fn)(const char *cipher, size_t cipher_len,
                                  char *plain, size_t *plain_len);
 
+/* A running process checks its certificate again at most this often,
+ * when it opens a connection. */
+#define MF_TLS_RECHECK_MS (24ull * 3600 * 1000)
+
 struct mf_tls {
     SSL_CTX *ctx;
     bool server;
     uint32_t warn_days;
+    atomic_uint_least64_t next_check_ms; /* of the certificate's expiry */
     char who[48];
     char server_name[256];
     mf_net_stream_ops_t stream;
@@ -155,6 +161,16 @@ static int mf_tls_password(const mf_tls_config_t *cfg, const char *who,
     return 0;
 }
 
+mf_status_t mf_tls_key_password(const mf_tls_config_t *cfg, const char *who,
+                                char *out, size_t len)
+{
+    out[0] = '\0';
+    if (cfg->key_password_file[0] == '\0') {
+        return MF_OK;
+    }
+    return mf_tls_password(cfg, who, out, len) == 0 ? MF_OK : MF_ERR_CONFIG;
+}
+
 static mf_status_t mf_tls_load_key(SSL_CTX *ctx, const mf_tls_config_t *cfg,
                                    const char *who)
 {
@@ -256,6 +272,19 @@ long mf_tls_check_expiry(const mf_tls_t *tls)
     return cert != NULL ? mf_tls_cert_days(cert, tls->who, tls->warn_days) : 0;
 }
 
+/* Once a day, at a connection: the certificate's expiry again, so a
+ * long-running process warns ahead of it, and says when it passed. */
+static void mf_tls_recheck(mf_tls_t *tls)
+{
+    uint64_t now = mf_time_ms(), next = atomic_load(&tls->next_check_ms);
+
+    if (now >= next &&
+        atomic_compare_exchange_strong(&tls->next_check_ms, &next,
+                                       now + MF_TLS_RECHECK_MS)) {
+        (void)mf_tls_check_expiry(tls);
+    }
+}
+
 mf_status_t mf_tls_config_check(const mf_tls_config_t *cfg, const char *who)
 {
     if (!cfg->enable) {
@@ -348,6 +377,7 @@ static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,
     if (mf_net_sock_prepare(fd) != MF_OK) {
         return NULL;
     }
+    mf_tls_recheck(tls);
     ssl = SSL_new(tls->ctx);
     if (ssl == NULL) {
         mf_error("%s: cannot start a TLS session: %s", tls->who,
@@ -415,7 +445,10 @@ struct bufferevent *mf_tls_http_bev(struct event_base *base, void *arg)
     mf_tls_t *tls = arg;
     struct bufferevent *bev;
     char why[256];
-    SSL *ssl = SSL_new(tls->ctx);
+    SSL *ssl;
+
+    mf_tls_recheck(tls);
+    ssl = SSL_new(tls->ctx);
 
     if (ssl == NULL) {
         mf_error("%s: cannot start a TLS session: %s", tls->who,
@@ -533,6 +566,7 @@ mf_status_t mf_tls_create(const mf_tls_config_t *cfg, bool server,
     if (server && !cfg->verify_peer) {
         mf_warn("%s: tls.verify_peer is off: any client may connect", who);
     }
+    atomic_init(&tls->next_check_ms, mf_time_ms() + MF_TLS_RECHECK_MS);
     *tls_p = tls;
     return MF_OK;
 

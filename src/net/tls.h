@@ -135,6 +135,13 @@ struct bufferevent *mf_tls_http_bev(struct event_base *base, void *arg);
  * Days left (negative once expired). */
 long mf_tls_check_expiry(const mf_tls_t *tls);
 
+/* The private key's password as mf_tls_create reads it (from
+ * key_password_file, through decrypter_lib when set) into out, "" when
+ * the key has none: for a library that loads the key itself (libcurl).
+ * MF_ERR_CONFIG, logged as who.  Wipe it after use. */
+mf_status_t mf_tls_key_password(const mf_tls_config_t *cfg, const char *who,
+                                char *out, size_t len);
+
 /* Checks a config filled by hand or read from a file, without loading
  * anything: with enable set, a certificate and key, a CA, a known
  * min_version.  MF_ERR_CONFIG, logged as who. */

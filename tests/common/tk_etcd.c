@@ -36,24 +36,35 @@ static bool tk_etcd_ready(const char *log)
 int tk_etcd_start(tk_etcd_t *etcd, const tk_netns_t *net, int host,
                   const char *addr, uint16_t client_port, uint16_t peer_port)
 {
-    char cmd[1024], log[96];
+    const char *cert = getenv("MMC_META_TLS_CERT_FILE");
+    const char *key = getenv("MMC_META_TLS_KEY_FILE");
+    const char *ca = getenv("MMC_META_TLS_CA_FILE");
+    char cmd[2048], log[96], tls[1024] = "";
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     uint64_t deadline = tk_time_ms() + 60000;
+    bool https =
+        getenv("TK_TLS") != NULL && cert != NULL && key != NULL && ca != NULL;
     int fd = -1;
 
     memset(etcd, 0, sizeof(*etcd));
     snprintf(etcd->dir, sizeof(etcd->dir), "/tmp/mf-etcd-%d-%u", getpid(),
              (unsigned)client_port);
-    snprintf(etcd->url, sizeof(etcd->url), "http://%s:%u", addr,
-             (unsigned)client_port);
+    snprintf(etcd->url, sizeof(etcd->url), "%s://%s:%u",
+             https ? "https" : "http", addr, (unsigned)client_port);
+    if (https) { /* the clients' certificates of the same CA (tk_tls.h) */
+        snprintf(tls, sizeof(tls),
+                 "--cert-file %s --key-file %s --trusted-ca-file %s "
+                 "--client-cert-auth ",
+                 cert, key, ca);
+    }
     snprintf(log, sizeof(log), "%s.log", etcd->dir);
     snprintf(cmd, sizeof(cmd),
-             "rm -rf %s; exec %s --name lab --data-dir %s "
+             "rm -rf %s; exec %s --name lab --data-dir %s %s"
              "--listen-client-urls %s --advertise-client-urls %s "
              "--listen-peer-urls http://127.0.0.1:%u "
              "--initial-advertise-peer-urls http://127.0.0.1:%u "
              "--initial-cluster lab=http://127.0.0.1:%u >%s 2>&1",
-             etcd->dir, TK_ETCD_BIN, etcd->dir, etcd->url, etcd->url,
+             etcd->dir, TK_ETCD_BIN, etcd->dir, tls, etcd->url, etcd->url,
              (unsigned)peer_port, (unsigned)peer_port, (unsigned)peer_port,
              log);
     etcd->pid = net != NULL ? tk_netns_exec(net, host, argv, &fd)

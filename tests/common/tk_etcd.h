@@ -2,7 +2,9 @@
  * A one-member etcd (Debian's etcd-server) for tests and benchmarks of
  * leader election: a fresh data directory, client and peer URLs on the
  * address asked for, inside a host of a network-namespace lab or in the
- * test's own namespace, stopped and removed by tk_etcd_stop().
+ * test's own namespace, stopped and removed by tk_etcd_stop().  Under
+ * TK_TLS (tk_tls.h) its client URL is https, with the meta service's
+ * certificate, and it demands client certificates of the same CA.
  */
 #ifndef MF_TK_ETCD_H
 #define MF_TK_ETCD_H
@@ -17,7 +19,7 @@
 typedef struct tk_etcd {
     pid_t pid;    /* 0: not running */
     char dir[64]; /* its data directory; the log is <dir>.log */
-    char url[96]; /* its client URL, http://addr:port */
+    char url[96]; /* its client URL, http(s)://addr:port */
 } tk_etcd_t;
 
 /* Whether the etcd binary is installed (else a test skips). */

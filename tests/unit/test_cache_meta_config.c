@@ -234,22 +234,31 @@ static void test_set_errors(void **state)
                    "longer");
 }
 
-/* etcd endpoints that are no http://host:port list are refused before
- * any request, naming the list. */
+/* etcd endpoints that are no http(s)://host:port list are refused before
+ * any request, naming the list; https needs the service's TLS. */
 static void test_etcd_endpoints(void **state)
 {
-    static const char *const bad[] = {"", "etcd:2379", "https://a:1",
+    static const char *const bad[] = {"", "etcd:2379", "httpx://a:1",
                                       "http://a:1,,http://b:2",
                                       "http://a:1, ftp://b:2"};
+    mmc_meta_config_t cfg;
     mmc_etcd_t *e = NULL;
 
     (void)state;
+    mmc_meta_config_init(&cfg);
     mf_log_set_level(MF_LOG_OFF);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(mmc_etcd_open(bad[i], 100, &e), MF_ERR_CONFIG);
+        assert_int_equal(mmc_etcd_open(bad[i], 100, &cfg.tls, &e),
+                         MF_ERR_CONFIG);
     }
+    /* https without tls.enable */
+    assert_int_equal(mmc_etcd_open("https://a:1", 100, &cfg.tls, &e),
+                     MF_ERR_CONFIG);
+    assert_int_equal(mmc_etcd_open("http://a:1, https://b:2", 100, NULL, &e),
+                     MF_ERR_CONFIG);
     mf_log_set_level(MF_LOG_WARN);
-    assert_int_equal(mmc_etcd_open("http://a:1, http://b:2", 100, &e), MF_OK);
+    assert_int_equal(mmc_etcd_open("http://a:1, http://b:2", 100, NULL, &e),
+                     MF_OK);
     mmc_etcd_close(e);
 }
 

@@ -4,6 +4,7 @@
  * values as base64 (OpenSSL's codec).
  */
 #include "cache/meta/etcd.h"
+#include "net/tls.h"
 
 #include "util/log.h"
 #include "util/misc.h"
@@ -12,6 +13,7 @@
 #include <inttypes.h>
 #include <json.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +24,10 @@
 
 struct mmc_etcd {
     CURL *curl;
+    mf_tls_config_t *tls;             /* https: the client's side; else NULL */
+    char tls_password[1024];          /* of its key, "" if none */
+    char error[CURL_ERROR_SIZE];      /* curl's reason for the last failure */
+    char last[CURL_ERROR_SIZE + 512]; /* that request, for the warning */
     char endpoints[MF_URL_LIST_MAX][280]; /* "http://host:port" */
     size_t n, cur;
     uint32_t timeout_ms;
@@ -61,10 +67,68 @@ static size_t mmc_etcd_write(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Keeps the client side of https to etcd, from the meta service's
+ * tls.* (applied to every request: mmc_etcd_apply_tls). */
+static mf_status_t mmc_etcd_tls(mmc_etcd_t *e, const mf_tls_config_t *tls)
+{
+    if (tls == NULL || !tls->enable) {
+        mf_error("etcd: https endpoints need tls.enable (the CA of etcd's "
+                 "certificate, this service's certificate and key)");
+        return MF_ERR_CONFIG;
+    }
+    e->tls = malloc(sizeof(*e->tls));
+    if (e->tls == NULL) {
+        return MF_ERR_NOMEM;
+    }
+    *e->tls = *tls;
+    return mf_tls_key_password(tls, "etcd", e->tls_password,
+                               sizeof(e->tls_password));
+}
+
+/* The https options of a request (curl_easy_reset cleared them). */
+static bool mmc_etcd_apply_tls(mmc_etcd_t *e)
+{
+    const mf_tls_config_t *tls = e->tls;
+    CURLcode rc = CURLE_OK;
+
+    if (tls == NULL) {
+        return true;
+    }
+    if (tls->ca_file[0] != '\0') {
+        rc |= curl_easy_setopt(e->curl, CURLOPT_CAINFO, tls->ca_file);
+    }
+    if (tls->ca_path[0] != '\0') {
+        rc |= curl_easy_setopt(e->curl, CURLOPT_CAPATH, tls->ca_path);
+    }
+    if (tls->crl_file[0] != '\0') {
+        rc |= curl_easy_setopt(e->curl, CURLOPT_CRLFILE, tls->crl_file);
+    }
+    rc |= curl_easy_setopt(e->curl, CURLOPT_SSLCERT, tls->cert_file);
+    rc |= curl_easy_setopt(e->curl, CURLOPT_SSLKEY, tls->key_file);
+    if (e->tls_password[0] != '\0') {
+        rc |= curl_easy_setopt(e->curl, CURLOPT_KEYPASSWD, e->tls_password);
+    }
+    rc |= curl_easy_setopt(e->curl, CURLOPT_SSLVERSION,
+                           strcmp(tls->min_version, "1.3") == 0
+                               ? CURL_SSLVERSION_TLSv1_3
+                               : CURL_SSLVERSION_TLSv1_2);
+    rc |= curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    /* as every client of ours: the host's name only with server_name */
+    rc |= curl_easy_setopt(e->curl, CURLOPT_SSL_VERIFYHOST,
+                           tls->server_name[0] != '\0' ? 2L : 0L);
+    if (rc != CURLE_OK) {
+        mf_error("etcd: this libcurl cannot do https with client "
+                 "certificates");
+        return false;
+    }
+    return true;
+}
+
 mf_status_t mmc_etcd_open(const char *endpoints, uint32_t timeout_ms,
-                          mmc_etcd_t **etcd_p)
+                          const mf_tls_config_t *tls, mmc_etcd_t **etcd_p)
 {
     const char *p = endpoints;
+    bool https = false;
     mmc_etcd_t *e;
 
     pthread_once(&mmc_etcd_once, mmc_etcd_global);
@@ -84,13 +148,14 @@ mf_status_t mmc_etcd_open(const char *endpoints, uint32_t timeout_ms,
             len--;
         }
         if (len == 0 || len >= sizeof(e->endpoints[0]) ||
-            strncmp(p, "http://", 7) != 0) {
-            mf_error("etcd: bad endpoint in '%s' (expected http://host:port, "
-                     "comma-separated)",
+            (strncmp(p, "http://", 7) != 0 && strncmp(p, "https://", 8) != 0)) {
+            mf_error("etcd: bad endpoint in '%s' (expected http://host:port "
+                     "or https://host:port, comma-separated)",
                      endpoints);
             free(e);
             return MF_ERR_CONFIG;
         }
+        https |= strncmp(p, "https://", 8) == 0;
         memcpy(e->endpoints[e->n], p, len);
         e->endpoints[e->n++][len] = '\0';
         p = end != NULL ? end + 1 : NULL;
@@ -105,6 +170,14 @@ mf_status_t mmc_etcd_open(const char *endpoints, uint32_t timeout_ms,
         free(e);
         return MF_ERR_NOMEM;
     }
+    if (https) {
+        mf_status_t status = mmc_etcd_tls(e, tls);
+
+        if (status != MF_OK) {
+            mmc_etcd_close(e);
+            return status;
+        }
+    }
     e->timeout_ms = timeout_ms;
     *etcd_p = e;
     return MF_OK;
@@ -116,6 +189,8 @@ void mmc_etcd_close(mmc_etcd_t *e)
         return;
     }
     curl_easy_cleanup(e->curl);
+    OPENSSL_cleanse(e->tls_password, sizeof(e->tls_password));
+    free(e->tls);
     free(e);
 }
 
@@ -147,6 +222,11 @@ static mf_status_t mmc_etcd_call(mmc_etcd_t *e, const char *path,
         curl_easy_setopt(e->curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e->curl, CURLOPT_WRITEFUNCTION, mmc_etcd_write);
         curl_easy_setopt(e->curl, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(e->curl, CURLOPT_ERRORBUFFER, e->error);
+        e->error[0] = '\0';
+        if (!mmc_etcd_apply_tls(e)) {
+            break;
+        }
         rc = curl_easy_perform(e->curl);
         if (rc == CURLE_OK) {
             curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -160,14 +240,18 @@ static mf_status_t mmc_etcd_call(mmc_etcd_t *e, const char *path,
             free(b.data);
             break;
         }
-        mf_debug("etcd: %s: %s (HTTP %ld)", url,
-                 rc != CURLE_OK ? curl_easy_strerror(rc) : "refused", code);
+        snprintf(e->last, sizeof(e->last), "%s: %s (HTTP %ld)", url,
+                 rc != CURLE_OK
+                     ? (e->error[0] != '\0' ? e->error : curl_easy_strerror(rc))
+                     : "refused",
+                 code);
+        mf_debug("etcd: %s", e->last);
         free(b.data);
         e->cur = (e->cur + 1) % e->n;
     }
     curl_slist_free_all(hdrs);
     if (status == MF_ERR_IO) {
-        mf_warn("etcd: no endpoint answered %s", path);
+        mf_warn("etcd: no endpoint answered %s (the last: %s)", path, e->last);
     }
     return status;
 }

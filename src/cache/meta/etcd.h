@@ -16,12 +16,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct mf_tls_config;
+
 typedef struct mmc_etcd mmc_etcd_t;
 
-/* endpoints: "http://host:port" or a comma-separated list; each call
- * takes at most timeout_ms per endpoint tried. */
+/* endpoints: "http://host:port" or "https://host:port", or a
+ * comma-separated list; each call takes at most timeout_ms per endpoint
+ * tried.  https needs tls (tls.enable): its CA checks etcd's certificate
+ * (and, with tls.server_name set, that it names the endpoint's host), its
+ * certificate and key are the client's, its CRL applies. */
 mf_status_t mmc_etcd_open(const char *endpoints, uint32_t timeout_ms,
-                          mmc_etcd_t **etcd_p);
+                          const struct mf_tls_config *tls, mmc_etcd_t **etcd_p);
 void mmc_etcd_close(mmc_etcd_t *etcd);
 
 /* A lease of ttl_s seconds: *id_p. */

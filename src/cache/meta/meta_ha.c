@@ -155,7 +155,8 @@ mf_status_t mmc_meta_ha_lead(const mmc_meta_ha_params_t *p,
                  cfg->port);
     }
     /* each request gives up within an eighth of the lease */
-    status = mmc_etcd_open(cfg->etcd_endpoints, ha->ttl_ms / 8, &ha->etcd);
+    status = mmc_etcd_open(cfg->etcd_endpoints, ha->ttl_ms / 8, &cfg->tls,
+                           &ha->etcd);
     if (status != MF_OK) {
         free(ha);
         return status;

@@ -54,7 +54,8 @@ enum { MMC_COPY_L2G = 0, MMC_COPY_G2L = 1, MMC_COPY_G2H = 2, MMC_COPY_H2G = 3 };
 typedef void (*ExternalLog)(int level, const char *msg);
 
 typedef struct {
-    bool tlsEnable; /* must be false: TLS is not available in this build */
+    bool tlsEnable; /* the paths become the tls.* settings (packagePath
+                       is not used: the system's OpenSSL is) */
     char caPath[TLS_PATH_SIZE];
     char crlPath[TLS_PATH_SIZE];
     char certPath[TLS_PATH_SIZE];

@@ -90,8 +90,10 @@ typedef struct {
     uint32_t rankId;                  /* else this rank */
     uint32_t flags;                   /* reserved, 0 */
     char hcomUrl[64];                 /* ignored */
-    smem_tls_config hcomTlsConfig;    /* tlsEnable must be false */
-    smem_tls_config storeTlsConfig;   /* tlsEnable must be false */
+    smem_tls_config hcomTlsConfig;    /* tlsEnable must be false: data
+                                         lanes are authenticated, not
+                                         encrypted */
+    smem_tls_config storeTlsConfig;   /* the config store's TLS (tls.*) */
 } smem_bm_config_t;
 
 typedef struct {

@@ -12,6 +12,7 @@ protocol) is an error, never silently dropped.
 """
 
 import logging
+import os
 import re
 
 from . import _memcache
@@ -117,10 +118,61 @@ _LOG_LEVELS = {"debug": "debug", "info": "info", "warn": "warn",
                "warning": "warn", "error": "error"}
 
 
-def _tls(key, value, out):
-    if _bool(value):
-        raise ConfigError("%s = %s: TLS is not available in this build" %
-                          (key, value))
+# upstream's TLS paths (relative to its top.path) -> our tls.* keys
+_TLS_PATHS = {
+    "ca.path": "tls.ca_file",
+    "ca.crl.path": "tls.crl_file",
+    "cert.path": "tls.cert_file",
+    "key.path": "tls.key_file",
+    "key.pass.path": "tls.key_password_file",
+    "decrypter.path": "tls.decrypter_lib",
+    "decrypter.lib.path": "tls.decrypter_lib",
+}
+
+
+def _tls_group(pairs, prefix):
+    """The settings of one upstream TLS group (``<prefix>enable``,
+    ``<prefix>top.path``, its paths) as our tls.* keys; None when off."""
+    group = {k[len(prefix):]: v for k, v in pairs if k.startswith(prefix)}
+    if not _bool(group.get("enable", "false")):
+        return None
+    top = group.get("top.path", "")
+    out = {"tls.enable": "true"}
+    for name, value in group.items():
+        if name in _TLS_PATHS and value.strip():
+            out[_TLS_PATHS[name]] = os.path.join(top, value.strip())
+        elif name == "package.path":
+            _log.warning("%spackage.path has no effect here: the system's "
+                         "OpenSSL is used", prefix)
+        elif name not in ("enable", "top.path"):
+            _log.warning("%s%s: unknown TLS setting, ignored", prefix, name)
+    missing = [k for k in ("tls.ca_file", "tls.cert_file", "tls.key_file")
+               if k not in out]
+    if missing:
+        raise ConfigError("%senable = true: TLS needs the CA, certificate "
+                          "and key paths (%sca.path, cert.path, key.path)"
+                          % (prefix, prefix))
+    return out
+
+
+def _tls_settings(pairs):
+    """Our tls.* settings of upstream's TLS groups: ock.mmc.tls.* and
+    ock.mmc.config_store.tls.* are one set here (the first that is on);
+    an encrypted data path (hcom TLS) cannot be had."""
+    pairs = [(k.strip(), v) for k, v in pairs]
+    for key, value in pairs:
+        if key == "ock.mmc.local_service.hcom.tls.enable" and _bool(value):
+            raise ConfigError("%s = %s: the data path is not encrypted here "
+                              "(its connections are authenticated: see "
+                              "docs/security.md); TLS is for the control "
+                              "connections (ock.mmc.tls.*)" % (key, value))
+    main = _tls_group(pairs, "ock.mmc.tls.")
+    store = _tls_group(pairs, "ock.mmc.config_store.tls.")
+    if main is not None and store is not None and main != store:
+        _log.warning("ock.mmc.config_store.tls.* differs from "
+                     "ock.mmc.tls.*: one set serves both here, "
+                     "ock.mmc.tls.*")
+    return main if main is not None else (store or {})
 
 
 def _noop(reason):
@@ -163,8 +215,6 @@ _BY_META = "the meta service decides it (mmc-meta's settings)"
 _LOCAL_KEYS = {
     "ock.mmc.meta_service_url": _to("meta_url"),
     "ock.mmc.log_level": _log_level,
-    "ock.mmc.tls.enable": _tls,
-    "ock.mmc.config_store.tls.enable": _tls,
     "ock.mmc.local_service.config_store_url":
         _noop("the pool's config store is the meta service's"),
     "ock.mmc.local_service.world_size":
@@ -238,17 +288,15 @@ _META_KEYS = {
     "ock.mmc.evict_threshold_high": _pct("evict_high_pct"),
     "ock.mmc.evict_threshold_low": _pct("evict_low_pct"),
     "ock.mmc.meta.lease_ttl_ms": _to("lease_ms", lambda v: str(int(v))),
-    "ock.mmc.tls.enable": _tls,
-    "ock.mmc.config_store.tls.enable": _tls,
 }
 
 
 def _translate(pairs, table, what):
-    out = {}
+    pairs = list(pairs)
+    out = _tls_settings(pairs)
     for key, value in pairs:
-        if key.startswith("ock.mmc.") and ".tls." in key and \
-                not key.endswith(".enable"):
-            continue  # certificate paths: TLS itself is refused above
+        if key.startswith("ock.mmc.") and ".tls." in key:
+            continue  # the TLS groups: _tls_settings above
         apply = table.get(key)
         if apply is None:
             _log.warning("%s: unknown setting %s = %s, ignored", what, key,

@@ -363,6 +363,34 @@ mf_status_t mf_tls_create_from_text(const char *text, bool server,
     return status;
 }
 
+mf_status_t mf_tls_apply_paths(const mf_tls_paths_t *p,
+                               mf_status_t (*set)(void *obj, const char *key,
+                                                  const char *value),
+                               void *obj)
+{
+    const struct {
+        const char *key, *value;
+    } paths[] = {
+        {"tls.ca_file", p->ca_file},
+        {"tls.crl_file", p->crl_file},
+        {"tls.cert_file", p->cert_file},
+        {"tls.key_file", p->key_file},
+        {"tls.key_password_file", p->key_password_file},
+        {"tls.decrypter_lib", p->decrypter_lib},
+    };
+    mf_status_t status = MF_OK;
+
+    if (!p->enable) {
+        return MF_OK;
+    }
+    for (size_t i = 0; i < MF_ARRAY_SIZE(paths) && status == MF_OK; i++) {
+        if (paths[i].value != NULL && paths[i].value[0] != '\0') {
+            status = set(obj, paths[i].key, paths[i].value);
+        }
+    }
+    return status == MF_OK ? set(obj, "tls.enable", "true") : status;
+}
+
 /* ---- streams ---- */
 
 static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,

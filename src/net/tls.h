@@ -142,6 +142,21 @@ long mf_tls_check_expiry(const mf_tls_t *tls);
 mf_status_t mf_tls_key_password(const mf_tls_config_t *cfg, const char *who,
                                 char *out, size_t len);
 
+/* TLS given as paths (upstream's TLS configs, in the compat shims). */
+typedef struct mf_tls_paths {
+    bool enable;
+    const char *ca_file, *crl_file, *cert_file, *key_file;
+    const char *key_password_file, *decrypter_lib;
+} mf_tls_paths_t;
+
+/* Sets the tls.* keys of p through set(obj, key, value): each path that
+ * is not empty, then tls.enable (each set checks the whole).  The first
+ * status that is not MF_OK. */
+mf_status_t mf_tls_apply_paths(const mf_tls_paths_t *p,
+                               mf_status_t (*set)(void *obj, const char *key,
+                                                  const char *value),
+                               void *obj);
+
 /* Checks a config filled by hand or read from a file, without loading
  * anything: with enable set, a certificate and key, a CA, a known
  * min_version.  MF_ERR_CONFIG, logged as who. */

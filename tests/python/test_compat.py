@@ -95,6 +95,38 @@ def test_local_config_refused(tmp_path, line, match):
         local_settings(read_conf(str(path)))
 
 
+def test_tls_translated(tmp_path, caplog):
+    path = tmp_path / "tls.conf"
+    path.write_text(
+        "ock.mmc.meta_service_url = tcp://10.0.0.1:5800\n"
+        "ock.mmc.tls.enable = true\n"
+        "ock.mmc.tls.top.path = /opt/ock/security/\n"
+        "ock.mmc.tls.ca.path = certs/ca.cert.pem\n"
+        "ock.mmc.tls.ca.crl.path = certs/ca.crl.pem\n"
+        "ock.mmc.tls.cert.path = certs/client.cert.pem\n"
+        "ock.mmc.tls.key.path = /elsewhere/client.key.pem\n"
+        "ock.mmc.tls.key.pass.path = certs/client.passphrase\n"
+        "ock.mmc.tls.package.path = /opt/ock/openssl\n"
+        "ock.mmc.config_store.tls.enable = false\n"
+        "ock.mmc.local_service.hcom.tls.enable = false\n")
+    settings = local_settings(read_conf(str(path)))
+    assert settings["tls.enable"] == "true"
+    assert settings["tls.ca_file"] == "/opt/ock/security/certs/ca.cert.pem"
+    assert settings["tls.crl_file"] == "/opt/ock/security/certs/ca.crl.pem"
+    assert settings["tls.cert_file"] == \
+        "/opt/ock/security/certs/client.cert.pem"
+    assert settings["tls.key_file"] == "/elsewhere/client.key.pem"
+    assert settings["tls.key_password_file"] == \
+        "/opt/ock/security/certs/client.passphrase"
+    assert "package.path" in caplog.text
+    assert meta_settings(read_conf(str(path)))["tls.cert_file"] == \
+        "/opt/ock/security/certs/client.cert.pem"
+    # an encrypted data path cannot be had
+    path.write_text("ock.mmc.local_service.hcom.tls.enable = true\n")
+    with pytest.raises(ConfigError, match="not encrypted"):
+        local_settings(read_conf(str(path)))
+
+
 def test_config_file_syntax(tmp_path):
     path = tmp_path / "bad.conf"
     path.write_text("ock.mmc.log_level = info\nthis line has no value\n")

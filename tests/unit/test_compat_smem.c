@@ -137,6 +137,22 @@ static void test_bm(void **state)
     assert_int_equal(smem_bm_config_init(&cfg), SM_OK);
     assert_true(cfg.startConfigStoreServer);
     cfg.startConfigStoreServer = false; /* ours runs already */
+    /* TLS: the store's paths become tls.* (a missing CA fails them); an
+     * encrypted data path is refused */
+    tk_log_allow_errors(&test_log, true);
+    cfg.storeTlsConfig.tlsEnable = true;
+    snprintf(cfg.storeTlsConfig.certPath, sizeof(cfg.storeTlsConfig.certPath),
+             "/nonexistent/cert.pem");
+    snprintf(cfg.storeTlsConfig.keyPath, sizeof(cfg.storeTlsConfig.keyPath),
+             "/nonexistent/key.pem");
+    assert_int_equal(smem_bm_init(test_url, 1, 0, &cfg), SM_INVALID_PARAM);
+    assert_non_null(strstr(smem_get_last_err_msg(), "storeTlsConfig"));
+    memset(&cfg.storeTlsConfig, 0, sizeof(cfg.storeTlsConfig));
+    cfg.hcomTlsConfig.tlsEnable = true;
+    assert_int_not_equal(smem_bm_init(test_url, 1, 0, &cfg), SM_OK);
+    assert_non_null(strstr(smem_get_last_err_msg(), "not encrypted"));
+    cfg.hcomTlsConfig.tlsEnable = false;
+    tk_log_allow_errors(&test_log, false);
     assert_int_equal(smem_bm_init(test_url, 1, 0, &cfg), SM_OK);
     assert_int_equal(smem_bm_get_rank_id(), 0);
     bm = smem_bm_create(3, 1, SMEMB_DATA_OP_HOST_TCP, seg, 0, 0);

@@ -6,6 +6,7 @@
  * kept by key inside libmemcache.
  */
 #include "cache/local/local.h"
+#include "net/tls.h"
 
 #include <compat/mmc_client.h>
 #include <pthread.h>
@@ -113,6 +114,32 @@ static void mmcc_sink(mf_log_level_t level, const char *file, int line,
                message);
 }
 
+static mf_status_t mmcc_tls_set(void *obj, const char *key, const char *value)
+{
+    return mmc_config_set(obj, key, value);
+}
+
+/* Upstream's TLS paths as the tls.* settings (net/tls.h); packagePath,
+ * an OpenSSL of its own, is not used: the system's is. */
+static mmc_status_t mmcc_tls(const mmc_tls_config *tls, mmc_config_t *cfg)
+{
+    char paths[6][TLS_PATH_SIZE + 1];
+    const char *const fields[6] = {tls->caPath,      tls->crlPath,
+                                   tls->certPath,    tls->keyPath,
+                                   tls->keyPassPath, tls->decrypterLibPath};
+    mf_tls_paths_t p;
+
+    if (!tls->tlsEnable) {
+        return MMC_OK;
+    }
+    for (int i = 0; i < 6; i++) { /* upstream's arrays need not end in NUL */
+        snprintf(paths[i], sizeof(paths[i]), "%.*s", TLS_PATH_SIZE, fields[i]);
+    }
+    p = (mf_tls_paths_t){true,     paths[0], paths[1], paths[2],
+                         paths[3], paths[4], paths[5]};
+    return mf_tls_apply_paths(&p, mmcc_tls_set, cfg);
+}
+
 MF_API int32_t mmcc_init(mmc_client_config_t *config)
 {
     static const mf_log_level_t levels[] = {MF_LOG_DEBUG, MF_LOG_INFO,
@@ -121,11 +148,9 @@ MF_API int32_t mmcc_init(mmc_client_config_t *config)
     mmc_status_t st;
     mmc_t *mmc;
 
-    if (config == NULL || config->tlsConfig.tlsEnable ||
-        memchr(config->discoveryURL, '\0', sizeof(config->discoveryURL)) ==
-            NULL) {
-        mf_error("mmcc_init: config missing, its URL not terminated, or TLS "
-                 "asked for (not available in this build)");
+    if (config == NULL || memchr(config->discoveryURL, '\0',
+                                 sizeof(config->discoveryURL)) == NULL) {
+        mf_error("mmcc_init: config missing, or its URL not terminated");
         return MMC_INVALID_PARAM;
     }
     if (config->logLevel >= 0 && config->logLevel <= 3) {
@@ -139,6 +164,9 @@ MF_API int32_t mmcc_init(mmc_client_config_t *config)
     st = mmc_config_load_env(&cfg);
     if (st == MMC_OK) {
         st = mmc_config_set(&cfg, "meta_url", config->discoveryURL);
+    }
+    if (st == MMC_OK) {
+        st = mmcc_tls(&config->tlsConfig, &cfg);
     }
     if (st == MMC_OK && config->timeOut != 0) {
         char ms[32];

@@ -4,6 +4,7 @@
  * upstream's SM_* codes that every file of the shim uses.
  */
 #include "fabric/compat/smem_int.h"
+#include "net/tls.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -80,7 +81,42 @@ void mf_smem_device(uint32_t device)
     (void)setenv("MF_CUDA_DEVICE", text, 0);
 }
 
-mf_status_t mf_smem_store_start(const char *url)
+mf_status_t mf_smem_tls(const smem_tls_config_t *tls,
+                        mf_status_t (*set)(void *obj, const char *key,
+                                           const char *value),
+                        void *obj)
+{
+    char paths[6][SMEM_TLS_PATH_SIZE + 1];
+    mf_tls_paths_t p;
+
+    if (tls == NULL || !tls->tlsEnable) {
+        return MF_OK;
+    }
+    /* upstream's arrays need not end in a NUL */
+    snprintf(paths[0], sizeof(paths[0]), "%.*s", (int)sizeof(tls->caPath),
+             tls->caPath);
+    snprintf(paths[1], sizeof(paths[1]), "%.*s", (int)sizeof(tls->crlPath),
+             tls->crlPath);
+    snprintf(paths[2], sizeof(paths[2]), "%.*s", (int)sizeof(tls->certPath),
+             tls->certPath);
+    snprintf(paths[3], sizeof(paths[3]), "%.*s", (int)sizeof(tls->keyPath),
+             tls->keyPath);
+    snprintf(paths[4], sizeof(paths[4]), "%.*s", (int)sizeof(tls->keyPassPath),
+             tls->keyPassPath);
+    snprintf(paths[5], sizeof(paths[5]), "%.*s",
+             (int)sizeof(tls->decrypterLibPath), tls->decrypterLibPath);
+    p = (mf_tls_paths_t){true,     paths[0], paths[1], paths[2],
+                         paths[3], paths[4], paths[5]};
+    return mf_tls_apply_paths(&p, set, obj);
+}
+
+static mf_status_t mf_smem_store_set(void *obj, const char *key,
+                                     const char *value)
+{
+    return mf_store_server_config_set(obj, key, value);
+}
+
+mf_status_t mf_smem_store_start(const char *url, const smem_tls_config_t *tls)
 {
     mf_store_server_config_t cfg;
     mf_store_server_t *server;
@@ -97,6 +133,10 @@ mf_status_t mf_smem_store_start(const char *url)
         return MF_ERR_INVALID;
     }
     cfg.port = port;
+    status = mf_smem_tls(tls, mf_smem_store_set, &cfg);
+    if (status != MF_OK) {
+        return status;
+    }
     pthread_mutex_lock(&mf_smem_g.lock);
     if (mf_smem_g.server != NULL) {
         pthread_mutex_unlock(&mf_smem_g.lock);
@@ -141,7 +181,7 @@ MF_API int32_t smem_create_config_store(const char *storeUrl)
         return mf_smem_fail("smem_create_config_store", MF_ERR_INVALID,
                             "storeUrl is NULL");
     }
-    status = mf_smem_store_start(storeUrl);
+    status = mf_smem_store_start(storeUrl, NULL);
     if (status == MF_ERR_EXISTS) {
         mf_smem_fail("smem_create_config_store", status,
                      "a config store runs in this process already");
@@ -194,8 +234,9 @@ MF_API int32_t smem_set_conf_store_tls(bool enable, const char *tls_info,
     (void)tls_info_len;
     if (enable) {
         return mf_smem_fail("smem_set_conf_store_tls", MF_ERR_UNSUPPORTED,
-                            "TLS of the config store is not available in "
-                            "this build");
+                            "the tls_info string is not read: give TLS as "
+                            "smem_bm_config_t.storeTlsConfig or the tls.* "
+                            "settings (MF_TLS_* variables)");
     }
     return SM_OK;
 }

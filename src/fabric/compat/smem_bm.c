@@ -39,6 +39,11 @@ MF_API int32_t smem_bm_config_init(smem_bm_config_t *config)
     return SM_OK;
 }
 
+static mf_status_t mf_smem_bm_set(void *obj, const char *key, const char *value)
+{
+    return mf_bm_config_set(obj, key, value);
+}
+
 MF_API int32_t smem_bm_init(const char *storeURL, uint32_t worldSize,
                             uint16_t deviceId, const smem_bm_config_t *config)
 {
@@ -56,14 +61,17 @@ MF_API int32_t smem_bm_init(const char *storeURL, uint32_t worldSize,
         return mf_smem_fail(call, MF_ERR_INVALID, "storeURL %s, worldSize %u",
                             storeURL != NULL ? "set" : "NULL", worldSize);
     }
-    if (config->hcomTlsConfig.tlsEnable || config->storeTlsConfig.tlsEnable) {
+    if (config->hcomTlsConfig.tlsEnable) {
         return mf_smem_fail(call, MF_ERR_UNSUPPORTED,
-                            "TLS is not available in this build");
+                            "hcomTlsConfig: the data path is not encrypted "
+                            "(its connections are authenticated, see "
+                            "docs/security.md); TLS is for the config "
+                            "store (storeTlsConfig)");
     }
     rank = config->autoRanking ? MF_RANK_AUTO : config->rankId;
     if (config->startConfigStoreServer &&
         (config->startConfigStoreOnly || rank == 0)) {
-        status = mf_smem_store_start(storeURL);
+        status = mf_smem_store_start(storeURL, &config->storeTlsConfig);
         if (status != MF_OK && status != MF_ERR_EXISTS) {
             return mf_smem_fail(
                 call, status, "cannot serve the config store at %s", storeURL);
@@ -74,6 +82,10 @@ MF_API int32_t smem_bm_init(const char *storeURL, uint32_t worldSize,
     }
     mf_smem_device(deviceId);
     mf_bm_config_init(&cfg);
+    status = mf_smem_tls(&config->storeTlsConfig, mf_smem_bm_set, &cfg);
+    if (status != MF_OK) {
+        return mf_smem_fail(call, status, "storeTlsConfig: see the log");
+    }
     cfg.timeout_ms = mf_smem_ms(config->initTimeout, MF_SMEM_DEFAULT_MS);
     cfg.op_timeout_ms =
         mf_smem_ms(config->controlOperationTimeout, MF_SMEM_DEFAULT_MS);

@@ -49,7 +49,7 @@ MF_API int32_t smem_shm_init(const char *configStoreIpPort, uint32_t worldSize,
                             worldSize);
     }
     if (config->startConfigStore && rankId == 0) {
-        status = mf_smem_store_start(configStoreIpPort);
+        status = mf_smem_store_start(configStoreIpPort, NULL);
         if (status != MF_OK && status != MF_ERR_EXISTS) {
             return mf_smem_fail(call, status,
                                 "cannot serve the config store at %s",
@@ -106,10 +106,10 @@ MF_API smem_shm_t smem_shm_create(uint32_t id, uint32_t rankSize,
     }
     mf_shm_create_params_init(&params);
     params.symmetric_size = symmetricSize;
-    params.type = (flags & SMEM_SHM_FLAG_HOST) == 0 &&
-                          mf_device_ready() == MF_OK
-                      ? MF_MEM_DEVICE
-                      : MF_MEM_HOST;
+    params.type =
+        (flags & SMEM_SHM_FLAG_HOST) == 0 && mf_device_ready() == MF_OK
+            ? MF_MEM_DEVICE
+            : MF_MEM_HOST;
     status = mf_shm_create(id, &params, &h->shm);
     if (status != MF_OK) {
         mf_smem_fail(call, status, "region %u of %#llx bytes per rank", id,

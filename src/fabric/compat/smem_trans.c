@@ -55,7 +55,7 @@ MF_API smem_trans_t smem_trans_create(const char *storeUrl,
     if (config != NULL) {
         cfg.timeout_ms = mf_smem_ms(config->initTimeout, MF_SMEM_DEFAULT_MS);
         if (config->startConfigServer) {
-            status = mf_smem_store_start(storeUrl);
+            status = mf_smem_store_start(storeUrl, NULL);
             if (status != MF_OK && status != MF_ERR_EXISTS) {
                 mf_smem_fail(call, status,
                              "cannot serve the config store at %s", storeUrl);

@@ -393,23 +393,52 @@ mf_status_t mf_tls_apply_paths(const mf_tls_paths_t *p,
 
 /* ---- streams ---- */
 
-static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,
-                                          bool server, void *ctx)
+/* A session of the context for a new connection (the expiry re-checked
+ * now and then); NULL, logged. */
+static SSL *mf_tls_session(mf_tls_t *tls)
 {
-    mf_tls_t *tls = ctx;
-    struct bufferevent *bev;
-    struct in6_addr ip;
     char why[256];
     SSL *ssl;
 
-    if (mf_net_sock_prepare(fd) != MF_OK) {
-        return NULL;
-    }
     mf_tls_recheck(tls);
     ssl = SSL_new(tls->ctx);
     if (ssl == NULL) {
         mf_error("%s: cannot start a TLS session: %s", tls->who,
                  mf_tls_ssl_error(why, sizeof(why)));
+    }
+    return ssl;
+}
+
+/* The OpenSSL bufferevent of socket fd (-1: evhttp sets it) and session
+ * ssl, which it owns; NULL, logged. */
+static struct bufferevent *mf_tls_wrap(mf_tls_t *tls, struct event_base *base,
+                                       int fd, SSL *ssl, bool server)
+{
+    /* only the loop thread touches it, as with plain sockets */
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl,
+        server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+        BEV_OPT_CLOSE_ON_FREE);
+
+    if (bev == NULL) {
+        mf_error("%s: cannot wrap socket %d in TLS", tls->who, fd);
+        return NULL;
+    }
+    /* a peer that closes its socket without close_notify is an EOF */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,
+                                          bool server, void *ctx)
+{
+    mf_tls_t *tls = ctx;
+    struct in6_addr ip;
+    char why[256];
+    SSL *ssl;
+
+    if (mf_net_sock_prepare(fd) != MF_OK ||
+        (ssl = mf_tls_session(tls)) == NULL) {
         return NULL;
     }
     if (!server && tls->server_name[0] != '\0') {
@@ -427,18 +456,7 @@ static struct bufferevent *mf_tls_bev_new(struct event_base *base, int fd,
             return NULL;
         }
     }
-    /* only the loop thread touches it, as with plain sockets */
-    bev = bufferevent_openssl_socket_new(base, fd, ssl,
-                                         server ? BUFFEREVENT_SSL_ACCEPTING
-                                                : BUFFEREVENT_SSL_CONNECTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        mf_error("%s: cannot wrap socket %d in TLS", tls->who, fd);
-        return NULL;
-    }
-    /* a peer that closes its socket without close_notify is an EOF */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
+    return mf_tls_wrap(tls, base, fd, ssl, server);
 }
 
 static const char *mf_tls_why(struct bufferevent *bev, bool *refused_p,
@@ -471,27 +489,10 @@ static const char *mf_tls_why(struct bufferevent *bev, bool *refused_p,
 struct bufferevent *mf_tls_http_bev(struct event_base *base, void *arg)
 {
     mf_tls_t *tls = arg;
-    struct bufferevent *bev;
-    char why[256];
-    SSL *ssl;
+    SSL *ssl = mf_tls_session(tls);
 
-    mf_tls_recheck(tls);
-    ssl = SSL_new(tls->ctx);
-
-    if (ssl == NULL) {
-        mf_error("%s: cannot start a TLS session: %s", tls->who,
-                 mf_tls_ssl_error(why, sizeof(why)));
-        return NULL;
-    }
     /* evhttp gives it the accepted socket */
-    bev = bufferevent_openssl_socket_new(
-        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        mf_error("%s: cannot start an HTTPS connection", tls->who);
-        return NULL;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
+    return ssl != NULL ? mf_tls_wrap(tls, base, -1, ssl, true) : NULL;
 }
 
 const mf_net_stream_ops_t *mf_tls_stream(const mf_tls_t *tls)

@@ -102,19 +102,24 @@ void mf_tl_tcp_conns_reap(mf_tl_tcp_worker_t *worker)
     }
 }
 
-static void mf_tl_tcp_conn_proto_error(mf_tl_tcp_conn_t *conn, const char *why)
+/* Closes conn for what it did: the first such close of an interface
+ * (per warned flag) is a warning, later ones debug lines. */
+static void mf_tl_tcp_conn_drop(mf_tl_tcp_conn_t *conn, atomic_bool *warned,
+                                const char *what, const char *why)
 {
-    mf_tl_tcp_iface_t *iface = conn->worker->iface;
-
-    if (!atomic_exchange(&iface->proto_warned, true)) {
-        mf_warn("tcp: %s broke the protocol (%s); disconnected (later ones "
-                "are logged at debug level)",
+    if (!atomic_exchange(warned, true)) {
+        mf_warn("tcp: %s %s: %s (later ones are logged at debug level)", what,
                 conn->peer, why);
     } else {
-        mf_debug("tcp: %s broke the protocol (%s); disconnected", conn->peer,
-                 why);
+        mf_debug("tcp: %s %s: %s", what, conn->peer, why);
     }
     mf_tl_tcp_conn_close(conn);
+}
+
+static void mf_tl_tcp_conn_proto_error(mf_tl_tcp_conn_t *conn, const char *why)
+{
+    mf_tl_tcp_conn_drop(conn, &conn->worker->iface->proto_warned,
+                        "disconnected, for breaking the protocol,", why);
 }
 
 /* Queues the response to conn->in_req: its data (len bytes) is data, or
@@ -344,16 +349,8 @@ static bool mf_tl_tcp_conn_hello(mf_tl_tcp_conn_t *conn);
  * first of an interface is a warning, later ones debug lines. */
 static void mf_tl_tcp_conn_refuse(mf_tl_tcp_conn_t *conn, const char *why)
 {
-    mf_tl_tcp_iface_t *iface = conn->worker->iface;
-
-    if (!atomic_exchange(&iface->refuse_warned, true)) {
-        mf_warn("tcp: refused a connection from %s: %s (later ones are "
-                "logged at debug level)",
-                conn->peer, why);
-    } else {
-        mf_debug("tcp: refused a connection from %s: %s", conn->peer, why);
-    }
-    mf_tl_tcp_conn_close(conn);
+    mf_tl_tcp_conn_drop(conn, &conn->worker->iface->refuse_warned,
+                        "refused a connection from", why);
 }
 
 /* A HELLO's nonce and proof arrived (in in_table): checked against the

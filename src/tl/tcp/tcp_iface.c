@@ -320,13 +320,12 @@ static bool mf_tl_tcp_iface_is_reachable(mf_tl_iface_t *iface, const void *addr,
 
 uint64_t mf_tl_tcp_new_key(void)
 {
-    static atomic_uint_fast64_t counter;
-    uint64_t key;
+    uint64_t key = 0;
 
-    if (getrandom(&key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-        key = mf_time_ns() ^ ((uint64_t)getpid() << 40);
-    }
-    return key ^ atomic_fetch_add(&counter, 0x9e3779b97f4a7c15ull);
+    /* from the kernel's CSPRNG, as the interface's secret (whose draw at
+     * open proved it works): a segment key cannot be guessed */
+    (void)mf_tl_tcp_random(&key, sizeof(key));
+    return key;
 }
 
 static mf_status_t mf_tl_tcp_mem_reg(mf_tl_iface_t *tl_iface,

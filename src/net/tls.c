@@ -43,7 +43,6 @@ typedef int (*mf_tls_decrypt_fn)(const char *cipher, size_t cipher_len,
 
 struct mf_tls {
     SSL_CTX *ctx;
-    bool server;
     uint32_t warn_days;
     atomic_uint_least64_t next_check_ms; /* of the certificate's expiry */
     char who[48];
@@ -379,15 +378,25 @@ mf_status_t mf_tls_apply_paths(const mf_tls_paths_t *p,
         {"tls.decrypter_lib", p->decrypter_lib},
     };
     mf_status_t status = MF_OK;
+    char *path;
 
     if (!p->enable) {
         return MF_OK;
     }
+    path = malloc(p->size + 1);
+    if (path == NULL) {
+        return MF_ERR_NOMEM;
+    }
     for (size_t i = 0; i < MF_ARRAY_SIZE(paths) && status == MF_OK; i++) {
-        if (paths[i].value != NULL && paths[i].value[0] != '\0') {
-            status = set(obj, paths[i].key, paths[i].value);
+        size_t len = strnlen(paths[i].value, p->size);
+
+        if (len > 0) {
+            memcpy(path, paths[i].value, len);
+            path[len] = '\0';
+            status = set(obj, paths[i].key, path);
         }
     }
+    free(path);
     return status == MF_OK ? set(obj, "tls.enable", "true") : status;
 }
 
@@ -522,7 +531,6 @@ mf_status_t mf_tls_create(const mf_tls_config_t *cfg, bool server,
     if (tls == NULL) {
         return MF_ERR_NOMEM;
     }
-    tls->server = server;
     tls->warn_days = cfg->expiry_warn_days;
     mf_strlcpy(tls->who, who, sizeof(tls->who));
     mf_strlcpy(tls->server_name, cfg->server_name, sizeof(tls->server_name));

@@ -142,16 +142,18 @@ long mf_tls_check_expiry(const mf_tls_t *tls);
 mf_status_t mf_tls_key_password(const mf_tls_config_t *cfg, const char *who,
                                 char *out, size_t len);
 
-/* TLS given as paths (upstream's TLS configs, in the compat shims). */
+/* TLS given as paths (upstream's TLS configs, in the compat shims): each
+ * a char array of size bytes that need not end in a NUL. */
 typedef struct mf_tls_paths {
     bool enable;
+    size_t size;
     const char *ca_file, *crl_file, *cert_file, *key_file;
     const char *key_password_file, *decrypter_lib;
 } mf_tls_paths_t;
 
 /* Sets the tls.* keys of p through set(obj, key, value): each path that
  * is not empty, then tls.enable (each set checks the whole).  The first
- * status that is not MF_OK. */
+ * status that is not MF_OK; MF_ERR_NOMEM. */
 mf_status_t mf_tls_apply_paths(const mf_tls_paths_t *p,
                                mf_status_t (*set)(void *obj, const char *key,
                                                   const char *value),

@@ -123,20 +123,17 @@ static mf_status_t mmcc_tls_set(void *obj, const char *key, const char *value)
  * an OpenSSL of its own, is not used: the system's is. */
 static mmc_status_t mmcc_tls(const mmc_tls_config *tls, mmc_config_t *cfg)
 {
-    char paths[6][TLS_PATH_SIZE + 1];
-    const char *const fields[6] = {tls->caPath,      tls->crlPath,
-                                   tls->certPath,    tls->keyPath,
-                                   tls->keyPassPath, tls->decrypterLibPath};
-    mf_tls_paths_t p;
+    const mf_tls_paths_t p = {
+        .enable = tls->tlsEnable,
+        .size = TLS_PATH_SIZE,
+        .ca_file = tls->caPath,
+        .crl_file = tls->crlPath,
+        .cert_file = tls->certPath,
+        .key_file = tls->keyPath,
+        .key_password_file = tls->keyPassPath,
+        .decrypter_lib = tls->decrypterLibPath,
+    };
 
-    if (!tls->tlsEnable) {
-        return MMC_OK;
-    }
-    for (int i = 0; i < 6; i++) { /* upstream's arrays need not end in NUL */
-        snprintf(paths[i], sizeof(paths[i]), "%.*s", TLS_PATH_SIZE, fields[i]);
-    }
-    p = (mf_tls_paths_t){true,     paths[0], paths[1], paths[2],
-                         paths[3], paths[4], paths[5]};
     return mf_tls_apply_paths(&p, mmcc_tls_set, cfg);
 }
 

@@ -86,27 +86,21 @@ mf_status_t mf_smem_tls(const smem_tls_config_t *tls,
                                            const char *value),
                         void *obj)
 {
-    char paths[6][SMEM_TLS_PATH_SIZE + 1];
     mf_tls_paths_t p;
 
-    if (tls == NULL || !tls->tlsEnable) {
+    if (tls == NULL) {
         return MF_OK;
     }
-    /* upstream's arrays need not end in a NUL */
-    snprintf(paths[0], sizeof(paths[0]), "%.*s", (int)sizeof(tls->caPath),
-             tls->caPath);
-    snprintf(paths[1], sizeof(paths[1]), "%.*s", (int)sizeof(tls->crlPath),
-             tls->crlPath);
-    snprintf(paths[2], sizeof(paths[2]), "%.*s", (int)sizeof(tls->certPath),
-             tls->certPath);
-    snprintf(paths[3], sizeof(paths[3]), "%.*s", (int)sizeof(tls->keyPath),
-             tls->keyPath);
-    snprintf(paths[4], sizeof(paths[4]), "%.*s", (int)sizeof(tls->keyPassPath),
-             tls->keyPassPath);
-    snprintf(paths[5], sizeof(paths[5]), "%.*s",
-             (int)sizeof(tls->decrypterLibPath), tls->decrypterLibPath);
-    p = (mf_tls_paths_t){true,     paths[0], paths[1], paths[2],
-                         paths[3], paths[4], paths[5]};
+    p = (mf_tls_paths_t){
+        .enable = tls->tlsEnable,
+        .size = SMEM_TLS_PATH_SIZE,
+        .ca_file = tls->caPath,
+        .crl_file = tls->crlPath,
+        .cert_file = tls->certPath,
+        .key_file = tls->keyPath,
+        .key_password_file = tls->keyPassPath,
+        .decrypter_lib = tls->decrypterLibPath,
+    };
     return mf_tls_apply_paths(&p, set, obj);
 }
 

@@ -1606,8 +1606,8 @@ static void test_meta_random(void **state)
 
 /* Recreates the state with eviction on: background passes above high% of
  * a segment, down to low%; a put evicts up to max_put objects. */
-static void test_meta_evict_state(test_meta_t *t, uint32_t high, uint32_t low,
-                                  uint32_t max_put)
+static void test_meta_evict_state_p(test_meta_t *t, uint32_t high, uint32_t low,
+                                    uint32_t max_put, mmc_evict_policy_t policy)
 {
     mmc_state_params_t p = {
         .max_ranks = NRANKS,
@@ -1621,11 +1621,18 @@ static void test_meta_evict_state(test_meta_t *t, uint32_t high, uint32_t low,
         .evict_high_pct = high,
         .evict_low_pct = low,
         .evict_max_per_put = max_put,
+        .evict_policy = policy,
     };
 
     mmc_state_destroy(t->st);
     t->st = NULL;
     assert_int_equal(mmc_state_create(&p, &t->st), MF_OK);
+}
+
+static void test_meta_evict_state(test_meta_t *t, uint32_t high, uint32_t low,
+                                  uint32_t max_put)
+{
+    test_meta_evict_state_p(t, high, low, max_put, MMC_EVICT_LRU);
 }
 
 static void test_meta_key(char *buf, size_t len, uint32_t i)
@@ -1740,15 +1747,15 @@ static void test_meta_evict_replicas(void **state)
 
 /* Leased objects are passed over, not waited for: the pass evicts the
  * next ones and still reaches the low mark. */
-static void test_meta_evict_skip_leased(void **state)
+static void test_meta_evict_skip_leased_run(test_meta_t *t,
+                                            mmc_evict_policy_t policy)
 {
-    test_meta_t *t = *state;
     mmc_state_owner_t *a;
     mmc_state_owner_t *r;
     mmc_obj_result_t l[5];
     char key[16];
 
-    test_meta_evict_state(t, 90, 80, 0);
+    test_meta_evict_state_p(t, 90, 80, 0, policy);
     a = test_meta_member(t, 0, "A", SEG_SIZE);
     r = test_meta_owner(t);
     test_meta_fill(t, a, 0, 58);
@@ -1777,16 +1784,15 @@ static void test_meta_evict_skip_leased(void **state)
  * spin on it; a lease that goes makes its object a candidate again, and
  * once the leases expire the pass reaches the low mark.  Small budgets
  * split the work over several passes. */
-static void test_meta_evict_stuck(void **state)
+static void test_meta_evict_stuck_run(test_meta_t *t, mmc_evict_policy_t policy)
 {
-    test_meta_t *t = *state;
     mmc_state_owner_t *a;
     mmc_state_owner_t *r;
     mmc_obj_result_t l[60];
     mmc_state_counters_t c;
     char key[16];
 
-    test_meta_evict_state(t, 90, 80, 0);
+    test_meta_evict_state_p(t, 90, 80, 0, policy);
     a = test_meta_member(t, 0, "A", SEG_SIZE);
     r = test_meta_owner(t);
     test_meta_fill(t, a, 0, 60);
@@ -1824,6 +1830,18 @@ static void test_meta_evict_stuck(void **state)
     assert_int_equal(test_meta_counters(t).evictions, 9);
     assert_int_equal(test_meta_counters(t).leases, 0);
     mmc_state_owner_destroy(t->st, r);
+}
+
+static void test_meta_evict_skip_leased(void **state)
+{
+    test_meta_evict_skip_leased_run(*state, MMC_EVICT_LRU);
+    test_meta_evict_skip_leased_run(*state, MMC_EVICT_S3FIFO);
+}
+
+static void test_meta_evict_stuck(void **state)
+{
+    test_meta_evict_stuck_run(*state, MMC_EVICT_LRU);
+    test_meta_evict_stuck_run(*state, MMC_EVICT_S3FIFO);
 }
 
 /* Pending puts and unlinked objects are never evicted: the committed
@@ -2079,6 +2097,115 @@ static void test_meta_random_evict_put(void **state)
                      test_meta_counters(t).evictions_put);
 }
 
+/* Both random runs under s3fifo: its queues stay consistent through
+ * everything (the self-check runs along). */
+static void test_meta_random_s3fifo(void **state)
+{
+    test_meta_t *t = *state;
+
+    test_meta_evict_state_p(t, 60, 30, 8, MMC_EVICT_S3FIFO);
+    test_meta_random_run(t, true);
+    assert_true(test_meta_counters(t).evictions > 0);
+    assert_true(test_meta_counters(t).evict_promoted > 0);
+    test_meta_evict_state_p(t, 100, 30, 8, MMC_EVICT_S3FIFO);
+    test_meta_random_run(t, true);
+    assert_true(test_meta_counters(t).evictions_put > 0);
+}
+
+/* s3fifo: new objects are on probation; one read there moves it to the
+ * main queue, one never read is evicted and its key remembered, and put
+ * again it goes to the main queue at once, where it outlives the new
+ * objects after it. */
+static void test_meta_evict_s3fifo(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t l;
+    mmc_state_counters_t c;
+    char key[16];
+
+    test_meta_evict_state_p(t, 100, 30, 8, MMC_EVICT_S3FIFO);
+    a = test_meta_member(t, 0, "A", SEG_SIZE); /* 64 pages */
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 64);
+    for (uint32_t i = 0; i < 6; i++) {
+        test_meta_key(key, sizeof(key), i);
+        assert_int_equal(test_meta_get(t, r, key, &l), MMC_OK);
+        assert_int_equal(mmc_state_release(t->st, r, l.id), MMC_OK);
+    }
+    /* full: k64 makes k0..k5 go to the main queue, and evicts k6 */
+    test_meta_fill(t, a, 64, 65);
+    c = test_meta_counters(t);
+    assert_int_equal(c.evictions, 1);
+    assert_int_equal(c.evict_promoted, 6);
+    assert_int_equal(c.ghost_hits, 0);
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_true(test_meta_has(t, i));
+    }
+    assert_false(test_meta_has(t, 6));
+    /* k6 again: remembered (k7 goes for it) */
+    test_meta_fill(t, a, 6, 7);
+    c = test_meta_counters(t);
+    assert_int_equal(c.ghost_hits, 1);
+    assert_false(test_meta_has(t, 7));
+    /* 20 new objects: each evicts the oldest on probation, never k6 nor
+     * k0..k5, read once each on the main queue */
+    test_meta_fill(t, a, 100, 120);
+    assert_int_equal(test_meta_counters(t).evictions, 22);
+    for (uint32_t i = 0; i <= 6; i++) {
+        assert_true(test_meta_has(t, i));
+    }
+    for (uint32_t i = 8; i < 28; i++) {
+        assert_false(test_meta_has(t, i));
+    }
+    assert_true(test_meta_has(t, 28));
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, r);
+}
+
+/* A loop over more objects than fit, each read and, missing, put again
+ * (a prefix reused by many requests in turn): lru evicts each just before
+ * it is read again and never hits; s3fifo keeps a share and hits it. */
+static uint32_t test_meta_loop_hits(test_meta_t *t, mmc_evict_policy_t policy)
+{
+    mmc_state_owner_t *a;
+    mmc_state_owner_t *r;
+    mmc_obj_result_t l;
+    uint32_t hits = 0;
+    char key[16];
+
+    test_meta_evict_state_p(t, 100, 30, 8, policy);
+    a = test_meta_member(t, 0, "A", SEG_SIZE); /* 64 pages */
+    r = test_meta_owner(t);
+    for (uint32_t round = 0; round < 10; round++) {
+        for (uint32_t i = 0; i < 100; i++) {
+            test_meta_key(key, sizeof(key), i);
+            if (test_meta_get(t, r, key, &l) == MMC_OK) {
+                assert_int_equal(mmc_state_release(t->st, r, l.id), MMC_OK);
+                hits++;
+            } else {
+                test_meta_put(t, a, key, PG, 1, 0);
+            }
+        }
+    }
+    test_meta_check(t);
+    mmc_state_owner_destroy(t->st, r);
+    return hits;
+}
+
+static void test_meta_evict_loop(void **state)
+{
+    uint32_t lru = test_meta_loop_hits(*state, MMC_EVICT_LRU);
+    uint32_t s3fifo = test_meta_loop_hits(*state, MMC_EVICT_S3FIFO);
+
+    print_message("loop of 100 over 64 pages, 1000 reads: lru %u hits, "
+                  "s3fifo %u\n",
+                  lru, s3fifo);
+    assert_int_equal(lru, 0);
+    assert_true(s3fifo >= 300); /* Belady's optimum: 576 */
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -2119,6 +2246,9 @@ int main(void)
         T(test_meta_evict_put_pending),
         T(test_meta_random_evict),
         T(test_meta_random_evict_put),
+        T(test_meta_random_s3fifo),
+        T(test_meta_evict_s3fifo),
+        T(test_meta_evict_loop),
 #undef T
     };
     /* clang-format on */

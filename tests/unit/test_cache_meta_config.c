@@ -50,6 +50,8 @@ static const char *const tmc_keys[] = {
     "evict_high_pct",
     "evict_low_pct",
     "evict_max_per_put",
+    "evict_policy",
+    "evict_small_pct",
     "member_timeout_ms",
     "idle_timeout_ms",
     "log_level",
@@ -147,6 +149,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.evict_high_pct, 90);
     assert_int_equal(cfg.evict_low_pct, 80);
     assert_int_equal(cfg.evict_max_per_put, 256);
+    assert_string_equal(cfg.evict_policy, "lru");
+    assert_int_equal(cfg.evict_small_pct, 10);
     assert_int_equal(cfg.member_timeout_ms, 10000);
     assert_int_equal(cfg.idle_timeout_ms, 15000);
     assert_string_equal(cfg.log_level, "warn");
@@ -187,6 +191,9 @@ static void test_set(void **state)
     assert_int_equal(cfg.evict_high_pct, 95);
     assert_int_equal(mmc_meta_config_set(&cfg, "evict_low_pct", "50"), MF_OK);
     assert_int_equal(cfg.evict_low_pct, 50);
+    assert_int_equal(mmc_meta_config_set(&cfg, "evict_policy", "s3fifo"),
+                     MF_OK);
+    assert_string_equal(cfg.evict_policy, "s3fifo");
     assert_int_equal(mmc_meta_config_set(&cfg, "evict_max_per_put", "0"),
                      MF_OK);
     assert_int_equal(cfg.evict_max_per_put, 0);
@@ -297,6 +304,10 @@ static void test_bounds(void **state)
     tmc_expect_bad("evict_high_pct", "101", "range");
     tmc_expect_bad("evict_low_pct", "100", "range");
     tmc_expect_bad("evict_max_per_put", "2000000", "range");
+    tmc_expect_bad("evict_policy", "lfu", "lru or s3fifo");
+    tmc_expect_bad("evict_policy", "", "lru or s3fifo");
+    tmc_expect_bad("evict_small_pct", "0", "range");
+    tmc_expect_bad("evict_small_pct", "91", "range");
     tmc_expect_bad("member_timeout_ms", "86400001", "range");
     tmc_expect_bad("idle_timeout_ms", "0", "range");
 

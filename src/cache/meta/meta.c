@@ -523,6 +523,9 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     state_params.evict_high_pct = cfg->evict_high_pct;
     state_params.evict_low_pct = cfg->evict_low_pct;
     state_params.evict_max_per_put = cfg->evict_max_per_put;
+    state_params.evict_policy = (uint32_t)mmc_evict_policy_parse(
+        cfg->evict_policy); /* checked with the config */
+    state_params.evict_small_pct = cfg->evict_small_pct;
     status = mmc_state_create(&state_params, &meta->state);
     if (status != MF_OK) {
         goto err_free_meta;
@@ -686,6 +689,8 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->evicted_bytes = c.evicted_bytes;
     stats->eviction_runs = c.eviction_runs;
     stats->evict_skipped = c.evict_skipped;
+    stats->evict_promoted = c.evict_promoted;
+    stats->evict_ghost_hits = c.ghost_hits;
     stats->restored = c.restored;
     stats->restored_replicas = c.restored_replicas;
     stats->restore_refused = c.restore_refused;

@@ -24,6 +24,7 @@
  *     that the order of settings does not matter.
  */
 #include "cache/meta/meta_config.h"
+#include "cache/meta/meta_state.h"
 #include "cache/proto/proto.h"
 
 #include "mem/mem.h"
@@ -104,6 +105,15 @@ static const mf_cfg_entry_t mmc_meta_cfg_entries[] = {
     MMC_META_OPT(evict_max_per_put, MF_CFG_U32, "256", 0, 1u << 20,
                  "objects a put item that finds no room may evict before it "
                  "fails with no space (0: none)"),
+    {"evict_policy", MF_CFG_STR, offsetof(mmc_meta_opts_t, cfg.evict_policy),
+     sizeof(((mmc_meta_config_t *)0)->evict_policy), "lru", 0, 0,
+     "which objects eviction takes first: lru (least recently used) or "
+     "s3fifo (new objects on probation: keeps a share of a loop over more "
+     "objects than fit, where lru keeps none; mmc-trace-replay compares "
+     "them on a trace)"},
+    MMC_META_OPT(evict_small_pct, MF_CFG_U32, "10", 1, 90,
+                 "s3fifo: the share of a segment's capacity that new "
+                 "objects get on probation"),
     MMC_META_OPT(member_timeout_ms, MF_CFG_MS, "10s", 0, 86400000,
                  "a connection that sends nothing for this long is closed "
                  "and its rank dropped (clients ping at a quarter of it); 0 "
@@ -212,6 +222,13 @@ static mf_status_t mmc_meta_opts_check_key(const mmc_meta_opts_t *o,
         mf_error("mmc-meta: %s: 'addr' must not be empty (0.0.0.0 listens "
                  "on every interface)",
                  origin);
+        return MF_ERR_CONFIG;
+    }
+    if (strcmp(key, "evict_policy") == 0 &&
+        mmc_evict_policy_parse(c->evict_policy) < 0) {
+        mf_error("mmc-meta: %s: bad value '%s' for 'evict_policy': expected "
+                 "lru or s3fifo",
+                 origin, c->evict_policy);
         return MF_ERR_CONFIG;
     }
     if (strcmp(key, "alloc_align") == 0 && !mmc_meta_is_pow2(c->alloc_align)) {

@@ -37,6 +37,8 @@ typedef struct mmc_meta_config {
     uint32_t evict_high_pct;    /* background eviction above this % */
     uint32_t evict_low_pct;     /* ... down to this % (< evict_high_pct) */
     uint32_t evict_max_per_put; /* objects a put item may evict */
+    char evict_policy[16];      /* lru, s3fifo */
+    uint32_t evict_small_pct;   /* s3fifo: probation share of a segment */
     uint32_t member_timeout_ms; /* a silent connection is closed; 0 never */
     uint32_t repair_max_active; /* re-replications at once; 0: none */
     uint64_t repair_rate;       /* bytes per second they copy at most */

@@ -505,6 +505,16 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         "Eviction candidates passed over because they were "
                         "under a read lease.",
                         stats->evict_skipped);
+    mmc_meta_http_gauge(b, "mmc_eviction_promoted_total", "counter",
+                        "evict_policy s3fifo: replicas read while on "
+                        "probation, moved to the main queue instead of "
+                        "evicted.",
+                        stats->evict_promoted);
+    mmc_meta_http_gauge(b, "mmc_eviction_ghost_hits_total", "counter",
+                        "evict_policy s3fifo: objects put again soon after "
+                        "their key was evicted off probation, admitted to "
+                        "the main queue at once.",
+                        stats->evict_ghost_hits);
     mmc_meta_http_family(b, "mmc_member_losses_total", "counter",
                          "Registered ranks lost without UNREGISTER: their "
                          "connection closed, or sent nothing for "

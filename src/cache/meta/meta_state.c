@@ -38,22 +38,14 @@
  * never outgrows the ranks registered at once.  Clients compare host_idx
  * only among live members.
  *
- * Eviction.  Each segment keeps the replicas of committed, linked objects
- * on an LRU list (seg->lru, oldest first); commit appends, GET moves to
- * the end, unlink and free take them off.  A walk pops candidates from the
- * front: an object with leases is moved to the end (it is being read, so
- * recently used) and counted in seg->skipped, any other is evicted whole.
- * When a segment's skipped count reaches its list length, every candidate
- * was passed over since its last eviction: the segment is stuck and
- * background passes leave it alone until a candidate appears (a commit
- * there, or the last lease of one of its objects going).  So a segment
- * full of leased objects stays above its mark without the passes spinning
- * on it.  state->evict_due tells the caller that a pass may now do work.
+ * Eviction (meta_state_evict.c): each segment keeps its candidates,
+ * the replicas of committed, linked objects, on the queues of the pool's
+ * policy; commit adds, GET touches, unlink and free take them off.
  *
  * Invariants: a key is at most once in the index and at most once in the
  * pending map; an owner's rank, puts and leases are on its lists; every
- * replica is on exactly one segment's list, and on that segment's LRU list
- * exactly when its object is committed and linked.
+ * replica is on exactly one segment's list, and on one of that segment's
+ * queues exactly when its object is committed and linked.
  */
 #include "cache/meta/meta_state_int.h"
 
@@ -126,70 +118,6 @@ static void mmc_state_fill_result(const mmc_state_t *state,
     (void)state;
 }
 
-/* ---- LRU and watermarks ---- */
-
-bool mmc_state_evict_enabled(const mmc_state_t *state)
-{
-    return (state->params.evict_high_pct > 0) &&
-           (state->params.evict_high_pct < 100);
-}
-
-/* used > pct% of capacity (capacity < 2^47: no overflow). */
-bool mmc_state_seg_above(const mmc_state_seg_t *seg, uint32_t pct)
-{
-    return seg->used * 100 > seg->capacity * pct;
-}
-
-bool mmc_state_seg_over_high(const mmc_state_t *state,
-                             const mmc_state_seg_t *seg)
-{
-    return mmc_state_evict_enabled(state) &&
-           mmc_state_seg_above(seg, state->params.evict_high_pct);
-}
-
-/* A pass may do work in seg now: tell the caller. */
-static void mmc_state_seg_note(mmc_state_t *state, const mmc_state_seg_t *seg)
-{
-    if (!seg->stuck && mmc_state_seg_over_high(state, seg)) {
-        state->evict_due = true;
-    }
-}
-
-/* A new candidate in seg: it is not stuck any more. */
-void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg)
-{
-    seg->stuck = false;
-    seg->skipped = 0;
-    mmc_state_seg_note(state, seg);
-}
-
-void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep)
-{
-    mf_list_del(&rep->link); /* off seg->reps */
-    mf_list_push_back(&rep->seg->lru, &rep->link);
-    rep->in_lru = true;
-    rep->seg->nlru++;
-    mmc_state_seg_unstick(state, rep->seg);
-}
-
-static void mmc_state_lru_del(mmc_state_rep_t *rep)
-{
-    if (rep->in_lru) {
-        mf_list_del(&rep->link);
-        mf_list_push_back(&rep->seg->reps, &rep->link);
-        rep->in_lru = false;
-        rep->seg->nlru--;
-    }
-}
-
-void mmc_state_lru_touch(mmc_state_rep_t *rep)
-{
-    if (rep->in_lru) {
-        mf_list_del(&rep->link);
-        mf_list_push_back(&rep->seg->lru, &rep->link);
-    }
-}
-
 /* ---- replicas and objects ---- */
 
 /* Takes the replica out of its segment; frees its space unless the segment
@@ -200,7 +128,7 @@ void mmc_state_rep_remove(mmc_state_t *state, mmc_state_rep_t *rep,
     mmc_state_seg_t *seg = rep->seg;
     uint64_t len = mmc_state_round(state, mmc_state_rep_obj(rep)->size);
 
-    mmc_state_lru_del(rep);
+    mmc_state_lru_del(state, rep);
     mf_list_del(&rep->link);
     seg->nreps--;
     seg->used -= len;
@@ -258,7 +186,7 @@ void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj)
 {
     for (int i = 0; i < obj->nslots; i++) {
         if (mmc_state_obj_reps(obj)[i].seg != NULL) {
-            mmc_state_lru_del(&mmc_state_obj_reps(obj)[i]);
+            mmc_state_lru_del(state, &mmc_state_obj_reps(obj)[i]);
             mmc_state_rec_del(state, &mmc_state_obj_reps(obj)[i]);
         }
     }
@@ -460,6 +388,7 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
     mmc_state_put_t *put = mmc_state_put_find(state, owner, put_id);
     mmc_state_obj_t *obj;
     void *old = NULL;
+    bool fresh;
 
     if (put == NULL) {
         return MMC_ERR_ABORTED;
@@ -493,9 +422,10 @@ mmc_status_t mmc_state_put_commit(mmc_state_t *state, mmc_state_owner_t *owner,
     mmc_state_put_forget(state, put);
     obj->linked = true;
     obj->version = mmc_state_new_version(state);
+    fresh = mmc_state_evict_fresh(state, obj);
     for (int i = 0; i < obj->nslots; i++) {
         if (mmc_state_obj_reps(obj)[i].seg != NULL) {
-            mmc_state_lru_add(state, &mmc_state_obj_reps(obj)[i]);
+            mmc_state_lru_add(state, &mmc_state_obj_reps(obj)[i], fresh);
             mmc_state_rec_add(state, &mmc_state_obj_reps(obj)[i]);
         }
     }
@@ -536,7 +466,8 @@ static void mmc_state_seg_drop(mmc_state_t *state, mmc_state_seg_t *seg)
     mf_list_t *elem;
 
     while ((elem = mf_list_pop_front(&seg->reps)) != NULL ||
-           (elem = mf_list_pop_front(&seg->lru)) != NULL) {
+           (elem = mf_list_pop_front(&seg->lru)) != NULL ||
+           (elem = mf_list_pop_front(&seg->small)) != NULL) {
         mmc_state_rep_t *rep = mf_container_of(elem, mmc_state_rep_t, link);
         mmc_state_obj_t *obj = mmc_state_rep_obj(rep);
 
@@ -608,15 +539,19 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
         ((params->alloc_align & (params->alloc_align - 1)) != 0) ||
         (params->evict_high_pct > 100) ||
         ((params->evict_high_pct > 0) &&
-         (params->evict_low_pct >= params->evict_high_pct))) {
+         (params->evict_low_pct >= params->evict_high_pct)) ||
+        (params->evict_policy > MMC_EVICT_S3FIFO) ||
+        (params->evict_small_pct > 90)) {
         mf_error("meta state: bad parameters (max_ranks %" PRIu32
                  ", max_segment_size %" PRIu64 ", max_hbm_segment_size %" PRIu64
                  ", device_base 0x%" PRIx64 ", alloc_align %" PRIu64
-                 ", evict_high_pct %" PRIu32 ", evict_low_pct %" PRIu32 ")",
+                 ", evict_high_pct %" PRIu32 ", evict_low_pct %" PRIu32
+                 ", evict_policy %" PRIu32 ", evict_small_pct %" PRIu32 ")",
                  params->max_ranks, params->max_segment_size,
                  params->max_hbm_segment_size, params->device_base,
                  params->alloc_align, params->evict_high_pct,
-                 params->evict_low_pct);
+                 params->evict_low_pct, params->evict_policy,
+                 params->evict_small_pct);
         return MF_ERR_INVALID;
     }
     state = calloc(1, sizeof(*state));
@@ -646,6 +581,9 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
     state->params = *params;
     if (state->params.max_owner_leases == 0) {
         state->params.max_owner_leases = MMC_META_MAX_LEASES_PER_OWNER;
+    }
+    if (state->params.evict_small_pct == 0) {
+        state->params.evict_small_pct = 10;
     }
     state->next_id = mmc_state_seed_id();
     for (uint32_t r = 0; r < params->max_ranks; r++) {
@@ -705,6 +643,7 @@ void mmc_state_destroy(mmc_state_t *state)
     mf_hmap_free(&state->puts);
     mf_hmap_free(&state->leases);
     mf_hmap_free(&state->repair_ids);
+    mmc_state_ghost_free(state);
     for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
         free(state->place[m].segs);
     }
@@ -846,7 +785,7 @@ static mmc_status_t mmc_state_grant(mmc_state_t *state,
     obj->nleases++;
     for (int i = 0; i < obj->nslots; i++) {
         if (mmc_state_obj_reps(obj)[i].seg != NULL) {
-            mmc_state_lru_touch(&mmc_state_obj_reps(obj)[i]);
+            mmc_state_lru_touch(state, &mmc_state_obj_reps(obj)[i]);
         }
     }
     state->counters.leases++;

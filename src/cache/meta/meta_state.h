@@ -21,10 +21,12 @@
  * its own allocator, LRU list and watermarks; a put names the media of
  * its replicas and never lands, nor evicts, in another.
  *
- * Eviction: each segment keeps the replicas of committed objects in LRU
- * order (a GET touches every replica of its object).  Pending puts and
- * unlinked objects are never candidates; an object under a read lease is
- * skipped (moved to the recent end: it is in use).  Evicting an object
+ * Eviction: each segment keeps the replicas of committed objects in the
+ * order of the pool's policy (params.evict_policy: lru, or s3fifo, which
+ * keeps a share of a loop too large for the pool where lru keeps nothing;
+ * meta_state_evict.c).  A GET touches every replica of its object.
+ * Pending puts and unlinked objects are never candidates; an object under
+ * a read lease is skipped (kept: it is in use).  Evicting an object
  * removes it whole, like REMOVE.  Background passes (mmc_state_evict_some)
  * bring segments above evict_high_pct of their capacity down to
  * evict_low_pct; a put that finds no space evicts up to evict_max_per_put
@@ -48,6 +50,16 @@ typedef struct mmc_state mmc_state_t;
 /* What a connection holds: its rank, pending puts and read leases. */
 typedef struct mmc_state_owner mmc_state_owner_t;
 
+/* Which objects leave a segment first (see meta_state_evict.c). */
+typedef enum mmc_evict_policy {
+    MMC_EVICT_LRU = 0,    /* least recently read or written */
+    MMC_EVICT_S3FIFO = 1, /* S3-FIFO: new objects on probation first */
+} mmc_evict_policy_t;
+
+/* "lru" or "s3fifo" to its policy; -1 for anything else. */
+int mmc_evict_policy_parse(const char *name);
+const char *mmc_evict_policy_name(uint32_t policy);
+
 typedef struct mmc_state_params {
     uint32_t max_ranks;        /* ranks of the pool */
     uint64_t max_segment_size; /* GVA stride and largest segment */
@@ -67,6 +79,10 @@ typedef struct mmc_state_params {
     uint32_t evict_low_pct;
     /* Objects a put item may evict before MMC_ERR_NO_SPACE; 0: none. */
     uint32_t evict_max_per_put;
+    uint32_t evict_policy; /* mmc_evict_policy_t */
+    /* s3fifo: the share of a segment's capacity (1..90 percent; 0: 10)
+     * that new objects get on probation. */
+    uint32_t evict_small_pct;
 } mmc_state_params_t;
 
 typedef struct mmc_state_counters {
@@ -93,6 +109,9 @@ typedef struct mmc_state_counters {
     uint64_t evicted_bytes;     /* their sizes, once per object */
     uint64_t eviction_runs;     /* background passes */
     uint64_t evict_skipped;     /* leased candidates passed over */
+    uint64_t evict_promoted;    /* s3fifo: read on probation, kept */
+    uint64_t ghost_hits;        /* s3fifo: objects of keys evicted lately,
+                                   put again, straight to the main queue */
     uint64_t restored;          /* objects rebuilt from holders' records */
     uint64_t restored_replicas; /* replicas rebuilt so */
     uint64_t restore_refused;   /* record entries refused (stale, taken) */
@@ -228,7 +247,7 @@ bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms,
 bool mmc_state_evict_due(const mmc_state_t *state);
 /*
  * One background pass: in every segment above its high mark, evicts
- * objects in LRU order until the segment is at or below its low mark.
+ * objects in the policy's order until the segment is at or below its low mark.
  * A segment whose candidates are all leased is left above its mark until
  * a lease on one of its objects goes or a new object is committed there.
  * Visits at most budget candidates; true when it stopped on the budget

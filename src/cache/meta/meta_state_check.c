@@ -50,6 +50,8 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
     uint64_t used = 0;
     uint64_t n = 0;
     uint64_t nlru = 0;
+    uint64_t nsmall = 0;
+    uint64_t small_bytes = 0;
     const mf_list_t *elem;
 
     if (mmc_alloc_check(seg->alloc) != MF_OK) {
@@ -66,23 +68,39 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
         n++;
     }
     mmc_alloc_stats(seg->alloc, &st);
-    for (elem = seg->lru.next; elem != &seg->lru; elem = elem->next) {
-        const mmc_state_rep_t *rep =
-            mf_container_of(elem, mmc_state_rep_t, link);
-        if ((rep->seg != seg) || !rep->in_lru ||
-            !mmc_state_rep_obj(rep)->linked ||
-            (mmc_state_rep_obj(rep)->put != NULL) || (++nlru > seg->nreps)) {
-            mf_error("meta check: rank %" PRIu32 " media %u: a bad LRU entry",
-                     seg->rank->rank, seg->media);
-            return MF_ERR_STATE;
+    for (int q = 0; q < 2; q++) {
+        const mf_list_t *head = (q == 0) ? &seg->lru : &seg->small;
+
+        for (elem = head->next; elem != head; elem = elem->next) {
+            const mmc_state_rep_t *rep =
+                mf_container_of(elem, mmc_state_rep_t, link);
+            uint64_t len = mmc_state_round(state, mmc_state_rep_obj(rep)->size);
+
+            if ((rep->seg != seg) || !rep->in_lru ||
+                (rep->in_small != (q == 1)) ||
+                (rep->freq > MMC_STATE_FREQ_MAX) ||
+                !mmc_state_rep_obj(rep)->linked ||
+                (mmc_state_rep_obj(rep)->put != NULL) ||
+                (++nlru > seg->nreps)) {
+                mf_error("meta check: rank %" PRIu32
+                         " media %u: a bad eviction candidate",
+                         seg->rank->rank, seg->media);
+                return MF_ERR_STATE;
+            }
+            nsmall += (q == 1);
+            small_bytes += (q == 1) ? len : 0;
+            used += len;
+            n++;
         }
-        used += mmc_state_round(state, mmc_state_rep_obj(rep)->size);
-        n++;
     }
-    if (nlru != seg->nlru) {
-        mf_error("meta check: rank %" PRIu32 " media %u: LRU holds %" PRIu64
-                 ", counts %" PRIu64,
-                 seg->rank->rank, seg->media, nlru, seg->nlru);
+    if ((nlru != seg->nlru) || (nsmall != seg->nsmall) ||
+        (small_bytes != seg->small_bytes) ||
+        ((state->params.evict_policy != MMC_EVICT_S3FIFO) && (nsmall > 0))) {
+        mf_error("meta check: rank %" PRIu32 " media %u: queues hold %" PRIu64
+                 " candidates (%" PRIu64 " small, %" PRIu64
+                 " bytes), counts %" PRIu64 " (%" PRIu64 ", %" PRIu64 ")",
+                 seg->rank->rank, seg->media, nlru, nsmall, small_bytes,
+                 seg->nlru, seg->nsmall, seg->small_bytes);
         return MF_ERR_STATE;
     }
     if ((used != seg->used) || (st.used != used) || (n != seg->nreps) ||
@@ -162,6 +180,7 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
     uint64_t bytes = 0;
     uint64_t members = 0;
     uint32_t nsegs[MMC_STATE_NMEDIA] = {0};
+    uint64_t cands[MMC_STATE_NMEDIA] = {0};
     const mf_list_t *elem;
 
     for (uint32_t r = 0; r < state->params.max_ranks; r++) {
@@ -170,6 +189,7 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
 
         for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
             nsegs[m] += rank->segs[m] != NULL;
+            cands[m] += (rank->segs[m] != NULL) ? rank->segs[m]->nlru : 0;
         }
         for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
             if (rank->segs[m] != NULL) {
@@ -182,6 +202,12 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
         members += member;
     }
     for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+        if (state->candidates[m] != cands[m]) {
+            mf_error("meta check: media %d: %" PRIu64 " eviction candidates, "
+                     "counted %" PRIu64,
+                     m, cands[m], state->candidates[m]);
+            return MF_ERR_STATE;
+        }
         if (state->place[m].n != nsegs[m]) {
             mf_error("meta check: media %d: %" PRIu32 " segments, %" PRIu32
                      " in the placement heap",

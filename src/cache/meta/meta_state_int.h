@@ -4,7 +4,8 @@
  *   meta_state.c          objects, replicas, segments, owners, puts, leases,
  *                         reads, time
  *   meta_state_members.c  ranks registering and dropping their segments
- *   meta_state_space.c    placement of replicas and eviction
+ *   meta_state_space.c    placement of replicas
+ *   meta_state_evict.c    eviction: the policies' queues, the ghost, passes
  *   meta_state_check.c    counters and the self-check the tests run
  *   meta_state_record.c   the holders' records: entries to send, and
  *                         objects restored from a record
@@ -29,7 +30,10 @@
 #define MMC_STATE_NMEDIA  2
 #define MMC_STATE_NO_RANK UINT32_MAX
 /* Candidates a put item may visit per object it may evict, plus a few:
- * bounds the walk over leased objects. */
+ * bounds the walk over leased objects and, with s3fifo, over those that
+ * were read since they entered their queue (at most MMC_STATE_FREQ_MAX
+ * turns on the main queue and one move off the small one). */
+#define MMC_STATE_FREQ_MAX                3u
 #define MMC_STATE_PUT_VISITS_PER_EVICTION 8u
 #define MMC_STATE_PUT_VISITS_EXTRA        64u
 
@@ -45,10 +49,14 @@ typedef struct mmc_state_seg {
     uint64_t used;     /* rounded sizes of the replicas here */
     uint64_t nreps;
     mmc_alloc_t *alloc;
-    /* its replicas (nreps), each on one of two lists: */
-    mf_list_t reps;    /* of mmc_state_rep_t not on the LRU */
-    mf_list_t lru;     /* of mmc_state_rep_t of linked objects, oldest first */
-    uint64_t nlru;     /* on lru */
+    /* its replicas (nreps), each on one of three lists: */
+    mf_list_t reps;       /* of mmc_state_rep_t that are no candidates */
+    mf_list_t lru;        /* of candidates (replicas of linked objects): lru's
+                             one queue, s3fifo's main one; oldest first */
+    mf_list_t small;      /* s3fifo: candidates on probation, oldest first */
+    uint64_t nlru;        /* candidates: on lru and small */
+    uint64_t nsmall;      /* on small */
+    uint64_t small_bytes; /* their rounded sizes */
     uint64_t skipped;  /* leased candidates passed over since an eviction */
     bool stuck;        /* every candidate was passed over: see above */
     bool evicting;     /* a background pass is bringing it to its low mark */
@@ -83,8 +91,12 @@ struct mmc_state_rank {
 };
 
 typedef struct mmc_state_rep {
-    mf_list_t link; /* in seg->lru while in_lru, else in seg->reps */
-    bool in_lru;
+    mf_list_t link; /* in seg->lru or seg->small while in_lru, else in
+                       seg->reps */
+    bool in_lru;    /* an eviction candidate (on either queue) */
+    bool in_small;  /* of them: on seg->small */
+    uint8_t freq;   /* s3fifo: reads since it entered its queue, at most
+                       MMC_STATE_FREQ_MAX */
     bool recorded; /* the holder's record has it (ADD sent, no DEL yet) */
     bool filling;  /* a repair's destination: not a replica yet (not in
                       obj->nrep, not readable, not on the LRU) */
@@ -198,6 +210,28 @@ typedef struct mmc_state_host {
     uint32_t next_free; /* free slot: index + 1 of the next, 0 = none */
 } mmc_state_host_t;
 
+/*
+ * s3fifo's ghost: the key hashes of objects evicted off a small queue
+ * lately, per media, so that a key put again soon after goes to the main
+ * queue.  Two generations of open-addressed sets of 32-bit hashes (0
+ * marks an empty slot; a hash of 0 is stored as 1): inserts go to the
+ * young one, and when it holds `limit` entries the old one is dropped and
+ * the young one ages.  So the ghost remembers between `limit` and twice
+ * `limit` of the latest keys, `limit` being half the candidates of the
+ * media when a generation starts, as S3-FIFO's ghost holds about as many
+ * keys as its main queue holds objects.  A key found is taken out
+ * (deleted by shifting back the entries of its probe run), so that an
+ * object evicted off the main queue later is not admitted there again on
+ * that old eviction.  A false hit (two keys of one hash) only admits an
+ * object to the main queue.
+ */
+typedef struct mmc_state_ghost {
+    uint32_t *set[2]; /* young, old; NULL: none (no memory, or not yet) */
+    uint32_t mask[2]; /* their slots - 1 */
+    uint32_t count;   /* in the young one */
+    uint32_t limit;   /* of the young one */
+} mmc_state_ghost_t;
+
 struct mmc_state {
     mmc_state_params_t params;
     uint64_t next_id;
@@ -228,6 +262,8 @@ struct mmc_state {
     uint32_t restoring;    /* segments restoring */
     uint64_t last_version; /* of the newest committed object */
     bool evict_due;        /* a background pass may have work: see above */
+    uint64_t candidates[MMC_STATE_NMEDIA]; /* eviction candidates by media */
+    mmc_state_ghost_t ghost[MMC_STATE_NMEDIA]; /* s3fifo */
     mmc_state_counters_t counters;
 };
 
@@ -247,9 +283,17 @@ bool mmc_state_evict_enabled(const mmc_state_t *state);
 mmc_state_host_t *mmc_state_host_at(const mmc_state_t *state,
                                     uint32_t host_idx);
 void mmc_state_host_unref(mmc_state_t *state, uint32_t host_idx);
-void mmc_state_lru_touch(mmc_state_rep_t *rep);
-void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep);
+/* meta_state_evict.c: a replica becomes an eviction candidate (its object
+ * committed and linked; fresh: a new object on probation, see
+ * mmc_state_evict_fresh), stops being one, or is read. */
+bool mmc_state_evict_fresh(mmc_state_t *state, const mmc_state_obj_t *obj);
+void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep, bool fresh);
+void mmc_state_lru_del(mmc_state_t *state, mmc_state_rep_t *rep);
+void mmc_state_lru_touch(const mmc_state_t *state, mmc_state_rep_t *rep);
+void mmc_state_ghost_free(mmc_state_t *state);
 void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg);
+/* A pass may have work in seg now: sets state->evict_due if so. */
+void mmc_state_seg_note(mmc_state_t *state, const mmc_state_seg_t *seg);
 void mmc_state_obj_detach(mmc_state_t *state, mmc_state_obj_t *obj);
 /* A zeroed object of key with nslots (1..MMC_MAX_REPLICAS) empty replica
  * slots, in one allocation (free() frees it); NULL when out of memory. */

@@ -193,6 +193,7 @@ mf_status_t mmc_state_register(mmc_state_t *state, mmc_state_owner_t *owner,
         seg->capacity = st.capacity;
         mf_list_init(&seg->reps);
         mf_list_init(&seg->lru);
+        mf_list_init(&seg->small);
     }
     r->owner = owner;
     r->host_idx = host_idx;

@@ -237,7 +237,7 @@ static void mmc_state_restore_rep(mmc_state_t *state, mmc_state_obj_t *obj,
     mmc_state_heap_update(state, seg);
     obj->nrep++;
     if (obj->linked) {
-        mmc_state_lru_add(state, rep);
+        mmc_state_lru_add(state, rep, false); /* held before */
     }
     state->counters.restored_replicas++;
     mmc_state_under_update(state, obj);

@@ -66,7 +66,7 @@ static void mmc_state_repair_end(mmc_state_t *state, mmc_state_repair_t *rp,
     if (ok && dst->seg != NULL && dst->filling && obj->linked) {
         dst->filling = false;
         obj->nrep++;
-        mmc_state_lru_add(state, dst);
+        mmc_state_lru_add(state, dst, false); /* an old object */
         mmc_state_rec_add(state, dst);
         state->counters.repairs_done++;
     } else {

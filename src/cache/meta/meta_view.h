@@ -63,6 +63,8 @@ typedef struct mmc_meta_stats {
     uint64_t evicted_bytes;        /* their sizes, once per object */
     uint64_t eviction_runs;        /* background eviction passes */
     uint64_t evict_skipped;        /* leased candidates passed over */
+    uint64_t evict_promoted;       /* s3fifo: read on probation, kept */
+    uint64_t evict_ghost_hits;     /* s3fifo: put again soon after eviction */
     uint64_t member_losses_closed; /* registered ranks whose connection
                                       closed without UNREGISTER */
     uint64_t member_losses_timeout; /* ... closed for member_timeout_ms of

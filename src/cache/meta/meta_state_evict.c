@@ -165,14 +165,14 @@ static bool mmc_state_ghost_take(mmc_state_t *state, uint8_t media,
     return found;
 }
 
-/* Drops the old generation and starts a young one sized for half the
- * media's candidates now (at least 64 keys, at most 2^30).  Without
+/* Drops the old generation and starts a young one sized for the media's
+ * candidates now (at least 64 keys, at most 2^30).  Without
  * memory the ghost forgets instead (a young set of NULL): s3fifo then
  * admits every new object to its small queue, which is still correct. */
 static void mmc_state_ghost_age(mmc_state_t *state, uint8_t media)
 {
     mmc_state_ghost_t *g = &state->ghost[media];
-    uint64_t limit = state->candidates[media] / 2;
+    uint64_t limit = state->candidates[media];
     uint64_t slots = 128;
 
     limit = MF_MIN(MF_MAX(limit, 64), 1u << 30);

@@ -217,9 +217,10 @@ typedef struct mmc_state_host {
  * marks an empty slot; a hash of 0 is stored as 1): inserts go to the
  * young one, and when it holds `limit` entries the old one is dropped and
  * the young one ages.  So the ghost remembers between `limit` and twice
- * `limit` of the latest keys, `limit` being half the candidates of the
- * media when a generation starts, as S3-FIFO's ghost holds about as many
- * keys as its main queue holds objects.  A key found is taken out
+ * `limit` of the latest keys, `limit` being the candidates of the media
+ * when a generation starts: S3-FIFO's ghost holds about as many keys as
+ * its main queue holds objects, and one that forgets sooner keeps none of
+ * a loop too large for the pool.  A key found is taken out
  * (deleted by shifting back the entries of its probe run), so that an
  * object evicted off the main queue later is not admitted there again on
  * that old eviction.  A false hit (two keys of one hash) only admits an

@@ -592,6 +592,8 @@ static void test_http(void **state)
         "mmc_evicted_bytes_total",
         "mmc_eviction_runs_total",
         "mmc_eviction_skipped_total",
+        "mmc_eviction_promoted_total",
+        "mmc_eviction_ghost_hits_total",
         "mmc_member_losses_total",
         "mmc_connections_timed_out_total",
         "mmc_records_sent_total",

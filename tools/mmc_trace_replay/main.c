@@ -54,6 +54,8 @@ static void rp_usage(FILE *out)
             "  --write FILE        also write the trace to FILE\n");
 }
 
+static const char *rp_opt_name; /* of the option being parsed */
+
 static bool rp_num(const char *opt, const char *text, uint64_t min,
                    uint64_t max, uint64_t *v)
 {
@@ -62,6 +64,18 @@ static bool rp_num(const char *opt, const char *text, uint64_t min,
                 text, (unsigned long long)min, (unsigned long long)max);
         return false;
     }
+    return true;
+}
+
+/* A count knob of the generator: 1..max. */
+static bool rp_u32(const char *text, uint32_t max, uint32_t *v)
+{
+    uint64_t n;
+
+    if (!rp_num(rp_opt_name, text, 1, max, &n)) {
+        return false;
+    }
+    *v = (uint32_t)n;
     return true;
 }
 
@@ -131,13 +145,14 @@ int main(int argc, char **argv)
                   .seed = 1};
     const char *trace = NULL, *write = NULL, *policies = "lru,s3fifo,belady";
     uint64_t pool = 0, pool_objects = 236, small = 10, high = 100, low = 0;
-    uint64_t v;
     char *list, *tok, *save = NULL, *end;
     rp_trace_t t;
-    int c, rc = 0;
+    int c, idx = 0, rc = 0;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         bool ok = true;
+
+        rp_opt_name = opts[idx].name;
 
         switch (c) {
         case O_TRACE:
@@ -147,20 +162,16 @@ int main(int argc, char **argv)
             g.shape = optarg;
             break;
         case O_PREFIXES:
-            ok = rp_num("prefixes", optarg, 1, 1u << 24, &v);
-            g.prefixes = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 24, &g.prefixes);
             break;
         case O_ROUNDS:
-            ok = rp_num("rounds", optarg, 1, 1u << 20, &v);
-            g.rounds = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 20, &g.rounds);
             break;
         case O_BLOCKS:
-            ok = rp_num("blocks", optarg, 1, 1u << 16, &v);
-            g.blocks = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 16, &g.blocks);
             break;
         case O_KEYS:
-            ok = rp_num("keys", optarg, 1, 1u << 28, &v);
-            g.keys = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 28, &g.keys);
             break;
         case O_ALPHA:
             g.alpha = strtod(optarg, &end);
@@ -173,16 +184,13 @@ int main(int argc, char **argv)
             }
             break;
         case O_REQUESTS:
-            ok = rp_num("requests", optarg, 1, 1u << 30, &v);
-            g.requests = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 30, &g.requests);
             break;
         case O_ACTIVE:
-            ok = rp_num("active", optarg, 1, 1u << 24, &v);
-            g.active = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 24, &g.active);
             break;
         case O_TURNS:
-            ok = rp_num("turns", optarg, 1, 1u << 16, &v);
-            g.turns = (uint32_t)v;
+            ok = rp_u32(optarg, 1u << 16, &g.turns);
             break;
         case O_SIZE:
             ok = rp_num("size", optarg, 1, 1ull << 40, &g.size);

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config libevent-dev
           libcmocka-dev iproute2 python3-dev python3-pytest
           python3-setuptools libcurl4-openssl-dev libjson-c-dev libssl-dev
-          openssl etcd-server libucx-dev)
+          openssl etcd-server libucx-dev zlib1g-dev)
 optional=()
 # `deps.sh fuzz`: clang and libFuzzer too, for the fuzz step of test.sh.
 # Debian 12 packages clang's runtimes apart (libclang-rt-dev), Ubuntu 22.04

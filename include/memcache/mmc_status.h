@@ -41,6 +41,9 @@ enum {
     MMC_ERR_LEASE_EXPIRED = -206, /* a read lease ran out before release */
     MMC_ERR_PARTIAL = -207,       /* batch: some items failed, see results */
     MMC_ERR_NO_REPLICA = -208,    /* every replica of the object failed */
+    MMC_ERR_CORRUPT = -209,       /* stored bytes failed their checksum (an
+                                     SSD copy torn or overwritten): never
+                                     served */
     MMC_ERR_LAST = -299,
 };
 

@@ -56,6 +56,7 @@ class MmcStatus(enum.IntEnum):
     ERR_LEASE_EXPIRED = -206
     ERR_PARTIAL = -207
     ERR_NO_REPLICA = -208
+    ERR_CORRUPT = -209
 
 
 class MfError(Exception):

@@ -1297,6 +1297,7 @@ static void test_status_names(void **state)
         {MMC_ERR_LEASE_EXPIRED, "MMC_ERR_LEASE_EXPIRED"},
         {MMC_ERR_PARTIAL, "MMC_ERR_PARTIAL"},
         {MMC_ERR_NO_REPLICA, "MMC_ERR_NO_REPLICA"},
+        {MMC_ERR_CORRUPT, "MMC_ERR_CORRUPT"},
     };
 
     (void)state;

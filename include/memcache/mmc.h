@@ -167,10 +167,12 @@ typedef struct mmc_iov {
 #define MMC_PUT_REPLACE 0x1u /* overwrite a committed object */
 
 /* Where replicas live: DRAM segments (host memory) or HBM segments
- * (device memory) that local services contribute. */
+ * (device memory) that local services contribute, or their SSD areas,
+ * where only eviction puts objects (a put naming SSD is refused). */
 typedef enum mmc_media {
     MMC_MEDIA_DRAM = 0,
     MMC_MEDIA_HBM = 1,
+    MMC_MEDIA_SSD = 2,
 } mmc_media_t;
 
 /* Options of a put.  Fields are only ever appended: set size (as

@@ -21,6 +21,7 @@ typedef union fuzz_cache_msg {
     mmc_obj_list_t objs;
     mmc_record_t rec;
     mmc_repair_list_t repairs;
+    mmc_move_list_t moves;
 } fuzz_cache_msg_t;
 
 enum {
@@ -36,6 +37,7 @@ enum {
     FUZZ_CACHE_RECORD,
     FUZZ_CACHE_RESTORE,
     FUZZ_CACHE_REPAIRS,
+    FUZZ_CACHE_MOVES,
     FUZZ_CACHE_DECODERS
 };
 
@@ -83,6 +85,8 @@ static mf_status_t fuzz_cache_decode(int t, const void *body, size_t len,
         return mmc_restore_req_decode(body, len, &m->rec);
     case FUZZ_CACHE_REPAIRS:
         return mmc_repair_list_decode(body, len, &m->repairs);
+    case FUZZ_CACHE_MOVES:
+        return mmc_move_list_decode(body, len, &m->moves);
     default:
         fuzz_cache_obj_list_into(body, len);
         return mmc_obj_list_decode(body, len, &m->objs);
@@ -122,6 +126,9 @@ static void fuzz_cache_encode(int t, mf_wbuf_t *w, const fuzz_cache_msg_t *m)
     case FUZZ_CACHE_RESTORE:
         mmc_restore_req_encode(w, &m->rec);
         break;
+    case FUZZ_CACHE_MOVES:
+        mmc_move_list_encode(w, &m->moves);
+        break;
     case FUZZ_CACHE_REPAIRS:
         mmc_repair_list_encode(w, &m->repairs);
         break;
@@ -156,6 +163,9 @@ static void fuzz_cache_free(int t, fuzz_cache_msg_t *m)
     case FUZZ_CACHE_RESTORE:
         mmc_record_free(&m->rec);
         break;
+    case FUZZ_CACHE_MOVES:
+        mmc_move_list_free(&m->moves);
+        break;
     case FUZZ_CACHE_REPAIRS:
         mmc_repair_list_free(&m->repairs);
         break;
@@ -188,6 +198,8 @@ static size_t fuzz_cache_size(int t)
         return sizeof(mmc_record_t);
     case FUZZ_CACHE_REPAIRS:
         return sizeof(mmc_repair_list_t);
+    case FUZZ_CACHE_MOVES:
+        return sizeof(mmc_move_list_t);
     default:
         return sizeof(mmc_obj_list_t);
     }
@@ -264,6 +276,24 @@ static bool fuzz_cache_equal(int t, const fuzz_cache_msg_t *a,
             if ((x->id != y->id) || (x->media != y->media) ||
                 (x->src_gva != y->src_gva) || (x->dst_gva != y->dst_gva) ||
                 (x->size != y->size)) {
+                return false;
+            }
+        }
+        return true;
+    case FUZZ_CACHE_MOVES:
+        if (a->moves.count != b->moves.count) {
+            return false;
+        }
+        for (i = 0; i < a->moves.count; i++) {
+            const mmc_move_t *x = &a->moves.items[i];
+            const mmc_move_t *y = &b->moves.items[i];
+
+            if ((x->id != y->id) || (x->dir != y->dir) ||
+                (x->media != y->media) || (x->gva != y->gva) ||
+                (x->ssd_offset != y->ssd_offset) || (x->size != y->size) ||
+                (x->version != y->version) || (x->want != y->want) ||
+                !mmc_key_valid(x->key.data, x->key.len) ||
+                !fuzz_cache_key_equal(&x->key, &y->key)) {
                 return false;
             }
         }

@@ -144,6 +144,28 @@ static mmc_state_owner_t *test_meta_member2(test_meta_t *t, uint32_t rank,
     return o;
 }
 
+/* Registers rank with a DRAM segment of dram bytes and an SSD segment of
+ * ssd bytes on host; returns its owner. */
+static mmc_state_owner_t *test_meta_member_ssd(test_meta_t *t, uint32_t rank,
+                                               const char *host, uint64_t dram,
+                                               uint64_t ssd)
+{
+    mmc_state_owner_t *o = test_meta_owner(t);
+    mmc_seg_desc_t segs[2] = {
+        {.media = MMC_MEDIA_SSD, .gva = 0, .size = ssd},
+        {.media = MMC_MEDIA_DRAM,
+         .gva = HOST_BASE + rank * MAX_SEG,
+         .size = dram},
+    };
+    uint32_t host_idx;
+
+    assert_int_equal(
+        mmc_state_register(t->st, o, rank, host, "test", 2, segs, &host_idx),
+        MF_OK);
+    t->owners[rank] = o;
+    return o;
+}
+
 static void test_meta_drop(test_meta_t *t, uint32_t rank)
 {
     mmc_state_owner_destroy(t->st, t->owners[rank]);
@@ -209,7 +231,7 @@ static mmc_status_t test_meta_query(test_meta_t *t, const char *key,
 typedef struct test_meta_used {
     uint64_t used[NRANKS]; /* of every media */
     uint64_t replicas[NRANKS];
-    uint64_t media[2]; /* used bytes by media */
+    uint64_t media[3]; /* used bytes by media */
     uint64_t total;
     uint32_t segs;
 } test_meta_used_t;
@@ -224,8 +246,8 @@ static void test_meta_used_cb(const mmc_state_seg_info_t *seg, void *arg)
     assert_int_equal(mmc_alloc_check(seg->alloc), MF_OK);
     mmc_alloc_stats(seg->alloc, &st);
     assert_int_equal(st.used, seg->used);
-    assert_int_equal(st.allocations, seg->replicas);
-    assert_true(seg->media < 2);
+    assert_int_equal(st.allocations, seg->replicas + seg->arriving);
+    assert_true(seg->media < 3);
     u->used[seg->rank] += seg->used;
     u->replicas[seg->rank] += seg->replicas;
     u->media[seg->media] += seg->used;
@@ -2206,6 +2228,224 @@ static void test_meta_evict_loop(void **state)
     assert_true(s3fifo >= 300); /* Belady's optimum: 576 */
 }
 
+/* ---- the SSD tier ---- */
+
+/* Takes the moves started, checking each was of dir and by copier. */
+static uint32_t test_meta_moves(test_meta_t *t, mmc_state_move_job_t *jobs,
+                                uint32_t max, uint8_t dir,
+                                mmc_state_owner_t *copier)
+{
+    uint32_t n = mmc_state_moves_take(t->st, jobs, max);
+
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i].move.dir, dir);
+        assert_ptr_equal(jobs[i].copier, copier);
+        assert_int_equal(jobs[i].move.size, PG);
+        assert_int_equal(jobs[i].move.ssd_offset % PG, 0);
+    }
+    return n;
+}
+
+static uint8_t test_meta_media_of(test_meta_t *t, const char *key)
+{
+    mmc_obj_result_t q;
+
+    assert_int_equal(test_meta_query(t, key, &q, NULL), MMC_OK);
+    assert_int_equal(q.nrep, 1);
+    return q.reps[0].media;
+}
+
+/* An eviction pass demotes instead of deleting: the objects stay
+ * readable while they move, land on SSD, and a read loads one back
+ * (a GET waits: BUSY) into DRAM; every byte stays counted. */
+static void test_meta_ssd_demote_load(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_move_job_t jobs[64];
+    mmc_state_owner_t *a, *r;
+    mmc_obj_result_t l;
+    mmc_state_counters_t c;
+    mmc_key_t k0 = {.data = "k0", .len = 2};
+    test_meta_used_t u;
+    uint32_t n;
+
+    test_meta_evict_state(t, 90, 50, 8);
+    a = test_meta_member_ssd(t, 0, "A", SEG_SIZE, 32 * PG);
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 60);
+    assert_true(mmc_state_evict_due(t->st));
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    c = test_meta_counters(t);
+    assert_int_equal(c.demotions_started, 28); /* 60 - 28 = 32: 50% */
+    assert_int_equal(c.evictions, 0);
+    n = test_meta_moves(t, jobs, 64, MMC_MOVE_DEMOTE, a);
+    assert_int_equal(n, 28);
+    assert_int_equal(test_meta_media_of(t, "k0"), MMC_MEDIA_DRAM);
+    u = test_meta_usage(t);
+    assert_int_equal(u.media[MMC_MEDIA_DRAM], 60 * PG);
+    assert_int_equal(u.media[MMC_MEDIA_SSD], 28 * PG); /* arriving */
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(jobs[i].move.media, MMC_MEDIA_DRAM);
+        assert_int_equal(mmc_state_move_done(t->st, a, jobs[i].move.id, MF_OK),
+                         MMC_OK);
+    }
+    c = test_meta_counters(t);
+    assert_int_equal(c.demotions_done, 28);
+    assert_int_equal(c.objects, 60);
+    u = test_meta_usage(t);
+    assert_int_equal(u.media[MMC_MEDIA_DRAM], 32 * PG);
+    assert_int_equal(u.media[MMC_MEDIA_SSD], 28 * PG);
+    assert_int_equal(test_meta_media_of(t, "k0"), MMC_MEDIA_SSD);
+    assert_int_equal(test_meta_media_of(t, "k28"), MMC_MEDIA_DRAM);
+    /* reported twice, or by another: unknown */
+    assert_int_equal(mmc_state_move_done(t->st, a, jobs[0].move.id, MF_OK),
+                     MMC_ERR_NOT_FOUND);
+
+    /* a read of k0 waits for a load into DRAM */
+    assert_int_equal(test_meta_get(t, r, "k0", &l), MMC_ERR_BUSY);
+    assert_int_equal(mmc_state_load_keys(t->st, &k0, 1, t->now), 1);
+    assert_int_equal(mmc_state_load_keys(t->st, &k0, 1, t->now), 1);
+    assert_int_equal(mmc_state_move_done(t->st, r, 1, MF_OK),
+                     MMC_ERR_NOT_FOUND);
+    n = test_meta_moves(t, jobs, 64, MMC_MOVE_LOAD, a);
+    assert_int_equal(n, 1); /* one load, however many wait */
+    assert_int_equal(jobs[0].move.media, MMC_MEDIA_DRAM);
+    assert_true(jobs[0].move.gva >= HOST_BASE);
+    assert_int_equal(mmc_state_loads_ended(t->st), 0);
+    assert_int_equal(mmc_state_move_done(t->st, a, jobs[0].move.id, MF_OK),
+                     MMC_OK);
+    assert_int_equal(mmc_state_loads_ended(t->st), 1);
+    assert_int_equal(mmc_state_load_keys(t->st, &k0, 1, t->now), 0);
+    assert_int_equal(test_meta_media_of(t, "k0"), MMC_MEDIA_DRAM);
+    assert_int_equal(test_meta_get(t, r, "k0", &l), MMC_OK);
+    assert_int_equal(mmc_state_release(t->st, r, l.id), MMC_OK);
+    u = test_meta_usage(t);
+    assert_int_equal(u.media[MMC_MEDIA_DRAM], 33 * PG);
+    assert_int_equal(u.media[MMC_MEDIA_SSD], 27 * PG);
+    c = test_meta_counters(t);
+    assert_int_equal(c.loads_done, 1);
+    assert_int_equal(c.objects, 60);
+    /* a put never names SSD */
+    {
+        mmc_state_put_opts_t o = {.replicas = 1, .media = MMC_MEDIA_SSD};
+        assert_int_equal(test_meta_put_opts(t, a, "x", PG, &o, NULL),
+                         MF_ERR_INVALID);
+    }
+    mmc_state_owner_destroy(t->st, r);
+    test_meta_check(t);
+}
+
+/* A demotion whose object was read meanwhile keeps it in memory; one that
+ * failed at the holder evicts it; one that times out keeps it; a load
+ * whose bytes fail their checksum removes the object. */
+static void test_meta_ssd_outcomes(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_move_job_t jobs[64];
+    mmc_state_owner_t *a, *r;
+    mmc_obj_result_t l;
+    mmc_state_counters_t c;
+    mmc_key_t k3 = {.data = "k3", .len = 2};
+    uint32_t n;
+
+    test_meta_evict_state(t, 90, 80, 8);
+    a = test_meta_member_ssd(t, 0, "A", SEG_SIZE, 32 * PG);
+    r = test_meta_owner(t);
+    test_meta_fill(t, a, 0, 60); /* above 90%: down to 51 pages */
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    n = test_meta_moves(t, jobs, 64, MMC_MOVE_DEMOTE, a);
+    assert_int_equal(n, 9); /* k0..k8 */
+    /* k0 read while it moves: stays in DRAM */
+    assert_int_equal(test_meta_get(t, r, "k0", &l), MMC_OK);
+    assert_int_equal(mmc_state_move_done(t->st, a, jobs[0].move.id, MF_OK),
+                     MMC_OK);
+    assert_int_equal(test_meta_media_of(t, "k0"), MMC_MEDIA_DRAM);
+    assert_int_equal(mmc_state_release(t->st, r, l.id), MMC_OK);
+    /* k1: the holder could not write it: evicted */
+    assert_int_equal(mmc_state_move_done(t->st, a, jobs[1].move.id, MF_ERR_IO),
+                     MMC_OK);
+    assert_false(test_meta_has(t, 1));
+    /* k2..k8 time out: they stay in DRAM */
+    t->now += 30001;
+    mmc_state_expire(t->st, t->now);
+    mmc_state_repair_expire(t->st, t->now);
+    for (uint32_t i = 2; i < 9; i++) {
+        char key[16];
+
+        test_meta_key(key, sizeof(key), i);
+        assert_int_equal(test_meta_media_of(t, key), MMC_MEDIA_DRAM);
+    }
+    c = test_meta_counters(t);
+    assert_int_equal(c.demotions_started, 9);
+    assert_int_equal(c.demotions_done, 0);
+    assert_int_equal(c.demotions_failed, 9);
+    assert_int_equal(c.evictions, 1);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_SSD], 0);
+
+    /* again, all the way to SSD; then k3's load fails its checksum */
+    assert_true(mmc_state_evict_due(t->st) ||
+                mmc_state_evict_some(t->st, 1000) || true);
+    (void)mmc_state_evict_some(t->st, 1000);
+    n = test_meta_moves(t, jobs, 64, MMC_MOVE_DEMOTE, a);
+    assert_true(n > 3);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(mmc_state_move_done(t->st, a, jobs[i].move.id, MF_OK),
+                         MMC_OK);
+    }
+    assert_int_equal(test_meta_media_of(t, "k3"), MMC_MEDIA_SSD);
+    assert_int_equal(mmc_state_load_keys(t->st, &k3, 1, t->now), 1);
+    assert_int_equal(test_meta_moves(t, jobs, 64, MMC_MOVE_LOAD, a), 1);
+    assert_int_equal(
+        mmc_state_move_done(t->st, a, jobs[0].move.id, MMC_ERR_CORRUPT),
+        MMC_OK);
+    assert_false(test_meta_has(t, 3));
+    assert_int_equal(mmc_state_loads_ended(t->st), 1);
+    assert_int_equal(test_meta_counters(t).loads_failed, 1);
+    mmc_state_owner_destroy(t->st, r);
+    test_meta_check(t);
+}
+
+/* The SSD fills: a demotion evicts the least recently used objects there
+ * (deleted: SSD is the last tier); with every SSD block in flight, the
+ * pass deletes instead.  A holder gone with moves in flight leaves
+ * nothing behind. */
+static void test_meta_ssd_full(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_move_job_t jobs[64];
+    mmc_state_owner_t *a;
+    mmc_state_counters_t c;
+    uint32_t n;
+
+    test_meta_evict_state(t, 90, 80, 8);
+    a = test_meta_member_ssd(t, 0, "A", SEG_SIZE, 4 * PG);
+    test_meta_fill(t, a, 0, 60);
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    c = test_meta_counters(t);
+    assert_int_equal(c.demotions_started, 4); /* all the SSD there is */
+    assert_int_equal(c.evictions, 5);         /* the rest of the 9 */
+    assert_int_equal(c.evictions_media[MMC_MEDIA_DRAM], 5);
+    n = test_meta_moves(t, jobs, 64, MMC_MOVE_DEMOTE, a);
+    assert_int_equal(n, 4);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(mmc_state_move_done(t->st, a, jobs[i].move.id, MF_OK),
+                         MMC_OK);
+    }
+    /* more: the oldest on SSD go for the new ones */
+    test_meta_fill(t, a, 100, 108);
+    assert_false(mmc_state_evict_some(t->st, 1000));
+    c = test_meta_counters(t);
+    assert_true(c.evictions_media[MMC_MEDIA_SSD] > 0);
+    assert_int_equal(test_meta_usage(t).media[MMC_MEDIA_SSD], 4 * PG);
+    n = test_meta_moves(t, jobs, 64, MMC_MOVE_DEMOTE, a);
+    assert_true(n > 0);
+    /* the holder goes with its moves in flight */
+    test_meta_drop(t, 0);
+    test_meta_check(t);
+    assert_int_equal(test_meta_usage(t).total, 0);
+    assert_int_equal(test_meta_counters(t).objects, 0);
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -2249,6 +2489,9 @@ int main(void)
         T(test_meta_random_s3fifo),
         T(test_meta_evict_s3fifo),
         T(test_meta_evict_loop),
+        T(test_meta_ssd_demote_load),
+        T(test_meta_ssd_outcomes),
+        T(test_meta_ssd_full),
 #undef T
     };
     /* clang-format on */

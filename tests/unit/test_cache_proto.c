@@ -112,6 +112,7 @@ typedef enum test_type {
     TEST_RECORD,
     TEST_RESTORE,
     TEST_REPAIRS,
+    TEST_MOVES,
     TEST_LEASE,
     TEST_TYPES
 } test_type_t;
@@ -128,6 +129,7 @@ typedef union test_msg {
     mmc_obj_list_t objs;
     mmc_record_t rec;
     mmc_repair_list_t repairs;
+    mmc_move_list_t moves;
     struct {
         mmc_key_list_t keys; /* first: the key list's sample and check */
         uint32_t ttl_ms;
@@ -149,6 +151,7 @@ static const size_t test_msg_size[TEST_TYPES] = {
     [TEST_RECORD] = sizeof(mmc_record_t),
     [TEST_RESTORE] = sizeof(mmc_record_t),
     [TEST_REPAIRS] = sizeof(mmc_repair_list_t),
+    [TEST_MOVES] = sizeof(mmc_move_list_t),
     [TEST_LEASE] = offsetof(test_msg_t, lease.ttl_ms) + sizeof(uint32_t),
 };
 
@@ -191,6 +194,9 @@ static void test_encode(test_type_t t, mf_wbuf_t *w, const test_msg_t *m)
     case TEST_REPAIRS:
         mmc_repair_list_encode(w, &m->repairs);
         break;
+    case TEST_MOVES:
+        mmc_move_list_encode(w, &m->moves);
+        break;
     case TEST_LEASE:
         mmc_lease_req_encode(w, m->lease.ttl_ms, &m->lease.keys);
         break;
@@ -227,6 +233,8 @@ static mf_status_t test_decode(test_type_t t, const void *body, size_t len,
         return mmc_restore_req_decode(body, len, &m->rec);
     case TEST_REPAIRS:
         return mmc_repair_list_decode(body, len, &m->repairs);
+    case TEST_MOVES:
+        return mmc_move_list_decode(body, len, &m->moves);
     case TEST_LEASE:
         return mmc_lease_req_decode(body, len, &m->lease.ttl_ms,
                                     &m->lease.keys);
@@ -264,6 +272,9 @@ static void test_msg_free(test_type_t t, test_msg_t *m)
         break;
     case TEST_REPAIRS:
         mmc_repair_list_free(&m->repairs);
+        break;
+    case TEST_MOVES:
+        mmc_move_list_free(&m->moves);
         break;
     default:
         break;
@@ -328,6 +339,24 @@ static void test_msg_check(test_type_t t, const test_msg_t *a,
             assert_int_equal(a->reg.segs[i].size, b->reg.segs[i].size);
         }
         assert_int_equal(a->reg.flags, b->reg.flags);
+        break;
+    case TEST_MOVES:
+        assert_int_equal(a->moves.count, b->moves.count);
+        for (i = 0; i < a->moves.count; i++) {
+            const mmc_move_t *x = &a->moves.items[i];
+            const mmc_move_t *y = &b->moves.items[i];
+
+            assert_int_equal(x->id, y->id);
+            assert_int_equal(x->dir, y->dir);
+            assert_int_equal(x->media, y->media);
+            assert_int_equal(x->gva, y->gva);
+            assert_int_equal(x->ssd_offset, y->ssd_offset);
+            assert_int_equal(x->size, y->size);
+            assert_int_equal(x->version, y->version);
+            assert_int_equal(x->want, y->want);
+            assert_int_equal(x->key.len, y->key.len);
+            assert_memory_equal(x->key.data, y->key.data, x->key.len);
+        }
         break;
     case TEST_REPAIRS:
         assert_int_equal(a->repairs.count, b->repairs.count);
@@ -503,6 +532,23 @@ static void test_sample(test_type_t t, int variant, test_msg_t *m)
             m->reg.segs[i].size = UINT64_MAX - i;
         }
         m->reg.flags = variant == 2 ? MMC_REG_RESTORE : 0;
+        break;
+    case TEST_MOVES:
+        m->moves.count = n;
+        m->moves.items = n > 0 ? calloc(n, sizeof(mmc_move_t)) : NULL;
+        assert_true(n == 0 || m->moves.items != NULL);
+        for (i = 0; i < n; i++) {
+            m->moves.items[i] = (mmc_move_t){
+                .id = 2000 + i,
+                .dir = (uint8_t)((i & 1) ? MMC_MOVE_LOAD : MMC_MOVE_DEMOTE),
+                .media = (uint8_t)(i & 1),
+                .gva = 0x200000000000ull + ((uint64_t)i << 20),
+                .ssd_offset = (uint64_t)i << 12,
+                .size = UINT64_MAX - i,
+                .version = 7 + i,
+                .want = (uint8_t)(1 + i % 8),
+                .key = {.data = "move-key", .len = 1 + i % 8}};
+        }
         break;
     case TEST_REPAIRS:
         m->repairs.count = n;
@@ -1271,6 +1317,8 @@ static void test_op_names(void **state)
         [MMC_OP_REPAIR] = "REPAIR",
         [MMC_OP_LEASE] = "LEASE",
         [MMC_OP_REMOVE_ALL] = "REMOVE_ALL",
+        [MMC_OP_MOVE_DONE] = "MOVE_DONE",
+        [MMC_OP_MOVE] = "MOVE",
     };
 
     (void)state;

@@ -283,7 +283,7 @@ mmc_status_t mmc_state_put_alloc(mmc_state_t *state, mmc_state_owner_t *owner,
     memset(res, 0, sizeof(*res));
     if (!mmc_key_valid(key, key_len) || (size == 0) || (opts->replicas == 0) ||
         (opts->replicas > MMC_MAX_REPLICAS) ||
-        (opts->npref > MMC_MAX_REPLICAS) || (opts->media >= MMC_STATE_NMEDIA) ||
+        (opts->npref > MMC_MAX_REPLICAS) || (opts->media > MMC_MEDIA_HBM) ||
         (size > UINT64_MAX - state->params.alloc_align)) {
         status = MF_ERR_INVALID;
         goto out;
@@ -591,6 +591,7 @@ mf_status_t mmc_state_create(const mmc_state_params_t *params,
         mf_list_init(&state->ranks[r].member_link);
     }
     mf_list_init(&state->members);
+    mf_list_init(&state->moves_out);
     mf_vec_init(&state->hosts, sizeof(mmc_state_host_t));
     mf_hmap_init(&state->host_map);
     mmc_state_index_init(&state->index);
@@ -757,6 +758,13 @@ static mmc_status_t mmc_state_grant(mmc_state_t *state,
 {
     mmc_state_lease_t *lease;
 
+    state->now_ms = MF_MAX(state->now_ms, now_ms);
+    if (mmc_state_obj_media(obj) == MMC_MEDIA_SSD) {
+        /* its bytes are on SSD: a read waits for a load
+         * (mmc_state_load_keys) */
+        res->status = MMC_ERR_BUSY;
+        return res->status;
+    }
     if (owner->nleases >= state->params.max_owner_leases) {
         mf_debug("meta: an owner holds %" PRIu64 " leases; a lease on %.*s "
                  "refused",
@@ -913,6 +921,7 @@ uint64_t mmc_state_remove_all(mmc_state_t *state)
 
 bool mmc_state_expire_some(mmc_state_t *state, uint64_t now_ms, uint64_t budget)
 {
+    state->now_ms = MF_MAX(state->now_ms, now_ms);
     for (int q = 0; q < MMC_STATE_LEASE_QUEUES; q++) {
         mf_list_t *fifo = &state->lease_queues[q].fifo;
 

@@ -80,6 +80,9 @@ typedef struct mmc_state_params {
     /* Objects a put item may evict before MMC_ERR_NO_SPACE; 0: none. */
     uint32_t evict_max_per_put;
     uint32_t evict_policy; /* mmc_evict_policy_t */
+    /* A move between memory and SSD not reported within this is given
+     * up (0: 30 s). */
+    uint32_t move_timeout_ms;
     /* s3fifo: the share of a segment's capacity (1..90 percent; 0: 10)
      * that new objects get on probation. */
     uint32_t evict_small_pct;
@@ -118,6 +121,15 @@ typedef struct mmc_state_counters {
     uint64_t repairs_started;   /* re-replications started */
     uint64_t repairs_done;      /* of them, a replica made */
     uint64_t repairs_failed;    /* of them, failed or given up */
+    uint64_t demotions_started; /* objects on their way to SSD */
+    uint64_t demotions_done;    /* of them, on SSD now */
+    uint64_t demotions_failed;  /* of them, read meanwhile, failed or lost */
+    uint64_t loads_started;     /* objects on their way back from SSD */
+    uint64_t loads_done;        /* of them, in memory now */
+    uint64_t loads_failed;      /* of them (or never started for want of
+                                   room), failed, torn or lost */
+    uint64_t evictions_media[3]; /* evictions by the media evicted from
+                                    (mmc_media_t) */
 } mmc_state_counters_t;
 
 mf_status_t mmc_state_create(const mmc_state_params_t *params,
@@ -255,6 +267,37 @@ bool mmc_state_evict_due(const mmc_state_t *state);
  */
 bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget);
 
+/* ---- the SSD tier ---- */
+
+/*
+ * A rank may register an SSD segment beside its memory (no address: its
+ * local service reads and writes it).  Eviction passes demote objects of
+ * its memory there instead of deleting them; a read of an object on SSD
+ * only loads it back first (see meta_state_move.c).  Moves are jobs of
+ * the rank's local service: the caller takes them (mmc_state_moves_take)
+ * after every request and pass, sends each as MOVE to its copier, and
+ * hands the report to mmc_state_move_done.
+ */
+typedef struct mmc_state_move_job {
+    mmc_state_owner_t *copier;
+    mmc_move_t move; /* its key points into the object: send it before
+                        the state changes */
+} mmc_state_move_job_t;
+
+uint32_t mmc_state_moves_take(mmc_state_t *state, mmc_state_move_job_t *jobs,
+                              uint32_t max);
+/* MMC_OK, or MMC_ERR_NOT_FOUND (unknown, timed out, another's). */
+mmc_status_t mmc_state_move_done(mmc_state_t *state, mmc_state_owner_t *owner,
+                                 uint64_t id, mmc_status_t status);
+/* Before a read of keys: starts a load of each whose object lives on SSD
+ * only (unless one runs) and returns how many are loading; 0: the read
+ * may go on (a GET or LEASE of an object on SSD answers MMC_ERR_BUSY). */
+uint32_t mmc_state_load_keys(mmc_state_t *state, const mmc_key_t *keys,
+                             uint32_t n, uint64_t now_ms);
+/* Loads ended so far (a counter that only grows): a deferred read looks
+ * again when it moved. */
+uint64_t mmc_state_loads_ended(const mmc_state_t *state);
+
 /* ---- holder records ---- */
 
 /*
@@ -350,6 +393,7 @@ typedef struct mmc_state_seg_info {
     uint64_t free;
     uint64_t largest_free;
     uint64_t replicas; /* committed, unlinked and pending */
+    uint64_t arriving; /* blocks of moves into it in flight */
     uint64_t lru;      /* of replicas: eviction candidates (committed) */
     const struct mmc_alloc *alloc;
 } mmc_state_seg_info_t;

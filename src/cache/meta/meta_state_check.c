@@ -36,6 +36,7 @@ void mmc_state_foreach_seg(const mmc_state_t *state,
             info.free = st.free;
             info.largest_free = st.largest_free;
             info.replicas = seg->nreps;
+            info.arriving = seg->narriving;
             info.lru = seg->nlru;
             info.alloc = seg->alloc;
             cb(&info, arg);
@@ -103,8 +104,10 @@ static mf_status_t mmc_state_check_seg(const mmc_state_t *state,
                  seg->nlru, seg->nsmall, seg->small_bytes);
         return MF_ERR_STATE;
     }
+    /* blocks of moves in flight: in the books, not replicas yet */
+    used += seg->arriving;
     if ((used != seg->used) || (st.used != used) || (n != seg->nreps) ||
-        (st.allocations != n)) {
+        (st.allocations != n + seg->narriving)) {
         mf_error("meta check: rank %" PRIu32 " media %u: replicas %" PRIu64
                  " (counted %" PRIu64 ", allocations %" PRIu64
                  "), bytes %" PRIu64 " (counted %" PRIu64 ", allocator %" PRIu64
@@ -240,7 +243,10 @@ mf_status_t mmc_state_check(const mmc_state_t *state)
                          (int)obj->key_len, mmc_state_obj_key(obj), i);
                 return MF_ERR_STATE;
             }
-            if ((rep->seg != NULL) && !rep->in_lru && !rep->filling) {
+            if ((rep->seg != NULL) && !rep->in_lru && !rep->filling &&
+                !((obj->repair != NULL) &&
+                  (obj->repair->kind == MMC_STATE_JOB_DEMOTE) &&
+                  (obj->repair->src == rep))) {
                 mf_error("meta check: object %.*s has a replica off the LRU",
                          (int)obj->key_len, mmc_state_obj_key(obj));
                 return MF_ERR_STATE;

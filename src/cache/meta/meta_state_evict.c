@@ -310,6 +310,17 @@ void mmc_state_lru_del(mmc_state_t *state, mmc_state_rep_t *rep)
     state->candidates[rep->seg->media]--;
 }
 
+void mmc_state_lru_return(mmc_state_t *state, mmc_state_rep_t *rep)
+{
+    mf_list_del(&rep->link); /* off seg->reps */
+    rep->freq = 0;
+    mf_list_push_front(&rep->seg->lru, &rep->link);
+    rep->in_lru = true;
+    rep->seg->nlru++;
+    state->candidates[rep->seg->media]++;
+    mmc_state_seg_unstick(state, rep->seg);
+}
+
 void mmc_state_lru_touch(const mmc_state_t *state, mmc_state_rep_t *rep)
 {
     if (!rep->in_lru) {
@@ -346,6 +357,7 @@ static void mmc_state_evict_obj(mmc_state_t *state, mmc_state_obj_t *obj,
              for_put ? " for a put" : "");
     state->counters.evictions++;
     state->counters.evictions_put += for_put;
+    state->counters.evictions_media[mmc_state_obj_media(obj)]++;
     state->counters.evicted_bytes += obj->size;
     mmc_state_obj_unlink(state, obj);
 }
@@ -357,8 +369,9 @@ static bool mmc_state_seg_enough(const mmc_state_t *state,
 {
     mmc_alloc_stats_t st;
 
-    if (len == 0) {
-        return !mmc_state_seg_above(seg, state->params.evict_low_pct);
+    if (len == 0) { /* what is being demoted is as good as gone */
+        return (seg->used - seg->leaving) * 100 <=
+               seg->capacity * state->params.evict_low_pct;
     }
     if (seg->capacity - seg->used < len) {
         return false;
@@ -439,6 +452,10 @@ static uint64_t mmc_state_seg_evict(mmc_state_t *state, mmc_state_seg_t *seg,
         if (!mmc_state_seg_visit(state, seg, &rep)) {
             continue;
         }
+        if (!for_put && mmc_state_demote_begin(state, rep)) {
+            seg->skipped = 0; /* on its way to the rank's SSD */
+            continue;
+        }
         mmc_state_evict_obj(state, mmc_state_rep_obj(rep), for_put);
         seg->skipped = 0;
         (*evicted_p)++;
@@ -490,6 +507,19 @@ bool mmc_state_evict_some(mmc_state_t *state, uint64_t budget)
         }
     }
     return more;
+}
+
+bool mmc_state_seg_make_room(mmc_state_t *state, mmc_state_seg_t *seg,
+                             uint64_t len)
+{
+    uint64_t max_evict = state->params.evict_max_per_put;
+    uint64_t visits = max_evict * MMC_STATE_PUT_VISITS_PER_EVICTION +
+                      MMC_STATE_PUT_VISITS_EXTRA;
+    uint64_t evicted = 0;
+
+    (void)mmc_state_seg_evict(state, seg, len, max_evict, visits, true,
+                              &evicted);
+    return mmc_state_seg_enough(state, seg, len);
 }
 
 /*

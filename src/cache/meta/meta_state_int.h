@@ -27,7 +27,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define MMC_STATE_NMEDIA  2
+#define MMC_STATE_NMEDIA 3
+/* The largest SSD segment: no window bounds it. */
+#define MMC_STATE_SSD_MAX (1ull << 50)
 #define MMC_STATE_NO_RANK UINT32_MAX
 /* Candidates a put item may visit per object it may evict, plus a few:
  * bounds the walk over leased objects and, with s3fifo, over those that
@@ -62,6 +64,12 @@ typedef struct mmc_state_seg {
     bool evicting;     /* a background pass is bringing it to its low mark */
     bool restoring;    /* its holder's record is coming: no placement */
     uint32_t heap_idx; /* in state->place[media] */
+    /* moves (meta_state_move.c): bytes of replicas here being demoted,
+     * gone as far as the watermarks care; and blocks allocated here for
+     * moves in flight (counted in used, not replicas yet) */
+    uint64_t leaving;
+    uint64_t arriving;
+    uint64_t narriving;
 } mmc_state_seg_t;
 
 /* The committed objects by key (meta_state_index.c): chains through the
@@ -157,6 +165,37 @@ static inline char *mmc_state_obj_key(const mmc_state_obj_t *obj)
     return (char *)obj + MMC_STATE_OBJ_REPS_OFF +
            (size_t)obj->nslots * sizeof(mmc_state_rep_t);
 }
+
+/*
+ * A job on an object that a holder carries out and reports (meta_state.h:
+ * REPAIR_DONE, MOVE_DONE): a repair copies a replica to a new one on
+ * another rank (meta_state_repair.c); a move copies its own replica
+ * between its memory and its SSD (meta_state_move.c).  Jobs hold their
+ * object like a lease, one per object at a time (obj->repair), share ids,
+ * deadlines and the loss of their copier.
+ */
+enum {
+    MMC_STATE_JOB_REPAIR = 0,
+    MMC_STATE_JOB_DEMOTE = 1, /* memory -> SSD, for eviction */
+    MMC_STATE_JOB_LOAD = 2,   /* SSD -> memory, for a read */
+};
+
+typedef struct mmc_state_repair {
+    uint64_t id;
+    uint64_t deadline_ms;
+    uint8_t kind;
+    bool sent; /* a move: taken by mmc_state_moves_take */
+    mmc_state_obj_t *obj;
+    mmc_state_rep_t *dst; /* repair: the filling slot; its seg NULL once
+                             dropped */
+    mmc_state_rep_t *src; /* move: the replica whose bytes move */
+    mmc_state_seg_t *to;  /* move: where they go (a block of len there) */
+    uint64_t to_offset;
+    uint64_t len;
+    mmc_state_owner_t *copier;
+    mf_list_t link;     /* in state->repairs, by deadline */
+    mf_list_t out_link; /* a move: in state->moves_out until taken */
+} mmc_state_repair_t;
 
 struct mmc_state_put {
     uint64_t id;
@@ -264,6 +303,10 @@ struct mmc_state {
     uint64_t last_version; /* of the newest committed object */
     bool evict_due;        /* a background pass may have work: see above */
     uint64_t candidates[MMC_STATE_NMEDIA]; /* eviction candidates by media */
+    mf_list_t moves_out;                   /* of moves not yet taken to send */
+    uint32_t nmoves;                       /* of the jobs in repair_ids */
+    uint64_t moves_ended; /* loads ended, ever: deferred reads look again */
+    uint64_t now_ms;      /* the latest time a call passed in */
     mmc_state_ghost_t ghost[MMC_STATE_NMEDIA]; /* s3fifo */
     mmc_state_counters_t counters;
 };
@@ -291,6 +334,9 @@ bool mmc_state_evict_fresh(mmc_state_t *state, const mmc_state_obj_t *obj);
 void mmc_state_lru_add(mmc_state_t *state, mmc_state_rep_t *rep, bool fresh);
 void mmc_state_lru_del(mmc_state_t *state, mmc_state_rep_t *rep);
 void mmc_state_lru_touch(const mmc_state_t *state, mmc_state_rep_t *rep);
+/* A replica taken off the queues (by a demotion) comes back: first in line
+ * on the main queue. */
+void mmc_state_lru_return(mmc_state_t *state, mmc_state_rep_t *rep);
 void mmc_state_ghost_free(mmc_state_t *state);
 void mmc_state_seg_unstick(mmc_state_t *state, mmc_state_seg_t *seg);
 /* A pass may have work in seg now: sets state->evict_due if so. */
@@ -308,6 +354,16 @@ void mmc_state_rec_clear(mmc_state_t *state, mmc_state_owner_t *owner);
 /* meta_state_repair.c: objects below the replicas their put asked for */
 void mmc_state_under_update(mmc_state_t *state, mmc_state_obj_t *obj);
 void mmc_state_repair_owner_gone(mmc_state_t *state, mmc_state_owner_t *owner);
+/* meta_state_move.c: moves between a rank's memory and its SSD */
+bool mmc_state_demote_begin(mmc_state_t *state, mmc_state_rep_t *rep);
+/* meta_state_evict.c: evicts (deletes) from seg until it has a free
+ * block of len, as a put would; true when it has. */
+bool mmc_state_seg_make_room(mmc_state_t *state, mmc_state_seg_t *seg,
+                             uint64_t len);
+void mmc_state_move_end(mmc_state_t *state, mmc_state_repair_t *job,
+                        mmc_status_t status);
+/* The media of obj's replicas (all of one). */
+uint8_t mmc_state_obj_media(const mmc_state_obj_t *obj);
 void mmc_state_repair_free_all(mmc_state_t *state);
 /* Drops a hold (lease or repair) on obj: freed at the last if unlinked. */
 void mmc_state_obj_unhold(mmc_state_t *state, mmc_state_obj_t *obj);

@@ -67,7 +67,9 @@ err:
 
 static const char *mmc_state_media_name(uint8_t media)
 {
-    return (media == MMC_MEDIA_HBM) ? "HBM" : "DRAM";
+    return (media == MMC_MEDIA_HBM)   ? "HBM"
+           : (media == MMC_MEDIA_SSD) ? "SSD"
+                                      : "DRAM";
 }
 
 /* The start and largest size of rank's segment of media; false when the
@@ -77,6 +79,11 @@ static bool mmc_state_seg_slot(const mmc_state_t *state, uint32_t rank,
 {
     const mmc_state_params_t *p = &state->params;
 
+    if (media == MMC_MEDIA_SSD) { /* no window: its holder reads it */
+        *gva_p = 0;
+        *max_p = MMC_STATE_SSD_MAX;
+        return true;
+    }
     if (media == MMC_MEDIA_DRAM) {
         *gva_p = p->host_base + (uint64_t)rank * p->max_segment_size;
         *max_p = p->max_segment_size;
@@ -92,7 +99,7 @@ static mf_status_t mmc_state_check_segs(const mmc_state_t *state, uint32_t rank,
                                         const mmc_seg_desc_t *segs)
 {
     const mmc_state_params_t *p = &state->params;
-    bool seen[MMC_STATE_NMEDIA] = {false, false};
+    bool seen[MMC_STATE_NMEDIA] = {false, false, false};
     uint64_t gva, max;
 
     if (nsegs > MMC_PROTO_MAX_SEGS) {
@@ -139,7 +146,7 @@ mf_status_t mmc_state_register(mmc_state_t *state, mmc_state_owner_t *owner,
                                const char *name, uint32_t nsegs,
                                const mmc_seg_desc_t *segs, uint32_t *host_idx_p)
 {
-    mmc_state_seg_t *made[MMC_STATE_NMEDIA] = {NULL, NULL};
+    mmc_state_seg_t *made[MMC_STATE_NMEDIA] = {NULL, NULL, NULL};
     mmc_state_rank_t *r = mmc_state_rank_at(state, rank);
     mf_status_t status;
     uint32_t host_idx;

@@ -20,18 +20,11 @@
  */
 #include "cache/meta/meta_state_int.h"
 
-struct mmc_state_repair {
-    uint64_t id;
-    uint64_t deadline_ms;
-    mmc_state_obj_t *obj;
-    mmc_state_rep_t *dst; /* the filling slot; its seg NULL once dropped */
-    mmc_state_owner_t *copier;
-    mf_list_t link; /* in state->repairs, by deadline */
-};
-
 void mmc_state_under_update(mmc_state_t *state, mmc_state_obj_t *obj)
 {
-    bool under = obj->linked && obj->nrep > 0 && obj->nrep < obj->want;
+    /* an object on SSD keeps one copy there: nothing to repair */
+    bool under = obj->linked && obj->nrep > 0 && obj->nrep < obj->want &&
+                 mmc_state_obj_media(obj) != MMC_MEDIA_SSD;
 
     if (under == obj->under) {
         return;
@@ -53,11 +46,16 @@ uint64_t mmc_state_under_replicated(const mmc_state_t *state)
 
 /* Ends a repair: the slot becomes a replica (ok) or goes. */
 static void mmc_state_repair_end(mmc_state_t *state, mmc_state_repair_t *rp,
-                                 bool ok)
+                                 mf_status_t status)
 {
     mmc_state_obj_t *obj = rp->obj;
     mmc_state_rep_t *dst = rp->dst;
+    bool ok = status == MF_OK;
 
+    if (rp->kind != MMC_STATE_JOB_REPAIR) {
+        mmc_state_move_end(state, rp, status);
+        return;
+    }
     (void)mf_hmap_remove(&state->repair_ids, &rp->id, sizeof(rp->id));
     mf_list_del(&rp->link);
     obj->repair = NULL;
@@ -90,7 +88,7 @@ void mmc_state_repair_owner_gone(mmc_state_t *state, mmc_state_owner_t *owner)
 
         next = elem->next;
         if (rp->copier == owner) {
-            mmc_state_repair_end(state, rp, false);
+            mmc_state_repair_end(state, rp, MF_ERR_PEER_LOST);
         }
     }
 }
@@ -101,7 +99,7 @@ void mmc_state_repair_free_all(mmc_state_t *state)
         mmc_state_repair_end(
             state,
             mf_container_of(state->repairs.next, mmc_state_repair_t, link),
-            false);
+            MF_ERR_CANCELED);
     }
 }
 
@@ -213,6 +211,7 @@ static bool mmc_state_repair_begin(mmc_state_t *state, mmc_state_obj_t *obj,
     seg->nreps++;
     seg->used += mmc_state_round(state, obj->size);
     mmc_state_heap_update(state, seg);
+    rp->kind = MMC_STATE_JOB_REPAIR;
     rp->obj = obj;
     rp->dst = dst;
     rp->copier = src->seg->rank->owner;
@@ -268,10 +267,10 @@ mmc_status_t mmc_state_repair_done(mmc_state_t *state, mmc_state_owner_t *owner,
 {
     mmc_state_repair_t *rp = mf_hmap_get(&state->repair_ids, &id, sizeof(id));
 
-    if (rp == NULL || rp->copier != owner) {
+    if (rp == NULL || rp->copier != owner || rp->kind != MMC_STATE_JOB_REPAIR) {
         return MMC_ERR_NOT_FOUND; /* timed out, or not its own */
     }
-    mmc_state_repair_end(state, rp, status == MF_OK);
+    mmc_state_repair_end(state, rp, status);
     return MMC_OK;
 }
 
@@ -284,14 +283,17 @@ void mmc_state_repair_expire(mmc_state_t *state, uint64_t now_ms)
         if (rp->deadline_ms > now_ms) {
             break;
         }
-        mf_warn("meta: a repair of %.*s by rank %" PRIu32 " timed out",
+        mf_warn("meta: a %s of %.*s by rank %" PRIu32 " timed out",
+                (rp->kind == MMC_STATE_JOB_REPAIR)   ? "repair"
+                : (rp->kind == MMC_STATE_JOB_DEMOTE) ? "demotion"
+                                                     : "load",
                 (int)rp->obj->key_len, mmc_state_obj_key(rp->obj),
                 mmc_state_owner_rank(rp->copier));
-        mmc_state_repair_end(state, rp, false);
+        mmc_state_repair_end(state, rp, MF_ERR_TIMEOUT);
     }
 }
 
 uint32_t mmc_state_repairs_running(const mmc_state_t *state)
 {
-    return (uint32_t)state->repair_ids.count;
+    return (uint32_t)state->repair_ids.count - state->nmoves;
 }

@@ -28,6 +28,8 @@
 #define MMC_PROTO_REPLICA_MIN (4u + 4u + 1u + 8u)
 #define MMC_PROTO_SEG_MIN     (1u + 8u + 8u)
 #define MMC_PROTO_REPAIR_MIN  (8u + 1u + 8u + 8u + 8u)
+#define MMC_PROTO_MOVE_MIN                                                     \
+    (8u + 1u + 1u + 8u + 8u + 8u + 8u + 1u + MMC_PROTO_KEY_MIN)
 #define MMC_PROTO_REC_MIN     (1u + 1u + 8u) /* DEL */
 #define MMC_PROTO_ADD_MIN     (MMC_PROTO_REC_MIN + 1u + 16u + MMC_PROTO_KEY_MIN)
 
@@ -48,6 +50,8 @@ static const char *const mmc_op_names[MMC_OP_MAX] = {
     [MMC_OP_RECORD] = "RECORD",
     [MMC_OP_REPAIR_DONE] = "REPAIR_DONE",
     [MMC_OP_REPAIR] = "REPAIR",
+    [MMC_OP_MOVE_DONE] = "MOVE_DONE",
+    [MMC_OP_MOVE] = "MOVE",
     [MMC_OP_LEASE] = "LEASE",
     [MMC_OP_REMOVE_ALL] = "REMOVE_ALL",
 };
@@ -857,6 +861,84 @@ err:
 }
 
 void mmc_repair_list_free(mmc_repair_list_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    free(m->items);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- moves between memory and SSD ---- */
+
+void mmc_move_list_encode(mf_wbuf_t *w, const mmc_move_list_t *m)
+{
+    mf_wbuf_put_u32(w, m->count);
+    for (uint32_t i = 0; i < m->count; i++) {
+        const mmc_move_t *mv = &m->items[i];
+
+        mf_wbuf_put_u64(w, mv->id);
+        mf_wbuf_put_u8(w, mv->dir);
+        mf_wbuf_put_u8(w, mv->media);
+        mf_wbuf_put_u64(w, mv->gva);
+        mf_wbuf_put_u64(w, mv->ssd_offset);
+        mf_wbuf_put_u64(w, mv->size);
+        mf_wbuf_put_u64(w, mv->version);
+        mf_wbuf_put_u8(w, mv->want);
+        mf_wbuf_put_bytes(w, mv->key.data, mv->key.len);
+    }
+}
+
+mf_status_t mmc_move_list_decode(const void *body, size_t len,
+                                 mmc_move_list_t *m)
+{
+    mf_status_t status = MF_ERR_PROTO;
+    void *items = NULL;
+    mf_rbuf_t r;
+
+    memset(m, 0, sizeof(*m));
+    mf_rbuf_init(&r, body, len);
+    if (!mmc_proto_get_count(&r, MMC_BATCH_MAX, MMC_PROTO_MOVE_MIN,
+                             &m->count)) {
+        goto err;
+    }
+    status = mmc_proto_alloc(m->count, sizeof(*m->items), &items);
+    if (status != MF_OK) {
+        goto err;
+    }
+    m->items = items;
+    for (uint32_t i = 0; i < m->count; i++) {
+        mmc_move_t *mv = &m->items[i];
+
+        mf_rbuf_get_u64(&r, &mv->id);
+        mf_rbuf_get_u8(&r, &mv->dir);
+        mf_rbuf_get_u8(&r, &mv->media);
+        mf_rbuf_get_u64(&r, &mv->gva);
+        mf_rbuf_get_u64(&r, &mv->ssd_offset);
+        mf_rbuf_get_u64(&r, &mv->size);
+        mf_rbuf_get_u64(&r, &mv->version);
+        mf_rbuf_get_u8(&r, &mv->want);
+        if (!mmc_proto_get_key(&r, &mv->key) ||
+            ((mv->dir != MMC_MOVE_DEMOTE) && (mv->dir != MMC_MOVE_LOAD)) ||
+            (mv->size == 0)) {
+            status = MF_ERR_PROTO;
+            free(m->items);
+            goto err;
+        }
+    }
+    if (mf_rbuf_status(&r, true) != MF_OK) {
+        status = MF_ERR_PROTO;
+        free(m->items);
+        goto err;
+    }
+    return MF_OK;
+
+err:
+    memset(m, 0, sizeof(*m));
+    return status;
+}
+
+void mmc_move_list_free(mmc_move_list_t *m)
 {
     if (m == NULL) {
         return;

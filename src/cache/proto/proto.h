@@ -22,6 +22,7 @@
  *   hello_resp the fields of mmc_hello_resp_t, in order
  *   seg        u8 media, u64 gva, u64 size
  *   register_req u32 rank, str host_id, u32 nsegs, nsegs x seg, u32 flags
+ *   seg        u8 media, u64 gva (0 for SSD), u64 size
  *   rec_entry  u8 op, u8 media, u64 offset, and for ADD: u8 want,
  *              u64 size, u64 version, key
  *   record     u64 seq, u32 count, count x rec_entry
@@ -72,6 +73,14 @@
  *   REPAIR      u32 count, count x (u64 id, u8 media, u64 src gva, u64
  *               dst gva, u64 size): copy each (one-sided, its own replica
  *               to the new one) and say REPAIR_DONE
+ * and to a holder with an SSD segment:
+ *   MOVE        u32 count, count x move: copy each between its own memory
+ *               segment (media, gva) and its SSD segment (ssd offset),
+ *               DEMOTE: memory to SSD, LOAD: SSD to memory, and say
+ *               MOVE_DONE (commit list: move id, status), which it does
+ *               not wait for
+ *   move       u64 id, u8 dir (1 DEMOTE, 2 LOAD), u8 media, u64 gva, u64
+ *              ssd offset, u64 size, u64 version, u8 want, key
  * Per-item outcomes travel in the lists; the frame status is MF_OK unless
  * the request as a whole failed (then the body is empty).
  */
@@ -85,9 +94,10 @@
 
 /* 2: HELLO tells the device window, PUT_ALLOC the media of the replicas;
  * 3: holders keep records (RECORD, RECORD_ACK, RESTORE, REGISTER flags);
- * 4: RECORD flags (MMC_RECORD_ACK_LATER) */
-#define MMC_PROTO_VERSION  4
-#define MMC_PROTO_MAX_SEGS 2 /* one DRAM and one HBM segment per rank */
+ * 4: RECORD flags (MMC_RECORD_ACK_LATER);
+ * 5: SSD segments, MOVE and MOVE_DONE */
+#define MMC_PROTO_VERSION  5
+#define MMC_PROTO_MAX_SEGS 3 /* one DRAM, one HBM, one SSD segment */
 #define MMC_PROTO_NAME_MAX 63
 #define MMC_PROTO_HOST_MAX 127 /* bytes of a host id */
 /* largest body either side sends: a full batch of obj results */
@@ -114,6 +124,8 @@ typedef enum mmc_op {
     MMC_OP_REPAIR = 16, /* a notify */
     MMC_OP_LEASE = 17,
     MMC_OP_REMOVE_ALL = 18,
+    MMC_OP_MOVE_DONE = 19,
+    MMC_OP_MOVE = 20, /* a notify */
     MMC_OP_MAX
 } mmc_op_t;
 
@@ -285,6 +297,27 @@ typedef struct mmc_repair_list {
     mmc_repair_t *items;
 } mmc_repair_list_t;
 
+/* ---- moves between a holder's memory and its SSD ---- */
+
+enum { MMC_MOVE_DEMOTE = 1, MMC_MOVE_LOAD = 2 };
+
+typedef struct mmc_move {
+    uint64_t id;
+    uint8_t dir;   /* MMC_MOVE_DEMOTE, MMC_MOVE_LOAD */
+    uint8_t media; /* of the memory side */
+    uint64_t gva;  /* the memory side, in the holder's own segment */
+    uint64_t ssd_offset;
+    uint64_t size;
+    uint64_t version;
+    uint8_t want;
+    mmc_key_t key;
+} mmc_move_t;
+
+typedef struct mmc_move_list {
+    uint32_t count; /* <= MMC_BATCH_MAX */
+    mmc_move_t *items;
+} mmc_move_list_t;
+
 /* ---- encoders: append to w (check mf_wbuf_status() once at the end) ---- */
 
 void mmc_hello_req_encode(mf_wbuf_t *w, const mmc_hello_req_t *m);
@@ -306,6 +339,7 @@ void mmc_restore_req_encode(mf_wbuf_t *w, const mmc_record_t *m);
 /* Bytes one entry takes on the wire. */
 size_t mmc_rec_entry_wire_size(const mmc_rec_entry_t *e);
 void mmc_repair_list_encode(mf_wbuf_t *w, const mmc_repair_list_t *m);
+void mmc_move_list_encode(mf_wbuf_t *w, const mmc_move_list_t *m);
 
 /* ---- decoders: MF_OK, MF_ERR_PROTO or MF_ERR_NOMEM; *m is zeroed first
  * and holds nothing to free after a failure ---- */
@@ -337,6 +371,9 @@ mf_status_t mmc_restore_req_decode(const void *body, size_t len,
                                    mmc_record_t *m);
 mf_status_t mmc_repair_list_decode(const void *body, size_t len,
                                    mmc_repair_list_t *m);
+/* MOVE: dir DEMOTE or LOAD, size > 0. */
+mf_status_t mmc_move_list_decode(const void *body, size_t len,
+                                 mmc_move_list_t *m);
 /* The same list decoded into the caller's n results, with no allocation:
  * item i goes to slot(arg, i).  MF_ERR_PROTO also when the list does not
  * hold exactly n items; the slots may then be partly written. */
@@ -353,6 +390,7 @@ void mmc_status_list_free(mmc_status_list_t *m);
 void mmc_obj_list_free(mmc_obj_list_t *m);
 void mmc_record_free(mmc_record_t *m);
 void mmc_repair_list_free(mmc_repair_list_t *m);
+void mmc_move_list_free(mmc_move_list_t *m);
 
 /* True when key is 1..MMC_KEY_MAX bytes without NUL. */
 bool mmc_key_valid(const char *data, size_t len);

@@ -676,8 +676,11 @@ static void test_rpc_register_media(void **state)
     assert_int_equal(test_rpc_register_segs(b, 3, "h", 1, &segs[1]),
                      MF_ERR_UNSUPPORTED);
     assert_int_equal(tk_log_matches(&test_rpc_log, "HBM"), hbm_warns + 2);
-    /* unknown media */
-    segs[1].media = 2;
+    /* unknown media; an SSD segment with an address */
+    segs[1].media = 3;
+    assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
+                     MF_ERR_INVALID);
+    segs[1].media = MMC_MEDIA_SSD;
     assert_int_equal(test_rpc_register_segs(a, 2, "h", 2, segs),
                      MF_ERR_INVALID);
     segs[1].media = 0xff;
@@ -686,10 +689,15 @@ static void test_rpc_register_media(void **state)
     v = test_rpc_view(t->meta);
     assert_int_equal(v.segs, 0);
     assert_int_equal(v.stats.hosts, 0);
-    assert_int_equal(v.stats.errors[MMC_OP_REGISTER], 6);
-    /* DRAM only: fine */
+    assert_int_equal(v.stats.errors[MMC_OP_REGISTER], 7);
+    /* DRAM only: fine; DRAM and SSD (no address) too */
     assert_int_equal(test_rpc_register_segs(a, 2, "h", 1, segs), MF_OK);
     assert_int_equal(test_rpc_view(t->meta).segs, 1);
+    segs[0].gva = HOST_BASE + 3 * MAX_SEG;
+    segs[1].media = MMC_MEDIA_SSD;
+    segs[1].gva = 0;
+    assert_int_equal(test_rpc_register_segs(b, 3, "h", 2, segs), MF_OK);
+    assert_int_equal(test_rpc_view(t->meta).segs, 3);
     mf_net_client_destroy(a);
     mf_net_client_destroy(b);
 }
@@ -1133,13 +1141,14 @@ static void test_rpc_malformed(void **state)
         assert_int_equal(test_rpc_call(m, MMC_OP_PUT_ALLOC, &good, &resp),
                          MF_ERR_PROTO);
     }
-    /* garbage for every opcode that takes a body (RECORD and REPAIR are
-     * notifies the meta service sends, never takes) */
+    /* garbage for every opcode that takes a body (RECORD, REPAIR and MOVE
+     * are notifies the meta service sends, never takes) */
     for (uint16_t op = MMC_OP_HELLO; op < MMC_OP_MAX; op++) {
         assert_int_equal(
             test_rpc_call_raw(m, op, garbage, sizeof(garbage), &resp),
-            (op == MMC_OP_RECORD || op == MMC_OP_REPAIR) ? MF_ERR_UNSUPPORTED
-                                                         : MF_ERR_PROTO);
+            (op == MMC_OP_RECORD || op == MMC_OP_REPAIR || op == MMC_OP_MOVE)
+                ? MF_ERR_UNSUPPORTED
+                : MF_ERR_PROTO);
     }
     /* keys: with a NUL, empty, too long */
     test_rpc_bad_key(m, MMC_OP_GET, "a\0b", 3);

@@ -79,6 +79,7 @@ static mmc_meta_conn_t *mmc_meta_conn_new(mmc_meta_t *meta, mf_net_conn_t *conn)
         return NULL;
     }
     mmc_meta_conn_records_init(mc);
+    mf_list_init(&mc->deferred);
     mc->last_ms = mmc_meta_now_ms();
     mf_list_push_back(&meta->conns, &mc->link);
     return mc;
@@ -128,10 +129,12 @@ static void mmc_meta_on_close(mf_net_conn_t *conn, void *arg)
     if (mc == NULL) {
         return;
     }
+    mmc_meta_conn_deferred_drop(mc);
     if (mc->owner != NULL) {
         mmc_meta_conn_drop(meta, mc, false);
     }
     mmc_meta_conn_records_free(mc);
+    mmc_meta_deferred_run(meta); /* its loads ended with it */
     mf_net_conn_set_data(conn, NULL);
     free(mc);
 }
@@ -177,6 +180,7 @@ static mf_trace_point_t mmc_meta_tp_op[MMC_OP_MAX] = {
     MMC_META_TP(REMOVE),     MMC_META_TP(PING),       MMC_META_TP(RESTORE),
     MMC_META_TP(RECORD_ACK), MMC_META_TP(RECORD),     MMC_META_TP(REPAIR_DONE),
     MMC_META_TP(REPAIR),     MMC_META_TP(LEASE),      MMC_META_TP(REMOVE_ALL),
+    MMC_META_TP(MOVE_DONE),  MMC_META_TP(MOVE),
 };
 
 static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
@@ -185,6 +189,33 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
 {
     mmc_meta_t *meta = arg;
     mmc_meta_conn_t *mc = mf_net_conn_get_data(conn);
+
+    if (mc == NULL) {
+        mc = mmc_meta_conn_new(meta, conn);
+        if (mc == NULL) {
+            (void)mf_net_conn_reply(conn, req_id, opcode, MF_ERR_NOMEM, NULL,
+                                    0);
+            return;
+        }
+        mf_net_conn_set_data(conn, mc);
+    }
+    if (mc->owner != NULL) {
+        /* heard from: to the end of the silence order */
+        mc->last_ms = mmc_meta_now_ms();
+        mf_list_del(&mc->link);
+        mf_list_push_back(&meta->conns, &mc->link);
+    }
+    mmc_meta_serve(meta, mc, opcode, req_id, body, len, true);
+    mmc_meta_moves_send(meta);
+    mmc_meta_deferred_run(meta);
+    mmc_meta_evict_kick(meta);
+}
+
+void mmc_meta_serve(mmc_meta_t *meta, mmc_meta_conn_t *mc, uint16_t opcode,
+                    uint64_t req_id, const uint8_t *body, size_t len,
+                    bool may_defer)
+{
+    mf_net_conn_t *conn = mc->conn;
     uint64_t start = mf_time_ns();
     uint16_t slot = ((opcode > 0) && (opcode < MMC_OP_MAX)) ? opcode : 0;
     mmc_meta_reply_t rep;
@@ -193,19 +224,11 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
     memset(&rep, 0, sizeof(rep));
     rep.status = MF_OK;
     mf_wbuf_init(&rep.body);
-    if (mc == NULL) {
-        mc = mmc_meta_conn_new(meta, conn);
-        mf_net_conn_set_data(conn, mc);
+    if (may_defer && (mc->owner != NULL) && mc->hello &&
+        mmc_meta_defer(meta, mc, opcode, req_id, body, len)) {
+        return; /* served once its loads ended */
     }
-    if ((mc != NULL) && (mc->owner != NULL)) {
-        /* heard from: to the end of the silence order */
-        mc->last_ms = mmc_meta_now_ms();
-        mf_list_del(&mc->link);
-        mf_list_push_back(&meta->conns, &mc->link);
-    }
-    if (mc == NULL) {
-        rep.status = MF_ERR_NOMEM;
-    } else if (mc->owner == NULL) {
+    if (mc->owner == NULL) {
         rep.status = MF_ERR_STATE; /* dropped for silence, closing */
     } else if (slot == 0) {
         mf_debug("meta: %s sent unknown opcode %u", mf_net_conn_peer(conn),
@@ -253,8 +276,12 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
         case MMC_OP_REMOVE_ALL:
             mmc_meta_handle_remove_all(meta, len, &rep);
             break;
+        case MMC_OP_MOVE_DONE:
+            mmc_meta_handle_move_done(meta, mc, body, len, &rep);
+            break;
         case MMC_OP_RECORD: /* ours to send, never to receive */
         case MMC_OP_REPAIR:
+        case MMC_OP_MOVE:
             rep.status = MF_ERR_UNSUPPORTED;
             break;
         default: /* GET, EXIST, QUERY, REMOVE */
@@ -300,7 +327,6 @@ static void mmc_meta_on_request(mf_net_conn_t *conn, uint16_t opcode,
     if (slot != 0 && atomic_load_explicit(&mf_trace_on, memory_order_relaxed)) {
         mf_trace_record(&mmc_meta_tp_op[slot], mf_time_ns() - start);
     }
-    mmc_meta_evict_kick(meta);
 }
 
 static const mf_net_server_ops_t mmc_meta_server_ops = {
@@ -351,7 +377,10 @@ static void mmc_meta_tick(evutil_socket_t fd, short what, void *arg)
                     "continues");
         }
     }
+    mmc_state_repair_expire(meta->state, now_ms); /* repairs and moves */
     mmc_meta_repair_run(meta, now_ms);
+    mmc_meta_moves_send(meta);
+    mmc_meta_deferred_run(meta);
     mmc_meta_records_send(meta, NULL, NULL);
     mmc_meta_evict_kick(meta);
 }
@@ -388,6 +417,7 @@ static void mmc_meta_evict_run(evutil_socket_t fd, short what, void *arg)
         (event_add(meta->evict, &now) != 0)) {
         mf_warn("meta: cannot re-arm eviction; the next tick continues");
     }
+    mmc_meta_moves_send(meta); /* demotions */
     mmc_meta_records_send(meta, NULL, NULL);
 }
 
@@ -510,6 +540,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     meta->meta_id = mmc_meta_random_id();
     meta->start_ms = mmc_meta_now_ms();
     mf_list_init(&meta->conns);
+    mf_list_init(&meta->deferred);
 
     memset(&state_params, 0, sizeof(state_params));
     state_params.max_ranks = cfg->max_ranks;
@@ -526,6 +557,7 @@ mf_status_t mmc_meta_start(const mmc_meta_config_t *cfg, mmc_meta_t **meta_p)
     state_params.evict_policy = (uint32_t)mmc_evict_policy_parse(
         cfg->evict_policy); /* checked with the config */
     state_params.evict_small_pct = cfg->evict_small_pct;
+    state_params.move_timeout_ms = cfg->repair_timeout_ms;
     status = mmc_state_create(&state_params, &meta->state);
     if (status != MF_OK) {
         goto err_free_meta;
@@ -697,6 +729,15 @@ void mmc_meta_get_stats(mmc_meta_t *meta, mmc_meta_stats_t *stats)
     stats->under_replicated = mmc_state_under_replicated(meta->state);
     stats->repairs_running = mmc_state_repairs_running(meta->state);
     stats->repairs_started = c.repairs_started;
+    stats->demotions_started = c.demotions_started;
+    stats->demotions_done = c.demotions_done;
+    stats->demotions_failed = c.demotions_failed;
+    stats->loads_started = c.loads_started;
+    stats->loads_done = c.loads_done;
+    stats->loads_failed = c.loads_failed;
+    for (int m = 0; m < 3; m++) {
+        stats->evictions_media[m] = c.evictions_media[m];
+    }
     stats->repairs_done = c.repairs_done;
     stats->repairs_failed = c.repairs_failed;
     stats->uptime_ms = mmc_meta_now_ms() - meta->start_ms;

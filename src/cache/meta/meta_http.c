@@ -163,6 +163,8 @@ static const char *mmc_meta_http_media(uint8_t media)
         return "dram";
     case MMC_MEDIA_HBM:
         return "hbm";
+    case MMC_MEDIA_SSD:
+        return "ssd";
     default:
         return "unknown";
     }
@@ -515,6 +517,41 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         "their key was evicted off probation, admitted to "
                         "the main queue at once.",
                         stats->evict_ghost_hits);
+    mmc_meta_http_family(b, "mmc_tier_evictions_total", "counter",
+                         "Objects evicted (deleted) from a media tier: "
+                         "DRAM and HBM when no SSD took them, SSD when it "
+                         "filled.");
+    for (uint8_t m = 0; m < 3; m++) {
+        evbuffer_add_printf(b, "mmc_tier_evictions_total{media=\"%s\"} %llu\n",
+                            mmc_meta_http_media(m),
+                            (unsigned long long)stats->evictions_media[m]);
+    }
+    mmc_meta_http_family(b, "mmc_ssd_demotions_total", "counter",
+                         "Objects evicted from memory to their rank's SSD: "
+                         "started, done, failed (read meanwhile, failed, "
+                         "timed out, holder gone).");
+    evbuffer_add_printf(b,
+                        "mmc_ssd_demotions_total{result=\"started\"} %llu\n"
+                        "mmc_ssd_demotions_total{result=\"done\"} %llu\n"
+                        "mmc_ssd_demotions_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)stats->demotions_started,
+                        (unsigned long long)stats->demotions_done,
+                        (unsigned long long)stats->demotions_failed);
+    mmc_meta_http_family(b, "mmc_ssd_loads_total", "counter",
+                         "Objects read back from SSD into memory for a read: "
+                         "started, done, failed (no room, torn, failed, "
+                         "timed out, holder gone).");
+    evbuffer_add_printf(b,
+                        "mmc_ssd_loads_total{result=\"started\"} %llu\n"
+                        "mmc_ssd_loads_total{result=\"done\"} %llu\n"
+                        "mmc_ssd_loads_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)stats->loads_started,
+                        (unsigned long long)stats->loads_done,
+                        (unsigned long long)stats->loads_failed);
+    mmc_meta_http_gauge(b, "mmc_reads_deferred_total", "counter",
+                        "GET and LEASE requests that waited for objects to "
+                        "load from SSD.",
+                        stats->reads_deferred);
     mmc_meta_http_family(b, "mmc_member_losses_total", "counter",
                          "Registered ranks lost without UNREGISTER: their "
                          "connection closed, or sent nothing for "

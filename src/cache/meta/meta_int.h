@@ -53,11 +53,14 @@ struct mmc_meta {
     mmc_meta_stats_t stats; /* requests, errors, latency, clients */
     uint64_t start_ms;      /* when it started (mmc_meta_now_ms) */
     uint64_t restored_ms;   /* when a holder's record was last restored */
+    mf_list_t deferred;     /* of reads waiting for loads (meta_move.c) */
+    uint64_t loads_seen;    /* mmc_state_loads_ended when last looked */
     uint64_t repair_tokens; /* bytes re-replication may copy now */
     uint64_t repair_last_ms;
 };
 
 typedef struct mmc_meta_held mmc_meta_held_t;
+typedef struct mmc_meta_deferred mmc_meta_deferred_t;
 
 typedef struct mmc_meta_conn {
     mmc_meta_t *meta;
@@ -73,6 +76,7 @@ typedef struct mmc_meta_conn {
     uint64_t rec_asked; /* the last RECORD sent without ACK_LATER */
     mf_vec_t waiters;   /* of held replies waiting on its acks, by seq */
     mf_list_t held;     /* of its own replies held */
+    mf_list_t deferred; /* of its reads waiting for loads */
     char name[MMC_PROTO_NAME_MAX + 1];
 } mmc_meta_conn_t;
 
@@ -134,6 +138,25 @@ void mmc_meta_repair_run(mmc_meta_t *meta, uint64_t now_ms);
 void mmc_meta_handle_repair_done(mmc_meta_t *meta, mmc_meta_conn_t *mc,
                                  const uint8_t *body, size_t len,
                                  mmc_meta_reply_t *rep);
+
+/* meta.c: serves one request (may_defer: a read of objects on SSD may
+ * wait for their loads; false: answered now). */
+void mmc_meta_serve(mmc_meta_t *meta, mmc_meta_conn_t *mc, uint16_t opcode,
+                    uint64_t req_id, const uint8_t *body, size_t len,
+                    bool may_defer);
+
+/* meta_move.c: the SSD tier.  Sends the moves the state started; takes
+ * the holders' reports; defers a read that waits for loads (true: kept,
+ * served later) and serves deferred reads whose loads ended (or that
+ * waited too long); drops a closing connection's. */
+void mmc_meta_moves_send(mmc_meta_t *meta);
+void mmc_meta_handle_move_done(mmc_meta_t *meta, mmc_meta_conn_t *mc,
+                               const uint8_t *body, size_t len,
+                               mmc_meta_reply_t *rep);
+bool mmc_meta_defer(mmc_meta_t *meta, mmc_meta_conn_t *mc, uint16_t opcode,
+                    uint64_t req_id, const uint8_t *body, size_t len);
+void mmc_meta_deferred_run(mmc_meta_t *meta);
+void mmc_meta_conn_deferred_drop(mmc_meta_conn_t *mc);
 
 /* meta_record.c */
 void mmc_meta_conn_records_init(mmc_meta_conn_t *mc);

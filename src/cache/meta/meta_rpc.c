@@ -62,7 +62,8 @@ static mf_status_t mmc_meta_check_media(const mmc_meta_t *meta,
     for (uint32_t i = 0; i < req->nsegs; i++) {
         uint8_t media = req->segs[i].media;
 
-        if ((media != MMC_MEDIA_DRAM) && (media != MMC_MEDIA_HBM)) {
+        if ((media != MMC_MEDIA_DRAM) && (media != MMC_MEDIA_HBM) &&
+            (media != MMC_MEDIA_SSD)) {
             mf_warn("meta: %s registers rank %" PRIu32
                     " with a segment of unknown media %u",
                     mc->name, req->rank, media);

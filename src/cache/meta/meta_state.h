@@ -297,6 +297,8 @@ uint32_t mmc_state_load_keys(mmc_state_t *state, const mmc_key_t *keys,
 /* Loads ended so far (a counter that only grows): a deferred read looks
  * again when it moved. */
 uint64_t mmc_state_loads_ended(const mmc_state_t *state);
+/* Objects on SSD now: 0 spares a read the look at its keys. */
+uint64_t mmc_state_on_ssd(const mmc_state_t *state);
 
 /* ---- holder records ---- */
 

@@ -196,6 +196,11 @@ uint32_t mmc_state_load_keys(mmc_state_t *state, const mmc_key_t *keys,
     return loading;
 }
 
+uint64_t mmc_state_on_ssd(const mmc_state_t *state)
+{
+    return state->candidates[MMC_MEDIA_SSD];
+}
+
 uint64_t mmc_state_loads_ended(const mmc_state_t *state)
 {
     return state->moves_ended;

@@ -50,6 +50,8 @@ typedef struct mmc_meta_stats {
     uint64_t grants_undone;    /* puts aborted, leases released: reply lost */
     uint64_t records_sent;     /* RECORD batches sent to holders */
     uint64_t replies_held;     /* replies that waited for holders' acks */
+    uint64_t reads_deferred;   /* reads that waited for loads from SSD */
+    uint64_t moves_sent;       /* MOVE jobs sent to holders */
     uint64_t restored;         /* objects rebuilt from holders' records */
     uint64_t restored_replicas;
     uint64_t restore_refused;  /* record entries refused (stale, taken) */
@@ -57,6 +59,11 @@ typedef struct mmc_meta_stats {
     uint64_t under_replicated; /* objects below their replica count now */
     uint64_t repairs_running;
     uint64_t repairs_started, repairs_done, repairs_failed;
+    /* the SSD tier: objects demoted to SSD and loaded back (started,
+     * done, failed), reads that waited for a load, moves sent */
+    uint64_t demotions_started, demotions_done, demotions_failed;
+    uint64_t loads_started, loads_done, loads_failed;
+    uint64_t evictions_media[3];   /* evicted (deleted) by media */
     uint64_t expiry_reruns;        /* expiry runs that left work for the next */
     uint64_t evictions;            /* objects evicted */
     uint64_t evictions_put;        /* of evictions: for a put with no room */

@@ -82,6 +82,17 @@ typedef struct mmc_config {
     /* The built-in tracer: "" (off), "log" (its table to the log at
      * exit) or the path of a file for that table; MF_TRACE wins. */
     char trace[256];
+    /* An SSD area this process contributes (ssd_size bytes, a multiple
+     * of 4 KiB, of the file or block device ssd_path; 0 = none; needs
+     * dram_size): objects evicted from its DRAM go there instead of
+     * being deleted, and come back on a read.  Its log (ssd_log_path, by
+     * default ssd_path.log; needed for a block device) lets a restarted
+     * process report what the area still holds.  ssd_threads do its
+     * I/O. */
+    char ssd_path[256];
+    uint64_t ssd_size;
+    char ssd_log_path[256];
+    uint32_t ssd_threads;
 } mmc_config_t;
 
 /* Fills the defaults (see docs/configuration.md or mmc_config_help()). */

@@ -291,6 +291,9 @@ static void mmc_local_on_notify(uint16_t opcode, const uint8_t *body,
     case MMC_OP_REPAIR:
         mmc_local_repair_queue(mmc, body, len);
         break;
+    case MMC_OP_MOVE:
+        mmc_local_tier_queue(mmc, body, len);
+        break;
     default:
         mf_debug("mmc-local: unknown notify %u from the meta service", opcode);
         break;
@@ -517,6 +520,12 @@ static void mmc_local_fill_register(mmc_t *mmc)
                                                           MF_MEM_HOST);
         seg->size = mmc->cfg.dram_size;
     }
+    if (mmc->ssd != NULL) { /* no address: we read and write it */
+        seg = &reg->segs[reg->nsegs++];
+        seg->media = MMC_MEDIA_SSD;
+        seg->gva = 0;
+        seg->size = mmc->cfg.ssd_size;
+    }
     if (mmc->cfg.hbm_size != 0) {
         seg = &reg->segs[reg->nsegs++];
         seg->media = MMC_MEDIA_HBM;
@@ -579,6 +588,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     mmc_local_record_init(mmc);
     mmc_local_stream_init(mmc);
     mmc_local_repair_init(mmc);
+    mmc_local_tier_init(mmc);
     deadline = mf_time_ms() + cfg->connect_timeout_ms;
     (void)mf_url_list_parse(cfg->meta_url, mmc->metas, MF_URL_LIST_MAX,
                             &mmc->nmetas);
@@ -646,17 +656,27 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     if (status != MF_OK) {
         goto err_stop_ping;
     }
+    status = mmc_local_tier_open(mmc); /* its log: our record */
+    if (status != MF_OK) {
+        goto err_close_pool;
+    }
     mmc_local_fill_register(mmc);
     for (;;) {
-        status = mmc_local_register(mmc, 0, &host_idx);
+        /* what the SSD area still holds from an earlier run comes back */
+        status = mmc_local_register(
+            mmc, (mmc_local_record_count(mmc) > 0) ? MMC_REG_RESTORE : 0,
+            &host_idx);
         /* the rank's previous owner may still be dropping its connection */
         if (status != MF_ERR_EXISTS || mf_time_ms() >= deadline) {
             break;
         }
         mmc_local_sleep_ms(50);
     }
+    if ((status == MF_OK) && (mmc_local_record_count(mmc) > 0)) {
+        status = mmc_local_record_restore(mmc);
+    }
     if (status != MF_OK) {
-        goto err_close_pool;
+        goto err_close_tier;
     }
     atomic_store(&mmc->host_idx, host_idx);
     mmc->reg_conn = mf_net_client_conn_id(mmc->rpc);
@@ -668,6 +688,8 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     *mmc_p = mmc;
     return MF_OK;
 
+err_close_tier:
+    mmc_local_tier_stop(mmc);
 err_close_pool:
     mmc_local_pool_close(mmc);
 err_stop_ping:
@@ -678,6 +700,7 @@ err_uninit:
     mf_tls_destroy(mmc->tls);
     mf_uninit();
     mmc_local_repair_free(mmc);
+    mmc_local_tier_free(mmc);
     mmc_local_record_free(mmc);
     mmc_local_stream_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);
@@ -698,13 +721,16 @@ MF_API void mmc_destroy(mmc_t *mmc)
     }
     mmc_local_ping_stop(mmc);
     mmc_local_repair_stop(mmc); /* its copies use the pool */
-    /* the meta service drops the segment before the pool withdraws it */
+    mmc_local_tier_stop(mmc);   /* and so do its moves */
+    /* the meta service drops the segment before the pool withdraws it
+     * (the SSD area's log keeps what it holds for the next start) */
     mmc_local_unregister(mmc);
     mmc_local_pool_close(mmc);
     mf_net_client_destroy(mmc->rpc);
     mf_tls_destroy(mmc->tls);
     mf_uninit();
     mmc_local_repair_free(mmc);
+    mmc_local_tier_free(mmc); /* before the record: it keeps its log */
     mmc_local_record_free(mmc);
     mmc_local_stream_free(mmc);
     pthread_cond_destroy(&mmc->ping_cond);

@@ -43,6 +43,19 @@ static const mf_cfg_entry_t mmc_cfg_entries[] = {
      sizeof(((mmc_config_t *)0)->trace), "", 0, 0,
      "the built-in tracer: log (every trace point's figures to the log at "
      "exit), a file path (to that file), or empty: off; MF_TRACE wins"},
+    {"ssd_path", MF_CFG_STR, offsetof(mmc_config_t, ssd_path),
+     sizeof(((mmc_config_t *)0)->ssd_path), "", 0, 0,
+     "file or block device of an SSD area this process contributes: "
+     "objects evicted from its DRAM go there and come back on a read"},
+    {"ssd_size", MF_CFG_SIZE, offsetof(mmc_config_t, ssd_size), 0, "0", 0, 0,
+     "bytes of the SSD area (a multiple of 4K); 0: none.  Needs ssd_path "
+     "and dram_size"},
+    {"ssd_log_path", MF_CFG_STR, offsetof(mmc_config_t, ssd_log_path),
+     sizeof(((mmc_config_t *)0)->ssd_log_path), "", 0, 0,
+     "the SSD area's log of what it holds, read again at a restart; "
+     "empty: ssd_path.log (a block device needs one)"},
+    {"ssd_threads", MF_CFG_U32, offsetof(mmc_config_t, ssd_threads), 0, "4", 1,
+     64, "threads that write objects to the SSD area and read them back"},
 };
 
 static const mf_cfg_table_t mmc_cfg_table = {
@@ -65,8 +78,21 @@ mmc_status_t mmc_local_config_check(const mmc_config_t *cfg)
     }
     if (memchr(cfg->meta_url, '\0', sizeof(cfg->meta_url)) == NULL ||
         memchr(cfg->name, '\0', sizeof(cfg->name)) == NULL ||
-        memchr(cfg->trace, '\0', sizeof(cfg->trace)) == NULL) {
-        mf_error("mmc-local: meta_url, name or trace is not terminated");
+        memchr(cfg->trace, '\0', sizeof(cfg->trace)) == NULL ||
+        memchr(cfg->ssd_path, '\0', sizeof(cfg->ssd_path)) == NULL ||
+        memchr(cfg->ssd_log_path, '\0', sizeof(cfg->ssd_log_path)) == NULL) {
+        mf_error("mmc-local: meta_url, name, trace, ssd_path or ssd_log_path "
+                 "is not terminated");
+        return MF_ERR_CONFIG;
+    }
+    if ((cfg->ssd_size != 0) &&
+        ((cfg->ssd_path[0] == '\0') || (cfg->dram_size == 0) ||
+         (cfg->ssd_size % 4096 != 0) || (cfg->ssd_threads == 0) ||
+         (cfg->ssd_threads > 64))) {
+        mf_error("mmc-local: an SSD area (ssd_size %llu) needs ssd_path, "
+                 "dram_size > 0 (objects come back through DRAM), a size "
+                 "that is a multiple of 4K and 1..64 ssd_threads",
+                 (unsigned long long)cfg->ssd_size);
         return MF_ERR_CONFIG;
     }
     if (mf_url_list_parse(cfg->meta_url, urls, MF_URL_LIST_MAX, &nurls) !=

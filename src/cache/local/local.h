@@ -6,6 +6,8 @@
  *   record.c  the record of what our segments hold, and its restoration
  *             to a new meta service
  *   repair.c  copies of our replicas the meta service asks for
+ *   tier.c    the SSD area (ssd.c) and the moves between it and our DRAM
+ *             that the meta service asks for
  *   ops.c     put/get/exist/query/remove and their batch and layers forms
  *   stream.c  the streaming calls: allocate/copy/finish puts, explicit
  *             leases, remove all
@@ -73,6 +75,14 @@ struct mmc {
     struct mmc_local_repair_job *repair_head;
     pthread_t repair_thread;
     bool repair_started, repair_stop;
+    /* the SSD area and its I/O threads (tier.c) */
+    struct mmc_ssd *ssd;
+    pthread_mutex_t tier_lock;
+    pthread_cond_t tier_cond;
+    struct mmc_local_move_job *tier_head;
+    pthread_t tier_threads[64];
+    uint32_t tier_nthreads;
+    bool tier_stop;
     /* heartbeat: PING at a quarter of the meta's member timeout */
     pthread_t ping_thread;
     bool ping_started;
@@ -131,6 +141,25 @@ void mmc_local_stats_data(uint64_t start);
 /* ---- stream.c ---- */
 void mmc_local_stream_init(mmc_t *mmc);
 void mmc_local_stream_free(mmc_t *mmc);
+
+/* Adds one entry to the record (an SSD entry of the area's log at the
+ * start). */
+mf_status_t mmc_local_record_add(mmc_t *mmc, const mmc_rec_entry_t *e);
+
+/* ---- tier.c ---- */
+void mmc_local_tier_init(mmc_t *mmc);
+/* Opens the SSD area (none: MF_OK), its entries into the record, and
+ * starts its threads. */
+mmc_status_t mmc_local_tier_open(mmc_t *mmc);
+/* A MOVE notify (RPC loop thread): its jobs to the SSD threads. */
+void mmc_local_tier_queue(mmc_t *mmc, const uint8_t *body, size_t len);
+/* The record gained (keep) or lost an entry: an SSD one is committed to
+ * or forgotten by the area's log. */
+void mmc_local_tier_record(mmc_t *mmc, const mmc_rec_entry_t *e, bool keep);
+/* Stops the threads (before the pool goes); closes the area; frees. */
+void mmc_local_tier_stop(mmc_t *mmc);
+void mmc_local_tier_close(mmc_t *mmc);
+void mmc_local_tier_free(mmc_t *mmc);
 
 /* ---- repair.c ---- */
 void mmc_local_repair_init(mmc_t *mmc);

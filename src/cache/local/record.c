@@ -60,6 +60,11 @@ static void mmc_local_record_clear_locked(mmc_t *mmc)
 
     mf_hmap_iter_init(&mmc->rec, &it);
     while ((e = mf_hmap_next(&mmc->rec, &it)) != NULL) {
+        const mmc_local_rec_t *r = e->value;
+        mmc_rec_entry_t gone = {
+            .op = MMC_REC_DEL, .media = r->media, .offset = r->offset};
+
+        mmc_local_tier_record(mmc, &gone, false); /* dropped with us */
         free(e->value);
     }
     mf_hmap_free(&mmc->rec);
@@ -126,6 +131,16 @@ static mf_status_t mmc_local_rec_add_locked(mmc_t *mmc,
     return MF_OK;
 }
 
+mf_status_t mmc_local_record_add(mmc_t *mmc, const mmc_rec_entry_t *e)
+{
+    mf_status_t status;
+
+    pthread_mutex_lock(&mmc->rec_lock);
+    status = mmc_local_rec_add_locked(mmc, e);
+    pthread_mutex_unlock(&mmc->rec_lock);
+    return status;
+}
+
 void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len)
 {
     mmc_record_t rec;
@@ -150,6 +165,7 @@ void mmc_local_record_apply(mmc_t *mmc, const uint8_t *body, size_t len)
         } else {
             mmc_local_rec_del_locked(mmc, e->media, e->offset, 0);
         }
+        mmc_local_tier_record(mmc, e, e->op == MMC_REC_ADD);
     }
     pthread_mutex_unlock(&mmc->rec_lock);
     if (status != MF_OK) {
@@ -250,7 +266,11 @@ static mmc_status_t mmc_local_restore_batch(mmc_t *mmc, mmc_local_rec_t **all,
         if (out.status[i] == MMC_OK) {
             (*kept_p)++;
         } else {
+            mmc_rec_entry_t gone = {
+                .op = MMC_REC_DEL, .media = r->media, .offset = r->offset};
+
             mmc_local_rec_del_locked(mmc, r->media, r->offset, r->version);
+            mmc_local_tier_record(mmc, &gone, false); /* refused */
         }
     }
     pthread_mutex_unlock(&mmc->rec_lock);

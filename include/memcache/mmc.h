@@ -13,7 +13,11 @@
  * meta service places the replicas on segments of that media only, and a
  * put that finds no room there evicts objects of that media only (LRU)
  * or fails with MMC_ERR_NO_SPACE; it never falls back to the other
- * media.  Gets read from either into host or device buffers.
+ * media.  Gets read from either into host or device buffers.  A process
+ * may also contribute an SSD area (ssd_size): objects evicted from its
+ * DRAM are written there instead of being deleted, and a get of one waits
+ * while it is read back into DRAM (MMC_MEDIA_SSD in mmc_query while it is
+ * there).
  *
  * Data moves one-sided.  A put asks the meta service for space on 1..8
  * replicas (distinct ranks, distinct hosts first, the caller's own rank

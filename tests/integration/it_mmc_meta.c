@@ -598,6 +598,7 @@ static void test_http(void **state)
         "mmc_ssd_demotions_total",
         "mmc_ssd_loads_total",
         "mmc_reads_deferred_total",
+        "mmc_puts_deferred_total",
         "mmc_member_losses_total",
         "mmc_connections_timed_out_total",
         "mmc_records_sent_total",

@@ -552,6 +552,10 @@ static void mmc_meta_http_metrics(mmc_meta_http_t *h,
                         "GET and LEASE requests that waited for objects to "
                         "load from SSD.",
                         stats->reads_deferred);
+    mmc_meta_http_gauge(b, "mmc_puts_deferred_total", "counter",
+                        "PUT_ALLOC requests that waited for demotions to SSD "
+                        "to make room, instead of deleting.",
+                        stats->puts_deferred);
     mmc_meta_http_family(b, "mmc_member_losses_total", "counter",
                          "Registered ranks lost without UNREGISTER: their "
                          "connection closed, or sent nothing for "

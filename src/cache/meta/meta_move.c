@@ -6,12 +6,16 @@
  * read) go out after every request, pass and tick, one MOVE notify per
  * holder with all of its jobs; its MOVE_DONE reports end them.
  *
- * Reads that wait.  A GET or LEASE that names an object living on SSD
+ * Requests that wait.  A GET or LEASE that names an object living on SSD
  * only is not answered at once: the state starts its load and the request
  * is deferred whole (its body kept, no lease taken for any of its keys),
  * then served again as if it had just arrived once no load it waits on
- * runs, which is looked at whenever a load ends, or at the latest after
+ * runs, which is looked at whenever a move ends, or at the latest after
  * repair_timeout_ms (then an object still on SSD answers MMC_ERR_BUSY).
+ * A PUT_ALLOC that would have to evict (delete) to find room where a
+ * demotion in flight will free enough waits the same way, so that a
+ * writer faster than the SSD slows down to it instead of deleting what
+ * the SSD would have kept.
  * A deferred request is served again at most MMC_META_DEFER_TRIES times.
  * Its connection closing drops it.
  */
@@ -107,13 +111,35 @@ static bool mmc_meta_read_keys(uint16_t opcode, const uint8_t *body, size_t len,
            (mmc_lease_req_decode(body, len, &ttl_ms, keys) == MF_OK);
 }
 
-/* How many loads a read of these keys waits on now (starting them). */
+/* Whether a PUT_ALLOC has an item that would evict where a demotion in
+ * flight makes room soon. */
+static bool mmc_meta_put_waits(mmc_meta_t *meta, const uint8_t *body,
+                               size_t len)
+{
+    mmc_put_alloc_req_t req;
+    bool wait = false;
+
+    if (mmc_put_alloc_req_decode(body, len, &req) != MF_OK) {
+        return false; /* refused when served */
+    }
+    for (uint32_t i = 0; !wait && (i < req.count); i++) {
+        wait = mmc_state_room_coming(meta->state, req.media, req.items[i].size);
+    }
+    mmc_put_alloc_req_free(&req);
+    return wait;
+}
+
+/* What a request waits on now: loads of the objects a read names (started
+ * here), or room a put would otherwise make by deleting. */
 static uint32_t mmc_meta_loading(mmc_meta_t *meta, uint16_t opcode,
                                  const uint8_t *body, size_t len)
 {
     mmc_key_list_t keys;
     uint32_t n;
 
+    if (opcode == MMC_OP_PUT_ALLOC) {
+        return mmc_meta_put_waits(meta, body, len) ? 1 : 0;
+    }
     if (!mmc_state_on_ssd(meta->state) ||
         !mmc_meta_read_keys(opcode, body, len, &keys)) {
         return 0; /* a malformed one is refused when served */
@@ -129,7 +155,8 @@ bool mmc_meta_defer(mmc_meta_t *meta, mmc_meta_conn_t *mc, uint16_t opcode,
 {
     mmc_meta_deferred_t *d;
 
-    if (((opcode != MMC_OP_GET) && (opcode != MMC_OP_LEASE)) ||
+    if (((opcode != MMC_OP_GET) && (opcode != MMC_OP_LEASE) &&
+         (opcode != MMC_OP_PUT_ALLOC)) ||
         (mmc_meta_loading(meta, opcode, body, len) == 0)) {
         return false;
     }
@@ -149,7 +176,8 @@ bool mmc_meta_defer(mmc_meta_t *meta, mmc_meta_conn_t *mc, uint16_t opcode,
     d->tries = 1;
     mf_list_push_back(&meta->deferred, &d->link);
     mf_list_push_back(&mc->deferred, &d->conn_link);
-    meta->stats.reads_deferred++;
+    meta->stats.reads_deferred += (opcode != MMC_OP_PUT_ALLOC);
+    meta->stats.puts_deferred += (opcode == MMC_OP_PUT_ALLOC);
     mmc_meta_moves_send(meta);
     return true;
 }

@@ -294,9 +294,14 @@ mmc_status_t mmc_state_move_done(mmc_state_t *state, mmc_state_owner_t *owner,
  * may go on (a GET or LEASE of an object on SSD answers MMC_ERR_BUSY). */
 uint32_t mmc_state_load_keys(mmc_state_t *state, const mmc_key_t *keys,
                              uint32_t n, uint64_t now_ms);
-/* Loads ended so far (a counter that only grows): a deferred read looks
- * again when it moved. */
+/* Moves ended so far (a counter that only grows): a deferred request
+ * looks again when it moved. */
 uint64_t mmc_state_loads_ended(const mmc_state_t *state);
+/* Whether a put of size bytes on media should wait rather than evict:
+ * no segment of that media has a free block of that size, and one will
+ * once a demotion in flight from it ends. */
+bool mmc_state_room_coming(const mmc_state_t *state, uint8_t media,
+                           uint64_t size);
 /* Objects on SSD now: 0 spares a read the look at its keys. */
 uint64_t mmc_state_on_ssd(const mmc_state_t *state);
 

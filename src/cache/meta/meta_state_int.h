@@ -305,7 +305,9 @@ struct mmc_state {
     uint64_t candidates[MMC_STATE_NMEDIA]; /* eviction candidates by media */
     mf_list_t moves_out;                   /* of moves not yet taken to send */
     uint32_t nmoves;                       /* of the jobs in repair_ids */
-    uint64_t moves_ended; /* loads ended, ever: deferred reads look again */
+    uint64_t moves_ended; /* moves ended, ever: deferred requests look
+                             again */
+    uint64_t leaving[MMC_STATE_NMEDIA]; /* bytes being demoted, by media */
     uint64_t now_ms;      /* the latest time a call passed in */
     mmc_state_ghost_t ghost[MMC_STATE_NMEDIA]; /* s3fifo */
     mmc_state_counters_t counters;

@@ -131,6 +131,7 @@ bool mmc_state_demote_begin(mmc_state_t *state, mmc_state_rep_t *rep)
         return false;
     }
     from->leaving += len;
+    state->leaving[from->media] += len;
     /* no candidate while it moves: the walk goes on to the next */
     mmc_state_lru_del(state, rep);
     state->counters.demotions_started++;
@@ -144,8 +145,11 @@ static mmc_state_seg_t *mmc_state_load_seg(const mmc_state_rank_t *r)
                                              : r->segs[MMC_MEDIA_HBM];
 }
 
-/* Starts a load of obj (on SSD only): false when it cannot now. */
-static bool mmc_state_load_begin(mmc_state_t *state, mmc_state_obj_t *obj)
+/* Starts a load of obj (on SSD only): false when it cannot now.  *wait_p:
+ * not now, but room for it is on its way (a demotion in flight from its
+ * DRAM), so the read waits rather than have the load delete for room. */
+static bool mmc_state_load_begin(mmc_state_t *state, mmc_state_obj_t *obj,
+                                 bool *wait_p)
 {
     mmc_state_rep_t *src = NULL;
     mmc_state_seg_t *to;
@@ -161,6 +165,11 @@ static bool mmc_state_load_begin(mmc_state_t *state, mmc_state_obj_t *obj)
         return false;
     }
     to = mmc_state_load_seg(src->seg->rank);
+    if ((to != NULL) && !to->restoring && (to->leaving >= len) &&
+        (to->capacity - to->used < len)) {
+        *wait_p = true; /* a demotion makes room soon: no deleting */
+        return false;
+    }
     if ((to == NULL) || !mmc_state_move_alloc(state, to, len, &offset)) {
         state->counters.loads_failed++;
         return false;
@@ -190,10 +199,40 @@ uint32_t mmc_state_load_keys(mmc_state_t *state, const mmc_key_t *keys,
         if (obj->repair != NULL) {
             loading += obj->repair->kind == MMC_STATE_JOB_LOAD;
         } else {
-            loading += mmc_state_load_begin(state, obj);
+            bool wait = false;
+
+            loading += mmc_state_load_begin(state, obj, &wait) || wait;
         }
     }
     return loading;
+}
+
+bool mmc_state_room_coming(const mmc_state_t *state, uint8_t media,
+                           uint64_t size)
+{
+    uint64_t len = mmc_state_round(state, size);
+    bool coming = false;
+
+    if ((media >= MMC_STATE_NMEDIA) || (state->leaving[media] < len)) {
+        return false; /* the common case: nothing on its way */
+    }
+    for (const mf_list_t *elem = state->members.next; elem != &state->members;
+         elem = elem->next) {
+        const mmc_state_rank_t *r =
+            mf_container_of(elem, mmc_state_rank_t, member_link);
+        const mmc_state_seg_t *seg = r->segs[media];
+        mmc_alloc_stats_t st;
+
+        if ((seg == NULL) || seg->restoring || (r->owner == NULL)) {
+            continue;
+        }
+        mmc_alloc_stats(seg->alloc, &st);
+        if (st.largest_free >= len) {
+            return false; /* room now */
+        }
+        coming |= seg->leaving >= len;
+    }
+    return coming;
 }
 
 uint64_t mmc_state_on_ssd(const mmc_state_t *state)
@@ -300,6 +339,7 @@ void mmc_state_move_end(mmc_state_t *state, mmc_state_repair_t *job,
     state->nmoves--;
     if (demote && (job->src->seg != NULL)) {
         job->src->seg->leaving -= job->len;
+        state->leaving[job->src->seg->media] -= job->len;
     }
     if (ok) {
         mmc_state_move_land(state, job, mmc_state_move_vacate(state, obj),
@@ -335,9 +375,7 @@ void mmc_state_move_end(mmc_state_t *state, mmc_state_repair_t *job,
             mmc_state_obj_unlink(state, obj);
         }
     }
-    if (!demote) {
-        state->moves_ended++;
-    }
+    state->moves_ended++;
     mmc_state_under_update(state, obj);
     free(job);
     mmc_state_obj_unhold(state, obj); /* may free an unlinked object */

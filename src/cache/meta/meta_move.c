@@ -200,7 +200,7 @@ void mmc_meta_conn_deferred_drop(mmc_meta_conn_t *mc)
 
 void mmc_meta_deferred_run(mmc_meta_t *meta)
 {
-    uint64_t ended = mmc_state_loads_ended(meta->state);
+    uint64_t ended = mmc_state_moves_ended(meta->state);
     uint64_t now = mmc_meta_now_ms();
     mf_list_t ready;
     mf_list_t *elem, *next;

@@ -296,7 +296,7 @@ uint32_t mmc_state_load_keys(mmc_state_t *state, const mmc_key_t *keys,
                              uint32_t n, uint64_t now_ms);
 /* Moves ended so far (a counter that only grows): a deferred request
  * looks again when it moved. */
-uint64_t mmc_state_loads_ended(const mmc_state_t *state);
+uint64_t mmc_state_moves_ended(const mmc_state_t *state);
 /* Whether a put of size bytes on media should wait rather than evict:
  * no segment of that media has a free block of that size, and one will
  * once a demotion in flight from it ends. */

@@ -240,7 +240,7 @@ uint64_t mmc_state_on_ssd(const mmc_state_t *state)
     return state->candidates[MMC_MEDIA_SSD];
 }
 
-uint64_t mmc_state_loads_ended(const mmc_state_t *state)
+uint64_t mmc_state_moves_ended(const mmc_state_t *state)
 {
     return state->moves_ended;
 }

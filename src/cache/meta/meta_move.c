@@ -40,9 +40,16 @@ void mmc_meta_moves_send(mmc_meta_t *meta)
 {
     mmc_state_move_job_t jobs[MMC_META_MOVE_JOBS];
     uint32_t n;
+    bool first = true;
 
     while ((n = mmc_state_moves_take(meta->state, jobs, MMC_META_MOVE_JOBS)) >
            0) {
+        if (first) {
+            /* the DEL of whatever had a block before goes ahead of a
+             * move into it: the holder forgets the old entry first */
+            mmc_meta_records_send(meta, NULL, NULL);
+            first = false;
+        }
         for (uint32_t i = 0; i < n; i++) {
             mmc_move_t items[MMC_META_MOVE_JOBS];
             mmc_move_list_t list = {.count = 0, .items = items};

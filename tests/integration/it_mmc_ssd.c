@@ -7,7 +7,10 @@
  *      SSD instead of deleting, so nothing is lost.
  *   2. The reader reads every object back, byte for byte: those on SSD
  *      load into DRAM on the way (the GET waits); /metrics counts the
- *      demotions, loads and deferred reads, and no DRAM eviction.
+ *      demotions, loads and deferred reads.  Then a storm: the holder
+ *      writes without waiting while the reader reads what is written,
+ *      at random: every read is the object's exact bytes or
+ *      MMC_ERR_NOT_FOUND, whatever moves meanwhile.
  *   3. The holder stops (mmc_destroy) and starts again on the same area:
  *      every object that was on its SSD comes back from the area's log and
  *      reads byte for byte.
@@ -38,12 +41,17 @@
 #define V_FAILED   0
 #define V_ON_SSD   1 /* objects on the holder's SSD before it stopped */
 #define V_FOUND    2 /* phase 4: reads that found the object */
+#define V_STORM    3 /* storm: objects committed so far */
+#define V_STORMED  4 /* storm: the writer is done */
+#define NSTORM     96
+#define STORM_SIZE (256 * KB + 77)
 #define B_WRITTEN  0
 #define B_READ     1
 #define B_STOPPED  2
 #define B_REOPENED 3
 #define B_READ2    4
 #define B_KILLWR   5
+#define B_STORM    6
 
 static char ssd_dir[64];
 static char ssd_path[128];
@@ -135,13 +143,28 @@ static int ssd_holder(int index, void *arg)
     }
     TK_CHECK_GOTO(it_mmc_barrier(B_WRITTEN, 2) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(B_READ, 2) == 0, "barrier");
+    /* 2b: a storm, the reader at our heels */
+    for (int i = 0; i < NSTORM; i++) {
+        ssd_key(key, sizeof(key), 1, i);
+        it_mmc_fill(buf, STORM_SIZE, ssd_seed(1, i));
+        IT_MMC_ST(mmc_put(mmc, key, buf, STORM_SIZE, NULL), MMC_OK);
+        atomic_store(&it_mmc_sh->val[V_STORM], i + 1);
+    }
+    atomic_store(&it_mmc_sh->val[V_STORMED], 1);
+    TK_CHECK_GOTO(it_mmc_barrier(B_STORM, 2) == 0, "barrier");
     TK_CHECK_GOTO(ssd_settle(), "settle after the reads");
     /* 3: what is on our SSD now survives a stop and a start */
     for (int i = 0; i < NOBJ; i++) {
         ssd_key(key, sizeof(key), 0, i);
+        mmc_status_t st;
+
         mmc_obj_info_init(&info, 1);
-        IT_MMC_ST(mmc_query(mmc, key, &info), MMC_OK);
-        on_ssd += (info.nreplicas == 1) && (info.media[0] == MMC_MEDIA_SSD);
+        st = mmc_query(mmc, key, &info); /* the storm may have pushed it
+                                            off the SSD */
+        TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "query: %s",
+                      mmc_status_name(st));
+        on_ssd += (st == MMC_OK) && (info.nreplicas == 1) &&
+                  (info.media[0] == MMC_MEDIA_SSD);
     }
     atomic_store(&it_mmc_sh->val[V_ON_SSD], on_ssd);
     mmc_destroy(mmc);
@@ -210,6 +233,29 @@ static int ssd_reader(int index, void *arg)
         TK_CHECK_GOTO(ssd_settle(), "settle after get %d", i);
     }
     TK_CHECK_GOTO(it_mmc_barrier(B_READ, 2) == 0, "barrier");
+    {
+        tk_rng_t rng;
+        int reads = 0, hits = 0;
+
+        tk_rng_seed(&rng, 42);
+        while (!atomic_load(&it_mmc_sh->val[V_STORMED]) || (reads < 128)) {
+            int n = atomic_load(&it_mmc_sh->val[V_STORM]);
+            int i, r;
+
+            if (n == 0) {
+                tk_sleep_ms(1);
+                continue;
+            }
+            i = (int)tk_rng_range(&rng, 0, (uint64_t)n - 1);
+            ssd_key(key, sizeof(key), 1, i);
+            r = ssd_read(mmc, key, buf, STORM_SIZE, ssd_seed(1, i), true);
+            TK_CHECK_GOTO(r >= 0, "storm, object %d", i);
+            hits += r;
+            reads++;
+        }
+        tk_print("storm: %d reads, %d found", reads, hits);
+    }
+    TK_CHECK_GOTO(it_mmc_barrier(B_STORM, 2) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(B_STOPPED, 2) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(B_REOPENED, 2) == 0, "barrier");
     for (int i = 0; i < NOBJ; i++) {

@@ -43,7 +43,7 @@
 #define V_FOUND    2 /* phase 4: reads that found the object */
 #define V_STORM    3 /* storm: objects committed so far */
 #define V_STORMED  4 /* storm: the writer is done */
-#define NSTORM     96
+#define NSTORM     40
 #define STORM_SIZE (256 * KB + 77)
 #define B_WRITTEN  0
 #define B_READ     1

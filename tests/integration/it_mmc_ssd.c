@@ -14,6 +14,10 @@
  *   3. The holder stops (mmc_destroy) and starts again on the same area:
  *      every object that was on its SSD comes back from the area's log and
  *      reads byte for byte.
+ *   3b. The holder freezes past the meta service's member timeout, which
+ *      drops it; thawed, it registers again with what its SSD holds, and
+ *      every object that was there reads byte for byte (what its DRAM
+ *      held is gone with the segment).
  *   4. The holder writes large objects and is killed at once, moves in
  *      flight; a new holder on the same area restores what the log holds:
  *      every read is the object's exact bytes or MMC_ERR_NOT_FOUND, never
@@ -43,6 +47,8 @@
 #define V_FOUND    2 /* phase 4: reads that found the object */
 #define V_STORM    3 /* storm: objects committed so far */
 #define V_STORMED  4 /* storm: the writer is done */
+#define V_ON_SSD2  5 /* before the freeze */
+#define V_SSD_KEY  6 /* an object on SSD before the freeze, + 1 */
 #define NSTORM     40
 #define STORM_SIZE (256 * KB + 77)
 #define B_WRITTEN  0
@@ -52,6 +58,10 @@
 #define B_READ2    4
 #define B_KILLWR   5
 #define B_STORM    6
+#define B_FREEZE   7
+#define B_THAWED   8
+#define B_BACK     9
+#define MEMBER_MS  (3000 * TK_TIME_SCALE)
 
 static char ssd_dir[64];
 static char ssd_path[128];
@@ -122,6 +132,34 @@ static int ssd_read(mmc_t *mmc, const char *key, char *buf, size_t size,
     return 1;
 }
 
+/* Phase 1 objects on SSD now (*first_p: one of them + 1, or 0); -1 on
+ * an error. */
+static int ssd_on_ssd(mmc_t *mmc, int *first_p)
+{
+    mmc_obj_info_t info;
+    char key[64];
+    int n = 0;
+
+    *first_p = 0;
+    for (int i = 0; i < NOBJ; i++) {
+        mmc_status_t st;
+
+        ssd_key(key, sizeof(key), 0, i);
+        mmc_obj_info_init(&info, 1);
+        st = mmc_query(mmc, key, &info); /* it may be gone off the SSD */
+        if (st != MMC_OK && st != MMC_ERR_NOT_FOUND) {
+            tk_print("query %s: %s", key, mmc_status_name(st));
+            return -1;
+        }
+        if ((st == MMC_OK) && (info.nreplicas == 1) &&
+            (info.media[0] == MMC_MEDIA_SSD)) {
+            *first_p = (*first_p == 0) ? i + 1 : *first_p;
+            n++;
+        }
+    }
+    return n;
+}
+
 /* The holder: phases 1, 3 and the writes of 4 (killed then). */
 static int ssd_holder(int index, void *arg)
 {
@@ -129,7 +167,7 @@ static int ssd_holder(int index, void *arg)
     mmc_obj_info_t info;
     mmc_t *mmc = NULL;
     char key[64];
-    int on_ssd = 0;
+    int on_ssd = 0, first = 0;
 
     (void)index;
     (void)arg;
@@ -154,18 +192,8 @@ static int ssd_holder(int index, void *arg)
     TK_CHECK_GOTO(it_mmc_barrier(B_STORM, 2) == 0, "barrier");
     TK_CHECK_GOTO(ssd_settle(), "settle after the reads");
     /* 3: what is on our SSD now survives a stop and a start */
-    for (int i = 0; i < NOBJ; i++) {
-        ssd_key(key, sizeof(key), 0, i);
-        mmc_status_t st;
-
-        mmc_obj_info_init(&info, 1);
-        st = mmc_query(mmc, key, &info); /* the storm may have pushed it
-                                            off the SSD */
-        TK_CHECK_GOTO(st == MMC_OK || st == MMC_ERR_NOT_FOUND, "query: %s",
-                      mmc_status_name(st));
-        on_ssd += (st == MMC_OK) && (info.nreplicas == 1) &&
-                  (info.media[0] == MMC_MEDIA_SSD);
-    }
+    on_ssd = ssd_on_ssd(mmc, &first);
+    TK_CHECK_GOTO(on_ssd >= 0, "count");
     atomic_store(&it_mmc_sh->val[V_ON_SSD], on_ssd);
     mmc_destroy(mmc);
     mmc = NULL;
@@ -173,6 +201,29 @@ static int ssd_holder(int index, void *arg)
     IT_MMC_ST(ssd_open_holder(&mmc), MMC_OK);
     TK_CHECK_GOTO(it_mmc_barrier(B_REOPENED, 2) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(B_READ2, 2) == 0, "barrier");
+    /* 3b: frozen past the member timeout (by the parent), then back */
+    TK_CHECK_GOTO(ssd_settle(), "settle before the freeze");
+    on_ssd = ssd_on_ssd(mmc, &first);
+    TK_CHECK_GOTO(on_ssd >= 0, "count");
+    atomic_store(&it_mmc_sh->val[V_ON_SSD2], on_ssd);
+    atomic_store(&it_mmc_sh->val[V_SSD_KEY], first);
+    TK_CHECK_GOTO(it_mmc_barrier(B_FREEZE, 3) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(B_THAWED, 3) == 0, "barrier");
+    if (first > 0) { /* registered again once that one is back */
+        uint64_t deadline = tk_time_ms() + SETTLE_MS;
+        mmc_status_t st;
+
+        ssd_key(key, sizeof(key), 0, first - 1);
+        do {
+            mmc_obj_info_init(&info, 1);
+            st = mmc_query(mmc, key, &info);
+            if (st != MMC_OK) {
+                tk_sleep_ms(20);
+            }
+        } while ((st != MMC_OK) && (tk_time_ms() < deadline));
+        IT_MMC_ST(st, MMC_OK);
+    }
+    TK_CHECK_GOTO(it_mmc_barrier(B_BACK, 2) == 0, "barrier");
     /* 4: large objects, and the parent kills us as soon as they are in */
     for (int i = 0; i < NKILL; i++) {
         ssd_key(key, sizeof(key), 3, i);
@@ -271,6 +322,22 @@ static int ssd_reader(int index, void *arg)
                   "phase 3: %d objects back, %d were on SSD", found,
                   atomic_load(&it_mmc_sh->val[V_ON_SSD]));
     TK_CHECK_GOTO(it_mmc_barrier(B_READ2, 2) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(B_FREEZE, 3) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(B_THAWED, 3) == 0, "barrier");
+    TK_CHECK_GOTO(it_mmc_barrier(B_BACK, 2) == 0, "barrier");
+    found = 0;
+    for (int i = 0; i < NOBJ; i++) {
+        int r;
+
+        ssd_key(key, sizeof(key), 0, i);
+        r = ssd_read(mmc, key, buf, OBJ_SIZE, ssd_seed(0, i), true);
+        TK_CHECK_GOTO(r >= 0, "phase 3b, object %d", i);
+        TK_CHECK_GOTO(ssd_settle(), "settle after get %d", i);
+        found += r;
+    }
+    TK_CHECK_GOTO(found == atomic_load(&it_mmc_sh->val[V_ON_SSD2]),
+                  "phase 3b: %d objects back, %d were on SSD", found,
+                  atomic_load(&it_mmc_sh->val[V_ON_SSD2]));
     TK_CHECK_GOTO(it_mmc_barrier(B_KILLWR, 3) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(10, 2) == 0, "barrier"); /* restarted */
     found = 0;
@@ -307,13 +374,20 @@ static void ssd_rm_area(void)
 
 static void test_ssd_tier(void **state)
 {
-    const char *extra[] = {"max_ranks=8",       "max_segment_size=64M",
-                           "evict_high_pct=80", "evict_low_pct=50",
-                           "lease_ms=60s",      NULL};
+    char member[48];
+    const char *extra[] = {"max_ranks=8",
+                           "max_segment_size=64M",
+                           "evict_high_pct=80",
+                           "evict_low_pct=50",
+                           "lease_ms=60s",
+                           member,
+                           NULL};
+    uint64_t deadline;
     pid_t pids[2], again;
     int ok = 0;
 
     (void)state;
+    snprintf(member, sizeof(member), "member_timeout_ms=%d", MEMBER_MS);
     snprintf(ssd_dir, sizeof(ssd_dir), "/tmp/it-mmc-ssd-XXXXXX");
     assert_non_null(mkdtemp(ssd_dir));
     snprintf(ssd_path, sizeof(ssd_path), "%s/area", ssd_dir);
@@ -324,6 +398,22 @@ static void test_ssd_tier(void **state)
     pids[1] = tk_proc_spawn(ssd_reader, 1, NULL);
     assert_true(pids[0] > 0 && pids[1] > 0);
 
+    /* phase 3b: freeze the holder until the meta service drops it */
+    if (it_mmc_barrier(B_FREEZE, 3) != 0 || tk_proc_freeze(pids[0]) != 0) {
+        goto out;
+    }
+    deadline = tk_time_ms() + SETTLE_MS;
+    while (ssd_metric("mmc_member_losses_total{reason=\"timeout\"}") < 1) {
+        if (tk_time_ms() > deadline) {
+            tk_print("the frozen holder was never dropped");
+            goto out;
+        }
+        tk_sleep_ms(50);
+    }
+    kill(pids[0], SIGCONT);
+    if (it_mmc_barrier(B_THAWED, 3) != 0) {
+        goto out;
+    }
     /* phase 4: kill the holder with its moves in flight */
     if (it_mmc_barrier(B_KILLWR, 3) != 0 ||
         atomic_load(&it_mmc_sh->val[V_FAILED]) != 0) {
@@ -339,9 +429,10 @@ static void test_ssd_tier(void **state)
         goto out;
     }
     pids[1] = -1;
-    tk_print("phase 3: %d objects were on SSD; phase 4: %d of %d back after "
-             "the kill",
+    tk_print("phase 3: %d objects were on SSD, 3b: %d; phase 4: %d of %d "
+             "back after the kill",
              atomic_load(&it_mmc_sh->val[V_ON_SSD]),
+             atomic_load(&it_mmc_sh->val[V_ON_SSD2]),
              atomic_load(&it_mmc_sh->val[V_FOUND]), NKILL);
     if (ssd_metric("mmc_ssd_demotions_total{result=\"done\"}") < 1 ||
         ssd_metric("mmc_ssd_loads_total{result=\"done\"}") < 1 ||

@@ -241,8 +241,11 @@ static mmc_status_t mmc_local_reannounce(mmc_t *mmc, uint64_t seen_gen)
     if (status == MF_OK) {
         same = hello.meta_id == atomic_load(&mmc->meta_id);
         if (same) {
-            mmc_local_record_clear(mmc); /* it dropped our segments */
-        } else if (mmc_local_record_count(mmc) > 0) {
+            /* it dropped our segments, and what our memory held with
+             * them; what the SSD area holds is there still */
+            mmc_local_record_drop_memory(mmc);
+        }
+        if (mmc_local_record_count(mmc) > 0) {
             flags = MMC_REG_RESTORE;
         }
         status = mmc_local_register(mmc, flags, &host_idx);

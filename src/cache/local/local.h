@@ -121,6 +121,9 @@ mmc_status_t mmc_local_call(mmc_t *mmc, uint16_t op, mf_wbuf_t *w,
 void mmc_local_record_init(mmc_t *mmc);
 void mmc_local_record_free(mmc_t *mmc);
 void mmc_local_record_clear(mmc_t *mmc);
+/* Forgets the entries of our memory segments (DRAM, HBM), keeping the
+ * SSD area's. */
+void mmc_local_record_drop_memory(mmc_t *mmc);
 size_t mmc_local_record_count(mmc_t *mmc);
 /* A RECORD notify (RPC loop thread): applied to the record, then
  * acknowledged. */

@@ -78,6 +78,34 @@ void mmc_local_record_clear(mmc_t *mmc)
     pthread_mutex_unlock(&mmc->rec_lock);
 }
 
+void mmc_local_record_drop_memory(mmc_t *mmc)
+{
+    mf_hmap_iter_t it;
+    mf_hmap_entry_t *e;
+    mf_vec_t gone;
+
+    mf_vec_init(&gone, sizeof(mmc_local_rec_key_t));
+    pthread_mutex_lock(&mmc->rec_lock);
+    mf_hmap_iter_init(&mmc->rec, &it);
+    while ((e = mf_hmap_next(&mmc->rec, &it)) != NULL) {
+        const mmc_local_rec_t *r = e->value;
+        mmc_local_rec_key_t k = {.offset = r->offset, .media = r->media};
+
+        if ((r->media != MMC_MEDIA_SSD) && (mf_vec_push(&gone, &k) == NULL)) {
+            mmc_local_record_clear_locked(mmc); /* no memory: all of it */
+            gone.count = 0;
+            break;
+        }
+    }
+    for (size_t i = 0; i < gone.count; i++) {
+        mmc_local_rec_key_t *k = mf_vec_at(&gone, i);
+
+        free(mf_hmap_remove(&mmc->rec, k, sizeof(*k)));
+    }
+    pthread_mutex_unlock(&mmc->rec_lock);
+    mf_vec_free(&gone);
+}
+
 void mmc_local_record_free(mmc_t *mmc)
 {
     mmc_local_record_clear(mmc);

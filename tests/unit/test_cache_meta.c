@@ -2455,6 +2455,46 @@ static void test_meta_ssd_full(void **state)
     assert_int_equal(test_meta_counters(t).objects, 0);
 }
 
+/* A holder's record restores SSD entries as it does memory ones (after a
+ * restart of the meta service, or of the holder on the same area): the
+ * object is on SSD again, and a read loads it. */
+static void test_meta_ssd_restore(void **state)
+{
+    test_meta_t *t = *state;
+    mmc_state_move_job_t jobs[4];
+    mmc_state_owner_t *a;
+    mmc_rec_entry_t e = {
+        .op = MMC_REC_ADD,
+        .media = MMC_MEDIA_SSD,
+        .offset = 5 * PG,
+        .want = 2,
+        .size = PG,
+        .version = 77,
+        .key = {.data = "back", .len = 4},
+    };
+    mmc_key_t key = {.data = "back", .len = 4};
+
+    test_meta_evict_state(t, 90, 50, 8);
+    a = test_meta_member_ssd(t, 0, "A", SEG_SIZE, 32 * PG);
+    assert_int_equal(mmc_state_restore_begin(t->st, a), MF_OK);
+    assert_int_equal(mmc_state_restore(t->st, a, &e), MMC_OK);
+    e.offset = 30 * PG; /* past the end of the area */
+    e.key.data = "late";
+    assert_int_equal(mmc_state_restore(t->st, a, &e), MF_ERR_INVALID);
+    mmc_state_restore_end(t->st, a);
+    assert_int_equal(test_meta_media_of(t, "back"), MMC_MEDIA_SSD);
+    assert_int_equal(test_meta_counters(t).restored, 1);
+    assert_int_equal(mmc_state_under_replicated(t->st), 0); /* one copy */
+    assert_int_equal(mmc_state_load_keys(t->st, &key, 1, t->now), 1);
+    assert_int_equal(test_meta_moves(t, jobs, 4, MMC_MOVE_LOAD, a), 1);
+    assert_int_equal(jobs[0].move.ssd_offset, 5 * PG);
+    assert_int_equal(jobs[0].move.version, 77);
+    assert_int_equal(mmc_state_move_done(t->st, a, jobs[0].move.id, MF_OK),
+                     MMC_OK);
+    assert_int_equal(test_meta_media_of(t, "back"), MMC_MEDIA_DRAM);
+    test_meta_check(t);
+}
+
 int main(void)
 {
     /* clang-format off */
@@ -2501,6 +2541,7 @@ int main(void)
         T(test_meta_ssd_demote_load),
         T(test_meta_ssd_outcomes),
         T(test_meta_ssd_full),
+        T(test_meta_ssd_restore),
 #undef T
     };
     /* clang-format on */

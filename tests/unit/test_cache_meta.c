@@ -2478,7 +2478,7 @@ static void test_meta_ssd_restore(void **state)
     a = test_meta_member_ssd(t, 0, "A", SEG_SIZE, 32 * PG);
     assert_int_equal(mmc_state_restore_begin(t->st, a), MF_OK);
     assert_int_equal(mmc_state_restore(t->st, a, &e), MMC_OK);
-    e.offset = 30 * PG; /* past the end of the area */
+    e.offset = 32 * PG; /* past the end of the area */
     e.key.data = "late";
     assert_int_equal(mmc_state_restore(t->st, a, &e), MF_ERR_INVALID);
     mmc_state_restore_end(t->st, a);

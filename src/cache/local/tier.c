@@ -142,22 +142,41 @@ void mmc_local_tier_queue(mmc_t *mmc, const uint8_t *body, size_t len)
     mmc_move_list_free(&list);
 }
 
-/* An SSD entry of the area's log, as a record entry. */
-static void mmc_local_tier_rec_cb(const mmc_ssd_entry_t *e, void *arg)
+/* The area's entries, copied out under its lock (the record is filled
+ * outside it: the RPC thread takes the record's lock, then the area's). */
+static void mmc_local_tier_collect(const mmc_ssd_entry_t *e, void *arg)
 {
-    mmc_rec_entry_t r = {
-        .op = MMC_REC_ADD,
-        .media = MMC_MEDIA_SSD,
-        .offset = e->offset,
-        .want = e->want,
-        .size = e->size,
-        .version = e->version,
-        .key = {.data = e->key, .len = e->key_len},
-    };
-
-    if (mmc_local_record_add(arg, &r) != MF_OK) {
-        mf_error("mmc-local: out of memory for the record of the SSD area");
+    if (mf_vec_push(arg, e) == NULL) {
+        mf_error("mmc-local: out of memory listing the SSD area");
     }
+}
+
+/* The area's entries become our record. */
+static void mmc_local_tier_to_record(mmc_t *mmc)
+{
+    mf_vec_t all;
+
+    mf_vec_init(&all, sizeof(mmc_ssd_entry_t));
+    mmc_ssd_foreach(mmc->ssd, mmc_local_tier_collect, &all);
+    for (size_t i = 0; i < all.count; i++) {
+        const mmc_ssd_entry_t *e = mf_vec_at(&all, i);
+        mmc_rec_entry_t r = {
+            .op = MMC_REC_ADD,
+            .media = MMC_MEDIA_SSD,
+            .offset = e->offset,
+            .want = e->want,
+            .size = e->size,
+            .version = e->version,
+            .key = {.data = e->key, .len = e->key_len},
+        };
+
+        if (mmc_local_record_add(mmc, &r) != MF_OK) {
+            mf_error("mmc-local: out of memory for the record of the SSD "
+                     "area");
+            break;
+        }
+    }
+    mf_vec_free(&all);
 }
 
 mmc_status_t mmc_local_tier_open(mmc_t *mmc)
@@ -180,7 +199,7 @@ mmc_status_t mmc_local_tier_open(mmc_t *mmc)
                  mmc->cfg.ssd_path, mf_status_name(status));
         return status;
     }
-    mmc_ssd_foreach(mmc->ssd, mmc_local_tier_rec_cb, mmc);
+    mmc_local_tier_to_record(mmc);
     pthread_mutex_lock(&mmc->tier_lock);
     for (uint32_t i = 0; i < mmc->cfg.ssd_threads; i++) {
         if (pthread_create(&mmc->tier_threads[i], NULL, mmc_local_tier_main,

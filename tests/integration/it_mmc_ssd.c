@@ -61,6 +61,7 @@
 #define B_FREEZE   7
 #define B_THAWED   8
 #define B_BACK     9
+#define B_READ3    12 /* the reader is done with 3b */
 #define MEMBER_MS  (3000 * TK_TIME_SCALE)
 
 static char ssd_dir[64];
@@ -224,6 +225,8 @@ static int ssd_holder(int index, void *arg)
         IT_MMC_ST(st, MMC_OK);
     }
     TK_CHECK_GOTO(it_mmc_barrier(B_BACK, 2) == 0, "barrier");
+    /* (our writes below would push what 3b reads off the SSD) */
+    TK_CHECK_GOTO(it_mmc_barrier(B_READ3, 2) == 0, "barrier");
     /* 4: large objects, and the parent kills us as soon as they are in */
     for (int i = 0; i < NKILL; i++) {
         ssd_key(key, sizeof(key), 3, i);
@@ -338,6 +341,7 @@ static int ssd_reader(int index, void *arg)
     TK_CHECK_GOTO(found == atomic_load(&it_mmc_sh->val[V_ON_SSD2]),
                   "phase 3b: %d objects back, %d were on SSD", found,
                   atomic_load(&it_mmc_sh->val[V_ON_SSD2]));
+    TK_CHECK_GOTO(it_mmc_barrier(B_READ3, 2) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(B_KILLWR, 3) == 0, "barrier");
     TK_CHECK_GOTO(it_mmc_barrier(10, 2) == 0, "barrier"); /* restarted */
     found = 0;

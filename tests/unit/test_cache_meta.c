@@ -2478,6 +2478,11 @@ static void test_meta_ssd_restore(void **state)
     a = test_meta_member_ssd(t, 0, "A", SEG_SIZE, 32 * PG);
     assert_int_equal(mmc_state_restore_begin(t->st, a), MF_OK);
     assert_int_equal(mmc_state_restore(t->st, a, &e), MMC_OK);
+    /* the same entry again (a restore sent twice): kept, not refused, or
+     * the holder would forget an object the meta service keeps */
+    assert_int_equal(mmc_state_restore(t->st, a, &e), MMC_OK);
+    e.offset = 6 * PG; /* the same object elsewhere on the rank: refused */
+    assert_int_equal(mmc_state_restore(t->st, a, &e), MMC_ERR_EXISTS);
     e.offset = 32 * PG; /* past the end of the area */
     e.key.data = "late";
     assert_int_equal(mmc_state_restore(t->st, a, &e), MF_ERR_INVALID);

@@ -263,6 +263,17 @@ mmc_status_t mmc_state_restore(mmc_state_t *state, mmc_state_owner_t *owner,
     }
     len = mmc_state_round(state, e->size);
     old = mmc_state_index_get(&state->index, e->key.data, e->key.len);
+    if (old != NULL && old->version == e->version && old->size == e->size) {
+        for (int i = 0; i < old->nslots; i++) {
+            const mmc_state_rep_t *rep = &mmc_state_obj_reps(old)[i];
+
+            if ((rep->seg == seg) && (rep->offset == e->offset) &&
+                !rep->filling) {
+                return MMC_OK; /* restored already (a restore sent twice):
+                                  the holder keeps it */
+            }
+        }
+    }
     if (old != NULL && (old->version > e->version ||
                         (old->version == e->version &&
                          (old->size != e->size || old->nrep == old->nslots)))) {

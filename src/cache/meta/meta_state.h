@@ -338,9 +338,10 @@ uint64_t mmc_state_record_seq(const mmc_state_owner_t *owner);
  * Restoring a holder's record after a restart or failover: begin after
  * its REGISTER (its segments take no new replica), one call per entry,
  * end after the last.  mmc_state_restore: MMC_OK (the entry is a replica
- * of its object again), MMC_ERR_EXISTS (a newer version of the key is
- * known, the range is taken, or the rank has a replica of that object:
- * the holder forgets the entry), MF_ERR_INVALID (a malformed entry, or no
+ * of its object again, or was already: the same replica restored
+ * twice), MMC_ERR_EXISTS (a newer version of the key is known, the range
+ * is taken, or the rank has another replica of that object: the holder
+ * forgets the entry), MF_ERR_INVALID (a malformed entry, or no
  * segment of its media), MF_ERR_NOMEM.  begin: MF_ERR_STATE when owner is
  * not registered.
  */

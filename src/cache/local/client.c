@@ -559,6 +559,7 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
     mmc_status_t status;
     uint64_t deadline;
     uint32_t host_idx = 0;
+    bool restore;
     char host[48];
     mmc_t *mmc;
 
@@ -664,18 +665,19 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
         goto err_close_pool;
     }
     mmc_local_fill_register(mmc);
+    /* what the SSD area still holds from an earlier run comes back (the
+     * record may grow as soon as we are registered: decided once) */
+    restore = mmc_local_record_count(mmc) > 0;
     for (;;) {
-        /* what the SSD area still holds from an earlier run comes back */
-        status = mmc_local_register(
-            mmc, (mmc_local_record_count(mmc) > 0) ? MMC_REG_RESTORE : 0,
-            &host_idx);
+        status = mmc_local_register(mmc, restore ? MMC_REG_RESTORE : 0,
+                                    &host_idx);
         /* the rank's previous owner may still be dropping its connection */
         if (status != MF_ERR_EXISTS || mf_time_ms() >= deadline) {
             break;
         }
         mmc_local_sleep_ms(50);
     }
-    if ((status == MF_OK) && (mmc_local_record_count(mmc) > 0)) {
+    if ((status == MF_OK) && restore) {
         status = mmc_local_record_restore(mmc);
     }
     if (status != MF_OK) {

@@ -84,6 +84,24 @@ static int api_config_child(int index, void *arg)
               MF_ERR_CONFIG);
     IT_MMC_ST(mmc_config_get(&cfg, "fabric.no_such_key", value, sizeof(value)),
               MF_ERR_CONFIG);
+    /* an SSD area without its path, or of a size off 4K: refused when
+     * set, and by mmc_create (before it connects anywhere) when a caller
+     * filled the struct by hand */
+    {
+        mmc_config_t bad;
+        mmc_t *none = NULL;
+
+        mmc_config_init(&bad);
+        IT_MMC_ST(mmc_config_set(&bad, "ssd_size", "1G"), MF_ERR_CONFIG);
+        IT_MMC_ST(mmc_config_set(&bad, "ssd_path", "/nonexistent/area"),
+                  MMC_OK);
+        IT_MMC_ST(mmc_config_set(&bad, "ssd_size", "1000"), MF_ERR_CONFIG);
+        IT_MMC_ST(mmc_config_set(&bad, "ssd_threads", "65"), MF_ERR_CONFIG);
+        IT_MMC_ST(mmc_config_set(&bad, "ssd_size", "1G"), MMC_OK);
+        bad.ssd_size = 1000;
+        IT_MMC_ST(mmc_create(&bad, &none), MF_ERR_CONFIG);
+        TK_CHECK_GOTO(none == NULL, "a refused mmc_create set its handle");
+    }
 
     fd = mkstemp(path);
     TK_CHECK_GOTO(fd >= 0, "mkstemp");

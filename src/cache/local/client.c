@@ -669,8 +669,8 @@ MF_API mmc_status_t mmc_create(const mmc_config_t *cfg, mmc_t **mmc_p)
      * record may grow as soon as we are registered: decided once) */
     restore = mmc_local_record_count(mmc) > 0;
     for (;;) {
-        status = mmc_local_register(mmc, restore ? MMC_REG_RESTORE : 0,
-                                    &host_idx);
+        status =
+            mmc_local_register(mmc, restore ? MMC_REG_RESTORE : 0, &host_idx);
         /* the rank's previous owner may still be dropping its connection */
         if (status != MF_ERR_EXISTS || mf_time_ms() >= deadline) {
             break;

@@ -54,7 +54,7 @@ struct mmc_meta {
     uint64_t start_ms;      /* when it started (mmc_meta_now_ms) */
     uint64_t restored_ms;   /* when a holder's record was last restored */
     mf_list_t deferred;     /* of reads waiting for loads (meta_move.c) */
-    uint64_t loads_seen;    /* mmc_state_moves_ended when last looked */
+    uint64_t moves_seen;    /* mmc_state_moves_ended when last looked */
     uint64_t repair_tokens; /* bytes re-replication may copy now */
     uint64_t repair_last_ms;
 };

@@ -76,7 +76,6 @@ void mmc_meta_moves_send(mmc_meta_t *meta)
                 mf_warn("meta: cannot send rank %" PRIu32 " %u moves",
                         mmc_state_owner_rank(copier), list.count);
             }
-            meta->stats.moves_sent += list.count;
             mf_wbuf_free(&w);
         }
     }
@@ -126,7 +125,8 @@ static bool mmc_meta_put_waits(mmc_meta_t *meta, const uint8_t *body,
     mmc_put_alloc_req_t req;
     bool wait = false;
 
-    if (mmc_put_alloc_req_decode(body, len, &req) != MF_OK) {
+    if (!mmc_state_demoting(meta->state) ||
+        (mmc_put_alloc_req_decode(body, len, &req) != MF_OK)) {
         return false; /* refused when served */
     }
     for (uint32_t i = 0; !wait && (i < req.count); i++) {
@@ -213,15 +213,15 @@ void mmc_meta_deferred_run(mmc_meta_t *meta)
     mf_list_t *elem, *next;
 
     if (mf_list_empty(&meta->deferred)) {
-        meta->loads_seen = ended;
+        meta->moves_seen = ended;
         return;
     }
-    if ((ended == meta->loads_seen) &&
+    if ((ended == meta->moves_seen) &&
         (mf_container_of(meta->deferred.next, mmc_meta_deferred_t, link)
              ->deadline_ms > now)) {
         return; /* nothing ended, nothing due */
     }
-    meta->loads_seen = ended;
+    meta->moves_seen = ended;
     mf_list_init(&ready);
     for (elem = meta->deferred.next; elem != &meta->deferred; elem = next) {
         mmc_meta_deferred_t *d =

@@ -23,7 +23,7 @@ void mmc_meta_repair_run(mmc_meta_t *meta, uint64_t now_ms)
     if (cfg->repair_max_active == 0) {
         return;
     }
-    mmc_state_repair_expire(meta->state, now_ms);
+    /* repairs that timed out were given up by the tick */
     if (now_ms < meta->start_ms + cfg->repair_delay_ms) {
         return;
     }

@@ -302,6 +302,9 @@ uint64_t mmc_state_moves_ended(const mmc_state_t *state);
  * once a demotion in flight from it ends. */
 bool mmc_state_room_coming(const mmc_state_t *state, uint8_t media,
                            uint64_t size);
+/* Whether any demotion is in flight: false spares a put the look at its
+ * items (mmc_state_room_coming). */
+bool mmc_state_demoting(const mmc_state_t *state);
 /* Objects on SSD now: 0 spares a read the look at its keys. */
 uint64_t mmc_state_on_ssd(const mmc_state_t *state);
 

@@ -59,11 +59,11 @@ typedef struct mmc_state_seg {
     uint64_t nlru;        /* candidates: on lru and small */
     uint64_t nsmall;      /* on small */
     uint64_t small_bytes; /* their rounded sizes */
-    uint64_t skipped;  /* leased candidates passed over since an eviction */
-    bool stuck;        /* every candidate was passed over: see above */
-    bool evicting;     /* a background pass is bringing it to its low mark */
-    bool restoring;    /* its holder's record is coming: no placement */
-    uint32_t heap_idx; /* in state->place[media] */
+    uint64_t skipped;     /* leased candidates passed over since an eviction */
+    bool stuck;           /* every candidate was passed over: see above */
+    bool evicting;        /* a background pass is bringing it to its low mark */
+    bool restoring;       /* its holder's record is coming: no placement */
+    uint32_t heap_idx;    /* in state->place[media] */
     /* moves (meta_state_move.c): bytes of replicas here being demoted,
      * gone as far as the watermarks care; and blocks allocated here for
      * moves in flight (counted in used, not replicas yet) */
@@ -105,10 +105,10 @@ typedef struct mmc_state_rep {
     bool in_small;  /* of them: on seg->small */
     uint8_t freq;   /* s3fifo: reads since it entered its queue, at most
                        MMC_STATE_FREQ_MAX */
-    bool recorded; /* the holder's record has it (ADD sent, no DEL yet) */
-    bool filling;  /* a repair's destination: not a replica yet (not in
-                      obj->nrep, not readable, not on the LRU) */
-    uint8_t slot;  /* its index in its object's slots (mmc_state_rep_obj) */
+    bool recorded;  /* the holder's record has it (ADD sent, no DEL yet) */
+    bool filling;   /* a repair's destination: not a replica yet (not in
+                       obj->nrep, not readable, not on the LRU) */
+    uint8_t slot;   /* its index in its object's slots (mmc_state_rep_obj) */
     mmc_state_seg_t *seg; /* NULL: empty slot */
     uint64_t offset;
 } mmc_state_rep_t;
@@ -184,7 +184,6 @@ typedef struct mmc_state_repair {
     uint64_t id;
     uint64_t deadline_ms;
     uint8_t kind;
-    bool sent; /* a move: taken by mmc_state_moves_take */
     mmc_state_obj_t *obj;
     mmc_state_rep_t *dst; /* repair: the filling slot; its seg NULL once
                              dropped */
@@ -308,7 +307,7 @@ struct mmc_state {
     uint64_t moves_ended; /* moves ended, ever: deferred requests look
                              again */
     uint64_t leaving[MMC_STATE_NMEDIA]; /* bytes being demoted, by media */
-    uint64_t now_ms;      /* the latest time a call passed in */
+    uint64_t now_ms;                    /* the latest time a call passed in */
     mmc_state_ghost_t ghost[MMC_STATE_NMEDIA]; /* s3fifo */
     mmc_state_counters_t counters;
 };

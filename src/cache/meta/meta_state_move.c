@@ -235,6 +235,16 @@ bool mmc_state_room_coming(const mmc_state_t *state, uint8_t media,
     return coming;
 }
 
+bool mmc_state_demoting(const mmc_state_t *state)
+{
+    for (int m = 0; m < MMC_STATE_NMEDIA; m++) {
+        if (state->leaving[m] > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 uint64_t mmc_state_on_ssd(const mmc_state_t *state)
 {
     return state->candidates[MMC_MEDIA_SSD];
@@ -263,7 +273,6 @@ uint32_t mmc_state_moves_take(mmc_state_t *state, mmc_state_move_job_t *jobs,
 
         mf_list_del(&job->out_link);
         mf_list_init(&job->out_link);
-        job->sent = true;
         jobs[n].copier = job->copier;
         mv->id = job->id;
         mv->dir = (job->kind == MMC_STATE_JOB_DEMOTE) ? MMC_MOVE_DEMOTE

@@ -52,7 +52,6 @@ typedef struct mmc_meta_stats {
     uint64_t replies_held;     /* replies that waited for holders' acks */
     uint64_t reads_deferred;   /* reads that waited for loads from SSD */
     uint64_t puts_deferred;    /* puts that waited for demotions */
-    uint64_t moves_sent;       /* MOVE jobs sent to holders */
     uint64_t restored;         /* objects rebuilt from holders' records */
     uint64_t restored_replicas;
     uint64_t restore_refused;  /* record entries refused (stale, taken) */

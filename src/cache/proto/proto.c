@@ -30,8 +30,8 @@
 #define MMC_PROTO_REPAIR_MIN  (8u + 1u + 8u + 8u + 8u)
 #define MMC_PROTO_MOVE_MIN                                                     \
     (8u + 1u + 1u + 8u + 8u + 8u + 8u + 1u + MMC_PROTO_KEY_MIN)
-#define MMC_PROTO_REC_MIN     (1u + 1u + 8u) /* DEL */
-#define MMC_PROTO_ADD_MIN     (MMC_PROTO_REC_MIN + 1u + 16u + MMC_PROTO_KEY_MIN)
+#define MMC_PROTO_REC_MIN (1u + 1u + 8u) /* DEL */
+#define MMC_PROTO_ADD_MIN (MMC_PROTO_REC_MIN + 1u + 16u + MMC_PROTO_KEY_MIN)
 
 static const char *const mmc_op_names[MMC_OP_MAX] = {
     [MMC_OP_HELLO] = "HELLO",

@@ -23,8 +23,7 @@ static const mmc_status_info_t mmc_status_table[] = {
     {MMC_ERR_PARTIAL, "MMC_ERR_PARTIAL", "some items of the batch failed"},
     {MMC_ERR_NO_REPLICA, "MMC_ERR_NO_REPLICA",
      "no replica of the object could be read"},
-    {MMC_ERR_CORRUPT, "MMC_ERR_CORRUPT",
-     "stored bytes failed their checksum"},
+    {MMC_ERR_CORRUPT, "MMC_ERR_CORRUPT", "stored bytes failed their checksum"},
 };
 
 static const mmc_status_info_t *mmc_status_find(mmc_status_t status)
